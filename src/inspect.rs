@@ -1,0 +1,79 @@
+//! `tf2torch inspect`: what a model holds and what a conversion would do with it.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::Path;
+
+use crate::error::Result;
+use crate::ir::ValueRef;
+
+fn describe(g: &crate::ir::Graph, v: ValueRef) -> String {
+    let n = g.node(v.node);
+    let info = g.info(v);
+    let dtype = info.dtype.map_or("?".into(), |d| d.to_string());
+    let shape = info.shape.map_or("unknown rank".into(), |s| {
+        format!(
+            "[{}]",
+            s.iter()
+                .map(|d| d.map_or("?".into(), |d| d.to_string()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    });
+    format!("{}:{}  {dtype} {shape}", n.name, v.port)
+}
+
+/// The report `inspect` prints.
+pub fn inspect(input: &Path, inputs: &[String], outputs: &[String]) -> Result<String> {
+    let gd = crate::load::load_graph_def(input)?;
+    let mut hist: BTreeMap<String, usize> = BTreeMap::new();
+    for n in &gd.node {
+        *hist.entry(n.op.clone()).or_default() += 1;
+    }
+    let total = gd.node.len();
+    let mut graph = crate::ir::build(gd, inputs, outputs)?;
+    crate::passes::run_all(&mut graph)?;
+    let (module, summary) = crate::lower::lower(&graph, "Model", "")?;
+
+    let mut s = String::new();
+    let _ = writeln!(s, "{}: frozen GraphDef, {total} nodes", input.display());
+    let _ = writeln!(s, "inputs:");
+    for &v in &graph.inputs {
+        let _ = writeln!(s, "  {}", describe(&graph, v));
+    }
+    let _ = writeln!(s, "outputs:");
+    for &v in &graph.outputs {
+        let _ = writeln!(s, "  {}", describe(&graph, v));
+    }
+    let _ = writeln!(s, "ops in the file:");
+    for (op, count) in &hist {
+        let status = if crate::ops::lookup(op).is_some()
+            || matches!(op.as_str(), "Const" | "Placeholder" | "NoOp")
+        {
+            "translated"
+        } else if summary.stubs.iter().any(|st| &st.op == op) {
+            "stub"
+        } else {
+            "removed by passes"
+        };
+        let _ = writeln!(s, "  {count:6}  {op:<28} {status}");
+    }
+    if summary.stubs.is_empty() {
+        let _ = writeln!(s, "every op translates; no stubs");
+    } else {
+        let _ = writeln!(s, "would become stubs in custom_ops.py:");
+        for st in &summary.stubs {
+            let _ = writeln!(
+                s,
+                "  {} -> {}() ({} nodes): {}",
+                st.op,
+                st.function,
+                st.nodes.len(),
+                st.reason
+            );
+        }
+    }
+    let params: usize = module.weights.iter().map(|(_, w)| w.tensor.numel()).sum();
+    let _ = writeln!(s, "parameters: {params} ({} layers)", module.layers.len());
+    Ok(s)
+}

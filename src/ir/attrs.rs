@@ -1,0 +1,142 @@
+//! Typed attribute access with errors that name the node, op and attribute.
+//!
+//! `attr_x` requires the attribute; `attr_x_or` falls back to the OpDef default (TF strips
+//! attributes equal to their default from SavedModels, so absence must mean "default").
+
+use crate::error::{Error, Result};
+use crate::proto::attr_value::Value;
+use crate::tensor::{DType, Tensor};
+
+use super::Node;
+
+impl Node {
+    fn attr_err(&self, attr: &str, what: &str) -> Error {
+        Error::node(&self.name, &self.op, format!("attribute '{attr}' {what}"))
+    }
+
+    fn attr_value(&self, attr: &str) -> Option<&Value> {
+        self.attrs.get(attr).and_then(|a| a.value.as_ref())
+    }
+
+    pub fn has_attr(&self, attr: &str) -> bool {
+        self.attr_value(attr).is_some()
+    }
+
+    pub fn attr_int(&self, attr: &str) -> Result<i64> {
+        match self.attr_value(attr) {
+            Some(Value::I(i)) => Ok(*i),
+            Some(_) => Err(self.attr_err(attr, "is not an int")),
+            None => Err(self.attr_err(attr, "is missing")),
+        }
+    }
+
+    pub fn attr_int_or(&self, attr: &str, default: i64) -> Result<i64> {
+        if self.has_attr(attr) {
+            self.attr_int(attr)
+        } else {
+            Ok(default)
+        }
+    }
+
+    pub fn attr_float_or(&self, attr: &str, default: f32) -> Result<f32> {
+        match self.attr_value(attr) {
+            Some(Value::F(f)) => Ok(*f),
+            Some(_) => Err(self.attr_err(attr, "is not a float")),
+            None => Ok(default),
+        }
+    }
+
+    pub fn attr_bool_or(&self, attr: &str, default: bool) -> Result<bool> {
+        match self.attr_value(attr) {
+            Some(Value::B(b)) => Ok(*b),
+            Some(_) => Err(self.attr_err(attr, "is not a bool")),
+            None => Ok(default),
+        }
+    }
+
+    /// A string attribute (TF stores them as bytes); must be UTF-8.
+    pub fn attr_str(&self, attr: &str) -> Result<String> {
+        match self.attr_value(attr) {
+            Some(Value::S(s)) => {
+                String::from_utf8(s.clone()).map_err(|_| self.attr_err(attr, "is not valid UTF-8"))
+            }
+            Some(_) => Err(self.attr_err(attr, "is not a string")),
+            None => Err(self.attr_err(attr, "is missing")),
+        }
+    }
+
+    pub fn attr_str_or(&self, attr: &str, default: &str) -> Result<String> {
+        if self.has_attr(attr) {
+            self.attr_str(attr)
+        } else {
+            Ok(default.to_string())
+        }
+    }
+
+    pub fn attr_ints(&self, attr: &str) -> Result<Vec<i64>> {
+        match self.attr_value(attr) {
+            Some(Value::List(l)) => Ok(l.i.clone()),
+            Some(_) => Err(self.attr_err(attr, "is not a list of ints")),
+            None => Err(self.attr_err(attr, "is missing")),
+        }
+    }
+
+    pub fn attr_ints_or(&self, attr: &str, default: &[i64]) -> Result<Vec<i64>> {
+        if self.has_attr(attr) {
+            self.attr_ints(attr)
+        } else {
+            Ok(default.to_vec())
+        }
+    }
+
+    pub fn attr_type(&self, attr: &str) -> Result<DType> {
+        match self.attr_value(attr) {
+            Some(Value::Type(t)) => DType::from_tf(*t)
+                .ok_or_else(|| self.attr_err(attr, &format!("has unsupported dtype {t}"))),
+            Some(_) => Err(self.attr_err(attr, "is not a type")),
+            None => Err(self.attr_err(attr, "is missing")),
+        }
+    }
+
+    pub fn attr_tensor(&self, attr: &str) -> Result<Tensor> {
+        match self.attr_value(attr) {
+            Some(Value::Tensor(t)) => Tensor::from_proto(t)
+                .map_err(|e| self.attr_err(attr, &format!("holds a bad tensor: {e}"))),
+            Some(_) => Err(self.attr_err(attr, "is not a tensor")),
+            None => Err(self.attr_err(attr, "is missing")),
+        }
+    }
+
+    /// A shape attribute; `Ok(None)` for unknown rank.
+    pub fn attr_shape(&self, attr: &str) -> Result<crate::ir::Shape> {
+        match self.attr_value(attr) {
+            Some(Value::Shape(s)) if s.unknown_rank => Ok(None),
+            Some(Value::Shape(s)) => crate::tensor::shape_from_proto(Some(s))
+                .map(Some)
+                .map_err(|e| self.attr_err(attr, &e.to_string())),
+            Some(_) => Err(self.attr_err(attr, "is not a shape")),
+            None => Ok(None),
+        }
+    }
+
+    /// A one-line, human-readable rendering of an attribute value (for stubs and reports).
+    pub fn attr_display(&self, attr: &str) -> String {
+        match self.attr_value(attr) {
+            None => "<unset>".into(),
+            Some(Value::I(i)) => i.to_string(),
+            Some(Value::F(f)) => f.to_string(),
+            Some(Value::B(b)) => b.to_string(),
+            Some(Value::S(s)) => format!("{:?}", String::from_utf8_lossy(s)),
+            Some(Value::Type(t)) => {
+                DType::from_tf(*t).map_or(format!("dtype {t}"), |d| d.to_string())
+            }
+            Some(Value::List(l)) => format!("{:?}", l.i),
+            Some(Value::Shape(s)) => {
+                format!("{:?}", s.dim.iter().map(|d| d.size).collect::<Vec<_>>())
+            }
+            Some(Value::Tensor(_)) => "<tensor>".into(),
+            Some(Value::Placeholder(p)) => format!("<placeholder {p}>"),
+            Some(Value::Func(f)) => format!("<function {}>", f.name),
+        }
+    }
+}

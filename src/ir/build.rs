@@ -1,0 +1,181 @@
+//! `proto::GraphDef` → `ir::Graph`.
+
+use std::collections::BTreeMap;
+
+use crate::error::{Error, Result};
+use crate::proto::GraphDef;
+use crate::tensor::DType;
+
+use super::{Graph, Node, ValueInfo, ValueRef};
+
+/// Splits a graph-level tensor name: `"a/b:2"` → `("a/b", 2)`, `"a/b"` → `("a/b", 0)`.
+/// Control inputs (`"^a"`) return `None`.
+pub fn parse_tensor_name(s: &str) -> Option<(&str, usize)> {
+    if s.starts_with('^') {
+        return None;
+    }
+    match s.rsplit_once(':') {
+        Some((name, port)) => match port.parse::<usize>() {
+            Ok(p) => Some((name, p)),
+            Err(_) => Some((s, 0)),
+        },
+        None => Some((s, 0)),
+    }
+}
+
+/// Ops that produce no value a model output could be (sinks of bookkeeping).
+fn never_an_output(op: &str) -> bool {
+    matches!(
+        op,
+        "NoOp" | "Const" | "Placeholder" | "Assert" | "SaveV2" | "RestoreV2"
+    )
+}
+
+/// Builds the IR. `inputs`/`outputs` are tensor names (`name` or `name:k`); empty means the
+/// defaults: every `Placeholder` in file order, and every value nothing consumes.
+pub fn build(gd: GraphDef, inputs: &[String], outputs: &[String]) -> Result<Graph> {
+    let mut graph = Graph::default();
+    let mut by_name: BTreeMap<String, petgraph::stable_graph::NodeIndex> = BTreeMap::new();
+    let mut pending: Vec<(petgraph::stable_graph::NodeIndex, Vec<String>)> = Vec::new();
+
+    for (ordinal, nd) in gd.node.into_iter().enumerate() {
+        let mut node = Node::new(nd.name, nd.op, ordinal);
+        node.attrs = nd.attr;
+        if node.op == "Const" {
+            let value = node.attr_tensor("value")?;
+            node.attrs.remove("value");
+            node = Node {
+                attrs: node.attrs.clone(),
+                ..Node::constant(node.name, value, ordinal)
+            };
+        } else if node.op == "Placeholder" {
+            let dtype = node.attr_type("dtype")?;
+            let shape = node.attr_shape("shape")?;
+            node.outputs = vec![ValueInfo {
+                dtype: Some(dtype),
+                shape,
+            }];
+        }
+        if by_name.contains_key(&node.name) {
+            return Err(Error::node(
+                &node.name,
+                &node.op,
+                "a second node has this name",
+            ));
+        }
+        let name = node.name.clone();
+        let idx = graph.add_node(node);
+        by_name.insert(name, idx);
+        pending.push((idx, nd.input));
+    }
+
+    for (idx, input_names) in pending {
+        for (slot, s) in input_names
+            .iter()
+            .filter(|s| !s.starts_with('^'))
+            .enumerate()
+        {
+            let (src, port) = parse_tensor_name(s).expect("control inputs were filtered out");
+            let Some(&src_idx) = by_name.get(src) else {
+                let n = &graph.g[idx];
+                return Err(Error::node(
+                    &n.name,
+                    &n.op,
+                    format!("input '{s}' names no node of the graph"),
+                ));
+            };
+            graph.connect(
+                ValueRef {
+                    node: src_idx,
+                    port,
+                },
+                idx,
+                slot,
+            );
+        }
+    }
+
+    let lookup = |what: &str, s: &String| -> Result<ValueRef> {
+        let (name, port) = parse_tensor_name(s)
+            .ok_or_else(|| Error::msg(format!("{what} '{s}' is not a tensor name")))?;
+        let node = by_name
+            .get(name)
+            .copied()
+            .ok_or_else(|| Error::msg(format!("{what} '{s}' is not a node of the graph")))?;
+        Ok(ValueRef { node, port })
+    };
+
+    graph.inputs = if inputs.is_empty() {
+        let mut v: Vec<_> = graph
+            .g
+            .node_indices()
+            .filter(|&n| graph.g[n].op == "Placeholder")
+            .map(|n| (graph.g[n].ordinal, ValueRef { node: n, port: 0 }))
+            .collect();
+        v.sort();
+        v.into_iter().map(|(_, r)| r).collect()
+    } else {
+        inputs
+            .iter()
+            .map(|s| lookup("input", s))
+            .collect::<Result<_>>()?
+    };
+
+    graph.outputs = if outputs.is_empty() {
+        let mut v: Vec<_> = graph
+            .g
+            .node_indices()
+            .filter(|&n| {
+                !never_an_output(&graph.g[n].op)
+                    && graph
+                        .g
+                        .neighbors_directed(n, petgraph::Direction::Outgoing)
+                        .next()
+                        .is_none()
+            })
+            .map(|n| (graph.g[n].ordinal, ValueRef { node: n, port: 0 }))
+            .collect();
+        v.sort();
+        v.into_iter().map(|(_, r)| r).collect()
+    } else {
+        outputs
+            .iter()
+            .map(|s| lookup("output", s))
+            .collect::<Result<_>>()?
+    };
+    if graph.outputs.is_empty() {
+        return Err(Error::msg(
+            "the graph has no outputs (every value is consumed); name them with --outputs",
+        ));
+    }
+
+    // A requested input that is not a Placeholder becomes one: the graph is cut there.
+    for &v in &graph.inputs.clone() {
+        let n = graph.node(v.node);
+        if n.op != "Placeholder" {
+            let info = ValueInfo {
+                dtype: Some(DType::F32),
+                shape: None,
+            };
+            let name = n.name.clone();
+            let ordinal = n.ordinal;
+            let mut ph = Node::new(name, "Placeholder", ordinal);
+            ph.outputs = vec![info];
+            let new = graph.add_node(ph);
+            graph.replace_uses(v, ValueRef { node: new, port: 0 });
+        }
+    }
+    Ok(graph)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tensor_names() {
+        assert_eq!(parse_tensor_name("a/b:2"), Some(("a/b", 2)));
+        assert_eq!(parse_tensor_name("a/b"), Some(("a/b", 0)));
+        assert_eq!(parse_tensor_name("^a"), None);
+    }
+}

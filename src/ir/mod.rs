@@ -1,0 +1,268 @@
+//! The graph IR: TensorFlow's dataflow graph on a `petgraph::StableDiGraph`, faithful to TF
+//! (op names and attributes as in the file) until the passes rewrite it.
+//!
+//! Every node keeps its `ordinal`, its position in the source file; ties in any ordering are
+//! broken by it, so everything downstream is a pure function of the input bytes.
+
+pub mod attrs;
+mod build;
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+
+use petgraph::Direction;
+use petgraph::stable_graph::{EdgeIndex, NodeIndex, StableDiGraph};
+use petgraph::visit::EdgeRef;
+
+pub use build::{build, parse_tensor_name};
+
+use crate::proto::AttrValue;
+use crate::tensor::{DType, Tensor};
+
+/// A static shape: `None` = unknown rank; per dim `None` = unknown size.
+pub type Shape = Option<Vec<Option<usize>>>;
+
+/// What shape inference knows about one output of a node.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ValueInfo {
+    pub dtype: Option<DType>,
+    pub shape: Shape,
+}
+
+/// An integer vector (or scalar) known only in part, e.g. `Shape(x)` when the batch size is
+/// dynamic: `[None, 7, 7, 512]`. Folding carries these so that `Reshape` targets with a single
+/// unknown entry can still be emitted as static numbers with one `-1`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Partial {
+    pub scalar: bool,
+    pub values: Vec<Option<i64>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub name: String,
+    pub op: String,
+    pub attrs: BTreeMap<String, AttrValue>,
+    /// Position in the source file.
+    pub ordinal: usize,
+    /// The value of a `Const` (or of a folded node).
+    pub value: Option<Tensor>,
+    /// Partially known integer value (see [`Partial`]).
+    pub partial: Option<Partial>,
+    /// Per output port, filled by shape inference.
+    pub outputs: Vec<ValueInfo>,
+}
+
+impl Node {
+    pub fn new(name: impl Into<String>, op: impl Into<String>, ordinal: usize) -> Node {
+        Node {
+            name: name.into(),
+            op: op.into(),
+            attrs: BTreeMap::new(),
+            ordinal,
+            value: None,
+            partial: None,
+            outputs: Vec::new(),
+        }
+    }
+
+    pub fn constant(name: impl Into<String>, value: Tensor, ordinal: usize) -> Node {
+        let mut n = Node::new(name, "Const", ordinal);
+        n.outputs = vec![ValueInfo {
+            dtype: Some(value.dtype),
+            shape: Some(value.shape.iter().map(|&d| Some(d)).collect()),
+        }];
+        n.value = Some(value);
+        n
+    }
+}
+
+/// Data edge: output `port` of the source feeds input `slot` of the target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Edge {
+    pub port: usize,
+    pub slot: usize,
+}
+
+/// One output of one node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ValueRef {
+    pub node: NodeIndex,
+    pub port: usize,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Graph {
+    pub g: StableDiGraph<Node, Edge>,
+    /// Model inputs in `forward` order.
+    pub inputs: Vec<ValueRef>,
+    /// Model outputs in return order.
+    pub outputs: Vec<ValueRef>,
+}
+
+impl Graph {
+    pub fn node(&self, n: NodeIndex) -> &Node {
+        &self.g[n]
+    }
+
+    pub fn node_mut(&mut self, n: NodeIndex) -> &mut Node {
+        &mut self.g[n]
+    }
+
+    /// Data inputs of `n`, ordered by slot.
+    pub fn inputs(&self, n: NodeIndex) -> Vec<ValueRef> {
+        let mut v: Vec<(usize, ValueRef)> = self
+            .g
+            .edges_directed(n, Direction::Incoming)
+            .map(|e| {
+                (
+                    e.weight().slot,
+                    ValueRef {
+                        node: e.source(),
+                        port: e.weight().port,
+                    },
+                )
+            })
+            .collect();
+        v.sort();
+        v.into_iter().map(|(_, r)| r).collect()
+    }
+
+    /// `(consumer, slot)` pairs reading output `port` of `n`, in a stable order.
+    pub fn consumers(&self, v: ValueRef) -> Vec<(NodeIndex, usize)> {
+        let mut c: Vec<(usize, NodeIndex, usize)> = self
+            .g
+            .edges_directed(v.node, Direction::Outgoing)
+            .filter(|e| e.weight().port == v.port)
+            .map(|e| (self.g[e.target()].ordinal, e.target(), e.weight().slot))
+            .collect();
+        c.sort();
+        c.into_iter().map(|(_, n, s)| (n, s)).collect()
+    }
+
+    /// How many input slots (plus graph outputs) read `v`.
+    pub fn use_count(&self, v: ValueRef) -> usize {
+        self.consumers(v).len() + self.outputs.iter().filter(|&&o| o == v).count()
+    }
+
+    pub fn add_node(&mut self, node: Node) -> NodeIndex {
+        self.g.add_node(node)
+    }
+
+    pub fn connect(&mut self, src: ValueRef, dst: NodeIndex, slot: usize) -> EdgeIndex {
+        self.g.add_edge(
+            src.node,
+            dst,
+            Edge {
+                port: src.port,
+                slot,
+            },
+        )
+    }
+
+    /// Makes every reader of `old` (edges and graph outputs) read `new` instead.
+    pub fn replace_uses(&mut self, old: ValueRef, new: ValueRef) {
+        let edges: Vec<(EdgeIndex, NodeIndex, usize)> = self
+            .g
+            .edges_directed(old.node, Direction::Outgoing)
+            .filter(|e| e.weight().port == old.port)
+            .map(|e| (e.id(), e.target(), e.weight().slot))
+            .collect();
+        for (e, target, slot) in edges {
+            self.g.remove_edge(e);
+            self.g.add_edge(
+                new.node,
+                target,
+                Edge {
+                    port: new.port,
+                    slot,
+                },
+            );
+        }
+        for o in self.outputs.iter_mut().chain(self.inputs.iter_mut()) {
+            if *o == old {
+                *o = new;
+            }
+        }
+    }
+
+    /// Removes all incoming edges of `n` (used when a node is folded into a constant).
+    pub fn clear_inputs(&mut self, n: NodeIndex) {
+        let edges: Vec<EdgeIndex> = self
+            .g
+            .edges_directed(n, Direction::Incoming)
+            .map(|e| e.id())
+            .collect();
+        for e in edges {
+            self.g.remove_edge(e);
+        }
+    }
+
+    /// Replaces `n` by a constant holding `value`, keeping its name and ordinal.
+    pub fn make_const(&mut self, n: NodeIndex, value: Tensor) {
+        self.clear_inputs(n);
+        let old = &self.g[n];
+        let c = Node::constant(old.name.clone(), value, old.ordinal);
+        self.g[n] = c;
+    }
+
+    /// Stable topological order: Kahn's algorithm with a min-heap on `ordinal`.
+    /// Returns `Err(node)` naming a node on a cycle.
+    pub fn topo_order(&self) -> Result<Vec<NodeIndex>, NodeIndex> {
+        let mut indeg: BTreeMap<NodeIndex, usize> = BTreeMap::new();
+        for n in self.g.node_indices() {
+            indeg.insert(n, self.g.edges_directed(n, Direction::Incoming).count());
+        }
+        let mut heap: BinaryHeap<Reverse<(usize, NodeIndex)>> = indeg
+            .iter()
+            .filter(|&(_, &d)| d == 0)
+            .map(|(&n, _)| Reverse((self.g[n].ordinal, n)))
+            .collect();
+        let mut order = Vec::with_capacity(indeg.len());
+        while let Some(Reverse((_, n))) = heap.pop() {
+            order.push(n);
+            for e in self.g.edges_directed(n, Direction::Outgoing) {
+                let t = e.target();
+                let d = indeg.get_mut(&t).expect("edge target is a node");
+                *d -= 1;
+                if *d == 0 {
+                    heap.push(Reverse((self.g[t].ordinal, t)));
+                }
+            }
+        }
+        if order.len() != indeg.len() {
+            let stuck = indeg
+                .iter()
+                .filter(|&(_, &d)| d > 0)
+                .map(|(&n, _)| (self.g[n].ordinal, n))
+                .min()
+                .map(|(_, n)| n)
+                .expect("a cycle leaves a node with positive in-degree");
+            return Err(stuck);
+        }
+        Ok(order)
+    }
+
+    /// Output info of a value (default when shape inference has not filled it).
+    pub fn info(&self, v: ValueRef) -> ValueInfo {
+        self.g[v.node]
+            .outputs
+            .get(v.port)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The constant value of `v`, if it is output 0 of a constant node.
+    pub fn const_value(&self, v: ValueRef) -> Option<&Tensor> {
+        if v.port == 0 {
+            self.g[v.node].value.as_ref()
+        } else {
+            None
+        }
+    }
+
+    /// Looks a node up by name (linear; used by the CLI for `--inputs/--outputs`).
+    pub fn find(&self, name: &str) -> Option<NodeIndex> {
+        self.g.node_indices().find(|&n| self.g[n].name == name)
+    }
+}

@@ -1,0 +1,141 @@
+//! tf2torch: TensorFlow graphs to readable PyTorch source.
+//!
+//! ```text
+//! bytes ─load─▶ proto::GraphDef ─ir::build─▶ ir::Graph ─passes─▶ ir::Graph (folded, fused)
+//!       ─lower─▶ py::Module ─emit (askama)─▶ model.py, custom_ops.py  ─weights─▶ model.safetensors
+//! ```
+
+pub mod emit;
+pub mod error;
+pub mod inspect;
+pub mod ir;
+pub mod load;
+pub mod lower;
+pub mod ops;
+pub mod passes;
+pub mod proto;
+pub mod py;
+pub mod tensor;
+pub mod weights;
+
+use std::path::{Path, PathBuf};
+
+pub use error::{Error, Result};
+
+/// What to convert and how.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub input: PathBuf,
+    pub out_dir: PathBuf,
+    pub inputs: Vec<String>,
+    pub outputs: Vec<String>,
+    pub class_name: Option<String>,
+    pub strict: bool,
+}
+
+/// What a conversion did, for the summary.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub class_name: String,
+    pub nodes: usize,
+    pub layers: usize,
+    pub parameters: usize,
+    pub weight_bytes: usize,
+    pub forward_lines: usize,
+    pub summary: lower::Summary,
+    pub custom_ops_written: bool,
+    pub unneeded_stubs: Vec<String>,
+}
+
+/// Loads and prepares the graph (shared by `convert` and `inspect`).
+pub fn load_graph(input: &Path, inputs: &[String], outputs: &[String]) -> Result<ir::Graph> {
+    let gd = load::load_graph_def(input)?;
+    let mut graph = ir::build(gd, inputs, outputs)?;
+    passes::run_all(&mut graph)?;
+    Ok(graph)
+}
+
+/// A class name from the model file name: `mobilenet_v2.pb` → `MobilenetV2`.
+pub fn default_class_name(input: &Path) -> String {
+    use heck::ToUpperCamelCase;
+    let stem = input
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let name = py::names::identifier(&stem).to_upper_camel_case();
+    if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("Model{name}")
+    } else {
+        name
+    }
+}
+
+/// Converts `opts.input` into `opts.out_dir`. Nothing is written unless everything succeeds.
+pub fn convert(opts: &Options) -> Result<Report> {
+    let graph = load_graph(&opts.input, &opts.inputs, &opts.outputs)?;
+    let class_name = match &opts.class_name {
+        Some(c) => {
+            let id = py::names::identifier(c);
+            if id != *c && heck::ToUpperCamelCase::to_upper_camel_case(id.as_str()) != *c {
+                return Err(Error::msg(format!(
+                    "--class-name {c:?} is not a valid Python class name"
+                )));
+            }
+            c.clone()
+        }
+        None => default_class_name(&opts.input),
+    };
+    let source_name = opts
+        .input
+        .file_name()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let (module, summary) = lower::lower(&graph, &class_name, &source_name)?;
+    if opts.strict && !summary.stubs.is_empty() {
+        let list: Vec<String> = summary
+            .stubs
+            .iter()
+            .map(|s| format!("{} ({}: {})", s.op, s.nodes.join(", "), s.reason))
+            .collect();
+        return Err(Error::Unsupported(format!(
+            "--strict: untranslated ops: {}",
+            list.join("; ")
+        )));
+    }
+    let model_py = emit::render_model(&module)?;
+    let custom_path = opts.out_dir.join("custom_ops.py");
+    let existing = match std::fs::read_to_string(&custom_path) {
+        Ok(s) => Some(s),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(source) => {
+            return Err(Error::Io {
+                path: custom_path,
+                source,
+            });
+        }
+    };
+    let custom = emit::render_custom_ops(&module, existing.as_deref())?;
+    let unneeded = existing
+        .as_deref()
+        .map(|e| emit::unneeded_stubs(&module, e))
+        .unwrap_or_default();
+
+    let out = emit::OutputDir::new(&opts.out_dir)?;
+    out.write("model.py", model_py.as_bytes())?;
+    weights::write(&module.weights, &out.staging().join("model.safetensors"))?;
+    if let Some(c) = &custom {
+        out.write("custom_ops.py", c.as_bytes())?;
+    }
+    out.commit()?;
+    Ok(Report {
+        class_name,
+        nodes: graph.g.node_count(),
+        layers: module.layers.len(),
+        parameters: module.weights.iter().map(|(_, w)| w.tensor.numel()).sum(),
+        weight_bytes: weights::total_bytes(&module.weights),
+        forward_lines: module.body.len(),
+        summary,
+        custom_ops_written: custom.is_some(),
+        unneeded_stubs: unneeded,
+    })
+}

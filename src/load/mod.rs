@@ -1,0 +1,103 @@
+//! Reading model files into `proto::GraphDef`.
+//!
+//! The file is memory-mapped and decoded from a `Bytes` that owns the map, so the large
+//! `tensor_content` fields of the weights are slices of the file rather than copies.
+
+use std::fs::File;
+use std::path::Path;
+
+use bytes::Bytes;
+use prost::Message;
+
+use crate::error::{Error, Result};
+use crate::proto::GraphDef;
+
+/// What kind of model a path holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelKind {
+    FrozenGraph,
+    SavedModel,
+}
+
+/// Names the kind of model at `path` without reading it, or says why it is neither.
+pub fn detect(path: &Path) -> Result<ModelKind> {
+    let meta = std::fs::metadata(path).map_err(|source| Error::Io {
+        path: path.into(),
+        source,
+    })?;
+    if meta.is_dir() {
+        let has = |f: &str| path.join(f).is_file();
+        if has("saved_model.pb") || has("saved_model.pbtxt") || has("saved_model.cpb") {
+            return Ok(ModelKind::SavedModel);
+        }
+        return Err(Error::Unsupported(format!(
+            "{}: is a directory without saved_model.pb; expected a frozen GraphDef (.pb) file",
+            path.display()
+        )));
+    }
+    if path
+        .file_name()
+        .is_some_and(|n| n == "saved_model.pb" || n == "saved_model.cpb")
+    {
+        return Ok(ModelKind::SavedModel);
+    }
+    Ok(ModelKind::FrozenGraph)
+}
+
+/// Reads a frozen GraphDef. Any other input gets an error that says what it is.
+pub fn load_graph_def(path: &Path) -> Result<GraphDef> {
+    if detect(path)? == ModelKind::SavedModel {
+        return Err(Error::Unsupported(format!(
+            "{}: is a TensorFlow SavedModel; SavedModel input is not supported yet. Freeze it \
+             to a GraphDef .pb (convert_variables_to_constants_v2) and convert that",
+            path.display()
+        )));
+    }
+    let file = File::open(path).map_err(|source| Error::Io {
+        path: path.into(),
+        source,
+    })?;
+    let len = file
+        .metadata()
+        .map_err(|source| Error::Io {
+            path: path.into(),
+            source,
+        })?
+        .len();
+    if len == 0 {
+        return Err(not_a_graph(path, "the file is empty"));
+    }
+    // SAFETY: the map is read-only and private to this process; a concurrent truncation of the
+    // file by another process is the one way this can fault, as with any mmap-based reader.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|source| Error::Io {
+        path: path.into(),
+        source,
+    })?;
+    let graph = GraphDef::decode(Bytes::from_owner(map))
+        .map_err(|e| not_a_graph(path, &format!("protobuf decoding failed: {e}")))?;
+    validate(path, &graph)?;
+    Ok(graph)
+}
+
+fn not_a_graph(path: &Path, reason: &str) -> Error {
+    Error::NotAGraphDef {
+        path: path.into(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Bytes that decode as protobuf are not necessarily a GraphDef: reject what TF would reject.
+fn validate(path: &Path, g: &GraphDef) -> Result<()> {
+    if g.node.is_empty() {
+        return Err(not_a_graph(path, "it has no nodes"));
+    }
+    for (i, n) in g.node.iter().enumerate() {
+        if n.name.is_empty() || n.op.is_empty() {
+            return Err(not_a_graph(
+                path,
+                &format!("node #{i} has no name or no op"),
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,522 @@
+//! Lowering: `ir::Graph` (after the passes) → `py::Module`.
+//!
+//! Walks the nodes in stable topological order and asks each op's translator for a layer or an
+//! expression. Tracks, per value, the Python expression that holds it and its layout: image
+//! tensors run in NCHW inside the module, and a permute is emitted only where an op needs the
+//! other layout (see `Layout`). Values used once flow on as `x`; others keep names from their
+//! TF scope.
+
+mod ctx;
+mod stubs;
+
+use std::collections::BTreeMap;
+
+use petgraph::stable_graph::NodeIndex;
+
+pub use ctx::Ctx;
+pub use stubs::StubReport;
+
+use crate::error::{Error, Result};
+use crate::ir::{Graph, ValueRef};
+use crate::ops;
+use crate::py::names::{Scope, identifier};
+use crate::py::{Buffer, Layer, Module, PyExpr, Weight, format};
+
+/// Where a value's axes are. `Nchw` is only used for rank-4 values that TF sees as NHWC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Layout {
+    /// Same axis order as in TensorFlow.
+    Tf,
+    /// TF's NHWC stored as NCHW (`permute(0, 3, 1, 2)` of the TF value).
+    Nchw,
+}
+
+/// TF axis `a` of a rank-4 NHWC value → its axis in the NCHW tensor.
+pub const NHWC_TO_NCHW_AXIS: [usize; 4] = [0, 2, 3, 1];
+
+/// What a translator produces for one node.
+pub enum Lowered {
+    /// `self.<name> = ctor` in `__init__`; `y = self.<name>(args)` in `forward`.
+    /// `params` are the module's state_dict entries relative to it (`weight`, `bias`, ...).
+    Layer {
+        ctor: PyExpr,
+        params: Vec<(&'static str, Weight)>,
+        args: Vec<PyExpr>,
+        layout: Layout,
+    },
+    /// `y = expr`.
+    Expr { expr: PyExpr, layout: Layout },
+    /// `a, b, ... = expr` for ops with several outputs.
+    Multi { expr: PyExpr, layout: Layout },
+    /// Output 0 is input `i` unchanged.
+    Alias(usize),
+}
+
+/// A value available in `forward`.
+#[derive(Clone, Debug)]
+pub struct Val {
+    pub expr: PyExpr,
+    pub layout: Layout,
+}
+
+/// A line of `forward`, or a call to a stub whose keyword arguments are only known once every
+/// node using that stub has been seen.
+enum BodyItem {
+    Line(Vec<String>),
+    StubCall {
+        target: String,
+        function: String,
+        args: Vec<PyExpr>,
+        node: NodeIndex,
+    },
+}
+
+/// Counts for the end-of-conversion summary.
+#[derive(Debug, Default, Clone)]
+pub struct Summary {
+    pub translated: BTreeMap<String, usize>,
+    pub stubs: Vec<StubReport>,
+}
+
+pub struct Lowerer<'a> {
+    graph: &'a Graph,
+    module: Module,
+    attr_names: Scope,
+    locals: Scope,
+    values: BTreeMap<ValueRef, Val>,
+    converted: BTreeMap<(ValueRef, Layout), PyExpr>,
+    remaining: BTreeMap<ValueRef, usize>,
+    x_holder: Option<ValueRef>,
+    prefix: Vec<String>,
+    body: Vec<BodyItem>,
+    stubs: stubs::Stubs,
+    summary: Summary,
+}
+
+/// Lowers the graph into a Python module named `class_name`.
+pub fn lower(graph: &Graph, class_name: &str, source_name: &str) -> Result<(Module, Summary)> {
+    let order = graph.topo_order().map_err(|n| {
+        let node = graph.node(n);
+        Error::node(
+            &node.name,
+            &node.op,
+            "is part of a cycle (loops are not supported yet)",
+        )
+    })?;
+    let mut low = Lowerer {
+        graph,
+        module: Module {
+            class_name: class_name.to_string(),
+            source_name: source_name.to_string(),
+            ..Module::default()
+        },
+        attr_names: Scope::for_attributes(),
+        locals: Scope::for_locals(),
+        values: BTreeMap::new(),
+        converted: BTreeMap::new(),
+        remaining: BTreeMap::new(),
+        x_holder: None,
+        prefix: common_prefix(graph, &order),
+        body: Vec::new(),
+        stubs: stubs::Stubs::default(),
+        summary: Summary::default(),
+    };
+    low.locals.claim("x");
+    for &n in &order {
+        for port in 0..graph.node(n).outputs.len().max(1) {
+            let v = ValueRef { node: n, port };
+            let uses = graph.use_count(v);
+            if uses > 0 {
+                low.remaining.insert(v, uses);
+            }
+        }
+    }
+    for &input in &graph.inputs {
+        let name = low.locals.fresh(&graph.node(input.node).name);
+        low.module.params.push(name.clone());
+        low.values.insert(
+            input,
+            Val {
+                expr: PyExpr::name(name),
+                layout: Layout::Tf,
+            },
+        );
+    }
+    for &n in &order {
+        let node = graph.node(n);
+        if node.op == "Placeholder" || node.value.is_some() {
+            continue;
+        }
+        low.lower_node(n)?;
+    }
+    low.finish()
+}
+
+/// Name components shared by every computing node (`model/` in `model/conv1/Conv2D`), dropped
+/// from layer and variable names.
+fn common_prefix(graph: &Graph, order: &[NodeIndex]) -> Vec<String> {
+    let mut prefix: Option<Vec<&str>> = None;
+    for &n in order {
+        let node = graph.node(n);
+        if node.op == "Placeholder" || node.value.is_some() {
+            continue;
+        }
+        let parts: Vec<&str> = node.name.split('/').collect();
+        let scope = &parts[..parts.len() - 1];
+        prefix = Some(match prefix {
+            None => scope.to_vec(),
+            Some(p) => p
+                .iter()
+                .zip(scope)
+                .take_while(|(a, b)| a == b)
+                .map(|(a, _)| *a)
+                .collect(),
+        });
+    }
+    prefix
+        .unwrap_or_default()
+        .into_iter()
+        .map(String::from)
+        .collect()
+}
+
+impl<'a> Lowerer<'a> {
+    /// The layer-ish part of a TF node name: `model/conv1_bn/batchnorm/add_1` → `conv1_bn`.
+    fn scope_of(&self, n: NodeIndex) -> String {
+        let name = &self.graph.node(n).name;
+        let parts: Vec<&str> = name.split('/').collect();
+        let rest = if parts.len() > self.prefix.len() {
+            &parts[self.prefix.len()..]
+        } else {
+            &parts[..]
+        };
+        rest[0].to_string()
+    }
+
+    fn lower_node(&mut self, n: NodeIndex) -> Result<()> {
+        let node = self.graph.node(n);
+        let result = match ops::lookup(&node.op) {
+            Some(def) => {
+                let mut ctx = Ctx::new(self, n);
+                (def.lower)(&mut ctx)
+            }
+            None => Err("no translation for this op".to_string()),
+        };
+        match result {
+            Ok(lowered) => {
+                *self.summary.translated.entry(node.op.clone()).or_default() += 1;
+                self.apply(n, lowered)
+            }
+            Err(reason) => self.emit_stub(n, reason),
+        }
+    }
+
+    /// Consumes the node's inputs (use counts) before naming its outputs, so that `x` can be
+    /// reused when this node reads its last use.
+    fn consume_inputs(&mut self, n: NodeIndex) {
+        for v in self.graph.inputs(n) {
+            if let Some(r) = self.remaining.get_mut(&v) {
+                *r = r.saturating_sub(1);
+            }
+        }
+    }
+
+    fn x_is_free(&self) -> bool {
+        self.x_holder
+            .is_none_or(|v| self.remaining.get(&v).copied().unwrap_or(0) == 0)
+    }
+
+    /// The Python name for output `v`: `x` when it is used once and `x` is free.
+    fn target_for(&mut self, v: ValueRef) -> String {
+        let uses = self.graph.use_count(v);
+        if uses == 0 {
+            return "_".into();
+        }
+        if uses == 1 && self.x_is_free() {
+            self.x_holder = Some(v);
+            return "x".into();
+        }
+        let hint = self.scope_of(v.node);
+        let hint = if v.port > 0 {
+            format!("{hint}_{}", v.port)
+        } else {
+            hint
+        };
+        self.locals.fresh(&hint)
+    }
+
+    fn num_outputs(&self, n: NodeIndex) -> usize {
+        (0..64)
+            .rev()
+            .find(|&p| self.graph.use_count(ValueRef { node: n, port: p }) > 0)
+            .map_or(1, |p| p + 1)
+    }
+
+    fn push_line(&mut self, target: &str, expr: &PyExpr) {
+        self.body
+            .push(BodyItem::Line(format::assignment(8, target, expr)));
+    }
+
+    fn apply(&mut self, n: NodeIndex, lowered: Lowered) -> Result<()> {
+        let out = ValueRef { node: n, port: 0 };
+        match lowered {
+            Lowered::Alias(i) => {
+                let src = self.graph.inputs(n)[i];
+                let val = self.value(src).map_err(Error::msg)?;
+                // The alias's uses become uses of its source.
+                let extra = self.graph.use_count(out);
+                *self.remaining.entry(src).or_default() += extra;
+                self.consume_inputs(n);
+                self.values.insert(out, val);
+                self.remaining.insert(out, 0);
+            }
+            Lowered::Layer {
+                ctor,
+                params,
+                args,
+                layout,
+            } => {
+                let name = self.attr_names.fresh(&self.scope_of(n));
+                for (pname, w) in params {
+                    self.module.weights.push((format!("{name}.{pname}"), w));
+                }
+                self.module.layers.push(Layer {
+                    name: name.clone(),
+                    ctor,
+                });
+                let call = PyExpr::call(&format!("self.{name}"), args);
+                self.consume_inputs(n);
+                let target = self.target_for(out);
+                self.push_line(&target, &call);
+                self.values.insert(
+                    out,
+                    Val {
+                        expr: PyExpr::name(target),
+                        layout,
+                    },
+                );
+            }
+            Lowered::Expr { expr, layout } => {
+                self.consume_inputs(n);
+                let target = self.target_for(out);
+                self.push_line(&target, &expr);
+                self.values.insert(
+                    out,
+                    Val {
+                        expr: PyExpr::name(target),
+                        layout,
+                    },
+                );
+            }
+            Lowered::Multi { expr, layout } => {
+                self.consume_inputs(n);
+                let count = self.num_outputs(n);
+                let targets: Vec<String> = (0..count)
+                    .map(|p| self.target_for(ValueRef { node: n, port: p }))
+                    .collect();
+                let lhs = if count == 1 {
+                    format!("{},", targets[0])
+                } else {
+                    targets.join(", ")
+                };
+                self.push_line(&lhs, &expr);
+                for (p, t) in targets.into_iter().enumerate() {
+                    let v = ValueRef { node: n, port: p };
+                    self.values.insert(
+                        v,
+                        Val {
+                            expr: PyExpr::name(t),
+                            layout,
+                        },
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The value of `v` as it currently is in `forward` (constants become buffers/literals).
+    fn value(&mut self, v: ValueRef) -> std::result::Result<Val, String> {
+        if let Some(val) = self.values.get(&v) {
+            return Ok(val.clone());
+        }
+        if let Some(t) = self.graph.const_value(v) {
+            let t = t.clone();
+            let expr = self.constant(v, &t)?;
+            let val = Val {
+                expr,
+                layout: Layout::Tf,
+            };
+            self.values.insert(v, val.clone());
+            return Ok(val);
+        }
+        let node = self.graph.node(v.node);
+        Err(format!(
+            "input '{}:{}' ({}) has no value in forward",
+            node.name, v.port, node.op
+        ))
+    }
+
+    /// A constant as a Python expression: a literal for scalars, else a registered buffer.
+    fn constant(
+        &mut self,
+        v: ValueRef,
+        t: &crate::tensor::Tensor,
+    ) -> std::result::Result<PyExpr, String> {
+        if t.rank() == 0 {
+            if t.dtype.is_float() {
+                return Ok(PyExpr::f64(t.scalar_f64().ok_or("unreadable scalar")?));
+            }
+            if t.dtype.is_int() {
+                return Ok(PyExpr::int(t.to_i64().ok_or("unreadable scalar")?[0]));
+            }
+        }
+        self.buffer(&format!("{}_const", self.scope_of(v.node)), t.clone())
+    }
+
+    /// Registers `t` as a buffer named after `hint`; returns `self.<name>`.
+    fn buffer(
+        &mut self,
+        hint: &str,
+        t: crate::tensor::Tensor,
+    ) -> std::result::Result<PyExpr, String> {
+        let dtype = t
+            .dtype
+            .torch_name()
+            .ok_or_else(|| format!("constant of dtype {:?}", t.dtype))?;
+        let name = self.attr_names.fresh(hint);
+        self.module.buffers.push(Buffer {
+            name: name.clone(),
+            shape: t.shape.clone(),
+            torch_dtype: dtype,
+        });
+        self.module.weights.push((name.clone(), Weight::plain(t)));
+        Ok(PyExpr::name(format!("self.{name}")))
+    }
+
+    /// `v` in `layout`, emitting one permute the first time it is needed.
+    fn value_in(&mut self, v: ValueRef, layout: Layout) -> std::result::Result<PyExpr, String> {
+        let val = self.value(v)?;
+        if val.layout == layout {
+            return Ok(val.expr);
+        }
+        if let Some(e) = self.converted.get(&(v, layout)) {
+            return Ok(e.clone());
+        }
+        if let Some(t) = self.graph.const_value(v) {
+            // Constants change layout at conversion time.
+            if layout == Layout::Nchw && t.rank() == 4 {
+                let e = self.buffer(
+                    &format!("{}_const", self.scope_of(v.node)),
+                    t.permute(&[0, 3, 1, 2]),
+                )?;
+                self.converted.insert((v, layout), e.clone());
+                return Ok(e);
+            }
+        }
+        let perm: &[i64] = match layout {
+            Layout::Nchw => &[0, 3, 1, 2],
+            Layout::Tf => &[0, 2, 3, 1],
+        };
+        let expr = val
+            .expr
+            .clone()
+            .method("permute", perm.iter().map(|&p| PyExpr::int(p)).collect());
+        let last_use = self.remaining.get(&v).copied().unwrap_or(0) <= 1;
+        let target = if last_use && (self.x_holder == Some(v) || self.x_is_free()) {
+            self.x_holder = Some(v);
+            "x".to_string()
+        } else {
+            let suffix = if layout == Layout::Nchw {
+                "nchw"
+            } else {
+                "nhwc"
+            };
+            self.locals
+                .fresh(&format!("{}_{suffix}", identifier(&self.scope_of(v.node))))
+        };
+        self.push_line(&target, &expr);
+        let e = PyExpr::name(target);
+        self.converted.insert((v, layout), e.clone());
+        Ok(e)
+    }
+
+    fn emit_stub(&mut self, n: NodeIndex, reason: String) -> Result<()> {
+        let inputs = self.graph.inputs(n);
+        let mut args = Vec::new();
+        for v in &inputs {
+            args.push(self.value_in(*v, Layout::Tf).map_err(|e| {
+                let node = self.graph.node(n);
+                Error::node(&node.name, &node.op, e)
+            })?);
+        }
+        let function = self.stubs.register(self.graph, n, reason);
+        self.consume_inputs(n);
+        let count = self.num_outputs(n);
+        let targets: Vec<String> = (0..count)
+            .map(|p| self.target_for(ValueRef { node: n, port: p }))
+            .collect();
+        let target = if count == 1 {
+            targets[0].clone()
+        } else {
+            targets.join(", ")
+        };
+        self.body.push(BodyItem::StubCall {
+            target,
+            function,
+            args,
+            node: n,
+        });
+        for (p, t) in targets.into_iter().enumerate() {
+            let v = ValueRef { node: n, port: p };
+            self.values.insert(
+                v,
+                Val {
+                    expr: PyExpr::name(t),
+                    layout: Layout::Tf,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<(Module, Summary)> {
+        let mut outs = Vec::new();
+        for &o in &self.graph.outputs.clone() {
+            outs.push(self.value_in(o, Layout::Tf).map_err(Error::msg)?);
+        }
+        let stub_kwargs = self.stubs.call_kwargs(self.graph);
+        let mut body = Vec::new();
+        for item in std::mem::take(&mut self.body) {
+            match item {
+                BodyItem::Line(lines) => body.extend(lines),
+                BodyItem::StubCall {
+                    target,
+                    function,
+                    args,
+                    node,
+                } => {
+                    let kwargs = stub_kwargs.get(&node).cloned().unwrap_or_default();
+                    let call = PyExpr::Call {
+                        func: Box::new(PyExpr::name(format!("custom_ops.{function}"))),
+                        args,
+                        kwargs,
+                    };
+                    body.extend(format::assignment(8, &target, &call));
+                }
+            }
+        }
+        self.module.body = body;
+        let ret = outs
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.module.return_line = format!("return {ret}");
+        let (stubs, reports) = self.stubs.finish(self.graph);
+        self.module.stubs = stubs;
+        self.summary.stubs = reports;
+        self.module.uses_functional = self.module.body.iter().any(|l| l.contains("F."));
+        Ok((self.module, self.summary))
+    }
+}

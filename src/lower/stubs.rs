@@ -1,0 +1,256 @@
+//! Stubs for ops with no translation: one documented function per TF op type in
+//! `custom_ops.py`, called from `forward` with TF-layout tensors.
+
+use std::collections::BTreeMap;
+
+use petgraph::stable_graph::NodeIndex;
+
+use crate::ir::{Graph, ValueInfo, ValueRef};
+use crate::proto::attr_value::Value;
+use crate::py::expr::str_literal;
+use crate::py::names::{Scope, identifier};
+use crate::py::{PyExpr, Stub, format};
+
+/// What the summary and `--strict` say about one untranslated op type.
+#[derive(Clone, Debug)]
+pub struct StubReport {
+    pub op: String,
+    pub function: String,
+    pub nodes: Vec<String>,
+    pub reason: String,
+}
+
+#[derive(Default)]
+pub struct Stubs {
+    names: Scope,
+    by_op: BTreeMap<String, Entry>,
+}
+
+struct Entry {
+    function: String,
+    nodes: Vec<NodeIndex>,
+    reasons: Vec<String>,
+}
+
+/// An attribute as a Python literal, when it has a natural one.
+fn attr_literal(v: &Value) -> Option<PyExpr> {
+    Some(match v {
+        Value::I(i) => PyExpr::int(*i),
+        Value::F(f) => PyExpr::f32(*f),
+        Value::B(b) => PyExpr::boolean(*b),
+        Value::S(s) => PyExpr::str_lit(&String::from_utf8_lossy(s)),
+        Value::Type(t) => PyExpr::str_lit(
+            &crate::tensor::DType::from_tf(*t).map_or(format!("dtype_{t}"), |d| d.to_string()),
+        ),
+        Value::List(l) if !l.f.is_empty() => {
+            PyExpr::Tuple(l.f.iter().map(|&f| PyExpr::f32(f)).collect())
+        }
+        Value::List(l) if !l.s.is_empty() => PyExpr::Tuple(
+            l.s.iter()
+                .map(|s| PyExpr::str_lit(&String::from_utf8_lossy(s)))
+                .collect(),
+        ),
+        Value::List(l) => PyExpr::ints(&l.i),
+        Value::Shape(s) => PyExpr::ints(&s.dim.iter().map(|d| d.size).collect::<Vec<_>>()),
+        _ => return None,
+    })
+}
+
+/// Text safe inside a `"""` docstring.
+fn doc_text(s: &str) -> String {
+    let lit = str_literal(s);
+    lit[1..lit.len() - 1].to_string()
+}
+
+fn describe(info: &ValueInfo) -> String {
+    let dtype = info.dtype.map_or("?".to_string(), |d| d.to_string());
+    let shape = match &info.shape {
+        None => "shape unknown".to_string(),
+        Some(s) => {
+            let dims: Vec<String> = s
+                .iter()
+                .map(|d| d.map_or("?".to_string(), |x| x.to_string()))
+                .collect();
+            format!("[{}]", dims.join(", "))
+        }
+    };
+    format!("{dtype} {shape}")
+}
+
+impl Stubs {
+    /// Records that node `n` needs the stub for its op; returns the function name.
+    pub fn register(&mut self, graph: &Graph, n: NodeIndex, reason: String) -> String {
+        let op = graph.node(n).op.clone();
+        let names = &mut self.names;
+        let entry = self.by_op.entry(op.clone()).or_insert_with(|| Entry {
+            function: names.fresh(&identifier(&op)),
+            nodes: Vec::new(),
+            reasons: Vec::new(),
+        });
+        entry.nodes.push(n);
+        if !entry.reasons.contains(&reason) {
+            entry.reasons.push(reason);
+        }
+        entry.function.clone()
+    }
+
+    /// Attribute values shared by every node of an op become defaults in the stub's signature;
+    /// the others are passed at each call site.
+    fn shared_attrs(graph: &Graph, nodes: &[NodeIndex]) -> BTreeMap<String, PyExpr> {
+        let first = graph.node(nodes[0]);
+        let mut shared = BTreeMap::new();
+        for (name, v) in &first.attrs {
+            let Some(lit) = v.value.as_ref().and_then(attr_literal) else {
+                continue;
+            };
+            let same = nodes.iter().all(|&m| {
+                graph
+                    .node(m)
+                    .attrs
+                    .get(name)
+                    .and_then(|a| a.value.as_ref())
+                    .and_then(attr_literal)
+                    == Some(lit.clone())
+            });
+            if same {
+                shared.insert(name.clone(), lit);
+            }
+        }
+        shared
+    }
+
+    pub fn call_kwargs(&self, graph: &Graph) -> BTreeMap<NodeIndex, Vec<(String, PyExpr)>> {
+        let mut out = BTreeMap::new();
+        for e in self.by_op.values() {
+            let shared = Self::shared_attrs(graph, &e.nodes);
+            for &n in &e.nodes {
+                let kw: Vec<(String, PyExpr)> = graph
+                    .node(n)
+                    .attrs
+                    .iter()
+                    .filter(|(k, _)| !shared.contains_key(*k))
+                    .filter_map(|(k, v)| {
+                        v.value
+                            .as_ref()
+                            .and_then(attr_literal)
+                            .map(|l| (identifier(k), l))
+                    })
+                    .collect();
+                out.insert(n, kw);
+            }
+        }
+        out
+    }
+
+    pub fn finish(&self, graph: &Graph) -> (Vec<Stub>, Vec<StubReport>) {
+        let mut stubs = Vec::new();
+        let mut reports = Vec::new();
+        for (op, e) in &self.by_op {
+            let shared = Self::shared_attrs(graph, &e.nodes);
+            let n_inputs = e
+                .nodes
+                .iter()
+                .map(|&n| graph.inputs(n).len())
+                .max()
+                .unwrap_or(0);
+            let mut params: Vec<String> = (0..n_inputs).map(|i| format!("input_{i}")).collect();
+            let mut all_attrs: Vec<String> = e
+                .nodes
+                .iter()
+                .flat_map(|&n| graph.node(n).attrs.keys().cloned())
+                .collect();
+            all_attrs.sort();
+            all_attrs.dedup();
+            let kw: Vec<String> = all_attrs
+                .iter()
+                .filter(|a| {
+                    e.nodes.iter().any(|&n| {
+                        graph
+                            .node(n)
+                            .attrs
+                            .get(*a)
+                            .and_then(|v| v.value.as_ref())
+                            .and_then(attr_literal)
+                            .is_some()
+                    })
+                })
+                .map(|a| match shared.get(a) {
+                    Some(lit) => format!("{}={lit}", identifier(a)),
+                    None => format!("{}=None", identifier(a)),
+                })
+                .collect();
+            if !kw.is_empty() {
+                params.push("*".into());
+                params.extend(kw);
+            }
+            let sig = PyExpr::Call {
+                func: Box::new(PyExpr::name(format!("def {}", e.function))),
+                args: params.into_iter().map(PyExpr::name).collect(),
+                kwargs: Vec::new(),
+            };
+            let mut src: Vec<String> = format::statement(0, "", &sig);
+            if let Some(last) = src.last_mut() {
+                last.push(':');
+            }
+            src.push(format!(
+                "    \"\"\"TensorFlow op `{}`, which tf2torch did not translate.",
+                doc_text(op)
+            ));
+            src.push(String::new());
+            for r in &e.reasons {
+                src.push(format!("    Reason: {}.", doc_text(r)));
+            }
+            src.push(String::new());
+            src.push("    Used by:".into());
+            for &n in &e.nodes {
+                let node = graph.node(n);
+                let ins: Vec<String> = graph
+                    .inputs(n)
+                    .iter()
+                    .map(|&v| describe(&graph.info(v)))
+                    .collect();
+                let out = describe(&graph.info(ValueRef { node: n, port: 0 }));
+                src.push(format!(
+                    "      - {}: inputs ({}) -> {}",
+                    doc_text(&node.name),
+                    ins.join("; "),
+                    out
+                ));
+                for k in node.attrs.keys() {
+                    src.push(format!(
+                        "        {} = {}",
+                        doc_text(k),
+                        doc_text(&node.attr_display(k))
+                    ));
+                }
+            }
+            src.push(String::new());
+            src.push(
+                "    Tensors are in TensorFlow's layout (NHWC for images); return the same.".into(),
+            );
+            src.push("    \"\"\"".into());
+            src.push(format!(
+                "    raise NotImplementedError({})",
+                str_literal(&format!(
+                    "custom_ops.py: implement {} (TF op {op})",
+                    e.function
+                ))
+            ));
+            stubs.push(Stub {
+                function: e.function.clone(),
+                source: src.join("\n"),
+            });
+            reports.push(StubReport {
+                op: op.clone(),
+                function: e.function.clone(),
+                nodes: e
+                    .nodes
+                    .iter()
+                    .map(|&n| graph.node(n).name.clone())
+                    .collect(),
+                reason: e.reasons.join("; "),
+            });
+        }
+        (stubs, reports)
+    }
+}

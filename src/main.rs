@@ -1,0 +1,153 @@
+//! The `tf2torch` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+
+/// Turn a TensorFlow model into PyTorch source code a person can maintain.
+///
+/// Reads a frozen GraphDef (.pb) and writes a folder with model.py (one readable nn.Module and
+/// load_model()), model.safetensors, and, when some op cannot be translated, custom_ops.py with
+/// a documented stub per op. TensorFlow is not needed.
+#[derive(Parser)]
+#[command(name = "tf2torch", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Convert a model into a folder with model.py, model.safetensors (and custom_ops.py).
+    #[command(
+        after_help = "Example:\n  tf2torch convert mobilenet_v2.pb -o out/\n  python -c \"import sys; sys.path.insert(0, 'out'); import model; print(model.load_model())\""
+    )]
+    Convert {
+        /// Frozen GraphDef (.pb).
+        input: PathBuf,
+        /// Output folder (created; an existing custom_ops.py in it is kept).
+        #[arg(short, long, value_name = "DIR")]
+        out: PathBuf,
+        /// Model inputs, in forward() order (default: every Placeholder, in file order).
+        #[arg(long, value_delimiter = ',', value_name = "NAME:0,...")]
+        inputs: Vec<String>,
+        /// Model outputs, in return order (default: every value nothing consumes).
+        #[arg(long, value_delimiter = ',', value_name = "NAME:0,...")]
+        outputs: Vec<String>,
+        /// Name of the generated nn.Module class (default: from the file name).
+        #[arg(long)]
+        class_name: Option<String>,
+        /// Fail (exit 2) instead of writing stubs for ops that cannot be translated.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Print a model's inputs, outputs, ops and what would translate.
+    Inspect {
+        /// Frozen GraphDef (.pb).
+        input: PathBuf,
+        #[arg(long, value_delimiter = ',', value_name = "NAME:0,...")]
+        inputs: Vec<String>,
+        #[arg(long, value_delimiter = ',', value_name = "NAME:0,...")]
+        outputs: Vec<String>,
+    },
+}
+
+fn human_bytes(n: usize) -> String {
+    let mb = n as f64 / (1024.0 * 1024.0);
+    if mb >= 1.0 {
+        format!("{mb:.1} MiB")
+    } else {
+        format!("{:.1} KiB", n as f64 / 1024.0)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Convert {
+            input,
+            out,
+            inputs,
+            outputs,
+            class_name,
+            strict,
+        } => {
+            let start = Instant::now();
+            let opts = tf2torch::Options {
+                input,
+                out_dir: out,
+                inputs,
+                outputs,
+                class_name,
+                strict,
+            };
+            match tf2torch::convert(&opts) {
+                Ok(r) => {
+                    let translated: usize = r.summary.translated.values().sum();
+                    println!(
+                        "converted {} -> {}/ in {:.2}s",
+                        opts.input.display(),
+                        opts.out_dir.display(),
+                        start.elapsed().as_secs_f64()
+                    );
+                    println!(
+                        "  class {}: {} layers, {} forward lines, {} parameters ({})",
+                        r.class_name,
+                        r.layers,
+                        r.forward_lines,
+                        r.parameters,
+                        human_bytes(r.weight_bytes)
+                    );
+                    println!(
+                        "  {translated} ops translated, {} op types stubbed",
+                        r.summary.stubs.len()
+                    );
+                    for s in &r.summary.stubs {
+                        println!(
+                            "  stub: {} -> custom_ops.{}() for {} node(s): {}",
+                            s.op,
+                            s.function,
+                            s.nodes.len(),
+                            s.reason
+                        );
+                    }
+                    if !r.summary.stubs.is_empty() {
+                        println!(
+                            "  fill in the stubs in {}/custom_ops.py before running the model",
+                            opts.out_dir.display()
+                        );
+                    }
+                    for f in &r.unneeded_stubs {
+                        println!("  note: custom_ops.{f}() is no longer used by this model (kept)");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    if matches!(e, tf2torch::Error::Unsupported(ref m) if m.starts_with("--strict"))
+                    {
+                        ExitCode::from(2)
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+            }
+        }
+        Command::Inspect {
+            input,
+            inputs,
+            outputs,
+        } => match tf2torch::inspect::inspect(&input, &inputs, &outputs) {
+            Ok(s) => {
+                print!("{s}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}

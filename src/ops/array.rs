@@ -1,0 +1,847 @@
+//! Shape and data movement: padding, concatenation, reshapes, slicing, casts, and the
+//! shape arithmetic (Shape/StridedSlice/Pack/ConcatV2) that folding turns into constants.
+
+use crate::ir::{Node, Partial, ValueInfo};
+use crate::lower::{Ctx, Layout, Lowered};
+use crate::ops::util::{OpResult, norm_axis, phys_axis, same_as_input};
+use crate::ops::{Folded, OpDef, OpInputs, op};
+use crate::py::PyExpr;
+use crate::tensor::{DType, Tensor, Values};
+
+pub const OPS: &[OpDef] = &[
+    op("Identity", |_| Ok(Lowered::Alias(0))).infer(same_as_input),
+    op("IdentityN", |_| Ok(Lowered::Alias(0))).infer(same_as_input),
+    op("StopGradient", |_| Ok(Lowered::Alias(0))).infer(same_as_input),
+    op("Snapshot", |_| Ok(Lowered::Alias(0))).infer(same_as_input),
+    op("Pad", pad).infer(pad_infer),
+    op("PadV2", pad).infer(pad_infer),
+    op("MirrorPad", pad).infer(pad_infer),
+    op("ConcatV2", concat).infer(concat_infer).fold(concat_fold),
+    op("Reshape", reshape)
+        .infer(reshape_infer)
+        .fold(reshape_fold),
+    op("Squeeze", squeeze)
+        .infer(squeeze_infer)
+        .fold(squeeze_fold),
+    op("ExpandDims", expand_dims)
+        .infer(expand_infer)
+        .fold(expand_fold),
+    op("Transpose", transpose)
+        .infer(transpose_infer)
+        .fold(transpose_fold),
+    op("Pack", pack).infer(pack_infer).fold(pack_fold),
+    op("Shape", shape_op).infer(shape_infer).fold(shape_fold),
+    op("StridedSlice", strided_slice)
+        .infer(strided_slice_infer)
+        .fold(strided_slice_fold),
+    op("Cast", cast).infer(cast_infer).fold(cast_fold),
+];
+
+fn err<E: ToString>(e: E) -> String {
+    e.to_string()
+}
+
+fn list(items: Vec<PyExpr>) -> PyExpr {
+    PyExpr::Atom(format!(
+        "[{}]",
+        items
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
+
+// ---- Pad -------------------------------------------------------------------------------
+
+fn pad_pairs(t: &Tensor, rank: usize) -> OpResult<Vec<(i64, i64)>> {
+    let v = t.to_i64().ok_or("paddings must be integers")?;
+    if t.shape != [rank, 2] || v.iter().any(|&p| p < 0) {
+        return Err(format!(
+            "paddings of shape {:?} do not fit rank {rank}",
+            t.shape
+        ));
+    }
+    Ok(v.chunks(2).map(|c| (c[0], c[1])).collect())
+}
+
+fn pad(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let rank = ctx.rank(0).ok_or("input rank must be known")?;
+    let pairs = pad_pairs(ctx.const_input(1)?, rank)?;
+    let node = ctx.node();
+    let mode = if node.op == "MirrorPad" {
+        node.attr_str("mode").map_err(err)?
+    } else {
+        "CONSTANT".into()
+    };
+    let value = if node.op == "PadV2" {
+        Some(
+            ctx.const_input(2)?
+                .scalar_f64()
+                .ok_or("constant_values must be a scalar")?,
+        )
+    } else {
+        None
+    };
+    let layout = if rank == 4 {
+        ctx.layout(0)?
+    } else {
+        Layout::Tf
+    };
+    // Physical pairs, then F.pad's order: last dim first, trailing unpadded dims dropped.
+    let mut phys = vec![(0, 0); rank];
+    for (a, p) in pairs.iter().enumerate() {
+        phys[if rank == 4 { phys_axis(a, layout) } else { a }] = *p;
+    }
+    let first = phys.iter().position(|&p| p != (0, 0));
+    let Some(first) = first else {
+        return Ok(Lowered::Alias(0));
+    };
+    let mut flat = Vec::new();
+    for p in phys[first..].iter().rev() {
+        flat.extend([p.0, p.1]);
+    }
+    let x = ctx.input_in(0, layout)?;
+    let mut args = vec![x, PyExpr::ints(&flat)];
+    let mut kwargs = Vec::new();
+    match mode.as_str() {
+        "CONSTANT" => {
+            if let Some(v) = value.filter(|&v| v != 0.0) {
+                args.push(PyExpr::f64(v));
+            }
+        }
+        "REFLECT" => {
+            if rank - first > 3 || first + 2 > rank {
+                return Err("REFLECT padding of the batch or channel axes".into());
+            }
+            kwargs.push(("mode", PyExpr::str_lit("reflect")));
+        }
+        other => return Err(format!("MirrorPad mode {other} is not supported")),
+    }
+    Ok(Lowered::Expr {
+        expr: PyExpr::call_kw("F.pad", args, kwargs),
+        layout,
+    })
+}
+
+fn pad_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let x = inp.infos.first()?;
+    let shape = x.shape.as_ref()?;
+    let pairs = pad_pairs(inp.consts.get(1).copied().flatten()?, shape.len()).ok()?;
+    let out = shape
+        .iter()
+        .zip(&pairs)
+        .map(|(d, p)| d.map(|d| d + (p.0 + p.1) as usize))
+        .collect();
+    Some(vec![ValueInfo {
+        dtype: x.dtype,
+        shape: Some(out),
+    }])
+}
+
+// ---- ConcatV2 ----------------------------------------------------------------------------
+
+fn concat(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let n = ctx.num_inputs() - 1;
+    let rank = ctx.rank(0).ok_or("input rank must be known")?;
+    let axis = norm_axis(
+        *ctx.const_ints(n)?.first().ok_or("axis must be a scalar")?,
+        rank,
+    )?;
+    let mut layout = Layout::Tf;
+    if rank == 4 {
+        for i in 0..n {
+            if !ctx.is_const(i) && ctx.layout(i)? == Layout::Nchw {
+                layout = Layout::Nchw;
+            }
+        }
+    }
+    let items = (0..n)
+        .map(|i| ctx.input_in(i, layout))
+        .collect::<OpResult<Vec<_>>>()?;
+    let dim = if rank == 4 {
+        phys_axis(axis, layout)
+    } else {
+        axis
+    } as i64;
+    let expr = PyExpr::call_kw(
+        "torch.cat",
+        vec![list(items)],
+        vec![("dim", PyExpr::int(dim))],
+    );
+    Ok(Lowered::Expr { expr, layout })
+}
+
+fn concat_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let n = inp.infos.len().checked_sub(1)?;
+    let first = inp.infos.first()?;
+    let rank = first.shape.as_ref()?.len();
+    let axis = norm_axis(*inp.const_ints(n)?.first()?, rank).ok()?;
+    let mut out = first.shape.clone()?;
+    let mut total = Some(0usize);
+    for info in &inp.infos[..n] {
+        let s = info.shape.as_ref()?;
+        total = match (total, s.get(axis).copied().flatten()) {
+            (Some(t), Some(d)) => Some(t + d),
+            _ => None,
+        };
+        for (i, d) in s.iter().enumerate() {
+            if i != axis && out[i].is_none() {
+                out[i] = *d;
+            }
+        }
+    }
+    out[axis] = total;
+    Some(vec![ValueInfo {
+        dtype: first.dtype,
+        shape: Some(out),
+    }])
+}
+
+/// Folds 1-D concatenations of (partly) known integer vectors, and constant concats.
+fn concat_fold(inp: &OpInputs) -> Option<Folded> {
+    let n = inp.infos.len().checked_sub(1)?;
+    let all_const = inp.consts[..n].iter().all(|c| c.is_some());
+    if all_const {
+        let ts: Vec<&Tensor> = inp.consts[..n].iter().map(|c| c.unwrap()).collect();
+        let rank = ts[0].rank();
+        let axis = norm_axis(*inp.const_ints(n)?.first()?, rank).ok()?;
+        if axis != 0
+            || ts
+                .iter()
+                .any(|t| t.dtype != ts[0].dtype || t.shape[1..] != ts[0].shape[1..])
+        {
+            return None;
+        }
+        let mut shape = ts[0].shape.clone();
+        shape[0] = ts.iter().map(|t| t.shape[0]).sum();
+        let mut data = Vec::new();
+        for t in &ts {
+            data.extend_from_slice(&t.data);
+        }
+        return Some(Folded::Tensor(Tensor {
+            dtype: ts[0].dtype,
+            shape,
+            data: data.into(),
+        }));
+    }
+    let mut values = Vec::new();
+    for i in 0..n {
+        values.extend(inp.ints(i)?);
+    }
+    Some(Folded::Partial(Partial {
+        scalar: false,
+        values,
+    }))
+}
+
+// ---- Reshape -------------------------------------------------------------------------------
+
+/// The target shape with at most one `-1`: an unknown entry (dynamic batch) becomes `-1`.
+fn reshape_target(inp_target: Vec<Option<i64>>) -> OpResult<Vec<i64>> {
+    let unknown = inp_target
+        .iter()
+        .filter(|d| d.is_none() || **d == Some(-1))
+        .count();
+    if unknown > 1 {
+        return Err("reshape target has more than one unknown dimension".into());
+    }
+    Ok(inp_target.into_iter().map(|d| d.unwrap_or(-1)).collect())
+}
+
+fn reshape(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let target = match ctx.const_input(1) {
+        Ok(t) => t
+            .to_i64()
+            .ok_or("shape must be integers")?
+            .into_iter()
+            .map(Some)
+            .collect(),
+        Err(_) => {
+            let info = ctx.out_info(0);
+            let shape = info.shape.ok_or("reshape target is computed at run time")?;
+            // Shape inference resolved the target from partial values.
+            shape.into_iter().map(|d| d.map(|d| d as i64)).collect()
+        }
+    };
+    let target = reshape_target(target)?;
+    let x = ctx.input_tf(0)?;
+    let expr = x.method("reshape", target.iter().map(|&d| PyExpr::int(d)).collect());
+    Ok(Lowered::Expr {
+        expr,
+        layout: Layout::Tf,
+    })
+}
+
+fn reshape_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let x = inp.infos.first()?;
+    let target = inp.ints(1)?;
+    let numel: Option<usize> = x.shape.as_ref().and_then(|s| s.iter().copied().product());
+    let known: i64 = target
+        .iter()
+        .filter_map(|d| d.filter(|&d| d >= 0))
+        .product();
+    let unknown = target
+        .iter()
+        .filter(|d| d.is_none() || **d == Some(-1))
+        .count();
+    let shape = target
+        .iter()
+        .map(|d| match d {
+            Some(d) if *d >= 0 => Some(*d as usize),
+            _ if unknown == 1 && known > 0 => numel.map(|n| n / known as usize),
+            _ => None,
+        })
+        .collect();
+    Some(vec![ValueInfo {
+        dtype: x.dtype,
+        shape: Some(shape),
+    }])
+}
+
+fn reshape_fold(inp: &OpInputs) -> Option<Folded> {
+    let t = inp.consts.first().copied().flatten()?;
+    let target = inp.const_ints(1)?;
+    let known: i64 = target.iter().filter(|&&d| d >= 0).product();
+    let shape: Option<Vec<usize>> = target
+        .iter()
+        .map(|&d| {
+            if d >= 0 {
+                Some(d as usize)
+            } else if known > 0 {
+                Some(t.numel() / known as usize)
+            } else {
+                None
+            }
+        })
+        .collect();
+    let shape = shape?;
+    (crate::tensor::checked_numel(&shape) == Some(t.numel()))
+        .then(|| Folded::Tensor(t.reshaped(shape)))
+}
+
+// ---- Squeeze / ExpandDims ----------------------------------------------------------------
+
+fn squeeze_axes(node: &Node, shape: &[Option<usize>]) -> OpResult<Vec<usize>> {
+    let dims = node.attr_ints_or("squeeze_dims", &[]).map_err(err)?;
+    if dims.is_empty() {
+        let all: Option<Vec<usize>> = shape
+            .iter()
+            .enumerate()
+            .map(|(i, d)| d.map(|d| (i, d)))
+            .map(|p| p.map(|(i, _)| i))
+            .collect();
+        let _ = all;
+        if shape.iter().any(|d| d.is_none()) {
+            return Err("squeezing every size-1 dim needs a static shape".into());
+        }
+        return Ok(shape
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| **d == Some(1))
+            .map(|(i, _)| i)
+            .collect());
+    }
+    let mut v = dims
+        .iter()
+        .map(|&a| norm_axis(a, shape.len()))
+        .collect::<OpResult<Vec<_>>>()?;
+    v.sort_unstable();
+    v.dedup();
+    Ok(v)
+}
+
+fn squeeze(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let shape = ctx.info(0).shape.ok_or("input rank must be known")?;
+    let axes = squeeze_axes(ctx.node(), &shape)?;
+    if axes.is_empty() {
+        return Ok(Lowered::Alias(0));
+    }
+    let mut layout = if shape.len() == 4 {
+        ctx.layout(0)?
+    } else {
+        Layout::Tf
+    };
+    if layout == Layout::Nchw {
+        let kept: Vec<usize> = (0..4)
+            .filter(|a| !axes.contains(a))
+            .map(|a| phys_axis(a, layout))
+            .collect();
+        if !kept.windows(2).all(|w| w[0] < w[1]) {
+            layout = Layout::Tf;
+        }
+    }
+    let x = ctx.input_in(0, layout)?;
+    let mut dims: Vec<i64> = axes.iter().map(|&a| phys_axis(a, layout) as i64).collect();
+    dims.sort_unstable();
+    let dim = if dims.len() == 1 {
+        PyExpr::int(dims[0])
+    } else {
+        PyExpr::ints(&dims)
+    };
+    Ok(Lowered::Expr {
+        expr: x.method("squeeze", vec![dim]),
+        layout: Layout::Tf,
+    })
+}
+
+fn squeeze_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let x = inp.infos.first()?;
+    let shape = x.shape.as_ref()?;
+    let axes = squeeze_axes(inp.node, shape).ok()?;
+    let out = shape
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !axes.contains(i))
+        .map(|(_, d)| *d)
+        .collect();
+    Some(vec![ValueInfo {
+        dtype: x.dtype,
+        shape: Some(out),
+    }])
+}
+
+fn squeeze_fold(inp: &OpInputs) -> Option<Folded> {
+    let t = inp.consts.first().copied().flatten()?;
+    let shape: Vec<Option<usize>> = t.shape.iter().map(|&d| Some(d)).collect();
+    let axes = squeeze_axes(inp.node, &shape).ok()?;
+    let out = t
+        .shape
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !axes.contains(i))
+        .map(|(_, d)| *d)
+        .collect();
+    Some(Folded::Tensor(t.reshaped(out)))
+}
+
+fn expand_axis(inp_rank: usize, dim: i64) -> OpResult<usize> {
+    norm_axis(dim, inp_rank + 1)
+}
+
+fn expand_dims(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let rank = ctx.rank(0).ok_or("input rank must be known")?;
+    let d = expand_axis(
+        rank,
+        *ctx.const_ints(1)?.first().ok_or("dim must be a scalar")?,
+    )?;
+    let x = ctx.input_tf(0)?;
+    Ok(Lowered::Expr {
+        expr: x.method("unsqueeze", vec![PyExpr::int(d as i64)]),
+        layout: Layout::Tf,
+    })
+}
+
+fn expand_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let x = inp.infos.first()?;
+    let mut shape = x.shape.clone()?;
+    let d = expand_axis(shape.len(), *inp.const_ints(1)?.first()?).ok()?;
+    shape.insert(d, Some(1));
+    Some(vec![ValueInfo {
+        dtype: x.dtype,
+        shape: Some(shape),
+    }])
+}
+
+fn expand_fold(inp: &OpInputs) -> Option<Folded> {
+    let t = inp.consts.first().copied().flatten()?;
+    let d = expand_axis(t.rank(), *inp.const_ints(1)?.first()?).ok()?;
+    let mut shape = t.shape.clone();
+    shape.insert(d, 1);
+    Some(Folded::Tensor(t.reshaped(shape)))
+}
+
+// ---- Transpose -------------------------------------------------------------------------------
+
+fn perm_of(v: Vec<i64>, rank: usize) -> OpResult<Vec<usize>> {
+    let p = v
+        .iter()
+        .map(|&a| norm_axis(a, rank))
+        .collect::<OpResult<Vec<_>>>()?;
+    let mut sorted = p.clone();
+    sorted.sort_unstable();
+    if sorted != (0..rank).collect::<Vec<_>>() {
+        return Err(format!("{v:?} is not a permutation"));
+    }
+    Ok(p)
+}
+
+fn transpose(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let rank = ctx.rank(0).ok_or("input rank must be known")?;
+    let perm = perm_of(ctx.const_ints(1)?, rank)?;
+    let layout = if rank == 4 {
+        ctx.layout(0)?
+    } else {
+        Layout::Tf
+    };
+    let x = ctx.input_in(0, layout)?;
+    // Compose with the layout so that an NCHW input needs one permute, not two.
+    let phys: Vec<i64> = perm
+        .iter()
+        .map(|&p| if rank == 4 { phys_axis(p, layout) } else { p } as i64)
+        .collect();
+    if phys.iter().enumerate().all(|(i, &p)| i as i64 == p) {
+        return Ok(Lowered::Alias(0));
+    }
+    Ok(Lowered::Expr {
+        expr: x.method("permute", phys.into_iter().map(PyExpr::int).collect()),
+        layout: Layout::Tf,
+    })
+}
+
+fn transpose_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let x = inp.infos.first()?;
+    let shape = x.shape.as_ref()?;
+    let perm = perm_of(inp.const_ints(1)?, shape.len()).ok()?;
+    Some(vec![ValueInfo {
+        dtype: x.dtype,
+        shape: Some(perm.iter().map(|&p| shape[p]).collect()),
+    }])
+}
+
+fn transpose_fold(inp: &OpInputs) -> Option<Folded> {
+    let t = inp.consts.first().copied().flatten()?;
+    let perm = perm_of(inp.const_ints(1)?, t.rank()).ok()?;
+    Some(Folded::Tensor(t.permute(&perm)))
+}
+
+// ---- Pack --------------------------------------------------------------------------------
+
+fn pack(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let n = ctx.num_inputs();
+    let rank = ctx.rank(0).ok_or("input rank must be known")?;
+    let axis = norm_axis(ctx.node().attr_int_or("axis", 0).map_err(err)?, rank + 1)?;
+    let items = (0..n)
+        .map(|i| ctx.input_tf(i))
+        .collect::<OpResult<Vec<_>>>()?;
+    let expr = PyExpr::call_kw(
+        "torch.stack",
+        vec![list(items)],
+        vec![("dim", PyExpr::int(axis as i64))],
+    );
+    Ok(Lowered::Expr {
+        expr,
+        layout: Layout::Tf,
+    })
+}
+
+fn pack_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let first = inp.infos.first()?;
+    let mut shape = first.shape.clone()?;
+    let axis = norm_axis(inp.node.attr_int_or("axis", 0).ok()?, shape.len() + 1).ok()?;
+    shape.insert(axis, Some(inp.infos.len()));
+    Some(vec![ValueInfo {
+        dtype: first.dtype,
+        shape: Some(shape),
+    }])
+}
+
+/// Packs scalars into a vector (shape arithmetic), known or partly known.
+fn pack_fold(inp: &OpInputs) -> Option<Folded> {
+    let mut values = Vec::new();
+    for i in 0..inp.infos.len() {
+        let v = inp.ints(i)?;
+        if v.len() != 1 || inp.infos[i].shape.as_ref().is_some_and(|s| !s.is_empty()) {
+            return None;
+        }
+        values.extend(v);
+    }
+    let dtype = inp.infos.first()?.dtype?;
+    if values.iter().all(|v| v.is_some()) {
+        let vals: Vec<i64> = values.into_iter().map(|v| v.unwrap()).collect();
+        let n = vals.len();
+        return Tensor::with_values_like(dtype, vec![n], &Values::I(vals)).map(Folded::Tensor);
+    }
+    Some(Folded::Partial(Partial {
+        scalar: false,
+        values,
+    }))
+}
+
+// ---- Shape -------------------------------------------------------------------------------
+
+fn out_int_dtype(node: &Node) -> DType {
+    node.attr_type("out_type").unwrap_or(DType::I32)
+}
+
+fn shape_op(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let x = ctx.input_tf(0)?;
+    let dtype = out_int_dtype(ctx.node()).torch_name().unwrap_or("int32");
+    let expr = PyExpr::call_kw(
+        "torch.tensor",
+        vec![x.attr("shape")],
+        vec![("dtype", PyExpr::name(format!("torch.{dtype}")))],
+    );
+    Ok(Lowered::Expr {
+        expr,
+        layout: Layout::Tf,
+    })
+}
+
+fn shape_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let rank = inp.infos.first()?.shape.as_ref().map(|s| s.len());
+    Some(vec![ValueInfo {
+        dtype: Some(out_int_dtype(inp.node)),
+        shape: rank.map(|r| vec![Some(r)]),
+    }])
+}
+
+fn shape_fold(inp: &OpInputs) -> Option<Folded> {
+    let shape = inp.infos.first()?.shape.as_ref()?;
+    let values: Vec<Option<i64>> = shape.iter().map(|d| d.map(|d| d as i64)).collect();
+    if values.iter().all(|v| v.is_some()) {
+        let v: Vec<i64> = values.into_iter().map(|v| v.unwrap()).collect();
+        return Tensor::with_values_like(out_int_dtype(inp.node), vec![v.len()], &Values::I(v))
+            .map(Folded::Tensor);
+    }
+    Some(Folded::Partial(Partial {
+        scalar: false,
+        values,
+    }))
+}
+
+// ---- StridedSlice ----------------------------------------------------------------------------
+
+/// One entry of a StridedSlice index after expanding the ellipsis (tf-formats.md §4.6).
+#[derive(Debug, Clone, PartialEq)]
+enum Index {
+    Full,
+    At(i64),
+    Range(Option<i64>, Option<i64>, i64),
+    NewAxis,
+}
+
+fn slice_spec(
+    node: &Node,
+    rank: usize,
+    begin: &[i64],
+    end: &[i64],
+    strides: &[i64],
+) -> OpResult<Vec<Index>> {
+    let mask = |a: &str| node.attr_int_or(a, 0).map_err(err);
+    let (bm, em, elm, nam, sam) = (
+        mask("begin_mask")?,
+        mask("end_mask")?,
+        mask("ellipsis_mask")?,
+        mask("new_axis_mask")?,
+        mask("shrink_axis_mask")?,
+    );
+    let n = begin.len();
+    if end.len() != n || strides.len() != n {
+        return Err("begin, end and strides differ in length".into());
+    }
+    let bit = |m: i64, i: usize| i < 63 && (m >> i) & 1 == 1;
+    let mut entries = Vec::new();
+    let mut ellipsis_at = None;
+    for i in 0..n {
+        if bit(elm, i) {
+            if ellipsis_at.is_some() {
+                return Err("more than one ellipsis".into());
+            }
+            ellipsis_at = Some(entries.len());
+        } else if bit(nam, i) {
+            entries.push(Index::NewAxis);
+        } else if bit(sam, i) {
+            entries.push(Index::At(begin[i]));
+        } else {
+            if strides[i] == 0 {
+                return Err("stride 0".into());
+            }
+            let b = (!bit(bm, i)).then_some(begin[i]);
+            let e = (!bit(em, i)).then_some(end[i]);
+            entries.push(Index::Range(b, e, strides[i]));
+        }
+    }
+    let consumed = entries.iter().filter(|e| **e != Index::NewAxis).count();
+    let fill = rank
+        .checked_sub(consumed)
+        .ok_or("slice has more entries than the input has axes")?;
+    let at = ellipsis_at.unwrap_or(entries.len());
+    entries.splice(at..at, std::iter::repeat_n(Index::Full, fill));
+    Ok(entries)
+}
+
+/// Python slice semantics: the indices `range(b, e, s)` selects in a dim of size `n`.
+fn slice_indices(n: i64, b: Option<i64>, e: Option<i64>, s: i64) -> Vec<i64> {
+    let norm = |v: i64, lo: i64, hi: i64| if v < 0 { (v + n).max(lo) } else { v.min(hi) };
+    let mut out = Vec::new();
+    if s > 0 {
+        let (mut i, e) = (
+            b.map_or(0, |b| norm(b, 0, n)),
+            e.map_or(n, |e| norm(e, 0, n)),
+        );
+        while i < e {
+            out.push(i);
+            i += s;
+        }
+    } else {
+        let (mut i, e) = (
+            b.map_or(n - 1, |b| norm(b, -1, n - 1)),
+            e.map_or(-1, |e| norm(e, -1, n - 1)),
+        );
+        while i > e {
+            out.push(i);
+            i += s;
+        }
+    }
+    out
+}
+
+fn slice_consts(inp: &OpInputs) -> Option<(Vec<i64>, Vec<i64>, Vec<i64>)> {
+    Some((inp.const_ints(1)?, inp.const_ints(2)?, inp.const_ints(3)?))
+}
+
+fn strided_slice(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let rank = ctx.rank(0).ok_or("input rank must be known")?;
+    let (b, e, s) = (ctx.const_ints(1)?, ctx.const_ints(2)?, ctx.const_ints(3)?);
+    let spec = slice_spec(ctx.node(), rank, &b, &e, &s)?;
+    let mut parts = Vec::new();
+    for idx in &spec {
+        parts.push(match idx {
+            Index::Full => ":".to_string(),
+            Index::NewAxis => "None".to_string(),
+            Index::At(i) => i.to_string(),
+            Index::Range(b, e, s) => {
+                if *s < 0 {
+                    return Err("negative strides are not supported yet".into());
+                }
+                let mut r = format!(
+                    "{}:{}",
+                    b.map_or(String::new(), |b| b.to_string()),
+                    e.map_or(String::new(), |e| e.to_string())
+                );
+                if *s != 1 {
+                    r.push_str(&format!(":{s}"));
+                }
+                r
+            }
+        });
+    }
+    while parts.last().is_some_and(|p| p == ":") {
+        parts.pop();
+    }
+    let x = ctx.input_tf(0)?;
+    if parts.is_empty() {
+        return Ok(Lowered::Alias(0));
+    }
+    Ok(Lowered::Expr {
+        expr: x.index(parts.join(", ")),
+        layout: Layout::Tf,
+    })
+}
+
+fn strided_slice_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let x = inp.infos.first()?;
+    let shape = x.shape.as_ref()?;
+    let (b, e, s) = slice_consts(inp)?;
+    let spec = slice_spec(inp.node, shape.len(), &b, &e, &s).ok()?;
+    let mut out = Vec::new();
+    let mut dim = 0;
+    for idx in spec {
+        match idx {
+            Index::NewAxis => out.push(Some(1)),
+            Index::At(_) => dim += 1,
+            Index::Full => {
+                out.push(shape[dim]);
+                dim += 1;
+            }
+            Index::Range(b, e, s) => {
+                out.push(shape[dim].map(|n| slice_indices(n as i64, b, e, s).len()));
+                dim += 1;
+            }
+        }
+    }
+    Some(vec![ValueInfo {
+        dtype: x.dtype,
+        shape: Some(out),
+    }])
+}
+
+/// Folds slices of 1-D (partly) known integer vectors: the shape arithmetic of TF graphs.
+fn strided_slice_fold(inp: &OpInputs) -> Option<Folded> {
+    let values = inp.ints(0)?;
+    if inp.infos.first()?.shape.as_ref()?.len() != 1 {
+        return None;
+    }
+    let (b, e, s) = slice_consts(inp)?;
+    let spec = slice_spec(inp.node, 1, &b, &e, &s).ok()?;
+    let n = values.len() as i64;
+    let (picked, scalar) = match spec.iter().find(|i| **i != Index::NewAxis)? {
+        Index::At(i) => {
+            let i = if *i < 0 { i + n } else { *i };
+            (vec![*values.get(usize::try_from(i).ok()?)?], true)
+        }
+        Index::Full => (values.clone(), false),
+        Index::Range(b, e, s) => (
+            slice_indices(n, *b, *e, *s)
+                .into_iter()
+                .map(|i| values[i as usize])
+                .collect(),
+            false,
+        ),
+        Index::NewAxis => return None,
+    };
+    if spec.contains(&Index::NewAxis) {
+        return None;
+    }
+    let dtype = inp.infos[0].dtype?;
+    if picked.iter().all(|v| v.is_some()) {
+        let v: Vec<i64> = picked.into_iter().map(|v| v.unwrap()).collect();
+        let shape = if scalar { vec![] } else { vec![v.len()] };
+        return Tensor::with_values_like(dtype, shape, &Values::I(v)).map(Folded::Tensor);
+    }
+    Some(Folded::Partial(Partial {
+        scalar,
+        values: picked,
+    }))
+}
+
+// ---- Cast --------------------------------------------------------------------------------
+
+fn cast(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let dst = ctx.node().attr_type("DstT").map_err(err)?;
+    let name = dst.torch_name().ok_or_else(|| format!("cast to {dst:?}"))?;
+    let x = ctx.input(0)?;
+    let expr = x
+        .expr
+        .method("to", vec![PyExpr::name(format!("torch.{name}"))]);
+    Ok(Lowered::Expr {
+        expr,
+        layout: x.layout,
+    })
+}
+
+fn cast_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let x = inp.infos.first()?;
+    Some(vec![ValueInfo {
+        dtype: inp.node.attr_type("DstT").ok(),
+        shape: x.shape.clone(),
+    }])
+}
+
+fn cast_fold(inp: &OpInputs) -> Option<Folded> {
+    let dst = inp.node.attr_type("DstT").ok()?;
+    if let Some(t) = inp.consts.first().copied().flatten() {
+        let v = match (t.values()?, dst.is_float()) {
+            (Values::F(f), false) => Values::I(f.into_iter().map(|x| x.trunc() as i64).collect()),
+            (Values::I(i), true) => Values::F(i.into_iter().map(|x| x as f64).collect()),
+            (v, _) => v,
+        };
+        return Tensor::with_values_like(dst, t.shape.clone(), &v).map(Folded::Tensor);
+    }
+    let p = inp.partials.first().copied().flatten()?;
+    dst.is_int().then(|| Folded::Partial(p.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_slices() {
+        assert_eq!(slice_indices(5, Some(1), None, 1), vec![1, 2, 3, 4]);
+        assert_eq!(slice_indices(5, Some(-2), None, 1), vec![3, 4]);
+        assert_eq!(slice_indices(5, None, None, -2), vec![4, 2, 0]);
+        assert_eq!(slice_indices(5, Some(0), Some(1), 1), vec![0]);
+    }
+}

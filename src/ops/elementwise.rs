@@ -1,0 +1,329 @@
+//! Elementwise math: binary ops with numpy broadcasting, and unary functions.
+//!
+//! Binary ops keep an NCHW operand in NCHW: a constant operand is re-laid out at conversion
+//! time (`[C]` → `[C, 1, 1]`), a rank-4 operand is converted to NCHW; anything else falls back
+//! to TF layout for every operand.
+
+use crate::lower::{Ctx, Layout, Lowered};
+use crate::ops::util::{OpResult, broadcast, broadcast_infer, same_as_input};
+use crate::ops::{Folded, OpDef, OpInputs, op};
+use crate::py::PyExpr;
+use crate::tensor::{Tensor, Values};
+
+pub const OPS: &[OpDef] = &[
+    op("Add", |c| binary(c, Bin::Add))
+        .infer(broadcast_infer)
+        .fold(|i| fold_binary(i, Bin::Add)),
+    op("AddV2", |c| binary(c, Bin::Add))
+        .infer(broadcast_infer)
+        .fold(|i| fold_binary(i, Bin::Add)),
+    op("Sub", |c| binary(c, Bin::Sub))
+        .infer(broadcast_infer)
+        .fold(|i| fold_binary(i, Bin::Sub)),
+    op("Mul", |c| binary(c, Bin::Mul))
+        .infer(broadcast_infer)
+        .fold(|i| fold_binary(i, Bin::Mul)),
+    op("RealDiv", |c| binary(c, Bin::Div))
+        .infer(broadcast_infer)
+        .fold(|i| fold_binary(i, Bin::Div)),
+    op("Maximum", |c| binary(c, Bin::Max))
+        .infer(broadcast_infer)
+        .fold(|i| fold_binary(i, Bin::Max)),
+    op("Minimum", |c| binary(c, Bin::Min))
+        .infer(broadcast_infer)
+        .fold(|i| fold_binary(i, Bin::Min)),
+    op("SquaredDifference", |c| binary(c, Bin::SqDiff))
+        .infer(broadcast_infer)
+        .fold(|i| fold_binary(i, Bin::SqDiff)),
+    op("Rsqrt", |c| unary(c, Un::Rsqrt))
+        .infer(same_as_input)
+        .fold(|i| fold_unary(i, Un::Rsqrt)),
+    op("Sqrt", |c| unary(c, Un::Sqrt))
+        .infer(same_as_input)
+        .fold(|i| fold_unary(i, Un::Sqrt)),
+    op("Square", |c| unary(c, Un::Square))
+        .infer(same_as_input)
+        .fold(|i| fold_unary(i, Un::Square)),
+    op("Exp", |c| unary(c, Un::Exp))
+        .infer(same_as_input)
+        .fold(|i| fold_unary(i, Un::Exp)),
+    op("Log", |c| unary(c, Un::Log))
+        .infer(same_as_input)
+        .fold(|i| fold_unary(i, Un::Log)),
+    op("Neg", |c| unary(c, Un::Neg))
+        .infer(same_as_input)
+        .fold(|i| fold_unary(i, Un::Neg)),
+    op("Abs", |c| unary(c, Un::Abs))
+        .infer(same_as_input)
+        .fold(|i| fold_unary(i, Un::Abs)),
+    op("Reciprocal", |c| unary(c, Un::Recip))
+        .infer(same_as_input)
+        .fold(|i| fold_unary(i, Un::Recip)),
+];
+
+#[derive(Clone, Copy)]
+enum Bin {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Max,
+    Min,
+    SqDiff,
+}
+
+#[derive(Clone, Copy)]
+enum Un {
+    Rsqrt,
+    Sqrt,
+    Square,
+    Exp,
+    Log,
+    Neg,
+    Abs,
+    Recip,
+}
+
+/// Chooses the layout for a broadcasting op and fetches both operands in it.
+fn operands(ctx: &mut Ctx) -> OpResult<(PyExpr, PyExpr, Layout)> {
+    let nchw = (0..2).any(|i| {
+        !ctx.is_const(i) && ctx.rank(i) == Some(4) && matches!(ctx.layout(i), Ok(Layout::Nchw))
+    });
+    if nchw {
+        let mut out = Vec::new();
+        for i in 0..2 {
+            let e = if ctx.is_const(i) {
+                let t = ctx.const_input(i)?;
+                if t.rank() == 0 {
+                    ctx.input_tf(i)?
+                } else if t.rank() <= 4 {
+                    // Align to rank 4 (leading ones), NHWC → NCHW, drop leading ones again.
+                    let mut shape = vec![1; 4 - t.rank()];
+                    shape.extend(&t.shape);
+                    let p = t.reshaped(shape).permute(&[0, 3, 1, 2]);
+                    let keep = p.shape.iter().position(|&d| d != 1).unwrap_or(3).min(3);
+                    let numel = p.numel();
+                    if numel == 1 && t.dtype.is_float() {
+                        PyExpr::f64(t.scalar_f64().ok_or("unreadable constant")?)
+                    } else {
+                        let s = p.shape[keep..].to_vec();
+                        ctx.buffer("const", p.reshaped(s))?
+                    }
+                } else {
+                    return tf_operands(ctx);
+                }
+            } else if ctx.rank(i) == Some(4) {
+                ctx.input_nchw(i)?
+            } else if ctx.rank(i) == Some(0) {
+                ctx.input_tf(i)?
+            } else {
+                return tf_operands(ctx);
+            };
+            out.push(e);
+        }
+        let b = out.pop().expect("two operands");
+        let a = out.pop().expect("two operands");
+        return Ok((a, b, Layout::Nchw));
+    }
+    tf_operands(ctx)
+}
+
+fn tf_operands(ctx: &mut Ctx) -> OpResult<(PyExpr, PyExpr, Layout)> {
+    Ok((ctx.input_tf(0)?, ctx.input_tf(1)?, Layout::Tf))
+}
+
+fn is_literal(e: &PyExpr) -> bool {
+    matches!(e, PyExpr::Atom(a) if a.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == 'f'))
+}
+
+fn binary(ctx: &mut Ctx, op: Bin) -> OpResult<Lowered> {
+    let (a, b, layout) = operands(ctx)?;
+    let expr = match op {
+        Bin::Add => a.binop("+", b),
+        Bin::Sub => a.binop("-", b),
+        Bin::Mul => a.binop("*", b),
+        Bin::Div => a.binop("/", b),
+        Bin::SqDiff => PyExpr::call("torch.square", vec![a.binop("-", b)]),
+        Bin::Max | Bin::Min => {
+            let (f, kw) = if matches!(op, Bin::Max) {
+                ("torch.maximum", "min")
+            } else {
+                ("torch.minimum", "max")
+            };
+            if is_literal(&b) {
+                a.method_kw("clamp", vec![], vec![(kw, b)])
+            } else if is_literal(&a) {
+                b.method_kw("clamp", vec![], vec![(kw, a)])
+            } else {
+                PyExpr::call(f, vec![a, b])
+            }
+        }
+    };
+    Ok(Lowered::Expr { expr, layout })
+}
+
+fn unary(ctx: &mut Ctx, op: Un) -> OpResult<Lowered> {
+    let x = ctx.input(0)?;
+    let e = x.expr;
+    let expr = match op {
+        Un::Rsqrt => PyExpr::call("torch.rsqrt", vec![e]),
+        Un::Sqrt => PyExpr::call("torch.sqrt", vec![e]),
+        Un::Square => PyExpr::call("torch.square", vec![e]),
+        Un::Exp => PyExpr::call("torch.exp", vec![e]),
+        Un::Log => PyExpr::call("torch.log", vec![e]),
+        Un::Neg => e.neg(),
+        Un::Abs => PyExpr::call("torch.abs", vec![e]),
+        Un::Recip => PyExpr::call("torch.reciprocal", vec![e]),
+    };
+    Ok(Lowered::Expr {
+        expr,
+        layout: x.layout,
+    })
+}
+
+/// Numpy broadcasting of `a` and `b` element by element.
+fn broadcast_apply<T: Copy, R>(
+    sa: &[usize],
+    a: &[T],
+    sb: &[usize],
+    b: &[T],
+    f: impl Fn(T, T) -> R,
+) -> Option<(Vec<usize>, Vec<R>)> {
+    let to_opt = |s: &[usize]| Some(s.iter().map(|&d| Some(d)).collect::<Vec<_>>());
+    let out: Vec<usize> = broadcast(&to_opt(sa), &to_opt(sb))?
+        .into_iter()
+        .collect::<Option<_>>()?;
+    let n = out.len();
+    let strides = |s: &[usize]| -> Vec<usize> {
+        let mut st = vec![0; n];
+        let mut acc = 1;
+        for i in (0..s.len()).rev() {
+            let o = n - s.len() + i;
+            st[o] = if s[i] == 1 { 0 } else { acc };
+            acc *= s[i];
+        }
+        st
+    };
+    let (st_a, st_b) = (strides(sa), strides(sb));
+    let total: usize = out.iter().product();
+    let mut res = Vec::with_capacity(total);
+    let mut idx = vec![0usize; n];
+    for _ in 0..total {
+        let ia: usize = idx.iter().zip(&st_a).map(|(i, s)| i * s).sum();
+        let ib: usize = idx.iter().zip(&st_b).map(|(i, s)| i * s).sum();
+        res.push(f(a[ia], b[ib]));
+        for ax in (0..n).rev() {
+            idx[ax] += 1;
+            if idx[ax] < out[ax] {
+                break;
+            }
+            idx[ax] = 0;
+        }
+    }
+    Some((out, res))
+}
+
+fn fold_binary(inp: &OpInputs, op: Bin) -> Option<Folded> {
+    let a = inp.consts.first().copied().flatten()?;
+    let b = inp.consts.get(1).copied().flatten()?;
+    if a.dtype != b.dtype {
+        return None;
+    }
+    let values = match (a.values()?, b.values()?) {
+        (Values::F(x), Values::F(y)) => {
+            let f32_math = a.dtype == crate::tensor::DType::F32;
+            let (shape, v) = broadcast_apply(&a.shape, &x, &b.shape, &y, |p, q| {
+                // Compute in the tensor's own precision, as TF does.
+                if f32_math {
+                    let (p, q) = (p as f32, q as f32);
+                    (match op {
+                        Bin::Add => p + q,
+                        Bin::Sub => p - q,
+                        Bin::Mul => p * q,
+                        Bin::Div => p / q,
+                        Bin::Max => p.max(q),
+                        Bin::Min => p.min(q),
+                        Bin::SqDiff => (p - q) * (p - q),
+                    }) as f64
+                } else {
+                    match op {
+                        Bin::Add => p + q,
+                        Bin::Sub => p - q,
+                        Bin::Mul => p * q,
+                        Bin::Div => p / q,
+                        Bin::Max => p.max(q),
+                        Bin::Min => p.min(q),
+                        Bin::SqDiff => (p - q) * (p - q),
+                    }
+                }
+            })?;
+            (shape, Values::F(v))
+        }
+        (Values::I(x), Values::I(y)) => {
+            let (shape, v) = broadcast_apply(&a.shape, &x, &b.shape, &y, |p, q| match op {
+                Bin::Add => p.wrapping_add(q),
+                Bin::Sub => p.wrapping_sub(q),
+                Bin::Mul => p.wrapping_mul(q),
+                // TF's integer RealDiv is not defined; Div truncates. Refuse division by zero.
+                Bin::Div => p.checked_div(q).unwrap_or(0),
+                Bin::Max => p.max(q),
+                Bin::Min => p.min(q),
+                Bin::SqDiff => (p - q).wrapping_mul(p - q),
+            })?;
+            (shape, Values::I(v))
+        }
+        _ => return None,
+    };
+    Tensor::with_values_like(a.dtype, values.0, &values.1).map(Folded::Tensor)
+}
+
+fn fold_unary(inp: &OpInputs, op: Un) -> Option<Folded> {
+    let a = inp.consts.first().copied().flatten()?;
+    let f32_math = a.dtype == crate::tensor::DType::F32;
+    let v = match a.values()? {
+        Values::F(x) => Values::F(
+            x.into_iter()
+                .map(|p| {
+                    if f32_math {
+                        let p = p as f32;
+                        (match op {
+                            Un::Rsqrt => 1.0 / p.sqrt(),
+                            Un::Sqrt => p.sqrt(),
+                            Un::Square => p * p,
+                            Un::Exp => p.exp(),
+                            Un::Log => p.ln(),
+                            Un::Neg => -p,
+                            Un::Abs => p.abs(),
+                            Un::Recip => 1.0 / p,
+                        }) as f64
+                    } else {
+                        match op {
+                            Un::Rsqrt => 1.0 / p.sqrt(),
+                            Un::Sqrt => p.sqrt(),
+                            Un::Square => p * p,
+                            Un::Exp => p.exp(),
+                            Un::Log => p.ln(),
+                            Un::Neg => -p,
+                            Un::Abs => p.abs(),
+                            Un::Recip => 1.0 / p,
+                        }
+                    }
+                })
+                .collect(),
+        ),
+        Values::I(x) => Values::I(
+            x.into_iter()
+                .map(|p| match op {
+                    Un::Neg => -p,
+                    Un::Abs => p.abs(),
+                    Un::Square => p.wrapping_mul(p),
+                    _ => p,
+                })
+                .collect(),
+        ),
+    };
+    if matches!(v, Values::I(_)) && !matches!(op, Un::Neg | Un::Abs | Un::Square) {
+        return None;
+    }
+    Tensor::with_values_like(a.dtype, a.shape.clone(), &v).map(Folded::Tensor)
+}

@@ -1,0 +1,124 @@
+//! The translation registry: one file per op family, each a `const OPS: &[OpDef]` table.
+//!
+//! A row names a TF op and says how to lower it to PyTorch; optionally how to infer its output
+//! shapes and how to fold it when its inputs are constants. Adding an op touches one family
+//! file. An op with no row, or whose `lower` returns an error, becomes a stub in
+//! `custom_ops.py`: never a panic.
+
+mod activation;
+mod array;
+mod elementwise;
+mod nn;
+mod reduce;
+pub mod util;
+
+use crate::ir::{Node, Partial, ValueInfo};
+use crate::lower::{Ctx, Lowered};
+use crate::tensor::Tensor;
+
+pub type LowerFn = fn(&mut Ctx) -> Result<Lowered, String>;
+pub type InferFn = fn(&OpInputs) -> Option<Vec<ValueInfo>>;
+pub type FoldFn = fn(&OpInputs) -> Option<Folded>;
+
+/// What a node's inputs are known to be, for shape inference and folding.
+pub struct OpInputs<'a> {
+    pub node: &'a Node,
+    pub infos: Vec<ValueInfo>,
+    pub consts: Vec<Option<&'a Tensor>>,
+    pub partials: Vec<Option<&'a Partial>>,
+}
+
+impl OpInputs<'_> {
+    /// Integer values of input `i`, known or partly known (`None` entries unknown).
+    pub fn ints(&self, i: usize) -> Option<Vec<Option<i64>>> {
+        if let Some(t) = self.consts.get(i).copied().flatten() {
+            return t.to_i64().map(|v| v.into_iter().map(Some).collect());
+        }
+        self.partials
+            .get(i)
+            .copied()
+            .flatten()
+            .map(|p| p.values.clone())
+    }
+
+    pub fn const_ints(&self, i: usize) -> Option<Vec<i64>> {
+        self.consts
+            .get(i)
+            .copied()
+            .flatten()
+            .and_then(|t| t.to_i64())
+    }
+}
+
+/// The result of folding.
+pub enum Folded {
+    Tensor(Tensor),
+    Partial(Partial),
+}
+
+pub struct OpDef {
+    pub name: &'static str,
+    pub lower: LowerFn,
+    pub infer: Option<InferFn>,
+    pub fold: Option<FoldFn>,
+}
+
+/// A registry row.
+pub const fn op(name: &'static str, lower: LowerFn) -> OpDef {
+    OpDef {
+        name,
+        lower,
+        infer: None,
+        fold: None,
+    }
+}
+
+impl OpDef {
+    pub const fn infer(mut self, f: InferFn) -> OpDef {
+        self.infer = Some(f);
+        self
+    }
+
+    pub const fn fold(mut self, f: FoldFn) -> OpDef {
+        self.fold = Some(f);
+        self
+    }
+}
+
+const FAMILIES: &[&[OpDef]] = &[
+    nn::OPS,
+    activation::OPS,
+    elementwise::OPS,
+    reduce::OPS,
+    array::OPS,
+];
+
+/// The row for a TF op, if we translate it.
+pub fn lookup(op: &str) -> Option<&'static OpDef> {
+    FAMILIES
+        .iter()
+        .flat_map(|f| f.iter())
+        .find(|d| d.name == op)
+}
+
+/// Every supported op name, sorted (for `inspect` and docs).
+pub fn supported() -> Vec<&'static str> {
+    let mut v: Vec<&str> = FAMILIES
+        .iter()
+        .flat_map(|f| f.iter())
+        .map(|d| d.name)
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn no_op_is_registered_twice() {
+        let v = super::supported();
+        for w in v.windows(2) {
+            assert_ne!(w[0], w[1], "{} is registered twice", w[0]);
+        }
+    }
+}

@@ -1,0 +1,531 @@
+//! Convolutions, pooling, normalisation and dense layers: the ops that become `nn.*` layers.
+//!
+//! These run in NCHW. Weights are converted at conversion time (HWIO → OIHW, depthwise
+//! `[H, W, C, M]` → `[C·M, 1, H, W]`, Dense `[in, out]` → `[out, in]`). A third input on
+//! Conv2D/DepthwiseConv2dNative/MatMul is a bias folded in by `passes::fuse_bias`.
+
+use crate::ir::ValueInfo;
+use crate::lower::{Ctx, Layout, Lowered};
+use crate::ops::util::{OpResult, hw, require_nhwc, spatial_pair, window_out, window_pads};
+use crate::ops::{OpDef, OpInputs, op};
+use crate::py::{PyExpr, Weight};
+use crate::tensor::{DType, Tensor};
+
+pub const OPS: &[OpDef] = &[
+    op("Conv2D", conv2d).infer(conv_infer),
+    op("DepthwiseConv2dNative", depthwise).infer(conv_infer),
+    op("BiasAdd", bias_add).infer(crate::ops::util::same_as_input),
+    op("MatMul", matmul).infer(matmul_infer),
+    op("FusedBatchNorm", batch_norm).infer(crate::ops::util::same_as_input),
+    op("FusedBatchNormV3", batch_norm).infer(crate::ops::util::same_as_input),
+    op("MaxPool", max_pool).infer(pool_infer),
+    op("AvgPool", avg_pool).infer(pool_infer),
+    op("LRN", lrn).infer(crate::ops::util::same_as_input),
+];
+
+/// `3` for a square pair, `(3, 5)` otherwise.
+fn pair(p: (i64, i64)) -> PyExpr {
+    if p.0 == p.1 {
+        PyExpr::int(p.0)
+    } else {
+        PyExpr::ints(&[p.0, p.1])
+    }
+}
+
+/// `F.pad` arguments for asymmetric `[top, bottom, left, right]` pads, or the symmetric
+/// `(h, w)` that torch layers take themselves.
+enum Pads {
+    Symmetric((i64, i64)),
+    Explicit([i64; 4]),
+}
+
+fn classify(p: [i64; 4]) -> Pads {
+    if p[0] == p[1] && p[2] == p[3] {
+        Pads::Symmetric((p[0], p[2]))
+    } else {
+        Pads::Explicit(p)
+    }
+}
+
+fn f_pad(x: PyExpr, p: [i64; 4], value: Option<PyExpr>) -> PyExpr {
+    let mut args = vec![x, PyExpr::ints(&[p[2], p[3], p[0], p[1]])];
+    if let Some(v) = value {
+        args.push(v);
+    }
+    PyExpr::call("F.pad", args)
+}
+
+struct ConvGeometry {
+    k: (i64, i64),
+    s: (i64, i64),
+    d: (i64, i64),
+    pads: [i64; 4],
+}
+
+fn conv_geometry(ctx: &Ctx, kh: usize, kw: usize) -> OpResult<ConvGeometry> {
+    let node = ctx.node();
+    require_nhwc(node)?;
+    let s = spatial_pair(node, "strides", None)?;
+    let d = spatial_pair(node, "dilations", Some(&[1, 1, 1, 1]))?;
+    let k = (kh as i64, kw as i64);
+    let pads = window_pads(node, hw(&ctx.info(0).shape), k, s, d)?;
+    Ok(ConvGeometry { k, s, d, pads })
+}
+
+/// `nn.Conv2d(...)` plus the forward call, shared by Conv2D and depthwise.
+fn conv_layer(
+    ctx: &mut Ctx,
+    in_ch: usize,
+    out_ch: usize,
+    groups: usize,
+    g: ConvGeometry,
+    weight: Weight,
+) -> OpResult<Lowered> {
+    let bias = if ctx.num_inputs() > 2 {
+        Some(ctx.const_input(2)?.clone())
+    } else {
+        None
+    };
+    let x = ctx.input_nchw(0)?;
+    let mut kwargs: Vec<(&str, PyExpr)> = Vec::new();
+    if g.s != (1, 1) {
+        kwargs.push(("stride", pair(g.s)));
+    }
+    let x = match classify(g.pads) {
+        Pads::Symmetric((0, 0)) => x,
+        Pads::Symmetric(p) => {
+            kwargs.push(("padding", pair(p)));
+            x
+        }
+        Pads::Explicit(p) => f_pad(x, p, None),
+    };
+    if g.d != (1, 1) {
+        kwargs.push(("dilation", pair(g.d)));
+    }
+    if groups != 1 {
+        kwargs.push(("groups", PyExpr::int(groups as i64)));
+    }
+    if bias.is_none() {
+        kwargs.push(("bias", PyExpr::boolean(false)));
+    }
+    let ctor = PyExpr::call_kw(
+        "nn.Conv2d",
+        vec![
+            PyExpr::int(in_ch as i64),
+            PyExpr::int(out_ch as i64),
+            pair(g.k),
+        ],
+        kwargs,
+    );
+    let mut params = vec![("weight", weight)];
+    if let Some(b) = bias {
+        params.push(("bias", Weight::plain(b.reshaped(vec![out_ch]))));
+    }
+    Ok(Lowered::Layer {
+        ctor,
+        params,
+        args: vec![x],
+        layout: Layout::Nchw,
+    })
+}
+
+fn float_weight(ctx: &Ctx, i: usize, rank: usize) -> OpResult<Tensor> {
+    let w = ctx.const_input(i)?;
+    if w.rank() != rank || w.dtype != DType::F32 {
+        return Err(format!(
+            "weight input #{i} must be a float32 tensor of rank {rank}"
+        ));
+    }
+    Ok(w.clone())
+}
+
+fn conv2d(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let w = float_weight(ctx, 1, 4)?;
+    let (kh, kw, ci, co) = (w.shape[0], w.shape[1], w.shape[2], w.shape[3]);
+    let channels = ctx
+        .info(0)
+        .shape
+        .and_then(|s| s.get(3).copied().flatten())
+        .unwrap_or(ci);
+    if ci == 0 || channels % ci != 0 {
+        return Err(format!(
+            "input has {channels} channels, filter expects a multiple of {ci}"
+        ));
+    }
+    let groups = channels / ci;
+    if co % groups != 0 {
+        return Err(format!(
+            "{co} output channels cannot be split into {groups} groups"
+        ));
+    }
+    let g = conv_geometry(ctx, kh, kw)?;
+    let weight = Weight {
+        tensor: w,
+        permute: Some(vec![3, 2, 0, 1]),
+        reshape: None,
+    };
+    conv_layer(ctx, channels, co, groups, g, weight)
+}
+
+fn depthwise(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let w = float_weight(ctx, 1, 4)?;
+    let (kh, kw, c, m) = (w.shape[0], w.shape[1], w.shape[2], w.shape[3]);
+    let g = conv_geometry(ctx, kh, kw)?;
+    // Output channel c·M + m is filter [.., c, m]: permute to [C, M, H, W], then merge C, M.
+    let weight = Weight {
+        tensor: w,
+        permute: Some(vec![2, 3, 0, 1]),
+        reshape: Some(vec![c * m, 1, kh, kw]),
+    };
+    conv_layer(ctx, c, c * m, c, g, weight)
+}
+
+fn conv_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let x = inp.infos.first()?;
+    let w = inp.consts.get(1).copied().flatten()?;
+    let shape = x.shape.as_ref()?;
+    if shape.len() != 4 || w.rank() != 4 {
+        return None;
+    }
+    let node = inp.node;
+    let s = spatial_pair(node, "strides", None).ok()?;
+    let d = spatial_pair(node, "dilations", Some(&[1, 1, 1, 1])).ok()?;
+    let k = (w.shape[0] as i64, w.shape[1] as i64);
+    let pads = window_pads(node, (shape[1], shape[2]), k, s, d).ok()?;
+    let co = if node.op == "DepthwiseConv2dNative" {
+        w.shape[2] * w.shape[3]
+    } else {
+        w.shape[3]
+    };
+    let h = window_out(shape[1], k.0, s.0, d.0, (pads[0], pads[1]));
+    let wd = window_out(shape[2], k.1, s.1, d.1, (pads[2], pads[3]));
+    Some(vec![ValueInfo {
+        dtype: x.dtype,
+        shape: Some(vec![shape[0], h, wd, Some(co)]),
+    }])
+}
+
+fn bias_add(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let df = ctx
+        .node()
+        .attr_str_or("data_format", "NHWC")
+        .map_err(|e| e.to_string())?;
+    let b = ctx.const_input(1)?.clone();
+    let c = b.numel();
+    let rank = ctx.rank(0).ok_or("input rank must be known")?;
+    let layout = if rank == 4 && df == "NHWC" {
+        ctx.layout(0)?
+    } else {
+        Layout::Tf
+    };
+    let channels_first = df == "NCHW" || layout == Layout::Nchw;
+    let b = if channels_first && rank >= 3 {
+        let mut s = vec![c];
+        s.extend(std::iter::repeat_n(1, rank - 2));
+        b.reshaped(s)
+    } else {
+        b
+    };
+    let x = ctx.input_in(0, layout)?;
+    let bias = ctx.buffer("bias", b)?;
+    Ok(Lowered::Expr {
+        expr: x.binop("+", bias),
+        layout,
+    })
+}
+
+fn matmul(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let node = ctx.node();
+    let ta = node
+        .attr_bool_or("transpose_a", false)
+        .map_err(|e| e.to_string())?;
+    let tb = node
+        .attr_bool_or("transpose_b", false)
+        .map_err(|e| e.to_string())?;
+    if ctx.is_const(1) && !ta {
+        let w = float_weight(ctx, 1, 2)?;
+        let (in_f, out_f) = if tb {
+            (w.shape[1], w.shape[0])
+        } else {
+            (w.shape[0], w.shape[1])
+        };
+        let bias = if ctx.num_inputs() > 2 {
+            Some(ctx.const_input(2)?.clone())
+        } else {
+            None
+        };
+        let mut kwargs = Vec::new();
+        if bias.is_none() {
+            kwargs.push(("bias", PyExpr::boolean(false)));
+        }
+        let ctor = PyExpr::call_kw(
+            "nn.Linear",
+            vec![PyExpr::int(in_f as i64), PyExpr::int(out_f as i64)],
+            kwargs,
+        );
+        let weight = if tb {
+            Weight::plain(w)
+        } else {
+            Weight {
+                tensor: w,
+                permute: Some(vec![1, 0]),
+                reshape: None,
+            }
+        };
+        let mut params = vec![("weight", weight)];
+        if let Some(b) = bias {
+            params.push(("bias", Weight::plain(b.reshaped(vec![out_f]))));
+        }
+        let x = ctx.input_tf(0)?;
+        return Ok(Lowered::Layer {
+            ctor,
+            params,
+            args: vec![x],
+            layout: Layout::Tf,
+        });
+    }
+    if ctx.num_inputs() > 2 {
+        return Err("fused bias on a non-constant MatMul".into());
+    }
+    let mut a = ctx.input_tf(0)?;
+    let mut b = ctx.input_tf(1)?;
+    if ta {
+        a = a.attr("T");
+    }
+    if tb {
+        b = b.attr("T");
+    }
+    Ok(Lowered::Expr {
+        expr: a.binop("@", b),
+        layout: Layout::Tf,
+    })
+}
+
+fn matmul_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let a = inp.infos.first()?.shape.clone()?;
+    let b = inp.infos.get(1)?.shape.clone()?;
+    if a.len() != 2 || b.len() != 2 {
+        return None;
+    }
+    let ta = inp.node.attr_bool_or("transpose_a", false).ok()?;
+    let tb = inp.node.attr_bool_or("transpose_b", false).ok()?;
+    let m = if ta { a[1] } else { a[0] };
+    let n = if tb { b[0] } else { b[1] };
+    Some(vec![ValueInfo {
+        dtype: inp.infos[0].dtype,
+        shape: Some(vec![m, n]),
+    }])
+}
+
+fn batch_norm(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let node = ctx.node();
+    if node
+        .attr_bool_or("is_training", true)
+        .map_err(|e| e.to_string())?
+    {
+        return Err("is_training=true (a graph exported in training mode) is not supported".into());
+    }
+    require_nhwc(node)?;
+    let eps = node
+        .attr_float_or("epsilon", 1e-4)
+        .map_err(|e| e.to_string())?;
+    let mut params = Vec::new();
+    let mut channels = 0;
+    for (i, name) in [
+        (1, "weight"),
+        (2, "bias"),
+        (3, "running_mean"),
+        (4, "running_var"),
+    ] {
+        let t = ctx.const_input(i)?;
+        if t.rank() != 1 || t.dtype != DType::F32 {
+            return Err(format!("{name} (input #{i}) must be a float32 vector"));
+        }
+        channels = t.numel();
+        params.push((name, Weight::plain(t.clone())));
+    }
+    params.push((
+        "num_batches_tracked",
+        Weight::plain(Tensor::from_i64(vec![], &[0])),
+    ));
+    let (class, x, layout) = match ctx.rank(0) {
+        Some(4) => ("nn.BatchNorm2d", ctx.input_nchw(0)?, Layout::Nchw),
+        Some(2) => ("nn.BatchNorm1d", ctx.input_tf(0)?, Layout::Tf),
+        _ => return Err("batch norm input must have rank 2 or 4".into()),
+    };
+    let mut kwargs = Vec::new();
+    if eps != 1e-5 {
+        kwargs.push(("eps", PyExpr::f32(eps)));
+    }
+    let ctor = PyExpr::call_kw(class, vec![PyExpr::int(channels as i64)], kwargs);
+    Ok(Lowered::Layer {
+        ctor,
+        params,
+        args: vec![x],
+        layout,
+    })
+}
+
+struct PoolGeometry {
+    k: (i64, i64),
+    s: (i64, i64),
+    pads: [i64; 4],
+}
+
+fn pool_geometry(node: &crate::ir::Node, input: &crate::ir::Shape) -> OpResult<PoolGeometry> {
+    require_nhwc(node)?;
+    let k = spatial_pair(node, "ksize", None)?;
+    let s = spatial_pair(node, "strides", None)?;
+    let pads = window_pads(node, hw(input), k, s, (1, 1))?;
+    Ok(PoolGeometry { k, s, pads })
+}
+
+fn pool_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let x = inp.infos.first()?;
+    let shape = x.shape.as_ref()?;
+    if shape.len() != 4 {
+        return None;
+    }
+    let g = pool_geometry(inp.node, &x.shape).ok()?;
+    let h = window_out(shape[1], g.k.0, g.s.0, 1, (g.pads[0], g.pads[1]));
+    let w = window_out(shape[2], g.k.1, g.s.1, 1, (g.pads[2], g.pads[3]));
+    Some(vec![ValueInfo {
+        dtype: x.dtype,
+        shape: Some(vec![shape[0], h, w, shape[3]]),
+    }])
+}
+
+fn pool_ctor(
+    class: &str,
+    g: &PoolGeometry,
+    padding: Option<(i64, i64)>,
+    extra: Vec<(&str, PyExpr)>,
+) -> PyExpr {
+    let mut args = vec![pair(g.k)];
+    if g.s != g.k {
+        args.push(pair(g.s));
+    }
+    let mut kwargs = Vec::new();
+    if let Some(p) = padding.filter(|&p| p != (0, 0)) {
+        kwargs.push(("padding", pair(p)));
+    }
+    kwargs.extend(extra);
+    PyExpr::call_kw(class, args, kwargs)
+}
+
+fn max_pool(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let g = pool_geometry(ctx.node(), &ctx.info(0).shape)?;
+    let x = ctx.input_nchw(0)?;
+    // Padded positions never win a max: torch's implicit padding is -inf, as TF's.
+    let (x, padding) = match classify(g.pads) {
+        Pads::Symmetric(p) => (x, Some(p)),
+        Pads::Explicit(p) => (f_pad(x, p, Some(PyExpr::name("float(\"-inf\")"))), None),
+    };
+    let ctor = pool_ctor("nn.MaxPool2d", &g, padding, vec![]);
+    Ok(Lowered::Layer {
+        ctor,
+        params: vec![],
+        args: vec![x],
+        layout: Layout::Nchw,
+    })
+}
+
+fn avg_pool(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let info = ctx.info(0);
+    let g = pool_geometry(ctx.node(), &info.shape)?;
+    match classify(g.pads) {
+        Pads::Symmetric(p) => {
+            let x = ctx.input_nchw(0)?;
+            // TF averages over the valid (unpadded) elements only.
+            let extra = if p != (0, 0) {
+                vec![("count_include_pad", PyExpr::boolean(false))]
+            } else {
+                vec![]
+            };
+            let ctor = pool_ctor("nn.AvgPool2d", &g, Some(p), extra);
+            Ok(Lowered::Layer {
+                ctor,
+                params: vec![],
+                args: vec![x],
+                layout: Layout::Nchw,
+            })
+        }
+        Pads::Explicit(p) => {
+            // Asymmetric: sum over the zero-padded input, divided by the per-window count of
+            // valid elements, which is static and computed here.
+            let (Some(h), Some(w)) = hw(&info.shape) else {
+                return Err("asymmetric SAME average pooling needs a static input size".into());
+            };
+            let counts = window_counts(h as i64, w as i64, &g, p);
+            let x = ctx.input_nchw(0)?;
+            let oh = counts.shape[2];
+            let ow = counts.shape[3];
+            let _ = (oh, ow);
+            let div = ctx.buffer("count", counts)?;
+            let sum = PyExpr::call_kw(
+                "F.avg_pool2d",
+                vec![f_pad(x, p, None), pair(g.k), pair(g.s)],
+                vec![("divisor_override", PyExpr::int(1))],
+            );
+            Ok(Lowered::Expr {
+                expr: sum.binop("/", div),
+                layout: Layout::Nchw,
+            })
+        }
+    }
+}
+
+/// Number of unpadded input elements under each pooling window, shape `[1, 1, OH, OW]`.
+fn window_counts(h: i64, w: i64, g: &PoolGeometry, p: [i64; 4]) -> Tensor {
+    let axis = |n: i64, k: i64, s: i64, before: i64, after: i64| -> Vec<f32> {
+        let out = crate::ops::util::valid_out(n + before + after, k, s, 1);
+        (0..out)
+            .map(|o| {
+                let start = o * s - before;
+                let lo = start.max(0);
+                let hi = (start + k).min(n);
+                (hi - lo).max(0) as f32
+            })
+            .collect()
+    };
+    let ch = axis(h, g.k.0, g.s.0, p[0], p[1]);
+    let cw = axis(w, g.k.1, g.s.1, p[2], p[3]);
+    let vals: Vec<f32> = ch
+        .iter()
+        .flat_map(|a| cw.iter().map(move |b| a * b))
+        .collect();
+    Tensor::from_f32(vec![1, 1, ch.len(), cw.len()], &vals)
+}
+
+fn lrn(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let node = ctx.node();
+    let r = node
+        .attr_int_or("depth_radius", 5)
+        .map_err(|e| e.to_string())?;
+    let bias = node.attr_float_or("bias", 1.0).map_err(|e| e.to_string())?;
+    let alpha = node
+        .attr_float_or("alpha", 1.0)
+        .map_err(|e| e.to_string())?;
+    let beta = node.attr_float_or("beta", 0.5).map_err(|e| e.to_string())?;
+    if r < 0 {
+        return Err(format!("depth_radius {r} is negative"));
+    }
+    let size = 2 * r + 1;
+    // TF sums squares over the window; torch averages them: torch alpha = TF alpha · size.
+    let ctor = PyExpr::call_kw(
+        "nn.LocalResponseNorm",
+        vec![PyExpr::int(size)],
+        vec![
+            ("alpha", PyExpr::f64(alpha as f64 * size as f64)),
+            ("beta", PyExpr::f32(beta)),
+            ("k", PyExpr::f32(bias)),
+        ],
+    );
+    let x = ctx.input_nchw(0)?;
+    Ok(Lowered::Layer {
+        ctor,
+        params: vec![],
+        args: vec![x],
+        layout: Layout::Nchw,
+    })
+}

@@ -1,0 +1,95 @@
+//! Reductions over constant axes. An NCHW input stays NCHW: the axes are remapped, and when
+//! the kept axes are in the same order in both layouts (global pooling: NHWC [1, 2] → NCHW
+//! [2, 3]) the result is already in TF layout.
+
+use crate::ir::ValueInfo;
+use crate::lower::{Ctx, Layout, Lowered};
+use crate::ops::util::{OpResult, norm_axis, phys_axis};
+use crate::ops::{OpDef, OpInputs, op};
+use crate::py::PyExpr;
+
+pub const OPS: &[OpDef] = &[
+    op("Mean", |c| reduce(c, "mean")).infer(reduce_infer),
+    op("Sum", |c| reduce(c, "sum")).infer(reduce_infer),
+    op("Max", |c| reduce(c, "amax")).infer(reduce_infer),
+    op("Min", |c| reduce(c, "amin")).infer(reduce_infer),
+];
+
+fn axes(node: &crate::ir::Node, raw: &[i64], rank: usize) -> OpResult<Vec<usize>> {
+    let _ = node;
+    let mut v = raw
+        .iter()
+        .map(|&a| norm_axis(a, rank))
+        .collect::<OpResult<Vec<_>>>()?;
+    v.sort_unstable();
+    v.dedup();
+    Ok(v)
+}
+
+fn keep_dims(node: &crate::ir::Node) -> OpResult<bool> {
+    node.attr_bool_or("keep_dims", false)
+        .map_err(|e| e.to_string())
+}
+
+fn reduce(ctx: &mut Ctx, method: &str) -> OpResult<Lowered> {
+    let rank = ctx.rank(0).ok_or("input rank must be known")?;
+    let axes = axes(ctx.node(), &ctx.const_ints(1)?, rank)?;
+    let keep = keep_dims(ctx.node())?;
+    if axes.is_empty() {
+        return Ok(Lowered::Alias(0));
+    }
+    let mut layout = if rank == 4 {
+        ctx.layout(0)?
+    } else {
+        Layout::Tf
+    };
+    if layout == Layout::Nchw && !keep {
+        let kept: Vec<usize> = (0..4)
+            .filter(|a| !axes.contains(a))
+            .map(|a| phys_axis(a, layout))
+            .collect();
+        if !kept.windows(2).all(|w| w[0] < w[1]) {
+            layout = Layout::Tf;
+        }
+    }
+    let x = ctx.input_in(0, layout)?;
+    let mut dims: Vec<i64> = axes.iter().map(|&a| phys_axis(a, layout) as i64).collect();
+    dims.sort_unstable();
+    let dim = if dims.len() == 1 {
+        PyExpr::int(dims[0])
+    } else {
+        PyExpr::ints(&dims)
+    };
+    let mut kwargs = Vec::new();
+    if keep {
+        kwargs.push(("keepdim", PyExpr::boolean(true)));
+    }
+    let expr = x.method_kw(method, vec![dim], kwargs);
+    let out_layout = if keep { layout } else { Layout::Tf };
+    Ok(Lowered::Expr {
+        expr,
+        layout: out_layout,
+    })
+}
+
+fn reduce_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let x = inp.infos.first()?;
+    let shape = x.shape.as_ref()?;
+    let axes = axes(inp.node, &inp.const_ints(1)?, shape.len()).ok()?;
+    let keep = keep_dims(inp.node).ok()?;
+    let out = shape
+        .iter()
+        .enumerate()
+        .filter_map(|(i, &d)| {
+            if axes.contains(&i) {
+                if keep { Some(Some(1)) } else { None }
+            } else {
+                Some(d)
+            }
+        })
+        .collect();
+    Some(vec![ValueInfo {
+        dtype: x.dtype,
+        shape: Some(out),
+    }])
+}

@@ -1,0 +1,179 @@
+//! Helpers shared by op families: attribute checks, padding arithmetic, axis mapping.
+
+use crate::ir::{Node, Shape, ValueInfo};
+use crate::lower::{Layout, NHWC_TO_NCHW_AXIS};
+use crate::ops::OpInputs;
+
+pub type OpResult<T> = std::result::Result<T, String>;
+
+/// `[1, a, b, 1]` (NHWC attrs such as strides/ksize/dilations) → `(a, b)`.
+pub fn spatial_pair(node: &Node, attr: &str, default: Option<&[i64]>) -> OpResult<(i64, i64)> {
+    let v = match default {
+        Some(d) => node.attr_ints_or(attr, d),
+        None => node.attr_ints(attr),
+    }
+    .map_err(|e| e.to_string())?;
+    match v.as_slice() {
+        [1, a, b, 1] if *a > 0 && *b > 0 => Ok((*a, *b)),
+        _ => Err(format!(
+            "unsupported {attr} {v:?} (need [1, h, w, 1] with positive h, w)"
+        )),
+    }
+}
+
+pub fn require_nhwc(node: &Node) -> OpResult<()> {
+    let df = node
+        .attr_str_or("data_format", "NHWC")
+        .map_err(|e| e.to_string())?;
+    if df == "NHWC" {
+        Ok(())
+    } else {
+        Err(format!("data_format {df} is not supported"))
+    }
+}
+
+/// TF's SAME padding for one spatial dim: `(before, after)` (tf-formats.md §4.1).
+pub fn same_pads(n: i64, k: i64, s: i64, d: i64) -> (i64, i64) {
+    let k_eff = (k - 1) * d + 1;
+    let out = (n + s - 1) / s;
+    let total = ((out - 1) * s + k_eff - n).max(0);
+    (total / 2, total - total / 2)
+}
+
+/// Output size of a VALID window op.
+pub fn valid_out(n: i64, k: i64, s: i64, d: i64) -> i64 {
+    let k_eff = (k - 1) * d + 1;
+    ((n - k_eff + 1).max(0) + s - 1) / s
+}
+
+/// `(top, bottom, left, right)` padding of a 2-D window op from its `padding` attribute.
+pub fn window_pads(
+    node: &Node,
+    input_hw: (Option<usize>, Option<usize>),
+    k: (i64, i64),
+    s: (i64, i64),
+    d: (i64, i64),
+) -> OpResult<[i64; 4]> {
+    let padding = node.attr_str("padding").map_err(|e| e.to_string())?;
+    match padding.as_str() {
+        "VALID" => Ok([0; 4]),
+        "SAME" => {
+            if s == (1, 1) {
+                // With stride 1 the pads do not depend on the input size.
+                let (t, b) = same_pads(k.0, k.0, 1, d.0);
+                let (l, r) = same_pads(k.1, k.1, 1, d.1);
+                return Ok([t, b, l, r]);
+            }
+            let (Some(h), Some(w)) = input_hw else {
+                return Err(
+                    "SAME padding with strides needs a static input height and width".into(),
+                );
+            };
+            let (t, b) = same_pads(h as i64, k.0, s.0, d.0);
+            let (l, r) = same_pads(w as i64, k.1, s.1, d.1);
+            Ok([t, b, l, r])
+        }
+        "EXPLICIT" => {
+            let p = node
+                .attr_ints("explicit_paddings")
+                .map_err(|e| e.to_string())?;
+            match p.as_slice() {
+                [0, 0, t, b, l, r, 0, 0] if p.iter().all(|&x| x >= 0) => Ok([*t, *b, *l, *r]),
+                _ => Err(format!("unsupported explicit_paddings {p:?}")),
+            }
+        }
+        other => Err(format!("unknown padding {other:?}")),
+    }
+}
+
+/// Output spatial size for a window op given its pads.
+pub fn window_out(n: Option<usize>, k: i64, s: i64, d: i64, pads: (i64, i64)) -> Option<usize> {
+    n.map(|n| valid_out(n as i64 + pads.0 + pads.1, k, s, d) as usize)
+}
+
+/// Normalises a possibly negative axis for a tensor of `rank`.
+pub fn norm_axis(axis: i64, rank: usize) -> OpResult<usize> {
+    let r = rank as i64;
+    let a = if axis < 0 { axis + r } else { axis };
+    if (0..r).contains(&a) {
+        Ok(a as usize)
+    } else {
+        Err(format!("axis {axis} out of range for rank {rank}"))
+    }
+}
+
+/// The physical axis of TF axis `a` in a value of `layout`.
+pub fn phys_axis(a: usize, layout: Layout) -> usize {
+    match layout {
+        Layout::Tf => a,
+        Layout::Nchw => NHWC_TO_NCHW_AXIS[a],
+    }
+}
+
+/// `(H, W)` of an NHWC shape.
+pub fn hw(shape: &Shape) -> (Option<usize>, Option<usize>) {
+    match shape {
+        Some(s) if s.len() == 4 => (s[1], s[2]),
+        _ => (None, None),
+    }
+}
+
+/// Numpy broadcasting of two static shapes.
+pub fn broadcast(a: &Shape, b: &Shape) -> Shape {
+    let (a, b) = (a.as_ref()?, b.as_ref()?);
+    let n = a.len().max(b.len());
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let da = if i + a.len() >= n {
+            a[i + a.len() - n]
+        } else {
+            Some(1)
+        };
+        let db = if i + b.len() >= n {
+            b[i + b.len() - n]
+        } else {
+            Some(1)
+        };
+        out.push(match (da, db) {
+            (Some(1), d) | (d, Some(1)) => d,
+            (Some(x), Some(y)) if x == y => Some(x),
+            (Some(x), None) | (None, Some(x)) => Some(x),
+            _ => None,
+        });
+    }
+    Some(out)
+}
+
+/// Output info equal to input 0's (elementwise unary ops).
+pub fn same_as_input(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    Some(vec![inp.infos.first()?.clone()])
+}
+
+/// Output info of a broadcasting binary op.
+pub fn broadcast_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let (a, b) = (inp.infos.first()?, inp.infos.get(1)?);
+    Some(vec![ValueInfo {
+        dtype: a.dtype.or(b.dtype),
+        shape: broadcast(&a.shape, &b.shape),
+    }])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_padding_puts_the_odd_pixel_last() {
+        assert_eq!(same_pads(224, 3, 2, 1), (0, 1));
+        assert_eq!(same_pads(225, 3, 2, 1), (1, 1));
+        assert_eq!(same_pads(7, 7, 1, 1), (3, 3));
+        assert_eq!(same_pads(8, 2, 1, 2), (1, 1));
+    }
+
+    #[test]
+    fn broadcasting() {
+        let a = Some(vec![None, Some(7), Some(7), Some(32)]);
+        let b = Some(vec![Some(32)]);
+        assert_eq!(broadcast(&a, &b), a);
+    }
+}

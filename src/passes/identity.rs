@@ -1,0 +1,34 @@
+//! Removes pass-through ops (Identity, IdentityN, StopGradient, ...): their readers read the
+//! original value. Control edges were already dropped when the IR was built.
+
+use crate::error::Result;
+use crate::ir::{Graph, ValueRef};
+
+fn is_passthrough(op: &str) -> bool {
+    matches!(
+        op,
+        "Identity" | "IdentityN" | "StopGradient" | "Snapshot" | "PreventGradient"
+    )
+}
+
+pub fn remove_identities(g: &mut Graph) -> Result<()> {
+    let nodes: Vec<_> =
+        g.g.node_indices()
+            .filter(|&n| is_passthrough(&g.node(n).op))
+            .collect();
+    for n in nodes {
+        let inputs = g.inputs(n);
+        let ports = if g.node(n).op == "IdentityN" {
+            inputs.len()
+        } else {
+            1
+        };
+        for port in 0..ports.min(inputs.len()) {
+            g.replace_uses(ValueRef { node: n, port }, inputs[port]);
+        }
+        if !g.inputs.iter().chain(&g.outputs).any(|v| v.node == n) {
+            g.g.remove_node(n);
+        }
+    }
+    Ok(())
+}

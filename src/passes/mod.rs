@@ -1,0 +1,27 @@
+//! Graph passes, each `fn(&mut Graph) -> Result<()>`, run in this order by [`run_all`].
+
+mod fold;
+mod fuse_batchnorm;
+mod fuse_bias;
+mod identity;
+mod prune;
+
+pub use fold::fold_and_infer;
+pub use fuse_batchnorm::fuse_batchnorm;
+pub use fuse_bias::fuse_bias;
+pub use identity::remove_identities;
+pub use prune::prune;
+
+use crate::error::Result;
+use crate::ir::Graph;
+
+/// The pass pipeline. Batch-norm fusion runs before folding because folding would merge the
+/// statistics into two opaque constants.
+pub fn run_all(g: &mut Graph) -> Result<()> {
+    prune(g)?;
+    remove_identities(g)?;
+    fuse_batchnorm(g)?;
+    fold_and_infer(g)?;
+    fuse_bias(g)?;
+    prune(g)
+}

@@ -1,0 +1,23 @@
+//! Keeps only what the requested outputs depend on (plus the requested inputs).
+
+use std::collections::BTreeSet;
+
+use petgraph::Direction;
+
+use crate::error::Result;
+use crate::ir::Graph;
+
+pub fn prune(g: &mut Graph) -> Result<()> {
+    let mut keep = BTreeSet::new();
+    let mut stack: Vec<_> = g.outputs.iter().chain(&g.inputs).map(|v| v.node).collect();
+    while let Some(n) = stack.pop() {
+        if keep.insert(n) {
+            stack.extend(g.g.neighbors_directed(n, Direction::Incoming));
+        }
+    }
+    let dead: Vec<_> = g.g.node_indices().filter(|n| !keep.contains(n)).collect();
+    for n in dead {
+        g.g.remove_node(n);
+    }
+    Ok(())
+}

@@ -1,0 +1,94 @@
+//! The Python program as data: every name and expression final, ready for the templates.
+
+pub mod expr;
+pub mod format;
+pub mod names;
+
+pub use expr::PyExpr;
+
+use crate::tensor::Tensor;
+
+/// A weight as stored in the model, plus the layout change applied when it is written.
+/// The change is applied lazily, one tensor at a time, so conversion never holds two copies
+/// of all weights.
+#[derive(Clone, Debug)]
+pub struct Weight {
+    pub tensor: Tensor,
+    /// Axis permutation applied first.
+    pub permute: Option<Vec<usize>>,
+    /// Final shape (same element count).
+    pub reshape: Option<Vec<usize>>,
+}
+
+impl Weight {
+    pub fn plain(tensor: Tensor) -> Weight {
+        Weight {
+            tensor,
+            permute: None,
+            reshape: None,
+        }
+    }
+
+    pub fn shape(&self) -> Vec<usize> {
+        if let Some(r) = &self.reshape {
+            return r.clone();
+        }
+        match &self.permute {
+            Some(p) => p.iter().map(|&i| self.tensor.shape[i]).collect(),
+            None => self.tensor.shape.clone(),
+        }
+    }
+
+    /// The tensor in its final layout.
+    pub fn materialize(&self) -> Tensor {
+        let t = match &self.permute {
+            Some(p) => self.tensor.permute(p),
+            None => self.tensor.clone(),
+        };
+        match &self.reshape {
+            Some(s) => t.reshaped(s.clone()),
+            None => t,
+        }
+    }
+}
+
+/// `self.<name> = <ctor>` in `__init__`.
+#[derive(Clone, Debug)]
+pub struct Layer {
+    pub name: String,
+    pub ctor: PyExpr,
+}
+
+/// A constant tensor the forward pass reads, registered as a buffer.
+#[derive(Clone, Debug)]
+pub struct Buffer {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub torch_dtype: &'static str,
+}
+
+/// One function of `custom_ops.py`.
+#[derive(Clone, Debug)]
+pub struct Stub {
+    pub function: String,
+    /// The complete `def ...` text, documented, raising NotImplementedError.
+    pub source: String,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Module {
+    pub class_name: String,
+    /// File name of the source model (no directories: output must not depend on paths).
+    pub source_name: String,
+    pub layers: Vec<Layer>,
+    pub buffers: Vec<Buffer>,
+    pub params: Vec<String>,
+    /// `forward` body lines, formatted, without indentation.
+    pub body: Vec<String>,
+    /// The `return` line, formatted, without indentation.
+    pub return_line: String,
+    pub stubs: Vec<Stub>,
+    /// `state_dict` key → weight, in module order.
+    pub weights: Vec<(String, Weight)>,
+    pub uses_functional: bool,
+}

@@ -1,0 +1,187 @@
+//! Identifier policy: every name that reaches generated Python comes from here.
+//!
+//! TF names (`model/conv2_block1_1_conv/Conv2D`, or hostile ones) become snake_case Python
+//! identifiers that cannot clash with keywords, builtins, `nn.Module` attributes, the names the
+//! template itself uses, or each other.
+
+use std::collections::BTreeSet;
+
+use heck::ToSnakeCase;
+
+const KEYWORDS: &[&str] = &[
+    "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class", "continue",
+    "def", "del", "elif", "else", "except", "finally", "for", "from", "global", "if", "import",
+    "in", "is", "lambda", "nonlocal", "not", "or", "pass", "raise", "return", "try", "while",
+    "with", "yield", "match", "case", "type",
+];
+
+/// Builtins and names the generated file defines or imports.
+const RESERVED: &[&str] = &[
+    "abs",
+    "all",
+    "any",
+    "bool",
+    "dict",
+    "float",
+    "id",
+    "input",
+    "int",
+    "len",
+    "list",
+    "map",
+    "max",
+    "min",
+    "object",
+    "pow",
+    "print",
+    "range",
+    "round",
+    "set",
+    "slice",
+    "str",
+    "sum",
+    "super",
+    "tuple",
+    "zip",
+    "self",
+    "torch",
+    "nn",
+    "F",
+    "os",
+    "json",
+    "struct",
+    "custom_ops",
+    "load_model",
+    "weights",
+    "device",
+];
+
+/// `nn.Module` members a submodule attribute must not shadow.
+const MODULE_ATTRS: &[&str] = &[
+    "training",
+    "forward",
+    "eval",
+    "train",
+    "to",
+    "cuda",
+    "cpu",
+    "state_dict",
+    "load_state_dict",
+    "parameters",
+    "buffers",
+    "children",
+    "modules",
+    "apply",
+    "register_buffer",
+    "half",
+    "float",
+    "double",
+    "type",
+    "zero_grad",
+    "named_parameters",
+    "named_buffers",
+    "named_modules",
+    "named_children",
+    "extra_repr",
+    "requires_grad_",
+    "share_memory",
+    "dump_patches",
+    "call_super_init",
+    "get_submodule",
+    "get_parameter",
+    "get_buffer",
+    "add_module",
+    "register_module",
+    "register_parameter",
+];
+
+/// Turns any string into a snake_case identifier (not yet checked for clashes).
+pub fn identifier(raw: &str) -> String {
+    let cleaned: String = raw
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let mut s = cleaned.to_snake_case();
+    s.retain(|c| c.is_ascii_alphanumeric() || c == '_');
+    let s = s.trim_matches('_').to_string();
+    if s.is_empty() {
+        return "v".into();
+    }
+    if s.starts_with(|c: char| c.is_ascii_digit()) {
+        return format!("v{s}");
+    }
+    s
+}
+
+/// A set of names in one Python scope; hands out unique, safe identifiers.
+#[derive(Default, Debug)]
+pub struct Scope {
+    used: BTreeSet<String>,
+    /// Whether names must avoid `nn.Module` attributes (for `self.<name>`).
+    module_attrs: bool,
+}
+
+impl Scope {
+    pub fn for_attributes() -> Scope {
+        Scope {
+            used: BTreeSet::new(),
+            module_attrs: true,
+        }
+    }
+
+    pub fn for_locals() -> Scope {
+        Scope::default()
+    }
+
+    fn clashes(&self, s: &str) -> bool {
+        KEYWORDS.contains(&s)
+            || RESERVED.contains(&s)
+            || (self.module_attrs && MODULE_ATTRS.contains(&s))
+    }
+
+    /// A fresh identifier derived from `raw`: `conv1`, then `conv1_2`, `conv1_3`, ...
+    pub fn fresh(&mut self, raw: &str) -> String {
+        let mut base = identifier(raw);
+        if self.clashes(&base) {
+            base.push('_');
+        }
+        let mut name = base.clone();
+        let mut k = 2;
+        while self.used.contains(&name) {
+            name = format!("{base}_{k}");
+            k += 1;
+        }
+        self.used.insert(name.clone());
+        name
+    }
+
+    /// Claims an exact name (e.g. `x`); false if it is taken.
+    pub fn claim(&mut self, name: &str) -> bool {
+        self.used.insert(name.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tf_names_become_snake_case() {
+        assert_eq!(identifier("bn_Conv1"), "bn_conv1");
+        assert_eq!(identifier("conv2_block1_1_conv"), "conv2_block1_1_conv");
+        assert_eq!(identifier("1st layer"), "v1st_layer");
+        assert_eq!(identifier("\"); import os; #"), "import_os");
+        assert_eq!(identifier(""), "v");
+    }
+
+    #[test]
+    fn clashes_are_fixed() {
+        let mut s = Scope::for_attributes();
+        assert_eq!(s.fresh("training"), "training_");
+        assert_eq!(s.fresh("class"), "class_");
+        assert_eq!(s.fresh("conv"), "conv");
+        assert_eq!(s.fresh("conv"), "conv_2");
+        let mut l = Scope::for_locals();
+        assert_eq!(l.fresh("input"), "input_");
+    }
+}

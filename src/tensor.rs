@@ -1,0 +1,488 @@
+//! Constant tensors: dtype, shape and little-endian row-major bytes.
+//!
+//! Data is held in `bytes::Bytes` so that large weights decoded from a memory-mapped file are
+//! slices of that file, not copies. Typed views (`to_f32`, `to_i64`, ...) copy and are meant for
+//! the small tensors that constant folding works on.
+
+use bytes::Bytes;
+
+use crate::error::{Error, Result};
+use crate::proto::{TensorProto, TensorShapeProto};
+
+/// Largest tensor we agree to materialise from a splat or typed field (bytes). A hostile file
+/// can declare a huge shape with a single value; we refuse before allocating.
+pub const MAX_TENSOR_BYTES: usize = 1 << 32;
+
+/// TensorFlow element types we know how to carry (`types.proto`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DType {
+    F32,
+    F64,
+    F16,
+    BF16,
+    I8,
+    I16,
+    I32,
+    I64,
+    U8,
+    U16,
+    U32,
+    U64,
+    Bool,
+    String,
+    Resource,
+    Variant,
+}
+
+impl DType {
+    /// Maps a TF `DataType` number (reference types included) to a dtype.
+    pub fn from_tf(code: i32) -> Option<DType> {
+        let code = if code > 100 { code - 100 } else { code };
+        Some(match code {
+            1 => DType::F32,
+            2 => DType::F64,
+            3 => DType::I32,
+            4 => DType::U8,
+            5 => DType::I16,
+            6 => DType::I8,
+            7 => DType::String,
+            9 => DType::I64,
+            10 => DType::Bool,
+            14 => DType::BF16,
+            17 => DType::U16,
+            19 => DType::F16,
+            20 => DType::Resource,
+            21 => DType::Variant,
+            22 => DType::U32,
+            23 => DType::U64,
+            _ => return None,
+        })
+    }
+
+    /// Bytes per element; `None` for types without a fixed size.
+    pub fn size(self) -> Option<usize> {
+        Some(match self {
+            DType::F64 | DType::I64 | DType::U64 => 8,
+            DType::F32 | DType::I32 | DType::U32 => 4,
+            DType::F16 | DType::BF16 | DType::I16 | DType::U16 => 2,
+            DType::I8 | DType::U8 | DType::Bool => 1,
+            DType::String | DType::Resource | DType::Variant => return None,
+        })
+    }
+
+    /// The `torch.<dtype>` attribute name.
+    pub fn torch_name(self) -> Option<&'static str> {
+        Some(match self {
+            DType::F32 => "float32",
+            DType::F64 => "float64",
+            DType::F16 => "float16",
+            DType::BF16 => "bfloat16",
+            DType::I8 => "int8",
+            DType::I16 => "int16",
+            DType::I32 => "int32",
+            DType::I64 => "int64",
+            DType::U8 => "uint8",
+            DType::U16 => "uint16",
+            DType::U32 => "uint32",
+            DType::U64 => "uint64",
+            DType::Bool => "bool",
+            _ => return None,
+        })
+    }
+
+    pub fn is_float(self) -> bool {
+        matches!(self, DType::F32 | DType::F64 | DType::F16 | DType::BF16)
+    }
+
+    pub fn is_int(self) -> bool {
+        matches!(
+            self,
+            DType::I8
+                | DType::I16
+                | DType::I32
+                | DType::I64
+                | DType::U8
+                | DType::U16
+                | DType::U32
+                | DType::U64
+        )
+    }
+}
+
+impl std::fmt::Display for DType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.torch_name() {
+            Some(n) => f.write_str(n),
+            None => write!(f, "{self:?}").map(|_| ()),
+        }
+    }
+}
+
+/// A dense constant tensor.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tensor {
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+    /// Little-endian, row-major; `numel * dtype.size()` bytes.
+    pub data: Bytes,
+}
+
+/// Number of elements of `shape`, or `None` on overflow.
+pub fn checked_numel(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
+}
+
+impl Tensor {
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    pub fn rank(&self) -> usize {
+        self.shape.len()
+    }
+
+    /// Builds a tensor from typed values; panics never: lengths are the caller's invariant and
+    /// are checked in debug builds.
+    pub fn from_f32(shape: Vec<usize>, v: &[f32]) -> Tensor {
+        debug_assert_eq!(checked_numel(&shape), Some(v.len()));
+        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        Tensor {
+            dtype: DType::F32,
+            shape,
+            data: Bytes::from(bytes),
+        }
+    }
+
+    pub fn from_f64(shape: Vec<usize>, v: &[f64]) -> Tensor {
+        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        Tensor {
+            dtype: DType::F64,
+            shape,
+            data: Bytes::from(bytes),
+        }
+    }
+
+    pub fn from_i32(shape: Vec<usize>, v: &[i32]) -> Tensor {
+        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        Tensor {
+            dtype: DType::I32,
+            shape,
+            data: Bytes::from(bytes),
+        }
+    }
+
+    pub fn from_i64(shape: Vec<usize>, v: &[i64]) -> Tensor {
+        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        Tensor {
+            dtype: DType::I64,
+            shape,
+            data: Bytes::from(bytes),
+        }
+    }
+
+    pub fn from_bool(shape: Vec<usize>, v: &[bool]) -> Tensor {
+        let bytes: Vec<u8> = v.iter().map(|&b| b as u8).collect();
+        Tensor {
+            dtype: DType::Bool,
+            shape,
+            data: Bytes::from(bytes),
+        }
+    }
+
+    /// Integer values of an integer tensor, widened to i64.
+    pub fn to_i64(&self) -> Option<Vec<i64>> {
+        let d = &self.data;
+        Some(match self.dtype {
+            DType::I32 => d
+                .chunks_exact(4)
+                .map(|c| i32::from_le_bytes(c.try_into().unwrap()) as i64)
+                .collect(),
+            DType::I64 => d
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+                .collect(),
+            DType::I16 => d
+                .chunks_exact(2)
+                .map(|c| i16::from_le_bytes(c.try_into().unwrap()) as i64)
+                .collect(),
+            DType::U16 => d
+                .chunks_exact(2)
+                .map(|c| u16::from_le_bytes(c.try_into().unwrap()) as i64)
+                .collect(),
+            DType::U32 => d
+                .chunks_exact(4)
+                .map(|c| u32::from_le_bytes(c.try_into().unwrap()) as i64)
+                .collect(),
+            DType::I8 => d.iter().map(|&b| b as i8 as i64).collect(),
+            DType::U8 | DType::Bool => d.iter().map(|&b| b as i64).collect(),
+            _ => return None,
+        })
+    }
+
+    /// Values of a float tensor as f64 (exact for f32/f16/bf16).
+    pub fn to_f64(&self) -> Option<Vec<f64>> {
+        let d = &self.data;
+        Some(match self.dtype {
+            DType::F32 => d
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
+                .collect(),
+            DType::F64 => d
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+                .collect(),
+            _ => {
+                return self
+                    .to_i64()
+                    .map(|v| v.into_iter().map(|x| x as f64).collect());
+            }
+        })
+    }
+
+    pub fn to_f32(&self) -> Option<Vec<f32>> {
+        match self.dtype {
+            DType::F32 => Some(
+                self.data
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                    .collect(),
+            ),
+            _ => self
+                .to_f64()
+                .map(|v| v.into_iter().map(|x| x as f32).collect()),
+        }
+    }
+
+    /// A tensor of the same dtype holding `values` (given as f64/i64 by the caller's dtype).
+    pub fn with_values_like(dtype: DType, shape: Vec<usize>, values: &Values) -> Option<Tensor> {
+        Some(match (dtype, values) {
+            (DType::F32, Values::F(v)) => {
+                Tensor::from_f32(shape, &v.iter().map(|&x| x as f32).collect::<Vec<_>>())
+            }
+            (DType::F64, Values::F(v)) => Tensor::from_f64(shape, v),
+            (DType::I32, Values::I(v)) => {
+                Tensor::from_i32(shape, &v.iter().map(|&x| x as i32).collect::<Vec<_>>())
+            }
+            (DType::I64, Values::I(v)) => Tensor::from_i64(shape, v),
+            (DType::Bool, Values::I(v)) => {
+                Tensor::from_bool(shape, &v.iter().map(|&x| x != 0).collect::<Vec<_>>())
+            }
+            _ => return None,
+        })
+    }
+
+    /// Values as the folding engine sees them.
+    pub fn values(&self) -> Option<Values> {
+        if self.dtype.is_float() {
+            if matches!(self.dtype, DType::F16 | DType::BF16) {
+                return None;
+            }
+            self.to_f64().map(Values::F)
+        } else {
+            self.to_i64().map(Values::I)
+        }
+    }
+
+    /// Reorders axes: output axis `i` is input axis `perm[i]`.
+    pub fn permute(&self, perm: &[usize]) -> Tensor {
+        let rank = self.rank();
+        debug_assert_eq!(perm.len(), rank);
+        let esize = self.dtype.size().unwrap_or(1);
+        let new_shape: Vec<usize> = perm.iter().map(|&p| self.shape[p]).collect();
+        let mut in_strides = vec![1usize; rank];
+        for i in (0..rank.saturating_sub(1)).rev() {
+            in_strides[i] = in_strides[i + 1] * self.shape[i + 1];
+        }
+        let strides: Vec<usize> = perm.iter().map(|&p| in_strides[p]).collect();
+        let n = self.numel();
+        let mut out = Vec::with_capacity(n * esize);
+        let mut idx = vec![0usize; rank];
+        for _ in 0..n {
+            let off: usize = idx.iter().zip(&strides).map(|(i, s)| i * s).sum();
+            out.extend_from_slice(&self.data[off * esize..(off + 1) * esize]);
+            for ax in (0..rank).rev() {
+                idx[ax] += 1;
+                if idx[ax] < new_shape[ax] {
+                    break;
+                }
+                idx[ax] = 0;
+            }
+        }
+        Tensor {
+            dtype: self.dtype,
+            shape: new_shape,
+            data: Bytes::from(out),
+        }
+    }
+
+    /// Same data, another shape of equal element count.
+    pub fn reshaped(&self, shape: Vec<usize>) -> Tensor {
+        debug_assert_eq!(checked_numel(&shape), Some(self.numel()));
+        Tensor {
+            dtype: self.dtype,
+            shape,
+            data: self.data.clone(),
+        }
+    }
+
+    /// The single value of a one-element tensor, as f64.
+    pub fn scalar_f64(&self) -> Option<f64> {
+        if self.numel() != 1 {
+            return None;
+        }
+        self.to_f64().and_then(|v| v.first().copied())
+    }
+
+    /// Decodes a `TensorProto` with TF's rules (tf-formats.md §1): `tensor_content` when present,
+    /// otherwise the typed field, with the last value repeated to fill the shape.
+    pub fn from_proto(p: &TensorProto) -> Result<Tensor> {
+        let dtype = DType::from_tf(p.dtype)
+            .ok_or_else(|| Error::msg(format!("unsupported tensor dtype {}", p.dtype)))?;
+        let shape = shape_from_proto(p.tensor_shape.as_ref())?
+            .into_iter()
+            .map(|d| d.ok_or_else(|| Error::msg("constant tensor with an unknown dimension")))
+            .collect::<Result<Vec<usize>>>()?;
+        let numel = checked_numel(&shape).ok_or_else(|| Error::msg("tensor shape overflows"))?;
+        let Some(esize) = dtype.size() else {
+            // Strings and handles are kept as an empty payload: they never become weights.
+            return Ok(Tensor {
+                dtype,
+                shape,
+                data: Bytes::new(),
+            });
+        };
+        let nbytes = numel
+            .checked_mul(esize)
+            .filter(|&n| n <= MAX_TENSOR_BYTES)
+            .ok_or_else(|| Error::msg(format!("tensor of shape {shape:?} is too large")))?;
+        if !p.tensor_content.is_empty() {
+            if p.tensor_content.len() != nbytes {
+                return Err(Error::msg(format!(
+                    "tensor_content has {} bytes, shape {:?} of {} needs {}",
+                    p.tensor_content.len(),
+                    shape,
+                    dtype,
+                    nbytes
+                )));
+            }
+            return Ok(Tensor {
+                dtype,
+                shape,
+                data: p.tensor_content.clone(),
+            });
+        }
+        let bytes: Vec<u8> = match dtype {
+            DType::F32 => splat(&p.float_val, numel, |x| x.to_le_bytes().to_vec()),
+            DType::F64 => splat(&p.double_val, numel, |x| x.to_le_bytes().to_vec()),
+            DType::I32 => splat(&p.int_val, numel, |x| x.to_le_bytes().to_vec()),
+            DType::I16 | DType::U16 => {
+                splat(&p.int_val, numel, |x| (x as u16).to_le_bytes().to_vec())
+            }
+            DType::I8 | DType::U8 => splat(&p.int_val, numel, |x| vec![x as u8]),
+            DType::I64 => splat(&p.int64_val, numel, |x| x.to_le_bytes().to_vec()),
+            DType::Bool => splat(&p.bool_val, numel, |x| vec![x as u8]),
+            DType::F16 | DType::BF16 => {
+                splat(&p.half_val, numel, |x| (x as u16).to_le_bytes().to_vec())
+            }
+            DType::U32 => splat(&p.uint32_val, numel, |x| x.to_le_bytes().to_vec()),
+            DType::U64 => splat(&p.uint64_val, numel, |x| x.to_le_bytes().to_vec()),
+            DType::String | DType::Resource | DType::Variant => Vec::new(),
+        };
+        Ok(Tensor {
+            dtype,
+            shape,
+            data: Bytes::from(bytes),
+        })
+    }
+}
+
+/// Values widened for the folding engine.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Values {
+    F(Vec<f64>),
+    I(Vec<i64>),
+}
+
+/// TF's fill rule for typed fields: none → zeros, fewer → repeat the last value.
+fn splat<T: Copy + Default>(vals: &[T], numel: usize, enc: impl Fn(T) -> Vec<u8>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for i in 0..numel {
+        let v = vals.get(i).or(vals.last()).copied().unwrap_or_default();
+        out.extend(enc(v));
+    }
+    out
+}
+
+/// A TF shape: `None` per unknown dim. `Ok(None)` never: unknown rank is reported by callers
+/// through `Option<Vec<..>>` where they need it.
+pub fn shape_from_proto(p: Option<&TensorShapeProto>) -> Result<Vec<Option<usize>>> {
+    let Some(p) = p else { return Ok(Vec::new()) };
+    p.dim
+        .iter()
+        .map(|d| match d.size {
+            -1 => Ok(None),
+            s if s >= 0 => Ok(Some(s as usize)),
+            s => Err(Error::msg(format!("invalid dimension size {s}"))),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proto_f32(vals: &[f32], shape: &[i64]) -> TensorProto {
+        TensorProto {
+            dtype: 1,
+            tensor_shape: Some(TensorShapeProto {
+                dim: shape
+                    .iter()
+                    .map(|&s| crate::proto::tensor_shape_proto::Dim { size: s })
+                    .collect(),
+                unknown_rank: false,
+            }),
+            float_val: vals.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn splat_repeats_last_value() {
+        let t = Tensor::from_proto(&proto_f32(&[1.0, 2.0], &[5])).unwrap();
+        assert_eq!(t.to_f32().unwrap(), vec![1.0, 2.0, 2.0, 2.0, 2.0]);
+    }
+
+    #[test]
+    fn empty_typed_field_is_zeros() {
+        let t = Tensor::from_proto(&proto_f32(&[], &[3])).unwrap();
+        assert_eq!(t.to_f32().unwrap(), vec![0.0; 3]);
+    }
+
+    #[test]
+    fn extra_values_are_ignored() {
+        let t = Tensor::from_proto(&proto_f32(&[1.0, 2.0, 3.0, 4.0], &[2])).unwrap();
+        assert_eq!(t.to_f32().unwrap(), vec![1.0, 2.0]);
+    }
+
+    #[test]
+    fn huge_splat_is_refused_before_allocating() {
+        let err = Tensor::from_proto(&proto_f32(&[1.0], &[1 << 20, 1 << 20])).unwrap_err();
+        assert!(err.to_string().contains("too large"), "{err}");
+    }
+
+    #[test]
+    fn short_tensor_content_is_an_error() {
+        let mut p = proto_f32(&[], &[4]);
+        p.tensor_content = Bytes::from(vec![0u8; 8]);
+        assert!(Tensor::from_proto(&p).is_err());
+    }
+
+    #[test]
+    fn permute_hwio_to_oihw() {
+        // shape [1, 2, 3] -> perm [2, 0, 1] -> [3, 1, 2]
+        let t = Tensor::from_i32(vec![1, 2, 3], &[0, 1, 2, 3, 4, 5]);
+        let p = t.permute(&[2, 0, 1]);
+        assert_eq!(p.shape, vec![3, 1, 2]);
+        assert_eq!(p.to_i64().unwrap(), vec![0, 3, 1, 4, 2, 5]);
+    }
+}
