@@ -5,6 +5,9 @@ network runs in NCHW. Regenerate rather than edit: hand-written code for ops tf2
 could not translate belongs in custom_ops.py, which regeneration never overwrites.
 """
 
+{% if !module.stubs.is_empty() -%}
+import importlib.util
+{% endif -%}
 import json
 import os
 import struct
@@ -14,9 +17,22 @@ import torch
 import torch.nn.functional as F
 {%- endif %}
 from torch import nn
+
+
 {%- if !module.stubs.is_empty() %}
 
-import custom_ops
+
+def _load_custom_ops():
+    """custom_ops.py beside this file: hand-written code for untranslated ops."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    path = os.path.join(here, "custom_ops.py")
+    spec = importlib.util.spec_from_file_location("custom_ops", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+custom_ops = _load_custom_ops()
 {%- endif %}
 
 
@@ -31,7 +47,9 @@ class {{ module.class_name }}(nn.Module):
 {%- for line in module.body %}
 {{ line }}
 {%- endfor %}
-        {{ module.return_line }}
+{%- for line in module.return_lines %}
+{{ line }}
+{%- endfor %}
 
 
 _DTYPES = {

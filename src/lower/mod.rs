@@ -50,6 +50,9 @@ pub enum Lowered {
     Multi { expr: PyExpr, layout: Layout },
     /// Output 0 is input `i` unchanged.
     Alias(usize),
+    /// Output 0 is input `i`'s tensor, seen by TF in another layout (a transpose that only
+    /// undoes the NCHW storage order).
+    Relabel(usize, Layout),
 }
 
 /// A value available in `forward`.
@@ -260,9 +263,12 @@ impl<'a> Lowerer<'a> {
     fn apply(&mut self, n: NodeIndex, lowered: Lowered) -> Result<()> {
         let out = ValueRef { node: n, port: 0 };
         match lowered {
-            Lowered::Alias(i) => {
+            Lowered::Alias(i) | Lowered::Relabel(i, _) => {
                 let src = self.graph.inputs(n)[i];
-                let val = self.value(src).map_err(Error::msg)?;
+                let mut val = self.value(src).map_err(Error::msg)?;
+                if let Lowered::Relabel(_, layout) = lowered {
+                    val.layout = layout;
+                }
                 // The alias's uses become uses of its source.
                 let extra = self.graph.use_count(out);
                 *self.remaining.entry(src).or_default() += extra;
@@ -507,12 +513,8 @@ impl<'a> Lowerer<'a> {
             }
         }
         self.module.body = body;
-        let ret = outs
-            .iter()
-            .map(|e| e.to_string())
-            .collect::<Vec<_>>()
-            .join(", ");
-        self.module.return_line = format!("return {ret}");
+        let outs: Vec<String> = outs.iter().map(|e| e.to_string()).collect();
+        self.module.return_lines = format::return_values(8, &outs);
         let (stubs, reports) = self.stubs.finish(self.graph);
         self.module.stubs = stubs;
         self.summary.stubs = reports;

@@ -102,12 +102,12 @@ fn pad(ctx: &mut Ctx) -> OpResult<Lowered> {
         flat.extend([p.0, p.1]);
     }
     let x = ctx.input_in(0, layout)?;
-    let mut args = vec![x, PyExpr::ints(&flat)];
+    let args = vec![x, PyExpr::ints(&flat)];
     let mut kwargs = Vec::new();
     match mode.as_str() {
         "CONSTANT" => {
             if let Some(v) = value.filter(|&v| v != 0.0) {
-                args.push(PyExpr::f64(v));
+                kwargs.push(("value", PyExpr::f64(v)));
             }
         }
         "REFLECT" => {
@@ -481,7 +481,7 @@ fn transpose(ctx: &mut Ctx) -> OpResult<Lowered> {
         .map(|&p| if rank == 4 { phys_axis(p, layout) } else { p } as i64)
         .collect();
     if phys.iter().enumerate().all(|(i, &p)| i as i64 == p) {
-        return Ok(Lowered::Alias(0));
+        return Ok(Lowered::Relabel(0, Layout::Tf));
     }
     Ok(Lowered::Expr {
         expr: x.method("permute", phys.into_iter().map(PyExpr::int).collect()),

@@ -48,11 +48,9 @@ fn classify(p: [i64; 4]) -> Pads {
 }
 
 fn f_pad(x: PyExpr, p: [i64; 4], value: Option<PyExpr>) -> PyExpr {
-    let mut args = vec![x, PyExpr::ints(&[p[2], p[3], p[0], p[1]])];
-    if let Some(v) = value {
-        args.push(v);
-    }
-    PyExpr::call("F.pad", args)
+    let args = vec![x, PyExpr::ints(&[p[2], p[3], p[0], p[1]])];
+    let kwargs = value.map(|v| vec![("value", v)]).unwrap_or_default();
+    PyExpr::call_kw("F.pad", args, kwargs)
 }
 
 struct ConvGeometry {

@@ -32,12 +32,19 @@ fn keep_dims(node: &crate::ir::Node) -> OpResult<bool> {
 }
 
 fn reduce(ctx: &mut Ctx, method: &str) -> OpResult<Lowered> {
-    let rank = ctx.rank(0).ok_or("input rank must be known")?;
-    let axes = axes(ctx.node(), &ctx.const_ints(1)?, rank)?;
+    let raw = ctx.const_ints(1)?;
+    // Without a known rank (e.g. after a stub) non-negative axes still work in TF layout.
+    let rank = match ctx.rank(0) {
+        Some(r) => r,
+        None if raw.iter().all(|&a| a >= 0) => raw.iter().max().map_or(0, |&m| m as usize + 1),
+        None => return Err("negative axes on an input of unknown rank".into()),
+    };
+    let axes = axes(ctx.node(), &raw, rank)?;
     let keep = keep_dims(ctx.node())?;
     if axes.is_empty() {
         return Ok(Lowered::Alias(0));
     }
+    // Only values of known rank 4 can be NCHW.
     let mut layout = if rank == 4 {
         ctx.layout(0)?
     } else {

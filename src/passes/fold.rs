@@ -40,16 +40,9 @@ pub fn fold_and_infer(g: &mut Graph) -> Result<()> {
                     .collect(),
             };
             let infos: Option<Vec<ValueInfo>> = def.infer.and_then(|f| f(&inp));
-            let known = inp
-                .consts
-                .iter()
-                .zip(&inp.partials)
-                .all(|(c, p)| c.is_some() || p.is_some());
-            let folded = if known {
-                def.fold.and_then(|f| f(&inp))
-            } else {
-                None
-            };
+            // Fold functions check what they need: most need constant inputs, `Shape` only
+            // needs a static shape.
+            let folded = def.fold.and_then(|f| f(&inp));
             (infos, folded)
         };
         match folded {

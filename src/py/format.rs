@@ -23,6 +23,16 @@ pub fn statement(indent: usize, prefix: &str, value: &PyExpr) -> Vec<String> {
     if flat.len() <= LINE_WIDTH {
         return vec![flat];
     }
+    if let PyExpr::BinOp { left, op, right } = value {
+        // ruff: parenthesise, one operand per line, operator leading.
+        let inner = " ".repeat(indent + 4);
+        return vec![
+            format!("{pad}{prefix}("),
+            format!("{inner}{left}"),
+            format!("{inner}{op} {right}"),
+            format!("{pad})"),
+        ];
+    }
     let Some((head, args)) = value.call_parts() else {
         return vec![flat];
     };
@@ -39,4 +49,32 @@ pub fn statement(indent: usize, prefix: &str, value: &PyExpr) -> Vec<String> {
     lines.extend(args.iter().map(|a| format!("{inner}{a},")));
     lines.push(format!("{pad})"));
     lines
+}
+
+/// `return a, b, ...`; parenthesised one per line when too long (as ruff does).
+pub fn return_values(indent: usize, values: &[String]) -> Vec<String> {
+    let pad = " ".repeat(indent);
+    let flat = format!("{pad}return {}", values.join(", "));
+    if flat.len() <= LINE_WIDTH || values.len() < 2 {
+        return vec![flat];
+    }
+    let mut lines = vec![format!("{pad}return (")];
+    lines.extend(values.iter().map(|v| format!("{pad}    {v},")));
+    lines.push(format!("{pad})"));
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_calls_break_like_ruff() {
+        let args = (0..8)
+            .map(|i| PyExpr::name(format!("argument_{i}")))
+            .collect();
+        let lines = assignment(8, "x", &PyExpr::call("torch.cat", args));
+        assert_eq!(lines[0], "        x = torch.cat(");
+        assert_eq!(lines.last().unwrap(), "        )");
+    }
 }

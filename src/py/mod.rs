@@ -83,10 +83,10 @@ pub struct Module {
     pub layers: Vec<Layer>,
     pub buffers: Vec<Buffer>,
     pub params: Vec<String>,
-    /// `forward` body lines, formatted, without indentation.
+    /// `forward` body lines, formatted and indented.
     pub body: Vec<String>,
-    /// The `return` line, formatted, without indentation.
-    pub return_line: String,
+    /// The `return` statement, formatted and indented.
+    pub return_lines: Vec<String>,
     pub stubs: Vec<Stub>,
     /// `state_dict` key → weight, in module order.
     pub weights: Vec<(String, Weight)>,

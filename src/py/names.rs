@@ -172,6 +172,11 @@ mod tests {
         assert_eq!(identifier("1st layer"), "v1st_layer");
         assert_eq!(identifier("\"); import os; #"), "import_os");
         assert_eq!(identifier(""), "v");
+        assert_eq!(identifier("Conv2D_1"), "conv2d_1");
+        assert_eq!(
+            identifier("DepthwiseConv2dNative"),
+            "depthwise_conv2d_native"
+        );
     }
 
     #[test]

@@ -1,0 +1,68 @@
+"""Per-op-family graphs built by TensorFlow: convert through the CLI, compare with TF."""
+
+import pytest
+
+from conftest import OPS_DIR, assert_parity, import_model, ruff, run_cli
+
+OP_FIXTURES = sorted(p.stem for p in OPS_DIR.glob("*.pb") if p.stem != "unknown_op")
+
+
+@pytest.mark.parametrize("name", OP_FIXTURES)
+def test_parity(name, tmp_path):
+    out = tmp_path / "out"
+    run_cli("convert", OPS_DIR / f"{name}.pb", "-o", out)
+    errors = assert_parity(out, OPS_DIR / f"{name}.npz")
+    print(f"{name}: max rel. error {max(errors):.3g}")
+    assert not (out / "custom_ops.py").exists(), "every op here has a translation"
+
+
+@pytest.mark.parametrize("name", OP_FIXTURES)
+def test_generated_code_is_ruff_clean(name, tmp_path):
+    out = tmp_path / "out"
+    run_cli("convert", OPS_DIR / f"{name}.pb", "-o", out)
+    check = ruff("check", "--no-cache", str(out / "model.py"))
+    assert check.returncode == 0, check.stdout
+    fmt = ruff("format", "--no-cache", "--diff", str(out / "model.py"))
+    assert fmt.returncode == 0, fmt.stdout
+
+
+def test_conversion_is_byte_identical(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    run_cli("convert", OPS_DIR / "tf1_cnn.pb", "-o", a)
+    run_cli("convert", OPS_DIR / "tf1_cnn.pb", "-o", b)
+    for f in ("model.py", "model.safetensors"):
+        assert (a / f).read_bytes() == (b / f).read_bytes(), f
+
+
+def test_unknown_op_becomes_a_stub_the_user_can_fill(tmp_path):
+    out = tmp_path / "out"
+    proc = run_cli("convert", OPS_DIR / "unknown_op.pb", "-o", out)
+    assert "MyFancyActivation" in proc.stdout
+    stub = (out / "custom_ops.py").read_text()
+    assert "def my_fancy_activation(input_0, *, t=\"float32\", cap=6.0" in stub.replace("\n", " ").replace("    ", "") or "def my_fancy_activation(" in stub
+    assert "fancy" in stub and "NotImplementedError" in stub
+    model = import_model(out).load_model()
+    import numpy as np
+    import torch
+
+    ref = np.load(OPS_DIR / "unknown_op.npz")
+    with pytest.raises(NotImplementedError):
+        model(torch.from_numpy(ref["input_0"]))
+    # The user fills in the stub (the original op was Relu6) ...
+    filled = stub.replace(
+        "    raise NotImplementedError(", "    return torch.clamp(input_0, 0.0, cap)\n    raise NotImplementedError(", 1
+    )
+    (out / "custom_ops.py").write_text(filled)
+    assert_parity(out, OPS_DIR / "unknown_op.npz")
+    # ... and regenerating keeps their function byte for byte.
+    run_cli("convert", OPS_DIR / "unknown_op.pb", "-o", out)
+    assert (out / "custom_ops.py").read_text() == filled
+    assert_parity(out, OPS_DIR / "unknown_op.npz")
+
+
+def test_strict_fails_on_untranslated_ops(tmp_path):
+    out = tmp_path / "out"
+    proc = run_cli("convert", OPS_DIR / "unknown_op.pb", "-o", out, "--strict", check=False)
+    assert proc.returncode == 2
+    assert "MyFancyActivation" in proc.stderr
+    assert not out.exists()
