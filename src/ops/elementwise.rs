@@ -171,7 +171,7 @@ fn unary(ctx: &mut Ctx, op: Un) -> OpResult<Lowered> {
         Un::Square => PyExpr::call("torch.square", vec![e]),
         Un::Exp => PyExpr::call("torch.exp", vec![e]),
         Un::Log => PyExpr::call("torch.log", vec![e]),
-        Un::Neg => e.neg(),
+        Un::Neg => e.negated(),
         Un::Abs => PyExpr::call("torch.abs", vec![e]),
         Un::Recip => PyExpr::call("torch.reciprocal", vec![e]),
     };

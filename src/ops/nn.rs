@@ -145,7 +145,7 @@ fn conv2d(ctx: &mut Ctx) -> OpResult<Lowered> {
         .shape
         .and_then(|s| s.get(3).copied().flatten())
         .unwrap_or(ci);
-    if ci == 0 || channels % ci != 0 {
+    if ci == 0 || !channels.is_multiple_of(ci) {
         return Err(format!(
             "input has {channels} channels, filter expects a multiple of {ci}"
         ));

@@ -2,8 +2,12 @@
 //! target is often computed from `Shape` of a tensor, and `Shape` folds once shapes are known).
 
 use crate::error::{Error, Result};
-use crate::ir::{Graph, ValueInfo};
+use petgraph::stable_graph::NodeIndex;
+use petgraph::visit::EdgeRef;
+
+use crate::ir::{Graph, Node, ValueInfo, ValueRef};
 use crate::ops::{self, Folded, OpInputs};
+use crate::tensor::Tensor;
 
 pub fn fold_and_infer(g: &mut Graph) -> Result<()> {
     let order = g.topo_order().map_err(|n| {
@@ -45,6 +49,7 @@ pub fn fold_and_infer(g: &mut Graph) -> Result<()> {
             let folded = def.fold.and_then(|f| f(&inp));
             (infos, folded)
         };
+        constant_reshape_target(g, n);
         match folded {
             (_, Some(Folded::Tensor(t))) => g.make_const(n, t),
             (infos, partial) => {
@@ -59,4 +64,45 @@ pub fn fold_and_infer(g: &mut Graph) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A Reshape whose target is computed from `Shape` (e.g. `[batch, 1, 1, C]` with a dynamic
+/// batch) gets a constant target with `-1` for the one unknown entry, so the shape arithmetic
+/// is not emitted at all.
+fn constant_reshape_target(g: &mut Graph, n: NodeIndex) {
+    if g.node(n).op != "Reshape" {
+        return;
+    }
+    let inputs = g.inputs(n);
+    let Some(&target) = inputs.get(1) else { return };
+    if g.const_value(target).is_some() || target.port != 0 {
+        return;
+    }
+    let Some(p) = g.node(target.node).partial.clone() else {
+        return;
+    };
+    if p.scalar
+        || p.values
+            .iter()
+            .filter(|v| v.is_none() || **v == Some(-1))
+            .count()
+            != 1
+    {
+        return;
+    }
+    let dims: Vec<i64> = p.values.iter().map(|v| v.unwrap_or(-1)).collect();
+    let (name, ordinal) = (format!("{}/target", g.node(n).name), g.node(n).ordinal);
+    let c = g.add_node(Node::constant(
+        name,
+        Tensor::from_i64(vec![dims.len()], &dims),
+        ordinal,
+    ));
+    let edge =
+        g.g.edges_directed(n, petgraph::Direction::Incoming)
+            .find(|e| e.weight().slot == 1)
+            .map(|e| e.id());
+    if let Some(e) = edge {
+        g.g.remove_edge(e);
+        g.connect(ValueRef { node: c, port: 0 }, n, 1);
+    }
 }

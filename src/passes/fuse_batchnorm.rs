@@ -8,14 +8,16 @@
 //!
 //! and rewrites it to one `FusedBatchNormV3(is_training=false)` node, so that the statistics,
 //! scale, offset and epsilon survive exactly (as `nn.BatchNorm2d`) instead of being folded
-//! into two opaque constants.
+//! into two opaque constants. Parameters may sit behind a Reshape of a constant (Keras
+//! reshapes them to `[1, 1, 1, C]` for broadcasting).
+
+use petgraph::stable_graph::NodeIndex;
 
 use crate::error::Result;
 use crate::ir::{Graph, Node, ValueRef};
 use crate::proto::AttrValue;
 use crate::proto::attr_value::Value;
 use crate::tensor::{DType, Tensor};
-use petgraph::stable_graph::NodeIndex;
 
 fn is_op(g: &Graph, v: ValueRef, ops: &[&str]) -> bool {
     v.port == 0 && g.g.contains_node(v.node) && ops.contains(&g.node(v.node).op.as_str())
@@ -29,13 +31,30 @@ fn binary_inputs(g: &Graph, v: ValueRef, ops: &[&str]) -> Option<(ValueRef, Valu
     (i.len() == 2).then(|| (i[0], i[1]))
 }
 
-fn const_f32_vector(g: &Graph, v: ValueRef) -> Option<&Tensor> {
-    g.const_value(v)
-        .filter(|t| t.dtype == DType::F32 && t.rank() == 1)
+/// A per-channel f32 constant (`[C]` or `[1, .., 1, C]`, maybe behind a constant Reshape),
+/// returned as `[C]`.
+fn channel_vector(g: &Graph, v: ValueRef) -> Option<Tensor> {
+    let t = match g.const_value(v) {
+        Some(t) => t,
+        None if is_op(g, v, &["Reshape"]) => g.const_value(*g.inputs(v.node).first()?)?,
+        None => return None,
+    };
+    let c = *t.shape.last()?;
+    let ok = t.dtype == DType::F32 && c > 0 && t.shape.iter().rev().skip(1).all(|&d| d == 1);
+    ok.then(|| t.reshaped(vec![c]))
+}
+
+struct BatchNorm {
+    x: ValueRef,
+    gamma: Option<Tensor>,
+    beta: Tensor,
+    mean: Tensor,
+    var: Tensor,
+    eps: f32,
 }
 
 /// `inv` = `Rsqrt(var + eps) [* gamma]` → `(var, eps, gamma)`.
-fn match_inv(g: &Graph, inv: ValueRef) -> Option<(ValueRef, f32, Option<ValueRef>)> {
+fn match_inv(g: &Graph, inv: ValueRef) -> Option<(Tensor, f32, Option<Tensor>)> {
     let (rsqrt, gamma) = if let Some((a, b)) = binary_inputs(g, inv, &["Mul"]) {
         if is_op(g, a, &["Rsqrt"]) {
             (a, Some(b))
@@ -49,31 +68,22 @@ fn match_inv(g: &Graph, inv: ValueRef) -> Option<(ValueRef, f32, Option<ValueRef
     } else {
         return None;
     };
-    if let Some(gm) = gamma {
-        const_f32_vector(g, gm)?;
-    }
+    let gamma = match gamma {
+        Some(v) => Some(channel_vector(g, v)?),
+        None => None,
+    };
     let add = *g.inputs(rsqrt.node).first()?;
     let (a, b) = binary_inputs(g, add, &["AddV2", "Add"])?;
-    let (var, eps) = if const_f32_vector(g, a).is_some() {
+    let (var, eps) = if channel_vector(g, a).is_some() {
         (a, b)
     } else {
         (b, a)
     };
-    const_f32_vector(g, var)?;
+    let var = channel_vector(g, var)?;
     let eps = g
         .const_value(eps)
-        .filter(|t| t.numel() == 1 && t.dtype == DType::F32)?
-        .scalar_f64()? as f32;
-    Some((var, eps, gamma))
-}
-
-struct BatchNorm {
-    x: ValueRef,
-    gamma: Option<ValueRef>,
-    beta: ValueRef,
-    mean: ValueRef,
-    var: ValueRef,
-    eps: f32,
+        .filter(|t| t.numel() == 1 && t.dtype == DType::F32)?;
+    Some((var, eps.scalar_f64()? as f32, gamma))
 }
 
 fn match_at(g: &Graph, out: ValueRef) -> Option<BatchNorm> {
@@ -99,17 +109,24 @@ fn match_at(g: &Graph, out: ValueRef) -> Option<BatchNorm> {
             let Some((var, eps, gamma)) = match_inv(g, inv) else {
                 continue;
             };
-            if const_f32_vector(g, mean).is_none() || const_f32_vector(g, beta).is_none() {
+            let (Some(mean), Some(beta)) = (channel_vector(g, mean), channel_vector(g, beta))
+            else {
                 continue;
+            };
+            let c = var.numel();
+            let sizes_agree = mean.numel() == c
+                && beta.numel() == c
+                && gamma.as_ref().is_none_or(|t| t.numel() == c);
+            if sizes_agree {
+                return Some(BatchNorm {
+                    x,
+                    gamma,
+                    beta,
+                    mean,
+                    var,
+                    eps,
+                });
             }
-            return Some(BatchNorm {
-                x,
-                gamma,
-                beta,
-                mean,
-                var,
-                eps,
-            });
         }
     }
     None
@@ -127,16 +144,21 @@ pub fn fuse_batchnorm(g: &mut Graph) -> Result<()> {
     for n in candidates {
         let out = ValueRef { node: n, port: 0 };
         let Some(bn) = match_at(g, out) else { continue };
-        let channels = g.const_value(bn.var).map_or(0, |t| t.numel());
+        let channels = bn.var.numel();
         let (name, ordinal) = (g.node(n).name.clone(), g.node(n).ordinal);
-        let gamma = match bn.gamma {
-            Some(v) => v,
-            None => {
-                let ones = Tensor::from_f32(vec![channels], &vec![1.0; channels]);
-                let c = g.add_node(Node::constant(format!("{name}/gamma"), ones, ordinal));
-                ValueRef { node: c, port: 0 }
-            }
-        };
+        let gamma = bn
+            .gamma
+            .unwrap_or_else(|| Tensor::from_f32(vec![channels], &vec![1.0; channels]));
+        let mut params = Vec::new();
+        for (suffix, t) in [
+            ("gamma", gamma),
+            ("beta", bn.beta),
+            ("mean", bn.mean),
+            ("variance", bn.var),
+        ] {
+            let c = g.add_node(Node::constant(format!("{name}/{suffix}"), t, ordinal));
+            params.push(ValueRef { node: c, port: 0 });
+        }
         let mut node = Node::new(name, "FusedBatchNormV3", ordinal);
         node.attrs.insert("epsilon".into(), attr(Value::F(bn.eps)));
         node.attrs
@@ -144,10 +166,7 @@ pub fn fuse_batchnorm(g: &mut Graph) -> Result<()> {
         node.attrs
             .insert("data_format".into(), attr(Value::S(b"NHWC".to_vec())));
         let fused = g.add_node(node);
-        for (slot, v) in [bn.x, gamma, bn.beta, bn.mean, bn.var]
-            .into_iter()
-            .enumerate()
-        {
+        for (slot, v) in std::iter::once(bn.x).chain(params).enumerate() {
             g.connect(v, fused, slot);
         }
         g.replace_uses(

@@ -24,12 +24,8 @@ pub fn fuse_bias(g: &mut Graph) -> Result<()> {
             }
             _ => continue,
         };
-        if g.inputs(n).len() != 2
-            || !g
-                .inputs(n)
-                .get(1)
-                .is_some_and(|&w| g.const_value(w).is_some())
-        {
+        let inputs = g.inputs(n);
+        if inputs.len() != 2 || g.const_value(inputs[1]).is_none() {
             continue;
         }
         let out = ValueRef { node: n, port: 0 };

@@ -23,8 +23,8 @@ pub fn remove_identities(g: &mut Graph) -> Result<()> {
         } else {
             1
         };
-        for port in 0..ports.min(inputs.len()) {
-            g.replace_uses(ValueRef { node: n, port }, inputs[port]);
+        for (port, &input) in inputs.iter().enumerate().take(ports) {
+            g.replace_uses(ValueRef { node: n, port }, input);
         }
         if !g.inputs.iter().chain(&g.outputs).any(|v| v.node == n) {
             g.g.remove_node(n);

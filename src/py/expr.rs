@@ -122,7 +122,7 @@ impl PyExpr {
         }
     }
 
-    pub fn neg(self) -> PyExpr {
+    pub fn negated(self) -> PyExpr {
         PyExpr::Neg(Box::new(self))
     }
 

@@ -102,6 +102,14 @@ pub fn identifier(raw: &str) -> String {
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect();
     let mut s = cleaned.to_snake_case();
+    // heck splits `2d` as `2_d`: `conv2_d` → `conv2d`.
+    for d in ["1", "2", "3"] {
+        s = s.replace(&format!("{d}_d_"), &format!("{d}d_"));
+        if s.ends_with(&format!("{d}_d")) {
+            s.truncate(s.len() - 2);
+            s.push('d');
+        }
+    }
     s.retain(|c| c.is_ascii_alphanumeric() || c == '_');
     let s = s.trim_matches('_').to_string();
     if s.is_empty() {

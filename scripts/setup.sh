@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Creates (or reuses) the Python venv the tests and the demo need, and builds tf2torch.
+# TensorFlow is installed only for making fixtures and reference outputs (WITH_TF=1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+need=(torch numpy pytest ruff)
+if [ "${WITH_TF:-0}" = 1 ]; then need+=(tensorflow-cpu==2.21.0); fi
+missing=()
+for p in "${need[@]}"; do
+  mod=${p%%==*}; mod=${mod//-/_}; [ "$mod" = tensorflow_cpu ] && mod=tensorflow
+  "$VENV/bin/python" -c "import $mod" 2>/dev/null || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  "$VENV/bin/pip" install -q --disable-pip-version-check "${missing[@]}"
+fi
+cargo build --release --quiet

@@ -1,0 +1,140 @@
+//! CLI behaviour on bad input: a one-line error naming the problem, a non-zero exit, and no
+//! output folder left behind. Never a panic.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/ops")
+        .join(name)
+}
+
+/// Runs `convert INPUT -o <tmp>/out`, expects failure; returns stderr.
+fn convert_fails(input: &Path, extra: &[&str]) -> String {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let assert = Command::cargo_bin("tf2torch")
+        .unwrap()
+        .arg("convert")
+        .arg(input)
+        .arg("-o")
+        .arg(&out)
+        .args(extra)
+        .assert()
+        .failure();
+    let output = assert.get_output();
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    assert_eq!(
+        stderr.trim().lines().count(),
+        1,
+        "one-line error expected: {stderr}"
+    );
+    assert!(!out.exists(), "output folder left behind");
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(
+        leftovers.is_empty(),
+        "temporary files left behind: {leftovers:?}"
+    );
+    stderr
+}
+
+#[test]
+fn missing_file() {
+    let err = convert_fails(Path::new("/nonexistent/model.pb"), &[]);
+    assert!(err.contains("/nonexistent/model.pb"), "{err}");
+}
+
+#[test]
+fn not_a_graphdef() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("notes.pb");
+    std::fs::write(&p, "this is a text file, not a protobuf\n").unwrap();
+    let err = convert_fails(&p, &[]);
+    assert!(err.contains("not a TensorFlow GraphDef"), "{err}");
+}
+
+#[test]
+fn empty_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("empty.pb");
+    std::fs::write(&p, b"").unwrap();
+    let err = convert_fails(&p, &[]);
+    assert!(err.contains("empty"), "{err}");
+}
+
+#[test]
+fn truncated_graphdef() {
+    let bytes = std::fs::read(fixture("tf1_cnn.pb")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    for cut in [bytes.len() / 3, bytes.len() / 2, bytes.len() - 7] {
+        let p = tmp.path().join(format!("cut{cut}.pb"));
+        std::fs::write(&p, &bytes[..cut]).unwrap();
+        let err = convert_fails(&p, &[]);
+        assert!(err.contains(&format!("cut{cut}.pb")), "{err}");
+    }
+}
+
+#[test]
+fn saved_model_directory_is_named_as_such() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("my_saved_model");
+    std::fs::create_dir_all(dir.join("variables")).unwrap();
+    std::fs::write(dir.join("saved_model.pb"), b"\x08\x01").unwrap();
+    let err = convert_fails(&dir, &[]);
+    assert!(
+        err.contains("SavedModel") && err.contains("not supported yet"),
+        "{err}"
+    );
+}
+
+#[test]
+fn requested_output_that_does_not_exist() {
+    let err = convert_fails(&fixture("tf1_cnn.pb"), &["--outputs", "no_such_node:0"]);
+    assert!(err.contains("no_such_node:0"), "{err}");
+}
+
+#[test]
+fn hostile_bytes_never_panic() {
+    // Flip bytes all over a real graph: every outcome must be a clean success or error.
+    let bytes = std::fs::read(fixture("ops_conv.pb")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    for i in (0..bytes.len()).step_by(bytes.len() / 40 + 1) {
+        let mut b = bytes.clone();
+        b[i] ^= 0xA5;
+        let p = tmp.path().join("m.pb");
+        std::fs::write(&p, &b).unwrap();
+        let out = tmp.path().join(format!("out{i}"));
+        let output = Command::cargo_bin("tf2torch")
+            .unwrap()
+            .arg("convert")
+            .arg(&p)
+            .arg("-o")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "byte {i}: {stderr}");
+        assert!(
+            output.status.code().is_some(),
+            "byte {i}: killed by a signal"
+        );
+    }
+}
+
+#[test]
+fn inspect_lists_inputs_outputs_and_ops() {
+    let out = Command::cargo_bin("tf2torch")
+        .unwrap()
+        .arg("inspect")
+        .arg(fixture("unknown_op.pb"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(s.contains("inputs:") && s.contains("input_0"), "{s}");
+    assert!(s.contains("MyFancyActivation") && s.contains("stub"), "{s}");
+    assert!(s.contains("parameters:"), "{s}");
+}
