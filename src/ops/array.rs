@@ -264,13 +264,19 @@ fn reshape(ctx: &mut Ctx) -> OpResult<Lowered> {
             shape.into_iter().map(|d| d.map(|d| d as i64)).collect()
         }
     };
-    let target = reshape_target(target)?;
+    let mut target = reshape_target(target)?;
     let x = ctx.input_tf(0)?;
+    // `[N, C]` → `[N, 1, 1, C]` (squeeze-and-excitation): with H = W = 1 the NCHW tensor has
+    // the same memory order, so produce NCHW directly and spare the next conv a permute.
+    let layout = match target.as_slice() {
+        [n, 1, 1, c] if ctx.rank(0) == Some(2) => {
+            target = vec![*n, *c, 1, 1];
+            Layout::Nchw
+        }
+        _ => Layout::Tf,
+    };
     let expr = x.method("reshape", target.iter().map(|&d| PyExpr::int(d)).collect());
-    Ok(Lowered::Expr {
-        expr,
-        layout: Layout::Tf,
-    })
+    Ok(Lowered::Expr { expr, layout })
 }
 
 fn reshape_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
