@@ -297,14 +297,17 @@ impl Tensor {
         let n = self.numel();
         let mut out = Vec::with_capacity(n * esize);
         let mut idx = vec![0usize; rank];
+        // Odometer over output indices; the source offset is updated incrementally.
+        let mut off = 0usize;
         for _ in 0..n {
-            let off: usize = idx.iter().zip(&strides).map(|(i, s)| i * s).sum();
             out.extend_from_slice(&self.data[off * esize..(off + 1) * esize]);
             for ax in (0..rank).rev() {
                 idx[ax] += 1;
+                off += strides[ax];
                 if idx[ax] < new_shape[ax] {
                     break;
                 }
+                off -= strides[ax] * new_shape[ax];
                 idx[ax] = 0;
             }
         }
