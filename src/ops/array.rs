@@ -331,13 +331,6 @@ fn reshape_fold(inp: &OpInputs) -> Option<Folded> {
 fn squeeze_axes(node: &Node, shape: &[Option<usize>]) -> OpResult<Vec<usize>> {
     let dims = node.attr_ints_or("squeeze_dims", &[]).map_err(err)?;
     if dims.is_empty() {
-        let all: Option<Vec<usize>> = shape
-            .iter()
-            .enumerate()
-            .map(|(i, d)| d.map(|d| (i, d)))
-            .map(|p| p.map(|(i, _)| i))
-            .collect();
-        let _ = all;
         if shape.iter().any(|d| d.is_none()) {
             return Err("squeezing every size-1 dim needs a static shape".into());
         }

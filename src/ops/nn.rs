@@ -456,9 +456,6 @@ fn avg_pool(ctx: &mut Ctx) -> OpResult<Lowered> {
             };
             let counts = window_counts(h as i64, w as i64, &g, p);
             let x = ctx.input_nchw(0)?;
-            let oh = counts.shape[2];
-            let ow = counts.shape[3];
-            let _ = (oh, ow);
             let div = ctx.buffer("count", counts)?;
             let sum = PyExpr::call_kw(
                 "F.avg_pool2d",
