@@ -31,7 +31,8 @@ impl View for LazyTensor<'_> {
         if self.weight.permute.is_none() {
             return Cow::Borrowed(&self.weight.tensor.data);
         }
-        Cow::Owned(self.weight.materialize().data.to_vec())
+        // `Vec::from(Bytes)` reuses the buffer permute just built: no second copy.
+        Cow::Owned(Vec::from(self.weight.materialize().data))
     }
 
     fn data_len(&self) -> usize {
