@@ -386,6 +386,8 @@ impl Tensor {
 /// output's, the two are walked in 32×32 tiles so that reads and writes both stay in cache
 /// (a plain odometer makes HWIO → OIHW read with a stride of I·O elements).
 fn permute_elems<const N: usize>(src: &[u8], shape: &[usize], perm: &[usize]) -> Vec<u8> {
+    let (shape, perm) = simplify_permutation(shape, perm);
+    let (shape, perm) = (shape.as_slice(), perm.as_slice());
     const TILE: usize = 32;
     let rank = shape.len();
     let n: usize = shape.iter().product();
@@ -455,6 +457,35 @@ fn permute_elems<const N: usize>(src: &[u8], shape: &[usize], perm: &[usize]) ->
             idx[k] = 0;
         }
     }
+}
+
+/// The same permutation on fewer axes: size-1 axes dropped, and axes that stay adjacent and in
+/// order merged (`[3, 3, I, O]` by `(3, 2, 0, 1)` is `[9, I, O]` by `(2, 1, 0)`), so the tiled
+/// walk has long inner loops.
+fn simplify_permutation(shape: &[usize], perm: &[usize]) -> (Vec<usize>, Vec<usize>) {
+    let keep: Vec<usize> = (0..shape.len()).filter(|&a| shape[a] != 1).collect();
+    // Renumber the kept source axes 0..k, in source order.
+    let renum = |a: usize| keep.iter().position(|&k| k == a);
+    let mut p: Vec<usize> = perm.iter().filter_map(|&a| renum(a)).collect();
+    let mut s: Vec<usize> = keep.iter().map(|&a| shape[a]).collect();
+    // Merge output neighbours that are source neighbours in the same order.
+    let mut i = 0;
+    while i + 1 < p.len() {
+        if p[i + 1] == p[i] + 1 {
+            let (a, b) = (p[i], p[i + 1]);
+            s[a] *= s[b];
+            s.remove(b);
+            p.remove(i + 1);
+            for x in p.iter_mut() {
+                if *x > b {
+                    *x -= 1;
+                }
+            }
+        } else {
+            i += 1;
+        }
+    }
+    (s, p)
 }
 
 /// Values widened for the folding engine.
