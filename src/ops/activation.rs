@@ -56,3 +56,109 @@ fn softmax(ctx: &mut Ctx, func: &str) -> OpResult<Lowered> {
         layout: x.layout,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::ops::testing::*;
+    use insta::assert_snapshot;
+
+    /// Each activation after a conv (NCHW inside) and on a rank-2 value.
+    fn act(op: &str, attrs: &[(&str, crate::proto::AttrValue)]) -> String {
+        let mut g = TestGraph::new();
+        let x = g.input("image", &[-1, 4, 4, 3]);
+        let w = g.constant("w", weights(&[1, 1, 3, 2]));
+        let pad = [
+            ("strides", ints(&[1, 1, 1, 1])),
+            ("padding", string("VALID")),
+        ];
+        let y = g.op("conv", "Conv2D", &[x, w], &pad);
+        let y = g.op("act", op, &[y], attrs);
+        let v = g.input("vec", &[-1, 5]);
+        let z = g.op("act2", op, &[v], attrs);
+        g.lower(&[y, z])
+    }
+
+    #[test]
+    fn activations() {
+        let all: Vec<String> = [
+            "Relu", "Relu6", "Elu", "Selu", "Sigmoid", "Tanh", "Softplus",
+        ]
+        .iter()
+        .map(|op| {
+            act(op, &[])
+                .lines()
+                .filter(|l| l.contains("act"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .collect();
+        assert_snapshot!(all.join("\n"), @"
+        act2 = F.relu(vec)
+        return x, act2
+        act2 = F.relu6(vec)
+        return x, act2
+        act2 = F.elu(vec)
+        return x, act2
+        act2 = F.selu(vec)
+        return x, act2
+        act2 = torch.sigmoid(vec)
+        return x, act2
+        act2 = torch.tanh(vec)
+        return x, act2
+        act2 = F.softplus(vec)
+        return x, act2
+        ");
+    }
+
+    #[test]
+    fn leaky_relu_default_alpha_is_tf_s() {
+        assert_snapshot!(act("LeakyRelu", &[]), @"
+        self.conv = nn.Conv2d(3, 2, 1, bias=False)
+        # conv.weight: [2, 3, 1, 1]
+        ---
+        x = image.permute(0, 3, 1, 2)
+        x = self.conv(x)
+        x = F.leaky_relu(x, 0.2)
+        act2 = F.leaky_relu(vec, 0.2)
+        x = x.permute(0, 2, 3, 1)
+        return x, act2
+        ");
+        assert_snapshot!(act("LeakyRelu", &[("alpha", float(0.3))]), @"
+        self.conv = nn.Conv2d(3, 2, 1, bias=False)
+        # conv.weight: [2, 3, 1, 1]
+        ---
+        x = image.permute(0, 3, 1, 2)
+        x = self.conv(x)
+        x = F.leaky_relu(x, 0.3)
+        act2 = F.leaky_relu(vec, 0.3)
+        x = x.permute(0, 2, 3, 1)
+        return x, act2
+        ");
+    }
+
+    #[test]
+    fn softmax_on_nchw_uses_the_channel_dim() {
+        assert_snapshot!(act("Softmax", &[]), @"
+        self.conv = nn.Conv2d(3, 2, 1, bias=False)
+        # conv.weight: [2, 3, 1, 1]
+        ---
+        x = image.permute(0, 3, 1, 2)
+        x = self.conv(x)
+        x = F.softmax(x, dim=1)
+        act2 = F.softmax(vec, dim=-1)
+        x = x.permute(0, 2, 3, 1)
+        return x, act2
+        ");
+        assert_snapshot!(act("LogSoftmax", &[]), @"
+        self.conv = nn.Conv2d(3, 2, 1, bias=False)
+        # conv.weight: [2, 3, 1, 1]
+        ---
+        x = image.permute(0, 3, 1, 2)
+        x = self.conv(x)
+        x = F.log_softmax(x, dim=1)
+        act2 = F.log_softmax(vec, dim=-1)
+        x = x.permute(0, 2, 3, 1)
+        return x, act2
+        ");
+    }
+}

@@ -844,3 +844,189 @@ mod tests {
         assert_eq!(slice_indices(5, Some(0), Some(1), 1), vec![0]);
     }
 }
+
+#[cfg(test)]
+mod snapshots {
+    use crate::ops::testing::*;
+    use crate::tensor::Tensor;
+    use insta::assert_snapshot;
+
+    fn after_conv(
+        f: impl FnOnce(&mut TestGraph, crate::ir::ValueRef) -> crate::ir::ValueRef,
+    ) -> String {
+        let mut g = TestGraph::new();
+        let x = g.input("image", &[-1, 4, 5, 3]);
+        let w = g.constant("w", weights(&[1, 1, 3, 2]));
+        let pad = [
+            ("strides", ints(&[1, 1, 1, 1])),
+            ("padding", string("VALID")),
+        ];
+        let y = g.op("conv", "Conv2D", &[x, w], &pad);
+        let z = f(&mut g, y);
+        g.lower(&[z])
+            .split("---\n")
+            .nth(1)
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    #[test]
+    fn pads_are_remapped_to_nchw() {
+        let p = |g: &mut TestGraph, y, op: &str, mode: Option<&str>| {
+            let c = g.constant("p", int_tensor(&[4, 2], &[0, 0, 1, 2, 3, 0, 0, 0]));
+            let attrs: Vec<_> = mode.map(|m| ("mode", string(m))).into_iter().collect();
+            g.op("pad", op, &[y, c], &attrs)
+        };
+        assert_snapshot!(after_conv(|g, y| p(g, y, "Pad", None)), @"
+        x = image.permute(0, 3, 1, 2)
+        x = self.conv(x)
+        x = F.pad(x, (3, 0, 1, 2))
+        x = x.permute(0, 2, 3, 1)
+        return x
+        ");
+        assert_snapshot!(after_conv(|g, y| p(g, y, "MirrorPad", Some("REFLECT"))), @r#"
+        x = image.permute(0, 3, 1, 2)
+        x = self.conv(x)
+        x = F.pad(x, (3, 0, 1, 2), mode="reflect")
+        x = x.permute(0, 2, 3, 1)
+        return x
+        "#);
+        assert_snapshot!(after_conv(|g, y| p(g, y, "MirrorPad", Some("SYMMETRIC"))), @"
+        x = image.permute(0, 3, 1, 2)
+        x = self.conv(x)
+        x = x.permute(0, 2, 3, 1)
+        x = custom_ops.mirror_pad(x, self.p_const)
+        return x
+        stub mirror_pad
+        ");
+    }
+
+    #[test]
+    fn concat_on_channels_stays_nchw() {
+        assert_snapshot!(after_conv(|g, y| {
+            let r = g.op("relu", "Relu", &[y], &[]);
+            let a = g.constant("axis", int_tensor(&[], &[-1]));
+            g.op("cat", "ConcatV2", &[y, r, a], &[("N", int(2))])
+        }), @"
+        x = image.permute(0, 3, 1, 2)
+        conv = self.conv(x)
+        x = F.relu(conv)
+        x = torch.cat([conv, x], dim=1)
+        x = x.permute(0, 2, 3, 1)
+        return x
+        ");
+    }
+
+    #[test]
+    fn flatten_goes_back_to_tf_order() {
+        assert_snapshot!(after_conv(|g, y| {
+            let s = g.constant("shape", int_tensor(&[2], &[-1, 40]));
+            g.op("flat", "Reshape", &[y, s], &[])
+        }), @"
+        x = image.permute(0, 3, 1, 2)
+        x = self.conv(x)
+        x = x.permute(0, 2, 3, 1)
+        x = x.reshape(-1, 40)
+        return x
+        ");
+    }
+
+    #[test]
+    fn reshape_with_dynamic_batch_from_shape_arithmetic() {
+        // Keras' Reshape layer: Pack(StridedSlice(Shape(x), 0), 1, 1, C)
+        assert_snapshot!(after_conv(|g, y| {
+            let m = g.constant("axes", int_tensor(&[2], &[1, 2]));
+            let v = g.op("gap", "Mean", &[y, m], &[]);
+            let s = g.op("se/Shape", "Shape", &[v], &[]);
+            let b = g.constant("b", int_tensor(&[1], &[0]));
+            let e = g.constant("e", int_tensor(&[1], &[1]));
+            let st = g.constant("st", int_tensor(&[1], &[1]));
+            let n = g.op("se/n", "StridedSlice", &[s, b, e, st], &[("shrink_axis_mask", int(1))]);
+            let one = g.constant("one", int_tensor(&[], &[1]));
+            let c = g.constant("c", int_tensor(&[], &[2]));
+            let t = g.op("se/target", "Pack", &[n, one, one, c], &[("N", int(4))]);
+            let r = g.op("se/Reshape", "Reshape", &[v, t], &[]);
+            let w = g.constant("w2", weights(&[1, 1, 2, 2]));
+            let pad = [("strides", ints(&[1, 1, 1, 1])), ("padding", string("VALID"))];
+            let z = g.op("se_conv", "Conv2D", &[r, w], &pad);
+            g.op("scale", "Mul", &[y, z], &[])
+        }), @"
+        x = image.permute(0, 3, 1, 2)
+        conv = self.conv(x)
+        x = conv.mean((2, 3))
+        x = x.reshape(-1, 2, 1, 1)
+        x = self.se_conv(x)
+        x = conv * x
+        x = x.permute(0, 2, 3, 1)
+        return x
+        ");
+    }
+
+    #[test]
+    fn transposes_compose_with_the_layout() {
+        assert_snapshot!(after_conv(|g, y| {
+            let p = g.constant("perm", int_tensor(&[4], &[0, 3, 1, 2]));
+            g.op("t", "Transpose", &[y, p], &[])
+        }), @"
+        x = image.permute(0, 3, 1, 2)
+        x = self.conv(x)
+        return x
+        ");
+        assert_snapshot!(after_conv(|g, y| {
+            let p = g.constant("perm", int_tensor(&[4], &[0, 2, 1, 3]));
+            g.op("t", "Transpose", &[y, p], &[])
+        }), @"
+        x = image.permute(0, 3, 1, 2)
+        x = self.conv(x)
+        x = x.permute(0, 3, 2, 1)
+        return x
+        ");
+    }
+
+    #[test]
+    fn squeeze_expand_slice_cast() {
+        assert_snapshot!(after_conv(|g, y| {
+            let m = g.constant("axes", int_tensor(&[2], &[1, 2]));
+            let v = g.op("gap", "Mean", &[y, m], &[("keep_dims", boolean(true))]);
+            g.op("sq", "Squeeze", &[v], &[("squeeze_dims", ints(&[1, 2]))])
+        }), @"
+        x = image.permute(0, 3, 1, 2)
+        x = self.conv(x)
+        x = x.mean((2, 3), keepdim=True)
+        x = x.squeeze((2, 3))
+        return x
+        ");
+        assert_snapshot!(after_conv(|g, y| {
+            let b = g.constant("b", int_tensor(&[4], &[0, 1, 0, 0]));
+            let e = g.constant("e", int_tensor(&[4], &[0, 0, 0, 1]));
+            let s = g.constant("s", int_tensor(&[4], &[1, 1, 2, 1]));
+            let attrs = [("begin_mask", int(5)), ("end_mask", int(7)), ("shrink_axis_mask", int(8))];
+            let sl = g.op("slice", "StridedSlice", &[y, b, e, s], &attrs);
+            let d = g.constant("d", int_tensor(&[], &[-1]));
+            let ex = g.op("ex", "ExpandDims", &[sl, d], &[]);
+            g.op("cast", "Cast", &[ex], &[("DstT", crate::proto::AttrValue { value: Some(crate::proto::attr_value::Value::Type(3)) })])
+        }), @"
+        x = image.permute(0, 3, 1, 2)
+        x = self.conv(x)
+        x = x.permute(0, 2, 3, 1)
+        x = x[:, 1:, ::2, 0]
+        x = x.unsqueeze(3)
+        x = x.to(torch.int32)
+        return x
+        ");
+    }
+
+    #[test]
+    fn pack_of_tensors() {
+        let mut g = TestGraph::new();
+        let a = g.input("a", &[-1, 3]);
+        let b = g.input("b", &[-1, 3]);
+        let p = g.op("stack", "Pack", &[a, b], &[("axis", int(1)), ("N", int(2))]);
+        let _ = Tensor::from_f32(vec![], &[0.0]);
+        assert_snapshot!(g.lower(&[p]), @"
+        ---
+        x = torch.stack([a, b], dim=1)
+        return x
+        ");
+    }
+}

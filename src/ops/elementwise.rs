@@ -327,3 +327,186 @@ fn fold_unary(inp: &OpInputs, op: Un) -> Option<Folded> {
     }
     Tensor::with_values_like(a.dtype, a.shape.clone(), &v).map(Folded::Tensor)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::ops::testing::*;
+    use crate::tensor::Tensor;
+    use insta::assert_snapshot;
+
+    /// `op(conv(x), c)` with `c` a constant of `shape` (or scalar when empty).
+    fn binary_with_const(op: &str, shape: &[usize], swap: bool) -> String {
+        let mut g = TestGraph::new();
+        let x = g.input("image", &[-1, 4, 4, 3]);
+        let w = g.constant("w", weights(&[1, 1, 3, 2]));
+        let pad = [
+            ("strides", ints(&[1, 1, 1, 1])),
+            ("padding", string("VALID")),
+        ];
+        let y = g.op("conv", "Conv2D", &[x, w], &pad);
+        let c = g.constant("c", weights(shape));
+        let ins = if swap { [c, y] } else { [y, c] };
+        let z = g.op("out", op, &ins, &[]);
+        g.lower(&[z])
+    }
+
+    #[test]
+    fn constants_are_relaid_out_for_nchw() {
+        assert_snapshot!(binary_with_const("Mul", &[2], false), @"
+        self.conv = nn.Conv2d(3, 2, 1, bias=False)
+        self.out_const: [2, 1, 1] float32
+        # conv.weight: [2, 3, 1, 1]
+        # out_const: [2, 1, 1]
+        ---
+        x = image.permute(0, 3, 1, 2)
+        x = self.conv(x)
+        x = x * self.out_const
+        x = x.permute(0, 2, 3, 1)
+        return x
+        ");
+        assert_snapshot!(binary_with_const("Sub", &[1, 1, 1, 2], true), @"
+        self.conv = nn.Conv2d(3, 2, 1, bias=False)
+        self.out_const: [2, 1, 1] float32
+        # conv.weight: [2, 3, 1, 1]
+        # out_const: [2, 1, 1]
+        ---
+        x = image.permute(0, 3, 1, 2)
+        x = self.conv(x)
+        x = self.out_const - x
+        x = x.permute(0, 2, 3, 1)
+        return x
+        ");
+        assert_snapshot!(binary_with_const("AddV2", &[4, 1, 2], false), @"
+        self.conv = nn.Conv2d(3, 2, 1, bias=False)
+        self.out_const: [2, 4, 1] float32
+        # conv.weight: [2, 3, 1, 1]
+        # out_const: [2, 4, 1]
+        ---
+        x = image.permute(0, 3, 1, 2)
+        x = self.conv(x)
+        x = x + self.out_const
+        x = x.permute(0, 2, 3, 1)
+        return x
+        ");
+        assert_snapshot!(binary_with_const("RealDiv", &[], false), @"
+        self.conv = nn.Conv2d(3, 2, 1, bias=False)
+        # conv.weight: [2, 3, 1, 1]
+        ---
+        x = image.permute(0, 3, 1, 2)
+        x = self.conv(x)
+        x = x / 0.5
+        x = x.permute(0, 2, 3, 1)
+        return x
+        ");
+    }
+
+    #[test]
+    fn maximum_with_a_scalar_is_clamp() {
+        assert_snapshot!(binary_with_const("Maximum", &[], false), @"
+        self.conv = nn.Conv2d(3, 2, 1, bias=False)
+        # conv.weight: [2, 3, 1, 1]
+        ---
+        x = image.permute(0, 3, 1, 2)
+        x = self.conv(x)
+        x = x.clamp(min=0.5)
+        x = x.permute(0, 2, 3, 1)
+        return x
+        ");
+        assert_snapshot!(binary_with_const("Minimum", &[], true), @"
+        self.conv = nn.Conv2d(3, 2, 1, bias=False)
+        # conv.weight: [2, 3, 1, 1]
+        ---
+        x = image.permute(0, 3, 1, 2)
+        x = self.conv(x)
+        x = x.clamp(max=0.5)
+        x = x.permute(0, 2, 3, 1)
+        return x
+        ");
+        assert_snapshot!(binary_with_const("SquaredDifference", &[2], false), @"
+        self.conv = nn.Conv2d(3, 2, 1, bias=False)
+        self.out_const: [2, 1, 1] float32
+        # conv.weight: [2, 3, 1, 1]
+        # out_const: [2, 1, 1]
+        ---
+        x = image.permute(0, 3, 1, 2)
+        x = self.conv(x)
+        x = torch.square(x - self.out_const)
+        x = x.permute(0, 2, 3, 1)
+        return x
+        ");
+    }
+
+    #[test]
+    fn rank2_and_nchw_operands_fall_back_to_tf_layout() {
+        let mut g = TestGraph::new();
+        let x = g.input("image", &[-1, 4, 4, 2]);
+        let w = g.constant("w", weights(&[1, 1, 2, 2]));
+        let pad = [
+            ("strides", ints(&[1, 1, 1, 1])),
+            ("padding", string("VALID")),
+        ];
+        let y = g.op("conv", "Conv2D", &[x, w], &pad);
+        let v = g.input("vec", &[-1, 2]);
+        let z = g.op("out", "AddV2", &[y, v], &[]);
+        assert_snapshot!(g.lower(&[z]), @"
+        self.conv = nn.Conv2d(2, 2, 1, bias=False)
+        # conv.weight: [2, 2, 1, 1]
+        ---
+        x = image.permute(0, 3, 1, 2)
+        x = self.conv(x)
+        x = x.permute(0, 2, 3, 1)
+        x = x + vec
+        return x
+        ");
+    }
+
+    #[test]
+    fn unary_ops() {
+        let all: Vec<String> = [
+            "Rsqrt",
+            "Sqrt",
+            "Square",
+            "Exp",
+            "Log",
+            "Neg",
+            "Abs",
+            "Reciprocal",
+        ]
+        .iter()
+        .map(|op| {
+            let mut g = TestGraph::new();
+            let x = g.input("v", &[-1, 3]);
+            let y = g.op("u", op, &[x], &[]);
+            g.lower(&[y]).lines().nth(1).unwrap_or_default().to_string()
+        })
+        .collect();
+        assert_snapshot!(all.join("\n"), @"
+        x = torch.rsqrt(v)
+        x = torch.sqrt(v)
+        x = torch.square(v)
+        x = torch.exp(v)
+        x = torch.log(v)
+        x = -v
+        x = torch.abs(v)
+        x = torch.reciprocal(v)
+        ");
+    }
+
+    #[test]
+    fn constant_arithmetic_folds_in_f32() {
+        let mut g = TestGraph::new();
+        let x = g.input("v", &[-1, 2]);
+        let a = g.constant("a", Tensor::from_f32(vec![2], &[0.1, 4.0]));
+        let eps = g.constant("eps", Tensor::from_f32(vec![], &[0.001]));
+        let s = g.op("s", "AddV2", &[a, eps], &[]);
+        let r = g.op("r", "Rsqrt", &[s], &[]);
+        let y = g.op("y", "Mul", &[x, r], &[]);
+        assert_snapshot!(g.lower(&[y]), @"
+        self.r_const: [2] float32
+        # r_const: [2]
+        ---
+        x = v * self.r_const
+        return x
+        ");
+    }
+}

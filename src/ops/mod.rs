@@ -10,6 +10,8 @@ mod array;
 mod elementwise;
 mod nn;
 mod reduce;
+#[cfg(test)]
+pub mod testing;
 pub mod util;
 
 use crate::ir::{Node, Partial, ValueInfo};

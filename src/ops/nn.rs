@@ -524,3 +524,342 @@ fn lrn(ctx: &mut Ctx) -> OpResult<Lowered> {
         layout: Layout::Nchw,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::ops::testing::*;
+    use insta::assert_snapshot;
+
+    fn conv(attrs: &[(&str, crate::proto::AttrValue)], filter: &[usize], input: &[i64]) -> String {
+        let mut g = TestGraph::new();
+        let x = g.input("x", input);
+        let w = g.constant("w", weights(filter));
+        let y = g.op("conv", "Conv2D", &[x, w], attrs);
+        g.lower(&[y])
+    }
+
+    #[test]
+    fn conv_same_stride2_pads_asymmetrically() {
+        let a = [
+            ("strides", ints(&[1, 2, 2, 1])),
+            ("padding", string("SAME")),
+        ];
+        assert_snapshot!(conv(&a, &[3, 3, 3, 8], &[-1, 224, 224, 3]), @"
+        self.conv = nn.Conv2d(3, 8, 3, stride=2, bias=False)
+        # conv.weight: [8, 3, 3, 3]
+        ---
+        x = x_2.permute(0, 3, 1, 2)
+        x = self.conv(F.pad(x, (0, 1, 0, 1)))
+        x = x.permute(0, 2, 3, 1)
+        return x
+        ");
+    }
+
+    #[test]
+    fn conv_same_stride1_is_symmetric() {
+        let a = [
+            ("strides", ints(&[1, 1, 1, 1])),
+            ("padding", string("SAME")),
+            ("dilations", ints(&[1, 2, 2, 1])),
+        ];
+        assert_snapshot!(conv(&a, &[3, 3, 4, 4], &[-1, 8, 8, 4]), @"
+        self.conv = nn.Conv2d(4, 4, 3, padding=2, dilation=2, bias=False)
+        # conv.weight: [4, 4, 3, 3]
+        ---
+        x = x_2.permute(0, 3, 1, 2)
+        x = self.conv(x)
+        x = x.permute(0, 2, 3, 1)
+        return x
+        ");
+    }
+
+    #[test]
+    fn conv_valid_grouped() {
+        let a = [
+            ("strides", ints(&[1, 1, 1, 1])),
+            ("padding", string("VALID")),
+        ];
+        assert_snapshot!(conv(&a, &[1, 2, 2, 6], &[-1, 5, 5, 4]), @"
+        self.conv = nn.Conv2d(4, 6, (1, 2), groups=2, bias=False)
+        # conv.weight: [6, 2, 1, 2]
+        ---
+        x = x_2.permute(0, 3, 1, 2)
+        x = self.conv(x)
+        x = x.permute(0, 2, 3, 1)
+        return x
+        ");
+    }
+
+    #[test]
+    fn conv_explicit_padding() {
+        let a = [
+            ("strides", ints(&[1, 1, 1, 1])),
+            ("padding", string("EXPLICIT")),
+            ("explicit_paddings", ints(&[0, 0, 1, 2, 0, 1, 0, 0])),
+        ];
+        assert_snapshot!(conv(&a, &[3, 3, 3, 2], &[-1, 5, 5, 3]), @"
+        self.conv = nn.Conv2d(3, 2, 3, bias=False)
+        # conv.weight: [2, 3, 3, 3]
+        ---
+        x = x_2.permute(0, 3, 1, 2)
+        x = self.conv(F.pad(x, (0, 1, 1, 2)))
+        x = x.permute(0, 2, 3, 1)
+        return x
+        ");
+    }
+
+    #[test]
+    fn conv_nchw_data_format_becomes_a_stub() {
+        let a = [
+            ("strides", ints(&[1, 1, 1, 1])),
+            ("padding", string("VALID")),
+            ("data_format", string("NCHW")),
+        ];
+        assert_snapshot!(conv(&a, &[1, 1, 3, 2], &[-1, 3, 5, 5]), @"
+        self.w_const: [1, 1, 3, 2] float32
+        # w_const: [1, 1, 3, 2]
+        ---
+        x = custom_ops.conv2d(x_2, self.w_const)
+        return x
+        stub conv2d
+        ");
+    }
+
+    #[test]
+    fn conv_with_bias_add_is_one_layer() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 4, 4, 3]);
+        let w = g.constant("conv/w", weights(&[1, 1, 3, 2]));
+        let b = g.constant("conv/b", weights(&[2]));
+        let a = [
+            ("strides", ints(&[1, 1, 1, 1])),
+            ("padding", string("VALID")),
+        ];
+        let y = g.op("conv/Conv2D", "Conv2D", &[x, w], &a);
+        let y = g.op("conv/BiasAdd", "BiasAdd", &[y, b], &[]);
+        assert_snapshot!(g.lower(&[y]), @"
+        self.conv2d = nn.Conv2d(3, 2, 1)
+        # conv2d.weight: [2, 3, 1, 1]
+        # conv2d.bias: [2]
+        ---
+        x = x_2.permute(0, 3, 1, 2)
+        x = self.conv2d(x)
+        x = x.permute(0, 2, 3, 1)
+        return x
+        ");
+    }
+
+    #[test]
+    fn depthwise_with_multiplier() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 6, 6, 3]);
+        let w = g.constant("w", weights(&[3, 3, 3, 2]));
+        let a = [
+            ("strides", ints(&[1, 2, 2, 1])),
+            ("padding", string("SAME")),
+        ];
+        let y = g.op("dw", "DepthwiseConv2dNative", &[x, w], &a);
+        assert_snapshot!(g.lower(&[y]), @"
+        self.dw = nn.Conv2d(3, 6, 3, stride=2, groups=3, bias=False)
+        # dw.weight: [6, 1, 3, 3]
+        ---
+        x = x_2.permute(0, 3, 1, 2)
+        x = self.dw(F.pad(x, (0, 1, 0, 1)))
+        x = x.permute(0, 2, 3, 1)
+        return x
+        ");
+    }
+
+    #[test]
+    fn matmul_on_constant_is_linear() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 5]);
+        let w = g.constant("dense/kernel", weights(&[3, 5]));
+        let b = g.constant("dense/bias", weights(&[3]));
+        let y = g.op(
+            "dense/MatMul",
+            "MatMul",
+            &[x, w],
+            &[("transpose_b", boolean(true))],
+        );
+        let y = g.op("dense/add", "AddV2", &[y, b], &[]);
+        assert_snapshot!(g.lower(&[y]), @"
+        self.mat_mul = nn.Linear(5, 3)
+        # mat_mul.weight: [3, 5]
+        # mat_mul.bias: [3]
+        ---
+        x = self.mat_mul(x_2)
+        return x
+        ");
+    }
+
+    #[test]
+    fn matmul_of_two_tensors() {
+        let mut g = TestGraph::new();
+        let a = g.input("a", &[4, 5]);
+        let b = g.input("b", &[4, 3]);
+        let y = g.op("mm", "MatMul", &[a, b], &[("transpose_a", boolean(true))]);
+        assert_snapshot!(g.lower(&[y]), @"
+        ---
+        x = a.T @ b
+        return x
+        ");
+    }
+
+    fn batch_norm(input: &[i64], training: bool) -> String {
+        let mut g = TestGraph::new();
+        let x = g.input("x", input);
+        let c = *input.last().unwrap() as usize;
+        let p: Vec<_> = ["scale", "offset", "mean", "var"]
+            .iter()
+            .map(|n| g.constant(n, weights(&[c])))
+            .collect();
+        let a = [
+            ("epsilon", float(0.001)),
+            ("is_training", boolean(training)),
+        ];
+        let y = g.op("bn", "FusedBatchNormV3", &[x, p[0], p[1], p[2], p[3]], &a);
+        g.lower(&[y])
+    }
+
+    #[test]
+    fn batch_norm_2d_and_1d() {
+        assert_snapshot!(batch_norm(&[-1, 4, 4, 3], false), @"
+        self.bn = nn.BatchNorm2d(3, eps=0.001)
+        # bn.weight: [3]
+        # bn.bias: [3]
+        # bn.running_mean: [3]
+        # bn.running_var: [3]
+        # bn.num_batches_tracked: []
+        ---
+        x = x_2.permute(0, 3, 1, 2)
+        x = self.bn(x)
+        x = x.permute(0, 2, 3, 1)
+        return x
+        ");
+        assert_snapshot!(batch_norm(&[-1, 3], false), @"
+        self.bn = nn.BatchNorm1d(3, eps=0.001)
+        # bn.weight: [3]
+        # bn.bias: [3]
+        # bn.running_mean: [3]
+        # bn.running_var: [3]
+        # bn.num_batches_tracked: []
+        ---
+        x = self.bn(x_2)
+        return x
+        ");
+    }
+
+    #[test]
+    fn batch_norm_in_training_mode_becomes_a_stub() {
+        assert_snapshot!(batch_norm(&[-1, 4, 4, 3], true), @"
+        self.scale_const: [3] float32
+        self.offset_const: [3] float32
+        self.mean_const: [3] float32
+        self.var_const: [3] float32
+        # scale_const: [3]
+        # offset_const: [3]
+        # mean_const: [3]
+        # var_const: [3]
+        ---
+        x = custom_ops.fused_batch_norm_v3(
+        x_2, self.scale_const, self.offset_const, self.mean_const, self.var_const
+        )
+        return x
+        stub fused_batch_norm_v3
+        ");
+    }
+
+    fn pool(op: &str, k: i64, s: i64, padding: &str) -> String {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 7, 8, 2]);
+        let a = [
+            ("ksize", ints(&[1, k, k, 1])),
+            ("strides", ints(&[1, s, s, 1])),
+            ("padding", string(padding)),
+        ];
+        let y = g.op("pool", op, &[x], &a);
+        g.lower(&[y])
+    }
+
+    #[test]
+    fn max_pool() {
+        assert_snapshot!(pool("MaxPool", 3, 2, "SAME"), @r#"
+        self.pool = nn.MaxPool2d(3, 2)
+        ---
+        x = x_2.permute(0, 3, 1, 2)
+        x = self.pool(F.pad(x, (0, 1, 1, 1), value=float("-inf")))
+        x = x.permute(0, 2, 3, 1)
+        return x
+        "#);
+        assert_snapshot!(pool("MaxPool", 3, 1, "SAME"), @"
+        self.pool = nn.MaxPool2d(3, 1, padding=1)
+        ---
+        x = x_2.permute(0, 3, 1, 2)
+        x = self.pool(x)
+        x = x.permute(0, 2, 3, 1)
+        return x
+        ");
+        assert_snapshot!(pool("MaxPool", 2, 2, "VALID"), @"
+        self.pool = nn.MaxPool2d(2)
+        ---
+        x = x_2.permute(0, 3, 1, 2)
+        x = self.pool(x)
+        x = x.permute(0, 2, 3, 1)
+        return x
+        ");
+    }
+
+    #[test]
+    fn avg_pool() {
+        assert_snapshot!(pool("AvgPool", 3, 2, "SAME"), @"
+        self.pool_count: [1, 1, 4, 4] float32
+        # pool_count: [1, 1, 4, 4]
+        ---
+        x = x_2.permute(0, 3, 1, 2)
+        x = (
+        F.avg_pool2d(F.pad(x, (0, 1, 1, 1)), 3, 2, divisor_override=1)
+        / self.pool_count
+        )
+        x = x.permute(0, 2, 3, 1)
+        return x
+        ");
+        assert_snapshot!(pool("AvgPool", 3, 1, "SAME"), @"
+        self.pool = nn.AvgPool2d(3, 1, padding=1, count_include_pad=False)
+        ---
+        x = x_2.permute(0, 3, 1, 2)
+        x = self.pool(x)
+        x = x.permute(0, 2, 3, 1)
+        return x
+        ");
+        assert_snapshot!(pool("AvgPool", 2, 2, "VALID"), @"
+        self.pool = nn.AvgPool2d(2)
+        ---
+        x = x_2.permute(0, 3, 1, 2)
+        x = self.pool(x)
+        x = x.permute(0, 2, 3, 1)
+        return x
+        ");
+    }
+
+    #[test]
+    fn lrn() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 4, 4, 8]);
+        let a = [
+            ("depth_radius", int(2)),
+            ("alpha", float(0.001)),
+            ("beta", float(0.75)),
+            ("bias", float(2.0)),
+        ];
+        let y = g.op("lrn", "LRN", &[x], &a);
+        assert_snapshot!(g.lower(&[y]), @"
+        self.lrn = nn.LocalResponseNorm(5, alpha=0.0050000002374872565, beta=0.75, k=2.0)
+        ---
+        x = x_2.permute(0, 3, 1, 2)
+        x = self.lrn(x)
+        x = x.permute(0, 2, 3, 1)
+        return x
+        ");
+    }
+}

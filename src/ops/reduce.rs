@@ -100,3 +100,68 @@ fn reduce_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
         shape: Some(out),
     }])
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::ops::testing::*;
+    use insta::assert_snapshot;
+
+    fn reduce(op: &str, axes: &[i64], keep: bool) -> String {
+        let mut g = TestGraph::new();
+        let x = g.input("image", &[-1, 4, 4, 3]);
+        let w = g.constant("w", weights(&[1, 1, 3, 2]));
+        let pad = [
+            ("strides", ints(&[1, 1, 1, 1])),
+            ("padding", string("VALID")),
+        ];
+        let y = g.op("conv", "Conv2D", &[x, w], &pad);
+        let a = g.constant("axes", int_tensor(&[axes.len()], axes));
+        let z = g.op("r", op, &[y, a], &[("keep_dims", boolean(keep))]);
+        g.lower(&[z])
+            .split("---\n")
+            .nth(1)
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    #[test]
+    fn global_pooling_needs_no_permute() {
+        assert_snapshot!(reduce("Mean", &[1, 2], false), @"
+        x = image.permute(0, 3, 1, 2)
+        x = self.conv(x)
+        x = x.mean((2, 3))
+        return x
+        ");
+        assert_snapshot!(reduce("Mean", &[1, 2], true), @"
+        x = image.permute(0, 3, 1, 2)
+        x = self.conv(x)
+        x = x.mean((2, 3), keepdim=True)
+        x = x.permute(0, 2, 3, 1)
+        return x
+        ");
+    }
+
+    #[test]
+    fn other_axes() {
+        assert_snapshot!(reduce("Sum", &[-1], false), @"
+        x = image.permute(0, 3, 1, 2)
+        x = self.conv(x)
+        x = x.sum(1)
+        return x
+        ");
+        assert_snapshot!(reduce("Max", &[2], false), @"
+        x = image.permute(0, 3, 1, 2)
+        x = self.conv(x)
+        x = x.permute(0, 2, 3, 1)
+        x = x.amax(2)
+        return x
+        ");
+        assert_snapshot!(reduce("Min", &[0, 3], true), @"
+        x = image.permute(0, 3, 1, 2)
+        x = self.conv(x)
+        x = x.amin((0, 1), keepdim=True)
+        x = x.permute(0, 2, 3, 1)
+        return x
+        ");
+    }
+}

@@ -1,0 +1,147 @@
+//! Test helper: build a small graph by hand, run the passes and lowering, and print what the
+//! generated module would contain, for inline snapshots of each translation branch.
+
+use crate::ir::{Graph, Node, ValueInfo, ValueRef};
+use crate::proto::attr_value::Value;
+use crate::proto::{AttrValue, ListValue};
+use crate::tensor::{DType, Tensor};
+
+pub fn int(i: i64) -> AttrValue {
+    AttrValue {
+        value: Some(Value::I(i)),
+    }
+}
+
+pub fn ints(v: &[i64]) -> AttrValue {
+    AttrValue {
+        value: Some(Value::List(ListValue {
+            i: v.to_vec(),
+            ..Default::default()
+        })),
+    }
+}
+
+pub fn float(f: f32) -> AttrValue {
+    AttrValue {
+        value: Some(Value::F(f)),
+    }
+}
+
+pub fn boolean(b: bool) -> AttrValue {
+    AttrValue {
+        value: Some(Value::B(b)),
+    }
+}
+
+pub fn string(s: &str) -> AttrValue {
+    AttrValue {
+        value: Some(Value::S(s.as_bytes().to_vec())),
+    }
+}
+
+/// A float32 tensor of `shape` with small distinct values.
+pub fn weights(shape: &[usize]) -> Tensor {
+    let n: usize = shape.iter().product();
+    let v: Vec<f32> = (0..n).map(|i| (i % 7) as f32 * 0.1 + 0.5).collect();
+    Tensor::from_f32(shape.to_vec(), &v)
+}
+
+pub fn int_tensor(shape: &[usize], v: &[i64]) -> Tensor {
+    Tensor::from_i32(
+        shape.to_vec(),
+        &v.iter().map(|&x| x as i32).collect::<Vec<_>>(),
+    )
+}
+
+#[derive(Default)]
+pub struct TestGraph {
+    g: Graph,
+    next: usize,
+}
+
+impl TestGraph {
+    pub fn new() -> TestGraph {
+        TestGraph::default()
+    }
+
+    fn ordinal(&mut self) -> usize {
+        self.next += 1;
+        self.next
+    }
+
+    /// A float32 model input; `-1` is an unknown dim.
+    pub fn input(&mut self, name: &str, shape: &[i64]) -> ValueRef {
+        let ord = self.ordinal();
+        let mut n = Node::new(name, "Placeholder", ord);
+        let shape = shape
+            .iter()
+            .map(|&d| (d >= 0).then_some(d as usize))
+            .collect();
+        n.outputs = vec![ValueInfo {
+            dtype: Some(DType::F32),
+            shape: Some(shape),
+        }];
+        let v = ValueRef {
+            node: self.g.add_node(n),
+            port: 0,
+        };
+        self.g.inputs.push(v);
+        v
+    }
+
+    pub fn constant(&mut self, name: &str, t: Tensor) -> ValueRef {
+        let ord = self.ordinal();
+        ValueRef {
+            node: self.g.add_node(Node::constant(name, t, ord)),
+            port: 0,
+        }
+    }
+
+    pub fn op(
+        &mut self,
+        name: &str,
+        op: &str,
+        inputs: &[ValueRef],
+        attrs: &[(&str, AttrValue)],
+    ) -> ValueRef {
+        let ord = self.ordinal();
+        let mut n = Node::new(name, op, ord);
+        for (k, v) in attrs {
+            n.attrs.insert(k.to_string(), v.clone());
+        }
+        let id = self.g.add_node(n);
+        for (slot, &i) in inputs.iter().enumerate() {
+            self.g.connect(i, id, slot);
+        }
+        ValueRef { node: id, port: 0 }
+    }
+
+    /// Runs the passes and lowering with `outputs`; returns `__init__` and `forward` as text.
+    pub fn lower(mut self, outputs: &[ValueRef]) -> String {
+        self.g.outputs = outputs.to_vec();
+        crate::passes::run_all(&mut self.g).expect("passes");
+        let (m, _) = crate::lower::lower(&self.g, "M", "test").expect("lower");
+        let mut s = String::new();
+        for l in &m.layers {
+            s.push_str(&format!("self.{} = {}\n", l.name, l.ctor));
+        }
+        for b in &m.buffers {
+            s.push_str(&format!(
+                "self.{}: {:?} {}\n",
+                b.name, b.shape, b.torch_dtype
+            ));
+        }
+        for (k, w) in &m.weights {
+            s.push_str(&format!("# {k}: {:?}\n", w.shape()));
+        }
+        s.push_str("---\n");
+        for l in m.body.iter().chain(&m.return_lines) {
+            s.push_str(l.trim_start());
+            s.push('\n');
+        }
+        for st in &m.stubs {
+            s.push_str(&format!("stub {}\n", st.function));
+        }
+        s
+    }
+}
