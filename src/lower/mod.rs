@@ -91,6 +91,7 @@ pub struct Lowerer<'a> {
     remaining: BTreeMap<ValueRef, usize>,
     x_holder: Option<ValueRef>,
     prefix: Vec<String>,
+    strip_call_suffix: bool,
     body: Vec<BodyItem>,
     stubs: stubs::Stubs,
     summary: Summary,
@@ -120,10 +121,12 @@ pub fn lower(graph: &Graph, class_name: &str, source_name: &str) -> Result<(Modu
         remaining: BTreeMap::new(),
         x_holder: None,
         prefix: common_prefix(graph, &order),
+        strip_call_suffix: false,
         body: Vec::new(),
         stubs: stubs::Stubs::default(),
         summary: Summary::default(),
     };
+    low.strip_call_suffix = low.every_scope_has_call_suffix(&order);
     low.locals.claim("x");
     for &n in &order {
         for port in 0..graph.node(n).outputs.len().max(1) {
@@ -193,7 +196,32 @@ impl<'a> Lowerer<'a> {
         } else {
             &parts[..]
         };
-        rest[0].to_string()
+        let scope = rest[0];
+        match scope.strip_suffix("_1") {
+            Some(s) if self.strip_call_suffix && rest.len() > 1 && !s.is_empty() => s.to_string(),
+            _ => scope.to_string(),
+        }
+    }
+
+    /// Keras 3 traced inside a `tf.function` names every layer scope `<layer>_1`; when every
+    /// layer scope carries that suffix it is noise, and layer names read as in Keras without it.
+    fn every_scope_has_call_suffix(&self, order: &[NodeIndex]) -> bool {
+        let mut any = false;
+        for &n in order {
+            let node = self.graph.node(n);
+            if node.op == "Placeholder" || node.value.is_some() {
+                continue;
+            }
+            let parts: Vec<&str> = node.name.split('/').collect();
+            if parts.len() <= self.prefix.len() + 1 {
+                continue;
+            }
+            if !parts[self.prefix.len()].ends_with("_1") {
+                return false;
+            }
+            any = true;
+        }
+        any
     }
 
     fn lower_node(&mut self, n: NodeIndex) -> Result<()> {

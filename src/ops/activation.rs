@@ -13,6 +13,8 @@ pub const OPS: &[OpDef] = &[
     op("Sigmoid", |c| unary(c, "torch.sigmoid")).infer(same_as_input),
     op("Tanh", |c| unary(c, "torch.tanh")).infer(same_as_input),
     op("Softplus", |c| unary(c, "F.softplus")).infer(same_as_input),
+    // Produced by passes::fuse_activations from Mul(x, Sigmoid(x)).
+    op("_SiLU", |c| unary(c, "F.silu")).infer(same_as_input),
     op("LeakyRelu", leaky_relu).infer(same_as_input),
     op("Softmax", |c| softmax(c, "F.softmax")).infer(same_as_input),
     op("LogSoftmax", |c| softmax(c, "F.log_softmax")).infer(same_as_input),
@@ -133,6 +135,33 @@ mod tests {
         act2 = F.leaky_relu(vec, 0.3)
         x = x.permute(0, 2, 3, 1)
         return x, act2
+        ");
+    }
+
+    #[test]
+    fn keras_swish_is_silu_and_neutral_arithmetic_disappears() {
+        // Keras 3 swish: Mul(x, Sigmoid(Mul(1.0, x))), in layer scopes named `<layer>_1`.
+        let mut g = TestGraph::new();
+        let x = g.input("image", &[-1, 4, 4, 3]);
+        let w = g.constant("w", weights(&[1, 1, 3, 2]));
+        let pad = [
+            ("strides", ints(&[1, 1, 1, 1])),
+            ("padding", string("VALID")),
+        ];
+        let y = g.op("model/stem_conv_1/Conv2D", "Conv2D", &[x, w], &pad);
+        let one = g.constant("one", crate::tensor::Tensor::from_f32(vec![], &[1.0]));
+        let b = g.op("model/stem_activation_1/mul", "Mul", &[one, y], &[]);
+        let s = g.op("model/stem_activation_1/Sigmoid", "Sigmoid", &[b], &[]);
+        let z = g.op("model/stem_activation_1/mul_1", "Mul", &[y, s], &[]);
+        assert_snapshot!(g.lower(&[z]), @"
+        self.stem_conv = nn.Conv2d(3, 2, 1, bias=False)
+        # stem_conv.weight: [2, 3, 1, 1]
+        ---
+        x = image.permute(0, 3, 1, 2)
+        x = self.stem_conv(x)
+        x = F.silu(x)
+        x = x.permute(0, 2, 3, 1)
+        return x
         ");
     }
 

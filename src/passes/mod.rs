@@ -1,16 +1,20 @@
 //! Graph passes, each `fn(&mut Graph) -> Result<()>`, run in this order by [`run_all`].
 
 mod fold;
+mod fuse_activation;
 mod fuse_batchnorm;
 mod fuse_bias;
 mod identity;
 mod prune;
+mod simplify;
 
 pub use fold::fold_and_infer;
+pub use fuse_activation::fuse_activations;
 pub use fuse_batchnorm::fuse_batchnorm;
 pub use fuse_bias::fuse_bias;
 pub use identity::remove_identities;
 pub use prune::prune;
+pub use simplify::simplify;
 
 use crate::error::Result;
 use crate::ir::Graph;
@@ -22,6 +26,8 @@ pub fn run_all(g: &mut Graph) -> Result<()> {
     remove_identities(g)?;
     fuse_batchnorm(g)?;
     fold_and_infer(g)?;
+    simplify(g)?;
+    fuse_activations(g)?;
     fuse_bias(g)?;
     prune(g)
 }

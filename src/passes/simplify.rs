@@ -1,0 +1,53 @@
+//! Drops arithmetic that does nothing (`x * 1.0`, `x + 0.0`, `x - 0`, `x / 1`), as Keras'
+//! Rescaling and swish emit it, when the constant does not broadcast `x` to a larger shape.
+//! Exact in floating point (up to the sign of a zero).
+
+use crate::error::Result;
+use crate::ir::{Graph, ValueRef};
+
+/// Which operand slot may hold the neutral constant, and its value.
+fn neutral(op: &str) -> Option<(&'static [usize], f64)> {
+    match op {
+        "Mul" => Some((&[0, 1], 1.0)),
+        "Add" | "AddV2" => Some((&[0, 1], 0.0)),
+        "Sub" => Some((&[1], 0.0)),
+        "RealDiv" => Some((&[1], 1.0)),
+        _ => None,
+    }
+}
+
+pub fn simplify(g: &mut Graph) -> Result<()> {
+    let nodes: Vec<_> = g.g.node_indices().collect();
+    for n in nodes {
+        let Some((slots, value)) = neutral(&g.node(n).op) else {
+            continue;
+        };
+        let inputs = g.inputs(n);
+        if inputs.len() != 2 {
+            continue;
+        }
+        for &slot in slots {
+            let (c, other) = (inputs[slot], inputs[1 - slot]);
+            let Some(t) = g.const_value(c) else { continue };
+            let is_neutral = t.values().is_some_and(|v| match v {
+                crate::tensor::Values::F(f) => f.iter().all(|&x| x == value),
+                crate::tensor::Values::I(i) => i.iter().all(|&x| x as f64 == value),
+            });
+            let out = ValueRef { node: n, port: 0 };
+            let (in_info, out_info) = (g.info(other), g.info(out));
+            let same_shape = in_info.shape.is_some() && in_info.shape == out_info.shape;
+            if is_neutral
+                && same_shape
+                && in_info.dtype == out_info.dtype
+                && g.const_value(other).is_none()
+            {
+                g.replace_uses(out, other);
+                if !g.outputs.contains(&out) {
+                    g.g.remove_node(n);
+                }
+                break;
+            }
+        }
+    }
+    Ok(())
+}
