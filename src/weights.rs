@@ -5,6 +5,8 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Mutex;
+use std::sync::mpsc::{Receiver, sync_channel};
 
 use safetensors::{Dtype, View};
 
@@ -12,10 +14,18 @@ use crate::error::{Error, Result};
 use crate::py::Weight;
 use crate::tensor::DType;
 
+/// Layout changes computed ahead on a second thread, in the order the writer asks for them.
+/// Each item carries the weight's index; a view that receives another index (the writer
+/// asked in an unexpected order) stops the pipeline and computes its own data, so the output
+/// never depends on the order guess.
+type Ahead = Mutex<Option<Receiver<(usize, Vec<u8>)>>>;
+
 struct LazyTensor<'a> {
+    index: usize,
     weight: &'a Weight,
     dtype: Dtype,
     shape: Vec<usize>,
+    ahead: &'a Ahead,
 }
 
 impl View for LazyTensor<'_> {
@@ -30,6 +40,13 @@ impl View for LazyTensor<'_> {
     fn data(&self) -> Cow<'_, [u8]> {
         if self.weight.permute.is_none() {
             return Cow::Borrowed(&self.weight.tensor.data);
+        }
+        let mut guard = self.ahead.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(rx) = guard.as_ref() {
+            match rx.recv() {
+                Ok((i, bytes)) if i == self.index => return Cow::Owned(bytes),
+                _ => *guard = None,
+            }
         }
         // `Vec::from(Bytes)` reuses the buffer permute just built: no second copy.
         Cow::Owned(Vec::from(self.weight.materialize().data))
@@ -56,28 +73,60 @@ fn st_dtype(d: DType) -> Option<Dtype> {
     })
 }
 
-/// Writes every weight to `path`.
+/// Writes every weight to `path`. Permuted weights are computed one or two ahead on a second
+/// thread while the writer writes the previous ones; memory stays at a few tensors.
 pub fn write(weights: &[(String, Weight)], path: &Path) -> Result<()> {
-    let mut views = Vec::with_capacity(weights.len());
+    let mut dtypes = Vec::with_capacity(weights.len());
     for (key, w) in weights {
-        let dtype = st_dtype(w.tensor.dtype).ok_or_else(|| {
+        dtypes.push(st_dtype(w.tensor.dtype).ok_or_else(|| {
             Error::msg(format!(
                 "weight '{key}' has dtype {} (not storable)",
                 w.tensor.dtype
             ))
-        })?;
-        views.push((
-            key.clone(),
-            LazyTensor {
-                weight: w,
-                dtype,
-                shape: w.shape(),
-            },
-        ));
+        })?);
     }
-    let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
-    safetensors::serialize_to_file(views, Some(meta), path)
-        .map_err(|e| Error::msg(format!("{}: writing weights: {e}", path.display())))
+    // The order safetensors writes in: dtype (descending), then name.
+    let mut order: Vec<usize> = (0..weights.len()).collect();
+    order.sort_by(|&a, &b| {
+        dtypes[b]
+            .cmp(&dtypes[a])
+            .then(weights[a].0.cmp(&weights[b].0))
+    });
+    let (tx, rx) = sync_channel::<(usize, Vec<u8>)>(2);
+    let ahead: Ahead = Mutex::new(Some(rx));
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            for &i in &order {
+                if weights[i].1.permute.is_some()
+                    && tx
+                        .send((i, Vec::from(weights[i].1.materialize().data)))
+                        .is_err()
+                {
+                    return;
+                }
+            }
+        });
+        let views: Vec<_> = weights
+            .iter()
+            .enumerate()
+            .map(|(index, (key, w))| {
+                let view = LazyTensor {
+                    index,
+                    weight: w,
+                    dtype: dtypes[index],
+                    shape: w.shape(),
+                    ahead: &ahead,
+                };
+                (key.clone(), view)
+            })
+            .collect();
+        let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
+        let result = safetensors::serialize_to_file(views, Some(meta), path)
+            .map_err(|e| Error::msg(format!("{}: writing weights: {e}", path.display())));
+        // Stop the producer if the writer stopped early.
+        *ahead.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        result
+    })
 }
 
 /// Total bytes of all weights.
