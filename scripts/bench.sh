@@ -7,7 +7,7 @@ pb=build/fixtures/keras_resnet50.pb
 [ -f "$pb" ] || { echo "missing $pb: run scripts/test.sh first"; exit 1; }
 cargo build --release --quiet
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-best() { local b=999; for _ in 1 2 3 4 5; do s=$(date +%s.%N); "$@" >/dev/null; e=$(date +%s.%N); b=$(echo "$e - $s" | bc | awk -v b="$b" '{print ($1<b)?$1:b}'); done; echo "$b"; }
+best() { local b=999; for _ in 1 2 3 4 5 6 7 8 9 10; do s=$(date +%s.%N); "$@" >/dev/null; e=$(date +%s.%N); b=$(echo "$e - $s" | bc | awk -v b="$b" '{print ($1<b)?$1:b}'); done; echo "$b"; }
 t_cp=$(best cp "$pb" "$tmp/copy.pb")
 t_conv=$(best ./target/release/tf2torch convert "$pb" -o "$tmp/out")
 rss_kb=$(/usr/bin/time -f %M ./target/release/tf2torch convert "$pb" -o "$tmp/out2" 2>&1 >/dev/null | tail -1)

@@ -92,7 +92,7 @@ pub fn write(weights: &[(String, Weight)], path: &Path) -> Result<()> {
             .cmp(&dtypes[a])
             .then(weights[a].0.cmp(&weights[b].0))
     });
-    let (tx, rx) = sync_channel::<(usize, Vec<u8>)>(2);
+    let (tx, rx) = sync_channel::<(usize, Vec<u8>)>(1);
     let ahead: Ahead = Mutex::new(Some(rx));
     std::thread::scope(|s| {
         s.spawn(move || {
