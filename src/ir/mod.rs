@@ -35,7 +35,25 @@ pub struct ValueInfo {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Partial {
     pub scalar: bool,
-    pub values: Vec<Option<i64>>,
+    pub values: Vec<Dim>,
+}
+
+/// One entry of a [`Partial`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Dim {
+    Known(i64),
+    /// Size of TF axis `.1` of value `.0`, known only at run time.
+    Of(ValueRef, usize),
+    Unknown,
+}
+
+impl Dim {
+    pub fn known(self) -> Option<i64> {
+        match self {
+            Dim::Known(v) => Some(v),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -60,6 +60,22 @@ impl<'l, 'a> Ctx<'l, 'a> {
             .ok_or_else(|| format!("input #{i} must hold integers"))
     }
 
+    /// The partly known value of input `i` (see `ir::Partial`).
+    pub fn partial(&self, i: usize) -> Option<&'a crate::ir::Partial> {
+        let v = self.inputs.get(i)?;
+        let graph: &'a crate::ir::Graph = self.low.graph;
+        if v.port == 0 {
+            graph.node(v.node).partial.as_ref()
+        } else {
+            None
+        }
+    }
+
+    /// Which input slot reads `v`, if any.
+    pub fn slot_of(&self, v: ValueRef) -> Option<usize> {
+        self.inputs.iter().position(|&x| x == v)
+    }
+
     pub fn info(&self, i: usize) -> ValueInfo {
         self.inputs
             .get(i)

@@ -1,7 +1,7 @@
 //! Shape and data movement: padding, concatenation, reshapes, slicing, casts, and the
 //! shape arithmetic (Shape/StridedSlice/Pack/ConcatV2) that folding turns into constants.
 
-use crate::ir::{Node, Partial, ValueInfo};
+use crate::ir::{Dim, Node, Partial, ValueInfo};
 use crate::lower::{Ctx, Layout, Lowered};
 use crate::ops::util::{OpResult, norm_axis, phys_axis, same_as_input};
 use crate::ops::{Folded, OpDef, OpInputs, op};
@@ -227,7 +227,7 @@ fn concat_fold(inp: &OpInputs) -> Option<Folded> {
     }
     let mut values = Vec::new();
     for i in 0..n {
-        values.extend(inp.ints(i)?);
+        values.extend(inp.dims(i)?);
     }
     Some(Folded::Partial(Partial {
         scalar: false,
@@ -249,7 +249,39 @@ fn reshape_target(inp_target: Vec<Option<i64>>) -> OpResult<Vec<i64>> {
     Ok(inp_target.into_iter().map(|d| d.unwrap_or(-1)).collect())
 }
 
+/// A target with several run-time entries: `x.reshape(x.shape[0], -1)`. The values whose
+/// sizes are read are extra inputs of the node (see `passes::fold`).
+fn reshape_symbolic(ctx: &mut Ctx, p: &Partial) -> OpResult<Lowered> {
+    let mut args = Vec::new();
+    for d in &p.values {
+        args.push(match *d {
+            Dim::Known(v) => PyExpr::int(v),
+            Dim::Of(v, axis) => {
+                let slot = ctx
+                    .slot_of(v)
+                    .ok_or("a run-time reshape size has no source")?;
+                let val = ctx.input(slot)?;
+                let axis = if ctx.rank(slot) == Some(4) {
+                    phys_axis(axis, val.layout)
+                } else {
+                    axis
+                };
+                val.expr.attr("shape").index(axis.to_string())
+            }
+            Dim::Unknown => return Err("reshape target is computed at run time".into()),
+        });
+    }
+    let x = ctx.input_tf(0)?;
+    Ok(Lowered::Expr {
+        expr: x.method("reshape", args),
+        layout: Layout::Tf,
+    })
+}
+
 fn reshape(ctx: &mut Ctx) -> OpResult<Lowered> {
+    if let Some(p) = ctx.partial(1) {
+        return reshape_symbolic(ctx, p);
+    }
     let target = match ctx.const_input(1) {
         Ok(t) => t
             .to_i64()
@@ -539,22 +571,13 @@ fn pack_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
 fn pack_fold(inp: &OpInputs) -> Option<Folded> {
     let mut values = Vec::new();
     for i in 0..inp.infos.len() {
-        let v = inp.ints(i)?;
+        let v = inp.dims(i)?;
         if v.len() != 1 || inp.infos[i].shape.as_ref().is_some_and(|s| !s.is_empty()) {
             return None;
         }
         values.extend(v);
     }
-    let dtype = inp.infos.first()?.dtype?;
-    if values.iter().all(|v| v.is_some()) {
-        let vals: Vec<i64> = values.into_iter().map(|v| v.unwrap()).collect();
-        let n = vals.len();
-        return Tensor::with_values_like(dtype, vec![n], &Values::I(vals)).map(Folded::Tensor);
-    }
-    Some(Folded::Partial(Partial {
-        scalar: false,
-        values,
-    }))
+    int_vector(inp.infos.first()?.dtype?, values, false)
 }
 
 // ---- Shape -------------------------------------------------------------------------------
@@ -587,16 +610,13 @@ fn shape_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
 
 fn shape_fold(inp: &OpInputs) -> Option<Folded> {
     let shape = inp.infos.first()?.shape.as_ref()?;
-    let values: Vec<Option<i64>> = shape.iter().map(|d| d.map(|d| d as i64)).collect();
-    if values.iter().all(|v| v.is_some()) {
-        let v: Vec<i64> = values.into_iter().map(|v| v.unwrap()).collect();
-        return Tensor::with_values_like(out_int_dtype(inp.node), vec![v.len()], &Values::I(v))
-            .map(Folded::Tensor);
-    }
-    Some(Folded::Partial(Partial {
-        scalar: false,
-        values,
-    }))
+    let source = *inp.refs.first()?;
+    let values = shape
+        .iter()
+        .enumerate()
+        .map(|(axis, d)| d.map_or(Dim::Of(source, axis), |d| Dim::Known(d as i64)))
+        .collect();
+    int_vector(out_int_dtype(inp.node), values, false)
 }
 
 // ---- StridedSlice ----------------------------------------------------------------------------
@@ -758,7 +778,7 @@ fn strided_slice_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
 
 /// Folds slices of 1-D (partly) known integer vectors: the shape arithmetic of TF graphs.
 fn strided_slice_fold(inp: &OpInputs) -> Option<Folded> {
-    let values = inp.ints(0)?;
+    let values = inp.dims(0)?;
     if inp.infos.first()?.shape.as_ref()?.len() != 1 {
         return None;
     }
@@ -783,16 +803,19 @@ fn strided_slice_fold(inp: &OpInputs) -> Option<Folded> {
     if spec.contains(&Index::NewAxis) {
         return None;
     }
-    let dtype = inp.infos[0].dtype?;
-    if picked.iter().all(|v| v.is_some()) {
-        let v: Vec<i64> = picked.into_iter().map(|v| v.unwrap()).collect();
-        let shape = if scalar { vec![] } else { vec![v.len()] };
-        return Tensor::with_values_like(dtype, shape, &Values::I(v)).map(Folded::Tensor);
+    int_vector(inp.infos[0].dtype?, picked, scalar)
+}
+
+/// A folded integer vector (or scalar): a constant when every entry is known.
+fn int_vector(dtype: DType, values: Vec<Dim>, scalar: bool) -> Option<Folded> {
+    let known: Option<Vec<i64>> = values.iter().map(|d| d.known()).collect();
+    match known {
+        Some(v) => {
+            let shape = if scalar { vec![] } else { vec![v.len()] };
+            Tensor::with_values_like(dtype, shape, &Values::I(v)).map(Folded::Tensor)
+        }
+        None => Some(Folded::Partial(Partial { scalar, values })),
     }
-    Some(Folded::Partial(Partial {
-        scalar,
-        values: picked,
-    }))
 }
 
 // ---- Cast --------------------------------------------------------------------------------
@@ -958,6 +981,27 @@ mod snapshots {
         x = self.se_conv(x)
         x = conv * x
         x = x.permute(0, 2, 3, 1)
+        return x
+        ");
+    }
+
+    #[test]
+    fn flatten_with_dynamic_batch_reads_sizes_at_run_time() {
+        // tf.reshape(y, [tf.shape(y)[0], -1]): two unknown entries.
+        assert_snapshot!(after_conv(|g, y| {
+            let s = g.op("flat/Shape", "Shape", &[y], &[]);
+            let b = g.constant("b", int_tensor(&[1], &[0]));
+            let e = g.constant("e", int_tensor(&[1], &[1]));
+            let st = g.constant("st", int_tensor(&[1], &[1]));
+            let n = g.op("flat/n", "StridedSlice", &[s, b, e, st], &[("shrink_axis_mask", int(1))]);
+            let m1 = g.constant("m1", int_tensor(&[], &[-1]));
+            let t = g.op("flat/target", "Pack", &[n, m1], &[("N", int(2))]);
+            g.op("flat/Reshape", "Reshape", &[y, t], &[])
+        }), @"
+        x = image.permute(0, 3, 1, 2)
+        conv = self.conv(x)
+        conv_nhwc = conv.permute(0, 2, 3, 1)
+        x = conv_nhwc.reshape(conv.shape[0], -1)
         return x
         ");
     }

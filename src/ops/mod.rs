@@ -14,7 +14,7 @@ mod reduce;
 pub mod testing;
 pub mod util;
 
-use crate::ir::{Node, Partial, ValueInfo};
+use crate::ir::{Dim, Node, Partial, ValueInfo, ValueRef};
 use crate::lower::{Ctx, Lowered};
 use crate::tensor::Tensor;
 
@@ -25,6 +25,7 @@ pub type FoldFn = fn(&OpInputs) -> Option<Folded>;
 /// What a node's inputs are known to be, for shape inference and folding.
 pub struct OpInputs<'a> {
     pub node: &'a Node,
+    pub refs: Vec<ValueRef>,
     pub infos: Vec<ValueInfo>,
     pub consts: Vec<Option<&'a Tensor>>,
     pub partials: Vec<Option<&'a Partial>>,
@@ -35,6 +36,18 @@ impl OpInputs<'_> {
     pub fn ints(&self, i: usize) -> Option<Vec<Option<i64>>> {
         if let Some(t) = self.consts.get(i).copied().flatten() {
             return t.to_i64().map(|v| v.into_iter().map(Some).collect());
+        }
+        self.partials
+            .get(i)
+            .copied()
+            .flatten()
+            .map(|p| p.values.iter().map(|d| d.known()).collect())
+    }
+
+    /// Like [`ints`](Self::ints), keeping where unknown entries come from.
+    pub fn dims(&self, i: usize) -> Option<Vec<Dim>> {
+        if let Some(t) = self.consts.get(i).copied().flatten() {
+            return t.to_i64().map(|v| v.into_iter().map(Dim::Known).collect());
         }
         self.partials
             .get(i)

@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use petgraph::stable_graph::NodeIndex;
 use petgraph::visit::EdgeRef;
 
-use crate::ir::{Graph, Node, ValueInfo, ValueRef};
+use crate::ir::{Dim, Graph, Node, ValueInfo, ValueRef};
 use crate::ops::{self, Folded, OpInputs};
 use crate::tensor::Tensor;
 
@@ -30,6 +30,7 @@ pub fn fold_and_infer(g: &mut Graph) -> Result<()> {
         let folded = {
             let inp = OpInputs {
                 node,
+                refs: inputs.clone(),
                 infos: inputs.iter().map(|&v| g.info(v)).collect(),
                 consts: inputs.iter().map(|&v| g.const_value(v)).collect(),
                 partials: inputs
@@ -67,36 +68,41 @@ pub fn fold_and_infer(g: &mut Graph) -> Result<()> {
 }
 
 /// A Reshape whose target is computed from `Shape` (e.g. `[batch, 1, 1, C]` with a dynamic
-/// batch) gets a constant target with `-1` for the one unknown entry, so the shape arithmetic
-/// is not emitted at all.
+/// batch) gets a constant target, so the shape arithmetic is not emitted at all: `-1` for a
+/// single unknown entry; with several, the unknown entries stay marked on the constant's
+/// `partial` (as `Dim::Of(value, axis)`) and the values they come from become extra inputs of
+/// the Reshape, so that they are still alive where `forward` reads their `.shape`.
 fn constant_reshape_target(g: &mut Graph, n: NodeIndex) {
     if g.node(n).op != "Reshape" {
         return;
     }
     let inputs = g.inputs(n);
     let Some(&target) = inputs.get(1) else { return };
-    if g.const_value(target).is_some() || target.port != 0 {
+    if g.const_value(target).is_some() || target.port != 0 || inputs.len() != 2 {
         return;
     }
     let Some(p) = g.node(target.node).partial.clone() else {
         return;
     };
-    if p.scalar
-        || p.values
-            .iter()
-            .filter(|v| v.is_none() || **v == Some(-1))
-            .count()
-            != 1
-    {
+    if p.scalar {
         return;
     }
-    let dims: Vec<i64> = p.values.iter().map(|v| v.unwrap_or(-1)).collect();
+    let unknown = p
+        .values
+        .iter()
+        .filter(|d| !matches!(d, Dim::Known(v) if *v >= 0))
+        .count();
+    let symbolic = unknown > 1;
+    if symbolic && p.values.iter().any(|d| *d == Dim::Unknown) {
+        return;
+    }
+    let dims: Vec<i64> = p.values.iter().map(|d| d.known().unwrap_or(-1)).collect();
     let (name, ordinal) = (format!("{}/target", g.node(n).name), g.node(n).ordinal);
-    let c = g.add_node(Node::constant(
-        name,
-        Tensor::from_i64(vec![dims.len()], &dims),
-        ordinal,
-    ));
+    let mut c = Node::constant(name, Tensor::from_i64(vec![dims.len()], &dims), ordinal);
+    if symbolic {
+        c.partial = Some(p.clone());
+    }
+    let c = g.add_node(c);
     let edge =
         g.g.edges_directed(n, petgraph::Direction::Incoming)
             .find(|e| e.weight().slot == 1)
@@ -104,5 +110,18 @@ fn constant_reshape_target(g: &mut Graph, n: NodeIndex) {
     if let Some(e) = edge {
         g.g.remove_edge(e);
         g.connect(ValueRef { node: c, port: 0 }, n, 1);
+    }
+    if symbolic {
+        let mut sources: Vec<ValueRef> = Vec::new();
+        for d in &p.values {
+            if let Dim::Of(v, _) = d
+                && !sources.contains(v)
+            {
+                sources.push(*v);
+            }
+        }
+        for (k, v) in sources.into_iter().enumerate() {
+            g.connect(v, n, 2 + k);
+        }
     }
 }
