@@ -93,7 +93,7 @@ fn constant_reshape_target(g: &mut Graph, n: NodeIndex) {
         .filter(|d| !matches!(d, Dim::Known(v) if *v >= 0))
         .count();
     let symbolic = unknown > 1;
-    if symbolic && p.values.iter().any(|d| *d == Dim::Unknown) {
+    if symbolic && p.values.contains(&Dim::Unknown) {
         return;
     }
     let dims: Vec<i64> = p.values.iter().map(|d| d.known().unwrap_or(-1)).collect();
