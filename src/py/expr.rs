@@ -149,18 +149,6 @@ impl PyExpr {
             _ => self.to_string(),
         }
     }
-
-    /// The top-level call's pieces, for line breaking: `(head, [arg strings])`.
-    pub fn call_parts(&self) -> Option<(String, Vec<String>)> {
-        match self {
-            PyExpr::Call { func, args, kwargs } => {
-                let mut parts: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-                parts.extend(kwargs.iter().map(|(k, v)| format!("{k}={v}")));
-                Some((func.primary(), parts))
-            }
-            _ => None,
-        }
-    }
 }
 
 impl Display for PyExpr {

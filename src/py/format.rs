@@ -33,22 +33,46 @@ pub fn statement(indent: usize, prefix: &str, value: &PyExpr) -> Vec<String> {
             format!("{pad})"),
         ];
     }
-    let Some((head, args)) = value.call_parts() else {
-        return vec![flat];
+    split_call(indent, prefix, value, "").unwrap_or(vec![flat])
+}
+
+/// Breaks a call that does not fit, as ruff does: the arguments on one indented line if they
+/// fit there, else one per line with a trailing comma, each broken the same way in turn.
+fn split_call(indent: usize, prefix: &str, value: &PyExpr, suffix: &str) -> Option<Vec<String>> {
+    let PyExpr::Call { func, args, kwargs } = value else {
+        return None;
     };
+    let pad = " ".repeat(indent);
     let inner = " ".repeat(indent + 4);
-    let joined = args.join(", ");
-    if format!("{inner}{joined}").len() <= LINE_WIDTH {
-        return vec![
-            format!("{pad}{prefix}{head}("),
-            format!("{inner}{joined}"),
-            format!("{pad})"),
-        ];
+    let head = format!("{pad}{prefix}{}(", func_text(func));
+    let items: Vec<(String, &PyExpr)> = args
+        .iter()
+        .map(|a| (String::new(), a))
+        .chain(kwargs.iter().map(|(k, v)| (format!("{k}="), v)))
+        .collect();
+    let joined: Vec<String> = items.iter().map(|(k, v)| format!("{k}{v}")).collect();
+    let one_line = format!("{inner}{}", joined.join(", "));
+    if one_line.len() <= LINE_WIDTH {
+        return Some(vec![head, one_line, format!("{pad}){suffix}")]);
     }
-    let mut lines = vec![format!("{pad}{prefix}{head}(")];
-    lines.extend(args.iter().map(|a| format!("{inner}{a},")));
-    lines.push(format!("{pad})"));
-    lines
+    let mut lines = vec![head];
+    for (k, v) in &items {
+        let flat = format!("{inner}{k}{v},");
+        if flat.len() <= LINE_WIDTH {
+            lines.push(flat);
+        } else {
+            lines.extend(split_call(indent + 4, k, v, ",").unwrap_or(vec![flat]));
+        }
+    }
+    lines.push(format!("{pad}){suffix}"));
+    Some(lines)
+}
+
+fn func_text(func: &PyExpr) -> String {
+    match func {
+        PyExpr::Atom(a) => a.clone(),
+        other => format!("({other})"),
+    }
 }
 
 /// `return a, b, ...`; parenthesised one per line when too long (as ruff does).
