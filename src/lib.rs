@@ -63,7 +63,7 @@ pub fn default_class_name(input: &Path) -> String {
         .map(|s| s.to_string_lossy().to_string())
         .unwrap_or_default();
     let name = py::names::identifier(&stem).to_upper_camel_case();
-    if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
+    if !py::names::is_valid_class_name(&name) {
         format!("Model{name}")
     } else {
         name
@@ -72,19 +72,16 @@ pub fn default_class_name(input: &Path) -> String {
 
 /// Converts `opts.input` into `opts.out_dir`. Nothing is written unless everything succeeds.
 pub fn convert(opts: &Options) -> Result<Report> {
-    let graph = load_graph(&opts.input, &opts.inputs, &opts.outputs)?;
     let class_name = match &opts.class_name {
+        Some(c) if py::names::is_valid_class_name(c) => c.clone(),
         Some(c) => {
-            let id = py::names::identifier(c);
-            if id != *c && heck::ToUpperCamelCase::to_upper_camel_case(id.as_str()) != *c {
-                return Err(Error::msg(format!(
-                    "--class-name {c:?} is not a valid Python class name"
-                )));
-            }
-            c.clone()
+            return Err(Error::msg(format!(
+                "--class-name {c:?} is not a valid Python class name"
+            )));
         }
         None => default_class_name(&opts.input),
     };
+    let graph = load_graph(&opts.input, &opts.inputs, &opts.outputs)?;
     let source_name = opts
         .input
         .file_name()

@@ -121,6 +121,19 @@ pub fn identifier(raw: &str) -> String {
     s
 }
 
+/// Whether `s` can name the generated class: an ASCII identifier that is not a keyword and
+/// does not shadow what the generated file uses.
+pub fn is_valid_class_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    first_ok
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !KEYWORDS.contains(&s)
+        && !RESERVED.contains(&s)
+}
+
 /// A set of names in one Python scope; hands out unique, safe identifiers.
 #[derive(Default, Debug)]
 pub struct Scope {

@@ -66,3 +66,26 @@ def test_strict_fails_on_untranslated_ops(tmp_path):
     assert proc.returncode == 2
     assert "MyFancyActivation" in proc.stderr
     assert not out.exists()
+
+
+def test_outputs_and_class_name_options(tmp_path):
+    import numpy as np
+    import torch
+
+    out = tmp_path / "out"
+    run_cli("convert", OPS_DIR / "tf1_cnn.pb", "-o", out, "--outputs", "output_1:0", "--class-name", "TinyNet")
+    module = import_model(out)
+    model = module.load_model()
+    assert type(model).__name__ == "TinyNet"
+    ref = np.load(OPS_DIR / "tf1_cnn.npz")
+    with torch.no_grad():
+        logits = model(torch.from_numpy(ref["input_0"]))
+    assert not isinstance(logits, tuple)
+    from conftest import rel_error
+
+    assert rel_error(logits.numpy(), ref["output_1"]) <= 1e-4
+
+
+def test_bad_class_name_is_refused(tmp_path):
+    proc = run_cli("convert", OPS_DIR / "tf1_cnn.pb", "-o", tmp_path / "o", "--class-name", "a b", check=False)
+    assert proc.returncode != 0 and "class" in proc.stderr
