@@ -201,6 +201,15 @@ mod tests {
     }
 
     #[test]
+    fn class_names() {
+        assert!(is_valid_class_name("TinyNet"));
+        assert!(!is_valid_class_name("class"));
+        assert!(!is_valid_class_name("a b"));
+        assert!(!is_valid_class_name("1Net"));
+        assert!(!is_valid_class_name("F"));
+    }
+
+    #[test]
     fn clashes_are_fixed() {
         let mut s = Scope::for_attributes();
         assert_eq!(s.fresh("training"), "training_");
