@@ -1,22 +1,28 @@
 #!/usr/bin/env bash
-# Runs every test: Rust unit + CLI tests, clippy/fmt, and the Python end-to-end suite
-# (per-op graphs, and keras.applications models generated with TensorFlow unless
-# TF2TORCH_SKIP_KERAS=1).
+# Runs every test: formatting and clippy, Rust unit/snapshot/CLI/bundle tests, and the Python
+# end-to-end suite. Fixtures too large to commit (keras.applications models, SavedModels, a
+# 6000-variable checkpoint) are generated with TensorFlow into build/fixtures first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WITH_TF=1 scripts/setup.sh
 cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings
-cargo test --quiet 2>&1 | tail -n 30
-if [ "${TF2TORCH_SKIP_KERAS:-0}" != 1 ]; then
-  mkdir -p build/fixtures
-  missing=()
-  for m in keras_mobilenet_v2 keras_resnet50 keras_efficientnet_b0 keras_inception_v3 keras_densenet121; do
-    [ -f "build/fixtures/$m.npz" ] || missing+=("$m")
-  done
-  if [ ${#missing[@]} -gt 0 ]; then
-    .venv/bin/python tests/fixtures/make_fixtures.py "${missing[@]}" build/fixtures 2>&1 | grep -E '^wrote|Error' || true
-  fi
+
+mkdir -p build/fixtures
+missing=()
+for m in keras_mobilenet_v2 keras_resnet50 keras_efficientnet_b0 keras_inception_v3 keras_densenet121; do
+  [ -f "build/fixtures/$m.npz" ] && [ -d "build/fixtures/${m}_saved" ] || missing+=("$m")
+done
+for m in sm_module sm_shared_variable sm_no_variables sm_keras_export sm_export_archive many_variables; do
+  [ -f "build/fixtures/$m.npz" ] || missing+=("$m")
+done
+[ -f build/fixtures/sm_missing_key.dropped ] || missing+=(sm_keras_export sm_missing_key)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "generating fixtures with TensorFlow: ${missing[*]}"
+  .venv/bin/python tests/fixtures/make_fixtures.py "${missing[@]}" build/fixtures 2>&1 | grep -E '^wrote|Error' || true
 fi
+
+cargo test --quiet 2>&1 | grep -E '^(test result|error|failures|---- )|panicked' || true
+cargo test --quiet >/dev/null 2>&1 || { cargo test --quiet 2>&1 | tail -n 40; exit 1; }
 cd tests/python
 ../../.venv/bin/python -m pytest -q -p no:cacheprovider

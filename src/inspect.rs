@@ -24,8 +24,32 @@ fn describe(g: &crate::ir::Graph, v: ValueRef) -> String {
 }
 
 /// The report `inspect` prints.
-pub fn inspect(input: &Path, inputs: &[String], outputs: &[String]) -> Result<String> {
-    let gd = crate::load::load_graph_def(input)?;
+pub fn inspect(
+    input: &Path,
+    inputs: &[String],
+    outputs: &[String],
+    selection: &crate::load::saved_model::Selection,
+) -> Result<String> {
+    let flat = crate::load_flat(input, selection)?;
+    let kind = match crate::load::detect(input)? {
+        crate::load::ModelKind::FrozenGraph => "frozen GraphDef".to_string(),
+        crate::load::ModelKind::SavedModel => format!(
+            "SavedModel, signature '{}' of: {}",
+            selection.signature,
+            crate::load::saved_model::list_signatures(input, &selection.tags)?
+        ),
+    };
+    let inputs = if inputs.is_empty() {
+        &flat.inputs
+    } else {
+        inputs
+    };
+    let outputs = if outputs.is_empty() {
+        &flat.outputs
+    } else {
+        outputs
+    };
+    let gd = flat.graph;
     let mut hist: BTreeMap<String, usize> = BTreeMap::new();
     for n in &gd.node {
         *hist.entry(n.op.clone()).or_default() += 1;
@@ -36,7 +60,11 @@ pub fn inspect(input: &Path, inputs: &[String], outputs: &[String]) -> Result<St
     let (module, summary) = crate::lower::lower(&graph, "Model", "")?;
 
     let mut s = String::new();
-    let _ = writeln!(s, "{}: frozen GraphDef, {total} nodes", input.display());
+    let _ = writeln!(
+        s,
+        "{}: {kind}; {total} nodes after inlining",
+        input.display()
+    );
     let _ = writeln!(s, "inputs:");
     for &v in &graph.inputs {
         let _ = writeln!(s, "  {}", describe(&graph, v));

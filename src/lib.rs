@@ -31,6 +31,8 @@ pub struct Options {
     pub outputs: Vec<String>,
     pub class_name: Option<String>,
     pub strict: bool,
+    /// MetaGraph tags and signature, for SavedModel input.
+    pub selection: load::saved_model::Selection,
 }
 
 /// What a conversion did, for the summary.
@@ -48,11 +50,42 @@ pub struct Report {
 }
 
 /// Loads and prepares the graph (shared by `convert` and `inspect`).
-pub fn load_graph(input: &Path, inputs: &[String], outputs: &[String]) -> Result<ir::Graph> {
-    let gd = load::load_graph_def(input)?;
-    let mut graph = ir::build(gd, inputs, outputs)?;
+pub fn load_graph(
+    input: &Path,
+    inputs: &[String],
+    outputs: &[String],
+    selection: &load::saved_model::Selection,
+) -> Result<ir::Graph> {
+    let flat = load_flat(input, selection)?;
+    let inputs = if inputs.is_empty() {
+        &flat.inputs
+    } else {
+        inputs
+    };
+    let outputs = if outputs.is_empty() {
+        &flat.outputs
+    } else {
+        outputs
+    };
+    let mut graph = ir::build(flat.graph, inputs, outputs)?;
     passes::run_all(&mut graph)?;
     Ok(graph)
+}
+
+/// Any supported model as one flat GraphDef (functions inlined, variables as constants),
+/// with its default inputs and outputs (empty = the GraphDef defaults).
+pub fn load_flat(
+    input: &Path,
+    selection: &load::saved_model::Selection,
+) -> Result<load::saved_model::Flattened> {
+    match load::detect(input)? {
+        load::ModelKind::FrozenGraph => Ok(load::saved_model::Flattened {
+            graph: load::inline_library(load::load_graph_def(input)?)?,
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+        }),
+        load::ModelKind::SavedModel => load::saved_model::load(input, selection),
+    }
 }
 
 /// A class name from the model file name: `mobilenet_v2.pb` → `MobilenetV2`.
@@ -81,7 +114,7 @@ pub fn convert(opts: &Options) -> Result<Report> {
         }
         None => default_class_name(&opts.input),
     };
-    let graph = load_graph(&opts.input, &opts.inputs, &opts.outputs)?;
+    let graph = load_graph(&opts.input, &opts.inputs, &opts.outputs, &opts.selection)?;
     let source_name = opts
         .input
         .file_name()

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 
 /// Turn a TensorFlow model into PyTorch source code a person can maintain.
 ///
-/// Reads a frozen GraphDef (.pb) and writes a folder with model.py (one readable nn.Module and
+/// Reads a frozen GraphDef (.pb) or a TF2 SavedModel directory and writes a folder with model.py (one readable nn.Module and
 /// load_model()), model.safetensors, and, when some op cannot be translated, custom_ops.py with
 /// a documented stub per op. TensorFlow is not needed.
 #[derive(Parser)]
@@ -25,7 +25,7 @@ enum Command {
         after_help = "Example:\n  tf2torch convert mobilenet_v2.pb -o out/\n  python -c \"import sys; sys.path.insert(0, 'out'); import model; print(model.load_model())\""
     )]
     Convert {
-        /// Frozen GraphDef (.pb).
+        /// Frozen GraphDef (.pb) or SavedModel directory.
         input: PathBuf,
         /// Output folder (created; an existing custom_ops.py in it is kept).
         #[arg(short, long, value_name = "DIR")]
@@ -42,16 +42,45 @@ enum Command {
         /// Fail (exit 2) instead of writing stubs for ops that cannot be translated.
         #[arg(long)]
         strict: bool,
+        #[command(flatten)]
+        saved_model: SavedModelArgs,
     },
     /// Print a model's inputs, outputs, ops and what would translate.
     Inspect {
-        /// Frozen GraphDef (.pb).
+        /// Frozen GraphDef (.pb) or SavedModel directory.
         input: PathBuf,
         #[arg(long, value_delimiter = ',', value_name = "NAME:0,...")]
         inputs: Vec<String>,
         #[arg(long, value_delimiter = ',', value_name = "NAME:0,...")]
         outputs: Vec<String>,
+        #[command(flatten)]
+        saved_model: SavedModelArgs,
     },
+}
+
+/// Options that apply to SavedModel input.
+#[derive(clap::Args)]
+struct SavedModelArgs {
+    /// SavedModel: tags of the MetaGraph to read.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "serve",
+        value_name = "TAG,..."
+    )]
+    tags: Vec<String>,
+    /// SavedModel: the signature to convert (`inspect` lists them).
+    #[arg(long, default_value = "serving_default", value_name = "NAME")]
+    signature: String,
+}
+
+impl SavedModelArgs {
+    fn selection(self) -> tf2torch::load::saved_model::Selection {
+        tf2torch::load::saved_model::Selection {
+            tags: self.tags,
+            signature: self.signature,
+        }
+    }
 }
 
 fn human_bytes(n: usize) -> String {
@@ -73,6 +102,7 @@ fn main() -> ExitCode {
             outputs,
             class_name,
             strict,
+            saved_model,
         } => {
             let start = Instant::now();
             let opts = tf2torch::Options {
@@ -82,6 +112,7 @@ fn main() -> ExitCode {
                 outputs,
                 class_name,
                 strict,
+                selection: saved_model.selection(),
             };
             match tf2torch::convert(&opts) {
                 Ok(r) => {
@@ -139,15 +170,18 @@ fn main() -> ExitCode {
             input,
             inputs,
             outputs,
-        } => match tf2torch::inspect::inspect(&input, &inputs, &outputs) {
-            Ok(s) => {
-                print!("{s}");
-                ExitCode::SUCCESS
+            saved_model,
+        } => {
+            match tf2torch::inspect::inspect(&input, &inputs, &outputs, &saved_model.selection()) {
+                Ok(s) => {
+                    print!("{s}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
             }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        }
     }
 }

@@ -3,6 +3,10 @@
 //! The file is memory-mapped and decoded from a `Bytes` that owns the map, so the large
 //! `tensor_content` fields of the weights are slices of the file rather than copies.
 
+pub mod bundle;
+pub mod inline;
+pub mod saved_model;
+
 use std::fs::File;
 use std::path::Path;
 
@@ -77,6 +81,20 @@ pub fn load_graph_def(path: &Path) -> Result<GraphDef> {
         .map_err(|e| not_a_graph(path, &format!("protobuf decoding failed: {e}")))?;
     validate(path, &graph)?;
     Ok(graph)
+}
+
+/// Inlines the function calls of a frozen GraphDef that still has a function library (Keras 3
+/// models such as ConvNeXt freeze that way).
+pub fn inline_library(mut gd: GraphDef) -> Result<GraphDef> {
+    let Some(library) = gd.library.take() else {
+        return Ok(gd);
+    };
+    if library.function.is_empty() {
+        return Ok(gd);
+    }
+    let lib = inline::Library::new(&library.function, &[]);
+    gd.node = inline::inline_calls(std::mem::take(&mut gd.node), &lib)?;
+    Ok(gd)
 }
 
 fn not_a_graph(path: &Path, reason: &str) -> Error {

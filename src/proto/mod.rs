@@ -6,6 +6,9 @@
 
 use std::collections::BTreeMap;
 
+mod saved_model;
+pub use saved_model::*;
+
 /// `tensorflow.GraphDef`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct GraphDef {
@@ -39,25 +42,11 @@ pub struct VersionDef {
     pub min_consumer: i32,
 }
 
-/// `tensorflow.FunctionDefLibrary`; only the function names are read for now.
+/// `tensorflow.FunctionDefLibrary`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct FunctionDefLibrary {
     #[prost(message, repeated, tag = "1")]
     pub function: Vec<FunctionDef>,
-}
-
-/// `tensorflow.FunctionDef` (signature only).
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct FunctionDef {
-    #[prost(message, optional, tag = "1")]
-    pub signature: Option<OpDefName>,
-}
-
-/// The `name` field of `tensorflow.OpDef`.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct OpDefName {
-    #[prost(string, tag = "1")]
-    pub name: String,
 }
 
 /// `tensorflow.AttrValue`.

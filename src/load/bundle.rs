@@ -1,0 +1,370 @@
+//! TensorFlow's tensor bundle (V2 checkpoint): `<prefix>.index`, a LevelDB-style SSTable of
+//! `BundleEntryProto`s, and `<prefix>.data-NNNNN-of-MMMMM` shards holding the raw bytes
+//! (tf-formats.md §3). Every block and tensor checksum is verified. Shards are memory-mapped;
+//! a tensor is a slice of its shard, not a copy.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use prost::Message;
+
+use crate::error::{Error, Result};
+use crate::proto::{BundleEntryProto, BundleHeaderProto};
+use crate::tensor::{DType, MAX_TENSOR_BYTES, Tensor, checked_numel, shape_from_proto};
+
+const FOOTER_LEN: usize = 48;
+const MAGIC: u64 = 0xdb47_7524_8b80_fb57;
+const BLOCK_TRAILER_LEN: usize = 5;
+
+/// The checksum as LevelDB stores it (tf-formats.md §3.2).
+pub fn unmask_crc(m: u32) -> u32 {
+    let r = m.wrapping_sub(0xa282_ead8);
+    r.rotate_left(15)
+}
+
+pub fn mask_crc(c: u32) -> u32 {
+    c.rotate_right(15).wrapping_add(0xa282_ead8)
+}
+
+/// Reads protobuf varints from a byte slice, failing instead of reading past its end.
+struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl Cursor<'_> {
+    fn varint(&mut self) -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = *self.buf.get(self.pos)?;
+            self.pos += 1;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        let end = self.pos.checked_add(n)?;
+        let s = self.buf.get(self.pos..end)?;
+        self.pos = end;
+        Some(s)
+    }
+}
+
+/// An open bundle: the index decoded, the shards mapped.
+pub struct Bundle {
+    index_path: PathBuf,
+    entries: BTreeMap<String, BundleEntryProto>,
+    shards: Vec<Bytes>,
+}
+
+impl Bundle {
+    /// Opens `<prefix>.index` and its data shards.
+    pub fn open(prefix: &Path) -> Result<Bundle> {
+        let index_path = PathBuf::from(format!("{}.index", prefix.display()));
+        let index = std::fs::read(&index_path).map_err(|source| Error::Io {
+            path: index_path.clone(),
+            source,
+        })?;
+        let bad = |what: String| Error::msg(format!("{}: {what}", index_path.display()));
+        let raw = read_table(&index).map_err(bad)?;
+        let mut entries = BTreeMap::new();
+        let mut header = None;
+        for (key, value) in raw {
+            if key.is_empty() {
+                header = Some(
+                    BundleHeaderProto::decode(value.as_slice())
+                        .map_err(|e| bad(format!("bad bundle header: {e}")))?,
+                );
+                continue;
+            }
+            let key = String::from_utf8(key).map_err(|_| bad("a key is not UTF-8".into()))?;
+            let entry = BundleEntryProto::decode(value.as_slice())
+                .map_err(|e| bad(format!("bad entry for '{key}': {e}")))?;
+            entries.insert(key, entry);
+        }
+        let header = header.ok_or_else(|| bad("no bundle header (empty key)".into()))?;
+        if header.endianness != 0 {
+            return Err(bad("big-endian checkpoints are not supported".into()));
+        }
+        let n = usize::try_from(header.num_shards)
+            .ok()
+            .filter(|&n| (1..=100_000).contains(&n))
+            .ok_or_else(|| bad(format!("implausible shard count {}", header.num_shards)))?;
+        let mut shards = Vec::with_capacity(n);
+        for i in 0..n {
+            let path = PathBuf::from(format!("{}.data-{i:05}-of-{n:05}", prefix.display()));
+            shards.push(map_file(&path)?);
+        }
+        Ok(Bundle {
+            index_path,
+            entries,
+            shards,
+        })
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.entries.keys().map(String::as_str)
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.entries.contains_key(key)
+    }
+
+    /// The bytes of `key`, checked against the entry's size and checksum.
+    fn raw(&self, key: &str) -> Result<(&BundleEntryProto, Bytes)> {
+        let err =
+            |what: String| Error::msg(format!("{}: '{key}': {what}", self.index_path.display()));
+        let e = self
+            .entries
+            .get(key)
+            .ok_or_else(|| err("no such key in the checkpoint".into()))?;
+        if !e.slices.is_empty() {
+            return Err(err(
+                "partitioned (sliced) variables are not supported".into()
+            ));
+        }
+        let shard = usize::try_from(e.shard_id)
+            .ok()
+            .and_then(|s| self.shards.get(s))
+            .ok_or_else(|| err(format!("shard {} does not exist", e.shard_id)))?;
+        let (off, size) = (usize::try_from(e.offset), usize::try_from(e.size));
+        let (Ok(off), Ok(size)) = (off, size) else {
+            return Err(err("negative offset or size".into()));
+        };
+        let end = off.checked_add(size).filter(|&end| end <= shard.len());
+        let end = end
+            .ok_or_else(|| err("data lies beyond the end of its shard (truncated file?)".into()))?;
+        let bytes = shard.slice(off..end);
+        // String tensors carry a checksum of their own layout (see `scalar_string`).
+        if e.dtype != 7 && crc32c::crc32c(&bytes) != unmask_crc(e.crc32c) {
+            return Err(err("checksum mismatch (corrupted data file)".into()));
+        }
+        Ok((e, bytes))
+    }
+
+    /// A numeric tensor (a slice of the mapped shard).
+    pub fn tensor(&self, key: &str) -> Result<Tensor> {
+        let (e, bytes) = self.raw(key)?;
+        let err =
+            |what: String| Error::msg(format!("{}: '{key}': {what}", self.index_path.display()));
+        let dtype =
+            DType::from_tf(e.dtype).ok_or_else(|| err(format!("unsupported dtype {}", e.dtype)))?;
+        let esize = dtype
+            .size()
+            .ok_or_else(|| err(format!("{dtype:?} is not a numeric tensor")))?;
+        let shape = shape_from_proto(e.shape.as_ref())
+            .map_err(|x| err(x.to_string()))?
+            .into_iter()
+            .map(|d| d.ok_or_else(|| err("unknown dimension".into())))
+            .collect::<Result<Vec<usize>>>()?;
+        let n = checked_numel(&shape)
+            .and_then(|n| n.checked_mul(esize))
+            .filter(|&n| n <= MAX_TENSOR_BYTES);
+        if n != Some(bytes.len()) {
+            return Err(err(format!(
+                "{} bytes stored for shape {shape:?} of {dtype}",
+                bytes.len()
+            )));
+        }
+        Ok(Tensor {
+            dtype,
+            shape,
+            data: bytes,
+        })
+    }
+
+    /// The single string of a scalar DT_STRING entry (e.g. `_CHECKPOINTABLE_OBJECT_GRAPH`).
+    pub fn scalar_string(&self, key: &str) -> Result<Bytes> {
+        let (e, bytes) = self.raw(key)?;
+        let err =
+            |what: &str| Error::msg(format!("{}: '{key}': {what}", self.index_path.display()));
+        if e.dtype != 7 {
+            return Err(err("not a string tensor"));
+        }
+        let mut c = Cursor {
+            buf: &bytes,
+            pos: 0,
+        };
+        let len = c.varint().ok_or_else(|| err("truncated string length"))?;
+        let len_crc = c
+            .take(4)
+            .ok_or_else(|| err("truncated string checksum"))?
+            .to_vec();
+        let start = c.pos;
+        let n = usize::try_from(len).map_err(|_| err("string too long"))?;
+        let payload = c.take(n).ok_or_else(|| err("truncated string"))?;
+        // The entry's checksum covers the length (as u32, or u64 when larger), the length
+        // checksum's 4 bytes, then the string bytes (tf-formats.md §3.6).
+        let mut crc = match u32::try_from(len) {
+            Ok(l) => crc32c::crc32c(&l.to_le_bytes()),
+            Err(_) => crc32c::crc32c(&len.to_le_bytes()),
+        };
+        crc = crc32c::crc32c_append(crc, &len_crc);
+        crc = crc32c::crc32c_append(crc, payload);
+        if crc != unmask_crc(e.crc32c) {
+            return Err(err("checksum mismatch (corrupted data file)"));
+        }
+        Ok(bytes.slice(start..start + n))
+    }
+}
+
+fn map_file(path: &Path) -> Result<Bytes> {
+    let file = File::open(path).map_err(|source| Error::Io {
+        path: path.into(),
+        source,
+    })?;
+    if file
+        .metadata()
+        .map_err(|source| Error::Io {
+            path: path.into(),
+            source,
+        })?
+        .len()
+        == 0
+    {
+        return Ok(Bytes::new());
+    }
+    // SAFETY: read-only private map; see `load::load_graph_def`.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|source| Error::Io {
+        path: path.into(),
+        source,
+    })?;
+    Ok(Bytes::from_owner(map))
+}
+
+/// A table entry: (key, value).
+pub type Entry = (Vec<u8>, Vec<u8>);
+
+/// Every (key, value) of an SSTable, in key order.
+pub fn read_table(file: &[u8]) -> std::result::Result<Vec<Entry>, String> {
+    if file.len() < FOOTER_LEN {
+        return Err(format!(
+            "{} bytes is too short for a table footer (truncated?)",
+            file.len()
+        ));
+    }
+    let footer = &file[file.len() - FOOTER_LEN..];
+    let magic = u64::from_le_bytes(footer[40..48].try_into().expect("8 bytes"));
+    if magic != MAGIC {
+        return Err("bad table magic (not a checkpoint index, or truncated)".into());
+    }
+    let mut c = Cursor {
+        buf: &footer[..40],
+        pos: 0,
+    };
+    let _metaindex = (c.varint(), c.varint());
+    let (Some(off), Some(size)) = (c.varint(), c.varint()) else {
+        return Err("bad index block handle in the footer".into());
+    };
+    let index = read_block(file, off, size)?;
+    let mut out = Vec::new();
+    for (_, handle) in block_entries(&index)? {
+        let mut h = Cursor {
+            buf: &handle,
+            pos: 0,
+        };
+        let (Some(off), Some(size)) = (h.varint(), h.varint()) else {
+            return Err("bad data block handle".into());
+        };
+        let block = read_block(file, off, size)?;
+        out.extend(block_entries(&block)?);
+    }
+    Ok(out)
+}
+
+/// A block's contents after checking its trailer (type byte + masked crc32c).
+fn read_block(file: &[u8], off: u64, size: u64) -> std::result::Result<Vec<u8>, String> {
+    let (off, size) = (
+        usize::try_from(off).map_err(|e| e.to_string())?,
+        usize::try_from(size).map_err(|e| e.to_string())?,
+    );
+    let end = off
+        .checked_add(size)
+        .and_then(|e| e.checked_add(BLOCK_TRAILER_LEN))
+        .filter(|&e| e <= file.len())
+        .ok_or("a block lies beyond the end of the file (truncated?)")?;
+    let data = &file[off..off + size];
+    let kind = file[off + size];
+    let stored = u32::from_le_bytes(file[off + size + 1..end].try_into().expect("4 bytes"));
+    let mut crc = crc32c::crc32c(data);
+    crc = crc32c::crc32c_append(crc, &[kind]);
+    if crc != unmask_crc(stored) {
+        return Err(format!(
+            "block at offset {off}: checksum mismatch (corrupted index)"
+        ));
+    }
+    match kind {
+        0 => Ok(data.to_vec()),
+        1 => snap::raw::Decoder::new()
+            .decompress_vec(data)
+            .map_err(|e| format!("block at offset {off}: bad snappy data: {e}")),
+        k => Err(format!(
+            "block at offset {off}: unknown compression type {k}"
+        )),
+    }
+}
+
+/// The (key, value) entries of a block: prefix-compressed keys, restart array at the end.
+fn block_entries(block: &[u8]) -> std::result::Result<Vec<Entry>, String> {
+    if block.len() < 4 {
+        return Err("block too short".into());
+    }
+    let n_restarts =
+        u32::from_le_bytes(block[block.len() - 4..].try_into().expect("4 bytes")) as usize;
+    let restarts_len = n_restarts
+        .checked_mul(4)
+        .and_then(|r| r.checked_add(4))
+        .filter(|&r| r <= block.len());
+    let data_end = block.len() - restarts_len.ok_or("bad restart count")?;
+    let mut c = Cursor {
+        buf: &block[..data_end],
+        pos: 0,
+    };
+    let mut out: Vec<Entry> = Vec::new();
+    let mut key: Vec<u8> = Vec::new();
+    while c.pos < data_end {
+        let (Some(shared), Some(non_shared), Some(vlen)) = (c.varint(), c.varint(), c.varint())
+        else {
+            return Err("truncated block entry".into());
+        };
+        let shared = usize::try_from(shared).map_err(|e| e.to_string())?;
+        if shared > key.len() {
+            return Err("block entry shares more key than exists".into());
+        }
+        key.truncate(shared);
+        let delta = c
+            .take(usize::try_from(non_shared).map_err(|e| e.to_string())?)
+            .ok_or("truncated key")?;
+        key.extend_from_slice(delta);
+        let value = c
+            .take(usize::try_from(vlen).map_err(|e| e.to_string())?)
+            .ok_or("truncated value")?;
+        out.push((key.clone(), value.to_vec()));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc_masking_round_trips() {
+        assert_eq!(crc32c::crc32c(b"123456789"), 0xE306_9283);
+        for c in [0u32, 1, 0xdead_beef, u32::MAX] {
+            assert_eq!(unmask_crc(mask_crc(c)), c);
+        }
+    }
+
+    #[test]
+    fn short_or_foreign_files_are_rejected() {
+        assert!(read_table(b"tiny").unwrap_err().contains("too short"));
+        assert!(read_table(&[0u8; 100]).unwrap_err().contains("magic"));
+    }
+}

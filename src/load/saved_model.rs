@@ -1,0 +1,487 @@
+//! TF2 SavedModel directories, read without TensorFlow: pick the MetaGraph and signature,
+//! resolve captured variables to their values in the checkpoint, inline the functions, and
+//! hand the converter a flat GraphDef with the signature's inputs and outputs
+//! (tf-formats.md §2).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use prost::Message;
+
+use crate::error::{Error, Result};
+use crate::ir::parse_tensor_name;
+use crate::proto::attr_value::Value;
+use crate::proto::saved_object::Kind;
+use crate::proto::{
+    AttrValue, GraphDef, MetaGraphDef, NodeDef, SavedModel, SavedObjectGraph, SignatureDef,
+    TensorProto, TensorShapeProto, TrackableObjectGraph, tensor_shape_proto,
+};
+
+use super::bundle::Bundle;
+use super::inline::{Library, inline_calls};
+
+/// What to read from a SavedModel.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    pub tags: Vec<String>,
+    pub signature: String,
+}
+
+impl Default for Selection {
+    fn default() -> Self {
+        Selection {
+            tags: vec!["serve".into()],
+            signature: "serving_default".into(),
+        }
+    }
+}
+
+/// A SavedModel flattened for conversion.
+pub struct Flattened {
+    pub graph: GraphDef,
+    /// Tensor names of the inputs, in the serving function's argument order.
+    pub inputs: Vec<String>,
+    /// Tensor names of the outputs, in natural order of the signature's output keys.
+    pub outputs: Vec<String>,
+}
+
+/// The directory of a SavedModel given as the directory or its `saved_model.pb`.
+pub fn saved_model_dir(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        path.to_path_buf()
+    } else {
+        path.parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    }
+}
+
+fn read_saved_model(dir: &Path) -> Result<SavedModel> {
+    let pb = dir.join("saved_model.pb");
+    if !pb.is_file() {
+        let why = if dir.join("saved_model.cpb").is_file() {
+            "is a chunked SavedModel (saved_model.cpb, written for models over 2 GiB), which is not supported yet"
+        } else if dir.join("saved_model.pbtxt").is_file() {
+            "holds a text-format saved_model.pbtxt, which is not supported; save it in binary form"
+        } else {
+            "has no saved_model.pb"
+        };
+        return Err(Error::Unsupported(format!("{}: {why}", dir.display())));
+    }
+    let bytes = std::fs::read(&pb).map_err(|source| Error::Io {
+        path: pb.clone(),
+        source,
+    })?;
+    SavedModel::decode(bytes::Bytes::from(bytes))
+        .map_err(|e| Error::msg(format!("{}: not a SavedModel ({e})", pb.display())))
+}
+
+fn describe_signatures(mg: &MetaGraphDef) -> String {
+    let mut s = Vec::new();
+    for (k, sig) in &mg.signature_def {
+        if k.starts_with("__") {
+            continue;
+        }
+        let ins: Vec<&str> = sig.inputs.keys().map(String::as_str).collect();
+        let mut outs: Vec<&str> = sig.outputs.keys().map(String::as_str).collect();
+        outs.sort_by(|a, b| natural_cmp(a, b));
+        s.push(format!("{k}({}) -> ({})", ins.join(", "), outs.join(", ")));
+    }
+    s.join("; ")
+}
+
+/// Every usable signature of a SavedModel, for `inspect`.
+pub fn list_signatures(path: &Path, tags: &[String]) -> Result<String> {
+    let dir = saved_model_dir(path);
+    let sm = read_saved_model(&dir)?;
+    let mg = pick_meta_graph(&dir, &sm, tags)?;
+    Ok(describe_signatures(mg))
+}
+
+fn pick_meta_graph<'a>(
+    dir: &Path,
+    sm: &'a SavedModel,
+    tags: &[String],
+) -> Result<&'a MetaGraphDef> {
+    let want: BTreeSet<&str> = tags.iter().map(String::as_str).collect();
+    let tags_of = |mg: &MetaGraphDef| -> BTreeSet<String> {
+        mg.meta_info_def
+            .as_ref()
+            .map(|m| m.tags.iter().cloned().collect())
+            .unwrap_or_default()
+    };
+    sm.meta_graphs
+        .iter()
+        .find(|mg| {
+            tags_of(mg)
+                .iter()
+                .map(String::as_str)
+                .collect::<BTreeSet<_>>()
+                == want
+        })
+        .ok_or_else(|| {
+            let have: Vec<String> = sm
+                .meta_graphs
+                .iter()
+                .map(|mg| format!("{:?}", tags_of(mg)))
+                .collect();
+            Error::msg(format!(
+                "{}: no MetaGraph with tags {:?} (available: {})",
+                dir.display(),
+                tags,
+                have.join(", ")
+            ))
+        })
+}
+
+/// `output_2` < `output_10`.
+pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    fn chunks(s: &str) -> Vec<(bool, String)> {
+        let mut out: Vec<(bool, String)> = Vec::new();
+        for c in s.chars() {
+            let d = c.is_ascii_digit();
+            match out.last_mut() {
+                Some((ld, t)) if *ld == d => t.push(c),
+                _ => out.push((d, c.to_string())),
+            }
+        }
+        out
+    }
+    let (ca, cb) = (chunks(a), chunks(b));
+    for ((da, ta), (db, tb)) in ca.iter().zip(&cb) {
+        let ord = if *da && *db {
+            let (na, nb) = (ta.trim_start_matches('0'), tb.trim_start_matches('0'));
+            na.len().cmp(&nb.len()).then_with(|| na.cmp(nb))
+        } else {
+            ta.cmp(tb)
+        };
+        if ord.is_ne() {
+            return ord;
+        }
+    }
+    ca.len().cmp(&cb.len()).then_with(|| a.cmp(b))
+}
+
+/// SavedObjectGraph node id → checkpoint key of its `VARIABLE_VALUE`, found by walking the
+/// object graph and the checkpoint's trackable graph together from the root, matching
+/// children by name (as TensorFlow's loader does).
+fn checkpoint_keys(
+    objects: &SavedObjectGraph,
+    trackable: &TrackableObjectGraph,
+) -> BTreeMap<usize, String> {
+    let mut keys = BTreeMap::new();
+    let mut seen = BTreeSet::new();
+    let mut stack = vec![(0usize, 0usize)];
+    while let Some((o, t)) = stack.pop() {
+        if !seen.insert(t) {
+            continue;
+        }
+        let (Some(obj), Some(tr)) = (objects.nodes.get(o), trackable.nodes.get(t)) else {
+            continue;
+        };
+        if let Some(a) = tr.attributes.iter().find(|a| a.name == "VARIABLE_VALUE") {
+            keys.insert(o, a.checkpoint_key.clone());
+        }
+        for child in &obj.children {
+            let tc = tr
+                .children
+                .iter()
+                .find(|c| c.local_name == child.local_name);
+            if let Some(tc) = tc
+                && let (Ok(oc), Ok(tc)) =
+                    (usize::try_from(child.node_id), usize::try_from(tc.node_id))
+            {
+                stack.push((oc, tc));
+            }
+        }
+    }
+    keys
+}
+
+/// The order the serving function takes its inputs in: the wrapper's arguments are sorted
+/// keys, but it passes them on to the traced function in the original positional order.
+fn argument_order(graph: &GraphDef, call: &NodeDef, sig: &SignatureDef) -> Vec<String> {
+    let mut sorted: Vec<String> = sig.inputs.keys().cloned().collect();
+    sorted.sort();
+    let Some(lib) = graph.library.as_ref() else {
+        return sorted;
+    };
+    let fname = match call.attr.get("f").and_then(|a| a.value.as_ref()) {
+        Some(Value::Func(f)) => f.name.clone(),
+        _ => return sorted,
+    };
+    let Some(wrapper) = lib
+        .function
+        .iter()
+        .find(|f| f.signature.as_ref().is_some_and(|s| s.name == fname))
+    else {
+        return sorted;
+    };
+    let Some(wsig) = wrapper.signature.as_ref() else {
+        return sorted;
+    };
+    // Wrapper arguments named after keys (`_user_specified_name` is the key too).
+    let arg_key: BTreeMap<&str, &str> = wsig
+        .input_arg
+        .iter()
+        .zip(call.input.iter().filter(|s| !s.starts_with('^')))
+        .filter_map(|(a, input)| {
+            let ph = parse_tensor_name(input)?.0;
+            let key = sig
+                .inputs
+                .iter()
+                .find(|(_, ti)| parse_tensor_name(&ti.name).map(|t| t.0) == Some(ph))?
+                .0;
+            Some((a.name.as_str(), key.as_str()))
+        })
+        .collect();
+    for inner in wrapper
+        .node_def
+        .iter()
+        .filter(|n| n.op.ends_with("PartitionedCall"))
+    {
+        let order: Vec<String> = inner
+            .input
+            .iter()
+            .filter_map(|i| arg_key.get(i.as_str()).map(|k| k.to_string()))
+            .collect();
+        if order.len() == sorted.len() {
+            return order;
+        }
+    }
+    sorted
+}
+
+/// A `Const` node holding `t` (its bytes still a slice of the mapped checkpoint).
+fn const_node(name: &str, t: crate::tensor::Tensor, dtype_code: i32) -> NodeDef {
+    let proto = TensorProto {
+        dtype: dtype_code,
+        tensor_shape: Some(TensorShapeProto {
+            dim: t
+                .shape
+                .iter()
+                .map(|&d| tensor_shape_proto::Dim { size: d as i64 })
+                .collect(),
+            unknown_rank: false,
+        }),
+        tensor_content: t.data,
+        ..Default::default()
+    };
+    let mut n = NodeDef {
+        name: name.to_string(),
+        op: "Const".into(),
+        ..Default::default()
+    };
+    n.attr.insert(
+        "dtype".into(),
+        AttrValue {
+            value: Some(Value::Type(dtype_code)),
+        },
+    );
+    n.attr.insert(
+        "value".into(),
+        AttrValue {
+            value: Some(Value::Tensor(proto)),
+        },
+    );
+    n
+}
+
+/// Reads and flattens the SavedModel at `path` (its directory or its `saved_model.pb`).
+pub fn load(path: &Path, sel: &Selection) -> Result<Flattened> {
+    let dir = saved_model_dir(path);
+    let sm = read_saved_model(&dir)?;
+    let mg = pick_meta_graph(&dir, &sm, &sel.tags)?;
+    let sig = mg.signature_def.get(&sel.signature).ok_or_else(|| {
+        Error::msg(format!(
+            "{}: no signature '{}' (available: {})",
+            dir.display(),
+            sel.signature,
+            describe_signatures(mg)
+        ))
+    })?;
+    let graph = mg
+        .graph_def
+        .clone()
+        .ok_or_else(|| Error::msg(format!("{}: MetaGraph has no graph", dir.display())))?;
+    let by_name: BTreeMap<&str, &NodeDef> =
+        graph.node.iter().map(|n| (n.name.as_str(), n)).collect();
+
+    // Outputs in natural key order, inputs in argument order.
+    let mut out_keys: Vec<&String> = sig.outputs.keys().collect();
+    out_keys.sort_by(|a, b| natural_cmp(a, b));
+    let outputs: Vec<String> = out_keys
+        .iter()
+        .map(|k| sig.outputs[*k].name.clone())
+        .collect();
+    let calls: Vec<&NodeDef> = outputs
+        .iter()
+        .filter_map(|o| parse_tensor_name(o).and_then(|(n, _)| by_name.get(n).copied()))
+        .filter(|n| n.op.ends_with("PartitionedCall"))
+        .collect();
+    let order = match calls.first() {
+        Some(call) => argument_order(&graph, call, sig),
+        None => sig.inputs.keys().cloned().collect(),
+    };
+
+    // Captured variables: the trailing inputs of each signature call are its captures.
+    let mut replacements: BTreeMap<String, NodeDef> = BTreeMap::new();
+    if let Some(objects) = &mg.object_graph_def {
+        let prefix = dir.join("variables").join("variables");
+        let mut bundle: Option<(Bundle, BTreeMap<usize, String>)> = None;
+        for call in &calls {
+            let fname = match call.attr.get("f").and_then(|a| a.value.as_ref()) {
+                Some(Value::Func(f)) => f.name.as_str(),
+                _ => continue,
+            };
+            let Some(cf) = objects.concrete_functions.get(fname) else {
+                continue;
+            };
+            let data: Vec<&String> = call.input.iter().filter(|s| !s.starts_with('^')).collect();
+            let first = data
+                .len()
+                .checked_sub(cf.bound_inputs.len())
+                .ok_or_else(|| {
+                    Error::node(
+                        &call.name,
+                        &call.op,
+                        "has fewer inputs than captured values",
+                    )
+                })?;
+            for (input, &obj) in data[first..].iter().zip(&cf.bound_inputs) {
+                let Some((name, _)) = parse_tensor_name(input) else {
+                    continue;
+                };
+                let object = usize::try_from(obj).ok().and_then(|o| objects.nodes.get(o));
+                match object.and_then(|o| o.kind.as_ref()) {
+                    Some(Kind::Variable(v)) => {
+                        if bundle.is_none() {
+                            let b = Bundle::open(&prefix)?;
+                            let tg_bytes = b.scalar_string("_CHECKPOINTABLE_OBJECT_GRAPH")?;
+                            let tg = TrackableObjectGraph::decode(tg_bytes).map_err(|e| {
+                                Error::msg(format!(
+                                    "{}: bad object graph in checkpoint: {e}",
+                                    prefix.display()
+                                ))
+                            })?;
+                            let keys = checkpoint_keys(objects, &tg);
+                            bundle = Some((b, keys));
+                        }
+                        let (b, keys) = bundle.as_ref().expect("opened above");
+                        let key = keys.get(&(obj as usize)).ok_or_else(|| {
+                            Error::msg(format!(
+                                "{}: variable '{}' (object {obj}) has no value in the checkpoint's object graph",
+                                prefix.display(),
+                                v.name
+                            ))
+                        })?;
+                        let t = b.tensor(key)?;
+                        replacements.insert(name.to_string(), const_node(name, t, v.dtype));
+                    }
+                    Some(Kind::Constant(_)) => {}
+                    _ => {
+                        return Err(Error::Unsupported(format!(
+                            "{}: captured input '{name}' of {fname} is neither a variable nor a constant",
+                            dir.display()
+                        )));
+                    }
+                }
+            }
+        }
+    }
+
+    // Keep what the signature needs, with variables as constants.
+    let mut needed: BTreeSet<&str> = BTreeSet::new();
+    let mut stack: Vec<&str> = outputs
+        .iter()
+        .filter_map(|o| parse_tensor_name(o).map(|t| t.0))
+        .collect();
+    while let Some(n) = stack.pop() {
+        if !needed.insert(n) || replacements.contains_key(n) {
+            continue;
+        }
+        if let Some(node) = by_name.get(n) {
+            stack.extend(
+                node.input
+                    .iter()
+                    .map(|i| i.trim_start_matches('^'))
+                    .filter_map(|i| parse_tensor_name(i).map(|t| t.0)),
+            );
+        }
+    }
+    let nodes: Vec<NodeDef> = graph
+        .node
+        .iter()
+        .filter(|n| needed.contains(n.name.as_str()))
+        .map(|n| {
+            replacements
+                .get(&n.name)
+                .cloned()
+                .unwrap_or_else(|| n.clone())
+        })
+        .collect();
+
+    // Placeholders take the signature's input keys as names (forward's parameter names).
+    let taken: BTreeSet<&str> = graph.node.iter().map(|n| n.name.as_str()).collect();
+    let mut renames: BTreeMap<String, String> = BTreeMap::new();
+    for (key, ti) in &sig.inputs {
+        if let Some((ph, _)) = parse_tensor_name(&ti.name)
+            && ph != key
+            && !taken.contains(key.as_str())
+        {
+            renames.insert(ph.to_string(), key.clone());
+        }
+    }
+    let rename = |s: &str| -> String {
+        let (ctrl, rest) = s.strip_prefix('^').map_or(("", s), |r| ("^", r));
+        match parse_tensor_name(rest) {
+            Some((n, p)) if renames.contains_key(n) => format!("{ctrl}{}:{p}", renames[n]),
+            _ => s.to_string(),
+        }
+    };
+    let nodes: Vec<NodeDef> = nodes
+        .into_iter()
+        .map(|mut n| {
+            if let Some(r) = renames.get(&n.name) {
+                n.name = r.clone();
+            }
+            n.input = n.input.iter().map(|i| rename(i)).collect();
+            n
+        })
+        .collect();
+    let inputs: Vec<String> = order.iter().map(|k| rename(&sig.inputs[k].name)).collect();
+
+    let functions = graph
+        .library
+        .as_ref()
+        .map(|l| l.function.as_slice())
+        .unwrap_or_default();
+    let ops = mg
+        .meta_info_def
+        .as_ref()
+        .and_then(|m| m.stripped_op_list.as_ref())
+        .map(|l| l.op.as_slice())
+        .unwrap_or_default();
+    let lib = Library::new(functions, ops);
+    let flat = inline_calls(nodes, &lib)?;
+    Ok(Flattened {
+        graph: GraphDef {
+            node: flat,
+            library: None,
+            versions: graph.versions.clone(),
+        },
+        inputs,
+        outputs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::natural_cmp;
+
+    #[test]
+    fn natural_order() {
+        let mut v = vec!["output_10", "output_2", "output_1", "output_0"];
+        v.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(v, vec!["output_0", "output_1", "output_2", "output_10"]);
+    }
+}

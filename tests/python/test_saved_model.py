@@ -1,0 +1,147 @@
+"""TF2 SavedModels written by TensorFlow and Keras 3, converted without TensorFlow, compared
+with TensorFlow's outputs; and bad SavedModels, each refused with a clear error."""
+
+import shutil
+
+import pytest
+
+from conftest import GENERATED_DIR, assert_parity, import_model, run_cli
+
+SAVED = ["sm_module", "sm_shared_variable", "sm_no_variables", "sm_keras_export", "sm_export_archive"]
+KERAS = ["keras_mobilenet_v2", "keras_resnet50", "keras_efficientnet_b0", "keras_inception_v3", "keras_densenet121"]
+
+
+def fixture(name):
+    path = GENERATED_DIR / name
+    if not path.exists():
+        pytest.fail(f"{path} missing: run tests/fixtures/make_fixtures.py saved keras build/fixtures")
+    return path
+
+
+@pytest.mark.parametrize("name", SAVED)
+def test_saved_model_parity(name, tmp_path):
+    out = tmp_path / "out"
+    run_cli("convert", fixture(name), "-o", out)
+    errors = assert_parity(out, GENERATED_DIR / f"{name}.npz")
+    print(f"{name}: max rel. error {max(errors):.3g}")
+
+
+def test_signature_keys_are_forward_parameters(tmp_path):
+    out = tmp_path / "out"
+    run_cli("convert", fixture("sm_export_archive"), "-o", out)
+    src = (out / "model.py").read_text()
+    # The serving function's positional order, not the sorted keys.
+    assert "def forward(self, features, extra):" in src
+
+
+def test_saved_model_pb_path_works_too(tmp_path):
+    out = tmp_path / "out"
+    run_cli("convert", fixture("sm_module") / "saved_model.pb", "-o", out)
+    assert_parity(out, GENERATED_DIR / "sm_module.npz")
+
+
+@pytest.mark.parametrize("name", KERAS)
+def test_keras_application_saved_model_matches_frozen(name, tmp_path):
+    saved, frozen = tmp_path / "saved", tmp_path / "frozen"
+    run_cli("convert", fixture(name + "_saved"), "-o", saved, "--class-name", "Net")
+    run_cli("convert", fixture(name + ".pb"), "-o", frozen, "--class-name", "Net")
+    errors = assert_parity(saved, GENERATED_DIR / f"{name}.npz")
+    print(f"{name} (SavedModel): max rel. error {max(errors):.3g}")
+    body = lambda p: (p / "model.py").read_text().split("class Net", 1)[1]  # noqa: E731
+    assert body(saved).count("\n") == body(frozen).count("\n")
+
+
+def test_inspect_lists_signatures():
+    proc = run_cli("inspect", fixture("sm_export_archive"))
+    assert "serving_default(extra, features) -> (output_0, output_1)" in proc.stdout
+    assert "serve(" in proc.stdout
+
+
+def copy(name, tmp_path):
+    dst = tmp_path / name
+    shutil.copytree(fixture(name), dst)
+    return dst
+
+
+def fails(model, tmp_path, *extra):
+    out = tmp_path / "out"
+    proc = run_cli("convert", model, "-o", out, *extra, check=False)
+    assert proc.returncode != 0, proc.stdout
+    assert "panicked" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not out.exists()
+    return proc.stderr
+
+
+def test_unknown_signature_lists_the_available_ones(tmp_path):
+    err = fails(fixture("sm_export_archive"), tmp_path, "--signature", "nope")
+    assert "nope" in err and "serving_default(extra, features)" in err
+
+
+def test_directory_without_saved_model_pb(tmp_path):
+    d = copy("sm_module", tmp_path)
+    (d / "saved_model.pb").unlink()
+    assert "saved_model.pb" in fails(d, tmp_path)
+
+
+def test_chunked_saved_model_is_named(tmp_path):
+    d = copy("sm_module", tmp_path)
+    (d / "saved_model.pb").rename(d / "saved_model.cpb")
+    assert "chunked" in fails(d, tmp_path)
+
+
+def test_missing_variables_file(tmp_path):
+    d = copy("sm_keras_export", tmp_path)
+    (d / "variables" / "variables.data-00000-of-00001").unlink()
+    assert "variables.data-00000-of-00001" in fails(d, tmp_path)
+
+
+def test_truncated_variables_file(tmp_path):
+    d = copy("sm_keras_export", tmp_path)
+    data = d / "variables" / "variables.data-00000-of-00001"
+    data.write_bytes(data.read_bytes()[:200])
+    err = fails(d, tmp_path)
+    assert "variables.index" in err and ("truncated" in err or "checksum" in err)
+
+
+def test_corrupted_variable_is_a_checksum_error(tmp_path):
+    d = copy("sm_keras_export", tmp_path)
+    data = d / "variables" / "variables.data-00000-of-00001"
+    b = bytearray(data.read_bytes())
+    b[10] ^= 0xFF
+    data.write_bytes(bytes(b))
+    err = fails(d, tmp_path)
+    assert "checksum" in err and "/.ATTRIBUTES/VARIABLE_VALUE" in err
+
+
+def test_corrupted_index_is_a_checksum_error(tmp_path):
+    d = copy("sm_keras_export", tmp_path)
+    index = d / "variables" / "variables.index"
+    b = bytearray(index.read_bytes())
+    b[20] ^= 0xFF
+    index.write_bytes(bytes(b))
+    assert "checksum" in fails(d, tmp_path)
+
+
+def test_key_named_by_the_object_graph_but_missing_from_the_index(tmp_path):
+    # Made by TensorFlow's SaveV2 without one variable the object graph names.
+    dropped = (GENERATED_DIR / "sm_missing_key.dropped").read_text().split()
+    err = fails(fixture("sm_missing_key"), tmp_path)
+    assert any(k in err for k in dropped) and "variables.index" in err and "no such key" in err
+
+
+def test_checkpoint_of_another_model(tmp_path):
+    d = copy("sm_keras_export", tmp_path)
+    for f in (fixture("sm_module") / "variables").iterdir():
+        shutil.copy(f, d / "variables" / f.name)
+    err = fails(d, tmp_path)
+    assert "has no value in the checkpoint" in err
+
+
+def test_regenerating_into_the_same_folder_is_stable(tmp_path):
+    out = tmp_path / "out"
+    run_cli("convert", fixture("sm_keras_export"), "-o", out)
+    first = (out / "model.py").read_bytes(), (out / "model.safetensors").read_bytes()
+    run_cli("convert", fixture("sm_keras_export"), "-o", out)
+    assert first == ((out / "model.py").read_bytes(), (out / "model.safetensors").read_bytes())
+    import_model(out).load_model()
