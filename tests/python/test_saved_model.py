@@ -145,3 +145,17 @@ def test_regenerating_into_the_same_folder_is_stable(tmp_path):
     run_cli("convert", fixture("sm_keras_export"), "-o", out)
     assert first == ((out / "model.py").read_bytes(), (out / "model.safetensors").read_bytes())
     import_model(out).load_model()
+
+
+def test_hostile_saved_model_bytes_never_panic(tmp_path):
+    d = copy("sm_keras_export", tmp_path)
+    pb = d / "saved_model.pb"
+    original = pb.read_bytes()
+    step = max(1, len(original) // 60)
+    for i in range(0, len(original), step):
+        b = bytearray(original)
+        b[i] ^= 0xA5
+        pb.write_bytes(bytes(b))
+        proc = run_cli("convert", d, "-o", tmp_path / f"o{i}", check=False)
+        assert "panicked" not in proc.stderr, (i, proc.stderr)
+        assert proc.returncode in (0, 1), (i, proc.returncode, proc.stderr)
