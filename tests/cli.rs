@@ -78,14 +78,14 @@ fn truncated_graphdef() {
 }
 
 #[test]
-fn saved_model_directory_is_named_as_such() {
+fn saved_model_without_a_meta_graph() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("my_saved_model");
     std::fs::create_dir_all(dir.join("variables")).unwrap();
     std::fs::write(dir.join("saved_model.pb"), b"\x08\x01").unwrap();
     let err = convert_fails(&dir, &[]);
     assert!(
-        err.contains("SavedModel") && err.contains("not supported yet"),
+        err.contains("my_saved_model") && err.contains("no MetaGraph"),
         "{err}"
     );
 }
