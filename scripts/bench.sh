@@ -14,3 +14,8 @@ rss_kb=$(/usr/bin/time -f %M ./target/release/tf2torch convert "$pb" -o "$tmp/ou
 weights=$(stat -c %s "$tmp/out/model.safetensors")
 echo "cp: ${t_cp}s  convert: ${t_conv}s  ratio: $(echo "$t_conv / $t_cp" | bc -l | cut -c1-5)"
 echo "peak RSS: $((rss_kb / 1024)) MiB  weights: $((weights / 1048576)) MiB  ratio: $(echo "$rss_kb * 1024 / $weights" | bc -l | cut -c1-5)"
+sm=build/fixtures/keras_resnet50_saved
+if [ -d "$sm" ]; then
+  t_sm=$(best ./target/release/tf2torch convert "$sm" -o "$tmp/out_sm")
+  echo "SavedModel: ${t_sm}s  frozen: ${t_conv}s  ratio: $(echo "$t_sm / $t_conv" | bc -l | cut -c1-5)"
+fi

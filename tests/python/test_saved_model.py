@@ -7,7 +7,7 @@ import pytest
 
 from conftest import GENERATED_DIR, assert_parity, import_model, run_cli
 
-SAVED = ["sm_module", "sm_shared_variable", "sm_no_variables", "sm_keras_export", "sm_export_archive"]
+SAVED = ["sm_module", "sm_shared_variable", "sm_sharded", "sm_no_variables", "sm_keras_export", "sm_export_archive"]
 KERAS = ["keras_mobilenet_v2", "keras_resnet50", "keras_efficientnet_b0", "keras_inception_v3", "keras_densenet121"]
 
 
@@ -24,6 +24,12 @@ def test_saved_model_parity(name, tmp_path):
     run_cli("convert", fixture(name), "-o", out)
     errors = assert_parity(out, GENERATED_DIR / f"{name}.npz")
     print(f"{name}: max rel. error {max(errors):.3g}")
+
+
+def test_frozen_graph_with_function_library(tmp_path):
+    out = tmp_path / "out"
+    run_cli("convert", fixture("frozen_with_function.pb"), "-o", out)
+    assert_parity(out, GENERATED_DIR / "frozen_with_function.npz")
 
 
 def test_signature_keys_are_forward_parameters(tmp_path):
