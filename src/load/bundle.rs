@@ -367,6 +367,88 @@ mod tests {
         }
     }
 
+    fn varint(mut v: u64, out: &mut Vec<u8>) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+
+    /// A block of (key, value) entries, every entry a restart point.
+    fn block(entries: &[(&[u8], &[u8])]) -> Vec<u8> {
+        let mut b = Vec::new();
+        let mut restarts = Vec::new();
+        for (k, v) in entries {
+            restarts.push(b.len() as u32);
+            varint(0, &mut b);
+            varint(k.len() as u64, &mut b);
+            varint(v.len() as u64, &mut b);
+            b.extend_from_slice(k);
+            b.extend_from_slice(v);
+        }
+        for r in &restarts {
+            b.extend_from_slice(&r.to_le_bytes());
+        }
+        b.extend_from_slice(&(restarts.len() as u32).to_le_bytes());
+        b
+    }
+
+    /// Appends `contents` as a block with its trailer; returns its handle.
+    fn append(file: &mut Vec<u8>, contents: &[u8], snappy: bool) -> Vec<u8> {
+        let (stored, kind) = if snappy {
+            (
+                snap::raw::Encoder::new().compress_vec(contents).unwrap(),
+                1u8,
+            )
+        } else {
+            (contents.to_vec(), 0u8)
+        };
+        let mut handle = Vec::new();
+        varint(file.len() as u64, &mut handle);
+        varint(stored.len() as u64, &mut handle);
+        file.extend_from_slice(&stored);
+        file.push(kind);
+        let crc = crc32c::crc32c_append(crc32c::crc32c(&stored), &[kind]);
+        file.extend_from_slice(&mask_crc(crc).to_le_bytes());
+        handle
+    }
+
+    fn table(snappy: bool) -> Vec<u8> {
+        let mut file = Vec::new();
+        let d1 = append(&mut file, &block(&[(b"a", b"1"), (b"ab", b"22")]), snappy);
+        let d2 = append(&mut file, &block(&[(b"b", b"333")]), snappy);
+        let meta = append(&mut file, &block(&[]), false);
+        let index = append(&mut file, &block(&[(b"ab", &d1), (b"c", &d2)]), snappy);
+        let mut footer = meta;
+        footer.extend_from_slice(&index);
+        footer.resize(40, 0);
+        footer.extend_from_slice(&(MAGIC as u32).to_le_bytes());
+        footer.extend_from_slice(&((MAGIC >> 32) as u32).to_le_bytes());
+        file.extend_from_slice(&footer);
+        file
+    }
+
+    #[test]
+    fn reads_plain_and_snappy_tables() {
+        for snappy in [false, true] {
+            let entries = read_table(&table(snappy)).unwrap();
+            let got: Vec<(&[u8], &[u8])> = entries
+                .iter()
+                .map(|(k, v)| (k.as_slice(), v.as_slice()))
+                .collect();
+            let want: Vec<(&[u8], &[u8])> = vec![(b"a", b"1"), (b"ab", b"22"), (b"b", b"333")];
+            assert_eq!(got, want, "snappy={snappy}");
+        }
+    }
+
+    #[test]
+    fn a_corrupted_block_is_reported() {
+        let mut t = table(true);
+        t[3] ^= 0xff;
+        assert!(read_table(&t).unwrap_err().contains("checksum"));
+    }
+
     #[test]
     fn short_or_foreign_files_are_rejected() {
         assert!(read_table(b"tiny").unwrap_err().contains("too short"));
