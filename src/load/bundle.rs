@@ -236,9 +236,11 @@ fn map_file(path: &Path) -> Result<Bytes> {
         return Ok(Bytes::new());
     }
     // SAFETY: read-only private map; see `load::load_graph_def`.
-    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }.map_err(|source| Error::Io {
-        path: path.into(),
-        source,
+    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }.map_err(|source| {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     })?;
     Ok(Bytes::from_owner(map))
 }

@@ -73,9 +73,11 @@ pub fn load_graph_def(path: &Path) -> Result<GraphDef> {
     }
     // SAFETY: the map is read-only and private to this process; a concurrent truncation of the
     // file by another process is the one way this can fault, as with any mmap-based reader.
-    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }.map_err(|source| Error::Io {
-        path: path.into(),
-        source,
+    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }.map_err(|source| {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     })?;
     let graph = GraphDef::decode(Bytes::from_owner(map))
         .map_err(|e| not_a_graph(path, &format!("protobuf decoding failed: {e}")))?;

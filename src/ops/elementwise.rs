@@ -223,38 +223,92 @@ fn broadcast_apply<T: Copy, R>(
     Some((out, res))
 }
 
+/// The float operations folding needs, so one generic function computes in f32 or f64.
+trait Float:
+    Copy
+    + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::ops::Mul<Output = Self>
+    + std::ops::Div<Output = Self>
+    + std::ops::Neg<Output = Self>
+{
+    const ONE: Self;
+    fn max(self, o: Self) -> Self;
+    fn min(self, o: Self) -> Self;
+    fn sqrt(self) -> Self;
+    fn exp(self) -> Self;
+    fn ln(self) -> Self;
+    fn abs(self) -> Self;
+}
+
+macro_rules! float_impl {
+    ($t:ty) => {
+        impl Float for $t {
+            const ONE: Self = 1.0;
+            fn max(self, o: Self) -> Self {
+                <$t>::max(self, o)
+            }
+            fn min(self, o: Self) -> Self {
+                <$t>::min(self, o)
+            }
+            fn sqrt(self) -> Self {
+                <$t>::sqrt(self)
+            }
+            fn exp(self) -> Self {
+                <$t>::exp(self)
+            }
+            fn ln(self) -> Self {
+                <$t>::ln(self)
+            }
+            fn abs(self) -> Self {
+                <$t>::abs(self)
+            }
+        }
+    };
+}
+float_impl!(f32);
+float_impl!(f64);
+
+fn bin<F: Float>(op: Bin, p: F, q: F) -> F {
+    match op {
+        Bin::Add => p + q,
+        Bin::Sub => p - q,
+        Bin::Mul => p * q,
+        Bin::Div => p / q,
+        Bin::Max => p.max(q),
+        Bin::Min => p.min(q),
+        Bin::SqDiff => (p - q) * (p - q),
+    }
+}
+
+fn un<F: Float>(op: Un, p: F) -> F {
+    match op {
+        Un::Rsqrt => F::ONE / p.sqrt(),
+        Un::Sqrt => p.sqrt(),
+        Un::Square => p * p,
+        Un::Exp => p.exp(),
+        Un::Log => p.ln(),
+        Un::Neg => -p,
+        Un::Abs => p.abs(),
+        Un::Recip => F::ONE / p,
+    }
+}
+
+/// Folds in the tensor's own precision, as TF computes (f32 constants in f32).
 fn fold_binary(inp: &OpInputs, op: Bin) -> Option<Folded> {
     let a = inp.consts.first().copied().flatten()?;
     let b = inp.consts.get(1).copied().flatten()?;
     if a.dtype != b.dtype {
         return None;
     }
-    let values = match (a.values()?, b.values()?) {
+    let f32_math = a.dtype == crate::tensor::DType::F32;
+    let (shape, values) = match (a.values()?, b.values()?) {
         (Values::F(x), Values::F(y)) => {
-            let f32_math = a.dtype == crate::tensor::DType::F32;
             let (shape, v) = broadcast_apply(&a.shape, &x, &b.shape, &y, |p, q| {
-                // Compute in the tensor's own precision, as TF does.
                 if f32_math {
-                    let (p, q) = (p as f32, q as f32);
-                    (match op {
-                        Bin::Add => p + q,
-                        Bin::Sub => p - q,
-                        Bin::Mul => p * q,
-                        Bin::Div => p / q,
-                        Bin::Max => p.max(q),
-                        Bin::Min => p.min(q),
-                        Bin::SqDiff => (p - q) * (p - q),
-                    }) as f64
+                    f64::from(bin(op, p as f32, q as f32))
                 } else {
-                    match op {
-                        Bin::Add => p + q,
-                        Bin::Sub => p - q,
-                        Bin::Mul => p * q,
-                        Bin::Div => p / q,
-                        Bin::Max => p.max(q),
-                        Bin::Min => p.min(q),
-                        Bin::SqDiff => (p - q) * (p - q),
-                    }
+                    bin(op, p, q)
                 }
             })?;
             (shape, Values::F(v))
@@ -264,7 +318,7 @@ fn fold_binary(inp: &OpInputs, op: Bin) -> Option<Folded> {
                 Bin::Add => p.wrapping_add(q),
                 Bin::Sub => p.wrapping_sub(q),
                 Bin::Mul => p.wrapping_mul(q),
-                // TF's integer RealDiv is not defined; Div truncates. Refuse division by zero.
+                // Integer division truncates; division by zero folds to 0 rather than trapping.
                 Bin::Div => p.checked_div(q).unwrap_or(0),
                 Bin::Max => p.max(q),
                 Bin::Min => p.min(q),
@@ -274,7 +328,7 @@ fn fold_binary(inp: &OpInputs, op: Bin) -> Option<Folded> {
         }
         _ => return None,
     };
-    Tensor::with_values_like(a.dtype, values.0, &values.1).map(Folded::Tensor)
+    Tensor::with_values_like(a.dtype, shape, &values).map(Folded::Tensor)
 }
 
 fn fold_unary(inp: &OpInputs, op: Un) -> Option<Folded> {
@@ -285,46 +339,23 @@ fn fold_unary(inp: &OpInputs, op: Un) -> Option<Folded> {
             x.into_iter()
                 .map(|p| {
                     if f32_math {
-                        let p = p as f32;
-                        (match op {
-                            Un::Rsqrt => 1.0 / p.sqrt(),
-                            Un::Sqrt => p.sqrt(),
-                            Un::Square => p * p,
-                            Un::Exp => p.exp(),
-                            Un::Log => p.ln(),
-                            Un::Neg => -p,
-                            Un::Abs => p.abs(),
-                            Un::Recip => 1.0 / p,
-                        }) as f64
+                        f64::from(un(op, p as f32))
                     } else {
-                        match op {
-                            Un::Rsqrt => 1.0 / p.sqrt(),
-                            Un::Sqrt => p.sqrt(),
-                            Un::Square => p * p,
-                            Un::Exp => p.exp(),
-                            Un::Log => p.ln(),
-                            Un::Neg => -p,
-                            Un::Abs => p.abs(),
-                            Un::Recip => 1.0 / p,
-                        }
+                        un(op, p)
                     }
                 })
                 .collect(),
         ),
-        Values::I(x) => Values::I(
-            x.into_iter()
-                .map(|p| match op {
-                    Un::Neg => -p,
-                    Un::Abs => p.abs(),
-                    Un::Square => p.wrapping_mul(p),
-                    _ => p,
-                })
-                .collect(),
-        ),
+        Values::I(x) => {
+            let f = match op {
+                Un::Neg => i64::wrapping_neg,
+                Un::Abs => i64::wrapping_abs,
+                Un::Square => |p: i64| p.wrapping_mul(p),
+                _ => return None,
+            };
+            Values::I(x.into_iter().map(f).collect())
+        }
     };
-    if matches!(v, Values::I(_)) && !matches!(op, Un::Neg | Un::Abs | Un::Square) {
-        return None;
-    }
     Tensor::with_values_like(a.dtype, a.shape.clone(), &v).map(Folded::Tensor)
 }
 
