@@ -37,9 +37,7 @@ pub fn render_model(module: &Module) -> Result<String> {
                 PyExpr::str_lit(&b.name),
                 PyExpr::call_kw(
                     "torch.empty",
-                    vec![PyExpr::ints(
-                        &b.shape.iter().map(|&d| d as i64).collect::<Vec<_>>(),
-                    )],
+                    vec![PyExpr::ints(&b.shape.iter().map(|&d| d as i64).collect::<Vec<_>>())],
                     vec![("dtype", PyExpr::name(format!("torch.{}", b.torch_dtype)))],
                 ),
             ],
@@ -57,9 +55,7 @@ pub fn render_model(module: &Module) -> Result<String> {
         init_lines,
         forward_params: params.join(", "),
     };
-    let mut s = t
-        .render()
-        .map_err(|e| Error::msg(format!("rendering model.py: {e}")))?;
+    let mut s = t.render().map_err(|e| Error::msg(format!("rendering model.py: {e}")))?;
     s.push('\n');
     Ok(s)
 }
@@ -82,9 +78,8 @@ pub fn render_custom_ops(module: &Module, existing: Option<&str>) -> Result<Opti
             let t = CustomOpsTemplate {
                 stubs: module.stubs.iter().map(|s| s.source.clone()).collect(),
             };
-            let mut s = t
-                .render()
-                .map_err(|e| Error::msg(format!("rendering custom_ops.py: {e}")))?;
+            let mut s =
+                t.render().map_err(|e| Error::msg(format!("rendering custom_ops.py: {e}")))?;
             s.push('\n');
             Ok(Some(s))
         }
@@ -116,10 +111,7 @@ pub fn render_custom_ops(module: &Module, existing: Option<&str>) -> Result<Opti
 /// Stub functions the existing `custom_ops.py` has that this model no longer needs.
 pub fn unneeded_stubs(module: &Module, existing: &str) -> Vec<String> {
     let needed: BTreeSet<&str> = module.stubs.iter().map(|s| s.function.as_str()).collect();
-    defined_functions(existing)
-        .into_iter()
-        .filter(|f| !needed.contains(f.as_str()))
-        .collect()
+    defined_functions(existing).into_iter().filter(|f| !needed.contains(f.as_str())).collect()
 }
 
 /// Writes files into `out` so that a failure leaves nothing half-written: everything goes to
@@ -136,26 +128,14 @@ impl OutputDir {
             _ => PathBuf::from("."),
         };
         if out.exists() && !out.is_dir() {
-            return Err(Error::msg(format!(
-                "{}: exists and is not a directory",
-                out.display()
-            )));
+            return Err(Error::msg(format!("{}: exists and is not a directory", out.display())));
         }
-        fs::create_dir_all(&parent).map_err(|source| Error::Io {
-            path: parent.clone(),
-            source,
-        })?;
+        fs::create_dir_all(&parent).map_err(|source| Error::Io { path: parent.clone(), source })?;
         let tmp = tempfile::Builder::new()
             .prefix(".tf2torch-")
             .tempdir_in(&parent)
-            .map_err(|source| Error::Io {
-                path: parent.clone(),
-                source,
-            })?;
-        Ok(OutputDir {
-            out: out.to_path_buf(),
-            tmp,
-        })
+            .map_err(|source| Error::Io { path: parent.clone(), source })?;
+        Ok(OutputDir { out: out.to_path_buf(), tmp })
     }
 
     pub fn staging(&self) -> &Path {
@@ -171,19 +151,12 @@ impl OutputDir {
     pub fn commit(self) -> Result<()> {
         if !self.out.exists() {
             let tmp = self.tmp.keep();
-            return fs::rename(&tmp, &self.out).map_err(|source| Error::Io {
-                path: self.out.clone(),
-                source,
-            });
+            return fs::rename(&tmp, &self.out)
+                .map_err(|source| Error::Io { path: self.out.clone(), source });
         }
-        let entries = fs::read_dir(self.tmp.path()).map_err(|source| Error::Io {
-            path: self.tmp.path().into(),
-            source,
-        })?;
-        let mut names: Vec<_> = entries
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name())
-            .collect();
+        let entries = fs::read_dir(self.tmp.path())
+            .map_err(|source| Error::Io { path: self.tmp.path().into(), source })?;
+        let mut names: Vec<_> = entries.filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
         names.sort();
         for name in names {
             let from = self.tmp.path().join(&name);

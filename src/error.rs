@@ -6,20 +6,13 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: not a TensorFlow GraphDef ({reason})")]
     NotAGraphDef { path: PathBuf, reason: String },
     #[error("{0}")]
     Unsupported(String),
     #[error("node '{node}' ({op}): {msg}")]
-    Node {
-        node: String,
-        op: String,
-        msg: String,
-    },
+    Node { node: String, op: String, msg: String },
     #[error("{0}")]
     Msg(String),
 }
@@ -30,11 +23,7 @@ impl Error {
     }
 
     pub fn node(node: &str, op: &str, msg: impl Into<String>) -> Error {
-        Error::Node {
-            node: node.to_string(),
-            op: op.to_string(),
-            msg: msg.into(),
-        }
+        Error::Node { node: node.to_string(), op: op.to_string(), msg: msg.into() }
     }
 }
 

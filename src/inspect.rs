@@ -39,16 +39,8 @@ pub fn inspect(
             crate::load::saved_model::list_signatures(input, &selection.tags)?
         ),
     };
-    let inputs = if inputs.is_empty() {
-        &flat.inputs
-    } else {
-        inputs
-    };
-    let outputs = if outputs.is_empty() {
-        &flat.outputs
-    } else {
-        outputs
-    };
+    let inputs = if inputs.is_empty() { &flat.inputs } else { inputs };
+    let outputs = if outputs.is_empty() { &flat.outputs } else { outputs };
     let gd = flat.graph;
     let mut hist: BTreeMap<String, usize> = BTreeMap::new();
     for n in &gd.node {
@@ -60,11 +52,7 @@ pub fn inspect(
     let (module, summary) = crate::lower::lower(&graph, "Model", "")?;
 
     let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "{}: {kind}; {total} nodes after inlining",
-        input.display()
-    );
+    let _ = writeln!(s, "{}: {kind}; {total} nodes after inlining", input.display());
     let _ = writeln!(s, "inputs:");
     for &v in &graph.inputs {
         let _ = writeln!(s, "  {}", describe(&graph, v));

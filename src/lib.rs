@@ -57,16 +57,8 @@ pub fn load_graph(
     selection: &load::saved_model::Selection,
 ) -> Result<ir::Graph> {
     let flat = load_flat(input, selection)?;
-    let inputs = if inputs.is_empty() {
-        &flat.inputs
-    } else {
-        inputs
-    };
-    let outputs = if outputs.is_empty() {
-        &flat.outputs
-    } else {
-        outputs
-    };
+    let inputs = if inputs.is_empty() { &flat.inputs } else { inputs };
+    let outputs = if outputs.is_empty() { &flat.outputs } else { outputs };
     let mut graph = ir::build(flat.graph, inputs, outputs)?;
     passes::run_all(&mut graph)?;
     Ok(graph)
@@ -91,16 +83,9 @@ pub fn load_flat(
 /// A class name from the model file name: `mobilenet_v2.pb` → `MobilenetV2`.
 pub fn default_class_name(input: &Path) -> String {
     use heck::ToUpperCamelCase;
-    let stem = input
-        .file_stem()
-        .map(|s| s.to_string_lossy().to_string())
-        .unwrap_or_default();
+    let stem = input.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
     let name = py::names::identifier(&stem).to_upper_camel_case();
-    if !py::names::is_valid_class_name(&name) {
-        format!("Model{name}")
-    } else {
-        name
-    }
+    if !py::names::is_valid_class_name(&name) { format!("Model{name}") } else { name }
 }
 
 /// Converts `opts.input` into `opts.out_dir`. Nothing is written unless everything succeeds.
@@ -108,18 +93,13 @@ pub fn convert(opts: &Options) -> Result<Report> {
     let class_name = match &opts.class_name {
         Some(c) if py::names::is_valid_class_name(c) => c.clone(),
         Some(c) => {
-            return Err(Error::msg(format!(
-                "--class-name {c:?} is not a valid Python class name"
-            )));
+            return Err(Error::msg(format!("--class-name {c:?} is not a valid Python class name")));
         }
         None => default_class_name(&opts.input),
     };
     let graph = load_graph(&opts.input, &opts.inputs, &opts.outputs, &opts.selection)?;
-    let source_name = opts
-        .input
-        .file_name()
-        .map(|s| s.to_string_lossy().to_string())
-        .unwrap_or_default();
+    let source_name =
+        opts.input.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
     let (module, summary) = lower::lower(&graph, &class_name, &source_name)?;
     if opts.strict && !summary.stubs.is_empty() {
         let list: Vec<String> = summary
@@ -127,10 +107,7 @@ pub fn convert(opts: &Options) -> Result<Report> {
             .iter()
             .map(|s| format!("{} ({}: {})", s.op, s.nodes.join(", "), s.reason))
             .collect();
-        return Err(Error::Unsupported(format!(
-            "--strict: untranslated ops: {}",
-            list.join("; ")
-        )));
+        return Err(Error::Unsupported(format!("--strict: untranslated ops: {}", list.join("; "))));
     }
     let model_py = emit::render_model(&module)?;
     let custom_path = opts.out_dir.join("custom_ops.py");
@@ -138,17 +115,12 @@ pub fn convert(opts: &Options) -> Result<Report> {
         Ok(s) => Some(s),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(source) => {
-            return Err(Error::Io {
-                path: custom_path,
-                source,
-            });
+            return Err(Error::Io { path: custom_path, source });
         }
     };
     let custom = emit::render_custom_ops(&module, existing.as_deref())?;
-    let unneeded = existing
-        .as_deref()
-        .map(|e| emit::unneeded_stubs(&module, e))
-        .unwrap_or_default();
+    let unneeded =
+        existing.as_deref().map(|e| emit::unneeded_stubs(&module, e)).unwrap_or_default();
 
     let out = emit::OutputDir::new(&opts.out_dir)?;
     out.write("model.py", model_py.as_bytes())?;

@@ -62,12 +62,7 @@ enum Command {
 #[derive(clap::Args)]
 struct SavedModelArgs {
     /// SavedModel: tags of the MetaGraph to read.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "serve",
-        value_name = "TAG,..."
-    )]
+    #[arg(long, value_delimiter = ',', default_value = "serve", value_name = "TAG,...")]
     tags: Vec<String>,
     /// SavedModel: the signature to convert (`inspect` lists them).
     #[arg(long, default_value = "serving_default", value_name = "NAME")]
@@ -76,34 +71,19 @@ struct SavedModelArgs {
 
 impl SavedModelArgs {
     fn selection(self) -> tf2torch::load::saved_model::Selection {
-        tf2torch::load::saved_model::Selection {
-            tags: self.tags,
-            signature: self.signature,
-        }
+        tf2torch::load::saved_model::Selection { tags: self.tags, signature: self.signature }
     }
 }
 
 fn human_bytes(n: usize) -> String {
     let mb = n as f64 / (1024.0 * 1024.0);
-    if mb >= 1.0 {
-        format!("{mb:.1} MiB")
-    } else {
-        format!("{:.1} KiB", n as f64 / 1024.0)
-    }
+    if mb >= 1.0 { format!("{mb:.1} MiB") } else { format!("{:.1} KiB", n as f64 / 1024.0) }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Convert {
-            input,
-            out,
-            inputs,
-            outputs,
-            class_name,
-            strict,
-            saved_model,
-        } => {
+        Command::Convert { input, out, inputs, outputs, class_name, strict, saved_model } => {
             let start = Instant::now();
             let opts = tf2torch::Options {
                 input,
@@ -166,12 +146,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Inspect {
-            input,
-            inputs,
-            outputs,
-            saved_model,
-        } => {
+        Command::Inspect { input, inputs, outputs, saved_model } => {
             match tf2torch::inspect::inspect(&input, &inputs, &outputs, &saved_model.selection()) {
                 Ok(s) => {
                     print!("{s}");

@@ -146,47 +146,27 @@ impl Tensor {
     pub fn from_f32(shape: Vec<usize>, v: &[f32]) -> Tensor {
         debug_assert_eq!(checked_numel(&shape), Some(v.len()));
         let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-        Tensor {
-            dtype: DType::F32,
-            shape,
-            data: Bytes::from(bytes),
-        }
+        Tensor { dtype: DType::F32, shape, data: Bytes::from(bytes) }
     }
 
     pub fn from_f64(shape: Vec<usize>, v: &[f64]) -> Tensor {
         let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-        Tensor {
-            dtype: DType::F64,
-            shape,
-            data: Bytes::from(bytes),
-        }
+        Tensor { dtype: DType::F64, shape, data: Bytes::from(bytes) }
     }
 
     pub fn from_i32(shape: Vec<usize>, v: &[i32]) -> Tensor {
         let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-        Tensor {
-            dtype: DType::I32,
-            shape,
-            data: Bytes::from(bytes),
-        }
+        Tensor { dtype: DType::I32, shape, data: Bytes::from(bytes) }
     }
 
     pub fn from_i64(shape: Vec<usize>, v: &[i64]) -> Tensor {
         let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-        Tensor {
-            dtype: DType::I64,
-            shape,
-            data: Bytes::from(bytes),
-        }
+        Tensor { dtype: DType::I64, shape, data: Bytes::from(bytes) }
     }
 
     pub fn from_bool(shape: Vec<usize>, v: &[bool]) -> Tensor {
         let bytes: Vec<u8> = v.iter().map(|&b| b as u8).collect();
-        Tensor {
-            dtype: DType::Bool,
-            shape,
-            data: Bytes::from(bytes),
-        }
+        Tensor { dtype: DType::Bool, shape, data: Bytes::from(bytes) }
     }
 
     /// Integer values of an integer tensor, widened to i64.
@@ -197,10 +177,9 @@ impl Tensor {
                 .chunks_exact(4)
                 .map(|c| i32::from_le_bytes(c.try_into().unwrap()) as i64)
                 .collect(),
-            DType::I64 => d
-                .chunks_exact(8)
-                .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
-                .collect(),
+            DType::I64 => {
+                d.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect()
+            }
             DType::I16 => d
                 .chunks_exact(2)
                 .map(|c| i16::from_le_bytes(c.try_into().unwrap()) as i64)
@@ -227,14 +206,11 @@ impl Tensor {
                 .chunks_exact(4)
                 .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
                 .collect(),
-            DType::F64 => d
-                .chunks_exact(8)
-                .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
-                .collect(),
+            DType::F64 => {
+                d.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect()
+            }
             _ => {
-                return self
-                    .to_i64()
-                    .map(|v| v.into_iter().map(|x| x as f64).collect());
+                return self.to_i64().map(|v| v.into_iter().map(|x| x as f64).collect());
             }
         })
     }
@@ -247,9 +223,7 @@ impl Tensor {
                     .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
                     .collect(),
             ),
-            _ => self
-                .to_f64()
-                .map(|v| v.into_iter().map(|x| x as f32).collect()),
+            _ => self.to_f64().map(|v| v.into_iter().map(|x| x as f32).collect()),
         }
     }
 
@@ -293,21 +267,13 @@ impl Tensor {
             4 => permute_elems::<4>(&self.data, &self.shape, perm),
             _ => permute_elems::<8>(&self.data, &self.shape, perm),
         };
-        Tensor {
-            dtype: self.dtype,
-            shape: new_shape,
-            data: Bytes::from(data),
-        }
+        Tensor { dtype: self.dtype, shape: new_shape, data: Bytes::from(data) }
     }
 
     /// Same data, another shape of equal element count.
     pub fn reshaped(&self, shape: Vec<usize>) -> Tensor {
         debug_assert_eq!(checked_numel(&shape), Some(self.numel()));
-        Tensor {
-            dtype: self.dtype,
-            shape,
-            data: self.data.clone(),
-        }
+        Tensor { dtype: self.dtype, shape, data: self.data.clone() }
     }
 
     /// The single value of a one-element tensor, as f64.
@@ -330,11 +296,7 @@ impl Tensor {
         let numel = checked_numel(&shape).ok_or_else(|| Error::msg("tensor shape overflows"))?;
         let Some(esize) = dtype.size() else {
             // Strings and handles are kept as an empty payload: they never become weights.
-            return Ok(Tensor {
-                dtype,
-                shape,
-                data: Bytes::new(),
-            });
+            return Ok(Tensor { dtype, shape, data: Bytes::new() });
         };
         let nbytes = numel
             .checked_mul(esize)
@@ -350,11 +312,7 @@ impl Tensor {
                     nbytes
                 )));
             }
-            return Ok(Tensor {
-                dtype,
-                shape,
-                data: p.tensor_content.clone(),
-            });
+            return Ok(Tensor { dtype, shape, data: p.tensor_content.clone() });
         }
         let bytes: Vec<u8> = match dtype {
             DType::F32 => splat(&p.float_val, numel, |x| x.to_le_bytes().to_vec()),
@@ -373,11 +331,7 @@ impl Tensor {
             DType::U64 => splat(&p.uint64_val, numel, |x| x.to_le_bytes().to_vec()),
             DType::String | DType::Resource | DType::Variant => Vec::new(),
         };
-        Ok(Tensor {
-            dtype,
-            shape,
-            data: Bytes::from(bytes),
-        })
+        Ok(Tensor { dtype, shape, data: Bytes::from(bytes) })
     }
 }
 
@@ -408,30 +362,16 @@ fn permute_elems<const N: usize>(src: &[u8], shape: &[usize], perm: &[usize]) ->
     }
     let last = rank - 1;
     // The output axis that is contiguous in the input (tiled against the output's last axis).
-    let a = perm
-        .iter()
-        .position(|&p| p == rank - 1)
-        .expect("perm is a permutation");
+    let a = perm.iter().position(|&p| p == rank - 1).expect("perm is a permutation");
     let outer: Vec<usize> = (0..rank).filter(|&x| x != last && x != a).collect();
     let (len_l, src_l) = (new_shape[last], src_strides[last]);
     // When the output's last axis is already the input's contiguous one, there is no tile.
-    let (len_a, src_a, dst_a) = if a == last {
-        (1, 0, 0)
-    } else {
-        (new_shape[a], src_strides[a], out_strides[a])
-    };
+    let (len_a, src_a, dst_a) =
+        if a == last { (1, 0, 0) } else { (new_shape[a], src_strides[a], out_strides[a]) };
     let mut idx = vec![0usize; outer.len()];
     loop {
-        let sbase: usize = outer
-            .iter()
-            .zip(&idx)
-            .map(|(&ax, &i)| i * src_strides[ax])
-            .sum();
-        let dbase: usize = outer
-            .iter()
-            .zip(&idx)
-            .map(|(&ax, &i)| i * out_strides[ax])
-            .sum();
+        let sbase: usize = outer.iter().zip(&idx).map(|(&ax, &i)| i * src_strides[ax]).sum();
+        let dbase: usize = outer.iter().zip(&idx).map(|(&ax, &i)| i * out_strides[ax]).sum();
         for x0 in (0..len_a).step_by(TILE) {
             for y0 in (0..len_l).step_by(TILE) {
                 for x in x0..(x0 + TILE).min(len_a) {
@@ -575,13 +515,7 @@ mod tests {
         let n: usize = shape.iter().product();
         let vals: Vec<i32> = (0..n as i32).collect();
         let t = Tensor::from_i32(shape.clone(), &vals);
-        for perm in [
-            [3, 2, 0, 1],
-            [0, 3, 1, 2],
-            [2, 3, 0, 1],
-            [1, 0, 3, 2],
-            [0, 1, 2, 3],
-        ] {
+        for perm in [[3, 2, 0, 1], [0, 3, 1, 2], [2, 3, 0, 1], [1, 0, 3, 2], [0, 1, 2, 3]] {
             let p = t.permute(&perm).to_i64().unwrap();
             let ns: Vec<usize> = perm.iter().map(|&i| shape[i]).collect();
             let mut k = 0;

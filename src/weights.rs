@@ -79,28 +79,19 @@ pub fn write(weights: &[(String, Weight)], path: &Path) -> Result<()> {
     let mut dtypes = Vec::with_capacity(weights.len());
     for (key, w) in weights {
         dtypes.push(st_dtype(w.tensor.dtype).ok_or_else(|| {
-            Error::msg(format!(
-                "weight '{key}' has dtype {} (not storable)",
-                w.tensor.dtype
-            ))
+            Error::msg(format!("weight '{key}' has dtype {} (not storable)", w.tensor.dtype))
         })?);
     }
     // The order safetensors writes in: dtype (descending), then name.
     let mut order: Vec<usize> = (0..weights.len()).collect();
-    order.sort_by(|&a, &b| {
-        dtypes[b]
-            .cmp(&dtypes[a])
-            .then(weights[a].0.cmp(&weights[b].0))
-    });
+    order.sort_by(|&a, &b| dtypes[b].cmp(&dtypes[a]).then(weights[a].0.cmp(&weights[b].0)));
     let (tx, rx) = sync_channel::<(usize, Vec<u8>)>(1);
     let ahead: Ahead = Mutex::new(Some(rx));
     std::thread::scope(|s| {
         s.spawn(move || {
             for &i in &order {
                 if weights[i].1.permute.is_some()
-                    && tx
-                        .send((i, Vec::from(weights[i].1.materialize().data)))
-                        .is_err()
+                    && tx.send((i, Vec::from(weights[i].1.materialize().data))).is_err()
                 {
                     return;
                 }

@@ -32,21 +32,12 @@ fn corrupted(edit: impl Fn(&mut Vec<u8>, &mut Vec<u8>)) -> (tempfile::TempDir, P
 #[test]
 fn reads_every_entry_across_data_blocks() {
     let index = std::fs::read(fixture().join("ckpt.index")).unwrap();
-    assert!(
-        index.len() > 262_144,
-        "fixture should span several 256 KiB data blocks"
-    );
+    assert!(index.len() > 262_144, "fixture should span several 256 KiB data blocks");
     let entries = read_table(&index).unwrap();
     let keys: Vec<&[u8]> = entries.iter().map(|(k, _)| k.as_slice()).collect();
-    assert!(
-        keys.windows(2).all(|w| w[0] < w[1]),
-        "keys must come out strictly increasing"
-    );
+    assert!(keys.windows(2).all(|w| w[0] < w[1]), "keys must come out strictly increasing");
     let bundle = Bundle::open(&fixture().join("ckpt")).unwrap();
-    let vars = bundle
-        .keys()
-        .filter(|k| k.ends_with("/.ATTRIBUTES/VARIABLE_VALUE"))
-        .count();
+    let vars = bundle.keys().filter(|k| k.ends_with("/.ATTRIBUTES/VARIABLE_VALUE")).count();
     assert_eq!(vars, 6000);
     // Shapes follow the script: (i % 5 + 1, 3) float32.
     for i in [0usize, 1, 1234, 4999, 5999] {
@@ -54,12 +45,7 @@ fn reads_every_entry_across_data_blocks() {
         let t = bundle.tensor(&key).unwrap();
         assert_eq!(t.shape, vec![i % 5 + 1, 3], "{key}");
     }
-    assert!(
-        !bundle
-            .scalar_string("_CHECKPOINTABLE_OBJECT_GRAPH")
-            .unwrap()
-            .is_empty()
-    );
+    assert!(!bundle.scalar_string("_CHECKPOINTABLE_OBJECT_GRAPH").unwrap().is_empty());
 }
 
 #[test]
@@ -75,21 +61,14 @@ fn a_flipped_data_byte_is_a_checksum_error() {
         .filter(|e| e.contains("checksum"))
         .collect();
     assert_eq!(errors.len(), 1, "{errors:?}");
-    assert!(
-        errors[0].contains("ckpt.index") && errors[0].contains("layer_"),
-        "{}",
-        errors[0]
-    );
+    assert!(errors[0].contains("ckpt.index") && errors[0].contains("layer_"), "{}", errors[0]);
 }
 
 #[test]
 fn a_flipped_index_byte_is_a_checksum_error() {
     let (_tmp, prefix) = corrupted(|index, _| index[1000] ^= 0x40);
     let err = Bundle::open(&prefix).err().expect("must fail").to_string();
-    assert!(
-        err.contains("checksum") && err.contains("ckpt.index"),
-        "{err}"
-    );
+    assert!(err.contains("checksum") && err.contains("ckpt.index"), "{err}");
 }
 
 #[test]
@@ -104,19 +83,8 @@ fn a_truncated_data_file_is_a_clear_error() {
     let (_tmp, prefix) = corrupted(|_, data| data.truncate(data.len() / 20));
     let bundle = Bundle::open(&prefix).unwrap();
     let keys: Vec<String> = bundle.keys().map(String::from).collect();
-    let errors: Vec<String> = keys
-        .iter()
-        .filter_map(|k| bundle.tensor(k).err().map(|e| e.to_string()))
-        .collect();
-    assert!(
-        errors.len() > 100,
-        "most tensors lie past the cut: {}",
-        errors.len()
-    );
-    assert!(
-        errors
-            .iter()
-            .all(|e| e.contains("truncated") || e.contains("checksum")),
-        "{errors:?}"
-    );
+    let errors: Vec<String> =
+        keys.iter().filter_map(|k| bundle.tensor(k).err().map(|e| e.to_string())).collect();
+    assert!(errors.len() > 100, "most tensors lie past the cut: {}", errors.len());
+    assert!(errors.iter().all(|e| e.contains("truncated") || e.contains("checksum")), "{errors:?}");
 }

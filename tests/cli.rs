@@ -6,9 +6,7 @@ use std::path::{Path, PathBuf};
 use assert_cmd::Command;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/ops")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ops").join(name)
 }
 
 /// Runs `convert INPUT -o <tmp>/out`, expects failure; returns stderr.
@@ -27,17 +25,10 @@ fn convert_fails(input: &Path, extra: &[&str]) -> String {
     let output = assert.get_output();
     let stderr = String::from_utf8_lossy(&output.stderr).to_string();
     assert!(!stderr.contains("panicked"), "panic: {stderr}");
-    assert_eq!(
-        stderr.trim().lines().count(),
-        1,
-        "one-line error expected: {stderr}"
-    );
+    assert_eq!(stderr.trim().lines().count(), 1, "one-line error expected: {stderr}");
     assert!(!out.exists(), "output folder left behind");
     let leftovers: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
-    assert!(
-        leftovers.is_empty(),
-        "temporary files left behind: {leftovers:?}"
-    );
+    assert!(leftovers.is_empty(), "temporary files left behind: {leftovers:?}");
     stderr
 }
 
@@ -84,10 +75,7 @@ fn saved_model_without_a_meta_graph() {
     std::fs::create_dir_all(dir.join("variables")).unwrap();
     std::fs::write(dir.join("saved_model.pb"), b"\x08\x01").unwrap();
     let err = convert_fails(&dir, &[]);
-    assert!(
-        err.contains("my_saved_model") && err.contains("no MetaGraph"),
-        "{err}"
-    );
+    assert!(err.contains("my_saved_model") && err.contains("no MetaGraph"), "{err}");
 }
 
 #[test]
@@ -117,10 +105,7 @@ fn hostile_bytes_never_panic() {
             .unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(!stderr.contains("panicked"), "byte {i}: {stderr}");
-        assert!(
-            output.status.code().is_some(),
-            "byte {i}: killed by a signal"
-        );
+        assert!(output.status.code().is_some(), "byte {i}: killed by a signal");
     }
 }
 

@@ -31,11 +31,7 @@ impl Node {
     }
 
     pub fn attr_int_or(&self, attr: &str, default: i64) -> Result<i64> {
-        if self.has_attr(attr) {
-            self.attr_int(attr)
-        } else {
-            Ok(default)
-        }
+        if self.has_attr(attr) { self.attr_int(attr) } else { Ok(default) }
     }
 
     pub fn attr_float_or(&self, attr: &str, default: f32) -> Result<f32> {
@@ -66,11 +62,7 @@ impl Node {
     }
 
     pub fn attr_str_or(&self, attr: &str, default: &str) -> Result<String> {
-        if self.has_attr(attr) {
-            self.attr_str(attr)
-        } else {
-            Ok(default.to_string())
-        }
+        if self.has_attr(attr) { self.attr_str(attr) } else { Ok(default.to_string()) }
     }
 
     pub fn attr_ints(&self, attr: &str) -> Result<Vec<i64>> {
@@ -82,11 +74,7 @@ impl Node {
     }
 
     pub fn attr_ints_or(&self, attr: &str, default: &[i64]) -> Result<Vec<i64>> {
-        if self.has_attr(attr) {
-            self.attr_ints(attr)
-        } else {
-            Ok(default.to_vec())
-        }
+        if self.has_attr(attr) { self.attr_ints(attr) } else { Ok(default.to_vec()) }
     }
 
     pub fn attr_type(&self, attr: &str) -> Result<DType> {

@@ -25,10 +25,7 @@ pub fn parse_tensor_name(s: &str) -> Option<(&str, usize)> {
 
 /// Ops that produce no value a model output could be (sinks of bookkeeping).
 fn never_an_output(op: &str) -> bool {
-    matches!(
-        op,
-        "NoOp" | "Const" | "Placeholder" | "Assert" | "SaveV2" | "RestoreV2"
-    )
+    matches!(op, "NoOp" | "Const" | "Placeholder" | "Assert" | "SaveV2" | "RestoreV2")
 }
 
 /// Builds the IR. `inputs`/`outputs` are tensor names (`name` or `name:k`); empty means the
@@ -44,24 +41,14 @@ pub fn build(gd: GraphDef, inputs: &[String], outputs: &[String]) -> Result<Grap
         if node.op == "Const" {
             let value = node.attr_tensor("value")?;
             node.attrs.remove("value");
-            node = Node {
-                attrs: node.attrs.clone(),
-                ..Node::constant(node.name, value, ordinal)
-            };
+            node = Node { attrs: node.attrs.clone(), ..Node::constant(node.name, value, ordinal) };
         } else if node.op == "Placeholder" {
             let dtype = node.attr_type("dtype")?;
             let shape = node.attr_shape("shape")?;
-            node.outputs = vec![ValueInfo {
-                dtype: Some(dtype),
-                shape,
-            }];
+            node.outputs = vec![ValueInfo { dtype: Some(dtype), shape }];
         }
         if by_name.contains_key(&node.name) {
-            return Err(Error::node(
-                &node.name,
-                &node.op,
-                "a second node has this name",
-            ));
+            return Err(Error::node(&node.name, &node.op, "a second node has this name"));
         }
         let name = node.name.clone();
         let idx = graph.add_node(node);
@@ -70,11 +57,7 @@ pub fn build(gd: GraphDef, inputs: &[String], outputs: &[String]) -> Result<Grap
     }
 
     for (idx, input_names) in pending {
-        for (slot, s) in input_names
-            .iter()
-            .filter(|s| !s.starts_with('^'))
-            .enumerate()
-        {
+        for (slot, s) in input_names.iter().filter(|s| !s.starts_with('^')).enumerate() {
             let (src, port) = parse_tensor_name(s).expect("control inputs were filtered out");
             let Some(&src_idx) = by_name.get(src) else {
                 let n = &graph.g[idx];
@@ -84,14 +67,7 @@ pub fn build(gd: GraphDef, inputs: &[String], outputs: &[String]) -> Result<Grap
                     format!("input '{s}' names no node of the graph"),
                 ));
             };
-            graph.connect(
-                ValueRef {
-                    node: src_idx,
-                    port,
-                },
-                idx,
-                slot,
-            );
+            graph.connect(ValueRef { node: src_idx, port }, idx, slot);
         }
     }
 
@@ -115,10 +91,7 @@ pub fn build(gd: GraphDef, inputs: &[String], outputs: &[String]) -> Result<Grap
         v.sort();
         v.into_iter().map(|(_, r)| r).collect()
     } else {
-        inputs
-            .iter()
-            .map(|s| lookup("input", s))
-            .collect::<Result<_>>()?
+        inputs.iter().map(|s| lookup("input", s)).collect::<Result<_>>()?
     };
 
     graph.outputs = if outputs.is_empty() {
@@ -127,21 +100,14 @@ pub fn build(gd: GraphDef, inputs: &[String], outputs: &[String]) -> Result<Grap
             .node_indices()
             .filter(|&n| {
                 !never_an_output(&graph.g[n].op)
-                    && graph
-                        .g
-                        .neighbors_directed(n, petgraph::Direction::Outgoing)
-                        .next()
-                        .is_none()
+                    && graph.g.neighbors_directed(n, petgraph::Direction::Outgoing).next().is_none()
             })
             .map(|n| (graph.g[n].ordinal, ValueRef { node: n, port: 0 }))
             .collect();
         v.sort();
         v.into_iter().map(|(_, r)| r).collect()
     } else {
-        outputs
-            .iter()
-            .map(|s| lookup("output", s))
-            .collect::<Result<_>>()?
+        outputs.iter().map(|s| lookup("output", s)).collect::<Result<_>>()?
     };
     if graph.outputs.is_empty() {
         return Err(Error::msg(
@@ -153,10 +119,7 @@ pub fn build(gd: GraphDef, inputs: &[String], outputs: &[String]) -> Result<Grap
     for &v in &graph.inputs.clone() {
         let n = graph.node(v.node);
         if n.op != "Placeholder" {
-            let info = ValueInfo {
-                dtype: Some(DType::F32),
-                shape: None,
-            };
+            let info = ValueInfo { dtype: Some(DType::F32), shape: None };
             let name = n.name.clone();
             let ordinal = n.ordinal;
             let mut ph = Node::new(name, "Placeholder", ordinal);

@@ -132,15 +132,7 @@ impl Graph {
         let mut v: Vec<(usize, ValueRef)> = self
             .g
             .edges_directed(n, Direction::Incoming)
-            .map(|e| {
-                (
-                    e.weight().slot,
-                    ValueRef {
-                        node: e.source(),
-                        port: e.weight().port,
-                    },
-                )
-            })
+            .map(|e| (e.weight().slot, ValueRef { node: e.source(), port: e.weight().port }))
             .collect();
         v.sort();
         v.into_iter().map(|(_, r)| r).collect()
@@ -168,14 +160,7 @@ impl Graph {
     }
 
     pub fn connect(&mut self, src: ValueRef, dst: NodeIndex, slot: usize) -> EdgeIndex {
-        self.g.add_edge(
-            src.node,
-            dst,
-            Edge {
-                port: src.port,
-                slot,
-            },
-        )
+        self.g.add_edge(src.node, dst, Edge { port: src.port, slot })
     }
 
     /// Makes every reader of `old` (edges and graph outputs) read `new` instead.
@@ -188,14 +173,7 @@ impl Graph {
             .collect();
         for (e, target, slot) in edges {
             self.g.remove_edge(e);
-            self.g.add_edge(
-                new.node,
-                target,
-                Edge {
-                    port: new.port,
-                    slot,
-                },
-            );
+            self.g.add_edge(new.node, target, Edge { port: new.port, slot });
         }
         for o in self.outputs.iter_mut().chain(self.inputs.iter_mut()) {
             if *o == old {
@@ -206,11 +184,8 @@ impl Graph {
 
     /// Removes all incoming edges of `n` (used when a node is folded into a constant).
     pub fn clear_inputs(&mut self, n: NodeIndex) {
-        let edges: Vec<EdgeIndex> = self
-            .g
-            .edges_directed(n, Direction::Incoming)
-            .map(|e| e.id())
-            .collect();
+        let edges: Vec<EdgeIndex> =
+            self.g.edges_directed(n, Direction::Incoming).map(|e| e.id()).collect();
         for e in edges {
             self.g.remove_edge(e);
         }
@@ -263,20 +238,12 @@ impl Graph {
 
     /// Output info of a value (default when shape inference has not filled it).
     pub fn info(&self, v: ValueRef) -> ValueInfo {
-        self.g[v.node]
-            .outputs
-            .get(v.port)
-            .cloned()
-            .unwrap_or_default()
+        self.g[v.node].outputs.get(v.port).cloned().unwrap_or_default()
     }
 
     /// The constant value of `v`, if it is output 0 of a constant node.
     pub fn const_value(&self, v: ValueRef) -> Option<&Tensor> {
-        if v.port == 0 {
-            self.g[v.node].value.as_ref()
-        } else {
-            None
-        }
+        if v.port == 0 { self.g[v.node].value.as_ref() } else { None }
     }
 
     /// Looks a node up by name (linear; used by the CLI for `--inputs/--outputs`).

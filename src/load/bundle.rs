@@ -67,10 +67,8 @@ impl Bundle {
     /// Opens `<prefix>.index` and its data shards.
     pub fn open(prefix: &Path) -> Result<Bundle> {
         let index_path = PathBuf::from(format!("{}.index", prefix.display()));
-        let index = std::fs::read(&index_path).map_err(|source| Error::Io {
-            path: index_path.clone(),
-            source,
-        })?;
+        let index = std::fs::read(&index_path)
+            .map_err(|source| Error::Io { path: index_path.clone(), source })?;
         let bad = |what: String| Error::msg(format!("{}: {what}", index_path.display()));
         let raw = read_table(&index).map_err(bad)?;
         let mut entries = BTreeMap::new();
@@ -106,11 +104,7 @@ impl Bundle {
             let path = PathBuf::from(format!("{}.data-{i:05}-of-{n:05}", prefix.display()));
             shards.push(map_file(&path)?);
         }
-        Ok(Bundle {
-            index_path,
-            entries,
-            shards,
-        })
+        Ok(Bundle { index_path, entries, shards })
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &str> {
@@ -125,14 +119,9 @@ impl Bundle {
     fn raw(&self, key: &str) -> Result<(&BundleEntryProto, Bytes)> {
         let err =
             |what: String| Error::msg(format!("{}: '{key}': {what}", self.index_path.display()));
-        let e = self
-            .entries
-            .get(key)
-            .ok_or_else(|| err("no such key in the checkpoint".into()))?;
+        let e = self.entries.get(key).ok_or_else(|| err("no such key in the checkpoint".into()))?;
         if !e.slices.is_empty() {
-            return Err(err(
-                "partitioned (sliced) variables are not supported".into()
-            ));
+            return Err(err("partitioned (sliced) variables are not supported".into()));
         }
         let shard = usize::try_from(e.shard_id)
             .ok()
@@ -160,9 +149,8 @@ impl Bundle {
             |what: String| Error::msg(format!("{}: '{key}': {what}", self.index_path.display()));
         let dtype =
             DType::from_tf(e.dtype).ok_or_else(|| err(format!("unsupported dtype {}", e.dtype)))?;
-        let esize = dtype
-            .size()
-            .ok_or_else(|| err(format!("{dtype:?} is not a numeric tensor")))?;
+        let esize =
+            dtype.size().ok_or_else(|| err(format!("{dtype:?} is not a numeric tensor")))?;
         let shape = shape_from_proto(e.shape.as_ref())
             .map_err(|x| err(x.to_string()))?
             .into_iter()
@@ -177,11 +165,7 @@ impl Bundle {
                 bytes.len()
             )));
         }
-        Ok(Tensor {
-            dtype,
-            shape,
-            data: bytes,
-        })
+        Ok(Tensor { dtype, shape, data: bytes })
     }
 
     /// The single string of a scalar DT_STRING entry (e.g. `_CHECKPOINTABLE_OBJECT_GRAPH`).
@@ -192,15 +176,9 @@ impl Bundle {
         if e.dtype != 7 {
             return Err(err("not a string tensor"));
         }
-        let mut c = Cursor {
-            buf: &bytes,
-            pos: 0,
-        };
+        let mut c = Cursor { buf: &bytes, pos: 0 };
         let len = c.varint().ok_or_else(|| err("truncated string length"))?;
-        let len_crc = c
-            .take(4)
-            .ok_or_else(|| err("truncated string checksum"))?
-            .to_vec();
+        let len_crc = c.take(4).ok_or_else(|| err("truncated string checksum"))?.to_vec();
         let start = c.pos;
         let n = usize::try_from(len).map_err(|_| err("string too long"))?;
         let payload = c.take(n).ok_or_else(|| err("truncated string"))?;
@@ -220,28 +198,13 @@ impl Bundle {
 }
 
 fn map_file(path: &Path) -> Result<Bytes> {
-    let file = File::open(path).map_err(|source| Error::Io {
-        path: path.into(),
-        source,
-    })?;
-    if file
-        .metadata()
-        .map_err(|source| Error::Io {
-            path: path.into(),
-            source,
-        })?
-        .len()
-        == 0
-    {
+    let file = File::open(path).map_err(|source| Error::Io { path: path.into(), source })?;
+    if file.metadata().map_err(|source| Error::Io { path: path.into(), source })?.len() == 0 {
         return Ok(Bytes::new());
     }
     // SAFETY: read-only private map; see `load::load_graph_def`.
-    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }.map_err(|source| {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
-    })?;
+    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }
+        .map_err(|source| Error::Io { path: path.into(), source })?;
     Ok(Bytes::from_owner(map))
 }
 
@@ -251,20 +214,14 @@ pub type Entry = (Vec<u8>, Vec<u8>);
 /// Every (key, value) of an SSTable, in key order.
 pub fn read_table(file: &[u8]) -> std::result::Result<Vec<Entry>, String> {
     if file.len() < FOOTER_LEN {
-        return Err(format!(
-            "{} bytes is too short for a table footer (truncated?)",
-            file.len()
-        ));
+        return Err(format!("{} bytes is too short for a table footer (truncated?)", file.len()));
     }
     let footer = &file[file.len() - FOOTER_LEN..];
     let magic = u64::from_le_bytes(footer[40..48].try_into().expect("8 bytes"));
     if magic != MAGIC {
         return Err("bad table magic (not a checkpoint index, or truncated)".into());
     }
-    let mut c = Cursor {
-        buf: &footer[..40],
-        pos: 0,
-    };
+    let mut c = Cursor { buf: &footer[..40], pos: 0 };
     let _metaindex = (c.varint(), c.varint());
     let (Some(off), Some(size)) = (c.varint(), c.varint()) else {
         return Err("bad index block handle in the footer".into());
@@ -272,10 +229,7 @@ pub fn read_table(file: &[u8]) -> std::result::Result<Vec<Entry>, String> {
     let index = read_block(file, off, size)?;
     let mut out = Vec::new();
     for (_, handle) in block_entries(&index)? {
-        let mut h = Cursor {
-            buf: &handle,
-            pos: 0,
-        };
+        let mut h = Cursor { buf: &handle, pos: 0 };
         let (Some(off), Some(size)) = (h.varint(), h.varint()) else {
             return Err("bad data block handle".into());
         };
@@ -302,18 +256,14 @@ fn read_block(file: &[u8], off: u64, size: u64) -> std::result::Result<Vec<u8>, 
     let mut crc = crc32c::crc32c(data);
     crc = crc32c::crc32c_append(crc, &[kind]);
     if crc != unmask_crc(stored) {
-        return Err(format!(
-            "block at offset {off}: checksum mismatch (corrupted index)"
-        ));
+        return Err(format!("block at offset {off}: checksum mismatch (corrupted index)"));
     }
     match kind {
         0 => Ok(data.to_vec()),
         1 => snap::raw::Decoder::new()
             .decompress_vec(data)
             .map_err(|e| format!("block at offset {off}: bad snappy data: {e}")),
-        k => Err(format!(
-            "block at offset {off}: unknown compression type {k}"
-        )),
+        k => Err(format!("block at offset {off}: unknown compression type {k}")),
     }
 }
 
@@ -324,15 +274,10 @@ fn block_entries(block: &[u8]) -> std::result::Result<Vec<Entry>, String> {
     }
     let n_restarts =
         u32::from_le_bytes(block[block.len() - 4..].try_into().expect("4 bytes")) as usize;
-    let restarts_len = n_restarts
-        .checked_mul(4)
-        .and_then(|r| r.checked_add(4))
-        .filter(|&r| r <= block.len());
+    let restarts_len =
+        n_restarts.checked_mul(4).and_then(|r| r.checked_add(4)).filter(|&r| r <= block.len());
     let data_end = block.len() - restarts_len.ok_or("bad restart count")?;
-    let mut c = Cursor {
-        buf: &block[..data_end],
-        pos: 0,
-    };
+    let mut c = Cursor { buf: &block[..data_end], pos: 0 };
     let mut out: Vec<Entry> = Vec::new();
     let mut key: Vec<u8> = Vec::new();
     while c.pos < data_end {
@@ -349,9 +294,8 @@ fn block_entries(block: &[u8]) -> std::result::Result<Vec<Entry>, String> {
             .take(usize::try_from(non_shared).map_err(|e| e.to_string())?)
             .ok_or("truncated key")?;
         key.extend_from_slice(delta);
-        let value = c
-            .take(usize::try_from(vlen).map_err(|e| e.to_string())?)
-            .ok_or("truncated value")?;
+        let value =
+            c.take(usize::try_from(vlen).map_err(|e| e.to_string())?).ok_or("truncated value")?;
         out.push((key.clone(), value.to_vec()));
     }
     Ok(out)
@@ -399,10 +343,7 @@ mod tests {
     /// Appends `contents` as a block with its trailer; returns its handle.
     fn append(file: &mut Vec<u8>, contents: &[u8], snappy: bool) -> Vec<u8> {
         let (stored, kind) = if snappy {
-            (
-                snap::raw::Encoder::new().compress_vec(contents).unwrap(),
-                1u8,
-            )
+            (snap::raw::Encoder::new().compress_vec(contents).unwrap(), 1u8)
         } else {
             (contents.to_vec(), 0u8)
         };
@@ -435,10 +376,8 @@ mod tests {
     fn reads_plain_and_snappy_tables() {
         for snappy in [false, true] {
             let entries = read_table(&table(snappy)).unwrap();
-            let got: Vec<(&[u8], &[u8])> = entries
-                .iter()
-                .map(|(k, v)| (k.as_slice(), v.as_slice()))
-                .collect();
+            let got: Vec<(&[u8], &[u8])> =
+                entries.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
             let want: Vec<(&[u8], &[u8])> = vec![(b"a", b"1"), (b"ab", b"22"), (b"b", b"333")];
             assert_eq!(got, want, "snappy={snappy}");
         }

@@ -21,13 +21,7 @@ const MAX_DEPTH: usize = 64;
 const BUILTIN_OUTPUT_ARGS: &[(&str, &[&str])] = &[
     (
         "FusedBatchNorm",
-        &[
-            "y",
-            "batch_mean",
-            "batch_variance",
-            "reserve_space_1",
-            "reserve_space_2",
-        ],
+        &["y", "batch_mean", "batch_variance", "reserve_space_1", "reserve_space_2"],
     ),
     (
         "FusedBatchNormV3",
@@ -63,11 +57,9 @@ impl<'a> Library<'a> {
     fn callee(&self, n: &NodeDef) -> Option<&'a str> {
         if matches!(n.op.as_str(), "StatefulPartitionedCall" | "PartitionedCall") {
             return match n.attr.get("f").and_then(|a| a.value.as_ref()) {
-                Some(Value::Func(f)) => Some(
-                    self.functions
-                        .get_key_value(f.name.as_str())
-                        .map_or("", |(k, _)| k),
-                ),
+                Some(Value::Func(f)) => {
+                    Some(self.functions.get_key_value(f.name.as_str()).map_or("", |(k, _)| k))
+                }
                 _ => Some(""),
             };
         }
@@ -89,10 +81,7 @@ impl<'a> Library<'a> {
 
     /// Flat output index of `outarg:k` on a body node.
     fn flat_index(&self, node: &NodeDef, outarg: &str, k: usize) -> Option<usize> {
-        if matches!(
-            node.op.as_str(),
-            "StatefulPartitionedCall" | "PartitionedCall"
-        ) {
+        if matches!(node.op.as_str(), "StatefulPartitionedCall" | "PartitionedCall") {
             return (outarg == "output").then_some(k);
         }
         if let Some(f) = self.functions.get(node.op.as_str()) {
@@ -163,10 +152,8 @@ fn emit(mut n: NodeDef, lib: &Library, out: &mut Vec<NodeDef>, depth: usize) -> 
         .functions
         .get(fname)
         .ok_or_else(|| err("calls a function missing from the library".into()))?;
-    let sig = f
-        .signature
-        .as_ref()
-        .ok_or_else(|| err(format!("function {fname} has no signature")))?;
+    let sig =
+        f.signature.as_ref().ok_or_else(|| err(format!("function {fname} has no signature")))?;
     let data_inputs: Vec<&String> = n.input.iter().filter(|s| !s.starts_with('^')).collect();
     if data_inputs.len() != sig.input_arg.len() {
         return Err(err(format!(
@@ -194,17 +181,15 @@ fn emit(mut n: NodeDef, lib: &Library, out: &mut Vec<NodeDef>, depth: usize) -> 
             [arg] => match bindings.get(arg) {
                 Some(b) => Ok(Some((*b).to_string())),
                 None if body.contains_key(arg) => Ok(Some(format!("{prefix}{arg}"))),
-                None => Err(err(format!(
-                    "{fname}: input '{s}' names neither an argument nor a node"
-                ))),
+                None => {
+                    Err(err(format!("{fname}: input '{s}' names neither an argument nor a node")))
+                }
             },
             [node, outarg, k] => {
                 let b = body
                     .get(node)
                     .ok_or_else(|| err(format!("{fname}: input '{s}' names no node")))?;
-                let k: usize = k
-                    .parse()
-                    .map_err(|_| err(format!("{fname}: bad input '{s}'")))?;
+                let k: usize = k.parse().map_err(|_| err(format!("{fname}: bad input '{s}'")))?;
                 let idx = lib.flat_index(b, outarg, k).ok_or_else(|| {
                     err(format!(
                         "{fname}: cannot resolve output '{outarg}' of {} ({})",
@@ -246,12 +231,7 @@ fn emit(mut n: NodeDef, lib: &Library, out: &mut Vec<NodeDef>, depth: usize) -> 
         input: results,
         ..Default::default()
     };
-    identity.attr.insert(
-        "T".into(),
-        AttrValue {
-            value: Some(Value::List(types)),
-        },
-    );
+    identity.attr.insert("T".into(), AttrValue { value: Some(Value::List(types)) });
     out.push(identity);
     Ok(())
 }

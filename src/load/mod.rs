@@ -25,10 +25,7 @@ pub enum ModelKind {
 
 /// Names the kind of model at `path` without reading it, or says why it is neither.
 pub fn detect(path: &Path) -> Result<ModelKind> {
-    let meta = std::fs::metadata(path).map_err(|source| Error::Io {
-        path: path.into(),
-        source,
-    })?;
+    let meta = std::fs::metadata(path).map_err(|source| Error::Io { path: path.into(), source })?;
     if meta.is_dir() {
         let has = |f: &str| path.join(f).is_file();
         if has("saved_model.pb") || has("saved_model.pbtxt") || has("saved_model.cpb") {
@@ -39,10 +36,7 @@ pub fn detect(path: &Path) -> Result<ModelKind> {
             path.display()
         )));
     }
-    if path
-        .file_name()
-        .is_some_and(|n| n == "saved_model.pb" || n == "saved_model.cpb")
-    {
+    if path.file_name().is_some_and(|n| n == "saved_model.pb" || n == "saved_model.cpb") {
         return Ok(ModelKind::SavedModel);
     }
     Ok(ModelKind::FrozenGraph)
@@ -57,28 +51,15 @@ pub fn load_graph_def(path: &Path) -> Result<GraphDef> {
             path.display()
         )));
     }
-    let file = File::open(path).map_err(|source| Error::Io {
-        path: path.into(),
-        source,
-    })?;
-    let len = file
-        .metadata()
-        .map_err(|source| Error::Io {
-            path: path.into(),
-            source,
-        })?
-        .len();
+    let file = File::open(path).map_err(|source| Error::Io { path: path.into(), source })?;
+    let len = file.metadata().map_err(|source| Error::Io { path: path.into(), source })?.len();
     if len == 0 {
         return Err(not_a_graph(path, "the file is empty"));
     }
     // SAFETY: the map is read-only and private to this process; a concurrent truncation of the
     // file by another process is the one way this can fault, as with any mmap-based reader.
-    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }.map_err(|source| {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
-    })?;
+    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }
+        .map_err(|source| Error::Io { path: path.into(), source })?;
     let graph = GraphDef::decode(Bytes::from_owner(map))
         .map_err(|e| not_a_graph(path, &format!("protobuf decoding failed: {e}")))?;
     validate(path, &graph)?;
@@ -100,10 +81,7 @@ pub fn inline_library(mut gd: GraphDef) -> Result<GraphDef> {
 }
 
 fn not_a_graph(path: &Path, reason: &str) -> Error {
-    Error::NotAGraphDef {
-        path: path.into(),
-        reason: reason.to_string(),
-    }
+    Error::NotAGraphDef { path: path.into(), reason: reason.to_string() }
 }
 
 /// Bytes that decode as protobuf are not necessarily a GraphDef: reject what TF would reject.
@@ -113,10 +91,7 @@ fn validate(path: &Path, g: &GraphDef) -> Result<()> {
     }
     for (i, n) in g.node.iter().enumerate() {
         if n.name.is_empty() || n.op.is_empty() {
-            return Err(not_a_graph(
-                path,
-                &format!("node #{i} has no name or no op"),
-            ));
+            return Err(not_a_graph(path, &format!("node #{i} has no name or no op")));
         }
     }
     Ok(())

@@ -29,10 +29,7 @@ pub struct Selection {
 
 impl Default for Selection {
     fn default() -> Self {
-        Selection {
-            tags: vec!["serve".into()],
-            signature: "serving_default".into(),
-        }
+        Selection { tags: vec!["serve".into()], signature: "serving_default".into() }
     }
 }
 
@@ -50,8 +47,7 @@ pub fn saved_model_dir(path: &Path) -> PathBuf {
     if path.is_dir() {
         path.to_path_buf()
     } else {
-        path.parent()
-            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+        path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)
     }
 }
 
@@ -67,10 +63,7 @@ fn read_saved_model(dir: &Path) -> Result<SavedModel> {
         };
         return Err(Error::Unsupported(format!("{}: {why}", dir.display())));
     }
-    let bytes = std::fs::read(&pb).map_err(|source| Error::Io {
-        path: pb.clone(),
-        source,
-    })?;
+    let bytes = std::fs::read(&pb).map_err(|source| Error::Io { path: pb.clone(), source })?;
     SavedModel::decode(bytes::Bytes::from(bytes))
         .map_err(|e| Error::msg(format!("{}: not a SavedModel ({e})", pb.display())))
 }
@@ -104,26 +97,14 @@ fn pick_meta_graph<'a>(
 ) -> Result<&'a MetaGraphDef> {
     let want: BTreeSet<&str> = tags.iter().map(String::as_str).collect();
     let tags_of = |mg: &MetaGraphDef| -> BTreeSet<String> {
-        mg.meta_info_def
-            .as_ref()
-            .map(|m| m.tags.iter().cloned().collect())
-            .unwrap_or_default()
+        mg.meta_info_def.as_ref().map(|m| m.tags.iter().cloned().collect()).unwrap_or_default()
     };
     sm.meta_graphs
         .iter()
-        .find(|mg| {
-            tags_of(mg)
-                .iter()
-                .map(String::as_str)
-                .collect::<BTreeSet<_>>()
-                == want
-        })
+        .find(|mg| tags_of(mg).iter().map(String::as_str).collect::<BTreeSet<_>>() == want)
         .ok_or_else(|| {
-            let have: Vec<String> = sm
-                .meta_graphs
-                .iter()
-                .map(|mg| format!("{:?}", tags_of(mg)))
-                .collect();
+            let have: Vec<String> =
+                sm.meta_graphs.iter().map(|mg| format!("{:?}", tags_of(mg))).collect();
             Error::msg(format!(
                 "{}: no MetaGraph with tags {:?} (available: {})",
                 dir.display(),
@@ -182,10 +163,7 @@ fn checkpoint_keys(
             keys.insert(o, a.checkpoint_key.clone());
         }
         for child in &obj.children {
-            let tc = tr
-                .children
-                .iter()
-                .find(|c| c.local_name == child.local_name);
+            let tc = tr.children.iter().find(|c| c.local_name == child.local_name);
             if let Some(tc) = tc
                 && let (Ok(oc), Ok(tc)) =
                     (usize::try_from(child.node_id), usize::try_from(tc.node_id))
@@ -209,10 +187,8 @@ fn argument_order(graph: &GraphDef, call: &NodeDef, sig: &SignatureDef) -> Vec<S
         Some(Value::Func(f)) => f.name.clone(),
         _ => return sorted,
     };
-    let Some(wrapper) = lib
-        .function
-        .iter()
-        .find(|f| f.signature.as_ref().is_some_and(|s| s.name == fname))
+    let Some(wrapper) =
+        lib.function.iter().find(|f| f.signature.as_ref().is_some_and(|s| s.name == fname))
     else {
         return sorted;
     };
@@ -234,11 +210,7 @@ fn argument_order(graph: &GraphDef, call: &NodeDef, sig: &SignatureDef) -> Vec<S
             Some((a.name.as_str(), key.as_str()))
         })
         .collect();
-    for inner in wrapper
-        .node_def
-        .iter()
-        .filter(|n| n.op.ends_with("PartitionedCall"))
-    {
+    for inner in wrapper.node_def.iter().filter(|n| n.op.ends_with("PartitionedCall")) {
         let order: Vec<String> = inner
             .input
             .iter()
@@ -256,33 +228,15 @@ fn const_node(name: &str, t: crate::tensor::Tensor, dtype_code: i32) -> NodeDef 
     let proto = TensorProto {
         dtype: dtype_code,
         tensor_shape: Some(TensorShapeProto {
-            dim: t
-                .shape
-                .iter()
-                .map(|&d| tensor_shape_proto::Dim { size: d as i64 })
-                .collect(),
+            dim: t.shape.iter().map(|&d| tensor_shape_proto::Dim { size: d as i64 }).collect(),
             unknown_rank: false,
         }),
         tensor_content: t.data,
         ..Default::default()
     };
-    let mut n = NodeDef {
-        name: name.to_string(),
-        op: "Const".into(),
-        ..Default::default()
-    };
-    n.attr.insert(
-        "dtype".into(),
-        AttrValue {
-            value: Some(Value::Type(dtype_code)),
-        },
-    );
-    n.attr.insert(
-        "value".into(),
-        AttrValue {
-            value: Some(Value::Tensor(proto)),
-        },
-    );
+    let mut n = NodeDef { name: name.to_string(), op: "Const".into(), ..Default::default() };
+    n.attr.insert("dtype".into(), AttrValue { value: Some(Value::Type(dtype_code)) });
+    n.attr.insert("value".into(), AttrValue { value: Some(Value::Tensor(proto)) });
     n
 }
 
@@ -309,10 +263,7 @@ pub fn load(path: &Path, sel: &Selection) -> Result<Flattened> {
     // Outputs in natural key order, inputs in argument order.
     let mut out_keys: Vec<&String> = sig.outputs.keys().collect();
     out_keys.sort_by(|a, b| natural_cmp(a, b));
-    let outputs: Vec<String> = out_keys
-        .iter()
-        .map(|k| sig.outputs[*k].name.clone())
-        .collect();
+    let outputs: Vec<String> = out_keys.iter().map(|k| sig.outputs[*k].name.clone()).collect();
     let calls: Vec<&NodeDef> = outputs
         .iter()
         .filter_map(|o| parse_tensor_name(o).and_then(|(n, _)| by_name.get(n).copied()))
@@ -337,16 +288,9 @@ pub fn load(path: &Path, sel: &Selection) -> Result<Flattened> {
                 continue;
             };
             let data: Vec<&String> = call.input.iter().filter(|s| !s.starts_with('^')).collect();
-            let first = data
-                .len()
-                .checked_sub(cf.bound_inputs.len())
-                .ok_or_else(|| {
-                    Error::node(
-                        &call.name,
-                        &call.op,
-                        "has fewer inputs than captured values",
-                    )
-                })?;
+            let first = data.len().checked_sub(cf.bound_inputs.len()).ok_or_else(|| {
+                Error::node(&call.name, &call.op, "has fewer inputs than captured values")
+            })?;
             for (input, &obj) in data[first..].iter().zip(&cf.bound_inputs) {
                 let Some((name, _)) = parse_tensor_name(input) else {
                     continue;
@@ -391,10 +335,8 @@ pub fn load(path: &Path, sel: &Selection) -> Result<Flattened> {
 
     // Keep what the signature needs, with variables as constants.
     let mut needed: BTreeSet<&str> = BTreeSet::new();
-    let mut stack: Vec<&str> = outputs
-        .iter()
-        .filter_map(|o| parse_tensor_name(o).map(|t| t.0))
-        .collect();
+    let mut stack: Vec<&str> =
+        outputs.iter().filter_map(|o| parse_tensor_name(o).map(|t| t.0)).collect();
     while let Some(n) = stack.pop() {
         if !needed.insert(n) || replacements.contains_key(n) {
             continue;
@@ -412,12 +354,7 @@ pub fn load(path: &Path, sel: &Selection) -> Result<Flattened> {
         .node
         .iter()
         .filter(|n| needed.contains(n.name.as_str()))
-        .map(|n| {
-            replacements
-                .get(&n.name)
-                .cloned()
-                .unwrap_or_else(|| n.clone())
-        })
+        .map(|n| replacements.get(&n.name).cloned().unwrap_or_else(|| n.clone()))
         .collect();
 
     // Placeholders take the signature's input keys as names (forward's parameter names).
@@ -450,11 +387,7 @@ pub fn load(path: &Path, sel: &Selection) -> Result<Flattened> {
         .collect();
     let inputs: Vec<String> = order.iter().map(|k| rename(&sig.inputs[k].name)).collect();
 
-    let functions = graph
-        .library
-        .as_ref()
-        .map(|l| l.function.as_slice())
-        .unwrap_or_default();
+    let functions = graph.library.as_ref().map(|l| l.function.as_slice()).unwrap_or_default();
     let ops = mg
         .meta_info_def
         .as_ref()
@@ -464,11 +397,7 @@ pub fn load(path: &Path, sel: &Selection) -> Result<Flattened> {
     let lib = Library::new(functions, ops);
     let flat = inline_calls(nodes, &lib)?;
     Ok(Flattened {
-        graph: GraphDef {
-            node: flat,
-            library: None,
-            versions: graph.versions.clone(),
-        },
+        graph: GraphDef { node: flat, library: None, versions: graph.versions.clone() },
         inputs,
         outputs,
     })

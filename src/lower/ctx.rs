@@ -32,43 +32,29 @@ impl<'l, 'a> Ctx<'l, 'a> {
     }
 
     fn input_ref(&self, i: usize) -> OpResult<ValueRef> {
-        self.inputs
-            .get(i)
-            .copied()
-            .ok_or_else(|| format!("expected an input #{i}"))
+        self.inputs.get(i).copied().ok_or_else(|| format!("expected an input #{i}"))
     }
 
     /// Input `i` as a constant, or an error saying it must be one.
     pub fn const_input(&self, i: usize) -> OpResult<&'a Tensor> {
         let v = self.input_ref(i)?;
-        self.low
-            .graph
-            .const_value(v)
-            .ok_or_else(|| format!("input #{i} must be a constant"))
+        self.low.graph.const_value(v).ok_or_else(|| format!("input #{i} must be a constant"))
     }
 
     pub fn is_const(&self, i: usize) -> bool {
-        self.inputs
-            .get(i)
-            .is_some_and(|&v| self.low.graph.const_value(v).is_some())
+        self.inputs.get(i).is_some_and(|&v| self.low.graph.const_value(v).is_some())
     }
 
     /// Integer values of constant input `i`.
     pub fn const_ints(&self, i: usize) -> OpResult<Vec<i64>> {
-        self.const_input(i)?
-            .to_i64()
-            .ok_or_else(|| format!("input #{i} must hold integers"))
+        self.const_input(i)?.to_i64().ok_or_else(|| format!("input #{i} must hold integers"))
     }
 
     /// The partly known value of input `i` (see `ir::Partial`).
     pub fn partial(&self, i: usize) -> Option<&'a crate::ir::Partial> {
         let v = self.inputs.get(i)?;
         let graph: &'a crate::ir::Graph = self.low.graph;
-        if v.port == 0 {
-            graph.node(v.node).partial.as_ref()
-        } else {
-            None
-        }
+        if v.port == 0 { graph.node(v.node).partial.as_ref() } else { None }
     }
 
     /// Which input slot reads `v`, if any.
@@ -77,10 +63,7 @@ impl<'l, 'a> Ctx<'l, 'a> {
     }
 
     pub fn info(&self, i: usize) -> ValueInfo {
-        self.inputs
-            .get(i)
-            .map(|&v| self.low.graph.info(v))
-            .unwrap_or_default()
+        self.inputs.get(i).map(|&v| self.low.graph.info(v)).unwrap_or_default()
     }
 
     pub fn rank(&self, i: usize) -> Option<usize> {
@@ -88,10 +71,7 @@ impl<'l, 'a> Ctx<'l, 'a> {
     }
 
     pub fn out_info(&self, port: usize) -> ValueInfo {
-        self.low.graph.info(ValueRef {
-            node: self.id,
-            port,
-        })
+        self.low.graph.info(ValueRef { node: self.id, port })
     }
 
     /// The layout input `i` currently has (constants are in TF layout).

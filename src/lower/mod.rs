@@ -38,12 +38,7 @@ pub const NHWC_TO_NCHW_AXIS: [usize; 4] = [0, 2, 3, 1];
 pub enum Lowered {
     /// `self.<name> = ctor` in `__init__`; `y = self.<name>(args)` in `forward`.
     /// `params` are the module's state_dict entries relative to it (`weight`, `bias`, ...).
-    Layer {
-        ctor: PyExpr,
-        params: Vec<(&'static str, Weight)>,
-        args: Vec<PyExpr>,
-        layout: Layout,
-    },
+    Layer { ctor: PyExpr, params: Vec<(&'static str, Weight)>, args: Vec<PyExpr>, layout: Layout },
     /// `y = expr`.
     Expr { expr: PyExpr, layout: Layout },
     /// `a, b, ... = expr` for ops with several outputs.
@@ -66,12 +61,7 @@ pub struct Val {
 /// node using that stub has been seen.
 enum BodyItem {
     Line(Vec<String>),
-    StubCall {
-        target: String,
-        function: String,
-        args: Vec<PyExpr>,
-        node: NodeIndex,
-    },
+    StubCall { target: String, function: String, args: Vec<PyExpr>, node: NodeIndex },
 }
 
 /// Counts for the end-of-conversion summary.
@@ -101,11 +91,7 @@ pub struct Lowerer<'a> {
 pub fn lower(graph: &Graph, class_name: &str, source_name: &str) -> Result<(Module, Summary)> {
     let order = graph.topo_order().map_err(|n| {
         let node = graph.node(n);
-        Error::node(
-            &node.name,
-            &node.op,
-            "is part of a cycle (loops are not supported yet)",
-        )
+        Error::node(&node.name, &node.op, "is part of a cycle (loops are not supported yet)")
     })?;
     let mut low = Lowerer {
         graph,
@@ -140,13 +126,7 @@ pub fn lower(graph: &Graph, class_name: &str, source_name: &str) -> Result<(Modu
     for &input in &graph.inputs {
         let name = low.locals.fresh(&graph.node(input.node).name);
         low.module.params.push(name.clone());
-        low.values.insert(
-            input,
-            Val {
-                expr: PyExpr::name(name),
-                layout: Layout::Tf,
-            },
-        );
+        low.values.insert(input, Val { expr: PyExpr::name(name), layout: Layout::Tf });
     }
     for &n in &order {
         let node = graph.node(n);
@@ -171,19 +151,10 @@ fn common_prefix(graph: &Graph, order: &[NodeIndex]) -> Vec<String> {
         let scope = &parts[..parts.len() - 1];
         prefix = Some(match prefix {
             None => scope.to_vec(),
-            Some(p) => p
-                .iter()
-                .zip(scope)
-                .take_while(|(a, b)| a == b)
-                .map(|(a, _)| *a)
-                .collect(),
+            Some(p) => p.iter().zip(scope).take_while(|(a, b)| a == b).map(|(a, _)| *a).collect(),
         });
     }
-    prefix
-        .unwrap_or_default()
-        .into_iter()
-        .map(String::from)
-        .collect()
+    prefix.unwrap_or_default().into_iter().map(String::from).collect()
 }
 
 impl<'a> Lowerer<'a> {
@@ -191,11 +162,8 @@ impl<'a> Lowerer<'a> {
     fn scope_of(&self, n: NodeIndex) -> String {
         let name = &self.graph.node(n).name;
         let parts: Vec<&str> = name.split('/').collect();
-        let rest = if parts.len() > self.prefix.len() {
-            &parts[self.prefix.len()..]
-        } else {
-            &parts[..]
-        };
+        let rest =
+            if parts.len() > self.prefix.len() { &parts[self.prefix.len()..] } else { &parts[..] };
         let scope = rest[0];
         match scope.strip_suffix("_1") {
             Some(s) if self.strip_call_suffix && rest.len() > 1 && !s.is_empty() => s.to_string(),
@@ -253,8 +221,7 @@ impl<'a> Lowerer<'a> {
     }
 
     fn x_is_free(&self) -> bool {
-        self.x_holder
-            .is_none_or(|v| self.remaining.get(&v).copied().unwrap_or(0) == 0)
+        self.x_holder.is_none_or(|v| self.remaining.get(&v).copied().unwrap_or(0) == 0)
     }
 
     /// The Python name for output `v`: `x` when it is used once and `x` is free.
@@ -268,11 +235,7 @@ impl<'a> Lowerer<'a> {
             return "x".into();
         }
         let hint = self.scope_of(v.node);
-        let hint = if v.port > 0 {
-            format!("{hint}_{}", v.port)
-        } else {
-            hint
-        };
+        let hint = if v.port > 0 { format!("{hint}_{}", v.port) } else { hint };
         self.locals.fresh(&hint)
     }
 
@@ -284,8 +247,7 @@ impl<'a> Lowerer<'a> {
     }
 
     fn push_line(&mut self, target: &str, expr: &PyExpr) {
-        self.body
-            .push(BodyItem::Line(format::assignment(8, target, expr)));
+        self.body.push(BodyItem::Line(format::assignment(8, target, expr)));
     }
 
     fn apply(&mut self, n: NodeIndex, lowered: Lowered) -> Result<()> {
@@ -304,65 +266,34 @@ impl<'a> Lowerer<'a> {
                 self.values.insert(out, val);
                 self.remaining.insert(out, 0);
             }
-            Lowered::Layer {
-                ctor,
-                params,
-                args,
-                layout,
-            } => {
+            Lowered::Layer { ctor, params, args, layout } => {
                 let name = self.attr_names.fresh(&self.scope_of(n));
                 for (pname, w) in params {
                     self.module.weights.push((format!("{name}.{pname}"), w));
                 }
-                self.module.layers.push(Layer {
-                    name: name.clone(),
-                    ctor,
-                });
+                self.module.layers.push(Layer { name: name.clone(), ctor });
                 let call = PyExpr::call(&format!("self.{name}"), args);
                 self.consume_inputs(n);
                 let target = self.target_for(out);
                 self.push_line(&target, &call);
-                self.values.insert(
-                    out,
-                    Val {
-                        expr: PyExpr::name(target),
-                        layout,
-                    },
-                );
+                self.values.insert(out, Val { expr: PyExpr::name(target), layout });
             }
             Lowered::Expr { expr, layout } => {
                 self.consume_inputs(n);
                 let target = self.target_for(out);
                 self.push_line(&target, &expr);
-                self.values.insert(
-                    out,
-                    Val {
-                        expr: PyExpr::name(target),
-                        layout,
-                    },
-                );
+                self.values.insert(out, Val { expr: PyExpr::name(target), layout });
             }
             Lowered::Multi { expr, layout } => {
                 self.consume_inputs(n);
                 let count = self.num_outputs(n);
-                let targets: Vec<String> = (0..count)
-                    .map(|p| self.target_for(ValueRef { node: n, port: p }))
-                    .collect();
-                let lhs = if count == 1 {
-                    format!("{},", targets[0])
-                } else {
-                    targets.join(", ")
-                };
+                let targets: Vec<String> =
+                    (0..count).map(|p| self.target_for(ValueRef { node: n, port: p })).collect();
+                let lhs = if count == 1 { format!("{},", targets[0]) } else { targets.join(", ") };
                 self.push_line(&lhs, &expr);
                 for (p, t) in targets.into_iter().enumerate() {
                     let v = ValueRef { node: n, port: p };
-                    self.values.insert(
-                        v,
-                        Val {
-                            expr: PyExpr::name(t),
-                            layout,
-                        },
-                    );
+                    self.values.insert(v, Val { expr: PyExpr::name(t), layout });
                 }
             }
         }
@@ -377,18 +308,12 @@ impl<'a> Lowerer<'a> {
         if let Some(t) = self.graph.const_value(v) {
             let t = t.clone();
             let expr = self.constant(v, &t)?;
-            let val = Val {
-                expr,
-                layout: Layout::Tf,
-            };
+            let val = Val { expr, layout: Layout::Tf };
             self.values.insert(v, val.clone());
             return Ok(val);
         }
         let node = self.graph.node(v.node);
-        Err(format!(
-            "input '{}:{}' ({}) has no value in forward",
-            node.name, v.port, node.op
-        ))
+        Err(format!("input '{}:{}' ({}) has no value in forward", node.name, v.port, node.op))
     }
 
     /// A constant as a Python expression: a literal for scalars, else a registered buffer.
@@ -414,10 +339,8 @@ impl<'a> Lowerer<'a> {
         hint: &str,
         t: crate::tensor::Tensor,
     ) -> std::result::Result<PyExpr, String> {
-        let dtype = t
-            .dtype
-            .torch_name()
-            .ok_or_else(|| format!("constant of dtype {:?}", t.dtype))?;
+        let dtype =
+            t.dtype.torch_name().ok_or_else(|| format!("constant of dtype {:?}", t.dtype))?;
         let name = self.attr_names.fresh(hint);
         self.module.buffers.push(Buffer {
             name: name.clone(),
@@ -452,22 +375,15 @@ impl<'a> Lowerer<'a> {
             Layout::Nchw => &[0, 3, 1, 2],
             Layout::Tf => &[0, 2, 3, 1],
         };
-        let expr = val
-            .expr
-            .clone()
-            .method("permute", perm.iter().map(|&p| PyExpr::int(p)).collect());
+        let expr =
+            val.expr.clone().method("permute", perm.iter().map(|&p| PyExpr::int(p)).collect());
         let last_use = self.remaining.get(&v).copied().unwrap_or(0) <= 1;
         let target = if last_use && (self.x_holder == Some(v) || self.x_is_free()) {
             self.x_holder = Some(v);
             "x".to_string()
         } else {
-            let suffix = if layout == Layout::Nchw {
-                "nchw"
-            } else {
-                "nhwc"
-            };
-            self.locals
-                .fresh(&format!("{}_{suffix}", identifier(&self.scope_of(v.node))))
+            let suffix = if layout == Layout::Nchw { "nchw" } else { "nhwc" };
+            self.locals.fresh(&format!("{}_{suffix}", identifier(&self.scope_of(v.node))))
         };
         self.push_line(&target, &expr);
         let e = PyExpr::name(target);
@@ -487,29 +403,13 @@ impl<'a> Lowerer<'a> {
         let function = self.stubs.register(self.graph, n, reason);
         self.consume_inputs(n);
         let count = self.num_outputs(n);
-        let targets: Vec<String> = (0..count)
-            .map(|p| self.target_for(ValueRef { node: n, port: p }))
-            .collect();
-        let target = if count == 1 {
-            targets[0].clone()
-        } else {
-            targets.join(", ")
-        };
-        self.body.push(BodyItem::StubCall {
-            target,
-            function,
-            args,
-            node: n,
-        });
+        let targets: Vec<String> =
+            (0..count).map(|p| self.target_for(ValueRef { node: n, port: p })).collect();
+        let target = if count == 1 { targets[0].clone() } else { targets.join(", ") };
+        self.body.push(BodyItem::StubCall { target, function, args, node: n });
         for (p, t) in targets.into_iter().enumerate() {
             let v = ValueRef { node: n, port: p };
-            self.values.insert(
-                v,
-                Val {
-                    expr: PyExpr::name(t),
-                    layout: Layout::Tf,
-                },
-            );
+            self.values.insert(v, Val { expr: PyExpr::name(t), layout: Layout::Tf });
         }
         Ok(())
     }
@@ -524,12 +424,7 @@ impl<'a> Lowerer<'a> {
         for item in std::mem::take(&mut self.body) {
             match item {
                 BodyItem::Line(lines) => body.extend(lines),
-                BodyItem::StubCall {
-                    target,
-                    function,
-                    args,
-                    node,
-                } => {
+                BodyItem::StubCall { target, function, args, node } => {
                     let kwargs = stub_kwargs.get(&node).cloned().unwrap_or_default();
                     let call = PyExpr::Call {
                         func: Box::new(PyExpr::name(format!("custom_ops.{function}"))),

@@ -46,9 +46,7 @@ fn attr_literal(v: &Value) -> Option<PyExpr> {
             PyExpr::Tuple(l.f.iter().map(|&f| PyExpr::f32(f)).collect())
         }
         Value::List(l) if !l.s.is_empty() => PyExpr::Tuple(
-            l.s.iter()
-                .map(|s| PyExpr::str_lit(&String::from_utf8_lossy(s)))
-                .collect(),
+            l.s.iter().map(|s| PyExpr::str_lit(&String::from_utf8_lossy(s))).collect(),
         ),
         Value::List(l) => PyExpr::ints(&l.i),
         Value::Shape(s) => PyExpr::ints(&s.dim.iter().map(|d| d.size).collect::<Vec<_>>()),
@@ -67,10 +65,8 @@ fn describe(info: &ValueInfo) -> String {
     let shape = match &info.shape {
         None => "shape unknown".to_string(),
         Some(s) => {
-            let dims: Vec<String> = s
-                .iter()
-                .map(|d| d.map_or("?".to_string(), |x| x.to_string()))
-                .collect();
+            let dims: Vec<String> =
+                s.iter().map(|d| d.map_or("?".to_string(), |x| x.to_string())).collect();
             format!("[{}]", dims.join(", "))
         }
     };
@@ -104,12 +100,7 @@ impl Stubs {
                 continue;
             };
             let same = nodes.iter().all(|&m| {
-                graph
-                    .node(m)
-                    .attrs
-                    .get(name)
-                    .and_then(|a| a.value.as_ref())
-                    .and_then(attr_literal)
+                graph.node(m).attrs.get(name).and_then(|a| a.value.as_ref()).and_then(attr_literal)
                     == Some(lit.clone())
             });
             if same {
@@ -130,10 +121,7 @@ impl Stubs {
                     .iter()
                     .filter(|(k, _)| !shared.contains_key(*k))
                     .filter_map(|(k, v)| {
-                        v.value
-                            .as_ref()
-                            .and_then(attr_literal)
-                            .map(|l| (identifier(k), l))
+                        v.value.as_ref().and_then(attr_literal).map(|l| (identifier(k), l))
                     })
                     .collect();
                 out.insert(n, kw);
@@ -147,18 +135,10 @@ impl Stubs {
         let mut reports = Vec::new();
         for (op, e) in &self.by_op {
             let shared = Self::shared_attrs(graph, &e.nodes);
-            let n_inputs = e
-                .nodes
-                .iter()
-                .map(|&n| graph.inputs(n).len())
-                .max()
-                .unwrap_or(0);
+            let n_inputs = e.nodes.iter().map(|&n| graph.inputs(n).len()).max().unwrap_or(0);
             let mut params: Vec<String> = (0..n_inputs).map(|i| format!("input_{i}")).collect();
-            let mut all_attrs: Vec<String> = e
-                .nodes
-                .iter()
-                .flat_map(|&n| graph.node(n).attrs.keys().cloned())
-                .collect();
+            let mut all_attrs: Vec<String> =
+                e.nodes.iter().flat_map(|&n| graph.node(n).attrs.keys().cloned()).collect();
             all_attrs.sort();
             all_attrs.dedup();
             let kw: Vec<String> = all_attrs
@@ -204,11 +184,8 @@ impl Stubs {
             src.push("    Used by:".into());
             for &n in &e.nodes {
                 let node = graph.node(n);
-                let ins: Vec<String> = graph
-                    .inputs(n)
-                    .iter()
-                    .map(|&v| describe(&graph.info(v)))
-                    .collect();
+                let ins: Vec<String> =
+                    graph.inputs(n).iter().map(|&v| describe(&graph.info(v))).collect();
                 let out = describe(&graph.info(ValueRef { node: n, port: 0 }));
                 src.push(format!(
                     "      - {}: inputs ({}) -> {}",
@@ -231,23 +208,13 @@ impl Stubs {
             src.push("    \"\"\"".into());
             src.push(format!(
                 "    raise NotImplementedError({})",
-                str_literal(&format!(
-                    "custom_ops.py: implement {} (TF op {op})",
-                    e.function
-                ))
+                str_literal(&format!("custom_ops.py: implement {} (TF op {op})", e.function))
             ));
-            stubs.push(Stub {
-                function: e.function.clone(),
-                source: src.join("\n"),
-            });
+            stubs.push(Stub { function: e.function.clone(), source: src.join("\n") });
             reports.push(StubReport {
                 op: op.clone(),
                 function: e.function.clone(),
-                nodes: e
-                    .nodes
-                    .iter()
-                    .map(|&n| graph.node(n).name.clone())
-                    .collect(),
+                nodes: e.nodes.iter().map(|&n| graph.node(n).name.clone()).collect(),
                 reason: e.reasons.join("; "),
             });
         }

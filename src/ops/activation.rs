@@ -22,24 +22,15 @@ pub const OPS: &[OpDef] = &[
 
 fn unary(ctx: &mut Ctx, func: &str) -> OpResult<Lowered> {
     let x = ctx.input(0)?;
-    Ok(Lowered::Expr {
-        expr: PyExpr::call(func, vec![x.expr]),
-        layout: x.layout,
-    })
+    Ok(Lowered::Expr { expr: PyExpr::call(func, vec![x.expr]), layout: x.layout })
 }
 
 fn leaky_relu(ctx: &mut Ctx) -> OpResult<Lowered> {
     // TF's default alpha is 0.2 (and is stripped when equal to it); torch's is 0.01.
-    let alpha = ctx
-        .node()
-        .attr_float_or("alpha", 0.2)
-        .map_err(|e| e.to_string())?;
+    let alpha = ctx.node().attr_float_or("alpha", 0.2).map_err(|e| e.to_string())?;
     let x = ctx.input(0)?;
     let expr = PyExpr::call("F.leaky_relu", vec![x.expr, PyExpr::f32(alpha)]);
-    Ok(Lowered::Expr {
-        expr,
-        layout: x.layout,
-    })
+    Ok(Lowered::Expr { expr, layout: x.layout })
 }
 
 /// TF normalises over the last axis.
@@ -47,16 +38,9 @@ fn softmax(ctx: &mut Ctx, func: &str) -> OpResult<Lowered> {
     let rank = ctx.rank(0).ok_or("input rank must be known")?;
     let x = ctx.input(0)?;
     let last = norm_axis(-1, rank)?;
-    let dim = if rank == 4 {
-        phys_axis(last, x.layout) as i64
-    } else {
-        -1
-    };
+    let dim = if rank == 4 { phys_axis(last, x.layout) as i64 } else { -1 };
     let expr = PyExpr::call_kw(func, vec![x.expr], vec![("dim", PyExpr::int(dim))]);
-    Ok(Lowered::Expr {
-        expr,
-        layout: x.layout,
-    })
+    Ok(Lowered::Expr { expr, layout: x.layout })
 }
 
 #[cfg(test)]
@@ -69,10 +53,7 @@ mod tests {
         let mut g = TestGraph::new();
         let x = g.input("image", &[-1, 4, 4, 3]);
         let w = g.constant("w", weights(&[1, 1, 3, 2]));
-        let pad = [
-            ("strides", ints(&[1, 1, 1, 1])),
-            ("padding", string("VALID")),
-        ];
+        let pad = [("strides", ints(&[1, 1, 1, 1])), ("padding", string("VALID"))];
         let y = g.op("conv", "Conv2D", &[x, w], &pad);
         let y = g.op("act", op, &[y], attrs);
         let v = g.input("vec", &[-1, 5]);
@@ -82,18 +63,12 @@ mod tests {
 
     #[test]
     fn activations() {
-        let all: Vec<String> = [
-            "Relu", "Relu6", "Elu", "Selu", "Sigmoid", "Tanh", "Softplus",
-        ]
-        .iter()
-        .map(|op| {
-            act(op, &[])
-                .lines()
-                .filter(|l| l.contains("act"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        })
-        .collect();
+        let all: Vec<String> = ["Relu", "Relu6", "Elu", "Selu", "Sigmoid", "Tanh", "Softplus"]
+            .iter()
+            .map(|op| {
+                act(op, &[]).lines().filter(|l| l.contains("act")).collect::<Vec<_>>().join("\n")
+            })
+            .collect();
         assert_snapshot!(all.join("\n"), @"
         act2 = F.relu(vec)
         return x, act2
@@ -144,10 +119,7 @@ mod tests {
         let mut g = TestGraph::new();
         let x = g.input("image", &[-1, 4, 4, 3]);
         let w = g.constant("w", weights(&[1, 1, 3, 2]));
-        let pad = [
-            ("strides", ints(&[1, 1, 1, 1])),
-            ("padding", string("VALID")),
-        ];
+        let pad = [("strides", ints(&[1, 1, 1, 1])), ("padding", string("VALID"))];
         let y = g.op("model/stem_conv_1/Conv2D", "Conv2D", &[x, w], &pad);
         let one = g.constant("one", crate::tensor::Tensor::from_f32(vec![], &[1.0]));
         let b = g.op("model/stem_activation_1/mul", "Mul", &[one, y], &[]);

@@ -17,23 +17,13 @@ pub const OPS: &[OpDef] = &[
     op("PadV2", pad).infer(pad_infer),
     op("MirrorPad", pad).infer(pad_infer),
     op("ConcatV2", concat).infer(concat_infer).fold(concat_fold),
-    op("Reshape", reshape)
-        .infer(reshape_infer)
-        .fold(reshape_fold),
-    op("Squeeze", squeeze)
-        .infer(squeeze_infer)
-        .fold(squeeze_fold),
-    op("ExpandDims", expand_dims)
-        .infer(expand_infer)
-        .fold(expand_fold),
-    op("Transpose", transpose)
-        .infer(transpose_infer)
-        .fold(transpose_fold),
+    op("Reshape", reshape).infer(reshape_infer).fold(reshape_fold),
+    op("Squeeze", squeeze).infer(squeeze_infer).fold(squeeze_fold),
+    op("ExpandDims", expand_dims).infer(expand_infer).fold(expand_fold),
+    op("Transpose", transpose).infer(transpose_infer).fold(transpose_fold),
     op("Pack", pack).infer(pack_infer).fold(pack_fold),
     op("Shape", shape_op).infer(shape_infer).fold(shape_fold),
-    op("StridedSlice", strided_slice)
-        .infer(strided_slice_infer)
-        .fold(strided_slice_fold),
+    op("StridedSlice", strided_slice).infer(strided_slice_infer).fold(strided_slice_fold),
     op("Cast", cast).infer(cast_infer).fold(cast_fold),
 ];
 
@@ -44,11 +34,7 @@ fn err<E: ToString>(e: E) -> String {
 fn list(items: Vec<PyExpr>) -> PyExpr {
     PyExpr::Atom(format!(
         "[{}]",
-        items
-            .iter()
-            .map(|e| e.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
+        items.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")
     ))
 }
 
@@ -57,10 +43,7 @@ fn list(items: Vec<PyExpr>) -> PyExpr {
 fn pad_pairs(t: &Tensor, rank: usize) -> OpResult<Vec<(i64, i64)>> {
     let v = t.to_i64().ok_or("paddings must be integers")?;
     if t.shape != [rank, 2] || v.iter().any(|&p| p < 0) {
-        return Err(format!(
-            "paddings of shape {:?} do not fit rank {rank}",
-            t.shape
-        ));
+        return Err(format!("paddings of shape {:?} do not fit rank {rank}", t.shape));
     }
     Ok(v.chunks(2).map(|c| (c[0], c[1])).collect())
 }
@@ -75,19 +58,11 @@ fn pad(ctx: &mut Ctx) -> OpResult<Lowered> {
         "CONSTANT".into()
     };
     let value = if node.op == "PadV2" {
-        Some(
-            ctx.const_input(2)?
-                .scalar_f64()
-                .ok_or("constant_values must be a scalar")?,
-        )
+        Some(ctx.const_input(2)?.scalar_f64().ok_or("constant_values must be a scalar")?)
     } else {
         None
     };
-    let layout = if rank == 4 {
-        ctx.layout(0)?
-    } else {
-        Layout::Tf
-    };
+    let layout = if rank == 4 { ctx.layout(0)? } else { Layout::Tf };
     // Physical pairs, then F.pad's order: last dim first, trailing unpadded dims dropped.
     let mut phys = vec![(0, 0); rank];
     for (a, p) in pairs.iter().enumerate() {
@@ -121,10 +96,7 @@ fn pad(ctx: &mut Ctx) -> OpResult<Lowered> {
         }
         other => return Err(format!("MirrorPad mode {other} is not supported")),
     }
-    Ok(Lowered::Expr {
-        expr: PyExpr::call_kw("F.pad", args, kwargs),
-        layout,
-    })
+    Ok(Lowered::Expr { expr: PyExpr::call_kw("F.pad", args, kwargs), layout })
 }
 
 /// SYMMETRIC mirror padding (edge repeated) has no torch mode: gather along each padded axis
@@ -141,22 +113,13 @@ fn symmetric_pad(
         if (b, a) == (0, 0) {
             continue;
         }
-        let tf_axis = if phys.len() == 4 && layout == Layout::Nchw {
-            [0, 3, 1, 2][d]
-        } else {
-            d
-        };
+        let tf_axis = if phys.len() == 4 && layout == Layout::Nchw { [0, 3, 1, 2][d] } else { d };
         let n = shape[tf_axis].ok_or("padded axis must have a static size")? as i64;
         if b > n || a > n {
-            return Err(format!(
-                "SYMMETRIC padding ({b}, {a}) larger than the axis ({n})"
-            ));
+            return Err(format!("SYMMETRIC padding ({b}, {a}) larger than the axis ({n})"));
         }
         let idx: Vec<i64> = (0..b).rev().chain(0..n).chain((n - a..n).rev()).collect();
-        let buf = ctx.buffer(
-            &format!("pad_index_{d}"),
-            Tensor::from_i64(vec![idx.len()], &idx),
-        )?;
+        let buf = ctx.buffer(&format!("pad_index_{d}"), Tensor::from_i64(vec![idx.len()], &idx))?;
         // Nested calls rather than a method chain: ruff lays these out predictably.
         expr = PyExpr::call("torch.index_select", vec![expr, PyExpr::int(d as i64), buf]);
     }
@@ -167,15 +130,8 @@ fn pad_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let x = inp.infos.first()?;
     let shape = x.shape.as_ref()?;
     let pairs = pad_pairs(inp.consts.get(1).copied().flatten()?, shape.len()).ok()?;
-    let out = shape
-        .iter()
-        .zip(&pairs)
-        .map(|(d, p)| d.map(|d| d + (p.0 + p.1) as usize))
-        .collect();
-    Some(vec![ValueInfo {
-        dtype: x.dtype,
-        shape: Some(out),
-    }])
+    let out = shape.iter().zip(&pairs).map(|(d, p)| d.map(|d| d + (p.0 + p.1) as usize)).collect();
+    Some(vec![ValueInfo { dtype: x.dtype, shape: Some(out) }])
 }
 
 // ---- ConcatV2 ----------------------------------------------------------------------------
@@ -183,10 +139,7 @@ fn pad_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
 fn concat(ctx: &mut Ctx) -> OpResult<Lowered> {
     let n = ctx.num_inputs() - 1;
     let rank = ctx.rank(0).ok_or("input rank must be known")?;
-    let axis = norm_axis(
-        *ctx.const_ints(n)?.first().ok_or("axis must be a scalar")?,
-        rank,
-    )?;
+    let axis = norm_axis(*ctx.const_ints(n)?.first().ok_or("axis must be a scalar")?, rank)?;
     let mut layout = Layout::Tf;
     if rank == 4 {
         for i in 0..n {
@@ -195,19 +148,9 @@ fn concat(ctx: &mut Ctx) -> OpResult<Lowered> {
             }
         }
     }
-    let items = (0..n)
-        .map(|i| ctx.input_in(i, layout))
-        .collect::<OpResult<Vec<_>>>()?;
-    let dim = if rank == 4 {
-        phys_axis(axis, layout)
-    } else {
-        axis
-    } as i64;
-    let expr = PyExpr::call_kw(
-        "torch.cat",
-        vec![list(items)],
-        vec![("dim", PyExpr::int(dim))],
-    );
+    let items = (0..n).map(|i| ctx.input_in(i, layout)).collect::<OpResult<Vec<_>>>()?;
+    let dim = if rank == 4 { phys_axis(axis, layout) } else { axis } as i64;
+    let expr = PyExpr::call_kw("torch.cat", vec![list(items)], vec![("dim", PyExpr::int(dim))]);
     Ok(Lowered::Expr { expr, layout })
 }
 
@@ -231,10 +174,7 @@ fn concat_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
         }
     }
     out[axis] = total;
-    Some(vec![ValueInfo {
-        dtype: first.dtype,
-        shape: Some(out),
-    }])
+    Some(vec![ValueInfo { dtype: first.dtype, shape: Some(out) }])
 }
 
 /// Folds 1-D concatenations of (partly) known integer vectors, and constant concats.
@@ -246,9 +186,7 @@ fn concat_fold(inp: &OpInputs) -> Option<Folded> {
         let rank = ts[0].rank();
         let axis = norm_axis(*inp.const_ints(n)?.first()?, rank).ok()?;
         if axis != 0
-            || ts
-                .iter()
-                .any(|t| t.dtype != ts[0].dtype || t.shape[1..] != ts[0].shape[1..])
+            || ts.iter().any(|t| t.dtype != ts[0].dtype || t.shape[1..] != ts[0].shape[1..])
         {
             return None;
         }
@@ -258,30 +196,20 @@ fn concat_fold(inp: &OpInputs) -> Option<Folded> {
         for t in &ts {
             data.extend_from_slice(&t.data);
         }
-        return Some(Folded::Tensor(Tensor {
-            dtype: ts[0].dtype,
-            shape,
-            data: data.into(),
-        }));
+        return Some(Folded::Tensor(Tensor { dtype: ts[0].dtype, shape, data: data.into() }));
     }
     let mut values = Vec::new();
     for i in 0..n {
         values.extend(inp.dims(i)?);
     }
-    Some(Folded::Partial(Partial {
-        scalar: false,
-        values,
-    }))
+    Some(Folded::Partial(Partial { scalar: false, values }))
 }
 
 // ---- Reshape -------------------------------------------------------------------------------
 
 /// The target shape with at most one `-1`: an unknown entry (dynamic batch) becomes `-1`.
 fn reshape_target(inp_target: Vec<Option<i64>>) -> OpResult<Vec<i64>> {
-    let unknown = inp_target
-        .iter()
-        .filter(|d| d.is_none() || **d == Some(-1))
-        .count();
+    let unknown = inp_target.iter().filter(|d| d.is_none() || **d == Some(-1)).count();
     if unknown > 1 {
         return Err("reshape target has more than one unknown dimension".into());
     }
@@ -296,25 +224,17 @@ fn reshape_symbolic(ctx: &mut Ctx, p: &Partial) -> OpResult<Lowered> {
         args.push(match *d {
             Dim::Known(v) => PyExpr::int(v),
             Dim::Of(v, axis) => {
-                let slot = ctx
-                    .slot_of(v)
-                    .ok_or("a run-time reshape size has no source")?;
+                let slot = ctx.slot_of(v).ok_or("a run-time reshape size has no source")?;
                 let val = ctx.input(slot)?;
-                let axis = if ctx.rank(slot) == Some(4) {
-                    phys_axis(axis, val.layout)
-                } else {
-                    axis
-                };
+                let axis =
+                    if ctx.rank(slot) == Some(4) { phys_axis(axis, val.layout) } else { axis };
                 val.expr.attr("shape").index(axis.to_string())
             }
             Dim::Unknown => return Err("reshape target is computed at run time".into()),
         });
     }
     let x = ctx.input_tf(0)?;
-    Ok(Lowered::Expr {
-        expr: x.method("reshape", args),
-        layout: Layout::Tf,
-    })
+    Ok(Lowered::Expr { expr: x.method("reshape", args), layout: Layout::Tf })
 }
 
 fn reshape(ctx: &mut Ctx) -> OpResult<Lowered> {
@@ -322,12 +242,7 @@ fn reshape(ctx: &mut Ctx) -> OpResult<Lowered> {
         return reshape_symbolic(ctx, p);
     }
     let target = match ctx.const_input(1) {
-        Ok(t) => t
-            .to_i64()
-            .ok_or("shape must be integers")?
-            .into_iter()
-            .map(Some)
-            .collect(),
+        Ok(t) => t.to_i64().ok_or("shape must be integers")?.into_iter().map(Some).collect(),
         Err(_) => {
             let info = ctx.out_info(0);
             let shape = info.shape.ok_or("reshape target is computed at run time")?;
@@ -354,14 +269,8 @@ fn reshape_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let x = inp.infos.first()?;
     let target = inp.ints(1)?;
     let numel: Option<usize> = x.shape.as_ref().and_then(|s| s.iter().copied().product());
-    let known: i64 = target
-        .iter()
-        .filter_map(|d| d.filter(|&d| d >= 0))
-        .product();
-    let unknown = target
-        .iter()
-        .filter(|d| d.is_none() || **d == Some(-1))
-        .count();
+    let known: i64 = target.iter().filter_map(|d| d.filter(|&d| d >= 0)).product();
+    let unknown = target.iter().filter(|d| d.is_none() || **d == Some(-1)).count();
     let shape = target
         .iter()
         .map(|d| match d {
@@ -370,10 +279,7 @@ fn reshape_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
             _ => None,
         })
         .collect();
-    Some(vec![ValueInfo {
-        dtype: x.dtype,
-        shape: Some(shape),
-    }])
+    Some(vec![ValueInfo { dtype: x.dtype, shape: Some(shape) }])
 }
 
 fn reshape_fold(inp: &OpInputs) -> Option<Folded> {
@@ -412,10 +318,7 @@ fn squeeze_axes(node: &Node, shape: &[Option<usize>]) -> OpResult<Vec<usize>> {
             .map(|(i, _)| i)
             .collect());
     }
-    let mut v = dims
-        .iter()
-        .map(|&a| norm_axis(a, shape.len()))
-        .collect::<OpResult<Vec<_>>>()?;
+    let mut v = dims.iter().map(|&a| norm_axis(a, shape.len())).collect::<OpResult<Vec<_>>>()?;
     v.sort_unstable();
     v.dedup();
     Ok(v)
@@ -427,16 +330,10 @@ fn squeeze(ctx: &mut Ctx) -> OpResult<Lowered> {
     if axes.is_empty() {
         return Ok(Lowered::Alias(0));
     }
-    let mut layout = if shape.len() == 4 {
-        ctx.layout(0)?
-    } else {
-        Layout::Tf
-    };
+    let mut layout = if shape.len() == 4 { ctx.layout(0)? } else { Layout::Tf };
     if layout == Layout::Nchw {
-        let kept: Vec<usize> = (0..4)
-            .filter(|a| !axes.contains(a))
-            .map(|a| phys_axis(a, layout))
-            .collect();
+        let kept: Vec<usize> =
+            (0..4).filter(|a| !axes.contains(a)).map(|a| phys_axis(a, layout)).collect();
         if !kept.windows(2).all(|w| w[0] < w[1]) {
             layout = Layout::Tf;
         }
@@ -444,44 +341,25 @@ fn squeeze(ctx: &mut Ctx) -> OpResult<Lowered> {
     let x = ctx.input_in(0, layout)?;
     let mut dims: Vec<i64> = axes.iter().map(|&a| phys_axis(a, layout) as i64).collect();
     dims.sort_unstable();
-    let dim = if dims.len() == 1 {
-        PyExpr::int(dims[0])
-    } else {
-        PyExpr::ints(&dims)
-    };
-    Ok(Lowered::Expr {
-        expr: x.method("squeeze", vec![dim]),
-        layout: Layout::Tf,
-    })
+    let dim = if dims.len() == 1 { PyExpr::int(dims[0]) } else { PyExpr::ints(&dims) };
+    Ok(Lowered::Expr { expr: x.method("squeeze", vec![dim]), layout: Layout::Tf })
 }
 
 fn squeeze_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let x = inp.infos.first()?;
     let shape = x.shape.as_ref()?;
     let axes = squeeze_axes(inp.node, shape).ok()?;
-    let out = shape
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !axes.contains(i))
-        .map(|(_, d)| *d)
-        .collect();
-    Some(vec![ValueInfo {
-        dtype: x.dtype,
-        shape: Some(out),
-    }])
+    let out =
+        shape.iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, d)| *d).collect();
+    Some(vec![ValueInfo { dtype: x.dtype, shape: Some(out) }])
 }
 
 fn squeeze_fold(inp: &OpInputs) -> Option<Folded> {
     let t = inp.consts.first().copied().flatten()?;
     let shape: Vec<Option<usize>> = t.shape.iter().map(|&d| Some(d)).collect();
     let axes = squeeze_axes(inp.node, &shape).ok()?;
-    let out = t
-        .shape
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !axes.contains(i))
-        .map(|(_, d)| *d)
-        .collect();
+    let out =
+        t.shape.iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, d)| *d).collect();
     Some(Folded::Tensor(t.reshaped(out)))
 }
 
@@ -491,10 +369,7 @@ fn expand_axis(inp_rank: usize, dim: i64) -> OpResult<usize> {
 
 fn expand_dims(ctx: &mut Ctx) -> OpResult<Lowered> {
     let rank = ctx.rank(0).ok_or("input rank must be known")?;
-    let d = expand_axis(
-        rank,
-        *ctx.const_ints(1)?.first().ok_or("dim must be a scalar")?,
-    )?;
+    let d = expand_axis(rank, *ctx.const_ints(1)?.first().ok_or("dim must be a scalar")?)?;
     let x = ctx.input_tf(0)?;
     Ok(Lowered::Expr {
         expr: x.method("unsqueeze", vec![PyExpr::int(d as i64)]),
@@ -507,10 +382,7 @@ fn expand_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let mut shape = x.shape.clone()?;
     let d = expand_axis(shape.len(), *inp.const_ints(1)?.first()?).ok()?;
     shape.insert(d, Some(1));
-    Some(vec![ValueInfo {
-        dtype: x.dtype,
-        shape: Some(shape),
-    }])
+    Some(vec![ValueInfo { dtype: x.dtype, shape: Some(shape) }])
 }
 
 fn expand_fold(inp: &OpInputs) -> Option<Folded> {
@@ -524,10 +396,7 @@ fn expand_fold(inp: &OpInputs) -> Option<Folded> {
 // ---- Transpose -------------------------------------------------------------------------------
 
 fn perm_of(v: Vec<i64>, rank: usize) -> OpResult<Vec<usize>> {
-    let p = v
-        .iter()
-        .map(|&a| norm_axis(a, rank))
-        .collect::<OpResult<Vec<_>>>()?;
+    let p = v.iter().map(|&a| norm_axis(a, rank)).collect::<OpResult<Vec<_>>>()?;
     let mut sorted = p.clone();
     sorted.sort_unstable();
     if sorted != (0..rank).collect::<Vec<_>>() {
@@ -539,17 +408,11 @@ fn perm_of(v: Vec<i64>, rank: usize) -> OpResult<Vec<usize>> {
 fn transpose(ctx: &mut Ctx) -> OpResult<Lowered> {
     let rank = ctx.rank(0).ok_or("input rank must be known")?;
     let perm = perm_of(ctx.const_ints(1)?, rank)?;
-    let layout = if rank == 4 {
-        ctx.layout(0)?
-    } else {
-        Layout::Tf
-    };
+    let layout = if rank == 4 { ctx.layout(0)? } else { Layout::Tf };
     let x = ctx.input_in(0, layout)?;
     // Compose with the layout so that an NCHW input needs one permute, not two.
-    let phys: Vec<i64> = perm
-        .iter()
-        .map(|&p| if rank == 4 { phys_axis(p, layout) } else { p } as i64)
-        .collect();
+    let phys: Vec<i64> =
+        perm.iter().map(|&p| if rank == 4 { phys_axis(p, layout) } else { p } as i64).collect();
     if phys.iter().enumerate().all(|(i, &p)| i as i64 == p) {
         return Ok(Lowered::Relabel(0, Layout::Tf));
     }
@@ -563,10 +426,7 @@ fn transpose_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let x = inp.infos.first()?;
     let shape = x.shape.as_ref()?;
     let perm = perm_of(inp.const_ints(1)?, shape.len()).ok()?;
-    Some(vec![ValueInfo {
-        dtype: x.dtype,
-        shape: Some(perm.iter().map(|&p| shape[p]).collect()),
-    }])
+    Some(vec![ValueInfo { dtype: x.dtype, shape: Some(perm.iter().map(|&p| shape[p]).collect()) }])
 }
 
 fn transpose_fold(inp: &OpInputs) -> Option<Folded> {
@@ -581,18 +441,10 @@ fn pack(ctx: &mut Ctx) -> OpResult<Lowered> {
     let n = ctx.num_inputs();
     let rank = ctx.rank(0).ok_or("input rank must be known")?;
     let axis = norm_axis(ctx.node().attr_int_or("axis", 0).map_err(err)?, rank + 1)?;
-    let items = (0..n)
-        .map(|i| ctx.input_tf(i))
-        .collect::<OpResult<Vec<_>>>()?;
-    let expr = PyExpr::call_kw(
-        "torch.stack",
-        vec![list(items)],
-        vec![("dim", PyExpr::int(axis as i64))],
-    );
-    Ok(Lowered::Expr {
-        expr,
-        layout: Layout::Tf,
-    })
+    let items = (0..n).map(|i| ctx.input_tf(i)).collect::<OpResult<Vec<_>>>()?;
+    let expr =
+        PyExpr::call_kw("torch.stack", vec![list(items)], vec![("dim", PyExpr::int(axis as i64))]);
+    Ok(Lowered::Expr { expr, layout: Layout::Tf })
 }
 
 fn pack_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
@@ -600,10 +452,7 @@ fn pack_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let mut shape = first.shape.clone()?;
     let axis = norm_axis(inp.node.attr_int_or("axis", 0).ok()?, shape.len() + 1).ok()?;
     shape.insert(axis, Some(inp.infos.len()));
-    Some(vec![ValueInfo {
-        dtype: first.dtype,
-        shape: Some(shape),
-    }])
+    Some(vec![ValueInfo { dtype: first.dtype, shape: Some(shape) }])
 }
 
 /// Packs scalars into a vector (shape arithmetic), known or partly known.
@@ -633,10 +482,7 @@ fn shape_op(ctx: &mut Ctx) -> OpResult<Lowered> {
         vec![x.attr("shape")],
         vec![("dtype", PyExpr::name(format!("torch.{dtype}")))],
     );
-    Ok(Lowered::Expr {
-        expr,
-        layout: Layout::Tf,
-    })
+    Ok(Lowered::Expr { expr, layout: Layout::Tf })
 }
 
 fn shape_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
@@ -711,9 +557,8 @@ fn slice_spec(
         }
     }
     let consumed = entries.iter().filter(|e| **e != Index::NewAxis).count();
-    let fill = rank
-        .checked_sub(consumed)
-        .ok_or("slice has more entries than the input has axes")?;
+    let fill =
+        rank.checked_sub(consumed).ok_or("slice has more entries than the input has axes")?;
     let at = ellipsis_at.unwrap_or(entries.len());
     entries.splice(at..at, std::iter::repeat_n(Index::Full, fill));
     Ok(entries)
@@ -724,19 +569,14 @@ fn slice_indices(n: i64, b: Option<i64>, e: Option<i64>, s: i64) -> Vec<i64> {
     let norm = |v: i64, lo: i64, hi: i64| if v < 0 { (v + n).max(lo) } else { v.min(hi) };
     let mut out = Vec::new();
     if s > 0 {
-        let (mut i, e) = (
-            b.map_or(0, |b| norm(b, 0, n)),
-            e.map_or(n, |e| norm(e, 0, n)),
-        );
+        let (mut i, e) = (b.map_or(0, |b| norm(b, 0, n)), e.map_or(n, |e| norm(e, 0, n)));
         while i < e {
             out.push(i);
             i += s;
         }
     } else {
-        let (mut i, e) = (
-            b.map_or(n - 1, |b| norm(b, -1, n - 1)),
-            e.map_or(-1, |e| norm(e, -1, n - 1)),
-        );
+        let (mut i, e) =
+            (b.map_or(n - 1, |b| norm(b, -1, n - 1)), e.map_or(-1, |e| norm(e, -1, n - 1)));
         while i > e {
             out.push(i);
             i += s;
@@ -782,10 +622,7 @@ fn strided_slice(ctx: &mut Ctx) -> OpResult<Lowered> {
     if parts.is_empty() {
         return Ok(Lowered::Alias(0));
     }
-    Ok(Lowered::Expr {
-        expr: x.index(parts.join(", ")),
-        layout: Layout::Tf,
-    })
+    Ok(Lowered::Expr { expr: x.index(parts.join(", ")), layout: Layout::Tf })
 }
 
 fn strided_slice_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
@@ -809,10 +646,7 @@ fn strided_slice_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
             }
         }
     }
-    Some(vec![ValueInfo {
-        dtype: x.dtype,
-        shape: Some(out),
-    }])
+    Some(vec![ValueInfo { dtype: x.dtype, shape: Some(out) }])
 }
 
 /// Folds slices of 1-D (partly) known integer vectors: the shape arithmetic of TF graphs.
@@ -830,13 +664,9 @@ fn strided_slice_fold(inp: &OpInputs) -> Option<Folded> {
             (vec![*values.get(usize::try_from(i).ok()?)?], true)
         }
         Index::Full => (values.clone(), false),
-        Index::Range(b, e, s) => (
-            slice_indices(n, *b, *e, *s)
-                .into_iter()
-                .map(|i| values[i as usize])
-                .collect(),
-            false,
-        ),
+        Index::Range(b, e, s) => {
+            (slice_indices(n, *b, *e, *s).into_iter().map(|i| values[i as usize]).collect(), false)
+        }
         Index::NewAxis => return None,
     };
     if spec.contains(&Index::NewAxis) {
@@ -863,21 +693,13 @@ fn cast(ctx: &mut Ctx) -> OpResult<Lowered> {
     let dst = ctx.node().attr_type("DstT").map_err(err)?;
     let name = dst.torch_name().ok_or_else(|| format!("cast to {dst:?}"))?;
     let x = ctx.input(0)?;
-    let expr = x
-        .expr
-        .method("to", vec![PyExpr::name(format!("torch.{name}"))]);
-    Ok(Lowered::Expr {
-        expr,
-        layout: x.layout,
-    })
+    let expr = x.expr.method("to", vec![PyExpr::name(format!("torch.{name}"))]);
+    Ok(Lowered::Expr { expr, layout: x.layout })
 }
 
 fn cast_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let x = inp.infos.first()?;
-    Some(vec![ValueInfo {
-        dtype: inp.node.attr_type("DstT").ok(),
-        shape: x.shape.clone(),
-    }])
+    Some(vec![ValueInfo { dtype: inp.node.attr_type("DstT").ok(), shape: x.shape.clone() }])
 }
 
 fn cast_fold(inp: &OpInputs) -> Option<Folded> {
@@ -919,17 +741,10 @@ mod snapshots {
         let mut g = TestGraph::new();
         let x = g.input("image", &[-1, 4, 5, 3]);
         let w = g.constant("w", weights(&[1, 1, 3, 2]));
-        let pad = [
-            ("strides", ints(&[1, 1, 1, 1])),
-            ("padding", string("VALID")),
-        ];
+        let pad = [("strides", ints(&[1, 1, 1, 1])), ("padding", string("VALID"))];
         let y = g.op("conv", "Conv2D", &[x, w], &pad);
         let z = f(&mut g, y);
-        g.lower(&[z])
-            .split("---\n")
-            .nth(1)
-            .unwrap_or_default()
-            .to_string()
+        g.lower(&[z]).split("---\n").nth(1).unwrap_or_default().to_string()
     }
 
     #[test]

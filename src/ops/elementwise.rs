@@ -11,18 +11,10 @@ use crate::py::PyExpr;
 use crate::tensor::{Tensor, Values};
 
 pub const OPS: &[OpDef] = &[
-    op("Add", |c| binary(c, Bin::Add))
-        .infer(broadcast_infer)
-        .fold(|i| fold_binary(i, Bin::Add)),
-    op("AddV2", |c| binary(c, Bin::Add))
-        .infer(broadcast_infer)
-        .fold(|i| fold_binary(i, Bin::Add)),
-    op("Sub", |c| binary(c, Bin::Sub))
-        .infer(broadcast_infer)
-        .fold(|i| fold_binary(i, Bin::Sub)),
-    op("Mul", |c| binary(c, Bin::Mul))
-        .infer(broadcast_infer)
-        .fold(|i| fold_binary(i, Bin::Mul)),
+    op("Add", |c| binary(c, Bin::Add)).infer(broadcast_infer).fold(|i| fold_binary(i, Bin::Add)),
+    op("AddV2", |c| binary(c, Bin::Add)).infer(broadcast_infer).fold(|i| fold_binary(i, Bin::Add)),
+    op("Sub", |c| binary(c, Bin::Sub)).infer(broadcast_infer).fold(|i| fold_binary(i, Bin::Sub)),
+    op("Mul", |c| binary(c, Bin::Mul)).infer(broadcast_infer).fold(|i| fold_binary(i, Bin::Mul)),
     op("RealDiv", |c| binary(c, Bin::Div))
         .infer(broadcast_infer)
         .fold(|i| fold_binary(i, Bin::Div)),
@@ -35,27 +27,13 @@ pub const OPS: &[OpDef] = &[
     op("SquaredDifference", |c| binary(c, Bin::SqDiff))
         .infer(broadcast_infer)
         .fold(|i| fold_binary(i, Bin::SqDiff)),
-    op("Rsqrt", |c| unary(c, Un::Rsqrt))
-        .infer(same_as_input)
-        .fold(|i| fold_unary(i, Un::Rsqrt)),
-    op("Sqrt", |c| unary(c, Un::Sqrt))
-        .infer(same_as_input)
-        .fold(|i| fold_unary(i, Un::Sqrt)),
-    op("Square", |c| unary(c, Un::Square))
-        .infer(same_as_input)
-        .fold(|i| fold_unary(i, Un::Square)),
-    op("Exp", |c| unary(c, Un::Exp))
-        .infer(same_as_input)
-        .fold(|i| fold_unary(i, Un::Exp)),
-    op("Log", |c| unary(c, Un::Log))
-        .infer(same_as_input)
-        .fold(|i| fold_unary(i, Un::Log)),
-    op("Neg", |c| unary(c, Un::Neg))
-        .infer(same_as_input)
-        .fold(|i| fold_unary(i, Un::Neg)),
-    op("Abs", |c| unary(c, Un::Abs))
-        .infer(same_as_input)
-        .fold(|i| fold_unary(i, Un::Abs)),
+    op("Rsqrt", |c| unary(c, Un::Rsqrt)).infer(same_as_input).fold(|i| fold_unary(i, Un::Rsqrt)),
+    op("Sqrt", |c| unary(c, Un::Sqrt)).infer(same_as_input).fold(|i| fold_unary(i, Un::Sqrt)),
+    op("Square", |c| unary(c, Un::Square)).infer(same_as_input).fold(|i| fold_unary(i, Un::Square)),
+    op("Exp", |c| unary(c, Un::Exp)).infer(same_as_input).fold(|i| fold_unary(i, Un::Exp)),
+    op("Log", |c| unary(c, Un::Log)).infer(same_as_input).fold(|i| fold_unary(i, Un::Log)),
+    op("Neg", |c| unary(c, Un::Neg)).infer(same_as_input).fold(|i| fold_unary(i, Un::Neg)),
+    op("Abs", |c| unary(c, Un::Abs)).infer(same_as_input).fold(|i| fold_unary(i, Un::Abs)),
     op("Reciprocal", |c| unary(c, Un::Recip))
         .infer(same_as_input)
         .fold(|i| fold_unary(i, Un::Recip)),
@@ -175,10 +153,7 @@ fn unary(ctx: &mut Ctx, op: Un) -> OpResult<Lowered> {
         Un::Abs => PyExpr::call("torch.abs", vec![e]),
         Un::Recip => PyExpr::call("torch.reciprocal", vec![e]),
     };
-    Ok(Lowered::Expr {
-        expr,
-        layout: x.layout,
-    })
+    Ok(Lowered::Expr { expr, layout: x.layout })
 }
 
 /// Numpy broadcasting of `a` and `b` element by element.
@@ -190,9 +165,8 @@ fn broadcast_apply<T: Copy, R>(
     f: impl Fn(T, T) -> R,
 ) -> Option<(Vec<usize>, Vec<R>)> {
     let to_opt = |s: &[usize]| Some(s.iter().map(|&d| Some(d)).collect::<Vec<_>>());
-    let out: Vec<usize> = broadcast(&to_opt(sa), &to_opt(sb))?
-        .into_iter()
-        .collect::<Option<_>>()?;
+    let out: Vec<usize> =
+        broadcast(&to_opt(sa), &to_opt(sb))?.into_iter().collect::<Option<_>>()?;
     let n = out.len();
     let strides = |s: &[usize]| -> Vec<usize> {
         let mut st = vec![0; n];
@@ -305,11 +279,7 @@ fn fold_binary(inp: &OpInputs, op: Bin) -> Option<Folded> {
     let (shape, values) = match (a.values()?, b.values()?) {
         (Values::F(x), Values::F(y)) => {
             let (shape, v) = broadcast_apply(&a.shape, &x, &b.shape, &y, |p, q| {
-                if f32_math {
-                    f64::from(bin(op, p as f32, q as f32))
-                } else {
-                    bin(op, p, q)
-                }
+                if f32_math { f64::from(bin(op, p as f32, q as f32)) } else { bin(op, p, q) }
             })?;
             (shape, Values::F(v))
         }
@@ -337,13 +307,7 @@ fn fold_unary(inp: &OpInputs, op: Un) -> Option<Folded> {
     let v = match a.values()? {
         Values::F(x) => Values::F(
             x.into_iter()
-                .map(|p| {
-                    if f32_math {
-                        f64::from(un(op, p as f32))
-                    } else {
-                        un(op, p)
-                    }
-                })
+                .map(|p| if f32_math { f64::from(un(op, p as f32)) } else { un(op, p) })
                 .collect(),
         ),
         Values::I(x) => {
@@ -370,10 +334,7 @@ mod tests {
         let mut g = TestGraph::new();
         let x = g.input("image", &[-1, 4, 4, 3]);
         let w = g.constant("w", weights(&[1, 1, 3, 2]));
-        let pad = [
-            ("strides", ints(&[1, 1, 1, 1])),
-            ("padding", string("VALID")),
-        ];
+        let pad = [("strides", ints(&[1, 1, 1, 1])), ("padding", string("VALID"))];
         let y = g.op("conv", "Conv2D", &[x, w], &pad);
         let c = g.constant("c", weights(shape));
         let ins = if swap { [c, y] } else { [y, c] };
@@ -472,10 +433,7 @@ mod tests {
         let mut g = TestGraph::new();
         let x = g.input("image", &[-1, 4, 4, 2]);
         let w = g.constant("w", weights(&[1, 1, 2, 2]));
-        let pad = [
-            ("strides", ints(&[1, 1, 1, 1])),
-            ("padding", string("VALID")),
-        ];
+        let pad = [("strides", ints(&[1, 1, 1, 1])), ("padding", string("VALID"))];
         let y = g.op("conv", "Conv2D", &[x, w], &pad);
         let v = g.input("vec", &[-1, 2]);
         let z = g.op("out", "AddV2", &[y, v], &[]);
@@ -493,24 +451,16 @@ mod tests {
 
     #[test]
     fn unary_ops() {
-        let all: Vec<String> = [
-            "Rsqrt",
-            "Sqrt",
-            "Square",
-            "Exp",
-            "Log",
-            "Neg",
-            "Abs",
-            "Reciprocal",
-        ]
-        .iter()
-        .map(|op| {
-            let mut g = TestGraph::new();
-            let x = g.input("v", &[-1, 3]);
-            let y = g.op("u", op, &[x], &[]);
-            g.lower(&[y]).lines().nth(1).unwrap_or_default().to_string()
-        })
-        .collect();
+        let all: Vec<String> =
+            ["Rsqrt", "Sqrt", "Square", "Exp", "Log", "Neg", "Abs", "Reciprocal"]
+                .iter()
+                .map(|op| {
+                    let mut g = TestGraph::new();
+                    let x = g.input("v", &[-1, 3]);
+                    let y = g.op("u", op, &[x], &[]);
+                    g.lower(&[y]).lines().nth(1).unwrap_or_default().to_string()
+                })
+                .collect();
         assert_snapshot!(all.join("\n"), @"
         x = torch.rsqrt(v)
         x = torch.sqrt(v)

@@ -49,19 +49,11 @@ impl OpInputs<'_> {
         if let Some(t) = self.consts.get(i).copied().flatten() {
             return t.to_i64().map(|v| v.into_iter().map(Dim::Known).collect());
         }
-        self.partials
-            .get(i)
-            .copied()
-            .flatten()
-            .map(|p| p.values.clone())
+        self.partials.get(i).copied().flatten().map(|p| p.values.clone())
     }
 
     pub fn const_ints(&self, i: usize) -> Option<Vec<i64>> {
-        self.consts
-            .get(i)
-            .copied()
-            .flatten()
-            .and_then(|t| t.to_i64())
+        self.consts.get(i).copied().flatten().and_then(|t| t.to_i64())
     }
 }
 
@@ -80,12 +72,7 @@ pub struct OpDef {
 
 /// A registry row.
 pub const fn op(name: &'static str, lower: LowerFn) -> OpDef {
-    OpDef {
-        name,
-        lower,
-        infer: None,
-        fold: None,
-    }
+    OpDef { name, lower, infer: None, fold: None }
 }
 
 impl OpDef {
@@ -100,29 +87,17 @@ impl OpDef {
     }
 }
 
-const FAMILIES: &[&[OpDef]] = &[
-    nn::OPS,
-    activation::OPS,
-    elementwise::OPS,
-    reduce::OPS,
-    array::OPS,
-];
+const FAMILIES: &[&[OpDef]] =
+    &[nn::OPS, activation::OPS, elementwise::OPS, reduce::OPS, array::OPS];
 
 /// The row for a TF op, if we translate it.
 pub fn lookup(op: &str) -> Option<&'static OpDef> {
-    FAMILIES
-        .iter()
-        .flat_map(|f| f.iter())
-        .find(|d| d.name == op)
+    FAMILIES.iter().flat_map(|f| f.iter()).find(|d| d.name == op)
 }
 
 /// Every supported op name, sorted (for `inspect` and docs).
 pub fn supported() -> Vec<&'static str> {
-    let mut v: Vec<&str> = FAMILIES
-        .iter()
-        .flat_map(|f| f.iter())
-        .map(|d| d.name)
-        .collect();
+    let mut v: Vec<&str> = FAMILIES.iter().flat_map(|f| f.iter()).map(|d| d.name).collect();
     v.sort_unstable();
     v
 }

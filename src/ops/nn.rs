@@ -25,11 +25,7 @@ pub const OPS: &[OpDef] = &[
 
 /// `3` for a square pair, `(3, 5)` otherwise.
 fn pair(p: (i64, i64)) -> PyExpr {
-    if p.0 == p.1 {
-        PyExpr::int(p.0)
-    } else {
-        PyExpr::ints(&[p.0, p.1])
-    }
+    if p.0 == p.1 { PyExpr::int(p.0) } else { PyExpr::ints(&[p.0, p.1]) }
 }
 
 /// `F.pad` arguments for asymmetric `[top, bottom, left, right]` pads, or the symmetric
@@ -40,11 +36,7 @@ enum Pads {
 }
 
 fn classify(p: [i64; 4]) -> Pads {
-    if p[0] == p[1] && p[2] == p[3] {
-        Pads::Symmetric((p[0], p[2]))
-    } else {
-        Pads::Explicit(p)
-    }
+    if p[0] == p[1] && p[2] == p[3] { Pads::Symmetric((p[0], p[2])) } else { Pads::Explicit(p) }
 }
 
 fn f_pad(x: PyExpr, p: [i64; 4], value: Option<PyExpr>) -> PyExpr {
@@ -79,11 +71,7 @@ fn conv_layer(
     g: ConvGeometry,
     weight: Weight,
 ) -> OpResult<Lowered> {
-    let bias = if ctx.num_inputs() > 2 {
-        Some(ctx.const_input(2)?.clone())
-    } else {
-        None
-    };
+    let bias = if ctx.num_inputs() > 2 { Some(ctx.const_input(2)?.clone()) } else { None };
     let x = ctx.input_nchw(0)?;
     let mut kwargs: Vec<(&str, PyExpr)> = Vec::new();
     if g.s != (1, 1) {
@@ -108,31 +96,20 @@ fn conv_layer(
     }
     let ctor = PyExpr::call_kw(
         "nn.Conv2d",
-        vec![
-            PyExpr::int(in_ch as i64),
-            PyExpr::int(out_ch as i64),
-            pair(g.k),
-        ],
+        vec![PyExpr::int(in_ch as i64), PyExpr::int(out_ch as i64), pair(g.k)],
         kwargs,
     );
     let mut params = vec![("weight", weight)];
     if let Some(b) = bias {
         params.push(("bias", Weight::plain(b.reshaped(vec![out_ch]))));
     }
-    Ok(Lowered::Layer {
-        ctor,
-        params,
-        args: vec![x],
-        layout: Layout::Nchw,
-    })
+    Ok(Lowered::Layer { ctor, params, args: vec![x], layout: Layout::Nchw })
 }
 
 fn float_weight(ctx: &Ctx, i: usize, rank: usize) -> OpResult<Tensor> {
     let w = ctx.const_input(i)?;
     if w.rank() != rank || w.dtype != DType::F32 {
-        return Err(format!(
-            "weight input #{i} must be a float32 tensor of rank {rank}"
-        ));
+        return Err(format!("weight input #{i} must be a float32 tensor of rank {rank}"));
     }
     Ok(w.clone())
 }
@@ -140,28 +117,16 @@ fn float_weight(ctx: &Ctx, i: usize, rank: usize) -> OpResult<Tensor> {
 fn conv2d(ctx: &mut Ctx) -> OpResult<Lowered> {
     let w = float_weight(ctx, 1, 4)?;
     let (kh, kw, ci, co) = (w.shape[0], w.shape[1], w.shape[2], w.shape[3]);
-    let channels = ctx
-        .info(0)
-        .shape
-        .and_then(|s| s.get(3).copied().flatten())
-        .unwrap_or(ci);
+    let channels = ctx.info(0).shape.and_then(|s| s.get(3).copied().flatten()).unwrap_or(ci);
     if ci == 0 || !channels.is_multiple_of(ci) {
-        return Err(format!(
-            "input has {channels} channels, filter expects a multiple of {ci}"
-        ));
+        return Err(format!("input has {channels} channels, filter expects a multiple of {ci}"));
     }
     let groups = channels / ci;
     if co % groups != 0 {
-        return Err(format!(
-            "{co} output channels cannot be split into {groups} groups"
-        ));
+        return Err(format!("{co} output channels cannot be split into {groups} groups"));
     }
     let g = conv_geometry(ctx, kh, kw)?;
-    let weight = Weight {
-        tensor: w,
-        permute: Some(vec![3, 2, 0, 1]),
-        reshape: None,
-    };
+    let weight = Weight { tensor: w, permute: Some(vec![3, 2, 0, 1]), reshape: None };
     conv_layer(ctx, channels, co, groups, g, weight)
 }
 
@@ -190,32 +155,18 @@ fn conv_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let d = spatial_pair(node, "dilations", Some(&[1, 1, 1, 1])).ok()?;
     let k = (w.shape[0] as i64, w.shape[1] as i64);
     let pads = window_pads(node, (shape[1], shape[2]), k, s, d).ok()?;
-    let co = if node.op == "DepthwiseConv2dNative" {
-        w.shape[2] * w.shape[3]
-    } else {
-        w.shape[3]
-    };
+    let co = if node.op == "DepthwiseConv2dNative" { w.shape[2] * w.shape[3] } else { w.shape[3] };
     let h = window_out(shape[1], k.0, s.0, d.0, (pads[0], pads[1]));
     let wd = window_out(shape[2], k.1, s.1, d.1, (pads[2], pads[3]));
-    Some(vec![ValueInfo {
-        dtype: x.dtype,
-        shape: Some(vec![shape[0], h, wd, Some(co)]),
-    }])
+    Some(vec![ValueInfo { dtype: x.dtype, shape: Some(vec![shape[0], h, wd, Some(co)]) }])
 }
 
 fn bias_add(ctx: &mut Ctx) -> OpResult<Lowered> {
-    let df = ctx
-        .node()
-        .attr_str_or("data_format", "NHWC")
-        .map_err(|e| e.to_string())?;
+    let df = ctx.node().attr_str_or("data_format", "NHWC").map_err(|e| e.to_string())?;
     let b = ctx.const_input(1)?.clone();
     let c = b.numel();
     let rank = ctx.rank(0).ok_or("input rank must be known")?;
-    let layout = if rank == 4 && df == "NHWC" {
-        ctx.layout(0)?
-    } else {
-        Layout::Tf
-    };
+    let layout = if rank == 4 && df == "NHWC" { ctx.layout(0)? } else { Layout::Tf };
     let channels_first = df == "NCHW" || layout == Layout::Nchw;
     let b = if channels_first && rank >= 3 {
         let mut s = vec![c];
@@ -226,32 +177,17 @@ fn bias_add(ctx: &mut Ctx) -> OpResult<Lowered> {
     };
     let x = ctx.input_in(0, layout)?;
     let bias = ctx.buffer("bias", b)?;
-    Ok(Lowered::Expr {
-        expr: x.binop("+", bias),
-        layout,
-    })
+    Ok(Lowered::Expr { expr: x.binop("+", bias), layout })
 }
 
 fn matmul(ctx: &mut Ctx) -> OpResult<Lowered> {
     let node = ctx.node();
-    let ta = node
-        .attr_bool_or("transpose_a", false)
-        .map_err(|e| e.to_string())?;
-    let tb = node
-        .attr_bool_or("transpose_b", false)
-        .map_err(|e| e.to_string())?;
+    let ta = node.attr_bool_or("transpose_a", false).map_err(|e| e.to_string())?;
+    let tb = node.attr_bool_or("transpose_b", false).map_err(|e| e.to_string())?;
     if ctx.is_const(1) && !ta {
         let w = float_weight(ctx, 1, 2)?;
-        let (in_f, out_f) = if tb {
-            (w.shape[1], w.shape[0])
-        } else {
-            (w.shape[0], w.shape[1])
-        };
-        let bias = if ctx.num_inputs() > 2 {
-            Some(ctx.const_input(2)?.clone())
-        } else {
-            None
-        };
+        let (in_f, out_f) = if tb { (w.shape[1], w.shape[0]) } else { (w.shape[0], w.shape[1]) };
+        let bias = if ctx.num_inputs() > 2 { Some(ctx.const_input(2)?.clone()) } else { None };
         let mut kwargs = Vec::new();
         if bias.is_none() {
             kwargs.push(("bias", PyExpr::boolean(false)));
@@ -264,23 +200,14 @@ fn matmul(ctx: &mut Ctx) -> OpResult<Lowered> {
         let weight = if tb {
             Weight::plain(w)
         } else {
-            Weight {
-                tensor: w,
-                permute: Some(vec![1, 0]),
-                reshape: None,
-            }
+            Weight { tensor: w, permute: Some(vec![1, 0]), reshape: None }
         };
         let mut params = vec![("weight", weight)];
         if let Some(b) = bias {
             params.push(("bias", Weight::plain(b.reshaped(vec![out_f]))));
         }
         let x = ctx.input_tf(0)?;
-        return Ok(Lowered::Layer {
-            ctor,
-            params,
-            args: vec![x],
-            layout: Layout::Tf,
-        });
+        return Ok(Lowered::Layer { ctor, params, args: vec![x], layout: Layout::Tf });
     }
     if ctx.num_inputs() > 2 {
         return Err("fused bias on a non-constant MatMul".into());
@@ -293,10 +220,7 @@ fn matmul(ctx: &mut Ctx) -> OpResult<Lowered> {
     if tb {
         b = b.attr("T");
     }
-    Ok(Lowered::Expr {
-        expr: a.binop("@", b),
-        layout: Layout::Tf,
-    })
+    Ok(Lowered::Expr { expr: a.binop("@", b), layout: Layout::Tf })
 }
 
 fn matmul_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
@@ -309,32 +233,19 @@ fn matmul_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let tb = inp.node.attr_bool_or("transpose_b", false).ok()?;
     let m = if ta { a[1] } else { a[0] };
     let n = if tb { b[0] } else { b[1] };
-    Some(vec![ValueInfo {
-        dtype: inp.infos[0].dtype,
-        shape: Some(vec![m, n]),
-    }])
+    Some(vec![ValueInfo { dtype: inp.infos[0].dtype, shape: Some(vec![m, n]) }])
 }
 
 fn batch_norm(ctx: &mut Ctx) -> OpResult<Lowered> {
     let node = ctx.node();
-    if node
-        .attr_bool_or("is_training", true)
-        .map_err(|e| e.to_string())?
-    {
+    if node.attr_bool_or("is_training", true).map_err(|e| e.to_string())? {
         return Err("is_training=true (a graph exported in training mode) is not supported".into());
     }
     require_nhwc(node)?;
-    let eps = node
-        .attr_float_or("epsilon", 1e-4)
-        .map_err(|e| e.to_string())?;
+    let eps = node.attr_float_or("epsilon", 1e-4).map_err(|e| e.to_string())?;
     let mut params = Vec::new();
     let mut channels = 0;
-    for (i, name) in [
-        (1, "weight"),
-        (2, "bias"),
-        (3, "running_mean"),
-        (4, "running_var"),
-    ] {
+    for (i, name) in [(1, "weight"), (2, "bias"), (3, "running_mean"), (4, "running_var")] {
         let t = ctx.const_input(i)?;
         if t.rank() != 1 || t.dtype != DType::F32 {
             return Err(format!("{name} (input #{i}) must be a float32 vector"));
@@ -342,10 +253,7 @@ fn batch_norm(ctx: &mut Ctx) -> OpResult<Lowered> {
         channels = t.numel();
         params.push((name, Weight::plain(t.clone())));
     }
-    params.push((
-        "num_batches_tracked",
-        Weight::plain(Tensor::from_i64(vec![], &[0])),
-    ));
+    params.push(("num_batches_tracked", Weight::plain(Tensor::from_i64(vec![], &[0]))));
     let (class, x, layout) = match ctx.rank(0) {
         Some(4) => ("nn.BatchNorm2d", ctx.input_nchw(0)?, Layout::Nchw),
         Some(2) => ("nn.BatchNorm1d", ctx.input_tf(0)?, Layout::Tf),
@@ -356,12 +264,7 @@ fn batch_norm(ctx: &mut Ctx) -> OpResult<Lowered> {
         kwargs.push(("eps", PyExpr::f32(eps)));
     }
     let ctor = PyExpr::call_kw(class, vec![PyExpr::int(channels as i64)], kwargs);
-    Ok(Lowered::Layer {
-        ctor,
-        params,
-        args: vec![x],
-        layout,
-    })
+    Ok(Lowered::Layer { ctor, params, args: vec![x], layout })
 }
 
 struct PoolGeometry {
@@ -387,10 +290,7 @@ fn pool_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let g = pool_geometry(inp.node, &x.shape).ok()?;
     let h = window_out(shape[1], g.k.0, g.s.0, 1, (g.pads[0], g.pads[1]));
     let w = window_out(shape[2], g.k.1, g.s.1, 1, (g.pads[2], g.pads[3]));
-    Some(vec![ValueInfo {
-        dtype: x.dtype,
-        shape: Some(vec![shape[0], h, w, shape[3]]),
-    }])
+    Some(vec![ValueInfo { dtype: x.dtype, shape: Some(vec![shape[0], h, w, shape[3]]) }])
 }
 
 fn pool_ctor(
@@ -420,12 +320,7 @@ fn max_pool(ctx: &mut Ctx) -> OpResult<Lowered> {
         Pads::Explicit(p) => (f_pad(x, p, Some(PyExpr::name("float(\"-inf\")"))), None),
     };
     let ctor = pool_ctor("nn.MaxPool2d", &g, padding, vec![]);
-    Ok(Lowered::Layer {
-        ctor,
-        params: vec![],
-        args: vec![x],
-        layout: Layout::Nchw,
-    })
+    Ok(Lowered::Layer { ctor, params: vec![], args: vec![x], layout: Layout::Nchw })
 }
 
 fn avg_pool(ctx: &mut Ctx) -> OpResult<Lowered> {
@@ -441,12 +336,7 @@ fn avg_pool(ctx: &mut Ctx) -> OpResult<Lowered> {
                 vec![]
             };
             let ctor = pool_ctor("nn.AvgPool2d", &g, Some(p), extra);
-            Ok(Lowered::Layer {
-                ctor,
-                params: vec![],
-                args: vec![x],
-                layout: Layout::Nchw,
-            })
+            Ok(Lowered::Layer { ctor, params: vec![], args: vec![x], layout: Layout::Nchw })
         }
         Pads::Explicit(p) => {
             // Asymmetric: sum over the zero-padded input, divided by the per-window count of
@@ -462,10 +352,7 @@ fn avg_pool(ctx: &mut Ctx) -> OpResult<Lowered> {
                 vec![f_pad(x, p, None), pair(g.k), pair(g.s)],
                 vec![("divisor_override", PyExpr::int(1))],
             );
-            Ok(Lowered::Expr {
-                expr: sum.binop("/", div),
-                layout: Layout::Nchw,
-            })
+            Ok(Lowered::Expr { expr: sum.binop("/", div), layout: Layout::Nchw })
         }
     }
 }
@@ -485,22 +372,15 @@ fn window_counts(h: i64, w: i64, g: &PoolGeometry, p: [i64; 4]) -> Tensor {
     };
     let ch = axis(h, g.k.0, g.s.0, p[0], p[1]);
     let cw = axis(w, g.k.1, g.s.1, p[2], p[3]);
-    let vals: Vec<f32> = ch
-        .iter()
-        .flat_map(|a| cw.iter().map(move |b| a * b))
-        .collect();
+    let vals: Vec<f32> = ch.iter().flat_map(|a| cw.iter().map(move |b| a * b)).collect();
     Tensor::from_f32(vec![1, 1, ch.len(), cw.len()], &vals)
 }
 
 fn lrn(ctx: &mut Ctx) -> OpResult<Lowered> {
     let node = ctx.node();
-    let r = node
-        .attr_int_or("depth_radius", 5)
-        .map_err(|e| e.to_string())?;
+    let r = node.attr_int_or("depth_radius", 5).map_err(|e| e.to_string())?;
     let bias = node.attr_float_or("bias", 1.0).map_err(|e| e.to_string())?;
-    let alpha = node
-        .attr_float_or("alpha", 1.0)
-        .map_err(|e| e.to_string())?;
+    let alpha = node.attr_float_or("alpha", 1.0).map_err(|e| e.to_string())?;
     let beta = node.attr_float_or("beta", 0.5).map_err(|e| e.to_string())?;
     if r < 0 {
         return Err(format!("depth_radius {r} is negative"));
@@ -517,12 +397,7 @@ fn lrn(ctx: &mut Ctx) -> OpResult<Lowered> {
         ],
     );
     let x = ctx.input_nchw(0)?;
-    Ok(Lowered::Layer {
-        ctor,
-        params: vec![],
-        args: vec![x],
-        layout: Layout::Nchw,
-    })
+    Ok(Lowered::Layer { ctor, params: vec![], args: vec![x], layout: Layout::Nchw })
 }
 
 #[cfg(test)]
@@ -540,10 +415,7 @@ mod tests {
 
     #[test]
     fn conv_same_stride2_pads_asymmetrically() {
-        let a = [
-            ("strides", ints(&[1, 2, 2, 1])),
-            ("padding", string("SAME")),
-        ];
+        let a = [("strides", ints(&[1, 2, 2, 1])), ("padding", string("SAME"))];
         assert_snapshot!(conv(&a, &[3, 3, 3, 8], &[-1, 224, 224, 3]), @"
         self.conv = nn.Conv2d(3, 8, 3, stride=2, bias=False)
         # conv.weight: [8, 3, 3, 3]
@@ -575,10 +447,7 @@ mod tests {
 
     #[test]
     fn conv_valid_grouped() {
-        let a = [
-            ("strides", ints(&[1, 1, 1, 1])),
-            ("padding", string("VALID")),
-        ];
+        let a = [("strides", ints(&[1, 1, 1, 1])), ("padding", string("VALID"))];
         assert_snapshot!(conv(&a, &[1, 2, 2, 6], &[-1, 5, 5, 4]), @"
         self.conv = nn.Conv2d(4, 6, (1, 2), groups=2, bias=False)
         # conv.weight: [6, 2, 1, 2]
@@ -631,10 +500,7 @@ mod tests {
         let x = g.input("x", &[-1, 4, 4, 3]);
         let w = g.constant("conv/w", weights(&[1, 1, 3, 2]));
         let b = g.constant("conv/b", weights(&[2]));
-        let a = [
-            ("strides", ints(&[1, 1, 1, 1])),
-            ("padding", string("VALID")),
-        ];
+        let a = [("strides", ints(&[1, 1, 1, 1])), ("padding", string("VALID"))];
         let y = g.op("conv/Conv2D", "Conv2D", &[x, w], &a);
         let y = g.op("conv/BiasAdd", "BiasAdd", &[y, b], &[]);
         assert_snapshot!(g.lower(&[y]), @"
@@ -654,10 +520,7 @@ mod tests {
         let mut g = TestGraph::new();
         let x = g.input("x", &[-1, 6, 6, 3]);
         let w = g.constant("w", weights(&[3, 3, 3, 2]));
-        let a = [
-            ("strides", ints(&[1, 2, 2, 1])),
-            ("padding", string("SAME")),
-        ];
+        let a = [("strides", ints(&[1, 2, 2, 1])), ("padding", string("SAME"))];
         let y = g.op("dw", "DepthwiseConv2dNative", &[x, w], &a);
         assert_snapshot!(g.lower(&[y]), @"
         self.dw = nn.Conv2d(3, 6, 3, stride=2, groups=3, bias=False)
@@ -676,12 +539,7 @@ mod tests {
         let x = g.input("x", &[-1, 5]);
         let w = g.constant("dense/kernel", weights(&[3, 5]));
         let b = g.constant("dense/bias", weights(&[3]));
-        let y = g.op(
-            "dense/MatMul",
-            "MatMul",
-            &[x, w],
-            &[("transpose_b", boolean(true))],
-        );
+        let y = g.op("dense/MatMul", "MatMul", &[x, w], &[("transpose_b", boolean(true))]);
         let y = g.op("dense/add", "AddV2", &[y, b], &[]);
         assert_snapshot!(g.lower(&[y]), @"
         self.mat_mul = nn.Linear(5, 3)
@@ -714,10 +572,7 @@ mod tests {
             .iter()
             .map(|n| g.constant(n, weights(&[c])))
             .collect();
-        let a = [
-            ("epsilon", float(0.001)),
-            ("is_training", boolean(training)),
-        ];
+        let a = [("epsilon", float(0.001)), ("is_training", boolean(training))];
         let y = g.op("bn", "FusedBatchNormV3", &[x, p[0], p[1], p[2], p[3]], &a);
         g.lower(&[y])
     }

@@ -17,18 +17,14 @@ pub const OPS: &[OpDef] = &[
 
 fn axes(node: &crate::ir::Node, raw: &[i64], rank: usize) -> OpResult<Vec<usize>> {
     let _ = node;
-    let mut v = raw
-        .iter()
-        .map(|&a| norm_axis(a, rank))
-        .collect::<OpResult<Vec<_>>>()?;
+    let mut v = raw.iter().map(|&a| norm_axis(a, rank)).collect::<OpResult<Vec<_>>>()?;
     v.sort_unstable();
     v.dedup();
     Ok(v)
 }
 
 fn keep_dims(node: &crate::ir::Node) -> OpResult<bool> {
-    node.attr_bool_or("keep_dims", false)
-        .map_err(|e| e.to_string())
+    node.attr_bool_or("keep_dims", false).map_err(|e| e.to_string())
 }
 
 fn reduce(ctx: &mut Ctx, method: &str) -> OpResult<Lowered> {
@@ -45,16 +41,10 @@ fn reduce(ctx: &mut Ctx, method: &str) -> OpResult<Lowered> {
         return Ok(Lowered::Alias(0));
     }
     // Only values of known rank 4 can be NCHW.
-    let mut layout = if rank == 4 {
-        ctx.layout(0)?
-    } else {
-        Layout::Tf
-    };
+    let mut layout = if rank == 4 { ctx.layout(0)? } else { Layout::Tf };
     if layout == Layout::Nchw && !keep {
-        let kept: Vec<usize> = (0..4)
-            .filter(|a| !axes.contains(a))
-            .map(|a| phys_axis(a, layout))
-            .collect();
+        let kept: Vec<usize> =
+            (0..4).filter(|a| !axes.contains(a)).map(|a| phys_axis(a, layout)).collect();
         if !kept.windows(2).all(|w| w[0] < w[1]) {
             layout = Layout::Tf;
         }
@@ -62,21 +52,14 @@ fn reduce(ctx: &mut Ctx, method: &str) -> OpResult<Lowered> {
     let x = ctx.input_in(0, layout)?;
     let mut dims: Vec<i64> = axes.iter().map(|&a| phys_axis(a, layout) as i64).collect();
     dims.sort_unstable();
-    let dim = if dims.len() == 1 {
-        PyExpr::int(dims[0])
-    } else {
-        PyExpr::ints(&dims)
-    };
+    let dim = if dims.len() == 1 { PyExpr::int(dims[0]) } else { PyExpr::ints(&dims) };
     let mut kwargs = Vec::new();
     if keep {
         kwargs.push(("keepdim", PyExpr::boolean(true)));
     }
     let expr = x.method_kw(method, vec![dim], kwargs);
     let out_layout = if keep { layout } else { Layout::Tf };
-    Ok(Lowered::Expr {
-        expr,
-        layout: out_layout,
-    })
+    Ok(Lowered::Expr { expr, layout: out_layout })
 }
 
 fn reduce_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
@@ -88,17 +71,10 @@ fn reduce_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
         .iter()
         .enumerate()
         .filter_map(|(i, &d)| {
-            if axes.contains(&i) {
-                if keep { Some(Some(1)) } else { None }
-            } else {
-                Some(d)
-            }
+            if axes.contains(&i) { if keep { Some(Some(1)) } else { None } } else { Some(d) }
         })
         .collect();
-    Some(vec![ValueInfo {
-        dtype: x.dtype,
-        shape: Some(out),
-    }])
+    Some(vec![ValueInfo { dtype: x.dtype, shape: Some(out) }])
 }
 
 #[cfg(test)]
@@ -110,18 +86,11 @@ mod tests {
         let mut g = TestGraph::new();
         let x = g.input("image", &[-1, 4, 4, 3]);
         let w = g.constant("w", weights(&[1, 1, 3, 2]));
-        let pad = [
-            ("strides", ints(&[1, 1, 1, 1])),
-            ("padding", string("VALID")),
-        ];
+        let pad = [("strides", ints(&[1, 1, 1, 1])), ("padding", string("VALID"))];
         let y = g.op("conv", "Conv2D", &[x, w], &pad);
         let a = g.constant("axes", int_tensor(&[axes.len()], axes));
         let z = g.op("r", op, &[y, a], &[("keep_dims", boolean(keep))]);
-        g.lower(&[z])
-            .split("---\n")
-            .nth(1)
-            .unwrap_or_default()
-            .to_string()
+        g.lower(&[z]).split("---\n").nth(1).unwrap_or_default().to_string()
     }
 
     #[test]

@@ -7,36 +7,23 @@ use crate::proto::{AttrValue, ListValue};
 use crate::tensor::{DType, Tensor};
 
 pub fn int(i: i64) -> AttrValue {
-    AttrValue {
-        value: Some(Value::I(i)),
-    }
+    AttrValue { value: Some(Value::I(i)) }
 }
 
 pub fn ints(v: &[i64]) -> AttrValue {
-    AttrValue {
-        value: Some(Value::List(ListValue {
-            i: v.to_vec(),
-            ..Default::default()
-        })),
-    }
+    AttrValue { value: Some(Value::List(ListValue { i: v.to_vec(), ..Default::default() })) }
 }
 
 pub fn float(f: f32) -> AttrValue {
-    AttrValue {
-        value: Some(Value::F(f)),
-    }
+    AttrValue { value: Some(Value::F(f)) }
 }
 
 pub fn boolean(b: bool) -> AttrValue {
-    AttrValue {
-        value: Some(Value::B(b)),
-    }
+    AttrValue { value: Some(Value::B(b)) }
 }
 
 pub fn string(s: &str) -> AttrValue {
-    AttrValue {
-        value: Some(Value::S(s.as_bytes().to_vec())),
-    }
+    AttrValue { value: Some(Value::S(s.as_bytes().to_vec())) }
 }
 
 /// A float32 tensor of `shape` with small distinct values.
@@ -47,10 +34,7 @@ pub fn weights(shape: &[usize]) -> Tensor {
 }
 
 pub fn int_tensor(shape: &[usize], v: &[i64]) -> Tensor {
-    Tensor::from_i32(
-        shape.to_vec(),
-        &v.iter().map(|&x| x as i32).collect::<Vec<_>>(),
-    )
+    Tensor::from_i32(shape.to_vec(), &v.iter().map(|&x| x as i32).collect::<Vec<_>>())
 }
 
 #[derive(Default)]
@@ -73,28 +57,16 @@ impl TestGraph {
     pub fn input(&mut self, name: &str, shape: &[i64]) -> ValueRef {
         let ord = self.ordinal();
         let mut n = Node::new(name, "Placeholder", ord);
-        let shape = shape
-            .iter()
-            .map(|&d| (d >= 0).then_some(d as usize))
-            .collect();
-        n.outputs = vec![ValueInfo {
-            dtype: Some(DType::F32),
-            shape: Some(shape),
-        }];
-        let v = ValueRef {
-            node: self.g.add_node(n),
-            port: 0,
-        };
+        let shape = shape.iter().map(|&d| (d >= 0).then_some(d as usize)).collect();
+        n.outputs = vec![ValueInfo { dtype: Some(DType::F32), shape: Some(shape) }];
+        let v = ValueRef { node: self.g.add_node(n), port: 0 };
         self.g.inputs.push(v);
         v
     }
 
     pub fn constant(&mut self, name: &str, t: Tensor) -> ValueRef {
         let ord = self.ordinal();
-        ValueRef {
-            node: self.g.add_node(Node::constant(name, t, ord)),
-            port: 0,
-        }
+        ValueRef { node: self.g.add_node(Node::constant(name, t, ord)), port: 0 }
     }
 
     pub fn op(
@@ -126,10 +98,7 @@ impl TestGraph {
             s.push_str(&format!("self.{} = {}\n", l.name, l.ctor));
         }
         for b in &m.buffers {
-            s.push_str(&format!(
-                "self.{}: {:?} {}\n",
-                b.name, b.shape, b.torch_dtype
-            ));
+            s.push_str(&format!("self.{}: {:?} {}\n", b.name, b.shape, b.torch_dtype));
         }
         for (k, w) in &m.weights {
             s.push_str(&format!("# {k}: {:?}\n", w.shape()));

@@ -15,21 +15,13 @@ pub fn spatial_pair(node: &Node, attr: &str, default: Option<&[i64]>) -> OpResul
     .map_err(|e| e.to_string())?;
     match v.as_slice() {
         [1, a, b, 1] if *a > 0 && *b > 0 => Ok((*a, *b)),
-        _ => Err(format!(
-            "unsupported {attr} {v:?} (need [1, h, w, 1] with positive h, w)"
-        )),
+        _ => Err(format!("unsupported {attr} {v:?} (need [1, h, w, 1] with positive h, w)")),
     }
 }
 
 pub fn require_nhwc(node: &Node) -> OpResult<()> {
-    let df = node
-        .attr_str_or("data_format", "NHWC")
-        .map_err(|e| e.to_string())?;
-    if df == "NHWC" {
-        Ok(())
-    } else {
-        Err(format!("data_format {df} is not supported"))
-    }
+    let df = node.attr_str_or("data_format", "NHWC").map_err(|e| e.to_string())?;
+    if df == "NHWC" { Ok(()) } else { Err(format!("data_format {df} is not supported")) }
 }
 
 /// TF's SAME padding for one spatial dim: `(before, after)` (tf-formats.md §4.1).
@@ -66,7 +58,7 @@ pub fn window_pads(
             }
             let (Some(h), Some(w)) = input_hw else {
                 return Err(
-                    "SAME padding with strides needs a static input height and width".into(),
+                    "SAME padding with strides needs a static input height and width".into()
                 );
             };
             let (t, b) = same_pads(h as i64, k.0, s.0, d.0);
@@ -74,9 +66,7 @@ pub fn window_pads(
             Ok([t, b, l, r])
         }
         "EXPLICIT" => {
-            let p = node
-                .attr_ints("explicit_paddings")
-                .map_err(|e| e.to_string())?;
+            let p = node.attr_ints("explicit_paddings").map_err(|e| e.to_string())?;
             match p.as_slice() {
                 [0, 0, t, b, l, r, 0, 0] if p.iter().all(|&x| x >= 0) => Ok([*t, *b, *l, *r]),
                 _ => Err(format!("unsupported explicit_paddings {p:?}")),
@@ -124,16 +114,8 @@ pub fn broadcast(a: &Shape, b: &Shape) -> Shape {
     let n = a.len().max(b.len());
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
-        let da = if i + a.len() >= n {
-            a[i + a.len() - n]
-        } else {
-            Some(1)
-        };
-        let db = if i + b.len() >= n {
-            b[i + b.len() - n]
-        } else {
-            Some(1)
-        };
+        let da = if i + a.len() >= n { a[i + a.len() - n] } else { Some(1) };
+        let db = if i + b.len() >= n { b[i + b.len() - n] } else { Some(1) };
         out.push(match (da, db) {
             (Some(1), d) | (d, Some(1)) => d,
             (Some(x), Some(y)) if x == y => Some(x),
@@ -152,10 +134,7 @@ pub fn same_as_input(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
 /// Output info of a broadcasting binary op.
 pub fn broadcast_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let (a, b) = (inp.infos.first()?, inp.infos.get(1)?);
-    Some(vec![ValueInfo {
-        dtype: a.dtype.or(b.dtype),
-        shape: broadcast(&a.shape, &b.shape),
-    }])
+    Some(vec![ValueInfo { dtype: a.dtype.or(b.dtype), shape: broadcast(&a.shape, &b.shape) }])
 }
 
 #[cfg(test)]

@@ -12,11 +12,7 @@ use crate::tensor::Tensor;
 pub fn fold_and_infer(g: &mut Graph) -> Result<()> {
     let order = g.topo_order().map_err(|n| {
         let node = g.node(n);
-        Error::node(
-            &node.name,
-            &node.op,
-            "is part of a cycle (loops are not supported yet)",
-        )
+        Error::node(&node.name, &node.op, "is part of a cycle (loops are not supported yet)")
     })?;
     for n in order {
         let node = g.node(n);
@@ -35,13 +31,7 @@ pub fn fold_and_infer(g: &mut Graph) -> Result<()> {
                 consts: inputs.iter().map(|&v| g.const_value(v)).collect(),
                 partials: inputs
                     .iter()
-                    .map(|&v| {
-                        if v.port == 0 {
-                            g.node(v.node).partial.as_ref()
-                        } else {
-                            None
-                        }
-                    })
+                    .map(|&v| if v.port == 0 { g.node(v.node).partial.as_ref() } else { None })
                     .collect(),
             };
             let infos: Option<Vec<ValueInfo>> = def.infer.and_then(|f| f(&inp));
@@ -87,11 +77,7 @@ fn constant_reshape_target(g: &mut Graph, n: NodeIndex) {
     if p.scalar {
         return;
     }
-    let unknown = p
-        .values
-        .iter()
-        .filter(|d| !matches!(d, Dim::Known(v) if *v >= 0))
-        .count();
+    let unknown = p.values.iter().filter(|d| !matches!(d, Dim::Known(v) if *v >= 0)).count();
     let symbolic = unknown > 1;
     if symbolic && p.values.contains(&Dim::Unknown) {
         return;

@@ -6,10 +6,7 @@ use crate::error::Result;
 use crate::ir::{Graph, Node, ValueRef};
 
 pub fn fuse_activations(g: &mut Graph) -> Result<()> {
-    let nodes: Vec<_> =
-        g.g.node_indices()
-            .filter(|&n| g.node(n).op == "Mul")
-            .collect();
+    let nodes: Vec<_> = g.g.node_indices().filter(|&n| g.node(n).op == "Mul").collect();
     for n in nodes {
         let inputs = g.inputs(n);
         if inputs.len() != 2 {
@@ -28,10 +25,7 @@ pub fn fuse_activations(g: &mut Graph) -> Result<()> {
             silu.outputs = old.outputs;
             let new = g.add_node(silu);
             g.connect(x, new, 0);
-            g.replace_uses(
-                ValueRef { node: n, port: 0 },
-                ValueRef { node: new, port: 0 },
-            );
+            g.replace_uses(ValueRef { node: n, port: 0 }, ValueRef { node: new, port: 0 });
             g.g.remove_node(n);
             g.g.remove_node(s.node);
             break;

@@ -74,15 +74,9 @@ fn match_inv(g: &Graph, inv: ValueRef) -> Option<(Tensor, f32, Option<Tensor>)> 
     };
     let add = *g.inputs(rsqrt.node).first()?;
     let (a, b) = binary_inputs(g, add, &["AddV2", "Add"])?;
-    let (var, eps) = if channel_vector(g, a).is_some() {
-        (a, b)
-    } else {
-        (b, a)
-    };
+    let (var, eps) = if channel_vector(g, a).is_some() { (a, b) } else { (b, a) };
     let var = channel_vector(g, var)?;
-    let eps = g
-        .const_value(eps)
-        .filter(|t| t.numel() == 1 && t.dtype == DType::F32)?;
+    let eps = g.const_value(eps).filter(|t| t.numel() == 1 && t.dtype == DType::F32)?;
     Some((var, eps.scalar_f64()? as f32, gamma))
 }
 
@@ -118,14 +112,7 @@ fn match_at(g: &Graph, out: ValueRef) -> Option<BatchNorm> {
                 && beta.numel() == c
                 && gamma.as_ref().is_none_or(|t| t.numel() == c);
             if sizes_agree {
-                return Some(BatchNorm {
-                    x,
-                    gamma,
-                    beta,
-                    mean,
-                    var,
-                    eps,
-                });
+                return Some(BatchNorm { x, gamma, beta, mean, var, eps });
             }
         }
     }
@@ -138,44 +125,30 @@ fn attr(v: Value) -> AttrValue {
 
 pub fn fuse_batchnorm(g: &mut Graph) -> Result<()> {
     let candidates: Vec<NodeIndex> =
-        g.g.node_indices()
-            .filter(|&n| matches!(g.node(n).op.as_str(), "AddV2" | "Add"))
-            .collect();
+        g.g.node_indices().filter(|&n| matches!(g.node(n).op.as_str(), "AddV2" | "Add")).collect();
     for n in candidates {
         let out = ValueRef { node: n, port: 0 };
         let Some(bn) = match_at(g, out) else { continue };
         let channels = bn.var.numel();
         let (name, ordinal) = (g.node(n).name.clone(), g.node(n).ordinal);
-        let gamma = bn
-            .gamma
-            .unwrap_or_else(|| Tensor::from_f32(vec![channels], &vec![1.0; channels]));
+        let gamma =
+            bn.gamma.unwrap_or_else(|| Tensor::from_f32(vec![channels], &vec![1.0; channels]));
         let mut params = Vec::new();
-        for (suffix, t) in [
-            ("gamma", gamma),
-            ("beta", bn.beta),
-            ("mean", bn.mean),
-            ("variance", bn.var),
-        ] {
+        for (suffix, t) in
+            [("gamma", gamma), ("beta", bn.beta), ("mean", bn.mean), ("variance", bn.var)]
+        {
             let c = g.add_node(Node::constant(format!("{name}/{suffix}"), t, ordinal));
             params.push(ValueRef { node: c, port: 0 });
         }
         let mut node = Node::new(name, "FusedBatchNormV3", ordinal);
         node.attrs.insert("epsilon".into(), attr(Value::F(bn.eps)));
-        node.attrs
-            .insert("is_training".into(), attr(Value::B(false)));
-        node.attrs
-            .insert("data_format".into(), attr(Value::S(b"NHWC".to_vec())));
+        node.attrs.insert("is_training".into(), attr(Value::B(false)));
+        node.attrs.insert("data_format".into(), attr(Value::S(b"NHWC".to_vec())));
         let fused = g.add_node(node);
         for (slot, v) in std::iter::once(bn.x).chain(params).enumerate() {
             g.connect(v, fused, slot);
         }
-        g.replace_uses(
-            out,
-            ValueRef {
-                node: fused,
-                port: 0,
-            },
-        );
+        g.replace_uses(out, ValueRef { node: fused, port: 0 });
         g.g.remove_node(n);
     }
     Ok(())

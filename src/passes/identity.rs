@@ -5,24 +5,14 @@ use crate::error::Result;
 use crate::ir::{Graph, ValueRef};
 
 fn is_passthrough(op: &str) -> bool {
-    matches!(
-        op,
-        "Identity" | "IdentityN" | "StopGradient" | "Snapshot" | "PreventGradient"
-    )
+    matches!(op, "Identity" | "IdentityN" | "StopGradient" | "Snapshot" | "PreventGradient")
 }
 
 pub fn remove_identities(g: &mut Graph) -> Result<()> {
-    let nodes: Vec<_> =
-        g.g.node_indices()
-            .filter(|&n| is_passthrough(&g.node(n).op))
-            .collect();
+    let nodes: Vec<_> = g.g.node_indices().filter(|&n| is_passthrough(&g.node(n).op)).collect();
     for n in nodes {
         let inputs = g.inputs(n);
-        let ports = if g.node(n).op == "IdentityN" {
-            inputs.len()
-        } else {
-            1
-        };
+        let ports = if g.node(n).op == "IdentityN" { inputs.len() } else { 1 };
         for (port, &input) in inputs.iter().enumerate().take(ports) {
             g.replace_uses(ValueRef { node: n, port }, input);
         }

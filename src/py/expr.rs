@@ -8,17 +8,9 @@ pub enum PyExpr {
     /// An identifier, attribute path or literal already in Python syntax.
     Atom(String),
     /// `func(args, kw=value)`.
-    Call {
-        func: Box<PyExpr>,
-        args: Vec<PyExpr>,
-        kwargs: Vec<(String, PyExpr)>,
-    },
+    Call { func: Box<PyExpr>, args: Vec<PyExpr>, kwargs: Vec<(String, PyExpr)> },
     /// `left op right`.
-    BinOp {
-        left: Box<PyExpr>,
-        op: &'static str,
-        right: Box<PyExpr>,
-    },
+    BinOp { left: Box<PyExpr>, op: &'static str, right: Box<PyExpr> },
     /// `-operand`.
     Neg(Box<PyExpr>),
     /// `(a, b)`; a one-element tuple prints as `(a,)`.
@@ -71,41 +63,27 @@ impl PyExpr {
     }
 
     pub fn call(func: &str, args: Vec<PyExpr>) -> PyExpr {
-        PyExpr::Call {
-            func: Box::new(PyExpr::name(func)),
-            args,
-            kwargs: Vec::new(),
-        }
+        PyExpr::Call { func: Box::new(PyExpr::name(func)), args, kwargs: Vec::new() }
     }
 
     pub fn call_kw(func: &str, args: Vec<PyExpr>, kwargs: Vec<(&str, PyExpr)>) -> PyExpr {
         PyExpr::Call {
             func: Box::new(PyExpr::name(func)),
             args,
-            kwargs: kwargs
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect(),
+            kwargs: kwargs.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
         }
     }
 
     /// `self.method(args)` on an expression.
     pub fn method(self, name: &str, args: Vec<PyExpr>) -> PyExpr {
-        PyExpr::Call {
-            func: Box::new(self.attr(name)),
-            args,
-            kwargs: Vec::new(),
-        }
+        PyExpr::Call { func: Box::new(self.attr(name)), args, kwargs: Vec::new() }
     }
 
     pub fn method_kw(self, name: &str, args: Vec<PyExpr>, kwargs: Vec<(&str, PyExpr)>) -> PyExpr {
         PyExpr::Call {
             func: Box::new(self.attr(name)),
             args,
-            kwargs: kwargs
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect(),
+            kwargs: kwargs.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
         }
     }
 
@@ -115,11 +93,7 @@ impl PyExpr {
     }
 
     pub fn binop(self, op: &'static str, right: PyExpr) -> PyExpr {
-        PyExpr::BinOp {
-            left: Box::new(self),
-            op,
-            right: Box::new(right),
-        }
+        PyExpr::BinOp { left: Box::new(self), op, right: Box::new(right) }
     }
 
     pub fn negated(self) -> PyExpr {
@@ -127,10 +101,7 @@ impl PyExpr {
     }
 
     pub fn index(self, index: impl Into<String>) -> PyExpr {
-        PyExpr::Index {
-            base: Box::new(self),
-            index: index.into(),
-        }
+        PyExpr::Index { base: Box::new(self), index: index.into() }
     }
 
     /// Rendered so that it can be followed by `.x`, `(..)` or `[..]`.
@@ -201,11 +172,7 @@ fn float_literal(debug: String, finite: bool, negative: bool, nan: bool) -> Stri
         return "float(\"nan\")".into();
     }
     if !finite {
-        return if negative {
-            "-float(\"inf\")".into()
-        } else {
-            "float(\"inf\")".into()
-        };
+        return if negative { "-float(\"inf\")".into() } else { "float(\"inf\")".into() };
     }
     // Rust's `{:?}` gives `1.0`, `0.001`, `1e-5`: all valid Python float literals.
     debug
@@ -241,10 +208,7 @@ mod tests {
 
     #[test]
     fn strings_cannot_escape_their_literal() {
-        assert_eq!(
-            str_literal("a\"b\\c\n\u{2028}"),
-            "\"a\\\"b\\\\c\\x0a\\u2028\""
-        );
+        assert_eq!(str_literal("a\"b\\c\n\u{2028}"), "\"a\\\"b\\\\c\\x0a\\u2028\"");
     }
 
     #[test]
@@ -252,21 +216,14 @@ mod tests {
         assert_eq!(PyExpr::f32(0.001).to_string(), "0.001");
         assert_eq!(PyExpr::f32(1.0).to_string(), "1.0");
         assert_eq!(PyExpr::f32(1e-5).to_string(), "1e-5");
-        assert_eq!(
-            PyExpr::f32(f32::NEG_INFINITY).to_string(),
-            "-float(\"inf\")"
-        );
+        assert_eq!(PyExpr::f32(f32::NEG_INFINITY).to_string(), "-float(\"inf\")");
     }
 
     #[test]
     fn precedence_is_explicit() {
-        let e = PyExpr::name("a")
-            .binop("+", PyExpr::name("b"))
-            .binop("*", PyExpr::name("c"));
+        let e = PyExpr::name("a").binop("+", PyExpr::name("b")).binop("*", PyExpr::name("c"));
         assert_eq!(e.to_string(), "(a + b) * c");
-        let m = PyExpr::name("a")
-            .binop("+", PyExpr::name("b"))
-            .method("sum", vec![]);
+        let m = PyExpr::name("a").binop("+", PyExpr::name("b")).method("sum", vec![]);
         assert_eq!(m.to_string(), "(a + b).sum()");
         assert_eq!(PyExpr::ints(&[3]).to_string(), "(3,)");
     }

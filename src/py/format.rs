@@ -8,11 +8,7 @@ pub const LINE_WIDTH: usize = 88;
 /// Formats `target = value` at `indent` spaces, breaking the outermost call like ruff does:
 /// all arguments on one indented line if they fit, else one per line with a trailing comma.
 pub fn assignment(indent: usize, target: &str, value: &PyExpr) -> Vec<String> {
-    let prefix = if target.is_empty() {
-        String::new()
-    } else {
-        format!("{target} = ")
-    };
+    let prefix = if target.is_empty() { String::new() } else { format!("{target} = ") };
     statement(indent, &prefix, value)
 }
 
@@ -94,9 +90,7 @@ mod tests {
 
     #[test]
     fn long_calls_break_like_ruff() {
-        let args = (0..8)
-            .map(|i| PyExpr::name(format!("argument_{i}")))
-            .collect();
+        let args = (0..8).map(|i| PyExpr::name(format!("argument_{i}"))).collect();
         let lines = assignment(8, "x", &PyExpr::call("torch.cat", args));
         assert_eq!(lines[0], "        x = torch.cat(");
         assert_eq!(lines.last().unwrap(), "        )");

@@ -22,11 +22,7 @@ pub struct Weight {
 
 impl Weight {
     pub fn plain(tensor: Tensor) -> Weight {
-        Weight {
-            tensor,
-            permute: None,
-            reshape: None,
-        }
+        Weight { tensor, permute: None, reshape: None }
     }
 
     pub fn shape(&self) -> Vec<usize> {

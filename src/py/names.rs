@@ -97,10 +97,8 @@ const MODULE_ATTRS: &[&str] = &[
 
 /// Turns any string into a snake_case identifier (not yet checked for clashes).
 pub fn identifier(raw: &str) -> String {
-    let cleaned: String = raw
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
+    let cleaned: String =
+        raw.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
     let mut s = cleaned.to_snake_case();
     // heck splits `2d` as `2_d`: `conv2_d` → `conv2d`.
     for d in ["1", "2", "3"] {
@@ -125,9 +123,7 @@ pub fn identifier(raw: &str) -> String {
 /// does not shadow what the generated file uses.
 pub fn is_valid_class_name(s: &str) -> bool {
     let mut chars = s.chars();
-    let first_ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
     first_ok
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
         && !KEYWORDS.contains(&s)
@@ -144,10 +140,7 @@ pub struct Scope {
 
 impl Scope {
     pub fn for_attributes() -> Scope {
-        Scope {
-            used: BTreeSet::new(),
-            module_attrs: true,
-        }
+        Scope { used: BTreeSet::new(), module_attrs: true }
     }
 
     pub fn for_locals() -> Scope {
@@ -194,10 +187,7 @@ mod tests {
         assert_eq!(identifier("\"); import os; #"), "import_os");
         assert_eq!(identifier(""), "v");
         assert_eq!(identifier("Conv2D_1"), "conv2d_1");
-        assert_eq!(
-            identifier("DepthwiseConv2dNative"),
-            "depthwise_conv2d_native"
-        );
+        assert_eq!(identifier("DepthwiseConv2dNative"), "depthwise_conv2d_native");
     }
 
     #[test]
