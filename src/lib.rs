@@ -15,6 +15,7 @@ pub mod ops;
 pub mod passes;
 pub mod proto;
 pub mod py;
+pub mod reference;
 pub mod tensor;
 pub mod weights;
 
@@ -49,19 +50,50 @@ pub struct Report {
     pub unneeded_stubs: Vec<String>,
 }
 
+/// How the original model is called in TensorFlow, for `make_reference.py`.
+#[derive(Debug, Clone, Default)]
+pub struct ModelIo {
+    pub saved_model: bool,
+    /// Frozen graph: tensor names; SavedModel: signature keys. Empty when the conversion
+    /// used `--inputs/--outputs` on a SavedModel (its internal names are not callable).
+    pub inputs: Vec<String>,
+    pub outputs: Vec<String>,
+}
+
+/// A prepared graph and how to call its original.
+pub struct Loaded {
+    pub graph: ir::Graph,
+    pub io: ModelIo,
+}
+
 /// Loads and prepares the graph (shared by `convert` and `inspect`).
 pub fn load_graph(
     input: &Path,
     inputs: &[String],
     outputs: &[String],
     selection: &load::saved_model::Selection,
-) -> Result<ir::Graph> {
+) -> Result<Loaded> {
     let flat = load_flat(input, selection)?;
+    let saved_model = !flat.input_keys.is_empty() || !flat.output_keys.is_empty();
+    let overridden = !inputs.is_empty() || !outputs.is_empty();
     let inputs = if inputs.is_empty() { &flat.inputs } else { inputs };
     let outputs = if outputs.is_empty() { &flat.outputs } else { outputs };
     let mut graph = ir::build(flat.graph, inputs, outputs)?;
+    // Names before the passes rewrite anything (a fused BiasAdd's output is the conv's).
+    let name = |v: &ir::ValueRef| format!("{}:{}", graph.node(v.node).name, v.port);
+    let io = match (saved_model, overridden) {
+        (false, _) => ModelIo {
+            saved_model,
+            inputs: graph.inputs.iter().map(name).collect(),
+            outputs: graph.outputs.iter().map(name).collect(),
+        },
+        (true, false) => {
+            ModelIo { saved_model, inputs: flat.input_keys, outputs: flat.output_keys }
+        }
+        (true, true) => ModelIo { saved_model, ..ModelIo::default() },
+    };
     passes::run_all(&mut graph)?;
-    Ok(graph)
+    Ok(Loaded { graph, io })
 }
 
 /// Any supported model as one flat GraphDef (functions inlined, variables as constants),
@@ -75,6 +107,8 @@ pub fn load_flat(
             graph: load::inline_library(load::load_graph_def(input)?)?,
             inputs: Vec::new(),
             outputs: Vec::new(),
+            input_keys: Vec::new(),
+            output_keys: Vec::new(),
         }),
         load::ModelKind::SavedModel => load::saved_model::load(input, selection),
     }
@@ -97,7 +131,8 @@ pub fn convert(opts: &Options) -> Result<Report> {
         }
         None => default_class_name(&opts.input),
     };
-    let graph = load_graph(&opts.input, &opts.inputs, &opts.outputs, &opts.selection)?;
+    let Loaded { graph, io } =
+        load_graph(&opts.input, &opts.inputs, &opts.outputs, &opts.selection)?;
     let source_name =
         opts.input.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
     let (module, summary) = lower::lower(&graph, &class_name, &source_name)?;
@@ -124,6 +159,12 @@ pub fn convert(opts: &Options) -> Result<Report> {
 
     let out = emit::OutputDir::new(&opts.out_dir)?;
     out.write("model.py", model_py.as_bytes())?;
+    out.write("check.py", reference::render_check(graph.inputs.len())?.as_bytes())?;
+    let make_reference =
+        reference::render_make_reference(&graph, &io, &opts.input, &opts.out_dir, &opts.selection)?;
+    if let Some(m) = &make_reference {
+        out.write("make_reference.py", m.as_bytes())?;
+    }
     weights::write(&module.weights, &out.staging().join("model.safetensors"))?;
     if let Some(c) = &custom {
         out.write("custom_ops.py", c.as_bytes())?;

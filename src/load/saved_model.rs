@@ -40,6 +40,9 @@ pub struct Flattened {
     pub inputs: Vec<String>,
     /// Tensor names of the outputs, in natural order of the signature's output keys.
     pub outputs: Vec<String>,
+    /// SavedModel only: the signature's input keys (in `inputs` order) and output keys.
+    pub input_keys: Vec<String>,
+    pub output_keys: Vec<String>,
 }
 
 /// The directory of a SavedModel given as the directory or its `saved_model.pb`.
@@ -400,6 +403,8 @@ pub fn load(path: &Path, sel: &Selection) -> Result<Flattened> {
         graph: GraphDef { node: flat, library: None, versions: graph.versions.clone() },
         inputs,
         outputs,
+        input_keys: order,
+        output_keys: out_keys.into_iter().cloned().collect(),
     })
 }
 
