@@ -13,6 +13,8 @@ use crate::py::{Module, PyExpr, format};
 #[template(path = "model.py", escape = "none")]
 struct ModelTemplate<'a> {
     module: &'a Module,
+    classes: Vec<String>,
+    uses_functional: bool,
     source_literal: String,
     init_lines: Vec<String>,
     forward_params: String,
@@ -24,8 +26,35 @@ struct CustomOpsTemplate {
     stubs: Vec<String>,
 }
 
+/// One block class as text (no trailing newline).
+fn render_class(c: &crate::py::BlockClass) -> String {
+    let mut lines = vec![format!("class {}(nn.Module):", c.name)];
+    let mut params = vec![PyExpr::name("self")];
+    params.extend(c.params.iter().map(|p| PyExpr::name(p.clone())));
+    let sig =
+        PyExpr::Call { func: Box::new(PyExpr::name("def __init__")), args: params, kwargs: vec![] };
+    let mut def = format::statement(4, "", &sig);
+    if let Some(last) = def.last_mut() {
+        last.push(':');
+    }
+    lines.extend(def);
+    lines.push("        super().__init__()".into());
+    for l in &c.layers {
+        lines.extend(format::assignment(8, &format!("self.{}", l.name), &l.ctor));
+    }
+    lines.push(String::new());
+    lines.push(format!("    def forward(self, {}):", c.input));
+    for s in &c.body {
+        lines.extend(format::assignment(8, &s.target, &s.expr));
+    }
+    lines.push(format!("        return {}", c.output));
+    lines.join("\n")
+}
+
 /// The text of `model.py`.
 pub fn render_model(module: &Module) -> Result<String> {
+    let classes: Vec<String> = module.classes.iter().map(render_class).collect();
+    let uses_functional = module.body.iter().chain(&classes).any(|l| l.contains("F."));
     let mut init_lines = Vec::new();
     for l in &module.layers {
         init_lines.extend(format::assignment(8, &format!("self.{}", l.name), &l.ctor));
@@ -49,6 +78,8 @@ pub fn render_model(module: &Module) -> Result<String> {
     params.extend(module.params.iter().cloned());
     let t = ModelTemplate {
         module,
+        classes,
+        uses_functional,
         source_literal: crate::py::expr::str_literal(&module.source_name)
             .trim_matches('"')
             .to_string(),

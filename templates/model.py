@@ -13,7 +13,7 @@ import os
 import struct
 
 import torch
-{%- if module.uses_functional %}
+{%- if uses_functional %}
 import torch.nn.functional as F
 {%- endif %}
 from torch import nn
@@ -34,6 +34,11 @@ def _load_custom_ops():
 
 custom_ops = _load_custom_ops()
 {%- endif %}
+{%- for block in classes %}
+
+
+{{ block }}
+{%- endfor %}
 
 
 class {{ module.class_name }}(nn.Module):

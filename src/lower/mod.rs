@@ -6,6 +6,7 @@
 //! other layout (see `Layout`). Values used once flow on as `x`; others keep names from their
 //! TF scope.
 
+mod blocks;
 mod ctx;
 mod stubs;
 
@@ -57,11 +58,28 @@ pub struct Val {
     pub layout: Layout,
 }
 
-/// A line of `forward`, or a call to a stub whose keyword arguments are only known once every
-/// node using that stub has been seen.
+/// A statement of `forward`, or a call to a stub whose keyword arguments are only known once
+/// every node using that stub has been seen.
 enum BodyItem {
-    Line(Vec<String>),
+    Line(Stmt),
     StubCall { target: String, function: String, args: Vec<PyExpr>, node: NodeIndex },
+}
+
+/// `target = expr` (target may be `a, b`); formatted only at the end, after any renaming.
+#[derive(Clone, Debug)]
+pub struct Stmt {
+    pub target: String,
+    pub expr: PyExpr,
+}
+
+/// The statements and layers one graph node produced, for finding repeated blocks.
+#[derive(Clone, Debug)]
+pub struct Span {
+    pub scope: String,
+    pub stmts: std::ops::Range<usize>,
+    pub layers: std::ops::Range<usize>,
+    /// No buffers or stubs: the node can move into a block class.
+    pub movable: bool,
 }
 
 /// Counts for the end-of-conversion summary.
@@ -69,6 +87,10 @@ enum BodyItem {
 pub struct Summary {
     pub translated: BTreeMap<String, usize>,
     pub stubs: Vec<StubReport>,
+    /// Nodes lowered as stubs so far.
+    pub stubs_seen: usize,
+    /// Repeated blocks emitted as classes: (class, instances).
+    pub blocks: Vec<(String, usize)>,
 }
 
 pub struct Lowerer<'a> {
@@ -83,6 +105,7 @@ pub struct Lowerer<'a> {
     prefix: Vec<String>,
     strip_call_suffix: bool,
     body: Vec<BodyItem>,
+    spans: Vec<Span>,
     stubs: stubs::Stubs,
     summary: Summary,
 }
@@ -109,10 +132,12 @@ pub fn lower(graph: &Graph, class_name: &str, source_name: &str) -> Result<(Modu
         prefix: common_prefix(graph, &order),
         strip_call_suffix: false,
         body: Vec::new(),
+        spans: Vec::new(),
         stubs: stubs::Stubs::default(),
         summary: Summary::default(),
     };
     low.strip_call_suffix = low.every_scope_has_call_suffix(&order);
+    let order = low.readable_order(&order);
     low.locals.claim("x");
     for &n in &order {
         for port in 0..graph.node(n).outputs.len().max(1) {
@@ -133,7 +158,17 @@ pub fn lower(graph: &Graph, class_name: &str, source_name: &str) -> Result<(Modu
         if node.op == "Placeholder" || node.value.is_some() {
             continue;
         }
+        let (stmts, layers, buffers) =
+            (low.body.len(), low.module.layers.len(), low.module.buffers.len());
+        let stubs = low.summary.stubs_seen;
         low.lower_node(n)?;
+        let scope = low.scope_of(n);
+        low.spans.push(Span {
+            scope,
+            stmts: stmts..low.body.len(),
+            layers: layers..low.module.layers.len(),
+            movable: low.module.buffers.len() == buffers && low.summary.stubs_seen == stubs,
+        });
     }
     low.finish()
 }
@@ -169,6 +204,47 @@ impl<'a> Lowerer<'a> {
             Some(s) if self.strip_call_suffix && rest.len() > 1 && !s.is_empty() => s.to_string(),
             _ => scope.to_string(),
         }
+    }
+
+    /// A topological order that finishes a layer scope before starting another where the
+    /// graph allows (ties by file position): `forward` then reads block by block, and the
+    /// order no longer depends on how a producer happened to order its nodes.
+    fn readable_order(&self, topo: &[NodeIndex]) -> Vec<NodeIndex> {
+        use petgraph::Direction;
+        let g = self.graph;
+        let scope: BTreeMap<NodeIndex, String> =
+            topo.iter().map(|&n| (n, self.scope_of(n))).collect();
+        let mut indeg: BTreeMap<NodeIndex, usize> = topo
+            .iter()
+            .map(|&n| (n, g.g.neighbors_directed(n, Direction::Incoming).count()))
+            .collect();
+        // Parallel edges count once per edge in petgraph's neighbors: count edges instead.
+        for (&n, d) in indeg.iter_mut() {
+            *d = g.g.edges_directed(n, Direction::Incoming).count();
+        }
+        let mut ready: std::collections::BTreeSet<(usize, NodeIndex)> =
+            indeg.iter().filter(|&(_, &d)| d == 0).map(|(&n, _)| (g.node(n).ordinal, n)).collect();
+        let mut order = Vec::with_capacity(topo.len());
+        let mut last_scope: Option<&str> = None;
+        while !ready.is_empty() {
+            let pick = last_scope
+                .and_then(|s| ready.iter().find(|(_, n)| scope[n] == s).copied())
+                .or_else(|| ready.iter().next().copied())
+                .expect("ready is not empty");
+            ready.remove(&pick);
+            let n = pick.1;
+            order.push(n);
+            last_scope = Some(scope[&n].as_str());
+            for e in g.g.edges_directed(n, Direction::Outgoing) {
+                use petgraph::visit::EdgeRef;
+                let d = indeg.get_mut(&e.target()).expect("edge target is a node");
+                *d -= 1;
+                if *d == 0 {
+                    ready.insert((g.node(e.target()).ordinal, e.target()));
+                }
+            }
+        }
+        order
     }
 
     /// Keras 3 traced inside a `tf.function` names every layer scope `<layer>_1`; when every
@@ -247,7 +323,7 @@ impl<'a> Lowerer<'a> {
     }
 
     fn push_line(&mut self, target: &str, expr: &PyExpr) {
-        self.body.push(BodyItem::Line(format::assignment(8, target, expr)));
+        self.body.push(BodyItem::Line(Stmt { target: target.to_string(), expr: expr.clone() }));
     }
 
     fn apply(&mut self, n: NodeIndex, lowered: Lowered) -> Result<()> {
@@ -401,6 +477,7 @@ impl<'a> Lowerer<'a> {
             })?);
         }
         let function = self.stubs.register(self.graph, n, reason);
+        self.summary.stubs_seen += 1;
         self.consume_inputs(n);
         let count = self.num_outputs(n);
         let targets: Vec<String> =
@@ -420,28 +497,28 @@ impl<'a> Lowerer<'a> {
             outs.push(self.value_in(o, Layout::Tf).map_err(Error::msg)?);
         }
         let stub_kwargs = self.stubs.call_kwargs(self.graph);
-        let mut body = Vec::new();
-        for item in std::mem::take(&mut self.body) {
-            match item {
-                BodyItem::Line(lines) => body.extend(lines),
-                BodyItem::StubCall { target, function, args, node } => {
-                    let kwargs = stub_kwargs.get(&node).cloned().unwrap_or_default();
-                    let call = PyExpr::Call {
+        let mut stmts: Vec<Stmt> = std::mem::take(&mut self.body)
+            .into_iter()
+            .map(|item| match item {
+                BodyItem::Line(stmt) => stmt,
+                BodyItem::StubCall { target, function, args, node } => Stmt {
+                    target,
+                    expr: PyExpr::Call {
                         func: Box::new(PyExpr::name(format!("custom_ops.{function}"))),
                         args,
-                        kwargs,
-                    };
-                    body.extend(format::assignment(8, &target, &call));
-                }
-            }
-        }
-        self.module.body = body;
+                        kwargs: stub_kwargs.get(&node).cloned().unwrap_or_default(),
+                    },
+                },
+            })
+            .collect();
         let outs: Vec<String> = outs.iter().map(|e| e.to_string()).collect();
+        self.summary.blocks = blocks::extract(&mut self.module, &mut stmts, &self.spans, &outs);
+        self.module.body =
+            stmts.iter().flat_map(|s| format::assignment(8, &s.target, &s.expr)).collect();
         self.module.return_lines = format::return_values(8, &outs);
         let (stubs, reports) = self.stubs.finish(self.graph);
         self.module.stubs = stubs;
         self.summary.stubs = reports;
-        self.module.uses_functional = self.module.body.iter().any(|l| l.contains("F."));
         Ok((self.module, self.summary))
     }
 }

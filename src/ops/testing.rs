@@ -94,6 +94,16 @@ impl TestGraph {
         crate::passes::run_all(&mut self.g).expect("passes");
         let (m, _) = crate::lower::lower(&self.g, "M", "test").expect("lower");
         let mut s = String::new();
+        for c in &m.classes {
+            s.push_str(&format!("class {}({}):\n", c.name, c.params.join(", ")));
+            for l in &c.layers {
+                s.push_str(&format!("  self.{} = {}\n", l.name, l.ctor));
+            }
+            for st in &c.body {
+                s.push_str(&format!("  {} = {}\n", st.target, st.expr));
+            }
+            s.push_str(&format!("  return {} (from {})\n", c.output, c.input));
+        }
         for l in &m.layers {
             s.push_str(&format!("self.{} = {}\n", l.name, l.ctor));
         }

@@ -228,3 +228,107 @@ mod tests {
         assert_eq!(PyExpr::ints(&[3]).to_string(), "(3,)");
     }
 }
+
+/// Identifiers in Python text, outside string literals and not after a `.`, each with its
+/// span; `self.name` comes as one token. Used to find and rename variables and layers in
+/// expressions the generator itself printed.
+pub fn identifier_spans(text: &str) -> Vec<(usize, usize)> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'"' {
+            i += 1;
+            while i < b.len() && b[i] != b'"' {
+                i += if b[i] == b'\\' { 2 } else { 1 };
+            }
+            i += 1;
+        } else if c.is_ascii_digit() {
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'.' || b[i] == b'_') {
+                i += 1;
+            }
+        } else if c.is_ascii_alphabetic() || c == b'_' {
+            let start = i;
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                i += 1;
+            }
+            let after_dot = start > 0 && b[start - 1] == b'.';
+            if &text[start..i] == "self" && i < b.len() && b[i] == b'.' {
+                i += 1;
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                    i += 1;
+                }
+            }
+            if !after_dot {
+                out.push((start, i));
+            }
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// `text` with identifiers (and `self.name` tokens) replaced through `map`.
+pub fn rename_text(text: &str, map: &std::collections::BTreeMap<String, String>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for (s, e) in identifier_spans(text) {
+        if let Some(r) = map.get(&text[s..e]) {
+            out.push_str(&text[last..s]);
+            out.push_str(r);
+            last = e;
+        }
+    }
+    out.push_str(&text[last..]);
+    out
+}
+
+impl PyExpr {
+    /// Every identifier token the expression mentions (see [`identifier_spans`]).
+    pub fn identifiers(&self) -> Vec<String> {
+        let text = self.to_string();
+        identifier_spans(&text).into_iter().map(|(s, e)| text[s..e].to_string()).collect()
+    }
+
+    /// The expression with identifiers renamed through `map`.
+    pub fn renamed(&self, map: &std::collections::BTreeMap<String, String>) -> PyExpr {
+        match self {
+            PyExpr::Atom(a) => PyExpr::Atom(rename_text(a, map)),
+            PyExpr::Call { func, args, kwargs } => PyExpr::Call {
+                func: Box::new(func.renamed(map)),
+                args: args.iter().map(|a| a.renamed(map)).collect(),
+                kwargs: kwargs.iter().map(|(k, v)| (k.clone(), v.renamed(map))).collect(),
+            },
+            PyExpr::BinOp { left, op, right } => PyExpr::BinOp {
+                left: Box::new(left.renamed(map)),
+                op,
+                right: Box::new(right.renamed(map)),
+            },
+            PyExpr::Neg(e) => PyExpr::Neg(Box::new(e.renamed(map))),
+            PyExpr::Tuple(items) => PyExpr::Tuple(items.iter().map(|a| a.renamed(map)).collect()),
+            PyExpr::Index { base, index } => {
+                PyExpr::Index { base: Box::new(base.renamed(map)), index: rename_text(index, map) }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod rename_tests {
+    use super::*;
+
+    #[test]
+    fn renames_variables_and_layers_not_attributes_or_strings() {
+        let map = [("x", "y"), ("self.conv_a", "self.conv1"), ("reflect", "no")]
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        let t = r#"self.conv_a(F.pad(x.x, (1e-5, 0)), mode="reflect") + x[:, 0]"#;
+        assert_eq!(
+            rename_text(t, &map),
+            r#"self.conv1(F.pad(y.x, (1e-5, 0)), mode="reflect") + y[:, 0]"#
+        );
+    }
+}

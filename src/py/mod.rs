@@ -63,6 +63,18 @@ pub struct Buffer {
     pub torch_dtype: &'static str,
 }
 
+/// A block that repeats under sibling scopes, emitted once as an `nn.Module` class.
+#[derive(Clone, Debug)]
+pub struct BlockClass {
+    pub name: String,
+    /// `__init__` parameters (constructor arguments that differ between instances).
+    pub params: Vec<String>,
+    pub layers: Vec<Layer>,
+    pub body: Vec<crate::lower::Stmt>,
+    pub input: String,
+    pub output: String,
+}
+
 /// One function of `custom_ops.py`.
 #[derive(Clone, Debug)]
 pub struct Stub {
@@ -84,7 +96,8 @@ pub struct Module {
     /// The `return` statement, formatted and indented.
     pub return_lines: Vec<String>,
     pub stubs: Vec<Stub>,
+    /// Classes for repeated blocks, defined before the model class.
+    pub classes: Vec<BlockClass>,
     /// `state_dict` key → weight, in module order.
     pub weights: Vec<(String, Weight)>,
-    pub uses_functional: bool,
 }
