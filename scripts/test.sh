@@ -18,6 +18,7 @@ for m in sm_module sm_shared_variable sm_sharded frozen_with_function sm_no_vari
   [ -f "build/fixtures/$m.npz" ] || missing+=("$m")
 done
 [ -f build/fixtures/diff_added.npz ] || missing+=(diff_variants)
+[ -f build/fixtures/diff_resnet.npz ] || missing+=(diff_resnet)
 [ -f build/fixtures/sm_missing_key.dropped ] || missing+=(sm_keras_export sm_missing_key)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "generating fixtures with TensorFlow: ${missing[*]}"

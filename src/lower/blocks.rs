@@ -188,6 +188,39 @@ fn analyse(
     })
 }
 
+/// The one member whose constructor arguments differ, somewhere, from all the others (which
+/// agree there).
+fn lone_outlier(group: &[usize], members: &[Member], module: &Module) -> Option<usize> {
+    let texts: Vec<Vec<String>> = group
+        .iter()
+        .map(|&i| {
+            members[i]
+                .layers
+                .iter()
+                .flat_map(|&l| match &module.layers[l].ctor {
+                    PyExpr::Call { args, kwargs, .. } => args
+                        .iter()
+                        .map(|a| a.to_string())
+                        .chain(kwargs.iter().map(|(k, v)| format!("{k}={v}")))
+                        .collect::<Vec<_>>(),
+                    other => vec![other.to_string()],
+                })
+                .collect()
+        })
+        .collect();
+    let positions = texts.first()?.len();
+    for p in 0..positions {
+        for (k, t) in texts.iter().enumerate() {
+            let others: Vec<&String> =
+                texts.iter().enumerate().filter(|&(j, _)| j != k).map(|(_, o)| &o[p]).collect();
+            if others.iter().all(|o| *o == others[0]) && *others[0] != t[p] {
+                return Some(group[k]);
+            }
+        }
+    }
+    None
+}
+
 /// Finds repeated blocks, moves them into classes; returns (class, instance count) pairs.
 pub fn extract(
     module: &mut Module,
@@ -210,6 +243,15 @@ pub fn extract(
         match groups.iter_mut().find(|(sig, _)| *sig == m.signature) {
             Some((_, g)) => g.push(i),
             None => groups.push((m.signature.clone(), vec![i])),
+        }
+    }
+    // A member that alone differs from all the others in some argument (one changed kernel
+    // size among twelve blocks) stays inline: making it a parameter would change every
+    // instance's line, and a regenerated model should differ only where the model did.
+    for (_, g) in groups.iter_mut() {
+        while g.len() >= 3 {
+            let Some(odd) = lone_outlier(g, &members, module) else { break };
+            g.retain(|&i| i != odd);
         }
     }
     let mut taken: BTreeSet<usize> = BTreeSet::new();

@@ -47,3 +47,23 @@ def test_stub_no_longer_needed_is_reported_and_kept(tmp_path):
     proc = run_cli("convert", OPS_DIR / "tf1_cnn.pb", "-o", out)
     assert "my_fancy_activation() is no longer used" in proc.stdout
     assert (out / "custom_ops.py").read_text() == stubs
+
+
+def test_changing_one_resnet50_layer_changes_only_its_block(tmp_path):
+    """keras.applications.ResNet50 with conv5_block3_2_conv at 5x5 instead of 3x3."""
+    base, changed = model_py("keras_resnet50", tmp_path), model_py("diff_resnet", tmp_path)
+    lines = [line for line in changed_lines(base, changed) if "translation of" not in line]
+    assert 0 < len(lines) <= 20, lines
+    assert all("conv5_block3" in line for line in lines if line.startswith("-")), lines
+    assert all("conv5_block3" in line for line in lines if "self." in line), lines
+
+
+def test_keras_application_conversion_is_byte_identical(tmp_path):
+    pb = GENERATED_DIR / "keras_resnet50.pb"
+    outs = []
+    for k in range(2):
+        out = tmp_path / f"out{k}"
+        run_cli("convert", pb, "-o", out)
+        outs.append(out)
+    for f in ("model.py", "model.safetensors", "check.py", "make_reference.py"):
+        assert (outs[0] / f).read_bytes() == (outs[1] / f).read_bytes(), f
