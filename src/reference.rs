@@ -160,3 +160,36 @@ pub fn render_make_reference(
     s.push('\n');
     Ok(Some(s))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::testing::*;
+
+    #[test]
+    fn integer_inputs_stay_within_the_table_they_index() {
+        let mut g = TestGraph::new();
+        let ids = g.typed_input("token_ids", &[-1, 7], DType::I32);
+        let table = g.constant("embedding", weights(&[50, 4]));
+        let axis = g.constant("axis", int_tensor(&[], &[0]));
+        let cast = g.op("cast", "Cast", &[ids], &[]);
+        let y = g.op("lookup", "GatherV2", &[table, cast, axis], &[]);
+        let graph = g.finish(&[y]);
+        assert_eq!(index_bound(&graph, graph.inputs[0]), 50);
+        let io = ModelIo {
+            saved_model: false,
+            inputs: vec!["token_ids:0".into()],
+            outputs: vec!["lookup:0".into()],
+        };
+        let text = render_make_reference(
+            &graph,
+            &io,
+            Path::new("m.pb"),
+            Path::new("out"),
+            &Selection::default(),
+        )
+        .unwrap()
+        .unwrap();
+        assert!(text.contains(r#"("token_ids:0", "int32", (2, 7), 50),"#), "{text}");
+    }
+}

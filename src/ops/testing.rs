@@ -55,10 +55,14 @@ impl TestGraph {
 
     /// A float32 model input; `-1` is an unknown dim.
     pub fn input(&mut self, name: &str, shape: &[i64]) -> ValueRef {
+        self.typed_input(name, shape, DType::F32)
+    }
+
+    pub fn typed_input(&mut self, name: &str, shape: &[i64], dtype: DType) -> ValueRef {
         let ord = self.ordinal();
         let mut n = Node::new(name, "Placeholder", ord);
         let shape = shape.iter().map(|&d| (d >= 0).then_some(d as usize)).collect();
-        n.outputs = vec![ValueInfo { dtype: Some(DType::F32), shape: Some(shape) }];
+        n.outputs = vec![ValueInfo { dtype: Some(dtype), shape: Some(shape) }];
         let v = ValueRef { node: self.g.add_node(n), port: 0 };
         self.g.inputs.push(v);
         v
@@ -86,6 +90,13 @@ impl TestGraph {
             self.g.connect(i, id, slot);
         }
         ValueRef { node: id, port: 0 }
+    }
+
+    /// The graph after the passes.
+    pub fn finish(mut self, outputs: &[ValueRef]) -> Graph {
+        self.g.outputs = outputs.to_vec();
+        crate::passes::run_all(&mut self.g).expect("passes");
+        self.g
     }
 
     /// Runs the passes and lowering with `outputs`; returns `__init__` and `forward` as text.
