@@ -15,6 +15,8 @@ pub const OPS: &[OpDef] = &[
     op("Softplus", |c| unary(c, "F.softplus")).infer(same_as_input),
     // Produced by passes::fuse_activations from Mul(x, Sigmoid(x)).
     op("_SiLU", |c| unary(c, "F.silu")).infer(same_as_input),
+    // Produced by passes::fuse_activations from TF's GELU formulas.
+    op("_Gelu", gelu).infer(same_as_input),
     op("LeakyRelu", leaky_relu).infer(same_as_input),
     op("Softmax", |c| softmax(c, "F.softmax")).infer(same_as_input),
     op("LogSoftmax", |c| softmax(c, "F.log_softmax")).infer(same_as_input),
@@ -23,6 +25,14 @@ pub const OPS: &[OpDef] = &[
 fn unary(ctx: &mut Ctx, func: &str) -> OpResult<Lowered> {
     let x = ctx.input(0)?;
     Ok(Lowered::Expr { expr: PyExpr::call(func, vec![x.expr]), layout: x.layout })
+}
+
+fn gelu(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let how = ctx.node().attr_str_or("approximate", "none").map_err(|e| e.to_string())?;
+    let x = ctx.input(0)?;
+    let kwargs =
+        if how == "tanh" { vec![("approximate", PyExpr::str_lit("tanh"))] } else { vec![] };
+    Ok(Lowered::Expr { expr: PyExpr::call_kw("F.gelu", vec![x.expr], kwargs), layout: x.layout })
 }
 
 fn leaky_relu(ctx: &mut Ctx) -> OpResult<Lowered> {

@@ -27,6 +27,33 @@ pub const OPS: &[OpDef] = &[
     op("SquaredDifference", |c| binary(c, Bin::SqDiff))
         .infer(broadcast_infer)
         .fold(|i| fold_binary(i, Bin::SqDiff)),
+    op("Pow", |c| binary(c, Bin::Pow)).infer(broadcast_infer).fold(|i| fold_binary(i, Bin::Pow)),
+    op("FloorDiv", |c| binary(c, Bin::FloorDiv))
+        .infer(broadcast_infer)
+        .fold(|i| fold_binary(i, Bin::FloorDiv)),
+    op("FloorMod", |c| binary(c, Bin::FloorMod))
+        .infer(broadcast_infer)
+        .fold(|i| fold_binary(i, Bin::FloorMod)),
+    op("Less", |c| compare(c, "<")).infer(bool_infer).fold(|i| fold_compare(i, "<")),
+    op("LessEqual", |c| compare(c, "<=")).infer(bool_infer).fold(|i| fold_compare(i, "<=")),
+    op("Greater", |c| compare(c, ">")).infer(bool_infer).fold(|i| fold_compare(i, ">")),
+    op("GreaterEqual", |c| compare(c, ">=")).infer(bool_infer).fold(|i| fold_compare(i, ">=")),
+    op("Equal", |c| compare(c, "==")).infer(bool_infer).fold(|i| fold_compare(i, "==")),
+    op("NotEqual", |c| compare(c, "!=")).infer(bool_infer).fold(|i| fold_compare(i, "!=")),
+    op("LogicalAnd", |c| compare(c, "&")).infer(bool_infer).fold(|i| fold_compare(i, "&")),
+    op("LogicalOr", |c| compare(c, "|")).infer(bool_infer).fold(|i| fold_compare(i, "|")),
+    op("LogicalNot", |c| function(c, "torch.logical_not")).infer(same_as_input),
+    op("Erf", |c| function(c, "torch.erf")).infer(same_as_input),
+    op("Erfc", |c| function(c, "torch.erfc")).infer(same_as_input),
+    op("Floor", |c| function(c, "torch.floor")).infer(same_as_input),
+    op("Ceil", |c| function(c, "torch.ceil")).infer(same_as_input),
+    // TF rounds half to even, as torch.round does.
+    op("Round", |c| function(c, "torch.round")).infer(same_as_input),
+    op("Sign", |c| function(c, "torch.sign")).infer(same_as_input),
+    op("Sin", |c| function(c, "torch.sin")).infer(same_as_input),
+    op("Cos", |c| function(c, "torch.cos")).infer(same_as_input),
+    op("SelectV2", select).infer(select_infer),
+    op("Select", select).infer(select_infer),
     op("Rsqrt", |c| unary(c, Un::Rsqrt)).infer(same_as_input).fold(|i| fold_unary(i, Un::Rsqrt)),
     op("Sqrt", |c| unary(c, Un::Sqrt)).infer(same_as_input).fold(|i| fold_unary(i, Un::Sqrt)),
     op("Square", |c| unary(c, Un::Square)).infer(same_as_input).fold(|i| fold_unary(i, Un::Square)),
@@ -41,6 +68,9 @@ pub const OPS: &[OpDef] = &[
 
 #[derive(Clone, Copy)]
 enum Bin {
+    Pow,
+    FloorDiv,
+    FloorMod,
     Add,
     Sub,
     Mul,
@@ -64,50 +94,56 @@ enum Un {
 
 /// Chooses the layout for a broadcasting op and fetches both operands in it.
 fn operands(ctx: &mut Ctx) -> OpResult<(PyExpr, PyExpr, Layout)> {
-    let nchw = (0..2).any(|i| {
-        !ctx.is_const(i) && ctx.rank(i) == Some(4) && matches!(ctx.layout(i), Ok(Layout::Nchw))
-    });
-    if nchw {
-        let mut out = Vec::new();
-        for i in 0..2 {
-            let e = if ctx.is_const(i) {
-                let t = ctx.const_input(i)?;
-                if t.rank() == 0 {
-                    ctx.input_tf(i)?
-                } else if t.rank() <= 4 {
-                    // Align to rank 4 (leading ones), NHWC → NCHW, drop leading ones again.
-                    let mut shape = vec![1; 4 - t.rank()];
-                    shape.extend(&t.shape);
-                    let p = t.reshaped(shape).permute(&[0, 3, 1, 2]);
-                    let keep = p.shape.iter().position(|&d| d != 1).unwrap_or(3).min(3);
-                    let numel = p.numel();
-                    if numel == 1 && t.dtype.is_float() {
-                        PyExpr::f64(t.scalar_f64().ok_or("unreadable constant")?)
-                    } else {
-                        let s = p.shape[keep..].to_vec();
-                        ctx.buffer("const", p.reshaped(s))?
-                    }
-                } else {
-                    return tf_operands(ctx);
-                }
-            } else if ctx.rank(i) == Some(4) {
-                ctx.input_nchw(i)?
-            } else if ctx.rank(i) == Some(0) {
-                ctx.input_tf(i)?
-            } else {
-                return tf_operands(ctx);
-            };
-            out.push(e);
-        }
-        let b = out.pop().expect("two operands");
-        let a = out.pop().expect("two operands");
-        return Ok((a, b, Layout::Nchw));
-    }
-    tf_operands(ctx)
+    let (mut v, layout) = operands_n(ctx, 2)?;
+    let b = v.pop().expect("two operands");
+    let a = v.pop().expect("two operands");
+    Ok((a, b, layout))
 }
 
-fn tf_operands(ctx: &mut Ctx) -> OpResult<(PyExpr, PyExpr, Layout)> {
-    Ok((ctx.input_tf(0)?, ctx.input_tf(1)?, Layout::Tf))
+/// The first `n` inputs in one layout: NCHW when a computed rank-4 input is NCHW and every
+/// other input can follow (rank 4, a scalar, or a constant re-laid out here), else TF's.
+fn operands_n(ctx: &mut Ctx, n: usize) -> OpResult<(Vec<PyExpr>, Layout)> {
+    let nchw = (0..n).any(|i| {
+        !ctx.is_const(i) && ctx.rank(i) == Some(4) && matches!(ctx.layout(i), Ok(Layout::Nchw))
+    });
+    let follows = |ctx: &Ctx, i: usize| {
+        if ctx.is_const(i) {
+            ctx.const_input(i).is_ok_and(|t| t.rank() <= 4)
+        } else {
+            matches!(ctx.rank(i), Some(4) | Some(0))
+        }
+    };
+    if !nchw || !(0..n).all(|i| follows(ctx, i)) {
+        let v = (0..n).map(|i| ctx.input_tf(i)).collect::<OpResult<Vec<_>>>()?;
+        return Ok((v, Layout::Tf));
+    }
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let e = if ctx.is_const(i) {
+            let t = ctx.const_input(i)?;
+            if t.rank() == 0 {
+                ctx.input_tf(i)?
+            } else {
+                // Align to rank 4 (leading ones), NHWC → NCHW, drop leading ones again.
+                let mut shape = vec![1; 4 - t.rank()];
+                shape.extend(&t.shape);
+                let p = t.reshaped(shape).permute(&[0, 3, 1, 2]);
+                let keep = p.shape.iter().position(|&d| d != 1).unwrap_or(3).min(3);
+                if p.numel() == 1 && t.dtype.is_float() {
+                    PyExpr::f64(t.scalar_f64().ok_or("unreadable constant")?)
+                } else {
+                    let s = p.shape[keep..].to_vec();
+                    ctx.buffer("const", p.reshaped(s))?
+                }
+            }
+        } else if ctx.rank(i) == Some(4) {
+            ctx.input_nchw(i)?
+        } else {
+            ctx.input_tf(i)?
+        };
+        out.push(e);
+    }
+    Ok((out, Layout::Nchw))
 }
 
 fn is_literal(e: &PyExpr) -> bool {
@@ -122,6 +158,10 @@ fn binary(ctx: &mut Ctx, op: Bin) -> OpResult<Lowered> {
         Bin::Mul => a.binop("*", b),
         Bin::Div => a.binop("/", b),
         Bin::SqDiff => PyExpr::call("torch.square", vec![a.binop("-", b)]),
+        Bin::Pow => PyExpr::call("torch.pow", vec![a, b]),
+        // Both floor, as TF's FloorDiv/FloorMod do (-7 // 2 = -4, -7 % 2 = 1).
+        Bin::FloorDiv => PyExpr::call("torch.floor_divide", vec![a, b]),
+        Bin::FloorMod => PyExpr::call("torch.remainder", vec![a, b]),
         Bin::Max | Bin::Min => {
             let (f, kw) = if matches!(op, Bin::Max) {
                 ("torch.maximum", "min")
@@ -138,6 +178,79 @@ fn binary(ctx: &mut Ctx, op: Bin) -> OpResult<Lowered> {
         }
     };
     Ok(Lowered::Expr { expr, layout })
+}
+
+/// Comparisons and logical and/or: Python operators, bool result, same broadcasting.
+fn compare(ctx: &mut Ctx, op: &'static str) -> OpResult<Lowered> {
+    let (a, b, layout) = operands(ctx)?;
+    Ok(Lowered::Expr { expr: a.binop(op, b), layout })
+}
+
+/// A layout-agnostic `func(x)`.
+fn function(ctx: &mut Ctx, func: &str) -> OpResult<Lowered> {
+    let x = ctx.input(0)?;
+    Ok(Lowered::Expr { expr: PyExpr::call(func, vec![x.expr]), layout: x.layout })
+}
+
+/// `SelectV2(cond, a, b)` broadcasts like `torch.where`; `Select` with a vector condition on
+/// a higher-rank tensor picks whole rows, which needs the condition reshaped.
+fn select(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let (rc, ra) = (ctx.rank(0), ctx.rank(1));
+    if ctx.node().op == "Select" && rc == Some(1) && ra.is_some_and(|r| r > 1) {
+        let r = ra.unwrap_or(1);
+        let (mut v, _) = operands_n(ctx, 3)?;
+        let b = v.pop().expect("three");
+        let a = v.pop().expect("three");
+        let c = v.pop().expect("three");
+        let mut shape = vec![-1i64];
+        shape.extend(std::iter::repeat_n(1, r - 1));
+        let c = c.method("reshape", shape.into_iter().map(PyExpr::int).collect());
+        return Ok(Lowered::Expr {
+            expr: PyExpr::call("torch.where", vec![c, a, b]),
+            layout: Layout::Tf,
+        });
+    }
+    let (v, layout) = operands_n(ctx, 3)?;
+    Ok(Lowered::Expr { expr: PyExpr::call("torch.where", v), layout })
+}
+
+fn bool_infer(inp: &OpInputs) -> Option<Vec<crate::ir::ValueInfo>> {
+    let mut v = broadcast_infer(inp)?;
+    v[0].dtype = Some(crate::tensor::DType::Bool);
+    Some(v)
+}
+
+fn select_infer(inp: &OpInputs) -> Option<Vec<crate::ir::ValueInfo>> {
+    let (a, b) = (inp.infos.get(1)?, inp.infos.get(2)?);
+    let shape = if inp.node.op == "Select" {
+        a.shape.clone()
+    } else {
+        crate::ops::util::broadcast(
+            &crate::ops::util::broadcast(&inp.infos[0].shape, &a.shape),
+            &b.shape,
+        )
+    };
+    Some(vec![crate::ir::ValueInfo { dtype: a.dtype.or(b.dtype), shape }])
+}
+
+fn fold_compare(inp: &OpInputs, op: &str) -> Option<Folded> {
+    let a = inp.consts.first().copied().flatten()?;
+    let b = inp.consts.get(1).copied().flatten()?;
+    let (x, y) = (a.to_f64()?, b.to_f64()?);
+    let (shape, v) = broadcast_apply(&a.shape, &x, &b.shape, &y, |p, q| {
+        let r = match op {
+            "<" => p < q,
+            "<=" => p <= q,
+            ">" => p > q,
+            ">=" => p >= q,
+            "==" => p == q,
+            "!=" => p != q,
+            "&" => p != 0.0 && q != 0.0,
+            _ => p != 0.0 || q != 0.0,
+        };
+        i64::from(r)
+    })?;
+    Tensor::with_values_like(crate::tensor::DType::Bool, shape, &Values::I(v)).map(Folded::Tensor)
 }
 
 fn unary(ctx: &mut Ctx, op: Un) -> OpResult<Lowered> {
@@ -207,6 +320,8 @@ trait Float:
     + std::ops::Neg<Output = Self>
 {
     const ONE: Self;
+    fn powf(self, o: Self) -> Self;
+    fn floor(self) -> Self;
     fn max(self, o: Self) -> Self;
     fn min(self, o: Self) -> Self;
     fn sqrt(self) -> Self;
@@ -219,6 +334,12 @@ macro_rules! float_impl {
     ($t:ty) => {
         impl Float for $t {
             const ONE: Self = 1.0;
+            fn powf(self, o: Self) -> Self {
+                <$t>::powf(self, o)
+            }
+            fn floor(self) -> Self {
+                <$t>::floor(self)
+            }
             fn max(self, o: Self) -> Self {
                 <$t>::max(self, o)
             }
@@ -245,6 +366,9 @@ float_impl!(f64);
 
 fn bin<F: Float>(op: Bin, p: F, q: F) -> F {
     match op {
+        Bin::Pow => p.powf(q),
+        Bin::FloorDiv => (p / q).floor(),
+        Bin::FloorMod => p - (p / q).floor() * q,
         Bin::Add => p + q,
         Bin::Sub => p - q,
         Bin::Mul => p * q,
@@ -265,6 +389,16 @@ fn un<F: Float>(op: Un, p: F) -> F {
         Un::Neg => -p,
         Un::Abs => p.abs(),
         Un::Recip => F::ONE / p,
+    }
+}
+
+/// Integer division rounding toward negative infinity; 0 for division by zero (folding must
+/// not trap on a hostile constant).
+fn floor_div(p: i64, q: i64) -> i64 {
+    match p.checked_div(q) {
+        Some(d) if p % q != 0 && ((p < 0) != (q < 0)) => d - 1,
+        Some(d) => d,
+        None => 0,
     }
 }
 
@@ -293,6 +427,9 @@ fn fold_binary(inp: &OpInputs, op: Bin) -> Option<Folded> {
                 Bin::Max => p.max(q),
                 Bin::Min => p.min(q),
                 Bin::SqDiff => (p - q).wrapping_mul(p - q),
+                Bin::Pow => u32::try_from(q).map_or(0, |e| p.wrapping_pow(e)),
+                Bin::FloorDiv => floor_div(p, q),
+                Bin::FloorMod => p.wrapping_sub(floor_div(p, q).wrapping_mul(q)),
             })?;
             (shape, Values::I(v))
         }

@@ -8,6 +8,7 @@
 mod activation;
 mod array;
 mod elementwise;
+mod gather;
 mod nn;
 mod reduce;
 #[cfg(test)]
@@ -88,7 +89,7 @@ impl OpDef {
 }
 
 const FAMILIES: &[&[OpDef]] =
-    &[nn::OPS, activation::OPS, elementwise::OPS, reduce::OPS, array::OPS];
+    &[nn::OPS, activation::OPS, elementwise::OPS, reduce::OPS, array::OPS, gather::OPS];
 
 /// The row for a TF op, if we translate it.
 pub fn lookup(op: &str) -> Option<&'static OpDef> {

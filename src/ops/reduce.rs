@@ -13,6 +13,7 @@ pub const OPS: &[OpDef] = &[
     op("Sum", |c| reduce(c, "sum")).infer(reduce_infer),
     op("Max", |c| reduce(c, "amax")).infer(reduce_infer),
     op("Min", |c| reduce(c, "amin")).infer(reduce_infer),
+    op("Prod", |c| reduce(c, "prod")).infer(reduce_infer).fold(prod_fold),
 ];
 
 fn axes(node: &crate::ir::Node, raw: &[i64], rank: usize) -> OpResult<Vec<usize>> {
@@ -52,6 +53,9 @@ fn reduce(ctx: &mut Ctx, method: &str) -> OpResult<Lowered> {
     let x = ctx.input_in(0, layout)?;
     let mut dims: Vec<i64> = axes.iter().map(|&a| phys_axis(a, layout) as i64).collect();
     dims.sort_unstable();
+    if method == "prod" && dims.len() > 1 {
+        return Err("Prod over several axes at once is not supported".into());
+    }
     let dim = if dims.len() == 1 { PyExpr::int(dims[0]) } else { PyExpr::ints(&dims) };
     let mut kwargs = Vec::new();
     if keep {
@@ -133,4 +137,16 @@ mod tests {
         return x
         ");
     }
+}
+
+/// The product of a (partly) known integer vector, as shape arithmetic computes sizes.
+fn prod_fold(inp: &OpInputs) -> Option<crate::ops::Folded> {
+    let v = inp.const_ints(0)?;
+    let t = inp.consts.first().copied().flatten()?;
+    if t.rank() != 1 || inp.const_ints(1)? != [0] || keep_dims(inp.node).ok()? {
+        return None;
+    }
+    let p = v.iter().try_fold(1i64, |a, &b| a.checked_mul(b))?;
+    crate::tensor::Tensor::with_values_like(t.dtype, vec![], &crate::tensor::Values::I(vec![p]))
+        .map(crate::ops::Folded::Tensor)
 }

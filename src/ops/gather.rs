@@ -1,0 +1,393 @@
+//! Indexing and repetition: GatherV2 (a constant table → `nn.Embedding`), Tile, Slice,
+//! Split/SplitV/Unpack, ArgMax/ArgMin, OneHot, Cumsum, Fill, Range, BatchMatMul.
+
+use crate::ir::ValueInfo;
+use crate::lower::{Ctx, Layout, Lowered};
+use crate::ops::util::{OpResult, norm_axis};
+use crate::ops::{Folded, OpDef, OpInputs, op};
+use crate::py::{PyExpr, Weight};
+use crate::tensor::{DType, Tensor, Values};
+
+pub const OPS: &[OpDef] = &[
+    op("GatherV2", gather).infer(gather_infer),
+    op("Tile", tile).infer(tile_infer),
+    op("Slice", slice).infer(slice_infer),
+    op("Split", split).infer(split_infer),
+    op("SplitV", split).infer(split_infer),
+    op("Unpack", unpack).infer(unpack_infer),
+    op("ArgMax", |c| arg_reduce(c, "argmax")).infer(arg_infer),
+    op("ArgMin", |c| arg_reduce(c, "argmin")).infer(arg_infer),
+    op("OneHot", one_hot).infer(one_hot_infer),
+    op("Cumsum", cumsum).infer(crate::ops::util::same_as_input),
+    op("Fill", fill).infer(fill_infer).fold(fill_fold),
+    op("Range", range).infer(range_infer).fold(range_fold),
+    op("BatchMatMulV2", batch_matmul).infer(batch_matmul_infer),
+    op("BatchMatMulV3", batch_matmul).infer(batch_matmul_infer),
+];
+
+fn err<E: ToString>(e: E) -> String {
+    e.to_string()
+}
+
+fn scalar_int(ctx: &Ctx, i: usize, what: &str) -> OpResult<i64> {
+    ctx.const_ints(i)?.first().copied().ok_or_else(|| format!("{what} must be a scalar"))
+}
+
+/// Output info when input `i`'s shape is known: computed by `f`.
+fn shape_of(inp: &OpInputs, i: usize) -> Option<Vec<Option<usize>>> {
+    inp.infos.get(i)?.shape.clone()
+}
+
+fn gather(ctx: &mut Ctx) -> OpResult<Lowered> {
+    if ctx.node().attr_int_or("batch_dims", 0).map_err(err)? != 0 {
+        return Err("batch_dims != 0 is not supported".into());
+    }
+    let rank = ctx.rank(0).ok_or("params rank must be known")?;
+    let axis = norm_axis(scalar_int(ctx, 2, "axis")?, rank)?;
+    if axis == 0 && rank == 2 && ctx.is_const(0) {
+        // A lookup in a constant table is an embedding layer.
+        let table = ctx.const_input(0)?.clone();
+        let ctor = PyExpr::call(
+            "nn.Embedding",
+            vec![PyExpr::int(table.shape[0] as i64), PyExpr::int(table.shape[1] as i64)],
+        );
+        let ids = ctx.input_tf(1)?;
+        let ids =
+            if ctx.info(1).dtype == Some(DType::I64) { ids } else { ids.method("long", vec![]) };
+        return Ok(Lowered::Layer {
+            ctor,
+            params: vec![("weight", Weight::plain(table))],
+            args: vec![ids],
+            layout: Layout::Tf,
+        });
+    }
+    let params = ctx.input_tf(0)?;
+    let ids = ctx.input_tf(1)?.method("long", vec![]);
+    let mut index = vec![":".to_string(); axis];
+    index.push(ids.to_string());
+    Ok(Lowered::Expr { expr: params.index(index.join(", ")), layout: Layout::Tf })
+}
+
+fn gather_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let p = shape_of(inp, 0)?;
+    let ids = shape_of(inp, 1)?;
+    let axis = norm_axis(*inp.const_ints(2)?.first()?, p.len()).ok()?;
+    let mut out = p[..axis].to_vec();
+    out.extend(ids);
+    out.extend(&p[axis + 1..]);
+    Some(vec![ValueInfo { dtype: inp.infos[0].dtype, shape: Some(out) }])
+}
+
+fn tile(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let reps = ctx.const_ints(1)?;
+    let x = ctx.input_tf(0)?;
+    Ok(Lowered::Expr {
+        expr: x.method("repeat", reps.into_iter().map(PyExpr::int).collect()),
+        layout: Layout::Tf,
+    })
+}
+
+fn tile_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let s = shape_of(inp, 0)?;
+    let reps = inp.const_ints(1)?;
+    let out = s.iter().zip(&reps).map(|(d, &r)| d.map(|d| d * r as usize)).collect();
+    Some(vec![ValueInfo { dtype: inp.infos[0].dtype, shape: Some(out) }])
+}
+
+fn slice(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let (begin, size) = (ctx.const_ints(1)?, ctx.const_ints(2)?);
+    if begin.len() != size.len() {
+        return Err("begin and size differ in length".into());
+    }
+    let mut parts: Vec<String> = begin
+        .iter()
+        .zip(&size)
+        .map(|(&b, &s)| match (b, s) {
+            (0, -1) => ":".to_string(),
+            (b, -1) => format!("{b}:"),
+            (b, s) => format!("{b}:{}", b + s),
+        })
+        .collect();
+    while parts.last().is_some_and(|p| p == ":") {
+        parts.pop();
+    }
+    if parts.is_empty() {
+        return Ok(Lowered::Alias(0));
+    }
+    let x = ctx.input_tf(0)?;
+    Ok(Lowered::Expr { expr: x.index(parts.join(", ")), layout: Layout::Tf })
+}
+
+fn slice_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let s = shape_of(inp, 0)?;
+    let (b, size) = (inp.const_ints(1)?, inp.const_ints(2)?);
+    let out = s
+        .iter()
+        .zip(b.iter().zip(&size))
+        .map(|(d, (&b, &n))| if n >= 0 { Some(n as usize) } else { d.map(|d| d - b as usize) })
+        .collect();
+    Some(vec![ValueInfo { dtype: inp.infos[0].dtype, shape: Some(out) }])
+}
+
+/// Split (split_dim, value) and SplitV (value, size_splits, split_dim).
+fn split_args(op: &str) -> (usize, usize) {
+    if op == "Split" { (1, 0) } else { (0, 2) }
+}
+
+fn split(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let (v, a) = split_args(&ctx.node().op);
+    let rank = ctx.rank(v).ok_or("input rank must be known")?;
+    let axis = norm_axis(scalar_int(ctx, a, "split_dim")?, rank)?;
+    let sizes = if ctx.node().op == "SplitV" {
+        let s = ctx.const_ints(1)?;
+        if s.contains(&-1) {
+            let total = ctx
+                .info(v)
+                .shape
+                .and_then(|s| s[axis])
+                .ok_or("split size -1 needs a static axis")?;
+            let known: i64 = s.iter().filter(|&&x| x >= 0).sum();
+            s.iter().map(|&x| if x < 0 { total as i64 - known } else { x }).collect()
+        } else {
+            s
+        }
+    } else {
+        let n = ctx.node().attr_int("num_split").map_err(err)?;
+        let total =
+            ctx.info(v).shape.and_then(|s| s[axis]).ok_or("split needs a static axis")? as i64;
+        if n <= 0 || total % n != 0 {
+            return Err(format!("cannot split {total} into {n} parts"));
+        }
+        vec![total / n; n as usize]
+    };
+    let x = ctx.input_tf(v)?;
+    let expr = PyExpr::call_kw(
+        "torch.split",
+        vec![
+            x,
+            PyExpr::Atom(format!(
+                "[{}]",
+                sizes.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
+            )),
+        ],
+        vec![("dim", PyExpr::int(axis as i64))],
+    );
+    Ok(Lowered::Multi { expr, layout: Layout::Tf })
+}
+
+fn split_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let (v, a) = split_args(&inp.node.op);
+    let s = shape_of(inp, v)?;
+    let axis = norm_axis(*inp.const_ints(a)?.first()?, s.len()).ok()?;
+    let sizes: Vec<Option<usize>> = if inp.node.op == "SplitV" {
+        let total = s[axis];
+        let raw = inp.const_ints(1)?;
+        let known: i64 = raw.iter().filter(|&&x| x >= 0).sum();
+        raw.iter()
+            .map(|&x| if x >= 0 { Some(x as usize) } else { total.map(|t| t - known as usize) })
+            .collect()
+    } else {
+        let n = inp.node.attr_int("num_split").ok()? as usize;
+        vec![s[axis].map(|t| t / n.max(1)); n]
+    };
+    Some(
+        sizes
+            .into_iter()
+            .map(|d| {
+                let mut o = s.clone();
+                o[axis] = d;
+                ValueInfo { dtype: inp.infos[v].dtype, shape: Some(o) }
+            })
+            .collect(),
+    )
+}
+
+fn unpack(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let rank = ctx.rank(0).ok_or("input rank must be known")?;
+    let axis = norm_axis(ctx.node().attr_int_or("axis", 0).map_err(err)?, rank)?;
+    let x = ctx.input_tf(0)?;
+    let expr = PyExpr::call_kw("torch.unbind", vec![x], vec![("dim", PyExpr::int(axis as i64))]);
+    Ok(Lowered::Multi { expr, layout: Layout::Tf })
+}
+
+fn unpack_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let s = shape_of(inp, 0)?;
+    let axis = norm_axis(inp.node.attr_int_or("axis", 0).ok()?, s.len()).ok()?;
+    let n = inp.node.attr_int("num").ok()? as usize;
+    let mut o = s.clone();
+    o.remove(axis);
+    Some(vec![ValueInfo { dtype: inp.infos[0].dtype, shape: Some(o) }; n])
+}
+
+fn out_type(node: &crate::ir::Node) -> DType {
+    node.attr_type("output_type").unwrap_or(DType::I64)
+}
+
+fn arg_reduce(ctx: &mut Ctx, method: &str) -> OpResult<Lowered> {
+    let rank = ctx.rank(0).ok_or("input rank must be known")?;
+    let axis = norm_axis(scalar_int(ctx, 1, "dimension")?, rank)?;
+    let dtype = out_type(ctx.node());
+    let x = ctx.input_tf(0)?;
+    let mut expr = x.method(method, vec![PyExpr::int(axis as i64)]);
+    if dtype != DType::I64 {
+        expr = expr.method(
+            "to",
+            vec![PyExpr::name(format!("torch.{}", dtype.torch_name().unwrap_or("int64")))],
+        );
+    }
+    Ok(Lowered::Expr { expr, layout: Layout::Tf })
+}
+
+fn arg_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let mut s = shape_of(inp, 0)?;
+    let axis = norm_axis(*inp.const_ints(1)?.first()?, s.len()).ok()?;
+    s.remove(axis);
+    Some(vec![ValueInfo { dtype: Some(out_type(inp.node)), shape: Some(s) }])
+}
+
+fn one_hot(ctx: &mut Ctx) -> OpResult<Lowered> {
+    if ctx.node().attr_int_or("axis", -1).map_err(err)? != -1 {
+        return Err("OneHot on an axis other than the last is not supported".into());
+    }
+    let depth = scalar_int(ctx, 1, "depth")?;
+    let on = ctx.const_input(2)?.scalar_f64().ok_or("on_value must be a scalar")?;
+    let off = ctx.const_input(3)?.scalar_f64().ok_or("off_value must be a scalar")?;
+    let dtype = ctx.out_info(0).dtype.or(ctx.info(2).dtype).unwrap_or(DType::F32);
+    let ids = ctx.input_tf(0)?.method("long", vec![]);
+    let mut expr = PyExpr::call("F.one_hot", vec![ids, PyExpr::int(depth)]).method(
+        "to",
+        vec![PyExpr::name(format!("torch.{}", dtype.torch_name().unwrap_or("float32")))],
+    );
+    if (on, off) != (1.0, 0.0) {
+        let scale =
+            if dtype.is_float() { PyExpr::f64(on - off) } else { PyExpr::int((on - off) as i64) };
+        let shift = if dtype.is_float() { PyExpr::f64(off) } else { PyExpr::int(off as i64) };
+        expr = expr.binop("*", scale).binop("+", shift);
+    }
+    Ok(Lowered::Expr { expr, layout: Layout::Tf })
+}
+
+fn one_hot_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let mut s = shape_of(inp, 0)?;
+    s.push(inp.const_ints(1)?.first().map(|&d| d as usize));
+    Some(vec![ValueInfo { dtype: inp.infos.get(2)?.dtype, shape: Some(s) }])
+}
+
+fn cumsum(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let rank = ctx.rank(0).ok_or("input rank must be known")?;
+    let axis = norm_axis(scalar_int(ctx, 1, "axis")?, rank)? as i64;
+    let exclusive = ctx.node().attr_bool_or("exclusive", false).map_err(err)?;
+    let reverse = ctx.node().attr_bool_or("reverse", false).map_err(err)?;
+    let mut x = ctx.input_tf(0)?;
+    if reverse {
+        x = x.method("flip", vec![PyExpr::int(axis)]);
+    }
+    let mut expr = x.clone().method("cumsum", vec![PyExpr::int(axis)]);
+    if exclusive {
+        expr = expr.binop("-", x);
+    }
+    if reverse {
+        expr = expr.method("flip", vec![PyExpr::int(axis)]);
+    }
+    Ok(Lowered::Expr { expr, layout: Layout::Tf })
+}
+
+fn fill(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let dims = ctx.const_ints(0)?;
+    let v = ctx.input_tf(1)?;
+    Ok(Lowered::Expr {
+        expr: PyExpr::call("torch.full", vec![PyExpr::ints(&dims), v]),
+        layout: Layout::Tf,
+    })
+}
+
+fn fill_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let dims = inp.ints(0)?;
+    Some(vec![ValueInfo {
+        dtype: inp.infos.get(1)?.dtype,
+        shape: Some(dims.into_iter().map(|d| d.map(|d| d as usize)).collect()),
+    }])
+}
+
+fn fill_fold(inp: &OpInputs) -> Option<Folded> {
+    let dims: Vec<usize> =
+        inp.const_ints(0)?.into_iter().map(|d| usize::try_from(d).ok()).collect::<Option<_>>()?;
+    let v = inp.consts.get(1).copied().flatten()?;
+    let n = crate::tensor::checked_numel(&dims).filter(|&n| n <= 1 << 20)?;
+    let values = match v.values()? {
+        Values::F(f) => Values::F(vec![*f.first()?; n]),
+        Values::I(i) => Values::I(vec![*i.first()?; n]),
+    };
+    Tensor::with_values_like(v.dtype, dims, &values).map(Folded::Tensor)
+}
+
+fn range(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let args = (0..3).map(|i| ctx.input_tf(i)).collect::<OpResult<Vec<_>>>()?;
+    Ok(Lowered::Expr { expr: PyExpr::call("torch.arange", args), layout: Layout::Tf })
+}
+
+fn range_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let n = range_values(inp).map(|v| v.len());
+    Some(vec![ValueInfo { dtype: inp.infos.first()?.dtype, shape: Some(vec![n]) }])
+}
+
+fn range_values(inp: &OpInputs) -> Option<Vec<f64>> {
+    let get = |i: usize| inp.consts.get(i).copied().flatten().and_then(|t| t.scalar_f64());
+    let (start, limit, delta) = (get(0)?, get(1)?, get(2)?);
+    if delta == 0.0 {
+        return None;
+    }
+    let n = ((limit - start) / delta).ceil().max(0.0);
+    if n > (1 << 20) as f64 {
+        return None;
+    }
+    Some((0..n as usize).map(|k| start + k as f64 * delta).collect())
+}
+
+fn range_fold(inp: &OpInputs) -> Option<Folded> {
+    let v = range_values(inp)?;
+    let dtype = inp.infos.first()?.dtype?;
+    let values = if dtype.is_float() {
+        Values::F(v)
+    } else {
+        Values::I(v.iter().map(|&x| x as i64).collect())
+    };
+    let n = match &values {
+        Values::F(f) => f.len(),
+        Values::I(i) => i.len(),
+    };
+    Tensor::with_values_like(dtype, vec![n], &values).map(Folded::Tensor)
+}
+
+fn batch_matmul(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let node = ctx.node();
+    let adj_x = node.attr_bool_or("adj_x", false).map_err(err)?;
+    let adj_y = node.attr_bool_or("adj_y", false).map_err(err)?;
+    let mut a = ctx.input_tf(0)?;
+    let mut b = ctx.input_tf(1)?;
+    if adj_x {
+        a = a.method("transpose", vec![PyExpr::int(-2), PyExpr::int(-1)]);
+    }
+    if adj_y {
+        b = b.method("transpose", vec![PyExpr::int(-2), PyExpr::int(-1)]);
+    }
+    Ok(Lowered::Expr { expr: a.binop("@", b), layout: Layout::Tf })
+}
+
+fn batch_matmul_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let (a, b) = (shape_of(inp, 0)?, shape_of(inp, 1)?);
+    if a.len() < 2 || b.len() < 2 {
+        return None;
+    }
+    let adj_x = inp.node.attr_bool_or("adj_x", false).ok()?;
+    let adj_y = inp.node.attr_bool_or("adj_y", false).ok()?;
+    let m = if adj_x { a[a.len() - 1] } else { a[a.len() - 2] };
+    let n = if adj_y { b[b.len() - 2] } else { b[b.len() - 1] };
+    let batch = crate::ops::util::broadcast(
+        &Some(a[..a.len() - 2].to_vec()),
+        &Some(b[..b.len() - 2].to_vec()),
+    )?;
+    let mut out = batch;
+    out.extend([m, n]);
+    Some(vec![ValueInfo { dtype: inp.infos[0].dtype, shape: Some(out) }])
+}
