@@ -81,6 +81,18 @@ fn reduce_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     Some(vec![ValueInfo { dtype: x.dtype, shape: Some(out) }])
 }
 
+/// The product of a (partly) known integer vector, as shape arithmetic computes sizes.
+fn prod_fold(inp: &OpInputs) -> Option<crate::ops::Folded> {
+    let v = inp.const_ints(0)?;
+    let t = inp.consts.first().copied().flatten()?;
+    if t.rank() != 1 || inp.const_ints(1)? != [0] || keep_dims(inp.node).ok()? {
+        return None;
+    }
+    let p = v.iter().try_fold(1i64, |a, &b| a.checked_mul(b))?;
+    crate::tensor::Tensor::with_values_like(t.dtype, vec![], &crate::tensor::Values::I(vec![p]))
+        .map(crate::ops::Folded::Tensor)
+}
+
 #[cfg(test)]
 mod tests {
     use crate::ops::testing::*;
@@ -137,16 +149,4 @@ mod tests {
         return x
         ");
     }
-}
-
-/// The product of a (partly) known integer vector, as shape arithmetic computes sizes.
-fn prod_fold(inp: &OpInputs) -> Option<crate::ops::Folded> {
-    let v = inp.const_ints(0)?;
-    let t = inp.consts.first().copied().flatten()?;
-    if t.rank() != 1 || inp.const_ints(1)? != [0] || keep_dims(inp.node).ok()? {
-        return None;
-    }
-    let p = v.iter().try_fold(1i64, |a, &b| a.checked_mul(b))?;
-    crate::tensor::Tensor::with_values_like(t.dtype, vec![], &crate::tensor::Values::I(vec![p]))
-        .map(crate::ops::Folded::Tensor)
 }
