@@ -113,12 +113,23 @@ impl PyExpr {
         }
     }
 
-    /// Rendered as an operand of a binary operator.
+    /// Rendered as an operand of unary minus.
     fn operand(&self) -> String {
         match self {
             PyExpr::BinOp { .. } => format!("({self})"),
             _ => self.to_string(),
         }
+    }
+
+    /// Rendered as the left (`right == false`) or right operand of `parent`: parenthesised
+    /// unless Python's precedence already groups it so. Comparisons never go unparenthesised
+    /// inside other operators (Python would chain them).
+    pub fn operand_of(&self, parent: &str, right: bool) -> String {
+        let PyExpr::BinOp { op, .. } = self else { return self.to_string() };
+        let (c, p) = (precedence(op), precedence(parent));
+        // (left-nested chains of the same strength print bare: `a + b + c`)
+        let bare = c > p || (c == p && !right && c > 0);
+        if bare { self.to_string() } else { format!("({self})") }
     }
 }
 
@@ -146,7 +157,7 @@ impl Display for PyExpr {
                 f.write_char(')')
             }
             PyExpr::BinOp { left, op, right } => {
-                write!(f, "{} {op} {}", left.operand(), right.operand())
+                write!(f, "{} {op} {}", left.operand_of(op, false), right.operand_of(op, true))
             }
             PyExpr::Neg(e) => write!(f, "-{}", e.operand()),
             PyExpr::Tuple(items) => {
@@ -164,6 +175,17 @@ impl Display for PyExpr {
             }
             PyExpr::Index { base, index } => write!(f, "{}[{index}]", base.primary()),
         }
+    }
+}
+
+/// Python's binding strength of the binary operators we print.
+pub fn precedence(op: &str) -> u8 {
+    match op {
+        "<" | "<=" | ">" | ">=" | "==" | "!=" => 0,
+        "|" => 1,
+        "&" => 2,
+        "+" | "-" => 3,
+        _ => 4, // * / @ % //
     }
 }
 
@@ -223,6 +245,14 @@ mod tests {
     fn precedence_is_explicit() {
         let e = PyExpr::name("a").binop("+", PyExpr::name("b")).binop("*", PyExpr::name("c"));
         assert_eq!(e.to_string(), "(a + b) * c");
+        let n = |s: &str| PyExpr::name(s);
+        assert_eq!(n("a").binop("*", n("b")).binop("+", n("c")).to_string(), "a * b + c");
+        assert_eq!(n("a").binop("-", n("b").binop("-", n("c"))).to_string(), "a - (b - c)");
+        assert_eq!(
+            n("a").binop("<", n("b")).binop("&", n("c").binop(">", n("d"))).to_string(),
+            "(a < b) & (c > d)"
+        );
+        assert_eq!(n("a").binop("<", n("b")).binop("==", n("c")).to_string(), "(a < b) == c");
         let m = PyExpr::name("a").binop("+", PyExpr::name("b")).method("sum", vec![]);
         assert_eq!(m.to_string(), "(a + b).sum()");
         assert_eq!(PyExpr::ints(&[3]).to_string(), "(3,)");

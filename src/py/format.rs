@@ -2,6 +2,7 @@
 //! so that the generated file is already formatted.
 
 use super::PyExpr;
+use super::expr;
 
 pub const LINE_WIDTH: usize = 88;
 
@@ -19,15 +20,30 @@ pub fn statement(indent: usize, prefix: &str, value: &PyExpr) -> Vec<String> {
     if flat.len() <= LINE_WIDTH {
         return vec![flat];
     }
-    if let PyExpr::BinOp { left, op, right } = value {
-        // ruff: parenthesise, one operand per line, operator leading.
+    if let PyExpr::BinOp { op, .. } = value {
+        // ruff: parenthesise, one operand of the top-level operator chain per line,
+        // operators leading (`a + b - c` splits into three lines).
         let inner = " ".repeat(indent + 4);
-        return vec![
-            format!("{pad}{prefix}("),
-            format!("{inner}{left}"),
-            format!("{inner}{op} {right}"),
-            format!("{pad})"),
-        ];
+        let mut parts: Vec<(Option<&str>, String)> = Vec::new();
+        let mut cur = value;
+        while let PyExpr::BinOp { left, op: o, right } = cur {
+            if expr::precedence(o) != expr::precedence(op) {
+                break;
+            }
+            parts.push((Some(*o), right.operand_of(o, true)));
+            cur = left;
+        }
+        parts.push((None, cur.operand_of(op, false)));
+        parts.reverse();
+        let mut lines = vec![format!("{pad}{prefix}(")];
+        for (o, text) in parts {
+            lines.push(match o {
+                Some(o) => format!("{inner}{o} {text}"),
+                None => format!("{inner}{text}"),
+            });
+        }
+        lines.push(format!("{pad})"));
+        return lines;
     }
     split_call(indent, prefix, value, "").unwrap_or(vec![flat])
 }
@@ -94,5 +110,21 @@ mod tests {
         let lines = assignment(8, "x", &PyExpr::call("torch.cat", args));
         assert_eq!(lines[0], "        x = torch.cat(");
         assert_eq!(lines.last().unwrap(), "        )");
+    }
+}
+
+#[cfg(test)]
+mod chain_tests {
+    use super::*;
+
+    #[test]
+    fn long_operator_chains_break_per_operand() {
+        let n = |s: &str| PyExpr::name(s.repeat(30));
+        let e = n("a").binop("+", n("b")).binop("-", n("c"));
+        let lines = assignment(8, "x", &e);
+        assert_eq!(lines.len(), 5, "{lines:#?}");
+        assert!(
+            lines[2].trim_start().starts_with("+ b") && lines[3].trim_start().starts_with("- c")
+        );
     }
 }
