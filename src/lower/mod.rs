@@ -39,7 +39,15 @@ pub const NHWC_TO_NCHW_AXIS: [usize; 4] = [0, 2, 3, 1];
 pub enum Lowered {
     /// `self.<name> = ctor` in `__init__`; `y = self.<name>(args)` in `forward`.
     /// `params` are the module's state_dict entries relative to it (`weight`, `bias`, ...).
-    Layer { ctor: PyExpr, params: Vec<(&'static str, Weight)>, args: Vec<PyExpr>, layout: Layout },
+    /// `post` is applied to the layer's result: an index (`[:, :, :7, :7]`) or a method call
+    /// (`.transpose(1, 2)`), as Python text.
+    Layer {
+        ctor: PyExpr,
+        params: Vec<(&'static str, Weight)>,
+        args: Vec<PyExpr>,
+        layout: Layout,
+        post: Option<String>,
+    },
     /// `y = expr`.
     Expr { expr: PyExpr, layout: Layout },
     /// `a, b, ... = expr` for ops with several outputs.
@@ -342,13 +350,16 @@ impl<'a> Lowerer<'a> {
                 self.values.insert(out, val);
                 self.remaining.insert(out, 0);
             }
-            Lowered::Layer { ctor, params, args, layout } => {
+            Lowered::Layer { ctor, params, args, layout, post } => {
                 let name = self.attr_names.fresh(&self.scope_of(n));
                 for (pname, w) in params {
                     self.module.weights.push((format!("{name}.{pname}"), w));
                 }
                 self.module.layers.push(Layer { name: name.clone(), ctor });
-                let call = PyExpr::call(&format!("self.{name}"), args);
+                let mut call = PyExpr::call(&format!("self.{name}"), args);
+                if let Some(suffix) = post {
+                    call = PyExpr::Atom(format!("{call}{suffix}"));
+                }
                 self.consume_inputs(n);
                 let target = self.target_for(out);
                 self.push_line(&target, &call);

@@ -9,7 +9,7 @@ use crate::py::{PyExpr, Weight};
 use crate::tensor::{DType, Tensor, Values};
 
 pub const OPS: &[OpDef] = &[
-    op("GatherV2", gather).infer(gather_infer),
+    op("GatherV2", gather).infer(gather_infer).fold(gather_fold),
     op("Tile", tile).infer(tile_infer),
     op("Slice", slice).infer(slice_infer),
     op("Split", split).infer(split_infer),
@@ -55,6 +55,7 @@ fn gather(ctx: &mut Ctx) -> OpResult<Lowered> {
         let ids =
             if ctx.info(1).dtype == Some(DType::I64) { ids } else { ids.method("long", vec![]) };
         return Ok(Lowered::Layer {
+            post: None,
             ctor,
             params: vec![("weight", Weight::plain(table))],
             args: vec![ids],
@@ -76,6 +77,34 @@ fn gather_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     out.extend(ids);
     out.extend(&p[axis + 1..]);
     Some(vec![ValueInfo { dtype: inp.infos[0].dtype, shape: Some(out) }])
+}
+
+/// Gathers from a (partly) known integer vector: shape arithmetic (`tf.tensordot` picks the
+/// free dimensions out of `Shape(x)`).
+fn gather_fold(inp: &OpInputs) -> Option<Folded> {
+    let values = inp.dims(0)?;
+    if inp.infos.first()?.shape.as_ref()?.len() != 1 || *inp.const_ints(2)?.first()? != 0 {
+        return None;
+    }
+    let idx = inp.consts.get(1).copied().flatten()?;
+    let picked: Vec<crate::ir::Dim> = idx
+        .to_i64()?
+        .iter()
+        .map(|&i| {
+            let i = if i < 0 { i + values.len() as i64 } else { i };
+            usize::try_from(i).ok().and_then(|i| values.get(i).copied())
+        })
+        .collect::<Option<_>>()?;
+    let dtype = inp.infos[0].dtype?;
+    let scalar = idx.rank() == 0;
+    let known: Option<Vec<i64>> = picked.iter().map(|d| d.known()).collect();
+    match known {
+        Some(v) => {
+            let shape = if scalar { vec![] } else { vec![v.len()] };
+            Tensor::with_values_like(dtype, shape, &Values::I(v)).map(Folded::Tensor)
+        }
+        None => Some(Folded::Partial(crate::ir::Partial { scalar, values: picked })),
+    }
 }
 
 fn tile(ctx: &mut Ctx) -> OpResult<Lowered> {

@@ -21,6 +21,13 @@ pub const OPS: &[OpDef] = &[
     op("MaxPool", max_pool).infer(pool_infer),
     op("AvgPool", avg_pool).infer(pool_infer),
     op("LRN", lrn).infer(crate::ops::util::same_as_input),
+    op("Conv2DBackpropInput", conv_transpose).infer(conv_transpose_infer),
+    op("ResizeBilinear", |c| resize(c, "bilinear")).infer(resize_infer),
+    op("ResizeNearestNeighbor", |c| resize(c, "nearest")).infer(resize_infer),
+    // Produced by passes::fuse_conv1d.
+    op("_Conv1D", conv1d),
+    // Produced by passes::fuse_layernorm.
+    op("_LayerNorm", layer_norm).infer(crate::ops::util::same_as_input),
 ];
 
 /// `3` for a square pair, `(3, 5)` otherwise.
@@ -103,7 +110,7 @@ fn conv_layer(
     if let Some(b) = bias {
         params.push(("bias", Weight::plain(b.reshaped(vec![out_ch]))));
     }
-    Ok(Lowered::Layer { ctor, params, args: vec![x], layout: Layout::Nchw })
+    Ok(Lowered::Layer { post: None, ctor, params, args: vec![x], layout: Layout::Nchw })
 }
 
 fn float_weight(ctx: &Ctx, i: usize, rank: usize) -> OpResult<Tensor> {
@@ -207,7 +214,7 @@ fn matmul(ctx: &mut Ctx) -> OpResult<Lowered> {
             params.push(("bias", Weight::plain(b.reshaped(vec![out_f]))));
         }
         let x = ctx.input_tf(0)?;
-        return Ok(Lowered::Layer { ctor, params, args: vec![x], layout: Layout::Tf });
+        return Ok(Lowered::Layer { post: None, ctor, params, args: vec![x], layout: Layout::Tf });
     }
     if ctx.num_inputs() > 2 {
         return Err("fused bias on a non-constant MatMul".into());
@@ -264,7 +271,7 @@ fn batch_norm(ctx: &mut Ctx) -> OpResult<Lowered> {
         kwargs.push(("eps", PyExpr::f32(eps)));
     }
     let ctor = PyExpr::call_kw(class, vec![PyExpr::int(channels as i64)], kwargs);
-    Ok(Lowered::Layer { ctor, params, args: vec![x], layout })
+    Ok(Lowered::Layer { post: None, ctor, params, args: vec![x], layout })
 }
 
 struct PoolGeometry {
@@ -320,7 +327,7 @@ fn max_pool(ctx: &mut Ctx) -> OpResult<Lowered> {
         Pads::Explicit(p) => (f_pad(x, p, Some(PyExpr::name("float(\"-inf\")"))), None),
     };
     let ctor = pool_ctor("nn.MaxPool2d", &g, padding, vec![]);
-    Ok(Lowered::Layer { ctor, params: vec![], args: vec![x], layout: Layout::Nchw })
+    Ok(Lowered::Layer { post: None, ctor, params: vec![], args: vec![x], layout: Layout::Nchw })
 }
 
 fn avg_pool(ctx: &mut Ctx) -> OpResult<Lowered> {
@@ -336,7 +343,13 @@ fn avg_pool(ctx: &mut Ctx) -> OpResult<Lowered> {
                 vec![]
             };
             let ctor = pool_ctor("nn.AvgPool2d", &g, Some(p), extra);
-            Ok(Lowered::Layer { ctor, params: vec![], args: vec![x], layout: Layout::Nchw })
+            Ok(Lowered::Layer {
+                post: None,
+                ctor,
+                params: vec![],
+                args: vec![x],
+                layout: Layout::Nchw,
+            })
         }
         Pads::Explicit(p) => {
             // Asymmetric: sum over the zero-padded input, divided by the per-window count of
@@ -376,6 +389,203 @@ fn window_counts(h: i64, w: i64, g: &PoolGeometry, p: [i64; 4]) -> Tensor {
     Tensor::from_f32(vec![1, 1, ch.len(), cw.len()], &vals)
 }
 
+/// Known integer values of input `i`: a constant, or shape arithmetic folded in part.
+fn known_ints(ctx: &Ctx, i: usize) -> OpResult<Vec<Option<i64>>> {
+    if let Ok(v) = ctx.const_ints(i) {
+        return Ok(v.into_iter().map(Some).collect());
+    }
+    let p = ctx.partial(i).ok_or_else(|| format!("input #{i} must be known at conversion time"))?;
+    Ok(p.values.iter().map(|d| d.known()).collect())
+}
+
+/// `Conv2DBackpropInput(input_sizes, filter, out_backprop[, bias])` = `nn.ConvTranspose2d`,
+/// with TF's padding reproduced exactly (tf-formats.md §4.2).
+fn conv_transpose(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let node = ctx.node();
+    require_nhwc(node)?;
+    let s = spatial_pair(node, "strides", None)?;
+    let d = spatial_pair(node, "dilations", Some(&[1, 1, 1, 1]))?;
+    let padding = node.attr_str("padding").map_err(|e| e.to_string())?;
+    let w = float_weight(ctx, 1, 4)?;
+    let (kh, kw, c_out, c_in) = (w.shape[0], w.shape[1], w.shape[2], w.shape[3]);
+    let sizes = known_ints(ctx, 0)?;
+    let (Some(Some(oh)), Some(Some(ow))) = (sizes.get(1).copied(), sizes.get(2).copied()) else {
+        return Err("the output height and width must be known at conversion time".into());
+    };
+    let (Some(n_h), Some(n_w)) = hw(&ctx.info(2).shape) else {
+        return Err("the input height and width must be static".into());
+    };
+    let axis = |n: i64, o: i64, k: i64, s: i64, d: i64| -> OpResult<(i64, i64, bool)> {
+        let full = (n - 1) * s + (k - 1) * d + 1;
+        let total = match padding.as_str() {
+            "SAME" => (full - o).max(0),
+            "VALID" => 0,
+            other => return Err(format!("padding {other} is not supported")),
+        };
+        let before = total / 2;
+        let out_pad = (o - (full - 2 * before)).max(0);
+        if out_pad >= s.max(d) {
+            return Err(format!("output size {o} needs output_padding {out_pad} >= stride {s}"));
+        }
+        Ok((before, out_pad, full - 2 * before + out_pad > o))
+    };
+    let (bh, oph, crop_h) = axis(n_h as i64, oh, kh as i64, s.0, d.0)?;
+    let (bw, opw, crop_w) = axis(n_w as i64, ow, kw as i64, s.1, d.1)?;
+    let bias = if ctx.num_inputs() > 3 { Some(ctx.const_input(3)?.clone()) } else { None };
+    let mut kwargs: Vec<(&str, PyExpr)> = Vec::new();
+    if s != (1, 1) {
+        kwargs.push(("stride", pair(s)));
+    }
+    if (bh, bw) != (0, 0) {
+        kwargs.push(("padding", pair((bh, bw))));
+    }
+    if (oph, opw) != (0, 0) {
+        kwargs.push(("output_padding", pair((oph, opw))));
+    }
+    if d != (1, 1) {
+        kwargs.push(("dilation", pair(d)));
+    }
+    if bias.is_none() {
+        kwargs.push(("bias", PyExpr::boolean(false)));
+    }
+    let ctor = PyExpr::call_kw(
+        "nn.ConvTranspose2d",
+        vec![PyExpr::int(c_in as i64), PyExpr::int(c_out as i64), pair((kh as i64, kw as i64))],
+        kwargs,
+    );
+    let mut params =
+        vec![("weight", Weight { tensor: w, permute: Some(vec![3, 2, 0, 1]), reshape: None })];
+    if let Some(b) = bias {
+        params.push(("bias", Weight::plain(b.reshaped(vec![c_out]))));
+    }
+    let x = ctx.input_nchw(2)?;
+    // TF puts the odd padding pixel at the end: keep the first `o` rows and columns.
+    let post = (crop_h || crop_w).then(|| format!("[:, :, :{oh}, :{ow}]"));
+    Ok(Lowered::Layer { post, ctor, params, args: vec![x], layout: Layout::Nchw })
+}
+
+fn conv_transpose_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let sizes = inp.ints(0)?;
+    let x = inp.infos.get(2)?;
+    let shape = sizes.into_iter().map(|d| d.filter(|&d| d >= 0).map(|d| d as usize)).collect();
+    Some(vec![ValueInfo { dtype: x.dtype, shape: Some(shape) }])
+}
+
+/// ResizeBilinear / ResizeNearestNeighbor → `F.interpolate` where a torch mode matches TF's
+/// coordinate rule exactly (tf-formats.md §4.7).
+fn resize(ctx: &mut Ctx, kind: &str) -> OpResult<Lowered> {
+    let node = ctx.node();
+    let align = node.attr_bool_or("align_corners", false).map_err(|e| e.to_string())?;
+    let half = node.attr_bool_or("half_pixel_centers", false).map_err(|e| e.to_string())?;
+    let (mode, align_kw) = match (kind, align, half) {
+        ("bilinear", false, true) => ("bilinear", Some(false)),
+        ("bilinear", true, false) => ("bilinear", Some(true)),
+        ("nearest", false, true) => ("nearest-exact", None),
+        ("nearest", false, false) => ("nearest", None),
+        _ => {
+            return Err(format!(
+                "{kind} resize with align_corners={align}, half_pixel_centers={half} has no torch mode"
+            ));
+        }
+    };
+    let size = known_ints(ctx, 1)?;
+    let [Some(h), Some(w)] = size[..] else { return Err("the output size must be known".into()) };
+    let mut x = ctx.input_nchw(0)?;
+    if kind == "bilinear" && ctx.info(0).dtype.is_some_and(|d| !d.is_float()) {
+        x = x.method("float", vec![]);
+    }
+    let mut kwargs = vec![("size", PyExpr::ints(&[h, w])), ("mode", PyExpr::str_lit(mode))];
+    if let Some(a) = align_kw {
+        kwargs.push(("align_corners", PyExpr::boolean(a)));
+    }
+    Ok(Lowered::Expr {
+        expr: PyExpr::call_kw("F.interpolate", vec![x], kwargs),
+        layout: Layout::Nchw,
+    })
+}
+
+fn resize_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let x = inp.infos.first()?;
+    let s = x.shape.as_ref()?;
+    let size = inp.ints(1)?;
+    let dtype = if inp.node.op == "ResizeBilinear" { Some(DType::F32) } else { x.dtype };
+    let hw = |i: usize| size.get(i).copied().flatten().map(|v| v as usize);
+    Some(vec![ValueInfo { dtype, shape: Some(vec![s[0], hw(0), hw(1), s[3]]) }])
+}
+
+/// `nn.Conv1d` on a TF `[N, W, C]` value: channels moved to dim 1 around the layer.
+fn conv1d(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let node = ctx.node();
+    let s = node.attr_int("stride").map_err(|e| e.to_string())?;
+    let d = node.attr_int_or("dilation", 1).map_err(|e| e.to_string())?;
+    let padding = node.attr_str("padding").map_err(|e| e.to_string())?;
+    let w = float_weight(ctx, 1, 3)?;
+    let (k, ci, co) = (w.shape[0], w.shape[1], w.shape[2]);
+    let (l, r) = match padding.as_str() {
+        "VALID" => (0, 0),
+        "SAME" => {
+            let n = ctx.info(0).shape.and_then(|s| s.get(1).copied().flatten());
+            match (n, s) {
+                (_, 1) => crate::ops::util::same_pads(k as i64, k as i64, 1, d),
+                (Some(n), _) => crate::ops::util::same_pads(n as i64, k as i64, s, d),
+                (None, _) => return Err("SAME padding with a stride needs a static length".into()),
+            }
+        }
+        other => return Err(format!("padding {other} is not supported")),
+    };
+    let bias = if ctx.num_inputs() > 2 { Some(ctx.const_input(2)?.clone()) } else { None };
+    let mut kwargs: Vec<(&str, PyExpr)> = Vec::new();
+    if s != 1 {
+        kwargs.push(("stride", PyExpr::int(s)));
+    }
+    if l == r && l != 0 {
+        kwargs.push(("padding", PyExpr::int(l)));
+    }
+    if d != 1 {
+        kwargs.push(("dilation", PyExpr::int(d)));
+    }
+    if bias.is_none() {
+        kwargs.push(("bias", PyExpr::boolean(false)));
+    }
+    let ctor = PyExpr::call_kw(
+        "nn.Conv1d",
+        vec![PyExpr::int(ci as i64), PyExpr::int(co as i64), PyExpr::int(k as i64)],
+        kwargs,
+    );
+    let mut params =
+        vec![("weight", Weight { tensor: w, permute: Some(vec![2, 1, 0]), reshape: None })];
+    if let Some(b) = bias {
+        params.push(("bias", Weight::plain(b.reshaped(vec![co]))));
+    }
+    let mut x = ctx.input_tf(0)?.method("transpose", vec![PyExpr::int(1), PyExpr::int(2)]);
+    if l != r {
+        x = PyExpr::call("F.pad", vec![x, PyExpr::ints(&[l, r])]);
+    }
+    // The result is transposed back to TF's [N, W, C].
+    let post = Some(".transpose(1, 2)".to_string());
+    Ok(Lowered::Layer { post, ctor, params, args: vec![x], layout: Layout::Tf })
+}
+
+fn layer_norm(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let eps = ctx.node().attr_float_or("epsilon", 1e-3).map_err(|e| e.to_string())?;
+    let shape = ctx.info(0).shape.ok_or("input rank must be known")?;
+    let c = shape.last().copied().flatten().ok_or("the normalised axis must have a static size")?;
+    let mut kwargs = Vec::new();
+    if eps != 1e-5 {
+        kwargs.push(("eps", PyExpr::f32(eps)));
+    }
+    let mut params = Vec::new();
+    if ctx.num_inputs() == 3 {
+        params.push(("weight", Weight::plain(ctx.const_input(1)?.clone())));
+        params.push(("bias", Weight::plain(ctx.const_input(2)?.clone())));
+    } else {
+        kwargs.push(("elementwise_affine", PyExpr::boolean(false)));
+    }
+    let ctor = PyExpr::call_kw("nn.LayerNorm", vec![PyExpr::int(c as i64)], kwargs);
+    let x = ctx.input_tf(0)?;
+    Ok(Lowered::Layer { post: None, ctor, params, args: vec![x], layout: Layout::Tf })
+}
+
 fn lrn(ctx: &mut Ctx) -> OpResult<Lowered> {
     let node = ctx.node();
     let r = node.attr_int_or("depth_radius", 5).map_err(|e| e.to_string())?;
@@ -397,7 +607,7 @@ fn lrn(ctx: &mut Ctx) -> OpResult<Lowered> {
         ],
     );
     let x = ctx.input_nchw(0)?;
-    Ok(Lowered::Layer { ctor, params: vec![], args: vec![x], layout: Layout::Nchw })
+    Ok(Lowered::Layer { post: None, ctor, params: vec![], args: vec![x], layout: Layout::Nchw })
 }
 
 #[cfg(test)]

@@ -83,14 +83,31 @@ fn reduce_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
 
 /// The product of a (partly) known integer vector, as shape arithmetic computes sizes.
 fn prod_fold(inp: &OpInputs) -> Option<crate::ops::Folded> {
-    let v = inp.const_ints(0)?;
-    let t = inp.consts.first().copied().flatten()?;
-    if t.rank() != 1 || inp.const_ints(1)? != [0] || keep_dims(inp.node).ok()? {
+    let dims = inp.dims(0)?;
+    if inp.infos.first()?.shape.as_ref()?.len() != 1
+        || inp.const_ints(1)? != [0]
+        || keep_dims(inp.node).ok()?
+    {
         return None;
     }
-    let p = v.iter().try_fold(1i64, |a, &b| a.checked_mul(b))?;
-    crate::tensor::Tensor::with_values_like(t.dtype, vec![], &crate::tensor::Values::I(vec![p]))
-        .map(crate::ops::Folded::Tensor)
+    let dtype = inp.infos[0].dtype?;
+    let known: Option<Vec<i64>> = dims.iter().map(|d| d.known()).collect();
+    match known {
+        Some(v) => {
+            let p = v.iter().try_fold(1i64, |a, &b| a.checked_mul(b))?;
+            crate::tensor::Tensor::with_values_like(
+                dtype,
+                vec![],
+                &crate::tensor::Values::I(vec![p]),
+            )
+            .map(crate::ops::Folded::Tensor)
+        }
+        // A product with a run-time factor is a run-time size.
+        None => Some(crate::ops::Folded::Partial(crate::ir::Partial {
+            scalar: true,
+            values: vec![crate::ir::Dim::Unknown],
+        })),
+    }
 }
 
 #[cfg(test)]

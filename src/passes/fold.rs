@@ -44,6 +44,9 @@ pub fn fold_and_infer(g: &mut Graph) -> Result<()> {
         match folded {
             (_, Some(Folded::Tensor(t))) => g.make_const(n, t),
             (infos, partial) => {
+                if infos.is_none() && std::env::var_os("TF2TORCH_DEBUG_SHAPES").is_some() {
+                    eprintln!("no shape: {} ({})", g.node(n).name, g.node(n).op);
+                }
                 let node = g.node_mut(n);
                 if let Some(infos) = infos {
                     node.outputs = infos;

@@ -13,7 +13,7 @@ pub fn fuse_bias(g: &mut Graph) -> Result<()> {
         }
         let op = g.node(n).op.as_str();
         let channels = match op {
-            "Conv2D" | "DepthwiseConv2dNative" | "MatMul" => {
+            "Conv2D" | "DepthwiseConv2dNative" | "MatMul" | "Conv2DBackpropInput" | "_Conv1D" => {
                 let Some(s) = g.info(ValueRef { node: n, port: 0 }).shape else {
                     continue;
                 };
@@ -25,7 +25,8 @@ pub fn fuse_bias(g: &mut Graph) -> Result<()> {
             _ => continue,
         };
         let inputs = g.inputs(n);
-        if inputs.len() != 2 || g.const_value(inputs[1]).is_none() {
+        let arity = if op == "Conv2DBackpropInput" { 3 } else { 2 };
+        if inputs.len() != arity || g.const_value(inputs[1]).is_none() {
             continue;
         }
         let out = ValueRef { node: n, port: 0 };
@@ -59,7 +60,7 @@ pub fn fuse_bias(g: &mut Graph) -> Result<()> {
         if !per_channel {
             continue;
         }
-        g.connect(bias_ref, n, 2);
+        g.connect(bias_ref, n, arity);
         g.replace_uses(ValueRef { node: add, port: 0 }, out);
         g.g.remove_node(add);
     }

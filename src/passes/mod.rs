@@ -4,6 +4,8 @@ mod fold;
 mod fuse_activation;
 mod fuse_batchnorm;
 mod fuse_bias;
+mod fuse_conv1d;
+mod fuse_layernorm;
 mod identity;
 mod prune;
 mod simplify;
@@ -12,6 +14,8 @@ pub use fold::fold_and_infer;
 pub use fuse_activation::fuse_activations;
 pub use fuse_batchnorm::fuse_batchnorm;
 pub use fuse_bias::fuse_bias;
+pub use fuse_conv1d::fuse_conv1d;
+pub use fuse_layernorm::fuse_layernorm;
 pub use identity::remove_identities;
 pub use prune::prune;
 pub use simplify::simplify;
@@ -27,7 +31,9 @@ pub fn run_all(g: &mut Graph) -> Result<()> {
     fuse_batchnorm(g)?;
     fold_and_infer(g)?;
     simplify(g)?;
+    fuse_layernorm(g)?;
     fuse_activations(g)?;
+    fuse_conv1d(g)?;
     fuse_bias(g)?;
     prune(g)
 }

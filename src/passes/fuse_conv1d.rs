@@ -1,0 +1,68 @@
+//! `Conv1D` as TF graphs spell it, `ExpandDims(x, 1) → Conv2D(filter [1, k, Cin, Cout]) →
+//! Squeeze([1])`, becomes one `_Conv1D(x, filter [k, Cin, Cout])` node (attrs `stride`,
+//! `dilation`, `padding`), lowered to `nn.Conv1d`.
+
+use crate::error::Result;
+use crate::ir::{Graph, Node, ValueRef};
+use crate::proto::AttrValue;
+use crate::proto::attr_value::Value;
+
+fn single_consumer(g: &Graph, v: ValueRef) -> Option<petgraph::stable_graph::NodeIndex> {
+    let c = g.consumers(v);
+    (c.len() == 1 && !g.outputs.contains(&v)).then(|| c[0].0)
+}
+
+pub fn fuse_conv1d(g: &mut Graph) -> Result<()> {
+    let convs: Vec<_> = g.g.node_indices().filter(|&n| g.node(n).op == "Conv2D").collect();
+    for conv in convs {
+        let inputs = g.inputs(conv);
+        let (Some(&expand), Some(&filter)) = (inputs.first(), inputs.get(1)) else { continue };
+        let Some(w) = g.const_value(filter).filter(|t| t.rank() == 4 && t.shape[0] == 1).cloned()
+        else {
+            continue;
+        };
+        let e = g.node(expand.node);
+        if e.op != "ExpandDims" || g.use_count(expand) != 1 {
+            continue;
+        }
+        let e_in = g.inputs(expand.node);
+        let dim = e_in.get(1).and_then(|&d| g.const_value(d)).and_then(|t| t.to_i64());
+        if !matches!(dim.as_deref(), Some([1]) | Some([-3])) || e_in.is_empty() {
+            continue;
+        }
+        let Some(sq) = single_consumer(g, ValueRef { node: conv, port: 0 }) else { continue };
+        let squeeze = g.node(sq);
+        let dims = squeeze.attr_ints_or("squeeze_dims", &[]).unwrap_or_default();
+        if squeeze.op != "Squeeze" || !(dims == [1] || dims == [-3]) {
+            continue;
+        }
+        let c = g.node(conv);
+        let (Ok(strides), Ok(dilations), Ok(padding)) = (
+            c.attr_ints("strides"),
+            c.attr_ints_or("dilations", &[1, 1, 1, 1]),
+            c.attr_str("padding"),
+        ) else {
+            continue;
+        };
+        let df = c.attr_str_or("data_format", "NHWC").unwrap_or_default();
+        if df != "NHWC" || strides.len() != 4 || dilations.len() != 4 || padding == "EXPLICIT" {
+            continue;
+        }
+        let (name, ordinal) = (c.name.clone(), c.ordinal);
+        let mut node = Node::new(name.clone(), "_Conv1D", ordinal);
+        node.attrs.insert("stride".into(), AttrValue { value: Some(Value::I(strides[2])) });
+        node.attrs.insert("dilation".into(), AttrValue { value: Some(Value::I(dilations[2])) });
+        node.attrs
+            .insert("padding".into(), AttrValue { value: Some(Value::S(padding.into_bytes())) });
+        node.outputs = g.node(sq).outputs.clone();
+        let fused = g.add_node(node);
+        let k = w.shape[1..].to_vec();
+        let wc = g.add_node(Node::constant(format!("{name}/kernel"), w.reshaped(k), ordinal));
+        g.connect(e_in[0], fused, 0);
+        g.connect(ValueRef { node: wc, port: 0 }, fused, 1);
+        g.replace_uses(ValueRef { node: sq, port: 0 }, ValueRef { node: fused, port: 0 });
+        g.g.remove_node(sq);
+        g.g.remove_node(conv);
+    }
+    Ok(())
+}
