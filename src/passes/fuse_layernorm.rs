@@ -58,11 +58,17 @@ fn mean_of(g: &Graph, v: ValueRef) -> Option<(ValueRef, Vec<i64>)> {
     keep.then_some((i[0], axes))
 }
 
+/// What the inverse standard deviation was computed from.
+struct InverseStd {
+    x: ValueRef,
+    mean: ValueRef,
+    axes: Vec<i64>,
+    eps: f32,
+    gamma: Option<Tensor>,
+}
+
 /// `Rsqrt(var + eps) [* gamma]` whose variance is of `x` around `mean`.
-fn inverse_std(
-    g: &Graph,
-    inv: ValueRef,
-) -> Option<(ValueRef, ValueRef, Vec<i64>, f32, Option<Tensor>)> {
+fn inverse_std(g: &Graph, inv: ValueRef) -> Option<InverseStd> {
     let (rsqrt, gamma) = if op_inputs(g, inv, &["Rsqrt"]).is_some() {
         (inv, None)
     } else {
@@ -79,13 +85,15 @@ fn inverse_std(
     let sdi = op_inputs(g, sd, &["SquaredDifference"])?;
     let (x, mean) = (sdi[0], sdi[1]);
     let (mx, maxes) = mean_of(g, mean)?;
-    (mx == x && maxes == axes).then_some((x, mean, axes, eps, gamma))
+    (mx == x && maxes == axes).then_some(InverseStd { x, mean, axes, eps, gamma })
 }
 
 fn match_at(g: &Graph, out: ValueRef) -> Option<LayerNorm> {
     for (scaled, shift) in pairs(g, out, &["AddV2", "Add"]) {
         for (x, inv) in pairs(g, scaled, &["Mul"]) {
-            let Some((xx, mean, axes, eps, gamma)) = inverse_std(g, inv) else { continue };
+            let Some(InverseStd { x: xx, mean, axes, eps, gamma }) = inverse_std(g, inv) else {
+                continue;
+            };
             // nn.LayerNorm normalises trailing axes; TF's per-feature gamma/beta are on the
             // last one. Other axis sets stay as arithmetic (still exact, just not lifted).
             let rank = g.info(x).shape.map(|s| s.len() as i64);
