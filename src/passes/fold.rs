@@ -66,12 +66,17 @@ pub fn fold_and_infer(g: &mut Graph) -> Result<()> {
 /// `partial` (as `Dim::Of(value, axis)`) and the values they come from become extra inputs of
 /// the Reshape, so that they are still alive where `forward` reads their `.shape`.
 fn constant_reshape_target(g: &mut Graph, n: NodeIndex) {
-    if g.node(n).op != "Reshape" {
-        return;
-    }
+    // Other ops read only the known entries of their size operand (a conv-transpose's output
+    // height and width, a resize's size): unknown entries become -1 there.
+    let (slot, arity, reshape) = match g.node(n).op.as_str() {
+        "Reshape" => (1, 2, true),
+        "Conv2DBackpropInput" => (0, 3, false),
+        "ResizeBilinear" | "ResizeNearestNeighbor" => (1, 2, false),
+        _ => return,
+    };
     let inputs = g.inputs(n);
-    let Some(&target) = inputs.get(1) else { return };
-    if g.const_value(target).is_some() || target.port != 0 || inputs.len() != 2 {
+    let Some(&target) = inputs.get(slot) else { return };
+    if g.const_value(target).is_some() || target.port != 0 || inputs.len() != arity {
         return;
     }
     let Some(p) = g.node(target.node).partial.clone() else {
@@ -81,7 +86,7 @@ fn constant_reshape_target(g: &mut Graph, n: NodeIndex) {
         return;
     }
     let unknown = p.values.iter().filter(|d| !matches!(d, Dim::Known(v) if *v >= 0)).count();
-    let symbolic = unknown > 1;
+    let symbolic = reshape && unknown > 1;
     if symbolic && p.values.contains(&Dim::Unknown) {
         return;
     }
@@ -94,11 +99,11 @@ fn constant_reshape_target(g: &mut Graph, n: NodeIndex) {
     let c = g.add_node(c);
     let edge =
         g.g.edges_directed(n, petgraph::Direction::Incoming)
-            .find(|e| e.weight().slot == 1)
+            .find(|e| e.weight().slot == slot)
             .map(|e| e.id());
     if let Some(e) = edge {
         g.g.remove_edge(e);
-        g.connect(ValueRef { node: c, port: 0 }, n, 1);
+        g.connect(ValueRef { node: c, port: 0 }, n, slot);
     }
     if symbolic {
         let mut sources: Vec<ValueRef> = Vec::new();

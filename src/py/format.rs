@@ -45,6 +45,16 @@ pub fn statement(indent: usize, prefix: &str, value: &PyExpr) -> Vec<String> {
         lines.push(format!("{pad})"));
         return lines;
     }
+    // When even `target = func(` does not fit, ruff wraps the right-hand side in parentheses.
+    if let PyExpr::Call { func, .. } = value
+        && !prefix.is_empty()
+        && format!("{pad}{prefix}{func}(").len() > LINE_WIDTH
+    {
+        let mut lines = vec![format!("{pad}{prefix}(")];
+        lines.extend(statement(indent + 4, "", value));
+        lines.push(format!("{pad})"));
+        return lines;
+    }
     split_call(indent, prefix, value, "").unwrap_or(vec![flat])
 }
 

@@ -41,3 +41,31 @@ def test_keras_model(name, tmp_path):
     if name == "keras_resnet50":
         # Repeated blocks are classes: a reviewer reads ResNet50 in under 200 lines.
         assert lines < 200 and classes >= 2, (lines, classes)
+
+
+SEQUENCE = ["keras_text_cnn", "keras_unet", "keras_convnext_tiny"]
+
+
+@pytest.mark.parametrize("name", SEQUENCE)
+def test_issue4_models(name, tmp_path):
+    """Text CNN (Embedding, Conv1D, GlobalMaxPooling1D), a U-Net (Conv2DTranspose,
+    LayerNormalization, exact GELU, bilinear UpSampling2D, SAME AveragePooling2D) and
+    keras.applications.ConvNeXtTiny (its frozen graph still calls a library function)."""
+    pb = GENERATED_DIR / f"{name}.pb"
+    if not pb.exists():
+        pytest.fail(f"{pb} missing: run tests/fixtures/make_fixtures.py sequence build/fixtures")
+    out = tmp_path / "out"
+    run_cli("convert", pb, "-o", out, "--strict")
+    errors = assert_parity(out, GENERATED_DIR / f"{name}.npz")
+    src = (out / "model.py").read_text()
+    assert ruff("check", "--no-cache", str(out / "model.py")).returncode == 0
+    assert ruff("format", "--no-cache", "--check", str(out / "model.py")).returncode == 0
+    with open(GENERATED_DIR / "report.txt", "a") as f:
+        f.write(f"{name}: rel. error {max(errors):.2e}, {len(src.splitlines())} lines\n")
+    expected = {
+        "keras_text_cnn": ["nn.Embedding(", "nn.Conv1d("],
+        "keras_unet": ["nn.ConvTranspose2d(", "nn.LayerNorm(", "F.gelu(", "F.interpolate("],
+        "keras_convnext_tiny": ["nn.LayerNorm(", "F.gelu("],
+    }[name]
+    for layer in expected:
+        assert layer in src, layer
