@@ -6,6 +6,7 @@ mod fuse_batchnorm;
 mod fuse_bias;
 mod fuse_conv1d;
 mod fuse_layernorm;
+mod fuse_tensordot;
 mod identity;
 mod prune;
 mod simplify;
@@ -16,6 +17,7 @@ pub use fuse_batchnorm::fuse_batchnorm;
 pub use fuse_bias::fuse_bias;
 pub use fuse_conv1d::fuse_conv1d;
 pub use fuse_layernorm::fuse_layernorm;
+pub use fuse_tensordot::fuse_tensordot;
 pub use identity::remove_identities;
 pub use prune::prune;
 pub use simplify::simplify;
@@ -34,6 +36,7 @@ pub fn run_all(g: &mut Graph) -> Result<()> {
     fuse_layernorm(g)?;
     fuse_activations(g)?;
     fuse_conv1d(g)?;
+    fuse_tensordot(g)?;
     fuse_bias(g)?;
     prune(g)
 }
