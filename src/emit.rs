@@ -42,6 +42,15 @@ fn render_class(c: &crate::py::BlockClass) -> String {
     for l in &c.layers {
         lines.extend(format::assignment(8, &format!("self.{}", l.name), &l.ctor));
     }
+    for (name, dtype, shape) in &c.buffers {
+        let empty = PyExpr::call_kw(
+            "torch.empty",
+            vec![PyExpr::Tuple(shape.clone())],
+            vec![("dtype", PyExpr::name(format!("torch.{dtype}")))],
+        );
+        let call = PyExpr::call("self.register_buffer", vec![PyExpr::str_lit(name), empty]);
+        lines.extend(format::statement(8, "", &call));
+    }
     lines.push(String::new());
     lines.push(format!("    def forward(self, {}):", c.input));
     for s in &c.body {

@@ -37,6 +37,7 @@ struct Member {
     spans: std::ops::Range<usize>,
     stmts: std::ops::Range<usize>,
     layers: Vec<usize>,
+    buffers: Vec<usize>,
     input: String,
     output: String,
     signature: String,
@@ -125,6 +126,7 @@ fn analyse(
     }
     let range = spans[first].stmts.start..spans[last].stmts.end;
     let layers: Vec<usize> = idx.iter().flat_map(|&i| spans[i].layers.clone()).collect();
+    let buffers: Vec<usize> = idx.iter().flat_map(|&i| spans[i].buffers.clone()).collect();
     // A class must be worth reading: a conv + batch-norm pair stays inline.
     if range.len() < MIN_STATEMENTS || layers.is_empty() {
         return None;
@@ -152,6 +154,9 @@ fn analyse(
     for (k, &l) in layers.iter().enumerate() {
         map.insert(format!("self.{}", module.layers[l].name), format!("self.L{k}"));
     }
+    for (k, &b) in buffers.iter().enumerate() {
+        map.insert(format!("self.{}", module.buffers[b].name), format!("self.B{k}"));
+    }
     map.insert(input.clone(), "IN".to_string());
     // Every assignment gets a fresh canonical name (SSA), so reusing `x` does not matter.
     let mut next = 0;
@@ -167,6 +172,10 @@ fn analyse(
         signature.push_str(&format!("{} = {expr}\n", names.join(", ")));
     }
     signature.push_str(&format!("return {}\n", map[&output]));
+    for &b in &buffers {
+        let buf = &module.buffers[b];
+        signature.push_str(&format!("buffer {} rank {}\n", buf.torch_dtype, buf.shape.len()));
+    }
     for &l in &layers {
         match &module.layers[l].ctor {
             PyExpr::Call { func, args, kwargs } => {
@@ -182,6 +191,7 @@ fn analyse(
         spans: first..last + 1,
         stmts: range,
         layers,
+        buffers,
         input,
         output,
         signature,
@@ -358,6 +368,33 @@ pub fn extract(
                 ctor: PyExpr::Call { func: func.clone(), args: new_args, kwargs: new_kwargs },
             });
         }
+        // Buffers: one per position; dims that differ between instances are parameters.
+        let local_buffers: Vec<String> = first
+            .buffers
+            .iter()
+            .map(|&b| attrs.fresh(&local_name(&module.buffers[b].name, &first.prefix)))
+            .collect();
+        let mut class_buffers = Vec::new();
+        for (k, &b) in first.buffers.iter().enumerate() {
+            let buf = &module.buffers[b];
+            let mut dims = Vec::new();
+            for d in 0..buf.shape.len() {
+                let values: Vec<String> = group
+                    .iter()
+                    .map(|&i| module.buffers[members[i].buffers[k]].shape[d].to_string())
+                    .collect();
+                if values.iter().all(|v| *v == values[0]) {
+                    dims.push(PyExpr::int(buf.shape[d] as i64));
+                } else if let Some((n, _)) = params.iter().find(|(_, v)| *v == values) {
+                    dims.push(PyExpr::name(n.clone()));
+                } else {
+                    let n = identifier(&format!("{}_size", local_buffers[k]));
+                    params.push((n.clone(), values));
+                    dims.push(PyExpr::name(n));
+                }
+            }
+            class_buffers.push((local_buffers[k].clone(), buf.torch_dtype, dims));
+        }
         // The forward: the first instance's statements with local names.
         let mut locals = Scope::for_locals();
         let mut map: BTreeMap<String, String> = BTreeMap::new();
@@ -365,6 +402,12 @@ pub fn extract(
             map.insert(
                 format!("self.{}", module.layers[l].name),
                 format!("self.{}", local_layers[k]),
+            );
+        }
+        for (k, &b) in first.buffers.iter().enumerate() {
+            map.insert(
+                format!("self.{}", module.buffers[b].name),
+                format!("self.{}", local_buffers[k]),
             );
         }
         let assigned: BTreeSet<String> =
@@ -395,6 +438,7 @@ pub fn extract(
             name: name.clone(),
             params: params.iter().map(|(n, _)| n.clone()).collect(),
             layers: class_layers,
+            buffers: class_buffers,
             body,
             input: input_local.to_string(),
             output: map[&first.output].clone(),
@@ -413,6 +457,10 @@ pub fn extract(
             for (k, &l) in m.layers.iter().enumerate() {
                 weight_renames
                     .insert(module.layers[l].name.clone(), format!("{inst}.{}", local_layers[k]));
+            }
+            for (k, &b) in m.buffers.iter().enumerate() {
+                weight_renames
+                    .insert(module.buffers[b].name.clone(), format!("{inst}.{}", local_buffers[k]));
             }
         }
         report.push((name, group.len()));
@@ -445,11 +493,20 @@ pub fn extract(
         }
     }
     module.layers = new_layers;
+    let moved_buffers: BTreeSet<usize> =
+        instance_of.keys().flat_map(|&i| members[i].buffers.clone()).collect();
+    let mut k = 0;
+    module.buffers.retain(|_| {
+        k += 1;
+        !moved_buffers.contains(&(k - 1))
+    });
     for (key, _) in module.weights.iter_mut() {
-        if let Some((layer, rest)) = key.split_once('.')
-            && let Some(new) = weight_renames.get(layer)
-        {
-            *key = format!("{new}.{rest}");
+        let (head, rest) = key.split_once('.').map_or((key.as_str(), None), |(h, r)| (h, Some(r)));
+        if let Some(new) = weight_renames.get(head) {
+            *key = match rest {
+                Some(r) => format!("{new}.{r}"),
+                None => new.clone(),
+            };
         }
     }
     report
@@ -486,7 +543,7 @@ mod tests {
             x = g.op(&format!("m/stage_block{b}_out/Relu"), "Relu", &[y], &[]);
         }
         assert_snapshot!(g.lower(&[x]), @"
-        class StageBlock():
+        class Block():
           self.conv1 = nn.Conv2d(4, 4, 3, padding=1, bias=False)
           self.conv2 = nn.Conv2d(4, 4, 1, bias=False)
           x = self.conv1(inputs)
@@ -495,25 +552,25 @@ mod tests {
           x = inputs + x
           out = F.relu(x)
           return out (from inputs)
-        self.stage_block1_1_conv = nn.Conv2d(4, 4, 3, padding=1, bias=False)
-        self.stage_block1_2_conv = nn.Conv2d(4, 4, 1, bias=False)
-        self.stage_block2 = StageBlock()
-        self.stage_block3 = StageBlock()
-        # stage_block1_1_conv.weight: [4, 4, 3, 3]
-        # stage_block1_2_conv.weight: [4, 4, 1, 1]
-        # stage_block2.conv1.weight: [4, 4, 3, 3]
-        # stage_block2.conv2.weight: [4, 4, 1, 1]
-        # stage_block3.conv1.weight: [4, 4, 3, 3]
-        # stage_block3.conv2.weight: [4, 4, 1, 1]
+        self.block1_1_conv = nn.Conv2d(4, 4, 3, padding=1, bias=False)
+        self.block1_2_conv = nn.Conv2d(4, 4, 1, bias=False)
+        self.block2 = Block()
+        self.block3 = Block()
+        # block1_1_conv.weight: [4, 4, 3, 3]
+        # block1_2_conv.weight: [4, 4, 1, 1]
+        # block2.conv1.weight: [4, 4, 3, 3]
+        # block2.conv2.weight: [4, 4, 1, 1]
+        # block3.conv1.weight: [4, 4, 3, 3]
+        # block3.conv2.weight: [4, 4, 1, 1]
         ---
         image_nchw = image.permute(0, 3, 1, 2)
-        x = self.stage_block1_1_conv(image_nchw)
+        x = self.block1_1_conv(image_nchw)
         x = F.relu(x)
-        x = self.stage_block1_2_conv(x)
+        x = self.block1_2_conv(x)
         x = image_nchw + x
-        stage_block1_out = F.relu(x)
-        stage_block2_out = self.stage_block2(stage_block1_out)
-        x = self.stage_block3(stage_block2_out)
+        block1_out = F.relu(x)
+        block2_out = self.block2(block1_out)
+        x = self.block3(block2_out)
         x = x.permute(0, 2, 3, 1)
         return x
         ");

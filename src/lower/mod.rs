@@ -86,7 +86,8 @@ pub struct Span {
     pub scope: String,
     pub stmts: std::ops::Range<usize>,
     pub layers: std::ops::Range<usize>,
-    /// No buffers or stubs: the node can move into a block class.
+    pub buffers: std::ops::Range<usize>,
+    /// No stubs: the node can move into a block class.
     pub movable: bool,
 }
 
@@ -112,6 +113,7 @@ pub struct Lowerer<'a> {
     x_holder: Option<ValueRef>,
     prefix: Vec<String>,
     strip_call_suffix: bool,
+    name_prefix: String,
     body: Vec<BodyItem>,
     spans: Vec<Span>,
     stubs: stubs::Stubs,
@@ -139,12 +141,14 @@ pub fn lower(graph: &Graph, class_name: &str, source_name: &str) -> Result<(Modu
         x_holder: None,
         prefix: common_prefix(graph, &order),
         strip_call_suffix: false,
+        name_prefix: String::new(),
         body: Vec::new(),
         spans: Vec::new(),
         stubs: stubs::Stubs::default(),
         summary: Summary::default(),
     };
     low.strip_call_suffix = low.every_scope_has_call_suffix(&order);
+    low.name_prefix = low.common_name_prefix(&order);
     let order = low.readable_order(&order);
     low.locals.claim("x");
     for &n in &order {
@@ -175,7 +179,8 @@ pub fn lower(graph: &Graph, class_name: &str, source_name: &str) -> Result<(Modu
             scope,
             stmts: stmts..low.body.len(),
             layers: layers..low.module.layers.len(),
-            movable: low.module.buffers.len() == buffers && low.summary.stubs_seen == stubs,
+            buffers: buffers..low.module.buffers.len(),
+            movable: low.summary.stubs_seen == stubs,
         });
     }
     low.finish()
@@ -208,10 +213,54 @@ impl<'a> Lowerer<'a> {
         let rest =
             if parts.len() > self.prefix.len() { &parts[self.prefix.len()..] } else { &parts[..] };
         let scope = rest[0];
-        match scope.strip_suffix("_1") {
-            Some(s) if self.strip_call_suffix && rest.len() > 1 && !s.is_empty() => s.to_string(),
+        let scope = match scope.strip_suffix("_1") {
+            Some(s) if self.strip_call_suffix && rest.len() > 1 && !s.is_empty() => s,
+            _ => scope,
+        };
+        // `convnext_tiny_stem`, `convnext_tiny_stage_0_...` → `stem`, `stage_0_...`.
+        match scope.strip_prefix(self.name_prefix.as_str()) {
+            Some(s) if !self.name_prefix.is_empty() && !s.is_empty() && rest.len() > 1 => {
+                s.to_string()
+            }
             _ => scope.to_string(),
         }
+    }
+
+    /// The `word_` tokens every layer scope starts with (Keras models that prefix each layer
+    /// with the model's name), to drop from layer names.
+    fn common_name_prefix(&self, order: &[NodeIndex]) -> String {
+        let mut common: Option<Vec<String>> = None;
+        let mut scopes = std::collections::BTreeSet::new();
+        for &n in order {
+            let node = self.graph.node(n);
+            if node.op == "Placeholder" || node.value.is_some() {
+                continue;
+            }
+            let parts: Vec<&str> = node.name.split('/').collect();
+            if parts.len() <= self.prefix.len() + 1 {
+                continue;
+            }
+            let scope = self.scope_of(n);
+            scopes.insert(scope.clone());
+            let tokens: Vec<String> = scope.split('_').map(String::from).collect();
+            // Keep at least one token of every scope.
+            let tokens = tokens[..tokens.len() - 1].to_vec();
+            common = Some(match common {
+                None => tokens,
+                Some(c) => c
+                    .iter()
+                    .zip(&tokens)
+                    .take_while(|(a, b)| a == b)
+                    .map(|(a, _)| a.clone())
+                    .collect(),
+            });
+        }
+        // A shared first word in a small graph (`stem_conv`, `stem_act`) is a name, not a
+        // model prefix: strip only multi-word prefixes, or shared words across many layers.
+        common
+            .filter(|c| c.len() >= 2 || (c.len() == 1 && scopes.len() >= 10))
+            .map(|c| format!("{}_", c.join("_")))
+            .unwrap_or_default()
     }
 
     /// A topological order that finishes a layer scope before starting another where the

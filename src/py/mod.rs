@@ -70,6 +70,8 @@ pub struct BlockClass {
     /// `__init__` parameters (constructor arguments that differ between instances).
     pub params: Vec<String>,
     pub layers: Vec<Layer>,
+    /// Buffers: name, torch dtype, shape (entries may be parameters).
+    pub buffers: Vec<(String, &'static str, Vec<PyExpr>)>,
     pub body: Vec<crate::lower::Stmt>,
     pub input: String,
     pub output: String,
