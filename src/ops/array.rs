@@ -25,6 +25,7 @@ pub const OPS: &[OpDef] = &[
     op("Shape", shape_op).infer(shape_infer).fold(shape_fold),
     op("StridedSlice", strided_slice).infer(strided_slice_infer).fold(strided_slice_fold),
     op("Cast", cast).infer(cast_infer).fold(cast_fold),
+    op("BroadcastTo", broadcast_to).infer(broadcast_to_infer),
 ];
 
 fn err<E: ToString>(e: E) -> String {
@@ -219,6 +220,14 @@ fn reshape_target(inp_target: Vec<Option<i64>>) -> OpResult<Vec<i64>> {
 /// A target with several run-time entries: `x.reshape(x.shape[0], -1)`. The values whose
 /// sizes are read are extra inputs of the node (see `passes::fold`).
 fn reshape_symbolic(ctx: &mut Ctx, p: &Partial) -> OpResult<Lowered> {
+    let args = size_exprs(ctx, p)?;
+    let x = ctx.input_tf(0)?;
+    Ok(Lowered::Expr { expr: x.method("reshape", args), layout: Layout::Tf })
+}
+
+/// Python expressions for a size vector known in part: numbers, and `v.shape[k]` for sizes
+/// read from values at run time (those values are extra inputs of the node).
+fn size_exprs(ctx: &mut Ctx, p: &Partial) -> OpResult<Vec<PyExpr>> {
     let mut args = Vec::new();
     for d in &p.values {
         args.push(match *d {
@@ -230,11 +239,26 @@ fn reshape_symbolic(ctx: &mut Ctx, p: &Partial) -> OpResult<Lowered> {
                     if ctx.rank(slot) == Some(4) { phys_axis(axis, val.layout) } else { axis };
                 val.expr.attr("shape").index(axis.to_string())
             }
-            Dim::Unknown => return Err("reshape target is computed at run time".into()),
+            Dim::Unknown => return Err("a size is computed at run time".into()),
         });
     }
+    Ok(args)
+}
+
+/// BroadcastTo(x, shape) = `x.expand(...)` (numpy broadcasting, as TF).
+fn broadcast_to(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let args = match ctx.partial(1) {
+        Some(p) => size_exprs(ctx, p)?,
+        None => ctx.const_ints(1)?.into_iter().map(PyExpr::int).collect(),
+    };
     let x = ctx.input_tf(0)?;
-    Ok(Lowered::Expr { expr: x.method("reshape", args), layout: Layout::Tf })
+    Ok(Lowered::Expr { expr: x.method("expand", args), layout: Layout::Tf })
+}
+
+fn broadcast_to_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let dims = inp.ints(1)?;
+    let shape = dims.into_iter().map(|d| d.filter(|&d| d >= 0).map(|d| d as usize)).collect();
+    Some(vec![ValueInfo { dtype: inp.infos.first()?.dtype, shape: Some(shape) }])
 }
 
 fn reshape(ctx: &mut Ctx) -> OpResult<Lowered> {

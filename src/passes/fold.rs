@@ -70,6 +70,8 @@ fn constant_reshape_target(g: &mut Graph, n: NodeIndex) {
     // height and width, a resize's size): unknown entries become -1 there.
     let (slot, arity, reshape) = match g.node(n).op.as_str() {
         "Reshape" => (1, 2, true),
+        // -1 cannot stand for a new leading axis in `expand`: always name run-time sizes.
+        "BroadcastTo" => (1, 2, true),
         "Conv2DBackpropInput" => (0, 3, false),
         "ResizeBilinear" | "ResizeNearestNeighbor" => (1, 2, false),
         _ => return,
@@ -86,7 +88,8 @@ fn constant_reshape_target(g: &mut Graph, n: NodeIndex) {
         return;
     }
     let unknown = p.values.iter().filter(|d| !matches!(d, Dim::Known(v) if *v >= 0)).count();
-    let symbolic = reshape && unknown > 1;
+    let always = g.node(n).op == "BroadcastTo";
+    let symbolic = reshape && (unknown > 1 || (always && unknown > 0));
     if symbolic && p.values.contains(&Dim::Unknown) {
         return;
     }
