@@ -52,7 +52,15 @@ fn render_class(c: &crate::py::BlockClass) -> String {
         lines.extend(format::statement(8, "", &call));
     }
     lines.push(String::new());
-    lines.push(format!("    def forward(self, {}):", c.input));
+    let mut fwd = vec![PyExpr::name("self")];
+    fwd.extend(c.inputs.iter().map(|i| PyExpr::name(i.clone())));
+    let sig =
+        PyExpr::Call { func: Box::new(PyExpr::name("def forward")), args: fwd, kwargs: vec![] };
+    let mut def = format::statement(4, "", &sig);
+    if let Some(last) = def.last_mut() {
+        last.push(':');
+    }
+    lines.extend(def);
     for s in &c.body {
         lines.extend(format::assignment(8, &s.target, &s.expr));
     }

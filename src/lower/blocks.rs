@@ -16,6 +16,9 @@ use super::{Span, Stmt};
 use crate::py::names::{Scope, identifier};
 use crate::py::{BlockClass, Layer, Module, PyExpr};
 
+/// A block reads at most this many outside values.
+const MAX_INPUTS: usize = 3;
+
 /// Fewer statements than this do not make a block class.
 const MIN_STATEMENTS: usize = 4;
 
@@ -38,7 +41,8 @@ struct Member {
     stmts: std::ops::Range<usize>,
     layers: Vec<usize>,
     buffers: Vec<usize>,
-    input: String,
+    /// Outside values read, in order of first use.
+    inputs: Vec<String>,
     output: String,
     signature: String,
 }
@@ -94,7 +98,8 @@ fn candidates(spans: &[Span]) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for s in spans {
         let tokens: Vec<&str> = s.scope.split('_').collect();
-        for k in 1..tokens.len() {
+        // Whole scopes too: `transformer_layer_0` is a block of its own nested ops.
+        for k in 1..=tokens.len() {
             if !tokens[k - 1].chars().any(|c| c.is_ascii_digit()) {
                 continue;
             }
@@ -131,23 +136,22 @@ fn analyse(
     if range.len() < MIN_STATEMENTS || layers.is_empty() {
         return None;
     }
-    // One value in, one value out.
+    // A few values in (a transformer layer reads its input and the mask), one value out.
     let mut defined = BTreeSet::new();
-    let mut inputs = BTreeSet::new();
+    let mut inputs: Vec<String> = Vec::new();
     for s in &stmts[range.clone()] {
         for id in s.expr.identifiers() {
-            if universe.contains(&id) && !defined.contains(&id) {
-                inputs.insert(id);
+            if universe.contains(&id) && !defined.contains(&id) && !inputs.contains(&id) {
+                inputs.push(id);
             }
         }
         defined.extend(targets(s));
     }
     let outputs: Vec<&String> =
         defined.iter().filter(|v| live_after(v, stmts, range.end, returns)).collect();
-    if inputs.len() != 1 || outputs.len() != 1 {
+    if !(1..=MAX_INPUTS).contains(&inputs.len()) || outputs.len() != 1 {
         return None;
     }
-    let input = inputs.into_iter().next()?;
     let output = outputs[0].clone();
     // Structure: statements with canonical names, and the layers' types and argument layout.
     let mut map = BTreeMap::new();
@@ -157,7 +161,9 @@ fn analyse(
     for (k, &b) in buffers.iter().enumerate() {
         map.insert(format!("self.{}", module.buffers[b].name), format!("self.B{k}"));
     }
-    map.insert(input.clone(), "IN".to_string());
+    for (k, i) in inputs.iter().enumerate() {
+        map.insert(i.clone(), format!("IN{k}"));
+    }
     // Every assignment gets a fresh canonical name (SSA), so reusing `x` does not matter.
     let mut next = 0;
     let mut signature = String::new();
@@ -192,7 +198,7 @@ fn analyse(
         stmts: range,
         layers,
         buffers,
-        input,
+        inputs,
         output,
         signature,
     })
@@ -412,10 +418,16 @@ pub fn extract(
         }
         let assigned: BTreeSet<String> =
             stmts[first.stmts.clone()].iter().flat_map(targets).collect();
-        let input_local =
-            if first.input == "x" || !assigned.contains("x") { "x" } else { "inputs" };
+        let main = &first.inputs[0];
+        let input_local = if main == "x" || !assigned.contains("x") { "x" } else { "inputs" };
         locals.claim(input_local);
-        map.insert(first.input.clone(), input_local.to_string());
+        map.insert(main.clone(), input_local.to_string());
+        let mut input_locals = vec![input_local.to_string()];
+        for other in &first.inputs[1..] {
+            let local = locals.fresh(&local_name(other, &first.prefix));
+            map.insert(other.clone(), local.clone());
+            input_locals.push(local);
+        }
         for v in &assigned {
             if map.contains_key(v) {
                 continue;
@@ -440,7 +452,7 @@ pub fn extract(
             layers: class_layers,
             buffers: class_buffers,
             body,
-            input: input_local.to_string(),
+            inputs: input_locals,
             output: map[&first.output].clone(),
         });
         for (gi, &i) in group.iter().enumerate() {
@@ -451,7 +463,10 @@ pub fn extract(
             let layer = Layer { name: inst.clone(), ctor: PyExpr::call(&name, args) };
             let call = Stmt {
                 target: m.output.clone(),
-                expr: PyExpr::call(&format!("self.{inst}"), vec![PyExpr::name(m.input.clone())]),
+                expr: PyExpr::call(
+                    &format!("self.{inst}"),
+                    m.inputs.iter().map(|i| PyExpr::name(i.clone())).collect(),
+                ),
             };
             instance_of.insert(i, (layer, call));
             for (k, &l) in m.layers.iter().enumerate() {

@@ -149,7 +149,7 @@ pub fn lower(graph: &Graph, class_name: &str, source_name: &str) -> Result<(Modu
     };
     low.strip_call_suffix = low.every_scope_has_call_suffix(&order);
     low.name_prefix = low.common_name_prefix(&order);
-    let order = low.readable_order(&order);
+    let order = low.demand_order(&order);
     low.locals.claim("x");
     for &n in &order {
         for port in 0..graph.node(n).outputs.len().max(1) {
@@ -186,6 +186,25 @@ pub fn lower(graph: &Graph, class_name: &str, source_name: &str) -> Result<(Modu
     low.finish()
 }
 
+/// Scopes TF and Keras create inside a layer's implementation, which name no layer.
+fn is_implementation_scope(c: &str) -> bool {
+    c.starts_with(|ch: char| ch.is_ascii_uppercase())
+        || matches!(
+            c,
+            "batchnorm"
+                | "moments"
+                | "convolution"
+                | "depthwise"
+                | "conv_transpose"
+                | "resize"
+                | "einsum"
+                | "truediv"
+                | "mul"
+                | "add"
+                | "sub"
+        )
+}
+
 /// Name components shared by every computing node (`model/` in `model/conv1/Conv2D`), dropped
 /// from layer and variable names.
 fn common_prefix(graph: &Graph, order: &[NodeIndex]) -> Vec<String> {
@@ -212,11 +231,23 @@ impl<'a> Lowerer<'a> {
         let parts: Vec<&str> = name.split('/').collect();
         let rest =
             if parts.len() > self.prefix.len() { &parts[self.prefix.len()..] } else { &parts[..] };
-        let scope = rest[0];
-        let scope = match scope.strip_suffix("_1") {
-            Some(s) if self.strip_call_suffix && rest.len() > 1 && !s.is_empty() => s,
-            _ => scope,
+        // Nested layer scopes name the layer (`transformer_layer_0/self_attention/query`),
+        // up to where TF's own implementation scopes begin (`Tensordot`, `batchnorm`, ...).
+        let strip = |c: &'a str| match c.strip_suffix("_1") {
+            Some(s) if self.strip_call_suffix && !s.is_empty() => s,
+            _ => c,
         };
+        let mut path = vec![strip(rest[0])];
+        if rest.len() > 1 {
+            for c in &rest[1..rest.len() - 1] {
+                if is_implementation_scope(c) {
+                    break;
+                }
+                path.push(strip(c));
+            }
+        }
+        let joined = path.join("_");
+        let scope = if rest.len() > 1 { joined.as_str() } else { rest[0] };
         // `convnext_tiny_stem`, `convnext_tiny_stage_0_...` → `stem`, `stage_0_...`.
         match scope.strip_prefix(self.name_prefix.as_str()) {
             Some(s) if !self.name_prefix.is_empty() && !s.is_empty() && rest.len() > 1 => {
@@ -263,41 +294,55 @@ impl<'a> Lowerer<'a> {
             .unwrap_or_default()
     }
 
-    /// A topological order that finishes a layer scope before starting another where the
-    /// graph allows (ties by file position): `forward` then reads block by block, and the
-    /// order no longer depends on how a producer happened to order its nodes.
-    fn readable_order(&self, topo: &[NodeIndex]) -> Vec<NodeIndex> {
-        use petgraph::Direction;
+    /// Each value computed just before it is first needed: a depth-first walk from the outputs,
+    /// inputs in slot order, so a layer's helper computations (masks, shapes) sit inside the
+    /// layer rather than at the top of `forward`, and the order follows the data, not how a
+    /// producer happened to number its nodes.
+    fn demand_order(&self, topo: &[NodeIndex]) -> Vec<NodeIndex> {
         let g = self.graph;
-        let scope: BTreeMap<NodeIndex, String> =
-            topo.iter().map(|&n| (n, self.scope_of(n))).collect();
-        let mut indeg: BTreeMap<NodeIndex, usize> = topo
-            .iter()
-            .map(|&n| (n, g.g.neighbors_directed(n, Direction::Incoming).count()))
-            .collect();
-        // Parallel edges count once per edge in petgraph's neighbors: count edges instead.
-        for (&n, d) in indeg.iter_mut() {
-            *d = g.g.edges_directed(n, Direction::Incoming).count();
+        // Deeper inputs first, so cheap side computations (a mask from the model input) are
+        // emitted last, right before the node that needs them.
+        let mut level: BTreeMap<NodeIndex, usize> = BTreeMap::new();
+        for &n in topo {
+            let l = g
+                .inputs(n)
+                .iter()
+                .map(|v| level.get(&v.node).map_or(0, |l| l + 1))
+                .max()
+                .unwrap_or(0);
+            level.insert(n, l);
         }
-        let mut ready: std::collections::BTreeSet<(usize, NodeIndex)> =
-            indeg.iter().filter(|&(_, &d)| d == 0).map(|(&n, _)| (g.node(n).ordinal, n)).collect();
+        let mut done = std::collections::BTreeSet::new();
         let mut order = Vec::with_capacity(topo.len());
-        let mut last_scope: Option<&str> = None;
-        while !ready.is_empty() {
-            let pick = last_scope
-                .and_then(|s| ready.iter().find(|(_, n)| scope[n] == s).copied())
-                .or_else(|| ready.iter().next().copied())
-                .expect("ready is not empty");
-            ready.remove(&pick);
-            let n = pick.1;
-            order.push(n);
-            last_scope = Some(scope[&n].as_str());
-            for e in g.g.edges_directed(n, Direction::Outgoing) {
-                use petgraph::visit::EdgeRef;
-                let d = indeg.get_mut(&e.target()).expect("edge target is a node");
-                *d -= 1;
-                if *d == 0 {
-                    ready.insert((g.node(e.target()).ordinal, e.target()));
+        let mut roots: Vec<NodeIndex> = g.outputs.iter().map(|v| v.node).collect();
+        // Nodes no output depends on (kept by the caller's pruning choices) come last.
+        roots.extend(topo.iter().copied());
+        for root in roots {
+            // Iterative post-order: (node, inputs pushed?)
+            let mut stack = vec![(root, false)];
+            while let Some((n, expanded)) = stack.pop() {
+                if done.contains(&n) {
+                    continue;
+                }
+                if expanded {
+                    done.insert(n);
+                    order.push(n);
+                    continue;
+                }
+                stack.push((n, true));
+                let mut inputs: Vec<(usize, usize, NodeIndex)> = g
+                    .inputs(n)
+                    .iter()
+                    .enumerate()
+                    .map(|(slot, v)| {
+                        (usize::MAX - level.get(&v.node).copied().unwrap_or(0), slot, v.node)
+                    })
+                    .collect();
+                inputs.sort();
+                for &(_, _, m) in inputs.iter().rev() {
+                    if !done.contains(&m) {
+                        stack.push((m, false));
+                    }
                 }
             }
         }

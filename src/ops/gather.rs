@@ -392,6 +392,40 @@ fn batch_matmul(ctx: &mut Ctx) -> OpResult<Lowered> {
     let node = ctx.node();
     let adj_x = node.attr_bool_or("adj_x", false).map_err(err)?;
     let adj_y = node.attr_bool_or("adj_y", false).map_err(err)?;
+    // `x @ W` with a constant matrix (Keras EinsumDense, attention projections) is a Linear
+    // layer on the last axis.
+    if !adj_x
+        && let Ok(w) = ctx.const_input(1)
+        && w.rank() == 2
+        && w.dtype == DType::F32
+    {
+        let w = w.clone();
+        let (in_f, out_f) = if adj_y { (w.shape[1], w.shape[0]) } else { (w.shape[0], w.shape[1]) };
+        let bias = if ctx.num_inputs() > 2 { Some(ctx.const_input(2)?.clone()) } else { None };
+        let mut kwargs = Vec::new();
+        if bias.is_none() {
+            kwargs.push(("bias", PyExpr::boolean(false)));
+        }
+        let ctor = PyExpr::call_kw(
+            "nn.Linear",
+            vec![PyExpr::int(in_f as i64), PyExpr::int(out_f as i64)],
+            kwargs,
+        );
+        let weight = if adj_y {
+            Weight::plain(w)
+        } else {
+            Weight { tensor: w, permute: Some(vec![1, 0]), reshape: None }
+        };
+        let mut params = vec![("weight", weight)];
+        if let Some(b) = bias {
+            params.push(("bias", Weight::plain(b.reshaped(vec![out_f]))));
+        }
+        let x = ctx.input_tf(0)?;
+        return Ok(Lowered::Layer { post: None, ctor, params, args: vec![x], layout: Layout::Tf });
+    }
+    if ctx.num_inputs() > 2 {
+        return Err("fused bias on a BatchMatMul of two tensors".into());
+    }
     let mut a = ctx.input_tf(0)?;
     let mut b = ctx.input_tf(1)?;
     if adj_x {

@@ -113,7 +113,7 @@ impl TestGraph {
             for st in &c.body {
                 s.push_str(&format!("  {} = {}\n", st.target, st.expr));
             }
-            s.push_str(&format!("  return {} (from {})\n", c.output, c.input));
+            s.push_str(&format!("  return {} (from {})\n", c.output, c.inputs.join(", ")));
         }
         for l in &m.layers {
             s.push_str(&format!("self.{} = {}\n", l.name, l.ctor));

@@ -13,7 +13,13 @@ pub fn fuse_bias(g: &mut Graph) -> Result<()> {
         }
         let op = g.node(n).op.as_str();
         let channels = match op {
-            "Conv2D" | "DepthwiseConv2dNative" | "MatMul" | "Conv2DBackpropInput" | "_Conv1D" => {
+            "Conv2D"
+            | "DepthwiseConv2dNative"
+            | "MatMul"
+            | "BatchMatMulV2"
+            | "BatchMatMulV3"
+            | "Conv2DBackpropInput"
+            | "_Conv1D" => {
                 let Some(s) = g.info(ValueRef { node: n, port: 0 }).shape else {
                     continue;
                 };

@@ -21,9 +21,13 @@ pub fn statement(indent: usize, prefix: &str, value: &PyExpr) -> Vec<String> {
         return vec![flat];
     }
     if let PyExpr::BinOp { op, .. } = value {
-        // ruff: parenthesise, one operand of the top-level operator chain per line,
-        // operators leading (`a + b - c` splits into three lines).
+        // ruff: parenthesise; if the expression still does not fit on one line inside the
+        // parentheses, one operand of the top-level operator chain per line, operators leading.
         let inner = " ".repeat(indent + 4);
+        let one = format!("{inner}{value}");
+        if one.len() <= LINE_WIDTH {
+            return vec![format!("{pad}{prefix}("), one, format!("{pad})")];
+        }
         let mut parts: Vec<(Option<&str>, String)> = Vec::new();
         let mut cur = value;
         while let PyExpr::BinOp { left, op: o, right } = cur {

@@ -73,7 +73,7 @@ pub struct BlockClass {
     /// Buffers: name, torch dtype, shape (entries may be parameters).
     pub buffers: Vec<(String, &'static str, Vec<PyExpr>)>,
     pub body: Vec<crate::lower::Stmt>,
-    pub input: String,
+    pub inputs: Vec<String>,
     pub output: String,
 }
 
