@@ -17,4 +17,10 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   "$VENV/bin/pip" install -q --disable-pip-version-check "${missing[@]}"
 fi
+# keras-hub (BERT fixtures) without its tensorflow-text dependency, which would pin another
+# TensorFlow: its other requirements are listed by hand.
+if [ "${WITH_TF:-0}" = 1 ] && ! "$VENV/bin/python" -c "import keras_hub" 2>/dev/null; then
+  "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps keras-hub kagglehub \
+    "kagglesdk>=0.1.38,<1.0" tokenizers sentencepiece huggingface_hub regex tqdm pyyaml
+fi
 cargo build --release --quiet

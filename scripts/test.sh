@@ -19,7 +19,7 @@ for m in sm_module sm_shared_variable sm_sharded frozen_with_function sm_no_vari
 done
 [ -f build/fixtures/diff_added.npz ] || missing+=(diff_variants)
 [ -f build/fixtures/diff_resnet.npz ] || missing+=(diff_resnet)
-for m in keras_text_cnn keras_unet keras_convnext_tiny; do
+for m in keras_text_cnn keras_unet keras_convnext_tiny keras_hub_bert_small; do
   [ -f "build/fixtures/$m.npz" ] || missing+=("$m")
 done
 [ -f build/fixtures/sm_missing_key.dropped ] || missing+=(sm_keras_export sm_missing_key)

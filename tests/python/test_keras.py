@@ -43,14 +43,15 @@ def test_keras_model(name, tmp_path):
         assert lines < 200 and classes >= 2, (lines, classes)
 
 
-SEQUENCE = ["keras_text_cnn", "keras_unet", "keras_convnext_tiny"]
+SEQUENCE = ["keras_text_cnn", "keras_unet", "keras_convnext_tiny", "keras_hub_bert_small"]
 
 
 @pytest.mark.parametrize("name", SEQUENCE)
 def test_issue4_models(name, tmp_path):
     """Text CNN (Embedding, Conv1D, GlobalMaxPooling1D), a U-Net (Conv2DTranspose,
-    LayerNormalization, exact GELU, bilinear UpSampling2D, SAME AveragePooling2D) and
-    keras.applications.ConvNeXtTiny (its frozen graph still calls a library function)."""
+    LayerNormalization, exact GELU, bilinear UpSampling2D, SAME AveragePooling2D),
+    keras.applications.ConvNeXtTiny and a keras-hub BertBackbone (int32 token_ids,
+    segment_ids, padding_mask; sequence_output and pooled_output)."""
     pb = GENERATED_DIR / f"{name}.pb"
     if not pb.exists():
         pytest.fail(f"{pb} missing: run tests/fixtures/make_fixtures.py sequence build/fixtures")
@@ -66,6 +67,8 @@ def test_issue4_models(name, tmp_path):
         "keras_text_cnn": ["nn.Embedding(", "nn.Conv1d("],
         "keras_unet": ["nn.ConvTranspose2d(", "nn.LayerNorm(", "F.gelu(", "F.interpolate("],
         "keras_convnext_tiny": ["nn.LayerNorm(", "F.gelu("],
+        # 4 layers, hidden 256: one TransformerLayer class with q/k/v as nn.Linear.
+        "keras_hub_bert_small": ["nn.Embedding(", "class TransformerLayer(", "_query = nn.Linear(", "F.softmax("],
     }[name]
     for layer in expected:
         assert layer in src, layer
