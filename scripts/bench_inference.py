@@ -1,0 +1,92 @@
+"""Inference time of a converted model against TensorFlow running the same frozen graph,
+one thread each, on the fixture's inputs (a benchmark, not a test).
+
+    python scripts/bench_inference.py build/fixtures/keras_hub_bert_base [--runs 20]
+"""
+
+import argparse
+import importlib.util
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def best_of(fn, runs):
+    fn()
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("fixture", help="path without extension: FIXTURE.pb and FIXTURE.npz")
+    p.add_argument("--runs", type=int, default=20)
+    args = p.parse_args()
+    import numpy as np
+    import tensorflow as tf
+    import torch
+
+    ref = np.load(args.fixture + ".npz")
+    inputs = [ref[k] for k in sorted(k for k in ref if k.startswith("input_"))]
+    out = tempfile.mkdtemp()
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    subprocess.run(
+        [
+            os.path.join(root, "target/release/tf2torch"),
+            "convert",
+            args.fixture + ".pb",
+            "-o",
+            out,
+        ],
+        check=True,
+        capture_output=True,
+    )
+    spec = importlib.util.spec_from_file_location(
+        "converted", os.path.join(out, "model.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    torch.set_num_threads(1)
+    model = module.load_model()
+    tensors = [torch.from_numpy(x) for x in inputs]
+
+    def run_torch():
+        with torch.no_grad():
+            model(*tensors)
+
+    graph_def = tf.compat.v1.GraphDef()
+    with open(args.fixture + ".pb", "rb") as f:
+        graph_def.ParseFromString(f.read())
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.import_graph_def(graph_def, name="")
+    placeholders = [n.name + ":0" for n in graph_def.node if n.op == "Placeholder"]
+    consumed = {i.split(":")[0].lstrip("^") for n in graph_def.node for i in n.input}
+    outputs = [
+        n.name + ":0"
+        for n in graph_def.node
+        if n.name not in consumed and n.op not in ("NoOp", "Const", "Placeholder")
+    ]
+    config = tf.compat.v1.ConfigProto(
+        intra_op_parallelism_threads=1, inter_op_parallelism_threads=1
+    )
+    session = tf.compat.v1.Session(graph=graph, config=config)
+    feed = dict(zip(placeholders, inputs))
+    t_tf = best_of(lambda: session.run(outputs, feed), args.runs)
+    t_torch = best_of(run_torch, args.runs)
+    print(
+        f"TensorFlow: {t_tf * 1000:.1f} ms  generated PyTorch: {t_torch * 1000:.1f} ms  ratio: {t_torch / t_tf:.2f}"
+    )
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
