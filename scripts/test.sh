@@ -19,6 +19,7 @@ for m in sm_module sm_shared_variable sm_sharded frozen_with_function sm_no_vari
 done
 [ -f build/fixtures/diff_added.npz ] || missing+=(diff_variants)
 [ -f build/fixtures/diff_resnet.npz ] || missing+=(diff_resnet)
+[ -f build/fixtures/sm_bert_dynamic_16.npz ] || missing+=(sm_bert_dynamic)
 for m in keras_text_cnn keras_unet keras_convnext_tiny keras_hub_bert_small; do
   [ -f "build/fixtures/$m.npz" ] || missing+=("$m")
 done

@@ -227,7 +227,7 @@ fn reshape_symbolic(ctx: &mut Ctx, p: &Partial) -> OpResult<Lowered> {
 
 /// Python expressions for a size vector known in part: numbers, and `v.shape[k]` for sizes
 /// read from values at run time (those values are extra inputs of the node).
-fn size_exprs(ctx: &mut Ctx, p: &Partial) -> OpResult<Vec<PyExpr>> {
+pub(crate) fn size_exprs(ctx: &mut Ctx, p: &Partial) -> OpResult<Vec<PyExpr>> {
     let mut args = Vec::new();
     for d in &p.values {
         args.push(match *d {

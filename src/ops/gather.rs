@@ -23,6 +23,7 @@ pub const OPS: &[OpDef] = &[
     op("Range", range).infer(range_infer).fold(range_fold),
     op("BatchMatMulV2", batch_matmul).infer(batch_matmul_infer),
     op("BatchMatMulV3", batch_matmul).infer(batch_matmul_infer),
+    op("Einsum", einsum).infer(einsum_infer),
 ];
 
 fn err<E: ToString>(e: E) -> String {
@@ -124,6 +125,26 @@ fn tile_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
 }
 
 fn slice(ctx: &mut Ctx) -> OpResult<Lowered> {
+    if let Some(p) = ctx.partial(2) {
+        // Sizes read at run time (a sequence length): `x[b0:b0 + n, ...]`.
+        let begin = ctx.const_ints(1)?;
+        let sizes = crate::ops::array::size_exprs(ctx, p)?;
+        if begin.len() != sizes.len() {
+            return Err("begin and size differ in length".into());
+        }
+        let parts: Vec<String> = begin
+            .iter()
+            .zip(&sizes)
+            .map(|(&b, s)| match (b, s.to_string().as_str()) {
+                (0, "-1") => ":".to_string(),
+                (b, "-1") => format!("{b}:"),
+                (0, s) => format!(":{s}"),
+                (b, s) => format!("{b}:{b} + {s}"),
+            })
+            .collect();
+        let x = ctx.input_tf(0)?;
+        return Ok(Lowered::Expr { expr: x.index(parts.join(", ")), layout: Layout::Tf });
+    }
     let (begin, size) = (ctx.const_ints(1)?, ctx.const_ints(2)?);
     if begin.len() != size.len() {
         return Err("begin and size differ in length".into());
@@ -149,11 +170,15 @@ fn slice(ctx: &mut Ctx) -> OpResult<Lowered> {
 
 fn slice_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let s = shape_of(inp, 0)?;
-    let (b, size) = (inp.const_ints(1)?, inp.const_ints(2)?);
+    let (b, size) = (inp.ints(1)?, inp.ints(2)?);
     let out = s
         .iter()
         .zip(b.iter().zip(&size))
-        .map(|(d, (&b, &n))| if n >= 0 { Some(n as usize) } else { d.map(|d| d - b as usize) })
+        .map(|(d, (b, n))| match (b, n) {
+            (_, Some(n)) if *n >= 0 => Some(*n as usize),
+            (Some(b), Some(-1)) => d.and_then(|d| d.checked_sub(*b as usize)),
+            _ => None,
+        })
         .collect();
     Some(vec![ValueInfo { dtype: inp.infos[0].dtype, shape: Some(out) }])
 }
@@ -453,4 +478,78 @@ fn batch_matmul_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let mut out = batch;
     out.extend([m, n]);
     Some(vec![ValueInfo { dtype: inp.infos[0].dtype, shape: Some(out) }])
+}
+
+/// `(inputs, output)` subscripts of an einsum equation without ellipses.
+fn einsum_parts(eq: &str) -> Option<(Vec<&str>, &str)> {
+    let (lhs, out) = eq.split_once("->")?;
+    if eq.contains("...") {
+        return None;
+    }
+    Some((lhs.split(',').collect(), out))
+}
+
+/// Einsum; `x @ W`-shaped equations with a constant 2-D W (Keras EinsumDense projecting the
+/// last axis, `abc,cd->abd`) are `nn.Linear`.
+fn einsum(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let eq = ctx.node().attr_str("equation").map_err(err)?;
+    if !eq.chars().all(|c| c.is_ascii_alphabetic() || ",.->".contains(c)) {
+        return Err(format!("unexpected einsum equation {eq:?}"));
+    }
+    if ctx.num_inputs() == 2
+        && let Some((ins, out)) = einsum_parts(&eq)
+        && let [a, w] = ins[..]
+        && w.len() == 2
+        && let Ok(t) = ctx.const_input(1)
+        && t.rank() == 2
+        && t.dtype == DType::F32
+    {
+        let (c, d) = (&w[..1], &w[1..]);
+        let linear = a.ends_with(c)
+            && out == format!("{}{d}", &a[..a.len() - 1])
+            && !a[..a.len() - 1].contains(d);
+        if linear {
+            let t = t.clone();
+            let ctor = PyExpr::call_kw(
+                "nn.Linear",
+                vec![PyExpr::int(t.shape[0] as i64), PyExpr::int(t.shape[1] as i64)],
+                vec![("bias", PyExpr::boolean(false))],
+            );
+            let weight = Weight { tensor: t, permute: Some(vec![1, 0]), reshape: None };
+            let x = ctx.input_tf(0)?;
+            return Ok(Lowered::Layer {
+                post: None,
+                ctor,
+                params: vec![("weight", weight)],
+                args: vec![x],
+                layout: Layout::Tf,
+            });
+        }
+    }
+    let mut args = vec![PyExpr::str_lit(&eq)];
+    for i in 0..ctx.num_inputs() {
+        args.push(ctx.input_tf(i)?);
+    }
+    Ok(Lowered::Expr { expr: PyExpr::call("torch.einsum", args), layout: Layout::Tf })
+}
+
+fn einsum_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let eq = inp.node.attr_str("equation").ok()?;
+    let (ins, out) = einsum_parts(&eq)?;
+    let mut size: std::collections::BTreeMap<char, Option<usize>> =
+        std::collections::BTreeMap::new();
+    for (k, sub) in ins.iter().enumerate() {
+        let s = shape_of(inp, k)?;
+        if s.len() != sub.len() {
+            return None;
+        }
+        for (ch, d) in sub.chars().zip(s) {
+            let e = size.entry(ch).or_insert(d);
+            if e.is_none() {
+                *e = d;
+            }
+        }
+    }
+    let shape = out.chars().map(|c| size.get(&c).copied().flatten()).collect();
+    Some(vec![ValueInfo { dtype: inp.infos.first()?.dtype, shape: Some(shape) }])
 }

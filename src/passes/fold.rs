@@ -44,9 +44,6 @@ pub fn fold_and_infer(g: &mut Graph) -> Result<()> {
         match folded {
             (_, Some(Folded::Tensor(t))) => g.make_const(n, t),
             (infos, partial) => {
-                if infos.is_none() && std::env::var_os("TF2TORCH_DEBUG_SHAPES").is_some() {
-                    eprintln!("no shape: {} ({})", g.node(n).name, g.node(n).op);
-                }
                 let node = g.node_mut(n);
                 if let Some(infos) = infos {
                     node.outputs = infos;
@@ -72,6 +69,7 @@ fn constant_reshape_target(g: &mut Graph, n: NodeIndex) {
         "Reshape" => (1, 2, true),
         // -1 cannot stand for a new leading axis in `expand`: always name run-time sizes.
         "BroadcastTo" => (1, 2, true),
+        "Slice" => (2, 3, true),
         "Conv2DBackpropInput" => (0, 3, false),
         "ResizeBilinear" | "ResizeNearestNeighbor" => (1, 2, false),
         _ => return,
@@ -88,7 +86,7 @@ fn constant_reshape_target(g: &mut Graph, n: NodeIndex) {
         return;
     }
     let unknown = p.values.iter().filter(|d| !matches!(d, Dim::Known(v) if *v >= 0)).count();
-    let always = g.node(n).op == "BroadcastTo";
+    let always = matches!(g.node(n).op.as_str(), "BroadcastTo" | "Slice");
     let symbolic = reshape && (unknown > 1 || (always && unknown > 0));
     if symbolic && p.values.contains(&Dim::Unknown) {
         return;
@@ -118,7 +116,7 @@ fn constant_reshape_target(g: &mut Graph, n: NodeIndex) {
             }
         }
         for (k, v) in sources.into_iter().enumerate() {
-            g.connect(v, n, 2 + k);
+            g.connect(v, n, arity + k);
         }
     }
 }

@@ -26,6 +26,17 @@ def test_saved_model_parity(name, tmp_path):
     print(f"{name}: max rel. error {max(errors):.3g}")
 
 
+@pytest.mark.parametrize("seq", [7, 16])
+def test_bert_saved_model_with_dynamic_batch_and_length(seq, tmp_path):
+    """keras-hub BERT exported by Keras: Einsum projections, a Slice of the position table to
+    the run-time sequence length, BroadcastTo the run-time batch: one conversion, correct
+    for every input size."""
+    out = tmp_path / "out"
+    run_cli("convert", fixture("sm_bert_dynamic"), "-o", out, "--strict")
+    assert "def forward(self, padding_mask, segment_ids, token_ids):" in (out / "model.py").read_text()
+    assert_parity(out, GENERATED_DIR / f"sm_bert_dynamic_{seq}.npz")
+
+
 def test_frozen_graph_with_function_library(tmp_path):
     out = tmp_path / "out"
     run_cli("convert", fixture("frozen_with_function.pb"), "-o", out)
