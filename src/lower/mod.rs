@@ -467,7 +467,7 @@ impl<'a> Lowerer<'a> {
             }
             Lowered::Multi { expr, layout } => {
                 self.consume_inputs(n);
-                let count = self.num_outputs(n);
+                let count = self.num_outputs(n).max(self.graph.node(n).outputs.len());
                 let targets: Vec<String> =
                     (0..count).map(|p| self.target_for(ValueRef { node: n, port: p })).collect();
                 let lhs = if count == 1 { format!("{},", targets[0]) } else { targets.join(", ") };

@@ -24,6 +24,8 @@ pub const OPS: &[OpDef] = &[
     op("BatchMatMulV2", batch_matmul).infer(batch_matmul_infer),
     op("BatchMatMulV3", batch_matmul).infer(batch_matmul_infer),
     op("Einsum", einsum).infer(einsum_infer),
+    op("TopKV2", top_k).infer(top_k_infer),
+    op("Where", where_indices),
 ];
 
 fn err<E: ToString>(e: E) -> String {
@@ -552,4 +554,37 @@ fn einsum_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     }
     let shape = out.chars().map(|c| size.get(&c).copied().flatten()).collect();
     Some(vec![ValueInfo { dtype: inp.infos.first()?.dtype, shape: Some(shape) }])
+}
+
+/// TopKV2(input, k) → (values, indices int32) along the last axis, largest first.
+fn top_k(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let k = scalar_int(ctx, 1, "k")?;
+    let sorted = ctx.node().attr_bool_or("sorted", true).map_err(err)?;
+    let x = ctx.input_tf(0)?;
+    let mut kwargs = vec![];
+    if !sorted {
+        kwargs.push(("sorted", PyExpr::boolean(false)));
+    }
+    // Indices come out as int64 (TF: int32); the values are TF's.
+    let expr = PyExpr::call_kw("torch.topk", vec![x, PyExpr::int(k)], kwargs);
+    Ok(Lowered::Multi { expr, layout: Layout::Tf })
+}
+
+fn top_k_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let mut s = shape_of(inp, 0)?;
+    let k = inp.const_ints(1)?.first().map(|&k| k as usize);
+    *s.last_mut()? = k;
+    Some(vec![
+        ValueInfo { dtype: inp.infos[0].dtype, shape: Some(s.clone()) },
+        ValueInfo { dtype: Some(DType::I32), shape: Some(s) },
+    ])
+}
+
+/// Where(condition) with one input: the coordinates of true (non-zero) elements, int64.
+fn where_indices(ctx: &mut Ctx) -> OpResult<Lowered> {
+    if ctx.num_inputs() != 1 {
+        return Err("Where with several inputs is SelectV2".into());
+    }
+    let x = ctx.input_tf(0)?;
+    Ok(Lowered::Expr { expr: PyExpr::call("torch.nonzero", vec![x]), layout: Layout::Tf })
 }

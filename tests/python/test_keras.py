@@ -43,7 +43,7 @@ def test_keras_model(name, tmp_path):
         assert lines < 200 and classes >= 2, (lines, classes)
 
 
-SEQUENCE = ["keras_text_cnn", "keras_unet", "keras_convnext_tiny", "keras_hub_bert_small"]
+SEQUENCE = ["keras_text_cnn", "keras_unet", "keras_convnext_tiny", "keras_hub_bert_small", "keras_hub_bert_base"]
 
 
 @pytest.mark.parametrize("name", SEQUENCE)
@@ -69,6 +69,8 @@ def test_issue4_models(name, tmp_path):
         "keras_convnext_tiny": ["nn.LayerNorm(", "F.gelu("],
         # 4 layers, hidden 256: one TransformerLayer class with q/k/v as nn.Linear.
         "keras_hub_bert_small": ["nn.Embedding(", "class TransformerLayer(", "_query = nn.Linear(", "F.softmax("],
+        # 12 layers, hidden 768, sequence 128 (the peer pipeline: a 1,439-line flat forward).
+        "keras_hub_bert_base": ["class TransformerLayer(", "self.transformer_layer_11 = TransformerLayer("],
     }[name]
     for layer in expected:
         assert layer in src, layer
