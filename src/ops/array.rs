@@ -617,16 +617,37 @@ fn strided_slice(ctx: &mut Ctx) -> OpResult<Lowered> {
     let rank = ctx.rank(0).ok_or("input rank must be known")?;
     let (b, e, s) = (ctx.const_ints(1)?, ctx.const_ints(2)?, ctx.const_ints(3)?);
     let spec = slice_spec(ctx.node(), rank, &b, &e, &s)?;
+    let shape = ctx.info(0).shape.unwrap_or_default();
     let mut parts = Vec::new();
+    // Negative strides: torch has none, so such axes are flipped first and sliced forward.
+    let mut flips = Vec::new();
+    let mut dim = 0;
     for idx in &spec {
         parts.push(match idx {
             Index::Full => ":".to_string(),
             Index::NewAxis => "None".to_string(),
             Index::At(i) => i.to_string(),
-            Index::Range(b, e, s) => {
-                if *s < 0 {
-                    return Err("negative strides are not supported yet".into());
+            Index::Range(b, e, s) if *s < 0 => {
+                let n = shape
+                    .get(dim)
+                    .copied()
+                    .flatten()
+                    .ok_or("a negative stride needs a static axis")?;
+                let picked = slice_indices(n as i64, *b, *e, *s);
+                flips.push(dim as i64);
+                match (picked.first(), picked.last()) {
+                    (Some(&first), Some(&last)) => {
+                        let (start, stop) = (n as i64 - 1 - first, n as i64 - last);
+                        if -s == 1 {
+                            format!("{start}:{stop}")
+                        } else {
+                            format!("{start}:{stop}:{}", -s)
+                        }
+                    }
+                    _ => "0:0".to_string(),
                 }
+            }
+            Index::Range(b, e, s) => {
                 let mut r = format!(
                     "{}:{}",
                     b.map_or(String::new(), |b| b.to_string()),
@@ -638,13 +659,19 @@ fn strided_slice(ctx: &mut Ctx) -> OpResult<Lowered> {
                 r
             }
         });
+        if *idx != Index::NewAxis {
+            dim += 1;
+        }
     }
     while parts.last().is_some_and(|p| p == ":") {
         parts.pop();
     }
-    let x = ctx.input_tf(0)?;
+    let mut x = ctx.input_tf(0)?;
+    if !flips.is_empty() {
+        x = x.method("flip", vec![PyExpr::ints(&flips)]);
+    }
     if parts.is_empty() {
-        return Ok(Lowered::Alias(0));
+        return Ok(Lowered::Expr { expr: x, layout: Layout::Tf });
     }
     Ok(Lowered::Expr { expr: x.index(parts.join(", ")), layout: Layout::Tf })
 }

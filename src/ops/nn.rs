@@ -482,11 +482,7 @@ fn resize(ctx: &mut Ctx, kind: &str) -> OpResult<Lowered> {
         ("bilinear", true, false) => ("bilinear", Some(true)),
         ("nearest", false, true) => ("nearest-exact", None),
         ("nearest", false, false) => ("nearest", None),
-        _ => {
-            return Err(format!(
-                "{kind} resize with align_corners={align}, half_pixel_centers={half} has no torch mode"
-            ));
-        }
+        _ => return resize_by_matrices(ctx, kind, align, half),
     };
     let size = known_ints(ctx, 1)?;
     let [Some(h), Some(w)] = size[..] else { return Err("the output size must be known".into()) };
@@ -502,6 +498,50 @@ fn resize(ctx: &mut Ctx, kind: &str) -> OpResult<Lowered> {
         expr: PyExpr::call_kw("F.interpolate", vec![x], kwargs),
         layout: Layout::Nchw,
     })
+}
+
+/// Resize modes with no `F.interpolate` twin (TF1's legacy corner rule, nearest with
+/// align_corners) as two constant interpolation matrices: `rows @ x @ cols`, rows `[OH, H]`
+/// and cols `[W, OW]` built here with TF's coordinate rule (tf-formats.md §4.7).
+fn resize_by_matrices(ctx: &mut Ctx, kind: &str, align: bool, half: bool) -> OpResult<Lowered> {
+    if align && half {
+        return Err("align_corners and half_pixel_centers together (TF rejects it)".into());
+    }
+    if !ctx.info(0).dtype.is_some_and(|d| d == DType::F32) {
+        return Err("matrix resize needs a float32 input".into());
+    }
+    let size = known_ints(ctx, 1)?;
+    let [Some(oh), Some(ow)] = size[..] else { return Err("the output size must be known".into()) };
+    let (Some(h), Some(w)) = hw(&ctx.info(0).shape) else {
+        return Err("the input height and width must be static".into());
+    };
+    let matrix = |n: usize, o: usize| -> Vec<f32> {
+        let scale =
+            if align && o > 1 { (n as f64 - 1.0) / (o as f64 - 1.0) } else { n as f64 / o as f64 };
+        let mut m = vec![0f32; o * n];
+        for i in 0..o {
+            let src = i as f64 * scale;
+            if kind == "nearest" {
+                // align_corners: round half away from zero.
+                let j = (src.round() as usize).min(n - 1);
+                m[i * n + j] = 1.0;
+            } else {
+                let lo = (src.floor() as usize).min(n - 1);
+                let hi = (lo + 1).min(n - 1);
+                let frac = (src - lo as f64) as f32;
+                m[i * n + lo] += 1.0 - frac;
+                m[i * n + hi] += frac;
+            }
+        }
+        m
+    };
+    let (oh, ow) = (oh as usize, ow as usize);
+    let rows = Tensor::from_f32(vec![oh, h], &matrix(h, oh));
+    let cols = Tensor::from_f32(vec![ow, w], &matrix(w, ow)).permute(&[1, 0]);
+    let rows = ctx.buffer("rows", rows)?;
+    let cols = ctx.buffer("cols", cols)?;
+    let x = ctx.input_nchw(0)?;
+    Ok(Lowered::Expr { expr: rows.binop("@", x).binop("@", cols), layout: Layout::Nchw })
 }
 
 fn resize_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
