@@ -507,7 +507,7 @@ fn resize_by_matrices(ctx: &mut Ctx, kind: &str, align: bool, half: bool) -> OpR
     if align && half {
         return Err("align_corners and half_pixel_centers together (TF rejects it)".into());
     }
-    if !ctx.info(0).dtype.is_some_and(|d| d == DType::F32) {
+    if ctx.info(0).dtype != Some(DType::F32) {
         return Err("matrix resize needs a float32 input".into());
     }
     let size = known_ints(ctx, 1)?;
