@@ -354,14 +354,7 @@ fn squeeze(ctx: &mut Ctx) -> OpResult<Lowered> {
     if axes.is_empty() {
         return Ok(Lowered::Alias(0));
     }
-    let mut layout = if shape.len() == 4 { ctx.layout(0)? } else { Layout::Tf };
-    if layout == Layout::Nchw {
-        let kept: Vec<usize> =
-            (0..4).filter(|a| !axes.contains(a)).map(|a| phys_axis(a, layout)).collect();
-        if !kept.windows(2).all(|w| w[0] < w[1]) {
-            layout = Layout::Tf;
-        }
-    }
+    let layout = crate::ops::util::layout_removing(ctx, &axes, false)?;
     let x = ctx.input_in(0, layout)?;
     let mut dims: Vec<i64> = axes.iter().map(|&a| phys_axis(a, layout) as i64).collect();
     dims.sort_unstable();

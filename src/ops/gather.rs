@@ -427,28 +427,7 @@ fn batch_matmul(ctx: &mut Ctx) -> OpResult<Lowered> {
         && w.dtype == DType::F32
     {
         let w = w.clone();
-        let (in_f, out_f) = if adj_y { (w.shape[1], w.shape[0]) } else { (w.shape[0], w.shape[1]) };
-        let bias = if ctx.num_inputs() > 2 { Some(ctx.const_input(2)?.clone()) } else { None };
-        let mut kwargs = Vec::new();
-        if bias.is_none() {
-            kwargs.push(("bias", PyExpr::boolean(false)));
-        }
-        let ctor = PyExpr::call_kw(
-            "nn.Linear",
-            vec![PyExpr::int(in_f as i64), PyExpr::int(out_f as i64)],
-            kwargs,
-        );
-        let weight = if adj_y {
-            Weight::plain(w)
-        } else {
-            Weight { tensor: w, permute: Some(vec![1, 0]), reshape: None }
-        };
-        let mut params = vec![("weight", weight)];
-        if let Some(b) = bias {
-            params.push(("bias", Weight::plain(b.reshaped(vec![out_f]))));
-        }
-        let x = ctx.input_tf(0)?;
-        return Ok(Lowered::Layer { post: None, ctor, params, args: vec![x], layout: Layout::Tf });
+        return crate::ops::util::linear_layer(ctx, w, adj_y);
     }
     if ctx.num_inputs() > 2 {
         return Err("fused bias on a BatchMatMul of two tensors".into());
@@ -512,20 +491,7 @@ fn einsum(ctx: &mut Ctx) -> OpResult<Lowered> {
             && !a[..a.len() - 1].contains(d);
         if linear {
             let t = t.clone();
-            let ctor = PyExpr::call_kw(
-                "nn.Linear",
-                vec![PyExpr::int(t.shape[0] as i64), PyExpr::int(t.shape[1] as i64)],
-                vec![("bias", PyExpr::boolean(false))],
-            );
-            let weight = Weight { tensor: t, permute: Some(vec![1, 0]), reshape: None };
-            let x = ctx.input_tf(0)?;
-            return Ok(Lowered::Layer {
-                post: None,
-                ctor,
-                params: vec![("weight", weight)],
-                args: vec![x],
-                layout: Layout::Tf,
-            });
+            return crate::ops::util::linear_layer(ctx, t, false);
         }
     }
     let mut args = vec![PyExpr::str_lit(&eq)];

@@ -193,28 +193,7 @@ fn matmul(ctx: &mut Ctx) -> OpResult<Lowered> {
     let tb = node.attr_bool_or("transpose_b", false).map_err(|e| e.to_string())?;
     if ctx.is_const(1) && !ta {
         let w = float_weight(ctx, 1, 2)?;
-        let (in_f, out_f) = if tb { (w.shape[1], w.shape[0]) } else { (w.shape[0], w.shape[1]) };
-        let bias = if ctx.num_inputs() > 2 { Some(ctx.const_input(2)?.clone()) } else { None };
-        let mut kwargs = Vec::new();
-        if bias.is_none() {
-            kwargs.push(("bias", PyExpr::boolean(false)));
-        }
-        let ctor = PyExpr::call_kw(
-            "nn.Linear",
-            vec![PyExpr::int(in_f as i64), PyExpr::int(out_f as i64)],
-            kwargs,
-        );
-        let weight = if tb {
-            Weight::plain(w)
-        } else {
-            Weight { tensor: w, permute: Some(vec![1, 0]), reshape: None }
-        };
-        let mut params = vec![("weight", weight)];
-        if let Some(b) = bias {
-            params.push(("bias", Weight::plain(b.reshaped(vec![out_f]))));
-        }
-        let x = ctx.input_tf(0)?;
-        return Ok(Lowered::Layer { post: None, ctor, params, args: vec![x], layout: Layout::Tf });
+        return crate::ops::util::linear_layer(ctx, w, tb);
     }
     if ctx.num_inputs() > 2 {
         return Err("fused bias on a non-constant MatMul".into());

@@ -1,8 +1,11 @@
 //! Helpers shared by op families: attribute checks, padding arithmetic, axis mapping.
 
 use crate::ir::{Node, Shape, ValueInfo};
+use crate::lower::{Ctx, Lowered};
 use crate::lower::{Layout, NHWC_TO_NCHW_AXIS};
 use crate::ops::OpInputs;
+use crate::py::{PyExpr, Weight};
+use crate::tensor::Tensor;
 
 pub type OpResult<T> = std::result::Result<T, String>;
 
@@ -98,6 +101,52 @@ pub fn phys_axis(a: usize, layout: Layout) -> usize {
         Layout::Tf => a,
         Layout::Nchw => NHWC_TO_NCHW_AXIS[a],
     }
+}
+
+/// `nn.Linear` applying the constant 2-D `w` to the last axis of input 0, with the bias of
+/// input 2 when a bias was fused in. `w` is `[in, out]` (TF's kernel layout) unless
+/// `transposed` (already `[out, in]`).
+pub fn linear_layer(ctx: &mut Ctx, w: Tensor, transposed: bool) -> OpResult<Lowered> {
+    let (in_f, out_f) =
+        if transposed { (w.shape[1], w.shape[0]) } else { (w.shape[0], w.shape[1]) };
+    let bias = if ctx.num_inputs() > 2 { Some(ctx.const_input(2)?.clone()) } else { None };
+    let mut kwargs = Vec::new();
+    if bias.is_none() {
+        kwargs.push(("bias", PyExpr::boolean(false)));
+    }
+    let ctor = PyExpr::call_kw(
+        "nn.Linear",
+        vec![PyExpr::int(in_f as i64), PyExpr::int(out_f as i64)],
+        kwargs,
+    );
+    let weight = if transposed {
+        Weight::plain(w)
+    } else {
+        Weight { tensor: w, permute: Some(vec![1, 0]), reshape: None }
+    };
+    let mut params = vec![("weight", weight)];
+    if let Some(b) = bias {
+        params.push(("bias", Weight::plain(b.reshaped(vec![out_f]))));
+    }
+    let x = ctx.input_tf(0)?;
+    Ok(Lowered::Layer { post: None, ctor, params, args: vec![x], layout: Layout::Tf })
+}
+
+/// The layout to reduce or squeeze `axes` of input 0 in: an NCHW input stays NCHW when the
+/// kept axes are in the same order in both layouts (global pooling), else TF layout.
+pub fn layout_removing(ctx: &mut Ctx, axes: &[usize], keep_dims: bool) -> OpResult<Layout> {
+    if ctx.rank(0) != Some(4) {
+        return Ok(Layout::Tf);
+    }
+    let layout = ctx.layout(0)?;
+    if layout == Layout::Nchw && !keep_dims {
+        let kept: Vec<usize> =
+            (0..4).filter(|a| !axes.contains(a)).map(|a| phys_axis(a, layout)).collect();
+        if !kept.windows(2).all(|w| w[0] < w[1]) {
+            return Ok(Layout::Tf);
+        }
+    }
+    Ok(layout)
 }
 
 /// `(H, W)` of an NHWC shape.
