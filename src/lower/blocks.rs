@@ -585,8 +585,7 @@ mod tests {
         x = image_nchw + x
         block1_out = F.relu(x)
         block2_out = self.block2(block1_out)
-        x = self.block3(block2_out)
-        x = x.permute(0, 2, 3, 1)
+        x = self.block3(block2_out).permute(0, 2, 3, 1)
         return x
         ");
     }

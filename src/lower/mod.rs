@@ -7,6 +7,7 @@
 //! TF scope.
 
 mod blocks;
+mod chain;
 mod ctx;
 mod stubs;
 
@@ -618,6 +619,11 @@ impl<'a> Lowerer<'a> {
             .collect();
         let outs: Vec<String> = outs.iter().map(|e| e.to_string()).collect();
         self.summary.blocks = blocks::extract(&mut self.module, &mut stmts, &self.spans, &outs);
+        chain::chain(&mut stmts, 8, &outs);
+        for class in &mut self.module.classes {
+            let returns = [class.output.clone()];
+            chain::chain(&mut class.body, 8, &returns);
+        }
         self.module.body =
             stmts.iter().flat_map(|s| format::assignment(8, &s.target, &s.expr)).collect();
         self.module.return_lines = format::return_values(8, &outs);

@@ -141,8 +141,7 @@ mod tests {
         ---
         x = image.permute(0, 3, 1, 2)
         x = self.stem_conv(x)
-        x = F.silu(x)
-        x = x.permute(0, 2, 3, 1)
+        x = F.silu(x).permute(0, 2, 3, 1)
         return x
         ");
     }

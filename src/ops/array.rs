@@ -801,15 +801,13 @@ mod snapshots {
         assert_snapshot!(after_conv(|g, y| p(g, y, "Pad", None)), @"
         x = image.permute(0, 3, 1, 2)
         x = self.conv(x)
-        x = F.pad(x, (3, 0, 1, 2))
-        x = x.permute(0, 2, 3, 1)
+        x = F.pad(x, (3, 0, 1, 2)).permute(0, 2, 3, 1)
         return x
         ");
         assert_snapshot!(after_conv(|g, y| p(g, y, "MirrorPad", Some("REFLECT"))), @r#"
         x = image.permute(0, 3, 1, 2)
         x = self.conv(x)
-        x = F.pad(x, (3, 0, 1, 2), mode="reflect")
-        x = x.permute(0, 2, 3, 1)
+        x = F.pad(x, (3, 0, 1, 2), mode="reflect").permute(0, 2, 3, 1)
         return x
         "#);
         assert_snapshot!(after_conv(|g, y| p(g, y, "MirrorPad", Some("SYMMETRIC"))), @"
@@ -833,8 +831,7 @@ mod snapshots {
         x = image.permute(0, 3, 1, 2)
         conv = self.conv(x)
         x = F.relu(conv)
-        x = torch.cat([conv, x], dim=1)
-        x = x.permute(0, 2, 3, 1)
+        x = torch.cat([conv, x], dim=1).permute(0, 2, 3, 1)
         return x
         ");
     }
@@ -846,9 +843,7 @@ mod snapshots {
             g.op("flat", "Reshape", &[y, s], &[])
         }), @"
         x = image.permute(0, 3, 1, 2)
-        x = self.conv(x)
-        x = x.permute(0, 2, 3, 1)
-        x = x.reshape(-1, 40)
+        x = self.conv(x).permute(0, 2, 3, 1).reshape(-1, 40)
         return x
         ");
     }
@@ -875,11 +870,9 @@ mod snapshots {
         }), @"
         x = image.permute(0, 3, 1, 2)
         conv = self.conv(x)
-        x = conv.mean((2, 3))
-        x = x.reshape(-1, 2, 1, 1)
+        x = conv.mean((2, 3)).reshape(-1, 2, 1, 1)
         x = self.se_conv(x)
-        x = conv * x
-        x = x.permute(0, 2, 3, 1)
+        x = (conv * x).permute(0, 2, 3, 1)
         return x
         ");
     }
@@ -899,8 +892,7 @@ mod snapshots {
         }), @"
         x = image.permute(0, 3, 1, 2)
         conv = self.conv(x)
-        conv_nhwc = conv.permute(0, 2, 3, 1)
-        x = conv_nhwc.reshape(conv.shape[0], -1)
+        x = conv.permute(0, 2, 3, 1).reshape(conv.shape[0], -1)
         return x
         ");
     }
@@ -920,8 +912,7 @@ mod snapshots {
             g.op("t", "Transpose", &[y, p], &[])
         }), @"
         x = image.permute(0, 3, 1, 2)
-        x = self.conv(x)
-        x = x.permute(0, 3, 2, 1)
+        x = self.conv(x).permute(0, 3, 2, 1)
         return x
         ");
     }
@@ -935,8 +926,7 @@ mod snapshots {
         }), @"
         x = image.permute(0, 3, 1, 2)
         x = self.conv(x)
-        x = x.mean((2, 3), keepdim=True)
-        x = x.squeeze((2, 3))
+        x = x.mean((2, 3), keepdim=True).squeeze((2, 3))
         return x
         ");
         assert_snapshot!(after_conv(|g, y| {
@@ -950,11 +940,8 @@ mod snapshots {
             g.op("cast", "Cast", &[ex], &[("DstT", crate::proto::AttrValue { value: Some(crate::proto::attr_value::Value::Type(3)) })])
         }), @"
         x = image.permute(0, 3, 1, 2)
-        x = self.conv(x)
-        x = x.permute(0, 2, 3, 1)
-        x = x[:, 1:, ::2, 0]
-        x = x.unsqueeze(3)
-        x = x.to(torch.int32)
+        x = self.conv(x).permute(0, 2, 3, 1)
+        x = x[:, 1:, ::2, 0].unsqueeze(3).to(torch.int32)
         return x
         ");
     }

@@ -489,8 +489,7 @@ mod tests {
         ---
         x = image.permute(0, 3, 1, 2)
         x = self.conv(x)
-        x = x * self.out_const
-        x = x.permute(0, 2, 3, 1)
+        x = (x * self.out_const).permute(0, 2, 3, 1)
         return x
         ");
         assert_snapshot!(binary_with_const("Sub", &[1, 1, 1, 2], true), @"
@@ -501,8 +500,7 @@ mod tests {
         ---
         x = image.permute(0, 3, 1, 2)
         x = self.conv(x)
-        x = self.out_const - x
-        x = x.permute(0, 2, 3, 1)
+        x = (self.out_const - x).permute(0, 2, 3, 1)
         return x
         ");
         assert_snapshot!(binary_with_const("AddV2", &[4, 1, 2], false), @"
@@ -513,8 +511,7 @@ mod tests {
         ---
         x = image.permute(0, 3, 1, 2)
         x = self.conv(x)
-        x = x + self.out_const
-        x = x.permute(0, 2, 3, 1)
+        x = (x + self.out_const).permute(0, 2, 3, 1)
         return x
         ");
         assert_snapshot!(binary_with_const("RealDiv", &[], false), @"
@@ -523,8 +520,7 @@ mod tests {
         ---
         x = image.permute(0, 3, 1, 2)
         x = self.conv(x)
-        x = x / 0.5
-        x = x.permute(0, 2, 3, 1)
+        x = (x / 0.5).permute(0, 2, 3, 1)
         return x
         ");
     }
@@ -537,8 +533,7 @@ mod tests {
         ---
         x = image.permute(0, 3, 1, 2)
         x = self.conv(x)
-        x = x.clamp(min=0.5)
-        x = x.permute(0, 2, 3, 1)
+        x = x.clamp(min=0.5).permute(0, 2, 3, 1)
         return x
         ");
         assert_snapshot!(binary_with_const("Minimum", &[], true), @"
@@ -547,8 +542,7 @@ mod tests {
         ---
         x = image.permute(0, 3, 1, 2)
         x = self.conv(x)
-        x = x.clamp(max=0.5)
-        x = x.permute(0, 2, 3, 1)
+        x = x.clamp(max=0.5).permute(0, 2, 3, 1)
         return x
         ");
         assert_snapshot!(binary_with_const("SquaredDifference", &[2], false), @"
@@ -559,8 +553,7 @@ mod tests {
         ---
         x = image.permute(0, 3, 1, 2)
         x = self.conv(x)
-        x = torch.square(x - self.out_const)
-        x = x.permute(0, 2, 3, 1)
+        x = torch.square(x - self.out_const).permute(0, 2, 3, 1)
         return x
         ");
     }
@@ -579,8 +572,7 @@ mod tests {
         # conv.weight: [2, 2, 1, 1]
         ---
         x = image.permute(0, 3, 1, 2)
-        x = self.conv(x)
-        x = x.permute(0, 2, 3, 1)
+        x = self.conv(x).permute(0, 2, 3, 1)
         x = x + vec
         return x
         ");

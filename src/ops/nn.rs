@@ -650,8 +650,7 @@ mod tests {
         # conv.weight: [8, 3, 3, 3]
         ---
         x = x_2.permute(0, 3, 1, 2)
-        x = self.conv(F.pad(x, (0, 1, 0, 1)))
-        x = x.permute(0, 2, 3, 1)
+        x = self.conv(F.pad(x, (0, 1, 0, 1))).permute(0, 2, 3, 1)
         return x
         ");
     }
@@ -668,8 +667,7 @@ mod tests {
         # conv.weight: [4, 4, 3, 3]
         ---
         x = x_2.permute(0, 3, 1, 2)
-        x = self.conv(x)
-        x = x.permute(0, 2, 3, 1)
+        x = self.conv(x).permute(0, 2, 3, 1)
         return x
         ");
     }
@@ -682,8 +680,7 @@ mod tests {
         # conv.weight: [6, 2, 1, 2]
         ---
         x = x_2.permute(0, 3, 1, 2)
-        x = self.conv(x)
-        x = x.permute(0, 2, 3, 1)
+        x = self.conv(x).permute(0, 2, 3, 1)
         return x
         ");
     }
@@ -700,8 +697,7 @@ mod tests {
         # conv.weight: [2, 3, 3, 3]
         ---
         x = x_2.permute(0, 3, 1, 2)
-        x = self.conv(F.pad(x, (0, 1, 1, 2)))
-        x = x.permute(0, 2, 3, 1)
+        x = self.conv(F.pad(x, (0, 1, 1, 2))).permute(0, 2, 3, 1)
         return x
         ");
     }
@@ -738,8 +734,7 @@ mod tests {
         # conv2d.bias: [2]
         ---
         x = x_2.permute(0, 3, 1, 2)
-        x = self.conv2d(x)
-        x = x.permute(0, 2, 3, 1)
+        x = self.conv2d(x).permute(0, 2, 3, 1)
         return x
         ");
     }
@@ -756,8 +751,7 @@ mod tests {
         # dw.weight: [6, 1, 3, 3]
         ---
         x = x_2.permute(0, 3, 1, 2)
-        x = self.dw(F.pad(x, (0, 1, 0, 1)))
-        x = x.permute(0, 2, 3, 1)
+        x = self.dw(F.pad(x, (0, 1, 0, 1))).permute(0, 2, 3, 1)
         return x
         ");
     }
@@ -817,8 +811,7 @@ mod tests {
         # bn.num_batches_tracked: []
         ---
         x = x_2.permute(0, 3, 1, 2)
-        x = self.bn(x)
-        x = x.permute(0, 2, 3, 1)
+        x = self.bn(x).permute(0, 2, 3, 1)
         return x
         ");
         assert_snapshot!(batch_norm(&[-1, 3], false), @"
@@ -872,24 +865,21 @@ mod tests {
         self.pool = nn.MaxPool2d(3, 2)
         ---
         x = x_2.permute(0, 3, 1, 2)
-        x = self.pool(F.pad(x, (0, 1, 1, 1), value=float("-inf")))
-        x = x.permute(0, 2, 3, 1)
+        x = self.pool(F.pad(x, (0, 1, 1, 1), value=float("-inf"))).permute(0, 2, 3, 1)
         return x
         "#);
         assert_snapshot!(pool("MaxPool", 3, 1, "SAME"), @"
         self.pool = nn.MaxPool2d(3, 1, padding=1)
         ---
         x = x_2.permute(0, 3, 1, 2)
-        x = self.pool(x)
-        x = x.permute(0, 2, 3, 1)
+        x = self.pool(x).permute(0, 2, 3, 1)
         return x
         ");
         assert_snapshot!(pool("MaxPool", 2, 2, "VALID"), @"
         self.pool = nn.MaxPool2d(2)
         ---
         x = x_2.permute(0, 3, 1, 2)
-        x = self.pool(x)
-        x = x.permute(0, 2, 3, 1)
+        x = self.pool(x).permute(0, 2, 3, 1)
         return x
         ");
     }
@@ -912,16 +902,14 @@ mod tests {
         self.pool = nn.AvgPool2d(3, 1, padding=1, count_include_pad=False)
         ---
         x = x_2.permute(0, 3, 1, 2)
-        x = self.pool(x)
-        x = x.permute(0, 2, 3, 1)
+        x = self.pool(x).permute(0, 2, 3, 1)
         return x
         ");
         assert_snapshot!(pool("AvgPool", 2, 2, "VALID"), @"
         self.pool = nn.AvgPool2d(2)
         ---
         x = x_2.permute(0, 3, 1, 2)
-        x = self.pool(x)
-        x = x.permute(0, 2, 3, 1)
+        x = self.pool(x).permute(0, 2, 3, 1)
         return x
         ");
     }
@@ -941,8 +929,7 @@ mod tests {
         self.lrn = nn.LocalResponseNorm(5, alpha=0.0050000002374872565, beta=0.75, k=2.0)
         ---
         x = x_2.permute(0, 3, 1, 2)
-        x = self.lrn(x)
-        x = x.permute(0, 2, 3, 1)
+        x = self.lrn(x).permute(0, 2, 3, 1)
         return x
         ");
     }

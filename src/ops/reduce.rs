@@ -129,8 +129,7 @@ mod tests {
         assert_snapshot!(reduce("Mean", &[1, 2], true), @"
         x = image.permute(0, 3, 1, 2)
         x = self.conv(x)
-        x = x.mean((2, 3), keepdim=True)
-        x = x.permute(0, 2, 3, 1)
+        x = x.mean((2, 3), keepdim=True).permute(0, 2, 3, 1)
         return x
         ");
     }
@@ -145,16 +144,14 @@ mod tests {
         ");
         assert_snapshot!(reduce("Max", &[2], false), @"
         x = image.permute(0, 3, 1, 2)
-        x = self.conv(x)
-        x = x.permute(0, 2, 3, 1)
+        x = self.conv(x).permute(0, 2, 3, 1)
         x = x.amax(2)
         return x
         ");
         assert_snapshot!(reduce("Min", &[0, 3], true), @"
         x = image.permute(0, 3, 1, 2)
         x = self.conv(x)
-        x = x.amin((0, 1), keepdim=True)
-        x = x.permute(0, 2, 3, 1)
+        x = x.amin((0, 1), keepdim=True).permute(0, 2, 3, 1)
         return x
         ");
     }

@@ -72,3 +72,61 @@ pub fn fuse_bias(g: &mut Graph) -> Result<()> {
     }
     Ok(())
 }
+
+/// Multi-head projections (Keras EinsumDense, keras-hub attention) add their `[heads, dim]`
+/// bias after splitting the heads: `Reshape(x @ W, [.., H, D]) + b`. The bias moves into the
+/// projection (`b` flattened to `[H·D]`), so the layer is one `nn.Linear` with its bias and
+/// the head split follows.
+pub fn fuse_head_bias(g: &mut Graph) -> Result<()> {
+    let order = g.topo_order().unwrap_or_default();
+    for n in order {
+        if !g.g.contains_node(n) || !matches!(g.node(n).op.as_str(), "Add" | "AddV2") {
+            continue;
+        }
+        let add_inputs = g.inputs(n);
+        if add_inputs.len() != 2 {
+            continue;
+        }
+        for (slot, &r) in add_inputs.iter().enumerate() {
+            let Some(&b) = add_inputs.get(1 - slot) else { continue };
+            let Some(bias) = g.const_value(b).cloned() else { continue };
+            if g.node(r.node).op != "Reshape" || r.port != 0 || g.use_count(r) != 1 {
+                continue;
+            }
+            let Some(&proj) = g.inputs(r.node).first() else { continue };
+            let pn = g.node(proj.node);
+            let is_projection = matches!(pn.op.as_str(), "MatMul" | "BatchMatMulV2" | "Einsum")
+                && proj.port == 0
+                && g.use_count(proj) == 1
+                && g.inputs(proj.node).len() == 2
+                && g.inputs(proj.node)
+                    .get(1)
+                    .and_then(|&w| g.const_value(w))
+                    .is_some_and(|w| w.rank() == 2);
+            let Some(out_shape) = g.info(ValueRef { node: r.node, port: 0 }).shape else {
+                continue;
+            };
+            let features = g.info(proj).shape.and_then(|s| s.last().copied().flatten());
+            // The bias covers exactly the trailing axes the projection's features were split into.
+            let trailing: Option<usize> =
+                out_shape.iter().rev().take(bias.rank()).copied().product::<Option<usize>>();
+            let fits = bias.rank() >= 1
+                && bias.shape.iter().rev().zip(out_shape.iter().rev()).all(|(a, b)| Some(*a) == *b)
+                && trailing == features
+                && features == Some(bias.numel())
+                && bias.dtype == crate::tensor::DType::F32;
+            if !is_projection || !fits {
+                continue;
+            }
+            let flat = bias.reshaped(vec![bias.numel()]);
+            let name = format!("{}/bias", g.node(proj.node).name);
+            let ordinal = g.node(proj.node).ordinal;
+            let c = g.add_node(crate::ir::Node::constant(name, flat, ordinal));
+            g.connect(ValueRef { node: c, port: 0 }, proj.node, 2);
+            g.replace_uses(ValueRef { node: n, port: 0 }, ValueRef { node: r.node, port: 0 });
+            g.g.remove_node(n);
+            break;
+        }
+    }
+    Ok(())
+}

@@ -14,7 +14,7 @@ mod simplify;
 pub use fold::fold_and_infer;
 pub use fuse_activation::fuse_activations;
 pub use fuse_batchnorm::fuse_batchnorm;
-pub use fuse_bias::fuse_bias;
+pub use fuse_bias::{fuse_bias, fuse_head_bias};
 pub use fuse_conv1d::fuse_conv1d;
 pub use fuse_layernorm::fuse_layernorm;
 pub use fuse_tensordot::fuse_tensordot;
@@ -38,5 +38,6 @@ pub fn run_all(g: &mut Graph) -> Result<()> {
     fuse_conv1d(g)?;
     fuse_tensordot(g)?;
     fuse_bias(g)?;
+    fuse_head_bias(g)?;
     prune(g)
 }
