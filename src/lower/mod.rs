@@ -258,20 +258,28 @@ impl<'a> Lowerer<'a> {
         }
     }
 
+    /// Computing nodes whose name has a layer scope below the common prefix, with that scope's
+    /// first component as written in the file.
+    fn scoped_nodes<'o>(
+        &'o self,
+        order: &'o [NodeIndex],
+    ) -> impl Iterator<Item = (NodeIndex, &'a str)> + 'o {
+        order.iter().filter_map(move |&n| {
+            let node = self.graph.node(n);
+            if node.op == "Placeholder" || node.value.is_some() {
+                return None;
+            }
+            let parts: Vec<&'a str> = node.name.split('/').collect();
+            (parts.len() > self.prefix.len() + 1).then(|| (n, parts[self.prefix.len()]))
+        })
+    }
+
     /// The `word_` tokens every layer scope starts with (Keras models that prefix each layer
     /// with the model's name), to drop from layer names.
     fn common_name_prefix(&self, order: &[NodeIndex]) -> String {
         let mut common: Option<Vec<String>> = None;
         let mut scopes = std::collections::BTreeSet::new();
-        for &n in order {
-            let node = self.graph.node(n);
-            if node.op == "Placeholder" || node.value.is_some() {
-                continue;
-            }
-            let parts: Vec<&str> = node.name.split('/').collect();
-            if parts.len() <= self.prefix.len() + 1 {
-                continue;
-            }
+        for (n, _) in self.scoped_nodes(order) {
             let scope = self.scope_of(n);
             scopes.insert(scope.clone());
             let tokens: Vec<String> = scope.split('_').map(String::from).collect();
@@ -354,16 +362,8 @@ impl<'a> Lowerer<'a> {
     /// layer scope carries that suffix it is noise, and layer names read as in Keras without it.
     fn every_scope_has_call_suffix(&self, order: &[NodeIndex]) -> bool {
         let mut any = false;
-        for &n in order {
-            let node = self.graph.node(n);
-            if node.op == "Placeholder" || node.value.is_some() {
-                continue;
-            }
-            let parts: Vec<&str> = node.name.split('/').collect();
-            if parts.len() <= self.prefix.len() + 1 {
-                continue;
-            }
-            if !parts[self.prefix.len()].ends_with("_1") {
+        for (_, layer) in self.scoped_nodes(order) {
+            if !layer.ends_with("_1") {
                 return false;
             }
             any = true;
