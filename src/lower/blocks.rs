@@ -290,16 +290,26 @@ pub fn extract(
         return Vec::new();
     }
 
-    let mut class_names = Scope::for_locals();
-    class_names.claim(&module.class_name);
+    // Class names must not shadow the model class or what the file imports (`F`, `nn`, ...).
+    let mut class_names: BTreeSet<String> =
+        [module.class_name.as_str(), "F", "Nn", "Torch", "Json", "Os", "Struct"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
     let mut report = Vec::new();
     // Per member: (instance layer, call statement).
     let mut instance_of: BTreeMap<usize, (Layer, Stmt)> = BTreeMap::new();
     let mut weight_renames: BTreeMap<String, String> = BTreeMap::new();
     for (_, group) in &chosen {
         let first = &members[group[0]];
-        let name = class_names.fresh(&class_name(&first.family));
-        let name = name.to_upper_camel_case();
+        let base = class_name(&first.family);
+        let mut name = base.clone();
+        let mut k = 2;
+        while class_names.contains(&name) || !crate::py::names::is_valid_class_name(&name) {
+            name = format!("{base}{k}");
+            k += 1;
+        }
+        class_names.insert(name.clone());
         // Local names from the first instance.
         let mut attrs = Scope::for_attributes();
         let local_layers: Vec<String> = first
@@ -532,6 +542,13 @@ mod tests {
     use super::local_name;
     use crate::ops::testing::*;
     use insta::assert_snapshot;
+
+    #[test]
+    fn class_names_from_scope_families() {
+        assert_eq!(super::class_name("conv2_block#"), "ConvBlock");
+        assert_eq!(super::class_name("transformer_layer_#"), "TransformerLayer");
+        assert_eq!(super::class_name("###"), "Block");
+    }
 
     #[test]
     fn local_names_read_naturally() {
