@@ -23,6 +23,10 @@ done
 for m in keras_text_cnn keras_unet keras_convnext_tiny keras_hub_bert_small keras_hub_bert_base; do
   [ -f "build/fixtures/$m.npz" ] || missing+=("$m")
 done
+for m in rnn_lstm_gru rnn_bidirectional rnn_stacked_state rnn_variable_length rnn_conv_lstm \
+  rnn_simple_time_distributed rnn_gru_reset_before tf_while_refine; do
+  [ -f "build/fixtures/$m.npz" ] && [ -d "build/fixtures/${m}_saved" ] || missing+=("$m")
+done
 [ -f build/fixtures/sm_missing_key.dropped ] || missing+=(sm_keras_export sm_missing_key)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "generating fixtures with TensorFlow: ${missing[*]}"

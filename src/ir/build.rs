@@ -25,7 +25,17 @@ pub fn parse_tensor_name(s: &str) -> Option<(&str, usize)> {
 
 /// Ops that produce no value a model output could be (sinks of bookkeeping).
 fn never_an_output(op: &str) -> bool {
-    matches!(op, "NoOp" | "Const" | "Placeholder" | "Assert" | "SaveV2" | "RestoreV2")
+    matches!(
+        op,
+        "NoOp" | "Const" | "Placeholder" | "Assert" | "SaveV2" | "RestoreV2" | "Exit" | "LoopCond"
+    )
+}
+
+/// TF's control-flow lowering leaves a `Placeholder` named `unused_control_flow_input*` per
+/// loop input it rewired; nothing reads them and they are not model inputs.
+fn unused_lowering_artifact(graph: &Graph, n: petgraph::stable_graph::NodeIndex) -> bool {
+    graph.g[n].name.starts_with("unused_control_flow_input")
+        && graph.g.neighbors_directed(n, petgraph::Direction::Outgoing).next().is_none()
 }
 
 /// Builds the IR. `inputs`/`outputs` are tensor names (`name` or `name:k`); empty means the
@@ -56,7 +66,15 @@ pub fn build(gd: GraphDef, inputs: &[String], outputs: &[String]) -> Result<Grap
         pending.push((idx, nd.input));
     }
 
-    for (idx, input_names) in pending {
+    // Nodes something waits for (`^name`) are bookkeeping, not results, when nothing reads them.
+    let awaited: std::collections::BTreeSet<&str> = pending
+        .iter()
+        .flat_map(|(_, inputs)| inputs.iter().filter_map(|s| s.strip_prefix('^')))
+        .collect();
+    let awaited: std::collections::BTreeSet<petgraph::stable_graph::NodeIndex> =
+        awaited.iter().filter_map(|s| by_name.get(*s).copied()).collect();
+    for (idx, input_names) in &pending {
+        let idx = *idx;
         for (slot, s) in input_names.iter().filter(|s| !s.starts_with('^')).enumerate() {
             let (src, port) = parse_tensor_name(s).expect("control inputs were filtered out");
             let Some(&src_idx) = by_name.get(src) else {
@@ -85,7 +103,7 @@ pub fn build(gd: GraphDef, inputs: &[String], outputs: &[String]) -> Result<Grap
         let mut v: Vec<_> = graph
             .g
             .node_indices()
-            .filter(|&n| graph.g[n].op == "Placeholder")
+            .filter(|&n| graph.g[n].op == "Placeholder" && !unused_lowering_artifact(&graph, n))
             .map(|n| (graph.g[n].ordinal, ValueRef { node: n, port: 0 }))
             .collect();
         v.sort();
@@ -100,6 +118,7 @@ pub fn build(gd: GraphDef, inputs: &[String], outputs: &[String]) -> Result<Grap
             .node_indices()
             .filter(|&n| {
                 !never_an_output(&graph.g[n].op)
+                    && !awaited.contains(&n)
                     && graph.g.neighbors_directed(n, petgraph::Direction::Outgoing).next().is_none()
             })
             .map(|n| (graph.g[n].ordinal, ValueRef { node: n, port: 0 }))

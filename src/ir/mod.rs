@@ -69,6 +69,8 @@ pub struct Node {
     pub partial: Option<Partial>,
     /// Per output port, filled by shape inference.
     pub outputs: Vec<ValueInfo>,
+    /// The condition and body of a `_Loop` (see `passes::loops`).
+    pub body: Option<Box<Graph>>,
 }
 
 impl Node {
@@ -81,6 +83,7 @@ impl Node {
             value: None,
             partial: None,
             outputs: Vec::new(),
+            body: None,
         }
     }
 

@@ -133,6 +133,9 @@ pub fn inline_calls(nodes: Vec<NodeDef>, lib: &Library) -> Result<Vec<NodeDef>> 
 }
 
 fn emit(mut n: NodeDef, lib: &Library, out: &mut Vec<NodeDef>, depth: usize) -> Result<()> {
+    if matches!(n.op.as_str(), "While" | "StatelessWhile") {
+        return emit_while(n, lib, out, depth);
+    }
     let Some(fname) = lib.callee(&n) else {
         lib.fill_defaults(&mut n);
         if n.op == "ReadVariableOp" {
@@ -142,6 +145,32 @@ fn emit(mut n: NodeDef, lib: &Library, out: &mut Vec<NodeDef>, depth: usize) -> 
         out.push(n);
         return Ok(());
     };
+    let data_inputs: Vec<String> =
+        n.input.iter().filter(|s| !s.starts_with('^')).cloned().collect();
+    let prefix = format!("{}/", n.name);
+    let (results, types) = inline_body(&n, fname, &data_inputs, &prefix, lib, out, depth)?;
+    let mut identity = NodeDef {
+        name: n.name.clone(),
+        op: "IdentityN".into(),
+        input: results,
+        ..Default::default()
+    };
+    identity.attr.insert("T".into(), AttrValue { value: Some(Value::List(types)) });
+    out.push(identity);
+    Ok(())
+}
+
+/// Emits the body of function `fname` called by `n` with `data_inputs`, its nodes named
+/// `prefix` + their name; returns the graph names of its results and their types.
+fn inline_body(
+    n: &NodeDef,
+    fname: &str,
+    data_inputs: &[String],
+    prefix: &str,
+    lib: &Library,
+    out: &mut Vec<NodeDef>,
+    depth: usize,
+) -> Result<(Vec<String>, ListValue)> {
     let err = |msg: String| Error::node(&n.name, &n.op, msg);
     if depth >= MAX_DEPTH {
         return Err(err(format!(
@@ -151,10 +180,9 @@ fn emit(mut n: NodeDef, lib: &Library, out: &mut Vec<NodeDef>, depth: usize) -> 
     let f = lib
         .functions
         .get(fname)
-        .ok_or_else(|| err("calls a function missing from the library".into()))?;
+        .ok_or_else(|| err(format!("calls a function ({fname}) missing from the library")))?;
     let sig =
         f.signature.as_ref().ok_or_else(|| err(format!("function {fname} has no signature")))?;
-    let data_inputs: Vec<&String> = n.input.iter().filter(|s| !s.starts_with('^')).collect();
     if data_inputs.len() != sig.input_arg.len() {
         return Err(err(format!(
             "passes {} inputs to {fname}, which takes {}",
@@ -169,7 +197,6 @@ fn emit(mut n: NodeDef, lib: &Library, out: &mut Vec<NodeDef>, depth: usize) -> 
         .zip(data_inputs.iter().map(|s| s.as_str()))
         .collect();
     let body: BTreeMap<&str, &NodeDef> = f.node_def.iter().map(|b| (b.name.as_str(), b)).collect();
-    let prefix = format!("{}/", n.name);
     let translate = |s: &str| -> Result<Option<String>> {
         if let Some(ctrl) = s.strip_prefix('^') {
             // Control inputs only order side effects; data flow is what we convert.
@@ -225,12 +252,71 @@ fn emit(mut n: NodeDef, lib: &Library, out: &mut Vec<NodeDef>, depth: usize) -> 
         r#type: sig.output_arg.iter().map(|a| a.r#type).collect(),
         ..Default::default()
     };
-    let mut identity = NodeDef {
-        name: n.name.clone(),
-        op: "IdentityN".into(),
-        input: results,
+    Ok((results, types))
+}
+
+/// `While`/`StatelessWhile` → the frame form TF itself lowers loops to (what frozen graphs
+/// contain): per loop variable `Enter → Merge → Switch`, `Switch:1` into the inlined body,
+/// the body's result through `NextIteration` back into the `Merge`, `Switch:0 → Exit`; the
+/// inlined `cond` feeds one `LoopCond`. Both file forms then reach the IR as one form.
+fn emit_while(n: NodeDef, lib: &Library, out: &mut Vec<NodeDef>, depth: usize) -> Result<()> {
+    let err = |msg: String| Error::node(&n.name, &n.op, msg);
+    let func = |attr: &str| -> Result<&str> {
+        match n.attr.get(attr).and_then(|a| a.value.as_ref()) {
+            Some(Value::Func(f)) => {
+                lib.functions.get_key_value(f.name.as_str()).map(|(k, _)| *k).ok_or_else(|| {
+                    err(format!("its {attr} function {} is not in the library", f.name))
+                })
+            }
+            _ => Err(err(format!("attribute '{attr}' is missing or not a function"))),
+        }
+    };
+    let (cond, body) = (func("cond")?, func("body")?);
+    let inputs: Vec<String> = n.input.iter().filter(|s| !s.starts_with('^')).cloned().collect();
+    let w = &n.name;
+    let node = |name: String, op: &str, input: Vec<String>| NodeDef {
+        name,
+        op: op.into(),
+        input,
         ..Default::default()
     };
+    let merges: Vec<String> = (0..inputs.len()).map(|i| format!("{w}/merge_{i}")).collect();
+    for (i, input) in inputs.iter().enumerate() {
+        let mut enter = node(format!("{w}/enter_{i}"), "Enter", vec![input.clone()]);
+        let frame = crate::proto::attr_value::Value::S(w.as_bytes().to_vec());
+        enter.attr.insert("frame_name".into(), AttrValue { value: Some(frame) });
+        out.push(enter);
+        let next = format!("{w}/next_iteration_{i}");
+        out.push(node(merges[i].clone(), "Merge", vec![format!("{w}/enter_{i}"), next]));
+    }
+    let (cond_out, _) = inline_body(&n, cond, &merges, &format!("{w}/cond/"), lib, out, depth + 1)?;
+    let [cond_out] = cond_out.as_slice() else {
+        return Err(err(format!("its cond function {cond} has {} results, not 1", cond_out.len())));
+    };
+    let loop_cond = format!("{w}/loop_cond");
+    out.push(node(loop_cond.clone(), "LoopCond", vec![cond_out.clone()]));
+    let args: Vec<String> = (0..inputs.len()).map(|i| format!("{w}/switch_{i}:1")).collect();
+    let (results, types) =
+        inline_body(&n, body, &args, &format!("{w}/body/"), lib, out, depth + 1)?;
+    if results.len() != inputs.len() {
+        return Err(err(format!(
+            "its body function {body} has {} results for {} loop variables",
+            results.len(),
+            inputs.len()
+        )));
+    }
+    let mut exits = Vec::with_capacity(inputs.len());
+    for (i, result) in results.into_iter().enumerate() {
+        out.push(node(
+            format!("{w}/switch_{i}"),
+            "Switch",
+            vec![merges[i].clone(), loop_cond.clone()],
+        ));
+        out.push(node(format!("{w}/next_iteration_{i}"), "NextIteration", vec![result]));
+        exits.push(format!("{w}/exit_{i}"));
+        out.push(node(exits[i].clone(), "Exit", vec![format!("{w}/switch_{i}")]));
+    }
+    let mut identity = node(w.clone(), "IdentityN", exits);
     identity.attr.insert("T".into(), AttrValue { value: Some(Value::List(types)) });
     out.push(identity);
     Ok(())

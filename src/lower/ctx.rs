@@ -103,6 +103,11 @@ impl<'l, 'a> Ctx<'l, 'a> {
         self.input_in(i, Layout::Nchw)
     }
 
+    /// Whether anything reads output `port` of this node.
+    pub fn output_used(&self, port: usize) -> bool {
+        self.low.graph.use_count(ValueRef { node: self.id, port }) > 0
+    }
+
     /// Registers a constant tensor as a buffer named after this node's scope.
     pub fn buffer(&mut self, suffix: &str, t: Tensor) -> OpResult<PyExpr> {
         let hint = format!("{}_{suffix}", self.low.scope_of(self.id));

@@ -49,6 +49,16 @@ pub enum Lowered {
         layout: Layout,
         post: Option<String>,
     },
+    /// A layer returning (nested) tuples: `pattern = self.<name>(args)`, each `{k}` in
+    /// `pattern` a fresh name (or `_`); output `p` is slot `views[p].0` followed by
+    /// `views[p].1` (e.g. `[0]`). Used when several outputs are read (`y, (h, c) = self.lstm(x)`).
+    LayerUnpack {
+        ctor: PyExpr,
+        params: Vec<(&'static str, Weight)>,
+        args: Vec<PyExpr>,
+        pattern: &'static str,
+        views: Vec<(usize, &'static str)>,
+    },
     /// `y = expr`.
     Expr { expr: PyExpr, layout: Layout },
     /// `a, b, ... = expr` for ops with several outputs.
@@ -459,6 +469,35 @@ impl<'a> Lowerer<'a> {
                 let target = self.target_for(out);
                 self.push_line(&target, &call);
                 self.values.insert(out, Val { expr: PyExpr::name(target), layout });
+            }
+            Lowered::LayerUnpack { ctor, params, args, pattern, views } => {
+                let name = self.attr_names.fresh(&self.scope_of(n));
+                for (pname, w) in params {
+                    self.module.weights.push((format!("{name}.{pname}"), w));
+                }
+                self.module.layers.push(Layer { name: name.clone(), ctor });
+                self.consume_inputs(n);
+                let hint = identifier(&self.scope_of(n));
+                let slots = views.iter().map(|v| v.0 + 1).max().unwrap_or(0);
+                let mut names = vec!["_".to_string(); slots];
+                for (p, &(slot, _)) in views.iter().enumerate() {
+                    if self.graph.use_count(ValueRef { node: n, port: p }) > 0 && names[slot] == "_"
+                    {
+                        let suffix = ["", "_h", "_c"].get(slot).copied().unwrap_or("_state");
+                        names[slot] = self.locals.fresh(&format!("{hint}{suffix}"));
+                    }
+                }
+                let mut lhs = pattern.to_string();
+                for (k, name) in names.iter().enumerate() {
+                    lhs = lhs.replace(&format!("{{{k}}}"), name);
+                }
+                let call = PyExpr::call(&format!("self.{name}"), args);
+                self.push_line(&lhs, &call);
+                for (p, (slot, suffix)) in views.into_iter().enumerate() {
+                    let expr = PyExpr::Atom(format!("{}{suffix}", names[slot]));
+                    self.values
+                        .insert(ValueRef { node: n, port: p }, Val { expr, layout: Layout::Tf });
+                }
             }
             Lowered::Expr { expr, layout } => {
                 self.consume_inputs(n);

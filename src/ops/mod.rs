@@ -10,6 +10,7 @@ mod array;
 mod elementwise;
 mod gather;
 mod nn;
+mod recurrent;
 mod reduce;
 #[cfg(test)]
 pub mod testing;
@@ -88,8 +89,15 @@ impl OpDef {
     }
 }
 
-const FAMILIES: &[&[OpDef]] =
-    &[nn::OPS, activation::OPS, elementwise::OPS, reduce::OPS, array::OPS, gather::OPS];
+const FAMILIES: &[&[OpDef]] = &[
+    nn::OPS,
+    activation::OPS,
+    elementwise::OPS,
+    reduce::OPS,
+    array::OPS,
+    gather::OPS,
+    recurrent::OPS,
+];
 
 /// The row for a TF op, if we translate it.
 pub fn lookup(op: &str) -> Option<&'static OpDef> {

@@ -20,6 +20,15 @@ pub fn fold_and_infer(g: &mut Graph) -> Result<()> {
             continue;
         }
         let inputs = g.inputs(n);
+        if node.op == super::loops::LOOP {
+            let infos: Vec<ValueInfo> = inputs.iter().map(|&v| g.info(v)).collect();
+            let consts: Vec<Option<Tensor>> =
+                inputs.iter().map(|&v| g.const_value(v).cloned()).collect();
+            let consts: Vec<Option<&Tensor>> = consts.iter().map(Option::as_ref).collect();
+            let outputs = super::loops::infer_loop(g.node_mut(n), &infos, &consts)?;
+            g.node_mut(n).outputs = outputs;
+            continue;
+        }
         let Some(def) = ops::lookup(&node.op) else {
             continue;
         };

@@ -6,8 +6,11 @@ mod fuse_batchnorm;
 mod fuse_bias;
 mod fuse_conv1d;
 mod fuse_layernorm;
+pub mod fuse_rnn;
 mod fuse_tensordot;
+mod fuse_time_distributed;
 mod identity;
+pub mod loops;
 mod prune;
 mod simplify;
 
@@ -30,13 +33,21 @@ use crate::ir::Graph;
 pub fn run_all(g: &mut Graph) -> Result<()> {
     prune(g)?;
     remove_identities(g)?;
+    loops::extract_loops(g)?;
     fuse_batchnorm(g)?;
     fold_and_infer(g)?;
+    // A recurrent layer's output shape is known only once it is fused: infer again, so the
+    // next layer's loop body can be matched too.
+    while fuse_rnn::fuse_rnn(g)? {
+        prune(g)?;
+        fold_and_infer(g)?;
+    }
     simplify(g)?;
     fuse_layernorm(g)?;
     fuse_activations(g)?;
     fuse_conv1d(g)?;
     fuse_tensordot(g)?;
+    fuse_time_distributed::fuse_time_distributed(g)?;
     fuse_bias(g)?;
     fuse_head_bias(g)?;
     prune(g)

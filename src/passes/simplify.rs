@@ -16,9 +16,31 @@ fn neutral(op: &str) -> Option<(&'static [usize], f64)> {
     }
 }
 
+/// `Transpose(Transpose(x, p), q)` with `p[q[i]] == i`: `x` itself (Keras' time-major
+/// recurrent layers swap the first two axes on the way in and out).
+fn transpose_pair(g: &Graph, n: petgraph::stable_graph::NodeIndex) -> Option<ValueRef> {
+    let perm = |n: petgraph::stable_graph::NodeIndex| {
+        let i = g.inputs(n);
+        (g.node(n).op == "Transpose" && i.len() == 2)
+            .then(|| g.const_value(i[1]).and_then(|t| t.to_i64()).map(|p| (i[0], p)))
+            .flatten()
+    };
+    let (inner, q) = perm(n)?;
+    let (x, p) = perm(inner.node)?;
+    let identity = p.len() == q.len()
+        && q.iter().enumerate().all(|(i, &qi)| {
+            usize::try_from(qi).ok().and_then(|qi| p.get(qi)).is_some_and(|&v| v == i as i64)
+        });
+    identity.then_some(x)
+}
+
 pub fn simplify(g: &mut Graph) -> Result<()> {
     let nodes: Vec<_> = g.g.node_indices().collect();
     for n in nodes {
+        if let Some(x) = transpose_pair(g, n) {
+            g.replace_uses(ValueRef { node: n, port: 0 }, x);
+            continue;
+        }
         let Some((slots, value)) = neutral(&g.node(n).op) else {
             continue;
         };

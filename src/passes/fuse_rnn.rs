@@ -1,0 +1,577 @@
+//! Keras recurrent layers: a `_Loop` whose body is one step of a Keras `LSTM`, `GRU`
+//! (`reset_after=True`) or `SimpleRNN` cell, run over every time step of a `TensorList`, becomes
+//! one `_LSTM` / `_GRU` / `_RNN` node holding PyTorch-layout weights, lowered to `nn.LSTM` /
+//! `nn.GRU` / `nn.RNN`.
+//!
+//! Nothing is assumed from Keras' documentation: the gate each slice of the fused kernel feeds
+//! is read off the body's dataflow (which slice's sigmoid multiplies the old cell state, which is
+//! squashed by tanh, ...), and the weights are permuted to PyTorch's gate order accordingly.
+//! A loop that differs in any way (masking, other activations, peepholes, `reset_after=False`)
+//! stays a `_Loop`.
+//!
+//! The fused node's inputs are `[x, weight_ih, weight_hh, bias_ih, bias_hh]`, then the initial
+//! `h` (and `c`) unless they are zeros; `x` is time-major (`[T, B, I]`) unless the `batch_first`
+//! attribute is set. Its outputs are what the loop's `Exit`s fed: 0 = the stacked outputs
+//! (`[T, B, H]`, batch-major if `batch_first`, or `[1, B, H]` when Keras keeps only the last),
+//! 1 = the final `h`, 2 = the final `c` (LSTM).
+
+use std::collections::BTreeMap;
+
+use petgraph::stable_graph::NodeIndex;
+
+use crate::error::Result;
+use crate::ir::{Graph, Node, ValueRef};
+
+use crate::proto::AttrValue;
+use crate::proto::attr_value::Value;
+use crate::tensor::Tensor;
+
+use super::loops::LOOP;
+
+pub const LSTM: &str = "_LSTM";
+pub const GRU: &str = "_GRU";
+pub const RNN: &str = "_RNN";
+
+/// Fuses every recognised loop; returns whether any was (shapes after it may then be known).
+pub fn fuse_rnn(g: &mut Graph) -> Result<bool> {
+    let mut loops: Vec<(usize, NodeIndex)> =
+        g.g.node_indices()
+            .filter(|&n| g.node(n).op == LOOP)
+            .map(|n| (g.node(n).ordinal, n))
+            .collect();
+    loops.sort();
+    let mut fused = false;
+    for (_, l) in loops {
+        if let Some(m) = match_rnn(g, l) {
+            rewrite(g, l, m);
+            fused = true;
+        }
+    }
+    Ok(fused)
+}
+
+/// The gates of one recurrent cell, as `[rows of the fused kernel]` per PyTorch gate.
+struct Cell {
+    op: &'static str,
+    /// PyTorch-layout `weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`.
+    weights: [Tensor; 4],
+    nonlinearity: Option<&'static str>,
+}
+
+struct Match {
+    cell: Cell,
+    /// Loop-variable slots.
+    input_list: usize,
+    output_list: usize,
+    states: Vec<usize>,
+    /// Keras keeps only the last output (`return_sequences=False`).
+    last_only: bool,
+}
+
+/// Output `port` of `n` in the body, looking through nothing.
+fn producer(body: &Graph, v: ValueRef) -> &Node {
+    body.node(v.node)
+}
+
+fn op_is(body: &Graph, v: ValueRef, op: &str) -> bool {
+    producer(body, v).op == op
+}
+
+fn scalar_is(body: &Graph, v: ValueRef, x: f64) -> bool {
+    body.const_value(v).is_some_and(|t| t.numel() == 1 && t.to_f64().is_some_and(|f| f[0] == x))
+}
+
+/// The two operands of a binary op, in either order, as `(a, b)` with `first(a)` true.
+fn operands(
+    body: &Graph,
+    v: ValueRef,
+    ops: &[&str],
+    first: impl Fn(ValueRef) -> bool,
+) -> Option<(ValueRef, ValueRef)> {
+    if !ops.contains(&producer(body, v).op.as_str()) || v.port != 0 {
+        return None;
+    }
+    let i = body.inputs(v.node);
+    let [a, b] = i.as_slice() else { return None };
+    if first(*a) {
+        Some((*a, *b))
+    } else if first(*b) {
+        Some((*b, *a))
+    } else {
+        None
+    }
+}
+
+fn unary(body: &Graph, v: ValueRef, op: &str) -> Option<ValueRef> {
+    (op_is(body, v, op) && v.port == 0).then(|| body.inputs(v.node).first().copied()).flatten()
+}
+
+/// A sum of `MatMul(input, const)` terms and constant vectors, as `{input: kernel}` and the
+/// summed bias. Sums are `AddV2`/`Add`/`BiasAdd` in any association.
+/// `{input: kernel}` and the summed bias of an affine expression.
+type Affine = (BTreeMap<ValueRef, Tensor>, Option<Vec<f32>>);
+
+fn affine(body: &Graph, v: ValueRef) -> Option<Affine> {
+    let mut terms = BTreeMap::new();
+    let mut bias: Option<Vec<f32>> = None;
+    let mut stack = vec![v];
+    while let Some(v) = stack.pop() {
+        let node = producer(body, v);
+        if let Some(t) = const_eval(body, v) {
+            let b = t.to_f32().filter(|_| t.rank() == 1)?;
+            bias = Some(match bias {
+                None => b,
+                Some(a) if a.len() == b.len() => a.iter().zip(&b).map(|(x, y)| x + y).collect(),
+                Some(_) => return None,
+            });
+            continue;
+        }
+        match node.op.as_str() {
+            "AddV2" | "Add" | "BiasAdd" if v.port == 0 => {
+                if node.op == "BiasAdd" && node.attr_str_or("data_format", "NHWC").ok()? != "NHWC" {
+                    return None;
+                }
+                stack.extend(body.inputs(v.node));
+            }
+            "MatMul" if v.port == 0 => {
+                let ta = node.attr_bool_or("transpose_a", false).ok()?;
+                let tb = node.attr_bool_or("transpose_b", false).ok()?;
+                let i = body.inputs(v.node);
+                let [x, w] = i.as_slice() else { return None };
+                let w = body.const_value(*w)?;
+                if ta || w.rank() != 2 || terms.contains_key(x) {
+                    return None;
+                }
+                terms.insert(*x, if tb { w.permute(&[1, 0]) } else { w.clone() });
+            }
+            _ => return None,
+        }
+    }
+    Some((terms, bias))
+}
+
+/// A constant, or a row of one picked out by `Squeeze(Split(0, const))` (how Keras' GRU
+/// separates its input and recurrent biases).
+fn const_eval(body: &Graph, v: ValueRef) -> Option<Tensor> {
+    if let Some(t) = body.const_value(v) {
+        return Some(t.clone());
+    }
+    let x = unary(body, v, "Squeeze")?;
+    let split = producer(body, x);
+    if split.op != "Split" {
+        return None;
+    }
+    let i = body.inputs(x.node);
+    let [axis, src] = i.as_slice() else { return None };
+    let t = body.const_value(*src)?;
+    let parts = usize::try_from(split.attr_int("num_split").ok()?).ok()?;
+    let axis = body.const_value(*axis)?.to_i64()?;
+    if axis != [0] || t.rank() != 2 || t.shape[0] != parts {
+        return None;
+    }
+    let cols = t.shape[1];
+    let row = t.to_f32()?[x.port * cols..(x.port + 1) * cols].to_vec();
+    Some(Tensor::from_f32(vec![cols], &row))
+}
+
+/// `Split(axis, v)` along the last axis of a rank-2 value into `n` parts: the split input.
+fn split_of(body: &Graph, parts: &[ValueRef], n: usize) -> Option<ValueRef> {
+    let node = parts.first()?.node;
+    if parts.iter().any(|p| p.node != node) || body.node(node).op != "Split" {
+        return None;
+    }
+    if body.node(node).attr_int("num_split").ok()? != n as i64 {
+        return None;
+    }
+    let i = body.inputs(node);
+    let [axis, x] = i.as_slice() else { return None };
+    let axis = body.const_value(*axis)?.to_i64()?;
+    matches!(axis.as_slice(), [1] | [-1]).then_some(*x)
+}
+
+/// Columns `[lo, hi)` a `StridedSlice` takes from a rank-2 value (all rows): `(input, lo, hi)`.
+fn column_slice(body: &Graph, v: ValueRef, width: usize) -> Option<(ValueRef, usize, usize)> {
+    let node = producer(body, v);
+    if node.op != "StridedSlice" || v.port != 0 {
+        return None;
+    }
+    for m in ["ellipsis_mask", "new_axis_mask", "shrink_axis_mask"] {
+        if node.attr_int_or(m, 0).ok()? != 0 {
+            return None;
+        }
+    }
+    let (bm, em) = (node.attr_int_or("begin_mask", 0).ok()?, node.attr_int_or("end_mask", 0).ok()?);
+    let i = body.inputs(v.node);
+    let [x, b, e, s] = i.as_slice() else { return None };
+    let ints = |v: &ValueRef| body.const_value(*v).and_then(|t| t.to_i64());
+    let (b, e, s) = (ints(b)?, ints(e)?, ints(s)?);
+    if b.len() != 2 || e.len() != 2 || s != [1, 1] {
+        return None;
+    }
+    let rows_full = (bm & 1 != 0 || b[0] == 0) && em & 1 != 0;
+    let norm = |x: i64| if x < 0 { x + width as i64 } else { x };
+    let lo = if bm & 2 != 0 { 0 } else { norm(b[1]) };
+    let hi = if em & 2 != 0 { width as i64 } else { norm(e[1]).min(width as i64) };
+    (rows_full && 0 <= lo && lo < hi).then_some((*x, lo as usize, hi as usize))
+}
+
+fn match_rnn(g: &Graph, l: NodeIndex) -> Option<Match> {
+    let body = g.node(l).body.as_deref()?;
+    let vars = body.outputs.len() - 1;
+    let outer = g.inputs(l);
+    let var = |slot: usize| body.inputs[slot];
+    let slot_of = |v: ValueRef| body.inputs[..vars].iter().position(|&p| p == v);
+    let next = |slot: usize| body.outputs[1 + slot];
+    let counter = |slot: usize| {
+        g.const_value(outer[slot]).is_some_and(|t| t.to_i64() == Some(vec![0]))
+            && operands(body, next(slot), &["AddV2", "Add"], |a| a == var(slot))
+                .is_some_and(|(_, one)| scalar_is(body, one, 1.0))
+    };
+
+    // x_t = TensorListGetItem(input list, time): the one read of the sequence.
+    let reads: Vec<NodeIndex> =
+        body.g.node_indices().filter(|&n| body.node(n).op == "TensorListGetItem").collect();
+    let [read] = reads.as_slice() else { return None };
+    let ri = body.inputs(*read);
+    let (input_list, time) = (slot_of(*ri.first()?)?, slot_of(*ri.get(1)?)?);
+    if next(input_list) != var(input_list) || !counter(time) {
+        return None;
+    }
+    let x_t = ValueRef { node: *read, port: 0 };
+    if !op_is(g, outer[input_list], "TensorListFromTensor") {
+        return None;
+    }
+
+    // The output list: next = TensorListSetItem(list, time | 0, y).
+    let mut output = None;
+    for slot in 0..vars {
+        let n = next(slot);
+        if op_is(body, n, "TensorListSetItem") {
+            let i = body.inputs(n.node);
+            let [list, index, y] = i.as_slice() else { return None };
+            if *list != var(slot) || output.is_some() {
+                return None;
+            }
+            let last_only = if *index == var(time) {
+                false
+            } else if scalar_is(body, *index, 0.0) {
+                true
+            } else {
+                return None;
+            };
+            output = Some((slot, *y, last_only));
+        }
+    }
+    let (output_list, y, last_only) = output?;
+
+    // The condition: conjunction of `counter < bound` (bounds checked against T below).
+    if !cond_runs_over_sequence(g, l, body, time) {
+        return None;
+    }
+
+    // Everything else is a counter, a pass-through, or a recurrent state.
+    let states: Vec<usize> = (0..vars)
+        .filter(|&s| s != input_list && s != output_list && s != time)
+        .filter(|&s| next(s) != var(s) && !counter(s))
+        .collect();
+    let cell = match states.len() {
+        1 => {
+            let h = var(states[0]);
+            gru_cell(body, x_t, h, next(states[0]))
+                .or_else(|| simple_cell(body, x_t, h, next(states[0])))?
+        }
+        2 => {
+            let (a, b) = (states[0], states[1]);
+            // h is the state the output is; c the other.
+            let (h, c) = if next(a) == y { (a, b) } else { (b, a) };
+            let cell = lstm_cell(body, x_t, var(h), var(c), next(h), next(c))?;
+            let states = vec![h, c];
+            return (next(h) == y).then_some(Match {
+                cell,
+                input_list,
+                output_list,
+                states,
+                last_only,
+            });
+        }
+        _ => return None,
+    };
+    (next(states[0]) == y).then_some(Match { cell, input_list, output_list, states, last_only })
+}
+
+/// The loop runs while every counter is below a bound, and some counter's bound is the
+/// sequence length (when it is known statically).
+fn cond_runs_over_sequence(g: &Graph, l: NodeIndex, body: &Graph, time: usize) -> bool {
+    let mut stack = vec![body.outputs[0]];
+    let mut time_bounded = false;
+    while let Some(v) = stack.pop() {
+        match producer(body, v).op.as_str() {
+            "LogicalAnd" => stack.extend(body.inputs(v.node)),
+            "Less" => {
+                let i = body.inputs(v.node);
+                if i.first() == Some(&body.inputs[time]) {
+                    time_bounded = true;
+                }
+            }
+            _ => return false,
+        }
+    }
+    let _ = (g, l);
+    time_bounded
+}
+
+/// Concatenates column blocks `[b*n, (b+1)*n)` of a `[rows, k*n]` matrix in `order`, transposed
+/// to `[len(order)*n, rows]` (PyTorch's `weight_*` layout).
+fn gate_rows(w: &Tensor, n: usize, order: &[usize]) -> Option<Tensor> {
+    let rows = *w.shape.first()?;
+    let cols = *w.shape.get(1)?;
+    let v = w.to_f32()?;
+    let mut out = Vec::with_capacity(order.len() * n * rows);
+    for &b in order {
+        for j in b * n..(b + 1) * n {
+            if j >= cols {
+                return None;
+            }
+            out.extend((0..rows).map(|r| v[r * cols + j]));
+        }
+    }
+    Some(Tensor::from_f32(vec![order.len() * n, rows], &out))
+}
+
+fn gate_bias(b: Option<&[f32]>, n: usize, order: &[usize], width: usize) -> Tensor {
+    let zeros = vec![0.0; width];
+    let b = b.unwrap_or(&zeros);
+    let v: Vec<f32> = order.iter().flat_map(|&k| b[k * n..(k + 1) * n].iter().copied()).collect();
+    Tensor::from_f32(vec![v.len()], &v)
+}
+
+/// Kernel `[in, k*units]` from input `x` and recurrent kernel `[units, k*units]` from `h`.
+fn kernels(
+    terms: &BTreeMap<ValueRef, Tensor>,
+    x: ValueRef,
+    h: ValueRef,
+    k: usize,
+) -> Option<(Tensor, Tensor, usize)> {
+    let (kx, kh) = (terms.get(&x)?, terms.get(&h)?);
+    let width = *kh.shape.get(1)?;
+    let units = width / k;
+    (terms.len() == 2 && width % k == 0 && kh.shape == [units, width] && kx.shape[1] == width)
+        .then(|| (kx.clone(), kh.clone(), units))
+}
+
+/// `h' = σ(z_o)·tanh(c')`, `c' = σ(z_f)·c + σ(z_i)·tanh(z_g)`, `z = split₄(x·K + h·R + b)`.
+fn lstm_cell(
+    body: &Graph,
+    x: ValueRef,
+    h: ValueRef,
+    c: ValueRef,
+    h_next: ValueRef,
+    c_next: ValueRef,
+) -> Option<Cell> {
+    let gate = |v: ValueRef| unary(body, v, "Sigmoid");
+    let (o, tanh_c) = operands(body, h_next, &["Mul"], |a| gate(a).is_some())?;
+    if unary(body, tanh_c, "Tanh")? != c_next {
+        return None;
+    }
+    let (keep, write) = operands(body, c_next, &["AddV2", "Add"], |a| {
+        operands(body, a, &["Mul"], |m| m == c).is_some()
+    })?;
+    let (_, f) = operands(body, keep, &["Mul"], |m| m == c)?;
+    let (i, g) = operands(body, write, &["Mul"], |a| gate(a).is_some())?;
+    let parts = [gate(i)?, gate(f)?, unary(body, g, "Tanh")?, gate(o)?];
+    let z = split_of(body, &parts, 4)?;
+    let order: Vec<usize> = parts.iter().map(|p| p.port).collect();
+    if (0..4).any(|k| !order.contains(&k)) {
+        return None;
+    }
+    let (terms, bias) = affine(body, z)?;
+    let (kx, kh, units) = kernels(&terms, x, h, 4)?;
+    Some(Cell {
+        op: LSTM,
+        weights: [
+            gate_rows(&kx, units, &order)?,
+            gate_rows(&kh, units, &order)?,
+            gate_bias(bias.as_deref(), units, &order, 4 * units),
+            Tensor::from_f32(vec![4 * units], &vec![0.0; 4 * units]),
+        ],
+        nonlinearity: None,
+    })
+}
+
+/// Keras GRU with `reset_after=True` (PyTorch's formulation):
+/// `h' = z·h + (1−z)·n`, `n = tanh(x_n + r·(h·R_n + b_hn))`, `z, r = σ(x_* + h·R_* + b_h*)`.
+fn gru_cell(body: &Graph, x: ValueRef, h: ValueRef, h_next: ValueRef) -> Option<Cell> {
+    let gate = |v: ValueRef| unary(body, v, "Sigmoid");
+    let (keep, write) = operands(body, h_next, &["AddV2", "Add"], |a| {
+        operands(body, a, &["Mul"], |m| m == h).is_some()
+    })?;
+    let (_, z) = operands(body, keep, &["Mul"], |m| m == h)?;
+    let (one_minus_z, cand) = operands(body, write, &["Mul"], |a| op_is(body, a, "Sub"))?;
+    let oz = body.inputs(one_minus_z.node);
+    if oz.len() != 2 || !scalar_is(body, oz[0], 1.0) || oz[1] != z {
+        return None;
+    }
+    let z_in = gate(z)?;
+    // Each gate pre-activation: x-part (a Split output) + h-part (a column slice of h·R + b).
+    let pre = |v: ValueRef| {
+        operands(body, v, &["AddV2", "Add"], |a| op_is(body, a, "Split"))
+            .filter(|(_, r)| op_is(body, *r, "StridedSlice"))
+    };
+    let (xz, rz) = pre(z_in)?;
+    let inner = *body.inputs(rz.node).first()?;
+    let (hterms, hbias) = affine(body, inner)?;
+    let width = *hterms.values().next()?.shape.get(1)?;
+    let n_in = unary(body, cand, "Tanh")?;
+    let (xn, reset_term) = operands(body, n_in, &["AddV2", "Add"], |a| op_is(body, a, "Split"))?;
+    let (r, rn) = operands(body, reset_term, &["Mul"], |a| gate(a).is_some())?;
+    let (xr, rr) = pre(gate(r)?)?;
+    let xparts = [xr, xz, xn];
+    let xsum = split_of(body, &xparts, 3)?;
+    let x_order: Vec<usize> = xparts.iter().map(|p| p.port).collect();
+    let mut h_order = Vec::new();
+    for v in [rr, rz, rn] {
+        let (src, lo, hi) = column_slice(body, v, width)?;
+        if src != inner || hi - lo != width / 3 || lo % (width / 3) != 0 {
+            return None;
+        }
+        h_order.push(lo / (width / 3));
+    }
+    for order in [&x_order, &h_order] {
+        if (0..3).any(|k| !order.contains(&k)) {
+            return None;
+        }
+    }
+    let (xterms, xbias) = affine(body, xsum)?;
+    if xterms.len() != 1 || hterms.len() != 1 {
+        return None;
+    }
+    let mut terms = xterms.clone();
+    terms.extend(hterms);
+    let (kx, kh, units) = kernels(&terms, x, h, 3)?;
+    Some(Cell {
+        op: GRU,
+        weights: [
+            gate_rows(&kx, units, &x_order)?,
+            gate_rows(&kh, units, &h_order)?,
+            gate_bias(xbias.as_deref(), units, &x_order, 3 * units),
+            gate_bias(hbias.as_deref(), units, &h_order, 3 * units),
+        ],
+        nonlinearity: None,
+    })
+}
+
+/// `h' = act(x·K + h·R + b)`, act tanh or relu.
+fn simple_cell(body: &Graph, x: ValueRef, h: ValueRef, h_next: ValueRef) -> Option<Cell> {
+    let (pre, act) = [("Tanh", "tanh"), ("Relu", "relu")]
+        .into_iter()
+        .find_map(|(op, name)| unary(body, h_next, op).map(|v| (v, name)))?;
+    let (terms, bias) = affine(body, pre)?;
+    let (kx, kh, units) = kernels(&terms, x, h, 1)?;
+    Some(Cell {
+        op: RNN,
+        weights: [
+            gate_rows(&kx, units, &[0])?,
+            gate_rows(&kh, units, &[0])?,
+            gate_bias(bias.as_deref(), units, &[0], units),
+            Tensor::from_f32(vec![units], &vec![0.0; units]),
+        ],
+        nonlinearity: Some(act),
+    })
+}
+
+/// `Transpose(x, [1, 0, 2])`.
+fn is_time_swap(g: &Graph, v: ValueRef) -> bool {
+    g.node(v.node).op == "Transpose"
+        && g.inputs(v.node)
+            .get(1)
+            .and_then(|p| g.const_value(*p))
+            .and_then(|t| t.to_i64())
+            .is_some_and(|p| p == [1, 0, 2])
+}
+
+/// A zero initial state: `Fill(dims, 0)` or a constant of zeros.
+fn is_zeros(g: &Graph, v: ValueRef) -> bool {
+    let zero = |v: ValueRef| {
+        g.const_value(v).is_some_and(|t| t.to_f64().is_some_and(|x| x.iter().all(|&x| x == 0.0)))
+    };
+    zero(v) || (g.node(v.node).op == "Fill" && g.inputs(v.node).get(1).is_some_and(|&x| zero(x)))
+}
+
+fn rewrite(g: &mut Graph, l: NodeIndex, m: Match) {
+    let outer = g.inputs(l);
+    let (name, ordinal) = {
+        let n = g.node(l);
+        // `model/lstm/while` → `model/lstm/lstm`: named like the layer's own ops.
+        let layer = n.name.strip_suffix("/while").unwrap_or(&n.name);
+        let kind = match m.cell.op {
+            LSTM => "lstm",
+            GRU => "gru",
+            _ => "rnn",
+        };
+        (format!("{layer}/{kind}"), n.ordinal)
+    };
+    // The sequence: the tensor the input list was made from; batch-major if Keras transposed.
+    let mut seq = g.inputs(outer[m.input_list].node)[0];
+    let batch_first = is_time_swap(g, seq);
+    if batch_first {
+        seq = g.inputs(seq.node)[0];
+    }
+    let seq_shape = g.info(seq).shape.filter(|s| s.len() == 3);
+    let (t_axis, b_axis) = if batch_first { (1, 0) } else { (0, 1) };
+    let dim = |a: usize| seq_shape.as_ref().and_then(|s| s[a]);
+    let units = m.cell.weights[1].shape[1];
+    let mut node = Node::new(name.clone(), m.cell.op, ordinal);
+    let flag = |b: bool| AttrValue { value: Some(Value::B(b)) };
+    node.attrs.insert("last_only".into(), flag(m.last_only));
+    node.attrs.insert("batch_first".into(), flag(batch_first));
+    if let Some(act) = m.cell.nonlinearity {
+        node.attrs.insert("nonlinearity".into(), AttrValue { value: Some(Value::S(act.into())) });
+    }
+    let dtype = g.info(seq).dtype;
+    let info = |shape: Vec<Option<usize>>| crate::ir::ValueInfo { dtype, shape: Some(shape) };
+    let mut seq_out = vec![dim(t_axis), dim(b_axis), Some(units)];
+    if m.last_only {
+        seq_out[0] = Some(1);
+    } else if batch_first {
+        seq_out.swap(0, 1);
+    }
+    node.outputs = vec![info(seq_out)];
+    node.outputs.extend(m.states.iter().map(|_| info(vec![dim(b_axis), Some(units)])));
+    let f = g.add_node(node);
+    g.connect(seq, f, 0);
+    let [w_ih, w_hh, b_ih, b_hh] = m.cell.weights;
+    for (k, (suffix, t)) in
+        [("weight_ih", w_ih), ("weight_hh", w_hh), ("bias_ih", b_ih), ("bias_hh", b_hh)]
+            .into_iter()
+            .enumerate()
+    {
+        let c = g.add_node(Node::constant(format!("{name}/{suffix}"), t, ordinal));
+        g.connect(ValueRef { node: c, port: 0 }, f, 1 + k);
+    }
+    if !m.states.iter().all(|&s| is_zeros(g, outer[s])) {
+        for (k, &state) in m.states.iter().enumerate() {
+            g.connect(outer[state], f, 5 + k);
+        }
+    }
+    // Readers of the stacked output list read output 0 (time-major again if need be).
+    let mut stacked = ValueRef { node: f, port: 0 };
+    if batch_first && !m.last_only {
+        let perm = Tensor::from_i32(vec![3], &[1, 0, 2]);
+        let p = g.add_node(Node::constant(format!("{name}/time_major/perm"), perm, ordinal));
+        let mut t = Node::new(format!("{name}/time_major"), "Transpose", ordinal);
+        t.outputs = vec![info(vec![dim(t_axis), dim(b_axis), Some(units)])];
+        let t = g.add_node(t);
+        g.connect(stacked, t, 0);
+        g.connect(ValueRef { node: p, port: 0 }, t, 1);
+        stacked = ValueRef { node: t, port: 0 };
+    }
+    let out_list = ValueRef { node: l, port: m.output_list };
+    for (reader, _) in g.consumers(out_list) {
+        if g.node(reader).op == "TensorListStack" {
+            g.replace_uses(ValueRef { node: reader, port: 0 }, stacked);
+        }
+    }
+    for (k, &state) in m.states.iter().enumerate() {
+        g.replace_uses(ValueRef { node: l, port: state }, ValueRef { node: f, port: 1 + k });
+    }
+}

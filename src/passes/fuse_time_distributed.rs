@@ -1,0 +1,160 @@
+//! `TimeDistributed(layer)` as Keras traces it with a static time axis: `Unpack` the sequence,
+//! run the same ops with the same weights on every step, `Pack` the results. When every step's
+//! ops act on the last axis only (a Dense layer, an activation, a per-feature scale), running
+//! them once on the whole sequence is the same computation: one `nn.Linear` instead of one
+//! per time step.
+
+use petgraph::stable_graph::NodeIndex;
+
+use crate::error::Result;
+use crate::ir::{Graph, Node, ValueInfo, ValueRef};
+
+/// Ops that act on the last axis only (given their constant operands have rank ≤ 1).
+fn per_row(node: &Node) -> bool {
+    match node.op.as_str() {
+        "MatMul" => {
+            !node.attr_bool_or("transpose_a", false).unwrap_or(true)
+                && !node.attr_bool_or("transpose_b", false).unwrap_or(true)
+        }
+        "BiasAdd" => node.attr_str_or("data_format", "NHWC").is_ok_and(|f| f == "NHWC"),
+        "AddV2" | "Add" | "Sub" | "Mul" | "RealDiv" | "Maximum" | "Minimum" => true,
+        "Relu" | "Relu6" | "Tanh" | "Sigmoid" | "Elu" | "Selu" | "Softplus" | "Softsign" => true,
+        "_SiLU" | "_Gelu" | "LeakyRelu" | "Softmax" => true,
+        _ => false,
+    }
+}
+
+/// A step of a sequence: `Unpack(x, axis)` output `i`, or `x[i]` as a `StridedSlice` that
+/// shrinks axis 0: `(x, axis, i)`.
+fn step_of(g: &Graph, v: ValueRef) -> Option<(ValueRef, i64, usize)> {
+    let node = g.node(v.node);
+    let inputs = g.inputs(v.node);
+    match node.op.as_str() {
+        "Unpack" => Some((*inputs.first()?, node.attr_int_or("axis", 0).ok()?, v.port)),
+        "StridedSlice" if v.port == 0 => {
+            for (m, want) in [("shrink_axis_mask", 1), ("begin_mask", 0), ("end_mask", 0)] {
+                if node.attr_int_or(m, 0).ok()? != want {
+                    return None;
+                }
+            }
+            for m in ["ellipsis_mask", "new_axis_mask"] {
+                if node.attr_int_or(m, 0).ok()? != 0 {
+                    return None;
+                }
+            }
+            let ints = |k: usize| g.const_value(*inputs.get(k)?)?.to_i64();
+            match (ints(1)?.as_slice(), ints(2)?.as_slice(), ints(3)?.as_slice()) {
+                ([b], [e], [1]) if *b >= 0 && *e == b + 1 => Some((inputs[0], 0, *b as usize)),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// One step's ops from the `Unpack` output back up: `(node, slot of the step value)`, last op
+/// first, and the `Unpack` output it starts from.
+fn chain(g: &Graph, mut v: ValueRef) -> Option<(Vec<(NodeIndex, usize)>, ValueRef)> {
+    let mut ops = Vec::new();
+    while step_of(g, v).is_none() {
+        let node = g.node(v.node);
+        if v.port != 0 || !per_row(node) || ops.len() >= 16 || g.use_count(v) != 1 {
+            return None;
+        }
+        let inputs = g.inputs(v.node);
+        let mut step = None;
+        for (slot, &i) in inputs.iter().enumerate() {
+            match g.const_value(i) {
+                // MatMul's kernel is a matrix; any other constant must broadcast per feature.
+                Some(t) if t.rank() <= 1 || (node.op == "MatMul" && slot == 1) => {}
+                Some(_) => return None,
+                None if step.is_none() => step = Some(slot),
+                None => return None,
+            }
+        }
+        let slot = step?;
+        ops.push((v.node, slot));
+        v = inputs[slot];
+    }
+    Some((ops, v))
+}
+
+fn same_op(g: &Graph, a: (NodeIndex, usize), b: (NodeIndex, usize)) -> bool {
+    let (na, nb) = (g.node(a.0), g.node(b.0));
+    let (ia, ib) = (g.inputs(a.0), g.inputs(b.0));
+    a.1 == b.1
+        && na.op == nb.op
+        && na.attrs == nb.attrs
+        && ia.len() == ib.len()
+        && ia.iter().zip(&ib).enumerate().all(|(slot, (x, y))| {
+            slot == a.1 || (g.const_value(*x).is_some() && g.const_value(*x) == g.const_value(*y))
+        })
+}
+
+pub fn fuse_time_distributed(g: &mut Graph) -> Result<()> {
+    let packs: Vec<NodeIndex> = g.g.node_indices().filter(|&n| g.node(n).op == "Pack").collect();
+    for p in packs {
+        let Some((chains, source)) = match_pack(g, p) else { continue };
+        let x_info = g.info(source);
+        let Some(x_shape) = x_info.shape.clone() else { continue };
+        // Rebuild step 0's ops on the whole sequence, keeping their names (the layer's).
+        let mut v = source;
+        for &(n, slot) in chains[0].iter().rev() {
+            let old = g.node(n);
+            let mut node = Node::new(old.name.clone(), old.op.clone(), old.ordinal);
+            node.attrs = old.attrs.clone();
+            let last = old.outputs.first().and_then(|i| i.shape.as_ref()?.last().copied());
+            let mut shape = x_shape.clone();
+            if let (Some(l), Some(d)) = (shape.last_mut(), last) {
+                *l = d;
+            }
+            node.outputs = vec![ValueInfo {
+                dtype: old.outputs.first().and_then(|i| i.dtype),
+                shape: Some(shape),
+            }];
+            let inputs = g.inputs(n);
+            let new = g.add_node(node);
+            for (s, &i) in inputs.iter().enumerate() {
+                g.connect(if s == slot { v } else { i }, new, s);
+            }
+            v = ValueRef { node: new, port: 0 };
+        }
+        g.replace_uses(ValueRef { node: p, port: 0 }, v);
+    }
+    Ok(())
+}
+
+/// `Pack(axis=a)` of the same per-row ops applied to each output of one `Unpack(x, axis=a)`,
+/// in order, `a` not the last axis of `x`: the per-step chains and `x`.
+fn match_pack(g: &Graph, p: NodeIndex) -> Option<(Vec<Vec<(NodeIndex, usize)>>, ValueRef)> {
+    let inputs = g.inputs(p);
+    let axis = g.node(p).attr_int_or("axis", 0).ok()?;
+    let mut chains = Vec::new();
+    let mut seq: Option<(ValueRef, i64)> = None;
+    for (i, &v) in inputs.iter().enumerate() {
+        let (c, s) = chain(g, v)?;
+        let (x, a, index) = step_of(g, s)?;
+        if index != i || seq.is_some_and(|s| s != (x, a)) || c.is_empty() {
+            return None;
+        }
+        seq = Some((x, a));
+        chains.push(c);
+    }
+    let (source, u_axis) = seq?;
+    let shape = g.info(source).shape?;
+    let rank = shape.len();
+    let norm = |a: i64, r: usize| if a < 0 { a + r as i64 } else { a };
+    let a = norm(u_axis, rank);
+    if a != norm(axis, rank) || a < 0 || a >= rank as i64 - 1 {
+        return None;
+    }
+    // Every step is taken.
+    if shape[a as usize] != Some(inputs.len()) {
+        return None;
+    }
+    let first = &chains[0];
+    let same = chains
+        .iter()
+        .all(|c| c.len() == first.len() && c.iter().zip(first).all(|(&a, &b)| same_op(g, a, b)));
+    same.then_some((chains, source))
+}

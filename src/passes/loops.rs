@@ -1,0 +1,304 @@
+//! Loops: each TF loop frame (`Enter` → `Merge` → `Switch` → body → `NextIteration` → back to
+//! the `Merge`; `Switch:0` → `Exit`; the condition into `LoopCond`) becomes one `_Loop` node
+//! whose [`Node::body`] is a graph of its own:
+//!
+//! - body inputs: one `Placeholder` per loop variable (its value at the start of an iteration),
+//!   then one per loop-invariant input that is not a constant;
+//! - body outputs: the condition, then each variable's next value;
+//! - `_Loop` inputs: each variable's initial value, then the invariant inputs;
+//! - `_Loop` outputs: each variable's final value (what its `Exit` gave).
+//!
+//! Frozen graphs hold loops in this frame form; SavedModels' `While` ops are brought to it by the
+//! loader, so both reach the passes as `_Loop`. Inner loops are extracted before outer ones.
+//! Shape inference runs inside the body to a fixpoint over the variables' shapes, so a value
+//! that grows across iterations never has its first iteration's shape folded in.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use petgraph::Direction;
+use petgraph::stable_graph::NodeIndex;
+
+use crate::error::{Error, Result};
+use crate::ir::{Graph, Node, ValueInfo, ValueRef};
+use crate::load::saved_model::natural_cmp;
+
+pub const LOOP: &str = "_Loop";
+
+/// Ops that delimit a frame; reaching one that is not this frame's means an inner loop.
+fn is_frame_op(op: &str) -> bool {
+    matches!(op, "Enter" | "Merge" | "Switch" | "NextIteration" | "Exit" | "LoopCond")
+}
+
+struct Var {
+    merge: NodeIndex,
+    enter: NodeIndex,
+    next: NodeIndex,
+    switch: NodeIndex,
+    exit: Option<NodeIndex>,
+}
+
+struct Frame {
+    cond: NodeIndex,
+    vars: Vec<Var>,
+    /// `Enter` nodes the body or condition reads directly (loop invariants).
+    invariants: Vec<NodeIndex>,
+    body: BTreeSet<NodeIndex>,
+}
+
+pub fn extract_loops(g: &mut Graph) -> Result<()> {
+    loop {
+        let mut conds: Vec<(usize, NodeIndex)> =
+            g.g.node_indices()
+                .filter(|&n| g.node(n).op == "LoopCond")
+                .map(|n| (g.node(n).ordinal, n))
+                .collect();
+        if conds.is_empty() {
+            return Ok(());
+        }
+        conds.sort();
+        let mut progressed = false;
+        for &(_, lc) in &conds {
+            if let Some(frame) = frame_of(g, lc)? {
+                extract(g, frame)?;
+                progressed = true;
+            }
+        }
+        if !progressed {
+            let node = g.node(conds[0].1);
+            return Err(Error::node(&node.name, &node.op, "loop frames are interleaved"));
+        }
+    }
+}
+
+fn err(g: &Graph, n: NodeIndex, msg: impl Into<String>) -> Error {
+    let node = g.node(n);
+    Error::node(&node.name, &node.op, msg)
+}
+
+/// The frame `LoopCond` `lc` controls; `None` while it still contains an inner loop.
+fn frame_of(g: &Graph, lc: NodeIndex) -> Result<Option<Frame>> {
+    let mut vars = Vec::new();
+    for (sw, slot) in g.consumers(ValueRef { node: lc, port: 0 }) {
+        if g.node(sw).op != "Switch" || slot != 1 {
+            return Err(err(g, sw, "reads a loop condition but is not a Switch's predicate"));
+        }
+        let Some(&merge) = g.inputs(sw).first() else {
+            return Err(err(g, sw, "has no input"));
+        };
+        if g.node(merge.node).op != "Merge" {
+            return Err(err(g, sw, "a loop Switch whose input is not a Merge"));
+        }
+        let m = g.inputs(merge.node);
+        let find = |op: &str| m.iter().find(|v| g.node(v.node).op == op).map(|v| v.node);
+        let (Some(enter), Some(next), 2) = (find("Enter"), find("NextIteration"), m.len()) else {
+            return Err(err(g, merge.node, "a loop Merge needs one Enter and one NextIteration"));
+        };
+        let exit = g
+            .consumers(ValueRef { node: sw, port: 0 })
+            .into_iter()
+            .map(|(c, _)| c)
+            .find(|&c| g.node(c).op == "Exit");
+        vars.push(Var { merge: merge.node, enter, next, switch: sw, exit });
+    }
+    if vars.is_empty() {
+        return Err(err(g, lc, "controls no loop variable"));
+    }
+    vars.sort_by(|a, b| natural_cmp(&g.node(a.merge).name, &g.node(b.merge).name));
+    let merges: BTreeSet<NodeIndex> = vars.iter().map(|v| v.merge).collect();
+    let switches: BTreeSet<NodeIndex> = vars.iter().map(|v| v.switch).collect();
+
+    // Backward from the condition and the next values, up to the variables and invariants.
+    let mut body = BTreeSet::new();
+    let mut invariants = BTreeSet::new();
+    let mut stack: Vec<NodeIndex> = g.inputs(lc).iter().map(|v| v.node).collect();
+    for v in &vars {
+        stack.extend(g.inputs(v.next).iter().map(|v| v.node));
+    }
+    while let Some(n) = stack.pop() {
+        if merges.contains(&n) || switches.contains(&n) || body.contains(&n) {
+            continue;
+        }
+        let op = g.node(n).op.as_str();
+        if op == "Enter" {
+            invariants.insert(n);
+            continue;
+        }
+        if is_frame_op(op) {
+            return Ok(None);
+        }
+        body.insert(n);
+        stack.extend(g.inputs(n).iter().map(|v| v.node));
+    }
+    for v in &vars {
+        if let Some(&s) = g.inputs(v.switch).get(1)
+            && s.node != lc
+        {
+            return Err(err(g, v.switch, "switches on another loop's condition"));
+        }
+    }
+    let mut invariants: Vec<NodeIndex> = invariants.into_iter().collect();
+    invariants.sort_by_key(|&n| g.node(n).ordinal);
+    Ok(Some(Frame { cond: lc, vars, invariants, body }))
+}
+
+/// The `_Loop` node's name: the frame's scope (`model/lstm/while`).
+fn loop_name(g: &Graph, lc: NodeIndex) -> String {
+    let name = &g.node(lc).name;
+    let parent = name.rsplit_once('/').map_or(name.as_str(), |(p, _)| p);
+    parent.strip_suffix("/LoopCond").unwrap_or(parent).to_string()
+}
+
+fn extract(g: &mut Graph, f: Frame) -> Result<()> {
+    let name = loop_name(g, f.cond);
+    let mut body = Graph::default();
+    // Where each outer value is in the body.
+    let mut map: BTreeMap<ValueRef, ValueRef> = BTreeMap::new();
+    let mut inputs: Vec<ValueRef> = Vec::new();
+    let mut ordinal = 0;
+    let placeholder = |body: &mut Graph, name: String, ordinal: &mut usize| {
+        let n = body.add_node(Node::new(name, "Placeholder", *ordinal));
+        *ordinal += 1;
+        body.g[n].outputs = vec![ValueInfo::default()];
+        ValueRef { node: n, port: 0 }
+    };
+    for (i, v) in f.vars.iter().enumerate() {
+        let p = placeholder(&mut body, format!("{name}/var_{i}"), &mut ordinal);
+        body.inputs.push(p);
+        map.insert(ValueRef { node: v.merge, port: 0 }, p);
+        map.insert(ValueRef { node: v.switch, port: 1 }, p);
+        inputs.push(enter_input(g, v.enter)?);
+    }
+    for (k, &e) in f.invariants.iter().enumerate() {
+        let p = placeholder(&mut body, format!("{name}/invariant_{k}"), &mut ordinal);
+        body.inputs.push(p);
+        map.insert(ValueRef { node: e, port: 0 }, p);
+        inputs.push(enter_input(g, e)?);
+    }
+    let mut members: Vec<NodeIndex> = f.body.iter().copied().collect();
+    members.sort_by_key(|&n| g.node(n).ordinal);
+    let mut new_index = BTreeMap::new();
+    for &n in &members {
+        let mut node = g.node(n).clone();
+        node.ordinal += ordinal;
+        new_index.insert(n, body.add_node(node));
+    }
+    let resolve = |v: ValueRef, body_map: &BTreeMap<ValueRef, ValueRef>| -> Result<ValueRef> {
+        if let Some(&b) = body_map.get(&v) {
+            return Ok(b);
+        }
+        match new_index.get(&v.node) {
+            Some(&n) => Ok(ValueRef { node: n, port: v.port }),
+            None => Err(err(g, v.node, "is read inside a loop without entering it")),
+        }
+    };
+    for &n in &members {
+        for (slot, v) in g.inputs(n).into_iter().enumerate() {
+            let src = resolve(v, &map)?;
+            body.connect(src, new_index[&n], slot);
+        }
+    }
+    let cond_in = *g.inputs(f.cond).first().ok_or_else(|| err(g, f.cond, "has no input"))?;
+    body.outputs.push(resolve(cond_in, &map)?);
+    for v in &f.vars {
+        let next_in = *g.inputs(v.next).first().ok_or_else(|| err(g, v.next, "has no input"))?;
+        body.outputs.push(resolve(next_in, &map)?);
+    }
+    // Body values read outside the frame would be a malformed graph.
+    let frame_nodes: BTreeSet<NodeIndex> = f
+        .vars
+        .iter()
+        .flat_map(|v| [v.merge, v.enter, v.next, v.switch])
+        .chain(f.vars.iter().filter_map(|v| v.exit))
+        .chain(f.invariants.iter().copied())
+        .chain([f.cond])
+        .collect();
+    for &n in &members {
+        for c in g.g.neighbors_directed(n, Direction::Outgoing) {
+            if !f.body.contains(&c) && !frame_nodes.contains(&c) && g.node(n).op != "Const" {
+                return Err(err(g, c, "reads a value from inside a loop without an Exit"));
+            }
+        }
+    }
+
+    let mut node = Node::new(name, LOOP, g.node(f.cond).ordinal);
+    node.outputs = vec![ValueInfo::default(); f.vars.len()];
+    node.body = Some(Box::new(body));
+    let l = g.add_node(node);
+    for (slot, v) in inputs.into_iter().enumerate() {
+        g.connect(v, l, slot);
+    }
+    for (i, v) in f.vars.iter().enumerate() {
+        if let Some(exit) = v.exit {
+            g.replace_uses(ValueRef { node: exit, port: 0 }, ValueRef { node: l, port: i });
+        }
+    }
+    for n in frame_nodes {
+        g.g.remove_node(n);
+    }
+    for n in members {
+        if g.g.neighbors_directed(n, Direction::Outgoing).next().is_none() {
+            g.g.remove_node(n);
+        }
+    }
+    Ok(())
+}
+
+fn enter_input(g: &Graph, enter: NodeIndex) -> Result<ValueRef> {
+    g.inputs(enter).first().copied().ok_or_else(|| err(g, enter, "has no input"))
+}
+
+/// Shape inference (and folding) inside a `_Loop`, given what is known of its inputs; returns
+/// the loop's output infos. Constant invariants (weights) are moved into the body, so the body's
+/// own passes see them. Variables start with their initial value's shape; any dimension the body
+/// changes is relaxed to unknown and the body re-inferred, until the shapes agree.
+pub fn infer_loop(
+    node: &mut Node,
+    infos: &[ValueInfo],
+    consts: &[Option<&crate::tensor::Tensor>],
+) -> Result<Vec<ValueInfo>> {
+    let Some(body) = node.body.as_mut() else {
+        return Err(Error::node(&node.name, &node.op, "a loop without a body"));
+    };
+    let vars = body.outputs.len() - 1;
+    // Invariant constants, and variables the body passes through unchanged, become constants.
+    for (slot, &input) in body.inputs.clone().iter().enumerate() {
+        let pass_through = slot >= vars || body.outputs[1 + slot] == input;
+        if let (true, Some(Some(t))) = (pass_through, consts.get(slot)) {
+            body.make_const(input.node, (*t).clone());
+        }
+    }
+    let mut var_infos: Vec<ValueInfo> = infos[..vars].to_vec();
+    for _ in 0..=8 {
+        let mut trial = (**body).clone();
+        for (slot, input) in trial.inputs.clone().into_iter().enumerate() {
+            if trial.node(input.node).op == "Placeholder" {
+                let info = if slot < vars { var_infos[slot].clone() } else { infos[slot].clone() };
+                trial.node_mut(input.node).outputs = vec![info];
+            }
+        }
+        super::remove_identities(&mut trial)?;
+        super::fold_and_infer(&mut trial)?;
+        super::simplify(&mut trial)?;
+        let next: Vec<ValueInfo> = trial.outputs[1..].iter().map(|&v| trial.info(v)).collect();
+        let merged: Vec<ValueInfo> =
+            var_infos.iter().zip(&next).map(|(a, b)| merge(a, b)).collect();
+        if merged == var_infos {
+            **body = trial;
+            return Ok(var_infos);
+        }
+        var_infos = merged;
+    }
+    Err(Error::node(&node.name, &node.op, "loop variable shapes do not settle"))
+}
+
+/// What is known of a value that is either `a` or `b`.
+fn merge(a: &ValueInfo, b: &ValueInfo) -> ValueInfo {
+    let dtype = if a.dtype == b.dtype { a.dtype } else { None };
+    let shape = match (&a.shape, &b.shape) {
+        (Some(x), Some(y)) if x.len() == y.len() => {
+            Some(x.iter().zip(y).map(|(p, q)| if p == q { *p } else { None }).collect())
+        }
+        _ => None,
+    };
+    ValueInfo { dtype, shape }
+}

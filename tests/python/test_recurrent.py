@@ -1,0 +1,86 @@
+"""Issue 6: Keras recurrent layers and TF loops, frozen (TF lowers loops to
+Enter/Merge/Switch/NextIteration/Exit frames) and as SavedModels (While ops with cond and body
+functions). Fixtures: tests/fixtures/make_fixtures.py recurrent build/fixtures."""
+
+import re
+
+import pytest
+import torch
+
+from conftest import GENERATED_DIR, assert_parity, import_model, rel_error, ruff, run_cli, run_generated
+
+# model -> the PyTorch recurrent layers its model.py must contain (the loops all fused).
+FUSED = {
+    "rnn_lstm_gru": {"LSTM": 1, "GRU": 1},
+    "rnn_bidirectional": {"LSTM": 2, "GRU": 2},
+    "rnn_stacked_state": {"LSTM": 2},
+    "rnn_variable_length": {"LSTM": 1, "GRU": 1},
+    "rnn_conv_lstm": {"LSTM": 1},
+    "rnn_simple_time_distributed": {"RNN": 1},
+}
+
+
+def fixture(name):
+    path = GENERATED_DIR / name
+    if not path.exists():
+        pytest.fail(f"{path} missing: run tests/fixtures/make_fixtures.py recurrent build/fixtures")
+    return path
+
+
+def convert(src, tmp_path, *flags):
+    out = tmp_path / "out"
+    run_cli("convert", src, "-o", out, *flags)
+    assert ruff("check", "--no-cache", str(out / "model.py")).returncode == 0
+    assert ruff("format", "--no-cache", "--check", str(out / "model.py")).returncode == 0
+    return out
+
+
+def report(line):
+    print(line)
+    with open(GENERATED_DIR / "report.txt", "a") as f:
+        f.write(line + "\n")
+
+
+@pytest.mark.parametrize("form", ["pb", "saved"])
+@pytest.mark.parametrize("name", sorted(FUSED))
+def test_keras_rnn_becomes_torch_rnn(name, form, tmp_path):
+    src = fixture(f"{name}.pb" if form == "pb" else f"{name}_saved")
+    out = convert(src, tmp_path, "--strict")
+    npz = GENERATED_DIR / (f"{name}.npz" if form == "pb" else f"{name}_saved.npz")
+    errors = assert_parity(out, npz)
+    model = import_model(out).load_model()
+    kinds = {k: sum(type(m) is getattr(torch.nn, k) for m in model.modules()) for k in ("LSTM", "GRU", "RNN")}
+    assert {k: v for k, v in kinds.items() if v} == FUSED[name]
+    src_text = (out / "model.py").read_text()
+    forward = src_text[src_text.index("def forward") : src_text.index("_DTYPES")]
+    assert "for " not in forward and "while " not in forward
+    report(f"{name} ({form}): rel. error {max(errors):.2e}, {kinds}")
+
+
+def test_variable_sequence_length(tmp_path):
+    """Time steps and batch unknown: one conversion runs at every length TF was run at."""
+    out = convert(fixture("rnn_variable_length.pb"), tmp_path, "--strict")
+    for npz in ("rnn_variable_length.npz", "rnn_variable_length_t4.npz"):
+        got, wants = run_generated(out, GENERATED_DIR / npz)
+        assert got[0].shape == wants[0].shape
+        assert rel_error(got[0], wants[0]) <= 1e-4, npz
+
+
+def test_gate_order_is_read_from_the_graph(tmp_path):
+    """The fused weights follow the graph, not a fixed Keras layout: PyTorch's weight_ih of
+    the LSTM is Keras' kernel with its gate blocks in i, f, g, o order (transposed)."""
+    out = convert(fixture("rnn_lstm_gru.pb"), tmp_path)
+    model = import_model(out).load_model()
+    lstm = next(m for m in model.modules() if isinstance(m, torch.nn.LSTM))
+    assert lstm.weight_ih_l0.shape == (64, 8) and lstm.weight_hh_l0.shape == (64, 16)
+    # Keras has one bias; PyTorch's second is zero.
+    assert torch.count_nonzero(lstm.bias_hh_l0) == 0 and torch.count_nonzero(lstm.bias_ih_l0) > 0
+
+
+def test_state_outputs_read_naturally(tmp_path):
+    """return_state and initial_state: `y, (h, c) = self.encoder(x)` and the decoder starts
+    from the encoder's state."""
+    out = convert(fixture("rnn_stacked_state.pb"), tmp_path, "--strict")
+    src = (out / "model.py").read_text()
+    assert re.search(r"encoder, \(encoder_h, encoder_c\) = self\.encoder\(", src), src
+    assert "self.decoder(" in src
