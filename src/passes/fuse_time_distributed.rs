@@ -24,6 +24,9 @@ fn per_row(node: &Node) -> bool {
     }
 }
 
+/// One step's ops, last first: `(node, slot the step's value enters by)`.
+type Chain = Vec<(NodeIndex, usize)>;
+
 /// A step of a sequence: `Unpack(x, axis)` output `i`, or `x[i]` as a `StridedSlice` that
 /// shrinks axis 0: `(x, axis, i)`.
 fn step_of(g: &Graph, v: ValueRef) -> Option<(ValueRef, i64, usize)> {
@@ -54,7 +57,7 @@ fn step_of(g: &Graph, v: ValueRef) -> Option<(ValueRef, i64, usize)> {
 
 /// One step's ops from the `Unpack` output back up: `(node, slot of the step value)`, last op
 /// first, and the `Unpack` output it starts from.
-fn chain(g: &Graph, mut v: ValueRef) -> Option<(Vec<(NodeIndex, usize)>, ValueRef)> {
+fn chain(g: &Graph, mut v: ValueRef) -> Option<(Chain, ValueRef)> {
     let mut ops = Vec::new();
     while step_of(g, v).is_none() {
         let node = g.node(v.node);
@@ -126,7 +129,7 @@ pub fn fuse_time_distributed(g: &mut Graph) -> Result<()> {
 
 /// `Pack(axis=a)` of the same per-row ops applied to each output of one `Unpack(x, axis=a)`,
 /// in order, `a` not the last axis of `x`: the per-step chains and `x`.
-fn match_pack(g: &Graph, p: NodeIndex) -> Option<(Vec<Vec<(NodeIndex, usize)>>, ValueRef)> {
+fn match_pack(g: &Graph, p: NodeIndex) -> Option<(Vec<Chain>, ValueRef)> {
     let inputs = g.inputs(p);
     let axis = g.node(p).attr_int_or("axis", 0).ok()?;
     let mut chains = Vec::new();
