@@ -71,7 +71,12 @@ fn render_class(c: &crate::py::BlockClass) -> String {
 /// The text of `model.py`.
 pub fn render_model(module: &Module) -> Result<String> {
     let classes: Vec<String> = module.classes.iter().map(render_class).collect();
-    let uses_functional = module.body.iter().chain(&classes).any(|l| l.contains("F."));
+    let uses_functional = module
+        .body
+        .iter()
+        .chain(&classes)
+        .chain(module.methods.iter().flatten())
+        .any(|l| l.contains("F."));
     let mut init_lines = Vec::new();
     for l in &module.layers {
         init_lines.extend(format::assignment(8, &format!("self.{}", l.name), &l.ctor));

@@ -55,6 +55,12 @@ class {{ module.class_name }}(nn.Module):
 {%- for line in module.return_lines %}
 {{ line }}
 {%- endfor %}
+{%- for method in module.methods %}
+
+{% for line in method %}
+{{- line }}
+{% endfor %}
+{%- endfor %}
 
 
 _DTYPES = {

@@ -9,6 +9,7 @@
 mod blocks;
 mod chain;
 mod ctx;
+mod loops;
 mod stubs;
 
 use std::collections::BTreeMap;
@@ -384,6 +385,7 @@ impl<'a> Lowerer<'a> {
     fn lower_node(&mut self, n: NodeIndex) -> Result<()> {
         let node = self.graph.node(n);
         let result = match ops::lookup(&node.op) {
+            _ if node.op == crate::passes::loops::LOOP => self.lower_loop(n),
             Some(def) => {
                 let mut ctx = Ctx::new(self, n);
                 (def.lower)(&mut ctx)

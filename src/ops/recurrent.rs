@@ -1,5 +1,7 @@
-//! Recurrent layers (fused by `passes::fuse_rnn`) → `nn.LSTM` / `nn.GRU` / `nn.RNN`, and
-//! `ReverseV2` (Keras' `go_backwards`) → `flip`.
+//! Recurrent layers (fused by `passes::fuse_rnn`) → `nn.LSTM` / `nn.GRU` / `nn.RNN`;
+//! `ReverseV2` (Keras' `go_backwards`) → `flip`; and the `TensorList*` ops loops keep their
+//! per-step values in → Python lists (a list is a value in TF, so setting an item builds a new
+//! list rather than changing one another reader may hold).
 
 use crate::lower::{Ctx, Layout, Lowered};
 use crate::ops::util::{OpResult, norm_axis, same_as_input};
@@ -12,7 +14,38 @@ pub const OPS: &[OpDef] = &[
     op(GRU, recurrent),
     op(RNN, recurrent),
     op("ReverseV2", reverse).infer(same_as_input),
+    op("TensorListFromTensor", |c| {
+        expr(PyExpr::call("list", vec![c.input_tf(0)?.method("unbind", vec![PyExpr::int(0)])]))
+    }),
+    op("TensorListReserve", list_reserve),
+    op("TensorListGetItem", |c| {
+        let (l, i) = (c.input_tf(0)?, c.input_tf(1)?);
+        expr(l.index(i.to_string()))
+    }),
+    op("TensorListSetItem", list_set),
+    op("TensorListStack", |c| expr(PyExpr::call("torch.stack", vec![c.input_tf(0)?]))),
+    op("TensorListLength", |c| expr(PyExpr::call("len", vec![c.input_tf(0)?]))),
 ];
+
+fn expr(e: PyExpr) -> OpResult<Lowered> {
+    Ok(Lowered::Expr { expr: e, layout: Layout::Tf })
+}
+
+fn list_reserve(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let n = match ctx.const_ints(1) {
+        Ok(v) if v.len() == 1 && v[0] >= 0 => PyExpr::int(v[0]),
+        Ok(_) => return Err("num_elements must be a non-negative count".into()),
+        Err(_) => PyExpr::call("int", vec![ctx.input_tf(1)?]),
+    };
+    expr(PyExpr::Atom(format!("[None] * {}", n.operand_of("*", true))))
+}
+
+fn list_set(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let (l, i, v) = (ctx.input_tf(0)?, ctx.input_tf(1)?, ctx.input_tf(2)?);
+    let l = l.operand_of("[]", false);
+    let i = i.operand_of("+", false);
+    expr(PyExpr::Atom(format!("[*{l}[:{i}], {v}, *{l}[{i} + 1 :]]")))
+}
 
 fn recurrent(ctx: &mut Ctx) -> OpResult<Lowered> {
     let node = ctx.node();

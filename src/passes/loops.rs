@@ -33,7 +33,8 @@ struct Var {
     merge: NodeIndex,
     enter: NodeIndex,
     next: NodeIndex,
-    switch: NodeIndex,
+    /// Gone when only the condition reads the variable (pruned with its `Exit`).
+    switch: Option<NodeIndex>,
     exit: Option<NodeIndex>,
 }
 
@@ -76,6 +77,20 @@ fn err(g: &Graph, n: NodeIndex, msg: impl Into<String>) -> Error {
 }
 
 /// The frame `LoopCond` `lc` controls; `None` while it still contains an inner loop.
+/// The `Enter` and `NextIteration` feeding a loop `Merge`.
+fn merge_inputs(g: &Graph, merge: NodeIndex) -> Result<(NodeIndex, NodeIndex)> {
+    let m = g.inputs(merge);
+    let find = |op: &str| m.iter().find(|v| g.node(v.node).op == op).map(|v| v.node);
+    match (find("Enter"), find("NextIteration"), m.len()) {
+        (Some(enter), Some(next), 2) => Ok((enter, next)),
+        _ => Err(err(g, merge, "a loop Merge needs one Enter and one NextIteration")),
+    }
+}
+
+fn frame_name(g: &Graph, enter: NodeIndex) -> String {
+    g.node(enter).attr_str("frame_name").unwrap_or_default()
+}
+
 fn frame_of(g: &Graph, lc: NodeIndex) -> Result<Option<Frame>> {
     let mut vars = Vec::new();
     for (sw, slot) in g.consumers(ValueRef { node: lc, port: 0 }) {
@@ -88,24 +103,32 @@ fn frame_of(g: &Graph, lc: NodeIndex) -> Result<Option<Frame>> {
         if g.node(merge.node).op != "Merge" {
             return Err(err(g, sw, "a loop Switch whose input is not a Merge"));
         }
-        let m = g.inputs(merge.node);
-        let find = |op: &str| m.iter().find(|v| g.node(v.node).op == op).map(|v| v.node);
-        let (Some(enter), Some(next), 2) = (find("Enter"), find("NextIteration"), m.len()) else {
-            return Err(err(g, merge.node, "a loop Merge needs one Enter and one NextIteration"));
-        };
+        let (enter, next) = merge_inputs(g, merge.node)?;
         let exit = g
             .consumers(ValueRef { node: sw, port: 0 })
             .into_iter()
             .map(|(c, _)| c)
             .find(|&c| g.node(c).op == "Exit");
-        vars.push(Var { merge: merge.node, enter, next, switch: sw, exit });
+        vars.push(Var { merge: merge.node, enter, next, switch: Some(sw), exit });
     }
     if vars.is_empty() {
         return Err(err(g, lc, "controls no loop variable"));
     }
+    // Variables only the condition reads have lost their Switch: find them by frame.
+    let frame = frame_name(g, vars[0].enter);
+    let known: BTreeSet<NodeIndex> = vars.iter().map(|v| v.merge).collect();
+    let mut orphans: Vec<NodeIndex> =
+        g.g.node_indices().filter(|&m| g.node(m).op == "Merge" && !known.contains(&m)).collect();
+    orphans.sort_by_key(|&m| g.node(m).ordinal);
+    for m in orphans {
+        let (enter, next) = merge_inputs(g, m)?;
+        if !frame.is_empty() && frame_name(g, enter) == frame {
+            vars.push(Var { merge: m, enter, next, switch: None, exit: None });
+        }
+    }
     vars.sort_by(|a, b| natural_cmp(&g.node(a.merge).name, &g.node(b.merge).name));
     let merges: BTreeSet<NodeIndex> = vars.iter().map(|v| v.merge).collect();
-    let switches: BTreeSet<NodeIndex> = vars.iter().map(|v| v.switch).collect();
+    let switches: BTreeSet<NodeIndex> = vars.iter().filter_map(|v| v.switch).collect();
 
     // Backward from the condition and the next values, up to the variables and invariants.
     let mut body = BTreeSet::new();
@@ -129,13 +152,7 @@ fn frame_of(g: &Graph, lc: NodeIndex) -> Result<Option<Frame>> {
         body.insert(n);
         stack.extend(g.inputs(n).iter().map(|v| v.node));
     }
-    for v in &vars {
-        if let Some(&s) = g.inputs(v.switch).get(1)
-            && s.node != lc
-        {
-            return Err(err(g, v.switch, "switches on another loop's condition"));
-        }
-    }
+
     let mut invariants: Vec<NodeIndex> = invariants.into_iter().collect();
     invariants.sort_by_key(|&n| g.node(n).ordinal);
     Ok(Some(Frame { cond: lc, vars, invariants, body }))
@@ -165,7 +182,9 @@ fn extract(g: &mut Graph, f: Frame) -> Result<()> {
         let p = placeholder(&mut body, format!("{name}/var_{i}"), &mut ordinal);
         body.inputs.push(p);
         map.insert(ValueRef { node: v.merge, port: 0 }, p);
-        map.insert(ValueRef { node: v.switch, port: 1 }, p);
+        if let Some(sw) = v.switch {
+            map.insert(ValueRef { node: sw, port: 1 }, p);
+        }
         inputs.push(enter_input(g, v.enter)?);
     }
     for (k, &e) in f.invariants.iter().enumerate() {
@@ -207,7 +226,8 @@ fn extract(g: &mut Graph, f: Frame) -> Result<()> {
     let frame_nodes: BTreeSet<NodeIndex> = f
         .vars
         .iter()
-        .flat_map(|v| [v.merge, v.enter, v.next, v.switch])
+        .flat_map(|v| [v.merge, v.enter, v.next])
+        .chain(f.vars.iter().filter_map(|v| v.switch))
         .chain(f.vars.iter().filter_map(|v| v.exit))
         .chain(f.invariants.iter().copied())
         .chain([f.cond])
@@ -289,6 +309,19 @@ pub fn infer_loop(
         var_infos = merged;
     }
     Err(Error::node(&node.name, &node.op, "loop variable shapes do not settle"))
+}
+
+/// Runs the pass pipeline inside every remaining `_Loop` (its body becomes Python code).
+pub fn optimize_bodies(g: &mut Graph) -> Result<()> {
+    let loops: Vec<NodeIndex> = g.g.node_indices().filter(|&n| g.node(n).op == LOOP).collect();
+    for l in loops {
+        if let Some(mut body) = g.node_mut(l).body.take() {
+            let result = super::run_all(&mut body);
+            g.node_mut(l).body = Some(body);
+            result?;
+        }
+    }
+    Ok(())
 }
 
 /// What is known of a value that is either `a` or `b`.

@@ -50,5 +50,6 @@ pub fn run_all(g: &mut Graph) -> Result<()> {
     fuse_time_distributed::fuse_time_distributed(g)?;
     fuse_bias(g)?;
     fuse_head_bias(g)?;
-    prune(g)
+    prune(g)?;
+    loops::optimize_bodies(g)
 }

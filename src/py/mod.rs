@@ -98,6 +98,8 @@ pub struct Module {
     /// The `return` statement, formatted and indented.
     pub return_lines: Vec<String>,
     pub stubs: Vec<Stub>,
+    /// Methods after `forward` (loops), each as formatted lines.
+    pub methods: Vec<Vec<String>>,
     /// Classes for repeated blocks, defined before the model class.
     pub classes: Vec<BlockClass>,
     /// `state_dict` key → weight, in module order.

@@ -1,0 +1,205 @@
+//! A `_Loop` no recurrent-layer pattern matched becomes a method of the model: the loop
+//! variables are its parameters, the condition and body are translated like `forward` (same
+//! layers, buffers and naming), and `forward` calls it:
+//!
+//! ```python
+//! def refine_loop(self, i, x, delta):
+//!     """TF loop `refine/while`: runs its body while the condition holds."""
+//!     while i < 5:
+//!         ...
+//!         i, x, delta = i_next, x_next, delta_next
+//!     return i, x, delta
+//! ```
+
+use std::collections::BTreeMap;
+
+use petgraph::stable_graph::NodeIndex;
+
+use super::{BodyItem, Layout, Lowered, Lowerer, Stmt, Summary, Val, stubs};
+use crate::ir::ValueRef;
+use crate::py::names::{Scope, identifier};
+use crate::py::{PyExpr, format};
+
+/// Indent of statements inside the loop of a method.
+const INDENT: usize = 12;
+
+impl<'a> Lowerer<'a> {
+    pub(super) fn lower_loop(&mut self, n: NodeIndex) -> Result<Lowered, String> {
+        let node = self.graph.node(n);
+        let body = node.body.as_deref().ok_or("a loop without a body")?;
+        let outer = self.graph.inputs(n);
+        if outer.len() != body.inputs.len() {
+            return Err("loop inputs and body inputs disagree".into());
+        }
+        let vars = body.outputs.len() - 1;
+        let args: Vec<PyExpr> =
+            outer.iter().map(|&v| self.value_in(v, Layout::Tf)).collect::<Result<_, _>>()?;
+
+        let mut inner = Lowerer {
+            graph: body,
+            module: std::mem::take(&mut self.module),
+            attr_names: std::mem::take(&mut self.attr_names),
+            locals: Scope::for_locals(),
+            values: BTreeMap::new(),
+            converted: BTreeMap::new(),
+            remaining: BTreeMap::new(),
+            x_holder: None,
+            prefix: self.prefix.clone(),
+            strip_call_suffix: self.strip_call_suffix,
+            name_prefix: self.name_prefix.clone(),
+            body: Vec::new(),
+            spans: Vec::new(),
+            stubs: stubs::Stubs::default(),
+            summary: Summary::default(),
+        };
+        let marks =
+            (inner.module.layers.len(), inner.module.buffers.len(), inner.module.weights.len());
+        let result = inner.lower_loop_body(&args, vars);
+        let translated = std::mem::take(&mut inner.summary.translated);
+        self.module = std::mem::take(&mut inner.module);
+        self.attr_names = std::mem::take(&mut inner.attr_names);
+        let (params, stmts, cond_stmts, cond, nexts) = match result {
+            Ok(r) => r,
+            Err(e) => {
+                // Nothing of a failed body stays in the module.
+                self.module.layers.truncate(marks.0);
+                self.module.buffers.truncate(marks.1);
+                self.module.weights.truncate(marks.2);
+                return Err(e);
+            }
+        };
+        for (op, k) in translated {
+            *self.summary.translated.entry(op).or_default() += k;
+        }
+
+        let name = self.attr_names.fresh(&format!("{}_loop", self.scope_of(n)));
+        let state = params[..vars].join(", ");
+        let mut lines = vec![format!("    def {name}(self, {}):", params.join(", "))];
+        lines.push(format!(
+            "        \"\"\"TF loop `{}`: runs its body while the condition holds.\"\"\"",
+            doc_safe(&node.name)
+        ));
+        // `while <cond>:` when the condition is one expression of the loop variables.
+        let inline_cond = cond_stmts.len() == 1
+            && cond_stmts[0].target == cond.to_string()
+            && !stmts.iter().any(|s| s.expr.identifiers().contains(&cond_stmts[0].target))
+            && !nexts.iter().any(|e| e.identifiers().contains(&cond_stmts[0].target));
+        if inline_cond || cond_stmts.is_empty() {
+            let c = if inline_cond { cond_stmts[0].expr.clone() } else { cond.clone() };
+            lines.extend(format::statement(8, "while ", &c).into_iter().map(|mut l| {
+                l.push(':');
+                l
+            }));
+        } else {
+            lines.push("        while True:".into());
+            for s in &cond_stmts {
+                lines.extend(format::assignment(INDENT, &s.target, &s.expr));
+            }
+            let c = match cond {
+                PyExpr::BinOp { .. } => format!("({cond})"),
+                _ => cond.to_string(),
+            };
+            lines.push(format!("            if not {c}:"));
+            lines.push(format!("                return {state}"));
+        }
+        for s in &stmts {
+            lines.extend(format::assignment(INDENT, &s.target, &s.expr));
+        }
+        let next = if vars == 1 { nexts[0].clone() } else { PyExpr::Tuple(nexts) };
+        let next_line = format::assignment(INDENT, &state, &next);
+        // `(a, b)` on the right reads as `a, b` when it fits, as ruff writes it.
+        lines.extend(next_line.into_iter().map(|l| match (vars > 1, l.find(" = (")) {
+            (true, Some(i)) if l.ends_with(')') => {
+                format!("{} = {}", &l[..i], &l[i + 4..l.len() - 1])
+            }
+            _ => l,
+        }));
+        if inline_cond || cond_stmts.is_empty() {
+            lines.push(format!("        return {state}"));
+        }
+        self.module.methods.push(lines);
+        *self.summary.translated.entry("loop".into()).or_default() += 1;
+        Ok(Lowered::Multi { expr: PyExpr::call(&format!("self.{name}"), args), layout: Layout::Tf })
+    }
+
+    /// Lowers the body graph: `(parameter names, body statements, condition statements,
+    /// condition, next values)`.
+    #[allow(clippy::type_complexity)]
+    fn lower_loop_body(
+        &mut self,
+        args: &[PyExpr],
+        vars: usize,
+    ) -> Result<(Vec<String>, Vec<Stmt>, Vec<Stmt>, PyExpr, Vec<PyExpr>), String> {
+        let g = self.graph;
+        let order = g.topo_order().map_err(|_| "the loop body has a cycle".to_string())?;
+        let order = self.demand_order(&order);
+        self.locals.claim("x");
+        for &m in &order {
+            for port in 0..g.node(m).outputs.len().max(1) {
+                let v = ValueRef { node: m, port };
+                let uses = g.use_count(v);
+                if uses > 0 {
+                    self.remaining.insert(v, uses);
+                }
+            }
+        }
+        // Parameters named like the values passed in, where those are names.
+        let mut params = Vec::new();
+        for (k, &input) in g.inputs.iter().enumerate() {
+            let hint = match &args[k] {
+                PyExpr::Atom(a) if !a.starts_with("self.") && identifier(a) == *a && a != "x" => {
+                    a.clone()
+                }
+                _ if k < vars => format!("state_{k}"),
+                _ => format!("invariant_{}", k - vars),
+            };
+            let name = self.locals.fresh(&hint);
+            params.push(name.clone());
+            self.values.insert(input, Val { expr: PyExpr::name(name), layout: Layout::Tf });
+        }
+        // The condition's inputs come first in demand order (it is output 0).
+        let mut cond_nodes = std::collections::BTreeSet::new();
+        let mut stack = vec![g.outputs[0].node];
+        while let Some(m) = stack.pop() {
+            if cond_nodes.insert(m) {
+                stack.extend(g.inputs(m).iter().map(|v| v.node));
+            }
+        }
+        let mut split = None;
+        for &m in &order {
+            let node = g.node(m);
+            if node.op == "Placeholder" || node.value.is_some() {
+                continue;
+            }
+            if split.is_none() && !cond_nodes.contains(&m) {
+                split = Some(self.body.len());
+            }
+            self.lower_node(m).map_err(|e| e.to_string())?;
+        }
+        if self.summary.stubs_seen > 0 {
+            return Err("its body has ops without a translation".into());
+        }
+        let split = split.unwrap_or(self.body.len());
+        let cond = self.value_in(g.outputs[0], Layout::Tf)?;
+        let split = split.min(self.body.len());
+        let nexts: Vec<PyExpr> = g.outputs[1..]
+            .iter()
+            .map(|&v| self.value_in(v, Layout::Tf))
+            .collect::<Result<_, _>>()?;
+        let stmts: Vec<Stmt> = std::mem::take(&mut self.body)
+            .into_iter()
+            .filter_map(|item| match item {
+                BodyItem::Line(s) => Some(s),
+                BodyItem::StubCall { .. } => None,
+            })
+            .collect();
+        let (cond_stmts, body_stmts) = stmts.split_at(split);
+        // A variable the body reassigns before the condition's statements read it would be
+        // wrong: the body runs after the condition, so statement order is already right.
+        Ok((params, body_stmts.to_vec(), cond_stmts.to_vec(), cond, nexts))
+    }
+}
+
+fn doc_safe(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control() && *c != '"' && *c != '\\' && *c != '`').collect()
+}
