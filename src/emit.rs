@@ -18,6 +18,8 @@ struct ModelTemplate<'a> {
     source_literal: String,
     init_lines: Vec<String>,
     forward_params: String,
+    /// Methods after `forward` (loops), each one text block.
+    methods: Vec<String>,
 }
 
 #[derive(Template)]
@@ -107,6 +109,7 @@ pub fn render_model(module: &Module) -> Result<String> {
             .to_string(),
         init_lines,
         forward_params: params.join(", "),
+        methods: module.methods.iter().map(|m| m.join("\n")).collect(),
     };
     let mut s = t.render().map_err(|e| Error::msg(format!("rendering model.py: {e}")))?;
     s.push('\n');

@@ -55,11 +55,9 @@ class {{ module.class_name }}(nn.Module):
 {%- for line in module.return_lines %}
 {{ line }}
 {%- endfor %}
-{%- for method in module.methods %}
+{%- for method in methods %}
 
-{% for line in method %}
-{{- line }}
-{% endfor %}
+{{ method }}
 {%- endfor %}
 
 

@@ -44,9 +44,10 @@ impl<'a> Lowerer<'a> {
             converted: BTreeMap::new(),
             remaining: BTreeMap::new(),
             x_holder: None,
-            prefix: self.prefix.clone(),
+            prefix: Vec::new(),
             strip_call_suffix: self.strip_call_suffix,
-            name_prefix: self.name_prefix.clone(),
+            name_prefix: String::new(),
+            loop_body: true,
             body: Vec::new(),
             spans: Vec::new(),
             stubs: stubs::Stubs::default(),
@@ -106,14 +107,7 @@ impl<'a> Lowerer<'a> {
             lines.extend(format::assignment(INDENT, &s.target, &s.expr));
         }
         let next = if vars == 1 { nexts[0].clone() } else { PyExpr::Tuple(nexts) };
-        let next_line = format::assignment(INDENT, &state, &next);
-        // `(a, b)` on the right reads as `a, b` when it fits, as ruff writes it.
-        lines.extend(next_line.into_iter().map(|l| match (vars > 1, l.find(" = (")) {
-            (true, Some(i)) if l.ends_with(')') => {
-                format!("{} = {}", &l[..i], &l[i + 4..l.len() - 1])
-            }
-            _ => l,
-        }));
+        lines.extend(assign_state(&state, &next, vars));
         if inline_cond || cond_stmts.is_empty() {
             lines.push(format!("        return {state}"));
         }
@@ -177,7 +171,10 @@ impl<'a> Lowerer<'a> {
             self.lower_node(m).map_err(|e| e.to_string())?;
         }
         if self.summary.stubs_seen > 0 {
-            return Err("its body has ops without a translation".into());
+            let (_, reports) = std::mem::take(&mut self.stubs).finish(g);
+            let ops: Vec<String> =
+                reports.iter().map(|r| format!("{} ({})", r.op, r.reason)).collect();
+            return Err(format!("its body has ops without a translation: {}", ops.join(", ")));
         }
         let split = split.unwrap_or(self.body.len());
         let cond = self.value_in(g.outputs[0], Layout::Tf)?;
@@ -198,6 +195,28 @@ impl<'a> Lowerer<'a> {
         // wrong: the body runs after the condition, so statement order is already right.
         Ok((params, body_stmts.to_vec(), cond_stmts.to_vec(), cond, nexts))
     }
+}
+
+/// `a, b = x, y` as ruff writes it: on one line when it fits, else one value per line.
+fn assign_state(state: &str, next: &PyExpr, vars: usize) -> Vec<String> {
+    let pad = " ".repeat(INDENT);
+    let PyExpr::Tuple(items) = next else {
+        return format::assignment(INDENT, state, next);
+    };
+    let flat: Vec<String> = items.iter().map(|e| e.to_string()).collect();
+    let line = format!("{pad}{state} = {}", flat.join(", "));
+    if line.len() <= format::LINE_WIDTH || vars < 2 {
+        return vec![line];
+    }
+    let mut lines = vec![format!("{pad}{state} = (")];
+    for e in items {
+        lines.extend(format::statement(INDENT + 4, "", e).into_iter().map(|mut l| {
+            l.push(',');
+            l
+        }));
+    }
+    lines.push(format!("{pad})"));
+    lines
 }
 
 fn doc_safe(s: &str) -> String {

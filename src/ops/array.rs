@@ -695,6 +695,11 @@ fn strided_slice_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
 
 /// Folds slices of 1-D (partly) known integer vectors: the shape arithmetic of TF graphs.
 fn strided_slice_fold(inp: &OpInputs) -> Option<Folded> {
+    if let Some(t) = inp.consts.first().copied().flatten()
+        && t.rank() > 1
+    {
+        return slice_constant(inp, t).map(Folded::Tensor);
+    }
     let values = inp.dims(0)?;
     if inp.infos.first()?.shape.as_ref()?.len() != 1 {
         return None;
@@ -717,6 +722,55 @@ fn strided_slice_fold(inp: &OpInputs) -> Option<Folded> {
         return None;
     }
     int_vector(inp.infos[0].dtype?, picked, scalar)
+}
+
+/// A slice of a constant matrix or higher-rank tensor (weights a loop body slices each step).
+fn slice_constant(inp: &OpInputs, t: &Tensor) -> Option<Tensor> {
+    let (b, e, s) = slice_consts(inp)?;
+    let spec = slice_spec(inp.node, t.rank(), &b, &e, &s).ok()?;
+    if spec.len() != t.rank() {
+        return None;
+    }
+    let mut axes: Vec<Vec<i64>> = Vec::new();
+    let mut shape = Vec::new();
+    for (&n, index) in t.shape.iter().zip(&spec) {
+        let n = n as i64;
+        match index {
+            Index::Full => {
+                axes.push((0..n).collect());
+                shape.push(n as usize);
+            }
+            Index::At(i) => {
+                let i = if *i < 0 { i + n } else { *i };
+                if !(0..n).contains(&i) {
+                    return None;
+                }
+                axes.push(vec![i]);
+            }
+            Index::Range(b, e, s) => {
+                let picked = slice_indices(n, *b, *e, *s);
+                shape.push(picked.len());
+                axes.push(picked);
+            }
+            Index::NewAxis => return None,
+        }
+    }
+    let numel = crate::tensor::checked_numel(&shape).filter(|&n| n <= 1 << 22)?;
+    let strides: Vec<usize> =
+        (0..t.rank()).map(|a| t.shape[a + 1..].iter().product::<usize>()).collect();
+    let mut offsets = vec![0usize];
+    for (picked, &stride) in axes.iter().zip(&strides) {
+        offsets = offsets
+            .iter()
+            .flat_map(|&o| picked.iter().map(move |&i| o + i as usize * stride))
+            .collect();
+    }
+    debug_assert_eq!(offsets.len(), numel);
+    let values = match t.values()? {
+        Values::F(f) => Values::F(offsets.iter().map(|&o| f[o]).collect()),
+        Values::I(i) => Values::I(offsets.iter().map(|&o| i[o]).collect()),
+    };
+    Tensor::with_values_like(t.dtype, shape, &values)
 }
 
 /// A folded integer vector (or scalar): a constant when every entry is known.

@@ -349,10 +349,19 @@ fn cumsum(ctx: &mut Ctx) -> OpResult<Lowered> {
 }
 
 fn fill(ctx: &mut Ctx) -> OpResult<Lowered> {
-    let dims = ctx.const_ints(0)?;
+    // Sizes known only at run time (a zero state sized by the batch) read them from shapes.
+    let dims = match ctx.partial(0) {
+        Some(p) => PyExpr::Tuple(crate::ops::array::size_exprs(ctx, p)?),
+        None => PyExpr::ints(&ctx.const_ints(0)?),
+    };
     let v = ctx.input_tf(1)?;
+    let mut kwargs = Vec::new();
+    if let Some(d) = ctx.info(1).dtype.filter(|d| *d != crate::tensor::DType::F32) {
+        let name = d.torch_name().ok_or_else(|| format!("Fill of dtype {d}"))?;
+        kwargs.push(("dtype", PyExpr::name(format!("torch.{name}"))));
+    }
     Ok(Lowered::Expr {
-        expr: PyExpr::call("torch.full", vec![PyExpr::ints(&dims), v]),
+        expr: PyExpr::call_kw("torch.full", vec![dims, v], kwargs),
         layout: Layout::Tf,
     })
 }

@@ -3,9 +3,10 @@
 //! per-step values in → Python lists (a list is a value in TF, so setting an item builds a new
 //! list rather than changing one another reader may hold).
 
+use crate::ir::ValueInfo;
 use crate::lower::{Ctx, Layout, Lowered};
 use crate::ops::util::{OpResult, norm_axis, same_as_input};
-use crate::ops::{OpDef, op};
+use crate::ops::{OpDef, OpInputs, op};
 use crate::passes::fuse_rnn::{GRU, LSTM, RNN};
 use crate::py::{PyExpr, Weight};
 
@@ -21,11 +22,25 @@ pub const OPS: &[OpDef] = &[
     op("TensorListGetItem", |c| {
         let (l, i) = (c.input_tf(0)?, c.input_tf(1)?);
         expr(l.index(i.to_string()))
-    }),
+    })
+    .infer(|i| element_info(i, 2, false)),
     op("TensorListSetItem", list_set),
-    op("TensorListStack", |c| expr(PyExpr::call("torch.stack", vec![c.input_tf(0)?]))),
+    op("TensorListStack", |c| expr(PyExpr::call("torch.stack", vec![c.input_tf(0)?])))
+        .infer(|i| element_info(i, 1, true)),
     op("TensorListLength", |c| expr(PyExpr::call("len", vec![c.input_tf(0)?]))),
 ];
+
+/// An element (or the stack of all elements) of a list whose `element_shape` is input `slot`
+/// (`-1` entries unknown), of the node's `element_dtype`.
+fn element_info(inp: &OpInputs, slot: usize, stacked: bool) -> Option<Vec<ValueInfo>> {
+    let dims = inp.const_ints(slot)?;
+    let mut shape: Vec<Option<usize>> = dims.iter().map(|&d| usize::try_from(d).ok()).collect();
+    if stacked {
+        shape.insert(0, None);
+    }
+    let dtype = inp.node.attr_type("element_dtype").ok();
+    Some(vec![ValueInfo { dtype, shape: Some(shape) }])
+}
 
 fn expr(e: PyExpr) -> OpResult<Lowered> {
     Ok(Lowered::Expr { expr: e, layout: Layout::Tf })

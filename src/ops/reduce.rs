@@ -11,8 +11,8 @@ use crate::py::PyExpr;
 pub const OPS: &[OpDef] = &[
     op("Mean", |c| reduce(c, "mean")).infer(reduce_infer),
     op("Sum", |c| reduce(c, "sum")).infer(reduce_infer),
-    op("Max", |c| reduce(c, "amax")).infer(reduce_infer),
-    op("Min", |c| reduce(c, "amin")).infer(reduce_infer),
+    op("Max", |c| reduce(c, "amax")).infer(reduce_infer).fold(|i| extreme_fold(i, true)),
+    op("Min", |c| reduce(c, "amin")).infer(reduce_infer).fold(|i| extreme_fold(i, false)),
     op("Prod", |c| reduce(c, "prod")).infer(reduce_infer).fold(prod_fold),
 ];
 
@@ -74,6 +74,35 @@ fn reduce_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
 }
 
 /// The product of a (partly) known integer vector, as shape arithmetic computes sizes.
+/// Max/Min of integer shape arithmetic over every axis (Keras' `max_iterations`): the
+/// extreme when all values are known; a scalar reduces to itself, known or not.
+fn extreme_fold(inp: &OpInputs, max: bool) -> Option<crate::ops::Folded> {
+    let rank = inp.infos.first()?.shape.as_ref()?.len();
+    if rank > 1 || keep_dims(inp.node).ok()? {
+        return None;
+    }
+    let dims = inp.dims(0)?;
+    if rank == 0 {
+        let p = inp.partials.first().copied().flatten();
+        return match (inp.consts.first().copied().flatten(), p) {
+            (Some(t), _) => Some(crate::ops::Folded::Tensor(t.clone())),
+            (None, Some(p)) => Some(crate::ops::Folded::Partial(p.clone())),
+            _ => None,
+        };
+    }
+    if inp.const_ints(1)?.iter().any(|&a| a != 0 && a != -1) {
+        return None;
+    }
+    let known: Vec<i64> = dims.iter().map(|d| d.known()).collect::<Option<_>>()?;
+    let v = if max { known.into_iter().max()? } else { known.into_iter().min()? };
+    crate::tensor::Tensor::with_values_like(
+        inp.infos[0].dtype?,
+        vec![],
+        &crate::tensor::Values::I(vec![v]),
+    )
+    .map(crate::ops::Folded::Tensor)
+}
+
 fn prod_fold(inp: &OpInputs) -> Option<crate::ops::Folded> {
     let dims = inp.dims(0)?;
     if inp.infos.first()?.shape.as_ref()?.len() != 1

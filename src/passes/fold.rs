@@ -78,6 +78,7 @@ fn constant_reshape_target(g: &mut Graph, n: NodeIndex) {
         "Reshape" => (1, 2, true),
         // -1 cannot stand for a new leading axis in `expand`: always name run-time sizes.
         "BroadcastTo" => (1, 2, true),
+        "Fill" => (0, 2, true),
         "Slice" => (2, 3, true),
         "Conv2DBackpropInput" => (0, 3, false),
         "ResizeBilinear" | "ResizeNearestNeighbor" => (1, 2, false),
@@ -95,7 +96,7 @@ fn constant_reshape_target(g: &mut Graph, n: NodeIndex) {
         return;
     }
     let unknown = p.values.iter().filter(|d| !matches!(d, Dim::Known(v) if *v >= 0)).count();
-    let always = matches!(g.node(n).op.as_str(), "BroadcastTo" | "Slice");
+    let always = matches!(g.node(n).op.as_str(), "BroadcastTo" | "Slice" | "Fill");
     let symbolic = reshape && (unknown > 1 || (always && unknown > 0));
     if symbolic && p.values.contains(&Dim::Unknown) {
         return;

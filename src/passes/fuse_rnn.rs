@@ -265,7 +265,9 @@ fn match_rnn(g: &Graph, l: NodeIndex) -> Option<Match> {
     let (output_list, y, last_only) = output?;
 
     // The condition: conjunction of `counter < bound` (bounds checked against T below).
-    if !cond_runs_over_sequence(g, l, body, time) {
+    let seq = g.inputs(outer[input_list].node).first().copied()?;
+    let steps = g.info(seq).shape.and_then(|s| s.first().copied()).flatten();
+    if !cond_runs_over_sequence(g, l, body, time, steps) {
         return None;
     }
 
@@ -299,9 +301,29 @@ fn match_rnn(g: &Graph, l: NodeIndex) -> Option<Match> {
     (next(states[0]) == y).then_some(Match { cell, input_list, output_list, states, last_only })
 }
 
-/// The loop runs while every counter is below a bound, and some counter's bound is the
-/// sequence length (when it is known statically).
-fn cond_runs_over_sequence(g: &Graph, l: NodeIndex, body: &Graph, time: usize) -> bool {
+/// The loop runs while counters are below bounds, the time counter among them, and every bound
+/// is the sequence length: equal to it when it is static, a run-time value when it is not.
+fn cond_runs_over_sequence(
+    g: &Graph,
+    l: NodeIndex,
+    body: &Graph,
+    time: usize,
+    t: Option<usize>,
+) -> bool {
+    let outer = g.inputs(l);
+    let vars = body.outputs.len() - 1;
+    let bound_ok = |b: ValueRef| {
+        let value = match body.inputs[..vars].iter().position(|&p| p == b) {
+            Some(k) if body.outputs[1 + k] == b => g.const_value(outer[k]),
+            Some(_) => return false,
+            None => body.const_value(b),
+        };
+        match (value.and_then(|v| v.to_i64()), t) {
+            (Some(v), Some(t)) => v == [t as i64],
+            (None, None) => true,
+            _ => false,
+        }
+    };
     let mut stack = vec![body.outputs[0]];
     let mut time_bounded = false;
     while let Some(v) = stack.pop() {
@@ -309,14 +331,15 @@ fn cond_runs_over_sequence(g: &Graph, l: NodeIndex, body: &Graph, time: usize) -
             "LogicalAnd" => stack.extend(body.inputs(v.node)),
             "Less" => {
                 let i = body.inputs(v.node);
-                if i.first() == Some(&body.inputs[time]) {
-                    time_bounded = true;
+                let [counter, bound] = i.as_slice() else { return false };
+                if !bound_ok(*bound) {
+                    return false;
                 }
+                time_bounded |= *counter == body.inputs[time];
             }
             _ => return false,
         }
     }
-    let _ = (g, l);
     time_bounded
 }
 

@@ -280,6 +280,7 @@ pub fn infer_loop(
         return Err(Error::node(&node.name, &node.op, "a loop without a body"));
     };
     let vars = body.outputs.len() - 1;
+    super::remove_identities(body)?;
     // Invariant constants, and variables the body passes through unchanged, become constants.
     for (slot, &input) in body.inputs.clone().iter().enumerate() {
         let pass_through = slot >= vars || body.outputs[1 + slot] == input;
@@ -311,7 +312,10 @@ pub fn infer_loop(
     Err(Error::node(&node.name, &node.op, "loop variable shapes do not settle"))
 }
 
-/// Runs the pass pipeline inside every remaining `_Loop` (its body becomes Python code).
+/// Runs the pass pipeline inside every remaining `_Loop` (its body becomes Python code), and
+/// keeps as loop variables only what changes and is needed: a variable the body passes on
+/// unchanged is an invariant (its final value is its initial one), and one neither read after
+/// the loop nor needed by the condition or another variable is dropped (TF's own counters).
 pub fn optimize_bodies(g: &mut Graph) -> Result<()> {
     let loops: Vec<NodeIndex> = g.g.node_indices().filter(|&n| g.node(n).op == LOOP).collect();
     for l in loops {
@@ -319,8 +323,77 @@ pub fn optimize_bodies(g: &mut Graph) -> Result<()> {
             let result = super::run_all(&mut body);
             g.node_mut(l).body = Some(body);
             result?;
+            trim_variables(g, l)?;
         }
     }
+    Ok(())
+}
+
+fn trim_variables(g: &mut Graph, l: NodeIndex) -> Result<()> {
+    let Some(mut body) = g.node_mut(l).body.take() else { return Ok(()) };
+    let vars = body.outputs.len() - 1;
+    let outer = g.inputs(l);
+    let pass_through: Vec<bool> =
+        (0..vars).map(|k| body.outputs[1 + k] == body.inputs[k]).collect();
+    for k in (0..vars).filter(|&k| pass_through[k]) {
+        g.replace_uses(ValueRef { node: l, port: k }, outer[k]);
+    }
+    // Live: read after the loop, or needed (transitively) by the condition or a live variable.
+    let mut live: Vec<bool> = (0..vars)
+        .map(|k| !pass_through[k] && g.use_count(ValueRef { node: l, port: k }) > 0)
+        .collect();
+    let needed = loop {
+        let mut roots = vec![body.outputs[0].node];
+        roots.extend((0..vars).filter(|&k| live[k]).map(|k| body.outputs[1 + k].node));
+        let mut seen = BTreeSet::new();
+        while let Some(n) = roots.pop() {
+            if seen.insert(n) {
+                roots.extend(body.inputs(n).iter().map(|v| v.node));
+            }
+        }
+        let mut changed = false;
+        for k in 0..vars {
+            if !live[k] && !pass_through[k] && seen.contains(&body.inputs[k].node) {
+                live[k] = true;
+                changed = true;
+            }
+        }
+        if !changed {
+            break seen;
+        }
+    };
+    // New order: live variables, then invariants (old ones and passed-through ones) that the
+    // body reads as run-time values; constants were moved into the body.
+    let kept_vars: Vec<usize> = (0..vars).filter(|&k| live[k]).collect();
+    let mut kept_inputs: Vec<usize> = kept_vars.clone();
+    kept_inputs.extend(
+        (vars..body.inputs.len()).chain((0..vars).filter(|&k| pass_through[k])).filter(|&k| {
+            let n = body.inputs[k].node;
+            needed.contains(&n) && body.node(n).op == "Placeholder"
+        }),
+    );
+    if kept_vars.len() == vars && kept_inputs.len() == body.inputs.len() {
+        g.node_mut(l).body = Some(body);
+        return Ok(());
+    }
+    let old = g.node(l).clone();
+    let mut node = Node::new(old.name.clone(), LOOP, old.ordinal);
+    node.outputs =
+        kept_vars.iter().map(|&k| old.outputs.get(k).cloned().unwrap_or_default()).collect();
+    let mut outputs = vec![body.outputs[0]];
+    outputs.extend(kept_vars.iter().map(|&k| body.outputs[1 + k]));
+    body.outputs = outputs;
+    body.inputs = kept_inputs.iter().map(|&k| body.inputs[k]).collect();
+    super::prune(&mut body)?;
+    node.body = Some(body);
+    let new = g.add_node(node);
+    for (slot, &k) in kept_inputs.iter().enumerate() {
+        g.connect(outer[k], new, slot);
+    }
+    for (port, &k) in kept_vars.iter().enumerate() {
+        g.replace_uses(ValueRef { node: l, port: k }, ValueRef { node: new, port });
+    }
+    g.g.remove_node(l);
     Ok(())
 }
 

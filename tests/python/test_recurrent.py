@@ -84,3 +84,33 @@ def test_state_outputs_read_naturally(tmp_path):
     src = (out / "model.py").read_text()
     assert re.search(r"encoder, \(encoder_h, encoder_c\) = self\.encoder\(", src), src
     assert "self.decoder(" in src
+
+
+# Loops no recurrent layer matches: a method with a Python `while` loop over the translated body.
+LOOPS = ["rnn_gru_reset_before", "tf_while_refine"]
+
+
+@pytest.mark.parametrize("form", ["pb", "saved"])
+@pytest.mark.parametrize("name", LOOPS)
+def test_other_loops_become_python_loops(name, form, tmp_path):
+    """GRU(reset_after=False) (no nn.GRU equivalent) and a hand-written tf.while_loop with a
+    data-dependent exit: explicit loops, translated op by op, same results as TensorFlow."""
+    src = fixture(f"{name}.pb" if form == "pb" else f"{name}_saved")
+    out = convert(src, tmp_path, "--strict")
+    npz = GENERATED_DIR / (f"{name}.npz" if form == "pb" else f"{name}_saved.npz")
+    errors = assert_parity(out, npz)
+    text = (out / "model.py").read_text()
+    assert re.search(r"    def \w+_loop\(self, ", text), text
+    assert "        while " in text
+    model = import_model(out).load_model()
+    assert not any(isinstance(m, (torch.nn.GRU, torch.nn.LSTM)) for m in model.modules())
+    report(f"{name} ({form}): rel. error {max(errors):.2e}, explicit loop")
+
+
+def test_loop_keeps_only_what_changes(tmp_path):
+    """TF's bookkeeping (loop counter, maximum iterations, weights passed through) is not
+    loop state: the refinement loop carries its step, its value and its last update only."""
+    out = convert(fixture("tf_while_refine_saved"), tmp_path, "--strict")
+    text = (out / "model.py").read_text()
+    sig = re.search(r"def (\w+_loop)\(self, ([^)]*)\)", text)
+    assert sig and len(sig.group(2).split(", ")) == 3, sig and sig.group(0)
