@@ -103,6 +103,12 @@ impl<'l, 'a> Ctx<'l, 'a> {
         self.input_in(i, Layout::Nchw)
     }
 
+    /// The op of the node producing input `i`.
+    pub fn producer_op(&self, i: usize) -> Option<&'a str> {
+        let v = self.inputs.get(i)?;
+        Some(self.low.graph.node(v.node).op.as_str())
+    }
+
     /// Whether anything reads output `port` of this node.
     pub fn output_used(&self, port: usize) -> bool {
         self.low.graph.use_count(ValueRef { node: self.id, port }) > 0

@@ -99,9 +99,9 @@ fn recurrent(ctx: &mut Ctx) -> OpResult<Lowered> {
     let mut args = vec![ctx.input_tf(0)?];
     if ctx.num_inputs() > 5 {
         // PyTorch's states carry a leading (layers × directions) axis.
-        let h0 = ctx.input_tf(5)?.index("None");
+        let h0 = state(ctx, 5)?;
         args.push(if cell_state {
-            let c0 = ctx.input_tf(6)?.index("None");
+            let c0 = state(ctx, 6)?;
             PyExpr::Atom(format!("({h0}, {c0})"))
         } else {
             h0
@@ -131,6 +131,19 @@ fn recurrent(ctx: &mut Ctx) -> OpResult<Lowered> {
     };
     views.truncate(ctx.node().outputs.len().max(1));
     Ok(Lowered::LayerUnpack { ctor, params, args, pattern, views })
+}
+
+/// An initial state with PyTorch's leading layers axis: `h[None]`, or the `h_n` another
+/// recurrent layer returned as is (its TF value is `h_n[0]`).
+fn state(ctx: &mut Ctx, slot: usize) -> OpResult<PyExpr> {
+    let h = ctx.input_tf(slot)?;
+    let from_rnn = ctx.producer_op(slot).is_some_and(|op| matches!(op, LSTM | GRU | RNN));
+    match h.to_string().strip_suffix("[0]") {
+        Some(raw) if from_rnn && crate::py::names::identifier(raw) == raw => {
+            Ok(PyExpr::name(raw))
+        }
+        _ => Ok(h.index("None")),
+    }
 }
 
 fn reverse(ctx: &mut Ctx) -> OpResult<Lowered> {

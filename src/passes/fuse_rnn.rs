@@ -512,6 +512,13 @@ fn is_time_swap(g: &Graph, v: ValueRef) -> bool {
             .is_some_and(|p| p == [1, 0, 2])
 }
 
+/// `ReverseV2(x, [0])`: the input of the time reversal.
+fn time_reversed(g: &Graph, v: ValueRef) -> Option<ValueRef> {
+    let i = g.inputs(v.node);
+    let axis = g.const_value(*i.get(1)?)?.to_i64()?;
+    (g.node(v.node).op == "ReverseV2" && axis == [0]).then_some(i[0])
+}
+
 /// A zero initial state: `Fill(dims, 0)` or a constant of zeros.
 fn is_zeros(g: &Graph, v: ValueRef) -> bool {
     let zero = |v: ValueRef| {
@@ -535,9 +542,25 @@ fn rewrite(g: &mut Graph, l: NodeIndex, m: Match) {
     };
     // The sequence: the tensor the input list was made from; batch-major if Keras transposed.
     let mut seq = g.inputs(outer[m.input_list].node)[0];
+    // `go_backwards`: Keras reverses the time-major copy; reversing the batch-major input
+    // along time instead lets the layer stay batch-first.
+    let reversed = time_reversed(g, seq).filter(|&inner| is_time_swap(g, inner));
+    if let Some(inner) = reversed {
+        seq = inner;
+    }
     let batch_first = is_time_swap(g, seq);
     if batch_first {
         seq = g.inputs(seq.node)[0];
+    }
+    if reversed.is_some() {
+        let axis = Tensor::from_i32(vec![1], &[1]);
+        let a = g.add_node(Node::constant(format!("{name}/reverse/axis"), axis, ordinal));
+        let mut r = Node::new(format!("{name}/reverse"), "ReverseV2", ordinal);
+        r.outputs = vec![g.info(seq)];
+        let r = g.add_node(r);
+        g.connect(seq, r, 0);
+        g.connect(ValueRef { node: a, port: 0 }, r, 1);
+        seq = ValueRef { node: r, port: 0 };
     }
     let seq_shape = g.info(seq).shape.filter(|s| s.len() == 3);
     let (t_axis, b_axis) = if batch_first { (1, 0) } else { (0, 1) };
