@@ -2,6 +2,7 @@
 one thread each, on the fixture's inputs (a benchmark, not a test).
 
     python scripts/bench_inference.py build/fixtures/keras_hub_bert_base [--runs 20]
+    python scripts/bench_inference.py build/fixtures/rnn_bench_lstm   # 2-layer LSTM
 """
 
 import argparse
@@ -68,12 +69,16 @@ def main():
     graph = tf.Graph()
     with graph.as_default():
         tf.compat.v1.import_graph_def(graph_def, name="")
-    placeholders = [n.name + ":0" for n in graph_def.node if n.op == "Placeholder"]
+    placeholders = [
+        n.name + ":0"
+        for n in graph_def.node
+        if n.op == "Placeholder" and not n.name.startswith("unused_control_flow_input")
+    ]
     consumed = {i.split(":")[0].lstrip("^") for n in graph_def.node for i in n.input}
     outputs = [
         n.name + ":0"
         for n in graph_def.node
-        if n.name not in consumed and n.op not in ("NoOp", "Const", "Placeholder")
+        if n.name not in consumed and n.op not in ("NoOp", "Const", "Placeholder", "Exit")
     ]
     config = tf.compat.v1.ConfigProto(
         intra_op_parallelism_threads=1, inter_op_parallelism_threads=1
