@@ -47,7 +47,7 @@ impl<'a> Lowerer<'a> {
             prefix: Vec::new(),
             strip_call_suffix: self.strip_call_suffix,
             name_prefix: String::new(),
-            loop_body: true,
+            loop_name: node.name.clone(),
             body: Vec::new(),
             spans: Vec::new(),
             stubs: stubs::Stubs::default(),
@@ -144,6 +144,8 @@ impl<'a> Lowerer<'a> {
                 PyExpr::Atom(a) if !a.starts_with("self.") && identifier(a) == *a && a != "x" => {
                     a.clone()
                 }
+                // Counters start from an integer constant.
+                PyExpr::Atom(a) if k < vars && a.parse::<i64>().is_ok() => "step".to_string(),
                 _ if k < vars => format!("state_{k}"),
                 _ => format!("invariant_{}", k - vars),
             };

@@ -126,8 +126,9 @@ pub struct Lowerer<'a> {
     prefix: Vec<String>,
     strip_call_suffix: bool,
     name_prefix: String,
-    /// Lowering a loop body: names are read past the loop's own scopes (see `scope_of`).
-    loop_body: bool,
+    /// The `_Loop` whose body this lowers (empty for `forward`): names are read past the
+    /// loop's own scopes (see `scope_of`).
+    loop_name: String,
     body: Vec<BodyItem>,
     spans: Vec<Span>,
     stubs: stubs::Stubs,
@@ -156,7 +157,7 @@ pub fn lower(graph: &Graph, class_name: &str, source_name: &str) -> Result<(Modu
         prefix: common_prefix(graph, &order),
         strip_call_suffix: false,
         name_prefix: String::new(),
-        loop_body: false,
+        loop_name: String::new(),
         body: Vec::new(),
         spans: Vec::new(),
         stubs: stubs::Stubs::default(),
@@ -243,15 +244,18 @@ impl<'a> Lowerer<'a> {
     /// The layer-ish part of a TF node name: `model/conv1_bn/batchnorm/add_1` → `conv1_bn`.
     fn scope_of(&self, n: NodeIndex) -> String {
         let mut name = self.graph.node(n).name.as_str();
-        if self.loop_body {
+        if !self.loop_name.is_empty() {
             // `model/gru/while/body/_1/model/gru/while/gru_cell/MatMul` → `gru_cell/MatMul`,
-            // `model/while/body/add` → `add`: what the loop's own code named it.
+            // `model/while/body/add` → `add`, `loop/add` → `add`: what the loop's own code
+            // named it.
             let cut = ["/while/", "/body/", "/cond/"]
                 .iter()
                 .filter_map(|m| name.rfind(m).map(|i| i + m.len()))
                 .max();
             if let Some(i) = cut {
                 name = &name[i..];
+            } else if let Some(rest) = name.strip_prefix(&format!("{}/", self.loop_name)) {
+                name = rest;
             }
         }
         let parts: Vec<&str> = name.split('/').collect();

@@ -124,12 +124,11 @@ fn recurrent(ctx: &mut Ctx) -> OpResult<Lowered> {
             post: Some(post.into()),
         });
     }
-    let (pattern, mut views) = if cell_state {
+    let (pattern, views) = if cell_state {
         ("{0}, ({1}, {2})", vec![(seq_slot, ""), (1, "[0]"), (2, "[0]")])
     } else {
         ("{0}, {1}", vec![(seq_slot, ""), (1, "[0]")])
     };
-    views.truncate(ctx.node().outputs.len().max(1));
     Ok(Lowered::LayerUnpack { ctor, params, args, pattern, views })
 }
 
@@ -153,4 +152,107 @@ fn reverse(ctx: &mut Ctx) -> OpResult<Lowered> {
         axes.iter().map(|&a| norm_axis(a, rank).map(|a| a as i64)).collect::<OpResult<_>>()?;
     let x = ctx.input_tf(0)?;
     Ok(Lowered::Expr { expr: x.method("flip", vec![PyExpr::ints(&axes)]), layout: Layout::Tf })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ops::testing::*;
+    use crate::tensor::Tensor;
+    use insta::assert_snapshot;
+
+    fn after_weights(s: String) -> String {
+        s.split("---\n").nth(1).unwrap_or_default().to_string()
+    }
+
+    /// `_LSTM` as `passes::fuse_rnn` leaves it: sequence, four PyTorch-layout weights.
+    fn lstm(outputs: &[usize], batch_first: bool, last_only: bool) -> String {
+        let mut g = TestGraph::new();
+        let x = g.input("seq", &[-1, 5, 3]);
+        let w: Vec<_> = [(&[8, 3][..], "weight_ih"), (&[8, 2], "weight_hh"), (&[8], "b_ih"), (&[8], "b_hh")]
+            .iter()
+            .map(|(s, n)| g.constant(n, weights(s)))
+            .collect();
+        let attrs = [("batch_first", boolean(batch_first)), ("last_only", boolean(last_only))];
+        let y = g.op("model/lstm/lstm", "_LSTM", &[x, w[0], w[1], w[2], w[3]], &attrs);
+        let outs: Vec<_> = outputs.iter().map(|&p| TestGraph::port(y, p)).collect();
+        g.lower(&outs)
+    }
+
+    #[test]
+    fn lstm_sequence_only() {
+        assert_snapshot!(lstm(&[0], true, false), @"
+        self.lstm = nn.LSTM(3, 2, batch_first=True)
+        # lstm.weight_ih_l0: [8, 3]
+        # lstm.weight_hh_l0: [8, 2]
+        # lstm.bias_ih_l0: [8]
+        # lstm.bias_hh_l0: [8]
+        ---
+        x = self.lstm(seq)[0]
+        return x
+        ");
+    }
+
+    #[test]
+    fn lstm_states_unpack() {
+        assert_snapshot!(after_weights(lstm(&[0, 1, 2], false, false)), @"
+        lstm, (lstm_h, lstm_c) = self.lstm(seq)
+        return lstm, lstm_h[0], lstm_c[0]
+        ");
+        // Keras keeps only the last output: PyTorch's h_n is it, with its layers axis.
+        assert_snapshot!(after_weights(lstm(&[0], true, true)), @"
+        x = self.lstm(seq)[1][0]
+        return x
+        ");
+    }
+
+    #[test]
+    fn reverse_is_flip() {
+        let mut g = TestGraph::new();
+        let x = g.input("seq", &[-1, 5, 3]);
+        let a = g.constant("axis", int_tensor(&[1], &[-2]));
+        let y = g.op("r", "ReverseV2", &[x, a], &[]);
+        assert_snapshot!(after_weights(g.lower(&[y])), @"
+        x = seq.flip((1,))
+        return x
+        ");
+    }
+
+    /// A TF1 frame by hand: `i, x = 0, x; while i < 3: i, x = i + 1, x * 2`.
+    #[test]
+    fn frame_becomes_python_loop() {
+        let mut g = TestGraph::new();
+        let x0 = g.input("x", &[-1, 4]);
+        let zero = g.constant("zero", Tensor::from_i32(vec![], &[0]));
+        let frame = [("frame_name", string("loop"))];
+        let ei = g.op("loop/enter_i", "Enter", &[zero], &frame);
+        let ex = g.op("loop/enter_x", "Enter", &[x0], &frame);
+        let mi = g.op("loop/merge_i", "Merge", &[ei], &[]);
+        let mx = g.op("loop/merge_x", "Merge", &[ex], &[]);
+        let three = g.constant("loop/three", Tensor::from_i32(vec![], &[3]));
+        let less = g.op("loop/Less", "Less", &[mi, three], &[]);
+        let lc = g.op("loop/LoopCond", "LoopCond", &[less], &[]);
+        let si = g.op("loop/switch_i", "Switch", &[mi, lc], &[]);
+        let sx = g.op("loop/switch_x", "Switch", &[mx, lc], &[]);
+        let one = g.constant("loop/one", Tensor::from_i32(vec![], &[1]));
+        let two = g.constant("loop/two", Tensor::from_f32(vec![], &[2.0]));
+        let i1 = g.op("loop/add", "AddV2", &[TestGraph::port(si, 1), one], &[]);
+        let x1 = g.op("loop/mul", "Mul", &[TestGraph::port(sx, 1), two], &[]);
+        let ni = g.op("loop/next_i", "NextIteration", &[i1], &[]);
+        let nx = g.op("loop/next_x", "NextIteration", &[x1], &[]);
+        g.connect(ni, mi, 1);
+        g.connect(nx, mx, 1);
+        let _ = g.op("loop/exit_i", "Exit", &[si], &[]);
+        let out = g.op("loop/exit_x", "Exit", &[sx], &[]);
+        assert_snapshot!(after_weights(g.lower(&[out])), @r#"
+        _, x = self.loop_loop(0, x_2)
+        return x
+        def loop_loop(self, step, x_2):
+            """TF loop `loop`: runs its body while the condition holds."""
+            while step < 3:
+                add = step + 1
+                mul = x_2 * 2.0
+                step, x_2 = add, mul
+            return step, x_2
+        "#);
+    }
 }

@@ -92,6 +92,16 @@ impl TestGraph {
         ValueRef { node: id, port: 0 }
     }
 
+    /// An extra edge, for cycles (a loop's `NextIteration` back into its `Merge`).
+    pub fn connect(&mut self, src: ValueRef, dst: ValueRef, slot: usize) {
+        self.g.connect(src, dst.node, slot);
+    }
+
+    /// Output `port` of the node producing `v`.
+    pub fn port(v: ValueRef, port: usize) -> ValueRef {
+        ValueRef { node: v.node, port }
+    }
+
     /// The graph after the passes.
     pub fn finish(mut self, outputs: &[ValueRef]) -> Graph {
         self.g.outputs = outputs.to_vec();
@@ -128,6 +138,12 @@ impl TestGraph {
         for l in m.body.iter().chain(&m.return_lines) {
             s.push_str(l.trim_start());
             s.push('\n');
+        }
+        for method in &m.methods {
+            for l in method {
+                s.push_str(&l[4..]);
+                s.push('\n');
+            }
         }
         for st in &m.stubs {
             s.push_str(&format!("stub {}\n", st.function));
