@@ -16,6 +16,10 @@ use crate::proto::{AttrValue, FunctionDef, ListValue, NodeDef, OpDef};
 /// Deeper nesting than this is treated as recursion (a hostile or broken file).
 const MAX_DEPTH: usize = 64;
 
+/// More nodes than this after inlining means a file that multiplies itself (a function calling
+/// itself twice per level grows exponentially long before `MAX_DEPTH` stops it).
+const MAX_NODES: usize = 20_000_000;
+
 /// Output argument names of multi-output ops, for graphs that carry no OpDefs (frozen
 /// GraphDefs with a function library). Ops not listed have a single output argument.
 const BUILTIN_OUTPUT_ARGS: &[(&str, &[&str])] = &[
@@ -133,6 +137,13 @@ pub fn inline_calls(nodes: Vec<NodeDef>, lib: &Library) -> Result<Vec<NodeDef>> 
 }
 
 fn emit(mut n: NodeDef, lib: &Library, out: &mut Vec<NodeDef>, depth: usize) -> Result<()> {
+    if out.len() > MAX_NODES {
+        return Err(Error::node(
+            &n.name,
+            &n.op,
+            format!("inlining functions gives more than {MAX_NODES} nodes"),
+        ));
+    }
     if matches!(n.op.as_str(), "While" | "StatelessWhile") {
         return emit_while(n, lib, out, depth);
     }

@@ -138,9 +138,7 @@ fn state(ctx: &mut Ctx, slot: usize) -> OpResult<PyExpr> {
     let h = ctx.input_tf(slot)?;
     let from_rnn = ctx.producer_op(slot).is_some_and(|op| matches!(op, LSTM | GRU | RNN));
     match h.to_string().strip_suffix("[0]") {
-        Some(raw) if from_rnn && crate::py::names::identifier(raw) == raw => {
-            Ok(PyExpr::name(raw))
-        }
+        Some(raw) if from_rnn && crate::py::names::identifier(raw) == raw => Ok(PyExpr::name(raw)),
         _ => Ok(h.index("None")),
     }
 }
@@ -168,10 +166,11 @@ mod tests {
     fn lstm(outputs: &[usize], batch_first: bool, last_only: bool) -> String {
         let mut g = TestGraph::new();
         let x = g.input("seq", &[-1, 5, 3]);
-        let w: Vec<_> = [(&[8, 3][..], "weight_ih"), (&[8, 2], "weight_hh"), (&[8], "b_ih"), (&[8], "b_hh")]
-            .iter()
-            .map(|(s, n)| g.constant(n, weights(s)))
-            .collect();
+        let w: Vec<_> =
+            [(&[8, 3][..], "weight_ih"), (&[8, 2], "weight_hh"), (&[8], "b_ih"), (&[8], "b_hh")]
+                .iter()
+                .map(|(s, n)| g.constant(n, weights(s)))
+                .collect();
         let attrs = [("batch_first", boolean(batch_first)), ("last_only", boolean(last_only))];
         let y = g.op("model/lstm/lstm", "_LSTM", &[x, w[0], w[1], w[2], w[3]], &attrs);
         let outs: Vec<_> = outputs.iter().map(|&p| TestGraph::port(y, p)).collect();

@@ -165,6 +165,14 @@ fn loop_name(g: &Graph, lc: NodeIndex) -> String {
     parent.strip_suffix("/LoopCond").unwrap_or(parent).to_string()
 }
 
+/// Loops nested deeper than this are refused: shape inference runs each body to a fixpoint,
+/// which nesting multiplies.
+const MAX_NESTING: usize = 8;
+
+fn nesting(g: &Graph) -> usize {
+    g.g.node_weights().filter_map(|n| n.body.as_deref()).map(|b| 1 + nesting(b)).max().unwrap_or(0)
+}
+
 fn extract(g: &mut Graph, f: Frame) -> Result<()> {
     let name = loop_name(g, f.cond);
     let mut body = Graph::default();
@@ -240,6 +248,9 @@ fn extract(g: &mut Graph, f: Frame) -> Result<()> {
         }
     }
 
+    if nesting(&body) >= MAX_NESTING {
+        return Err(err(g, f.cond, format!("loops nest deeper than {MAX_NESTING}")));
+    }
     let mut node = Node::new(name, LOOP, g.node(f.cond).ordinal);
     node.outputs = vec![ValueInfo::default(); f.vars.len()];
     node.body = Some(Box::new(body));
@@ -252,11 +263,26 @@ fn extract(g: &mut Graph, f: Frame) -> Result<()> {
             g.replace_uses(ValueRef { node: exit, port: 0 }, ValueRef { node: l, port: i });
         }
     }
+    for &n in frame_nodes.iter().chain(&members) {
+        if g.outputs.iter().chain(&g.inputs).any(|v| v.node == n) {
+            return Err(err(
+                g,
+                n,
+                "a model input or output inside a loop (only Exit values leave it)",
+            ));
+        }
+    }
     for n in frame_nodes {
         g.g.remove_node(n);
     }
-    for n in members {
-        if g.g.neighbors_directed(n, Direction::Outgoing).next().is_none() {
+
+    // The body now lives in the loop; only constants shared with the outside stay.
+    let shared: Vec<bool> = members
+        .iter()
+        .map(|&n| g.g.neighbors_directed(n, Direction::Outgoing).any(|c| !f.body.contains(&c)))
+        .collect();
+    for (n, shared) in members.into_iter().zip(shared) {
+        if !shared {
             g.g.remove_node(n);
         }
     }
@@ -280,6 +306,9 @@ pub fn infer_loop(
         return Err(Error::node(&node.name, &node.op, "a loop without a body"));
     };
     let vars = body.outputs.len() - 1;
+    if infos.len() != body.inputs.len() || consts.len() != infos.len() || body.inputs.len() < vars {
+        return Err(Error::node(&node.name, &node.op, "loop inputs and body inputs disagree"));
+    }
     super::remove_identities(body)?;
     // Invariant constants, and variables the body passes through unchanged, become constants.
     for (slot, &input) in body.inputs.clone().iter().enumerate() {
