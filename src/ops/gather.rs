@@ -3,7 +3,7 @@
 
 use crate::ir::ValueInfo;
 use crate::lower::{Ctx, Layout, Lowered};
-use crate::ops::util::{OpResult, norm_axis};
+use crate::ops::util::{OpResult, norm_axis, same_as_input};
 use crate::ops::{Folded, OpDef, OpInputs, op};
 use crate::py::{PyExpr, Weight};
 use crate::tensor::{DType, Tensor, Values};
@@ -20,6 +20,8 @@ pub const OPS: &[OpDef] = &[
     op("OneHot", one_hot).infer(one_hot_infer),
     op("Cumsum", cumsum).infer(crate::ops::util::same_as_input),
     op("Fill", fill).infer(fill_infer).fold(fill_fold),
+    op("ZerosLike", |c| like(c, "zeros_like")).infer(same_as_input),
+    op("OnesLike", |c| like(c, "ones_like")).infer(same_as_input),
     op("Range", range).infer(range_infer).fold(range_fold),
     op("BatchMatMulV2", batch_matmul).infer(batch_matmul_infer),
     op("BatchMatMulV3", batch_matmul).infer(batch_matmul_infer),
@@ -346,6 +348,12 @@ fn cumsum(ctx: &mut Ctx) -> OpResult<Lowered> {
         expr = expr.method("flip", vec![PyExpr::int(axis)]);
     }
     Ok(Lowered::Expr { expr, layout: Layout::Tf })
+}
+
+/// `torch.zeros_like(x)` / `torch.ones_like(x)`, in `x`'s layout.
+fn like(ctx: &mut Ctx, f: &str) -> OpResult<Lowered> {
+    let x = ctx.input(0)?;
+    Ok(Lowered::Expr { expr: PyExpr::call(&format!("torch.{f}"), vec![x.expr]), layout: x.layout })
 }
 
 fn fill(ctx: &mut Ctx) -> OpResult<Lowered> {

@@ -87,14 +87,15 @@ def test_state_outputs_read_naturally(tmp_path):
 
 
 # Loops no recurrent layer matches: a method with a Python `while` loop over the translated body.
-LOOPS = ["rnn_gru_reset_before", "tf_while_refine", "tf_nested_while"]
+LOOPS = ["rnn_gru_reset_before", "rnn_masked", "tf_while_refine", "tf_nested_while"]
 
 
 @pytest.mark.parametrize("form", ["pb", "saved"])
 @pytest.mark.parametrize("name", LOOPS)
 def test_other_loops_become_python_loops(name, form, tmp_path):
-    """GRU(reset_after=False) (no nn.GRU equivalent), a hand-written tf.while_loop with a
-    data-dependent exit, and a loop inside a loop: explicit loops, translated op by op, same
+    """GRU(reset_after=False) (no nn.GRU equivalent), a masked LSTM (padded steps keep the
+    state: nn.LSTM cannot), a hand-written tf.while_loop with a data-dependent exit, and a loop
+    inside a loop: explicit loops, translated op by op, same
     results as TensorFlow."""
     src = fixture(f"{name}.pb" if form == "pb" else f"{name}_saved")
     out = convert(src, tmp_path, "--strict")
