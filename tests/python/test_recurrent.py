@@ -116,3 +116,14 @@ def test_loop_keeps_only_what_changes(tmp_path):
     text = (out / "model.py").read_text()
     sig = re.search(r"def (\w+_loop)\(self, ([^)]*)\)", text)
     assert sig and len(sig.group(2).split(", ")) == 3, sig and sig.group(0)
+
+
+@pytest.mark.parametrize("name", ["rnn_bidirectional.pb", "tf_nested_while_saved"])
+def test_loops_convert_deterministically(name, tmp_path):
+    """Loop extraction and fusion order nothing by hash or address: byte-identical output."""
+    outs = []
+    for k in range(2):
+        out = tmp_path / f"out{k}"
+        run_cli("convert", fixture(name), "-o", out)
+        outs.append([(out / f).read_bytes() for f in ("model.py", "model.safetensors")])
+    assert outs[0] == outs[1]
