@@ -71,6 +71,7 @@ fn recurrent(ctx: &mut Ctx) -> OpResult<Lowered> {
     };
     let flag = |a: &str| node.attr_bool_or(a, false).map_err(|e| e.to_string());
     let (last_only, batch_first) = (flag("last_only")?, flag("batch_first")?);
+    let bidirectional = flag("bidirectional")?;
     let w_ih = ctx.const_input(1)?.clone();
     let w_hh = ctx.const_input(2)?.clone();
     let (b_ih, b_hh) = (ctx.const_input(3)?.clone(), ctx.const_input(4)?.clone());
@@ -85,17 +86,41 @@ fn recurrent(ctx: &mut Ctx) -> OpResult<Lowered> {
     if batch_first {
         kwargs.push(("batch_first", PyExpr::boolean(true)));
     }
+    if bidirectional {
+        kwargs.push(("bidirectional", PyExpr::boolean(true)));
+    }
     let ctor = PyExpr::call_kw(
         class,
         vec![PyExpr::int(input_size as i64), PyExpr::int(hidden as i64)],
         kwargs,
     );
-    let params = vec![
+    let mut params = vec![
         ("weight_ih_l0", Weight::plain(w_ih)),
         ("weight_hh_l0", Weight::plain(w_hh)),
         ("bias_ih_l0", Weight::plain(b_ih)),
         ("bias_hh_l0", Weight::plain(b_hh)),
     ];
+    if bidirectional {
+        let names = ["weight_ih_l0_reverse", "weight_hh_l0_reverse", "bias_ih_l0_reverse"];
+        for (k, name) in names.into_iter().chain(["bias_hh_l0_reverse"]).enumerate() {
+            params.push((name, Weight::plain(ctx.const_input(5 + k)?.clone())));
+        }
+        // Output 0 is both directions side by side: the sequence as PyTorch returns it, or
+        // (Keras keeping the last outputs) the two final states, batch first.
+        let post = match (last_only, cell_state) {
+            (false, _) => "[0]",
+            (true, false) => "[1].transpose(0, 1).flatten(1)",
+            (true, true) => "[1][0].transpose(0, 1).flatten(1)",
+        };
+        let args = vec![ctx.input_tf(0)?];
+        return Ok(Lowered::Layer {
+            ctor,
+            params,
+            args,
+            layout: Layout::Tf,
+            post: Some(post.into()),
+        });
+    }
     let mut args = vec![ctx.input_tf(0)?];
     if ctx.num_inputs() > 5 {
         // PyTorch's states carry a leading (layers × directions) axis.

@@ -4,6 +4,7 @@ mod fold;
 mod fuse_activation;
 mod fuse_batchnorm;
 mod fuse_bias;
+mod fuse_bidirectional;
 mod fuse_conv1d;
 mod fuse_layernorm;
 pub mod fuse_rnn;
@@ -43,6 +44,8 @@ pub fn run_all(g: &mut Graph) -> Result<()> {
         fold_and_infer(g)?;
     }
     simplify(g)?;
+    prune(g)?;
+    fuse_bidirectional::fuse_bidirectional(g)?;
     fuse_layernorm(g)?;
     fuse_activations(g)?;
     fuse_conv1d(g)?;

@@ -12,7 +12,7 @@ from conftest import GENERATED_DIR, assert_parity, import_model, rel_error, ruff
 # model -> the PyTorch recurrent layers its model.py must contain (the loops all fused).
 FUSED = {
     "rnn_lstm_gru": {"LSTM": 1, "GRU": 1},
-    "rnn_bidirectional": {"LSTM": 2, "GRU": 2},
+    "rnn_bidirectional": {"LSTM": 1, "GRU": 1},
     "rnn_stacked_state": {"LSTM": 2},
     "rnn_variable_length": {"LSTM": 1, "GRU": 1},
     "rnn_conv_lstm": {"LSTM": 1},
@@ -75,6 +75,16 @@ def test_gate_order_is_read_from_the_graph(tmp_path):
     assert lstm.weight_ih_l0.shape == (64, 8) and lstm.weight_hh_l0.shape == (64, 16)
     # Keras has one bias; PyTorch's second is zero.
     assert torch.count_nonzero(lstm.bias_hh_l0) == 0 and torch.count_nonzero(lstm.bias_ih_l0) > 0
+
+
+def test_bidirectional_is_one_layer(tmp_path):
+    """Keras Bidirectional(LSTM(return_sequences=True)) and Bidirectional(GRU()) each become
+    one PyTorch layer with bidirectional=True, called once."""
+    out = convert(fixture("rnn_bidirectional.pb"), tmp_path, "--strict")
+    model = import_model(out).load_model()
+    rnns = [m for m in model.modules() if isinstance(m, (torch.nn.LSTM, torch.nn.GRU))]
+    assert len(rnns) == 2 and all(m.bidirectional and m.batch_first for m in rnns)
+    assert ".flip(" not in (out / "model.py").read_text()
 
 
 def test_state_outputs_read_naturally(tmp_path):
