@@ -16,7 +16,6 @@ use std::collections::BTreeMap;
 use petgraph::stable_graph::NodeIndex;
 
 use super::{BodyItem, Layout, Lowered, Lowerer, Stmt, Summary, Val, stubs};
-use crate::ir::ValueRef;
 use crate::py::names::{Scope, identifier};
 use crate::py::{PyExpr, format};
 
@@ -127,16 +126,7 @@ impl<'a> Lowerer<'a> {
         let g = self.graph;
         let order = g.topo_order().map_err(|_| "the loop body has a cycle".to_string())?;
         let order = self.demand_order(&order);
-        self.locals.claim("x");
-        for &m in &order {
-            for port in 0..g.node(m).outputs.len().max(1) {
-                let v = ValueRef { node: m, port };
-                let uses = g.use_count(v);
-                if uses > 0 {
-                    self.remaining.insert(v, uses);
-                }
-            }
-        }
+        self.count_uses(&order);
         // Parameters named like the values passed in, where those are names.
         let mut params = Vec::new();
         for (k, &input) in g.inputs.iter().enumerate() {

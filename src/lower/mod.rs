@@ -166,16 +166,7 @@ pub fn lower(graph: &Graph, class_name: &str, source_name: &str) -> Result<(Modu
     low.strip_call_suffix = low.every_scope_has_call_suffix(&order);
     low.name_prefix = low.common_name_prefix(&order);
     let order = low.demand_order(&order);
-    low.locals.claim("x");
-    for &n in &order {
-        for port in 0..graph.node(n).outputs.len().max(1) {
-            let v = ValueRef { node: n, port };
-            let uses = graph.use_count(v);
-            if uses > 0 {
-                low.remaining.insert(v, uses);
-            }
-        }
-    }
+    low.count_uses(&order);
     for &input in &graph.inputs {
         let name = low.locals.fresh(&graph.node(input.node).name);
         low.module.params.push(name.clone());
@@ -398,6 +389,20 @@ impl<'a> Lowerer<'a> {
             any = true;
         }
         any
+    }
+
+    /// Claims `x` and records how many readers each value has (names are freed by them).
+    fn count_uses(&mut self, order: &[NodeIndex]) {
+        self.locals.claim("x");
+        for &n in order {
+            for port in 0..self.graph.node(n).outputs.len().max(1) {
+                let v = ValueRef { node: n, port };
+                let uses = self.graph.use_count(v);
+                if uses > 0 {
+                    self.remaining.insert(v, uses);
+                }
+            }
+        }
     }
 
     fn lower_node(&mut self, n: NodeIndex) -> Result<()> {

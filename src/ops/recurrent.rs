@@ -105,24 +105,9 @@ fn recurrent(ctx: &mut Ctx) -> OpResult<Lowered> {
         for (k, name) in names.into_iter().chain(["bias_hh_l0_reverse"]).enumerate() {
             params.push((name, Weight::plain(ctx.const_input(5 + k)?.clone())));
         }
-        // Output 0 is both directions side by side: the sequence as PyTorch returns it, or
-        // (Keras keeping the last outputs) the two final states, batch first.
-        let post = match (last_only, cell_state) {
-            (false, _) => "[0]",
-            (true, false) => "[1].transpose(0, 1).flatten(1)",
-            (true, true) => "[1][0].transpose(0, 1).flatten(1)",
-        };
-        let args = vec![ctx.input_tf(0)?];
-        return Ok(Lowered::Layer {
-            ctor,
-            params,
-            args,
-            layout: Layout::Tf,
-            post: Some(post.into()),
-        });
     }
     let mut args = vec![ctx.input_tf(0)?];
-    if ctx.num_inputs() > 5 {
+    if !bidirectional && ctx.num_inputs() > 5 {
         // PyTorch's states carry a leading (layers × directions) axis.
         let h0 = state(ctx, 5)?;
         args.push(if cell_state {
@@ -135,11 +120,15 @@ fn recurrent(ctx: &mut Ctx) -> OpResult<Lowered> {
     // Output 0 is the whole sequence, or PyTorch's `h_n` ([1, B, H]) when Keras keeps the last.
     let seq_slot = usize::from(last_only);
     let states_read = (1..=1 + usize::from(cell_state)).any(|p| ctx.output_used(p));
-    if !states_read {
-        let post = match (last_only, cell_state) {
-            (false, _) => "[0]",
-            (true, false) => "[1]",
-            (true, true) => "[1][0]",
+    if bidirectional || !states_read {
+        // Bidirectional: both directions side by side, as PyTorch returns the sequence, or
+        // (Keras keeping the last outputs) the two final states, batch first.
+        let post = match (last_only, cell_state, bidirectional) {
+            (false, _, _) => "[0]",
+            (true, false, false) => "[1]",
+            (true, true, false) => "[1][0]",
+            (true, false, true) => "[1].transpose(0, 1).flatten(1)",
+            (true, true, true) => "[1][0].transpose(0, 1).flatten(1)",
         };
         return Ok(Lowered::Layer {
             ctor,
