@@ -23,4 +23,9 @@ if [ "${WITH_TF:-0}" = 1 ] && ! "$VENV/bin/python" -c "import keras_hub" 2>/dev/
   "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps keras-hub kagglehub \
     "kagglesdk>=0.1.38,<1.0" tokenizers sentencepiece huggingface_hub regex tqdm pyyaml
 fi
+# tf_keras (Keras 2, what TF 2.x models before Keras 3 were written with), pinned to the
+# TensorFlow above and installed without dependencies so it cannot pull another one.
+if [ "${WITH_TF:-0}" = 1 ] && ! "$VENV/bin/python" -c "import tf_keras" 2>/dev/null; then
+  "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps "tf_keras==2.21.0"
+fi
 cargo build --release --quiet

@@ -277,6 +277,38 @@ impl Tensor {
     }
 
     /// The single value of a one-element tensor, as f64.
+    /// Elements `start..start + len` along `axis` (same rank).
+    pub fn slice_axis(&self, axis: usize, start: usize, len: usize) -> Option<Tensor> {
+        let dim = *self.shape.get(axis)?;
+        if start.checked_add(len)? > dim {
+            return None;
+        }
+        let outer: usize = self.shape[..axis].iter().product();
+        let inner: usize = self.shape[axis + 1..].iter().product();
+        fn pick<T: Copy>(
+            v: &[T],
+            outer: usize,
+            dim: usize,
+            start: usize,
+            len: usize,
+            inner: usize,
+        ) -> Vec<T> {
+            (0..outer)
+                .flat_map(|o| {
+                    let base = (o * dim + start) * inner;
+                    v[base..base + len * inner].iter().copied()
+                })
+                .collect()
+        }
+        let values = match self.values()? {
+            Values::F(f) => Values::F(pick(&f, outer, dim, start, len, inner)),
+            Values::I(i) => Values::I(pick(&i, outer, dim, start, len, inner)),
+        };
+        let mut shape = self.shape.clone();
+        shape[axis] = len;
+        Tensor::with_values_like(self.dtype, shape, &values)
+    }
+
     pub fn scalar_f64(&self) -> Option<f64> {
         if self.numel() != 1 {
             return None;

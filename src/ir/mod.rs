@@ -183,6 +183,18 @@ impl Graph {
                 *o = new;
             }
         }
+        // Run-time sizes read from `old` (`Dim::Of`) are read from `new` now.
+        for n in self.g.node_weights_mut() {
+            if let Some(p) = &mut n.partial {
+                for d in &mut p.values {
+                    if let Dim::Of(v, _) = d
+                        && *v == old
+                    {
+                        *v = new;
+                    }
+                }
+            }
+        }
     }
 
     /// Removes all incoming edges of `n` (used when a node is folded into a constant).

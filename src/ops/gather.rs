@@ -12,9 +12,9 @@ pub const OPS: &[OpDef] = &[
     op("GatherV2", gather).infer(gather_infer).fold(gather_fold),
     op("Tile", tile).infer(tile_infer),
     op("Slice", slice).infer(slice_infer),
-    op("Split", split).infer(split_infer),
-    op("SplitV", split).infer(split_infer),
-    op("Unpack", unpack).infer(unpack_infer),
+    op("Split", split).infer(split_infer).fold(split_fold),
+    op("SplitV", split).infer(split_infer).fold(split_fold),
+    op("Unpack", unpack).infer(unpack_infer).fold(split_fold),
     op("ArgMax", |c| arg_reduce(c, "argmax")).infer(arg_infer),
     op("ArgMin", |c| arg_reduce(c, "argmin")).infer(arg_infer),
     op("OneHot", one_hot).infer(one_hot_infer),
@@ -258,6 +258,32 @@ fn split_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
             })
             .collect(),
     )
+}
+
+/// Split, SplitV and Unpack of a constant (weights a layer splits, e.g. Keras' GRU biases):
+/// one constant per output, sized as shape inference found.
+fn split_fold(inp: &OpInputs) -> Option<Folded> {
+    let unpack = inp.node.op == "Unpack";
+    let v = if unpack { 0 } else { split_args(&inp.node.op).0 };
+    let t = inp.consts.get(v).copied().flatten()?;
+    if t.numel() > 1 << 22 {
+        return None;
+    }
+    let infos = if unpack { unpack_infer(inp)? } else { split_infer(inp)? };
+    let axis = if unpack {
+        norm_axis(inp.node.attr_int_or("axis", 0).ok()?, t.rank()).ok()?
+    } else {
+        norm_axis(*inp.const_ints(split_args(&inp.node.op).1)?.first()?, t.rank()).ok()?
+    };
+    let mut start = 0;
+    let mut out = Vec::with_capacity(infos.len());
+    for info in infos {
+        let shape: Vec<usize> = info.shape?.into_iter().collect::<Option<_>>()?;
+        let len = if unpack { 1 } else { shape[axis] };
+        out.push(t.slice_axis(axis, start, len)?.reshaped(shape));
+        start += len;
+    }
+    (start == t.shape[axis]).then_some(Folded::Outputs(out))
 }
 
 fn unpack(ctx: &mut Ctx) -> OpResult<Lowered> {

@@ -63,6 +63,8 @@ impl OpInputs<'_> {
 pub enum Folded {
     Tensor(Tensor),
     Partial(Partial),
+    /// One constant per output of a multi-output op (`Split`, `Unpack`).
+    Outputs(Vec<Tensor>),
 }
 
 pub struct OpDef {

@@ -170,6 +170,11 @@ fn conv_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
 
 fn bias_add(ctx: &mut Ctx) -> OpResult<Lowered> {
     let df = ctx.node().attr_str_or("data_format", "NHWC").map_err(|e| e.to_string())?;
+    if !ctx.is_const(1) && df == "NHWC" {
+        // A bias computed at run time (a loop invariant) broadcasts over the last axis.
+        let (x, b) = (ctx.input_tf(0)?, ctx.input_tf(1)?);
+        return Ok(Lowered::Expr { expr: x.binop("+", b), layout: Layout::Tf });
+    }
     let b = ctx.const_input(1)?.clone();
     let c = b.numel();
     let rank = ctx.rank(0).ok_or("input rank must be known")?;

@@ -52,6 +52,13 @@ pub fn fold_and_infer(g: &mut Graph) -> Result<()> {
         constant_reshape_target(g, n);
         match folded {
             (_, Some(Folded::Tensor(t))) => g.make_const(n, t),
+            (_, Some(Folded::Outputs(ts))) => {
+                let (name, ordinal) = (g.node(n).name.clone(), g.node(n).ordinal);
+                for (port, t) in ts.into_iter().enumerate() {
+                    let c = g.add_node(Node::constant(format!("{name}/output_{port}"), t, ordinal));
+                    g.replace_uses(ValueRef { node: n, port }, ValueRef { node: c, port: 0 });
+                }
+            }
             (infos, partial) => {
                 let node = g.node_mut(n);
                 if let Some(infos) = infos {

@@ -98,12 +98,8 @@ fn match_concat(g: &Graph, c: NodeIndex) -> Option<(NodeIndex, NodeIndex, ValueR
 fn rewrite(g: &mut Graph, c: NodeIndex, fwd: NodeIndex, bwd: NodeIndex, x: ValueRef, last: bool) {
     // Named after the Keras layer: `model/bi/forward_lstm/lstm` → `model/bi/lstm`.
     let fname = g.node(fwd).name.clone();
-    let parts: Vec<&str> = fname.split('/').collect();
-    let name = if parts.len() >= 3 {
-        format!("{}/{}", parts[..parts.len() - 2].join("/"), parts[parts.len() - 1])
-    } else {
-        fname.clone()
-    };
+    let name: Vec<&str> = fname.split('/').filter(|c| !c.starts_with("forward_")).collect();
+    let name = name.join("/");
     let mut node = Node::new(name, g.node(fwd).op.clone(), g.node(fwd).ordinal);
     node.attrs = g.node(fwd).attrs.clone();
     node.attrs.insert("bidirectional".into(), AttrValue { value: Some(Value::B(true)) });

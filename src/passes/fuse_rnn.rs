@@ -423,6 +423,8 @@ fn lstm_cell(
 
 /// Keras GRU with `reset_after=True` (PyTorch's formulation):
 /// `h' = z·h + (1−z)·n`, `n = tanh(x_n + r·(h·R_n + b_hn))`, `z, r = σ(x_* + h·R_* + b_h*)`.
+/// Each gate's x-part and h-part is a third of `x·K + b_x` or `h·R + b_h`, taken by `Split`
+/// (Keras 2) or a column slice (Keras 3).
 fn gru_cell(body: &Graph, x: ValueRef, h: ValueRef, h_next: ValueRef) -> Option<Cell> {
     let gate = |v: ValueRef| unary(body, v, "Sigmoid");
     let (keep, write) = operands(body, h_next, &["AddV2", "Add"], |a| {
@@ -434,41 +436,47 @@ fn gru_cell(body: &Graph, x: ValueRef, h: ValueRef, h_next: ValueRef) -> Option<
     if oz.len() != 2 || !scalar_is(body, oz[0], 1.0) || oz[1] != z {
         return None;
     }
-    let z_in = gate(z)?;
-    // Each gate pre-activation: x-part (a Split output) + h-part (a column slice of h·R + b).
-    let pre = |v: ValueRef| {
-        operands(body, v, &["AddV2", "Add"], |a| op_is(body, a, "Split"))
-            .filter(|(_, r)| op_is(body, *r, "StridedSlice"))
-    };
-    let (xz, rz) = pre(z_in)?;
-    let inner = *body.inputs(rz.node).first()?;
-    let (hterms, hbias) = affine(body, inner)?;
-    let width = *hterms.values().next()?.shape.get(1)?;
-    let n_in = unary(body, cand, "Tanh")?;
-    let (xn, reset_term) = operands(body, n_in, &["AddV2", "Add"], |a| op_is(body, a, "Split"))?;
-    let (r, rn) = operands(body, reset_term, &["Mul"], |a| gate(a).is_some())?;
-    let (xr, rr) = pre(gate(r)?)?;
-    let xparts = [xr, xz, xn];
-    let xsum = split_of(body, &xparts, 3)?;
-    let x_order: Vec<usize> = xparts.iter().map(|p| p.port).collect();
-    let mut h_order = Vec::new();
-    for v in [rr, rz, rn] {
-        let (src, lo, hi) = column_slice(body, v, width)?;
-        if src != inner || hi - lo != width / 3 || lo % (width / 3) != 0 {
+    // A gate pre-activation: (x block, h block), told apart by what their sums multiply.
+    let reads =
+        |b: Block, v: ValueRef| affine(body, b.src).is_some_and(|(t, _)| t.contains_key(&v));
+    let pre = |v: ValueRef| -> Option<(Block, Block)> {
+        let i = body.inputs(v.node);
+        let [a, b] = i.as_slice() else { return None };
+        if !matches!(producer(body, v).op.as_str(), "AddV2" | "Add") {
             return None;
         }
-        h_order.push(lo / (width / 3));
+        let (a, b) = (block(body, *a)?, block(body, *b)?);
+        if reads(a, x) && reads(b, h) {
+            Some((a, b))
+        } else if reads(b, x) && reads(a, h) {
+            Some((b, a))
+        } else {
+            None
+        }
+    };
+    let (xz, hz) = pre(gate(z)?)?;
+    let n_in = unary(body, cand, "Tanh")?;
+    let (reset_term, xn) = operands(body, n_in, &["AddV2", "Add"], |a| op_is(body, a, "Mul"))?;
+    let (r, hn) = operands(body, reset_term, &["Mul"], |a| gate(a).is_some())?;
+    let (xr, hr) = pre(gate(r)?)?;
+    let (xn, hn) = (block(body, xn)?, block(body, hn)?);
+    let (xs, hs) = ([xr, xz, xn], [hr, hz, hn]);
+    if xs.iter().any(|b| b.src != xz.src) || hs.iter().any(|b| b.src != hz.src) {
+        return None;
     }
+    let x_order: Vec<usize> = xs.iter().map(|b| b.index).collect();
+    let h_order: Vec<usize> = hs.iter().map(|b| b.index).collect();
     for order in [&x_order, &h_order] {
         if (0..3).any(|k| !order.contains(&k)) {
             return None;
         }
     }
-    let (xterms, xbias) = affine(body, xsum)?;
+    let (xterms, xbias) = affine(body, xz.src)?;
+    let (hterms, hbias) = affine(body, hz.src)?;
     if xterms.len() != 1 || hterms.len() != 1 {
         return None;
     }
-    let mut terms = xterms.clone();
+    let mut terms = xterms;
     terms.extend(hterms);
     let (kx, kh, units) = kernels(&terms, x, h, 3)?;
     Some(Cell {
@@ -481,6 +489,28 @@ fn gru_cell(body: &Graph, x: ValueRef, h: ValueRef, h_next: ValueRef) -> Option<
         ],
         nonlinearity: None,
     })
+}
+
+/// One of three equal column blocks of a rank-2 value.
+#[derive(Clone, Copy)]
+struct Block {
+    src: ValueRef,
+    index: usize,
+}
+
+/// `Split(-1, src, 3):k`, or `src[:, k·n:(k+1)·n]` with `3n` columns (read off `src`'s kernel).
+fn block(body: &Graph, v: ValueRef) -> Option<Block> {
+    if op_is(body, v, "Split") {
+        let src = split_of(body, &[v], 3)?;
+        return Some(Block { src, index: v.port });
+    }
+    let src = *body.inputs(v.node).first()?;
+    let (terms, _) = affine(body, src)?;
+    let width = *terms.values().next()?.shape.get(1)?;
+    let (s, lo, hi) = column_slice(body, v, width)?;
+    let n = width / 3;
+    (s == src && width % 3 == 0 && hi - lo == n && lo % n == 0)
+        .then_some(Block { src, index: lo / n })
 }
 
 /// `h' = act(x·K + h·R + b)`, act tanh or relu.
@@ -533,6 +563,13 @@ fn rewrite(g: &mut Graph, l: NodeIndex, m: Match) {
         let n = g.node(l);
         // `model/lstm/while` → `model/lstm/lstm`: named like the layer's own ops.
         let layer = n.name.strip_suffix("/while").unwrap_or(&n.name);
+        // Keras 2 runs the loop inside a function call: `lstm/PartitionedCall/while`.
+        let mut layer = layer;
+        while let Some((scope, last)) = layer.rsplit_once('/')
+            && last.contains("PartitionedCall")
+        {
+            layer = scope;
+        }
         let kind = match m.cell.op {
             LSTM => "lstm",
             GRU => "gru",

@@ -17,6 +17,8 @@ FUSED = {
     "rnn_variable_length": {"LSTM": 1, "GRU": 1},
     "rnn_conv_lstm": {"LSTM": 1},
     "rnn_simple_time_distributed": {"RNN": 1},
+    # Keras 2 (tf_keras): other loop bodies (Split, biases unstacked outside the loop).
+    "rnn_keras2": {"LSTM": 1, "GRU": 1},
 }
 
 
