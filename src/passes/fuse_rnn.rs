@@ -263,6 +263,10 @@ fn match_rnn(g: &Graph, l: NodeIndex) -> Option<Match> {
         }
     }
     let (output_list, y, last_only) = output?;
+    // A fresh list (its stack is then exactly what the loop wrote).
+    if !op_is(g, outer[output_list], "TensorListReserve") {
+        return None;
+    }
 
     // The condition: conjunction of `counter < bound` (bounds checked against T below).
     let seq = g.inputs(outer[input_list].node).first().copied()?;
