@@ -15,12 +15,25 @@ use std::collections::BTreeMap;
 
 use petgraph::stable_graph::NodeIndex;
 
-use super::{BodyItem, Layout, Lowered, Lowerer, Stmt, Summary, Val, stubs};
+use super::{BodyItem, Layout, Lowered, Lowerer, Stmt, Summary, Val};
 use crate::py::names::{Scope, identifier};
 use crate::py::{PyExpr, format};
 
 /// Indent of statements inside the loop of a method.
 const INDENT: usize = 12;
+
+/// A loop lowered but not yet written: stub calls in its body get their keyword arguments
+/// only once every stub call of the model is known.
+pub(super) struct PendingLoop {
+    name: String,
+    source: String,
+    params: Vec<String>,
+    vars: usize,
+    cond_items: Vec<BodyItem>,
+    body_items: Vec<BodyItem>,
+    cond: PyExpr,
+    nexts: Vec<PyExpr>,
+}
 
 impl<'a> Lowerer<'a> {
     pub(super) fn lower_loop(&mut self, n: NodeIndex) -> Result<Lowered, String> {
@@ -34,6 +47,7 @@ impl<'a> Lowerer<'a> {
         let args: Vec<PyExpr> =
             outer.iter().map(|&v| self.value_in(v, Layout::Tf)).collect::<Result<_, _>>()?;
 
+        // The body shares the module's layers, buffers, attribute names and stubs.
         let mut inner = Lowerer {
             graph: body,
             module: std::mem::take(&mut self.module),
@@ -49,80 +63,51 @@ impl<'a> Lowerer<'a> {
             loop_name: node.name.clone(),
             body: Vec::new(),
             spans: Vec::new(),
-            stubs: stubs::Stubs::default(),
+            stubs: std::mem::take(&mut self.stubs),
             summary: Summary::default(),
+            loops: Vec::new(),
         };
         let marks =
             (inner.module.layers.len(), inner.module.buffers.len(), inner.module.weights.len());
         let result = inner.lower_loop_body(&args, vars);
-        let translated = std::mem::take(&mut inner.summary.translated);
         self.module = std::mem::take(&mut inner.module);
         self.attr_names = std::mem::take(&mut inner.attr_names);
-        let (params, stmts, cond_stmts, cond, nexts) = match result {
-            Ok(r) => r,
-            Err(e) => {
-                // Nothing of a failed body stays in the module.
-                self.module.layers.truncate(marks.0);
-                self.module.buffers.truncate(marks.1);
-                self.module.weights.truncate(marks.2);
-                return Err(e);
-            }
-        };
-        for (op, k) in translated {
+        self.stubs = std::mem::take(&mut inner.stubs);
+        let (params, cond_items, body_items, cond, nexts) = result.inspect_err(|_| {
+            // Nothing of a body that could not be written stays in the module.
+            self.module.layers.truncate(marks.0);
+            self.module.buffers.truncate(marks.1);
+            self.module.weights.truncate(marks.2);
+        })?;
+        for (op, k) in std::mem::take(&mut inner.summary.translated) {
             *self.summary.translated.entry(op).or_default() += k;
         }
-
+        self.summary.stubs_seen += inner.summary.stubs_seen;
+        // Loops inside this one come first in the file.
+        self.loops.append(&mut inner.loops);
         let name = self.attr_names.fresh(&format!("{}_loop", self.scope_of(n)));
-        let state = params[..vars].join(", ");
-        let mut lines = vec![format!("    def {name}(self, {}):", params.join(", "))];
-        lines.push(format!(
-            "        \"\"\"TF loop `{}`: runs its body while the condition holds.\"\"\"",
-            doc_safe(&node.name)
-        ));
-        // `while <cond>:` when the condition is one expression of the loop variables.
-        let inline_cond = cond_stmts.len() == 1
-            && cond_stmts[0].target == cond.to_string()
-            && !stmts.iter().any(|s| s.expr.identifiers().contains(&cond_stmts[0].target))
-            && !nexts.iter().any(|e| e.identifiers().contains(&cond_stmts[0].target));
-        if inline_cond || cond_stmts.is_empty() {
-            let c = if inline_cond { cond_stmts[0].expr.clone() } else { cond.clone() };
-            lines.extend(format::statement(8, "while ", &c).into_iter().map(|mut l| {
-                l.push(':');
-                l
-            }));
-        } else {
-            lines.push("        while True:".into());
-            for s in &cond_stmts {
-                lines.extend(format::assignment(INDENT, &s.target, &s.expr));
-            }
-            let c = match cond {
-                PyExpr::BinOp { .. } => format!("({cond})"),
-                _ => cond.to_string(),
-            };
-            lines.push(format!("            if not {c}:"));
-            lines.push(format!("                return {state}"));
-        }
-        for s in &stmts {
-            lines.extend(format::assignment(INDENT, &s.target, &s.expr));
-        }
-        let next = if vars == 1 { nexts[0].clone() } else { PyExpr::Tuple(nexts) };
-        lines.extend(assign_state(&state, &next, vars));
-        if inline_cond || cond_stmts.is_empty() {
-            lines.push(format!("        return {state}"));
-        }
-        self.module.methods.push(lines);
+        self.loops.push(PendingLoop {
+            name: name.clone(),
+            source: node.name.clone(),
+            params,
+            vars,
+            cond_items,
+            body_items,
+            cond,
+            nexts,
+        });
         *self.summary.translated.entry("loop".into()).or_default() += 1;
         Ok(Lowered::Multi { expr: PyExpr::call(&format!("self.{name}"), args), layout: Layout::Tf })
     }
 
-    /// Lowers the body graph: `(parameter names, body statements, condition statements,
-    /// condition, next values)`.
+    /// Lowers the body graph: `(parameter names, condition items, body items, condition,
+    /// next values)`.
     #[allow(clippy::type_complexity)]
     fn lower_loop_body(
         &mut self,
         args: &[PyExpr],
         vars: usize,
-    ) -> Result<(Vec<String>, Vec<Stmt>, Vec<Stmt>, PyExpr, Vec<PyExpr>), String> {
+    ) -> Result<(Vec<String>, Vec<BodyItem>, Vec<BodyItem>, PyExpr, Vec<PyExpr>), String> {
         let g = self.graph;
         let order = g.topo_order().map_err(|_| "the loop body has a cycle".to_string())?;
         let order = self.demand_order(&order);
@@ -162,30 +147,67 @@ impl<'a> Lowerer<'a> {
             }
             self.lower_node(m).map_err(|e| e.to_string())?;
         }
-        if self.summary.stubs_seen > 0 {
-            let (_, reports) = std::mem::take(&mut self.stubs).finish(g);
-            let ops: Vec<String> =
-                reports.iter().map(|r| format!("{} ({})", r.op, r.reason)).collect();
-            return Err(format!("its body has ops without a translation: {}", ops.join(", ")));
-        }
-        let split = split.unwrap_or(self.body.len());
         let cond = self.value_in(g.outputs[0], Layout::Tf)?;
-        let split = split.min(self.body.len());
         let nexts: Vec<PyExpr> = g.outputs[1..]
             .iter()
             .map(|&v| self.value_in(v, Layout::Tf))
             .collect::<Result<_, _>>()?;
-        let stmts: Vec<Stmt> = std::mem::take(&mut self.body)
-            .into_iter()
-            .filter_map(|item| match item {
-                BodyItem::Line(s) => Some(s),
-                BodyItem::StubCall { .. } => None,
-            })
-            .collect();
-        let (cond_stmts, body_stmts) = stmts.split_at(split);
-        // A variable the body reassigns before the condition's statements read it would be
-        // wrong: the body runs after the condition, so statement order is already right.
-        Ok((params, body_stmts.to_vec(), cond_stmts.to_vec(), cond, nexts))
+        let mut cond_items = std::mem::take(&mut self.body);
+        let body_items =
+            cond_items.split_off(split.unwrap_or(cond_items.len()).min(cond_items.len()));
+        Ok((params, cond_items, body_items, cond, nexts))
+    }
+}
+
+impl PendingLoop {
+    /// The method's lines, with `stmt` turning body items into statements.
+    pub(super) fn render(self, stmt: &dyn Fn(BodyItem) -> Stmt) -> Vec<String> {
+        let cond_stmts: Vec<Stmt> = self.cond_items.into_iter().map(stmt).collect();
+        let stmts: Vec<Stmt> = self.body_items.into_iter().map(stmt).collect();
+        let (cond, nexts, vars) = (self.cond, self.nexts, self.vars);
+        let state = self.params[..vars].join(", ");
+        let mut def_args = vec![PyExpr::name("self")];
+        def_args.extend(self.params.iter().map(PyExpr::name));
+        let mut lines = format::statement(4, "def ", &PyExpr::call(&self.name, def_args));
+        if let Some(last) = lines.last_mut() {
+            last.push(':');
+        }
+        lines.push(format!(
+            "        \"\"\"TF loop `{}`: runs its body while the condition holds.\"\"\"",
+            doc_safe(&self.source)
+        ));
+        // `while <cond>:` when the condition is one expression of the loop variables.
+        let inline_cond = cond_stmts.len() == 1
+            && cond_stmts[0].target == cond.to_string()
+            && !stmts.iter().any(|s| s.expr.identifiers().contains(&cond_stmts[0].target))
+            && !nexts.iter().any(|e| e.identifiers().contains(&cond_stmts[0].target));
+        if inline_cond || cond_stmts.is_empty() {
+            let c = if inline_cond { cond_stmts[0].expr.clone() } else { cond.clone() };
+            lines.extend(format::statement(8, "while ", &c).into_iter().map(|mut l| {
+                l.push(':');
+                l
+            }));
+        } else {
+            lines.push("        while True:".into());
+            for s in &cond_stmts {
+                lines.extend(format::assignment(INDENT, &s.target, &s.expr));
+            }
+            let c = match cond {
+                PyExpr::BinOp { .. } => format!("({cond})"),
+                _ => cond.to_string(),
+            };
+            lines.push(format!("            if not {c}:"));
+            lines.push(format!("                return {state}"));
+        }
+        for s in &stmts {
+            lines.extend(format::assignment(INDENT, &s.target, &s.expr));
+        }
+        let next = if vars == 1 { nexts[0].clone() } else { PyExpr::Tuple(nexts) };
+        lines.extend(assign_state(&state, &next, vars));
+        if inline_cond || cond_stmts.is_empty() {
+            lines.push(format!("        return {state}"));
+        }
+        lines
     }
 }
 

@@ -82,7 +82,7 @@ pub struct Val {
 /// every node using that stub has been seen.
 enum BodyItem {
     Line(Stmt),
-    StubCall { target: String, function: String, args: Vec<PyExpr>, node: NodeIndex },
+    StubCall { target: String, function: String, args: Vec<PyExpr>, site: usize },
 }
 
 /// `target = expr` (target may be `a, b`); formatted only at the end, after any renaming.
@@ -133,6 +133,8 @@ pub struct Lowerer<'a> {
     spans: Vec<Span>,
     stubs: stubs::Stubs,
     summary: Summary,
+    /// Loops met so far, written as methods once stub calls are complete.
+    loops: Vec<loops::PendingLoop>,
 }
 
 /// Lowers the graph into a Python module named `class_name`.
@@ -162,6 +164,7 @@ pub fn lower(graph: &Graph, class_name: &str, source_name: &str) -> Result<(Modu
         spans: Vec::new(),
         stubs: stubs::Stubs::default(),
         summary: Summary::default(),
+        loops: Vec::new(),
     };
     low.strip_call_suffix = low.every_scope_has_call_suffix(&order);
     low.name_prefix = low.common_name_prefix(&order);
@@ -646,14 +649,14 @@ impl<'a> Lowerer<'a> {
                 Error::node(&node.name, &node.op, e)
             })?);
         }
-        let function = self.stubs.register(self.graph, n, reason);
+        let (function, site) = self.stubs.register(self.graph, n, reason);
         self.summary.stubs_seen += 1;
         self.consume_inputs(n);
         let count = self.num_outputs(n);
         let targets: Vec<String> =
             (0..count).map(|p| self.target_for(ValueRef { node: n, port: p })).collect();
         let target = if count == 1 { targets[0].clone() } else { targets.join(", ") };
-        self.body.push(BodyItem::StubCall { target, function, args, node: n });
+        self.body.push(BodyItem::StubCall { target, function, args, site });
         for (p, t) in targets.into_iter().enumerate() {
             let v = ValueRef { node: n, port: p };
             self.values.insert(v, Val { expr: PyExpr::name(t), layout: Layout::Tf });
@@ -666,21 +669,22 @@ impl<'a> Lowerer<'a> {
         for &o in &self.graph.outputs.clone() {
             outs.push(self.value_in(o, Layout::Tf).map_err(Error::msg)?);
         }
-        let stub_kwargs = self.stubs.call_kwargs(self.graph);
-        let mut stmts: Vec<Stmt> = std::mem::take(&mut self.body)
-            .into_iter()
-            .map(|item| match item {
-                BodyItem::Line(stmt) => stmt,
-                BodyItem::StubCall { target, function, args, node } => Stmt {
-                    target,
-                    expr: PyExpr::Call {
-                        func: Box::new(PyExpr::name(format!("custom_ops.{function}"))),
-                        args,
-                        kwargs: stub_kwargs.get(&node).cloned().unwrap_or_default(),
-                    },
+        let stub_kwargs = self.stubs.call_kwargs();
+        let stmt = |item: BodyItem| match item {
+            BodyItem::Line(stmt) => stmt,
+            BodyItem::StubCall { target, function, args, site } => Stmt {
+                target,
+                expr: PyExpr::Call {
+                    func: Box::new(PyExpr::name(format!("custom_ops.{function}"))),
+                    args,
+                    kwargs: stub_kwargs.get(&site).cloned().unwrap_or_default(),
                 },
-            })
-            .collect();
+            },
+        };
+        let mut stmts: Vec<Stmt> = std::mem::take(&mut self.body).into_iter().map(stmt).collect();
+        for pending in std::mem::take(&mut self.loops) {
+            self.module.methods.push(pending.render(&stmt));
+        }
         let outs: Vec<String> = outs.iter().map(|e| e.to_string()).collect();
         self.summary.blocks = blocks::extract(&mut self.module, &mut stmts, &self.spans, &outs);
         chain::chain(&mut stmts, 8, &outs);
@@ -691,7 +695,7 @@ impl<'a> Lowerer<'a> {
         self.module.body =
             stmts.iter().flat_map(|s| format::assignment(8, &s.target, &s.expr)).collect();
         self.module.return_lines = format::return_values(8, &outs);
-        let (stubs, reports) = self.stubs.finish(self.graph);
+        let (stubs, reports) = self.stubs.finish();
         self.module.stubs = stubs;
         self.summary.stubs = reports;
         Ok((self.module, self.summary))

@@ -24,12 +24,25 @@ pub struct StubReport {
 pub struct Stubs {
     names: Scope,
     by_op: BTreeMap<String, Entry>,
+    /// Every call site, by the id `register` returned (sites may come from loop bodies, which
+    /// are graphs of their own).
+    sites: Vec<Site>,
 }
 
 struct Entry {
     function: String,
-    nodes: Vec<NodeIndex>,
+    sites: Vec<usize>,
     reasons: Vec<String>,
+}
+
+/// What a stub's docstring and call need of one node.
+struct Site {
+    name: String,
+    attrs: BTreeMap<String, crate::proto::AttrValue>,
+    /// Attribute name → its value as the docstring shows it.
+    shown: Vec<(String, String)>,
+    inputs: Vec<ValueInfo>,
+    output: ValueInfo,
 }
 
 /// An attribute as a Python literal, when it has a natural one.
@@ -74,33 +87,43 @@ fn describe(info: &ValueInfo) -> String {
 }
 
 impl Stubs {
-    /// Records that node `n` needs the stub for its op; returns the function name.
-    pub fn register(&mut self, graph: &Graph, n: NodeIndex, reason: String) -> String {
-        let op = graph.node(n).op.clone();
+    /// Records that node `n` of `graph` needs the stub for its op; returns the function name
+    /// and the call site's id.
+    pub fn register(&mut self, graph: &Graph, n: NodeIndex, reason: String) -> (String, usize) {
+        let node = graph.node(n);
+        let op = node.op.clone();
+        let id = self.sites.len();
+        self.sites.push(Site {
+            name: node.name.clone(),
+            attrs: node.attrs.clone(),
+            shown: node.attrs.keys().map(|k| (k.clone(), node.attr_display(k))).collect(),
+            inputs: graph.inputs(n).iter().map(|&v| graph.info(v)).collect(),
+            output: graph.info(ValueRef { node: n, port: 0 }),
+        });
         let names = &mut self.names;
         let entry = self.by_op.entry(op.clone()).or_insert_with(|| Entry {
             function: names.fresh(&identifier(&op)),
-            nodes: Vec::new(),
+            sites: Vec::new(),
             reasons: Vec::new(),
         });
-        entry.nodes.push(n);
+        entry.sites.push(id);
         if !entry.reasons.contains(&reason) {
             entry.reasons.push(reason);
         }
-        entry.function.clone()
+        (entry.function.clone(), id)
     }
 
     /// Attribute values shared by every node of an op become defaults in the stub's signature;
     /// the others are passed at each call site.
-    fn shared_attrs(graph: &Graph, nodes: &[NodeIndex]) -> BTreeMap<String, PyExpr> {
-        let first = graph.node(nodes[0]);
+    fn shared_attrs(&self, sites: &[usize]) -> BTreeMap<String, PyExpr> {
+        let first = &self.sites[sites[0]];
         let mut shared = BTreeMap::new();
         for (name, v) in &first.attrs {
             let Some(lit) = v.value.as_ref().and_then(attr_literal) else {
                 continue;
             };
-            let same = nodes.iter().all(|&m| {
-                graph.node(m).attrs.get(name).and_then(|a| a.value.as_ref()).and_then(attr_literal)
+            let same = sites.iter().all(|&m| {
+                self.sites[m].attrs.get(name).and_then(|a| a.value.as_ref()).and_then(attr_literal)
                     == Some(lit.clone())
             });
             if same {
@@ -110,13 +133,13 @@ impl Stubs {
         shared
     }
 
-    pub fn call_kwargs(&self, graph: &Graph) -> BTreeMap<NodeIndex, Vec<(String, PyExpr)>> {
+    /// Keyword arguments per call site id.
+    pub fn call_kwargs(&self) -> BTreeMap<usize, Vec<(String, PyExpr)>> {
         let mut out = BTreeMap::new();
         for e in self.by_op.values() {
-            let shared = Self::shared_attrs(graph, &e.nodes);
-            for &n in &e.nodes {
-                let kw: Vec<(String, PyExpr)> = graph
-                    .node(n)
+            let shared = self.shared_attrs(&e.sites);
+            for &n in &e.sites {
+                let kw: Vec<(String, PyExpr)> = self.sites[n]
                     .attrs
                     .iter()
                     .filter(|(k, _)| !shared.contains_key(*k))
@@ -130,23 +153,22 @@ impl Stubs {
         out
     }
 
-    pub fn finish(&self, graph: &Graph) -> (Vec<Stub>, Vec<StubReport>) {
+    pub fn finish(&self) -> (Vec<Stub>, Vec<StubReport>) {
         let mut stubs = Vec::new();
         let mut reports = Vec::new();
         for (op, e) in &self.by_op {
-            let shared = Self::shared_attrs(graph, &e.nodes);
-            let n_inputs = e.nodes.iter().map(|&n| graph.inputs(n).len()).max().unwrap_or(0);
+            let shared = self.shared_attrs(&e.sites);
+            let n_inputs = e.sites.iter().map(|&n| self.sites[n].inputs.len()).max().unwrap_or(0);
             let mut params: Vec<String> = (0..n_inputs).map(|i| format!("input_{i}")).collect();
             let mut all_attrs: Vec<String> =
-                e.nodes.iter().flat_map(|&n| graph.node(n).attrs.keys().cloned()).collect();
+                e.sites.iter().flat_map(|&n| self.sites[n].attrs.keys().cloned()).collect();
             all_attrs.sort();
             all_attrs.dedup();
             let kw: Vec<String> = all_attrs
                 .iter()
                 .filter(|a| {
-                    e.nodes.iter().any(|&n| {
-                        graph
-                            .node(n)
+                    e.sites.iter().any(|&n| {
+                        self.sites[n]
                             .attrs
                             .get(*a)
                             .and_then(|v| v.value.as_ref())
@@ -182,23 +204,17 @@ impl Stubs {
             }
             src.push(String::new());
             src.push("    Used by:".into());
-            for &n in &e.nodes {
-                let node = graph.node(n);
-                let ins: Vec<String> =
-                    graph.inputs(n).iter().map(|&v| describe(&graph.info(v))).collect();
-                let out = describe(&graph.info(ValueRef { node: n, port: 0 }));
+            for &n in &e.sites {
+                let site = &self.sites[n];
+                let ins: Vec<String> = site.inputs.iter().map(describe).collect();
                 src.push(format!(
                     "      - {}: inputs ({}) -> {}",
-                    doc_text(&node.name),
+                    doc_text(&site.name),
                     ins.join("; "),
-                    out
+                    describe(&site.output)
                 ));
-                for k in node.attrs.keys() {
-                    src.push(format!(
-                        "        {} = {}",
-                        doc_text(k),
-                        doc_text(&node.attr_display(k))
-                    ));
+                for (k, shown) in &site.shown {
+                    src.push(format!("        {} = {}", doc_text(k), doc_text(shown)));
                 }
             }
             src.push(String::new());
@@ -214,7 +230,7 @@ impl Stubs {
             reports.push(StubReport {
                 op: op.clone(),
                 function: e.function.clone(),
-                nodes: e.nodes.iter().map(|&n| graph.node(n).name.clone()).collect(),
+                nodes: e.sites.iter().map(|&n| self.sites[n].name.clone()).collect(),
                 reason: e.reasons.join("; "),
             });
         }

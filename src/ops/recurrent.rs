@@ -230,9 +230,8 @@ mod tests {
         ");
     }
 
-    /// A TF1 frame by hand: `i, x = 0, x; while i < 3: i, x = i + 1, x * 2`.
-    #[test]
-    fn frame_becomes_python_loop() {
+    /// A TF1 frame by hand: `i, x = 0, x; while i < 3: i, x = i + 1, f(x)`.
+    fn frame(step_op: &str) -> String {
         let mut g = TestGraph::new();
         let x0 = g.input("x", &[-1, 4]);
         let zero = g.constant("zero", Tensor::from_i32(vec![], &[0]));
@@ -249,14 +248,23 @@ mod tests {
         let one = g.constant("loop/one", Tensor::from_i32(vec![], &[1]));
         let two = g.constant("loop/two", Tensor::from_f32(vec![], &[2.0]));
         let i1 = g.op("loop/add", "AddV2", &[TestGraph::port(si, 1), one], &[]);
-        let x1 = g.op("loop/mul", "Mul", &[TestGraph::port(sx, 1), two], &[]);
+        let x1 = if step_op == "Mul" {
+            g.op("loop/mul", "Mul", &[TestGraph::port(sx, 1), two], &[])
+        } else {
+            g.op("loop/custom", step_op, &[TestGraph::port(sx, 1)], &[("scale", float(2.0))])
+        };
         let ni = g.op("loop/next_i", "NextIteration", &[i1], &[]);
         let nx = g.op("loop/next_x", "NextIteration", &[x1], &[]);
         g.connect(ni, mi, 1);
         g.connect(nx, mx, 1);
         let _ = g.op("loop/exit_i", "Exit", &[si], &[]);
         let out = g.op("loop/exit_x", "Exit", &[sx], &[]);
-        assert_snapshot!(after_weights(g.lower(&[out])), @r#"
+        after_weights(g.lower(&[out]))
+    }
+
+    #[test]
+    fn frame_becomes_python_loop() {
+        assert_snapshot!(frame("Mul"), @r#"
         _, x = self.loop_loop(0, x_2)
         return x
         def loop_loop(self, step, x_2):
@@ -266,6 +274,23 @@ mod tests {
                 mul = x_2 * 2.0
                 step, x_2 = add, mul
             return step, x_2
+        "#);
+    }
+
+    /// An op without translation inside a loop is a stub call inside the loop.
+    #[test]
+    fn stub_inside_loop() {
+        assert_snapshot!(frame("MyScale"), @r#"
+        _, x = self.loop_loop(0, x_2)
+        return x
+        def loop_loop(self, step, x_2):
+            """TF loop `loop`: runs its body while the condition holds."""
+            while step < 3:
+                add = step + 1
+                custom = custom_ops.my_scale(x_2)
+                step, x_2 = add, custom
+            return step, x_2
+        stub my_scale
         "#);
     }
 }
