@@ -224,10 +224,7 @@ fn assign_state(state: &str, next: &PyExpr, vars: usize) -> Vec<String> {
     }
     let mut lines = vec![format!("{pad}{state} = (")];
     for e in items {
-        lines.extend(format::statement(INDENT + 4, "", e).into_iter().map(|mut l| {
-            l.push(',');
-            l
-        }));
+        lines.extend(format::item_lines(INDENT + 4, e));
     }
     lines.push(format!("{pad})"));
     lines

@@ -33,10 +33,7 @@ fn err<E: ToString>(e: E) -> String {
 }
 
 fn list(items: Vec<PyExpr>) -> PyExpr {
-    PyExpr::Atom(format!(
-        "[{}]",
-        items.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")
-    ))
+    PyExpr::List(items)
 }
 
 // ---- Pad -------------------------------------------------------------------------------

@@ -59,7 +59,11 @@ fn list_set(ctx: &mut Ctx) -> OpResult<Lowered> {
     let (l, i, v) = (ctx.input_tf(0)?, ctx.input_tf(1)?, ctx.input_tf(2)?);
     let l = l.operand_of("[]", false);
     let i = i.operand_of("+", false);
-    expr(PyExpr::Atom(format!("[*{l}[:{i}], {v}, *{l}[{i} + 1 :]]")))
+    expr(PyExpr::List(vec![
+        PyExpr::Atom(format!("*{l}[:{i}]")),
+        v,
+        PyExpr::Atom(format!("*{l}[{i} + 1 :]")),
+    ]))
 }
 
 fn recurrent(ctx: &mut Ctx) -> OpResult<Lowered> {

@@ -15,6 +15,8 @@ pub enum PyExpr {
     Neg(Box<PyExpr>),
     /// `(a, b)`; a one-element tuple prints as `(a,)`.
     Tuple(Vec<PyExpr>),
+    /// `[a, b]` (items may be starred atoms: `*rest`).
+    List(Vec<PyExpr>),
     /// `base[index]`, index already in Python syntax.
     Index { base: Box<PyExpr>, index: String },
 }
@@ -160,6 +162,16 @@ impl Display for PyExpr {
                 write!(f, "{} {op} {}", left.operand_of(op, false), right.operand_of(op, true))
             }
             PyExpr::Neg(e) => write!(f, "-{}", e.operand()),
+            PyExpr::List(items) => {
+                f.write_char('[')?;
+                for (i, it) in items.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{it}")?;
+                }
+                f.write_char(']')
+            }
             PyExpr::Tuple(items) => {
                 f.write_char('(')?;
                 for (i, it) in items.iter().enumerate() {
@@ -338,6 +350,7 @@ impl PyExpr {
             },
             PyExpr::Neg(e) => PyExpr::Neg(Box::new(e.renamed(map))),
             PyExpr::Tuple(items) => PyExpr::Tuple(items.iter().map(|a| a.renamed(map)).collect()),
+            PyExpr::List(items) => PyExpr::List(items.iter().map(|a| a.renamed(map)).collect()),
             PyExpr::Index { base, index } => {
                 PyExpr::Index { base: Box::new(base.renamed(map)), index: rename_text(index, map) }
             }

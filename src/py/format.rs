@@ -49,6 +49,9 @@ pub fn statement(indent: usize, prefix: &str, value: &PyExpr) -> Vec<String> {
         lines.push(format!("{pad})"));
         return lines;
     }
+    if let PyExpr::List(items) = value {
+        return split_list(indent, prefix, items, "");
+    }
     // When even `target = func(` does not fit, ruff wraps the right-hand side in parentheses.
     if let PyExpr::Call { func, .. } = value
         && !prefix.is_empty()
@@ -86,12 +89,40 @@ fn split_call(indent: usize, prefix: &str, value: &PyExpr, suffix: &str) -> Opti
         let flat = format!("{inner}{k}{v},");
         if flat.len() <= LINE_WIDTH {
             lines.push(flat);
+        } else if let PyExpr::List(list) = v {
+            lines.extend(split_list(indent + 4, k, list, ","));
         } else {
             lines.extend(split_call(indent + 4, k, v, ",").unwrap_or(vec![flat]));
         }
     }
     lines.push(format!("{pad}){suffix}"));
     Some(lines)
+}
+
+/// A list literal that does not fit: one item per line with a trailing comma (ruff explodes
+/// collection literals rather than packing their items).
+fn split_list(indent: usize, prefix: &str, items: &[PyExpr], suffix: &str) -> Vec<String> {
+    let pad = " ".repeat(indent);
+    let mut lines = vec![format!("{pad}{prefix}[")];
+    for item in items {
+        let flat = format!("{pad}    {item},");
+        if flat.len() <= LINE_WIDTH {
+            lines.push(flat);
+        } else {
+            lines.extend(item_lines(indent + 4, item));
+        }
+    }
+    lines.push(format!("{pad}]{suffix}"));
+    lines
+}
+
+/// One item of an exploded collection: formatted, a comma after its last line.
+pub fn item_lines(indent: usize, item: &PyExpr) -> Vec<String> {
+    let mut lines = statement(indent, "", item);
+    if let Some(last) = lines.last_mut() {
+        last.push(',');
+    }
+    lines
 }
 
 fn func_text(func: &PyExpr) -> String {
@@ -124,6 +155,27 @@ mod tests {
         let lines = assignment(8, "x", &PyExpr::call("torch.cat", args));
         assert_eq!(lines[0], "        x = torch.cat(");
         assert_eq!(lines.last().unwrap(), "        )");
+    }
+}
+
+#[cfg(test)]
+mod list_tests {
+    use super::*;
+
+    #[test]
+    fn long_lists_explode_one_item_per_line() {
+        let items: Vec<PyExpr> = (0..8).map(|i| PyExpr::name(format!("per_step_{i}"))).collect();
+        let call = PyExpr::call_kw(
+            "torch.stack",
+            vec![PyExpr::List(items)],
+            vec![("dim", PyExpr::int(0))],
+        );
+        let lines = assignment(8, "x", &call);
+        assert_eq!(
+            lines[..3],
+            ["        x = torch.stack(", "            [", "                per_step_0,"]
+        );
+        assert_eq!(lines[lines.len() - 3..], ["            ],", "            dim=0,", "        )"]);
     }
 }
 

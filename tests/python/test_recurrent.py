@@ -121,6 +121,20 @@ def test_other_loops_become_python_loops(name, form, tmp_path):
     report(f"{name} ({form}): rel. error {max(errors):.2e}, explicit loop")
 
 
+@pytest.mark.parametrize("form", ["pb", "saved"])
+def test_cell_options(form, tmp_path):
+    """use_bias=False, go_backwards and relu fuse; hard_sigmoid gates (which PyTorch's layers
+    lack) leave that one LSTM an explicit loop, in the same model."""
+    src = fixture("rnn_variants.pb" if form == "pb" else "rnn_variants_saved")
+    out = convert(src, tmp_path, "--strict")
+    errors = assert_parity(out, GENERATED_DIR / ("rnn_variants.npz" if form == "pb" else "rnn_variants_saved.npz"))
+    model = import_model(out).load_model()
+    kinds = {k: sum(type(m) is getattr(torch.nn, k) for m in model.modules()) for k in ("LSTM", "GRU", "RNN")}
+    assert kinds == {"LSTM": 1, "GRU": 1, "RNN": 1}
+    assert len(re.findall(r"    def \w+_loop\(", (out / "model.py").read_text())) == 1
+    report(f"rnn_variants ({form}): rel. error {max(errors):.2e}, {kinds} + 1 explicit loop")
+
+
 def test_loop_keeps_only_what_changes(tmp_path):
     """TF's bookkeeping (loop counter, maximum iterations, weights passed through) is not
     loop state: the refinement loop carries its step, its value and its last update only."""
