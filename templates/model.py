@@ -34,6 +34,11 @@ def _load_custom_ops():
 
 custom_ops = _load_custom_ops()
 {%- endif %}
+{%- for (_, source) in module.support %}
+
+
+{{ source|trim }}
+{%- endfor %}
 {%- for block in classes %}
 
 

@@ -109,6 +109,14 @@ impl<'l, 'a> Ctx<'l, 'a> {
         Some(self.low.graph.node(v.node).op.as_str())
     }
 
+    /// Makes `model.py` define the helper class `name` (once).
+    pub fn require_class(&mut self, name: &str, source: &str) {
+        let support = &mut self.low.module.support;
+        if !support.iter().any(|(n, _)| n == name) {
+            support.push((name.to_string(), source.to_string()));
+        }
+    }
+
     /// Whether anything reads output `port` of this node.
     pub fn output_used(&self, port: usize) -> bool {
         self.low.graph.use_count(ValueRef { node: self.id, port }) > 0

@@ -7,13 +7,14 @@ use crate::ir::ValueInfo;
 use crate::lower::{Ctx, Layout, Lowered};
 use crate::ops::util::{OpResult, norm_axis, same_as_input};
 use crate::ops::{OpDef, OpInputs, op};
-use crate::passes::fuse_rnn::{GRU, LSTM, RNN};
+use crate::passes::fuse_rnn::{GRU, GRU_RESET_BEFORE, LSTM, RNN};
 use crate::py::{PyExpr, Weight};
 
 pub const OPS: &[OpDef] = &[
     op(LSTM, recurrent),
     op(GRU, recurrent),
     op(RNN, recurrent),
+    op(GRU_RESET_BEFORE, gru_reset_before),
     op("ReverseV2", reverse).infer(same_as_input),
     op("TensorListFromTensor", |c| {
         expr(PyExpr::call("list", vec![c.input_tf(0)?.method("unbind", vec![PyExpr::int(0)])]))
@@ -150,6 +151,50 @@ fn recurrent(ctx: &mut Ctx) -> OpResult<Lowered> {
     Ok(Lowered::LayerUnpack { ctor, params, args, pattern, views })
 }
 
+/// `GRUResetBefore` (templates/gru_reset_before.py), batch first: `(outputs, last state)`.
+fn gru_reset_before(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let node = ctx.node();
+    let flag = |a: &str| node.attr_bool_or(a, false).map_err(|e| e.to_string());
+    let (last_only, batch_first) = (flag("last_only")?, flag("batch_first")?);
+    let w_in = ctx.const_input(1)?.clone();
+    let (b_in, w_gates, w_cand) =
+        (ctx.const_input(2)?.clone(), ctx.const_input(3)?.clone(), ctx.const_input(4)?.clone());
+    let (input_size, hidden) = (w_in.shape[1], w_cand.shape[0]);
+    ctx.require_class("GRUResetBefore", include_str!("../../templates/gru_reset_before.py"));
+    let ctor = PyExpr::call(
+        "GRUResetBefore",
+        vec![PyExpr::int(input_size as i64), PyExpr::int(hidden as i64)],
+    );
+    let params = vec![
+        ("input.weight", Weight::plain(w_in)),
+        ("input.bias", Weight::plain(b_in)),
+        ("gates.weight", Weight::plain(w_gates)),
+        ("candidate.weight", Weight::plain(w_cand)),
+    ];
+    let x = ctx.input_tf(0)?;
+    let mut args = vec![if batch_first {
+        x
+    } else {
+        x.method("transpose", vec![PyExpr::int(0), PyExpr::int(1)])
+    }];
+    if ctx.num_inputs() > 5 {
+        args.push(ctx.input_tf(5)?);
+    }
+    // Output 0: the sequence (time-major again unless batch first), or `[1, B, H]` (Keras
+    // keeping the last output); output 1: the last state.
+    let seq = match (last_only, batch_first) {
+        (true, _) => "[None]",
+        (false, true) => "",
+        (false, false) => ".transpose(0, 1)",
+    };
+    if !ctx.output_used(1) {
+        let post = if last_only { "[1][None]".to_string() } else { format!("[0]{seq}") };
+        return Ok(Lowered::Layer { ctor, params, args, layout: Layout::Tf, post: Some(post) });
+    }
+    let views = vec![(usize::from(last_only), seq), (1, "")];
+    Ok(Lowered::LayerUnpack { ctor, params, args, pattern: "{0}, {1}", views })
+}
+
 /// An initial state with PyTorch's leading layers axis: `h[None]`, or the `h_n` another
 /// recurrent layer returned as is (its TF value is `h_n[0]`).
 fn state(ctx: &mut Ctx, slot: usize) -> OpResult<PyExpr> {
@@ -218,6 +263,30 @@ mod tests {
         // Keras keeps only the last output: PyTorch's h_n is it, with its layers axis.
         assert_snapshot!(after_weights(lstm(&[0], true, true)), @"
         x = self.lstm(seq)[1][0]
+        return x
+        ");
+    }
+
+    #[test]
+    fn gru_reset_before_is_a_helper_class() {
+        let mut g = TestGraph::new();
+        let x = g.input("seq", &[-1, 5, 3]);
+        let shapes: [&[usize]; 4] = [&[6, 3], &[6], &[4, 2], &[2, 2]];
+        let w: Vec<_> = shapes
+            .iter()
+            .enumerate()
+            .map(|(k, s)| g.constant(&format!("w{k}"), weights(s)))
+            .collect();
+        let attrs = [("batch_first", boolean(true)), ("last_only", boolean(false))];
+        let y = g.op("m/gru/gru", "_GRUResetBefore", &[x, w[0], w[1], w[2], w[3]], &attrs);
+        assert_snapshot!(g.lower(&[y]), @"
+        self.gru = GRUResetBefore(3, 2)
+        # gru.input.weight: [6, 3]
+        # gru.input.bias: [6]
+        # gru.gates.weight: [4, 2]
+        # gru.candidate.weight: [2, 2]
+        ---
+        x = self.gru(seq)[0]
         return x
         ");
     }

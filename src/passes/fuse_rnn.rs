@@ -31,6 +31,8 @@ use super::loops::LOOP;
 pub const LSTM: &str = "_LSTM";
 pub const GRU: &str = "_GRU";
 pub const RNN: &str = "_RNN";
+/// Keras' `GRU(reset_after=False)`: lowered to a small module class of our own.
+pub const GRU_RESET_BEFORE: &str = "_GRUResetBefore";
 
 /// Fuses every recognised loop; returns whether any was (shapes after it may then be known).
 pub fn fuse_rnn(g: &mut Graph) -> Result<bool> {
@@ -284,6 +286,7 @@ fn match_rnn(g: &Graph, l: NodeIndex) -> Option<Match> {
         1 => {
             let h = var(states[0]);
             gru_cell(body, x_t, h, next(states[0]))
+                .or_else(|| gru_reset_before_cell(body, x_t, h, next(states[0])))
                 .or_else(|| simple_cell(body, x_t, h, next(states[0])))?
         }
         2 => {
@@ -504,17 +507,89 @@ struct Block {
 
 /// `Split(-1, src, 3):k`, or `src[:, k·n:(k+1)·n]` with `3n` columns (read off `src`'s kernel).
 fn block(body: &Graph, v: ValueRef) -> Option<Block> {
+    block_of(body, v, 3)
+}
+
+/// Like [`block`], for `parts` equal blocks.
+fn block_of(body: &Graph, v: ValueRef, parts: usize) -> Option<Block> {
     if op_is(body, v, "Split") {
-        let src = split_of(body, &[v], 3)?;
+        let src = split_of(body, &[v], parts)?;
         return Some(Block { src, index: v.port });
     }
     let src = *body.inputs(v.node).first()?;
     let (terms, _) = affine(body, src)?;
     let width = *terms.values().next()?.shape.get(1)?;
     let (s, lo, hi) = column_slice(body, v, width)?;
-    let n = width / 3;
-    (s == src && width % 3 == 0 && hi - lo == n && lo % n == 0)
+    let n = width / parts;
+    (s == src && width % parts == 0 && hi - lo == n && lo % n == 0)
         .then_some(Block { src, index: lo / n })
+}
+
+/// Keras GRU with `reset_after=False`, which `nn.GRU` cannot express:
+/// `n = tanh(x_n + (r·h)·R_n)`, `z, r = σ(x_* + (h·R_zr)_*)`, `h' = z·h + (1−z)·n`.
+/// Weights: input `[3u, in]` and its bias in PyTorch's gate order (r, z, n), `R_zr` as
+/// `[2u, u]` (r, z), `R_n` as `[u, u]`.
+fn gru_reset_before_cell(body: &Graph, x: ValueRef, h: ValueRef, h_next: ValueRef) -> Option<Cell> {
+    let gate = |v: ValueRef| unary(body, v, "Sigmoid");
+    let (keep, write) = operands(body, h_next, &["AddV2", "Add"], |a| {
+        operands(body, a, &["Mul"], |m| m == h).is_some()
+    })?;
+    let (_, z) = operands(body, keep, &["Mul"], |m| m == h)?;
+    let (one_minus_z, cand) = operands(body, write, &["Mul"], |a| op_is(body, a, "Sub"))?;
+    let oz = body.inputs(one_minus_z.node);
+    if oz.len() != 2 || !scalar_is(body, oz[0], 1.0) || oz[1] != z {
+        return None;
+    }
+    // (x block of three, h block of two).
+    let pre = |v: ValueRef| -> Option<(Block, Block)> {
+        let (a, b) = operands(body, v, &["AddV2", "Add"], |a| block(body, a).is_some())?;
+        Some((block(body, a)?, block_of(body, b, 2)?))
+    };
+    let (xz, hz) = pre(gate(z)?)?;
+    let (xn, rh_term) = operands(body, unary(body, cand, "Tanh")?, &["AddV2", "Add"], |a| {
+        block(body, a).is_some()
+    })?;
+    let xn = block(body, xn)?;
+    // (r·h)·R_n: the one term of an affine expression in r·h.
+    let (rh_terms, rh_bias) = affine(body, rh_term)?;
+    if rh_terms.len() != 1 {
+        return None;
+    }
+    let (rh, r_n) = rh_terms.into_iter().next()?;
+    let (r, _) = operands(body, rh, &["Mul"], |a| gate(a).is_some())?;
+    if operands(body, rh, &["Mul"], |m| m == h).is_none() || rh_bias.is_some() {
+        return None;
+    }
+    let (xr, hr) = pre(gate(r)?)?;
+    let xs = [xr, xz, xn];
+    if xs.iter().any(|b| b.src != xz.src) || hr.src != hz.src {
+        return None;
+    }
+    let x_order: Vec<usize> = xs.iter().map(|b| b.index).collect();
+    let h_order = [hr.index, hz.index];
+    if (0..3).any(|k| !x_order.contains(&k)) || h_order[0] == h_order[1] {
+        return None;
+    }
+    let (xterms, xbias) = affine(body, xz.src)?;
+    let (hterms, hbias) = affine(body, hz.src)?;
+    let (kx, kzr) = (xterms.get(&x)?, hterms.get(&h)?);
+    if xterms.len() != 1 || hterms.len() != 1 || hbias.is_some() {
+        return None;
+    }
+    let units = r_n.shape[0];
+    if r_n.shape != [units, units] || kzr.shape != [units, 2 * units] || kx.shape[1] != 3 * units {
+        return None;
+    }
+    Some(Cell {
+        op: GRU_RESET_BEFORE,
+        weights: [
+            gate_rows(kx, units, &x_order)?,
+            gate_bias(xbias.as_deref(), units, &x_order, 3 * units),
+            gate_rows(kzr, units, &h_order)?,
+            gate_rows(&r_n, units, &[0])?,
+        ],
+        nonlinearity: None,
+    })
 }
 
 /// `h' = act(x·K + h·R + b)`, act tanh or relu.
@@ -576,7 +651,7 @@ fn rewrite(g: &mut Graph, l: NodeIndex, m: Match) {
         }
         let kind = match m.cell.op {
             LSTM => "lstm",
-            GRU => "gru",
+            GRU | GRU_RESET_BEFORE => "gru",
             _ => "rnn",
         };
         (format!("{layer}/{kind}"), n.ordinal)
@@ -606,7 +681,10 @@ fn rewrite(g: &mut Graph, l: NodeIndex, m: Match) {
     let seq_shape = g.info(seq).shape.filter(|s| s.len() == 3);
     let (t_axis, b_axis) = if batch_first { (1, 0) } else { (0, 1) };
     let dim = |a: usize| seq_shape.as_ref().and_then(|s| s[a]);
-    let units = m.cell.weights[1].shape[1];
+    let units = match m.cell.op {
+        GRU_RESET_BEFORE => m.cell.weights[3].shape[0],
+        _ => m.cell.weights[1].shape[1],
+    };
     let mut node = Node::new(name.clone(), m.cell.op, ordinal);
     let flag = |b: bool| AttrValue { value: Some(Value::B(b)) };
     node.attrs.insert("last_only".into(), flag(m.last_only));

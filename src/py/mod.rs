@@ -98,6 +98,8 @@ pub struct Module {
     /// The `return` statement, formatted and indented.
     pub return_lines: Vec<String>,
     pub stubs: Vec<Stub>,
+    /// Fixed helper classes the model uses (name, source), defined before everything else.
+    pub support: Vec<(String, String)>,
     /// Methods after `forward` (loops), each as formatted lines.
     pub methods: Vec<Vec<String>>,
     /// Classes for repeated blocks, defined before the model class.

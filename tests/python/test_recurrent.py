@@ -99,14 +99,13 @@ def test_state_outputs_read_naturally(tmp_path):
 
 
 # Loops no recurrent layer matches: a method with a Python `while` loop over the translated body.
-LOOPS = ["rnn_gru_reset_before", "rnn_masked", "tf_while_refine", "tf_nested_while"]
+LOOPS = ["rnn_masked", "tf_while_refine", "tf_nested_while"]
 
 
 @pytest.mark.parametrize("form", ["pb", "saved"])
 @pytest.mark.parametrize("name", LOOPS)
 def test_other_loops_become_python_loops(name, form, tmp_path):
-    """GRU(reset_after=False) (no nn.GRU equivalent), a masked LSTM (padded steps keep the
-    state: nn.LSTM cannot), a hand-written tf.while_loop with a data-dependent exit, and a loop
+    """A masked LSTM (padded steps keep the state: nn.LSTM cannot), a hand-written tf.while_loop with a data-dependent exit, and a loop
     inside a loop: explicit loops, translated op by op, same
     results as TensorFlow."""
     src = fixture(f"{name}.pb" if form == "pb" else f"{name}_saved")
@@ -133,6 +132,20 @@ def test_cell_options(form, tmp_path):
     assert kinds == {"LSTM": 1, "GRU": 1, "RNN": 1}
     assert len(re.findall(r"    def \w+_loop\(", (out / "model.py").read_text())) == 1
     report(f"rnn_variants ({form}): rel. error {max(errors):.2e}, {kinds} + 1 explicit loop")
+
+
+@pytest.mark.parametrize("form", ["pb", "saved"])
+def test_gru_reset_before_is_an_explicit_cell(form, tmp_path):
+    """GRU(reset_after=False) has no nn.GRU equivalent: it becomes a small GRUResetBefore
+    module (a readable per-step loop) defined in model.py, with weights in nn.GRU's gate order."""
+    src = fixture("rnn_gru_reset_before.pb" if form == "pb" else "rnn_gru_reset_before_saved")
+    out = convert(src, tmp_path, "--strict")
+    npz = "rnn_gru_reset_before.npz" if form == "pb" else "rnn_gru_reset_before_saved.npz"
+    errors = assert_parity(out, GENERATED_DIR / npz)
+    text = (out / "model.py").read_text()
+    assert "class GRUResetBefore(nn.Module):" in text and "self.gru = GRUResetBefore(5, 6)" in text
+    assert "for x_t in x.unbind(1):" in text and "_loop(" not in text
+    report(f"rnn_gru_reset_before ({form}): rel. error {max(errors):.2e}, GRUResetBefore cell")
 
 
 def test_loop_keeps_only_what_changes(tmp_path):

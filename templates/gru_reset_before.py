@@ -1,0 +1,26 @@
+class GRUResetBefore(nn.Module):
+    """Keras GRU with reset_after=False, which torch.nn.GRU cannot express: the reset gate
+    scales the state before the recurrent product. Gates in nn.GRU's order (r, z, n).
+
+    Input [batch, time, features] -> (outputs [batch, time, hidden], last state).
+    """
+
+    def __init__(self, input_size, hidden_size):
+        super().__init__()
+        self.input = nn.Linear(input_size, 3 * hidden_size)
+        self.gates = nn.Linear(hidden_size, 2 * hidden_size, bias=False)
+        self.candidate = nn.Linear(hidden_size, hidden_size, bias=False)
+
+    def forward(self, x, h=None):
+        if h is None:
+            h = x.new_zeros(x.shape[0], self.candidate.in_features)
+        outputs = []
+        for x_t in x.unbind(1):
+            x_r, x_z, x_n = self.input(x_t).chunk(3, dim=1)
+            h_r, h_z = self.gates(h).chunk(2, dim=1)
+            r = torch.sigmoid(x_r + h_r)
+            z = torch.sigmoid(x_z + h_z)
+            n = torch.tanh(x_n + self.candidate(r * h))
+            h = z * h + (1 - z) * n
+            outputs.append(h)
+        return torch.stack(outputs, dim=1), h
