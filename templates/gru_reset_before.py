@@ -14,13 +14,14 @@ class GRUResetBefore(nn.Module):
     def forward(self, x, h=None):
         if h is None:
             h = x.new_zeros(x.shape[0], self.candidate.in_features)
+        # The input's share of every step at once; only the state's share is sequential.
+        x_r, x_z, x_n = self.input(x).chunk(3, dim=2)
         outputs = []
-        for x_t in x.unbind(1):
-            x_r, x_z, x_n = self.input(x_t).chunk(3, dim=1)
+        for t in range(x.shape[1]):
             h_r, h_z = self.gates(h).chunk(2, dim=1)
-            r = torch.sigmoid(x_r + h_r)
-            z = torch.sigmoid(x_z + h_z)
-            n = torch.tanh(x_n + self.candidate(r * h))
+            r = torch.sigmoid(x_r[:, t] + h_r)
+            z = torch.sigmoid(x_z[:, t] + h_z)
+            n = torch.tanh(x_n[:, t] + self.candidate(r * h))
             h = z * h + (1 - z) * n
             outputs.append(h)
         return torch.stack(outputs, dim=1), h
