@@ -133,18 +133,50 @@ impl Stubs {
         shared
     }
 
+    fn inputs_of(&self, e: &Entry) -> usize {
+        e.sites.iter().map(|&n| self.sites[n].inputs.len()).max().unwrap_or(0)
+    }
+
+    /// The stub's keyword parameter for each attribute with a Python literal, in name order:
+    /// valid, distinct identifiers that are no keyword and no positional `input_k`. TF's
+    /// internal attributes (`_class`, `_output_shapes`) are placement hints, not arguments.
+    fn keyword_names(&self, e: &Entry) -> BTreeMap<String, String> {
+        let mut all: Vec<&String> = e
+            .sites
+            .iter()
+            .flat_map(|&n| {
+                self.sites[n]
+                    .attrs
+                    .iter()
+                    .filter(|(k, v)| {
+                        !k.starts_with('_') && v.value.as_ref().and_then(attr_literal).is_some()
+                    })
+                    .map(|(k, _)| k)
+            })
+            .collect();
+        all.sort();
+        all.dedup();
+        let mut scope = Scope::for_locals();
+        for i in 0..self.inputs_of(e) {
+            scope.claim(&format!("input_{i}"));
+        }
+        all.into_iter().map(|a| (a.clone(), scope.fresh(a))).collect()
+    }
+
     /// Keyword arguments per call site id.
     pub fn call_kwargs(&self) -> BTreeMap<usize, Vec<(String, PyExpr)>> {
         let mut out = BTreeMap::new();
         for e in self.by_op.values() {
             let shared = self.shared_attrs(&e.sites);
+            let names = self.keyword_names(e);
             for &n in &e.sites {
                 let kw: Vec<(String, PyExpr)> = self.sites[n]
                     .attrs
                     .iter()
                     .filter(|(k, _)| !shared.contains_key(*k))
                     .filter_map(|(k, v)| {
-                        v.value.as_ref().and_then(attr_literal).map(|l| (identifier(k), l))
+                        let name = names.get(k)?;
+                        v.value.as_ref().and_then(attr_literal).map(|l| (name.clone(), l))
                     })
                     .collect();
                 out.insert(n, kw);
@@ -158,27 +190,14 @@ impl Stubs {
         let mut reports = Vec::new();
         for (op, e) in &self.by_op {
             let shared = self.shared_attrs(&e.sites);
-            let n_inputs = e.sites.iter().map(|&n| self.sites[n].inputs.len()).max().unwrap_or(0);
-            let mut params: Vec<String> = (0..n_inputs).map(|i| format!("input_{i}")).collect();
-            let mut all_attrs: Vec<String> =
-                e.sites.iter().flat_map(|&n| self.sites[n].attrs.keys().cloned()).collect();
-            all_attrs.sort();
-            all_attrs.dedup();
-            let kw: Vec<String> = all_attrs
+            let mut params: Vec<String> =
+                (0..self.inputs_of(e)).map(|i| format!("input_{i}")).collect();
+            let kw: Vec<String> = self
+                .keyword_names(e)
                 .iter()
-                .filter(|a| {
-                    e.sites.iter().any(|&n| {
-                        self.sites[n]
-                            .attrs
-                            .get(*a)
-                            .and_then(|v| v.value.as_ref())
-                            .and_then(attr_literal)
-                            .is_some()
-                    })
-                })
-                .map(|a| match shared.get(a) {
-                    Some(lit) => format!("{}={lit}", identifier(a)),
-                    None => format!("{}=None", identifier(a)),
+                .map(|(a, name)| match shared.get(a) {
+                    Some(lit) => format!("{name}={lit}"),
+                    None => format!("{name}=None"),
                 })
                 .collect();
             if !kw.is_empty() {
@@ -235,5 +254,34 @@ impl Stubs {
             });
         }
         (stubs, reports)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::testing::{TestGraph, float, string};
+
+    /// Attribute names become keyword parameters that are valid Python: no keywords, no
+    /// duplicates after snake-casing, no TF-internal `_` attributes.
+    #[test]
+    fn keyword_parameters_are_valid_identifiers() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[2]);
+        let attrs = [
+            ("class", string("a")),
+            ("_class", string("loc:@x")),
+            ("T", float(1.0)),
+            ("t", float(2.0)),
+        ];
+        let y = g.op("y", "Strange", &[x], &attrs);
+        let graph = g.finish(&[y]);
+        let mut stubs = Stubs::default();
+        let n = graph.find("y").unwrap();
+        let (_, site) = stubs.register(&graph, n, "no translation".into());
+        let (src, _) = stubs.finish();
+        let sig = src[0].source.lines().next().unwrap().to_string();
+        assert_eq!(sig, r#"def strange(input_0, *, t=1.0, class_="a", t_2=2.0):"#);
+        assert!(stubs.call_kwargs()[&site].is_empty());
     }
 }
