@@ -400,6 +400,13 @@ fn expand_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
 }
 
 fn expand_fold(inp: &OpInputs) -> Option<Folded> {
+    // A run-time size made a vector (`expand_dims(batch_size, 0)` in TF1's zero states).
+    if let Some(p) = inp.partials.first().copied().flatten()
+        && p.scalar
+        && matches!(inp.const_ints(1)?.as_slice(), [0] | [-1])
+    {
+        return Some(Folded::Partial(Partial { scalar: false, values: p.values.clone() }));
+    }
     let t = inp.consts.first().copied().flatten()?;
     let d = expand_axis(t.rank(), *inp.const_ints(1)?.first()?).ok()?;
     let mut shape = t.shape.clone();

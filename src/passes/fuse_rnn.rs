@@ -141,10 +141,23 @@ fn affine(body: &Graph, v: ValueRef) -> Option<Affine> {
                 let i = body.inputs(v.node);
                 let [x, w] = i.as_slice() else { return None };
                 let w = body.const_value(*w)?;
-                if ta || w.rank() != 2 || terms.contains_key(x) {
+                if ta || w.rank() != 2 {
                     return None;
                 }
-                terms.insert(*x, if tb { w.permute(&[1, 0]) } else { w.clone() });
+                let w = if tb { w.permute(&[1, 0]) } else { w.clone() };
+                // TF1 cells multiply `concat([x, h], 1)`: each part by its rows of the kernel.
+                let mut start = 0;
+                for (part, rows) in concat_parts(body, *x).unwrap_or_else(|| vec![(*x, w.shape[0])])
+                {
+                    if terms.contains_key(&part) {
+                        return None;
+                    }
+                    terms.insert(part, w.slice_axis(0, start, rows)?);
+                    start += rows;
+                }
+                if start != w.shape[0] {
+                    return None;
+                }
             }
             _ => return None,
         }
@@ -174,6 +187,25 @@ fn const_eval(body: &Graph, v: ValueRef) -> Option<Tensor> {
     let cols = t.shape[1];
     let row = t.to_f32()?[x.port * cols..(x.port + 1) * cols].to_vec();
     Some(Tensor::from_f32(vec![cols], &row))
+}
+
+/// `ConcatV2(a, b, .., axis=-1)` of rank-2 values with static widths: `[(part, width)]`.
+fn concat_parts(body: &Graph, v: ValueRef) -> Option<Vec<(ValueRef, usize)>> {
+    if !op_is(body, v, "ConcatV2") || v.port != 0 {
+        return None;
+    }
+    let i = body.inputs(v.node);
+    let (axis, parts) = i.split_last()?;
+    if !matches!(body.const_value(*axis)?.to_i64()?.as_slice(), [1] | [-1]) {
+        return None;
+    }
+    parts
+        .iter()
+        .map(|&p| {
+            let s = body.info(p).shape?;
+            (s.len() == 2).then_some((p, s[1]?))
+        })
+        .collect()
 }
 
 /// `Split(axis, v)` along the last axis of a rank-2 value into `n` parts: the split input.
@@ -399,6 +431,16 @@ fn lstm_cell(
     c_next: ValueRef,
 ) -> Option<Cell> {
     let gate = |v: ValueRef| unary(body, v, "Sigmoid");
+    // A gate's pre-activation, with the constant TF1 adds to one (`forget_bias`).
+    let shifted = |v: ValueRef| -> Option<(ValueRef, f32)> {
+        match operands(body, v, &["AddV2", "Add"], |a| op_is(body, a, "Split")) {
+            Some((split, c)) => {
+                let t = body.const_value(c).filter(|t| t.numel() == 1)?;
+                Some((split, t.to_f32()?[0]))
+            }
+            None => Some((v, 0.0)),
+        }
+    };
     let (o, tanh_c) = operands(body, h_next, &["Mul"], |a| gate(a).is_some())?;
     if unary(body, tanh_c, "Tanh")? != c_next {
         return None;
@@ -408,13 +450,29 @@ fn lstm_cell(
     })?;
     let (_, f) = operands(body, keep, &["Mul"], |m| m == c)?;
     let (i, g) = operands(body, write, &["Mul"], |a| gate(a).is_some())?;
-    let parts = [gate(i)?, gate(f)?, unary(body, g, "Tanh")?, gate(o)?];
+    let shifts = [
+        shifted(gate(i)?)?,
+        shifted(gate(f)?)?,
+        (unary(body, g, "Tanh")?, 0.0),
+        shifted(gate(o)?)?,
+    ];
+    let parts: Vec<ValueRef> = shifts.iter().map(|s| s.0).collect();
     let z = split_of(body, &parts, 4)?;
     let order: Vec<usize> = parts.iter().map(|p| p.port).collect();
     if (0..4).any(|k| !order.contains(&k)) {
         return None;
     }
     let (terms, bias) = affine(body, z)?;
+    let width = terms.values().next()?.shape.get(1).copied()?;
+    let mut bias = bias.unwrap_or_else(|| vec![0.0; width]);
+    if bias.len() != width || width % 4 != 0 {
+        return None;
+    }
+    for (&(_, shift), &k) in shifts.iter().zip(&order) {
+        let n = width / 4;
+        bias[k * n..(k + 1) * n].iter_mut().for_each(|b| *b += shift);
+    }
+    let bias = Some(bias);
     let (kx, kh, units) = kernels(&terms, x, h, 4)?;
     Some(Cell {
         op: LSTM,

@@ -148,6 +148,18 @@ def test_gru_reset_before_is_an_explicit_cell(form, tmp_path):
     report(f"rnn_gru_reset_before ({form}): rel. error {max(errors):.2e}, GRUResetBefore cell")
 
 
+def test_tf1_dynamic_rnn(tmp_path):
+    """A frozen TF1 graph: dynamic_rnn over LSTMCell and BasicLSTMCell (concat([x, h]) times
+    one kernel; forget_bias added in the loop, folded into PyTorch's bias) becomes nn.LSTM;
+    GRUCell (reset before the candidate product) stays an explicit loop."""
+    out = convert(fixture("tf1_dynamic_rnn.pb"), tmp_path, "--strict")
+    errors = assert_parity(out, GENERATED_DIR / "tf1_dynamic_rnn.npz")
+    model = import_model(out).load_model()
+    assert sum(type(m) is torch.nn.LSTM for m in model.modules()) == 2
+    assert len(re.findall(r"    def \w+_loop\(", (out / "model.py").read_text())) == 1
+    report(f"tf1_dynamic_rnn (pb): rel. error {max(errors):.2e}, 2 nn.LSTM + 1 explicit loop")
+
+
 def test_loop_keeps_only_what_changes(tmp_path):
     """TF's bookkeeping (loop counter, maximum iterations, weights passed through) is not
     loop state: the refinement loop carries its step, its value and its last update only."""
