@@ -319,6 +319,7 @@ fn match_rnn(g: &Graph, l: NodeIndex) -> Option<Match> {
             let h = var(states[0]);
             gru_cell(body, x_t, h, next(states[0]))
                 .or_else(|| gru_reset_before_cell(body, x_t, h, next(states[0])))
+                .or_else(|| tf1_gru_cell(body, x_t, h, next(states[0])))
                 .or_else(|| simple_cell(body, x_t, h, next(states[0])))?
         }
         2 => {
@@ -648,6 +649,66 @@ fn gru_reset_before_cell(body: &Graph, x: ValueRef, h: ValueRef, h_next: ValueRe
         ],
         nonlinearity: None,
     })
+}
+
+/// TF1's `GRUCell`: `r, u = split₂(σ([x, h]·W_g + b_g))`,
+/// `h' = u·h + (1−u)·tanh([x, r·h]·W_c + b_c)`: the reset-before GRU, as [`GRU_RESET_BEFORE`].
+fn tf1_gru_cell(body: &Graph, x: ValueRef, h: ValueRef, h_next: ValueRef) -> Option<Cell> {
+    let (keep, write) = operands(body, h_next, &["AddV2", "Add"], |a| {
+        operands(body, a, &["Mul"], |m| m == h).is_some()
+    })?;
+    let (_, u) = operands(body, keep, &["Mul"], |m| m == h)?;
+    let (one_minus_u, cand) = operands(body, write, &["Mul"], |a| op_is(body, a, "Sub"))?;
+    let ou = body.inputs(one_minus_u.node);
+    if ou.len() != 2 || !scalar_is(body, ou[0], 1.0) || ou[1] != u {
+        return None;
+    }
+    let gates = unary(body, split_of(body, &[u], 2)?, "Sigmoid")?;
+    let (c_terms, c_bias) = affine(body, unary(body, cand, "Tanh")?)?;
+    let rh = *c_terms.keys().find(|&&k| k != x)?;
+    let (r, _) = operands(body, rh, &["Mul"], |m| m != h)?;
+    if operands(body, rh, &["Mul"], |m| m == h).is_none()
+        || r.node != u.node
+        || r.port == u.port
+        || c_terms.len() != 2
+    {
+        return None;
+    }
+    let (g_terms, g_bias) = affine(body, gates)?;
+    let (wg_x, wg_h) = (g_terms.get(&x)?, g_terms.get(&h)?);
+    let (wc_x, wc_h) = (c_terms.get(&x)?, c_terms.get(&rh)?);
+    let units = wc_h.shape[0];
+    if g_terms.len() != 2 || wg_h.shape != [units, 2 * units] || wc_h.shape != [units, units] {
+        return None;
+    }
+    let order = [r.port, u.port];
+    let zeros = |n: usize| vec![0.0; n];
+    let gb = g_bias.unwrap_or_else(|| zeros(2 * units));
+    let cb = c_bias.unwrap_or_else(|| zeros(units));
+    let input = concat_rows(&gate_rows(wg_x, units, &order)?, &gate_rows(wc_x, units, &[0])?)?;
+    let mut bias: Vec<f32> =
+        order.iter().flat_map(|&k| gb[k * units..(k + 1) * units].to_vec()).collect();
+    bias.extend(&cb);
+    Some(Cell {
+        op: GRU_RESET_BEFORE,
+        weights: [
+            input,
+            Tensor::from_f32(vec![3 * units], &bias),
+            gate_rows(wg_h, units, &order)?,
+            gate_rows(wc_h, units, &[0])?,
+        ],
+        nonlinearity: None,
+    })
+}
+
+/// Two `[rows, cols]` float matrices stacked along rows.
+fn concat_rows(a: &Tensor, b: &Tensor) -> Option<Tensor> {
+    if a.rank() != 2 || b.rank() != 2 || a.shape[1] != b.shape[1] {
+        return None;
+    }
+    let mut v = a.to_f32()?;
+    v.extend(b.to_f32()?);
+    Some(Tensor::from_f32(vec![a.shape[0] + b.shape[0], a.shape[1]], &v))
 }
 
 /// `h' = act(x·K + h·R + b)`, act tanh or relu.

@@ -151,13 +151,14 @@ def test_gru_reset_before_is_an_explicit_cell(form, tmp_path):
 def test_tf1_dynamic_rnn(tmp_path):
     """A frozen TF1 graph: dynamic_rnn over LSTMCell and BasicLSTMCell (concat([x, h]) times
     one kernel; forget_bias added in the loop, folded into PyTorch's bias) becomes nn.LSTM;
-    GRUCell (reset before the candidate product) stays an explicit loop."""
+    GRUCell (reset before the candidate product) becomes the GRUResetBefore cell."""
     out = convert(fixture("tf1_dynamic_rnn.pb"), tmp_path, "--strict")
     errors = assert_parity(out, GENERATED_DIR / "tf1_dynamic_rnn.npz")
     model = import_model(out).load_model()
     assert sum(type(m) is torch.nn.LSTM for m in model.modules()) == 2
-    assert len(re.findall(r"    def \w+_loop\(", (out / "model.py").read_text())) == 1
-    report(f"tf1_dynamic_rnn (pb): rel. error {max(errors):.2e}, 2 nn.LSTM + 1 explicit loop")
+    text = (out / "model.py").read_text()
+    assert "self.gru = GRUResetBefore(6, 5)" in text and "_loop(" not in text
+    report(f"tf1_dynamic_rnn (pb): rel. error {max(errors):.2e}, 2 nn.LSTM + GRUResetBefore")
 
 
 def test_loop_keeps_only_what_changes(tmp_path):
