@@ -63,7 +63,8 @@ struct Cell {
 struct Match {
     cell: Cell,
     /// Loop-variable slots.
-    input_list: usize,
+    /// The time-major sequence the loop reads step by step.
+    seq: ValueRef,
     output_list: usize,
     states: Vec<usize>,
     /// Keras keeps only the last output (`return_sequences=False`).
@@ -146,9 +147,13 @@ fn affine(body: &Graph, v: ValueRef) -> Option<Affine> {
                 }
                 let w = if tb { w.permute(&[1, 0]) } else { w.clone() };
                 // TF1 cells multiply `concat([x, h], 1)`: each part by its rows of the kernel.
+                // (One part's width may be unknown: the kernel's remaining rows.)
+                let parts = concat_parts(body, *x).unwrap_or_else(|| vec![(*x, None)]);
+                let known: usize = parts.iter().filter_map(|p| p.1).sum();
+                let rest = w.shape[0].checked_sub(known)?;
                 let mut start = 0;
-                for (part, rows) in concat_parts(body, *x).unwrap_or_else(|| vec![(*x, w.shape[0])])
-                {
+                for (part, rows) in parts {
+                    let rows = rows.unwrap_or(rest);
                     if terms.contains_key(&part) {
                         return None;
                     }
@@ -189,8 +194,9 @@ fn const_eval(body: &Graph, v: ValueRef) -> Option<Tensor> {
     Some(Tensor::from_f32(vec![cols], &row))
 }
 
-/// `ConcatV2(a, b, .., axis=-1)` of rank-2 values with static widths: `[(part, width)]`.
-fn concat_parts(body: &Graph, v: ValueRef) -> Option<Vec<(ValueRef, usize)>> {
+/// `ConcatV2(a, b, .., axis=-1)` of rank-2 values: `[(part, width)]`, at most one width
+/// unknown.
+fn concat_parts(body: &Graph, v: ValueRef) -> Option<Vec<(ValueRef, Option<usize>)>> {
     if !op_is(body, v, "ConcatV2") || v.port != 0 {
         return None;
     }
@@ -199,13 +205,12 @@ fn concat_parts(body: &Graph, v: ValueRef) -> Option<Vec<(ValueRef, usize)>> {
     if !matches!(body.const_value(*axis)?.to_i64()?.as_slice(), [1] | [-1]) {
         return None;
     }
-    parts
+    let widths: Vec<Option<usize>> = parts
         .iter()
-        .map(|&p| {
-            let s = body.info(p).shape?;
-            (s.len() == 2).then_some((p, s[1]?))
-        })
-        .collect()
+        .map(|&p| body.info(p).shape.filter(|s| s.len() == 2).and_then(|s| s[1]))
+        .collect();
+    (widths.iter().filter(|w| w.is_none()).count() <= 1)
+        .then(|| parts.iter().copied().zip(widths).collect())
 }
 
 /// `Split(axis, v)` along the last axis of a rank-2 value into `n` parts: the split input.
@@ -262,19 +267,22 @@ fn match_rnn(g: &Graph, l: NodeIndex) -> Option<Match> {
                 .is_some_and(|(_, one)| scalar_is(body, one, 1.0))
     };
 
-    // x_t = TensorListGetItem(input list, time): the one read of the sequence.
+    // x_t = TensorListGetItem(input list, time): the one read of the sequence. (TF 1.x's own
+    // loops read TensorArrayV3s instead; those loops are not fused.)
     let reads: Vec<NodeIndex> =
         body.g.node_indices().filter(|&n| body.node(n).op == "TensorListGetItem").collect();
     let [read] = reads.as_slice() else { return None };
     let ri = body.inputs(*read);
-    let (input_list, time) = (slot_of(*ri.first()?)?, slot_of(*ri.get(1)?)?);
-    if next(input_list) != var(input_list) || !counter(time) {
+    let time = slot_of(*ri.get(1)?)?;
+    if !counter(time) {
         return None;
     }
     let x_t = ValueRef { node: *read, port: 0 };
-    if !op_is(g, outer[input_list], "TensorListFromTensor") {
+    let input_list = slot_of(*ri.first()?)?;
+    if next(input_list) != var(input_list) || !op_is(g, outer[input_list], "TensorListFromTensor") {
         return None;
     }
+    let seq = *g.inputs(outer[input_list].node).first()?;
 
     // The output list: next = TensorListSetItem(list, time | 0, y).
     let mut output = None;
@@ -303,7 +311,6 @@ fn match_rnn(g: &Graph, l: NodeIndex) -> Option<Match> {
     }
 
     // The condition: conjunction of `counter < bound` (bounds checked against T below).
-    let seq = g.inputs(outer[input_list].node).first().copied()?;
     let steps = g.info(seq).shape.and_then(|s| s.first().copied()).flatten();
     if !cond_runs_over_sequence(g, l, body, time, steps) {
         return None;
@@ -328,17 +335,11 @@ fn match_rnn(g: &Graph, l: NodeIndex) -> Option<Match> {
             let (h, c) = if next(a) == y { (a, b) } else { (b, a) };
             let cell = lstm_cell(body, x_t, var(h), var(c), next(h), next(c))?;
             let states = vec![h, c];
-            return (next(h) == y).then_some(Match {
-                cell,
-                input_list,
-                output_list,
-                states,
-                last_only,
-            });
+            return (next(h) == y).then_some(Match { cell, seq, output_list, states, last_only });
         }
         _ => return None,
     };
-    (next(states[0]) == y).then_some(Match { cell, input_list, output_list, states, last_only })
+    (next(states[0]) == y).then_some(Match { cell, seq, output_list, states, last_only })
 }
 
 /// The loop runs while counters are below bounds, the time counter among them, and every bound
@@ -776,7 +777,7 @@ fn rewrite(g: &mut Graph, l: NodeIndex, m: Match) {
         (format!("{layer}/{kind}"), n.ordinal)
     };
     // The sequence: the tensor the input list was made from; batch-major if Keras transposed.
-    let mut seq = g.inputs(outer[m.input_list].node)[0];
+    let mut seq = m.seq;
     // `go_backwards`: Keras reverses the time-major copy; reversing the batch-major input
     // along time instead lets the layer stay batch-first.
     let reversed = time_reversed(g, seq).filter(|&inner| is_time_swap(g, inner));
