@@ -161,6 +161,15 @@ def test_tf1_dynamic_rnn(tmp_path):
     report(f"tf1_dynamic_rnn (pb): rel. error {max(errors):.2e}, 2 nn.LSTM + GRUResetBefore")
 
 
+def test_tf1_sequence_lengths(tmp_path):
+    """dynamic_rnn with per-row sequence_length (steps past a row's end keep its state):
+    an explicit loop over the translated cell, same results as TensorFlow for every row."""
+    out = convert(fixture("tf1_dynamic_rnn_lengths.pb"), tmp_path, "--strict")
+    errors = assert_parity(out, GENERATED_DIR / "tf1_dynamic_rnn_lengths.npz")
+    assert len(re.findall(r"    def \w+_loop\(", (out / "model.py").read_text())) == 1
+    report(f"tf1_dynamic_rnn_lengths (pb): rel. error {max(errors):.2e}, explicit loop")
+
+
 def test_loop_keeps_only_what_changes(tmp_path):
     """TF's bookkeeping (loop counter, maximum iterations, weights passed through) is not
     loop state: the refinement loop carries its step, its value and its last update only."""
