@@ -197,7 +197,7 @@ impl PendingLoop {
                 _ => cond.to_string(),
             };
             lines.push(format!("            if not {c}:"));
-            lines.push(format!("                return {state}"));
+            lines.extend(format::return_values(16, &self.params[..vars]));
         }
         for s in &stmts {
             lines.extend(format::assignment(INDENT, &s.target, &s.expr));
@@ -205,7 +205,7 @@ impl PendingLoop {
         let next = if vars == 1 { nexts[0].clone() } else { PyExpr::Tuple(nexts) };
         lines.extend(assign_state(&state, &next, vars));
         if inline_cond || cond_stmts.is_empty() {
-            lines.push(format!("        return {state}"));
+            lines.extend(format::return_values(8, &self.params[..vars]));
         }
         lines
     }
@@ -222,7 +222,16 @@ fn assign_state(state: &str, next: &PyExpr, vars: usize) -> Vec<String> {
     if line.len() <= format::LINE_WIDTH || vars < 2 {
         return vec![line];
     }
-    let mut lines = vec![format!("{pad}{state} = (")];
+    let head = format!("{pad}{state} = (");
+    let mut lines = if head.len() <= format::LINE_WIDTH {
+        vec![head]
+    } else {
+        // Even the targets do not fit: ruff parenthesises them one per line too.
+        let mut l = vec![format!("{pad}(")];
+        l.extend(state.split(", ").map(|t| format!("{pad}    {t},")));
+        l.push(format!("{pad}) = ("));
+        l
+    };
     for e in items {
         lines.extend(format::item_lines(INDENT + 4, e));
     }
