@@ -488,21 +488,24 @@ fn lstm_cell(
     })
 }
 
-/// Keras GRU with `reset_after=True` (PyTorch's formulation):
-/// `h' = z·h + (1−z)·n`, `n = tanh(x_n + r·(h·R_n + b_hn))`, `z, r = σ(x_* + h·R_* + b_h*)`.
-/// Each gate's x-part and h-part is a third of `x·K + b_x` or `h·R + b_h`, taken by `Split`
-/// (Keras 2) or a column slice (Keras 3).
-fn gru_cell(body: &Graph, x: ValueRef, h: ValueRef, h_next: ValueRef) -> Option<Cell> {
-    let gate = |v: ValueRef| unary(body, v, "Sigmoid");
+/// Every GRU's last step, `h' = z·h + (1−z)·n`: `(z, n)`.
+fn gru_update(body: &Graph, h: ValueRef, h_next: ValueRef) -> Option<(ValueRef, ValueRef)> {
     let (keep, write) = operands(body, h_next, &["AddV2", "Add"], |a| {
         operands(body, a, &["Mul"], |m| m == h).is_some()
     })?;
     let (_, z) = operands(body, keep, &["Mul"], |m| m == h)?;
     let (one_minus_z, cand) = operands(body, write, &["Mul"], |a| op_is(body, a, "Sub"))?;
     let oz = body.inputs(one_minus_z.node);
-    if oz.len() != 2 || !scalar_is(body, oz[0], 1.0) || oz[1] != z {
-        return None;
-    }
+    (oz.len() == 2 && scalar_is(body, oz[0], 1.0) && oz[1] == z).then_some((z, cand))
+}
+
+/// Keras GRU with `reset_after=True` (PyTorch's formulation):
+/// `h' = z·h + (1−z)·n`, `n = tanh(x_n + r·(h·R_n + b_hn))`, `z, r = σ(x_* + h·R_* + b_h*)`.
+/// Each gate's x-part and h-part is a third of `x·K + b_x` or `h·R + b_h`, taken by `Split`
+/// (Keras 2) or a column slice (Keras 3).
+fn gru_cell(body: &Graph, x: ValueRef, h: ValueRef, h_next: ValueRef) -> Option<Cell> {
+    let gate = |v: ValueRef| unary(body, v, "Sigmoid");
+    let (z, cand) = gru_update(body, h, h_next)?;
     // A gate pre-activation: (x block, h block), told apart by what their sums multiply.
     let reads =
         |b: Block, v: ValueRef| affine(body, b.src).is_some_and(|(t, _)| t.contains_key(&v));
@@ -591,15 +594,7 @@ fn block_of(body: &Graph, v: ValueRef, parts: usize) -> Option<Block> {
 /// `[2u, u]` (r, z), `R_n` as `[u, u]`.
 fn gru_reset_before_cell(body: &Graph, x: ValueRef, h: ValueRef, h_next: ValueRef) -> Option<Cell> {
     let gate = |v: ValueRef| unary(body, v, "Sigmoid");
-    let (keep, write) = operands(body, h_next, &["AddV2", "Add"], |a| {
-        operands(body, a, &["Mul"], |m| m == h).is_some()
-    })?;
-    let (_, z) = operands(body, keep, &["Mul"], |m| m == h)?;
-    let (one_minus_z, cand) = operands(body, write, &["Mul"], |a| op_is(body, a, "Sub"))?;
-    let oz = body.inputs(one_minus_z.node);
-    if oz.len() != 2 || !scalar_is(body, oz[0], 1.0) || oz[1] != z {
-        return None;
-    }
+    let (z, cand) = gru_update(body, h, h_next)?;
     // (x block of three, h block of two).
     let pre = |v: ValueRef| -> Option<(Block, Block)> {
         let (a, b) = operands(body, v, &["AddV2", "Add"], |a| block(body, a).is_some())?;
@@ -655,15 +650,7 @@ fn gru_reset_before_cell(body: &Graph, x: ValueRef, h: ValueRef, h_next: ValueRe
 /// TF1's `GRUCell`: `r, u = split₂(σ([x, h]·W_g + b_g))`,
 /// `h' = u·h + (1−u)·tanh([x, r·h]·W_c + b_c)`: the reset-before GRU, as [`GRU_RESET_BEFORE`].
 fn tf1_gru_cell(body: &Graph, x: ValueRef, h: ValueRef, h_next: ValueRef) -> Option<Cell> {
-    let (keep, write) = operands(body, h_next, &["AddV2", "Add"], |a| {
-        operands(body, a, &["Mul"], |m| m == h).is_some()
-    })?;
-    let (_, u) = operands(body, keep, &["Mul"], |m| m == h)?;
-    let (one_minus_u, cand) = operands(body, write, &["Mul"], |a| op_is(body, a, "Sub"))?;
-    let ou = body.inputs(one_minus_u.node);
-    if ou.len() != 2 || !scalar_is(body, ou[0], 1.0) || ou[1] != u {
-        return None;
-    }
+    let (u, cand) = gru_update(body, h, h_next)?;
     let gates = unary(body, split_of(body, &[u], 2)?, "Sigmoid")?;
     let (c_terms, c_bias) = affine(body, unary(body, cand, "Tanh")?)?;
     let rh = *c_terms.keys().find(|&&k| k != x)?;
