@@ -7,7 +7,7 @@ use crate::ir::ValueInfo;
 use crate::lower::{Ctx, Layout, Lowered};
 use crate::ops::util::{OpResult, norm_axis, same_as_input};
 use crate::ops::{OpDef, OpInputs, op};
-use crate::passes::fuse_rnn::{GRU, GRU_RESET_BEFORE, LSTM, RNN};
+use crate::passes::fuse_rnn::{GRU, GRU_RESET_BEFORE, LSTM, MASKED_LSTM, RNN};
 use crate::py::{PyExpr, Weight};
 
 pub const OPS: &[OpDef] = &[
@@ -15,6 +15,7 @@ pub const OPS: &[OpDef] = &[
     op(GRU, recurrent),
     op(RNN, recurrent),
     op(GRU_RESET_BEFORE, gru_reset_before),
+    op(MASKED_LSTM, recurrent),
     op("ReverseV2", reverse).infer(same_as_input),
     op("TensorListFromTensor", |c| {
         expr(PyExpr::call("list", vec![c.input_tf(0)?.method("unbind", vec![PyExpr::int(0)])]))
@@ -71,9 +72,12 @@ fn recurrent(ctx: &mut Ctx) -> OpResult<Lowered> {
     let node = ctx.node();
     let (class, cell_state) = match node.op.as_str() {
         LSTM => ("nn.LSTM", true),
+        MASKED_LSTM => ("MaskedLSTM", true),
         GRU => ("nn.GRU", false),
         _ => ("nn.RNN", false),
     };
+    // MaskedLSTM (templates/masked_lstm.py) is called like nn.LSTM, the mask after the input.
+    let masked = node.op == MASKED_LSTM;
     let flag = |a: &str| node.attr_bool_or(a, false).map_err(|e| e.to_string());
     let (last_only, batch_first) = (flag("last_only")?, flag("batch_first")?);
     let bidirectional = flag("bidirectional")?;
@@ -88,7 +92,11 @@ fn recurrent(ctx: &mut Ctx) -> OpResult<Lowered> {
             kwargs.push(("nonlinearity", PyExpr::str_lit(&act)));
         }
     }
-    if batch_first {
+    if masked {
+        if flag("zero_output")? {
+            kwargs.push(("zero_output", PyExpr::boolean(true)));
+        }
+    } else if batch_first {
         kwargs.push(("batch_first", PyExpr::boolean(true)));
     }
     if bidirectional {
@@ -99,12 +107,16 @@ fn recurrent(ctx: &mut Ctx) -> OpResult<Lowered> {
         vec![PyExpr::int(input_size as i64), PyExpr::int(hidden as i64)],
         kwargs,
     );
-    let mut params = vec![
-        ("weight_ih_l0", Weight::plain(w_ih)),
-        ("weight_hh_l0", Weight::plain(w_hh)),
-        ("bias_ih_l0", Weight::plain(b_ih)),
-        ("bias_hh_l0", Weight::plain(b_hh)),
-    ];
+    let names = if masked {
+        ["cell.weight_ih", "cell.weight_hh", "cell.bias_ih", "cell.bias_hh"]
+    } else {
+        ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"]
+    };
+    let mut params: Vec<(&'static str, Weight)> =
+        names.into_iter().zip([w_ih, w_hh, b_ih, b_hh].map(Weight::plain)).collect();
+    if masked {
+        ctx.require_class("MaskedLSTM", include_str!("../../templates/masked_lstm.py"));
+    }
     if bidirectional {
         let names = ["weight_ih_l0_reverse", "weight_hh_l0_reverse", "bias_ih_l0_reverse"];
         for (k, name) in names.into_iter().chain(["bias_hh_l0_reverse"]).enumerate() {
@@ -112,11 +124,15 @@ fn recurrent(ctx: &mut Ctx) -> OpResult<Lowered> {
         }
     }
     let mut args = vec![ctx.input_tf(0)?];
-    if !bidirectional && ctx.num_inputs() > 5 {
+    let first_state = if masked { 6 } else { 5 };
+    if masked {
+        args.push(ctx.input_tf(5)?);
+    }
+    if !bidirectional && ctx.num_inputs() > first_state {
         // PyTorch's states carry a leading (layers × directions) axis.
-        let h0 = state(ctx, 5)?;
+        let h0 = state(ctx, first_state)?;
         args.push(if cell_state {
-            let c0 = state(ctx, 6)?;
+            let c0 = state(ctx, first_state + 1)?;
             PyExpr::Atom(format!("({h0}, {c0})"))
         } else {
             h0
@@ -199,7 +215,8 @@ fn gru_reset_before(ctx: &mut Ctx) -> OpResult<Lowered> {
 /// recurrent layer returned as is (its TF value is `h_n[0]`).
 fn state(ctx: &mut Ctx, slot: usize) -> OpResult<PyExpr> {
     let h = ctx.input_tf(slot)?;
-    let from_rnn = ctx.producer_op(slot).is_some_and(|op| matches!(op, LSTM | GRU | RNN));
+    let from_rnn =
+        ctx.producer_op(slot).is_some_and(|op| matches!(op, LSTM | GRU | RNN | MASKED_LSTM));
     match h.to_string().strip_suffix("[0]") {
         Some(raw) if from_rnn && crate::py::names::identifier(raw) == raw => Ok(PyExpr::name(raw)),
         _ => Ok(h.index("None")),
@@ -287,6 +304,31 @@ mod tests {
         # gru.candidate.weight: [2, 2]
         ---
         x = self.gru(seq)[0]
+        return x
+        ");
+    }
+
+    #[test]
+    fn masked_lstm_takes_the_mask() {
+        let mut g = TestGraph::new();
+        let x = g.input("seq", &[-1, 5, 3]);
+        let mask = g.typed_input("mask", &[-1, 5, 1], crate::tensor::DType::Bool);
+        let shapes: [&[usize]; 4] = [&[8, 3], &[8, 2], &[8], &[8]];
+        let w: Vec<_> = shapes
+            .iter()
+            .enumerate()
+            .map(|(k, s)| g.constant(&format!("w{k}"), weights(s)))
+            .collect();
+        let attrs = [("batch_first", boolean(true)), ("zero_output", boolean(true))];
+        let y = g.op("m/lstm/lstm", "_MaskedLSTM", &[x, w[0], w[1], w[2], w[3], mask], &attrs);
+        assert_snapshot!(g.lower(&[y]), @"
+        self.lstm = MaskedLSTM(3, 2, zero_output=True)
+        # lstm.cell.weight_ih: [8, 3]
+        # lstm.cell.weight_hh: [8, 2]
+        # lstm.cell.bias_ih: [8]
+        # lstm.cell.bias_hh: [8]
+        ---
+        x = self.lstm(seq, mask)[0]
         return x
         ");
     }

@@ -24,13 +24,15 @@ use crate::ir::{Graph, Node, ValueRef};
 
 use crate::proto::AttrValue;
 use crate::proto::attr_value::Value;
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 
 use super::loops::LOOP;
 
 pub const LSTM: &str = "_LSTM";
 pub const GRU: &str = "_GRU";
 pub const RNN: &str = "_RNN";
+/// Keras' masked `LSTM`: lowered to a small module class of our own.
+pub const MASKED_LSTM: &str = "_MaskedLSTM";
 /// Keras' `GRU(reset_after=False)`: lowered to a small module class of our own.
 pub const GRU_RESET_BEFORE: &str = "_GRUResetBefore";
 
@@ -62,13 +64,15 @@ struct Cell {
 
 struct Match {
     cell: Cell,
-    /// Loop-variable slots.
     /// The time-major sequence the loop reads step by step.
     seq: ValueRef,
+    /// Loop-variable slots.
     output_list: usize,
     states: Vec<usize>,
     /// Keras keeps only the last output (`return_sequences=False`).
     last_only: bool,
+    /// Keras masking: the time-major mask sequence, and whether masked steps output zeros.
+    mask: Option<(ValueRef, bool)>,
 }
 
 /// Output `port` of `n` in the body, looking through nothing.
@@ -267,22 +271,41 @@ fn match_rnn(g: &Graph, l: NodeIndex) -> Option<Match> {
                 .is_some_and(|(_, one)| scalar_is(body, one, 1.0))
     };
 
-    // x_t = TensorListGetItem(input list, time): the one read of the sequence. (TF 1.x's own
-    // loops read TensorArrayV3s instead; those loops are not fused.)
+    // x_t = TensorListGetItem(input list, time): the one read of the sequence, and with Keras
+    // masking a second one of the (boolean) mask. (TF 1.x's own loops read TensorArrayV3s
+    // instead; those loops are not fused.)
     let reads: Vec<NodeIndex> =
         body.g.node_indices().filter(|&n| body.node(n).op == "TensorListGetItem").collect();
-    let [read] = reads.as_slice() else { return None };
-    let ri = body.inputs(*read);
+    let is_mask = |n: NodeIndex| body.node(n).attr_type("element_dtype").ok() == Some(DType::Bool);
+    let (read, mask_read) = match reads.as_slice() {
+        [r] => (*r, None),
+        [a, b] if is_mask(*b) && !is_mask(*a) => (*a, Some(*b)),
+        [a, b] if is_mask(*a) && !is_mask(*b) => (*b, Some(*a)),
+        _ => return None,
+    };
+    let ri = body.inputs(read);
     let time = slot_of(*ri.get(1)?)?;
     if !counter(time) {
         return None;
     }
-    let x_t = ValueRef { node: *read, port: 0 };
-    let input_list = slot_of(*ri.first()?)?;
-    if next(input_list) != var(input_list) || !op_is(g, outer[input_list], "TensorListFromTensor") {
-        return None;
-    }
-    let seq = *g.inputs(outer[input_list].node).first()?;
+    let x_t = ValueRef { node: read, port: 0 };
+    // A list the loop reads at `time` and passes on: the tensor it was made from.
+    let sequence = |read: NodeIndex| -> Option<(usize, ValueRef)> {
+        let ri = body.inputs(read);
+        let list = slot_of(*ri.first()?)?;
+        if ri.get(1) != Some(&var(time))
+            || next(list) != var(list)
+            || !op_is(g, outer[list], "TensorListFromTensor")
+        {
+            return None;
+        }
+        Some((list, *g.inputs(outer[list].node).first()?))
+    };
+    let (input_list, seq) = sequence(read)?;
+    let mask_list = match mask_read {
+        Some(m) => Some((sequence(m)?, ValueRef { node: m, port: 0 })),
+        None => None,
+    };
 
     // The output list: next = TensorListSetItem(list, time | 0, y).
     let mut output = None;
@@ -321,6 +344,15 @@ fn match_rnn(g: &Graph, l: NodeIndex) -> Option<Match> {
         .filter(|&s| s != input_list && s != output_list && s != time)
         .filter(|&s| next(s) != var(s) && !counter(s))
         .collect();
+    if let Some(((_, mask_seq), mask_t)) = mask_list {
+        // Both batch-major before Keras made them time-major (the helper class is batch first).
+        if !is_time_swap(g, seq) || !is_time_swap(g, mask_seq) {
+            return None;
+        }
+        return masked_lstm(g, l, body, x_t, mask_t, &states, y).map(|(cell, states, zero)| {
+            Match { cell, seq, output_list, states, last_only, mask: Some((mask_seq, zero)) }
+        });
+    }
     let cell = match states.len() {
         1 => {
             let h = var(states[0]);
@@ -335,11 +367,90 @@ fn match_rnn(g: &Graph, l: NodeIndex) -> Option<Match> {
             let (h, c) = if next(a) == y { (a, b) } else { (b, a) };
             let cell = lstm_cell(body, x_t, var(h), var(c), next(h), next(c))?;
             let states = vec![h, c];
-            return (next(h) == y).then_some(Match { cell, seq, output_list, states, last_only });
+            return (next(h) == y).then_some(Match {
+                cell,
+                seq,
+                output_list,
+                states,
+                last_only,
+                mask: None,
+            });
         }
         _ => return None,
     };
-    (next(states[0]) == y).then_some(Match { cell, seq, output_list, states, last_only })
+    (next(states[0]) == y).then_some(Match {
+        cell,
+        seq,
+        output_list,
+        states,
+        last_only,
+        mask: None,
+    })
+}
+
+/// A Keras LSTM step under a mask: each state's next value is `where(mask_t, new, old)` and
+/// the output `where(mask_t, h_new, previous output | zeros)`. Returns the cell, the `[h, c]`
+/// slots and whether masked steps output zeros.
+fn masked_lstm(
+    g: &Graph,
+    l: NodeIndex,
+    body: &Graph,
+    x_t: ValueRef,
+    mask_t: ValueRef,
+    states: &[usize],
+    y: ValueRef,
+) -> Option<(Cell, Vec<usize>, bool)> {
+    let outer = g.inputs(l);
+    let vars = body.outputs.len() - 1;
+    let next = |slot: usize| body.outputs[1 + slot];
+    // `where(mask_t, then, else)`, the mask possibly tiled to the state's width.
+    let select = |v: ValueRef| -> Option<(ValueRef, ValueRef)> {
+        let n = producer(body, v);
+        let i = body.inputs(v.node);
+        let [cond, then, other] = i.as_slice() else { return None };
+        let cond =
+            if op_is(body, *cond, "Tile") { *body.inputs(cond.node).first()? } else { *cond };
+        (matches!(n.op.as_str(), "Select" | "SelectV2") && cond == mask_t)
+            .then_some((*then, *other))
+    };
+    let [a, b, o] = states else { return None };
+    // The output state is the one written; its next value is the masked new `h`.
+    let (out, rest) = [(*a, [*b, *o]), (*b, [*a, *o]), (*o, [*a, *b])]
+        .into_iter()
+        .find(|(s, _)| next(*s) == y)?;
+    let (h_new, previous) = select(next(out))?;
+    let zeros_outside = |v: ValueRef| {
+        let k = body.inputs.iter().position(|&p| p == v)?;
+        (k >= vars || body.outputs[1 + k] == v).then(|| outer[k])
+    };
+    let zero = |v: ValueRef| {
+        body.const_value(v).is_some_and(|t| t.to_f64().is_some_and(|x| x.iter().all(|&x| x == 0.0)))
+            || zeros_outside(v).is_some_and(|o| g.node(o.node).op == "ZerosLike")
+    };
+    let zero_output = if previous == body.inputs[out] {
+        false
+    } else if zero(previous) {
+        true
+    } else {
+        return None;
+    };
+    // The previous output starts at zeros and is not read after the loop.
+    if g.node(outer[out].node).op != "ZerosLike" || g.use_count(ValueRef { node: l, port: out }) > 0
+    {
+        return None;
+    }
+    let (h, c) = match (select(next(rest[0]))?, select(next(rest[1]))?) {
+        ((t, _), _) if t == h_new => (rest[0], rest[1]),
+        (_, (t, _)) if t == h_new => (rest[1], rest[0]),
+        _ => return None,
+    };
+    let (h_then, h_old) = select(next(h))?;
+    let (c_new, c_old) = select(next(c))?;
+    if h_then != h_new || h_old != body.inputs[h] || c_old != body.inputs[c] {
+        return None;
+    }
+    let cell = lstm_cell(body, x_t, body.inputs[h], body.inputs[c], h_new, c_new)?;
+    Some((Cell { op: MASKED_LSTM, ..cell }, vec![h, c], zero_output))
 }
 
 /// The loop runs while counters are below bounds, the time counter among them, and every bound
@@ -757,7 +868,7 @@ fn rewrite(g: &mut Graph, l: NodeIndex, m: Match) {
             layer = scope;
         }
         let kind = match m.cell.op {
-            LSTM => "lstm",
+            LSTM | MASKED_LSTM => "lstm",
             GRU | GRU_RESET_BEFORE => "gru",
             _ => "rnn",
         };
@@ -820,9 +931,15 @@ fn rewrite(g: &mut Graph, l: NodeIndex, m: Match) {
         let c = g.add_node(Node::constant(format!("{name}/{suffix}"), t, ordinal));
         g.connect(ValueRef { node: c, port: 0 }, f, 1 + k);
     }
+    let mut first_state = 5;
+    if let Some((mask, zero_output)) = m.mask {
+        g.connect(g.inputs(mask.node)[0], f, 5);
+        g.node_mut(f).attrs.insert("zero_output".into(), flag(zero_output));
+        first_state = 6;
+    }
     if !m.states.iter().all(|&s| is_zeros(g, outer[s])) {
         for (k, &state) in m.states.iter().enumerate() {
-            g.connect(outer[state], f, 5 + k);
+            g.connect(outer[state], f, first_state + k);
         }
     }
     // Readers of the stacked output list read output 0 (time-major again if need be).

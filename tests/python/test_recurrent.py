@@ -105,7 +105,7 @@ LOOPS = ["rnn_masked", "tf_while_refine", "tf_nested_while"]
 @pytest.mark.parametrize("form", ["pb", "saved"])
 @pytest.mark.parametrize("name", LOOPS)
 def test_other_loops_become_python_loops(name, form, tmp_path):
-    """A masked LSTM (padded steps keep the state: nn.LSTM cannot), a hand-written tf.while_loop with a data-dependent exit, and a loop
+    """A masked GRU (masked steps keep the state: nn.GRU cannot), a hand-written tf.while_loop with a data-dependent exit, and a loop
     inside a loop: explicit loops, translated op by op, same
     results as TensorFlow."""
     src = fixture(f"{name}.pb" if form == "pb" else f"{name}_saved")
@@ -146,6 +146,19 @@ def test_gru_reset_before_is_an_explicit_cell(form, tmp_path):
     assert "class GRUResetBefore(nn.Module):" in text and "self.gru = GRUResetBefore(5, 6)" in text
     assert "for t in range(x.shape[1]):" in text and "_loop(" not in text
     report(f"rnn_gru_reset_before ({form}): rel. error {max(errors):.2e}, GRUResetBefore cell")
+
+
+@pytest.mark.parametrize("form", ["pb", "saved"])
+def test_masked_lstm(form, tmp_path):
+    """Embedding(mask_zero=True) before LSTMs: each becomes a MaskedLSTM module (nn.LSTMCell
+    stepping over the sequence, keeping state where the mask is False), with and without
+    return_sequences; the model's masked GRU stays an explicit loop."""
+    src = fixture("rnn_masked.pb" if form == "pb" else "rnn_masked_saved")
+    out = convert(src, tmp_path, "--strict")
+    errors = assert_parity(out, GENERATED_DIR / ("rnn_masked.npz" if form == "pb" else "rnn_masked_saved.npz"))
+    text = (out / "model.py").read_text()
+    assert "self.lstm_seq = MaskedLSTM(8, 6)" in text and "self.lstm_last = MaskedLSTM(6, 5)" in text
+    report(f"rnn_masked ({form}): rel. error {max(errors):.2e}, 2 MaskedLSTM + 1 explicit loop")
 
 
 def test_tf1_dynamic_rnn(tmp_path):
