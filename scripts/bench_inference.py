@@ -3,7 +3,7 @@ one thread each, on the fixture's inputs (a benchmark, not a test).
 
     python scripts/bench_inference.py build/fixtures/keras_hub_bert_base [--runs 20]
     python scripts/bench_inference.py build/fixtures/rnn_bench_lstm   # 2-layer LSTM
-    (rnn_bench_gru_loop: GRU(reset_after=False); rnn_bench_masked: a masked LSTM, generic loop)
+    (rnn_bench_gru_loop: GRU(reset_after=False); rnn_bench_masked: a masked LSTM)
 """
 
 import argparse
