@@ -520,6 +520,29 @@ fn gate_bias(b: Option<&[f32]>, n: usize, order: &[usize], width: usize) -> Tens
     Tensor::from_f32(vec![v.len()], &v)
 }
 
+/// The weights of a `torch.nn` recurrent layer from Keras kernels `[in, k·units]` and
+/// `[units, k·units]`, their gate blocks taken in PyTorch's order (`orders`), and biases (zeros
+/// where Keras has none).
+fn torch_layer_cell(
+    op: &'static str,
+    [kx, kh]: [&Tensor; 2],
+    units: usize,
+    [x_order, h_order]: [&[usize]; 2],
+    [b_ih, b_hh]: [Option<&[f32]>; 2],
+) -> Option<Cell> {
+    let width = x_order.len() * units;
+    Some(Cell {
+        op,
+        weights: [
+            gate_rows(kx, units, x_order)?,
+            gate_rows(kh, units, h_order)?,
+            gate_bias(b_ih, units, x_order, width),
+            gate_bias(b_hh, units, h_order, width),
+        ],
+        nonlinearity: None,
+    })
+}
+
 /// Kernel `[in, k*units]` from input `x` and recurrent kernel `[units, k*units]` from `h`.
 fn kernels(
     terms: &BTreeMap<ValueRef, Tensor>,
@@ -585,18 +608,8 @@ fn lstm_cell(
         let n = width / 4;
         bias[k * n..(k + 1) * n].iter_mut().for_each(|b| *b += shift);
     }
-    let bias = Some(bias);
     let (kx, kh, units) = kernels(&terms, x, h, 4)?;
-    Some(Cell {
-        op: LSTM,
-        weights: [
-            gate_rows(&kx, units, &order)?,
-            gate_rows(&kh, units, &order)?,
-            gate_bias(bias.as_deref(), units, &order, 4 * units),
-            Tensor::from_f32(vec![4 * units], &vec![0.0; 4 * units]),
-        ],
-        nonlinearity: None,
-    })
+    torch_layer_cell(LSTM, [&kx, &kh], units, [&order, &order], [Some(&bias), None])
 }
 
 /// Every GRU's last step, `h' = z·h + (1−z)·n`: `(z, n)`.
@@ -660,16 +673,8 @@ fn gru_cell(body: &Graph, x: ValueRef, h: ValueRef, h_next: ValueRef) -> Option<
     let mut terms = xterms;
     terms.extend(hterms);
     let (kx, kh, units) = kernels(&terms, x, h, 3)?;
-    Some(Cell {
-        op: GRU,
-        weights: [
-            gate_rows(&kx, units, &x_order)?,
-            gate_rows(&kh, units, &h_order)?,
-            gate_bias(xbias.as_deref(), units, &x_order, 3 * units),
-            gate_bias(hbias.as_deref(), units, &h_order, 3 * units),
-        ],
-        nonlinearity: None,
-    })
+    let biases = [xbias.as_deref(), hbias.as_deref()];
+    torch_layer_cell(GRU, [&kx, &kh], units, [&x_order, &h_order], biases)
 }
 
 /// One of three equal column blocks of a rank-2 value.
@@ -817,16 +822,8 @@ fn simple_cell(body: &Graph, x: ValueRef, h: ValueRef, h_next: ValueRef) -> Opti
         .find_map(|(op, name)| unary(body, h_next, op).map(|v| (v, name)))?;
     let (terms, bias) = affine(body, pre)?;
     let (kx, kh, units) = kernels(&terms, x, h, 1)?;
-    Some(Cell {
-        op: RNN,
-        weights: [
-            gate_rows(&kx, units, &[0])?,
-            gate_rows(&kh, units, &[0])?,
-            gate_bias(bias.as_deref(), units, &[0], units),
-            Tensor::from_f32(vec![units], &vec![0.0; units]),
-        ],
-        nonlinearity: Some(act),
-    })
+    let cell = torch_layer_cell(RNN, [&kx, &kh], units, [&[0], &[0]], [bias.as_deref(), None])?;
+    Some(Cell { nonlinearity: Some(act), ..cell })
 }
 
 /// `Transpose(x, [1, 0, 2])`.
