@@ -1,4 +1,6 @@
-//! Rendering `py::Module` into files, and writing the output folder atomically.
+//! Printing the lowered module into files, and writing the output folder atomically. The
+//! templates hold only each file's fixed skeleton; everything generated comes from the
+//! printer.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -7,19 +9,23 @@ use std::path::{Path, PathBuf};
 use askama::Template;
 
 use crate::error::{Error, Result};
-use crate::py::{Module, PyExpr, format};
+use crate::lower::Module;
+use crate::py::printer;
+use crate::py::{Stmt, ast};
 
 #[derive(Template)]
 #[template(path = "model.py", escape = "none")]
 struct ModelTemplate<'a> {
-    module: &'a Module,
-    classes: Vec<String>,
-    uses_functional: bool,
-    source_literal: String,
-    init_lines: Vec<String>,
-    forward_params: String,
-    /// Methods after `forward` (loops), each one text block.
-    methods: Vec<String>,
+    class_name: &'a str,
+    /// The source file name, escaped for the module docstring.
+    source_doc: String,
+    has_stubs: bool,
+    /// Module aliases the generated code refers to (`F`), so that only those are imported.
+    uses: BTreeSet<String>,
+    /// Fixed helper classes (templates of their own).
+    support: Vec<&'a str>,
+    /// The block classes and the model class, printed.
+    classes: String,
 }
 
 #[derive(Template)]
@@ -28,92 +34,30 @@ struct CustomOpsTemplate {
     stubs: Vec<String>,
 }
 
-/// One block class as text (no trailing newline).
-fn render_class(c: &crate::py::BlockClass) -> String {
-    let mut lines = vec![format!("class {}(nn.Module):", c.name)];
-    let mut params = vec![PyExpr::name("self")];
-    params.extend(c.params.iter().map(|p| PyExpr::name(p.clone())));
-    let sig =
-        PyExpr::Call { func: Box::new(PyExpr::name("def __init__")), args: params, kwargs: vec![] };
-    let mut def = format::statement(4, "", &sig);
-    if let Some(last) = def.last_mut() {
-        last.push(':');
-    }
-    lines.extend(def);
-    lines.push("        super().__init__()".into());
-    for l in &c.layers {
-        lines.extend(format::assignment(8, &format!("self.{}", l.name), &l.ctor));
-    }
-    for (name, dtype, shape) in &c.buffers {
-        let empty = PyExpr::call_kw(
-            "torch.empty",
-            vec![PyExpr::Tuple(shape.clone())],
-            vec![("dtype", PyExpr::name(format!("torch.{dtype}")))],
-        );
-        let call = PyExpr::call("self.register_buffer", vec![PyExpr::str_lit(name), empty]);
-        lines.extend(format::statement(8, "", &call));
-    }
-    lines.push(String::new());
-    let mut fwd = vec![PyExpr::name("self")];
-    fwd.extend(c.inputs.iter().map(|i| PyExpr::name(i.clone())));
-    let sig =
-        PyExpr::Call { func: Box::new(PyExpr::name("def forward")), args: fwd, kwargs: vec![] };
-    let mut def = format::statement(4, "", &sig);
-    if let Some(last) = def.last_mut() {
-        last.push(':');
-    }
-    lines.extend(def);
-    for s in &c.body {
-        lines.extend(format::assignment(8, &s.target, &s.expr));
-    }
-    lines.push(format!("        return {}", c.output));
-    lines.join("\n")
+/// Every name the statements read or bind, nested statements included.
+fn names_used(stmts: &[Stmt]) -> BTreeSet<String> {
+    stmts.iter().flat_map(Stmt::all_names).map(String::from).collect()
 }
 
 /// The text of `model.py`.
 pub fn render_model(module: &Module) -> Result<String> {
-    let classes: Vec<String> = module.classes.iter().map(render_class).collect();
-    let uses_functional = module
-        .body
-        .iter()
-        .chain(&classes)
-        .chain(module.methods.iter().flatten())
-        .any(|l| l.contains("F."));
-    let mut init_lines = Vec::new();
-    for l in &module.layers {
-        init_lines.extend(format::assignment(8, &format!("self.{}", l.name), &l.ctor));
-    }
-    for b in &module.buffers {
-        let call = PyExpr::call_kw(
-            "self.register_buffer",
-            vec![
-                PyExpr::str_lit(&b.name),
-                PyExpr::call_kw(
-                    "torch.empty",
-                    vec![PyExpr::ints(&b.shape.iter().map(|&d| d as i64).collect::<Vec<_>>())],
-                    vec![("dtype", PyExpr::name(format!("torch.{}", b.torch_dtype)))],
-                ),
-            ],
-            vec![],
-        );
-        init_lines.extend(format::statement(8, "", &call));
-    }
-    let mut params = vec!["self".to_string()];
-    params.extend(module.params.iter().cloned());
+    let classes = module.class_defs();
     let t = ModelTemplate {
-        module,
-        classes,
-        uses_functional,
-        source_literal: crate::py::expr::str_literal(&module.source_name)
-            .trim_matches('"')
-            .to_string(),
-        init_lines,
-        forward_params: params.join(", "),
-        methods: module.methods.iter().map(|m| m.join("\n")).collect(),
+        class_name: &module.class_name,
+        source_doc: printer::escape(&module.source_name),
+        has_stubs: !module.stubs.is_empty(),
+        uses: names_used(&classes),
+        support: module.support.iter().map(|(_, source)| source.trim()).collect(),
+        classes: printer::block(&classes, 0).join("\n"),
     };
     let mut s = t.render().map_err(|e| Error::msg(format!("rendering model.py: {e}")))?;
     s.push('\n');
     Ok(s)
+}
+
+/// A stub as `custom_ops.py` holds it (no trailing newline).
+fn stub_text(def: &ast::FunctionDef) -> String {
+    printer::block(&[Stmt::FunctionDef(def.clone())], 0).join("\n")
 }
 
 /// Names of the functions a `custom_ops.py` defines at top level.
@@ -132,7 +76,7 @@ pub fn render_custom_ops(module: &Module, existing: Option<&str>) -> Result<Opti
         None if module.stubs.is_empty() => Ok(None),
         None => {
             let t = CustomOpsTemplate {
-                stubs: module.stubs.iter().map(|s| s.source.clone()).collect(),
+                stubs: module.stubs.iter().map(|s| stub_text(&s.def)).collect(),
             };
             let mut s =
                 t.render().map_err(|e| Error::msg(format!("rendering custom_ops.py: {e}")))?;
@@ -141,11 +85,11 @@ pub fn render_custom_ops(module: &Module, existing: Option<&str>) -> Result<Opti
         }
         Some(text) => {
             let have = defined_functions(text);
-            let missing: Vec<&str> = module
+            let missing: Vec<String> = module
                 .stubs
                 .iter()
                 .filter(|s| !have.contains(&s.function))
-                .map(|s| s.source.as_str())
+                .map(|s| stub_text(&s.def))
                 .collect();
             if missing.is_empty() {
                 return Ok(None);
@@ -156,7 +100,7 @@ pub fn render_custom_ops(module: &Module, existing: Option<&str>) -> Result<Opti
             }
             for m in missing {
                 s.push_str("\n\n");
-                s.push_str(m);
+                s.push_str(&m);
                 s.push('\n');
             }
             Ok(Some(s))

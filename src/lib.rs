@@ -176,7 +176,7 @@ pub fn convert(opts: &Options) -> Result<Report> {
         layers: module.layers.len(),
         parameters: module.weights.iter().map(|(_, w)| w.tensor.numel()).sum(),
         weight_bytes: weights::total_bytes(&module.weights),
-        forward_lines: module.body.len(),
+        forward_lines: module.forward_lines(),
         summary,
         custom_ops_written: custom.is_some(),
         unneeded_stubs: unneeded,

@@ -13,7 +13,8 @@ use crate::ModelIo;
 use crate::error::{Error, Result};
 use crate::ir::{Graph, ValueRef};
 use crate::load::saved_model::Selection;
-use crate::py::PyExpr;
+use crate::py::Expr;
+use crate::py::printer::flat;
 use crate::tensor::DType;
 
 #[derive(Template)]
@@ -129,32 +130,21 @@ pub fn render_make_reference(
             None => return Ok(None),
         };
         let high = if dtype.is_int() { index_bound(graph, v) } else { 0 };
-        inputs.push(
-            PyExpr::Tuple(vec![
-                PyExpr::str_lit(name),
-                PyExpr::str_lit(np),
-                PyExpr::ints(&shape),
-                PyExpr::int(high),
-            ])
-            .to_string(),
-        );
+        inputs.push(flat(&Expr::Tuple(vec![
+            Expr::str_lit(name),
+            Expr::str_lit(np),
+            Expr::ints(&shape),
+            Expr::int(high),
+        ])));
     }
+    let strings = |v: &[String]| Expr::List(v.iter().map(|s| Expr::str_lit(s)).collect());
     let t = MakeReferenceTemplate {
-        model: PyExpr::str_lit(&model).to_string(),
-        saved_model: PyExpr::boolean(io.saved_model).to_string(),
-        signature: PyExpr::str_lit(&selection.signature).to_string(),
-        tags: PyExpr::Atom(format!(
-            "[{}]",
-            selection
-                .tags
-                .iter()
-                .map(|t| PyExpr::str_lit(t).to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
-        .to_string(),
+        model: flat(&Expr::str_lit(&model)),
+        saved_model: flat(&Expr::boolean(io.saved_model)),
+        signature: flat(&Expr::str_lit(&selection.signature)),
+        tags: flat(&strings(&selection.tags)),
         inputs,
-        outputs: io.outputs.iter().map(|o| PyExpr::str_lit(o).to_string()).collect(),
+        outputs: io.outputs.iter().map(|o| flat(&Expr::str_lit(o))).collect(),
     };
     let mut s = t.render().map_err(|e| Error::msg(format!("rendering make_reference.py: {e}")))?;
     s.push('\n');

@@ -11,8 +11,47 @@ use std::sync::mpsc::{Receiver, sync_channel};
 use safetensors::{Dtype, View};
 
 use crate::error::{Error, Result};
-use crate::py::Weight;
-use crate::tensor::DType;
+use crate::tensor::{DType, Tensor};
+
+/// A weight as stored in the model, plus the layout change applied when it is written.
+/// The change is applied lazily, one tensor at a time, so conversion never holds two copies
+/// of all weights.
+#[derive(Clone, Debug)]
+pub struct Weight {
+    pub tensor: Tensor,
+    /// Axis permutation applied first.
+    pub permute: Option<Vec<usize>>,
+    /// Final shape (same element count).
+    pub reshape: Option<Vec<usize>>,
+}
+
+impl Weight {
+    pub fn plain(tensor: Tensor) -> Weight {
+        Weight { tensor, permute: None, reshape: None }
+    }
+
+    pub fn shape(&self) -> Vec<usize> {
+        if let Some(r) = &self.reshape {
+            return r.clone();
+        }
+        match &self.permute {
+            Some(p) => p.iter().map(|&i| self.tensor.shape[i]).collect(),
+            None => self.tensor.shape.clone(),
+        }
+    }
+
+    /// The tensor in its final layout.
+    pub fn materialize(&self) -> Tensor {
+        let t = match &self.permute {
+            Some(p) => self.tensor.permute(p),
+            None => self.tensor.clone(),
+        };
+        match &self.reshape {
+            Some(s) => t.reshaped(s.clone()),
+            None => t,
+        }
+    }
+}
 
 /// Layout changes computed ahead on a second thread, in the order the writer asks for them.
 /// Each item carries the weight's index; a view that receives another index (the writer

@@ -3,8 +3,8 @@
 //! weights under nested state_dict keys (`conv3_block2.conv1.weight`).
 //!
 //! Runs on the lowered statements. A scope prefix ending in a numbered token is a candidate
-//! block; a candidate qualifies when its statements are contiguous, it moves no buffers or
-//! stubs, reads exactly one outside value and leaves exactly one value live. Candidates with
+//! block; a candidate qualifies when its statements are contiguous, it moves no stubs, reads
+//! at most [`MAX_INPUTS`] outside values and leaves exactly one value live. Candidates with
 //! the same structure (statements and layer types, constructor arguments aside) share a
 //! class; constructor arguments that differ between instances become class parameters.
 
@@ -12,9 +12,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use heck::ToUpperCamelCase;
 
-use super::{Span, Stmt};
+use super::Span;
+use super::module::{BlockClass, Buffer, Layer, Module};
 use crate::py::names::{Scope, identifier};
-use crate::py::{BlockClass, Layer, Module, PyExpr};
+use crate::py::printer::flat;
+use crate::py::{Assign, Expr, Ref};
 
 /// A block reads at most this many outside values.
 const MAX_INPUTS: usize = 3;
@@ -47,27 +49,17 @@ struct Member {
     signature: String,
 }
 
-fn targets(s: &Stmt) -> Vec<String> {
-    s.target
-        .split(", ")
-        .map(|t| t.trim_end_matches(',').to_string())
-        .filter(|t| !t.is_empty())
-        .collect()
-}
-
 /// Whether `var` is read after statement `from` before being assigned again.
-fn live_after(var: &str, stmts: &[Stmt], from: usize, returns: &[String]) -> bool {
+fn live_after(var: &str, stmts: &[Assign], from: usize, returns: &[Expr]) -> bool {
     for s in &stmts[from..] {
-        if s.expr.identifiers().iter().any(|i| i == var) {
+        if s.value.reads(var) > 0 {
             return true;
         }
-        if targets(s).iter().any(|t| t == var) {
+        if s.target.bound_names().contains(&var) {
             return false;
         }
     }
-    returns
-        .iter()
-        .any(|r| crate::py::expr::identifier_spans(r).iter().any(|&(a, b)| &r[a..b] == var))
+    returns.iter().any(|r| r.reads(var) > 0)
 }
 
 /// `1_conv` → `conv1`: a leading number reads better at the end.
@@ -94,6 +86,8 @@ fn class_name(family: &str) -> String {
     if name.is_empty() { "Block".into() } else { name }
 }
 
+/// Scope prefixes ending in a numbered token (`conv2_block1`), each with its family
+/// (`conv2_block#`).
 fn candidates(spans: &[Span]) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for s in spans {
@@ -114,94 +108,134 @@ fn candidates(spans: &[Span]) -> BTreeMap<String, String> {
     out
 }
 
-fn analyse(
-    prefix: &str,
-    family: &str,
-    spans: &[Span],
-    stmts: &[Stmt],
-    module: &Module,
-    universe: &BTreeSet<String>,
-    returns: &[String],
-) -> Option<Member> {
-    let inside = |s: &Span| s.scope == prefix || s.scope.starts_with(&format!("{prefix}_"));
-    let idx: Vec<usize> = (0..spans.len()).filter(|&i| inside(&spans[i])).collect();
-    let (&first, &last) = (idx.first()?, idx.last()?);
-    if idx.len() < 2 || last - first + 1 != idx.len() || idx.iter().any(|&i| !spans[i].movable) {
-        return None;
+/// What the whole forward looks like, for analysing candidates.
+struct Forward<'a> {
+    spans: &'a [Span],
+    stmts: &'a [Assign],
+    module: &'a Module,
+    /// Every local name (`forward`'s parameters and assigned names).
+    universe: BTreeSet<String>,
+    returns: &'a [Expr],
+}
+
+impl Forward<'_> {
+    fn analyse(&self, prefix: &str, family: &str) -> Option<Member> {
+        let spans = self.spans;
+        let inside = |s: &Span| s.scope == prefix || s.scope.starts_with(&format!("{prefix}_"));
+        let idx: Vec<usize> = (0..spans.len()).filter(|&i| inside(&spans[i])).collect();
+        let (&first, &last) = (idx.first()?, idx.last()?);
+        if idx.len() < 2 || last - first + 1 != idx.len() || idx.iter().any(|&i| !spans[i].movable)
+        {
+            return None;
+        }
+        let range = spans[first].stmts.start..spans[last].stmts.end;
+        let layers: Vec<usize> = idx.iter().flat_map(|&i| spans[i].layers.clone()).collect();
+        let buffers: Vec<usize> = idx.iter().flat_map(|&i| spans[i].buffers.clone()).collect();
+        // A class must be worth reading: a conv + batch-norm pair stays inline.
+        if range.len() < MIN_STATEMENTS || layers.is_empty() {
+            return None;
+        }
+        // A few values in (a transformer layer reads its input and the mask), one value out.
+        let mut defined = BTreeSet::new();
+        let mut inputs: Vec<String> = Vec::new();
+        for s in &self.stmts[range.clone()] {
+            for id in s.value.names() {
+                if self.universe.contains(id)
+                    && !defined.contains(id)
+                    && !inputs.iter().any(|i| i == id)
+                {
+                    inputs.push(id.to_string());
+                }
+            }
+            defined.extend(s.target.bound_names().into_iter().map(String::from));
+        }
+        let outputs: Vec<&String> =
+            defined.iter().filter(|v| live_after(v, self.stmts, range.end, self.returns)).collect();
+        if !(1..=MAX_INPUTS).contains(&inputs.len()) || outputs.len() != 1 {
+            return None;
+        }
+        let output = outputs[0].clone();
+        let signature = self.signature(&range, &layers, &buffers, &inputs, &output);
+        Some(Member {
+            prefix: prefix.to_string(),
+            family: family.to_string(),
+            spans: first..last + 1,
+            stmts: range,
+            layers,
+            buffers,
+            inputs,
+            output,
+            signature,
+        })
     }
-    let range = spans[first].stmts.start..spans[last].stmts.end;
-    let layers: Vec<usize> = idx.iter().flat_map(|&i| spans[i].layers.clone()).collect();
-    let buffers: Vec<usize> = idx.iter().flat_map(|&i| spans[i].buffers.clone()).collect();
-    // A class must be worth reading: a conv + batch-norm pair stays inline.
-    if range.len() < MIN_STATEMENTS || layers.is_empty() {
-        return None;
-    }
-    // A few values in (a transformer layer reads its input and the mask), one value out.
-    let mut defined = BTreeSet::new();
-    let mut inputs: Vec<String> = Vec::new();
-    for s in &stmts[range.clone()] {
-        for id in s.expr.identifiers() {
-            if universe.contains(&id) && !defined.contains(&id) && !inputs.contains(&id) {
-                inputs.push(id);
+
+    /// The block's structure: statements with canonical names, and the layers' types and
+    /// argument layout (constructor argument values aside).
+    fn signature(
+        &self,
+        range: &std::ops::Range<usize>,
+        layers: &[usize],
+        buffers: &[usize],
+        inputs: &[String],
+        output: &str,
+    ) -> String {
+        let module = self.module;
+        let mut attrs: BTreeMap<&str, String> = BTreeMap::new();
+        for (k, &l) in layers.iter().enumerate() {
+            attrs.insert(&module.layers[l].name, format!("L{k}"));
+        }
+        for (k, &b) in buffers.iter().enumerate() {
+            attrs.insert(&module.buffers[b].name, format!("B{k}"));
+        }
+        let mut vars: BTreeMap<String, String> = BTreeMap::new();
+        for (k, i) in inputs.iter().enumerate() {
+            vars.insert(i.clone(), format!("IN{k}"));
+        }
+        // Every assignment gets a fresh canonical name (SSA), so reusing `x` does not matter.
+        let mut next = 0;
+        let mut signature = String::new();
+        for s in &self.stmts[range.clone()] {
+            let value = s.value.renamed(&|r| match r {
+                Ref::Var(v) => vars.get(v).map(Expr::name),
+                Ref::SelfAttr(a) => attrs.get(a).map(|c| Expr::self_attr(c)),
+            });
+            let mut names = Vec::new();
+            for t in s.target.bound_names() {
+                vars.insert(t.to_string(), format!("V{next}"));
+                names.push(format!("V{next}"));
+                next += 1;
+            }
+            signature.push_str(&format!("{} = {}\n", names.join(", "), flat(&value)));
+        }
+        signature.push_str(&format!("return {}\n", vars[output]));
+        for &b in buffers {
+            let buf = &module.buffers[b];
+            signature.push_str(&format!("buffer {} rank {}\n", buf.torch_dtype, buf.shape.len()));
+        }
+        for &l in layers {
+            match &module.layers[l].ctor {
+                Expr::Call(c) => {
+                    let keys: Vec<&str> = c.kwargs.iter().map(|(k, _)| k.as_str()).collect();
+                    signature.push_str(&format!("{}/{}/{keys:?}\n", flat(&c.func), c.args.len()));
+                }
+                other => signature.push_str(&format!("{}\n", flat(other))),
             }
         }
-        defined.extend(targets(s));
+        signature
     }
-    let outputs: Vec<&String> =
-        defined.iter().filter(|v| live_after(v, stmts, range.end, returns)).collect();
-    if !(1..=MAX_INPUTS).contains(&inputs.len()) || outputs.len() != 1 {
-        return None;
+}
+
+/// A layer constructor's argument values, positional then keyword, as printed.
+fn ctor_values(ctor: &Expr) -> Vec<String> {
+    match ctor {
+        Expr::Call(c) => c
+            .args
+            .iter()
+            .map(flat)
+            .chain(c.kwargs.iter().map(|(k, v)| format!("{k}={}", flat(v))))
+            .collect(),
+        other => vec![flat(other)],
     }
-    let output = outputs[0].clone();
-    // Structure: statements with canonical names, and the layers' types and argument layout.
-    let mut map = BTreeMap::new();
-    for (k, &l) in layers.iter().enumerate() {
-        map.insert(format!("self.{}", module.layers[l].name), format!("self.L{k}"));
-    }
-    for (k, &b) in buffers.iter().enumerate() {
-        map.insert(format!("self.{}", module.buffers[b].name), format!("self.B{k}"));
-    }
-    for (k, i) in inputs.iter().enumerate() {
-        map.insert(i.clone(), format!("IN{k}"));
-    }
-    // Every assignment gets a fresh canonical name (SSA), so reusing `x` does not matter.
-    let mut next = 0;
-    let mut signature = String::new();
-    for s in &stmts[range.clone()] {
-        let expr = s.expr.renamed(&map);
-        let mut names = Vec::new();
-        for t in targets(s) {
-            map.insert(t, format!("V{next}"));
-            names.push(format!("V{next}"));
-            next += 1;
-        }
-        signature.push_str(&format!("{} = {expr}\n", names.join(", ")));
-    }
-    signature.push_str(&format!("return {}\n", map[&output]));
-    for &b in &buffers {
-        let buf = &module.buffers[b];
-        signature.push_str(&format!("buffer {} rank {}\n", buf.torch_dtype, buf.shape.len()));
-    }
-    for &l in &layers {
-        match &module.layers[l].ctor {
-            PyExpr::Call { func, args, kwargs } => {
-                let keys: Vec<&str> = kwargs.iter().map(|(k, _)| k.as_str()).collect();
-                signature.push_str(&format!("{func}/{}/{keys:?}\n", args.len()));
-            }
-            other => signature.push_str(&format!("{other}\n")),
-        }
-    }
-    Some(Member {
-        prefix: prefix.to_string(),
-        family: family.to_string(),
-        spans: first..last + 1,
-        stmts: range,
-        layers,
-        buffers,
-        inputs,
-        output,
-        signature,
-    })
 }
 
 /// The one member whose constructor arguments differ, somewhere, from all the others (which
@@ -210,18 +244,7 @@ fn lone_outlier(group: &[usize], members: &[Member], module: &Module) -> Option<
     let texts: Vec<Vec<String>> = group
         .iter()
         .map(|&i| {
-            members[i]
-                .layers
-                .iter()
-                .flat_map(|&l| match &module.layers[l].ctor {
-                    PyExpr::Call { args, kwargs, .. } => args
-                        .iter()
-                        .map(|a| a.to_string())
-                        .chain(kwargs.iter().map(|(k, v)| format!("{k}={v}")))
-                        .collect::<Vec<_>>(),
-                    other => vec![other.to_string()],
-                })
-                .collect()
+            members[i].layers.iter().flat_map(|&l| ctor_values(&module.layers[l].ctor)).collect()
         })
         .collect();
     let positions = texts.first()?.len();
@@ -237,28 +260,16 @@ fn lone_outlier(group: &[usize], members: &[Member], module: &Module) -> Option<
     None
 }
 
-/// Finds repeated blocks, moves them into classes; returns (class, instance count) pairs.
-pub fn extract(
-    module: &mut Module,
-    stmts: &mut Vec<Stmt>,
-    spans: &[Span],
-    returns: &[String],
-) -> Vec<(String, usize)> {
-    let mut universe: BTreeSet<String> = module.params.iter().cloned().collect();
-    for s in stmts.iter() {
-        universe.extend(targets(s));
-    }
-    let mut members: Vec<Member> = candidates(spans)
-        .iter()
-        .filter_map(|(p, f)| analyse(p, f, spans, stmts, module, &universe, returns))
-        .collect();
+/// Groups of members that share a class: same signature, no overlaps, larger blocks first.
+fn choose(members: &[Member], module: &Module) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..members.len()).collect();
     // Larger blocks first; ties by position.
-    members.sort_by_key(|m| (std::cmp::Reverse(m.spans.len()), m.spans.start));
-    let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
-    for (i, m) in members.iter().enumerate() {
-        match groups.iter_mut().find(|(sig, _)| *sig == m.signature) {
+    order.sort_by_key(|&i| (std::cmp::Reverse(members[i].spans.len()), members[i].spans.start));
+    let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
+    for i in order {
+        match groups.iter_mut().find(|(sig, _)| *sig == members[i].signature) {
             Some((_, g)) => g.push(i),
-            None => groups.push((m.signature.clone(), vec![i])),
+            None => groups.push((&members[i].signature, vec![i])),
         }
     }
     // A member that alone differs from all the others in some argument (one changed kernel
@@ -266,16 +277,15 @@ pub fn extract(
     // instance's line, and a regenerated model should differ only where the model did.
     for (_, g) in groups.iter_mut() {
         while g.len() >= 3 {
-            let Some(odd) = lone_outlier(g, &members, module) else { break };
+            let Some(odd) = lone_outlier(g, members, module) else { break };
             g.retain(|&i| i != odd);
         }
     }
     let mut taken: BTreeSet<usize> = BTreeSet::new();
-    let mut chosen: Vec<(usize, Vec<usize>)> = Vec::new(); // (class index, members)
-    for (_, g) in &groups {
+    let mut chosen = Vec::new();
+    for (_, g) in groups {
         let free: Vec<usize> = g
-            .iter()
-            .copied()
+            .into_iter()
             .filter(|&i| members[i].spans.clone().all(|s| !taken.contains(&s)))
             .collect();
         if free.len() < 2 {
@@ -284,226 +294,234 @@ pub fn extract(
         for &i in &free {
             taken.extend(members[i].spans.clone());
         }
-        chosen.push((chosen.len(), free));
+        chosen.push(free);
     }
-    if chosen.is_empty() {
-        return Vec::new();
-    }
+    chosen
+}
 
-    // Class names must not shadow the model class or what the file imports (`F`, `nn`, ...).
-    let mut class_names: BTreeSet<String> =
-        [module.class_name.as_str(), "F", "Nn", "Torch", "Json", "Os", "Struct"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-    let mut report = Vec::new();
-    // Per member: (instance layer, call statement).
-    let mut instance_of: BTreeMap<usize, (Layer, Stmt)> = BTreeMap::new();
-    let mut weight_renames: BTreeMap<String, String> = BTreeMap::new();
-    for (_, group) in &chosen {
-        let first = &members[group[0]];
-        let base = class_name(&first.family);
-        let mut name = base.clone();
-        let mut k = 2;
-        while class_names.contains(&name) || !crate::py::names::is_valid_class_name(&name) {
-            name = format!("{base}{k}");
-            k += 1;
+/// Constructor parameters of a class: name, and the value each instance passes.
+#[derive(Default)]
+struct Params(Vec<(String, Vec<Expr>)>);
+
+impl Params {
+    /// `keep` when every instance passes the same value, else the parameter (shared by every
+    /// slot with the same values), named after `label`.
+    fn slot(&mut self, label: &str, layer: &str, values: Vec<Expr>, keep: &Expr) -> Expr {
+        if values.iter().all(|v| *v == values[0]) {
+            return keep.clone();
         }
-        class_names.insert(name.clone());
-        // Local names from the first instance.
-        let mut attrs = Scope::for_attributes();
-        let local_layers: Vec<String> = first
-            .layers
-            .iter()
-            .map(|&l| attrs.fresh(&local_name(&module.layers[l].name, &first.prefix)))
-            .collect();
-        // Constructor arguments that differ between instances become parameters.
-        let ctors = |m: &Member| -> Vec<PyExpr> {
-            m.layers.iter().map(|&l| module.layers[l].ctor.clone()).collect()
+        if let Some((n, _)) = self.0.iter().find(|(_, v)| *v == values) {
+            return Expr::name(n);
+        }
+        let base = identifier(label);
+        let n = if self.0.iter().any(|(p, _)| *p == base) {
+            identifier(&format!("{layer}_{base}"))
+        } else {
+            base
         };
-        let all: Vec<Vec<PyExpr>> = group.iter().map(|&i| ctors(&members[i])).collect();
-        let mut params: Vec<(String, Vec<String>)> = Vec::new();
-        let mut class_layers = Vec::new();
-        for (k, ctor) in all[0].iter().enumerate() {
-            let PyExpr::Call { func, args, kwargs } = ctor else {
-                class_layers.push(Layer { name: local_layers[k].clone(), ctor: ctor.clone() });
-                continue;
-            };
-            let func_name = func.to_string();
-            let mut slot = |label: &str, values: Vec<String>, keep: &PyExpr| -> PyExpr {
-                if values.iter().all(|v| *v == values[0]) {
-                    return keep.clone();
-                }
-                if let Some((n, _)) = params.iter().find(|(_, v)| *v == values) {
-                    return PyExpr::name(n.clone());
-                }
-                let base = identifier(label);
-                let n = if params.iter().any(|(p, _)| *p == base) {
-                    identifier(&format!("{}_{base}", local_layers[k]))
-                } else {
-                    base
-                };
-                params.push((n.clone(), values));
-                PyExpr::name(n)
-            };
-            let arg_of = |c: &PyExpr, j: usize| -> String {
-                match c {
-                    PyExpr::Call { args, .. } => {
-                        args.get(j).map(|a| a.to_string()).unwrap_or_default()
-                    }
-                    _ => String::new(),
-                }
-            };
-            let kw_of = |c: &PyExpr, key: &str| -> String {
-                match c {
-                    PyExpr::Call { kwargs, .. } => kwargs
-                        .iter()
-                        .find(|(k, _)| k == key)
-                        .map(|(_, v)| v.to_string())
-                        .unwrap_or_default(),
-                    _ => String::new(),
-                }
-            };
-            let names = positional_names(&func_name);
-            let new_args: Vec<PyExpr> = args
-                .iter()
-                .enumerate()
-                .map(|(j, a)| {
-                    let label = names.get(j).copied().unwrap_or("arg");
-                    slot(label, all.iter().map(|c| arg_of(&c[k], j)).collect(), a)
-                })
-                .collect();
-            let new_kwargs: Vec<(String, PyExpr)> = kwargs
-                .iter()
-                .map(|(key, v)| {
-                    (key.clone(), slot(key, all.iter().map(|c| kw_of(&c[k], key)).collect(), v))
-                })
-                .collect();
-            class_layers.push(Layer {
-                name: local_layers[k].clone(),
-                ctor: PyExpr::Call { func: func.clone(), args: new_args, kwargs: new_kwargs },
-            });
-        }
-        // Buffers: one per position; dims that differ between instances are parameters.
-        let local_buffers: Vec<String> = first
-            .buffers
-            .iter()
-            .map(|&b| attrs.fresh(&local_name(&module.buffers[b].name, &first.prefix)))
-            .collect();
-        let mut class_buffers = Vec::new();
-        for (k, &b) in first.buffers.iter().enumerate() {
-            let buf = &module.buffers[b];
-            let mut dims = Vec::new();
-            for d in 0..buf.shape.len() {
-                let values: Vec<String> = group
-                    .iter()
-                    .map(|&i| module.buffers[members[i].buffers[k]].shape[d].to_string())
-                    .collect();
-                if values.iter().all(|v| *v == values[0]) {
-                    dims.push(PyExpr::int(buf.shape[d] as i64));
-                } else if let Some((n, _)) = params.iter().find(|(_, v)| *v == values) {
-                    dims.push(PyExpr::name(n.clone()));
-                } else {
-                    let n = identifier(&format!("{}_size", local_buffers[k]));
-                    params.push((n.clone(), values));
-                    dims.push(PyExpr::name(n));
-                }
-            }
-            class_buffers.push((local_buffers[k].clone(), buf.torch_dtype, dims));
-        }
-        // The forward: the first instance's statements with local names.
-        let mut locals = Scope::for_locals();
-        let mut map: BTreeMap<String, String> = BTreeMap::new();
-        for (k, &l) in first.layers.iter().enumerate() {
-            map.insert(
-                format!("self.{}", module.layers[l].name),
-                format!("self.{}", local_layers[k]),
-            );
-        }
-        for (k, &b) in first.buffers.iter().enumerate() {
-            map.insert(
-                format!("self.{}", module.buffers[b].name),
-                format!("self.{}", local_buffers[k]),
-            );
-        }
-        let assigned: BTreeSet<String> =
-            stmts[first.stmts.clone()].iter().flat_map(targets).collect();
-        let main = &first.inputs[0];
-        let input_local = if main == "x" || !assigned.contains("x") { "x" } else { "inputs" };
-        locals.claim(input_local);
-        map.insert(main.clone(), input_local.to_string());
-        let mut input_locals = vec![input_local.to_string()];
-        for other in &first.inputs[1..] {
-            let local = locals.fresh(&local_name(other, &first.prefix));
-            map.insert(other.clone(), local.clone());
-            input_locals.push(local);
-        }
-        for v in &assigned {
-            if map.contains_key(v) {
-                continue;
-            }
-            let local = if v == "x" {
-                if locals.claim("x") { "x".to_string() } else { locals.fresh("y") }
-            } else {
-                locals.fresh(&local_name(v, &first.prefix))
-            };
-            map.insert(v.clone(), local);
-        }
-        let body: Vec<Stmt> = stmts[first.stmts.clone()]
-            .iter()
-            .map(|s| Stmt {
-                target: targets(s).iter().map(|t| map[t].clone()).collect::<Vec<_>>().join(", "),
-                expr: s.expr.renamed(&map),
-            })
-            .collect();
-        module.classes.push(BlockClass {
-            name: name.clone(),
-            params: params.iter().map(|(n, _)| n.clone()).collect(),
-            layers: class_layers,
-            buffers: class_buffers,
-            body,
-            inputs: input_locals,
-            output: map[&first.output].clone(),
-        });
-        for (gi, &i) in group.iter().enumerate() {
-            let m = &members[i];
-            let inst = identifier(&m.prefix);
-            let args: Vec<PyExpr> =
-                params.iter().map(|(_, v)| PyExpr::Atom(v[gi].clone())).collect();
-            let layer = Layer { name: inst.clone(), ctor: PyExpr::call(&name, args) };
-            let call = Stmt {
-                target: m.output.clone(),
-                expr: PyExpr::call(
-                    &format!("self.{inst}"),
-                    m.inputs.iter().map(|i| PyExpr::name(i.clone())).collect(),
-                ),
-            };
-            instance_of.insert(i, (layer, call));
-            for (k, &l) in m.layers.iter().enumerate() {
-                weight_renames
-                    .insert(module.layers[l].name.clone(), format!("{inst}.{}", local_layers[k]));
-            }
-            for (k, &b) in m.buffers.iter().enumerate() {
-                weight_renames
-                    .insert(module.buffers[b].name.clone(), format!("{inst}.{}", local_buffers[k]));
-            }
-        }
-        report.push((name, group.len()));
+        self.0.push((n.clone(), values));
+        Expr::name(n)
     }
+}
 
-    // Rewrite statements, layers and weight keys.
+/// A layer of the class: the first instance's constructor with the arguments that differ
+/// between instances replaced by parameters.
+fn class_layer(name: &str, ctors: &[&Expr], params: &mut Params) -> Layer {
+    let Expr::Call(first) = ctors[0] else {
+        return Layer { name: name.to_string(), ctor: ctors[0].clone() };
+    };
+    let calls: Vec<Option<&crate::py::Call>> =
+        ctors.iter().map(|c| if let Expr::Call(c) = c { Some(c.as_ref()) } else { None }).collect();
+    let names = positional_names(&flat(&first.func));
+    let args = first
+        .args
+        .iter()
+        .enumerate()
+        .map(|(j, a)| {
+            let values = calls
+                .iter()
+                .map(|c| c.and_then(|c| c.args.get(j)).cloned().unwrap_or(Expr::none()))
+                .collect();
+            params.slot(names.get(j).copied().unwrap_or("arg"), name, values, a)
+        })
+        .collect();
+    let kwargs = first
+        .kwargs
+        .iter()
+        .map(|(key, v)| {
+            let values = calls
+                .iter()
+                .map(|c| {
+                    c.and_then(|c| c.kwargs.iter().find(|(k, _)| k == key))
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or(Expr::none())
+                })
+                .collect();
+            (key.clone(), params.slot(key, name, values, v))
+        })
+        .collect();
+    let ctor = Expr::Call(Box::new(crate::py::Call { func: first.func.clone(), args, kwargs }));
+    Layer { name: name.to_string(), ctor }
+}
+
+/// What one class turns into in the model: each member's instance layer and call.
+struct Instances {
+    /// Member index → (instance layer, call statement).
+    by_member: BTreeMap<usize, (Layer, Assign)>,
+    /// Old top-level layer or buffer name → its key under the instance (`conv3_block2.conv1`).
+    renames: BTreeMap<String, String>,
+}
+
+/// Builds the class of `group` (its first member's statements with local names) into
+/// `module.classes`, and the instances that replace the members.
+fn build_class(
+    name: &str,
+    group: &[usize],
+    members: &[Member],
+    module: &mut Module,
+    stmts: &[Assign],
+    out: &mut Instances,
+) {
+    let first = &members[group[0]];
+    // Local names from the first instance.
+    let mut attrs = Scope::for_attributes();
+    let local_layers: Vec<String> = first
+        .layers
+        .iter()
+        .map(|&l| attrs.fresh(&local_name(&module.layers[l].name, &first.prefix)))
+        .collect();
+    let mut params = Params::default();
+    let mut layers = Vec::new();
+    for (k, local) in local_layers.iter().enumerate() {
+        let ctors: Vec<&Expr> =
+            group.iter().map(|&i| &module.layers[members[i].layers[k]].ctor).collect();
+        layers.push(class_layer(local, &ctors, &mut params));
+    }
+    // Buffers: one per position; dims that differ between instances are parameters.
+    let local_buffers: Vec<String> = first
+        .buffers
+        .iter()
+        .map(|&b| attrs.fresh(&local_name(&module.buffers[b].name, &first.prefix)))
+        .collect();
+    let mut buffers = Vec::new();
+    for (k, &b) in first.buffers.iter().enumerate() {
+        let buf = &module.buffers[b];
+        let mut shape = Vec::new();
+        for (d, dim) in buf.shape.iter().enumerate() {
+            let values: Vec<Expr> = group
+                .iter()
+                .map(|&i| module.buffers[members[i].buffers[k]].shape[d].clone())
+                .collect();
+            let label = format!("{}_size", local_buffers[k]);
+            shape.push(params.slot(&label, &local_buffers[k], values, dim));
+        }
+        buffers.push(Buffer {
+            name: local_buffers[k].clone(),
+            torch_dtype: buf.torch_dtype,
+            shape,
+        });
+    }
+    let (body, inputs, output) = class_forward(first, module, stmts, &local_layers, &local_buffers);
+    module.classes.push(BlockClass {
+        name: name.to_string(),
+        params: params.0.iter().map(|(n, _)| n.clone()).collect(),
+        layers,
+        buffers,
+        body,
+        inputs,
+        output,
+    });
+    for (gi, &i) in group.iter().enumerate() {
+        let m = &members[i];
+        let inst = identifier(&m.prefix);
+        let args: Vec<Expr> = params.0.iter().map(|(_, v)| v[gi].clone()).collect();
+        let layer = Layer { name: inst.clone(), ctor: Expr::name(name).called(args, vec![]) };
+        let call = Assign::new(
+            Expr::name(&m.output),
+            Expr::self_attr(&inst).called(m.inputs.iter().map(Expr::name).collect(), vec![]),
+        );
+        out.by_member.insert(i, (layer, call));
+        for (k, &l) in m.layers.iter().enumerate() {
+            out.renames
+                .insert(module.layers[l].name.clone(), format!("{inst}.{}", local_layers[k]));
+        }
+        for (k, &b) in m.buffers.iter().enumerate() {
+            out.renames
+                .insert(module.buffers[b].name.clone(), format!("{inst}.{}", local_buffers[k]));
+        }
+    }
+}
+
+/// The class's `forward`: the first member's statements with local names, its inputs and its
+/// output.
+fn class_forward(
+    first: &Member,
+    module: &Module,
+    stmts: &[Assign],
+    local_layers: &[String],
+    local_buffers: &[String],
+) -> (Vec<Assign>, Vec<String>, String) {
+    let mut attrs: BTreeMap<&str, &str> = BTreeMap::new();
+    for (k, &l) in first.layers.iter().enumerate() {
+        attrs.insert(&module.layers[l].name, &local_layers[k]);
+    }
+    for (k, &b) in first.buffers.iter().enumerate() {
+        attrs.insert(&module.buffers[b].name, &local_buffers[k]);
+    }
+    let own = &stmts[first.stmts.clone()];
+    let assigned: BTreeSet<&str> = own.iter().flat_map(|s| s.target.bound_names()).collect();
+    let mut locals = Scope::for_locals();
+    let mut vars: BTreeMap<String, String> = BTreeMap::new();
+    let main = &first.inputs[0];
+    let input_local = if main == "x" || !assigned.contains("x") { "x" } else { "inputs" };
+    locals.claim(input_local);
+    vars.insert(main.clone(), input_local.to_string());
+    let mut inputs = vec![input_local.to_string()];
+    for other in &first.inputs[1..] {
+        let local = locals.fresh(&local_name(other, &first.prefix));
+        vars.insert(other.clone(), local.clone());
+        inputs.push(local);
+    }
+    for v in &assigned {
+        if vars.contains_key(*v) {
+            continue;
+        }
+        let local = if *v == "x" {
+            if locals.claim("x") { "x".to_string() } else { locals.fresh("y") }
+        } else {
+            locals.fresh(&local_name(v, &first.prefix))
+        };
+        vars.insert(v.to_string(), local);
+    }
+    let rename = |r: Ref<'_>| match r {
+        Ref::Var(v) => vars.get(v).map(Expr::name),
+        Ref::SelfAttr(a) => attrs.get(a).map(|l| Expr::self_attr(l)),
+    };
+    let body = own
+        .iter()
+        .map(|s| Assign::new(s.target.renamed(&rename), s.value.renamed(&rename)))
+        .collect();
+    let output = vars[&first.output].clone();
+    (body, inputs, output)
+}
+
+/// Replaces the members' statements, layers and buffers by the instances, and renames the
+/// moved weights.
+fn rewrite(module: &mut Module, stmts: &mut Vec<Assign>, members: &[Member], inst: &Instances) {
     let by_first_stmt: BTreeMap<usize, usize> =
-        instance_of.keys().map(|&i| (members[i].stmts.start, i)).collect();
+        inst.by_member.keys().map(|&i| (members[i].stmts.start, i)).collect();
     let by_first_layer: BTreeMap<usize, usize> =
-        instance_of.keys().map(|&i| (members[i].layers[0], i)).collect();
+        inst.by_member.keys().map(|&i| (members[i].layers[0], i)).collect();
     let moved_stmts: BTreeSet<usize> =
-        instance_of.keys().flat_map(|&i| members[i].stmts.clone()).collect();
+        inst.by_member.keys().flat_map(|&i| members[i].stmts.clone()).collect();
     let moved_layers: BTreeSet<usize> =
-        instance_of.keys().flat_map(|&i| members[i].layers.clone()).collect();
+        inst.by_member.keys().flat_map(|&i| members[i].layers.clone()).collect();
+    let moved_buffers: BTreeSet<usize> =
+        inst.by_member.keys().flat_map(|&i| members[i].buffers.clone()).collect();
     let mut new_stmts = Vec::with_capacity(stmts.len());
     for (k, s) in stmts.iter().enumerate() {
         if let Some(i) = by_first_stmt.get(&k) {
-            new_stmts.push(instance_of[i].1.clone());
+            new_stmts.push(inst.by_member[i].1.clone());
         } else if !moved_stmts.contains(&k) {
             new_stmts.push(s.clone());
         }
@@ -512,14 +530,12 @@ pub fn extract(
     let mut new_layers = Vec::with_capacity(module.layers.len());
     for (k, l) in module.layers.iter().enumerate() {
         if let Some(i) = by_first_layer.get(&k) {
-            new_layers.push(instance_of[i].0.clone());
+            new_layers.push(inst.by_member[i].0.clone());
         } else if !moved_layers.contains(&k) {
             new_layers.push(l.clone());
         }
     }
     module.layers = new_layers;
-    let moved_buffers: BTreeSet<usize> =
-        instance_of.keys().flat_map(|&i| members[i].buffers.clone()).collect();
     let mut k = 0;
     module.buffers.retain(|_| {
         k += 1;
@@ -527,13 +543,54 @@ pub fn extract(
     });
     for (key, _) in module.weights.iter_mut() {
         let (head, rest) = key.split_once('.').map_or((key.as_str(), None), |(h, r)| (h, Some(r)));
-        if let Some(new) = weight_renames.get(head) {
+        if let Some(new) = inst.renames.get(head) {
             *key = match rest {
                 Some(r) => format!("{new}.{r}"),
                 None => new.clone(),
             };
         }
     }
+}
+
+/// Finds repeated blocks, moves them into classes; returns (class, instance count) pairs.
+pub fn extract(
+    module: &mut Module,
+    stmts: &mut Vec<Assign>,
+    spans: &[Span],
+    returns: &[Expr],
+) -> Vec<(String, usize)> {
+    let mut universe: BTreeSet<String> = module.params.iter().cloned().collect();
+    for s in stmts.iter() {
+        universe.extend(s.target.bound_names().into_iter().map(String::from));
+    }
+    let forward = Forward { spans, stmts, module, universe, returns };
+    let members: Vec<Member> =
+        candidates(spans).iter().filter_map(|(p, f)| forward.analyse(p, f)).collect();
+    let chosen = choose(&members, module);
+    if chosen.is_empty() {
+        return Vec::new();
+    }
+    // Class names must not shadow the model class or what the file imports (`F`, `nn`, ...).
+    let mut class_names: BTreeSet<String> =
+        [module.class_name.as_str(), "F", "Nn", "Torch", "Json", "Os", "Struct"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+    let mut report = Vec::new();
+    let mut instances = Instances { by_member: BTreeMap::new(), renames: BTreeMap::new() };
+    for group in &chosen {
+        let base = class_name(&members[group[0]].family);
+        let mut name = base.clone();
+        let mut k = 2;
+        while class_names.contains(&name) || !crate::py::names::is_valid_class_name(&name) {
+            name = format!("{base}{k}");
+            k += 1;
+        }
+        class_names.insert(name.clone());
+        build_class(&name, group, &members, module, stmts, &mut instances);
+        report.push((name, group.len()));
+    }
+    rewrite(module, stmts, &members, &instances);
     report
 }
 

@@ -3,64 +3,64 @@
 //! `x = self.key(inputs).reshape(...).permute(...)` when the intermediate names are used
 //! nowhere else and the chain fits on one line.
 
-use super::Stmt;
-use crate::py::PyExpr;
-use crate::py::format::LINE_WIDTH;
+use crate::py::printer::{self, LINE_WIDTH};
+use crate::py::{Assign, Call, Expr, Stmt};
 
 /// Methods that only re-view or re-type a tensor.
 const PLUMBING: &[&str] =
     &["reshape", "permute", "transpose", "unsqueeze", "squeeze", "to", "flip", "long", "float"];
 
-fn reads(s: &Stmt, var: &str) -> usize {
-    s.expr.identifiers().iter().filter(|i| *i == var).count()
-}
-
-fn assigns(s: &Stmt, var: &str) -> bool {
-    s.target.split(", ").any(|t| t == var)
-}
-
 /// Whether `var` is read after statement `from` (before being assigned again).
-fn read_later(var: &str, stmts: &[Stmt], from: usize, returns: &[String]) -> bool {
+fn read_later(var: &str, stmts: &[Assign], from: usize, returns: &[Expr]) -> bool {
     for s in &stmts[from..] {
-        if reads(s, var) > 0 {
+        if s.value.reads(var) > 0 {
             return true;
         }
-        if assigns(s, var) {
+        if s.target.bound_names().contains(&var) {
             return false;
         }
     }
-    returns
-        .iter()
-        .any(|r| crate::py::expr::identifier_spans(r).iter().any(|&(a, b)| &r[a..b] == var))
+    returns.iter().any(|r| r.reads(var) > 0)
+}
+
+/// `var.method(...)` with a plumbing method: the method's name.
+fn plumbing_on<'e>(value: &'e Expr, var: &str) -> Option<&'e str> {
+    let Expr::Call(c) = value else { return None };
+    match &c.func {
+        Expr::Attribute(recv, m)
+            if recv.as_name() == Some(var) && PLUMBING.contains(&m.as_str()) =>
+        {
+            Some(m)
+        }
+        _ => None,
+    }
 }
 
 /// Merges plumbing statements into the statement before them, in place.
-pub fn chain(stmts: &mut Vec<Stmt>, indent: usize, returns: &[String]) {
+pub fn chain(stmts: &mut Vec<Assign>, indent: usize, returns: &[Expr]) {
     let mut k = 0;
     while k + 1 < stmts.len() {
-        let var = stmts[k].target.clone();
-        let next = &stmts[k + 1];
-        let PyExpr::Call { func, args, kwargs } = &next.expr else {
+        let Some(var) = stmts[k].target.as_name().map(str::to_string) else {
             k += 1;
             continue;
         };
-        let method = match func.as_ref() {
-            PyExpr::Atom(f) => f.strip_prefix(&format!("{var}.")).map(str::to_string),
+        let next = &stmts[k + 1];
+        let merge = match (&next.value, plumbing_on(&next.value, &var)) {
+            (Expr::Call(c), Some(method))
+                if next.value.reads(&var) == 1
+                    && (next.target.bound_names().contains(&var.as_str())
+                        || !read_later(&var, stmts, k + 2, returns)) =>
+            {
+                let func = stmts[k].value.clone().attr(method);
+                Some(Expr::Call(Box::new(Call { func, ..(**c).clone() })))
+            }
             _ => None,
         };
-        let single = !var.contains(", ")
-            && method.as_deref().is_some_and(|m| PLUMBING.contains(&m))
-            && reads(next, &var) == 1
-            && (assigns(next, &var) || !read_later(&var, stmts, k + 2, returns));
-        if let (true, Some(method)) = (single, method) {
-            let merged = PyExpr::Call {
-                func: Box::new(stmts[k].expr.clone().attr(&method)),
-                args: args.clone(),
-                kwargs: kwargs.clone(),
-            };
-            let line = format!("{}{} = {merged}", " ".repeat(indent), next.target);
-            if line.len() <= LINE_WIDTH {
-                stmts[k + 1].expr = merged;
+        if let Some(merged) = merge {
+            let lines =
+                printer::statement(&Stmt::assign(next.target.clone(), merged.clone()), indent);
+            if lines.len() == 1 && lines[0].len() <= LINE_WIDTH {
+                stmts[k + 1].value = merged;
                 stmts.remove(k);
                 continue;
             }

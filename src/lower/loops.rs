@@ -11,16 +11,11 @@
 //!     return i, x, delta
 //! ```
 
-use std::collections::BTreeMap;
-
 use petgraph::stable_graph::NodeIndex;
 
-use super::{BodyItem, Layout, Lowered, Lowerer, Stmt, Summary, Val};
-use crate::py::names::{Scope, identifier};
-use crate::py::{PyExpr, format};
-
-/// Indent of statements inside the loop of a method.
-const INDENT: usize = 12;
+use super::{BodyItem, Lowerer};
+use crate::ops::contract::{Layout, Lowered, OpResult, Val};
+use crate::py::{Assign, Expr, FunctionDef, Lit, Stmt};
 
 /// A loop lowered but not yet written: stub calls in its body get their keyword arguments
 /// only once every stub call of the model is known.
@@ -31,12 +26,16 @@ pub(super) struct PendingLoop {
     vars: usize,
     cond_items: Vec<BodyItem>,
     body_items: Vec<BodyItem>,
-    cond: PyExpr,
-    nexts: Vec<PyExpr>,
+    cond: Expr,
+    nexts: Vec<Expr>,
 }
 
+/// What lowering a loop body gives: parameter names, the condition's and the body's items,
+/// the condition, and each variable's next value.
+type LoweredBody = (Vec<String>, Vec<BodyItem>, Vec<BodyItem>, Expr, Vec<Expr>);
+
 impl<'a> Lowerer<'a> {
-    pub(super) fn lower_loop(&mut self, n: NodeIndex) -> Result<Lowered, String> {
+    pub(super) fn lower_loop(&mut self, n: NodeIndex) -> OpResult<Lowered> {
         let node = self.graph.node(n);
         let body = node.body.as_deref().ok_or("a loop without a body")?;
         let outer = self.graph.inputs(n);
@@ -44,29 +43,18 @@ impl<'a> Lowerer<'a> {
             return Err("loop inputs and body inputs disagree".into());
         }
         let vars = body.outputs.len() - 1;
-        let args: Vec<PyExpr> =
+        let args: Vec<Expr> =
             outer.iter().map(|&v| self.value_in(v, Layout::Tf)).collect::<Result<_, _>>()?;
 
         // The body shares the module's layers, buffers, attribute names and stubs.
-        let mut inner = Lowerer {
-            graph: body,
-            module: std::mem::take(&mut self.module),
-            attr_names: std::mem::take(&mut self.attr_names),
-            locals: Scope::for_locals(),
-            values: BTreeMap::new(),
-            converted: BTreeMap::new(),
-            remaining: BTreeMap::new(),
-            x_holder: None,
-            prefix: Vec::new(),
-            strip_call_suffix: self.strip_call_suffix,
-            name_prefix: String::new(),
-            loop_name: node.name.clone(),
-            body: Vec::new(),
-            spans: Vec::new(),
-            stubs: std::mem::take(&mut self.stubs),
-            summary: Summary::default(),
-            loops: Vec::new(),
-        };
+        let mut inner = Lowerer::new(
+            body,
+            std::mem::take(&mut self.module),
+            std::mem::take(&mut self.attr_names),
+            std::mem::take(&mut self.stubs),
+        );
+        inner.strip_call_suffix = self.strip_call_suffix;
+        inner.loop_name = node.name.clone();
         let marks =
             (inner.module.layers.len(), inner.module.buffers.len(), inner.module.weights.len());
         let result = inner.lower_loop_body(&args, vars);
@@ -97,36 +85,29 @@ impl<'a> Lowerer<'a> {
             nexts,
         });
         *self.summary.translated.entry("loop".into()).or_default() += 1;
-        Ok(Lowered::Multi { expr: PyExpr::call(&format!("self.{name}"), args), layout: Layout::Tf })
+        Ok(Lowered::Multi { expr: Expr::self_attr(&name).called(args, vec![]), layout: Layout::Tf })
     }
 
     /// Lowers the body graph: `(parameter names, condition items, body items, condition,
     /// next values)`.
-    #[allow(clippy::type_complexity)]
-    fn lower_loop_body(
-        &mut self,
-        args: &[PyExpr],
-        vars: usize,
-    ) -> Result<(Vec<String>, Vec<BodyItem>, Vec<BodyItem>, PyExpr, Vec<PyExpr>), String> {
+    fn lower_loop_body(&mut self, args: &[Expr], vars: usize) -> OpResult<LoweredBody> {
         let g = self.graph;
-        let order = g.topo_order().map_err(|_| "the loop body has a cycle".to_string())?;
+        let order = g.topo_order().map_err(|_| "the loop body has a cycle")?;
         let order = self.demand_order(&order);
         self.count_uses(&order);
         // Parameters named like the values passed in, where those are names.
         let mut params = Vec::new();
         for (k, &input) in g.inputs.iter().enumerate() {
             let hint = match &args[k] {
-                PyExpr::Atom(a) if !a.starts_with("self.") && identifier(a) == *a && a != "x" => {
-                    a.clone()
-                }
+                Expr::Name(a) if a != "x" => a.clone(),
                 // Counters start from an integer constant.
-                PyExpr::Atom(a) if k < vars && a.parse::<i64>().is_ok() => "step".to_string(),
+                Expr::Lit(Lit::Int(_)) if k < vars => "step".to_string(),
                 _ if k < vars => format!("state_{k}"),
                 _ => format!("invariant_{}", k - vars),
             };
             let name = self.locals.fresh(&hint);
             params.push(name.clone());
-            self.values.insert(input, Val { expr: PyExpr::name(name), layout: Layout::Tf });
+            self.values.insert(input, Val { expr: Expr::name(name), layout: Layout::Tf });
         }
         // The condition's inputs come first in demand order (it is output 0).
         let mut cond_nodes = std::collections::BTreeSet::new();
@@ -145,10 +126,10 @@ impl<'a> Lowerer<'a> {
             if split.is_none() && !cond_nodes.contains(&m) {
                 split = Some(self.body.len());
             }
-            self.lower_node(m).map_err(|e| e.to_string())?;
+            self.lower_node(m)?;
         }
         let cond = self.value_in(g.outputs[0], Layout::Tf)?;
-        let nexts: Vec<PyExpr> = g.outputs[1..]
+        let nexts: Vec<Expr> = g.outputs[1..]
             .iter()
             .map(|&v| self.value_in(v, Layout::Tf))
             .collect::<Result<_, _>>()?;
@@ -160,83 +141,47 @@ impl<'a> Lowerer<'a> {
 }
 
 impl PendingLoop {
-    /// The method's lines, with `stmt` turning body items into statements.
-    pub(super) fn render(self, stmt: &dyn Fn(BodyItem) -> Stmt) -> Vec<String> {
-        let cond_stmts: Vec<Stmt> = self.cond_items.into_iter().map(stmt).collect();
-        let stmts: Vec<Stmt> = self.body_items.into_iter().map(stmt).collect();
-        let (cond, nexts, vars) = (self.cond, self.nexts, self.vars);
-        let state = self.params[..vars].join(", ");
-        let mut def_args = vec![PyExpr::name("self")];
-        def_args.extend(self.params.iter().map(PyExpr::name));
-        let mut lines = format::statement(4, "def ", &PyExpr::call(&self.name, def_args));
-        if let Some(last) = lines.last_mut() {
-            last.push(':');
-        }
-        lines.push(format!(
-            "        \"\"\"TF loop `{}`: runs its body while the condition holds.\"\"\"",
-            doc_safe(&self.source)
-        ));
+    /// The method, with `stmts` turning body items into statements.
+    pub(super) fn method(self, stmts: &dyn Fn(Vec<BodyItem>) -> Vec<Assign>) -> FunctionDef {
+        let cond_stmts = stmts(self.cond_items);
+        let body = stmts(self.body_items);
+        let state: Vec<Expr> = self.params[..self.vars].iter().map(Expr::name).collect();
+        let (cond, mut nexts) = (self.cond, self.nexts);
+        let next = if self.vars == 1 { nexts.remove(0) } else { Expr::Tuple(nexts.clone()) };
+        let target = if self.vars == 1 { state[0].clone() } else { Expr::Tuple(state.clone()) };
         // `while <cond>:` when the condition is one expression of the loop variables.
+        let cond_var = cond_stmts.first().and_then(|s| s.target.as_name());
         let inline_cond = cond_stmts.len() == 1
-            && cond_stmts[0].target == cond.to_string()
-            && !stmts.iter().any(|s| s.expr.identifiers().contains(&cond_stmts[0].target))
-            && !nexts.iter().any(|e| e.identifiers().contains(&cond_stmts[0].target));
-        if inline_cond || cond_stmts.is_empty() {
-            let c = if inline_cond { cond_stmts[0].expr.clone() } else { cond.clone() };
-            lines.extend(format::statement(8, "while ", &c).into_iter().map(|mut l| {
-                l.push(':');
-                l
-            }));
+            && cond_var.is_some_and(|v| cond.as_name() == Some(v))
+            && cond_var.is_some_and(|v| {
+                body.iter().all(|s| s.value.reads(v) == 0) && nexts.iter().all(|e| e.reads(v) == 0)
+            });
+        let mut steps: Vec<Stmt> = Vec::new();
+        let mut method_body = Vec::new();
+        // Else `while True:` with the condition computed first and a `return` when it fails.
+        let (test, exits) = if inline_cond {
+            (cond_stmts[0].value.clone(), true)
+        } else if cond_stmts.is_empty() {
+            (cond, true)
         } else {
-            lines.push("        while True:".into());
-            for s in &cond_stmts {
-                lines.extend(format::assignment(INDENT, &s.target, &s.expr));
-            }
-            let c = match cond {
-                PyExpr::BinOp { .. } => format!("({cond})"),
-                _ => cond.to_string(),
-            };
-            lines.push(format!("            if not {c}:"));
-            lines.extend(format::return_values(16, &self.params[..vars]));
+            steps.extend(cond_stmts.into_iter().map(Stmt::Assign));
+            let ret = Stmt::return_values(state.clone());
+            steps.push(Stmt::If { test: cond.logical_not(), body: vec![ret], orelse: vec![] });
+            (Expr::boolean(true), false)
+        };
+        steps.extend(body.into_iter().map(Stmt::Assign));
+        steps.push(Stmt::assign(target, next));
+        method_body.push(Stmt::While { test, body: steps });
+        if exits {
+            method_body.push(Stmt::return_values(state));
         }
-        for s in &stmts {
-            lines.extend(format::assignment(INDENT, &s.target, &s.expr));
-        }
-        let next = if vars == 1 { nexts[0].clone() } else { PyExpr::Tuple(nexts) };
-        lines.extend(assign_state(&state, &next, vars));
-        if inline_cond || cond_stmts.is_empty() {
-            lines.extend(format::return_values(8, &self.params[..vars]));
-        }
-        lines
+        let mut def = FunctionDef::method(self.name, &self.params, method_body);
+        def.docstring = vec![format!(
+            "TF loop `{}`: runs its body while the condition holds.",
+            doc_safe(&self.source)
+        )];
+        def
     }
-}
-
-/// `a, b = x, y` as ruff writes it: on one line when it fits, else one value per line.
-fn assign_state(state: &str, next: &PyExpr, vars: usize) -> Vec<String> {
-    let pad = " ".repeat(INDENT);
-    let PyExpr::Tuple(items) = next else {
-        return format::assignment(INDENT, state, next);
-    };
-    let flat: Vec<String> = items.iter().map(|e| e.to_string()).collect();
-    let line = format!("{pad}{state} = {}", flat.join(", "));
-    if line.len() <= format::LINE_WIDTH || vars < 2 {
-        return vec![line];
-    }
-    let head = format!("{pad}{state} = (");
-    let mut lines = if head.len() <= format::LINE_WIDTH {
-        vec![head]
-    } else {
-        // Even the targets do not fit: ruff parenthesises them one per line too.
-        let mut l = vec![format!("{pad}(")];
-        l.extend(state.split(", ").map(|t| format!("{pad}    {t},")));
-        l.push(format!("{pad}) = ("));
-        l
-    };
-    for e in items {
-        lines.extend(format::item_lines(INDENT + 4, e));
-    }
-    lines.push(format!("{pad})"));
-    lines
 }
 
 fn doc_safe(s: &str) -> String {

@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 
 use petgraph::stable_graph::NodeIndex;
 
+use super::module::Stub;
 use crate::ir::{Graph, ValueInfo, ValueRef};
 use crate::proto::attr_value::Value;
-use crate::py::expr::str_literal;
 use crate::py::names::{Scope, identifier};
-use crate::py::{PyExpr, Stub, format};
+use crate::py::{Expr, FunctionDef, Param, Stmt};
 
 /// What the summary and `--strict` say about one untranslated op type.
 #[derive(Clone, Debug)]
@@ -46,31 +46,25 @@ struct Site {
 }
 
 /// An attribute as a Python literal, when it has a natural one.
-fn attr_literal(v: &Value) -> Option<PyExpr> {
+fn attr_literal(v: &Value) -> Option<Expr> {
     Some(match v {
-        Value::I(i) => PyExpr::int(*i),
-        Value::F(f) => PyExpr::f32(*f),
-        Value::B(b) => PyExpr::boolean(*b),
-        Value::S(s) => PyExpr::str_lit(&String::from_utf8_lossy(s)),
-        Value::Type(t) => PyExpr::str_lit(
+        Value::I(i) => Expr::int(*i),
+        Value::F(f) => Expr::f32(*f),
+        Value::B(b) => Expr::boolean(*b),
+        Value::S(s) => Expr::str_lit(&String::from_utf8_lossy(s)),
+        Value::Type(t) => Expr::str_lit(
             &crate::tensor::DType::from_tf(*t).map_or(format!("dtype_{t}"), |d| d.to_string()),
         ),
         Value::List(l) if !l.f.is_empty() => {
-            PyExpr::Tuple(l.f.iter().map(|&f| PyExpr::f32(f)).collect())
+            Expr::Tuple(l.f.iter().map(|&f| Expr::f32(f)).collect())
         }
-        Value::List(l) if !l.s.is_empty() => PyExpr::Tuple(
-            l.s.iter().map(|s| PyExpr::str_lit(&String::from_utf8_lossy(s))).collect(),
-        ),
-        Value::List(l) => PyExpr::ints(&l.i),
-        Value::Shape(s) => PyExpr::ints(&s.dim.iter().map(|d| d.size).collect::<Vec<_>>()),
+        Value::List(l) if !l.s.is_empty() => {
+            Expr::Tuple(l.s.iter().map(|s| Expr::str_lit(&String::from_utf8_lossy(s))).collect())
+        }
+        Value::List(l) => Expr::ints(&l.i),
+        Value::Shape(s) => Expr::ints(&s.dim.iter().map(|d| d.size).collect::<Vec<_>>()),
         _ => return None,
     })
-}
-
-/// Text safe inside a `"""` docstring.
-fn doc_text(s: &str) -> String {
-    let lit = str_literal(s);
-    lit[1..lit.len() - 1].to_string()
 }
 
 fn describe(info: &ValueInfo) -> String {
@@ -115,7 +109,7 @@ impl Stubs {
 
     /// Attribute values shared by every node of an op become defaults in the stub's signature;
     /// the others are passed at each call site.
-    fn shared_attrs(&self, sites: &[usize]) -> BTreeMap<String, PyExpr> {
+    fn shared_attrs(&self, sites: &[usize]) -> BTreeMap<String, Expr> {
         let first = &self.sites[sites[0]];
         let mut shared = BTreeMap::new();
         for (name, v) in &first.attrs {
@@ -164,13 +158,13 @@ impl Stubs {
     }
 
     /// Keyword arguments per call site id.
-    pub fn call_kwargs(&self) -> BTreeMap<usize, Vec<(String, PyExpr)>> {
+    pub fn call_kwargs(&self) -> BTreeMap<usize, Vec<(String, Expr)>> {
         let mut out = BTreeMap::new();
         for e in self.by_op.values() {
             let shared = self.shared_attrs(&e.sites);
             let names = self.keyword_names(e);
             for &n in &e.sites {
-                let kw: Vec<(String, PyExpr)> = self.sites[n]
+                let kw: Vec<(String, Expr)> = self.sites[n]
                     .attrs
                     .iter()
                     .filter(|(k, _)| !shared.contains_key(*k))
@@ -189,63 +183,7 @@ impl Stubs {
         let mut stubs = Vec::new();
         let mut reports = Vec::new();
         for (op, e) in &self.by_op {
-            let shared = self.shared_attrs(&e.sites);
-            let mut params: Vec<String> =
-                (0..self.inputs_of(e)).map(|i| format!("input_{i}")).collect();
-            let kw: Vec<String> = self
-                .keyword_names(e)
-                .iter()
-                .map(|(a, name)| match shared.get(a) {
-                    Some(lit) => format!("{name}={lit}"),
-                    None => format!("{name}=None"),
-                })
-                .collect();
-            if !kw.is_empty() {
-                params.push("*".into());
-                params.extend(kw);
-            }
-            let sig = PyExpr::Call {
-                func: Box::new(PyExpr::name(format!("def {}", e.function))),
-                args: params.into_iter().map(PyExpr::name).collect(),
-                kwargs: Vec::new(),
-            };
-            let mut src: Vec<String> = format::statement(0, "", &sig);
-            if let Some(last) = src.last_mut() {
-                last.push(':');
-            }
-            src.push(format!(
-                "    \"\"\"TensorFlow op `{}`, which tf2torch did not translate.",
-                doc_text(op)
-            ));
-            src.push(String::new());
-            for r in &e.reasons {
-                src.push(format!("    Reason: {}.", doc_text(r)));
-            }
-            src.push(String::new());
-            src.push("    Used by:".into());
-            for &n in &e.sites {
-                let site = &self.sites[n];
-                let ins: Vec<String> = site.inputs.iter().map(describe).collect();
-                src.push(format!(
-                    "      - {}: inputs ({}) -> {}",
-                    doc_text(&site.name),
-                    ins.join("; "),
-                    describe(&site.output)
-                ));
-                for (k, shown) in &site.shown {
-                    src.push(format!("        {} = {}", doc_text(k), doc_text(shown)));
-                }
-            }
-            src.push(String::new());
-            src.push(
-                "    Tensors are in TensorFlow's layout (NHWC for images); return the same.".into(),
-            );
-            src.push("    \"\"\"".into());
-            src.push(format!(
-                "    raise NotImplementedError({})",
-                str_literal(&format!("custom_ops.py: implement {} (TF op {op})", e.function))
-            ));
-            stubs.push(Stub { function: e.function.clone(), source: src.join("\n") });
+            stubs.push(Stub { function: e.function.clone(), op: op.clone(), def: self.def(op, e) });
             reports.push(StubReport {
                 op: op.clone(),
                 function: e.function.clone(),
@@ -254,6 +192,44 @@ impl Stubs {
             });
         }
         (stubs, reports)
+    }
+
+    /// `def <function>(input_0, ..., *, attr=value, ...)`, documented, raising
+    /// `NotImplementedError`.
+    fn def(&self, op: &str, e: &Entry) -> FunctionDef {
+        let shared = self.shared_attrs(&e.sites);
+        let params = (0..self.inputs_of(e)).map(|i| Param::new(format!("input_{i}"))).collect();
+        let message = format!("custom_ops.py: implement {} (TF op {op})", e.function);
+        let raise = Stmt::Raise(Expr::call("NotImplementedError", vec![Expr::str_lit(&message)]));
+        let mut def = FunctionDef::new(e.function.clone(), params, vec![raise]);
+        def.keyword_only = self
+            .keyword_names(e)
+            .into_iter()
+            .map(|(a, name)| {
+                Param::with_default(name, shared.get(&a).cloned().unwrap_or(Expr::none()))
+            })
+            .collect();
+        let mut doc =
+            vec![format!("TensorFlow op `{op}`, which tf2torch did not translate."), String::new()];
+        doc.extend(e.reasons.iter().map(|r| format!("Reason: {r}.")));
+        doc.extend([String::new(), "Used by:".into()]);
+        for &n in &e.sites {
+            let site = &self.sites[n];
+            let ins: Vec<String> = site.inputs.iter().map(describe).collect();
+            doc.push(format!(
+                "  - {}: inputs ({}) -> {}",
+                site.name,
+                ins.join("; "),
+                describe(&site.output)
+            ));
+            doc.extend(site.shown.iter().map(|(k, shown)| format!("    {k} = {shown}")));
+        }
+        doc.extend([
+            String::new(),
+            "Tensors are in TensorFlow's layout (NHWC for images); return the same.".into(),
+        ]);
+        def.docstring = doc;
+        def
     }
 }
 
@@ -280,7 +256,8 @@ mod tests {
         let n = graph.find("y").unwrap();
         let (_, site) = stubs.register(&graph, n, "no translation".into());
         let (src, _) = stubs.finish();
-        let sig = src[0].source.lines().next().unwrap().to_string();
+        let text = crate::py::printer::print(&[Stmt::FunctionDef(src[0].def.clone())], 0);
+        let sig = text.lines().next().unwrap().to_string();
         assert_eq!(sig, r#"def strange(input_0, *, t=1.0, class_="a", t_2=2.0):"#);
         assert!(stubs.call_kwargs()[&site].is_empty());
     }

@@ -1,9 +1,10 @@
 //! Activations: layout-agnostic, so they keep whatever layout their input has.
 
-use crate::lower::{Ctx, Lowered};
-use crate::ops::util::{OpResult, norm_axis, phys_axis, same_as_input};
+use crate::ops::contract::{Ctx, Lowered};
+use crate::ops::contract::{OpResult, TranslateError};
+use crate::ops::util::{norm_axis, phys_axis, same_as_input};
 use crate::ops::{OpDef, op};
-use crate::py::PyExpr;
+use crate::py::Expr;
 
 pub const OPS: &[OpDef] = &[
     op("Relu", |c| unary(c, "F.relu")).infer(same_as_input),
@@ -24,32 +25,31 @@ pub const OPS: &[OpDef] = &[
 
 fn unary(ctx: &mut Ctx, func: &str) -> OpResult<Lowered> {
     let x = ctx.input(0)?;
-    Ok(Lowered::Expr { expr: PyExpr::call(func, vec![x.expr]), layout: x.layout })
+    Ok(Lowered::Expr { expr: Expr::call(func, vec![x.expr]), layout: x.layout })
 }
 
 fn gelu(ctx: &mut Ctx) -> OpResult<Lowered> {
-    let how = ctx.node().attr_str_or("approximate", "none").map_err(|e| e.to_string())?;
+    let how = ctx.node().attr_str_or("approximate", "none")?;
     let x = ctx.input(0)?;
-    let kwargs =
-        if how == "tanh" { vec![("approximate", PyExpr::str_lit("tanh"))] } else { vec![] };
-    Ok(Lowered::Expr { expr: PyExpr::call_kw("F.gelu", vec![x.expr], kwargs), layout: x.layout })
+    let kwargs = if how == "tanh" { vec![("approximate", Expr::str_lit("tanh"))] } else { vec![] };
+    Ok(Lowered::Expr { expr: Expr::call_kw("F.gelu", vec![x.expr], kwargs), layout: x.layout })
 }
 
 fn leaky_relu(ctx: &mut Ctx) -> OpResult<Lowered> {
     // TF's default alpha is 0.2 (and is stripped when equal to it); torch's is 0.01.
-    let alpha = ctx.node().attr_float_or("alpha", 0.2).map_err(|e| e.to_string())?;
+    let alpha = ctx.node().attr_float_or("alpha", 0.2)?;
     let x = ctx.input(0)?;
-    let expr = PyExpr::call("F.leaky_relu", vec![x.expr, PyExpr::f32(alpha)]);
+    let expr = Expr::call("F.leaky_relu", vec![x.expr, Expr::f32(alpha)]);
     Ok(Lowered::Expr { expr, layout: x.layout })
 }
 
 /// TF normalises over the last axis.
 fn softmax(ctx: &mut Ctx, func: &str) -> OpResult<Lowered> {
-    let rank = ctx.rank(0).ok_or("input rank must be known")?;
+    let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
     let x = ctx.input(0)?;
     let last = norm_axis(-1, rank)?;
     let dim = if rank == 4 { phys_axis(last, x.layout) as i64 } else { -1 };
-    let expr = PyExpr::call_kw(func, vec![x.expr], vec![("dim", PyExpr::int(dim))]);
+    let expr = Expr::call_kw(func, vec![x.expr], vec![("dim", Expr::int(dim))]);
     Ok(Lowered::Expr { expr, layout: x.layout })
 }
 

@@ -2,10 +2,11 @@
 //! shape arithmetic (Shape/StridedSlice/Pack/ConcatV2) that folding turns into constants.
 
 use crate::ir::{Dim, Node, Partial, ValueInfo};
-use crate::lower::{Ctx, Layout, Lowered};
-use crate::ops::util::{OpResult, norm_axis, phys_axis, same_as_input};
+use crate::ops::contract::{Ctx, Layout, Lowered};
+use crate::ops::contract::{OpResult, TranslateError};
+use crate::ops::util::{norm_axis, phys_axis, same_as_input, torch_attr};
 use crate::ops::{Folded, OpDef, OpInputs, op};
-use crate::py::PyExpr;
+use crate::py::Expr;
 use crate::tensor::{DType, Tensor, Values};
 
 pub const OPS: &[OpDef] = &[
@@ -28,12 +29,8 @@ pub const OPS: &[OpDef] = &[
     op("BroadcastTo", broadcast_to).infer(broadcast_to_infer),
 ];
 
-fn err<E: ToString>(e: E) -> String {
-    e.to_string()
-}
-
-fn list(items: Vec<PyExpr>) -> PyExpr {
-    PyExpr::List(items)
+fn list(items: Vec<Expr>) -> Expr {
+    Expr::List(items)
 }
 
 // ---- Pad -------------------------------------------------------------------------------
@@ -41,20 +38,16 @@ fn list(items: Vec<PyExpr>) -> PyExpr {
 fn pad_pairs(t: &Tensor, rank: usize) -> OpResult<Vec<(i64, i64)>> {
     let v = t.to_i64().ok_or("paddings must be integers")?;
     if t.shape != [rank, 2] || v.iter().any(|&p| p < 0) {
-        return Err(format!("paddings of shape {:?} do not fit rank {rank}", t.shape));
+        return Err(format!("paddings of shape {:?} do not fit rank {rank}", t.shape).into());
     }
     Ok(v.chunks(2).map(|c| (c[0], c[1])).collect())
 }
 
 fn pad(ctx: &mut Ctx) -> OpResult<Lowered> {
-    let rank = ctx.rank(0).ok_or("input rank must be known")?;
+    let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
     let pairs = pad_pairs(ctx.const_input(1)?, rank)?;
     let node = ctx.node();
-    let mode = if node.op == "MirrorPad" {
-        node.attr_str("mode").map_err(err)?
-    } else {
-        "CONSTANT".into()
-    };
+    let mode = if node.op == "MirrorPad" { node.attr_str("mode")? } else { "CONSTANT".into() };
     let value = if node.op == "PadV2" {
         Some(ctx.const_input(2)?.scalar_f64().ok_or("constant_values must be a scalar")?)
     } else {
@@ -78,33 +71,28 @@ fn pad(ctx: &mut Ctx) -> OpResult<Lowered> {
     if mode == "SYMMETRIC" {
         return symmetric_pad(ctx, x, &phys, layout);
     }
-    let args = vec![x, PyExpr::ints(&flat)];
+    let args = vec![x, Expr::ints(&flat)];
     let mut kwargs = Vec::new();
     match mode.as_str() {
         "CONSTANT" => {
             if let Some(v) = value.filter(|&v| v != 0.0) {
-                kwargs.push(("value", PyExpr::f64(v)));
+                kwargs.push(("value", Expr::f64(v)));
             }
         }
         "REFLECT" => {
             if rank - first > 3 || first + 2 > rank {
                 return Err("REFLECT padding of the batch or channel axes".into());
             }
-            kwargs.push(("mode", PyExpr::str_lit("reflect")));
+            kwargs.push(("mode", Expr::str_lit("reflect")));
         }
-        other => return Err(format!("MirrorPad mode {other} is not supported")),
+        other => return Err(format!("MirrorPad mode {other} is not supported").into()),
     }
-    Ok(Lowered::Expr { expr: PyExpr::call_kw("F.pad", args, kwargs), layout })
+    Ok(Lowered::Expr { expr: Expr::call_kw("F.pad", args, kwargs), layout })
 }
 
 /// SYMMETRIC mirror padding (edge repeated) has no torch mode: gather along each padded axis
 /// with a constant index, e.g. pads (2, 1) on size 3 → indices [1, 0, 0, 1, 2, 2].
-fn symmetric_pad(
-    ctx: &mut Ctx,
-    x: PyExpr,
-    phys: &[(i64, i64)],
-    layout: Layout,
-) -> OpResult<Lowered> {
+fn symmetric_pad(ctx: &mut Ctx, x: Expr, phys: &[(i64, i64)], layout: Layout) -> OpResult<Lowered> {
     let shape = ctx.info(0).shape.ok_or("input shape must be known")?;
     let mut expr = x;
     for (d, &(b, a)) in phys.iter().enumerate() {
@@ -114,12 +102,12 @@ fn symmetric_pad(
         let tf_axis = if phys.len() == 4 && layout == Layout::Nchw { [0, 3, 1, 2][d] } else { d };
         let n = shape[tf_axis].ok_or("padded axis must have a static size")? as i64;
         if b > n || a > n {
-            return Err(format!("SYMMETRIC padding ({b}, {a}) larger than the axis ({n})"));
+            return Err(format!("SYMMETRIC padding ({b}, {a}) larger than the axis ({n})").into());
         }
         let idx: Vec<i64> = (0..b).rev().chain(0..n).chain((n - a..n).rev()).collect();
         let buf = ctx.buffer(&format!("pad_index_{d}"), Tensor::from_i64(vec![idx.len()], &idx))?;
         // Nested calls rather than a method chain: ruff lays these out predictably.
-        expr = PyExpr::call("torch.index_select", vec![expr, PyExpr::int(d as i64), buf]);
+        expr = Expr::call("torch.index_select", vec![expr, Expr::int(d as i64), buf]);
     }
     Ok(Lowered::Expr { expr, layout })
 }
@@ -136,7 +124,7 @@ fn pad_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
 
 fn concat(ctx: &mut Ctx) -> OpResult<Lowered> {
     let n = ctx.num_inputs() - 1;
-    let rank = ctx.rank(0).ok_or("input rank must be known")?;
+    let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
     let axis = norm_axis(*ctx.const_ints(n)?.first().ok_or("axis must be a scalar")?, rank)?;
     let mut layout = Layout::Tf;
     if rank == 4 {
@@ -148,7 +136,7 @@ fn concat(ctx: &mut Ctx) -> OpResult<Lowered> {
     }
     let items = (0..n).map(|i| ctx.input_in(i, layout)).collect::<OpResult<Vec<_>>>()?;
     let dim = if rank == 4 { phys_axis(axis, layout) } else { axis } as i64;
-    let expr = PyExpr::call_kw("torch.cat", vec![list(items)], vec![("dim", PyExpr::int(dim))]);
+    let expr = Expr::call_kw("torch.cat", vec![list(items)], vec![("dim", Expr::int(dim))]);
     Ok(Lowered::Expr { expr, layout })
 }
 
@@ -224,17 +212,17 @@ fn reshape_symbolic(ctx: &mut Ctx, p: &Partial) -> OpResult<Lowered> {
 
 /// Python expressions for a size vector known in part: numbers, and `v.shape[k]` for sizes
 /// read from values at run time (those values are extra inputs of the node).
-pub(crate) fn size_exprs(ctx: &mut Ctx, p: &Partial) -> OpResult<Vec<PyExpr>> {
+pub(crate) fn size_exprs(ctx: &mut Ctx, p: &Partial) -> OpResult<Vec<Expr>> {
     let mut args = Vec::new();
     for d in &p.values {
         args.push(match *d {
-            Dim::Known(v) => PyExpr::int(v),
+            Dim::Known(v) => Expr::int(v),
             Dim::Of(v, axis) => {
                 let slot = ctx.slot_of(v).ok_or("a run-time reshape size has no source")?;
                 let val = ctx.input(slot)?;
                 let axis =
                     if ctx.rank(slot) == Some(4) { phys_axis(axis, val.layout) } else { axis };
-                val.expr.attr("shape").index(axis.to_string())
+                val.expr.attr("shape").index(Expr::int(axis as i64))
             }
             Dim::Unknown => return Err("a size is computed at run time".into()),
         });
@@ -246,7 +234,7 @@ pub(crate) fn size_exprs(ctx: &mut Ctx, p: &Partial) -> OpResult<Vec<PyExpr>> {
 fn broadcast_to(ctx: &mut Ctx) -> OpResult<Lowered> {
     let args = match ctx.partial(1) {
         Some(p) => size_exprs(ctx, p)?,
-        None => ctx.const_ints(1)?.into_iter().map(PyExpr::int).collect(),
+        None => ctx.const_ints(1)?.into_iter().map(Expr::int).collect(),
     };
     let x = ctx.input_tf(0)?;
     Ok(Lowered::Expr { expr: x.method("expand", args), layout: Layout::Tf })
@@ -282,7 +270,7 @@ fn reshape(ctx: &mut Ctx) -> OpResult<Lowered> {
         }
         _ => Layout::Tf,
     };
-    let expr = x.method("reshape", target.iter().map(|&d| PyExpr::int(d)).collect());
+    let expr = x.method("reshape", target.iter().map(|&d| Expr::int(d)).collect());
     Ok(Lowered::Expr { expr, layout })
 }
 
@@ -327,7 +315,7 @@ fn reshape_fold(inp: &OpInputs) -> Option<Folded> {
 // ---- Squeeze / ExpandDims ----------------------------------------------------------------
 
 fn squeeze_axes(node: &Node, shape: &[Option<usize>]) -> OpResult<Vec<usize>> {
-    let dims = node.attr_ints_or("squeeze_dims", &[]).map_err(err)?;
+    let dims = node.attr_ints_or("squeeze_dims", &[])?;
     if dims.is_empty() {
         if shape.iter().any(|d| d.is_none()) {
             return Err("squeezing every size-1 dim needs a static shape".into());
@@ -346,7 +334,7 @@ fn squeeze_axes(node: &Node, shape: &[Option<usize>]) -> OpResult<Vec<usize>> {
 }
 
 fn squeeze(ctx: &mut Ctx) -> OpResult<Lowered> {
-    let shape = ctx.info(0).shape.ok_or("input rank must be known")?;
+    let shape = ctx.info(0).shape.ok_or(TranslateError::UnknownRank)?;
     let axes = squeeze_axes(ctx.node(), &shape)?;
     if axes.is_empty() {
         return Ok(Lowered::Alias(0));
@@ -355,7 +343,7 @@ fn squeeze(ctx: &mut Ctx) -> OpResult<Lowered> {
     let x = ctx.input_in(0, layout)?;
     let mut dims: Vec<i64> = axes.iter().map(|&a| phys_axis(a, layout) as i64).collect();
     dims.sort_unstable();
-    let dim = if dims.len() == 1 { PyExpr::int(dims[0]) } else { PyExpr::ints(&dims) };
+    let dim = if dims.len() == 1 { Expr::int(dims[0]) } else { Expr::ints(&dims) };
     Ok(Lowered::Expr { expr: x.method("squeeze", vec![dim]), layout: Layout::Tf })
 }
 
@@ -382,13 +370,10 @@ fn expand_axis(inp_rank: usize, dim: i64) -> OpResult<usize> {
 }
 
 fn expand_dims(ctx: &mut Ctx) -> OpResult<Lowered> {
-    let rank = ctx.rank(0).ok_or("input rank must be known")?;
+    let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
     let d = expand_axis(rank, *ctx.const_ints(1)?.first().ok_or("dim must be a scalar")?)?;
     let x = ctx.input_tf(0)?;
-    Ok(Lowered::Expr {
-        expr: x.method("unsqueeze", vec![PyExpr::int(d as i64)]),
-        layout: Layout::Tf,
-    })
+    Ok(Lowered::Expr { expr: x.method("unsqueeze", vec![Expr::int(d as i64)]), layout: Layout::Tf })
 }
 
 fn expand_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
@@ -421,13 +406,13 @@ fn perm_of(v: Vec<i64>, rank: usize) -> OpResult<Vec<usize>> {
     let mut sorted = p.clone();
     sorted.sort_unstable();
     if sorted != (0..rank).collect::<Vec<_>>() {
-        return Err(format!("{v:?} is not a permutation"));
+        return Err(format!("{v:?} is not a permutation").into());
     }
     Ok(p)
 }
 
 fn transpose(ctx: &mut Ctx) -> OpResult<Lowered> {
-    let rank = ctx.rank(0).ok_or("input rank must be known")?;
+    let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
     let perm = perm_of(ctx.const_ints(1)?, rank)?;
     let layout = if rank == 4 { ctx.layout(0)? } else { Layout::Tf };
     let x = ctx.input_in(0, layout)?;
@@ -438,7 +423,7 @@ fn transpose(ctx: &mut Ctx) -> OpResult<Lowered> {
         return Ok(Lowered::Relabel(0, Layout::Tf));
     }
     Ok(Lowered::Expr {
-        expr: x.method("permute", phys.into_iter().map(PyExpr::int).collect()),
+        expr: x.method("permute", phys.into_iter().map(Expr::int).collect()),
         layout: Layout::Tf,
     })
 }
@@ -460,11 +445,11 @@ fn transpose_fold(inp: &OpInputs) -> Option<Folded> {
 
 fn pack(ctx: &mut Ctx) -> OpResult<Lowered> {
     let n = ctx.num_inputs();
-    let rank = ctx.rank(0).ok_or("input rank must be known")?;
-    let axis = norm_axis(ctx.node().attr_int_or("axis", 0).map_err(err)?, rank + 1)?;
+    let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
+    let axis = norm_axis(ctx.node().attr_int_or("axis", 0)?, rank + 1)?;
     let items = (0..n).map(|i| ctx.input_tf(i)).collect::<OpResult<Vec<_>>>()?;
     let expr =
-        PyExpr::call_kw("torch.stack", vec![list(items)], vec![("dim", PyExpr::int(axis as i64))]);
+        Expr::call_kw("torch.stack", vec![list(items)], vec![("dim", Expr::int(axis as i64))]);
     Ok(Lowered::Expr { expr, layout: Layout::Tf })
 }
 
@@ -498,11 +483,8 @@ fn out_int_dtype(node: &Node) -> DType {
 fn shape_op(ctx: &mut Ctx) -> OpResult<Lowered> {
     let x = ctx.input_tf(0)?;
     let dtype = out_int_dtype(ctx.node()).torch_name().unwrap_or("int32");
-    let expr = PyExpr::call_kw(
-        "torch.tensor",
-        vec![x.attr("shape")],
-        vec![("dtype", PyExpr::name(format!("torch.{dtype}")))],
-    );
+    let expr =
+        Expr::call_kw("torch.tensor", vec![x.attr("shape")], vec![("dtype", torch_attr(dtype))]);
     Ok(Lowered::Expr { expr, layout: Layout::Tf })
 }
 
@@ -543,7 +525,7 @@ fn slice_spec(
     end: &[i64],
     strides: &[i64],
 ) -> OpResult<Vec<Index>> {
-    let mask = |a: &str| node.attr_int_or(a, 0).map_err(err);
+    let mask = |a: &str| node.attr_int_or(a, 0);
     let (bm, em, elm, nam, sam) = (
         mask("begin_mask")?,
         mask("end_mask")?,
@@ -611,7 +593,7 @@ fn slice_consts(inp: &OpInputs) -> Option<(Vec<i64>, Vec<i64>, Vec<i64>)> {
 }
 
 fn strided_slice(ctx: &mut Ctx) -> OpResult<Lowered> {
-    let rank = ctx.rank(0).ok_or("input rank must be known")?;
+    let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
     let (b, e, s) = (ctx.const_ints(1)?, ctx.const_ints(2)?, ctx.const_ints(3)?);
     let spec = slice_spec(ctx.node(), rank, &b, &e, &s)?;
     let shape = ctx.info(0).shape.unwrap_or_default();
@@ -619,11 +601,12 @@ fn strided_slice(ctx: &mut Ctx) -> OpResult<Lowered> {
     // Negative strides: torch has none, so such axes are flipped first and sliced forward.
     let mut flips = Vec::new();
     let mut dim = 0;
+    let int = |v: i64| Some(Expr::int(v));
     for idx in &spec {
         parts.push(match idx {
-            Index::Full => ":".to_string(),
-            Index::NewAxis => "None".to_string(),
-            Index::At(i) => i.to_string(),
+            Index::Full => Expr::full_slice(),
+            Index::NewAxis => Expr::none(),
+            Index::At(i) => Expr::int(*i),
             Index::Range(b, e, s) if *s < 0 => {
                 let n = shape
                     .get(dim)
@@ -635,42 +618,32 @@ fn strided_slice(ctx: &mut Ctx) -> OpResult<Lowered> {
                 match (picked.first(), picked.last()) {
                     (Some(&first), Some(&last)) => {
                         let (start, stop) = (n as i64 - 1 - first, n as i64 - last);
-                        if -s == 1 {
-                            format!("{start}:{stop}")
-                        } else {
-                            format!("{start}:{stop}:{}", -s)
-                        }
+                        let step = if -s == 1 { None } else { int(-s) };
+                        Expr::slice(int(start), int(stop), step)
                     }
-                    _ => "0:0".to_string(),
+                    _ => Expr::slice(int(0), int(0), None),
                 }
             }
             Index::Range(b, e, s) => {
-                let mut r = format!(
-                    "{}:{}",
-                    b.map_or(String::new(), |b| b.to_string()),
-                    e.map_or(String::new(), |e| e.to_string())
-                );
-                if *s != 1 {
-                    r.push_str(&format!(":{s}"));
-                }
-                r
+                let step = if *s != 1 { int(*s) } else { None };
+                Expr::slice(b.map(Expr::int), e.map(Expr::int), step)
             }
         });
         if *idx != Index::NewAxis {
             dim += 1;
         }
     }
-    while parts.last().is_some_and(|p| p == ":") {
+    while parts.last().is_some_and(|p| *p == Expr::full_slice()) {
         parts.pop();
     }
     let mut x = ctx.input_tf(0)?;
     if !flips.is_empty() {
-        x = x.method("flip", vec![PyExpr::ints(&flips)]);
+        x = x.method("flip", vec![Expr::ints(&flips)]);
     }
     if parts.is_empty() {
         return Ok(Lowered::Expr { expr: x, layout: Layout::Tf });
     }
-    Ok(Lowered::Expr { expr: x.index(parts.join(", ")), layout: Layout::Tf })
+    Ok(Lowered::Expr { expr: x.index(Expr::index_of(parts)), layout: Layout::Tf })
 }
 
 fn strided_slice_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
@@ -792,10 +765,10 @@ fn int_vector(dtype: DType, values: Vec<Dim>, scalar: bool) -> Option<Folded> {
 // ---- Cast --------------------------------------------------------------------------------
 
 fn cast(ctx: &mut Ctx) -> OpResult<Lowered> {
-    let dst = ctx.node().attr_type("DstT").map_err(err)?;
+    let dst = ctx.node().attr_type("DstT")?;
     let name = dst.torch_name().ok_or_else(|| format!("cast to {dst:?}"))?;
     let x = ctx.input(0)?;
-    let expr = x.expr.method("to", vec![PyExpr::name(format!("torch.{name}"))]);
+    let expr = x.expr.method("to", vec![torch_attr(name)]);
     Ok(Lowered::Expr { expr, layout: x.layout })
 }
 

@@ -4,10 +4,11 @@
 //! time (`[C]` → `[C, 1, 1]`), a rank-4 operand is converted to NCHW; anything else falls back
 //! to TF layout for every operand.
 
-use crate::lower::{Ctx, Layout, Lowered};
-use crate::ops::util::{OpResult, broadcast, broadcast_infer, same_as_input};
+use crate::ops::contract::OpResult;
+use crate::ops::contract::{Ctx, Layout, Lowered};
+use crate::ops::util::{broadcast, broadcast_infer, same_as_input};
 use crate::ops::{Folded, OpDef, OpInputs, op};
-use crate::py::PyExpr;
+use crate::py::{BinOp, Expr};
 use crate::tensor::{Tensor, Values};
 
 pub const OPS: &[OpDef] = &[
@@ -34,14 +35,24 @@ pub const OPS: &[OpDef] = &[
     op("FloorMod", |c| binary(c, Bin::FloorMod))
         .infer(broadcast_infer)
         .fold(|i| fold_binary(i, Bin::FloorMod)),
-    op("Less", |c| compare(c, "<")).infer(bool_infer).fold(|i| fold_compare(i, "<")),
-    op("LessEqual", |c| compare(c, "<=")).infer(bool_infer).fold(|i| fold_compare(i, "<=")),
-    op("Greater", |c| compare(c, ">")).infer(bool_infer).fold(|i| fold_compare(i, ">")),
-    op("GreaterEqual", |c| compare(c, ">=")).infer(bool_infer).fold(|i| fold_compare(i, ">=")),
-    op("Equal", |c| compare(c, "==")).infer(bool_infer).fold(|i| fold_compare(i, "==")),
-    op("NotEqual", |c| compare(c, "!=")).infer(bool_infer).fold(|i| fold_compare(i, "!=")),
-    op("LogicalAnd", |c| compare(c, "&")).infer(bool_infer).fold(|i| fold_compare(i, "&")),
-    op("LogicalOr", |c| compare(c, "|")).infer(bool_infer).fold(|i| fold_compare(i, "|")),
+    op("Less", |c| compare(c, BinOp::Lt)).infer(bool_infer).fold(|i| fold_compare(i, BinOp::Lt)),
+    op("LessEqual", |c| compare(c, BinOp::LtE))
+        .infer(bool_infer)
+        .fold(|i| fold_compare(i, BinOp::LtE)),
+    op("Greater", |c| compare(c, BinOp::Gt)).infer(bool_infer).fold(|i| fold_compare(i, BinOp::Gt)),
+    op("GreaterEqual", |c| compare(c, BinOp::GtE))
+        .infer(bool_infer)
+        .fold(|i| fold_compare(i, BinOp::GtE)),
+    op("Equal", |c| compare(c, BinOp::Eq)).infer(bool_infer).fold(|i| fold_compare(i, BinOp::Eq)),
+    op("NotEqual", |c| compare(c, BinOp::NotEq))
+        .infer(bool_infer)
+        .fold(|i| fold_compare(i, BinOp::NotEq)),
+    op("LogicalAnd", |c| compare(c, BinOp::BitAnd))
+        .infer(bool_infer)
+        .fold(|i| fold_compare(i, BinOp::BitAnd)),
+    op("LogicalOr", |c| compare(c, BinOp::BitOr))
+        .infer(bool_infer)
+        .fold(|i| fold_compare(i, BinOp::BitOr)),
     op("LogicalNot", |c| function(c, "torch.logical_not")).infer(same_as_input),
     op("Erf", |c| function(c, "torch.erf")).infer(same_as_input),
     op("Erfc", |c| function(c, "torch.erfc")).infer(same_as_input),
@@ -93,7 +104,7 @@ enum Un {
 }
 
 /// Chooses the layout for a broadcasting op and fetches both operands in it.
-fn operands(ctx: &mut Ctx) -> OpResult<(PyExpr, PyExpr, Layout)> {
+fn operands(ctx: &mut Ctx) -> OpResult<(Expr, Expr, Layout)> {
     let (mut v, layout) = operands_n(ctx, 2)?;
     let b = v.pop().expect("two operands");
     let a = v.pop().expect("two operands");
@@ -102,7 +113,7 @@ fn operands(ctx: &mut Ctx) -> OpResult<(PyExpr, PyExpr, Layout)> {
 
 /// The first `n` inputs in one layout: NCHW when a computed rank-4 input is NCHW and every
 /// other input can follow (rank 4, a scalar, or a constant re-laid out here), else TF's.
-fn operands_n(ctx: &mut Ctx, n: usize) -> OpResult<(Vec<PyExpr>, Layout)> {
+fn operands_n(ctx: &mut Ctx, n: usize) -> OpResult<(Vec<Expr>, Layout)> {
     let nchw = (0..n).any(|i| {
         !ctx.is_const(i) && ctx.rank(i) == Some(4) && matches!(ctx.layout(i), Ok(Layout::Nchw))
     });
@@ -130,7 +141,7 @@ fn operands_n(ctx: &mut Ctx, n: usize) -> OpResult<(Vec<PyExpr>, Layout)> {
                 let p = t.reshaped(shape).permute(&[0, 3, 1, 2]);
                 let keep = p.shape.iter().position(|&d| d != 1).unwrap_or(3).min(3);
                 if p.numel() == 1 && t.dtype.is_float() {
-                    PyExpr::f64(t.scalar_f64().ok_or("unreadable constant")?)
+                    Expr::f64(t.scalar_f64().ok_or("unreadable constant")?)
                 } else {
                     let s = p.shape[keep..].to_vec();
                     ctx.buffer("const", p.reshaped(s))?
@@ -146,34 +157,30 @@ fn operands_n(ctx: &mut Ctx, n: usize) -> OpResult<(Vec<PyExpr>, Layout)> {
     Ok((out, Layout::Nchw))
 }
 
-fn is_literal(e: &PyExpr) -> bool {
-    matches!(e, PyExpr::Atom(a) if a.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == 'f'))
-}
-
 fn binary(ctx: &mut Ctx, op: Bin) -> OpResult<Lowered> {
     let (a, b, layout) = operands(ctx)?;
     let expr = match op {
-        Bin::Add => a.binop("+", b),
-        Bin::Sub => a.binop("-", b),
-        Bin::Mul => a.binop("*", b),
-        Bin::Div => a.binop("/", b),
-        Bin::SqDiff => PyExpr::call("torch.square", vec![a.binop("-", b)]),
-        Bin::Pow => PyExpr::call("torch.pow", vec![a, b]),
+        Bin::Add => a.binop(BinOp::Add, b),
+        Bin::Sub => a.binop(BinOp::Sub, b),
+        Bin::Mul => a.binop(BinOp::Mul, b),
+        Bin::Div => a.binop(BinOp::Div, b),
+        Bin::SqDiff => Expr::call("torch.square", vec![a.binop(BinOp::Sub, b)]),
+        Bin::Pow => Expr::call("torch.pow", vec![a, b]),
         // Both floor, as TF's FloorDiv/FloorMod do (-7 // 2 = -4, -7 % 2 = 1).
-        Bin::FloorDiv => PyExpr::call("torch.floor_divide", vec![a, b]),
-        Bin::FloorMod => PyExpr::call("torch.remainder", vec![a, b]),
+        Bin::FloorDiv => Expr::call("torch.floor_divide", vec![a, b]),
+        Bin::FloorMod => Expr::call("torch.remainder", vec![a, b]),
         Bin::Max | Bin::Min => {
             let (f, kw) = if matches!(op, Bin::Max) {
                 ("torch.maximum", "min")
             } else {
                 ("torch.minimum", "max")
             };
-            if is_literal(&b) {
+            if b.is_literal() {
                 a.method_kw("clamp", vec![], vec![(kw, b)])
-            } else if is_literal(&a) {
+            } else if a.is_literal() {
                 b.method_kw("clamp", vec![], vec![(kw, a)])
             } else {
-                PyExpr::call(f, vec![a, b])
+                Expr::call(f, vec![a, b])
             }
         }
     };
@@ -181,7 +188,7 @@ fn binary(ctx: &mut Ctx, op: Bin) -> OpResult<Lowered> {
 }
 
 /// Comparisons and logical and/or: Python operators, bool result, same broadcasting.
-fn compare(ctx: &mut Ctx, op: &'static str) -> OpResult<Lowered> {
+fn compare(ctx: &mut Ctx, op: BinOp) -> OpResult<Lowered> {
     let (a, b, layout) = operands(ctx)?;
     Ok(Lowered::Expr { expr: a.binop(op, b), layout })
 }
@@ -189,7 +196,7 @@ fn compare(ctx: &mut Ctx, op: &'static str) -> OpResult<Lowered> {
 /// A layout-agnostic `func(x)`.
 fn function(ctx: &mut Ctx, func: &str) -> OpResult<Lowered> {
     let x = ctx.input(0)?;
-    Ok(Lowered::Expr { expr: PyExpr::call(func, vec![x.expr]), layout: x.layout })
+    Ok(Lowered::Expr { expr: Expr::call(func, vec![x.expr]), layout: x.layout })
 }
 
 /// `SelectV2(cond, a, b)` broadcasts like `torch.where`; `Select` with a vector condition on
@@ -204,14 +211,14 @@ fn select(ctx: &mut Ctx) -> OpResult<Lowered> {
         let c = v.pop().expect("three");
         let mut shape = vec![-1i64];
         shape.extend(std::iter::repeat_n(1, r - 1));
-        let c = c.method("reshape", shape.into_iter().map(PyExpr::int).collect());
+        let c = c.method("reshape", shape.into_iter().map(Expr::int).collect());
         return Ok(Lowered::Expr {
-            expr: PyExpr::call("torch.where", vec![c, a, b]),
+            expr: Expr::call("torch.where", vec![c, a, b]),
             layout: Layout::Tf,
         });
     }
     let (v, layout) = operands_n(ctx, 3)?;
-    Ok(Lowered::Expr { expr: PyExpr::call("torch.where", v), layout })
+    Ok(Lowered::Expr { expr: Expr::call("torch.where", v), layout })
 }
 
 fn bool_infer(inp: &OpInputs) -> Option<Vec<crate::ir::ValueInfo>> {
@@ -233,19 +240,19 @@ fn select_infer(inp: &OpInputs) -> Option<Vec<crate::ir::ValueInfo>> {
     Some(vec![crate::ir::ValueInfo { dtype: a.dtype.or(b.dtype), shape }])
 }
 
-fn fold_compare(inp: &OpInputs, op: &str) -> Option<Folded> {
+fn fold_compare(inp: &OpInputs, op: BinOp) -> Option<Folded> {
     let a = inp.consts.first().copied().flatten()?;
     let b = inp.consts.get(1).copied().flatten()?;
     let (x, y) = (a.to_f64()?, b.to_f64()?);
     let (shape, v) = broadcast_apply(&a.shape, &x, &b.shape, &y, |p, q| {
         let r = match op {
-            "<" => p < q,
-            "<=" => p <= q,
-            ">" => p > q,
-            ">=" => p >= q,
-            "==" => p == q,
-            "!=" => p != q,
-            "&" => p != 0.0 && q != 0.0,
+            BinOp::Lt => p < q,
+            BinOp::LtE => p <= q,
+            BinOp::Gt => p > q,
+            BinOp::GtE => p >= q,
+            BinOp::Eq => p == q,
+            BinOp::NotEq => p != q,
+            BinOp::BitAnd => p != 0.0 && q != 0.0,
             _ => p != 0.0 || q != 0.0,
         };
         i64::from(r)
@@ -257,14 +264,14 @@ fn unary(ctx: &mut Ctx, op: Un) -> OpResult<Lowered> {
     let x = ctx.input(0)?;
     let e = x.expr;
     let expr = match op {
-        Un::Rsqrt => PyExpr::call("torch.rsqrt", vec![e]),
-        Un::Sqrt => PyExpr::call("torch.sqrt", vec![e]),
-        Un::Square => PyExpr::call("torch.square", vec![e]),
-        Un::Exp => PyExpr::call("torch.exp", vec![e]),
-        Un::Log => PyExpr::call("torch.log", vec![e]),
+        Un::Rsqrt => Expr::call("torch.rsqrt", vec![e]),
+        Un::Sqrt => Expr::call("torch.sqrt", vec![e]),
+        Un::Square => Expr::call("torch.square", vec![e]),
+        Un::Exp => Expr::call("torch.exp", vec![e]),
+        Un::Log => Expr::call("torch.log", vec![e]),
         Un::Neg => e.negated(),
-        Un::Abs => PyExpr::call("torch.abs", vec![e]),
-        Un::Recip => PyExpr::call("torch.reciprocal", vec![e]),
+        Un::Abs => Expr::call("torch.abs", vec![e]),
+        Un::Recip => Expr::call("torch.reciprocal", vec![e]),
     };
     Ok(Lowered::Expr { expr, layout: x.layout })
 }

@@ -2,11 +2,13 @@
 //! Split/SplitV/Unpack, ArgMax/ArgMin, OneHot, Cumsum, Fill, Range, BatchMatMul.
 
 use crate::ir::ValueInfo;
-use crate::lower::{Ctx, Layout, Lowered};
-use crate::ops::util::{OpResult, norm_axis, same_as_input};
+use crate::ops::contract::{Ctx, Layout, Lowered};
+use crate::ops::contract::{OpResult, TranslateError};
+use crate::ops::util::{norm_axis, same_as_input, torch_attr};
 use crate::ops::{Folded, OpDef, OpInputs, op};
-use crate::py::{PyExpr, Weight};
+use crate::py::{BinOp, Expr};
 use crate::tensor::{DType, Tensor, Values};
+use crate::weights::Weight;
 
 pub const OPS: &[OpDef] = &[
     op("GatherV2", gather).infer(gather_infer).fold(gather_fold),
@@ -30,12 +32,8 @@ pub const OPS: &[OpDef] = &[
     op("Where", where_indices),
 ];
 
-fn err<E: ToString>(e: E) -> String {
-    e.to_string()
-}
-
 fn scalar_int(ctx: &Ctx, i: usize, what: &str) -> OpResult<i64> {
-    ctx.const_ints(i)?.first().copied().ok_or_else(|| format!("{what} must be a scalar"))
+    Ok(ctx.const_ints(i)?.first().copied().ok_or_else(|| format!("{what} must be a scalar"))?)
 }
 
 /// Output info when input `i`'s shape is known: computed by `f`.
@@ -44,7 +42,7 @@ fn shape_of(inp: &OpInputs, i: usize) -> Option<Vec<Option<usize>>> {
 }
 
 fn gather(ctx: &mut Ctx) -> OpResult<Lowered> {
-    if ctx.node().attr_int_or("batch_dims", 0).map_err(err)? != 0 {
+    if ctx.node().attr_int_or("batch_dims", 0)? != 0 {
         return Err("batch_dims != 0 is not supported".into());
     }
     let rank = ctx.rank(0).ok_or("params rank must be known")?;
@@ -52,15 +50,15 @@ fn gather(ctx: &mut Ctx) -> OpResult<Lowered> {
     if axis == 0 && rank == 2 && ctx.is_const(0) {
         // A lookup in a constant table is an embedding layer.
         let table = ctx.const_input(0)?.clone();
-        let ctor = PyExpr::call(
+        let ctor = Expr::call(
             "nn.Embedding",
-            vec![PyExpr::int(table.shape[0] as i64), PyExpr::int(table.shape[1] as i64)],
+            vec![Expr::int(table.shape[0] as i64), Expr::int(table.shape[1] as i64)],
         );
         let ids = ctx.input_tf(1)?;
         let ids =
             if ctx.info(1).dtype == Some(DType::I64) { ids } else { ids.method("long", vec![]) };
         return Ok(Lowered::Layer {
-            post: None,
+            post: vec![],
             ctor,
             params: vec![("weight", Weight::plain(table))],
             args: vec![ids],
@@ -69,9 +67,9 @@ fn gather(ctx: &mut Ctx) -> OpResult<Lowered> {
     }
     let params = ctx.input_tf(0)?;
     let ids = ctx.input_tf(1)?.method("long", vec![]);
-    let mut index = vec![":".to_string(); axis];
-    index.push(ids.to_string());
-    Ok(Lowered::Expr { expr: params.index(index.join(", ")), layout: Layout::Tf })
+    let mut index = vec![Expr::full_slice(); axis];
+    index.push(ids);
+    Ok(Lowered::Expr { expr: params.index(Expr::index_of(index)), layout: Layout::Tf })
 }
 
 fn gather_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
@@ -116,7 +114,7 @@ fn tile(ctx: &mut Ctx) -> OpResult<Lowered> {
     let reps = ctx.const_ints(1)?;
     let x = ctx.input_tf(0)?;
     Ok(Lowered::Expr {
-        expr: x.method("repeat", reps.into_iter().map(PyExpr::int).collect()),
+        expr: x.method("repeat", reps.into_iter().map(Expr::int).collect()),
         layout: Layout::Tf,
     })
 }
@@ -136,40 +134,42 @@ fn slice(ctx: &mut Ctx) -> OpResult<Lowered> {
         if begin.len() != sizes.len() {
             return Err("begin and size differ in length".into());
         }
-        let parts: Vec<String> = begin
+        let parts: Vec<Expr> = begin
             .iter()
-            .zip(&sizes)
-            .map(|(&b, s)| match (b, s.to_string().as_str()) {
-                (0, "-1") => ":".to_string(),
-                (b, "-1") => format!("{b}:"),
-                (0, s) => format!(":{s}"),
-                (b, s) => format!("{b}:{b} + {s}"),
+            .zip(sizes)
+            .map(|(&b, s)| match (b, s.as_int()) {
+                (0, Some(-1)) => Expr::full_slice(),
+                (b, Some(-1)) => Expr::slice(Some(Expr::int(b)), None, None),
+                (0, _) => Expr::slice(None, Some(s), None),
+                (b, _) => {
+                    Expr::slice(Some(Expr::int(b)), Some(Expr::int(b).binop(BinOp::Add, s)), None)
+                }
             })
             .collect();
         let x = ctx.input_tf(0)?;
-        return Ok(Lowered::Expr { expr: x.index(parts.join(", ")), layout: Layout::Tf });
+        return Ok(Lowered::Expr { expr: x.index(Expr::index_of(parts)), layout: Layout::Tf });
     }
     let (begin, size) = (ctx.const_ints(1)?, ctx.const_ints(2)?);
     if begin.len() != size.len() {
         return Err("begin and size differ in length".into());
     }
-    let mut parts: Vec<String> = begin
+    let mut parts: Vec<Expr> = begin
         .iter()
         .zip(&size)
         .map(|(&b, &s)| match (b, s) {
-            (0, -1) => ":".to_string(),
-            (b, -1) => format!("{b}:"),
-            (b, s) => format!("{b}:{}", b + s),
+            (0, -1) => Expr::full_slice(),
+            (b, -1) => Expr::slice(Some(Expr::int(b)), None, None),
+            (b, s) => Expr::slice(Some(Expr::int(b)), Some(Expr::int(b + s)), None),
         })
         .collect();
-    while parts.last().is_some_and(|p| p == ":") {
+    while parts.last().is_some_and(|p| *p == Expr::full_slice()) {
         parts.pop();
     }
     if parts.is_empty() {
         return Ok(Lowered::Alias(0));
     }
     let x = ctx.input_tf(0)?;
-    Ok(Lowered::Expr { expr: x.index(parts.join(", ")), layout: Layout::Tf })
+    Ok(Lowered::Expr { expr: x.index(Expr::index_of(parts)), layout: Layout::Tf })
 }
 
 fn slice_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
@@ -194,7 +194,7 @@ fn split_args(op: &str) -> (usize, usize) {
 
 fn split(ctx: &mut Ctx) -> OpResult<Lowered> {
     let (v, a) = split_args(&ctx.node().op);
-    let rank = ctx.rank(v).ok_or("input rank must be known")?;
+    let rank = ctx.rank(v).ok_or(TranslateError::UnknownRank)?;
     let axis = norm_axis(scalar_int(ctx, a, "split_dim")?, rank)?;
     let sizes = if ctx.node().op == "SplitV" {
         let s = ctx.const_ints(1)?;
@@ -210,25 +210,19 @@ fn split(ctx: &mut Ctx) -> OpResult<Lowered> {
             s
         }
     } else {
-        let n = ctx.node().attr_int("num_split").map_err(err)?;
+        let n = ctx.node().attr_int("num_split")?;
         let total =
             ctx.info(v).shape.and_then(|s| s[axis]).ok_or("split needs a static axis")? as i64;
         if n <= 0 || total % n != 0 {
-            return Err(format!("cannot split {total} into {n} parts"));
+            return Err(format!("cannot split {total} into {n} parts").into());
         }
         vec![total / n; n as usize]
     };
     let x = ctx.input_tf(v)?;
-    let expr = PyExpr::call_kw(
+    let expr = Expr::call_kw(
         "torch.split",
-        vec![
-            x,
-            PyExpr::Atom(format!(
-                "[{}]",
-                sizes.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
-            )),
-        ],
-        vec![("dim", PyExpr::int(axis as i64))],
+        vec![x, Expr::List(sizes.iter().map(|&s| Expr::int(s)).collect())],
+        vec![("dim", Expr::int(axis as i64))],
     );
     Ok(Lowered::Multi { expr, layout: Layout::Tf })
 }
@@ -287,10 +281,10 @@ fn split_fold(inp: &OpInputs) -> Option<Folded> {
 }
 
 fn unpack(ctx: &mut Ctx) -> OpResult<Lowered> {
-    let rank = ctx.rank(0).ok_or("input rank must be known")?;
-    let axis = norm_axis(ctx.node().attr_int_or("axis", 0).map_err(err)?, rank)?;
+    let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
+    let axis = norm_axis(ctx.node().attr_int_or("axis", 0)?, rank)?;
     let x = ctx.input_tf(0)?;
-    let expr = PyExpr::call_kw("torch.unbind", vec![x], vec![("dim", PyExpr::int(axis as i64))]);
+    let expr = Expr::call_kw("torch.unbind", vec![x], vec![("dim", Expr::int(axis as i64))]);
     Ok(Lowered::Multi { expr, layout: Layout::Tf })
 }
 
@@ -308,16 +302,13 @@ fn out_type(node: &crate::ir::Node) -> DType {
 }
 
 fn arg_reduce(ctx: &mut Ctx, method: &str) -> OpResult<Lowered> {
-    let rank = ctx.rank(0).ok_or("input rank must be known")?;
+    let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
     let axis = norm_axis(scalar_int(ctx, 1, "dimension")?, rank)?;
     let dtype = out_type(ctx.node());
     let x = ctx.input_tf(0)?;
-    let mut expr = x.method(method, vec![PyExpr::int(axis as i64)]);
+    let mut expr = x.method(method, vec![Expr::int(axis as i64)]);
     if dtype != DType::I64 {
-        expr = expr.method(
-            "to",
-            vec![PyExpr::name(format!("torch.{}", dtype.torch_name().unwrap_or("int64")))],
-        );
+        expr = expr.method("to", vec![torch_attr(dtype.torch_name().unwrap_or("int64"))]);
     }
     Ok(Lowered::Expr { expr, layout: Layout::Tf })
 }
@@ -330,7 +321,7 @@ fn arg_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
 }
 
 fn one_hot(ctx: &mut Ctx) -> OpResult<Lowered> {
-    if ctx.node().attr_int_or("axis", -1).map_err(err)? != -1 {
+    if ctx.node().attr_int_or("axis", -1)? != -1 {
         return Err("OneHot on an axis other than the last is not supported".into());
     }
     let depth = scalar_int(ctx, 1, "depth")?;
@@ -338,15 +329,13 @@ fn one_hot(ctx: &mut Ctx) -> OpResult<Lowered> {
     let off = ctx.const_input(3)?.scalar_f64().ok_or("off_value must be a scalar")?;
     let dtype = ctx.out_info(0).dtype.or(ctx.info(2).dtype).unwrap_or(DType::F32);
     let ids = ctx.input_tf(0)?.method("long", vec![]);
-    let mut expr = PyExpr::call("F.one_hot", vec![ids, PyExpr::int(depth)]).method(
-        "to",
-        vec![PyExpr::name(format!("torch.{}", dtype.torch_name().unwrap_or("float32")))],
-    );
+    let mut expr = Expr::call("F.one_hot", vec![ids, Expr::int(depth)])
+        .method("to", vec![torch_attr(dtype.torch_name().unwrap_or("float32"))]);
     if (on, off) != (1.0, 0.0) {
         let scale =
-            if dtype.is_float() { PyExpr::f64(on - off) } else { PyExpr::int((on - off) as i64) };
-        let shift = if dtype.is_float() { PyExpr::f64(off) } else { PyExpr::int(off as i64) };
-        expr = expr.binop("*", scale).binop("+", shift);
+            if dtype.is_float() { Expr::f64(on - off) } else { Expr::int((on - off) as i64) };
+        let shift = if dtype.is_float() { Expr::f64(off) } else { Expr::int(off as i64) };
+        expr = expr.binop(BinOp::Mul, scale).binop(BinOp::Add, shift);
     }
     Ok(Lowered::Expr { expr, layout: Layout::Tf })
 }
@@ -358,20 +347,20 @@ fn one_hot_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
 }
 
 fn cumsum(ctx: &mut Ctx) -> OpResult<Lowered> {
-    let rank = ctx.rank(0).ok_or("input rank must be known")?;
+    let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
     let axis = norm_axis(scalar_int(ctx, 1, "axis")?, rank)? as i64;
-    let exclusive = ctx.node().attr_bool_or("exclusive", false).map_err(err)?;
-    let reverse = ctx.node().attr_bool_or("reverse", false).map_err(err)?;
+    let exclusive = ctx.node().attr_bool_or("exclusive", false)?;
+    let reverse = ctx.node().attr_bool_or("reverse", false)?;
     let mut x = ctx.input_tf(0)?;
     if reverse {
-        x = x.method("flip", vec![PyExpr::int(axis)]);
+        x = x.method("flip", vec![Expr::int(axis)]);
     }
-    let mut expr = x.clone().method("cumsum", vec![PyExpr::int(axis)]);
+    let mut expr = x.clone().method("cumsum", vec![Expr::int(axis)]);
     if exclusive {
-        expr = expr.binop("-", x);
+        expr = expr.binop(BinOp::Sub, x);
     }
     if reverse {
-        expr = expr.method("flip", vec![PyExpr::int(axis)]);
+        expr = expr.method("flip", vec![Expr::int(axis)]);
     }
     Ok(Lowered::Expr { expr, layout: Layout::Tf })
 }
@@ -379,23 +368,23 @@ fn cumsum(ctx: &mut Ctx) -> OpResult<Lowered> {
 /// `torch.zeros_like(x)` / `torch.ones_like(x)`, in `x`'s layout.
 fn like(ctx: &mut Ctx, f: &str) -> OpResult<Lowered> {
     let x = ctx.input(0)?;
-    Ok(Lowered::Expr { expr: PyExpr::call(&format!("torch.{f}"), vec![x.expr]), layout: x.layout })
+    Ok(Lowered::Expr { expr: torch_attr(f).called(vec![x.expr], vec![]), layout: x.layout })
 }
 
 fn fill(ctx: &mut Ctx) -> OpResult<Lowered> {
     // Sizes known only at run time (a zero state sized by the batch) read them from shapes.
     let dims = match ctx.partial(0) {
-        Some(p) => PyExpr::Tuple(crate::ops::array::size_exprs(ctx, p)?),
-        None => PyExpr::ints(&ctx.const_ints(0)?),
+        Some(p) => Expr::Tuple(crate::ops::array::size_exprs(ctx, p)?),
+        None => Expr::ints(&ctx.const_ints(0)?),
     };
     let v = ctx.input_tf(1)?;
     let mut kwargs = Vec::new();
     if let Some(d) = ctx.info(1).dtype.filter(|d| *d != crate::tensor::DType::F32) {
         let name = d.torch_name().ok_or_else(|| format!("Fill of dtype {d}"))?;
-        kwargs.push(("dtype", PyExpr::name(format!("torch.{name}"))));
+        kwargs.push(("dtype", torch_attr(name)));
     }
     Ok(Lowered::Expr {
-        expr: PyExpr::call_kw("torch.full", vec![dims, v], kwargs),
+        expr: Expr::call_kw("torch.full", vec![dims, v], kwargs),
         layout: Layout::Tf,
     })
 }
@@ -422,7 +411,7 @@ fn fill_fold(inp: &OpInputs) -> Option<Folded> {
 
 fn range(ctx: &mut Ctx) -> OpResult<Lowered> {
     let args = (0..3).map(|i| ctx.input_tf(i)).collect::<OpResult<Vec<_>>>()?;
-    Ok(Lowered::Expr { expr: PyExpr::call("torch.arange", args), layout: Layout::Tf })
+    Ok(Lowered::Expr { expr: Expr::call("torch.arange", args), layout: Layout::Tf })
 }
 
 fn range_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
@@ -460,8 +449,8 @@ fn range_fold(inp: &OpInputs) -> Option<Folded> {
 
 fn batch_matmul(ctx: &mut Ctx) -> OpResult<Lowered> {
     let node = ctx.node();
-    let adj_x = node.attr_bool_or("adj_x", false).map_err(err)?;
-    let adj_y = node.attr_bool_or("adj_y", false).map_err(err)?;
+    let adj_x = node.attr_bool_or("adj_x", false)?;
+    let adj_y = node.attr_bool_or("adj_y", false)?;
     // `x @ W` with a constant matrix (Keras EinsumDense, attention projections) is a Linear
     // layer on the last axis.
     if !adj_x
@@ -478,12 +467,12 @@ fn batch_matmul(ctx: &mut Ctx) -> OpResult<Lowered> {
     let mut a = ctx.input_tf(0)?;
     let mut b = ctx.input_tf(1)?;
     if adj_x {
-        a = a.method("transpose", vec![PyExpr::int(-2), PyExpr::int(-1)]);
+        a = a.method("transpose", vec![Expr::int(-2), Expr::int(-1)]);
     }
     if adj_y {
-        b = b.method("transpose", vec![PyExpr::int(-2), PyExpr::int(-1)]);
+        b = b.method("transpose", vec![Expr::int(-2), Expr::int(-1)]);
     }
-    Ok(Lowered::Expr { expr: a.binop("@", b), layout: Layout::Tf })
+    Ok(Lowered::Expr { expr: a.binop(BinOp::MatMul, b), layout: Layout::Tf })
 }
 
 fn batch_matmul_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
@@ -516,9 +505,9 @@ fn einsum_parts(eq: &str) -> Option<(Vec<&str>, &str)> {
 /// Einsum; `x @ W`-shaped equations with a constant 2-D W (Keras EinsumDense projecting the
 /// last axis, `abc,cd->abd`) are `nn.Linear`.
 fn einsum(ctx: &mut Ctx) -> OpResult<Lowered> {
-    let eq = ctx.node().attr_str("equation").map_err(err)?;
+    let eq = ctx.node().attr_str("equation")?;
     if !eq.chars().all(|c| c.is_ascii_alphabetic() || ",.->".contains(c)) {
-        return Err(format!("unexpected einsum equation {eq:?}"));
+        return Err(format!("unexpected einsum equation {eq:?}").into());
     }
     if ctx.num_inputs() == 2
         && let Some((ins, out)) = einsum_parts(&eq)
@@ -537,11 +526,11 @@ fn einsum(ctx: &mut Ctx) -> OpResult<Lowered> {
             return crate::ops::util::linear_layer(ctx, t, false);
         }
     }
-    let mut args = vec![PyExpr::str_lit(&eq)];
+    let mut args = vec![Expr::str_lit(&eq)];
     for i in 0..ctx.num_inputs() {
         args.push(ctx.input_tf(i)?);
     }
-    Ok(Lowered::Expr { expr: PyExpr::call("torch.einsum", args), layout: Layout::Tf })
+    Ok(Lowered::Expr { expr: Expr::call("torch.einsum", args), layout: Layout::Tf })
 }
 
 fn einsum_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
@@ -568,14 +557,14 @@ fn einsum_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
 /// TopKV2(input, k) → (values, indices int32) along the last axis, largest first.
 fn top_k(ctx: &mut Ctx) -> OpResult<Lowered> {
     let k = scalar_int(ctx, 1, "k")?;
-    let sorted = ctx.node().attr_bool_or("sorted", true).map_err(err)?;
+    let sorted = ctx.node().attr_bool_or("sorted", true)?;
     let x = ctx.input_tf(0)?;
     let mut kwargs = vec![];
     if !sorted {
-        kwargs.push(("sorted", PyExpr::boolean(false)));
+        kwargs.push(("sorted", Expr::boolean(false)));
     }
     // Indices come out as int64 (TF: int32); the values are TF's.
-    let expr = PyExpr::call_kw("torch.topk", vec![x, PyExpr::int(k)], kwargs);
+    let expr = Expr::call_kw("torch.topk", vec![x, Expr::int(k)], kwargs);
     Ok(Lowered::Multi { expr, layout: Layout::Tf })
 }
 
@@ -595,5 +584,5 @@ fn where_indices(ctx: &mut Ctx) -> OpResult<Lowered> {
         return Err("Where with several inputs is SelectV2".into());
     }
     let x = ctx.input_tf(0)?;
-    Ok(Lowered::Expr { expr: PyExpr::call("torch.nonzero", vec![x]), layout: Layout::Tf })
+    Ok(Lowered::Expr { expr: Expr::call("torch.nonzero", vec![x]), layout: Layout::Tf })
 }

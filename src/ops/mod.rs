@@ -7,6 +7,7 @@
 
 mod activation;
 mod array;
+pub mod contract;
 mod elementwise;
 mod gather;
 mod nn;
@@ -16,11 +17,12 @@ mod reduce;
 pub mod testing;
 pub mod util;
 
+pub use contract::{Ctx, Layout, Lowered, OpResult, TranslateError};
+
 use crate::ir::{Dim, Node, Partial, ValueInfo, ValueRef};
-use crate::lower::{Ctx, Lowered};
 use crate::tensor::Tensor;
 
-pub type LowerFn = fn(&mut Ctx) -> Result<Lowered, String>;
+pub type LowerFn = fn(&mut Ctx) -> OpResult<Lowered>;
 pub type InferFn = fn(&OpInputs) -> Option<Vec<ValueInfo>>;
 pub type FoldFn = fn(&OpInputs) -> Option<Folded>;
 

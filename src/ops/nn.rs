@@ -5,11 +5,13 @@
 //! Conv2D/DepthwiseConv2dNative/MatMul is a bias folded in by `passes::fuse_bias`.
 
 use crate::ir::ValueInfo;
-use crate::lower::{Ctx, Layout, Lowered};
-use crate::ops::util::{OpResult, hw, require_nhwc, spatial_pair, window_out, window_pads};
+use crate::ops::contract::{Access, Ctx, Layout, Lowered};
+use crate::ops::contract::{OpResult, TranslateError};
+use crate::ops::util::{hw, require_nhwc, spatial_pair, window_out, window_pads};
 use crate::ops::{OpDef, OpInputs, op};
-use crate::py::{PyExpr, Weight};
+use crate::py::{BinOp, Expr};
 use crate::tensor::{DType, Tensor};
+use crate::weights::Weight;
 
 pub const OPS: &[OpDef] = &[
     op("Conv2D", conv2d).infer(conv_infer),
@@ -31,8 +33,8 @@ pub const OPS: &[OpDef] = &[
 ];
 
 /// `3` for a square pair, `(3, 5)` otherwise.
-fn pair(p: (i64, i64)) -> PyExpr {
-    if p.0 == p.1 { PyExpr::int(p.0) } else { PyExpr::ints(&[p.0, p.1]) }
+fn pair(p: (i64, i64)) -> Expr {
+    if p.0 == p.1 { Expr::int(p.0) } else { Expr::ints(&[p.0, p.1]) }
 }
 
 /// `F.pad` arguments for asymmetric `[top, bottom, left, right]` pads, or the symmetric
@@ -46,10 +48,10 @@ fn classify(p: [i64; 4]) -> Pads {
     if p[0] == p[1] && p[2] == p[3] { Pads::Symmetric((p[0], p[2])) } else { Pads::Explicit(p) }
 }
 
-fn f_pad(x: PyExpr, p: [i64; 4], value: Option<PyExpr>) -> PyExpr {
-    let args = vec![x, PyExpr::ints(&[p[2], p[3], p[0], p[1]])];
+fn f_pad(x: Expr, p: [i64; 4], value: Option<Expr>) -> Expr {
+    let args = vec![x, Expr::ints(&[p[2], p[3], p[0], p[1]])];
     let kwargs = value.map(|v| vec![("value", v)]).unwrap_or_default();
-    PyExpr::call_kw("F.pad", args, kwargs)
+    Expr::call_kw("F.pad", args, kwargs)
 }
 
 struct ConvGeometry {
@@ -80,7 +82,7 @@ fn conv_layer(
 ) -> OpResult<Lowered> {
     let bias = if ctx.num_inputs() > 2 { Some(ctx.const_input(2)?.clone()) } else { None };
     let x = ctx.input_nchw(0)?;
-    let mut kwargs: Vec<(&str, PyExpr)> = Vec::new();
+    let mut kwargs: Vec<(&str, Expr)> = Vec::new();
     if g.s != (1, 1) {
         kwargs.push(("stride", pair(g.s)));
     }
@@ -96,27 +98,27 @@ fn conv_layer(
         kwargs.push(("dilation", pair(g.d)));
     }
     if groups != 1 {
-        kwargs.push(("groups", PyExpr::int(groups as i64)));
+        kwargs.push(("groups", Expr::int(groups as i64)));
     }
     if bias.is_none() {
-        kwargs.push(("bias", PyExpr::boolean(false)));
+        kwargs.push(("bias", Expr::boolean(false)));
     }
-    let ctor = PyExpr::call_kw(
+    let ctor = Expr::call_kw(
         "nn.Conv2d",
-        vec![PyExpr::int(in_ch as i64), PyExpr::int(out_ch as i64), pair(g.k)],
+        vec![Expr::int(in_ch as i64), Expr::int(out_ch as i64), pair(g.k)],
         kwargs,
     );
     let mut params = vec![("weight", weight)];
     if let Some(b) = bias {
         params.push(("bias", Weight::plain(b.reshaped(vec![out_ch]))));
     }
-    Ok(Lowered::Layer { post: None, ctor, params, args: vec![x], layout: Layout::Nchw })
+    Ok(Lowered::Layer { post: vec![], ctor, params, args: vec![x], layout: Layout::Nchw })
 }
 
 fn float_weight(ctx: &Ctx, i: usize, rank: usize) -> OpResult<Tensor> {
     let w = ctx.const_input(i)?;
     if w.rank() != rank || w.dtype != DType::F32 {
-        return Err(format!("weight input #{i} must be a float32 tensor of rank {rank}"));
+        return Err(format!("weight input #{i} must be a float32 tensor of rank {rank}").into());
     }
     Ok(w.clone())
 }
@@ -126,11 +128,13 @@ fn conv2d(ctx: &mut Ctx) -> OpResult<Lowered> {
     let (kh, kw, ci, co) = (w.shape[0], w.shape[1], w.shape[2], w.shape[3]);
     let channels = ctx.info(0).shape.and_then(|s| s.get(3).copied().flatten()).unwrap_or(ci);
     if ci == 0 || !channels.is_multiple_of(ci) {
-        return Err(format!("input has {channels} channels, filter expects a multiple of {ci}"));
+        return Err(
+            format!("input has {channels} channels, filter expects a multiple of {ci}").into()
+        );
     }
     let groups = channels / ci;
     if co % groups != 0 {
-        return Err(format!("{co} output channels cannot be split into {groups} groups"));
+        return Err(format!("{co} output channels cannot be split into {groups} groups").into());
     }
     let g = conv_geometry(ctx, kh, kw)?;
     let weight = Weight { tensor: w, permute: Some(vec![3, 2, 0, 1]), reshape: None };
@@ -169,15 +173,15 @@ fn conv_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
 }
 
 fn bias_add(ctx: &mut Ctx) -> OpResult<Lowered> {
-    let df = ctx.node().attr_str_or("data_format", "NHWC").map_err(|e| e.to_string())?;
+    let df = ctx.node().attr_str_or("data_format", "NHWC")?;
     if !ctx.is_const(1) && df == "NHWC" {
         // A bias computed at run time (a loop invariant) broadcasts over the last axis.
         let (x, b) = (ctx.input_tf(0)?, ctx.input_tf(1)?);
-        return Ok(Lowered::Expr { expr: x.binop("+", b), layout: Layout::Tf });
+        return Ok(Lowered::Expr { expr: x.binop(BinOp::Add, b), layout: Layout::Tf });
     }
     let b = ctx.const_input(1)?.clone();
     let c = b.numel();
-    let rank = ctx.rank(0).ok_or("input rank must be known")?;
+    let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
     let layout = if rank == 4 && df == "NHWC" { ctx.layout(0)? } else { Layout::Tf };
     let channels_first = df == "NCHW" || layout == Layout::Nchw;
     let b = if channels_first && rank >= 3 {
@@ -189,13 +193,13 @@ fn bias_add(ctx: &mut Ctx) -> OpResult<Lowered> {
     };
     let x = ctx.input_in(0, layout)?;
     let bias = ctx.buffer("bias", b)?;
-    Ok(Lowered::Expr { expr: x.binop("+", bias), layout })
+    Ok(Lowered::Expr { expr: x.binop(BinOp::Add, bias), layout })
 }
 
 fn matmul(ctx: &mut Ctx) -> OpResult<Lowered> {
     let node = ctx.node();
-    let ta = node.attr_bool_or("transpose_a", false).map_err(|e| e.to_string())?;
-    let tb = node.attr_bool_or("transpose_b", false).map_err(|e| e.to_string())?;
+    let ta = node.attr_bool_or("transpose_a", false)?;
+    let tb = node.attr_bool_or("transpose_b", false)?;
     if ctx.is_const(1) && !ta {
         let w = float_weight(ctx, 1, 2)?;
         return crate::ops::util::linear_layer(ctx, w, tb);
@@ -211,7 +215,7 @@ fn matmul(ctx: &mut Ctx) -> OpResult<Lowered> {
     if tb {
         b = b.attr("T");
     }
-    Ok(Lowered::Expr { expr: a.binop("@", b), layout: Layout::Tf })
+    Ok(Lowered::Expr { expr: a.binop(BinOp::MatMul, b), layout: Layout::Tf })
 }
 
 fn matmul_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
@@ -229,17 +233,17 @@ fn matmul_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
 
 fn batch_norm(ctx: &mut Ctx) -> OpResult<Lowered> {
     let node = ctx.node();
-    if node.attr_bool_or("is_training", true).map_err(|e| e.to_string())? {
+    if node.attr_bool_or("is_training", true)? {
         return Err("is_training=true (a graph exported in training mode) is not supported".into());
     }
     require_nhwc(node)?;
-    let eps = node.attr_float_or("epsilon", 1e-4).map_err(|e| e.to_string())?;
+    let eps = node.attr_float_or("epsilon", 1e-4)?;
     let mut params = Vec::new();
     let mut channels = 0;
     for (i, name) in [(1, "weight"), (2, "bias"), (3, "running_mean"), (4, "running_var")] {
         let t = ctx.const_input(i)?;
         if t.rank() != 1 || t.dtype != DType::F32 {
-            return Err(format!("{name} (input #{i}) must be a float32 vector"));
+            return Err(format!("{name} (input #{i}) must be a float32 vector").into());
         }
         channels = t.numel();
         params.push((name, Weight::plain(t.clone())));
@@ -252,10 +256,10 @@ fn batch_norm(ctx: &mut Ctx) -> OpResult<Lowered> {
     };
     let mut kwargs = Vec::new();
     if eps != 1e-5 {
-        kwargs.push(("eps", PyExpr::f32(eps)));
+        kwargs.push(("eps", Expr::f32(eps)));
     }
-    let ctor = PyExpr::call_kw(class, vec![PyExpr::int(channels as i64)], kwargs);
-    Ok(Lowered::Layer { post: None, ctor, params, args: vec![x], layout })
+    let ctor = Expr::call_kw(class, vec![Expr::int(channels as i64)], kwargs);
+    Ok(Lowered::Layer { post: vec![], ctor, params, args: vec![x], layout })
 }
 
 struct PoolGeometry {
@@ -288,8 +292,8 @@ fn pool_ctor(
     class: &str,
     g: &PoolGeometry,
     padding: Option<(i64, i64)>,
-    extra: Vec<(&str, PyExpr)>,
-) -> PyExpr {
+    extra: Vec<(&str, Expr)>,
+) -> Expr {
     let mut args = vec![pair(g.k)];
     if g.s != g.k {
         args.push(pair(g.s));
@@ -299,7 +303,7 @@ fn pool_ctor(
         kwargs.push(("padding", pair(p)));
     }
     kwargs.extend(extra);
-    PyExpr::call_kw(class, args, kwargs)
+    Expr::call_kw(class, args, kwargs)
 }
 
 fn max_pool(ctx: &mut Ctx) -> OpResult<Lowered> {
@@ -308,10 +312,10 @@ fn max_pool(ctx: &mut Ctx) -> OpResult<Lowered> {
     // Padded positions never win a max: torch's implicit padding is -inf, as TF's.
     let (x, padding) = match classify(g.pads) {
         Pads::Symmetric(p) => (x, Some(p)),
-        Pads::Explicit(p) => (f_pad(x, p, Some(PyExpr::name("float(\"-inf\")"))), None),
+        Pads::Explicit(p) => (f_pad(x, p, Some(Expr::f32(f32::NEG_INFINITY))), None),
     };
     let ctor = pool_ctor("nn.MaxPool2d", &g, padding, vec![]);
-    Ok(Lowered::Layer { post: None, ctor, params: vec![], args: vec![x], layout: Layout::Nchw })
+    Ok(Lowered::Layer { post: vec![], ctor, params: vec![], args: vec![x], layout: Layout::Nchw })
 }
 
 fn avg_pool(ctx: &mut Ctx) -> OpResult<Lowered> {
@@ -322,13 +326,13 @@ fn avg_pool(ctx: &mut Ctx) -> OpResult<Lowered> {
             let x = ctx.input_nchw(0)?;
             // TF averages over the valid (unpadded) elements only.
             let extra = if p != (0, 0) {
-                vec![("count_include_pad", PyExpr::boolean(false))]
+                vec![("count_include_pad", Expr::boolean(false))]
             } else {
                 vec![]
             };
             let ctor = pool_ctor("nn.AvgPool2d", &g, Some(p), extra);
             Ok(Lowered::Layer {
-                post: None,
+                post: vec![],
                 ctor,
                 params: vec![],
                 args: vec![x],
@@ -344,12 +348,12 @@ fn avg_pool(ctx: &mut Ctx) -> OpResult<Lowered> {
             let counts = window_counts(h as i64, w as i64, &g, p);
             let x = ctx.input_nchw(0)?;
             let div = ctx.buffer("count", counts)?;
-            let sum = PyExpr::call_kw(
+            let sum = Expr::call_kw(
                 "F.avg_pool2d",
                 vec![f_pad(x, p, None), pair(g.k), pair(g.s)],
-                vec![("divisor_override", PyExpr::int(1))],
+                vec![("divisor_override", Expr::int(1))],
             );
-            Ok(Lowered::Expr { expr: sum.binop("/", div), layout: Layout::Nchw })
+            Ok(Lowered::Expr { expr: sum.binop(BinOp::Div, div), layout: Layout::Nchw })
         }
     }
 }
@@ -389,7 +393,7 @@ fn conv_transpose(ctx: &mut Ctx) -> OpResult<Lowered> {
     require_nhwc(node)?;
     let s = spatial_pair(node, "strides", None)?;
     let d = spatial_pair(node, "dilations", Some(&[1, 1, 1, 1]))?;
-    let padding = node.attr_str("padding").map_err(|e| e.to_string())?;
+    let padding = node.attr_str("padding")?;
     let w = float_weight(ctx, 1, 4)?;
     let (kh, kw, c_out, c_in) = (w.shape[0], w.shape[1], w.shape[2], w.shape[3]);
     let sizes = known_ints(ctx, 0)?;
@@ -404,19 +408,21 @@ fn conv_transpose(ctx: &mut Ctx) -> OpResult<Lowered> {
         let total = match padding.as_str() {
             "SAME" => (full - o).max(0),
             "VALID" => 0,
-            other => return Err(format!("padding {other} is not supported")),
+            other => return Err(format!("padding {other} is not supported").into()),
         };
         let before = total / 2;
         let out_pad = (o - (full - 2 * before)).max(0);
         if out_pad >= s.max(d) {
-            return Err(format!("output size {o} needs output_padding {out_pad} >= stride {s}"));
+            return Err(
+                format!("output size {o} needs output_padding {out_pad} >= stride {s}").into()
+            );
         }
         Ok((before, out_pad, full - 2 * before + out_pad > o))
     };
     let (bh, oph, crop_h) = axis(n_h as i64, oh, kh as i64, s.0, d.0)?;
     let (bw, opw, crop_w) = axis(n_w as i64, ow, kw as i64, s.1, d.1)?;
     let bias = if ctx.num_inputs() > 3 { Some(ctx.const_input(3)?.clone()) } else { None };
-    let mut kwargs: Vec<(&str, PyExpr)> = Vec::new();
+    let mut kwargs: Vec<(&str, Expr)> = Vec::new();
     if s != (1, 1) {
         kwargs.push(("stride", pair(s)));
     }
@@ -430,11 +436,11 @@ fn conv_transpose(ctx: &mut Ctx) -> OpResult<Lowered> {
         kwargs.push(("dilation", pair(d)));
     }
     if bias.is_none() {
-        kwargs.push(("bias", PyExpr::boolean(false)));
+        kwargs.push(("bias", Expr::boolean(false)));
     }
-    let ctor = PyExpr::call_kw(
+    let ctor = Expr::call_kw(
         "nn.ConvTranspose2d",
-        vec![PyExpr::int(c_in as i64), PyExpr::int(c_out as i64), pair((kh as i64, kw as i64))],
+        vec![Expr::int(c_in as i64), Expr::int(c_out as i64), pair((kh as i64, kw as i64))],
         kwargs,
     );
     let mut params =
@@ -444,7 +450,13 @@ fn conv_transpose(ctx: &mut Ctx) -> OpResult<Lowered> {
     }
     let x = ctx.input_nchw(2)?;
     // TF puts the odd padding pixel at the end: keep the first `o` rows and columns.
-    let post = (crop_h || crop_w).then(|| format!("[:, :, :{oh}, :{ow}]"));
+    let post = if crop_h || crop_w {
+        let upto = |n: i64| Expr::slice(None, Some(Expr::int(n)), None);
+        let all = Expr::full_slice();
+        vec![Access::Item(Expr::Tuple(vec![all.clone(), all, upto(oh), upto(ow)]))]
+    } else {
+        vec![]
+    };
     Ok(Lowered::Layer { post, ctor, params, args: vec![x], layout: Layout::Nchw })
 }
 
@@ -459,8 +471,8 @@ fn conv_transpose_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
 /// coordinate rule exactly (tf-formats.md §4.7).
 fn resize(ctx: &mut Ctx, kind: &str) -> OpResult<Lowered> {
     let node = ctx.node();
-    let align = node.attr_bool_or("align_corners", false).map_err(|e| e.to_string())?;
-    let half = node.attr_bool_or("half_pixel_centers", false).map_err(|e| e.to_string())?;
+    let align = node.attr_bool_or("align_corners", false)?;
+    let half = node.attr_bool_or("half_pixel_centers", false)?;
     let (mode, align_kw) = match (kind, align, half) {
         ("bilinear", false, true) => ("bilinear", Some(false)),
         ("bilinear", true, false) => ("bilinear", Some(true)),
@@ -474,12 +486,12 @@ fn resize(ctx: &mut Ctx, kind: &str) -> OpResult<Lowered> {
     if kind == "bilinear" && ctx.info(0).dtype.is_some_and(|d| !d.is_float()) {
         x = x.method("float", vec![]);
     }
-    let mut kwargs = vec![("size", PyExpr::ints(&[h, w])), ("mode", PyExpr::str_lit(mode))];
+    let mut kwargs = vec![("size", Expr::ints(&[h, w])), ("mode", Expr::str_lit(mode))];
     if let Some(a) = align_kw {
-        kwargs.push(("align_corners", PyExpr::boolean(a)));
+        kwargs.push(("align_corners", Expr::boolean(a)));
     }
     Ok(Lowered::Expr {
-        expr: PyExpr::call_kw("F.interpolate", vec![x], kwargs),
+        expr: Expr::call_kw("F.interpolate", vec![x], kwargs),
         layout: Layout::Nchw,
     })
 }
@@ -525,7 +537,10 @@ fn resize_by_matrices(ctx: &mut Ctx, kind: &str, align: bool, half: bool) -> OpR
     let rows = ctx.buffer("rows", rows)?;
     let cols = ctx.buffer("cols", cols)?;
     let x = ctx.input_nchw(0)?;
-    Ok(Lowered::Expr { expr: rows.binop("@", x).binop("@", cols), layout: Layout::Nchw })
+    Ok(Lowered::Expr {
+        expr: rows.binop(BinOp::MatMul, x).binop(BinOp::MatMul, cols),
+        layout: Layout::Nchw,
+    })
 }
 
 fn resize_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
@@ -540,9 +555,9 @@ fn resize_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
 /// `nn.Conv1d` on a TF `[N, W, C]` value: channels moved to dim 1 around the layer.
 fn conv1d(ctx: &mut Ctx) -> OpResult<Lowered> {
     let node = ctx.node();
-    let s = node.attr_int("stride").map_err(|e| e.to_string())?;
-    let d = node.attr_int_or("dilation", 1).map_err(|e| e.to_string())?;
-    let padding = node.attr_str("padding").map_err(|e| e.to_string())?;
+    let s = node.attr_int("stride")?;
+    let d = node.attr_int_or("dilation", 1)?;
+    let padding = node.attr_str("padding")?;
     let w = float_weight(ctx, 1, 3)?;
     let (k, ci, co) = (w.shape[0], w.shape[1], w.shape[2]);
     let (l, r) = match padding.as_str() {
@@ -555,25 +570,25 @@ fn conv1d(ctx: &mut Ctx) -> OpResult<Lowered> {
                 (None, _) => return Err("SAME padding with a stride needs a static length".into()),
             }
         }
-        other => return Err(format!("padding {other} is not supported")),
+        other => return Err(format!("padding {other} is not supported").into()),
     };
     let bias = if ctx.num_inputs() > 2 { Some(ctx.const_input(2)?.clone()) } else { None };
-    let mut kwargs: Vec<(&str, PyExpr)> = Vec::new();
+    let mut kwargs: Vec<(&str, Expr)> = Vec::new();
     if s != 1 {
-        kwargs.push(("stride", PyExpr::int(s)));
+        kwargs.push(("stride", Expr::int(s)));
     }
     if l == r && l != 0 {
-        kwargs.push(("padding", PyExpr::int(l)));
+        kwargs.push(("padding", Expr::int(l)));
     }
     if d != 1 {
-        kwargs.push(("dilation", PyExpr::int(d)));
+        kwargs.push(("dilation", Expr::int(d)));
     }
     if bias.is_none() {
-        kwargs.push(("bias", PyExpr::boolean(false)));
+        kwargs.push(("bias", Expr::boolean(false)));
     }
-    let ctor = PyExpr::call_kw(
+    let ctor = Expr::call_kw(
         "nn.Conv1d",
-        vec![PyExpr::int(ci as i64), PyExpr::int(co as i64), PyExpr::int(k as i64)],
+        vec![Expr::int(ci as i64), Expr::int(co as i64), Expr::int(k as i64)],
         kwargs,
     );
     let mut params =
@@ -581,57 +596,57 @@ fn conv1d(ctx: &mut Ctx) -> OpResult<Lowered> {
     if let Some(b) = bias {
         params.push(("bias", Weight::plain(b.reshaped(vec![co]))));
     }
-    let mut x = ctx.input_tf(0)?.method("transpose", vec![PyExpr::int(1), PyExpr::int(2)]);
+    let mut x = ctx.input_tf(0)?.method("transpose", vec![Expr::int(1), Expr::int(2)]);
     if l != r {
-        x = PyExpr::call("F.pad", vec![x, PyExpr::ints(&[l, r])]);
+        x = Expr::call("F.pad", vec![x, Expr::ints(&[l, r])]);
     }
     // The result is transposed back to TF's [N, W, C].
-    let post = Some(".transpose(1, 2)".to_string());
+    let post = vec![Access::Method("transpose", vec![Expr::int(1), Expr::int(2)])];
     Ok(Lowered::Layer { post, ctor, params, args: vec![x], layout: Layout::Tf })
 }
 
 fn layer_norm(ctx: &mut Ctx) -> OpResult<Lowered> {
-    let eps = ctx.node().attr_float_or("epsilon", 1e-3).map_err(|e| e.to_string())?;
-    let shape = ctx.info(0).shape.ok_or("input rank must be known")?;
+    let eps = ctx.node().attr_float_or("epsilon", 1e-3)?;
+    let shape = ctx.info(0).shape.ok_or(TranslateError::UnknownRank)?;
     let c = shape.last().copied().flatten().ok_or("the normalised axis must have a static size")?;
     let mut kwargs = Vec::new();
     if eps != 1e-5 {
-        kwargs.push(("eps", PyExpr::f32(eps)));
+        kwargs.push(("eps", Expr::f32(eps)));
     }
     let mut params = Vec::new();
     if ctx.num_inputs() == 3 {
         params.push(("weight", Weight::plain(ctx.const_input(1)?.clone())));
         params.push(("bias", Weight::plain(ctx.const_input(2)?.clone())));
     } else {
-        kwargs.push(("elementwise_affine", PyExpr::boolean(false)));
+        kwargs.push(("elementwise_affine", Expr::boolean(false)));
     }
-    let ctor = PyExpr::call_kw("nn.LayerNorm", vec![PyExpr::int(c as i64)], kwargs);
+    let ctor = Expr::call_kw("nn.LayerNorm", vec![Expr::int(c as i64)], kwargs);
     let x = ctx.input_tf(0)?;
-    Ok(Lowered::Layer { post: None, ctor, params, args: vec![x], layout: Layout::Tf })
+    Ok(Lowered::Layer { post: vec![], ctor, params, args: vec![x], layout: Layout::Tf })
 }
 
 fn lrn(ctx: &mut Ctx) -> OpResult<Lowered> {
     let node = ctx.node();
-    let r = node.attr_int_or("depth_radius", 5).map_err(|e| e.to_string())?;
-    let bias = node.attr_float_or("bias", 1.0).map_err(|e| e.to_string())?;
-    let alpha = node.attr_float_or("alpha", 1.0).map_err(|e| e.to_string())?;
-    let beta = node.attr_float_or("beta", 0.5).map_err(|e| e.to_string())?;
+    let r = node.attr_int_or("depth_radius", 5)?;
+    let bias = node.attr_float_or("bias", 1.0)?;
+    let alpha = node.attr_float_or("alpha", 1.0)?;
+    let beta = node.attr_float_or("beta", 0.5)?;
     if r < 0 {
-        return Err(format!("depth_radius {r} is negative"));
+        return Err(format!("depth_radius {r} is negative").into());
     }
     let size = 2 * r + 1;
     // TF sums squares over the window; torch averages them: torch alpha = TF alpha · size.
-    let ctor = PyExpr::call_kw(
+    let ctor = Expr::call_kw(
         "nn.LocalResponseNorm",
-        vec![PyExpr::int(size)],
+        vec![Expr::int(size)],
         vec![
-            ("alpha", PyExpr::f64(alpha as f64 * size as f64)),
-            ("beta", PyExpr::f32(beta)),
-            ("k", PyExpr::f32(bias)),
+            ("alpha", Expr::f64(alpha as f64 * size as f64)),
+            ("beta", Expr::f32(beta)),
+            ("k", Expr::f32(bias)),
         ],
     );
     let x = ctx.input_nchw(0)?;
-    Ok(Lowered::Layer { post: None, ctor, params: vec![], args: vec![x], layout: Layout::Nchw })
+    Ok(Lowered::Layer { post: vec![], ctor, params: vec![], args: vec![x], layout: Layout::Nchw })
 }
 
 #[cfg(test)]

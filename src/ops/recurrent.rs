@@ -4,11 +4,13 @@
 //! list rather than changing one another reader may hold).
 
 use crate::ir::ValueInfo;
-use crate::lower::{Ctx, Layout, Lowered};
-use crate::ops::util::{OpResult, norm_axis, same_as_input};
+use crate::ops::contract::{Access, Ctx, Layout, Lowered, Unpack};
+use crate::ops::contract::{OpResult, TranslateError};
+use crate::ops::util::{norm_axis, same_as_input};
 use crate::ops::{OpDef, OpInputs, op};
 use crate::passes::fuse_rnn::{GRU, GRU_RESET_BEFORE, LSTM, MASKED_LSTM, RNN};
-use crate::py::{PyExpr, Weight};
+use crate::py::{BinOp, Expr};
+use crate::weights::Weight;
 
 pub const OPS: &[OpDef] = &[
     op(LSTM, recurrent),
@@ -18,18 +20,18 @@ pub const OPS: &[OpDef] = &[
     op(MASKED_LSTM, recurrent),
     op("ReverseV2", reverse).infer(same_as_input),
     op("TensorListFromTensor", |c| {
-        expr(PyExpr::call("list", vec![c.input_tf(0)?.method("unbind", vec![PyExpr::int(0)])]))
+        expr(Expr::call("list", vec![c.input_tf(0)?.method("unbind", vec![Expr::int(0)])]))
     }),
     op("TensorListReserve", list_reserve),
     op("TensorListGetItem", |c| {
         let (l, i) = (c.input_tf(0)?, c.input_tf(1)?);
-        expr(l.index(i.to_string()))
+        expr(l.index(i))
     })
     .infer(|i| element_info(i, 2, false)),
     op("TensorListSetItem", list_set),
-    op("TensorListStack", |c| expr(PyExpr::call("torch.stack", vec![c.input_tf(0)?])))
+    op("TensorListStack", |c| expr(Expr::call("torch.stack", vec![c.input_tf(0)?])))
         .infer(|i| element_info(i, 1, true)),
-    op("TensorListLength", |c| expr(PyExpr::call("len", vec![c.input_tf(0)?]))),
+    op("TensorListLength", |c| expr(Expr::call("len", vec![c.input_tf(0)?]))),
 ];
 
 /// An element (or the stack of all elements) of a list whose `element_shape` is input `slot`
@@ -44,28 +46,29 @@ fn element_info(inp: &OpInputs, slot: usize, stacked: bool) -> Option<Vec<ValueI
     Some(vec![ValueInfo { dtype, shape: Some(shape) }])
 }
 
-fn expr(e: PyExpr) -> OpResult<Lowered> {
+/// `[k]` on a layer's (tuple) result.
+fn item(k: usize) -> Access {
+    Access::Item(Expr::int(k as i64))
+}
+
+fn expr(e: Expr) -> OpResult<Lowered> {
     Ok(Lowered::Expr { expr: e, layout: Layout::Tf })
 }
 
 fn list_reserve(ctx: &mut Ctx) -> OpResult<Lowered> {
     let n = match ctx.const_ints(1) {
-        Ok(v) if v.len() == 1 && v[0] >= 0 => PyExpr::int(v[0]),
+        Ok(v) if v.len() == 1 && v[0] >= 0 => Expr::int(v[0]),
         Ok(_) => return Err("num_elements must be a non-negative count".into()),
-        Err(_) => PyExpr::call("int", vec![ctx.input_tf(1)?]),
+        Err(_) => Expr::call("int", vec![ctx.input_tf(1)?]),
     };
-    expr(PyExpr::Atom(format!("[None] * {}", n.operand_of("*", true))))
+    expr(Expr::List(vec![Expr::none()]).binop(BinOp::Mul, n))
 }
 
 fn list_set(ctx: &mut Ctx) -> OpResult<Lowered> {
     let (l, i, v) = (ctx.input_tf(0)?, ctx.input_tf(1)?, ctx.input_tf(2)?);
-    let l = l.operand_of("[]", false);
-    let i = i.operand_of("+", false);
-    expr(PyExpr::List(vec![
-        PyExpr::Atom(format!("*{l}[:{i}]")),
-        v,
-        PyExpr::Atom(format!("*{l}[{i} + 1 :]")),
-    ]))
+    let before = l.clone().index(Expr::slice(None, Some(i.clone()), None));
+    let after = l.index(Expr::slice(Some(i.binop(BinOp::Add, Expr::int(1))), None, None));
+    expr(Expr::List(vec![before.starred(), v, after.starred()]))
 }
 
 fn recurrent(ctx: &mut Ctx) -> OpResult<Lowered> {
@@ -78,7 +81,7 @@ fn recurrent(ctx: &mut Ctx) -> OpResult<Lowered> {
     };
     // MaskedLSTM (templates/masked_lstm.py) is called like nn.LSTM, the mask after the input.
     let masked = node.op == MASKED_LSTM;
-    let flag = |a: &str| node.attr_bool_or(a, false).map_err(|e| e.to_string());
+    let flag = |a: &str| node.attr_bool_or(a, false);
     let (last_only, batch_first) = (flag("last_only")?, flag("batch_first")?);
     let bidirectional = flag("bidirectional")?;
     let w_ih = ctx.const_input(1)?.clone();
@@ -87,26 +90,23 @@ fn recurrent(ctx: &mut Ctx) -> OpResult<Lowered> {
     let (input_size, hidden) = (w_ih.shape[1], w_hh.shape[1]);
     let mut kwargs = Vec::new();
     if node.op == RNN {
-        let act = node.attr_str_or("nonlinearity", "tanh").map_err(|e| e.to_string())?;
+        let act = node.attr_str_or("nonlinearity", "tanh")?;
         if act != "tanh" {
-            kwargs.push(("nonlinearity", PyExpr::str_lit(&act)));
+            kwargs.push(("nonlinearity", Expr::str_lit(&act)));
         }
     }
     if masked {
         if flag("zero_output")? {
-            kwargs.push(("zero_output", PyExpr::boolean(true)));
+            kwargs.push(("zero_output", Expr::boolean(true)));
         }
     } else if batch_first {
-        kwargs.push(("batch_first", PyExpr::boolean(true)));
+        kwargs.push(("batch_first", Expr::boolean(true)));
     }
     if bidirectional {
-        kwargs.push(("bidirectional", PyExpr::boolean(true)));
+        kwargs.push(("bidirectional", Expr::boolean(true)));
     }
-    let ctor = PyExpr::call_kw(
-        class,
-        vec![PyExpr::int(input_size as i64), PyExpr::int(hidden as i64)],
-        kwargs,
-    );
+    let ctor =
+        Expr::call_kw(class, vec![Expr::int(input_size as i64), Expr::int(hidden as i64)], kwargs);
     let names = if masked {
         ["cell.weight_ih", "cell.weight_hh", "cell.bias_ih", "cell.bias_hh"]
     } else {
@@ -133,7 +133,7 @@ fn recurrent(ctx: &mut Ctx) -> OpResult<Lowered> {
         let h0 = state(ctx, first_state)?;
         args.push(if cell_state {
             let c0 = state(ctx, first_state + 1)?;
-            PyExpr::Atom(format!("({h0}, {c0})"))
+            Expr::Tuple(vec![h0, c0])
         } else {
             h0
         });
@@ -144,25 +144,25 @@ fn recurrent(ctx: &mut Ctx) -> OpResult<Lowered> {
     if bidirectional || !states_read {
         // Bidirectional: both directions side by side, as PyTorch returns the sequence, or
         // (Keras keeping the last outputs) the two final states, batch first.
-        let post = match (last_only, cell_state, bidirectional) {
-            (false, _, _) => "[0]",
-            (true, false, false) => "[1]",
-            (true, true, false) => "[1][0]",
-            (true, false, true) => "[1].transpose(0, 1).flatten(1)",
-            (true, true, true) => "[1][0].transpose(0, 1).flatten(1)",
-        };
-        return Ok(Lowered::Layer {
-            ctor,
-            params,
-            args,
-            layout: Layout::Tf,
-            post: Some(post.into()),
-        });
+        let mut post = vec![item(usize::from(last_only))];
+        if last_only && cell_state {
+            post.push(item(0));
+        }
+        if last_only && bidirectional {
+            post.push(Access::Method("transpose", vec![Expr::int(0), Expr::int(1)]));
+            post.push(Access::Method("flatten", vec![Expr::int(1)]));
+        }
+        return Ok(Lowered::Layer { ctor, params, args, layout: Layout::Tf, post });
     }
     let (pattern, views) = if cell_state {
-        ("{0}, ({1}, {2})", vec![(seq_slot, ""), (1, "[0]"), (2, "[0]")])
+        let states = Unpack::Tuple(vec![Unpack::Slot(1), Unpack::Slot(2)]);
+        let views = vec![(seq_slot, vec![]), (1, vec![item(0)]), (2, vec![item(0)])];
+        (Unpack::Tuple(vec![Unpack::Slot(0), states]), views)
     } else {
-        ("{0}, {1}", vec![(seq_slot, ""), (1, "[0]")])
+        (
+            Unpack::Tuple(vec![Unpack::Slot(0), Unpack::Slot(1)]),
+            vec![(seq_slot, vec![]), (1, vec![item(0)])],
+        )
     };
     Ok(Lowered::LayerUnpack { ctor, params, args, pattern, views })
 }
@@ -170,17 +170,15 @@ fn recurrent(ctx: &mut Ctx) -> OpResult<Lowered> {
 /// `GRUResetBefore` (templates/gru_reset_before.py), batch first: `(outputs, last state)`.
 fn gru_reset_before(ctx: &mut Ctx) -> OpResult<Lowered> {
     let node = ctx.node();
-    let flag = |a: &str| node.attr_bool_or(a, false).map_err(|e| e.to_string());
+    let flag = |a: &str| node.attr_bool_or(a, false);
     let (last_only, batch_first) = (flag("last_only")?, flag("batch_first")?);
     let w_in = ctx.const_input(1)?.clone();
     let (b_in, w_gates, w_cand) =
         (ctx.const_input(2)?.clone(), ctx.const_input(3)?.clone(), ctx.const_input(4)?.clone());
     let (input_size, hidden) = (w_in.shape[1], w_cand.shape[0]);
     ctx.require_class("GRUResetBefore", include_str!("../../templates/gru_reset_before.py"));
-    let ctor = PyExpr::call(
-        "GRUResetBefore",
-        vec![PyExpr::int(input_size as i64), PyExpr::int(hidden as i64)],
-    );
+    let ctor =
+        Expr::call("GRUResetBefore", vec![Expr::int(input_size as i64), Expr::int(hidden as i64)]);
     let params = vec![
         ("input.weight", Weight::plain(w_in)),
         ("input.bias", Weight::plain(b_in)),
@@ -188,48 +186,49 @@ fn gru_reset_before(ctx: &mut Ctx) -> OpResult<Lowered> {
         ("candidate.weight", Weight::plain(w_cand)),
     ];
     let x = ctx.input_tf(0)?;
-    let mut args = vec![if batch_first {
-        x
-    } else {
-        x.method("transpose", vec![PyExpr::int(0), PyExpr::int(1)])
-    }];
+    let mut args =
+        vec![if batch_first { x } else { x.method("transpose", vec![Expr::int(0), Expr::int(1)]) }];
     if ctx.num_inputs() > 5 {
         args.push(ctx.input_tf(5)?);
     }
     // Output 0: the sequence (time-major again unless batch first), or `[1, B, H]` (Keras
     // keeping the last output); output 1: the last state.
     let seq = match (last_only, batch_first) {
-        (true, _) => "[None]",
-        (false, true) => "",
-        (false, false) => ".transpose(0, 1)",
+        (true, _) => vec![Access::Item(Expr::none())],
+        (false, true) => vec![],
+        (false, false) => vec![Access::Method("transpose", vec![Expr::int(0), Expr::int(1)])],
     };
     if !ctx.output_used(1) {
-        let post = if last_only { "[1][None]".to_string() } else { format!("[0]{seq}") };
-        return Ok(Lowered::Layer { ctor, params, args, layout: Layout::Tf, post: Some(post) });
+        let mut post = vec![item(usize::from(last_only))];
+        post.extend(seq);
+        return Ok(Lowered::Layer { ctor, params, args, layout: Layout::Tf, post });
     }
-    let views = vec![(usize::from(last_only), seq), (1, "")];
-    Ok(Lowered::LayerUnpack { ctor, params, args, pattern: "{0}, {1}", views })
+    let views = vec![(usize::from(last_only), seq), (1, vec![])];
+    let pattern = Unpack::Tuple(vec![Unpack::Slot(0), Unpack::Slot(1)]);
+    Ok(Lowered::LayerUnpack { ctor, params, args, pattern, views })
 }
 
 /// An initial state with PyTorch's leading layers axis: `h[None]`, or the `h_n` another
 /// recurrent layer returned as is (its TF value is `h_n[0]`).
-fn state(ctx: &mut Ctx, slot: usize) -> OpResult<PyExpr> {
+fn state(ctx: &mut Ctx, slot: usize) -> OpResult<Expr> {
     let h = ctx.input_tf(slot)?;
     let from_rnn =
-        ctx.producer_op(slot).is_some_and(|op| matches!(op, LSTM | GRU | RNN | MASKED_LSTM));
-    match h.to_string().strip_suffix("[0]") {
-        Some(raw) if from_rnn && crate::py::names::identifier(raw) == raw => Ok(PyExpr::name(raw)),
-        _ => Ok(h.index("None")),
+        ctx.producer(slot).is_some_and(|n| matches!(n.op.as_str(), LSTM | GRU | RNN | MASKED_LSTM));
+    match &h {
+        Expr::Subscript(raw, i) if from_rnn && raw.as_name().is_some() && i.as_int() == Some(0) => {
+            Ok(raw.as_ref().clone())
+        }
+        _ => Ok(h.index(Expr::none())),
     }
 }
 
 fn reverse(ctx: &mut Ctx) -> OpResult<Lowered> {
-    let rank = ctx.rank(0).ok_or("input rank must be known")?;
+    let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
     let axes = ctx.const_ints(1)?;
     let axes: Vec<i64> =
         axes.iter().map(|&a| norm_axis(a, rank).map(|a| a as i64)).collect::<OpResult<_>>()?;
     let x = ctx.input_tf(0)?;
-    Ok(Lowered::Expr { expr: x.method("flip", vec![PyExpr::ints(&axes)]), layout: Layout::Tf })
+    Ok(Lowered::Expr { expr: x.method("flip", vec![Expr::ints(&axes)]), layout: Layout::Tf })
 }
 
 #[cfg(test)]

@@ -3,10 +3,11 @@
 //! [2, 3]) the result is already in TF layout.
 
 use crate::ir::ValueInfo;
-use crate::lower::{Ctx, Layout, Lowered};
-use crate::ops::util::{OpResult, norm_axis, phys_axis};
+use crate::ops::contract::OpResult;
+use crate::ops::contract::{Ctx, Layout, Lowered};
+use crate::ops::util::{norm_axis, phys_axis};
 use crate::ops::{OpDef, OpInputs, op};
-use crate::py::PyExpr;
+use crate::py::Expr;
 
 pub const OPS: &[OpDef] = &[
     op("Mean", |c| reduce(c, "mean")).infer(reduce_infer),
@@ -25,7 +26,7 @@ fn axes(node: &crate::ir::Node, raw: &[i64], rank: usize) -> OpResult<Vec<usize>
 }
 
 fn keep_dims(node: &crate::ir::Node) -> OpResult<bool> {
-    node.attr_bool_or("keep_dims", false).map_err(|e| e.to_string())
+    Ok(node.attr_bool_or("keep_dims", false)?)
 }
 
 fn reduce(ctx: &mut Ctx, method: &str) -> OpResult<Lowered> {
@@ -48,10 +49,10 @@ fn reduce(ctx: &mut Ctx, method: &str) -> OpResult<Lowered> {
     if method == "prod" && dims.len() > 1 {
         return Err("Prod over several axes at once is not supported".into());
     }
-    let dim = if dims.len() == 1 { PyExpr::int(dims[0]) } else { PyExpr::ints(&dims) };
+    let dim = if dims.len() == 1 { Expr::int(dims[0]) } else { Expr::ints(&dims) };
     let mut kwargs = Vec::new();
     if keep {
-        kwargs.push(("keepdim", PyExpr::boolean(true)));
+        kwargs.push(("keepdim", Expr::boolean(true)));
     }
     let expr = x.method_kw(method, vec![dim], kwargs);
     let out_layout = if keep { layout } else { Layout::Tf };

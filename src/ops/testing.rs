@@ -4,6 +4,8 @@
 use crate::ir::{Graph, Node, ValueInfo, ValueRef};
 use crate::proto::attr_value::Value;
 use crate::proto::{AttrValue, ListValue};
+use crate::py::Stmt;
+use crate::py::printer::{self, flat};
 use crate::tensor::{DType, Tensor};
 
 pub fn int(i: i64) -> AttrValue {
@@ -118,30 +120,34 @@ impl TestGraph {
         for c in &m.classes {
             s.push_str(&format!("class {}({}):\n", c.name, c.params.join(", ")));
             for l in &c.layers {
-                s.push_str(&format!("  self.{} = {}\n", l.name, l.ctor));
+                s.push_str(&format!("  self.{} = {}\n", l.name, flat(&l.ctor)));
             }
             for st in &c.body {
-                s.push_str(&format!("  {} = {}\n", st.target, st.expr));
+                let target = printer::target_text(&st.target);
+                s.push_str(&format!("  {target} = {}\n", flat(&st.value)));
             }
             s.push_str(&format!("  return {} (from {})\n", c.output, c.inputs.join(", ")));
         }
         for l in &m.layers {
-            s.push_str(&format!("self.{} = {}\n", l.name, l.ctor));
+            s.push_str(&format!("self.{} = {}\n", l.name, flat(&l.ctor)));
         }
         for b in &m.buffers {
-            s.push_str(&format!("self.{}: {:?} {}\n", b.name, b.shape, b.torch_dtype));
+            let dims: Vec<i64> = b.dims().into_iter().map(|d| d.unwrap_or(-1)).collect();
+            s.push_str(&format!("self.{}: {:?} {}\n", b.name, dims, b.torch_dtype));
         }
         for (k, w) in &m.weights {
             s.push_str(&format!("# {k}: {:?}\n", w.shape()));
         }
         s.push_str("---\n");
-        for l in m.body.iter().chain(&m.return_lines) {
+        let mut forward: Vec<Stmt> = m.body.iter().cloned().map(Stmt::Assign).collect();
+        forward.push(Stmt::return_values(m.outputs.clone()));
+        for l in printer::block(&forward, 8) {
             s.push_str(l.trim_start());
             s.push('\n');
         }
         for method in &m.methods {
-            for l in method {
-                s.push_str(&l[4..]);
+            for l in printer::statement(&Stmt::FunctionDef(method.clone()), 4) {
+                s.push_str(l.get(4..).unwrap_or_default());
                 s.push('\n');
             }
         }

@@ -1,30 +1,32 @@
 //! Helpers shared by op families: attribute checks, padding arithmetic, axis mapping.
 
 use crate::ir::{Node, Shape, ValueInfo};
-use crate::lower::{Ctx, Lowered};
-use crate::lower::{Layout, NHWC_TO_NCHW_AXIS};
 use crate::ops::OpInputs;
-use crate::py::{PyExpr, Weight};
+use crate::ops::contract::{Ctx, Layout, Lowered, NHWC_TO_NCHW_AXIS, OpResult};
+use crate::py::Expr;
 use crate::tensor::Tensor;
+use crate::weights::Weight;
 
-pub type OpResult<T> = std::result::Result<T, String>;
+/// `torch.<name>` (a dtype such as `torch.int32`, or a function).
+pub fn torch_attr(name: &str) -> Expr {
+    Expr::name("torch").attr(name)
+}
 
 /// `[1, a, b, 1]` (NHWC attrs such as strides/ksize/dilations) → `(a, b)`.
 pub fn spatial_pair(node: &Node, attr: &str, default: Option<&[i64]>) -> OpResult<(i64, i64)> {
     let v = match default {
         Some(d) => node.attr_ints_or(attr, d),
         None => node.attr_ints(attr),
-    }
-    .map_err(|e| e.to_string())?;
+    }?;
     match v.as_slice() {
         [1, a, b, 1] if *a > 0 && *b > 0 => Ok((*a, *b)),
-        _ => Err(format!("unsupported {attr} {v:?} (need [1, h, w, 1] with positive h, w)")),
+        _ => Err(format!("unsupported {attr} {v:?} (need [1, h, w, 1] with positive h, w)").into()),
     }
 }
 
 pub fn require_nhwc(node: &Node) -> OpResult<()> {
-    let df = node.attr_str_or("data_format", "NHWC").map_err(|e| e.to_string())?;
-    if df == "NHWC" { Ok(()) } else { Err(format!("data_format {df} is not supported")) }
+    let df = node.attr_str_or("data_format", "NHWC")?;
+    if df == "NHWC" { Ok(()) } else { Err(format!("data_format {df} is not supported").into()) }
 }
 
 /// TF's SAME padding for one spatial dim: `(before, after)` (tf-formats.md §4.1).
@@ -49,7 +51,7 @@ pub fn window_pads(
     s: (i64, i64),
     d: (i64, i64),
 ) -> OpResult<[i64; 4]> {
-    let padding = node.attr_str("padding").map_err(|e| e.to_string())?;
+    let padding = node.attr_str("padding")?;
     match padding.as_str() {
         "VALID" => Ok([0; 4]),
         "SAME" => {
@@ -69,13 +71,13 @@ pub fn window_pads(
             Ok([t, b, l, r])
         }
         "EXPLICIT" => {
-            let p = node.attr_ints("explicit_paddings").map_err(|e| e.to_string())?;
+            let p = node.attr_ints("explicit_paddings")?;
             match p.as_slice() {
                 [0, 0, t, b, l, r, 0, 0] if p.iter().all(|&x| x >= 0) => Ok([*t, *b, *l, *r]),
-                _ => Err(format!("unsupported explicit_paddings {p:?}")),
+                _ => Err(format!("unsupported explicit_paddings {p:?}").into()),
             }
         }
-        other => Err(format!("unknown padding {other:?}")),
+        other => Err(format!("unknown padding {other:?}").into()),
     }
 }
 
@@ -91,7 +93,7 @@ pub fn norm_axis(axis: i64, rank: usize) -> OpResult<usize> {
     if (0..r).contains(&a) {
         Ok(a as usize)
     } else {
-        Err(format!("axis {axis} out of range for rank {rank}"))
+        Err(format!("axis {axis} out of range for rank {rank}").into())
     }
 }
 
@@ -112,13 +114,10 @@ pub fn linear_layer(ctx: &mut Ctx, w: Tensor, transposed: bool) -> OpResult<Lowe
     let bias = if ctx.num_inputs() > 2 { Some(ctx.const_input(2)?.clone()) } else { None };
     let mut kwargs = Vec::new();
     if bias.is_none() {
-        kwargs.push(("bias", PyExpr::boolean(false)));
+        kwargs.push(("bias", Expr::boolean(false)));
     }
-    let ctor = PyExpr::call_kw(
-        "nn.Linear",
-        vec![PyExpr::int(in_f as i64), PyExpr::int(out_f as i64)],
-        kwargs,
-    );
+    let ctor =
+        Expr::call_kw("nn.Linear", vec![Expr::int(in_f as i64), Expr::int(out_f as i64)], kwargs);
     let weight = if transposed {
         Weight::plain(w)
     } else {
@@ -129,7 +128,7 @@ pub fn linear_layer(ctx: &mut Ctx, w: Tensor, transposed: bool) -> OpResult<Lowe
         params.push(("bias", Weight::plain(b.reshaped(vec![out_f]))));
     }
     let x = ctx.input_tf(0)?;
-    Ok(Lowered::Layer { post: None, ctor, params, args: vec![x], layout: Layout::Tf })
+    Ok(Lowered::Layer { post: vec![], ctor, params, args: vec![x], layout: Layout::Tf })
 }
 
 /// The layout to reduce or squeeze `axes` of input 0 in: an NCHW input stays NCHW when the

@@ -1,0 +1,122 @@
+//! Values as `forward` holds them: names, constants as literals or buffers, and the one
+//! permute a value gets when an op needs it in the other layout. This is what translators
+//! reach through `ops::Ctx` (the [`Host`] implementation).
+
+use petgraph::stable_graph::NodeIndex;
+
+use super::Lowerer;
+use super::module::Buffer;
+use crate::ir::{Graph, ValueRef};
+use crate::ops::contract::{Host, Layout, OpResult, Val};
+use crate::py::Expr;
+use crate::py::names::identifier;
+use crate::tensor::Tensor;
+use crate::weights::Weight;
+
+impl<'a> Lowerer<'a> {
+    /// The value of `v` as it currently is in `forward` (constants become buffers/literals).
+    pub(super) fn value(&mut self, v: ValueRef) -> OpResult<Val> {
+        if let Some(val) = self.values.get(&v) {
+            return Ok(val.clone());
+        }
+        if let Some(t) = self.graph.const_value(v) {
+            let expr = self.constant(v, &t.clone())?;
+            let val = Val { expr, layout: Layout::Tf };
+            self.values.insert(v, val.clone());
+            return Ok(val);
+        }
+        let node = self.graph.node(v.node);
+        Err(format!("input '{}:{}' ({}) has no value in forward", node.name, v.port, node.op)
+            .into())
+    }
+
+    /// A constant as a Python expression: a literal for scalars, else a registered buffer.
+    fn constant(&mut self, v: ValueRef, t: &Tensor) -> OpResult<Expr> {
+        if t.rank() == 0 {
+            if t.dtype.is_float() {
+                return Ok(Expr::f64(t.scalar_f64().ok_or("unreadable scalar")?));
+            }
+            if t.dtype.is_int() {
+                return Ok(Expr::int(t.to_i64().ok_or("unreadable scalar")?[0]));
+            }
+        }
+        self.buffer_named(&format!("{}_const", self.scope_of(v.node)), t.clone())
+    }
+
+    /// Registers `t` as a buffer named after `hint`; returns `self.<name>`.
+    pub(super) fn buffer_named(&mut self, hint: &str, t: Tensor) -> OpResult<Expr> {
+        let dtype =
+            t.dtype.torch_name().ok_or_else(|| format!("constant of dtype {:?}", t.dtype))?;
+        let name = self.attr_names.fresh(hint);
+        self.module.buffers.push(Buffer {
+            name: name.clone(),
+            torch_dtype: dtype,
+            shape: t.shape.iter().map(|&d| Expr::int(d as i64)).collect(),
+        });
+        self.module.weights.push((name.clone(), Weight::plain(t)));
+        Ok(Expr::self_attr(&name))
+    }
+
+    /// `v` in `layout`, emitting one permute the first time it is needed.
+    pub(super) fn value_in(&mut self, v: ValueRef, layout: Layout) -> OpResult<Expr> {
+        let val = self.value(v)?;
+        if val.layout == layout {
+            return Ok(val.expr);
+        }
+        if let Some(e) = self.converted.get(&(v, layout)) {
+            return Ok(e.clone());
+        }
+        if let Some(t) = self.graph.const_value(v) {
+            // Constants change layout at conversion time.
+            if layout == Layout::Nchw && t.rank() == 4 {
+                let hint = format!("{}_const", self.scope_of(v.node));
+                let e = self.buffer_named(&hint, t.permute(&[0, 3, 1, 2]))?;
+                self.converted.insert((v, layout), e.clone());
+                return Ok(e);
+            }
+        }
+        let perm: &[i64] = match layout {
+            Layout::Nchw => &[0, 3, 1, 2],
+            Layout::Tf => &[0, 2, 3, 1],
+        };
+        let expr = val.expr.clone().method("permute", perm.iter().map(|&p| Expr::int(p)).collect());
+        let last_use = self.remaining.get(&v).copied().unwrap_or(0) <= 1;
+        let target = if last_use && (self.x_holder == Some(v) || self.x_is_free()) {
+            self.x_holder = Some(v);
+            "x".to_string()
+        } else {
+            let suffix = if layout == Layout::Nchw { "nchw" } else { "nhwc" };
+            self.locals.fresh(&format!("{}_{suffix}", identifier(&self.scope_of(v.node))))
+        };
+        self.push_line(Expr::name(&target), expr);
+        let e = Expr::name(target);
+        self.converted.insert((v, layout), e.clone());
+        Ok(e)
+    }
+}
+
+impl<'a> Host<'a> for Lowerer<'a> {
+    fn graph(&self) -> &'a Graph {
+        self.graph
+    }
+
+    fn value(&mut self, v: ValueRef) -> OpResult<Val> {
+        Lowerer::value(self, v)
+    }
+
+    fn value_in(&mut self, v: ValueRef, layout: Layout) -> OpResult<Expr> {
+        Lowerer::value_in(self, v, layout)
+    }
+
+    fn buffer(&mut self, owner: NodeIndex, suffix: &str, t: Tensor) -> OpResult<Expr> {
+        let hint = format!("{}_{suffix}", self.scope_of(owner));
+        self.buffer_named(&hint, t)
+    }
+
+    fn require_class(&mut self, name: &'static str, source: &'static str) {
+        let support = &mut self.module.support;
+        if !support.iter().any(|(n, _)| *n == name) {
+            support.push((name, source));
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! What lowering produces: the `nn.Module` as parts (layers, buffers, `forward`'s statements,
+//! block classes, loop methods, stubs, weights), and the syntax trees of its classes.
+
+use crate::py::{Assign, ClassDef, Expr, FunctionDef, Stmt};
+use crate::weights::Weight;
+
+/// `self.<name> = <ctor>` in `__init__`.
+#[derive(Clone, Debug)]
+pub struct Layer {
+    pub name: String,
+    pub ctor: Expr,
+}
+
+/// A constant tensor `forward` reads, registered as a buffer: `name`, torch dtype, and shape
+/// (entries may be constructor parameters in a block class).
+#[derive(Clone, Debug)]
+pub struct Buffer {
+    pub name: String,
+    pub torch_dtype: &'static str,
+    pub shape: Vec<Expr>,
+}
+
+impl Buffer {
+    /// The static sizes, for a buffer of the model class itself.
+    pub fn dims(&self) -> Vec<Option<i64>> {
+        self.shape.iter().map(Expr::as_int).collect()
+    }
+}
+
+/// A block that repeats under sibling scopes, written once as an `nn.Module` class.
+#[derive(Clone, Debug)]
+pub struct BlockClass {
+    pub name: String,
+    /// `__init__` parameters (constructor arguments that differ between instances).
+    pub params: Vec<String>,
+    pub layers: Vec<Layer>,
+    pub buffers: Vec<Buffer>,
+    pub body: Vec<Assign>,
+    pub inputs: Vec<String>,
+    pub output: String,
+}
+
+/// One function of `custom_ops.py`.
+#[derive(Clone, Debug)]
+pub struct Stub {
+    pub function: String,
+    /// The TF op it stands for.
+    pub op: String,
+    /// Documented, raising `NotImplementedError`.
+    pub def: FunctionDef,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Module {
+    pub class_name: String,
+    /// File name of the source model (no directories: output must not depend on paths).
+    pub source_name: String,
+    pub layers: Vec<Layer>,
+    pub buffers: Vec<Buffer>,
+    /// `forward`'s parameters.
+    pub params: Vec<String>,
+    pub body: Vec<Assign>,
+    /// What `forward` returns, in TF's output order.
+    pub outputs: Vec<Expr>,
+    pub stubs: Vec<Stub>,
+    /// Fixed helper classes the model uses (name, source), defined before everything else.
+    pub support: Vec<(&'static str, &'static str)>,
+    /// Methods after `forward` (loops).
+    pub methods: Vec<FunctionDef>,
+    /// Classes for repeated blocks, defined before the model class.
+    pub classes: Vec<BlockClass>,
+    /// `state_dict` key → weight, in module order.
+    pub weights: Vec<(String, Weight)>,
+}
+
+/// `self.register_buffer("name", torch.empty(shape, dtype=torch.<dtype>))`.
+fn register_buffer(b: &Buffer) -> Stmt {
+    let empty = Expr::call_kw(
+        "torch.empty",
+        vec![Expr::Tuple(b.shape.clone())],
+        vec![("dtype", Expr::path("torch").attr(b.torch_dtype))],
+    );
+    Stmt::Expr(Expr::call("self.register_buffer", vec![Expr::str_lit(&b.name), empty]))
+}
+
+/// `def __init__(self, params): super().__init__(); layers; buffers`.
+fn init(params: &[String], layers: &[Layer], buffers: &[Buffer]) -> FunctionDef {
+    let mut body = vec![Stmt::Expr(Expr::call("super", vec![]).method("__init__", vec![]))];
+    body.extend(layers.iter().map(|l| Stmt::assign(Expr::self_attr(&l.name), l.ctor.clone())));
+    body.extend(buffers.iter().map(register_buffer));
+    FunctionDef::method("__init__", params, body)
+}
+
+fn module_class(name: &str, methods: Vec<FunctionDef>) -> ClassDef {
+    ClassDef {
+        name: name.to_string(),
+        bases: vec![Expr::path("nn.Module")],
+        docstring: Vec::new(),
+        body: methods.into_iter().map(Stmt::FunctionDef).collect(),
+    }
+}
+
+impl BlockClass {
+    pub fn class_def(&self) -> ClassDef {
+        let mut body: Vec<Stmt> = self.body.iter().cloned().map(Stmt::Assign).collect();
+        body.push(Stmt::ret(Expr::name(&self.output)));
+        let forward = FunctionDef::method("forward", &self.inputs, body);
+        module_class(&self.name, vec![init(&self.params, &self.layers, &self.buffers), forward])
+    }
+}
+
+impl Module {
+    /// The model class: `__init__`, `forward`, then the loop methods.
+    pub fn class_def(&self) -> ClassDef {
+        let mut body: Vec<Stmt> = self.body.iter().cloned().map(Stmt::Assign).collect();
+        body.push(Stmt::return_values(self.outputs.clone()));
+        let mut methods = vec![
+            init(&[], &self.layers, &self.buffers),
+            FunctionDef::method("forward", &self.params, body),
+        ];
+        methods.extend(self.methods.iter().cloned());
+        module_class(&self.class_name, methods)
+    }
+
+    /// How many lines `forward` has before its `return`, as printed.
+    pub fn forward_lines(&self) -> usize {
+        let body: Vec<Stmt> = self.body.iter().cloned().map(Stmt::Assign).collect();
+        crate::py::printer::block(&body, 8).len()
+    }
+
+    /// Every class `model.py` defines, in file order: block classes, then the model.
+    pub fn class_defs(&self) -> Vec<Stmt> {
+        let mut out: Vec<Stmt> =
+            self.classes.iter().map(|c| Stmt::ClassDef(c.class_def())).collect();
+        out.push(Stmt::ClassDef(self.class_def()));
+        out
+    }
+}

@@ -1,0 +1,152 @@
+//! Names from TF scopes: which part of a node's name names its layer
+//! (`model/conv1_bn/batchnorm/add_1` → `conv1_bn`), with the prefixes every layer shares
+//! dropped.
+
+use petgraph::stable_graph::NodeIndex;
+
+use super::Lowerer;
+use crate::ir::Graph;
+
+/// Scopes TF and Keras create inside a layer's implementation, which name no layer.
+fn is_implementation_scope(c: &str) -> bool {
+    c.starts_with(|ch: char| ch.is_ascii_uppercase())
+        || matches!(
+            c,
+            "batchnorm"
+                | "moments"
+                | "convolution"
+                | "depthwise"
+                | "conv_transpose"
+                | "resize"
+                | "einsum"
+                | "truediv"
+                | "mul"
+                | "add"
+                | "sub"
+        )
+}
+
+/// Name components shared by every computing node (`model/` in `model/conv1/Conv2D`), dropped
+/// from layer and variable names.
+pub(super) fn common_prefix(graph: &Graph, order: &[NodeIndex]) -> Vec<String> {
+    let mut prefix: Option<Vec<&str>> = None;
+    for &n in order {
+        let node = graph.node(n);
+        if node.op == "Placeholder" || node.value.is_some() {
+            continue;
+        }
+        let parts: Vec<&str> = node.name.split('/').collect();
+        let scope = &parts[..parts.len() - 1];
+        prefix = Some(match prefix {
+            None => scope.to_vec(),
+            Some(p) => p.iter().zip(scope).take_while(|(a, b)| a == b).map(|(a, _)| *a).collect(),
+        });
+    }
+    prefix.unwrap_or_default().into_iter().map(String::from).collect()
+}
+
+impl<'a> Lowerer<'a> {
+    /// The layer-ish part of a TF node name: `model/conv1_bn/batchnorm/add_1` → `conv1_bn`.
+    pub(super) fn scope_of(&self, n: NodeIndex) -> String {
+        let mut name = self.graph.node(n).name.as_str();
+        if !self.loop_name.is_empty() {
+            // `model/gru/while/body/_1/model/gru/while/gru_cell/MatMul` → `gru_cell/MatMul`,
+            // `model/while/body/add` → `add`, `loop/add` → `add`: what the loop's own code
+            // named it.
+            let cut = ["/while/", "/body/", "/cond/"]
+                .iter()
+                .filter_map(|m| name.rfind(m).map(|i| i + m.len()))
+                .max();
+            if let Some(i) = cut {
+                name = &name[i..];
+            } else if let Some(rest) = name.strip_prefix(&format!("{}/", self.loop_name)) {
+                name = rest;
+            }
+        }
+        let parts: Vec<&str> = name.split('/').collect();
+        let rest =
+            if parts.len() > self.prefix.len() { &parts[self.prefix.len()..] } else { &parts[..] };
+        // Nested layer scopes name the layer (`transformer_layer_0/self_attention/query`),
+        // up to where TF's own implementation scopes begin (`Tensordot`, `batchnorm`, ...).
+        let strip = |c: &'a str| match c.strip_suffix("_1") {
+            Some(s) if self.strip_call_suffix && !s.is_empty() => s,
+            _ => c,
+        };
+        let mut path = vec![strip(rest[0])];
+        if rest.len() > 1 {
+            for c in &rest[1..rest.len() - 1] {
+                if is_implementation_scope(c) {
+                    break;
+                }
+                path.push(strip(c));
+            }
+        }
+        let joined = path.join("_");
+        let scope = if rest.len() > 1 { joined.as_str() } else { rest[0] };
+        // `convnext_tiny_stem`, `convnext_tiny_stage_0_...` → `stem`, `stage_0_...`.
+        match scope.strip_prefix(self.name_prefix.as_str()) {
+            Some(s) if !self.name_prefix.is_empty() && !s.is_empty() && rest.len() > 1 => {
+                s.to_string()
+            }
+            _ => scope.to_string(),
+        }
+    }
+
+    /// Computing nodes whose name has a layer scope below the common prefix, with that scope's
+    /// first component as written in the file.
+    fn scoped_nodes<'o>(
+        &'o self,
+        order: &'o [NodeIndex],
+    ) -> impl Iterator<Item = (NodeIndex, &'a str)> + 'o {
+        order.iter().filter_map(move |&n| {
+            let node = self.graph.node(n);
+            if node.op == "Placeholder" || node.value.is_some() {
+                return None;
+            }
+            let parts: Vec<&'a str> = node.name.split('/').collect();
+            (parts.len() > self.prefix.len() + 1).then(|| (n, parts[self.prefix.len()]))
+        })
+    }
+
+    /// The `word_` tokens every layer scope starts with (Keras models that prefix each layer
+    /// with the model's name), to drop from layer names.
+    pub(super) fn common_name_prefix(&self, order: &[NodeIndex]) -> String {
+        let mut common: Option<Vec<String>> = None;
+        let mut scopes = std::collections::BTreeSet::new();
+        for (n, _) in self.scoped_nodes(order) {
+            let scope = self.scope_of(n);
+            scopes.insert(scope.clone());
+            let tokens: Vec<String> = scope.split('_').map(String::from).collect();
+            // Keep at least one token of every scope.
+            let tokens = tokens[..tokens.len() - 1].to_vec();
+            common = Some(match common {
+                None => tokens,
+                Some(c) => c
+                    .iter()
+                    .zip(&tokens)
+                    .take_while(|(a, b)| a == b)
+                    .map(|(a, _)| a.clone())
+                    .collect(),
+            });
+        }
+        // A shared first word in a small graph (`stem_conv`, `stem_act`) is a name, not a
+        // model prefix: strip only multi-word prefixes, or shared words across many layers.
+        common
+            .filter(|c| c.len() >= 2 || (c.len() == 1 && scopes.len() >= 10))
+            .map(|c| format!("{}_", c.join("_")))
+            .unwrap_or_default()
+    }
+
+    /// Keras 3 traced inside a `tf.function` names every layer scope `<layer>_1`; when every
+    /// layer scope carries that suffix it is noise, and layer names read as in Keras without it.
+    pub(super) fn every_scope_has_call_suffix(&self, order: &[NodeIndex]) -> bool {
+        let mut any = false;
+        for (_, layer) in self.scoped_nodes(order) {
+            if !layer.ends_with("_1") {
+                return false;
+            }
+            any = true;
+        }
+        any
+    }
+}

@@ -1,0 +1,251 @@
+//! The contract between translators and lowering: what a translator sees ([`Ctx`]), what it
+//! returns ([`Lowered`]), and how it fails ([`TranslateError`]). Lowering implements [`Host`];
+//! translators never see the lowerer itself, so `ops` does not depend on `lower`.
+
+use petgraph::stable_graph::NodeIndex;
+
+use crate::ir::{Graph, Node, Partial, ValueInfo, ValueRef};
+use crate::py::Expr;
+use crate::tensor::Tensor;
+use crate::weights::Weight;
+
+/// Why a node could not be translated; the message becomes the stub's "Reason".
+#[derive(Debug, thiserror::Error)]
+pub enum TranslateError {
+    #[error("no translation for this op")]
+    NoTranslation,
+    #[error("expected an input #{0}")]
+    MissingInput(usize),
+    #[error("input #{0} must be a constant")]
+    NotConstant(usize),
+    #[error("input #{0} must hold integers")]
+    NotIntegers(usize),
+    #[error("input rank must be known")]
+    UnknownRank,
+    #[error("input #{0} must have rank 4 to be used as NCHW")]
+    NotRank4(usize),
+    /// A malformed or missing attribute (the message names it).
+    #[error(transparent)]
+    Attr(#[from] crate::error::Error),
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+impl From<String> for TranslateError {
+    fn from(s: String) -> Self {
+        TranslateError::Unsupported(s)
+    }
+}
+
+impl From<&str> for TranslateError {
+    fn from(s: &str) -> Self {
+        TranslateError::Unsupported(s.to_string())
+    }
+}
+
+pub type OpResult<T> = std::result::Result<T, TranslateError>;
+
+/// Where a value's axes are. `Nchw` is only used for rank-4 values that TF sees as NHWC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Layout {
+    /// Same axis order as in TensorFlow.
+    Tf,
+    /// TF's NHWC stored as NCHW (`permute(0, 3, 1, 2)` of the TF value).
+    Nchw,
+}
+
+/// TF axis `a` of a rank-4 NHWC value → its axis in the NCHW tensor.
+pub const NHWC_TO_NCHW_AXIS: [usize; 4] = [0, 2, 3, 1];
+
+/// A value available in `forward`: the expression that holds it and its layout.
+#[derive(Clone, Debug)]
+pub struct Val {
+    pub expr: Expr,
+    pub layout: Layout,
+}
+
+/// A step applied to a layer's result: `[index]` or `.method(args)`.
+#[derive(Clone, Debug)]
+pub enum Access {
+    Item(Expr),
+    Method(&'static str, Vec<Expr>),
+}
+
+/// `expr` followed by each access in turn.
+pub fn access(expr: Expr, steps: Vec<Access>) -> Expr {
+    steps.into_iter().fold(expr, |e, a| match a {
+        Access::Item(i) => e.index(i),
+        Access::Method(m, args) => e.method(m, args),
+    })
+}
+
+/// The shape of a tuple assignment target: `y, (h, c)` is
+/// `Tuple([Slot(0), Tuple([Slot(1), Slot(2)])])`.
+#[derive(Clone, Debug)]
+pub enum Unpack {
+    Slot(usize),
+    Tuple(Vec<Unpack>),
+}
+
+/// What a translator produces for one node.
+pub enum Lowered {
+    /// `self.<name> = ctor` in `__init__`; `y = self.<name>(args)` then `post` in `forward`.
+    /// `params` are the module's state_dict entries relative to it (`weight`, `bias`, ...).
+    Layer {
+        ctor: Expr,
+        params: Vec<(&'static str, Weight)>,
+        args: Vec<Expr>,
+        layout: Layout,
+        post: Vec<Access>,
+    },
+    /// A layer returning (nested) tuples, unpacked into fresh names: `y, (h, c) = self.lstm(x)`.
+    /// Output `p` of the node is slot `views[p].0` followed by `views[p].1`.
+    LayerUnpack {
+        ctor: Expr,
+        params: Vec<(&'static str, Weight)>,
+        args: Vec<Expr>,
+        pattern: Unpack,
+        views: Vec<(usize, Vec<Access>)>,
+    },
+    /// `y = expr`.
+    Expr { expr: Expr, layout: Layout },
+    /// `a, b, ... = expr` for ops with several outputs.
+    Multi { expr: Expr, layout: Layout },
+    /// Output 0 is input `i` unchanged.
+    Alias(usize),
+    /// Output 0 is input `i`'s tensor, seen by TF in another layout (a transpose that only
+    /// undoes the NCHW storage order).
+    Relabel(usize, Layout),
+}
+
+/// What lowering offers translators.
+pub trait Host<'g> {
+    fn graph(&self) -> &'g Graph;
+    /// The value of `v` as `forward` holds it (constants become buffers or literals).
+    fn value(&mut self, v: ValueRef) -> OpResult<Val>;
+    /// `v` in `layout`, emitting one permute the first time it is needed.
+    fn value_in(&mut self, v: ValueRef, layout: Layout) -> OpResult<Expr>;
+    /// Registers `t` as a buffer named after node `owner`'s scope and `suffix`: `self.<name>`.
+    fn buffer(&mut self, owner: NodeIndex, suffix: &str, t: Tensor) -> OpResult<Expr>;
+    /// Makes `model.py` define the fixed helper class `name` (once).
+    fn require_class(&mut self, name: &'static str, source: &'static str);
+}
+
+/// What a translator sees: its node, its inputs (as constants, static info, or Python
+/// expressions in the layout it asks for) and helpers to name things.
+pub struct Ctx<'h, 'g> {
+    host: &'h mut dyn Host<'g>,
+    pub id: NodeIndex,
+    inputs: Vec<ValueRef>,
+}
+
+impl<'h, 'g> Ctx<'h, 'g> {
+    pub fn new(host: &'h mut dyn Host<'g>, id: NodeIndex) -> Self {
+        let inputs = host.graph().inputs(id);
+        Ctx { host, id, inputs }
+    }
+
+    fn graph(&self) -> &'g Graph {
+        self.host.graph()
+    }
+
+    pub fn node(&self) -> &'g Node {
+        self.graph().node(self.id)
+    }
+
+    pub fn num_inputs(&self) -> usize {
+        self.inputs.len()
+    }
+
+    fn input_ref(&self, i: usize) -> OpResult<ValueRef> {
+        self.inputs.get(i).copied().ok_or(TranslateError::MissingInput(i))
+    }
+
+    /// Input `i` as a constant, or an error saying it must be one.
+    pub fn const_input(&self, i: usize) -> OpResult<&'g Tensor> {
+        let v = self.input_ref(i)?;
+        self.graph().const_value(v).ok_or(TranslateError::NotConstant(i))
+    }
+
+    pub fn is_const(&self, i: usize) -> bool {
+        self.inputs.get(i).is_some_and(|&v| self.graph().const_value(v).is_some())
+    }
+
+    /// Integer values of constant input `i`.
+    pub fn const_ints(&self, i: usize) -> OpResult<Vec<i64>> {
+        self.const_input(i)?.to_i64().ok_or(TranslateError::NotIntegers(i))
+    }
+
+    /// The partly known value of input `i` (see `ir::Partial`).
+    pub fn partial(&self, i: usize) -> Option<&'g Partial> {
+        let v = self.inputs.get(i)?;
+        if v.port == 0 { self.graph().node(v.node).partial.as_ref() } else { None }
+    }
+
+    /// Which input slot reads `v`, if any.
+    pub fn slot_of(&self, v: ValueRef) -> Option<usize> {
+        self.inputs.iter().position(|&x| x == v)
+    }
+
+    pub fn info(&self, i: usize) -> ValueInfo {
+        self.inputs.get(i).map(|&v| self.graph().info(v)).unwrap_or_default()
+    }
+
+    pub fn rank(&self, i: usize) -> Option<usize> {
+        self.info(i).shape.map(|s| s.len())
+    }
+
+    pub fn out_info(&self, port: usize) -> ValueInfo {
+        self.graph().info(ValueRef { node: self.id, port })
+    }
+
+    /// The layout input `i` currently has (constants are in TF layout).
+    pub fn layout(&mut self, i: usize) -> OpResult<Layout> {
+        let v = self.input_ref(i)?;
+        Ok(self.host.value(v)?.layout)
+    }
+
+    /// Input `i` in whatever layout it has.
+    pub fn input(&mut self, i: usize) -> OpResult<Val> {
+        let v = self.input_ref(i)?;
+        self.host.value(v)
+    }
+
+    /// Input `i` in `layout` (a permute is emitted once if needed).
+    pub fn input_in(&mut self, i: usize, layout: Layout) -> OpResult<Expr> {
+        let v = self.input_ref(i)?;
+        if layout == Layout::Nchw && self.rank(i) != Some(4) {
+            return Err(TranslateError::NotRank4(i));
+        }
+        self.host.value_in(v, layout)
+    }
+
+    pub fn input_tf(&mut self, i: usize) -> OpResult<Expr> {
+        self.input_in(i, Layout::Tf)
+    }
+
+    pub fn input_nchw(&mut self, i: usize) -> OpResult<Expr> {
+        self.input_in(i, Layout::Nchw)
+    }
+
+    /// The node producing input `i`.
+    pub fn producer(&self, i: usize) -> Option<&'g Node> {
+        let v = self.inputs.get(i)?;
+        Some(self.graph().node(v.node))
+    }
+
+    /// Makes `model.py` define the fixed helper class `name` (once).
+    pub fn require_class(&mut self, name: &'static str, source: &'static str) {
+        self.host.require_class(name, source);
+    }
+
+    /// Whether anything reads output `port` of this node.
+    pub fn output_used(&self, port: usize) -> bool {
+        self.graph().use_count(ValueRef { node: self.id, port }) > 0
+    }
+
+    /// Registers a constant tensor as a buffer named after this node's scope.
+    pub fn buffer(&mut self, suffix: &str, t: Tensor) -> OpResult<Expr> {
+        self.host.buffer(self.id, suffix, t)
+    }
+}

@@ -1,0 +1,572 @@
+//! The Python syntax tree tf2torch writes: expressions and statements as data, built by
+//! lowering and printed by [`super::printer`], the only code that turns them into text.
+//!
+//! Identifiers reaching a [`Expr::Name`] or an attribute come from `names` (or are fixed names
+//! such as `torch`); strings are kept raw and escaped by the printer.
+
+/// A Python expression.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Expr {
+    /// An identifier: `x`, `torch`, `self`.
+    Name(String),
+    /// `value.attr`.
+    Attribute(Box<Expr>, String),
+    /// `func(args, key=value)`.
+    Call(Box<Call>),
+    /// `value[index]`; a tuple index prints without parentheses (`x[:, 0]`).
+    Subscript(Box<Expr>, Box<Expr>),
+    /// `lower:upper:step`, only inside a subscript.
+    Slice(Box<Slice>),
+    /// `left op right`.
+    Binary(Box<Expr>, BinOp, Box<Expr>),
+    /// `-x`, `not x`.
+    Unary(UnaryOp, Box<Expr>),
+    /// `(a, b)`; `(a,)` for one element.
+    Tuple(Vec<Expr>),
+    /// `[a, b]`.
+    List(Vec<Expr>),
+    /// `*value`, inside a list or call.
+    Starred(Box<Expr>),
+    /// A literal value.
+    Lit(Lit),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Call {
+    pub func: Expr,
+    pub args: Vec<Expr>,
+    pub kwargs: Vec<(String, Expr)>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Slice {
+    pub lower: Option<Expr>,
+    pub upper: Option<Expr>,
+    pub step: Option<Expr>,
+}
+
+/// Literals. Floats keep the precision they came from, so that they print as the shortest
+/// decimal that reads back to the same value in that precision.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Lit {
+    Int(i64),
+    F32(f32),
+    F64(f64),
+    Str(String),
+    Bool(bool),
+    None,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    FloorDiv,
+    Mod,
+    MatMul,
+    BitAnd,
+    BitOr,
+    Lt,
+    LtE,
+    Gt,
+    GtE,
+    Eq,
+    NotEq,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnaryOp {
+    Neg,
+    Not,
+}
+
+impl BinOp {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            BinOp::Add => "+",
+            BinOp::Sub => "-",
+            BinOp::Mul => "*",
+            BinOp::Div => "/",
+            BinOp::FloorDiv => "//",
+            BinOp::Mod => "%",
+            BinOp::MatMul => "@",
+            BinOp::BitAnd => "&",
+            BinOp::BitOr => "|",
+            BinOp::Lt => "<",
+            BinOp::LtE => "<=",
+            BinOp::Gt => ">",
+            BinOp::GtE => ">=",
+            BinOp::Eq => "==",
+            BinOp::NotEq => "!=",
+        }
+    }
+
+    /// Python's binding strength (higher binds tighter); comparisons are the weakest.
+    pub fn precedence(self) -> u8 {
+        match self {
+            BinOp::Lt | BinOp::LtE | BinOp::Gt | BinOp::GtE | BinOp::Eq | BinOp::NotEq => 0,
+            BinOp::BitOr => 1,
+            BinOp::BitAnd => 2,
+            BinOp::Add | BinOp::Sub => 3,
+            BinOp::Mul | BinOp::Div | BinOp::FloorDiv | BinOp::Mod | BinOp::MatMul => 4,
+        }
+    }
+
+    pub fn is_comparison(self) -> bool {
+        self.precedence() == 0
+    }
+}
+
+impl Expr {
+    pub fn name(s: impl Into<String>) -> Expr {
+        Expr::Name(s.into())
+    }
+
+    /// A dotted path of fixed identifiers: `torch.nn.functional` → nested attributes.
+    pub fn path(dotted: &str) -> Expr {
+        let mut parts = dotted.split('.');
+        let first = Expr::name(parts.next().unwrap_or_default());
+        parts.fold(first, |e, p| e.attr(p))
+    }
+
+    /// `self.<name>`.
+    pub fn self_attr(name: &str) -> Expr {
+        Expr::name("self").attr(name)
+    }
+
+    pub fn int(i: i64) -> Expr {
+        Expr::Lit(Lit::Int(i))
+    }
+
+    pub fn ints(v: &[i64]) -> Expr {
+        Expr::Tuple(v.iter().map(|&i| Expr::int(i)).collect())
+    }
+
+    pub fn f32(x: f32) -> Expr {
+        Expr::Lit(Lit::F32(x))
+    }
+
+    pub fn f64(x: f64) -> Expr {
+        Expr::Lit(Lit::F64(x))
+    }
+
+    pub fn boolean(b: bool) -> Expr {
+        Expr::Lit(Lit::Bool(b))
+    }
+
+    pub fn none() -> Expr {
+        Expr::Lit(Lit::None)
+    }
+
+    /// A string literal; the printer escapes it.
+    pub fn str_lit(s: &str) -> Expr {
+        Expr::Lit(Lit::Str(s.to_string()))
+    }
+
+    /// `func(args)` for a dotted function path such as `torch.cat`.
+    pub fn call(func: &str, args: Vec<Expr>) -> Expr {
+        Expr::path(func).called(args, Vec::new())
+    }
+
+    pub fn call_kw(func: &str, args: Vec<Expr>, kwargs: Vec<(&str, Expr)>) -> Expr {
+        Expr::path(func).called(args, kwargs)
+    }
+
+    /// This expression called: `self(args, key=value)`.
+    pub fn called(self, args: Vec<Expr>, kwargs: Vec<(&str, Expr)>) -> Expr {
+        let kwargs = kwargs.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        Expr::Call(Box::new(Call { func: self, args, kwargs }))
+    }
+
+    /// `self.method(args)`.
+    pub fn method(self, name: &str, args: Vec<Expr>) -> Expr {
+        self.attr(name).called(args, Vec::new())
+    }
+
+    pub fn method_kw(self, name: &str, args: Vec<Expr>, kwargs: Vec<(&str, Expr)>) -> Expr {
+        self.attr(name).called(args, kwargs)
+    }
+
+    pub fn attr(self, name: &str) -> Expr {
+        Expr::Attribute(Box::new(self), name.to_string())
+    }
+
+    pub fn index(self, index: Expr) -> Expr {
+        Expr::Subscript(Box::new(self), Box::new(index))
+    }
+
+    pub fn binop(self, op: BinOp, right: Expr) -> Expr {
+        Expr::Binary(Box::new(self), op, Box::new(right))
+    }
+
+    /// `-self`.
+    pub fn negated(self) -> Expr {
+        Expr::Unary(UnaryOp::Neg, Box::new(self))
+    }
+
+    /// `not self`.
+    pub fn logical_not(self) -> Expr {
+        Expr::Unary(UnaryOp::Not, Box::new(self))
+    }
+
+    pub fn starred(self) -> Expr {
+        Expr::Starred(Box::new(self))
+    }
+
+    /// `lower:upper:step` with any part omitted.
+    pub fn slice(lower: Option<Expr>, upper: Option<Expr>, step: Option<Expr>) -> Expr {
+        Expr::Slice(Box::new(Slice { lower, upper, step }))
+    }
+
+    /// `:`, the whole axis.
+    pub fn full_slice() -> Expr {
+        Expr::slice(None, None, None)
+    }
+
+    /// A subscript index from its parts: one part bare, several as a tuple (`x[:, 0]`).
+    pub fn index_of(mut parts: Vec<Expr>) -> Expr {
+        if parts.len() == 1 { parts.remove(0) } else { Expr::Tuple(parts) }
+    }
+
+    /// The identifier, when this is a plain name.
+    pub fn as_name(&self) -> Option<&str> {
+        match self {
+            Expr::Name(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// The integer, when this is an integer literal.
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            Expr::Lit(Lit::Int(i)) => Some(*i),
+            _ => None,
+        }
+    }
+
+    /// `self.<name>` → `name`.
+    pub fn as_self_attr(&self) -> Option<&str> {
+        match self {
+            Expr::Attribute(v, a) if v.as_name() == Some("self") => Some(a),
+            _ => None,
+        }
+    }
+
+    /// A number, string, boolean or `None`, possibly negated (what `clamp(min=...)` takes).
+    pub fn is_literal(&self) -> bool {
+        match self {
+            Expr::Lit(_) => true,
+            Expr::Unary(UnaryOp::Neg, e) => e.is_literal(),
+            // `float("inf")`
+            Expr::Call(c) => {
+                c.func.as_name() == Some("float")
+                    && matches!(c.args.as_slice(), [Expr::Lit(Lit::Str(_))])
+            }
+            _ => false,
+        }
+    }
+
+    /// The direct sub-expressions, in source order.
+    pub fn children(&self) -> Vec<&Expr> {
+        match self {
+            Expr::Name(_) | Expr::Lit(_) => Vec::new(),
+            Expr::Attribute(v, _) => vec![v],
+            Expr::Call(c) => {
+                let mut v = vec![&c.func];
+                v.extend(&c.args);
+                v.extend(c.kwargs.iter().map(|(_, e)| e));
+                v
+            }
+            Expr::Subscript(v, i) => vec![v, i],
+            Expr::Slice(s) => [&s.lower, &s.upper, &s.step].into_iter().flatten().collect(),
+            Expr::Binary(l, _, r) => vec![l, r],
+            Expr::Unary(_, e) | Expr::Starred(e) => vec![e],
+            Expr::Tuple(items) | Expr::List(items) => items.iter().collect(),
+        }
+    }
+
+    /// Every variable this expression reads, in order of appearance (with repeats). `self` and
+    /// module names count like any other name; attribute names do not.
+    pub fn names(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        self.collect_names(&mut out);
+        out
+    }
+
+    fn collect_names<'e>(&'e self, out: &mut Vec<&'e str>) {
+        if let Expr::Name(n) = self {
+            out.push(n);
+        }
+        for c in self.children() {
+            c.collect_names(out);
+        }
+    }
+
+    /// How many times this expression reads variable `name`.
+    pub fn reads(&self, name: &str) -> usize {
+        self.names().iter().filter(|n| **n == name).count()
+    }
+
+    /// Every `self.<attr>` this expression mentions, in order (with repeats).
+    pub fn self_attrs(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        self.collect_self_attrs(&mut out);
+        out
+    }
+
+    fn collect_self_attrs<'e>(&'e self, out: &mut Vec<&'e str>) {
+        if let Some(a) = self.as_self_attr() {
+            out.push(a);
+            return;
+        }
+        for c in self.children() {
+            c.collect_self_attrs(out);
+        }
+    }
+
+    /// The expression with variables and `self.<attr>` references renamed through `rename`
+    /// (which returns `None` to keep a name). Attribute names on other objects and strings
+    /// are never touched.
+    pub fn renamed(&self, rename: &impl Fn(Ref<'_>) -> Option<Expr>) -> Expr {
+        if let Some(a) = self.as_self_attr()
+            && let Some(e) = rename(Ref::SelfAttr(a))
+        {
+            return e;
+        }
+        let r = |e: &Expr| e.renamed(rename);
+        let rb = |e: &Expr| Box::new(e.renamed(rename));
+        match self {
+            Expr::Name(n) => rename(Ref::Var(n)).unwrap_or_else(|| self.clone()),
+            Expr::Lit(_) => self.clone(),
+            Expr::Attribute(v, a) => Expr::Attribute(rb(v), a.clone()),
+            Expr::Call(c) => Expr::Call(Box::new(Call {
+                func: r(&c.func),
+                args: c.args.iter().map(r).collect(),
+                kwargs: c.kwargs.iter().map(|(k, v)| (k.clone(), r(v))).collect(),
+            })),
+            Expr::Subscript(v, i) => Expr::Subscript(rb(v), rb(i)),
+            Expr::Slice(s) => Expr::Slice(Box::new(Slice {
+                lower: s.lower.as_ref().map(r),
+                upper: s.upper.as_ref().map(r),
+                step: s.step.as_ref().map(r),
+            })),
+            Expr::Binary(l, op, rt) => Expr::Binary(rb(l), *op, rb(rt)),
+            Expr::Unary(op, e) => Expr::Unary(*op, rb(e)),
+            Expr::Starred(e) => Expr::Starred(rb(e)),
+            Expr::Tuple(items) => Expr::Tuple(items.iter().map(r).collect()),
+            Expr::List(items) => Expr::List(items.iter().map(r).collect()),
+        }
+    }
+
+    /// The names an assignment to this target binds (`_` excluded), in order.
+    pub fn bound_names(&self) -> Vec<&str> {
+        match self {
+            Expr::Name(n) if n != "_" => vec![n],
+            Expr::Tuple(items) | Expr::List(items) => {
+                items.iter().flat_map(|i| i.bound_names()).collect()
+            }
+            Expr::Starred(e) => e.bound_names(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// A reference [`Expr::renamed`] may rename.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ref<'a> {
+    /// A variable.
+    Var(&'a str),
+    /// `self.<attr>`.
+    SelfAttr(&'a str),
+}
+
+/// `target = value`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Assign {
+    pub target: Expr,
+    pub value: Expr,
+}
+
+impl Assign {
+    pub fn new(target: Expr, value: Expr) -> Assign {
+        Assign { target, value }
+    }
+}
+
+/// A Python statement.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Stmt {
+    Assign(Assign),
+    /// An expression evaluated for its effect: `self.register_buffer(...)`.
+    Expr(Expr),
+    /// `return`, `return x`, `return a, b` (a tuple value prints without parentheses).
+    Return(Option<Expr>),
+    Raise(Expr),
+    If {
+        test: Expr,
+        body: Vec<Stmt>,
+        orelse: Vec<Stmt>,
+    },
+    While {
+        test: Expr,
+        body: Vec<Stmt>,
+    },
+    For {
+        target: Expr,
+        iter: Expr,
+        body: Vec<Stmt>,
+    },
+    FunctionDef(FunctionDef),
+    ClassDef(ClassDef),
+    /// `# text` on a line of its own.
+    Comment(String),
+    Pass,
+}
+
+/// A function parameter with an optional default.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Param {
+    pub name: String,
+    pub default: Option<Expr>,
+}
+
+impl Param {
+    pub fn new(name: impl Into<String>) -> Param {
+        Param { name: name.into(), default: None }
+    }
+
+    pub fn with_default(name: impl Into<String>, default: Expr) -> Param {
+        Param { name: name.into(), default: Some(default) }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct FunctionDef {
+    pub name: String,
+    pub params: Vec<Param>,
+    /// Parameters after a bare `*`.
+    pub keyword_only: Vec<Param>,
+    /// Docstring lines (the printer escapes and indents them).
+    pub docstring: Vec<String>,
+    pub body: Vec<Stmt>,
+}
+
+impl FunctionDef {
+    pub fn new(name: impl Into<String>, params: Vec<Param>, body: Vec<Stmt>) -> FunctionDef {
+        FunctionDef {
+            name: name.into(),
+            params,
+            keyword_only: Vec::new(),
+            docstring: Vec::new(),
+            body,
+        }
+    }
+
+    /// A method: `self` first, then `params`.
+    pub fn method(name: impl Into<String>, params: &[String], body: Vec<Stmt>) -> FunctionDef {
+        let mut all = vec![Param::new("self")];
+        all.extend(params.iter().map(Param::new));
+        FunctionDef::new(name, all, body)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClassDef {
+    pub name: String,
+    pub bases: Vec<Expr>,
+    pub docstring: Vec<String>,
+    pub body: Vec<Stmt>,
+}
+
+impl Stmt {
+    pub fn assign(target: Expr, value: Expr) -> Stmt {
+        Stmt::Assign(Assign::new(target, value))
+    }
+
+    pub fn ret(value: Expr) -> Stmt {
+        Stmt::Return(Some(value))
+    }
+
+    /// `return a, b, ...` (`return a` for one value).
+    pub fn return_values(mut values: Vec<Expr>) -> Stmt {
+        if values.len() == 1 { Stmt::ret(values.remove(0)) } else { Stmt::ret(Expr::Tuple(values)) }
+    }
+
+    /// Every expression directly in this statement (not in nested statements).
+    pub fn exprs(&self) -> Vec<&Expr> {
+        match self {
+            Stmt::Assign(a) => vec![&a.target, &a.value],
+            Stmt::Expr(e) | Stmt::Raise(e) => vec![e],
+            Stmt::Return(e) => e.iter().collect(),
+            Stmt::If { test, .. } | Stmt::While { test, .. } => vec![test],
+            Stmt::For { target, iter, .. } => vec![target, iter],
+            Stmt::FunctionDef(f) => {
+                f.params.iter().chain(&f.keyword_only).filter_map(|p| p.default.as_ref()).collect()
+            }
+            Stmt::ClassDef(c) => c.bases.iter().collect(),
+            Stmt::Comment(_) | Stmt::Pass => Vec::new(),
+        }
+    }
+
+    /// The statements nested in this one.
+    pub fn children(&self) -> Vec<&Stmt> {
+        match self {
+            Stmt::If { body, orelse, .. } => body.iter().chain(orelse).collect(),
+            Stmt::While { body, .. } | Stmt::For { body, .. } => body.iter().collect(),
+            Stmt::FunctionDef(f) => f.body.iter().collect(),
+            Stmt::ClassDef(c) => c.body.iter().collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Every name read or bound anywhere in this statement and the ones nested in it.
+    pub fn all_names(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = self.exprs().into_iter().flat_map(|e| e.names()).collect();
+        for c in self.children() {
+            out.extend(c.all_names());
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_self_attributes_are_found_by_walking_the_tree() {
+        let e = Expr::self_attr("conv")
+            .called(vec![Expr::name("x").attr("x")], vec![("mode", Expr::str_lit("x"))])
+            .binop(BinOp::Add, Expr::name("y").index(Expr::name("x")));
+        assert_eq!(e.names(), ["self", "x", "y", "x"]);
+        assert_eq!(e.self_attrs(), ["conv"]);
+        assert_eq!(e.reads("x"), 2);
+    }
+
+    #[test]
+    fn renaming_touches_variables_and_layers_only() {
+        let e = Expr::self_attr("conv_a").called(
+            vec![Expr::name("x").attr("x"), Expr::path("F.pad")],
+            vec![("mode", Expr::str_lit("x"))],
+        );
+        let r = e.renamed(&|r| match r {
+            Ref::Var("x") => Some(Expr::name("y")),
+            Ref::SelfAttr("conv_a") => Some(Expr::self_attr("conv1")),
+            _ => None,
+        });
+        let want = Expr::self_attr("conv1").called(
+            vec![Expr::name("y").attr("x"), Expr::path("F.pad")],
+            vec![("mode", Expr::str_lit("x"))],
+        );
+        assert_eq!(r, want);
+    }
+
+    #[test]
+    fn bound_names_of_nested_targets() {
+        let t =
+            Expr::Tuple(vec![Expr::name("y"), Expr::Tuple(vec![Expr::name("h"), Expr::name("_")])]);
+        assert_eq!(t.bound_names(), ["y", "h"]);
+    }
+}

@@ -1,0 +1,724 @@
+//! The one printer: syntax trees → Python text laid out as `ruff format` would (Black style,
+//! 88 columns, 4-space indents), so that generated files are formatted as written.
+//!
+//! Expressions print flat when they fit. A statement that does not fit is broken the way ruff
+//! breaks it: the last call's arguments on one indented line, else one per line with a
+//! trailing comma; collection literals (lists, tuples) one item per line; an operator chain
+//! parenthesised with one operand per line, operators leading.
+
+use std::fmt::Write;
+
+use super::ast::{BinOp, ClassDef, Expr, FunctionDef, Lit, Param, Slice, Stmt, UnaryOp};
+
+pub const LINE_WIDTH: usize = 88;
+
+const INDENT: usize = 4;
+
+// ---- expressions on one line ------------------------------------------------------------
+
+/// The expression on one line.
+pub fn flat(e: &Expr) -> String {
+    let mut s = String::new();
+    write_expr(&mut s, e);
+    s
+}
+
+fn write_expr(out: &mut String, e: &Expr) {
+    match e {
+        Expr::Name(n) => out.push_str(n),
+        Expr::Attribute(v, a) => {
+            write_primary(out, v, true);
+            out.push('.');
+            out.push_str(a);
+        }
+        Expr::Call(c) => {
+            write_primary(out, &c.func, false);
+            out.push('(');
+            write_items(out, c.args.iter().map(|a| (None, a)).chain(kw_items(&c.kwargs)));
+            out.push(')');
+        }
+        Expr::Subscript(v, i) => {
+            write_primary(out, v, false);
+            out.push('[');
+            match i.as_ref() {
+                Expr::Tuple(items) if !items.is_empty() => {
+                    write_items(out, items.iter().map(|a| (None, a)));
+                    if items.len() == 1 {
+                        out.push(',');
+                    }
+                }
+                other => write_expr(out, other),
+            }
+            out.push(']');
+        }
+        Expr::Slice(s) => write_slice(out, s),
+        Expr::Binary(l, op, r) => {
+            write_operand(out, l, *op, false);
+            let _ = write!(out, " {} ", op.symbol());
+            write_operand(out, r, *op, true);
+        }
+        Expr::Unary(op, v) => {
+            out.push_str(match op {
+                UnaryOp::Neg => "-",
+                UnaryOp::Not => "not ",
+            });
+            let paren = matches!(v.as_ref(), Expr::Binary(..))
+                || (*op == UnaryOp::Neg && matches!(v.as_ref(), Expr::Unary(UnaryOp::Not, _)));
+            write_maybe_parenthesized(out, v, paren);
+        }
+        Expr::Tuple(items) => {
+            out.push('(');
+            write_items(out, items.iter().map(|a| (None, a)));
+            if items.len() == 1 {
+                out.push(',');
+            }
+            out.push(')');
+        }
+        Expr::List(items) => {
+            out.push('[');
+            write_items(out, items.iter().map(|a| (None, a)));
+            out.push(']');
+        }
+        Expr::Starred(v) => {
+            out.push('*');
+            write_primary(out, v, false);
+        }
+        Expr::Lit(l) => write_literal(out, l),
+    }
+}
+
+fn kw_items(kwargs: &[(String, Expr)]) -> impl Iterator<Item = (Option<&str>, &Expr)> {
+    kwargs.iter().map(|(k, v)| (Some(k.as_str()), v))
+}
+
+fn write_items<'e>(out: &mut String, items: impl Iterator<Item = (Option<&'e str>, &'e Expr)>) {
+    for (i, (key, value)) in items.enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        if let Some(k) = key {
+            out.push_str(k);
+            out.push('=');
+        }
+        write_expr(out, value);
+    }
+}
+
+fn write_maybe_parenthesized(out: &mut String, e: &Expr, paren: bool) {
+    if paren {
+        out.push('(');
+        write_expr(out, e);
+        out.push(')');
+    } else {
+        write_expr(out, e);
+    }
+}
+
+/// Whether `e` needs parentheses to be followed by `.attr`, `(...)` or `[...]`.
+fn needs_parens_as_primary(e: &Expr, before_dot: bool) -> bool {
+    match e {
+        Expr::Binary(..) | Expr::Unary(..) | Expr::Starred(_) => true,
+        Expr::Lit(l) => starts_with_minus(l) || (before_dot && matches!(l, Lit::Int(_))),
+        _ => false,
+    }
+}
+
+fn write_primary(out: &mut String, e: &Expr, before_dot: bool) {
+    write_maybe_parenthesized(out, e, needs_parens_as_primary(e, before_dot));
+}
+
+/// An operand of `parent`: parenthesised unless Python's precedence already groups it so.
+/// Comparisons never go unparenthesised inside other comparisons (Python would chain them).
+fn write_operand(out: &mut String, e: &Expr, parent: BinOp, right: bool) {
+    let paren = match e {
+        Expr::Binary(_, op, _) => {
+            let (c, p) = (op.precedence(), parent.precedence());
+            // Left-nested chains of the same strength print bare: `a + b + c`.
+            !(c > p || (c == p && !right && c > 0))
+        }
+        Expr::Unary(UnaryOp::Not, _) => true,
+        _ => false,
+    };
+    write_maybe_parenthesized(out, e, paren);
+}
+
+/// Black's slice spacing: `x[a:b]` with simple bounds, `x[a + 1 : b]` when any bound is more
+/// than a name or a number.
+fn write_slice(out: &mut String, s: &Slice) {
+    let parts = [&s.lower, &s.upper, &s.step];
+    let simple = parts.iter().all(|p| p.as_ref().is_none_or(is_simple_bound));
+    let space = |out: &mut String, present: bool| {
+        if !simple && present {
+            out.push(' ');
+        }
+    };
+    if let Some(l) = &s.lower {
+        write_expr(out, l);
+    }
+    space(out, s.lower.is_some());
+    out.push(':');
+    space(out, s.upper.is_some());
+    if let Some(u) = &s.upper {
+        write_expr(out, u);
+    }
+    if let Some(st) = &s.step {
+        space(out, s.upper.is_some());
+        out.push(':');
+        space(out, true);
+        write_expr(out, st);
+    }
+}
+
+fn is_simple_bound(e: &Expr) -> bool {
+    match e {
+        Expr::Name(_) | Expr::Lit(_) => true,
+        Expr::Unary(UnaryOp::Neg, v) => is_simple_bound(v),
+        _ => false,
+    }
+}
+
+fn starts_with_minus(l: &Lit) -> bool {
+    match l {
+        Lit::Int(i) => *i < 0,
+        Lit::F32(x) => x.is_sign_negative() && x.is_finite(),
+        Lit::F64(x) => x.is_sign_negative() && x.is_finite(),
+        _ => false,
+    }
+}
+
+fn write_literal(out: &mut String, l: &Lit) {
+    match l {
+        Lit::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        // Rust's `{:?}` gives the shortest text that reads back to the same value in that
+        // precision (`0.001`, `1e-5`, `1.0`): all valid Python float literals.
+        Lit::F32(x) => write_float(out, f64::from(*x), &format!("{x:?}")),
+        Lit::F64(x) => write_float(out, *x, &format!("{x:?}")),
+        Lit::Str(s) => out.push_str(&string_literal(s)),
+        Lit::Bool(b) => out.push_str(if *b { "True" } else { "False" }),
+        Lit::None => out.push_str("None"),
+    }
+}
+
+fn write_float(out: &mut String, x: f64, shortest: &str) {
+    if x.is_nan() {
+        out.push_str("float(\"nan\")");
+    } else if x.is_infinite() {
+        out.push_str(if x < 0.0 { "float(\"-inf\")" } else { "float(\"inf\")" });
+    } else {
+        out.push_str(shortest);
+    }
+}
+
+/// `s` as a double-quoted Python string literal: every non-printable or non-ASCII character
+/// is escaped, so no input can end the literal early or hide in the text.
+pub fn string_literal(s: &str) -> String {
+    format!("\"{}\"", escape(s))
+}
+
+/// The escaped body of a string literal, also safe inside a `"""` docstring.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            ' '..='~' => out.push(c),
+            c if (c as u32) < 0x100 => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if (c as u32) < 0x10000 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => {
+                let _ = write!(out, "\\U{:08x}", c as u32);
+            }
+        }
+    }
+    out
+}
+
+/// An assignment target: a top-level tuple without parentheses (`y, (h, c)`).
+pub fn target_text(t: &Expr) -> String {
+    match t {
+        Expr::Tuple(items) if items.len() > 1 => {
+            items.iter().map(flat).collect::<Vec<_>>().join(", ")
+        }
+        other => flat(other),
+    }
+}
+
+// ---- statements -------------------------------------------------------------------------
+
+fn pad(indent: usize) -> String {
+    " ".repeat(indent)
+}
+
+fn fits(line: &str) -> bool {
+    line.len() <= LINE_WIDTH
+}
+
+/// Lays out `<head><value><tail>` at `indent` (head such as `x = `, `return `, `while `;
+/// tail `:` for compound statements).
+fn layout(indent: usize, head: &str, value: &Expr, tail: &str) -> Vec<String> {
+    let p = pad(indent);
+    let one = format!("{p}{head}{}{tail}", flat(value));
+    if fits(&one) {
+        return vec![one];
+    }
+    match value {
+        Expr::Binary(_, op, _) => operator_chain(indent, head, value, *op, tail),
+        Expr::List(items) => collection(indent, head, ("[", "]"), items, tail),
+        Expr::Tuple(items) if items.len() > 1 => collection(indent, head, ("(", ")"), items, tail),
+        Expr::Call(c)
+            if !head.is_empty() && !fits(&format!("{p}{head}{}(", flat_primary(&c.func))) =>
+        {
+            // When even `target = func(` does not fit, ruff wraps the right-hand side in
+            // parentheses.
+            let mut lines = vec![format!("{p}{head}(")];
+            lines.extend(layout(indent + INDENT, "", value, ""));
+            lines.push(format!("{p}){tail}"));
+            lines
+        }
+        Expr::Call(_) => call(indent, head, value, tail).unwrap_or(vec![one]),
+        _ => vec![one],
+    }
+}
+
+fn flat_primary(e: &Expr) -> String {
+    let mut s = String::new();
+    write_primary(&mut s, e, false);
+    s
+}
+
+/// An operator chain that does not fit: parenthesised on one indented line if it fits there,
+/// else one operand of the top-level chain per line, operators leading.
+fn operator_chain(indent: usize, head: &str, value: &Expr, op: BinOp, tail: &str) -> Vec<String> {
+    let (p, inner) = (pad(indent), pad(indent + INDENT));
+    let one = format!("{inner}{}", flat(value));
+    if fits(&one) {
+        return vec![format!("{p}{head}("), one, format!("{p}){tail}")];
+    }
+    let mut parts: Vec<(Option<BinOp>, String)> = Vec::new();
+    let mut cur = value;
+    while let Expr::Binary(left, o, right) = cur {
+        if o.precedence() != op.precedence() {
+            break;
+        }
+        let mut text = String::new();
+        write_operand(&mut text, right, *o, true);
+        parts.push((Some(*o), text));
+        cur = left;
+    }
+    let mut first = String::new();
+    write_operand(&mut first, cur, op, false);
+    parts.push((None, first));
+    parts.reverse();
+    let mut lines = vec![format!("{p}{head}(")];
+    for (o, text) in parts {
+        lines.push(match o {
+            Some(o) => format!("{inner}{} {text}", o.symbol()),
+            None => format!("{inner}{text}"),
+        });
+    }
+    lines.push(format!("{p}){tail}"));
+    lines
+}
+
+/// A call that does not fit: its arguments on one indented line if they fit there, else one
+/// per line with a trailing comma, each broken the same way in turn.
+fn call(indent: usize, head: &str, value: &Expr, tail: &str) -> Option<Vec<String>> {
+    let Expr::Call(c) = value else { return None };
+    let items: Vec<(String, &Expr)> = c
+        .args
+        .iter()
+        .map(|a| (String::new(), a))
+        .chain(c.kwargs.iter().map(|(k, v)| (format!("{k}="), v)))
+        .collect();
+    let open = format!("{}(", flat_primary(&c.func));
+    Some(bracketed(indent, &format!("{head}{open}"), ")", &items, tail))
+}
+
+/// `head` + items + `close`: items on one indented line if they fit, else one per line.
+fn bracketed(
+    indent: usize,
+    head: &str,
+    close: &str,
+    items: &[(String, &Expr)],
+    tail: &str,
+) -> Vec<String> {
+    let (p, inner) = (pad(indent), pad(indent + INDENT));
+    let joined: Vec<String> = items.iter().map(|(k, v)| format!("{k}{}", flat(v))).collect();
+    let one_line = format!("{inner}{}", joined.join(", "));
+    let mut lines = vec![format!("{p}{head}")];
+    if fits(&one_line) {
+        lines.push(one_line);
+    } else {
+        for (k, v) in items {
+            lines.extend(item(indent + INDENT, k, v));
+        }
+    }
+    lines.push(format!("{p}{close}{tail}"));
+    lines
+}
+
+/// One item of an exploded call or collection, a comma after its last line.
+fn item(indent: usize, key: &str, v: &Expr) -> Vec<String> {
+    let one = format!("{}{key}{},", pad(indent), flat(v));
+    if fits(&one) {
+        return vec![one];
+    }
+    match v {
+        Expr::List(items) => collection(indent, key, ("[", "]"), items, ","),
+        Expr::Tuple(items) if items.len() > 1 => collection(indent, key, ("(", ")"), items, ","),
+        Expr::Call(_) => call(indent, key, v, ",").unwrap_or(vec![one]),
+        _ => {
+            let mut lines = layout(indent, key, v, "");
+            if let Some(last) = lines.last_mut() {
+                last.push(',');
+            }
+            lines
+        }
+    }
+}
+
+/// A collection literal that does not fit: one item per line with a trailing comma (ruff
+/// explodes collections rather than packing their items).
+fn collection(
+    indent: usize,
+    head: &str,
+    (open, close): (&str, &str),
+    items: &[Expr],
+    tail: &str,
+) -> Vec<String> {
+    let p = pad(indent);
+    let mut lines = vec![format!("{p}{head}{open}")];
+    for v in items {
+        lines.extend(item(indent + INDENT, "", v));
+    }
+    lines.push(format!("{p}{close}{tail}"));
+    lines
+}
+
+/// `a, b = x, y`: on one line when it fits; else the values one per line, and the targets
+/// too when even `a, b = (` does not fit.
+fn tuple_assignment(indent: usize, targets: &[Expr], values: &[Expr]) -> Vec<String> {
+    let p = pad(indent);
+    let names: Vec<String> = targets.iter().map(flat).collect();
+    let vals: Vec<String> = values.iter().map(flat).collect();
+    let one = format!("{p}{} = {}", names.join(", "), vals.join(", "));
+    if fits(&one) {
+        return vec![one];
+    }
+    let head = format!("{p}{} = (", names.join(", "));
+    let mut lines = if fits(&head) {
+        vec![head]
+    } else {
+        let mut l = vec![format!("{p}(")];
+        l.extend(names.iter().map(|t| format!("{p}    {t},")));
+        l.push(format!("{p}) = ("));
+        l
+    };
+    for v in values {
+        lines.extend(item(indent + INDENT, "", v));
+    }
+    lines.push(format!("{p})"));
+    lines
+}
+
+/// The statements at `indent`, one blank line between a function or class and its neighbours
+/// (two at the top level).
+pub fn block(stmts: &[Stmt], indent: usize) -> Vec<String> {
+    let blank = if indent == 0 { 2 } else { 1 };
+    let mut lines = Vec::new();
+    for (i, s) in stmts.iter().enumerate() {
+        let is_def = |s: &Stmt| matches!(s, Stmt::FunctionDef(_) | Stmt::ClassDef(_));
+        if i > 0 && (is_def(s) || is_def(&stmts[i - 1])) {
+            lines.extend(std::iter::repeat_n(String::new(), blank));
+        }
+        lines.extend(statement(s, indent));
+    }
+    lines
+}
+
+/// The lines of one statement at `indent`.
+pub fn statement(s: &Stmt, indent: usize) -> Vec<String> {
+    let p = pad(indent);
+    match s {
+        Stmt::Assign(a) => match (&a.target, &a.value) {
+            (Expr::Tuple(t), Expr::Tuple(v)) if t.len() > 1 && t.len() == v.len() => {
+                tuple_assignment(indent, t, v)
+            }
+            (t, v) => layout(indent, &format!("{} = ", target_text(t)), v, ""),
+        },
+        Stmt::Expr(e) => layout(indent, "", e, ""),
+        Stmt::Return(None) => vec![format!("{p}return")],
+        Stmt::Return(Some(Expr::Tuple(items))) if items.len() > 1 => {
+            let one =
+                format!("{p}return {}", items.iter().map(flat).collect::<Vec<_>>().join(", "));
+            if fits(&one) {
+                vec![one]
+            } else {
+                collection(indent, "return ", ("(", ")"), items, "")
+            }
+        }
+        Stmt::Return(Some(e)) => layout(indent, "return ", e, ""),
+        Stmt::Raise(e) => layout(indent, "raise ", e, ""),
+        Stmt::If { test, body, orelse } => {
+            let mut lines = layout(indent, "if ", test, ":");
+            lines.extend(suite(body, indent));
+            if !orelse.is_empty() {
+                lines.push(format!("{p}else:"));
+                lines.extend(suite(orelse, indent));
+            }
+            lines
+        }
+        Stmt::While { test, body } => {
+            let mut lines = layout(indent, "while ", test, ":");
+            lines.extend(suite(body, indent));
+            lines
+        }
+        Stmt::For { target, iter, body } => {
+            let mut lines = layout(indent, &format!("for {} in ", target_text(target)), iter, ":");
+            lines.extend(suite(body, indent));
+            lines
+        }
+        Stmt::FunctionDef(f) => function(f, indent),
+        Stmt::ClassDef(c) => class(c, indent),
+        Stmt::Comment(text) => vec![format!("{p}# {}", text.replace(['\n', '\r'], " "))],
+        Stmt::Pass => vec![format!("{p}pass")],
+    }
+}
+
+fn suite(body: &[Stmt], indent: usize) -> Vec<String> {
+    if body.is_empty() {
+        return vec![format!("{}pass", pad(indent + INDENT))];
+    }
+    block(body, indent + INDENT)
+}
+
+fn param_text(p: &Param) -> String {
+    match &p.default {
+        Some(d) => format!("{}={}", p.name, flat(d)),
+        None => p.name.clone(),
+    }
+}
+
+fn function(f: &FunctionDef, indent: usize) -> Vec<String> {
+    let mut params: Vec<String> = f.params.iter().map(param_text).collect();
+    if !f.keyword_only.is_empty() {
+        params.push("*".into());
+        params.extend(f.keyword_only.iter().map(param_text));
+    }
+    let (p, inner) = (pad(indent), pad(indent + INDENT));
+    let one = format!("{p}def {}({}):", f.name, params.join(", "));
+    let on_their_line = format!("{inner}{}", params.join(", "));
+    let mut lines = if fits(&one) {
+        vec![one]
+    } else if fits(&on_their_line) {
+        vec![format!("{p}def {}(", f.name), on_their_line, format!("{p}):")]
+    } else {
+        let mut l = vec![format!("{p}def {}(", f.name)];
+        l.extend(params.iter().map(|t| format!("{inner}{t},")));
+        l.push(format!("{p}):"));
+        l
+    };
+    let mut body = docstring(&f.docstring, indent + INDENT);
+    body.extend(if f.body.is_empty() && !f.docstring.is_empty() {
+        Vec::new()
+    } else {
+        suite(&f.body, indent)
+    });
+    lines.extend(body);
+    lines
+}
+
+fn class(c: &ClassDef, indent: usize) -> Vec<String> {
+    let bases: Vec<String> = c.bases.iter().map(flat).collect();
+    let head = if bases.is_empty() {
+        format!("{}class {}:", pad(indent), c.name)
+    } else {
+        format!("{}class {}({}):", pad(indent), c.name, bases.join(", "))
+    };
+    let mut lines = vec![head];
+    lines.extend(docstring(&c.docstring, indent + INDENT));
+    if !c.body.is_empty() || c.docstring.is_empty() {
+        lines.extend(suite(&c.body, indent));
+    }
+    lines
+}
+
+/// `"""first line` ... `"""`, each line escaped for a docstring.
+fn docstring(lines: &[String], indent: usize) -> Vec<String> {
+    let p = pad(indent);
+    match lines {
+        [] => Vec::new(),
+        [one] => vec![format!("{p}\"\"\"{}\"\"\"", escape(one))],
+        [first, rest @ ..] => {
+            let mut out = vec![format!("{p}\"\"\"{}", escape(first))];
+            out.extend(
+                rest.iter().map(|l| {
+                    if l.is_empty() { String::new() } else { format!("{p}{}", escape(l)) }
+                }),
+            );
+            out.push(format!("{p}\"\"\""));
+            out
+        }
+    }
+}
+
+/// Statements as text at `indent`, one line each, newline-terminated.
+pub fn print(stmts: &[Stmt], indent: usize) -> String {
+    let mut s = block(stmts, indent).join("\n");
+    s.push('\n');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(s: &str) -> Expr {
+        Expr::name(s)
+    }
+
+    #[test]
+    fn precedence_is_explicit() {
+        let e = n("a").binop(BinOp::Add, n("b")).binop(BinOp::Mul, n("c"));
+        assert_eq!(flat(&e), "(a + b) * c");
+        assert_eq!(flat(&n("a").binop(BinOp::Mul, n("b")).binop(BinOp::Add, n("c"))), "a * b + c");
+        let e = n("a").binop(BinOp::Sub, n("b").binop(BinOp::Sub, n("c")));
+        assert_eq!(flat(&e), "a - (b - c)");
+        let e =
+            n("a").binop(BinOp::Lt, n("b")).binop(BinOp::BitAnd, n("c").binop(BinOp::Gt, n("d")));
+        assert_eq!(flat(&e), "(a < b) & (c > d)");
+        let e = n("a").binop(BinOp::Lt, n("b")).binop(BinOp::Eq, n("c"));
+        assert_eq!(flat(&e), "(a < b) == c");
+        let e = n("a").binop(BinOp::Add, n("b")).method("sum", vec![]);
+        assert_eq!(flat(&e), "(a + b).sum()");
+        assert_eq!(flat(&Expr::int(-1).method("abs", vec![])), "(-1).abs()");
+        assert_eq!(flat(&Expr::ints(&[3])), "(3,)");
+        assert_eq!(flat(&n("a").binop(BinOp::Lt, n("b")).logical_not()), "not (a < b)");
+    }
+
+    #[test]
+    fn floats_round_trip_in_their_precision() {
+        assert_eq!(flat(&Expr::f32(0.001)), "0.001");
+        assert_eq!(flat(&Expr::f32(1.0)), "1.0");
+        assert_eq!(flat(&Expr::f32(1e-5)), "1e-5");
+        assert_eq!(flat(&Expr::f64(f64::from(0.001f32))), "0.0010000000474974513");
+        assert_eq!(flat(&Expr::f32(f32::NEG_INFINITY)), "float(\"-inf\")");
+        assert_eq!(flat(&Expr::f64(f64::NAN)), "float(\"nan\")");
+    }
+
+    #[test]
+    fn strings_cannot_escape_their_literal() {
+        assert_eq!(string_literal("a\"b\\c\n\u{2028}"), "\"a\\\"b\\\\c\\x0a\\u2028\"");
+    }
+
+    #[test]
+    fn slices_space_like_black() {
+        let x = n("x");
+        let s = |l: Option<Expr>, u: Option<Expr>, st: Option<Expr>| Expr::slice(l, u, st);
+        let idx = Expr::Tuple(vec![
+            Expr::full_slice(),
+            s(Some(Expr::int(1)), None, None),
+            s(None, None, Some(Expr::int(2))),
+            Expr::int(0),
+        ]);
+        assert_eq!(flat(&x.clone().index(idx)), "x[:, 1:, ::2, 0]");
+        let i = n("i").binop(BinOp::Add, Expr::int(1));
+        assert_eq!(flat(&x.clone().index(s(Some(i), None, None))), "x[i + 1 :]");
+        let up = n("y").attr("shape").index(Expr::int(1));
+        assert_eq!(flat(&x.clone().index(s(None, Some(up), None))), "x[: y.shape[1]]");
+        assert_eq!(flat(&x.index(s(Some(Expr::int(-2)), None, None))), "x[-2:]");
+    }
+
+    #[test]
+    fn long_calls_break_like_ruff() {
+        let args = (0..8).map(|i| n(&format!("argument_{i}"))).collect();
+        let s = Stmt::assign(n("x"), Expr::call("torch.cat", args));
+        let lines = statement(&s, 8);
+        assert_eq!(lines[0], "        x = torch.cat(");
+        assert_eq!(lines.last().unwrap(), "        )");
+    }
+
+    #[test]
+    fn long_lists_explode_one_item_per_line() {
+        let items: Vec<Expr> = (0..8).map(|i| n(&format!("per_step_{i}"))).collect();
+        let call =
+            Expr::call_kw("torch.stack", vec![Expr::List(items)], vec![("dim", Expr::int(0))]);
+        let lines = statement(&Stmt::assign(n("x"), call), 8);
+        assert_eq!(
+            lines[..3],
+            ["        x = torch.stack(", "            [", "                per_step_0,"]
+        );
+        assert_eq!(lines[lines.len() - 3..], ["            ],", "            dim=0,", "        )"]);
+    }
+
+    #[test]
+    fn long_operator_chains_break_per_operand() {
+        let long = |s: &str| n(&s.repeat(30));
+        let e = long("a").binop(BinOp::Add, long("b")).binop(BinOp::Sub, long("c"));
+        let lines = statement(&Stmt::assign(n("x"), e), 8);
+        assert_eq!(lines.len(), 5, "{lines:#?}");
+        assert!(lines[2].trim_start().starts_with("+ b"));
+        assert!(lines[3].trim_start().starts_with("- c"));
+    }
+
+    #[test]
+    fn compound_statements_and_definitions() {
+        let body = vec![
+            Stmt::If {
+                test: n("i").binop(BinOp::Lt, Expr::int(3)).logical_not(),
+                body: vec![Stmt::return_values(vec![n("i"), n("x")])],
+                orelse: vec![],
+            },
+            Stmt::For {
+                target: n("layer"),
+                iter: Expr::self_attr("layers"),
+                body: vec![Stmt::assign(n("x"), n("layer").called(vec![n("x")], vec![]))],
+            },
+            Stmt::While { test: Expr::boolean(true), body: vec![Stmt::Pass] },
+        ];
+        let mut f = FunctionDef::method("run", &["i".into(), "x".into()], body);
+        f.docstring = vec!["Runs \"it\".".into()];
+        let c = ClassDef {
+            name: "Block".into(),
+            bases: vec![Expr::path("nn.Module")],
+            docstring: vec![],
+            body: vec![Stmt::FunctionDef(f.clone()), Stmt::FunctionDef(f)],
+        };
+        let text = print(&[Stmt::ClassDef(c)], 0);
+        let want = r#"class Block(nn.Module):
+    def run(self, i, x):
+        """Runs \"it\"."""
+        if not (i < 3):
+            return i, x
+        for layer in self.layers:
+            x = layer(x)
+        while True:
+            pass
+
+    def run(self, i, x):
+        """Runs \"it\"."""
+        if not (i < 3):
+            return i, x
+        for layer in self.layers:
+            x = layer(x)
+        while True:
+            pass
+"#;
+        assert_eq!(text, want);
+    }
+
+    #[test]
+    fn long_signatures_break_like_calls() {
+        let params: Vec<String> = (0..9).map(|i| format!("parameter_{i}")).collect();
+        let f = FunctionDef::method("forward", &params, vec![Stmt::Pass]);
+        let lines = statement(&Stmt::FunctionDef(f), 4);
+        assert_eq!(lines[0], "    def forward(");
+        assert_eq!(lines[lines.len() - 2], "    ):");
+    }
+}
