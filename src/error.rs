@@ -13,8 +13,27 @@ pub enum Error {
     Unsupported(String),
     #[error("node '{node}' ({op}): {msg}")]
     Node { node: String, op: String, msg: String },
+    /// `--strict` and some op could not be translated (the CLI exits with 2).
+    #[error("--strict: untranslated ops: {}", describe_untranslated(.0))]
+    Untranslated(Vec<UntranslatedOp>),
     #[error("{0}")]
     Msg(String),
+}
+
+/// One op type a conversion could not translate: what the summary and `--strict` report.
+#[derive(Clone, Debug)]
+pub struct UntranslatedOp {
+    pub op: String,
+    /// Its stub in `custom_ops.py`.
+    pub function: String,
+    pub nodes: Vec<String>,
+    pub reason: String,
+}
+
+fn describe_untranslated(ops: &[UntranslatedOp]) -> String {
+    let list: Vec<String> =
+        ops.iter().map(|s| format!("{} ({}: {})", s.op, s.nodes.join(", "), s.reason)).collect();
+    list.join("; ")
 }
 
 impl Error {

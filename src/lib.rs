@@ -137,12 +137,7 @@ pub fn convert(opts: &Options) -> Result<Report> {
         opts.input.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
     let (module, summary) = lower::lower(&graph, &class_name, &source_name)?;
     if opts.strict && !summary.stubs.is_empty() {
-        let list: Vec<String> = summary
-            .stubs
-            .iter()
-            .map(|s| format!("{} ({}: {})", s.op, s.nodes.join(", "), s.reason))
-            .collect();
-        return Err(Error::Unsupported(format!("--strict: untranslated ops: {}", list.join("; "))));
+        return Err(Error::Untranslated(summary.stubs));
     }
     let model_py = emit::render_model(&module)?;
     let custom_path = opts.out_dir.join("custom_ops.py");

@@ -137,8 +137,7 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("error: {e}");
-                    if matches!(e, tf2torch::Error::Unsupported(ref m) if m.starts_with("--strict"))
-                    {
+                    if matches!(e, tf2torch::Error::Untranslated(_)) {
                         ExitCode::from(2)
                     } else {
                         ExitCode::FAILURE

@@ -21,9 +21,8 @@ use std::collections::BTreeMap;
 use petgraph::stable_graph::NodeIndex;
 
 pub use module::Module;
-pub use stubs::StubReport;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, UntranslatedOp};
 use crate::ir::{Graph, ValueRef};
 use crate::ops::contract::{Ctx, Layout, TranslateError, Val};
 use crate::passes::loops::LOOP;
@@ -52,7 +51,7 @@ pub struct Span {
 #[derive(Debug, Default, Clone)]
 pub struct Summary {
     pub translated: BTreeMap<String, usize>,
-    pub stubs: Vec<StubReport>,
+    pub stubs: Vec<UntranslatedOp>,
     /// Nodes lowered as stubs so far.
     pub stubs_seen: usize,
     /// Repeated blocks emitted as classes: (class, instances).

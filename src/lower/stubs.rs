@@ -11,14 +11,7 @@ use crate::proto::attr_value::Value;
 use crate::py::names::{Scope, identifier};
 use crate::py::{Expr, FunctionDef, Param, Stmt};
 
-/// What the summary and `--strict` say about one untranslated op type.
-#[derive(Clone, Debug)]
-pub struct StubReport {
-    pub op: String,
-    pub function: String,
-    pub nodes: Vec<String>,
-    pub reason: String,
-}
+use crate::error::UntranslatedOp;
 
 #[derive(Default)]
 pub struct Stubs {
@@ -179,12 +172,12 @@ impl Stubs {
         out
     }
 
-    pub fn finish(&self) -> (Vec<Stub>, Vec<StubReport>) {
+    pub fn finish(&self) -> (Vec<Stub>, Vec<UntranslatedOp>) {
         let mut stubs = Vec::new();
         let mut reports = Vec::new();
         for (op, e) in &self.by_op {
             stubs.push(Stub { function: e.function.clone(), op: op.clone(), def: self.def(op, e) });
-            reports.push(StubReport {
+            reports.push(UntranslatedOp {
                 op: op.clone(),
                 function: e.function.clone(),
                 nodes: e.sites.iter().map(|&n| self.sites[n].name.clone()).collect(),
