@@ -11,12 +11,15 @@ pub mod inspect;
 pub mod ir;
 pub mod load;
 pub mod lower;
+pub mod natural;
 pub mod ops;
 pub mod passes;
 pub mod proto;
 pub mod py;
 pub mod reference;
 pub mod tensor;
+#[cfg(test)]
+pub mod testing;
 pub mod weights;
 
 use std::path::{Path, PathBuf};

@@ -154,7 +154,7 @@ pub fn render_make_reference(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::testing::*;
+    use crate::testing::*;
 
     #[test]
     fn integer_inputs_stay_within_the_table_they_index() {

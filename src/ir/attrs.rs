@@ -109,22 +109,23 @@ impl Node {
 
     /// A one-line, human-readable rendering of an attribute value (for stubs and reports).
     pub fn attr_display(&self, attr: &str) -> String {
-        match self.attr_value(attr) {
-            None => "<unset>".into(),
-            Some(Value::I(i)) => i.to_string(),
-            Some(Value::F(f)) => f.to_string(),
-            Some(Value::B(b)) => b.to_string(),
-            Some(Value::S(s)) => format!("{:?}", String::from_utf8_lossy(s)),
-            Some(Value::Type(t)) => {
-                DType::from_tf(*t).map_or(format!("dtype {t}"), |d| d.to_string())
-            }
-            Some(Value::List(l)) => format!("{:?}", l.i),
-            Some(Value::Shape(s)) => {
-                format!("{:?}", s.dim.iter().map(|d| d.size).collect::<Vec<_>>())
-            }
-            Some(Value::Tensor(_)) => "<tensor>".into(),
-            Some(Value::Placeholder(p)) => format!("<placeholder {p}>"),
-            Some(Value::Func(f)) => format!("<function {}>", f.name),
-        }
+        self.attrs.get(attr).map_or("<unset>".into(), display)
+    }
+}
+
+/// An attribute value as a person reads it (`1`, `"SAME"`, `[1, 2, 2, 1]`, `float32`).
+pub fn display(attr: &crate::proto::AttrValue) -> String {
+    match &attr.value {
+        None => "<unset>".into(),
+        Some(Value::I(i)) => i.to_string(),
+        Some(Value::F(f)) => f.to_string(),
+        Some(Value::B(b)) => b.to_string(),
+        Some(Value::S(s)) => format!("{:?}", String::from_utf8_lossy(s)),
+        Some(Value::Type(t)) => DType::from_tf(*t).map_or(format!("dtype {t}"), |d| d.to_string()),
+        Some(Value::List(l)) => format!("{:?}", l.i),
+        Some(Value::Shape(s)) => format!("{:?}", s.dim.iter().map(|d| d.size).collect::<Vec<_>>()),
+        Some(Value::Tensor(_)) => "<tensor>".into(),
+        Some(Value::Placeholder(p)) => format!("<placeholder {p}>"),
+        Some(Value::Func(f)) => format!("<function {}>", f.name),
     }
 }

@@ -3,25 +3,10 @@
 use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
-use crate::proto::GraphDef;
+use crate::proto::{GraphDef, parse_tensor_name};
 use crate::tensor::DType;
 
 use super::{Graph, Node, ValueInfo, ValueRef};
-
-/// Splits a graph-level tensor name: `"a/b:2"` → `("a/b", 2)`, `"a/b"` → `("a/b", 0)`.
-/// Control inputs (`"^a"`) return `None`.
-pub fn parse_tensor_name(s: &str) -> Option<(&str, usize)> {
-    if s.starts_with('^') {
-        return None;
-    }
-    match s.rsplit_once(':') {
-        Some((name, port)) => match port.parse::<usize>() {
-            Ok(p) => Some((name, p)),
-            Err(_) => Some((s, 0)),
-        },
-        None => Some((s, 0)),
-    }
-}
 
 /// Ops that produce no value a model output could be (sinks of bookkeeping).
 fn never_an_output(op: &str) -> bool {
@@ -148,16 +133,4 @@ pub fn build(gd: GraphDef, inputs: &[String], outputs: &[String]) -> Result<Grap
         }
     }
     Ok(graph)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tensor_names() {
-        assert_eq!(parse_tensor_name("a/b:2"), Some(("a/b", 2)));
-        assert_eq!(parse_tensor_name("a/b"), Some(("a/b", 0)));
-        assert_eq!(parse_tensor_name("^a"), None);
-    }
 }

@@ -6,6 +6,7 @@
 
 pub mod attrs;
 mod build;
+pub mod fused;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -14,7 +15,7 @@ use petgraph::Direction;
 use petgraph::stable_graph::{EdgeIndex, NodeIndex, StableDiGraph};
 use petgraph::visit::EdgeRef;
 
-pub use build::{build, parse_tensor_name};
+pub use build::build;
 
 use crate::proto::AttrValue;
 use crate::tensor::{DType, Tensor};
@@ -69,8 +70,8 @@ pub struct Node {
     pub partial: Option<Partial>,
     /// Per output port, filled by shape inference.
     pub outputs: Vec<ValueInfo>,
-    /// The condition and body of a `_Loop` (see `passes::loops`).
-    pub body: Option<Box<Graph>>,
+    /// What a synthetic op (one the passes created) computes; see [`fused`].
+    pub fused: Option<fused::Fused>,
 }
 
 impl Node {
@@ -83,7 +84,7 @@ impl Node {
             value: None,
             partial: None,
             outputs: Vec::new(),
-            body: None,
+            fused: None,
         }
     }
 

@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use prost::Message;
 
 use crate::error::{Error, Result};
-use crate::ir::parse_tensor_name;
+use crate::natural::natural_cmp;
 use crate::proto::attr_value::Value;
+use crate::proto::parse_tensor_name;
 use crate::proto::saved_object::Kind;
 use crate::proto::{
     AttrValue, GraphDef, MetaGraphDef, NodeDef, SavedModel, SavedObjectGraph, SignatureDef,
@@ -115,34 +116,6 @@ fn pick_meta_graph<'a>(
                 have.join(", ")
             ))
         })
-}
-
-/// `output_2` < `output_10`.
-pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
-    fn chunks(s: &str) -> Vec<(bool, String)> {
-        let mut out: Vec<(bool, String)> = Vec::new();
-        for c in s.chars() {
-            let d = c.is_ascii_digit();
-            match out.last_mut() {
-                Some((ld, t)) if *ld == d => t.push(c),
-                _ => out.push((d, c.to_string())),
-            }
-        }
-        out
-    }
-    let (ca, cb) = (chunks(a), chunks(b));
-    for ((da, ta), (db, tb)) in ca.iter().zip(&cb) {
-        let ord = if *da && *db {
-            let (na, nb) = (ta.trim_start_matches('0'), tb.trim_start_matches('0'));
-            na.len().cmp(&nb.len()).then_with(|| na.cmp(nb))
-        } else {
-            ta.cmp(tb)
-        };
-        if ord.is_ne() {
-            return ord;
-        }
-    }
-    ca.len().cmp(&cb.len()).then_with(|| a.cmp(b))
 }
 
 /// SavedObjectGraph node id → checkpoint key of its `VARIABLE_VALUE`, found by walking the
@@ -406,16 +379,4 @@ pub fn load(path: &Path, sel: &Selection) -> Result<Flattened> {
         input_keys: order,
         output_keys: out_keys.into_iter().cloned().collect(),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::natural_cmp;
-
-    #[test]
-    fn natural_order() {
-        let mut v = vec!["output_10", "output_2", "output_1", "output_0"];
-        v.sort_by(|a, b| natural_cmp(a, b));
-        assert_eq!(v, vec!["output_0", "output_1", "output_2", "output_10"]);
-    }
 }

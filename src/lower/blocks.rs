@@ -597,7 +597,7 @@ pub fn extract(
 #[cfg(test)]
 mod tests {
     use super::local_name;
-    use crate::ops::testing::*;
+    use crate::testing::*;
     use insta::assert_snapshot;
 
     #[test]

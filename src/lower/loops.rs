@@ -37,7 +37,7 @@ type LoweredBody = (Vec<String>, Vec<BodyItem>, Vec<BodyItem>, Expr, Vec<Expr>);
 impl<'a> Lowerer<'a> {
     pub(super) fn lower_loop(&mut self, n: NodeIndex) -> OpResult<Lowered> {
         let node = self.graph.node(n);
-        let body = node.body.as_deref().ok_or("a loop without a body")?;
+        let body = node.loop_body().ok_or("a loop without a body")?;
         let outer = self.graph.inputs(n);
         if outer.len() != body.inputs.len() {
             return Err("loop inputs and body inputs disagree".into());

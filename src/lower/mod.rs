@@ -23,9 +23,9 @@ use petgraph::stable_graph::NodeIndex;
 pub use module::Module;
 
 use crate::error::{Error, Result, UntranslatedOp};
+use crate::ir::fused::LOOP;
 use crate::ir::{Graph, ValueRef};
 use crate::ops::contract::{Ctx, Layout, TranslateError, Val};
-use crate::passes::loops::LOOP;
 use crate::py::names::Scope;
 use crate::py::{Assign, Expr};
 

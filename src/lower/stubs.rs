@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use petgraph::stable_graph::NodeIndex;
 
 use super::module::Stub;
+use crate::ir::attrs::display;
 use crate::ir::{Graph, ValueInfo, ValueRef};
 use crate::proto::attr_value::Value;
 use crate::py::names::{Scope, identifier};
@@ -82,8 +83,8 @@ impl Stubs {
         let id = self.sites.len();
         self.sites.push(Site {
             name: node.name.clone(),
-            attrs: node.attrs.clone(),
-            shown: node.attrs.keys().map(|k| (k.clone(), node.attr_display(k))).collect(),
+            attrs: node.shown_attrs(),
+            shown: node.shown_attrs().iter().map(|(k, v)| (k.clone(), display(v))).collect(),
             inputs: graph.inputs(n).iter().map(|&v| graph.info(v)).collect(),
             output: graph.info(ValueRef { node: n, port: 0 }),
         });
@@ -229,7 +230,7 @@ impl Stubs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::testing::{TestGraph, float, string};
+    use crate::testing::{TestGraph, float, string};
 
     /// Attribute names become keyword parameters that are valid Python: no keywords, no
     /// duplicates after snake-casing, no TF-internal `_` attributes.

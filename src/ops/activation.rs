@@ -1,5 +1,6 @@
 //! Activations: layout-agnostic, so they keep whatever layout their input has.
 
+use crate::ir::fused::{self, Fused};
 use crate::ops::contract::{Ctx, Lowered};
 use crate::ops::contract::{OpResult, TranslateError};
 use crate::ops::util::{norm_axis, phys_axis, same_as_input};
@@ -15,9 +16,9 @@ pub const OPS: &[OpDef] = &[
     op("Tanh", |c| unary(c, "torch.tanh")).infer(same_as_input),
     op("Softplus", |c| unary(c, "F.softplus")).infer(same_as_input),
     // Produced by passes::fuse_activations from Mul(x, Sigmoid(x)).
-    op("_SiLU", |c| unary(c, "F.silu")).infer(same_as_input),
+    op(fused::SILU, |c| unary(c, "F.silu")).infer(same_as_input),
     // Produced by passes::fuse_activations from TF's GELU formulas.
-    op("_Gelu", gelu).infer(same_as_input),
+    op(fused::GELU, gelu).infer(same_as_input),
     op("LeakyRelu", leaky_relu).infer(same_as_input),
     op("Softmax", |c| softmax(c, "F.softmax")).infer(same_as_input),
     op("LogSoftmax", |c| softmax(c, "F.log_softmax")).infer(same_as_input),
@@ -29,9 +30,9 @@ fn unary(ctx: &mut Ctx, func: &str) -> OpResult<Lowered> {
 }
 
 fn gelu(ctx: &mut Ctx) -> OpResult<Lowered> {
-    let how = ctx.node().attr_str_or("approximate", "none")?;
+    let Fused::Gelu { approximate } = ctx.fused()? else { return Err("not a GELU".into()) };
     let x = ctx.input(0)?;
-    let kwargs = if how == "tanh" { vec![("approximate", Expr::str_lit("tanh"))] } else { vec![] };
+    let kwargs = if *approximate { vec![("approximate", Expr::str_lit("tanh"))] } else { vec![] };
     Ok(Lowered::Expr { expr: Expr::call_kw("F.gelu", vec![x.expr], kwargs), layout: x.layout })
 }
 
@@ -55,7 +56,7 @@ fn softmax(ctx: &mut Ctx, func: &str) -> OpResult<Lowered> {
 
 #[cfg(test)]
 mod tests {
-    use crate::ops::testing::*;
+    use crate::testing::*;
     use insta::assert_snapshot;
 
     /// Each activation after a conv (NCHW inside) and on a rank-2 value.

@@ -806,8 +806,8 @@ mod tests {
 
 #[cfg(test)]
 mod snapshots {
-    use crate::ops::testing::*;
     use crate::tensor::Tensor;
+    use crate::testing::*;
     use insta::assert_snapshot;
 
     fn after_conv(

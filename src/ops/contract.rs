@@ -4,6 +4,7 @@
 
 use petgraph::stable_graph::NodeIndex;
 
+use crate::ir::fused::Fused;
 use crate::ir::{Graph, Node, Partial, ValueInfo, ValueRef};
 use crate::py::Expr;
 use crate::tensor::Tensor;
@@ -232,6 +233,11 @@ impl<'h, 'g> Ctx<'h, 'g> {
     pub fn producer(&self, i: usize) -> Option<&'g Node> {
         let v = self.inputs.get(i)?;
         Some(self.graph().node(v.node))
+    }
+
+    /// The payload of a synthetic op (one the passes created).
+    pub fn fused(&self) -> OpResult<&'g Fused> {
+        self.node().fused.as_ref().ok_or_else(|| "a synthetic op without its parameters".into())
     }
 
     /// Makes `model.py` define the fixed helper class `name` (once).

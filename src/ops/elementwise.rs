@@ -469,8 +469,8 @@ fn fold_unary(inp: &OpInputs, op: Un) -> Option<Folded> {
 
 #[cfg(test)]
 mod tests {
-    use crate::ops::testing::*;
     use crate::tensor::Tensor;
+    use crate::testing::*;
     use insta::assert_snapshot;
 
     /// `op(conv(x), c)` with `c` a constant of `shape` (or scalar when empty).

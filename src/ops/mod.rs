@@ -13,8 +13,6 @@ mod gather;
 mod nn;
 mod recurrent;
 mod reduce;
-#[cfg(test)]
-pub mod testing;
 pub mod util;
 
 pub use contract::{Ctx, Layout, Lowered, OpResult, TranslateError};

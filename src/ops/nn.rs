@@ -5,6 +5,7 @@
 //! Conv2D/DepthwiseConv2dNative/MatMul is a bias folded in by `passes::fuse_bias`.
 
 use crate::ir::ValueInfo;
+use crate::ir::fused::{self, Fused};
 use crate::ops::contract::{Access, Ctx, Layout, Lowered};
 use crate::ops::contract::{OpResult, TranslateError};
 use crate::ops::util::{hw, require_nhwc, spatial_pair, window_out, window_pads};
@@ -27,9 +28,9 @@ pub const OPS: &[OpDef] = &[
     op("ResizeBilinear", |c| resize(c, "bilinear")).infer(resize_infer),
     op("ResizeNearestNeighbor", |c| resize(c, "nearest")).infer(resize_infer),
     // Produced by passes::fuse_conv1d.
-    op("_Conv1D", conv1d),
+    op(fused::CONV1D, conv1d),
     // Produced by passes::fuse_layernorm.
-    op("_LayerNorm", layer_norm).infer(crate::ops::util::same_as_input),
+    op(fused::LAYER_NORM, layer_norm).infer(crate::ops::util::same_as_input),
 ];
 
 /// `3` for a square pair, `(3, 5)` otherwise.
@@ -554,23 +555,20 @@ fn resize_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
 
 /// `nn.Conv1d` on a TF `[N, W, C]` value: channels moved to dim 1 around the layer.
 fn conv1d(ctx: &mut Ctx) -> OpResult<Lowered> {
-    let node = ctx.node();
-    let s = node.attr_int("stride")?;
-    let d = node.attr_int_or("dilation", 1)?;
-    let padding = node.attr_str("padding")?;
+    let Fused::Conv1D { stride: s, dilation: d, same_padding } = *ctx.fused()? else {
+        return Err("not a Conv1D".into());
+    };
     let w = float_weight(ctx, 1, 3)?;
     let (k, ci, co) = (w.shape[0], w.shape[1], w.shape[2]);
-    let (l, r) = match padding.as_str() {
-        "VALID" => (0, 0),
-        "SAME" => {
-            let n = ctx.info(0).shape.and_then(|s| s.get(1).copied().flatten());
-            match (n, s) {
-                (_, 1) => crate::ops::util::same_pads(k as i64, k as i64, 1, d),
-                (Some(n), _) => crate::ops::util::same_pads(n as i64, k as i64, s, d),
-                (None, _) => return Err("SAME padding with a stride needs a static length".into()),
-            }
+    let (l, r) = if same_padding {
+        let n = ctx.info(0).shape.and_then(|s| s.get(1).copied().flatten());
+        match (n, s) {
+            (_, 1) => crate::ops::util::same_pads(k as i64, k as i64, 1, d),
+            (Some(n), _) => crate::ops::util::same_pads(n as i64, k as i64, s, d),
+            (None, _) => return Err("SAME padding with a stride needs a static length".into()),
         }
-        other => return Err(format!("padding {other} is not supported").into()),
+    } else {
+        (0, 0)
     };
     let bias = if ctx.num_inputs() > 2 { Some(ctx.const_input(2)?.clone()) } else { None };
     let mut kwargs: Vec<(&str, Expr)> = Vec::new();
@@ -606,7 +604,10 @@ fn conv1d(ctx: &mut Ctx) -> OpResult<Lowered> {
 }
 
 fn layer_norm(ctx: &mut Ctx) -> OpResult<Lowered> {
-    let eps = ctx.node().attr_float_or("epsilon", 1e-3)?;
+    let Fused::LayerNorm { epsilon: eps, affine } = ctx.fused()? else {
+        return Err("not a layer norm".into());
+    };
+    let eps = *eps;
     let shape = ctx.info(0).shape.ok_or(TranslateError::UnknownRank)?;
     let c = shape.last().copied().flatten().ok_or("the normalised axis must have a static size")?;
     let mut kwargs = Vec::new();
@@ -614,9 +615,9 @@ fn layer_norm(ctx: &mut Ctx) -> OpResult<Lowered> {
         kwargs.push(("eps", Expr::f32(eps)));
     }
     let mut params = Vec::new();
-    if ctx.num_inputs() == 3 {
-        params.push(("weight", Weight::plain(ctx.const_input(1)?.clone())));
-        params.push(("bias", Weight::plain(ctx.const_input(2)?.clone())));
+    if let Some(a) = affine {
+        params.push(("weight", Weight::plain(a.gamma.clone())));
+        params.push(("bias", Weight::plain(a.beta.clone())));
     } else {
         kwargs.push(("elementwise_affine", Expr::boolean(false)));
     }
@@ -651,7 +652,7 @@ fn lrn(ctx: &mut Ctx) -> OpResult<Lowered> {
 
 #[cfg(test)]
 mod tests {
-    use crate::ops::testing::*;
+    use crate::testing::*;
     use insta::assert_snapshot;
 
     fn conv(attrs: &[(&str, crate::proto::AttrValue)], filter: &[usize], input: &[i64]) -> String {

@@ -4,20 +4,20 @@
 //! list rather than changing one another reader may hold).
 
 use crate::ir::ValueInfo;
+use crate::ir::fused::{self, Cell, Fused, Recurrent};
 use crate::ops::contract::{Access, Ctx, Layout, Lowered, Unpack};
 use crate::ops::contract::{OpResult, TranslateError};
 use crate::ops::util::{norm_axis, same_as_input};
 use crate::ops::{OpDef, OpInputs, op};
-use crate::passes::fuse_rnn::{GRU, GRU_RESET_BEFORE, LSTM, MASKED_LSTM, RNN};
 use crate::py::{BinOp, Expr};
 use crate::weights::Weight;
 
 pub const OPS: &[OpDef] = &[
-    op(LSTM, recurrent),
-    op(GRU, recurrent),
-    op(RNN, recurrent),
-    op(GRU_RESET_BEFORE, gru_reset_before),
-    op(MASKED_LSTM, recurrent),
+    op(fused::LSTM, recurrent),
+    op(fused::GRU, recurrent),
+    op(fused::RNN, recurrent),
+    op(fused::GRU_RESET_BEFORE, recurrent),
+    op(fused::MASKED_LSTM, recurrent),
     op("ReverseV2", reverse).infer(same_as_input),
     op("TensorListFromTensor", |c| {
         expr(Expr::call("list", vec![c.input_tf(0)?.method("unbind", vec![Expr::int(0)])]))
@@ -71,68 +71,66 @@ fn list_set(ctx: &mut Ctx) -> OpResult<Lowered> {
     expr(Expr::List(vec![before.starred(), v, after.starred()]))
 }
 
+/// PyTorch's names for the reverse direction's weights.
+const REVERSE: [&str; 4] =
+    ["weight_ih_l0_reverse", "weight_hh_l0_reverse", "bias_ih_l0_reverse", "bias_hh_l0_reverse"];
+
+fn layer<'g>(ctx: &Ctx<'_, 'g>) -> OpResult<&'g Recurrent> {
+    match ctx.fused()? {
+        Fused::Recurrent(r) => Ok(r),
+        _ => Err("not a recurrent layer".into()),
+    }
+}
+
+/// `nn.LSTM` / `nn.GRU` / `nn.RNN`, or `MaskedLSTM` (templates/masked_lstm.py, called like
+/// nn.LSTM with the mask after the input).
 fn recurrent(ctx: &mut Ctx) -> OpResult<Lowered> {
-    let node = ctx.node();
-    let (class, cell_state) = match node.op.as_str() {
-        LSTM => ("nn.LSTM", true),
-        MASKED_LSTM => ("MaskedLSTM", true),
-        GRU => ("nn.GRU", false),
-        _ => ("nn.RNN", false),
+    let r = layer(ctx)?;
+    let (class, masked) = match r.cell {
+        Cell::Lstm => ("nn.LSTM", false),
+        Cell::MaskedLstm { .. } => ("MaskedLSTM", true),
+        Cell::Gru => ("nn.GRU", false),
+        Cell::Rnn { .. } => ("nn.RNN", false),
+        Cell::GruResetBefore => return gru_reset_before(ctx, r),
     };
-    // MaskedLSTM (templates/masked_lstm.py) is called like nn.LSTM, the mask after the input.
-    let masked = node.op == MASKED_LSTM;
-    let flag = |a: &str| node.attr_bool_or(a, false);
-    let (last_only, batch_first) = (flag("last_only")?, flag("batch_first")?);
-    let bidirectional = flag("bidirectional")?;
-    let w_ih = ctx.const_input(1)?.clone();
-    let w_hh = ctx.const_input(2)?.clone();
-    let (b_ih, b_hh) = (ctx.const_input(3)?.clone(), ctx.const_input(4)?.clone());
+    let (last_only, bidirectional, cell_state) =
+        (r.last_only, r.bidirectional(), r.cell.has_cell_state());
+    let [w_ih, w_hh, ..] = &r.weights[0];
     let (input_size, hidden) = (w_ih.shape[1], w_hh.shape[1]);
     let mut kwargs = Vec::new();
-    if node.op == RNN {
-        let act = node.attr_str_or("nonlinearity", "tanh")?;
-        if act != "tanh" {
-            kwargs.push(("nonlinearity", Expr::str_lit(&act)));
-        }
+    if let Cell::Rnn { relu: true } = r.cell {
+        kwargs.push(("nonlinearity", Expr::str_lit("relu")));
     }
-    if masked {
-        if flag("zero_output")? {
+    match r.cell {
+        Cell::MaskedLstm { zero_output: true } => {
             kwargs.push(("zero_output", Expr::boolean(true)));
         }
-    } else if batch_first {
-        kwargs.push(("batch_first", Expr::boolean(true)));
+        Cell::MaskedLstm { .. } => {}
+        _ if r.batch_first => kwargs.push(("batch_first", Expr::boolean(true))),
+        _ => {}
     }
     if bidirectional {
         kwargs.push(("bidirectional", Expr::boolean(true)));
     }
     let ctor =
         Expr::call_kw(class, vec![Expr::int(input_size as i64), Expr::int(hidden as i64)], kwargs);
-    let names = if masked {
-        ["cell.weight_ih", "cell.weight_hh", "cell.bias_ih", "cell.bias_hh"]
-    } else {
-        ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"]
-    };
-    let mut params: Vec<(&'static str, Weight)> =
-        names.into_iter().zip([w_ih, w_hh, b_ih, b_hh].map(Weight::plain)).collect();
+    let mut params: Vec<(&'static str, Weight)> = Vec::new();
+    for (names, weights) in [r.cell.param_names(), REVERSE].into_iter().zip(&r.weights) {
+        params.extend(names.into_iter().zip(weights.iter().cloned().map(Weight::plain)));
+    }
     if masked {
         ctx.require_class("MaskedLSTM", include_str!("../../templates/masked_lstm.py"));
     }
-    if bidirectional {
-        let names = ["weight_ih_l0_reverse", "weight_hh_l0_reverse", "bias_ih_l0_reverse"];
-        for (k, name) in names.into_iter().chain(["bias_hh_l0_reverse"]).enumerate() {
-            params.push((name, Weight::plain(ctx.const_input(5 + k)?.clone())));
-        }
-    }
     let mut args = vec![ctx.input_tf(0)?];
-    let first_state = if masked { 6 } else { 5 };
-    if masked {
-        args.push(ctx.input_tf(5)?);
+    if let Some(m) = r.mask_input() {
+        args.push(ctx.input_tf(m)?);
     }
-    if !bidirectional && ctx.num_inputs() > first_state {
+    let states = r.state_inputs();
+    if !bidirectional && !states.is_empty() {
         // PyTorch's states carry a leading (layers × directions) axis.
-        let h0 = state(ctx, first_state)?;
+        let h0 = state(ctx, states.start)?;
         args.push(if cell_state {
-            let c0 = state(ctx, first_state + 1)?;
+            let c0 = state(ctx, states.start + 1)?;
             Expr::Tuple(vec![h0, c0])
         } else {
             h0
@@ -168,28 +166,23 @@ fn recurrent(ctx: &mut Ctx) -> OpResult<Lowered> {
 }
 
 /// `GRUResetBefore` (templates/gru_reset_before.py), batch first: `(outputs, last state)`.
-fn gru_reset_before(ctx: &mut Ctx) -> OpResult<Lowered> {
-    let node = ctx.node();
-    let flag = |a: &str| node.attr_bool_or(a, false);
-    let (last_only, batch_first) = (flag("last_only")?, flag("batch_first")?);
-    let w_in = ctx.const_input(1)?.clone();
-    let (b_in, w_gates, w_cand) =
-        (ctx.const_input(2)?.clone(), ctx.const_input(3)?.clone(), ctx.const_input(4)?.clone());
+fn gru_reset_before(ctx: &mut Ctx, r: &Recurrent) -> OpResult<Lowered> {
+    let (last_only, batch_first) = (r.last_only, r.batch_first);
+    if r.bidirectional() {
+        return Err("a bidirectional GRUResetBefore".into());
+    }
+    let [w_in, _, _, w_cand] = &r.weights[0];
     let (input_size, hidden) = (w_in.shape[1], w_cand.shape[0]);
     ctx.require_class("GRUResetBefore", include_str!("../../templates/gru_reset_before.py"));
     let ctor =
         Expr::call("GRUResetBefore", vec![Expr::int(input_size as i64), Expr::int(hidden as i64)]);
-    let params = vec![
-        ("input.weight", Weight::plain(w_in)),
-        ("input.bias", Weight::plain(b_in)),
-        ("gates.weight", Weight::plain(w_gates)),
-        ("candidate.weight", Weight::plain(w_cand)),
-    ];
+    let weights = r.weights[0].iter().cloned().map(Weight::plain);
+    let params = r.cell.param_names().into_iter().zip(weights).collect();
     let x = ctx.input_tf(0)?;
     let mut args =
         vec![if batch_first { x } else { x.method("transpose", vec![Expr::int(0), Expr::int(1)]) }];
-    if ctx.num_inputs() > 5 {
-        args.push(ctx.input_tf(5)?);
+    if let Some(h0) = r.state_inputs().next() {
+        args.push(ctx.input_tf(h0)?);
     }
     // Output 0: the sequence (time-major again unless batch first), or `[1, B, H]` (Keras
     // keeping the last output); output 1: the last state.
@@ -212,8 +205,11 @@ fn gru_reset_before(ctx: &mut Ctx) -> OpResult<Lowered> {
 /// recurrent layer returned as is (its TF value is `h_n[0]`).
 fn state(ctx: &mut Ctx, slot: usize) -> OpResult<Expr> {
     let h = ctx.input_tf(slot)?;
-    let from_rnn =
-        ctx.producer(slot).is_some_and(|n| matches!(n.op.as_str(), LSTM | GRU | RNN | MASKED_LSTM));
+    // (`GRUResetBefore` returns its state without that axis.)
+    let from_rnn = ctx
+        .producer(slot)
+        .and_then(|n| n.recurrent())
+        .is_some_and(|r| r.cell != Cell::GruResetBefore);
     match &h {
         Expr::Subscript(raw, i) if from_rnn && raw.as_name().is_some() && i.as_int() == Some(0) => {
             Ok(raw.as_ref().clone())
@@ -233,25 +229,34 @@ fn reverse(ctx: &mut Ctx) -> OpResult<Lowered> {
 
 #[cfg(test)]
 mod tests {
-    use crate::ops::testing::*;
+    use crate::ir::fused::{Cell, Fused, Recurrent};
     use crate::tensor::Tensor;
+    use crate::testing::*;
     use insta::assert_snapshot;
+
+    /// A recurrent layer as `passes::rnn` leaves it, weights of these shapes.
+    fn layer(cell: Cell, shapes: [&[usize]; 4], batch_first: bool, last_only: bool) -> Fused {
+        let weights = shapes.map(weights);
+        Fused::Recurrent(Recurrent {
+            cell,
+            last_only,
+            batch_first,
+            weights: vec![weights],
+            initial_state: false,
+        })
+    }
 
     fn after_weights(s: String) -> String {
         s.split("---\n").nth(1).unwrap_or_default().to_string()
     }
 
-    /// `_LSTM` as `passes::fuse_rnn` leaves it: sequence, four PyTorch-layout weights.
+    /// An LSTM over a `[B, 5, 3]` sequence, 2 units.
     fn lstm(outputs: &[usize], batch_first: bool, last_only: bool) -> String {
         let mut g = TestGraph::new();
         let x = g.input("seq", &[-1, 5, 3]);
-        let w: Vec<_> =
-            [(&[8, 3][..], "weight_ih"), (&[8, 2], "weight_hh"), (&[8], "b_ih"), (&[8], "b_hh")]
-                .iter()
-                .map(|(s, n)| g.constant(n, weights(s)))
-                .collect();
-        let attrs = [("batch_first", boolean(batch_first)), ("last_only", boolean(last_only))];
-        let y = g.op("model/lstm/lstm", "_LSTM", &[x, w[0], w[1], w[2], w[3]], &attrs);
+        let shapes: [&[usize]; 4] = [&[8, 3], &[8, 2], &[8], &[8]];
+        let op = layer(Cell::Lstm, shapes, batch_first, last_only);
+        let y = g.fused("model/lstm/lstm", op, &[x]);
         let outs: Vec<_> = outputs.iter().map(|&p| TestGraph::port(y, p)).collect();
         g.lower(&outs)
     }
@@ -288,13 +293,7 @@ mod tests {
         let mut g = TestGraph::new();
         let x = g.input("seq", &[-1, 5, 3]);
         let shapes: [&[usize]; 4] = [&[6, 3], &[6], &[4, 2], &[2, 2]];
-        let w: Vec<_> = shapes
-            .iter()
-            .enumerate()
-            .map(|(k, s)| g.constant(&format!("w{k}"), weights(s)))
-            .collect();
-        let attrs = [("batch_first", boolean(true)), ("last_only", boolean(false))];
-        let y = g.op("m/gru/gru", "_GRUResetBefore", &[x, w[0], w[1], w[2], w[3]], &attrs);
+        let y = g.fused("m/gru/gru", layer(Cell::GruResetBefore, shapes, true, false), &[x]);
         assert_snapshot!(g.lower(&[y]), @"
         self.gru = GRUResetBefore(3, 2)
         # gru.input.weight: [6, 3]
@@ -313,13 +312,8 @@ mod tests {
         let x = g.input("seq", &[-1, 5, 3]);
         let mask = g.typed_input("mask", &[-1, 5, 1], crate::tensor::DType::Bool);
         let shapes: [&[usize]; 4] = [&[8, 3], &[8, 2], &[8], &[8]];
-        let w: Vec<_> = shapes
-            .iter()
-            .enumerate()
-            .map(|(k, s)| g.constant(&format!("w{k}"), weights(s)))
-            .collect();
-        let attrs = [("batch_first", boolean(true)), ("zero_output", boolean(true))];
-        let y = g.op("m/lstm/lstm", "_MaskedLSTM", &[x, w[0], w[1], w[2], w[3], mask], &attrs);
+        let cell = Cell::MaskedLstm { zero_output: true };
+        let y = g.fused("m/lstm/lstm", layer(cell, shapes, true, false), &[x, mask]);
         assert_snapshot!(g.lower(&[y]), @"
         self.lstm = MaskedLSTM(3, 2, zero_output=True)
         # lstm.cell.weight_ih: [8, 3]

@@ -134,7 +134,7 @@ fn prod_fold(inp: &OpInputs) -> Option<crate::ops::Folded> {
 
 #[cfg(test)]
 mod tests {
-    use crate::ops::testing::*;
+    use crate::testing::*;
     use insta::assert_snapshot;
 
     fn reduce(op: &str, axes: &[i64], keep: bool) -> String {

@@ -20,7 +20,7 @@ pub fn fold_and_infer(g: &mut Graph) -> Result<()> {
             continue;
         }
         let inputs = g.inputs(n);
-        if node.op == super::loops::LOOP {
+        if node.op == crate::ir::fused::LOOP {
             let infos: Vec<ValueInfo> = inputs.iter().map(|&v| g.info(v)).collect();
             let consts: Vec<Option<Tensor>> =
                 inputs.iter().map(|&v| g.const_value(v).cloned()).collect();

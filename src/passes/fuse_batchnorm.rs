@@ -15,28 +15,17 @@ use petgraph::stable_graph::NodeIndex;
 
 use crate::error::Result;
 use crate::ir::{Graph, Node, ValueRef};
+use crate::passes::pattern::{binary, is_one_of};
 use crate::proto::AttrValue;
 use crate::proto::attr_value::Value;
 use crate::tensor::{DType, Tensor};
-
-fn is_op(g: &Graph, v: ValueRef, ops: &[&str]) -> bool {
-    v.port == 0 && g.g.contains_node(v.node) && ops.contains(&g.node(v.node).op.as_str())
-}
-
-fn binary_inputs(g: &Graph, v: ValueRef, ops: &[&str]) -> Option<(ValueRef, ValueRef)> {
-    if !is_op(g, v, ops) {
-        return None;
-    }
-    let i = g.inputs(v.node);
-    (i.len() == 2).then(|| (i[0], i[1]))
-}
 
 /// A per-channel f32 constant (`[C]` or `[1, .., 1, C]`, maybe behind a constant Reshape),
 /// returned as `[C]`.
 fn channel_vector(g: &Graph, v: ValueRef) -> Option<Tensor> {
     let t = match g.const_value(v) {
         Some(t) => t,
-        None if is_op(g, v, &["Reshape"]) => g.const_value(*g.inputs(v.node).first()?)?,
+        None if is_one_of(g, v, &["Reshape"]) => g.const_value(*g.inputs(v.node).first()?)?,
         None => return None,
     };
     let c = *t.shape.last()?;
@@ -55,15 +44,15 @@ struct BatchNorm {
 
 /// `inv` = `Rsqrt(var + eps) [* gamma]` → `(var, eps, gamma)`.
 fn match_inv(g: &Graph, inv: ValueRef) -> Option<(Tensor, f32, Option<Tensor>)> {
-    let (rsqrt, gamma) = if let Some((a, b)) = binary_inputs(g, inv, &["Mul"]) {
-        if is_op(g, a, &["Rsqrt"]) {
+    let (rsqrt, gamma) = if let Some((a, b)) = binary(g, inv, &["Mul"]) {
+        if is_one_of(g, a, &["Rsqrt"]) {
             (a, Some(b))
-        } else if is_op(g, b, &["Rsqrt"]) {
+        } else if is_one_of(g, b, &["Rsqrt"]) {
             (b, Some(a))
         } else {
             return None;
         }
-    } else if is_op(g, inv, &["Rsqrt"]) {
+    } else if is_one_of(g, inv, &["Rsqrt"]) {
         (inv, None)
     } else {
         return None;
@@ -73,7 +62,7 @@ fn match_inv(g: &Graph, inv: ValueRef) -> Option<(Tensor, f32, Option<Tensor>)> 
         None => None,
     };
     let add = *g.inputs(rsqrt.node).first()?;
-    let (a, b) = binary_inputs(g, add, &["AddV2", "Add"])?;
+    let (a, b) = binary(g, add, &["AddV2", "Add"])?;
     let (var, eps) = if channel_vector(g, a).is_some() { (a, b) } else { (b, a) };
     let var = channel_vector(g, var)?;
     let eps = g.const_value(eps).filter(|t| t.numel() == 1 && t.dtype == DType::F32)?;
@@ -81,15 +70,15 @@ fn match_inv(g: &Graph, inv: ValueRef) -> Option<(Tensor, f32, Option<Tensor>)> 
 }
 
 fn match_at(g: &Graph, out: ValueRef) -> Option<BatchNorm> {
-    let (p, q) = binary_inputs(g, out, &["AddV2", "Add"])?;
+    let (p, q) = binary(g, out, &["AddV2", "Add"])?;
     for (scaled, shifted) in [(p, q), (q, p)] {
-        let Some((m0, m1)) = binary_inputs(g, scaled, &["Mul"]) else {
+        let Some((m0, m1)) = binary(g, scaled, &["Mul"]) else {
             continue;
         };
-        let Some((beta, mean_inv)) = binary_inputs(g, shifted, &["Sub"]) else {
+        let Some((beta, mean_inv)) = binary(g, shifted, &["Sub"]) else {
             continue;
         };
-        let Some((n0, n1)) = binary_inputs(g, mean_inv, &["Mul"]) else {
+        let Some((n0, n1)) = binary(g, mean_inv, &["Mul"]) else {
             continue;
         };
         for (x, inv) in [(m0, m1), (m1, m0)] {

@@ -4,40 +4,30 @@
 //! `bidirectional=True`, whose output has exactly that layout. With `return_sequences=False`
 //! Keras concatenates each direction's last output, which are PyTorch's two final states.
 //!
-//! Weights stay the fused layers' inputs: slots 1..=4 forward, 5..=8 reverse.
+//! The layer carries both directions' weights, forward first.
 
 use petgraph::stable_graph::NodeIndex;
 
+use super::pattern::{const_ints, is_op};
 use crate::error::Result;
-use crate::ir::{Graph, Node, ValueInfo, ValueRef};
-use crate::proto::AttrValue;
-use crate::proto::attr_value::Value;
-
-use super::fuse_rnn::{GRU, LSTM, RNN};
+use crate::ir::fused::{Cell, Fused};
+use crate::ir::{Graph, Node, ValueRef};
 
 pub fn fuse_bidirectional(g: &mut Graph) -> Result<()> {
     let concats: Vec<NodeIndex> =
         g.g.node_indices().filter(|&n| g.node(n).op == "ConcatV2").collect();
     for c in concats {
-        if let Some((fwd, bwd, x, last_only)) = match_concat(g, c) {
-            rewrite(g, c, fwd, bwd, x, last_only);
+        if let Some((fwd, bwd, x)) = match_concat(g, c) {
+            rewrite(g, c, fwd, bwd, x);
         }
     }
     Ok(())
 }
 
-fn flag(g: &Graph, n: NodeIndex, attr: &str) -> bool {
-    g.node(n).attr_bool_or(attr, false).unwrap_or(false)
-}
-
-fn const_ints(g: &Graph, v: ValueRef) -> Option<Vec<i64>> {
-    g.const_value(v).and_then(|t| t.to_i64())
-}
-
 /// `ReverseV2(x, [1])`: `x`.
 fn reversed_in_time(g: &Graph, v: ValueRef) -> Option<ValueRef> {
     let i = g.inputs(v.node);
-    (g.node(v.node).op == "ReverseV2" && const_ints(g, *i.get(1)?)? == [1]).then_some(i[0])
+    (is_op(g, v, "ReverseV2") && const_ints(g, *i.get(1)?)? == [1]).then_some(i[0])
 }
 
 /// `v[-1]` (or `v[0]`) of a `[1, B, H]` final state: the state.
@@ -56,21 +46,25 @@ fn only_step(g: &Graph, v: ValueRef) -> Option<ValueRef> {
     (matches!(begin.as_slice(), [-1] | [0]) && const_ints(g, i[3])? == [1]).then_some(i[0])
 }
 
-/// A fused layer's output 0 read by nothing but `reader`, starting from zeros (5 inputs).
+/// A one-direction `nn.LSTM`/`nn.GRU`/`nn.RNN` layer over a batch-first sequence, from zeros,
+/// whose output 0 is read by nothing but one reader: the layer's node.
 fn sole_layer(g: &Graph, v: ValueRef) -> Option<NodeIndex> {
     let n = g.node(v.node);
+    let r = n.recurrent()?;
     let single = g.use_count(v) == 1
         && (1..n.outputs.len()).all(|p| g.use_count(ValueRef { node: v.node, port: p }) == 0);
-    (matches!(n.op.as_str(), LSTM | GRU | RNN)
+    let torch_layer = matches!(r.cell, Cell::Lstm | Cell::Gru | Cell::Rnn { .. });
+    (torch_layer
         && v.port == 0
         && single
-        && g.inputs(v.node).len() == 5
-        && flag(g, v.node, "batch_first"))
-    .then_some(v.node)
+        && !r.initial_state
+        && !r.bidirectional()
+        && r.batch_first)
+        .then_some(v.node)
 }
 
-/// `(forward, backward, x, last_only)`.
-fn match_concat(g: &Graph, c: NodeIndex) -> Option<(NodeIndex, NodeIndex, ValueRef, bool)> {
+/// `(forward, backward, x)`.
+fn match_concat(g: &Graph, c: NodeIndex) -> Option<(NodeIndex, NodeIndex, ValueRef)> {
     let i = g.inputs(c);
     let [a, b, axis] = i.as_slice() else { return None };
     let axis = const_ints(g, *axis)?;
@@ -82,36 +76,28 @@ fn match_concat(g: &Graph, c: NodeIndex) -> Option<(NodeIndex, NodeIndex, ValueR
         (Some(fa), Some(fb)) => (sole_layer(g, fa)?, sole_layer(g, fb)?, true),
         _ => (sole_layer(g, *a)?, sole_layer(g, reversed_in_time(g, *b)?)?, false),
     };
-    let (fnode, bnode) = (g.node(fwd), g.node(bwd));
+    let (f, b) = (g.node(fwd).recurrent()?, g.node(bwd).recurrent()?);
     let x = g.inputs(fwd)[0];
-    let same = fnode.op == bnode.op
-        && fnode.attrs == bnode.attrs
-        && flag(g, fwd, "last_only") == last_only
-        && (1..5).all(|k| {
-            let (p, q) = (g.inputs(fwd)[k], g.inputs(bwd)[k]);
-            let (p, q) = (g.const_value(p), g.const_value(q));
-            p.is_some() && p.map(|t| &t.shape) == q.map(|t| &t.shape)
-        });
-    (same && reversed_in_time(g, g.inputs(bwd)[0]) == Some(x)).then_some((fwd, bwd, x, last_only))
+    let shapes = |r: &crate::ir::fused::Recurrent| -> Vec<Vec<usize>> {
+        r.weights[0].iter().map(|t| t.shape.clone()).collect()
+    };
+    let same = f.cell == b.cell
+        && f.last_only == b.last_only
+        && f.last_only == last_only
+        && shapes(f) == shapes(b);
+    (same && reversed_in_time(g, g.inputs(bwd)[0]) == Some(x)).then_some((fwd, bwd, x))
 }
 
-fn rewrite(g: &mut Graph, c: NodeIndex, fwd: NodeIndex, bwd: NodeIndex, x: ValueRef, last: bool) {
+fn rewrite(g: &mut Graph, c: NodeIndex, fwd: NodeIndex, bwd: NodeIndex, x: ValueRef) {
     // Named after the Keras layer: `model/bi/forward_lstm/lstm` → `model/bi/lstm`.
     let fname = g.node(fwd).name.clone();
     let name: Vec<&str> = fname.split('/').filter(|c| !c.starts_with("forward_")).collect();
-    let name = name.join("/");
-    let mut node = Node::new(name, g.node(fwd).op.clone(), g.node(fwd).ordinal);
-    node.attrs = g.node(fwd).attrs.clone();
-    node.attrs.insert("bidirectional".into(), AttrValue { value: Some(Value::B(true)) });
-    let info: ValueInfo = g.info(ValueRef { node: c, port: 0 });
-    node.outputs = vec![info];
+    let (Some(f), Some(b)) = (g.node(fwd).recurrent(), g.node(bwd).recurrent()) else { return };
+    let mut layer = f.clone();
+    layer.weights.extend(b.weights.iter().cloned());
+    let mut node = Node::fused(name.join("/"), Fused::Recurrent(layer), g.node(fwd).ordinal);
+    node.outputs = vec![g.info(ValueRef { node: c, port: 0 })];
     let f = g.add_node(node);
     g.connect(x, f, 0);
-    let weights: Vec<ValueRef> =
-        g.inputs(fwd)[1..5].iter().chain(&g.inputs(bwd)[1..5]).copied().collect();
-    for (k, w) in weights.into_iter().enumerate() {
-        g.connect(w, f, 1 + k);
-    }
-    let _ = last;
     g.replace_uses(ValueRef { node: c, port: 0 }, ValueRef { node: f, port: 0 });
 }

@@ -1,16 +1,11 @@
 //! `Conv1D` as TF graphs spell it, `ExpandDims(x, 1) → Conv2D(filter [1, k, Cin, Cout]) →
-//! Squeeze([1])`, becomes one `_Conv1D(x, filter [k, Cin, Cout])` node (attrs `stride`,
-//! `dilation`, `padding`), lowered to `nn.Conv1d`.
+//! Squeeze([1])`, becomes one [`Fused::Conv1D`] node (inputs `x`, filter `[k, Cin, Cout]`),
+//! lowered to `nn.Conv1d`.
 
 use crate::error::Result;
+use crate::ir::fused::Fused;
 use crate::ir::{Graph, Node, ValueRef};
-use crate::proto::AttrValue;
-use crate::proto::attr_value::Value;
-
-fn single_consumer(g: &Graph, v: ValueRef) -> Option<petgraph::stable_graph::NodeIndex> {
-    let c = g.consumers(v);
-    (c.len() == 1 && !g.outputs.contains(&v)).then(|| c[0].0)
-}
+use crate::passes::pattern::single_consumer;
 
 pub fn fuse_conv1d(g: &mut Graph) -> Result<()> {
     let convs: Vec<_> = g.g.node_indices().filter(|&n| g.node(n).op == "Conv2D").collect();
@@ -49,11 +44,12 @@ pub fn fuse_conv1d(g: &mut Graph) -> Result<()> {
             continue;
         }
         let (name, ordinal) = (c.name.clone(), c.ordinal);
-        let mut node = Node::new(name.clone(), "_Conv1D", ordinal);
-        node.attrs.insert("stride".into(), AttrValue { value: Some(Value::I(strides[2])) });
-        node.attrs.insert("dilation".into(), AttrValue { value: Some(Value::I(dilations[2])) });
-        node.attrs
-            .insert("padding".into(), AttrValue { value: Some(Value::S(padding.into_bytes())) });
+        let conv1d = Fused::Conv1D {
+            stride: strides[2],
+            dilation: dilations[2],
+            same_padding: padding == "SAME",
+        };
+        let mut node = Node::fused(name.clone(), conv1d, ordinal);
         node.outputs = g.node(sq).outputs.clone();
         let fused = g.add_node(node);
         let k = w.shape[1..].to_vec();

@@ -7,35 +7,22 @@
 //! y    = x * inv + (-mean * inv [+ beta])   (or beta - mean * inv)
 //! ```
 //!
-//! becomes one `_LayerNorm(x, gamma, beta)` node (attrs `epsilon`, `axes`), lowered to
-//! `nn.LayerNorm` with the exact epsilon, weight and bias.
+//! over the last axis becomes one [`Fused::LayerNorm`] node, lowered to `nn.LayerNorm` with
+//! the exact epsilon, weight and bias.
 
 use petgraph::stable_graph::NodeIndex;
 
 use crate::error::Result;
+use crate::ir::fused::{Affine, Fused};
 use crate::ir::{Graph, Node, ValueRef};
-use crate::proto::attr_value::Value;
-use crate::proto::{AttrValue, ListValue};
+use crate::passes::pattern::{both_orders, inputs_of};
 use crate::tensor::{DType, Tensor};
-
-fn op_inputs(g: &Graph, v: ValueRef, ops: &[&str]) -> Option<Vec<ValueRef>> {
-    (v.port == 0 && g.g.contains_node(v.node) && ops.contains(&g.node(v.node).op.as_str()))
-        .then(|| g.inputs(v.node))
-}
-
-/// The two operands of a commutative op, in both orders.
-fn pairs(g: &Graph, v: ValueRef, ops: &[&str]) -> Vec<(ValueRef, ValueRef)> {
-    match op_inputs(g, v, ops).as_deref() {
-        Some([a, b]) => vec![(*a, *b), (*b, *a)],
-        _ => vec![],
-    }
-}
 
 /// A per-feature f32 constant (`[C]`, `[1, .., C]`, maybe behind a constant Reshape) as `[C]`.
 fn features(g: &Graph, v: ValueRef) -> Option<Tensor> {
     let t = match g.const_value(v) {
         Some(t) => t,
-        None => g.const_value(*op_inputs(g, v, &["Reshape"])?.first()?)?,
+        None => g.const_value(*inputs_of(g, v, &["Reshape"])?.first()?)?,
     };
     let c = *t.shape.last()?;
     let ok = t.dtype == DType::F32 && t.shape.iter().rev().skip(1).all(|&d| d == 1);
@@ -44,7 +31,6 @@ fn features(g: &Graph, v: ValueRef) -> Option<Tensor> {
 
 struct LayerNorm {
     x: ValueRef,
-    axes: Vec<i64>,
     eps: f32,
     gamma: Option<Tensor>,
     beta: Option<Tensor>,
@@ -52,7 +38,7 @@ struct LayerNorm {
 
 /// `mean = Mean(x, axes, keep_dims=true)` → (x, axes).
 fn mean_of(g: &Graph, v: ValueRef) -> Option<(ValueRef, Vec<i64>)> {
-    let i = op_inputs(g, v, &["Mean"])?;
+    let i = inputs_of(g, v, &["Mean"])?;
     let keep = g.node(v.node).attr_bool_or("keep_dims", false).ok()?;
     let axes = g.const_value(*i.get(1)?)?.to_i64()?;
     keep.then_some((i[0], axes))
@@ -69,28 +55,28 @@ struct InverseStd {
 
 /// `Rsqrt(var + eps) [* gamma]` whose variance is of `x` around `mean`.
 fn inverse_std(g: &Graph, inv: ValueRef) -> Option<InverseStd> {
-    let (rsqrt, gamma) = if op_inputs(g, inv, &["Rsqrt"]).is_some() {
+    let (rsqrt, gamma) = if inputs_of(g, inv, &["Rsqrt"]).is_some() {
         (inv, None)
     } else {
-        pairs(g, inv, &["Mul"]).into_iter().find_map(|(r, gm)| {
-            op_inputs(g, r, &["Rsqrt"]).and(features(g, gm)).map(|t| (r, Some(t)))
+        both_orders(g, inv, &["Mul"]).into_iter().find_map(|(r, gm)| {
+            inputs_of(g, r, &["Rsqrt"]).and(features(g, gm)).map(|t| (r, Some(t)))
         })?
     };
-    let add = *op_inputs(g, rsqrt, &["Rsqrt"])?.first()?;
-    let (var, eps) = pairs(g, add, &["AddV2", "Add"]).into_iter().find_map(|(var, e)| {
+    let add = *inputs_of(g, rsqrt, &["Rsqrt"])?.first()?;
+    let (var, eps) = both_orders(g, add, &["AddV2", "Add"]).into_iter().find_map(|(var, e)| {
         let eps = g.const_value(e).filter(|t| t.numel() == 1)?.scalar_f64()?;
         Some((var, eps as f32))
     })?;
     let (sd, axes) = mean_of(g, var)?;
-    let sdi = op_inputs(g, sd, &["SquaredDifference"])?;
+    let sdi = inputs_of(g, sd, &["SquaredDifference"])?;
     let (x, mean) = (sdi[0], sdi[1]);
     let (mx, maxes) = mean_of(g, mean)?;
     (mx == x && maxes == axes).then_some(InverseStd { x, mean, axes, eps, gamma })
 }
 
 fn match_at(g: &Graph, out: ValueRef) -> Option<LayerNorm> {
-    for (scaled, shift) in pairs(g, out, &["AddV2", "Add"]) {
-        for (x, inv) in pairs(g, scaled, &["Mul"]) {
+    for (scaled, shift) in both_orders(g, out, &["AddV2", "Add"]) {
+        for (x, inv) in both_orders(g, scaled, &["Mul"]) {
             let Some(InverseStd { x: xx, mean, axes, eps, gamma }) = inverse_std(g, inv) else {
                 continue;
             };
@@ -104,27 +90,28 @@ fn match_at(g: &Graph, out: ValueRef) -> Option<LayerNorm> {
             }
             // shift = -mean*inv [+ beta]  |  beta - mean*inv
             let neg_mean_inv = |v: ValueRef| {
-                pairs(g, v, &["Mul"]).into_iter().any(|(m, i)| {
-                    i == inv && op_inputs(g, m, &["Neg"]).is_some_and(|n| n.first() == Some(&mean))
+                both_orders(g, v, &["Mul"]).into_iter().any(|(m, i)| {
+                    i == inv && inputs_of(g, m, &["Neg"]).is_some_and(|n| n.first() == Some(&mean))
                 })
             };
-            let mean_inv =
-                |v: ValueRef| pairs(g, v, &["Mul"]).into_iter().any(|(m, i)| i == inv && m == mean);
+            let mean_inv = |v: ValueRef| {
+                both_orders(g, v, &["Mul"]).into_iter().any(|(m, i)| i == inv && m == mean)
+            };
             if neg_mean_inv(shift) {
-                return Some(LayerNorm { x, axes, eps, gamma, beta: None });
+                return Some(LayerNorm { x, eps, gamma, beta: None });
             }
-            for (a, b) in pairs(g, shift, &["AddV2", "Add"]) {
+            for (a, b) in both_orders(g, shift, &["AddV2", "Add"]) {
                 if neg_mean_inv(a)
                     && let Some(beta) = features(g, b)
                 {
-                    return Some(LayerNorm { x, axes, eps, gamma, beta: Some(beta) });
+                    return Some(LayerNorm { x, eps, gamma, beta: Some(beta) });
                 }
             }
-            if let Some(i) = op_inputs(g, shift, &["Sub"])
+            if let Some(i) = inputs_of(g, shift, &["Sub"])
                 && mean_inv(i[1])
                 && let Some(beta) = features(g, i[0])
             {
-                return Some(LayerNorm { x, axes, eps, gamma, beta: Some(beta) });
+                return Some(LayerNorm { x, eps, gamma, beta: Some(beta) });
             }
         }
     }
@@ -141,23 +128,18 @@ pub fn fuse_layernorm(g: &mut Graph) -> Result<()> {
         let out = ValueRef { node: n, port: 0 };
         let Some(ln) = match_at(g, out) else { continue };
         let (name, ordinal) = (g.node(n).name.clone(), g.node(n).ordinal);
-        let mut node = Node::new(name.clone(), "_LayerNorm", ordinal);
-        node.attrs.insert("epsilon".into(), AttrValue { value: Some(Value::F(ln.eps)) });
-        let axes = ListValue { i: ln.axes, ..Default::default() };
-        node.attrs.insert("axes".into(), AttrValue { value: Some(Value::List(axes)) });
+        // Both affine parameters or neither (a missing one is the identity: ones / zeros).
+        let affine = (ln.gamma.is_some() || ln.beta.is_some()).then(|| {
+            let c = ln.gamma.as_ref().or(ln.beta.as_ref()).map_or(0, |t| t.numel());
+            Affine {
+                gamma: ln.gamma.unwrap_or_else(|| Tensor::from_f32(vec![c], &vec![1.0; c])),
+                beta: ln.beta.unwrap_or_else(|| Tensor::from_f32(vec![c], &vec![0.0; c])),
+            }
+        });
+        let mut node = Node::fused(name, Fused::LayerNorm { epsilon: ln.eps, affine }, ordinal);
         node.outputs = g.node(n).outputs.clone();
         let fused = g.add_node(node);
         g.connect(ln.x, fused, 0);
-        // Both affine parameters or neither (a missing one is the identity: ones / zeros).
-        if ln.gamma.is_some() || ln.beta.is_some() {
-            let c = ln.gamma.as_ref().or(ln.beta.as_ref()).map_or(0, |t| t.numel());
-            let gamma = ln.gamma.unwrap_or_else(|| Tensor::from_f32(vec![c], &vec![1.0; c]));
-            let beta = ln.beta.unwrap_or_else(|| Tensor::from_f32(vec![c], &vec![0.0; c]));
-            for (slot, (suffix, t)) in [("gamma", gamma), ("beta", beta)].into_iter().enumerate() {
-                let k = g.add_node(Node::constant(format!("{name}/{suffix}"), t, ordinal));
-                g.connect(ValueRef { node: k, port: 0 }, fused, slot + 1);
-            }
-        }
         g.replace_uses(out, ValueRef { node: fused, port: 0 });
         g.g.remove_node(n);
     }

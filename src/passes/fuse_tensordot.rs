@@ -6,10 +6,6 @@
 use crate::error::Result;
 use crate::ir::{Graph, Node, ValueInfo, ValueRef};
 
-fn single_use(g: &Graph, v: ValueRef) -> bool {
-    g.use_count(v) == 1
-}
-
 /// `x` when `v` is `Transpose(x, identity)`, else `v` itself.
 fn through_identity_transpose(g: &Graph, v: ValueRef) -> ValueRef {
     let n = g.node(v.node);
@@ -38,7 +34,7 @@ pub fn fuse_tensordot(g: &mut Graph) -> Result<()> {
         let Some(units) = g.const_value(w).filter(|t| t.rank() == 2).map(|t| t.shape[1]) else {
             continue;
         };
-        if g.node(r1.node).op != "Reshape" || r1.port != 0 || !single_use(g, r1) {
+        if g.node(r1.node).op != "Reshape" || r1.port != 0 || g.use_count(r1) != 1 {
             continue;
         }
         let x = through_identity_transpose(g, g.inputs(r1.node)[0]);

@@ -19,10 +19,9 @@ use petgraph::Direction;
 use petgraph::stable_graph::NodeIndex;
 
 use crate::error::{Error, Result};
+use crate::ir::fused::{Fused, LOOP};
 use crate::ir::{Graph, Node, ValueInfo, ValueRef};
-use crate::load::saved_model::natural_cmp;
-
-pub const LOOP: &str = "_Loop";
+use crate::natural::natural_cmp;
 
 /// Ops that delimit a frame; reaching one that is not this frame's means an inner loop.
 fn is_frame_op(op: &str) -> bool {
@@ -170,7 +169,7 @@ fn loop_name(g: &Graph, lc: NodeIndex) -> String {
 const MAX_NESTING: usize = 8;
 
 fn nesting(g: &Graph) -> usize {
-    g.g.node_weights().filter_map(|n| n.body.as_deref()).map(|b| 1 + nesting(b)).max().unwrap_or(0)
+    g.g.node_weights().filter_map(|n| n.loop_body()).map(|b| 1 + nesting(b)).max().unwrap_or(0)
 }
 
 fn extract(g: &mut Graph, f: Frame) -> Result<()> {
@@ -251,9 +250,8 @@ fn extract(g: &mut Graph, f: Frame) -> Result<()> {
     if nesting(&body) >= MAX_NESTING {
         return Err(err(g, f.cond, format!("loops nest deeper than {MAX_NESTING}")));
     }
-    let mut node = Node::new(name, LOOP, g.node(f.cond).ordinal);
+    let mut node = Node::fused(name, Fused::Loop(Box::new(body)), g.node(f.cond).ordinal);
     node.outputs = vec![ValueInfo::default(); f.vars.len()];
-    node.body = Some(Box::new(body));
     let l = g.add_node(node);
     for (slot, v) in inputs.into_iter().enumerate() {
         g.connect(v, l, slot);
@@ -302,12 +300,13 @@ pub fn infer_loop(
     infos: &[ValueInfo],
     consts: &[Option<&crate::tensor::Tensor>],
 ) -> Result<Vec<ValueInfo>> {
-    let Some(body) = node.body.as_mut() else {
-        return Err(Error::node(&node.name, &node.op, "a loop without a body"));
+    let (name, op) = (node.name.clone(), node.op.clone());
+    let Some(body) = node.loop_body_mut() else {
+        return Err(Error::node(&name, &op, "a loop without a body"));
     };
     let vars = body.outputs.len() - 1;
     if infos.len() != body.inputs.len() || consts.len() != infos.len() || body.inputs.len() < vars {
-        return Err(Error::node(&node.name, &node.op, "loop inputs and body inputs disagree"));
+        return Err(Error::node(&name, &op, "loop inputs and body inputs disagree"));
     }
     super::remove_identities(body)?;
     // Invariant constants, and variables the body passes through unchanged, become constants.
@@ -319,7 +318,7 @@ pub fn infer_loop(
     }
     let mut var_infos: Vec<ValueInfo> = infos[..vars].to_vec();
     for _ in 0..=8 {
-        let mut trial = (**body).clone();
+        let mut trial = body.clone();
         for (slot, input) in trial.inputs.clone().into_iter().enumerate() {
             if trial.node(input.node).op == "Placeholder" {
                 let info = if slot < vars { var_infos[slot].clone() } else { infos[slot].clone() };
@@ -333,12 +332,12 @@ pub fn infer_loop(
         let merged: Vec<ValueInfo> =
             var_infos.iter().zip(&next).map(|(a, b)| merge(a, b)).collect();
         if merged == var_infos {
-            **body = trial;
+            *body = trial;
             return Ok(var_infos);
         }
         var_infos = merged;
     }
-    Err(Error::node(&node.name, &node.op, "loop variable shapes do not settle"))
+    Err(Error::node(&name, &op, "loop variable shapes do not settle"))
 }
 
 /// Runs the pass pipeline inside every remaining `_Loop` (its body becomes Python code), and
@@ -348,9 +347,9 @@ pub fn infer_loop(
 pub fn optimize_bodies(g: &mut Graph) -> Result<()> {
     let loops: Vec<NodeIndex> = g.g.node_indices().filter(|&n| g.node(n).op == LOOP).collect();
     for l in loops {
-        if let Some(mut body) = g.node_mut(l).body.take() {
+        if let Some(mut body) = g.node_mut(l).take_loop_body() {
             let result = super::run_all(&mut body);
-            g.node_mut(l).body = Some(body);
+            g.node_mut(l).set_loop_body(body);
             result?;
             trim_variables(g, l)?;
         }
@@ -359,7 +358,7 @@ pub fn optimize_bodies(g: &mut Graph) -> Result<()> {
 }
 
 fn trim_variables(g: &mut Graph, l: NodeIndex) -> Result<()> {
-    let Some(mut body) = g.node_mut(l).body.take() else { return Ok(()) };
+    let Some(mut body) = g.node_mut(l).take_loop_body() else { return Ok(()) };
     let vars = body.outputs.len() - 1;
     let outer = g.inputs(l);
     let pass_through: Vec<bool> =
@@ -402,19 +401,20 @@ fn trim_variables(g: &mut Graph, l: NodeIndex) -> Result<()> {
         }),
     );
     if kept_vars.len() == vars && kept_inputs.len() == body.inputs.len() {
-        g.node_mut(l).body = Some(body);
+        g.node_mut(l).set_loop_body(body);
         return Ok(());
     }
-    let old = g.node(l).clone();
-    let mut node = Node::new(old.name.clone(), LOOP, old.ordinal);
-    node.outputs =
+    let old = g.node(l);
+    let outputs =
         kept_vars.iter().map(|&k| old.outputs.get(k).cloned().unwrap_or_default()).collect();
-    let mut outputs = vec![body.outputs[0]];
-    outputs.extend(kept_vars.iter().map(|&k| body.outputs[1 + k]));
-    body.outputs = outputs;
+    let (name, ordinal) = (old.name.clone(), old.ordinal);
+    let mut body_outputs = vec![body.outputs[0]];
+    body_outputs.extend(kept_vars.iter().map(|&k| body.outputs[1 + k]));
+    body.outputs = body_outputs;
     body.inputs = kept_inputs.iter().map(|&k| body.inputs[k]).collect();
     super::prune(&mut body)?;
-    node.body = Some(body);
+    let mut node = Node::fused(name, Fused::Loop(Box::new(body)), ordinal);
+    node.outputs = outputs;
     let new = g.add_node(node);
     for (slot, &k) in kept_inputs.iter().enumerate() {
         g.connect(outer[k], new, slot);

@@ -7,12 +7,13 @@ mod fuse_bias;
 mod fuse_bidirectional;
 mod fuse_conv1d;
 mod fuse_layernorm;
-pub mod fuse_rnn;
 mod fuse_tensordot;
 mod fuse_time_distributed;
 mod identity;
 pub mod loops;
+mod pattern;
 mod prune;
+mod rnn;
 mod simplify;
 
 pub use fold::fold_and_infer;
@@ -39,7 +40,7 @@ pub fn run_all(g: &mut Graph) -> Result<()> {
     fold_and_infer(g)?;
     // A recurrent layer's output shape is known only once it is fused: infer again, so the
     // next layer's loop body can be matched too.
-    while fuse_rnn::fuse_rnn(g)? {
+    while rnn::fuse_rnn(g)? {
         prune(g)?;
         fold_and_infer(g)?;
     }

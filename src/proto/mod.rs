@@ -161,3 +161,30 @@ pub struct TensorProto {
     #[prost(uint64, repeated, tag = "17")]
     pub uint64_val: Vec<u64>,
 }
+
+/// Splits a graph-level tensor name: `"a/b:2"` → `("a/b", 2)`, `"a/b"` → `("a/b", 0)`.
+/// Control inputs (`"^a"`) return `None`.
+pub fn parse_tensor_name(s: &str) -> Option<(&str, usize)> {
+    if s.starts_with('^') {
+        return None;
+    }
+    match s.rsplit_once(':') {
+        Some((name, port)) => match port.parse::<usize>() {
+            Ok(p) => Some((name, p)),
+            Err(_) => Some((s, 0)),
+        },
+        None => Some((s, 0)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_tensor_name;
+
+    #[test]
+    fn tensor_names() {
+        assert_eq!(parse_tensor_name("a/b:2"), Some(("a/b", 2)));
+        assert_eq!(parse_tensor_name("a/b"), Some(("a/b", 0)));
+        assert_eq!(parse_tensor_name("^a"), None);
+    }
+}

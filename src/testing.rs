@@ -1,5 +1,5 @@
 //! Test helper: build a small graph by hand, run the passes and lowering, and print what the
-//! generated module would contain, for inline snapshots of each translation branch.
+//! generated module would contain, for inline snapshots of each translation branch and pass.
 
 use crate::ir::{Graph, Node, ValueInfo, ValueRef};
 use crate::proto::attr_value::Value;
@@ -94,6 +94,21 @@ impl TestGraph {
         ValueRef { node: id, port: 0 }
     }
 
+    /// A node of a synthetic op (as a pass would create it).
+    pub fn fused(
+        &mut self,
+        name: &str,
+        op: crate::ir::fused::Fused,
+        inputs: &[ValueRef],
+    ) -> ValueRef {
+        let ord = self.ordinal();
+        let id = self.g.add_node(Node::fused(name, op, ord));
+        for (slot, &i) in inputs.iter().enumerate() {
+            self.g.connect(i, id, slot);
+        }
+        ValueRef { node: id, port: 0 }
+    }
+
     /// An extra edge, for cycles (a loop's `NextIteration` back into its `Merge`).
     pub fn connect(&mut self, src: ValueRef, dst: ValueRef, slot: usize) {
         self.g.connect(src, dst.node, slot);
@@ -102,6 +117,12 @@ impl TestGraph {
     /// Output `port` of the node producing `v`.
     pub fn port(v: ValueRef, port: usize) -> ValueRef {
         ValueRef { node: v.node, port }
+    }
+
+    /// The graph as built, before any pass (for testing one pass).
+    pub fn build(mut self, outputs: &[ValueRef]) -> Graph {
+        self.g.outputs = outputs.to_vec();
+        self.g
     }
 
     /// The graph after the passes.

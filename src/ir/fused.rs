@@ -1,0 +1,252 @@
+//! Ops tf2torch's own passes create (TF marks internal ops with a leading underscore, so no
+//! model op can be named like these). Each is declared here once: the pass that builds one
+//! and the translator that lowers it share the payload type carried on [`Node::fused`], so
+//! parameters travel as typed fields, never as attribute strings or input positions that
+//! two files must agree on.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use super::{Graph, Node};
+use crate::proto::AttrValue;
+use crate::proto::attr_value::Value;
+use crate::tensor::Tensor;
+
+pub const CONV1D: &str = "_Conv1D";
+pub const LAYER_NORM: &str = "_LayerNorm";
+pub const SILU: &str = "_SiLU";
+pub const GELU: &str = "_Gelu";
+pub const LSTM: &str = "_LSTM";
+pub const GRU: &str = "_GRU";
+pub const RNN: &str = "_RNN";
+pub const MASKED_LSTM: &str = "_MaskedLSTM";
+pub const GRU_RESET_BEFORE: &str = "_GRUResetBefore";
+pub const LOOP: &str = "_Loop";
+
+/// A synthetic op and its parameters.
+#[derive(Clone, Debug)]
+pub enum Fused {
+    /// `ExpandDims → Conv2D → Squeeze`, a 1-D convolution. Inputs: `x [N, W, C]`, the filter
+    /// `[K, Cin, Cout]` (and a bias, in the slot the registry declares for it).
+    Conv1D { stride: i64, dilation: i64, same_padding: bool },
+    /// Normalisation over the last axis, `nn.LayerNorm`. Input: `x`.
+    LayerNorm { epsilon: f32, affine: Option<Affine> },
+    /// `x · sigmoid(x)`. Input: `x`.
+    SiLU,
+    /// GELU, exact or with the tanh approximation. Input: `x`.
+    Gelu { approximate: bool },
+    /// A recurrent layer over a whole sequence; inputs as [`Recurrent`] describes.
+    Recurrent(Recurrent),
+    /// A loop (see `passes::loops`): its body is a graph whose inputs are the loop variables
+    /// then the invariants, and whose outputs are the condition then each variable's next
+    /// value. Inputs: the variables' initial values, then the invariants. Outputs: each
+    /// variable's final value.
+    Loop(Box<Graph>),
+}
+
+/// `nn.LayerNorm`'s weight and bias (TF's gamma and beta).
+#[derive(Clone, Debug)]
+pub struct Affine {
+    pub gamma: Tensor,
+    pub beta: Tensor,
+}
+
+/// A recurrent layer. Inputs: the sequence; Keras' mask sequence for a masked cell; then the
+/// initial states (`h`, and `c` for LSTM cells) when they are not zeros. Outputs: the stacked
+/// outputs (`[T, B, H]`, batch-major if `batch_first`, or `[1, B, H]` when Keras keeps only the
+/// last), then the final `h` (and `c`).
+#[derive(Clone, Debug)]
+pub struct Recurrent {
+    pub cell: Cell,
+    /// Keras keeps only the last output (`return_sequences=False`).
+    pub last_only: bool,
+    /// The sequence is `[B, T, I]` rather than time-major `[T, B, I]`.
+    pub batch_first: bool,
+    /// Weights in PyTorch's layout and gate order, named by [`Cell::param_names`]: one set,
+    /// or two (forward, reverse) for a bidirectional layer.
+    pub weights: Vec<[Tensor; 4]>,
+    /// The initial states are inputs (else they are zeros).
+    pub initial_state: bool,
+}
+
+/// Which recurrent cell a [`Recurrent`] layer runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cell {
+    /// `nn.LSTM`.
+    Lstm,
+    /// `nn.GRU` (Keras `reset_after=True`).
+    Gru,
+    /// `nn.RNN` with `tanh` or `relu`.
+    Rnn { relu: bool },
+    /// Keras' masked LSTM: the `MaskedLSTM` helper module.
+    MaskedLstm { zero_output: bool },
+    /// Keras `GRU(reset_after=False)` and TF1's `GRUCell`: the `GRUResetBefore` helper module.
+    GruResetBefore,
+}
+
+impl Cell {
+    pub fn op_name(self) -> &'static str {
+        match self {
+            Cell::Lstm => LSTM,
+            Cell::Gru => GRU,
+            Cell::Rnn { .. } => RNN,
+            Cell::MaskedLstm { .. } => MASKED_LSTM,
+            Cell::GruResetBefore => GRU_RESET_BEFORE,
+        }
+    }
+
+    /// Whether the cell carries a cell state `c` besides `h`.
+    pub fn has_cell_state(self) -> bool {
+        matches!(self, Cell::Lstm | Cell::MaskedLstm { .. })
+    }
+
+    /// What the layer is called in names: `lstm`, `gru`, `rnn`.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Cell::Lstm | Cell::MaskedLstm { .. } => "lstm",
+            Cell::Gru | Cell::GruResetBefore => "gru",
+            Cell::Rnn { .. } => "rnn",
+        }
+    }
+
+    /// The four weights' roles (their state_dict names in the PyTorch module).
+    pub fn param_names(self) -> [&'static str; 4] {
+        match self {
+            Cell::MaskedLstm { .. } => {
+                ["cell.weight_ih", "cell.weight_hh", "cell.bias_ih", "cell.bias_hh"]
+            }
+            Cell::GruResetBefore => {
+                ["input.weight", "input.bias", "gates.weight", "candidate.weight"]
+            }
+            _ => ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"],
+        }
+    }
+}
+
+impl Recurrent {
+    /// The input holding Keras' mask sequence.
+    pub fn mask_input(&self) -> Option<usize> {
+        matches!(self.cell, Cell::MaskedLstm { .. }).then_some(1)
+    }
+
+    /// The inputs holding the initial states (empty when they are zeros).
+    pub fn state_inputs(&self) -> Range<usize> {
+        let start = 1 + usize::from(self.mask_input().is_some());
+        let states =
+            if self.initial_state { 1 + usize::from(self.cell.has_cell_state()) } else { 0 };
+        start..start + states
+    }
+
+    pub fn bidirectional(&self) -> bool {
+        self.weights.len() == 2
+    }
+
+    /// The hidden size.
+    pub fn units(&self) -> usize {
+        match self.cell {
+            Cell::GruResetBefore => self.weights[0][3].shape[0],
+            _ => self.weights[0][1].shape[1],
+        }
+    }
+}
+
+impl Fused {
+    /// The op name nodes of this kind carry (the registry's key).
+    pub fn op_name(&self) -> &'static str {
+        match self {
+            Fused::Conv1D { .. } => CONV1D,
+            Fused::LayerNorm { .. } => LAYER_NORM,
+            Fused::SiLU => SILU,
+            Fused::Gelu { .. } => GELU,
+            Fused::Recurrent(r) => r.cell.op_name(),
+            Fused::Loop(_) => LOOP,
+        }
+    }
+
+    /// The parameters as TF-style attributes, for people reading a stub's docstring or the
+    /// IR dump (weights by shape).
+    pub fn attrs(&self) -> BTreeMap<String, AttrValue> {
+        let mut out = BTreeMap::new();
+        let mut put = |k: &str, v: Value| {
+            out.insert(k.to_string(), AttrValue { value: Some(v) });
+        };
+        match self {
+            Fused::Conv1D { stride, dilation, same_padding } => {
+                put("stride", Value::I(*stride));
+                put("dilation", Value::I(*dilation));
+                let padding = if *same_padding { "SAME" } else { "VALID" };
+                put("padding", Value::S(padding.into()));
+            }
+            Fused::LayerNorm { epsilon, .. } => put("epsilon", Value::F(*epsilon)),
+            Fused::Gelu { approximate } => {
+                put("approximate", Value::S(if *approximate { "tanh" } else { "none" }.into()))
+            }
+            Fused::Recurrent(r) => {
+                put("last_only", Value::B(r.last_only));
+                put("batch_first", Value::B(r.batch_first));
+                if r.bidirectional() {
+                    put("bidirectional", Value::B(true));
+                }
+                match r.cell {
+                    Cell::Rnn { relu: true } => put("nonlinearity", Value::S("relu".into())),
+                    Cell::MaskedLstm { zero_output } => put("zero_output", Value::B(zero_output)),
+                    _ => {}
+                }
+            }
+            Fused::SiLU | Fused::Loop(_) => {}
+        }
+        out
+    }
+}
+
+impl Node {
+    /// A node of a synthetic op, named and ordered like the node(s) it replaces.
+    pub fn fused(name: impl Into<String>, op: Fused, ordinal: usize) -> Node {
+        let mut n = Node::new(name, op.op_name(), ordinal);
+        n.fused = Some(op);
+        n
+    }
+
+    /// The body of a loop node.
+    pub fn loop_body(&self) -> Option<&Graph> {
+        match &self.fused {
+            Some(Fused::Loop(body)) => Some(body),
+            _ => None,
+        }
+    }
+
+    pub fn loop_body_mut(&mut self) -> Option<&mut Graph> {
+        match &mut self.fused {
+            Some(Fused::Loop(body)) => Some(body),
+            _ => None,
+        }
+    }
+
+    /// Takes a loop's body out, to work on it while the outer graph is borrowed; put it back
+    /// with [`Node::set_loop_body`].
+    pub fn take_loop_body(&mut self) -> Option<Graph> {
+        self.loop_body_mut().map(std::mem::take)
+    }
+
+    pub fn set_loop_body(&mut self, body: Graph) {
+        if let Some(b) = self.loop_body_mut() {
+            *b = body;
+        }
+    }
+
+    /// The recurrent layer this node is, if it is one.
+    pub fn recurrent(&self) -> Option<&Recurrent> {
+        match &self.fused {
+            Some(Fused::Recurrent(r)) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// The attributes to show a person: TF's, or a synthetic op's parameters.
+    pub fn shown_attrs(&self) -> BTreeMap<String, AttrValue> {
+        match &self.fused {
+            Some(f) => f.attrs(),
+            None => self.attrs.clone(),
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! Small matchers the fusion passes share: "this value is output 0 of an `Add`", "the two
+//! operands of this `Mul`, the constant one first", "used by exactly one reader", ...
+//! Each answers `None`/`false` rather than failing, so a pass reads as a chain of `?`.
+
+use petgraph::stable_graph::NodeIndex;
+
+use crate::ir::{Graph, Node, ValueRef};
+
+/// The node producing `v`.
+pub fn producer(g: &Graph, v: ValueRef) -> &Node {
+    g.node(v.node)
+}
+
+/// Whether `v` is produced by an `op` node (any output).
+pub fn is_op(g: &Graph, v: ValueRef, op: &str) -> bool {
+    g.g.contains_node(v.node) && g.node(v.node).op == op
+}
+
+/// Whether `v` is output 0 of a node whose op is one of `ops`.
+pub fn is_one_of(g: &Graph, v: ValueRef, ops: &[&str]) -> bool {
+    v.port == 0 && g.g.contains_node(v.node) && ops.contains(&g.node(v.node).op.as_str())
+}
+
+/// The inputs of the node whose output 0 is `v`, when its op is one of `ops`.
+pub fn inputs_of(g: &Graph, v: ValueRef, ops: &[&str]) -> Option<Vec<ValueRef>> {
+    is_one_of(g, v, ops).then(|| g.inputs(v.node))
+}
+
+/// The first input of `op` when `v` is its output 0 (a unary op's operand).
+pub fn unary_input(g: &Graph, v: ValueRef, op: &str) -> Option<ValueRef> {
+    inputs_of(g, v, &[op])?.first().copied()
+}
+
+/// Like [`unary_input`], only when `v` has no other reader (it can be fused away).
+pub fn sole_unary_input(g: &Graph, v: ValueRef, op: &str) -> Option<ValueRef> {
+    if g.use_count(v) != 1 {
+        return None;
+    }
+    unary_input(g, v, op)
+}
+
+/// The two operands of a binary op (one of `ops`) whose output 0 is `v`, in either order:
+/// `(a, b)` with `first(a)` true.
+pub fn operands(
+    g: &Graph,
+    v: ValueRef,
+    ops: &[&str],
+    first: impl Fn(ValueRef) -> bool,
+) -> Option<(ValueRef, ValueRef)> {
+    let i = inputs_of(g, v, ops)?;
+    let [a, b] = i.as_slice() else { return None };
+    if first(*a) {
+        Some((*a, *b))
+    } else if first(*b) {
+        Some((*b, *a))
+    } else {
+        None
+    }
+}
+
+/// The operands of a binary op (one of `ops`) in both orders: `[(a, b), (b, a)]`, or none.
+pub fn both_orders(g: &Graph, v: ValueRef, ops: &[&str]) -> Vec<(ValueRef, ValueRef)> {
+    match inputs_of(g, v, ops).as_deref() {
+        Some([a, b]) => vec![(*a, *b), (*b, *a)],
+        _ => vec![],
+    }
+}
+
+/// The two operands of a binary op (one of `ops`) whose output 0 is `v`.
+pub fn binary(g: &Graph, v: ValueRef, ops: &[&str]) -> Option<(ValueRef, ValueRef)> {
+    match inputs_of(g, v, ops)?.as_slice() {
+        [a, b] => Some((*a, *b)),
+        _ => None,
+    }
+}
+
+/// Like [`binary`], only when `v` has no other reader (it can be fused away).
+pub fn sole_binary(g: &Graph, v: ValueRef, ops: &[&str]) -> Option<(ValueRef, ValueRef)> {
+    if g.use_count(v) != 1 {
+        return None;
+    }
+    binary(g, v, ops)
+}
+
+/// The one node reading `v`, when nothing else (no other node, no graph output) does.
+pub fn single_consumer(g: &Graph, v: ValueRef) -> Option<NodeIndex> {
+    let c = g.consumers(v);
+    (c.len() == 1 && !g.outputs.contains(&v)).then(|| c[0].0)
+}
+
+/// A constant with one element, as a float.
+pub fn const_scalar(g: &Graph, v: ValueRef) -> Option<f64> {
+    g.const_value(v)?.scalar_f64()
+}
+
+/// Whether `v` is a one-element constant within `tol` of `x`.
+pub fn is_scalar(g: &Graph, v: ValueRef, x: f64, tol: f64) -> bool {
+    const_scalar(g, v).is_some_and(|c| (c - x).abs() <= tol)
+}
+
+/// The integer values of a constant.
+pub fn const_ints(g: &Graph, v: ValueRef) -> Option<Vec<i64>> {
+    g.const_value(v).and_then(|t| t.to_i64())
+}
+
+/// Whether every element of the constant `v` is zero.
+pub fn is_zeros(g: &Graph, v: ValueRef) -> bool {
+    g.const_value(v).is_some_and(|t| t.to_f64().is_some_and(|x| x.iter().all(|&x| x == 0.0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::*;
+
+    #[test]
+    fn operands_in_either_order() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[2]);
+        let c = g.constant("c", weights(&[]));
+        let y = g.op("y", "Mul", &[x, c], &[]);
+        let z = g.op("z", "Relu", &[y], &[]);
+        let graph = g.build(&[z]);
+        let is_const = |v: ValueRef| graph.const_value(v).is_some();
+        assert_eq!(operands(&graph, y, &["Mul"], is_const), Some((c, x)));
+        assert_eq!(operands(&graph, y, &["Add"], is_const), None);
+        assert_eq!(both_orders(&graph, y, &["Mul"]), vec![(x, c), (c, x)]);
+        assert_eq!(sole_unary_input(&graph, z, "Relu"), Some(y));
+        assert_eq!(single_consumer(&graph, y), Some(z.node));
+        assert_eq!(single_consumer(&graph, z), None, "a graph output has another reader");
+        assert!(is_scalar(&graph, c, 0.5, 0.0));
+    }
+}

@@ -1,0 +1,130 @@
+//! The loop node replaced by the recurrent layer it computes.
+
+use petgraph::stable_graph::NodeIndex;
+
+use super::Match;
+use crate::ir::fused::{Fused, Recurrent};
+use crate::ir::{Graph, Node, ValueInfo, ValueRef};
+use crate::passes::pattern::{const_ints, is_op, is_zeros};
+use crate::tensor::Tensor;
+
+/// `Transpose(x, [1, 0, 2])`.
+pub(super) fn is_time_swap(g: &Graph, v: ValueRef) -> bool {
+    is_op(g, v, "Transpose")
+        && g.inputs(v.node).get(1).and_then(|&p| const_ints(g, p)).is_some_and(|p| p == [1, 0, 2])
+}
+
+/// `ReverseV2(x, [0])`: the input of the time reversal.
+fn time_reversed(g: &Graph, v: ValueRef) -> Option<ValueRef> {
+    let i = g.inputs(v.node);
+    (is_op(g, v, "ReverseV2") && const_ints(g, *i.get(1)?)? == [0]).then_some(i[0])
+}
+
+/// A zero initial state: `Fill(dims, 0)` or a constant of zeros.
+fn is_zero_state(g: &Graph, v: ValueRef) -> bool {
+    is_zeros(g, v)
+        || (is_op(g, v, "Fill") && g.inputs(v.node).get(1).is_some_and(|&x| is_zeros(g, x)))
+}
+
+/// `model/lstm/while` → `model/lstm/lstm`: named like the layer's own ops.
+fn layer_name(g: &Graph, l: NodeIndex, kind: &str) -> String {
+    let n = g.node(l);
+    let mut layer = n.name.strip_suffix("/while").unwrap_or(&n.name);
+    // Keras 2 runs the loop inside a function call: `lstm/PartitionedCall/while`.
+    while let Some((scope, last)) = layer.rsplit_once('/')
+        && last.contains("PartitionedCall")
+    {
+        layer = scope;
+    }
+    format!("{layer}/{kind}")
+}
+
+/// The layer's input: the tensor the input list was made from, batch-major if Keras transposed
+/// it (then `true`). Keras' `go_backwards` reverses the time-major copy; reversing the
+/// batch-major input along time instead lets the layer stay batch-first.
+fn sequence(g: &mut Graph, seq: ValueRef, name: &str, ordinal: usize) -> (ValueRef, bool) {
+    let mut seq = seq;
+    let reversed = time_reversed(g, seq).filter(|&inner| is_time_swap(g, inner));
+    if let Some(inner) = reversed {
+        seq = inner;
+    }
+    let batch_first = is_time_swap(g, seq);
+    if batch_first {
+        seq = g.inputs(seq.node)[0];
+    }
+    if reversed.is_some() {
+        let axis = Tensor::from_i32(vec![1], &[1]);
+        let a = g.add_node(Node::constant(format!("{name}/reverse/axis"), axis, ordinal));
+        let mut r = Node::new(format!("{name}/reverse"), "ReverseV2", ordinal);
+        r.outputs = vec![g.info(seq)];
+        let r = g.add_node(r);
+        g.connect(seq, r, 0);
+        g.connect(ValueRef { node: a, port: 0 }, r, 1);
+        seq = ValueRef { node: r, port: 0 };
+    }
+    (seq, batch_first)
+}
+
+pub(super) fn rewrite(g: &mut Graph, l: NodeIndex, m: Match) {
+    let outer = g.inputs(l);
+    let ordinal = g.node(l).ordinal;
+    let name = layer_name(g, l, m.cell.cell.kind());
+    let (seq, batch_first) = sequence(g, m.seq, &name, ordinal);
+    let initial_state = !m.states.iter().all(|&s| is_zero_state(g, outer[s]));
+    let layer = Recurrent {
+        cell: m.cell.cell,
+        last_only: m.last_only,
+        batch_first,
+        weights: vec![m.cell.weights],
+        initial_state,
+    };
+    let units = layer.units();
+    let seq_shape = g.info(seq).shape.filter(|s| s.len() == 3);
+    let (t_axis, b_axis) = if batch_first { (1, 0) } else { (0, 1) };
+    let dim = |a: usize| seq_shape.as_ref().and_then(|s| s[a]);
+    let dtype = g.info(seq).dtype;
+    let info = |shape: Vec<Option<usize>>| ValueInfo { dtype, shape: Some(shape) };
+    let mut seq_out = vec![dim(t_axis), dim(b_axis), Some(units)];
+    if m.last_only {
+        seq_out[0] = Some(1);
+    } else if batch_first {
+        seq_out.swap(0, 1);
+    }
+    let mut node = Node::fused(name.clone(), Fused::Recurrent(layer), ordinal);
+    node.outputs = vec![info(seq_out)];
+    node.outputs.extend(m.states.iter().map(|_| info(vec![dim(b_axis), Some(units)])));
+    let f = g.add_node(node);
+    g.connect(seq, f, 0);
+    let mut slot = 1;
+    if let Some(mask) = m.mask {
+        g.connect(g.inputs(mask.node)[0], f, slot);
+        slot += 1;
+    }
+    if initial_state {
+        for &state in &m.states {
+            g.connect(outer[state], f, slot);
+            slot += 1;
+        }
+    }
+    // Readers of the stacked output list read output 0 (time-major again if need be).
+    let mut stacked = ValueRef { node: f, port: 0 };
+    if batch_first && !m.last_only {
+        let perm = Tensor::from_i32(vec![3], &[1, 0, 2]);
+        let p = g.add_node(Node::constant(format!("{name}/time_major/perm"), perm, ordinal));
+        let mut t = Node::new(format!("{name}/time_major"), "Transpose", ordinal);
+        t.outputs = vec![info(vec![dim(t_axis), dim(b_axis), Some(units)])];
+        let t = g.add_node(t);
+        g.connect(stacked, t, 0);
+        g.connect(ValueRef { node: p, port: 0 }, t, 1);
+        stacked = ValueRef { node: t, port: 0 };
+    }
+    let out_list = ValueRef { node: l, port: m.output_list };
+    for (reader, _) in g.consumers(out_list) {
+        if g.node(reader).op == "TensorListStack" {
+            g.replace_uses(ValueRef { node: reader, port: 0 }, stacked);
+        }
+    }
+    for (k, &state) in m.states.iter().enumerate() {
+        g.replace_uses(ValueRef { node: l, port: state }, ValueRef { node: f, port: 1 + k });
+    }
+}
