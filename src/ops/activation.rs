@@ -4,23 +4,25 @@ use crate::ir::fused::{self, Fused};
 use crate::ops::contract::{Ctx, Lowered};
 use crate::ops::contract::{OpResult, TranslateError};
 use crate::ops::util::{norm_axis, phys_axis, same_as_input};
-use crate::ops::{OpDef, op};
+use crate::ops::{OpDef, always, op};
 use crate::py::Expr;
 
 pub const OPS: &[OpDef] = &[
-    op("Relu", |c| unary(c, "F.relu")).infer(same_as_input),
-    op("Relu6", |c| unary(c, "F.relu6")).infer(same_as_input),
-    op("Elu", |c| unary(c, "F.elu")).infer(same_as_input),
-    op("Selu", |c| unary(c, "F.selu")).infer(same_as_input),
-    op("Sigmoid", |c| unary(c, "torch.sigmoid")).infer(same_as_input),
-    op("Tanh", |c| unary(c, "torch.tanh")).infer(same_as_input),
-    op("Softplus", |c| unary(c, "F.softplus")).infer(same_as_input),
+    op("Relu", |c| unary(c, "F.relu")).infer(same_as_input).per_row(always),
+    op("Relu6", |c| unary(c, "F.relu6")).infer(same_as_input).per_row(always),
+    op("Elu", |c| unary(c, "F.elu")).infer(same_as_input).per_row(always),
+    op("Selu", |c| unary(c, "F.selu")).infer(same_as_input).per_row(always),
+    op("Sigmoid", |c| unary(c, "torch.sigmoid")).infer(same_as_input).per_row(always),
+    op("Tanh", |c| unary(c, "torch.tanh")).infer(same_as_input).per_row(always),
+    op("Softplus", |c| unary(c, "F.softplus")).infer(same_as_input).per_row(always),
+    op("Softsign", |c| unary(c, "F.softsign")).infer(same_as_input).per_row(always),
     // Produced by passes::fuse_activations from Mul(x, Sigmoid(x)).
-    op(fused::SILU, |c| unary(c, "F.silu")).infer(same_as_input),
+    op(fused::SILU, |c| unary(c, "F.silu")).infer(same_as_input).per_row(always),
     // Produced by passes::fuse_activations from TF's GELU formulas.
-    op(fused::GELU, gelu).infer(same_as_input),
-    op("LeakyRelu", leaky_relu).infer(same_as_input),
-    op("Softmax", |c| softmax(c, "F.softmax")).infer(same_as_input),
+    op(fused::GELU, gelu).infer(same_as_input).per_row(always),
+    op("LeakyRelu", leaky_relu).infer(same_as_input).per_row(always),
+    // Over the last axis.
+    op("Softmax", |c| softmax(c, "F.softmax")).infer(same_as_input).per_row(always),
     op("LogSoftmax", |c| softmax(c, "F.log_softmax")).infer(same_as_input),
 ];
 

@@ -5,15 +5,16 @@ use crate::ir::{Dim, Node, Partial, ValueInfo};
 use crate::ops::contract::{Ctx, Layout, Lowered};
 use crate::ops::contract::{OpResult, TranslateError};
 use crate::ops::util::{norm_axis, phys_axis, same_as_input, torch_attr};
-use crate::ops::{Folded, OpDef, OpInputs, op};
+use crate::ops::{Folded, OpDef, OpInputs, op, passthrough};
 use crate::py::Expr;
 use crate::tensor::{DType, Tensor, Values};
 
 pub const OPS: &[OpDef] = &[
-    op("Identity", |_| Ok(Lowered::Alias(0))).infer(same_as_input),
-    op("IdentityN", |_| Ok(Lowered::Alias(0))).infer(same_as_input),
-    op("StopGradient", |_| Ok(Lowered::Alias(0))).infer(same_as_input),
-    op("Snapshot", |_| Ok(Lowered::Alias(0))).infer(same_as_input),
+    passthrough("Identity").infer(same_as_input),
+    passthrough("IdentityN"),
+    passthrough("StopGradient").infer(same_as_input),
+    passthrough("Snapshot").infer(same_as_input),
+    passthrough("PreventGradient").infer(same_as_input),
     op("Pad", pad).infer(pad_infer),
     op("PadV2", pad).infer(pad_infer),
     op("MirrorPad", pad).infer(pad_infer),

@@ -235,6 +235,16 @@ impl<'h, 'g> Ctx<'h, 'g> {
         Some(self.graph().node(v.node))
     }
 
+    /// The constant bias `passes::fuse_bias` fused into this node, if any (in the input slot
+    /// the op's registry row declares).
+    pub fn bias(&self) -> OpResult<Option<Tensor>> {
+        let slot = crate::ops::lookup(&self.node().op).and_then(|d| d.bias_slot);
+        match slot {
+            Some(s) if s < self.num_inputs() => Ok(Some(self.const_input(s)?.clone())),
+            _ => Ok(None),
+        }
+    }
+
     /// The payload of a synthetic op (one the passes created).
     pub fn fused(&self) -> OpResult<&'g Fused> {
         self.node().fused.as_ref().ok_or_else(|| "a synthetic op without its parameters".into())

@@ -7,24 +7,44 @@
 use crate::ops::contract::OpResult;
 use crate::ops::contract::{Ctx, Layout, Lowered};
 use crate::ops::util::{broadcast, broadcast_infer, same_as_input};
-use crate::ops::{Folded, OpDef, OpInputs, op};
+use crate::ops::{Folded, OpDef, OpInputs, always, op};
 use crate::py::{BinOp, Expr};
 use crate::tensor::{Tensor, Values};
 
 pub const OPS: &[OpDef] = &[
-    op("Add", |c| binary(c, Bin::Add)).infer(broadcast_infer).fold(|i| fold_binary(i, Bin::Add)),
-    op("AddV2", |c| binary(c, Bin::Add)).infer(broadcast_infer).fold(|i| fold_binary(i, Bin::Add)),
-    op("Sub", |c| binary(c, Bin::Sub)).infer(broadcast_infer).fold(|i| fold_binary(i, Bin::Sub)),
-    op("Mul", |c| binary(c, Bin::Mul)).infer(broadcast_infer).fold(|i| fold_binary(i, Bin::Mul)),
+    op("Add", |c| binary(c, Bin::Add))
+        .infer(broadcast_infer)
+        .fold(|i| fold_binary(i, Bin::Add))
+        .per_row(always)
+        .neutral(&[0, 1], 0.0),
+    op("AddV2", |c| binary(c, Bin::Add))
+        .infer(broadcast_infer)
+        .fold(|i| fold_binary(i, Bin::Add))
+        .per_row(always)
+        .neutral(&[0, 1], 0.0),
+    op("Sub", |c| binary(c, Bin::Sub))
+        .infer(broadcast_infer)
+        .fold(|i| fold_binary(i, Bin::Sub))
+        .per_row(always)
+        .neutral(&[1], 0.0),
+    op("Mul", |c| binary(c, Bin::Mul))
+        .infer(broadcast_infer)
+        .fold(|i| fold_binary(i, Bin::Mul))
+        .per_row(always)
+        .neutral(&[0, 1], 1.0),
     op("RealDiv", |c| binary(c, Bin::Div))
         .infer(broadcast_infer)
-        .fold(|i| fold_binary(i, Bin::Div)),
+        .fold(|i| fold_binary(i, Bin::Div))
+        .per_row(always)
+        .neutral(&[1], 1.0),
     op("Maximum", |c| binary(c, Bin::Max))
         .infer(broadcast_infer)
-        .fold(|i| fold_binary(i, Bin::Max)),
+        .fold(|i| fold_binary(i, Bin::Max))
+        .per_row(always),
     op("Minimum", |c| binary(c, Bin::Min))
         .infer(broadcast_infer)
-        .fold(|i| fold_binary(i, Bin::Min)),
+        .fold(|i| fold_binary(i, Bin::Min))
+        .per_row(always),
     op("SquaredDifference", |c| binary(c, Bin::SqDiff))
         .infer(broadcast_infer)
         .fold(|i| fold_binary(i, Bin::SqDiff)),

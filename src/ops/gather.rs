@@ -25,8 +25,8 @@ pub const OPS: &[OpDef] = &[
     op("ZerosLike", |c| like(c, "zeros_like")).infer(same_as_input),
     op("OnesLike", |c| like(c, "ones_like")).infer(same_as_input),
     op("Range", range).infer(range_infer).fold(range_fold),
-    op("BatchMatMulV2", batch_matmul).infer(batch_matmul_infer),
-    op("BatchMatMulV3", batch_matmul).infer(batch_matmul_infer),
+    op("BatchMatMulV2", batch_matmul).infer(batch_matmul_infer).bias_slot(2),
+    op("BatchMatMulV3", batch_matmul).infer(batch_matmul_infer).bias_slot(2),
     op("Einsum", einsum).infer(einsum_infer),
     op("TopKV2", top_k).infer(top_k_infer),
     op("Where", where_indices),
@@ -461,7 +461,7 @@ fn batch_matmul(ctx: &mut Ctx) -> OpResult<Lowered> {
         let w = w.clone();
         return crate::ops::util::linear_layer(ctx, w, adj_y);
     }
-    if ctx.num_inputs() > 2 {
+    if ctx.bias()?.is_some() {
         return Err("fused bias on a BatchMatMul of two tensors".into());
     }
     let mut a = ctx.input_tf(0)?;

@@ -67,19 +67,75 @@ pub enum Folded {
     Outputs(Vec<Tensor>),
 }
 
+/// What the passes need to know about an op, declared on its row.
 pub struct OpDef {
     pub name: &'static str,
     pub lower: LowerFn,
     pub infer: Option<InferFn>,
     pub fold: Option<FoldFn>,
+    /// The input slot a constant per-channel bias that follows the op is fused into
+    /// (`passes::fuse_bias`); the translator reads it with [`Ctx::bias`].
+    pub bias_slot: Option<usize>,
+    /// The op works on each row of its input independently (on the last axis only), given
+    /// constant operands of rank ≤ 1, when this says so for the node's attributes: running it
+    /// on a whole sequence equals running it per time step (`passes::fuse_time_distributed`).
+    pub per_row: Option<fn(&Node) -> bool>,
+    /// Every output is the matching input (`Identity`, ...): removed by `passes::identity`.
+    pub passthrough: bool,
+    /// `x op c` is `x` when the constant `c` in one of these slots is all this value
+    /// (`passes::simplify`).
+    pub neutral: Option<(&'static [usize], f64)>,
 }
 
 /// A registry row.
 pub const fn op(name: &'static str, lower: LowerFn) -> OpDef {
-    OpDef { name, lower, infer: None, fold: None }
+    OpDef {
+        name,
+        lower,
+        infer: None,
+        fold: None,
+        bias_slot: None,
+        per_row: None,
+        passthrough: false,
+        neutral: None,
+    }
+}
+
+/// A row for an op whose outputs are its inputs; `passes::identity` removes it, so its
+/// translation only ever sees a single-output node.
+pub const fn passthrough(name: &'static str) -> OpDef {
+    let mut def = op(name, |c| {
+        if c.num_inputs() == 1 {
+            Ok(Lowered::Alias(0))
+        } else {
+            Err("removed by passes::identity".into())
+        }
+    });
+    def.passthrough = true;
+    def
+}
+
+/// For [`OpDef::per_row`]: whatever the attributes.
+pub fn always(_: &Node) -> bool {
+    true
 }
 
 impl OpDef {
+    pub const fn bias_slot(mut self, slot: usize) -> OpDef {
+        self.bias_slot = Some(slot);
+        self
+    }
+
+    pub const fn per_row(mut self, when: fn(&Node) -> bool) -> OpDef {
+        self.per_row = Some(when);
+        self
+    }
+
+    pub const fn neutral(mut self, slots: &'static [usize], value: f64) -> OpDef {
+        self.neutral = Some((slots, value));
+        self
+    }
+
     pub const fn infer(mut self, f: InferFn) -> OpDef {
         self.infer = Some(f);
         self

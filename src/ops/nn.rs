@@ -15,23 +15,34 @@ use crate::tensor::{DType, Tensor};
 use crate::weights::Weight;
 
 pub const OPS: &[OpDef] = &[
-    op("Conv2D", conv2d).infer(conv_infer),
-    op("DepthwiseConv2dNative", depthwise).infer(conv_infer),
-    op("BiasAdd", bias_add).infer(crate::ops::util::same_as_input),
-    op("MatMul", matmul).infer(matmul_infer),
+    op("Conv2D", conv2d).infer(conv_infer).bias_slot(2),
+    op("DepthwiseConv2dNative", depthwise).infer(conv_infer).bias_slot(2),
+    op("BiasAdd", bias_add).infer(crate::ops::util::same_as_input).per_row(bias_add_per_row),
+    op("MatMul", matmul).infer(matmul_infer).bias_slot(2).per_row(matmul_per_row),
     op("FusedBatchNorm", batch_norm).infer(crate::ops::util::same_as_input),
     op("FusedBatchNormV3", batch_norm).infer(crate::ops::util::same_as_input),
     op("MaxPool", max_pool).infer(pool_infer),
     op("AvgPool", avg_pool).infer(pool_infer),
     op("LRN", lrn).infer(crate::ops::util::same_as_input),
-    op("Conv2DBackpropInput", conv_transpose).infer(conv_transpose_infer),
+    op("Conv2DBackpropInput", conv_transpose).infer(conv_transpose_infer).bias_slot(3),
     op("ResizeBilinear", |c| resize(c, "bilinear")).infer(resize_infer),
     op("ResizeNearestNeighbor", |c| resize(c, "nearest")).infer(resize_infer),
     // Produced by passes::fuse_conv1d.
-    op(fused::CONV1D, conv1d),
+    op(fused::CONV1D, conv1d).bias_slot(2),
     // Produced by passes::fuse_layernorm.
     op(fused::LAYER_NORM, layer_norm).infer(crate::ops::util::same_as_input),
 ];
+
+/// A MatMul without transposes multiplies each row of its input.
+fn matmul_per_row(node: &crate::ir::Node) -> bool {
+    !node.attr_bool_or("transpose_a", false).unwrap_or(true)
+        && !node.attr_bool_or("transpose_b", false).unwrap_or(true)
+}
+
+/// A BiasAdd in NHWC adds to the last axis.
+fn bias_add_per_row(node: &crate::ir::Node) -> bool {
+    node.attr_str_or("data_format", "NHWC").is_ok_and(|f| f == "NHWC")
+}
 
 /// `3` for a square pair, `(3, 5)` otherwise.
 fn pair(p: (i64, i64)) -> Expr {
@@ -81,7 +92,7 @@ fn conv_layer(
     g: ConvGeometry,
     weight: Weight,
 ) -> OpResult<Lowered> {
-    let bias = if ctx.num_inputs() > 2 { Some(ctx.const_input(2)?.clone()) } else { None };
+    let bias = ctx.bias()?;
     let x = ctx.input_nchw(0)?;
     let mut kwargs: Vec<(&str, Expr)> = Vec::new();
     if g.s != (1, 1) {
@@ -205,7 +216,7 @@ fn matmul(ctx: &mut Ctx) -> OpResult<Lowered> {
         let w = float_weight(ctx, 1, 2)?;
         return crate::ops::util::linear_layer(ctx, w, tb);
     }
-    if ctx.num_inputs() > 2 {
+    if ctx.bias()?.is_some() {
         return Err("fused bias on a non-constant MatMul".into());
     }
     let mut a = ctx.input_tf(0)?;
@@ -422,7 +433,7 @@ fn conv_transpose(ctx: &mut Ctx) -> OpResult<Lowered> {
     };
     let (bh, oph, crop_h) = axis(n_h as i64, oh, kh as i64, s.0, d.0)?;
     let (bw, opw, crop_w) = axis(n_w as i64, ow, kw as i64, s.1, d.1)?;
-    let bias = if ctx.num_inputs() > 3 { Some(ctx.const_input(3)?.clone()) } else { None };
+    let bias = ctx.bias()?;
     let mut kwargs: Vec<(&str, Expr)> = Vec::new();
     if s != (1, 1) {
         kwargs.push(("stride", pair(s)));
@@ -570,7 +581,7 @@ fn conv1d(ctx: &mut Ctx) -> OpResult<Lowered> {
     } else {
         (0, 0)
     };
-    let bias = if ctx.num_inputs() > 2 { Some(ctx.const_input(2)?.clone()) } else { None };
+    let bias = ctx.bias()?;
     let mut kwargs: Vec<(&str, Expr)> = Vec::new();
     if s != 1 {
         kwargs.push(("stride", Expr::int(s)));

@@ -111,7 +111,7 @@ pub fn phys_axis(a: usize, layout: Layout) -> usize {
 pub fn linear_layer(ctx: &mut Ctx, w: Tensor, transposed: bool) -> OpResult<Lowered> {
     let (in_f, out_f) =
         if transposed { (w.shape[1], w.shape[0]) } else { (w.shape[0], w.shape[1]) };
-    let bias = if ctx.num_inputs() > 2 { Some(ctx.const_input(2)?.clone()) } else { None };
+    let bias = ctx.bias()?;
     let mut kwargs = Vec::new();
     if bias.is_none() {
         kwargs.push(("bias", Expr::boolean(false)));

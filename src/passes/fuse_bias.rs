@@ -1,6 +1,7 @@
-//! Conv2D / DepthwiseConv2dNative / MatMul followed by a per-channel constant add (BiasAdd, or
-//! Add/AddV2 as Keras 3 emits it) become one node with the bias as a third input, so that the
-//! layer is one `nn.Conv2d`/`nn.Linear` with `bias=True`.
+//! A layer op (Conv2D, DepthwiseConv2dNative, MatMul, ..., those whose registry row declares a
+//! bias slot) followed by a per-channel constant add (BiasAdd, or Add/AddV2 as Keras 3 emits
+//! it) becomes one node with the bias in that slot, so that the layer is one
+//! `nn.Conv2d`/`nn.Linear` with `bias=True`.
 
 use crate::error::Result;
 use crate::ir::{Graph, ValueRef};
@@ -11,27 +12,17 @@ pub fn fuse_bias(g: &mut Graph) -> Result<()> {
         if !g.g.contains_node(n) {
             continue;
         }
-        let op = g.node(n).op.as_str();
-        let channels = match op {
-            "Conv2D"
-            | "DepthwiseConv2dNative"
-            | "MatMul"
-            | "BatchMatMulV2"
-            | "BatchMatMulV3"
-            | "Conv2DBackpropInput"
-            | "_Conv1D" => {
-                let Some(s) = g.info(ValueRef { node: n, port: 0 }).shape else {
-                    continue;
-                };
-                let Some(Some(c)) = s.last().copied() else {
-                    continue;
-                };
-                c
-            }
-            _ => continue,
+        // Ops that take a fused bias, in the input slot their registry row declares.
+        let Some(arity) = crate::ops::lookup(&g.node(n).op).and_then(|d| d.bias_slot) else {
+            continue;
+        };
+        let Some(Some(channels)) =
+            g.info(ValueRef { node: n, port: 0 }).shape.and_then(|s| s.last().copied())
+        else {
+            continue;
         };
         let inputs = g.inputs(n);
-        let arity = if op == "Conv2DBackpropInput" { 3 } else { 2 };
+        // The weights (input 1) are constants, and no bias is there yet.
         if inputs.len() != arity || g.const_value(inputs[1]).is_none() {
             continue;
         }

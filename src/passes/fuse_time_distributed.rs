@@ -9,19 +9,10 @@ use petgraph::stable_graph::NodeIndex;
 use crate::error::Result;
 use crate::ir::{Graph, Node, ValueInfo, ValueRef};
 
-/// Ops that act on the last axis only (given their constant operands have rank ≤ 1).
+/// Ops that act on the last axis only (given their constant operands have rank ≤ 1), as the
+/// registry declares them.
 fn per_row(node: &Node) -> bool {
-    match node.op.as_str() {
-        "MatMul" => {
-            !node.attr_bool_or("transpose_a", false).unwrap_or(true)
-                && !node.attr_bool_or("transpose_b", false).unwrap_or(true)
-        }
-        "BiasAdd" => node.attr_str_or("data_format", "NHWC").is_ok_and(|f| f == "NHWC"),
-        "AddV2" | "Add" | "Sub" | "Mul" | "RealDiv" | "Maximum" | "Minimum" => true,
-        "Relu" | "Relu6" | "Tanh" | "Sigmoid" | "Elu" | "Selu" | "Softplus" | "Softsign" => true,
-        "_SiLU" | "_Gelu" | "LeakyRelu" | "Softmax" => true,
-        _ => false,
-    }
+    crate::ops::lookup(&node.op).and_then(|d| d.per_row).is_some_and(|when| when(node))
 }
 
 /// One step's ops, last first: `(node, slot the step's value enters by)`.

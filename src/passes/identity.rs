@@ -5,7 +5,7 @@ use crate::error::Result;
 use crate::ir::{Graph, ValueRef};
 
 fn is_passthrough(op: &str) -> bool {
-    matches!(op, "Identity" | "IdentityN" | "StopGradient" | "Snapshot" | "PreventGradient")
+    crate::ops::lookup(op).is_some_and(|d| d.passthrough)
 }
 
 pub fn remove_identities(g: &mut Graph) -> Result<()> {

@@ -5,15 +5,9 @@
 use crate::error::Result;
 use crate::ir::{Graph, ValueRef};
 
-/// Which operand slot may hold the neutral constant, and its value.
+/// Which operand slot may hold the neutral constant, and its value (from the registry).
 fn neutral(op: &str) -> Option<(&'static [usize], f64)> {
-    match op {
-        "Mul" => Some((&[0, 1], 1.0)),
-        "Add" | "AddV2" => Some((&[0, 1], 0.0)),
-        "Sub" => Some((&[1], 0.0)),
-        "RealDiv" => Some((&[1], 1.0)),
-        _ => None,
-    }
+    crate::ops::lookup(op)?.neutral
 }
 
 /// `Transpose(Transpose(x, p), q)` with `p[q[i]] == i`: `x` itself (Keras' time-major
