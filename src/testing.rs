@@ -178,3 +178,14 @@ impl TestGraph {
         s
     }
 }
+
+/// `forward` of `image → 1×1 Conv2D (NCHW inside) → f(...)`: how an op treats an NCHW input.
+pub fn after_conv(f: impl FnOnce(&mut TestGraph, ValueRef) -> ValueRef) -> String {
+    let mut g = TestGraph::new();
+    let x = g.input("image", &[-1, 4, 5, 3]);
+    let w = g.constant("w", weights(&[1, 1, 3, 2]));
+    let pad = [("strides", ints(&[1, 1, 1, 1])), ("padding", string("VALID"))];
+    let y = g.op("conv", "Conv2D", &[x, w], &pad);
+    let z = f(&mut g, y);
+    g.lower(&[z]).split("---\n").nth(1).unwrap_or_default().to_string()
+}

@@ -1,4 +1,4 @@
-//! Indexing and repetition: GatherV2 (a constant table → `nn.Embedding`), Tile, Slice,
+//! Indexing and repetition: GatherV2 (a constant table → `nn.Embedding`), Tile,
 //! Split/SplitV/Unpack, ArgMax/ArgMin, OneHot, Cumsum, Fill, Range, BatchMatMul.
 
 use crate::ir::ValueInfo;
@@ -13,7 +13,6 @@ use crate::weights::Weight;
 pub const OPS: &[OpDef] = &[
     op("GatherV2", gather).infer(gather_infer).fold(gather_fold),
     op("Tile", tile).infer(tile_infer),
-    op("Slice", slice).infer(slice_infer),
     op("Split", split).infer(split_infer).fold(split_fold),
     op("SplitV", split).infer(split_infer).fold(split_fold),
     op("Unpack", unpack).infer(unpack_infer).fold(split_fold),
@@ -123,67 +122,6 @@ fn tile_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let s = shape_of(inp, 0)?;
     let reps = inp.const_ints(1)?;
     let out = s.iter().zip(&reps).map(|(d, &r)| d.map(|d| d * r as usize)).collect();
-    Some(vec![ValueInfo { dtype: inp.infos[0].dtype, shape: Some(out) }])
-}
-
-fn slice(ctx: &mut Ctx) -> OpResult<Lowered> {
-    if let Some(p) = ctx.partial(2) {
-        // Sizes read at run time (a sequence length): `x[b0:b0 + n, ...]`.
-        let begin = ctx.const_ints(1)?;
-        let sizes = crate::ops::array::size_exprs(ctx, p)?;
-        if begin.len() != sizes.len() {
-            return Err("begin and size differ in length".into());
-        }
-        let parts: Vec<Expr> = begin
-            .iter()
-            .zip(sizes)
-            .map(|(&b, s)| match (b, s.as_int()) {
-                (0, Some(-1)) => Expr::full_slice(),
-                (b, Some(-1)) => Expr::slice(Some(Expr::int(b)), None, None),
-                (0, _) => Expr::slice(None, Some(s), None),
-                (b, _) => {
-                    Expr::slice(Some(Expr::int(b)), Some(Expr::int(b).binop(BinOp::Add, s)), None)
-                }
-            })
-            .collect();
-        let x = ctx.input_tf(0)?;
-        return Ok(Lowered::Expr { expr: x.index(Expr::index_of(parts)), layout: Layout::Tf });
-    }
-    let (begin, size) = (ctx.const_ints(1)?, ctx.const_ints(2)?);
-    if begin.len() != size.len() {
-        return Err("begin and size differ in length".into());
-    }
-    let mut parts: Vec<Expr> = begin
-        .iter()
-        .zip(&size)
-        .map(|(&b, &s)| match (b, s) {
-            (0, -1) => Expr::full_slice(),
-            (b, -1) => Expr::slice(Some(Expr::int(b)), None, None),
-            (b, s) => Expr::slice(Some(Expr::int(b)), Some(Expr::int(b + s)), None),
-        })
-        .collect();
-    while parts.last().is_some_and(|p| *p == Expr::full_slice()) {
-        parts.pop();
-    }
-    if parts.is_empty() {
-        return Ok(Lowered::Alias(0));
-    }
-    let x = ctx.input_tf(0)?;
-    Ok(Lowered::Expr { expr: x.index(Expr::index_of(parts)), layout: Layout::Tf })
-}
-
-fn slice_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
-    let s = shape_of(inp, 0)?;
-    let (b, size) = (inp.ints(1)?, inp.ints(2)?);
-    let out = s
-        .iter()
-        .zip(b.iter().zip(&size))
-        .map(|(d, (b, n))| match (b, n) {
-            (_, Some(n)) if *n >= 0 => Some(*n as usize),
-            (Some(b), Some(-1)) => d.and_then(|d| d.checked_sub(*b as usize)),
-            _ => None,
-        })
-        .collect();
     Some(vec![ValueInfo { dtype: inp.infos[0].dtype, shape: Some(out) }])
 }
 
@@ -374,7 +312,7 @@ fn like(ctx: &mut Ctx, f: &str) -> OpResult<Lowered> {
 fn fill(ctx: &mut Ctx) -> OpResult<Lowered> {
     // Sizes known only at run time (a zero state sized by the batch) read them from shapes.
     let dims = match ctx.partial(0) {
-        Some(p) => Expr::Tuple(crate::ops::array::size_exprs(ctx, p)?),
+        Some(p) => Expr::Tuple(crate::ops::shape::size_exprs(ctx, p)?),
         None => Expr::ints(&ctx.const_ints(0)?),
     };
     let v = ctx.input_tf(1)?;

@@ -6,13 +6,21 @@
 //! `custom_ops.py`: never a panic.
 
 mod activation;
-mod array;
+mod cast;
 pub mod contract;
+mod conv;
+mod dense;
 mod elementwise;
 mod gather;
-mod nn;
+mod norm;
+mod pad;
+mod pool;
 mod recurrent;
 mod reduce;
+mod resize;
+mod shape;
+mod slice;
+mod stack;
 pub mod util;
 
 pub use contract::{Ctx, Layout, Lowered, OpResult, TranslateError};
@@ -148,11 +156,19 @@ impl OpDef {
 }
 
 const FAMILIES: &[&[OpDef]] = &[
-    nn::OPS,
+    conv::OPS,
+    dense::OPS,
+    norm::OPS,
+    pool::OPS,
+    resize::OPS,
     activation::OPS,
     elementwise::OPS,
     reduce::OPS,
-    array::OPS,
+    pad::OPS,
+    stack::OPS,
+    shape::OPS,
+    slice::OPS,
+    cast::OPS,
     gather::OPS,
     recurrent::OPS,
 ];

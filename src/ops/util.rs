@@ -4,7 +4,7 @@ use crate::ir::{Node, Shape, ValueInfo};
 use crate::ops::OpInputs;
 use crate::ops::contract::{Ctx, Layout, Lowered, NHWC_TO_NCHW_AXIS, OpResult};
 use crate::py::Expr;
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 use crate::weights::Weight;
 
 /// `torch.<name>` (a dtype such as `torch.int32`, or a function).
@@ -183,6 +183,45 @@ pub fn same_as_input(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
 pub fn broadcast_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let (a, b) = (inp.infos.first()?, inp.infos.get(1)?);
     Some(vec![ValueInfo { dtype: a.dtype.or(b.dtype), shape: broadcast(&a.shape, &b.shape) }])
+}
+
+/// `3` for a square pair, `(3, 5)` otherwise.
+pub(crate) fn pair(p: (i64, i64)) -> Expr {
+    if p.0 == p.1 { Expr::int(p.0) } else { Expr::ints(&[p.0, p.1]) }
+}
+
+/// `F.pad` arguments for asymmetric `[top, bottom, left, right]` pads, or the symmetric
+/// `(h, w)` that torch layers take themselves.
+pub(crate) enum Pads {
+    Symmetric((i64, i64)),
+    Explicit([i64; 4]),
+}
+
+pub(crate) fn classify(p: [i64; 4]) -> Pads {
+    if p[0] == p[1] && p[2] == p[3] { Pads::Symmetric((p[0], p[2])) } else { Pads::Explicit(p) }
+}
+
+pub(crate) fn f_pad(x: Expr, p: [i64; 4], value: Option<Expr>) -> Expr {
+    let args = vec![x, Expr::ints(&[p[2], p[3], p[0], p[1]])];
+    let kwargs = value.map(|v| vec![("value", v)]).unwrap_or_default();
+    Expr::call_kw("F.pad", args, kwargs)
+}
+
+pub(crate) fn float_weight(ctx: &Ctx, i: usize, rank: usize) -> OpResult<Tensor> {
+    let w = ctx.const_input(i)?;
+    if w.rank() != rank || w.dtype != DType::F32 {
+        return Err(format!("weight input #{i} must be a float32 tensor of rank {rank}").into());
+    }
+    Ok(w.clone())
+}
+
+/// Known integer values of input `i`: a constant, or shape arithmetic folded in part.
+pub(crate) fn known_ints(ctx: &Ctx, i: usize) -> OpResult<Vec<Option<i64>>> {
+    if let Ok(v) = ctx.const_ints(i) {
+        return Ok(v.into_iter().map(Some).collect());
+    }
+    let p = ctx.partial(i).ok_or_else(|| format!("input #{i} must be known at conversion time"))?;
+    Ok(p.values.iter().map(|d| d.known()).collect())
 }
 
 #[cfg(test)]

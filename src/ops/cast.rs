@@ -1,0 +1,44 @@
+//! `Cast` → `.to(torch.<dtype>)`, folded on constants and shape vectors; and the ops whose
+//! outputs are their inputs (`Identity`, ...), which `passes::identity` removes.
+
+use crate::ir::ValueInfo;
+use crate::ops::contract::{Ctx, Lowered, OpResult};
+use crate::ops::util::{same_as_input, torch_attr};
+use crate::ops::{Folded, OpDef, OpInputs, op, passthrough};
+use crate::tensor::{Tensor, Values};
+
+pub const OPS: &[OpDef] = &[
+    op("Cast", cast).infer(cast_infer).fold(cast_fold),
+    passthrough("Identity").infer(same_as_input),
+    passthrough("IdentityN"),
+    passthrough("StopGradient").infer(same_as_input),
+    passthrough("Snapshot").infer(same_as_input),
+    passthrough("PreventGradient").infer(same_as_input),
+];
+
+fn cast(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let dst = ctx.node().attr_type("DstT")?;
+    let name = dst.torch_name().ok_or_else(|| format!("cast to {dst:?}"))?;
+    let x = ctx.input(0)?;
+    let expr = x.expr.method("to", vec![torch_attr(name)]);
+    Ok(Lowered::Expr { expr, layout: x.layout })
+}
+
+fn cast_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let x = inp.infos.first()?;
+    Some(vec![ValueInfo { dtype: inp.node.attr_type("DstT").ok(), shape: x.shape.clone() }])
+}
+
+fn cast_fold(inp: &OpInputs) -> Option<Folded> {
+    let dst = inp.node.attr_type("DstT").ok()?;
+    if let Some(t) = inp.consts.first().copied().flatten() {
+        let v = match (t.values()?, dst.is_float()) {
+            (Values::F(f), false) => Values::I(f.into_iter().map(|x| x.trunc() as i64).collect()),
+            (Values::I(i), true) => Values::F(i.into_iter().map(|x| x as f64).collect()),
+            (v, _) => v,
+        };
+        return Tensor::with_values_like(dst, t.shape.clone(), &v).map(Folded::Tensor);
+    }
+    let p = inp.partials.first().copied().flatten()?;
+    dst.is_int().then(|| Folded::Partial(p.clone()))
+}

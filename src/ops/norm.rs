@@ -1,0 +1,182 @@
+//! Normalisation layers: batch norm in inference mode → `nn.BatchNorm2d`/`nn.BatchNorm1d`
+//! (statistics as buffers), layer norm → `nn.LayerNorm`, LRN → `nn.LocalResponseNorm`.
+
+use crate::ir::fused::{self, Fused};
+use crate::ops::contract::{Ctx, Layout, Lowered, OpResult, TranslateError};
+use crate::ops::util::{require_nhwc, same_as_input};
+use crate::ops::{OpDef, op};
+use crate::py::Expr;
+use crate::tensor::{DType, Tensor};
+use crate::weights::Weight;
+
+pub const OPS: &[OpDef] = &[
+    op("FusedBatchNorm", batch_norm).infer(same_as_input),
+    op("FusedBatchNormV3", batch_norm).infer(same_as_input),
+    op("LRN", lrn).infer(same_as_input),
+    // Produced by passes::fuse_layernorm.
+    op(fused::LAYER_NORM, layer_norm).infer(same_as_input),
+];
+
+fn batch_norm(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let node = ctx.node();
+    if node.attr_bool_or("is_training", true)? {
+        return Err("is_training=true (a graph exported in training mode) is not supported".into());
+    }
+    require_nhwc(node)?;
+    let eps = node.attr_float_or("epsilon", 1e-4)?;
+    let mut params = Vec::new();
+    let mut channels = 0;
+    for (i, name) in [(1, "weight"), (2, "bias"), (3, "running_mean"), (4, "running_var")] {
+        let t = ctx.const_input(i)?;
+        if t.rank() != 1 || t.dtype != DType::F32 {
+            return Err(format!("{name} (input #{i}) must be a float32 vector").into());
+        }
+        channels = t.numel();
+        params.push((name, Weight::plain(t.clone())));
+    }
+    params.push(("num_batches_tracked", Weight::plain(Tensor::from_i64(vec![], &[0]))));
+    let (class, x, layout) = match ctx.rank(0) {
+        Some(4) => ("nn.BatchNorm2d", ctx.input_nchw(0)?, Layout::Nchw),
+        Some(2) => ("nn.BatchNorm1d", ctx.input_tf(0)?, Layout::Tf),
+        _ => return Err("batch norm input must have rank 2 or 4".into()),
+    };
+    let mut kwargs = Vec::new();
+    if eps != 1e-5 {
+        kwargs.push(("eps", Expr::f32(eps)));
+    }
+    let ctor = Expr::call_kw(class, vec![Expr::int(channels as i64)], kwargs);
+    Ok(Lowered::Layer { post: vec![], ctor, params, args: vec![x], layout })
+}
+
+fn layer_norm(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let Fused::LayerNorm { epsilon: eps, affine } = ctx.fused()? else {
+        return Err("not a layer norm".into());
+    };
+    let eps = *eps;
+    let shape = ctx.info(0).shape.ok_or(TranslateError::UnknownRank)?;
+    let c = shape.last().copied().flatten().ok_or("the normalised axis must have a static size")?;
+    let mut kwargs = Vec::new();
+    if eps != 1e-5 {
+        kwargs.push(("eps", Expr::f32(eps)));
+    }
+    let mut params = Vec::new();
+    if let Some(a) = affine {
+        params.push(("weight", Weight::plain(a.gamma.clone())));
+        params.push(("bias", Weight::plain(a.beta.clone())));
+    } else {
+        kwargs.push(("elementwise_affine", Expr::boolean(false)));
+    }
+    let ctor = Expr::call_kw("nn.LayerNorm", vec![Expr::int(c as i64)], kwargs);
+    let x = ctx.input_tf(0)?;
+    Ok(Lowered::Layer { post: vec![], ctor, params, args: vec![x], layout: Layout::Tf })
+}
+
+fn lrn(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let node = ctx.node();
+    let r = node.attr_int_or("depth_radius", 5)?;
+    let bias = node.attr_float_or("bias", 1.0)?;
+    let alpha = node.attr_float_or("alpha", 1.0)?;
+    let beta = node.attr_float_or("beta", 0.5)?;
+    if r < 0 {
+        return Err(format!("depth_radius {r} is negative").into());
+    }
+    let size = 2 * r + 1;
+    // TF sums squares over the window; torch averages them: torch alpha = TF alpha · size.
+    let ctor = Expr::call_kw(
+        "nn.LocalResponseNorm",
+        vec![Expr::int(size)],
+        vec![
+            ("alpha", Expr::f64(alpha as f64 * size as f64)),
+            ("beta", Expr::f32(beta)),
+            ("k", Expr::f32(bias)),
+        ],
+    );
+    let x = ctx.input_nchw(0)?;
+    Ok(Lowered::Layer { post: vec![], ctor, params: vec![], args: vec![x], layout: Layout::Nchw })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::*;
+    use insta::assert_snapshot;
+
+    fn batch_norm(input: &[i64], training: bool) -> String {
+        let mut g = TestGraph::new();
+        let x = g.input("x", input);
+        let c = *input.last().unwrap() as usize;
+        let p: Vec<_> = ["scale", "offset", "mean", "var"]
+            .iter()
+            .map(|n| g.constant(n, weights(&[c])))
+            .collect();
+        let a = [("epsilon", float(0.001)), ("is_training", boolean(training))];
+        let y = g.op("bn", "FusedBatchNormV3", &[x, p[0], p[1], p[2], p[3]], &a);
+        g.lower(&[y])
+    }
+
+    #[test]
+    fn batch_norm_2d_and_1d() {
+        assert_snapshot!(batch_norm(&[-1, 4, 4, 3], false), @"
+        self.bn = nn.BatchNorm2d(3, eps=0.001)
+        # bn.weight: [3]
+        # bn.bias: [3]
+        # bn.running_mean: [3]
+        # bn.running_var: [3]
+        # bn.num_batches_tracked: []
+        ---
+        x = x_2.permute(0, 3, 1, 2)
+        x = self.bn(x).permute(0, 2, 3, 1)
+        return x
+        ");
+        assert_snapshot!(batch_norm(&[-1, 3], false), @"
+        self.bn = nn.BatchNorm1d(3, eps=0.001)
+        # bn.weight: [3]
+        # bn.bias: [3]
+        # bn.running_mean: [3]
+        # bn.running_var: [3]
+        # bn.num_batches_tracked: []
+        ---
+        x = self.bn(x_2)
+        return x
+        ");
+    }
+
+    #[test]
+    fn batch_norm_in_training_mode_becomes_a_stub() {
+        assert_snapshot!(batch_norm(&[-1, 4, 4, 3], true), @"
+        self.scale_const: [3] float32
+        self.offset_const: [3] float32
+        self.mean_const: [3] float32
+        self.var_const: [3] float32
+        # scale_const: [3]
+        # offset_const: [3]
+        # mean_const: [3]
+        # var_const: [3]
+        ---
+        x = custom_ops.fused_batch_norm_v3(
+        x_2, self.scale_const, self.offset_const, self.mean_const, self.var_const
+        )
+        return x
+        stub fused_batch_norm_v3
+        ");
+    }
+
+    #[test]
+    fn lrn() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 4, 4, 8]);
+        let a = [
+            ("depth_radius", int(2)),
+            ("alpha", float(0.001)),
+            ("beta", float(0.75)),
+            ("bias", float(2.0)),
+        ];
+        let y = g.op("lrn", "LRN", &[x], &a);
+        assert_snapshot!(g.lower(&[y]), @"
+        self.lrn = nn.LocalResponseNorm(5, alpha=0.0050000002374872565, beta=0.75, k=2.0)
+        ---
+        x = x_2.permute(0, 3, 1, 2)
+        x = self.lrn(x).permute(0, 2, 3, 1)
+        return x
+        ");
+    }
+}

@@ -1,0 +1,137 @@
+//! Padding: `Pad`/`PadV2` → `F.pad` (constant), `MirrorPad` → `F.pad(mode="reflect")` or, for
+//! SYMMETRIC (the edge repeated, which torch has no mode for), an index gather. Pads are
+//! remapped to the NCHW axes when the input runs in NCHW.
+
+use crate::ir::ValueInfo;
+use crate::ops::contract::{Ctx, Layout, Lowered, OpResult, TranslateError};
+use crate::ops::util::phys_axis;
+use crate::ops::{OpDef, OpInputs, op};
+use crate::py::Expr;
+use crate::tensor::Tensor;
+
+pub const OPS: &[OpDef] = &[
+    op("Pad", pad).infer(pad_infer),
+    op("PadV2", pad).infer(pad_infer),
+    op("MirrorPad", pad).infer(pad_infer),
+];
+
+fn pad_pairs(t: &Tensor, rank: usize) -> OpResult<Vec<(i64, i64)>> {
+    let v = t.to_i64().ok_or("paddings must be integers")?;
+    if t.shape != [rank, 2] || v.iter().any(|&p| p < 0) {
+        return Err(format!("paddings of shape {:?} do not fit rank {rank}", t.shape).into());
+    }
+    Ok(v.chunks(2).map(|c| (c[0], c[1])).collect())
+}
+
+fn pad(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
+    let pairs = pad_pairs(ctx.const_input(1)?, rank)?;
+    let node = ctx.node();
+    let mode = if node.op == "MirrorPad" { node.attr_str("mode")? } else { "CONSTANT".into() };
+    let value = if node.op == "PadV2" {
+        Some(ctx.const_input(2)?.scalar_f64().ok_or("constant_values must be a scalar")?)
+    } else {
+        None
+    };
+    let layout = if rank == 4 { ctx.layout(0)? } else { Layout::Tf };
+    // Physical pairs, then F.pad's order: last dim first, trailing unpadded dims dropped.
+    let mut phys = vec![(0, 0); rank];
+    for (a, p) in pairs.iter().enumerate() {
+        phys[if rank == 4 { phys_axis(a, layout) } else { a }] = *p;
+    }
+    let first = phys.iter().position(|&p| p != (0, 0));
+    let Some(first) = first else {
+        return Ok(Lowered::Alias(0));
+    };
+    let mut flat = Vec::new();
+    for p in phys[first..].iter().rev() {
+        flat.extend([p.0, p.1]);
+    }
+    let x = ctx.input_in(0, layout)?;
+    if mode == "SYMMETRIC" {
+        return symmetric_pad(ctx, x, &phys, layout);
+    }
+    let args = vec![x, Expr::ints(&flat)];
+    let mut kwargs = Vec::new();
+    match mode.as_str() {
+        "CONSTANT" => {
+            if let Some(v) = value.filter(|&v| v != 0.0) {
+                kwargs.push(("value", Expr::f64(v)));
+            }
+        }
+        "REFLECT" => {
+            if rank - first > 3 || first + 2 > rank {
+                return Err("REFLECT padding of the batch or channel axes".into());
+            }
+            kwargs.push(("mode", Expr::str_lit("reflect")));
+        }
+        other => return Err(format!("MirrorPad mode {other} is not supported").into()),
+    }
+    Ok(Lowered::Expr { expr: Expr::call_kw("F.pad", args, kwargs), layout })
+}
+
+/// SYMMETRIC mirror padding (edge repeated) has no torch mode: gather along each padded axis
+/// with a constant index, e.g. pads (2, 1) on size 3 → indices [1, 0, 0, 1, 2, 2].
+fn symmetric_pad(ctx: &mut Ctx, x: Expr, phys: &[(i64, i64)], layout: Layout) -> OpResult<Lowered> {
+    let shape = ctx.info(0).shape.ok_or("input shape must be known")?;
+    let mut expr = x;
+    for (d, &(b, a)) in phys.iter().enumerate() {
+        if (b, a) == (0, 0) {
+            continue;
+        }
+        let tf_axis = if phys.len() == 4 && layout == Layout::Nchw { [0, 3, 1, 2][d] } else { d };
+        let n = shape[tf_axis].ok_or("padded axis must have a static size")? as i64;
+        if b > n || a > n {
+            return Err(format!("SYMMETRIC padding ({b}, {a}) larger than the axis ({n})").into());
+        }
+        let idx: Vec<i64> = (0..b).rev().chain(0..n).chain((n - a..n).rev()).collect();
+        let buf = ctx.buffer(&format!("pad_index_{d}"), Tensor::from_i64(vec![idx.len()], &idx))?;
+        // Nested calls rather than a method chain: ruff lays these out predictably.
+        expr = Expr::call("torch.index_select", vec![expr, Expr::int(d as i64), buf]);
+    }
+    Ok(Lowered::Expr { expr, layout })
+}
+
+fn pad_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let x = inp.infos.first()?;
+    let shape = x.shape.as_ref()?;
+    let pairs = pad_pairs(inp.consts.get(1).copied().flatten()?, shape.len()).ok()?;
+    let out = shape.iter().zip(&pairs).map(|(d, p)| d.map(|d| d + (p.0 + p.1) as usize)).collect();
+    Some(vec![ValueInfo { dtype: x.dtype, shape: Some(out) }])
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::*;
+    use insta::assert_snapshot;
+
+    #[test]
+    fn pads_are_remapped_to_nchw() {
+        let p = |g: &mut TestGraph, y, op: &str, mode: Option<&str>| {
+            let c = g.constant("p", int_tensor(&[4, 2], &[0, 0, 1, 2, 3, 0, 0, 0]));
+            let attrs: Vec<_> = mode.map(|m| ("mode", string(m))).into_iter().collect();
+            g.op("pad", op, &[y, c], &attrs)
+        };
+        assert_snapshot!(after_conv(|g, y| p(g, y, "Pad", None)), @"
+        x = image.permute(0, 3, 1, 2)
+        x = self.conv(x)
+        x = F.pad(x, (3, 0, 1, 2)).permute(0, 2, 3, 1)
+        return x
+        ");
+        assert_snapshot!(after_conv(|g, y| p(g, y, "MirrorPad", Some("REFLECT"))), @r#"
+        x = image.permute(0, 3, 1, 2)
+        x = self.conv(x)
+        x = F.pad(x, (3, 0, 1, 2), mode="reflect").permute(0, 2, 3, 1)
+        return x
+        "#);
+        assert_snapshot!(after_conv(|g, y| p(g, y, "MirrorPad", Some("SYMMETRIC"))), @"
+        x = image.permute(0, 3, 1, 2)
+        x = self.conv(x)
+        x = torch.index_select(
+        torch.index_select(x, 2, self.pad_pad_index_2), 3, self.pad_pad_index_3
+        )
+        x = x.permute(0, 2, 3, 1)
+        return x
+        ");
+    }
+}

@@ -1,0 +1,99 @@
+//! Image resizing → `F.interpolate` where a torch mode matches TF's coordinate rule exactly
+//! (tf-formats.md §4.7), else constant interpolation matrices.
+
+use crate::ir::ValueInfo;
+use crate::ops::contract::{Ctx, Layout, Lowered, OpResult};
+use crate::ops::util::{hw, known_ints};
+use crate::ops::{OpDef, OpInputs, op};
+use crate::py::{BinOp, Expr};
+use crate::tensor::{DType, Tensor};
+
+pub const OPS: &[OpDef] = &[
+    op("ResizeBilinear", |c| resize(c, "bilinear")).infer(resize_infer),
+    op("ResizeNearestNeighbor", |c| resize(c, "nearest")).infer(resize_infer),
+];
+
+/// ResizeBilinear / ResizeNearestNeighbor → `F.interpolate` where a torch mode matches TF's
+/// coordinate rule exactly (tf-formats.md §4.7).
+fn resize(ctx: &mut Ctx, kind: &str) -> OpResult<Lowered> {
+    let node = ctx.node();
+    let align = node.attr_bool_or("align_corners", false)?;
+    let half = node.attr_bool_or("half_pixel_centers", false)?;
+    let (mode, align_kw) = match (kind, align, half) {
+        ("bilinear", false, true) => ("bilinear", Some(false)),
+        ("bilinear", true, false) => ("bilinear", Some(true)),
+        ("nearest", false, true) => ("nearest-exact", None),
+        ("nearest", false, false) => ("nearest", None),
+        _ => return resize_by_matrices(ctx, kind, align, half),
+    };
+    let size = known_ints(ctx, 1)?;
+    let [Some(h), Some(w)] = size[..] else { return Err("the output size must be known".into()) };
+    let mut x = ctx.input_nchw(0)?;
+    if kind == "bilinear" && ctx.info(0).dtype.is_some_and(|d| !d.is_float()) {
+        x = x.method("float", vec![]);
+    }
+    let mut kwargs = vec![("size", Expr::ints(&[h, w])), ("mode", Expr::str_lit(mode))];
+    if let Some(a) = align_kw {
+        kwargs.push(("align_corners", Expr::boolean(a)));
+    }
+    Ok(Lowered::Expr {
+        expr: Expr::call_kw("F.interpolate", vec![x], kwargs),
+        layout: Layout::Nchw,
+    })
+}
+
+/// Resize modes with no `F.interpolate` twin (TF1's legacy corner rule, nearest with
+/// align_corners) as two constant interpolation matrices: `rows @ x @ cols`, rows `[OH, H]`
+/// and cols `[W, OW]` built here with TF's coordinate rule (tf-formats.md §4.7).
+fn resize_by_matrices(ctx: &mut Ctx, kind: &str, align: bool, half: bool) -> OpResult<Lowered> {
+    if align && half {
+        return Err("align_corners and half_pixel_centers together (TF rejects it)".into());
+    }
+    if ctx.info(0).dtype != Some(DType::F32) {
+        return Err("matrix resize needs a float32 input".into());
+    }
+    let size = known_ints(ctx, 1)?;
+    let [Some(oh), Some(ow)] = size[..] else { return Err("the output size must be known".into()) };
+    let (Some(h), Some(w)) = hw(&ctx.info(0).shape) else {
+        return Err("the input height and width must be static".into());
+    };
+    let matrix = |n: usize, o: usize| -> Vec<f32> {
+        let scale =
+            if align && o > 1 { (n as f64 - 1.0) / (o as f64 - 1.0) } else { n as f64 / o as f64 };
+        let mut m = vec![0f32; o * n];
+        for i in 0..o {
+            let src = i as f64 * scale;
+            if kind == "nearest" {
+                // align_corners: round half away from zero.
+                let j = (src.round() as usize).min(n - 1);
+                m[i * n + j] = 1.0;
+            } else {
+                let lo = (src.floor() as usize).min(n - 1);
+                let hi = (lo + 1).min(n - 1);
+                let frac = (src - lo as f64) as f32;
+                m[i * n + lo] += 1.0 - frac;
+                m[i * n + hi] += frac;
+            }
+        }
+        m
+    };
+    let (oh, ow) = (oh as usize, ow as usize);
+    let rows = Tensor::from_f32(vec![oh, h], &matrix(h, oh));
+    let cols = Tensor::from_f32(vec![ow, w], &matrix(w, ow)).permute(&[1, 0]);
+    let rows = ctx.buffer("rows", rows)?;
+    let cols = ctx.buffer("cols", cols)?;
+    let x = ctx.input_nchw(0)?;
+    Ok(Lowered::Expr {
+        expr: rows.binop(BinOp::MatMul, x).binop(BinOp::MatMul, cols),
+        layout: Layout::Nchw,
+    })
+}
+
+fn resize_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let x = inp.infos.first()?;
+    let s = x.shape.as_ref()?;
+    let size = inp.ints(1)?;
+    let dtype = if inp.node.op == "ResizeBilinear" { Some(DType::F32) } else { x.dtype };
+    let hw = |i: usize| size.get(i).copied().flatten().map(|v| v as usize);
+    Some(vec![ValueInfo { dtype, shape: Some(vec![s[0], hw(0), hw(1), s[3]]) }])
+}

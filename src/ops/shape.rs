@@ -1,0 +1,422 @@
+//! Shapes and axis order: `Shape`, `Reshape`, `Squeeze`, `ExpandDims`, `Transpose`,
+//! `BroadcastTo`, and the shape arithmetic folding turns into (partly known) constants, so that
+//! sizes known only at run time are read from `x.shape`.
+
+use crate::ir::{Dim, Node, Partial, ValueInfo};
+use crate::ops::contract::{Ctx, Layout, Lowered, OpResult, TranslateError};
+use crate::ops::util::{norm_axis, phys_axis, torch_attr};
+use crate::ops::{Folded, OpDef, OpInputs, op};
+use crate::py::Expr;
+use crate::tensor::{DType, Tensor, Values};
+
+pub const OPS: &[OpDef] = &[
+    op("Shape", shape_op).infer(shape_infer).fold(shape_fold),
+    op("Reshape", reshape).infer(reshape_infer).fold(reshape_fold),
+    op("Squeeze", squeeze).infer(squeeze_infer).fold(squeeze_fold),
+    op("ExpandDims", expand_dims).infer(expand_infer).fold(expand_fold),
+    op("Transpose", transpose).infer(transpose_infer).fold(transpose_fold),
+    op("BroadcastTo", broadcast_to).infer(broadcast_to_infer),
+];
+
+/// The target shape with at most one `-1`: an unknown entry (dynamic batch) becomes `-1`.
+fn reshape_target(inp_target: Vec<Option<i64>>) -> OpResult<Vec<i64>> {
+    let unknown = inp_target.iter().filter(|d| d.is_none() || **d == Some(-1)).count();
+    if unknown > 1 {
+        return Err("reshape target has more than one unknown dimension".into());
+    }
+    Ok(inp_target.into_iter().map(|d| d.unwrap_or(-1)).collect())
+}
+
+/// A target with several run-time entries: `x.reshape(x.shape[0], -1)`. The values whose
+/// sizes are read are extra inputs of the node (see `passes::fold`).
+fn reshape_symbolic(ctx: &mut Ctx, p: &Partial) -> OpResult<Lowered> {
+    let args = size_exprs(ctx, p)?;
+    let x = ctx.input_tf(0)?;
+    Ok(Lowered::Expr { expr: x.method("reshape", args), layout: Layout::Tf })
+}
+
+/// Python expressions for a size vector known in part: numbers, and `v.shape[k]` for sizes
+/// read from values at run time (those values are extra inputs of the node).
+pub(crate) fn size_exprs(ctx: &mut Ctx, p: &Partial) -> OpResult<Vec<Expr>> {
+    let mut args = Vec::new();
+    for d in &p.values {
+        args.push(match *d {
+            Dim::Known(v) => Expr::int(v),
+            Dim::Of(v, axis) => {
+                let slot = ctx.slot_of(v).ok_or("a run-time reshape size has no source")?;
+                let val = ctx.input(slot)?;
+                let axis =
+                    if ctx.rank(slot) == Some(4) { phys_axis(axis, val.layout) } else { axis };
+                val.expr.attr("shape").index(Expr::int(axis as i64))
+            }
+            Dim::Unknown => return Err("a size is computed at run time".into()),
+        });
+    }
+    Ok(args)
+}
+
+/// BroadcastTo(x, shape) = `x.expand(...)` (numpy broadcasting, as TF).
+fn broadcast_to(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let args = match ctx.partial(1) {
+        Some(p) => size_exprs(ctx, p)?,
+        None => ctx.const_ints(1)?.into_iter().map(Expr::int).collect(),
+    };
+    let x = ctx.input_tf(0)?;
+    Ok(Lowered::Expr { expr: x.method("expand", args), layout: Layout::Tf })
+}
+
+fn broadcast_to_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let dims = inp.ints(1)?;
+    let shape = dims.into_iter().map(|d| d.filter(|&d| d >= 0).map(|d| d as usize)).collect();
+    Some(vec![ValueInfo { dtype: inp.infos.first()?.dtype, shape: Some(shape) }])
+}
+
+fn reshape(ctx: &mut Ctx) -> OpResult<Lowered> {
+    if let Some(p) = ctx.partial(1) {
+        return reshape_symbolic(ctx, p);
+    }
+    let target = match ctx.const_input(1) {
+        Ok(t) => t.to_i64().ok_or("shape must be integers")?.into_iter().map(Some).collect(),
+        Err(_) => {
+            let info = ctx.out_info(0);
+            let shape = info.shape.ok_or("reshape target is computed at run time")?;
+            // Shape inference resolved the target from partial values.
+            shape.into_iter().map(|d| d.map(|d| d as i64)).collect()
+        }
+    };
+    let mut target = reshape_target(target)?;
+    let x = ctx.input_tf(0)?;
+    // `[N, C]` → `[N, 1, 1, C]` (squeeze-and-excitation): with H = W = 1 the NCHW tensor has
+    // the same memory order, so produce NCHW directly and spare the next conv a permute.
+    let layout = match target.as_slice() {
+        [n, 1, 1, c] if ctx.rank(0) == Some(2) => {
+            target = vec![*n, *c, 1, 1];
+            Layout::Nchw
+        }
+        _ => Layout::Tf,
+    };
+    let expr = x.method("reshape", target.iter().map(|&d| Expr::int(d)).collect());
+    Ok(Lowered::Expr { expr, layout })
+}
+
+fn reshape_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let x = inp.infos.first()?;
+    let target = inp.ints(1)?;
+    let numel: Option<usize> = x.shape.as_ref().and_then(|s| s.iter().copied().product());
+    let known: i64 = target.iter().filter_map(|d| d.filter(|&d| d >= 0)).product();
+    let unknown = target.iter().filter(|d| d.is_none() || **d == Some(-1)).count();
+    let shape = target
+        .iter()
+        .map(|d| match d {
+            Some(d) if *d >= 0 => Some(*d as usize),
+            _ if unknown == 1 && known > 0 => numel.map(|n| n / known as usize),
+            _ => None,
+        })
+        .collect();
+    Some(vec![ValueInfo { dtype: x.dtype, shape: Some(shape) }])
+}
+
+fn reshape_fold(inp: &OpInputs) -> Option<Folded> {
+    let t = inp.consts.first().copied().flatten()?;
+    let target = inp.const_ints(1)?;
+    let known: i64 = target.iter().filter(|&&d| d >= 0).product();
+    let shape: Option<Vec<usize>> = target
+        .iter()
+        .map(|&d| {
+            if d >= 0 {
+                Some(d as usize)
+            } else if known > 0 {
+                Some(t.numel() / known as usize)
+            } else {
+                None
+            }
+        })
+        .collect();
+    let shape = shape?;
+    (crate::tensor::checked_numel(&shape) == Some(t.numel()))
+        .then(|| Folded::Tensor(t.reshaped(shape)))
+}
+
+fn squeeze_axes(node: &Node, shape: &[Option<usize>]) -> OpResult<Vec<usize>> {
+    let dims = node.attr_ints_or("squeeze_dims", &[])?;
+    if dims.is_empty() {
+        if shape.iter().any(|d| d.is_none()) {
+            return Err("squeezing every size-1 dim needs a static shape".into());
+        }
+        return Ok(shape
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| **d == Some(1))
+            .map(|(i, _)| i)
+            .collect());
+    }
+    let mut v = dims.iter().map(|&a| norm_axis(a, shape.len())).collect::<OpResult<Vec<_>>>()?;
+    v.sort_unstable();
+    v.dedup();
+    Ok(v)
+}
+
+fn squeeze(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let shape = ctx.info(0).shape.ok_or(TranslateError::UnknownRank)?;
+    let axes = squeeze_axes(ctx.node(), &shape)?;
+    if axes.is_empty() {
+        return Ok(Lowered::Alias(0));
+    }
+    let layout = crate::ops::util::layout_removing(ctx, &axes, false)?;
+    let x = ctx.input_in(0, layout)?;
+    let mut dims: Vec<i64> = axes.iter().map(|&a| phys_axis(a, layout) as i64).collect();
+    dims.sort_unstable();
+    let dim = if dims.len() == 1 { Expr::int(dims[0]) } else { Expr::ints(&dims) };
+    Ok(Lowered::Expr { expr: x.method("squeeze", vec![dim]), layout: Layout::Tf })
+}
+
+fn squeeze_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let x = inp.infos.first()?;
+    let shape = x.shape.as_ref()?;
+    let axes = squeeze_axes(inp.node, shape).ok()?;
+    let out =
+        shape.iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, d)| *d).collect();
+    Some(vec![ValueInfo { dtype: x.dtype, shape: Some(out) }])
+}
+
+fn squeeze_fold(inp: &OpInputs) -> Option<Folded> {
+    let t = inp.consts.first().copied().flatten()?;
+    let shape: Vec<Option<usize>> = t.shape.iter().map(|&d| Some(d)).collect();
+    let axes = squeeze_axes(inp.node, &shape).ok()?;
+    let out =
+        t.shape.iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, d)| *d).collect();
+    Some(Folded::Tensor(t.reshaped(out)))
+}
+
+fn expand_axis(inp_rank: usize, dim: i64) -> OpResult<usize> {
+    norm_axis(dim, inp_rank + 1)
+}
+
+fn expand_dims(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
+    let d = expand_axis(rank, *ctx.const_ints(1)?.first().ok_or("dim must be a scalar")?)?;
+    let x = ctx.input_tf(0)?;
+    Ok(Lowered::Expr { expr: x.method("unsqueeze", vec![Expr::int(d as i64)]), layout: Layout::Tf })
+}
+
+fn expand_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let x = inp.infos.first()?;
+    let mut shape = x.shape.clone()?;
+    let d = expand_axis(shape.len(), *inp.const_ints(1)?.first()?).ok()?;
+    shape.insert(d, Some(1));
+    Some(vec![ValueInfo { dtype: x.dtype, shape: Some(shape) }])
+}
+
+fn expand_fold(inp: &OpInputs) -> Option<Folded> {
+    // A run-time size made a vector (`expand_dims(batch_size, 0)` in TF1's zero states).
+    if let Some(p) = inp.partials.first().copied().flatten()
+        && p.scalar
+        && matches!(inp.const_ints(1)?.as_slice(), [0] | [-1])
+    {
+        return Some(Folded::Partial(Partial { scalar: false, values: p.values.clone() }));
+    }
+    let t = inp.consts.first().copied().flatten()?;
+    let d = expand_axis(t.rank(), *inp.const_ints(1)?.first()?).ok()?;
+    let mut shape = t.shape.clone();
+    shape.insert(d, 1);
+    Some(Folded::Tensor(t.reshaped(shape)))
+}
+
+fn perm_of(v: Vec<i64>, rank: usize) -> OpResult<Vec<usize>> {
+    let p = v.iter().map(|&a| norm_axis(a, rank)).collect::<OpResult<Vec<_>>>()?;
+    let mut sorted = p.clone();
+    sorted.sort_unstable();
+    if sorted != (0..rank).collect::<Vec<_>>() {
+        return Err(format!("{v:?} is not a permutation").into());
+    }
+    Ok(p)
+}
+
+fn transpose(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
+    let perm = perm_of(ctx.const_ints(1)?, rank)?;
+    let layout = if rank == 4 { ctx.layout(0)? } else { Layout::Tf };
+    let x = ctx.input_in(0, layout)?;
+    // Compose with the layout so that an NCHW input needs one permute, not two.
+    let phys: Vec<i64> =
+        perm.iter().map(|&p| if rank == 4 { phys_axis(p, layout) } else { p } as i64).collect();
+    if phys.iter().enumerate().all(|(i, &p)| i as i64 == p) {
+        return Ok(Lowered::Relabel(0, Layout::Tf));
+    }
+    Ok(Lowered::Expr {
+        expr: x.method("permute", phys.into_iter().map(Expr::int).collect()),
+        layout: Layout::Tf,
+    })
+}
+
+fn transpose_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let x = inp.infos.first()?;
+    let shape = x.shape.as_ref()?;
+    let perm = perm_of(inp.const_ints(1)?, shape.len()).ok()?;
+    Some(vec![ValueInfo { dtype: x.dtype, shape: Some(perm.iter().map(|&p| shape[p]).collect()) }])
+}
+
+fn transpose_fold(inp: &OpInputs) -> Option<Folded> {
+    let t = inp.consts.first().copied().flatten()?;
+    let perm = perm_of(inp.const_ints(1)?, t.rank()).ok()?;
+    Some(Folded::Tensor(t.permute(&perm)))
+}
+
+fn out_int_dtype(node: &Node) -> DType {
+    node.attr_type("out_type").unwrap_or(DType::I32)
+}
+
+fn shape_op(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let x = ctx.input_tf(0)?;
+    let dtype = out_int_dtype(ctx.node()).torch_name().unwrap_or("int32");
+    let expr =
+        Expr::call_kw("torch.tensor", vec![x.attr("shape")], vec![("dtype", torch_attr(dtype))]);
+    Ok(Lowered::Expr { expr, layout: Layout::Tf })
+}
+
+fn shape_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let rank = inp.infos.first()?.shape.as_ref().map(|s| s.len());
+    Some(vec![ValueInfo {
+        dtype: Some(out_int_dtype(inp.node)),
+        shape: rank.map(|r| vec![Some(r)]),
+    }])
+}
+
+fn shape_fold(inp: &OpInputs) -> Option<Folded> {
+    let shape = inp.infos.first()?.shape.as_ref()?;
+    let source = *inp.refs.first()?;
+    let values = shape
+        .iter()
+        .enumerate()
+        .map(|(axis, d)| d.map_or(Dim::Of(source, axis), |d| Dim::Known(d as i64)))
+        .collect();
+    int_vector(out_int_dtype(inp.node), values, false)
+}
+
+/// A folded integer vector (or scalar): a constant when every entry is known.
+pub(crate) fn int_vector(dtype: DType, values: Vec<Dim>, scalar: bool) -> Option<Folded> {
+    let known: Option<Vec<i64>> = values.iter().map(|d| d.known()).collect();
+    match known {
+        Some(v) => {
+            let shape = if scalar { vec![] } else { vec![v.len()] };
+            Tensor::with_values_like(dtype, shape, &Values::I(v)).map(Folded::Tensor)
+        }
+        None => Some(Folded::Partial(Partial { scalar, values })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::*;
+    use insta::assert_snapshot;
+
+    #[test]
+    fn flatten_goes_back_to_tf_order() {
+        assert_snapshot!(after_conv(|g, y| {
+            let s = g.constant("shape", int_tensor(&[2], &[-1, 40]));
+            g.op("flat", "Reshape", &[y, s], &[])
+        }), @"
+        x = image.permute(0, 3, 1, 2)
+        x = self.conv(x).permute(0, 2, 3, 1).reshape(-1, 40)
+        return x
+        ");
+    }
+
+    #[test]
+    fn reshape_with_dynamic_batch_from_shape_arithmetic() {
+        // Keras' Reshape layer: Pack(StridedSlice(Shape(x), 0), 1, 1, C)
+        assert_snapshot!(after_conv(|g, y| {
+            let m = g.constant("axes", int_tensor(&[2], &[1, 2]));
+            let v = g.op("gap", "Mean", &[y, m], &[]);
+            let s = g.op("se/Shape", "Shape", &[v], &[]);
+            let b = g.constant("b", int_tensor(&[1], &[0]));
+            let e = g.constant("e", int_tensor(&[1], &[1]));
+            let st = g.constant("st", int_tensor(&[1], &[1]));
+            let n = g.op("se/n", "StridedSlice", &[s, b, e, st], &[("shrink_axis_mask", int(1))]);
+            let one = g.constant("one", int_tensor(&[], &[1]));
+            let c = g.constant("c", int_tensor(&[], &[2]));
+            let t = g.op("se/target", "Pack", &[n, one, one, c], &[("N", int(4))]);
+            let r = g.op("se/Reshape", "Reshape", &[v, t], &[]);
+            let w = g.constant("w2", weights(&[1, 1, 2, 2]));
+            let pad = [("strides", ints(&[1, 1, 1, 1])), ("padding", string("VALID"))];
+            let z = g.op("se_conv", "Conv2D", &[r, w], &pad);
+            g.op("scale", "Mul", &[y, z], &[])
+        }), @"
+        x = image.permute(0, 3, 1, 2)
+        conv = self.conv(x)
+        x = conv.mean((2, 3)).reshape(-1, 2, 1, 1)
+        x = self.se_conv(x)
+        x = (conv * x).permute(0, 2, 3, 1)
+        return x
+        ");
+    }
+
+    #[test]
+    fn flatten_with_dynamic_batch_reads_sizes_at_run_time() {
+        // tf.reshape(y, [tf.shape(y)[0], -1]): two unknown entries.
+        assert_snapshot!(after_conv(|g, y| {
+            let s = g.op("flat/Shape", "Shape", &[y], &[]);
+            let b = g.constant("b", int_tensor(&[1], &[0]));
+            let e = g.constant("e", int_tensor(&[1], &[1]));
+            let st = g.constant("st", int_tensor(&[1], &[1]));
+            let n = g.op("flat/n", "StridedSlice", &[s, b, e, st], &[("shrink_axis_mask", int(1))]);
+            let m1 = g.constant("m1", int_tensor(&[], &[-1]));
+            let t = g.op("flat/target", "Pack", &[n, m1], &[("N", int(2))]);
+            g.op("flat/Reshape", "Reshape", &[y, t], &[])
+        }), @"
+        x = image.permute(0, 3, 1, 2)
+        conv = self.conv(x)
+        x = conv.permute(0, 2, 3, 1).reshape(conv.shape[0], -1)
+        return x
+        ");
+    }
+
+    #[test]
+    fn transposes_compose_with_the_layout() {
+        assert_snapshot!(after_conv(|g, y| {
+            let p = g.constant("perm", int_tensor(&[4], &[0, 3, 1, 2]));
+            g.op("t", "Transpose", &[y, p], &[])
+        }), @"
+        x = image.permute(0, 3, 1, 2)
+        x = self.conv(x)
+        return x
+        ");
+        assert_snapshot!(after_conv(|g, y| {
+            let p = g.constant("perm", int_tensor(&[4], &[0, 2, 1, 3]));
+            g.op("t", "Transpose", &[y, p], &[])
+        }), @"
+        x = image.permute(0, 3, 1, 2)
+        x = self.conv(x).permute(0, 3, 2, 1)
+        return x
+        ");
+    }
+
+    #[test]
+    fn squeeze_expand_slice_cast() {
+        assert_snapshot!(after_conv(|g, y| {
+            let m = g.constant("axes", int_tensor(&[2], &[1, 2]));
+            let v = g.op("gap", "Mean", &[y, m], &[("keep_dims", boolean(true))]);
+            g.op("sq", "Squeeze", &[v], &[("squeeze_dims", ints(&[1, 2]))])
+        }), @"
+        x = image.permute(0, 3, 1, 2)
+        x = self.conv(x)
+        x = x.mean((2, 3), keepdim=True).squeeze((2, 3))
+        return x
+        ");
+        assert_snapshot!(after_conv(|g, y| {
+            let b = g.constant("b", int_tensor(&[4], &[0, 1, 0, 0]));
+            let e = g.constant("e", int_tensor(&[4], &[0, 0, 0, 1]));
+            let s = g.constant("s", int_tensor(&[4], &[1, 1, 2, 1]));
+            let attrs = [("begin_mask", int(5)), ("end_mask", int(7)), ("shrink_axis_mask", int(8))];
+            let sl = g.op("slice", "StridedSlice", &[y, b, e, s], &attrs);
+            let d = g.constant("d", int_tensor(&[], &[-1]));
+            let ex = g.op("ex", "ExpandDims", &[sl, d], &[]);
+            g.op("cast", "Cast", &[ex], &[("DstT", crate::proto::AttrValue { value: Some(crate::proto::attr_value::Value::Type(3)) })])
+        }), @"
+        x = image.permute(0, 3, 1, 2)
+        x = self.conv(x).permute(0, 2, 3, 1)
+        x = x[:, 1:, ::2, 0].unsqueeze(3).to(torch.int32)
+        return x
+        ");
+    }
+}

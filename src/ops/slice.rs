@@ -1,0 +1,329 @@
+//! Slicing: `StridedSlice` (masks, ellipsis, new axes, negative strides as `flip`) and `Slice`
+//! → Python indexing; folds slices of shape vectors and of constant weights.
+
+use crate::ir::{Node, ValueInfo};
+use crate::ops::contract::{Ctx, Layout, Lowered, OpResult, TranslateError};
+use crate::ops::{Folded, OpDef, OpInputs, op};
+use crate::py::{BinOp, Expr};
+use crate::tensor::{Tensor, Values};
+
+pub const OPS: &[OpDef] = &[
+    op("StridedSlice", strided_slice).infer(strided_slice_infer).fold(strided_slice_fold),
+    op("Slice", slice).infer(slice_infer),
+];
+
+/// One entry of a StridedSlice index after expanding the ellipsis (tf-formats.md §4.6).
+#[derive(Debug, Clone, PartialEq)]
+enum Index {
+    Full,
+    At(i64),
+    Range(Option<i64>, Option<i64>, i64),
+    NewAxis,
+}
+
+fn slice_spec(
+    node: &Node,
+    rank: usize,
+    begin: &[i64],
+    end: &[i64],
+    strides: &[i64],
+) -> OpResult<Vec<Index>> {
+    let mask = |a: &str| node.attr_int_or(a, 0);
+    let (bm, em, elm, nam, sam) = (
+        mask("begin_mask")?,
+        mask("end_mask")?,
+        mask("ellipsis_mask")?,
+        mask("new_axis_mask")?,
+        mask("shrink_axis_mask")?,
+    );
+    let n = begin.len();
+    if end.len() != n || strides.len() != n {
+        return Err("begin, end and strides differ in length".into());
+    }
+    let bit = |m: i64, i: usize| i < 63 && (m >> i) & 1 == 1;
+    let mut entries = Vec::new();
+    let mut ellipsis_at = None;
+    for i in 0..n {
+        if bit(elm, i) {
+            if ellipsis_at.is_some() {
+                return Err("more than one ellipsis".into());
+            }
+            ellipsis_at = Some(entries.len());
+        } else if bit(nam, i) {
+            entries.push(Index::NewAxis);
+        } else if bit(sam, i) {
+            entries.push(Index::At(begin[i]));
+        } else {
+            if strides[i] == 0 {
+                return Err("stride 0".into());
+            }
+            let b = (!bit(bm, i)).then_some(begin[i]);
+            let e = (!bit(em, i)).then_some(end[i]);
+            entries.push(Index::Range(b, e, strides[i]));
+        }
+    }
+    let consumed = entries.iter().filter(|e| **e != Index::NewAxis).count();
+    let fill =
+        rank.checked_sub(consumed).ok_or("slice has more entries than the input has axes")?;
+    let at = ellipsis_at.unwrap_or(entries.len());
+    entries.splice(at..at, std::iter::repeat_n(Index::Full, fill));
+    Ok(entries)
+}
+
+/// Python slice semantics: the indices `range(b, e, s)` selects in a dim of size `n`.
+fn slice_indices(n: i64, b: Option<i64>, e: Option<i64>, s: i64) -> Vec<i64> {
+    let norm = |v: i64, lo: i64, hi: i64| if v < 0 { (v + n).max(lo) } else { v.min(hi) };
+    let mut out = Vec::new();
+    if s > 0 {
+        let (mut i, e) = (b.map_or(0, |b| norm(b, 0, n)), e.map_or(n, |e| norm(e, 0, n)));
+        while i < e {
+            out.push(i);
+            i += s;
+        }
+    } else {
+        let (mut i, e) =
+            (b.map_or(n - 1, |b| norm(b, -1, n - 1)), e.map_or(-1, |e| norm(e, -1, n - 1)));
+        while i > e {
+            out.push(i);
+            i += s;
+        }
+    }
+    out
+}
+
+fn slice_consts(inp: &OpInputs) -> Option<(Vec<i64>, Vec<i64>, Vec<i64>)> {
+    Some((inp.const_ints(1)?, inp.const_ints(2)?, inp.const_ints(3)?))
+}
+
+fn strided_slice(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
+    let (b, e, s) = (ctx.const_ints(1)?, ctx.const_ints(2)?, ctx.const_ints(3)?);
+    let spec = slice_spec(ctx.node(), rank, &b, &e, &s)?;
+    let shape = ctx.info(0).shape.unwrap_or_default();
+    let mut parts = Vec::new();
+    // Negative strides: torch has none, so such axes are flipped first and sliced forward.
+    let mut flips = Vec::new();
+    let mut dim = 0;
+    let int = |v: i64| Some(Expr::int(v));
+    for idx in &spec {
+        parts.push(match idx {
+            Index::Full => Expr::full_slice(),
+            Index::NewAxis => Expr::none(),
+            Index::At(i) => Expr::int(*i),
+            Index::Range(b, e, s) if *s < 0 => {
+                let n = shape
+                    .get(dim)
+                    .copied()
+                    .flatten()
+                    .ok_or("a negative stride needs a static axis")?;
+                let picked = slice_indices(n as i64, *b, *e, *s);
+                flips.push(dim as i64);
+                match (picked.first(), picked.last()) {
+                    (Some(&first), Some(&last)) => {
+                        let (start, stop) = (n as i64 - 1 - first, n as i64 - last);
+                        let step = if -s == 1 { None } else { int(-s) };
+                        Expr::slice(int(start), int(stop), step)
+                    }
+                    _ => Expr::slice(int(0), int(0), None),
+                }
+            }
+            Index::Range(b, e, s) => {
+                let step = if *s != 1 { int(*s) } else { None };
+                Expr::slice(b.map(Expr::int), e.map(Expr::int), step)
+            }
+        });
+        if *idx != Index::NewAxis {
+            dim += 1;
+        }
+    }
+    while parts.last().is_some_and(|p| *p == Expr::full_slice()) {
+        parts.pop();
+    }
+    let mut x = ctx.input_tf(0)?;
+    if !flips.is_empty() {
+        x = x.method("flip", vec![Expr::ints(&flips)]);
+    }
+    if parts.is_empty() {
+        return Ok(Lowered::Expr { expr: x, layout: Layout::Tf });
+    }
+    Ok(Lowered::Expr { expr: x.index(Expr::index_of(parts)), layout: Layout::Tf })
+}
+
+fn strided_slice_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let x = inp.infos.first()?;
+    let shape = x.shape.as_ref()?;
+    let (b, e, s) = slice_consts(inp)?;
+    let spec = slice_spec(inp.node, shape.len(), &b, &e, &s).ok()?;
+    let mut out = Vec::new();
+    let mut dim = 0;
+    for idx in spec {
+        match idx {
+            Index::NewAxis => out.push(Some(1)),
+            Index::At(_) => dim += 1,
+            Index::Full => {
+                out.push(shape[dim]);
+                dim += 1;
+            }
+            Index::Range(b, e, s) => {
+                out.push(shape[dim].map(|n| slice_indices(n as i64, b, e, s).len()));
+                dim += 1;
+            }
+        }
+    }
+    Some(vec![ValueInfo { dtype: x.dtype, shape: Some(out) }])
+}
+
+/// Folds slices of 1-D (partly) known integer vectors: the shape arithmetic of TF graphs.
+fn strided_slice_fold(inp: &OpInputs) -> Option<Folded> {
+    if let Some(t) = inp.consts.first().copied().flatten()
+        && t.rank() > 1
+    {
+        return slice_constant(inp, t).map(Folded::Tensor);
+    }
+    let values = inp.dims(0)?;
+    if inp.infos.first()?.shape.as_ref()?.len() != 1 {
+        return None;
+    }
+    let (b, e, s) = slice_consts(inp)?;
+    let spec = slice_spec(inp.node, 1, &b, &e, &s).ok()?;
+    let n = values.len() as i64;
+    let (picked, scalar) = match spec.iter().find(|i| **i != Index::NewAxis)? {
+        Index::At(i) => {
+            let i = if *i < 0 { i + n } else { *i };
+            (vec![*values.get(usize::try_from(i).ok()?)?], true)
+        }
+        Index::Full => (values.clone(), false),
+        Index::Range(b, e, s) => {
+            (slice_indices(n, *b, *e, *s).into_iter().map(|i| values[i as usize]).collect(), false)
+        }
+        Index::NewAxis => return None,
+    };
+    if spec.contains(&Index::NewAxis) {
+        return None;
+    }
+    crate::ops::shape::int_vector(inp.infos[0].dtype?, picked, scalar)
+}
+
+/// A slice of a constant matrix or higher-rank tensor (weights a loop body slices each step).
+fn slice_constant(inp: &OpInputs, t: &Tensor) -> Option<Tensor> {
+    let (b, e, s) = slice_consts(inp)?;
+    let spec = slice_spec(inp.node, t.rank(), &b, &e, &s).ok()?;
+    if spec.len() != t.rank() {
+        return None;
+    }
+    let mut axes: Vec<Vec<i64>> = Vec::new();
+    let mut shape = Vec::new();
+    for (&n, index) in t.shape.iter().zip(&spec) {
+        let n = n as i64;
+        match index {
+            Index::Full => {
+                axes.push((0..n).collect());
+                shape.push(n as usize);
+            }
+            Index::At(i) => {
+                let i = if *i < 0 { i + n } else { *i };
+                if !(0..n).contains(&i) {
+                    return None;
+                }
+                axes.push(vec![i]);
+            }
+            Index::Range(b, e, s) => {
+                let picked = slice_indices(n, *b, *e, *s);
+                shape.push(picked.len());
+                axes.push(picked);
+            }
+            Index::NewAxis => return None,
+        }
+    }
+    let numel = crate::tensor::checked_numel(&shape).filter(|&n| n <= 1 << 22)?;
+    let strides: Vec<usize> =
+        (0..t.rank()).map(|a| t.shape[a + 1..].iter().product::<usize>()).collect();
+    let mut offsets = vec![0usize];
+    for (picked, &stride) in axes.iter().zip(&strides) {
+        offsets = offsets
+            .iter()
+            .flat_map(|&o| picked.iter().map(move |&i| o + i as usize * stride))
+            .collect();
+    }
+    debug_assert_eq!(offsets.len(), numel);
+    let values = match t.values()? {
+        Values::F(f) => Values::F(offsets.iter().map(|&o| f[o]).collect()),
+        Values::I(i) => Values::I(offsets.iter().map(|&o| i[o]).collect()),
+    };
+    Tensor::with_values_like(t.dtype, shape, &values)
+}
+
+/// `Slice(x, begin, size)` → `x[b0:b0 + n0, ...]`; sizes may be read at run time.
+fn slice(ctx: &mut Ctx) -> OpResult<Lowered> {
+    if let Some(p) = ctx.partial(2) {
+        // Sizes read at run time (a sequence length): `x[b0:b0 + n, ...]`.
+        let begin = ctx.const_ints(1)?;
+        let sizes = super::shape::size_exprs(ctx, p)?;
+        if begin.len() != sizes.len() {
+            return Err("begin and size differ in length".into());
+        }
+        let parts: Vec<Expr> = begin
+            .iter()
+            .zip(sizes)
+            .map(|(&b, s)| match (b, s.as_int()) {
+                (0, Some(-1)) => Expr::full_slice(),
+                (b, Some(-1)) => Expr::slice(Some(Expr::int(b)), None, None),
+                (0, _) => Expr::slice(None, Some(s), None),
+                (b, _) => {
+                    Expr::slice(Some(Expr::int(b)), Some(Expr::int(b).binop(BinOp::Add, s)), None)
+                }
+            })
+            .collect();
+        let x = ctx.input_tf(0)?;
+        return Ok(Lowered::Expr { expr: x.index(Expr::index_of(parts)), layout: Layout::Tf });
+    }
+    let (begin, size) = (ctx.const_ints(1)?, ctx.const_ints(2)?);
+    if begin.len() != size.len() {
+        return Err("begin and size differ in length".into());
+    }
+    let mut parts: Vec<Expr> = begin
+        .iter()
+        .zip(&size)
+        .map(|(&b, &s)| match (b, s) {
+            (0, -1) => Expr::full_slice(),
+            (b, -1) => Expr::slice(Some(Expr::int(b)), None, None),
+            (b, s) => Expr::slice(Some(Expr::int(b)), Some(Expr::int(b + s)), None),
+        })
+        .collect();
+    while parts.last().is_some_and(|p| *p == Expr::full_slice()) {
+        parts.pop();
+    }
+    if parts.is_empty() {
+        return Ok(Lowered::Alias(0));
+    }
+    let x = ctx.input_tf(0)?;
+    Ok(Lowered::Expr { expr: x.index(Expr::index_of(parts)), layout: Layout::Tf })
+}
+
+fn slice_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let s = inp.infos.first()?.shape.clone()?;
+    let (b, size) = (inp.ints(1)?, inp.ints(2)?);
+    let out = s
+        .iter()
+        .zip(b.iter().zip(&size))
+        .map(|(d, (b, n))| match (b, n) {
+            (_, Some(n)) if *n >= 0 => Some(*n as usize),
+            (Some(b), Some(-1)) => d.and_then(|d| d.checked_sub(*b as usize)),
+            _ => None,
+        })
+        .collect();
+    Some(vec![ValueInfo { dtype: inp.infos[0].dtype, shape: Some(out) }])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_slices() {
+        assert_eq!(slice_indices(5, Some(1), None, 1), vec![1, 2, 3, 4]);
+        assert_eq!(slice_indices(5, Some(-2), None, 1), vec![3, 4]);
+        assert_eq!(slice_indices(5, None, None, -2), vec![4, 2, 0]);
+        assert_eq!(slice_indices(5, Some(0), Some(1), 1), vec![0]);
+    }
+}

@@ -1,0 +1,154 @@
+//! Joining tensors: `ConcatV2` → `torch.cat` (on the NCHW axis when its inputs run in NCHW),
+//! `Pack` → `torch.stack`. Both fold when they assemble shape vectors.
+
+use crate::ir::{Partial, ValueInfo};
+use crate::ops::contract::{Ctx, Layout, Lowered, OpResult, TranslateError};
+use crate::ops::util::{norm_axis, phys_axis};
+use crate::ops::{Folded, OpDef, OpInputs, op};
+use crate::py::Expr;
+use crate::tensor::Tensor;
+
+pub const OPS: &[OpDef] = &[
+    op("ConcatV2", concat).infer(concat_infer).fold(concat_fold),
+    op("Pack", pack).infer(pack_infer).fold(pack_fold),
+];
+
+fn list(items: Vec<Expr>) -> Expr {
+    Expr::List(items)
+}
+
+fn concat(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let n = ctx.num_inputs() - 1;
+    let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
+    let axis = norm_axis(*ctx.const_ints(n)?.first().ok_or("axis must be a scalar")?, rank)?;
+    let mut layout = Layout::Tf;
+    if rank == 4 {
+        for i in 0..n {
+            if !ctx.is_const(i) && ctx.layout(i)? == Layout::Nchw {
+                layout = Layout::Nchw;
+            }
+        }
+    }
+    let items = (0..n).map(|i| ctx.input_in(i, layout)).collect::<OpResult<Vec<_>>>()?;
+    let dim = if rank == 4 { phys_axis(axis, layout) } else { axis } as i64;
+    let expr = Expr::call_kw("torch.cat", vec![list(items)], vec![("dim", Expr::int(dim))]);
+    Ok(Lowered::Expr { expr, layout })
+}
+
+fn concat_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let n = inp.infos.len().checked_sub(1)?;
+    let first = inp.infos.first()?;
+    let rank = first.shape.as_ref()?.len();
+    let axis = norm_axis(*inp.const_ints(n)?.first()?, rank).ok()?;
+    let mut out = first.shape.clone()?;
+    let mut total = Some(0usize);
+    for info in &inp.infos[..n] {
+        let s = info.shape.as_ref()?;
+        total = match (total, s.get(axis).copied().flatten()) {
+            (Some(t), Some(d)) => Some(t + d),
+            _ => None,
+        };
+        for (i, d) in s.iter().enumerate() {
+            if i != axis && out[i].is_none() {
+                out[i] = *d;
+            }
+        }
+    }
+    out[axis] = total;
+    Some(vec![ValueInfo { dtype: first.dtype, shape: Some(out) }])
+}
+
+/// Folds 1-D concatenations of (partly) known integer vectors, and constant concats.
+fn concat_fold(inp: &OpInputs) -> Option<Folded> {
+    let n = inp.infos.len().checked_sub(1)?;
+    let all_const = inp.consts[..n].iter().all(|c| c.is_some());
+    if all_const {
+        let ts: Vec<&Tensor> = inp.consts[..n].iter().map(|c| c.unwrap()).collect();
+        let rank = ts[0].rank();
+        let axis = norm_axis(*inp.const_ints(n)?.first()?, rank).ok()?;
+        if axis != 0
+            || ts.iter().any(|t| t.dtype != ts[0].dtype || t.shape[1..] != ts[0].shape[1..])
+        {
+            return None;
+        }
+        let mut shape = ts[0].shape.clone();
+        shape[0] = ts.iter().map(|t| t.shape[0]).sum();
+        let mut data = Vec::new();
+        for t in &ts {
+            data.extend_from_slice(&t.data);
+        }
+        return Some(Folded::Tensor(Tensor { dtype: ts[0].dtype, shape, data: data.into() }));
+    }
+    let mut values = Vec::new();
+    for i in 0..n {
+        values.extend(inp.dims(i)?);
+    }
+    Some(Folded::Partial(Partial { scalar: false, values }))
+}
+
+fn pack(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let n = ctx.num_inputs();
+    let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
+    let axis = norm_axis(ctx.node().attr_int_or("axis", 0)?, rank + 1)?;
+    let items = (0..n).map(|i| ctx.input_tf(i)).collect::<OpResult<Vec<_>>>()?;
+    let expr =
+        Expr::call_kw("torch.stack", vec![list(items)], vec![("dim", Expr::int(axis as i64))]);
+    Ok(Lowered::Expr { expr, layout: Layout::Tf })
+}
+
+fn pack_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let first = inp.infos.first()?;
+    let mut shape = first.shape.clone()?;
+    let axis = norm_axis(inp.node.attr_int_or("axis", 0).ok()?, shape.len() + 1).ok()?;
+    shape.insert(axis, Some(inp.infos.len()));
+    Some(vec![ValueInfo { dtype: first.dtype, shape: Some(shape) }])
+}
+
+/// Packs scalars into a vector (shape arithmetic), known or partly known.
+fn pack_fold(inp: &OpInputs) -> Option<Folded> {
+    let mut values = Vec::new();
+    for i in 0..inp.infos.len() {
+        let v = inp.dims(i)?;
+        if v.len() != 1 || inp.infos[i].shape.as_ref().is_some_and(|s| !s.is_empty()) {
+            return None;
+        }
+        values.extend(v);
+    }
+    crate::ops::shape::int_vector(inp.infos.first()?.dtype?, values, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::tensor::Tensor;
+    use crate::testing::*;
+    use insta::assert_snapshot;
+
+    #[test]
+    fn concat_on_channels_stays_nchw() {
+        assert_snapshot!(after_conv(|g, y| {
+            let r = g.op("relu", "Relu", &[y], &[]);
+            let a = g.constant("axis", int_tensor(&[], &[-1]));
+            g.op("cat", "ConcatV2", &[y, r, a], &[("N", int(2))])
+        }), @"
+        x = image.permute(0, 3, 1, 2)
+        conv = self.conv(x)
+        x = F.relu(conv)
+        x = torch.cat([conv, x], dim=1).permute(0, 2, 3, 1)
+        return x
+        ");
+    }
+
+    #[test]
+    fn pack_of_tensors() {
+        let mut g = TestGraph::new();
+        let a = g.input("a", &[-1, 3]);
+        let b = g.input("b", &[-1, 3]);
+        let p = g.op("stack", "Pack", &[a, b], &[("axis", int(1)), ("N", int(2))]);
+        let _ = Tensor::from_f32(vec![], &[0.0]);
+        assert_snapshot!(g.lower(&[p]), @"
+        ---
+        x = torch.stack([a, b], dim=1)
+        return x
+        ");
+    }
+}
