@@ -4,12 +4,15 @@
 //! time (`[C]` → `[C, 1, 1]`), a rank-4 operand is converted to NCHW; anything else falls back
 //! to TF layout for every operand.
 
+mod fold;
+
+use fold::{fold_binary, fold_compare, fold_unary};
+
 use crate::ops::contract::OpResult;
 use crate::ops::contract::{Ctx, Layout, Lowered};
-use crate::ops::util::{broadcast, broadcast_infer, same_as_input};
-use crate::ops::{Folded, OpDef, OpInputs, always, op};
+use crate::ops::util::{broadcast_infer, same_as_input};
+use crate::ops::{OpDef, OpInputs, always, op};
 use crate::py::{BinOp, Expr};
-use crate::tensor::{Tensor, Values};
 
 pub const OPS: &[OpDef] = &[
     op("Add", |c| binary(c, Bin::Add))
@@ -98,7 +101,7 @@ pub const OPS: &[OpDef] = &[
 ];
 
 #[derive(Clone, Copy)]
-enum Bin {
+pub(super) enum Bin {
     Pow,
     FloorDiv,
     FloorMod,
@@ -112,7 +115,7 @@ enum Bin {
 }
 
 #[derive(Clone, Copy)]
-enum Un {
+pub(super) enum Un {
     Rsqrt,
     Sqrt,
     Square,
@@ -260,26 +263,6 @@ fn select_infer(inp: &OpInputs) -> Option<Vec<crate::ir::ValueInfo>> {
     Some(vec![crate::ir::ValueInfo { dtype: a.dtype.or(b.dtype), shape }])
 }
 
-fn fold_compare(inp: &OpInputs, op: BinOp) -> Option<Folded> {
-    let a = inp.consts.first().copied().flatten()?;
-    let b = inp.consts.get(1).copied().flatten()?;
-    let (x, y) = (a.to_f64()?, b.to_f64()?);
-    let (shape, v) = broadcast_apply(&a.shape, &x, &b.shape, &y, |p, q| {
-        let r = match op {
-            BinOp::Lt => p < q,
-            BinOp::LtE => p <= q,
-            BinOp::Gt => p > q,
-            BinOp::GtE => p >= q,
-            BinOp::Eq => p == q,
-            BinOp::NotEq => p != q,
-            BinOp::BitAnd => p != 0.0 && q != 0.0,
-            _ => p != 0.0 || q != 0.0,
-        };
-        i64::from(r)
-    })?;
-    Tensor::with_values_like(crate::tensor::DType::Bool, shape, &Values::I(v)).map(Folded::Tensor)
-}
-
 fn unary(ctx: &mut Ctx, op: Un) -> OpResult<Lowered> {
     let x = ctx.input(0)?;
     let e = x.expr;
@@ -294,197 +277,6 @@ fn unary(ctx: &mut Ctx, op: Un) -> OpResult<Lowered> {
         Un::Recip => Expr::call("torch.reciprocal", vec![e]),
     };
     Ok(Lowered::Expr { expr, layout: x.layout })
-}
-
-/// Numpy broadcasting of `a` and `b` element by element.
-fn broadcast_apply<T: Copy, R>(
-    sa: &[usize],
-    a: &[T],
-    sb: &[usize],
-    b: &[T],
-    f: impl Fn(T, T) -> R,
-) -> Option<(Vec<usize>, Vec<R>)> {
-    let to_opt = |s: &[usize]| Some(s.iter().map(|&d| Some(d)).collect::<Vec<_>>());
-    let out: Vec<usize> =
-        broadcast(&to_opt(sa), &to_opt(sb))?.into_iter().collect::<Option<_>>()?;
-    let n = out.len();
-    let strides = |s: &[usize]| -> Vec<usize> {
-        let mut st = vec![0; n];
-        let mut acc = 1;
-        for i in (0..s.len()).rev() {
-            let o = n - s.len() + i;
-            st[o] = if s[i] == 1 { 0 } else { acc };
-            acc *= s[i];
-        }
-        st
-    };
-    let (st_a, st_b) = (strides(sa), strides(sb));
-    let total: usize = out.iter().product();
-    let mut res = Vec::with_capacity(total);
-    let mut idx = vec![0usize; n];
-    for _ in 0..total {
-        let ia: usize = idx.iter().zip(&st_a).map(|(i, s)| i * s).sum();
-        let ib: usize = idx.iter().zip(&st_b).map(|(i, s)| i * s).sum();
-        res.push(f(a[ia], b[ib]));
-        for ax in (0..n).rev() {
-            idx[ax] += 1;
-            if idx[ax] < out[ax] {
-                break;
-            }
-            idx[ax] = 0;
-        }
-    }
-    Some((out, res))
-}
-
-/// The float operations folding needs, so one generic function computes in f32 or f64.
-trait Float:
-    Copy
-    + std::ops::Add<Output = Self>
-    + std::ops::Sub<Output = Self>
-    + std::ops::Mul<Output = Self>
-    + std::ops::Div<Output = Self>
-    + std::ops::Neg<Output = Self>
-{
-    const ONE: Self;
-    fn powf(self, o: Self) -> Self;
-    fn floor(self) -> Self;
-    fn max(self, o: Self) -> Self;
-    fn min(self, o: Self) -> Self;
-    fn sqrt(self) -> Self;
-    fn exp(self) -> Self;
-    fn ln(self) -> Self;
-    fn abs(self) -> Self;
-}
-
-macro_rules! float_impl {
-    ($t:ty) => {
-        impl Float for $t {
-            const ONE: Self = 1.0;
-            fn powf(self, o: Self) -> Self {
-                <$t>::powf(self, o)
-            }
-            fn floor(self) -> Self {
-                <$t>::floor(self)
-            }
-            fn max(self, o: Self) -> Self {
-                <$t>::max(self, o)
-            }
-            fn min(self, o: Self) -> Self {
-                <$t>::min(self, o)
-            }
-            fn sqrt(self) -> Self {
-                <$t>::sqrt(self)
-            }
-            fn exp(self) -> Self {
-                <$t>::exp(self)
-            }
-            fn ln(self) -> Self {
-                <$t>::ln(self)
-            }
-            fn abs(self) -> Self {
-                <$t>::abs(self)
-            }
-        }
-    };
-}
-float_impl!(f32);
-float_impl!(f64);
-
-fn bin<F: Float>(op: Bin, p: F, q: F) -> F {
-    match op {
-        Bin::Pow => p.powf(q),
-        Bin::FloorDiv => (p / q).floor(),
-        Bin::FloorMod => p - (p / q).floor() * q,
-        Bin::Add => p + q,
-        Bin::Sub => p - q,
-        Bin::Mul => p * q,
-        Bin::Div => p / q,
-        Bin::Max => p.max(q),
-        Bin::Min => p.min(q),
-        Bin::SqDiff => (p - q) * (p - q),
-    }
-}
-
-fn un<F: Float>(op: Un, p: F) -> F {
-    match op {
-        Un::Rsqrt => F::ONE / p.sqrt(),
-        Un::Sqrt => p.sqrt(),
-        Un::Square => p * p,
-        Un::Exp => p.exp(),
-        Un::Log => p.ln(),
-        Un::Neg => -p,
-        Un::Abs => p.abs(),
-        Un::Recip => F::ONE / p,
-    }
-}
-
-/// Integer division rounding toward negative infinity; 0 for division by zero (folding must
-/// not trap on a hostile constant).
-fn floor_div(p: i64, q: i64) -> i64 {
-    match p.checked_div(q) {
-        Some(d) if p % q != 0 && ((p < 0) != (q < 0)) => d - 1,
-        Some(d) => d,
-        None => 0,
-    }
-}
-
-/// Folds in the tensor's own precision, as TF computes (f32 constants in f32).
-fn fold_binary(inp: &OpInputs, op: Bin) -> Option<Folded> {
-    let a = inp.consts.first().copied().flatten()?;
-    let b = inp.consts.get(1).copied().flatten()?;
-    if a.dtype != b.dtype {
-        return None;
-    }
-    let f32_math = a.dtype == crate::tensor::DType::F32;
-    let (shape, values) = match (a.values()?, b.values()?) {
-        (Values::F(x), Values::F(y)) => {
-            let (shape, v) = broadcast_apply(&a.shape, &x, &b.shape, &y, |p, q| {
-                if f32_math { f64::from(bin(op, p as f32, q as f32)) } else { bin(op, p, q) }
-            })?;
-            (shape, Values::F(v))
-        }
-        (Values::I(x), Values::I(y)) => {
-            let (shape, v) = broadcast_apply(&a.shape, &x, &b.shape, &y, |p, q| match op {
-                Bin::Add => p.wrapping_add(q),
-                Bin::Sub => p.wrapping_sub(q),
-                Bin::Mul => p.wrapping_mul(q),
-                // Integer division truncates; division by zero folds to 0 rather than trapping.
-                Bin::Div => p.checked_div(q).unwrap_or(0),
-                Bin::Max => p.max(q),
-                Bin::Min => p.min(q),
-                Bin::SqDiff => (p - q).wrapping_mul(p - q),
-                Bin::Pow => u32::try_from(q).map_or(0, |e| p.wrapping_pow(e)),
-                Bin::FloorDiv => floor_div(p, q),
-                Bin::FloorMod => p.wrapping_sub(floor_div(p, q).wrapping_mul(q)),
-            })?;
-            (shape, Values::I(v))
-        }
-        _ => return None,
-    };
-    Tensor::with_values_like(a.dtype, shape, &values).map(Folded::Tensor)
-}
-
-fn fold_unary(inp: &OpInputs, op: Un) -> Option<Folded> {
-    let a = inp.consts.first().copied().flatten()?;
-    let f32_math = a.dtype == crate::tensor::DType::F32;
-    let v = match a.values()? {
-        Values::F(x) => Values::F(
-            x.into_iter()
-                .map(|p| if f32_math { f64::from(un(op, p as f32)) } else { un(op, p) })
-                .collect(),
-        ),
-        Values::I(x) => {
-            let f = match op {
-                Un::Neg => i64::wrapping_neg,
-                Un::Abs => i64::wrapping_abs,
-                Un::Square => |p: i64| p.wrapping_mul(p),
-                _ => return None,
-            };
-            Values::I(x.into_iter().map(f).collect())
-        }
-    };
-    Tensor::with_values_like(a.dtype, a.shape.clone(), &v).map(Folded::Tensor)
 }
 
 #[cfg(test)]
