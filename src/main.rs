@@ -80,6 +80,44 @@ fn human_bytes(n: usize) -> String {
     if mb >= 1.0 { format!("{mb:.1} MiB") } else { format!("{:.1} KiB", n as f64 / 1024.0) }
 }
 
+/// What a conversion did, on stdout.
+fn print_summary(opts: &tf2torch::Options, r: &tf2torch::Report, seconds: f64) {
+    let translated: usize = r.summary.translated.values().sum();
+    println!(
+        "converted {} -> {}/ in {:.2}s",
+        opts.input.display(),
+        opts.out_dir.display(),
+        seconds
+    );
+    println!(
+        "  class {}: {} layers, {} forward lines, {} parameters ({})",
+        r.class_name,
+        r.layers,
+        r.forward_lines,
+        r.parameters,
+        human_bytes(r.weight_bytes)
+    );
+    println!("  {translated} ops translated, {} op types stubbed", r.summary.stubs.len());
+    for s in &r.summary.stubs {
+        println!(
+            "  stub: {} -> custom_ops.{}() for {} node(s): {}",
+            s.op,
+            s.function,
+            s.nodes.len(),
+            s.reason
+        );
+    }
+    if !r.summary.stubs.is_empty() {
+        println!(
+            "  fill in the stubs in {}/custom_ops.py before running the model",
+            opts.out_dir.display()
+        );
+    }
+    for f in &r.unneeded_stubs {
+        println!("  note: custom_ops.{f}() is no longer used by this model (kept)");
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -96,43 +134,7 @@ fn main() -> ExitCode {
             };
             match tf2torch::convert(&opts) {
                 Ok(r) => {
-                    let translated: usize = r.summary.translated.values().sum();
-                    println!(
-                        "converted {} -> {}/ in {:.2}s",
-                        opts.input.display(),
-                        opts.out_dir.display(),
-                        start.elapsed().as_secs_f64()
-                    );
-                    println!(
-                        "  class {}: {} layers, {} forward lines, {} parameters ({})",
-                        r.class_name,
-                        r.layers,
-                        r.forward_lines,
-                        r.parameters,
-                        human_bytes(r.weight_bytes)
-                    );
-                    println!(
-                        "  {translated} ops translated, {} op types stubbed",
-                        r.summary.stubs.len()
-                    );
-                    for s in &r.summary.stubs {
-                        println!(
-                            "  stub: {} -> custom_ops.{}() for {} node(s): {}",
-                            s.op,
-                            s.function,
-                            s.nodes.len(),
-                            s.reason
-                        );
-                    }
-                    if !r.summary.stubs.is_empty() {
-                        println!(
-                            "  fill in the stubs in {}/custom_ops.py before running the model",
-                            opts.out_dir.display()
-                        );
-                    }
-                    for f in &r.unneeded_stubs {
-                        println!("  note: custom_ops.{f}() is no longer used by this model (kept)");
-                    }
+                    print_summary(&opts, &r, start.elapsed().as_secs_f64());
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

@@ -1,6 +1,8 @@
 //! `proto::GraphDef` → `ir::Graph`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+use petgraph::stable_graph::NodeIndex;
 
 use crate::error::{Error, Result};
 use crate::proto::{GraphDef, parse_tensor_name};
@@ -27,21 +29,10 @@ fn unused_lowering_artifact(graph: &Graph, n: petgraph::stable_graph::NodeIndex)
 /// defaults: every `Placeholder` in file order, and every value nothing consumes.
 pub fn build(gd: GraphDef, inputs: &[String], outputs: &[String]) -> Result<Graph> {
     let mut graph = Graph::default();
-    let mut by_name: BTreeMap<String, petgraph::stable_graph::NodeIndex> = BTreeMap::new();
-    let mut pending: Vec<(petgraph::stable_graph::NodeIndex, Vec<String>)> = Vec::new();
-
+    let mut by_name: BTreeMap<String, NodeIndex> = BTreeMap::new();
+    let mut pending: Vec<(NodeIndex, Vec<String>)> = Vec::new();
     for (ordinal, nd) in gd.node.into_iter().enumerate() {
-        let mut node = Node::new(nd.name, nd.op, ordinal);
-        node.attrs = nd.attr;
-        if node.op == "Const" {
-            let value = node.attr_tensor("value")?;
-            node.attrs.remove("value");
-            node = Node { attrs: node.attrs.clone(), ..Node::constant(node.name, value, ordinal) };
-        } else if node.op == "Placeholder" {
-            let dtype = node.attr_type("dtype")?;
-            let shape = node.attr_shape("shape")?;
-            node.outputs = vec![ValueInfo { dtype: Some(dtype), shape }];
-        }
+        let node = ir_node(nd.name, nd.op, nd.attr, ordinal)?;
         if by_name.contains_key(&node.name) {
             return Err(Error::node(&node.name, &node.op, "a second node has this name"));
         }
@@ -50,15 +41,70 @@ pub fn build(gd: GraphDef, inputs: &[String], outputs: &[String]) -> Result<Grap
         by_name.insert(name, idx);
         pending.push((idx, nd.input));
     }
+    connect_inputs(&mut graph, &by_name, &pending)?;
+    let lookup = |what: &str, s: &String| -> Result<ValueRef> {
+        let (name, port) = parse_tensor_name(s)
+            .ok_or_else(|| Error::msg(format!("{what} '{s}' is not a tensor name")))?;
+        let node = by_name
+            .get(name)
+            .copied()
+            .ok_or_else(|| Error::msg(format!("{what} '{s}' is not a node of the graph")))?;
+        Ok(ValueRef { node, port })
+    };
+    graph.inputs = if inputs.is_empty() {
+        default_inputs(&graph)
+    } else {
+        inputs.iter().map(|s| lookup("input", s)).collect::<Result<_>>()?
+    };
+    graph.outputs = if outputs.is_empty() {
+        // Nodes something waits for (`^name`) are bookkeeping, not results, when nothing
+        // reads them.
+        let awaited: BTreeSet<NodeIndex> = pending
+            .iter()
+            .flat_map(|(_, inputs)| inputs.iter().filter_map(|s| s.strip_prefix('^')))
+            .filter_map(|s| by_name.get(s).copied())
+            .collect();
+        default_outputs(&graph, &awaited)
+    } else {
+        outputs.iter().map(|s| lookup("output", s)).collect::<Result<_>>()?
+    };
+    if graph.outputs.is_empty() {
+        return Err(Error::msg(
+            "the graph has no outputs (every value is consumed); name them with --outputs",
+        ));
+    }
+    cut_at_inputs(&mut graph);
+    Ok(graph)
+}
 
-    // Nodes something waits for (`^name`) are bookkeeping, not results, when nothing reads them.
-    let awaited: std::collections::BTreeSet<&str> = pending
-        .iter()
-        .flat_map(|(_, inputs)| inputs.iter().filter_map(|s| s.strip_prefix('^')))
-        .collect();
-    let awaited: std::collections::BTreeSet<petgraph::stable_graph::NodeIndex> =
-        awaited.iter().filter_map(|s| by_name.get(*s).copied()).collect();
-    for (idx, input_names) in &pending {
+/// A node as the IR holds it: constants decoded, placeholders with their declared type.
+fn ir_node(
+    name: String,
+    op: String,
+    attrs: BTreeMap<String, crate::proto::AttrValue>,
+    ordinal: usize,
+) -> Result<Node> {
+    let mut node = Node::new(name, op, ordinal);
+    node.attrs = attrs;
+    if node.op == "Const" {
+        let value = node.attr_tensor("value")?;
+        node.attrs.remove("value");
+        node = Node { attrs: node.attrs.clone(), ..Node::constant(node.name, value, ordinal) };
+    } else if node.op == "Placeholder" {
+        let dtype = node.attr_type("dtype")?;
+        let shape = node.attr_shape("shape")?;
+        node.outputs = vec![ValueInfo { dtype: Some(dtype), shape }];
+    }
+    Ok(node)
+}
+
+/// Data edges from each node's input list (control inputs are dropped).
+fn connect_inputs(
+    graph: &mut Graph,
+    by_name: &BTreeMap<String, NodeIndex>,
+    pending: &[(NodeIndex, Vec<String>)],
+) -> Result<()> {
+    for (idx, input_names) in pending {
         let idx = *idx;
         for (slot, s) in input_names.iter().filter(|s| !s.starts_with('^')).enumerate() {
             let (src, port) = parse_tensor_name(s).expect("control inputs were filtered out");
@@ -73,64 +119,47 @@ pub fn build(gd: GraphDef, inputs: &[String], outputs: &[String]) -> Result<Grap
             graph.connect(ValueRef { node: src_idx, port }, idx, slot);
         }
     }
+    Ok(())
+}
 
-    let lookup = |what: &str, s: &String| -> Result<ValueRef> {
-        let (name, port) = parse_tensor_name(s)
-            .ok_or_else(|| Error::msg(format!("{what} '{s}' is not a tensor name")))?;
-        let node = by_name
-            .get(name)
-            .copied()
-            .ok_or_else(|| Error::msg(format!("{what} '{s}' is not a node of the graph")))?;
-        Ok(ValueRef { node, port })
-    };
+/// Every Placeholder, in file order.
+fn default_inputs(graph: &Graph) -> Vec<ValueRef> {
+    let mut v: Vec<_> = graph
+        .g
+        .node_indices()
+        .filter(|&n| graph.g[n].op == "Placeholder" && !unused_lowering_artifact(graph, n))
+        .map(|n| (graph.g[n].ordinal, ValueRef { node: n, port: 0 }))
+        .collect();
+    v.sort();
+    v.into_iter().map(|(_, r)| r).collect()
+}
 
-    graph.inputs = if inputs.is_empty() {
-        let mut v: Vec<_> = graph
-            .g
-            .node_indices()
-            .filter(|&n| graph.g[n].op == "Placeholder" && !unused_lowering_artifact(&graph, n))
-            .map(|n| (graph.g[n].ordinal, ValueRef { node: n, port: 0 }))
-            .collect();
-        v.sort();
-        v.into_iter().map(|(_, r)| r).collect()
-    } else {
-        inputs.iter().map(|s| lookup("input", s)).collect::<Result<_>>()?
-    };
+/// Every value nothing reads, in file order, but bookkeeping.
+fn default_outputs(graph: &Graph, awaited: &BTreeSet<NodeIndex>) -> Vec<ValueRef> {
+    let mut v: Vec<_> = graph
+        .g
+        .node_indices()
+        .filter(|&n| {
+            !never_an_output(&graph.g[n].op)
+                && !awaited.contains(&n)
+                && graph.g.neighbors_directed(n, petgraph::Direction::Outgoing).next().is_none()
+        })
+        .map(|n| (graph.g[n].ordinal, ValueRef { node: n, port: 0 }))
+        .collect();
+    v.sort();
+    v.into_iter().map(|(_, r)| r).collect()
+}
 
-    graph.outputs = if outputs.is_empty() {
-        let mut v: Vec<_> = graph
-            .g
-            .node_indices()
-            .filter(|&n| {
-                !never_an_output(&graph.g[n].op)
-                    && !awaited.contains(&n)
-                    && graph.g.neighbors_directed(n, petgraph::Direction::Outgoing).next().is_none()
-            })
-            .map(|n| (graph.g[n].ordinal, ValueRef { node: n, port: 0 }))
-            .collect();
-        v.sort();
-        v.into_iter().map(|(_, r)| r).collect()
-    } else {
-        outputs.iter().map(|s| lookup("output", s)).collect::<Result<_>>()?
-    };
-    if graph.outputs.is_empty() {
-        return Err(Error::msg(
-            "the graph has no outputs (every value is consumed); name them with --outputs",
-        ));
-    }
-
-    // A requested input that is not a Placeholder becomes one: the graph is cut there.
+/// A requested input that is not a Placeholder becomes one: the graph is cut there.
+fn cut_at_inputs(graph: &mut Graph) {
     for &v in &graph.inputs.clone() {
         let n = graph.node(v.node);
         if n.op != "Placeholder" {
             let info = ValueInfo { dtype: Some(DType::F32), shape: None };
-            let name = n.name.clone();
-            let ordinal = n.ordinal;
-            let mut ph = Node::new(name, "Placeholder", ordinal);
+            let mut ph = Node::new(n.name.clone(), "Placeholder", n.ordinal);
             ph.outputs = vec![info];
             let new = graph.add_node(ph);
             graph.replace_uses(v, ValueRef { node: new, port: 0 });
         }
     }
-    Ok(graph)
 }

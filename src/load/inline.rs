@@ -171,6 +171,52 @@ fn emit(mut n: NodeDef, lib: &Library, out: &mut Vec<NodeDef>, depth: usize) -> 
     Ok(())
 }
 
+/// How names inside a function body map to the graph it is inlined into.
+struct BodyNames<'a> {
+    call: &'a NodeDef,
+    fname: &'a str,
+    prefix: &'a str,
+    lib: &'a Library<'a>,
+    /// Argument name → the value the call passes.
+    bindings: BTreeMap<&'a str, &'a str>,
+    body: BTreeMap<&'a str, &'a NodeDef>,
+}
+
+impl BodyNames<'_> {
+    fn err(&self, msg: String) -> Error {
+        Error::node(&self.call.name, &self.call.op, format!("{}: {msg}", self.fname))
+    }
+
+    /// A body input (`arg`, `node:out_arg:k`) as a graph input; `None` for control inputs,
+    /// which only order side effects (data flow is what we convert).
+    fn resolve(&self, s: &str) -> Result<Option<String>> {
+        if s.starts_with('^') {
+            return Ok(None);
+        }
+        let prefix = self.prefix;
+        let parts: Vec<&str> = s.split(':').collect();
+        match parts.as_slice() {
+            [arg] => match self.bindings.get(arg) {
+                Some(b) => Ok(Some((*b).to_string())),
+                None if self.body.contains_key(arg) => Ok(Some(format!("{prefix}{arg}"))),
+                None => Err(self.err(format!("input '{s}' names neither an argument nor a node"))),
+            },
+            [node, outarg, k] => {
+                let b = self
+                    .body
+                    .get(node)
+                    .ok_or_else(|| self.err(format!("input '{s}' names no node")))?;
+                let k: usize = k.parse().map_err(|_| self.err(format!("bad input '{s}'")))?;
+                let idx = self.lib.flat_index(b, outarg, k).ok_or_else(|| {
+                    self.err(format!("cannot resolve output '{outarg}' of {} ({})", b.name, b.op))
+                })?;
+                Ok(Some(format!("{prefix}{node}:{idx}")))
+            }
+            _ => Err(self.err(format!("bad input '{s}'"))),
+        }
+    }
+}
+
 /// Emits the body of function `fname` called by `n` with `data_inputs`, its nodes named
 /// `prefix` + their name; returns the graph names of its results and their types.
 fn inline_body(
@@ -201,44 +247,20 @@ fn inline_body(
             sig.input_arg.len()
         )));
     }
-    let bindings: BTreeMap<&str, &str> = sig
-        .input_arg
-        .iter()
-        .map(|a| a.name.as_str())
-        .zip(data_inputs.iter().map(|s| s.as_str()))
-        .collect();
-    let body: BTreeMap<&str, &NodeDef> = f.node_def.iter().map(|b| (b.name.as_str(), b)).collect();
-    let translate = |s: &str| -> Result<Option<String>> {
-        if let Some(ctrl) = s.strip_prefix('^') {
-            // Control inputs only order side effects; data flow is what we convert.
-            let _ = ctrl;
-            return Ok(None);
-        }
-        let parts: Vec<&str> = s.split(':').collect();
-        match parts.as_slice() {
-            [arg] => match bindings.get(arg) {
-                Some(b) => Ok(Some((*b).to_string())),
-                None if body.contains_key(arg) => Ok(Some(format!("{prefix}{arg}"))),
-                None => {
-                    Err(err(format!("{fname}: input '{s}' names neither an argument nor a node")))
-                }
-            },
-            [node, outarg, k] => {
-                let b = body
-                    .get(node)
-                    .ok_or_else(|| err(format!("{fname}: input '{s}' names no node")))?;
-                let k: usize = k.parse().map_err(|_| err(format!("{fname}: bad input '{s}'")))?;
-                let idx = lib.flat_index(b, outarg, k).ok_or_else(|| {
-                    err(format!(
-                        "{fname}: cannot resolve output '{outarg}' of {} ({})",
-                        b.name, b.op
-                    ))
-                })?;
-                Ok(Some(format!("{prefix}{node}:{idx}")))
-            }
-            _ => Err(err(format!("{fname}: bad input '{s}'"))),
-        }
+    let names = BodyNames {
+        call: n,
+        fname,
+        prefix,
+        lib,
+        bindings: sig
+            .input_arg
+            .iter()
+            .map(|a| a.name.as_str())
+            .zip(data_inputs.iter().map(|s| s.as_str()))
+            .collect(),
+        body: f.node_def.iter().map(|b| (b.name.as_str(), b)).collect(),
     };
+    let translate = |s: &str| names.resolve(s);
     for b in &f.node_def {
         let mut inner = b.clone();
         inner.name = format!("{prefix}{}", b.name);

@@ -251,65 +251,112 @@ pub fn load(path: &Path, sel: &Selection) -> Result<Flattened> {
     };
 
     // Captured variables: the trailing inputs of each signature call are its captures.
+    let replacements = match &mg.object_graph_def {
+        Some(objects) => captured_variables(&dir, objects, &calls)?,
+        None => BTreeMap::new(),
+    };
+
+    // Keep what the signature needs, with variables as constants.
+    let nodes = needed_nodes(&graph, &outputs, &replacements);
+
+    let (nodes, inputs) = name_inputs_by_key(&graph, sig, nodes, &order);
+
+    let functions = graph.library.as_ref().map(|l| l.function.as_slice()).unwrap_or_default();
+    let ops = mg
+        .meta_info_def
+        .as_ref()
+        .and_then(|m| m.stripped_op_list.as_ref())
+        .map(|l| l.op.as_slice())
+        .unwrap_or_default();
+    let lib = Library::new(functions, ops);
+    let flat = inline_calls(nodes, &lib)?;
+    Ok(Flattened {
+        graph: GraphDef { node: flat, library: None, versions: graph.versions.clone() },
+        inputs,
+        outputs,
+        input_keys: order,
+        output_keys: out_keys.into_iter().cloned().collect(),
+    })
+}
+
+/// The variables the signature's calls capture, as constant nodes named like the captured
+/// inputs, with their values from the checkpoint (read only when there is one).
+fn captured_variables(
+    dir: &Path,
+    objects: &SavedObjectGraph,
+    calls: &[&NodeDef],
+) -> Result<BTreeMap<String, NodeDef>> {
+    let prefix = dir.join("variables").join("variables");
     let mut replacements: BTreeMap<String, NodeDef> = BTreeMap::new();
-    if let Some(objects) = &mg.object_graph_def {
-        let prefix = dir.join("variables").join("variables");
-        let mut bundle: Option<(Bundle, BTreeMap<usize, String>)> = None;
-        for call in &calls {
-            let fname = match call.attr.get("f").and_then(|a| a.value.as_ref()) {
-                Some(Value::Func(f)) => f.name.as_str(),
-                _ => continue,
-            };
-            let Some(cf) = objects.concrete_functions.get(fname) else {
+    let mut checkpoint: Option<(Bundle, BTreeMap<usize, String>)> = None;
+    for call in calls {
+        let fname = match call.attr.get("f").and_then(|a| a.value.as_ref()) {
+            Some(Value::Func(f)) => f.name.as_str(),
+            _ => continue,
+        };
+        let Some(cf) = objects.concrete_functions.get(fname) else {
+            continue;
+        };
+        let data: Vec<&String> = call.input.iter().filter(|s| !s.starts_with('^')).collect();
+        let first = data.len().checked_sub(cf.bound_inputs.len()).ok_or_else(|| {
+            Error::node(&call.name, &call.op, "has fewer inputs than captured values")
+        })?;
+        for (input, &obj) in data[first..].iter().zip(&cf.bound_inputs) {
+            let Some((name, _)) = parse_tensor_name(input) else {
                 continue;
             };
-            let data: Vec<&String> = call.input.iter().filter(|s| !s.starts_with('^')).collect();
-            let first = data.len().checked_sub(cf.bound_inputs.len()).ok_or_else(|| {
-                Error::node(&call.name, &call.op, "has fewer inputs than captured values")
-            })?;
-            for (input, &obj) in data[first..].iter().zip(&cf.bound_inputs) {
-                let Some((name, _)) = parse_tensor_name(input) else {
-                    continue;
-                };
-                let object = usize::try_from(obj).ok().and_then(|o| objects.nodes.get(o));
-                match object.and_then(|o| o.kind.as_ref()) {
-                    Some(Kind::Variable(v)) => {
-                        if bundle.is_none() {
-                            let b = Bundle::open(&prefix)?;
-                            let tg_bytes = b.scalar_string("_CHECKPOINTABLE_OBJECT_GRAPH")?;
-                            let tg = TrackableObjectGraph::decode(tg_bytes).map_err(|e| {
-                                Error::msg(format!(
-                                    "{}: bad object graph in checkpoint: {e}",
-                                    prefix.display()
-                                ))
-                            })?;
-                            let keys = checkpoint_keys(objects, &tg);
-                            bundle = Some((b, keys));
-                        }
-                        let (b, keys) = bundle.as_ref().expect("opened above");
-                        let key = keys.get(&(obj as usize)).ok_or_else(|| {
-                            Error::msg(format!(
-                                "{}: variable '{}' (object {obj}) has no value in the checkpoint's object graph",
-                                prefix.display(),
-                                v.name
-                            ))
-                        })?;
-                        let t = b.tensor(key)?;
-                        replacements.insert(name.to_string(), const_node(name, t, v.dtype));
-                    }
-                    Some(Kind::Constant(_)) => {}
-                    _ => {
-                        return Err(Error::Unsupported(format!(
-                            "{}: captured input '{name}' of {fname} is neither a variable nor a constant",
-                            dir.display()
-                        )));
-                    }
+            let object = usize::try_from(obj).ok().and_then(|o| objects.nodes.get(o));
+            match object.and_then(|o| o.kind.as_ref()) {
+                Some(Kind::Variable(v)) => {
+                    let (bundle, keys) = match &mut checkpoint {
+                        Some(c) => c,
+                        None => checkpoint.insert(open_checkpoint(&prefix, objects)?),
+                    };
+                    let key = keys.get(&(obj as usize)).ok_or_else(|| {
+                        Error::msg(format!(
+                            "{}: variable '{}' (object {obj}) has no value in the checkpoint's object graph",
+                            prefix.display(),
+                            v.name
+                        ))
+                    })?;
+                    let t = bundle.tensor(key)?;
+                    replacements.insert(name.to_string(), const_node(name, t, v.dtype));
+                }
+                Some(Kind::Constant(_)) => {}
+                _ => {
+                    return Err(Error::Unsupported(format!(
+                        "{}: captured input '{name}' of {fname} is neither a variable nor a constant",
+                        dir.display()
+                    )));
                 }
             }
         }
     }
+    Ok(replacements)
+}
 
-    // Keep what the signature needs, with variables as constants.
+/// The variables' checkpoint, and the key of each variable object's value in it.
+fn open_checkpoint(
+    prefix: &Path,
+    objects: &SavedObjectGraph,
+) -> Result<(Bundle, BTreeMap<usize, String>)> {
+    let bundle = Bundle::open(prefix)?;
+    let tg_bytes = bundle.scalar_string("_CHECKPOINTABLE_OBJECT_GRAPH")?;
+    let tg = TrackableObjectGraph::decode(tg_bytes).map_err(|e| {
+        Error::msg(format!("{}: bad object graph in checkpoint: {e}", prefix.display()))
+    })?;
+    let keys = checkpoint_keys(objects, &tg);
+    Ok((bundle, keys))
+}
+
+/// The nodes the outputs depend on, each replaced by its constant where it is a variable.
+fn needed_nodes(
+    graph: &GraphDef,
+    outputs: &[String],
+    replacements: &BTreeMap<String, NodeDef>,
+) -> Vec<NodeDef> {
+    let by_name: BTreeMap<&str, &NodeDef> =
+        graph.node.iter().map(|n| (n.name.as_str(), n)).collect();
     let mut needed: BTreeSet<&str> = BTreeSet::new();
     let mut stack: Vec<&str> =
         outputs.iter().filter_map(|o| parse_tensor_name(o).map(|t| t.0)).collect();
@@ -326,14 +373,22 @@ pub fn load(path: &Path, sel: &Selection) -> Result<Flattened> {
             );
         }
     }
-    let nodes: Vec<NodeDef> = graph
+    graph
         .node
         .iter()
         .filter(|n| needed.contains(n.name.as_str()))
         .map(|n| replacements.get(&n.name).cloned().unwrap_or_else(|| n.clone()))
-        .collect();
+        .collect()
+}
 
-    // Placeholders take the signature's input keys as names (forward's parameter names).
+/// Placeholders take the signature's input keys as names (forward's parameter names), where
+/// no other node has that name; returns the renamed nodes and the inputs in `order`.
+fn name_inputs_by_key(
+    graph: &GraphDef,
+    sig: &SignatureDef,
+    nodes: Vec<NodeDef>,
+    order: &[String],
+) -> (Vec<NodeDef>, Vec<String>) {
     let taken: BTreeSet<&str> = graph.node.iter().map(|n| n.name.as_str()).collect();
     let mut renames: BTreeMap<String, String> = BTreeMap::new();
     for (key, ti) in &sig.inputs {
@@ -362,21 +417,5 @@ pub fn load(path: &Path, sel: &Selection) -> Result<Flattened> {
         })
         .collect();
     let inputs: Vec<String> = order.iter().map(|k| rename(&sig.inputs[k].name)).collect();
-
-    let functions = graph.library.as_ref().map(|l| l.function.as_slice()).unwrap_or_default();
-    let ops = mg
-        .meta_info_def
-        .as_ref()
-        .and_then(|m| m.stripped_op_list.as_ref())
-        .map(|l| l.op.as_slice())
-        .unwrap_or_default();
-    let lib = Library::new(functions, ops);
-    let flat = inline_calls(nodes, &lib)?;
-    Ok(Flattened {
-        graph: GraphDef { node: flat, library: None, versions: graph.versions.clone() },
-        inputs,
-        outputs,
-        input_keys: order,
-        output_keys: out_keys.into_iter().cloned().collect(),
-    })
+    (nodes, inputs)
 }

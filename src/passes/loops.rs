@@ -174,6 +174,83 @@ fn nesting(g: &Graph) -> usize {
 
 fn extract(g: &mut Graph, f: Frame) -> Result<()> {
     let name = loop_name(g, f.cond);
+    let (body, inputs, members) = build_body(g, &f, &name)?;
+    // Body values read outside the frame would be a malformed graph.
+    let frame_nodes = frame_nodes(&f);
+    check_contained(g, &f, &members, &frame_nodes)?;
+    if nesting(&body) >= MAX_NESTING {
+        return Err(err(g, f.cond, format!("loops nest deeper than {MAX_NESTING}")));
+    }
+    let mut node = Node::fused(name, Fused::Loop(Box::new(body)), g.node(f.cond).ordinal);
+    node.outputs = vec![ValueInfo::default(); f.vars.len()];
+    let l = g.add_node(node);
+    for (slot, v) in inputs.into_iter().enumerate() {
+        g.connect(v, l, slot);
+    }
+    for (i, v) in f.vars.iter().enumerate() {
+        if let Some(exit) = v.exit {
+            g.replace_uses(ValueRef { node: exit, port: 0 }, ValueRef { node: l, port: i });
+        }
+    }
+    for &n in frame_nodes.iter().chain(&members) {
+        if g.outputs.iter().chain(&g.inputs).any(|v| v.node == n) {
+            return Err(err(
+                g,
+                n,
+                "a model input or output inside a loop (only Exit values leave it)",
+            ));
+        }
+    }
+    for n in frame_nodes {
+        g.g.remove_node(n);
+    }
+    // The body now lives in the loop; only constants shared with the outside stay.
+    let shared: Vec<bool> = members
+        .iter()
+        .map(|&n| g.g.neighbors_directed(n, Direction::Outgoing).any(|c| !f.body.contains(&c)))
+        .collect();
+    for (n, shared) in members.into_iter().zip(shared) {
+        if !shared {
+            g.g.remove_node(n);
+        }
+    }
+    Ok(())
+}
+
+/// The frame's own nodes: its `Enter`, `Merge`, `Switch`, `NextIteration`, `Exit` and
+/// `LoopCond` nodes.
+fn frame_nodes(f: &Frame) -> BTreeSet<NodeIndex> {
+    f.vars
+        .iter()
+        .flat_map(|v| [v.merge, v.enter, v.next])
+        .chain(f.vars.iter().filter_map(|v| v.switch))
+        .chain(f.vars.iter().filter_map(|v| v.exit))
+        .chain(f.invariants.iter().copied())
+        .chain([f.cond])
+        .collect()
+}
+
+/// Nothing outside the frame reads a body value, except constants shared with the outside.
+fn check_contained(
+    g: &Graph,
+    f: &Frame,
+    members: &[NodeIndex],
+    frame_nodes: &BTreeSet<NodeIndex>,
+) -> Result<()> {
+    for &n in members {
+        for c in g.g.neighbors_directed(n, Direction::Outgoing) {
+            if !f.body.contains(&c) && !frame_nodes.contains(&c) && g.node(n).op != "Const" {
+                return Err(err(g, c, "reads a value from inside a loop without an Exit"));
+            }
+        }
+    }
+
+    Ok(())
+}
+
+/// The loop's body as a graph of its own (see the module docs), the outer values that feed
+/// the loop node, and the outer nodes copied into the body.
+fn build_body(g: &Graph, f: &Frame, name: &str) -> Result<(Graph, Vec<ValueRef>, Vec<NodeIndex>)> {
     let mut body = Graph::default();
     // Where each outer value is in the body.
     let mut map: BTreeMap<ValueRef, ValueRef> = BTreeMap::new();
@@ -229,62 +306,7 @@ fn extract(g: &mut Graph, f: Frame) -> Result<()> {
         let next_in = *g.inputs(v.next).first().ok_or_else(|| err(g, v.next, "has no input"))?;
         body.outputs.push(resolve(next_in, &map)?);
     }
-    // Body values read outside the frame would be a malformed graph.
-    let frame_nodes: BTreeSet<NodeIndex> = f
-        .vars
-        .iter()
-        .flat_map(|v| [v.merge, v.enter, v.next])
-        .chain(f.vars.iter().filter_map(|v| v.switch))
-        .chain(f.vars.iter().filter_map(|v| v.exit))
-        .chain(f.invariants.iter().copied())
-        .chain([f.cond])
-        .collect();
-    for &n in &members {
-        for c in g.g.neighbors_directed(n, Direction::Outgoing) {
-            if !f.body.contains(&c) && !frame_nodes.contains(&c) && g.node(n).op != "Const" {
-                return Err(err(g, c, "reads a value from inside a loop without an Exit"));
-            }
-        }
-    }
-
-    if nesting(&body) >= MAX_NESTING {
-        return Err(err(g, f.cond, format!("loops nest deeper than {MAX_NESTING}")));
-    }
-    let mut node = Node::fused(name, Fused::Loop(Box::new(body)), g.node(f.cond).ordinal);
-    node.outputs = vec![ValueInfo::default(); f.vars.len()];
-    let l = g.add_node(node);
-    for (slot, v) in inputs.into_iter().enumerate() {
-        g.connect(v, l, slot);
-    }
-    for (i, v) in f.vars.iter().enumerate() {
-        if let Some(exit) = v.exit {
-            g.replace_uses(ValueRef { node: exit, port: 0 }, ValueRef { node: l, port: i });
-        }
-    }
-    for &n in frame_nodes.iter().chain(&members) {
-        if g.outputs.iter().chain(&g.inputs).any(|v| v.node == n) {
-            return Err(err(
-                g,
-                n,
-                "a model input or output inside a loop (only Exit values leave it)",
-            ));
-        }
-    }
-    for n in frame_nodes {
-        g.g.remove_node(n);
-    }
-
-    // The body now lives in the loop; only constants shared with the outside stay.
-    let shared: Vec<bool> = members
-        .iter()
-        .map(|&n| g.g.neighbors_directed(n, Direction::Outgoing).any(|c| !f.body.contains(&c)))
-        .collect();
-    for (n, shared) in members.into_iter().zip(shared) {
-        if !shared {
-            g.g.remove_node(n);
-        }
-    }
-    Ok(())
+    Ok((body, inputs, members))
 }
 
 fn enter_input(g: &Graph, enter: NodeIndex) -> Result<ValueRef> {
