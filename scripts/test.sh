@@ -36,6 +36,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   .venv/bin/python tests/fixtures/make_fixtures.py "${missing[@]}" build/fixtures 2>&1 | grep -E '^wrote|Error' || true
 fi
 
+export TF2TORCH_REQUIRE_FIXTURES=1
 cargo test --quiet 2>&1 | grep -E '^(test result|error|failures|---- )|panicked' || true
 cargo test --quiet >/dev/null 2>&1 || { cargo test --quiet 2>&1 | tail -n 40; exit 1; }
 cd tests/python

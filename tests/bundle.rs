@@ -2,23 +2,21 @@
 //! of several data blocks), and on corrupted copies of it. The fixture is made by
 //! `tests/fixtures/make_fixtures.py many_variables build/fixtures` (scripts/test.sh does it).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 
 use tf2torch::load::bundle::{Bundle, read_table};
 
-fn fixture() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("build/fixtures/many_variables");
-    assert!(
-        dir.join("ckpt.index").exists(),
-        "{} missing: run scripts/test.sh (or make_fixtures.py many_variables build/fixtures)",
-        dir.display()
-    );
-    dir
+/// The TensorFlow-made checkpoint (`None`: the test is skipped, see `common`).
+fn fixture() -> Option<PathBuf> {
+    let dir = common::generated_fixture("many_variables", "many_variables")?;
+    dir.join("ckpt.index").exists().then_some(dir)
 }
 
 /// Copies the checkpoint into a temp dir, letting `edit` change the index or data bytes.
-fn corrupted(edit: impl Fn(&mut Vec<u8>, &mut Vec<u8>)) -> (tempfile::TempDir, PathBuf) {
-    let src = fixture();
+fn corrupted(edit: impl Fn(&mut Vec<u8>, &mut Vec<u8>)) -> Option<(tempfile::TempDir, PathBuf)> {
+    let src = fixture()?;
     let tmp = tempfile::tempdir().unwrap();
     let mut index = std::fs::read(src.join("ckpt.index")).unwrap();
     let mut data = std::fs::read(src.join("ckpt.data-00000-of-00001")).unwrap();
@@ -26,17 +24,18 @@ fn corrupted(edit: impl Fn(&mut Vec<u8>, &mut Vec<u8>)) -> (tempfile::TempDir, P
     std::fs::write(tmp.path().join("ckpt.index"), index).unwrap();
     std::fs::write(tmp.path().join("ckpt.data-00000-of-00001"), data).unwrap();
     let prefix = tmp.path().join("ckpt");
-    (tmp, prefix)
+    Some((tmp, prefix))
 }
 
 #[test]
 fn reads_every_entry_across_data_blocks() {
-    let index = std::fs::read(fixture().join("ckpt.index")).unwrap();
+    let Some(dir) = fixture() else { return };
+    let index = std::fs::read(dir.join("ckpt.index")).unwrap();
     assert!(index.len() > 262_144, "fixture should span several 256 KiB data blocks");
     let entries = read_table(&index).unwrap();
     let keys: Vec<&[u8]> = entries.iter().map(|(k, _)| k.as_slice()).collect();
     assert!(keys.windows(2).all(|w| w[0] < w[1]), "keys must come out strictly increasing");
-    let bundle = Bundle::open(&fixture().join("ckpt")).unwrap();
+    let bundle = Bundle::open(&dir.join("ckpt")).unwrap();
     let vars = bundle.keys().filter(|k| k.ends_with("/.ATTRIBUTES/VARIABLE_VALUE")).count();
     assert_eq!(vars, 6000);
     // Shapes follow the script: (i % 5 + 1, 3) float32.
@@ -50,7 +49,7 @@ fn reads_every_entry_across_data_blocks() {
 
 #[test]
 fn a_flipped_data_byte_is_a_checksum_error() {
-    let (_tmp, prefix) = corrupted(|_, data| data[100] ^= 0x01);
+    let Some((_tmp, prefix)) = corrupted(|_, data| data[100] ^= 0x01) else { return };
     let bundle = Bundle::open(&prefix).unwrap();
     let errors: Vec<String> = bundle
         .keys()
@@ -66,21 +65,23 @@ fn a_flipped_data_byte_is_a_checksum_error() {
 
 #[test]
 fn a_flipped_index_byte_is_a_checksum_error() {
-    let (_tmp, prefix) = corrupted(|index, _| index[1000] ^= 0x40);
+    let Some((_tmp, prefix)) = corrupted(|index, _| index[1000] ^= 0x40) else { return };
     let err = Bundle::open(&prefix).err().expect("must fail").to_string();
     assert!(err.contains("checksum") && err.contains("ckpt.index"), "{err}");
 }
 
 #[test]
 fn a_truncated_footer_is_a_clear_error() {
-    let (_tmp, prefix) = corrupted(|index, _| index.truncate(index.len() - 10));
+    let Some((_tmp, prefix)) = corrupted(|index, _| index.truncate(index.len() - 10)) else {
+        return;
+    };
     let err = Bundle::open(&prefix).err().expect("must fail").to_string();
     assert!(err.contains("magic") || err.contains("truncated"), "{err}");
 }
 
 #[test]
 fn a_truncated_data_file_is_a_clear_error() {
-    let (_tmp, prefix) = corrupted(|_, data| data.truncate(data.len() / 20));
+    let Some((_tmp, prefix)) = corrupted(|_, data| data.truncate(data.len() / 20)) else { return };
     let bundle = Bundle::open(&prefix).unwrap();
     let keys: Vec<String> = bundle.keys().map(String::from).collect();
     let errors: Vec<String> =

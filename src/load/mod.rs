@@ -46,8 +46,8 @@ pub fn detect(path: &Path) -> Result<ModelKind> {
 pub fn load_graph_def(path: &Path) -> Result<GraphDef> {
     if detect(path)? == ModelKind::SavedModel {
         return Err(Error::Unsupported(format!(
-            "{}: is a TensorFlow SavedModel; SavedModel input is not supported yet. Freeze it \
-             to a GraphDef .pb (convert_variables_to_constants_v2) and convert that",
+            "{}: is a TensorFlow SavedModel, not a frozen GraphDef (read it with \
+             saved_model::load)",
             path.display()
         )));
     }

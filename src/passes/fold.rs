@@ -12,7 +12,7 @@ use crate::tensor::Tensor;
 pub fn fold_and_infer(g: &mut Graph) -> Result<()> {
     let order = g.topo_order().map_err(|n| {
         let node = g.node(n);
-        Error::node(&node.name, &node.op, "is part of a cycle (loops are not supported yet)")
+        Error::node(&node.name, &node.op, "is part of a cycle that is not a loop frame")
     })?;
     for n in order {
         let node = g.node(n);

@@ -4,7 +4,8 @@ import pytest
 
 from conftest import OPS_DIR, assert_parity, import_model, ruff, run_cli
 
-OP_FIXTURES = sorted(p.stem for p in OPS_DIR.glob("*.pb") if p.stem != "unknown_op")
+STUB_FIXTURES = ("unknown_op", "loop_unknown_op")
+OP_FIXTURES = sorted(p.stem for p in OPS_DIR.glob("*.pb") if p.stem not in STUB_FIXTURES)
 
 
 @pytest.mark.parametrize("name", OP_FIXTURES)
@@ -58,6 +59,22 @@ def test_unknown_op_becomes_a_stub_the_user_can_fill(tmp_path):
     run_cli("convert", OPS_DIR / "unknown_op.pb", "-o", out)
     assert (out / "custom_ops.py").read_text() == filled
     assert_parity(out, OPS_DIR / "unknown_op.npz")
+
+
+def test_stub_inside_a_loop_is_called_each_step(tmp_path):
+    out = tmp_path / "out"
+    run_cli("convert", OPS_DIR / "loop_unknown_op.pb", "-o", out)
+    assert "custom_ops.my_fancy_activation(" in (out / "model.py").read_text()
+    stub = (out / "custom_ops.py").read_text()
+    # The original op was Relu6.
+    filled = stub.replace(
+        "    raise NotImplementedError(", "    return torch.clamp(input_0, 0.0, 6.0)\n    raise NotImplementedError(", 1
+    )
+    (out / "custom_ops.py").write_text(filled)
+    errors = assert_parity(out, OPS_DIR / "loop_unknown_op.npz")
+    print(f"loop_unknown_op: max rel. error {max(errors):.3g}")
+    for f in ("model.py", "custom_ops.py"):
+        assert ruff("format", "--no-cache", "--diff", str(out / f)).returncode == 0, f
 
 
 def test_strict_fails_on_untranslated_ops(tmp_path):
