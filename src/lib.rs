@@ -76,6 +76,18 @@ pub fn load_graph(
     outputs: &[String],
     selection: &load::saved_model::Selection,
 ) -> Result<Loaded> {
+    load_graph_observed(input, inputs, outputs, selection, &mut |_, _| {})
+}
+
+/// [`load_graph`], showing `after(pass, graph)` the graph before the passes (`"load"`) and
+/// after each of them.
+pub fn load_graph_observed(
+    input: &Path,
+    inputs: &[String],
+    outputs: &[String],
+    selection: &load::saved_model::Selection,
+    after: &mut dyn FnMut(&str, &ir::Graph),
+) -> Result<Loaded> {
     let flat = load_flat(input, selection)?;
     let saved_model = !flat.input_keys.is_empty() || !flat.output_keys.is_empty();
     let overridden = !inputs.is_empty() || !outputs.is_empty();
@@ -95,7 +107,8 @@ pub fn load_graph(
         }
         (true, true) => ModelIo { saved_model, ..ModelIo::default() },
     };
-    passes::run_all(&mut graph)?;
+    after("load", &graph);
+    passes::run_observed(&mut graph, after)?;
     Ok(Loaded { graph, io })
 }
 

@@ -1,5 +1,7 @@
 //! The `tf2torch` command line.
 
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -45,10 +47,40 @@ enum Command {
         #[command(flatten)]
         saved_model: SavedModelArgs,
     },
+    /// For maintainers: look inside a conversion.
+    Debug {
+        #[command(subcommand)]
+        what: DebugCommand,
+    },
     /// Print a model's inputs, outputs, ops and what would translate.
     Inspect {
         /// Frozen GraphDef (.pb) or SavedModel directory.
         input: PathBuf,
+        #[arg(long, value_delimiter = ',', value_name = "NAME:0,...")]
+        inputs: Vec<String>,
+        #[arg(long, value_delimiter = ',', value_name = "NAME:0,...")]
+        outputs: Vec<String>,
+        #[command(flatten)]
+        saved_model: SavedModelArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum DebugCommand {
+    /// Print the graph after each pass (nodes in topological order, with their shapes and
+    /// attributes): where a fusion did, or did not, happen.
+    #[command(
+        after_help = "Example:\n  tf2torch debug passes model.pb --node conv1 --pass fuse_bias"
+    )]
+    Passes {
+        /// Frozen GraphDef (.pb) or SavedModel directory.
+        input: PathBuf,
+        /// Only nodes whose name contains this.
+        #[arg(long, value_name = "TEXT")]
+        node: Option<String>,
+        /// Only after passes of this name (`load` is the graph before any pass).
+        #[arg(long, value_name = "NAME")]
+        pass: Option<String>,
         #[arg(long, value_delimiter = ',', value_name = "NAME:0,...")]
         inputs: Vec<String>,
         #[arg(long, value_delimiter = ',', value_name = "NAME:0,...")]
@@ -75,21 +107,29 @@ impl SavedModelArgs {
     }
 }
 
+/// Writes to stdout; a closed pipe (`| head`) is not an error worth more than silence.
+fn say(text: &str) {
+    let _ = std::io::stdout().write_all(text.as_bytes());
+}
+
 fn human_bytes(n: usize) -> String {
     let mb = n as f64 / (1024.0 * 1024.0);
     if mb >= 1.0 { format!("{mb:.1} MiB") } else { format!("{:.1} KiB", n as f64 / 1024.0) }
 }
 
-/// What a conversion did, on stdout.
-fn print_summary(opts: &tf2torch::Options, r: &tf2torch::Report, seconds: f64) {
+/// What a conversion did, for stdout.
+fn summary(opts: &tf2torch::Options, r: &tf2torch::Report, seconds: f64) -> String {
+    let mut out = String::new();
     let translated: usize = r.summary.translated.values().sum();
-    println!(
+    let _ = writeln!(
+        out,
         "converted {} -> {}/ in {:.2}s",
         opts.input.display(),
         opts.out_dir.display(),
         seconds
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  class {}: {} layers, {} forward lines, {} parameters ({})",
         r.class_name,
         r.layers,
@@ -97,9 +137,11 @@ fn print_summary(opts: &tf2torch::Options, r: &tf2torch::Report, seconds: f64) {
         r.parameters,
         human_bytes(r.weight_bytes)
     );
-    println!("  {translated} ops translated, {} op types stubbed", r.summary.stubs.len());
+    let _ =
+        writeln!(out, "  {translated} ops translated, {} op types stubbed", r.summary.stubs.len());
     for s in &r.summary.stubs {
-        println!(
+        let _ = writeln!(
+            out,
             "  stub: {} -> custom_ops.{}() for {} node(s): {}",
             s.op,
             s.function,
@@ -108,14 +150,16 @@ fn print_summary(opts: &tf2torch::Options, r: &tf2torch::Report, seconds: f64) {
         );
     }
     if !r.summary.stubs.is_empty() {
-        println!(
+        let _ = writeln!(
+            out,
             "  fill in the stubs in {}/custom_ops.py before running the model",
             opts.out_dir.display()
         );
     }
     for f in &r.unneeded_stubs {
-        println!("  note: custom_ops.{f}() is no longer used by this model (kept)");
+        let _ = writeln!(out, "  note: custom_ops.{f}() is no longer used by this model (kept)");
     }
+    out
 }
 
 fn main() -> ExitCode {
@@ -134,7 +178,7 @@ fn main() -> ExitCode {
             };
             match tf2torch::convert(&opts) {
                 Ok(r) => {
-                    print_summary(&opts, &r, start.elapsed().as_secs_f64());
+                    say(&summary(&opts, &r, start.elapsed().as_secs_f64()));
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -147,10 +191,37 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Debug {
+            what: DebugCommand::Passes { input, node, pass, inputs, outputs, saved_model },
+        } => {
+            // Each pass's graph, or a note that it did not change what is shown.
+            let mut last: Option<String> = None;
+            let mut after = |name: &str, g: &tf2torch::ir::Graph| {
+                if pass.as_deref().is_some_and(|p| p != name) {
+                    return;
+                }
+                let text = tf2torch::ir::dump(g, node.as_deref());
+                if last.as_ref() == Some(&text) {
+                    say(&format!("== after {name}: unchanged ==\n"));
+                } else {
+                    let shown = if text.is_empty() { "(no node matches)\n" } else { &text };
+                    say(&format!("== after {name} ==\n{shown}"));
+                    last = Some(text);
+                }
+            };
+            let sel = saved_model.selection();
+            match tf2torch::load_graph_observed(&input, &inputs, &outputs, &sel, &mut after) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Inspect { input, inputs, outputs, saved_model } => {
             match tf2torch::inspect::inspect(&input, &inputs, &outputs, &saved_model.selection()) {
                 Ok(s) => {
-                    print!("{s}");
+                    say(&s);
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

@@ -123,3 +123,29 @@ fn inspect_lists_inputs_outputs_and_ops() {
     assert!(s.contains("MyFancyActivation") && s.contains("stub"), "{s}");
     assert!(s.contains("parameters:"), "{s}");
 }
+
+/// `debug passes` shows what each pass did: here, `fuse_bias` moving a BiasAdd into its MatMul.
+#[test]
+fn debug_passes_shows_the_graph_after_each_pass() {
+    let out = Command::cargo_bin("tf2torch")
+        .unwrap()
+        .args(["debug", "passes"])
+        .arg(fixture("ops_matmul.pb"))
+        .args(["--node", "MatMul", "--pass"])
+        .arg("fuse_tensordot")
+        .assert()
+        .success();
+    let before = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    assert!(
+        before.starts_with("== after fuse_tensordot ==\nMatMul = MatMul(input_0:0, Const:0) {")
+    );
+    let out = Command::cargo_bin("tf2torch")
+        .unwrap()
+        .args(["debug", "passes"])
+        .arg(fixture("ops_matmul.pb"))
+        .args(["--node", "MatMul", "--pass", "fuse_bias"])
+        .assert()
+        .success();
+    let after = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    assert!(after.contains("MatMul = MatMul(input_0:0, Const:0, Const_1:0) {"), "{after}");
+}

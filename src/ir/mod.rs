@@ -6,6 +6,7 @@
 
 pub mod attrs;
 mod build;
+mod dump;
 pub mod fused;
 
 use std::cmp::Reverse;
@@ -16,6 +17,7 @@ use petgraph::stable_graph::{EdgeIndex, NodeIndex, StableDiGraph};
 use petgraph::visit::EdgeRef;
 
 pub use build::build;
+pub use dump::dump;
 
 use crate::proto::AttrValue;
 use crate::tensor::{DType, Tensor};
@@ -28,6 +30,22 @@ pub type Shape = Option<Vec<Option<usize>>>;
 pub struct ValueInfo {
     pub dtype: Option<DType>,
     pub shape: Shape,
+}
+
+impl ValueInfo {
+    /// `float32 [?, 7, 7, 512]`, `? shape unknown`.
+    pub fn describe(&self) -> String {
+        let dtype = self.dtype.map_or("?".to_string(), |d| d.to_string());
+        let shape = match &self.shape {
+            None => "shape unknown".to_string(),
+            Some(s) => {
+                let dims: Vec<String> =
+                    s.iter().map(|d| d.map_or("?".to_string(), |x| x.to_string())).collect();
+                format!("[{}]", dims.join(", "))
+            }
+        };
+        format!("{dtype} {shape}")
+    }
 }
 
 /// An integer vector (or scalar) known only in part, e.g. `Shape(x)` when the batch size is

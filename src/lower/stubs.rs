@@ -61,19 +61,6 @@ fn attr_literal(v: &Value) -> Option<Expr> {
     })
 }
 
-fn describe(info: &ValueInfo) -> String {
-    let dtype = info.dtype.map_or("?".to_string(), |d| d.to_string());
-    let shape = match &info.shape {
-        None => "shape unknown".to_string(),
-        Some(s) => {
-            let dims: Vec<String> =
-                s.iter().map(|d| d.map_or("?".to_string(), |x| x.to_string())).collect();
-            format!("[{}]", dims.join(", "))
-        }
-    };
-    format!("{dtype} {shape}")
-}
-
 impl Stubs {
     /// Records that node `n` of `graph` needs the stub for its op; returns the function name
     /// and the call site's id.
@@ -209,12 +196,12 @@ impl Stubs {
         doc.extend([String::new(), "Used by:".into()]);
         for &n in &e.sites {
             let site = &self.sites[n];
-            let ins: Vec<String> = site.inputs.iter().map(describe).collect();
+            let ins: Vec<String> = site.inputs.iter().map(ValueInfo::describe).collect();
             doc.push(format!(
                 "  - {}: inputs ({}) -> {}",
                 site.name,
                 ins.join("; "),
-                describe(&site.output)
+                site.output.describe()
             ));
             doc.extend(site.shown.iter().map(|(k, shown)| format!("    {k} = {shown}")));
         }

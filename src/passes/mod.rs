@@ -33,27 +33,54 @@ use crate::ir::Graph;
 /// The pass pipeline. Batch-norm fusion runs before folding because folding would merge the
 /// statistics into two opaque constants.
 pub fn run_all(g: &mut Graph) -> Result<()> {
-    prune(g)?;
-    remove_identities(g)?;
-    loops::extract_loops(g)?;
-    fuse_batchnorm(g)?;
-    fold_and_infer(g)?;
+    run_observed(g, &mut |_, _| {})
+}
+
+type Pass = fn(&mut Graph) -> Result<()>;
+
+/// After recurrent layers are fused (see [`run_observed`]).
+const LATE: [(&str, Pass); 12] = [
+    ("simplify", simplify),
+    ("prune", prune),
+    ("fuse_bidirectional", fuse_bidirectional::fuse_bidirectional),
+    ("fuse_layernorm", fuse_layernorm),
+    ("fuse_activations", fuse_activations),
+    ("fuse_conv1d", fuse_conv1d),
+    ("fuse_tensordot", fuse_tensordot),
+    ("fuse_time_distributed", fuse_time_distributed::fuse_time_distributed),
+    ("fuse_bias", fuse_bias),
+    ("fuse_head_bias", fuse_head_bias),
+    ("prune", prune),
+    ("optimize_loop_bodies", loops::optimize_bodies),
+];
+
+/// Runs `pass`, then shows `after` the graph.
+fn step<T>(
+    after: &mut dyn FnMut(&str, &Graph),
+    name: &str,
+    g: &mut Graph,
+    pass: impl FnOnce(&mut Graph) -> Result<T>,
+) -> Result<T> {
+    let result = pass(g)?;
+    after(name, g);
+    Ok(result)
+}
+
+/// [`run_all`], calling `after(pass, graph)` after each pass (`tf2torch debug passes`).
+pub fn run_observed(g: &mut Graph, after: &mut dyn FnMut(&str, &Graph)) -> Result<()> {
+    step(after, "prune", g, prune)?;
+    step(after, "remove_identities", g, remove_identities)?;
+    step(after, "extract_loops", g, loops::extract_loops)?;
+    step(after, "fuse_batchnorm", g, fuse_batchnorm)?;
+    step(after, "fold_and_infer", g, fold_and_infer)?;
     // A recurrent layer's output shape is known only once it is fused: infer again, so the
     // next layer's loop body can be matched too.
-    while rnn::fuse_rnn(g)? {
-        prune(g)?;
-        fold_and_infer(g)?;
+    while step(after, "fuse_rnn", g, rnn::fuse_rnn)? {
+        step(after, "prune", g, prune)?;
+        step(after, "fold_and_infer", g, fold_and_infer)?;
     }
-    simplify(g)?;
-    prune(g)?;
-    fuse_bidirectional::fuse_bidirectional(g)?;
-    fuse_layernorm(g)?;
-    fuse_activations(g)?;
-    fuse_conv1d(g)?;
-    fuse_tensordot(g)?;
-    fuse_time_distributed::fuse_time_distributed(g)?;
-    fuse_bias(g)?;
-    fuse_head_bias(g)?;
-    prune(g)?;
-    loops::optimize_bodies(g)
+    for (name, pass) in LATE {
+        step(after, name, g, pass)?;
+    }
+    Ok(())
 }

@@ -12,9 +12,8 @@ pub fn generated_fixture(name: &str, generator: &str) -> Option<PathBuf> {
         return Some(path);
     }
     let msg = format!(
-        "{} missing: make it with `.venv/bin/python tests/fixtures/make_fixtures.py {generator} \
-         build/fixtures` (scripts/test.sh makes them all)",
-        path.display()
+        "build/fixtures/{name} missing: make it with `.venv/bin/python \
+         tests/fixtures/make_fixtures.py {generator} build/fixtures` (scripts/test.sh makes them all)"
     );
     assert!(std::env::var_os("TF2TORCH_REQUIRE_FIXTURES").is_none(), "{msg}");
     // Straight to stderr: the test harness captures `eprintln!` of passing tests.
