@@ -109,6 +109,13 @@ impl TestGraph {
         ValueRef { node: id, port: 0 }
     }
 
+    /// Declares output 0 of `v`'s node a float32 of `shape` (what shape inference would know).
+    pub fn set_shape(&mut self, v: ValueRef, shape: &[i64]) {
+        let shape = shape.iter().map(|&d| (d >= 0).then_some(d as usize)).collect();
+        self.g.node_mut(v.node).outputs =
+            vec![ValueInfo { dtype: Some(DType::F32), shape: Some(shape) }];
+    }
+
     /// An extra edge, for cycles (a loop's `NextIteration` back into its `Merge`).
     pub fn connect(&mut self, src: ValueRef, dst: ValueRef, slot: usize) {
         self.g.connect(src, dst.node, slot);
@@ -123,6 +130,21 @@ impl TestGraph {
     pub fn build(mut self, outputs: &[ValueRef]) -> Graph {
         self.g.outputs = outputs.to_vec();
         self.g
+    }
+
+    /// The graph after `passes` (in order), pruned to `outputs`, as `ir::dump` prints it:
+    /// what one pass does, seen on its own.
+    pub fn after_passes(
+        mut self,
+        outputs: &[ValueRef],
+        passes: &[fn(&mut Graph) -> crate::error::Result<()>],
+    ) -> String {
+        self.g.outputs = outputs.to_vec();
+        for pass in passes {
+            pass(&mut self.g).expect("pass");
+        }
+        crate::passes::prune(&mut self.g).expect("prune");
+        crate::ir::dump(&self.g, None)
     }
 
     /// The graph after the passes.
@@ -188,4 +210,37 @@ pub fn after_conv(f: impl FnOnce(&mut TestGraph, ValueRef) -> ValueRef) -> Strin
     let y = g.op("conv", "Conv2D", &[x, w], &pad);
     let z = f(&mut g, y);
     g.lower(&[z]).split("---\n").nth(1).unwrap_or_default().to_string()
+}
+
+/// A TF1 loop frame by hand, `i, x = 0, x; while i < 3: i, x = i + 1, f(x)`, with `f` a `Mul`
+/// by 2.0 or the one-input op `step_op`; returns the graph and the `Exit` of `x`.
+pub fn tf1_frame(step_op: &str) -> (TestGraph, ValueRef) {
+    let mut g = TestGraph::new();
+    let x0 = g.input("x", &[-1, 4]);
+    let zero = g.constant("zero", Tensor::from_i32(vec![], &[0]));
+    let frame = [("frame_name", string("loop"))];
+    let ei = g.op("loop/enter_i", "Enter", &[zero], &frame);
+    let ex = g.op("loop/enter_x", "Enter", &[x0], &frame);
+    let mi = g.op("loop/merge_i", "Merge", &[ei], &[]);
+    let mx = g.op("loop/merge_x", "Merge", &[ex], &[]);
+    let three = g.constant("loop/three", Tensor::from_i32(vec![], &[3]));
+    let less = g.op("loop/Less", "Less", &[mi, three], &[]);
+    let lc = g.op("loop/LoopCond", "LoopCond", &[less], &[]);
+    let si = g.op("loop/switch_i", "Switch", &[mi, lc], &[]);
+    let sx = g.op("loop/switch_x", "Switch", &[mx, lc], &[]);
+    let one = g.constant("loop/one", Tensor::from_i32(vec![], &[1]));
+    let two = g.constant("loop/two", Tensor::from_f32(vec![], &[2.0]));
+    let i1 = g.op("loop/add", "AddV2", &[TestGraph::port(si, 1), one], &[]);
+    let x1 = if step_op == "Mul" {
+        g.op("loop/mul", "Mul", &[TestGraph::port(sx, 1), two], &[])
+    } else {
+        g.op("loop/custom", step_op, &[TestGraph::port(sx, 1)], &[("scale", float(2.0))])
+    };
+    let ni = g.op("loop/next_i", "NextIteration", &[i1], &[]);
+    let nx = g.op("loop/next_x", "NextIteration", &[x1], &[]);
+    g.connect(ni, mi, 1);
+    g.connect(nx, mx, 1);
+    let _ = g.op("loop/exit_i", "Exit", &[si], &[]);
+    let out = g.op("loop/exit_x", "Exit", &[sx], &[]);
+    (g, out)
 }

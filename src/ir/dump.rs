@@ -6,13 +6,14 @@
 //! conv1/kernel = Const -> float32 [7, 7, 3, 64]
 //! ```
 //!
-//! constants by dtype and shape (never their values), a synthetic op's parameters as its
-//! attributes, and a loop's body after it, indented.
+//! constants by dtype and shape (never their values), integer values known in part after
+//! folding (`= [x:0.shape[0], 6]`), a synthetic op's parameters as its attributes, and a
+//! loop's body after it, indented.
 
 use std::fmt::Write;
 
 use super::attrs::display;
-use super::{Graph, ValueRef};
+use super::{Dim, Graph, ValueRef};
 
 /// The graph as text; with `filter`, only the nodes whose name contains it (loop bodies are
 /// searched too).
@@ -67,7 +68,23 @@ fn write_graph(out: &mut String, g: &Graph, filter: Option<&str>, depth: usize) 
         } else {
             format!("{}({inputs})", node.op)
         };
-        let _ = writeln!(out, "{pad}{} = {call}{attrs} -> {}", node.name, outs.join(", "));
+        let partial = node.partial.as_ref().map_or(String::new(), |p| {
+            let dims: Vec<String> = p
+                .values
+                .iter()
+                .map(|d| match d {
+                    Dim::Known(v) => v.to_string(),
+                    Dim::Of(v, axis) => format!("{}.shape[{axis}]", value_name(g, *v)),
+                    Dim::Unknown => "?".into(),
+                })
+                .collect();
+            if p.scalar {
+                format!(" = {}", dims.join(""))
+            } else {
+                format!(" = [{}]", dims.join(", "))
+            }
+        });
+        let _ = writeln!(out, "{pad}{} = {call}{attrs} -> {}{partial}", node.name, outs.join(", "));
         if let Some(body) = body {
             let _ = writeln!(out, "{pad}  body:");
             write_graph(out, body, None, depth + 1);

@@ -230,7 +230,6 @@ fn reverse(ctx: &mut Ctx) -> OpResult<Lowered> {
 #[cfg(test)]
 mod tests {
     use crate::ir::fused::{Cell, Fused, Recurrent};
-    use crate::tensor::Tensor;
     use crate::testing::*;
     use insta::assert_snapshot;
 
@@ -340,33 +339,7 @@ mod tests {
 
     /// A TF1 frame by hand: `i, x = 0, x; while i < 3: i, x = i + 1, f(x)`.
     fn frame(step_op: &str) -> String {
-        let mut g = TestGraph::new();
-        let x0 = g.input("x", &[-1, 4]);
-        let zero = g.constant("zero", Tensor::from_i32(vec![], &[0]));
-        let frame = [("frame_name", string("loop"))];
-        let ei = g.op("loop/enter_i", "Enter", &[zero], &frame);
-        let ex = g.op("loop/enter_x", "Enter", &[x0], &frame);
-        let mi = g.op("loop/merge_i", "Merge", &[ei], &[]);
-        let mx = g.op("loop/merge_x", "Merge", &[ex], &[]);
-        let three = g.constant("loop/three", Tensor::from_i32(vec![], &[3]));
-        let less = g.op("loop/Less", "Less", &[mi, three], &[]);
-        let lc = g.op("loop/LoopCond", "LoopCond", &[less], &[]);
-        let si = g.op("loop/switch_i", "Switch", &[mi, lc], &[]);
-        let sx = g.op("loop/switch_x", "Switch", &[mx, lc], &[]);
-        let one = g.constant("loop/one", Tensor::from_i32(vec![], &[1]));
-        let two = g.constant("loop/two", Tensor::from_f32(vec![], &[2.0]));
-        let i1 = g.op("loop/add", "AddV2", &[TestGraph::port(si, 1), one], &[]);
-        let x1 = if step_op == "Mul" {
-            g.op("loop/mul", "Mul", &[TestGraph::port(sx, 1), two], &[])
-        } else {
-            g.op("loop/custom", step_op, &[TestGraph::port(sx, 1)], &[("scale", float(2.0))])
-        };
-        let ni = g.op("loop/next_i", "NextIteration", &[i1], &[]);
-        let nx = g.op("loop/next_x", "NextIteration", &[x1], &[]);
-        g.connect(ni, mi, 1);
-        g.connect(nx, mx, 1);
-        let _ = g.op("loop/exit_i", "Exit", &[si], &[]);
-        let out = g.op("loop/exit_x", "Exit", &[sx], &[]);
+        let (g, out) = tf1_frame(step_op);
         after_weights(g.lower(&[out]))
     }
 

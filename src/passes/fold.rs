@@ -137,3 +137,40 @@ fn constant_reshape_target(g: &mut Graph, n: NodeIndex) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::passes::fold_and_infer;
+    use crate::tensor::Tensor;
+    use crate::testing::*;
+    use insta::assert_snapshot;
+
+    /// Constant arithmetic becomes a constant; shape arithmetic on a dynamic batch becomes a
+    /// vector known in part, so the reshape's output shape is known but its batch.
+    #[test]
+    fn constants_fold_and_shapes_are_known_in_part() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 2, 3]);
+        let a = g.constant("a", Tensor::from_f32(vec![], &[1.5]));
+        let b = g.constant("b", Tensor::from_f32(vec![], &[2.0]));
+        let c = g.op("c", "AddV2", &[a, b], &[]);
+        let s = g.op("s", "Shape", &[x], &[]);
+        let begin = g.constant("begin", int_tensor(&[1], &[0]));
+        let end = g.constant("end", int_tensor(&[1], &[1]));
+        let one = g.constant("one", int_tensor(&[1], &[1]));
+        let n = g.op("n", "StridedSlice", &[s, begin, end, one], &[("shrink_axis_mask", int(1))]);
+        let six = g.constant("six", int_tensor(&[], &[6]));
+        let t = g.op("t", "Pack", &[n, six], &[("N", int(2))]);
+        let r = g.op("r", "Reshape", &[x, t], &[]);
+        let y = g.op("y", "Mul", &[r, c], &[]);
+        assert_snapshot!(g.after_passes(&[y], &[fold_and_infer]), @"
+        inputs: x:0
+        outputs: y:0
+        x = Placeholder -> float32 [?, 2, 3]
+        c = Const -> float32 []
+        r/target = Const -> int64 [2]
+        r = Reshape(x:0, r/target:0) -> float32 [?, 6]
+        y = Mul(r:0, c:0) -> float32 [?, 6]
+        ");
+    }
+}

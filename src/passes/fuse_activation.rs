@@ -126,3 +126,66 @@ pub fn fuse_activations(g: &mut Graph) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::passes::{fold_and_infer, fuse_activations};
+    use crate::tensor::Tensor;
+    use crate::testing::*;
+    use insta::assert_snapshot;
+
+    fn scalar(g: &mut TestGraph, name: &str, v: f32) -> crate::ir::ValueRef {
+        g.constant(name, Tensor::from_f32(vec![], &[v]))
+    }
+
+    #[test]
+    fn swish_is_silu() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[2, 3]);
+        let s = g.op("sig", "Sigmoid", &[x], &[]);
+        let y = g.op("swish", "Mul", &[x, s], &[]);
+        assert_snapshot!(g.after_passes(&[y], &[fuse_activations]), @"
+        inputs: x:0
+        outputs: swish:0
+        x = Placeholder -> float32 [2, 3]
+        swish = _SiLU(x:0) -> ?
+        ");
+    }
+
+    /// `0.5·x·(1 + erf(x·0.7071))`: the exact GELU.
+    #[test]
+    fn erf_formula_is_exact_gelu() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[2, 3]);
+        let c = scalar(&mut g, "c", std::f32::consts::FRAC_1_SQRT_2);
+        let half = scalar(&mut g, "half", 0.5);
+        let one = scalar(&mut g, "one", 1.0);
+        let a = g.op("gelu/mul", "Mul", &[x, c], &[]);
+        let e = g.op("gelu/Erf", "Erf", &[a], &[]);
+        let p = g.op("gelu/add", "AddV2", &[one, e], &[]);
+        let h = g.op("gelu/mul_1", "Mul", &[half, x], &[]);
+        let y = g.op("gelu/mul_2", "Mul", &[h, p], &[]);
+        assert_snapshot!(g.after_passes(&[y], &[fold_and_infer, fuse_activations]), @r#"
+        inputs: x:0
+        outputs: gelu/mul_2:0
+        x = Placeholder -> float32 [2, 3]
+        gelu/mul_2 = _Gelu(x:0) {approximate="none"} -> float32 [2, 3]
+        "#);
+    }
+
+    /// A sigmoid read twice is not fused away.
+    #[test]
+    fn shared_sigmoid_stays() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[2, 3]);
+        let s = g.op("sig", "Sigmoid", &[x], &[]);
+        let y = g.op("swish", "Mul", &[x, s], &[]);
+        assert_snapshot!(g.after_passes(&[y, s], &[fuse_activations]), @"
+        inputs: x:0
+        outputs: swish:0, sig:0
+        x = Placeholder -> float32 [2, 3]
+        sig = Sigmoid(x:0) -> ?
+        swish = Mul(x:0, sig:0) -> ?
+        ");
+    }
+}

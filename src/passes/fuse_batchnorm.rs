@@ -142,3 +142,41 @@ pub fn fuse_batchnorm(g: &mut Graph) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::passes::fuse_batchnorm;
+    use crate::tensor::Tensor;
+    use crate::testing::*;
+    use insta::assert_snapshot;
+
+    /// `tf.nn.batch_normalization` as Keras 3 writes it: the statistics, scale, offset and
+    /// epsilon come back out exactly.
+    #[test]
+    fn arithmetic_becomes_one_batch_norm() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 4, 4, 2]);
+        let var = g.constant("bn/var", Tensor::from_f32(vec![2], &[1.5, 0.5]));
+        let eps = g.constant("bn/eps", Tensor::from_f32(vec![], &[0.001]));
+        let gamma = g.constant("bn/gamma", Tensor::from_f32(vec![2], &[2.0, 3.0]));
+        let beta = g.constant("bn/beta", Tensor::from_f32(vec![2], &[0.1, 0.2]));
+        let mean = g.constant("bn/mean", Tensor::from_f32(vec![2], &[0.3, 0.4]));
+        let add = g.op("bn/add", "AddV2", &[var, eps], &[]);
+        let rsqrt = g.op("bn/Rsqrt", "Rsqrt", &[add], &[]);
+        let inv = g.op("bn/mul", "Mul", &[rsqrt, gamma], &[]);
+        let xs = g.op("bn/mul_1", "Mul", &[x, inv], &[]);
+        let ms = g.op("bn/mul_2", "Mul", &[mean, inv], &[]);
+        let shift = g.op("bn/sub", "Sub", &[beta, ms], &[]);
+        let y = g.op("bn/add_1", "AddV2", &[xs, shift], &[]);
+        assert_snapshot!(g.after_passes(&[y], &[fuse_batchnorm]), @r#"
+        inputs: x:0
+        outputs: bn/add_1:0
+        x = Placeholder -> float32 [?, 4, 4, 2]
+        bn/add_1/gamma = Const -> float32 [2]
+        bn/add_1/beta = Const -> float32 [2]
+        bn/add_1/mean = Const -> float32 [2]
+        bn/add_1/variance = Const -> float32 [2]
+        bn/add_1 = FusedBatchNormV3(x:0, bn/add_1/gamma:0, bn/add_1/beta:0, bn/add_1/mean:0, bn/add_1/variance:0) {data_format="NHWC", epsilon=0.001, is_training=false} -> ?
+        "#);
+    }
+}

@@ -121,3 +121,71 @@ pub fn fuse_head_bias(g: &mut Graph) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::passes::{fold_and_infer, fuse_bias, fuse_head_bias};
+    use crate::testing::*;
+    use insta::assert_snapshot;
+
+    #[test]
+    fn a_per_channel_bias_joins_its_layer() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 3]);
+        let w = g.constant("dense/kernel", weights(&[3, 4]));
+        let b = g.constant("dense/bias", weights(&[4]));
+        let m = g.op("dense/MatMul", "MatMul", &[x, w], &[]);
+        let y = g.op("dense/BiasAdd", "BiasAdd", &[m, b], &[]);
+        assert_snapshot!(g.after_passes(&[y], &[fold_and_infer, fuse_bias]), @"
+        inputs: x:0
+        outputs: dense/MatMul:0
+        x = Placeholder -> float32 [?, 3]
+        dense/kernel = Const -> float32 [3, 4]
+        dense/bias = Const -> float32 [4]
+        dense/MatMul = MatMul(x:0, dense/kernel:0, dense/bias:0) -> float32 [?, 4]
+        ");
+    }
+
+    /// A bias of another shape (one value per row) is not a layer's bias.
+    #[test]
+    fn other_additions_stay() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[2, 3]);
+        let w = g.constant("dense/kernel", weights(&[3, 4]));
+        let b = g.constant("rows", weights(&[2, 1]));
+        let m = g.op("dense/MatMul", "MatMul", &[x, w], &[]);
+        let y = g.op("add", "AddV2", &[m, b], &[]);
+        assert_snapshot!(g.after_passes(&[y], &[fold_and_infer, fuse_bias]), @"
+        inputs: x:0
+        outputs: add:0
+        x = Placeholder -> float32 [2, 3]
+        dense/kernel = Const -> float32 [3, 4]
+        rows = Const -> float32 [2, 1]
+        dense/MatMul = MatMul(x:0, dense/kernel:0) -> float32 [2, 4]
+        add = AddV2(dense/MatMul:0, rows:0) -> float32 [2, 4]
+        ");
+    }
+
+    /// `Reshape(x @ W, [.., H, D]) + b[H, D]`: the bias moves into the projection.
+    #[test]
+    fn a_head_bias_moves_into_the_projection() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 8]);
+        let w = g.constant("query/kernel", weights(&[8, 6]));
+        let shape = g.constant("query/shape", int_tensor(&[3], &[-1, 2, 3]));
+        let b = g.constant("query/bias", weights(&[2, 3]));
+        let m = g.op("query/MatMul", "MatMul", &[x, w], &[]);
+        let r = g.op("query/Reshape", "Reshape", &[m, shape], &[]);
+        let y = g.op("query/add", "AddV2", &[r, b], &[]);
+        assert_snapshot!(g.after_passes(&[y], &[fold_and_infer, fuse_head_bias]), @"
+        inputs: x:0
+        outputs: query/Reshape:0
+        x = Placeholder -> float32 [?, 8]
+        query/kernel = Const -> float32 [8, 6]
+        query/shape = Const -> int32 [3]
+        query/MatMul/bias = Const -> float32 [6]
+        query/MatMul = MatMul(x:0, query/kernel:0, query/MatMul/bias:0) -> float32 [?, 6]
+        query/Reshape = Reshape(query/MatMul:0, query/shape:0) -> float32 [?, 2, 3]
+        ");
+    }
+}

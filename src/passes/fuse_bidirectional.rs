@@ -101,3 +101,47 @@ fn rewrite(g: &mut Graph, c: NodeIndex, fwd: NodeIndex, bwd: NodeIndex, x: Value
     g.connect(x, f, 0);
     g.replace_uses(ValueRef { node: c, port: 0 }, ValueRef { node: f, port: 0 });
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::ir::ValueRef;
+    use crate::ir::fused::{Cell, Fused, Recurrent};
+    use crate::testing::*;
+    use insta::assert_snapshot;
+
+    fn gru(g: &mut TestGraph, name: &str, x: ValueRef) -> ValueRef {
+        let shapes: [&[usize]; 4] = [&[6, 3], &[6, 2], &[6], &[6]];
+        let layer = Recurrent {
+            cell: Cell::Gru,
+            last_only: false,
+            batch_first: true,
+            weights: vec![shapes.map(weights)],
+            initial_state: false,
+        };
+        let y = g.fused(name, Fused::Recurrent(layer), &[x]);
+        g.set_shape(y, &[2, 5, 2]);
+        y
+    }
+
+    /// `concat([gru(x), reverse(gru(reverse(x)))], -1)`, as Keras writes Bidirectional(GRU).
+    #[test]
+    fn forward_and_reversed_layers_become_one() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[2, 5, 3]);
+        let time = g.constant("bi/time", int_tensor(&[1], &[1]));
+        let fwd = gru(&mut g, "bi/forward_gru/gru", x);
+        let rx = g.op("bi/backward_gru/reverse", "ReverseV2", &[x, time], &[]);
+        let bwd = gru(&mut g, "bi/backward_gru/gru", rx);
+        let back = g.op("bi/reverse", "ReverseV2", &[bwd, time], &[]);
+        let axis = g.constant("bi/axis", int_tensor(&[], &[-1]));
+        let y = g.op("bi/concat", "ConcatV2", &[fwd, back, axis], &[("N", int(2))]);
+        let passes: [fn(&mut crate::ir::Graph) -> crate::error::Result<()>; 2] =
+            [crate::passes::fold_and_infer, super::fuse_bidirectional];
+        assert_snapshot!(g.after_passes(&[y], &passes), @"
+        inputs: x:0
+        outputs: bi/gru:0
+        x = Placeholder -> float32 [2, 5, 3]
+        bi/gru = _GRU(x:0) {batch_first=true, bidirectional=true, last_only=false} -> float32 [2, 5, 4]
+        ");
+    }
+}

@@ -62,3 +62,33 @@ pub fn fuse_conv1d(g: &mut Graph) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::passes::{fold_and_infer, fuse_conv1d};
+    use crate::testing::*;
+    use insta::assert_snapshot;
+
+    #[test]
+    fn expand_conv2d_squeeze_is_one_conv1d() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 10, 3]);
+        let dim = g.constant("conv/dim", int_tensor(&[], &[1]));
+        let w = g.constant("conv/kernel", weights(&[1, 5, 3, 4]));
+        let e = g.op("conv/ExpandDims", "ExpandDims", &[x, dim], &[]);
+        let a = [
+            ("strides", ints(&[1, 1, 2, 1])),
+            ("dilations", ints(&[1, 1, 1, 1])),
+            ("padding", string("SAME")),
+        ];
+        let c = g.op("conv/Conv2D", "Conv2D", &[e, w], &a);
+        let y = g.op("conv/Squeeze", "Squeeze", &[c], &[("squeeze_dims", ints(&[1]))]);
+        assert_snapshot!(g.after_passes(&[y], &[fold_and_infer, fuse_conv1d]), @r#"
+        inputs: x:0
+        outputs: conv/Conv2D:0
+        x = Placeholder -> float32 [?, 10, 3]
+        conv/Conv2D/kernel = Const -> float32 [5, 3, 4]
+        conv/Conv2D = _Conv1D(x:0, conv/Conv2D/kernel:0) {dilation=1, padding="SAME", stride=2} -> float32 [?, 5, 4]
+        "#);
+    }
+}

@@ -145,3 +145,40 @@ pub fn fuse_layernorm(g: &mut Graph) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::passes::{fold_and_infer, fuse_layernorm};
+    use crate::tensor::Tensor;
+    use crate::testing::*;
+    use insta::assert_snapshot;
+
+    /// `tf.nn.moments` + `batch_normalization` over the last axis, as Keras 3 writes
+    /// LayerNormalization.
+    #[test]
+    fn moments_arithmetic_is_one_layer_norm() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 4]);
+        let axes = g.constant("ln/axes", int_tensor(&[1], &[-1]));
+        let eps = g.constant("ln/eps", Tensor::from_f32(vec![], &[1e-6]));
+        let gamma = g.constant("ln/gamma", weights(&[4]));
+        let beta = g.constant("ln/beta", weights(&[4]));
+        let keep = [("keep_dims", boolean(true))];
+        let mean = g.op("ln/mean", "Mean", &[x, axes], &keep);
+        let sd = g.op("ln/sd", "SquaredDifference", &[x, mean], &[]);
+        let var = g.op("ln/var", "Mean", &[sd, axes], &keep);
+        let add = g.op("ln/add", "AddV2", &[var, eps], &[]);
+        let rsqrt = g.op("ln/Rsqrt", "Rsqrt", &[add], &[]);
+        let inv = g.op("ln/mul", "Mul", &[rsqrt, gamma], &[]);
+        let xs = g.op("ln/mul_1", "Mul", &[x, inv], &[]);
+        let ms = g.op("ln/mul_2", "Mul", &[mean, inv], &[]);
+        let shift = g.op("ln/sub", "Sub", &[beta, ms], &[]);
+        let y = g.op("ln/add_1", "AddV2", &[xs, shift], &[]);
+        assert_snapshot!(g.after_passes(&[y], &[fold_and_infer, fuse_layernorm]), @"
+        inputs: x:0
+        outputs: ln/add_1:0
+        x = Placeholder -> float32 [?, 4]
+        ln/add_1 = _LayerNorm(x:0) {epsilon=0.000001} -> float32 [?, 4]
+        ");
+    }
+}

@@ -71,3 +71,30 @@ pub fn fuse_tensordot(g: &mut Graph) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::passes::{fold_and_infer, fuse_tensordot};
+    use crate::testing::*;
+    use insta::assert_snapshot;
+
+    /// `tf.tensordot(x, W, 1)` on `[B, T, 8]`: one MatMul on `x`.
+    #[test]
+    fn flatten_matmul_restore_is_one_matmul() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[2, 5, 8]);
+        let flat = g.constant("dense/flat", int_tensor(&[2], &[-1, 8]));
+        let back = g.constant("dense/back", int_tensor(&[3], &[2, 5, 4]));
+        let w = g.constant("dense/kernel", weights(&[8, 4]));
+        let r1 = g.op("dense/Reshape", "Reshape", &[x, flat], &[]);
+        let m = g.op("dense/MatMul", "MatMul", &[r1, w], &[]);
+        let y = g.op("dense/Reshape_1", "Reshape", &[m, back], &[]);
+        assert_snapshot!(g.after_passes(&[y], &[fold_and_infer, fuse_tensordot]), @"
+        inputs: x:0
+        outputs: dense/MatMul:0
+        x = Placeholder -> float32 [2, 5, 8]
+        dense/kernel = Const -> float32 [8, 4]
+        dense/MatMul = MatMul(x:0, dense/kernel:0) -> float32 [2, 5, 4]
+        ");
+    }
+}

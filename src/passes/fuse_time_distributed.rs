@@ -152,3 +152,37 @@ fn match_pack(g: &Graph, p: NodeIndex) -> Option<(Vec<Chain>, ValueRef)> {
         .all(|c| c.len() == first.len() && c.iter().zip(first).all(|(&a, &b)| same_op(g, a, b)));
     same.then_some((chains, source))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::passes::fold_and_infer;
+    use crate::testing::*;
+    use insta::assert_snapshot;
+
+    /// `TimeDistributed(Dense)` over 3 steps: one MatMul on the whole sequence.
+    #[test]
+    fn the_same_dense_on_every_step_runs_once() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 3, 4]);
+        let w = g.constant("td/kernel", weights(&[4, 2]));
+        let steps = g.op("td/unstack", "Unpack", &[x], &[("axis", int(1)), ("num", int(3))]);
+        let outs: Vec<_> = (0..3)
+            .map(|k| {
+                let s = TestGraph::port(steps, k);
+                let m = g.op(&format!("td/MatMul_{k}"), "MatMul", &[s, w], &[]);
+                g.op(&format!("td/Relu_{k}"), "Relu", &[m], &[])
+            })
+            .collect();
+        let y = g.op("td/stack", "Pack", &outs, &[("axis", int(1)), ("N", int(3))]);
+        let passes: [fn(&mut crate::ir::Graph) -> crate::error::Result<()>; 2] =
+            [fold_and_infer, super::fuse_time_distributed];
+        assert_snapshot!(g.after_passes(&[y], &passes), @"
+        inputs: x:0
+        outputs: td/Relu_0:0
+        x = Placeholder -> float32 [?, 3, 4]
+        td/kernel = Const -> float32 [4, 2]
+        td/MatMul_0 = MatMul(x:0, td/kernel:0) -> float32 [?, 3, 2]
+        td/Relu_0 = Relu(td/MatMul_0:0) -> float32 [?, 3, 2]
+        ");
+    }
+}

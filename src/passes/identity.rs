@@ -22,3 +22,28 @@ pub fn remove_identities(g: &mut Graph) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::*;
+    use insta::assert_snapshot;
+
+    /// Readers of an IdentityN's output `k` read its input `k`; chains collapse.
+    #[test]
+    fn readers_read_the_original_value() {
+        let mut g = TestGraph::new();
+        let a = g.input("a", &[2]);
+        let b = g.input("b", &[2]);
+        let both = g.op("both", "IdentityN", &[a, b], &[]);
+        let id = g.op("id", "Identity", &[TestGraph::port(both, 1)], &[]);
+        let stop = g.op("stop", "StopGradient", &[id], &[]);
+        let y = g.op("y", "Sub", &[both, stop], &[]);
+        assert_snapshot!(g.after_passes(&[y], &[super::remove_identities]), @"
+        inputs: a:0, b:0
+        outputs: y:0
+        a = Placeholder -> float32 [2]
+        b = Placeholder -> float32 [2]
+        y = Sub(a:0, b:0) -> ?
+        ");
+    }
+}

@@ -459,3 +459,56 @@ fn merge(a: &ValueInfo, b: &ValueInfo) -> ValueInfo {
     };
     ValueInfo { dtype, shape }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::passes::{fold_and_infer, prune, remove_identities};
+    use crate::testing::*;
+    use insta::assert_snapshot;
+
+    /// The frame becomes one loop node: its inputs are the variables' initial values, its body
+    /// a graph from the variables to the condition and their next values.
+    #[test]
+    fn a_frame_becomes_one_loop_node() {
+        let (g, out) = tf1_frame("Mul");
+        let passes: [fn(&mut crate::ir::Graph) -> crate::error::Result<()>; 5] = [
+            prune,
+            remove_identities,
+            super::extract_loops,
+            fold_and_infer,
+            super::optimize_bodies,
+        ];
+        assert_snapshot!(g.after_passes(&[out], &passes), @"
+        inputs: x:0
+        outputs: loop:1
+        x = Placeholder -> float32 [?, 4]
+        zero = Const -> int32 []
+        loop = _Loop(zero:0, x:0) -> int32 [], float32 [?, 4]
+          body:
+            inputs: loop/var_0:0, loop/var_1:0
+            outputs: loop/Less:0, loop/add:0, loop/mul:0
+            loop/var_0 = Placeholder -> int32 []
+            loop/var_1 = Placeholder -> float32 [?, 4]
+            loop/three = Const -> int32 []
+            loop/Less = Less(loop/var_0:0, loop/three:0) -> bool []
+            loop/one = Const -> int32 []
+            loop/two = Const -> float32 []
+            loop/add = AddV2(loop/var_0:0, loop/one:0) -> int32 []
+            loop/mul = Mul(loop/var_1:0, loop/two:0) -> float32 [?, 4]
+        ");
+    }
+
+    /// A body value read outside the frame without an `Exit` is a malformed graph: a clear
+    /// error naming the node, never a panic or a wrong loop.
+    #[test]
+    fn a_value_leaking_out_of_the_body_is_an_error() {
+        let (g, out) = tf1_frame("Mul");
+        let mut graph = g.build(&[out]);
+        let mul = graph.find("loop/mul").expect("the step");
+        let leak = graph.add_node(crate::ir::Node::new("leak", "Relu", 999));
+        graph.connect(crate::ir::ValueRef { node: mul, port: 0 }, leak, 0);
+        graph.outputs.push(crate::ir::ValueRef { node: leak, port: 0 });
+        let err = super::extract_loops(&mut graph).unwrap_err().to_string();
+        assert_eq!(err, "node 'leak' (Relu): reads a value from inside a loop without an Exit");
+    }
+}

@@ -21,3 +21,23 @@ pub fn prune(g: &mut Graph) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::*;
+    use insta::assert_snapshot;
+
+    #[test]
+    fn keeps_only_what_the_outputs_need() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[2]);
+        let y = g.op("y", "Relu", &[x], &[]);
+        let _unused = g.op("unused", "Tanh", &[x], &[]);
+        assert_snapshot!(g.after_passes(&[y], &[]), @"
+        inputs: x:0
+        outputs: y:0
+        x = Placeholder -> float32 [2]
+        y = Relu(x:0) -> ?
+        ");
+    }
+}

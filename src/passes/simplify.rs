@@ -67,3 +67,47 @@ pub fn simplify(g: &mut Graph) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::passes::{fold_and_infer, simplify};
+    use crate::tensor::Tensor;
+    use crate::testing::*;
+    use insta::assert_snapshot;
+
+    #[test]
+    fn neutral_arithmetic_and_inverse_transposes_go() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[2, 3]);
+        let one = g.constant("one", Tensor::from_f32(vec![], &[1.0]));
+        let zeros = g.constant("zeros", Tensor::from_f32(vec![3], &[0.0; 3]));
+        let perm = g.constant("perm", int_tensor(&[2], &[1, 0]));
+        let a = g.op("a", "Mul", &[one, x], &[]);
+        let b = g.op("b", "AddV2", &[a, zeros], &[]);
+        let t = g.op("t", "Transpose", &[b, perm], &[]);
+        let u = g.op("u", "Transpose", &[t, perm], &[]);
+        let y = g.op("y", "Relu", &[u], &[]);
+        assert_snapshot!(g.after_passes(&[y], &[fold_and_infer, simplify]), @"
+        inputs: x:0
+        outputs: y:0
+        x = Placeholder -> float32 [2, 3]
+        y = Relu(x:0) -> float32 [2, 3]
+        ");
+    }
+
+    /// `x + zeros` that broadcasts `x` to a larger shape is not neutral.
+    #[test]
+    fn broadcasting_arithmetic_stays() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[3]);
+        let zeros = g.constant("zeros", Tensor::from_f32(vec![2, 3], &[0.0; 6]));
+        let y = g.op("y", "AddV2", &[x, zeros], &[]);
+        assert_snapshot!(g.after_passes(&[y], &[fold_and_infer, simplify]), @"
+        inputs: x:0
+        outputs: y:0
+        x = Placeholder -> float32 [3]
+        zeros = Const -> float32 [2, 3]
+        y = AddV2(x:0, zeros:0) -> float32 [2, 3]
+        ");
+    }
+}

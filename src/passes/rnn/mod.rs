@@ -240,3 +240,79 @@ fn cond_runs_over_sequence(
     }
     time_bounded
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::ir::Graph;
+    use crate::ir::fused::Fused;
+    use crate::tensor::{DType, Tensor};
+    use crate::testing::*;
+    use insta::assert_snapshot;
+
+    /// One step of `SimpleRNN(2)` over `[B, 5, 3]`, as Keras 3 writes the loop body: read
+    /// `x_t`, `h' = tanh(x_t·K + h·R + b)`, write `h'` at `time`.
+    fn simple_rnn_body() -> Graph {
+        let mut b = TestGraph::new();
+        let time = b.typed_input("time", &[], DType::I32);
+        let inputs = b.typed_input("inputs", &[], DType::Variant);
+        let outputs = b.typed_input("outputs", &[], DType::Variant);
+        let h = b.input("h", &[-1, 2]);
+        let shape = b.constant("element_shape", int_tensor(&[2], &[-1, 3]));
+        let dtype =
+            crate::proto::AttrValue { value: Some(crate::proto::attr_value::Value::Type(1)) };
+        let x_t =
+            b.op("read", "TensorListGetItem", &[inputs, time, shape], &[("element_dtype", dtype)]);
+        let k = b.constant("kernel", weights(&[3, 2]));
+        let r = b.constant("recurrent_kernel", weights(&[2, 2]));
+        let bias = b.constant("bias", weights(&[2]));
+        let xk = b.op("MatMul", "MatMul", &[x_t, k], &[]);
+        let hr = b.op("MatMul_1", "MatMul", &[h, r], &[]);
+        let sum = b.op("add", "AddV2", &[xk, hr], &[]);
+        let pre = b.op("BiasAdd", "BiasAdd", &[sum, bias], &[]);
+        let h1 = b.op("Tanh", "Tanh", &[pre], &[]);
+        let write = b.op("write", "TensorListSetItem", &[outputs, time, h1], &[]);
+        let one = b.constant("one", int_tensor(&[], &[1]));
+        let time1 = b.op("time_next", "AddV2", &[time, one], &[]);
+        let steps = b.constant("steps", int_tensor(&[], &[5]));
+        let cond = b.op("Less", "Less", &[time, steps], &[]);
+        b.build(&[cond, time1, inputs, write, h1])
+    }
+
+    #[test]
+    fn a_simple_rnn_loop_is_one_recurrent_layer() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 5, 3]);
+        let perm = g.constant("rnn/perm", int_tensor(&[3], &[1, 0, 2]));
+        let time_major = g.op("rnn/transpose", "Transpose", &[x, perm], &[]);
+        let shape = g.constant("rnn/element_shape", int_tensor(&[2], &[-1, 3]));
+        let list = g.op("rnn/inputs", "TensorListFromTensor", &[time_major, shape], &[]);
+        let n = g.constant("rnn/n", int_tensor(&[], &[5]));
+        let out_shape = g.constant("rnn/out_shape", int_tensor(&[2], &[-1, 2]));
+        let reserve = g.op("rnn/outputs", "TensorListReserve", &[out_shape, n], &[]);
+        let zero = g.constant("rnn/zero", int_tensor(&[], &[0]));
+        let h0 = g.constant("rnn/h0", Tensor::from_f32(vec![1, 2], &[0.0, 0.0]));
+        let body = Fused::Loop(Box::new(simple_rnn_body()));
+        let l = g.fused("rnn/while", body, &[zero, list, reserve, h0]);
+        let dtype =
+            crate::proto::AttrValue { value: Some(crate::proto::attr_value::Value::Type(1)) };
+        let stack = g.op(
+            "rnn/stack",
+            "TensorListStack",
+            &[TestGraph::port(l, 2), out_shape],
+            &[("element_dtype", dtype)],
+        );
+        let y = g.op("rnn/transpose_1", "Transpose", &[stack, perm], &[]);
+        let passes: [fn(&mut Graph) -> crate::error::Result<()>; 4] = [
+            crate::passes::fold_and_infer,
+            |g| super::fuse_rnn(g).map(|_| ()),
+            crate::passes::fold_and_infer,
+            crate::passes::simplify,
+        ];
+        assert_snapshot!(g.after_passes(&[y], &passes), @"
+        inputs: x:0
+        outputs: rnn/rnn:0
+        x = Placeholder -> float32 [?, 5, 3]
+        rnn/rnn = _RNN(x:0) {batch_first=true, last_only=false} -> float32 [?, 5, 2], float32 [?, 2]
+        ");
+    }
+}
