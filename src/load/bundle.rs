@@ -70,7 +70,7 @@ impl Bundle {
         let index = std::fs::read(&index_path)
             .map_err(|source| Error::Io { path: index_path.clone(), source })?;
         let bad = |what: String| Error::msg(format!("{}: {what}", index_path.display()));
-        let raw = read_table(&index).map_err(bad)?;
+        let raw = read_table(&index).map_err(|e| bad(e.to_string()))?;
         let mut entries = BTreeMap::new();
         let mut header = None;
         for (key, value) in raw {
@@ -208,13 +208,33 @@ fn map_file(path: &Path) -> Result<Bytes> {
     Ok(Bytes::from_owner(map))
 }
 
+/// What is wrong with a table file (the caller adds which file).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TableError(String);
+
+impl From<&str> for TableError {
+    fn from(s: &str) -> Self {
+        TableError(s.to_string())
+    }
+}
+
+impl From<std::num::TryFromIntError> for TableError {
+    fn from(e: std::num::TryFromIntError) -> Self {
+        TableError(format!("an offset or size does not fit in memory: {e}"))
+    }
+}
+
 /// A table entry: (key, value).
 pub type Entry = (Vec<u8>, Vec<u8>);
 
 /// Every (key, value) of an SSTable, in key order.
-pub fn read_table(file: &[u8]) -> std::result::Result<Vec<Entry>, String> {
+pub fn read_table(file: &[u8]) -> std::result::Result<Vec<Entry>, TableError> {
     if file.len() < FOOTER_LEN {
-        return Err(format!("{} bytes is too short for a table footer (truncated?)", file.len()));
+        return Err(TableError(format!(
+            "{} bytes is too short for a table footer (truncated?)",
+            file.len()
+        )));
     }
     let footer = &file[file.len() - FOOTER_LEN..];
     let magic = u64::from_le_bytes(footer[40..48].try_into().expect("8 bytes"));
@@ -240,10 +260,10 @@ pub fn read_table(file: &[u8]) -> std::result::Result<Vec<Entry>, String> {
 }
 
 /// A block's contents after checking its trailer (type byte + masked crc32c).
-fn read_block(file: &[u8], off: u64, size: u64) -> std::result::Result<Vec<u8>, String> {
+fn read_block(file: &[u8], off: u64, size: u64) -> std::result::Result<Vec<u8>, TableError> {
     let (off, size) = (
-        usize::try_from(off).map_err(|e| e.to_string())?,
-        usize::try_from(size).map_err(|e| e.to_string())?,
+        usize::try_from(off).map_err(TableError::from)?,
+        usize::try_from(size).map_err(TableError::from)?,
     );
     let end = off
         .checked_add(size)
@@ -256,19 +276,21 @@ fn read_block(file: &[u8], off: u64, size: u64) -> std::result::Result<Vec<u8>, 
     let mut crc = crc32c::crc32c(data);
     crc = crc32c::crc32c_append(crc, &[kind]);
     if crc != unmask_crc(stored) {
-        return Err(format!("block at offset {off}: checksum mismatch (corrupted index)"));
+        return Err(TableError(format!(
+            "block at offset {off}: checksum mismatch (corrupted index)"
+        )));
     }
     match kind {
         0 => Ok(data.to_vec()),
         1 => snap::raw::Decoder::new()
             .decompress_vec(data)
-            .map_err(|e| format!("block at offset {off}: bad snappy data: {e}")),
-        k => Err(format!("block at offset {off}: unknown compression type {k}")),
+            .map_err(|e| TableError(format!("block at offset {off}: bad snappy data: {e}"))),
+        k => Err(TableError(format!("block at offset {off}: unknown compression type {k}"))),
     }
 }
 
 /// The (key, value) entries of a block: prefix-compressed keys, restart array at the end.
-fn block_entries(block: &[u8]) -> std::result::Result<Vec<Entry>, String> {
+fn block_entries(block: &[u8]) -> std::result::Result<Vec<Entry>, TableError> {
     if block.len() < 4 {
         return Err("block too short".into());
     }
@@ -285,17 +307,17 @@ fn block_entries(block: &[u8]) -> std::result::Result<Vec<Entry>, String> {
         else {
             return Err("truncated block entry".into());
         };
-        let shared = usize::try_from(shared).map_err(|e| e.to_string())?;
+        let shared = usize::try_from(shared).map_err(TableError::from)?;
         if shared > key.len() {
             return Err("block entry shares more key than exists".into());
         }
         key.truncate(shared);
         let delta = c
-            .take(usize::try_from(non_shared).map_err(|e| e.to_string())?)
+            .take(usize::try_from(non_shared).map_err(TableError::from)?)
             .ok_or("truncated key")?;
         key.extend_from_slice(delta);
         let value =
-            c.take(usize::try_from(vlen).map_err(|e| e.to_string())?).ok_or("truncated value")?;
+            c.take(usize::try_from(vlen).map_err(TableError::from)?).ok_or("truncated value")?;
         out.push((key.clone(), value.to_vec()));
     }
     Ok(out)
@@ -387,12 +409,12 @@ mod tests {
     fn a_corrupted_block_is_reported() {
         let mut t = table(true);
         t[3] ^= 0xff;
-        assert!(read_table(&t).unwrap_err().contains("checksum"));
+        assert!(read_table(&t).unwrap_err().to_string().contains("checksum"));
     }
 
     #[test]
     fn short_or_foreign_files_are_rejected() {
-        assert!(read_table(b"tiny").unwrap_err().contains("too short"));
-        assert!(read_table(&[0u8; 100]).unwrap_err().contains("magic"));
+        assert!(read_table(b"tiny").unwrap_err().to_string().contains("too short"));
+        assert!(read_table(&[0u8; 100]).unwrap_err().to_string().contains("magic"));
     }
 }
