@@ -10,8 +10,8 @@ use crate::py::{Assign, Call, Expr, Stmt};
 const PLUMBING: &[&str] =
     &["reshape", "permute", "transpose", "unsqueeze", "squeeze", "to", "flip", "long", "float"];
 
-/// Whether `var` is read after statement `from` (before being assigned again).
-fn read_later(var: &str, stmts: &[Assign], from: usize, returns: &[Expr]) -> bool {
+/// Whether `var` is read after statement `from` (before being assigned again), or returned.
+pub(super) fn read_later(var: &str, stmts: &[Assign], from: usize, returns: &[Expr]) -> bool {
     for s in &stmts[from..] {
         if s.value.reads(var) > 0 {
             return true;

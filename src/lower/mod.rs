@@ -27,7 +27,7 @@ use crate::ir::fused::LOOP;
 use crate::ir::{Graph, ValueRef};
 use crate::ops::contract::{Ctx, Layout, TranslateError, Val};
 use crate::py::names::Scope;
-use crate::py::{Assign, Expr};
+use crate::py::{Assign, Call, Expr};
 
 /// A statement of `forward`, or a call to a stub whose keyword arguments are only known once
 /// every node using that stub has been seen.
@@ -242,11 +242,8 @@ impl<'a> Lowerer<'a> {
                 BodyItem::Line(a) => a,
                 BodyItem::StubCall { target, function, args, site } => {
                     let func = Expr::name("custom_ops").attr(&function);
-                    let mut call = func.called(args, vec![]);
-                    if let Expr::Call(c) = &mut call {
-                        c.kwargs = stub_kwargs.get(&site).cloned().unwrap_or_default();
-                    }
-                    Assign::new(target, call)
+                    let kwargs = stub_kwargs.get(&site).cloned().unwrap_or_default();
+                    Assign::new(target, Expr::Call(Box::new(Call { func, args, kwargs })))
                 }
             })
             .collect()

@@ -124,8 +124,14 @@ impl Expr {
         Expr::Name(s.into())
     }
 
-    /// A dotted path of fixed identifiers: `torch.nn.functional` → nested attributes.
+    /// A dotted path of fixed identifiers: `torch.nn.functional` → nested attributes. For the
+    /// generator's own names (`torch.cat`, `nn.Conv2d`); names from a model go through
+    /// `names` and [`Expr::name`].
     pub fn path(dotted: &str) -> Expr {
+        debug_assert!(
+            dotted.split('.').all(|p| p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')),
+            "not a dotted path: {dotted:?}"
+        );
         let mut parts = dotted.split('.');
         let first = Expr::name(parts.next().unwrap_or_default());
         parts.fold(first, |e, p| e.attr(p))

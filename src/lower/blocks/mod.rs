@@ -16,6 +16,7 @@ mod class;
 
 use self::class::{Instances, build_class};
 use super::Span;
+use super::chain::read_later;
 use super::module::Module;
 use crate::py::names::identifier;
 use crate::py::printer::flat;
@@ -50,19 +51,6 @@ struct Member {
     inputs: Vec<String>,
     output: String,
     signature: String,
-}
-
-/// Whether `var` is read after statement `from` before being assigned again.
-fn live_after(var: &str, stmts: &[Assign], from: usize, returns: &[Expr]) -> bool {
-    for s in &stmts[from..] {
-        if s.value.reads(var) > 0 {
-            return true;
-        }
-        if s.target.bound_names().contains(&var) {
-            return false;
-        }
-    }
-    returns.iter().any(|r| r.reads(var) > 0)
 }
 
 /// `1_conv` → `conv1`: a leading number reads better at the end.
@@ -153,7 +141,7 @@ impl Forward<'_> {
             defined.extend(s.target.bound_names().into_iter().map(String::from));
         }
         let outputs: Vec<&String> =
-            defined.iter().filter(|v| live_after(v, self.stmts, range.end, self.returns)).collect();
+            defined.iter().filter(|v| read_later(v, self.stmts, range.end, self.returns)).collect();
         if !(1..=MAX_INPUTS).contains(&inputs.len()) || outputs.len() != 1 {
             return None;
         }
