@@ -5,7 +5,7 @@
 use crate::error::Result;
 use crate::ir::fused::Fused;
 use crate::ir::{Graph, Node, ValueRef};
-use crate::passes::pattern::single_consumer;
+use crate::passes::pattern::{const_ints, single_consumer};
 
 pub fn fuse_conv1d(g: &mut Graph) -> Result<()> {
     let convs: Vec<_> = g.g.node_indices().filter(|&n| g.node(n).op == "Conv2D").collect();
@@ -21,7 +21,7 @@ pub fn fuse_conv1d(g: &mut Graph) -> Result<()> {
             continue;
         }
         let e_in = g.inputs(expand.node);
-        let dim = e_in.get(1).and_then(|&d| g.const_value(d)).and_then(|t| t.to_i64());
+        let dim = e_in.get(1).and_then(|&d| const_ints(g, d));
         if !matches!(dim.as_deref(), Some([1]) | Some([-3])) || e_in.is_empty() {
             continue;
         }

@@ -5,13 +5,14 @@
 
 use crate::error::Result;
 use crate::ir::{Graph, Node, ValueInfo, ValueRef};
+use crate::passes::pattern::const_ints;
 
 /// `x` when `v` is `Transpose(x, identity)`, else `v` itself.
 fn through_identity_transpose(g: &Graph, v: ValueRef) -> ValueRef {
     let n = g.node(v.node);
     if v.port == 0 && n.op == "Transpose" {
         let i = g.inputs(v.node);
-        if let Some(perm) = i.get(1).and_then(|&p| g.const_value(p)).and_then(|t| t.to_i64())
+        if let Some(perm) = i.get(1).and_then(|&p| const_ints(g, p))
             && perm.iter().enumerate().all(|(k, &p)| p == k as i64)
         {
             return i[0];

@@ -4,6 +4,7 @@
 
 use crate::error::Result;
 use crate::ir::{Graph, ValueRef};
+use crate::passes::pattern::const_ints;
 
 /// Which operand slot may hold the neutral constant, and its value (from the registry).
 fn neutral(op: &str) -> Option<(&'static [usize], f64)> {
@@ -16,7 +17,7 @@ fn transpose_pair(g: &Graph, n: petgraph::stable_graph::NodeIndex) -> Option<Val
     let perm = |n: petgraph::stable_graph::NodeIndex| {
         let i = g.inputs(n);
         (g.node(n).op == "Transpose" && i.len() == 2)
-            .then(|| g.const_value(i[1]).and_then(|t| t.to_i64()).map(|p| (i[0], p)))
+            .then(|| const_ints(g, i[1]).map(|p| (i[0], p)))
             .flatten()
     };
     let (inner, q) = perm(n)?;
