@@ -9,9 +9,13 @@ use bytes::Bytes;
 use crate::error::{Error, Result};
 use crate::proto::{TensorProto, TensorShapeProto};
 
-/// Largest tensor we agree to materialise from a splat or typed field (bytes). A hostile file
-/// can declare a huge shape with a single value; we refuse before allocating.
+/// Largest tensor we agree to hold (bytes).
 pub const MAX_TENSOR_BYTES: usize = 1 << 32;
+
+/// Largest tensor we expand from a proto's typed values (bytes). TF repeats the last value
+/// to fill the shape, so a few bytes of file can declare gigabytes; a one-value constant
+/// larger than this stays a fill (see [`Tensor::splat_of`]), anything else is refused.
+pub const MAX_EXPANDED_BYTES: usize = 1 << 20;
 
 /// TensorFlow element types we know how to carry (`types.proto`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -316,6 +320,27 @@ impl Tensor {
         self.to_f64().and_then(|v| v.first().copied())
     }
 
+    /// A proto that declares one value (or none: zeros) for a larger shape, TF's way of writing
+    /// a fill: `(shape, the value as a scalar)`. Such constants are kept as `Fill`s rather than
+    /// expanded, whatever their size.
+    pub fn splat_of(p: &TensorProto) -> Result<Option<(Vec<usize>, Tensor)>> {
+        let Some(dtype) = DType::from_tf(p.dtype) else { return Ok(None) };
+        if !p.tensor_content.is_empty() || dtype.size().is_none() || typed_len(p, dtype) > 1 {
+            return Ok(None);
+        }
+        let shape = shape_from_proto(p.tensor_shape.as_ref())?
+            .into_iter()
+            .map(|d| d.ok_or_else(|| Error::msg("constant tensor with an unknown dimension")))
+            .collect::<Result<Vec<usize>>>()?;
+        let numel = checked_numel(&shape).ok_or_else(|| Error::msg("tensor shape overflows"))?;
+        if numel <= 1 {
+            return Ok(None);
+        }
+        let mut one = p.clone();
+        one.tensor_shape = None;
+        Ok(Some((shape, Tensor::from_proto(&one)?)))
+    }
+
     /// Decodes a `TensorProto` with TF's rules (tf-formats.md §1): `tensor_content` when present,
     /// otherwise the typed field, with the last value repeated to fill the shape.
     pub fn from_proto(p: &TensorProto) -> Result<Tensor> {
@@ -345,6 +370,12 @@ impl Tensor {
                 )));
             }
             return Ok(Tensor { dtype, shape, data: p.tensor_content.clone() });
+        }
+        if typed_len(p, dtype) < numel && nbytes > MAX_EXPANDED_BYTES {
+            return Err(Error::msg(format!(
+                "tensor of shape {shape:?} from {} value(s) would expand to {nbytes} bytes",
+                typed_len(p, dtype)
+            )));
         }
         let bytes: Vec<u8> = match dtype {
             DType::F32 => splat(&p.float_val, numel, |x| x.to_le_bytes().to_vec()),
@@ -470,11 +501,29 @@ pub enum Values {
 /// TF's fill rule for typed fields: none → zeros, fewer → repeat the last value.
 fn splat<T: Copy + Default>(vals: &[T], numel: usize, enc: impl Fn(T) -> Vec<u8>) -> Vec<u8> {
     let mut out = Vec::new();
-    for i in 0..numel {
-        let v = vals.get(i).or(vals.last()).copied().unwrap_or_default();
-        out.extend(enc(v));
+    for v in vals.iter().take(numel) {
+        out.extend(enc(*v));
+    }
+    let last = enc(vals.last().copied().unwrap_or_default());
+    for _ in vals.len().min(numel)..numel {
+        out.extend_from_slice(&last);
     }
     out
+}
+
+/// How many typed values a proto of `dtype` holds.
+fn typed_len(p: &TensorProto, dtype: DType) -> usize {
+    match dtype {
+        DType::F32 => p.float_val.len(),
+        DType::F64 => p.double_val.len(),
+        DType::I32 | DType::I16 | DType::U16 | DType::I8 | DType::U8 => p.int_val.len(),
+        DType::I64 => p.int64_val.len(),
+        DType::Bool => p.bool_val.len(),
+        DType::F16 | DType::BF16 => p.half_val.len(),
+        DType::U32 => p.uint32_val.len(),
+        DType::U64 => p.uint64_val.len(),
+        DType::String | DType::Resource | DType::Variant => 0,
+    }
 }
 
 /// A TF shape: `None` per unknown dim. `Ok(None)` never: unknown rank is reported by callers
@@ -532,6 +581,16 @@ mod tests {
     fn huge_splat_is_refused_before_allocating() {
         let err = Tensor::from_proto(&proto_f32(&[1.0], &[1 << 20, 1 << 20])).unwrap_err();
         assert!(err.to_string().contains("too large"), "{err}");
+        let err = Tensor::from_proto(&proto_f32(&[1.0, 2.0], &[1 << 28])).unwrap_err();
+        assert!(err.to_string().contains("would expand"), "{err}");
+    }
+
+    #[test]
+    fn one_value_for_a_larger_shape_is_a_splat() {
+        let (shape, v) = Tensor::splat_of(&proto_f32(&[2.5], &[1 << 28])).unwrap().unwrap();
+        assert_eq!((shape, v.shape.clone(), v.to_f32()), (vec![1 << 28], vec![], Some(vec![2.5])));
+        assert!(Tensor::splat_of(&proto_f32(&[1.0, 2.0], &[4])).unwrap().is_none());
+        assert!(Tensor::splat_of(&proto_f32(&[1.0], &[1])).unwrap().is_none());
     }
 
     #[test]

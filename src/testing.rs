@@ -13,7 +13,9 @@ pub fn int(i: i64) -> AttrValue {
 }
 
 pub fn ints(v: &[i64]) -> AttrValue {
-    AttrValue { value: Some(Value::List(ListValue { i: v.to_vec(), ..Default::default() })) }
+    AttrValue {
+        value: Some(Value::List(Box::new(ListValue { i: v.to_vec(), ..Default::default() }))),
+    }
 }
 
 pub fn float(f: f32) -> AttrValue {

@@ -6,7 +6,7 @@ use petgraph::stable_graph::NodeIndex;
 
 use crate::error::{Error, Result};
 use crate::proto::{GraphDef, parse_tensor_name};
-use crate::tensor::DType;
+use crate::tensor::{DType, MAX_EXPANDED_BYTES, Tensor};
 
 use super::{Graph, Node, ValueInfo, ValueRef};
 
@@ -32,14 +32,19 @@ pub fn build(gd: GraphDef, inputs: &[String], outputs: &[String]) -> Result<Grap
     let mut by_name: BTreeMap<String, NodeIndex> = BTreeMap::new();
     let mut pending: Vec<(NodeIndex, Vec<String>)> = Vec::new();
     for (ordinal, nd) in gd.node.into_iter().enumerate() {
-        let node = ir_node(nd.name, nd.op, nd.attr, ordinal)?;
-        if by_name.contains_key(&node.name) {
-            return Err(Error::node(&node.name, &node.op, "a second node has this name"));
+        let nodes = match splat_fill(&nd, ordinal, &graph.budget)? {
+            Some(fill) => fill,
+            None => vec![(ir_node(nd.name, nd.op, nd.attr, ordinal)?, nd.input)],
+        };
+        for (node, inputs) in nodes {
+            if by_name.contains_key(&node.name) {
+                return Err(Error::node(&node.name, &node.op, "a second node has this name"));
+            }
+            let name = node.name.clone();
+            let idx = graph.add_node(node);
+            by_name.insert(name, idx);
+            pending.push((idx, inputs));
         }
-        let name = node.name.clone();
-        let idx = graph.add_node(node);
-        by_name.insert(name, idx);
-        pending.push((idx, nd.input));
     }
     connect_inputs(&mut graph, &by_name, &pending)?;
     let lookup = |what: &str, s: &String| -> Result<ValueRef> {
@@ -75,6 +80,35 @@ pub fn build(gd: GraphDef, inputs: &[String], outputs: &[String]) -> Result<Grap
     }
     cut_at_inputs(&mut graph);
     Ok(graph)
+}
+
+/// A constant TF stores as one value for a larger shape, as the fill it is: `Fill(dims, value)`
+/// under the constant's name (with its inputs), when expanding it would take more than
+/// [`MAX_EXPANDED_BYTES`] or more than what is left of the budget. `torch.full` then makes it at
+/// run time, and the file's few bytes never become gigabytes of weights.
+fn splat_fill(
+    nd: &crate::proto::NodeDef,
+    ordinal: usize,
+    budget: &super::ExpansionBudget,
+) -> Result<Option<Vec<(Node, Vec<String>)>>> {
+    use crate::proto::attr_value::Value;
+    let proto = match nd.attr.get("value").and_then(|a| a.value.as_ref()) {
+        Some(Value::Tensor(t)) if nd.op == "Const" => t,
+        _ => return Ok(None),
+    };
+    let err = |e: Error| Error::node(&nd.name, &nd.op, format!("attribute 'value': {e}"));
+    let Some((shape, value)) = Tensor::splat_of(proto).map_err(err)? else { return Ok(None) };
+    let bytes = shape.iter().product::<usize>().saturating_mul(value.data.len());
+    if bytes <= MAX_EXPANDED_BYTES && budget.take(bytes) {
+        return Ok(None);
+    }
+    let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+    let (dims_name, value_name) =
+        (format!("{}/fill_dims", nd.name), format!("{}/fill_value", nd.name));
+    let dims = Node::constant(&dims_name, Tensor::from_i64(vec![dims.len()], &dims), ordinal);
+    let value = Node::constant(&value_name, value, ordinal);
+    let fill = Node::new(&nd.name, "Fill", ordinal);
+    Ok(Some(vec![(dims, vec![]), (value, vec![]), (fill, vec![dims_name, value_name])]))
 }
 
 /// A node as the IR holds it: constants decoded, placeholders with their declared type.

@@ -138,6 +138,35 @@ pub struct Graph {
     pub inputs: Vec<ValueRef>,
     /// Model outputs in return order.
     pub outputs: Vec<ValueRef>,
+    /// For each value, the nodes whose partial value reads its size (`Dim::Of`), so that
+    /// replacing the value updates them without visiting every node.
+    size_readers: BTreeMap<ValueRef, Vec<NodeIndex>>,
+    /// What the converter may still create in constants beyond what the file holds (shared
+    /// with loop bodies).
+    pub budget: ExpansionBudget,
+}
+
+/// Bytes of constants the converter may create that the file does not hold (splats
+/// expanded, constants folded into larger ones). A few bytes of file can ask for gigabytes;
+/// past this budget such values stay run-time ops (`Fill`, the op itself) instead.
+#[derive(Clone, Debug)]
+pub struct ExpansionBudget(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+/// [`ExpansionBudget`]'s size for one conversion.
+pub const EXPANSION_BUDGET: usize = 256 << 20;
+
+impl Default for ExpansionBudget {
+    fn default() -> Self {
+        ExpansionBudget(std::sync::Arc::new(EXPANSION_BUDGET.into()))
+    }
+}
+
+impl ExpansionBudget {
+    /// Takes `bytes` from the budget; `false` (and nothing taken) when that would overdraw it.
+    pub fn take(&self, bytes: usize) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.0.fetch_update(Relaxed, Relaxed, |left| left.checked_sub(bytes)).is_ok()
+    }
 }
 
 impl Graph {
@@ -203,8 +232,8 @@ impl Graph {
             }
         }
         // Run-time sizes read from `old` (`Dim::Of`) are read from `new` now.
-        for n in self.g.node_weights_mut() {
-            if let Some(p) = &mut n.partial {
+        for n in self.size_readers.remove(&old).unwrap_or_default() {
+            if let Some(p) = self.g.node_weight_mut(n).and_then(|node| node.partial.as_mut()) {
                 for d in &mut p.values {
                     if let Dim::Of(v, _) = d
                         && *v == old
@@ -212,8 +241,19 @@ impl Graph {
                         *v = new;
                     }
                 }
+                self.size_readers.entry(new).or_default().push(n);
             }
         }
+    }
+
+    /// Sets node `n`'s partly known value (see [`Partial`]).
+    pub fn set_partial(&mut self, n: NodeIndex, p: Partial) {
+        for d in &p.values {
+            if let Dim::Of(v, _) = d {
+                self.size_readers.entry(*v).or_default().push(n);
+            }
+        }
+        self.g[n].partial = Some(p);
     }
 
     /// Removes all incoming edges of `n` (used when a node is folded into a constant).

@@ -17,8 +17,13 @@ use crate::proto::{AttrValue, FunctionDef, ListValue, NodeDef, OpDef};
 const MAX_DEPTH: usize = 64;
 
 /// More nodes than this after inlining means a file that multiplies itself (a function calling
-/// itself twice per level grows exponentially long before `MAX_DEPTH` stops it).
-const MAX_NODES: usize = 20_000_000;
+/// another twice per level grows exponentially long before `MAX_DEPTH` stops it). Checked on an
+/// estimate before anything is inlined.
+const MAX_NODES: usize = 5_000_000;
+
+/// More bytes of node names than this after inlining likewise (each level of inlining prefixes
+/// the caller's name).
+const MAX_NAME_BYTES: usize = 512 << 20;
 
 /// Output argument names of multi-output ops, for graphs that carry no OpDefs (frozen
 /// GraphDefs with a function library). Ops not listed have a single output argument.
@@ -127,8 +132,113 @@ fn arity(node: &NodeDef, number_attr: &str, type_list_attr: &str) -> Option<usiz
     Some(1)
 }
 
+/// What inlining a function body produces, at an empty name prefix: its nodes (recursively)
+/// and the bytes of their names. Saturates rather than overflows.
+#[derive(Clone, Copy, Default)]
+struct Cost {
+    nodes: usize,
+    name_bytes: usize,
+}
+
+impl Cost {
+    /// The cost of a body inlined under a name `prefix` bytes long.
+    fn at(self, prefix: usize) -> Cost {
+        Cost {
+            nodes: self.nodes,
+            name_bytes: self.name_bytes.saturating_add(self.nodes.saturating_mul(prefix)),
+        }
+    }
+
+    fn add(self, other: Cost) -> Cost {
+        Cost {
+            nodes: self.nodes.saturating_add(other.nodes),
+            name_bytes: self.name_bytes.saturating_add(other.name_bytes),
+        }
+    }
+}
+
+/// The cost of emitting node `n` (a call, a loop, or a plain node) at an empty prefix.
+fn node_cost<'a>(
+    n: &NodeDef,
+    lib: &Library<'a>,
+    memo: &mut BTreeMap<&'a str, Cost>,
+    depth: usize,
+) -> Result<Cost> {
+    let mut total = Cost { nodes: 1, name_bytes: n.name.len() };
+    if matches!(n.op.as_str(), "While" | "StatelessWhile") {
+        // Six frame nodes per variable, then cond and body under `name/cond/`, `name/body/`.
+        let frame = Cost { nodes: 6, name_bytes: 6 * (n.name.len() + 24) };
+        for _ in 0..n.input.len() {
+            total = total.add(frame);
+        }
+        for attr in ["cond", "body"] {
+            let f = match n.attr.get(attr).and_then(|v| v.value.as_ref()) {
+                Some(Value::Func(f)) => {
+                    lib.functions.get_key_value(f.name.as_str()).map(|(k, _)| *k)
+                }
+                _ => None,
+            };
+            if let Some(f) = f {
+                total = total.add(function_cost(f, lib, memo, depth + 1, n)?.at(n.name.len() + 6));
+            }
+        }
+    } else if let Some(f) = lib.callee(n).filter(|f| !f.is_empty()) {
+        total = total.add(function_cost(f, lib, memo, depth + 1, n)?.at(n.name.len() + 1));
+    }
+    Ok(total)
+}
+
+/// The cost of inlining function `fname` (memoised).
+fn function_cost<'a>(
+    fname: &'a str,
+    lib: &Library<'a>,
+    memo: &mut BTreeMap<&'a str, Cost>,
+    depth: usize,
+    caller: &NodeDef,
+) -> Result<Cost> {
+    if let Some(&c) = memo.get(fname) {
+        return Ok(c);
+    }
+    if depth >= MAX_DEPTH {
+        return Err(Error::node(
+            &caller.name,
+            &caller.op,
+            format!("function calls nest deeper than {MAX_DEPTH} (recursive functions?)"),
+        ));
+    }
+    let Some(f) = lib.functions.get(fname) else { return Ok(Cost::default()) };
+    let mut total = Cost::default();
+    for b in &f.node_def {
+        total = total.add(node_cost(b, lib, memo, depth)?);
+    }
+    memo.insert(fname, total);
+    Ok(total)
+}
+
+/// Refuses a graph whose inlined form would be implausibly large, before building any of it.
+fn check_size(nodes: &[NodeDef], lib: &Library) -> Result<()> {
+    let mut memo = BTreeMap::new();
+    let mut total = Cost::default();
+    for n in nodes {
+        total = total.add(node_cost(n, lib, &mut memo, 0)?);
+        if total.nodes > MAX_NODES || total.name_bytes > MAX_NAME_BYTES {
+            return Err(Error::node(
+                &n.name,
+                &n.op,
+                format!(
+                    "inlining its function calls would give more than {MAX_NODES} nodes or \
+                     {} MiB of names (a function library that multiplies itself?)",
+                    MAX_NAME_BYTES >> 20
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Inlines every call in `nodes` (recursively) and returns the flat node list.
 pub fn inline_calls(nodes: Vec<NodeDef>, lib: &Library) -> Result<Vec<NodeDef>> {
+    check_size(&nodes, lib)?;
     let mut out = Vec::with_capacity(nodes.len());
     for n in nodes {
         emit(n, lib, &mut out, 0)?;
@@ -166,7 +276,7 @@ fn emit(mut n: NodeDef, lib: &Library, out: &mut Vec<NodeDef>, depth: usize) -> 
         input: results,
         ..Default::default()
     };
-    identity.attr.insert("T".into(), AttrValue { value: Some(Value::List(types)) });
+    identity.attr.insert("T".into(), AttrValue { value: Some(Value::List(Box::new(types))) });
     out.push(identity);
     Ok(())
 }
@@ -350,7 +460,7 @@ fn emit_while(n: NodeDef, lib: &Library, out: &mut Vec<NodeDef>, depth: usize) -
         out.push(node(exits[i].clone(), "Exit", vec![format!("{w}/switch_{i}")]));
     }
     let mut identity = node(w.clone(), "IdentityN", exits);
-    identity.attr.insert("T".into(), AttrValue { value: Some(Value::List(types)) });
+    identity.attr.insert("T".into(), AttrValue { value: Some(Value::List(Box::new(types))) });
     out.push(identity);
     Ok(())
 }

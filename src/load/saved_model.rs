@@ -212,7 +212,7 @@ fn const_node(name: &str, t: crate::tensor::Tensor, dtype_code: i32) -> NodeDef 
     };
     let mut n = NodeDef { name: name.to_string(), op: "Const".into(), ..Default::default() };
     n.attr.insert("dtype".into(), AttrValue { value: Some(Value::Type(dtype_code)) });
-    n.attr.insert("value".into(), AttrValue { value: Some(Value::Tensor(proto)) });
+    n.attr.insert("value".into(), AttrValue { value: Some(Value::Tensor(Box::new(proto))) });
     n
 }
 

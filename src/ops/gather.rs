@@ -339,7 +339,10 @@ fn fill_fold(inp: &OpInputs) -> Option<Folded> {
     let dims: Vec<usize> =
         inp.const_ints(0)?.into_iter().map(|d| usize::try_from(d).ok()).collect::<Option<_>>()?;
     let v = inp.consts.get(1).copied().flatten()?;
-    let n = crate::tensor::checked_numel(&dims).filter(|&n| n <= 1 << 20)?;
+    // A larger fill stays `torch.full` (see `tensor::MAX_EXPANDED_BYTES`).
+    let esize = v.dtype.size()?;
+    let n = crate::tensor::checked_numel(&dims)
+        .filter(|&n| n.saturating_mul(esize) <= crate::tensor::MAX_EXPANDED_BYTES)?;
     let values = match v.values()? {
         Values::F(f) => Values::F(vec![*f.first()?; n]),
         Values::I(i) => Values::I(vec![*i.first()?; n]),

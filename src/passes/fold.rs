@@ -50,6 +50,7 @@ pub fn fold_and_infer(g: &mut Graph) -> Result<()> {
             (infos, folded)
         };
         constant_reshape_target(g, n);
+        let folded = within_budget(g, &inputs, folded);
         match folded {
             (_, Some(Folded::Tensor(t))) => g.make_const(n, t),
             (_, Some(Folded::Outputs(ts))) => {
@@ -60,17 +61,37 @@ pub fn fold_and_infer(g: &mut Graph) -> Result<()> {
                 }
             }
             (infos, partial) => {
-                let node = g.node_mut(n);
                 if let Some(infos) = infos {
-                    node.outputs = infos;
+                    g.node_mut(n).outputs = infos;
                 }
                 if let Some(Folded::Partial(p)) = partial {
-                    node.partial = Some(p);
+                    g.set_partial(n, p);
                 }
             }
         }
     }
     Ok(())
+}
+
+/// A fold that would create more constant bytes than its constant inputs hold is kept only
+/// while the graph's expansion budget lasts; past it the node stays a run-time op.
+fn within_budget(
+    g: &Graph,
+    inputs: &[ValueRef],
+    folded: (Option<Vec<ValueInfo>>, Option<Folded>),
+) -> (Option<Vec<ValueInfo>>, Option<Folded>) {
+    let out_bytes = match &folded.1 {
+        Some(Folded::Tensor(t)) => t.data.len(),
+        Some(Folded::Outputs(ts)) => ts.iter().map(|t| t.data.len()).sum(),
+        _ => return folded,
+    };
+    let in_bytes: usize =
+        inputs.iter().filter_map(|&v| g.const_value(v)).map(|t| t.data.len()).sum();
+    if out_bytes <= in_bytes || g.budget.take(out_bytes - in_bytes) {
+        folded
+    } else {
+        (folded.0, None)
+    }
 }
 
 /// A Reshape whose target is computed from `Shape` (e.g. `[batch, 1, 1, C]` with a dynamic
@@ -110,11 +131,11 @@ fn constant_reshape_target(g: &mut Graph, n: NodeIndex) {
     }
     let dims: Vec<i64> = p.values.iter().map(|d| d.known().unwrap_or(-1)).collect();
     let (name, ordinal) = (format!("{}/target", g.node(n).name), g.node(n).ordinal);
-    let mut c = Node::constant(name, Tensor::from_i64(vec![dims.len()], &dims), ordinal);
-    if symbolic {
-        c.partial = Some(p.clone());
-    }
+    let c = Node::constant(name, Tensor::from_i64(vec![dims.len()], &dims), ordinal);
     let c = g.add_node(c);
+    if symbolic {
+        g.set_partial(c, p.clone());
+    }
     let edge =
         g.g.edges_directed(n, petgraph::Direction::Incoming)
             .find(|e| e.weight().slot == slot)

@@ -252,6 +252,7 @@ fn check_contained(
 /// the loop node, and the outer nodes copied into the body.
 fn build_body(g: &Graph, f: &Frame, name: &str) -> Result<(Graph, Vec<ValueRef>, Vec<NodeIndex>)> {
     let mut body = Graph::default();
+    body.budget = g.budget.clone();
     // Where each outer value is in the body.
     let mut map: BTreeMap<ValueRef, ValueRef> = BTreeMap::new();
     let mut inputs: Vec<ValueRef> = Vec::new();

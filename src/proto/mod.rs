@@ -61,8 +61,10 @@ pub mod attr_value {
 
     #[derive(Clone, PartialEq, prost::Oneof)]
     pub enum Value {
-        #[prost(message, tag = "1")]
-        List(ListValue),
+        // Boxed: node attributes are maps of these, and an inline TensorProto or ListValue
+        // would make every map slot several hundred bytes.
+        #[prost(message, boxed, tag = "1")]
+        List(Box<ListValue>),
         #[prost(bytes, tag = "2")]
         S(Vec<u8>),
         #[prost(int64, tag = "3")]
@@ -75,8 +77,8 @@ pub mod attr_value {
         Type(i32),
         #[prost(message, tag = "7")]
         Shape(TensorShapeProto),
-        #[prost(message, tag = "8")]
-        Tensor(TensorProto),
+        #[prost(message, boxed, tag = "8")]
+        Tensor(Box<TensorProto>),
         #[prost(string, tag = "9")]
         Placeholder(String),
         #[prost(message, tag = "10")]

@@ -77,11 +77,17 @@ fn class_name(family: &str) -> String {
     if name.is_empty() { "Block".into() } else { name }
 }
 
-/// Scope prefixes ending in a numbered token (`conv2_block1`), each with its family
-/// (`conv2_block#`).
-fn candidates(spans: &[Span]) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    for s in spans {
+/// A candidate block: a scope prefix ending in a numbered token (`conv2_block1`), its family
+/// (`conv2_block#`), and the spans under it (whose scope is the prefix or extends it).
+struct Candidate {
+    family: String,
+    spans: Vec<usize>,
+}
+
+/// Every candidate, found in one walk over the spans.
+fn candidates(spans: &[Span]) -> BTreeMap<String, Candidate> {
+    let mut out: BTreeMap<String, Candidate> = BTreeMap::new();
+    for (i, s) in spans.iter().enumerate() {
         let tokens: Vec<&str> = s.scope.split('_').collect();
         // Whole scopes too: `transformer_layer_0` is a block of its own nested ops.
         for k in 1..=tokens.len() {
@@ -89,11 +95,17 @@ fn candidates(spans: &[Span]) -> BTreeMap<String, String> {
                 continue;
             }
             let prefix = tokens[..k].join("_");
-            let mut fam: Vec<String> = tokens[..k - 1].iter().map(|t| t.to_string()).collect();
-            fam.push(
-                tokens[k - 1].chars().map(|c| if c.is_ascii_digit() { '#' } else { c }).collect(),
-            );
-            out.insert(prefix, fam.join("_"));
+            let candidate = out.entry(prefix).or_insert_with(|| {
+                let mut fam: Vec<String> = tokens[..k - 1].iter().map(|t| t.to_string()).collect();
+                fam.push(
+                    tokens[k - 1]
+                        .chars()
+                        .map(|c| if c.is_ascii_digit() { '#' } else { c })
+                        .collect(),
+                );
+                Candidate { family: fam.join("_"), spans: Vec::new() }
+            });
+            candidate.spans.push(i);
         }
     }
     out
@@ -110,10 +122,9 @@ struct Forward<'a> {
 }
 
 impl Forward<'_> {
-    fn analyse(&self, prefix: &str, family: &str) -> Option<Member> {
+    fn analyse(&self, prefix: &str, candidate: &Candidate) -> Option<Member> {
         let spans = self.spans;
-        let inside = |s: &Span| s.scope == prefix || s.scope.starts_with(&format!("{prefix}_"));
-        let idx: Vec<usize> = (0..spans.len()).filter(|&i| inside(&spans[i])).collect();
+        let idx = &candidate.spans;
         let (&first, &last) = (idx.first()?, idx.last()?);
         if idx.len() < 2 || last - first + 1 != idx.len() || idx.iter().any(|&i| !spans[i].movable)
         {
@@ -149,7 +160,7 @@ impl Forward<'_> {
         let signature = self.signature(&range, &layers, &buffers, &inputs, &output);
         Some(Member {
             prefix: prefix.to_string(),
-            family: family.to_string(),
+            family: candidate.family.clone(),
             spans: first..last + 1,
             stmts: range,
             layers,
@@ -350,7 +361,7 @@ pub fn extract(
     }
     let forward = Forward { spans, stmts, module, universe, returns };
     let members: Vec<Member> =
-        candidates(spans).iter().filter_map(|(p, f)| forward.analyse(p, f)).collect();
+        candidates(spans).iter().filter_map(|(p, c)| forward.analyse(p, c)).collect();
     let chosen = choose(&members, module);
     if chosen.is_empty() {
         return Vec::new();
