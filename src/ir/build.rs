@@ -82,6 +82,9 @@ pub fn build(gd: GraphDef, inputs: &[String], outputs: &[String]) -> Result<Grap
     Ok(graph)
 }
 
+/// A node and the names of its inputs.
+type NodeWithInputs = (Node, Vec<String>);
+
 /// A constant TF stores as one value for a larger shape, as the fill it is: `Fill(dims, value)`
 /// under the constant's name (with its inputs), when expanding it would take more than
 /// [`MAX_EXPANDED_BYTES`] or more than what is left of the budget. `torch.full` then makes it at
@@ -90,7 +93,7 @@ fn splat_fill(
     nd: &crate::proto::NodeDef,
     ordinal: usize,
     budget: &super::ExpansionBudget,
-) -> Result<Option<Vec<(Node, Vec<String>)>>> {
+) -> Result<Option<Vec<NodeWithInputs>>> {
     use crate::proto::attr_value::Value;
     let proto = match nd.attr.get("value").and_then(|a| a.value.as_ref()) {
         Some(Value::Tensor(t)) if nd.op == "Const" => t,

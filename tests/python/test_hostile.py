@@ -8,11 +8,10 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import assert_parity, binary, run_cli
 
 tf = pytest.importorskip("tensorflow")
-from tensorflow.core.framework import graph_pb2, types_pb2  # noqa: E402
+from tensorflow.core.framework import graph_pb2, types_pb2
 
 MIB = 1024 * 1024
 
