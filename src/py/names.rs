@@ -56,44 +56,15 @@ const RESERVED: &[&str] = &[
     "device",
 ];
 
-/// `nn.Module` members a submodule attribute must not shadow.
-const MODULE_ATTRS: &[&str] = &[
-    "training",
-    "forward",
-    "eval",
-    "train",
-    "to",
-    "cuda",
-    "cpu",
-    "state_dict",
-    "load_state_dict",
-    "parameters",
-    "buffers",
-    "children",
-    "modules",
-    "apply",
-    "register_buffer",
-    "half",
-    "float",
-    "double",
-    "type",
-    "zero_grad",
-    "named_parameters",
-    "named_buffers",
-    "named_modules",
-    "named_children",
-    "extra_repr",
-    "requires_grad_",
-    "share_memory",
-    "dump_patches",
-    "call_super_init",
-    "get_submodule",
-    "get_parameter",
-    "get_buffer",
-    "add_module",
-    "register_module",
-    "register_parameter",
-];
+/// Every attribute of `nn.Module` (class and instance), one per line, sorted: a submodule or
+/// buffer must not shadow any (`self.bfloat16 = nn.Linear(...)` breaks `forward`;
+/// `self.register_forward_hook = ...` is worse). Read off torch by
+/// `scripts/module_attributes.py`; a test checks it against the installed torch.
+const MODULE_ATTRS: &str = include_str!("module_attrs.txt");
+
+fn is_module_attr(s: &str) -> bool {
+    MODULE_ATTRS.lines().any(|l| l == s)
+}
 
 /// Turns any string into a snake_case identifier (not yet checked for clashes).
 pub fn identifier(raw: &str) -> String {
@@ -148,9 +119,7 @@ impl Scope {
     }
 
     fn clashes(&self, s: &str) -> bool {
-        KEYWORDS.contains(&s)
-            || RESERVED.contains(&s)
-            || (self.module_attrs && MODULE_ATTRS.contains(&s))
+        KEYWORDS.contains(&s) || RESERVED.contains(&s) || (self.module_attrs && is_module_attr(s))
     }
 
     /// A fresh identifier derived from `raw`: `conv1`, then `conv1_2`, `conv1_3`, ...
@@ -208,5 +177,10 @@ mod tests {
         assert_eq!(s.fresh("conv"), "conv_2");
         let mut l = Scope::for_locals();
         assert_eq!(l.fresh("input"), "input_");
+        // Every nn.Module attribute, not a hand-kept few.
+        for m in ["bfloat16", "compile", "ipu", "xpu", "mtia", "to_empty", "register_forward_hook"]
+        {
+            assert_eq!(s.fresh(m), format!("{m}_"));
+        }
     }
 }

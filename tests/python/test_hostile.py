@@ -156,3 +156,59 @@ def test_a_splat_fill_computes_what_tensorflow_computes(tmp_path):
     run_cli("convert", path, "-o", out_dir)
     assert "torch.full(" in (out_dir / "model.py").read_text()
     assert_parity(out_dir, tmp_path / "splat_parity.npz")
+
+
+def test_module_attribute_list_covers_the_installed_torch():
+    import runpy
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "module_attributes.py"
+    attrs = runpy.run_path(str(script))["module_attributes"]()
+    committed = set(
+        (script.parents[1] / "src" / "py" / "module_attrs.txt").read_text().split()
+    )
+    missing = sorted(set(attrs) - committed)
+    assert not missing, f"run scripts/module_attributes.py: {missing}"
+
+
+def dense_graph(layer_names):
+    """`x @ W_k` for each layer name, summed: each MatMul becomes an nn.Linear named after it."""
+    g = graph_pb2.GraphDef()
+    placeholder(g, dims=(2, 3))
+    outs = []
+    for k, name in enumerate(layer_names):
+        w = g.node.add()
+        w.name, w.op = f"{name}/kernel", "Const"
+        w.attr["dtype"].type = types_pb2.DT_FLOAT
+        w.attr["value"].tensor.CopyFrom(
+            tf.make_tensor_proto(np.full((3, 2), k + 1.0, np.float32))
+        )
+        m = g.node.add()
+        m.name, m.op = f"{name}/MatMul", "MatMul"
+        m.input.extend(["x", w.name])
+        m.attr["T"].type = types_pb2.DT_FLOAT
+        outs.append(m.name)
+    y = g.node.add()
+    y.name, y.op = "y", "AddN"
+    y.input.extend(outs)
+    y.attr["T"].type = types_pb2.DT_FLOAT
+    y.attr["N"].i = len(outs)
+    return g
+
+
+def test_layers_named_like_module_attributes_still_work(tmp_path):
+    names = ["bfloat16", "compile", "register_forward_hook", "to_empty"]
+    path = write(tmp_path, "names.pb", dense_graph(names))
+    out = tmp_path / "out"
+    run_cli("convert", path, "-o", out)
+    text = (out / "model.py").read_text()
+    for n in names:
+        assert f"self.{n}_ = nn.Linear(3, 2, bias=False)" in text, text
+    import torch
+    from conftest import import_model
+
+    model = import_model(out).load_model()
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    want = sum(x @ np.full((3, 2), k + 1.0, np.float32) for k in range(len(names)))
+    got = model(torch.from_numpy(x)).detach().numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-6)

@@ -48,6 +48,8 @@ pub const OPS: &[OpDef] = &[
         .infer(broadcast_infer)
         .fold(|i| fold_binary(i, Bin::Min))
         .per_row(always),
+    // Keras' Add layer on three or more inputs; TF's inputs all have the same shape.
+    op("AddN", add_n).infer(same_as_input).per_row(always),
     op("SquaredDifference", |c| binary(c, Bin::SqDiff))
         .infer(broadcast_infer)
         .fold(|i| fold_binary(i, Bin::SqDiff)),
@@ -207,6 +209,15 @@ fn binary(ctx: &mut Ctx, op: Bin) -> OpResult<Lowered> {
             }
         }
     };
+    Ok(Lowered::Expr { expr, layout })
+}
+
+/// `AddN(a, b, c)` → `a + b + c`.
+fn add_n(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let n = ctx.num_inputs();
+    let (terms, layout) = operands_n(ctx, n)?;
+    let expr =
+        terms.into_iter().reduce(|acc, t| acc.binop(BinOp::Add, t)).ok_or("AddN of nothing")?;
     Ok(Lowered::Expr { expr, layout })
 }
 
@@ -435,6 +446,20 @@ mod tests {
         # r_const: [2]
         ---
         x = v * self.r_const
+        return x
+        ");
+    }
+
+    #[test]
+    fn add_n_sums_in_the_inputs_layout() {
+        assert_snapshot!(after_conv(|g, y| {
+            let r = g.op("relu", "Relu", &[y], &[]);
+            g.op("sum", "AddN", &[y, r, y], &[("N", int(3))])
+        }), @"
+        x = image.permute(0, 3, 1, 2)
+        conv = self.conv(x)
+        x = F.relu(conv)
+        x = (conv + x + conv).permute(0, 2, 3, 1)
         return x
         ");
     }
