@@ -6,6 +6,7 @@ use std::path::Path;
 
 use crate::error::Result;
 use crate::ir::ValueRef;
+use crate::terminal::printable;
 
 fn describe(g: &crate::ir::Graph, v: ValueRef) -> String {
     let n = g.node(v.node);
@@ -20,7 +21,7 @@ fn describe(g: &crate::ir::Graph, v: ValueRef) -> String {
                 .join(", ")
         )
     });
-    format!("{}:{}  {dtype} {shape}", n.name, v.port)
+    format!("{}:{}  {dtype} {shape}", printable(&n.name), v.port)
 }
 
 /// The report `inspect` prints.
@@ -52,7 +53,12 @@ pub fn inspect(
     let (module, summary) = crate::lower::lower(&graph, "Model", "")?;
 
     let mut s = String::new();
-    let _ = writeln!(s, "{}: {kind}; {total} nodes after inlining", input.display());
+    let _ = writeln!(
+        s,
+        "{}: {}; {total} nodes after inlining",
+        printable(&input.display().to_string()),
+        printable(&kind)
+    );
     let _ = writeln!(s, "inputs:");
     for &v in &graph.inputs {
         let _ = writeln!(s, "  {}", describe(&graph, v));
@@ -72,7 +78,7 @@ pub fn inspect(
         } else {
             "removed by passes"
         };
-        let _ = writeln!(s, "  {count:6}  {op:<28} {status}");
+        let _ = writeln!(s, "  {count:6}  {:<28} {status}", printable(op));
     }
     if summary.stubs.is_empty() {
         let _ = writeln!(s, "every op translates; no stubs");
@@ -82,10 +88,10 @@ pub fn inspect(
             let _ = writeln!(
                 s,
                 "  {} -> {}() ({} nodes): {}",
-                st.op,
+                printable(&st.op),
                 st.function,
                 st.nodes.len(),
-                st.reason
+                printable(&st.reason)
             );
         }
     }

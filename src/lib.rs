@@ -18,6 +18,7 @@ pub mod proto;
 pub mod py;
 pub mod reference;
 pub mod tensor;
+pub mod terminal;
 #[cfg(test)]
 pub mod testing;
 pub mod weights;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
+use tf2torch::terminal::printable;
 
 /// Turn a TensorFlow model into PyTorch source code a person can maintain.
 ///
@@ -124,8 +125,8 @@ fn summary(opts: &tf2torch::Options, r: &tf2torch::Report, seconds: f64) -> Stri
     let _ = writeln!(
         out,
         "converted {} -> {}/ in {:.2}s",
-        opts.input.display(),
-        opts.out_dir.display(),
+        printable(&opts.input.display().to_string()),
+        printable(&opts.out_dir.display().to_string()),
         seconds
     );
     let _ = writeln!(
@@ -143,21 +144,25 @@ fn summary(opts: &tf2torch::Options, r: &tf2torch::Report, seconds: f64) -> Stri
         let _ = writeln!(
             out,
             "  stub: {} -> custom_ops.{}() for {} node(s): {}",
-            s.op,
+            printable(&s.op),
             s.function,
             s.nodes.len(),
-            s.reason
+            printable(&s.reason)
         );
     }
     if !r.summary.stubs.is_empty() {
         let _ = writeln!(
             out,
             "  fill in the stubs in {}/custom_ops.py before running the model",
-            opts.out_dir.display()
+            printable(&opts.out_dir.display().to_string())
         );
     }
     for f in &r.unneeded_stubs {
-        let _ = writeln!(out, "  note: custom_ops.{f}() is no longer used by this model (kept)");
+        let _ = writeln!(
+            out,
+            "  note: custom_ops.{}() is no longer used by this model (kept)",
+            printable(f)
+        );
     }
     out
 }
@@ -182,7 +187,7 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    eprintln!("error: {}", printable(&e.to_string()));
                     if matches!(e, tf2torch::Error::Untranslated(_)) {
                         ExitCode::from(2)
                     } else {
@@ -213,7 +218,7 @@ fn main() -> ExitCode {
             match tf2torch::load_graph_observed(&input, &inputs, &outputs, &sel, &mut after) {
                 Ok(_) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    eprintln!("error: {}", printable(&e.to_string()));
                     ExitCode::FAILURE
                 }
             }
@@ -225,7 +230,7 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    eprintln!("error: {}", printable(&e.to_string()));
                     ExitCode::FAILURE
                 }
             }

@@ -149,3 +149,72 @@ fn debug_passes_shows_the_graph_after_each_pass() {
     let after = String::from_utf8_lossy(&out.get_output().stdout).to_string();
     assert!(after.contains("MatMul = MatMul(input_0:0, Const:0, Const_1:0) {"), "{after}");
 }
+
+/// A GraphDef written here: a float Placeholder `x`, then `nodes` as (name, op, inputs).
+fn graph_file(dir: &Path, nodes: &[(&str, &str, &[&str])]) -> PathBuf {
+    use prost::Message;
+    use tf2torch::proto::attr_value::Value;
+    use tf2torch::proto::{AttrValue, GraphDef, NodeDef};
+    let mut x = NodeDef { name: "x".into(), op: "Placeholder".into(), ..Default::default() };
+    x.attr.insert("dtype".into(), AttrValue { value: Some(Value::Type(1)) });
+    let mut node = vec![x];
+    for (name, op, inputs) in nodes {
+        node.push(NodeDef {
+            name: name.to_string(),
+            op: op.to_string(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        });
+    }
+    let path = dir.join("model.pb");
+    std::fs::write(&path, GraphDef { node, ..Default::default() }.encode_to_vec()).unwrap();
+    path
+}
+
+/// Node and op names holding terminal escapes (clear screen, set title, bell, carriage
+/// return) are printed escaped by `convert`, `inspect`, `debug passes` and in errors.
+#[test]
+fn terminal_escapes_in_names_are_printed_escaped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let evil = "\u{1b}[2J\u{1b}]0;pwned\u{7}\rok";
+    let model = graph_file(tmp.path(), &[(evil, "Bad\u{1b}[31mOp", &["x"])]);
+    let out_dir = tmp.path().join("out");
+    let runs = [
+        vec!["convert".into(), model.clone(), "-o".into(), out_dir],
+        vec!["inspect".into(), model.clone()],
+        vec!["debug".into(), "passes".into(), model.clone()],
+    ];
+    for args in runs {
+        let out = Command::cargo_bin("tf2torch").unwrap().args(&args).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {text}");
+        assert!(
+            !text.contains(['\u{1b}', '\u{7}', '\r']),
+            "{args:?} printed raw escapes: {text:?}"
+        );
+        assert!(text.contains("Bad\\x1b[31mOp"), "{args:?}: {text}");
+    }
+    // The same in an error (an input that names no node).
+    let bad = graph_file(tmp.path(), &[("y", "Relu", &["\u{1b}]0;title\u{7}:0"])]);
+    let err = convert_fails(&bad, &[]);
+    assert!(!err.contains(['\u{1b}', '\u{7}']) && err.contains("\\x1b]0;title\\x07"), "{err:?}");
+}
+
+/// `--class-name` values that would replace the file's own names (`__file__`, the weight
+/// reader, `load_model`) are refused.
+#[test]
+fn class_names_shadowing_the_files_own_names_are_refused() {
+    for name in ["__file__", "__builtins__", "_DTYPES", "_read_safetensors", "load_model", "nn"] {
+        let err = convert_fails(&fixture("tf1_cnn.pb"), &["--class-name", name]);
+        assert!(err.contains("is not a valid Python class name"), "{name}: {err}");
+    }
+}
+
+#[test]
+fn an_input_given_twice_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = graph_file(tmp.path(), &[("y", "Relu", &["x"])]);
+    let err = convert_fails(&model, &["--inputs", "x:0,x:0"]);
+    assert!(err.contains("input 'x:0' is given twice"), "{err}");
+}

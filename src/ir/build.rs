@@ -61,6 +61,12 @@ pub fn build(gd: GraphDef, inputs: &[String], outputs: &[String]) -> Result<Grap
     } else {
         inputs.iter().map(|s| lookup("input", s)).collect::<Result<_>>()?
     };
+    for (k, v) in graph.inputs.iter().enumerate() {
+        if graph.inputs[..k].contains(v) {
+            let n = graph.node(v.node);
+            return Err(Error::msg(format!("input '{}:{}' is given twice", n.name, v.port)));
+        }
+    }
     graph.outputs = if outputs.is_empty() {
         // Nodes something waits for (`^name`) are bookkeeping, not results, when nothing
         // reads them.

@@ -14,6 +14,7 @@ use std::fmt::Write;
 
 use super::attrs::display;
 use super::{Dim, Graph, ValueRef};
+use crate::terminal::printable;
 
 /// The graph as text; with `filter`, only the nodes whose name contains it (loop bodies are
 /// searched too).
@@ -24,7 +25,7 @@ pub fn dump(g: &Graph, filter: Option<&str>) -> String {
 }
 
 fn value_name(g: &Graph, v: ValueRef) -> String {
-    format!("{}:{}", g.node(v.node).name, v.port)
+    format!("{}:{}", printable(&g.node(v.node).name), v.port)
 }
 
 fn write_graph(out: &mut String, g: &Graph, filter: Option<&str>, depth: usize) {
@@ -54,7 +55,7 @@ fn write_graph(out: &mut String, g: &Graph, filter: Option<&str>, depth: usize) 
             .shown_attrs()
             .iter()
             .filter(|(k, _)| !k.starts_with('_'))
-            .map(|(k, v)| format!("{k}={}", display(v)))
+            .map(|(k, v)| format!("{}={}", printable(k), printable(&display(v))))
             .collect();
         let attrs =
             if attrs.is_empty() { String::new() } else { format!(" {{{}}}", attrs.join(", ")) };
@@ -64,9 +65,9 @@ fn write_graph(out: &mut String, g: &Graph, filter: Option<&str>, depth: usize) 
             node.outputs.iter().map(|o| o.describe()).collect()
         };
         let call = if node.value.is_some() || inputs.is_empty() {
-            node.op.clone()
+            printable(&node.op)
         } else {
-            format!("{}({inputs})", node.op)
+            format!("{}({inputs})", printable(&node.op))
         };
         let partial = node.partial.as_ref().map_or(String::new(), |p| {
             let dims: Vec<String> = p
@@ -84,7 +85,12 @@ fn write_graph(out: &mut String, g: &Graph, filter: Option<&str>, depth: usize) 
                 format!(" = [{}]", dims.join(", "))
             }
         });
-        let _ = writeln!(out, "{pad}{} = {call}{attrs} -> {}{partial}", node.name, outs.join(", "));
+        let _ = writeln!(
+            out,
+            "{pad}{} = {call}{attrs} -> {}{partial}",
+            printable(&node.name),
+            outs.join(", ")
+        );
         if let Some(body) = body {
             let _ = writeln!(out, "{pad}  body:");
             write_graph(out, body, None, depth + 1);

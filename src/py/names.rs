@@ -90,15 +90,21 @@ pub fn identifier(raw: &str) -> String {
     s
 }
 
-/// Whether `s` can name the generated class: an ASCII identifier that is not a keyword and
-/// does not shadow what the generated file uses.
+/// Top-level names `model.py` defines or imports besides the builtins in [`RESERVED`]: a class
+/// named like one would replace it. (Its private helpers, `_DTYPES` and the like, and module
+/// dunders such as `__file__`, are ruled out by refusing a leading underscore.)
+const FILE_NAMES: &[&str] = &["importlib", "GRUResetBefore", "MaskedLSTM"];
+
+/// Whether `s` can name the generated class: an ASCII identifier that is not a keyword, does not
+/// start with an underscore, and does not shadow what the generated file uses.
 pub fn is_valid_class_name(s: &str) -> bool {
     let mut chars = s.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
     first_ok
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
         && !KEYWORDS.contains(&s)
         && !RESERVED.contains(&s)
+        && !FILE_NAMES.contains(&s)
 }
 
 /// A set of names in one Python scope; hands out unique, safe identifiers.
@@ -166,6 +172,10 @@ mod tests {
         assert!(!is_valid_class_name("a b"));
         assert!(!is_valid_class_name("1Net"));
         assert!(!is_valid_class_name("F"));
+        for shadowing in ["__file__", "__builtins__", "_DTYPES", "_read_safetensors", "load_model"]
+        {
+            assert!(!is_valid_class_name(shadowing), "{shadowing}");
+        }
     }
 
     #[test]

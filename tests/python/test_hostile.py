@@ -212,3 +212,20 @@ def test_layers_named_like_module_attributes_still_work(tmp_path):
     want = sum(x @ np.full((3, 2), k + 1.0, np.float32) for k in range(len(names)))
     got = model(torch.from_numpy(x)).detach().numpy()
     np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_a_file_name_with_quotes_and_backslashes_stays_inside_its_strings(tmp_path):
+    import shutil
+
+    from conftest import OPS_DIR
+
+    src = tmp_path / 'm\\N{x}.pb"'
+    shutil.copy(OPS_DIR / "tf1_cnn.pb", src)
+    out = tmp_path / "out"
+    run_cli("convert", src, "-o", out)
+    for name in ("model.py", "check.py", "make_reference.py"):
+        text = (out / name).read_text()
+        # Invalid escapes are warnings before Python 3.12; as errors here.
+        check = f"import warnings; warnings.simplefilter('error'); compile({text!r}, {name!r}, 'exec')"
+        subprocess.run([sys.executable, "-c", check], check=True)
+    assert 'PyTorch translation of m\\\\N{x}.pb\\", generated' in (out / "model.py").read_text()

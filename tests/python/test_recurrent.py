@@ -3,11 +3,23 @@ Enter/Merge/Switch/NextIteration/Exit frames) and as SavedModels (While ops with
 functions). Fixtures: tests/fixtures/make_fixtures.py recurrent build/fixtures."""
 
 import re
+import subprocess
 
+import numpy as np
 import pytest
 import torch
 
-from conftest import GENERATED_DIR, assert_parity, import_model, rel_error, ruff, run_cli, run_generated
+from conftest import (
+    GENERATED_DIR,
+    TOLERANCE,
+    assert_parity,
+    binary,
+    import_model,
+    rel_error,
+    ruff,
+    run_cli,
+    run_generated,
+)
 
 # model -> the PyTorch recurrent layers its model.py must contain (the loops all fused).
 FUSED = {
@@ -173,6 +185,35 @@ def test_tf1_dynamic_rnn(tmp_path):
     text = (out / "model.py").read_text()
     assert "self.gru = GRUResetBefore(6, 5)" in text and "_loop(" not in text
     report(f"tf1_dynamic_rnn (pb): rel. error {max(errors):.2e}, 2 nn.LSTM + GRUResetBefore")
+
+
+def test_loop_whose_output_list_is_read_stays_a_loop(tmp_path):
+    """A graph output naming a loop's output list itself (not its stack) keeps the loop: the
+    recurrent layer cannot take its place. (Found by fuzzing: fusing it anyway left the loop
+    alive, and the pass pipeline fused it again forever.)"""
+    out = tmp_path / "out"
+    # basic/while:3 is the list of h per step, basic/while:4 the final c (TF's output_2).
+    outputs = "basic/while:3,basic/while:4"
+    args = [
+        binary(),
+        "convert",
+        fixture("tf1_dynamic_rnn.pb"),
+        "-o",
+        out,
+        "--outputs",
+        outputs,
+    ]
+    subprocess.run(list(map(str, args)), check=True, timeout=60, capture_output=True)
+    assert len(re.findall(r"    def \w+_loop\(", (out / "model.py").read_text())) == 1
+    ref = np.load(GENERATED_DIR / "tf1_dynamic_rnn.npz")
+    with torch.no_grad():
+        steps, c = import_model(out).load_model()(torch.from_numpy(ref["input_0"]))
+    assert len(steps) == 7 and steps[-1].shape == (3, 4)
+    error = rel_error(c.numpy(), ref["output_2"])
+    assert error <= TOLERANCE, error
+    report(
+        f"tf1 basic LSTM loop, its output list read: rel. error {error:.2e}, explicit loop"
+    )
 
 
 def test_tf1_sequence_lengths(tmp_path):

@@ -36,11 +36,28 @@ pub fn fuse_rnn(g: &mut Graph) -> Result<bool> {
     let mut fused = false;
     for (_, l) in loops {
         if let Some(m) = match_rnn(g, l) {
+            // `match_rnn` checked that nothing reads the loop afterwards (`replaceable`), so
+            // pruning removes it: the caller's repeat-while-fused loop ends.
             rewrite::rewrite(g, l, m);
             fused = true;
         }
     }
     Ok(fused)
+}
+
+/// Whether the layer can take the loop's place: after the loop, only the stacked output list
+/// and the recurrent states are read (a graph output naming the list itself, or a counter,
+/// keeps the loop).
+fn replaceable(g: &Graph, l: NodeIndex, output_list: usize, states: &[usize]) -> bool {
+    (0..g.node(l).outputs.len()).all(|port| {
+        let v = ValueRef { node: l, port };
+        if states.contains(&port) {
+            return true;
+        }
+        let stacked = port == output_list && !g.outputs.contains(&v);
+        g.use_count(v) == 0
+            || (stacked && g.consumers(v).iter().all(|&(c, _)| g.node(c).op == "TensorListStack"))
+    })
 }
 
 struct Match {
@@ -164,13 +181,15 @@ fn match_rnn(g: &Graph, l: NodeIndex) -> Option<Match> {
         .filter(|&s| s != w.input_list && s != w.output_list && s != w.time)
         .filter(|&s| next(s) != var(s) && !is_counter(g, l, body, s))
         .collect();
-    let found = |cell, states| Match {
-        cell,
-        seq: w.seq,
-        output_list: w.output_list,
-        states,
-        last_only: w.last_only,
-        mask: w.mask.map(|m| m.0),
+    let found = |cell, states: Vec<usize>| {
+        replaceable(g, l, w.output_list, &states).then(|| Match {
+            cell,
+            seq: w.seq,
+            output_list: w.output_list,
+            states,
+            last_only: w.last_only,
+            mask: w.mask.map(|m| m.0),
+        })
     };
     if let Some((mask_seq, mask_t)) = w.mask {
         // Both batch-major before Keras made them time-major (the helper class is batch first).
@@ -178,7 +197,7 @@ fn match_rnn(g: &Graph, l: NodeIndex) -> Option<Match> {
             return None;
         }
         let (cell, states) = cells::masked_lstm(g, l, body, w.x_t, mask_t, &states, w.y)?;
-        return Some(found(cell, states));
+        return found(cell, states);
     }
     match *states.as_slice() {
         [s] => {
@@ -187,13 +206,13 @@ fn match_rnn(g: &Graph, l: NodeIndex) -> Option<Match> {
                 .or_else(|| cells::gru_reset_before_cell(body, w.x_t, h, h_next))
                 .or_else(|| cells::tf1_gru_cell(body, w.x_t, h, h_next))
                 .or_else(|| cells::simple_cell(body, w.x_t, h, h_next))?;
-            (h_next == w.y).then(|| found(cell, vec![s]))
+            (h_next == w.y).then(|| found(cell, vec![s])).flatten()
         }
         [a, b] => {
             // h is the state the output is; c the other.
             let (h, c) = if next(a) == w.y { (a, b) } else { (b, a) };
             let cell = cells::lstm_cell(body, w.x_t, var(h), var(c), next(h), next(c))?;
-            (next(h) == w.y).then(|| found(cell, vec![h, c]))
+            (next(h) == w.y).then(|| found(cell, vec![h, c])).flatten()
         }
         _ => None,
     }
