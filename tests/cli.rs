@@ -218,3 +218,77 @@ fn an_input_given_twice_is_an_error() {
     let err = convert_fails(&model, &["--inputs", "x:0,x:0"]);
     assert!(err.contains("input 'x:0' is given twice"), "{err}");
 }
+
+/// A graph of a float Placeholder `x` of shape [4, 6], an int32 scalar `axis` = 1, and one
+/// node `n` of `op` reading `inputs` with attributes `attrs` (integers; a list for a name
+/// ending in `_dims`).
+fn one_op_file(dir: &Path, op: &str, inputs: &[&str], attrs: &[(&str, i64)]) -> PathBuf {
+    use prost::Message;
+    use tf2torch::proto::attr_value::Value;
+    use tf2torch::proto::tensor_shape_proto::Dim;
+    use tf2torch::proto::{AttrValue, GraphDef, ListValue, NodeDef, TensorProto, TensorShapeProto};
+    let attr = |v| AttrValue { value: Some(v) };
+    let mut x = NodeDef { name: "x".into(), op: "Placeholder".into(), ..Default::default() };
+    x.attr.insert("dtype".into(), attr(Value::Type(1)));
+    let dim = vec![Dim { size: 4 }, Dim { size: 6 }];
+    x.attr
+        .insert("shape".into(), attr(Value::Shape(TensorShapeProto { dim, unknown_rank: false })));
+    let mut axis = NodeDef { name: "axis".into(), op: "Const".into(), ..Default::default() };
+    axis.attr.insert("dtype".into(), attr(Value::Type(3)));
+    let t = TensorProto { dtype: 3, int_val: vec![1], ..Default::default() };
+    axis.attr.insert("value".into(), attr(Value::Tensor(Box::new(t))));
+    let mut n = NodeDef {
+        name: "n".into(),
+        op: op.into(),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
+    for &(k, v) in attrs {
+        let value = if k.ends_with("_dims") {
+            Value::List(Box::new(ListValue { i: vec![v], ..Default::default() }))
+        } else {
+            Value::I(v)
+        };
+        n.attr.insert(k.to_string(), attr(value));
+    }
+    let path = dir.join(format!("{}.pb", op.to_lowercase()));
+    std::fs::write(
+        &path,
+        GraphDef { node: vec![x, axis, n], ..Default::default() }.encode_to_vec(),
+    )
+    .unwrap();
+    path
+}
+
+/// Attribute values no TensorFlow would write (a negative or 2^40 output count, a window
+/// radius near i64::MAX, squeezing a dimension of size 4): the op becomes a stub saying why,
+/// or translates when the value does not matter to PyTorch; nothing panics or runs out of
+/// memory. (Split and Unpack used to abort on a 2^40-entry allocation.)
+#[test]
+fn absurd_attribute_values_give_stubs_not_crashes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases: [(&str, &[&str], (&str, i64), &str); 5] = [
+        ("Split", &["axis", "x"], ("num_split", -1), "num_split -1 is not a number of outputs"),
+        ("Split", &["axis", "x"], ("num_split", 1 << 40), "is not a number of outputs"),
+        ("Unpack", &["x"], ("num", 1 << 40), "1 ops translated"),
+        ("LRN", &["x"], ("depth_radius", i64::MAX), "is not a window radius"),
+        ("Squeeze", &["x"], ("squeeze_dims", 0), "squeezes axis 0 of size 4"),
+    ];
+    for (op, inputs, (attr, value), reason) in cases {
+        let model = one_op_file(tmp.path(), op, inputs, &[(attr, value)]);
+        let out = tmp.path().join(format!("out_{op}_{value}"));
+        let output = Command::cargo_bin("tf2torch")
+            .unwrap()
+            .arg("convert")
+            .arg(&model)
+            .arg("-o")
+            .arg(&out)
+            .timeout(std::time::Duration::from_secs(60))
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{op} {attr}={value}: {stderr}");
+        assert!(stdout.contains(reason), "{op} {attr}={value}: {stdout}");
+    }
+}

@@ -236,13 +236,28 @@ impl<'h, 'g> Ctx<'h, 'g> {
     }
 
     /// The constant bias `passes::fuse_bias` fused into this node, if any (in the input slot
-    /// the op's registry row declares).
-    pub fn bias(&self) -> OpResult<Option<Tensor>> {
-        let slot = crate::ops::lookup(&self.node().op).and_then(|d| d.bias_slot);
-        match slot {
-            Some(s) if s < self.num_inputs() => Ok(Some(self.const_input(s)?.clone())),
-            _ => Ok(None),
+    /// the op's registry row declares), as a vector of `channels` values.
+    pub fn bias(&self, channels: usize) -> OpResult<Option<Tensor>> {
+        let Some(slot) = self.bias_slot() else { return Ok(None) };
+        let b = self.const_input(slot)?;
+        // A file may put anything in the slot `passes::fuse_bias` fills.
+        if b.numel() != channels || !b.dtype.is_float() {
+            let (shape, dtype) = (&b.shape, b.dtype);
+            return Err(
+                format!("a {dtype:?} bias of shape {shape:?} for {channels} channels").into()
+            );
         }
+        Ok(Some(b.reshaped(vec![channels])))
+    }
+
+    /// Whether the node has an input in its op's bias slot.
+    pub fn has_bias(&self) -> bool {
+        self.bias_slot().is_some()
+    }
+
+    fn bias_slot(&self) -> Option<usize> {
+        let slot = crate::ops::lookup(&self.node().op).and_then(|d| d.bias_slot)?;
+        (slot < self.num_inputs()).then_some(slot)
     }
 
     /// The payload of a synthetic op (one the passes created).

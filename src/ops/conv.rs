@@ -49,7 +49,7 @@ fn conv_layer(
     g: ConvGeometry,
     weight: Weight,
 ) -> OpResult<Lowered> {
-    let bias = ctx.bias()?;
+    let bias = ctx.bias(out_ch)?;
     let x = ctx.input_nchw(0)?;
     let mut kwargs: Vec<(&str, Expr)> = Vec::new();
     if g.s != (1, 1) {
@@ -79,7 +79,7 @@ fn conv_layer(
     );
     let mut params = vec![("weight", weight)];
     if let Some(b) = bias {
-        params.push(("bias", Weight::plain(b.reshaped(vec![out_ch]))));
+        params.push(("bias", Weight::plain(b)));
     }
     Ok(Lowered::Layer { post: vec![], ctor, params, args: vec![x], layout: Layout::Nchw })
 }
@@ -168,7 +168,7 @@ fn conv_transpose(ctx: &mut Ctx) -> OpResult<Lowered> {
     };
     let (bh, oph, crop_h) = axis(n_h as i64, oh, kh as i64, s.0, d.0)?;
     let (bw, opw, crop_w) = axis(n_w as i64, ow, kw as i64, s.1, d.1)?;
-    let bias = ctx.bias()?;
+    let bias = ctx.bias(c_out)?;
     let mut kwargs: Vec<(&str, Expr)> = Vec::new();
     if s != (1, 1) {
         kwargs.push(("stride", pair(s)));
@@ -193,7 +193,7 @@ fn conv_transpose(ctx: &mut Ctx) -> OpResult<Lowered> {
     let mut params =
         vec![("weight", Weight { tensor: w, permute: Some(vec![3, 2, 0, 1]), reshape: None })];
     if let Some(b) = bias {
-        params.push(("bias", Weight::plain(b.reshaped(vec![c_out]))));
+        params.push(("bias", Weight::plain(b)));
     }
     let x = ctx.input_nchw(2)?;
     // TF puts the odd padding pixel at the end: keep the first `o` rows and columns.
@@ -231,7 +231,7 @@ fn conv1d(ctx: &mut Ctx) -> OpResult<Lowered> {
     } else {
         (0, 0)
     };
-    let bias = ctx.bias()?;
+    let bias = ctx.bias(co)?;
     let mut kwargs: Vec<(&str, Expr)> = Vec::new();
     if s != 1 {
         kwargs.push(("stride", Expr::int(s)));
@@ -253,7 +253,7 @@ fn conv1d(ctx: &mut Ctx) -> OpResult<Lowered> {
     let mut params =
         vec![("weight", Weight { tensor: w, permute: Some(vec![2, 1, 0]), reshape: None })];
     if let Some(b) = bias {
-        params.push(("bias", Weight::plain(b.reshaped(vec![co]))));
+        params.push(("bias", Weight::plain(b)));
     }
     let mut x = ctx.input_tf(0)?.method("transpose", vec![Expr::int(1), Expr::int(2)]);
     if l != r {

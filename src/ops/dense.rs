@@ -55,7 +55,7 @@ fn matmul(ctx: &mut Ctx) -> OpResult<Lowered> {
         let w = float_weight(ctx, 1, 2)?;
         return linear_layer(ctx, w, tb);
     }
-    if ctx.bias()?.is_some() {
+    if ctx.has_bias() {
         return Err("fused bias on a non-constant MatMul".into());
     }
     let mut a = ctx.input_tf(0)?;

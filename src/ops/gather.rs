@@ -4,7 +4,7 @@
 use crate::ir::ValueInfo;
 use crate::ops::contract::{Ctx, Layout, Lowered};
 use crate::ops::contract::{OpResult, TranslateError};
-use crate::ops::util::{norm_axis, same_as_input, torch_attr};
+use crate::ops::util::{norm_axis, output_count, same_as_input, torch_attr};
 use crate::ops::{Folded, OpDef, OpInputs, op};
 use crate::py::{BinOp, Expr};
 use crate::tensor::{DType, Tensor, Values};
@@ -121,7 +121,11 @@ fn tile(ctx: &mut Ctx) -> OpResult<Lowered> {
 fn tile_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let s = shape_of(inp, 0)?;
     let reps = inp.const_ints(1)?;
-    let out = s.iter().zip(&reps).map(|(d, &r)| d.map(|d| d * r as usize)).collect();
+    let out = s
+        .iter()
+        .zip(&reps)
+        .map(|(d, &r)| d.and_then(|d| d.checked_mul(usize::try_from(r).ok()?)))
+        .collect();
     Some(vec![ValueInfo { dtype: inp.infos[0].dtype, shape: Some(out) }])
 }
 
@@ -148,13 +152,12 @@ fn split(ctx: &mut Ctx) -> OpResult<Lowered> {
             s
         }
     } else {
-        let n = ctx.node().attr_int("num_split")?;
-        let total =
-            ctx.info(v).shape.and_then(|s| s[axis]).ok_or("split needs a static axis")? as i64;
-        if n <= 0 || total % n != 0 {
+        let n = output_count(ctx.node(), "num_split")?;
+        let total = ctx.info(v).shape.and_then(|s| s[axis]).ok_or("split needs a static axis")?;
+        if total % n != 0 {
             return Err(format!("cannot split {total} into {n} parts").into());
         }
-        vec![total / n; n as usize]
+        vec![(total / n) as i64; n]
     };
     let x = ctx.input_tf(v)?;
     let expr = Expr::call_kw(
@@ -174,11 +177,14 @@ fn split_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
         let raw = inp.const_ints(1)?;
         let known: i64 = raw.iter().filter(|&&x| x >= 0).sum();
         raw.iter()
-            .map(|&x| if x >= 0 { Some(x as usize) } else { total.map(|t| t - known as usize) })
+            .map(|&x| match usize::try_from(x) {
+                Ok(x) => Some(x),
+                Err(_) => total?.checked_sub(usize::try_from(known).ok()?),
+            })
             .collect()
     } else {
-        let n = inp.node.attr_int("num_split").ok()? as usize;
-        vec![s[axis].map(|t| t / n.max(1)); n]
+        let n = output_count(inp.node, "num_split").ok()?;
+        vec![s[axis].map(|t| t / n); n]
     };
     Some(
         sizes
@@ -229,7 +235,10 @@ fn unpack(ctx: &mut Ctx) -> OpResult<Lowered> {
 fn unpack_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let s = shape_of(inp, 0)?;
     let axis = norm_axis(inp.node.attr_int_or("axis", 0).ok()?, s.len()).ok()?;
-    let n = inp.node.attr_int("num").ok()? as usize;
+    let n = output_count(inp.node, "num").ok()?;
+    if s[axis].is_some_and(|d| d != n) {
+        return None;
+    }
     let mut o = s.clone();
     o.remove(axis);
     Some(vec![ValueInfo { dtype: inp.infos[0].dtype, shape: Some(o) }; n])
@@ -280,7 +289,7 @@ fn one_hot(ctx: &mut Ctx) -> OpResult<Lowered> {
 
 fn one_hot_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let mut s = shape_of(inp, 0)?;
-    s.push(inp.const_ints(1)?.first().map(|&d| d as usize));
+    s.push(inp.const_ints(1)?.first().and_then(|&d| usize::try_from(d).ok()));
     Some(vec![ValueInfo { dtype: inp.infos.get(2)?.dtype, shape: Some(s) }])
 }
 
@@ -328,11 +337,7 @@ fn fill(ctx: &mut Ctx) -> OpResult<Lowered> {
 }
 
 fn fill_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
-    let dims = inp.ints(0)?;
-    Some(vec![ValueInfo {
-        dtype: inp.infos.get(1)?.dtype,
-        shape: Some(dims.into_iter().map(|d| d.map(|d| d as usize)).collect()),
-    }])
+    Some(vec![ValueInfo { dtype: inp.infos.get(1)?.dtype, shape: Some(inp.sizes(0)?) }])
 }
 
 fn fill_fold(inp: &OpInputs) -> Option<Folded> {
@@ -402,7 +407,7 @@ fn batch_matmul(ctx: &mut Ctx) -> OpResult<Lowered> {
         let w = w.clone();
         return crate::ops::util::linear_layer(ctx, w, adj_y);
     }
-    if ctx.bias()?.is_some() {
+    if ctx.has_bias() {
         return Err("fused bias on a BatchMatMul of two tensors".into());
     }
     let mut a = ctx.input_tf(0)?;
@@ -511,7 +516,7 @@ fn top_k(ctx: &mut Ctx) -> OpResult<Lowered> {
 
 fn top_k_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let mut s = shape_of(inp, 0)?;
-    let k = inp.const_ints(1)?.first().map(|&k| k as usize);
+    let k = inp.const_ints(1)?.first().and_then(|&k| usize::try_from(k).ok());
     *s.last_mut()? = k;
     Some(vec![
         ValueInfo { dtype: inp.infos[0].dtype, shape: Some(s.clone()) },

@@ -54,6 +54,13 @@ impl OpInputs<'_> {
             .map(|p| p.values.iter().map(|d| d.known()).collect())
     }
 
+    /// [`ints`](Self::ints) read as sizes: a negative entry is unknown (TF would fail at run
+    /// time; inference must not turn it into a huge size).
+    pub fn sizes(&self, i: usize) -> Option<Vec<Option<usize>>> {
+        let ints = self.ints(i)?;
+        Some(ints.into_iter().map(|d| d.and_then(|d| usize::try_from(d).ok())).collect())
+    }
+
     /// Like [`ints`](Self::ints), keeping where unknown entries come from.
     pub fn dims(&self, i: usize) -> Option<Vec<Dim>> {
         if let Some(t) = self.consts.get(i).copied().flatten() {

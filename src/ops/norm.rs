@@ -77,10 +77,11 @@ fn lrn(ctx: &mut Ctx) -> OpResult<Lowered> {
     let bias = node.attr_float_or("bias", 1.0)?;
     let alpha = node.attr_float_or("alpha", 1.0)?;
     let beta = node.attr_float_or("beta", 0.5)?;
-    if r < 0 {
-        return Err(format!("depth_radius {r} is negative").into());
-    }
-    let size = 2 * r + 1;
+    let size = r
+        .checked_mul(2)
+        .and_then(|d| d.checked_add(1))
+        .filter(|_| r >= 0)
+        .ok_or_else(|| format!("depth_radius {r} is not a window radius"))?;
     // TF sums squares over the window; torch averages them: torch alpha = TF alpha · size.
     let ctor = Expr::call_kw(
         "nn.LocalResponseNorm",

@@ -91,9 +91,9 @@ fn resize_by_matrices(ctx: &mut Ctx, kind: &str, align: bool, half: bool) -> OpR
 
 fn resize_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let x = inp.infos.first()?;
-    let s = x.shape.as_ref()?;
-    let size = inp.ints(1)?;
+    let [n, _, _, c] = x.shape.as_deref()? else { return None };
+    let size = inp.sizes(1)?;
     let dtype = if inp.node.op == "ResizeBilinear" { Some(DType::F32) } else { x.dtype };
-    let hw = |i: usize| size.get(i).copied().flatten().map(|v| v as usize);
-    Some(vec![ValueInfo { dtype, shape: Some(vec![s[0], hw(0), hw(1), s[3]]) }])
+    let hw = |i: usize| size.get(i).copied().flatten();
+    Some(vec![ValueInfo { dtype, shape: Some(vec![*n, hw(0), hw(1), *c]) }])
 }

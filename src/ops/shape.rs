@@ -7,7 +7,7 @@ use crate::ops::contract::{Ctx, Layout, Lowered, OpResult, TranslateError};
 use crate::ops::util::{norm_axis, phys_axis, torch_attr};
 use crate::ops::{Folded, OpDef, OpInputs, op};
 use crate::py::Expr;
-use crate::tensor::{DType, Tensor, Values};
+use crate::tensor::{DType, Tensor, Values, checked_numel};
 
 pub const OPS: &[OpDef] = &[
     op("Shape", shape_op).infer(shape_infer).fold(shape_fold),
@@ -66,9 +66,7 @@ fn broadcast_to(ctx: &mut Ctx) -> OpResult<Lowered> {
 }
 
 fn broadcast_to_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
-    let dims = inp.ints(1)?;
-    let shape = dims.into_iter().map(|d| d.filter(|&d| d >= 0).map(|d| d as usize)).collect();
-    Some(vec![ValueInfo { dtype: inp.infos.first()?.dtype, shape: Some(shape) }])
+    Some(vec![ValueInfo { dtype: inp.infos.first()?.dtype, shape: Some(inp.sizes(1)?) }])
 }
 
 fn reshape(ctx: &mut Ctx) -> OpResult<Lowered> {
@@ -101,40 +99,27 @@ fn reshape(ctx: &mut Ctx) -> OpResult<Lowered> {
 
 fn reshape_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let x = inp.infos.first()?;
-    let target = inp.ints(1)?;
-    let numel: Option<usize> = x.shape.as_ref().and_then(|s| s.iter().copied().product());
-    let known: i64 = target.iter().filter_map(|d| d.filter(|&d| d >= 0)).product();
-    let unknown = target.iter().filter(|d| d.is_none() || **d == Some(-1)).count();
-    let shape = target
-        .iter()
-        .map(|d| match d {
-            Some(d) if *d >= 0 => Some(*d as usize),
-            _ if unknown == 1 && known > 0 => numel.map(|n| n / known as usize),
-            _ => None,
-        })
-        .collect();
+    let sizes = inp.sizes(1)?;
+    let numel = x.shape.as_ref().and_then(|s| s.iter().copied().collect::<Option<Vec<_>>>());
+    let numel = numel.and_then(|s| checked_numel(&s));
+    // The one unknown entry (-1, or a size computed at run time) is what the others leave.
+    let known = sizes.iter().flatten().try_fold(1usize, |a, &d| a.checked_mul(d));
+    let inferred = match sizes.iter().filter(|d| d.is_none()).count() {
+        1 => known.filter(|&k| k > 0).and_then(|k| Some(numel? / k)),
+        _ => None,
+    };
+    let shape = sizes.into_iter().map(|d| d.or(inferred)).collect();
     Some(vec![ValueInfo { dtype: x.dtype, shape: Some(shape) }])
 }
 
 fn reshape_fold(inp: &OpInputs) -> Option<Folded> {
     let t = inp.consts.first().copied().flatten()?;
-    let target = inp.const_ints(1)?;
-    let known: i64 = target.iter().filter(|&&d| d >= 0).product();
-    let shape: Option<Vec<usize>> = target
-        .iter()
-        .map(|&d| {
-            if d >= 0 {
-                Some(d as usize)
-            } else if known > 0 {
-                Some(t.numel() / known as usize)
-            } else {
-                None
-            }
-        })
-        .collect();
-    let shape = shape?;
-    (crate::tensor::checked_numel(&shape) == Some(t.numel()))
-        .then(|| Folded::Tensor(t.reshaped(shape)))
+    let sizes: Vec<Option<usize>> =
+        inp.const_ints(1)?.into_iter().map(|d| usize::try_from(d).ok()).collect();
+    let known = sizes.iter().flatten().try_fold(1usize, |a, &d| a.checked_mul(d))?;
+    let inferred = (known > 0).then(|| t.numel() / known);
+    let shape = sizes.into_iter().map(|d| d.or(inferred)).collect::<Option<Vec<usize>>>()?;
+    (checked_numel(&shape) == Some(t.numel())).then(|| Folded::Tensor(t.reshaped(shape)))
 }
 
 fn squeeze_axes(node: &Node, shape: &[Option<usize>]) -> OpResult<Vec<usize>> {
@@ -151,6 +136,9 @@ fn squeeze_axes(node: &Node, shape: &[Option<usize>]) -> OpResult<Vec<usize>> {
             .collect());
     }
     let mut v = dims.iter().map(|&a| norm_axis(a, shape.len())).collect::<OpResult<Vec<_>>>()?;
+    if let Some((a, d)) = v.iter().find_map(|&a| Some((a, shape[a].filter(|&d| d != 1)?))) {
+        return Err(format!("squeezes axis {a} of size {d}").into());
+    }
     v.sort_unstable();
     v.dedup();
     Ok(v)

@@ -285,11 +285,14 @@ fn slice(ctx: &mut Ctx) -> OpResult<Lowered> {
         .iter()
         .zip(&size)
         .map(|(&b, &s)| match (b, s) {
-            (0, -1) => Expr::full_slice(),
-            (b, -1) => Expr::slice(Some(Expr::int(b)), None, None),
-            (b, s) => Expr::slice(Some(Expr::int(b)), Some(Expr::int(b + s)), None),
+            (0, -1) => Ok(Expr::full_slice()),
+            (b, -1) => Ok(Expr::slice(Some(Expr::int(b)), None, None)),
+            (b, s) => {
+                let end = b.checked_add(s).ok_or_else(|| format!("slice end {b} + {s} overflows"));
+                end.map(|e| Expr::slice(Some(Expr::int(b)), Some(Expr::int(e)), None))
+            }
         })
-        .collect();
+        .collect::<Result<_, String>>()?;
     while parts.last().is_some_and(|p| *p == Expr::full_slice()) {
         parts.pop();
     }

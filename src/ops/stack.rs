@@ -18,7 +18,7 @@ fn list(items: Vec<Expr>) -> Expr {
 }
 
 fn concat(ctx: &mut Ctx) -> OpResult<Lowered> {
-    let n = ctx.num_inputs() - 1;
+    let n = ctx.num_inputs().checked_sub(1).ok_or("no axis input")?;
     let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
     let axis = norm_axis(*ctx.const_ints(n)?.first().ok_or("axis must be a scalar")?, rank)?;
     let mut layout = Layout::Tf;
@@ -43,9 +43,9 @@ fn concat_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let mut out = first.shape.clone()?;
     let mut total = Some(0usize);
     for info in &inp.infos[..n] {
-        let s = info.shape.as_ref()?;
+        let s = info.shape.as_ref().filter(|s| s.len() == rank)?;
         total = match (total, s.get(axis).copied().flatten()) {
-            (Some(t), Some(d)) => Some(t + d),
+            (Some(t), Some(d)) => t.checked_add(d),
             _ => None,
         };
         for (i, d) in s.iter().enumerate() {
@@ -60,14 +60,16 @@ fn concat_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
 
 /// Folds 1-D concatenations of (partly) known integer vectors, and constant concats.
 fn concat_fold(inp: &OpInputs) -> Option<Folded> {
-    let n = inp.infos.len().checked_sub(1)?;
+    let n = inp.infos.len().checked_sub(1).filter(|&n| n > 0)?;
     let all_const = inp.consts[..n].iter().all(|c| c.is_some());
     if all_const {
         let ts: Vec<&Tensor> = inp.consts[..n].iter().map(|c| c.unwrap()).collect();
         let rank = ts[0].rank();
         let axis = norm_axis(*inp.const_ints(n)?.first()?, rank).ok()?;
         if axis != 0
-            || ts.iter().any(|t| t.dtype != ts[0].dtype || t.shape[1..] != ts[0].shape[1..])
+            || ts.iter().any(|t| {
+                t.dtype != ts[0].dtype || t.rank() != rank || t.shape[1..] != ts[0].shape[1..]
+            })
         {
             return None;
         }

@@ -86,6 +86,19 @@ pub fn window_out(n: Option<usize>, k: i64, s: i64, d: i64, pads: (i64, i64)) ->
     n.map(|n| valid_out(n as i64 + pads.0 + pads.1, k, s, d) as usize)
 }
 
+/// Most outputs an op may declare in an attribute (`num_split`, `num`): inference keeps one
+/// entry per output, and a hostile file may ask for 2^40.
+pub const MAX_OUTPUTS: usize = 1 << 16;
+
+/// The output count attribute `attr`: at least 1, at most [`MAX_OUTPUTS`].
+pub fn output_count(node: &Node, attr: &str) -> OpResult<usize> {
+    let n = node.attr_int(attr)?;
+    usize::try_from(n)
+        .ok()
+        .filter(|n| (1..=MAX_OUTPUTS).contains(n))
+        .ok_or_else(|| format!("{attr} {n} is not a number of outputs (1 to {MAX_OUTPUTS})").into())
+}
+
 /// Normalises a possibly negative axis for a tensor of `rank`.
 pub fn norm_axis(axis: i64, rank: usize) -> OpResult<usize> {
     let r = rank as i64;
@@ -111,7 +124,7 @@ pub fn phys_axis(a: usize, layout: Layout) -> usize {
 pub fn linear_layer(ctx: &mut Ctx, w: Tensor, transposed: bool) -> OpResult<Lowered> {
     let (in_f, out_f) =
         if transposed { (w.shape[1], w.shape[0]) } else { (w.shape[0], w.shape[1]) };
-    let bias = ctx.bias()?;
+    let bias = ctx.bias(out_f)?;
     let mut kwargs = Vec::new();
     if bias.is_none() {
         kwargs.push(("bias", Expr::boolean(false)));
@@ -125,7 +138,7 @@ pub fn linear_layer(ctx: &mut Ctx, w: Tensor, transposed: bool) -> OpResult<Lowe
     };
     let mut params = vec![("weight", weight)];
     if let Some(b) = bias {
-        params.push(("bias", Weight::plain(b.reshaped(vec![out_f]))));
+        params.push(("bias", Weight::plain(b)));
     }
     let x = ctx.input_tf(0)?;
     Ok(Lowered::Layer { post: vec![], ctor, params, args: vec![x], layout: Layout::Tf })
