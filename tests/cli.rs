@@ -267,7 +267,9 @@ fn one_op_file(dir: &Path, op: &str, inputs: &[&str], attrs: &[(&str, i64)]) -> 
 #[test]
 fn absurd_attribute_values_give_stubs_not_crashes() {
     let tmp = tempfile::tempdir().unwrap();
-    let cases: [(&str, &[&str], (&str, i64), &str); 5] = [
+    // (op, inputs, attribute, what the summary must say)
+    type Case = (&'static str, &'static [&'static str], (&'static str, i64), &'static str);
+    let cases: [Case; 5] = [
         ("Split", &["axis", "x"], ("num_split", -1), "num_split -1 is not a number of outputs"),
         ("Split", &["axis", "x"], ("num_split", 1 << 40), "is not a number of outputs"),
         ("Unpack", &["x"], ("num", 1 << 40), "1 ops translated"),
