@@ -11,6 +11,7 @@ use askama::Template;
 use crate::error::{Error, Result};
 use crate::lower::Module;
 use crate::py::printer;
+use crate::py::user_code::UserModule;
 use crate::py::{Stmt, ast};
 
 #[derive(Template)]
@@ -60,18 +61,13 @@ fn stub_text(def: &ast::FunctionDef) -> String {
     printer::block(&[Stmt::FunctionDef(def.clone())], 0).join("\n")
 }
 
-/// Names of the functions a `custom_ops.py` defines at top level.
-fn defined_functions(text: &str) -> BTreeSet<String> {
-    text.lines()
-        .filter_map(|l| l.strip_prefix("def "))
-        .filter_map(|l| l.split(|c: char| c == '(' || c.is_whitespace()).next())
-        .map(String::from)
-        .collect()
-}
-
-/// The new text of `custom_ops.py`: the existing file kept byte for byte, with the missing
-/// stubs appended. `None` when nothing needs to change.
-pub fn render_custom_ops(module: &Module, existing: Option<&str>) -> Result<Option<String>> {
+/// The new text of `custom_ops.py`: the existing file (with what it binds) kept byte for
+/// byte, with the stubs for ops it has no function for appended. `None` when nothing needs to
+/// change.
+pub fn render_custom_ops(
+    module: &Module,
+    existing: Option<(&str, &UserModule)>,
+) -> Result<Option<String>> {
     match existing {
         None if module.stubs.is_empty() => Ok(None),
         None => {
@@ -83,12 +79,13 @@ pub fn render_custom_ops(module: &Module, existing: Option<&str>) -> Result<Opti
             s.push('\n');
             Ok(Some(s))
         }
-        Some(text) => {
-            let have = defined_functions(text);
+        Some((text, user)) => {
+            // Lowering bound every op the file implements to its function (see
+            // `UserModule::function_for`); any other name is free, so its stub is missing.
             let missing: Vec<String> = module
                 .stubs
                 .iter()
-                .filter(|s| !have.contains(&s.function))
+                .filter(|s| !user.names.contains(&s.function))
                 .map(|s| stub_text(&s.def))
                 .collect();
             if missing.is_empty() {
@@ -108,10 +105,12 @@ pub fn render_custom_ops(module: &Module, existing: Option<&str>) -> Result<Opti
     }
 }
 
-/// Stub functions the existing `custom_ops.py` has that this model no longer needs.
-pub fn unneeded_stubs(module: &Module, existing: &str) -> Vec<String> {
+/// Functions of the existing `custom_ops.py` that implement an op (their docstring says which)
+/// this model no longer needs.
+pub fn unneeded_stubs(module: &Module, user: &UserModule) -> Vec<String> {
     let needed: BTreeSet<&str> = module.stubs.iter().map(|s| s.function.as_str()).collect();
-    defined_functions(existing).into_iter().filter(|f| !needed.contains(f.as_str())).collect()
+    let functions: BTreeSet<&String> = user.ops.values().collect();
+    functions.into_iter().filter(|f| !needed.contains(f.as_str())).cloned().collect()
 }
 
 /// Writes files into `out` so that a failure leaves nothing half-written: everything goes to
@@ -164,17 +163,5 @@ impl OutputDir {
             fs::rename(&from, &to).map_err(|source| Error::Io { path: to, source })?;
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_defined_functions() {
-        let f =
-            defined_functions("import torch\n\ndef a(x):\n    pass\n\n\ndef b_c(\n    x,\n):\n");
-        assert_eq!(f.into_iter().collect::<Vec<_>>(), vec!["a", "b_c"]);
     }
 }

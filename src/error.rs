@@ -7,6 +7,9 @@ use std::path::PathBuf;
 pub enum Error {
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    /// The user's `custom_ops.py` is not valid Python.
+    #[error("{path}:{line}: does not parse ({message}); fix it, or move it away for a fresh one")]
+    CustomOps { path: PathBuf, line: usize, message: String },
     #[error("{path}: not a TensorFlow GraphDef ({reason})")]
     NotAGraphDef { path: PathBuf, reason: String },
     #[error("{0}")]

@@ -152,22 +152,30 @@ pub fn convert(opts: &Options) -> Result<Report> {
         load_graph(&opts.input, &opts.inputs, &opts.outputs, &opts.selection)?;
     let source_name =
         opts.input.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
-    let (module, summary) = lower::lower(&graph, &class_name, &source_name)?;
-    if opts.strict && !summary.stubs.is_empty() {
-        return Err(Error::Untranslated(summary.stubs));
-    }
-    let model_py = emit::render_model(&module)?;
     let custom_path = opts.out_dir.join("custom_ops.py");
     let existing = match std::fs::read_to_string(&custom_path) {
-        Ok(s) => Some(s),
+        Ok(text) => {
+            let user = py::user_code::read(&text).map_err(|e| Error::CustomOps {
+                path: custom_path.clone(),
+                line: e.line,
+                message: e.message,
+            })?;
+            Some((text, user))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(source) => {
             return Err(Error::Io { path: custom_path, source });
         }
     };
-    let custom = emit::render_custom_ops(&module, existing.as_deref())?;
+    let user = existing.as_ref().map(|(_, u)| u.clone()).unwrap_or_default();
+    let (module, summary) = lower::lower_with(&graph, &class_name, &source_name, user)?;
+    if opts.strict && !summary.stubs.is_empty() {
+        return Err(Error::Untranslated(summary.stubs));
+    }
+    let model_py = emit::render_model(&module)?;
+    let custom = emit::render_custom_ops(&module, existing.as_ref().map(|(t, u)| (t.as_str(), u)))?;
     let unneeded =
-        existing.as_deref().map(|e| emit::unneeded_stubs(&module, e)).unwrap_or_default();
+        existing.as_ref().map(|(_, u)| emit::unneeded_stubs(&module, u)).unwrap_or_default();
 
     let out = emit::OutputDir::new(&opts.out_dir)?;
     out.write("model.py", model_py.as_bytes())?;

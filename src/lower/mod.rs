@@ -27,6 +27,7 @@ use crate::ir::fused::LOOP;
 use crate::ir::{Graph, ValueRef};
 use crate::ops::contract::{Ctx, Layout, TranslateError, Val};
 use crate::py::names::Scope;
+use crate::py::user_code::UserModule;
 use crate::py::{Assign, Call, Expr};
 
 /// A statement of `forward`, or a call to a stub whose keyword arguments are only known once
@@ -83,12 +84,23 @@ pub struct Lowerer<'a> {
 
 /// Lowers the graph into a Python module named `class_name`.
 pub fn lower(graph: &Graph, class_name: &str, source_name: &str) -> Result<(Module, Summary)> {
+    lower_with(graph, class_name, source_name, UserModule::default())
+}
+
+/// [`lower`], next to an existing `custom_ops.py` that binds `user`: its functions keep
+/// implementing the ops they implement, and new stubs take none of its names.
+pub fn lower_with(
+    graph: &Graph,
+    class_name: &str,
+    source_name: &str,
+    user: UserModule,
+) -> Result<(Module, Summary)> {
     let order = graph.topo_order().map_err(|n| {
         let node = graph.node(n);
         Error::node(&node.name, &node.op, "is part of a cycle that is not a loop frame")
     })?;
     let mut low =
-        Lowerer::new(graph, Module::default(), Scope::for_attributes(), Default::default());
+        Lowerer::new(graph, Module::default(), Scope::for_attributes(), stubs::Stubs::new(user));
     low.module.class_name = class_name.to_string();
     low.module.source_name = source_name.to_string();
     low.prefix = scopes::common_prefix(graph, &order);

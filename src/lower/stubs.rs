@@ -9,7 +9,8 @@ use super::module::Stub;
 use crate::ir::attrs::display;
 use crate::ir::{Graph, ValueInfo, ValueRef};
 use crate::proto::attr_value::Value;
-use crate::py::names::{Scope, identifier};
+use crate::py::names::Scope;
+use crate::py::user_code::UserModule;
 use crate::py::{Expr, FunctionDef, Param, Stmt};
 
 use crate::error::UntranslatedOp;
@@ -17,6 +18,9 @@ use crate::error::UntranslatedOp;
 #[derive(Default)]
 pub struct Stubs {
     names: Scope,
+    /// What the existing `custom_ops.py` binds: its functions keep their ops across
+    /// regenerations, and new stubs take none of its names.
+    user: UserModule,
     by_op: BTreeMap<String, Entry>,
     /// Every call site, by the id `register` returned (sites may come from loop bodies, which
     /// are graphs of their own).
@@ -62,6 +66,14 @@ fn attr_literal(v: &Value) -> Option<Expr> {
 }
 
 impl Stubs {
+    pub fn new(user: UserModule) -> Stubs {
+        let mut names = Scope::default();
+        for name in &user.names {
+            names.claim(name);
+        }
+        Stubs { names, user, ..Stubs::default() }
+    }
+
     /// Records that node `n` of `graph` needs the stub for its op; returns the function name
     /// and the call site's id.
     pub fn register(&mut self, graph: &Graph, n: NodeIndex, reason: String) -> (String, usize) {
@@ -75,9 +87,9 @@ impl Stubs {
             inputs: graph.inputs(n).iter().map(|&v| graph.info(v)).collect(),
             output: graph.info(ValueRef { node: n, port: 0 }),
         });
-        let names = &mut self.names;
+        let (names, user) = (&mut self.names, &self.user);
         let entry = self.by_op.entry(op.clone()).or_insert_with(|| Entry {
-            function: names.fresh(&identifier(&op)),
+            function: user.function_for(&op, &names.base(&op)).unwrap_or_else(|| names.fresh(&op)),
             sites: Vec::new(),
             reasons: Vec::new(),
         });

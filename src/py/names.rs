@@ -128,12 +128,19 @@ impl Scope {
         KEYWORDS.contains(&s) || RESERVED.contains(&s) || (self.module_attrs && is_module_attr(s))
     }
 
-    /// A fresh identifier derived from `raw`: `conv1`, then `conv1_2`, `conv1_3`, ...
-    pub fn fresh(&mut self, raw: &str) -> String {
+    /// The identifier [`fresh`](Self::fresh) starts from for `raw`: `raw` as an identifier,
+    /// with a trailing `_` when that is a keyword or reserved.
+    pub fn base(&self, raw: &str) -> String {
         let mut base = identifier(raw);
         if self.clashes(&base) {
             base.push('_');
         }
+        base
+    }
+
+    /// A fresh identifier derived from `raw`: `conv1`, then `conv1_2`, `conv1_3`, ...
+    pub fn fresh(&mut self, raw: &str) -> String {
+        let base = self.base(raw);
         let mut name = base.clone();
         let mut k = 2;
         while self.used.contains(&name) {
