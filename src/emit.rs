@@ -3,8 +3,6 @@
 //! printer.
 
 use std::collections::BTreeSet;
-use std::fs;
-use std::path::{Path, PathBuf};
 
 use askama::Template;
 
@@ -111,57 +109,4 @@ pub fn unneeded_stubs(module: &Module, user: &UserModule) -> Vec<String> {
     let needed: BTreeSet<&str> = module.stubs.iter().map(|s| s.function.as_str()).collect();
     let functions: BTreeSet<&String> = user.ops.values().collect();
     functions.into_iter().filter(|f| !needed.contains(f.as_str())).cloned().collect()
-}
-
-/// Writes files into `out` so that a failure leaves nothing half-written: everything goes to
-/// a temporary folder beside `out` first, then each file is renamed into place.
-pub struct OutputDir {
-    out: PathBuf,
-    tmp: tempfile::TempDir,
-}
-
-impl OutputDir {
-    pub fn new(out: &Path) -> Result<OutputDir> {
-        let parent = match out.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        if out.exists() && !out.is_dir() {
-            return Err(Error::msg(format!("{}: exists and is not a directory", out.display())));
-        }
-        fs::create_dir_all(&parent).map_err(|source| Error::Io { path: parent.clone(), source })?;
-        let tmp = tempfile::Builder::new()
-            .prefix(".tf2torch-")
-            .tempdir_in(&parent)
-            .map_err(|source| Error::Io { path: parent.clone(), source })?;
-        Ok(OutputDir { out: out.to_path_buf(), tmp })
-    }
-
-    pub fn staging(&self) -> &Path {
-        self.tmp.path()
-    }
-
-    pub fn write(&self, name: &str, contents: &[u8]) -> Result<()> {
-        let p = self.tmp.path().join(name);
-        fs::write(&p, contents).map_err(|source| Error::Io { path: p, source })
-    }
-
-    /// Moves the staged files into `out` (created if needed).
-    pub fn commit(self) -> Result<()> {
-        if !self.out.exists() {
-            let tmp = self.tmp.keep();
-            return fs::rename(&tmp, &self.out)
-                .map_err(|source| Error::Io { path: self.out.clone(), source });
-        }
-        let entries = fs::read_dir(self.tmp.path())
-            .map_err(|source| Error::Io { path: self.tmp.path().into(), source })?;
-        let mut names: Vec<_> = entries.filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
-        names.sort();
-        for name in names {
-            let from = self.tmp.path().join(&name);
-            let to = self.out.join(&name);
-            fs::rename(&from, &to).map_err(|source| Error::Io { path: to, source })?;
-        }
-        Ok(())
-    }
 }

@@ -13,6 +13,7 @@ pub mod load;
 pub mod lower;
 pub mod natural;
 pub mod ops;
+pub mod output;
 pub mod passes;
 pub mod proto;
 pub mod py;
@@ -52,6 +53,8 @@ pub struct Report {
     pub summary: lower::Summary,
     pub custom_ops_written: bool,
     pub unneeded_stubs: Vec<String>,
+    /// What the user should know about the output folder (files kept aside).
+    pub notes: Vec<String>,
 }
 
 /// How the original model is called in TensorFlow, for `make_reference.py`.
@@ -148,24 +151,30 @@ pub fn convert(opts: &Options) -> Result<Report> {
         }
         None => default_class_name(&opts.input),
     };
+    output::Output::check(&opts.out_dir)?;
     let Loaded { graph, io } =
         load_graph(&opts.input, &opts.inputs, &opts.outputs, &opts.selection)?;
     let source_name =
         opts.input.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
-    let custom_path = opts.out_dir.join("custom_ops.py");
-    let existing = match std::fs::read_to_string(&custom_path) {
-        Ok(text) => {
-            let user = py::user_code::read(&text).map_err(|e| Error::CustomOps {
+    // Under the output's lock from here: a conversion into the same folder waits, so the
+    // `custom_ops.py` read here is the one the new files replace.
+    let out = output::Output::prepare(&opts.out_dir)?;
+    let existing = match out.custom_ops() {
+        Some(bytes) => {
+            let custom_path = out.path().join(output::CUSTOM_OPS);
+            let text = String::from_utf8(bytes.to_vec()).map_err(|_| Error::CustomOps {
                 path: custom_path.clone(),
+                line: 1,
+                message: "not UTF-8".into(),
+            })?;
+            let user = py::user_code::read(&text).map_err(|e| Error::CustomOps {
+                path: custom_path,
                 line: e.line,
                 message: e.message,
             })?;
             Some((text, user))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(source) => {
-            return Err(Error::Io { path: custom_path, source });
-        }
+        None => None,
     };
     let user = existing.as_ref().map(|(_, u)| u.clone()).unwrap_or_default();
     let (module, summary) = lower::lower_with(&graph, &class_name, &source_name, user)?;
@@ -177,7 +186,6 @@ pub fn convert(opts: &Options) -> Result<Report> {
     let unneeded =
         existing.as_ref().map(|(_, u)| emit::unneeded_stubs(&module, u)).unwrap_or_default();
 
-    let out = emit::OutputDir::new(&opts.out_dir)?;
     out.write("model.py", model_py.as_bytes())?;
     out.write("check.py", reference::render_check(graph.inputs.len())?.as_bytes())?;
     let make_reference =
@@ -187,9 +195,9 @@ pub fn convert(opts: &Options) -> Result<Report> {
     }
     weights::write(&module.weights, &out.staging().join("model.safetensors"))?;
     if let Some(c) = &custom {
-        out.write("custom_ops.py", c.as_bytes())?;
+        out.write(output::CUSTOM_OPS, c.as_bytes())?;
     }
-    out.commit()?;
+    let notes = out.commit()?;
     Ok(Report {
         class_name,
         nodes: graph.g.node_count(),
@@ -200,5 +208,6 @@ pub fn convert(opts: &Options) -> Result<Report> {
         summary,
         custom_ops_written: custom.is_some(),
         unneeded_stubs: unneeded,
+        notes,
     })
 }

@@ -157,6 +157,9 @@ fn summary(opts: &tf2torch::Options, r: &tf2torch::Report, seconds: f64) -> Stri
             printable(&opts.out_dir.display().to_string())
         );
     }
+    for n in &r.notes {
+        let _ = writeln!(out, "  note: {}", printable(n));
+    }
     for f in &r.unneeded_stubs {
         let _ = writeln!(
             out,

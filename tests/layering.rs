@@ -11,6 +11,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("error", &[]),
     ("natural", &[]),
     ("terminal", &[]),
+    ("output", &["error"]),
     ("py", &[]),
     ("proto", &["error"]),
     ("tensor", &["error", "proto"]),
