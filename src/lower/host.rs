@@ -83,7 +83,7 @@ impl<'a> Lowerer<'a> {
         let last_use = self.remaining.get(&v).copied().unwrap_or(0) <= 1;
         let target = if last_use && (self.x_holder == Some(v) || self.x_is_free()) {
             self.x_holder = Some(v);
-            "x".to_string()
+            self.running.clone()
         } else {
             let suffix = if layout == Layout::Nchw { "nchw" } else { "nhwc" };
             self.locals.fresh(&format!("{}_{suffix}", identifier(&self.scope_of(v.node))))

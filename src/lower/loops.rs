@@ -95,6 +95,7 @@ impl<'a> Lowerer<'a> {
         let order = g.topo_order().map_err(|_| "the loop body has a cycle")?;
         let order = self.demand_order(&order);
         self.count_uses(&order);
+        self.locals.claim("x");
         // Parameters named like the values passed in, where those are names.
         let mut params = Vec::new();
         for (k, &input) in g.inputs.iter().enumerate() {

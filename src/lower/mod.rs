@@ -16,7 +16,7 @@ mod order;
 mod scopes;
 mod stubs;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use petgraph::stable_graph::NodeIndex;
 
@@ -67,6 +67,9 @@ pub struct Lowerer<'a> {
     values: BTreeMap<ValueRef, Val>,
     converted: BTreeMap<(ValueRef, Layout), Expr>,
     remaining: BTreeMap<ValueRef, usize>,
+    /// The name a chain of single-use values runs through (`x = conv(x); x = relu(x)`), and
+    /// the value holding it now.
+    running: String,
     x_holder: Option<ValueRef>,
     prefix: Vec<String>,
     strip_call_suffix: bool,
@@ -95,6 +98,32 @@ pub fn lower_with(
     source_name: &str,
     user: UserModule,
 ) -> Result<(Module, Summary)> {
+    let first = lower_once(graph, class_name, source_name, user.clone(), &BTreeSet::new())?;
+    // An input named like a builtin the generated code calls (`list`, `int`) would shadow it:
+    // lowered again with those names taken.
+    let called: BTreeSet<String> = first
+        .0
+        .class_def()
+        .body
+        .iter()
+        .flat_map(|s| s.all_called_names())
+        .map(String::from)
+        .collect();
+    let clashes: BTreeSet<String> =
+        first.0.params.iter().filter(|p| called.contains(*p)).cloned().collect();
+    if clashes.is_empty() {
+        return Ok(first);
+    }
+    lower_once(graph, class_name, source_name, user, &clashes)
+}
+
+fn lower_once(
+    graph: &Graph,
+    class_name: &str,
+    source_name: &str,
+    user: UserModule,
+    avoid: &BTreeSet<String>,
+) -> Result<(Module, Summary)> {
     let order = graph.topo_order().map_err(|n| {
         let node = graph.node(n);
         Error::node(&node.name, &node.op, "is part of a cycle that is not a loop frame")
@@ -108,10 +137,25 @@ pub fn lower_with(
     low.name_prefix = low.common_name_prefix(&order);
     let order = low.demand_order(&order);
     low.count_uses(&order);
+    // The inputs' names first: they are the model's interface (keyword arguments of
+    // `forward`), so the code's own names yield to them.
     for &input in &graph.inputs {
-        let name = low.locals.fresh(&graph.node(input.node).name);
+        let tf_name = &graph.node(input.node).name;
+        let name = low.locals.param(tf_name, avoid);
+        if name == "x" && graph.use_count(input) == 1 {
+            // The chain starts from it.
+            low.x_holder = Some(input);
+        }
+        if &name != tf_name {
+            low.module.renamed_inputs.push((tf_name.clone(), name.clone()));
+        }
         low.module.params.push(name.clone());
         low.values.insert(input, Val { expr: Expr::name(name), layout: Layout::Tf });
+    }
+    if low.x_holder.is_none() {
+        // `x`, unless an input read more than once has that name.
+        let free = ["x", "h", "y"].into_iter().find(|n| low.locals.claim(n));
+        low.running = free.map_or_else(|| low.locals.fresh("h"), str::to_string);
     }
     for &n in &order {
         if is_source(graph, n) {
@@ -150,6 +194,7 @@ impl<'a> Lowerer<'a> {
             values: BTreeMap::new(),
             converted: BTreeMap::new(),
             remaining: BTreeMap::new(),
+            running: "x".to_string(),
             x_holder: None,
             prefix: Vec::new(),
             strip_call_suffix: false,
@@ -201,7 +246,7 @@ impl<'a> Lowerer<'a> {
         }
         if uses == 1 && self.x_is_free() {
             self.x_holder = Some(v);
-            return "x".into();
+            return self.running.clone();
         }
         let hint = self.scope_of(v.node);
         let hint = if v.port > 0 { format!("{hint}_{}", v.port) } else { hint };

@@ -59,6 +59,9 @@ pub struct Module {
     pub buffers: Vec<Buffer>,
     /// `forward`'s parameters.
     pub params: Vec<String>,
+    /// Inputs whose TF name could not be their parameter's (a keyword, or a name `forward`
+    /// itself uses, such as `torch`): (TF name, parameter), said in `forward`'s docstring.
+    pub renamed_inputs: Vec<(String, String)>,
     pub body: Vec<Assign>,
     /// What `forward` returns, in TF's output order.
     pub outputs: Vec<Expr>,
@@ -114,10 +117,15 @@ impl Module {
     pub fn class_def(&self) -> ClassDef {
         let mut body: Vec<Stmt> = self.body.iter().cloned().map(Stmt::Assign).collect();
         body.push(Stmt::return_values(self.outputs.clone()));
-        let mut methods = vec![
-            init(&[], &self.layers, &self.buffers),
-            FunctionDef::method("forward", &self.params, body),
-        ];
+        let mut forward = FunctionDef::method("forward", &self.params, body);
+        if !self.renamed_inputs.is_empty() {
+            forward.docstring.push("Inputs named otherwise in TensorFlow:".to_string());
+            forward.docstring.push(String::new());
+            for (tf, param) in &self.renamed_inputs {
+                forward.docstring.push(format!("- `{tf}` is `{param}`"));
+            }
+        }
+        let mut methods = vec![init(&[], &self.layers, &self.buffers), forward];
         methods.extend(self.methods.iter().cloned());
         module_class(&self.class_name, methods)
     }

@@ -63,9 +63,8 @@ impl Lowerer<'_> {
         order
     }
 
-    /// Claims `x` and records how many readers each value has (names are freed by them).
+    /// Records how many readers each value has (names are freed by them).
     pub(super) fn count_uses(&mut self, order: &[NodeIndex]) {
-        self.locals.claim("x");
         for &n in order {
             for port in 0..self.graph.node(n).outputs.len().max(1) {
                 let v = ValueRef { node: n, port };

@@ -284,7 +284,7 @@ mod tests {
         self.conv = nn.Conv2d(3, 8, 3, stride=2, bias=False)
         # conv.weight: [8, 3, 3, 3]
         ---
-        x = x_2.permute(0, 3, 1, 2)
+        x = x.permute(0, 3, 1, 2)
         x = self.conv(F.pad(x, (0, 1, 0, 1))).permute(0, 2, 3, 1)
         return x
         ");
@@ -301,7 +301,7 @@ mod tests {
         self.conv = nn.Conv2d(4, 4, 3, padding=2, dilation=2, bias=False)
         # conv.weight: [4, 4, 3, 3]
         ---
-        x = x_2.permute(0, 3, 1, 2)
+        x = x.permute(0, 3, 1, 2)
         x = self.conv(x).permute(0, 2, 3, 1)
         return x
         ");
@@ -314,7 +314,7 @@ mod tests {
         self.conv = nn.Conv2d(4, 6, (1, 2), groups=2, bias=False)
         # conv.weight: [6, 2, 1, 2]
         ---
-        x = x_2.permute(0, 3, 1, 2)
+        x = x.permute(0, 3, 1, 2)
         x = self.conv(x).permute(0, 2, 3, 1)
         return x
         ");
@@ -331,7 +331,7 @@ mod tests {
         self.conv = nn.Conv2d(3, 2, 3, bias=False)
         # conv.weight: [2, 3, 3, 3]
         ---
-        x = x_2.permute(0, 3, 1, 2)
+        x = x.permute(0, 3, 1, 2)
         x = self.conv(F.pad(x, (0, 1, 1, 2))).permute(0, 2, 3, 1)
         return x
         ");
@@ -348,7 +348,7 @@ mod tests {
         self.w_const: [1, 1, 3, 2] float32
         # w_const: [1, 1, 3, 2]
         ---
-        x = custom_ops.conv2d(x_2, self.w_const)
+        x = custom_ops.conv2d(x, self.w_const)
         return x
         stub conv2d
         ");
@@ -368,7 +368,7 @@ mod tests {
         # conv2d.weight: [2, 3, 1, 1]
         # conv2d.bias: [2]
         ---
-        x = x_2.permute(0, 3, 1, 2)
+        x = x.permute(0, 3, 1, 2)
         x = self.conv2d(x).permute(0, 2, 3, 1)
         return x
         ");
@@ -385,7 +385,7 @@ mod tests {
         self.dw = nn.Conv2d(3, 6, 3, stride=2, groups=3, bias=False)
         # dw.weight: [6, 1, 3, 3]
         ---
-        x = x_2.permute(0, 3, 1, 2)
+        x = x.permute(0, 3, 1, 2)
         x = self.dw(F.pad(x, (0, 1, 0, 1))).permute(0, 2, 3, 1)
         return x
         ");

@@ -100,7 +100,7 @@ mod tests {
         # mat_mul.weight: [3, 5]
         # mat_mul.bias: [3]
         ---
-        x = self.mat_mul(x_2)
+        x = self.mat_mul(x)
         return x
         ");
     }

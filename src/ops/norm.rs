@@ -124,7 +124,7 @@ mod tests {
         # bn.running_var: [3]
         # bn.num_batches_tracked: []
         ---
-        x = x_2.permute(0, 3, 1, 2)
+        x = x.permute(0, 3, 1, 2)
         x = self.bn(x).permute(0, 2, 3, 1)
         return x
         ");
@@ -136,7 +136,7 @@ mod tests {
         # bn.running_var: [3]
         # bn.num_batches_tracked: []
         ---
-        x = self.bn(x_2)
+        x = self.bn(x)
         return x
         ");
     }
@@ -154,7 +154,7 @@ mod tests {
         # var_const: [3]
         ---
         x = custom_ops.fused_batch_norm_v3(
-        x_2, self.scale_const, self.offset_const, self.mean_const, self.var_const
+        x, self.scale_const, self.offset_const, self.mean_const, self.var_const
         )
         return x
         stub fused_batch_norm_v3
@@ -175,7 +175,7 @@ mod tests {
         assert_snapshot!(g.lower(&[y]), @"
         self.lrn = nn.LocalResponseNorm(5, alpha=0.0050000002374872565, beta=0.75, k=2.0)
         ---
-        x = x_2.permute(0, 3, 1, 2)
+        x = x.permute(0, 3, 1, 2)
         x = self.lrn(x).permute(0, 2, 3, 1)
         return x
         ");

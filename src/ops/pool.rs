@@ -150,21 +150,21 @@ mod tests {
         assert_snapshot!(pool("MaxPool", 3, 2, "SAME"), @r#"
         self.pool = nn.MaxPool2d(3, 2)
         ---
-        x = x_2.permute(0, 3, 1, 2)
+        x = x.permute(0, 3, 1, 2)
         x = self.pool(F.pad(x, (0, 1, 1, 1), value=float("-inf"))).permute(0, 2, 3, 1)
         return x
         "#);
         assert_snapshot!(pool("MaxPool", 3, 1, "SAME"), @"
         self.pool = nn.MaxPool2d(3, 1, padding=1)
         ---
-        x = x_2.permute(0, 3, 1, 2)
+        x = x.permute(0, 3, 1, 2)
         x = self.pool(x).permute(0, 2, 3, 1)
         return x
         ");
         assert_snapshot!(pool("MaxPool", 2, 2, "VALID"), @"
         self.pool = nn.MaxPool2d(2)
         ---
-        x = x_2.permute(0, 3, 1, 2)
+        x = x.permute(0, 3, 1, 2)
         x = self.pool(x).permute(0, 2, 3, 1)
         return x
         ");
@@ -176,7 +176,7 @@ mod tests {
         self.pool_count: [1, 1, 4, 4] float32
         # pool_count: [1, 1, 4, 4]
         ---
-        x = x_2.permute(0, 3, 1, 2)
+        x = x.permute(0, 3, 1, 2)
         x = (
         F.avg_pool2d(F.pad(x, (0, 1, 1, 1)), 3, 2, divisor_override=1)
         / self.pool_count
@@ -187,14 +187,14 @@ mod tests {
         assert_snapshot!(pool("AvgPool", 3, 1, "SAME"), @"
         self.pool = nn.AvgPool2d(3, 1, padding=1, count_include_pad=False)
         ---
-        x = x_2.permute(0, 3, 1, 2)
+        x = x.permute(0, 3, 1, 2)
         x = self.pool(x).permute(0, 2, 3, 1)
         return x
         ");
         assert_snapshot!(pool("AvgPool", 2, 2, "VALID"), @"
         self.pool = nn.AvgPool2d(2)
         ---
-        x = x_2.permute(0, 3, 1, 2)
+        x = x.permute(0, 3, 1, 2)
         x = self.pool(x).permute(0, 2, 3, 1)
         return x
         ");

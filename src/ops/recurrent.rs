@@ -346,15 +346,15 @@ mod tests {
     #[test]
     fn frame_becomes_python_loop() {
         assert_snapshot!(frame("Mul"), @r#"
-        _, x = self.loop_loop(0, x_2)
+        _, x = self.loop_loop(0, x)
         return x
-        def loop_loop(self, step, x_2):
+        def loop_loop(self, step, state_1):
             """TF loop `loop`: runs its body while the condition holds."""
             while step < 3:
                 add = step + 1
-                mul = x_2 * 2.0
-                step, x_2 = add, mul
-            return step, x_2
+                mul = state_1 * 2.0
+                step, state_1 = add, mul
+            return step, state_1
         "#);
     }
 
@@ -362,15 +362,15 @@ mod tests {
     #[test]
     fn stub_inside_loop() {
         assert_snapshot!(frame("MyScale"), @r#"
-        _, x = self.loop_loop(0, x_2)
+        _, x = self.loop_loop(0, x)
         return x
-        def loop_loop(self, step, x_2):
+        def loop_loop(self, step, state_1):
             """TF loop `loop`: runs its body while the condition holds."""
             while step < 3:
                 add = step + 1
-                custom = custom_ops.my_scale(x_2)
-                step, x_2 = add, custom
-            return step, x_2
+                custom = custom_ops.my_scale(state_1)
+                step, state_1 = add, custom
+            return step, state_1
         stub my_scale
         "#);
     }

@@ -310,6 +310,20 @@ impl Expr {
         }
     }
 
+    /// The bare names this expression calls (`list(...)`, `int(...)`), in order.
+    pub fn called_names(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        if let Expr::Call(c) = self
+            && let Expr::Name(n) = &c.func
+        {
+            out.push(n.as_str());
+        }
+        for c in self.children() {
+            out.extend(c.called_names());
+        }
+        out
+    }
+
     /// How many times this expression reads variable `name`.
     pub fn reads(&self, name: &str) -> usize {
         self.names().iter().filter(|n| **n == name).count()
@@ -525,6 +539,15 @@ impl Stmt {
             Stmt::ClassDef(c) => c.body.iter().collect(),
             _ => Vec::new(),
         }
+    }
+
+    /// Every bare name called anywhere in this statement and the ones nested in it.
+    pub fn all_called_names(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = self.exprs().into_iter().flat_map(|e| e.called_names()).collect();
+        for c in self.children() {
+            out.extend(c.all_called_names());
+        }
+        out
     }
 
     /// Every name read or bound anywhere in this statement and the ones nested in it.

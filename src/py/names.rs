@@ -56,6 +56,10 @@ const RESERVED: &[&str] = &[
     "device",
 ];
 
+/// Module-level names `forward` and its methods read besides builtins: no parameter may take
+/// one.
+const FORWARD_GLOBALS: &[&str] = &["self", "torch", "nn", "F", "custom_ops"];
+
 /// Every attribute of `nn.Module` (class and instance), one per line, sorted: a submodule or
 /// buffer must not shadow any (`self.bfloat16 = nn.Linear(...)` breaks `forward`;
 /// `self.register_forward_hook = ...` is worse). Read off torch by
@@ -141,6 +145,27 @@ impl Scope {
     /// A fresh identifier derived from `raw`: `conv1`, then `conv1_2`, `conv1_3`, ...
     pub fn fresh(&mut self, raw: &str) -> String {
         let base = self.base(raw);
+        let mut name = base.clone();
+        let mut k = 2;
+        while self.used.contains(&name) {
+            name = format!("{base}_{k}");
+            k += 1;
+        }
+        self.used.insert(name.clone());
+        name
+    }
+
+    /// A name for a `forward` parameter: the input's own name wherever Python allows it
+    /// (a builtin such as `input` included), else with a trailing `_`. Names in `avoid` (the
+    /// builtins the generated code calls) count as taken.
+    pub fn param(&mut self, raw: &str, avoid: &BTreeSet<String>) -> String {
+        let mut base = identifier(raw);
+        if KEYWORDS.contains(&base.as_str())
+            || FORWARD_GLOBALS.contains(&base.as_str())
+            || avoid.contains(&base)
+        {
+            base.push('_');
+        }
         let mut name = base.clone();
         let mut k = 2;
         while self.used.contains(&name) {

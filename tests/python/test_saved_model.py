@@ -176,3 +176,24 @@ def test_hostile_saved_model_bytes_never_panic(tmp_path):
         proc = run_cli("convert", d, "-o", tmp_path / f"o{i}", check=False)
         assert "panicked" not in proc.stderr, (i, proc.stderr)
         assert proc.returncode in (0, 1), (i, proc.returncode, proc.stderr)
+
+
+def test_inputs_keep_their_signature_keys(tmp_path):
+    """`forward`'s parameters are the signature's keys, callable by keyword: the generated
+    code's own names yield (`x` is read twice, so the chain runs through `h`), a builtin such as
+    `input` or `list` is a fine parameter name, and only `torch`, which `forward` itself needs,
+    becomes `torch_`, said in the docstring."""
+    import numpy as np
+    import torch
+
+    out = tmp_path / "out"
+    run_cli("convert", fixture("sm_input_names"), "-o", out, "--strict")
+    src = (out / "model.py").read_text()
+    assert "def forward(self, x, input, torch_, list):" in src
+    assert "- `torch` is `torch_`" in src
+    ref = np.load(GENERATED_DIR / "sm_input_names.npz")
+    feeds = {k: torch.from_numpy(ref[f"input_{i}"]) for i, k in enumerate(["x", "input", "torch_", "list"])}
+    with torch.no_grad():
+        got = import_model(out).load_model()(**feeds).numpy()
+    want = ref["output_0"]
+    assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()

@@ -32,20 +32,20 @@ class LoopUnknownOp(nn.Module):
         super().__init__()
         self.mat_mul = nn.Linear(4, 4, bias=False)
 
-    def forward(self, x_2):
-        _, x = self.while_loop(0, x_2)
+    def forward(self, x):
+        _, x = self.while_loop(0, x)
         return x
 
-    def while_loop(self, step, x_2):
+    def while_loop(self, step, state_1):
         """TF loop `while`: runs its body while the condition holds."""
         while step < 3:
             add = step + 1
-            mat_mul = self.mat_mul(x_2)
+            mat_mul = self.mat_mul(state_1)
             add_1 = mat_mul + 1.0
             fancy = custom_ops.my_fancy_activation(add_1)
             mul = fancy * 0.5
-            step, x_2 = add, mul
-        return step, x_2
+            step, state_1 = add, mul
+        return step, state_1
 
 
 _DTYPES = {
