@@ -49,7 +49,12 @@ impl Lowerer<'_> {
             }
             Lowered::Expr { expr, layout } => {
                 self.consume_inputs(n);
-                let target = self.target_for(out);
+                // Sizes (Python ints) keep names of their own: the running `x` is a tensor.
+                let target = if layout == Layout::Host {
+                    self.host_target_for(out)
+                } else {
+                    self.target_for(out)
+                };
                 self.push_line(Expr::name(&target), expr);
                 self.values.insert(out, Val { expr: Expr::name(target), layout });
             }

@@ -8,6 +8,7 @@ use super::Lowerer;
 use super::module::Buffer;
 use crate::ir::{Graph, ValueRef};
 use crate::ops::contract::{Host, Layout, OpResult, Val};
+use crate::ops::util::torch_attr;
 use crate::py::Expr;
 use crate::py::names::identifier;
 use crate::tensor::Tensor;
@@ -57,7 +58,8 @@ impl<'a> Lowerer<'a> {
         Ok(Expr::self_attr(&name))
     }
 
-    /// `v` in `layout`, emitting one permute the first time it is needed.
+    /// `v` in `layout`, emitting one conversion the first time it is needed: a permute between
+    /// TF's layout and NCHW, `torch.tensor(...)` from Python ints, `.tolist()` to them.
     pub(super) fn value_in(&mut self, v: ValueRef, layout: Layout) -> OpResult<Expr> {
         let val = self.value(v)?;
         if val.layout == layout {
@@ -74,18 +76,40 @@ impl<'a> Lowerer<'a> {
                 self.converted.insert((v, layout), e.clone());
                 return Ok(e);
             }
+            if layout == Layout::Host {
+                let ints = t.to_i64().filter(|_| t.rank() <= 1).ok_or("sizes must be integers")?;
+                let e = if t.rank() == 0 { Expr::int(ints[0]) } else { Expr::ints(&ints) };
+                self.converted.insert((v, layout), e.clone());
+                return Ok(e);
+            }
         }
-        let perm: &[i64] = match layout {
-            Layout::Nchw => &[0, 3, 1, 2],
-            Layout::Tf => &[0, 2, 3, 1],
+        let expr = match (val.layout, layout) {
+            (Layout::Host, Layout::Tf) => {
+                let dtype =
+                    self.graph.info(v).dtype.and_then(|d| d.torch_name()).unwrap_or("int32");
+                Expr::call_kw("torch.tensor", vec![val.expr], vec![("dtype", torch_attr(dtype))])
+            }
+            (Layout::Tf, Layout::Host) => val.expr.method("tolist", vec![]),
+            (Layout::Tf, Layout::Nchw) => {
+                val.expr.method("permute", [0, 3, 1, 2].map(Expr::int).to_vec())
+            }
+            (Layout::Nchw, Layout::Tf) => {
+                val.expr.method("permute", [0, 2, 3, 1].map(Expr::int).to_vec())
+            }
+            (from, to) => return Err(format!("a value in {from:?} layout cannot be {to:?}").into()),
         };
-        let expr = val.expr.clone().method("permute", perm.iter().map(|&p| Expr::int(p)).collect());
         let last_use = self.remaining.get(&v).copied().unwrap_or(0) <= 1;
-        let target = if last_use && (self.x_holder == Some(v) || self.x_is_free()) {
+        let is_tensor = layout != Layout::Host;
+        let target = if is_tensor && last_use && (self.x_holder == Some(v) || self.x_is_free()) {
             self.x_holder = Some(v);
             self.running.clone()
         } else {
-            let suffix = if layout == Layout::Nchw { "nchw" } else { "nhwc" };
+            let suffix = match layout {
+                Layout::Nchw => "nchw",
+                Layout::Tf if val.layout == Layout::Host => "t",
+                Layout::Tf => "nhwc",
+                Layout::Host => "sizes",
+            };
             self.locals.fresh(&format!("{}_{suffix}", identifier(&self.scope_of(v.node))))
         };
         self.push_line(Expr::name(&target), expr);

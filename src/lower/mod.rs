@@ -253,6 +253,15 @@ impl<'a> Lowerer<'a> {
         self.locals.fresh(&hint)
     }
 
+    /// A name for output `v` held as Python ints (never the running name).
+    fn host_target_for(&mut self, v: ValueRef) -> String {
+        if self.graph.use_count(v) == 0 {
+            return "_".into();
+        }
+        let hint = self.scope_of(v.node);
+        self.locals.fresh(&hint)
+    }
+
     fn num_outputs(&self, n: NodeIndex) -> usize {
         (0..64)
             .rev()

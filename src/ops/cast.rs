@@ -2,9 +2,10 @@
 //! outputs are their inputs (`Identity`, ...), which `passes::identity` removes.
 
 use crate::ir::ValueInfo;
-use crate::ops::contract::{Ctx, Lowered, OpResult};
+use crate::ops::contract::{Ctx, Layout, Lowered, OpResult};
 use crate::ops::util::{same_as_input, torch_attr};
 use crate::ops::{Folded, OpDef, OpInputs, op, passthrough};
+use crate::py::Expr;
 use crate::tensor::{Tensor, Values};
 
 pub const OPS: &[OpDef] = &[
@@ -20,6 +21,14 @@ fn cast(ctx: &mut Ctx) -> OpResult<Lowered> {
     let dst = ctx.node().attr_type("DstT")?;
     let name = dst.torch_name().ok_or_else(|| format!("cast to {dst:?}"))?;
     let x = ctx.input(0)?;
+    if x.layout == Layout::Host {
+        // Python ints stay Python ints as integers; as anything else they become a tensor.
+        if dst.is_int() {
+            return Ok(Lowered::Alias(0));
+        }
+        let expr = Expr::call_kw("torch.tensor", vec![x.expr], vec![("dtype", torch_attr(name))]);
+        return Ok(Lowered::Expr { expr, layout: Layout::Tf });
+    }
     let expr = x.expr.method("to", vec![torch_attr(name)]);
     Ok(Lowered::Expr { expr, layout: x.layout })
 }

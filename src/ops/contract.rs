@@ -53,6 +53,10 @@ pub enum Layout {
     Tf,
     /// TF's NHWC stored as NCHW (`permute(0, 3, 1, 2)` of the TF value).
     Nchw,
+    /// A TF integer scalar or vector held as a Python int or a tuple of them (`x.shape`,
+    /// `x.shape[0] * 2`): sizes, as a person writes them. Converted to a tensor
+    /// (`torch.tensor(...)`) where an op needs one.
+    Host,
 }
 
 /// TF axis `a` of a rank-4 NHWC value → its axis in the NCHW tensor.

@@ -4,6 +4,7 @@
 use crate::ir::ValueInfo;
 use crate::ops::contract::{Ctx, Layout, Lowered};
 use crate::ops::contract::{OpResult, TranslateError};
+use crate::ops::sizes::{scalar, sizes};
 use crate::ops::util::{norm_axis, output_count, same_as_input, torch_attr};
 use crate::ops::{Folded, OpDef, OpInputs, op};
 use crate::py::{BinOp, Expr};
@@ -109,23 +110,21 @@ fn gather_fold(inp: &OpInputs) -> Option<Folded> {
     }
 }
 
+/// `x.repeat(multiples)`; multiples may be read at run time (a token tiled to the batch).
 fn tile(ctx: &mut Ctx) -> OpResult<Lowered> {
-    let reps = ctx.const_ints(1)?;
+    let reps = sizes(ctx, 1)?.args();
     let x = ctx.input_tf(0)?;
-    Ok(Lowered::Expr {
-        expr: x.method("repeat", reps.into_iter().map(Expr::int).collect()),
-        layout: Layout::Tf,
-    })
+    Ok(Lowered::Expr { expr: x.method("repeat", reps), layout: Layout::Tf })
 }
 
 fn tile_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let s = shape_of(inp, 0)?;
-    let reps = inp.const_ints(1)?;
-    let out = s
-        .iter()
-        .zip(&reps)
-        .map(|(d, &r)| d.and_then(|d| d.checked_mul(usize::try_from(r).ok()?)))
-        .collect();
+    // The rank is the input's, whatever is known of the multiples.
+    let reps = inp.sizes(1).unwrap_or_else(|| vec![None; s.len()]);
+    if reps.len() != s.len() {
+        return None;
+    }
+    let out = s.iter().zip(&reps).map(|(d, r)| d.and_then(|d| d.checked_mul((*r)?))).collect();
     Some(vec![ValueInfo { dtype: inp.infos[0].dtype, shape: Some(out) }])
 }
 
@@ -271,12 +270,13 @@ fn one_hot(ctx: &mut Ctx) -> OpResult<Lowered> {
     if ctx.node().attr_int_or("axis", -1)? != -1 {
         return Err("OneHot on an axis other than the last is not supported".into());
     }
-    let depth = scalar_int(ctx, 1, "depth")?;
+    // The depth may be data (`tf.reduce_max(ids) + 1`): a Python int.
+    let depth = crate::ops::sizes::scalar(ctx, 1)?.expr;
     let on = ctx.const_input(2)?.scalar_f64().ok_or("on_value must be a scalar")?;
     let off = ctx.const_input(3)?.scalar_f64().ok_or("off_value must be a scalar")?;
     let dtype = ctx.out_info(0).dtype.or(ctx.info(2).dtype).unwrap_or(DType::F32);
     let ids = ctx.input_tf(0)?.method("long", vec![]);
-    let mut expr = Expr::call("F.one_hot", vec![ids, Expr::int(depth)])
+    let mut expr = Expr::call("F.one_hot", vec![ids, depth])
         .method("to", vec![torch_attr(dtype.torch_name().unwrap_or("float32"))]);
     if (on, off) != (1.0, 0.0) {
         let scale =
@@ -289,7 +289,7 @@ fn one_hot(ctx: &mut Ctx) -> OpResult<Lowered> {
 
 fn one_hot_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let mut s = shape_of(inp, 0)?;
-    s.push(inp.const_ints(1)?.first().and_then(|&d| usize::try_from(d).ok()));
+    s.push(inp.const_ints(1).and_then(|d| usize::try_from(*d.first()?).ok()));
     Some(vec![ValueInfo { dtype: inp.infos.get(2)?.dtype, shape: Some(s) }])
 }
 
@@ -320,10 +320,7 @@ fn like(ctx: &mut Ctx, f: &str) -> OpResult<Lowered> {
 
 fn fill(ctx: &mut Ctx) -> OpResult<Lowered> {
     // Sizes known only at run time (a zero state sized by the batch) read them from shapes.
-    let dims = match ctx.partial(0) {
-        Some(p) => Expr::Tuple(crate::ops::shape::size_exprs(ctx, p)?),
-        None => Expr::ints(&ctx.const_ints(0)?),
-    };
+    let dims = crate::ops::sizes::sizes(ctx, 0)?.tuple();
     let v = ctx.input_tf(1)?;
     let mut kwargs = Vec::new();
     if let Some(d) = ctx.info(1).dtype.filter(|d| *d != crate::tensor::DType::F32) {
@@ -355,9 +352,20 @@ fn fill_fold(inp: &OpInputs) -> Option<Folded> {
     Tensor::with_values_like(v.dtype, dims, &values).map(Folded::Tensor)
 }
 
+/// `torch.arange(start, limit, delta)` with Python numbers (bounds may be data), in TF's
+/// dtype where torch would pick another (it makes int64 of ints).
 fn range(ctx: &mut Ctx) -> OpResult<Lowered> {
-    let args = (0..3).map(|i| ctx.input_tf(i)).collect::<OpResult<Vec<_>>>()?;
-    Ok(Lowered::Expr { expr: Expr::call("torch.arange", args), layout: Layout::Tf })
+    let args = (0..3).map(|i| Ok(scalar(ctx, i)?.expr)).collect::<OpResult<Vec<_>>>()?;
+    let dtype = ctx.out_info(0).dtype;
+    let mut kwargs = Vec::new();
+    if let Some(d) = dtype.filter(|d| !matches!(d, DType::I64 | DType::F32)) {
+        kwargs.push(("dtype", torch_attr(d.torch_name().ok_or("Range of an unusual dtype")?)));
+    } else if dtype == Some(DType::F32)
+        && (0..3).all(|i| ctx.info(i).dtype.is_some_and(|d| d.is_int()))
+    {
+        kwargs.push(("dtype", torch_attr("float32")));
+    }
+    Ok(Lowered::Expr { expr: Expr::call_kw("torch.arange", args, kwargs), layout: Layout::Tf })
 }
 
 fn range_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {

@@ -19,6 +19,7 @@ mod recurrent;
 mod reduce;
 mod resize;
 mod shape;
+pub mod sizes;
 mod slice;
 mod stack;
 pub mod util;

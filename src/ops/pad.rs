@@ -25,6 +25,9 @@ fn pad_pairs(t: &Tensor, rank: usize) -> OpResult<Vec<(i64, i64)>> {
 
 fn pad(ctx: &mut Ctx) -> OpResult<Lowered> {
     let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
+    if !ctx.is_const(1) {
+        return run_time_pad(ctx, rank);
+    }
     let pairs = pad_pairs(ctx.const_input(1)?, rank)?;
     let node = ctx.node();
     let mode = if node.op == "MirrorPad" { node.attr_str("mode")? } else { "CONSTANT".into() };
@@ -70,6 +73,30 @@ fn pad(ctx: &mut Ctx) -> OpResult<Lowered> {
     Ok(Lowered::Expr { expr: Expr::call_kw("F.pad", args, kwargs), layout })
 }
 
+/// Paddings computed at run time (pad to a multiple of 8): `F.pad(x, (*p[2], *p[1], *p[0]))`
+/// with `p` as Python ints, TF layout, constant padding only.
+fn run_time_pad(ctx: &mut Ctx, rank: usize) -> OpResult<Lowered> {
+    let node = ctx.node();
+    if node.op == "MirrorPad" {
+        return Err("mirror padding by amounts computed at run time".into());
+    }
+    let value = match node.op.as_str() {
+        "PadV2" => ctx.const_input(2)?.scalar_f64().ok_or("constant_values must be a scalar")?,
+        _ => 0.0,
+    };
+    let p = ctx.input_in(1, Layout::Host)?;
+    let flat = (0..rank)
+        .rev()
+        .map(|a| Expr::Starred(Box::new(p.clone().index(Expr::int(a as i64)))))
+        .collect();
+    let x = ctx.input_tf(0)?;
+    let kwargs = if value != 0.0 { vec![("value", Expr::f64(value))] } else { Vec::new() };
+    Ok(Lowered::Expr {
+        expr: Expr::call_kw("F.pad", vec![x, Expr::Tuple(flat)], kwargs),
+        layout: Layout::Tf,
+    })
+}
+
 /// SYMMETRIC mirror padding (edge repeated) has no torch mode: gather along each padded axis
 /// with a constant index, e.g. pads (2, 1) on size 3 → indices [1, 0, 0, 1, 2, 2].
 fn symmetric_pad(ctx: &mut Ctx, x: Expr, phys: &[(i64, i64)], layout: Layout) -> OpResult<Lowered> {
@@ -95,8 +122,16 @@ fn symmetric_pad(ctx: &mut Ctx, x: Expr, phys: &[(i64, i64)], layout: Layout) ->
 fn pad_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let x = inp.infos.first()?;
     let shape = x.shape.as_ref()?;
-    let pairs = pad_pairs(inp.consts.get(1).copied().flatten()?, shape.len()).ok()?;
-    let out = shape.iter().zip(&pairs).map(|(d, p)| d.map(|d| d + (p.0 + p.1) as usize)).collect();
+    let Some(t) = inp.consts.get(1).copied().flatten() else {
+        // Amounts known at run time: the rank stays.
+        return Some(vec![ValueInfo { dtype: x.dtype, shape: Some(vec![None; shape.len()]) }]);
+    };
+    let pairs = pad_pairs(t, shape.len()).ok()?;
+    let out = shape
+        .iter()
+        .zip(&pairs)
+        .map(|(d, p)| d.and_then(|d| d.checked_add(usize::try_from(p.0.checked_add(p.1)?).ok()?)))
+        .collect();
     Some(vec![ValueInfo { dtype: x.dtype, shape: Some(out) }])
 }
 

@@ -26,13 +26,13 @@ fn resize(ctx: &mut Ctx, kind: &str) -> OpResult<Lowered> {
         ("nearest", false, false) => ("nearest", None),
         _ => return resize_by_matrices(ctx, kind, align, half),
     };
-    let size = known_ints(ctx, 1)?;
-    let [Some(h), Some(w)] = size[..] else { return Err("the output size must be known".into()) };
+    // The size may be read at run time (another map's height and width).
+    let size = crate::ops::sizes::sizes(ctx, 1)?.tuple();
     let mut x = ctx.input_nchw(0)?;
     if kind == "bilinear" && ctx.info(0).dtype.is_some_and(|d| !d.is_float()) {
         x = x.method("float", vec![]);
     }
-    let mut kwargs = vec![("size", Expr::ints(&[h, w])), ("mode", Expr::str_lit(mode))];
+    let mut kwargs = vec![("size", size), ("mode", Expr::str_lit(mode))];
     if let Some(a) = align_kw {
         kwargs.push(("align_corners", Expr::boolean(a)));
     }

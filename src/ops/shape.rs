@@ -4,7 +4,8 @@
 
 use crate::ir::{Dim, Node, Partial, ValueInfo};
 use crate::ops::contract::{Ctx, Layout, Lowered, OpResult, TranslateError};
-use crate::ops::util::{norm_axis, phys_axis, torch_attr};
+use crate::ops::sizes::sizes;
+use crate::ops::util::{norm_axis, phys_axis};
 use crate::ops::{Folded, OpDef, OpInputs, op};
 use crate::py::Expr;
 use crate::tensor::{DType, Tensor, Values, checked_numel};
@@ -27,40 +28,9 @@ fn reshape_target(inp_target: Vec<Option<i64>>) -> OpResult<Vec<i64>> {
     Ok(inp_target.into_iter().map(|d| d.unwrap_or(-1)).collect())
 }
 
-/// A target with several run-time entries: `x.reshape(x.shape[0], -1)`. The values whose
-/// sizes are read are extra inputs of the node (see `passes::fold`).
-fn reshape_symbolic(ctx: &mut Ctx, p: &Partial) -> OpResult<Lowered> {
-    let args = size_exprs(ctx, p)?;
-    let x = ctx.input_tf(0)?;
-    Ok(Lowered::Expr { expr: x.method("reshape", args), layout: Layout::Tf })
-}
-
-/// Python expressions for a size vector known in part: numbers, and `v.shape[k]` for sizes
-/// read from values at run time (those values are extra inputs of the node).
-pub(crate) fn size_exprs(ctx: &mut Ctx, p: &Partial) -> OpResult<Vec<Expr>> {
-    let mut args = Vec::new();
-    for d in &p.values {
-        args.push(match *d {
-            Dim::Known(v) => Expr::int(v),
-            Dim::Of(v, axis) => {
-                let slot = ctx.slot_of(v).ok_or("a run-time reshape size has no source")?;
-                let val = ctx.input(slot)?;
-                let axis =
-                    if ctx.rank(slot) == Some(4) { phys_axis(axis, val.layout) } else { axis };
-                val.expr.attr("shape").index(Expr::int(axis as i64))
-            }
-            Dim::Unknown => return Err("a size is computed at run time".into()),
-        });
-    }
-    Ok(args)
-}
-
 /// BroadcastTo(x, shape) = `x.expand(...)` (numpy broadcasting, as TF).
 fn broadcast_to(ctx: &mut Ctx) -> OpResult<Lowered> {
-    let args = match ctx.partial(1) {
-        Some(p) => size_exprs(ctx, p)?,
-        None => ctx.const_ints(1)?.into_iter().map(Expr::int).collect(),
-    };
+    let args = sizes(ctx, 1)?.args();
     let x = ctx.input_tf(0)?;
     Ok(Lowered::Expr { expr: x.method("expand", args), layout: Layout::Tf })
 }
@@ -69,20 +39,28 @@ fn broadcast_to_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     Some(vec![ValueInfo { dtype: inp.infos.first()?.dtype, shape: Some(inp.sizes(1)?) }])
 }
 
-fn reshape(ctx: &mut Ctx) -> OpResult<Lowered> {
-    if let Some(p) = ctx.partial(1) {
-        return reshape_symbolic(ctx, p);
+/// The target as literals, when known: a constant, or what inference resolved (one unknown
+/// entry at most, written -1).
+fn static_target(ctx: &Ctx) -> Option<Vec<i64>> {
+    // A constant with a partial value has -1 for sizes read at run time (`passes::fold`).
+    if ctx.partial(1).is_some() {
+        return None;
     }
-    let target = match ctx.const_input(1) {
-        Ok(t) => t.to_i64().ok_or("shape must be integers")?.into_iter().map(Some).collect(),
-        Err(_) => {
-            let info = ctx.out_info(0);
-            let shape = info.shape.ok_or("reshape target is computed at run time")?;
-            // Shape inference resolved the target from partial values.
-            shape.into_iter().map(|d| d.map(|d| d as i64)).collect()
-        }
+    if let Ok(t) = ctx.const_ints(1) {
+        return Some(t);
+    }
+    let shape = ctx.out_info(0).shape?;
+    let target: Vec<Option<i64>> = shape.into_iter().map(|d| d.map(|d| d as i64)).collect();
+    reshape_target(target).ok()
+}
+
+fn reshape(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let Some(mut target) = static_target(ctx) else {
+        // Read at run time: `x.reshape(x.shape[0], -1)`, `x.reshape(n, 2, 2)`, `x.reshape(s)`.
+        let args = sizes(ctx, 1)?.args();
+        let x = ctx.input_tf(0)?;
+        return Ok(Lowered::Expr { expr: x.method("reshape", args), layout: Layout::Tf });
     };
-    let mut target = reshape_target(target)?;
     let x = ctx.input_tf(0)?;
     // `[N, C]` → `[N, 1, 1, C]` (squeeze-and-excitation): with H = W = 1 the NCHW tensor has
     // the same memory order, so produce NCHW directly and spare the next conv a permute.
@@ -93,8 +71,12 @@ fn reshape(ctx: &mut Ctx) -> OpResult<Lowered> {
         }
         _ => Layout::Tf,
     };
-    let expr = x.method("reshape", target.iter().map(|&d| Expr::int(d)).collect());
-    Ok(Lowered::Expr { expr, layout })
+    let args = if target.is_empty() {
+        vec![Expr::Tuple(Vec::new())]
+    } else {
+        target.iter().map(|&d| Expr::int(d)).collect()
+    };
+    Ok(Lowered::Expr { expr: x.method("reshape", args), layout })
 }
 
 fn reshape_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
@@ -254,12 +236,21 @@ fn out_int_dtype(node: &Node) -> DType {
     node.attr_type("out_type").unwrap_or(DType::I32)
 }
 
+/// `x.shape`, as Python ints (`Layout::Host`): what sizes are read from.
 fn shape_op(ctx: &mut Ctx) -> OpResult<Lowered> {
-    let x = ctx.input_tf(0)?;
-    let dtype = out_int_dtype(ctx.node()).torch_name().unwrap_or("int32");
-    let expr =
-        Expr::call_kw("torch.tensor", vec![x.attr("shape")], vec![("dtype", torch_attr(dtype))]);
-    Ok(Lowered::Expr { expr, layout: Layout::Tf })
+    let x = ctx.input(0)?;
+    let expr = match x.layout {
+        Layout::Tf => x.expr.attr("shape"),
+        // TF's NHWC axes of an NCHW tensor.
+        Layout::Nchw => Expr::Tuple(
+            [0, 2, 3, 1].map(|a| x.expr.clone().attr("shape").index(Expr::int(a))).into(),
+        ),
+        Layout::Host => match ctx.rank(0) {
+            Some(0) => Expr::Tuple(Vec::new()),
+            _ => Expr::Tuple(vec![Expr::call("len", vec![x.expr])]),
+        },
+    };
+    Ok(Lowered::Expr { expr, layout: Layout::Host })
 }
 
 fn shape_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {

@@ -3,6 +3,7 @@
 
 use crate::ir::{Node, ValueInfo};
 use crate::ops::contract::{Ctx, Layout, Lowered, OpResult, TranslateError};
+use crate::ops::sizes::{Item, is_host_value, items};
 use crate::ops::{Folded, OpDef, OpInputs, op};
 use crate::py::{BinOp, Expr};
 use crate::tensor::{Tensor, Values};
@@ -12,22 +13,23 @@ pub const OPS: &[OpDef] = &[
     op("Slice", slice).infer(slice_infer),
 ];
 
-/// One entry of a StridedSlice index after expanding the ellipsis (tf-formats.md §4.6).
+/// One entry of a StridedSlice index after expanding the ellipsis (tf-formats.md §4.6);
+/// bounds are `i64` when known, or whatever the caller has for run-time ones.
 #[derive(Debug, Clone, PartialEq)]
-enum Index {
+enum Index<T = i64> {
     Full,
-    At(i64),
-    Range(Option<i64>, Option<i64>, i64),
+    At(T),
+    Range(Option<T>, Option<T>, i64),
     NewAxis,
 }
 
-fn slice_spec(
+fn slice_spec<T: Clone>(
     node: &Node,
     rank: usize,
-    begin: &[i64],
-    end: &[i64],
+    begin: &[T],
+    end: &[T],
     strides: &[i64],
-) -> OpResult<Vec<Index>> {
+) -> OpResult<Vec<Index<T>>> {
     let mask = |a: &str| node.attr_int_or(a, 0);
     let (bm, em, elm, nam, sam) = (
         mask("begin_mask")?,
@@ -52,17 +54,17 @@ fn slice_spec(
         } else if bit(nam, i) {
             entries.push(Index::NewAxis);
         } else if bit(sam, i) {
-            entries.push(Index::At(begin[i]));
+            entries.push(Index::At(begin[i].clone()));
         } else {
             if strides[i] == 0 {
                 return Err("stride 0".into());
             }
-            let b = (!bit(bm, i)).then_some(begin[i]);
-            let e = (!bit(em, i)).then_some(end[i]);
+            let b = (!bit(bm, i)).then(|| begin[i].clone());
+            let e = (!bit(em, i)).then(|| end[i].clone());
             entries.push(Index::Range(b, e, strides[i]));
         }
     }
-    let consumed = entries.iter().filter(|e| **e != Index::NewAxis).count();
+    let consumed = entries.iter().filter(|e| !matches!(e, Index::NewAxis)).count();
     let fill =
         rank.checked_sub(consumed).ok_or("slice has more entries than the input has axes")?;
     let at = ellipsis_at.unwrap_or(entries.len());
@@ -96,43 +98,39 @@ fn slice_consts(inp: &OpInputs) -> Option<(Vec<i64>, Vec<i64>, Vec<i64>)> {
 }
 
 fn strided_slice(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let strides = ctx.const_ints(3)?;
+    let n = strides.len();
+    let (b, e) = (items(ctx, 1, n)?, items(ctx, 2, n)?);
+    // Python ints (a shape) slice as a tuple: negative steps included.
+    if is_host_value(ctx, 0) {
+        let spec = slice_spec(ctx.node(), 1, &b, &e, &strides)?;
+        let parts = spec.into_iter().map(host_part).collect::<OpResult<Vec<_>>>()?;
+        let x = ctx.input(0)?.expr;
+        return Ok(Lowered::Expr { expr: x.index(Expr::index_of(parts)), layout: Layout::Host });
+    }
     let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
-    let (b, e, s) = (ctx.const_ints(1)?, ctx.const_ints(2)?, ctx.const_ints(3)?);
-    let spec = slice_spec(ctx.node(), rank, &b, &e, &s)?;
+    let spec = slice_spec(ctx.node(), rank, &b, &e, &strides)?;
     let shape = ctx.info(0).shape.unwrap_or_default();
     let mut parts = Vec::new();
     // Negative strides: torch has none, so such axes are flipped first and sliced forward.
     let mut flips = Vec::new();
     let mut dim = 0;
-    let int = |v: i64| Some(Expr::int(v));
-    for idx in &spec {
+    for idx in spec {
+        let advances = !matches!(idx, Index::NewAxis);
         parts.push(match idx {
-            Index::Full => Expr::full_slice(),
-            Index::NewAxis => Expr::none(),
-            Index::At(i) => Expr::int(*i),
-            Index::Range(b, e, s) if *s < 0 => {
-                let n = shape
-                    .get(dim)
-                    .copied()
-                    .flatten()
-                    .ok_or("a negative stride needs a static axis")?;
-                let picked = slice_indices(n as i64, *b, *e, *s);
+            Index::Range(b, e, s) if s < 0 => {
+                let known = |i: Option<Item>| i.map(|i| i.known.ok_or(())).transpose();
+                let (Ok(b), Ok(e)) = (known(b), known(e)) else {
+                    return Err("a negative stride needs bounds known at conversion time".into());
+                };
+                let n = shape.get(dim).copied().flatten();
+                let n = n.ok_or("a negative stride needs a static axis")?;
                 flips.push(dim as i64);
-                match (picked.first(), picked.last()) {
-                    (Some(&first), Some(&last)) => {
-                        let (start, stop) = (n as i64 - 1 - first, n as i64 - last);
-                        let step = if -s == 1 { None } else { int(-s) };
-                        Expr::slice(int(start), int(stop), step)
-                    }
-                    _ => Expr::slice(int(0), int(0), None),
-                }
+                flipped_range(n as i64, b, e, s)
             }
-            Index::Range(b, e, s) => {
-                let step = if *s != 1 { int(*s) } else { None };
-                Expr::slice(b.map(Expr::int), e.map(Expr::int), step)
-            }
+            idx => host_part(idx)?,
         });
-        if *idx != Index::NewAxis {
+        if advances {
             dim += 1;
         }
     }
@@ -149,10 +147,38 @@ fn strided_slice(ctx: &mut Ctx) -> OpResult<Lowered> {
     Ok(Lowered::Expr { expr: x.index(Expr::index_of(parts)), layout: Layout::Tf })
 }
 
+/// One index entry as Python writes it (`:`, `None`, `i`, `a:b:s`).
+fn host_part(idx: Index<Item>) -> OpResult<Expr> {
+    let bound = |i: Option<Item>| i.map(|i| i.expr);
+    Ok(match idx {
+        Index::Full => Expr::full_slice(),
+        Index::NewAxis => Expr::none(),
+        Index::At(i) => i.expr,
+        Index::Range(b, e, s) => {
+            let step = (s != 1).then(|| Expr::int(s));
+            Expr::slice(bound(b), bound(e), step)
+        }
+    })
+}
+
+/// A range with a negative stride over an axis of `n`, as a forward slice of the flipped axis.
+fn flipped_range(n: i64, b: Option<i64>, e: Option<i64>, s: i64) -> Expr {
+    let int = |v: i64| Some(Expr::int(v));
+    let picked = slice_indices(n, b, e, s);
+    match (picked.first(), picked.last()) {
+        (Some(&first), Some(&last)) => {
+            let step = if -s == 1 { None } else { int(-s) };
+            Expr::slice(int(n - 1 - first), int(n - last), step)
+        }
+        _ => Expr::slice(int(0), int(0), None),
+    }
+}
+
 fn strided_slice_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let x = inp.infos.first()?;
     let shape = x.shape.as_ref()?;
-    let (b, e, s) = slice_consts(inp)?;
+    // Bounds may be known only at run time (`None`): the rank is still known.
+    let (b, e, s) = (inp.ints(1)?, inp.ints(2)?, inp.const_ints(3)?);
     let spec = slice_spec(inp.node, shape.len(), &b, &e, &s).ok()?;
     let mut out = Vec::new();
     let mut dim = 0;
@@ -161,11 +187,18 @@ fn strided_slice_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
             Index::NewAxis => out.push(Some(1)),
             Index::At(_) => dim += 1,
             Index::Full => {
-                out.push(shape[dim]);
+                out.push(*shape.get(dim)?);
                 dim += 1;
             }
             Index::Range(b, e, s) => {
-                out.push(shape[dim].map(|n| slice_indices(n as i64, b, e, s).len()));
+                let known = |v: Option<Option<i64>>| v.map(|v| v.ok_or(())).transpose();
+                let size = match (known(b), known(e)) {
+                    (Ok(b), Ok(e)) => {
+                        shape.get(dim)?.map(|n| slice_indices(n as i64, b, e, s).len())
+                    }
+                    _ => None,
+                };
+                out.push(size);
                 dim += 1;
             }
         }
@@ -253,51 +286,39 @@ fn slice_constant(inp: &OpInputs, t: &Tensor) -> Option<Tensor> {
     Tensor::with_values_like(t.dtype, shape, &values)
 }
 
-/// `Slice(x, begin, size)` → `x[b0:b0 + n0, ...]`; sizes may be read at run time.
+/// `Slice(x, begin, size)` → `x[b0:b0 + n0, ...]`; bounds may be read at run time (a
+/// sequence length). A size of -1 (to the end) must be known here: a run-time size is taken as
+/// a length.
 fn slice(ctx: &mut Ctx) -> OpResult<Lowered> {
-    if let Some(p) = ctx.partial(2) {
-        // Sizes read at run time (a sequence length): `x[b0:b0 + n, ...]`.
-        let begin = ctx.const_ints(1)?;
-        let sizes = super::shape::size_exprs(ctx, p)?;
-        if begin.len() != sizes.len() {
-            return Err("begin and size differ in length".into());
-        }
-        let parts: Vec<Expr> = begin
-            .iter()
-            .zip(sizes)
-            .map(|(&b, s)| match (b, s.as_int()) {
-                (0, Some(-1)) => Expr::full_slice(),
-                (b, Some(-1)) => Expr::slice(Some(Expr::int(b)), None, None),
-                (0, _) => Expr::slice(None, Some(s), None),
-                (b, _) => {
-                    Expr::slice(Some(Expr::int(b)), Some(Expr::int(b).binop(BinOp::Add, s)), None)
-                }
-            })
-            .collect();
-        let x = ctx.input_tf(0)?;
-        return Ok(Lowered::Expr { expr: x.index(Expr::index_of(parts)), layout: Layout::Tf });
-    }
-    let (begin, size) = (ctx.const_ints(1)?, ctx.const_ints(2)?);
-    if begin.len() != size.len() {
-        return Err("begin and size differ in length".into());
-    }
-    let mut parts: Vec<Expr> = begin
-        .iter()
-        .zip(&size)
-        .map(|(&b, &s)| match (b, s) {
-            (0, -1) => Ok(Expr::full_slice()),
-            (b, -1) => Ok(Expr::slice(Some(Expr::int(b)), None, None)),
-            (b, s) => {
-                let end = b.checked_add(s).ok_or_else(|| format!("slice end {b} + {s} overflows"));
-                end.map(|e| Expr::slice(Some(Expr::int(b)), Some(Expr::int(e)), None))
+    let rank = match ctx.rank(0) {
+        Some(r) => r,
+        None => ctx.const_ints(1).map(|b| b.len()).map_err(|_| TranslateError::UnknownRank)?,
+    };
+    let begin = items(ctx, 1, rank)?;
+    let size = items(ctx, 2, rank)?;
+    let mut parts = Vec::with_capacity(rank);
+    for (b, s) in begin.into_iter().zip(size) {
+        let start = (b.known != Some(0)).then(|| b.expr.clone());
+        parts.push(match (b.known, s.known) {
+            (_, Some(-1)) => Expr::slice(start, None, None),
+            (Some(b), Some(s)) => {
+                let end =
+                    b.checked_add(s).ok_or_else(|| format!("slice end {b} + {s} overflows"))?;
+                Expr::slice(start, Some(Expr::int(end)), None)
             }
-        })
-        .collect::<Result<_, String>>()?;
+            (Some(0), _) => Expr::slice(None, Some(s.expr), None),
+            _ => Expr::slice(start, Some(b.expr.binop(BinOp::Add, s.expr)), None),
+        });
+    }
     while parts.last().is_some_and(|p| *p == Expr::full_slice()) {
         parts.pop();
     }
     if parts.is_empty() {
         return Ok(Lowered::Alias(0));
+    }
+    if is_host_value(ctx, 0) {
+        let x = ctx.input(0)?.expr;
+        return Ok(Lowered::Expr { expr: x.index(Expr::index_of(parts)), layout: Layout::Host });
     }
     let x = ctx.input_tf(0)?;
     Ok(Lowered::Expr { expr: x.index(Expr::index_of(parts)), layout: Layout::Tf })

@@ -1,9 +1,10 @@
 //! Joining tensors: `ConcatV2` → `torch.cat` (on the NCHW axis when its inputs run in NCHW),
 //! `Pack` → `torch.stack`. Both fold when they assemble shape vectors.
 
-use crate::ir::{Partial, ValueInfo};
+use crate::ir::{Dim, Partial, ValueInfo};
 use crate::ops::contract::{Ctx, Layout, Lowered, OpResult, TranslateError};
-use crate::ops::util::{norm_axis, phys_axis};
+use crate::ops::sizes::{is_host, is_host_value};
+use crate::ops::util::{norm_axis, phys_axis, torch_attr};
 use crate::ops::{Folded, OpDef, OpInputs, op};
 use crate::py::Expr;
 use crate::tensor::Tensor;
@@ -19,8 +20,15 @@ fn list(items: Vec<Expr>) -> Expr {
 
 fn concat(ctx: &mut Ctx) -> OpResult<Lowered> {
     let n = ctx.num_inputs().checked_sub(1).ok_or("no axis input")?;
+    let axis = *ctx.const_ints(n)?.first().ok_or("axis must be a scalar")?;
+    if matches!(axis, 0 | -1) && ctx.rank(0) == Some(1) {
+        // The axis input is not part of the tuple.
+        if let Some(expr) = host_concat(ctx, n)? {
+            return Ok(Lowered::Expr { expr, layout: Layout::Host });
+        }
+    }
     let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
-    let axis = norm_axis(*ctx.const_ints(n)?.first().ok_or("axis must be a scalar")?, rank)?;
+    let axis = norm_axis(axis, rank)?;
     let mut layout = Layout::Tf;
     if rank == 4 {
         for i in 0..n {
@@ -33,6 +41,24 @@ fn concat(ctx: &mut Ctx) -> OpResult<Lowered> {
     let dim = if rank == 4 { phys_axis(axis, layout) } else { axis } as i64;
     let expr = Expr::call_kw("torch.cat", vec![list(items)], vec![("dim", Expr::int(dim))]);
     Ok(Lowered::Expr { expr, layout })
+}
+
+/// `ConcatV2(a, b, axis)` of integer vectors held as Python ints: `(*a, *b)`.
+fn host_concat(ctx: &mut Ctx, n: usize) -> OpResult<Option<Expr>> {
+    let ints = |ctx: &Ctx, i: usize| {
+        ctx.rank(i) == Some(1) && ctx.info(i).dtype.is_some_and(|d| d.is_int())
+    };
+    if !(0..n).all(|i| ints(ctx, i) && is_host(ctx, i)) || !(0..n).any(|i| is_host_value(ctx, i)) {
+        return Ok(None);
+    }
+    let mut items = Vec::new();
+    for i in 0..n {
+        match ctx.input_in(i, Layout::Host)? {
+            Expr::Tuple(v) => items.extend(v),
+            e => items.push(Expr::Starred(Box::new(e))),
+        }
+    }
+    Ok(Some(Expr::Tuple(items)))
 }
 
 fn concat_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
@@ -90,12 +116,54 @@ fn concat_fold(inp: &OpInputs) -> Option<Folded> {
 
 fn pack(ctx: &mut Ctx) -> OpResult<Lowered> {
     let n = ctx.num_inputs();
-    let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
-    let axis = norm_axis(ctx.node().attr_int_or("axis", 0)?, rank + 1)?;
-    let items = (0..n).map(|i| ctx.input_tf(i)).collect::<OpResult<Vec<_>>>()?;
+    let axis = ctx.node().attr_int_or("axis", 0)?;
+    let axis = match (axis, ctx.rank(0)) {
+        (a, _) if a >= 0 => a as usize,
+        (a, Some(rank)) => norm_axis(a, rank + 1)?,
+        (_, None) => return Err(TranslateError::UnknownRank),
+    };
+    if axis == 0
+        && let Some(item_rank @ (0 | 1)) = ctx.rank(0)
+        && let Some(expr) = host_tuple(ctx, item_rank)?
+    {
+        return Ok(Lowered::Expr { expr, layout: Layout::Host });
+    }
+    let mut items = Vec::with_capacity(n);
+    for i in 0..n {
+        items.push(tensor_input(ctx, i)?);
+    }
     let expr =
         Expr::call_kw("torch.stack", vec![list(items)], vec![("dim", Expr::int(axis as i64))]);
     Ok(Lowered::Expr { expr, layout: Layout::Tf })
+}
+
+/// Sizes packed (`(x.shape[0], -1)`; paddings `((0, 0), (0, p))`): a tuple of Python ints
+/// when every input is an integer scalar (`item_rank` 0) or vector (1) written as Python ints
+/// and one at least is held so (else `None`: tensors).
+fn host_tuple(ctx: &mut Ctx, item_rank: usize) -> OpResult<Option<Expr>> {
+    let n = ctx.num_inputs();
+    let ints = |ctx: &Ctx, i: usize| {
+        ctx.rank(i) == Some(item_rank) && ctx.info(i).dtype.is_some_and(|d| d.is_int())
+    };
+    if n == 0
+        || !(0..n).all(|i| ints(ctx, i) && is_host(ctx, i))
+        || !(0..n).any(|i| is_host_value(ctx, i))
+    {
+        return Ok(None);
+    }
+    let items = (0..n).map(|i| ctx.input_in(i, Layout::Host)).collect::<OpResult<Vec<_>>>()?;
+    Ok(Some(Expr::Tuple(items)))
+}
+
+/// Input `i` as a tensor, a scalar constant included (`torch.stack` takes no Python numbers).
+fn tensor_input(ctx: &mut Ctx, i: usize) -> OpResult<Expr> {
+    let e = ctx.input_tf(i)?;
+    if !e.is_literal() {
+        return Ok(e);
+    }
+    let dtype =
+        ctx.info(i).dtype.and_then(|d| d.torch_name()).ok_or("a constant of unknown dtype")?;
+    Ok(Expr::call_kw("torch.tensor", vec![e], vec![("dtype", torch_attr(dtype))]))
 }
 
 fn pack_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
@@ -110,7 +178,13 @@ fn pack_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
 fn pack_fold(inp: &OpInputs) -> Option<Folded> {
     let mut values = Vec::new();
     for i in 0..inp.infos.len() {
-        let v = inp.dims(i)?;
+        // An integer scalar computed at run time is an unknown entry.
+        let scalar = inp.infos[i].shape.as_ref().is_some_and(|s| s.is_empty());
+        let v = match inp.dims(i) {
+            Some(v) => v,
+            None if scalar && inp.infos[i].dtype.is_some_and(|d| d.is_int()) => vec![Dim::Unknown],
+            None => return None,
+        };
         if v.len() != 1 || inp.infos[i].shape.as_ref().is_some_and(|s| !s.is_empty()) {
             return None;
         }

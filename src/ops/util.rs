@@ -113,7 +113,7 @@ pub fn norm_axis(axis: i64, rank: usize) -> OpResult<usize> {
 /// The physical axis of TF axis `a` in a value of `layout`.
 pub fn phys_axis(a: usize, layout: Layout) -> usize {
     match layout {
-        Layout::Tf => a,
+        Layout::Tf | Layout::Host => a,
         Layout::Nchw => NHWC_TO_NCHW_AXIS[a],
     }
 }

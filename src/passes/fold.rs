@@ -100,8 +100,8 @@ fn within_budget(
 /// `partial` (as `Dim::Of(value, axis)`) and the values they come from become extra inputs of
 /// the Reshape, so that they are still alive where `forward` reads their `.shape`.
 fn constant_reshape_target(g: &mut Graph, n: NodeIndex) {
-    // Other ops read only the known entries of their size operand (a conv-transpose's output
-    // height and width, a resize's size): unknown entries become -1 there.
+    // A conv-transpose reads only the known entries of its output shape (its height and
+    // width; unknown entries become -1); a resize's size becomes a constant only when known.
     let (slot, arity, reshape) = match g.node(n).op.as_str() {
         "Reshape" => (1, 2, true),
         // -1 cannot stand for a new leading axis in `expand`: always name run-time sizes.
@@ -124,6 +124,10 @@ fn constant_reshape_target(g: &mut Graph, n: NodeIndex) {
         return;
     }
     let unknown = p.values.iter().filter(|d| !matches!(d, Dim::Known(v) if *v >= 0)).count();
+    // A resize's size has no -1: unknown entries are read at run time by the translator.
+    if !reshape && unknown > 0 && g.node(n).op != "Conv2DBackpropInput" {
+        return;
+    }
     let always = matches!(g.node(n).op.as_str(), "BroadcastTo" | "Slice" | "Fill");
     let symbolic = reshape && (unknown > 1 || (always && unknown > 0));
     if symbolic && p.values.contains(&Dim::Unknown) {

@@ -10,6 +10,7 @@ use fold::{fold_binary, fold_compare, fold_unary};
 
 use crate::ops::contract::OpResult;
 use crate::ops::contract::{Ctx, Layout, Lowered};
+use crate::ops::sizes::{is_host, is_host_value};
 use crate::ops::util::{broadcast_infer, same_as_input};
 use crate::ops::{OpDef, OpInputs, always, op};
 use crate::py::{BinOp, Expr};
@@ -182,7 +183,36 @@ fn operands_n(ctx: &mut Ctx, n: usize) -> OpResult<(Vec<Expr>, Layout)> {
     Ok((out, Layout::Nchw))
 }
 
+/// Integer scalar arithmetic on sizes held as Python ints (`x.shape[0] * x.shape[1]`) stays
+/// Python arithmetic; Python's `//` and `%` floor as TF's FloorDiv and FloorMod do.
+fn host_arithmetic(ctx: &mut Ctx, op: Bin) -> OpResult<Option<Lowered>> {
+    let scalar_ints = |ctx: &Ctx, i: usize| {
+        ctx.rank(i) == Some(0) && ctx.info(i).dtype.is_some_and(|d| d.is_int())
+    };
+    if !(0..2).all(|i| scalar_ints(ctx, i) && is_host(ctx, i))
+        || !(0..2).any(|i| is_host_value(ctx, i))
+    {
+        return Ok(None);
+    }
+    let a = ctx.input_in(0, Layout::Host)?;
+    let b = ctx.input_in(1, Layout::Host)?;
+    let expr = match op {
+        Bin::Add => a.binop(BinOp::Add, b),
+        Bin::Sub => a.binop(BinOp::Sub, b),
+        Bin::Mul => a.binop(BinOp::Mul, b),
+        Bin::FloorDiv => a.binop(BinOp::FloorDiv, b),
+        Bin::FloorMod => a.binop(BinOp::Mod, b),
+        Bin::Max => Expr::call("max", vec![a, b]),
+        Bin::Min => Expr::call("min", vec![a, b]),
+        Bin::Div | Bin::SqDiff | Bin::Pow => return Ok(None),
+    };
+    Ok(Some(Lowered::Expr { expr, layout: Layout::Host }))
+}
+
 fn binary(ctx: &mut Ctx, op: Bin) -> OpResult<Lowered> {
+    if let Some(l) = host_arithmetic(ctx, op)? {
+        return Ok(l);
+    }
     let (a, b, layout) = operands(ctx)?;
     let expr = match op {
         Bin::Add => a.binop(BinOp::Add, b),

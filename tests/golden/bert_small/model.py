@@ -72,7 +72,7 @@ class KerasHubBertSmall(nn.Module):
         token_embedding = token_ids + 1000
         x = torch.where(x, token_embedding, token_ids)
         token_embedding_2 = self.token_embedding(x.long())
-        x = self.position_embedding_const[0:32, 0:256]
+        x = self.position_embedding_const[:32, :256]
         x = x.expand(token_embedding_2.shape[0], 32, 256)
         x = token_embedding_2 + x
         segment_embedding = segment_ids < 0

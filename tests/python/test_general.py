@@ -1,0 +1,25 @@
+"""Graphs as people write them: sizes computed at run time (`tf.shape(x)[0]` in Tile, Reshape,
+Fill, Pack, resize, pad and slices) and sizes that are data, `tf.cond` frozen (Switch/Merge),
+in a SavedModel (StatelessIf) and in TF1. Each converts once and matches TensorFlow for two
+input sizes. Fixtures: tests/fixtures/general.py (make_fixtures.py general build/fixtures)."""
+
+import pytest
+from conftest import GENERATED_DIR, assert_parity, ruff, run_cli
+
+DYNAMIC = ["dyn_class_token", "dyn_reshape", "dyn_fill_pack", "dyn_data_sizes", "dyn_resize_like", "dyn_pad_slice"]
+
+
+def source(name):
+    path = GENERATED_DIR / (name if name.endswith("_saved") else f"{name}.pb")
+    if not path.exists():
+        pytest.fail(f"{path} missing: run tests/fixtures/make_fixtures.py general build/fixtures")
+    return path
+
+
+@pytest.mark.parametrize("name", DYNAMIC)
+def test_converts_once_and_matches_for_every_input_size(name, tmp_path):
+    out = tmp_path / "out"
+    run_cli("convert", source(name), "-o", out, "--strict")
+    assert ruff("check", "--no-cache", str(out / "model.py")).returncode == 0
+    for suffix in ("", "_b"):
+        assert_parity(out, GENERATED_DIR / f"{name}{suffix}.npz")
