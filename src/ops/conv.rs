@@ -88,7 +88,7 @@ fn conv2d(ctx: &mut Ctx) -> OpResult<Lowered> {
     let w = float_weight(ctx, 1, 4)?;
     let (kh, kw, ci, co) = (w.shape[0], w.shape[1], w.shape[2], w.shape[3]);
     let channels = ctx.info(0).shape.and_then(|s| s.get(3).copied().flatten()).unwrap_or(ci);
-    if ci == 0 || !channels.is_multiple_of(ci) {
+    if ci == 0 || channels == 0 || !channels.is_multiple_of(ci) {
         return Err(
             format!("input has {channels} channels, filter expects a multiple of {ci}").into()
         );
@@ -275,6 +275,20 @@ mod tests {
         let w = g.constant("w", weights(filter));
         let y = g.op("conv", "Conv2D", &[x, w], attrs);
         g.lower(&[y])
+    }
+
+    /// Found by fuzzing: an input with no channels made zero groups (a division by zero).
+    #[test]
+    fn an_input_without_channels_is_a_stub() {
+        let a = [("strides", ints(&[1, 1, 1, 1])), ("padding", string("VALID"))];
+        assert_snapshot!(conv(&a, &[1, 1, 3, 2], &[-1, 4, 4, 0]), @"
+        self.w_const: [1, 1, 3, 2] float32
+        # w_const: [1, 1, 3, 2]
+        ---
+        x = custom_ops.conv2d(x, self.w_const)
+        return x
+        stub conv2d
+        ");
     }
 
     #[test]

@@ -92,9 +92,9 @@ fn int(u: &mut Unstructured) -> Result<i64> {
     if u.ratio(1, 4)? { u.arbitrary() } else { u.choose(INTS).copied() }
 }
 
-/// A small positive size most of the time (so ops get far), sometimes anything.
+/// A small size most of the time (so ops get far; zero included), sometimes anything.
 fn size(u: &mut Unstructured) -> Result<i64> {
-    if u.ratio(1, 5)? { int(u) } else { u.int_in_range(1..=5) }
+    if u.ratio(1, 5)? { int(u) } else { u.int_in_range(0..=5) }
 }
 
 fn shape(u: &mut Unstructured, max_rank: usize) -> Result<TensorShapeProto> {
@@ -122,11 +122,12 @@ fn placeholder(u: &mut Unstructured, name: String) -> Result<NodeDef> {
     Ok(n)
 }
 
-/// A constant of at most 16 values (its declared shape may disagree with them: a broken file).
+/// A constant of at most 81 values, up to rank 4 (weights); its declared shape may disagree
+/// with them (a broken file).
 fn constant(u: &mut Unstructured, name: String) -> Result<NodeDef> {
     let dtype = *u.choose(&[1, 3, 9, 1, 3, 10, 2, 19])?;
-    let rank = u.int_in_range(0..=2)?;
-    let dims: Vec<i64> = (0..rank).map(|_| u.int_in_range(0..=4)).collect::<Result<_>>()?;
+    let rank = u.int_in_range(0..=4)?;
+    let dims: Vec<i64> = (0..rank).map(|_| u.int_in_range(0..=3)).collect::<Result<_>>()?;
     let mut count = dims.iter().product::<i64>() as usize;
     if u.ratio(1, 10)? {
         count = u.int_in_range(0..=16)?;
@@ -139,7 +140,7 @@ fn constant(u: &mut Unstructured, name: String) -> Result<NodeDef> {
         }),
         ..Default::default()
     };
-    for _ in 0..count.min(16) {
+    for _ in 0..count.min(81) {
         match dtype {
             1 | 19 => t.float_val.push(*u.choose(FLOATS)?),
             2 => t.double_val.push(*u.choose(FLOATS)? as f64),
