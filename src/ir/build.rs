@@ -198,7 +198,10 @@ fn cut_at_inputs(graph: &mut Graph) {
     for &v in &graph.inputs.clone() {
         let n = graph.node(v.node);
         if n.op != "Placeholder" {
-            let info = ValueInfo { dtype: Some(DType::F32), shape: None };
+            // Its declared dtype and shape where it has them (PlaceholderWithDefault does).
+            let dtype = n.attr_type("dtype").or_else(|_| n.attr_type("T")).unwrap_or(DType::F32);
+            let shape = n.attr_shape("shape").ok().flatten();
+            let info = ValueInfo { dtype: Some(dtype), shape };
             let mut ph = Node::new(n.name.clone(), "Placeholder", n.ordinal);
             ph.outputs = vec![info];
             let new = graph.add_node(ph);

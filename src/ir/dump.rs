@@ -43,10 +43,9 @@ fn write_graph(out: &mut String, g: &Graph, filter: Option<&str>, depth: usize) 
     });
     for n in order {
         let node = g.node(n);
-        let body = node.loop_body();
         if filter.is_some_and(|f| !node.name.contains(f)) {
-            if let Some(body) = body {
-                write_graph(out, body, filter, depth);
+            for sub in node.subgraphs() {
+                write_graph(out, sub, filter, depth);
             }
             continue;
         }
@@ -91,9 +90,10 @@ fn write_graph(out: &mut String, g: &Graph, filter: Option<&str>, depth: usize) 
             printable(&node.name),
             outs.join(", ")
         );
-        if let Some(body) = body {
-            let _ = writeln!(out, "{pad}  body:");
-            write_graph(out, body, None, depth + 1);
+        let labels: &[&str] = if node.cond().is_some() { &["then", "else"] } else { &["body"] };
+        for (label, sub) in labels.iter().zip(node.subgraphs()) {
+            let _ = writeln!(out, "{pad}  {label}:");
+            write_graph(out, sub, None, depth + 1);
         }
     }
 }

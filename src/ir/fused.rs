@@ -22,6 +22,7 @@ pub const RNN: &str = "_RNN";
 pub const MASKED_LSTM: &str = "_MaskedLSTM";
 pub const GRU_RESET_BEFORE: &str = "_GRUResetBefore";
 pub const LOOP: &str = "_Loop";
+pub const COND: &str = "_Cond";
 
 /// A synthetic op and its parameters.
 #[derive(Clone, Debug)]
@@ -42,6 +43,17 @@ pub enum Fused {
     /// value. Inputs: the variables' initial values, then the invariants. Outputs: each
     /// variable's final value.
     Loop(Box<Graph>),
+    /// `tf.cond` (see `passes::conds`). Inputs: the predicate, then the values the branches
+    /// read. Outputs: the branch results.
+    Cond(Box<Cond>),
+}
+
+/// The two branches of a `_Cond`: graphs with the same inputs (the node's inputs after the
+/// predicate) and the same number of outputs (the node's outputs).
+#[derive(Clone, Debug, Default)]
+pub struct Cond {
+    pub then_branch: Graph,
+    pub else_branch: Graph,
 }
 
 /// `nn.LayerNorm`'s weight and bias (TF's gamma and beta).
@@ -160,6 +172,7 @@ impl Fused {
             Fused::Gelu { .. } => GELU,
             Fused::Recurrent(r) => r.cell.op_name(),
             Fused::Loop(_) => LOOP,
+            Fused::Cond(_) => COND,
         }
     }
 
@@ -193,7 +206,7 @@ impl Fused {
                     _ => {}
                 }
             }
-            Fused::SiLU | Fused::Loop(_) => {}
+            Fused::SiLU | Fused::Loop(_) | Fused::Cond(_) => {}
         }
         out
     }
@@ -231,6 +244,30 @@ impl Node {
     pub fn set_loop_body(&mut self, body: Graph) {
         if let Some(b) = self.loop_body_mut() {
             *b = body;
+        }
+    }
+
+    /// The branches of a `_Cond` node.
+    pub fn cond(&self) -> Option<&Cond> {
+        match &self.fused {
+            Some(Fused::Cond(c)) => Some(c),
+            _ => None,
+        }
+    }
+
+    pub fn cond_mut(&mut self) -> Option<&mut Cond> {
+        match &mut self.fused {
+            Some(Fused::Cond(c)) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The graphs nested in this node: a loop's body, a cond's branches.
+    pub fn subgraphs(&self) -> Vec<&Graph> {
+        match &self.fused {
+            Some(Fused::Loop(body)) => vec![body],
+            Some(Fused::Cond(c)) => vec![&c.then_branch, &c.else_branch],
+            _ => Vec::new(),
         }
     }
 

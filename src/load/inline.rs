@@ -182,6 +182,19 @@ fn node_cost<'a>(
                 total = total.add(function_cost(f, lib, memo, depth + 1, n)?.at(n.name.len() + 6));
             }
         }
+    } else if matches!(n.op.as_str(), "If" | "StatelessIf") {
+        // A switch per input, a merge per result, then each branch under `name/then/`, ...
+        let frame = Cost { nodes: 2, name_bytes: 2 * (n.name.len() + 16) };
+        for _ in 0..n.input.len() {
+            total = total.add(frame);
+        }
+        for attr in ["then_branch", "else_branch"] {
+            if let Some(Value::Func(f)) = n.attr.get(attr).and_then(|v| v.value.as_ref())
+                && let Some((f, _)) = lib.functions.get_key_value(f.name.as_str())
+            {
+                total = total.add(function_cost(f, lib, memo, depth + 1, n)?.at(n.name.len() + 6));
+            }
+        }
     } else if let Some(f) = lib.callee(n).filter(|f| !f.is_empty()) {
         total = total.add(function_cost(f, lib, memo, depth + 1, n)?.at(n.name.len() + 1));
     }
@@ -256,6 +269,9 @@ fn emit(mut n: NodeDef, lib: &Library, out: &mut Vec<NodeDef>, depth: usize) -> 
     }
     if matches!(n.op.as_str(), "While" | "StatelessWhile") {
         return emit_while(n, lib, out, depth);
+    }
+    if matches!(n.op.as_str(), "If" | "StatelessIf") {
+        return emit_if(n, lib, out, depth);
     }
     let Some(fname) = lib.callee(&n) else {
         lib.fill_defaults(&mut n);
@@ -396,6 +412,62 @@ fn inline_body(
         ..Default::default()
     };
     Ok((results, types))
+}
+
+/// `If`/`StatelessIf` → the form TF itself lowers conditionals to (what frozen graphs contain):
+/// each input through a `Switch` on the predicate, the `then` function inlined on the switches'
+/// output 1 and the `else` function on output 0, one `Merge` per result. `passes::conds`
+/// then sees one form for both kinds of file.
+fn emit_if(n: NodeDef, lib: &Library, out: &mut Vec<NodeDef>, depth: usize) -> Result<()> {
+    let err = |msg: String| Error::node(&n.name, &n.op, msg);
+    let func = |attr: &str| -> Result<&str> {
+        match n.attr.get(attr).and_then(|a| a.value.as_ref()) {
+            Some(Value::Func(f)) => {
+                lib.functions.get_key_value(f.name.as_str()).map(|(k, _)| *k).ok_or_else(|| {
+                    err(format!("its {attr} function {} is not in the library", f.name))
+                })
+            }
+            _ => Err(err(format!("attribute '{attr}' is missing or not a function"))),
+        }
+    };
+    let (then_f, else_f) = (func("then_branch")?, func("else_branch")?);
+    let inputs: Vec<String> = n.input.iter().filter(|s| !s.starts_with('^')).cloned().collect();
+    let Some((pred, args)) = inputs.split_first() else {
+        return Err(err("has no predicate input".into()));
+    };
+    let c = &n.name;
+    let node = |name: String, op: &str, input: Vec<String>| NodeDef {
+        name,
+        op: op.into(),
+        input,
+        ..Default::default()
+    };
+    for (i, arg) in args.iter().enumerate() {
+        out.push(node(format!("{c}/switch_{i}"), "Switch", vec![arg.clone(), pred.clone()]));
+    }
+    let side = |port: usize| -> Vec<String> {
+        (0..args.len()).map(|i| format!("{c}/switch_{i}:{port}")).collect()
+    };
+    let (then_out, types) =
+        inline_body(&n, then_f, &side(1), &format!("{c}/then/"), lib, out, depth + 1)?;
+    let (else_out, _) =
+        inline_body(&n, else_f, &side(0), &format!("{c}/else/"), lib, out, depth + 1)?;
+    if then_out.len() != else_out.len() {
+        return Err(err(format!(
+            "its branches give {} and {} results",
+            then_out.len(),
+            else_out.len()
+        )));
+    }
+    let mut merges = Vec::with_capacity(then_out.len());
+    for (k, (t, e)) in then_out.into_iter().zip(else_out).enumerate() {
+        merges.push(format!("{c}/merge_{k}"));
+        out.push(node(merges[k].clone(), "Merge", vec![t, e]));
+    }
+    let mut identity = node(c.clone(), "IdentityN", merges);
+    identity.attr.insert("T".into(), AttrValue { value: Some(Value::List(Box::new(types))) });
+    out.push(identity);
+    Ok(())
 }
 
 /// `While`/`StatelessWhile` → the frame form TF itself lowers loops to (what frozen graphs

@@ -13,6 +13,7 @@
 
 use petgraph::stable_graph::NodeIndex;
 
+use super::methods::Pending;
 use super::{BodyItem, Lowerer};
 use crate::ops::contract::{Layout, Lowered, OpResult, Val};
 use crate::py::{Assign, Expr, FunctionDef, Lit, Stmt};
@@ -45,36 +46,10 @@ impl<'a> Lowerer<'a> {
         let vars = body.outputs.len() - 1;
         let args: Vec<Expr> =
             outer.iter().map(|&v| self.value_in(v, Layout::Tf)).collect::<Result<_, _>>()?;
-
-        // The body shares the module's layers, buffers, attribute names and stubs.
-        let mut inner = Lowerer::new(
-            body,
-            std::mem::take(&mut self.module),
-            std::mem::take(&mut self.attr_names),
-            std::mem::take(&mut self.stubs),
-        );
-        inner.strip_call_suffix = self.strip_call_suffix;
-        inner.loop_name = node.name.clone();
-        let marks =
-            (inner.module.layers.len(), inner.module.buffers.len(), inner.module.weights.len());
-        let result = inner.lower_loop_body(&args, vars);
-        self.module = std::mem::take(&mut inner.module);
-        self.attr_names = std::mem::take(&mut inner.attr_names);
-        self.stubs = std::mem::take(&mut inner.stubs);
-        let (params, cond_items, body_items, cond, nexts) = result.inspect_err(|_| {
-            // Nothing of a body that could not be written stays in the module.
-            self.module.layers.truncate(marks.0);
-            self.module.buffers.truncate(marks.1);
-            self.module.weights.truncate(marks.2);
-        })?;
-        for (op, k) in std::mem::take(&mut inner.summary.translated) {
-            *self.summary.translated.entry(op).or_default() += k;
-        }
-        self.summary.stubs_seen += inner.summary.stubs_seen;
-        // Loops inside this one come first in the file.
-        self.loops.append(&mut inner.loops);
+        let (params, cond_items, body_items, cond, nexts) =
+            self.nested(body, &node.name, |inner| inner.lower_loop_body(&args, vars))?;
         let name = self.attr_names.fresh(&format!("{}_loop", self.scope_of(n)));
-        self.loops.push(PendingLoop {
+        self.methods.push(Pending::Loop(PendingLoop {
             name: name.clone(),
             source: node.name.clone(),
             params,
@@ -83,7 +58,7 @@ impl<'a> Lowerer<'a> {
             body_items,
             cond,
             nexts,
-        });
+        }));
         *self.summary.translated.entry("loop".into()).or_default() += 1;
         Ok(Lowered::Multi { expr: Expr::self_attr(&name).called(args, vec![]), layout: Layout::Tf })
     }
@@ -95,6 +70,8 @@ impl<'a> Lowerer<'a> {
         let order = g.topo_order().map_err(|_| "the loop body has a cycle")?;
         let order = self.demand_order(&order);
         self.count_uses(&order);
+        // The running `x` is the body's own: a loop variable keeps its value until the end of
+        // an iteration.
         self.locals.claim("x");
         // Parameters named like the values passed in, where those are names.
         let mut params = Vec::new();
@@ -107,8 +84,8 @@ impl<'a> Lowerer<'a> {
                 _ => format!("invariant_{}", k - vars),
             };
             let name = self.locals.fresh(&hint);
-            params.push(name.clone());
-            self.values.insert(input, Val { expr: Expr::name(name), layout: Layout::Tf });
+            self.values.insert(input, Val { expr: Expr::name(&name), layout: Layout::Tf });
+            params.push(name);
         }
         // The condition's inputs come first in demand order (it is output 0).
         let mut cond_nodes = std::collections::BTreeSet::new();
@@ -185,6 +162,6 @@ impl PendingLoop {
     }
 }
 
-fn doc_safe(s: &str) -> String {
+pub(super) fn doc_safe(s: &str) -> String {
     s.chars().filter(|c| !c.is_control() && *c != '"' && *c != '\\' && *c != '`').collect()
 }

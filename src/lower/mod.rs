@@ -9,8 +9,10 @@
 mod apply;
 mod blocks;
 mod chain;
+mod conds;
 mod host;
 mod loops;
+mod methods;
 pub mod module;
 mod order;
 mod scopes;
@@ -23,7 +25,7 @@ use petgraph::stable_graph::NodeIndex;
 pub use module::Module;
 
 use crate::error::{Error, Result, UntranslatedOp};
-use crate::ir::fused::LOOP;
+use crate::ir::fused::{COND, LOOP};
 use crate::ir::{Graph, ValueRef};
 use crate::ops::contract::{Ctx, Layout, TranslateError, Val};
 use crate::py::names::Scope;
@@ -81,8 +83,8 @@ pub struct Lowerer<'a> {
     spans: Vec<Span>,
     stubs: stubs::Stubs,
     summary: Summary,
-    /// Loops met so far, written as methods once stub calls are complete.
-    loops: Vec<loops::PendingLoop>,
+    /// Loops and conditionals met so far, written as methods once stub calls are complete.
+    methods: Vec<methods::Pending>,
 }
 
 /// Lowers the graph into a Python module named `class_name`.
@@ -152,11 +154,7 @@ fn lower_once(
         low.module.params.push(name.clone());
         low.values.insert(input, Val { expr: Expr::name(name), layout: Layout::Tf });
     }
-    if low.x_holder.is_none() {
-        // `x`, unless an input read more than once has that name.
-        let free = ["x", "h", "y"].into_iter().find(|n| low.locals.claim(n));
-        low.running = free.map_or_else(|| low.locals.fresh("h"), str::to_string);
-    }
+    low.claim_running();
     for &n in &order {
         if is_source(graph, n) {
             continue;
@@ -204,7 +202,7 @@ impl<'a> Lowerer<'a> {
             spans: Vec::new(),
             stubs,
             summary: Summary::default(),
-            loops: Vec::new(),
+            methods: Vec::new(),
         }
     }
 
@@ -212,6 +210,7 @@ impl<'a> Lowerer<'a> {
         let node = self.graph.node(n);
         let result = match crate::ops::lookup(&node.op) {
             _ if node.op == LOOP => self.lower_loop(n),
+            _ if node.op == COND => self.lower_cond(n),
             Some(def) => (def.lower)(&mut Ctx::new(self, n)),
             None => Err(TranslateError::NoTranslation),
         };
@@ -251,6 +250,26 @@ impl<'a> Lowerer<'a> {
         let hint = self.scope_of(v.node);
         let hint = if v.port > 0 { format!("{hint}_{}", v.port) } else { hint };
         self.locals.fresh(&hint)
+    }
+
+    /// A parameter named like `hint` for `input` (the code's own names yield to it); an input
+    /// named `x` read once is where the running `x` starts.
+    fn claim_param(&mut self, input: ValueRef, hint: &str) -> String {
+        let name = self.locals.fresh(hint);
+        if name == "x" && self.graph.use_count(input) == 1 {
+            self.x_holder = Some(input);
+        }
+        self.values.insert(input, Val { expr: Expr::name(&name), layout: Layout::Tf });
+        name
+    }
+
+    /// The running name, once the parameters have theirs: `x`, unless a parameter read more
+    /// than once has that name.
+    fn claim_running(&mut self) {
+        if self.x_holder.is_none() {
+            let free = ["x", "h", "y"].into_iter().find(|n| self.locals.claim(n));
+            self.running = free.map_or_else(|| self.locals.fresh("h"), str::to_string);
+        }
     }
 
     /// A name for output `v` held as Python ints (never the running name).
@@ -322,7 +341,7 @@ impl<'a> Lowerer<'a> {
         }
         let stub_kwargs = self.stubs.call_kwargs();
         let mut stmts = Self::statements(std::mem::take(&mut self.body), &stub_kwargs);
-        for pending in std::mem::take(&mut self.loops) {
+        for pending in std::mem::take(&mut self.methods) {
             self.module
                 .methods
                 .push(pending.method(&|items| Self::statements(items, &stub_kwargs)));

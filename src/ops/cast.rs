@@ -15,6 +15,9 @@ pub const OPS: &[OpDef] = &[
     passthrough("StopGradient").infer(same_as_input),
     passthrough("Snapshot").infer(same_as_input),
     passthrough("PreventGradient").infer(same_as_input),
+    // An input with a default (Keras' learning phase): its default unless named with
+    // `--inputs`, which makes it a Placeholder.
+    passthrough("PlaceholderWithDefault").infer(same_as_input),
 ];
 
 fn cast(ctx: &mut Ctx) -> OpResult<Lowered> {

@@ -15,6 +15,9 @@ pub const OPS: &[OpDef] = &[
     op("Max", |c| reduce(c, "amax")).infer(reduce_infer).fold(|i| extreme_fold(i, true)),
     op("Min", |c| reduce(c, "amin")).infer(reduce_infer).fold(|i| extreme_fold(i, false)),
     op("Prod", |c| reduce(c, "prod")).infer(reduce_infer).fold(prod_fold),
+    // Logical and / or over axes (tf.case ORs its conditions with these).
+    op("All", |c| reduce(c, "all")).infer(reduce_infer),
+    op("Any", |c| reduce(c, "any")).infer(reduce_infer),
 ];
 
 fn axes(node: &crate::ir::Node, raw: &[i64], rank: usize) -> OpResult<Vec<usize>> {

@@ -287,8 +287,7 @@ fn slice_constant(inp: &OpInputs, t: &Tensor) -> Option<Tensor> {
 }
 
 /// `Slice(x, begin, size)` → `x[b0:b0 + n0, ...]`; bounds may be read at run time (a
-/// sequence length). A size of -1 (to the end) must be known here: a run-time size is taken as
-/// a length.
+/// sequence length), where a size of -1 (to the end) is checked for at run time.
 fn slice(ctx: &mut Ctx) -> OpResult<Lowered> {
     let rank = match ctx.rank(0) {
         Some(r) => r,
@@ -306,8 +305,15 @@ fn slice(ctx: &mut Ctx) -> OpResult<Lowered> {
                     b.checked_add(s).ok_or_else(|| format!("slice end {b} + {s} overflows"))?;
                 Expr::slice(start, Some(Expr::int(end)), None)
             }
-            (Some(0), _) => Expr::slice(None, Some(s.expr), None),
-            _ => Expr::slice(start, Some(b.expr.binop(BinOp::Add, s.expr)), None),
+            // A size known only at run time may be -1 too (to the end).
+            _ => {
+                let end = match b.known {
+                    Some(0) => s.expr.clone(),
+                    _ => b.expr.binop(BinOp::Add, s.expr.clone()),
+                };
+                let test = s.expr.binop(BinOp::GtE, Expr::int(0));
+                Expr::slice(start, Some(end.if_else(test, Expr::none())), None)
+            }
         });
     }
     while parts.last().is_some_and(|p| *p == Expr::full_slice()) {

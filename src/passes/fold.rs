@@ -20,6 +20,12 @@ pub fn fold_and_infer(g: &mut Graph) -> Result<()> {
             continue;
         }
         let inputs = g.inputs(n);
+        if node.op == crate::ir::fused::COND {
+            let infos: Vec<ValueInfo> = inputs.iter().map(|&v| g.info(v)).collect();
+            let outputs = super::conds::infer_cond(g.node_mut(n), &infos)?;
+            g.node_mut(n).outputs = outputs;
+            continue;
+        }
         if node.op == crate::ir::fused::LOOP {
             let infos: Vec<ValueInfo> = inputs.iter().map(|&v| g.info(v)).collect();
             let consts: Vec<Option<Tensor>> =

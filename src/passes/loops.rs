@@ -45,28 +45,37 @@ struct Frame {
     body: BTreeSet<NodeIndex>,
 }
 
-pub fn extract_loops(g: &mut Graph) -> Result<()> {
-    loop {
-        let mut conds: Vec<(usize, NodeIndex)> =
-            g.g.node_indices()
-                .filter(|&n| g.node(n).op == "LoopCond")
-                .map(|n| (g.node(n).ordinal, n))
-                .collect();
-        if conds.is_empty() {
-            return Ok(());
+/// Extracts every loop frame that holds no other unextracted frame (nor conditional); returns
+/// whether any was.
+pub fn extract_loops(g: &mut Graph) -> Result<bool> {
+    let mut conds: Vec<(usize, NodeIndex)> =
+        g.g.node_indices()
+            .filter(|&n| g.node(n).op == "LoopCond")
+            .map(|n| (g.node(n).ordinal, n))
+            .collect();
+    conds.sort();
+    let mut progressed = false;
+    for &(_, lc) in &conds {
+        if g.g.contains_node(lc)
+            && let Some(frame) = frame_of(g, lc)?
+        {
+            extract(g, frame)?;
+            progressed = true;
         }
-        conds.sort();
-        let mut progressed = false;
-        for &(_, lc) in &conds {
-            if let Some(frame) = frame_of(g, lc)? {
-                extract(g, frame)?;
-                progressed = true;
-            }
-        }
-        if !progressed {
-            let node = g.node(conds[0].1);
-            return Err(Error::node(&node.name, &node.op, "loop frames are interleaved"));
-        }
+    }
+    Ok(progressed)
+}
+
+/// A loop frame no round of extraction could take apart.
+pub fn check_no_frames_left(g: &Graph) -> Result<()> {
+    match g
+        .g
+        .node_indices()
+        .filter(|&n| g.node(n).op == "LoopCond")
+        .min_by_key(|&n| g.node(n).ordinal)
+    {
+        Some(n) => Err(err(g, n, "loop frames are interleaved")),
+        None => Ok(()),
     }
 }
 
@@ -116,8 +125,12 @@ fn frame_of(g: &Graph, lc: NodeIndex) -> Result<Option<Frame>> {
     // Variables only the condition reads have lost their Switch: find them by frame.
     let frame = frame_name(g, vars[0].enter);
     let known: BTreeSet<NodeIndex> = vars.iter().map(|v| v.merge).collect();
+    // (A cond's Merge has no Enter input.)
+    let is_loop_merge = |m: NodeIndex| g.inputs(m).iter().any(|v| g.node(v.node).op == "Enter");
     let mut orphans: Vec<NodeIndex> =
-        g.g.node_indices().filter(|&m| g.node(m).op == "Merge" && !known.contains(&m)).collect();
+        g.g.node_indices()
+            .filter(|&m| g.node(m).op == "Merge" && !known.contains(&m) && is_loop_merge(m))
+            .collect();
     orphans.sort_by_key(|&m| g.node(m).ordinal);
     for m in orphans {
         let (enter, next) = merge_inputs(g, m)?;
@@ -168,8 +181,8 @@ fn loop_name(g: &Graph, lc: NodeIndex) -> String {
 /// which nesting multiplies.
 const MAX_NESTING: usize = 8;
 
-fn nesting(g: &Graph) -> usize {
-    g.g.node_weights().filter_map(|n| n.loop_body()).map(|b| 1 + nesting(b)).max().unwrap_or(0)
+pub(super) fn nesting(g: &Graph) -> usize {
+    g.g.node_weights().flat_map(|n| n.subgraphs()).map(|b| 1 + nesting(b)).max().unwrap_or(0)
 }
 
 fn extract(g: &mut Graph, f: Frame) -> Result<()> {
@@ -368,6 +381,20 @@ pub fn infer_loop(
 /// unchanged is an invariant (its final value is its initial one), and one neither read after
 /// the loop nor needed by the condition or another variable is dropped (TF's own counters).
 pub fn optimize_bodies(g: &mut Graph) -> Result<()> {
+    // A conditional's branches get the whole pipeline too.
+    let conds: Vec<NodeIndex> =
+        g.g.node_indices().filter(|&n| g.node(n).cond().is_some()).collect();
+    for c in conds {
+        if let Some(cond) = g.node_mut(c).cond_mut() {
+            let mut branches = std::mem::take(cond);
+            let result = super::run_all(&mut branches.then_branch)
+                .and_then(|_| super::run_all(&mut branches.else_branch));
+            if let Some(cond) = g.node_mut(c).cond_mut() {
+                *cond = branches;
+            }
+            result?;
+        }
+    }
     let loops: Vec<NodeIndex> = g.g.node_indices().filter(|&n| g.node(n).op == LOOP).collect();
     for l in loops {
         if let Some(mut body) = g.node_mut(l).take_loop_body() {
@@ -450,7 +477,7 @@ fn trim_variables(g: &mut Graph, l: NodeIndex) -> Result<()> {
 }
 
 /// What is known of a value that is either `a` or `b`.
-fn merge(a: &ValueInfo, b: &ValueInfo) -> ValueInfo {
+pub(super) fn merge(a: &ValueInfo, b: &ValueInfo) -> ValueInfo {
     let dtype = if a.dtype == b.dtype { a.dtype } else { None };
     let shape = match (&a.shape, &b.shape) {
         (Some(x), Some(y)) if x.len() == y.len() => {
@@ -475,7 +502,7 @@ mod tests {
         let passes: [fn(&mut crate::ir::Graph) -> crate::error::Result<()>; 5] = [
             prune,
             remove_identities,
-            super::extract_loops,
+            crate::passes::extract_control_flow,
             fold_and_infer,
             super::optimize_bodies,
         ];

@@ -1,5 +1,6 @@
 //! Graph passes, each `fn(&mut Graph) -> Result<()>`, run in this order by [`run_all`].
 
+pub mod conds;
 mod fold;
 mod fuse_activation;
 mod fuse_batchnorm;
@@ -54,6 +55,12 @@ const LATE: [(&str, Pass); 12] = [
     ("optimize_loop_bodies", loops::optimize_bodies),
 ];
 
+/// Conditionals and loops, inner ones first: each may sit inside the other.
+pub fn extract_control_flow(g: &mut Graph) -> Result<()> {
+    while conds::extract_conds(g)? | loops::extract_loops(g)? {}
+    loops::check_no_frames_left(g)
+}
+
 /// Runs `pass`, then shows `after` the graph.
 fn step<T>(
     after: &mut dyn FnMut(&str, &Graph),
@@ -70,7 +77,7 @@ fn step<T>(
 pub fn run_observed(g: &mut Graph, after: &mut dyn FnMut(&str, &Graph)) -> Result<()> {
     step(after, "prune", g, prune)?;
     step(after, "remove_identities", g, remove_identities)?;
-    step(after, "extract_loops", g, loops::extract_loops)?;
+    step(after, "extract_control_flow", g, extract_control_flow)?;
     step(after, "fuse_batchnorm", g, fuse_batchnorm)?;
     step(after, "fold_and_infer", g, fold_and_infer)?;
     // A recurrent layer's output shape is known only once it is fused: infer again, so the

@@ -27,6 +27,8 @@ pub enum Expr {
     List(Vec<Expr>),
     /// `*value`, inside a list or call.
     Starred(Box<Expr>),
+    /// `body if test else orelse`.
+    IfElse(Box<IfElse>),
     /// A literal value.
     Lit(Lit),
 }
@@ -36,6 +38,13 @@ pub struct Call {
     pub func: Expr,
     pub args: Vec<Expr>,
     pub kwargs: Vec<(String, Expr)>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct IfElse {
+    pub test: Expr,
+    pub body: Expr,
+    pub orelse: Expr,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -227,6 +236,11 @@ impl Expr {
     }
 
     /// `:`, the whole axis.
+    /// `self if test else orelse`.
+    pub fn if_else(self, test: Expr, orelse: Expr) -> Expr {
+        Expr::IfElse(Box::new(IfElse { test, body: self, orelse }))
+    }
+
     pub fn full_slice() -> Expr {
         Expr::slice(None, None, None)
     }
@@ -290,6 +304,7 @@ impl Expr {
             Expr::Binary(l, _, r) => vec![l, r],
             Expr::Unary(_, e) | Expr::Starred(e) => vec![e],
             Expr::Tuple(items) | Expr::List(items) => items.iter().collect(),
+            Expr::IfElse(c) => vec![&c.body, &c.test, &c.orelse],
         }
     }
 
@@ -375,6 +390,11 @@ impl Expr {
             Expr::Binary(l, op, rt) => Expr::Binary(rb(l), *op, rb(rt)),
             Expr::Unary(op, e) => Expr::Unary(*op, rb(e)),
             Expr::Starred(e) => Expr::Starred(rb(e)),
+            Expr::IfElse(c) => Expr::IfElse(Box::new(IfElse {
+                test: r(&c.test),
+                body: r(&c.body),
+                orelse: r(&c.orelse),
+            })),
             Expr::Tuple(items) => Expr::Tuple(items.iter().map(r).collect()),
             Expr::List(items) => Expr::List(items.iter().map(r).collect()),
         }

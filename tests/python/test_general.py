@@ -6,6 +6,7 @@ input sizes. Fixtures: tests/fixtures/general.py (make_fixtures.py general build
 import pytest
 from conftest import GENERATED_DIR, assert_parity, ruff, run_cli
 
+COND = ["cond_function", "cond_function_saved", "cond_keras_layer", "cond_keras_layer_saved", "cond_tf1"]
 DYNAMIC = ["dyn_class_token", "dyn_reshape", "dyn_fill_pack", "dyn_data_sizes", "dyn_resize_like", "dyn_pad_slice"]
 
 
@@ -16,7 +17,7 @@ def source(name):
     return path
 
 
-@pytest.mark.parametrize("name", DYNAMIC)
+@pytest.mark.parametrize("name", DYNAMIC + COND)
 def test_converts_once_and_matches_for_every_input_size(name, tmp_path):
     out = tmp_path / "out"
     run_cli("convert", source(name), "-o", out, "--strict")

@@ -51,7 +51,7 @@ fn write_expr(out: &mut String, e: &Expr) {
                 UnaryOp::Neg => "-",
                 UnaryOp::Not => "not ",
             });
-            let paren = matches!(v.as_ref(), Expr::Binary(..))
+            let paren = matches!(v.as_ref(), Expr::Binary(..) | Expr::IfElse(_))
                 || (*op == UnaryOp::Neg && matches!(v.as_ref(), Expr::Unary(UnaryOp::Not, _)));
             write_maybe_parenthesized(out, v, paren);
         }
@@ -73,6 +73,16 @@ fn write_expr(out: &mut String, e: &Expr) {
             write_primary(out, v, false);
         }
         Expr::Lit(l) => write_literal(out, l),
+        Expr::IfElse(c) => {
+            // The loosest expression but lambda: its parts need parentheses only when they
+            // are conditionals themselves.
+            let nested = |e: &Expr| matches!(e, Expr::IfElse(_));
+            write_maybe_parenthesized(out, &c.body, nested(&c.body));
+            out.push_str(" if ");
+            write_maybe_parenthesized(out, &c.test, nested(&c.test));
+            out.push_str(" else ");
+            write_expr(out, &c.orelse);
+        }
     }
 }
 
@@ -106,7 +116,7 @@ fn write_maybe_parenthesized(out: &mut String, e: &Expr, paren: bool) {
 /// Whether `e` needs parentheses to be followed by `.attr`, `(...)` or `[...]`.
 fn needs_parens_as_primary(e: &Expr, before_dot: bool) -> bool {
     match e {
-        Expr::Binary(..) | Expr::Unary(..) | Expr::Starred(_) => true,
+        Expr::Binary(..) | Expr::Unary(..) | Expr::Starred(_) | Expr::IfElse(_) => true,
         Expr::Lit(l) => starts_with_minus(l) || (before_dot && matches!(l, Lit::Int(_))),
         _ => false,
     }
@@ -125,7 +135,7 @@ pub(super) fn write_operand(out: &mut String, e: &Expr, parent: BinOp, right: bo
             // Left-nested chains of the same strength print bare: `a + b + c`.
             !(c > p || (c == p && !right && c > 0))
         }
-        Expr::Unary(UnaryOp::Not, _) => true,
+        Expr::Unary(UnaryOp::Not, _) | Expr::IfElse(_) => true,
         _ => false,
     };
     write_maybe_parenthesized(out, e, paren);
@@ -141,20 +151,24 @@ fn write_slice(out: &mut String, s: &Slice) {
             out.push(' ');
         }
     };
+    // A conditional bound reads better in parentheses (`x[b : (b + n if n >= 0 else None)]`).
+    let bound = |out: &mut String, e: &Expr| {
+        write_maybe_parenthesized(out, e, matches!(e, Expr::IfElse(_)))
+    };
     if let Some(l) = &s.lower {
-        write_expr(out, l);
+        bound(out, l);
     }
     space(out, s.lower.is_some());
     out.push(':');
     space(out, s.upper.is_some());
     if let Some(u) = &s.upper {
-        write_expr(out, u);
+        bound(out, u);
     }
     if let Some(st) = &s.step {
         space(out, s.upper.is_some());
         out.push(':');
         space(out, true);
-        write_expr(out, st);
+        bound(out, st);
     }
 }
 

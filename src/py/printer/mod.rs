@@ -48,8 +48,58 @@ fn layout(indent: usize, head: &str, value: &Expr, tail: &str) -> Vec<String> {
             lines
         }
         Expr::Call(_) => call(indent, head, value, tail).unwrap_or(vec![one]),
+        Expr::Subscript(v, i) => subscript(indent, head, v, i, tail),
+        Expr::Slice(sl) => slice(indent, head, sl, tail).unwrap_or(vec![one]),
+        Expr::IfElse(_) if !head.is_empty() => {
+            let mut lines = vec![format!("{p}{head}(")];
+            lines.extend(layout(indent + INDENT, "", value, ""));
+            lines.push(format!("{p}){tail}"));
+            lines
+        }
         _ => vec![one],
     }
+}
+
+/// A subscript that does not fit: its index on an indented line, a tuple index one item per
+/// line with a trailing comma (a single index gets none: `x[a,]` would be a tuple).
+fn subscript(indent: usize, head: &str, v: &Expr, index: &Expr, tail: &str) -> Vec<String> {
+    let p = pad(indent);
+    let open = format!("{p}{head}{}[", flat_primary(v));
+    let mut lines = vec![open];
+    match index {
+        Expr::Tuple(items) if items.len() > 1 => {
+            let inner = format!(
+                "{}{}",
+                pad(indent + INDENT),
+                items.iter().map(flat).collect::<Vec<_>>().join(", ")
+            );
+            if fits(&inner) {
+                lines.push(inner);
+            } else {
+                for it in items {
+                    lines.extend(item(indent + INDENT, "", it));
+                }
+            }
+        }
+        other => lines.extend(layout(indent + INDENT, "", other, "")),
+    }
+    lines.push(format!("{p}]{tail}"));
+    lines
+}
+
+/// A slice whose bound is a parenthesised conditional: `lower : (` + the conditional on its
+/// own line + `)`.
+fn slice(indent: usize, head: &str, sl: &super::ast::Slice, tail: &str) -> Option<Vec<String>> {
+    let upper @ Expr::IfElse(_) = sl.upper.as_ref()? else { return None };
+    if sl.step.is_some() {
+        return None;
+    }
+    let p = pad(indent);
+    let lower = sl.lower.as_ref().map(flat).map_or(String::new(), |l| format!("{l} "));
+    let mut lines = vec![format!("{p}{head}{lower}: (")];
+    lines.extend(layout(indent + INDENT, "", upper, ""));
+    lines.push(format!("{p}){tail}"));
+    Some(lines)
 }
 
 fn flat_primary(e: &Expr) -> String {
@@ -139,6 +189,7 @@ fn item(indent: usize, key: &str, v: &Expr) -> Vec<String> {
         Expr::List(items) => collection(indent, key, ("[", "]"), items, ","),
         Expr::Tuple(items) if items.len() > 1 => collection(indent, key, ("(", ")"), items, ","),
         Expr::Call(_) => call(indent, key, v, ",").unwrap_or(vec![one]),
+        Expr::Slice(sl) => slice(indent, key, sl, ",").unwrap_or(vec![one]),
         _ => {
             let mut lines = layout(indent, key, v, "");
             if let Some(last) = lines.last_mut() {
@@ -356,6 +407,31 @@ mod tests {
         let lines = statement(&s, 8);
         assert_eq!(lines[0], "        x = torch.cat(");
         assert_eq!(lines.last().unwrap(), "        )");
+    }
+
+    /// A long subscript breaks inside its brackets, a conditional slice bound inside its
+    /// parentheses (checked against `ruff format` by the op-level suite's generated files).
+    #[test]
+    fn long_subscripts_break_like_ruff() {
+        let bound = |k: i64| {
+            let (b, s) =
+                (n("begin_sizes").index(Expr::int(k)), n("size_sizes").index(Expr::int(k)));
+            let end = b.clone().binop(BinOp::Add, s.clone());
+            Expr::slice(
+                Some(b),
+                Some(end.if_else(s.binop(BinOp::GtE, Expr::int(0)), Expr::none())),
+                None,
+            )
+        };
+        let index = Expr::Tuple(vec![bound(0), bound(1)]);
+        let text = print(&[Stmt::assign(n("x"), n("values").index(index))], 8);
+        assert_eq!(
+            text,
+            "        x = values[\n            begin_sizes[0] : (\n                begin_sizes[0] + \
+             size_sizes[0] if size_sizes[0] >= 0 else None\n            ),\n            \
+             begin_sizes[1] : (\n                begin_sizes[1] + size_sizes[1] if size_sizes[1] \
+             >= 0 else None\n            ),\n        ]\n"
+        );
     }
 
     #[test]

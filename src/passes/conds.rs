@@ -1,0 +1,506 @@
+//! `tf.cond`: TF lowers a conditional to `Switch` and `Merge` nodes (frozen graphs hold that
+//! form; the loader brings `If`/`StatelessIf` to it). Each value a branch reads goes through
+//! a `Switch(value, pred)`, whose output 1 is alive when the predicate holds and output 0 when
+//! it does not; a `Merge` takes whichever of its inputs is alive. Each conditional becomes one
+//! `_Cond` node holding its two branches as graphs of their own ([`Cond`]):
+//!
+//! - `_Cond` inputs: the predicate, then each value the branches read (through a `Switch`, or
+//!   directly); branch inputs: one `Placeholder` per value read (constants are copied in);
+//! - branch outputs and `_Cond` outputs: one per `Merge`.
+//!
+//! A `Merge`'s inputs are told apart by the `Switch` outputs they depend on (TF1 and TF2 order
+//! them differently). Merges whose branches share nodes are one conditional (a `tf.cond` with
+//! several results). A conditional is extracted once nothing inside its branches is another
+//! unextracted conditional or loop, so inner ones go first.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use petgraph::stable_graph::NodeIndex;
+
+use crate::error::{Error, Result};
+use crate::ir::fused::{COND, Cond, Fused};
+use crate::ir::{Graph, Node, ValueInfo, ValueRef};
+use crate::natural::natural_cmp;
+
+/// Frame ops other than `Switch`: reaching one means an inner conditional or loop that is not
+/// extracted yet.
+fn blocks(op: &str) -> bool {
+    matches!(op, "Merge" | "Enter" | "Exit" | "NextIteration" | "LoopCond")
+}
+
+/// What one input of a `Merge` depends on.
+#[derive(Default)]
+struct Side {
+    /// The `Switch` outputs reached (stopping there).
+    switches: BTreeSet<ValueRef>,
+    /// The nodes between them and the `Merge` input.
+    nodes: BTreeSet<NodeIndex>,
+}
+
+/// Walks back from `v` to the `Switch` outputs it depends on; `None` if an unextracted frame
+/// is in the way.
+fn trace(g: &Graph, v: ValueRef) -> Option<Side> {
+    let mut side = Side::default();
+    let mut stack = vec![v];
+    while let Some(u) = stack.pop() {
+        let op = g.node(u.node).op.as_str();
+        if op == "Switch" {
+            side.switches.insert(u);
+            continue;
+        }
+        if blocks(op) {
+            return None;
+        }
+        if side.nodes.insert(u.node) {
+            stack.extend(g.inputs(u.node));
+        }
+    }
+    Some(side)
+}
+
+/// One `Merge` with its two sides told apart.
+struct Merged {
+    merge: NodeIndex,
+    pred: ValueRef,
+    /// `[else, then]`: the `Merge` input alive when the predicate fails / holds.
+    inputs: [ValueRef; 2],
+    sides: [Side; 2],
+}
+
+fn classify(g: &Graph, merge: NodeIndex) -> Option<Merged> {
+    let inputs = g.inputs(merge);
+    let [a, b] = inputs.as_slice() else { return None };
+    let (sa, sb) = (trace(g, *a)?, trace(g, *b)?);
+    let switches: Vec<&ValueRef> = sa.switches.iter().chain(&sb.switches).collect();
+    let pred = *g.inputs(switches.first()?.node).get(1)?;
+    if switches.iter().any(|s| g.inputs(s.node).get(1) != Some(&pred)) {
+        return None;
+    }
+    let port = |s: &Side| {
+        let ports: BTreeSet<usize> = s.switches.iter().map(|v| v.port).collect();
+        match ports.len() {
+            0 => Some(None),
+            1 => ports.first().map(|&p| Some(p)),
+            _ => None,
+        }
+    };
+    let (pa, pb) = (port(&sa)?, port(&sb)?);
+    // A side without a switch (a constant result) is the other side's opposite.
+    let a_then = match (pa, pb) {
+        (Some(x), Some(y)) if x != y => x == 1,
+        (Some(x), None) => x == 1,
+        (None, Some(y)) => y == 0,
+        _ => return None,
+    };
+    let (inputs, sides) = if a_then { ([*b, *a], [sb, sa]) } else { ([*a, *b], [sa, sb]) };
+    Some(Merged { merge, pred, inputs, sides })
+}
+
+/// A conditional: its merges (in result order) and, per side, the nodes only that branch runs.
+struct Conditional {
+    pred: ValueRef,
+    merges: Vec<Merged>,
+    /// `[else, then]`.
+    members: [BTreeSet<NodeIndex>; 2],
+    switches: BTreeSet<NodeIndex>,
+}
+
+/// The nodes of `side` that depend on one of its switch outputs (the rest are computed outside
+/// the conditional and only read in it).
+fn dependent(g: &Graph, side: &Side) -> BTreeSet<NodeIndex> {
+    let mut dep = BTreeSet::new();
+    loop {
+        let before = dep.len();
+        for &n in &side.nodes {
+            if !dep.contains(&n)
+                && g.inputs(n).iter().any(|u| side.switches.contains(u) || dep.contains(&u.node))
+            {
+                dep.insert(n);
+            }
+        }
+        if dep.len() == before {
+            return dep;
+        }
+    }
+}
+
+/// Groups the classified merges into conditionals: merges whose branches share a node or a
+/// switch are one.
+fn group(g: &Graph, merged: Vec<Merged>) -> Vec<Conditional> {
+    let mut out: Vec<Conditional> = Vec::new();
+    for m in merged {
+        let members = [dependent(g, &m.sides[0]), dependent(g, &m.sides[1])];
+        let switches: BTreeSet<NodeIndex> =
+            m.sides.iter().flat_map(|s| s.switches.iter().map(|v| v.node)).collect();
+        let joins = |c: &Conditional| {
+            c.pred == m.pred
+                && (!c.switches.is_disjoint(&switches)
+                    || (0..2).any(|k| !c.members[k].is_disjoint(&members[k])))
+        };
+        match out.iter_mut().find(|c| joins(c)) {
+            Some(c) => {
+                for (mine, theirs) in c.members.iter_mut().zip(&members) {
+                    mine.extend(theirs);
+                }
+                c.switches.extend(switches);
+                c.merges.push(m);
+            }
+            None => out.push(Conditional { pred: m.pred, merges: vec![m], members, switches }),
+        }
+    }
+    for c in &mut out {
+        c.merges.sort_by(|a, b| natural_cmp(&g.node(a.merge).name, &g.node(b.merge).name));
+    }
+    out
+}
+
+fn err(g: &Graph, n: NodeIndex, msg: impl Into<String>) -> Error {
+    let node = g.node(n);
+    Error::node(&node.name, &node.op, msg)
+}
+
+/// Why `c` cannot be one node: a branch value read outside its branch, a `Merge`'s second
+/// output (which branch ran) read, a switch output read by the wrong branch.
+fn obstacle(g: &Graph, c: &Conditional) -> Option<String> {
+    let merges: BTreeSet<NodeIndex> = c.merges.iter().map(|m| m.merge).collect();
+    for m in &merges {
+        if g.use_count(ValueRef { node: *m, port: 1 }) > 0 {
+            return Some(format!(
+                "{} reports which branch ran; that is not supported",
+                g.node(*m).name
+            ));
+        }
+    }
+    for k in 0..2 {
+        for &n in &c.members[k] {
+            let outside =
+                g.g.neighbors_directed(n, petgraph::Direction::Outgoing)
+                    .any(|r| !c.members[k].contains(&r) && !merges.contains(&r));
+            if outside || g.outputs.iter().any(|v| v.node == n) {
+                return Some(format!("{} is read outside its branch", g.node(n).name));
+            }
+        }
+    }
+    for &s in &c.switches {
+        for port in 0..2 {
+            for (r, _) in g.consumers(ValueRef { node: s, port }) {
+                if !c.members[port].contains(&r) && !merges.contains(&r) {
+                    return Some(format!("{} feeds the other branch", g.node(s).name));
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Extracts every conditional that is ready; returns whether any was.
+pub fn extract_conds(g: &mut Graph) -> Result<bool> {
+    let mut merges: Vec<NodeIndex> =
+        g.g.node_indices()
+            .filter(|&m| {
+                g.node(m).op == "Merge"
+                    && !g
+                        .inputs(m)
+                        .iter()
+                        .any(|v| matches!(g.node(v.node).op.as_str(), "Enter" | "NextIteration"))
+            })
+            .collect();
+    merges.sort_by_key(|&m| g.node(m).ordinal);
+    let classified: Vec<Merged> = merges.iter().filter_map(|&m| classify(g, m)).collect();
+    let mut progressed = false;
+    for c in group(g, classified) {
+        if let Some(why) = obstacle(g, &c) {
+            return Err(err(
+                g,
+                c.merges[0].merge,
+                format!("a conditional that cannot be extracted: {why}"),
+            ));
+        }
+        extract(g, c)?;
+        progressed = true;
+    }
+    Ok(progressed)
+}
+
+/// `cond/output/_6` → `cond`; TF1's `cond/Merge` → `cond`.
+fn cond_name(g: &Graph, merge: NodeIndex) -> String {
+    let name = &g.node(merge).name;
+    let mut scope = name.rsplit_once('/').map_or(name.as_str(), |(p, _)| p);
+    if let Some(s) = scope.strip_suffix("/output") {
+        scope = s;
+    }
+    scope.to_string()
+}
+
+fn extract(g: &mut Graph, c: Conditional) -> Result<()> {
+    // The values the branches read: switch inputs and values read directly, in a stable order.
+    let mut args: Vec<ValueRef> = Vec::new();
+    let read = |v: ValueRef, args: &mut Vec<ValueRef>| {
+        if !args.contains(&v) {
+            args.push(v);
+        }
+    };
+    let mut switches: Vec<NodeIndex> = c.switches.iter().copied().collect();
+    switches.sort_by_key(|&s| g.node(s).ordinal);
+    for &s in &switches {
+        let data = *g.inputs(s).first().ok_or_else(|| err(g, s, "has no input"))?;
+        if g.const_value(data).is_none() {
+            read(data, &mut args);
+        }
+    }
+    for k in 0..2 {
+        let mut members: Vec<NodeIndex> = c.members[k].iter().copied().collect();
+        members.sort_by_key(|&n| g.node(n).ordinal);
+        for n in members {
+            for v in g.inputs(n) {
+                let inside = c.members[k].contains(&v.node) || c.switches.contains(&v.node);
+                if !inside && g.const_value(v).is_none() {
+                    read(v, &mut args);
+                }
+            }
+        }
+    }
+    let name = cond_name(g, c.merges[0].merge);
+    let then_branch = branch(g, &c, 1, &args, &name)?;
+    let else_branch = branch(g, &c, 0, &args, &name)?;
+    let ordinal = c.merges.iter().map(|m| g.node(m.merge).ordinal).min().unwrap_or(0);
+    let cond = Fused::Cond(Box::new(Cond { then_branch, else_branch }));
+    let mut node = Node::fused(name, cond, ordinal);
+    node.outputs = vec![ValueInfo::default(); c.merges.len()];
+    let n = g.add_node(node);
+    g.connect(c.pred, n, 0);
+    for (slot, &v) in args.iter().enumerate() {
+        g.connect(v, n, 1 + slot);
+    }
+    for (port, m) in c.merges.iter().enumerate() {
+        g.replace_uses(ValueRef { node: m.merge, port: 0 }, ValueRef { node: n, port });
+    }
+    let gone: Vec<NodeIndex> = c
+        .merges
+        .iter()
+        .map(|m| m.merge)
+        .chain(switches)
+        .chain(c.members[0].iter().copied())
+        .chain(c.members[1].iter().copied())
+        .collect();
+    for n in gone {
+        g.g.remove_node(n);
+    }
+    Ok(())
+}
+
+/// Branch `side` (1: then, 0: else) as a graph over `args`.
+fn branch(g: &Graph, c: &Conditional, side: usize, args: &[ValueRef], name: &str) -> Result<Graph> {
+    let label = if side == 1 { "then" } else { "else" };
+    let mut b = Graph::default();
+    b.budget = g.budget.clone();
+    let mut map: BTreeMap<ValueRef, ValueRef> = BTreeMap::new();
+    let mut ordinal = 0;
+    for (k, &v) in args.iter().enumerate() {
+        let mut p = Node::new(format!("{name}/{label}/input_{k}"), "Placeholder", ordinal);
+        p.outputs = vec![g.info(v)];
+        ordinal += 1;
+        let p = ValueRef { node: b.add_node(p), port: 0 };
+        b.inputs.push(p);
+        map.insert(v, p);
+    }
+    // A switch output is the value switched (a constant is copied in).
+    let mut consts: BTreeMap<ValueRef, ValueRef> = BTreeMap::new();
+    let mut resolve = |b: &mut Graph, v: ValueRef, ordinal: &mut usize| -> Result<ValueRef> {
+        let v = if c.switches.contains(&v.node) {
+            *g.inputs(v.node).first().ok_or_else(|| err(g, v.node, "has no input"))?
+        } else {
+            v
+        };
+        if let Some(&m) = map.get(&v) {
+            return Ok(m);
+        }
+        if let Some(&m) = consts.get(&v) {
+            return Ok(m);
+        }
+        let t = g
+            .const_value(v)
+            .ok_or_else(|| err(g, v.node, "is read in a branch without a switch"))?;
+        let mut node = g.node(v.node).clone();
+        node.ordinal = *ordinal;
+        *ordinal += 1;
+        let m = ValueRef { node: b.add_node(Node { value: Some(t.clone()), ..node }), port: 0 };
+        consts.insert(v, m);
+        Ok(m)
+    };
+    let mut members: Vec<NodeIndex> = c.members[side].iter().copied().collect();
+    members.sort_by_key(|&n| g.node(n).ordinal);
+    let mut index = BTreeMap::new();
+    for &n in &members {
+        let mut node = g.node(n).clone();
+        node.ordinal += args.len() + 1;
+        index.insert(n, b.add_node(node));
+    }
+    for &n in &members {
+        for (slot, v) in g.inputs(n).into_iter().enumerate() {
+            let src = match index.get(&v.node) {
+                Some(&m) => ValueRef { node: m, port: v.port },
+                None => resolve(&mut b, v, &mut ordinal)?,
+            };
+            b.connect(src, index[&n], slot);
+        }
+    }
+    for m in &c.merges {
+        let v = m.inputs[side];
+        let out = match index.get(&v.node) {
+            Some(&n) => ValueRef { node: n, port: v.port },
+            None => resolve(&mut b, v, &mut ordinal)?,
+        };
+        b.outputs.push(out);
+    }
+    Ok(b)
+}
+
+/// Shape inference inside both branches, given what is known of the inputs (the predicate
+/// first); returns the `_Cond`'s output infos: what the branches agree on.
+pub fn infer_cond(node: &mut Node, infos: &[ValueInfo]) -> Result<Vec<ValueInfo>> {
+    let (name, op) = (node.name.clone(), node.op.clone());
+    let Some(c) = node.cond_mut() else {
+        return Err(Error::node(&name, &op, "a conditional without branches"));
+    };
+    let mut outs: Vec<Vec<ValueInfo>> = Vec::new();
+    for b in [&mut c.then_branch, &mut c.else_branch] {
+        if b.inputs.len() + 1 != infos.len() {
+            return Err(Error::node(&name, &op, "inputs and branch inputs disagree"));
+        }
+        for (k, input) in b.inputs.clone().into_iter().enumerate() {
+            b.node_mut(input.node).outputs = vec![infos[k + 1].clone()];
+        }
+        super::remove_identities(b)?;
+        super::fold_and_infer(b)?;
+        outs.push(b.outputs.iter().map(|&v| b.info(v)).collect());
+    }
+    Ok(outs[0].iter().zip(&outs[1]).map(|(a, b)| super::loops::merge(a, b)).collect())
+}
+
+/// The node op for conditionals.
+pub fn is_cond(node: &Node) -> bool {
+    node.op == COND
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::passes::{extract_control_flow, fold_and_infer, prune, remove_identities};
+    use crate::tensor::DType;
+    use crate::testing::*;
+    use insta::assert_snapshot;
+
+    /// TF1's form: `Merge(else, then)`, each branch reading `x` through a `Switch` of its own,
+    /// a constant inside a branch.
+    fn tf1_cond(g: &mut TestGraph) -> crate::ir::ValueRef {
+        let x = g.input("x", &[-1, 4]);
+        let zero = g.constant("zero", weights(&[]));
+        let p = g.op("p", "Greater", &[x, zero], &[]);
+        g.set_shape(p, &[]);
+        let st = g.op("cond/Relu/Switch", "Switch", &[x, p], &[]);
+        let relu = g.op("cond/Relu", "Relu", &[TestGraph::port(st, 1)], &[]);
+        let sf = g.op("cond/Tanh/Switch", "Switch", &[x, p], &[]);
+        let tanh = g.op("cond/Tanh", "Tanh", &[TestGraph::port(sf, 0)], &[]);
+        let two = g.constant("cond/two", weights(&[]));
+        let scaled = g.op("cond/mul", "Mul", &[tanh, two], &[]);
+        g.op("cond/Merge", "Merge", &[scaled, relu], &[])
+    }
+
+    #[test]
+    fn a_switch_merge_conditional_becomes_one_node() {
+        let mut g = TestGraph::new();
+        let merged = tf1_cond(&mut g);
+        let passes: [fn(&mut crate::ir::Graph) -> crate::error::Result<()>; 4] =
+            [prune, remove_identities, extract_control_flow, fold_and_infer];
+        assert_snapshot!(g.after_passes(&[merged], &passes), @"
+        inputs: x:0
+        outputs: cond:0
+        x = Placeholder -> float32 [?, 4]
+        zero = Const -> float32 []
+        p = Greater(x:0, zero:0) -> bool [?, 4]
+        cond = _Cond(p:0, x:0) -> float32 [?, 4]
+          then:
+            inputs: cond/then/input_0:0
+            outputs: cond/Relu:0
+            cond/then/input_0 = Placeholder -> float32 [?, 4]
+            cond/Relu = Relu(cond/then/input_0:0) -> float32 [?, 4]
+          else:
+            inputs: cond/else/input_0:0
+            outputs: cond/mul:0
+            cond/else/input_0 = Placeholder -> float32 [?, 4]
+            cond/two = Const -> float32 []
+            cond/Tanh = Tanh(cond/else/input_0:0) -> float32 [?, 4]
+            cond/mul = Mul(cond/Tanh:0, cond/two:0) -> float32 [?, 4]
+        ");
+    }
+
+    #[test]
+    fn a_conditional_is_a_method_with_an_if() {
+        let mut g = TestGraph::new();
+        let merged = tf1_cond(&mut g);
+        assert_snapshot!(g.lower(&[merged]), @r#"
+        ---
+        h = x > 0.5
+        h = self.cond(h, x)
+        return h
+        def cond(self, pred, x):
+            """TF conditional `cond`: the first branch runs when `pred` holds."""
+            if pred:
+                x = F.relu(x)
+                return x
+            x = torch.tanh(x)
+            x = x * 0.5
+            return x
+        "#);
+    }
+
+    /// Two results of one `tf.cond` (their branches share the switch) are one node.
+    #[test]
+    fn merges_sharing_a_switch_are_one_conditional() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 4]);
+        let p = g.typed_input("p", &[], DType::Bool);
+        let s = g.op("c/s", "Switch", &[x, p], &[]);
+        let a = g.op("c/a", "Relu", &[TestGraph::port(s, 1)], &[]);
+        let b = g.op("c/b", "Neg", &[TestGraph::port(s, 1)], &[]);
+        let m0 = g.op("c/m0", "Merge", &[a, TestGraph::port(s, 0)], &[]);
+        let m1 = g.op("c/m1", "Merge", &[TestGraph::port(s, 0), b], &[]);
+        let passes: [fn(&mut crate::ir::Graph) -> crate::error::Result<()>; 2] =
+            [extract_control_flow, fold_and_infer];
+        assert_snapshot!(g.after_passes(&[m0, m1], &passes), @"
+        inputs: x:0, p:0
+        outputs: c:0, c:1
+        x = Placeholder -> float32 [?, 4]
+        p = Placeholder -> bool []
+        c = _Cond(p:0, x:0) -> float32 [?, 4], float32 [?, 4]
+          then:
+            inputs: c/then/input_0:0
+            outputs: c/a:0, c/b:0
+            c/then/input_0 = Placeholder -> float32 [?, 4]
+            c/a = Relu(c/then/input_0:0) -> float32 [?, 4]
+            c/b = Neg(c/then/input_0:0) -> float32 [?, 4]
+          else:
+            inputs: c/else/input_0:0
+            outputs: c/else/input_0:0, c/else/input_0:0
+            c/else/input_0 = Placeholder -> float32 [?, 4]
+        ");
+    }
+
+    /// A branch value read outside the conditional is a malformed graph: a clear error.
+    #[test]
+    fn a_branch_value_read_outside_is_an_error() {
+        let mut g = TestGraph::new();
+        let merged = tf1_cond(&mut g);
+        let mut graph = g.build(&[merged]);
+        let relu = graph.find("cond/Relu").expect("the then branch");
+        let leak = graph.add_node(crate::ir::Node::new("leak", "Relu", 999));
+        graph.connect(crate::ir::ValueRef { node: relu, port: 0 }, leak, 0);
+        graph.outputs.push(crate::ir::ValueRef { node: leak, port: 0 });
+        let err = extract_control_flow(&mut graph).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "node 'cond/Merge' (Merge): a conditional that cannot be extracted: cond/Relu is \
+             read outside its branch"
+        );
+    }
+}
