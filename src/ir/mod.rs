@@ -90,6 +90,9 @@ pub struct Node {
     pub outputs: Vec<ValueInfo>,
     /// What a synthetic op (one the passes created) computes; see [`fused`].
     pub fused: Option<fused::Fused>,
+    /// `outputs` is an assumption: an op without a translation taken to keep its first
+    /// input's rank and dtype (`passes::fold`).
+    pub assumed: bool,
 }
 
 impl Node {
@@ -103,6 +106,7 @@ impl Node {
             partial: None,
             outputs: Vec::new(),
             fused: None,
+            assumed: false,
         }
     }
 

@@ -41,6 +41,8 @@ struct Site {
     shown: Vec<(String, String)>,
     inputs: Vec<ValueInfo>,
     output: ValueInfo,
+    /// The output's rank and dtype were assumed (see `passes::fold`).
+    assumed: bool,
 }
 
 /// An attribute as a Python literal, when it has a natural one.
@@ -86,6 +88,7 @@ impl Stubs {
             shown: node.shown_attrs().iter().map(|(k, v)| (k.clone(), display(v))).collect(),
             inputs: graph.inputs(n).iter().map(|&v| graph.info(v)).collect(),
             output: graph.info(ValueRef { node: n, port: 0 }),
+            assumed: node.assumed,
         });
         let (names, user) = (&mut self.names, &self.user);
         let entry = self.by_op.entry(op.clone()).or_insert_with(|| Entry {
@@ -205,6 +208,13 @@ impl Stubs {
         let mut doc =
             vec![format!("TensorFlow op `{op}`, which tf2torch did not translate."), String::new()];
         doc.extend(e.reasons.iter().map(|r| format!("Reason: {r}.")));
+        if e.sites.iter().any(|&n| self.sites[n].assumed) {
+            doc.push(
+                "Assumed: the result has the rank and dtype of input_0; the code after this \
+                 op was translated that way."
+                    .into(),
+            );
+        }
         doc.extend([String::new(), "Used by:".into()]);
         for &n in &e.sites {
             let site = &self.sites[n];

@@ -2,7 +2,7 @@
 
 use crate::ir::fused::{self, Fused};
 use crate::ops::contract::{Ctx, Lowered};
-use crate::ops::contract::{OpResult, TranslateError};
+use crate::ops::contract::{Layout, OpResult};
 use crate::ops::util::{norm_axis, phys_axis, same_as_input};
 use crate::ops::{OpDef, always, op};
 use crate::py::Expr;
@@ -48,10 +48,17 @@ fn leaky_relu(ctx: &mut Ctx) -> OpResult<Lowered> {
 
 /// TF normalises over the last axis.
 fn softmax(ctx: &mut Ctx, func: &str) -> OpResult<Lowered> {
-    let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
     let x = ctx.input(0)?;
-    let last = norm_axis(-1, rank)?;
-    let dim = if rank == 4 { phys_axis(last, x.layout) as i64 } else { -1 };
+    // Unknown rank (after a stub): the last axis is -1 in TF layout.
+    let dim = match ctx.rank(0) {
+        Some(4) => phys_axis(norm_axis(-1, 4)?, x.layout) as i64,
+        Some(_) => -1,
+        None => {
+            let x = ctx.input_tf(0)?;
+            let expr = Expr::call_kw(func, vec![x], vec![("dim", Expr::int(-1))]);
+            return Ok(Lowered::Expr { expr, layout: Layout::Tf });
+        }
+    };
     let expr = Expr::call_kw(func, vec![x.expr], vec![("dim", Expr::int(dim))]);
     Ok(Lowered::Expr { expr, layout: x.layout })
 }

@@ -32,7 +32,14 @@ fn bias_add(ctx: &mut Ctx) -> OpResult<Lowered> {
     }
     let b = ctx.const_input(1)?.clone();
     let c = b.numel();
-    let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
+    let Some(rank) = ctx.rank(0) else {
+        // NHWC at any rank: the bias broadcasts over the last axis.
+        if df != "NHWC" {
+            return Err(TranslateError::UnknownRank);
+        }
+        let (x, bias) = (ctx.input_tf(0)?, ctx.buffer("bias", b)?);
+        return Ok(Lowered::Expr { expr: x.binop(BinOp::Add, bias), layout: Layout::Tf });
+    };
     let layout = if rank == 4 && df == "NHWC" { ctx.layout(0)? } else { Layout::Tf };
     let channels_first = df == "NCHW" || layout == Layout::Nchw;
     let b = if channels_first && rank >= 3 {

@@ -163,10 +163,15 @@ fn expand_axis(inp_rank: usize, dim: i64) -> OpResult<usize> {
 }
 
 fn expand_dims(ctx: &mut Ctx) -> OpResult<Lowered> {
-    let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
-    let d = expand_axis(rank, *ctx.const_ints(1)?.first().ok_or("dim must be a scalar")?)?;
+    let raw = *ctx.const_ints(1)?.first().ok_or("dim must be a scalar")?;
+    // torch counts a negative dim as TF does (from the end of the result): with the rank
+    // unknown, the raw dim is right.
+    let d = match ctx.rank(0) {
+        Some(rank) => expand_axis(rank, raw)? as i64,
+        None => raw,
+    };
     let x = ctx.input_tf(0)?;
-    Ok(Lowered::Expr { expr: x.method("unsqueeze", vec![Expr::int(d as i64)]), layout: Layout::Tf })
+    Ok(Lowered::Expr { expr: x.method("unsqueeze", vec![Expr::int(d)]), layout: Layout::Tf })
 }
 
 fn expand_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
@@ -203,8 +208,10 @@ fn perm_of(v: Vec<i64>, rank: usize) -> OpResult<Vec<usize>> {
 }
 
 fn transpose(ctx: &mut Ctx) -> OpResult<Lowered> {
-    let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
-    let perm = perm_of(ctx.const_ints(1)?, rank)?;
+    let raw = ctx.const_ints(1)?;
+    // The permutation says the rank when nothing else does.
+    let rank = ctx.rank(0).unwrap_or(raw.len());
+    let perm = perm_of(raw, rank)?;
     let layout = if rank == 4 { ctx.layout(0)? } else { Layout::Tf };
     let x = ctx.input_in(0, layout)?;
     // Compose with the layout so that an NCHW input needs one permute, not two.

@@ -27,7 +27,12 @@ fn concat(ctx: &mut Ctx) -> OpResult<Lowered> {
             return Ok(Lowered::Expr { expr, layout: Layout::Host });
         }
     }
-    let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
+    let Some(rank) = ctx.rank(0) else {
+        // torch counts a negative dim as TF does: TF layout and the raw axis.
+        let items = (0..n).map(|i| ctx.input_tf(i)).collect::<OpResult<Vec<_>>>()?;
+        let expr = Expr::call_kw("torch.cat", vec![list(items)], vec![("dim", Expr::int(axis))]);
+        return Ok(Lowered::Expr { expr, layout: Layout::Tf });
+    };
     let axis = norm_axis(axis, rank)?;
     let mut layout = Layout::Tf;
     if rank == 4 {

@@ -36,6 +36,12 @@ pub fn fold_and_infer(g: &mut Graph) -> Result<()> {
             continue;
         }
         let Some(def) = ops::lookup(&node.op) else {
+            // An op nothing translates becomes a stub: what follows it still needs a rank.
+            if let Some(infos) = untranslated_outputs(g, n) {
+                let node = g.node_mut(n);
+                node.assumed = !node.attrs.contains_key("_output_shapes");
+                node.outputs = infos;
+            }
             continue;
         };
         let folded = {
@@ -77,6 +83,29 @@ pub fn fold_and_infer(g: &mut Graph) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The outputs of an op without a translation: what the file says (`_output_shapes`, which
+/// TF1 writes), else output 0 taken to have the rank and dtype of input 0, its sizes unknown
+/// (so nothing is folded from them). The stub's docstring states the assumption.
+fn untranslated_outputs(g: &Graph, n: NodeIndex) -> Option<Vec<ValueInfo>> {
+    let node = g.node(n);
+    if node.fused.is_some() || matches!(node.op.as_str(), "Placeholder" | "Const") {
+        return None;
+    }
+    let dtype = node.attr_type("T").ok();
+    if let Some(crate::proto::attr_value::Value::List(l)) =
+        node.attrs.get("_output_shapes").and_then(|a| a.value.as_ref())
+        && !l.shape.is_empty()
+    {
+        let shape = |s: &crate::proto::TensorShapeProto| {
+            if s.unknown_rank { None } else { crate::tensor::shape_from_proto(Some(s)).ok() }
+        };
+        return Some(l.shape.iter().map(|s| ValueInfo { dtype, shape: shape(s) }).collect());
+    }
+    let first = g.info(*g.inputs(n).first()?);
+    let rank = first.shape?.len();
+    Some(vec![ValueInfo { dtype: dtype.or(first.dtype), shape: Some(vec![None; rank]) }])
 }
 
 /// A fold that would create more constant bytes than its constant inputs hold is kept only

@@ -24,3 +24,18 @@ def test_converts_once_and_matches_for_every_input_size(name, tmp_path):
     assert ruff("check", "--no-cache", str(out / "model.py")).returncode == 0
     for suffix in ("", "_b"):
         assert_parity(out, GENERATED_DIR / f"{name}{suffix}.npz")
+
+
+def test_one_unknown_op_in_a_real_model_is_one_stub(tmp_path):
+    """MobileNetV2 with one Relu6 renamed to an op nothing translates: exactly one stub (what
+    follows is translated, its rank taken from the stub's input, as its docstring says); filled
+    in, the model matches TensorFlow's original for two batch sizes."""
+    out = tmp_path / "out"
+    proc = run_cli("convert", source("cascade_mobilenet"), "-o", out)
+    assert "1 op types stubbed" in proc.stdout, proc.stdout
+    stubs = (out / "custom_ops.py").read_text()
+    assert "Assumed: the result has the rank and dtype of input_0" in stubs
+    filled = stubs.replace("    raise NotImplementedError(", "    return input_0.clamp(0.0, 6.0)\n    raise NotImplementedError(", 1)
+    (out / "custom_ops.py").write_text(filled)
+    for suffix in ("", "_b"):
+        assert_parity(out, GENERATED_DIR / f"cascade_mobilenet{suffix}.npz")

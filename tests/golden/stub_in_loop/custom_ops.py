@@ -14,9 +14,10 @@ def my_fancy_activation(input_0, *, t="float32"):
     """TensorFlow op `MyFancyActivation`, which tf2torch did not translate.
 
     Reason: no translation for this op.
+    Assumed: the result has the rank and dtype of input_0; the code after this op was translated that way.
 
     Used by:
-      - while/body/_1/while/fancy: inputs (float32 shape unknown) -> ? shape unknown
+      - while/body/_1/while/fancy: inputs (float32 [?, 4]) -> float32 [?, ?]
         T = float32
 
     Tensors are in TensorFlow's layout (NHWC for images); return the same.
