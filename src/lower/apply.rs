@@ -58,6 +58,15 @@ impl Lowerer<'_> {
                 self.push_line(Expr::name(&target), expr);
                 self.values.insert(out, Val { expr: Expr::name(target), layout });
             }
+            Lowered::MultiViews { expr, views } => {
+                self.apply(n, Lowered::Multi { expr, layout: Layout::Tf })?;
+                for (p, steps) in views.into_iter().enumerate() {
+                    let v = ValueRef { node: n, port: p };
+                    if let (false, Some(val)) = (steps.is_empty(), self.values.get_mut(&v)) {
+                        val.expr = access(val.expr.clone(), steps);
+                    }
+                }
+            }
             Lowered::Multi { expr, layout } => {
                 self.consume_inputs(n);
                 let count = self.num_outputs(n).max(self.graph.node(n).outputs.len());

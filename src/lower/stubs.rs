@@ -194,7 +194,14 @@ impl Stubs {
     /// `NotImplementedError`.
     fn def(&self, op: &str, e: &Entry) -> FunctionDef {
         let shared = self.shared_attrs(&e.sites);
-        let params = (0..self.inputs_of(e)).map(|i| Param::new(format!("input_{i}"))).collect();
+        // Sites with fewer inputs leave the last ones at None.
+        let fewest = e.sites.iter().map(|&n| self.sites[n].inputs.len()).min().unwrap_or(0);
+        let params = (0..self.inputs_of(e))
+            .map(|i| match i < fewest {
+                true => Param::new(format!("input_{i}")),
+                false => Param::with_default(format!("input_{i}"), Expr::none()),
+            })
+            .collect();
         let message = format!("custom_ops.py: implement {} (TF op {op})", e.function);
         let raise = Stmt::Raise(Expr::call("NotImplementedError", vec![Expr::str_lit(&message)]));
         let mut def = FunctionDef::new(e.function.clone(), params, vec![raise]);
@@ -263,5 +270,23 @@ mod tests {
         let sig = text.lines().next().unwrap().to_string();
         assert_eq!(sig, r#"def strange(input_0, *, t=1.0, class_="a", t_2=2.0):"#);
         assert!(stubs.call_kwargs()[&site].is_empty());
+    }
+
+    /// An op used with one input here and two there: the second defaults to None, so that
+    /// every call site works.
+    #[test]
+    fn inputs_some_sites_lack_default_to_none() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[2]);
+        let a = g.op("a", "Strange", &[x], &[]);
+        let b = g.op("b", "Strange", &[a, x], &[]);
+        let graph = g.finish(&[b]);
+        let mut stubs = Stubs::default();
+        for name in ["a", "b"] {
+            stubs.register(&graph, graph.find(name).unwrap(), "no translation".into());
+        }
+        let (src, _) = stubs.finish();
+        let text = crate::py::printer::print(&[Stmt::FunctionDef(src[0].def.clone())], 0);
+        assert_eq!(text.lines().next().unwrap(), "def strange(input_0, input_1=None):");
     }
 }

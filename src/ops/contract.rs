@@ -116,6 +116,8 @@ pub enum Lowered {
     Expr { expr: Expr, layout: Layout },
     /// `a, b, ... = expr` for ops with several outputs.
     Multi { expr: Expr, layout: Layout },
+    /// [`Lowered::Multi`], output `p` read through `views[p]` (`indices.int()`: TF's dtype).
+    MultiViews { expr: Expr, views: Vec<Vec<Access>> },
     /// Output 0 is input `i` unchanged.
     Alias(usize),
     /// Output 0 is input `i`'s tensor, seen by TF in another layout (a transpose that only

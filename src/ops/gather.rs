@@ -2,7 +2,7 @@
 //! Split/SplitV/Unpack, ArgMax/ArgMin, OneHot, Cumsum, Fill, Range, BatchMatMul.
 
 use crate::ir::ValueInfo;
-use crate::ops::contract::{Ctx, Layout, Lowered};
+use crate::ops::contract::{Access, Ctx, Layout, Lowered};
 use crate::ops::contract::{OpResult, TranslateError};
 use crate::ops::sizes::{scalar, sizes};
 use crate::ops::util::{norm_axis, output_count, same_as_input, torch_attr};
@@ -517,9 +517,10 @@ fn top_k(ctx: &mut Ctx) -> OpResult<Lowered> {
     if !sorted {
         kwargs.push(("sorted", Expr::boolean(false)));
     }
-    // Indices come out as int64 (TF: int32); the values are TF's.
+    // torch's indices are int64; TF's int32.
     let expr = Expr::call_kw("torch.topk", vec![x, Expr::int(k)], kwargs);
-    Ok(Lowered::Multi { expr, layout: Layout::Tf })
+    let to_int32 = Access::Method("to", vec![torch_attr("int32")]);
+    Ok(Lowered::MultiViews { expr, views: vec![vec![], vec![to_int32]] })
 }
 
 fn top_k_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {

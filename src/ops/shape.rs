@@ -12,6 +12,8 @@ use crate::tensor::{DType, Tensor, Values, checked_numel};
 
 pub const OPS: &[OpDef] = &[
     op("Shape", shape_op).infer(shape_infer).fold(shape_fold),
+    op("Size", size_op).infer(scalar_int_infer).fold(size_fold),
+    op("Rank", rank_op).infer(scalar_int_infer).fold(rank_fold),
     op("Reshape", reshape).infer(reshape_infer).fold(reshape_fold),
     op("Squeeze", squeeze).infer(squeeze_infer).fold(squeeze_fold),
     op("ExpandDims", expand_dims).infer(expand_infer).fold(expand_fold),
@@ -241,6 +243,38 @@ fn transpose_fold(inp: &OpInputs) -> Option<Folded> {
 
 fn out_int_dtype(node: &Node) -> DType {
     node.attr_type("out_type").unwrap_or(DType::I32)
+}
+
+/// `x.numel()`, a Python int.
+fn size_op(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let x = ctx.input(0)?;
+    let expr = match x.layout {
+        Layout::Host => Expr::call("len", vec![x.expr]),
+        _ => x.expr.method("numel", vec![]),
+    };
+    Ok(Lowered::Expr { expr, layout: Layout::Host })
+}
+
+/// `x.dim()`, a Python int.
+fn rank_op(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let x = ctx.input_tf(0)?;
+    Ok(Lowered::Expr { expr: x.method("dim", vec![]), layout: Layout::Host })
+}
+
+fn scalar_int_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    Some(vec![ValueInfo { dtype: Some(out_int_dtype(inp.node)), shape: Some(vec![]) }])
+}
+
+fn size_fold(inp: &OpInputs) -> Option<Folded> {
+    let shape: Vec<usize> =
+        inp.infos.first()?.shape.as_ref()?.iter().copied().collect::<Option<_>>()?;
+    let n = i64::try_from(checked_numel(&shape)?).ok()?;
+    int_vector(out_int_dtype(inp.node), vec![Dim::Known(n)], true)
+}
+
+fn rank_fold(inp: &OpInputs) -> Option<Folded> {
+    let rank = inp.infos.first()?.shape.as_ref()?.len() as i64;
+    int_vector(DType::I32, vec![Dim::Known(rank)], true)
 }
 
 /// `x.shape`, as Python ints (`Layout::Host`): what sizes are read from.
