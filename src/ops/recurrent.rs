@@ -31,7 +31,9 @@ pub const OPS: &[OpDef] = &[
     op("TensorListSetItem", list_set),
     op("TensorListStack", |c| expr(Expr::call("torch.stack", vec![c.input_tf(0)?])))
         .infer(|i| element_info(i, 1, true)),
-    op("TensorListLength", |c| expr(Expr::call("len", vec![c.input_tf(0)?]))),
+    op("TensorListLength", |c| {
+        Ok(Lowered::Expr { expr: Expr::call("len", vec![c.input_tf(0)?]), layout: Layout::Host })
+    }),
 ];
 
 /// An element (or the stack of all elements) of a list whose `element_shape` is input `slot`
@@ -59,7 +61,7 @@ fn list_reserve(ctx: &mut Ctx) -> OpResult<Lowered> {
     let n = match ctx.const_ints(1) {
         Ok(v) if v.len() == 1 && v[0] >= 0 => Expr::int(v[0]),
         Ok(_) => return Err("num_elements must be a non-negative count".into()),
-        Err(_) => Expr::call("int", vec![ctx.input_tf(1)?]),
+        Err(_) => crate::ops::sizes::scalar(ctx, 1)?.expr,
     };
     expr(Expr::List(vec![Expr::none()]).binop(BinOp::Mul, n))
 }

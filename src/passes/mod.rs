@@ -16,6 +16,7 @@ mod pattern;
 mod prune;
 mod rnn;
 mod simplify;
+mod tensor_arrays;
 
 pub use fold::fold_and_infer;
 pub use fuse_activation::fuse_activations;
@@ -77,6 +78,7 @@ fn step<T>(
 pub fn run_observed(g: &mut Graph, after: &mut dyn FnMut(&str, &Graph)) -> Result<()> {
     step(after, "prune", g, prune)?;
     step(after, "remove_identities", g, remove_identities)?;
+    step(after, "tensor_arrays", g, tensor_arrays::tensor_arrays)?;
     step(after, "extract_control_flow", g, extract_control_flow)?;
     step(after, "fuse_batchnorm", g, fuse_batchnorm)?;
     step(after, "fold_and_infer", g, fold_and_infer)?;

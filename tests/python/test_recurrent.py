@@ -216,6 +216,16 @@ def test_loop_whose_output_list_is_read_stays_a_loop(tmp_path):
     )
 
 
+def test_tf1_tensor_array_loops(tmp_path):
+    """`tf1_dynamic_rnn` as TF 1.x wrote it (control flow v1: TensorArrayV3 ops threaded by a
+    flow value, in Enter/Exit frames): the arrays become lists, the loops Python loops, and the
+    model matches TensorFlow."""
+    out = convert(fixture("tf1_dynamic_rnn_v1.pb"), tmp_path, "--strict")
+    errors = assert_parity(out, GENERATED_DIR / "tf1_dynamic_rnn_v1.npz")
+    assert "TensorArray" not in (out / "model.py").read_text()
+    report(f"tf1_dynamic_rnn_v1 (pb, TensorArrayV3): rel. error {max(errors):.2e}")
+
+
 def test_tf1_sequence_lengths(tmp_path):
     """dynamic_rnn with per-row sequence_length (steps past a row's end keep its state):
     an explicit loop over the translated cell, same results as TensorFlow for every row."""

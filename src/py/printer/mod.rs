@@ -267,6 +267,17 @@ pub fn statement(s: &Stmt, indent: usize) -> Vec<String> {
             (Expr::Tuple(t), Expr::Tuple(v)) if t.len() > 1 && t.len() == v.len() => {
                 tuple_assignment(indent, t, v)
             }
+            (Expr::Tuple(t), v) if t.len() > 1 => {
+                let lines = layout(indent, &format!("{} = ", target_text(&a.target)), v, "");
+                if lines.iter().all(|l| fits(l)) {
+                    return lines;
+                }
+                // Even the targets' line does not fit: ruff splits them instead.
+                let mut split = vec![format!("{p}(")];
+                split.extend(t.iter().map(|x| format!("{p}    {},", flat(x))));
+                split.extend(layout(indent, ") = ", v, ""));
+                split
+            }
             (t, v) => layout(indent, &format!("{} = ", target_text(t)), v, ""),
         },
         Stmt::Expr(e) => layout(indent, "", e, ""),
@@ -431,6 +442,20 @@ mod tests {
              size_sizes[0] if size_sizes[0] >= 0 else None\n            ),\n            \
              begin_sizes[1] : (\n                begin_sizes[1] + size_sizes[1] if size_sizes[1] \
              >= 0 else None\n            ),\n        ]\n"
+        );
+    }
+
+    /// When even `a, b, c, d = (` does not fit, ruff splits the targets.
+    #[test]
+    fn long_tuple_targets_split_before_the_value() {
+        let targets = (0..4).map(|i| n(&format!("basic_lstm_cell_{i}_part"))).collect();
+        let value = Expr::call("torch.split", vec![n("gates"), Expr::int(4)]);
+        let text = print(&[Stmt::assign(Expr::Tuple(targets), value)], 12);
+        assert_eq!(
+            text,
+            "            (\n                basic_lstm_cell_0_part,\n                \
+             basic_lstm_cell_1_part,\n                basic_lstm_cell_2_part,\n                \
+             basic_lstm_cell_3_part,\n            ) = torch.split(gates, 4)\n"
         );
     }
 
