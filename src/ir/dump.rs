@@ -90,8 +90,9 @@ fn write_graph(out: &mut String, g: &Graph, filter: Option<&str>, depth: usize) 
             printable(&node.name),
             outs.join(", ")
         );
-        let labels: &[&str] = if node.cond().is_some() { &["then", "else"] } else { &["body"] };
-        for (label, sub) in labels.iter().zip(node.subgraphs()) {
+        let conditional = node.cond().is_some();
+        for (k, sub) in node.subgraphs().into_iter().enumerate() {
+            let label = if conditional { format!("branch {k}") } else { "body".to_string() };
             let _ = writeln!(out, "{pad}  {label}:");
             write_graph(out, sub, None, depth + 1);
         }

@@ -43,17 +43,18 @@ pub enum Fused {
     /// value. Inputs: the variables' initial values, then the invariants. Outputs: each
     /// variable's final value.
     Loop(Box<Graph>),
-    /// `tf.cond` (see `passes::conds`). Inputs: the predicate, then the values the branches
-    /// read. Outputs: the branch results.
+    /// `tf.cond` and `tf.switch_case` (see `passes::conds`). Inputs: the predicate (a bool) or
+    /// branch index (an integer), then the values the branches read. Outputs: the results.
     Cond(Box<Cond>),
 }
 
-/// The two branches of a `_Cond`: graphs with the same inputs (the node's inputs after the
-/// predicate) and the same number of outputs (the node's outputs).
+/// The branches of a `_Cond`, graphs with the same inputs (the node's inputs after the
+/// predicate) and the same number of outputs (the node's outputs). Branch `k` runs when the
+/// predicate, as an integer, is `k` (`[else, then]` for a bool); the last one also for an
+/// index out of range, as TF's `Case` does.
 #[derive(Clone, Debug, Default)]
 pub struct Cond {
-    pub then_branch: Graph,
-    pub else_branch: Graph,
+    pub branches: Vec<Graph>,
 }
 
 /// `nn.LayerNorm`'s weight and bias (TF's gamma and beta).
@@ -266,7 +267,7 @@ impl Node {
     pub fn subgraphs(&self) -> Vec<&Graph> {
         match &self.fused {
             Some(Fused::Loop(body)) => vec![body],
-            Some(Fused::Cond(c)) => vec![&c.then_branch, &c.else_branch],
+            Some(Fused::Cond(c)) => c.branches.iter().collect(),
             _ => Vec::new(),
         }
     }

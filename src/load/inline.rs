@@ -182,6 +182,19 @@ fn node_cost<'a>(
                 total = total.add(function_cost(f, lib, memo, depth + 1, n)?.at(n.name.len() + 6));
             }
         }
+    } else if matches!(n.op.as_str(), "Case" | "StatelessCase") {
+        let frame = Cost { nodes: 4, name_bytes: 4 * (n.name.len() + 24) };
+        if let Some(Value::List(l)) = n.attr.get("branches").and_then(|v| v.value.as_ref()) {
+            for f in &l.func {
+                for _ in 0..n.input.len() {
+                    total = total.add(frame);
+                }
+                if let Some((f, _)) = lib.functions.get_key_value(f.name.as_str()) {
+                    total =
+                        total.add(function_cost(f, lib, memo, depth + 1, n)?.at(n.name.len() + 12));
+                }
+            }
+        }
     } else if matches!(n.op.as_str(), "If" | "StatelessIf") {
         // A switch per input, a merge per result, then each branch under `name/then/`, ...
         let frame = Cost { nodes: 2, name_bytes: 2 * (n.name.len() + 16) };
@@ -272,6 +285,9 @@ fn emit(mut n: NodeDef, lib: &Library, out: &mut Vec<NodeDef>, depth: usize) -> 
     }
     if matches!(n.op.as_str(), "If" | "StatelessIf") {
         return emit_if(n, lib, out, depth);
+    }
+    if matches!(n.op.as_str(), "Case" | "StatelessCase") {
+        return emit_case(n, lib, out, depth);
     }
     let Some(fname) = lib.callee(&n) else {
         lib.fill_defaults(&mut n);
@@ -468,6 +484,88 @@ fn emit_if(n: NodeDef, lib: &Library, out: &mut Vec<NodeDef>, depth: usize) -> R
     identity.attr.insert("T".into(), AttrValue { value: Some(Value::List(Box::new(types))) });
     out.push(identity);
     Ok(())
+}
+
+/// `Case`/`StatelessCase` (`tf.switch_case`) → conditionals in the form `emit_if` writes, one
+/// per branch but the last: `if index == 0: ... elif index == 1: ... else: <last>` (TF runs
+/// the last branch for an index out of range).
+fn emit_case(n: NodeDef, lib: &Library, out: &mut Vec<NodeDef>, depth: usize) -> Result<()> {
+    let err = |msg: String| Error::node(&n.name, &n.op, msg);
+    let branches: Vec<&str> = match n.attr.get("branches").and_then(|a| a.value.as_ref()) {
+        Some(Value::List(l)) if !l.func.is_empty() => l
+            .func
+            .iter()
+            .map(|f| {
+                lib.functions.get_key_value(f.name.as_str()).map(|(k, _)| *k).ok_or_else(|| {
+                    err(format!("its branch function {} is not in the library", f.name))
+                })
+            })
+            .collect::<Result<_>>()?,
+        _ => return Err(err("attribute 'branches' is missing or empty".into())),
+    };
+    let inputs: Vec<String> = n.input.iter().filter(|s| !s.starts_with('^')).cloned().collect();
+    let Some((index, args)) = inputs.split_first() else {
+        return Err(err("has no branch index input".into()));
+    };
+    let (results, types) = emit_case_from(&n, index, args, &branches, 0, lib, out, depth)?;
+    let mut identity = NodeDef {
+        name: n.name.clone(),
+        op: "IdentityN".into(),
+        input: results,
+        ..Default::default()
+    };
+    identity.attr.insert("T".into(), AttrValue { value: Some(Value::List(Box::new(types))) });
+    out.push(identity);
+    Ok(())
+}
+
+/// Branches `k..` of a case over `args`: the results' names and types.
+#[allow(clippy::too_many_arguments)]
+fn emit_case_from(
+    n: &NodeDef,
+    index: &str,
+    args: &[String],
+    branches: &[&str],
+    k: usize,
+    lib: &Library,
+    out: &mut Vec<NodeDef>,
+    depth: usize,
+) -> Result<(Vec<String>, ListValue)> {
+    let c = format!("{}/branch_{k}", n.name);
+    if k + 1 == branches.len() {
+        return inline_body(n, branches[k], args, &format!("{c}/"), lib, out, depth + 1);
+    }
+    let node = |name: String, op: &str, input: Vec<String>| NodeDef {
+        name,
+        op: op.into(),
+        input,
+        ..Default::default()
+    };
+    let mut kth = node(format!("{c}/index"), "Const", vec![]);
+    kth.attr.insert("dtype".into(), AttrValue { value: Some(Value::Type(3)) });
+    let t = crate::proto::TensorProto { dtype: 3, int_val: vec![k as i32], ..Default::default() };
+    kth.attr.insert("value".into(), AttrValue { value: Some(Value::Tensor(Box::new(t))) });
+    out.push(kth);
+    let pred = format!("{c}/is_{k}");
+    out.push(node(pred.clone(), "Equal", vec![index.to_string(), format!("{c}/index")]));
+    for (i, arg) in args.iter().enumerate() {
+        out.push(node(format!("{c}/switch_{i}"), "Switch", vec![arg.clone(), pred.clone()]));
+    }
+    let side = |port: usize| -> Vec<String> {
+        (0..args.len()).map(|i| format!("{c}/switch_{i}:{port}")).collect()
+    };
+    let (then_out, types) =
+        inline_body(n, branches[k], &side(1), &format!("{c}/then/"), lib, out, depth + 1)?;
+    let (else_out, _) = emit_case_from(n, index, &side(0), branches, k + 1, lib, out, depth)?;
+    if then_out.len() != else_out.len() {
+        return Err(Error::node(&n.name, &n.op, "its branches give different numbers of results"));
+    }
+    let mut merges = Vec::with_capacity(then_out.len());
+    for (j, (t, e)) in then_out.into_iter().zip(else_out).enumerate() {
+        merges.push(format!("{c}/merge_{j}"));
+        out.push(node(merges[j].clone(), "Merge", vec![t, e]));
+    }
+    Ok((merges, types))
 }
 
 /// `While`/`StatelessWhile` → the frame form TF itself lowers loops to (what frozen graphs

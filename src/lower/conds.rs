@@ -1,6 +1,6 @@
-//! A `_Cond` becomes a method of the model with a Python `if`: the predicate and the values the
-//! branches read are its parameters, each branch is translated like `forward` (same layers,
-//! buffers and naming), and `forward` calls it:
+//! A `_Cond` becomes a method of the model with a Python `if`: the predicate (or a case's
+//! index) and the values the branches read are its parameters, each branch is translated like
+//! `forward` (same layers, buffers and naming), and `forward` calls it:
 //!
 //! ```python
 //! def gate_cond(self, pred, x):
@@ -11,6 +11,9 @@
 //!     ...
 //!     return b
 //! ```
+//!
+//! A case (`tf.switch_case`) tests `index == 0`, `index == 1`, ... and runs the last branch
+//! otherwise, as TF does for an index out of range.
 //!
 //! A method rather than an `if` inside `forward`: `forward` stays one straight sequence of
 //! layers (which is what block detection and a reader follow), and the branches read as the two
@@ -23,14 +26,17 @@ use super::methods::Pending;
 use super::{BodyItem, Lowerer};
 use crate::ir::Graph;
 use crate::ops::contract::{Layout, Lowered, OpResult};
-use crate::py::{Assign, Expr, FunctionDef, Stmt};
+use crate::py::{Assign, BinOp, Expr, FunctionDef, Stmt};
 
 /// A conditional lowered but not yet written (see `methods`).
 pub(super) struct PendingCond {
     name: String,
     source: String,
     params: Vec<String>,
-    branches: [(Vec<BodyItem>, Vec<Expr>); 2],
+    /// Branch `k` runs when the predicate as an integer is `k` (`[else, then]`).
+    branches: Vec<(Vec<BodyItem>, Vec<Expr>)>,
+    /// A bool predicate (`if pred:`), else a case index.
+    boolean: bool,
 }
 
 impl<'a> Lowerer<'a> {
@@ -38,31 +44,36 @@ impl<'a> Lowerer<'a> {
         let node = self.graph.node(n);
         let cond = node.cond().ok_or("a conditional without branches")?;
         let outer = self.graph.inputs(n);
-        if outer.len() != cond.then_branch.inputs.len() + 1 {
+        let first = cond.branches.first().ok_or("a conditional without branches")?;
+        if outer.len() != first.inputs.len() + 1 {
             return Err("conditional inputs and branch inputs disagree".into());
         }
+        let boolean = self.graph.info(outer[0]).dtype == Some(crate::tensor::DType::Bool);
+        if boolean && cond.branches.len() != 2 {
+            return Err("a bool predicate for other than two branches".into());
+        }
+        let pred = if boolean { "pred" } else { "index" };
         let args: Vec<Expr> =
             outer.iter().map(|&v| self.value_in(v, Layout::Tf)).collect::<Result<_, _>>()?;
-        let mut params = vec!["pred".to_string()];
+        let mut params = vec![pred.to_string()];
         let mut branches = Vec::new();
-        for b in [&cond.then_branch, &cond.else_branch] {
+        for b in &cond.branches {
             let (names, items, outs) =
-                self.nested(b, &node.name, |inner| inner.lower_branch(&args[1..]))?;
+                self.nested(b, &node.name, |inner| inner.lower_branch(&args[1..], pred))?;
             params.truncate(1);
             params.extend(names);
             branches.push((items, outs));
         }
-        let [then_branch, else_branch]: [(Vec<BodyItem>, Vec<Expr>); 2] =
-            branches.try_into().map_err(|_| "two branches")?;
         let scope = self.scope_of(n);
         let hint = if scope.ends_with("cond") { scope } else { format!("{scope}_cond") };
         let name = self.attr_names.fresh(&hint);
-        let outputs = cond.then_branch.outputs.len();
+        let outputs = first.outputs.len();
         self.methods.push(Pending::Cond(PendingCond {
             name: name.clone(),
             source: node.name.clone(),
             params,
-            branches: [then_branch, else_branch],
+            branches,
+            boolean,
         }));
         *self.summary.translated.entry("cond".into()).or_default() += 1;
         let expr = Expr::self_attr(&name).called(args, vec![]);
@@ -74,12 +85,16 @@ impl<'a> Lowerer<'a> {
     }
 
     /// Lowers one branch: `(parameter names, items, results)`.
-    fn lower_branch(&mut self, args: &[Expr]) -> OpResult<(Vec<String>, Vec<BodyItem>, Vec<Expr>)> {
+    fn lower_branch(
+        &mut self,
+        args: &[Expr],
+        pred: &str,
+    ) -> OpResult<(Vec<String>, Vec<BodyItem>, Vec<Expr>)> {
         let g: &Graph = self.graph;
         let order = g.topo_order().map_err(|_| "a branch has a cycle")?;
         let order = self.demand_order(&order);
         self.count_uses(&order);
-        self.locals.claim("pred");
+        self.locals.claim(pred);
         let mut params = Vec::new();
         for (k, &input) in g.inputs.iter().enumerate() {
             let hint = match &args[k] {
@@ -104,17 +119,39 @@ impl<'a> Lowerer<'a> {
 
 impl PendingCond {
     pub(super) fn method(self, stmts: &dyn Fn(Vec<BodyItem>) -> Vec<Assign>) -> FunctionDef {
-        let [(then_items, then_outs), (else_items, else_outs)] = self.branches;
-        let mut then_body: Vec<Stmt> = stmts(then_items).into_iter().map(Stmt::Assign).collect();
-        then_body.push(Stmt::return_values(then_outs));
-        let mut body = vec![Stmt::If { test: Expr::name("pred"), body: then_body, orelse: vec![] }];
-        body.extend(stmts(else_items).into_iter().map(Stmt::Assign));
-        body.push(Stmt::return_values(else_outs));
+        let count = self.branches.len();
+        let pred = Expr::name(&self.params[0]);
+        let mut body = Vec::new();
+        let mut last = Vec::new();
+        // The then branch (1) first for a bool; a case's branches in order, the last for any
+        // other index.
+        let order: Vec<usize> = if self.boolean { vec![1, 0] } else { (0..count).collect() };
+        let mut branches: Vec<Option<(Vec<BodyItem>, Vec<Expr>)>> =
+            self.branches.into_iter().map(Some).collect();
+        for (pos, &k) in order.iter().enumerate() {
+            let Some((items, outs)) = branches[k].take() else { continue };
+            let mut stmts_k: Vec<Stmt> = stmts(items).into_iter().map(Stmt::Assign).collect();
+            stmts_k.push(Stmt::return_values(outs));
+            if pos + 1 == order.len() {
+                last = stmts_k;
+            } else {
+                let test = if self.boolean {
+                    pred.clone()
+                } else {
+                    pred.clone().binop(BinOp::Eq, Expr::int(k as i64))
+                };
+                body.push(Stmt::If { test, body: stmts_k, orelse: vec![] });
+            }
+        }
+        body.extend(last);
         let mut def = FunctionDef::method(self.name, &self.params, body);
-        def.docstring = vec![format!(
-            "TF conditional `{}`: the first branch runs when `pred` holds.",
-            super::loops::doc_safe(&self.source)
-        )];
+        let doc = if self.boolean {
+            "the first branch runs when `pred` holds."
+        } else {
+            "the branch `index` names runs, the last for any other index."
+        };
+        def.docstring =
+            vec![format!("TF conditional `{}`: {doc}", super::loops::doc_safe(&self.source))];
         def
     }
 }

@@ -1,8 +1,10 @@
-//! `tf.cond`: TF lowers a conditional to `Switch` and `Merge` nodes (frozen graphs hold that
-//! form; the loader brings `If`/`StatelessIf` to it). Each value a branch reads goes through
-//! a `Switch(value, pred)`, whose output 1 is alive when the predicate holds and output 0 when
-//! it does not; a `Merge` takes whichever of its inputs is alive. Each conditional becomes one
-//! `_Cond` node holding its two branches as graphs of their own ([`Cond`]):
+//! `tf.cond` and `tf.switch_case`: TF lowers a conditional to `Switch` (or, for a case,
+//! `_SwitchN`) and `Merge` nodes (frozen graphs hold that form; the loader brings `If` and
+//! `Case` ops to it). Each value a branch reads goes through a `Switch(value, pred)`, whose
+//! output 1 is alive when the predicate holds and output 0 when it does not (`_SwitchN`:
+//! output `k` when the index is `k`); a `Merge` takes whichever of its inputs is alive. Each
+//! conditional becomes one `_Cond` node holding its branches as graphs of their own ([`Cond`],
+//! branch `k` the one a switch's output `k` feeds):
 //!
 //! - `_Cond` inputs: the predicate, then each value the branches read (through a `Switch`, or
 //!   directly); branch inputs: one `Placeholder` per value read (constants are copied in);
@@ -22,7 +24,11 @@ use crate::ir::fused::{COND, Cond, Fused};
 use crate::ir::{Graph, Node, ValueInfo, ValueRef};
 use crate::natural::natural_cmp;
 
-/// Frame ops other than `Switch`: reaching one means an inner conditional or loop that is not
+fn is_switch(op: &str) -> bool {
+    matches!(op, "Switch" | "_SwitchN")
+}
+
+/// Frame ops other than switches: reaching one means an inner conditional or loop that is not
 /// extracted yet.
 fn blocks(op: &str) -> bool {
     matches!(op, "Merge" | "Enter" | "Exit" | "NextIteration" | "LoopCond")
@@ -44,7 +50,7 @@ fn trace(g: &Graph, v: ValueRef) -> Option<Side> {
     let mut stack = vec![v];
     while let Some(u) = stack.pop() {
         let op = g.node(u.node).op.as_str();
-        if op == "Switch" {
+        if is_switch(op) {
             side.switches.insert(u);
             continue;
         }
@@ -58,50 +64,60 @@ fn trace(g: &Graph, v: ValueRef) -> Option<Side> {
     Some(side)
 }
 
-/// One `Merge` with its two sides told apart.
+/// One `Merge` with its inputs told apart by branch.
 struct Merged {
     merge: NodeIndex,
     pred: ValueRef,
-    /// `[else, then]`: the `Merge` input alive when the predicate fails / holds.
-    inputs: [ValueRef; 2],
-    sides: [Side; 2],
+    /// Per branch, the `Merge` input alive when that branch runs.
+    inputs: Vec<ValueRef>,
+    sides: Vec<Side>,
 }
 
 fn classify(g: &Graph, merge: NodeIndex) -> Option<Merged> {
     let inputs = g.inputs(merge);
-    let [a, b] = inputs.as_slice() else { return None };
-    let (sa, sb) = (trace(g, *a)?, trace(g, *b)?);
-    let switches: Vec<&ValueRef> = sa.switches.iter().chain(&sb.switches).collect();
-    let pred = *g.inputs(switches.first()?.node).get(1)?;
-    if switches.iter().any(|s| g.inputs(s.node).get(1) != Some(&pred)) {
+    if inputs.len() < 2 {
         return None;
     }
-    let port = |s: &Side| {
-        let ports: BTreeSet<usize> = s.switches.iter().map(|v| v.port).collect();
+    let sides: Vec<Side> = inputs.iter().map(|&v| trace(g, v)).collect::<Option<_>>()?;
+    let switches: Vec<&ValueRef> = sides.iter().flat_map(|s| &s.switches).collect();
+    let first = switches.first()?.node;
+    let pred = *g.inputs(first).get(1)?;
+    let op = &g.node(first).op;
+    if switches.iter().any(|s| g.inputs(s.node).get(1) != Some(&pred) || &g.node(s.node).op != op) {
+        return None;
+    }
+    // Each side's branch: the one switch output it depends on.
+    let mut branch: Vec<Option<usize>> = Vec::new();
+    for side in &sides {
+        let ports: BTreeSet<usize> = side.switches.iter().map(|v| v.port).collect();
         match ports.len() {
-            0 => Some(None),
-            1 => ports.first().map(|&p| Some(p)),
-            _ => None,
+            0 => branch.push(None),
+            1 => branch.push(ports.first().copied()),
+            _ => return None,
         }
-    };
-    let (pa, pb) = (port(&sa)?, port(&sb)?);
-    // A side without a switch (a constant result) is the other side's opposite.
-    let a_then = match (pa, pb) {
-        (Some(x), Some(y)) if x != y => x == 1,
-        (Some(x), None) => x == 1,
-        (None, Some(y)) => y == 0,
-        _ => return None,
-    };
-    let (inputs, sides) = if a_then { ([*b, *a], [sb, sa]) } else { ([*a, *b], [sa, sb]) };
+    }
+    // A side without a switch (a constant result) takes the one branch left.
+    let unused: Vec<usize> = (0..inputs.len()).filter(|p| !branch.contains(&Some(*p))).collect();
+    if let (1, [missing]) = (branch.iter().filter(|b| b.is_none()).count(), unused.as_slice()) {
+        branch = branch.into_iter().map(|b| b.or(Some(*missing))).collect();
+    }
+    let branch: Vec<usize> = branch.into_iter().collect::<Option<_>>()?;
+    let mut by_branch: Vec<Option<(ValueRef, Side)>> = (0..inputs.len()).map(|_| None).collect();
+    for ((&v, side), b) in inputs.iter().zip(sides).zip(branch) {
+        match by_branch.get_mut(b)? {
+            slot @ None => *slot = Some((v, side)),
+            Some(_) => return None,
+        }
+    }
+    let (inputs, sides) = by_branch.into_iter().map(|x| x.expect("each branch once")).unzip();
     Some(Merged { merge, pred, inputs, sides })
 }
 
-/// A conditional: its merges (in result order) and, per side, the nodes only that branch runs.
+/// A conditional: its merges (in result order) and, per branch, the nodes only it runs.
 struct Conditional {
     pred: ValueRef,
     merges: Vec<Merged>,
-    /// `[else, then]`.
-    members: [BTreeSet<NodeIndex>; 2],
+    members: Vec<BTreeSet<NodeIndex>>,
     switches: BTreeSet<NodeIndex>,
 }
 
@@ -129,13 +145,14 @@ fn dependent(g: &Graph, side: &Side) -> BTreeSet<NodeIndex> {
 fn group(g: &Graph, merged: Vec<Merged>) -> Vec<Conditional> {
     let mut out: Vec<Conditional> = Vec::new();
     for m in merged {
-        let members = [dependent(g, &m.sides[0]), dependent(g, &m.sides[1])];
+        let members: Vec<BTreeSet<NodeIndex>> = m.sides.iter().map(|s| dependent(g, s)).collect();
         let switches: BTreeSet<NodeIndex> =
             m.sides.iter().flat_map(|s| s.switches.iter().map(|v| v.node)).collect();
         let joins = |c: &Conditional| {
             c.pred == m.pred
+                && c.members.len() == members.len()
                 && (!c.switches.is_disjoint(&switches)
-                    || (0..2).any(|k| !c.members[k].is_disjoint(&members[k])))
+                    || c.members.iter().zip(&members).any(|(a, b)| !a.is_disjoint(b)))
         };
         match out.iter_mut().find(|c| joins(c)) {
             Some(c) => {
@@ -171,7 +188,7 @@ fn obstacle(g: &Graph, c: &Conditional) -> Option<String> {
             ));
         }
     }
-    for k in 0..2 {
+    for k in 0..c.members.len() {
         for &n in &c.members[k] {
             let outside =
                 g.g.neighbors_directed(n, petgraph::Direction::Outgoing)
@@ -182,7 +199,7 @@ fn obstacle(g: &Graph, c: &Conditional) -> Option<String> {
         }
     }
     for &s in &c.switches {
-        for port in 0..2 {
+        for port in 0..c.members.len() {
             for (r, _) in g.consumers(ValueRef { node: s, port }) {
                 if !c.members[port].contains(&r) && !merges.contains(&r) {
                     return Some(format!("{} feeds the other branch", g.node(s).name));
@@ -222,12 +239,15 @@ pub fn extract_conds(g: &mut Graph) -> Result<bool> {
     Ok(progressed)
 }
 
-/// `cond/output/_6` → `cond`; TF1's `cond/Merge` → `cond`.
+/// `cond/output/_6` → `cond`; TF1's `cond/Merge` → `cond`; a case's
+/// `switch_case/indexed_case/merge/_8` → `switch_case/indexed_case`.
 fn cond_name(g: &Graph, merge: NodeIndex) -> String {
     let name = &g.node(merge).name;
     let mut scope = name.rsplit_once('/').map_or(name.as_str(), |(p, _)| p);
-    if let Some(s) = scope.strip_suffix("/output") {
-        scope = s;
+    for suffix in ["/output", "/merge"] {
+        if let Some(s) = scope.strip_suffix(suffix) {
+            scope = s;
+        }
     }
     scope.to_string()
 }
@@ -248,7 +268,7 @@ fn extract(g: &mut Graph, c: Conditional) -> Result<()> {
             read(data, &mut args);
         }
     }
-    for k in 0..2 {
+    for k in 0..c.members.len() {
         let mut members: Vec<NodeIndex> = c.members[k].iter().copied().collect();
         members.sort_by_key(|&n| g.node(n).ordinal);
         for n in members {
@@ -261,10 +281,10 @@ fn extract(g: &mut Graph, c: Conditional) -> Result<()> {
         }
     }
     let name = cond_name(g, c.merges[0].merge);
-    let then_branch = branch(g, &c, 1, &args, &name)?;
-    let else_branch = branch(g, &c, 0, &args, &name)?;
+    let branches =
+        (0..c.members.len()).map(|k| branch(g, &c, k, &args, &name)).collect::<Result<_>>()?;
     let ordinal = c.merges.iter().map(|m| g.node(m.merge).ordinal).min().unwrap_or(0);
-    let cond = Fused::Cond(Box::new(Cond { then_branch, else_branch }));
+    let cond = Fused::Cond(Box::new(Cond { branches }));
     let mut node = Node::fused(name, cond, ordinal);
     node.outputs = vec![ValueInfo::default(); c.merges.len()];
     let n = g.add_node(node);
@@ -280,8 +300,7 @@ fn extract(g: &mut Graph, c: Conditional) -> Result<()> {
         .iter()
         .map(|m| m.merge)
         .chain(switches)
-        .chain(c.members[0].iter().copied())
-        .chain(c.members[1].iter().copied())
+        .chain(c.members.iter().flatten().copied())
         .collect();
     for n in gone {
         g.g.remove_node(n);
@@ -289,9 +308,13 @@ fn extract(g: &mut Graph, c: Conditional) -> Result<()> {
     Ok(())
 }
 
-/// Branch `side` (1: then, 0: else) as a graph over `args`.
+/// Branch `side` (for a bool: 1 then, 0 else) as a graph over `args`.
 fn branch(g: &Graph, c: &Conditional, side: usize, args: &[ValueRef], name: &str) -> Result<Graph> {
-    let label = if side == 1 { "then" } else { "else" };
+    let label = match (c.members.len(), side) {
+        (2, 1) => "then".to_string(),
+        (2, 0) => "else".to_string(),
+        (_, k) => format!("branch_{k}"),
+    };
     let mut b = Graph::default();
     b.budget = g.budget.clone();
     let mut map: BTreeMap<ValueRef, ValueRef> = BTreeMap::new();
@@ -364,7 +387,7 @@ pub fn infer_cond(node: &mut Node, infos: &[ValueInfo]) -> Result<Vec<ValueInfo>
         return Err(Error::node(&name, &op, "a conditional without branches"));
     };
     let mut outs: Vec<Vec<ValueInfo>> = Vec::new();
-    for b in [&mut c.then_branch, &mut c.else_branch] {
+    for b in &mut c.branches {
         if b.inputs.len() + 1 != infos.len() {
             return Err(Error::node(&name, &op, "inputs and branch inputs disagree"));
         }
@@ -375,7 +398,11 @@ pub fn infer_cond(node: &mut Node, infos: &[ValueInfo]) -> Result<Vec<ValueInfo>
         super::fold_and_infer(b)?;
         outs.push(b.outputs.iter().map(|&v| b.info(v)).collect());
     }
-    Ok(outs[0].iter().zip(&outs[1]).map(|(a, b)| super::loops::merge(a, b)).collect())
+    let first = outs.first().cloned().unwrap_or_default();
+    Ok(outs
+        .iter()
+        .skip(1)
+        .fold(first, |acc, o| acc.iter().zip(o).map(|(a, b)| super::loops::merge(a, b)).collect()))
 }
 
 /// The node op for conditionals.
@@ -419,18 +446,18 @@ mod tests {
         zero = Const -> float32 []
         p = Greater(x:0, zero:0) -> bool [?, 4]
         cond = _Cond(p:0, x:0) -> float32 [?, 4]
-          then:
-            inputs: cond/then/input_0:0
-            outputs: cond/Relu:0
-            cond/then/input_0 = Placeholder -> float32 [?, 4]
-            cond/Relu = Relu(cond/then/input_0:0) -> float32 [?, 4]
-          else:
+          branch 0:
             inputs: cond/else/input_0:0
             outputs: cond/mul:0
             cond/else/input_0 = Placeholder -> float32 [?, 4]
             cond/two = Const -> float32 []
             cond/Tanh = Tanh(cond/else/input_0:0) -> float32 [?, 4]
             cond/mul = Mul(cond/Tanh:0, cond/two:0) -> float32 [?, 4]
+          branch 1:
+            inputs: cond/then/input_0:0
+            outputs: cond/Relu:0
+            cond/then/input_0 = Placeholder -> float32 [?, 4]
+            cond/Relu = Relu(cond/then/input_0:0) -> float32 [?, 4]
         ");
     }
 
@@ -473,16 +500,16 @@ mod tests {
         x = Placeholder -> float32 [?, 4]
         p = Placeholder -> bool []
         c = _Cond(p:0, x:0) -> float32 [?, 4], float32 [?, 4]
-          then:
+          branch 0:
+            inputs: c/else/input_0:0
+            outputs: c/else/input_0:0, c/else/input_0:0
+            c/else/input_0 = Placeholder -> float32 [?, 4]
+          branch 1:
             inputs: c/then/input_0:0
             outputs: c/a:0, c/b:0
             c/then/input_0 = Placeholder -> float32 [?, 4]
             c/a = Relu(c/then/input_0:0) -> float32 [?, 4]
             c/b = Neg(c/then/input_0:0) -> float32 [?, 4]
-          else:
-            inputs: c/else/input_0:0
-            outputs: c/else/input_0:0, c/else/input_0:0
-            c/else/input_0 = Placeholder -> float32 [?, 4]
         ");
     }
 

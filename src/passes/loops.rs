@@ -387,8 +387,7 @@ pub fn optimize_bodies(g: &mut Graph) -> Result<()> {
     for c in conds {
         if let Some(cond) = g.node_mut(c).cond_mut() {
             let mut branches = std::mem::take(cond);
-            let result = super::run_all(&mut branches.then_branch)
-                .and_then(|_| super::run_all(&mut branches.else_branch));
+            let result = branches.branches.iter_mut().try_for_each(super::run_all);
             if let Some(cond) = g.node_mut(c).cond_mut() {
                 *cond = branches;
             }
