@@ -77,8 +77,13 @@ impl<'a> Lowerer<'a> {
                 return Ok(e);
             }
             if layout == Layout::Host {
-                let ints = t.to_i64().filter(|_| t.rank() <= 1).ok_or("sizes must be integers")?;
-                let e = if t.rank() == 0 { Expr::int(ints[0]) } else { Expr::ints(&ints) };
+                // Python numbers: ints (sizes), or a float scalar (a float range's bound).
+                let e = match (t.rank(), t.dtype.is_float()) {
+                    (0, true) => Expr::f64(t.scalar_f64().ok_or("unreadable scalar")?),
+                    (0, false) => Expr::int(t.to_i64().ok_or("unreadable scalar")?[0]),
+                    (1, false) => Expr::ints(&t.to_i64().ok_or("sizes must be integers")?),
+                    _ => return Err("only scalars and integer vectors are Python numbers".into()),
+                };
                 self.converted.insert((v, layout), e.clone());
                 return Ok(e);
             }

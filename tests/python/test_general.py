@@ -8,6 +8,8 @@ from conftest import GENERATED_DIR, assert_parity, ruff, run_cli
 
 COND = ["cond_function", "cond_function_saved", "cond_keras_layer", "cond_keras_layer_saved", "cond_tf1"]
 COND += ["case_function", "case_function_saved"]
+# keras-hub decoders with a run-time batch and sequence length.
+DECODERS = ["keras_hub_gpt2", "keras_hub_llama"]
 DYNAMIC = ["dyn_class_token", "dyn_reshape", "dyn_fill_pack", "dyn_data_sizes", "dyn_resize_like", "dyn_pad_slice", "dtypes_kept"]
 
 
@@ -18,7 +20,7 @@ def source(name):
     return path
 
 
-@pytest.mark.parametrize("name", DYNAMIC + COND)
+@pytest.mark.parametrize("name", DYNAMIC + COND + DECODERS)
 def test_converts_once_and_matches_for_every_input_size(name, tmp_path):
     out = tmp_path / "out"
     run_cli("convert", source(name), "-o", out, "--strict")
