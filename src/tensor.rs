@@ -33,6 +33,9 @@ pub enum DType {
     U32,
     U64,
     Bool,
+    /// Complex numbers: float32 (float64) real and imaginary parts, interleaved.
+    C64,
+    C128,
     String,
     Resource,
     Variant,
@@ -50,6 +53,8 @@ impl DType {
             5 => DType::I16,
             6 => DType::I8,
             7 => DType::String,
+            8 => DType::C64,
+            18 => DType::C128,
             9 => DType::I64,
             10 => DType::Bool,
             14 => DType::BF16,
@@ -66,7 +71,8 @@ impl DType {
     /// Bytes per element; `None` for types without a fixed size.
     pub fn size(self) -> Option<usize> {
         Some(match self {
-            DType::F64 | DType::I64 | DType::U64 => 8,
+            DType::C128 => 16,
+            DType::F64 | DType::I64 | DType::U64 | DType::C64 => 8,
             DType::F32 | DType::I32 | DType::U32 => 4,
             DType::F16 | DType::BF16 | DType::I16 | DType::U16 => 2,
             DType::I8 | DType::U8 | DType::Bool => 1,
@@ -90,12 +96,18 @@ impl DType {
             DType::U32 => "uint32",
             DType::U64 => "uint64",
             DType::Bool => "bool",
+            DType::C64 => "complex64",
+            DType::C128 => "complex128",
             _ => return None,
         })
     }
 
     pub fn is_float(self) -> bool {
         matches!(self, DType::F32 | DType::F64 | DType::F16 | DType::BF16)
+    }
+
+    pub fn is_complex(self) -> bool {
+        matches!(self, DType::C64 | DType::C128)
     }
 
     pub fn is_int(self) -> bool {
@@ -392,6 +404,13 @@ impl Tensor {
             }
             DType::U32 => splat(&p.uint32_val, numel, |x| x.to_le_bytes().to_vec()),
             DType::U64 => splat(&p.uint64_val, numel, |x| x.to_le_bytes().to_vec()),
+            // (real, imaginary) pairs.
+            DType::C64 => splat(&pairs(&p.scomplex_val), numel, |(re, im): (f32, f32)| {
+                [re.to_le_bytes(), im.to_le_bytes()].concat()
+            }),
+            DType::C128 => splat(&pairs(&p.dcomplex_val), numel, |(re, im): (f64, f64)| {
+                [re.to_le_bytes(), im.to_le_bytes()].concat()
+            }),
             DType::String | DType::Resource | DType::Variant => Vec::new(),
         };
         Ok(Tensor { dtype, shape, data: Bytes::from(bytes) })
@@ -522,8 +541,15 @@ fn typed_len(p: &TensorProto, dtype: DType) -> usize {
         DType::F16 | DType::BF16 => p.half_val.len(),
         DType::U32 => p.uint32_val.len(),
         DType::U64 => p.uint64_val.len(),
+        DType::C64 => p.scomplex_val.len() / 2,
+        DType::C128 => p.dcomplex_val.len() / 2,
         DType::String | DType::Resource | DType::Variant => 0,
     }
+}
+
+/// Consecutive (real, imaginary) pairs.
+fn pairs<T: Copy>(v: &[T]) -> Vec<(T, T)> {
+    v.chunks_exact(2).map(|c| (c[0], c[1])).collect()
 }
 
 /// A TF shape: `None` per unknown dim. `Ok(None)` never: unknown rank is reported by callers

@@ -108,6 +108,7 @@ fn st_dtype(d: DType) -> Option<Dtype> {
         DType::I64 => Dtype::I64,
         DType::U8 => Dtype::U8,
         DType::Bool => Dtype::BOOL,
+        DType::C64 => Dtype::C64,
         _ => return None,
     })
 }

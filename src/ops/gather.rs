@@ -41,12 +41,53 @@ fn shape_of(inp: &OpInputs, i: usize) -> Option<Vec<Option<usize>>> {
     inp.infos.get(i)?.shape.clone()
 }
 
-fn gather(ctx: &mut Ctx) -> OpResult<Lowered> {
-    if ctx.node().attr_int_or("batch_dims", 0)? != 0 {
-        return Err("batch_dims != 0 is not supported".into());
+/// `batch_dims`, made non-negative against the indices' rank.
+fn batch_dims(node: &crate::ir::Node, ids_rank: usize) -> OpResult<usize> {
+    let b = node.attr_int_or("batch_dims", 0)?;
+    let b = if b < 0 { b + ids_rank as i64 } else { b };
+    usize::try_from(b)
+        .ok()
+        .filter(|&b| b <= ids_rank)
+        .ok_or_else(|| format!("batch_dims {b}").into())
+}
+
+/// GatherV2 with batch dimensions, where the gather axis comes right after them: each batch
+/// entry picks from its own slice. Along the last axis with indices of the params' rank
+/// (`take_along_axis`, DeBERTa's relative positions) that is `torch.gather`; otherwise the
+/// batch axes are indexed with aranges.
+fn batched_gather(ctx: &mut Ctx, b: usize, axis: usize, rank: usize) -> OpResult<Lowered> {
+    if axis != b {
+        return Err("batch_dims with axes between them and the gather axis".into());
     }
+    let ids_rank = ctx.rank(1).ok_or("indices rank must be known")?;
+    let params = ctx.input_tf(0)?;
+    let ids = ctx.input_tf(1)?.method("long", vec![]);
+    if axis + 1 == rank && ids_rank == rank {
+        let expr = Expr::call("torch.gather", vec![params, Expr::int(axis as i64), ids]);
+        return Ok(Lowered::Expr { expr, layout: Layout::Tf });
+    }
+    let mut index = Vec::new();
+    for i in 0..b {
+        // arange over batch axis i, shaped to broadcast against the indices.
+        let mut shape = vec![Expr::int(1); ids_rank];
+        shape[i] = Expr::int(-1);
+        let n = params.clone().attr("shape").index(Expr::int(i as i64));
+        index.push(Expr::call("torch.arange", vec![n]).method("reshape", shape));
+    }
+    index.push(ids);
+    Ok(Lowered::Expr { expr: params.index(Expr::index_of(index)), layout: Layout::Tf })
+}
+
+fn gather(ctx: &mut Ctx) -> OpResult<Lowered> {
     let rank = ctx.rank(0).ok_or("params rank must be known")?;
     let axis = norm_axis(scalar_int(ctx, 2, "axis")?, rank)?;
+    if ctx.node().attr_int_or("batch_dims", 0)? != 0 {
+        let ids_rank = ctx.rank(1).ok_or("indices rank must be known")?;
+        let b = batch_dims(ctx.node(), ids_rank)?;
+        if b > 0 {
+            return batched_gather(ctx, b, axis, rank);
+        }
+    }
     if axis == 0 && rank == 2 && ctx.is_const(0) {
         // A lookup in a constant table is an embedding layer.
         let table = ctx.const_input(0)?.clone();
@@ -76,8 +117,10 @@ fn gather_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let p = shape_of(inp, 0)?;
     let ids = shape_of(inp, 1)?;
     let axis = norm_axis(*inp.const_ints(2)?.first()?, p.len()).ok()?;
+    // The batch axes are the params' (and the indices'): counted once.
+    let b = batch_dims(inp.node, ids.len()).ok()?.min(axis);
     let mut out = p[..axis].to_vec();
-    out.extend(ids);
+    out.extend(&ids[b..]);
     out.extend(&p[axis + 1..]);
     Some(vec![ValueInfo { dtype: inp.infos[0].dtype, shape: Some(out) }])
 }

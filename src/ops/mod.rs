@@ -11,6 +11,7 @@ pub mod contract;
 mod conv;
 mod dense;
 mod elementwise;
+mod fft;
 mod gather;
 mod norm;
 mod pad;
@@ -171,6 +172,7 @@ const FAMILIES: &[&[OpDef]] = &[
     resize::OPS,
     activation::OPS,
     elementwise::OPS,
+    fft::OPS,
     reduce::OPS,
     pad::OPS,
     stack::OPS,

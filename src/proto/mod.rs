@@ -152,10 +152,16 @@ pub struct TensorProto {
     pub int_val: Vec<i32>,
     #[prost(bytes = "vec", repeated, tag = "8")]
     pub string_val: Vec<Vec<u8>>,
+    /// Complex64 values as (real, imaginary) float pairs.
+    #[prost(float, repeated, tag = "9")]
+    pub scomplex_val: Vec<f32>,
     #[prost(int64, repeated, tag = "10")]
     pub int64_val: Vec<i64>,
     #[prost(bool, repeated, tag = "11")]
     pub bool_val: Vec<bool>,
+    /// Complex128 values as (real, imaginary) double pairs.
+    #[prost(double, repeated, tag = "12")]
+    pub dcomplex_val: Vec<f64>,
     #[prost(int32, repeated, tag = "13")]
     pub half_val: Vec<i32>,
     #[prost(uint32, repeated, tag = "16")]

@@ -8,8 +8,8 @@ from conftest import GENERATED_DIR, assert_parity, ruff, run_cli
 
 COND = ["cond_function", "cond_function_saved", "cond_keras_layer", "cond_keras_layer_saved", "cond_tf1"]
 COND += ["case_function", "case_function_saved"]
-# keras-hub decoders with a run-time batch and sequence length.
-DECODERS = ["keras_hub_gpt2", "keras_hub_llama"]
+# keras-hub backbones with a run-time batch and sequence length.
+DECODERS = ["keras_hub_gpt2", "keras_hub_llama", "keras_hub_deberta", "keras_hub_fnet"]
 DYNAMIC = ["dyn_class_token", "dyn_reshape", "dyn_fill_pack", "dyn_data_sizes", "dyn_resize_like", "dyn_pad_slice", "dtypes_kept"]
 
 
