@@ -7,7 +7,7 @@ use petgraph::stable_graph::NodeIndex;
 use super::Lowerer;
 use super::module::Buffer;
 use crate::ir::{Graph, ValueRef};
-use crate::ops::contract::{Host, Layout, OpResult, Val};
+use crate::ops::contract::{Host, Layout, OpResult, Val, to_channels_first, to_channels_last};
 use crate::ops::util::torch_attr;
 use crate::py::Expr;
 use crate::py::names::identifier;
@@ -70,9 +70,11 @@ impl<'a> Lowerer<'a> {
         }
         if let Some(t) = self.graph.const_value(v) {
             // Constants change layout at conversion time.
-            if layout == Layout::Nchw && t.rank() == 4 {
+            if layout == Layout::ChannelsFirst && (3..=5).contains(&t.rank()) {
                 let hint = format!("{}_const", self.scope_of(v.node));
-                let e = self.buffer_named(&hint, t.permute(&[0, 3, 1, 2]))?;
+                let perm: Vec<usize> =
+                    to_channels_first(t.rank()).into_iter().map(|p| p as usize).collect();
+                let e = self.buffer_named(&hint, t.permute(&perm))?;
                 self.converted.insert((v, layout), e.clone());
                 return Ok(e);
             }
@@ -95,11 +97,13 @@ impl<'a> Lowerer<'a> {
                 Expr::call_kw("torch.tensor", vec![val.expr], vec![("dtype", torch_attr(dtype))])
             }
             (Layout::Tf, Layout::Host) => val.expr.method("tolist", vec![]),
-            (Layout::Tf, Layout::Nchw) => {
-                val.expr.method("permute", [0, 3, 1, 2].map(Expr::int).to_vec())
+            (Layout::Tf, Layout::ChannelsFirst) => {
+                let perm = to_channels_first(self.rank_of(v)?);
+                val.expr.method("permute", perm.into_iter().map(Expr::int).collect())
             }
-            (Layout::Nchw, Layout::Tf) => {
-                val.expr.method("permute", [0, 2, 3, 1].map(Expr::int).to_vec())
+            (Layout::ChannelsFirst, Layout::Tf) => {
+                let perm = to_channels_last(self.rank_of(v)?);
+                val.expr.method("permute", perm.into_iter().map(Expr::int).collect())
             }
             (from, to) => return Err(format!("a value in {from:?} layout cannot be {to:?}").into()),
         };
@@ -110,7 +114,11 @@ impl<'a> Lowerer<'a> {
             self.running.clone()
         } else {
             let suffix = match layout {
-                Layout::Nchw => "nchw",
+                Layout::ChannelsFirst => match self.rank_of(v) {
+                    Ok(3) => "ncw",
+                    Ok(5) => "ncdhw",
+                    _ => "nchw",
+                },
                 Layout::Tf if val.layout == Layout::Host => "t",
                 Layout::Tf => "nhwc",
                 Layout::Host => "sizes",
@@ -121,6 +129,14 @@ impl<'a> Lowerer<'a> {
         let e = Expr::name(target);
         self.converted.insert((v, layout), e.clone());
         Ok(e)
+    }
+}
+
+impl Lowerer<'_> {
+    /// The rank of `v`, which a layout change needs.
+    fn rank_of(&self, v: ValueRef) -> OpResult<usize> {
+        let rank = self.graph.info(v).shape.map(|s| s.len());
+        rank.ok_or_else(|| "a layout change of a value of unknown rank".into())
     }
 }
 

@@ -51,7 +51,9 @@ fn softmax(ctx: &mut Ctx, func: &str) -> OpResult<Lowered> {
     let x = ctx.input(0)?;
     // Unknown rank (after a stub): the last axis is -1 in TF layout.
     let dim = match ctx.rank(0) {
-        Some(4) => phys_axis(norm_axis(-1, 4)?, x.layout) as i64,
+        Some(r) if x.layout == Layout::ChannelsFirst => {
+            phys_axis(norm_axis(-1, r)?, x.layout, r) as i64
+        }
         Some(_) => -1,
         None => {
             let x = ctx.input_tf(0)?;

@@ -23,8 +23,8 @@ pub enum TranslateError {
     NotIntegers(usize),
     #[error("input rank must be known")]
     UnknownRank,
-    #[error("input #{0} must have rank 4 to be used as NCHW")]
-    NotRank4(usize),
+    #[error("input #{0} must have rank 3 to 5 to be used channels-first")]
+    NotChannelsFirstRank(usize),
     /// A malformed or missing attribute (the message names it).
     #[error(transparent)]
     Attr(#[from] crate::error::Error),
@@ -46,21 +46,46 @@ impl From<&str> for TranslateError {
 
 pub type OpResult<T> = std::result::Result<T, TranslateError>;
 
-/// Where a value's axes are. `Nchw` is only used for rank-4 values that TF sees as NHWC.
+/// Where a value's axes are. `ChannelsFirst` is used for values of rank 3 to 5 that TF sees
+/// channels-last (NWC, NHWC, NDHWC).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Layout {
     /// Same axis order as in TensorFlow.
     Tf,
-    /// TF's NHWC stored as NCHW (`permute(0, 3, 1, 2)` of the TF value).
-    Nchw,
+    /// TF's channels-last value stored channels-first: NCW, NCHW or NCDHW (`permute(0, 3, 1,
+    /// 2)` of a TF NHWC value), as torch's layers want them.
+    ChannelsFirst,
     /// A TF integer scalar or vector held as a Python int or a tuple of them (`x.shape`,
     /// `x.shape[0] * 2`): sizes, as a person writes them. Converted to a tensor
     /// (`torch.tensor(...)`) where an op needs one.
     Host,
 }
 
-/// TF axis `a` of a rank-4 NHWC value → its axis in the NCHW tensor.
-pub const NHWC_TO_NCHW_AXIS: [usize; 4] = [0, 2, 3, 1];
+/// TF axis `a` of a channels-last value of `rank` → its axis in the channels-first tensor.
+pub fn channels_first_axis(a: usize, rank: usize) -> usize {
+    match a {
+        0 => 0,
+        a if a + 1 == rank => 1,
+        a => a + 1,
+    }
+}
+
+/// The permutation from TF's channels-last order to channels-first (`[0, 3, 1, 2]` at rank 4),
+/// and back (`[0, 2, 3, 1]`).
+pub fn to_channels_first(rank: usize) -> Vec<i64> {
+    let r = rank as i64;
+    [0, r - 1].into_iter().chain(1..r - 1).collect()
+}
+
+pub fn to_channels_last(rank: usize) -> Vec<i64> {
+    let r = rank as i64;
+    std::iter::once(0).chain(2..r).chain([1]).collect()
+}
+
+/// Whether a value of this rank can be held channels-first.
+pub fn channels_first_rank(rank: Option<usize>) -> bool {
+    matches!(rank, Some(3..=5))
+}
 
 /// A value available in `forward`: the expression that holds it and its layout.
 #[derive(Clone, Debug)]
@@ -221,8 +246,8 @@ impl<'h, 'g> Ctx<'h, 'g> {
     /// Input `i` in `layout` (a permute is emitted once if needed).
     pub fn input_in(&mut self, i: usize, layout: Layout) -> OpResult<Expr> {
         let v = self.input_ref(i)?;
-        if layout == Layout::Nchw && self.rank(i) != Some(4) {
-            return Err(TranslateError::NotRank4(i));
+        if layout == Layout::ChannelsFirst && !channels_first_rank(self.rank(i)) {
+            return Err(TranslateError::NotChannelsFirstRank(i));
         }
         self.host.value_in(v, layout)
     }
@@ -231,8 +256,8 @@ impl<'h, 'g> Ctx<'h, 'g> {
         self.input_in(i, Layout::Tf)
     }
 
-    pub fn input_nchw(&mut self, i: usize) -> OpResult<Expr> {
-        self.input_in(i, Layout::Nchw)
+    pub fn input_channels_first(&mut self, i: usize) -> OpResult<Expr> {
+        self.input_in(i, Layout::ChannelsFirst)
     }
 
     /// The node producing input `i`.

@@ -50,7 +50,7 @@ fn conv_layer(
     weight: Weight,
 ) -> OpResult<Lowered> {
     let bias = ctx.bias(out_ch)?;
-    let x = ctx.input_nchw(0)?;
+    let x = ctx.input_channels_first(0)?;
     let mut kwargs: Vec<(&str, Expr)> = Vec::new();
     if g.s != (1, 1) {
         kwargs.push(("stride", pair(g.s)));
@@ -81,7 +81,7 @@ fn conv_layer(
     if let Some(b) = bias {
         params.push(("bias", Weight::plain(b)));
     }
-    Ok(Lowered::Layer { post: vec![], ctor, params, args: vec![x], layout: Layout::Nchw })
+    Ok(Lowered::Layer { post: vec![], ctor, params, args: vec![x], layout: Layout::ChannelsFirst })
 }
 
 fn conv2d(ctx: &mut Ctx) -> OpResult<Lowered> {
@@ -195,7 +195,7 @@ fn conv_transpose(ctx: &mut Ctx) -> OpResult<Lowered> {
     if let Some(b) = bias {
         params.push(("bias", Weight::plain(b)));
     }
-    let x = ctx.input_nchw(2)?;
+    let x = ctx.input_channels_first(2)?;
     // TF puts the odd padding pixel at the end: keep the first `o` rows and columns.
     let post = if crop_h || crop_w {
         let upto = |n: i64| Expr::slice(None, Some(Expr::int(n)), None);
@@ -204,7 +204,7 @@ fn conv_transpose(ctx: &mut Ctx) -> OpResult<Lowered> {
     } else {
         vec![]
     };
-    Ok(Lowered::Layer { post, ctor, params, args: vec![x], layout: Layout::Nchw })
+    Ok(Lowered::Layer { post, ctor, params, args: vec![x], layout: Layout::ChannelsFirst })
 }
 
 fn conv_transpose_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {

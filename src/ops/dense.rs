@@ -41,7 +41,7 @@ fn bias_add(ctx: &mut Ctx) -> OpResult<Lowered> {
         return Ok(Lowered::Expr { expr: x.binop(BinOp::Add, bias), layout: Layout::Tf });
     };
     let layout = if rank == 4 && df == "NHWC" { ctx.layout(0)? } else { Layout::Tf };
-    let channels_first = df == "NCHW" || layout == Layout::Nchw;
+    let channels_first = df == "NCHW" || layout == Layout::ChannelsFirst;
     let b = if channels_first && rank >= 3 {
         let mut s = vec![c];
         s.extend(std::iter::repeat_n(1, rank - 2));

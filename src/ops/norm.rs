@@ -36,7 +36,7 @@ fn batch_norm(ctx: &mut Ctx) -> OpResult<Lowered> {
     }
     params.push(("num_batches_tracked", Weight::plain(Tensor::from_i64(vec![], &[0]))));
     let (class, x, layout) = match ctx.rank(0) {
-        Some(4) => ("nn.BatchNorm2d", ctx.input_nchw(0)?, Layout::Nchw),
+        Some(4) => ("nn.BatchNorm2d", ctx.input_channels_first(0)?, Layout::ChannelsFirst),
         Some(2) => ("nn.BatchNorm1d", ctx.input_tf(0)?, Layout::Tf),
         _ => return Err("batch norm input must have rank 2 or 4".into()),
     };
@@ -92,8 +92,14 @@ fn lrn(ctx: &mut Ctx) -> OpResult<Lowered> {
             ("k", Expr::f32(bias)),
         ],
     );
-    let x = ctx.input_nchw(0)?;
-    Ok(Lowered::Layer { post: vec![], ctor, params: vec![], args: vec![x], layout: Layout::Nchw })
+    let x = ctx.input_channels_first(0)?;
+    Ok(Lowered::Layer {
+        post: vec![],
+        ctor,
+        params: vec![],
+        args: vec![x],
+        layout: Layout::ChannelsFirst,
+    })
 }
 
 #[cfg(test)]

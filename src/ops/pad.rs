@@ -3,7 +3,7 @@
 //! remapped to the NCHW axes when the input runs in NCHW.
 
 use crate::ir::ValueInfo;
-use crate::ops::contract::{Ctx, Layout, Lowered, OpResult, TranslateError};
+use crate::ops::contract::{Ctx, Layout, Lowered, OpResult, TranslateError, channels_first_rank};
 use crate::ops::util::phys_axis;
 use crate::ops::{OpDef, OpInputs, op};
 use crate::py::Expr;
@@ -36,11 +36,11 @@ fn pad(ctx: &mut Ctx) -> OpResult<Lowered> {
     } else {
         None
     };
-    let layout = if rank == 4 { ctx.layout(0)? } else { Layout::Tf };
+    let layout = if channels_first_rank(Some(rank)) { ctx.layout(0)? } else { Layout::Tf };
     // Physical pairs, then F.pad's order: last dim first, trailing unpadded dims dropped.
     let mut phys = vec![(0, 0); rank];
     for (a, p) in pairs.iter().enumerate() {
-        phys[if rank == 4 { phys_axis(a, layout) } else { a }] = *p;
+        phys[phys_axis(a, layout, rank)] = *p;
     }
     let first = phys.iter().position(|&p| p != (0, 0));
     let Some(first) = first else {
@@ -106,7 +106,7 @@ fn symmetric_pad(ctx: &mut Ctx, x: Expr, phys: &[(i64, i64)], layout: Layout) ->
         if (b, a) == (0, 0) {
             continue;
         }
-        let tf_axis = if phys.len() == 4 && layout == Layout::Nchw { [0, 3, 1, 2][d] } else { d };
+        let tf_axis = (0..phys.len()).find(|&a| phys_axis(a, layout, phys.len()) == d).unwrap_or(d);
         let n = shape[tf_axis].ok_or("padded axis must have a static size")? as i64;
         if b > n || a > n {
             return Err(format!("SYMMETRIC padding ({b}, {a}) larger than the axis ({n})").into());

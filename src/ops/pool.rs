@@ -59,14 +59,20 @@ fn pool_ctor(
 
 fn max_pool(ctx: &mut Ctx) -> OpResult<Lowered> {
     let g = pool_geometry(ctx.node(), &ctx.info(0).shape)?;
-    let x = ctx.input_nchw(0)?;
+    let x = ctx.input_channels_first(0)?;
     // Padded positions never win a max: torch's implicit padding is -inf, as TF's.
     let (x, padding) = match classify(g.pads) {
         Pads::Symmetric(p) => (x, Some(p)),
         Pads::Explicit(p) => (f_pad(x, p, Some(Expr::f32(f32::NEG_INFINITY))), None),
     };
     let ctor = pool_ctor("nn.MaxPool2d", &g, padding, vec![]);
-    Ok(Lowered::Layer { post: vec![], ctor, params: vec![], args: vec![x], layout: Layout::Nchw })
+    Ok(Lowered::Layer {
+        post: vec![],
+        ctor,
+        params: vec![],
+        args: vec![x],
+        layout: Layout::ChannelsFirst,
+    })
 }
 
 fn avg_pool(ctx: &mut Ctx) -> OpResult<Lowered> {
@@ -74,7 +80,7 @@ fn avg_pool(ctx: &mut Ctx) -> OpResult<Lowered> {
     let g = pool_geometry(ctx.node(), &info.shape)?;
     match classify(g.pads) {
         Pads::Symmetric(p) => {
-            let x = ctx.input_nchw(0)?;
+            let x = ctx.input_channels_first(0)?;
             // TF averages over the valid (unpadded) elements only.
             let extra = if p != (0, 0) {
                 vec![("count_include_pad", Expr::boolean(false))]
@@ -87,7 +93,7 @@ fn avg_pool(ctx: &mut Ctx) -> OpResult<Lowered> {
                 ctor,
                 params: vec![],
                 args: vec![x],
-                layout: Layout::Nchw,
+                layout: Layout::ChannelsFirst,
             })
         }
         Pads::Explicit(p) => {
@@ -97,14 +103,14 @@ fn avg_pool(ctx: &mut Ctx) -> OpResult<Lowered> {
                 return Err("asymmetric SAME average pooling needs a static input size".into());
             };
             let counts = window_counts(h as i64, w as i64, &g, p);
-            let x = ctx.input_nchw(0)?;
+            let x = ctx.input_channels_first(0)?;
             let div = ctx.buffer("count", counts)?;
             let sum = Expr::call_kw(
                 "F.avg_pool2d",
                 vec![f_pad(x, p, None), pair(g.k), pair(g.s)],
                 vec![("divisor_override", Expr::int(1))],
             );
-            Ok(Lowered::Expr { expr: sum.binop(BinOp::Div, div), layout: Layout::Nchw })
+            Ok(Lowered::Expr { expr: sum.binop(BinOp::Div, div), layout: Layout::ChannelsFirst })
         }
     }
 }

@@ -47,7 +47,7 @@ fn reduce(ctx: &mut Ctx, method: &str) -> OpResult<Lowered> {
     }
     let layout = crate::ops::util::layout_removing(ctx, &axes, keep)?;
     let x = ctx.input_in(0, layout)?;
-    let mut dims: Vec<i64> = axes.iter().map(|&a| phys_axis(a, layout) as i64).collect();
+    let mut dims: Vec<i64> = axes.iter().map(|&a| phys_axis(a, layout, rank) as i64).collect();
     dims.sort_unstable();
     if method == "prod" && dims.len() > 1 {
         return Err("Prod over several axes at once is not supported".into());

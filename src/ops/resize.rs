@@ -28,7 +28,7 @@ fn resize(ctx: &mut Ctx, kind: &str) -> OpResult<Lowered> {
     };
     // The size may be read at run time (another map's height and width).
     let size = crate::ops::sizes::sizes(ctx, 1)?.tuple();
-    let mut x = ctx.input_nchw(0)?;
+    let mut x = ctx.input_channels_first(0)?;
     if kind == "bilinear" && ctx.info(0).dtype.is_some_and(|d| !d.is_float()) {
         x = x.method("float", vec![]);
     }
@@ -38,7 +38,7 @@ fn resize(ctx: &mut Ctx, kind: &str) -> OpResult<Lowered> {
     }
     Ok(Lowered::Expr {
         expr: Expr::call_kw("F.interpolate", vec![x], kwargs),
-        layout: Layout::Nchw,
+        layout: Layout::ChannelsFirst,
     })
 }
 
@@ -82,10 +82,10 @@ fn resize_by_matrices(ctx: &mut Ctx, kind: &str, align: bool, half: bool) -> OpR
     let cols = Tensor::from_f32(vec![ow, w], &matrix(w, ow)).permute(&[1, 0]);
     let rows = ctx.buffer("rows", rows)?;
     let cols = ctx.buffer("cols", cols)?;
-    let x = ctx.input_nchw(0)?;
+    let x = ctx.input_channels_first(0)?;
     Ok(Lowered::Expr {
         expr: rows.binop(BinOp::MatMul, x).binop(BinOp::MatMul, cols),
-        layout: Layout::Nchw,
+        layout: Layout::ChannelsFirst,
     })
 }
 

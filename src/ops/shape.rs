@@ -69,7 +69,7 @@ fn reshape(ctx: &mut Ctx) -> OpResult<Lowered> {
     let layout = match target.as_slice() {
         [n, 1, 1, c] if ctx.rank(0) == Some(2) => {
             target = vec![*n, *c, 1, 1];
-            Layout::Nchw
+            Layout::ChannelsFirst
         }
         _ => Layout::Tf,
     };
@@ -136,7 +136,8 @@ fn squeeze(ctx: &mut Ctx) -> OpResult<Lowered> {
     }
     let layout = crate::ops::util::layout_removing(ctx, &axes, false)?;
     let x = ctx.input_in(0, layout)?;
-    let mut dims: Vec<i64> = axes.iter().map(|&a| phys_axis(a, layout) as i64).collect();
+    let rank = shape.len();
+    let mut dims: Vec<i64> = axes.iter().map(|&a| phys_axis(a, layout, rank) as i64).collect();
     dims.sort_unstable();
     let dim = if dims.len() == 1 { Expr::int(dims[0]) } else { Expr::ints(&dims) };
     Ok(Lowered::Expr { expr: x.method("squeeze", vec![dim]), layout: Layout::Tf })
@@ -214,11 +215,11 @@ fn transpose(ctx: &mut Ctx) -> OpResult<Lowered> {
     // The permutation says the rank when nothing else does.
     let rank = ctx.rank(0).unwrap_or(raw.len());
     let perm = perm_of(raw, rank)?;
-    let layout = if rank == 4 { ctx.layout(0)? } else { Layout::Tf };
+    let cf = crate::ops::contract::channels_first_rank(Some(rank));
+    let layout = if cf { ctx.layout(0)? } else { Layout::Tf };
     let x = ctx.input_in(0, layout)?;
-    // Compose with the layout so that an NCHW input needs one permute, not two.
-    let phys: Vec<i64> =
-        perm.iter().map(|&p| if rank == 4 { phys_axis(p, layout) } else { p } as i64).collect();
+    // Compose with the layout so that a channels-first input needs one permute, not two.
+    let phys: Vec<i64> = perm.iter().map(|&p| phys_axis(p, layout, rank) as i64).collect();
     if phys.iter().enumerate().all(|(i, &p)| i as i64 == p) {
         return Ok(Lowered::Relabel(0, Layout::Tf));
     }
@@ -283,7 +284,7 @@ fn shape_op(ctx: &mut Ctx) -> OpResult<Lowered> {
     let expr = match x.layout {
         Layout::Tf => x.expr.attr("shape"),
         // TF's NHWC axes of an NCHW tensor.
-        Layout::Nchw => Expr::Tuple(
+        Layout::ChannelsFirst => Expr::Tuple(
             [0, 2, 3, 1].map(|a| x.expr.clone().attr("shape").index(Expr::int(a))).into(),
         ),
         Layout::Host => match ctx.rank(0) {

@@ -73,8 +73,10 @@ fn partial_items(ctx: &mut Ctx, p: &Partial) -> OpResult<Vec<Option<Item>>> {
                     continue;
                 };
                 let val = ctx.input(slot)?;
-                let axis =
-                    if ctx.rank(slot) == Some(4) { phys_axis(axis, val.layout) } else { axis };
+                let axis = match ctx.rank(slot) {
+                    Some(r) => phys_axis(axis, val.layout, r),
+                    None => axis,
+                };
                 let expr = val.expr.attr("shape").index(Expr::int(axis as i64));
                 Some(Item { known: None, expr })
             }

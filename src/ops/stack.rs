@@ -35,15 +35,15 @@ fn concat(ctx: &mut Ctx) -> OpResult<Lowered> {
     };
     let axis = norm_axis(axis, rank)?;
     let mut layout = Layout::Tf;
-    if rank == 4 {
+    if crate::ops::contract::channels_first_rank(Some(rank)) {
         for i in 0..n {
-            if !ctx.is_const(i) && ctx.layout(i)? == Layout::Nchw {
-                layout = Layout::Nchw;
+            if !ctx.is_const(i) && ctx.layout(i)? == Layout::ChannelsFirst {
+                layout = Layout::ChannelsFirst;
             }
         }
     }
     let items = (0..n).map(|i| ctx.input_in(i, layout)).collect::<OpResult<Vec<_>>>()?;
-    let dim = if rank == 4 { phys_axis(axis, layout) } else { axis } as i64;
+    let dim = phys_axis(axis, layout, rank) as i64;
     let expr = Expr::call_kw("torch.cat", vec![list(items)], vec![("dim", Expr::int(dim))]);
     Ok(Lowered::Expr { expr, layout })
 }

@@ -2,7 +2,7 @@
 
 use crate::ir::{Node, Shape, ValueInfo};
 use crate::ops::OpInputs;
-use crate::ops::contract::{Ctx, Layout, Lowered, NHWC_TO_NCHW_AXIS, OpResult};
+use crate::ops::contract::{Ctx, Layout, Lowered, OpResult, channels_first_axis};
 use crate::py::Expr;
 use crate::tensor::{DType, Tensor};
 use crate::weights::Weight;
@@ -110,11 +110,11 @@ pub fn norm_axis(axis: i64, rank: usize) -> OpResult<usize> {
     }
 }
 
-/// The physical axis of TF axis `a` in a value of `layout`.
-pub fn phys_axis(a: usize, layout: Layout) -> usize {
+/// The physical axis of TF axis `a` in a value of `rank` held in `layout`.
+pub fn phys_axis(a: usize, layout: Layout, rank: usize) -> usize {
     match layout {
         Layout::Tf | Layout::Host => a,
-        Layout::Nchw => NHWC_TO_NCHW_AXIS[a],
+        Layout::ChannelsFirst => channels_first_axis(a, rank),
     }
 }
 
@@ -147,13 +147,14 @@ pub fn linear_layer(ctx: &mut Ctx, w: Tensor, transposed: bool) -> OpResult<Lowe
 /// The layout to reduce or squeeze `axes` of input 0 in: an NCHW input stays NCHW when the
 /// kept axes are in the same order in both layouts (global pooling), else TF layout.
 pub fn layout_removing(ctx: &mut Ctx, axes: &[usize], keep_dims: bool) -> OpResult<Layout> {
-    if ctx.rank(0) != Some(4) {
+    let Some(rank) = ctx.rank(0).filter(|&r| crate::ops::contract::channels_first_rank(Some(r)))
+    else {
         return Ok(Layout::Tf);
-    }
+    };
     let layout = ctx.layout(0)?;
-    if layout == Layout::Nchw && !keep_dims {
+    if layout == Layout::ChannelsFirst && !keep_dims {
         let kept: Vec<usize> =
-            (0..4).filter(|a| !axes.contains(a)).map(|a| phys_axis(a, layout)).collect();
+            (0..rank).filter(|a| !axes.contains(a)).map(|a| phys_axis(a, layout, rank)).collect();
         if !kept.windows(2).all(|w| w[0] < w[1]) {
             return Ok(Layout::Tf);
         }

@@ -141,7 +141,9 @@ fn operands(ctx: &mut Ctx) -> OpResult<(Expr, Expr, Layout)> {
 /// other input can follow (rank 4, a scalar, or a constant re-laid out here), else TF's.
 fn operands_n(ctx: &mut Ctx, n: usize) -> OpResult<(Vec<Expr>, Layout)> {
     let nchw = (0..n).any(|i| {
-        !ctx.is_const(i) && ctx.rank(i) == Some(4) && matches!(ctx.layout(i), Ok(Layout::Nchw))
+        !ctx.is_const(i)
+            && ctx.rank(i) == Some(4)
+            && matches!(ctx.layout(i), Ok(Layout::ChannelsFirst))
     });
     let follows = |ctx: &Ctx, i: usize| {
         if ctx.is_const(i) {
@@ -174,13 +176,13 @@ fn operands_n(ctx: &mut Ctx, n: usize) -> OpResult<(Vec<Expr>, Layout)> {
                 }
             }
         } else if ctx.rank(i) == Some(4) {
-            ctx.input_nchw(i)?
+            ctx.input_channels_first(i)?
         } else {
             ctx.input_tf(i)?
         };
         out.push(e);
     }
-    Ok((out, Layout::Nchw))
+    Ok((out, Layout::ChannelsFirst))
 }
 
 /// Integer scalar arithmetic on sizes held as Python ints (`x.shape[0] * x.shape[1]`) stays

@@ -35,7 +35,7 @@ class TransformerLayer(nn.Module):
         x = (self_attention_layer @ x).permute(0, 1, 3, 2)
         self_attention_layer_3 = padding_mask.unsqueeze(1).to(torch.bool).unsqueeze(1)
         x = torch.where(self_attention_layer_3, x, -1000000000.0)
-        x = F.softmax(x, dim=3)
+        x = F.softmax(x, dim=-1)
         x = torch.where(self_attention_layer_3, x, 0.0)
         self_attention_layer_value = self.self_attention_layer_value(inputs)
         self_attention_layer_value_2 = self_attention_layer_value.reshape(-1, 32, 4, 64)
