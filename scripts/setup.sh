@@ -8,7 +8,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
 need=(torch numpy pytest ruff)
-if [ "${WITH_TF:-0}" = 1 ]; then need+=(tensorflow-cpu==2.21.0); fi
+if [ "${WITH_TF:-0}" = 1 ]; then need+=(tensorflow-cpu==2.21.0 keras==3.15.1); fi
 missing=()
 for p in "${need[@]}"; do
   mod=${p%%==*}; mod=${mod//-/_}; [ "$mod" = tensorflow_cpu ] && mod=tensorflow
@@ -20,7 +20,7 @@ fi
 # keras-hub (BERT fixtures) without its tensorflow-text dependency, which would pin another
 # TensorFlow: its other requirements are listed by hand.
 if [ "${WITH_TF:-0}" = 1 ] && ! "$VENV/bin/python" -c "import keras_hub" 2>/dev/null; then
-  "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps keras-hub kagglehub \
+  "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps keras-hub==0.32.0 kagglehub \
     "kagglesdk>=0.1.38,<1.0" tokenizers sentencepiece huggingface_hub regex tqdm pyyaml
 fi
 # tf_keras (Keras 2, what TF 2.x models before Keras 3 were written with), pinned to the

@@ -281,7 +281,8 @@ impl Tensor {
             1 => permute_elems::<1>(&self.data, &self.shape, perm),
             2 => permute_elems::<2>(&self.data, &self.shape, perm),
             4 => permute_elems::<4>(&self.data, &self.shape, perm),
-            _ => permute_elems::<8>(&self.data, &self.shape, perm),
+            8 => permute_elems::<8>(&self.data, &self.shape, perm),
+            _ => permute_elems::<16>(&self.data, &self.shape, perm),
         };
         Tensor { dtype: self.dtype, shape: new_shape, data: Bytes::from(data) }
     }

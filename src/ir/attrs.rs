@@ -18,6 +18,19 @@ impl Node {
         self.attrs.get(attr).and_then(|a| a.value.as_ref())
     }
 
+    /// Sets a list-of-ints attribute (what passes rewrite: strides, dilations, paddings).
+    pub fn set_attr_ints(&mut self, attr: &str, v: &[i64]) {
+        let list = crate::proto::ListValue { i: v.to_vec(), ..Default::default() };
+        let value = Some(Value::List(Box::new(list)));
+        self.attrs.insert(attr.into(), crate::proto::AttrValue { value });
+    }
+
+    /// Sets a string attribute (`padding`).
+    pub fn set_attr_str(&mut self, attr: &str, v: &str) {
+        let value = Some(Value::S(v.as_bytes().to_vec()));
+        self.attrs.insert(attr.into(), crate::proto::AttrValue { value });
+    }
+
     pub fn has_attr(&self, attr: &str) -> bool {
         self.attr_value(attr).is_some()
     }

@@ -12,7 +12,11 @@ use crate::proto::AttrValue;
 use crate::proto::attr_value::Value;
 use crate::tensor::Tensor;
 
-pub const CONV1D: &str = "_Conv1D";
+pub const CONV_1D: &str = "_Conv1D";
+pub const DEPTHWISE_1D: &str = "_DepthwiseConv1D";
+pub const CONV_TRANSPOSE_1D: &str = "_Conv1DBackpropInput";
+pub const MAX_POOL_1D: &str = "_MaxPool1D";
+pub const AVG_POOL_1D: &str = "_AvgPool1D";
 pub const LAYER_NORM: &str = "_LayerNorm";
 pub const SILU: &str = "_SiLU";
 pub const GELU: &str = "_Gelu";
@@ -21,21 +25,27 @@ pub const GRU: &str = "_GRU";
 pub const RNN: &str = "_RNN";
 pub const MASKED_LSTM: &str = "_MaskedLSTM";
 pub const GRU_RESET_BEFORE: &str = "_GRUResetBefore";
+pub const REPEAT_INTERLEAVE: &str = "_RepeatInterleave";
 pub const LOOP: &str = "_Loop";
 pub const COND: &str = "_Cond";
 
 /// A synthetic op and its parameters.
 #[derive(Clone, Debug)]
 pub enum Fused {
-    /// `ExpandDims → Conv2D → Squeeze`, a 1-D convolution. Inputs: `x [N, W, C]`, the filter
-    /// `[K, Cin, Cout]` (and a bias, in the slot the registry declares for it).
-    Conv1D { stride: i64, dilation: i64, same_padding: bool },
+    /// A TF 2-D window op on a unit axis (`ExpandDims → op → Squeeze`), i.e. the op in 1-D.
+    /// The node's attributes are the op's with the unit axis dropped (`strides=[1, s, 1]`);
+    /// inputs as the op's, `x [N, W, C]` and filters without the unit axis (`[K, I, O]`).
+    Window1D(Window1D),
     /// Normalisation over the last axis, `nn.LayerNorm`. Input: `x`.
     LayerNorm { epsilon: f32, affine: Option<Affine> },
     /// `x · sigmoid(x)`. Input: `x`.
     SiLU,
     /// GELU, exact or with the tanh approximation. Input: `x`.
     Gelu { approximate: bool },
+    /// Each element repeated `repeats` times along TF axis `axis` (`[a, b]` → `[a, a, b, b]`),
+    /// what TF spells `ExpandDims → Tile → Reshape` (`tf.repeat`, Keras' `UpSampling1D`,
+    /// grouped-query attention's key/value heads). Input: `x`.
+    RepeatInterleave { axis: usize, repeats: i64 },
     /// A recurrent layer over a whole sequence; inputs as [`Recurrent`] describes.
     Recurrent(Recurrent),
     /// A loop (see `passes::loops`): its body is a graph whose inputs are the loop variables
@@ -55,6 +65,30 @@ pub enum Fused {
 #[derive(Clone, Debug, Default)]
 pub struct Cond {
     pub branches: Vec<Graph>,
+}
+
+/// Which 2-D op a [`Fused::Window1D`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Window1D {
+    Conv,
+    Depthwise,
+    ConvTranspose,
+    MaxPool,
+    AvgPool,
+}
+
+impl Window1D {
+    /// The 2-D op it comes from.
+    pub fn of(op: &str) -> Option<Window1D> {
+        Some(match op {
+            "Conv2D" => Window1D::Conv,
+            "DepthwiseConv2dNative" => Window1D::Depthwise,
+            "Conv2DBackpropInput" => Window1D::ConvTranspose,
+            "MaxPool" => Window1D::MaxPool,
+            "AvgPool" => Window1D::AvgPool,
+            _ => return None,
+        })
+    }
 }
 
 /// `nn.LayerNorm`'s weight and bias (TF's gamma and beta).
@@ -167,10 +201,17 @@ impl Fused {
     /// The op name nodes of this kind carry (the registry's key).
     pub fn op_name(&self) -> &'static str {
         match self {
-            Fused::Conv1D { .. } => CONV1D,
+            Fused::Window1D(w) => match w {
+                Window1D::Conv => CONV_1D,
+                Window1D::Depthwise => DEPTHWISE_1D,
+                Window1D::ConvTranspose => CONV_TRANSPOSE_1D,
+                Window1D::MaxPool => MAX_POOL_1D,
+                Window1D::AvgPool => AVG_POOL_1D,
+            },
             Fused::LayerNorm { .. } => LAYER_NORM,
             Fused::SiLU => SILU,
             Fused::Gelu { .. } => GELU,
+            Fused::RepeatInterleave { .. } => REPEAT_INTERLEAVE,
             Fused::Recurrent(r) => r.cell.op_name(),
             Fused::Loop(_) => LOOP,
             Fused::Cond(_) => COND,
@@ -185,15 +226,13 @@ impl Fused {
             out.insert(k.to_string(), AttrValue { value: Some(v) });
         };
         match self {
-            Fused::Conv1D { stride, dilation, same_padding } => {
-                put("stride", Value::I(*stride));
-                put("dilation", Value::I(*dilation));
-                let padding = if *same_padding { "SAME" } else { "VALID" };
-                put("padding", Value::S(padding.into()));
-            }
             Fused::LayerNorm { epsilon, .. } => put("epsilon", Value::F(*epsilon)),
             Fused::Gelu { approximate } => {
                 put("approximate", Value::S(if *approximate { "tanh" } else { "none" }.into()))
+            }
+            Fused::RepeatInterleave { axis, repeats } => {
+                put("axis", Value::I(*axis as i64));
+                put("repeats", Value::I(*repeats));
             }
             Fused::Recurrent(r) => {
                 put("last_only", Value::B(r.last_only));
@@ -207,7 +246,7 @@ impl Fused {
                     _ => {}
                 }
             }
-            Fused::SiLU | Fused::Loop(_) | Fused::Cond(_) => {}
+            Fused::SiLU | Fused::Loop(_) | Fused::Cond(_) | Fused::Window1D(_) => {}
         }
         out
     }
@@ -283,8 +322,9 @@ impl Node {
     /// The attributes to show a person: TF's, or a synthetic op's parameters.
     pub fn shown_attrs(&self) -> BTreeMap<String, AttrValue> {
         match &self.fused {
+            // Its attributes are TF's, the unit axis dropped.
+            Some(Fused::Window1D(_)) | None => self.attrs.clone(),
             Some(f) => f.attrs(),
-            None => self.attrs.clone(),
         }
     }
 }

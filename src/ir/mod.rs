@@ -218,6 +218,15 @@ impl Graph {
         self.g.add_edge(src.node, dst, Edge { port: src.port, slot })
     }
 
+    /// Makes slot `slot` of `n` read `v` (replacing what it read, if anything).
+    pub fn set_input(&mut self, n: NodeIndex, slot: usize, v: ValueRef) {
+        let old = self.g.edges_directed(n, Direction::Incoming).find(|e| e.weight().slot == slot);
+        if let Some(e) = old.map(|e| e.id()) {
+            self.g.remove_edge(e);
+        }
+        self.connect(v, n, slot);
+    }
+
     /// Makes every reader of `old` (edges and graph outputs) read `new` instead.
     pub fn replace_uses(&mut self, old: ValueRef, new: ValueRef) {
         let edges: Vec<(EdgeIndex, NodeIndex, usize)> = self

@@ -120,7 +120,11 @@ impl<'a> Lowerer<'a> {
                     _ => "nchw",
                 },
                 Layout::Tf if val.layout == Layout::Host => "t",
-                Layout::Tf => "nhwc",
+                Layout::Tf => match self.rank_of(v) {
+                    Ok(3) => "nwc",
+                    Ok(5) => "ndhwc",
+                    _ => "nhwc",
+                },
                 Layout::Host => "sizes",
             };
             self.locals.fresh(&format!("{}_{suffix}", identifier(&self.scope_of(v.node))))

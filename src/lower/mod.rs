@@ -10,6 +10,7 @@ mod apply;
 mod blocks;
 mod chain;
 mod conds;
+mod dead;
 mod host;
 mod loops;
 mod methods;
@@ -341,6 +342,10 @@ impl<'a> Lowerer<'a> {
         }
         let stub_kwargs = self.stubs.call_kwargs();
         let mut stmts = Self::statements(std::mem::take(&mut self.body), &stub_kwargs);
+        let new_index = dead::remove_dead(&mut stmts, &outs);
+        for s in &mut self.spans {
+            s.stmts = new_index[s.stmts.start]..new_index[s.stmts.end];
+        }
         for pending in std::mem::take(&mut self.methods) {
             self.module
                 .methods

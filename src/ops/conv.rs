@@ -1,70 +1,70 @@
-//! Convolutions → `nn.Conv2d` (grouped and depthwise too), `nn.Conv1d` and
-//! `nn.ConvTranspose2d`, running in NCHW. Weights are converted at conversion time (HWIO →
-//! OIHW, depthwise `[H, W, C, M]` → `[C·M, 1, H, W]`); TF's SAME padding becomes the layer's
-//! own `padding` or one `F.pad` when it is asymmetric. A fused bias (`passes::fuse_bias`) is the
-//! layer's bias.
+//! Convolutions at any spatial rank → `nn.Conv1d` / `nn.Conv2d` / `nn.Conv3d` (grouped and
+//! depthwise too) and `nn.ConvTranspose1d/2d/3d`, running channels-first. Weights are
+//! converted at conversion time (`[k.., I, O]` → `[O, I, k..]`, depthwise `[k.., C, M]` →
+//! `[C·M, 1, k..]`); TF's SAME padding becomes the layer's own `padding` or one `F.pad` when it
+//! is asymmetric. A fused bias (`passes::fuse_bias`) is the layer's bias. 1-D ops are TF's 2-D
+//! ops on a unit axis, made 1-D by `passes::fuse_1d`.
 
 use crate::ir::ValueInfo;
-use crate::ir::fused::{self, Fused};
+use crate::ir::fused::{self, Fused, Window1D};
 use crate::ops::contract::{Access, Ctx, Layout, Lowered, OpResult};
-use crate::ops::util::{
-    Pads, classify, f_pad, float_weight, hw, known_ints, pair, require_nhwc, same_pads,
-    spatial_pair, window_out, window_pads,
-};
+use crate::ops::util::{float_weight, known_ints};
+use crate::ops::window::{Window, dims, f_pad, layer, require_channels_last};
 use crate::ops::{OpDef, OpInputs, op};
 use crate::py::Expr;
 use crate::weights::Weight;
 
 pub const OPS: &[OpDef] = &[
-    op("Conv2D", conv2d).infer(conv_infer).bias_slot(2),
-    op("DepthwiseConv2dNative", depthwise).infer(conv_infer).bias_slot(2),
-    op("Conv2DBackpropInput", conv_transpose).infer(conv_transpose_infer).bias_slot(3),
-    // Produced by passes::fuse_conv1d.
-    op(fused::CONV1D, conv1d).bias_slot(2),
+    op("Conv2D", |c| conv(c, 2)).infer(conv_infer).bias_slot(2),
+    op("Conv3D", |c| conv(c, 3)).infer(conv_infer).bias_slot(2),
+    op("DepthwiseConv2dNative", |c| depthwise(c, 2)).infer(conv_infer).bias_slot(2),
+    op("Conv2DBackpropInput", |c| conv_transpose(c, 2)).infer(conv_transpose_infer).bias_slot(3),
+    op("Conv3DBackpropInputV2", |c| conv_transpose(c, 3)).infer(conv_transpose_infer).bias_slot(3),
+    // Produced by passes::fuse_1d.
+    op(fused::CONV_1D, |c| conv(c, 1)).infer(conv_infer).bias_slot(2),
+    op(fused::DEPTHWISE_1D, |c| depthwise(c, 1)).infer(conv_infer).bias_slot(2),
+    op(fused::CONV_TRANSPOSE_1D, |c| conv_transpose(c, 1)).infer(conv_transpose_infer).bias_slot(3),
 ];
 
-struct ConvGeometry {
-    k: (i64, i64),
-    s: (i64, i64),
-    d: (i64, i64),
-    pads: [i64; 4],
+/// The spatial rank of a conv node: its filter's rank less the two channel axes.
+fn spatial_of(node: &crate::ir::Node) -> usize {
+    match (&node.fused, node.op.as_str()) {
+        (Some(Fused::Window1D(_)), _) => 1,
+        (_, "Conv3D" | "Conv3DBackpropInputV2") => 3,
+        _ => 2,
+    }
 }
 
-fn conv_geometry(ctx: &Ctx, kh: usize, kw: usize) -> OpResult<ConvGeometry> {
-    let node = ctx.node();
-    require_nhwc(node)?;
-    let s = spatial_pair(node, "strides", None)?;
-    let d = spatial_pair(node, "dilations", Some(&[1, 1, 1, 1]))?;
-    let k = (kh as i64, kw as i64);
-    let pads = window_pads(node, hw(&ctx.info(0).shape), k, s, d)?;
-    Ok(ConvGeometry { k, s, d, pads })
+/// `[O, I, k..]` from TF's `[k.., I, O]` (also a transposed conv's `[k.., O, I]` →
+/// `[I, O, k..]`, which is the same permutation).
+fn oi_first(spatial: usize) -> Vec<usize> {
+    [spatial + 1, spatial].into_iter().chain(0..spatial).collect()
 }
 
-/// `nn.Conv2d(...)` plus the forward call, shared by Conv2D and depthwise.
+/// `nn.ConvNd(...)` plus the forward call, shared by the convs and depthwise.
 fn conv_layer(
     ctx: &mut Ctx,
-    in_ch: usize,
-    out_ch: usize,
-    groups: usize,
-    g: ConvGeometry,
+    (in_ch, out_ch, groups): (usize, usize, usize),
+    g: Window,
     weight: Weight,
 ) -> OpResult<Lowered> {
+    let spatial = g.kernel.len();
     let bias = ctx.bias(out_ch)?;
     let x = ctx.input_channels_first(0)?;
     let mut kwargs: Vec<(&str, Expr)> = Vec::new();
-    if g.s != (1, 1) {
-        kwargs.push(("stride", pair(g.s)));
+    if g.strides.iter().any(|&s| s != 1) {
+        kwargs.push(("stride", dims(&g.strides)));
     }
-    let x = match classify(g.pads) {
-        Pads::Symmetric((0, 0)) => x,
-        Pads::Symmetric(p) => {
-            kwargs.push(("padding", pair(p)));
+    let x = match g.symmetric() {
+        Some(p) if p.iter().all(|&p| p == 0) => x,
+        Some(p) => {
+            kwargs.push(("padding", dims(&p)));
             x
         }
-        Pads::Explicit(p) => f_pad(x, p, None),
+        None => f_pad(x, &g.pads, None),
     };
-    if g.d != (1, 1) {
-        kwargs.push(("dilation", pair(g.d)));
+    if g.dilations.iter().any(|&d| d != 1) {
+        kwargs.push(("dilation", dims(&g.dilations)));
     }
     if groups != 1 {
         kwargs.push(("groups", Expr::int(groups as i64)));
@@ -73,8 +73,8 @@ fn conv_layer(
         kwargs.push(("bias", Expr::boolean(false)));
     }
     let ctor = Expr::call_kw(
-        "nn.Conv2d",
-        vec![Expr::int(in_ch as i64), Expr::int(out_ch as i64), pair(g.k)],
+        &layer("Conv", spatial),
+        vec![Expr::int(in_ch as i64), Expr::int(out_ch as i64), dims(&g.kernel)],
         kwargs,
     );
     let mut params = vec![("weight", weight)];
@@ -84,10 +84,12 @@ fn conv_layer(
     Ok(Lowered::Layer { post: vec![], ctor, params, args: vec![x], layout: Layout::ChannelsFirst })
 }
 
-fn conv2d(ctx: &mut Ctx) -> OpResult<Lowered> {
-    let w = float_weight(ctx, 1, 4)?;
-    let (kh, kw, ci, co) = (w.shape[0], w.shape[1], w.shape[2], w.shape[3]);
-    let channels = ctx.info(0).shape.and_then(|s| s.get(3).copied().flatten()).unwrap_or(ci);
+fn conv(ctx: &mut Ctx, spatial: usize) -> OpResult<Lowered> {
+    require_channels_last(ctx.node(), spatial)?;
+    let w = float_weight(ctx, 1, spatial + 2)?;
+    let (ci, co) = (w.shape[spatial], w.shape[spatial + 1]);
+    let channels =
+        ctx.info(0).shape.and_then(|s| s.get(spatial + 1).copied().flatten()).unwrap_or(ci);
     if ci == 0 || channels == 0 || !channels.is_multiple_of(ci) {
         return Err(
             format!("input has {channels} channels, filter expects a multiple of {ci}").into()
@@ -97,110 +99,125 @@ fn conv2d(ctx: &mut Ctx) -> OpResult<Lowered> {
     if co % groups != 0 {
         return Err(format!("{co} output channels cannot be split into {groups} groups").into());
     }
-    let g = conv_geometry(ctx, kh, kw)?;
-    let weight = Weight { tensor: w, permute: Some(vec![3, 2, 0, 1]), reshape: None };
-    conv_layer(ctx, channels, co, groups, g, weight)
+    let kernel = w.shape[..spatial].iter().map(|&k| k as i64).collect();
+    let g = Window::of(ctx.node(), &ctx.info(0).shape, kernel, true)?;
+    let weight = Weight { tensor: w, permute: Some(oi_first(spatial)), reshape: None };
+    conv_layer(ctx, (channels, co, groups), g, weight)
 }
 
-fn depthwise(ctx: &mut Ctx) -> OpResult<Lowered> {
-    let w = float_weight(ctx, 1, 4)?;
-    let (kh, kw, c, m) = (w.shape[0], w.shape[1], w.shape[2], w.shape[3]);
-    let g = conv_geometry(ctx, kh, kw)?;
-    // Output channel c·M + m is filter [.., c, m]: permute to [C, M, H, W], then merge C, M.
-    let weight = Weight {
-        tensor: w,
-        permute: Some(vec![2, 3, 0, 1]),
-        reshape: Some(vec![c * m, 1, kh, kw]),
-    };
-    conv_layer(ctx, c, c * m, c, g, weight)
+fn depthwise(ctx: &mut Ctx, spatial: usize) -> OpResult<Lowered> {
+    require_channels_last(ctx.node(), spatial)?;
+    let w = float_weight(ctx, 1, spatial + 2)?;
+    let (c, m) = (w.shape[spatial], w.shape[spatial + 1]);
+    let kernel: Vec<i64> = w.shape[..spatial].iter().map(|&k| k as i64).collect();
+    let g = Window::of(ctx.node(), &ctx.info(0).shape, kernel, true)?;
+    // Output channel c·M + m is filter [.., c, m]: permute to [C, M, k..], then merge C, M.
+    let mut shape = vec![c * m, 1];
+    shape.extend(&w.shape[..spatial]);
+    let permute = [spatial, spatial + 1].into_iter().chain(0..spatial).collect();
+    let weight = Weight { tensor: w, permute: Some(permute), reshape: Some(shape) };
+    conv_layer(ctx, (c, c * m, c), g, weight)
 }
 
 fn conv_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let x = inp.infos.first()?;
     let w = inp.consts.get(1).copied().flatten()?;
     let shape = x.shape.as_ref()?;
-    if shape.len() != 4 || w.rank() != 4 {
+    let spatial = spatial_of(inp.node);
+    if shape.len() != spatial + 2 || w.rank() != spatial + 2 {
         return None;
     }
-    let node = inp.node;
-    let s = spatial_pair(node, "strides", None).ok()?;
-    let d = spatial_pair(node, "dilations", Some(&[1, 1, 1, 1])).ok()?;
-    let k = (w.shape[0] as i64, w.shape[1] as i64);
-    let pads = window_pads(node, (shape[1], shape[2]), k, s, d).ok()?;
-    let co = if node.op == "DepthwiseConv2dNative" { w.shape[2] * w.shape[3] } else { w.shape[3] };
-    let h = window_out(shape[1], k.0, s.0, d.0, (pads[0], pads[1]));
-    let wd = window_out(shape[2], k.1, s.1, d.1, (pads[2], pads[3]));
-    Some(vec![ValueInfo { dtype: x.dtype, shape: Some(vec![shape[0], h, wd, Some(co)]) }])
+    let kernel = w.shape[..spatial].iter().map(|&k| k as i64).collect();
+    let g = Window::of(inp.node, &x.shape, kernel, true).ok()?;
+    let depthwise = matches!(inp.node.op.as_str(), "DepthwiseConv2dNative")
+        || matches!(inp.node.fused, Some(Fused::Window1D(Window1D::Depthwise)));
+    let co = if depthwise { w.shape[spatial] * w.shape[spatial + 1] } else { w.shape[spatial + 1] };
+    let mut out = vec![shape[0]];
+    out.extend(g.out_sizes(&shape[1..=spatial]));
+    out.push(Some(co));
+    Some(vec![ValueInfo { dtype: x.dtype, shape: Some(out) }])
 }
 
-/// `Conv2DBackpropInput(input_sizes, filter, out_backprop[, bias])` = `nn.ConvTranspose2d`,
-/// with TF's padding reproduced exactly (tf-formats.md §4.2).
-fn conv_transpose(ctx: &mut Ctx) -> OpResult<Lowered> {
+/// Per axis of a transposed conv: `(padding, output_padding, crop)` reproducing TF's output
+/// size `o` exactly (tf-formats.md §4.2).
+fn transpose_axis(
+    padding: &str,
+    (n, o, k, s, d): (i64, i64, i64, i64, i64),
+) -> OpResult<(i64, i64, bool)> {
+    let full = (n - 1) * s + (k - 1) * d + 1;
+    let total = match padding {
+        "SAME" => (full - o).max(0),
+        "VALID" => 0,
+        other => return Err(format!("padding {other} is not supported").into()),
+    };
+    let before = total / 2;
+    let out_pad = (o - (full - 2 * before)).max(0);
+    if out_pad >= s.max(d) {
+        return Err(format!("output size {o} needs output_padding {out_pad} >= stride {s}").into());
+    }
+    Ok((before, out_pad, full - 2 * before + out_pad > o))
+}
+
+/// `Conv2DBackpropInput(input_sizes, filter, out_backprop[, bias])` (and its 1-D and 3-D
+/// forms) = `nn.ConvTranspose2d`, with TF's padding reproduced exactly.
+fn conv_transpose(ctx: &mut Ctx, spatial: usize) -> OpResult<Lowered> {
     let node = ctx.node();
-    require_nhwc(node)?;
-    let s = spatial_pair(node, "strides", None)?;
-    let d = spatial_pair(node, "dilations", Some(&[1, 1, 1, 1]))?;
+    require_channels_last(node, spatial)?;
+    let strides = crate::ops::window::spatial_attr(node, "strides", spatial, false)?;
+    let dilations = crate::ops::window::spatial_attr(node, "dilations", spatial, true)?;
     let padding = node.attr_str("padding")?;
-    let w = float_weight(ctx, 1, 4)?;
-    let (kh, kw, c_out, c_in) = (w.shape[0], w.shape[1], w.shape[2], w.shape[3]);
-    let sizes = known_ints(ctx, 0)?;
-    let (Some(Some(oh)), Some(Some(ow))) = (sizes.get(1).copied(), sizes.get(2).copied()) else {
-        return Err("the output height and width must be known at conversion time".into());
-    };
-    let (Some(n_h), Some(n_w)) = hw(&ctx.info(2).shape) else {
-        return Err("the input height and width must be static".into());
-    };
-    let axis = |n: i64, o: i64, k: i64, s: i64, d: i64| -> OpResult<(i64, i64, bool)> {
-        let full = (n - 1) * s + (k - 1) * d + 1;
-        let total = match padding.as_str() {
-            "SAME" => (full - o).max(0),
-            "VALID" => 0,
-            other => return Err(format!("padding {other} is not supported").into()),
+    let w = float_weight(ctx, 1, spatial + 2)?;
+    let (c_out, c_in) = (w.shape[spatial], w.shape[spatial + 1]);
+    let sizes = one_d_sizes(known_ints(ctx, 0)?, spatial);
+    let input = ctx.info(2).shape.filter(|s| s.len() == spatial + 2);
+    let mut geometry = Vec::with_capacity(spatial);
+    let mut outs = Vec::with_capacity(spatial);
+    for a in 0..spatial {
+        let o = sizes.get(a + 1).copied().flatten();
+        let n = input.as_ref().and_then(|s| s[a + 1]);
+        let (Some(o), Some(n)) = (o, n) else {
+            return Err("the output and input spatial sizes must be known".into());
         };
-        let before = total / 2;
-        let out_pad = (o - (full - 2 * before)).max(0);
-        if out_pad >= s.max(d) {
-            return Err(
-                format!("output size {o} needs output_padding {out_pad} >= stride {s}").into()
-            );
-        }
-        Ok((before, out_pad, full - 2 * before + out_pad > o))
-    };
-    let (bh, oph, crop_h) = axis(n_h as i64, oh, kh as i64, s.0, d.0)?;
-    let (bw, opw, crop_w) = axis(n_w as i64, ow, kw as i64, s.1, d.1)?;
+        let k = w.shape[a] as i64;
+        geometry.push(transpose_axis(&padding, (n as i64, o, k, strides[a], dilations[a]))?);
+        outs.push(o);
+    }
     let bias = ctx.bias(c_out)?;
     let mut kwargs: Vec<(&str, Expr)> = Vec::new();
-    if s != (1, 1) {
-        kwargs.push(("stride", pair(s)));
+    if strides.iter().any(|&s| s != 1) {
+        kwargs.push(("stride", dims(&strides)));
     }
-    if (bh, bw) != (0, 0) {
-        kwargs.push(("padding", pair((bh, bw))));
+    let before: Vec<i64> = geometry.iter().map(|g| g.0).collect();
+    if before.iter().any(|&p| p != 0) {
+        kwargs.push(("padding", dims(&before)));
     }
-    if (oph, opw) != (0, 0) {
-        kwargs.push(("output_padding", pair((oph, opw))));
+    let out_pad: Vec<i64> = geometry.iter().map(|g| g.1).collect();
+    if out_pad.iter().any(|&p| p != 0) {
+        kwargs.push(("output_padding", dims(&out_pad)));
     }
-    if d != (1, 1) {
-        kwargs.push(("dilation", pair(d)));
+    if dilations.iter().any(|&d| d != 1) {
+        kwargs.push(("dilation", dims(&dilations)));
     }
     if bias.is_none() {
         kwargs.push(("bias", Expr::boolean(false)));
     }
+    let kernel: Vec<i64> = w.shape[..spatial].iter().map(|&k| k as i64).collect();
     let ctor = Expr::call_kw(
-        "nn.ConvTranspose2d",
-        vec![Expr::int(c_in as i64), Expr::int(c_out as i64), pair((kh as i64, kw as i64))],
+        &layer("ConvTranspose", spatial),
+        vec![Expr::int(c_in as i64), Expr::int(c_out as i64), dims(&kernel)],
         kwargs,
     );
     let mut params =
-        vec![("weight", Weight { tensor: w, permute: Some(vec![3, 2, 0, 1]), reshape: None })];
+        vec![("weight", Weight { tensor: w, permute: Some(oi_first(spatial)), reshape: None })];
     if let Some(b) = bias {
         params.push(("bias", Weight::plain(b)));
     }
     let x = ctx.input_channels_first(2)?;
-    // TF puts the odd padding pixel at the end: keep the first `o` rows and columns.
-    let post = if crop_h || crop_w {
-        let upto = |n: i64| Expr::slice(None, Some(Expr::int(n)), None);
-        let all = Expr::full_slice();
-        vec![Access::Item(Expr::Tuple(vec![all.clone(), all, upto(oh), upto(ow)]))]
+    // TF puts the odd padding pixel at the end: keep the first `o` along each axis.
+    let post = if geometry.iter().any(|g| g.2) {
+        let mut index = vec![Expr::full_slice(), Expr::full_slice()];
+        index.extend(outs.iter().map(|&o| Expr::slice(None, Some(Expr::int(o)), None)));
+        vec![Access::Item(Expr::Tuple(index))]
     } else {
         vec![]
     };
@@ -208,60 +225,18 @@ fn conv_transpose(ctx: &mut Ctx) -> OpResult<Lowered> {
 }
 
 fn conv_transpose_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
-    let sizes = inp.ints(0)?;
     let x = inp.infos.get(2)?;
-    let shape = sizes.into_iter().map(|d| d.filter(|&d| d >= 0).map(|d| d as usize)).collect();
-    Some(vec![ValueInfo { dtype: x.dtype, shape: Some(shape) }])
+    let spatial = spatial_of(inp.node);
+    Some(vec![ValueInfo { dtype: x.dtype, shape: Some(one_d_sizes(inp.sizes(0)?, spatial)) }])
 }
 
-/// `nn.Conv1d` on a TF `[N, W, C]` value: channels moved to dim 1 around the layer.
-fn conv1d(ctx: &mut Ctx) -> OpResult<Lowered> {
-    let Fused::Conv1D { stride: s, dilation: d, same_padding } = *ctx.fused()? else {
-        return Err("not a Conv1D".into());
-    };
-    let w = float_weight(ctx, 1, 3)?;
-    let (k, ci, co) = (w.shape[0], w.shape[1], w.shape[2]);
-    let (l, r) = if same_padding {
-        let n = ctx.info(0).shape.and_then(|s| s.get(1).copied().flatten());
-        match (n, s) {
-            (_, 1) => same_pads(k as i64, k as i64, 1, d),
-            (Some(n), _) => same_pads(n as i64, k as i64, s, d),
-            (None, _) => return Err("SAME padding with a stride needs a static length".into()),
-        }
-    } else {
-        (0, 0)
-    };
-    let bias = ctx.bias(co)?;
-    let mut kwargs: Vec<(&str, Expr)> = Vec::new();
-    if s != 1 {
-        kwargs.push(("stride", Expr::int(s)));
+/// A 1-D transposed conv's output sizes are still its 2-D op's, `[N, 1, W, C]`: the unit axis
+/// dropped.
+fn one_d_sizes<T>(mut sizes: Vec<T>, spatial: usize) -> Vec<T> {
+    if spatial == 1 && sizes.len() == 4 {
+        sizes.remove(1);
     }
-    if l == r && l != 0 {
-        kwargs.push(("padding", Expr::int(l)));
-    }
-    if d != 1 {
-        kwargs.push(("dilation", Expr::int(d)));
-    }
-    if bias.is_none() {
-        kwargs.push(("bias", Expr::boolean(false)));
-    }
-    let ctor = Expr::call_kw(
-        "nn.Conv1d",
-        vec![Expr::int(ci as i64), Expr::int(co as i64), Expr::int(k as i64)],
-        kwargs,
-    );
-    let mut params =
-        vec![("weight", Weight { tensor: w, permute: Some(vec![2, 1, 0]), reshape: None })];
-    if let Some(b) = bias {
-        params.push(("bias", Weight::plain(b)));
-    }
-    let mut x = ctx.input_tf(0)?.method("transpose", vec![Expr::int(1), Expr::int(2)]);
-    if l != r {
-        x = Expr::call("F.pad", vec![x, Expr::ints(&[l, r])]);
-    }
-    // The result is transposed back to TF's [N, W, C].
-    let post = vec![Access::Method("transpose", vec![Expr::int(1), Expr::int(2)])];
-    Ok(Lowered::Layer { post, ctor, params, args: vec![x], layout: Layout::Tf })
+    sizes
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
-//! Indexing and repetition: GatherV2 (a constant table → `nn.Embedding`), Tile,
+//! Indexing and repetition: GatherV2 (a constant table → `nn.Embedding`), Tile and the
+//! synthetic repeat-interleave,
 //! Split/SplitV/Unpack, ArgMax/ArgMin, OneHot, Cumsum, Fill, Range, BatchMatMul.
 
 use crate::ir::ValueInfo;
+use crate::ir::fused::{self, Fused};
 use crate::ops::contract::{Access, Ctx, Layout, Lowered};
 use crate::ops::contract::{OpResult, TranslateError};
 use crate::ops::sizes::{scalar, sizes};
@@ -13,7 +15,8 @@ use crate::weights::Weight;
 
 pub const OPS: &[OpDef] = &[
     op("GatherV2", gather).infer(gather_infer).fold(gather_fold),
-    op("Tile", tile).infer(tile_infer),
+    op("Tile", tile).infer(tile_infer).neutral(&[1], 1.0),
+    op(fused::REPEAT_INTERLEAVE, repeat_interleave).infer(repeat_interleave_infer),
     op("Split", split).infer(split_infer).fold(split_fold),
     op("SplitV", split).infer(split_infer).fold(split_fold),
     op("Unpack", unpack).infer(unpack_infer).fold(split_fold),
@@ -169,6 +172,30 @@ fn tile_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     }
     let out = s.iter().zip(&reps).map(|(d, r)| d.and_then(|d| d.checked_mul((*r)?))).collect();
     Some(vec![ValueInfo { dtype: inp.infos[0].dtype, shape: Some(out) }])
+}
+
+/// `x.repeat_interleave(k, dim=d)`, in whatever layout `x` is held (the axis mapped to it).
+fn repeat_interleave(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let Fused::RepeatInterleave { axis, repeats } = *ctx.fused()? else {
+        return Err("not a repeat".into());
+    };
+    let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
+    let x = ctx.input(0)?;
+    let layout = if x.layout == Layout::Host { Layout::Tf } else { x.layout };
+    let expr = ctx.input_in(0, layout)?;
+    let dim = crate::ops::util::phys_axis(axis, layout, rank);
+    let args = vec![Expr::int(repeats)];
+    let expr = expr.method_kw("repeat_interleave", args, vec![("dim", Expr::int(dim as i64))]);
+    Ok(Lowered::Expr { expr, layout })
+}
+
+fn repeat_interleave_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let Some(Fused::RepeatInterleave { axis, repeats }) = inp.node.fused else { return None };
+    let mut s = shape_of(inp, 0)?;
+    let k = usize::try_from(repeats).ok()?;
+    let d = s.get_mut(axis)?;
+    *d = d.and_then(|d| d.checked_mul(k));
+    Some(vec![ValueInfo { dtype: inp.infos[0].dtype, shape: Some(s) }])
 }
 
 /// Split (split_dim, value) and SplitV (value, size_splits, split_dim).

@@ -22,8 +22,10 @@ mod resize;
 mod shape;
 pub mod sizes;
 mod slice;
+mod space_batch;
 mod stack;
 pub mod util;
+mod window;
 
 pub use contract::{Ctx, Layout, Lowered, OpResult, TranslateError};
 
@@ -178,6 +180,7 @@ const FAMILIES: &[&[OpDef]] = &[
     stack::OPS,
     shape::OPS,
     slice::OPS,
+    space_batch::OPS,
     cast::OPS,
     gather::OPS,
     recurrent::OPS,

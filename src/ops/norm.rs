@@ -1,9 +1,11 @@
-//! Normalisation layers: batch norm in inference mode → `nn.BatchNorm2d`/`nn.BatchNorm1d`
-//! (statistics as buffers), layer norm → `nn.LayerNorm`, LRN → `nn.LocalResponseNorm`.
+//! Normalisation layers: batch norm in inference mode → `nn.BatchNorm1d/2d/3d` over the
+//! channels of `[N, C]`, `[N, W, C]`, NHWC or NDHWC values (statistics as buffers), layer norm
+//! → `nn.LayerNorm`, LRN → `nn.LocalResponseNorm`.
 
 use crate::ir::fused::{self, Fused};
 use crate::ops::contract::{Ctx, Layout, Lowered, OpResult, TranslateError};
-use crate::ops::util::{require_nhwc, same_as_input};
+use crate::ops::util::same_as_input;
+use crate::ops::window::layer;
 use crate::ops::{OpDef, op};
 use crate::py::Expr;
 use crate::tensor::{DType, Tensor};
@@ -22,7 +24,12 @@ fn batch_norm(ctx: &mut Ctx) -> OpResult<Lowered> {
     if node.attr_bool_or("is_training", true)? {
         return Err("is_training=true (a graph exported in training mode) is not supported".into());
     }
-    require_nhwc(node)?;
+    let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
+    // Channels last, whatever the rank (passes::fuse_batchnorm writes NHWC for all).
+    let df = node.attr_str_or("data_format", "NHWC")?;
+    if !matches!(df.as_str(), "NWC" | "NHWC" | "NDHWC") {
+        return Err(format!("data_format {df} is not supported").into());
+    }
     let eps = node.attr_float_or("epsilon", 1e-4)?;
     let mut params = Vec::new();
     let mut channels = 0;
@@ -35,16 +42,19 @@ fn batch_norm(ctx: &mut Ctx) -> OpResult<Lowered> {
         params.push((name, Weight::plain(t.clone())));
     }
     params.push(("num_batches_tracked", Weight::plain(Tensor::from_i64(vec![], &[0]))));
-    let (class, x, layout) = match ctx.rank(0) {
-        Some(4) => ("nn.BatchNorm2d", ctx.input_channels_first(0)?, Layout::ChannelsFirst),
-        Some(2) => ("nn.BatchNorm1d", ctx.input_tf(0)?, Layout::Tf),
-        _ => return Err("batch norm input must have rank 2 or 4".into()),
+    let (class, x, layout) = match rank {
+        // Channels last at rank 2 is already torch's [N, C].
+        2 => ("nn.BatchNorm1d".to_string(), ctx.input_tf(0)?, Layout::Tf),
+        3..=5 => {
+            (layer("BatchNorm", rank - 2), ctx.input_channels_first(0)?, Layout::ChannelsFirst)
+        }
+        _ => return Err(format!("batch norm of a rank-{rank} input").into()),
     };
     let mut kwargs = Vec::new();
     if eps != 1e-5 {
         kwargs.push(("eps", Expr::f32(eps)));
     }
-    let ctor = Expr::call_kw(class, vec![Expr::int(channels as i64)], kwargs);
+    let ctor = Expr::call_kw(&class, vec![Expr::int(channels as i64)], kwargs);
     Ok(Lowered::Layer { post: vec![], ctor, params, args: vec![x], layout })
 }
 

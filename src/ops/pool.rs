@@ -1,57 +1,64 @@
-//! Pooling → `nn.MaxPool2d` / `nn.AvgPool2d` in NCHW, with TF's SAME padding: padded positions
-//! never win a max, and averages count only the valid elements.
+//! Pooling at any spatial rank → `nn.MaxPool1d/2d/3d` / `nn.AvgPool1d/2d/3d` channels-first,
+//! with TF's SAME padding: padded positions never win a max, and averages count only the valid
+//! elements.
 
 use crate::ir::ValueInfo;
+use crate::ir::fused::{self, Fused};
 use crate::ops::contract::{Ctx, Layout, Lowered, OpResult};
-use crate::ops::util::{
-    Pads, classify, f_pad, hw, pair, require_nhwc, spatial_pair, valid_out, window_out, window_pads,
+use crate::ops::window::{
+    Window, dims, f_pad, layer, require_channels_last, spatial_attr, valid_out,
 };
 use crate::ops::{OpDef, OpInputs, op};
 use crate::py::{BinOp, Expr};
 use crate::tensor::Tensor;
 
-pub const OPS: &[OpDef] =
-    &[op("MaxPool", max_pool).infer(pool_infer), op("AvgPool", avg_pool).infer(pool_infer)];
+pub const OPS: &[OpDef] = &[
+    op("MaxPool", max_pool).infer(pool_infer),
+    op("AvgPool", avg_pool).infer(pool_infer),
+    op("MaxPool3D", max_pool).infer(pool_infer),
+    op("AvgPool3D", avg_pool).infer(pool_infer),
+    // Produced by passes::fuse_1d.
+    op(fused::MAX_POOL_1D, max_pool).infer(pool_infer),
+    op(fused::AVG_POOL_1D, avg_pool).infer(pool_infer),
+];
 
-struct PoolGeometry {
-    k: (i64, i64),
-    s: (i64, i64),
-    pads: [i64; 4],
+fn spatial_of(node: &crate::ir::Node) -> usize {
+    match (&node.fused, node.op.as_str()) {
+        (Some(Fused::Window1D(_)), _) => 1,
+        (_, "MaxPool3D" | "AvgPool3D") => 3,
+        _ => 2,
+    }
 }
 
-fn pool_geometry(node: &crate::ir::Node, input: &crate::ir::Shape) -> OpResult<PoolGeometry> {
-    require_nhwc(node)?;
-    let k = spatial_pair(node, "ksize", None)?;
-    let s = spatial_pair(node, "strides", None)?;
-    let pads = window_pads(node, hw(input), k, s, (1, 1))?;
-    Ok(PoolGeometry { k, s, pads })
+fn pool_geometry(node: &crate::ir::Node, input: &crate::ir::Shape) -> OpResult<Window> {
+    let spatial = spatial_of(node);
+    require_channels_last(node, spatial)?;
+    let kernel = spatial_attr(node, "ksize", spatial, false)?;
+    Window::of(node, input, kernel, false)
 }
 
 fn pool_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let x = inp.infos.first()?;
     let shape = x.shape.as_ref()?;
-    if shape.len() != 4 {
+    let spatial = spatial_of(inp.node);
+    if shape.len() != spatial + 2 {
         return None;
     }
     let g = pool_geometry(inp.node, &x.shape).ok()?;
-    let h = window_out(shape[1], g.k.0, g.s.0, 1, (g.pads[0], g.pads[1]));
-    let w = window_out(shape[2], g.k.1, g.s.1, 1, (g.pads[2], g.pads[3]));
-    Some(vec![ValueInfo { dtype: x.dtype, shape: Some(vec![shape[0], h, w, shape[3]]) }])
+    let mut out = vec![shape[0]];
+    out.extend(g.out_sizes(&shape[1..=spatial]));
+    out.push(shape[spatial + 1]);
+    Some(vec![ValueInfo { dtype: x.dtype, shape: Some(out) }])
 }
 
-fn pool_ctor(
-    class: &str,
-    g: &PoolGeometry,
-    padding: Option<(i64, i64)>,
-    extra: Vec<(&str, Expr)>,
-) -> Expr {
-    let mut args = vec![pair(g.k)];
-    if g.s != g.k {
-        args.push(pair(g.s));
+fn pool_ctor(class: &str, g: &Window, padding: Option<&[i64]>, extra: Vec<(&str, Expr)>) -> Expr {
+    let mut args = vec![dims(&g.kernel)];
+    if g.strides != g.kernel {
+        args.push(dims(&g.strides));
     }
     let mut kwargs = Vec::new();
-    if let Some(p) = padding.filter(|&p| p != (0, 0)) {
-        kwargs.push(("padding", pair(p)));
+    if let Some(p) = padding.filter(|p| p.iter().any(|&x| x != 0)) {
+        kwargs.push(("padding", dims(p)));
     }
     kwargs.extend(extra);
     Expr::call_kw(class, args, kwargs)
@@ -61,11 +68,11 @@ fn max_pool(ctx: &mut Ctx) -> OpResult<Lowered> {
     let g = pool_geometry(ctx.node(), &ctx.info(0).shape)?;
     let x = ctx.input_channels_first(0)?;
     // Padded positions never win a max: torch's implicit padding is -inf, as TF's.
-    let (x, padding) = match classify(g.pads) {
-        Pads::Symmetric(p) => (x, Some(p)),
-        Pads::Explicit(p) => (f_pad(x, p, Some(Expr::f32(f32::NEG_INFINITY))), None),
+    let (x, padding) = match g.symmetric() {
+        Some(p) => (x, Some(p)),
+        None => (f_pad(x, &g.pads, Some(Expr::f32(f32::NEG_INFINITY))), None),
     };
-    let ctor = pool_ctor("nn.MaxPool2d", &g, padding, vec![]);
+    let ctor = pool_ctor(&layer("MaxPool", g.kernel.len()), &g, padding.as_deref(), vec![]);
     Ok(Lowered::Layer {
         post: vec![],
         ctor,
@@ -78,46 +85,49 @@ fn max_pool(ctx: &mut Ctx) -> OpResult<Lowered> {
 fn avg_pool(ctx: &mut Ctx) -> OpResult<Lowered> {
     let info = ctx.info(0);
     let g = pool_geometry(ctx.node(), &info.shape)?;
-    match classify(g.pads) {
-        Pads::Symmetric(p) => {
-            let x = ctx.input_channels_first(0)?;
-            // TF averages over the valid (unpadded) elements only.
-            let extra = if p != (0, 0) {
-                vec![("count_include_pad", Expr::boolean(false))]
-            } else {
-                vec![]
-            };
-            let ctor = pool_ctor("nn.AvgPool2d", &g, Some(p), extra);
-            Ok(Lowered::Layer {
-                post: vec![],
-                ctor,
-                params: vec![],
-                args: vec![x],
-                layout: Layout::ChannelsFirst,
-            })
-        }
-        Pads::Explicit(p) => {
-            // Asymmetric: sum over the zero-padded input, divided by the per-window count of
-            // valid elements, which is static and computed here.
-            let (Some(h), Some(w)) = hw(&info.shape) else {
-                return Err("asymmetric SAME average pooling needs a static input size".into());
-            };
-            let counts = window_counts(h as i64, w as i64, &g, p);
-            let x = ctx.input_channels_first(0)?;
-            let div = ctx.buffer("count", counts)?;
-            let sum = Expr::call_kw(
-                "F.avg_pool2d",
-                vec![f_pad(x, p, None), pair(g.k), pair(g.s)],
-                vec![("divisor_override", Expr::int(1))],
-            );
-            Ok(Lowered::Expr { expr: sum.binop(BinOp::Div, div), layout: Layout::ChannelsFirst })
-        }
+    let spatial = g.kernel.len();
+    if let Some(p) = g.symmetric() {
+        let x = ctx.input_channels_first(0)?;
+        // TF averages over the valid (unpadded) elements only.
+        let extra = if p.iter().any(|&x| x != 0) {
+            vec![("count_include_pad", Expr::boolean(false))]
+        } else {
+            vec![]
+        };
+        let ctor = pool_ctor(&layer("AvgPool", spatial), &g, Some(&p), extra);
+        return Ok(Lowered::Layer {
+            post: vec![],
+            ctor,
+            params: vec![],
+            args: vec![x],
+            layout: Layout::ChannelsFirst,
+        });
     }
+    // Asymmetric: sum over the zero-padded input, divided by the per-window count of valid
+    // elements, which is static and computed here.
+    let sizes: Option<Vec<usize>> = info
+        .shape
+        .as_ref()
+        .filter(|s| s.len() == spatial + 2)
+        .and_then(|s| s[1..=spatial].iter().copied().collect());
+    let Some(sizes) = sizes else {
+        return Err("asymmetric SAME average pooling needs static spatial sizes".into());
+    };
+    let counts = window_counts(&sizes, &g);
+    let x = ctx.input_channels_first(0)?;
+    let div = ctx.buffer("count", counts)?;
+    let sum = Expr::call_kw(
+        &format!("F.avg_pool{spatial}d"),
+        vec![f_pad(x, &g.pads, None), dims(&g.kernel), dims(&g.strides)],
+        vec![("divisor_override", Expr::int(1))],
+    );
+    Ok(Lowered::Expr { expr: sum.binop(BinOp::Div, div), layout: Layout::ChannelsFirst })
 }
 
-/// Number of unpadded input elements under each pooling window, shape `[1, 1, OH, OW]`.
-fn window_counts(h: i64, w: i64, g: &PoolGeometry, p: [i64; 4]) -> Tensor {
-    let axis = |n: i64, k: i64, s: i64, before: i64, after: i64| -> Vec<f32> {
+/// Number of unpadded input elements under each pooling window, shape `[1, 1, out..]`.
+fn window_counts(sizes: &[usize], g: &Window) -> Tensor {
+    let axis = |a: usize| -> Vec<f32> {
+        let (n, k, s, (before, after)) = (sizes[a] as i64, g.kernel[a], g.strides[a], g.pads[a]);
         let out = valid_out(n + before + after, k, s, 1);
         (0..out)
             .map(|o| {
@@ -128,10 +138,14 @@ fn window_counts(h: i64, w: i64, g: &PoolGeometry, p: [i64; 4]) -> Tensor {
             })
             .collect()
     };
-    let ch = axis(h, g.k.0, g.s.0, p[0], p[1]);
-    let cw = axis(w, g.k.1, g.s.1, p[2], p[3]);
-    let vals: Vec<f32> = ch.iter().flat_map(|a| cw.iter().map(move |b| a * b)).collect();
-    Tensor::from_f32(vec![1, 1, ch.len(), cw.len()], &vals)
+    let per_axis: Vec<Vec<f32>> = (0..sizes.len()).map(axis).collect();
+    let mut vals = vec![1.0f32];
+    for counts in &per_axis {
+        vals = vals.iter().flat_map(|v| counts.iter().map(move |c| v * c)).collect();
+    }
+    let mut shape = vec![1, 1];
+    shape.extend(per_axis.iter().map(Vec::len));
+    Tensor::from_f32(shape, &vals)
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! sizes known only at run time are read from `x.shape`.
 
 use crate::ir::{Dim, Node, Partial, ValueInfo};
-use crate::ops::contract::{Ctx, Layout, Lowered, OpResult, TranslateError};
+use crate::ops::contract::{Ctx, Layout, Lowered, OpResult, TranslateError, channels_first_axis};
 use crate::ops::sizes::sizes;
 use crate::ops::util::{norm_axis, phys_axis};
 use crate::ops::{Folded, OpDef, OpInputs, op};
@@ -283,10 +283,12 @@ fn shape_op(ctx: &mut Ctx) -> OpResult<Lowered> {
     let x = ctx.input(0)?;
     let expr = match x.layout {
         Layout::Tf => x.expr.attr("shape"),
-        // TF's NHWC axes of an NCHW tensor.
-        Layout::ChannelsFirst => Expr::Tuple(
-            [0, 2, 3, 1].map(|a| x.expr.clone().attr("shape").index(Expr::int(a))).into(),
-        ),
+        // TF's channels-last axes of a channels-first tensor: (n, h, w, c) of NCHW.
+        Layout::ChannelsFirst => {
+            let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
+            let axis = |a| Expr::int(channels_first_axis(a, rank) as i64);
+            Expr::Tuple((0..rank).map(|a| x.expr.clone().attr("shape").index(axis(a))).collect())
+        }
         Layout::Host => match ctx.rank(0) {
             Some(0) => Expr::Tuple(Vec::new()),
             _ => Expr::Tuple(vec![Expr::call("len", vec![x.expr])]),

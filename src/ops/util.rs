@@ -12,80 +12,6 @@ pub fn torch_attr(name: &str) -> Expr {
     Expr::name("torch").attr(name)
 }
 
-/// `[1, a, b, 1]` (NHWC attrs such as strides/ksize/dilations) → `(a, b)`.
-pub fn spatial_pair(node: &Node, attr: &str, default: Option<&[i64]>) -> OpResult<(i64, i64)> {
-    let v = match default {
-        Some(d) => node.attr_ints_or(attr, d),
-        None => node.attr_ints(attr),
-    }?;
-    match v.as_slice() {
-        [1, a, b, 1] if *a > 0 && *b > 0 => Ok((*a, *b)),
-        _ => Err(format!("unsupported {attr} {v:?} (need [1, h, w, 1] with positive h, w)").into()),
-    }
-}
-
-pub fn require_nhwc(node: &Node) -> OpResult<()> {
-    let df = node.attr_str_or("data_format", "NHWC")?;
-    if df == "NHWC" { Ok(()) } else { Err(format!("data_format {df} is not supported").into()) }
-}
-
-/// TF's SAME padding for one spatial dim: `(before, after)` (tf-formats.md §4.1).
-pub fn same_pads(n: i64, k: i64, s: i64, d: i64) -> (i64, i64) {
-    let k_eff = (k - 1) * d + 1;
-    let out = (n + s - 1) / s;
-    let total = ((out - 1) * s + k_eff - n).max(0);
-    (total / 2, total - total / 2)
-}
-
-/// Output size of a VALID window op.
-pub fn valid_out(n: i64, k: i64, s: i64, d: i64) -> i64 {
-    let k_eff = (k - 1) * d + 1;
-    ((n - k_eff + 1).max(0) + s - 1) / s
-}
-
-/// `(top, bottom, left, right)` padding of a 2-D window op from its `padding` attribute.
-pub fn window_pads(
-    node: &Node,
-    input_hw: (Option<usize>, Option<usize>),
-    k: (i64, i64),
-    s: (i64, i64),
-    d: (i64, i64),
-) -> OpResult<[i64; 4]> {
-    let padding = node.attr_str("padding")?;
-    match padding.as_str() {
-        "VALID" => Ok([0; 4]),
-        "SAME" => {
-            if s == (1, 1) {
-                // With stride 1 the pads do not depend on the input size.
-                let (t, b) = same_pads(k.0, k.0, 1, d.0);
-                let (l, r) = same_pads(k.1, k.1, 1, d.1);
-                return Ok([t, b, l, r]);
-            }
-            let (Some(h), Some(w)) = input_hw else {
-                return Err(
-                    "SAME padding with strides needs a static input height and width".into()
-                );
-            };
-            let (t, b) = same_pads(h as i64, k.0, s.0, d.0);
-            let (l, r) = same_pads(w as i64, k.1, s.1, d.1);
-            Ok([t, b, l, r])
-        }
-        "EXPLICIT" => {
-            let p = node.attr_ints("explicit_paddings")?;
-            match p.as_slice() {
-                [0, 0, t, b, l, r, 0, 0] if p.iter().all(|&x| x >= 0) => Ok([*t, *b, *l, *r]),
-                _ => Err(format!("unsupported explicit_paddings {p:?}").into()),
-            }
-        }
-        other => Err(format!("unknown padding {other:?}").into()),
-    }
-}
-
-/// Output spatial size for a window op given its pads.
-pub fn window_out(n: Option<usize>, k: i64, s: i64, d: i64, pads: (i64, i64)) -> Option<usize> {
-    n.map(|n| valid_out(n as i64 + pads.0 + pads.1, k, s, d) as usize)
-}
-
 /// Most outputs an op may declare in an attribute (`num_split`, `num`): inference keeps one
 /// entry per output, and a hostile file may ask for 2^40.
 pub const MAX_OUTPUTS: usize = 1 << 16;
@@ -199,28 +125,6 @@ pub fn broadcast_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     Some(vec![ValueInfo { dtype: a.dtype.or(b.dtype), shape: broadcast(&a.shape, &b.shape) }])
 }
 
-/// `3` for a square pair, `(3, 5)` otherwise.
-pub(crate) fn pair(p: (i64, i64)) -> Expr {
-    if p.0 == p.1 { Expr::int(p.0) } else { Expr::ints(&[p.0, p.1]) }
-}
-
-/// `F.pad` arguments for asymmetric `[top, bottom, left, right]` pads, or the symmetric
-/// `(h, w)` that torch layers take themselves.
-pub(crate) enum Pads {
-    Symmetric((i64, i64)),
-    Explicit([i64; 4]),
-}
-
-pub(crate) fn classify(p: [i64; 4]) -> Pads {
-    if p[0] == p[1] && p[2] == p[3] { Pads::Symmetric((p[0], p[2])) } else { Pads::Explicit(p) }
-}
-
-pub(crate) fn f_pad(x: Expr, p: [i64; 4], value: Option<Expr>) -> Expr {
-    let args = vec![x, Expr::ints(&[p[2], p[3], p[0], p[1]])];
-    let kwargs = value.map(|v| vec![("value", v)]).unwrap_or_default();
-    Expr::call_kw("F.pad", args, kwargs)
-}
-
 pub(crate) fn float_weight(ctx: &Ctx, i: usize, rank: usize) -> OpResult<Tensor> {
     let w = ctx.const_input(i)?;
     if w.rank() != rank || w.dtype != DType::F32 {
@@ -241,14 +145,6 @@ pub(crate) fn known_ints(ctx: &Ctx, i: usize) -> OpResult<Vec<Option<i64>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn same_padding_puts_the_odd_pixel_last() {
-        assert_eq!(same_pads(224, 3, 2, 1), (0, 1));
-        assert_eq!(same_pads(225, 3, 2, 1), (1, 1));
-        assert_eq!(same_pads(7, 7, 1, 1), (3, 3));
-        assert_eq!(same_pads(8, 2, 1, 2), (1, 1));
-    }
 
     #[test]
     fn broadcasting() {

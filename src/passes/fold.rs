@@ -3,7 +3,6 @@
 
 use crate::error::{Error, Result};
 use petgraph::stable_graph::NodeIndex;
-use petgraph::visit::EdgeRef;
 
 use crate::ir::{Dim, Graph, Node, ValueInfo, ValueRef};
 use crate::ops::{self, Folded, OpInputs};
@@ -175,14 +174,7 @@ fn constant_reshape_target(g: &mut Graph, n: NodeIndex) {
     if symbolic {
         g.set_partial(c, p.clone());
     }
-    let edge =
-        g.g.edges_directed(n, petgraph::Direction::Incoming)
-            .find(|e| e.weight().slot == slot)
-            .map(|e| e.id());
-    if let Some(e) = edge {
-        g.g.remove_edge(e);
-        g.connect(ValueRef { node: c, port: 0 }, n, slot);
-    }
+    g.set_input(n, slot, ValueRef { node: c, port: 0 });
     if symbolic {
         let mut sources: Vec<ValueRef> = Vec::new();
         for d in &p.values {

@@ -2,12 +2,14 @@
 
 pub mod conds;
 mod fold;
+mod fuse_1d;
 mod fuse_activation;
 mod fuse_batchnorm;
 mod fuse_bias;
 mod fuse_bidirectional;
-mod fuse_conv1d;
+mod fuse_dilated;
 mod fuse_layernorm;
+mod fuse_repeat;
 mod fuse_tensordot;
 mod fuse_time_distributed;
 mod identity;
@@ -19,10 +21,10 @@ mod simplify;
 mod tensor_arrays;
 
 pub use fold::fold_and_infer;
+pub use fuse_1d::fuse_1d;
 pub use fuse_activation::fuse_activations;
 pub use fuse_batchnorm::fuse_batchnorm;
 pub use fuse_bias::{fuse_bias, fuse_head_bias};
-pub use fuse_conv1d::fuse_conv1d;
 pub use fuse_layernorm::fuse_layernorm;
 pub use fuse_tensordot::fuse_tensordot;
 pub use identity::remove_identities;
@@ -41,13 +43,15 @@ pub fn run_all(g: &mut Graph) -> Result<()> {
 type Pass = fn(&mut Graph) -> Result<()>;
 
 /// After recurrent layers are fused (see [`run_observed`]).
-const LATE: [(&str, Pass); 12] = [
+const LATE: [(&str, Pass); 14] = [
     ("simplify", simplify),
     ("prune", prune),
     ("fuse_bidirectional", fuse_bidirectional::fuse_bidirectional),
     ("fuse_layernorm", fuse_layernorm),
     ("fuse_activations", fuse_activations),
-    ("fuse_conv1d", fuse_conv1d),
+    ("fuse_1d", fuse_1d),
+    ("fuse_dilated", fuse_dilated::fuse_dilated),
+    ("fuse_repeat", fuse_repeat::fuse_repeat),
     ("fuse_tensordot", fuse_tensordot),
     ("fuse_time_distributed", fuse_time_distributed::fuse_time_distributed),
     ("fuse_bias", fuse_bias),

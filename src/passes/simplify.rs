@@ -52,7 +52,9 @@ pub fn simplify(g: &mut Graph) -> Result<()> {
             });
             let out = ValueRef { node: n, port: 0 };
             let (in_info, out_info) = (g.info(other), g.info(out));
-            let same_shape = in_info.shape.is_some() && in_info.shape == out_info.shape;
+            // A broadcasting op may grow its operand; a Tile by ones never does.
+            let same_shape = (in_info.shape.is_some() && in_info.shape == out_info.shape)
+                || g.node(n).op == "Tile";
             if is_neutral
                 && same_shape
                 && in_info.dtype == out_info.dtype

@@ -9,7 +9,7 @@ mod fold;
 use fold::{fold_binary, fold_compare, fold_unary};
 
 use crate::ops::contract::OpResult;
-use crate::ops::contract::{Ctx, Layout, Lowered};
+use crate::ops::contract::{Ctx, Layout, Lowered, channels_first_rank, to_channels_first};
 use crate::ops::sizes::{is_host, is_host_value};
 use crate::ops::util::{broadcast_infer, same_as_input};
 use crate::ops::{OpDef, OpInputs, always, op};
@@ -137,25 +137,31 @@ fn operands(ctx: &mut Ctx) -> OpResult<(Expr, Expr, Layout)> {
     Ok((a, b, layout))
 }
 
-/// The first `n` inputs in one layout: NCHW when a computed rank-4 input is NCHW and every
-/// other input can follow (rank 4, a scalar, or a constant re-laid out here), else TF's.
+/// The first `n` inputs in one layout: channels-first when a computed input of rank 3 to 5 is
+/// held so and every other input can follow (the same rank, a scalar, or a constant re-laid
+/// out here), else TF's.
 fn operands_n(ctx: &mut Ctx, n: usize) -> OpResult<(Vec<Expr>, Layout)> {
-    let nchw = (0..n).any(|i| {
-        !ctx.is_const(i)
-            && ctx.rank(i) == Some(4)
+    let mut rank = None;
+    for i in 0..n {
+        if !ctx.is_const(i)
+            && channels_first_rank(ctx.rank(i))
             && matches!(ctx.layout(i), Ok(Layout::ChannelsFirst))
-    });
-    let follows = |ctx: &Ctx, i: usize| {
+        {
+            rank = ctx.rank(i);
+            break;
+        }
+    }
+    let follows = |ctx: &Ctx, i: usize, r: usize| {
         if ctx.is_const(i) {
-            ctx.const_input(i).is_ok_and(|t| t.rank() <= 4)
+            ctx.const_input(i).is_ok_and(|t| t.rank() <= r)
         } else {
-            matches!(ctx.rank(i), Some(4) | Some(0))
+            ctx.rank(i) == Some(r) || ctx.rank(i) == Some(0)
         }
     };
-    if !nchw || !(0..n).all(|i| follows(ctx, i)) {
+    let Some(r) = rank.filter(|&r| (0..n).all(|i| follows(ctx, i, r))) else {
         let v = (0..n).map(|i| ctx.input_tf(i)).collect::<OpResult<Vec<_>>>()?;
         return Ok((v, Layout::Tf));
-    }
+    };
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
         let e = if ctx.is_const(i) {
@@ -163,11 +169,12 @@ fn operands_n(ctx: &mut Ctx, n: usize) -> OpResult<(Vec<Expr>, Layout)> {
             if t.rank() == 0 {
                 ctx.input_tf(i)?
             } else {
-                // Align to rank 4 (leading ones), NHWC → NCHW, drop leading ones again.
-                let mut shape = vec![1; 4 - t.rank()];
+                // Align to rank r (leading ones), channels-last → first, drop leading ones.
+                let mut shape = vec![1; r - t.rank()];
                 shape.extend(&t.shape);
-                let p = t.reshaped(shape).permute(&[0, 3, 1, 2]);
-                let keep = p.shape.iter().position(|&d| d != 1).unwrap_or(3).min(3);
+                let perm: Vec<usize> = to_channels_first(r).iter().map(|&a| a as usize).collect();
+                let p = t.reshaped(shape).permute(&perm);
+                let keep = p.shape.iter().position(|&d| d != 1).unwrap_or(r - 1).min(r - 1);
                 if p.numel() == 1 && t.dtype.is_float() {
                     Expr::f64(t.scalar_f64().ok_or("unreadable constant")?)
                 } else {
@@ -175,7 +182,7 @@ fn operands_n(ctx: &mut Ctx, n: usize) -> OpResult<(Vec<Expr>, Layout)> {
                     ctx.buffer("const", p.reshaped(s))?
                 }
             }
-        } else if ctx.rank(i) == Some(4) {
+        } else if ctx.rank(i) == Some(r) {
             ctx.input_channels_first(i)?
         } else {
             ctx.input_tf(i)?

@@ -7,6 +7,7 @@
 //! parenthesised with one operand per line, operators leading.
 
 mod expr;
+mod fluent;
 
 pub use expr::{escape, flat, string_literal, target_text};
 use expr::{write_operand, write_primary};
@@ -33,31 +34,60 @@ fn layout(indent: usize, head: &str, value: &Expr, tail: &str) -> Vec<String> {
     if fits(&one) {
         return vec![one];
     }
+    let fluent = match (head, tail) {
+        ("", "") => fluent::chain(indent, value),
+        _ => fluent::parenthesized(indent, head, value, tail),
+    };
+    if let Some(lines) = fluent {
+        return lines;
+    }
     match value {
         Expr::Binary(_, op, _) => operator_chain(indent, head, value, *op, tail),
         Expr::List(items) => collection(indent, head, ("[", "]"), items, tail),
         Expr::Tuple(items) if items.len() > 1 => collection(indent, head, ("(", ")"), items, tail),
-        Expr::Call(c)
-            if !head.is_empty() && !fits(&format!("{p}{head}{}(", flat_primary(&c.func))) =>
-        {
-            // When even `target = func(` does not fit, ruff wraps the right-hand side in
-            // parentheses.
-            let mut lines = vec![format!("{p}{head}(")];
-            lines.extend(layout(indent + INDENT, "", value, ""));
-            lines.push(format!("{p}){tail}"));
-            lines
+        // When `target = func(` (or `target = value[`) overflows, ruff parenthesises the
+        // value if everything then fits; else it breaks inside the value's own brackets.
+        Expr::Call(c) if !fits(&format!("{p}{head}{}(", flat_primary(&c.func))) => {
+            parenthesized_if_fits(indent, head, value, tail)
+                .unwrap_or_else(|| call(indent, head, value, tail).unwrap_or(vec![one]))
+        }
+        Expr::Subscript(v, i) if !fits(&format!("{p}{head}{}[", flat_primary(v))) => {
+            parenthesized_if_fits(indent, head, value, tail)
+                .unwrap_or_else(|| subscript(indent, head, v, i, tail))
+        }
+        // An attribute or a negation, when parenthesising makes it fit.
+        Expr::Attribute(..) | Expr::Unary(..) => {
+            parenthesized_if_fits(indent, head, value, tail).unwrap_or(vec![one])
         }
         Expr::Call(_) => call(indent, head, value, tail).unwrap_or(vec![one]),
         Expr::Subscript(v, i) => subscript(indent, head, v, i, tail),
         Expr::Slice(sl) => slice(indent, head, sl, tail).unwrap_or(vec![one]),
-        Expr::IfElse(_) if !head.is_empty() => {
-            let mut lines = vec![format!("{p}{head}(")];
-            lines.extend(layout(indent + INDENT, "", value, ""));
-            lines.push(format!("{p}){tail}"));
-            lines
-        }
+        Expr::IfElse(_) if !head.is_empty() => parenthesized(indent, head, value, tail),
         _ => vec![one],
     }
+}
+
+/// `<head>(` + the value one level in + `)<tail>`, if every line of that fits.
+fn parenthesized_if_fits(
+    indent: usize,
+    head: &str,
+    value: &Expr,
+    tail: &str,
+) -> Option<Vec<String>> {
+    if head.is_empty() {
+        return None;
+    }
+    let lines = parenthesized(indent, head, value, tail);
+    lines.iter().all(|l| fits(l)).then_some(lines)
+}
+
+/// `<head>(` + the value laid out one level in + `)<tail>`.
+fn parenthesized(indent: usize, head: &str, value: &Expr, tail: &str) -> Vec<String> {
+    let p = pad(indent);
+    let mut lines = vec![format!("{p}{head}(")];
+    lines.extend(layout(indent + INDENT, "", value, ""));
+    lines.push(format!("{p}){tail}"));
+    lines
 }
 
 /// A subscript that does not fit: its index on an indented line, a tuple index one item per
@@ -116,7 +146,7 @@ fn operator_chain(indent: usize, head: &str, value: &Expr, op: BinOp, tail: &str
     if fits(&one) {
         return vec![format!("{p}{head}("), one, format!("{p}){tail}")];
     }
-    let mut parts: Vec<(Option<BinOp>, String)> = Vec::new();
+    let mut parts: Vec<(Option<BinOp>, &Expr, String)> = Vec::new();
     let mut cur = value;
     while let Expr::Binary(left, o, right) = cur {
         if o.precedence() != op.precedence() {
@@ -124,19 +154,24 @@ fn operator_chain(indent: usize, head: &str, value: &Expr, op: BinOp, tail: &str
         }
         let mut text = String::new();
         write_operand(&mut text, right, *o, true);
-        parts.push((Some(*o), text));
+        parts.push((Some(*o), right, text));
         cur = left;
     }
     let mut first = String::new();
     write_operand(&mut first, cur, op, false);
-    parts.push((None, first));
+    parts.push((None, cur, first));
     parts.reverse();
     let mut lines = vec![format!("{p}{head}(")];
-    for (o, text) in parts {
-        lines.push(match o {
-            Some(o) => format!("{inner}{} {text}", o.symbol()),
-            None => format!("{inner}{text}"),
-        });
+    for (o, operand, text) in parts {
+        let lead = o.map_or(String::new(), |o| format!("{} ", o.symbol()));
+        let line = format!("{inner}{lead}{text}");
+        // An operand that does not fit breaks in turn (unless it needed parentheses here).
+        let own_brackets = matches!(operand, Expr::Call(_) | Expr::Subscript(..));
+        if fits(&line) || !own_brackets || text != flat(operand) {
+            lines.push(line);
+        } else {
+            lines.extend(layout(indent + INDENT, &lead, operand, ""));
+        }
     }
     lines.push(format!("{p}){tail}"));
     lines
@@ -184,6 +219,18 @@ fn item(indent: usize, key: &str, v: &Expr) -> Vec<String> {
     let one = format!("{}{key}{},", pad(indent), flat(v));
     if fits(&one) {
         return vec![one];
+    }
+    let fluent = match key {
+        "" => fluent::chain(indent, v).map(|mut lines| {
+            if let Some(last) = lines.last_mut() {
+                last.push(',');
+            }
+            lines
+        }),
+        _ => fluent::parenthesized(indent, key, v, ","),
+    };
+    if let Some(lines) = fluent {
+        return lines;
     }
     match v {
         Expr::List(items) => collection(indent, key, ("[", "]"), items, ","),
@@ -480,6 +527,47 @@ mod tests {
         assert_eq!(lines.len(), 5, "{lines:#?}");
         assert!(lines[2].trim_start().starts_with("+ b"));
         assert!(lines[3].trim_start().starts_with("- c"));
+    }
+
+    /// Two or more calls after dots break one link per line, as ruff's fluent style does
+    /// (checked against `ruff format`).
+    #[test]
+    fn long_call_chains_break_per_link() {
+        let chain = n("space_to_batch")
+            .attr("reshape")
+            .called((0..6).map(Expr::int).collect(), vec![])
+            .attr("permute")
+            .called((0..6).map(Expr::int).collect(), vec![])
+            .attr("reshape")
+            .called(vec![Expr::int(-1), Expr::int(10), Expr::int(14), Expr::int(3)], vec![]);
+        let text = print(&[Stmt::assign(n("batch_to_space"), chain)], 8);
+        assert_eq!(
+            text,
+            "        batch_to_space = (\n            space_to_batch.reshape(0, 1, 2, 3, 4, 5)\n            \
+             .permute(0, 1, 2, 3, 4, 5)\n            .reshape(-1, 10, 14, 3)\n        )\n"
+        );
+    }
+
+    /// A long target: the value is parenthesised when all of it then fits, else broken inside
+    /// its own brackets even though the first line overflows (ruff's choices).
+    #[test]
+    fn long_targets_parenthesise_only_what_then_fits() {
+        let target = n(&"t".repeat(70));
+        let short = n("value").attr("reshape").called(vec![Expr::int(-1), Expr::int(16)], vec![]);
+        let text = print(&[Stmt::assign(target.clone(), short)], 8);
+        assert_eq!(
+            text,
+            format!(
+                "        {} = (\n            value.reshape(-1, 16)\n        )\n",
+                "t".repeat(70)
+            )
+        );
+        let long_args = (0..3).map(|i| n(&format!("{}_{i}", "a".repeat(70)))).collect();
+        let text = print(&[Stmt::assign(target, Expr::call("torch.einsum", long_args))], 8);
+        assert!(
+            text.starts_with(&format!("        {} = torch.einsum(\n", "t".repeat(70))),
+            "{text}"
+        );
     }
 
     #[test]

@@ -1,0 +1,93 @@
+//! Call chains in ruff's "fluent" layout: a chain with two or more `.method` accesses on a
+//! call or subscript (`x.reshape(..).permute(..).reshape(..)`) that does not fit on its line
+//! is broken before each such access, one link per line.
+
+use super::expr::flat;
+use super::{INDENT, bracketed, fits, layout, pad};
+use crate::py::ast::Expr;
+
+/// The chain's links, ends first-to-last: each is the expression up to and including that
+/// link. `None` unless the chain has at least two break points (ruff's threshold).
+fn links(e: &Expr) -> Option<Vec<&Expr>> {
+    let mut ends = vec![e];
+    let mut cur = e;
+    loop {
+        cur = match cur {
+            Expr::Attribute(value, _) => {
+                if breaks_before(value) {
+                    // Everything up to `value` is the previous link.
+                    ends.push(value);
+                }
+                value
+            }
+            Expr::Call(c) => &c.func,
+            Expr::Subscript(v, _) => v,
+            _ => break,
+        };
+    }
+    // `ends` holds the whole chain plus one entry per break point.
+    if ends.len() < 3 {
+        return None;
+    }
+    ends.reverse();
+    Some(ends)
+}
+
+/// Whether ruff breaks before `.attr` on `value`: after a call, a subscript or a
+/// parenthesised expression.
+fn breaks_before(value: &Expr) -> bool {
+    matches!(
+        value,
+        Expr::Call(_) | Expr::Subscript(..) | Expr::Binary(..) | Expr::Unary(..) | Expr::IfElse(_)
+    )
+}
+
+/// The chain's lines at `indent` (no enclosing brackets: the caller's), or `None` when `e` is
+/// not a fluent chain.
+pub(super) fn chain(indent: usize, e: &Expr) -> Option<Vec<String>> {
+    let ends = links(e)?;
+    let inner = pad(indent);
+    let mut lines = layout(indent, "", ends[0], "");
+    let mut before = flat(ends[0]).len();
+    for end in &ends[1..] {
+        let text = flat(end);
+        let link = &text[before..];
+        before = text.len();
+        let one = format!("{inner}{link}");
+        if fits(&one) {
+            lines.push(one);
+            continue;
+        }
+        // A long link is broken like a call: its arguments on their own lines.
+        let Expr::Call(c) = end else {
+            lines.push(one);
+            continue;
+        };
+        let func = flat(&c.func);
+        let head = format!("{}(", &func[text.len() - link.len()..]);
+        let items: Vec<(String, &Expr)> = c
+            .args
+            .iter()
+            .map(|a| (String::new(), a))
+            .chain(c.kwargs.iter().map(|(k, v)| (format!("{k}="), v)))
+            .collect();
+        lines.extend(bracketed(indent, &head, ")", &items, ""));
+    }
+    Some(lines)
+}
+
+/// `<head>(` + the chain one link per line + `)<tail>`, or `None` when `e` is not a fluent
+/// chain.
+pub(super) fn parenthesized(
+    indent: usize,
+    head: &str,
+    e: &Expr,
+    tail: &str,
+) -> Option<Vec<String>> {
+    let body = chain(indent + INDENT, e)?;
+    let p = pad(indent);
+    let mut lines = vec![format!("{p}{head}(")];
+    lines.extend(body);
+    lines.push(format!("{p}){tail}"));
+    Some(lines)
+}
