@@ -18,6 +18,7 @@ pub const CONV_TRANSPOSE_1D: &str = "_Conv1DBackpropInput";
 pub const MAX_POOL_1D: &str = "_MaxPool1D";
 pub const AVG_POOL_1D: &str = "_AvgPool1D";
 pub const LAYER_NORM: &str = "_LayerNorm";
+pub const GROUP_NORM: &str = "_GroupNorm";
 pub const SILU: &str = "_SiLU";
 pub const GELU: &str = "_Gelu";
 pub const LSTM: &str = "_LSTM";
@@ -38,6 +39,9 @@ pub enum Fused {
     Window1D(Window1D),
     /// Normalisation over the last axis, `nn.LayerNorm`. Input: `x`.
     LayerNorm { epsilon: f32, affine: Option<Affine> },
+    /// Normalisation over groups of channels (the last TF axis, split into `groups`) and all
+    /// spatial axes, `nn.GroupNorm`. Input: `x`.
+    GroupNorm { groups: usize, epsilon: f32, affine: Option<Affine> },
     /// `x · sigmoid(x)`. Input: `x`.
     SiLU,
     /// GELU, exact or with the tanh approximation. Input: `x`.
@@ -209,6 +213,7 @@ impl Fused {
                 Window1D::AvgPool => AVG_POOL_1D,
             },
             Fused::LayerNorm { .. } => LAYER_NORM,
+            Fused::GroupNorm { .. } => GROUP_NORM,
             Fused::SiLU => SILU,
             Fused::Gelu { .. } => GELU,
             Fused::RepeatInterleave { .. } => REPEAT_INTERLEAVE,
@@ -227,6 +232,10 @@ impl Fused {
         };
         match self {
             Fused::LayerNorm { epsilon, .. } => put("epsilon", Value::F(*epsilon)),
+            Fused::GroupNorm { groups, epsilon, .. } => {
+                put("groups", Value::I(*groups as i64));
+                put("epsilon", Value::F(*epsilon));
+            }
             Fused::Gelu { approximate } => {
                 put("approximate", Value::S(if *approximate { "tanh" } else { "none" }.into()))
             }

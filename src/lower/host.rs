@@ -35,7 +35,7 @@ impl<'a> Lowerer<'a> {
     fn constant(&mut self, v: ValueRef, t: &Tensor) -> OpResult<Expr> {
         if t.rank() == 0 {
             if t.dtype.is_float() {
-                return Ok(Expr::f64(t.scalar_f64().ok_or("unreadable scalar")?));
+                return Ok(crate::ops::util::float_literal(t).ok_or("unreadable scalar")?);
             }
             if t.dtype.is_int() {
                 return Ok(Expr::int(t.to_i64().ok_or("unreadable scalar")?[0]));

@@ -74,11 +74,24 @@ impl<'a> Lowerer<'a> {
         };
         let mut path = vec![strip(rest[0])];
         if rest.len() > 1 {
-            for c in &rest[1..rest.len() - 1] {
+            for (i, c) in rest[1..rest.len() - 1].iter().enumerate() {
+                if *c == "separable_conv2d" {
+                    // `tf.nn.separable_conv2d` names its depthwise half `separable_conv2d/
+                    // depthwise` and its pointwise half `separable_conv2d`: name them so.
+                    path.push(if rest.get(i + 2) == Some(&"depthwise") {
+                        "depthwise"
+                    } else {
+                        "pointwise"
+                    });
+                    break;
+                }
                 if is_implementation_scope(c) {
                     break;
                 }
                 path.push(strip(c));
+            }
+            if rest[rest.len() - 1] == "separable_conv2d" && path.len() == rest.len() - 1 {
+                path.push("pointwise");
             }
         }
         let joined = path.join("_");

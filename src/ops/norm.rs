@@ -1,6 +1,7 @@
 //! Normalisation layers: batch norm in inference mode → `nn.BatchNorm1d/2d/3d` over the
 //! channels of `[N, C]`, `[N, W, C]`, NHWC or NDHWC values (statistics as buffers), layer norm
-//! → `nn.LayerNorm`, LRN → `nn.LocalResponseNorm`.
+//! → `nn.LayerNorm`, group norm → `nn.GroupNorm` (channels first), LRN →
+//! `nn.LocalResponseNorm`.
 
 use crate::ir::fused::{self, Fused};
 use crate::ops::contract::{Ctx, Layout, Lowered, OpResult, TranslateError};
@@ -17,6 +18,8 @@ pub const OPS: &[OpDef] = &[
     op("LRN", lrn).infer(same_as_input),
     // Produced by passes::fuse_layernorm.
     op(fused::LAYER_NORM, layer_norm).infer(same_as_input),
+    // Produced by passes::fuse_groupnorm.
+    op(fused::GROUP_NORM, group_norm).infer(same_as_input),
 ];
 
 fn batch_norm(ctx: &mut Ctx) -> OpResult<Lowered> {
@@ -55,6 +58,35 @@ fn batch_norm(ctx: &mut Ctx) -> OpResult<Lowered> {
         kwargs.push(("eps", Expr::f32(eps)));
     }
     let ctor = Expr::call_kw(&class, vec![Expr::int(channels as i64)], kwargs);
+    Ok(Lowered::Layer { post: vec![], ctor, params, args: vec![x], layout })
+}
+
+/// `nn.GroupNorm` over the channels of `[N, C]` or a channels-first feature map.
+fn group_norm(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let Fused::GroupNorm { groups, epsilon: eps, affine } = ctx.fused()? else {
+        return Err("not a group norm".into());
+    };
+    let (groups, eps, affine) = (*groups, *eps, affine.clone());
+    let shape = ctx.info(0).shape.ok_or(TranslateError::UnknownRank)?;
+    let c = shape.last().copied().flatten().ok_or("the channel axis must have a static size")?;
+    let mut kwargs = Vec::new();
+    if eps != 1e-5 {
+        kwargs.push(("eps", Expr::f32(eps)));
+    }
+    let mut params = Vec::new();
+    if let Some(a) = affine {
+        params.push(("weight", Weight::plain(a.gamma)));
+        params.push(("bias", Weight::plain(a.beta)));
+    } else {
+        kwargs.push(("affine", Expr::boolean(false)));
+    }
+    let ctor =
+        Expr::call_kw("nn.GroupNorm", vec![Expr::int(groups as i64), Expr::int(c as i64)], kwargs);
+    let (x, layout) = match shape.len() {
+        2 => (ctx.input_tf(0)?, Layout::Tf),
+        3..=5 => (ctx.input_channels_first(0)?, Layout::ChannelsFirst),
+        r => return Err(format!("group norm of a rank-{r} input").into()),
+    };
     Ok(Lowered::Layer { post: vec![], ctor, params, args: vec![x], layout })
 }
 
@@ -97,7 +129,13 @@ fn lrn(ctx: &mut Ctx) -> OpResult<Lowered> {
         "nn.LocalResponseNorm",
         vec![Expr::int(size)],
         vec![
-            ("alpha", Expr::f64(alpha as f64 * size as f64)),
+            // From alpha's shortest decimal (`0.001` · 5 = `0.005`, as a person writes it).
+            (
+                "alpha",
+                Expr::f64(
+                    format!("{alpha:?}").parse::<f64>().unwrap_or(alpha as f64) * size as f64,
+                ),
+            ),
             ("beta", Expr::f32(beta)),
             ("k", Expr::f32(bias)),
         ],
@@ -189,7 +227,7 @@ mod tests {
         ];
         let y = g.op("lrn", "LRN", &[x], &a);
         assert_snapshot!(g.lower(&[y]), @"
-        self.lrn = nn.LocalResponseNorm(5, alpha=0.0050000002374872565, beta=0.75, k=2.0)
+        self.lrn = nn.LocalResponseNorm(5, alpha=0.005, beta=0.75, k=2.0)
         ---
         x = x.permute(0, 3, 1, 2)
         x = self.lrn(x).permute(0, 2, 3, 1)

@@ -17,6 +17,14 @@ pub fn torch_attr(name: &str) -> Expr {
 pub const MAX_OUTPUTS: usize = 1 << 16;
 
 /// The output count attribute `attr`: at least 1, at most [`MAX_OUTPUTS`].
+/// A one-element float tensor as a Python number, printed in the tensor's own precision: a
+/// float32 `1e-3` is `0.001`, not the double nearest to it (`0.0010000000474974513`). Torch
+/// converts a Python scalar to the other operand's dtype, so the value computed is the same.
+pub fn float_literal(t: &Tensor) -> Option<Expr> {
+    let v = t.scalar_f64()?;
+    Some(if t.dtype == DType::F64 { Expr::f64(v) } else { Expr::f32(v as f32) })
+}
+
 pub fn output_count(node: &Node, attr: &str) -> OpResult<usize> {
     let n = node.attr_int(attr)?;
     usize::try_from(n)

@@ -18,22 +18,22 @@ use crate::ir::{Graph, Node, ValueRef};
 use crate::passes::pattern::{both_orders, inputs_of};
 use crate::tensor::{DType, Tensor};
 
-/// A per-feature f32 constant (`[C]`, `[1, .., C]`, maybe behind a constant Reshape) as `[C]`.
-fn features(g: &Graph, v: ValueRef) -> Option<Tensor> {
+/// A per-feature f32 constant as `[C]`: `[C]`, or `[1, .., 1, d1, .., dk]` with `k =
+/// trailing` dims making up the features (a group norm's `[1, 1, G, C/G]`), or a `[C]`
+/// behind a Reshape to such a shape.
+pub(super) fn features(g: &Graph, v: ValueRef, trailing: usize) -> Option<Tensor> {
     let t = match g.const_value(v) {
         Some(t) => t,
-        None => g.const_value(*inputs_of(g, v, &["Reshape"])?.first()?)?,
+        None => {
+            let t = g.const_value(*inputs_of(g, v, &["Reshape"])?.first()?)?;
+            let vector = t.shape.iter().filter(|&&d| d != 1).count() <= 1;
+            return (t.dtype == DType::F32 && vector).then(|| t.reshaped(vec![t.numel()]));
+        }
     };
-    let c = *t.shape.last()?;
-    let ok = t.dtype == DType::F32 && t.shape.iter().rev().skip(1).all(|&d| d == 1);
+    let split = t.shape.len().checked_sub(trailing)?;
+    let c: usize = t.shape[split..].iter().product();
+    let ok = t.dtype == DType::F32 && t.shape[..split].iter().all(|&d| d == 1);
     ok.then(|| t.reshaped(vec![c]))
-}
-
-struct LayerNorm {
-    x: ValueRef,
-    eps: f32,
-    gamma: Option<Tensor>,
-    beta: Option<Tensor>,
 }
 
 /// `mean = Mean(x, axes, keep_dims=true)` → (x, axes).
@@ -50,7 +50,18 @@ struct InverseStd {
     mean: ValueRef,
     axes: Vec<i64>,
     eps: f32,
-    gamma: Option<Tensor>,
+    gamma: Option<ValueRef>,
+}
+
+/// The squared deviation `(x - mean)²` as `SquaredDifference(x, mean)` or `Square(x - mean)`
+/// (Keras 3's `ops.moments`) → (x, mean).
+fn squared_deviation(g: &Graph, v: ValueRef) -> Option<(ValueRef, ValueRef)> {
+    if let Some(i) = inputs_of(g, v, &["SquaredDifference"]) {
+        return Some((i[0], i[1]));
+    }
+    let d = *inputs_of(g, v, &["Square"])?.first()?;
+    let i = inputs_of(g, d, &["Sub"])?;
+    Some((i[0], i[1]))
 }
 
 /// `Rsqrt(var + eps) [* gamma]` whose variance is of `x` around `mean`.
@@ -59,7 +70,12 @@ fn inverse_std(g: &Graph, inv: ValueRef) -> Option<InverseStd> {
         (inv, None)
     } else {
         both_orders(g, inv, &["Mul"]).into_iter().find_map(|(r, gm)| {
-            inputs_of(g, r, &["Rsqrt"]).and(features(g, gm)).map(|t| (r, Some(t)))
+            inputs_of(g, r, &["Rsqrt"])
+                .and(
+                    g.const_value(gm)
+                        .or_else(|| g.const_value(*inputs_of(g, gm, &["Reshape"])?.first()?)),
+                )
+                .map(|_| (r, Some(gm)))
         })?
     };
     let add = *inputs_of(g, rsqrt, &["Rsqrt"])?.first()?;
@@ -68,27 +84,33 @@ fn inverse_std(g: &Graph, inv: ValueRef) -> Option<InverseStd> {
         Some((var, eps as f32))
     })?;
     let (sd, axes) = mean_of(g, var)?;
-    let sdi = inputs_of(g, sd, &["SquaredDifference"])?;
-    let (x, mean) = (sdi[0], sdi[1]);
+    let (x, mean) = squared_deviation(g, sd)?;
     let (mx, maxes) = mean_of(g, mean)?;
     (mx == x && maxes == axes).then_some(InverseStd { x, mean, axes, eps, gamma })
 }
 
-fn match_at(g: &Graph, out: ValueRef) -> Option<LayerNorm> {
+/// `x` normalised over `axes` by its moments, then scaled and shifted by constants.
+pub(super) struct Normalized {
+    pub x: ValueRef,
+    pub axes: Vec<i64>,
+    pub eps: f32,
+    /// The constant values scaling and shifting (any shape that broadcasts).
+    pub gamma: Option<ValueRef>,
+    pub beta: Option<ValueRef>,
+}
+
+/// `out = x · inv + shift` with `inv = Rsqrt(var(x) + eps) [· gamma]` and `shift = -mean · inv
+/// [+ beta]` or `beta - mean · inv`: what `tf.nn.batch_normalization` over moments and Keras
+/// 3's LayerNormalization and GroupNormalization compute.
+pub(super) fn normalized(g: &Graph, out: ValueRef) -> Option<Normalized> {
     for (scaled, shift) in both_orders(g, out, &["AddV2", "Add"]) {
         for (x, inv) in both_orders(g, scaled, &["Mul"]) {
             let Some(InverseStd { x: xx, mean, axes, eps, gamma }) = inverse_std(g, inv) else {
                 continue;
             };
-            // nn.LayerNorm normalises trailing axes; TF's per-feature gamma/beta are on the
-            // last one. Other axis sets stay as arithmetic (still exact, just not lifted).
-            let rank = g.info(x).shape.map(|s| s.len() as i64);
-            let last_only = matches!((axes.as_slice(), rank), ([-1], _) | ([_], None))
-                || rank.is_some_and(|r| axes == [r - 1]);
-            if xx != x || !last_only {
+            if xx != x {
                 continue;
             }
-            // shift = -mean*inv [+ beta]  |  beta - mean*inv
             let neg_mean_inv = |v: ValueRef| {
                 both_orders(g, v, &["Mul"]).into_iter().any(|(m, i)| {
                     i == inv && inputs_of(g, m, &["Neg"]).is_some_and(|n| n.first() == Some(&mean))
@@ -97,25 +119,54 @@ fn match_at(g: &Graph, out: ValueRef) -> Option<LayerNorm> {
             let mean_inv = |v: ValueRef| {
                 both_orders(g, v, &["Mul"]).into_iter().any(|(m, i)| i == inv && m == mean)
             };
+            let found = |beta| Some(Normalized { x, axes: axes.clone(), eps, gamma, beta });
             if neg_mean_inv(shift) {
-                return Some(LayerNorm { x, eps, gamma, beta: None });
+                return found(None);
             }
             for (a, b) in both_orders(g, shift, &["AddV2", "Add"]) {
-                if neg_mean_inv(a)
-                    && let Some(beta) = features(g, b)
-                {
-                    return Some(LayerNorm { x, eps, gamma, beta: Some(beta) });
+                if neg_mean_inv(a) && is_constant(g, b) {
+                    return found(Some(b));
                 }
             }
             if let Some(i) = inputs_of(g, shift, &["Sub"])
                 && mean_inv(i[1])
-                && let Some(beta) = features(g, i[0])
+                && is_constant(g, i[0])
             {
-                return Some(LayerNorm { x, eps, gamma, beta: Some(beta) });
+                return found(Some(i[0]));
             }
         }
     }
     None
+}
+
+/// A constant, possibly behind a Reshape.
+fn is_constant(g: &Graph, v: ValueRef) -> bool {
+    g.const_value(v).is_some()
+        || inputs_of(g, v, &["Reshape"]).is_some_and(|i| g.const_value(i[0]).is_some())
+}
+
+struct LayerNorm {
+    x: ValueRef,
+    eps: f32,
+    gamma: Option<Tensor>,
+    beta: Option<Tensor>,
+}
+
+fn match_at(g: &Graph, out: ValueRef) -> Option<LayerNorm> {
+    let n = normalized(g, out)?;
+    // nn.LayerNorm normalises trailing axes; TF's per-feature gamma/beta are on the last
+    // one. Other axis sets stay as arithmetic (still exact, just not lifted).
+    let rank = g.info(n.x).shape.map(|s| s.len() as i64);
+    let last_only = matches!((n.axes.as_slice(), rank), ([-1], _) | ([_], None))
+        || rank.is_some_and(|r| n.axes == [r - 1]);
+    if !last_only {
+        return None;
+    }
+    let param = |v: Option<ValueRef>| match v {
+        None => Some(None),
+        Some(v) => features(g, v, 1).map(Some),
+    };
+    Some(LayerNorm { x: n.x, eps: n.eps, gamma: param(n.gamma)?, beta: param(n.beta)? })
 }
 
 pub fn fuse_layernorm(g: &mut Graph) -> Result<()> {

@@ -8,6 +8,7 @@ mod fuse_batchnorm;
 mod fuse_bias;
 mod fuse_bidirectional;
 mod fuse_dilated;
+mod fuse_groupnorm;
 mod fuse_layernorm;
 mod fuse_repeat;
 mod fuse_tensordot;
@@ -43,10 +44,11 @@ pub fn run_all(g: &mut Graph) -> Result<()> {
 type Pass = fn(&mut Graph) -> Result<()>;
 
 /// After recurrent layers are fused (see [`run_observed`]).
-const LATE: [(&str, Pass); 14] = [
+const LATE: [(&str, Pass); 15] = [
     ("simplify", simplify),
     ("prune", prune),
     ("fuse_bidirectional", fuse_bidirectional::fuse_bidirectional),
+    ("fuse_groupnorm", fuse_groupnorm::fuse_groupnorm),
     ("fuse_layernorm", fuse_layernorm),
     ("fuse_activations", fuse_activations),
     ("fuse_1d", fuse_1d),

@@ -176,7 +176,7 @@ fn operands_n(ctx: &mut Ctx, n: usize) -> OpResult<(Vec<Expr>, Layout)> {
                 let p = t.reshaped(shape).permute(&perm);
                 let keep = p.shape.iter().position(|&d| d != 1).unwrap_or(r - 1).min(r - 1);
                 if p.numel() == 1 && t.dtype.is_float() {
-                    Expr::f64(t.scalar_f64().ok_or("unreadable constant")?)
+                    crate::ops::util::float_literal(t).ok_or("unreadable constant")?
                 } else {
                     let s = p.shape[keep..].to_vec();
                     ctx.buffer("const", p.reshaped(s))?

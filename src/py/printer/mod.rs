@@ -44,7 +44,9 @@ fn layout(indent: usize, head: &str, value: &Expr, tail: &str) -> Vec<String> {
     match value {
         Expr::Binary(_, op, _) => operator_chain(indent, head, value, *op, tail),
         Expr::List(items) => collection(indent, head, ("[", "]"), items, tail),
-        Expr::Tuple(items) if items.len() > 1 => collection(indent, head, ("(", ")"), items, tail),
+        Expr::Tuple(items) if !items.is_empty() => {
+            collection(indent, head, ("(", ")"), items, tail)
+        }
         // When `target = func(` (or `target = value[`) overflows, ruff parenthesises the
         // value if everything then fits; else it breaks inside the value's own brackets.
         Expr::Call(c) if !fits(&format!("{p}{head}{}(", flat_primary(&c.func))) => {
@@ -234,7 +236,7 @@ fn item(indent: usize, key: &str, v: &Expr) -> Vec<String> {
     }
     match v {
         Expr::List(items) => collection(indent, key, ("[", "]"), items, ","),
-        Expr::Tuple(items) if items.len() > 1 => collection(indent, key, ("(", ")"), items, ","),
+        Expr::Tuple(items) if !items.is_empty() => collection(indent, key, ("(", ")"), items, ","),
         Expr::Call(_) => call(indent, key, v, ",").unwrap_or(vec![one]),
         Expr::Slice(sl) => slice(indent, key, sl, ",").unwrap_or(vec![one]),
         _ => {

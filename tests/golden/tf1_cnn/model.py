@@ -20,9 +20,7 @@ class SmallCnn(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(3, 16, 5, stride=2, bias=False)
         self.fused_batch_norm_v3 = nn.BatchNorm2d(16, eps=0.001)
-        self.lrn = nn.LocalResponseNorm(
-            5, alpha=0.0050000002374872565, beta=0.75, k=1.0
-        )
+        self.lrn = nn.LocalResponseNorm(5, alpha=0.005, beta=0.75, k=1.0)
         self.max_pool2d = nn.MaxPool2d(3, 2)
         self.depthwise = nn.Conv2d(16, 16, 3, padding=1, groups=16, bias=False)
         self.fused_batch_norm_v3_1 = nn.BatchNorm2d(16, eps=0.001)
