@@ -41,12 +41,52 @@ fn oi_first(spatial: usize) -> Vec<usize> {
     [spatial + 1, spatial].into_iter().chain(0..spatial).collect()
 }
 
+/// A filter: constant weights (a layer's parameter), or a value computed at run time (an
+/// input, a dequantized weight), used as it is by the functional op.
+enum Filter {
+    Weight(Weight),
+    Data(Expr),
+}
+
+/// A conv with a run-time filter: `F.conv2d(x, w.permute(3, 2, 0, 1), ...)`, any fused bias a
+/// buffer.
+fn functional(
+    ctx: &mut Ctx,
+    func: String,
+    (x, w): (Expr, Expr),
+    mut kwargs: Vec<(&str, Expr)>,
+    out_ch: usize,
+) -> OpResult<Expr> {
+    if let Some(b) = ctx.bias(out_ch)? {
+        kwargs.insert(0, ("bias", ctx.buffer("bias", b)?));
+    }
+    Ok(Expr::call_kw(&func, vec![x, w], kwargs))
+}
+
+/// The filter input: constant weights as `[O, I, k..]` through `permute`, or the run-time
+/// value permuted so.
+fn filter(ctx: &mut Ctx, spatial: usize) -> OpResult<Result<crate::tensor::Tensor, Expr>> {
+    if ctx.is_const(1) {
+        return Ok(Ok(float_weight(ctx, 1, spatial + 2)?));
+    }
+    let perm = oi_first(spatial).into_iter().map(|a| Expr::int(a as i64)).collect();
+    Ok(Err(ctx.input_tf(1)?.method("permute", perm)))
+}
+
+/// The filter's shape: the constant's, or the run-time value's when known.
+fn filter_shape(ctx: &Ctx, spatial: usize) -> OpResult<Vec<usize>> {
+    let shape = ctx.info(1).shape.filter(|s| s.len() == spatial + 2);
+    shape
+        .and_then(|s| s.into_iter().collect::<Option<Vec<_>>>())
+        .ok_or_else(|| "the filter's shape must be known".into())
+}
+
 /// `nn.ConvNd(...)` plus the forward call, shared by the convs and depthwise.
 fn conv_layer(
     ctx: &mut Ctx,
     (in_ch, out_ch, groups): (usize, usize, usize),
     g: Window,
-    weight: Weight,
+    filter: Filter,
 ) -> OpResult<Lowered> {
     let spatial = g.kernel.len();
     let bias = ctx.bias(out_ch)?;
@@ -69,6 +109,13 @@ fn conv_layer(
     if groups != 1 {
         kwargs.push(("groups", Expr::int(groups as i64)));
     }
+    let weight = match filter {
+        Filter::Weight(w) => w,
+        Filter::Data(w) => {
+            let expr = functional(ctx, format!("F.conv{spatial}d"), (x, w), kwargs, out_ch)?;
+            return Ok(Lowered::Expr { expr, layout: Layout::ChannelsFirst });
+        }
+    };
     if bias.is_none() {
         kwargs.push(("bias", Expr::boolean(false)));
     }
@@ -86,8 +133,8 @@ fn conv_layer(
 
 fn conv(ctx: &mut Ctx, spatial: usize) -> OpResult<Lowered> {
     require_channels_last(ctx.node(), spatial)?;
-    let w = float_weight(ctx, 1, spatial + 2)?;
-    let (ci, co) = (w.shape[spatial], w.shape[spatial + 1]);
+    let wshape = filter_shape(ctx, spatial)?;
+    let (ci, co) = (wshape[spatial], wshape[spatial + 1]);
     let channels =
         ctx.info(0).shape.and_then(|s| s.get(spatial + 1).copied().flatten()).unwrap_or(ci);
     if ci == 0 || channels == 0 || !channels.is_multiple_of(ci) {
@@ -99,39 +146,51 @@ fn conv(ctx: &mut Ctx, spatial: usize) -> OpResult<Lowered> {
     if co % groups != 0 {
         return Err(format!("{co} output channels cannot be split into {groups} groups").into());
     }
-    let kernel = w.shape[..spatial].iter().map(|&k| k as i64).collect();
+    let kernel = wshape[..spatial].iter().map(|&k| k as i64).collect();
     let g = Window::of(ctx.node(), &ctx.info(0).shape, kernel, true)?;
-    let weight = Weight { tensor: w, permute: Some(oi_first(spatial)), reshape: None };
-    conv_layer(ctx, (channels, co, groups), g, weight)
+    let filter = match filter(ctx, spatial)? {
+        Ok(w) => {
+            Filter::Weight(Weight { tensor: w, permute: Some(oi_first(spatial)), reshape: None })
+        }
+        Err(w) => Filter::Data(w),
+    };
+    conv_layer(ctx, (channels, co, groups), g, filter)
 }
 
 fn depthwise(ctx: &mut Ctx, spatial: usize) -> OpResult<Lowered> {
     require_channels_last(ctx.node(), spatial)?;
-    let w = float_weight(ctx, 1, spatial + 2)?;
-    let (c, m) = (w.shape[spatial], w.shape[spatial + 1]);
-    let kernel: Vec<i64> = w.shape[..spatial].iter().map(|&k| k as i64).collect();
+    let wshape = filter_shape(ctx, spatial)?;
+    let (c, m) = (wshape[spatial], wshape[spatial + 1]);
+    let kernel: Vec<i64> = wshape[..spatial].iter().map(|&k| k as i64).collect();
     let g = Window::of(ctx.node(), &ctx.info(0).shape, kernel, true)?;
     // Output channel c·M + m is filter [.., c, m]: permute to [C, M, k..], then merge C, M.
     let mut shape = vec![c * m, 1];
-    shape.extend(&w.shape[..spatial]);
-    let permute = [spatial, spatial + 1].into_iter().chain(0..spatial).collect();
-    let weight = Weight { tensor: w, permute: Some(permute), reshape: Some(shape) };
-    conv_layer(ctx, (c, c * m, c), g, weight)
+    shape.extend(&wshape[..spatial]);
+    let permute: Vec<usize> = [spatial, spatial + 1].into_iter().chain(0..spatial).collect();
+    let filter = if ctx.is_const(1) {
+        let w = float_weight(ctx, 1, spatial + 2)?;
+        Filter::Weight(Weight { tensor: w, permute: Some(permute), reshape: Some(shape) })
+    } else {
+        let perm = permute.into_iter().map(|a| Expr::int(a as i64)).collect();
+        let w = ctx.input_tf(1)?.method("permute", perm);
+        Filter::Data(w.method("reshape", shape.into_iter().map(|d| Expr::int(d as i64)).collect()))
+    };
+    conv_layer(ctx, (c, c * m, c), g, filter)
 }
 
 fn conv_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let x = inp.infos.first()?;
-    let w = inp.consts.get(1).copied().flatten()?;
+    let wshape: Vec<usize> = inp.infos.get(1)?.shape.clone()?.into_iter().collect::<Option<_>>()?;
     let shape = x.shape.as_ref()?;
     let spatial = spatial_of(inp.node);
-    if shape.len() != spatial + 2 || w.rank() != spatial + 2 {
+    if shape.len() != spatial + 2 || wshape.len() != spatial + 2 {
         return None;
     }
-    let kernel = w.shape[..spatial].iter().map(|&k| k as i64).collect();
+    let kernel = wshape[..spatial].iter().map(|&k| k as i64).collect();
     let g = Window::of(inp.node, &x.shape, kernel, true).ok()?;
     let depthwise = matches!(inp.node.op.as_str(), "DepthwiseConv2dNative")
         || matches!(inp.node.fused, Some(Fused::Window1D(Window1D::Depthwise)));
-    let co = if depthwise { w.shape[spatial] * w.shape[spatial + 1] } else { w.shape[spatial + 1] };
+    let co = if depthwise { wshape[spatial] * wshape[spatial + 1] } else { wshape[spatial + 1] };
     let mut out = vec![shape[0]];
     out.extend(g.out_sizes(&shape[1..=spatial]));
     out.push(Some(co));
@@ -166,8 +225,8 @@ fn conv_transpose(ctx: &mut Ctx, spatial: usize) -> OpResult<Lowered> {
     let strides = crate::ops::window::spatial_attr(node, "strides", spatial, false)?;
     let dilations = crate::ops::window::spatial_attr(node, "dilations", spatial, true)?;
     let padding = node.attr_str("padding")?;
-    let w = float_weight(ctx, 1, spatial + 2)?;
-    let (c_out, c_in) = (w.shape[spatial], w.shape[spatial + 1]);
+    let wshape = filter_shape(ctx, spatial)?;
+    let (c_out, c_in) = (wshape[spatial], wshape[spatial + 1]);
     let sizes = one_d_sizes(known_ints(ctx, 0)?, spatial);
     let input = ctx.info(2).shape.filter(|s| s.len() == spatial + 2);
     let mut geometry = Vec::with_capacity(spatial);
@@ -178,7 +237,7 @@ fn conv_transpose(ctx: &mut Ctx, spatial: usize) -> OpResult<Lowered> {
         let (Some(o), Some(n)) = (o, n) else {
             return Err("the output and input spatial sizes must be known".into());
         };
-        let k = w.shape[a] as i64;
+        let k = wshape[a] as i64;
         geometry.push(transpose_axis(&padding, (n as i64, o, k, strides[a], dilations[a]))?);
         outs.push(o);
     }
@@ -198,6 +257,28 @@ fn conv_transpose(ctx: &mut Ctx, spatial: usize) -> OpResult<Lowered> {
     if dilations.iter().any(|&d| d != 1) {
         kwargs.push(("dilation", dims(&dilations)));
     }
+    let x = ctx.input_channels_first(2)?;
+    // TF puts the odd padding pixel at the end: keep the first `o` along each axis.
+    let post = if geometry.iter().any(|g| g.2) {
+        let mut index = vec![Expr::full_slice(), Expr::full_slice()];
+        index.extend(outs.iter().map(|&o| Expr::slice(None, Some(Expr::int(o)), None)));
+        vec![Access::Item(Expr::Tuple(index))]
+    } else {
+        vec![]
+    };
+    let w = match filter(ctx, spatial)? {
+        Ok(w) => w,
+        Err(w) => {
+            let func = format!("F.conv_transpose{spatial}d");
+            let mut expr = functional(ctx, func, (x, w), kwargs, c_out)?;
+            for a in post {
+                if let Access::Item(i) = a {
+                    expr = expr.index(i);
+                }
+            }
+            return Ok(Lowered::Expr { expr, layout: Layout::ChannelsFirst });
+        }
+    };
     if bias.is_none() {
         kwargs.push(("bias", Expr::boolean(false)));
     }
@@ -212,15 +293,6 @@ fn conv_transpose(ctx: &mut Ctx, spatial: usize) -> OpResult<Lowered> {
     if let Some(b) = bias {
         params.push(("bias", Weight::plain(b)));
     }
-    let x = ctx.input_channels_first(2)?;
-    // TF puts the odd padding pixel at the end: keep the first `o` along each axis.
-    let post = if geometry.iter().any(|g| g.2) {
-        let mut index = vec![Expr::full_slice(), Expr::full_slice()];
-        index.extend(outs.iter().map(|&o| Expr::slice(None, Some(Expr::int(o)), None)));
-        vec![Access::Item(Expr::Tuple(index))]
-    } else {
-        vec![]
-    };
     Ok(Lowered::Layer { post, ctor, params, args: vec![x], layout: Layout::ChannelsFirst })
 }
 

@@ -1,6 +1,6 @@
 //! Indexing and repetition: GatherV2 (a constant table → `nn.Embedding`), Tile and the
 //! synthetic repeat-interleave,
-//! Split/SplitV/Unpack, ArgMax/ArgMin, OneHot, Cumsum, Fill, Range, BatchMatMul.
+//! Split/SplitV/Unpack, ArgMax/ArgMin, OneHot, Fill, Range, BatchMatMul.
 
 use crate::ir::ValueInfo;
 use crate::ir::fused::{self, Fused};
@@ -23,7 +23,6 @@ pub const OPS: &[OpDef] = &[
     op("ArgMax", |c| arg_reduce(c, "argmax")).infer(arg_infer),
     op("ArgMin", |c| arg_reduce(c, "argmin")).infer(arg_infer),
     op("OneHot", one_hot).infer(one_hot_infer),
-    op("Cumsum", cumsum).infer(crate::ops::util::same_as_input),
     op("Fill", fill).infer(fill_infer).fold(fill_fold),
     op("ZerosLike", |c| like(c, "zeros_like")).infer(same_as_input),
     op("OnesLike", |c| like(c, "ones_like")).infer(same_as_input),
@@ -361,25 +360,6 @@ fn one_hot_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let mut s = shape_of(inp, 0)?;
     s.push(inp.const_ints(1).and_then(|d| usize::try_from(*d.first()?).ok()));
     Some(vec![ValueInfo { dtype: inp.infos.get(2)?.dtype, shape: Some(s) }])
-}
-
-fn cumsum(ctx: &mut Ctx) -> OpResult<Lowered> {
-    let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
-    let axis = norm_axis(scalar_int(ctx, 1, "axis")?, rank)? as i64;
-    let exclusive = ctx.node().attr_bool_or("exclusive", false)?;
-    let reverse = ctx.node().attr_bool_or("reverse", false)?;
-    let mut x = ctx.input_tf(0)?;
-    if reverse {
-        x = x.method("flip", vec![Expr::int(axis)]);
-    }
-    let mut expr = x.clone().method("cumsum", vec![Expr::int(axis)]);
-    if exclusive {
-        expr = expr.binop(BinOp::Sub, x);
-    }
-    if reverse {
-        expr = expr.method("flip", vec![Expr::int(axis)]);
-    }
-    Ok(Lowered::Expr { expr, layout: Layout::Tf })
 }
 
 /// `torch.zeros_like(x)` / `torch.ones_like(x)`, in `x`'s layout.

@@ -13,12 +13,14 @@ mod dense;
 mod elementwise;
 mod fft;
 mod gather;
+mod matrix;
 mod norm;
 mod pad;
 mod pool;
 mod recurrent;
 mod reduce;
 mod resize;
+mod scan;
 mod shape;
 pub mod sizes;
 mod slice;
@@ -183,6 +185,8 @@ const FAMILIES: &[&[OpDef]] = &[
     space_batch::OPS,
     cast::OPS,
     gather::OPS,
+    matrix::OPS,
+    scan::OPS,
     recurrent::OPS,
 ];
 

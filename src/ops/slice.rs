@@ -1,5 +1,6 @@
 //! Slicing: `StridedSlice` (masks, ellipsis, new axes, negative strides as `flip`) and `Slice`
-//! → Python indexing; folds slices of shape vectors and of constant weights.
+//! → Python indexing; folds slices of shape vectors and of constant weights. `Roll` (slices
+//! swapped around) → `torch.roll`.
 
 use crate::ir::{Node, ValueInfo};
 use crate::ops::contract::{Ctx, Layout, Lowered, OpResult, TranslateError};
@@ -9,6 +10,7 @@ use crate::py::{BinOp, Expr};
 use crate::tensor::{Tensor, Values};
 
 pub const OPS: &[OpDef] = &[
+    op("Roll", roll).infer(crate::ops::util::same_as_input),
     op("StridedSlice", strided_slice).infer(strided_slice_infer).fold(strided_slice_fold),
     op("Slice", slice).infer(slice_infer),
 ];
@@ -343,6 +345,28 @@ fn slice_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
         })
         .collect();
     Some(vec![ValueInfo { dtype: inp.infos[0].dtype, shape: Some(out) }])
+}
+
+/// `tf.roll(x, shift, axis)`: shifts and axes scalars or vectors, constant or Python ints
+/// computed at run time.
+fn roll(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
+    let axes = ctx.const_ints(2)?;
+    let axes = axes
+        .iter()
+        .map(|&a| crate::ops::util::norm_axis(a, rank).map(|a| Expr::int(a as i64)))
+        .collect::<OpResult<Vec<_>>>()?;
+    let shifts = match ctx.const_ints(1) {
+        Ok(s) if s.len() == axes.len() => Expr::Tuple(s.into_iter().map(Expr::int).collect()),
+        Ok(_) => return Err("one shift per axis".into()),
+        Err(_) => {
+            let s = ctx.input_in(1, Layout::Host)?;
+            if ctx.rank(1) == Some(0) { Expr::Tuple(vec![s]) } else { Expr::call("tuple", vec![s]) }
+        }
+    };
+    let x = ctx.input_tf(0)?;
+    let expr = Expr::call_kw("torch.roll", vec![x, shifts], vec![("dims", Expr::Tuple(axes))]);
+    Ok(Lowered::Expr { expr, layout: Layout::Tf })
 }
 
 #[cfg(test)]

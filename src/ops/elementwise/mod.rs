@@ -89,6 +89,37 @@ pub const OPS: &[OpDef] = &[
     op("Sign", |c| function(c, "torch.sign")).infer(same_as_input),
     op("Sin", |c| function(c, "torch.sin")).infer(same_as_input),
     op("Cos", |c| function(c, "torch.cos")).infer(same_as_input),
+    op("Tan", |c| function(c, "torch.tan")).infer(same_as_input),
+    op("Asin", |c| function(c, "torch.asin")).infer(same_as_input),
+    op("Acos", |c| function(c, "torch.acos")).infer(same_as_input),
+    op("Atan", |c| function(c, "torch.atan")).infer(same_as_input),
+    op("Sinh", |c| function(c, "torch.sinh")).infer(same_as_input),
+    op("Cosh", |c| function(c, "torch.cosh")).infer(same_as_input),
+    op("Asinh", |c| function(c, "torch.asinh")).infer(same_as_input),
+    op("Acosh", |c| function(c, "torch.acosh")).infer(same_as_input),
+    op("Atanh", |c| function(c, "torch.atanh")).infer(same_as_input),
+    op("Log1p", |c| function(c, "torch.log1p")).infer(same_as_input),
+    op("Expm1", |c| function(c, "torch.expm1")).infer(same_as_input),
+    // Round half to even, like torch.round.
+    op("Rint", |c| function(c, "torch.round")).infer(same_as_input),
+    op("IsNan", |c| function(c, "torch.isnan")).infer(bool_like),
+    op("IsInf", |c| function(c, "torch.isinf")).infer(bool_like),
+    op("IsFinite", |c| function(c, "torch.isfinite")).infer(bool_like),
+    op("Invert", |c| function(c, "torch.bitwise_not")).infer(same_as_input),
+    op("Atan2", |c| binary_function(c, "torch.atan2")).infer(broadcast_infer),
+    op("BitwiseAnd", |c| binary_function(c, "torch.bitwise_and")).infer(broadcast_infer),
+    op("BitwiseOr", |c| binary_function(c, "torch.bitwise_or")).infer(broadcast_infer),
+    op("BitwiseXor", |c| binary_function(c, "torch.bitwise_xor")).infer(broadcast_infer),
+    op("LeftShift", |c| binary_function(c, "torch.bitwise_left_shift")).infer(broadcast_infer),
+    // Arithmetic shift for signed integers, as TF's.
+    op("RightShift", |c| binary_function(c, "torch.bitwise_right_shift")).infer(broadcast_infer),
+    op("Xlogy", |c| binary_function(c, "torch.xlogy")).infer(broadcast_infer),
+    // C's remainder (the sign of the dividend), TF's `Mod` and `TruncateMod`.
+    op("Mod", |c| binary_function(c, "torch.fmod")).infer(broadcast_infer),
+    op("TruncateMod", |c| binary_function(c, "torch.fmod")).infer(broadcast_infer),
+    op("Div", divide).infer(broadcast_infer),
+    op("TruncateDiv", divide).infer(broadcast_infer),
+    op("DivNoNan", div_no_nan).infer(broadcast_infer),
     op("SelectV2", select).infer(select_infer),
     op("Select", select).infer(select_infer),
     op("Rsqrt", |c| unary(c, Un::Rsqrt)).infer(same_as_input).fold(|i| fold_unary(i, Un::Rsqrt)),
@@ -272,6 +303,32 @@ fn function(ctx: &mut Ctx, func: &str) -> OpResult<Lowered> {
     Ok(Lowered::Expr { expr: Expr::call(func, vec![x.expr]), layout: x.layout })
 }
 
+/// A broadcasting `func(a, b)`.
+fn binary_function(ctx: &mut Ctx, func: &str) -> OpResult<Lowered> {
+    let (a, b, layout) = operands(ctx)?;
+    Ok(Lowered::Expr { expr: Expr::call(func, vec![a, b]), layout })
+}
+
+/// TF's `Div` truncates integers toward zero (`-7 / 2 = -3`); floats divide.
+fn divide(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let int = ctx.info(0).dtype.is_some_and(|d| d.is_int());
+    if !int && ctx.node().op == "Div" {
+        return binary(ctx, Bin::Div);
+    }
+    let (a, b, layout) = operands(ctx)?;
+    let expr =
+        Expr::call_kw("torch.div", vec![a, b], vec![("rounding_mode", Expr::str_lit("trunc"))]);
+    Ok(Lowered::Expr { expr, layout })
+}
+
+/// `a / b`, and 0 where `b` is 0.
+fn div_no_nan(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let (a, b, layout) = operands(ctx)?;
+    let zero = b.clone().binop(BinOp::Eq, Expr::int(0));
+    let expr = Expr::call("torch.where", vec![zero, Expr::f32(0.0), a.binop(BinOp::Div, b)]);
+    Ok(Lowered::Expr { expr, layout })
+}
+
 /// `SelectV2(cond, a, b)` broadcasts like `torch.where`; `Select` with a vector condition on
 /// a higher-rank tensor picks whole rows, which needs the condition reshaped.
 fn select(ctx: &mut Ctx) -> OpResult<Lowered> {
@@ -292,6 +349,12 @@ fn select(ctx: &mut Ctx) -> OpResult<Lowered> {
     }
     let (v, layout) = operands_n(ctx, 3)?;
     Ok(Lowered::Expr { expr: Expr::call("torch.where", v), layout })
+}
+
+fn bool_like(inp: &OpInputs) -> Option<Vec<crate::ir::ValueInfo>> {
+    let mut v = same_as_input(inp)?;
+    v[0].dtype = Some(crate::tensor::DType::Bool);
+    Some(v)
 }
 
 fn bool_infer(inp: &OpInputs) -> Option<Vec<crate::ir::ValueInfo>> {

@@ -53,6 +53,15 @@ fn layout(indent: usize, head: &str, value: &Expr, tail: &str) -> Vec<String> {
             parenthesized_if_fits(indent, head, value, tail)
                 .unwrap_or_else(|| call(indent, head, value, tail).unwrap_or(vec![one]))
         }
+        // `f(args)[index]`: the call's arguments break, the index stays on the closing line
+        // (ruff splits at the last bracket whose first line fits).
+        Expr::Subscript(v, _)
+            if matches!(**v, Expr::Call(_))
+                && fits(&format!("{p}{head}{}(", call_func_text(v))) =>
+        {
+            let index = &flat(value)[flat(v).len()..];
+            call(indent, head, v, &format!("{index}{tail}")).unwrap_or(vec![one])
+        }
         Expr::Subscript(v, i) if !fits(&format!("{p}{head}{}[", flat_primary(v))) => {
             parenthesized_if_fits(indent, head, value, tail)
                 .unwrap_or_else(|| subscript(indent, head, v, i, tail))
@@ -132,6 +141,14 @@ fn slice(indent: usize, head: &str, sl: &super::ast::Slice, tail: &str) -> Optio
     lines.extend(layout(indent + INDENT, "", upper, ""));
     lines.push(format!("{p}){tail}"));
     Some(lines)
+}
+
+/// The text of a call's function (`F.conv2d` in `F.conv2d(x, w)`).
+fn call_func_text(e: &Expr) -> String {
+    match e {
+        Expr::Call(c) => flat_primary(&c.func),
+        other => flat_primary(other),
+    }
 }
 
 fn flat_primary(e: &Expr) -> String {

@@ -1,0 +1,53 @@
+//! Running reductions along an axis: `Cumsum` → `cumsum`, `Cumprod` → `cumprod`, with TF's
+//! `exclusive` (each position leaves itself out) and `reverse` (from the end).
+
+use crate::ops::contract::{Ctx, Layout, Lowered, OpResult, TranslateError};
+use crate::ops::util::{norm_axis, same_as_input};
+use crate::ops::{OpDef, op};
+use crate::py::{BinOp, Expr};
+
+pub const OPS: &[OpDef] = &[
+    op("Cumsum", |c| scan(c, "cumsum")).infer(same_as_input),
+    op("Cumprod", |c| scan(c, "cumprod")).infer(same_as_input),
+];
+
+fn scan(ctx: &mut Ctx, method: &str) -> OpResult<Lowered> {
+    let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
+    let axis = match ctx.const_ints(1)?.as_slice() {
+        [a] => norm_axis(*a, rank)? as i64,
+        _ => return Err("axis must be a scalar".into()),
+    };
+    let exclusive = ctx.node().attr_bool_or("exclusive", false)?;
+    let reverse = ctx.node().attr_bool_or("reverse", false)?;
+    let mut x = ctx.input_tf(0)?;
+    if reverse {
+        x = x.method("flip", vec![Expr::int(axis)]);
+    }
+    let mut expr = x.clone().method(method, vec![Expr::int(axis)]);
+    if exclusive {
+        expr = if method == "cumsum" {
+            expr.binop(BinOp::Sub, x)
+        } else {
+            // Shift by one: the identity (1) first, the last product dropped. (Dividing by
+            // `x` would fail on zeros.)
+            let n = x.clone().attr("shape").index(Expr::int(axis));
+            let head = Expr::call(
+                "torch.ones_like",
+                vec![x.method("narrow", vec![Expr::int(axis), Expr::int(0), Expr::int(1)])],
+            );
+            let body = expr.method(
+                "narrow",
+                vec![Expr::int(axis), Expr::int(0), n.binop(BinOp::Sub, Expr::int(1))],
+            );
+            Expr::call_kw(
+                "torch.cat",
+                vec![Expr::List(vec![head, body])],
+                vec![("dim", Expr::int(axis))],
+            )
+        };
+    }
+    if reverse {
+        expr = expr.method("flip", vec![Expr::int(axis)]);
+    }
+    Ok(Lowered::Expr { expr, layout: Layout::Tf })
+}
