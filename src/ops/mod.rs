@@ -17,6 +17,7 @@ mod matrix;
 mod norm;
 mod pad;
 mod pool;
+mod quantize;
 mod recurrent;
 mod reduce;
 mod resize;
@@ -187,6 +188,7 @@ const FAMILIES: &[&[OpDef]] = &[
     gather::OPS,
     matrix::OPS,
     scan::OPS,
+    quantize::OPS,
     recurrent::OPS,
 ];
 

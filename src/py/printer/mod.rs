@@ -42,7 +42,7 @@ fn layout(indent: usize, head: &str, value: &Expr, tail: &str) -> Vec<String> {
         return lines;
     }
     match value {
-        Expr::Binary(_, op, _) => operator_chain(indent, head, value, *op, tail),
+        Expr::Binary(..) => operator_chain(indent, head, value, tail),
         Expr::List(items) => collection(indent, head, ("[", "]"), items, tail),
         Expr::Tuple(items) if !items.is_empty() => {
             collection(indent, head, ("(", ")"), items, tail)
@@ -158,13 +158,28 @@ fn flat_primary(e: &Expr) -> String {
 }
 
 /// An operator chain that does not fit: parenthesised on one indented line if it fits there,
-/// else one operand of the top-level chain per line, operators leading.
-fn operator_chain(indent: usize, head: &str, value: &Expr, op: BinOp, tail: &str) -> Vec<String> {
-    let (p, inner) = (pad(indent), pad(indent + INDENT));
-    let one = format!("{inner}{}", flat(value));
-    if fits(&one) {
-        return vec![format!("{p}{head}("), one, format!("{p}){tail}")];
+/// else broken before its operators (see [`chain_lines`]).
+fn operator_chain(indent: usize, head: &str, value: &Expr, tail: &str) -> Vec<String> {
+    let p = pad(indent);
+    let mut lines = vec![format!("{p}{head}(")];
+    lines.extend(chain_lines(indent + INDENT, "", value));
+    lines.push(format!("{p}){tail}"));
+    lines
+}
+
+/// `<lead><value>` inside parentheses at `indent`: on one line if it fits, else one operand of
+/// the top-level chain per line, operators leading; an operand still too long breaks the same
+/// way at its own (stronger) operators, or inside its own brackets (Black's delimiter split).
+fn chain_lines(indent: usize, lead: &str, value: &Expr) -> Vec<String> {
+    let line = format!("{}{lead}{}", pad(indent), flat(value));
+    if fits(&line) {
+        return vec![line];
     }
+    let op = match value {
+        Expr::Binary(_, op, _) => *op,
+        Expr::Call(_) | Expr::Subscript(..) => return layout(indent, lead, value, ""),
+        _ => return vec![line],
+    };
     let mut parts: Vec<(Option<BinOp>, &Expr, String)> = Vec::new();
     let mut cur = value;
     while let Expr::Binary(left, o, right) = cur {
@@ -180,19 +195,19 @@ fn operator_chain(indent: usize, head: &str, value: &Expr, op: BinOp, tail: &str
     write_operand(&mut first, cur, op, false);
     parts.push((None, cur, first));
     parts.reverse();
-    let mut lines = vec![format!("{p}{head}(")];
+    let mut lines = Vec::new();
     for (o, operand, text) in parts {
-        let lead = o.map_or(String::new(), |o| format!("{} ", o.symbol()));
-        let line = format!("{inner}{lead}{text}");
-        // An operand that does not fit breaks in turn (unless it needed parentheses here).
-        let own_brackets = matches!(operand, Expr::Call(_) | Expr::Subscript(..));
-        if fits(&line) || !own_brackets || text != flat(operand) {
-            lines.push(line);
+        let lead = match o {
+            Some(o) => format!("{} ", o.symbol()),
+            None => lead.to_string(),
+        };
+        if text == flat(operand) {
+            lines.extend(chain_lines(indent, &lead, operand));
         } else {
-            lines.extend(layout(indent + INDENT, &lead, operand, ""));
+            // Parenthesised here: kept whole.
+            lines.push(format!("{}{lead}{text}", pad(indent)));
         }
     }
-    lines.push(format!("{p}){tail}"));
     lines
 }
 

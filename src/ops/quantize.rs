@@ -1,0 +1,128 @@
+//! Simulated quantization, as quantization-aware training leaves it in a graph: values rounded
+//! to a fixed-point grid and back to float. `FakeQuantWithMinMaxArgs/Vars` (TF's "nudged"
+//! range, rounding half up) and `QuantizeAndDequantizeV2/V3/V4` with a given range. The grid
+//! is computed here in float32, as TF's kernels compute it, and written as plain arithmetic:
+//! `torch.floor((x.clamp(lo, hi) - lo) * inv_scale + 0.5) * scale + lo`.
+
+use crate::ops::contract::{Ctx, Lowered, OpResult};
+use crate::ops::util::same_as_input;
+use crate::ops::{OpDef, op};
+use crate::py::{BinOp, Expr};
+
+pub const OPS: &[OpDef] = &[
+    op("FakeQuantWithMinMaxArgs", fake_quant).infer(same_as_input),
+    op("FakeQuantWithMinMaxVars", fake_quant).infer(same_as_input),
+    op("QuantizeAndDequantizeV2", quantize_dequantize).infer(same_as_input),
+    op("QuantizeAndDequantizeV3", quantize_dequantize).infer(same_as_input),
+    op("QuantizeAndDequantizeV4", quantize_dequantize).infer(same_as_input),
+];
+
+/// A float32 scalar input (a range bound), constant at conversion time.
+fn scalar_input(ctx: &Ctx, i: usize, what: &str) -> OpResult<f32> {
+    let t = ctx.const_input(i).map_err(|_| format!("{what} must be a constant"))?;
+    match t.to_f64().as_deref() {
+        Some([v]) => Ok(*v as f32),
+        _ => Err(format!("{what} must be a scalar (per-channel ranges are not supported)").into()),
+    }
+}
+
+/// `e + c`, written `e - |c|` for a negative `c`.
+fn plus(e: Expr, c: f32) -> Expr {
+    if c < 0.0 { e.binop(BinOp::Sub, Expr::f32(-c)) } else { e.binop(BinOp::Add, Expr::f32(c)) }
+}
+
+fn num_bits(ctx: &Ctx, default: i64) -> OpResult<u32> {
+    let bits = ctx.node().attr_int_or("num_bits", default)?;
+    u32::try_from(bits)
+        .ok()
+        .filter(|b| (2..=16).contains(b))
+        .ok_or_else(|| format!("num_bits {bits}").into())
+}
+
+/// TF's nudged range (fake_quant_ops_functor.h): the zero point moved onto the grid.
+/// Returns `(nudged_min, nudged_max, scale, inv_scale)`.
+fn nudge(min: f32, max: f32, quant_min: f32, quant_max: f32) -> (f32, f32, f32, f32) {
+    let scale = (max - min) / (quant_max - quant_min);
+    let inv_scale = (quant_max - quant_min) / (max - min);
+    let zero_from_min = quant_min - min / scale;
+    let zero = if zero_from_min < quant_min {
+        quant_min
+    } else if zero_from_min > quant_max {
+        quant_max
+    } else {
+        zero_from_min.round()
+    };
+    ((quant_min - zero) * scale, (quant_max - zero) * scale, scale, inv_scale)
+}
+
+fn fake_quant(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let node = ctx.node();
+    let (min, max) = if node.op == "FakeQuantWithMinMaxArgs" {
+        (node.attr_float_or("min", -6.0)?, node.attr_float_or("max", 6.0)?)
+    } else {
+        (scalar_input(ctx, 1, "min")?, scalar_input(ctx, 2, "max")?)
+    };
+    if !(min < max) {
+        return Err(format!("range [{min}, {max}] is empty").into());
+    }
+    let narrow = ctx.node().attr_bool_or("narrow_range", false)?;
+    let bits = num_bits(ctx, 8)?;
+    let quant_min = if narrow { 1.0 } else { 0.0 };
+    let quant_max = ((1u32 << bits) - 1) as f32;
+    let (lo, hi, scale, inv) = nudge(min, max, quant_min, quant_max);
+    let x = ctx.input(0)?;
+    let shifted = x.expr.method_kw("clamp", vec![Expr::f32(lo), Expr::f32(hi)], vec![]);
+    let steps = plus(shifted, -lo).binop(BinOp::Mul, Expr::f32(inv));
+    let rounded = Expr::call("torch.floor", vec![steps.binop(BinOp::Add, Expr::f32(0.5))]);
+    let expr = plus(rounded.binop(BinOp::Mul, Expr::f32(scale)), lo);
+    Ok(Lowered::Expr { expr, layout: x.layout })
+}
+
+fn quantize_dequantize(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let node = ctx.node();
+    if !node.attr_bool_or("range_given", false)? {
+        return Err("range_given=false (a range computed from the data) is not supported".into());
+    }
+    let signed = node.attr_bool_or("signed_input", true)?;
+    let narrow = node.attr_bool_or("narrow_range", false)?;
+    let half_up = node.attr_str_or("round_mode", "HALF_TO_EVEN")? == "HALF_UP";
+    let bits = if node.op == "QuantizeAndDequantizeV3" {
+        match ctx.const_ints(3)?.as_slice() {
+            [b] => u32::try_from(*b).ok().filter(|b| (2..=16).contains(b)).ok_or("num_bits")?,
+            _ => return Err("num_bits must be a scalar".into()),
+        }
+    } else {
+        num_bits(ctx, 8)?
+    };
+    let (mut lo, mut hi) = (scalar_input(ctx, 1, "input_min")?, scalar_input(ctx, 2, "input_max")?);
+    // quantize_and_dequantize_op.h: the side whose scale is smaller fixes the scale, the
+    // other bound is moved onto the grid.
+    let (min_q, max_q) = if signed {
+        let half = (1i64 << (bits - 1)) as f32;
+        (-half + if narrow { 1.0 } else { 0.0 }, half - 1.0)
+    } else {
+        (0.0, ((1u32 << bits) - 1) as f32)
+    };
+    let from_min = if min_q * lo > 0.0 { min_q / lo } else { f32::MAX };
+    let from_max = if max_q * hi > 0.0 { max_q / hi } else { f32::MAX };
+    let (scale, inv) = if from_min < from_max {
+        let inv = lo / min_q;
+        hi = max_q * inv;
+        (from_min, inv)
+    } else {
+        let inv = hi / max_q;
+        lo = min_q * inv;
+        (from_max, inv)
+    };
+    let x = ctx.input(0)?;
+    let scaled = x
+        .expr
+        .method_kw("clamp", vec![Expr::f32(lo), Expr::f32(hi)], vec![])
+        .binop(BinOp::Mul, Expr::f32(scale));
+    let rounded = if half_up {
+        Expr::call("torch.floor", vec![scaled.binop(BinOp::Add, Expr::f32(0.5))])
+    } else {
+        Expr::call("torch.round", vec![scaled])
+    };
+    Ok(Lowered::Expr { expr: rounded.binop(BinOp::Mul, Expr::f32(inv)), layout: x.layout })
+}
