@@ -62,7 +62,8 @@ fn fake_quant(ctx: &mut Ctx) -> OpResult<Lowered> {
     } else {
         (scalar_input(ctx, 1, "min")?, scalar_input(ctx, 2, "max")?)
     };
-    if !(min < max) {
+    // Also refuses NaN bounds.
+    if min.partial_cmp(&max) != Some(std::cmp::Ordering::Less) {
         return Err(format!("range [{min}, {max}] is empty").into());
     }
     let narrow = ctx.node().attr_bool_or("narrow_range", false)?;
