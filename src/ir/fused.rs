@@ -19,6 +19,7 @@ pub const MAX_POOL_1D: &str = "_MaxPool1D";
 pub const AVG_POOL_1D: &str = "_AvgPool1D";
 pub const LAYER_NORM: &str = "_LayerNorm";
 pub const GROUP_NORM: &str = "_GroupNorm";
+pub const RMS_NORM: &str = "_RMSNorm";
 pub const SILU: &str = "_SiLU";
 pub const GELU: &str = "_Gelu";
 pub const LSTM: &str = "_LSTM";
@@ -42,6 +43,8 @@ pub enum Fused {
     /// Normalisation over groups of channels (the last TF axis, split into `groups`) and all
     /// spatial axes, `nn.GroupNorm`. Input: `x`.
     GroupNorm { groups: usize, epsilon: f32, affine: Option<Affine> },
+    /// Root-mean-square normalisation over the last axis, `nn.RMSNorm`. Input: `x`.
+    RmsNorm { epsilon: f32, weight: Option<Tensor> },
     /// `x · sigmoid(x)`. Input: `x`.
     SiLU,
     /// GELU, exact or with the tanh approximation. Input: `x`.
@@ -214,6 +217,7 @@ impl Fused {
             },
             Fused::LayerNorm { .. } => LAYER_NORM,
             Fused::GroupNorm { .. } => GROUP_NORM,
+            Fused::RmsNorm { .. } => RMS_NORM,
             Fused::SiLU => SILU,
             Fused::Gelu { .. } => GELU,
             Fused::RepeatInterleave { .. } => REPEAT_INTERLEAVE,
@@ -232,6 +236,7 @@ impl Fused {
         };
         match self {
             Fused::LayerNorm { epsilon, .. } => put("epsilon", Value::F(*epsilon)),
+            Fused::RmsNorm { epsilon, .. } => put("epsilon", Value::F(*epsilon)),
             Fused::GroupNorm { groups, epsilon, .. } => {
                 put("groups", Value::I(*groups as i64));
                 put("epsilon", Value::F(*epsilon));

@@ -1,6 +1,6 @@
 //! Normalisation layers: batch norm in inference mode → `nn.BatchNorm1d/2d/3d` over the
 //! channels of `[N, C]`, `[N, W, C]`, NHWC or NDHWC values (statistics as buffers), layer norm
-//! → `nn.LayerNorm`, group norm → `nn.GroupNorm` (channels first), LRN →
+//! → `nn.LayerNorm`, RMS norm → `nn.RMSNorm`, group norm → `nn.GroupNorm` (channels first), LRN →
 //! `nn.LocalResponseNorm`.
 
 use crate::ir::fused::{self, Fused};
@@ -18,6 +18,8 @@ pub const OPS: &[OpDef] = &[
     op("LRN", lrn).infer(same_as_input),
     // Produced by passes::fuse_layernorm.
     op(fused::LAYER_NORM, layer_norm).infer(same_as_input),
+    // Produced by passes::fuse_rmsnorm.
+    op(fused::RMS_NORM, rms_norm).infer(same_as_input),
     // Produced by passes::fuse_groupnorm.
     op(fused::GROUP_NORM, group_norm).infer(same_as_input),
 ];
@@ -59,6 +61,26 @@ fn batch_norm(ctx: &mut Ctx) -> OpResult<Lowered> {
     }
     let ctor = Expr::call_kw(&class, vec![Expr::int(channels as i64)], kwargs);
     Ok(Lowered::Layer { post: vec![], ctor, params, args: vec![x], layout })
+}
+
+/// `nn.RMSNorm` over the last axis.
+fn rms_norm(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let Fused::RmsNorm { epsilon: eps, weight } = ctx.fused()? else {
+        return Err("not an RMS norm".into());
+    };
+    let (eps, weight) = (*eps, weight.clone());
+    let shape = ctx.info(0).shape.ok_or(TranslateError::UnknownRank)?;
+    let c = shape.last().copied().flatten().ok_or("the normalised axis must have a static size")?;
+    // nn.RMSNorm's default epsilon depends on the dtype: always written.
+    let mut kwargs = vec![("eps", Expr::f32(eps))];
+    let mut params = Vec::new();
+    match weight {
+        Some(w) => params.push(("weight", Weight::plain(w))),
+        None => kwargs.push(("elementwise_affine", Expr::boolean(false))),
+    }
+    let ctor = Expr::call_kw("nn.RMSNorm", vec![Expr::int(c as i64)], kwargs);
+    let x = ctx.input_tf(0)?;
+    Ok(Lowered::Layer { post: vec![], ctor, params, args: vec![x], layout: Layout::Tf })
 }
 
 /// `nn.GroupNorm` over the channels of `[N, C]` or a channels-first feature map.

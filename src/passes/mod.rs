@@ -11,6 +11,7 @@ mod fuse_dilated;
 mod fuse_groupnorm;
 mod fuse_layernorm;
 mod fuse_repeat;
+mod fuse_rmsnorm;
 mod fuse_tensordot;
 mod fuse_time_distributed;
 mod identity;
@@ -44,12 +45,13 @@ pub fn run_all(g: &mut Graph) -> Result<()> {
 type Pass = fn(&mut Graph) -> Result<()>;
 
 /// After recurrent layers are fused (see [`run_observed`]).
-const LATE: [(&str, Pass); 15] = [
+const LATE: [(&str, Pass); 16] = [
     ("simplify", simplify),
     ("prune", prune),
     ("fuse_bidirectional", fuse_bidirectional::fuse_bidirectional),
     ("fuse_groupnorm", fuse_groupnorm::fuse_groupnorm),
     ("fuse_layernorm", fuse_layernorm),
+    ("fuse_rmsnorm", fuse_rmsnorm::fuse_rmsnorm),
     ("fuse_activations", fuse_activations),
     ("fuse_1d", fuse_1d),
     ("fuse_dilated", fuse_dilated::fuse_dilated),

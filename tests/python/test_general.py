@@ -42,3 +42,13 @@ def test_one_unknown_op_in_a_real_model_is_one_stub(tmp_path):
     (out / "custom_ops.py").write_text(filled)
     for suffix in ("", "_b"):
         assert_parity(out, GENERATED_DIR / f"cascade_mobilenet{suffix}.npz")
+
+
+def test_llama_norms_are_rms_norm_layers(tmp_path):
+    """keras-hub Llama's `x * rsqrt(mean(x ** 2) + eps) * scale` is `nn.RMSNorm`, with no
+    arithmetic left over (parity for it is the decoder test above)."""
+    out = tmp_path / "out"
+    run_cli("convert", source("keras_hub_llama"), "-o", out)
+    code = (out / "model.py").read_text()
+    assert "nn.RMSNorm(32, eps=1e-6)" in code, code
+    assert "rsqrt" not in code and "torch.pow" not in code, code
