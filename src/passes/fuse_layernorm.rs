@@ -15,7 +15,7 @@ use petgraph::stable_graph::NodeIndex;
 use crate::error::Result;
 use crate::ir::fused::{Affine, Fused};
 use crate::ir::{Graph, Node, ValueRef};
-use crate::passes::pattern::{both_orders, inputs_of};
+use crate::passes::pattern::{binary, both_orders, inputs_of};
 use crate::tensor::{DType, Tensor};
 
 /// A per-feature f32 constant as `[C]`: `[C]`, or `[1, .., 1, d1, .., dk]` with `k =
@@ -56,12 +56,11 @@ struct InverseStd {
 /// The squared deviation `(x - mean)²` as `SquaredDifference(x, mean)` or `Square(x - mean)`
 /// (Keras 3's `ops.moments`) → (x, mean).
 fn squared_deviation(g: &Graph, v: ValueRef) -> Option<(ValueRef, ValueRef)> {
-    if let Some(i) = inputs_of(g, v, &["SquaredDifference"]) {
-        return Some((i[0], i[1]));
+    if let Some(pair) = binary(g, v, &["SquaredDifference"]) {
+        return Some(pair);
     }
     let d = *inputs_of(g, v, &["Square"])?.first()?;
-    let i = inputs_of(g, d, &["Sub"])?;
-    Some((i[0], i[1]))
+    binary(g, d, &["Sub"])
 }
 
 /// `Rsqrt(var + eps) [* gamma]` whose variance is of `x` around `mean`.
@@ -128,11 +127,11 @@ pub(super) fn normalized(g: &Graph, out: ValueRef) -> Option<Normalized> {
                     return found(Some(b));
                 }
             }
-            if let Some(i) = inputs_of(g, shift, &["Sub"])
-                && mean_inv(i[1])
-                && is_constant(g, i[0])
+            if let Some((beta, m)) = binary(g, shift, &["Sub"])
+                && mean_inv(m)
+                && is_constant(g, beta)
             {
-                return found(Some(i[0]));
+                return found(Some(beta));
             }
         }
     }
@@ -142,7 +141,8 @@ pub(super) fn normalized(g: &Graph, out: ValueRef) -> Option<Normalized> {
 /// A constant, possibly behind a Reshape.
 fn is_constant(g: &Graph, v: ValueRef) -> bool {
     g.const_value(v).is_some()
-        || inputs_of(g, v, &["Reshape"]).is_some_and(|i| g.const_value(i[0]).is_some())
+        || inputs_of(g, v, &["Reshape"])
+            .is_some_and(|i| i.first().is_some_and(|&t| g.const_value(t).is_some()))
 }
 
 struct LayerNorm {

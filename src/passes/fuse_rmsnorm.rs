@@ -14,7 +14,7 @@ use super::fuse_layernorm::features;
 use crate::error::Result;
 use crate::ir::fused::Fused;
 use crate::ir::{Graph, Node, ValueRef};
-use crate::passes::pattern::{both_orders, inputs_of, is_scalar};
+use crate::passes::pattern::{binary, both_orders, inputs_of, is_scalar};
 use crate::tensor::Tensor;
 
 /// `x²`: `Square(x)` or `Pow(x, 2)` → `x`.
@@ -22,8 +22,8 @@ fn squared(g: &Graph, v: ValueRef) -> Option<ValueRef> {
     if let Some(i) = inputs_of(g, v, &["Square"]) {
         return i.first().copied();
     }
-    let i = inputs_of(g, v, &["Pow"])?;
-    is_scalar(g, i[1], 2.0, 0.0).then_some(i[0])
+    let (x, p) = binary(g, v, &["Pow"])?;
+    is_scalar(g, p, 2.0, 0.0).then_some(x)
 }
 
 /// `Rsqrt(ms)` or `Reciprocal(Sqrt(ms))` (Gemma) → `ms`.
@@ -45,7 +45,7 @@ fn mean_square(g: &Graph, add: ValueRef) -> Option<(ValueRef, f32)> {
     if !g.node(mean.node).attr_bool_or("keep_dims", false).ok()? {
         return None;
     }
-    let x = squared(g, i[0])?;
+    let x = squared(g, *i.first()?)?;
     let axes = g.const_value(*i.get(1)?)?.to_i64()?;
     let rank = g.info(x).shape.map(|s| s.len() as i64);
     let last = matches!((axes.as_slice(), rank), ([-1], _) | ([_], None))
@@ -55,9 +55,9 @@ fn mean_square(g: &Graph, add: ValueRef) -> Option<(ValueRef, f32)> {
 
 /// `x * inverse_sqrt(mean_square(x))` or `x / Sqrt(mean_square(x))` → (x, eps).
 fn normalised(g: &Graph, v: ValueRef) -> Option<(ValueRef, f32)> {
-    if let Some(i) = inputs_of(g, v, &["RealDiv"]) {
-        let (x, eps) = mean_square(g, *inputs_of(g, i[1], &["Sqrt"])?.first()?)?;
-        return (x == i[0]).then_some((x, eps));
+    if let Some((num, den)) = binary(g, v, &["RealDiv"]) {
+        let (x, eps) = mean_square(g, *inputs_of(g, den, &["Sqrt"])?.first()?)?;
+        return (x == num).then_some((x, eps));
     }
     both_orders(g, v, &["Mul"]).into_iter().find_map(|(x, inv)| {
         let (xx, eps) = mean_square(g, inverse_sqrt(g, inv)?)?;
