@@ -22,6 +22,7 @@ mod recurrent;
 mod reduce;
 mod resize;
 mod scan;
+mod scatter;
 mod shape;
 pub mod sizes;
 mod slice;
@@ -188,6 +189,7 @@ const FAMILIES: &[&[OpDef]] = &[
     gather::OPS,
     matrix::OPS,
     scan::OPS,
+    scatter::OPS,
     quantize::OPS,
     recurrent::OPS,
 ];

@@ -12,7 +12,7 @@ mod fluent;
 pub use expr::{escape, flat, string_literal, target_text};
 use expr::{write_operand, write_primary};
 
-use super::ast::{BinOp, ClassDef, Expr, FunctionDef, Param, Stmt};
+use super::ast::{BinOp, Call, ClassDef, Expr, FunctionDef, Param, Stmt};
 
 pub const LINE_WIDTH: usize = 88;
 
@@ -50,7 +50,8 @@ fn layout(indent: usize, head: &str, value: &Expr, tail: &str) -> Vec<String> {
         // When `target = func(` (or `target = value[`) overflows, ruff parenthesises the
         // value if everything then fits; else it breaks inside the value's own brackets.
         Expr::Call(c) if !fits(&format!("{p}{head}{}(", flat_primary(&c.func))) => {
-            parenthesized_if_fits(indent, head, value, tail)
+            method_on_call(indent, head, value, tail)
+                .or_else(|| parenthesized_if_fits(indent, head, value, tail))
                 .unwrap_or_else(|| call(indent, head, value, tail).unwrap_or(vec![one]))
         }
         // `f(args)[index]`: the call's arguments break, the index stays on the closing line
@@ -215,14 +216,41 @@ fn chain_lines(indent: usize, lead: &str, value: &Expr) -> Vec<String> {
 /// per line with a trailing comma, each broken the same way in turn.
 fn call(indent: usize, head: &str, value: &Expr, tail: &str) -> Option<Vec<String>> {
     let Expr::Call(c) = value else { return None };
-    let items: Vec<(String, &Expr)> = c
-        .args
+    let open = format!("{}(", flat_primary(&c.func));
+    Some(bracketed(indent, &format!("{head}{open}"), ")", &call_items(c), tail))
+}
+
+/// A call's arguments as `(key=, value)` items.
+fn call_items(c: &Call) -> Vec<(String, &Expr)> {
+    c.args
         .iter()
         .map(|a| (String::new(), a))
         .chain(c.kwargs.iter().map(|(k, v)| (format!("{k}="), v)))
-        .collect();
-    let open = format!("{}(", flat_primary(&c.func));
-    Some(bracketed(indent, &format!("{head}{open}"), ")", &items, tail))
+        .collect()
+}
+
+/// A method called on a call's result, `a.f(x).g(y)`, whose `target = a.f(x).g(` does not
+/// fit: broken inside the inner call when `target = a.f(` fits (Black's right-hand split,
+/// trailing calls omitted), the outer call's arguments then broken after `).g(` if needed.
+fn method_on_call(indent: usize, head: &str, value: &Expr, tail: &str) -> Option<Vec<String>> {
+    let p = pad(indent);
+    let Expr::Call(outer) = value else { return None };
+    let Expr::Attribute(receiver, method) = &outer.func else { return None };
+    let Expr::Call(inner) = &**receiver else { return None };
+    let open = format!("{head}{}(", flat_primary(&inner.func));
+    if !fits(&format!("{p}{open}")) {
+        return None;
+    }
+    let rest = format!(").{method}(");
+    let closing = format!("{p}){}", &flat(value)[flat(receiver).len()..]);
+    let mut lines = bracketed(indent, &open, "", &call_items(inner), "");
+    lines.pop();
+    if fits(&format!("{closing}{tail}")) {
+        lines.push(format!("{closing}{tail}"));
+    } else {
+        lines.extend(bracketed(indent, &rest, ")", &call_items(outer), tail));
+    }
+    Some(lines)
 }
 
 /// `head` + items + `close`: items on one indented line if they fit, else one per line.
