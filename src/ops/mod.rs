@@ -18,6 +18,7 @@ mod norm;
 mod pad;
 mod pool;
 mod quantize;
+mod random;
 mod recurrent;
 mod reduce;
 mod resize;
@@ -191,6 +192,7 @@ const FAMILIES: &[&[OpDef]] = &[
     scan::OPS,
     scatter::OPS,
     quantize::OPS,
+    random::OPS,
     recurrent::OPS,
 ];
 

@@ -6,9 +6,11 @@ from conftest import OPS_DIR, assert_parity, import_model, ruff, run_cli
 
 STUB_FIXTURES = ("unknown_op", "loop_unknown_op")
 OP_FIXTURES = sorted(p.stem for p in OPS_DIR.glob("*.pb") if p.stem not in STUB_FIXTURES)
+# Samples from torch's generator: compared by shape, dtype and range, not values.
+RANDOM_FIXTURES = ("ops_random",)
 
 
-@pytest.mark.parametrize("name", OP_FIXTURES)
+@pytest.mark.parametrize("name", [n for n in OP_FIXTURES if n not in RANDOM_FIXTURES])
 def test_parity(name, tmp_path):
     out = tmp_path / "out"
     run_cli("convert", OPS_DIR / f"{name}.pb", "-o", out)
@@ -106,3 +108,28 @@ def test_outputs_and_class_name_options(tmp_path):
 def test_bad_class_name_is_refused(tmp_path):
     proc = run_cli("convert", OPS_DIR / "tf1_cnn.pb", "-o", tmp_path / "o", "--class-name", "a b", check=False)
     assert proc.returncode != 0 and "class" in proc.stderr
+
+
+def test_random_ops_sample_the_same_distributions(tmp_path):
+    """Each sampler gives TF's shape and dtype and stays in its distribution's range; the
+    reparameterised output is centred on its input."""
+    import numpy as np
+    import torch
+
+    out = tmp_path / "out"
+    run_cli("convert", OPS_DIR / "ops_random.pb", "-o", out, "--strict")
+    ref = np.load(OPS_DIR / "ops_random.npz")
+    model = import_model(out).load_model()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        got = [g.numpy() for g in model(torch.from_numpy(ref["input_0"]), torch.from_numpy(ref["input_1"]))]
+    for i, g in enumerate(got):
+        want = ref[f"output_{i}"]
+        assert g.shape == want.shape and g.dtype == want.dtype, (i, g.shape, g.dtype, want.shape, want.dtype)
+    uniform, truncated, ints, classes, shuffled, noisy, stateless = got
+    assert ((0 <= uniform) & (uniform < 1)).all() and ((0 <= stateless) & (stateless < 1)).all()
+    assert np.abs(truncated).max() <= 2 and 0.7 < truncated.std() < 0.95  # TF's: 0.88
+    assert ((3 <= ints) & (ints < 9)).all()
+    assert set(classes[1]) == {2} and set(classes[0]) <= {0, 1}
+    assert sorted(shuffled.ravel()) == sorted(ref["input_0"].ravel())
+    assert not np.array_equal(noisy, ref["input_0"])
