@@ -1,7 +1,8 @@
 //! Recurrent layers (fused by `passes::fuse_rnn`) → `nn.LSTM` / `nn.GRU` / `nn.RNN`;
-//! `ReverseV2` (Keras' `go_backwards`) → `flip`; and the `TensorList*` ops loops keep their
-//! per-step values in → Python lists (a list is a value in TF, so setting an item builds a new
-//! list rather than changing one another reader may hold).
+//! `ReverseV2` (Keras' `go_backwards`) → `flip`, `ReverseSequence` (TF 1's bidirectional
+//! RNNs) → a gather; and the `TensorList*` ops loops keep their per-step values in → Python
+//! lists (a list is a value in TF, so setting an item builds a new list rather than changing
+//! one another reader may hold).
 
 use crate::ir::ValueInfo;
 use crate::ir::fused::{self, Cell, Fused, Recurrent};
@@ -19,6 +20,7 @@ pub const OPS: &[OpDef] = &[
     op(fused::GRU_RESET_BEFORE, recurrent),
     op(fused::MASKED_LSTM, recurrent),
     op("ReverseV2", reverse).infer(same_as_input),
+    op("ReverseSequence", reverse_sequence).infer(same_as_input),
     op("TensorListFromTensor", |c| {
         expr(Expr::call("list", vec![c.input_tf(0)?.method("unbind", vec![Expr::int(0)])]))
     }),
@@ -227,6 +229,66 @@ fn reverse(ctx: &mut Ctx) -> OpResult<Lowered> {
         axes.iter().map(|&a| norm_axis(a, rank).map(|a| a as i64)).collect::<OpResult<_>>()?;
     let x = ctx.input_tf(0)?;
     Ok(Lowered::Expr { expr: x.method("flip", vec![Expr::ints(&axes)]), layout: Layout::Tf })
+}
+
+/// `ReverseSequence(x, lengths)` (TF 1's bidirectional RNNs over padded batches): along
+/// `seq_dim`, each batch entry's first `lengths[b]` steps reversed, the padding after them
+/// left in place. A gather along `seq_dim` with index `l - 1 - t` for `t < l`, else `t`.
+fn reverse_sequence(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
+    let node = ctx.node();
+    let seq = norm_axis(node.attr_int_or("seq_dim", 1)?, rank)?;
+    let batch = norm_axis(node.attr_int_or("batch_dim", 0)?, rank)?;
+    if seq == batch {
+        return Err("seq_dim and batch_dim are the same axis".into());
+    }
+    // Each index shaped to broadcast along its own axis.
+    let along = |axis: usize| -> Vec<Expr> {
+        (0..rank).map(|a| Expr::int(if a == axis { -1 } else { 1 })).collect()
+    };
+    let x = ctx.input_tf(0)?;
+    let steps_known = ctx.info(0).shape.and_then(|s| s[seq]);
+    if let (Ok(lengths), Some(t)) = (ctx.const_ints(1), steps_known) {
+        // Constant lengths: the index itself is a constant.
+        let index = reversal_index(&lengths, t, batch < seq)?;
+        let mut shape = vec![1; rank];
+        shape[batch] = lengths.len();
+        shape[seq] = t;
+        let index = ctx.buffer("index", crate::tensor::Tensor::from_i64(shape, &index))?;
+        let gathered = index.method("expand_as", vec![x.clone()]);
+        let expr = x.method("gather", vec![Expr::int(seq as i64), gathered]);
+        return Ok(Lowered::Expr { expr, layout: Layout::Tf });
+    }
+    let steps =
+        Expr::call("torch.arange", vec![x.clone().attr("shape").index(Expr::int(seq as i64))])
+            .method("reshape", along(seq));
+    let lengths = ctx.input_tf(1)?.method("long", vec![]).method("reshape", along(batch));
+    let reversed = lengths.clone().binop(BinOp::Sub, Expr::int(1)).binop(BinOp::Sub, steps.clone());
+    let index =
+        Expr::call("torch.where", vec![steps.clone().binop(BinOp::Lt, lengths), reversed, steps]);
+    let expr =
+        x.clone().method("gather", vec![Expr::int(seq as i64), index.method("expand_as", vec![x])]);
+    Ok(Lowered::Expr { expr, layout: Layout::Tf })
+}
+
+/// The gather index of a reversal by `lengths` over `t` steps, batch-major or step-major.
+fn reversal_index(lengths: &[i64], t: usize, batch_major: bool) -> OpResult<Vec<i64>> {
+    let t_i = i64::try_from(t).map_err(|_| "too many steps")?;
+    if lengths.iter().any(|&l| !(0..=t_i).contains(&l)) {
+        return Err(format!("lengths {lengths:?} do not fit {t} steps").into());
+    }
+    let at = |b: usize, s: i64| if s < lengths[b] { lengths[b] - 1 - s } else { s };
+    let (nb, mut out) = (lengths.len(), Vec::with_capacity(lengths.len() * t));
+    if batch_major {
+        for b in 0..nb {
+            out.extend((0..t_i).map(|s| at(b, s)));
+        }
+    } else {
+        for s in 0..t_i {
+            out.extend((0..nb).map(|b| at(b, s)));
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

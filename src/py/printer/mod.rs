@@ -297,8 +297,18 @@ fn item(indent: usize, key: &str, v: &Expr) -> Vec<String> {
     match v {
         Expr::List(items) => collection(indent, key, ("[", "]"), items, ","),
         Expr::Tuple(items) if !items.is_empty() => collection(indent, key, ("(", ")"), items, ","),
-        Expr::Call(_) => call(indent, key, v, ",").unwrap_or(vec![one]),
+        Expr::Call(_) => method_on_call(indent, key, v, ",")
+            .or_else(|| call(indent, key, v, ","))
+            .unwrap_or(vec![one]),
         Expr::Slice(sl) => slice(indent, key, sl, ",").unwrap_or(vec![one]),
+        // Inside brackets an operator chain needs no parentheses of its own.
+        Expr::Binary(..) => {
+            let mut lines = chain_lines(indent, key, v);
+            if let Some(last) = lines.last_mut() {
+                last.push(',');
+            }
+            lines
+        }
         _ => {
             let mut lines = layout(indent, key, v, "");
             if let Some(last) = lines.last_mut() {
