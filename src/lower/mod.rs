@@ -153,6 +153,7 @@ fn lower_once(
             low.module.renamed_inputs.push((tf_name.clone(), name.clone()));
         }
         low.module.params.push(name.clone());
+        low.module.input_types.push(describe(&graph.info(input)));
         low.values.insert(input, Val { expr: Expr::name(name), layout: Layout::Tf });
     }
     low.claim_running();
@@ -359,6 +360,8 @@ impl<'a> Lowerer<'a> {
         }
         self.module.body = stmts;
         self.module.outputs = outs;
+        self.module.output_types =
+            self.graph.outputs.iter().map(|&o| describe(&self.graph.info(o))).collect();
         let (stubs, reports) = self.stubs.finish();
         self.module.stubs = stubs;
         self.summary.stubs = reports;
@@ -371,5 +374,18 @@ fn tuple_target(names: &[String]) -> Expr {
     match names {
         [one] => Expr::name(one),
         _ => Expr::Tuple(names.iter().map(Expr::name).collect()),
+    }
+}
+
+/// TF's dtype and shape of a value, as `forward`'s docstring gives it: `float32 [None, 10]`.
+fn describe(info: &crate::ir::ValueInfo) -> String {
+    let dtype = info.dtype.and_then(|d| d.torch_name()).unwrap_or("tensor");
+    match &info.shape {
+        Some(dims) => {
+            let dims: Vec<String> =
+                dims.iter().map(|d| d.map_or("None".to_string(), |d| d.to_string())).collect();
+            format!("{dtype} [{}]", dims.join(", "))
+        }
+        None => format!("{dtype} of unknown shape"),
     }
 }

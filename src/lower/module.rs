@@ -1,7 +1,7 @@
 //! What lowering produces: the `nn.Module` as parts (layers, buffers, `forward`'s statements,
 //! block classes, loop methods, stubs, weights), and the syntax trees of its classes.
 
-use crate::py::{Assign, ClassDef, Expr, FunctionDef, Stmt};
+use crate::py::{Assign, ClassDef, Expr, FunctionDef, Lit, Stmt};
 use crate::weights::Weight;
 
 /// `self.<name> = <ctor>` in `__init__`.
@@ -65,6 +65,10 @@ pub struct Module {
     pub body: Vec<Assign>,
     /// What `forward` returns, in TF's output order.
     pub outputs: Vec<Expr>,
+    /// TF's dtype and shape of each input and output (`float32 [None, 224, 224, 3]`), for
+    /// `forward`'s docstring.
+    pub input_types: Vec<String>,
+    pub output_types: Vec<String>,
     pub stubs: Vec<Stub>,
     /// Fixed helper classes the model uses (name, source), defined before everything else.
     pub support: Vec<(&'static str, &'static str)>,
@@ -118,7 +122,18 @@ impl Module {
         let mut body: Vec<Stmt> = self.body.iter().cloned().map(Stmt::Assign).collect();
         body.push(Stmt::return_values(self.outputs.clone()));
         let mut forward = FunctionDef::method("forward", &self.params, body);
+        let tensor = Expr::path("torch.Tensor");
+        for p in &mut forward.params[1..] {
+            p.annotation = Some(tensor.clone());
+        }
+        forward.returns = Some(match self.outputs.len() {
+            1 => tensor.clone(),
+            n @ 2..=3 => Expr::name("tuple").index(Expr::Tuple(vec![tensor.clone(); n])),
+            _ => Expr::name("tuple").index(Expr::Tuple(vec![tensor, Expr::Lit(Lit::Ellipsis)])),
+        });
+        forward.docstring = self.forward_docstring();
         if !self.renamed_inputs.is_empty() {
+            forward.docstring.push(String::new());
             forward.docstring.push("Inputs named otherwise in TensorFlow:".to_string());
             forward.docstring.push(String::new());
             for (tf, param) in &self.renamed_inputs {
@@ -128,6 +143,32 @@ impl Module {
         let mut methods = vec![init(&[], &self.layers, &self.buffers), forward];
         methods.extend(self.methods.iter().cloned());
         module_class(&self.class_name, methods)
+    }
+
+    /// `Args:` and `Returns:` with TF's dtypes and shapes (channels last, as TF has them).
+    fn forward_docstring(&self) -> Vec<String> {
+        let mut doc = vec![
+            "Runs the model on TF's inputs, with their dtypes and shapes (channels last)."
+                .to_string(),
+            String::new(),
+        ];
+        if !self.params.is_empty() {
+            doc.push("Args:".to_string());
+            for (name, t) in self.params.iter().zip(&self.input_types) {
+                doc.push(format!("    {name}: {t}"));
+            }
+            doc.push(String::new());
+        }
+        doc.push("Returns:".to_string());
+        match self.output_types.as_slice() {
+            [one] => doc.push(format!("    {one}")),
+            many => {
+                for (i, t) in many.iter().enumerate() {
+                    doc.push(format!("    {i}: {t}"));
+                }
+            }
+        }
+        doc
     }
 
     /// How many lines `forward` has before its `return`, as printed.

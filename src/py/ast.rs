@@ -64,6 +64,8 @@ pub enum Lit {
     Str(String),
     Bool(bool),
     None,
+    /// `...` (in type hints: `tuple[torch.Tensor, ...]`).
+    Ellipsis,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -469,16 +471,18 @@ pub enum Stmt {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Param {
     pub name: String,
+    /// Type hint: `x: torch.Tensor`.
+    pub annotation: Option<Expr>,
     pub default: Option<Expr>,
 }
 
 impl Param {
     pub fn new(name: impl Into<String>) -> Param {
-        Param { name: name.into(), default: None }
+        Param { name: name.into(), annotation: None, default: None }
     }
 
     pub fn with_default(name: impl Into<String>, default: Expr) -> Param {
-        Param { name: name.into(), default: Some(default) }
+        Param { name: name.into(), annotation: None, default: Some(default) }
     }
 }
 
@@ -491,6 +495,8 @@ pub struct FunctionDef {
     /// Docstring lines (the printer escapes and indents them).
     pub docstring: Vec<String>,
     pub body: Vec<Stmt>,
+    /// Return type hint: `-> torch.Tensor`.
+    pub returns: Option<Expr>,
 }
 
 impl FunctionDef {
@@ -501,6 +507,7 @@ impl FunctionDef {
             keyword_only: Vec::new(),
             docstring: Vec::new(),
             body,
+            returns: None,
         }
     }
 

@@ -201,6 +201,7 @@ fn write_literal(out: &mut String, l: &Lit) {
         Lit::Str(s) => out.push_str(&string_literal(s)),
         Lit::Bool(b) => out.push_str(if *b { "True" } else { "False" }),
         Lit::None => out.push_str("None"),
+        Lit::Ellipsis => out.push_str("..."),
     }
 }
 

@@ -446,9 +446,12 @@ fn suite(body: &[Stmt], indent: usize) -> Vec<String> {
 }
 
 fn param_text(p: &Param) -> String {
-    match &p.default {
-        Some(d) => format!("{}={}", p.name, flat(d)),
-        None => p.name.clone(),
+    match (&p.annotation, &p.default) {
+        (None, Some(d)) => format!("{}={}", p.name, flat(d)),
+        (None, None) => p.name.clone(),
+        // PEP 8: spaces around `=` once there is a hint.
+        (Some(a), Some(d)) => format!("{}: {} = {}", p.name, flat(a), flat(d)),
+        (Some(a), None) => format!("{}: {}", p.name, flat(a)),
     }
 }
 
@@ -459,16 +462,17 @@ fn function(f: &FunctionDef, indent: usize) -> Vec<String> {
         params.extend(f.keyword_only.iter().map(param_text));
     }
     let (p, inner) = (pad(indent), pad(indent + INDENT));
-    let one = format!("{p}def {}({}):", f.name, params.join(", "));
+    let returns = f.returns.as_ref().map_or(String::new(), |r| format!(" -> {}", flat(r)));
+    let one = format!("{p}def {}({}){returns}:", f.name, params.join(", "));
     let on_their_line = format!("{inner}{}", params.join(", "));
     let mut lines = if fits(&one) {
         vec![one]
     } else if fits(&on_their_line) {
-        vec![format!("{p}def {}(", f.name), on_their_line, format!("{p}):")]
+        vec![format!("{p}def {}(", f.name), on_their_line, format!("{p}){returns}:")]
     } else {
         let mut l = vec![format!("{p}def {}(", f.name)];
         l.extend(params.iter().map(|t| format!("{inner}{t},")));
-        l.push(format!("{p}):"));
+        l.push(format!("{p}){returns}:"));
         l
     };
     let mut body = docstring(&f.docstring, indent + INDENT);

@@ -68,7 +68,23 @@ class KerasHubBertSmall(nn.Module):
             "position_embedding_const", torch.empty((64, 256), dtype=torch.float32)
         )
 
-    def forward(self, token_ids, padding_mask, segment_ids):
+    def forward(
+        self,
+        token_ids: torch.Tensor,
+        padding_mask: torch.Tensor,
+        segment_ids: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Runs the model on TF's inputs, with their dtypes and shapes (channels last).
+
+        Args:
+            token_ids: int32 [None, 32]
+            padding_mask: int32 [None, 32]
+            segment_ids: int32 [None, 32]
+
+        Returns:
+            0: float32 [None, 32, 256]
+            1: float32 [None, 256]
+        """
         x = token_ids < 0
         token_embedding = token_ids + 1000
         x = torch.where(x, token_embedding, token_ids)

@@ -22,7 +22,15 @@ class RnnLstmGru(nn.Module):
         self.gru = nn.GRU(16, 12, batch_first=True)
         self.classifier = nn.Linear(12, 5)
 
-    def forward(self, inputs):
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Runs the model on TF's inputs, with their dtypes and shapes (channels last).
+
+        Args:
+            inputs: float32 [None, 12, 8]
+
+        Returns:
+            float32 [None, 5]
+        """
         x = self.lstm(inputs)[0]
         x = self.gru(x)[1]
         x = x[-1]

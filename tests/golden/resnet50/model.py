@@ -98,7 +98,15 @@ class KerasResnet50(nn.Module):
         self.conv5_block3 = ConvBlock2(2048, 512)
         self.predictions = nn.Linear(2048, 1000)
 
-    def forward(self, images):
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Runs the model on TF's inputs, with their dtypes and shapes (channels last).
+
+        Args:
+            images: float32 [None, 224, 224, 3]
+
+        Returns:
+            float32 [None, 1000]
+        """
         x = F.pad(images, (0, 0, 3, 3, 3, 3)).permute(0, 3, 1, 2)
         x = self.conv1_conv(x)
         x = self.conv1_bn(x)

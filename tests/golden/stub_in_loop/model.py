@@ -33,7 +33,15 @@ class LoopUnknownOp(nn.Module):
         super().__init__()
         self.mat_mul = nn.Linear(4, 4, bias=False)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Runs the model on TF's inputs, with their dtypes and shapes (channels last).
+
+        Args:
+            x: float32 [None, 4]
+
+        Returns:
+            float32 [None, None]
+        """
         _, x = self.while_loop(0, x)
         return x
 

@@ -29,7 +29,16 @@ class SmallCnn(nn.Module):
             "avg_pool2d_count", torch.empty((1, 1, 4, 4), dtype=torch.float32)
         )
 
-    def forward(self, input_0):
+    def forward(self, input_0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Runs the model on TF's inputs, with their dtypes and shapes (channels last).
+
+        Args:
+            input_0: float32 [None, 32, 32, 3]
+
+        Returns:
+            0: float32 [None, 10]
+            1: float32 [None, 10]
+        """
         x = input_0.permute(0, 3, 1, 2)
         x = self.conv1(F.pad(x, (1, 2, 1, 2)))
         x = self.fused_batch_norm_v3(x)
