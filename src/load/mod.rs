@@ -4,6 +4,7 @@
 //! `tensor_content` fields of the weights are slices of the file rather than copies.
 
 pub mod bundle;
+mod control_flow;
 pub mod inline;
 pub mod saved_model;
 
