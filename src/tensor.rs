@@ -17,6 +17,18 @@ pub const MAX_TENSOR_BYTES: usize = 1 << 32;
 /// larger than this stays a fill (see [`Tensor::splat_of`]), anything else is refused.
 pub const MAX_EXPANDED_BYTES: usize = 1 << 20;
 
+/// Largest tensor the converter computes itself (interpolation matrices, pooling counts,
+/// gather indices), in elements of 4 bytes: sizes come from the file, so they are checked
+/// before anything is allocated.
+pub const MAX_COMPUTED_ELEMENTS: usize = 1 << 24;
+
+/// Whether a computed tensor of these dimensions stays under [`MAX_COMPUTED_ELEMENTS`].
+pub fn computed_fits(dims: &[usize]) -> bool {
+    dims.iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .is_some_and(|n| n <= MAX_COMPUTED_ELEMENTS)
+}
+
 /// TensorFlow element types we know how to carry (`types.proto`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum DType {

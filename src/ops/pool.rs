@@ -113,6 +113,16 @@ fn avg_pool(ctx: &mut Ctx) -> OpResult<Lowered> {
     let Some(sizes) = sizes else {
         return Err("asymmetric SAME average pooling needs static spatial sizes".into());
     };
+    let outs: Vec<usize> = g
+        .out_sizes(&sizes.iter().map(|&n| Some(n)).collect::<Vec<_>>())
+        .into_iter()
+        .map(|o| o.unwrap_or(0))
+        .collect();
+    if !crate::tensor::computed_fits(&outs) {
+        return Err(
+            format!("a pooling output of {outs:?} is too large to count windows for").into()
+        );
+    }
     let counts = window_counts(&sizes, &g);
     let x = ctx.input_channels_first(0)?;
     let div = ctx.buffer("count", counts)?;

@@ -248,7 +248,11 @@ fn reverse_sequence(ctx: &mut Ctx) -> OpResult<Lowered> {
     };
     let x = ctx.input_tf(0)?;
     let steps_known = ctx.info(0).shape.and_then(|s| s[seq]);
-    if let (Ok(lengths), Some(t)) = (ctx.const_ints(1), steps_known) {
+    let lengths = ctx
+        .const_ints(1)
+        .ok()
+        .filter(|l| crate::tensor::computed_fits(&[l.len(), steps_known.unwrap_or(0)]));
+    if let (Some(lengths), Some(t)) = (lengths, steps_known) {
         // Constant lengths: the index itself is a constant.
         let index = reversal_index(&lengths, t, batch < seq)?;
         let mut shape = vec![1; rank];

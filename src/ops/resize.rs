@@ -57,6 +57,17 @@ fn resize_by_matrices(ctx: &mut Ctx, kind: &str, align: bool, half: bool) -> OpR
     let (Some(h), Some(w)) = hw(&ctx.info(0).shape) else {
         return Err("the input height and width must be static".into());
     };
+    let in_range = |o: i64| usize::try_from(o).ok().filter(|&o| o > 0);
+    let (Some(oh), Some(ow)) = (in_range(oh), in_range(ow)) else {
+        return Err(format!("output size [{oh}, {ow}] must be positive").into());
+    };
+    if h == 0
+        || w == 0
+        || !crate::tensor::computed_fits(&[oh, h])
+        || !crate::tensor::computed_fits(&[ow, w])
+    {
+        return Err(format!("resizing [{h}, {w}] to [{oh}, {ow}] needs matrices too large").into());
+    }
     let matrix = |n: usize, o: usize| -> Vec<f32> {
         let scale =
             if align && o > 1 { (n as f64 - 1.0) / (o as f64 - 1.0) } else { n as f64 / o as f64 };
@@ -77,7 +88,6 @@ fn resize_by_matrices(ctx: &mut Ctx, kind: &str, align: bool, half: bool) -> OpR
         }
         m
     };
-    let (oh, ow) = (oh as usize, ow as usize);
     let rows = Tensor::from_f32(vec![oh, h], &matrix(h, oh));
     let cols = Tensor::from_f32(vec![ow, w], &matrix(w, ow)).permute(&[1, 0]);
     let rows = ctx.buffer("rows", rows)?;
