@@ -118,6 +118,13 @@ impl TestGraph {
             vec![ValueInfo { dtype: Some(DType::F32), shape: Some(shape) }];
     }
 
+    /// A float32 model input of unknown rank.
+    pub fn unranked_input(&mut self, name: &str) -> ValueRef {
+        let v = self.input(name, &[]);
+        self.g.node_mut(v.node).outputs = vec![ValueInfo { dtype: Some(DType::F32), shape: None }];
+        v
+    }
+
     /// An extra edge, for cycles (a loop's `NextIteration` back into its `Merge`).
     pub fn connect(&mut self, src: ValueRef, dst: ValueRef, slot: usize) {
         self.g.connect(src, dst.node, slot);

@@ -129,7 +129,16 @@ fn squeeze_axes(node: &Node, shape: &[Option<usize>]) -> OpResult<Vec<usize>> {
 }
 
 fn squeeze(ctx: &mut Ctx) -> OpResult<Lowered> {
-    let shape = ctx.info(0).shape.ok_or(TranslateError::UnknownRank)?;
+    let Some(shape) = ctx.info(0).shape else {
+        // Unknown rank: listed axes, negative ones too, are squeezed as they are, in TF layout.
+        let dims = ctx.node().attr_ints_or("squeeze_dims", &[])?;
+        if dims.is_empty() {
+            return Err(TranslateError::UnknownRank);
+        }
+        let dim = if dims.len() == 1 { Expr::int(dims[0]) } else { Expr::ints(&dims) };
+        let x = ctx.input_tf(0)?;
+        return Ok(Lowered::Expr { expr: x.method("squeeze", vec![dim]), layout: Layout::Tf });
+    };
     let axes = squeeze_axes(ctx.node(), &shape)?;
     if axes.is_empty() {
         return Ok(Lowered::Alias(0));
@@ -410,6 +419,19 @@ mod tests {
         }), @"
         x = image.permute(0, 3, 1, 2)
         x = self.conv(x).permute(0, 3, 2, 1)
+        return x
+        ");
+    }
+
+    /// Listed axes squeeze without a known rank (after a stub, a value TF left unranked).
+    #[test]
+    fn squeeze_of_an_unranked_value() {
+        let mut g = TestGraph::new();
+        let x = g.unranked_input("x");
+        let y = g.op("sq", "Squeeze", &[x], &[("squeeze_dims", ints(&[0, -1]))]);
+        assert_snapshot!(g.lower(&[y]), @"
+        ---
+        x = x.squeeze((0, -1))
         return x
         ");
     }
