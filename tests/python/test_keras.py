@@ -74,3 +74,6 @@ def test_issue4_models(name, tmp_path):
     }[name]
     for layer in expected:
         assert layer in src, layer
+    if name == "keras_text_cnn":
+        # Channels first from the embedding on: one permute, no transpose pairs per layer.
+        assert src.count(".permute(") + src.count(".transpose(") == 1, src
