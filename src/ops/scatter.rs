@@ -104,9 +104,9 @@ enum Reduce {
 
 /// Rows of `data` reduced by segment id (ids of rank 1, one per row). Sorted ops have
 /// `ids[-1] + 1` segments and give empty segments 0; unsorted ones (and `...WithNumSegments`)
-/// take the count as an input, and give empty segments the reduction's identity (TF: the
-/// lowest or highest value for max and min). The sparse forms first pick the rows
-/// `data[indices]`.
+/// take the count as an input, drop rows with a negative id, and give empty segments the
+/// reduction's identity (TF: the lowest or highest value for max and min). The sparse forms
+/// first pick the rows `data[indices]`.
 fn segment(ctx: &mut Ctx, reduce: Reduce, counted: bool) -> OpResult<Lowered> {
     let sparse = ctx.node().op.starts_with("Sparse");
     let (ids_at, count_at) = if sparse { (2, 3) } else { (1, 2) };
@@ -115,8 +115,9 @@ fn segment(ctx: &mut Ctx, reduce: Reduce, counted: bool) -> OpResult<Lowered> {
         return Err("segment ids must be a vector (one id per row)".into());
     }
     let dtype = ctx.info(0).dtype.unwrap_or(DType::F32);
-    let ids = ctx.input_tf(ids_at)?.method("long", vec![]);
+    let mut ids = ctx.input_tf(ids_at)?.method("long", vec![]);
     let unsorted = counted && !sparse;
+    let known_nonnegative = ctx.const_ints(ids_at).is_ok_and(|v| v.iter().all(|&i| i >= 0));
     let known_last = ctx.const_ints(ids_at).ok().and_then(|v| v.last().copied());
     let count = if counted {
         scalar(ctx, count_at)?.expr
@@ -126,20 +127,28 @@ fn segment(ctx: &mut Ctx, reduce: Reduce, counted: bool) -> OpResult<Lowered> {
         let last = ids.clone().index(Expr::int(-1));
         Expr::call("int", vec![last]).binop(BinOp::Add, Expr::int(1))
     };
-    let mut data = ctx.input_tf(0)?;
+    let input = ctx.input_tf(0)?;
+    // `rows`: what is reduced; the input itself gives the output's trailing shape and dtype.
+    let mut rows = input.clone();
     if sparse {
-        data = data.index(ctx.input_tf(1)?.method("long", vec![]));
+        rows = rows.index(ctx.input_tf(1)?.method("long", vec![]));
+    }
+    if unsorted && !known_nonnegative {
+        // TF's unsorted reductions drop rows whose id is negative (a padding id of -1).
+        let keep = ids.clone().binop(BinOp::GtE, Expr::int(0));
+        rows = rows.index(keep.clone());
+        ids = ids.index(keep);
     }
     let mut shape = vec![count];
     if rank > 1 {
-        let rest = data.clone().attr("shape").index(Expr::slice(Some(Expr::int(1)), None, None));
+        let rest = input.clone().attr("shape").index(Expr::slice(Some(Expr::int(1)), None, None));
         shape.push(Expr::Starred(Box::new(rest)));
     }
     let shape = Expr::Tuple(shape);
     let (name, init) = match reduce {
         Reduce::Sum => {
-            let zeros = data.clone().method("new_zeros", vec![shape]);
-            let expr = zeros.method("index_add", vec![Expr::int(0), ids, data]);
+            let zeros = input.method("new_zeros", vec![shape]);
+            let expr = zeros.method("index_add", vec![Expr::int(0), ids, rows]);
             return Ok(Lowered::Expr { expr, layout: Layout::Tf });
         }
         Reduce::Mean => ("mean", Expr::int(0)),
@@ -150,18 +159,18 @@ fn segment(ctx: &mut Ctx, reduce: Reduce, counted: bool) -> OpResult<Lowered> {
         Reduce::Max | Reduce::Min => {
             let info = if dtype.is_float() { "torch.finfo" } else { "torch.iinfo" };
             let limit = if reduce == Reduce::Max { "min" } else { "max" };
-            let bound = Expr::call(info, vec![data.clone().attr("dtype")]).attr(limit);
+            let bound = Expr::call(info, vec![input.clone().attr("dtype")]).attr(limit);
             (if reduce == Reduce::Max { "amax" } else { "amin" }, bound)
         }
     };
-    // scatter_reduce wants an index of the data's shape: each row's id, broadcast.
+    // scatter_reduce wants an index of the rows' shape: each row's id, broadcast.
     let mut view = vec![Expr::int(-1)];
     view.extend(std::iter::repeat_n(Expr::int(1), rank - 1));
-    let index = ids.method("reshape", view).method("expand_as", vec![data.clone()]);
-    let start = data.clone().method("new_full", vec![shape, init]);
+    let index = ids.method("reshape", view).method("expand_as", vec![rows.clone()]);
+    let start = input.method("new_full", vec![shape, init]);
     let expr = start.method_kw(
         "scatter_reduce",
-        vec![Expr::int(0), index, data, Expr::str_lit(name)],
+        vec![Expr::int(0), index, rows, Expr::str_lit(name)],
         vec![("include_self", Expr::boolean(false))],
     );
     Ok(Lowered::Expr { expr, layout: Layout::Tf })
