@@ -1,7 +1,8 @@
 //! Index tuples and segments: `GatherNd` → advanced indexing, `ScatterNd` and
 //! `TensorScatterUpdate/Add/Sub` → `index_put`, segment reductions (`SegmentSum/Mean/Max/Min/
 //! Prod`, sorted ids; `UnsortedSegmentSum/Max/Min/Prod`, with a segment count) →
-//! `index_add` / `scatter_reduce` over the first axis.
+//! `index_add` / `scatter_reduce` over the first axis, and counts into bins (`Bincount`,
+//! `DenseBincount` of a vector) → `torch.bincount`.
 //!
 //! Index tuples (`[..., K]`, the last axis addressing the first K axes) become
 //! `tuple(indices.long().unbind(-1))`, the form torch's advanced indexing takes.
@@ -29,6 +30,8 @@ pub const OPS: &[OpDef] = &[
     op("UnsortedSegmentMax", |c| segment(c, Reduce::Max, true)).infer(segment_infer),
     op("UnsortedSegmentMin", |c| segment(c, Reduce::Min, true)).infer(segment_infer),
     op("UnsortedSegmentProd", |c| segment(c, Reduce::Prod, true)).infer(segment_infer),
+    op("Bincount", bincount),
+    op("DenseBincount", bincount),
     op("SparseSegmentSum", |c| segment(c, Reduce::Sum, false)).infer(segment_infer),
     op("SparseSegmentMean", |c| segment(c, Reduce::Mean, false)).infer(segment_infer),
     op("SparseSegmentSumWithNumSegments", |c| segment(c, Reduce::Sum, true)).infer(segment_infer),
@@ -173,6 +176,37 @@ fn segment(ctx: &mut Ctx, reduce: Reduce, counted: bool) -> OpResult<Lowered> {
         vec![Expr::int(0), index, rows, Expr::str_lit(name)],
         vec![("include_self", Expr::boolean(false))],
     );
+    Ok(Lowered::Expr { expr, layout: Layout::Tf })
+}
+
+/// `tf.math.bincount` of a vector: how often each value in `[0, size)` occurs (or the sum of
+/// its weights; 1 where it occurs with `binary_output`). TF ignores values outside the
+/// range, so they are filtered first; the result has TF's dtype.
+fn bincount(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let node = ctx.node();
+    let binary = node.attr_bool_or("binary_output", false)?;
+    let dtype = node.attr_type("T").ok().and_then(|d| d.torch_name()).unwrap_or("int32");
+    if node.op == "DenseBincount" && ctx.rank(0) != Some(1) {
+        return Err("only a vector of values is supported (a batch of rows is not)".into());
+    }
+    let no_weights = ctx.const_input(2).is_ok_and(|t| t.numel() == 0);
+    let size = scalar(ctx, 1)?.expr;
+    let x = ctx.input_tf(0)?;
+    let keep = x
+        .clone()
+        .binop(BinOp::GtE, Expr::int(0))
+        .binop(BinOp::BitAnd, x.clone().binop(BinOp::Lt, size.clone()));
+    let mut kwargs = Vec::new();
+    if !no_weights && !binary {
+        kwargs.push(("weights", ctx.input_tf(2)?.index(keep.clone())));
+    }
+    kwargs.push(("minlength", size));
+    let values = x.index(keep).method("long", vec![]);
+    let mut counts = Expr::call_kw("torch.bincount", vec![values], kwargs);
+    if binary {
+        counts = counts.binop(BinOp::Gt, Expr::int(0));
+    }
+    let expr = counts.method("to", vec![torch_attr(dtype)]);
     Ok(Lowered::Expr { expr, layout: Layout::Tf })
 }
 

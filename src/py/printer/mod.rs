@@ -50,7 +50,8 @@ fn layout(indent: usize, head: &str, value: &Expr, tail: &str) -> Vec<String> {
         // When `target = func(` (or `target = value[`) overflows, ruff parenthesises the
         // value if everything then fits; else it breaks inside the value's own brackets.
         Expr::Call(c) if !fits(&format!("{p}{head}{}(", flat_primary(&c.func))) => {
-            method_on_call(indent, head, value, tail)
+            method_on_parenthesized(indent, head, value, tail)
+                .or_else(|| method_on_call(indent, head, value, tail))
                 .or_else(|| parenthesized_if_fits(indent, head, value, tail))
                 .unwrap_or_else(|| call(indent, head, value, tail).unwrap_or(vec![one]))
         }
@@ -216,6 +217,16 @@ fn chain_lines(indent: usize, lead: &str, value: &Expr) -> Vec<String> {
 /// per line with a trailing comma, each broken the same way in turn.
 fn call(indent: usize, head: &str, value: &Expr, tail: &str) -> Option<Vec<String>> {
     let Expr::Call(c) = value else { return None };
+    if c.args.is_empty() && c.kwargs.is_empty() {
+        // `x[i].long()`: nothing to break in `()`, so the brackets before it break.
+        let Expr::Attribute(receiver, _) = &c.func else { return None };
+        let rest = format!("{}{tail}", &flat(value)[flat(receiver).len()..]);
+        return match &**receiver {
+            Expr::Subscript(v, i) => Some(subscript(indent, head, v, i, &rest)),
+            inner @ Expr::Call(_) => call(indent, head, inner, &rest),
+            _ => None,
+        };
+    }
     let open = format!("{}(", flat_primary(&c.func));
     Some(bracketed(indent, &format!("{head}{open}"), ")", &call_items(c), tail))
 }
@@ -227,6 +238,32 @@ fn call_items(c: &Call) -> Vec<(String, &Expr)> {
         .map(|a| (String::new(), a))
         .chain(c.kwargs.iter().map(|(k, v)| (format!("{k}="), v)))
         .collect()
+}
+
+/// A method called on a parenthesised operation, `(a > 0).to(t)`, that does not fit: broken
+/// inside those parentheses, the method after the closing one (as ruff does).
+fn method_on_parenthesized(
+    indent: usize,
+    head: &str,
+    value: &Expr,
+    tail: &str,
+) -> Option<Vec<String>> {
+    let p = pad(indent);
+    let Expr::Call(c) = value else { return None };
+    let Expr::Attribute(receiver, _) = &c.func else { return None };
+    if !matches!(**receiver, Expr::Binary(..)) || !fits(&format!("{p}{head}(")) {
+        return None;
+    }
+    // `(` + receiver + `)` is how the receiver prints here; what follows is the rest.
+    let rest = &flat(value)[flat(receiver).len() + 2..];
+    let closing = format!("{p}){rest}{tail}");
+    if !fits(&closing) {
+        return None;
+    }
+    let mut lines = vec![format!("{p}{head}(")];
+    lines.extend(chain_lines(indent + INDENT, "", receiver));
+    lines.push(closing);
+    Some(lines)
 }
 
 /// A method called on a call's result, `a.f(x).g(y)`, whose `target = a.f(x).g(` does not
