@@ -84,6 +84,38 @@ fn requested_output_that_does_not_exist() {
     assert!(err.contains("no_such_node:0"), "{err}");
 }
 
+/// Inputs the fuzzers found crashing or hanging (`scripts/fuzz.sh`), kept under
+/// `tests/fixtures/fuzz/`: each converts or fails cleanly, in seconds.
+#[test]
+fn fuzz_findings_convert_or_fail_cleanly() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fuzz");
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    assert!(files.len() >= 4, "{files:?}");
+    let tmp = tempfile::tempdir().unwrap();
+    for f in files {
+        let start = std::time::Instant::now();
+        let output = Command::cargo_bin("tf2torch")
+            .unwrap()
+            .arg("convert")
+            .arg(&f)
+            .arg("-o")
+            .arg(tmp.path().join(f.file_stem().unwrap()))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "{}: {stderr}", f.display());
+        assert!(
+            matches!(output.status.code(), Some(0..=2)),
+            "{}: {:?}",
+            f.display(),
+            output.status
+        );
+        assert!(start.elapsed().as_secs() < 20, "{}: {:?}", f.display(), start.elapsed());
+    }
+}
+
 #[test]
 fn hostile_bytes_never_panic() {
     // Flip bytes all over a real graph: every outcome must be a clean success or error.

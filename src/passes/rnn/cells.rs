@@ -74,7 +74,8 @@ fn kernels(
     let (kx, kh) = (terms.get(&x)?, terms.get(&h)?);
     let width = *kh.shape.get(1)?;
     let units = width / k;
-    (terms.len() == 2 && width % k == 0 && kh.shape == [units, width] && kx.shape[1] == width)
+    let x_width = kx.shape.get(1).copied();
+    (terms.len() == 2 && width % k == 0 && kh.shape == [units, width] && x_width == Some(width))
         .then(|| (kx.clone(), kh.clone(), units))
 }
 

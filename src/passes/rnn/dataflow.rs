@@ -181,8 +181,10 @@ pub(super) fn block_of(body: &Graph, v: ValueRef, parts: usize) -> Option<Block>
     let width = *terms.values().next()?.shape.get(1)?;
     let (s, lo, hi) = column_slice(body, v, width)?;
     let n = width / parts;
-    (s == src && width % parts == 0 && hi - lo == n && lo % n == 0)
-        .then_some(Block { src, index: lo / n })
+    // A file may declare a kernel with fewer columns than blocks (`n == 0`); `then`, not
+    // `then_some`, so that `lo / n` is computed only once the checks hold.
+    (n > 0 && s == src && width % parts == 0 && hi - lo == n && lo % n == 0)
+        .then(|| Block { src, index: lo / n })
 }
 
 #[cfg(test)]
