@@ -15,8 +15,8 @@ use petgraph::stable_graph::NodeIndex;
 use super::fuse_layernorm::{Normalized, features, normalized};
 use crate::error::Result;
 use crate::ir::fused::{Affine, Fused};
-use crate::ir::{Graph, Node, ValueRef};
-use crate::passes::pattern::inputs_of;
+use crate::ir::{Graph, ValueRef};
+use crate::passes::pattern::{inputs_of, replace_with_fused};
 use crate::tensor::Tensor;
 
 struct GroupNorm {
@@ -79,14 +79,8 @@ pub fn fuse_groupnorm(g: &mut Graph) -> Result<()> {
         }
         let out = ValueRef { node: n, port: 0 };
         let Some(gn) = match_at(g, out) else { continue };
-        let (name, ordinal) = (g.node(n).name.clone(), g.node(n).ordinal);
         let op = Fused::GroupNorm { groups: gn.groups, epsilon: gn.eps, affine: gn.affine };
-        let mut node = Node::fused(name, op, ordinal);
-        node.outputs = g.node(n).outputs.clone();
-        let fused = g.add_node(node);
-        g.connect(gn.x, fused, 0);
-        g.replace_uses(out, ValueRef { node: fused, port: 0 });
-        g.g.remove_node(n);
+        replace_with_fused(g, n, op, gn.x);
     }
     Ok(())
 }

@@ -14,8 +14,8 @@ use petgraph::stable_graph::NodeIndex;
 
 use crate::error::Result;
 use crate::ir::fused::{Affine, Fused};
-use crate::ir::{Graph, Node, ValueRef};
-use crate::passes::pattern::{binary, both_orders, inputs_of};
+use crate::ir::{Graph, ValueRef};
+use crate::passes::pattern::{binary, both_orders, inputs_of, replace_with_fused};
 use crate::tensor::{DType, Tensor};
 
 /// A per-feature f32 constant as `[C]`: `[C]`, or `[1, .., 1, d1, .., dk]` with `k =
@@ -178,7 +178,6 @@ pub fn fuse_layernorm(g: &mut Graph) -> Result<()> {
         }
         let out = ValueRef { node: n, port: 0 };
         let Some(ln) = match_at(g, out) else { continue };
-        let (name, ordinal) = (g.node(n).name.clone(), g.node(n).ordinal);
         // Both affine parameters or neither (a missing one is the identity: ones / zeros).
         let affine = (ln.gamma.is_some() || ln.beta.is_some()).then(|| {
             let c = ln.gamma.as_ref().or(ln.beta.as_ref()).map_or(0, |t| t.numel());
@@ -187,12 +186,7 @@ pub fn fuse_layernorm(g: &mut Graph) -> Result<()> {
                 beta: ln.beta.unwrap_or_else(|| Tensor::from_f32(vec![c], &vec![0.0; c])),
             }
         });
-        let mut node = Node::fused(name, Fused::LayerNorm { epsilon: ln.eps, affine }, ordinal);
-        node.outputs = g.node(n).outputs.clone();
-        let fused = g.add_node(node);
-        g.connect(ln.x, fused, 0);
-        g.replace_uses(out, ValueRef { node: fused, port: 0 });
-        g.g.remove_node(n);
+        replace_with_fused(g, n, Fused::LayerNorm { epsilon: ln.eps, affine }, ln.x);
     }
     Ok(())
 }

@@ -13,8 +13,8 @@ use petgraph::stable_graph::NodeIndex;
 use super::fuse_layernorm::features;
 use crate::error::Result;
 use crate::ir::fused::Fused;
-use crate::ir::{Graph, Node, ValueRef};
-use crate::passes::pattern::{binary, both_orders, inputs_of, is_scalar};
+use crate::ir::{Graph, ValueRef};
+use crate::passes::pattern::{binary, both_orders, inputs_of, is_scalar, replace_with_fused};
 use crate::tensor::Tensor;
 
 /// `x²`: `Square(x)` or `Pow(x, 2)` → `x`.
@@ -99,14 +99,8 @@ pub fn fuse_rmsnorm(g: &mut Graph) -> Result<()> {
                 normalised(g, out).map(|(x, eps)| RmsNorm { x, eps, weight: None })
             };
             let Some(rms) = found else { continue };
-            let (name, ordinal) = (g.node(n).name.clone(), g.node(n).ordinal);
             let op = Fused::RmsNorm { epsilon: rms.eps, weight: rms.weight };
-            let mut node = Node::fused(name, op, ordinal);
-            node.outputs = g.node(n).outputs.clone();
-            let fused = g.add_node(node);
-            g.connect(rms.x, fused, 0);
-            g.replace_uses(out, ValueRef { node: fused, port: 0 });
-            g.g.remove_node(n);
+            replace_with_fused(g, n, op, rms.x);
         }
     }
     Ok(())
