@@ -8,6 +8,19 @@ use crate::error::{Error, Result};
 use crate::proto::attr_value::Value;
 use crate::proto::{AttrValue, ListValue, NodeDef};
 
+/// The library function a node's attribute `attr` names.
+fn function_attr<'a>(n: &NodeDef, lib: &Library<'a>, attr: &str) -> Result<&'a str> {
+    let err = |msg: String| Error::node(&n.name, &n.op, msg);
+    match n.attr.get(attr).and_then(|a| a.value.as_ref()) {
+        Some(Value::Func(f)) => lib
+            .functions
+            .get_key_value(f.name.as_str())
+            .map(|(k, _)| *k)
+            .ok_or_else(|| err(format!("its {attr} function {} is not in the library", f.name))),
+        _ => Err(err(format!("attribute '{attr}' is missing or not a function"))),
+    }
+}
+
 /// `If`/`StatelessIf` → the form TF itself lowers conditionals to (what frozen graphs contain):
 /// each input through a `Switch` on the predicate, the `then` function inlined on the switches'
 /// output 1 and the `else` function on output 0, one `Merge` per result. `passes::conds`
@@ -19,16 +32,7 @@ pub(super) fn emit_if(
     depth: usize,
 ) -> Result<()> {
     let err = |msg: String| Error::node(&n.name, &n.op, msg);
-    let func = |attr: &str| -> Result<&str> {
-        match n.attr.get(attr).and_then(|a| a.value.as_ref()) {
-            Some(Value::Func(f)) => {
-                lib.functions.get_key_value(f.name.as_str()).map(|(k, _)| *k).ok_or_else(|| {
-                    err(format!("its {attr} function {} is not in the library", f.name))
-                })
-            }
-            _ => Err(err(format!("attribute '{attr}' is missing or not a function"))),
-        }
-    };
+    let func = |attr: &str| function_attr(&n, lib, attr);
     let (then_f, else_f) = (func("then_branch")?, func("else_branch")?);
     let inputs: Vec<String> = n.input.iter().filter(|s| !s.starts_with('^')).cloned().collect();
     let Some((pred, args)) = inputs.split_first() else {
@@ -167,16 +171,7 @@ pub(super) fn emit_while(
     depth: usize,
 ) -> Result<()> {
     let err = |msg: String| Error::node(&n.name, &n.op, msg);
-    let func = |attr: &str| -> Result<&str> {
-        match n.attr.get(attr).and_then(|a| a.value.as_ref()) {
-            Some(Value::Func(f)) => {
-                lib.functions.get_key_value(f.name.as_str()).map(|(k, _)| *k).ok_or_else(|| {
-                    err(format!("its {attr} function {} is not in the library", f.name))
-                })
-            }
-            _ => Err(err(format!("attribute '{attr}' is missing or not a function"))),
-        }
-    };
+    let func = |attr: &str| function_attr(&n, lib, attr);
     let (cond, body) = (func("cond")?, func("body")?);
     let inputs: Vec<String> = n.input.iter().filter(|s| !s.starts_with('^')).cloned().collect();
     let w = &n.name;
