@@ -74,25 +74,30 @@ fn slice_spec<T: Clone>(
     Ok(entries)
 }
 
-/// Python slice semantics: the indices `range(b, e, s)` selects in a dim of size `n`.
-fn slice_indices(n: i64, b: Option<i64>, e: Option<i64>, s: i64) -> Vec<i64> {
+/// Python slice semantics over a dim of size `n`: the first index `range(b, e, s)` selects and
+/// how many it selects, in closed form (an axis may be huge; its indices are never listed).
+fn slice_range(n: i64, b: Option<i64>, e: Option<i64>, s: i64) -> (i64, usize) {
     let norm = |v: i64, lo: i64, hi: i64| if v < 0 { (v + n).max(lo) } else { v.min(hi) };
-    let mut out = Vec::new();
-    if s > 0 {
-        let (mut i, e) = (b.map_or(0, |b| norm(b, 0, n)), e.map_or(n, |e| norm(e, 0, n)));
-        while i < e {
-            out.push(i);
-            i += s;
-        }
+    let (first, end) = if s > 0 {
+        (b.map_or(0, |b| norm(b, 0, n)), e.map_or(n, |e| norm(e, 0, n)))
     } else {
-        let (mut i, e) =
-            (b.map_or(n - 1, |b| norm(b, -1, n - 1)), e.map_or(-1, |e| norm(e, -1, n - 1)));
-        while i > e {
-            out.push(i);
-            i += s;
-        }
-    }
-    out
+        (b.map_or(n - 1, |b| norm(b, -1, n - 1)), e.map_or(-1, |e| norm(e, -1, n - 1)))
+    };
+    // i128: `span + step - 1` must not overflow for any stride.
+    let (span, step) = (i128::from(end) - i128::from(first), i128::from(s));
+    let count = if (s > 0 && span > 0) || (s < 0 && span < 0) {
+        (span + step - step.signum()) / step
+    } else {
+        0
+    };
+    (first, usize::try_from(count).unwrap_or(usize::MAX))
+}
+
+/// The indices `range(b, e, s)` selects in a dim of size `n` (for folding values, which
+/// are in memory already).
+fn slice_indices(n: i64, b: Option<i64>, e: Option<i64>, s: i64) -> Vec<i64> {
+    let (first, count) = slice_range(n, b, e, s);
+    (0..count as i64).map(|k| first + k * s).collect()
 }
 
 fn slice_consts(inp: &OpInputs) -> Option<(Vec<i64>, Vec<i64>, Vec<i64>)> {
@@ -166,10 +171,12 @@ fn host_part(idx: Index<Item>) -> OpResult<Expr> {
 /// A range with a negative stride over an axis of `n`, as a forward slice of the flipped axis.
 fn flipped_range(n: i64, b: Option<i64>, e: Option<i64>, s: i64) -> Expr {
     let int = |v: i64| Some(Expr::int(v));
-    let picked = slice_indices(n, b, e, s);
-    match (picked.first(), picked.last()) {
-        (Some(&first), Some(&last)) => {
-            let step = if -s == 1 { None } else { int(-s) };
+    match slice_range(n, b, e, s) {
+        (first, count) if count > 0 => {
+            let last = first + (count as i64 - 1) * s;
+            // `-i64::MIN` does not exist; any step that large picks one element anyway.
+            let back = s.checked_neg().unwrap_or(i64::MAX);
+            let step = if back == 1 { None } else { int(back) };
             Expr::slice(int(n - 1 - first), int(n - last), step)
         }
         _ => Expr::slice(int(0), int(0), None),
@@ -195,9 +202,7 @@ fn strided_slice_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
             Index::Range(b, e, s) => {
                 let known = |v: Option<Option<i64>>| v.map(|v| v.ok_or(())).transpose();
                 let size = match (known(b), known(e)) {
-                    (Ok(b), Ok(e)) => {
-                        shape.get(dim)?.map(|n| slice_indices(n as i64, b, e, s).len())
-                    }
+                    (Ok(b), Ok(e)) => shape.get(dim)?.map(|n| slice_range(n as i64, b, e, s).1),
                     _ => None,
                 };
                 out.push(size);
@@ -379,5 +384,17 @@ mod tests {
         assert_eq!(slice_indices(5, Some(-2), None, 1), vec![3, 4]);
         assert_eq!(slice_indices(5, None, None, -2), vec![4, 2, 0]);
         assert_eq!(slice_indices(5, Some(0), Some(1), 1), vec![0]);
+        assert_eq!(slice_indices(5, Some(4), Some(0), 1), Vec::<i64>::new());
+        assert_eq!(slice_indices(5, None, None, i64::MIN), vec![4]);
+        assert_eq!(slice_indices(5, None, None, i64::MAX), vec![0]);
+    }
+
+    /// Fuzzing found a shape inference listing every index of a 2^40-long axis.
+    #[test]
+    fn huge_axes_are_sized_without_listing_indices() {
+        let n = 1i64 << 40;
+        assert_eq!(slice_range(n, Some(1), None, 1), (1, (n - 1) as usize));
+        assert_eq!(slice_range(n, None, None, -3), (n - 1, ((n + 2) / 3) as usize));
+        assert_eq!(slice_range(i64::MAX, Some(i64::MIN), Some(i64::MAX), i64::MAX), (0, 1));
     }
 }
