@@ -34,6 +34,25 @@ fn describe(g: &crate::ir::Graph, v: ValueRef) -> String {
     format!("{}:{}  {dtype} {shape}", printable(&n.name), v.port)
 }
 
+/// For a checkpoint whose outputs are not settled: the values a user could name.
+fn checkpoint_candidates(input: &Path) -> Result<String> {
+    let candidates = crate::load::checkpoint::candidate_outputs(input)?;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{}: TF1 checkpoint without a signature; choose its outputs with --outputs",
+        printable(&input.display().to_string())
+    );
+    let _ = writeln!(s, "candidate outputs (values nothing reads, training machinery left out):");
+    for c in &candidates {
+        let _ = writeln!(s, "  {}", printable(c));
+    }
+    if candidates.is_empty() {
+        let _ = writeln!(s, "  (none found: name the tensors with --outputs NODE:0,...)");
+    }
+    Ok(s)
+}
+
 /// The report `inspect` prints.
 pub fn inspect(
     input: &Path,
@@ -41,9 +60,18 @@ pub fn inspect(
     outputs: &[String],
     selection: &crate::load::saved_model::Selection,
 ) -> Result<String> {
-    let flat = crate::load_flat(input, selection)?;
+    if outputs.is_empty()
+        && crate::load::detect(input)? == crate::load::ModelKind::Checkpoint
+        && crate::load::checkpoint::load(input, selection, outputs).is_err()
+    {
+        return checkpoint_candidates(input);
+    }
+    let flat = crate::load_flat(input, selection, outputs)?;
     let kind = match crate::load::detect(input)? {
         crate::load::ModelKind::FrozenGraph => "frozen GraphDef".to_string(),
+        crate::load::ModelKind::Checkpoint => {
+            "TF1 checkpoint (.meta graph and variables)".to_string()
+        }
         crate::load::ModelKind::SavedModel => format!(
             "SavedModel, signature '{}' of: {}",
             selection.signature,

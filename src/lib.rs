@@ -60,7 +60,9 @@ pub struct Report {
 /// How the original model is called in TensorFlow, for `make_reference.py`.
 #[derive(Debug, Clone, Default)]
 pub struct ModelIo {
-    pub saved_model: bool,
+    /// How `make_reference.py` opens the original: by signature keys (SavedModel) or by tensor
+    /// names (frozen graph, checkpoint).
+    pub kind: load::ModelKind,
     /// Frozen graph: tensor names; SavedModel: signature keys. Empty when the conversion
     /// used `--inputs/--outputs` on a SavedModel (its internal names are not callable).
     pub inputs: Vec<String>,
@@ -92,7 +94,8 @@ pub fn load_graph_observed(
     selection: &load::saved_model::Selection,
     after: &mut dyn FnMut(&str, &ir::Graph),
 ) -> Result<Loaded> {
-    let flat = load_flat(input, selection)?;
+    let flat = load_flat(input, selection, outputs)?;
+    let kind = load::detect(input)?;
     let saved_model = !flat.input_keys.is_empty() || !flat.output_keys.is_empty();
     let overridden = !inputs.is_empty() || !outputs.is_empty();
     let inputs = if inputs.is_empty() { &flat.inputs } else { inputs };
@@ -102,14 +105,12 @@ pub fn load_graph_observed(
     let name = |v: &ir::ValueRef| format!("{}:{}", graph.node(v.node).name, v.port);
     let io = match (saved_model, overridden) {
         (false, _) => ModelIo {
-            saved_model,
+            kind,
             inputs: graph.inputs.iter().map(name).collect(),
             outputs: graph.outputs.iter().map(name).collect(),
         },
-        (true, false) => {
-            ModelIo { saved_model, inputs: flat.input_keys, outputs: flat.output_keys }
-        }
-        (true, true) => ModelIo { saved_model, ..ModelIo::default() },
+        (true, false) => ModelIo { kind, inputs: flat.input_keys, outputs: flat.output_keys },
+        (true, true) => ModelIo { kind, ..ModelIo::default() },
     };
     after("load", &graph);
     passes::run_observed(&mut graph, after)?;
@@ -121,6 +122,7 @@ pub fn load_graph_observed(
 pub fn load_flat(
     input: &Path,
     selection: &load::saved_model::Selection,
+    outputs: &[String],
 ) -> Result<load::saved_model::Flattened> {
     match load::detect(input)? {
         load::ModelKind::FrozenGraph => Ok(load::saved_model::Flattened {
@@ -131,6 +133,7 @@ pub fn load_flat(
             output_keys: Vec::new(),
         }),
         load::ModelKind::SavedModel => load::saved_model::load(input, selection),
+        load::ModelKind::Checkpoint => load::checkpoint::load(input, selection, outputs),
     }
 }
 
@@ -188,8 +191,14 @@ pub fn convert(opts: &Options) -> Result<Report> {
 
     out.write("model.py", model_py.as_bytes())?;
     out.write("check.py", reference::render_check(graph.inputs.len())?.as_bytes())?;
+    // A checkpoint is opened by its prefix, whichever of its files the user named.
+    let model_path = match io.kind {
+        load::ModelKind::Checkpoint => load::checkpoint::prefix_of(&opts.input),
+        _ => None,
+    }
+    .unwrap_or_else(|| opts.input.clone());
     let make_reference =
-        reference::render_make_reference(&graph, &io, &opts.input, &opts.out_dir, &opts.selection)?;
+        reference::render_make_reference(&graph, &io, &model_path, &opts.out_dir, &opts.selection)?;
     if let Some(m) = &make_reference {
         out.write("make_reference.py", m.as_bytes())?;
     }

@@ -12,6 +12,7 @@ use petgraph::visit::EdgeRef;
 use crate::ModelIo;
 use crate::error::{Error, Result};
 use crate::ir::{Graph, ValueRef};
+use crate::load::ModelKind;
 use crate::load::saved_model::Selection;
 use crate::py::Expr;
 use crate::py::printer::flat;
@@ -27,7 +28,7 @@ struct CheckTemplate {
 #[template(path = "make_reference.py", escape = "none")]
 struct MakeReferenceTemplate {
     model: String,
-    saved_model: String,
+    format: String,
     signature: String,
     tags: String,
     inputs: Vec<String>,
@@ -140,7 +141,11 @@ pub fn render_make_reference(
     let strings = |v: &[String]| Expr::List(v.iter().map(|s| Expr::str_lit(s)).collect());
     let t = MakeReferenceTemplate {
         model: flat(&Expr::str_lit(&model)),
-        saved_model: flat(&Expr::boolean(io.saved_model)),
+        format: flat(&Expr::str_lit(match io.kind {
+            ModelKind::FrozenGraph => "graph_def",
+            ModelKind::SavedModel => "saved_model",
+            ModelKind::Checkpoint => "checkpoint",
+        })),
         signature: flat(&Expr::str_lit(&selection.signature)),
         tags: flat(&strings(&selection.tags)),
         inputs,
@@ -167,7 +172,7 @@ mod tests {
         let graph = g.finish(&[y]);
         assert_eq!(index_bound(&graph, graph.inputs[0]), 50);
         let io = ModelIo {
-            saved_model: false,
+            kind: ModelKind::FrozenGraph,
             inputs: vec!["token_ids:0".into()],
             outputs: vec!["lookup:0".into()],
         };

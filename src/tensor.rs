@@ -80,6 +80,30 @@ impl DType {
         })
     }
 
+    /// The TF `DataType` number of this dtype (the inverse of [`DType::from_tf`]).
+    pub fn to_tf(self) -> i32 {
+        match self {
+            DType::F32 => 1,
+            DType::F64 => 2,
+            DType::I32 => 3,
+            DType::U8 => 4,
+            DType::I16 => 5,
+            DType::I8 => 6,
+            DType::String => 7,
+            DType::C64 => 8,
+            DType::I64 => 9,
+            DType::Bool => 10,
+            DType::BF16 => 14,
+            DType::U16 => 17,
+            DType::C128 => 18,
+            DType::F16 => 19,
+            DType::Resource => 20,
+            DType::Variant => 21,
+            DType::U32 => 22,
+            DType::U64 => 23,
+        }
+    }
+
     /// Bytes per element; `None` for types without a fixed size.
     pub fn size(self) -> Option<usize> {
         Some(match self {

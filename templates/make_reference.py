@@ -17,7 +17,8 @@ import tensorflow as tf
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODEL = {{ model }}
-SAVED_MODEL = {{ saved_model }}
+# "graph_def" (frozen .pb), "saved_model" or "checkpoint" (TF1 .meta + variables).
+FORMAT = {{ format }}
 SIGNATURE = {{ signature }}
 TAGS = {{ tags }}
 # name in TensorFlow, dtype, shape, and for integers the exclusive upper bound.
@@ -47,11 +48,18 @@ def random_inputs(seed):
 
 
 def run(path, values):
-    if SAVED_MODEL:
+    if FORMAT == "saved_model":
         fn = tf.saved_model.load(path, tags=TAGS).signatures[SIGNATURE]
         feeds = {name: tf.constant(v) for (name, *_), v in zip(INPUTS, values)}
         result = fn(**feeds)
         return [result[k].numpy() for k in OUTPUTS]
+    if FORMAT == "checkpoint":
+        with tf.Graph().as_default() as graph:
+            saver = tf.compat.v1.train.import_meta_graph(path + ".meta", clear_devices=True)
+            with tf.compat.v1.Session(graph=graph) as session:
+                saver.restore(session, path)
+                feeds = {name: v for (name, *_), v in zip(INPUTS, values)}
+                return session.run(OUTPUTS, feeds)
     graph_def = tf.compat.v1.GraphDef()
     with open(path, "rb") as f:
         graph_def.ParseFromString(f.read())

@@ -4,9 +4,11 @@
 //! `tensor_content` fields of the weights are slices of the file rather than copies.
 
 pub mod bundle;
+pub mod checkpoint;
 mod control_flow;
 pub mod inline;
 pub mod saved_model;
+pub mod tf1;
 
 use std::fs::File;
 use std::path::Path;
@@ -18,22 +20,33 @@ use crate::error::{Error, Result};
 use crate::proto::GraphDef;
 
 /// What kind of model a path holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ModelKind {
+    #[default]
     FrozenGraph,
     SavedModel,
+    /// A TF1 checkpoint: `.meta` graph and tensor bundle.
+    Checkpoint,
 }
 
 /// Names the kind of model at `path` without reading it, or says why it is neither.
 pub fn detect(path: &Path) -> Result<ModelKind> {
+    let saved_model = |d: &Path| {
+        ["saved_model.pb", "saved_model.pbtxt", "saved_model.cpb"]
+            .iter()
+            .any(|f| d.join(f).is_file())
+    };
+    if !(path.is_dir() && saved_model(path)) && checkpoint::prefix_of(path).is_some() {
+        return Ok(ModelKind::Checkpoint);
+    }
     let meta = std::fs::metadata(path).map_err(|source| Error::Io { path: path.into(), source })?;
     if meta.is_dir() {
-        let has = |f: &str| path.join(f).is_file();
-        if has("saved_model.pb") || has("saved_model.pbtxt") || has("saved_model.cpb") {
+        if saved_model(path) {
             return Ok(ModelKind::SavedModel);
         }
         return Err(Error::Unsupported(format!(
-            "{}: is a directory without saved_model.pb; expected a frozen GraphDef (.pb) file",
+            "{}: is a directory without saved_model.pb or a checkpoint's .meta file; expected \
+             a SavedModel, a TF1 checkpoint or a frozen GraphDef (.pb) file",
             path.display()
         )));
     }
@@ -45,10 +58,10 @@ pub fn detect(path: &Path) -> Result<ModelKind> {
 
 /// Reads a frozen GraphDef. Any other input gets an error that says what it is.
 pub fn load_graph_def(path: &Path) -> Result<GraphDef> {
-    if detect(path)? == ModelKind::SavedModel {
+    let kind = detect(path)?;
+    if kind != ModelKind::FrozenGraph {
         return Err(Error::Unsupported(format!(
-            "{}: is a TensorFlow SavedModel, not a frozen GraphDef (read it with \
-             saved_model::load)",
+            "{}: is a {kind:?}, not a frozen GraphDef",
             path.display()
         )));
     }

@@ -20,6 +20,7 @@ use crate::proto::{
 
 use super::bundle::Bundle;
 use super::inline::{Library, inline_calls};
+use super::tf1;
 
 /// What to read from a SavedModel.
 #[derive(Debug, Clone)]
@@ -200,7 +201,7 @@ fn argument_order(graph: &GraphDef, call: &NodeDef, sig: &SignatureDef) -> Vec<S
 }
 
 /// A `Const` node holding `t` (its bytes still a slice of the mapped checkpoint).
-fn const_node(name: &str, t: crate::tensor::Tensor, dtype_code: i32) -> NodeDef {
+pub(super) fn const_node(name: &str, t: crate::tensor::Tensor, dtype_code: i32) -> NodeDef {
     let proto = TensorProto {
         dtype: dtype_code,
         tensor_shape: Some(TensorShapeProto {
@@ -250,10 +251,16 @@ pub fn load(path: &Path, sel: &Selection) -> Result<Flattened> {
         None => sig.inputs.keys().cloned().collect(),
     };
 
-    // Captured variables: the trailing inputs of each signature call are its captures.
+    // TF2: the trailing inputs of each signature call are its captured variables. TF1: the
+    // graph reads variables nodes a saver restores.
     let replacements = match &mg.object_graph_def {
         Some(objects) => captured_variables(&dir, objects, &calls)?,
-        None => BTreeMap::new(),
+        None => tf1::restore_variables(
+            &graph,
+            &outputs,
+            &dir.join("variables").join("variables"),
+            tf1::saver_scope(mg).as_deref(),
+        )?,
     };
 
     // Keep what the signature needs, with variables as constants.
@@ -350,7 +357,7 @@ fn open_checkpoint(
 }
 
 /// The nodes the outputs depend on, each replaced by its constant where it is a variable.
-fn needed_nodes(
+pub(super) fn needed_nodes(
     graph: &GraphDef,
     outputs: &[String],
     replacements: &BTreeMap<String, NodeDef>,
@@ -383,7 +390,7 @@ fn needed_nodes(
 
 /// Placeholders take the signature's input keys as names (forward's parameter names), where
 /// no other node has that name; returns the renamed nodes and the inputs in `order`.
-fn name_inputs_by_key(
+pub(super) fn name_inputs_by_key(
     graph: &GraphDef,
     sig: &SignatureDef,
     nodes: Vec<NodeDef>,

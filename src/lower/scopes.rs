@@ -9,7 +9,11 @@ use crate::ir::Graph;
 
 /// Scopes TF and Keras create inside a layer's implementation, which name no layer.
 fn is_implementation_scope(c: &str) -> bool {
-    c.starts_with(|ch: char| ch.is_ascii_uppercase())
+    // `tf.cond` inside a layer (TF1 batch norm and dropout on `is_training`): `cond`, `cond_1`.
+    let cond = c.strip_prefix("cond").is_some_and(|k| {
+        k.is_empty() || k.strip_prefix('_').is_some_and(|d| d.bytes().all(|b| b.is_ascii_digit()))
+    });
+    cond || c.starts_with(|ch: char| ch.is_ascii_uppercase())
         || matches!(
             c,
             "batchnorm"

@@ -212,7 +212,7 @@ fn obstacle(g: &Graph, c: &Conditional) -> Option<String> {
 
 /// Extracts every conditional that is ready; returns whether any was.
 pub fn extract_conds(g: &mut Graph) -> Result<bool> {
-    let mut merges: Vec<NodeIndex> =
+    let merges: Vec<NodeIndex> =
         g.g.node_indices()
             .filter(|&m| {
                 g.node(m).op == "Merge"
@@ -222,6 +222,14 @@ pub fn extract_conds(g: &mut Graph) -> Result<bool> {
                         .any(|v| matches!(g.node(v.node).op.as_str(), "Enter" | "NextIteration"))
             })
             .collect();
+    // A result nobody reads (the gradient intermediates a training graph's `If` returns)
+    // needs no conditional; its branch nodes are pruned later.
+    let (read, unread): (Vec<NodeIndex>, Vec<NodeIndex>) = merges.into_iter().partition(|&m| {
+        g.g.neighbors_directed(m, petgraph::Direction::Outgoing).next().is_some()
+            || g.outputs.iter().any(|v| v.node == m)
+    });
+    super::prune::remove_unread(g, unread);
+    let mut merges = read;
     merges.sort_by_key(|&m| g.node(m).ordinal);
     let classified: Vec<Merged> = merges.iter().filter_map(|&m| classify(g, m)).collect();
     let mut progressed = false;

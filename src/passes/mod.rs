@@ -1,6 +1,7 @@
 //! Graph passes, each `fn(&mut Graph) -> Result<()>`, run in this order by [`run_all`].
 
 pub mod conds;
+mod constant_switches;
 mod fold;
 mod fuse_1d;
 mod fuse_activation;
@@ -86,6 +87,7 @@ fn step<T>(
 pub fn run_observed(g: &mut Graph, after: &mut dyn FnMut(&str, &Graph)) -> Result<()> {
     step(after, "prune", g, prune)?;
     step(after, "remove_identities", g, remove_identities)?;
+    step(after, "fold_constant_switches", g, constant_switches::fold_constant_switches)?;
     step(after, "tensor_arrays", g, tensor_arrays::tensor_arrays)?;
     step(after, "extract_control_flow", g, extract_control_flow)?;
     step(after, "fuse_batchnorm", g, fuse_batchnorm)?;

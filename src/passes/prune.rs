@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 
 use petgraph::Direction;
+use petgraph::stable_graph::NodeIndex;
 
 use crate::error::Result;
 use crate::ir::Graph;
@@ -20,6 +21,23 @@ pub fn prune(g: &mut Graph) -> Result<()> {
         g.g.remove_node(n);
     }
     Ok(())
+}
+
+/// Removes each of `nodes` that nothing reads (and is no graph input or output), then the
+/// nodes only it read, and so on: pruning limited to what those nodes computed.
+pub fn remove_unread(g: &mut Graph, nodes: Vec<NodeIndex>) {
+    let mut stack = nodes;
+    while let Some(n) = stack.pop() {
+        let read = g.g.contains_node(n)
+            && (g.g.neighbors_directed(n, Direction::Outgoing).next().is_some()
+                || g.outputs.iter().chain(&g.inputs).any(|v| v.node == n));
+        if read || !g.g.contains_node(n) {
+            continue;
+        }
+        let sources: Vec<NodeIndex> = g.g.neighbors_directed(n, Direction::Incoming).collect();
+        g.g.remove_node(n);
+        stack.extend(sources);
+    }
 }
 
 #[cfg(test)]

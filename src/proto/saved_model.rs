@@ -20,10 +20,22 @@ pub struct MetaGraphDef {
     pub meta_info_def: Option<MetaInfoDef>,
     #[prost(message, optional, tag = "2")]
     pub graph_def: Option<GraphDef>,
+    /// TF1 only: which `Saver` restores the variables.
+    #[prost(message, optional, tag = "3")]
+    pub saver_def: Option<SaverDef>,
     #[prost(btree_map = "string, message", tag = "5")]
     pub signature_def: BTreeMap<String, SignatureDef>,
     #[prost(message, optional, tag = "7")]
     pub object_graph_def: Option<SavedObjectGraph>,
+}
+
+/// `tensorflow.SaverDef`; its tensor names say which of a graph's savers is the real one.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SaverDef {
+    #[prost(string, tag = "1")]
+    pub filename_tensor_name: String,
+    #[prost(string, tag = "2")]
+    pub save_tensor_name: String,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
