@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs a cargo-fuzz target for SECONDS (default 3600), its corpus seeded from the fixtures:
 #
-#   scripts/fuzz.sh graphdef|convert|saved_model|bundle|ops [SECONDS]
+#   scripts/fuzz.sh graphdef|convert|saved_model|bundle|ops|text [SECONDS]
 #
 # Needs `cargo install cargo-fuzz`. The targets build with the stable toolchain (RUSTC_BOOTSTRAP
 # lets it take the sanitizer flags cargo-fuzz passes). Crashes land in fuzz/artifacts/TARGET/;
@@ -21,6 +21,7 @@ case "$target" in
                rm -rf fuzz/seeds/saved_model_variables
                cp -r build/fixtures/sm_module/variables fuzz/seeds/saved_model_variables ;;
   bundle) seed build/fixtures/sm_*/variables/variables.index build/fixtures/rnn_*_saved/variables/variables.index ;;
+  text) seed build/fixtures/tf1_text_graph.pbtxt ;;
   ops) ;; # random graphs over the registry's ops (tests/common/op_graphs.rs): no seeds needed
   *) echo "unknown target $target"; exit 2 ;;
 esac

@@ -11,7 +11,8 @@ use tf2torch::terminal::printable;
 
 /// Turn a TensorFlow model into PyTorch source code a person can maintain.
 ///
-/// Reads a frozen GraphDef (.pb) or a TF2 SavedModel directory and writes a folder with model.py (one readable nn.Module and
+/// Reads a frozen GraphDef (.pb, or text .pbtxt), a SavedModel directory (TF2 or TF1) or a TF1
+/// checkpoint (model.ckpt: .meta + .index + .data) and writes a folder with model.py (one readable nn.Module and
 /// load_model()), model.safetensors, and, when some op cannot be translated, custom_ops.py with
 /// a documented stub per op. TensorFlow is not needed.
 #[derive(Parser)]
@@ -28,7 +29,8 @@ enum Command {
         after_help = "Example:\n  tf2torch convert mobilenet_v2.pb -o out/\n  python -c \"import sys; sys.path.insert(0, 'out'); import model; print(model.load_model())\""
     )]
     Convert {
-        /// Frozen GraphDef (.pb) or SavedModel directory.
+        /// Frozen GraphDef (.pb/.pbtxt), SavedModel directory, or TF1 checkpoint (its prefix
+        /// model.ckpt, any of its files, or its directory).
         input: PathBuf,
         /// Output folder (created; an existing custom_ops.py in it is kept).
         #[arg(short, long, value_name = "DIR")]
@@ -36,7 +38,9 @@ enum Command {
         /// Model inputs, in forward() order (default: every Placeholder, in file order).
         #[arg(long, value_delimiter = ',', value_name = "NAME:0,...")]
         inputs: Vec<String>,
-        /// Model outputs, in return order (default: every value nothing consumes).
+        /// Model outputs, in return order (default: the signature's, or every value nothing
+        /// consumes; a TF1 checkpoint without a signature needs them unless `inspect` finds
+        /// exactly one candidate).
         #[arg(long, value_delimiter = ',', value_name = "NAME:0,...")]
         outputs: Vec<String>,
         /// Name of the generated nn.Module class (default: from the file name).
@@ -55,7 +59,7 @@ enum Command {
     },
     /// Print a model's inputs, outputs, ops and what would translate.
     Inspect {
-        /// Frozen GraphDef (.pb) or SavedModel directory.
+        /// Frozen GraphDef (.pb/.pbtxt), SavedModel directory, or TF1 checkpoint.
         input: PathBuf,
         #[arg(long, value_delimiter = ',', value_name = "NAME:0,...")]
         inputs: Vec<String>,
@@ -94,7 +98,7 @@ enum DebugCommand {
 /// Options that apply to SavedModel input.
 #[derive(clap::Args)]
 struct SavedModelArgs {
-    /// SavedModel: tags of the MetaGraph to read.
+    /// SavedModel (TF1 ones may hold several MetaGraphs): tags of the MetaGraph to read.
     #[arg(long, value_delimiter = ',', default_value = "serve", value_name = "TAG,...")]
     tags: Vec<String>,
     /// SavedModel: the signature to convert (`inspect` lists them).

@@ -50,7 +50,8 @@ pub fn detect(path: &Path) -> Result<ModelKind> {
             path.display()
         )));
     }
-    if path.file_name().is_some_and(|n| n == "saved_model.pb" || n == "saved_model.cpb") {
+    let saved_model_file = ["saved_model.pb", "saved_model.pbtxt", "saved_model.cpb"];
+    if path.file_name().is_some_and(|n| saved_model_file.iter().any(|f| n == *f)) {
         return Ok(ModelKind::SavedModel);
     }
     Ok(ModelKind::FrozenGraph)
@@ -74,8 +75,24 @@ pub fn load_graph_def(path: &Path) -> Result<GraphDef> {
     // file by another process is the one way this can fault, as with any mmap-based reader.
     let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }
         .map_err(|source| Error::Io { path: path.into(), source })?;
-    let graph = GraphDef::decode(Bytes::from_owner(map))
-        .map_err(|e| not_a_graph(path, &format!("protobuf decoding failed: {e}")))?;
+    let graph = if is_text_name(path) {
+        let text = std::str::from_utf8(&map)
+            .map_err(|_| not_a_graph(path, "a text-format graph must be UTF-8"))?;
+        crate::proto::text::parse::<GraphDef>("tensorflow.GraphDef", text)
+            .map_err(|e| not_a_graph(path, &format!("text-format parsing failed: {e}")))?
+    } else {
+        let text = std::str::from_utf8(&map).ok().map(str::to_owned);
+        match GraphDef::decode(Bytes::from_owner(map)) {
+            Ok(g) => g,
+            // A text graph saved under a binary name (`graph.pb`) is read as what it is.
+            Err(e) => match text
+                .and_then(|t| crate::proto::text::parse::<GraphDef>("tensorflow.GraphDef", &t).ok())
+            {
+                Some(g) => g,
+                None => return Err(not_a_graph(path, &format!("protobuf decoding failed: {e}"))),
+            },
+        }
+    };
     validate(path, &graph)?;
     Ok(graph)
 }
@@ -92,6 +109,13 @@ pub fn inline_library(mut gd: GraphDef) -> Result<GraphDef> {
     let lib = inline::Library::new(&library.function, &[]);
     gd.node = inline::inline_calls(std::mem::take(&mut gd.node), &lib)?;
     Ok(gd)
+}
+
+/// Names of text-format protobuf files (`tf.io.write_graph(..., as_text=True)` writes `.pbtxt`).
+pub fn is_text_name(path: &Path) -> bool {
+    path.extension().is_some_and(|e| {
+        ["pbtxt", "pbtext", "prototxt", "txt"].iter().any(|t| e.eq_ignore_ascii_case(t))
+    })
 }
 
 fn not_a_graph(path: &Path, reason: &str) -> Error {

@@ -58,11 +58,16 @@ pub fn saved_model_dir(path: &Path) -> PathBuf {
 
 fn read_saved_model(dir: &Path) -> Result<SavedModel> {
     let pb = dir.join("saved_model.pb");
+    let pbtxt = dir.join("saved_model.pbtxt");
+    if !pb.is_file() && pbtxt.is_file() {
+        let text = std::fs::read_to_string(&pbtxt)
+            .map_err(|source| Error::Io { path: pbtxt.clone(), source })?;
+        return crate::proto::text::parse::<SavedModel>("tensorflow.SavedModel", &text)
+            .map_err(|e| Error::msg(format!("{}: not a SavedModel ({e})", pbtxt.display())));
+    }
     if !pb.is_file() {
         let why = if dir.join("saved_model.cpb").is_file() {
             "is a chunked SavedModel (saved_model.cpb, written for models over 2 GiB), which is not supported yet"
-        } else if dir.join("saved_model.pbtxt").is_file() {
-            "holds a text-format saved_model.pbtxt, which is not supported; save it in binary form"
         } else {
             "has no saved_model.pb"
         };

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 mod saved_model;
+pub mod text;
 pub use saved_model::*;
 
 /// `tensorflow.GraphDef`.
