@@ -39,6 +39,9 @@ pub struct Options {
     pub strict: bool,
     /// MetaGraph tags and signature, for SavedModel input.
     pub selection: load::saved_model::Selection,
+    /// Weights above this many bytes are written as shards (default
+    /// [`weights::DEFAULT_MAX_SHARD_BYTES`]).
+    pub max_shard_bytes: Option<u64>,
 }
 
 /// What a conversion did, for the summary.
@@ -49,6 +52,8 @@ pub struct Report {
     pub layers: usize,
     pub parameters: usize,
     pub weight_bytes: usize,
+    /// `model.safetensors`, or the shards and their index.
+    pub weight_files: Vec<String>,
     pub forward_lines: usize,
     pub summary: lower::Summary,
     pub custom_ops_written: bool,
@@ -202,7 +207,8 @@ pub fn convert(opts: &Options) -> Result<Report> {
     if let Some(m) = &make_reference {
         out.write("make_reference.py", m.as_bytes())?;
     }
-    weights::write(&module.weights, &out.staging().join("model.safetensors"))?;
+    let max_shard = opts.max_shard_bytes.unwrap_or(weights::DEFAULT_MAX_SHARD_BYTES);
+    let weight_files = weights::write_all(&module.weights, out.staging(), max_shard)?;
     if let Some(c) = &custom {
         out.write(output::CUSTOM_OPS, c.as_bytes())?;
     }
@@ -213,6 +219,7 @@ pub fn convert(opts: &Options) -> Result<Report> {
         layers: module.layers.len(),
         parameters: module.weights.iter().map(|(_, w)| w.tensor.numel()).sum(),
         weight_bytes: weights::total_bytes(&module.weights),
+        weight_files,
         forward_lines: module.forward_lines(),
         summary,
         custom_ops_written: custom.is_some(),

@@ -49,6 +49,11 @@ enum Command {
         /// Fail (exit 2) instead of writing stubs for ops that cannot be translated.
         #[arg(long)]
         strict: bool,
+        /// Weights larger than this are split into model-0000k-of-0000n.safetensors shards
+        /// plus model.safetensors.index.json, as Hugging Face does (units B, KB, MB, GB, TB
+        /// or KiB, MiB, GiB, TiB).
+        #[arg(long, default_value = "5GB", value_name = "SIZE", value_parser = parse_size)]
+        max_shard_size: u64,
         #[command(flatten)]
         saved_model: SavedModelArgs,
     },
@@ -122,6 +127,34 @@ fn human_bytes(n: usize) -> String {
     if mb >= 1.0 { format!("{mb:.1} MiB") } else { format!("{:.1} KiB", n as f64 / 1024.0) }
 }
 
+/// `5GB`, `500MB`, `2GiB`, `1000` (bytes): decimal units as Hugging Face's `max_shard_size`,
+/// binary ones with an `i`.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let value: f64 = number.parse().map_err(|_| format!("{s:?} is not a size such as 5GB"))?;
+    let scale: f64 = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1.0,
+        "KB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "TB" => 1e12,
+        "KIB" => 1024.0,
+        "MIB" => 1024f64.powi(2),
+        "GIB" => 1024f64.powi(3),
+        "TIB" => 1024f64.powi(4),
+        other => {
+            return Err(format!("unknown size unit {other:?} (use B, KB, MB, GB, TB, KiB, ...)"));
+        }
+    };
+    let bytes = (value * scale).round();
+    if !(1.0..=u64::MAX as f64).contains(&bytes) {
+        return Err(format!("{s:?}: the size must be at least one byte"));
+    }
+    Ok(bytes as u64)
+}
+
 /// What a conversion did, for stdout.
 fn summary(opts: &tf2torch::Options, r: &tf2torch::Report, seconds: f64) -> String {
     let mut out = String::new();
@@ -142,6 +175,14 @@ fn summary(opts: &tf2torch::Options, r: &tf2torch::Report, seconds: f64) -> Stri
         r.parameters,
         human_bytes(r.weight_bytes)
     );
+    if r.weight_files.len() > 1 {
+        let _ = writeln!(
+            out,
+            "  weights in {} shards, listed in {}",
+            r.weight_files.len() - 1,
+            r.weight_files.last().map_or("", String::as_str)
+        );
+    }
     let _ =
         writeln!(out, "  {translated} ops translated, {} op types stubbed", r.summary.stubs.len());
     for s in &r.summary.stubs {
@@ -177,7 +218,16 @@ fn summary(opts: &tf2torch::Options, r: &tf2torch::Report, seconds: f64) -> Stri
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Convert { input, out, inputs, outputs, class_name, strict, saved_model } => {
+        Command::Convert {
+            input,
+            out,
+            inputs,
+            outputs,
+            class_name,
+            strict,
+            max_shard_size,
+            saved_model,
+        } => {
             let start = Instant::now();
             let opts = tf2torch::Options {
                 input,
@@ -187,6 +237,7 @@ fn main() -> ExitCode {
                 class_name,
                 strict,
                 selection: saved_model.selection(),
+                max_shard_bytes: Some(max_shard_size),
             };
             match tf2torch::convert(&opts) {
                 Ok(r) => {

@@ -15,8 +15,28 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
-/// The files a conversion may write besides `custom_ops.py`.
-pub const GENERATED: [&str; 4] = ["model.py", "model.safetensors", "check.py", "make_reference.py"];
+/// The files a conversion may write besides `custom_ops.py` and weight shards.
+pub const GENERATED: [&str; 5] = [
+    "model.py",
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "check.py",
+    "make_reference.py",
+];
+
+/// Whether `name` is a file tf2torch writes: one of [`GENERATED`] or a weight shard
+/// (`model-00001-of-00003.safetensors`).
+pub fn is_generated(name: &std::ffi::OsStr) -> bool {
+    let Some(name) = name.to_str() else { return false };
+    let shard = name
+        .strip_prefix("model-")
+        .and_then(|r| r.strip_suffix(".safetensors"))
+        .and_then(|r| r.split_once("-of-"))
+        .is_some_and(|(k, n)| {
+            [k, n].iter().all(|d| d.len() == 5 && d.bytes().all(|b| b.is_ascii_digit()))
+        });
+    shard || GENERATED.contains(&name)
+}
 
 /// The user's file of op implementations (see `emit::render_custom_ops`).
 pub const CUSTOM_OPS: &str = "custom_ops.py";
@@ -161,7 +181,7 @@ impl Output {
             let entry = entry.map_err(io_error(&self.out))?;
             let name = entry.file_name();
             let kind = entry.file_type().map_err(io_error(&entry.path()))?;
-            let ours = GENERATED.iter().any(|g| name == *g);
+            let ours = is_generated(&name);
             let staged = self.staging.join(&name);
             if ours || kind.is_dir() || staged.exists() {
                 continue;
@@ -176,13 +196,22 @@ impl Output {
     /// the generated files it did not write removed (the staging folder, left with the links
     /// to user files, goes when `self` drops).
     fn rename_one_by_one(&mut self) -> Result<()> {
-        let ours: Vec<&str> =
-            GENERATED.iter().copied().chain([CUSTOM_OPS]).filter(|n| self.wrote(n)).collect();
+        let names = |dir: &Path| -> Result<Vec<std::ffi::OsString>> {
+            let mut v = Vec::new();
+            for entry in fs::read_dir(dir).map_err(io_error(dir))? {
+                v.push(entry.map_err(io_error(dir))?.file_name());
+            }
+            Ok(v)
+        };
+        let ours: Vec<std::ffi::OsString> = names(&self.staging)?
+            .into_iter()
+            .filter(|n| (is_generated(n) || n == CUSTOM_OPS) && self.wrote(n))
+            .collect();
         for name in &ours {
             let to = self.out.join(name);
             fs::rename(self.staging.join(name), &to).map_err(io_error(&to))?;
         }
-        for stale in GENERATED.iter().filter(|g| !ours.contains(g)) {
+        for stale in names(&self.out)?.iter().filter(|g| is_generated(g) && !ours.contains(g)) {
             let path = self.out.join(stale);
             if path.is_file() {
                 fs::remove_file(&path).map_err(io_error(&path))?;
@@ -192,7 +221,8 @@ impl Output {
     }
 
     /// Whether this conversion wrote `name` (a carried `custom_ops.py` is a link to the old).
-    fn wrote(&self, name: &str) -> bool {
+    fn wrote(&self, name: impl AsRef<Path>) -> bool {
+        let name = name.as_ref();
         let staged = self.staging.join(name);
         staged.is_file() && !same_file(&staged, &self.out.join(name))
     }
@@ -228,7 +258,7 @@ impl Swap<'_> {
         for entry in fs::read_dir(self.old).map_err(io_error(self.old))? {
             let entry = entry.map_err(io_error(self.old))?;
             let (name, path) = (entry.file_name(), entry.path());
-            let generated = GENERATED.iter().any(|g| name == *g);
+            let generated = is_generated(&name);
             let superseded =
                 name == CUSTOM_OPS && fs::read(&path).ok().as_deref() == self.custom_ops;
             let new = self.out.join(&name);

@@ -160,6 +160,59 @@ pub fn write(weights: &[(String, Weight)], path: &Path) -> Result<()> {
     })
 }
 
+/// Hugging Face's default `max_shard_size`: above it the weights are split into shards.
+pub const DEFAULT_MAX_SHARD_BYTES: u64 = 5_000_000_000;
+
+/// The index Hugging Face writes beside shards (`model.safetensors.index.json`).
+pub const SHARD_INDEX: &str = "model.safetensors.index.json";
+
+/// Writes the weights into `dir`: `model.safetensors`, or, when they exceed `max_shard_bytes`,
+/// `model-00001-of-0000N.safetensors` shards (in module order, each filled up to the limit; a
+/// tensor larger than the limit is a shard of its own) and [`SHARD_INDEX`] mapping each key to
+/// its shard, as Hugging Face's `save_pretrained` lays them out. Returns the files written.
+pub fn write_all(
+    weights: &[(String, Weight)],
+    dir: &Path,
+    max_shard_bytes: u64,
+) -> Result<Vec<String>> {
+    let total = total_bytes(weights) as u64;
+    if total <= max_shard_bytes {
+        write(weights, &dir.join("model.safetensors"))?;
+        return Ok(vec!["model.safetensors".into()]);
+    }
+    let mut shards: Vec<Vec<(String, Weight)>> = vec![Vec::new()];
+    let mut size = 0u64;
+    for (key, w) in weights {
+        let bytes = w.tensor.data.len() as u64;
+        let current = shards.last().expect("one shard at least");
+        if !current.is_empty() && size.saturating_add(bytes) > max_shard_bytes {
+            shards.push(Vec::new());
+            size = 0;
+        }
+        size = size.saturating_add(bytes);
+        shards.last_mut().expect("one shard at least").push((key.clone(), w.clone()));
+    }
+    let n = shards.len();
+    let mut files = Vec::with_capacity(n + 1);
+    let mut weight_map = std::collections::BTreeMap::new();
+    for (k, shard) in shards.iter().enumerate() {
+        let name = format!("model-{:05}-of-{n:05}.safetensors", k + 1);
+        write(shard, &dir.join(&name))?;
+        for (key, _) in shard {
+            weight_map.insert(key.clone(), name.clone());
+        }
+        files.push(name);
+    }
+    let index = serde_json::json!({"metadata": {"total_size": total}, "weight_map": weight_map});
+    let mut text = serde_json::to_string_pretty(&index)
+        .map_err(|e| Error::msg(format!("writing {SHARD_INDEX}: {e}")))?;
+    text.push('\n');
+    let path = dir.join(SHARD_INDEX);
+    std::fs::write(&path, text).map_err(|source| Error::Io { path, source })?;
+    files.push(SHARD_INDEX.into());
+    Ok(files)
+}
+
 /// Total bytes of all weights.
 pub fn total_bytes(weights: &[(String, Weight)]) -> usize {
     weights.iter().map(|(_, w)| w.tensor.data.len()).sum()

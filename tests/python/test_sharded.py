@@ -1,0 +1,66 @@
+"""Weights above `--max-shard-size` are written the way Hugging Face shards them:
+`model-0000k-of-0000n.safetensors` plus `model.safetensors.index.json` (`weight_map`,
+`metadata.total_size`); `load_model()` reads either form, the model still matches TensorFlow,
+and a later conversion into the same folder leaves no stale shards behind."""
+
+import json
+
+import pytest
+
+from conftest import GENERATED_DIR, assert_parity, import_model, run_cli
+
+MODEL = "keras_mobilenet_v2"
+
+
+def fixture():
+    path = GENERATED_DIR / f"{MODEL}.pb"
+    if not path.exists():
+        pytest.fail(f"{path} missing: run tests/fixtures/make_fixtures.py keras build/fixtures")
+    return path
+
+
+def shards(out):
+    return sorted(p.name for p in out.glob("model-*-of-*.safetensors"))
+
+
+def test_sharded_round_trip(tmp_path):
+    out = tmp_path / "out"
+    proc = run_cli("convert", fixture(), "-o", out, "--max-shard-size", "4MB")
+    names = shards(out)
+    assert len(names) == 5 and names[0] == "model-00001-of-00005.safetensors", names
+    assert not (out / "model.safetensors").exists()
+    assert "weights in 5 shards" in proc.stdout
+    index = json.loads((out / "model.safetensors.index.json").read_text())
+    assert sorted(set(index["weight_map"].values())) == names
+    # Every tensor under the limit shares a shard within it; the 5 MB classifier stands alone.
+    sizes = {n: (out / n).stat().st_size for n in names}
+    assert sum(s > 4_000_000 for s in sizes.values()) == 1, sizes
+    state = import_model(out).load_model().state_dict()
+    assert set(index["weight_map"]) == set(state)
+    assert index["metadata"]["total_size"] == sum(t.numel() * t.element_size() for t in state.values())
+    errors = assert_parity(out, GENERATED_DIR / f"{MODEL}.npz")
+    print(f"{MODEL} in {len(names)} shards: max rel. error {max(errors):.3g}")
+
+    # Converting again without sharding replaces the shards with one file.
+    run_cli("convert", fixture(), "-o", out)
+    assert shards(out) == [] and not (out / "model.safetensors.index.json").exists()
+    assert (out / "model.safetensors").exists()
+
+
+def test_shards_load_with_the_safetensors_package(tmp_path):
+    """What the Hugging Face stack reads: each shard is a plain safetensors file."""
+    safetensors_torch = pytest.importorskip("safetensors.torch")
+    out = tmp_path / "out"
+    run_cli("convert", fixture(), "-o", out, "--max-shard-size", "6MiB")
+    index = json.loads((out / "model.safetensors.index.json").read_text())
+    loaded = {}
+    for name in sorted(set(index["weight_map"].values())):
+        loaded.update(safetensors_torch.load_file(out / name))
+    assert set(loaded) == set(index["weight_map"])
+
+
+@pytest.mark.parametrize("size", ["0", "5XB", "-1GB", "lots"])
+def test_bad_shard_sizes(size, tmp_path):
+    proc = run_cli("convert", fixture(), "-o", tmp_path / "out", f"--max-shard-size={size}", check=False)
+    assert proc.returncode == 2 and "max-shard-size" in proc.stderr, proc.stderr
+    assert not (tmp_path / "out").exists()
