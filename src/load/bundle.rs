@@ -60,6 +60,9 @@ impl Cursor<'_> {
 pub struct Bundle {
     index_path: PathBuf,
     entries: BTreeMap<String, BundleEntryProto>,
+    /// The data of each slice of a partitioned variable, under TF's ordered-code key
+    /// (`EncodeTensorNameSlice`), in the table's (byte) order.
+    slice_entries: BTreeMap<Vec<u8>, BundleEntryProto>,
     shards: Vec<Bytes>,
 }
 
@@ -72,6 +75,7 @@ impl Bundle {
         let bad = |what: String| Error::msg(format!("{}: {what}", index_path.display()));
         let raw = read_table(&index).map_err(|e| bad(e.to_string()))?;
         let mut entries = BTreeMap::new();
+        let mut slice_entries = BTreeMap::new();
         let mut header = None;
         for (key, value) in raw {
             if key.is_empty() {
@@ -82,8 +86,10 @@ impl Bundle {
                 continue;
             }
             if key.first() == Some(&0) {
-                // The data of one slice of a partitioned variable (an ordered-code key);
-                // reading the variable reports that slices are not supported.
+                // The data of one slice of a partitioned variable (an ordered-code key).
+                let entry = BundleEntryProto::decode(value.as_slice())
+                    .map_err(|e| bad(format!("bad entry for a variable slice: {e}")))?;
+                slice_entries.insert(key, entry);
                 continue;
             }
             let key = String::from_utf8(key).map_err(|_| bad("a key is not UTF-8".into()))?;
@@ -104,7 +110,7 @@ impl Bundle {
             let path = PathBuf::from(format!("{}.data-{i:05}-of-{n:05}", prefix.display()));
             shards.push(map_file(&path)?);
         }
-        Ok(Bundle { index_path, entries, shards })
+        Ok(Bundle { index_path, entries, slice_entries, shards })
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &str> {
@@ -121,8 +127,21 @@ impl Bundle {
             |what: String| Error::msg(format!("{}: '{key}': {what}", self.index_path.display()));
         let e = self.entries.get(key).ok_or_else(|| err("no such key in the checkpoint".into()))?;
         if !e.slices.is_empty() {
-            return Err(err("partitioned (sliced) variables are not supported".into()));
+            return Err(err(
+                "is a partitioned variable, stored in slices (read one with its slice spec)".into(),
+            ));
         }
+        self.entry_bytes(key, e)
+    }
+
+    /// The bytes an entry points at, checked against its size and checksum.
+    fn entry_bytes<'e>(
+        &self,
+        key: &str,
+        e: &'e BundleEntryProto,
+    ) -> Result<(&'e BundleEntryProto, Bytes)> {
+        let err =
+            |what: String| Error::msg(format!("{}: '{key}': {what}", self.index_path.display()));
         let shard = usize::try_from(e.shard_id)
             .ok()
             .and_then(|s| self.shards.get(s))
@@ -145,6 +164,71 @@ impl Bundle {
     /// A numeric tensor (a slice of the mapped shard).
     pub fn tensor(&self, key: &str) -> Result<Tensor> {
         let (e, bytes) = self.raw(key)?;
+        self.numeric(key, e, bytes)
+    }
+
+    /// The part of the partitioned variable `key` that `spec` names (TF's slice spec as its
+    /// saver writes it: `"11 6 0,4:0,6"` is rows 0..4 of an 11×6 variable; `-` is a whole
+    /// dimension). Each part's data is an entry of its own under an ordered-code key: those of
+    /// `key` are the keys starting with its encoded name, and in byte order they follow the
+    /// numeric order of their extents, which is how each is matched with its `slices` entry.
+    pub fn tensor_slice(&self, key: &str, spec: &str) -> Result<Tensor> {
+        let err =
+            |what: String| Error::msg(format!("{}: '{key}': {what}", self.index_path.display()));
+        let e = self.entries.get(key).ok_or_else(|| err("no such key in the checkpoint".into()))?;
+        let full = shape_from_proto(e.shape.as_ref())
+            .map_err(|x| err(x.to_string()))?
+            .into_iter()
+            .map(|d| d.ok_or_else(|| err("unknown dimension".into())))
+            .collect::<Result<Vec<usize>>>()?;
+        let wanted = parse_slice_spec(spec, &full)
+            .ok_or_else(|| err(format!("slice spec {spec:?} does not fit shape {full:?}")))?;
+        let normalized = |s: &crate::proto::TensorSliceProto| -> Option<Vec<(i64, i64)>> {
+            (s.extent.len() == full.len()).then_some(())?;
+            s.extent
+                .iter()
+                .zip(&full)
+                .map(|(x, &n)| {
+                    let len = x.length.filter(|&l| l >= 0).unwrap_or(n as i64 - x.start);
+                    (x.start >= 0 && len >= 0 && x.start.checked_add(len)? <= n as i64)
+                        .then_some((x.start, len))
+                })
+                .collect()
+        };
+        // Slices in the order of their data keys: by extents, a missing length as -1.
+        let mut slices: Vec<&crate::proto::TensorSliceProto> = e.slices.iter().collect();
+        let sort_key = |s: &&crate::proto::TensorSliceProto| -> Vec<(i64, i64)> {
+            s.extent.iter().map(|x| (x.start, x.length.unwrap_or(-1))).collect()
+        };
+        slices.sort_by_key(sort_key);
+        let prefix = ordered_code_slice_prefix(key);
+        let data: Vec<&BundleEntryProto> = self
+            .slice_entries
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(_, v)| v)
+            .collect();
+        if data.len() != slices.len() {
+            return Err(err(format!(
+                "{} slices listed but {} stored (corrupted index?)",
+                slices.len(),
+                data.len()
+            )));
+        }
+        let found = slices.iter().position(|s| normalized(s).as_ref() == Some(&wanted));
+        let part =
+            found.map(|i| data[i]).ok_or_else(|| err(format!("no stored slice {spec:?}")))?;
+        let (part, bytes) = self.entry_bytes(key, part)?;
+        let t = self.numeric(key, part, bytes)?;
+        let shape: Vec<usize> = wanted.iter().map(|&(_, l)| l as usize).collect();
+        if t.shape != shape {
+            return Err(err(format!("slice {spec:?} is stored with shape {:?}", t.shape)));
+        }
+        Ok(t)
+    }
+
+    /// An entry's bytes as a numeric tensor of its dtype and shape.
+    fn numeric(&self, key: &str, e: &BundleEntryProto, bytes: Bytes) -> Result<Tensor> {
         let err =
             |what: String| Error::msg(format!("{}: '{key}': {what}", self.index_path.display()));
         let dtype =
@@ -195,6 +279,52 @@ impl Bundle {
         }
         Ok(bytes.slice(start..start + n))
     }
+}
+
+/// TF's slice spec `"d0 d1 ... s0:s1:..."` (each `start,length` or `-`) as (start, length)
+/// per dimension of `full`, checked to lie inside it.
+fn parse_slice_spec(spec: &str, full: &[usize]) -> Option<Vec<(i64, i64)>> {
+    let mut words = spec.split_whitespace();
+    let dims: Vec<usize> =
+        (0..full.len()).map(|_| words.next()?.parse().ok()).collect::<Option<_>>()?;
+    let extents = words.next()?;
+    if dims != full || words.next().is_some() {
+        return None;
+    }
+    let parts: Vec<&str> = extents.split(':').collect();
+    if parts.len() != full.len() {
+        return None;
+    }
+    parts
+        .iter()
+        .zip(full)
+        .map(|(p, &n)| {
+            let n = i64::try_from(n).ok()?;
+            if *p == "-" {
+                return Some((0, n));
+            }
+            let (s, l) = p.split_once(',')?;
+            let (s, l): (i64, i64) = (s.parse().ok()?, l.parse().ok()?);
+            (s >= 0 && l >= 0 && s.checked_add(l)? <= n).then_some((s, l))
+        })
+        .collect()
+}
+
+/// The start of every data key of a partitioned variable's slices: TF's
+/// `EncodeTensorNameSlice` writes ordered code, a 0 (`WriteNumIncreasing(0)`), then the name
+/// with 0x00 as 0x00 0xFF and 0xFF as 0xFF 0x00, ended by 0x00 0x01 (`WriteString`), then the
+/// extents.
+fn ordered_code_slice_prefix(name: &str) -> Vec<u8> {
+    let mut key = vec![0u8];
+    for &b in name.as_bytes() {
+        match b {
+            0x00 => key.extend([0x00, 0xff]),
+            0xff => key.extend([0xff, 0x00]),
+            b => key.push(b),
+        }
+    }
+    key.extend([0x00, 0x01]);
+    key
 }
 
 fn map_file(path: &Path) -> Result<Bytes> {
@@ -326,6 +456,22 @@ fn block_entries(block: &[u8]) -> std::result::Result<Vec<Entry>, TableError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slice_specs_as_savers_write_them() {
+        assert_eq!(parse_slice_spec("11 6 0,4:0,6", &[11, 6]), Some(vec![(0, 4), (0, 6)]));
+        assert_eq!(parse_slice_spec("11 6 8,3:-", &[11, 6]), Some(vec![(8, 3), (0, 6)]));
+        assert_eq!(parse_slice_spec("11 6 8,4:-", &[11, 6]), None, "past the end");
+        assert_eq!(parse_slice_spec("11 6 0,4:0,6", &[12, 6]), None, "another shape");
+        assert_eq!(parse_slice_spec("11 6 0,4", &[11, 6]), None, "an extent short");
+        assert_eq!(parse_slice_spec("11 6 -1,4:-", &[11, 6]), None);
+    }
+
+    #[test]
+    fn slice_keys_escape_the_name_as_ordered_code() {
+        assert_eq!(ordered_code_slice_prefix("w"), b"\x00w\x00\x01");
+        assert_eq!(ordered_code_slice_prefix("a\u{0}"), b"\x00a\x00\xff\x00\x01");
+    }
 
     #[test]
     fn crc_masking_round_trips() {

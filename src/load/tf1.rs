@@ -140,16 +140,6 @@ pub fn restore_variables(
     let bundle = Bundle::open(prefix)?;
     for var in variables {
         let saved = keys.get(&var.name);
-        if let Some(s) = saved.filter(|s| !s.slice.is_empty()) {
-            return Err(Error::Unsupported(format!(
-                "{}: variable '{}' is the slice '{}' of the partitioned variable '{}'; \
-                 partitioned variables are not supported yet",
-                prefix.display(),
-                var.name,
-                s.slice,
-                s.key
-            )));
-        }
         let key = saved.map_or(var.name.as_str(), |s| s.key.as_str());
         if !bundle.contains(key) {
             return Err(Error::node(
@@ -158,7 +148,11 @@ pub fn restore_variables(
                 format!("the checkpoint {} has no value for it (key '{key}')", prefix.display()),
             ));
         }
-        let value = bundle.tensor(key)?;
+        // A part of a partitioned variable (`w/part_1`) is one slice of the saved `w`.
+        let value = match saved.filter(|s| !s.slice.is_empty()) {
+            Some(s) => bundle.tensor_slice(key, &s.slice)?,
+            None => bundle.tensor(key)?,
+        };
         let declared = match var.attr.get("dtype").and_then(|a| a.value.as_ref()) {
             Some(Value::Type(t)) => DType::from_tf(*t),
             _ => None,

@@ -16,6 +16,7 @@ mod gather;
 mod matrix;
 mod norm;
 mod pad;
+mod partition;
 mod pool;
 mod quantize;
 mod random;
@@ -190,6 +191,7 @@ const FAMILIES: &[&[OpDef]] = &[
     gather::OPS,
     matrix::OPS,
     scan::OPS,
+    partition::OPS,
     scatter::OPS,
     quantize::OPS,
     random::OPS,

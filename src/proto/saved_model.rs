@@ -240,5 +240,18 @@ pub struct BundleEntryProto {
     pub slices: Vec<TensorSliceProto>,
 }
 
+/// One slice of a partitioned variable: an extent per dimension.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct TensorSliceProto {}
+pub struct TensorSliceProto {
+    #[prost(message, repeated, tag = "1")]
+    pub extent: Vec<SliceExtent>,
+}
+
+/// `TensorSliceProto.Extent`: `length` absent means "to the end of the dimension".
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SliceExtent {
+    #[prost(int64, tag = "1")]
+    pub start: i64,
+    #[prost(int64, optional, tag = "2")]
+    pub length: Option<i64>,
+}
