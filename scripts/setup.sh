@@ -7,7 +7,7 @@ VENV=${VENV:-.venv}
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
-need=(torch numpy safetensors pytest ruff)
+need=(torch numpy safetensors pytest ruff maturin)
 if [ "${WITH_TF:-0}" = 1 ]; then need+=(tensorflow-cpu==2.21.0 keras==3.15.1); fi
 missing=()
 for p in "${need[@]}"; do

@@ -41,6 +41,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   .venv/bin/python tests/fixtures/make_fixtures.py "${missing[@]}" build/fixtures 2>&1 | grep -E '^wrote|Error' || true
 fi
 
+# The pip wheel (maturin: the binary plus python/tf2torch), installed by tests/python/test_wheel.py.
+rm -rf build/wheels
+.venv/bin/maturin build --release --quiet --out build/wheels >/dev/null
+
 export TF2TORCH_REQUIRE_FIXTURES=1
 cargo test --quiet 2>&1 | grep -E '^(test result|error|failures|---- )|panicked' || true
 cargo test --quiet >/dev/null 2>&1 || { cargo test --quiet 2>&1 | tail -n 40; exit 1; }
