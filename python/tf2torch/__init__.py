@@ -18,7 +18,7 @@ try:
 except PackageNotFoundError:  # running from a source checkout
     __version__ = "unknown"
 
-__all__ = ["convert", "inspect", "binary", "ConversionError"]
+__all__ = ["ConversionError", "binary", "convert", "inspect"]
 
 
 class ConversionError(RuntimeError):
@@ -52,7 +52,7 @@ def _flags(options):
 
 
 def _run(args):
-    proc = subprocess.run([binary(), *map(str, args)], capture_output=True, text=True)
+    proc = subprocess.run([binary(), *map(str, args)], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise ConversionError(proc.stderr.strip())
     return proc.stdout

@@ -6,7 +6,6 @@ and a later conversion into the same folder leaves no stale shards behind."""
 import json
 
 import pytest
-
 from conftest import GENERATED_DIR, assert_parity, import_model, run_cli
 
 MODEL = "keras_mobilenet_v2"

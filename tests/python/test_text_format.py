@@ -5,7 +5,6 @@ each matches TensorFlow's outputs. Broken or hostile text gets a clear error, ne
 import shutil
 
 import pytest
-
 from conftest import GENERATED_DIR, assert_parity, run_cli
 
 

@@ -9,7 +9,6 @@ import shutil
 import numpy as np
 import pytest
 import torch
-
 from conftest import GENERATED_DIR, assert_parity, import_model, run_cli
 
 

@@ -4,10 +4,9 @@ and the installed command converts the shipped sample."""
 
 import subprocess
 import sys
-import tomllib
 
 import pytest
-
+import tomllib
 from conftest import ROOT
 
 WHEELS = ROOT / "build" / "wheels"
@@ -31,6 +30,7 @@ def test_installed_command_converts_the_sample(venv, tmp_path):
         [venv / "bin" / "tf2torch", "convert", ROOT / "samples" / "small_cnn.pb", "-o", out],
         capture_output=True,
         text=True,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     assert (out / "model.py").exists() and (out / "model.safetensors").exists()
@@ -38,10 +38,10 @@ def test_installed_command_converts_the_sample(venv, tmp_path):
 
 def test_version_is_cargos(venv):
     cargo = tomllib.loads((ROOT / "Cargo.toml").read_text())["package"]["version"]
-    proc = subprocess.run([venv / "bin" / "tf2torch", "--version"], capture_output=True, text=True)
+    proc = subprocess.run([venv / "bin" / "tf2torch", "--version"], capture_output=True, text=True, check=False)
     assert proc.stdout.strip() == f"tf2torch {cargo}"
     code = "import tf2torch; print(tf2torch.__version__)"
-    proc = subprocess.run([venv / "bin" / "python", "-c", code], capture_output=True, text=True)
+    proc = subprocess.run([venv / "bin" / "python", "-c", code], capture_output=True, text=True, check=False)
     assert proc.stdout.strip() == cargo, proc.stderr
 
 
@@ -55,7 +55,7 @@ try:
 except tf2torch.ConversionError as e:
     print("refused:", e)
 """
-    proc = subprocess.run([venv / "bin" / "python", "-c", code], capture_output=True, text=True)
+    proc = subprocess.run([venv / "bin" / "python", "-c", code], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     assert "class Net" in proc.stdout and "refused: error:" in proc.stdout and "missing.pb" in proc.stdout
     assert "class Net(nn.Module)" in (tmp_path / "api" / "model.py").read_text()
