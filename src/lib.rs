@@ -11,6 +11,7 @@ pub mod inspect;
 pub mod ir;
 pub mod load;
 pub mod lower;
+pub mod mapped;
 pub mod natural;
 pub mod ops;
 pub mod output;

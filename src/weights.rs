@@ -65,9 +65,12 @@ struct LazyTensor<'a> {
     dtype: Dtype,
     shape: Vec<usize>,
     ahead: &'a Ahead,
+    /// The source bytes last handed to the writer as they are: written by the time the writer
+    /// asks for the next tensor, when their pages go back to the system.
+    written: &'a Mutex<Option<&'a [u8]>>,
 }
 
-impl View for LazyTensor<'_> {
+impl<'a> View for LazyTensor<'a> {
     fn dtype(&self) -> Dtype {
         self.dtype
     }
@@ -77,9 +80,16 @@ impl View for LazyTensor<'_> {
     }
 
     fn data(&self) -> Cow<'_, [u8]> {
-        if self.weight.permute.is_none() {
-            return Cow::Borrowed(&self.weight.tensor.data);
+        let source: &'a [u8] = &self.weight.tensor.data;
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(done) = written.take() {
+            crate::mapped::release(done);
         }
+        if self.weight.permute.is_none() {
+            *written = Some(source);
+            return Cow::Borrowed(source);
+        }
+        drop(written);
         let mut guard = self.ahead.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(rx) = guard.as_ref() {
             match rx.recv() {
@@ -88,7 +98,9 @@ impl View for LazyTensor<'_> {
             }
         }
         // `Vec::from(Bytes)` reuses the buffer permute just built: no second copy.
-        Cow::Owned(Vec::from(self.weight.materialize().data))
+        let permuted = Vec::from(self.weight.materialize().data);
+        crate::mapped::release(source);
+        Cow::Owned(permuted)
     }
 
     fn data_len(&self) -> usize {
@@ -127,12 +139,17 @@ pub fn write(weights: &[(String, Weight)], path: &Path) -> Result<()> {
     order.sort_by(|&a, &b| dtypes[b].cmp(&dtypes[a]).then(weights[a].0.cmp(&weights[b].0)));
     let (tx, rx) = sync_channel::<(usize, Vec<u8>)>(1);
     let ahead: Ahead = Mutex::new(Some(rx));
+    let written: Mutex<Option<&[u8]>> = Mutex::new(None);
     std::thread::scope(|s| {
         s.spawn(move || {
             for &i in &order {
-                if weights[i].1.permute.is_some()
-                    && tx.send((i, Vec::from(weights[i].1.materialize().data))).is_err()
-                {
+                if weights[i].1.permute.is_none() {
+                    continue;
+                }
+                let permuted = Vec::from(weights[i].1.materialize().data);
+                // The source is read; it comes back from the file if the writer needs it.
+                crate::mapped::release(&weights[i].1.tensor.data);
+                if tx.send((i, permuted)).is_err() {
                     return;
                 }
             }
@@ -147,6 +164,7 @@ pub fn write(weights: &[(String, Weight)], path: &Path) -> Result<()> {
                     dtype: dtypes[index],
                     shape: w.shape(),
                     ahead: &ahead,
+                    written: &written,
                 };
                 (key.clone(), view)
             })
@@ -156,6 +174,9 @@ pub fn write(weights: &[(String, Weight)], path: &Path) -> Result<()> {
             .map_err(|e| Error::msg(format!("{}: writing weights: {e}", path.display())));
         // Stop the producer if the writer stopped early.
         *ahead.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        if let Some(done) = written.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            crate::mapped::release(done);
+        }
         result
     })
 }

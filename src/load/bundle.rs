@@ -4,7 +4,6 @@
 //! a tensor is a slice of its shard, not a copy.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -158,6 +157,9 @@ impl Bundle {
         if e.dtype != 7 && crc32c::crc32c(&bytes) != unmask_crc(e.crc32c) {
             return Err(err("checksum mismatch (corrupted data file)".into()));
         }
+        // Checked; its pages come back from the file when the weight is written, one tensor at
+        // a time, instead of every variable staying resident from here on.
+        crate::mapped::release(&bytes);
         Ok((e, bytes))
     }
 
@@ -328,14 +330,7 @@ fn ordered_code_slice_prefix(name: &str) -> Vec<u8> {
 }
 
 fn map_file(path: &Path) -> Result<Bytes> {
-    let file = File::open(path).map_err(|source| Error::Io { path: path.into(), source })?;
-    if file.metadata().map_err(|source| Error::Io { path: path.into(), source })?.len() == 0 {
-        return Ok(Bytes::new());
-    }
-    // SAFETY: read-only private map; see `load::load_graph_def`.
-    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }
-        .map_err(|source| Error::Io { path: path.into(), source })?;
-    Ok(Bytes::from_owner(map))
+    crate::mapped::map(path)
 }
 
 /// What is wrong with a table file (the caller adds which file).

@@ -10,10 +10,8 @@ pub mod inline;
 pub mod saved_model;
 pub mod tf1;
 
-use std::fs::File;
 use std::path::Path;
 
-use bytes::Bytes;
 use prost::Message;
 
 use crate::error::{Error, Result};
@@ -66,15 +64,10 @@ pub fn load_graph_def(path: &Path) -> Result<GraphDef> {
             path.display()
         )));
     }
-    let file = File::open(path).map_err(|source| Error::Io { path: path.into(), source })?;
-    let len = file.metadata().map_err(|source| Error::Io { path: path.into(), source })?.len();
-    if len == 0 {
+    let map = crate::mapped::map(path)?;
+    if map.is_empty() {
         return Err(not_a_graph(path, "the file is empty"));
     }
-    // SAFETY: the map is read-only and private to this process; a concurrent truncation of the
-    // file by another process is the one way this can fault, as with any mmap-based reader.
-    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }
-        .map_err(|source| Error::Io { path: path.into(), source })?;
     let graph = if is_text_name(path) {
         let text = std::str::from_utf8(&map)
             .map_err(|_| not_a_graph(path, "a text-format graph must be UTF-8"))?;
@@ -82,14 +75,16 @@ pub fn load_graph_def(path: &Path) -> Result<GraphDef> {
             .map_err(|e| not_a_graph(path, &format!("text-format parsing failed: {e}")))?
     } else {
         let text = std::str::from_utf8(&map).ok().map(str::to_owned);
-        match GraphDef::decode(Bytes::from_owner(map)) {
+        match GraphDef::decode(map) {
             Ok(g) => g,
             // A text graph saved under a binary name (`graph.pb`) is read as what it is.
             Err(e) => match text
                 .and_then(|t| crate::proto::text::parse::<GraphDef>("tensorflow.GraphDef", &t).ok())
             {
                 Some(g) => g,
-                None => return Err(not_a_graph(path, &format!("protobuf decoding failed: {e}"))),
+                None => {
+                    return Err(not_a_graph(path, &format!("protobuf decoding failed: {e}")));
+                }
             },
         }
     };
