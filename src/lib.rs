@@ -153,6 +153,20 @@ pub fn default_class_name(input: &Path) -> String {
 
 /// Converts `opts.input` into `opts.out_dir`. Nothing is written unless everything succeeds.
 pub fn convert(opts: &Options) -> Result<Report> {
+    convert_observed(opts, &|_| {})
+}
+
+/// Where a conversion is, for a progress display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// A stage begins: `"reading"`, `"passes"`, `"lowering"`, `"writing weights"`.
+    Stage(&'static str),
+    /// Bytes of weights handed to the writer so far, of `total`.
+    WeightBytes { written: u64, total: u64 },
+}
+
+/// [`convert`], telling `progress` where it is.
+pub fn convert_observed(opts: &Options, progress: &dyn Fn(Progress)) -> Result<Report> {
     let class_name = match &opts.class_name {
         Some(c) if py::names::is_valid_class_name(c) => c.clone(),
         Some(c) => {
@@ -161,8 +175,15 @@ pub fn convert(opts: &Options) -> Result<Report> {
         None => default_class_name(&opts.input),
     };
     output::Output::check(&opts.out_dir)?;
+    progress(Progress::Stage("reading"));
+    let mut stage = |pass: &str, _: &ir::Graph| {
+        if pass == "load" {
+            progress(Progress::Stage("passes"));
+        }
+    };
     let Loaded { graph, io } =
-        load_graph(&opts.input, &opts.inputs, &opts.outputs, &opts.selection)?;
+        load_graph_observed(&opts.input, &opts.inputs, &opts.outputs, &opts.selection, &mut stage)?;
+    progress(Progress::Stage("lowering"));
     let source_name =
         opts.input.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
     // Under the output's lock from here: a conversion into the same folder waits, so the
@@ -209,7 +230,14 @@ pub fn convert(opts: &Options) -> Result<Report> {
         out.write("make_reference.py", m.as_bytes())?;
     }
     let max_shard = opts.max_shard_bytes.unwrap_or(weights::DEFAULT_MAX_SHARD_BYTES);
-    let weight_files = weights::write_all(&module.weights, out.staging(), max_shard)?;
+    progress(Progress::Stage("writing weights"));
+    let total = weights::total_bytes(&module.weights) as u64;
+    let written = std::cell::Cell::new(0u64);
+    let on_bytes = |n: u64| {
+        written.set(written.get() + n);
+        progress(Progress::WeightBytes { written: written.get(), total });
+    };
+    let weight_files = weights::write_all(&module.weights, out.staging(), max_shard, &on_bytes)?;
     if let Some(c) = &custom {
         out.write(output::CUSTOM_OPS, c.as_bytes())?;
     }

@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
+
+mod progress;
 use tf2torch::terminal::printable;
 
 /// Turn a TensorFlow model into PyTorch source code a person can maintain.
@@ -54,6 +56,10 @@ enum Command {
         /// or KiB, MiB, GiB, TiB).
         #[arg(long, default_value = "5GB", value_name = "SIZE", value_parser = parse_size)]
         max_shard_size: u64,
+        /// Print nothing but errors: no progress bar (shown on a terminal for conversions
+        /// longer than a second), no summary.
+        #[arg(short, long)]
+        quiet: bool,
         #[command(flatten)]
         saved_model: SavedModelArgs,
     },
@@ -226,6 +232,7 @@ fn main() -> ExitCode {
             class_name,
             strict,
             max_shard_size,
+            quiet,
             saved_model,
         } => {
             let start = Instant::now();
@@ -239,9 +246,14 @@ fn main() -> ExitCode {
                 selection: saved_model.selection(),
                 max_shard_bytes: Some(max_shard_size),
             };
-            match tf2torch::convert(&opts) {
+            let bar = progress::Bar::new(quiet);
+            let result = tf2torch::convert_observed(&opts, &|p| bar.update(p));
+            bar.finish();
+            match result {
                 Ok(r) => {
-                    say(&summary(&opts, &r, start.elapsed().as_secs_f64()));
+                    if !quiet {
+                        say(&summary(&opts, &r, start.elapsed().as_secs_f64()));
+                    }
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

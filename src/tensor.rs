@@ -491,15 +491,23 @@ fn permute_elems<const N: usize>(src: &[u8], shape: &[usize], perm: &[usize]) ->
     loop {
         let sbase: usize = outer.iter().zip(&idx).map(|(&ax, &i)| i * src_strides[ax]).sum();
         let dbase: usize = outer.iter().zip(&idx).map(|(&ax, &i)| i * out_strides[ax]).sum();
-        for x0 in (0..len_a).step_by(TILE) {
-            for y0 in (0..len_l).step_by(TILE) {
+        // Tiles in the source's order: band by band (TILE source rows), so that a band is
+        // done with before the next is read, and its pages can go back to the system (the
+        // source is usually a memory-mapped model file: a 400 MB dense kernel is then never
+        // resident twice).
+        for y0 in (0..len_l).step_by(TILE) {
+            let y1 = (y0 + TILE).min(len_l);
+            for x0 in (0..len_a).step_by(TILE) {
                 for x in x0..(x0 + TILE).min(len_a) {
-                    for y in y0..(y0 + TILE).min(len_l) {
+                    for y in y0..y1 {
                         let s = (sbase + x * src_a + y * src_l) * N;
                         let d = (dbase + x * dst_a + y) * N;
                         out[d..d + N].copy_from_slice(&src[s..s + N]);
                     }
                 }
+            }
+            if outer.is_empty() && src_a == 1 && src_l == len_a {
+                crate::mapped::release(&src[y0 * src_l * N..y1 * src_l * N]);
             }
         }
         // Odometer over the outer axes.

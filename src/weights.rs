@@ -68,6 +68,8 @@ struct LazyTensor<'a> {
     /// The source bytes last handed to the writer as they are: written by the time the writer
     /// asks for the next tensor, when their pages go back to the system.
     written: &'a Mutex<Option<&'a [u8]>>,
+    /// Told the size of each tensor handed to the writer (a progress display).
+    on_bytes: &'a dyn Fn(u64),
 }
 
 impl<'a> View for LazyTensor<'a> {
@@ -81,6 +83,7 @@ impl<'a> View for LazyTensor<'a> {
 
     fn data(&self) -> Cow<'_, [u8]> {
         let source: &'a [u8] = &self.weight.tensor.data;
+        (self.on_bytes)(source.len() as u64);
         let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(done) = written.take() {
             crate::mapped::release(done);
@@ -127,7 +130,7 @@ fn st_dtype(d: DType) -> Option<Dtype> {
 
 /// Writes every weight to `path`. Permuted weights are computed one or two ahead on a second
 /// thread while the writer writes the previous ones; memory stays at a few tensors.
-pub fn write(weights: &[(String, Weight)], path: &Path) -> Result<()> {
+pub fn write(weights: &[(String, Weight)], path: &Path, on_bytes: &dyn Fn(u64)) -> Result<()> {
     let mut dtypes = Vec::with_capacity(weights.len());
     for (key, w) in weights {
         dtypes.push(st_dtype(w.tensor.dtype).ok_or_else(|| {
@@ -165,6 +168,7 @@ pub fn write(weights: &[(String, Weight)], path: &Path) -> Result<()> {
                     shape: w.shape(),
                     ahead: &ahead,
                     written: &written,
+                    on_bytes,
                 };
                 (key.clone(), view)
             })
@@ -195,10 +199,11 @@ pub fn write_all(
     weights: &[(String, Weight)],
     dir: &Path,
     max_shard_bytes: u64,
+    on_bytes: &dyn Fn(u64),
 ) -> Result<Vec<String>> {
     let total = total_bytes(weights) as u64;
     if total <= max_shard_bytes {
-        write(weights, &dir.join("model.safetensors"))?;
+        write(weights, &dir.join("model.safetensors"), on_bytes)?;
         return Ok(vec!["model.safetensors".into()]);
     }
     let mut shards: Vec<Vec<(String, Weight)>> = vec![Vec::new()];
@@ -218,7 +223,7 @@ pub fn write_all(
     let mut weight_map = std::collections::BTreeMap::new();
     for (k, shard) in shards.iter().enumerate() {
         let name = format!("model-{:05}-of-{n:05}.safetensors", k + 1);
-        write(shard, &dir.join(&name))?;
+        write(shard, &dir.join(&name), on_bytes)?;
         for (key, _) in shard {
             weight_map.insert(key.clone(), name.clone());
         }

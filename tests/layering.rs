@@ -15,7 +15,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("mapped", &["error"]),
     ("py", &[]),
     ("proto", &["error"]),
-    ("tensor", &["error", "proto"]),
+    ("tensor", &["error", "proto", "mapped"]),
     ("weights", &["error", "tensor", "mapped"]),
     ("load", &["error", "proto", "tensor", "natural", "mapped"]),
     ("ir", &["error", "proto", "tensor", "terminal"]),
