@@ -326,3 +326,30 @@ fn absurd_attribute_values_give_stubs_not_crashes() {
         assert!(stdout.contains(reason), "{op} {attr}={value}: {stdout}");
     }
 }
+
+/// `--quiet` prints nothing; without it a pipe gets the summary on stdout and no progress bar
+/// on stderr (the bar is for terminals).
+#[test]
+fn quiet_is_silent_and_pipes_get_no_progress_bar() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/small_cnn.pb");
+    let run = |out: &str, extra: &[&str]| {
+        Command::cargo_bin("tf2torch")
+            .unwrap()
+            .arg("convert")
+            .arg(&sample)
+            .arg("-o")
+            .arg(tmp.path().join(out))
+            .args(extra)
+            .assert()
+            .success()
+            .get_output()
+            .clone()
+    };
+    let quiet = run("a", &["--quiet"]);
+    assert!(quiet.stdout.is_empty() && quiet.stderr.is_empty(), "{quiet:?}");
+    assert!(tmp.path().join("a/model.py").exists());
+    let plain = run("b", &[]);
+    assert!(String::from_utf8_lossy(&plain.stdout).starts_with("converted "));
+    assert!(plain.stderr.is_empty(), "{}", String::from_utf8_lossy(&plain.stderr));
+}
