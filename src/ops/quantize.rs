@@ -1,8 +1,10 @@
 //! Simulated quantization, as quantization-aware training leaves it in a graph: values rounded
 //! to a fixed-point grid and back to float. `FakeQuantWithMinMaxArgs/Vars` (TF's "nudged"
-//! range, rounding half up) and `QuantizeAndDequantizeV2/V3/V4` with a given range. The grid
-//! is computed here in float32, as TF's kernels compute it, and written as plain arithmetic:
-//! `torch.floor((x.clamp(lo, hi) - lo) * inv_scale + 0.5) * scale + lo`.
+//! range, rounding half up) and `QuantizeAndDequantizeV2/V3/V4`. A range given per tensor has
+//! its grid computed here in float32, as TF's kernels compute it, and is written as plain
+//! arithmetic: `torch.floor((x.clamp(lo, hi) - lo) * inv_scale + 0.5) * scale + lo`; a range
+//! from the data (`range_given=false`: the input's min and max, per tensor or per channel)
+//! goes through the same rules on tensors at run time (a helper, `_quantize_dequantize`).
 
 use crate::ops::contract::{Ctx, Lowered, OpResult};
 use crate::ops::util::same_as_input;
@@ -81,12 +83,11 @@ fn fake_quant(ctx: &mut Ctx) -> OpResult<Lowered> {
 
 fn quantize_dequantize(ctx: &mut Ctx) -> OpResult<Lowered> {
     let node = ctx.node();
-    if !node.attr_bool_or("range_given", false)? {
-        return Err("range_given=false (a range computed from the data) is not supported".into());
-    }
+    let given = node.attr_bool_or("range_given", false)?;
     let signed = node.attr_bool_or("signed_input", true)?;
     let narrow = node.attr_bool_or("narrow_range", false)?;
     let half_up = node.attr_str_or("round_mode", "HALF_TO_EVEN")? == "HALF_UP";
+    let axis = node.attr_int_or("axis", -1)?;
     let bits = if node.op == "QuantizeAndDequantizeV3" {
         match ctx.const_ints(3)?.as_slice() {
             [b] => u32::try_from(*b).ok().filter(|b| (2..=16).contains(b)).ok_or("num_bits")?,
@@ -95,15 +96,54 @@ fn quantize_dequantize(ctx: &mut Ctx) -> OpResult<Lowered> {
     } else {
         num_bits(ctx, 8)?
     };
-    let (mut lo, mut hi) = (scalar_input(ctx, 1, "input_min")?, scalar_input(ctx, 2, "input_max")?);
-    // quantize_and_dequantize_op.h: the side whose scale is smaller fixes the scale, the
-    // other bound is moved onto the grid.
     let (min_q, max_q) = if signed {
         let half = (1i64 << (bits - 1)) as f32;
         (-half + if narrow { 1.0 } else { 0.0 }, half - 1.0)
     } else {
         (0.0, ((1u32 << bits) - 1) as f32)
     };
+    if given {
+        // TF 2.21's kernels take a given range as scalars only (per channel they refuse it).
+        let (lo, hi) = (scalar_input(ctx, 1, "input_min")?, scalar_input(ctx, 2, "input_max")?);
+        return given_range(ctx, lo, hi, min_q, max_q, half_up);
+    }
+    // A range from the data, per tensor or per channel: the same rules on tensors, at run time.
+    let rank = ctx.info(0).shape.map(|s| s.len()).ok_or("input of unknown rank")?;
+    let x = ctx.input_tf(0)?;
+    let reduce = |m: &str| -> OpResult<Expr> {
+        Ok(match axis {
+            -1 => x.clone().method(m, vec![]),
+            a => {
+                let a = crate::ops::util::norm_axis(a, rank)?;
+                let dims = (0..rank).filter(|&d| d != a).map(|d| Expr::int(d as i64)).collect();
+                let kw = vec![("dim", Expr::Tuple(dims)), ("keepdim", Expr::boolean(true))];
+                x.clone().method_kw(m, vec![], kw)
+            }
+        })
+    };
+    let (lo, hi) = (reduce("amin")?, reduce("amax")?);
+    ctx.require_class(
+        "_quantize_dequantize",
+        include_str!("../../templates/quantize_dequantize.py"),
+    );
+    let expr = Expr::call(
+        "_quantize_dequantize",
+        vec![x, lo, hi, Expr::f32(min_q), Expr::f32(max_q), Expr::boolean(half_up)],
+    );
+    Ok(Lowered::Expr { expr, layout: crate::ops::contract::Layout::Tf })
+}
+
+/// A range known at conversion time: the grid computed here, the graph plain arithmetic.
+fn given_range(
+    ctx: &mut Ctx,
+    mut lo: f32,
+    mut hi: f32,
+    min_q: f32,
+    max_q: f32,
+    half_up: bool,
+) -> OpResult<Lowered> {
+    // quantize_and_dequantize_op.h: the side whose scale is smaller fixes the scale, the
+    // other bound is moved onto the grid.
     let from_min = if min_q * lo > 0.0 { min_q / lo } else { f32::MAX };
     let from_max = if max_q * hi > 0.0 { max_q / hi } else { f32::MAX };
     let (scale, inv) = if from_min < from_max {
