@@ -4,7 +4,7 @@
 
 use crate::ir::ValueInfo;
 use crate::ir::fused::{self, Fused};
-use crate::ops::contract::{Ctx, Layout, Lowered, OpResult};
+use crate::ops::contract::{Access, Ctx, Layout, Lowered, OpResult};
 use crate::ops::window::{
     Window, dims, f_pad, layer, require_channels_last, spatial_attr, valid_out,
 };
@@ -20,7 +20,42 @@ pub const OPS: &[OpDef] = &[
     // Produced by passes::fuse_1d.
     op(fused::MAX_POOL_1D, max_pool).infer(pool_infer),
     op(fused::AVG_POOL_1D, avg_pool).infer(pool_infer),
+    op("MaxPoolWithArgmax", max_pool_with_argmax).infer(max_pool_with_argmax_infer),
 ];
+
+/// `values, argmax = _max_pool_with_argmax(x, ...)` (templates/max_pool_with_argmax.py):
+/// torch's indices count within one channel's plane, TF's across the NHWC tensor.
+fn max_pool_with_argmax(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let g = pool_geometry(ctx.node(), &ctx.info(0).shape)?;
+    let batch = ctx.node().attr_bool_or("include_batch_in_index", false)?;
+    let int32 = ctx.node().attr_type("Targmax").is_ok_and(|d| d == crate::tensor::DType::I32);
+    let x = ctx.input_tf(0)?;
+    ctx.require_class(
+        "_max_pool_with_argmax",
+        include_str!("../../templates/max_pool_with_argmax.py"),
+    );
+    let pads = Expr::Tuple(
+        g.pads.iter().map(|&(b, a)| Expr::Tuple(vec![Expr::int(b), Expr::int(a)])).collect(),
+    );
+    let expr = Expr::call(
+        "_max_pool_with_argmax",
+        vec![x, dims(&g.kernel), dims(&g.strides), pads, Expr::boolean(batch)],
+    );
+    let views = if int32 {
+        vec![vec![], vec![Access::Method("int", vec![])]]
+    } else {
+        vec![vec![], vec![]]
+    };
+    Ok(Lowered::MultiViews { expr, views })
+}
+
+fn max_pool_with_argmax_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let mut out = pool_infer(inp)?;
+    let int32 = inp.node.attr_type("Targmax").is_ok_and(|d| d == crate::tensor::DType::I32);
+    let dtype = Some(if int32 { crate::tensor::DType::I32 } else { crate::tensor::DType::I64 });
+    out.push(ValueInfo { dtype, shape: out[0].shape.clone() });
+    Some(out)
+}
 
 fn spatial_of(node: &crate::ir::Node) -> usize {
     match (&node.fused, node.op.as_str()) {
