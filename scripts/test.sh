@@ -43,7 +43,7 @@ fi
 
 # The pip wheel (maturin: the binary plus python/tf2torch), installed by tests/python/test_wheel.py.
 rm -rf build/wheels
-.venv/bin/maturin build --release --quiet --out build/wheels >/dev/null
+.venv/bin/maturin build --release --quiet --out build/wheels >build/maturin.log 2>&1 || { cat build/maturin.log; exit 1; }
 
 export TF2TORCH_REQUIRE_FIXTURES=1
 cargo test --quiet 2>&1 | grep -E '^(test result|error|failures|---- )|panicked' || true

@@ -25,6 +25,8 @@ struct ModelTemplate<'a> {
     support: Vec<&'a str>,
     /// The block classes and the model class, printed.
     classes: String,
+    /// The weights are shards listed in `model.safetensors.index.json`.
+    sharded: bool,
 }
 
 #[derive(Template)]
@@ -38,8 +40,8 @@ fn names_used(stmts: &[Stmt]) -> BTreeSet<String> {
     stmts.iter().flat_map(Stmt::all_names).map(String::from).collect()
 }
 
-/// The text of `model.py`.
-pub fn render_model(module: &Module) -> Result<String> {
+/// The text of `model.py`; `sharded`: its weights are shards (see `weights::write_all`).
+pub fn render_model(module: &Module, sharded: bool) -> Result<String> {
     let classes = module.class_defs();
     let t = ModelTemplate {
         class_name: &module.class_name,
@@ -48,6 +50,7 @@ pub fn render_model(module: &Module) -> Result<String> {
         uses: names_used(&classes),
         support: module.support.iter().map(|(_, source)| source.trim()).collect(),
         classes: printer::block(&classes, 0).join("\n"),
+        sharded,
     };
     let mut s = t.render().map_err(|e| Error::msg(format!("rendering model.py: {e}")))?;
     s.push('\n');

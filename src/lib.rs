@@ -211,7 +211,9 @@ pub fn convert_observed(opts: &Options, progress: &dyn Fn(Progress)) -> Result<R
     if opts.strict && !summary.stubs.is_empty() {
         return Err(Error::Untranslated(summary.stubs));
     }
-    let model_py = emit::render_model(&module)?;
+    let max_shard = opts.max_shard_bytes.unwrap_or(weights::DEFAULT_MAX_SHARD_BYTES);
+    let sharded = weights::is_sharded(&module.weights, max_shard);
+    let model_py = emit::render_model(&module, sharded)?;
     let custom = emit::render_custom_ops(&module, existing.as_ref().map(|(t, u)| (t.as_str(), u)))?;
     let unneeded =
         existing.as_ref().map(|(_, u)| emit::unneeded_stubs(&module, u)).unwrap_or_default();

@@ -202,7 +202,7 @@ pub fn write_all(
     on_bytes: &dyn Fn(u64),
 ) -> Result<Vec<String>> {
     let total = total_bytes(weights) as u64;
-    if total <= max_shard_bytes {
+    if !is_sharded(weights, max_shard_bytes) {
         write(weights, &dir.join("model.safetensors"), on_bytes)?;
         return Ok(vec!["model.safetensors".into()]);
     }
@@ -237,6 +237,11 @@ pub fn write_all(
     std::fs::write(&path, text).map_err(|source| Error::Io { path, source })?;
     files.push(SHARD_INDEX.into());
     Ok(files)
+}
+
+/// Whether [`write_all`] writes `weights` as shards.
+pub fn is_sharded(weights: &[(String, Weight)], max_shard_bytes: u64) -> bool {
+    total_bytes(weights) as u64 > max_shard_bytes
 }
 
 /// Total bytes of all weights.

@@ -55,7 +55,8 @@ def run(path, values):
         return [result[k].numpy() for k in OUTPUTS]
     if FORMAT == "checkpoint":
         with tf.Graph().as_default() as graph:
-            saver = tf.compat.v1.train.import_meta_graph(path + ".meta", clear_devices=True)
+            meta = path + ".meta"
+            saver = tf.compat.v1.train.import_meta_graph(meta, clear_devices=True)
             with tf.compat.v1.Session(graph=graph) as session:
                 saver.restore(session, path)
                 feeds = {name: v for (name, *_), v in zip(INPUTS, values)}

@@ -15,9 +15,9 @@ import os
 import struct
 
 import torch
-{%- if uses.contains("F") %}
+{% if uses.contains("F") -%}
 import torch.nn.functional as F
-{%- endif %}
+{% endif -%}
 from torch import nn
 
 
@@ -81,29 +81,35 @@ def _read_safetensors(path):
     return tensors
 
 
-def _read_weights(path):
-    """A .safetensors file, or every shard a model.safetensors.index.json lists."""
-    if not path.endswith(".index.json"):
-        return _read_safetensors(path)
-    with open(path) as f:
+{% if sharded -%}
+def _read_shards(index):
+    """Every shard a model.safetensors.index.json lists, as one state dict."""
+    with open(index) as f:
         shards = sorted(set(json.load(f)["weight_map"].values()))
     tensors = {}
     for shard in shards:
-        tensors.update(_read_safetensors(os.path.join(os.path.dirname(path), shard)))
+        tensors.update(_read_safetensors(os.path.join(os.path.dirname(index), shard)))
     return tensors
 
 
 def load_model(weights=None, device="cpu"):
     """Builds {{ class_name }}, loads its weights (strict) and puts it in eval mode.
 
-    `weights` is a .safetensors file or a sharded model's .index.json; by default the one
-    beside this file.
+    `weights` is the index of the shards, by default the one beside this file.
     """
     if weights is None:
         here = os.path.dirname(os.path.abspath(__file__))
-        weights = os.path.join(here, "model.safetensors")
-        if not os.path.exists(weights):
-            weights = os.path.join(here, "model.safetensors.index.json")
+        weights = os.path.join(here, "model.safetensors.index.json")
     model = {{ class_name }}()
-    model.load_state_dict(_read_weights(weights), strict=True)
+    model.load_state_dict(_read_shards(weights), strict=True)
     return model.to(device).eval()
+{%- else -%}
+def load_model(weights=None, device="cpu"):
+    """Builds {{ class_name }}, loads its weights (strict) and puts it in eval mode."""
+    if weights is None:
+        here = os.path.dirname(os.path.abspath(__file__))
+        weights = os.path.join(here, "model.safetensors")
+    model = {{ class_name }}()
+    model.load_state_dict(_read_safetensors(weights), strict=True)
+    return model.to(device).eval()
+{%- endif %}

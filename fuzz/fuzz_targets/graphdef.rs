@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let Ok((module, _)) = tf2torch::lower::lower(&graph, "Model", "fuzz.pb") else { return };
-    let _ = tf2torch::emit::render_model(&module);
+    let _ = tf2torch::emit::render_model(&module, false);
     let _ = tf2torch::emit::render_custom_ops(&module, None);
     let _ = tf2torch::ir::dump(&graph, None);
 });

@@ -244,6 +244,6 @@ pub fn run(gd: GraphDef) {
     }
     let _ = tf2torch::ir::dump(&g, None);
     let Ok((module, _)) = tf2torch::lower::lower(&g, "Model", "random.pb") else { return };
-    let _ = tf2torch::emit::render_model(&module);
+    let _ = tf2torch::emit::render_model(&module, false);
     let _ = tf2torch::emit::render_custom_ops(&module, None);
 }

@@ -1,7 +1,7 @@
 """Weights above `--max-shard-size` are written the way Hugging Face shards them:
 `model-0000k-of-0000n.safetensors` plus `model.safetensors.index.json` (`weight_map`,
-`metadata.total_size`); `load_model()` reads either form, the model still matches TensorFlow,
-and a later conversion into the same folder leaves no stale shards behind."""
+`metadata.total_size`); the generated `load_model()` reads the shards, the model still matches
+TensorFlow, and a later conversion into the same folder leaves no stale shards behind."""
 
 import json
 
@@ -44,6 +44,8 @@ def test_sharded_round_trip(tmp_path):
     run_cli("convert", fixture(), "-o", out)
     assert shards(out) == [] and not (out / "model.safetensors.index.json").exists()
     assert (out / "model.safetensors").exists()
+    assert "index.json" not in (out / "model.py").read_text()
+    assert_parity(out, GENERATED_DIR / f"{MODEL}.npz")
 
 
 def test_shards_load_with_the_safetensors_package(tmp_path):

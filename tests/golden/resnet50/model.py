@@ -181,29 +181,11 @@ def _read_safetensors(path):
     return tensors
 
 
-def _read_weights(path):
-    """A .safetensors file, or every shard a model.safetensors.index.json lists."""
-    if not path.endswith(".index.json"):
-        return _read_safetensors(path)
-    with open(path) as f:
-        shards = sorted(set(json.load(f)["weight_map"].values()))
-    tensors = {}
-    for shard in shards:
-        tensors.update(_read_safetensors(os.path.join(os.path.dirname(path), shard)))
-    return tensors
-
-
 def load_model(weights=None, device="cpu"):
-    """Builds KerasResnet50, loads its weights (strict) and puts it in eval mode.
-
-    `weights` is a .safetensors file or a sharded model's .index.json; by default the one
-    beside this file.
-    """
+    """Builds KerasResnet50, loads its weights (strict) and puts it in eval mode."""
     if weights is None:
         here = os.path.dirname(os.path.abspath(__file__))
         weights = os.path.join(here, "model.safetensors")
-        if not os.path.exists(weights):
-            weights = os.path.join(here, "model.safetensors.index.json")
     model = KerasResnet50()
-    model.load_state_dict(_read_weights(weights), strict=True)
+    model.load_state_dict(_read_safetensors(weights), strict=True)
     return model.to(device).eval()
