@@ -15,8 +15,8 @@ use crate::error::{Error, Result};
 use crate::natural::natural_cmp;
 use crate::proto::{GraphDef, MetaGraphDef};
 
-use super::inline::{Library, inline_calls};
-use super::saved_model::{Flattened, Selection, name_inputs_by_key, needed_nodes};
+use super::inline::inline_calls;
+use super::saved_model::{Flattened, Selection, library, name_inputs_by_key, needed_nodes};
 use super::tf1;
 
 /// The checkpoint prefix `path` names, if it names one: `model.ckpt` for `model.ckpt`,
@@ -129,14 +129,7 @@ pub fn load(path: &Path, sel: &Selection, outputs: &[String]) -> Result<Flattene
         }
         None => (nodes, Vec::new()),
     };
-    let functions = graph.library.as_ref().map(|l| l.function.as_slice()).unwrap_or_default();
-    let ops = mg
-        .meta_info_def
-        .as_ref()
-        .and_then(|m| m.stripped_op_list.as_ref())
-        .map(|l| l.op.as_slice())
-        .unwrap_or_default();
-    let flat = inline_calls(nodes, &Library::new(functions, ops))?;
+    let flat = inline_calls(nodes, &library(&graph, &mg))?;
     Ok(Flattened {
         graph: GraphDef { node: flat, library: None, versions: graph.versions.clone() },
         inputs,

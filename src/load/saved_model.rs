@@ -205,6 +205,19 @@ fn argument_order(graph: &GraphDef, call: &NodeDef, sig: &SignatureDef) -> Vec<S
     sorted
 }
 
+/// The functions a MetaGraph's graph calls, with the OpDefs it carries (their defaults fill
+/// the attributes TF stripped).
+pub(super) fn library<'a>(graph: &'a GraphDef, mg: &'a MetaGraphDef) -> Library<'a> {
+    let functions = graph.library.as_ref().map(|l| l.function.as_slice()).unwrap_or_default();
+    let ops = mg
+        .meta_info_def
+        .as_ref()
+        .and_then(|m| m.stripped_op_list.as_ref())
+        .map(|l| l.op.as_slice())
+        .unwrap_or_default();
+    Library::new(functions, ops)
+}
+
 /// A `Const` node holding `t` (its bytes still a slice of the mapped checkpoint).
 pub(super) fn const_node(name: &str, t: crate::tensor::Tensor, dtype_code: i32) -> NodeDef {
     let proto = TensorProto {
@@ -273,15 +286,7 @@ pub fn load(path: &Path, sel: &Selection) -> Result<Flattened> {
 
     let (nodes, inputs) = name_inputs_by_key(&graph, sig, nodes, &order);
 
-    let functions = graph.library.as_ref().map(|l| l.function.as_slice()).unwrap_or_default();
-    let ops = mg
-        .meta_info_def
-        .as_ref()
-        .and_then(|m| m.stripped_op_list.as_ref())
-        .map(|l| l.op.as_slice())
-        .unwrap_or_default();
-    let lib = Library::new(functions, ops);
-    let flat = inline_calls(nodes, &lib)?;
+    let flat = inline_calls(nodes, &library(&graph, mg))?;
     Ok(Flattened {
         graph: GraphDef { node: flat, library: None, versions: graph.versions.clone() },
         inputs,

@@ -79,3 +79,23 @@ def assert_parity(out_dir, npz):
 
 def ruff(*args):
     return subprocess.run([sys.executable, "-m", "ruff", *args], capture_output=True, text=True)
+
+
+def generated(name, how="scripts/test.sh"):
+    """A TF-made fixture under build/fixtures; a clear failure when it has not been made."""
+    path = GENERATED_DIR / name
+    if not path.exists():
+        pytest.fail(f"{path} missing: run {how}")
+    return path
+
+
+def convert_fails(model, tmp_path, *extra):
+    """`convert` refuses `model`: non-zero exit, a one-line error (returned), no panic, no
+    output folder."""
+    out = tmp_path / "out"
+    proc = run_cli("convert", model, "-o", out, *extra, check=False)
+    assert proc.returncode != 0, proc.stdout
+    assert "panicked" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not out.exists()
+    return proc.stderr

@@ -4,8 +4,7 @@ with TensorFlow's outputs; and bad SavedModels, each refused with a clear error.
 import shutil
 
 import pytest
-
-from conftest import GENERATED_DIR, assert_parity, import_model, run_cli
+from conftest import GENERATED_DIR, assert_parity, convert_fails, import_model, run_cli
 
 
 def forward_params(out):
@@ -86,14 +85,7 @@ def copy(name, tmp_path):
     return dst
 
 
-def fails(model, tmp_path, *extra):
-    out = tmp_path / "out"
-    proc = run_cli("convert", model, "-o", out, *extra, check=False)
-    assert proc.returncode != 0, proc.stdout
-    assert "panicked" not in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-    assert not out.exists()
-    return proc.stderr
+fails = convert_fails
 
 
 def test_unknown_signature_lists_the_available_ones(tmp_path):

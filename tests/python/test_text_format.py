@@ -5,24 +5,14 @@ each matches TensorFlow's outputs. Broken or hostile text gets a clear error, ne
 import shutil
 
 import pytest
-from conftest import GENERATED_DIR, assert_parity, run_cli
+from conftest import GENERATED_DIR, assert_parity, convert_fails, generated, run_cli
 
 
 def fixture(name):
-    path = GENERATED_DIR / name
-    if not path.exists():
-        pytest.fail(f"{path} missing: run tests/fixtures/make_fixtures.py tf1 sm_keras_export build/fixtures")
-    return path
+    return generated(name, "tests/fixtures/make_fixtures.py tf1 sm_keras_export build/fixtures")
 
 
-def fails(model, tmp_path, *extra):
-    out = tmp_path / "out"
-    proc = run_cli("convert", model, "-o", out, *extra, check=False)
-    assert proc.returncode != 0, proc.stdout
-    assert "panicked" not in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-    assert not out.exists()
-    return proc.stderr
+fails = convert_fails
 
 
 @pytest.mark.parametrize(

@@ -9,23 +9,21 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import GENERATED_DIR, assert_parity, import_model, run_cli
+from conftest import (
+    GENERATED_DIR,
+    assert_parity,
+    convert_fails,
+    generated,
+    import_model,
+    run_cli,
+)
 
 
 def fixture(name):
-    path = GENERATED_DIR / name
-    if not path.exists():
-        pytest.fail(f"{path} missing: run tests/fixtures/make_fixtures.py tf1 build/fixtures")
-    return path
+    return generated(name, "tests/fixtures/make_fixtures.py tf1 build/fixtures")
 
 
-def fails(model, tmp_path, *extra):
-    out = tmp_path / "out"
-    proc = run_cli("convert", model, "-o", out, *extra, check=False)
-    assert proc.returncode != 0, proc.stdout
-    assert "panicked" not in proc.stderr
-    assert not out.exists()
-    return proc.stderr
+fails = convert_fails
 
 
 def reads_like_the_layers(out):
