@@ -46,29 +46,42 @@ pub fn map(path: &Path) -> Result<Bytes> {
     Ok(Bytes::from_owner(Shared(map)))
 }
 
-/// Gives back the pages under `bytes` if they belong to a map made by [`map`] (anything else,
-/// such as a tensor computed in memory, is left alone). The bytes stay readable.
-pub fn release(bytes: &[u8]) {
+/// Calls `f(map, offset)` with the map `bytes` lie in and their offset in it, if they lie in
+/// one made by [`map`] (anything else, such as a tensor computed in memory, is left alone).
+fn in_map(bytes: &[u8], f: impl FnOnce(&Mmap, usize)) {
     if bytes.is_empty() {
         return;
     }
     let (start, end) = (bytes.as_ptr() as usize, bytes.as_ptr() as usize + bytes.len());
     let maps = MAPS.lock().unwrap_or_else(|e| e.into_inner());
-    for map in maps.iter().filter_map(Weak::upgrade) {
-        let base = map.as_ptr() as usize;
-        if start >= base && end <= base + map.len() {
-            #[cfg(unix)]
-            // SAFETY: a private read-only file map: dropped pages read back from the file.
-            let _ = unsafe {
-                map.unchecked_advise_range(
-                    memmap2::UncheckedAdvice::DontNeed,
-                    start - base,
-                    bytes.len(),
-                )
-            };
-            return;
-        }
+    if let Some(map) = maps.iter().filter_map(Weak::upgrade).find(|m| {
+        let base = m.as_ptr() as usize;
+        start >= base && end <= base + m.len()
+    }) {
+        f(&map, start - map.as_ptr() as usize);
     }
+}
+
+/// Maps the pages under `bytes` in one go, before they are read (one call instead of a page
+/// fault per page; faster than faulting, and unlike populating the whole file up front it
+/// keeps only the tensors in flight resident).
+pub fn prefetch(bytes: &[u8]) {
+    #[cfg(target_os = "linux")]
+    in_map(bytes, |map, offset| {
+        let _ = map.advise_range(memmap2::Advice::PopulateRead, offset, bytes.len());
+    });
+}
+
+/// Gives back the pages under `bytes` if they belong to a map made by [`map`]. The bytes stay
+/// readable.
+pub fn release(bytes: &[u8]) {
+    #[cfg(unix)]
+    in_map(bytes, |map, offset| {
+        // SAFETY: a private read-only file map: dropped pages read back from the file.
+        let _ = unsafe {
+            map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, bytes.len())
+        };
+    });
 }
 
 #[cfg(test)]

@@ -89,6 +89,7 @@ impl<'a> View for LazyTensor<'a> {
             crate::mapped::release(done);
         }
         if self.weight.permute.is_none() {
+            crate::mapped::prefetch(source);
             *written = Some(source);
             return Cow::Borrowed(source);
         }
@@ -148,6 +149,12 @@ pub fn write(weights: &[(String, Weight)], path: &Path, on_bytes: &dyn Fn(u64)) 
             for &i in &order {
                 if weights[i].1.permute.is_none() {
                     continue;
+                }
+                // A large source is transposed band by band, each band given back when done;
+                // mapping all of it first would make it resident at once.
+                let source = &weights[i].1.tensor.data;
+                if source.len() <= 64 << 20 {
+                    crate::mapped::prefetch(source);
                 }
                 let permuted = Vec::from(weights[i].1.materialize().data);
                 // The source is read; it comes back from the file if the writer needs it.
