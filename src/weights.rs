@@ -95,7 +95,7 @@ impl<'a> View for LazyTensor<'a> {
         }
         drop(written);
         let mut guard = self.ahead.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(rx) = guard.as_ref() {
+        if let Some(rx) = guard.as_ref().filter(|_| !computed_on_demand(self.weight)) {
             match rx.recv() {
                 Ok((i, bytes)) if i == self.index => return Cow::Owned(bytes),
                 _ => *guard = None,
@@ -110,6 +110,16 @@ impl<'a> View for LazyTensor<'a> {
     fn data_len(&self) -> usize {
         self.weight.tensor.data.len()
     }
+}
+
+/// Tensors above this size are laid out when the writer asks for them, not ahead on the
+/// second thread: computed ahead, two or three of them would be in memory at once.
+const AHEAD_MAX_BYTES: usize = 64 << 20;
+
+/// Whether `w` is laid out by the writer itself (see [`AHEAD_MAX_BYTES`]); its source is then
+/// transposed band by band, each band given back as it is done.
+fn computed_on_demand(w: &Weight) -> bool {
+    w.tensor.data.len() > AHEAD_MAX_BYTES
 }
 
 fn st_dtype(d: DType) -> Option<Dtype> {
@@ -147,15 +157,10 @@ pub fn write(weights: &[(String, Weight)], path: &Path, on_bytes: &dyn Fn(u64)) 
     std::thread::scope(|s| {
         s.spawn(move || {
             for &i in &order {
-                if weights[i].1.permute.is_none() {
+                if weights[i].1.permute.is_none() || computed_on_demand(&weights[i].1) {
                     continue;
                 }
-                // A large source is transposed band by band, each band given back when done;
-                // mapping all of it first would make it resident at once.
-                let source = &weights[i].1.tensor.data;
-                if source.len() <= 64 << 20 {
-                    crate::mapped::prefetch(source);
-                }
+                crate::mapped::prefetch(&weights[i].1.tensor.data);
                 let permuted = Vec::from(weights[i].1.materialize().data);
                 // The source is read; it comes back from the file if the writer needs it.
                 crate::mapped::release(&weights[i].1.tensor.data);
