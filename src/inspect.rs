@@ -62,7 +62,7 @@ pub fn inspect(
 ) -> Result<String> {
     if outputs.is_empty()
         && crate::load::detect(input)? == crate::load::ModelKind::Checkpoint
-        && crate::load::checkpoint::load(input, selection, outputs).is_err()
+        && crate::load::checkpoint::needs_outputs(input, selection)?
     {
         return checkpoint_candidates(input);
     }

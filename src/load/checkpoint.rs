@@ -74,6 +74,17 @@ pub fn candidate_outputs(path: &Path) -> Result<Vec<String>> {
     Ok(described_candidates(&graph_of(&prefix, &mg)?))
 }
 
+/// Whether the checkpoint at `path` cannot tell its outputs itself: no signature `sel` names,
+/// and not exactly one candidate output.
+pub fn needs_outputs(path: &Path, sel: &Selection) -> Result<bool> {
+    let prefix = prefix_of(path).unwrap_or_else(|| path.to_path_buf());
+    let mg = read_meta_graph(&prefix)?;
+    if mg.signature_def.contains_key(&sel.signature) {
+        return Ok(false);
+    }
+    Ok(tf1::candidate_outputs(&graph_of(&prefix, &mg)?).len() != 1)
+}
+
 fn described_candidates(graph: &GraphDef) -> Vec<String> {
     let placeholders: Vec<&str> =
         graph.node.iter().filter(|n| n.op == "Placeholder").map(|n| n.name.as_str()).collect();
