@@ -92,24 +92,18 @@ def _read_shards(index):
     return tensors
 
 
+{% endif -%}
 def load_model(weights=None, device="cpu"):
     """Builds {{ class_name }}, loads its weights (strict) and puts it in eval mode.
+{%- if sharded %}
 
     `weights` is the index of the shards, by default the one beside this file.
     """
-    if weights is None:
-        here = os.path.dirname(os.path.abspath(__file__))
-        weights = os.path.join(here, "model.safetensors.index.json")
-    model = {{ class_name }}()
-    model.load_state_dict(_read_shards(weights), strict=True)
-    return model.to(device).eval()
-{%- else -%}
-def load_model(weights=None, device="cpu"):
-    """Builds {{ class_name }}, loads its weights (strict) and puts it in eval mode."""
-    if weights is None:
-        here = os.path.dirname(os.path.abspath(__file__))
-        weights = os.path.join(here, "model.safetensors")
-    model = {{ class_name }}()
-    model.load_state_dict(_read_safetensors(weights), strict=True)
-    return model.to(device).eval()
+{%- else %}"""
 {%- endif %}
+    if weights is None:
+        here = os.path.dirname(os.path.abspath(__file__))
+        weights = os.path.join(here, "model.safetensors{% if sharded %}.index.json{% endif %}")
+    model = {{ class_name }}()
+    model.load_state_dict({% if sharded %}_read_shards{% else %}_read_safetensors{% endif %}(weights), strict=True)
+    return model.to(device).eval()
