@@ -191,10 +191,10 @@ impl TestGraph {
             s.push_str(&format!("# {k}: {:?}\n", w.shape()));
         }
         s.push_str("---\n");
-        let mut forward: Vec<Stmt> = m.body.iter().cloned().map(Stmt::Assign).collect();
+        let mut forward: Vec<Stmt> = m.body.clone();
         forward.push(Stmt::return_values(m.outputs.clone()));
         for l in printer::block(&forward, 8) {
-            s.push_str(l.trim_start());
+            s.push_str(l.get(8..).unwrap_or_default());
             s.push('\n');
         }
         for method in &m.methods {

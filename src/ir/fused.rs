@@ -30,6 +30,7 @@ pub const GRU_RESET_BEFORE: &str = "_GRUResetBefore";
 pub const REPEAT_INTERLEAVE: &str = "_RepeatInterleave";
 pub const LOOP: &str = "_Loop";
 pub const COND: &str = "_Cond";
+pub const ATTENTION: &str = "_Attention";
 
 /// A synthetic op and its parameters.
 #[derive(Clone, Debug)]
@@ -53,6 +54,9 @@ pub enum Fused {
     /// what TF spells `ExpandDims → Tile → Reshape` (`tf.repeat`, Keras' `UpSampling1D`,
     /// grouped-query attention's key/value heads). Input: `x`.
     RepeatInterleave { axis: usize, repeats: i64 },
+    /// `F.scaled_dot_product_attention` (see `passes::fuse_attention`). Inputs: `q`, `k`, `v`
+    /// in its layout (`[.., L, E]`, heads on axis 1), then the mask if any.
+    Attention { scale: f32, mask: Option<AttentionMask>, gqa: bool },
     /// A recurrent layer over a whole sequence; inputs as [`Recurrent`] describes.
     Recurrent(Recurrent),
     /// A loop (see `passes::loops`): its body is a graph whose inputs are the loop variables
@@ -72,6 +76,15 @@ pub enum Fused {
 #[derive(Clone, Debug, Default)]
 pub struct Cond {
     pub branches: Vec<Graph>,
+}
+
+/// How attention scores are masked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttentionMask {
+    /// A boolean mask, true where a query may attend to a key.
+    Bool,
+    /// Added to the scores before the softmax.
+    Additive,
 }
 
 /// Which 2-D op a [`Fused::Window1D`] is.
@@ -221,6 +234,7 @@ impl Fused {
             Fused::SiLU => SILU,
             Fused::Gelu { .. } => GELU,
             Fused::RepeatInterleave { .. } => REPEAT_INTERLEAVE,
+            Fused::Attention { .. } => ATTENTION,
             Fused::Recurrent(r) => r.cell.op_name(),
             Fused::Loop(_) => LOOP,
             Fused::Cond(_) => COND,
@@ -243,6 +257,13 @@ impl Fused {
             }
             Fused::Gelu { approximate } => {
                 put("approximate", Value::S(if *approximate { "tanh" } else { "none" }.into()))
+            }
+            Fused::Attention { scale, mask, gqa } => {
+                put("scale", Value::F(*scale));
+                if let Some(m) = mask {
+                    put("mask", Value::S(format!("{m:?}").to_lowercase().into()));
+                }
+                put("gqa", Value::B(*gqa));
             }
             Fused::RepeatInterleave { axis, repeats } => {
                 put("axis", Value::I(*axis as i64));

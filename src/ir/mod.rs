@@ -90,6 +90,8 @@ pub struct Node {
     pub outputs: Vec<ValueInfo>,
     /// What a synthetic op (one the passes created) computes; see [`fused`].
     pub fused: Option<fused::Fused>,
+    /// A short name a pass gave the value (`q`, `mask`): its local name in `forward`.
+    pub role: Option<&'static str>,
     /// `outputs` is an assumption: an op without a translation taken to keep its first
     /// input's rank and dtype (`passes::fold`).
     pub assumed: bool,
@@ -106,6 +108,7 @@ impl Node {
             partial: None,
             outputs: Vec::new(),
             fused: None,
+            role: None,
             assumed: false,
         }
     }

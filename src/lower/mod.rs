@@ -60,6 +60,8 @@ pub struct Summary {
     pub stubs_seen: usize,
     /// Repeated blocks emitted as classes: (class, instances).
     pub blocks: Vec<(String, usize)>,
+    /// Runs of block instances emitted as `nn.ModuleList`s: (list, length).
+    pub stacks: Vec<(String, usize)>,
 }
 
 pub struct Lowerer<'a> {
@@ -245,6 +247,9 @@ impl<'a> Lowerer<'a> {
         if uses == 0 {
             return "_".into();
         }
+        if let Some(role) = self.graph.node(v.node).role.filter(|_| v.port == 0) {
+            return self.locals.fresh(role);
+        }
         if uses == 1 && self.x_is_free() {
             self.x_holder = Some(v);
             return self.running.clone();
@@ -353,12 +358,16 @@ impl<'a> Lowerer<'a> {
                 .push(pending.method(&|items| Self::statements(items, &stub_kwargs)));
         }
         self.summary.blocks = blocks::extract(&mut self.module, &mut stmts, &self.spans, &outs);
-        chain::chain(&mut stmts, 8, &outs);
+        let (body, stacks) =
+            blocks::stacks::extract(&mut self.module, stmts, &mut outs, |segment, live| {
+                chain::chain(segment, 8, live)
+            });
+        self.summary.stacks = stacks;
         for class in &mut self.module.classes {
             let returns = [Expr::name(&class.output)];
             chain::chain(&mut class.body, 8, &returns);
         }
-        self.module.body = stmts;
+        self.module.body = body;
         self.module.outputs = outs;
         self.module.output_types =
             self.graph.outputs.iter().map(|&o| describe(&self.graph.info(o))).collect();

@@ -62,7 +62,7 @@ pub struct Module {
     /// Inputs whose TF name could not be their parameter's (a keyword, or a name `forward`
     /// itself uses, such as `torch`): (TF name, parameter), said in `forward`'s docstring.
     pub renamed_inputs: Vec<(String, String)>,
-    pub body: Vec<Assign>,
+    pub body: Vec<Stmt>,
     /// What `forward` returns, in TF's output order.
     pub outputs: Vec<Expr>,
     /// TF's dtype and shape of each input and output (`float32 [None, 224, 224, 3]`), for
@@ -119,7 +119,7 @@ impl BlockClass {
 impl Module {
     /// The model class: `__init__`, `forward`, then the loop methods.
     pub fn class_def(&self) -> ClassDef {
-        let mut body: Vec<Stmt> = self.body.iter().cloned().map(Stmt::Assign).collect();
+        let mut body = self.body.clone();
         body.push(Stmt::return_values(self.outputs.clone()));
         let mut forward = FunctionDef::method("forward", &self.params, body);
         let tensor = Expr::path("torch.Tensor");
@@ -173,8 +173,7 @@ impl Module {
 
     /// How many lines `forward` has before its `return`, as printed.
     pub fn forward_lines(&self) -> usize {
-        let body: Vec<Stmt> = self.body.iter().cloned().map(Stmt::Assign).collect();
-        crate::py::printer::block(&body, 8).len()
+        crate::py::printer::block(&self.body, 8).len()
     }
 
     /// Every class `model.py` defines, in file order: block classes, then the model.

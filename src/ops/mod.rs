@@ -6,6 +6,7 @@
 //! `custom_ops.py`: never a panic.
 
 mod activation;
+mod attention;
 mod cast;
 pub mod contract;
 mod conv;
@@ -196,6 +197,7 @@ const FAMILIES: &[&[OpDef]] = &[
     quantize::OPS,
     random::OPS,
     recurrent::OPS,
+    attention::OPS,
 ];
 
 /// The row for a TF op, if we translate it.

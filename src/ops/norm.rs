@@ -230,7 +230,7 @@ mod tests {
         # var_const: [3]
         ---
         x = custom_ops.fused_batch_norm_v3(
-        x, self.scale_const, self.offset_const, self.mean_const, self.var_const
+            x, self.scale_const, self.offset_const, self.mean_const, self.var_const
         )
         return x
         stub fused_batch_norm_v3

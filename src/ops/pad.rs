@@ -163,7 +163,7 @@ mod tests {
         x = image.permute(0, 3, 1, 2)
         x = self.conv(x)
         x = torch.index_select(
-        torch.index_select(x, 2, self.pad_pad_index_2), 3, self.pad_pad_index_3
+            torch.index_select(x, 2, self.pad_pad_index_2), 3, self.pad_pad_index_3
         )
         x = x.permute(0, 2, 3, 1)
         return x

@@ -243,8 +243,8 @@ mod tests {
         ---
         x = x.permute(0, 3, 1, 2)
         x = (
-        F.avg_pool2d(F.pad(x, (0, 1, 1, 1)), 3, 2, divisor_override=1)
-        / self.pool_count
+            F.avg_pool2d(F.pad(x, (0, 1, 1, 1)), 3, 2, divisor_override=1)
+            / self.pool_count
         )
         x = x.permute(0, 2, 3, 1)
         return x

@@ -159,17 +159,17 @@ mod tests {
         # conv2d.weight: [4, 4, 3, 3]
         ---
         x = (
-        F.pad(x, (0, 0, 2, 3, 2, 3))
-        .reshape(-1, 5, 2, 5, 2, 4)
-        .permute(2, 4, 0, 1, 3, 5)
-        .reshape(-1, 5, 5, 4)
+            F.pad(x, (0, 0, 2, 3, 2, 3))
+            .reshape(-1, 5, 2, 5, 2, 4)
+            .permute(2, 4, 0, 1, 3, 5)
+            .reshape(-1, 5, 5, 4)
         )
         x = x.permute(0, 3, 1, 2)
         x = self.conv2d(x).permute(0, 2, 3, 1)
         x = (
-        x.reshape(2, 2, -1, 2, 2, 4)
-        .permute(2, 3, 0, 4, 1, 5)
-        .reshape(-1, 4, 4, 4)[:, :-1, :-1]
+            x.reshape(2, 2, -1, 2, 2, 4)
+            .permute(2, 3, 0, 4, 1, 5)
+            .reshape(-1, 4, 4, 4)[:, :-1, :-1]
         )
         return x
         ");

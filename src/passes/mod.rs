@@ -5,6 +5,7 @@ mod constant_switches;
 mod fold;
 mod fuse_1d;
 mod fuse_activation;
+mod fuse_attention;
 mod fuse_batchnorm;
 mod fuse_bias;
 mod fuse_bidirectional;
@@ -46,7 +47,7 @@ pub fn run_all(g: &mut Graph) -> Result<()> {
 type Pass = fn(&mut Graph) -> Result<()>;
 
 /// After recurrent layers are fused (see [`run_observed`]).
-const LATE: [(&str, Pass); 16] = [
+const LATE: [(&str, Pass); 17] = [
     ("simplify", simplify),
     ("prune", prune),
     ("fuse_bidirectional", fuse_bidirectional::fuse_bidirectional),
@@ -61,6 +62,7 @@ const LATE: [(&str, Pass); 16] = [
     ("fuse_time_distributed", fuse_time_distributed::fuse_time_distributed),
     ("fuse_bias", fuse_bias),
     ("fuse_head_bias", fuse_head_bias),
+    ("fuse_attention", fuse_attention::fuse_attention),
     ("prune", prune),
     ("optimize_loop_bodies", loops::optimize_bodies),
 ];

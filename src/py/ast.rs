@@ -29,6 +29,8 @@ pub enum Expr {
     Starred(Box<Expr>),
     /// `body if test else orelse`.
     IfElse(Box<IfElse>),
+    /// `[elt for target in iter]`.
+    ListComp(Box<ListComp>),
     /// A literal value.
     Lit(Lit),
 }
@@ -45,6 +47,14 @@ pub struct IfElse {
     pub test: Expr,
     pub body: Expr,
     pub orelse: Expr,
+}
+
+/// `[elt for target in iter]` (`nn.ModuleList([Block() for _ in range(12)])`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ListComp {
+    pub elt: Expr,
+    pub target: Expr,
+    pub iter: Expr,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -307,6 +317,7 @@ impl Expr {
             Expr::Unary(_, e) | Expr::Starred(e) => vec![e],
             Expr::Tuple(items) | Expr::List(items) => items.iter().collect(),
             Expr::IfElse(c) => vec![&c.body, &c.test, &c.orelse],
+            Expr::ListComp(c) => vec![&c.elt, &c.target, &c.iter],
         }
     }
 
@@ -399,6 +410,11 @@ impl Expr {
             })),
             Expr::Tuple(items) => Expr::Tuple(items.iter().map(r).collect()),
             Expr::List(items) => Expr::List(items.iter().map(r).collect()),
+            Expr::ListComp(c) => Expr::ListComp(Box::new(ListComp {
+                elt: r(&c.elt),
+                target: c.target.clone(),
+                iter: r(&c.iter),
+            })),
         }
     }
 

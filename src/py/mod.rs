@@ -8,4 +8,6 @@ pub mod names;
 pub mod printer;
 pub mod user_code;
 
-pub use ast::{Assign, BinOp, Call, ClassDef, Expr, FunctionDef, Lit, Param, Ref, Stmt, UnaryOp};
+pub use ast::{
+    Assign, BinOp, Call, ClassDef, Expr, FunctionDef, ListComp, Lit, Param, Ref, Stmt, UnaryOp,
+};

@@ -52,3 +52,20 @@ def test_llama_norms_are_rms_norm_layers(tmp_path):
     code = (out / "model.py").read_text()
     assert "nn.RMSNorm(32, eps=1e-6)" in code, code
     assert "rsqrt" not in code and "torch.pow" not in code, code
+
+
+@pytest.mark.parametrize("name", ["keras_hub_gpt2", "keras_hub_llama"])
+def test_decoder_attention_reads_as_pytorch(name, tmp_path):
+    """Attention is one `F.scaled_dot_product_attention` call on tensors named q, k, v (Llama's
+    repeated key/value heads as `enable_gqa=True`), and the layers are one `nn.ModuleList`
+    run by a loop. Parity, with left padding that leaves the first queries no key to attend
+    to, is the decoder test above."""
+    out = tmp_path / "out"
+    run_cli("convert", source(name), "-o", out)
+    code = (out / "model.py").read_text()
+    assert "F.softmax" not in code and "-1000000000.0" not in code, code
+    call = "F.scaled_dot_product_attention(q, k, v, attn_mask=mask"
+    assert code.count(call) == 1, code
+    assert ("enable_gqa=True" in code) == (name == "keras_hub_llama"), code
+    assert "nn.ModuleList([TransformerLayer() for _ in range(2)])" in code, code
+    assert "for layer in self.transformer_layers:" in code, code

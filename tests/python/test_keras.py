@@ -68,9 +68,9 @@ def test_issue4_models(name, tmp_path):
         "keras_unet": ["nn.ConvTranspose2d(", "nn.LayerNorm(", "F.gelu(", "F.interpolate("],
         "keras_convnext_tiny": ["nn.LayerNorm(", "F.gelu("],
         # 4 layers, hidden 256: one TransformerLayer class with q/k/v as nn.Linear.
-        "keras_hub_bert_small": ["nn.Embedding(", "class TransformerLayer(", "_query = nn.Linear(", "F.softmax("],
+        "keras_hub_bert_small": ["nn.Embedding(", "class TransformerLayer(", "_query = nn.Linear(", "F.scaled_dot_product_attention("],
         # 12 layers, hidden 768, sequence 128 (the peer pipeline: a 1,439-line flat forward).
-        "keras_hub_bert_base": ["class TransformerLayer(", "self.transformer_layer_11 = TransformerLayer("],
+        "keras_hub_bert_base": ["class TransformerLayer(", "nn.ModuleList([TransformerLayer() for _ in range(12)])", "for layer in self.transformer_layers:"],
     }[name]
     for layer in expected:
         assert layer in src, layer

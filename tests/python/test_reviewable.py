@@ -50,12 +50,14 @@ def test_stub_no_longer_needed_is_reported_and_kept(tmp_path):
 
 
 def test_changing_one_resnet50_layer_changes_only_its_block(tmp_path):
-    """keras.applications.ResNet50 with conv5_block3_2_conv at 5x5 instead of 3x3."""
+    """keras.applications.ResNet50 with conv5_block3_2_conv at 5x5 instead of 3x3: the block
+    no longer shares its class, so conv5's stack (`conv5_blocks`, blocks 2 and 3) unrolls;
+    nothing outside stage conv5 changes."""
     base, changed = model_py("keras_resnet50", tmp_path), model_py("diff_resnet", tmp_path)
     lines = [line for line in changed_lines(base, changed) if "translation of" not in line]
-    assert 0 < len(lines) <= 20, lines
-    assert all("conv5_block3" in line for line in lines if line.startswith("-")), lines
-    assert all("conv5_block3" in line for line in lines if "self." in line), lines
+    assert 0 < len(lines) <= 24, lines
+    assert all("conv5_block" in line for line in lines if line.startswith("-") and "self." in line), lines
+    assert all("conv5_block" in line for line in lines if "self." in line), lines
 
 
 def test_keras_application_conversion_is_byte_identical(tmp_path):

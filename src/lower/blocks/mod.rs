@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use heck::ToUpperCamelCase;
 
 mod class;
+pub mod stacks;
 
 use self::class::{Instances, build_class};
 use super::Span;
@@ -439,23 +440,23 @@ mod tests {
           return out (from inputs)
         self.block1_1_conv = nn.Conv2d(4, 4, 3, padding=1, bias=False)
         self.block1_2_conv = nn.Conv2d(4, 4, 1, bias=False)
-        self.block2 = Block()
-        self.block3 = Block()
+        self.blocks = nn.ModuleList([Block() for _ in range(2)])
         # block1_1_conv.weight: [4, 4, 3, 3]
         # block1_2_conv.weight: [4, 4, 1, 1]
-        # block2.conv1.weight: [4, 4, 3, 3]
-        # block2.conv2.weight: [4, 4, 1, 1]
-        # block3.conv1.weight: [4, 4, 3, 3]
-        # block3.conv2.weight: [4, 4, 1, 1]
+        # blocks.0.conv1.weight: [4, 4, 3, 3]
+        # blocks.0.conv2.weight: [4, 4, 1, 1]
+        # blocks.1.conv1.weight: [4, 4, 3, 3]
+        # blocks.1.conv2.weight: [4, 4, 1, 1]
         ---
         image_nchw = image.permute(0, 3, 1, 2)
         x = self.block1_1_conv(image_nchw)
         x = F.relu(x)
         x = self.block1_2_conv(x)
         x = image_nchw + x
-        block1_out = F.relu(x)
-        block2_out = self.block2(block1_out)
-        x = self.block3(block2_out).permute(0, 2, 3, 1)
+        x = F.relu(x)
+        for block in self.blocks:
+            x = block(x)
+        x = x.permute(0, 2, 3, 1)
         return x
         ");
     }

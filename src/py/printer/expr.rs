@@ -68,6 +68,15 @@ fn write_expr(out: &mut String, e: &Expr) {
             write_items(out, items.iter().map(|a| (None, a)));
             out.push(']');
         }
+        Expr::ListComp(c) => {
+            out.push('[');
+            write_expr(out, &c.elt);
+            out.push_str(" for ");
+            write_expr(out, &c.target);
+            out.push_str(" in ");
+            write_expr(out, &c.iter);
+            out.push(']');
+        }
         Expr::Starred(v) => {
             out.push('*');
             write_primary(out, v, false);

@@ -12,7 +12,7 @@ mod fluent;
 pub use expr::{escape, flat, string_literal, target_text};
 use expr::{write_operand, write_primary};
 
-use super::ast::{BinOp, Call, ClassDef, Expr, FunctionDef, Param, Stmt};
+use super::ast::{BinOp, Call, ClassDef, Expr, FunctionDef, ListComp, Param, Stmt};
 
 pub const LINE_WIDTH: usize = 88;
 
@@ -44,6 +44,7 @@ fn layout(indent: usize, head: &str, value: &Expr, tail: &str) -> Vec<String> {
     match value {
         Expr::Binary(..) => operator_chain(indent, head, value, tail),
         Expr::List(items) => collection(indent, head, ("[", "]"), items, tail),
+        Expr::ListComp(c) => comprehension(indent, head, c, tail),
         Expr::Tuple(items) if !items.is_empty() => {
             collection(indent, head, ("(", ")"), items, tail)
         }
@@ -333,6 +334,7 @@ fn item(indent: usize, key: &str, v: &Expr) -> Vec<String> {
     }
     match v {
         Expr::List(items) => collection(indent, key, ("[", "]"), items, ","),
+        Expr::ListComp(c) => comprehension(indent, key, c, ","),
         Expr::Tuple(items) if !items.is_empty() => collection(indent, key, ("(", ")"), items, ","),
         Expr::Call(_) => method_on_call(indent, key, v, ",")
             .or_else(|| call(indent, key, v, ","))
@@ -372,6 +374,18 @@ fn collection(
     }
     lines.push(format!("{p}{close}{tail}"));
     lines
+}
+
+/// A comprehension too long for its line, as ruff breaks it: the element, then the `for`
+/// clause, each on its own line inside the brackets.
+fn comprehension(indent: usize, head: &str, c: &ListComp, tail: &str) -> Vec<String> {
+    let (p, inner) = (pad(indent), pad(indent + INDENT));
+    vec![
+        format!("{p}{head}["),
+        format!("{inner}{}", flat(&c.elt)),
+        format!("{inner}for {} in {}", flat(&c.target), flat(&c.iter)),
+        format!("{p}]{tail}"),
+    ]
 }
 
 /// `a, b = x, y`: on one line when it fits; else the values one per line, and the targets

@@ -30,19 +30,14 @@ class TransformerLayer(nn.Module):
 
     def forward(self, inputs, padding_mask):
         x = self.self_attention_layer_query(inputs).reshape(-1, 32, 4, 64)
-        x = (x * 0.125).permute(0, 2, 3, 1)
-        self_attention_layer_key = self.self_attention_layer_key(inputs)
-        self_attention_layer_key_2 = self_attention_layer_key.reshape(-1, 32, 4, 64)
-        self_attention_layer = self_attention_layer_key_2.permute(0, 2, 1, 3)
-        x = (self_attention_layer @ x).permute(0, 1, 3, 2)
-        self_attention_layer_3 = padding_mask.unsqueeze(1).to(torch.bool).unsqueeze(1)
-        x = torch.where(self_attention_layer_3, x, -1000000000.0)
-        x = F.softmax(x, dim=-1)
-        x = torch.where(self_attention_layer_3, x, 0.0)
-        self_attention_layer_value = self.self_attention_layer_value(inputs)
-        self_attention_layer_value_2 = self_attention_layer_value.reshape(-1, 32, 4, 64)
-        self_attention_layer_4 = self_attention_layer_value_2.permute(0, 2, 1, 3)
-        x = (x @ self_attention_layer_4).permute(0, 2, 1, 3).reshape(-1, 32, 256)
+        q = x.permute(0, 2, 1, 3)
+        x = self.self_attention_layer_key(inputs).reshape(-1, 32, 4, 64)
+        k = x.permute(0, 2, 1, 3)
+        x = self.self_attention_layer_value(inputs).reshape(-1, 32, 4, 64)
+        v = x.permute(0, 2, 1, 3)
+        mask = padding_mask.unsqueeze(1).to(torch.bool).unsqueeze(1)
+        x = F.scaled_dot_product_attention(q, k, v, attn_mask=mask).permute(0, 2, 1, 3)
+        x = x.reshape(-1, 32, 256)
         x = self.self_attention_layer_attention_output(x)
         x = x + inputs
         self_attention_layer_norm = self.self_attention_layer_norm(x)
@@ -60,10 +55,7 @@ class KerasHubBertSmall(nn.Module):
         self.token_embedding = nn.Embedding(1000, 256)
         self.segment_embedding = nn.Embedding(2, 256)
         self.embeddings_layer_norm = nn.LayerNorm(256, eps=1e-12)
-        self.transformer_layer_0 = TransformerLayer()
-        self.transformer_layer_1 = TransformerLayer()
-        self.transformer_layer_2 = TransformerLayer()
-        self.transformer_layer_3 = TransformerLayer()
+        self.transformer_layers = nn.ModuleList([TransformerLayer() for _ in range(4)])
         self.pooled_dense = nn.Linear(256, 256)
         self.register_buffer(
             "position_embedding_const", torch.empty((64, 256), dtype=torch.float32)
@@ -100,23 +92,13 @@ class KerasHubBertSmall(nn.Module):
         )
         segment_embedding_4 = self.segment_embedding(segment_embedding_3.long())
         x = x + segment_embedding_4
-        embeddings_layer_norm = self.embeddings_layer_norm(x)
-        transformer_layer_0_feedforward_layer_norm = self.transformer_layer_0(
-            embeddings_layer_norm, padding_mask
-        )
-        transformer_layer_1_feedforward_layer_norm = self.transformer_layer_1(
-            transformer_layer_0_feedforward_layer_norm, padding_mask
-        )
-        transformer_layer_2_feedforward_layer_norm = self.transformer_layer_2(
-            transformer_layer_1_feedforward_layer_norm, padding_mask
-        )
-        transformer_layer_3_feedforward_layer_norm = self.transformer_layer_3(
-            transformer_layer_2_feedforward_layer_norm, padding_mask
-        )
-        x = transformer_layer_3_feedforward_layer_norm[:, 0]
+        h = self.embeddings_layer_norm(x)
+        for layer in self.transformer_layers:
+            h = layer(h, padding_mask)
+        x = h[:, 0]
         x = self.pooled_dense(x)
         x = torch.tanh(x)
-        return transformer_layer_3_feedforward_layer_norm, x
+        return h, x
 
 
 _DTYPES = {

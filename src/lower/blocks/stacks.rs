@@ -1,0 +1,272 @@
+//! Stacks: instances of one block class called one after another, each on the previous
+//! one's output (BERT's twelve `TransformerLayer`s, a ResNet stage's identical blocks),
+//! become one `nn.ModuleList` and a `for` loop, as a person writes them:
+//!
+//! ```python
+//! self.transformer_layers = nn.ModuleList([TransformerLayer() for _ in range(12)])
+//! ...
+//! for layer in self.transformer_layers:
+//!     x = layer(x, padding_mask)
+//! ```
+//!
+//! The instances' weights move from `transformer_layer_3.*` to `transformer_layers.3.*`.
+//! Runs on the statements after block classes are made, before chaining.
+
+use std::collections::BTreeSet;
+
+use super::super::chain::read_later;
+use crate::lower::module::{Layer, Module};
+use crate::py::names::Scope;
+use crate::py::printer::flat;
+use crate::py::{Assign, Expr, ListComp, Ref, Stmt};
+
+/// A call `out = self.<instance>(input, rest...)` of a block class instance.
+struct BlockCall {
+    instance: String,
+    /// The instance's constructor, as printed (`TransformerLayer()`).
+    ctor: String,
+    input: String,
+    output: String,
+    rest: Vec<Expr>,
+}
+
+fn block_call(s: &Assign, module: &Module, classes: &BTreeSet<&str>) -> Option<BlockCall> {
+    let output = s.target.as_name()?.to_string();
+    let Expr::Call(c) = &s.value else { return None };
+    let instance = c.func.as_self_attr()?.to_string();
+    let layer = module.layers.iter().find(|l| l.name == instance)?;
+    let Expr::Call(ctor) = &layer.ctor else { return None };
+    if !ctor.func.as_name().is_some_and(|n| classes.contains(n)) || !c.kwargs.is_empty() {
+        return None;
+    }
+    let input = c.args.first()?.as_name()?.to_string();
+    Some(BlockCall { instance, ctor: flat(&layer.ctor), input, output, rest: c.args[1..].to_vec() })
+}
+
+/// The runs: (first statement, number of calls), each at least two calls long.
+fn runs(module: &Module, stmts: &[Assign], returns: &[Expr]) -> Vec<(usize, usize)> {
+    let classes: BTreeSet<&str> = module.classes.iter().map(|c| c.name.as_str()).collect();
+    let mut out = Vec::new();
+    let mut k = 0;
+    while k < stmts.len() {
+        let Some(first) = block_call(&stmts[k], module, &classes) else {
+            k += 1;
+            continue;
+        };
+        // The loop passes the same other arguments to every layer.
+        if first.rest.iter().any(|r| r.reads(&first.input) > 0) {
+            k += 1;
+            continue;
+        }
+        let mut run = vec![first];
+        while let Some(next) =
+            stmts.get(k + run.len()).and_then(|s| block_call(s, module, &classes))
+        {
+            let prev = run.last().expect("a run is never empty");
+            let end = k + run.len();
+            let chained = next.input == prev.output
+                && next.ctor == prev.ctor
+                && next.rest == prev.rest
+                && !next.rest.iter().any(|r| r.reads(&prev.output) > 0)
+                && !read_later(&prev.output, stmts, end + 1, returns);
+            if !chained {
+                break;
+            }
+            run.push(next);
+        }
+        let len = run.len();
+        if len >= 2 {
+            out.push((k, len));
+        }
+        k += len;
+    }
+    out
+}
+
+/// `transformer_layer_3` → `transformer_layer`, `conv2_block3` → `conv2_block`.
+fn family(instance: &str) -> &str {
+    instance.trim_end_matches(|c: char| c.is_ascii_digit()).trim_end_matches('_')
+}
+
+/// A name for the list: the instances' family in the plural (`transformer_layers`).
+fn list_name(run: &[BlockCall], attrs: &mut Scope) -> String {
+    let fam = family(&run[0].instance);
+    let same = run.iter().all(|c| family(&c.instance) == fam);
+    attrs.fresh(&if same && !fam.is_empty() { format!("{fam}s") } else { "blocks".into() })
+}
+
+/// Whether renaming reads of `from` to `to` in `stmts[start..]` and `returns` is safe: `to`
+/// is not bound again while `from` is still read.
+fn rename_is_safe(stmts: &[Assign], start: usize, from: &str, to: &str, returns: &[Expr]) -> bool {
+    for (k, s) in stmts.iter().enumerate().skip(start) {
+        let bound = s.target.bound_names();
+        if bound.contains(&from) {
+            return true;
+        }
+        if bound.contains(&to) && read_later(from, stmts, k + 1, returns) {
+            return false;
+        }
+    }
+    true
+}
+
+fn rename_reads(e: &Expr, from: &str, to: &str) -> Expr {
+    e.renamed(&|r| match r {
+        Ref::Var(v) if v == from => Some(Expr::name(to)),
+        _ => None,
+    })
+}
+
+/// Replaces each run by a loop over a new `nn.ModuleList`; returns `forward`'s statements
+/// (the remaining assignments, chained, and the loops) and the stacks made (list, length).
+pub fn extract(
+    module: &mut Module,
+    mut stmts: Vec<Assign>,
+    returns: &mut [Expr],
+    chain: impl Fn(&mut Vec<Assign>, &[Expr]),
+) -> (Vec<Stmt>, Vec<(String, usize)>) {
+    let found = runs(module, &stmts, returns);
+    let classes: BTreeSet<String> = module.classes.iter().map(|c| c.name.clone()).collect();
+    let classes: BTreeSet<&str> = classes.iter().map(String::as_str).collect();
+    let mut attrs = Scope::for_attributes();
+    for name in module.layers.iter().map(|l| &l.name).chain(module.buffers.iter().map(|b| &b.name))
+    {
+        attrs.claim(name);
+    }
+    let mut locals: BTreeSet<String> = module.params.iter().cloned().collect();
+    for s in &stmts {
+        locals.extend(s.target.bound_names().into_iter().map(String::from));
+        locals.extend(s.value.names().into_iter().map(String::from));
+    }
+    // Each run: (first statement, length, the loop).
+    let mut loops: Vec<(usize, usize, Vec<Assign>, Stmt)> = Vec::new();
+    let mut made = Vec::new();
+    // In order: renaming a run's output is seen by the runs after it, whose calls are read
+    // again here.
+    for (start, len) in found {
+        let run: Vec<BlockCall> = stmts[start..start + len]
+            .iter()
+            .map(|s| block_call(s, module, &classes).expect("a run's statements are block calls"))
+            .collect();
+        let end = start + run.len();
+        let (mut input, output) = (run[0].input.clone(), run[run.len() - 1].output.clone());
+        let list = list_name(&run, &mut attrs);
+        // `for block in self.conv2_blocks`, `for layer in self.transformer_layers`.
+        let word = family(&run[0].instance).rsplit('_').next().unwrap_or_default();
+        let var = ["block", "layer", "cell", "stage"]
+            .into_iter()
+            .filter(|n| !locals.contains(*n))
+            .find(|n| word.trim_end_matches(|c: char| c.is_ascii_digit()) == *n)
+            .or_else(|| ["layer", "block"].into_iter().find(|n| !locals.contains(*n)))
+            .unwrap_or("layer_");
+        // The loop carries the first input's name when nothing else reads it and the
+        // output's reads can take it; else the output's name, set from the input first.
+        let mut before = Vec::new();
+        let input_dies = !read_later(&input, &stmts, start + 1, returns);
+        // `x` reads best: the statement before the run can bind it when its current value
+        // is dead there (or `h`, a name nothing else uses).
+        let running = ["x", "h"].into_iter().find(|&r| {
+            (r == "x" || !locals.contains(r))
+                && input_dies
+                && input != r
+                && start > 0
+                && stmts[start - 1].target.as_name() == Some(input.as_str())
+                && !read_later(r, &stmts, start, returns)
+                && rename_is_safe(&stmts, end, &output, r, returns)
+        });
+        if let Some(running) = running {
+            stmts[start - 1].target = Expr::name(running);
+            stmts[start].value = rename_reads(&stmts[start].value, &input, running);
+            input = running.to_string();
+            locals.insert(running.to_string());
+        }
+        let carried = if input_dies && rename_is_safe(&stmts, end, &output, &input, returns) {
+            for s in &mut stmts[end..] {
+                s.value = rename_reads(&s.value, &output, &input);
+                if s.target.bound_names().contains(&output.as_str()) {
+                    break;
+                }
+            }
+            if !stmts[end..].iter().any(|s| s.target.bound_names().contains(&output.as_str())) {
+                for r in returns.iter_mut() {
+                    *r = rename_reads(r, &output, &input);
+                }
+            }
+            input.clone()
+        } else {
+            if input != output {
+                before.push(Assign::new(Expr::name(&output), Expr::name(&input)));
+            }
+            output.clone()
+        };
+        let mut args = vec![Expr::name(&carried)];
+        args.extend(run[0].rest.iter().cloned());
+        let call = Assign::new(Expr::name(&carried), Expr::name(var).called(args, vec![]));
+        let for_loop = Stmt::For {
+            target: Expr::name(var),
+            iter: Expr::self_attr(&list),
+            body: vec![Stmt::Assign(call)],
+        };
+        // The list replaces the first instance; the weights move under it.
+        let first_layer = module.layers.iter().position(|l| l.name == run[0].instance);
+        let elt = module.layers[first_layer.expect("a block call's layer exists")].ctor.clone();
+        let comp = ListComp {
+            elt,
+            target: Expr::name("_"),
+            iter: Expr::name("range").called(vec![Expr::int(run.len() as i64)], vec![]),
+        };
+        let ctor = Expr::path("nn.ModuleList").called(vec![Expr::ListComp(Box::new(comp))], vec![]);
+        let instances: Vec<&str> = run.iter().map(|c| c.instance.as_str()).collect();
+        let mut layers = Vec::with_capacity(module.layers.len());
+        for l in module.layers.drain(..) {
+            if l.name == run[0].instance {
+                layers.push(Layer { name: list.clone(), ctor: ctor.clone() });
+            } else if !instances.contains(&l.name.as_str()) {
+                layers.push(l);
+            }
+        }
+        module.layers = layers;
+        for (key, _) in module.weights.iter_mut() {
+            let (head, rest) = key.split_once('.').unwrap_or((key.as_str(), ""));
+            if let Some(i) = instances.iter().position(|n| *n == head) {
+                *key = format!("{list}.{i}.{rest}");
+            }
+        }
+        made.push((list, run.len()));
+        loops.push((start, run.len(), before, for_loop));
+    }
+    // Stitch: chained segments of assignments between the loops.
+    let mut out = Vec::new();
+    let mut segment: Vec<Assign> = Vec::new();
+    let mut k = 0;
+    let mut pending = loops.into_iter().peekable();
+    let live_after = |k: usize, stmts: &[Assign], returns: &[Expr]| -> Vec<Expr> {
+        // What later statements and the returns read: live past a segment's end.
+        let mut names: Vec<Expr> = returns.to_vec();
+        for s in &stmts[k..] {
+            names.extend(s.value.names().into_iter().map(Expr::name));
+        }
+        names
+    };
+    while k <= stmts.len() {
+        let at_loop = pending.peek().is_some_and(|(s, ..)| *s == k);
+        if at_loop || k == stmts.len() {
+            let live = live_after(k, &stmts, returns);
+            chain(&mut segment, &live);
+            out.extend(segment.drain(..).map(Stmt::Assign));
+        }
+        if at_loop {
+            let (_, len, before, for_loop) = pending.next().expect("peeked");
+            out.extend(before.into_iter().map(Stmt::Assign));
+            out.push(for_loop);
+            k += len;
+            continue;
+        }
+        if k == stmts.len() {
+            break;
+        }
+        segment.push(stmts[k].clone());
+        k += 1;
+    }
+    (out, made)
+}

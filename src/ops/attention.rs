@@ -1,0 +1,35 @@
+//! Attention: the [`Fused::Attention`] node `passes::fuse_attention` builds →
+//! `F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=...)`.
+
+use crate::ir::fused::{self, Fused};
+use crate::ops::contract::{Ctx, Layout, Lowered, OpResult};
+use crate::ops::{OpDef, op};
+use crate::py::Expr;
+
+pub const OPS: &[OpDef] = &[
+    // Produced by passes::fuse_attention; its output shape is the matmul's it replaced.
+    op(fused::ATTENTION, attention),
+];
+
+fn attention(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let Fused::Attention { scale, mask, gqa } = ctx.fused()? else {
+        return Err("not an attention".into());
+    };
+    let (scale, mask, gqa) = (*scale, *mask, *gqa);
+    let args = vec![ctx.input_tf(0)?, ctx.input_tf(1)?, ctx.input_tf(2)?];
+    let mut kwargs = Vec::new();
+    if mask.is_some() {
+        kwargs.push(("attn_mask", ctx.input_tf(3)?));
+    }
+    // SDPA's default scale is 1 / sqrt(E): written only when TF's differs.
+    let depth = ctx.info(0).shape.and_then(|s| s.last().copied().flatten());
+    let default = depth.map(|e| (1.0 / (e as f64).sqrt()) as f32);
+    if default != Some(scale) {
+        kwargs.push(("scale", Expr::f32(scale)));
+    }
+    if gqa {
+        kwargs.push(("enable_gqa", Expr::boolean(true)));
+    }
+    let expr = Expr::call_kw("F.scaled_dot_product_attention", args, kwargs);
+    Ok(Lowered::Expr { expr, layout: Layout::Tf })
+}

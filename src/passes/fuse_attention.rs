@@ -1,0 +1,447 @@
+//! Scaled dot-product attention, however the exporter arranged it:
+//!
+//! ```text
+//! scores = [scale ·] BatchMatMul(q', k')       q', k': q and k, transposed and scaled at will
+//! scores = where(mask, scores, -big)           or scores + additive_mask, or no mask
+//! probs  = Softmax(scores)
+//! probs  = where(mask, probs, 0)               (Keras 3: a fully masked row gives zeros)
+//! out    = BatchMatMul(probs, v')
+//! ```
+//!
+//! becomes one [`Fused::Attention`] node reading `q [.., Lq, E]`, `k [.., Lk, E]`,
+//! `v [.., Lk, Ev]` in `F.scaled_dot_product_attention`'s layout (a transpose of each source
+//! where needed), lowered to that call. The layout is worked out by following axes through
+//! the transposes and matmuls (not by matching one exporter's node order), so Keras' einsum
+//! spellings, `tf.matmul(q, k, transpose_b=True)` and a transposed product all match.
+//!
+//! Semantics kept exactly: the scale is the product of every scalar factor on the way (on
+//! `q`, on `k`, on the scores); a boolean mask selects with a large negative value that
+//! underflows to exactly zero weight, as SDPA's boolean mask does. A query with no key left
+//! to attend to: where TF zeroes the probabilities of masked keys afterwards (Keras 3) its
+//! output is zero, as SDPA's is since torch 2.5; with a boolean mask and no such zeroing TF
+//! averages every value instead, so that form is left alone. Key/value heads
+//! repeated for grouped-query attention (`RepeatInterleave` on the head axis) become
+//! `enable_gqa=True`.
+
+use petgraph::stable_graph::NodeIndex;
+
+use crate::error::Result;
+use crate::ir::fused::{AttentionMask, Fused};
+use crate::ir::{Graph, Node, ValueInfo, ValueRef};
+use crate::passes::pattern::{binary, const_scalar, inputs_of, operands, single_consumer};
+use crate::tensor::{DType, Tensor};
+
+const MATMULS: &[&str] = &["BatchMatMulV2", "BatchMatMulV3", "BatchMatMul"];
+
+/// A masking constant at or below this leaves an exactly zero weight after softmax (the
+/// exponent underflows in every float type SDPA supports).
+const LARGE_NEGATIVE: f64 = -1e4;
+
+pub fn fuse_attention(g: &mut Graph) -> Result<()> {
+    let softmaxes: Vec<NodeIndex> =
+        g.g.node_indices().filter(|&n| g.node(n).op == "Softmax").collect();
+    for s in softmaxes {
+        if let Some(m) = match_attention(g, s) {
+            install(g, m);
+        }
+    }
+    Ok(())
+}
+
+/// A value seen through transposes (and scalar factors): axis `a` of the value is axis
+/// `axes[a]` of `source`, and the value is `source` times `scale`.
+#[derive(Clone, Copy, Debug)]
+struct View {
+    source: ValueRef,
+    axes: [usize; 4],
+    scale: f64,
+}
+
+fn rank4(g: &Graph, v: ValueRef) -> bool {
+    g.info(v).shape.is_some_and(|s| s.len() == 4)
+}
+
+fn is_float(g: &Graph, v: ValueRef) -> bool {
+    matches!(g.info(v).dtype, Some(DType::F32 | DType::F64 | DType::F16 | DType::BF16))
+}
+
+/// Follows `v` back through `Transpose`s (and, with `scaled`, multiplications or divisions
+/// by a scalar constant). With `sole`, only through values nothing else reads.
+fn peel(g: &Graph, v: ValueRef, scaled: bool, sole: bool) -> Option<View> {
+    let mut view = View { source: v, axes: [0, 1, 2, 3], scale: 1.0 };
+    loop {
+        let cur = view.source;
+        if !rank4(g, cur) || (sole && single_consumer(g, cur).is_none()) {
+            return None;
+        }
+        if let Some((x, perm)) = binary(g, cur, &["Transpose"]) {
+            let perm = g.const_value(perm)?.to_i64()?;
+            if perm.len() != 4 || !rank4(g, x) {
+                break;
+            }
+            let mut axes = view.axes;
+            for a in &mut axes {
+                *a = usize::try_from(perm[*a]).ok().filter(|&p| p < 4)?;
+            }
+            view = View { source: x, axes, ..view };
+            continue;
+        }
+        if scaled {
+            let is_const = |u: ValueRef| const_scalar(g, u).is_some();
+            if let Some((c, x)) = operands(g, cur, &["Mul"], is_const) {
+                view = View { source: x, scale: view.scale * const_scalar(g, c)?, ..view };
+                continue;
+            }
+            if let Some((x, c)) = binary(g, cur, &["RealDiv"]) {
+                let c = const_scalar(g, c).filter(|c| *c != 0.0);
+                if let Some(c) = c {
+                    view = View { source: x, scale: view.scale / c, ..view };
+                    continue;
+                }
+            }
+        }
+        break;
+    }
+    Some(view)
+}
+
+/// The axes of a matmul operand: (batch 0, batch 1, free axis, contracted axis).
+fn operand_axes(adjoint: bool, is_left: bool) -> [usize; 4] {
+    // Left operand [.., m, k] (adjoint: [.., k, m]); right [.., k, n] (adjoint: [.., n, k]).
+    let (free, contracted) = match (is_left, adjoint) {
+        (true, false) | (false, true) => (2, 3),
+        (true, true) | (false, false) => (3, 2),
+    };
+    [0, 1, free, contracted]
+}
+
+/// `operand` (of a matmul) as `[S0, S1, free, contracted]` of its source, where `batch` says
+/// which of the operand's batch axes come first: the permutation to apply to the source.
+fn layout(view: &View, batch: [usize; 2], free: usize, contracted: usize) -> [usize; 4] {
+    [view.axes[batch[0]], view.axes[batch[1]], view.axes[free], view.axes[contracted]]
+}
+
+struct Match {
+    /// Each of q, k, v: its source and the permutation that gives SDPA's layout.
+    q: (ValueRef, [usize; 4]),
+    k: (ValueRef, [usize; 4]),
+    v: (ValueRef, [usize; 4]),
+    mask: Option<(ValueRef, AttentionMask)>,
+    scale: f64,
+    gqa: bool,
+    /// The value matmul, whose output the fused node takes over.
+    out: NodeIndex,
+}
+
+fn matmul_adjoints(g: &Graph, n: NodeIndex) -> Option<(bool, bool)> {
+    let node = g.node(n);
+    Some((node.attr_bool_or("adj_x", false).ok()?, node.attr_bool_or("adj_y", false).ok()?))
+}
+
+fn match_attention(g: &Graph, softmax: NodeIndex) -> Option<Match> {
+    let probs = ValueRef { node: softmax, port: 0 };
+    let logits = *g.inputs(softmax).first()?;
+    if !rank4(g, probs) || !is_float(g, probs) || single_consumer(g, logits).is_none() {
+        return None;
+    }
+    // After the softmax: TF's zeroing of masked keys, then the value matmul.
+    let mut weights = probs;
+    let mut zeroed_by = None;
+    let next = single_consumer(g, probs)?;
+    if g.node(next).op == "SelectV2" {
+        let i = g.inputs(next);
+        let zero = const_scalar(g, *i.get(2)?)?;
+        if i[1] != probs || zero != 0.0 {
+            return None;
+        }
+        zeroed_by = Some(i[0]);
+        weights = ValueRef { node: next, port: 0 };
+    }
+    let out = single_consumer(g, weights)?;
+    if !MATMULS.contains(&g.node(out).op.as_str()) || g.inputs(out).first() != Some(&weights) {
+        return None;
+    }
+    let (adj_p, adj_v) = matmul_adjoints(g, out)?;
+    if adj_p || g.inputs(out).len() != 2 {
+        return None;
+    }
+    // Before the softmax: the mask.
+    let (scores, mask) = if let Some(i) = inputs_of(g, logits, &["SelectV2"]) {
+        let c = const_scalar(g, i[2])?;
+        if c > LARGE_NEGATIVE || zeroed_by != Some(i[0]) {
+            return None;
+        }
+        (i[1], Some((i[0], AttentionMask::Bool)))
+    } else if let Some((a, b)) = binary(g, logits, &["Add", "AddV2"]) {
+        if zeroed_by.is_some() {
+            return None;
+        }
+        // The scores are the operand that comes from a matmul.
+        let from_matmul = |v: ValueRef| {
+            peel(g, v, true, true)
+                .is_some_and(|w| MATMULS.contains(&g.node(w.source.node).op.as_str()))
+        };
+        let (s, m) = if from_matmul(a) {
+            (a, b)
+        } else if from_matmul(b) {
+            (b, a)
+        } else {
+            return None;
+        };
+        if !is_float(g, m) {
+            return None;
+        }
+        (s, Some((m, AttentionMask::Additive)))
+    } else {
+        if zeroed_by.is_some() {
+            return None;
+        }
+        (logits, None)
+    };
+    // The scores: a matmul of q and k, seen through transposes and scalar factors.
+    let s = peel(g, scores, true, true)?;
+    let mm = s.source.node;
+    if !MATMULS.contains(&g.node(mm).op.as_str()) || s.source.port != 0 {
+        return None;
+    }
+    let (adj_x, adj_y) = matmul_adjoints(g, mm)?;
+    let [x, y] = g.inputs(mm)[..] else { return None };
+    // Scores axis a is matmul axis s.axes[a]: batch axes first, then rows and columns.
+    let batch = [s.axes[0], s.axes[1]];
+    if !batch.iter().all(|&b| b < 2) || batch[0] == batch[1] {
+        return None;
+    }
+    let (q_op, k_op, q_left) = match (s.axes[2], s.axes[3]) {
+        (2, 3) => (x, y, true),
+        (3, 2) => (y, x, false),
+        _ => return None,
+    };
+    let (q_adj, k_adj) = if q_left { (adj_x, adj_y) } else { (adj_y, adj_x) };
+    let qa = operand_axes(q_adj, q_left);
+    let ka = operand_axes(k_adj, !q_left);
+    let qv = peel(g, q_op, true, false)?;
+    let kv = peel(g, k_op, true, false)?;
+    let q = (qv.source, layout(&qv, batch, qa[2], qa[3]));
+    let mut k = (kv.source, layout(&kv, batch, ka[2], ka[3]));
+    // The values: the right operand of the output matmul; its batch axes are the scores'.
+    let vop = g.inputs(out)[1];
+    let va = operand_axes(adj_v, false);
+    // Output [S0, S1, Lq, Ev] = probs [S0, S1, Lq, Lk] @ v [S0, S1, Lk, Ev]: v's free axis is
+    // Ev, its contracted axis Lk.
+    let vv = peel(g, vop, false, false)?;
+    let mut v = (vv.source, layout(&vv, [0, 1], va[3], va[2]));
+    for (src, _) in [&q, &k, &v] {
+        if !rank4(g, *src) || !is_float(g, *src) {
+            return None;
+        }
+    }
+    // Grouped-query attention: key and value heads repeated alike.
+    let mut gqa = false;
+    if let (Some((k0, kr)), Some((v0, vr))) = (repeated_heads(g, k), repeated_heads(g, v))
+        && kr == vr
+    {
+        (k.0, v.0, gqa) = (k0, v0, true);
+    }
+    if !gqa && !same_batch(g, &q, &k) {
+        return None;
+    }
+    Some(Match { q, k, v, mask, scale: s.scale * qv.scale * kv.scale, gqa, out })
+}
+
+/// `(source, repeats)` when `x` is its source with each head (SDPA axis 1) repeated.
+fn repeated_heads(g: &Graph, (src, perm): (ValueRef, [usize; 4])) -> Option<(ValueRef, i64)> {
+    let n = g.node(src.node);
+    match &n.fused {
+        Some(Fused::RepeatInterleave { axis, repeats }) if *axis == perm[1] && src.port == 0 => {
+            Some((*g.inputs(src.node).first()?, *repeats))
+        }
+        _ => None,
+    }
+}
+
+/// Whether q and k have the same static batch and head sizes where both are known (SDPA
+/// broadcasts less than BatchMatMul does).
+fn same_batch(g: &Graph, q: &(ValueRef, [usize; 4]), k: &(ValueRef, [usize; 4])) -> bool {
+    let (Some(qs), Some(ks)) = (g.info(q.0).shape, g.info(k.0).shape) else { return false };
+    (0..2).all(|a| match (qs[q.1[a]], ks[k.1[a]]) {
+        (Some(x), Some(y)) => x == y,
+        _ => true,
+    })
+}
+
+fn int_const(g: &mut Graph, name: String, values: &[i32], ordinal: usize) -> ValueRef {
+    let t = Tensor::from_i32(vec![values.len()], values);
+    let mut node = Node::constant(name, t, ordinal);
+    node.outputs =
+        vec![ValueInfo { dtype: Some(DType::I32), shape: Some(vec![Some(values.len())]) }];
+    ValueRef { node: g.add_node(node), port: 0 }
+}
+
+/// `source` in SDPA's layout: itself, or a transpose named after its role.
+fn arranged(
+    g: &mut Graph,
+    (src, perm): (ValueRef, [usize; 4]),
+    base: &str,
+    role: &'static str,
+    ordinal: usize,
+) -> ValueRef {
+    if perm == [0, 1, 2, 3] {
+        return src;
+    }
+    let p: Vec<i32> = perm.iter().map(|&a| a as i32).collect();
+    let pv = int_const(g, format!("{base}/{role}/perm"), &p, ordinal);
+    let info = g.info(src);
+    let mut node = Node::new(format!("{base}/{role}"), "Transpose", ordinal);
+    node.role = Some(role);
+    node.outputs = vec![ValueInfo {
+        dtype: info.dtype,
+        shape: info.shape.map(|s| perm.iter().map(|&a| s[a]).collect()),
+    }];
+    let t = g.add_node(node);
+    g.connect(src, t, 0);
+    g.connect(pv, t, 1);
+    ValueRef { node: t, port: 0 }
+}
+
+fn install(g: &mut Graph, m: Match) {
+    let (base, ordinal) = (g.node(m.out).name.clone(), g.node(m.out).ordinal);
+    let out_info = g.node(m.out).outputs.clone();
+    let q = arranged(g, m.q, &base, "q", ordinal);
+    let k = arranged(g, m.k, &base, "k", ordinal);
+    let v = arranged(g, m.v, &base, "v", ordinal);
+    let kind = m.mask.as_ref().map(|(_, kind)| *kind);
+    let op = Fused::Attention { scale: m.scale as f32, mask: kind, gqa: m.gqa };
+    let mut node = Node::fused(base.clone(), op, ordinal);
+    node.outputs = out_info.clone();
+    let fused = g.add_node(node);
+    for (slot, input) in [q, k, v].into_iter().enumerate() {
+        g.connect(input, fused, slot);
+    }
+    if let Some((mask, _)) = m.mask {
+        g.connect(mask, fused, 3);
+        let producer = g.node_mut(mask.node);
+        if producer.role.is_none() && producer.op != "Placeholder" && producer.value.is_none() {
+            producer.role = Some("mask");
+        }
+    }
+    g.replace_uses(ValueRef { node: m.out, port: 0 }, ValueRef { node: fused, port: 0 });
+    // What only the old matmul read is left for `prune`.
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ir::ValueRef;
+    use crate::tensor::{DType, Tensor};
+    use crate::testing::*;
+    use insta::assert_snapshot;
+
+    fn scalar(g: &mut TestGraph, name: &str, x: f32) -> ValueRef {
+        g.constant(name, Tensor::from_f32(vec![], &[x]))
+    }
+
+    fn transpose(g: &mut TestGraph, name: &str, x: ValueRef, perm: &[i64]) -> ValueRef {
+        let p = g.constant(&format!("{name}/perm"), int_tensor(&[4], perm));
+        g.op(name, "Transpose", &[x, p], &[])
+    }
+
+    /// Keras 3's MultiHeadAttention: q scaled before its transpose, `k @ q` then transposed
+    /// back, a boolean mask applied with `where` before and after the softmax.
+    #[test]
+    fn keras_einsum_form_with_a_boolean_mask() {
+        let mut g = TestGraph::new();
+        let q = g.input("q", &[-1, 5, 2, 8]);
+        let k = g.input("k", &[-1, 5, 2, 8]);
+        let v = g.input("v", &[-1, 5, 2, 8]);
+        let mask = g.typed_input("mask", &[-1, 1, 1, 5], DType::Bool);
+        let c = scalar(&mut g, "att/scale", 0.25);
+        let qs = g.op("att/Mul", "Mul", &[q, c], &[]);
+        let qt = transpose(&mut g, "att/transpose_1", qs, &[0, 2, 3, 1]);
+        let kt = transpose(&mut g, "att/transpose", k, &[0, 2, 1, 3]);
+        let mm = g.op("att/MatMul", "BatchMatMulV2", &[kt, qt], &[]);
+        let s = transpose(&mut g, "att/transpose_2", mm, &[0, 1, 3, 2]);
+        let big = scalar(&mut g, "att/big", -1e9);
+        let masked = g.op("att/SelectV2", "SelectV2", &[mask, s, big], &[]);
+        let p = g.op("att/Softmax", "Softmax", &[masked], &[]);
+        let zero = scalar(&mut g, "att/zero", 0.0);
+        let pz = g.op("att/SelectV2_1", "SelectV2", &[mask, p, zero], &[]);
+        let vt = transpose(&mut g, "att/transpose_3", v, &[0, 2, 1, 3]);
+        let o = g.op("att/MatMul_1", "BatchMatMulV2", &[pz, vt], &[]);
+        let y = transpose(&mut g, "att/transpose_4", o, &[0, 2, 1, 3]);
+        assert_snapshot!(g.lower(&[y]), @"
+        ---
+        q_2 = q.permute(0, 2, 1, 3)
+        k_2 = k.permute(0, 2, 1, 3)
+        v_2 = v.permute(0, 2, 1, 3)
+        x = F.scaled_dot_product_attention(q_2, k_2, v_2, attn_mask=mask, scale=0.25)
+        x = x.permute(0, 2, 1, 3)
+        return x
+        ");
+    }
+
+    /// `softmax(q @ k^T / sqrt(d) + bias) @ v` (`transpose_b`), with an additive mask: one
+    /// call with the default scale.
+    #[test]
+    fn additive_mask_and_adjoint_keys() {
+        let mut g = TestGraph::new();
+        let q = g.input("q", &[-1, 2, 5, 16]);
+        let k = g.input("k", &[-1, 2, 5, 16]);
+        let v = g.input("v", &[-1, 2, 5, 16]);
+        let bias = g.input("bias", &[-1, 1, 1, 5]);
+        let mm = g.op("att/MatMul", "BatchMatMulV2", &[q, k], &[("adj_y", boolean(true))]);
+        let c = scalar(&mut g, "att/sqrt_d", 4.0);
+        let s = g.op("att/truediv", "RealDiv", &[mm, c], &[]);
+        let masked = g.op("att/add", "AddV2", &[bias, s], &[]);
+        let p = g.op("att/Softmax", "Softmax", &[masked], &[]);
+        let o = g.op("att/MatMul_1", "BatchMatMulV2", &[p, v], &[]);
+        assert_snapshot!(g.lower(&[o]), @"
+        ---
+        x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        return x
+        ");
+    }
+
+    /// Llama: key and value heads repeated for grouped-query attention, no mask, a scale
+    /// on the scores.
+    #[test]
+    fn repeated_key_value_heads_are_grouped_query_attention() {
+        let mut g = TestGraph::new();
+        let q = g.input("q", &[-1, 5, 4, 8]);
+        let k = g.input("k", &[-1, 5, 2, 8]);
+        let v = g.input("v", &[-1, 5, 2, 8]);
+        let repeat = crate::ir::fused::Fused::RepeatInterleave { axis: 2, repeats: 2 };
+        let kr = g.fused("att/k_rep", repeat.clone(), &[k]);
+        let vr = g.fused("att/v_rep", repeat, &[v]);
+        g.set_shape(kr, &[-1, 5, 4, 8]);
+        g.set_shape(vr, &[-1, 5, 4, 8]);
+        let qt = transpose(&mut g, "att/qt", q, &[0, 2, 1, 3]);
+        let kt = transpose(&mut g, "att/kt", kr, &[0, 2, 3, 1]);
+        let mm = g.op("att/MatMul", "BatchMatMulV2", &[qt, kt], &[]);
+        let c = scalar(&mut g, "att/scale", 0.5);
+        let s = g.op("att/mul", "Mul", &[mm, c], &[]);
+        let p = g.op("att/Softmax", "Softmax", &[s], &[]);
+        let vt = transpose(&mut g, "att/vt", vr, &[0, 2, 1, 3]);
+        let o = g.op("att/MatMul_1", "BatchMatMulV2", &[p, vt], &[]);
+        assert_snapshot!(g.lower(&[o]), @"
+        ---
+        q_2 = q.permute(0, 2, 1, 3)
+        k_2 = k.permute(0, 2, 1, 3)
+        v_2 = v.permute(0, 2, 1, 3)
+        x = F.scaled_dot_product_attention(q_2, k_2, v_2, scale=0.5, enable_gqa=True)
+        return x
+        ");
+    }
+
+    /// Scores the model also returns (Keras' `return_attention_scores`) stay as they are.
+    #[test]
+    fn probabilities_read_elsewhere_are_left_alone() {
+        let mut g = TestGraph::new();
+        let q = g.input("q", &[-1, 2, 5, 16]);
+        let k = g.input("k", &[-1, 2, 5, 16]);
+        let v = g.input("v", &[-1, 2, 5, 16]);
+        let mm = g.op("att/MatMul", "BatchMatMulV2", &[q, k], &[("adj_y", boolean(true))]);
+        let p = g.op("att/Softmax", "Softmax", &[mm], &[]);
+        let o = g.op("att/MatMul_1", "BatchMatMulV2", &[p, v], &[]);
+        let code = g.lower(&[o, p]);
+        assert!(!code.contains("scaled_dot_product_attention"), "{code}");
+    }
+}
