@@ -25,7 +25,7 @@ def test_keras_model(name, tmp_path):
     assert not (out / "custom_ops.py").exists()
     assert ruff("check", "--no-cache", str(out / "model.py")).returncode == 0
     assert ruff("format", "--no-cache", "--check", str(out / "model.py")).returncode == 0
-    forward = src[src.index("def forward") : src.index("_DTYPES")]
+    forward = src[src.index("def forward") : src.index("def _read_safetensors")]
     permutes = forward.count(".permute(")
     lines = len(src.splitlines())
     line = (

@@ -66,7 +66,7 @@ def test_keras_rnn_becomes_torch_rnn(name, form, tmp_path):
     kinds = {k: sum(type(m) is getattr(torch.nn, k) for m in model.modules()) for k in ("LSTM", "GRU", "RNN")}
     assert {k: v for k, v in kinds.items() if v} == FUSED[name]
     src_text = (out / "model.py").read_text()
-    forward = src_text[src_text.index("def forward") : src_text.index("_DTYPES")]
+    forward = src_text[src_text.index("def forward") : src_text.index("def _read_safetensors")]
     assert "for " not in forward and "while " not in forward
     report(f"{name} ({form}): rel. error {max(errors):.2e}, {kinds}")
 

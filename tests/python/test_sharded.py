@@ -6,7 +6,7 @@ TensorFlow, and a later conversion into the same folder leaves no stale shards b
 import json
 
 import pytest
-from conftest import GENERATED_DIR, assert_parity, import_model, run_cli
+from conftest import GENERATED_DIR, ROOT, assert_parity, import_model, run_cli
 
 MODEL = "keras_mobilenet_v2"
 
@@ -65,3 +65,19 @@ def test_bad_shard_sizes(size, tmp_path):
     proc = run_cli("convert", fixture(), "-o", tmp_path / "out", f"--max-shard-size={size}", check=False)
     assert proc.returncode == 2 and "max-shard-size" in proc.stderr, proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_weights_load_memory_mapped_and_missing_safetensors_is_a_clear_error(tmp_path, monkeypatch):
+    """`load_model` reads with `safetensors.torch.load_file` (memory-mapped, no copy into a
+    Python buffer); without the package it says what to install."""
+    import sys
+
+    out = tmp_path / "out"
+    run_cli("convert", ROOT / "samples" / "small_cnn.pb", "-o", out)
+    code = (out / "model.py").read_text()
+    assert "from safetensors.torch import load_file" in code and "bytearray" not in code
+    module = import_model(out)
+    assert module.load_model() is not None
+    monkeypatch.setitem(sys.modules, "safetensors.torch", None)
+    with pytest.raises(ImportError, match="pip install safetensors"):
+        module.load_model()

@@ -7,9 +7,7 @@ over). Code for ops tf2torch could not translate belongs in custom_ops.py, which
 never overwritten.
 """
 
-import json
 import os
-import struct
 
 import torch
 import torch.nn.functional as F
@@ -101,39 +99,15 @@ class KerasHubBertSmall(nn.Module):
         return h, x
 
 
-_DTYPES = {
-    "F64": torch.float64,
-    "F32": torch.float32,
-    "F16": torch.float16,
-    "BF16": torch.bfloat16,
-    "I64": torch.int64,
-    "I32": torch.int32,
-    "I16": torch.int16,
-    "I8": torch.int8,
-    "U8": torch.uint8,
-    "BOOL": torch.bool,
-    "C64": torch.complex64,
-}
-
-
 def _read_safetensors(path):
-    """Reads a .safetensors file with torch alone (no extra dependency)."""
-    with open(path, "rb") as f:
-        (size,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(size))
-        data = bytearray(f.read())
-    tensors = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        start, end = info["data_offsets"]
-        dtype = _DTYPES[info["dtype"]]
-        if end == start:
-            tensor = torch.empty(info["shape"], dtype=dtype)
-        else:
-            tensor = torch.frombuffer(data[start:end], dtype=dtype)
-        tensors[name] = tensor.reshape(info["shape"])
-    return tensors
+    """The tensors of a .safetensors file, memory-mapped (safetensors' own loader)."""
+    try:
+        from safetensors.torch import load_file
+    except ImportError as e:
+        raise ImportError(
+            "loading the weights needs the safetensors package: pip install safetensors"
+        ) from e
+    return load_file(path)
 
 
 def load_model(weights=None, device="cpu"):
