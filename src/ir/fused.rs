@@ -31,6 +31,8 @@ pub const REPEAT_INTERLEAVE: &str = "_RepeatInterleave";
 pub const LOOP: &str = "_Loop";
 pub const COND: &str = "_Cond";
 pub const ATTENTION: &str = "_Attention";
+pub const ROTATE_HALF: &str = "_RotateHalf";
+pub const APPLY_ROTARY: &str = "_ApplyRotary";
 
 /// A synthetic op and its parameters.
 #[derive(Clone, Debug)]
@@ -57,6 +59,11 @@ pub enum Fused {
     /// `F.scaled_dot_product_attention` (see `passes::fuse_attention`). Inputs: `q`, `k`, `v`
     /// in its layout (`[.., L, E]`, heads on axis 1), then the mask if any.
     Attention { scale: f32, mask: Option<AttentionMask>, gqa: bool },
+    /// Rotary embeddings' `[x1, x2]` → `[-x2, x1]` over the last axis (see
+    /// `passes::fuse_rotary`). Input: `x`.
+    RotateHalf,
+    /// `x * cos(angles) + rotate_half(x) * sin(angles)`. Inputs: `x`, `angles`.
+    ApplyRotary,
     /// A recurrent layer over a whole sequence; inputs as [`Recurrent`] describes.
     Recurrent(Recurrent),
     /// A loop (see `passes::loops`): its body is a graph whose inputs are the loop variables
@@ -235,6 +242,8 @@ impl Fused {
             Fused::Gelu { .. } => GELU,
             Fused::RepeatInterleave { .. } => REPEAT_INTERLEAVE,
             Fused::Attention { .. } => ATTENTION,
+            Fused::RotateHalf => ROTATE_HALF,
+            Fused::ApplyRotary => APPLY_ROTARY,
             Fused::Recurrent(r) => r.cell.op_name(),
             Fused::Loop(_) => LOOP,
             Fused::Cond(_) => COND,
@@ -281,7 +290,12 @@ impl Fused {
                     _ => {}
                 }
             }
-            Fused::SiLU | Fused::Loop(_) | Fused::Cond(_) | Fused::Window1D(_) => {}
+            Fused::SiLU
+            | Fused::RotateHalf
+            | Fused::ApplyRotary
+            | Fused::Loop(_)
+            | Fused::Cond(_)
+            | Fused::Window1D(_) => {}
         }
         out
     }

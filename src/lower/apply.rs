@@ -104,7 +104,7 @@ impl Lowerer<'_> {
         n: NodeIndex,
         views: &[(usize, Vec<crate::ops::contract::Access>)],
     ) -> Vec<String> {
-        let hint = identifier(&self.scope_of(n));
+        let hint = identifier(&self.local_hint(n));
         let slots = views.iter().map(|v| v.0 + 1).max().unwrap_or(0);
         let mut names = vec!["_".to_string(); slots];
         for (p, (slot, _)) in views.iter().enumerate() {

@@ -127,7 +127,7 @@ impl<'a> Lowerer<'a> {
                 },
                 Layout::Host => "sizes",
             };
-            self.locals.fresh(&format!("{}_{suffix}", identifier(&self.scope_of(v.node))))
+            self.locals.fresh(&format!("{}_{suffix}", identifier(&self.local_hint(v.node))))
         };
         self.push_line(Expr::name(&target), expr);
         let e = Expr::name(target);

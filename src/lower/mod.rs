@@ -88,6 +88,8 @@ pub struct Lowerer<'a> {
     summary: Summary,
     /// Loops and conditionals met so far, written as methods once stub calls are complete.
     methods: Vec<methods::Pending>,
+    /// Full scope → short local name hint (see `scopes::short_scope_names`).
+    short_names: BTreeMap<String, String>,
 }
 
 /// Lowers the graph into a Python module named `class_name`.
@@ -140,6 +142,7 @@ fn lower_once(
     low.prefix = scopes::common_prefix(graph, &order);
     low.strip_call_suffix = low.every_scope_has_call_suffix(&order);
     low.name_prefix = low.common_name_prefix(&order);
+    low.short_names = low.short_scope_names(&order);
     let order = low.demand_order(&order);
     low.count_uses(&order);
     // The inputs' names first: they are the model's interface (keyword arguments of
@@ -207,6 +210,7 @@ impl<'a> Lowerer<'a> {
             stubs,
             summary: Summary::default(),
             methods: Vec::new(),
+            short_names: BTreeMap::new(),
         }
     }
 
@@ -254,7 +258,7 @@ impl<'a> Lowerer<'a> {
             self.x_holder = Some(v);
             return self.running.clone();
         }
-        let hint = self.scope_of(v.node);
+        let hint = self.local_hint(v.node);
         let hint = if v.port > 0 { format!("{hint}_{}", v.port) } else { hint };
         self.locals.fresh(&hint)
     }
@@ -284,7 +288,7 @@ impl<'a> Lowerer<'a> {
         if self.graph.use_count(v) == 0 {
             return "_".into();
         }
-        let hint = self.scope_of(v.node);
+        let hint = self.local_hint(v.node);
         self.locals.fresh(&hint)
     }
 

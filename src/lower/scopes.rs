@@ -2,6 +2,8 @@
 //! (`model/conv1_bn/batchnorm/add_1` → `conv1_bn`), with the prefixes every layer shares
 //! dropped.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use petgraph::stable_graph::NodeIndex;
 
 use super::Lowerer;
@@ -52,6 +54,19 @@ pub(super) fn common_prefix(graph: &Graph, order: &[NodeIndex]) -> Vec<String> {
 impl<'a> Lowerer<'a> {
     /// The layer-ish part of a TF node name: `model/conv1_bn/batchnorm/add_1` → `conv1_bn`.
     pub(super) fn scope_of(&self, n: NodeIndex) -> String {
+        let (path, single) = self.scope_parts(n);
+        let joined = path.join("_");
+        let scope = if !single { joined.as_str() } else { path[0] };
+        // `convnext_tiny_stem`, `convnext_tiny_stage_0_...` → `stem`, `stage_0_...`.
+        match scope.strip_prefix(self.name_prefix.as_str()) {
+            Some(s) if !self.name_prefix.is_empty() && !s.is_empty() && !single => s.to_string(),
+            _ => scope.to_string(),
+        }
+    }
+
+    /// The components [`Self::scope_of`] joins, and whether the name had a single
+    /// component past the common prefix.
+    fn scope_parts(&self, n: NodeIndex) -> (Vec<&'a str>, bool) {
         let mut name = self.graph.node(n).name.as_str();
         if !self.loop_name.is_empty() {
             // `model/gru/while/body/_1/model/gru/while/gru_cell/MatMul` → `gru_cell/MatMul`,
@@ -98,15 +113,54 @@ impl<'a> Lowerer<'a> {
                 path.push("pointwise");
             }
         }
-        let joined = path.join("_");
-        let scope = if rest.len() > 1 { joined.as_str() } else { rest[0] };
-        // `convnext_tiny_stem`, `convnext_tiny_stage_0_...` → `stem`, `stage_0_...`.
-        match scope.strip_prefix(self.name_prefix.as_str()) {
-            Some(s) if !self.name_prefix.is_empty() && !s.is_empty() && rest.len() > 1 => {
-                s.to_string()
+        if rest.len() > 1 { (path, false) } else { (vec![rest[0]], true) }
+    }
+
+    /// Short names for values: of each layer scope, the fewest trailing components that no
+    /// other kind of scope ends with (`transformer_layer_3/self_attention/query` → `query`,
+    /// but `self_attention_layernorm` beside `feedforward_layernorm`). Scopes that differ
+    /// only in numbers (the same layer in another block) are one kind.
+    pub(super) fn short_scope_names(&self, order: &[NodeIndex]) -> BTreeMap<String, String> {
+        let kind = |parts: &[&str]| -> String {
+            parts
+                .iter()
+                .map(|p| p.chars().map(|c| if c.is_ascii_digit() { '#' } else { c }).collect())
+                .collect::<Vec<String>>()
+                .join("/")
+        };
+        let mut scopes: BTreeMap<String, Vec<&'a str>> = BTreeMap::new();
+        for &n in order {
+            let (parts, single) = self.scope_parts(n);
+            if !single {
+                scopes.entry(self.scope_of(n)).or_insert(parts);
             }
-            _ => scope.to_string(),
         }
+        // Trailing components (joined) → the kinds of scope ending so.
+        let mut kinds: BTreeMap<(usize, String), BTreeSet<String>> = BTreeMap::new();
+        for parts in scopes.values() {
+            for k in 1..=parts.len() {
+                let tail = &parts[parts.len() - k..];
+                kinds.entry((k, tail.join("_"))).or_default().insert(kind(parts));
+            }
+        }
+        let mut out = BTreeMap::new();
+        for (full, parts) in &scopes {
+            let short = (1..parts.len()).find_map(|k| {
+                let tail = parts[parts.len() - k..].join("_");
+                (kinds[&(k, tail.clone())].len() == 1).then_some(tail)
+            });
+            if let Some(short) = short {
+                out.insert(full.clone(), short);
+            }
+        }
+        out
+    }
+
+    /// The name hint for a value of node `n`: its scope, shortened (see
+    /// [`Self::short_scope_names`]).
+    pub(super) fn local_hint(&self, n: NodeIndex) -> String {
+        let scope = self.scope_of(n);
+        self.short_names.get(&scope).cloned().unwrap_or(scope)
     }
 
     /// Computing nodes whose name has a layer scope below the common prefix, with that scope's

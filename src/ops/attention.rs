@@ -1,15 +1,34 @@
 //! Attention: the [`Fused::Attention`] node `passes::fuse_attention` builds →
-//! `F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=...)`.
+//! `F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=...)`, and rotary
+//! embeddings' half turn → a `rotate_half(x)` helper.
 
 use crate::ir::fused::{self, Fused};
 use crate::ops::contract::{Ctx, Layout, Lowered, OpResult};
+use crate::ops::util::same_as_input;
 use crate::ops::{OpDef, op};
 use crate::py::Expr;
 
 pub const OPS: &[OpDef] = &[
     // Produced by passes::fuse_attention; its output shape is the matmul's it replaced.
     op(fused::ATTENTION, attention),
+    // Produced by passes::fuse_rotary.
+    op(fused::ROTATE_HALF, rotate_half).infer(same_as_input),
+    op(fused::APPLY_ROTARY, apply_rotary),
 ];
+
+/// Its output shape is the addition's it replaced (`x`'s, broadcast with the angles').
+fn apply_rotary(ctx: &mut Ctx) -> OpResult<Lowered> {
+    ctx.require_class("rotate_half", include_str!("../../templates/rotate_half.py"));
+    ctx.require_class("apply_rotary", include_str!("../../templates/apply_rotary.py"));
+    let expr = Expr::call("apply_rotary", vec![ctx.input_tf(0)?, ctx.input_tf(1)?]);
+    Ok(Lowered::Expr { expr, layout: Layout::Tf })
+}
+
+fn rotate_half(ctx: &mut Ctx) -> OpResult<Lowered> {
+    ctx.require_class("rotate_half", include_str!("../../templates/rotate_half.py"));
+    let expr = Expr::call("rotate_half", vec![ctx.input_tf(0)?]);
+    Ok(Lowered::Expr { expr, layout: Layout::Tf })
+}
 
 fn attention(ctx: &mut Ctx) -> OpResult<Lowered> {
     let Fused::Attention { scale, mask, gqa } = ctx.fused()? else {

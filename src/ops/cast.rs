@@ -29,6 +29,11 @@ fn cast(ctx: &mut Ctx) -> OpResult<Lowered> {
         if dst.is_int() {
             return Ok(Lowered::Alias(0));
         }
+        // A size as a float (`tf.range(tf.cast(n, tf.float32))`): still a Python number.
+        if dst.is_float() && ctx.rank(0) == Some(0) {
+            let expr = Expr::call("float", vec![x.expr]);
+            return Ok(Lowered::Expr { expr, layout: Layout::Host });
+        }
         let expr = Expr::call_kw("torch.tensor", vec![x.expr], vec![("dtype", torch_attr(name))]);
         return Ok(Lowered::Expr { expr, layout: Layout::Tf });
     }

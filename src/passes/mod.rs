@@ -14,6 +14,7 @@ mod fuse_groupnorm;
 mod fuse_layernorm;
 mod fuse_repeat;
 mod fuse_rmsnorm;
+mod fuse_rotary;
 mod fuse_tensordot;
 mod fuse_time_distributed;
 mod identity;
@@ -47,7 +48,7 @@ pub fn run_all(g: &mut Graph) -> Result<()> {
 type Pass = fn(&mut Graph) -> Result<()>;
 
 /// After recurrent layers are fused (see [`run_observed`]).
-const LATE: [(&str, Pass); 17] = [
+const LATE: [(&str, Pass); 18] = [
     ("simplify", simplify),
     ("prune", prune),
     ("fuse_bidirectional", fuse_bidirectional::fuse_bidirectional),
@@ -62,6 +63,7 @@ const LATE: [(&str, Pass); 17] = [
     ("fuse_time_distributed", fuse_time_distributed::fuse_time_distributed),
     ("fuse_bias", fuse_bias),
     ("fuse_head_bias", fuse_head_bias),
+    ("fuse_rotary", fuse_rotary::fuse_rotary),
     ("fuse_attention", fuse_attention::fuse_attention),
     ("prune", prune),
     ("optimize_loop_bodies", loops::optimize_bodies),

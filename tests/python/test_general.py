@@ -69,3 +69,7 @@ def test_decoder_attention_reads_as_pytorch(name, tmp_path):
     assert ("enable_gqa=True" in code) == (name == "keras_hub_llama"), code
     assert "nn.ModuleList([TransformerLayer() for _ in range(2)])" in code, code
     assert "for layer in self.transformer_layers:" in code, code
+    if name == "keras_hub_llama":
+        # Rotary embeddings: one helper pair, applied to the queries and to the keys.
+        assert code.count("def rotate_half(") == 1 and code.count("def apply_rotary(") == 1
+        assert code.count("= apply_rotary(") == 2 and "torch.cos" not in code.split("class ")[1], code
