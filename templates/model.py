@@ -10,10 +10,9 @@ never overwritten.
 {% if has_stubs -%}
 import importlib.util
 {% endif -%}
-{% if sharded -%}
 import json
-{% endif -%}
 import os
+import struct
 
 import torch
 {% if uses.contains("F") -%}
@@ -47,15 +46,48 @@ custom_ops = _load_custom_ops()
 {{ classes }}
 
 
+_DTYPES = {
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+    "C64": torch.complex64,
+}
+
+
 def _read_safetensors(path):
-    """The tensors of a .safetensors file, memory-mapped (safetensors' own loader)."""
+    """The tensors of a .safetensors file, memory-mapped: by the safetensors package when
+    it is installed, else by torch alone."""
     try:
         from safetensors.torch import load_file
-    except ImportError as e:
-        raise ImportError(
-            "loading the weights needs the safetensors package: pip install safetensors"
-        ) from e
+    except ImportError:
+        return _read_with_torch(path)
     return load_file(path)
+
+
+def _read_with_torch(path):
+    """A .safetensors file read with torch alone: the file is mapped, each tensor a view."""
+    data = torch.from_file(path, size=os.path.getsize(path), dtype=torch.uint8)
+    (size,) = struct.unpack("<Q", data[:8].numpy().tobytes())
+    header = json.loads(data[8 : 8 + size].numpy().tobytes())
+    base = 8 + size
+    tensors = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        start, end = info["data_offsets"]
+        raw = data[base + start : base + end]
+        dtype = _DTYPES[info["dtype"]]
+        if (base + start) % dtype.itemsize:
+            raw = raw.clone()  # a typed view needs aligned bytes
+        tensors[name] = raw.view(dtype).reshape(info["shape"])
+    return tensors
 
 
 {% if sharded -%}

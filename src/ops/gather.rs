@@ -29,7 +29,7 @@ pub const OPS: &[OpDef] = &[
     op("Range", range).infer(range_infer).fold(range_fold),
     op("BatchMatMulV2", batch_matmul).infer(batch_matmul_infer).bias_slot(2),
     op("BatchMatMulV3", batch_matmul).infer(batch_matmul_infer).bias_slot(2),
-    op("Einsum", einsum).infer(einsum_infer),
+    op("Einsum", einsum).infer(einsum_infer).bias_slot(2),
     op("TopKV2", top_k).infer(top_k_infer),
     op("Where", where_indices),
 ];
@@ -506,35 +506,81 @@ fn einsum_parts(eq: &str) -> Option<(Vec<&str>, &str)> {
     Some((lhs.split(',').collect(), out))
 }
 
-/// Einsum; `x @ W`-shaped equations with a constant 2-D W (Keras EinsumDense projecting the
-/// last axis, `abc,cd->abd`) are `nn.Linear`.
+/// The projection form of an einsum (Keras EinsumDense): `A C, C D -> A D`, the kernel's
+/// leading axes `C` contracted with `x`'s trailing ones, its other axes `D` appended to `x`'s
+/// leading ones (`abc,cd->abd`; multi-head `abc,cde->abde`; back to the model width
+/// `abcd,cde->abe`). `(|C|, |D|)`, or `None` for any other equation.
+pub fn einsum_dense_form(eq: &str) -> Option<(usize, usize)> {
+    let (ins, out) = einsum_parts(eq)?;
+    let [x, w] = ins[..] else { return None };
+    let distinct = |s: &str| s.chars().collect::<std::collections::BTreeSet<_>>().len() == s.len();
+    if !(distinct(x) && distinct(w) && distinct(out)) {
+        return None;
+    }
+    (1..w.len()).find_map(|c| {
+        let (contracted, free) = (&w[..c], &w[c..]);
+        let lead = x.strip_suffix(contracted)?;
+        (out == format!("{lead}{free}")).then_some((c, w.len() - c))
+    })
+}
+
+/// Einsum; the projection form with a constant kernel is `nn.Linear` on `x`'s contracted
+/// axes (flattened when several), its output unflattened into the kernel's other axes:
+/// `self.query(x).unflatten(-1, (heads, dim))`.
 fn einsum(ctx: &mut Ctx) -> OpResult<Lowered> {
     let eq = ctx.node().attr_str("equation")?;
     if !eq.chars().all(|c| c.is_ascii_alphabetic() || ",.->".contains(c)) {
         return Err(format!("unexpected einsum equation {eq:?}").into());
     }
-    if ctx.num_inputs() == 2
-        && let Some((ins, out)) = einsum_parts(&eq)
-        && let [a, w] = ins[..]
-        && w.len() == 2
+    if let Some((c, d)) = einsum_dense_form(&eq)
         && let Ok(t) = ctx.const_input(1)
-        && t.rank() == 2
+        && t.rank() == c + d
         && t.dtype == DType::F32
     {
-        let (c, d) = (&w[..1], &w[1..]);
-        let linear = a.ends_with(c)
-            && out == format!("{}{d}", &a[..a.len() - 1])
-            && !a[..a.len() - 1].contains(d);
-        if linear {
-            let t = t.clone();
-            return crate::ops::util::linear_layer(ctx, t, false);
-        }
+        let t = t.clone();
+        return einsum_linear(ctx, t, c);
+    }
+    if ctx.has_bias() {
+        return Err("a fused bias on an einsum that is not a projection".into());
     }
     let mut args = vec![Expr::str_lit(&eq)];
     for i in 0..ctx.num_inputs() {
         args.push(ctx.input_tf(i)?);
     }
     Ok(Lowered::Expr { expr: Expr::call("torch.einsum", args), layout: Layout::Tf })
+}
+
+/// `nn.Linear(prod C, prod D)` for kernel `w [C.., D..]` contracting `c` axes.
+fn einsum_linear(ctx: &mut Ctx, w: Tensor, c: usize) -> OpResult<Lowered> {
+    let r = w.rank();
+    let in_f: usize = w.shape[..c].iter().product();
+    let out_dims = w.shape[c..].to_vec();
+    let out_f: usize = out_dims.iter().product();
+    let bias = ctx.bias(out_f)?;
+    let mut kwargs = Vec::new();
+    if bias.is_none() {
+        kwargs.push(("bias", Expr::boolean(false)));
+    }
+    let ctor =
+        Expr::call_kw("nn.Linear", vec![Expr::int(in_f as i64), Expr::int(out_f as i64)], kwargs);
+    // torch's weight is [out, in]: the kernel's free axes first, then both groups flattened.
+    let permute: Vec<usize> = (c..r).chain(0..c).collect();
+    let weight = Weight { tensor: w, permute: Some(permute), reshape: Some(vec![out_f, in_f]) };
+    let mut params = vec![("weight", weight)];
+    if let Some(b) = bias {
+        params.push(("bias", Weight::plain(b)));
+    }
+    let mut x = ctx.input_tf(0)?;
+    if c > 1 {
+        x = x.method("flatten", vec![Expr::int(-(c as i64))]);
+    }
+    let post = if out_dims.len() > 1 {
+        let sizes = Expr::Tuple(out_dims.iter().map(|&d| Expr::int(d as i64)).collect());
+        vec![Access::Method("unflatten", vec![Expr::int(-1), sizes])]
+    } else {
+        vec![]
+    };
+    Ok(Lowered::Layer { post, ctor, params, args: vec![x], layout: Layout::Tf })
 }
 
 fn einsum_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
@@ -590,4 +636,47 @@ fn where_indices(ctx: &mut Ctx) -> OpResult<Lowered> {
     }
     let x = ctx.input_tf(0)?;
     Ok(Lowered::Expr { expr: Expr::call("torch.nonzero", vec![x]), layout: Layout::Tf })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::einsum_dense_form;
+    use crate::testing::*;
+    use insta::assert_snapshot;
+
+    #[test]
+    fn projection_forms() {
+        assert_eq!(einsum_dense_form("abc,cd->abd"), Some((1, 1)));
+        assert_eq!(einsum_dense_form("abc,cde->abde"), Some((1, 2)));
+        assert_eq!(einsum_dense_form("abcd,cde->abe"), Some((2, 1)));
+        assert_eq!(einsum_dense_form("abc,dc->abd"), None, "the kernel's contracted axis last");
+        assert_eq!(einsum_dense_form("abc,cd->adb"), None, "the output reordered");
+        assert_eq!(einsum_dense_form("abcd,acd->ab"), None, "a batch axis in the kernel");
+    }
+
+    /// Keras EinsumDense into heads with a `[heads, dim]` bias, then back to the model width:
+    /// `nn.Linear` layers, the heads split with `unflatten` and merged with `flatten`.
+    #[test]
+    fn multi_head_projections_are_linear_layers() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 5, 32]);
+        let w = g.constant("query/kernel", weights(&[32, 2, 16]));
+        let eq = |e: &str| ("equation", string(e));
+        let q = g.op("query/einsum", "Einsum", &[x, w], &[eq("abc,cde->abde"), ("N", int(2))]);
+        let b = g.constant("query/bias", weights(&[2, 16]));
+        let qb = g.op("query/add", "AddV2", &[q, b], &[]);
+        let wo = g.constant("output/kernel", weights(&[2, 16, 32]));
+        let y = g.op("output/einsum", "Einsum", &[qb, wo], &[eq("abcd,cde->abe"), ("N", int(2))]);
+        assert_snapshot!(g.lower(&[y]), @"
+        self.query = nn.Linear(32, 32)
+        self.output = nn.Linear(32, 32, bias=False)
+        # query.weight: [32, 32]
+        # query.bias: [32]
+        # output.weight: [32, 32]
+        ---
+        x = self.query(x).unflatten(-1, (2, 16))
+        x = self.output(x.flatten(-2))
+        return x
+        ");
+    }
 }

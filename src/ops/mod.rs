@@ -35,6 +35,7 @@ pub mod util;
 mod window;
 
 pub use contract::{Ctx, Layout, Lowered, OpResult, TranslateError};
+pub use gather::einsum_dense_form;
 
 use crate::ir::{Dim, Node, Partial, ValueInfo, ValueRef};
 use crate::tensor::Tensor;

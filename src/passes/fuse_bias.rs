@@ -50,10 +50,31 @@ pub fn fuse_bias(g: &mut Graph) -> Result<()> {
         let Some(bias) = g.const_value(bias_ref) else {
             continue;
         };
-        // Only a per-channel bias: every dim 1 except the last (= channels).
+        // Only a per-channel bias: every dim 1 except the last (= channels); for a multi-head
+        // projection (an einsum into `[.., heads, dim]`), one per output feature.
         let per_channel = bias.numel() == channels
             && bias.shape.last() == Some(&channels)
             && bias.dtype == crate::tensor::DType::F32;
+        let per_feature = || {
+            let eq = g.node(n).attr_str("equation").ok()?;
+            let (_, free) = crate::ops::einsum_dense_form(&eq)?;
+            let out = g.info(out).shape?;
+            let tail = out.get(out.len().checked_sub(free)?..)?;
+            let fits = bias.rank() == free
+                && tail.iter().zip(&bias.shape).all(|(o, b)| *o == Some(*b))
+                && bias.dtype == crate::tensor::DType::F32;
+            fits.then_some(())
+        };
+        let per_channel = if g.node(n).op == "Einsum" {
+            // Only the projection form takes a bias (any other einsum stays `torch.einsum`).
+            let dense = g.node(n).attr_str("equation").ok().and_then(|e| {
+                let (c, d) = crate::ops::einsum_dense_form(&e)?;
+                g.const_value(inputs[1]).is_some_and(|w| w.rank() == c + d).then_some(())
+            });
+            dense.is_some() && (per_channel || per_feature().is_some())
+        } else {
+            per_channel
+        };
         if !per_channel {
             continue;
         }
