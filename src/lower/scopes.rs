@@ -144,6 +144,15 @@ impl<'a> Lowerer<'a> {
             }
         }
         let mut out = BTreeMap::new();
+        // A numbered layer holding other layers (`transformer_layer_0` around its
+        // `self_attention`):
+        // what it computes itself is named after TF's op (`shape`, `range`), not after it,
+        // which would repeat the block's name inside the block's own class.
+        // Only numbered ones (`transformer_layer_0`), the candidates for block classes.
+        let numbered = |s: &str| s.ends_with(|c: char| c.is_ascii_digit());
+        for parts in scopes.values().filter(|p| p.len() > 1 && numbered(p[0])) {
+            out.insert(parts[0].to_string(), String::new());
+        }
         for (full, parts) in &scopes {
             let short = (1..parts.len()).find_map(|k| {
                 let tail = parts[parts.len() - k..].join("_");
@@ -160,7 +169,20 @@ impl<'a> Lowerer<'a> {
     /// [`Self::short_scope_names`]).
     pub(super) fn local_hint(&self, n: NodeIndex) -> String {
         let scope = self.scope_of(n);
-        self.short_names.get(&scope).cloned().unwrap_or(scope)
+        match self.short_names.get(&scope) {
+            Some(short) if short.is_empty() => {
+                let name = &self.graph.node(n).name;
+                let Some((_, own)) = name.rsplit_once('/') else { return scope };
+                // TF's uniquifying suffix (`strided_slice_3`) says nothing.
+                let own = match own.rsplit_once('_') {
+                    Some((base, n)) if n.chars().all(|c| c.is_ascii_digit()) => base,
+                    _ => own,
+                };
+                own.to_string()
+            }
+            Some(short) => short.clone(),
+            None => scope,
+        }
     }
 
     /// Computing nodes whose name has a layer scope below the common prefix, with that scope's
