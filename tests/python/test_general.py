@@ -3,6 +3,8 @@ Fill, Pack, resize, pad and slices) and sizes that are data, `tf.cond` frozen (S
 in a SavedModel (StatelessIf) and in TF1. Each converts once and matches TensorFlow for two
 input sizes. Fixtures: tests/fixtures/general.py (make_fixtures.py general build/fixtures)."""
 
+import ast
+
 import pytest
 from conftest import GENERATED_DIR, assert_parity, ruff, run_cli
 
@@ -69,6 +71,11 @@ def test_decoder_attention_reads_as_pytorch(name, tmp_path):
     assert ("enable_gqa=True" in code) == (name == "keras_hub_llama"), code
     assert "nn.ModuleList([TransformerLayer() for _ in range(2)])" in code, code
     assert "for layer in self.transformer_layers:" in code, code
+    # Short local names: scope prefixes only where they tell two values apart.
+    tree = ast.parse(code)
+    forwards = [f for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) and f.name == "forward"]
+    local = {n.id for f in forwards for n in ast.walk(f) if isinstance(n, ast.Name)}
+    assert max(map(len, local)) <= 30, sorted(local, key=len)[-3:]
     if name == "keras_hub_llama":
         # Rotary embeddings: one helper pair, applied to the queries and to the keys.
         assert code.count("def rotate_half(") == 1 and code.count("def apply_rotary(") == 1
