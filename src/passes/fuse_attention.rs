@@ -127,10 +127,32 @@ struct Match {
     k: (ValueRef, [usize; 4]),
     v: (ValueRef, [usize; 4]),
     mask: Option<(ValueRef, AttentionMask)>,
+    /// A bias added to the scores under a boolean mask: the two become one float mask.
+    bias: Option<ValueRef>,
     scale: f64,
     gqa: bool,
     /// The value matmul, whose output the fused node takes over.
     out: NodeIndex,
+}
+
+/// Whether `v` is a product of q and k (through transposes and scalar factors).
+fn from_matmul(g: &Graph, v: ValueRef) -> bool {
+    peel(g, v, true, true).is_some_and(|w| MATMULS.contains(&g.node(w.source.node).op.as_str()))
+}
+
+/// `(scores, bias)` when `v` is `scores + bias`, the scores a product of q and k and the bias
+/// a float tensor.
+fn split_bias(g: &Graph, v: ValueRef) -> Option<(ValueRef, ValueRef)> {
+    single_consumer(g, v)?;
+    let (a, b) = binary(g, v, &["Add", "AddV2"])?;
+    let (s, m) = if from_matmul(g, a) {
+        (a, b)
+    } else if from_matmul(g, b) {
+        (b, a)
+    } else {
+        return None;
+    };
+    is_float(g, m).then_some((s, m))
 }
 
 fn matmul_adjoints(g: &Graph, n: NodeIndex) -> Option<(bool, bool)> {
@@ -166,37 +188,28 @@ fn match_attention(g: &Graph, softmax: NodeIndex) -> Option<Match> {
         return None;
     }
     // Before the softmax: the mask.
-    let (scores, mask) = if let Some(i) = inputs_of(g, logits, &["SelectV2"]) {
+    let (scores, mask, bias) = if let Some(i) = inputs_of(g, logits, &["SelectV2"]) {
         let c = const_scalar(g, i[2])?;
         if c > LARGE_NEGATIVE || zeroed_by != Some(i[0]) {
             return None;
         }
-        (i[1], Some((i[0], AttentionMask::Bool)))
-    } else if let Some((a, b)) = binary(g, logits, &["Add", "AddV2"]) {
+        // Scores with a bias added (DeBERTa's relative positions) under the mask too.
+        match split_bias(g, i[1]) {
+            Some((s, b)) if !from_matmul(g, i[1]) => {
+                (s, Some((i[0], AttentionMask::Bool)), Some(b))
+            }
+            _ => (i[1], Some((i[0], AttentionMask::Bool)), None),
+        }
+    } else if let Some((s, m)) = split_bias(g, logits) {
         if zeroed_by.is_some() {
             return None;
         }
-        // The scores are the operand that comes from a matmul.
-        let from_matmul = |v: ValueRef| {
-            peel(g, v, true, true)
-                .is_some_and(|w| MATMULS.contains(&g.node(w.source.node).op.as_str()))
-        };
-        let (s, m) = if from_matmul(a) {
-            (a, b)
-        } else if from_matmul(b) {
-            (b, a)
-        } else {
-            return None;
-        };
-        if !is_float(g, m) {
-            return None;
-        }
-        (s, Some((m, AttentionMask::Additive)))
+        (s, Some((m, AttentionMask::Additive)), None)
     } else {
         if zeroed_by.is_some() {
             return None;
         }
-        (logits, None)
+        (logits, None, None)
     };
     // The scores: a matmul of q and k, seen through transposes and scalar factors.
     let s = peel(g, scores, true, true)?;
@@ -245,7 +258,7 @@ fn match_attention(g: &Graph, softmax: NodeIndex) -> Option<Match> {
     if !gqa && !same_batch(g, &q, &k) {
         return None;
     }
-    Some(Match { q, k, v, mask, scale: s.scale * qv.scale * kv.scale, gqa, out })
+    Some(Match { q, k, v, mask, bias, scale: s.scale * qv.scale * kv.scale, gqa, out })
 }
 
 /// `(source, repeats)` when `x` is its source with each head (SDPA axis 1) repeated.
@@ -303,13 +316,50 @@ fn arranged(
     ValueRef { node: t, port: 0 }
 }
 
+fn masked_bias(
+    g: &mut Graph,
+    base: &str,
+    mask: ValueRef,
+    bias: ValueRef,
+    ordinal: usize,
+) -> ValueRef {
+    let inf = Node::constant(
+        format!("{base}/masked"),
+        Tensor::from_f32(vec![], &[f32::NEG_INFINITY]),
+        ordinal,
+    );
+    let inf = g.add_node(inf);
+    g.node_mut(inf).outputs = vec![ValueInfo { dtype: Some(DType::F32), shape: Some(vec![]) }];
+    let mut select = Node::new(format!("{base}/bias"), "SelectV2", ordinal);
+    select.role = Some("bias");
+    let (mi, bi) = (g.info(mask), g.info(bias));
+    let shape = match (mi.shape, bi.shape) {
+        (Some(a), Some(b)) => crate::ops::util::broadcast(&Some(a), &Some(b)),
+        _ => None,
+    };
+    select.outputs = vec![ValueInfo { dtype: bi.dtype, shape }];
+    let select = g.add_node(select);
+    g.connect(mask, select, 0);
+    g.connect(bias, select, 1);
+    g.connect(ValueRef { node: inf, port: 0 }, select, 2);
+    ValueRef { node: select, port: 0 }
+}
+
 fn install(g: &mut Graph, m: Match) {
     let (base, ordinal) = (g.node(m.out).name.clone(), g.node(m.out).ordinal);
     let out_info = g.node(m.out).outputs.clone();
     let q = arranged(g, m.q, &base, "q", ordinal);
     let k = arranged(g, m.k, &base, "k", ordinal);
     let v = arranged(g, m.v, &base, "v", ordinal);
-    let kind = m.mask.as_ref().map(|(_, kind)| *kind);
+    // A bias under a boolean mask: `where(mask, bias, -inf)`, added like any float mask
+    // (a masked key gets no weight, a query with no key left gets zeros, as in TF).
+    let mask = match (m.mask, m.bias) {
+        (Some((mask, AttentionMask::Bool)), Some(bias)) => {
+            Some((masked_bias(g, &base, mask, bias, ordinal), AttentionMask::Additive))
+        }
+        (mask, _) => mask,
+    };
+    let kind = mask.as_ref().map(|(_, kind)| *kind);
     let op = Fused::Attention { scale: m.scale as f32, mask: kind, gqa: m.gqa };
     let mut node = Node::fused(base.clone(), op, ordinal);
     node.outputs = out_info.clone();
@@ -317,7 +367,7 @@ fn install(g: &mut Graph, m: Match) {
     for (slot, input) in [q, k, v].into_iter().enumerate() {
         g.connect(input, fused, slot);
     }
-    if let Some((mask, _)) = m.mask {
+    if let Some((mask, _)) = mask {
         g.connect(mask, fused, 3);
         let producer = g.node_mut(mask.node);
         if producer.role.is_none() && producer.op != "Placeholder" && producer.value.is_none() {
@@ -429,6 +479,32 @@ mod tests {
         x = F.scaled_dot_product_attention(q_2, k_2, v_2, scale=0.5, enable_gqa=True)
         return x
         ");
+    }
+
+    /// DeBERTa: relative-position terms added to the scores, all under a boolean mask: one
+    /// float mask, `-inf` where the boolean one is false.
+    #[test]
+    fn a_bias_under_a_boolean_mask_becomes_one_float_mask() {
+        let mut g = TestGraph::new();
+        let q = g.input("q", &[-1, 2, 5, 16]);
+        let k = g.input("k", &[-1, 2, 5, 16]);
+        let v = g.input("v", &[-1, 2, 5, 16]);
+        let rel = g.input("rel", &[-1, 2, 5, 5]);
+        let mask = g.typed_input("mask", &[-1, 1, 1, 5], DType::Bool);
+        let mm = g.op("att/MatMul", "BatchMatMulV2", &[q, k], &[("adj_y", boolean(true))]);
+        let s = g.op("att/add", "AddV2", &[mm, rel], &[]);
+        let big = scalar(&mut g, "att/big", -1e9);
+        let masked = g.op("att/SelectV2", "SelectV2", &[mask, s, big], &[]);
+        let p = g.op("att/Softmax", "Softmax", &[masked], &[]);
+        let zero = scalar(&mut g, "att/zero", 0.0);
+        let pz = g.op("att/SelectV2_1", "SelectV2", &[mask, p, zero], &[]);
+        let o = g.op("att/MatMul_1", "BatchMatMulV2", &[pz, v], &[]);
+        assert_snapshot!(g.lower(&[o]), @r#"
+        ---
+        bias = torch.where(mask, rel, float("-inf"))
+        x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=1.0)
+        return x
+        "#);
     }
 
     /// Scores the model also returns (Keras' `return_attention_scores`) stay as they are.
