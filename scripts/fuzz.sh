@@ -16,7 +16,8 @@ mkdir -p "$corpus" fuzz/seeds
 seed() { for f in "$@"; do [ -f "$f" ] && cp -n "$f" "$corpus/$(echo "$f" | tr '/' '_')"; done; true; }
 case "$target" in
   graphdef|convert) seed tests/fixtures/ops/*.pb samples/*.pb build/fixtures/rnn_*.pb build/fixtures/tf_*.pb \
-                      build/fixtures/tf1_*.pb build/fixtures/frozen_with_function.pb build/fixtures/diff_base.pb ;;
+                      build/fixtures/tf1_*.pb build/fixtures/frozen_with_function.pb build/fixtures/diff_base.pb \
+                      build/fixtures/keras_hub_gpt2.pb build/fixtures/keras_hub_llama.pb build/fixtures/keras_hub_deberta.pb ;;
   saved_model) seed build/fixtures/*_saved/saved_model.pb build/fixtures/sm_*/saved_model.pb
                rm -rf fuzz/seeds/saved_model_variables
                cp -r build/fixtures/sm_module/variables fuzz/seeds/saved_model_variables ;;

@@ -33,6 +33,7 @@ pub const COND: &str = "_Cond";
 pub const ATTENTION: &str = "_Attention";
 pub const ROTATE_HALF: &str = "_RotateHalf";
 pub const APPLY_ROTARY: &str = "_ApplyRotary";
+pub const CAUSAL_MASK: &str = "_CausalMask";
 
 /// A synthetic op and its parameters.
 #[derive(Clone, Debug)]
@@ -64,6 +65,9 @@ pub enum Fused {
     RotateHalf,
     /// `x * cos(angles) + rotate_half(x) * sin(angles)`. Inputs: `x`, `angles`.
     ApplyRotary,
+    /// `[n, n]` booleans, true on and below the diagonal (see `passes::fuse_causal`).
+    /// Input: `n`, an integer scalar.
+    CausalMask,
     /// A recurrent layer over a whole sequence; inputs as [`Recurrent`] describes.
     Recurrent(Recurrent),
     /// A loop (see `passes::loops`): its body is a graph whose inputs are the loop variables
@@ -244,6 +248,7 @@ impl Fused {
             Fused::Attention { .. } => ATTENTION,
             Fused::RotateHalf => ROTATE_HALF,
             Fused::ApplyRotary => APPLY_ROTARY,
+            Fused::CausalMask => CAUSAL_MASK,
             Fused::Recurrent(r) => r.cell.op_name(),
             Fused::Loop(_) => LOOP,
             Fused::Cond(_) => COND,
@@ -293,6 +298,7 @@ impl Fused {
             Fused::SiLU
             | Fused::RotateHalf
             | Fused::ApplyRotary
+            | Fused::CausalMask
             | Fused::Loop(_)
             | Fused::Cond(_)
             | Fused::Window1D(_) => {}

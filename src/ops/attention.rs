@@ -14,7 +14,17 @@ pub const OPS: &[OpDef] = &[
     // Produced by passes::fuse_rotary.
     op(fused::ROTATE_HALF, rotate_half).infer(same_as_input),
     op(fused::APPLY_ROTARY, apply_rotary),
+    // Produced by passes::fuse_causal; its output shape is the comparison's it replaced.
+    op(fused::CAUSAL_MASK, causal_mask),
 ];
+
+/// `torch.ones(n, n, dtype=torch.bool).tril()`.
+fn causal_mask(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let n = ctx.input_in(0, Layout::Host)?;
+    let ones =
+        Expr::call_kw("torch.ones", vec![n.clone(), n], vec![("dtype", Expr::path("torch.bool"))]);
+    Ok(Lowered::Expr { expr: ones.method("tril", vec![]), layout: Layout::Tf })
+}
 
 /// Its output shape is the addition's it replaced (`x`'s, broadcast with the angles').
 fn apply_rotary(ctx: &mut Ctx) -> OpResult<Lowered> {

@@ -189,7 +189,7 @@ fn match_attention(g: &Graph, softmax: NodeIndex) -> Option<Match> {
     }
     // Before the softmax: the mask.
     let (scores, mask, bias) = if let Some(i) = inputs_of(g, logits, &["SelectV2"]) {
-        let c = const_scalar(g, i[2])?;
+        let c = const_scalar(g, *i.get(2)?)?;
         if c > LARGE_NEGATIVE || zeroed_by != Some(i[0]) {
             return None;
         }

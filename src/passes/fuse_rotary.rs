@@ -85,7 +85,7 @@ fn halves(g: &Graph, first: ValueRef, second: ValueRef) -> Option<ValueRef> {
     let node = g.node(first.node);
     let i = g.inputs(first.node);
     let (x, axis_input) = match node.op.as_str() {
-        "Split" if node.attr_int_or("num_split", 0).ok()? == 2 => (i[1], i[0]),
+        "Split" if node.attr_int_or("num_split", 0).ok()? == 2 => (*i.get(1)?, i[0]),
         "SplitV" => {
             let sizes = const_ints(g, *i.get(1)?)?;
             let [a, b] = sizes[..] else { return None };

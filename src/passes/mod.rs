@@ -9,6 +9,7 @@ mod fuse_attention;
 mod fuse_batchnorm;
 mod fuse_bias;
 mod fuse_bidirectional;
+mod fuse_causal;
 mod fuse_dilated;
 mod fuse_groupnorm;
 mod fuse_layernorm;
@@ -48,7 +49,7 @@ pub fn run_all(g: &mut Graph) -> Result<()> {
 type Pass = fn(&mut Graph) -> Result<()>;
 
 /// After recurrent layers are fused (see [`run_observed`]).
-const LATE: [(&str, Pass); 18] = [
+const LATE: [(&str, Pass); 19] = [
     ("simplify", simplify),
     ("prune", prune),
     ("fuse_bidirectional", fuse_bidirectional::fuse_bidirectional),
@@ -64,6 +65,7 @@ const LATE: [(&str, Pass); 18] = [
     ("fuse_bias", fuse_bias),
     ("fuse_head_bias", fuse_head_bias),
     ("fuse_rotary", fuse_rotary::fuse_rotary),
+    ("fuse_causal", fuse_causal::fuse_causal),
     ("fuse_attention", fuse_attention::fuse_attention),
     ("prune", prune),
     ("optimize_loop_bodies", loops::optimize_bodies),
