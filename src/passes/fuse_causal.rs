@@ -64,7 +64,7 @@ mod tests {
     fn ranges_compared_are_a_lower_triangle() {
         let mut g = TestGraph::new();
         let n = g.typed_input("n", &[], DType::I32);
-        let mut range = |g: &mut TestGraph, name: &str| {
+        let range = |g: &mut TestGraph, name: &str| {
             let start = g.constant(&format!("{name}/start"), Tensor::from_f32(vec![], &[0.0]));
             let delta = g.constant(&format!("{name}/delta"), Tensor::from_f32(vec![], &[1.0]));
             let float =
