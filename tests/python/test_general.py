@@ -71,6 +71,9 @@ def test_decoder_attention_reads_as_pytorch(name, tmp_path):
     assert ("enable_gqa=True" in code) == (name == "keras_hub_llama"), code
     assert "nn.ModuleList([TransformerLayer() for _ in range(2)])" in code, code
     assert "for layer in self.transformer_layers:" in code, code
+    # The causal mask as a person builds it, not from two aranges compared.
+    assert ", dtype=torch.bool).tril()" in code, code
+    assert not any(">=" in line and "range" in line for line in code.splitlines()), code
     # Short local names: scope prefixes only where they tell two values apart.
     tree = ast.parse(code)
     forwards = [f for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) and f.name == "forward"]
