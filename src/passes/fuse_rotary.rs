@@ -138,17 +138,29 @@ fn rotated_half(g: &Graph, v: ValueRef) -> Option<ValueRef> {
 
 #[cfg(test)]
 mod tests {
+    use crate::ir::ValueRef;
     use crate::testing::*;
     use insta::assert_snapshot;
+
+    /// `x`'s last axis split in two by `Split`: `(x1, x2)`.
+    fn split_halves(g: &mut TestGraph, x: ValueRef) -> (ValueRef, ValueRef) {
+        let axis = g.constant("rot/axis", int_tensor(&[], &[-1]));
+        let split = g.op("rot/split", "Split", &[axis, x], &[("num_split", int(2))]);
+        (TestGraph::port(split, 0), TestGraph::port(split, 1))
+    }
+
+    /// `concat([a, b], -1)`.
+    fn concat_last(g: &mut TestGraph, a: ValueRef, b: ValueRef) -> ValueRef {
+        let cat_axis = g.constant("rot/cat_axis", int_tensor(&[], &[-1]));
+        g.op("rot/concat", "ConcatV2", &[a, b, cat_axis], &[("N", int(2))])
+    }
 
     /// keras-hub's RotaryEmbedding: `stack([-x2, x1], axis=-2)` reshaped back to x's shape.
     #[test]
     fn stacked_halves_are_rotate_half() {
         let mut g = TestGraph::new();
         let x = g.input("x", &[-1, 5, 2, 8]);
-        let axis = g.constant("rot/axis", int_tensor(&[], &[-1]));
-        let split = g.op("rot/split", "Split", &[axis, x], &[("num_split", int(2))]);
-        let (x1, x2) = (TestGraph::port(split, 0), TestGraph::port(split, 1));
+        let (x1, x2) = split_halves(&mut g, x);
         let neg = g.op("rot/Neg", "Neg", &[x2], &[]);
         let packed = g.op("rot/stack", "Pack", &[neg, x1], &[("axis", int(3)), ("N", int(2))]);
         let shape = g.constant("rot/shape", int_tensor(&[4], &[-1, 5, 2, 8]));
@@ -170,8 +182,7 @@ mod tests {
         let split = g.op("rot/split", "SplitV", &[x, sizes, axis], &[("num_split", int(2))]);
         let (x1, x2) = (TestGraph::port(split, 0), TestGraph::port(split, 1));
         let neg = g.op("rot/Neg", "Neg", &[x2], &[]);
-        let cat_axis = g.constant("rot/cat_axis", int_tensor(&[], &[-1]));
-        let y = g.op("rot/concat", "ConcatV2", &[neg, x1, cat_axis], &[("N", int(2))]);
+        let y = concat_last(&mut g, neg, x1);
         assert_snapshot!(g.lower(&[y]), @"
         ---
         x = rotate_half(x)
@@ -185,12 +196,9 @@ mod tests {
         let mut g = TestGraph::new();
         let x = g.input("x", &[-1, 5, 2, 8]);
         let angles = g.input("angles", &[1, 5, 1, 8]);
-        let axis = g.constant("rot/axis", int_tensor(&[], &[-1]));
-        let split = g.op("rot/split", "Split", &[axis, x], &[("num_split", int(2))]);
-        let (x1, x2) = (TestGraph::port(split, 0), TestGraph::port(split, 1));
+        let (x1, x2) = split_halves(&mut g, x);
         let neg = g.op("rot/Neg", "Neg", &[x2], &[]);
-        let cat_axis = g.constant("rot/cat_axis", int_tensor(&[], &[-1]));
-        let half = g.op("rot/concat", "ConcatV2", &[neg, x1, cat_axis], &[("N", int(2))]);
+        let half = concat_last(&mut g, neg, x1);
         let cos = g.op("rot/Cos", "Cos", &[angles], &[]);
         let sin = g.op("rot/Sin", "Sin", &[angles], &[]);
         let a = g.op("rot/mul", "Mul", &[cos, x], &[]);
@@ -208,12 +216,9 @@ mod tests {
     fn unswapped_halves_are_left_alone() {
         let mut g = TestGraph::new();
         let x = g.input("x", &[-1, 2, 5, 8]);
-        let axis = g.constant("rot/axis", int_tensor(&[], &[-1]));
-        let split = g.op("rot/split", "Split", &[axis, x], &[("num_split", int(2))]);
-        let (x1, x2) = (TestGraph::port(split, 0), TestGraph::port(split, 1));
+        let (x1, x2) = split_halves(&mut g, x);
         let neg = g.op("rot/Neg", "Neg", &[x1], &[]);
-        let cat_axis = g.constant("rot/cat_axis", int_tensor(&[], &[-1]));
-        let y = g.op("rot/concat", "ConcatV2", &[neg, x2, cat_axis], &[("N", int(2))]);
+        let y = concat_last(&mut g, neg, x2);
         assert!(!g.lower(&[y]).contains("rotate_half"));
     }
 }
