@@ -49,6 +49,19 @@ impl Lowerer<'_> {
             }
             Lowered::Expr { expr, layout } => {
                 self.consume_inputs(n);
+                // A size read once goes into its reader (`float(x.shape[1])`) rather than
+                // taking a name: it is pure, and what it reads is never assigned again (the
+                // running name aside, which it must not read).
+                let inline = layout == Layout::Host
+                    && self.loop_name.is_empty()
+                    && self.graph.use_count(out) == 1
+                    && !self.graph.outputs.contains(&out)
+                    && !expr.names().contains(&self.running.as_str())
+                    && crate::py::printer::flat(&expr).len() <= 40;
+                if inline {
+                    self.values.insert(out, Val { expr, layout });
+                    return Ok(());
+                }
                 // Sizes (Python ints) keep names of their own: the running `x` is a tensor.
                 let target = if layout == Layout::Host {
                     self.host_target_for(out)
