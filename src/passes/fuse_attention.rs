@@ -19,9 +19,10 @@
 //! underflows to exactly zero weight, as SDPA's boolean mask does. A query with no key left
 //! to attend to: where TF zeroes the probabilities of masked keys afterwards (Keras 3) its
 //! output is zero, as SDPA's is since torch 2.5; with a boolean mask and no such zeroing TF
-//! averages every value instead, so that form is left alone. Key/value heads
-//! repeated for grouped-query attention (`RepeatInterleave` on the head axis) become
-//! `enable_gqa=True`.
+//! averages every value instead, so that form is left alone. A bias added to the scores
+//! under a boolean mask (DeBERTa's relative positions) becomes one float mask,
+//! `where(mask, bias, -inf)`. Key/value heads repeated for grouped-query attention
+//! (`RepeatInterleave` on the head axis) become `enable_gqa=True`.
 
 use petgraph::stable_graph::NodeIndex;
 
