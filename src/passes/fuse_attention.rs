@@ -29,7 +29,9 @@ use petgraph::stable_graph::NodeIndex;
 use crate::error::Result;
 use crate::ir::fused::{AttentionMask, Fused};
 use crate::ir::{Graph, Node, ValueInfo, ValueRef};
-use crate::passes::pattern::{binary, const_scalar, inputs_of, operands, single_consumer};
+use crate::passes::pattern::{
+    binary, const_scalar, inputs_of, operands, replace_with_fused, single_consumer,
+};
 use crate::tensor::{DType, Tensor};
 
 const MATMULS: &[&str] = &["BatchMatMulV2", "BatchMatMulV3", "BatchMatMul"];
@@ -348,7 +350,6 @@ fn masked_bias(
 
 fn install(g: &mut Graph, m: Match) {
     let (base, ordinal) = (g.node(m.out).name.clone(), g.node(m.out).ordinal);
-    let out_info = g.node(m.out).outputs.clone();
     let q = arranged(g, m.q, &base, "q", ordinal);
     let k = arranged(g, m.k, &base, "k", ordinal);
     let v = arranged(g, m.v, &base, "v", ordinal);
@@ -362,21 +363,16 @@ fn install(g: &mut Graph, m: Match) {
     };
     let kind = mask.as_ref().map(|(_, kind)| *kind);
     let op = Fused::Attention { scale: m.scale as f32, mask: kind, gqa: m.gqa };
-    let mut node = Node::fused(base.clone(), op, ordinal);
-    node.outputs = out_info.clone();
-    let fused = g.add_node(node);
-    for (slot, input) in [q, k, v].into_iter().enumerate() {
-        g.connect(input, fused, slot);
-    }
+    let mut inputs = vec![q, k, v];
     if let Some((mask, _)) = mask {
-        g.connect(mask, fused, 3);
+        inputs.push(mask);
         let producer = g.node_mut(mask.node);
         if producer.role.is_none() && producer.op != "Placeholder" && producer.value.is_none() {
             producer.role = Some("mask");
         }
     }
-    g.replace_uses(ValueRef { node: m.out, port: 0 }, ValueRef { node: fused, port: 0 });
     // What only the old matmul read is left for `prune`.
+    replace_with_fused(g, m.out, op, &inputs);
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ pub fn fuse_causal(g: &mut Graph) -> Result<()> {
         g.g.node_indices().filter(|&n| g.node(n).op == "GreaterEqual").collect();
     for n in compares {
         if let Some(size) = causal_size(g, ValueRef { node: n, port: 0 }) {
-            replace_with_fused(g, n, Fused::CausalMask, size);
+            replace_with_fused(g, n, Fused::CausalMask, &[size]);
         }
     }
     Ok(())

@@ -80,7 +80,7 @@ pub fn fuse_groupnorm(g: &mut Graph) -> Result<()> {
         let out = ValueRef { node: n, port: 0 };
         let Some(gn) = match_at(g, out) else { continue };
         let op = Fused::GroupNorm { groups: gn.groups, epsilon: gn.eps, affine: gn.affine };
-        replace_with_fused(g, n, op, gn.x);
+        replace_with_fused(g, n, op, &[gn.x]);
     }
     Ok(())
 }

@@ -186,7 +186,7 @@ pub fn fuse_layernorm(g: &mut Graph) -> Result<()> {
                 beta: ln.beta.unwrap_or_else(|| Tensor::from_f32(vec![c], &vec![0.0; c])),
             }
         });
-        replace_with_fused(g, n, Fused::LayerNorm { epsilon: ln.eps, affine }, ln.x);
+        replace_with_fused(g, n, Fused::LayerNorm { epsilon: ln.eps, affine }, &[ln.x]);
     }
     Ok(())
 }

@@ -100,7 +100,7 @@ pub fn fuse_rmsnorm(g: &mut Graph) -> Result<()> {
             };
             let Some(rms) = found else { continue };
             let op = Fused::RmsNorm { epsilon: rms.eps, weight: rms.weight };
-            replace_with_fused(g, n, op, rms.x);
+            replace_with_fused(g, n, op, &[rms.x]);
         }
     }
     Ok(())

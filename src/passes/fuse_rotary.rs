@@ -16,7 +16,7 @@ use petgraph::stable_graph::NodeIndex;
 
 use crate::error::Result;
 use crate::ir::fused::Fused;
-use crate::ir::{Graph, Node, ValueRef};
+use crate::ir::{Graph, ValueRef};
 use crate::passes::pattern::{both_orders, const_ints, inputs_of, replace_with_fused, unary_input};
 
 pub fn fuse_rotary(g: &mut Graph) -> Result<()> {
@@ -26,21 +26,14 @@ pub fn fuse_rotary(g: &mut Graph) -> Result<()> {
             .collect();
     for n in joins {
         if let Some(x) = rotated_half(g, ValueRef { node: n, port: 0 }) {
-            replace_with_fused(g, n, Fused::RotateHalf, x);
+            replace_with_fused(g, n, Fused::RotateHalf, &[x]);
         }
     }
     let adds: Vec<NodeIndex> =
         g.g.node_indices().filter(|&n| matches!(g.node(n).op.as_str(), "Add" | "AddV2")).collect();
     for n in adds {
         if let Some((x, angles)) = rotation(g, ValueRef { node: n, port: 0 }) {
-            let (name, ordinal) = (g.node(n).name.clone(), g.node(n).ordinal);
-            let mut node = Node::fused(name, Fused::ApplyRotary, ordinal);
-            node.outputs = g.node(n).outputs.clone();
-            let fused = g.add_node(node);
-            g.connect(x, fused, 0);
-            g.connect(angles, fused, 1);
-            g.replace_uses(ValueRef { node: n, port: 0 }, ValueRef { node: fused, port: 0 });
-            g.g.remove_node(n);
+            replace_with_fused(g, n, Fused::ApplyRotary, &[x, angles]);
             let producer = g.node_mut(angles.node);
             if producer.value.is_none() && producer.op != "Placeholder" {
                 producer.role.get_or_insert("angles");

@@ -108,19 +108,21 @@ pub fn is_zeros(g: &Graph, v: ValueRef) -> bool {
     g.const_value(v).is_some_and(|t| t.to_f64().is_some_and(|x| x.iter().all(|&x| x == 0.0)))
 }
 
-/// Replaces node `n` (read at output 0) by one node of the synthetic op `op` reading `input`,
-/// named and ordered like `n`: how the normalisation fusions install what they matched.
+/// Replaces node `n` (read at output 0) by one node of the synthetic op `op` reading `inputs`
+/// (in slot order), named and ordered like `n`: how the fusions install what they matched.
 pub fn replace_with_fused(
     g: &mut Graph,
     n: NodeIndex,
     op: crate::ir::fused::Fused,
-    input: ValueRef,
+    inputs: &[ValueRef],
 ) {
     let (name, ordinal) = (g.node(n).name.clone(), g.node(n).ordinal);
     let mut node = crate::ir::Node::fused(name, op, ordinal);
     node.outputs = g.node(n).outputs.clone();
     let fused = g.add_node(node);
-    g.connect(input, fused, 0);
+    for (slot, &input) in inputs.iter().enumerate() {
+        g.connect(input, fused, slot);
+    }
     g.replace_uses(ValueRef { node: n, port: 0 }, ValueRef { node: fused, port: 0 });
     g.g.remove_node(n);
 }
