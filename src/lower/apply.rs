@@ -36,6 +36,13 @@ impl Lowerer<'_> {
                 self.push_line(Expr::name(&target), access(layer.called(args, vec![]), post));
                 self.values.insert(out, Val { expr: Expr::name(target), layout });
             }
+            Lowered::LayerWith { ctor, params, call, layout } => {
+                let layer = self.add_layer(n, ctor, params);
+                self.consume_inputs(n);
+                let target = self.target_for(out);
+                self.push_line(Expr::name(&target), call(layer));
+                self.values.insert(out, Val { expr: Expr::name(target), layout });
+            }
             Lowered::LayerUnpack { ctor, params, args, pattern, views } => {
                 let layer = self.add_layer(n, ctor, params);
                 self.consume_inputs(n);

@@ -117,6 +117,9 @@ pub enum Unpack {
     Tuple(Vec<Unpack>),
 }
 
+/// How [`Lowered::LayerWith`] builds its forward expression from the layer (`self.<name>`).
+pub type LayerUse = Box<dyn FnOnce(Expr) -> Expr>;
+
 /// What a translator produces for one node.
 pub enum Lowered {
     /// `self.<name> = ctor` in `__init__`; `y = self.<name>(args)` then `post` in `forward`.
@@ -137,6 +140,10 @@ pub enum Lowered {
         pattern: Unpack,
         views: Vec<(usize, Vec<Access>)>,
     },
+    /// A layer used through an expression of its own rather than by a call: `self.<name> =
+    /// ctor` in `__init__`, `y = call(self.<name>)` in `forward` (its weights passed to a
+    /// helper function).
+    LayerWith { ctor: Expr, params: Vec<(&'static str, Weight)>, call: LayerUse, layout: Layout },
     /// `y = expr`.
     Expr { expr: Expr, layout: Layout },
     /// `a, b, ... = expr` for ops with several outputs.

@@ -8,8 +8,9 @@
 use crate::ir::ValueInfo;
 use crate::ir::fused::{self, Fused, Window1D};
 use crate::ops::contract::{Access, Ctx, Layout, Lowered, OpResult};
-use crate::ops::util::{float_weight, known_ints};
-use crate::ops::window::{Window, dims, f_pad, layer, require_channels_last};
+use crate::ops::sizes::{Item, items};
+use crate::ops::util::float_weight;
+use crate::ops::window::{Window, dims, layer, require_channels_last};
 use crate::ops::{OpDef, OpInputs, op};
 use crate::py::Expr;
 use crate::weights::Weight;
@@ -101,7 +102,7 @@ fn conv_layer(
             kwargs.push(("padding", dims(&p)));
             x
         }
-        None => f_pad(x, &g.pads, None),
+        None => g.padded(ctx, x, None),
     };
     if g.dilations.iter().any(|&d| d != 1) {
         kwargs.push(("dilation", dims(&g.dilations)));
@@ -218,7 +219,8 @@ fn transpose_axis(
 }
 
 /// `Conv2DBackpropInput(input_sizes, filter, out_backprop[, bias])` (and its 1-D and 3-D
-/// forms) = `nn.ConvTranspose2d`, with TF's padding reproduced exactly.
+/// forms) = `nn.ConvTranspose2d`, with TF's padding reproduced exactly; when the sizes are
+/// only known at run time, [`conv_transpose_sized`].
 fn conv_transpose(ctx: &mut Ctx, spatial: usize) -> OpResult<Lowered> {
     let node = ctx.node();
     require_channels_last(node, spatial)?;
@@ -227,15 +229,16 @@ fn conv_transpose(ctx: &mut Ctx, spatial: usize) -> OpResult<Lowered> {
     let padding = node.attr_str("padding")?;
     let wshape = filter_shape(ctx, spatial)?;
     let (c_out, c_in) = (wshape[spatial], wshape[spatial + 1]);
-    let sizes = one_d_sizes(known_ints(ctx, 0)?, spatial);
+    let rank = if spatial == 1 { 4 } else { spatial + 2 };
+    let sizes: Vec<Item> = one_d_sizes(items(ctx, 0, rank)?, spatial);
     let input = ctx.info(2).shape.filter(|s| s.len() == spatial + 2);
     let mut geometry = Vec::with_capacity(spatial);
     let mut outs = Vec::with_capacity(spatial);
     for a in 0..spatial {
-        let o = sizes.get(a + 1).copied().flatten();
         let n = input.as_ref().and_then(|s| s[a + 1]);
-        let (Some(o), Some(n)) = (o, n) else {
-            return Err("the output and input spatial sizes must be known".into());
+        let (Some(o), Some(n)) = (sizes[a + 1].known, n) else {
+            let size = sizes[1..=spatial].iter().map(|i| i.expr.clone()).collect();
+            return conv_transpose_sized(ctx, spatial, &padding, Expr::Tuple(size));
         };
         let k = wshape[a] as i64;
         geometry.push(transpose_axis(&padding, (n as i64, o, k, strides[a], dilations[a]))?);
@@ -296,10 +299,88 @@ fn conv_transpose(ctx: &mut Ctx, spatial: usize) -> OpResult<Lowered> {
     Ok(Lowered::Layer { post, ctor, params, args: vec![x], layout: Layout::ChannelsFirst })
 }
 
+/// A transposed conv whose output size is read at run time: the geometry TF derives from it
+/// is computed there too, by `conv_transpose_sized` (templates/conv_transpose_sized.py). A
+/// constant filter is still an `nn.ConvTransposeNd` layer, its weights passed to the helper.
+fn conv_transpose_sized(
+    ctx: &mut Ctx,
+    spatial: usize,
+    padding: &str,
+    size: Expr,
+) -> OpResult<Lowered> {
+    let same = match padding {
+        "SAME" => true,
+        "VALID" => false,
+        other => return Err(format!("padding {other} is not supported").into()),
+    };
+    let node = ctx.node();
+    let strides = crate::ops::window::spatial_attr(node, "strides", spatial, false)?;
+    let dilations = crate::ops::window::spatial_attr(node, "dilations", spatial, true)?;
+    let wshape = filter_shape(ctx, spatial)?;
+    let (c_out, c_in) = (wshape[spatial], wshape[spatial + 1]);
+    let bias = ctx.bias(c_out)?;
+    let x = ctx.input_channels_first(2)?;
+    ctx.require_class(
+        "conv_transpose_sized",
+        include_str!("../../templates/conv_transpose_sized.py"),
+    );
+    let call = move |weight: Expr, bias: Expr| {
+        let kwargs = vec![
+            ("stride", per_axis(&strides)),
+            ("dilation", per_axis(&dilations)),
+            ("same", Expr::boolean(same)),
+        ];
+        Expr::call_kw("conv_transpose_sized", vec![x, weight, bias, size], kwargs)
+    };
+    let w = match filter(ctx, spatial)? {
+        Ok(w) => w,
+        Err(w) => {
+            let b = match bias {
+                Some(b) => ctx.buffer("bias", b)?,
+                None => Expr::none(),
+            };
+            return Ok(Lowered::Expr { expr: call(w, b), layout: Layout::ChannelsFirst });
+        }
+    };
+    let kernel: Vec<i64> = w.shape[..spatial].iter().map(|&k| k as i64).collect();
+    let mut kwargs = Vec::new();
+    if bias.is_none() {
+        kwargs.push(("bias", Expr::boolean(false)));
+    }
+    let ctor = Expr::call_kw(
+        &layer("ConvTranspose", spatial),
+        vec![Expr::int(c_in as i64), Expr::int(c_out as i64), dims(&kernel)],
+        kwargs,
+    );
+    let has_bias = bias.is_some();
+    let mut params =
+        vec![("weight", Weight { tensor: w, permute: Some(oi_first(spatial)), reshape: None })];
+    if let Some(b) = bias {
+        params.push(("bias", Weight::plain(b)));
+    }
+    let call: crate::ops::contract::LayerUse = Box::new(move |layer: Expr| {
+        let b = if has_bias { layer.clone().attr("bias") } else { Expr::none() };
+        call(layer.attr("weight"), b)
+    });
+    Ok(Lowered::LayerWith { ctor, params, call, layout: Layout::ChannelsFirst })
+}
+
+/// One int per spatial axis, as a tuple even when they are equal (`(1, 1)`).
+fn per_axis(v: &[i64]) -> Expr {
+    Expr::Tuple(v.iter().map(|&i| Expr::int(i)).collect())
+}
+
 fn conv_transpose_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let x = inp.infos.get(2)?;
     let spatial = spatial_of(inp.node);
-    Some(vec![ValueInfo { dtype: x.dtype, shape: Some(one_d_sizes(inp.sizes(0)?, spatial)) }])
+    // Sizes read at run time still give the rank, and the filter the channels.
+    let rank = if spatial == 1 { 4 } else { spatial + 2 };
+    let mut shape = one_d_sizes(inp.sizes(0).unwrap_or_else(|| vec![None; rank]), spatial);
+    let channels = inp.infos.get(1).and_then(|w| w.shape.as_ref()?.get(spatial).copied()?);
+    if let (Some(last), Some(c)) = (shape.last_mut(), channels) {
+        *last = last.or(Some(c));
+    }
+    Some(vec![ValueInfo { dtype: x.dtype, shape: Some(shape) }])
 }
 
 /// A 1-D transposed conv's output sizes are still its 2-D op's, `[N, 1, W, C]`: the unit axis
@@ -347,6 +428,81 @@ mod tests {
         ---
         x = x.permute(0, 3, 1, 2)
         x = self.conv(F.pad(x, (0, 1, 0, 1))).permute(0, 2, 3, 1)
+        return x
+        ");
+    }
+
+    /// Images of any size: TF's SAME pads depend on each one's size, so they are computed
+    /// in `forward` (`pad_same`) and the layer pads nothing.
+    #[test]
+    fn conv_same_stride2_on_run_time_sizes_pads_in_forward() {
+        let a = [("strides", ints(&[1, 2, 2, 1])), ("padding", string("SAME"))];
+        assert_snapshot!(conv(&a, &[3, 3, 3, 8], &[-1, -1, -1, 3]), @"
+        self.conv = nn.Conv2d(3, 8, 3, stride=2, bias=False)
+        # conv.weight: [8, 3, 3, 3]
+        ---
+        x = x.permute(0, 3, 1, 2)
+        x = self.conv(pad_same(x, (3, 3), (2, 2))).permute(0, 2, 3, 1)
+        return x
+        ");
+    }
+
+    /// Keras' Conv2DTranspose on images of any size: the output size is shape arithmetic, read
+    /// at run time and handed to `conv_transpose_sized` with the layer's weights.
+    #[test]
+    fn conv_transpose_to_a_run_time_size() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, -1, -1, 3]);
+        let size = g.typed_input("size", &[4], crate::tensor::DType::I32);
+        let w = g.constant("up/w", weights(&[3, 3, 5, 3]));
+        let b = g.constant("up/b", weights(&[5]));
+        let a = [("strides", ints(&[1, 2, 2, 1])), ("padding", string("SAME"))];
+        let y = g.op("up/conv_transpose", "Conv2DBackpropInput", &[size, w, x], &a);
+        let y = g.op("up/BiasAdd", "BiasAdd", &[y, b], &[]);
+        assert_snapshot!(g.lower(&[y]), @"
+        self.conv_transpose = nn.ConvTranspose2d(3, 5, 3)
+        # conv_transpose.weight: [3, 5, 3, 3]
+        # conv_transpose.bias: [5]
+        ---
+        size_sizes = size.tolist()
+        x = x.permute(0, 3, 1, 2)
+        x = conv_transpose_sized(
+            x,
+            self.conv_transpose.weight,
+            self.conv_transpose.bias,
+            (size_sizes[1], size_sizes[2]),
+            stride=(2, 2),
+            dilation=(1, 1),
+            same=True,
+        )
+        x = x.permute(0, 2, 3, 1)
+        return x
+        ");
+    }
+
+    /// A filter that is data too (no layer): the helper gets it directly.
+    #[test]
+    fn conv_transpose_of_a_run_time_filter_to_a_run_time_size() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[1, 4, 4, 3]);
+        let size = g.typed_input("size", &[4], crate::tensor::DType::I32);
+        let w = g.input("w", &[2, 2, 5, 3]);
+        let a = [("strides", ints(&[1, 2, 2, 1])), ("padding", string("VALID"))];
+        let y = g.op("up", "Conv2DBackpropInput", &[size, w, x], &a);
+        assert_snapshot!(g.lower(&[y]), @"
+        ---
+        size_sizes = size.tolist()
+        x = x.permute(0, 3, 1, 2)
+        x = conv_transpose_sized(
+            x,
+            w.permute(3, 2, 0, 1),
+            None,
+            (size_sizes[1], size_sizes[2]),
+            stride=(2, 2),
+            dilation=(1, 1),
+            same=False,
+        )
+        x = x.permute(0, 2, 3, 1)
         return x
         ");
     }

@@ -44,6 +44,10 @@ pub type LowerFn = fn(&mut Ctx) -> OpResult<Lowered>;
 pub type InferFn = fn(&OpInputs) -> Option<Vec<ValueInfo>>;
 pub type FoldFn = fn(&OpInputs) -> Option<Folded>;
 
+/// More axes than any real tensor has (TF's own limit is 254): a size vector longer than this
+/// is not taken as a shape.
+const MAX_RANK: usize = 256;
+
 /// What a node's inputs are known to be, for shape inference and folding.
 pub struct OpInputs<'a> {
     pub node: &'a Node,
@@ -59,11 +63,16 @@ impl OpInputs<'_> {
         if let Some(t) = self.consts.get(i).copied().flatten() {
             return t.to_i64().map(|v| v.into_iter().map(Some).collect());
         }
-        self.partials
-            .get(i)
-            .copied()
-            .flatten()
-            .map(|p| p.values.iter().map(|d| d.known()).collect())
+        if let Some(p) = self.partials.get(i).copied().flatten() {
+            return Some(p.values.iter().map(|d| d.known()).collect());
+        }
+        // Computed at run time: only how many there are is known (a vector of known length,
+        // or one scalar), which is still the rank of a shape built from them.
+        match self.infos.get(i)?.shape.as_deref()? {
+            [] => Some(vec![None]),
+            [Some(n)] if *n <= MAX_RANK => Some(vec![None; *n]),
+            _ => None,
+        }
     }
 
     /// [`ints`](Self::ints) read as sizes: a negative entry is unknown (TF would fail at run

@@ -27,6 +27,9 @@ pub const OPS: &[OpDef] = &[
 /// torch's indices count within one channel's plane, TF's across the NHWC tensor.
 fn max_pool_with_argmax(ctx: &mut Ctx) -> OpResult<Lowered> {
     let g = pool_geometry(ctx.node(), &ctx.info(0).shape)?;
+    if g.same_at_run_time {
+        return Err("MaxPoolWithArgmax with SAME padding needs static spatial sizes".into());
+    }
     let batch = ctx.node().attr_bool_or("include_batch_in_index", false)?;
     let int32 = ctx.node().attr_type("Targmax").is_ok_and(|d| d == crate::tensor::DType::I32);
     let x = ctx.input_tf(0)?;
@@ -105,7 +108,7 @@ fn max_pool(ctx: &mut Ctx) -> OpResult<Lowered> {
     // Padded positions never win a max: torch's implicit padding is -inf, as TF's.
     let (x, padding) = match g.symmetric() {
         Some(p) => (x, Some(p)),
-        None => (f_pad(x, &g.pads, Some(Expr::f32(f32::NEG_INFINITY))), None),
+        None => (g.padded(ctx, x, Some(Expr::f32(f32::NEG_INFINITY))), None),
     };
     let ctor = pool_ctor(&layer("MaxPool", g.kernel.len()), &g, padding.as_deref(), vec![]);
     Ok(Lowered::Layer {
@@ -199,8 +202,12 @@ mod tests {
     use insta::assert_snapshot;
 
     fn pool(op: &str, k: i64, s: i64, padding: &str) -> String {
+        pool_on(&[-1, 7, 8, 2], op, k, s, padding)
+    }
+
+    fn pool_on(input: &[i64], op: &str, k: i64, s: i64, padding: &str) -> String {
         let mut g = TestGraph::new();
-        let x = g.input("x", &[-1, 7, 8, 2]);
+        let x = g.input("x", input);
         let a = [
             ("ksize", ints(&[1, k, k, 1])),
             ("strides", ints(&[1, s, s, 1])),
@@ -233,6 +240,22 @@ mod tests {
         x = self.pool(x).permute(0, 2, 3, 1)
         return x
         ");
+    }
+
+    /// On images of any size the SAME pads are computed in `forward`; what they add never
+    /// wins a max.
+    #[test]
+    fn max_pool_same_on_run_time_sizes() {
+        assert_snapshot!(pool_on(&[-1, -1, -1, 2], "MaxPool", 3, 2, "SAME"), @r#"
+        self.pool = nn.MaxPool2d(3, 2)
+        ---
+        x = x.permute(0, 3, 1, 2)
+        x = self.pool(pad_same(x, (3, 3), (2, 2), value=float("-inf")))
+        x = x.permute(0, 2, 3, 1)
+        return x
+        "#);
+        let avg = pool_on(&[-1, -1, -1, 2], "AvgPool", 3, 2, "SAME");
+        assert!(avg.contains("stub avg_pool"), "{avg}");
     }
 
     #[test]

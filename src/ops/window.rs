@@ -4,7 +4,7 @@
 //! (tf-formats.md §4.1).
 
 use crate::ir::{Node, Shape};
-use crate::ops::contract::OpResult;
+use crate::ops::contract::{Ctx, OpResult};
 use crate::py::Expr;
 
 /// Kernel, strides, dilations and `(before, after)` padding per spatial axis.
@@ -13,7 +13,11 @@ pub struct Window {
     pub kernel: Vec<i64>,
     pub strides: Vec<i64>,
     pub dilations: Vec<i64>,
+    /// Per axis `(before, after)`; all zero when [`same_at_run_time`](Self::same_at_run_time).
     pub pads: Vec<(i64, i64)>,
+    /// TF's SAME padding on a strided axis whose size is only known at run time: the pads
+    /// are computed there (`pad_same`), and the layer itself pads nothing.
+    pub same_at_run_time: bool,
 }
 
 /// TF's channels-last data formats by spatial rank.
@@ -76,16 +80,21 @@ impl Window {
             _ => vec![None; spatial],
         };
         let padding = node.attr_str("padding")?;
+        let mut same_at_run_time = false;
         let pads = match padding.as_str() {
             "VALID" => vec![(0, 0); spatial],
-            "SAME" => (0..spatial)
-                .map(|a| match (sizes[a], strides[a]) {
-                    // With stride 1 the pads do not depend on the input size.
-                    (_, 1) => Ok(same_pads(kernel[a], kernel[a], 1, dilations[a])),
-                    (Some(n), s) => Ok(same_pads(n as i64, kernel[a], s, dilations[a])),
-                    (None, _) => Err("SAME padding with strides needs static spatial sizes"),
-                })
-                .collect::<Result<_, _>>()?,
+            "SAME" => {
+                let pads: Option<Vec<_>> = (0..spatial)
+                    .map(|a| match (sizes[a], strides[a]) {
+                        // With stride 1 the pads do not depend on the input size.
+                        (_, 1) => Some(same_pads(kernel[a], kernel[a], 1, dilations[a])),
+                        (Some(n), s) => Some(same_pads(n as i64, kernel[a], s, dilations[a])),
+                        (None, _) => None,
+                    })
+                    .collect();
+                same_at_run_time = pads.is_none();
+                pads.unwrap_or_else(|| vec![(0, 0); spatial])
+            }
             "EXPLICIT" => {
                 let p = node.attr_ints("explicit_paddings")?;
                 let fits = p.len() == 2 * (spatial + 2)
@@ -99,7 +108,7 @@ impl Window {
             }
             other => return Err(format!("unknown padding {other:?}").into()),
         };
-        Ok(Window { kernel, strides, dilations, pads })
+        Ok(Window { kernel, strides, dilations, pads, same_at_run_time })
     }
 
     /// Output sizes for input sizes `sizes` (`None` unknown).
@@ -109,7 +118,11 @@ impl Window {
             .enumerate()
             .map(|(a, n)| {
                 let (b, e) = self.pads[a];
-                let n = i64::try_from((*n)?).ok()?.checked_add(b)?.checked_add(e)?;
+                let n = i64::try_from((*n)?).ok()?;
+                if self.same_at_run_time {
+                    return usize::try_from((n + self.strides[a] - 1) / self.strides[a]).ok();
+                }
+                let n = n.checked_add(b)?.checked_add(e)?;
                 usize::try_from(valid_out(n, self.kernel[a], self.strides[a], self.dilations[a]))
                     .ok()
             })
@@ -118,7 +131,27 @@ impl Window {
 
     /// The same padding on both sides of every axis: what torch layers take as `padding`.
     pub fn symmetric(&self) -> Option<Vec<i64>> {
+        if self.same_at_run_time {
+            return None;
+        }
         self.pads.iter().map(|&(b, a)| (b == a).then_some(b)).collect()
+    }
+
+    /// `x` (channels first) padded as the window needs before a layer that pads nothing:
+    /// `F.pad` with the static pads, or `pad_same(...)` (templates/pad_same.py) when they are
+    /// computed at run time. `value` fills the border (`-inf` for max pooling).
+    pub fn padded(&self, ctx: &mut Ctx, x: Expr, value: Option<Expr>) -> Expr {
+        if !self.same_at_run_time {
+            return f_pad(x, &self.pads, value);
+        }
+        ctx.require_class("pad_same", include_str!("../../templates/pad_same.py"));
+        let per_axis = |v: &[i64]| Expr::Tuple(v.iter().map(|&i| Expr::int(i)).collect());
+        let mut args = vec![x, per_axis(&self.kernel), per_axis(&self.strides)];
+        if self.dilations.iter().any(|&d| d != 1) {
+            args.push(per_axis(&self.dilations));
+        }
+        let kwargs = value.map(|v| vec![("value", v)]).unwrap_or_default();
+        Expr::call_kw("pad_same", args, kwargs)
     }
 }
 

@@ -135,7 +135,7 @@ fn within_budget(
 /// the Reshape, so that they are still alive where `forward` reads their `.shape`.
 fn constant_reshape_target(g: &mut Graph, n: NodeIndex) {
     // A conv-transpose reads only the known entries of its output shape (its height and
-    // width; unknown entries become -1); a resize's size becomes a constant only when known.
+    // width; an unknown batch becomes -1); a resize's size becomes a constant only when known.
     let (slot, arity, reshape) = match g.node(n).op.as_str() {
         "Reshape" => (1, 2, true),
         // -1 cannot stand for a new leading axis in `expand`: always name run-time sizes.
@@ -160,6 +160,11 @@ fn constant_reshape_target(g: &mut Graph, n: NodeIndex) {
     let unknown = p.values.iter().filter(|d| !matches!(d, Dim::Known(v) if *v >= 0)).count();
     // A resize's size has no -1: unknown entries are read at run time by the translator.
     if !reshape && unknown > 0 && g.node(n).op != "Conv2DBackpropInput" {
+        return;
+    }
+    // Nor do a conv-transpose's height and width: only its batch and channels may be -1.
+    let spatial = p.values.get(1..p.values.len().saturating_sub(1)).unwrap_or_default();
+    if !reshape && spatial.iter().any(|d| !matches!(d, Dim::Known(v) if *v >= 0)) {
         return;
     }
     let always = matches!(g.node(n).op.as_str(), "BroadcastTo" | "Slice" | "Fill");
