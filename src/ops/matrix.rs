@@ -1,10 +1,12 @@
 //! Matrix structure over the last two axes: `MatrixBandPart` (keep a band around the
 //! diagonal, `tf.linalg.band_part`) → `tril`/`triu`; the main diagonal (`tf.linalg.diag`,
 //! `diag_part`, `set_diag`: `MatrixDiag*`, `MatrixDiagPart*`, `MatrixSetDiag*` with `k = 0`)
-//! → `torch.diag_embed`, `torch.diagonal`, `diagonal_scatter`; `InvertPermutation` →
-//! `argsort`.
+//! → `torch.diag_embed`, `torch.diagonal`, `diagonal_scatter`; any other diagonals, sizes,
+//! padding or alignment (V2/V3), and bounds known only at run time, → small helpers
+//! (templates/matrix_diag.py) with TF's exact layout; `InvertPermutation` → `argsort`.
 
 use crate::ops::contract::{Ctx, Layout, Lowered, OpResult};
+use crate::ops::sizes::scalar;
 use crate::ops::util::same_as_input;
 use crate::ops::{OpDef, op};
 use crate::py::Expr;
@@ -29,15 +31,20 @@ pub const OPS: &[OpDef] = &[
 ];
 
 /// Entries `(i, j)` with `i - j <= lower` and `j - i <= upper` kept (a negative count keeps
-/// that whole triangle): `x.tril(upper).triu(-lower)`.
+/// that whole triangle): `x.tril(upper).triu(-lower)`; bounds known only at run time go to
+/// the `band_part` helper.
 fn band_part(ctx: &mut Ctx) -> OpResult<Lowered> {
-    let bound = |ctx: &Ctx, i: usize| -> OpResult<i64> {
-        match ctx.const_ints(i)?.as_slice() {
-            [v] => Ok(*v),
-            _ => Err(format!("input #{i} must be a scalar").into()),
+    let bound = |ctx: &Ctx, i: usize| -> Option<i64> {
+        match ctx.const_ints(i).ok()?.as_slice() {
+            [v] => Some(*v),
+            _ => None,
         }
     };
-    let (lower, upper) = (bound(ctx, 1)?, bound(ctx, 2)?);
+    let (Some(lower), Some(upper)) = (bound(ctx, 1), bound(ctx, 2)) else {
+        let x = ctx.input_tf(0)?;
+        let (lower, upper) = (scalar(ctx, 1)?.expr, scalar(ctx, 2)?.expr);
+        return helper(ctx, "band_part", vec![x, lower, upper], vec![]);
+    };
     let mut expr = ctx.input_tf(0)?;
     if upper >= 0 {
         expr = expr.method("tril", vec![Expr::int(upper)]);
@@ -48,45 +55,97 @@ fn band_part(ctx: &mut Ctx) -> OpResult<Lowered> {
     Ok(Lowered::Expr { expr, layout: Layout::Tf })
 }
 
-/// The diagonal offset `k` at input `i` (absent in the V1 ops): only the main diagonal.
-fn main_diagonal_only(ctx: &Ctx, i: usize) -> OpResult<()> {
-    if i >= ctx.num_inputs() {
-        return Ok(());
-    }
-    match ctx.const_ints(i)?.as_slice() {
-        [0] | [0, 0] => Ok(()),
-        k => Err(format!("diagonals other than the main one (k = {k:?})").into()),
-    }
+/// A call of one of the diagonal helpers (templates/matrix_diag.py, emitted once).
+fn helper(
+    ctx: &mut Ctx,
+    name: &str,
+    args: Vec<Expr>,
+    kwargs: Vec<(&str, Expr)>,
+) -> OpResult<Lowered> {
+    ctx.require_class("matrix_diag", include_str!("../../templates/matrix_diag.py"));
+    Ok(Lowered::Expr { expr: Expr::call_kw(name, args, kwargs), layout: Layout::Tf })
 }
 
-/// `tf.linalg.diag(v)`: square matrices with `v` on the diagonal (V2/V3: `k = 0`, sizes
-/// derived, zero padding).
+/// Whether the diagonal offsets `k` at input `i` are the main diagonal's (absent in the V1
+/// ops).
+fn main_diagonal(ctx: &Ctx, i: usize) -> bool {
+    i >= ctx.num_inputs() || ctx.const_ints(i).is_ok_and(|k| matches!(k.as_slice(), [0] | [0, 0]))
+}
+
+/// The offsets `k` as the helpers take them: `1`, `(-1, 2)`, or the run-time value.
+fn offsets(ctx: &mut Ctx, i: usize) -> OpResult<Expr> {
+    if let Ok(k) = ctx.const_ints(i) {
+        return match k.as_slice() {
+            [k] => Ok(Expr::int(*k)),
+            [lo, hi] => Ok(Expr::Tuple(vec![Expr::int(*lo), Expr::int(*hi)])),
+            _ => Err(format!("input #{i} must have one or two entries").into()),
+        };
+    }
+    ctx.input_in(i, Layout::Host)
+}
+
+/// TF's `align` (V3; V2 behaves as "LEFT_LEFT", the helpers' default) as a keyword.
+fn align(ctx: &Ctx) -> OpResult<Vec<(&'static str, Expr)>> {
+    if !ctx.node().op.ends_with("V3") {
+        return Ok(vec![]);
+    }
+    let align = ctx.node().attr_str_or("align", "RIGHT_LEFT")?;
+    if !["LEFT_LEFT", "LEFT_RIGHT", "RIGHT_LEFT", "RIGHT_RIGHT"].contains(&align.as_str()) {
+        return Err(format!("unknown align {align:?}").into());
+    }
+    Ok(if align == "LEFT_LEFT" { vec![] } else { vec![("align", Expr::str_lit(&align))] })
+}
+
+/// `tf.linalg.diag(v)`: square matrices with `v` on the diagonal, `torch.diag_embed`; other
+/// diagonals, sizes or padding (V2/V3) → the `matrix_diag` helper.
 fn diag(ctx: &mut Ctx) -> OpResult<Lowered> {
-    main_diagonal_only(ctx, 1)?;
-    if ctx.num_inputs() > 2 {
-        let derived = |ctx: &Ctx, i: usize| ctx.const_ints(i).is_ok_and(|v| v == [-1]);
-        let zero = ctx.const_input(4).ok().and_then(|t| t.scalar_f64()) == Some(0.0);
-        if !derived(ctx, 2) || !derived(ctx, 3) || !zero {
-            return Err("explicit matrix sizes or a non-zero padding are not supported".into());
-        }
-    }
+    let derived = |ctx: &Ctx, i: usize| ctx.const_ints(i).is_ok_and(|v| v == [-1]);
+    let plain = ctx.num_inputs() <= 2
+        || (derived(ctx, 2)
+            && derived(ctx, 3)
+            && ctx.const_input(4).ok().and_then(|t| t.scalar_f64()) == Some(0.0));
     let v = ctx.input_tf(0)?;
-    Ok(Lowered::Expr { expr: Expr::call("torch.diag_embed", vec![v]), layout: Layout::Tf })
+    if main_diagonal(ctx, 1) && plain {
+        return Ok(Lowered::Expr {
+            expr: Expr::call("torch.diag_embed", vec![v]),
+            layout: Layout::Tf,
+        });
+    }
+    if ctx.num_inputs() != 5 {
+        return Err("expected diagonal, k, num_rows, num_cols and padding_value".into());
+    }
+    let k = offsets(ctx, 1)?;
+    let (rows, cols) = (scalar(ctx, 2)?.expr, scalar(ctx, 3)?.expr);
+    let padding = ctx.input_tf(4)?;
+    let kwargs = align(ctx)?;
+    helper(ctx, "matrix_diag", vec![v, k, rows, cols, padding], kwargs)
 }
 
-/// `tf.linalg.diag_part(x)`: the main diagonal of each matrix.
+/// `tf.linalg.diag_part(x)`: the main diagonal of each matrix, `torch.diagonal`; other
+/// diagonals (V2/V3) → the `matrix_diag_part` helper.
 fn diag_part(ctx: &mut Ctx) -> OpResult<Lowered> {
-    main_diagonal_only(ctx, 1)?;
     let x = ctx.input_tf(0)?;
-    let kwargs = vec![("dim1", Expr::int(-2)), ("dim2", Expr::int(-1))];
-    Ok(Lowered::Expr { expr: Expr::call_kw("torch.diagonal", vec![x], kwargs), layout: Layout::Tf })
+    if main_diagonal(ctx, 1) {
+        let kwargs = vec![("dim1", Expr::int(-2)), ("dim2", Expr::int(-1))];
+        let expr = Expr::call_kw("torch.diagonal", vec![x], kwargs);
+        return Ok(Lowered::Expr { expr, layout: Layout::Tf });
+    }
+    let k = offsets(ctx, 1)?;
+    let padding = ctx.input_tf(2)?;
+    let kwargs = align(ctx)?;
+    helper(ctx, "matrix_diag_part", vec![x, k, padding], kwargs)
 }
 
-/// `tf.linalg.set_diag(x, d)`: `x` with its main diagonal replaced (a new tensor).
+/// `tf.linalg.set_diag(x, d)`: `x` with its main diagonal replaced (a new tensor); other
+/// diagonals (V2/V3) → the `matrix_set_diag` helper.
 fn set_diag(ctx: &mut Ctx) -> OpResult<Lowered> {
-    main_diagonal_only(ctx, 2)?;
     let (x, d) = (ctx.input_tf(0)?, ctx.input_tf(1)?);
-    let kwargs = vec![("dim1", Expr::int(-2)), ("dim2", Expr::int(-1))];
-    let expr = x.method_kw("diagonal_scatter", vec![d], kwargs);
-    Ok(Lowered::Expr { expr, layout: Layout::Tf })
+    if main_diagonal(ctx, 2) {
+        let kwargs = vec![("dim1", Expr::int(-2)), ("dim2", Expr::int(-1))];
+        let expr = x.method_kw("diagonal_scatter", vec![d], kwargs);
+        return Ok(Lowered::Expr { expr, layout: Layout::Tf });
+    }
+    let k = offsets(ctx, 2)?;
+    let kwargs = align(ctx)?;
+    helper(ctx, "matrix_set_diag", vec![x, d, k], kwargs)
 }
