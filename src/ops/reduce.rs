@@ -1,10 +1,11 @@
-//! Reductions over constant axes. An NCHW input stays NCHW: the axes are remapped, and when
+//! Reductions over constant axes (or axes read at run time, in TF layout). An NCHW input stays NCHW: the axes are remapped, and when
 //! the kept axes are in the same order in both layouts (global pooling: NHWC [1, 2] → NCHW
 //! [2, 3]) the result is already in TF layout.
 
 use crate::ir::ValueInfo;
 use crate::ops::contract::OpResult;
 use crate::ops::contract::{Ctx, Layout, Lowered};
+use crate::ops::sizes::{Sizes, scalar, sizes};
 use crate::ops::util::{norm_axis, phys_axis};
 use crate::ops::{OpDef, OpInputs, op};
 use crate::py::Expr;
@@ -33,6 +34,9 @@ fn keep_dims(node: &crate::ir::Node) -> OpResult<bool> {
 }
 
 fn reduce(ctx: &mut Ctx, method: &str) -> OpResult<Lowered> {
+    if !ctx.is_const(1) {
+        return reduce_run_time_axes(ctx, method);
+    }
     let raw = ctx.const_ints(1)?;
     // Without a known rank (e.g. after a stub) non-negative axes still work in TF layout.
     let rank = match ctx.rank(0) {
@@ -49,24 +53,60 @@ fn reduce(ctx: &mut Ctx, method: &str) -> OpResult<Lowered> {
     let x = ctx.input_in(0, layout)?;
     let mut dims: Vec<i64> = axes.iter().map(|&a| phys_axis(a, layout, rank) as i64).collect();
     dims.sort_unstable();
-    if method == "prod" && dims.len() > 1 {
-        return Err("Prod over several axes at once is not supported".into());
-    }
-    let dim = if dims.len() == 1 { Expr::int(dims[0]) } else { Expr::ints(&dims) };
     let mut kwargs = Vec::new();
     if keep {
         kwargs.push(("keepdim", Expr::boolean(true)));
     }
-    let expr = x.method_kw(method, vec![dim], kwargs);
+    let expr = if method == "prod" && dims.len() == rank && !keep {
+        x.method("prod", vec![])
+    } else if method == "prod" {
+        // torch's prod takes one axis: one call per axis, the last first so that the
+        // others keep their numbers.
+        dims.iter().rev().fold(x, |e, &d| e.method_kw("prod", vec![Expr::int(d)], kwargs.clone()))
+    } else {
+        let dim = if dims.len() == 1 { Expr::int(dims[0]) } else { Expr::ints(&dims) };
+        x.method_kw(method, vec![dim], kwargs)
+    };
     let out_layout = if keep { layout } else { Layout::Tf };
     Ok(Lowered::Expr { expr, layout: out_layout })
+}
+
+/// Axes read at run time, in TF's layout: `x.sum(axes)`, where TF's empty list of axes
+/// reduces nothing (torch's would reduce everything): `x.sum(axes) if axes else x`.
+fn reduce_run_time_axes(ctx: &mut Ctx, method: &str) -> OpResult<Lowered> {
+    if method == "prod" {
+        return Err("Prod over axes read at run time is not supported".into());
+    }
+    let keep = keep_dims(ctx.node())?;
+    // A vector of known length needs no test for emptiness; a scalar is one axis.
+    let (axes, maybe_empty) = match ctx.rank(1) {
+        Some(0) => (scalar(ctx, 1)?.expr, false),
+        _ => match sizes(ctx, 1)? {
+            Sizes::Items(v) if v.is_empty() => return Ok(Lowered::Alias(0)),
+            Sizes::Items(v) => (Expr::Tuple(v.into_iter().map(|i| i.expr).collect()), false),
+            Sizes::Whole(e) => {
+                let length = ctx.info(1).shape.and_then(|s| s.first().copied().flatten());
+                (e, length.is_none_or(|n| n == 0))
+            }
+        },
+    };
+    let x = ctx.input_tf(0)?;
+    let kwargs = if keep { vec![("keepdim", Expr::boolean(true))] } else { vec![] };
+    let reduced = x.clone().method_kw(method, vec![axes.clone()], kwargs);
+    let expr = if maybe_empty { reduced.if_else(axes, x) } else { reduced };
+    Ok(Lowered::Expr { expr, layout: Layout::Tf })
 }
 
 fn reduce_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let x = inp.infos.first()?;
     let shape = x.shape.as_ref()?;
-    let axes = axes(inp.node, &inp.const_ints(1)?, shape.len()).ok()?;
     let keep = keep_dims(inp.node).ok()?;
+    let Some(raw) = inp.const_ints(1) else {
+        // Axes read at run time: with keep_dims the rank stays.
+        let out = keep.then(|| vec![None; shape.len()]);
+        return Some(vec![ValueInfo { dtype: x.dtype, shape: out }]);
+    };
+    let axes = axes(inp.node, &raw, shape.len()).ok()?;
     let out = shape
         .iter()
         .enumerate()
@@ -164,6 +204,42 @@ mod tests {
         x = self.conv(x)
         x = x.mean((2, 3), keepdim=True).permute(0, 2, 3, 1)
         return x
+        ");
+    }
+
+    /// torch's prod takes one axis: one call per axis, the last first; all of them, one call.
+    #[test]
+    fn prod_over_several_axes() {
+        assert_snapshot!(reduce("Prod", &[1, 3], false), @"
+        x = image.permute(0, 3, 1, 2)
+        x = self.conv(x)
+        x = x.prod(2).prod(1)
+        return x
+        ");
+        assert_snapshot!(reduce("Prod", &[0, 1, 2, 3], false), @"
+        x = image.permute(0, 3, 1, 2)
+        x = self.conv(x)
+        x = x.prod()
+        return x
+        ");
+    }
+
+    /// Axes that are data: an empty vector reduces nothing in TF (everything in torch).
+    #[test]
+    fn axes_read_at_run_time() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 4, 3]);
+        let axes = g.typed_input("axes", &[-1], crate::tensor::DType::I32);
+        let axis = g.typed_input("axis", &[], crate::tensor::DType::I32);
+        let a = g.op("a", "Sum", &[x, axes], &[("keep_dims", boolean(true))]);
+        let b = g.op("b", "Any", &[x, axis], &[]);
+        assert_snapshot!(g.lower(&[a, b]), @"
+        ---
+        axes_sizes = axes.tolist()
+        h = x.sum(axes_sizes, keepdim=True) if axes_sizes else x
+        axis_sizes = axis.tolist()
+        b = x.any(axis_sizes)
+        return h, b
         ");
     }
 
