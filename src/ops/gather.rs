@@ -336,29 +336,51 @@ fn arg_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
 }
 
 fn one_hot(ctx: &mut Ctx) -> OpResult<Lowered> {
-    if ctx.node().attr_int_or("axis", -1)? != -1 {
-        return Err("OneHot on an axis other than the last is not supported".into());
-    }
+    // Another axis than the last: the new axis moved there (`.movedim(-1, axis)`).
+    let axis = match ctx.node().attr_int_or("axis", -1)? {
+        -1 => None,
+        a => {
+            let rank = ctx.rank(0).ok_or("OneHot on another axis than the last needs the rank")?;
+            Some(crate::ops::util::norm_axis(a, rank + 1)?).filter(|&a| a != rank)
+        }
+    };
     // The depth may be data (`tf.reduce_max(ids) + 1`): a Python int.
     let depth = crate::ops::sizes::scalar(ctx, 1)?.expr;
-    let on = ctx.const_input(2)?.scalar_f64().ok_or("on_value must be a scalar")?;
-    let off = ctx.const_input(3)?.scalar_f64().ok_or("off_value must be a scalar")?;
     let dtype = ctx.out_info(0).dtype.or(ctx.info(2).dtype).unwrap_or(DType::F32);
-    let ids = ctx.input_tf(0)?.method("long", vec![]);
-    let mut expr = Expr::call("F.one_hot", vec![ids, depth])
-        .method("to", vec![torch_attr(dtype.torch_name().unwrap_or("float32"))]);
-    if (on, off) != (1.0, 0.0) {
-        let scale =
-            if dtype.is_float() { Expr::f64(on - off) } else { Expr::int((on - off) as i64) };
-        let shift = if dtype.is_float() { Expr::f64(off) } else { Expr::int(off as i64) };
-        expr = expr.binop(BinOp::Mul, scale).binop(BinOp::Add, shift);
+    let dtype_name = torch_attr(dtype.torch_name().unwrap_or("float32"));
+    // Compared with every class rather than `F.one_hot`, which rejects what TF turns into a
+    // row of `off` values: ids out of range, such as -1 for padding.
+    let ids = ctx.input_tf(0)?.method("unsqueeze", vec![Expr::int(-1)]);
+    let hot = ids.binop(BinOp::Eq, Expr::call("torch.arange", vec![depth]));
+    let value = |ctx: &mut Ctx, i: usize| -> OpResult<Expr> {
+        match ctx.const_input(i).ok().and_then(|t| t.scalar_f64()) {
+            Some(v) if dtype.is_float() => Ok(Expr::f64(v)),
+            Some(v) => Ok(Expr::int(v as i64)),
+            None => ctx.input_tf(i),
+        }
+    };
+    let (on, off) = (value(ctx, 2)?, value(ctx, 3)?);
+    let plain = crate::py::printer::flat(&on) == "1.0" && crate::py::printer::flat(&off) == "0.0";
+    let mut expr = if plain {
+        hot.method("to", vec![dtype_name])
+    } else {
+        let picked = Expr::call("torch.where", vec![hot, on, off]);
+        // Python numbers make float32 or int64 tensors.
+        if dtype == DType::F32 { picked } else { picked.method("to", vec![dtype_name]) }
+    };
+    if let Some(a) = axis {
+        expr = expr.method("movedim", vec![Expr::int(-1), Expr::int(a as i64)]);
     }
     Ok(Lowered::Expr { expr, layout: Layout::Tf })
 }
 
 fn one_hot_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let mut s = shape_of(inp, 0)?;
-    s.push(inp.const_ints(1).and_then(|d| usize::try_from(*d.first()?).ok()));
+    let depth = inp.const_ints(1).and_then(|d| usize::try_from(*d.first()?).ok());
+    let axis = inp.node.attr_int_or("axis", -1).ok()?;
+    let at =
+        if axis == -1 { s.len() } else { usize::try_from(axis).ok().filter(|&a| a <= s.len())? };
+    s.insert(at, depth);
     Some(vec![ValueInfo { dtype: inp.infos.get(2)?.dtype, shape: Some(s) }])
 }
 

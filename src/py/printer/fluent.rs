@@ -47,8 +47,12 @@ fn breaks_before(value: &Expr) -> bool {
 pub(super) fn chain(indent: usize, e: &Expr) -> Option<Vec<String>> {
     let ends = links(e)?;
     let inner = pad(indent);
-    let mut lines = layout(indent, "", ends[0], "");
-    let mut before = flat(ends[0]).len();
+    // A first link that is an operation (`a == b`) keeps the parentheses the chain needs.
+    let first = flat(ends[0]);
+    let wrapped = flat(ends[1]).starts_with('(') && !first.starts_with('(');
+    let (open, close) = if wrapped { ("(", ")") } else { ("", "") };
+    let mut lines = layout(indent, open, ends[0], close);
+    let mut before = first.len() + open.len() + close.len();
     for end in &ends[1..] {
         let text = flat(end);
         let link = &text[before..];
@@ -84,7 +88,10 @@ pub(super) fn parenthesized(
     e: &Expr,
     tail: &str,
 ) -> Option<Vec<String>> {
-    let body = chain(indent + INDENT, e)?;
+    let inner = format!("{}{}", pad(indent + INDENT), flat(e));
+    // On one line inside the parentheses when it fits there (ruff tries that first).
+    let body =
+        if fits(&inner) && links(e).is_some() { vec![inner] } else { chain(indent + INDENT, e)? };
     let p = pad(indent);
     let mut lines = vec![format!("{p}{head}(")];
     lines.extend(body);

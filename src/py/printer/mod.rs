@@ -675,6 +675,38 @@ mod tests {
         );
     }
 
+    /// A chain that fits inside the parentheses stays on one line there; one starting with an
+    /// operation keeps its parentheses when broken (both checked against `ruff format`).
+    #[test]
+    fn chains_fit_in_parentheses_before_breaking_per_link() {
+        let hot = n("ids").binop(BinOp::Eq, Expr::call("torch.arange", vec![Expr::int(7)]));
+        let chain = |len: usize| {
+            hot.clone()
+                .attr("to")
+                .called(vec![n(&"f".repeat(len))], vec![])
+                .attr("movedim")
+                .called(vec![Expr::int(-1), Expr::int(0)], vec![])
+        };
+        let text = print(&[Stmt::assign(n(&"o".repeat(30)), chain(20))], 8);
+        assert_eq!(
+            text,
+            format!(
+                "        {} = (\n            (ids == torch.arange(7)).to({}).movedim(-1, 0)\n        )\n",
+                "o".repeat(30),
+                "f".repeat(20)
+            )
+        );
+        let text = print(&[Stmt::assign(n("o"), chain(60))], 8);
+        assert_eq!(
+            text,
+            format!(
+                "        o = (\n            (ids == torch.arange(7))\n            .to({})\n            \
+                 .movedim(-1, 0)\n        )\n",
+                "f".repeat(60)
+            )
+        );
+    }
+
     /// A long target: the value is parenthesised when all of it then fits, else broken inside
     /// its own brackets even though the first line overflows (ruff's choices).
     #[test]
