@@ -221,7 +221,12 @@ fn split(ctx: &mut Ctx) -> OpResult<Lowered> {
         }
     } else {
         let n = output_count(ctx.node(), "num_split")?;
-        let total = ctx.info(v).shape.and_then(|s| s[axis]).ok_or("split needs a static axis")?;
+        let Some(total) = ctx.info(v).shape.and_then(|s| s[axis]) else {
+            // TF requires equal parts, which is what `chunk` makes of a size it divides.
+            let x = ctx.input_tf(v)?;
+            let expr = x.method_kw("chunk", vec![Expr::int(n as i64)], vec![("dim", Expr::int(axis as i64))]);
+            return Ok(Lowered::Multi { expr, layout: Layout::Tf });
+        };
         if total % n != 0 {
             return Err(format!("cannot split {total} into {n} parts").into());
         }
@@ -628,7 +633,8 @@ fn einsum_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
 
 /// TopKV2(input, k) → (values, indices int32) along the last axis, largest first.
 fn top_k(ctx: &mut Ctx) -> OpResult<Lowered> {
-    let k = scalar_int(ctx, 1, "k")?;
+    // k may be data: a Python int.
+    let k = crate::ops::sizes::scalar(ctx, 1)?.expr;
     let sorted = ctx.node().attr_bool_or("sorted", true)?;
     let x = ctx.input_tf(0)?;
     let mut kwargs = vec![];
@@ -636,14 +642,14 @@ fn top_k(ctx: &mut Ctx) -> OpResult<Lowered> {
         kwargs.push(("sorted", Expr::boolean(false)));
     }
     // torch's indices are int64; TF's int32.
-    let expr = Expr::call_kw("torch.topk", vec![x, Expr::int(k)], kwargs);
+    let expr = Expr::call_kw("torch.topk", vec![x, k], kwargs);
     let to_int32 = Access::Method("to", vec![torch_attr("int32")]);
     Ok(Lowered::MultiViews { expr, views: vec![vec![], vec![to_int32]] })
 }
 
 fn top_k_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let mut s = shape_of(inp, 0)?;
-    let k = inp.const_ints(1)?.first().and_then(|&k| usize::try_from(k).ok());
+    let k = inp.const_ints(1).and_then(|k| usize::try_from(*k.first()?).ok());
     *s.last_mut()? = k;
     Some(vec![
         ValueInfo { dtype: inp.infos[0].dtype, shape: Some(s.clone()) },
