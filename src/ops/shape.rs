@@ -131,13 +131,15 @@ fn squeeze_axes(node: &Node, shape: &[Option<usize>]) -> OpResult<Vec<usize>> {
 fn squeeze(ctx: &mut Ctx) -> OpResult<Lowered> {
     let Some(shape) = ctx.info(0).shape else {
         // Unknown rank: listed axes, negative ones too, are squeezed as they are, in TF layout.
+        // No axes: every size-1 axis, as `squeeze()` does.
         let dims = ctx.node().attr_ints_or("squeeze_dims", &[])?;
-        if dims.is_empty() {
-            return Err(TranslateError::UnknownRank);
-        }
-        let dim = if dims.len() == 1 { Expr::int(dims[0]) } else { Expr::ints(&dims) };
+        let args = match dims.as_slice() {
+            [] => vec![],
+            [d] => vec![Expr::int(*d)],
+            _ => vec![Expr::ints(&dims)],
+        };
         let x = ctx.input_tf(0)?;
-        return Ok(Lowered::Expr { expr: x.method("squeeze", vec![dim]), layout: Layout::Tf });
+        return Ok(Lowered::Expr { expr: x.method("squeeze", args), layout: Layout::Tf });
     };
     let axes = squeeze_axes(ctx.node(), &shape)?;
     if axes.is_empty() {
@@ -175,6 +177,15 @@ fn expand_axis(inp_rank: usize, dim: i64) -> OpResult<usize> {
 }
 
 fn expand_dims(ctx: &mut Ctx) -> OpResult<Lowered> {
+    if !ctx.is_const(1) {
+        // A dim read at run time (a scalar or one entry): torch counts a negative one as TF.
+        let d = match ctx.rank(1) {
+            Some(1) => crate::ops::sizes::items(ctx, 1, 1)?.remove(0).expr,
+            _ => crate::ops::sizes::scalar(ctx, 1)?.expr,
+        };
+        let x = ctx.input_tf(0)?;
+        return Ok(Lowered::Expr { expr: x.method("unsqueeze", vec![d]), layout: Layout::Tf });
+    }
     let raw = *ctx.const_ints(1)?.first().ok_or("dim must be a scalar")?;
     // torch counts a negative dim as TF does (from the end of the result): with the rank
     // unknown, the raw dim is right.
@@ -189,6 +200,11 @@ fn expand_dims(ctx: &mut Ctx) -> OpResult<Lowered> {
 fn expand_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let x = inp.infos.first()?;
     let mut shape = x.shape.clone()?;
+    if inp.const_ints(1).is_none() {
+        // Where the axis goes is known at run time only; the rank is one more.
+        let out = vec![None; shape.len() + 1];
+        return Some(vec![ValueInfo { dtype: x.dtype, shape: Some(out) }]);
+    }
     let d = expand_axis(shape.len(), *inp.const_ints(1)?.first()?).ok()?;
     shape.insert(d, Some(1));
     Some(vec![ValueInfo { dtype: x.dtype, shape: Some(shape) }])
@@ -341,6 +357,24 @@ pub(crate) fn int_vector(dtype: DType, values: Vec<Dim>, scalar: bool) -> Option
 mod tests {
     use crate::testing::*;
     use insta::assert_snapshot;
+
+    /// Shapes known only at run time: an unranked squeeze of every unit axis, and an
+    /// ExpandDims whose axis is data (one entry of a vector).
+    #[test]
+    fn squeeze_and_expand_dims_at_run_time() {
+        let mut g = TestGraph::new();
+        let x = g.unranked_input("x");
+        let dim = g.typed_input("dim", &[1], crate::tensor::DType::I32);
+        let a = g.op("a", "Squeeze", &[x], &[]);
+        let b = g.op("b", "ExpandDims", &[a, dim], &[]);
+        assert_snapshot!(g.lower(&[b]), @"
+        ---
+        x = x.squeeze()
+        dim_sizes = dim.tolist()
+        x = x.unsqueeze(dim_sizes[0])
+        return x
+        ");
+    }
 
     #[test]
     fn flatten_goes_back_to_tf_order() {
