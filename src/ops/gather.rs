@@ -224,7 +224,11 @@ fn split(ctx: &mut Ctx) -> OpResult<Lowered> {
         let Some(total) = ctx.info(v).shape.and_then(|s| s[axis]) else {
             // TF requires equal parts, which is what `chunk` makes of a size it divides.
             let x = ctx.input_tf(v)?;
-            let expr = x.method_kw("chunk", vec![Expr::int(n as i64)], vec![("dim", Expr::int(axis as i64))]);
+            let expr = x.method_kw(
+                "chunk",
+                vec![Expr::int(n as i64)],
+                vec![("dim", Expr::int(axis as i64))],
+            );
             return Ok(Lowered::Multi { expr, layout: Layout::Tf });
         };
         if total % n != 0 {
