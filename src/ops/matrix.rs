@@ -3,7 +3,8 @@
 //! `diag_part`, `set_diag`: `MatrixDiag*`, `MatrixDiagPart*`, `MatrixSetDiag*` with `k = 0`)
 //! → `torch.diag_embed`, `torch.diagonal`, `diagonal_scatter`; any other diagonals, sizes,
 //! padding or alignment (V2/V3), and bounds known only at run time, → small helpers
-//! (templates/matrix_diag.py) with TF's exact layout; `InvertPermutation` → `argsort`.
+//! (templates/matrix_diag.py) with TF's exact layout; `MatrixInverse`, `MatrixDeterminant` →
+//! `torch.linalg`; `InvertPermutation` → `argsort`.
 
 use crate::ops::contract::{Ctx, Layout, Lowered, OpResult};
 use crate::ops::sizes::scalar;
@@ -22,6 +23,20 @@ pub const OPS: &[OpDef] = &[
     op("MatrixSetDiag", set_diag).infer(same_as_input),
     op("MatrixSetDiagV2", set_diag).infer(same_as_input),
     op("MatrixSetDiagV3", set_diag).infer(same_as_input),
+    // Square matrices over the last two axes.
+    op("MatrixInverse", |c| {
+        if c.node().attr_bool_or("adjoint", false)? {
+            return Err("adjoint=true is not supported".into());
+        }
+        let x = c.input_tf(0)?;
+        Ok(Lowered::Expr { expr: Expr::call("torch.linalg.inv", vec![x]), layout: Layout::Tf })
+    })
+    .infer(same_as_input),
+    op("MatrixDeterminant", |c| {
+        let x = c.input_tf(0)?;
+        Ok(Lowered::Expr { expr: Expr::call("torch.linalg.det", vec![x]), layout: Layout::Tf })
+    })
+    .infer(det_infer),
     op("InvertPermutation", |c| {
         let p = c.input_tf(0)?;
         let expr = Expr::call("torch.argsort", vec![p.clone()]).method("to", vec![p.attr("dtype")]);
@@ -29,6 +44,13 @@ pub const OPS: &[OpDef] = &[
     })
     .infer(same_as_input),
 ];
+
+/// A determinant per matrix: the two matrix axes dropped.
+fn det_infer(inp: &crate::ops::OpInputs) -> Option<Vec<crate::ir::ValueInfo>> {
+    let x = inp.infos.first()?;
+    let shape = x.shape.as_ref().filter(|s| s.len() >= 2).map(|s| s[..s.len() - 2].to_vec());
+    Some(vec![crate::ir::ValueInfo { dtype: x.dtype, shape }])
+}
 
 /// Entries `(i, j)` with `i - j <= lower` and `j - i <= upper` kept (a negative count keeps
 /// that whole triangle): `x.tril(upper).triu(-lower)`; bounds known only at run time go to

@@ -11,9 +11,11 @@ mod cast;
 pub mod contract;
 mod conv;
 mod dense;
+mod detection;
 mod elementwise;
 mod fft;
 mod gather;
+mod loss;
 mod matrix;
 mod norm;
 mod pad;
@@ -189,6 +191,7 @@ const FAMILIES: &[&[OpDef]] = &[
     norm::OPS,
     pool::OPS,
     resize::OPS,
+    detection::OPS,
     activation::OPS,
     elementwise::OPS,
     fft::OPS,
@@ -200,6 +203,7 @@ const FAMILIES: &[&[OpDef]] = &[
     space_batch::OPS,
     cast::OPS,
     gather::OPS,
+    loss::OPS,
     matrix::OPS,
     scan::OPS,
     partition::OPS,

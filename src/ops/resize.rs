@@ -11,39 +11,7 @@ use crate::tensor::{DType, Tensor};
 pub const OPS: &[OpDef] = &[
     op("ResizeBilinear", |c| resize(c, "bilinear")).infer(resize_infer),
     op("ResizeNearestNeighbor", |c| resize(c, "nearest")).infer(resize_infer),
-    op("CropAndResize", crop_and_resize).infer(crop_and_resize_infer),
 ];
-
-/// `CropAndResize(image, boxes, box_ind, crop_size)` → `crop_and_resize(...)`
-/// (templates/crop_and_resize.py): TF's sampling grid and extrapolation exactly, in TF layout.
-fn crop_and_resize(ctx: &mut Ctx) -> OpResult<Lowered> {
-    let method = ctx.node().attr_str_or("method", "bilinear")?;
-    if method != "bilinear" && method != "nearest" {
-        return Err(format!("method {method:?} is not supported").into());
-    }
-    let extrapolate = ctx.node().attr_float_or("extrapolation_value", 0.0)?;
-    let size = crate::ops::sizes::sizes(ctx, 3)?.tuple();
-    let args = vec![ctx.input_tf(0)?, ctx.input_tf(1)?, ctx.input_tf(2)?, size];
-    let mut kwargs = vec![];
-    if method == "nearest" {
-        kwargs.push(("method", Expr::str_lit("nearest")));
-    }
-    if extrapolate != 0.0 {
-        kwargs.push(("extrapolate", Expr::f32(extrapolate)));
-    }
-    ctx.require_class("crop_and_resize", include_str!("../../templates/crop_and_resize.py"));
-    let expr = Expr::call_kw("crop_and_resize", args, kwargs);
-    Ok(Lowered::Expr { expr, layout: Layout::Tf })
-}
-
-fn crop_and_resize_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
-    let boxes = inp.infos.get(1)?.shape.as_ref()?.first().copied()?;
-    let image = inp.infos.first()?.shape.as_ref()?;
-    let size = inp.sizes(3).unwrap_or_else(|| vec![None; 2]);
-    let (h, w) = (*size.first()?, *size.get(1)?);
-    let shape = vec![boxes, h, w, *image.get(3)?];
-    Some(vec![ValueInfo { dtype: Some(DType::F32), shape: Some(shape) }])
-}
 
 /// ResizeBilinear / ResizeNearestNeighbor → `F.interpolate` where a torch mode matches TF's
 /// coordinate rule exactly (tf-formats.md §4.7).
@@ -138,27 +106,4 @@ fn resize_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let dtype = if inp.node.op == "ResizeBilinear" { Some(DType::F32) } else { x.dtype };
     let hw = |i: usize| size.get(i).copied().flatten();
     Some(vec![ValueInfo { dtype, shape: Some(vec![*n, hw(0), hw(1), *c]) }])
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::testing::*;
-    use insta::assert_snapshot;
-
-    /// ROI crops with TF's grid: nearest sampling and an extrapolation value are keywords.
-    #[test]
-    fn crop_and_resize_is_one_helper_call() {
-        let mut g = TestGraph::new();
-        let x = g.input("x", &[-1, 9, 11, 3]);
-        let boxes = g.input("boxes", &[-1, 4]);
-        let index = g.typed_input("index", &[-1], crate::tensor::DType::I32);
-        let size = g.constant("size", int_tensor(&[2], &[5, 4]));
-        let a = [("method", string("nearest")), ("extrapolation_value", float(-1.0))];
-        let y = g.op("crop", "CropAndResize", &[x, boxes, index, size], &a);
-        assert_snapshot!(g.lower(&[y]), @r#"
-        ---
-        x = crop_and_resize(x, boxes, index, (5, 4), method="nearest", extrapolate=-1.0)
-        return x
-        "#);
-    }
 }

@@ -58,6 +58,12 @@ fn layout(indent: usize, head: &str, value: &Expr, tail: &str) -> Vec<String> {
         }
         // `f(args)[index]`: the call's arguments break, the index stays on the closing line
         // (ruff splits at the last bracket whose first line fits).
+        // ... unless the whole call fits before the index's bracket: then the index breaks.
+        Expr::Subscript(v, i)
+            if matches!(**v, Expr::Call(_)) && fits(&format!("{p}{head}{}[", flat(v))) =>
+        {
+            subscript(indent, head, v, i, tail)
+        }
         Expr::Subscript(v, _)
             if matches!(**v, Expr::Call(_))
                 && fits(&format!("{p}{head}{}(", call_func_text(v))) =>
