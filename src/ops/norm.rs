@@ -26,8 +26,9 @@ pub const OPS: &[OpDef] = &[
 
 fn batch_norm(ctx: &mut Ctx) -> OpResult<Lowered> {
     let node = ctx.node();
-    if node.attr_bool_or("is_training", true)? {
-        return Err("is_training=true (a graph exported in training mode) is not supported".into());
+    let training = node.attr_bool_or("is_training", true)?;
+    if training || (1..=4).any(|i| !ctx.is_const(i)) {
+        return batch_norm_functional(ctx, training);
     }
     let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
     // Channels last, whatever the rank (passes::fuse_batchnorm writes NHWC for all).
@@ -61,6 +62,37 @@ fn batch_norm(ctx: &mut Ctx) -> OpResult<Lowered> {
     }
     let ctor = Expr::call_kw(&class, vec![Expr::int(channels as i64)], kwargs);
     Ok(Lowered::Layer { post: vec![], ctor, params, args: vec![x], layout })
+}
+
+/// `F.batch_norm` where there is no layer to make: statistics that are data (inputs of the
+/// graph), or a graph exported in training mode, which normalizes by the batch's own
+/// statistics (only its normalized output is translated; TF's batch mean and variance
+/// outputs are not).
+fn batch_norm_functional(ctx: &mut Ctx, training: bool) -> OpResult<Lowered> {
+    if training && (1..5).any(|p| ctx.output_used(p)) {
+        return Err("the batch statistics of a training-mode batch norm are not translated".into());
+    }
+    let node = ctx.node();
+    let df = node.attr_str_or("data_format", "NHWC")?;
+    if !matches!(df.as_str(), "NWC" | "NHWC" | "NDHWC") {
+        return Err(format!("data_format {df} is not supported").into());
+    }
+    let eps = node.attr_float_or("epsilon", 1e-4)?;
+    let (x, layout) = match ctx.rank(0).ok_or(TranslateError::UnknownRank)? {
+        2 => (ctx.input_tf(0)?, Layout::Tf),
+        3..=5 => (ctx.input_channels_first(0)?, Layout::ChannelsFirst),
+        rank => return Err(format!("batch norm of a rank-{rank} input").into()),
+    };
+    let (weight, bias) = (ctx.input_tf(1)?, ctx.input_tf(2)?);
+    let (mean, var) =
+        if training { (Expr::none(), Expr::none()) } else { (ctx.input_tf(3)?, ctx.input_tf(4)?) };
+    let mut kwargs = vec![("weight", weight), ("bias", bias)];
+    if training {
+        kwargs.push(("training", Expr::boolean(true)));
+    }
+    kwargs.push(("eps", Expr::f32(eps)));
+    let expr = Expr::call_kw("F.batch_norm", vec![x, mean, var], kwargs);
+    Ok(Lowered::Expr { expr, layout })
 }
 
 /// `nn.RMSNorm` over the last axis.
@@ -190,6 +222,30 @@ mod tests {
         g.lower(&[y])
     }
 
+    /// Training mode: the batch's own statistics, by `F.batch_norm(training=True)`.
+    #[test]
+    fn batch_norm_in_training_mode_is_functional() {
+        assert_snapshot!(batch_norm(&[-1, 4, 4, 3], true), @"
+        self.scale_const: [3] float32
+        self.offset_const: [3] float32
+        # scale_const: [3]
+        # offset_const: [3]
+        ---
+        x = x.permute(0, 3, 1, 2)
+        x = F.batch_norm(
+            x,
+            None,
+            None,
+            weight=self.scale_const,
+            bias=self.offset_const,
+            training=True,
+            eps=0.001,
+        )
+        x = x.permute(0, 2, 3, 1)
+        return x
+        ");
+    }
+
     #[test]
     fn batch_norm_2d_and_1d() {
         assert_snapshot!(batch_norm(&[-1, 4, 4, 3], false), @"
@@ -214,26 +270,6 @@ mod tests {
         ---
         x = self.bn(x)
         return x
-        ");
-    }
-
-    #[test]
-    fn batch_norm_in_training_mode_becomes_a_stub() {
-        assert_snapshot!(batch_norm(&[-1, 4, 4, 3], true), @"
-        self.scale_const: [3] float32
-        self.offset_const: [3] float32
-        self.mean_const: [3] float32
-        self.var_const: [3] float32
-        # scale_const: [3]
-        # offset_const: [3]
-        # mean_const: [3]
-        # var_const: [3]
-        ---
-        x = custom_ops.fused_batch_norm_v3(
-            x, self.scale_const, self.offset_const, self.mean_const, self.var_const
-        )
-        return x
-        stub fused_batch_norm_v3
         ");
     }
 
