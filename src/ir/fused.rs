@@ -34,6 +34,7 @@ pub const ATTENTION: &str = "_Attention";
 pub const ROTATE_HALF: &str = "_RotateHalf";
 pub const APPLY_ROTARY: &str = "_ApplyRotary";
 pub const CAUSAL_MASK: &str = "_CausalMask";
+pub const WRAP_NEGATIVE: &str = "_WrapNegative";
 
 /// A synthetic op and its parameters.
 #[derive(Clone, Debug)]
@@ -68,6 +69,9 @@ pub enum Fused {
     /// `[n, n]` booleans, true on and below the diagonal (see `passes::fuse_causal`).
     /// Input: `n`, an integer scalar.
     CausalMask,
+    /// Indices counted from the end when negative, made non-negative: `where(i < 0, i + size,
+    /// i)` (Keras' `take` before a gather; see `passes::fuse_wrap`). Input: the indices.
+    WrapNegative { size: i64 },
     /// A recurrent layer over a whole sequence; inputs as [`Recurrent`] describes.
     Recurrent(Recurrent),
     /// A loop (see `passes::loops`): its body is a graph whose inputs are the loop variables
@@ -249,6 +253,7 @@ impl Fused {
             Fused::RotateHalf => ROTATE_HALF,
             Fused::ApplyRotary => APPLY_ROTARY,
             Fused::CausalMask => CAUSAL_MASK,
+            Fused::WrapNegative { .. } => WRAP_NEGATIVE,
             Fused::Recurrent(r) => r.cell.op_name(),
             Fused::Loop(_) => LOOP,
             Fused::Cond(_) => COND,
@@ -279,6 +284,7 @@ impl Fused {
                 }
                 put("gqa", Value::B(*gqa));
             }
+            Fused::WrapNegative { size } => put("size", Value::I(*size)),
             Fused::RepeatInterleave { axis, repeats } => {
                 put("axis", Value::I(*axis as i64));
                 put("repeats", Value::I(*repeats));

@@ -23,6 +23,8 @@ pub const OPS: &[OpDef] = &[
     op("ArgMax", |c| arg_reduce(c, "argmax")).infer(arg_infer),
     op("ArgMin", |c| arg_reduce(c, "argmin")).infer(arg_infer),
     op("OneHot", one_hot).infer(one_hot_infer),
+    // Produced by passes::fuse_wrap.
+    op(fused::WRAP_NEGATIVE, wrap_negative).infer(same_as_input),
     op("Fill", fill).infer(fill_infer).fold(fill_fold),
     op("ZerosLike", |c| like(c, "zeros_like")).infer(same_as_input),
     op("OnesLike", |c| like(c, "ones_like")).infer(same_as_input),
@@ -342,6 +344,18 @@ fn arg_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let axis = norm_axis(*inp.const_ints(1)?.first()?, s.len()).ok()?;
     s.remove(axis);
     Some(vec![ValueInfo { dtype: Some(out_type(inp.node)), shape: Some(s) }])
+}
+
+/// `torch.where(ids < 0, ids + n, ids)`: indices counted from the end made non-negative.
+fn wrap_negative(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let Fused::WrapNegative { size } = *ctx.fused()? else {
+        return Err("expected a WrapNegative node".into());
+    };
+    let ids = ctx.input_tf(0)?;
+    let negative = ids.clone().binop(BinOp::Lt, Expr::int(0));
+    let shifted = ids.clone().binop(BinOp::Add, Expr::int(size));
+    let expr = Expr::call("torch.where", vec![negative, shifted, ids]);
+    Ok(Lowered::Expr { expr, layout: Layout::Tf })
 }
 
 fn one_hot(ctx: &mut Ctx) -> OpResult<Lowered> {

@@ -2,7 +2,7 @@
 //! → Python indexing; folds slices of shape vectors and of constant weights. `Roll` (slices
 //! swapped around) → `torch.roll`.
 
-use crate::ir::{Node, ValueInfo};
+use crate::ir::{Dim, Node, ValueInfo};
 use crate::ops::contract::{Ctx, Layout, Lowered, OpResult, TranslateError};
 use crate::ops::sizes::{Item, is_host_value, items};
 use crate::ops::{Folded, OpDef, OpInputs, op};
@@ -302,8 +302,15 @@ fn slice(ctx: &mut Ctx) -> OpResult<Lowered> {
     };
     let begin = items(ctx, 1, rank)?;
     let size = items(ctx, 2, rank)?;
+    // A size read off a shape is never -1.
+    let from_shape: Vec<bool> = (0..rank)
+        .map(|k| ctx.partial(2).is_some_and(|p| matches!(p.values.get(k), Some(Dim::Of(..)))))
+        .collect();
+    if let Some(lowered) = position_table(ctx, &begin, &size, &from_shape)? {
+        return Ok(lowered);
+    }
     let mut parts = Vec::with_capacity(rank);
-    for (b, s) in begin.into_iter().zip(size) {
+    for (k, (b, s)) in begin.into_iter().zip(size).enumerate() {
         let start = (b.known != Some(0)).then(|| b.expr.clone());
         parts.push(match (b.known, s.known) {
             (_, Some(-1)) => Expr::slice(start, None, None),
@@ -318,8 +325,12 @@ fn slice(ctx: &mut Ctx) -> OpResult<Lowered> {
                     Some(0) => s.expr.clone(),
                     _ => b.expr.binop(BinOp::Add, s.expr.clone()),
                 };
-                let test = s.expr.binop(BinOp::GtE, Expr::int(0));
-                Expr::slice(start, Some(end.if_else(test, Expr::none())), None)
+                if from_shape[k] {
+                    Expr::slice(start, Some(end), None)
+                } else {
+                    let test = s.expr.binop(BinOp::GtE, Expr::int(0));
+                    Expr::slice(start, Some(end.if_else(test, Expr::none())), None)
+                }
             }
         });
     }
@@ -335,6 +346,33 @@ fn slice(ctx: &mut Ctx) -> OpResult<Lowered> {
     }
     let x = ctx.input_tf(0)?;
     Ok(Lowered::Expr { expr: x.index(Expr::index_of(parts)), layout: Layout::Tf })
+}
+
+/// A learned table of position vectors (Keras' `PositionEmbedding`: a `[positions, dim]`
+/// weight) cut to the sequence length: `nn.Embedding(positions, dim)` (trainable, as the
+/// original), its first rows read as `self.position_embedding.weight[:n]`.
+fn position_table(
+    ctx: &mut Ctx,
+    begin: &[Item],
+    size: &[Item],
+    from_shape: &[bool],
+) -> OpResult<Option<Lowered>> {
+    let Ok(t) = ctx.const_input(0) else { return Ok(None) };
+    let fits = t.rank() == 2
+        && t.dtype == crate::tensor::DType::F32
+        && begin.iter().all(|b| b.known == Some(0))
+        && (from_shape[0] || size[0].known.is_some_and(|n| n >= 0))
+        && matches!(size[1].known, Some(-1)) | (size[1].known == Some(t.shape[1] as i64));
+    if !fits {
+        return Ok(None);
+    }
+    let (rows, dim) = (t.shape[0] as i64, t.shape[1] as i64);
+    let ctor = Expr::call("nn.Embedding", vec![Expr::int(rows), Expr::int(dim)]);
+    let n = size[0].expr.clone();
+    let call: crate::ops::contract::LayerUse =
+        Box::new(move |layer: Expr| layer.attr("weight").index(Expr::slice(None, Some(n), None)));
+    let params = vec![("weight", crate::weights::Weight::plain(t.clone()))];
+    Ok(Some(Lowered::LayerWith { ctor, params, call, layout: Layout::Tf }))
 }
 
 fn slice_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {

@@ -18,6 +18,7 @@ mod fuse_rmsnorm;
 mod fuse_rotary;
 mod fuse_tensordot;
 mod fuse_time_distributed;
+mod fuse_wrap;
 mod identity;
 pub mod loops;
 mod pattern;
@@ -49,7 +50,7 @@ pub fn run_all(g: &mut Graph) -> Result<()> {
 type Pass = fn(&mut Graph) -> Result<()>;
 
 /// After recurrent layers are fused (see [`run_observed`]).
-const LATE: [(&str, Pass); 19] = [
+const LATE: [(&str, Pass); 20] = [
     ("simplify", simplify),
     ("prune", prune),
     ("fuse_bidirectional", fuse_bidirectional::fuse_bidirectional),
@@ -66,6 +67,7 @@ const LATE: [(&str, Pass); 19] = [
     ("fuse_head_bias", fuse_head_bias),
     ("fuse_rotary", fuse_rotary::fuse_rotary),
     ("fuse_causal", fuse_causal::fuse_causal),
+    ("fuse_wrap", fuse_wrap::fuse_wrap),
     ("fuse_attention", fuse_attention::fuse_attention),
     ("prune", prune),
     ("optimize_loop_bodies", loops::optimize_bodies),

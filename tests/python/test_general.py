@@ -74,6 +74,13 @@ def test_decoder_attention_reads_as_pytorch(name, tmp_path):
     # The causal mask as a person builds it, not from two aranges compared.
     assert ", dtype=torch.bool).tril()" in code, code
     assert not any(">=" in line and "range" in line for line in code.splitlines()), code
+    # Keras' wrap of ids counted from the end, in one line before the token embedding.
+    assert "torch.where(token_ids < 0, token_ids + 500, token_ids)" in code, code
+    if name == "keras_hub_gpt2":
+        # The learned position table is a trainable nn.Embedding cut to the sequence length.
+        assert "self.position_embedding = nn.Embedding(32, 32)" in code, code
+        assert "self.position_embedding.weight[: token_embedding.shape[1]]" in code, code
+        assert "register_buffer" not in code.split("class KerasHubGpt2")[1], code
     # Short local names: scope prefixes only where they tell two values apart.
     tree = ast.parse(code)
     forwards = [f for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) and f.name == "forward"]

@@ -53,13 +53,11 @@ class KerasHubBertSmall(nn.Module):
     def __init__(self):
         super().__init__()
         self.token_embedding = nn.Embedding(1000, 256)
+        self.position_embedding = nn.Embedding(64, 256)
         self.segment_embedding = nn.Embedding(2, 256)
         self.embeddings_layer_norm = nn.LayerNorm(256, eps=1e-12)
         self.transformer_layers = nn.ModuleList([TransformerLayer() for _ in range(4)])
         self.pooled_dense = nn.Linear(256, 256)
-        self.register_buffer(
-            "position_embedding_const", torch.empty((64, 256), dtype=torch.float32)
-        )
 
     def forward(
         self,
@@ -78,20 +76,14 @@ class KerasHubBertSmall(nn.Module):
             0: float32 [None, 32, 256]
             1: float32 [None, 256]
         """
-        x = token_ids < 0
-        token_embedding = token_ids + 1000
-        x = torch.where(x, token_embedding, token_ids)
-        token_embedding_2 = self.token_embedding(x.long())
-        x = self.position_embedding_const[:32, :256]
-        x = x.expand(token_embedding_2.shape[0], 32, 256)
-        x = token_embedding_2 + x
-        segment_embedding = segment_ids < 0
-        segment_embedding_2 = segment_ids + 2
-        segment_embedding_3 = torch.where(
-            segment_embedding, segment_embedding_2, segment_ids
-        )
-        segment_embedding_4 = self.segment_embedding(segment_embedding_3.long())
-        x = x + segment_embedding_4
+        x = torch.where(token_ids < 0, token_ids + 1000, token_ids)
+        token_embedding = self.token_embedding(x.long())
+        x = self.position_embedding.weight[:32]
+        x = x.expand(token_embedding.shape[0], 32, 256)
+        x = token_embedding + x
+        segment_embedding = torch.where(segment_ids < 0, segment_ids + 2, segment_ids)
+        segment_embedding_2 = self.segment_embedding(segment_embedding.long())
+        x = x + segment_embedding_2
         h = self.embeddings_layer_norm(x)
         for layer in self.transformer_layers:
             h = layer(h, padding_mask)
