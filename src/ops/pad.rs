@@ -51,8 +51,10 @@ fn pad(ctx: &mut Ctx) -> OpResult<Lowered> {
         flat.extend([p.0, p.1]);
     }
     let x = ctx.input_in(0, layout)?;
-    if mode == "SYMMETRIC" {
-        return symmetric_pad(ctx, x, &phys, layout);
+    // torch's reflect mode pads the last k <= 3 axes of a tensor of rank k + 1 or k + 2.
+    let reflect_fits = rank - first <= 3 && (1..=2).contains(&first);
+    if mode == "SYMMETRIC" || (mode == "REFLECT" && !reflect_fits) {
+        return mirror_pad(ctx, x, &phys, layout, mode == "SYMMETRIC");
     }
     let args = vec![x, Expr::ints(&flat)];
     let mut kwargs = Vec::new();
@@ -62,12 +64,7 @@ fn pad(ctx: &mut Ctx) -> OpResult<Lowered> {
                 kwargs.push(("value", Expr::f64(v)));
             }
         }
-        "REFLECT" => {
-            if rank - first > 3 || first + 2 > rank {
-                return Err("REFLECT padding of the batch or channel axes".into());
-            }
-            kwargs.push(("mode", Expr::str_lit("reflect")));
-        }
+        "REFLECT" => kwargs.push(("mode", Expr::str_lit("reflect"))),
         other => return Err(format!("MirrorPad mode {other} is not supported").into()),
     }
     Ok(Lowered::Expr { expr: Expr::call_kw("F.pad", args, kwargs), layout })
@@ -97,9 +94,16 @@ fn run_time_pad(ctx: &mut Ctx, rank: usize) -> OpResult<Lowered> {
     })
 }
 
-/// SYMMETRIC mirror padding (edge repeated) has no torch mode: gather along each padded axis
-/// with a constant index, e.g. pads (2, 1) on size 3 → indices [1, 0, 0, 1, 2, 2].
-fn symmetric_pad(ctx: &mut Ctx, x: Expr, phys: &[(i64, i64)], layout: Layout) -> OpResult<Lowered> {
+/// Mirror padding torch has no mode for (SYMMETRIC, the edge repeated; REFLECT on axes
+/// torch's reflect mode does not pad): gather along each padded axis with a constant index,
+/// e.g. pads (2, 1) on size 3 → SYMMETRIC [1, 0, 0, 1, 2, 2], REFLECT [2, 1, 0, 1, 2, 1].
+fn mirror_pad(
+    ctx: &mut Ctx,
+    x: Expr,
+    phys: &[(i64, i64)],
+    layout: Layout,
+    symmetric: bool,
+) -> OpResult<Lowered> {
     let shape = ctx.info(0).shape.ok_or("input shape must be known")?;
     let mut expr = x;
     for (d, &(b, a)) in phys.iter().enumerate() {
@@ -108,10 +112,13 @@ fn symmetric_pad(ctx: &mut Ctx, x: Expr, phys: &[(i64, i64)], layout: Layout) ->
         }
         let tf_axis = (0..phys.len()).find(|&a| phys_axis(a, layout, phys.len()) == d).unwrap_or(d);
         let n = shape[tf_axis].ok_or("padded axis must have a static size")? as i64;
-        if b > n || a > n {
-            return Err(format!("SYMMETRIC padding ({b}, {a}) larger than the axis ({n})").into());
+        // TF's limits: up to the axis's size (SYMMETRIC), one less (REFLECT).
+        let edge = i64::from(!symmetric);
+        if b > n - edge || a > n - edge {
+            return Err(format!("mirror padding ({b}, {a}) too large for an axis of {n}").into());
         }
-        let idx: Vec<i64> = (0..b).rev().chain(0..n).chain((n - a..n).rev()).collect();
+        let idx: Vec<i64> =
+            (edge..b + edge).rev().chain(0..n).chain((n - a - edge..n - edge).rev()).collect();
         let buf = ctx.buffer(&format!("pad_index_{d}"), Tensor::from_i64(vec![idx.len()], &idx))?;
         // Nested calls rather than a method chain: ruff lays these out predictably.
         expr = Expr::call("torch.index_select", vec![expr, Expr::int(d as i64), buf]);
