@@ -551,21 +551,34 @@ fn einsum_parts(eq: &str) -> Option<(Vec<&str>, &str)> {
     Some((lhs.split(',').collect(), out))
 }
 
-/// The projection form of an einsum (Keras EinsumDense): `A C, C D -> A D`, the kernel's
-/// leading axes `C` contracted with `x`'s trailing ones, its other axes `D` appended to `x`'s
-/// leading ones (`abc,cd->abd`; multi-head `abc,cde->abde`; back to the model width
+/// The projection form of an einsum (Keras EinsumDense): `A C, K -> A D`, `x`'s trailing
+/// axes `C` contracted with the kernel, whose axes are `C` and `D` in any order, `D`
+/// appended to `x`'s leading axes (`abc,cd->abd`; multi-head `abc,cde->abde`, or with the
+/// heads first in the kernel as Gemma has it, `abc,dce->abde`; back to the model width
 /// `abcd,cde->abe`). `(|C|, |D|)`, or `None` for any other equation.
 pub fn einsum_dense_form(eq: &str) -> Option<(usize, usize)> {
+    let (c, order) = einsum_projection(eq)?;
+    Some((c, order.len() - c))
+}
+
+/// [`einsum_dense_form`] with the kernel's axes in the order `[C (x's order).., D (the
+/// output's order)..]`: `(|C|, order)`.
+fn einsum_projection(eq: &str) -> Option<(usize, Vec<usize>)> {
     let (ins, out) = einsum_parts(eq)?;
     let [x, w] = ins[..] else { return None };
     let distinct = |s: &str| s.chars().collect::<std::collections::BTreeSet<_>>().len() == s.len();
     if !(distinct(x) && distinct(w) && distinct(out)) {
         return None;
     }
-    (1..w.len()).find_map(|c| {
-        let (contracted, free) = (&w[..c], &w[c..]);
-        let lead = x.strip_suffix(contracted)?;
-        (out == format!("{lead}{free}")).then_some((c, w.len() - c))
+    (1..x.len()).find_map(|c| {
+        let (lead, contracted) = x.split_at(x.len() - c);
+        let free = out.strip_prefix(lead)?;
+        let axes: String = [contracted, free].concat();
+        if free.is_empty() || axes.len() != w.len() || !distinct(&axes) {
+            return None;
+        }
+        let order: Option<Vec<usize>> = axes.chars().map(|a| w.find(a)).collect();
+        order.map(|o| (c, o))
     })
 }
 
@@ -577,13 +590,13 @@ fn einsum(ctx: &mut Ctx) -> OpResult<Lowered> {
     if !eq.chars().all(|c| c.is_ascii_alphabetic() || ",.->".contains(c)) {
         return Err(format!("unexpected einsum equation {eq:?}").into());
     }
-    if let Some((c, d)) = einsum_dense_form(&eq)
+    if let Some((c, order)) = einsum_projection(&eq)
         && let Ok(t) = ctx.const_input(1)
-        && t.rank() == c + d
+        && t.rank() == order.len()
         && t.dtype == DType::F32
     {
         let t = t.clone();
-        return einsum_linear(ctx, t, c);
+        return einsum_linear(ctx, t, c, &order);
     }
     if ctx.has_bias() {
         return Err("a fused bias on an einsum that is not a projection".into());
@@ -595,11 +608,11 @@ fn einsum(ctx: &mut Ctx) -> OpResult<Lowered> {
     Ok(Lowered::Expr { expr: Expr::call("torch.einsum", args), layout: Layout::Tf })
 }
 
-/// `nn.Linear(prod C, prod D)` for kernel `w [C.., D..]` contracting `c` axes.
-fn einsum_linear(ctx: &mut Ctx, w: Tensor, c: usize) -> OpResult<Lowered> {
-    let r = w.rank();
-    let in_f: usize = w.shape[..c].iter().product();
-    let out_dims = w.shape[c..].to_vec();
+/// `nn.Linear(prod C, prod D)` for kernel `w` contracting `c` axes, its axes `order`ed as
+/// `[C.., D..]` (see [`einsum_projection`]).
+fn einsum_linear(ctx: &mut Ctx, w: Tensor, c: usize, order: &[usize]) -> OpResult<Lowered> {
+    let in_f: usize = order[..c].iter().map(|&a| w.shape[a]).product();
+    let out_dims: Vec<usize> = order[c..].iter().map(|&a| w.shape[a]).collect();
     let out_f: usize = out_dims.iter().product();
     let bias = ctx.bias(out_f)?;
     let mut kwargs = Vec::new();
@@ -609,7 +622,7 @@ fn einsum_linear(ctx: &mut Ctx, w: Tensor, c: usize) -> OpResult<Lowered> {
     let ctor =
         Expr::call_kw("nn.Linear", vec![Expr::int(in_f as i64), Expr::int(out_f as i64)], kwargs);
     // torch's weight is [out, in]: the kernel's free axes first, then both groups flattened.
-    let permute: Vec<usize> = (c..r).chain(0..c).collect();
+    let permute: Vec<usize> = order[c..].iter().chain(&order[..c]).copied().collect();
     let weight = Weight { tensor: w, permute: Some(permute), reshape: Some(vec![out_f, in_f]) };
     let mut params = vec![("weight", weight)];
     if let Some(b) = bias {
@@ -695,7 +708,9 @@ mod tests {
         assert_eq!(einsum_dense_form("abc,cd->abd"), Some((1, 1)));
         assert_eq!(einsum_dense_form("abc,cde->abde"), Some((1, 2)));
         assert_eq!(einsum_dense_form("abcd,cde->abe"), Some((2, 1)));
-        assert_eq!(einsum_dense_form("abc,dc->abd"), None, "the kernel's contracted axis last");
+        assert_eq!(einsum_dense_form("abc,dce->abde"), Some((1, 2)), "heads first in the kernel");
+        assert_eq!(einsum_dense_form("abc,dc->abd"), Some((1, 1)), "the kernel's axes swapped");
+        assert_eq!(einsum_dense_form("abc,dcf->abde"), None, "a kernel axis nowhere else");
         assert_eq!(einsum_dense_form("abc,cd->adb"), None, "the output reordered");
         assert_eq!(einsum_dense_form("abcd,acd->ab"), None, "a batch axis in the kernel");
     }
