@@ -11,7 +11,7 @@ from conftest import GENERATED_DIR, assert_parity, ruff, run_cli
 COND = ["cond_function", "cond_function_saved", "cond_keras_layer", "cond_keras_layer_saved", "cond_tf1"]
 COND += ["case_function", "case_function_saved"]
 # keras-hub backbones with a run-time batch and sequence length.
-DECODERS = ["keras_hub_gpt2", "keras_hub_llama", "keras_hub_deberta", "keras_hub_fnet"]
+DECODERS = ["keras_hub_gpt2", "keras_hub_llama", "keras_hub_gemma", "keras_hub_deberta", "keras_hub_fnet"]
 DYNAMIC = ["dyn_class_token", "dyn_reshape", "dyn_fill_pack", "dyn_data_sizes", "dyn_resize_like", "dyn_pad_slice", "dyn_upsample", "dtypes_kept", "any_size_mobilenet"]
 
 
@@ -44,6 +44,18 @@ def test_one_unknown_op_in_a_real_model_is_one_stub(tmp_path):
     (out / "custom_ops.py").write_text(filled)
     for suffix in ("", "_b"):
         assert_parity(out, GENERATED_DIR / f"cascade_mobilenet{suffix}.npz")
+
+
+def test_projections_are_linear_layers_whatever_the_kernel_layout(tmp_path):
+    """Gemma's query, key and value kernels are [heads, hidden, dim] (heads first, not Keras'
+    usual [hidden, heads, dim]): still `nn.Linear` layers, trainable, no einsum with a buffer
+    (parity is the decoder test above)."""
+    out = tmp_path / "out"
+    run_cli("convert", source("keras_hub_gemma"), "-o", out)
+    code = (out / "model.py").read_text()
+    for name in ("query", "key", "value"):
+        assert f"self.attention_{name} = nn.Linear(32, " in code, code
+    assert '"abc,dce->abde"' not in code, code
 
 
 def test_llama_norms_are_rms_norm_layers(tmp_path):
