@@ -27,6 +27,8 @@ struct ModelTemplate<'a> {
     classes: String,
     /// The weights are shards listed in `model.safetensors.index.json`.
     sharded: bool,
+    /// The model has batch norms, which `load_model` can fold into the convs before them.
+    batch_norms: bool,
 }
 
 #[derive(Template)]
@@ -51,6 +53,7 @@ pub fn render_model(module: &Module, sharded: bool) -> Result<String> {
         support: module.support.iter().map(|(_, source)| source.trim()).collect(),
         classes: printer::block(&classes, 0).join("\n"),
         sharded,
+        batch_norms: module.uses_layer("nn.BatchNorm"),
     };
     let mut s = t.render().map_err(|e| Error::msg(format!("rendering model.py: {e}")))?;
     s.push('\n');

@@ -102,11 +102,18 @@ def _read_shards(index):
 
 
 {% endif -%}
-def load_model(weights=None, device="cpu"):
+def load_model(weights=None, device="cpu"{% if batch_norms %}, fuse_batch_norms=False{% endif %}):
     """Builds {{ class_name }}, loads its weights (strict) and puts it in eval mode.
 {%- if sharded %}
 
     `weights` is the index of the shards, by default the one beside this file.
+{%- endif %}
+{%- if batch_norms %}
+
+    `fuse_batch_norms=True` folds each batch norm into the conv before it (torch.fx), for
+    inference only: the result is a traced GraphModule without the BatchNorm layers.
+{%- endif %}
+{%- if sharded || batch_norms %}
     """
 {%- else %}"""
 {%- endif %}
@@ -115,4 +122,13 @@ def load_model(weights=None, device="cpu"):
         weights = os.path.join(here, "model.safetensors{% if sharded %}.index.json{% endif %}")
     model = {{ class_name }}()
     model.load_state_dict({% if sharded %}_read_shards{% else %}_read_safetensors{% endif %}(weights), strict=True)
+{%- if batch_norms %}
+    model = model.to(device).eval()
+    if fuse_batch_norms:
+        from torch.fx.experimental.optimization import fuse
+
+        model = fuse(model)
+    return model
+{%- else %}
     return model.to(device).eval()
+{%- endif %}

@@ -171,6 +171,13 @@ impl Module {
         doc
     }
 
+    /// Whether a layer of the model or of a block class is built by a callable whose name
+    /// starts with `prefix` (`nn.BatchNorm`).
+    pub fn uses_layer(&self, prefix: &str) -> bool {
+        let layers = self.layers.iter().chain(self.classes.iter().flat_map(|c| &c.layers));
+        layers.map(|l| crate::py::printer::flat(&l.ctor)).any(|c| c.starts_with(prefix))
+    }
+
     /// How many lines `forward` has before its `return`, as printed.
     pub fn forward_lines(&self) -> usize {
         crate::py::printer::block(&self.body, 8).len()

@@ -178,11 +178,20 @@ def _read_with_torch(path):
     return tensors
 
 
-def load_model(weights=None, device="cpu"):
-    """Builds KerasResnet50, loads its weights (strict) and puts it in eval mode."""
+def load_model(weights=None, device="cpu", fuse_batch_norms=False):
+    """Builds KerasResnet50, loads its weights (strict) and puts it in eval mode.
+
+    `fuse_batch_norms=True` folds each batch norm into the conv before it (torch.fx), for
+    inference only: the result is a traced GraphModule without the BatchNorm layers.
+    """
     if weights is None:
         here = os.path.dirname(os.path.abspath(__file__))
         weights = os.path.join(here, "model.safetensors")
     model = KerasResnet50()
     model.load_state_dict(_read_safetensors(weights), strict=True)
-    return model.to(device).eval()
+    model = model.to(device).eval()
+    if fuse_batch_norms:
+        from torch.fx.experimental.optimization import fuse
+
+        model = fuse(model)
+    return model
