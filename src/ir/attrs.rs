@@ -86,6 +86,22 @@ impl Node {
         }
     }
 
+    /// A list of strings (each UTF-8).
+    pub fn attr_strs(&self, attr: &str) -> Result<Vec<String>> {
+        match self.attr_value(attr) {
+            Some(Value::List(l)) => {
+                l.s.iter()
+                    .map(|s| {
+                        String::from_utf8(s.clone())
+                            .map_err(|_| self.attr_err(attr, "is not valid UTF-8"))
+                    })
+                    .collect()
+            }
+            Some(_) => Err(self.attr_err(attr, "is not a list of strings")),
+            None => Err(self.attr_err(attr, "is missing")),
+        }
+    }
+
     pub fn attr_ints_or(&self, attr: &str, default: &[i64]) -> Result<Vec<i64>> {
         if self.has_attr(attr) { self.attr_ints(attr) } else { Ok(default.to_vec()) }
     }

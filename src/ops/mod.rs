@@ -22,6 +22,7 @@ mod pad;
 mod partition;
 mod pool;
 mod quantize;
+mod ragged;
 mod random;
 mod recurrent;
 mod reduce;
@@ -209,6 +210,7 @@ const FAMILIES: &[&[OpDef]] = &[
     partition::OPS,
     scatter::OPS,
     quantize::OPS,
+    ragged::OPS,
     random::OPS,
     recurrent::OPS,
     attention::OPS,

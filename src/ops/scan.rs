@@ -1,7 +1,7 @@
 //! Running reductions along an axis: `Cumsum` → `cumsum`, `Cumprod` → `cumprod`, with TF's
 //! `exclusive` (each position leaves itself out) and `reverse` (from the end).
 
-use crate::ops::contract::{Ctx, Layout, Lowered, OpResult, TranslateError};
+use crate::ops::contract::{Ctx, Layout, Lowered, OpResult};
 use crate::ops::util::{norm_axis, same_as_input};
 use crate::ops::{OpDef, op};
 use crate::py::{BinOp, Expr};
@@ -12,9 +12,11 @@ pub const OPS: &[OpDef] = &[
 ];
 
 fn scan(ctx: &mut Ctx, method: &str) -> OpResult<Lowered> {
-    let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
-    let axis = match ctx.const_ints(1)?.as_slice() {
-        [a] => norm_axis(*a, rank)? as i64,
+    // In TF layout torch counts axes as TF does, a negative one too: the rank is only
+    // needed to check it.
+    let axis = match (ctx.const_ints(1)?.as_slice(), ctx.rank(0)) {
+        ([a], Some(rank)) => norm_axis(*a, rank)? as i64,
+        ([a], None) => *a,
         _ => return Err("axis must be a scalar".into()),
     };
     let exclusive = ctx.node().attr_bool_or("exclusive", false)?;

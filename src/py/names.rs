@@ -56,6 +56,26 @@ const RESERVED: &[&str] = &[
     "device",
 ];
 
+/// The helper functions and classes `model.py` may define (templates/*.py, emitted when
+/// used): no local, parameter or class may take one's name. A test keeps this in step with
+/// the templates.
+const HELPERS: &[&str] = &[
+    "apply_rotary",
+    "band_part",
+    "conv_transpose_sized",
+    "crop_and_resize",
+    "matrix_diag",
+    "matrix_diag_part",
+    "matrix_set_diag",
+    "non_max_suppression",
+    "pad_same",
+    "ragged_range",
+    "ragged_to_dense",
+    "rotate_half",
+    "GRUResetBefore",
+    "MaskedLSTM",
+];
+
 /// Module-level names `forward` and its methods read besides builtins: no parameter may take
 /// one.
 const FORWARD_GLOBALS: &[&str] = &["self", "torch", "nn", "F", "custom_ops"];
@@ -97,7 +117,7 @@ pub fn identifier(raw: &str) -> String {
 /// Top-level names `model.py` defines or imports besides the builtins in [`RESERVED`]: a class
 /// named like one would replace it. (Its private helpers, `_DTYPES` and the like, and module
 /// dunders such as `__file__`, are ruled out by refusing a leading underscore.)
-const FILE_NAMES: &[&str] = &["importlib", "GRUResetBefore", "MaskedLSTM"];
+const FILE_NAMES: &[&str] = &["importlib"];
 
 /// Whether `s` can name the generated class: an ASCII identifier that is not a keyword, does not
 /// start with an underscore, and does not shadow what the generated file uses.
@@ -108,6 +128,7 @@ pub fn is_valid_class_name(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
         && !KEYWORDS.contains(&s)
         && !RESERVED.contains(&s)
+        && !HELPERS.contains(&s)
         && !FILE_NAMES.contains(&s)
 }
 
@@ -129,7 +150,10 @@ impl Scope {
     }
 
     fn clashes(&self, s: &str) -> bool {
-        KEYWORDS.contains(&s) || RESERVED.contains(&s) || (self.module_attrs && is_module_attr(s))
+        KEYWORDS.contains(&s)
+            || RESERVED.contains(&s)
+            || HELPERS.contains(&s)
+            || (self.module_attrs && is_module_attr(s))
     }
 
     /// The identifier [`fresh`](Self::fresh) starts from for `raw`: `raw` as an identifier,
@@ -185,6 +209,31 @@ impl Scope {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every public function or class a `model.py` helper template defines is reserved, so
+    /// that no local takes its name (`ragged_range = ragged_range(...)` would shadow it).
+    #[test]
+    fn helper_templates_names_are_reserved() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/templates");
+        let skip = ["model.py", "custom_ops.py", "check.py", "make_reference.py"];
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let file = path.file_name().unwrap().to_string_lossy().to_string();
+            if !file.ends_with(".py") || skip.contains(&file.as_str()) {
+                continue;
+            }
+            for line in std::fs::read_to_string(&path).unwrap().lines() {
+                let Some(rest) = line.strip_prefix("def ").or(line.strip_prefix("class ")) else {
+                    continue;
+                };
+                let name: String =
+                    rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                if !name.starts_with('_') {
+                    assert!(HELPERS.contains(&name.as_str()), "{file}: {name} is not in HELPERS");
+                }
+            }
+        }
+    }
 
     #[test]
     fn tf_names_become_snake_case() {
