@@ -112,6 +112,12 @@ fn mirror_pad(
         }
         let tf_axis = (0..phys.len()).find(|&a| phys_axis(a, layout, phys.len()) == d).unwrap_or(d);
         let n = shape[tf_axis].ok_or("padded axis must have a static size")? as i64;
+        // The index is computed here: its size comes from the file.
+        let len = n.checked_add(b).and_then(|v| v.checked_add(a));
+        let len = len.and_then(|v| usize::try_from(v).ok()).unwrap_or(usize::MAX);
+        if !crate::tensor::computed_fits(&[len]) {
+            return Err(format!("a mirror pad index of {len} entries is too large").into());
+        }
         // TF's limits: up to the axis's size (SYMMETRIC), one less (REFLECT).
         let edge = i64::from(!symmetric);
         if b > n - edge || a > n - edge {
