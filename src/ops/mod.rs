@@ -15,6 +15,7 @@ mod detection;
 mod elementwise;
 mod fft;
 mod gather;
+mod image;
 mod loss;
 mod matrix;
 mod norm;
@@ -192,6 +193,7 @@ const FAMILIES: &[&[OpDef]] = &[
     norm::OPS,
     pool::OPS,
     resize::OPS,
+    image::OPS,
     detection::OPS,
     activation::OPS,
     elementwise::OPS,
