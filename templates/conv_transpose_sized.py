@@ -9,9 +9,7 @@ def conv_transpose_sized(x, weight, bias, size, stride, dilation, same):
         p = max(full - o, 0) // 2 if same else 0
         padding.append(p)
         extra.append(max(o - (full - 2 * p), 0))
-    functional = torch.nn.functional
-    conv = (functional.conv_transpose1d, functional.conv_transpose2d, functional.conv_transpose3d)[
-        x.dim() - 3
-    ]
+    f = torch.nn.functional
+    conv = (f.conv_transpose1d, f.conv_transpose2d, f.conv_transpose3d)[x.dim() - 3]
     y = conv(x, weight, bias, stride, padding, extra, 1, dilation)
     return y[(..., *(slice(0, o) for o in size))]

@@ -3,7 +3,8 @@
 //! pixel into the batch, run the conv undilated, unfold, crop); `passes::fuse_dilated` turns
 //! that sandwich back into one dilated conv, so what reaches these translators is the ops used
 //! on their own. Both run in TF's layout as reshape → permute → reshape, with the block
-//! sizes, paddings and crops constant and the other sizes known or read off the input.
+//! sizes constant, paddings and crops constant or read at run time (a dilated conv on an
+//! image of any size), and the other sizes known or read off the input.
 //! Depth moves run channels-first when their input is held so (TF orders the channels
 //! block-major, `(i·b + j)·C + c`, not as `F.pixel_shuffle` does, so it is spelled out too).
 
@@ -86,13 +87,54 @@ fn batch_to_space_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     Some(vec![ValueInfo { dtype: x.dtype, shape: Some(out) }])
 }
 
-/// The input's rank and its blocks.
-fn read_geometry(ctx: &Ctx) -> OpResult<(usize, Blocks)> {
-    let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
-    if !ctx.is_const(1) || !ctx.is_const(2) {
-        return Err("block sizes and paddings computed at run time".into());
+/// Paddings or crops: known here, or read at run time as `p[i][0]`, `p[i][1]` (TF computes
+/// them from the input's size for a dilated conv on an image of any size).
+enum Pairs {
+    Known(Vec<(i64, i64)>),
+    RunTime(Vec<(Expr, Expr)>),
+}
+
+impl Pairs {
+    fn all_zero(&self) -> bool {
+        matches!(self, Pairs::Known(p) if p.iter().all(|&q| q == (0, 0)))
     }
-    Ok((rank, geometry(ctx.const_input(1)?, ctx.const_input(2)?, rank)?))
+
+    fn exprs(&self) -> Vec<(Expr, Expr)> {
+        match self {
+            Pairs::Known(p) => p.iter().map(|&(lo, hi)| (Expr::int(lo), Expr::int(hi))).collect(),
+            Pairs::RunTime(p) => p.clone(),
+        }
+    }
+}
+
+/// The input's rank, its block sizes (constant) and its paddings or crops.
+fn read_geometry(ctx: &mut Ctx) -> OpResult<(usize, Vec<i64>, Pairs)> {
+    let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
+    if !ctx.is_const(1) {
+        return Err("block sizes computed at run time".into());
+    }
+    if ctx.is_const(2) {
+        let (b, p) = geometry(ctx.const_input(1)?, ctx.const_input(2)?, rank)?;
+        return Ok((rank, b, Pairs::Known(p)));
+    }
+    let m = ctx.const_input(1)?.numel();
+    let zeros = crate::tensor::Tensor::from_i64(vec![m, 2], &vec![0; 2 * m]);
+    let (b, _) = geometry(ctx.const_input(1)?, &zeros, rank)?;
+    if ctx.info(2).shape.is_some_and(|s| s != [Some(m), Some(2)]) {
+        return Err(format!("paddings/crops must be [{m}, 2]").into());
+    }
+    let whole = ctx.input_in(2, Layout::Host)?;
+    let at = |i: usize, j: i64| whole.clone().index(Expr::int(i as i64)).index(Expr::int(j));
+    Ok((rank, b, Pairs::RunTime((0..m).map(|i| (at(i, 0), at(i, 1))).collect())))
+}
+
+fn add(a: Expr, b: Expr) -> Expr {
+    match (a.as_int(), b.as_int()) {
+        (Some(x), Some(y)) => Expr::int(x + y),
+        (_, Some(0)) => a,
+        (Some(0), _) => b,
+        _ => a.binop(crate::py::BinOp::Add, b),
+    }
 }
 
 /// TF axis `a` of input 0: its static size, or `x.shape[..]` read at run time from `x`
@@ -139,18 +181,23 @@ fn floor_div(n: Expr, k: i64) -> Expr {
 /// `[N, H, W, C]`, blocks `[bh, bw]`: pad, `reshape(N, H/bh, bh, W/bw, bw, C)`, move the block
 /// axes to the front, `reshape(bh·bw·N, H/bh, W/bw, C)`.
 fn space_to_batch(ctx: &mut Ctx) -> OpResult<Lowered> {
-    let (rank, (b, p)) = read_geometry(ctx)?;
+    let (rank, b, p) = read_geometry(ctx)?;
     let m = b.len();
     let x = ctx.input_tf(0)?;
     let sizes: Vec<Expr> = (0..rank).map(|a| size(ctx, &x, a)).collect();
-    let padded: Vec<Expr> = (0..m).map(|i| plus(sizes[i + 1].clone(), p[i].0 + p[i].1)).collect();
+    let pairs = p.exprs();
+    let padded: Vec<Expr> = match &p {
+        Pairs::Known(k) => (0..m).map(|i| plus(sizes[i + 1].clone(), k[i].0 + k[i].1)).collect(),
+        Pairs::RunTime(_) => (0..m)
+            .map(|i| add(add(sizes[i + 1].clone(), pairs[i].0.clone()), pairs[i].1.clone()))
+            .collect(),
+    };
     let mut y = x.clone();
-    if p.iter().any(|&q| q != (0, 0)) {
+    if !p.all_zero() {
         // F.pad's order: last axis first, from the last block axis down.
-        let flat: Vec<i64> = p.iter().rev().flat_map(|&(lo, hi)| [lo, hi]).collect();
-        let mut all = vec![0; 2 * (rank - 1 - m)];
-        all.extend(flat);
-        y = Expr::call("F.pad", vec![y, Expr::ints(&all)]);
+        let mut all = vec![Expr::int(0); 2 * (rank - 1 - m)];
+        all.extend(pairs.iter().rev().flat_map(|(lo, hi)| [lo.clone(), hi.clone()]));
+        y = Expr::call("F.pad", vec![y, Expr::Tuple(all)]);
     }
     let mut split = vec![Expr::int(-1)];
     let mut merged = vec![Expr::int(-1)];
@@ -172,7 +219,7 @@ fn space_to_batch(ctx: &mut Ctx) -> OpResult<Lowered> {
 
 /// The inverse: `reshape(bh, bw, N, H, W, C)`, interleave, `reshape(N, H·bh, W·bw, C)`, crop.
 fn batch_to_space(ctx: &mut Ctx) -> OpResult<Lowered> {
-    let (rank, (b, c)) = read_geometry(ctx)?;
+    let (rank, b, c) = read_geometry(ctx)?;
     let m = b.len();
     let x = ctx.input_tf(0)?;
     let sizes: Vec<Expr> = (0..rank).map(|a| size(ctx, &x, a)).collect();
@@ -188,15 +235,28 @@ fn batch_to_space(ctx: &mut Ctx) -> OpResult<Lowered> {
         perm.extend([m as i64 + 1 + i, i]);
     }
     perm.extend((2 * m as i64 + 1)..(m as i64 + rank as i64));
+    let full: Vec<Expr> = merged[1..=m].to_vec();
     let mut expr = regroup(x, split, &perm, merged);
-    if c.iter().any(|&q| q != (0, 0)) {
-        let mut index = vec![Expr::slice(None, None, None)];
-        for &(lo, hi) in &c {
-            let lower = (lo != 0).then(|| Expr::int(lo));
-            let upper = (hi != 0).then(|| Expr::int(-hi));
-            index.push(Expr::slice(lower, upper, None));
+    match &c {
+        Pairs::Known(k) if k.iter().any(|&q| q != (0, 0)) => {
+            let mut index = vec![Expr::slice(None, None, None)];
+            for &(lo, hi) in k {
+                let lower = (lo != 0).then(|| Expr::int(lo));
+                let upper = (hi != 0).then(|| Expr::int(-hi));
+                index.push(Expr::slice(lower, upper, None));
+            }
+            expr = expr.index(Expr::index_of(index));
         }
-        expr = expr.index(Expr::index_of(index));
+        Pairs::Known(_) => {}
+        // A crop read at run time may be 0: the end is counted from the start.
+        Pairs::RunTime(pairs) => {
+            let mut index = vec![Expr::slice(None, None, None)];
+            for ((lo, hi), n) in pairs.iter().zip(full) {
+                let end = n.binop(crate::py::BinOp::Sub, hi.clone());
+                index.push(Expr::slice(Some(lo.clone()), Some(end), None));
+            }
+            expr = expr.index(Expr::index_of(index));
+        }
     }
     Ok(Lowered::Expr { expr, layout: Layout::Tf })
 }
@@ -301,4 +361,64 @@ fn depth_to_space(ctx: &mut Ctx) -> OpResult<Lowered> {
         ),
     };
     Ok(Lowered::Expr { expr, layout })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::*;
+    use insta::assert_snapshot;
+
+    /// A dilated conv on an image of any size: TF computes the paddings and crops from the
+    /// size, read here as `p[i][j]`; a run-time crop's end is counted from the start.
+    #[test]
+    fn paddings_and_crops_read_at_run_time() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, -1, -1, 3]);
+        let block = g.constant("block", int_tensor(&[2], &[2, 2]));
+        let pads = g.typed_input("pads", &[2, 2], crate::tensor::DType::I32);
+        let s = g.op("s2b", "SpaceToBatchND", &[x, block, pads], &[]);
+        let y = g.op("b2s", "BatchToSpaceND", &[s, block, pads], &[]);
+        assert_snapshot!(g.lower(&[y]), @"
+        ---
+        pads_sizes = pads.tolist()
+        x = (
+            F.pad(
+                x,
+                (
+                    0,
+                    0,
+                    pads_sizes[1][0],
+                    pads_sizes[1][1],
+                    pads_sizes[0][0],
+                    pads_sizes[0][1],
+                ),
+            )
+            .reshape(
+                -1,
+                (x.shape[1] + pads_sizes[0][0] + pads_sizes[0][1]) // 2,
+                2,
+                (x.shape[2] + pads_sizes[1][0] + pads_sizes[1][1]) // 2,
+                2,
+                3,
+            )
+            .permute(2, 4, 0, 1, 3, 5)
+            .reshape(
+                -1,
+                (x.shape[1] + pads_sizes[0][0] + pads_sizes[0][1]) // 2,
+                (x.shape[2] + pads_sizes[1][0] + pads_sizes[1][1]) // 2,
+                3,
+            )
+        )
+        x = (
+            x.reshape(2, 2, -1, x.shape[1], x.shape[2], x.shape[3])
+            .permute(2, 3, 0, 4, 1, 5)
+            .reshape(-1, x.shape[1] * 2, x.shape[2] * 2, x.shape[3])[
+                :,
+                pads_sizes[0][0] : x.shape[1] * 2 - pads_sizes[0][1],
+                pads_sizes[1][0] : x.shape[2] * 2 - pads_sizes[1][1],
+            ]
+        )
+        return x
+        ");
+    }
 }

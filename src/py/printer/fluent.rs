@@ -56,10 +56,23 @@ pub(super) fn chain(indent: usize, e: &Expr) -> Option<Vec<String>> {
     for end in &ends[1..] {
         let text = flat(end);
         let link = &text[before..];
+        let prev = before;
         before = text.len();
         let one = format!("{inner}{link}");
         if fits(&one) {
             lines.push(one);
+            continue;
+        }
+        // A long index at the end of a link breaks inside its brackets, one entry per line.
+        if let Expr::Subscript(v, index) = end {
+            let head = format!("{}[", &flat(v)[prev..]);
+            let entries: Vec<&Expr> = match &**index {
+                Expr::Tuple(items) if items.len() > 1 => items.iter().collect(),
+                other => vec![other],
+            };
+            let items: Vec<(String, &Expr)> =
+                entries.into_iter().map(|e| (String::new(), e)).collect();
+            lines.extend(bracketed(indent, &head, "]", &items, ""));
             continue;
         }
         // A long link is broken like a call: its arguments on their own lines.
