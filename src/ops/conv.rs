@@ -10,7 +10,7 @@ use crate::ir::fused::{self, Fused, Window1D};
 use crate::ops::contract::{Access, Ctx, Layout, Lowered, OpResult};
 use crate::ops::sizes::{Item, items};
 use crate::ops::util::float_weight;
-use crate::ops::window::{Window, dims, layer, require_channels_last};
+use crate::ops::window::{Window, dims, layer, per_axis, require_channels_last};
 use crate::ops::{OpDef, OpInputs, op};
 use crate::py::Expr;
 use crate::weights::Weight;
@@ -363,11 +363,6 @@ fn conv_transpose_sized(
         call(layer.attr("weight"), b)
     });
     Ok(Lowered::LayerWith { ctor, params, call, layout: Layout::ChannelsFirst })
-}
-
-/// One int per spatial axis, as a tuple even when they are equal (`(1, 1)`).
-fn per_axis(v: &[i64]) -> Expr {
-    Expr::Tuple(v.iter().map(|&i| Expr::int(i)).collect())
 }
 
 fn conv_transpose_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {

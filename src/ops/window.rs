@@ -145,7 +145,6 @@ impl Window {
             return f_pad(x, &self.pads, value);
         }
         ctx.require_class("pad_same", include_str!("../../templates/pad_same.py"));
-        let per_axis = |v: &[i64]| Expr::Tuple(v.iter().map(|&i| Expr::int(i)).collect());
         let mut args = vec![x, per_axis(&self.kernel), per_axis(&self.strides)];
         if self.dilations.iter().any(|&d| d != 1) {
             args.push(per_axis(&self.dilations));
@@ -161,6 +160,12 @@ pub fn dims(v: &[i64]) -> Expr {
         [first, rest @ ..] if rest.iter().all(|x| x == first) => Expr::int(*first),
         _ => Expr::ints(v),
     }
+}
+
+/// One int per spatial axis, as a tuple even when they are equal (`(1, 1)`): what the helper
+/// functions take.
+pub fn per_axis(v: &[i64]) -> Expr {
+    Expr::Tuple(v.iter().map(|&i| Expr::int(i)).collect())
 }
 
 /// `F.pad(x, ...)` for per-axis `(before, after)` pads of a channels-first value (torch lists
