@@ -238,7 +238,9 @@ fn conv_transpose(ctx: &mut Ctx, spatial: usize) -> OpResult<Lowered> {
         let n = input.as_ref().and_then(|s| s[a + 1]);
         let (Some(o), Some(n)) = (sizes[a + 1].known, n) else {
             let size = sizes[1..=spatial].iter().map(|i| i.expr.clone()).collect();
-            return conv_transpose_sized(ctx, spatial, &padding, Expr::Tuple(size));
+            let channels = (c_in, c_out);
+            let window = (strides, dilations);
+            return conv_transpose_sized(ctx, channels, window, &padding, Expr::Tuple(size));
         };
         let k = wshape[a] as i64;
         geometry.push(transpose_axis(&padding, (n as i64, o, k, strides[a], dilations[a]))?);
@@ -282,6 +284,19 @@ fn conv_transpose(ctx: &mut Ctx, spatial: usize) -> OpResult<Lowered> {
             return Ok(Lowered::Expr { expr, layout: Layout::ChannelsFirst });
         }
     };
+    let (ctor, params) = transpose_layer((c_in, c_out), w, bias, kwargs);
+    Ok(Lowered::Layer { post, ctor, params, args: vec![x], layout: Layout::ChannelsFirst })
+}
+
+/// `nn.ConvTransposeNd(c_in, c_out, kernel, **kwargs)` for TF's filter `w` `[k.., O, I]`, and
+/// its state_dict entries.
+fn transpose_layer(
+    (c_in, c_out): (usize, usize),
+    w: crate::tensor::Tensor,
+    bias: Option<crate::tensor::Tensor>,
+    mut kwargs: Vec<(&'static str, Expr)>,
+) -> (Expr, Vec<(&'static str, Weight)>) {
+    let spatial = w.rank() - 2;
     if bias.is_none() {
         kwargs.push(("bias", Expr::boolean(false)));
     }
@@ -296,7 +311,7 @@ fn conv_transpose(ctx: &mut Ctx, spatial: usize) -> OpResult<Lowered> {
     if let Some(b) = bias {
         params.push(("bias", Weight::plain(b)));
     }
-    Ok(Lowered::Layer { post, ctor, params, args: vec![x], layout: Layout::ChannelsFirst })
+    (ctor, params)
 }
 
 /// A transposed conv whose output size is read at run time: the geometry TF derives from it
@@ -304,7 +319,8 @@ fn conv_transpose(ctx: &mut Ctx, spatial: usize) -> OpResult<Lowered> {
 /// constant filter is still an `nn.ConvTransposeNd` layer, its weights passed to the helper.
 fn conv_transpose_sized(
     ctx: &mut Ctx,
-    spatial: usize,
+    (c_in, c_out): (usize, usize),
+    (strides, dilations): (Vec<i64>, Vec<i64>),
     padding: &str,
     size: Expr,
 ) -> OpResult<Lowered> {
@@ -313,11 +329,7 @@ fn conv_transpose_sized(
         "VALID" => false,
         other => return Err(format!("padding {other} is not supported").into()),
     };
-    let node = ctx.node();
-    let strides = crate::ops::window::spatial_attr(node, "strides", spatial, false)?;
-    let dilations = crate::ops::window::spatial_attr(node, "dilations", spatial, true)?;
-    let wshape = filter_shape(ctx, spatial)?;
-    let (c_out, c_in) = (wshape[spatial], wshape[spatial + 1]);
+    let spatial = strides.len();
     let bias = ctx.bias(c_out)?;
     let x = ctx.input_channels_first(2)?;
     ctx.require_class(
@@ -342,22 +354,8 @@ fn conv_transpose_sized(
             return Ok(Lowered::Expr { expr: call(w, b), layout: Layout::ChannelsFirst });
         }
     };
-    let kernel: Vec<i64> = w.shape[..spatial].iter().map(|&k| k as i64).collect();
-    let mut kwargs = Vec::new();
-    if bias.is_none() {
-        kwargs.push(("bias", Expr::boolean(false)));
-    }
-    let ctor = Expr::call_kw(
-        &layer("ConvTranspose", spatial),
-        vec![Expr::int(c_in as i64), Expr::int(c_out as i64), dims(&kernel)],
-        kwargs,
-    );
     let has_bias = bias.is_some();
-    let mut params =
-        vec![("weight", Weight { tensor: w, permute: Some(oi_first(spatial)), reshape: None })];
-    if let Some(b) = bias {
-        params.push(("bias", Weight::plain(b)));
-    }
+    let (ctor, params) = transpose_layer((c_in, c_out), w, bias, Vec::new());
     let call: crate::ops::contract::LayerUse = Box::new(move |layer: Expr| {
         let b = if has_bias { layer.clone().attr("bias") } else { Expr::none() };
         call(layer.attr("weight"), b)

@@ -52,7 +52,7 @@ fn crop_and_resize_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
 /// `score_threshold`, V4 `pad_to_max_output_size` and a valid count, V5 the kept scores
 /// (soft suppression, `soft_nms_sigma` > 0, is not translated).
 fn nms(ctx: &mut Ctx) -> OpResult<Lowered> {
-    let version = ctx.node().op.chars().last().and_then(|c| c.to_digit(10)).unwrap_or(2);
+    let version = nms_version(ctx.node());
     if version == 5 {
         let sigma = ctx.const_input(5).ok().and_then(|t| t.scalar_f64());
         if sigma != Some(0.0) {
@@ -84,8 +84,13 @@ fn nms(ctx: &mut Ctx) -> OpResult<Lowered> {
     Ok(Lowered::Multi { expr, layout: Layout::Tf })
 }
 
+/// 2 to 5, from the op's name (`NonMaxSuppressionV4`).
+fn nms_version(node: &crate::ir::Node) -> u32 {
+    node.op.chars().last().and_then(|c| c.to_digit(10)).unwrap_or(2)
+}
+
 fn nms_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
-    let version = inp.node.op.chars().last().and_then(|c| c.to_digit(10)).unwrap_or(2);
+    let version = nms_version(inp.node);
     let padded = inp.node.attr_bool_or("pad_to_max_output_size", false).ok()?;
     let limit = inp.const_ints(2).and_then(|v| usize::try_from(*v.first()?).ok());
     let count = if padded { limit } else { None };

@@ -128,6 +128,7 @@ fn read_geometry(ctx: &mut Ctx) -> OpResult<(usize, Vec<i64>, Pairs)> {
     Ok((rank, b, Pairs::RunTime((0..m).map(|i| (at(i, 0), at(i, 1))).collect())))
 }
 
+/// `a + b`, done here when both are numbers, and without a `+ 0`.
 fn add(a: Expr, b: Expr) -> Expr {
     match (a.as_int(), b.as_int()) {
         (Some(x), Some(y)) => Expr::int(x + y),
@@ -155,11 +156,7 @@ fn size(ctx: &Ctx, x: &Expr, a: usize) -> Expr {
 
 /// `n + k` and `n * k` with the arithmetic done here when `n` is a number.
 fn plus(n: Expr, k: i64) -> Expr {
-    match n.as_int() {
-        Some(v) => Expr::int(v + k),
-        None if k == 0 => n,
-        None => n.binop(crate::py::BinOp::Add, Expr::int(k)),
-    }
+    add(n, Expr::int(k))
 }
 
 fn times(n: Expr, k: i64) -> Expr {
