@@ -209,7 +209,15 @@ fn split(ctx: &mut Ctx) -> OpResult<Lowered> {
     let rank = ctx.rank(v).ok_or(TranslateError::UnknownRank)?;
     let axis = norm_axis(scalar_int(ctx, a, "split_dim")?, rank)?;
     let sizes = if ctx.node().op == "SplitV" {
-        let s = ctx.const_ints(1)?;
+        let Ok(s) = ctx.const_ints(1) else {
+            // Sizes computed at run time are taken as they come: TF's one `-1` ("the rest")
+            // is not resolved there, and torch.split rejects it with a clear error.
+            let sizes = sizes(ctx, 1)?.tuple();
+            let x = ctx.input_tf(v)?;
+            let expr =
+                Expr::call_kw("torch.split", vec![x, sizes], vec![("dim", Expr::int(axis as i64))]);
+            return Ok(Lowered::Multi { expr, layout: Layout::Tf });
+        };
         if s.contains(&-1) {
             let total = ctx
                 .info(v)
@@ -253,14 +261,23 @@ fn split_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let axis = norm_axis(*inp.const_ints(a)?.first()?, s.len()).ok()?;
     let sizes: Vec<Option<usize>> = if inp.node.op == "SplitV" {
         let total = s[axis];
-        let raw = inp.const_ints(1)?;
-        let known: i64 = raw.iter().filter(|&&x| x >= 0).sum();
-        raw.iter()
-            .map(|&x| match usize::try_from(x) {
-                Ok(x) => Some(x),
-                Err(_) => total?.checked_sub(usize::try_from(known).ok()?),
-            })
-            .collect()
+        match inp.const_ints(1) {
+            Some(raw) => {
+                let known: i64 = raw.iter().filter(|&&x| x >= 0).sum();
+                raw.iter()
+                    .map(|&x| match usize::try_from(x) {
+                        Ok(x) => Some(x),
+                        Err(_) => total?.checked_sub(usize::try_from(known).ok()?),
+                    })
+                    .collect()
+            }
+            // Sizes computed at run time: each output's size where known.
+            None => {
+                let n = output_count(inp.node, "num_split").ok()?;
+                let part = inp.ints(1).unwrap_or_else(|| vec![None; n]);
+                part.into_iter().map(|d| d.and_then(|d| usize::try_from(d).ok())).collect()
+            }
+        }
     } else {
         let n = output_count(inp.node, "num_split").ok()?;
         vec![s[axis].map(|t| t / n); n]

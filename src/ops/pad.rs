@@ -71,11 +71,19 @@ fn pad(ctx: &mut Ctx) -> OpResult<Lowered> {
 }
 
 /// Paddings computed at run time (pad to a multiple of 8): `F.pad(x, (*p[2], *p[1], *p[0]))`
-/// with `p` as Python ints, TF layout, constant padding only.
+/// with `p` as Python ints, TF layout; mirrored, `mirror_pad(x, p, symmetric)`
+/// (templates/mirror_pad.py).
 fn run_time_pad(ctx: &mut Ctx, rank: usize) -> OpResult<Lowered> {
     let node = ctx.node();
     if node.op == "MirrorPad" {
-        return Err("mirror padding by amounts computed at run time".into());
+        let symmetric = match node.attr_str("mode")?.as_str() {
+            "SYMMETRIC" => true,
+            "REFLECT" => false,
+            other => return Err(format!("MirrorPad mode {other} is not supported").into()),
+        };
+        ctx.require_class("mirror_pad", include_str!("../../templates/mirror_pad.py"));
+        let args = vec![ctx.input_tf(0)?, ctx.input_in(1, Layout::Host)?, Expr::boolean(symmetric)];
+        return Ok(Lowered::Expr { expr: Expr::call("mirror_pad", args), layout: Layout::Tf });
     }
     let value = match node.op.as_str() {
         "PadV2" => ctx.const_input(2)?.scalar_f64().ok_or("constant_values must be a scalar")?,

@@ -8,7 +8,7 @@
 //! `tuple(indices.long().unbind(-1))`, the form torch's advanced indexing takes.
 
 use crate::ir::ValueInfo;
-use crate::ops::contract::{Ctx, Layout, Lowered, OpResult, TranslateError};
+use crate::ops::contract::{Ctx, Layout, Lowered, OpResult};
 use crate::ops::sizes::{scalar, sizes};
 use crate::ops::util::{same_as_input, torch_attr};
 use crate::ops::{OpDef, OpInputs, op};
@@ -18,6 +18,7 @@ use crate::tensor::DType;
 pub const OPS: &[OpDef] = &[
     op("GatherNd", gather_nd).infer(gather_nd_infer),
     op("ScatterNd", scatter_nd).infer(scatter_nd_infer),
+    op("SparseToDense", sparse_to_dense).infer(sparse_to_dense_infer),
     op("TensorScatterUpdate", |c| tensor_scatter(c, None)).infer(same_as_input),
     op("TensorScatterAdd", |c| tensor_scatter(c, Some(false))).infer(same_as_input),
     op("TensorScatterSub", |c| tensor_scatter(c, Some(true))).infer(same_as_input),
@@ -31,11 +32,14 @@ pub const OPS: &[OpDef] = &[
     op("UnsortedSegmentMin", |c| segment(c, Reduce::Min, true)).infer(segment_infer),
     op("UnsortedSegmentProd", |c| segment(c, Reduce::Prod, true)).infer(segment_infer),
     op("Bincount", bincount),
-    op("DenseBincount", bincount),
+    op("DenseBincount", bincount).infer(bincount_infer),
     op("SparseSegmentSum", |c| segment(c, Reduce::Sum, false)).infer(segment_infer),
     op("SparseSegmentMean", |c| segment(c, Reduce::Mean, false)).infer(segment_infer),
     op("SparseSegmentSumWithNumSegments", |c| segment(c, Reduce::Sum, true)).infer(segment_infer),
     op("SparseSegmentMeanWithNumSegments", |c| segment(c, Reduce::Mean, true)).infer(segment_infer),
+    op("SparseSegmentSqrtN", |c| segment(c, Reduce::SqrtN, false)).infer(segment_infer),
+    op("SparseSegmentSqrtNWithNumSegments", |c| segment(c, Reduce::SqrtN, true))
+        .infer(segment_infer),
 ];
 
 /// `tuple(indices.long().unbind(-1))`.
@@ -81,6 +85,29 @@ fn scatter_nd_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     Some(vec![ValueInfo { dtype, shape: inp.sizes(2) }])
 }
 
+/// `SparseToDense(indices, shape, values, default)`: `default` everywhere but at the
+/// indices (`[N, R]` tuples, or `[N]` positions of a vector, or one scalar position), which
+/// take `values` (one per index, or one for all). Repeated indices keep one of their values.
+fn sparse_to_dense(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let shape = sizes(ctx, 1)?.tuple();
+    let index = match ctx.rank(0) {
+        Some(2) => index_tuple(ctx.input_tf(0)?),
+        Some(0 | 1) => Expr::Tuple(vec![ctx.input_tf(0)?.method("long", vec![])]),
+        _ => return Err("indices must be a scalar, a vector or a matrix".into()),
+    };
+    let dtype = ctx.node().attr_type("T").ok().and_then(|d| d.torch_name()).unwrap_or("float32");
+    let (values, default) = (ctx.input_tf(2)?, ctx.input_tf(3)?);
+    let dense =
+        Expr::call_kw("torch.full", vec![shape, default], vec![("dtype", torch_attr(dtype))]);
+    let expr = dense.method("index_put", vec![index, values]);
+    Ok(Lowered::Expr { expr, layout: Layout::Tf })
+}
+
+fn sparse_to_dense_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let dtype = inp.infos.get(2)?.dtype;
+    Some(vec![ValueInfo { dtype, shape: inp.sizes(1) }])
+}
+
 /// `TensorScatterUpdate` (replace), `...Add` and `...Sub` (accumulate): a new tensor, the
 /// input left as it is.
 fn tensor_scatter(ctx: &mut Ctx, accumulate: Option<bool>) -> OpResult<Lowered> {
@@ -103,6 +130,7 @@ enum Reduce {
     Max,
     Min,
     Prod,
+    SqrtN,
 }
 
 /// Rows of `data` reduced by segment id (ids of rank 1, one per row). Sorted ops have
@@ -113,8 +141,9 @@ enum Reduce {
 fn segment(ctx: &mut Ctx, reduce: Reduce, counted: bool) -> OpResult<Lowered> {
     let sparse = ctx.node().op.starts_with("Sparse");
     let (ids_at, count_at) = if sparse { (2, 3) } else { (1, 2) };
-    let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
-    if rank == 0 || ctx.rank(ids_at) != Some(1) {
+    // The data's rank may be unknown: the row shape is then read at run time.
+    let rank = ctx.rank(0);
+    if rank == Some(0) || ctx.rank(ids_at).is_some_and(|r| r != 1) {
         return Err("segment ids must be a vector (one id per row)".into());
     }
     let dtype = ctx.info(0).dtype.unwrap_or(DType::F32);
@@ -143,15 +172,43 @@ fn segment(ctx: &mut Ctx, reduce: Reduce, counted: bool) -> OpResult<Lowered> {
         ids = ids.index(keep);
     }
     let mut shape = vec![count];
-    if rank > 1 {
+    if rank != Some(1) {
         let rest = input.clone().attr("shape").index(Expr::slice(Some(Expr::int(1)), None, None));
         shape.push(Expr::Starred(Box::new(rest)));
     }
+    let count_expr = shape[0].clone();
     let shape = Expr::Tuple(shape);
+    // Each row's id, shaped to broadcast against the rows (scatter_reduce's index).
+    let view = match rank {
+        Some(rank) => {
+            let mut view = vec![Expr::int(-1)];
+            view.extend(std::iter::repeat_n(Expr::int(1), rank - 1));
+            view
+        }
+        // `(-1,) + (1,) * (x.dim() - 1)`
+        None => {
+            let ones = Expr::Tuple(vec![Expr::int(1)]).binop(
+                BinOp::Mul,
+                input.clone().method("dim", vec![]).binop(BinOp::Sub, Expr::int(1)),
+            );
+            vec![Expr::Tuple(vec![Expr::int(-1)]).binop(BinOp::Add, ones)]
+        }
+    };
     let (name, init) = match reduce {
-        Reduce::Sum => {
-            let zeros = input.method("new_zeros", vec![shape]);
-            let expr = zeros.method("index_add", vec![Expr::int(0), ids, rows]);
+        Reduce::Sum | Reduce::SqrtN => {
+            let zeros = input.clone().method("new_zeros", vec![shape]);
+            let mut expr = zeros.method("index_add", vec![Expr::int(0), ids.clone(), rows]);
+            if reduce == Reduce::SqrtN {
+                // The sum over sqrt(rows in the segment); an empty segment stays 0.
+                let counts =
+                    Expr::call_kw("torch.bincount", vec![ids], vec![("minlength", count_expr)]);
+                let root = counts
+                    .method_kw("clamp", vec![], vec![("min", Expr::int(1))])
+                    .method("to", vec![input.attr("dtype")])
+                    .method("sqrt", vec![])
+                    .method("reshape", view);
+                expr = expr.binop(BinOp::Div, root);
+            }
             return Ok(Lowered::Expr { expr, layout: Layout::Tf });
         }
         Reduce::Mean => ("mean", Expr::int(0)),
@@ -166,9 +223,6 @@ fn segment(ctx: &mut Ctx, reduce: Reduce, counted: bool) -> OpResult<Lowered> {
             (if reduce == Reduce::Max { "amax" } else { "amin" }, bound)
         }
     };
-    // scatter_reduce wants an index of the rows' shape: each row's id, broadcast.
-    let mut view = vec![Expr::int(-1)];
-    view.extend(std::iter::repeat_n(Expr::int(1), rank - 1));
     let index = ids.method("reshape", view).method("expand_as", vec![rows.clone()]);
     let start = input.method("new_full", vec![shape, init]);
     let expr = start.method_kw(
@@ -179,16 +233,20 @@ fn segment(ctx: &mut Ctx, reduce: Reduce, counted: bool) -> OpResult<Lowered> {
     Ok(Lowered::Expr { expr, layout: Layout::Tf })
 }
 
-/// `tf.math.bincount` of a vector: how often each value in `[0, size)` occurs (or the sum of
-/// its weights; 1 where it occurs with `binary_output`). TF ignores values outside the
-/// range, so they are filtered first; the result has TF's dtype.
+/// `tf.math.bincount`: how often each value in `[0, size)` occurs (or the sum of its
+/// weights; 1 where it occurs with `binary_output`), of a vector or (`DenseBincount`) of each
+/// row of a matrix. TF ignores values outside the range, so they are filtered first; rows are
+/// counted in one `torch.bincount` by giving row `i` the bins `[i * size, (i + 1) * size)`.
+/// The result has TF's dtype.
 fn bincount(ctx: &mut Ctx) -> OpResult<Lowered> {
     let node = ctx.node();
     let binary = node.attr_bool_or("binary_output", false)?;
     let dtype = node.attr_type("T").ok().and_then(|d| d.torch_name()).unwrap_or("int32");
-    if node.op == "DenseBincount" && ctx.rank(0) != Some(1) {
-        return Err("only a vector of values is supported (a batch of rows is not)".into());
-    }
+    let by_rows = match ctx.rank(0) {
+        Some(1) => false,
+        Some(2) if node.op == "DenseBincount" => true,
+        _ => return Err("values must be a vector or (DenseBincount) a matrix".into()),
+    };
     let no_weights = ctx.const_input(2).is_ok_and(|t| t.numel() == 0);
     let size = scalar(ctx, 1)?.expr;
     let x = ctx.input_tf(0)?;
@@ -200,9 +258,24 @@ fn bincount(ctx: &mut Ctx) -> OpResult<Lowered> {
     if !no_weights && !binary {
         kwargs.push(("weights", ctx.input_tf(2)?.index(keep.clone())));
     }
-    kwargs.push(("minlength", size));
-    let values = x.index(keep).method("long", vec![]);
+    let (bins, minlength) = if by_rows {
+        let rows = x.clone().attr("shape").index(Expr::int(0));
+        let row = Expr::call_kw(
+            "torch.arange",
+            vec![rows.clone()],
+            vec![("device", x.clone().attr("device"))],
+        );
+        let offset = row.method("unsqueeze", vec![Expr::int(1)]).binop(BinOp::Mul, size.clone());
+        (x.binop(BinOp::Add, offset), rows.binop(BinOp::Mul, size.clone()))
+    } else {
+        (x, size.clone())
+    };
+    kwargs.push(("minlength", minlength));
+    let values = bins.index(keep).method("long", vec![]);
     let mut counts = Expr::call_kw("torch.bincount", vec![values], kwargs);
+    if by_rows {
+        counts = counts.method("reshape", vec![Expr::int(-1), size]);
+    }
     if binary {
         counts = counts.binop(BinOp::Gt, Expr::int(0));
     }
@@ -212,15 +285,33 @@ fn bincount(ctx: &mut Ctx) -> OpResult<Lowered> {
 
 fn segment_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let data = inp.infos.first()?;
-    let shape = data.shape.as_ref()?;
-    let count = inp
-        .consts
-        .get(2)
-        .copied()
-        .flatten()
-        .and_then(|t| t.to_i64())
-        .and_then(|v| v.first().and_then(|&n| usize::try_from(n).ok()));
+    let Some(shape) = data.shape.as_ref() else {
+        return Some(vec![ValueInfo { dtype: data.dtype, shape: None }]);
+    };
+    // The segment count is an input of the counted forms only (after the ids).
+    let op = inp.node.op.as_str();
+    let count_at =
+        match (op.starts_with("Sparse"), op.starts_with("Unsorted") || op.ends_with("NumSegments"))
+        {
+            (_, false) => None,
+            (true, true) => Some(3),
+            (false, true) => Some(2),
+        };
+    let count = count_at
+        .and_then(|i| inp.ints(i))
+        .and_then(|v| v.first().copied().flatten())
+        .and_then(|n| usize::try_from(n).ok());
     let mut out = vec![count];
     out.extend(shape.get(1..)?);
     Some(vec![ValueInfo { dtype: data.dtype, shape: Some(out) }])
+}
+
+/// `[size]` of a vector, `[rows, size]` of a matrix; the dtype of the weights.
+fn bincount_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let values = inp.infos.first()?.shape.as_ref()?;
+    let size = inp.ints(1).and_then(|v| v.first().copied().flatten());
+    let size = size.and_then(|n| usize::try_from(n).ok());
+    let mut shape = values[..values.len().saturating_sub(1)].to_vec();
+    shape.push(size);
+    Some(vec![ValueInfo { dtype: inp.infos.get(2)?.dtype, shape: Some(shape) }])
 }

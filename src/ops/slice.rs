@@ -16,21 +16,44 @@ pub const OPS: &[OpDef] = &[
 ];
 
 /// One entry of a StridedSlice index after expanding the ellipsis (tf-formats.md §4.6);
-/// bounds are `i64` when known, or whatever the caller has for run-time ones.
+/// bounds and strides are `i64` when known, or whatever the caller has for run-time ones.
 #[derive(Debug, Clone, PartialEq)]
 enum Index<T = i64> {
     Full,
     At(T),
-    Range(Option<T>, Option<T>, i64),
+    Range(Option<T>, Option<T>, T),
     NewAxis,
 }
 
-fn slice_spec<T: Clone>(
+/// A slice operand whose value may be known at conversion time.
+trait MaybeKnown {
+    fn value(&self) -> Option<i64>;
+}
+
+impl MaybeKnown for i64 {
+    fn value(&self) -> Option<i64> {
+        Some(*self)
+    }
+}
+
+impl MaybeKnown for Option<i64> {
+    fn value(&self) -> Option<i64> {
+        *self
+    }
+}
+
+impl MaybeKnown for Item {
+    fn value(&self) -> Option<i64> {
+        self.known
+    }
+}
+
+fn slice_spec<T: Clone + MaybeKnown>(
     node: &Node,
     rank: usize,
     begin: &[T],
     end: &[T],
-    strides: &[i64],
+    strides: &[T],
 ) -> OpResult<Vec<Index<T>>> {
     let mask = |a: &str| node.attr_int_or(a, 0);
     let (bm, em, elm, nam, sam) = (
@@ -58,12 +81,12 @@ fn slice_spec<T: Clone>(
         } else if bit(sam, i) {
             entries.push(Index::At(begin[i].clone()));
         } else {
-            if strides[i] == 0 {
+            if strides[i].value() == Some(0) {
                 return Err("stride 0".into());
             }
             let b = (!bit(bm, i)).then(|| begin[i].clone());
             let e = (!bit(em, i)).then(|| end[i].clone());
-            entries.push(Index::Range(b, e, strides[i]));
+            entries.push(Index::Range(b, e, strides[i].clone()));
         }
     }
     let consumed = entries.iter().filter(|e| !matches!(e, Index::NewAxis)).count();
@@ -105,9 +128,15 @@ fn slice_consts(inp: &OpInputs) -> Option<(Vec<i64>, Vec<i64>, Vec<i64>)> {
 }
 
 fn strided_slice(ctx: &mut Ctx) -> OpResult<Lowered> {
-    let strides = ctx.const_ints(3)?;
-    let n = strides.len();
-    let (b, e) = (items(ctx, 1, n)?, items(ctx, 2, n)?);
+    let n = match ctx.const_ints(3) {
+        Ok(s) => s.len(),
+        Err(_) => ctx
+            .info(3)
+            .shape
+            .and_then(|s| s.first().copied().flatten())
+            .ok_or("strides of unknown length")?,
+    };
+    let (b, e, strides) = (items(ctx, 1, n)?, items(ctx, 2, n)?, items(ctx, 3, n)?);
     // Python ints (a shape) slice as a tuple: negative steps included.
     if is_host_value(ctx, 0) {
         let spec = slice_spec(ctx.node(), 1, &b, &e, &strides)?;
@@ -118,22 +147,39 @@ fn strided_slice(ctx: &mut Ctx) -> OpResult<Lowered> {
     let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
     let spec = slice_spec(ctx.node(), rank, &b, &e, &strides)?;
     let shape = ctx.info(0).shape.unwrap_or_default();
+    let mut x = ctx.input_tf(0)?;
     let mut parts = Vec::new();
     // Negative strides: torch has none, so such axes are flipped first and sliced forward.
     let mut flips = Vec::new();
+    // An axis whose stride is known only at run time (or negative, with bounds or size known
+    // only then) takes the positions Python's own slicing of a `range` picks: one such axis,
+    // as a list, since several lists in one index would pair up instead of crossing.
+    let mut listed = false;
     let mut dim = 0;
     for idx in spec {
         let advances = !matches!(idx, Index::NewAxis);
         parts.push(match idx {
-            Index::Range(b, e, s) if s < 0 => {
-                let known = |i: Option<Item>| i.map(|i| i.known.ok_or(())).transpose();
-                let (Ok(b), Ok(e)) = (known(b), known(e)) else {
-                    return Err("a negative stride needs bounds known at conversion time".into());
-                };
+            Index::Range(b, e, s) if s.known.is_none_or(|s| s < 0) => {
+                let known = |i: &Option<Item>| i.as_ref().map(|i| i.known.ok_or(())).transpose();
                 let n = shape.get(dim).copied().flatten();
-                let n = n.ok_or("a negative stride needs a static axis")?;
-                flips.push(dim as i64);
-                flipped_range(n as i64, b, e, s)
+                match (known(&b), known(&e), n, s.known) {
+                    (Ok(b), Ok(e), Some(n), Some(s)) => {
+                        flips.push(dim as i64);
+                        flipped_range(n as i64, b, e, s)
+                    }
+                    _ if listed => {
+                        return Err("run-time strides or bounds on two reversed axes".into());
+                    }
+                    _ => {
+                        listed = true;
+                        let size = x.clone().attr("shape").index(Expr::int(dim as i64));
+                        let bound = |i: Option<Item>| i.map(|i| i.expr);
+                        let step = Some(s.expr);
+                        let range = Expr::call("range", vec![size]);
+                        let picked = range.index(Expr::slice(bound(b), bound(e), step));
+                        Expr::call("list", vec![picked])
+                    }
+                }
             }
             idx => host_part(idx)?,
         });
@@ -144,7 +190,6 @@ fn strided_slice(ctx: &mut Ctx) -> OpResult<Lowered> {
     while parts.last().is_some_and(|p| *p == Expr::full_slice()) {
         parts.pop();
     }
-    let mut x = ctx.input_tf(0)?;
     if !flips.is_empty() {
         x = x.method("flip", vec![Expr::ints(&flips)]);
     }
@@ -162,7 +207,7 @@ fn host_part(idx: Index<Item>) -> OpResult<Expr> {
         Index::NewAxis => Expr::none(),
         Index::At(i) => i.expr,
         Index::Range(b, e, s) => {
-            let step = (s != 1).then(|| Expr::int(s));
+            let step = (s.known != Some(1)).then_some(s.expr);
             Expr::slice(bound(b), bound(e), step)
         }
     })
@@ -187,7 +232,7 @@ fn strided_slice_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let x = inp.infos.first()?;
     let shape = x.shape.as_ref()?;
     // Bounds may be known only at run time (`None`): the rank is still known.
-    let (b, e, s) = (inp.ints(1)?, inp.ints(2)?, inp.const_ints(3)?);
+    let (b, e, s) = (inp.ints(1)?, inp.ints(2)?, inp.ints(3)?);
     let spec = slice_spec(inp.node, shape.len(), &b, &e, &s).ok()?;
     let mut out = Vec::new();
     let mut dim = 0;
@@ -201,8 +246,10 @@ fn strided_slice_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
             }
             Index::Range(b, e, s) => {
                 let known = |v: Option<Option<i64>>| v.map(|v| v.ok_or(())).transpose();
-                let size = match (known(b), known(e)) {
-                    (Ok(b), Ok(e)) => shape.get(dim)?.map(|n| slice_range(n as i64, b, e, s).1),
+                let size = match (known(b), known(e), s) {
+                    (Ok(b), Ok(e), Some(s)) => {
+                        shape.get(dim)?.map(|n| slice_range(n as i64, b, e, s).1)
+                    }
                     _ => None,
                 };
                 out.push(size);

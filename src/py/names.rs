@@ -60,6 +60,7 @@ const RESERVED: &[&str] = &[
 /// used): no local, parameter or class may take one's name. A test keeps this in step with
 /// the templates.
 const HELPERS: &[&str] = &[
+    "adjust_hsv",
     "apply_rotary",
     "band_part",
     "conv_transpose_sized",
@@ -67,6 +68,7 @@ const HELPERS: &[&str] = &[
     "matrix_diag",
     "matrix_diag_part",
     "matrix_set_diag",
+    "mirror_pad",
     "non_max_suppression",
     "pad_same",
     "ragged_range",
