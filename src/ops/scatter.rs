@@ -207,7 +207,8 @@ fn segment(ctx: &mut Ctx, reduce: Reduce, counted: bool) -> OpResult<Lowered> {
                     .method("to", vec![input.attr("dtype")])
                     .method("sqrt", vec![])
                     .method("reshape", view);
-                expr = expr.binop(BinOp::Div, root);
+                // `.div`: a method chain lays out as ruff would; a long `/` may not.
+                expr = expr.method("div", vec![root]);
             }
             return Ok(Lowered::Expr { expr, layout: Layout::Tf });
         }
@@ -266,7 +267,7 @@ fn bincount(ctx: &mut Ctx) -> OpResult<Lowered> {
             vec![("device", x.clone().attr("device"))],
         );
         let offset = row.method("unsqueeze", vec![Expr::int(1)]).binop(BinOp::Mul, size.clone());
-        (x.binop(BinOp::Add, offset), rows.binop(BinOp::Mul, size.clone()))
+        (x.method("add", vec![offset]), rows.binop(BinOp::Mul, size.clone()))
     } else {
         (x, size.clone())
     };

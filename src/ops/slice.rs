@@ -139,6 +139,15 @@ fn strided_slice(ctx: &mut Ctx) -> OpResult<Lowered> {
     let (b, e, strides) = (items(ctx, 1, n)?, items(ctx, 2, n)?, items(ctx, 3, n)?);
     // Python ints (a shape) slice as a tuple: negative steps included.
     if is_host_value(ctx, 0) {
+        if ctx.rank(0) == Some(0) {
+            // A Python int given an axis (`n[tf.newaxis]`): a one-entry list.
+            let spec = slice_spec(ctx.node(), 0, &b, &e, &strides)?;
+            if !matches!(spec.as_slice(), [Index::NewAxis]) {
+                return Err("a scalar takes only a new axis".into());
+            }
+            let x = ctx.input(0)?.expr;
+            return Ok(Lowered::Expr { expr: Expr::List(vec![x]), layout: Layout::Host });
+        }
         let spec = slice_spec(ctx.node(), 1, &b, &e, &strides)?;
         let parts = spec.into_iter().map(host_part).collect::<OpResult<Vec<_>>>()?;
         let x = ctx.input(0)?.expr;
@@ -268,10 +277,19 @@ fn strided_slice_fold(inp: &OpInputs) -> Option<Folded> {
         return slice_constant(inp, t).map(Folded::Tensor);
     }
     let values = inp.dims(0)?;
-    if inp.infos.first()?.shape.as_ref()?.len() != 1 {
+    let rank = inp.infos.first()?.shape.as_ref()?.len();
+    let (b, e, s) = slice_consts(inp)?;
+    if rank == 0 {
+        // A scalar given an axis (`n[tf.newaxis]`, as `unsorted_segment_mean` writes it).
+        let spec = slice_spec(inp.node, 0, &b, &e, &s).ok()?;
+        return match spec.as_slice() {
+            [Index::NewAxis] => crate::ops::shape::int_vector(inp.infos[0].dtype?, values, false),
+            _ => None,
+        };
+    }
+    if rank != 1 {
         return None;
     }
-    let (b, e, s) = slice_consts(inp)?;
     let spec = slice_spec(inp.node, 1, &b, &e, &s).ok()?;
     let n = values.len() as i64;
     let (picked, scalar) = match spec.iter().find(|i| **i != Index::NewAxis)? {

@@ -137,6 +137,24 @@ fn subscript(indent: usize, head: &str, v: &Expr, index: &Expr, tail: &str) -> V
     lines
 }
 
+/// `v[index]` that does not fit: when `v` is a call that does not fit before the index's
+/// bracket either, the call's arguments break and the index follows its `)` (ruff's split at
+/// the last bracket whose first line fits); else the index breaks.
+fn subscript_of_call(indent: usize, head: &str, v: &Expr, index: &Expr, tail: &str) -> Vec<String> {
+    let p = pad(indent);
+    if matches!(v, Expr::Call(_))
+        && !fits(&format!("{p}{head}{}[", flat(v)))
+        && fits(&format!("{p}{head}{}(", call_func_text(v)))
+    {
+        let whole = flat(&Expr::Subscript(Box::new(v.clone()), Box::new(index.clone())));
+        let rest = format!("{}{tail}", &whole[flat(v).len()..]);
+        if let Some(lines) = call(indent, head, v, &rest) {
+            return lines;
+        }
+    }
+    subscript(indent, head, v, index, tail)
+}
+
 /// A slice whose bound is a parenthesised conditional: `lower : (` + the conditional on its
 /// own line + `)`.
 fn slice(indent: usize, head: &str, sl: &super::ast::Slice, tail: &str) -> Option<Vec<String>> {
@@ -229,7 +247,7 @@ fn call(indent: usize, head: &str, value: &Expr, tail: &str) -> Option<Vec<Strin
         let Expr::Attribute(receiver, _) = &c.func else { return None };
         let rest = format!("{}{tail}", &flat(value)[flat(receiver).len()..]);
         return match &**receiver {
-            Expr::Subscript(v, i) => Some(subscript(indent, head, v, i, &rest)),
+            Expr::Subscript(v, i) => Some(subscript_of_call(indent, head, v, i, &rest)),
             inner @ Expr::Call(_) => call(indent, head, inner, &rest),
             _ => None,
         };
@@ -622,6 +640,27 @@ mod tests {
              size_sizes[0] if size_sizes[0] >= 0 else None\n            ),\n            \
              begin_sizes[1] : (\n                begin_sizes[1] + size_sizes[1] if size_sizes[1] \
              >= 0 else None\n            ),\n        ]\n"
+        );
+    }
+
+    /// `f(long)[i].m()` as a call's argument: `f(`'s arguments break, not the index, when
+    /// `f(long)[` does not fit (ruff; its output keeps the trailing comma written here).
+    #[test]
+    fn a_long_call_before_an_index_breaks_its_arguments() {
+        let offset =
+            Expr::call("torch.arange", vec![n("values").attr("shape").index(Expr::int(0))]);
+        let offset = offset
+            .method("unsqueeze", vec![Expr::int(1)])
+            .binop(BinOp::Mul, n("bins_in_every_single_row"));
+        let keep = n("values").binop(BinOp::GtE, Expr::int(0));
+        let picked = n("values").method("add", vec![offset]).index(keep).method("long", vec![]);
+        let value = Expr::call("torch.bincount", vec![picked]);
+        let text = print(&[Stmt::assign(n("counts_of_each_row"), value)], 8);
+        assert_eq!(
+            text,
+            "        counts_of_each_row = torch.bincount(\n            values.add(\n                \
+             torch.arange(values.shape[0]).unsqueeze(1) * bins_in_every_single_row\n            \
+             )[values >= 0].long(),\n        )\n"
         );
     }
 
