@@ -73,6 +73,7 @@ const HELPERS: &[&str] = &[
     "pad_same",
     "ragged_range",
     "ragged_to_dense",
+    "resize_legacy",
     "rotate_half",
     "GRUResetBefore",
     "MaskedLSTM",
