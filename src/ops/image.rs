@@ -1,18 +1,71 @@
 //! Image adjustments (`tf.image.adjust_*`) on `[.., height, width, channels]` images, in TF
 //! layout: `AdjustContrastv2` → each channel's mean over the image, the image moved away
 //! from it by the factor; `AdjustHue` and `AdjustSaturation` → `adjust_hsv`
-//! (templates/adjust_hsv.py: RGB to HSV and back with TF's formulas).
+//! (templates/adjust_hsv.py: RGB to HSV and back with TF's formulas); `ExtractImagePatches`
+//! → `Tensor.unfold` over height and width.
 
+use crate::ir::{Node, Shape, ValueInfo};
 use crate::ops::contract::{Ctx, Layout, Lowered, OpResult};
 use crate::ops::util::same_as_input;
-use crate::ops::{OpDef, op};
-use crate::py::Expr;
+use crate::ops::window::{Window, spatial_attr};
+use crate::ops::{OpDef, OpInputs, op};
+use crate::py::{Expr, Lit};
 
 pub const OPS: &[OpDef] = &[
     op("AdjustContrastv2", adjust_contrast).infer(same_as_input),
     op("AdjustHue", |c| adjust_hsv(c, "hue")).infer(same_as_input),
     op("AdjustSaturation", |c| adjust_hsv(c, "saturation")).infer(same_as_input),
+    op("ExtractImagePatches", extract_patches).infer(extract_patches_infer),
 ];
+
+/// The patch geometry: sizes `ksizes`, strides, dilations `rates`, TF's padding.
+fn patch_window(node: &Node, shape: &Shape) -> OpResult<Window> {
+    let kernel = spatial_attr(node, "ksizes", 2, false)?;
+    let rates = spatial_attr(node, "rates", 2, true)?;
+    Window::dilated(node, shape, kernel, rates)
+}
+
+/// `tf.image.extract_patches`: each `kh × kw` patch (taps `rates` apart) of a padded image,
+/// flattened in TF's order (row, column, channel) into the channels of one output pixel:
+/// `x.unfold(2, kh, sh).unfold(3, kw, sw)` on channels-first `x` gives `[N, C, OH, OW, kh,
+/// kw]`, then the channels go last and the patch axes merge.
+fn extract_patches(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let shape = ctx.info(0).shape;
+    if shape.as_ref().is_some_and(|s| s.len() != 4) {
+        return Err("images must be [batch, height, width, channels]".into());
+    }
+    let g = patch_window(ctx.node(), &shape)?;
+    let x = ctx.input_channels_first(0)?;
+    let mut x = g.padded(ctx, x, None);
+    for axis in 0..2 {
+        let span = (g.kernel[axis] - 1) * g.dilations[axis] + 1;
+        let args = vec![Expr::int(axis as i64 + 2), Expr::int(span), Expr::int(g.strides[axis])];
+        x = x.method("unfold", args);
+    }
+    if g.dilations.iter().any(|&d| d != 1) {
+        let step = |d: i64| (d != 1).then(|| Expr::int(d));
+        let mut parts = vec![Expr::Lit(Lit::Ellipsis)];
+        parts.extend(g.dilations.iter().map(|&d| Expr::slice(None, None, step(d))));
+        while parts.last().is_some_and(|p| *p == Expr::full_slice()) {
+            parts.pop();
+        }
+        x = x.index(Expr::index_of(parts));
+    }
+    let to_last = [0, 2, 3, 4, 5, 1].map(Expr::int).to_vec();
+    let expr = x.method("permute", to_last).method("flatten", vec![Expr::int(3)]);
+    Ok(Lowered::Expr { expr, layout: Layout::Tf })
+}
+
+fn extract_patches_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let x = inp.infos.first()?;
+    let shape = x.shape.as_ref().filter(|s| s.len() == 4)?;
+    let g = patch_window(inp.node, &x.shape).ok()?;
+    let mut out = vec![shape[0]];
+    out.extend(g.out_sizes(&shape[1..3]));
+    let taps = usize::try_from(g.kernel[0].checked_mul(g.kernel[1])?).ok()?;
+    out.push(shape[3].and_then(|c| c.checked_mul(taps)));
+    Some(vec![ValueInfo { dtype: x.dtype, shape: Some(out) }])
+}
 
 /// `(x - mean) * factor + mean`, the mean over height and width: `torch.lerp(mean, x,
 /// factor)` says exactly that.
@@ -54,6 +107,35 @@ mod tests {
         assert_snapshot!(g.lower(&[y]), @"
         ---
         x = torch.lerp(x.mean((-3, -2), keepdim=True), x, factor)
+        return x
+        ");
+    }
+
+    #[test]
+    fn patches_unfold_height_then_width() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 9, 11, 3]);
+        let y = g.op(
+            "patches",
+            "ExtractImagePatches",
+            &[x],
+            &[
+                ("ksizes", ints(&[1, 3, 2, 1])),
+                ("strides", ints(&[1, 2, 1, 1])),
+                ("rates", ints(&[1, 1, 2, 1])),
+                ("padding", string("SAME")),
+            ],
+        );
+        assert_snapshot!(g.lower(&[y]), @"
+        ---
+        x = x.permute(0, 3, 1, 2)
+        x = (
+            F.pad(x, (1, 1, 1, 1))
+            .unfold(2, 3, 2)
+            .unfold(3, 3, 1)[..., :, ::2]
+            .permute(0, 2, 3, 4, 5, 1)
+            .flatten(3)
+        )
         return x
         ");
     }

@@ -69,12 +69,23 @@ impl Window {
     /// The geometry of `node` on an input of `shape` (channels-last), its kernel sizes given.
     pub fn of(node: &Node, shape: &Shape, kernel: Vec<i64>, dilated: bool) -> OpResult<Window> {
         let spatial = kernel.len();
-        let strides = spatial_attr(node, "strides", spatial, false)?;
         let dilations = if dilated {
             spatial_attr(node, "dilations", spatial, true)?
         } else {
             vec![1; spatial]
         };
+        Window::dilated(node, shape, kernel, dilations)
+    }
+
+    /// [`Window::of`] with the dilations given (an op may call them otherwise: `rates`).
+    pub fn dilated(
+        node: &Node,
+        shape: &Shape,
+        kernel: Vec<i64>,
+        dilations: Vec<i64>,
+    ) -> OpResult<Window> {
+        let spatial = kernel.len();
+        let strides = spatial_attr(node, "strides", spatial, false)?;
         let sizes: Vec<Option<usize>> = match shape {
             Some(s) if s.len() == spatial + 2 => s[1..=spatial].to_vec(),
             _ => vec![None; spatial],
