@@ -30,6 +30,7 @@ mod reduce;
 mod resize;
 mod scan;
 mod scatter;
+mod sets;
 mod shape;
 pub mod sizes;
 mod slice;
@@ -211,6 +212,7 @@ const FAMILIES: &[&[OpDef]] = &[
     scan::OPS,
     partition::OPS,
     scatter::OPS,
+    sets::OPS,
     quantize::OPS,
     ragged::OPS,
     random::OPS,

@@ -75,6 +75,7 @@ const HELPERS: &[&str] = &[
     "ragged_to_dense",
     "resize_legacy",
     "rotate_half",
+    "set_operation",
     "GRUResetBefore",
     "MaskedLSTM",
 ];
