@@ -1,6 +1,7 @@
-//! Detection heads: `CropAndResize` (TF's ROI crops) and `NonMaxSuppressionV2`-`V5` (hard
-//! suppression), each a small helper in `model.py` with TF's exact rules and output contract
-//! (padded indices and valid counts), written in torch alone.
+//! Detection heads: `CropAndResize` (TF's ROI crops), `NonMaxSuppressionV2`-`V5` (hard
+//! suppression) and `CombinedNonMaxSuppression` (per class, then merged), each a small helper
+//! in `model.py` with TF's exact rules and output contract (padded outputs and valid counts),
+//! written in torch alone.
 
 use crate::ir::ValueInfo;
 use crate::ops::contract::{Ctx, Layout, Lowered, OpResult};
@@ -15,6 +16,7 @@ pub const OPS: &[OpDef] = &[
     op("NonMaxSuppressionV3", nms).infer(nms_infer),
     op("NonMaxSuppressionV4", nms).infer(nms_infer),
     op("NonMaxSuppressionV5", nms).infer(nms_infer),
+    op("CombinedNonMaxSuppression", combined_nms).infer(combined_nms_infer),
 ];
 
 /// `CropAndResize(image, boxes, box_ind, crop_size)` → `crop_and_resize(...)`
@@ -72,16 +74,67 @@ fn nms(ctx: &mut Ctx) -> OpResult<Lowered> {
     if version == 5 {
         kwargs.push(("with_scores", Expr::boolean(true)));
     }
-    ctx.require_class(
-        "non_max_suppression",
-        include_str!("../../templates/non_max_suppression.py"),
-    );
+    require_nms(ctx);
     let expr = Expr::call_kw("non_max_suppression", args, kwargs);
     if version <= 3 {
         // Only the indices.
         return Ok(Lowered::Expr { expr: expr.index(Expr::int(0)), layout: Layout::Tf });
     }
     Ok(Lowered::Multi { expr, layout: Layout::Tf })
+}
+
+fn require_nms(ctx: &mut Ctx) {
+    ctx.require_class(
+        "non_max_suppression",
+        include_str!("../../templates/non_max_suppression.py"),
+    );
+}
+
+/// `CombinedNonMaxSuppression(boxes, scores, max_output_size_per_class, max_total_size,
+/// iou_threshold, score_threshold)` → `combined_non_max_suppression(...)`, the sizes as ints.
+fn combined_nms(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let pad_per_class = ctx.node().attr_bool_or("pad_per_class", false)?;
+    let clip_boxes = ctx.node().attr_bool_or("clip_boxes", true)?;
+    let (boxes, scores) = (ctx.input_tf(0)?, ctx.input_tf(1)?);
+    let (per_class, total) = (scalar(ctx, 2)?.expr, scalar(ctx, 3)?.expr);
+    let args = vec![boxes, scores, per_class, total, ctx.input_tf(4)?, ctx.input_tf(5)?];
+    let mut kwargs = vec![];
+    if pad_per_class {
+        kwargs.push(("pad_per_class", Expr::boolean(true)));
+    }
+    if !clip_boxes {
+        kwargs.push(("clip_boxes", Expr::boolean(false)));
+    }
+    require_nms(ctx);
+    ctx.require_class(
+        "combined_non_max_suppression",
+        include_str!("../../templates/combined_non_max_suppression.py"),
+    );
+    let expr = Expr::call_kw("combined_non_max_suppression", args, kwargs);
+    Ok(Lowered::Multi { expr, layout: Layout::Tf })
+}
+
+/// Boxes `[batch, size, 4]`, scores and classes `[batch, size]`, counts `[batch]` (int32).
+fn combined_nms_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let scores = inp.infos.get(1)?;
+    let batch = scores.shape.as_ref().and_then(|s| s.first().copied()).flatten();
+    let dtype = scores.dtype;
+    let one = |v: Option<Vec<Option<i64>>>| v.and_then(|v| v.first().copied().flatten());
+    let (per_class, total) = (one(inp.ints(2)), one(inp.ints(3)));
+    let classes = scores.shape.as_ref().and_then(|s| s.get(2).copied()).flatten();
+    let size = if inp.node.attr_bool_or("pad_per_class", false).ok()? {
+        let all = per_class.zip(classes).and_then(|(p, c)| p.checked_mul(i64::try_from(c).ok()?));
+        total.zip(all).map(|(t, all)| t.min(all))
+    } else {
+        total
+    };
+    let size = size.and_then(|s| usize::try_from(s).ok());
+    Some(vec![
+        ValueInfo { dtype, shape: Some(vec![batch, size, Some(4)]) },
+        ValueInfo { dtype, shape: Some(vec![batch, size]) },
+        ValueInfo { dtype, shape: Some(vec![batch, size]) },
+        ValueInfo { dtype: Some(DType::I32), shape: Some(vec![batch]) },
+    ])
 }
 
 /// 2 to 5, from the op's name (`NonMaxSuppressionV4`).
@@ -148,5 +201,28 @@ mod tests {
         x = crop_and_resize(x, boxes, index, (5, 4), method="nearest", extrapolate=-1.0)
         return x
         "#);
+    }
+
+    /// Combined NMS keeps TF's four outputs; the sizes are Python ints.
+    #[test]
+    fn combined_nms_returns_padded_detections_and_counts() {
+        let mut g = TestGraph::new();
+        let boxes = g.input("boxes", &[-1, 24, 1, 4]);
+        let scores = g.input("scores", &[-1, 24, 3]);
+        let per_class = g.constant("per_class", int_tensor(&[], &[4]));
+        let total = g.constant("total", int_tensor(&[], &[7]));
+        let iou = g.input("iou", &[]);
+        let low = g.input("low", &[]);
+        let a = [("pad_per_class", boolean(true)), ("clip_boxes", boolean(false))];
+        let inputs = [boxes, scores, per_class, total, iou, low];
+        let y = g.op("nms", "CombinedNonMaxSuppression", &inputs, &a);
+        let outs = [y, TestGraph::port(y, 1), TestGraph::port(y, 2), TestGraph::port(y, 3)];
+        assert_snapshot!(g.lower(&outs), @"
+        ---
+        x, nms_1, nms_2, nms_3 = combined_non_max_suppression(
+            boxes, scores, 4, 7, iou, low, pad_per_class=True, clip_boxes=False
+        )
+        return x, nms_1, nms_2, nms_3
+        ");
     }
 }

@@ -63,6 +63,7 @@ const HELPERS: &[&str] = &[
     "adjust_hsv",
     "apply_rotary",
     "band_part",
+    "combined_non_max_suppression",
     "conv_transpose_sized",
     "crop_and_resize",
     "matrix_diag",
