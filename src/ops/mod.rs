@@ -10,6 +10,7 @@ mod attention;
 mod cast;
 pub mod contract;
 mod conv;
+mod ctc;
 mod dense;
 mod detection;
 mod elementwise;
@@ -196,6 +197,7 @@ const FAMILIES: &[&[OpDef]] = &[
     resize::OPS,
     image::OPS,
     detection::OPS,
+    ctc::OPS,
     activation::OPS,
     elementwise::OPS,
     fft::OPS,

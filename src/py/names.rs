@@ -66,6 +66,7 @@ const HELPERS: &[&str] = &[
     "combined_non_max_suppression",
     "conv_transpose_sized",
     "crop_and_resize",
+    "ctc_greedy_decoder",
     "matrix_diag",
     "matrix_diag_part",
     "matrix_set_diag",
