@@ -44,11 +44,9 @@ fn extract_patches(ctx: &mut Ctx) -> OpResult<Lowered> {
     }
     if g.dilations.iter().any(|&d| d != 1) {
         let step = |d: i64| (d != 1).then(|| Expr::int(d));
+        // After `...` a trailing `:` still counts: it keeps `::2` on the axis before it.
         let mut parts = vec![Expr::Lit(Lit::Ellipsis)];
         parts.extend(g.dilations.iter().map(|&d| Expr::slice(None, None, step(d))));
-        while parts.last().is_some_and(|p| *p == Expr::full_slice()) {
-            parts.pop();
-        }
         x = x.index(Expr::index_of(parts));
     }
     let to_last = [0, 2, 3, 4, 5, 1].map(Expr::int).to_vec();
