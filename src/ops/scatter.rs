@@ -2,7 +2,8 @@
 //! `TensorScatterUpdate/Add/Sub` → `index_put`, segment reductions (`SegmentSum/Mean/Max/Min/
 //! Prod`, sorted ids; `UnsortedSegmentSum/Max/Min/Prod`, with a segment count) →
 //! `index_add` / `scatter_reduce` over the first axis, and counts into bins (`Bincount`,
-//! `DenseBincount` of a vector) → `torch.bincount`.
+//! `DenseBincount` of a vector or by rows) → `torch.bincount`. Sparse tensors' parts: `SparseToDense` →
+//! `index_put` into a filled tensor, `SparseReshape` → `sparse_reshape`.
 //!
 //! Index tuples (`[..., K]`, the last axis addressing the first K axes) become
 //! `tuple(indices.long().unbind(-1))`, the form torch's advanced indexing takes.
@@ -19,6 +20,7 @@ pub const OPS: &[OpDef] = &[
     op("GatherNd", gather_nd).infer(gather_nd_infer),
     op("ScatterNd", scatter_nd).infer(scatter_nd_infer),
     op("SparseToDense", sparse_to_dense).infer(sparse_to_dense_infer),
+    op("SparseReshape", sparse_reshape).infer(sparse_reshape_infer),
     op("TensorScatterUpdate", |c| tensor_scatter(c, None)).infer(same_as_input),
     op("TensorScatterAdd", |c| tensor_scatter(c, Some(false))).infer(same_as_input),
     op("TensorScatterSub", |c| tensor_scatter(c, Some(true))).infer(same_as_input),
@@ -106,6 +108,24 @@ fn sparse_to_dense(ctx: &mut Ctx) -> OpResult<Lowered> {
 fn sparse_to_dense_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let dtype = inp.infos.get(2)?.dtype;
     Some(vec![ValueInfo { dtype, shape: inp.sizes(1) }])
+}
+
+/// `SparseReshape(indices, shape, new_shape)` → `new_indices, new_shape =
+/// sparse_reshape(...)` (templates/sparse_reshape.py): positions re-expressed, `-1` resolved.
+fn sparse_reshape(ctx: &mut Ctx) -> OpResult<Lowered> {
+    ctx.require_class("sparse_reshape", include_str!("../../templates/sparse_reshape.py"));
+    let args = vec![ctx.input_tf(0)?, ctx.input_tf(1)?, ctx.input_tf(2)?];
+    Ok(Lowered::Multi { expr: Expr::call("sparse_reshape", args), layout: Layout::Tf })
+}
+
+/// `[n, new rank]` and `[new rank]`, int64.
+fn sparse_reshape_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let n = inp.infos.first()?.shape.as_ref().and_then(|s| s.first().copied()).flatten();
+    let rank = inp.infos.get(2)?.shape.as_ref().and_then(|s| s.first().copied()).flatten();
+    Some(vec![
+        ValueInfo { dtype: Some(DType::I64), shape: Some(vec![n, rank]) },
+        ValueInfo { dtype: Some(DType::I64), shape: Some(vec![rank]) },
+    ])
 }
 
 /// `TensorScatterUpdate` (replace), `...Add` and `...Sub` (accumulate): a new tensor, the
@@ -315,4 +335,73 @@ fn bincount_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let mut shape = values[..values.len().saturating_sub(1)].to_vec();
     shape.push(size);
     Some(vec![ValueInfo { dtype: inp.infos.get(2)?.dtype, shape: Some(shape) }])
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::tensor::DType;
+    use crate::testing::*;
+    use insta::assert_snapshot;
+
+    #[test]
+    fn sparse_parts_reshape_and_densify() {
+        let mut g = TestGraph::new();
+        let idx = g.typed_input("indices", &[-1, 3], DType::I64);
+        let shape = g.constant("shape", int_tensor(&[3], &[5, 3, 4]));
+        let new = g.constant("new", int_tensor(&[2], &[-1, 6]));
+        let r = g.op("reshape", "SparseReshape", &[idx, shape, new], &[]);
+        let values = g.input("values", &[-1]);
+        let default = g.input("default", &[]);
+        let d = g.op("dense", "SparseToDense", &[idx, shape, values, default], &[]);
+        assert_snapshot!(g.lower(&[r, TestGraph::port(r, 1), d]), @"
+        self.shape_const: [3] int32
+        self.new_const: [2] int32
+        # shape_const: [3]
+        # new_const: [2]
+        ---
+        x, reshape_1 = sparse_reshape(indices, self.shape_const, self.new_const)
+        dense = torch.full((5, 3, 4), default, dtype=torch.float32).index_put(
+            tuple(indices.long().unbind(-1)), values
+        )
+        return x, reshape_1, dense
+        ");
+    }
+
+    #[test]
+    fn segments_by_sqrt_n_and_counts_by_row() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 6]);
+        let rows = g.typed_input("rows", &[-1], DType::I32);
+        let ids = g.typed_input("ids", &[-1], DType::I32);
+        let s = g.op("sqrt_n", "SparseSegmentSqrtN", &[x, rows, ids], &[]);
+        let values = g.typed_input("values", &[-1, 5], DType::I32);
+        let size = g.constant("size", int_tensor(&[], &[6]));
+        let none = g.constant("weights", weights(&[0]));
+        let c = g.op("counts", "DenseBincount", &[values, size, none], &[]);
+        assert_snapshot!(g.lower(&[s, c]), @"
+        ---
+        x = (
+            x.new_zeros((int(ids.long()[-1]) + 1, *x.shape[1:]))
+            .index_add(0, ids.long(), x[rows.long()])
+            .div(
+                torch.bincount(ids.long(), minlength=int(ids.long()[-1]) + 1)
+                .clamp(min=1)
+                .to(x.dtype)
+                .sqrt()
+                .reshape(-1, 1),
+            )
+        )
+        counts = (
+            torch.bincount(
+                values.add(
+                    torch.arange(values.shape[0], device=values.device).unsqueeze(1) * 6
+                )[(values >= 0) & (values < 6)].long(),
+                minlength=values.shape[0] * 6,
+            )
+            .reshape(-1, 6)
+            .to(torch.int32)
+        )
+        return x, counts
+        ");
+    }
 }
