@@ -156,6 +156,9 @@ fn strided_slice(ctx: &mut Ctx) -> OpResult<Lowered> {
     let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
     let spec = slice_spec(ctx.node(), rank, &b, &e, &strides)?;
     let shape = ctx.info(0).shape.unwrap_or_default();
+    // A list index beside an integer one makes both advanced indices, which can move the
+    // listed axis to the front: such slices stay a stub rather than come out transposed.
+    let shrinks = spec.iter().any(|i| matches!(i, Index::At(_)));
     let mut x = ctx.input_tf(0)?;
     let mut parts = Vec::new();
     // Negative strides: torch has none, so such axes are flipped first and sliced forward.
@@ -178,6 +181,9 @@ fn strided_slice(ctx: &mut Ctx) -> OpResult<Lowered> {
                     }
                     _ if listed => {
                         return Err("run-time strides or bounds on two reversed axes".into());
+                    }
+                    _ if shrinks => {
+                        return Err("a run-time or reversed stride beside a shrunk axis".into());
                     }
                     _ => {
                         listed = true;
