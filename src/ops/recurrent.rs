@@ -414,7 +414,7 @@ mod tests {
     #[test]
     fn frame_becomes_python_loop() {
         assert_snapshot!(frame("Mul"), @r#"
-        _, x = self.loop_loop(0, x)
+        _, x = self.loop_loop(torch.tensor(0, dtype=torch.int32), x)
         return x
         def loop_loop(self, step, state_1):
             """TF loop `loop`: runs its body while the condition holds."""
@@ -430,7 +430,7 @@ mod tests {
     #[test]
     fn stub_inside_loop() {
         assert_snapshot!(frame("MyScale"), @r#"
-        _, x = self.loop_loop(0, x)
+        _, x = self.loop_loop(torch.tensor(0, dtype=torch.int32), x)
         return x
         def loop_loop(self, step, state_1):
             """TF loop `loop`: runs its body while the condition holds."""

@@ -2,8 +2,10 @@
 //! dropout and batch norm on an `is_training` placeholder with a default of `False`, which is
 //! a constant once nothing feeds it. Such a `Switch` passes its value to the branch it picks
 //! and leaves the other *dead*, as TensorFlow's executor does: a node reading a dead value is
-//! dead, and a `Merge` takes the one input still alive. The conditional is gone before
-//! [`super::conds`] would make it a run-time `if` on a constant.
+//! dead, and a `Merge` takes the one input still alive. A branch that reads nothing (it
+//! returns a constant) is never dead that way: beside the branch taken, such an input is the
+//! branch not taken. The conditional is gone before [`super::conds`] would make it a run-time
+//! `if` on a constant.
 
 use std::collections::BTreeSet;
 
@@ -49,6 +51,24 @@ pub fn fold_constant_switches(g: &mut Graph) -> Result<()> {
     let mut dead_nodes: BTreeSet<NodeIndex> = BTreeSet::new();
     let mut merges: BTreeSet<NodeIndex> = BTreeSet::new();
     let mut readers: Vec<NodeIndex> = Vec::new();
+    // What the branches taken compute (nodes reading an alive output, and the values passed
+    // through): told apart from values no switch feeds (a branch returning a constant).
+    let mut taken: BTreeSet<NodeIndex> = BTreeSet::new();
+    let mut passed: BTreeSet<ValueRef> = BTreeSet::new();
+    for &(s, (alive, _)) in &switches {
+        let mut stack: Vec<NodeIndex> =
+            g.consumers(ValueRef { node: s, port: alive }).into_iter().map(|(r, _)| r).collect();
+        while let Some(n) = stack.pop() {
+            // An inner conditional's switch starts branches of its own: not followed.
+            let op = g.node(n).op.as_str();
+            if op == "Merge" {
+                merges.insert(n);
+            } else if !matches!(op, "Switch" | "_SwitchN") && taken.insert(n) {
+                stack.extend(g.g.neighbors_directed(n, petgraph::Direction::Outgoing));
+            }
+        }
+        passed.insert(g.inputs(s)[0]);
+    }
     for &(s, (alive, ports)) in &switches {
         let data = g.inputs(s)[0];
         g.replace_uses(ValueRef { node: s, port: alive }, data);
@@ -74,10 +94,18 @@ pub fn fold_constant_switches(g: &mut Graph) -> Result<()> {
             continue;
         }
         let alive: Vec<ValueRef> = g.inputs(m).into_iter().filter(|v| !is_dead(v)).collect();
-        if let [only] = alive.as_slice() {
-            g.replace_uses(ValueRef { node: m, port: 0 }, *only);
-            gone.push(m);
-        }
+        // Beside a branch taken, an input no switch feeds is the other branch's constant.
+        let from_taken: Vec<ValueRef> = alive
+            .iter()
+            .copied()
+            .filter(|v| taken.contains(&v.node) || passed.contains(v))
+            .collect();
+        let only = match (alive.as_slice(), from_taken.as_slice()) {
+            ([only], _) | (_, [only]) => *only,
+            _ => continue,
+        };
+        g.replace_uses(ValueRef { node: m, port: 0 }, only);
+        gone.push(m);
     }
     if let Some(v) = g.outputs.iter().find(|v| is_dead(v)) {
         let n = g.node(v.node);
@@ -125,6 +153,42 @@ mod tests {
         cond/else = Tanh(x:0) -> ?
         y = Neg(cond/else:0) -> ?
         ");
+    }
+
+    /// `tf.cond(True, lambda: x + 1, lambda: const)`: the branch not taken reads nothing, so
+    /// nothing marks it dead; the branch taken wins the merge.
+    #[test]
+    fn a_constant_branch_not_taken_goes() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[2]);
+        let yes = g.constant("yes", Tensor::from_bool(vec![], &[true]));
+        let sw = g.op("cond/switch", "Switch", &[x, yes], &[]);
+        let then = g.op("cond/then", "Relu", &[TestGraph::port(sw, 1)], &[]);
+        let otherwise = g.constant("cond/else", Tensor::from_f32(vec![2], &[2.0, 1.0]));
+        let merge = g.op("cond/merge", "Merge", &[then, otherwise], &[]);
+        assert_snapshot!(g.after_passes(&[merge], &[super::fold_constant_switches]), @"
+        inputs: x:0
+        outputs: cond/then:0
+        x = Placeholder -> float32 [2]
+        cond/then = Relu(x:0) -> ?
+        ");
+    }
+
+    /// Inside the branch taken, a conditional on a run-time predicate whose other branch is a
+    /// constant stays a conditional.
+    #[test]
+    fn an_inner_run_time_conditional_stays() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[2]);
+        let p = g.typed_input("p", &[], crate::tensor::DType::Bool);
+        let yes = g.constant("yes", Tensor::from_bool(vec![], &[true]));
+        let sw = g.op("outer/switch", "Switch", &[x, yes], &[]);
+        let inner = g.op("inner/switch", "Switch", &[TestGraph::port(sw, 1), p], &[]);
+        let then = g.op("inner/then", "Relu", &[TestGraph::port(inner, 1)], &[]);
+        let otherwise = g.constant("inner/else", Tensor::from_f32(vec![2], &[2.0, 1.0]));
+        let merge = g.op("inner/merge", "Merge", &[then, otherwise], &[]);
+        let text = g.after_passes(&[merge], &[super::fold_constant_switches]);
+        assert!(text.contains("inner/merge = Merge(inner/then:0, inner/else:0)"), "{text}");
     }
 
     /// A run-time predicate is left to the conditional pass.

@@ -43,7 +43,7 @@ class LoopUnknownOp(nn.Module):
         Returns:
             float32 [None, None]
         """
-        _, x = self.while_loop(0, x)
+        _, x = self.while_loop(torch.tensor(0, dtype=torch.int32), x)
         return x
 
     def while_loop(self, step, state_1):
