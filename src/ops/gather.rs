@@ -55,31 +55,46 @@ fn batch_dims(node: &crate::ir::Node, ids_rank: usize) -> OpResult<usize> {
         .ok_or_else(|| format!("batch_dims {b}").into())
 }
 
-/// GatherV2 with batch dimensions, where the gather axis comes right after them: each batch
-/// entry picks from its own slice. Along the last axis with indices of the params' rank
-/// (`take_along_axis`, DeBERTa's relative positions) that is `torch.gather`; otherwise the
-/// batch axes are indexed with aranges.
+/// GatherV2 with batch dimensions: each batch entry picks from its own slice. Along the last
+/// axis with indices of the params' rank (`take_along_axis`, DeBERTa's relative positions)
+/// that is `torch.gather`; otherwise the batch axes (and any axes between them and the gather
+/// axis) are indexed with aranges.
 fn batched_gather(ctx: &mut Ctx, b: usize, axis: usize, rank: usize) -> OpResult<Lowered> {
-    if axis != b {
-        return Err("batch_dims with axes between them and the gather axis".into());
-    }
     let ids_rank = ctx.rank(1).ok_or("indices rank must be known")?;
     let params = ctx.input_tf(0)?;
     let ids = ctx.input_tf(1)?.method("long", vec![]);
+    let between = axis.checked_sub(b).ok_or("batch_dims past the gather axis")?;
+    if between > 0 {
+        // Axes between the batch axes and the gather axis are indexed by aranges too, the
+        // indices given room for them: `params[b0, b1, p2, ids[:, :, None]]`.
+        let dims = ids_rank + between;
+        let mut index: Vec<Expr> = (0..axis).map(|i| axis_range(&params, i, dims)).collect();
+        let mut room = vec![Expr::full_slice(); b];
+        room.extend(std::iter::repeat_n(Expr::none(), between));
+        index.push(ids.index(Expr::index_of(room)));
+        return Ok(Lowered::Expr { expr: params.index(Expr::index_of(index)), layout: Layout::Tf });
+    }
     if axis + 1 == rank && ids_rank == rank {
         let expr = Expr::call("torch.gather", vec![params, Expr::int(axis as i64), ids]);
         return Ok(Lowered::Expr { expr, layout: Layout::Tf });
     }
-    let mut index = Vec::new();
-    for i in 0..b {
-        // arange over batch axis i, shaped to broadcast against the indices.
-        let mut shape = vec![Expr::int(1); ids_rank];
-        shape[i] = Expr::int(-1);
-        let n = params.clone().attr("shape").index(Expr::int(i as i64));
-        index.push(Expr::call("torch.arange", vec![n]).method("reshape", shape));
-    }
+    Ok(Lowered::Expr { expr: batch_indexed(params, ids, b, ids_rank), layout: Layout::Tf })
+}
+
+/// `params[arange(n0)[:, None, ..], ..., ids]`: batch entry `i` picks from `params[i]` along
+/// the axis right after the `b` batch axes.
+fn batch_indexed(params: Expr, ids: Expr, b: usize, ids_rank: usize) -> Expr {
+    let mut index: Vec<Expr> = (0..b).map(|i| axis_range(&params, i, ids_rank)).collect();
     index.push(ids);
-    Ok(Lowered::Expr { expr: params.index(Expr::index_of(index)), layout: Layout::Tf })
+    params.index(Expr::index_of(index))
+}
+
+/// `torch.arange(x.shape[i])` shaped to run along axis `i` of `dims` broadcast axes.
+fn axis_range(x: &Expr, i: usize, dims: usize) -> Expr {
+    let mut shape = vec![Expr::int(1); dims];
+    shape[i] = Expr::int(-1);
+    let n = x.clone().attr("shape").index(Expr::int(i as i64));
+    Expr::call("torch.arange", vec![n]).method("reshape", shape)
 }
 
 fn gather(ctx: &mut Ctx) -> OpResult<Lowered> {
@@ -754,6 +769,26 @@ mod tests {
         ---
         x = self.query(x).unflatten(-1, (2, 16))
         x = self.output(x.flatten(-2))
+        return x
+        ");
+    }
+
+    /// Per batch entry, with an axis between the batch axis and the gather axis: that axis is
+    /// indexed by an arange too, the indices given room for it.
+    #[test]
+    fn batched_gather_past_a_kept_axis() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[2, 4, 5]);
+        let ids = g.typed_input("ids", &[2, 3], crate::tensor::DType::I32);
+        let axis = g.constant("axis", int_tensor(&[], &[2]));
+        let y = g.op("gather", "GatherV2", &[x, ids, axis], &[("batch_dims", int(1))]);
+        assert_snapshot!(g.lower(&[y]), @"
+        ---
+        x = x[
+            torch.arange(x.shape[0]).reshape(-1, 1, 1),
+            torch.arange(x.shape[1]).reshape(1, -1, 1),
+            ids.long()[:, None],
+        ]
         return x
         ");
     }
