@@ -3,7 +3,7 @@
 //! Prod`, sorted ids; `UnsortedSegmentSum/Max/Min/Prod`, with a segment count) →
 //! `index_add` / `scatter_reduce` over the first axis, and counts into bins (`Bincount`,
 //! `DenseBincount` of a vector or by rows) → `torch.bincount`. Sparse tensors' parts: `SparseToDense` →
-//! `index_put` into a filled tensor, `SparseReshape` → `sparse_reshape`.
+//! `index_put` into a filled tensor, `SparseReshape` and `SparseFillEmptyRows` → helpers.
 //!
 //! Index tuples (`[..., K]`, the last axis addressing the first K axes) become
 //! `tuple(indices.long().unbind(-1))`, the form torch's advanced indexing takes.
@@ -21,6 +21,7 @@ pub const OPS: &[OpDef] = &[
     op("ScatterNd", scatter_nd).infer(scatter_nd_infer),
     op("SparseToDense", sparse_to_dense).infer(sparse_to_dense_infer),
     op("SparseReshape", sparse_reshape).infer(sparse_reshape_infer),
+    op("SparseFillEmptyRows", fill_empty_rows).infer(fill_empty_rows_infer),
     op("TensorScatterUpdate", |c| tensor_scatter(c, None)).infer(same_as_input),
     op("TensorScatterAdd", |c| tensor_scatter(c, Some(false))).infer(same_as_input),
     op("TensorScatterSub", |c| tensor_scatter(c, Some(true))).infer(same_as_input),
@@ -125,6 +126,30 @@ fn sparse_reshape_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     Some(vec![
         ValueInfo { dtype: Some(DType::I64), shape: Some(vec![n, rank]) },
         ValueInfo { dtype: Some(DType::I64), shape: Some(vec![rank]) },
+    ])
+}
+
+/// `SparseFillEmptyRows(indices, values, dense_shape, default)` → its four outputs from
+/// `sparse_fill_empty_rows(...)` (templates/sparse_fill_empty_rows.py).
+fn fill_empty_rows(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let helper = include_str!("../../templates/sparse_fill_empty_rows.py");
+    ctx.require_class("sparse_fill_empty_rows", helper);
+    let args = (0..4).map(|i| ctx.input_tf(i)).collect::<OpResult<Vec<_>>>()?;
+    Ok(Lowered::Multi { expr: Expr::call("sparse_fill_empty_rows", args), layout: Layout::Tf })
+}
+
+/// `[n', rank]` int64, `[n']` values, `[rows]` bool, `[n]` int64.
+fn fill_empty_rows_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let indices = inp.infos.first()?.shape.clone();
+    let n = indices.as_ref().and_then(|s| s.first().copied()).flatten();
+    let rank = indices.as_ref().and_then(|s| s.get(1).copied()).flatten();
+    let rows = inp.ints(2).and_then(|v| v.first().copied().flatten());
+    let rows = rows.and_then(|r| usize::try_from(r).ok());
+    Some(vec![
+        ValueInfo { dtype: Some(DType::I64), shape: Some(vec![None, rank]) },
+        ValueInfo { dtype: inp.infos.get(1)?.dtype, shape: Some(vec![None]) },
+        ValueInfo { dtype: Some(DType::Bool), shape: Some(vec![rows]) },
+        ValueInfo { dtype: Some(DType::I64), shape: Some(vec![n]) },
     ])
 }
 
@@ -353,7 +378,9 @@ mod tests {
         let values = g.input("values", &[-1]);
         let default = g.input("default", &[]);
         let d = g.op("dense", "SparseToDense", &[idx, shape, values, default], &[]);
-        assert_snapshot!(g.lower(&[r, TestGraph::port(r, 1), d]), @"
+        let f = g.op("fill", "SparseFillEmptyRows", &[idx, values, shape, default], &[]);
+        let outs = [r, TestGraph::port(r, 1), d, f, TestGraph::port(f, 2)];
+        assert_snapshot!(g.lower(&outs), @"
         self.shape_const: [3] int32
         self.new_const: [2] int32
         # shape_const: [3]
@@ -363,7 +390,10 @@ mod tests {
         dense = torch.full((5, 3, 4), default, dtype=torch.float32).index_put(
             tuple(indices.long().unbind(-1)), values
         )
-        return x, reshape_1, dense
+        fill, _, fill_2, _ = sparse_fill_empty_rows(
+            indices, values, self.shape_const, default
+        )
+        return x, reshape_1, dense, fill, fill_2
         ");
     }
 

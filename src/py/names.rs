@@ -78,6 +78,7 @@ const HELPERS: &[&str] = &[
     "resize_legacy",
     "rotate_half",
     "set_operation",
+    "sparse_fill_empty_rows",
     "sparse_reshape",
     "GRUResetBefore",
     "MaskedLSTM",
