@@ -10,9 +10,9 @@ use crate::ir::fused::{self, Fused, Window1D};
 use crate::ops::contract::{Access, Ctx, Layout, Lowered, OpResult};
 use crate::ops::sizes::{Item, items};
 use crate::ops::util::float_weight;
-use crate::ops::window::{Window, dims, layer, per_axis, require_channels_last};
+use crate::ops::window::{Window, dims, f_pad, layer, per_axis, require_channels_last};
 use crate::ops::{OpDef, OpInputs, op};
-use crate::py::Expr;
+use crate::py::{BinOp, Expr};
 use crate::weights::Weight;
 
 pub const OPS: &[OpDef] = &[
@@ -132,8 +132,42 @@ fn conv_layer(
     Ok(Lowered::Layer { post: vec![], ctor, params, args: vec![x], layout: Layout::ChannelsFirst })
 }
 
+/// A filter computed at run time whose shape is unknown here: `F.conv2d` with TF's strides
+/// and dilations, groups from the channel counts then (`x.shape[1] // w.shape[2]`); VALID or
+/// explicit padding only (SAME's pads depend on the kernel size).
+fn conv_of_unknown_filter(ctx: &mut Ctx, spatial: usize) -> OpResult<Lowered> {
+    if ctx.has_bias() {
+        return Err("a fused bias on a filter of unknown shape".into());
+    }
+    let g = Window::of(ctx.node(), &ctx.info(0).shape, vec![1; spatial], true)?;
+    if ctx.node().attr_str("padding")? == "SAME" {
+        return Err("SAME padding with a filter of unknown shape".into());
+    }
+    let x = ctx.input_channels_first(0)?;
+    let channels = x.clone().attr("shape").index(Expr::int(1));
+    let x = if g.pads.iter().all(|&p| p == (0, 0)) { x } else { f_pad(x, &g.pads, None) };
+    let w = ctx.input_tf(1)?;
+    let mut kwargs: Vec<(&str, Expr)> = Vec::new();
+    if g.strides.iter().any(|&s| s != 1) {
+        kwargs.push(("stride", dims(&g.strides)));
+    }
+    if g.dilations.iter().any(|&d| d != 1) {
+        kwargs.push(("dilation", dims(&g.dilations)));
+    }
+    let filter_channels = w.clone().attr("shape").index(Expr::int(spatial as i64));
+    let groups = channels.binop(BinOp::FloorDiv, filter_channels);
+    kwargs.push(("groups", groups));
+    let perm = oi_first(spatial).into_iter().map(|a| Expr::int(a as i64)).collect();
+    let args = vec![x, w.method("permute", perm)];
+    let expr = Expr::call_kw(&format!("F.conv{spatial}d"), args, kwargs);
+    Ok(Lowered::Expr { expr, layout: Layout::ChannelsFirst })
+}
+
 fn conv(ctx: &mut Ctx, spatial: usize) -> OpResult<Lowered> {
     require_channels_last(ctx.node(), spatial)?;
+    if !ctx.is_const(1) && filter_shape(ctx, spatial).is_err() {
+        return conv_of_unknown_filter(ctx, spatial);
+    }
     let wshape = filter_shape(ctx, spatial)?;
     let (ci, co) = (wshape[spatial], wshape[spatial + 1]);
     let channels =
@@ -181,9 +215,17 @@ fn depthwise(ctx: &mut Ctx, spatial: usize) -> OpResult<Lowered> {
 
 fn conv_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let x = inp.infos.first()?;
-    let wshape: Vec<usize> = inp.infos.get(1)?.shape.clone()?.into_iter().collect::<Option<_>>()?;
     let shape = x.shape.as_ref()?;
     let spatial = spatial_of(inp.node);
+    let known: Option<Vec<usize>> =
+        inp.infos.get(1)?.shape.clone().and_then(|s| s.into_iter().collect());
+    let Some(wshape) = known else {
+        // A filter of unknown shape: the rank and batch are still known.
+        let mut out = vec![None; spatial + 2];
+        out[0] = *shape.first()?;
+        return (shape.len() == spatial + 2)
+            .then(|| vec![ValueInfo { dtype: x.dtype, shape: Some(out) }]);
+    };
     if shape.len() != spatial + 2 || wshape.len() != spatial + 2 {
         return None;
     }
