@@ -440,6 +440,25 @@ mod tests {
         g.lower(&[y])
     }
 
+    /// A filter computed at run time, its shape unknown here: functional, groups read then.
+    #[test]
+    fn a_filter_of_unknown_shape_is_functional() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 9, 9, 3]);
+        let w = g.unranked_input("w");
+        let a = [("strides", ints(&[1, 2, 2, 1])), ("padding", string("VALID"))];
+        let y = g.op("conv", "Conv2D", &[x, w], &a);
+        assert_snapshot!(g.lower(&[y]), @"
+        ---
+        x = x.permute(0, 3, 1, 2)
+        x = F.conv2d(
+            x, w.permute(3, 2, 0, 1), stride=2, groups=x.shape[1] // w.shape[2]
+        )
+        x = x.permute(0, 2, 3, 1)
+        return x
+        ");
+    }
+
     /// Found by fuzzing: an input with no channels made zero groups (a division by zero).
     #[test]
     fn an_input_without_channels_is_a_stub() {
