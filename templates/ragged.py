@@ -55,3 +55,46 @@ def ragged_to_dense(shape, values, default, partitions, types):
     target = [slice(0, n) for n in inner.shape[1:]]
     out[(*(c[fits] for c in coords), *target)] = inner[fits]
     return out
+
+
+def ragged_gather(splits, values, indices):
+    """TF's RaggedGather with a vector of indices: the rows `indices` picks, with all their
+    nested rows, as new row splits (one per ragged axis, in the splits' dtype) and values."""
+    rows = indices.long()
+    new_splits = []
+    for row_splits in splits:
+        starts = row_splits.long()[rows]
+        lengths = row_splits.long()[rows + 1] - starts
+        offsets = torch.cat([lengths.new_zeros(1), lengths.cumsum(0)])
+        new_splits.append(offsets.to(row_splits.dtype))
+        # The rows of the next axis these rows hold, in order.
+        within = torch.arange(int(offsets[-1]), device=rows.device)
+        within = within - torch.repeat_interleave(offsets[:-1], lengths)
+        rows = torch.repeat_interleave(starts, lengths) + within
+    return (*new_splits, values[rows])
+
+
+def ragged_to_sparse(splits, values):
+    """TF's RaggedTensorToSparse: the position of every value of a ragged tensor (row splits
+    per ragged axis, then the values' own axes) in row-major order, the values flattened,
+    and the dense shape (each ragged axis as long as its longest row), all int64."""
+    position = torch.arange(values.shape[0], device=values.device)
+    columns = []
+    for row_splits in reversed(splits):
+        row_splits = row_splits.long()
+        row = torch.searchsorted(row_splits, position, right=True) - 1
+        columns.insert(0, position - row_splits[row])
+        position = row
+    index = torch.stack([position, *columns], 1)
+    inner = list(values.shape[1:])
+    if inner:
+        cells = torch.cartesian_prod(*(torch.arange(d) for d in inner)).reshape(
+            -1, len(inner)
+        )
+        index = torch.cat(
+            [index.repeat_interleave(len(cells), 0), cells.repeat(len(index), 1)], 1
+        )
+    lengths = [s[1:] - s[:-1] for s in splits]
+    widths = [int(n.max()) if len(n) else 0 for n in lengths]
+    shape = torch.tensor([len(splits[0]) - 1, *widths, *inner])
+    return index, values.reshape(-1), shape
