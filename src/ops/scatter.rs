@@ -288,10 +288,12 @@ fn bincount(ctx: &mut Ctx) -> OpResult<Lowered> {
     let node = ctx.node();
     let binary = node.attr_bool_or("binary_output", false)?;
     let dtype = node.attr_type("T").ok().and_then(|d| d.torch_name()).unwrap_or("int32");
-    let by_rows = match ctx.rank(0) {
-        Some(1) => false,
-        Some(2) if node.op == "DenseBincount" => true,
-        _ => return Err("values must be a vector or (DenseBincount) a matrix".into()),
+    // `Bincount` counts every value whatever the shape (the mask below flattens them);
+    // `DenseBincount` a vector, or each row of a matrix.
+    let by_rows = match (node.op.as_str(), ctx.rank(0)) {
+        ("DenseBincount", Some(2)) => true,
+        ("DenseBincount", Some(1)) | ("Bincount", _) => false,
+        _ => return Err("values must be a vector or a matrix".into()),
     };
     let no_weights = ctx.const_input(2).is_ok_and(|t| t.numel() == 0);
     let size = scalar(ctx, 1)?.expr;
