@@ -52,7 +52,7 @@ pub type FoldFn = fn(&OpInputs) -> Option<Folded>;
 
 /// More axes than any real tensor has (TF's own limit is 254): a size vector longer than this
 /// is not taken as a shape.
-const MAX_RANK: usize = 256;
+pub const MAX_RANK: usize = 256;
 
 /// What a node's inputs are known to be, for shape inference and folding.
 pub struct OpInputs<'a> {

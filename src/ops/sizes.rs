@@ -110,6 +110,10 @@ fn resolved(ctx: &mut Ctx, i: usize) -> OpResult<Option<Vec<Option<Item>>>> {
 /// Integer vector input `i` as `len` entries: known ones as such, the others read from the
 /// run-time vector (`v[k]`).
 pub fn items(ctx: &mut Ctx, i: usize, len: usize) -> OpResult<Vec<Item>> {
+    // `len` may come from a file's declared shape: no vector of sizes is longer than a rank.
+    if len > crate::ops::MAX_RANK {
+        return Err(format!("input #{i} has {len} entries, more than any tensor has axes").into());
+    }
     let resolved = resolved(ctx, i)?.unwrap_or_else(|| vec![None; len]);
     if resolved.len() != len {
         return Err(format!("input #{i} has {} entries, expected {len}", resolved.len()).into());
