@@ -498,6 +498,18 @@ mod tests {
         assert_eq!(slice_indices(5, None, None, i64::MAX), vec![0]);
     }
 
+    /// A strides vector the file declares 2^40 long (its values known only at run time)
+    /// was a 2^40-entry allocation; it is a stub with a reason.
+    #[test]
+    fn a_huge_declared_strides_vector_is_refused() {
+        use crate::testing::*;
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[2, 3]);
+        let b = g.typed_input("b", &[1 << 40], crate::tensor::DType::I32);
+        let y = g.op("slice", "StridedSlice", &[x, b, b, b], &[]);
+        assert!(g.lower(&[y]).contains("stub strided_slice"));
+    }
+
     /// Fuzzing found a shape inference listing every index of a 2^40-long axis.
     #[test]
     fn huge_axes_are_sized_without_listing_indices() {
