@@ -65,12 +65,44 @@ pub(super) fn emit_if(
     let mut merges = Vec::with_capacity(then_out.len());
     for (k, (t, e)) in then_out.into_iter().zip(else_out).enumerate() {
         merges.push(format!("{c}/merge_{k}"));
-        out.push(node(merges[k].clone(), "Merge", vec![t, e]));
+        // Two constants of one type and shape: nothing in the graph would tell which branch
+        // each came from (no switch feeds either), so pick one by the predicate directly.
+        let op = if same_constant_kind(out, &t, &e) { "SelectV2" } else { "Merge" };
+        let inputs = if op == "Merge" { vec![t, e] } else { vec![pred.clone(), t, e] };
+        out.push(node(merges[k].clone(), op, inputs));
     }
     let mut identity = node(c.clone(), "IdentityN", merges);
     identity.attr.insert("T".into(), AttrValue { value: Some(Value::List(Box::new(types))) });
     out.push(identity);
     Ok(())
+}
+
+/// Whether `a` and `b` name `Const` nodes already emitted (directly or through `Identity`
+/// nodes) with the same dtype and shape.
+fn same_constant_kind(out: &[NodeDef], a: &str, b: &str) -> bool {
+    let kind = |name: &str| {
+        let mut name = name.strip_suffix(":0").unwrap_or(name);
+        let mut n = out.iter().rev().find(|n| n.name == name)?;
+        for _ in 0..8 {
+            if n.op != "Identity" {
+                break;
+            }
+            name = n.input.first()?.as_str();
+            name = name.strip_suffix(":0").unwrap_or(name);
+            n = out.iter().rev().find(|n| n.name == name)?;
+        }
+        if n.op != "Const" {
+            return None;
+        }
+        match n.attr.get("value").and_then(|v| v.value.as_ref()) {
+            Some(Value::Tensor(t)) => {
+                let dims: Vec<i64> = t.tensor_shape.as_ref()?.dim.iter().map(|d| d.size).collect();
+                Some((t.dtype, dims))
+            }
+            _ => None,
+        }
+    };
+    matches!((kind(a), kind(b)), (Some(x), Some(y)) if x == y)
 }
 
 /// `Case`/`StatelessCase` (`tf.switch_case`) → conditionals in the form `emit_if` writes, one

@@ -136,7 +136,19 @@ fn strided_slice(ctx: &mut Ctx) -> OpResult<Lowered> {
             .and_then(|s| s.first().copied().flatten())
             .ok_or("strides of unknown length")?,
     };
-    let (b, e, strides) = (items(ctx, 1, n)?, items(ctx, 2, n)?, items(ctx, 3, n)?);
+    // Ends no entry reads (every one shrunk, masked, a new axis or the ellipsis) are not read
+    // at run time either: reading them would leave an unused `sizes = end.tolist()`.
+    let mask = |a: &str| ctx.node().attr_int_or(a, 0);
+    let unread = mask("shrink_axis_mask")?
+        | mask("end_mask")?
+        | mask("new_axis_mask")?
+        | mask("ellipsis_mask")?;
+    let e = if (0..n).all(|i| i < 63 && (unread >> i) & 1 == 1) {
+        vec![Item::int(0); n]
+    } else {
+        items(ctx, 2, n)?
+    };
+    let (b, strides) = (items(ctx, 1, n)?, items(ctx, 3, n)?);
     // Python ints (a shape) slice as a tuple: negative steps included.
     if is_host_value(ctx, 0) {
         if ctx.rank(0) == Some(0) {
