@@ -46,6 +46,11 @@ impl ValueInfo {
         };
         format!("{dtype} {shape}")
     }
+
+    /// The size of `axis` when the shape and that size are known.
+    pub fn dim(&self, axis: usize) -> Option<usize> {
+        self.shape.as_ref().and_then(|s| s.get(axis).copied()).flatten()
+    }
 }
 
 /// An integer vector (or scalar) known only in part, e.g. `Shape(x)` when the batch size is

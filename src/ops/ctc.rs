@@ -32,7 +32,7 @@ fn greedy(ctx: &mut Ctx) -> OpResult<Lowered> {
 /// `[n, 2]`, `[n]`, `[2]` (int64) and `[batch, 1]`.
 fn greedy_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let x = inp.infos.first()?;
-    let batch = x.shape.as_ref().and_then(|s| s.get(1).copied()).flatten();
+    let batch = x.dim(1);
     let int = |shape| ValueInfo { dtype: Some(DType::I64), shape: Some(shape) };
     Some(vec![
         int(vec![None, Some(2)]),

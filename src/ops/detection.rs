@@ -117,11 +117,10 @@ fn combined_nms(ctx: &mut Ctx) -> OpResult<Lowered> {
 /// Boxes `[batch, size, 4]`, scores and classes `[batch, size]`, counts `[batch]` (int32).
 fn combined_nms_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let scores = inp.infos.get(1)?;
-    let batch = scores.shape.as_ref().and_then(|s| s.first().copied()).flatten();
+    let batch = scores.dim(0);
     let dtype = scores.dtype;
-    let one = |v: Option<Vec<Option<i64>>>| v.and_then(|v| v.first().copied().flatten());
-    let (per_class, total) = (one(inp.ints(2)), one(inp.ints(3)));
-    let classes = scores.shape.as_ref().and_then(|s| s.get(2).copied()).flatten();
+    let (per_class, total) = (inp.scalar_int(2), inp.scalar_int(3));
+    let classes = scores.dim(2);
     let size = if inp.node.attr_bool_or("pad_per_class", false).ok()? {
         let all = per_class.zip(classes).and_then(|(p, c)| p.checked_mul(i64::try_from(c).ok()?));
         total.zip(all).map(|(t, all)| t.min(all))

@@ -96,6 +96,11 @@ impl OpInputs<'_> {
         self.partials.get(i).copied().flatten().map(|p| p.values.clone())
     }
 
+    /// The first entry of input `i` (a scalar, e.g. a count) when known.
+    pub fn scalar_int(&self, i: usize) -> Option<i64> {
+        self.ints(i)?.first().copied().flatten()
+    }
+
     pub fn const_ints(&self, i: usize) -> Option<Vec<i64>> {
         self.consts.get(i).copied().flatten().and_then(|t| t.to_i64())
     }

@@ -121,8 +121,7 @@ fn sparse_reshape(ctx: &mut Ctx) -> OpResult<Lowered> {
 
 /// `[n, new rank]` and `[new rank]`, int64.
 fn sparse_reshape_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
-    let n = inp.infos.first()?.shape.as_ref().and_then(|s| s.first().copied()).flatten();
-    let rank = inp.infos.get(2)?.shape.as_ref().and_then(|s| s.first().copied()).flatten();
+    let (n, rank) = (inp.infos.first()?.dim(0), inp.infos.get(2)?.dim(0));
     Some(vec![
         ValueInfo { dtype: Some(DType::I64), shape: Some(vec![n, rank]) },
         ValueInfo { dtype: Some(DType::I64), shape: Some(vec![rank]) },
@@ -140,11 +139,8 @@ fn fill_empty_rows(ctx: &mut Ctx) -> OpResult<Lowered> {
 
 /// `[n', rank]` int64, `[n']` values, `[rows]` bool, `[n]` int64.
 fn fill_empty_rows_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
-    let indices = inp.infos.first()?.shape.clone();
-    let n = indices.as_ref().and_then(|s| s.first().copied()).flatten();
-    let rank = indices.as_ref().and_then(|s| s.get(1).copied()).flatten();
-    let rows = inp.ints(2).and_then(|v| v.first().copied().flatten());
-    let rows = rows.and_then(|r| usize::try_from(r).ok());
+    let (n, rank) = (inp.infos.first()?.dim(0), inp.infos.first()?.dim(1));
+    let rows = inp.scalar_int(2).and_then(|r| usize::try_from(r).ok());
     Some(vec![
         ValueInfo { dtype: Some(DType::I64), shape: Some(vec![None, rank]) },
         ValueInfo { dtype: inp.infos.get(1)?.dtype, shape: Some(vec![None]) },
@@ -345,10 +341,7 @@ fn segment_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
             (true, true) => Some(3),
             (false, true) => Some(2),
         };
-    let count = count_at
-        .and_then(|i| inp.ints(i))
-        .and_then(|v| v.first().copied().flatten())
-        .and_then(|n| usize::try_from(n).ok());
+    let count = count_at.and_then(|i| inp.scalar_int(i)).and_then(|n| usize::try_from(n).ok());
     let mut out = vec![count];
     out.extend(shape.get(1..)?);
     Some(vec![ValueInfo { dtype: data.dtype, shape: Some(out) }])
@@ -357,8 +350,7 @@ fn segment_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
 /// `[size]` of a vector, `[rows, size]` of a matrix; the dtype of the weights.
 fn bincount_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let values = inp.infos.first()?.shape.as_ref()?;
-    let size = inp.ints(1).and_then(|v| v.first().copied().flatten());
-    let size = size.and_then(|n| usize::try_from(n).ok());
+    let size = inp.scalar_int(1).and_then(|n| usize::try_from(n).ok());
     let mut shape = values[..values.len().saturating_sub(1)].to_vec();
     shape.push(size);
     Some(vec![ValueInfo { dtype: inp.infos.get(2)?.dtype, shape: Some(shape) }])
