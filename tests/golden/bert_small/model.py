@@ -62,15 +62,15 @@ class KerasHubBertSmall(nn.Module):
     def forward(
         self,
         token_ids: torch.Tensor,
-        padding_mask: torch.Tensor,
         segment_ids: torch.Tensor,
+        padding_mask: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Runs the model on TF's inputs, with their dtypes and shapes (channels last).
 
         Args:
             token_ids: int32 [None, 32]
-            padding_mask: int32 [None, 32]
             segment_ids: int32 [None, 32]
+            padding_mask: int32 [None, 32]
 
         Returns:
             0: float32 [None, 32, 256]
