@@ -675,22 +675,39 @@ fn einsum_linear(ctx: &mut Ctx, w: Tensor, c: usize, order: &[usize]) -> OpResul
 
 fn einsum_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let eq = inp.node.attr_str("equation").ok()?;
-    let (ins, out) = einsum_parts(&eq)?;
+    let (lhs, out) = eq.split_once("->")?;
     let mut size: std::collections::BTreeMap<char, Option<usize>> =
         std::collections::BTreeMap::new();
-    for (k, sub) in ins.iter().enumerate() {
+    // The axes `...` stands for in each input broadcast together (aligned at the right).
+    let mut ellipsis: Option<Vec<Option<usize>>> = None;
+    for (k, sub) in lhs.split(',').enumerate() {
         let s = shape_of(inp, k)?;
-        if s.len() != sub.len() {
+        let (before, after) = sub.split_once("...").unwrap_or((sub, ""));
+        let labels = before.len() + after.len();
+        if sub.contains("...") {
+            let dims = s.get(before.len()..s.len().checked_sub(after.len())?)?;
+            ellipsis = crate::ops::util::broadcast(
+                &Some(ellipsis.unwrap_or_default()),
+                &Some(dims.to_vec()),
+            );
+        } else if s.len() != labels {
             return None;
         }
-        for (ch, d) in sub.chars().zip(s) {
-            let e = size.entry(ch).or_insert(d);
+        let tail = &s[s.len() - after.len()..];
+        for (ch, d) in before.chars().zip(&s).chain(after.chars().zip(tail)) {
+            let e = size.entry(ch).or_insert(*d);
             if e.is_none() {
-                *e = d;
+                *e = *d;
             }
         }
     }
-    let shape = out.chars().map(|c| size.get(&c).copied().flatten()).collect();
+    let (before, after) = out.split_once("...").unwrap_or((out, ""));
+    let label = |c: char| size.get(&c).copied().flatten();
+    let mut shape: Vec<Option<usize>> = before.chars().map(label).collect();
+    if out.contains("...") {
+        shape.extend(ellipsis?);
+    }
+    shape.extend(after.chars().map(label));
     Some(vec![ValueInfo { dtype: inp.infos.first()?.dtype, shape: Some(shape) }])
 }
 
@@ -771,6 +788,28 @@ mod tests {
         x = self.output(x.flatten(-2))
         return x
         ");
+    }
+
+    /// `...` in an equation stands for the axes the inputs broadcast together (RoFormer's
+    /// positions times frequencies, `...,a->...a`): the result's rank is known.
+    #[test]
+    fn einsum_with_an_ellipsis_has_a_shape() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 5]);
+        let f = g.constant("f", weights(&[3]));
+        let eq = ("equation", string("...,a->...a"));
+        let y = g.op("outer", "Einsum", &[x, f], &[eq, ("N", int(2))]);
+        let eq = ("equation", string("a...c,c->...a"));
+        let z = g.op("lead", "Einsum", &[y, f], &[eq, ("N", int(2))]);
+        let fold = crate::passes::fold_and_infer;
+        assert_snapshot!(g.after_passes(&[y, z], &[fold]), @r#"
+        inputs: x:0
+        outputs: outer:0, lead:0
+        x = Placeholder -> float32 [?, 5]
+        f = Const -> float32 [3]
+        outer = Einsum(x:0, f:0) {N=2, equation="...,a->...a"} -> float32 [?, 5, 3]
+        lead = Einsum(outer:0, f:0) {N=2, equation="a...c,c->...a"} -> float32 [5, ?]
+        "#);
     }
 
     /// Per batch entry, with an axis between the batch axis and the gather axis: that axis is

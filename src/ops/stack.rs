@@ -2,7 +2,7 @@
 //! `Pack` → `torch.stack`. Both fold when they assemble shape vectors.
 
 use crate::ir::{Dim, Partial, ValueInfo};
-use crate::ops::contract::{Ctx, Layout, Lowered, OpResult, TranslateError};
+use crate::ops::contract::{Ctx, Layout, Lowered, OpResult};
 use crate::ops::sizes::{is_host, is_host_value};
 use crate::ops::util::{norm_axis, phys_axis, torch_attr};
 use crate::ops::{Folded, OpDef, OpInputs, op};
@@ -125,7 +125,12 @@ fn pack(ctx: &mut Ctx) -> OpResult<Lowered> {
     let axis = match (axis, ctx.rank(0)) {
         (a, _) if a >= 0 => a as usize,
         (a, Some(rank)) => norm_axis(a, rank + 1)?,
-        (_, None) => return Err(TranslateError::UnknownRank),
+        (a, None) => {
+            // torch counts a negative dim from the end of the output, as TF does.
+            let items = (0..n).map(|i| tensor_input(ctx, i)).collect::<OpResult<Vec<_>>>()?;
+            let expr = Expr::call_kw("torch.stack", vec![list(items)], vec![("dim", Expr::int(a))]);
+            return Ok(Lowered::Expr { expr, layout: Layout::Tf });
+        }
     };
     if axis == 0
         && let Some(item_rank @ (0 | 1)) = ctx.rank(0)
@@ -173,7 +178,8 @@ fn tensor_input(ctx: &mut Ctx, i: usize) -> OpResult<Expr> {
 
 fn pack_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let first = inp.infos.first()?;
-    let mut shape = first.shape.clone()?;
+    // Every input has the same shape: any one that is known gives it.
+    let mut shape = inp.infos.iter().find_map(|i| i.shape.clone())?;
     let axis = norm_axis(inp.node.attr_int_or("axis", 0).ok()?, shape.len() + 1).ok()?;
     shape.insert(axis, Some(inp.infos.len()));
     Some(vec![ValueInfo { dtype: first.dtype, shape: Some(shape) }])
@@ -229,6 +235,20 @@ mod tests {
         assert_snapshot!(g.lower(&[p]), @"
         ---
         x = torch.stack([a, b], dim=1)
+        return x
+        ");
+    }
+
+    #[test]
+    fn pack_on_a_negative_axis_needs_no_rank() {
+        let mut g = TestGraph::new();
+        let a = g.unranked_input("a");
+        let s = g.op("sin", "Sin", &[a], &[]);
+        let p = g.op("stack", "Pack", &[a, s], &[("axis", int(-1)), ("N", int(2))]);
+        assert_snapshot!(g.lower(&[p]), @"
+        ---
+        x = torch.sin(a)
+        x = torch.stack([a, x], dim=-1)
         return x
         ");
     }
