@@ -37,6 +37,7 @@ pub mod sizes;
 mod slice;
 mod space_batch;
 mod stack;
+mod update_slice;
 pub mod util;
 mod window;
 
@@ -219,6 +220,7 @@ const FAMILIES: &[&[OpDef]] = &[
     scan::OPS,
     partition::OPS,
     scatter::OPS,
+    update_slice::OPS,
     sets::OPS,
     quantize::OPS,
     ragged::OPS,

@@ -67,6 +67,7 @@ const HELPERS: &[&str] = &[
     "conv_transpose_sized",
     "crop_and_resize",
     "ctc_greedy_decoder",
+    "dynamic_update_slice",
     "matrix_diag",
     "matrix_diag_part",
     "matrix_set_diag",
