@@ -361,6 +361,7 @@ impl<'a> Lowerer<'a> {
                 .methods
                 .push(pending.method(&|items| Self::statements(items, &stub_kwargs)));
         }
+        blocks::hoist_foreign(&mut stmts, &mut self.spans);
         self.summary.blocks = blocks::extract(&mut self.module, &mut stmts, &self.spans, &outs);
         let (body, stacks) =
             blocks::stacks::extract(&mut self.module, stmts, &mut outs, |segment, live| {

@@ -11,7 +11,7 @@ from conftest import GENERATED_DIR, assert_parity, ruff, run_cli
 COND = ["cond_function", "cond_function_saved", "cond_keras_layer", "cond_keras_layer_saved", "cond_tf1"]
 COND += ["case_function", "case_function_saved"]
 # keras-hub backbones with a run-time batch and sequence length.
-DECODERS = ["keras_hub_gpt2", "keras_hub_llama", "keras_hub_gemma", "keras_hub_deberta", "keras_hub_fnet"]
+DECODERS = ["keras_hub_gpt2", "keras_hub_llama", "keras_hub_gemma", "keras_hub_deberta", "keras_hub_fnet", "keras_hub_esm2"]
 DYNAMIC = ["dyn_class_token", "dyn_reshape", "dyn_fill_pack", "dyn_data_sizes", "dyn_resize_like", "dyn_pad_slice", "dyn_upsample", "dtypes_kept", "any_size_mobilenet"]
 
 
@@ -66,6 +66,18 @@ def test_llama_norms_are_rms_norm_layers(tmp_path):
     code = (out / "model.py").read_text()
     assert "nn.RMSNorm(32, eps=1e-6)" in code, code
     assert "rsqrt" not in code and "torch.pow" not in code, code
+
+
+def test_a_mask_every_layer_reads_is_computed_before_the_layers(tmp_path):
+    """ESM-2's padding mask (`token_ids != 0`) is first needed inside the first layer, where
+    TF's order puts it; it moves above the layers, so the first layer is an instance of the
+    layer class like the others (parity is the decoder test above)."""
+    out = tmp_path / "out"
+    run_cli("convert", source("keras_hub_esm2"), "-o", out)
+    code = (out / "model.py").read_text()
+    assert "nn.ModuleList([TransformerLayer() for _ in range(2)])" in code, code
+    top = code.split("class KerasHubEsm2")[1]
+    assert "token_ids != 0" in top and "transformer_layer_0" not in top, code
 
 
 @pytest.mark.parametrize("name", ["keras_hub_gpt2", "keras_hub_llama"])

@@ -13,7 +13,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use heck::ToUpperCamelCase;
 
 mod class;
+mod hoist;
 pub mod stacks;
+
+pub use hoist::hoist_foreign;
 
 use self::class::{Instances, build_class};
 use super::Span;
@@ -394,6 +397,8 @@ pub fn extract(
 #[cfg(test)]
 mod tests {
     use super::local_name;
+    use crate::proto::AttrValue;
+    use crate::proto::attr_value::Value;
     use crate::testing::*;
     use insta::assert_snapshot;
 
@@ -413,6 +418,53 @@ mod tests {
 
     /// Three sibling residual blocks; the first reads the permuted input, so its statements
     /// differ and it stays inline, the other two share a class.
+    /// A mask computed from the model input where the first layer first needs it, read by
+    /// every layer: it moves above the first layer, which becomes an instance too.
+    #[test]
+    fn a_shared_mask_moves_out_of_the_first_block() {
+        let mut g = TestGraph::new();
+        let mut x = g.input("x", &[-1, 5, 8]);
+        let ids = g.typed_input("ids", &[-1, 5], crate::tensor::DType::I32);
+        let zero = g.constant("zero", int_tensor(&[], &[0]));
+        let axis = g.constant("axis", int_tensor(&[], &[-1]));
+        let mut mask = None;
+        for b in 0..2 {
+            let w = g.constant(&format!("w{b}"), weights(&[8, 8]));
+            let y = g.op(&format!("m/layer_{b}/dense/MatMul"), "BatchMatMulV2", &[x, w], &[]);
+            // Deeper than the mask, so computed first: the mask lands inside the layer.
+            let y = g.op(&format!("m/layer_{b}/tanh"), "Tanh", &[y], &[]);
+            let y = g.op(&format!("m/layer_{b}/sigmoid"), "Sigmoid", &[y], &[]);
+            let m = *mask.get_or_insert_with(|| {
+                let ne = g.op("m/mask/NotEqual", "NotEqual", &[ids, zero], &[]);
+                let float = AttrValue { value: Some(Value::Type(1)) };
+                let f = g.op("m/mask/Cast", "Cast", &[ne], &[("DstT", float)]);
+                g.op("m/mask/ExpandDims", "ExpandDims", &[f, axis], &[])
+            });
+            let y = g.op(&format!("m/layer_{b}/mul"), "Mul", &[y, m], &[]);
+            let y = g.op(&format!("m/layer_{b}/add"), "AddV2", &[x, y], &[]);
+            x = g.op(&format!("m/layer_{b}/relu"), "Relu", &[y], &[]);
+        }
+        assert_snapshot!(g.lower(&[x]), @"
+        class Layer():
+          self.dense = nn.Linear(8, 8, bias=False)
+          h = self.dense(x)
+          h = torch.tanh(h)
+          h = torch.sigmoid(h)
+          h = h * mask_3
+          h = x + h
+          relu = F.relu(h)
+          return relu (from x, mask_3)
+        self.layers = nn.ModuleList([Layer() for _ in range(2)])
+        # layers.0.dense.weight: [8, 8]
+        # layers.1.dense.weight: [8, 8]
+        ---
+        mask_3 = (ids != 0).to(torch.float32).unsqueeze(2)
+        for layer in self.layers:
+            x = layer(x, mask_3)
+        return x
+        ");
+    }
+
     #[test]
     fn sibling_blocks_share_a_class() {
         let mut g = TestGraph::new();

@@ -1,0 +1,109 @@
+//! Statements of another scope that landed inside a block: a mask computed from the model
+//! input where the first layer first needs it (ESM's `token_ids != 0`, read by every layer)
+//! splits that layer's statements, so it cannot become an instance of the layer class.
+//! Such statements move up, before the block, when nothing they read is computed in the
+//! block and no name they bind is one the block uses.
+
+use std::collections::BTreeSet;
+
+use super::candidates;
+use crate::lower::Span;
+use crate::py::Assign;
+
+/// Candidate blocks whose spans are contiguous (what [`super::extract`] can use).
+fn contiguous_count(spans: &[Span]) -> usize {
+    candidates(spans)
+        .values()
+        .filter(|c| {
+            let (first, last) = (c.spans[0], c.spans[c.spans.len() - 1]);
+            c.spans.len() >= 2 && last - first + 1 == c.spans.len()
+        })
+        .count()
+}
+
+/// Names a run of statements binds, and names it reads.
+fn bound_and_read(stmts: &[Assign]) -> (BTreeSet<&str>, BTreeSet<&str>) {
+    let mut bound = BTreeSet::new();
+    let mut read = BTreeSet::new();
+    for s in stmts {
+        read.extend(s.value.names());
+        bound.extend(s.target.bound_names());
+    }
+    (bound, read)
+}
+
+/// The spans in `order`, their statements moved with them (ranges renumbered).
+fn reordered(stmts: &[Assign], spans: &[Span], order: &[usize]) -> (Vec<Assign>, Vec<Span>) {
+    let mut out_stmts = Vec::with_capacity(stmts.len());
+    let mut out_spans = Vec::with_capacity(spans.len());
+    for &i in order {
+        let s = &spans[i];
+        let start = out_stmts.len();
+        out_stmts.extend_from_slice(&stmts[s.stmts.clone()]);
+        out_spans.push(Span { stmts: start..out_stmts.len(), ..s.clone() });
+    }
+    (out_stmts, out_spans)
+}
+
+/// For each block split by foreign statements, moves those before it where that is safe and
+/// leaves more blocks whole than before.
+pub fn hoist_foreign(stmts: &mut Vec<Assign>, spans: &mut Vec<Span>) {
+    // Spans must tile the statements for a reorder to keep every statement.
+    let tiles = spans.first().is_some_and(|s| s.stmts.start == 0)
+        && spans.windows(2).all(|w| w[0].stmts.end == w[1].stmts.start)
+        && spans.last().is_some_and(|s| s.stmts.end == stmts.len());
+    if !tiles {
+        return;
+    }
+    let mut whole = contiguous_count(spans);
+    // Each accepted move makes one more block whole, so this ends.
+    'retry: loop {
+        let split = candidates(spans)
+            .into_values()
+            .map(|c| c.spans)
+            .filter(|idx| idx.len() >= 2 && idx[idx.len() - 1] - idx[0] + 1 != idx.len());
+        for idx in split {
+            if let Some(order) = hoisted_order(stmts, spans, &idx) {
+                let (new_stmts, new_spans) = reordered(stmts, spans, &order);
+                let now = contiguous_count(&new_spans);
+                if now > whole {
+                    whole = now;
+                    *stmts = new_stmts;
+                    *spans = new_spans;
+                    continue 'retry;
+                }
+            }
+        }
+        return;
+    }
+}
+
+/// The span order with the foreign spans inside block `idx` moved before it, if that keeps
+/// every value's meaning.
+fn hoisted_order(stmts: &[Assign], spans: &[Span], idx: &[usize]) -> Option<Vec<usize>> {
+    let (first, last) = (idx[0], idx[idx.len() - 1]);
+    let inside: BTreeSet<usize> = idx.iter().copied().collect();
+    let foreign: Vec<usize> = (first..=last).filter(|i| !inside.contains(i)).collect();
+    for &f in &foreign {
+        let span = &spans[f];
+        if !span.movable || !span.layers.is_empty() || !span.buffers.is_empty() {
+            return None;
+        }
+        // The block's statements it moves above.
+        let passed: Vec<Assign> = (first..f)
+            .filter(|i| inside.contains(i))
+            .flat_map(|i| stmts[spans[i].stmts.clone()].iter().cloned())
+            .collect();
+        let (block_bound, block_read) = bound_and_read(&passed);
+        let (bound, read) = bound_and_read(&stmts[span.stmts.clone()]);
+        if !(read.is_disjoint(&block_bound)
+            && bound.is_disjoint(&block_bound)
+            && bound.is_disjoint(&block_read))
+        {
+            return None;
+        }
+    }
+    Some(
+        (0..first).chain(foreign).chain(idx.iter().copied()).chain(last + 1..spans.len()).collect(),
+    )
+}
