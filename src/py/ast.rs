@@ -220,7 +220,14 @@ impl Expr {
         Expr::Attribute(Box::new(self), name.to_string())
     }
 
+    /// `self[index]`; an entry of a tuple written out is that entry (`(0, n, 0)[1]` is `n`).
     pub fn index(self, index: Expr) -> Expr {
+        if let (Expr::Tuple(items), Some(k)) = (&self, index.as_int()) {
+            let k = if k < 0 { k + items.len() as i64 } else { k };
+            if let Some(item) = usize::try_from(k).ok().and_then(|k| items.get(k)) {
+                return item.clone();
+            }
+        }
         Expr::Subscript(Box::new(self), Box::new(index))
     }
 
@@ -633,6 +640,16 @@ mod tests {
             vec![("mode", Expr::str_lit("x"))],
         );
         assert_eq!(r, want);
+    }
+
+    #[test]
+    fn an_entry_of_a_written_out_tuple_is_the_entry() {
+        let t = || Expr::Tuple(vec![Expr::int(0), Expr::name("n"), Expr::int(2)]);
+        assert_eq!(t().index(Expr::int(1)), Expr::name("n"));
+        assert_eq!(t().index(Expr::int(-1)), Expr::int(2));
+        // Out of range, or read at run time: indexing stays (and fails as Python would).
+        assert!(matches!(t().index(Expr::int(3)), Expr::Subscript(..)));
+        assert!(matches!(t().index(Expr::name("k")), Expr::Subscript(..)));
     }
 
     #[test]
