@@ -208,7 +208,8 @@ impl Kernel {
         let x = x.abs();
         match self {
             Kernel::Lanczos(r) => {
-                const PI: f32 = 3.14159265359;
+                // TF's 3.14159265359 rounds to the same float.
+                use std::f32::consts::PI;
                 if x > r {
                     0.0
                 } else if x <= 1e-3 {
