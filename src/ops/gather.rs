@@ -9,7 +9,7 @@ use crate::ops::contract::{OpResult, TranslateError};
 use crate::ops::sizes::{scalar, sizes};
 use crate::ops::util::{norm_axis, output_count, same_as_input, torch_attr};
 use crate::ops::{Folded, OpDef, OpInputs, op};
-use crate::py::{BinOp, Expr};
+use crate::py::{BinOp, Expr, Lit};
 use crate::tensor::{DType, Tensor, Values};
 use crate::weights::Weight;
 
@@ -98,7 +98,7 @@ fn axis_range(x: &Expr, i: usize, dims: usize) -> Expr {
 }
 
 fn gather(ctx: &mut Ctx) -> OpResult<Lowered> {
-    let rank = ctx.rank(0).ok_or("params rank must be known")?;
+    let Some(rank) = ctx.rank(0) else { return gather_unranked(ctx) };
     let axis = norm_axis(scalar_int(ctx, 2, "axis")?, rank)?;
     if ctx.node().attr_int_or("batch_dims", 0)? != 0 {
         let ids_rank = ctx.rank(1).ok_or("indices rank must be known")?;
@@ -129,6 +129,30 @@ fn gather(ctx: &mut Ctx) -> OpResult<Lowered> {
     let ids = ctx.input_tf(1)?.method("long", vec![]);
     let mut index = vec![Expr::full_slice(); axis];
     index.push(ids);
+    Ok(Lowered::Expr { expr: params.index(Expr::index_of(index)), layout: Layout::Tf })
+}
+
+/// Params of unknown rank: the axis counted from the front (`x[:, ids]`) or from the end
+/// (`x[..., ids, :]`) needs no rank.
+fn gather_unranked(ctx: &mut Ctx) -> OpResult<Lowered> {
+    if ctx.node().attr_int_or("batch_dims", 0)? != 0 {
+        return Err("params rank must be known for batch_dims".into());
+    }
+    let axis = scalar_int(ctx, 2, "axis")?;
+    let params = ctx.input_tf(0)?;
+    let ids = ctx.input_tf(1)?.method("long", vec![]);
+    let index = if axis >= 0 {
+        let mut index = vec![Expr::full_slice(); axis as usize];
+        index.push(ids);
+        index
+    } else {
+        let mut index = vec![Expr::Lit(Lit::Ellipsis), ids];
+        index.extend(std::iter::repeat_n(Expr::full_slice(), (-axis - 1) as usize));
+        index
+    };
+    if index.len() > crate::ops::MAX_RANK + 1 {
+        return Err(format!("axis {axis} is past any tensor's rank").into());
+    }
     Ok(Lowered::Expr { expr: params.index(Expr::index_of(index)), layout: Layout::Tf })
 }
 
@@ -221,8 +245,15 @@ fn split_args(op: &str) -> (usize, usize) {
 
 fn split(ctx: &mut Ctx) -> OpResult<Lowered> {
     let (v, a) = split_args(&ctx.node().op);
-    let rank = ctx.rank(v).ok_or(TranslateError::UnknownRank)?;
-    let axis = norm_axis(scalar_int(ctx, a, "split_dim")?, rank)?;
+    let raw = scalar_int(ctx, a, "split_dim")?;
+    // In TF's layout torch counts the axis as TF does; the rank only gives the axis's size.
+    let (dim, axis_size) = match ctx.rank(v) {
+        Some(rank) => {
+            let axis = norm_axis(raw, rank)?;
+            (axis as i64, ctx.info(v).shape.and_then(|s| s[axis]))
+        }
+        None => (raw, None),
+    };
     let sizes = if ctx.node().op == "SplitV" {
         let Ok(s) = ctx.const_ints(1) else {
             // Sizes computed at run time are taken as they come: TF's one `-1` ("the rest")
@@ -230,15 +261,11 @@ fn split(ctx: &mut Ctx) -> OpResult<Lowered> {
             let sizes = sizes(ctx, 1)?.tuple();
             let x = ctx.input_tf(v)?;
             let expr =
-                Expr::call_kw("torch.split", vec![x, sizes], vec![("dim", Expr::int(axis as i64))]);
+                Expr::call_kw("torch.split", vec![x, sizes], vec![("dim", Expr::int(dim))]);
             return Ok(Lowered::Multi { expr, layout: Layout::Tf });
         };
         if s.contains(&-1) {
-            let total = ctx
-                .info(v)
-                .shape
-                .and_then(|s| s[axis])
-                .ok_or("split size -1 needs a static axis")?;
+            let total = axis_size.ok_or("split size -1 needs a static axis")?;
             let known: i64 = s.iter().filter(|&&x| x >= 0).sum();
             s.iter().map(|&x| if x < 0 { total as i64 - known } else { x }).collect()
         } else {
@@ -246,13 +273,13 @@ fn split(ctx: &mut Ctx) -> OpResult<Lowered> {
         }
     } else {
         let n = output_count(ctx.node(), "num_split")?;
-        let Some(total) = ctx.info(v).shape.and_then(|s| s[axis]) else {
+        let Some(total) = axis_size else {
             // TF requires equal parts, which is what `chunk` makes of a size it divides.
             let x = ctx.input_tf(v)?;
             let expr = x.method_kw(
                 "chunk",
                 vec![Expr::int(n as i64)],
-                vec![("dim", Expr::int(axis as i64))],
+                vec![("dim", Expr::int(dim))],
             );
             return Ok(Lowered::Multi { expr, layout: Layout::Tf });
         };
@@ -265,14 +292,18 @@ fn split(ctx: &mut Ctx) -> OpResult<Lowered> {
     let expr = Expr::call_kw(
         "torch.split",
         vec![x, Expr::List(sizes.iter().map(|&s| Expr::int(s)).collect())],
-        vec![("dim", Expr::int(axis as i64))],
+        vec![("dim", Expr::int(dim))],
     );
     Ok(Lowered::Multi { expr, layout: Layout::Tf })
 }
 
 fn split_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let (v, a) = split_args(&inp.node.op);
-    let s = shape_of(inp, v)?;
+    let Some(s) = shape_of(inp, v) else {
+        // Still `num_split` outputs: what `forward` unpacks.
+        let n = output_count(inp.node, "num_split").ok()?;
+        return Some(vec![ValueInfo { dtype: inp.infos.get(v)?.dtype, shape: None }; n]);
+    };
     let axis = norm_axis(*inp.const_ints(a)?.first()?, s.len()).ok()?;
     let sizes: Vec<Option<usize>> = if inp.node.op == "SplitV" {
         let total = s[axis];
@@ -336,17 +367,23 @@ fn split_fold(inp: &OpInputs) -> Option<Folded> {
 }
 
 fn unpack(ctx: &mut Ctx) -> OpResult<Lowered> {
-    let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
-    let axis = norm_axis(ctx.node().attr_int_or("axis", 0)?, rank)?;
+    let raw = ctx.node().attr_int_or("axis", 0)?;
+    // In TF's layout torch counts the axis as TF does: the rank only checks it.
+    let axis = match ctx.rank(0) {
+        Some(rank) => norm_axis(raw, rank)? as i64,
+        None => raw,
+    };
     let x = ctx.input_tf(0)?;
-    let expr = Expr::call_kw("torch.unbind", vec![x], vec![("dim", Expr::int(axis as i64))]);
+    let expr = Expr::call_kw("torch.unbind", vec![x], vec![("dim", Expr::int(axis))]);
     Ok(Lowered::Multi { expr, layout: Layout::Tf })
 }
 
 fn unpack_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
-    let s = shape_of(inp, 0)?;
-    let axis = norm_axis(inp.node.attr_int_or("axis", 0).ok()?, s.len()).ok()?;
     let n = output_count(inp.node, "num").ok()?;
+    let Some(s) = shape_of(inp, 0) else {
+        return Some(vec![ValueInfo { dtype: inp.infos.first()?.dtype, shape: None }; n]);
+    };
+    let axis = norm_axis(inp.node.attr_int_or("axis", 0).ok()?, s.len()).ok()?;
     if s[axis].is_some_and(|d| d != n) {
         return None;
     }
@@ -360,11 +397,15 @@ fn out_type(node: &crate::ir::Node) -> DType {
 }
 
 fn arg_reduce(ctx: &mut Ctx, method: &str) -> OpResult<Lowered> {
-    let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
-    let axis = norm_axis(scalar_int(ctx, 1, "dimension")?, rank)?;
+    let raw = scalar_int(ctx, 1, "dimension")?;
+    // In TF's layout torch counts an axis (from the end too) as TF does: no rank needed.
+    let axis = match ctx.rank(0) {
+        Some(rank) => norm_axis(raw, rank)? as i64,
+        None => raw,
+    };
     let dtype = out_type(ctx.node());
     let x = ctx.input_tf(0)?;
-    let mut expr = x.method(method, vec![Expr::int(axis as i64)]);
+    let mut expr = x.method(method, vec![Expr::int(axis)]);
     if dtype != DType::I64 {
         expr = expr.method("to", vec![torch_attr(dtype.torch_name().unwrap_or("int64"))]);
     }
@@ -728,12 +769,14 @@ fn top_k(ctx: &mut Ctx) -> OpResult<Lowered> {
 }
 
 fn top_k_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
-    let mut s = shape_of(inp, 0)?;
-    let k = inp.const_ints(1).and_then(|k| usize::try_from(*k.first()?).ok());
-    *s.last_mut()? = k;
+    // Two outputs whatever is known of the shape (an input of unknown rank too).
+    let s = shape_of(inp, 0).and_then(|mut s| {
+        *s.last_mut()? = inp.const_ints(1).and_then(|k| usize::try_from(*k.first()?).ok());
+        Some(s)
+    });
     Some(vec![
-        ValueInfo { dtype: inp.infos[0].dtype, shape: Some(s.clone()) },
-        ValueInfo { dtype: Some(DType::I32), shape: Some(s) },
+        ValueInfo { dtype: inp.infos.first()?.dtype, shape: s.clone() },
+        ValueInfo { dtype: Some(DType::I32), shape: s },
     ])
 }
 
@@ -787,6 +830,32 @@ mod tests {
         x = self.query(x).unflatten(-1, (2, 16))
         x = self.output(x.flatten(-2))
         return x
+        ");
+    }
+
+    /// Params of unknown rank: gathers, arg-reductions and splits on an axis counted from
+    /// either end, in TF's layout, where torch counts it the same way.
+    #[test]
+    fn axes_of_inputs_of_unknown_rank() {
+        let mut g = TestGraph::new();
+        let x = g.unranked_input("x");
+        let ids = g.constant("ids", int_tensor(&[2], &[2, 0]));
+        let at = |g: &mut TestGraph, a: i64| g.constant(&format!("axis{a}"), int_tensor(&[], &[a]));
+        let (back, front) = (at(&mut g, -2), at(&mut g, 1));
+        let a = g.op("a", "GatherV2", &[x, ids, back], &[]);
+        let b = g.op("b", "GatherV2", &[x, ids, front], &[]);
+        let c = g.op("c", "ArgMax", &[x, back], &[]);
+        let sizes = g.constant("sizes", int_tensor(&[2], &[1, 2]));
+        let d = g.op("d", "SplitV", &[x, sizes, back], &[("num_split", int(2))]);
+        assert_snapshot!(g.lower(&[a, b, c, d]), @"
+        self.ids_const: [2] int32
+        # ids_const: [2]
+        ---
+        h = x[..., self.ids_const.long(), :]
+        b = x[:, self.ids_const.long()]
+        c = x.argmax(-2)
+        d, _ = torch.split(x, [1, 2], dim=-2)
+        return h, b, c, d
         ");
     }
 

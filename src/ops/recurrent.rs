@@ -223,10 +223,14 @@ fn state(ctx: &mut Ctx, slot: usize) -> OpResult<Expr> {
 }
 
 fn reverse(ctx: &mut Ctx) -> OpResult<Lowered> {
-    let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
     let axes = ctx.const_ints(1)?;
-    let axes: Vec<i64> =
-        axes.iter().map(|&a| norm_axis(a, rank).map(|a| a as i64)).collect::<OpResult<_>>()?;
+    // In TF's layout torch's `flip` counts axes as TF does: the rank only checks them.
+    let axes: Vec<i64> = match ctx.rank(0) {
+        Some(rank) => {
+            axes.iter().map(|&a| norm_axis(a, rank).map(|a| a as i64)).collect::<OpResult<_>>()?
+        }
+        None => axes,
+    };
     let x = ctx.input_tf(0)?;
     Ok(Lowered::Expr { expr: x.method("flip", vec![Expr::ints(&axes)]), layout: Layout::Tf })
 }

@@ -42,7 +42,8 @@ fn reduce(ctx: &mut Ctx, method: &str) -> OpResult<Lowered> {
     let rank = match ctx.rank(0) {
         Some(r) => r,
         None if raw.iter().all(|&a| a >= 0) => raw.iter().max().map_or(0, |&m| m as usize + 1),
-        None => return Err("negative axes on an input of unknown rank".into()),
+        None if raw.iter().all(|&a| a < 0) => return reduce_from_the_end(ctx, method, &raw),
+        None => return Err("axes of both signs on an input of unknown rank".into()),
     };
     let axes = axes(ctx.node(), &raw, rank)?;
     let keep = keep_dims(ctx.node())?;
@@ -69,6 +70,26 @@ fn reduce(ctx: &mut Ctx, method: &str) -> OpResult<Lowered> {
     };
     let out_layout = if keep { layout } else { Layout::Tf };
     Ok(Lowered::Expr { expr, layout: out_layout })
+}
+
+/// Negative axes of an input of unknown rank: torch counts them from the end as TF does, in
+/// TF's layout.
+fn reduce_from_the_end(ctx: &mut Ctx, method: &str, raw: &[i64]) -> OpResult<Lowered> {
+    let mut dims = raw.to_vec();
+    dims.sort_unstable();
+    dims.dedup();
+    let keep = keep_dims(ctx.node())?;
+    let kwargs = if keep { vec![("keepdim", Expr::boolean(true))] } else { vec![] };
+    let x = ctx.input_tf(0)?;
+    let expr = if method == "prod" {
+        // One axis per call, the one farthest from the end first: the others keep their
+        // numbers counted from the end.
+        dims.iter().fold(x, |e, &d| e.method_kw("prod", vec![Expr::int(d)], kwargs.clone()))
+    } else {
+        let dim = if dims.len() == 1 { Expr::int(dims[0]) } else { Expr::ints(&dims) };
+        x.method_kw(method, vec![dim], kwargs)
+    };
+    Ok(Lowered::Expr { expr, layout: Layout::Tf })
 }
 
 /// Axes read at run time, in TF's layout: `x.sum(axes)`, where TF's empty list of axes
@@ -179,6 +200,23 @@ fn prod_fold(inp: &OpInputs) -> Option<crate::ops::Folded> {
 mod tests {
     use crate::testing::*;
     use insta::assert_snapshot;
+
+    /// Axes counted from the end need no rank: torch counts them as TF does; a product over
+    /// two takes the one farthest from the end first.
+    #[test]
+    fn negative_axes_of_an_input_of_unknown_rank() {
+        let mut g = TestGraph::new();
+        let x = g.unranked_input("x");
+        let axes = g.constant("axes", int_tensor(&[2], &[-1, -3]));
+        let s = g.op("sum", "Sum", &[x, axes], &[]);
+        let p = g.op("prod", "Prod", &[x, axes], &[]);
+        assert_snapshot!(g.lower(&[s, p]), @"
+        ---
+        h = x.sum((-3, -1))
+        prod = x.prod(-3).prod(-1)
+        return h, prod
+        ");
+    }
 
     fn reduce(op: &str, axes: &[i64], keep: bool) -> String {
         let mut g = TestGraph::new();
