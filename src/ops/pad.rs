@@ -24,7 +24,12 @@ fn pad_pairs(t: &Tensor, rank: usize) -> OpResult<Vec<(i64, i64)>> {
 }
 
 fn pad(ctx: &mut Ctx) -> OpResult<Lowered> {
-    let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
+    // The paddings, `[rank, 2]`, give the rank of an input whose shape is unknown.
+    let from_paddings = || ctx.info(1).shape.and_then(|s| s.first().copied().flatten());
+    let rank = ctx.rank(0).or_else(from_paddings).ok_or(TranslateError::UnknownRank)?;
+    if rank > crate::ops::MAX_RANK {
+        return Err(format!("paddings for {rank} axes, more than any tensor has").into());
+    }
     if !ctx.is_const(1) {
         return run_time_pad(ctx, rank);
     }

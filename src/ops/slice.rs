@@ -165,7 +165,12 @@ fn strided_slice(ctx: &mut Ctx) -> OpResult<Lowered> {
         let x = ctx.input(0)?.expr;
         return Ok(Lowered::Expr { expr: x.index(Expr::index_of(parts)), layout: Layout::Host });
     }
-    let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
+    // Without an ellipsis the entries address the leading axes whatever the rank: slice as
+    // many as they consume (Python indexing leaves the others whole, as TF does).
+    let new_axes = ctx.node().attr_int_or("new_axis_mask", 0)?;
+    let consumed = (ctx.node().attr_int_or("ellipsis_mask", 0)? == 0)
+        .then(|| (0..n).filter(|&i| i >= 63 || (new_axes >> i) & 1 == 0).count());
+    let rank = ctx.rank(0).or(consumed).ok_or(TranslateError::UnknownRank)?;
     let spec = slice_spec(ctx.node(), rank, &b, &e, &strides)?;
     let shape = ctx.info(0).shape.unwrap_or_default();
     // A list index beside an integer one makes both advanced indices, which can move the
@@ -476,12 +481,15 @@ fn slice_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
 /// `tf.roll(x, shift, axis)`: shifts and axes scalars or vectors, constant or Python ints
 /// computed at run time.
 fn roll(ctx: &mut Ctx) -> OpResult<Lowered> {
-    let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
     let axes = ctx.const_ints(2)?;
-    let axes = axes
-        .iter()
-        .map(|&a| crate::ops::util::norm_axis(a, rank).map(|a| Expr::int(a as i64)))
-        .collect::<OpResult<Vec<_>>>()?;
+    // In TF's layout torch counts axes as TF does: the rank only checks them.
+    let axes = match ctx.rank(0) {
+        Some(rank) => axes
+            .iter()
+            .map(|&a| crate::ops::util::norm_axis(a, rank).map(|a| Expr::int(a as i64)))
+            .collect::<OpResult<Vec<_>>>()?,
+        None => axes.into_iter().map(Expr::int).collect(),
+    };
     let shifts = match ctx.const_ints(1) {
         Ok(s) if s.len() == axes.len() => Expr::Tuple(s.into_iter().map(Expr::int).collect()),
         Ok(_) => return Err("one shift per axis".into()),
