@@ -236,7 +236,13 @@ fn perm_of(v: Vec<i64>, rank: usize) -> OpResult<Vec<usize>> {
 }
 
 fn transpose(ctx: &mut Ctx) -> OpResult<Lowered> {
-    let raw = ctx.const_ints(1)?;
+    let Ok(raw) = ctx.const_ints(1) else {
+        // A permutation computed at run time (`tf.vectorized_map` picks one with a `where`):
+        // read then, in TF's layout.
+        let perm = crate::ops::sizes::sizes(ctx, 1)?.tuple();
+        let x = ctx.input_tf(0)?;
+        return Ok(Lowered::Expr { expr: x.method("permute", vec![perm]), layout: Layout::Tf });
+    };
     // The permutation says the rank when nothing else does.
     let rank = ctx.rank(0).unwrap_or(raw.len());
     let perm = perm_of(raw, rank)?;
@@ -257,7 +263,11 @@ fn transpose(ctx: &mut Ctx) -> OpResult<Lowered> {
 fn transpose_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let x = inp.infos.first()?;
     let shape = x.shape.as_ref()?;
-    let perm = perm_of(inp.const_ints(1)?, shape.len()).ok()?;
+    let Some(raw) = inp.const_ints(1) else {
+        // Known at run time only: the rank stays.
+        return Some(vec![ValueInfo { dtype: x.dtype, shape: Some(vec![None; shape.len()]) }]);
+    };
+    let perm = perm_of(raw, shape.len()).ok()?;
     Some(vec![ValueInfo { dtype: x.dtype, shape: Some(perm.iter().map(|&p| shape[p]).collect()) }])
 }
 
@@ -433,6 +443,21 @@ mod tests {
         x = image.permute(0, 3, 1, 2)
         conv = self.conv(x)
         x = conv.permute(0, 2, 3, 1).reshape(conv.shape[0], -1)
+        return x
+        ");
+    }
+
+    /// A permutation read at run time is applied as it comes, in TF's layout.
+    #[test]
+    fn a_run_time_permutation() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 3, 4]);
+        let perm = g.typed_input("perm", &[3], crate::tensor::DType::I32);
+        let y = g.op("t", "Transpose", &[x, perm], &[]);
+        assert_snapshot!(g.lower(&[y]), @"
+        ---
+        perm_sizes = perm.tolist()
+        x = x.permute(perm_sizes)
         return x
         ");
     }
