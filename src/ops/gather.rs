@@ -138,7 +138,7 @@ fn gather_unranked(ctx: &mut Ctx) -> OpResult<Lowered> {
     if ctx.node().attr_int_or("batch_dims", 0)? != 0 {
         return Err("params rank must be known for batch_dims".into());
     }
-    let axis = scalar_int(ctx, 2, "axis")?;
+    let axis = crate::ops::util::unranked_axis(scalar_int(ctx, 2, "axis")?)?;
     let params = ctx.input_tf(0)?;
     let ids = ctx.input_tf(1)?.method("long", vec![]);
     let index = if axis >= 0 {
@@ -150,9 +150,6 @@ fn gather_unranked(ctx: &mut Ctx) -> OpResult<Lowered> {
         index.extend(std::iter::repeat_n(Expr::full_slice(), (-axis - 1) as usize));
         index
     };
-    if index.len() > crate::ops::MAX_RANK + 1 {
-        return Err(format!("axis {axis} is past any tensor's rank").into());
-    }
     Ok(Lowered::Expr { expr: params.index(Expr::index_of(index)), layout: Layout::Tf })
 }
 
@@ -252,7 +249,7 @@ fn split(ctx: &mut Ctx) -> OpResult<Lowered> {
             let axis = norm_axis(raw, rank)?;
             (axis as i64, ctx.info(v).shape.and_then(|s| s[axis]))
         }
-        None => (raw, None),
+        None => (crate::ops::util::unranked_axis(raw)?, None),
     };
     let sizes = if ctx.node().op == "SplitV" {
         let Ok(s) = ctx.const_ints(1) else {
@@ -260,8 +257,7 @@ fn split(ctx: &mut Ctx) -> OpResult<Lowered> {
             // is not resolved there, and torch.split rejects it with a clear error.
             let sizes = sizes(ctx, 1)?.tuple();
             let x = ctx.input_tf(v)?;
-            let expr =
-                Expr::call_kw("torch.split", vec![x, sizes], vec![("dim", Expr::int(dim))]);
+            let expr = Expr::call_kw("torch.split", vec![x, sizes], vec![("dim", Expr::int(dim))]);
             return Ok(Lowered::Multi { expr, layout: Layout::Tf });
         };
         if s.contains(&-1) {
@@ -276,11 +272,8 @@ fn split(ctx: &mut Ctx) -> OpResult<Lowered> {
         let Some(total) = axis_size else {
             // TF requires equal parts, which is what `chunk` makes of a size it divides.
             let x = ctx.input_tf(v)?;
-            let expr = x.method_kw(
-                "chunk",
-                vec![Expr::int(n as i64)],
-                vec![("dim", Expr::int(dim))],
-            );
+            let expr =
+                x.method_kw("chunk", vec![Expr::int(n as i64)], vec![("dim", Expr::int(dim))]);
             return Ok(Lowered::Multi { expr, layout: Layout::Tf });
         };
         if total % n != 0 {
@@ -371,7 +364,7 @@ fn unpack(ctx: &mut Ctx) -> OpResult<Lowered> {
     // In TF's layout torch counts the axis as TF does: the rank only checks it.
     let axis = match ctx.rank(0) {
         Some(rank) => norm_axis(raw, rank)? as i64,
-        None => raw,
+        None => crate::ops::util::unranked_axis(raw)?,
     };
     let x = ctx.input_tf(0)?;
     let expr = Expr::call_kw("torch.unbind", vec![x], vec![("dim", Expr::int(axis))]);
@@ -401,7 +394,7 @@ fn arg_reduce(ctx: &mut Ctx, method: &str) -> OpResult<Lowered> {
     // In TF's layout torch counts an axis (from the end too) as TF does: no rank needed.
     let axis = match ctx.rank(0) {
         Some(rank) => norm_axis(raw, rank)? as i64,
-        None => raw,
+        None => crate::ops::util::unranked_axis(raw)?,
     };
     let dtype = out_type(ctx.node());
     let x = ctx.input_tf(0)?;

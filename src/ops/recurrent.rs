@@ -229,7 +229,7 @@ fn reverse(ctx: &mut Ctx) -> OpResult<Lowered> {
         Some(rank) => {
             axes.iter().map(|&a| norm_axis(a, rank).map(|a| a as i64)).collect::<OpResult<_>>()?
         }
-        None => axes,
+        None => axes.into_iter().map(crate::ops::util::unranked_axis).collect::<OpResult<_>>()?,
     };
     let x = ctx.input_tf(0)?;
     Ok(Lowered::Expr { expr: x.method("flip", vec![Expr::ints(&axes)]), layout: Layout::Tf })

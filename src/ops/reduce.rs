@@ -75,7 +75,8 @@ fn reduce(ctx: &mut Ctx, method: &str) -> OpResult<Lowered> {
 /// Negative axes of an input of unknown rank: torch counts them from the end as TF does, in
 /// TF's layout.
 fn reduce_from_the_end(ctx: &mut Ctx, method: &str, raw: &[i64]) -> OpResult<Lowered> {
-    let mut dims = raw.to_vec();
+    let mut dims =
+        raw.iter().map(|&a| crate::ops::util::unranked_axis(a)).collect::<OpResult<Vec<_>>>()?;
     dims.sort_unstable();
     dims.dedup();
     let keep = keep_dims(ctx.node())?;

@@ -488,7 +488,10 @@ fn roll(ctx: &mut Ctx) -> OpResult<Lowered> {
             .iter()
             .map(|&a| crate::ops::util::norm_axis(a, rank).map(|a| Expr::int(a as i64)))
             .collect::<OpResult<Vec<_>>>()?,
-        None => axes.into_iter().map(Expr::int).collect(),
+        None => axes
+            .into_iter()
+            .map(|a| crate::ops::util::unranked_axis(a).map(Expr::int))
+            .collect::<OpResult<Vec<_>>>()?,
     };
     let shifts = match ctx.const_ints(1) {
         Ok(s) if s.len() == axes.len() => Expr::Tuple(s.into_iter().map(Expr::int).collect()),

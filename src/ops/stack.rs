@@ -128,7 +128,8 @@ fn pack(ctx: &mut Ctx) -> OpResult<Lowered> {
         (a, None) => {
             // torch counts a negative dim from the end of the output, as TF does.
             let items = (0..n).map(|i| tensor_input(ctx, i)).collect::<OpResult<Vec<_>>>()?;
-            let expr = Expr::call_kw("torch.stack", vec![list(items)], vec![("dim", Expr::int(a))]);
+            let dim = Expr::int(crate::ops::util::unranked_axis(a)?);
+            let expr = Expr::call_kw("torch.stack", vec![list(items)], vec![("dim", dim)]);
             return Ok(Lowered::Expr { expr, layout: Layout::Tf });
         }
     };

@@ -44,6 +44,17 @@ pub fn norm_axis(axis: i64, rank: usize) -> OpResult<usize> {
     }
 }
 
+/// An axis of an input of unknown rank, kept as TF counts it (torch counts the same way in
+/// TF's layout); one past any tensor's rank is refused here rather than at run time.
+pub fn unranked_axis(axis: i64) -> OpResult<i64> {
+    let limit = crate::ops::MAX_RANK as i64;
+    if (-limit..limit).contains(&axis) {
+        Ok(axis)
+    } else {
+        Err(format!("axis {axis} is past any tensor's rank").into())
+    }
+}
+
 /// The physical axis of TF axis `a` in a value of `rank` held in `layout`.
 pub fn phys_axis(a: usize, layout: Layout, rank: usize) -> usize {
     match layout {
@@ -159,5 +170,15 @@ mod tests {
         let a = Some(vec![None, Some(7), Some(7), Some(32)]);
         let b = Some(vec![Some(32)]);
         assert_eq!(broadcast(&a, &b), a);
+    }
+
+    /// A hostile axis on an input of unknown rank is refused at conversion (no overflow, no
+    /// literal torch rejects later).
+    #[test]
+    fn axes_of_unknown_rank_stay_within_any_rank() {
+        assert_eq!(unranked_axis(-1).unwrap(), -1);
+        assert_eq!(unranked_axis(3).unwrap(), 3);
+        assert!(unranked_axis(i64::MIN).is_err());
+        assert!(unranked_axis(crate::ops::MAX_RANK as i64).is_err());
     }
 }
