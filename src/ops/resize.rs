@@ -70,8 +70,25 @@ fn resize_by_matrices(ctx: &mut Ctx, kind: &str, align: bool, half: bool) -> OpR
     }
     let size = known_ints(ctx, 1).unwrap_or_default();
     let ([Some(oh), Some(ow)], (Some(h), Some(w))) = (&size[..], hw(&ctx.info(0).shape)) else {
-        if matches!(kind, "area" | "bicubic") {
-            return Err(format!("{kind} resizing needs static input and output sizes").into());
+        if kind == "area" {
+            return Err("area resizing needs static input and output sizes".into());
+        }
+        if kind == "bicubic" {
+            // The same weights, built at run time (templates/resize_bicubic.py).
+            ctx.require_class("resize_bicubic", include_str!("../../templates/resize_bicubic.py"));
+            let (x, size) =
+                (ctx.input_channels_first(0)?, crate::ops::sizes::sizes(ctx, 1)?.tuple());
+            let x =
+                if ctx.info(0).dtype == Some(DType::F32) { x } else { x.method("float", vec![]) };
+            let mut kwargs = Vec::new();
+            if align {
+                kwargs.push(("align_corners", Expr::boolean(true)));
+            }
+            if half {
+                kwargs.push(("half_pixel_centers", Expr::boolean(true)));
+            }
+            let expr = Expr::call_kw("resize_bicubic", vec![x, size], kwargs);
+            return Ok(Lowered::Expr { expr, layout: Layout::ChannelsFirst });
         }
         // Sizes known only at run time: the same rule, computed then.
         ctx.require_class("resize_legacy", include_str!("../../templates/resize_legacy.py"));
@@ -431,6 +448,22 @@ mod tests {
         x = x.permute(0, 3, 1, 2)
         x = self.resize_bicubic_rows @ x @ self.resize_bicubic_cols
         x = x.permute(0, 2, 3, 1)
+        return x
+        ");
+    }
+
+    /// Sizes known only at run time: the same weights, built then by a helper.
+    #[test]
+    fn bicubic_at_run_time_sizes_is_the_helper() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 4, 6, 3]);
+        let size = g.typed_input("size", &[2], crate::tensor::DType::I32);
+        let y = g.op("resize/ResizeBicubic", "ResizeBicubic", &[x, size], &[]);
+        assert_snapshot!(g.lower(&[y]), @"
+        ---
+        x = x.permute(0, 3, 1, 2)
+        size_sizes = size.tolist()
+        x = resize_bicubic(x, size_sizes).permute(0, 2, 3, 1)
         return x
         ");
     }

@@ -78,6 +78,7 @@ const HELPERS: &[&str] = &[
     "ragged_range",
     "ragged_to_dense",
     "ragged_to_sparse",
+    "resize_bicubic",
     "resize_legacy",
     "rotate_half",
     "set_operation",
