@@ -230,16 +230,59 @@ impl<'a> Lowerer<'a> {
             .unwrap_or_default()
     }
 
-    /// Keras 3 traced inside a `tf.function` names every layer scope `<layer>_1`; when every
-    /// layer scope carries that suffix it is noise, and layer names read as in Keras without it.
+    /// Keras 3 traced inside a `tf.function` names every layer scope `<layer>_1` (`_2` for a
+    /// layer's second call: T5's shared token embedding); when every layer scope carries such
+    /// a call number, `_1` is noise, and layer names read as in Keras without it.
     pub(super) fn every_scope_has_call_suffix(&self, order: &[NodeIndex]) -> bool {
-        let mut any = false;
+        let numbered = |s: &str| {
+            s.rsplit_once('_').is_some_and(|(base, k)| {
+                !base.is_empty() && !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit())
+            })
+        };
+        let mut first_call = false;
         for (_, layer) in self.scoped_nodes(order) {
-            if !layer.ends_with("_1") {
+            if !numbered(layer) {
                 return false;
             }
-            any = true;
+            first_call |= layer.ends_with("_1");
         }
-        any
+        first_call
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::tensor::DType;
+    use crate::testing::*;
+    use insta::assert_snapshot;
+
+    /// Keras 3 numbers each call of a layer (`_1`, and `_2` for a shared embedding's second
+    /// call): the first call's `_1` is dropped from every name, the second's number stays.
+    #[test]
+    fn keras_call_numbers_leave_the_names() {
+        let mut g = TestGraph::new();
+        let ids = g.typed_input("ids", &[-1, 4], DType::I32);
+        let table = g.constant("m/emb/table", weights(&[10, 8]));
+        let axis = g.constant("axis", int_tensor(&[], &[0]));
+        let a = g.op("m/emb_1/GatherV2", "GatherV2", &[table, ids, axis], &[]);
+        let w = g.constant("m/dense/kernel", weights(&[8, 8]));
+        let a = g.op("m/dense_1/MatMul", "BatchMatMulV2", &[a, w], &[]);
+        let table2 = g.constant("m/emb/table2", weights(&[10, 8]));
+        let b = g.op("m/emb_2/GatherV2", "GatherV2", &[table2, ids, axis], &[]);
+        let y = g.op("m/add_1/add", "AddV2", &[a, b], &[]);
+        assert_snapshot!(g.lower(&[y]), @"
+        self.emb = nn.Embedding(10, 8)
+        self.dense = nn.Linear(8, 8, bias=False)
+        self.emb_2 = nn.Embedding(10, 8)
+        # emb.weight: [10, 8]
+        # dense.weight: [8, 8]
+        # emb_2.weight: [10, 8]
+        ---
+        x = self.emb(ids.long())
+        x = self.dense(x)
+        emb_2 = self.emb_2(ids.long())
+        x = x + emb_2
+        return x
+        ");
     }
 }
