@@ -103,18 +103,7 @@ fn resize_by_matrices(ctx: &mut Ctx, kind: &str, align: bool, half: bool) -> OpR
         let expr = Expr::call_kw("resize_legacy", vec![x, size], kwargs);
         return Ok(Lowered::Expr { expr, layout: Layout::ChannelsFirst });
     };
-    let (oh, ow) = (*oh, *ow);
-    let in_range = |o: i64| usize::try_from(o).ok().filter(|&o| o > 0);
-    let (Some(oh), Some(ow)) = (in_range(oh), in_range(ow)) else {
-        return Err(format!("output size [{oh}, {ow}] must be positive").into());
-    };
-    if h == 0
-        || w == 0
-        || !crate::tensor::computed_fits(&[oh, h])
-        || !crate::tensor::computed_fits(&[ow, w])
-    {
-        return Err(format!("resizing [{h}, {w}] to [{oh}, {ow}] needs matrices too large").into());
-    }
+    let [oh, ow] = matrix_sizes([*oh, *ow], [h, w])?;
     let rule = |n: usize, o: usize| {
         match kind {
             "area" => Rule::Area,
@@ -126,6 +115,20 @@ fn resize_by_matrices(ctx: &mut Ctx, kind: &str, align: bool, half: bool) -> OpR
     };
     let matrix = |n: usize, o: usize| interpolation_matrix(&rule(n, o), n, o);
     matrices_applied(ctx, [matrix(h, oh), matrix(w, ow)], [h, w], [oh, ow])
+}
+
+/// The output size as matrix dimensions: positive, and matrices `[OH, H]` and `[OW, W]` of a
+/// size this machine can hold (the sizes come from the file).
+fn matrix_sizes([oh, ow]: [i64; 2], [h, w]: [usize; 2]) -> OpResult<[usize; 2]> {
+    let positive = |o: i64| usize::try_from(o).ok().filter(|&o| o > 0);
+    let (Some(oh), Some(ow)) = (positive(oh), positive(ow)) else {
+        return Err(format!("output size [{oh}, {ow}] must be positive").into());
+    };
+    let fits = |o: usize, n: usize| n > 0 && crate::tensor::computed_fits(&[o, n]);
+    if !(fits(oh, h) && fits(ow, w)) {
+        return Err(format!("resizing [{h}, {w}] to [{oh}, {ow}] needs matrices too large").into());
+    }
+    Ok([oh, ow])
 }
 
 /// `rows @ x @ cols` with `rows` `[OH, H]` and `cols` `[W, OW]` as buffers.
@@ -395,17 +398,7 @@ fn scale_and_translate(ctx: &mut Ctx) -> OpResult<Lowered> {
     let ([Some(oh), Some(ow)], (Some(h), Some(w))) = (&size[..], hw(&ctx.info(0).shape)) else {
         return Err("ScaleAndTranslate needs static input and output sizes".into());
     };
-    let positive = |o: i64| usize::try_from(o).ok().filter(|&o| o > 0);
-    let (Some(oh), Some(ow)) = (positive(*oh), positive(*ow)) else {
-        return Err(format!("output size [{oh}, {ow}] must be positive").into());
-    };
-    if h == 0
-        || w == 0
-        || !crate::tensor::computed_fits(&[oh, h])
-        || !crate::tensor::computed_fits(&[ow, w])
-    {
-        return Err(format!("resizing [{h}, {w}] to [{oh}, {ow}] needs matrices too large").into());
-    }
+    let [oh, ow] = matrix_sizes([*oh, *ow], [h, w])?;
     let rule =
         |scale, translate| Rule::Kernel { kernel, scale, translate, antialias }.with_scale(1.0);
     let rows = interpolation_matrix(&rule(sy, ty), h, oh);
