@@ -1,0 +1,320 @@
+"""Converts keras-hub backbones no test uses (tiny configs, random weights and norm
+statistics) and compares each with TensorFlow at two input sizes: a measure of the general
+case, not a test. Needs the venv with TensorFlow and keras-hub (scripts/setup.sh WITH_TF=1).
+
+    .venv/bin/python scripts/sweep.py [--out DIR] [MODEL ...]   # default: every model below
+
+Prints one line per model: parity (max relative error over outputs and sizes) or the reason
+it failed, and the size of the generated model.py (lines, classes).
+"""
+
+import argparse
+import importlib.util
+import inspect
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "fixtures"))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+TEXT = {
+    "vocabulary_size": 500,
+    "num_layers": 2,
+    "hidden_dim": 32,
+    "intermediate_dim": 64,
+}
+TEXT_EXTRA = {
+    "num_heads": 2,
+    "num_query_heads": 2,
+    "num_key_value_heads": 1,
+    "head_dim": 16,
+    "max_sequence_length": 64,
+    "num_attention_heads": 2,
+    "embedding_dim": 32,
+    "num_experts": 4,
+    "top_k": 2,
+    "num_experts_per_tok": 2,
+    "moe_intermediate_dim": 32,
+    "shared_expert_intermediate_dim": 32,
+    "head_size": 16,
+    "vocab_size": 500,
+    "image_size": 32,
+    "sliding_window_size": 8,
+    "expert_intermediate_dim": 32,
+    "num_experts_per_token": 2,
+}
+IMAGE = (32, 32, 3)
+VISION = {
+    "ViTBackbone": {
+        "image_shape": IMAGE,
+        "patch_size": 8,
+        "num_layers": 2,
+        "num_heads": 2,
+        "hidden_dim": 32,
+        "mlp_dim": 64,
+    },
+    "DeiTBackbone": {
+        "image_shape": IMAGE,
+        "patch_size": 8,
+        "num_layers": 2,
+        "num_heads": 2,
+        "hidden_dim": 32,
+        "intermediate_dim": 64,
+    },
+    "DINOV2Backbone": {
+        "patch_size": 8,
+        "num_layers": 2,
+        "hidden_dim": 32,
+        "num_heads": 2,
+        "intermediate_dim": 64,
+        "image_shape": IMAGE,
+        "position_embedding_shape": IMAGE,
+        "num_register_tokens": 2,
+        "use_swiglu_ffn": True,
+    },
+    "MiTBackbone": {
+        "layerwise_depths": [1, 1],
+        "num_layers": 2,
+        "layerwise_num_heads": [1, 2],
+        "layerwise_sr_ratios": [2, 1],
+        "max_drop_path_rate": 0.0,
+        "layerwise_patch_sizes": [7, 3],
+        "layerwise_strides": [4, 2],
+        "image_shape": IMAGE,
+        "hidden_dims": [16, 32],
+    },
+    "SwinTransformerBackbone": {
+        "image_shape": IMAGE,
+        "embed_dim": 16,
+        "depths": [2, 2],
+        "num_heads": [1, 2],
+        "window_size": 4,
+        "patch_size": 2,
+        "drop_path": 0.0,
+    },
+    "ResNetBackbone": {
+        "input_conv_filters": [16],
+        "input_conv_kernel_sizes": [3],
+        "stackwise_num_filters": [64, 32],
+        "stackwise_num_blocks": [2, 2],
+        "stackwise_num_strides": [1, 2],
+        "block_type": "bottleneck_block",
+        "image_shape": IMAGE,
+    },
+    "CSPNetBackbone": {
+        "stem_filters": 16,
+        "stem_kernel_size": 3,
+        "stem_strides": 2,
+        "stackwise_depth": [1, 2],
+        "stackwise_strides": [2, 2],
+        "stackwise_num_filters": [32, 64],
+        "block_type": "dark_block",
+        "stage_type": "dark",
+        "image_shape": IMAGE,
+    },
+    "DenseNetBackbone": {
+        "stackwise_num_repeats": [2, 2],
+        "image_shape": IMAGE,
+        "growth_rate": 8,
+    },
+    "XceptionBackbone": {
+        "stackwise_conv_filters": [
+            [32, 64],
+            [64, 128],
+            [128, 128],
+            [128, 128],
+            [256, 256],
+        ],
+        "stackwise_pooling": [False, True, False, False, True],
+        "image_shape": IMAGE,
+    },
+    "ViTDetBackbone": {
+        "hidden_size": 32,
+        "num_layers": 2,
+        "intermediate_dim": 64,
+        "num_heads": 2,
+        "global_attention_layer_indices": [1],
+        "image_shape": IMAGE,
+        "patch_size": 4,
+        "num_output_channels": 16,
+        "window_size": 4,
+    },
+    "T5Backbone": dict(TEXT, num_heads=2),
+    "BartBackbone": dict(TEXT, num_heads=2, max_sequence_length=64),
+    "WhisperBackbone": dict(
+        TEXT,
+        num_heads=2,
+        num_mels=16,
+        max_encoder_sequence_length=32,
+        max_decoder_sequence_length=32,
+    ),
+}
+TEXT_MODELS = [
+    "GPTNeoXBackbone",
+    "Llama3Backbone",
+    "Qwen2Backbone",
+    "Qwen3Backbone",
+    "MixtralBackbone",
+    "QwenMoeBackbone",
+    "Qwen3MoeBackbone",
+    "GptOssBackbone",
+    "Gemma3Backbone",
+    "RoformerV2Backbone",
+    "XLMRobertaBackbone",
+    "ESM2Backbone",
+    "ElectraBackbone",
+    "XLNetBackbone",
+]
+
+
+def build(name):
+    import keras
+    import keras_hub
+
+    keras.utils.set_random_seed(1234)
+    cls = getattr(keras_hub.models, name)
+    if name in VISION:
+        return cls(**VISION[name])
+    params = inspect.signature(cls.__init__).parameters
+    config = {k: v for k, v in {**TEXT, **TEXT_EXTRA}.items() if k in params}
+    return cls(**config)
+
+
+def randomise(model, r):
+    import numpy as np
+
+    for v in model.weights:
+        if any(k in v.path for k in ("bias", "beta", "moving_mean")):
+            v.assign(r.normal(0, 0.1, v.shape).astype(np.float32))
+        elif any(k in v.path for k in ("gamma", "moving_var")) or (
+            v.path.endswith("scale") and "layer_scale" not in v.path
+        ):
+            v.assign(r.uniform(0.5, 1.5, v.shape).astype(np.float32))
+
+
+def feeds(model, keys, r):
+    import numpy as np
+
+    def one(batch, length):
+        out = []
+        for key, t in zip(keys, model_inputs(model)):
+            shape = [batch] + [d if d is not None else length for d in t.shape[1:]]
+            if "padding_mask" in key:
+                a = np.ones(shape, np.int32)
+                a[-1, length // 2 :] = 0
+            elif "int" in str(t.dtype):
+                a = r.randint(0, 2 if "segment" in key else 500, shape).astype(np.int32)
+            else:
+                a = r.uniform(-1, 1, shape).astype(np.float32)
+            out.append(a)
+        return out
+
+    return [one(2, 12), one(1, 7)]
+
+
+def model_inputs(model):
+    return (
+        [model.input[k] for k in model.input]
+        if isinstance(model.input, dict)
+        else [model.input]
+    )
+
+
+def check(out, npz, keys):
+    """Max relative error of the module in `out` on the inputs in `npz` (fed by name)."""
+    import numpy as np
+    import torch
+
+    spec = importlib.util.spec_from_file_location(
+        "swept", os.path.join(out, "model.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    m = module.load_model()
+    data = np.load(npz)
+    by_name = {k: torch.from_numpy(data[f"input_{i}"]) for i, k in enumerate(keys)}
+    params = list(inspect.signature(m.forward).parameters)
+    with torch.no_grad():
+        got = m(*[by_name[p] for p in params])
+    got = list(got) if isinstance(got, (tuple, list)) else [got]
+    errors = []
+    for i, g in enumerate(got):
+        want = data[f"output_{i}"]
+        if g.shape != want.shape:
+            raise AssertionError(
+                f"output {i}: shape {tuple(g.shape)}, TF's {want.shape}"
+            )
+        errors.append(
+            float(np.abs(g.numpy() - want).max() / (np.abs(want).max() + 1e-12))
+        )
+    return max(errors)
+
+
+def sweep(name, out_dir):
+    import general
+    import numpy as np
+    import tensorflow as tf
+
+    model = build(name)
+    randomise(model, np.random.RandomState(7))
+    dict_input = isinstance(model.input, dict)
+    keys = list(model.input) if dict_input else ["images"]
+    specs = [
+        general.spec(None, *t.shape[1:], dtype=tf.as_dtype(t.dtype), name=k)
+        for k, t in zip(keys, model_inputs(model))
+    ]
+
+    def fn(*args):
+        o = model(dict(zip(keys, args)) if dict_input else args[0], training=False)
+        return [o[k] for k in sorted(o)] if isinstance(o, dict) else o
+
+    stem = name.removesuffix("Backbone").lower()
+    general.frozen(
+        out_dir, stem, fn, specs, feeds(model, keys, np.random.RandomState(8))
+    )
+    out = os.path.join(out_dir, f"out_{stem}")
+    binary = os.path.join(ROOT, "target", "release", "tf2torch")
+    proc = subprocess.run(
+        [
+            binary,
+            "convert",
+            os.path.join(out_dir, stem + ".pb"),
+            "-o",
+            out,
+            "--strict",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode:
+        return f"convert failed: {proc.stderr.strip().splitlines()[-1]}"
+    error = max(
+        check(out, os.path.join(out_dir, stem + s + ".npz"), keys) for s in ("", "_b")
+    )
+    with open(os.path.join(out, "model.py")) as f:
+        code = f.read()
+    status = "ok" if error <= 1e-4 else "MISMATCH"
+    return f"{status} {error:.2g}  ({code.count(chr(10))} lines, {code.count(chr(10) + 'class ')} classes)"
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default=os.path.join(ROOT, "build", "sweep"))
+    p.add_argument("models", nargs="*", default=TEXT_MODELS + list(VISION))
+    args = p.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    for name in args.models:
+        try:
+            result = sweep(name, args.out)
+        # A model keras-hub cannot build here, or any error running it: reported, and on.
+        except Exception as e:  # noqa: BLE001
+            result = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:160]}"
+        print(f"{name:26s} {result}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
