@@ -7,7 +7,7 @@ use crate::ir::fused::{self, Fused};
 use crate::ops::contract::{Access, Ctx, Layout, Lowered};
 use crate::ops::contract::{OpResult, TranslateError};
 use crate::ops::sizes::{scalar, sizes};
-use crate::ops::util::{norm_axis, output_count, same_as_input, torch_attr};
+use crate::ops::util::{norm_axis, output_count, same_as_input, tf_layout_axis, torch_attr};
 use crate::ops::{Folded, OpDef, OpInputs, op};
 use crate::py::{BinOp, Expr, Lit};
 use crate::tensor::{DType, Tensor, Values};
@@ -138,7 +138,7 @@ fn gather_unranked(ctx: &mut Ctx) -> OpResult<Lowered> {
     if ctx.node().attr_int_or("batch_dims", 0)? != 0 {
         return Err("params rank must be known for batch_dims".into());
     }
-    let axis = crate::ops::util::unranked_axis(scalar_int(ctx, 2, "axis")?)?;
+    let axis = tf_layout_axis(scalar_int(ctx, 2, "axis")?, None)?;
     let params = ctx.input_tf(0)?;
     let ids = ctx.input_tf(1)?.method("long", vec![]);
     let index = if axis >= 0 {
@@ -242,15 +242,9 @@ fn split_args(op: &str) -> (usize, usize) {
 
 fn split(ctx: &mut Ctx) -> OpResult<Lowered> {
     let (v, a) = split_args(&ctx.node().op);
-    let raw = scalar_int(ctx, a, "split_dim")?;
-    // In TF's layout torch counts the axis as TF does; the rank only gives the axis's size.
-    let (dim, axis_size) = match ctx.rank(v) {
-        Some(rank) => {
-            let axis = norm_axis(raw, rank)?;
-            (axis as i64, ctx.info(v).shape.and_then(|s| s[axis]))
-        }
-        None => (crate::ops::util::unranked_axis(raw)?, None),
-    };
+    let dim = tf_layout_axis(scalar_int(ctx, a, "split_dim")?, ctx.rank(v))?;
+    // The axis's size, where the rank (and so `dim` >= 0) and the size are known.
+    let axis_size = ctx.info(v).shape.and_then(|s| s.get(usize::try_from(dim).ok()?).copied()?);
     let sizes = if ctx.node().op == "SplitV" {
         let Ok(s) = ctx.const_ints(1) else {
             // Sizes computed at run time are taken as they come: TF's one `-1` ("the rest")
@@ -360,12 +354,7 @@ fn split_fold(inp: &OpInputs) -> Option<Folded> {
 }
 
 fn unpack(ctx: &mut Ctx) -> OpResult<Lowered> {
-    let raw = ctx.node().attr_int_or("axis", 0)?;
-    // In TF's layout torch counts the axis as TF does: the rank only checks it.
-    let axis = match ctx.rank(0) {
-        Some(rank) => norm_axis(raw, rank)? as i64,
-        None => crate::ops::util::unranked_axis(raw)?,
-    };
+    let axis = tf_layout_axis(ctx.node().attr_int_or("axis", 0)?, ctx.rank(0))?;
     let x = ctx.input_tf(0)?;
     let expr = Expr::call_kw("torch.unbind", vec![x], vec![("dim", Expr::int(axis))]);
     Ok(Lowered::Multi { expr, layout: Layout::Tf })
@@ -390,12 +379,7 @@ fn out_type(node: &crate::ir::Node) -> DType {
 }
 
 fn arg_reduce(ctx: &mut Ctx, method: &str) -> OpResult<Lowered> {
-    let raw = scalar_int(ctx, 1, "dimension")?;
-    // In TF's layout torch counts an axis (from the end too) as TF does: no rank needed.
-    let axis = match ctx.rank(0) {
-        Some(rank) => norm_axis(raw, rank)? as i64,
-        None => crate::ops::util::unranked_axis(raw)?,
-    };
+    let axis = tf_layout_axis(scalar_int(ctx, 1, "dimension")?, ctx.rank(0))?;
     let dtype = out_type(ctx.node());
     let x = ctx.input_tf(0)?;
     let mut expr = x.method(method, vec![Expr::int(axis)]);

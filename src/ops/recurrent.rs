@@ -224,13 +224,11 @@ fn state(ctx: &mut Ctx, slot: usize) -> OpResult<Expr> {
 
 fn reverse(ctx: &mut Ctx) -> OpResult<Lowered> {
     let axes = ctx.const_ints(1)?;
-    // In TF's layout torch's `flip` counts axes as TF does: the rank only checks them.
-    let axes: Vec<i64> = match ctx.rank(0) {
-        Some(rank) => {
-            axes.iter().map(|&a| norm_axis(a, rank).map(|a| a as i64)).collect::<OpResult<_>>()?
-        }
-        None => axes.into_iter().map(crate::ops::util::unranked_axis).collect::<OpResult<_>>()?,
-    };
+    let rank = ctx.rank(0);
+    let axes: Vec<i64> = axes
+        .into_iter()
+        .map(|a| crate::ops::util::tf_layout_axis(a, rank))
+        .collect::<OpResult<_>>()?;
     let x = ctx.input_tf(0)?;
     Ok(Lowered::Expr { expr: x.method("flip", vec![Expr::ints(&axes)]), layout: Layout::Tf })
 }

@@ -482,17 +482,11 @@ fn slice_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
 /// computed at run time.
 fn roll(ctx: &mut Ctx) -> OpResult<Lowered> {
     let axes = ctx.const_ints(2)?;
-    // In TF's layout torch counts axes as TF does: the rank only checks them.
-    let axes = match ctx.rank(0) {
-        Some(rank) => axes
-            .iter()
-            .map(|&a| crate::ops::util::norm_axis(a, rank).map(|a| Expr::int(a as i64)))
-            .collect::<OpResult<Vec<_>>>()?,
-        None => axes
-            .into_iter()
-            .map(|a| crate::ops::util::unranked_axis(a).map(Expr::int))
-            .collect::<OpResult<Vec<_>>>()?,
-    };
+    let rank = ctx.rank(0);
+    let axes = axes
+        .into_iter()
+        .map(|a| crate::ops::util::tf_layout_axis(a, rank).map(Expr::int))
+        .collect::<OpResult<Vec<_>>>()?;
     let shifts = match ctx.const_ints(1) {
         Ok(s) if s.len() == axes.len() => Expr::Tuple(s.into_iter().map(Expr::int).collect()),
         Ok(_) => return Err("one shift per axis".into()),

@@ -55,6 +55,15 @@ pub fn unranked_axis(axis: i64) -> OpResult<i64> {
     }
 }
 
+/// An axis for a torch call on a value held in TF's layout: normalised when the rank is
+/// known, else kept as TF counts it (torch counts the same way), checked either way.
+pub fn tf_layout_axis(axis: i64, rank: Option<usize>) -> OpResult<i64> {
+    match rank {
+        Some(rank) => Ok(norm_axis(axis, rank)? as i64),
+        None => unranked_axis(axis),
+    }
+}
+
 /// The physical axis of TF axis `a` in a value of `rank` held in `layout`.
 pub fn phys_axis(a: usize, layout: Layout, rank: usize) -> usize {
     match layout {
