@@ -3,7 +3,6 @@
 //! `dynamic_update_slice` helper (templates/dynamic_update_slice.py), or a constant when
 //! every input is one.
 
-use crate::ir::ValueInfo;
 use crate::ops::contract::{Ctx, Layout, Lowered, OpResult};
 use crate::ops::sizes::items;
 use crate::ops::util::same_as_input;
@@ -12,7 +11,7 @@ use crate::py::Expr;
 use crate::tensor::Tensor;
 
 pub const OPS: &[OpDef] = &[op("XlaDynamicUpdateSlice", dynamic_update_slice)
-    .infer(dynamic_update_slice_infer)
+    .infer(same_as_input)
     .fold(dynamic_update_slice_fold)];
 
 fn dynamic_update_slice(ctx: &mut Ctx) -> OpResult<Lowered> {
@@ -29,10 +28,6 @@ fn dynamic_update_slice(ctx: &mut Ctx) -> OpResult<Lowered> {
         include_str!("../../templates/dynamic_update_slice.py"),
     );
     Ok(Lowered::Expr { expr: Expr::call("dynamic_update_slice", args), layout: Layout::Tf })
-}
-
-fn dynamic_update_slice_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
-    same_as_input(inp)
 }
 
 /// XLA clamps each start to `[0, size - update size]`; `None` when the update does not fit
@@ -54,12 +49,12 @@ fn clamped_starts(x: &Tensor, update: &Tensor, starts: &[i64]) -> Option<Vec<usi
 fn dynamic_update_slice_fold(inp: &OpInputs) -> Option<Folded> {
     let [Some(x), Some(update), Some(starts)] = inp.consts[..] else { return None };
     let starts = clamped_starts(x, update, &starts.to_i64()?)?;
-    let size = x.dtype.size()?;
-    let rank = x.rank();
-    let mut data = x.data.to_vec();
     if update.numel() == 0 {
         return Some(Folded::Tensor(x.clone()));
     }
+    let size = x.dtype.size()?;
+    let rank = x.rank();
+    let mut data = x.data.to_vec();
     let row = update.shape.last().copied().unwrap_or(1) * size;
     // Strides of `x` in elements, for the offset of each row of `update`.
     let mut strides = vec![1usize; rank];
