@@ -17,14 +17,24 @@ impl Lowerer<'_> {
         // Deeper inputs first, so cheap side computations (a mask from the model input) are
         // emitted last, right before the node that needs them.
         let mut level: BTreeMap<NodeIndex, usize> = BTreeMap::new();
+        // Before depth, the number of weighted layers a value has passed through: it tells the
+        // main stream from a side computation the same way in every layer of a stack (in the
+        // first layer a mask or position bias built from a model input can be as deep as the
+        // main stream; in the tenth it never is), so repeated layers keep one statement order
+        // and stay one class.
+        let mut layers: BTreeMap<NodeIndex, usize> = BTreeMap::new();
         for &n in topo {
-            let l = g
-                .inputs(n)
-                .iter()
-                .map(|v| level.get(&v.node).map_or(0, |l| l + 1))
-                .max()
-                .unwrap_or(0);
-            level.insert(n, l);
+            let inputs = g.inputs(n);
+            let l = inputs.iter().map(|v| level.get(&v.node).map_or(0, |l| l + 1)).max();
+            level.insert(n, l.unwrap_or(0));
+            let weighted = inputs.iter().any(|v| {
+                g.node(v.node)
+                    .value
+                    .as_ref()
+                    .is_some_and(|t| t.dtype.is_float() && t.shape.len() >= 2)
+            });
+            let l = inputs.iter().filter_map(|v| layers.get(&v.node)).max().copied();
+            layers.insert(n, l.unwrap_or(0) + usize::from(weighted));
         }
         let mut done = BTreeSet::new();
         let mut order = Vec::with_capacity(topo.len());
@@ -44,16 +54,18 @@ impl Lowerer<'_> {
                     continue;
                 }
                 stack.push((n, true));
-                let mut inputs: Vec<(usize, usize, NodeIndex)> = g
+                let mut inputs: Vec<(usize, usize, usize, NodeIndex)> = g
                     .inputs(n)
                     .iter()
                     .enumerate()
                     .map(|(slot, v)| {
-                        (usize::MAX - level.get(&v.node).copied().unwrap_or(0), slot, v.node)
+                        let depth = level.get(&v.node).copied().unwrap_or(0);
+                        let weighted = layers.get(&v.node).copied().unwrap_or(0);
+                        (usize::MAX - weighted, usize::MAX - depth, slot, v.node)
                     })
                     .collect();
                 inputs.sort();
-                for &(_, _, m) in inputs.iter().rev() {
+                for &(_, _, _, m) in inputs.iter().rev() {
                     if !done.contains(&m) {
                         stack.push((m, false));
                     }

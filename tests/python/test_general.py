@@ -12,6 +12,7 @@ COND = ["cond_function", "cond_function_saved", "cond_keras_layer", "cond_keras_
 COND += ["case_function", "case_function_saved"]
 # keras-hub backbones with a run-time batch and sequence length.
 DECODERS = ["keras_hub_gpt2", "keras_hub_llama", "keras_hub_gemma", "keras_hub_deberta", "keras_hub_fnet", "keras_hub_esm2"]
+DECODERS += ["keras_hub_falcon"]
 DYNAMIC = ["dyn_class_token", "dyn_reshape", "dyn_fill_pack", "dyn_data_sizes", "dyn_resize_like", "dyn_pad_slice", "dyn_upsample", "dtypes_kept", "any_size_mobilenet"]
 
 
@@ -78,6 +79,19 @@ def test_a_mask_every_layer_reads_is_computed_before_the_layers(tmp_path):
     assert "nn.ModuleList([TransformerLayer() for _ in range(2)])" in code, code
     top = code.split("class KerasHubEsm2")[1]
     assert "token_ids != 0" in top and "transformer_layer_0" not in top, code
+
+
+def test_layers_with_a_side_computation_as_deep_as_the_main_stream_are_one_class(tmp_path):
+    """Falcon's ALiBi bias is built in every layer from the padding mask: in the first layer
+    that side computation is as deep as the main stream, in the second far shallower. The
+    statements still come in one order in both (the main stream, which passes through weighted
+    layers, first), so both layers are instances of one class (parity is the decoder test)."""
+    out = tmp_path / "out"
+    run_cli("convert", source("keras_hub_falcon"), "-o", out)
+    code = (out / "model.py").read_text()
+    assert "nn.ModuleList([TransformerLayer() for _ in range(2)])" in code, code
+    layer = code.split("class TransformerLayer")[1].split("\nclass ")[0]
+    assert "padding_mask.cumsum(1)" in layer, code
 
 
 @pytest.mark.parametrize("name", ["keras_hub_gpt2", "keras_hub_llama"])
