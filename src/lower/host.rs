@@ -59,7 +59,7 @@ impl<'a> Lowerer<'a> {
     }
 
     /// `v` in `layout`, emitting one conversion the first time it is needed: a permute between
-    /// TF's layout and NCHW, `torch.tensor(...)` from Python ints, `.tolist()` to them.
+    /// TF's layout and NCHW, `torch.tensor(...)` from Python ints, `.tolist()` (`.item()` for a scalar) to them.
     pub(super) fn value_in(&mut self, v: ValueRef, layout: Layout) -> OpResult<Expr> {
         let val = self.value(v)?;
         if val.layout == layout {
@@ -96,6 +96,13 @@ impl<'a> Lowerer<'a> {
                     self.graph.info(v).dtype.and_then(|d| d.torch_name()).unwrap_or("int32");
                 Expr::call_kw("torch.tensor", vec![val.expr], vec![("dtype", torch_attr(dtype))])
             }
+            // A scalar is `.item()`, what a person writes (and what also reads a
+            // one-element vector where a caller passes one for a scalar).
+            (Layout::Tf, Layout::Host)
+                if self.graph.info(v).shape.is_some_and(|s| s.is_empty()) =>
+            {
+                val.expr.method("item", vec![])
+            }
             (Layout::Tf, Layout::Host) => val.expr.method("tolist", vec![]),
             (Layout::Tf, Layout::ChannelsFirst) => {
                 let perm = to_channels_first(self.rank_of(v)?);
@@ -125,6 +132,7 @@ impl<'a> Lowerer<'a> {
                     Ok(5) => "ndhwc",
                     _ => "nhwc",
                 },
+                Layout::Host if self.graph.info(v).shape.is_some_and(|s| s.is_empty()) => "value",
                 Layout::Host => "sizes",
             };
             self.locals.fresh(&format!("{}_{suffix}", identifier(&self.local_hint(v.node))))

@@ -276,8 +276,8 @@ mod tests {
         ---
         axes_sizes = axes.tolist()
         h = x.sum(axes_sizes, keepdim=True) if axes_sizes else x
-        axis_sizes = axis.tolist()
-        b = x.any(axis_sizes)
+        axis_value = axis.item()
+        b = x.any(axis_value)
         return h, b
         ");
     }

@@ -79,8 +79,8 @@ mod tests {
         let y = g.op("GreaterEqual", "GreaterEqual", &[rows, r2], &[]);
         assert_snapshot!(g.lower(&[y]), @"
         ---
-        n_sizes = n.tolist()
-        x = torch.ones(n_sizes, n_sizes, dtype=torch.bool).tril()
+        n_value = n.item()
+        x = torch.ones(n_value, n_value, dtype=torch.bool).tril()
         return x
         ");
     }
