@@ -21,6 +21,8 @@ pub const LAYER_NORM: &str = "_LayerNorm";
 pub const GROUP_NORM: &str = "_GroupNorm";
 pub const RMS_NORM: &str = "_RMSNorm";
 pub const SILU: &str = "_SiLU";
+pub const HARD_SIGMOID: &str = "_HardSigmoid";
+pub const HARD_SWISH: &str = "_HardSwish";
 pub const GELU: &str = "_Gelu";
 pub const LSTM: &str = "_LSTM";
 pub const GRU: &str = "_GRU";
@@ -52,6 +54,10 @@ pub enum Fused {
     RmsNorm { epsilon: f32, weight: Option<Tensor> },
     /// `x · sigmoid(x)`. Input: `x`.
     SiLU,
+    /// `relu6(x + 3) / 6` (MobileNetV3's and Keras' hard sigmoid). Input: `x`.
+    HardSigmoid,
+    /// `x · relu6(x + 3) / 6` (MobileNetV3's hard swish). Input: `x`.
+    HardSwish,
     /// GELU, exact or with the tanh approximation. Input: `x`.
     Gelu { approximate: bool },
     /// Each element repeated `repeats` times along TF axis `axis` (`[a, b]` → `[a, a, b, b]`),
@@ -247,6 +253,8 @@ impl Fused {
             Fused::GroupNorm { .. } => GROUP_NORM,
             Fused::RmsNorm { .. } => RMS_NORM,
             Fused::SiLU => SILU,
+            Fused::HardSigmoid => HARD_SIGMOID,
+            Fused::HardSwish => HARD_SWISH,
             Fused::Gelu { .. } => GELU,
             Fused::RepeatInterleave { .. } => REPEAT_INTERLEAVE,
             Fused::Attention { .. } => ATTENTION,
@@ -302,6 +310,8 @@ impl Fused {
                 }
             }
             Fused::SiLU
+            | Fused::HardSigmoid
+            | Fused::HardSwish
             | Fused::RotateHalf
             | Fused::ApplyRotary
             | Fused::CausalMask

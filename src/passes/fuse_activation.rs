@@ -2,12 +2,16 @@
 //! `Mul(x, Sigmoid(x))` (Keras/TF swish) → [`Fused::SiLU`] → `F.silu(x)`, and the three ways TF
 //! writes GELU (tf-formats.md §4.5) → [`Fused::Gelu`] → `F.gelu(x[, approximate="tanh"])`:
 //! exact `0.5·x·erfc(−x·0.7071)`, exact `0.5·x·(1 + erf(x·0.7071))`, and
-//! `0.5·x·(1 + tanh(0.7978846·(x + 0.044715·x³)))`.
+//! `0.5·x·(1 + tanh(0.7978846·(x + 0.044715·x³)))`. MobileNetV3's and Keras' hard sigmoid,
+//! `relu6(x + 3) / 6` (or `· (1/6)`), → [`Fused::HardSigmoid`] → `F.hardsigmoid(x)`, and
+//! `x · hard_sigmoid(x)` → [`Fused::HardSwish`] → `F.hardswish(x)`.
 
 use crate::error::Result;
-use crate::ir::fused::Fused;
+use crate::ir::fused::{Fused, HARD_SIGMOID};
 use crate::ir::{Graph, Node, ValueRef};
-use crate::passes::pattern::{is_scalar, sole_binary, sole_unary_input};
+use crate::passes::pattern::{
+    binary, is_scalar, replace_with_fused, sole_binary, sole_unary_input,
+};
 
 /// `c · y` or `y · c` with the scalar `c` → `y`.
 fn scaled(g: &Graph, v: ValueRef, c: f64, tol: f64) -> Option<ValueRef> {
@@ -80,6 +84,23 @@ fn match_gelu(g: &Graph, out: ValueRef) -> Option<(ValueRef, bool)> {
     None
 }
 
+/// Matches `relu6(x + 3) / 6` or `relu6(x + 3) · (1/6)` on `out` (its intermediate values
+/// read by nothing else): returns `x`.
+fn match_hard_sigmoid(g: &Graph, out: ValueRef) -> Option<ValueRef> {
+    let (a, b) = binary(g, out, &["Mul", "RealDiv", "Div"])?;
+    let divides = matches!(g.node(out.node).op.as_str(), "RealDiv" | "Div");
+    let relu6 = if divides {
+        is_scalar(g, b, 6.0, 0.0).then_some(a)?
+    } else if is_scalar(g, b, 1.0 / 6.0, 1e-7) {
+        a
+    } else {
+        is_scalar(g, a, 1.0 / 6.0, 1e-7).then_some(b)?
+    };
+    let sum = sole_unary_input(g, relu6, "Relu6")?;
+    let (p, q) = sole_binary(g, sum, &["AddV2", "Add"])?;
+    if is_scalar(g, q, 3.0, 0.0) { Some(p) } else { is_scalar(g, p, 3.0, 0.0).then_some(q) }
+}
+
 /// Replaces the node of `out` by a one-input op fed by `x`.
 fn replace(g: &mut Graph, out: ValueRef, op: Fused, x: ValueRef) {
     let old = g.node(out.node);
@@ -102,6 +123,21 @@ pub fn fuse_activations(g: &mut Graph) -> Result<()> {
             replace(g, out, Fused::Gelu { approximate }, x);
         }
     }
+    let ends: Vec<_> =
+        g.g.node_indices()
+            .filter(|&n| matches!(g.node(n).op.as_str(), "Mul" | "RealDiv" | "Div"))
+            .collect();
+    for n in ends {
+        if !g.g.contains_node(n) {
+            continue;
+        }
+        let out = ValueRef { node: n, port: 0 };
+        if g.info(out).dtype.is_none_or(|d| d.is_float())
+            && let Some(x) = match_hard_sigmoid(g, out)
+        {
+            replace_with_fused(g, n, Fused::HardSigmoid, &[x]);
+        }
+    }
     let nodes: Vec<_> = g.g.node_indices().filter(|&n| g.node(n).op == "Mul").collect();
     for n in nodes {
         if !g.g.contains_node(n) {
@@ -112,14 +148,15 @@ pub fn fuse_activations(g: &mut Graph) -> Result<()> {
             continue;
         }
         for (x, s) in [(inputs[0], inputs[1]), (inputs[1], inputs[0])] {
-            let is_sigmoid_of_x = s.port == 0
-                && g.node(s.node).op == "Sigmoid"
-                && g.inputs(s.node).first() == Some(&x)
-                && g.use_count(s) == 1;
-            if !is_sigmoid_of_x {
+            let gate = match (s.port, g.node(s.node).op.as_str()) {
+                (0, "Sigmoid") => Fused::SiLU,
+                (0, HARD_SIGMOID) => Fused::HardSwish,
+                _ => continue,
+            };
+            if g.inputs(s.node).first() != Some(&x) || g.use_count(s) != 1 {
                 continue;
             }
-            replace(g, ValueRef { node: n, port: 0 }, Fused::SiLU, x);
+            replace(g, ValueRef { node: n, port: 0 }, gate, x);
             g.g.remove_node(s.node);
             break;
         }
@@ -149,6 +186,44 @@ mod tests {
         outputs: swish:0
         x = Placeholder -> float32 [2, 3]
         swish = _SiLU(x:0) -> ?
+        ");
+    }
+
+    /// MobileNetV3's `x · (relu6(x + 3) · (1/6))` is a hard swish; Keras' `relu6(y + 3) / 6`
+    /// read by something else is a hard sigmoid gate; `relu6(x + 2) / 6` is neither.
+    #[test]
+    fn hard_sigmoid_and_hard_swish() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[2, 3]);
+        let y = g.input("y", &[2, 3]);
+        let three = scalar(&mut g, "three", 3.0);
+        let two = scalar(&mut g, "two", 2.0);
+        let sixth = scalar(&mut g, "sixth", 1.0 / 6.0);
+        let six = scalar(&mut g, "six", 6.0);
+        let a = g.op("hs/add", "AddV2", &[x, three], &[]);
+        let r = g.op("hs/relu6", "Relu6", &[a], &[]);
+        let s = g.op("hs/mul", "Mul", &[r, sixth], &[]);
+        let swish = g.op("hs/mul_1", "Mul", &[x, s], &[]);
+        let a = g.op("gate/add", "AddV2", &[three, y], &[]);
+        let r = g.op("gate/relu6", "Relu6", &[a], &[]);
+        let s = g.op("gate/truediv", "RealDiv", &[r, six], &[]);
+        let gated = g.op("gate/mul", "Mul", &[x, s], &[]);
+        let a = g.op("other/add", "AddV2", &[x, two], &[]);
+        let r = g.op("other/relu6", "Relu6", &[a], &[]);
+        let other = g.op("other/truediv", "RealDiv", &[r, six], &[]);
+        assert_snapshot!(g.after_passes(&[swish, gated, other], &[fuse_activations]), @"
+        inputs: x:0, y:0
+        outputs: hs/mul_1:0, gate/mul:0, other/truediv:0
+        x = Placeholder -> float32 [2, 3]
+        y = Placeholder -> float32 [2, 3]
+        two = Const -> float32 []
+        six = Const -> float32 []
+        hs/mul_1 = _HardSwish(x:0) -> ?
+        gate/truediv = _HardSigmoid(y:0) -> ?
+        gate/mul = Mul(x:0, gate/truediv:0) -> ?
+        other/add = AddV2(x:0, two:0) -> ?
+        other/relu6 = Relu6(other/add:0) -> ?
+        other/truediv = RealDiv(other/relu6:0, six:0) -> ?
         ");
     }
 

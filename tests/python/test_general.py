@@ -14,6 +14,7 @@ COND += ["case_function", "case_function_saved"]
 DECODERS = ["keras_hub_gpt2", "keras_hub_llama", "keras_hub_gemma", "keras_hub_deberta", "keras_hub_fnet", "keras_hub_esm2"]
 DECODERS += ["keras_hub_falcon"]
 DYNAMIC = ["dyn_class_token", "dyn_reshape", "dyn_fill_pack", "dyn_data_sizes", "dyn_resize_like", "dyn_pad_slice", "dyn_upsample", "dtypes_kept", "any_size_mobilenet"]
+DYNAMIC += ["keras_mobilenet_v3_small"]
 
 
 def source(name):
@@ -92,6 +93,21 @@ def test_layers_with_a_side_computation_as_deep_as_the_main_stream_are_one_class
     assert "nn.ModuleList([TransformerLayer() for _ in range(2)])" in code, code
     layer = code.split("class TransformerLayer")[1].split("\nclass ")[0]
     assert "padding_mask.cumsum(1)" in layer, code
+
+
+def test_blocks_hold_the_layers_keras_named_after_their_kind(tmp_path):
+    """MobileNetV3's `expanded_conv_N` blocks hold activations and products Keras names
+    `activation_190`, `multiply_12`: they belong to the block between whose layers they sit,
+    so the repeated blocks are classes (parity is the test above), and the hard activations are
+    torch's."""
+    out = tmp_path / "out"
+    run_cli("convert", source("keras_mobilenet_v3_small"), "-o", out)
+    code = (out / "model.py").read_text()
+    assert "class ExpandedConv(nn.Module):" in code, code
+    assert "F.hardswish(" in code and "F.hardsigmoid(" in code and "F.relu6(" not in code, code
+    top = code.split("class KerasMobilenetV3Small")[1]
+    assert top.count("self.expanded_conv_") < 80, top
+    assert "activation_" not in code.split("class KerasMobilenetV3Small")[0], code
 
 
 @pytest.mark.parametrize("name", ["keras_hub_gpt2", "keras_hub_llama"])

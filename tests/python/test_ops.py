@@ -29,6 +29,16 @@ def test_generated_code_is_ruff_clean(name, tmp_path):
     assert fmt.returncode == 0, fmt.stdout
 
 
+def test_hard_activations_read_as_torch_calls(tmp_path):
+    """MobileNetV3's and Keras' hard sigmoid and hard swish are `F.hardsigmoid` and
+    `F.hardswish`; look-alikes with other constants stay as written (parity above)."""
+    out = tmp_path / "out"
+    run_cli("convert", OPS_DIR / "ops_hard_activation.pb", "-o", out)
+    code = (out / "model.py").read_text()
+    assert code.count("F.hardsigmoid(") == 3 and code.count("F.hardswish(") == 2, code
+    assert code.count("F.relu6(") == 2 and "/ 5.0" in code and "+ 2.0" in code, code
+
+
 def test_conversion_is_byte_identical(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     run_cli("convert", OPS_DIR / "tf1_cnn.pb", "-o", a)

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Member, local_name, positional_names};
+use super::{Member, local_names, positional_names};
 use crate::lower::module::{BlockClass, Buffer, Layer, Module};
 use crate::py::names::{Scope, identifier};
 use crate::py::printer::flat;
@@ -95,11 +95,15 @@ pub(super) fn build_class(
     let first = &members[group[0]];
     // Local names from the first instance.
     let mut attrs = Scope::for_attributes();
-    let local_layers: Vec<String> = first
+    let globals: Vec<&str> = first
         .layers
         .iter()
-        .map(|&l| attrs.fresh(&local_name(&module.layers[l].name, &first.prefix)))
+        .map(|&l| module.layers[l].name.as_str())
+        .chain(first.buffers.iter().map(|&b| module.buffers[b].name.as_str()))
         .collect();
+    let names = local_names(&globals, &first.prefix);
+    let local_layers: Vec<String> =
+        first.layers.iter().map(|&l| attrs.fresh(&names[module.layers[l].name.as_str()])).collect();
     let mut params = Params::default();
     let mut layers = Vec::new();
     for (k, local) in local_layers.iter().enumerate() {
@@ -110,7 +114,7 @@ pub(super) fn build_class(
     let local_buffers: Vec<String> = first
         .buffers
         .iter()
-        .map(|&b| attrs.fresh(&local_name(&module.buffers[b].name, &first.prefix)))
+        .map(|&b| attrs.fresh(&names[module.buffers[b].name.as_str()]))
         .collect();
     let buffers = class_buffers(group, members, module, &local_buffers, &mut params);
     let (body, inputs, output) = class_forward(first, module, stmts, &local_layers, &local_buffers);
@@ -199,8 +203,11 @@ fn class_forward(
     locals.claim(input_local);
     vars.insert(main.clone(), input_local.to_string());
     let mut inputs = vec![input_local.to_string()];
+    let globals: Vec<&str> =
+        first.inputs[1..].iter().map(String::as_str).chain(assigned.iter().copied()).collect();
+    let names = local_names(&globals, &first.prefix);
     for other in &first.inputs[1..] {
-        let local = locals.fresh(&local_name(other, &first.prefix));
+        let local = locals.fresh(&names[other.as_str()]);
         vars.insert(other.clone(), local.clone());
         inputs.push(local);
     }
@@ -211,7 +218,7 @@ fn class_forward(
         let local = if *v == "x" {
             if locals.claim("x") { "x".to_string() } else { locals.fresh("y") }
         } else {
-            locals.fresh(&local_name(v, &first.prefix))
+            locals.fresh(&names[*v])
         };
         vars.insert(v.to_string(), local);
     }

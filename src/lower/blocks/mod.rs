@@ -57,10 +57,51 @@ struct Member {
     signature: String,
 }
 
-/// `1_conv` → `conv1`: a leading number reads better at the end.
+/// `1_conv` → `conv1`: a leading number reads better at the end. A name from outside the
+/// block's scope (Keras' `activation_190` inside `expanded_conv_4`) loses its counter, which
+/// only numbered it among all the model's activations.
 fn local_name(global: &str, prefix: &str) -> String {
     let p = format!("{}_", identifier(prefix));
-    let rest = global.strip_prefix(&p).unwrap_or(global);
+    let Some(rest) = global.strip_prefix(&p) else {
+        return without_counter(global).unwrap_or(global).to_string();
+    };
+    scoped_local_name(rest)
+}
+
+/// `activation_190` → `activation`: a kind without digits, then a counter.
+fn without_counter(name: &str) -> Option<&str> {
+    let (kind, n) = name.rsplit_once('_')?;
+    let counter = !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit());
+    (counter && !kind.is_empty() && !kind.bytes().any(|b| b.is_ascii_digit())).then_some(kind)
+}
+
+/// [`local_name`] of each of `globals`, except that names which would lose their counters to
+/// the same kind (`rotary_embedding_2`, `rotary_embedding_3`) keep them: the counters tell
+/// them apart better than fresh ones would.
+fn local_names<'a>(globals: &[&'a str], prefix: &str) -> BTreeMap<&'a str, String> {
+    let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+    for g in globals {
+        *kinds.entry(local_name(g, prefix)).or_default() += 1;
+    }
+    globals
+        .iter()
+        .map(|&g| {
+            let local = local_name(g, prefix);
+            let shared = kinds[&local] > 1 || (local != g && globals.contains(&local.as_str()));
+            let p = format!("{}_", identifier(prefix));
+            (
+                g,
+                if shared {
+                    g.strip_prefix(&p).map_or(g.to_string(), scoped_local_name)
+                } else {
+                    local
+                },
+            )
+        })
+        .collect()
+}
+
+fn scoped_local_name(rest: &str) -> String {
     match rest.split_once('_') {
         Some((num, tail)) if num.chars().all(|c| c.is_ascii_digit()) && !tail.is_empty() => {
             format!("{tail}{num}")
@@ -122,6 +163,8 @@ struct Forward<'a> {
     module: &'a Module,
     /// Every local name (`forward`'s parameters and assigned names).
     universe: BTreeSet<String>,
+    /// The candidate families each span belongs to.
+    families: Vec<BTreeSet<String>>,
     returns: &'a [Expr],
 }
 
@@ -130,13 +173,16 @@ impl Forward<'_> {
         let spans = self.spans;
         let idx = &candidate.spans;
         let (&first, &last) = (idx.first()?, idx.last()?);
-        if idx.len() < 2 || last - first + 1 != idx.len() || idx.iter().any(|&i| !spans[i].movable)
-        {
+        // Spans between the candidate's own belong to it unless a sibling of its family owns
+        // them: Keras names the activations and products inside `expanded_conv_4` after
+        // their kind (`activation_190`, `multiply_12`), not after the block.
+        let sibling = |i: usize| !idx.contains(&i) && self.families[i].contains(&candidate.family);
+        if idx.len() < 2 || (first..=last).any(|i| !spans[i].movable || sibling(i)) {
             return None;
         }
         let range = spans[first].stmts.start..spans[last].stmts.end;
-        let layers: Vec<usize> = idx.iter().flat_map(|&i| spans[i].layers.clone()).collect();
-        let buffers: Vec<usize> = idx.iter().flat_map(|&i| spans[i].buffers.clone()).collect();
+        let layers: Vec<usize> = (first..=last).flat_map(|i| spans[i].layers.clone()).collect();
+        let buffers: Vec<usize> = (first..=last).flat_map(|i| spans[i].buffers.clone()).collect();
         // A class must be worth reading: a conv + batch-norm pair stays inline.
         if range.len() < MIN_STATEMENTS || layers.is_empty() {
             return None;
@@ -363,9 +409,16 @@ pub fn extract(
     for s in stmts.iter() {
         universe.extend(s.target.bound_names().into_iter().map(String::from));
     }
-    let forward = Forward { spans, stmts, module, universe, returns };
+    let candidates = candidates(spans);
+    let mut families = vec![BTreeSet::new(); spans.len()];
+    for c in candidates.values() {
+        for &i in &c.spans {
+            families[i].insert(c.family.clone());
+        }
+    }
+    let forward = Forward { spans, stmts, module, universe, families, returns };
     let members: Vec<Member> =
-        candidates(spans).iter().filter_map(|(p, c)| forward.analyse(p, c)).collect();
+        candidates.iter().filter_map(|(p, c)| forward.analyse(p, c)).collect();
     let chosen = choose(&members, module);
     if chosen.is_empty() {
         return Vec::new();
@@ -414,6 +467,9 @@ mod tests {
         assert_eq!(local_name("conv2_block2_1_conv", "conv2_block2"), "conv1");
         assert_eq!(local_name("conv2_block2_out", "conv2_block2"), "out");
         assert_eq!(local_name("x", "conv2_block2"), "x");
+        assert_eq!(local_name("activation_190", "expanded_conv_4"), "activation");
+        assert_eq!(local_name("mask_3", "layer_1"), "mask");
+        assert_eq!(local_name("conv2d_95_2", "layer_1"), "conv2d_95_2");
     }
 
     /// Three sibling residual blocks; the first reads the permuted input, so its statements
@@ -450,10 +506,10 @@ mod tests {
           h = self.dense(x)
           h = torch.tanh(h)
           h = torch.sigmoid(h)
-          h = h * mask_3
+          h = h * mask
           h = x + h
           relu = F.relu(h)
-          return relu (from x, mask_3)
+          return relu (from x, mask)
         self.layers = nn.ModuleList([Layer() for _ in range(2)])
         # layers.0.dense.weight: [8, 8]
         # layers.1.dense.weight: [8, 8]
