@@ -12,6 +12,8 @@
 //! itself, `x * cos(angles) + rotate_half(x) * sin(angles)` (operands in any order), then
 //! becomes one [`Fused::ApplyRotary`] node reading `x` and `angles`: `apply_rotary(x, angles)`.
 
+use std::collections::BTreeMap;
+
 use petgraph::stable_graph::NodeIndex;
 
 use crate::error::Result;
@@ -31,8 +33,24 @@ pub fn fuse_rotary(g: &mut Graph) -> Result<()> {
     }
     let adds: Vec<NodeIndex> =
         g.g.node_indices().filter(|&n| matches!(g.node(n).op.as_str(), "Add" | "AddV2")).collect();
+    // Angles reshaped as the cos and sin tables were, made once for every layer that
+    // reshapes the same angles the same way.
+    let mut shaped: BTreeMap<(ValueRef, Vec<Step>), ValueRef> = BTreeMap::new();
     for n in adds {
-        if let Some((x, angles)) = rotation(g, ValueRef { node: n, port: 0 }) {
+        if let Some((x, table)) = rotation(g, ValueRef { node: n, port: 0 }) {
+            let angles = if table.chain.is_empty() {
+                table.angles
+            } else {
+                let key = (table.angles, steps(g, &table));
+                match shaped.get(&key) {
+                    Some(&v) => v,
+                    None => {
+                        let v = reshaped_angles(g, &table);
+                        shaped.insert(key, v);
+                        v
+                    }
+                }
+            };
             replace_with_fused(g, n, Fused::ApplyRotary, &[x, angles]);
             let producer = g.node_mut(angles.node);
             if producer.value.is_none() && producer.op != "Placeholder" {
@@ -43,19 +61,77 @@ pub fn fuse_rotary(g: &mut Graph) -> Result<()> {
     Ok(())
 }
 
-/// `(x, angles)` when `v` is `x * cos(angles) + rotate_half(x) * sin(angles)`.
-fn rotation(g: &Graph, v: ValueRef) -> Option<(ValueRef, ValueRef)> {
+/// A cos or sin table as a rotation reads it: `cos(angles)`, then reshaped (`ExpandDims`,
+/// `Reshape`: Hugging Face's `cos[None, :, None, :]`) by the nodes of `chain`, in order.
+struct Table {
+    angles: ValueRef,
+    chain: Vec<NodeIndex>,
+}
+
+/// The reshapes that may follow a cos or sin table, each with a constant second input.
+const TABLE_RESHAPES: &[&str] = &["ExpandDims", "Reshape"];
+
+/// `v` as `func(angles)` reshaped.
+fn table(g: &Graph, mut v: ValueRef, func: &str) -> Option<Table> {
+    let mut chain = Vec::new();
+    loop {
+        if let Some(angles) = unary_input(g, v, func) {
+            chain.reverse();
+            return Some(Table { angles, chain });
+        }
+        let i = inputs_of(g, v, TABLE_RESHAPES)?;
+        let [data, shape] = i[..] else { return None };
+        g.const_value(shape)?;
+        chain.push(v.node);
+        v = data;
+    }
+}
+
+/// One reshape of a table: the op and its constant operand.
+type Step = (String, Option<Vec<i64>>);
+
+fn steps(g: &Graph, t: &Table) -> Vec<Step> {
+    t.chain.iter().map(|&n| (g.node(n).op.clone(), const_ints(g, g.inputs(n)[1]))).collect()
+}
+
+/// Whether two tables reshape the same angles the same way.
+fn same_table(g: &Graph, a: &Table, b: &Table) -> bool {
+    a.angles == b.angles && steps(g, a) == steps(g, b)
+}
+
+/// The table's reshapes applied to its angles (new nodes beside the table's own): the
+/// rotation then takes angles shaped as it reads cos and sin. They are named after the
+/// angles, not after the layer that first reads them: every layer shares them.
+fn reshaped_angles(g: &mut Graph, table: &Table) -> ValueRef {
+    let mut v = table.angles;
+    let base = g.node(table.angles.node).name.clone();
+    for (k, &n) in table.chain.iter().enumerate() {
+        let shape = g.inputs(n)[1];
+        let mut node = g.node(n).clone();
+        node.name = format!("{base}/angles_{k}");
+        node.role = None;
+        let new = g.add_node(node);
+        g.connect(v, new, 0);
+        g.connect(shape, new, 1);
+        v = ValueRef { node: new, port: 0 };
+    }
+    v
+}
+
+/// `(x, table)` when `v` is `x * cos(angles) + rotate_half(x) * sin(angles)` (cos and sin
+/// reshaped alike).
+fn rotation(g: &Graph, v: ValueRef) -> Option<(ValueRef, Table)> {
     both_orders(g, v, &["Add", "AddV2"]).into_iter().find_map(|(a, b)| {
         let (x, cos) = both_orders(g, a, &["Mul"])
             .into_iter()
-            .find_map(|(x, c)| Some((x, unary_input(g, c, "Cos")?)))?;
+            .find_map(|(x, c)| Some((x, table(g, c, "Cos")?)))?;
         let (half, sin) = both_orders(g, b, &["Mul"])
             .into_iter()
-            .find_map(|(h, s)| Some((h, unary_input(g, s, "Sin")?)))?;
+            .find_map(|(h, s)| Some((h, table(g, s, "Sin")?)))?;
         let rotated = g.g.contains_node(half.node)
             && matches!(g.node(half.node).fused, Some(Fused::RotateHalf))
             && g.inputs(half.node).first() == Some(&x);
-        (rotated && cos == sin).then_some((x, cos))
+        (rotated && same_table(g, &cos, &sin)).then_some((x, cos))
     })
 }
 
@@ -70,8 +146,44 @@ fn axis(g: &Graph, v: ValueRef, rank: usize) -> Option<usize> {
     usize::try_from(a).ok().filter(|&a| a < rank)
 }
 
+/// `(x, start, stop)` when `v` is `x[..., start:stop]`: a unit-stride slice of the last axis
+/// alone (`stop` is `None` up to the end).
+fn last_axis_slice(g: &Graph, v: ValueRef) -> Option<(ValueRef, i64, Option<i64>)> {
+    let i = inputs_of(g, v, &["StridedSlice"])?;
+    let [x, b, e, s] = i[..] else { return None };
+    let (b, e, s) = (const_ints(g, b)?, const_ints(g, e)?, const_ints(g, s)?);
+    let node = g.node(v.node);
+    let mask = |a: &str| node.attr_int_or(a, 0).ok();
+    let (bm, em, ellipsis) = (mask("begin_mask")?, mask("end_mask")?, mask("ellipsis_mask")?);
+    let n = b.len();
+    if n == 0 || e.len() != n || s.iter().any(|&s| s != 1) {
+        return None;
+    }
+    if mask("new_axis_mask")? != 0 || mask("shrink_axis_mask")? != 0 {
+        return None;
+    }
+    let bit = |m: i64, k: usize| k < 63 && (m >> k) & 1 == 1;
+    let r = rank(g, x)?;
+    // Every axis before the last taken whole: by an ellipsis (`x[..., a:b]`) or one by one.
+    let leading_whole = if ellipsis != 0 {
+        ellipsis == 1 && n == 2
+    } else {
+        n == r && (0..n - 1).all(|k| bit(bm, k) && bit(em, k))
+    };
+    let k = n - 1;
+    leading_whole.then(|| (x, if bit(bm, k) { 0 } else { b[k] }, (!bit(em, k)).then_some(e[k])))
+}
+
 /// `(x, half)` when `first` and `second` are the two equal halves of `x`'s last axis.
 fn halves(g: &Graph, first: ValueRef, second: ValueRef) -> Option<ValueRef> {
+    // Hugging Face's `x[..., : d // 2]` and `x[..., d // 2 :]`.
+    if let (Some((x, 0, Some(h))), Some((x2, h2, stop))) =
+        (last_axis_slice(g, first), last_axis_slice(g, second))
+    {
+        let d = split_total(g, x)?;
+        return (x == x2 && h == h2 && h > 0 && 2 * h == d && stop.is_none_or(|s| s >= d))
+            .then_some(x);
+    }
     if first.node != second.node || first.port != 0 || second.port != 1 {
         return None;
     }
@@ -200,6 +312,46 @@ mod tests {
         assert_snapshot!(g.lower(&[y]), @"
         ---
         x = apply_rotary(x, angles)
+        return x
+        ");
+    }
+
+    /// `x[..., d/2:]` and `x[..., :d/2]` (Hugging Face's `rotate_half`), and cos and sin
+    /// tables unsqueezed before the products: the rotation reads the angles unsqueezed alike.
+    #[test]
+    fn sliced_halves_and_unsqueezed_tables() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 5, 2, 8]);
+        let angles = g.input("angles", &[5, 8]);
+        let slice = |g: &mut TestGraph, name: &str, b: i64, e: i64, masks: (i64, i64)| {
+            let b = g.constant(&format!("{name}/b"), int_tensor(&[2], &[0, b]));
+            let e = g.constant(&format!("{name}/e"), int_tensor(&[2], &[0, e]));
+            let s = g.constant(&format!("{name}/s"), int_tensor(&[2], &[1, 1]));
+            let attrs = [
+                ("ellipsis_mask", int(1)),
+                ("begin_mask", int(masks.0)),
+                ("end_mask", int(masks.1)),
+            ];
+            g.op(name, "StridedSlice", &[x, b, e, s], &attrs)
+        };
+        let x2 = slice(&mut g, "rot/x2", 4, 0, (0, 2));
+        let x1 = slice(&mut g, "rot/x1", 0, 4, (2, 0));
+        let neg = g.op("rot/Neg", "Neg", &[x2], &[]);
+        let half = concat_last(&mut g, neg, x1);
+        let unsqueezed = |g: &mut TestGraph, func: &str| {
+            let t = g.op(&format!("rot/{func}"), func, &[angles], &[]);
+            let dim = g.constant(&format!("rot/{func}/dim"), int_tensor(&[], &[1]));
+            g.op(&format!("rot/{func}/ExpandDims"), "ExpandDims", &[t, dim], &[])
+        };
+        let cos = unsqueezed(&mut g, "Cos");
+        let sin = unsqueezed(&mut g, "Sin");
+        let a = g.op("rot/mul", "Mul", &[x, cos], &[]);
+        let b = g.op("rot/mul_1", "Mul", &[sin, half], &[]);
+        let y = g.op("rot/add", "AddV2", &[a, b], &[]);
+        assert_snapshot!(g.lower(&[y]), @"
+        ---
+        angles_2 = angles.unsqueeze(1)
+        x = apply_rotary(x, angles_2)
         return x
         ");
     }

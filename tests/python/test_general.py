@@ -12,7 +12,7 @@ COND = ["cond_function", "cond_function_saved", "cond_keras_layer", "cond_keras_
 COND += ["case_function", "case_function_saved"]
 # keras-hub backbones with a run-time batch and sequence length.
 DECODERS = ["keras_hub_gpt2", "keras_hub_llama", "keras_hub_gemma", "keras_hub_deberta", "keras_hub_fnet", "keras_hub_esm2"]
-DECODERS += ["keras_hub_falcon"]
+DECODERS += ["keras_hub_falcon", "keras_hub_smollm3", "keras_hub_dinov3"]
 DYNAMIC = ["dyn_class_token", "dyn_reshape", "dyn_fill_pack", "dyn_data_sizes", "dyn_resize_like", "dyn_pad_slice", "dyn_upsample", "dtypes_kept", "any_size_mobilenet"]
 DYNAMIC += ["keras_mobilenet_v3_small"]
 
@@ -108,6 +108,30 @@ def test_blocks_hold_the_layers_keras_named_after_their_kind(tmp_path):
     top = code.split("class KerasMobilenetV3Small")[1]
     assert top.count("self.expanded_conv_") < 80, top
     assert "activation_" not in code.split("class KerasMobilenetV3Small")[0], code
+
+
+def test_hugging_face_rotary_embeddings_are_the_helpers(tmp_path):
+    """SmolLM3 (ported from Hugging Face) slices the halves for `rotate_half` and unsqueezes
+    cos and sin before the rotation: still `apply_rotary(q, angles)`, the angles unsqueezed
+    as the tables were, and the layers one class (parity is the decoder test above)."""
+    out = tmp_path / "out"
+    run_cli("convert", source("keras_hub_smollm3"), "-o", out)
+    code = (out / "model.py").read_text()
+    assert "nn.ModuleList([TransformerLayer() for _ in range(2)])" in code, code
+    assert code.count("apply_rotary(") == 3, code
+    layer = code.split("class TransformerLayer")[1].split("\nclass ")[0]
+    assert "torch.cos" not in layer and "torch.sin" not in layer and ":, 8:]" not in layer, layer
+
+
+def test_an_angle_table_every_layer_reshapes_is_made_once(tmp_path):
+    """DINOv3's layers each unsqueeze the one cos and sin table: the rotations read one
+    `angles` value made before the layers, and the layers are one class (parity above)."""
+    out = tmp_path / "out"
+    run_cli("convert", source("keras_hub_dinov3"), "-o", out)
+    code = (out / "model.py").read_text()
+    assert "nn.ModuleList([EncoderLayers() for _ in range(2)])" in code, code
+    top = code.split("class KerasHubDinov3")[1]
+    assert top.count("angles = ") == 1 and "layer(x, angles)" in top, code
 
 
 @pytest.mark.parametrize("name", ["keras_hub_gpt2", "keras_hub_llama"])
