@@ -129,7 +129,7 @@ def test_an_angle_table_every_layer_reshapes_is_made_once(tmp_path):
     out = tmp_path / "out"
     run_cli("convert", source("keras_hub_dinov3"), "-o", out)
     code = (out / "model.py").read_text()
-    assert "nn.ModuleList([EncoderLayers() for _ in range(2)])" in code, code
+    assert "nn.ModuleList([EncoderLayer() for _ in range(2)])" in code, code
     top = code.split("class KerasHubDinov3")[1]
     assert top.count("angles = ") == 1 and "layer(x, angles)" in top, code
 

@@ -118,6 +118,13 @@ fn class_name(family: &str) -> String {
             words.push(w);
         }
     }
+    // One instance of `encoder/layers_3` is an `EncoderLayer`.
+    if let Some(last) = words.last_mut()
+        && let Some(one) = last.strip_suffix('s')
+        && matches!(one, "layer" | "block" | "stage" | "cell" | "unit" | "module" | "level")
+    {
+        *last = one.to_string();
+    }
     let name = words.join("_").to_upper_camel_case();
     if name.is_empty() { "Block".into() } else { name }
 }
@@ -460,6 +467,8 @@ mod tests {
         assert_eq!(super::class_name("conv2_block#"), "ConvBlock");
         assert_eq!(super::class_name("transformer_layer_#"), "TransformerLayer");
         assert_eq!(super::class_name("###"), "Block");
+        assert_eq!(super::class_name("encoder_layers_#"), "EncoderLayer");
+        assert_eq!(super::class_name("dense_blocks_#"), "DenseBlock");
     }
 
     #[test]
