@@ -107,13 +107,23 @@ impl Lowerer<'_> {
         Ok(())
     }
 
-    /// Registers the layer node `n` becomes and its weights; returns `self.<name>`.
+    /// Registers the layer node `n` becomes and its weights; returns `self.<name>`. A layer
+    /// built like one before it from the very same weights (one TF variable read twice:
+    /// T5's token embedding for the encoder and the decoder) is that layer again, so the
+    /// weights stay tied in training, and stored once.
     fn add_layer(&mut self, n: NodeIndex, ctor: Expr, params: Vec<(&str, Weight)>) -> Expr {
+        let key = shared_weights_key(&ctor, &params);
+        if let Some(layer) = key.as_ref().and_then(|k| self.shared_layers.get(k)) {
+            return layer.clone();
+        }
         let name = self.attr_names.fresh(&self.scope_of(n));
         for (pname, w) in params {
             self.module.weights.push((format!("{name}.{pname}"), w));
         }
         self.module.layers.push(Layer { name: name.clone(), ctor });
+        if let Some(k) = key {
+            self.shared_layers.insert(k, Expr::self_attr(&name));
+        }
         Expr::self_attr(&name)
     }
 
@@ -137,6 +147,41 @@ impl Lowerer<'_> {
     }
 }
 
+/// Tensors of at least this many elements are taken for shared weights without a look at
+/// their values.
+const SHARED_MIN_ELEMENTS: usize = 1024;
+
+/// What makes two layers one: the same constructor and the same weight buffers (the same
+/// bytes in memory, so the same graph constant, laid out the same way). `None` for layers
+/// whose weights could be equal constants merged by a graph optimizer rather than one
+/// variable: small ones holding a single value (a fresh model's layer-norm scales of ones).
+fn shared_weights_key(ctor: &Expr, params: &[(&str, Weight)]) -> Option<String> {
+    let distinctive = params.iter().any(|(_, w)| {
+        let t = &w.tensor;
+        let size = t.dtype.size().unwrap_or(0);
+        let n = crate::tensor::checked_numel(&t.shape).unwrap_or(0);
+        n >= SHARED_MIN_ELEMENTS
+            || (size > 0 && t.data.chunks_exact(size).any(|e| e != &t.data[..size]))
+    });
+    if !distinctive {
+        return None;
+    }
+    let mut key = crate::py::printer::flat(ctor);
+    for (name, w) in params {
+        let t = &w.tensor;
+        key.push_str(&format!(
+            "|{name}:{:p}:{}:{}:{:?}:{:?}:{:?}",
+            t.data.as_ptr(),
+            t.data.len(),
+            t.dtype,
+            t.shape,
+            w.permute,
+            w.reshape
+        ));
+    }
+    Some(key)
+}
+
 /// The assignment target `pattern` describes, slots filled with `names`.
 fn unpack_target(pattern: &Unpack, names: &[String]) -> Expr {
     match pattern {
@@ -144,5 +189,36 @@ fn unpack_target(pattern: &Unpack, names: &[String]) -> Expr {
         Unpack::Tuple(items) => {
             Expr::Tuple(items.iter().map(|p| unpack_target(p, names)).collect())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::*;
+    use insta::assert_snapshot;
+
+    /// One weight read by two matmuls in the same layout is one layer called twice; read
+    /// transposed, it is a layer of its own.
+    #[test]
+    fn one_weight_read_twice_is_one_layer() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 4]);
+        let w = g.constant("w", weights(&[4, 4]));
+        let a = g.op("a/MatMul", "MatMul", &[x, w], &[]);
+        let a = g.op("a/Tanh", "Tanh", &[a], &[]);
+        let b = g.op("b/MatMul", "MatMul", &[a, w], &[]);
+        let c = g.op("c/MatMul", "MatMul", &[b, w], &[("transpose_b", boolean(true))]);
+        assert_snapshot!(g.lower(&[c]), @"
+        self.a = nn.Linear(4, 4, bias=False)
+        self.c = nn.Linear(4, 4, bias=False)
+        # a.weight: [4, 4]
+        # c.weight: [4, 4]
+        ---
+        x = self.a(x)
+        x = torch.tanh(x)
+        x = self.a(x)
+        x = self.c(x)
+        return x
+        ");
     }
 }

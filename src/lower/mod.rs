@@ -71,6 +71,8 @@ pub struct Lowerer<'a> {
     locals: Scope,
     values: BTreeMap<ValueRef, Val>,
     converted: BTreeMap<(ValueRef, Layout), Expr>,
+    /// Layers registered so far, by constructor and weights (see `add_layer`).
+    shared_layers: BTreeMap<String, Expr>,
     remaining: BTreeMap<ValueRef, usize>,
     /// The name a chain of single-use values runs through (`x = conv(x); x = relu(x)`), and
     /// the value holding it now.
@@ -198,6 +200,7 @@ impl<'a> Lowerer<'a> {
             locals: Scope::for_locals(),
             values: BTreeMap::new(),
             converted: BTreeMap::new(),
+            shared_layers: BTreeMap::new(),
             remaining: BTreeMap::new(),
             running: "x".to_string(),
             x_holder: None,

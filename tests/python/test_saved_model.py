@@ -49,6 +49,17 @@ def test_frozen_graph_with_function_library(tmp_path):
     assert_parity(out, GENERATED_DIR / "frozen_with_function.npz")
 
 
+def test_a_variable_two_layers_read_is_one_layer(tmp_path):
+    """The function called twice reads one variable: one `nn.Linear` called twice, so the
+    weights stay tied when the module is trained, and stored once (parity above)."""
+    out = tmp_path / "out"
+    run_cli("convert", fixture("frozen_with_function.pb"), "-o", out)
+    code = (out / "model.py").read_text()
+    assert code.count("nn.Linear(4, 4, bias=False)") == 1, code
+    layer = code.split("self.")[1].split(" = nn.Linear")[0]
+    assert code.count(f"self.{layer}(") == 2, code
+
+
 def test_signature_keys_are_forward_parameters(tmp_path):
     out = tmp_path / "out"
     run_cli("convert", fixture("sm_export_archive"), "-o", out)

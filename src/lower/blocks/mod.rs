@@ -194,6 +194,24 @@ impl Forward<'_> {
         if range.len() < MIN_STATEMENTS || layers.is_empty() {
             return None;
         }
+        // Its statements call its own layers, and only they do: a layer shared with code
+        // outside (one variable read by two blocks) stays where both can reach it.
+        let module = self.module;
+        let own: BTreeSet<&str> = layers
+            .iter()
+            .map(|&l| module.layers[l].name.as_str())
+            .chain(buffers.iter().map(|&b| module.buffers[b].name.as_str()))
+            .collect();
+        let attrs = module.layers.iter().map(|l| l.name.as_str());
+        let attrs: BTreeSet<&str> =
+            attrs.chain(module.buffers.iter().map(|b| b.name.as_str())).collect();
+        for (k, s) in self.stmts.iter().enumerate() {
+            let inside = range.contains(&k);
+            let reads = s.value.self_attrs();
+            if reads.iter().any(|a| attrs.contains(a) && own.contains(a) != inside) {
+                return None;
+            }
+        }
         // A few values in (a transformer layer reads its input and the mask), one value out.
         let mut defined = BTreeSet::new();
         let mut inputs: Vec<String> = Vec::new();
