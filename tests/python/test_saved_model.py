@@ -49,6 +49,17 @@ def test_frozen_graph_with_function_library(tmp_path):
     assert_parity(out, GENERATED_DIR / "frozen_with_function.npz")
 
 
+def test_blocks_take_the_unnamed_layers_that_feed_them(tmp_path):
+    """InceptionV3 names only each block's concat (`mixed4`); its branches are Keras'
+    `conv2d_34`, `batch_normalization_34`, `activation_34`, read by nothing else. They belong
+    to the block, so the four 17x17 blocks are one class (parity is the Keras test)."""
+    out = tmp_path / "out"
+    run_cli("convert", fixture("keras_inception_v3.pb"), "-o", out)
+    code = (out / "model.py").read_text()
+    assert "class Mixed(nn.Module):" in code, code
+    assert "nn.ModuleList([Mixed(160) for _ in range(2)])" in code, code
+
+
 def test_a_variable_two_layers_read_is_one_layer(tmp_path):
     """The function called twice reads one variable: one `nn.Linear` called twice, so the
     weights stay tied when the module is trained, and stored once (parity above)."""

@@ -68,6 +68,21 @@ fn local_name(global: &str, prefix: &str) -> String {
     scoped_local_name(rest)
 }
 
+/// A scope Keras named after the layer's kind alone (`conv2d_25`, `activation_247`): a layer
+/// its author did not name, which belongs to the block it feeds.
+fn is_auto_named(scope: &str) -> bool {
+    let Some((kind, n)) = scope.rsplit_once('_') else { return false };
+    let kind_tokens_are_words = kind
+        .split('_')
+        .all(|t| t.starts_with(|c: char| c.is_ascii_lowercase()) && t.bytes().all(|b| b != b'#'));
+    !n.is_empty()
+        && n.bytes().all(|b| b.is_ascii_digit())
+        && kind_tokens_are_words
+        && !["block", "layer", "stage", "cell", "unit", "conv_", "expanded"]
+            .iter()
+            .any(|w| kind.contains(w))
+}
+
 /// `activation_190` → `activation`: a kind without digits, then a counter.
 fn without_counter(name: &str) -> Option<&str> {
     let (kind, n) = name.rsplit_once('_')?;
@@ -113,7 +128,11 @@ fn scoped_local_name(rest: &str) -> String {
 fn class_name(family: &str) -> String {
     let mut words: Vec<String> = Vec::new();
     for t in family.split('_') {
-        let w: String = t.chars().filter(|c| c.is_ascii_alphabetic()).collect();
+        // Numbers at the end of a word number the block (`conv2`, `block#`); inside one
+        // they are part of it (`pooling2d`).
+        let w = t.trim_end_matches(|c: char| c.is_ascii_digit() || c == '#');
+        let w: String = w.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+        let w = if w.starts_with(|c: char| c.is_ascii_digit()) { String::new() } else { w };
         if !w.is_empty() && words.last() != Some(&w) {
             words.push(w);
         }
@@ -184,9 +203,42 @@ impl Forward<'_> {
         // them: Keras names the activations and products inside `expanded_conv_4` after
         // their kind (`activation_190`, `multiply_12`), not after the block.
         let sibling = |i: usize| !idx.contains(&i) && self.families[i].contains(&candidate.family);
-        if idx.len() < 2 || (first..=last).any(|i| !spans[i].movable || sibling(i)) {
+        if (first..=last).any(|i| !spans[i].movable || sibling(i)) {
             return None;
         }
+        // So may the unnamed layers just before its first one: InceptionResNet's `block35_3` begins
+        // with branches of `conv2d_25`, `batch_normalization_25`, `activation_247` that only
+        // its `block35_3_mixed` reads. Tried with them first, then without.
+        let mut start = first;
+        while !is_auto_named(prefix)
+            && start > 0
+            && spans[start - 1].movable
+            && !sibling(start - 1)
+            && is_auto_named(&spans[start - 1].scope)
+        {
+            start -= 1;
+        }
+        if start < first
+            && let Some(m) = self.analyse_range(prefix, candidate, start, last)
+        {
+            return Some(m);
+        }
+        // A block of one named layer is one only with the unnamed ones before it (InceptionV3's
+        // `mixed1` is the concat of its branches).
+        if idx.len() < 2 {
+            return None;
+        }
+        self.analyse_range(prefix, candidate, first, last)
+    }
+
+    fn analyse_range(
+        &self,
+        prefix: &str,
+        candidate: &Candidate,
+        first: usize,
+        last: usize,
+    ) -> Option<Member> {
+        let spans = self.spans;
         let range = spans[first].stmts.start..spans[last].stmts.end;
         let layers: Vec<usize> = (first..=last).flat_map(|i| spans[i].layers.clone()).collect();
         let buffers: Vec<usize> = (first..=last).flat_map(|i| spans[i].buffers.clone()).collect();
@@ -487,6 +539,8 @@ mod tests {
         assert_eq!(super::class_name("###"), "Block");
         assert_eq!(super::class_name("encoder_layers_#"), "EncoderLayer");
         assert_eq!(super::class_name("dense_blocks_#"), "DenseBlock");
+        assert_eq!(super::class_name("max_pooling2d_#"), "MaxPooling2d");
+        assert_eq!(super::class_name("mixed#"), "Mixed");
     }
 
     #[test]
@@ -497,6 +551,8 @@ mod tests {
         assert_eq!(local_name("activation_190", "expanded_conv_4"), "activation");
         assert_eq!(local_name("mask_3", "layer_1"), "mask");
         assert_eq!(local_name("conv2d_95_2", "layer_1"), "conv2d_95_2");
+        assert!(super::is_auto_named("conv2d_25") && super::is_auto_named("activation_247"));
+        assert!(!super::is_auto_named("block35_1") && !super::is_auto_named("conv2d_95_2"));
     }
 
     /// Three sibling residual blocks; the first reads the permuted input, so its statements
