@@ -195,16 +195,18 @@ struct Forward<'a> {
 }
 
 impl Forward<'_> {
-    fn analyse(&self, prefix: &str, candidate: &Candidate) -> Option<Member> {
+    /// The candidate as a block member: with the unnamed layers before it and without (the
+    /// grouping keeps whichever matches its siblings).
+    fn analyse(&self, prefix: &str, candidate: &Candidate) -> Vec<Member> {
         let spans = self.spans;
         let idx = &candidate.spans;
-        let (&first, &last) = (idx.first()?, idx.last()?);
         // Spans between the candidate's own belong to it unless a sibling of its family owns
         // them: Keras names the activations and products inside `expanded_conv_4` after
         // their kind (`activation_190`, `multiply_12`), not after the block.
+        let Some((&first, &last)) = idx.first().zip(idx.last()) else { return Vec::new() };
         let sibling = |i: usize| !idx.contains(&i) && self.families[i].contains(&candidate.family);
         if (first..=last).any(|i| !spans[i].movable || sibling(i)) {
-            return None;
+            return Vec::new();
         }
         // So may the unnamed layers just before its first one: InceptionResNet's `block35_3` begins
         // with branches of `conv2d_25`, `batch_normalization_25`, `activation_247` that only
@@ -218,17 +220,16 @@ impl Forward<'_> {
         {
             start -= 1;
         }
-        if start < first
-            && let Some(m) = self.analyse_range(prefix, candidate, start, last)
-        {
-            return Some(m);
+        let mut members = Vec::new();
+        if start < first {
+            members.extend(self.analyse_range(prefix, candidate, start, last));
         }
         // A block of one named layer is one only with the unnamed ones before it (InceptionV3's
         // `mixed1` is the concat of its branches).
-        if idx.len() < 2 {
-            return None;
+        if idx.len() >= 2 {
+            members.extend(self.analyse_range(prefix, candidate, first, last));
         }
-        self.analyse_range(prefix, candidate, first, last)
+        members
     }
 
     fn analyse_range(
@@ -494,8 +495,7 @@ pub fn extract(
         }
     }
     let forward = Forward { spans, stmts, module, universe, families, returns };
-    let members: Vec<Member> =
-        candidates.iter().filter_map(|(p, c)| forward.analyse(p, c)).collect();
+    let members: Vec<Member> = candidates.iter().flat_map(|(p, c)| forward.analyse(p, c)).collect();
     let chosen = choose(&members, module);
     if chosen.is_empty() {
         return Vec::new();
