@@ -72,15 +72,11 @@ fn local_name(global: &str, prefix: &str) -> String {
 /// its author did not name, which belongs to the block it feeds.
 fn is_auto_named(scope: &str) -> bool {
     let Some((kind, n)) = scope.rsplit_once('_') else { return false };
-    let kind_tokens_are_words = kind
-        .split('_')
-        .all(|t| t.starts_with(|c: char| c.is_ascii_lowercase()) && t.bytes().all(|b| b != b'#'));
-    !n.is_empty()
-        && n.bytes().all(|b| b.is_ascii_digit())
-        && kind_tokens_are_words
-        && !["block", "layer", "stage", "cell", "unit", "conv_", "expanded"]
-            .iter()
-            .any(|w| kind.contains(w))
+    let kind_tokens_are_words =
+        kind.split('_').all(|t| t.starts_with(|c: char| c.is_ascii_lowercase()));
+    // Words that name a repeated structure: `transformer_layer_3` is no unnamed layer.
+    let structure = ["block", "layer", "stage", "cell", "unit"].iter().any(|w| kind.contains(w));
+    !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && kind_tokens_are_words && !structure
 }
 
 /// `activation_190` → `activation`: a kind without digits, then a counter.
@@ -208,9 +204,9 @@ impl Forward<'_> {
         if (first..=last).any(|i| !spans[i].movable || sibling(i)) {
             return Vec::new();
         }
-        // So may the unnamed layers just before its first one: InceptionResNet's `block35_3` begins
-        // with branches of `conv2d_25`, `batch_normalization_25`, `activation_247` that only
-        // its `block35_3_mixed` reads. Tried with them first, then without.
+        // So may the unnamed layers just before its first one: InceptionResNet's `block35_3`
+        // begins with branches of `conv2d_25`, `batch_normalization_25`, `activation_247`
+        // that only its `block35_3_mixed` reads.
         let mut start = first;
         while !is_auto_named(prefix)
             && start > 0
