@@ -68,15 +68,32 @@ fn local_name(global: &str, prefix: &str) -> String {
     scoped_local_name(rest)
 }
 
-/// A scope Keras named after the layer's kind alone (`conv2d_25`, `activation_247`): a layer
-/// its author did not name, which belongs to the block it feeds.
+/// A scope Keras named after the layer's kind and a counter (`conv2d_25`, `activation_247`):
+/// a layer its author did not name, which belongs to the block it feeds.
 fn is_auto_named(scope: &str) -> bool {
-    let Some((kind, n)) = scope.rsplit_once('_') else { return false };
-    let kind_tokens_are_words =
-        kind.split('_').all(|t| t.starts_with(|c: char| c.is_ascii_lowercase()));
-    // Words that name a repeated structure: `transformer_layer_3` is no unnamed layer.
+    scope.rsplit_once('_').is_some_and(|(kind, n)| {
+        !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && is_kind(kind)
+    })
+}
+
+/// An unnamed layer as [`is_auto_named`] says, or the first of its kind, which Keras names
+/// without a counter (`average_pooling2d`).
+fn is_unnamed_layer(scope: &str) -> bool {
+    is_auto_named(scope) || is_kind(scope)
+}
+
+/// Words of a Keras layer kind (letters, a rank as in `2d`), none naming a repeated
+/// structure: `conv2d`, `batch_normalization`, but not `conv1`, `mixed0` or
+/// `transformer_layer`.
+fn is_kind(kind: &str) -> bool {
+    let word = |t: &str| {
+        let letters = t.strip_suffix("1d").or(t.strip_suffix("2d")).or(t.strip_suffix("3d"));
+        let letters = letters.unwrap_or(t);
+        !letters.is_empty() && letters.bytes().all(|b| b.is_ascii_lowercase())
+    };
+    let words = kind.split('_').all(word);
     let structure = ["block", "layer", "stage", "cell", "unit"].iter().any(|w| kind.contains(w));
-    !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && kind_tokens_are_words && !structure
+    words && !structure
 }
 
 /// `activation_190` → `activation`: a kind without digits, then a counter.
@@ -212,7 +229,7 @@ impl Forward<'_> {
             && start > 0
             && spans[start - 1].movable
             && !sibling(start - 1)
-            && is_auto_named(&spans[start - 1].scope)
+            && is_unnamed_layer(&spans[start - 1].scope)
         {
             start -= 1;
         }
@@ -549,6 +566,9 @@ mod tests {
         assert_eq!(local_name("conv2d_95_2", "layer_1"), "conv2d_95_2");
         assert!(super::is_auto_named("conv2d_25") && super::is_auto_named("activation_247"));
         assert!(!super::is_auto_named("block35_1") && !super::is_auto_named("conv2d_95_2"));
+        assert!(
+            super::is_unnamed_layer("average_pooling2d") && !super::is_unnamed_layer("conv1_bn")
+        );
     }
 
     /// Three sibling residual blocks; the first reads the permuted input, so its statements
