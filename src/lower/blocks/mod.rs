@@ -204,6 +204,8 @@ struct Forward<'a> {
     universe: BTreeSet<String>,
     /// The candidate families each span belongs to.
     families: Vec<BTreeSet<String>>,
+    /// Each layer and buffer, and the statements that read it.
+    attr_readers: BTreeMap<&'a str, Vec<usize>>,
     returns: &'a [Expr],
 }
 
@@ -268,15 +270,18 @@ impl Forward<'_> {
             .map(|&l| module.layers[l].name.as_str())
             .chain(buffers.iter().map(|&b| module.buffers[b].name.as_str()))
             .collect();
-        let attrs = module.layers.iter().map(|l| l.name.as_str());
-        let attrs: BTreeSet<&str> =
-            attrs.chain(module.buffers.iter().map(|b| b.name.as_str())).collect();
-        for (k, s) in self.stmts.iter().enumerate() {
-            let inside = range.contains(&k);
-            let reads = s.value.self_attrs();
-            if reads.iter().any(|a| attrs.contains(a) && own.contains(a) != inside) {
-                return None;
-            }
+        let read_outside = |a: &&str| {
+            self.attr_readers.get(*a).is_some_and(|ks| ks.iter().any(|k| !range.contains(k)))
+        };
+        let foreign = |k: usize| {
+            self.stmts[k]
+                .value
+                .self_attrs()
+                .iter()
+                .any(|a| self.attr_readers.contains_key(a) && !own.contains(a))
+        };
+        if own.iter().any(read_outside) || range.clone().any(foreign) {
+            return None;
         }
         // A few values in (a transformer layer reads its input and the mask), one value out.
         let mut defined = BTreeSet::new();
@@ -507,7 +512,21 @@ pub fn extract(
             families[i].insert(c.family.clone());
         }
     }
-    let forward = Forward { spans, stmts, module, universe, families, returns };
+    let mut attr_readers: BTreeMap<&str, Vec<usize>> = module
+        .layers
+        .iter()
+        .map(|l| l.name.as_str())
+        .chain(module.buffers.iter().map(|b| b.name.as_str()))
+        .map(|a| (a, Vec::new()))
+        .collect();
+    for (k, s) in stmts.iter().enumerate() {
+        for a in s.value.self_attrs() {
+            if let Some(readers) = attr_readers.get_mut(a) {
+                readers.push(k);
+            }
+        }
+    }
+    let forward = Forward { spans, stmts, module, universe, families, attr_readers, returns };
     let members: Vec<Member> = candidates.iter().flat_map(|(p, c)| forward.analyse(p, c)).collect();
     let chosen = choose(&members, module);
     if chosen.is_empty() {
