@@ -25,12 +25,12 @@ fn scaled(g: &Graph, v: ValueRef, c: f64, tol: f64) -> Option<ValueRef> {
     }
 }
 
-/// `1 + y` or `y + 1` → `y`.
-fn plus_one(g: &Graph, v: ValueRef) -> Option<ValueRef> {
+/// `c + y` or `y + c` with the scalar `c` → `y`, when the sum has no other reader.
+fn plus(g: &Graph, v: ValueRef, c: f64) -> Option<ValueRef> {
     let (a, b) = sole_binary(g, v, &["AddV2", "Add"])?;
-    if is_scalar(g, a, 1.0, 0.0) {
+    if is_scalar(g, a, c, 0.0) {
         Some(b)
-    } else if is_scalar(g, b, 1.0, 0.0) {
+    } else if is_scalar(g, b, c, 0.0) {
         Some(a)
     } else {
         None
@@ -55,14 +55,14 @@ fn match_gelu(g: &Graph, out: ValueRef) -> Option<(ValueRef, bool)> {
             return Some((x, false));
         }
         // 0.5·x · (1 + erf(x·0.7071))
-        if let Some(e) = plus_one(g, rest)
+        if let Some(e) = plus(g, rest, 1.0)
             && let Some(arg) = sole_unary_input(g, e, "Erf")
             && scaled(g, arg, SQRT_HALF, 1e-6) == Some(x)
         {
             return Some((x, false));
         }
         // 0.5·x · (1 + tanh(0.7978846·(x + 0.044715·x³)))
-        if let Some(t) = plus_one(g, rest)
+        if let Some(t) = plus(g, rest, 1.0)
             && let Some(arg) = sole_unary_input(g, t, "Tanh")
             && let Some(sum) = scaled(g, arg, 0.7978846, 1e-6)
             && let Some((p, q)) = sole_binary(g, sum, &["AddV2", "Add"])
@@ -96,9 +96,7 @@ fn match_hard_sigmoid(g: &Graph, out: ValueRef) -> Option<ValueRef> {
     } else {
         is_scalar(g, a, 1.0 / 6.0, 1e-7).then_some(b)?
     };
-    let sum = sole_unary_input(g, relu6, "Relu6")?;
-    let (p, q) = sole_binary(g, sum, &["AddV2", "Add"])?;
-    if is_scalar(g, q, 3.0, 0.0) { Some(p) } else { is_scalar(g, p, 3.0, 0.0).then_some(q) }
+    plus(g, sole_unary_input(g, relu6, "Relu6")?, 3.0)
 }
 
 /// Replaces the node of `out` by a one-input op fed by `x`.

@@ -71,9 +71,13 @@ fn local_name(global: &str, prefix: &str) -> String {
 /// A scope Keras named after the layer's kind and a counter (`conv2d_25`, `activation_247`):
 /// a layer its author did not name, which belongs to the block it feeds.
 fn is_auto_named(scope: &str) -> bool {
-    scope.rsplit_once('_').is_some_and(|(kind, n)| {
-        !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && is_kind(kind)
-    })
+    kind_and_counter(scope).is_some_and(is_kind)
+}
+
+/// `activation_190` → `activation`: what comes before a trailing counter.
+fn kind_and_counter(name: &str) -> Option<&str> {
+    let (kind, n) = name.rsplit_once('_')?;
+    (!kind.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then_some(kind)
 }
 
 /// An unnamed layer as [`is_auto_named`] says, or the first of its kind, which Keras names
@@ -98,9 +102,7 @@ fn is_kind(kind: &str) -> bool {
 
 /// `activation_190` → `activation`: a kind without digits, then a counter.
 fn without_counter(name: &str) -> Option<&str> {
-    let (kind, n) = name.rsplit_once('_')?;
-    let counter = !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit());
-    (counter && !kind.is_empty() && !kind.bytes().any(|b| b.is_ascii_digit())).then_some(kind)
+    kind_and_counter(name).filter(|kind| !kind.bytes().any(|b| b.is_ascii_digit()))
 }
 
 /// [`local_name`] of each of `globals`, except that names which would lose their counters to
