@@ -16,6 +16,7 @@ pub mod natural;
 pub mod ops;
 pub mod output;
 pub mod passes;
+pub mod permute;
 pub mod proto;
 pub mod py;
 pub mod reference;

@@ -313,13 +313,10 @@ impl Tensor {
     pub fn permute(&self, perm: &[usize]) -> Tensor {
         debug_assert_eq!(perm.len(), self.rank());
         let new_shape: Vec<usize> = perm.iter().map(|&p| self.shape[p]).collect();
-        let data = match self.dtype.size().unwrap_or(1) {
-            1 => permute_elems::<1>(&self.data, &self.shape, perm),
-            2 => permute_elems::<2>(&self.data, &self.shape, perm),
-            4 => permute_elems::<4>(&self.data, &self.shape, perm),
-            8 => permute_elems::<8>(&self.data, &self.shape, perm),
-            _ => permute_elems::<16>(&self.data, &self.shape, perm),
-        };
+        let p = crate::permute::Permutation::new(&self.shape, perm, self.dtype.size().unwrap_or(1));
+        let mut data = vec![0u8; p.bytes()];
+        // A tensor's bytes always match its shape; a mismatch would leave zeros, not panic.
+        let _ = p.write_rows(&self.data, 0..p.rows(), &mut data);
         Tensor { dtype: self.dtype, shape: new_shape, data: Bytes::from(data) }
     }
 
@@ -452,107 +449,6 @@ impl Tensor {
         };
         Ok(Tensor { dtype, shape, data: Bytes::from(bytes) })
     }
-}
-
-/// Gathers `N`-byte elements into permuted order. Weights are permuted once per conversion,
-/// so this is the hot path for large models: when the input's contiguous axis is not the
-/// output's, the two are walked in 32×32 tiles so that reads and writes both stay in cache
-/// (a plain odometer makes HWIO → OIHW read with a stride of I·O elements).
-fn permute_elems<const N: usize>(src: &[u8], shape: &[usize], perm: &[usize]) -> Vec<u8> {
-    let (shape, perm) = simplify_permutation(shape, perm);
-    let (shape, perm) = (shape.as_slice(), perm.as_slice());
-    const TILE: usize = 32;
-    let rank = shape.len();
-    let n: usize = shape.iter().product();
-    let mut out = vec![0u8; n * N];
-    if n == 0 || rank < 2 {
-        out.copy_from_slice(&src[..n * N]);
-        return out;
-    }
-    let mut in_strides = vec![1usize; rank];
-    for i in (0..rank - 1).rev() {
-        in_strides[i] = in_strides[i + 1] * shape[i + 1];
-    }
-    let new_shape: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
-    let src_strides: Vec<usize> = perm.iter().map(|&p| in_strides[p]).collect();
-    let mut out_strides = vec![1usize; rank];
-    for i in (0..rank - 1).rev() {
-        out_strides[i] = out_strides[i + 1] * new_shape[i + 1];
-    }
-    let last = rank - 1;
-    // The output axis that is contiguous in the input (tiled against the output's last axis).
-    let a = perm.iter().position(|&p| p == rank - 1).expect("perm is a permutation");
-    let outer: Vec<usize> = (0..rank).filter(|&x| x != last && x != a).collect();
-    let (len_l, src_l) = (new_shape[last], src_strides[last]);
-    // When the output's last axis is already the input's contiguous one, there is no tile.
-    let (len_a, src_a, dst_a) =
-        if a == last { (1, 0, 0) } else { (new_shape[a], src_strides[a], out_strides[a]) };
-    let mut idx = vec![0usize; outer.len()];
-    loop {
-        let sbase: usize = outer.iter().zip(&idx).map(|(&ax, &i)| i * src_strides[ax]).sum();
-        let dbase: usize = outer.iter().zip(&idx).map(|(&ax, &i)| i * out_strides[ax]).sum();
-        // Tiles in the source's order: band by band (TILE source rows), so that a band is
-        // done with before the next is read, and its pages can go back to the system (the
-        // source is usually a memory-mapped model file: a 400 MB dense kernel is then never
-        // resident twice).
-        for y0 in (0..len_l).step_by(TILE) {
-            let y1 = (y0 + TILE).min(len_l);
-            for x0 in (0..len_a).step_by(TILE) {
-                for x in x0..(x0 + TILE).min(len_a) {
-                    for y in y0..y1 {
-                        let s = (sbase + x * src_a + y * src_l) * N;
-                        let d = (dbase + x * dst_a + y) * N;
-                        out[d..d + N].copy_from_slice(&src[s..s + N]);
-                    }
-                }
-            }
-            if outer.is_empty() && src_a == 1 && src_l == len_a {
-                crate::mapped::release(&src[y0 * src_l * N..y1 * src_l * N]);
-            }
-        }
-        // Odometer over the outer axes.
-        let mut k = outer.len();
-        loop {
-            if k == 0 {
-                return out;
-            }
-            k -= 1;
-            idx[k] += 1;
-            if idx[k] < new_shape[outer[k]] {
-                break;
-            }
-            idx[k] = 0;
-        }
-    }
-}
-
-/// The same permutation on fewer axes: size-1 axes dropped, and axes that stay adjacent and in
-/// order merged (`[3, 3, I, O]` by `(3, 2, 0, 1)` is `[9, I, O]` by `(2, 1, 0)`), so the tiled
-/// walk has long inner loops.
-fn simplify_permutation(shape: &[usize], perm: &[usize]) -> (Vec<usize>, Vec<usize>) {
-    let keep: Vec<usize> = (0..shape.len()).filter(|&a| shape[a] != 1).collect();
-    // Renumber the kept source axes 0..k, in source order.
-    let renum = |a: usize| keep.iter().position(|&k| k == a);
-    let mut p: Vec<usize> = perm.iter().filter_map(|&a| renum(a)).collect();
-    let mut s: Vec<usize> = keep.iter().map(|&a| shape[a]).collect();
-    // Merge output neighbours that are source neighbours in the same order.
-    let mut i = 0;
-    while i + 1 < p.len() {
-        if p[i + 1] == p[i] + 1 {
-            let (a, b) = (p[i], p[i + 1]);
-            s[a] *= s[b];
-            s.remove(b);
-            p.remove(i + 1);
-            for x in p.iter_mut() {
-                if *x > b {
-                    *x -= 1;
-                }
-            }
-        } else {
-            i += 1;
-        }
-    }
-    (s, p)
 }
 
 /// Values widened for the folding engine.

@@ -2,15 +2,16 @@
 //! `{"format": "pt"}` (one key, so the header bytes are deterministic). Layout changes are
 //! applied while writing, one tensor at a time.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
-use std::sync::mpsc::{Receiver, sync_channel};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use safetensors::{Dtype, View};
+use safetensors::Dtype;
+use safetensors::tensor::{Metadata, TensorInfo};
 
 use crate::error::{Error, Result};
+use crate::permute::Permutation;
 use crate::tensor::{DType, Tensor};
 
 /// A weight as stored in the model, plus the layout change applied when it is written.
@@ -39,87 +40,6 @@ impl Weight {
             None => self.tensor.shape.clone(),
         }
     }
-
-    /// The tensor in its final layout.
-    pub fn materialize(&self) -> Tensor {
-        let t = match &self.permute {
-            Some(p) => self.tensor.permute(p),
-            None => self.tensor.clone(),
-        };
-        match &self.reshape {
-            Some(s) => t.reshaped(s.clone()),
-            None => t,
-        }
-    }
-}
-
-/// Layout changes computed ahead on a second thread, in the order the writer asks for them.
-/// Each item carries the weight's index; a view that receives another index (the writer
-/// asked in an unexpected order) stops the pipeline and computes its own data, so the output
-/// never depends on the order guess.
-type Ahead = Mutex<Option<Receiver<(usize, Vec<u8>)>>>;
-
-struct LazyTensor<'a> {
-    index: usize,
-    weight: &'a Weight,
-    dtype: Dtype,
-    shape: Vec<usize>,
-    ahead: &'a Ahead,
-    /// The source bytes last handed to the writer as they are: written by the time the writer
-    /// asks for the next tensor, when their pages go back to the system.
-    written: &'a Mutex<Option<&'a [u8]>>,
-    /// Told the size of each tensor handed to the writer (a progress display).
-    on_bytes: &'a dyn Fn(u64),
-}
-
-impl<'a> View for LazyTensor<'a> {
-    fn dtype(&self) -> Dtype {
-        self.dtype
-    }
-
-    fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-
-    fn data(&self) -> Cow<'_, [u8]> {
-        let source: &'a [u8] = &self.weight.tensor.data;
-        (self.on_bytes)(source.len() as u64);
-        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(done) = written.take() {
-            crate::mapped::release(done);
-        }
-        if self.weight.permute.is_none() {
-            crate::mapped::prefetch(source);
-            *written = Some(source);
-            return Cow::Borrowed(source);
-        }
-        drop(written);
-        let mut guard = self.ahead.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(rx) = guard.as_ref().filter(|_| !computed_on_demand(self.weight)) {
-            match rx.recv() {
-                Ok((i, bytes)) if i == self.index => return Cow::Owned(bytes),
-                _ => *guard = None,
-            }
-        }
-        // `Vec::from(Bytes)` reuses the buffer permute just built: no second copy.
-        let permuted = Vec::from(self.weight.materialize().data);
-        crate::mapped::release(source);
-        Cow::Owned(permuted)
-    }
-
-    fn data_len(&self) -> usize {
-        self.weight.tensor.data.len()
-    }
-}
-
-/// Tensors above this size are laid out when the writer asks for them, not ahead on the
-/// second thread: computed ahead, two or three of them would be in memory at once.
-const AHEAD_MAX_BYTES: usize = 64 << 20;
-
-/// Whether `w` is laid out by the writer itself (see [`AHEAD_MAX_BYTES`]); its source is then
-/// transposed band by band, each band given back as it is done.
-fn computed_on_demand(w: &Weight) -> bool {
-    w.tensor.data.len() > AHEAD_MAX_BYTES
 }
 
 fn st_dtype(d: DType) -> Option<Dtype> {
@@ -139,62 +59,198 @@ fn st_dtype(d: DType) -> Option<Dtype> {
     })
 }
 
-/// Writes every weight to `path`. Permuted weights are computed one or two ahead on a second
-/// thread while the writer writes the previous ones; memory stays at a few tensors.
+/// Pieces are about this size: a large tensor is laid out and written in bands of rows.
+const BAND_BYTES: usize = 8 << 20;
+
+/// Tensors smaller than this keep their source pages until the model file is closed.
+const RELEASE_MIN_BYTES: usize = 1 << 20;
+
+/// One piece of the data section: output rows `rows` of weight `weight` (for a weight written
+/// as it is, rows are bytes), at byte `at` of the file.
+struct Piece {
+    weight: usize,
+    rows: std::ops::Range<usize>,
+    at: u64,
+}
+
+/// Writes every weight to `path` in the safetensors format: the header is the `safetensors`
+/// crate's own (its `Metadata`, so the bytes are the ones `serialize` would write), the data
+/// written piece by piece at each tensor's place in the file by [`WRITERS`] threads taking
+/// pieces in turn. A weight that keeps its layout is written straight from the model file's
+/// map; one whose layout changes is laid out band by band into a buffer each thread reuses.
+/// Memory stays at a band per thread plus the source tensors in flight, whatever the model's
+/// size. (Measured against one thread laying out for one writing: the two-thread pipeline
+/// waits on the layout; threads that do both keep both cores busy.)
 pub fn write(weights: &[(String, Weight)], path: &Path, on_bytes: &dyn Fn(u64)) -> Result<()> {
+    let io = |source| Error::Io { path: path.into(), source };
     let mut dtypes = Vec::with_capacity(weights.len());
     for (key, w) in weights {
         dtypes.push(st_dtype(w.tensor.dtype).ok_or_else(|| {
             Error::msg(format!("weight '{key}' has dtype {} (not storable)", w.tensor.dtype))
         })?);
     }
-    // The order safetensors writes in: dtype (descending), then name.
+    // safetensors' order: dtype (descending), then name.
     let mut order: Vec<usize> = (0..weights.len()).collect();
     order.sort_by(|&a, &b| dtypes[b].cmp(&dtypes[a]).then(weights[a].0.cmp(&weights[b].0)));
-    let (tx, rx) = sync_channel::<(usize, Vec<u8>)>(1);
-    let ahead: Ahead = Mutex::new(Some(rx));
-    let written: Mutex<Option<&[u8]>> = Mutex::new(None);
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            for &i in &order {
-                if weights[i].1.permute.is_none() || computed_on_demand(&weights[i].1) {
-                    continue;
-                }
-                crate::mapped::prefetch(&weights[i].1.tensor.data);
-                let permuted = Vec::from(weights[i].1.materialize().data);
-                // The source is read; it comes back from the file if the writer needs it.
-                crate::mapped::release(&weights[i].1.tensor.data);
-                if tx.send((i, permuted)).is_err() {
-                    return;
-                }
-            }
-        });
-        let views: Vec<_> = weights
-            .iter()
-            .enumerate()
-            .map(|(index, (key, w))| {
-                let view = LazyTensor {
-                    index,
-                    weight: w,
-                    dtype: dtypes[index],
-                    shape: w.shape(),
-                    ahead: &ahead,
-                    written: &written,
-                    on_bytes,
-                };
-                (key.clone(), view)
-            })
-            .collect();
-        let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
-        let result = safetensors::serialize_to_file(views, Some(meta), path)
-            .map_err(|e| Error::msg(format!("{}: writing weights: {e}", path.display())));
-        // Stop the producer if the writer stopped early.
-        *ahead.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        if let Some(done) = written.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            crate::mapped::release(done);
+    let layouts: Vec<Permutation> = weights
+        .iter()
+        .map(|(_, w)| {
+            let elem = w.tensor.dtype.size().unwrap_or(1);
+            let identity: Vec<usize> = (0..w.tensor.shape.len()).collect();
+            Permutation::new(&w.tensor.shape, w.permute.as_deref().unwrap_or(&identity), elem)
+        })
+        .collect();
+    for ((key, w), layout) in weights.iter().zip(&layouts) {
+        if w.tensor.data.len() != layout.bytes() {
+            let (len, shape) = (w.tensor.data.len(), &w.tensor.shape);
+            return Err(Error::msg(format!(
+                "weight '{key}': {len} bytes of data for shape {shape:?}"
+            )));
         }
-        result
-    })
+    }
+    let header = header(weights, &dtypes, &order)?;
+    let mut at = header.len() as u64;
+    let mut pieces = Vec::new();
+    for &i in &order {
+        let (w, layout) = (&weights[i].1, &layouts[i]);
+        // Rows per piece: a band of about BAND_BYTES, whole rows (bytes when written as is).
+        let (rows, row_bytes) = if layout.is_identity() {
+            (layout.bytes(), 1)
+        } else {
+            (layout.rows(), layout.row_bytes())
+        };
+        let band = (BAND_BYTES / row_bytes.max(1)).max(1);
+        for r0 in (0..rows).step_by(band) {
+            let r1 = (r0 + band).min(rows);
+            pieces.push(Piece { weight: i, rows: r0..r1, at: at + (r0 * row_bytes) as u64 });
+        }
+        at += layout.bytes() as u64;
+    }
+    let file = std::fs::File::create(path).map_err(io)?;
+    file.set_len(at).map_err(io)?;
+    write_at(&file, &header, 0).map_err(io)?;
+    // Pieces left per weight: the thread done with a weight's last piece gives its pages back.
+    let left: Vec<AtomicUsize> = weights.iter().map(|_| AtomicUsize::new(0)).collect();
+    for p in &pieces {
+        left[p.weight].fetch_add(1, Ordering::Relaxed);
+    }
+    let next = AtomicUsize::new(0);
+    let done = AtomicU64::new(0);
+    let failed: Mutex<Option<std::io::Error>> = Mutex::new(None);
+    let work = |report: &dyn Fn()| {
+        // Grown, never shrunk: each band overwrites the part it uses.
+        let mut buffer = Vec::new();
+        while let Some(piece) = pieces.get(next.fetch_add(1, Ordering::Relaxed)) {
+            if failed.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
+                return;
+            }
+            let (source, layout) = (&weights[piece.weight].1.tensor.data, &layouts[piece.weight]);
+            let bytes = if layout.is_identity() {
+                &source[piece.rows.clone()]
+            } else {
+                // Every band reads all of the source: mapped in one go, by the first band.
+                if piece.rows.start == 0 {
+                    crate::mapped::prefetch(source);
+                }
+                let len = piece.rows.len() * layout.row_bytes();
+                if buffer.len() < len {
+                    buffer.resize(len, 0);
+                }
+                // Sizes were checked when the pieces were cut: this lays the rows out.
+                let laid_out = layout.write_rows(source, piece.rows.clone(), &mut buffer[..len]);
+                debug_assert!(laid_out);
+                &buffer[..len]
+            };
+            if layout.is_identity() {
+                crate::mapped::prefetch(bytes);
+            }
+            if let Err(e) = write_at(&file, bytes, piece.at) {
+                failed.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(e);
+                return;
+            }
+            done.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            if left[piece.weight].fetch_sub(1, Ordering::AcqRel) == 1 {
+                release(source);
+            }
+            report();
+        }
+    };
+    // Only this thread reports progress (the callback need not be shared across threads).
+    let reported = std::cell::Cell::new(0u64);
+    let report = || {
+        let now = done.load(Ordering::Relaxed);
+        on_bytes(now - reported.replace(now));
+    };
+    std::thread::scope(|s| {
+        for _ in 1..WRITERS {
+            s.spawn(|| work(&|| {}));
+        }
+        work(&report);
+    });
+    report();
+    match failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        Some(e) => Err(io(e)),
+        None => Ok(()),
+    }
+}
+
+/// Threads laying out and writing pieces. Two: while one writes (the kernel copying into the
+/// page cache, one writer at a time per file), the other lays out its next band.
+const WRITERS: usize = 2;
+
+/// Gives back the pages of a weight's source once it is read, unless it is small: giving
+/// pages back costs a TLB flush on every core the process runs on, which small tensors do
+/// not repay.
+fn release(source: &[u8]) {
+    if source.len() >= RELEASE_MIN_BYTES {
+        crate::mapped::release(source);
+    }
+}
+
+/// The 8-byte header length and the header, padded with spaces to a multiple of 8, as the
+/// `safetensors` crate lays them out (built with its own types, so the bytes are its bytes).
+fn header(weights: &[(String, Weight)], dtypes: &[Dtype], order: &[usize]) -> Result<Vec<u8>> {
+    let mut offset = 0;
+    let mut infos = Vec::with_capacity(order.len());
+    for &i in order {
+        let n = weights[i].1.tensor.data.len();
+        let info = TensorInfo {
+            dtype: dtypes[i],
+            shape: weights[i].1.shape(),
+            data_offsets: (offset, offset + n),
+        };
+        infos.push((weights[i].0.clone(), info));
+        offset += n;
+    }
+    let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
+    let bad = |e: String| Error::msg(format!("writing the weights' header: {e}"));
+    let metadata = Metadata::new(Some(meta), infos).map_err(|e| bad(e.to_string()))?;
+    let mut json = serde_json::to_vec(&metadata).map_err(|e| bad(e.to_string()))?;
+    json.resize(json.len().next_multiple_of(8), b' ');
+    let mut out = (json.len() as u64).to_le_bytes().to_vec();
+    out.extend(json);
+    Ok(out)
+}
+
+/// All of `bytes` at `offset` of `file`.
+fn write_at(file: &std::fs::File, bytes: &[u8], offset: u64) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileExt;
+        file.write_all_at(bytes, offset)
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::FileExt;
+        let mut done = 0;
+        while done < bytes.len() {
+            match file.seek_write(&bytes[done..], offset + done as u64)? {
+                0 => return Err(std::io::ErrorKind::WriteZero.into()),
+                n => done += n,
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Hugging Face's default `max_shard_size`: above it the weights are split into shards.
@@ -259,4 +315,78 @@ pub fn is_sharded(weights: &[(String, Weight)], max_shard_bytes: u64) -> bool {
 /// Total bytes of all weights.
 pub fn total_bytes(weights: &[(String, Weight)]) -> usize {
     weights.iter().map(|(_, w)| w.tensor.data.len()).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use std::borrow::Cow;
+
+    /// A tensor as the `safetensors` crate's own `serialize` takes it.
+    struct Plain(Dtype, Vec<usize>, Vec<u8>);
+
+    impl safetensors::View for Plain {
+        fn dtype(&self) -> Dtype {
+            self.0
+        }
+        fn shape(&self) -> &[usize] {
+            &self.1
+        }
+        fn data(&self) -> Cow<'_, [u8]> {
+            Cow::Borrowed(&self.2)
+        }
+        fn data_len(&self) -> usize {
+            self.2.len()
+        }
+    }
+
+    /// Bytes that differ per element, so a misplaced element shows.
+    fn tensor(dtype: DType, shape: &[usize]) -> Tensor {
+        let n = shape.iter().product::<usize>() * dtype.size().unwrap();
+        let data: Vec<u8> = (0..n).map(|i| (i * 7 % 253) as u8).collect();
+        Tensor { dtype, shape: shape.to_vec(), data: Bytes::from(data) }
+    }
+
+    #[test]
+    fn the_file_is_what_safetensors_itself_writes() {
+        let mut conv = Weight::plain(tensor(DType::F32, &[3, 3, 4, 5]));
+        conv.permute = Some(vec![3, 2, 0, 1]);
+        let mut dense = Weight::plain(tensor(DType::F32, &[700, 3000]));
+        dense.permute = Some(vec![1, 0]);
+        dense.reshape = Some(vec![3000, 7, 100]);
+        let weights = vec![
+            ("conv.weight".to_string(), conv),
+            ("dense.weight".to_string(), dense),
+            ("bias".to_string(), Weight::plain(tensor(DType::F32, &[5]))),
+            ("steps".to_string(), Weight::plain(tensor(DType::I64, &[2, 3]))),
+            ("mask".to_string(), Weight::plain(tensor(DType::Bool, &[4]))),
+            ("half".to_string(), Weight::plain(tensor(DType::F16, &[3000, 1500]))),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.safetensors");
+        let reported = std::cell::Cell::new(0u64);
+        write(&weights, &path, &|n| reported.set(reported.get() + n)).unwrap();
+        let views = weights.iter().map(|(k, w)| {
+            let t = match &w.permute {
+                Some(p) => w.tensor.permute(p),
+                None => w.tensor.clone(),
+            };
+            let dtype = st_dtype(t.dtype).unwrap();
+            (k.clone(), Plain(dtype, w.shape(), t.data.to_vec()))
+        });
+        let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
+        let want = safetensors::serialize(views, Some(meta)).unwrap();
+        assert!(std::fs::read(&path).unwrap() == want, "bytes differ from safetensors'");
+        assert_eq!(reported.get(), total_bytes(&weights) as u64);
+    }
+
+    #[test]
+    fn a_weight_whose_bytes_do_not_match_its_shape_is_an_error() {
+        let mut w = Weight::plain(tensor(DType::F32, &[2, 3]));
+        w.tensor.shape = vec![3, 3];
+        let dir = tempfile::tempdir().unwrap();
+        let err = write(&[("w".into(), w)], &dir.path().join("m.safetensors"), &|_| {});
+        assert!(err.unwrap_err().to_string().contains("'w'"));
+    }
 }

@@ -49,8 +49,18 @@ fn broadcast_apply<T: Copy, R>(
         }
         st
     };
-    let (st_a, st_b) = (strides(sa), strides(sb));
     let total: usize = out.iter().product();
+    // The common cases (equal shapes, one side a single value) without index arithmetic.
+    if a.len() == total && b.len() == total {
+        return Some((out, a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect()));
+    }
+    if let ([y], true) = (b, a.len() == total) {
+        return Some((out, a.iter().map(|&x| f(x, *y)).collect()));
+    }
+    if let ([x], true) = (a, b.len() == total) {
+        return Some((out, b.iter().map(|&y| f(*x, y)).collect()));
+    }
+    let (st_a, st_b) = (strides(sa), strides(sb));
     let mut res = Vec::with_capacity(total);
     let mut idx = vec![0usize; n];
     for _ in 0..total {
