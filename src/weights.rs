@@ -112,7 +112,7 @@ pub fn write(weights: &[(String, Weight)], path: &Path, on_bytes: &dyn Fn(u64)) 
     let mut at = header.len() as u64;
     let mut pieces = Vec::new();
     for &i in &order {
-        let (w, layout) = (&weights[i].1, &layouts[i]);
+        let layout = &layouts[i];
         // Rows per piece: a band of about BAND_BYTES, whole rows (bytes when written as is).
         let (rows, row_bytes) = if layout.is_identity() {
             (layout.bytes(), 1)
