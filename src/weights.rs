@@ -62,6 +62,10 @@ fn st_dtype(d: DType) -> Option<Dtype> {
 /// Pieces are about this size: a large tensor is laid out and written in bands of rows.
 const BAND_BYTES: usize = 8 << 20;
 
+/// A weight this large whose layout changes is started only once the pieces before it are
+/// written (see `write`).
+const WAIT_MIN_BYTES: usize = 64 << 20;
+
 /// Tensors smaller than this keep their source pages until the model file is closed.
 const RELEASE_MIN_BYTES: usize = 1 << 20;
 
@@ -135,21 +139,36 @@ pub fn write(weights: &[(String, Weight)], path: &Path, on_bytes: &dyn Fn(u64)) 
         left[p.weight].fetch_add(1, Ordering::Relaxed);
     }
     let next = AtomicUsize::new(0);
+    // Pieces written, and their bytes.
+    let written = AtomicUsize::new(0);
     let done = AtomicU64::new(0);
     let failed: Mutex<Option<std::io::Error>> = Mutex::new(None);
     let work = |report: &dyn Fn()| {
         // Grown, never shrunk: each band overwrites the part it uses.
         let mut buffer = Vec::new();
-        while let Some(piece) = pieces.get(next.fetch_add(1, Ordering::Relaxed)) {
-            if failed.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
+        loop {
+            let k = next.fetch_add(1, Ordering::Relaxed);
+            let Some(piece) = pieces.get(k) else { return };
+            let stopped = || failed.lock().unwrap_or_else(|e| e.into_inner()).is_some();
+            if stopped() {
                 return;
             }
             let (source, layout) = (&weights[piece.weight].1.tensor.data, &layouts[piece.weight]);
             let bytes = if layout.is_identity() {
                 &source[piece.rows.clone()]
             } else {
-                // Every band reads all of the source: mapped in one go, by the first band.
+                // Every band reads all of the source: mapped in one go, by the first band,
+                // once the pieces before are written, so that two large sources are never
+                // resident at once (the other thread is finishing one band at most).
                 if piece.rows.start == 0 {
+                    if source.len() >= WAIT_MIN_BYTES {
+                        while written.load(Ordering::Acquire) < k {
+                            if stopped() {
+                                return;
+                            }
+                            std::thread::yield_now();
+                        }
+                    }
                     crate::mapped::prefetch(source);
                 }
                 let len = piece.rows.len() * layout.row_bytes();
@@ -169,9 +188,13 @@ pub fn write(weights: &[(String, Weight)], path: &Path, on_bytes: &dyn Fn(u64)) 
                 return;
             }
             done.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-            if left[piece.weight].fetch_sub(1, Ordering::AcqRel) == 1 {
+            if layout.is_identity() {
+                // Pieces of a weight kept as it is read only their own pages.
+                release(bytes);
+            } else if left[piece.weight].fetch_sub(1, Ordering::AcqRel) == 1 {
                 release(source);
             }
+            written.fetch_add(1, Ordering::Release);
             report();
         }
     };
