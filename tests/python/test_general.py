@@ -14,7 +14,7 @@ COND += ["case_function", "case_function_saved"]
 DECODERS = ["keras_hub_gpt2", "keras_hub_llama", "keras_hub_gemma", "keras_hub_deberta", "keras_hub_fnet", "keras_hub_esm2"]
 DECODERS += ["keras_hub_falcon", "keras_hub_smollm3", "keras_hub_dinov3"]
 DYNAMIC = ["dyn_class_token", "dyn_reshape", "dyn_fill_pack", "dyn_data_sizes", "dyn_resize_like", "dyn_pad_slice", "dyn_upsample", "dtypes_kept", "any_size_mobilenet"]
-DYNAMIC += ["keras_mobilenet_v3_small"]
+DYNAMIC += ["keras_mobilenet_v3_small", "keras_nasnet_mobile"]
 
 
 def source(name):
@@ -108,6 +108,22 @@ def test_blocks_hold_the_layers_keras_named_after_their_kind(tmp_path):
     top = code.split("class KerasMobilenetV3Small")[1]
     assert top.count("self.expanded_conv_") < 80, top
     assert "activation_" not in code.split("class KerasMobilenetV3Small")[0], code
+
+
+def test_cells_numbered_at_the_end_of_their_names_are_classes(tmp_path):
+    """Keras NASNet numbers each cell at the end of its layers' names (`normal_conv_1_5`,
+    `separable_conv_1_normal_left1_5`, `reduction_conv_1_reduce_4`), with no scope: the
+    cells are still one class per cell type, named after what their layers are named after,
+    with the layers' names inside without the number (parity is the test above)."""
+    out = tmp_path / "out"
+    run_cli("convert", source("keras_nasnet_mobile"), "-o", out)
+    code = (out / "model.py").read_text()
+    assert "class NormalCell(nn.Module):" in code and "class ReductionCell(nn.Module):" in code, code
+    assert code.count("= NormalCell(") + code.count("= NormalCell2(") >= 11, code
+    assert code.count("= ReductionCell(") == 2, code
+    assert "self.normal_conv_1 = nn.Conv2d(" in code, code
+    assert "self.reduction_cell_reduce_4 = ReductionCell(" in code, code
+    assert code.count("\n") < 1600, code.count("\n")
 
 
 def test_hugging_face_rotary_embeddings_are_the_helpers(tmp_path):

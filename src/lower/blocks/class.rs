@@ -101,7 +101,7 @@ pub(super) fn build_class(
         .map(|&l| module.layers[l].name.as_str())
         .chain(first.buffers.iter().map(|&b| module.buffers[b].name.as_str()))
         .collect();
-    let names = local_names(&globals, &first.prefix);
+    let names = local_names(&globals, &first.tag);
     let local_layers: Vec<String> =
         first.layers.iter().map(|&l| attrs.fresh(&names[module.layers[l].name.as_str()])).collect();
     let mut params = Params::default();
@@ -129,7 +129,7 @@ pub(super) fn build_class(
     });
     for (gi, &i) in group.iter().enumerate() {
         let m = &members[i];
-        let inst = identifier(&m.prefix);
+        let inst = m.instance.clone();
         let args: Vec<Expr> = params.0.iter().map(|(_, v)| v[gi].clone()).collect();
         let layer = Layer { name: inst.clone(), ctor: Expr::name(name).called(args, vec![]) };
         let call = Assign::new(
@@ -205,7 +205,7 @@ fn class_forward(
     let mut inputs = vec![input_local.to_string()];
     let globals: Vec<&str> =
         first.inputs[1..].iter().map(String::as_str).chain(assigned.iter().copied()).collect();
-    let names = local_names(&globals, &first.prefix);
+    let names = local_names(&globals, &first.tag);
     for other in &first.inputs[1..] {
         let local = locals.fresh(&names[other.as_str()]);
         vars.insert(other.clone(), local.clone());

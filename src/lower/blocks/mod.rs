@@ -3,7 +3,9 @@
 //! weights under nested state_dict keys (`conv3_block2.conv1.weight`).
 //!
 //! Runs on the lowered statements. A scope prefix ending in a numbered token is a candidate
-//! block; a candidate qualifies when its statements are contiguous, it moves no stubs, reads
+//! block, and so are the layers whose names end in the same cell number where a model numbers
+//! its cells that way (Keras NASNet: `normal_conv_1_5`, `separable_conv_1_normal_left1_5`);
+//! a candidate qualifies when its statements are contiguous, it moves no stubs, reads
 //! at most [`MAX_INPUTS`] outside values and leaves exactly one value live. Candidates with
 //! the same structure (statements and layer types, constructor arguments aside) share a
 //! class; constructor arguments that differ between instances become class parameters.
@@ -45,8 +47,12 @@ fn positional_names(func: &str) -> &'static [&'static str] {
 }
 
 struct Member {
-    prefix: String,
-    family: String,
+    /// Where its names come from.
+    tag: Tag,
+    /// Its instance's attribute name in the model (`conv2_block1`, `normal_cell_5`).
+    instance: String,
+    /// What its class is named after (a family, `conv2_block#`, or `normal_cell`).
+    title: String,
     spans: std::ops::Range<usize>,
     stmts: std::ops::Range<usize>,
     layers: Vec<usize>,
@@ -57,15 +63,43 @@ struct Member {
     signature: String,
 }
 
-/// `1_conv` → `conv1`: a leading number reads better at the end. A name from outside the
-/// block's scope (Keras' `activation_190` inside `expanded_conv_4`) loses its counter, which
-/// only numbered it among all the model's activations.
-fn local_name(global: &str, prefix: &str) -> String {
-    let p = format!("{}_", identifier(prefix));
-    let Some(rest) = global.strip_prefix(&p) else {
-        return without_counter(global).unwrap_or(global).to_string();
-    };
-    scoped_local_name(rest)
+/// How a block's layers are named: under a scope prefix (`conv2_block1_1_conv`), or, in
+/// models that number each cell at the end of its layers' names (Keras NASNet's
+/// `normal_conv_1_5`, `separable_conv_1_normal_left1_5`), by a suffix: the cell's id (`5`,
+/// `reduce_4`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Tag {
+    Prefix(String),
+    Suffix(String),
+}
+
+impl Tag {
+    /// `global` without the tag, if it carries it: `conv2_block2_1_conv` → `conv1` under
+    /// `conv2_block2` (a leading number reads better at the end), `normal_conv_1_5` →
+    /// `normal_conv_1` and `separable_conv_1_normal_left1_5_depthwise` →
+    /// `separable_conv_1_normal_left1_depthwise` in cell `5`.
+    fn strip(&self, global: &str) -> Option<String> {
+        match self {
+            Tag::Prefix(prefix) => {
+                global.strip_prefix(&format!("{}_", identifier(prefix))).map(scoped_local_name)
+            }
+            Tag::Suffix(id) => {
+                let tail = format!("_{id}");
+                let at = global.rmatch_indices(&tail).map(|(i, _)| i).find(|&i| {
+                    let after = &global[i + tail.len()..];
+                    i > 0 && (after.is_empty() || after.starts_with('_'))
+                })?;
+                Some(format!("{}{}", &global[..at], &global[at + tail.len()..]))
+            }
+        }
+    }
+}
+
+/// A layer's or value's name inside its block: without the block's tag. A name from outside
+/// the block's scope (Keras' `activation_190` inside `expanded_conv_4`) loses its counter,
+/// which only numbered it among all the model's activations.
+fn local_name(global: &str, tag: &Tag) -> String {
+    tag.strip(global).unwrap_or_else(|| without_counter(global).unwrap_or(global).to_string())
 }
 
 /// A scope Keras named after the layer's kind and a counter (`conv2d_25`, `activation_247`):
@@ -108,25 +142,17 @@ fn without_counter(name: &str) -> Option<&str> {
 /// [`local_name`] of each of `globals`, except that names which would lose their counters to
 /// the same kind (`rotary_embedding_2`, `rotary_embedding_3`) keep them: the counters tell
 /// them apart better than fresh ones would.
-fn local_names<'a>(globals: &[&'a str], prefix: &str) -> BTreeMap<&'a str, String> {
+fn local_names<'a>(globals: &[&'a str], tag: &Tag) -> BTreeMap<&'a str, String> {
     let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
     for g in globals {
-        *kinds.entry(local_name(g, prefix)).or_default() += 1;
+        *kinds.entry(local_name(g, tag)).or_default() += 1;
     }
     globals
         .iter()
         .map(|&g| {
-            let local = local_name(g, prefix);
+            let local = local_name(g, tag);
             let shared = kinds[&local] > 1 || (local != g && globals.contains(&local.as_str()));
-            let p = format!("{}_", identifier(prefix));
-            (
-                g,
-                if shared {
-                    g.strip_prefix(&p).map_or(g.to_string(), scoped_local_name)
-                } else {
-                    local
-                },
-            )
+            (g, if shared { tag.strip(g).unwrap_or_else(|| g.to_string()) } else { local })
         })
         .collect()
 }
@@ -163,16 +189,24 @@ fn class_name(family: &str) -> String {
     if name.is_empty() { "Block".into() } else { name }
 }
 
-/// A candidate block: a scope prefix ending in a numbered token (`conv2_block1`), its family
-/// (`conv2_block#`), and the spans under it (whose scope is the prefix or extends it).
+/// A candidate block: its family (`conv2_block#`; [`CELL_FAMILY`] for cells numbered by a
+/// suffix), and the spans it names.
 struct Candidate {
     family: String,
     spans: Vec<usize>,
 }
 
-/// Every candidate, found in one walk over the spans.
-fn candidates(spans: &[Span]) -> BTreeMap<String, Candidate> {
-    let mut out: BTreeMap<String, Candidate> = BTreeMap::new();
+/// The family of every cell numbered by a suffix: cells of other ids are its siblings.
+const CELL_FAMILY: &str = "#cell";
+
+/// A cell numbered by a suffix has at least this many differently named layers.
+const MIN_CELL_SCOPES: usize = 3;
+
+/// Every candidate, found in one walk over the spans: each scope prefix ending in a
+/// numbered token (`conv2_block1` of `conv2_block1_1_conv`), and each cell id ending names
+/// (see [`cell_id`]).
+fn candidates(spans: &[Span]) -> BTreeMap<Tag, Candidate> {
+    let mut out: BTreeMap<Tag, Candidate> = BTreeMap::new();
     for (i, s) in spans.iter().enumerate() {
         let tokens: Vec<&str> = s.scope.split('_').collect();
         // Whole scopes too: `transformer_layer_0` is a block of its own nested ops.
@@ -181,7 +215,7 @@ fn candidates(spans: &[Span]) -> BTreeMap<String, Candidate> {
                 continue;
             }
             let prefix = tokens[..k].join("_");
-            let candidate = out.entry(prefix).or_insert_with(|| {
+            let candidate = out.entry(Tag::Prefix(prefix)).or_insert_with(|| {
                 let mut fam: Vec<String> = tokens[..k - 1].iter().map(|t| t.to_string()).collect();
                 fam.push(
                     tokens[k - 1]
@@ -194,7 +228,115 @@ fn candidates(spans: &[Span]) -> BTreeMap<String, Candidate> {
             candidate.spans.push(i);
         }
     }
+    // Cells: the spans whose scopes end in the same id, if they are several layers.
+    let worded = worded_ids(spans);
+    let ids: Vec<Option<String>> = spans.iter().map(|s| cell_id(&s.scope, &worded)).collect();
+    let mut cells: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, id) in ids.iter().enumerate() {
+        if let Some(id) = id {
+            cells.entry(id).or_default().push(i);
+        }
+    }
+    for (id, idx) in cells {
+        // A cell is one stretch of the forward: where another cell's layers come between
+        // two of its own, the stretch with most of its layers is the cell, and the others
+        // only share its number (`activation_1_2`, Keras' counter made unique by TF).
+        let mut runs: Vec<Vec<usize>> = Vec::new();
+        for &i in &idx {
+            match runs.last_mut() {
+                Some(run)
+                    if !(run[run.len() - 1]..i)
+                        .any(|k| ids[k].as_deref().is_some_and(|o| o != id)) =>
+                {
+                    run.push(i)
+                }
+                _ => runs.push(vec![i]),
+            }
+        }
+        let named = |run: &Vec<usize>| {
+            run.iter().map(|&i| spans[i].scope.as_str()).collect::<BTreeSet<_>>().len()
+        };
+        let Some(run) = runs.iter().rev().max_by_key(|r| named(r)) else { continue };
+        if named(run) >= MIN_CELL_SCOPES {
+            // Its last layers may be named like Keras' own (`normal_concat_5`): those right
+            // after it that carry its id are its.
+            let mut run = run.clone();
+            let tail = format!("_{id}");
+            while let Some(next) = run.last().map(|&l| l + 1).filter(|&n| n < spans.len())
+                && ids[next].is_none()
+                && spans[next].scope.ends_with(&tail)
+            {
+                run.push(next);
+            }
+            let candidate = Candidate { family: CELL_FAMILY.into(), spans: run };
+            out.insert(Tag::Suffix(id.to_string()), candidate);
+        }
+    }
     out
+}
+
+/// The ids that are a word and a number (`reduce_4`, `stem_1`): the last two tokens of three
+/// differently named layers or more.
+fn worded_ids(spans: &[Span]) -> BTreeSet<String> {
+    let mut scopes: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
+    for s in spans {
+        let tokens: Vec<&str> = s.scope.split('_').collect();
+        if let [.., word, num] = tokens[..]
+            && tokens.len() > 2
+            && is_number(num)
+            && !word.is_empty()
+            && word.bytes().all(|b| b.is_ascii_lowercase())
+            && !is_auto_named(&s.scope)
+        {
+            scopes.entry(format!("{word}_{num}")).or_default().insert(&s.scope);
+        }
+    }
+    scopes.into_iter().filter(|(_, s)| s.len() >= MIN_CELL_SCOPES).map(|(id, _)| id).collect()
+}
+
+/// The cell a layer's name numbers it in, if it ends in a number that is not Keras' own
+/// counter (`activation_5` numbers activations, not cells; `zero_padding2d_1_2` is such a
+/// name made unique by TF): `normal_conv_1_5` is in cell `5`, `reduction_conv_1_reduce_4`
+/// in cell `reduce_4` (one of `worded`).
+fn cell_id(scope: &str, worded: &BTreeSet<String>) -> Option<String> {
+    let (head, num) = scope.rsplit_once('_')?;
+    if head.is_empty() || !is_number(num) || is_auto_named(scope) {
+        return None;
+    }
+    let word = head.rsplit_once('_').map_or(head, |(_, w)| w);
+    let two = format!("{word}_{num}");
+    Some(if head.contains('_') && worded.contains(&two) { two } else { num.to_string() })
+}
+
+fn is_number(token: &str) -> bool {
+    !token.is_empty() && token.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// What a cell's layers are mostly named after, for its class (`normal_cell`): the word in
+/// most of their scopes, its id and Keras' own names aside.
+fn cell_title(scopes: &[&str], id: &str) -> String {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    let distinct: BTreeSet<&str> =
+        scopes.iter().copied().filter(|s| !is_unnamed_layer(s)).collect();
+    for scope in distinct {
+        let words: BTreeSet<&str> = scope
+            .split('_')
+            .filter(|w| w.len() >= 3 && w.bytes().all(|b| b.is_ascii_lowercase()))
+            .filter(|w| !id.split('_').any(|t| t == *w))
+            .collect();
+        for w in words {
+            *counts.entry(w).or_default() += 1;
+        }
+    }
+    // Most scopes; ties to the first in alphabetical order (the map's order).
+    let best = counts.iter().fold(None, |best: Option<(&str, usize)>, (&w, &n)| match best {
+        Some((_, m)) if m >= n => best,
+        _ => Some((w, n)),
+    });
+    match best {
+        Some((word, _)) => format!("{word}_cell"),
+        None => "cell".into(),
+    }
 }
 
 /// What the whole forward looks like, for analysing candidates.
@@ -214,7 +356,7 @@ struct Forward<'a> {
 impl Forward<'_> {
     /// The candidate as a block member: with the unnamed layers before it and without (the
     /// grouping keeps whichever matches its siblings).
-    fn analyse(&self, prefix: &str, candidate: &Candidate) -> Vec<Member> {
+    fn analyse(&self, tag: &Tag, candidate: &Candidate) -> Vec<Member> {
         let spans = self.spans;
         let idx = &candidate.spans;
         // Spans between the candidate's own belong to it unless a sibling of its family owns
@@ -229,7 +371,8 @@ impl Forward<'_> {
         // begins with branches of `conv2d_25`, `batch_normalization_25`, `activation_247`
         // that only its `block35_3_mixed` reads.
         let mut start = first;
-        while !is_auto_named(prefix)
+        let auto_named = matches!(tag, Tag::Prefix(p) if is_auto_named(p));
+        while !auto_named
             && start > 0
             && spans[start - 1].movable
             && !sibling(start - 1)
@@ -239,19 +382,19 @@ impl Forward<'_> {
         }
         let mut members = Vec::new();
         if start < first {
-            members.extend(self.analyse_range(prefix, candidate, start, last));
+            members.extend(self.analyse_range(tag, candidate, start, last));
         }
         // A block of one named layer is one only with the unnamed ones before it (InceptionV3's
         // `mixed1` is the concat of its branches).
         if idx.len() >= 2 {
-            members.extend(self.analyse_range(prefix, candidate, first, last));
+            members.extend(self.analyse_range(tag, candidate, first, last));
         }
         members
     }
 
     fn analyse_range(
         &self,
-        prefix: &str,
+        tag: &Tag,
         candidate: &Candidate,
         first: usize,
         last: usize,
@@ -306,9 +449,18 @@ impl Forward<'_> {
         }
         let output = outputs[0].clone();
         let signature = self.signature(&range, &layers, &buffers, &inputs, &output);
+        let (instance, title) = match tag {
+            Tag::Prefix(p) => (identifier(p), candidate.family.clone()),
+            Tag::Suffix(id) => {
+                let scopes: Vec<&str> = (first..=last).map(|i| spans[i].scope.as_str()).collect();
+                let title = cell_title(&scopes, id);
+                (identifier(&format!("{title}_{id}")), title)
+            }
+        };
         Some(Member {
-            prefix: prefix.to_string(),
-            family: candidate.family.clone(),
+            tag: tag.clone(),
+            instance,
+            title,
             spans: first..last + 1,
             stmts: range,
             layers,
@@ -529,7 +681,17 @@ pub fn extract(
         }
     }
     let forward = Forward { spans, stmts, module, universe, families, attr_readers, returns };
-    let members: Vec<Member> = candidates.iter().flat_map(|(p, c)| forward.analyse(p, c)).collect();
+    let mut members: Vec<Member> =
+        candidates.iter().flat_map(|(t, c)| forward.analyse(t, c)).collect();
+    // A cell that is also a scope (`transformer_layer_0` ends in its id) is the scope's block.
+    let scoped: BTreeSet<(usize, usize)> = members
+        .iter()
+        .filter(|m| matches!(m.tag, Tag::Prefix(_)))
+        .map(|m| (m.stmts.start, m.stmts.end))
+        .collect();
+    members.retain(|m| {
+        matches!(m.tag, Tag::Prefix(_)) || !scoped.contains(&(m.stmts.start, m.stmts.end))
+    });
     let chosen = choose(&members, module);
     if chosen.is_empty() {
         return Vec::new();
@@ -543,7 +705,7 @@ pub fn extract(
     let mut report = Vec::new();
     let mut instances = Instances { by_member: BTreeMap::new(), renames: BTreeMap::new() };
     for group in &chosen {
-        let base = class_name(&members[group[0]].family);
+        let base = class_name(&members[group[0]].title);
         let mut name = base.clone();
         let mut k = 2;
         while class_names.contains(&name) || !crate::py::names::is_valid_class_name(&name) {
@@ -560,7 +722,7 @@ pub fn extract(
 
 #[cfg(test)]
 mod tests {
-    use super::local_name;
+    use super::{Tag, local_name};
     use crate::proto::AttrValue;
     use crate::proto::attr_value::Value;
     use crate::testing::*;
@@ -579,12 +741,15 @@ mod tests {
 
     #[test]
     fn local_names_read_naturally() {
-        assert_eq!(local_name("conv2_block2_1_conv", "conv2_block2"), "conv1");
-        assert_eq!(local_name("conv2_block2_out", "conv2_block2"), "out");
-        assert_eq!(local_name("x", "conv2_block2"), "x");
-        assert_eq!(local_name("activation_190", "expanded_conv_4"), "activation");
-        assert_eq!(local_name("mask_3", "layer_1"), "mask");
-        assert_eq!(local_name("conv2d_95_2", "layer_1"), "conv2d_95_2");
+        assert_eq!(local_name("conv2_block2_1_conv", &Tag::Prefix("conv2_block2".into())), "conv1");
+        assert_eq!(local_name("conv2_block2_out", &Tag::Prefix("conv2_block2".into())), "out");
+        assert_eq!(local_name("x", &Tag::Prefix("conv2_block2".into())), "x");
+        assert_eq!(
+            local_name("activation_190", &Tag::Prefix("expanded_conv_4".into())),
+            "activation"
+        );
+        assert_eq!(local_name("mask_3", &Tag::Prefix("layer_1".into())), "mask");
+        assert_eq!(local_name("conv2d_95_2", &Tag::Prefix("layer_1".into())), "conv2d_95_2");
         assert!(super::is_auto_named("conv2d_25") && super::is_auto_named("activation_247"));
         assert!(!super::is_auto_named("block35_1") && !super::is_auto_named("conv2d_95_2"));
         assert!(
@@ -684,6 +849,58 @@ mod tests {
         x = F.relu(x)
         for block in self.blocks:
             x = block(x)
+        x = x.permute(0, 2, 3, 1)
+        return x
+        ");
+    }
+
+    /// Cells numbered at the end of their layers' names (Keras NASNet's `normal_conv_1_5`),
+    /// each ending in a layer named like Keras' own (`normal_out_2`), with an unnamed
+    /// activation inside: one class, named after the word most of their layers carry, the
+    /// layers inside named without the number.
+    #[test]
+    fn cells_numbered_by_a_suffix_share_a_class() {
+        let mut g = TestGraph::new();
+        let mut x = g.input("image", &[-1, 8, 8, 4]);
+        let pad = [("strides", ints(&[1, 1, 1, 1])), ("padding", string("SAME"))];
+        // Ids from 2: Keras 3 traced names every layer `<name>_1`, which scopes drop.
+        for i in 2..5 {
+            let w1 = g.constant(&format!("w{i}a"), weights(&[3, 3, 4, 4]));
+            let w2 = g.constant(&format!("w{i}b"), weights(&[1, 1, 4, 4]));
+            let y = g.op(&format!("m/normal_conv_1_{i}/Conv2D"), "Conv2D", &[x, w1], &pad);
+            let y = g.op(&format!("m/activation_{}/Relu", 7 + i), "Relu", &[y], &[]);
+            let y = g.op(&format!("m/normal_conv_2_{i}/Conv2D"), "Conv2D", &[y, w2], &pad);
+            let y = g.op(&format!("m/normal_add_1_{i}/add"), "AddV2", &[x, y], &[]);
+            x = g.op(&format!("m/normal_out_{i}/Relu"), "Relu", &[y], &[]);
+        }
+        assert_snapshot!(g.lower(&[x]), @"
+        class NormalCell():
+          self.normal_conv_1 = nn.Conv2d(4, 4, 3, padding=1, bias=False)
+          self.normal_conv_2 = nn.Conv2d(4, 4, 1, bias=False)
+          x = self.normal_conv_1(inputs)
+          x = F.relu(x)
+          x = self.normal_conv_2(x)
+          x = inputs + x
+          normal_out = F.relu(x)
+          return normal_out (from inputs)
+        self.normal_conv_1_2 = nn.Conv2d(4, 4, 3, padding=1, bias=False)
+        self.normal_conv_2_2 = nn.Conv2d(4, 4, 1, bias=False)
+        self.normal_cells = nn.ModuleList([NormalCell() for _ in range(2)])
+        # normal_conv_1_2.weight: [4, 4, 3, 3]
+        # normal_conv_2_2.weight: [4, 4, 1, 1]
+        # normal_cells.0.normal_conv_1.weight: [4, 4, 3, 3]
+        # normal_cells.0.normal_conv_2.weight: [4, 4, 1, 1]
+        # normal_cells.1.normal_conv_1.weight: [4, 4, 3, 3]
+        # normal_cells.1.normal_conv_2.weight: [4, 4, 1, 1]
+        ---
+        image_nchw = image.permute(0, 3, 1, 2)
+        x = self.normal_conv_1_2(image_nchw)
+        x = F.relu(x)
+        x = self.normal_conv_2_2(x)
+        x = image_nchw + x
+        x = F.relu(x)
+        for cell in self.normal_cells:
+            x = cell(x)
         x = x.permute(0, 2, 3, 1)
         return x
         ");
