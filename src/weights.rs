@@ -131,7 +131,7 @@ pub fn write(weights: &[(String, Weight)], path: &Path, on_bytes: &dyn Fn(u64)) 
         at += layout.bytes() as u64;
     }
     let file = std::fs::File::create(path).map_err(io)?;
-    file.set_len(at).map_err(io)?;
+    reserve(&file, at).map_err(io)?;
     write_at(&file, &header, 0).map_err(io)?;
     // Pieces left per weight: the thread done with a weight's last piece gives its pages back.
     let left: Vec<AtomicUsize> = weights.iter().map(|_| AtomicUsize::new(0)).collect();
@@ -253,6 +253,20 @@ fn header(weights: &[(String, Weight)], dtypes: &[Dtype], order: &[usize]) -> Re
     let mut out = (json.len() as u64).to_le_bytes().to_vec();
     out.extend(json);
     Ok(out)
+}
+
+/// Makes `file` `len` bytes long. On Linux its blocks are allocated up front where the file
+/// system can (`fallocate`): writes into them are faster (measured: 97 MB in 22 ms instead of
+/// 25 on ext4), and a full disk is an error here rather than halfway through.
+fn reserve(file: &std::fs::File, len: u64) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, len) {
+        Ok(()) => return Ok(()),
+        Err(e) if e == rustix::io::Errno::NOSPC => return Err(e.into()),
+        // Not supported here (some file systems): a sparse file does.
+        Err(_) => {}
+    }
+    file.set_len(len)
 }
 
 /// All of `bytes` at `offset` of `file`.
