@@ -100,6 +100,9 @@ pub struct Node {
     /// `outputs` is an assumption: an op without a translation taken to keep its first
     /// input's rank and dtype (`passes::fold`).
     pub assumed: bool,
+    /// A constant computed from single values and integers only (`range`, `pow`, shapes): a
+    /// table the model computes, such as sinusoid frequencies, not a weight it stores.
+    pub generated: bool,
 }
 
 impl Node {
@@ -115,6 +118,7 @@ impl Node {
             fused: None,
             role: None,
             assumed: false,
+            generated: false,
         }
     }
 
@@ -124,8 +128,16 @@ impl Node {
             dtype: Some(value.dtype),
             shape: Some(value.shape.iter().map(|&d| Some(d)).collect()),
         }];
+        // A single value, or integers (shapes, axes, indices), is as much part of a table as
+        // of a weight: what the constant computes from it decides.
+        n.generated = value.numel() <= 1 || value.dtype.is_int();
         n.value = Some(value);
         n
+    }
+
+    /// Whether this is a constant computed from single values (see [`Node::generated`]).
+    pub fn is_generated(&self) -> bool {
+        self.value.is_some() && self.generated
     }
 }
 
@@ -286,12 +298,20 @@ impl Graph {
         }
     }
 
-    /// Replaces `n` by a constant holding `value`, keeping its name and ordinal.
-    pub fn make_const(&mut self, n: NodeIndex, value: Tensor) {
+    /// Replaces `n` by a constant holding `value`, keeping its name and ordinal; `generated`:
+    /// computed from single values only (see [`Node::generated`]).
+    pub fn make_const(&mut self, n: NodeIndex, value: Tensor, generated: bool) {
         self.clear_inputs(n);
         let old = &self.g[n];
-        let c = Node::constant(old.name.clone(), value, old.ordinal);
+        let mut c = Node::constant(old.name.clone(), value, old.ordinal);
+        c.generated |= generated;
         self.g[n] = c;
+    }
+
+    /// Whether every constant among `inputs` is computed from single values (the others, read
+    /// for their shapes only, carry no stored data).
+    pub fn all_generated(&self, inputs: &[ValueRef]) -> bool {
+        inputs.iter().all(|v| self.const_value(*v).is_none() || self.g[v.node].generated)
     }
 
     /// Stable topological order: Kahn's algorithm with a min-heap on `ordinal`.

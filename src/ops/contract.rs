@@ -210,6 +210,15 @@ impl<'h, 'g> Ctx<'h, 'g> {
         self.inputs.get(i).is_some_and(|&v| self.graph().const_value(v).is_some())
     }
 
+    /// Whether input `i` is a constant the model stores, a weight: not one it computes from
+    /// single values (sinusoid frequencies from `range` and `pow`), which a layer would make
+    /// trainable.
+    pub fn is_weight(&self, i: usize) -> bool {
+        self.inputs.get(i).is_some_and(|&v| {
+            self.graph().const_value(v).is_some() && !self.graph().node(v.node).generated
+        })
+    }
+
     /// Integer values of constant input `i`.
     pub fn const_ints(&self, i: usize) -> OpResult<Vec<i64>> {
         self.const_input(i)?.to_i64().ok_or(TranslateError::NotIntegers(i))

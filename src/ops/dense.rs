@@ -58,7 +58,8 @@ fn matmul(ctx: &mut Ctx) -> OpResult<Lowered> {
     let node = ctx.node();
     let ta = node.attr_bool_or("transpose_a", false)?;
     let tb = node.attr_bool_or("transpose_b", false)?;
-    if ctx.is_const(1) && !ta {
+    // A table the model computes (`positions @ inv_freq`) is multiplied, not a layer.
+    if ctx.is_const(1) && !ta && (ctx.is_weight(1) || ctx.has_bias()) {
         let w = float_weight(ctx, 1, 2)?;
         return linear_layer(ctx, w, tb);
     }

@@ -641,6 +641,7 @@ fn einsum(ctx: &mut Ctx) -> OpResult<Lowered> {
         return Err(format!("unexpected einsum equation {eq:?}").into());
     }
     if let Some((c, order)) = einsum_projection(&eq)
+        && (ctx.is_weight(1) || ctx.has_bias())
         && let Ok(t) = ctx.const_input(1)
         && t.rank() == order.len()
         && t.dtype == DType::F32

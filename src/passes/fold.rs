@@ -62,12 +62,15 @@ pub fn fold_and_infer(g: &mut Graph) -> Result<()> {
         };
         constant_reshape_target(g, n);
         let folded = within_budget(g, &inputs, folded);
+        let generated = g.all_generated(&inputs);
         match folded {
-            (_, Some(Folded::Tensor(t))) => g.make_const(n, t),
+            (_, Some(Folded::Tensor(t))) => g.make_const(n, t, generated),
             (_, Some(Folded::Outputs(ts))) => {
                 let (name, ordinal) = (g.node(n).name.clone(), g.node(n).ordinal);
                 for (port, t) in ts.into_iter().enumerate() {
-                    let c = g.add_node(Node::constant(format!("{name}/output_{port}"), t, ordinal));
+                    let mut c = Node::constant(format!("{name}/output_{port}"), t, ordinal);
+                    c.generated |= generated;
+                    let c = g.add_node(c);
                     g.replace_uses(ValueRef { node: n, port }, ValueRef { node: c, port: 0 });
                 }
             }

@@ -349,7 +349,7 @@ pub fn infer_loop(
     for (slot, &input) in body.inputs.clone().iter().enumerate() {
         let pass_through = slot >= vars || body.outputs[1 + slot] == input;
         if let (true, Some(Some(t))) = (pass_through, consts.get(slot)) {
-            body.make_const(input.node, (*t).clone());
+            body.make_const(input.node, (*t).clone(), false);
         }
     }
     let mut var_infos: Vec<ValueInfo> = infos[..vars].to_vec();

@@ -39,6 +39,16 @@ def test_hard_activations_read_as_torch_calls(tmp_path):
     assert code.count("F.relu6(") == 2 and "/ 5.0" in code and "+ 2.0" in code, code
 
 
+def test_a_table_the_model_computes_is_not_a_layer(tmp_path):
+    """Sinusoid frequencies computed from `range` and `pow`, multiplied by the positions, are
+    a product (a buffer), not a trainable `nn.Linear`; the real kernel beside them is one
+    (parity above)."""
+    out = tmp_path / "out"
+    run_cli("convert", OPS_DIR / "ops_sinusoid.pb", "-o", out)
+    code = (out / "model.py").read_text()
+    assert code.count("nn.Linear(") == 1, code
+
+
 def test_conversion_is_byte_identical(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     run_cli("convert", OPS_DIR / "tf1_cnn.pb", "-o", a)
