@@ -723,6 +723,7 @@ pub fn extract(
 #[cfg(test)]
 mod tests {
     use super::{Tag, local_name};
+    use crate::ir::ValueRef;
     use crate::proto::AttrValue;
     use crate::proto::attr_value::Value;
     use crate::testing::*;
@@ -806,20 +807,26 @@ mod tests {
         ");
     }
 
+    /// `relu(x + conv(relu(conv(x))))` on 4 channels, its five ops under `scopes` (conv,
+    /// relu, conv, add, relu), weights numbered `k`.
+    fn residual_block(g: &mut TestGraph, x: ValueRef, k: usize, scopes: [String; 5]) -> ValueRef {
+        let pad = [("strides", ints(&[1, 1, 1, 1])), ("padding", string("SAME"))];
+        let w1 = g.constant(&format!("w{k}a"), weights(&[3, 3, 4, 4]));
+        let w2 = g.constant(&format!("w{k}b"), weights(&[1, 1, 4, 4]));
+        let y = g.op(&format!("m/{}/Conv2D", scopes[0]), "Conv2D", &[x, w1], &pad);
+        let y = g.op(&format!("m/{}/Relu", scopes[1]), "Relu", &[y], &[]);
+        let y = g.op(&format!("m/{}/Conv2D", scopes[2]), "Conv2D", &[y, w2], &pad);
+        let y = g.op(&format!("m/{}/add", scopes[3]), "AddV2", &[x, y], &[]);
+        g.op(&format!("m/{}/Relu", scopes[4]), "Relu", &[y], &[])
+    }
+
     #[test]
     fn sibling_blocks_share_a_class() {
         let mut g = TestGraph::new();
         let mut x = g.input("image", &[-1, 8, 8, 4]);
-        let pad = [("strides", ints(&[1, 1, 1, 1])), ("padding", string("SAME"))];
         for b in 1..=3 {
-            let c = 4;
-            let w1 = g.constant(&format!("w{b}a"), weights(&[3, 3, c, c]));
-            let w2 = g.constant(&format!("w{b}b"), weights(&[1, 1, c, c]));
-            let y = g.op(&format!("m/stage_block{b}_1_conv/Conv2D"), "Conv2D", &[x, w1], &pad);
-            let y = g.op(&format!("m/stage_block{b}_1_relu/Relu"), "Relu", &[y], &[]);
-            let y = g.op(&format!("m/stage_block{b}_2_conv/Conv2D"), "Conv2D", &[y, w2], &pad);
-            let y = g.op(&format!("m/stage_block{b}_add/add"), "AddV2", &[x, y], &[]);
-            x = g.op(&format!("m/stage_block{b}_out/Relu"), "Relu", &[y], &[]);
+            let scopes = ["1_conv", "1_relu", "2_conv", "add", "out"];
+            x = residual_block(&mut g, x, b, scopes.map(|s| format!("stage_block{b}_{s}")));
         }
         assert_snapshot!(g.lower(&[x]), @"
         class Block():
@@ -862,16 +869,16 @@ mod tests {
     fn cells_numbered_by_a_suffix_share_a_class() {
         let mut g = TestGraph::new();
         let mut x = g.input("image", &[-1, 8, 8, 4]);
-        let pad = [("strides", ints(&[1, 1, 1, 1])), ("padding", string("SAME"))];
         // Ids from 2: Keras 3 traced names every layer `<name>_1`, which scopes drop.
         for i in 2..5 {
-            let w1 = g.constant(&format!("w{i}a"), weights(&[3, 3, 4, 4]));
-            let w2 = g.constant(&format!("w{i}b"), weights(&[1, 1, 4, 4]));
-            let y = g.op(&format!("m/normal_conv_1_{i}/Conv2D"), "Conv2D", &[x, w1], &pad);
-            let y = g.op(&format!("m/activation_{}/Relu", 7 + i), "Relu", &[y], &[]);
-            let y = g.op(&format!("m/normal_conv_2_{i}/Conv2D"), "Conv2D", &[y, w2], &pad);
-            let y = g.op(&format!("m/normal_add_1_{i}/add"), "AddV2", &[x, y], &[]);
-            x = g.op(&format!("m/normal_out_{i}/Relu"), "Relu", &[y], &[]);
+            let scopes = [
+                format!("normal_conv_1_{i}"),
+                format!("activation_{}", 7 + i),
+                format!("normal_conv_2_{i}"),
+                format!("normal_add_1_{i}"),
+                format!("normal_out_{i}"),
+            ];
+            x = residual_block(&mut g, x, i, scopes);
         }
         assert_snapshot!(g.lower(&[x]), @"
         class NormalCell():
