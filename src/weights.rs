@@ -143,9 +143,16 @@ pub fn write(weights: &[(String, Weight)], path: &Path, on_bytes: &dyn Fn(u64)) 
     let written = AtomicUsize::new(0);
     let done = AtomicU64::new(0);
     let failed: Mutex<Option<std::io::Error>> = Mutex::new(None);
+    // The largest band laid out: each thread's buffer holds it.
+    let band_bytes = pieces
+        .iter()
+        .filter(|p| !layouts[p.weight].is_identity())
+        .map(|p| p.rows.len() * layouts[p.weight].row_bytes())
+        .max()
+        .unwrap_or(0);
     let work = |report: &dyn Fn()| {
-        // Grown, never shrunk: each band overwrites the part it uses.
-        let mut buffer = Vec::new();
+        // Made when first needed; each band overwrites the part it uses.
+        let mut buffer: Option<memmap2::MmapMut> = None;
         loop {
             let k = next.fetch_add(1, Ordering::Relaxed);
             let Some(piece) = pieces.get(k) else { return };
@@ -172,9 +179,16 @@ pub fn write(weights: &[(String, Weight)], path: &Path, on_bytes: &dyn Fn(u64)) 
                     crate::mapped::prefetch(source);
                 }
                 let len = piece.rows.len() * layout.row_bytes();
-                if buffer.len() < len {
-                    buffer.resize(len, 0);
-                }
+                let buffer = match &mut buffer {
+                    Some(b) => b,
+                    None => match band_buffer(band_bytes) {
+                        Ok(b) => buffer.insert(b),
+                        Err(e) => {
+                            failed.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(e);
+                            return;
+                        }
+                    },
+                };
                 // Sizes were checked when the pieces were cut: this lays the rows out.
                 let laid_out = layout.write_rows(source, piece.rows.clone(), &mut buffer[..len]);
                 debug_assert!(laid_out);
@@ -220,6 +234,17 @@ pub fn write(weights: &[(String, Weight)], path: &Path, on_bytes: &dyn Fn(u64)) 
 /// Threads laying out and writing pieces. Two: while one writes (the kernel copying into the
 /// page cache, one writer at a time per file), the other lays out its next band.
 const WRITERS: usize = 2;
+
+/// A buffer for bands of up to `len` bytes: anonymous memory in huge pages where the system
+/// gives them (Linux with transparent huge pages on request). Its pages are touched for the
+/// first time by the first bands laid out; in 4 KiB pages that costs one fault each and was
+/// 10% of ResNet50's conversion (measured: 64 ms -> 58 ms with huge pages).
+fn band_buffer(len: usize) -> std::io::Result<memmap2::MmapMut> {
+    let buffer = memmap2::MmapMut::map_anon(len.max(1))?;
+    #[cfg(target_os = "linux")]
+    let _ = buffer.advise(memmap2::Advice::HugePage);
+    Ok(buffer)
+}
 
 /// Gives back the pages of a weight's source once it is read, unless it is small: giving
 /// pages back costs a TLB flush on every core the process runs on, which small tensors do
