@@ -80,6 +80,9 @@ impl Dim {
     }
 }
 
+/// The names passes give values (`Node::role`): attention's query, key, value, mask and bias.
+pub const ROLES: [&str; 5] = ["q", "k", "v", "mask", "bias"];
+
 #[derive(Clone, Debug)]
 pub struct Node {
     pub name: String,
@@ -95,7 +98,8 @@ pub struct Node {
     pub outputs: Vec<ValueInfo>,
     /// What a synthetic op (one the passes created) computes; see [`fused`].
     pub fused: Option<fused::Fused>,
-    /// A short name a pass gave the value (`q`, `mask`): its local name in `forward`.
+    /// A short name a pass gave the value (`q`, `mask`): its local name in `forward`. One
+    /// of [`ROLES`].
     pub role: Option<&'static str>,
     /// `outputs` is an assumption: an op without a translation taken to keep its first
     /// input's rank and dtype (`passes::fold`).

@@ -51,6 +51,9 @@ pub(super) fn common_prefix(graph: &Graph, order: &[NodeIndex]) -> Vec<String> {
     prefix.unwrap_or_default().into_iter().map(String::from).collect()
 }
 
+/// The longest scope-derived name hint that is still a short name (a counter may follow).
+const SHORT_NAME_MAX: usize = 26;
+
 impl<'a> Lowerer<'a> {
     /// The layer-ish part of a TF node name: `model/conv1_bn/batchnorm/add_1` → `conv1_bn`.
     pub(super) fn scope_of(&self, n: NodeIndex) -> String {
@@ -154,10 +157,22 @@ impl<'a> Lowerer<'a> {
             out.insert(parts[0].to_string(), String::new());
         }
         for (full, parts) in &scopes {
-            let short = (1..parts.len()).find_map(|k| {
-                let tail = parts[parts.len() - k..].join("_");
-                (kinds[&(k, tail.clone())].len() == 1).then_some(tail)
+            let tail = |k: usize| parts[parts.len() - k..].join("_");
+            let unique = (1..parts.len())
+                .map(|k| (k, tail(k)))
+                .find(|(k, t)| kinds[&(*k, t.clone())].len() == 1)
+                .map(|(_, t)| t);
+            // No tail short enough tells this kind of scope apart (T5's
+            // `transformer_decoder_layer_0/self_attention/...` beside the encoder's): the
+            // longest tail that is still a short name (`self_attention`), where the code's
+            // place says the rest. A tail of only the synthetic `depthwise`/`pointwise`
+            // halves names no layer, so it is not one.
+            let short = unique.clone().filter(|t| t.len() <= SHORT_NAME_MAX).or_else(|| {
+                let synthetic = matches!(parts[parts.len() - 1], "depthwise" | "pointwise");
+                let least = if synthetic { 2 } else { 1 };
+                (least..parts.len()).rev().map(tail).find(|t| t.len() <= SHORT_NAME_MAX)
             });
+            let short = short.or(unique);
             if let Some(short) = short {
                 out.insert(full.clone(), short);
             }
@@ -282,6 +297,33 @@ mod tests {
         x = self.dense(x)
         emb_2 = self.emb_2(ids.long())
         x = x + emb_2
+        return x
+        ");
+    }
+
+    /// Encoder and decoder layers share every scope name but one word: no tail tells
+    /// `transformer_decoder_layer_0/self_attention` from the encoder's, and the whole scope is
+    /// too long a name; the longest tail that is a short name is used (the counter and the
+    /// code's place tell the values apart).
+    #[test]
+    fn scopes_told_apart_only_by_a_long_prefix_get_short_names() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 4, 8]);
+        let mut y = x;
+        for stack in ["encoder", "decoder"] {
+            let scope = format!("m/transformer_{stack}_layer_0/self_attention");
+            let sq = g.op(&format!("{scope}/Square"), "Square", &[y], &[]);
+            let sum = g.op(&format!("{scope}/add"), "AddV2", &[sq, sq], &[]);
+            y = g.op(&format!("{scope}/mul"), "Mul", &[sum, sq], &[]);
+        }
+        assert_snapshot!(g.lower(&[y]), @"
+        ---
+        self_attention = torch.square(x)
+        x = self_attention + self_attention
+        x = x * self_attention
+        self_attention_2 = torch.square(x)
+        x = self_attention_2 + self_attention_2
+        x = x * self_attention_2
         return x
         ");
     }

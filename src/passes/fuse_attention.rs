@@ -308,6 +308,7 @@ fn arranged(
     let pv = int_const(g, format!("{base}/{role}/perm"), &p, ordinal);
     let info = g.info(src);
     let mut node = Node::new(format!("{base}/{role}"), "Transpose", ordinal);
+    debug_assert!(crate::ir::ROLES.contains(&role));
     node.role = Some(role);
     node.outputs = vec![ValueInfo {
         dtype: info.dtype,

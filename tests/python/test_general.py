@@ -4,6 +4,7 @@ in a SavedModel (StatelessIf) and in TF1. Each converts once and matches TensorF
 input sizes. Fixtures: tests/fixtures/general.py (make_fixtures.py general build/fixtures)."""
 
 import ast
+import re
 
 import pytest
 from conftest import GENERATED_DIR, assert_parity, ruff, run_cli
@@ -12,7 +13,7 @@ COND = ["cond_function", "cond_function_saved", "cond_keras_layer", "cond_keras_
 COND += ["case_function", "case_function_saved"]
 # keras-hub backbones with a run-time batch and sequence length.
 DECODERS = ["keras_hub_gpt2", "keras_hub_llama", "keras_hub_gemma", "keras_hub_deberta", "keras_hub_fnet", "keras_hub_esm2"]
-DECODERS += ["keras_hub_falcon", "keras_hub_smollm3", "keras_hub_dinov3"]
+DECODERS += ["keras_hub_falcon", "keras_hub_smollm3", "keras_hub_dinov3", "keras_hub_t5"]
 DYNAMIC = ["dyn_class_token", "dyn_reshape", "dyn_fill_pack", "dyn_data_sizes", "dyn_resize_like", "dyn_pad_slice", "dyn_upsample", "dtypes_kept", "any_size_mobilenet"]
 DYNAMIC += ["keras_mobilenet_v3_small", "keras_nasnet_mobile"]
 
@@ -184,3 +185,25 @@ def test_decoder_attention_reads_as_pytorch(name, tmp_path):
         # Rotary embeddings: one helper pair, applied to the queries and to the keys.
         assert code.count("def rotate_half(") == 1 and code.count("def apply_rotary(") == 1
         assert code.count("= apply_rotary(") == 2 and "torch.cos" not in code.split("class ")[1], code
+
+
+def test_an_encoder_decoder_reads_as_pytorch(tmp_path):
+    """T5: each stack's layers after the first (which computes the relative position bias the
+    others read) are one class run by a loop, the decoder's taking its input, both masks and
+    the encoder output; q, k, v and the masks are named afresh inside the classes; names in
+    `forward` stay short although encoder and decoder share every scope name but one word."""
+    out = tmp_path / "out"
+    run_cli("convert", source("keras_hub_t5"), "-o", out)
+    code = (out / "model.py").read_text()
+    flat = re.sub(r"\s+", "", code)
+    assert "nn.ModuleList([TransformerEncoderLayer()for_inrange(2)])" in flat, code
+    assert "nn.ModuleList([TransformerDecoderLayer()for_inrange(2)])" in flat, code
+    assert "x = layer(x, mask_2, encoder_output_layer_norm, strided_slice)" in code, code
+    decoder = code.split("class TransformerDecoderLayer")[1].split("\nclass ")[0]
+    assert "F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=1.0)" in decoder, decoder
+    assert "F.scaled_dot_product_attention(q_2, k_2, v_2, attn_mask=mask_2, scale=1.0)" in decoder, decoder
+    assert "nn.RMSNorm(32, eps=1e-6, elementwise_affine=False)" in code, code
+    tree = ast.parse(code)
+    forwards = [f for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) and f.name == "forward"]
+    local = {n.id for f in forwards for n in ast.walk(f) if isinstance(n, ast.Name)}
+    assert max(map(len, local)) <= 30, sorted(local, key=len)[-3:]

@@ -205,20 +205,28 @@ fn class_forward(
     let mut inputs = vec![input_local.to_string()];
     let globals: Vec<&str> =
         first.inputs[1..].iter().map(String::as_str).chain(assigned.iter().copied()).collect();
-    let names = local_names(&globals, &first.tag);
+    let mut names = local_names(&globals, &first.tag);
+    // Names a pass gave (`q`, `mask`) carry counters only `forward`'s many layers needed
+    // (`q_6`, `q_7`): inside the class they are numbered afresh.
+    for (global, local) in names.iter_mut() {
+        if let Some(role) = crate::ir::ROLES.iter().find(|r| is_counted(global, r)) {
+            *local = role.to_string();
+        }
+    }
     for other in &first.inputs[1..] {
         let local = locals.fresh(&names[other.as_str()]);
         vars.insert(other.clone(), local.clone());
         inputs.push(local);
     }
-    for v in &assigned {
-        if vars.contains_key(*v) {
+    // In the order the code makes them, so that fresh numbers count up through the body.
+    for v in own.iter().flat_map(|s| s.target.bound_names()) {
+        if vars.contains_key(v) {
             continue;
         }
-        let local = if *v == "x" {
+        let local = if v == "x" {
             if locals.claim("x") { "x".to_string() } else { locals.fresh("y") }
         } else {
-            locals.fresh(&names[*v])
+            locals.fresh(&names[v])
         };
         vars.insert(v.to_string(), local);
     }
@@ -232,4 +240,14 @@ fn class_forward(
         .collect();
     let output = vars[&first.output].clone();
     (body, inputs, output)
+}
+
+/// `name` is `base` or `base` and a counter (`q`, `q_6`).
+fn is_counted(name: &str, base: &str) -> bool {
+    name.strip_prefix(base).is_some_and(|rest| {
+        rest.is_empty()
+            || rest
+                .strip_prefix('_')
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    })
 }

@@ -29,7 +29,7 @@ use crate::py::printer::flat;
 use crate::py::{Assign, Expr, Ref};
 
 /// A block reads at most this many outside values.
-const MAX_INPUTS: usize = 3;
+const MAX_INPUTS: usize = 4;
 
 /// Fewer statements than this do not make a block class.
 const MIN_STATEMENTS: usize = 4;
