@@ -22,12 +22,15 @@ impl Lowerer<'_> {
                 if let Lowered::Relabel(_, layout) = lowered {
                     val.layout = layout;
                 }
-                // The alias's uses become uses of its source.
+                // The alias's uses become uses of its source (of the source's source, for an
+                // alias of an alias): reading the alias frees the source's name.
+                let root = self.alias_of.get(&src).copied().unwrap_or(src);
                 let extra = self.graph.use_count(out);
-                *self.remaining.entry(src).or_default() += extra;
+                *self.remaining.entry(root).or_default() += extra;
                 self.consume_inputs(n);
                 self.values.insert(out, val);
                 self.remaining.insert(out, 0);
+                self.alias_of.insert(out, root);
             }
             Lowered::Layer { ctor, params, args, layout, post } => {
                 let layer = self.add_layer(n, ctor, params);
@@ -218,6 +221,32 @@ mod tests {
         x = torch.tanh(x)
         x = self.a(x)
         x = self.c(x)
+        return x
+        ");
+    }
+
+    /// A value read through an alias (a transpose that only relabels the layout) by two
+    /// readers: once both have read it, the running name is free again.
+    #[test]
+    fn reading_an_alias_frees_its_source() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 4, 4]);
+        let a = g.op("a/Tanh", "Tanh", &[x], &[]);
+        let perm = g.constant("perm", int_tensor(&[3], &[0, 1, 2]));
+        let b = g.op("b/Transpose", "Transpose", &[a, perm], &[]);
+        let c = g.op("c/Neg", "Neg", &[b], &[]);
+        let d = g.op("d/Abs", "Abs", &[b], &[]);
+        let e = g.op("e/Add", "AddV2", &[c, d], &[]);
+        let f = g.op("f/Sigmoid", "Sigmoid", &[e], &[]);
+        let f = g.op("f/Exp", "Exp", &[f], &[]);
+        assert_snapshot!(g.lower(&[f]), @"
+        ---
+        x = torch.tanh(x)
+        c = -x
+        x = torch.abs(x)
+        x = c + x
+        x = torch.sigmoid(x)
+        x = torch.exp(x)
         return x
         ");
     }

@@ -74,6 +74,9 @@ pub struct Lowerer<'a> {
     /// Layers registered so far, by constructor and weights (see `add_layer`).
     shared_layers: BTreeMap<String, Expr>,
     remaining: BTreeMap<ValueRef, usize>,
+    /// Values that are another value under a new name in the graph (`Identity`, a layout
+    /// relabel): their readers are readers of that value.
+    alias_of: BTreeMap<ValueRef, ValueRef>,
     /// The name a chain of single-use values runs through (`x = conv(x); x = relu(x)`), and
     /// the value holding it now.
     running: String,
@@ -202,6 +205,7 @@ impl<'a> Lowerer<'a> {
             converted: BTreeMap::new(),
             shared_layers: BTreeMap::new(),
             remaining: BTreeMap::new(),
+            alias_of: BTreeMap::new(),
             running: "x".to_string(),
             x_holder: None,
             prefix: Vec::new(),
@@ -238,6 +242,7 @@ impl<'a> Lowerer<'a> {
     /// reused when this node reads its last use.
     fn consume_inputs(&mut self, n: NodeIndex) {
         for v in self.graph.inputs(n) {
+            let v = self.alias_of.get(&v).copied().unwrap_or(v);
             if let Some(r) = self.remaining.get_mut(&v) {
                 *r = r.saturating_sub(1);
             }

@@ -162,17 +162,19 @@ impl<'a> Lowerer<'a> {
                 .map(|k| (k, tail(k)))
                 .find(|(k, t)| kinds[&(*k, t.clone())].len() == 1)
                 .map(|(_, t)| t);
-            // No tail short enough tells this kind of scope apart (T5's
-            // `transformer_decoder_layer_0/self_attention/...` beside the encoder's): the
-            // longest tail that is still a short name (`self_attention`), where the code's
-            // place says the rest. A tail of only the synthetic `depthwise`/`pointwise`
+            // A unique tail, or the whole scope, that is a short name is the name.
+            let fits = |t: &String| t.len() <= SHORT_NAME_MAX;
+            if unique.as_ref().map_or(fits(full), fits) {
+                out.extend(unique.map(|short| (full.clone(), short)));
+                continue;
+            }
+            // Otherwise (T5's `transformer_decoder_layer_0/self_attention/...` beside the
+            // encoder's): the longest tail that is a short name (`self_attention`), where the
+            // code's place says the rest. A tail of only the synthetic `depthwise`/`pointwise`
             // halves names no layer, so it is not one.
-            let short = unique.clone().filter(|t| t.len() <= SHORT_NAME_MAX).or_else(|| {
-                let synthetic = matches!(parts[parts.len() - 1], "depthwise" | "pointwise");
-                let least = if synthetic { 2 } else { 1 };
-                (least..parts.len()).rev().map(tail).find(|t| t.len() <= SHORT_NAME_MAX)
-            });
-            let short = short.or(unique);
+            let synthetic = matches!(parts[parts.len() - 1], "depthwise" | "pointwise");
+            let least = if synthetic { 2 } else { 1 };
+            let short = (least..parts.len()).rev().map(tail).find(fits).or(unique);
             if let Some(short) = short {
                 out.insert(full.clone(), short);
             }
