@@ -11,6 +11,7 @@ mod blocks;
 mod chain;
 mod conds;
 mod dead;
+mod gated;
 mod host;
 mod loops;
 mod methods;
@@ -373,11 +374,13 @@ impl<'a> Lowerer<'a> {
         self.summary.blocks = blocks::extract(&mut self.module, &mut stmts, &self.spans, &outs);
         let (body, stacks) =
             blocks::stacks::extract(&mut self.module, stmts, &mut outs, |segment, live| {
+                gated::fold_gates(segment, 8, live);
                 chain::chain(segment, 8, live)
             });
         self.summary.stacks = stacks;
         for class in &mut self.module.classes {
             let returns = [Expr::name(&class.output)];
+            gated::fold_gates(&mut class.body, 8, &returns);
             chain::chain(&mut class.body, 8, &returns);
         }
         self.module.body = body;

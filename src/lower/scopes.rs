@@ -170,11 +170,12 @@ impl<'a> Lowerer<'a> {
             }
             // Otherwise (T5's `transformer_decoder_layer_0/self_attention/...` beside the
             // encoder's): the longest tail that is a short name (`self_attention`), where the
-            // code's place says the rest. A tail of only the synthetic `depthwise`/`pointwise`
-            // halves names no layer, so it is not one.
+            // code's place says the rest; failing that, the shortest tail. A tail of only the
+            // synthetic `depthwise`/`pointwise` halves names no layer, so it is not one.
             let synthetic = matches!(parts[parts.len() - 1], "depthwise" | "pointwise");
             let least = if synthetic { 2 } else { 1 };
-            let short = (least..parts.len()).rev().map(tail).find(fits).or(unique);
+            let short = (least..parts.len()).rev().map(tail).find(fits);
+            let short = short.or_else(|| (least < parts.len()).then(|| tail(least)));
             if let Some(short) = short {
                 out.insert(full.clone(), short);
             }

@@ -182,6 +182,10 @@ def test_decoder_attention_reads_as_pytorch(name, tmp_path):
     local = {n.id for f in forwards for n in ast.walk(f) if isinstance(n, ast.Name)}
     assert max(map(len, local)) <= 30, sorted(local, key=len)[-3:]
     if name == "keras_hub_llama":
+        # SwiGLU as a person writes it: the gate's activation around its projection, times
+        # the up projection.
+        assert "x = F.silu(self.feedforward_gate_dense(feedforward_layernorm))" in code, code
+        assert "x = x * self.feedforward_intermediate_dense(feedforward_layernorm)" in code, code
         # Rotary embeddings: one helper pair, applied to the queries and to the keys.
         assert code.count("def rotate_half(") == 1 and code.count("def apply_rotary(") == 1
         assert code.count("= apply_rotary(") == 2 and "torch.cos" not in code.split("class ")[1], code
@@ -203,6 +207,8 @@ def test_an_encoder_decoder_reads_as_pytorch(tmp_path):
     assert "F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=1.0)" in decoder, decoder
     assert "F.scaled_dot_product_attention(q_2, k_2, v_2, attn_mask=mask_2, scale=1.0)" in decoder, decoder
     assert "nn.RMSNorm(32, eps=1e-6, elementwise_affine=False)" in code, code
+    # T5's gated ReLU feed-forward: the activation around its projection, times the other.
+    assert "F.relu(self.input_projector(" in decoder and "x = x * self.gate_projector(" in decoder, decoder
     tree = ast.parse(code)
     forwards = [f for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) and f.name == "forward"]
     local = {n.id for f in forwards for n in ast.walk(f) if isinstance(n, ast.Name)}

@@ -1,0 +1,152 @@
+//! Gated feed-forward layers (SwiGLU, GeGLU, T5's gated ReLU) read as people write them:
+//! `x = F.silu(self.gate(h)) * self.up(h)` instead of four statements and two temporaries
+//! (`x = self.gate(h)`, `x = F.silu(x)`, `up = self.up(h)`, `x = x * up`).
+
+use super::chain::read_later;
+use crate::py::printer::{self, LINE_WIDTH};
+use crate::py::{Assign, BinOp, Expr, Stmt};
+
+/// `self.layer(...)`: a call of one of the module's layers.
+fn is_layer_call(e: &Expr) -> bool {
+    match e {
+        Expr::Call(c) => {
+            matches!(&c.func, Expr::Attribute(recv, _) if recv.as_name() == Some("self"))
+        }
+        _ => false,
+    }
+}
+
+/// `F.act(var, ...)`, reading `var` once: the call with its first argument replaced by `with`.
+fn activation_of(e: &Expr, var: &str, with: &Expr) -> Option<Expr> {
+    let Expr::Call(c) = e else { return None };
+    let Expr::Attribute(module, _) = &c.func else { return None };
+    if module.as_name() != Some("F") || c.args.first()?.as_name() != Some(var) || e.reads(var) != 1
+    {
+        return None;
+    }
+    let mut call = (**c).clone();
+    call.args[0] = with.clone();
+    Some(Expr::Call(Box::new(call)))
+}
+
+/// The two names a product `a * b` multiplies, in either order.
+fn product_of(e: &Expr) -> Option<(&str, &str)> {
+    match e {
+        Expr::Binary(a, BinOp::Mul, b) => Some((a.as_name()?, b.as_name()?)),
+        _ => None,
+    }
+}
+
+/// Whether `stmt` fits on one line at `indent`.
+fn fits(stmt: &Stmt, indent: usize) -> bool {
+    let lines = printer::statement(stmt, indent);
+    lines.len() == 1 && lines[0].len() <= LINE_WIDTH
+}
+
+/// Folds each gate in `stmts`, in place: the gate's layer call into its activation and the
+/// other branch's layer call into the product, on one line when it fits and on two otherwise
+/// (`x = F.silu(self.gate(h))`, `x = x * self.up(h)`). Values are pure, so moving a layer
+/// call into its only reader changes nothing but the text; the branch's call reads neither
+/// of the gate's names, so it may come after the gate's assignment.
+pub fn fold_gates(stmts: &mut Vec<Assign>, indent: usize, returns: &[Expr]) {
+    let mut k = 0;
+    while k + 3 < stmts.len() {
+        match fold_at(stmts, k, indent, returns) {
+            Some(folded) => {
+                let n = folded.len();
+                stmts.splice(k..k + 4, folded);
+                k += n;
+            }
+            None => k += 1,
+        }
+    }
+}
+
+/// The statements replacing `stmts[k..k + 4]` if they are a gate: one when the product fits
+/// on a line, else the activation and the product.
+fn fold_at(stmts: &[Assign], k: usize, indent: usize, returns: &[Expr]) -> Option<Vec<Assign>> {
+    let [s0, s1, s2, s3] = &stmts[k..k + 4] else { return None };
+    let a = s0.target.as_name()?;
+    let g = s1.target.as_name()?;
+    let u = s2.target.as_name()?;
+    if !is_layer_call(&s0.value) || !is_layer_call(&s2.value) || g == u || a == u {
+        return None;
+    }
+    let gate = activation_of(&s1.value, a, &s0.value)?;
+    // `a` lives only to feed the activation; the branch reads neither gate name.
+    if a != g && read_later(a, stmts, k + 2, returns) {
+        return None;
+    }
+    if s2.value.reads(g) > 0 || s2.value.reads(a) > 0 {
+        return None;
+    }
+    let (l, r) = product_of(&s3.value)?;
+    if !((l == g && r == u) || (l == u && r == g)) || l == r {
+        return None;
+    }
+    let target = s3.target.as_name();
+    let dead_after = |v: &str| target == Some(v) || !read_later(v, stmts, k + 4, returns);
+    if !dead_after(g) || !dead_after(u) {
+        return None;
+    }
+    let product = Expr::Binary(Box::new(gate.clone()), BinOp::Mul, Box::new(s2.value.clone()));
+    let whole = Assign::new(s3.target.clone(), product);
+    if fits(&Stmt::assign(whole.target.clone(), whole.value.clone()), indent) {
+        return Some(vec![whole]);
+    }
+    Some(vec![
+        Assign::new(s1.target.clone(), gate),
+        Assign::new(
+            s3.target.clone(),
+            Expr::Binary(Box::new(Expr::name(g)), BinOp::Mul, Box::new(s2.value.clone())),
+        ),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::*;
+    use insta::assert_snapshot;
+
+    /// A gated ReLU feed-forward (T5's): the gate's activation wraps its layer call and the
+    /// product reads the other branch's layer call; a product of values read again later
+    /// stays as it is.
+    #[test]
+    fn gated_feed_forward_reads_as_one_product() {
+        let mut g = TestGraph::new();
+        let h = g.input("h", &[-1, 8]);
+        let h = g.op("ln/Tanh", "Tanh", &[h], &[]);
+        let w1 = g.constant("gate/kernel", weights(&[8, 16]));
+        let w2 = g.constant("up/kernel", weights(&[8, 16]));
+        let w3 = g.constant("down/kernel", weights(&[16, 8]));
+        let gate = g.op("gate/MatMul", "MatMul", &[h, w1], &[]);
+        let gate = g.op("gate_act/Relu", "Relu", &[gate], &[]);
+        let up = g.op("up/MatMul", "MatMul", &[h, w2], &[]);
+        let y = g.op("mul/mul", "Mul", &[gate, up], &[]);
+        let y = g.op("down/MatMul", "MatMul", &[y, w3], &[]);
+        // The same shape, but the gate is read again: nothing to fold.
+        let gate2 = g.op("gate2/MatMul", "MatMul", &[y, w3], &[]);
+        let gate2 = g.op("gate2_act/Relu", "Relu", &[gate2], &[]);
+        let up2 = g.op("up2/MatMul", "MatMul", &[y, w3], &[]);
+        let z = g.op("mul2/mul", "Mul", &[gate2, up2], &[]);
+        let z = g.op("out/add", "AddV2", &[z, gate2], &[]);
+        assert_snapshot!(g.lower(&[z]), @"
+        self.gate = nn.Linear(8, 16, bias=False)
+        self.up = nn.Linear(8, 16, bias=False)
+        self.down = nn.Linear(16, 8, bias=False)
+        # gate.weight: [16, 8]
+        # up.weight: [16, 8]
+        # down.weight: [8, 16]
+        ---
+        ln = torch.tanh(h)
+        x = F.relu(self.gate(ln)) * self.up(ln)
+        down = self.down(x)
+        x = self.down(down)
+        gate2_act = F.relu(x)
+        x = self.down(down)
+        x = gate2_act * x
+        x = x + gate2_act
+        return x
+        ");
+    }
+}
