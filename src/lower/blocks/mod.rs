@@ -400,7 +400,13 @@ impl Forward<'_> {
         last: usize,
     ) -> Option<Member> {
         let spans = self.spans;
-        let range = spans[first].stmts.start..spans[last].stmts.end;
+        let mut range = spans[first].stmts.start..spans[last].stmts.end;
+        // A block whose input arrives in the other layout starts by converting it
+        // (`nchw = inputs.permute(0, 3, 1, 2)`, ConvNeXt's first block after the stem): the
+        // conversion stays outside, so the block is the same as its siblings.
+        while range.start < range.end && is_layout_conversion(&self.stmts[range.start]) {
+            range.start += 1;
+        }
         let layers: Vec<usize> = (first..=last).flat_map(|i| spans[i].layers.clone()).collect();
         let buffers: Vec<usize> = (first..=last).flat_map(|i| spans[i].buffers.clone()).collect();
         // A class must be worth reading: a conv + batch-norm pair stays inline.
@@ -525,6 +531,17 @@ impl Forward<'_> {
         }
         signature
     }
+}
+
+/// `y = x.permute(...)` with literal axes: a value changing layout, not computing anything.
+fn is_layout_conversion(stmt: &Assign) -> bool {
+    let Expr::Call(c) = &stmt.value else { return false };
+    let Expr::Attribute(recv, method) = &c.func else { return false };
+    method == "permute"
+        && recv.as_name().is_some()
+        && stmt.target.as_name().is_some()
+        && c.kwargs.is_empty()
+        && c.args.iter().all(|a| matches!(a, Expr::Lit(crate::py::Lit::Int(_))))
 }
 
 /// A layer constructor's argument values, positional then keyword, as printed.
@@ -758,8 +775,6 @@ mod tests {
         );
     }
 
-    /// Three sibling residual blocks; the first reads the permuted input, so its statements
-    /// differ and it stays inline, the other two share a class.
     /// A mask computed from the model input where the first layer first needs it, read by
     /// every layer: it moves above the first layer, which becomes an instance too.
     #[test]
@@ -820,6 +835,8 @@ mod tests {
         g.op(&format!("m/{}/Relu", scopes[4]), "Relu", &[y], &[])
     }
 
+    /// Three sibling residual blocks, the first reading the input permuted to NCHW: the
+    /// conversion stays outside, so all three are one class, run by a loop.
     #[test]
     fn sibling_blocks_share_a_class() {
         let mut g = TestGraph::new();
@@ -838,22 +855,15 @@ mod tests {
           x = inputs + x
           out = F.relu(x)
           return out (from inputs)
-        self.block1_1_conv = nn.Conv2d(4, 4, 3, padding=1, bias=False)
-        self.block1_2_conv = nn.Conv2d(4, 4, 1, bias=False)
-        self.blocks = nn.ModuleList([Block() for _ in range(2)])
-        # block1_1_conv.weight: [4, 4, 3, 3]
-        # block1_2_conv.weight: [4, 4, 1, 1]
+        self.blocks = nn.ModuleList([Block() for _ in range(3)])
         # blocks.0.conv1.weight: [4, 4, 3, 3]
         # blocks.0.conv2.weight: [4, 4, 1, 1]
         # blocks.1.conv1.weight: [4, 4, 3, 3]
         # blocks.1.conv2.weight: [4, 4, 1, 1]
+        # blocks.2.conv1.weight: [4, 4, 3, 3]
+        # blocks.2.conv2.weight: [4, 4, 1, 1]
         ---
-        image_nchw = image.permute(0, 3, 1, 2)
-        x = self.block1_1_conv(image_nchw)
-        x = F.relu(x)
-        x = self.block1_2_conv(x)
-        x = image_nchw + x
-        x = F.relu(x)
+        x = image.permute(0, 3, 1, 2)
         for block in self.blocks:
             x = block(x)
         x = x.permute(0, 2, 3, 1)
@@ -890,22 +900,15 @@ mod tests {
           x = inputs + x
           normal_out = F.relu(x)
           return normal_out (from inputs)
-        self.normal_conv_1_2 = nn.Conv2d(4, 4, 3, padding=1, bias=False)
-        self.normal_conv_2_2 = nn.Conv2d(4, 4, 1, bias=False)
-        self.normal_cells = nn.ModuleList([NormalCell() for _ in range(2)])
-        # normal_conv_1_2.weight: [4, 4, 3, 3]
-        # normal_conv_2_2.weight: [4, 4, 1, 1]
+        self.normal_cells = nn.ModuleList([NormalCell() for _ in range(3)])
         # normal_cells.0.normal_conv_1.weight: [4, 4, 3, 3]
         # normal_cells.0.normal_conv_2.weight: [4, 4, 1, 1]
         # normal_cells.1.normal_conv_1.weight: [4, 4, 3, 3]
         # normal_cells.1.normal_conv_2.weight: [4, 4, 1, 1]
+        # normal_cells.2.normal_conv_1.weight: [4, 4, 3, 3]
+        # normal_cells.2.normal_conv_2.weight: [4, 4, 1, 1]
         ---
-        image_nchw = image.permute(0, 3, 1, 2)
-        x = self.normal_conv_1_2(image_nchw)
-        x = F.relu(x)
-        x = self.normal_conv_2_2(x)
-        x = image_nchw + x
-        x = F.relu(x)
+        x = image.permute(0, 3, 1, 2)
         for cell in self.normal_cells:
             x = cell(x)
         x = x.permute(0, 2, 3, 1)
