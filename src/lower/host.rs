@@ -165,6 +165,11 @@ impl<'a> Host<'a> for Lowerer<'a> {
         Lowerer::value_in(self, v, layout)
     }
 
+    fn held_in(&self, v: ValueRef, layout: Layout) -> bool {
+        self.values.get(&v).is_some_and(|val| val.layout == layout)
+            || self.converted.contains_key(&(v, layout))
+    }
+
     fn buffer(&mut self, owner: NodeIndex, suffix: &str, t: Tensor) -> OpResult<Expr> {
         let hint = format!("{}_{suffix}", self.scope_of(owner));
         self.buffer_named(&hint, t)

@@ -164,6 +164,8 @@ pub trait Host<'g> {
     fn value(&mut self, v: ValueRef) -> OpResult<Val>;
     /// `v` in `layout`, emitting one permute the first time it is needed.
     fn value_in(&mut self, v: ValueRef, layout: Layout) -> OpResult<Expr>;
+    /// Whether `v` is already held in `layout` (as it is, or converted before).
+    fn held_in(&self, v: ValueRef, layout: Layout) -> bool;
     /// Registers `t` as a buffer named after node `owner`'s scope and `suffix`: `self.<name>`.
     fn buffer(&mut self, owner: NodeIndex, suffix: &str, t: Tensor) -> OpResult<Expr>;
     /// Makes `model.py` define the fixed helper class `name` (once).
@@ -245,6 +247,11 @@ impl<'h, 'g> Ctx<'h, 'g> {
 
     pub fn out_info(&self, port: usize) -> ValueInfo {
         self.graph().info(ValueRef { node: self.id, port })
+    }
+
+    /// Whether input `i` is at hand in `layout` without a new conversion.
+    pub fn held_in(&self, i: usize, layout: Layout) -> bool {
+        self.inputs.get(i).is_some_and(|&v| self.host.held_in(v, layout))
     }
 
     /// The layout input `i` currently has (constants are in TF layout).

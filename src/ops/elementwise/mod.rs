@@ -189,6 +189,20 @@ fn operands_n(ctx: &mut Ctx, n: usize) -> OpResult<(Vec<Expr>, Layout)> {
             ctx.rank(i) == Some(r) || ctx.rank(i) == Some(0)
         }
     };
+    // A computed input of the output's full shape held only in TF's layout (Whisper's
+    // position embeddings added to its convolutions' output): the sum goes on in TF's
+    // layout, where the transformer after it works, rather than taking that input to
+    // channels-first and every later layer norm back. (One already converted, such as a
+    // residual block's input, costs nothing in channels-first.)
+    let out_shape = ctx.out_info(0).shape;
+    let full_tf = |ctx: &mut Ctx, i: usize| {
+        !ctx.is_const(i)
+            && out_shape.is_some()
+            && ctx.info(i).shape == out_shape
+            && matches!(ctx.layout(i), Ok(Layout::Tf))
+            && !ctx.held_in(i, Layout::ChannelsFirst)
+    };
+    let rank = rank.filter(|_| !(0..n).any(|i| full_tf(ctx, i)));
     let Some(r) = rank.filter(|&r| (0..n).all(|i| follows(ctx, i, r))) else {
         let v = (0..n).map(|i| ctx.input_tf(i)).collect::<OpResult<Vec<_>>>()?;
         return Ok((v, Layout::Tf));
@@ -397,6 +411,31 @@ mod tests {
     use crate::tensor::Tensor;
     use crate::testing::*;
     use insta::assert_snapshot;
+
+    /// A convolution's output (channels-first) plus a tensor of the same shape computed in
+    /// TF's layout: the sum is taken in TF's layout (one permute of the convolution's output),
+    /// not by taking the other tensor to channels-first and the sum back.
+    #[test]
+    fn a_full_tensor_in_tf_layout_keeps_the_sum_in_tf_layout() {
+        let mut g = TestGraph::new();
+        let x = g.input("image", &[-1, 4, 4, 3]);
+        let w = g.constant("w", weights(&[1, 1, 3, 3]));
+        let pad = [("strides", ints(&[1, 1, 1, 1])), ("padding", string("VALID"))];
+        let conv = g.op("conv", "Conv2D", &[x, w], &pad);
+        let other = g.op("other", "Tanh", &[x], &[]);
+        let sum = g.op("sum", "AddV2", &[conv, other], &[]);
+        let y = g.op("out", "Sigmoid", &[sum], &[]);
+        let code = g.lower(&[y]);
+        assert_snapshot!(code.split("---\n").nth(1).unwrap_or_default(), @"
+        image_nchw = image.permute(0, 3, 1, 2)
+        x = self.conv(image_nchw)
+        other = torch.tanh(image)
+        x = x.permute(0, 2, 3, 1)
+        x = x + other
+        x = torch.sigmoid(x)
+        return x
+        ");
+    }
 
     /// `op(conv(x), c)` with `c` a constant of `shape` (or scalar when empty).
     fn binary_with_const(op: &str, shape: &[usize], swap: bool) -> String {
