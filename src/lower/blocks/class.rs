@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Member, local_names, positional_names};
+use super::{Member, kind_and_counter, local_names, positional_names};
 use crate::lower::module::{BlockClass, Buffer, Layer, Module};
 use crate::py::names::{Scope, identifier};
 use crate::py::printer::flat;
@@ -209,8 +209,9 @@ fn class_forward(
     // Names a pass gave (`q`, `mask`) carry counters only `forward`'s many layers needed
     // (`q_6`, `q_7`): inside the class they are numbered afresh.
     for (global, local) in names.iter_mut() {
-        if let Some(role) = crate::ir::ROLES.iter().find(|r| is_counted(global, r)) {
-            *local = role.to_string();
+        let base = kind_and_counter(global).unwrap_or(global);
+        if crate::ir::ROLES.contains(&base) {
+            *local = base.to_string();
         }
     }
     for other in &first.inputs[1..] {
@@ -240,14 +241,4 @@ fn class_forward(
         .collect();
     let output = vars[&first.output].clone();
     (body, inputs, output)
-}
-
-/// `name` is `base` or `base` and a counter (`q`, `q_6`).
-fn is_counted(name: &str, base: &str) -> bool {
-    name.strip_prefix(base).is_some_and(|rest| {
-        rest.is_empty()
-            || rest
-                .strip_prefix('_')
-                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-    })
 }
