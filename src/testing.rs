@@ -170,7 +170,15 @@ impl TestGraph {
         let (m, _) = crate::lower::lower(&self.g, "M", "test").expect("lower");
         let mut s = String::new();
         for c in &m.classes {
-            s.push_str(&format!("class {}({}):\n", c.name, c.params.join(", ")));
+            let params: Vec<String> = c
+                .params
+                .iter()
+                .map(|p| match &p.default {
+                    Some(d) => format!("{}={}", p.name, flat(d)),
+                    None => p.name.clone(),
+                })
+                .collect();
+            s.push_str(&format!("class {}({}):\n", c.name, params.join(", ")));
             for l in &c.layers {
                 s.push_str(&format!("  self.{} = {}\n", l.name, flat(&l.ctor)));
             }

@@ -1,7 +1,7 @@
 //! What lowering produces: the `nn.Module` as parts (layers, buffers, `forward`'s statements,
 //! block classes, loop methods, stubs, weights), and the syntax trees of its classes.
 
-use crate::py::{Assign, ClassDef, Expr, FunctionDef, Lit, Stmt};
+use crate::py::{Assign, ClassDef, Expr, FunctionDef, Lit, Param, Stmt};
 use crate::weights::Weight;
 
 /// `self.<name> = <ctor>` in `__init__`.
@@ -31,8 +31,9 @@ impl Buffer {
 #[derive(Clone, Debug)]
 pub struct BlockClass {
     pub name: String,
-    /// `__init__` parameters (constructor arguments that differ between instances).
-    pub params: Vec<String>,
+    /// `__init__` parameters (constructor arguments that differ between instances), those
+    /// with defaults last.
+    pub params: Vec<Param>,
     pub layers: Vec<Layer>,
     pub buffers: Vec<Buffer>,
     pub body: Vec<Assign>,
@@ -91,11 +92,13 @@ fn register_buffer(b: &Buffer) -> Stmt {
 }
 
 /// `def __init__(self, params): super().__init__(); layers; buffers`.
-fn init(params: &[String], layers: &[Layer], buffers: &[Buffer]) -> FunctionDef {
+fn init(params: &[Param], layers: &[Layer], buffers: &[Buffer]) -> FunctionDef {
     let mut body = vec![Stmt::Expr(Expr::call("super", vec![]).method("__init__", vec![]))];
     body.extend(layers.iter().map(|l| Stmt::assign(Expr::self_attr(&l.name), l.ctor.clone())));
     body.extend(buffers.iter().map(register_buffer));
-    FunctionDef::method("__init__", params, body)
+    let mut all = vec![Param::new("self")];
+    all.extend(params.iter().cloned());
+    FunctionDef::new("__init__", all, body)
 }
 
 fn module_class(name: &str, methods: Vec<FunctionDef>) -> ClassDef {

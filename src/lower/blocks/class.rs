@@ -3,73 +3,175 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Member, kind_and_counter, local_names, positional_names};
+use super::{Member, kind_and_counter, kwarg_default, local_names, positional_names};
 use crate::lower::module::{BlockClass, Buffer, Layer, Module};
 use crate::py::names::{Scope, identifier};
 use crate::py::printer::flat;
-use crate::py::{Assign, Call, Expr, Ref};
+use crate::py::{Assign, Call, Expr, Param, Ref};
 
-/// Constructor parameters of a class: name, and the value each instance passes.
+/// A constructor parameter of a class: its name, the value each instance passes (`None` for
+/// an instance without the layer that reads it), and its default (PyTorch's own, for a
+/// keyword argument of a layer: `stride=1`).
+struct ParamSlot {
+    name: String,
+    values: Vec<Option<Expr>>,
+    default: Option<Expr>,
+}
+
+/// Constructor parameters of a class.
 #[derive(Default)]
-struct Params(Vec<(String, Vec<Expr>)>);
+struct Params(Vec<ParamSlot>);
 
 impl Params {
-    /// `keep` when every instance passes the same value, else the parameter (shared by every
-    /// slot with the same values), named after `label`.
-    fn slot(&mut self, label: &str, layer: &str, values: Vec<Expr>, keep: &Expr) -> Expr {
-        if values.iter().all(|v| *v == values[0]) {
-            return keep.clone();
+    /// `keep` when every instance passes the same value (nothing when that is the default),
+    /// else the parameter (shared by every slot with the same values), named after `label`.
+    fn slot(
+        &mut self,
+        label: &str,
+        layer: &str,
+        values: Vec<Option<Expr>>,
+        keep: &Expr,
+        default: Option<&Expr>,
+    ) -> Option<Expr> {
+        let present: Vec<&Expr> = values.iter().flatten().collect();
+        if present.iter().all(|v| *v == present[0]) {
+            let value = present.first().copied().unwrap_or(keep);
+            return (Some(value) != default).then(|| value.clone());
         }
-        if let Some((n, _)) = self.0.iter().find(|(_, v)| *v == values) {
-            return Expr::name(n);
+        let agrees = |theirs: &[Option<Expr>]| {
+            theirs.iter().zip(&values).all(|(a, b)| a.is_none() || b.is_none() || a == b)
+        };
+        if let Some(p) = self.0.iter_mut().find(|p| p.default.as_ref() == default && agrees(&p.values))
+        {
+            for (mine, theirs) in p.values.iter_mut().zip(&values) {
+                if mine.is_none() {
+                    mine.clone_from(theirs);
+                }
+            }
+            return Some(Expr::name(&p.name));
         }
         let base = identifier(label);
-        let n = if self.0.iter().any(|(p, _)| *p == base) {
+        let name = if self.0.iter().any(|p| p.name == base) {
             identifier(&format!("{layer}_{base}"))
         } else {
             base
         };
-        self.0.push((n.clone(), values));
-        Expr::name(n)
+        self.0.push(ParamSlot { name: name.clone(), values, default: default.cloned() });
+        Some(Expr::name(name))
+    }
+
+    /// The `__init__` parameters: those without a default first (Python's rule), each group
+    /// in the order the layers need them.
+    fn order(&mut self) {
+        self.0.sort_by_key(|p| p.default.is_some());
+    }
+
+    fn params(&self) -> Vec<Param> {
+        self.0
+            .iter()
+            .map(|p| match &p.default {
+                Some(d) => Param::with_default(&p.name, d.clone()),
+                None => Param::new(&p.name),
+            })
+            .collect()
+    }
+
+    /// The arguments instance `k` passes: positionally, then by keyword where it differs from
+    /// the default (`ConvBlock(256, 128, 512, stride=2)`).
+    fn call(&self, k: usize) -> (Vec<Expr>, Vec<(&str, Expr)>) {
+        let mut args = Vec::new();
+        let mut kwargs = Vec::new();
+        for p in &self.0 {
+            // A value no layer of this instance reads: any will do, the default reads best.
+            let value = p.values[k].clone().or_else(|| p.default.clone());
+            let value = value.or_else(|| p.values.iter().flatten().next().cloned());
+            let value = value.unwrap_or_else(Expr::none);
+            match &p.default {
+                Some(d) if *d == value => {}
+                Some(_) => kwargs.push((p.name.as_str(), value)),
+                None => args.push(value),
+            }
+        }
+        (args, kwargs)
     }
 }
 
-/// A layer of the class: the first instance's constructor with the arguments that differ
-/// between instances replaced by parameters.
-fn class_layer(name: &str, ctors: &[&Expr], params: &mut Params) -> Layer {
-    let Expr::Call(first) = ctors[0] else {
-        return Layer { name: name.to_string(), ctor: ctors[0].clone() };
-    };
+/// Each constructor's argument values, in the same slots: positional arguments, then every
+/// keyword any of them passes (in the order they pass them), a constructor without it
+/// passing PyTorch's default.
+pub(super) fn ctor_slots(ctors: &[&Expr]) -> Vec<(Option<String>, Vec<Expr>)> {
     let calls: Vec<Option<&Call>> =
         ctors.iter().map(|c| if let Expr::Call(c) = c { Some(c.as_ref()) } else { None }).collect();
-    let names = positional_names(&flat(&first.func));
-    let args = first
-        .args
-        .iter()
-        .enumerate()
-        .map(|(j, a)| {
+    let Some(first) = calls.iter().flatten().next() else { return Vec::new() };
+    let func = flat(&first.func);
+    let mut keys: Vec<&str> = Vec::new();
+    for c in calls.iter().flatten() {
+        let theirs: Vec<&str> = c.kwargs.iter().map(|(k, _)| k.as_str()).collect();
+        for (j, key) in theirs.iter().enumerate() {
+            if keys.contains(key) {
+                continue;
+            }
+            // Before the first of their later keys already placed, so the order stays theirs.
+            let at = theirs[j + 1..].iter().find_map(|later| keys.iter().position(|k| k == later));
+            keys.insert(at.unwrap_or(keys.len()), key);
+        }
+    }
+    let mut slots: Vec<(Option<String>, Vec<Expr>)> = (0..first.args.len())
+        .map(|j| {
             let values = calls
                 .iter()
                 .map(|c| c.and_then(|c| c.args.get(j)).cloned().unwrap_or(Expr::none()))
                 .collect();
-            params.slot(names.get(j).copied().unwrap_or("arg"), name, values, a)
+            (None, values)
         })
         .collect();
-    let kwargs = first
-        .kwargs
-        .iter()
-        .map(|(key, v)| {
-            let values = calls
-                .iter()
-                .map(|c| {
-                    c.and_then(|c| c.kwargs.iter().find(|(k, _)| k == key))
-                        .map(|(_, v)| v.clone())
-                        .unwrap_or(Expr::none())
-                })
-                .collect();
-            (key.clone(), params.slot(key, name, values, v))
-        })
-        .collect();
+    for key in keys {
+        let values = calls
+            .iter()
+            .map(|c| {
+                c.and_then(|c| c.kwargs.iter().find(|(k, _)| k == key))
+                    .map(|(_, v)| v.clone())
+                    .or_else(|| kwarg_default(&func, key))
+                    .unwrap_or(Expr::none())
+            })
+            .collect();
+        slots.push((Some(key.to_string()), values));
+    }
+    slots
+}
+
+/// A layer of the class: the first instance's constructor with the arguments that differ
+/// between instances replaced by parameters. `ctors` has `None` for instances without it.
+fn class_layer(name: &str, ctors: &[Option<&Expr>], params: &mut Params) -> Layer {
+    let present: Vec<&Expr> = ctors.iter().flatten().copied().collect();
+    let Expr::Call(first) = present[0] else {
+        return Layer { name: name.to_string(), ctor: present[0].clone() };
+    };
+    let func = flat(&first.func);
+    let names = positional_names(&func);
+    let slots = ctor_slots(&present);
+    let mut args = Vec::new();
+    let mut kwargs = Vec::new();
+    for (j, (key, values)) in slots.into_iter().enumerate() {
+        // Back to one value per instance, `None` where the instance has no such layer.
+        let mut it = values.into_iter();
+        let values: Vec<Option<Expr>> =
+            ctors.iter().map(|c| c.and_then(|_| it.next())).collect();
+        let keep = values.iter().flatten().next().cloned().unwrap_or(Expr::none());
+        match key {
+            None => {
+                let label = names.get(j).copied().unwrap_or("arg");
+                let arg = params.slot(label, name, values, &keep, None);
+                args.push(arg.unwrap_or(keep));
+            }
+            Some(key) => {
+                let default = kwarg_default(&func, &key);
+                if let Some(v) = params.slot(&key, name, values, &keep, default.as_ref()) {
+                    kwargs.push((key, v));
+                }
+            }
+        }
+    }
     let ctor = Expr::Call(Box::new(Call { func: first.func.clone(), args, kwargs }));
     Layer { name: name.to_string(), ctor }
 }
@@ -107,8 +209,8 @@ pub(super) fn build_class(
     let mut params = Params::default();
     let mut layers = Vec::new();
     for (k, local) in local_layers.iter().enumerate() {
-        let ctors: Vec<&Expr> =
-            group.iter().map(|&i| &module.layers[members[i].layers[k]].ctor).collect();
+        let ctors: Vec<Option<&Expr>> =
+            group.iter().map(|&i| Some(&module.layers[members[i].layers[k]].ctor)).collect();
         layers.push(class_layer(local, &ctors, &mut params));
     }
     let local_buffers: Vec<String> = first
@@ -118,9 +220,10 @@ pub(super) fn build_class(
         .collect();
     let buffers = class_buffers(group, members, module, &local_buffers, &mut params);
     let (body, inputs, output) = class_forward(first, module, stmts, &local_layers, &local_buffers);
+    params.order();
     module.classes.push(BlockClass {
         name: name.to_string(),
-        params: params.0.iter().map(|(n, _)| n.clone()).collect(),
+        params: params.params(),
         layers,
         buffers,
         body,
@@ -130,8 +233,8 @@ pub(super) fn build_class(
     for (gi, &i) in group.iter().enumerate() {
         let m = &members[i];
         let inst = m.instance.clone();
-        let args: Vec<Expr> = params.0.iter().map(|(_, v)| v[gi].clone()).collect();
-        let layer = Layer { name: inst.clone(), ctor: Expr::name(name).called(args, vec![]) };
+        let (args, kwargs) = params.call(gi);
+        let layer = Layer { name: inst.clone(), ctor: Expr::name(name).called(args, kwargs) };
         let call = Assign::new(
             Expr::name(&m.output),
             Expr::self_attr(&inst).called(m.inputs.iter().map(Expr::name).collect(), vec![]),
@@ -162,12 +265,13 @@ fn class_buffers(
         let buf = &module.buffers[b];
         let mut shape = Vec::new();
         for (d, dim) in buf.shape.iter().enumerate() {
-            let values: Vec<Expr> = group
+            let values: Vec<Option<Expr>> = group
                 .iter()
-                .map(|&i| module.buffers[members[i].buffers[k]].shape[d].clone())
+                .map(|&i| Some(module.buffers[members[i].buffers[k]].shape[d].clone()))
                 .collect();
             let label = format!("{}_size", local_buffers[k]);
-            shape.push(params.slot(&label, &local_buffers[k], values, dim));
+            let size = params.slot(&label, &local_buffers[k], values, dim, None);
+            shape.push(size.unwrap_or_else(|| dim.clone()));
         }
         buffers.push(Buffer {
             name: local_buffers[k].clone(),

@@ -46,6 +46,19 @@ fn positional_names(func: &str) -> &'static [&'static str] {
     }
 }
 
+/// PyTorch's default for a keyword argument of the layers we emit: a constructor that does
+/// not pass it passes this (`stride=1`), so blocks differing only there share a class.
+fn kwarg_default(func: &str, key: &str) -> Option<Expr> {
+    let conv = func.starts_with("nn.Conv");
+    let pool = func.starts_with("nn.MaxPool") || func.starts_with("nn.AvgPool");
+    match key {
+        "stride" | "dilation" | "groups" if conv => Some(Expr::int(1)),
+        "padding" | "output_padding" if conv => Some(Expr::int(0)),
+        "padding" if pool => Some(Expr::int(0)),
+        _ => None,
+    }
+}
+
 struct Member {
     /// Where its names come from.
     tag: Tag,
@@ -273,6 +286,32 @@ fn candidates(spans: &[Span]) -> BTreeMap<Tag, Candidate> {
         }
     }
     out
+}
+
+/// Drops the candidates that are only a sequence of smaller blocks: a ResNet stage
+/// (`conv2`) made of its blocks (`conv2_block1`, ...) is those blocks, which share their
+/// class with every other stage's, and not a class of its own.
+fn drop_stages(candidates: &mut BTreeMap<Tag, Candidate>, spans: &[Span]) {
+    let size = |c: &Candidate| c.spans.iter().map(|&i| spans[i].stmts.len()).sum::<usize>();
+    let mut stages = Vec::new();
+    for (tag, c) in candidates.iter() {
+        let Tag::Prefix(p) = tag else { continue };
+        let inner = format!("{p}_");
+        let blocks: Vec<&Candidate> = candidates
+            .iter()
+            .filter(|(t, b)| {
+                matches!(t, Tag::Prefix(q) if q.starts_with(&inner)) && size(b) >= MIN_STATEMENTS
+            })
+            .map(|(_, b)| b)
+            .collect();
+        let covered = |i: &usize| blocks.iter().any(|b| b.spans.contains(i));
+        if blocks.len() >= 2 && c.spans.iter().all(covered) {
+            stages.push(tag.clone());
+        }
+    }
+    for t in stages {
+        candidates.remove(&t);
+    }
 }
 
 /// The ids that are a word and a number (`reduce_4`, `stem_1`): the last two tokens of three
@@ -523,8 +562,15 @@ impl Forward<'_> {
         for &l in layers {
             match &module.layers[l].ctor {
                 Expr::Call(c) => {
-                    let keys: Vec<&str> = c.kwargs.iter().map(|(k, _)| k.as_str()).collect();
-                    signature.push_str(&format!("{}/{}/{keys:?}\n", flat(&c.func), c.args.len()));
+                    // Keywords with a default may be passed or not: a parameter either way.
+                    let func = flat(&c.func);
+                    let keys: Vec<&str> = c
+                        .kwargs
+                        .iter()
+                        .map(|(k, _)| k.as_str())
+                        .filter(|k| kwarg_default(&func, k).is_none())
+                        .collect();
+                    signature.push_str(&format!("{func}/{}/{keys:?}\n", c.args.len()));
                 }
                 other => signature.push_str(&format!("{}\n", flat(other))),
             }
@@ -544,35 +590,28 @@ fn is_layout_conversion(stmt: &Assign) -> bool {
         && c.args.iter().all(|a| matches!(a, Expr::Lit(crate::py::Lit::Int(_))))
 }
 
-/// A layer constructor's argument values, positional then keyword, as printed.
-fn ctor_values(ctor: &Expr) -> Vec<String> {
-    match ctor {
-        Expr::Call(c) => c
-            .args
-            .iter()
-            .map(flat)
-            .chain(c.kwargs.iter().map(|(k, v)| format!("{k}={}", flat(v))))
-            .collect(),
-        other => vec![flat(other)],
-    }
-}
-
 /// The one member whose constructor arguments differ, somewhere, from all the others (which
 /// agree there).
 fn lone_outlier(group: &[usize], members: &[Member], module: &Module) -> Option<usize> {
-    let texts: Vec<Vec<String>> = group
-        .iter()
-        .map(|&i| {
-            members[i].layers.iter().flat_map(|&l| ctor_values(&module.layers[l].ctor)).collect()
-        })
-        .collect();
-    let positions = texts.first()?.len();
-    for p in 0..positions {
-        for (k, t) in texts.iter().enumerate() {
-            let others: Vec<&String> =
-                texts.iter().enumerate().filter(|&(j, _)| j != k).map(|(_, o)| &o[p]).collect();
-            if others.iter().all(|o| *o == others[0]) && *others[0] != t[p] {
-                return Some(group[k]);
+    let first = &members[*group.first()?];
+    for k in 0..first.layers.len() {
+        let ctors: Vec<&Expr> =
+            group.iter().map(|&i| &module.layers[members[i].layers[k]].ctor).collect();
+        let func = match &module.layers[first.layers[k]].ctor {
+            Expr::Call(c) => flat(&c.func),
+            _ => String::new(),
+        };
+        for (key, values) in class::ctor_slots(&ctors) {
+            // One block passing PyTorch's default where the others do not is their plain
+            // version (the first stage's `stride=1`), not an edit.
+            let default = key.and_then(|k| kwarg_default(&func, &k));
+            for (j, v) in values.iter().enumerate() {
+                let others: Vec<&Expr> =
+                    values.iter().enumerate().filter(|&(o, _)| o != j).map(|(_, o)| o).collect();
+                let plain = default.as_ref() == Some(v);
+                if others.iter().all(|o| *o == others[0]) && others[0] != v && !plain {
+                    return Some(group[j]);
+                }
             }
         }
     }
@@ -676,7 +715,8 @@ pub fn extract(
     for s in stmts.iter() {
         universe.extend(s.target.bound_names().into_iter().map(String::from));
     }
-    let candidates = candidates(spans);
+    let mut candidates = candidates(spans);
+    drop_stages(&mut candidates, spans);
     let mut families = vec![BTreeSet::new(); spans.len()];
     for c in candidates.values() {
         for &i in &c.spans {
