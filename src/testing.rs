@@ -182,9 +182,15 @@ impl TestGraph {
             for l in &c.layers {
                 s.push_str(&format!("  self.{} = {}\n", l.name, flat(&l.ctor)));
             }
-            for st in &c.body {
+            let line = |st: &crate::py::Assign, indent: &str| {
                 let target = printer::target_text(&st.target);
-                s.push_str(&format!("  {target} = {}\n", flat(&st.value)));
+                format!("{indent}{target} = {}\n", flat(&st.value))
+            };
+            c.body.iter().for_each(|st| s.push_str(&line(st, "  ")));
+            if let Some(part) = &c.optional {
+                s.push_str(&format!("  if self.{} ({}):\n", part.flag, part.layers.join(", ")));
+                part.body.iter().for_each(|st| s.push_str(&line(st, "    ")));
+                part.after.iter().for_each(|st| s.push_str(&line(st, "  ")));
             }
             s.push_str(&format!("  return {} (from {})\n", c.output, c.inputs.join(", ")));
         }

@@ -379,9 +379,18 @@ impl<'a> Lowerer<'a> {
             });
         self.summary.stacks = stacks;
         for class in &mut self.module.classes {
-            let returns = [Expr::name(&class.output)];
-            gated::fold_gates(&mut class.body, 8, &returns);
-            chain::chain(&mut class.body, 8, &returns);
+            let mut live = vec![Expr::name(&class.output)];
+            let mut segments = vec![(&mut class.body, 8)];
+            if let Some(part) = &mut class.optional {
+                segments.push((&mut part.body, 12));
+                segments.push((&mut part.after, 8));
+            }
+            // Each segment keeps what the ones after it read: the last first.
+            for (segment, indent) in segments.into_iter().rev() {
+                gated::fold_gates(segment, indent, &live);
+                chain::chain(segment, indent, &live);
+                live.extend(segment.iter().flat_map(|s| s.value.names()).map(Expr::name));
+            }
         }
         self.module.body = body;
         self.module.outputs = outs;

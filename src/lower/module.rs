@@ -37,8 +37,24 @@ pub struct BlockClass {
     pub layers: Vec<Layer>,
     pub buffers: Vec<Buffer>,
     pub body: Vec<Assign>,
+    /// What only some instances run, after `body`.
+    pub optional: Option<OptionalPart>,
     pub inputs: Vec<String>,
     pub output: String,
+}
+
+/// The part of a block class only the instances passing its flag have: torchvision's
+/// `downsample`, Keras' `conv_shortcut`.
+#[derive(Clone, Debug)]
+pub struct OptionalPart {
+    /// The `__init__` parameter, kept as `self.<flag>` for `forward`.
+    pub flag: String,
+    /// Layers built only with the flag.
+    pub layers: Vec<String>,
+    /// What `forward` runs only with the flag.
+    pub body: Vec<Assign>,
+    /// What it runs after that, with or without.
+    pub after: Vec<Assign>,
 }
 
 /// One function of `custom_ops.py`.
@@ -112,10 +128,34 @@ fn module_class(name: &str, methods: Vec<FunctionDef>) -> ClassDef {
 
 impl BlockClass {
     pub fn class_def(&self) -> ClassDef {
-        let mut body: Vec<Stmt> = self.body.iter().cloned().map(Stmt::Assign).collect();
+        let assigns = |b: &[Assign]| b.iter().cloned().map(Stmt::Assign).collect::<Vec<_>>();
+        let mut body = assigns(&self.body);
+        let mut init = init(&self.params, &self.layers, &self.buffers);
+        if let Some(part) = &self.optional {
+            let flag = Expr::self_attr(&part.flag);
+            body.push(Stmt::If { test: flag.clone(), body: assigns(&part.body), orelse: vec![] });
+            body.extend(assigns(&part.after));
+            // `self.<flag> = <flag>` first, the optional layers under `if <flag>:` where the
+            // first of them was.
+            let is_optional = |s: &Stmt| match s {
+                Stmt::Assign(a) => {
+                    a.target.as_self_attr().is_some_and(|n| part.layers.iter().any(|l| l == n))
+                }
+                _ => false,
+            };
+            let at = init.body.iter().position(is_optional);
+            let (optional, mut rest): (Vec<Stmt>, Vec<Stmt>) =
+                init.body.into_iter().partition(is_optional);
+            if let Some(at) = at {
+                let test = Expr::name(&part.flag);
+                rest.insert(at, Stmt::If { test, body: optional, orelse: vec![] });
+            }
+            rest.insert(1, Stmt::assign(flag, Expr::name(&part.flag)));
+            init.body = rest;
+        }
         body.push(Stmt::ret(Expr::name(&self.output)));
         let forward = FunctionDef::method("forward", &self.inputs, body);
-        module_class(&self.name, vec![init(&self.params, &self.layers, &self.buffers), forward])
+        module_class(&self.name, vec![init, forward])
     }
 }
 

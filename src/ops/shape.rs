@@ -400,7 +400,8 @@ mod tests {
 
     #[test]
     fn reshape_with_dynamic_batch_from_shape_arithmetic() {
-        // Keras' Reshape layer: Pack(StridedSlice(Shape(x), 0), 1, 1, C)
+        // Keras' Reshape layer: Pack(StridedSlice(Shape(x), 0), 1, 1, C). After a global
+        // pool, that is the pool keeping its dims (`passes::simplify`).
         assert_snapshot!(after_conv(|g, y| {
             let m = g.constant("axes", int_tensor(&[2], &[1, 2]));
             let v = g.op("gap", "Mean", &[y, m], &[]);
@@ -420,7 +421,7 @@ mod tests {
         }), @"
         x = image.permute(0, 3, 1, 2)
         conv = self.conv(x)
-        x = conv.mean((2, 3)).reshape(-1, 2, 1, 1)
+        x = conv.mean((2, 3), keepdim=True)
         x = self.se_conv(x)
         x = (conv * x).permute(0, 2, 3, 1)
         return x

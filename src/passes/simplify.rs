@@ -2,10 +2,13 @@
 //! Rescaling and swish emit it, when the constant does not broadcast `x` to a larger shape.
 //! Exact in floating point (up to the sign of a zero). Also transposes that undo each other
 //! and reshapes back to the shape a value had before it was reshaped (Keras' `UpSampling3D`
-//! by 1 along an axis: `ExpandDims → Tile by ones → Reshape`).
+//! by 1 along an axis: `ExpandDims → Tile by ones → Reshape`), and a reduction reshaped to
+//! the shape it would keep with `keep_dims` (Keras' squeeze-and-excitation: global pooling,
+//! then `Reshape((1, 1, C))`), which becomes that reduction (`x.mean((2, 3), keepdim=True)`
+//! rather than `.reshape(-1, 480, 1, 1)`, a size a block class would have to take).
 
 use crate::error::Result;
-use crate::ir::{Graph, ValueRef};
+use crate::ir::{Dim, Graph, ValueRef};
 use crate::passes::pattern::const_ints;
 
 /// Which operand slot may hold the neutral constant, and its value (from the registry).
@@ -60,6 +63,70 @@ fn reshape_back(g: &Graph, n: petgraph::stable_graph::NodeIndex) -> Option<Value
         .then_some(x)
 }
 
+/// `Reshape(Mean(x, axes), target)` (or another reduction) with `target` provably what the
+/// reduction keeps with `keep_dims`: the reduction, keeping them.
+fn reduce_keeping_dims(g: &mut Graph, n: petgraph::stable_graph::NodeIndex) -> bool {
+    let i = g.inputs(n);
+    if g.node(n).op != "Reshape" || i.len() != 2 {
+        return false;
+    }
+    let (reduced, r) = (i[0], i[0].node);
+    let reduction = ["Mean", "Sum", "Max", "Min", "Prod"].contains(&g.node(r).op.as_str());
+    // Floats only: integer reductions are shape arithmetic, whose folded values have shapes.
+    let float = g.info(reduced).dtype.is_some_and(|d| d.is_float());
+    if !reduction || !float || g.node(r).attr_bool_or("keep_dims", false).unwrap_or(true) {
+        return false;
+    }
+    let x = g.inputs(r)[0];
+    // The target as sizes: constant, or computed from shapes (Keras' `Reshape` builds
+    // `[batch, 1, 1, C]` from the input's shape at run time).
+    let target: Option<Vec<Dim>> = match const_ints(g, i[1]) {
+        Some(t) => Some(t.into_iter().map(Dim::Known).collect()),
+        None if i[1].port == 0 => g.node(i[1].node).partial.as_ref().map(|p| p.values.clone()),
+        None => None,
+    };
+    let (Some(target), Some(shape)) = (target, g.info(x).shape) else {
+        return false;
+    };
+    let Some(raw) = g.inputs(r).get(1).and_then(|&a| const_ints(g, a)) else { return false };
+    let rank = shape.len() as i64;
+    let axes: Vec<usize> = raw.iter().map(|&a| if a < 0 { a + rank } else { a } as usize).collect();
+    if raw.iter().any(|&a| a < -rank || a >= rank) {
+        return false;
+    }
+    let kept: Vec<Option<usize>> = shape
+        .iter()
+        .enumerate()
+        .map(|(k, &d)| if axes.contains(&k) { Some(1) } else { d })
+        .collect();
+    // Where each axis of the reduced value is in what the reduction keeps.
+    let kept_axes: Vec<usize> = (0..shape.len()).filter(|k| !axes.contains(k)).collect();
+    let mut free = 0;
+    let same = kept.len() == target.len()
+        && kept.iter().zip(&target).enumerate().all(|(k, (&d, &t))| match (d, t) {
+            (Some(d), Dim::Known(t)) if t == d as i64 => true,
+            // The size of the reduced value's own axis, which the reduction keeps.
+            (_, Dim::Of(v, axis)) if v == x && axis == k && !axes.contains(&k) => true,
+            (_, Dim::Of(v, axis)) if v == reduced && kept_axes.get(axis) == Some(&k) => true,
+            (_, Dim::Known(-1)) => {
+                free += 1;
+                true
+            }
+            _ => false,
+        });
+    if !same || free > 1 || g.info(reduced).dtype != g.info(ValueRef { node: n, port: 0 }).dtype {
+        return false;
+    }
+    let node = g.node_mut(r);
+    node.attrs.insert(
+        "keep_dims".into(),
+        crate::proto::AttrValue { value: Some(crate::proto::attr_value::Value::B(true)) },
+    );
+    node.outputs[0].shape = Some(kept);
+    g.replace_uses(ValueRef { node: n, port: 0 }, reduced);
+    true
+}
+
 pub fn simplify(g: &mut Graph) -> Result<()> {
     let nodes: Vec<_> = g.g.node_indices().collect();
     for n in nodes {
@@ -104,6 +171,8 @@ pub fn simplify(g: &mut Graph) -> Result<()> {
     for n in nodes {
         if let Some(x) = reshape_back(g, n) {
             g.replace_uses(ValueRef { node: n, port: 0 }, x);
+        } else {
+            reduce_keeping_dims(g, n);
         }
     }
     Ok(())
@@ -111,7 +180,9 @@ pub fn simplify(g: &mut Graph) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use crate::passes::{fold_and_infer, simplify};
+    use crate::passes::{fold_and_infer, prune, simplify};
+    use crate::proto::AttrValue;
+    use crate::proto::attr_value::Value;
     use crate::tensor::Tensor;
     use crate::testing::*;
     use insta::assert_snapshot;
@@ -174,6 +245,44 @@ mod tests {
         y = Relu(x:0) -> float32 [?, 3, 4]
         other = Const -> int32 [3]
         z = Reshape(e:0, other:0) -> float32 [?, 4, 3]
+        ");
+    }
+    /// Keras' squeeze-and-excitation: a global average pool reshaped to `[batch, 1, 1, C]`,
+    /// the batch read from the pooled value's shape at run time, is the mean keeping its
+    /// dims (no channel count in the code); a reshape to another shape stays.
+    #[test]
+    fn a_reduction_reshaped_to_its_kept_dims_keeps_them() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 4, 4, 8]);
+        let axes = g.constant("axes", int_tensor(&[2], &[1, 2]));
+        let mut outs = Vec::new();
+        for (k, tail) in [[1, 1, 8], [2, 1, 4]].iter().enumerate() {
+            let m = g.op(&format!("m{k}"), "Mean", &[x, axes], &[]);
+            let shape = g.op(&format!("shape{k}"), "Shape", &[m], &[]);
+            let begin = g.constant(&format!("b{k}"), int_tensor(&[1], &[0]));
+            let end = g.constant(&format!("e{k}"), int_tensor(&[1], &[1]));
+            let attrs = [("shrink_axis_mask", AttrValue { value: Some(Value::I(1)) })];
+            let batch =
+                g.op(&format!("batch{k}"), "StridedSlice", &[shape, begin, end, end], &attrs);
+            let dims: Vec<_> = tail
+                .iter()
+                .enumerate()
+                .map(|(d, &v)| g.constant(&format!("d{k}{d}"), int_tensor(&[], &[v])))
+                .collect();
+            let target =
+                g.op(&format!("target{k}"), "Pack", &[batch, dims[0], dims[1], dims[2]], &[]);
+            outs.push(g.op(&format!("r{k}"), "Reshape", &[m, target], &[]));
+        }
+        let after = g.after_passes(&outs, &[fold_and_infer, simplify, prune]);
+        assert_snapshot!(after, @"
+        inputs: x:0
+        outputs: m0:0, r1:0
+        x = Placeholder -> float32 [?, 4, 4, 8]
+        axes = Const -> int32 [2]
+        m0 = Mean(x:0, axes:0) {keep_dims=true} -> float32 [?, 1, 1, 8]
+        m1 = Mean(x:0, axes:0) -> float32 [?, 8]
+        r1/target = Const -> int64 [4]
+        r1 = Reshape(m1:0, r1/target:0) -> float32 [?, 2, 1, 4]
         ");
     }
 }

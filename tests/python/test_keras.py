@@ -40,8 +40,25 @@ def test_keras_model(name, tmp_path):
     assert permutes <= 2, f"{permutes} permutes in forward"
     assert bns > 0
     if name == "keras_resnet50":
-        # Repeated blocks are classes: a reviewer reads ResNet50 in under 200 lines.
-        assert lines < 200 and classes >= 2, (lines, classes)
+        # Repeated blocks are classes: a reviewer reads ResNet50 in under 200 lines. As in
+        # torchvision (`Bottleneck(stride, downsample)`) and Keras' own `block1(stride,
+        # conv_shortcut)`, one class: the first block of each stage is an instance with a
+        # stride and a projecting shortcut, the first stage's too.
+        assert lines < 200 and classes == 1, (lines, classes)
+        assert "ConvBlock2" not in src and "self.conv2_block1_1_conv" not in src
+        assert src.count("conv_shortcut=True)") == 4, src
+        assert src.count("stride=2, conv_shortcut=True)") == 3, src
+        assert "        if self.conv_shortcut:\n            shortcut = self.conv0(inputs)" in src
+    if name == "keras_efficientnet_b0":
+        # Squeeze-and-excitation pools keeping their dims, as a person writes it, not
+        # `.reshape(-1, 480, 1, 1)`: blocks that differ only in channels share a class.
+        assert src.count("x = activation.mean((2, 3), keepdim=True)") >= 3, src
+        assert ".reshape(" not in forward and ".reshape(-1" not in src, src
+        assert classes <= 4, classes
+    if name == "keras_mobilenet_v2":
+        # Inverted residual blocks with and without their residual add are one class.
+        assert "        if self.residual:\n            x = inputs + x\n" in src, src
+        assert classes == 2, classes
 
 
 @pytest.mark.parametrize("name", ["keras_mobilenet_v2", "keras_resnet50"])

@@ -55,7 +55,7 @@ def test_changing_one_resnet50_layer_changes_only_its_block(tmp_path):
     nothing outside stage conv5 changes."""
     base, changed = model_py("keras_resnet50", tmp_path), model_py("diff_resnet", tmp_path)
     lines = [line for line in changed_lines(base, changed) if "translation of" not in line]
-    assert 0 < len(lines) <= 24, lines
+    assert 0 < len(lines) <= 28, lines
     assert all("conv5_block" in line for line in lines if line.startswith("-") and "self." in line), lines
     assert all("conv5_block" in line for line in lines if "self." in line), lines
 

@@ -3,8 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Member, kind_and_counter, kwarg_default, local_names, positional_names};
-use crate::lower::module::{BlockClass, Buffer, Layer, Module};
+use super::variants::{Part, Variant};
+use super::{Group, Member, kind_and_counter, kwarg_default, local_names, positional_names};
+use crate::lower::module::{BlockClass, Buffer, Layer, Module, OptionalPart};
 use crate::py::names::{Scope, identifier};
 use crate::py::printer::flat;
 use crate::py::{Assign, Call, Expr, Param, Ref};
@@ -34,15 +35,22 @@ impl Params {
         default: Option<&Expr>,
     ) -> Option<Expr> {
         let present: Vec<&Expr> = values.iter().flatten().collect();
-        if present.iter().all(|v| *v == present[0]) {
-            let value = present.first().copied().unwrap_or(keep);
-            return (Some(value) != default).then(|| value.clone());
-        }
         let agrees = |theirs: &[Option<Expr>]| {
             theirs.iter().zip(&values).all(|(a, b)| a.is_none() || b.is_none() || a == b)
         };
-        if let Some(p) = self.0.iter_mut().find(|p| p.default.as_ref() == default && agrees(&p.values))
-        {
+        // A keyword may share a parameter without a default (`groups=out_channels`).
+        let compatible = |p: &ParamSlot| p.default.is_none() || p.default.as_ref() == default;
+        if present.iter().all(|v| *v == present[0]) {
+            // A layer only some instances have takes the parameter that agrees with it
+            // (`conv0` reads `in_channels` and `stride` as `conv1` does), else its value.
+            let partial = present.len() < values.len();
+            if partial && let Some(p) = self.0.iter().find(|p| compatible(p) && agrees(&p.values)) {
+                return Some(Expr::name(&p.name));
+            }
+            let value = present.first().copied().unwrap_or(keep);
+            return (Some(value) != default).then(|| value.clone());
+        }
+        if let Some(p) = self.0.iter_mut().find(|p| compatible(p) && agrees(&p.values)) {
             for (mine, theirs) in p.values.iter_mut().zip(&values) {
                 if mine.is_none() {
                     mine.clone_from(theirs);
@@ -155,8 +163,7 @@ fn class_layer(name: &str, ctors: &[Option<&Expr>], params: &mut Params) -> Laye
     for (j, (key, values)) in slots.into_iter().enumerate() {
         // Back to one value per instance, `None` where the instance has no such layer.
         let mut it = values.into_iter();
-        let values: Vec<Option<Expr>> =
-            ctors.iter().map(|c| c.and_then(|_| it.next())).collect();
+        let values: Vec<Option<Expr>> = ctors.iter().map(|c| c.and_then(|_| it.next())).collect();
         let keep = values.iter().flatten().next().cloned().unwrap_or(Expr::none());
         match key {
             None => {
@@ -184,17 +191,46 @@ pub(super) struct Instances {
     pub renames: BTreeMap<String, String>,
 }
 
+/// Where each member has the class's layers and buffers: positions in its own lists (`None`
+/// for a layer of an optional part it lacks).
+struct Positions<'a> {
+    group: &'a Group,
+    members: &'a [Member],
+}
+
+impl Positions<'_> {
+    fn variant(&self, i: usize) -> Option<&Variant> {
+        self.group.variant.as_ref().filter(|_| self.group.without.contains(&i))
+    }
+
+    /// Member `i`'s layer at the class's layer `k`.
+    fn layer(&self, i: usize, k: usize) -> Option<usize> {
+        match self.variant(i) {
+            Some(v) => v.layers[k].map(|p| self.members[i].layers[p]),
+            None => Some(self.members[i].layers[k]),
+        }
+    }
+
+    fn buffer(&self, i: usize, k: usize) -> usize {
+        match self.variant(i) {
+            Some(v) => self.members[i].buffers[v.buffers[k]],
+            None => self.members[i].buffers[k],
+        }
+    }
+}
+
 /// Builds the class of `group` (its first member's statements with local names) into
 /// `module.classes`, and the instances that replace the members.
 pub(super) fn build_class(
     name: &str,
-    group: &[usize],
+    group: &Group,
     members: &[Member],
     module: &mut Module,
     stmts: &[Assign],
     out: &mut Instances,
 ) {
-    let first = &members[group[0]];
+    let at = Positions { group, members };
+    let first = &members[group.members[0]];
     // Local names from the first instance.
     let mut attrs = Scope::for_attributes();
     let globals: Vec<&str> = first
@@ -210,7 +246,7 @@ pub(super) fn build_class(
     let mut layers = Vec::new();
     for (k, local) in local_layers.iter().enumerate() {
         let ctors: Vec<Option<&Expr>> =
-            group.iter().map(|&i| Some(&module.layers[members[i].layers[k]].ctor)).collect();
+            group.members.iter().map(|&i| at.layer(i, k).map(|l| &module.layers[l].ctor)).collect();
         layers.push(class_layer(local, &ctors, &mut params));
     }
     let local_buffers: Vec<String> = first
@@ -218,19 +254,41 @@ pub(super) fn build_class(
         .iter()
         .map(|&b| attrs.fresh(&names[module.buffers[b].name.as_str()]))
         .collect();
-    let buffers = class_buffers(group, members, module, &local_buffers, &mut params);
-    let (body, inputs, output) = class_forward(first, module, stmts, &local_layers, &local_buffers);
+    let buffers = class_buffers(&at, module, &local_buffers, &mut params);
+    let optional_layers: Vec<String> = match &group.variant {
+        Some(v) => (0..layers.len())
+            .filter(|&k| v.layers[k].is_none())
+            .map(|k| local_layers[k].clone())
+            .collect(),
+        None => Vec::new(),
+    };
+    let flag = group.variant.as_ref().map(|v| {
+        let name = flag_name(v.part, &layers, &optional_layers);
+        let values = group.members.iter().map(|i| Some(Expr::boolean(!group.without.contains(i))));
+        let keep = Expr::boolean(true);
+        params.slot(name, "", values.collect(), &keep, Some(&Expr::boolean(false)));
+        name
+    });
+    let locals = Locals { layers: &local_layers, buffers: &local_buffers };
+    let forward = class_forward(first, module, stmts, &locals, group.variant.as_ref());
     params.order();
+    let optional = flag.zip(forward.optional).map(|(flag, (body, after))| OptionalPart {
+        flag: flag.to_string(),
+        layers: optional_layers,
+        body,
+        after,
+    });
     module.classes.push(BlockClass {
         name: name.to_string(),
         params: params.params(),
         layers,
         buffers,
-        body,
-        inputs,
-        output,
+        body: forward.body,
+        optional,
+        inputs: forward.inputs,
+        output: forward.output,
     });
-    for (gi, &i) in group.iter().enumerate() {
+    for (gi, &i) in group.members.iter().enumerate() {
         let m = &members[i];
         let inst = m.instance.clone();
         let (args, kwargs) = params.call(gi);
@@ -240,26 +298,41 @@ pub(super) fn build_class(
             Expr::self_attr(&inst).called(m.inputs.iter().map(Expr::name).collect(), vec![]),
         );
         out.by_member.insert(i, (layer, call));
-        for (k, &l) in m.layers.iter().enumerate() {
-            out.renames
-                .insert(module.layers[l].name.clone(), format!("{inst}.{}", local_layers[k]));
+        for (k, local) in local_layers.iter().enumerate() {
+            if let Some(l) = at.layer(i, k) {
+                out.renames.insert(module.layers[l].name.clone(), format!("{inst}.{local}"));
+            }
         }
-        for (k, &b) in m.buffers.iter().enumerate() {
-            out.renames
-                .insert(module.buffers[b].name.clone(), format!("{inst}.{}", local_buffers[k]));
+        for (k, local) in local_buffers.iter().enumerate() {
+            let b = at.buffer(i, k);
+            out.renames.insert(module.buffers[b].name.clone(), format!("{inst}.{local}"));
         }
+    }
+}
+
+/// The flag of an optional part: Keras' own name for a projecting shortcut
+/// (`conv_shortcut`), `shortcut` for another, `residual` for the residual add.
+fn flag_name(part: Part, layers: &[Layer], optional: &[String]) -> &'static str {
+    let conv = layers.iter().filter(|l| optional.contains(&l.name)).any(|l| match &l.ctor {
+        Expr::Call(c) => flat(&c.func).starts_with("nn.Conv"),
+        _ => false,
+    });
+    match part {
+        Part::Residual => "residual",
+        Part::Shortcut if conv => "conv_shortcut",
+        Part::Shortcut => "shortcut",
     }
 }
 
 /// Buffers: one per position; dims that differ between instances are parameters.
 fn class_buffers(
-    group: &[usize],
-    members: &[Member],
+    at: &Positions,
     module: &Module,
     local_buffers: &[String],
     params: &mut Params,
 ) -> Vec<Buffer> {
-    let first = &members[group[0]];
+    let group = &at.group.members;
+    let first = &at.members[group[0]];
     let mut buffers = Vec::new();
     for (k, &b) in first.buffers.iter().enumerate() {
         let buf = &module.buffers[b];
@@ -267,7 +340,7 @@ fn class_buffers(
         for (d, dim) in buf.shape.iter().enumerate() {
             let values: Vec<Option<Expr>> = group
                 .iter()
-                .map(|&i| Some(module.buffers[members[i].buffers[k]].shape[d].clone()))
+                .map(|&i| Some(module.buffers[at.buffer(i, k)].shape[d].clone()))
                 .collect();
             let label = format!("{}_size", local_buffers[k]);
             let size = params.slot(&label, &local_buffers[k], values, dim, None);
@@ -282,21 +355,36 @@ fn class_buffers(
     buffers
 }
 
+/// The class's layers' and buffers' local names, by position.
+struct Locals<'a> {
+    layers: &'a [String],
+    buffers: &'a [String],
+}
+
+/// The class's `forward`, with local names.
+struct Forward {
+    body: Vec<Assign>,
+    /// The optional part and what follows it.
+    optional: Option<(Vec<Assign>, Vec<Assign>)>,
+    inputs: Vec<String>,
+    output: String,
+}
+
 /// The class's `forward`: the first member's statements with local names, its inputs and its
-/// output.
+/// output; with a variant, split around its optional part.
 fn class_forward(
     first: &Member,
     module: &Module,
     stmts: &[Assign],
-    local_layers: &[String],
-    local_buffers: &[String],
-) -> (Vec<Assign>, Vec<String>, String) {
+    locals_of: &Locals,
+    variant: Option<&Variant>,
+) -> Forward {
     let mut attrs: BTreeMap<&str, &str> = BTreeMap::new();
     for (k, &l) in first.layers.iter().enumerate() {
-        attrs.insert(&module.layers[l].name, &local_layers[k]);
+        attrs.insert(&module.layers[l].name, &locals_of.layers[k]);
     }
     for (k, &b) in first.buffers.iter().enumerate() {
-        attrs.insert(&module.buffers[b].name, &local_buffers[k]);
+        attrs.insert(&module.buffers[b].name, &locals_of.buffers[k]);
     }
     let own = &stmts[first.stmts.clone()];
     let assigned: BTreeSet<&str> = own.iter().flat_map(|s| s.target.bound_names()).collect();
@@ -307,6 +395,21 @@ fn class_forward(
     locals.claim(input_local);
     vars.insert(main.clone(), input_local.to_string());
     let mut inputs = vec![input_local.to_string()];
+    // A shortcut's statements all assign `shortcut`, unless their names are used elsewhere.
+    if let Some(v) = variant.filter(|v| v.part == Part::Shortcut) {
+        let part: BTreeSet<&str> =
+            own[v.run.clone()].iter().flat_map(|s| s.target.bound_names()).collect();
+        let elsewhere = own
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| !v.run.contains(k))
+            .flat_map(|(_, s)| s.target.bound_names())
+            .any(|n| part.contains(n));
+        if !elsewhere && !part.iter().any(|n| first.inputs.iter().any(|i| i == n)) {
+            let shortcut = locals.fresh("shortcut");
+            vars.extend(part.iter().map(|n| (n.to_string(), shortcut.clone())));
+        }
+    }
     let globals: Vec<&str> =
         first.inputs[1..].iter().map(String::as_str).chain(assigned.iter().copied()).collect();
     let mut names = local_names(&globals, &first.tag);
@@ -339,10 +442,43 @@ fn class_forward(
         Ref::Var(v) => vars.get(v).map(Expr::name),
         Ref::SelfAttr(a) => attrs.get(a).map(|l| Expr::self_attr(l)),
     };
-    let body = own
+    let mut body: Vec<Assign> = own
         .iter()
         .map(|s| Assign::new(s.target.renamed(&rename), s.value.renamed(&rename)))
         .collect();
     let output = vars[&first.output].clone();
-    (body, inputs, output)
+    let split = variant.map(|v| {
+        let after = body.split_off(v.run.end);
+        let part = body.split_off(v.run.start);
+        // Without the part, its result is what it passes through.
+        let pass = &vars[&first.canon.globals[&v.pass]];
+        let result = part.last().and_then(|s| s.target.as_name()).unwrap_or(pass).to_string();
+        // A residual add keeps the running name where nothing after reads the value it
+        // passes through: `if self.residual: x = inputs + x`.
+        let (mut part, mut after, mut output) = (part, after, output.clone());
+        let reads_pass = after.iter().any(|s| s.value.reads(pass) > 0 || s.target.reads(pass) > 0);
+        let mut result = result;
+        if v.part == Part::Residual && result != *pass && !reads_pass {
+            let to_pass = |r: Ref<'_>| match r {
+                Ref::Var(n) if n == result => Some(Expr::name(pass)),
+                _ => None,
+            };
+            for s in part.iter_mut().chain(after.iter_mut()) {
+                *s = Assign::new(s.target.renamed(&to_pass), s.value.renamed(&to_pass));
+            }
+            if output == result {
+                output = pass.clone();
+            }
+            result = pass.clone();
+        }
+        if result != *pass {
+            body.push(Assign::new(Expr::name(&result), Expr::name(pass)));
+        }
+        (part, after, output)
+    });
+    let (optional, output) = match split {
+        Some((part, after, output)) => (Some((part, after)), output),
+        None => (None, output),
+    };
+    Forward { body, optional, inputs, output }
 }

@@ -17,10 +17,12 @@ use heck::ToUpperCamelCase;
 mod class;
 mod hoist;
 pub mod stacks;
+mod variants;
 
 pub use hoist::hoist_foreign;
 
 use self::class::{Instances, build_class};
+use self::variants::Variant;
 use super::Span;
 use super::chain::read_later;
 use super::module::Module;
@@ -30,6 +32,10 @@ use crate::py::{Assign, Expr, Ref};
 
 /// A block reads at most this many outside values.
 const MAX_INPUTS: usize = 4;
+
+/// Pairs of block groups tried as variants of one class, at most (a hostile graph may have
+/// many groups of one name).
+const MAX_ALIGNMENTS: usize = 10_000;
 
 /// Fewer statements than this do not make a block class.
 const MIN_STATEMENTS: usize = 4;
@@ -74,6 +80,7 @@ struct Member {
     inputs: Vec<String>,
     output: String,
     signature: String,
+    canon: Canonical,
 }
 
 /// How a block's layers are named: under a scope prefix (`conv2_block1_1_conv`), or, in
@@ -297,11 +304,11 @@ fn drop_stages(candidates: &mut BTreeMap<Tag, Candidate>, spans: &[Span]) {
     for (tag, c) in candidates.iter() {
         let Tag::Prefix(p) = tag else { continue };
         let inner = format!("{p}_");
+        // The deeper prefixes sort right after `p_`.
         let blocks: Vec<&Candidate> = candidates
-            .iter()
-            .filter(|(t, b)| {
-                matches!(t, Tag::Prefix(q) if q.starts_with(&inner)) && size(b) >= MIN_STATEMENTS
-            })
+            .range(Tag::Prefix(inner.clone())..)
+            .take_while(|(t, _)| matches!(t, Tag::Prefix(q) if q.starts_with(&inner)))
+            .filter(|(_, b)| size(b) >= MIN_STATEMENTS)
             .map(|(_, b)| b)
             .collect();
         let covered = |i: &usize| blocks.iter().any(|b| b.spans.contains(i));
@@ -493,7 +500,8 @@ impl Forward<'_> {
             return None;
         }
         let output = outputs[0].clone();
-        let signature = self.signature(&range, &layers, &buffers, &inputs, &output);
+        let canon = self.canonical(&range, &layers, &buffers, &inputs, &output);
+        let signature = canon.signature();
         let (instance, title) = match tag {
             Tag::Prefix(p) => (identifier(p), candidate.family.clone()),
             Tag::Suffix(id) => {
@@ -513,19 +521,20 @@ impl Forward<'_> {
             inputs,
             output,
             signature,
+            canon,
         })
     }
 
     /// The block's structure: statements with canonical names, and the layers' types and
     /// argument layout (constructor argument values aside).
-    fn signature(
+    fn canonical(
         &self,
         range: &std::ops::Range<usize>,
         layers: &[usize],
         buffers: &[usize],
         inputs: &[String],
         output: &str,
-    ) -> String {
+    ) -> Canonical {
         let module = self.module;
         let mut attrs: BTreeMap<&str, String> = BTreeMap::new();
         for (k, &l) in layers.iter().enumerate() {
@@ -535,12 +544,14 @@ impl Forward<'_> {
             attrs.insert(&module.buffers[b].name, format!("B{k}"));
         }
         let mut vars: BTreeMap<String, String> = BTreeMap::new();
+        let mut globals: BTreeMap<String, String> = BTreeMap::new();
         for (k, i) in inputs.iter().enumerate() {
             vars.insert(i.clone(), format!("IN{k}"));
+            globals.insert(format!("IN{k}"), i.clone());
         }
         // Every assignment gets a fresh canonical name (SSA), so reusing `x` does not matter.
         let mut next = 0;
-        let mut signature = String::new();
+        let mut stmts = Vec::new();
         for s in &self.stmts[range.clone()] {
             let value = s.value.renamed(&|r| match r {
                 Ref::Var(v) => vars.get(v).map(Expr::name),
@@ -549,31 +560,65 @@ impl Forward<'_> {
             let mut names = Vec::new();
             for t in s.target.bound_names() {
                 vars.insert(t.to_string(), format!("V{next}"));
+                globals.insert(format!("V{next}"), t.to_string());
                 names.push(format!("V{next}"));
                 next += 1;
             }
-            signature.push_str(&format!("{} = {}\n", names.join(", "), flat(&value)));
+            stmts.push((names, value));
         }
-        signature.push_str(&format!("return {}\n", vars[output]));
-        for &b in buffers {
-            let buf = &module.buffers[b];
-            signature.push_str(&format!("buffer {} rank {}\n", buf.torch_dtype, buf.shape.len()));
+        let layer_keys = layers.iter().map(|&l| layer_key(&module.layers[l].ctor)).collect();
+        let buffer_keys = buffers
+            .iter()
+            .map(|&b| {
+                let buf = &module.buffers[b];
+                format!("buffer {} rank {}", buf.torch_dtype, buf.shape.len())
+            })
+            .collect();
+        Canonical { stmts, output: vars[output].clone(), layer_keys, buffer_keys, globals }
+    }
+}
+
+/// A layer's type and argument layout, its values aside: `nn.Conv2d/3/["bias"]`. Keywords
+/// with a PyTorch default may be passed or not: a class parameter either way.
+fn layer_key(ctor: &Expr) -> String {
+    match ctor {
+        Expr::Call(c) => {
+            let func = flat(&c.func);
+            let keys: Vec<&str> = c
+                .kwargs
+                .iter()
+                .map(|(k, _)| k.as_str())
+                .filter(|k| kwarg_default(&func, k).is_none())
+                .collect();
+            format!("{func}/{}/{keys:?}", c.args.len())
         }
-        for &l in layers {
-            match &module.layers[l].ctor {
-                Expr::Call(c) => {
-                    // Keywords with a default may be passed or not: a parameter either way.
-                    let func = flat(&c.func);
-                    let keys: Vec<&str> = c
-                        .kwargs
-                        .iter()
-                        .map(|(k, _)| k.as_str())
-                        .filter(|k| kwarg_default(&func, k).is_none())
-                        .collect();
-                    signature.push_str(&format!("{func}/{}/{keys:?}\n", c.args.len()));
-                }
-                other => signature.push_str(&format!("{}\n", flat(other))),
-            }
+        other => flat(other),
+    }
+}
+
+/// A block with canonical names: inputs `IN0`, `IN1`, ..., each assigned value `V0`, `V1`, ...
+/// in order, layers `self.L0`, ..., buffers `self.B0`, ....
+pub(super) struct Canonical {
+    /// Each statement's targets and value.
+    pub stmts: Vec<(Vec<String>, Expr)>,
+    pub output: String,
+    pub layer_keys: Vec<String>,
+    pub buffer_keys: Vec<String>,
+    /// Canonical name → the member's own.
+    pub globals: BTreeMap<String, String>,
+}
+
+impl Canonical {
+    /// Two blocks share a class when this is the same.
+    fn signature(&self) -> String {
+        let mut signature = String::new();
+        for (names, value) in &self.stmts {
+            signature.push_str(&format!("{} = {}\n", names.join(", "), flat(value)));
+        }
+        signature.push_str(&format!("return {}\n", self.output));
+        for key in self.buffer_keys.iter().chain(&self.layer_keys) {
+            signature.push_str(key);
+            signature.push('\n');
         }
         signature
     }
@@ -618,8 +663,17 @@ fn lone_outlier(group: &[usize], members: &[Member], module: &Module) -> Option<
     None
 }
 
-/// Groups of members that share a class: same signature, no overlaps, larger blocks first.
-fn choose(members: &[Member], module: &Module) -> Vec<Vec<usize>> {
+/// Members that share a class: the first has every part of the class; `variant` says how
+/// the members in `without` lack its optional part.
+struct Group {
+    members: Vec<usize>,
+    variant: Option<Variant>,
+    without: BTreeSet<usize>,
+}
+
+/// Groups of members that share a class: same signature, or the same but for an optional
+/// part (see [`variants`]); no overlaps, larger blocks first.
+fn choose(members: &[Member], module: &Module) -> Vec<Group> {
     let mut order: Vec<usize> = (0..members.len()).collect();
     // Larger blocks first; ties by position.
     order.sort_by_key(|&i| (std::cmp::Reverse(members[i].spans.len()), members[i].spans.start));
@@ -639,20 +693,68 @@ fn choose(members: &[Member], module: &Module) -> Vec<Vec<usize>> {
             g.retain(|&i| i != odd);
         }
     }
-    let mut taken: BTreeSet<usize> = BTreeSet::new();
-    let mut chosen = Vec::new();
-    for (_, g) in groups {
-        let free: Vec<usize> = g
-            .into_iter()
-            .filter(|&i| members[i].spans.clone().all(|s| !taken.contains(&s)))
-            .collect();
-        if free.len() < 2 {
+    let mut merged: Vec<Group> = Vec::new();
+    let mut absorbed = vec![false; groups.len()];
+    // Only groups whose classes would have the same name may merge.
+    let mut by_name: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (k, (_, g)) in groups.iter().enumerate() {
+        by_name.entry(class_name(&members[g[0]].title)).or_default().push(k);
+    }
+    let mut attempts = MAX_ALIGNMENTS;
+    for a in 0..groups.len() {
+        if absorbed[a] {
             continue;
         }
-        for &i in &free {
+        let mut group =
+            Group { members: groups[a].1.clone(), variant: None, without: BTreeSet::new() };
+        let full = &members[groups[a].1[0]];
+        for &b in &by_name[&class_name(&full.title)] {
+            let small = &members[groups[b].1[0]];
+            if a == b || absorbed[b] || full.canon.stmts.len() <= small.canon.stmts.len() {
+                continue;
+            }
+            attempts = attempts.saturating_sub(1);
+            if attempts == 0 {
+                break;
+            }
+            if let Some(v) = variants::align(&full.canon, &small.canon) {
+                absorbed[b] = true;
+                group.members.extend(&groups[b].1);
+                group.without.extend(&groups[b].1);
+                group.variant = Some(v);
+                break;
+            }
+        }
+        absorbed[a] = true;
+        merged.push(group);
+    }
+    let mut taken: BTreeSet<usize> = BTreeSet::new();
+    let mut chosen = Vec::new();
+    for mut group in merged {
+        // Members of one group may overlap where the optional part brought in another
+        // signature's: the earlier (larger) one wins.
+        let mut mine: BTreeSet<usize> = BTreeSet::new();
+        group.members.retain(|&i| {
+            let free = members[i].spans.clone().all(|s| !taken.contains(&s) && !mine.contains(&s));
+            if free {
+                mine.extend(members[i].spans.clone());
+            }
+            free
+        });
+        // The class is written from its first member, which must have the optional part.
+        if group.members.first().is_some_and(|i| group.without.contains(i)) {
+            group.variant = None;
+        }
+        if group.variant.is_none() {
+            group.without.clear();
+        }
+        if group.members.len() < 2 {
+            continue;
+        }
+        for &i in &group.members {
             taken.extend(members[i].spans.clone());
         }
-        chosen.push(free);
+        chosen.push(group);
     }
     chosen
 }
@@ -762,7 +864,7 @@ pub fn extract(
     let mut report = Vec::new();
     let mut instances = Instances { by_member: BTreeMap::new(), renames: BTreeMap::new() };
     for group in &chosen {
-        let base = class_name(&members[group[0]].title);
+        let base = class_name(&members[group.members[0]].title);
         let mut name = base.clone();
         let mut k = 2;
         while class_names.contains(&name) || !crate::py::names::is_valid_class_name(&name) {
@@ -771,7 +873,7 @@ pub fn extract(
         }
         class_names.insert(name.clone());
         build_class(&name, group, &members, module, stmts, &mut instances);
-        report.push((name, group.len()));
+        report.push((name, group.members.len()));
     }
     rewrite(module, stmts, &members, &instances);
     report
@@ -873,6 +975,128 @@ mod tests {
         let y = g.op(&format!("m/{}/Conv2D", scopes[2]), "Conv2D", &[y, w2], &pad);
         let y = g.op(&format!("m/{}/add", scopes[3]), "AddV2", &[x, y], &[]);
         g.op(&format!("m/{}/Relu", scopes[4]), "Relu", &[y], &[])
+    }
+
+    /// A convolution of `x` from `cin` to `cout` channels: `k`×`k`, `stride`, SAME.
+    fn conv(
+        g: &mut TestGraph,
+        scope: &str,
+        x: ValueRef,
+        k: usize,
+        c: [usize; 2],
+        stride: i64,
+    ) -> ValueRef {
+        let w = g.constant(&format!("w/{scope}"), weights(&[k, k, c[0], c[1]]));
+        let attrs = [("strides", ints(&[1, stride, stride, 1])), ("padding", string("SAME"))];
+        g.op(&format!("m/{scope}/Conv2D"), "Conv2D", &[x, w], &attrs)
+    }
+
+    /// A stage of three residual blocks, the first halving the size and projecting its input
+    /// (`conv0`) where the others add it as it is: one class with a `stride` and a
+    /// `conv_shortcut` flag, as torchvision's `Bottleneck(stride, downsample)`; the
+    /// projection's weights only in the first instance.
+    #[test]
+    fn a_projecting_shortcut_is_an_optional_part() {
+        let mut g = TestGraph::new();
+        let mut x = g.input("image", &[-1, 8, 8, 4]);
+        for b in 1..=3 {
+            let scope = |n: &str| format!("stage_block{b}_{n}");
+            let (cin, stride) = if b == 1 { (4, 2) } else { (8, 1) };
+            let y = conv(&mut g, &scope("1_conv"), x, 1, [cin, 8], stride);
+            let y = g.op(&format!("m/{}/Relu", scope("1_relu")), "Relu", &[y], &[]);
+            let y = conv(&mut g, &scope("2_conv"), y, 3, [8, 8], 1);
+            let shortcut =
+                if b == 1 { conv(&mut g, &scope("0_conv"), x, 1, [cin, 8], 2) } else { x };
+            let y = g.op(&format!("m/{}/add", scope("add")), "AddV2", &[shortcut, y], &[]);
+            x = g.op(&format!("m/{}/Relu", scope("out")), "Relu", &[y], &[]);
+        }
+        assert_snapshot!(g.lower(&[x]), @"
+        class Block(in_channels, stride=1, conv_shortcut=False):
+          self.conv1 = nn.Conv2d(in_channels, 8, 1, stride=stride, bias=False)
+          self.conv2 = nn.Conv2d(8, 8, 3, padding=1, bias=False)
+          self.conv0 = nn.Conv2d(in_channels, 8, 1, stride=stride, bias=False)
+          x = self.conv1(inputs)
+          x = F.relu(x)
+          x = self.conv2(x)
+          shortcut = inputs
+          if self.conv_shortcut (conv0):
+            shortcut = self.conv0(inputs)
+          x = shortcut + x
+          out = F.relu(x)
+          return out (from inputs)
+        self.block1 = Block(4, stride=2, conv_shortcut=True)
+        self.blocks = nn.ModuleList([Block(8) for _ in range(2)])
+        # block1.conv1.weight: [8, 4, 1, 1]
+        # block1.conv2.weight: [8, 8, 3, 3]
+        # block1.conv0.weight: [8, 4, 1, 1]
+        # blocks.0.conv1.weight: [8, 8, 1, 1]
+        # blocks.0.conv2.weight: [8, 8, 3, 3]
+        # blocks.1.conv1.weight: [8, 8, 1, 1]
+        # blocks.1.conv2.weight: [8, 8, 3, 3]
+        ---
+        image_nchw = image.permute(0, 3, 1, 2)
+        x = self.block1(image_nchw)
+        for block in self.blocks:
+            x = block(x)
+        x = x.permute(0, 2, 3, 1)
+        return x
+        ");
+    }
+
+    /// Blocks ending in the residual add where their size allows, and one whose channels
+    /// change without it (MobileNetV2's inverted residuals): one class with a `residual` flag.
+    #[test]
+    fn a_residual_add_is_an_optional_part() {
+        let mut g = TestGraph::new();
+        let image = g.input("image", &[-1, 8, 8, 4]);
+        let mut x = conv(&mut g, "stem", image, 1, [4, 4], 1);
+        for b in 1..=3 {
+            let scope = |n: &str| format!("block_{b}_{n}");
+            let cin = if b == 1 { 4 } else { 8 };
+            let y = conv(&mut g, &scope("expand"), x, 1, [cin, 16], 1);
+            let y = g.op(&format!("m/{}/Relu6", scope("expand_relu")), "Relu6", &[y], &[]);
+            let y = conv(&mut g, &scope("depthwise"), y, 3, [16, 16], 1);
+            let y = conv(&mut g, &scope("project"), y, 1, [16, 8], 1);
+            x = if b == 1 {
+                y
+            } else {
+                g.op(&format!("m/{}/add", scope("add")), "AddV2", &[x, y], &[])
+            };
+        }
+        assert_snapshot!(g.lower(&[x]), @"
+        class Block(in_channels, residual=False):
+          self.expand = nn.Conv2d(in_channels, 16, 1, bias=False)
+          self.depthwise = nn.Conv2d(16, 16, 3, padding=1, bias=False)
+          self.project = nn.Conv2d(16, 8, 1, bias=False)
+          x = self.expand(inputs)
+          x = F.relu6(x)
+          x = self.depthwise(x)
+          x = self.project(x)
+          if self.residual ():
+            x = inputs + x
+          return x (from inputs)
+        self.stem = nn.Conv2d(4, 4, 1, bias=False)
+        self.block_1 = Block(4)
+        self.blocks = nn.ModuleList([Block(8, residual=True) for _ in range(2)])
+        # stem.weight: [4, 4, 1, 1]
+        # block_1.expand.weight: [16, 4, 1, 1]
+        # block_1.depthwise.weight: [16, 16, 3, 3]
+        # block_1.project.weight: [8, 16, 1, 1]
+        # blocks.0.expand.weight: [16, 8, 1, 1]
+        # blocks.0.depthwise.weight: [16, 16, 3, 3]
+        # blocks.0.project.weight: [8, 16, 1, 1]
+        # blocks.1.expand.weight: [16, 8, 1, 1]
+        # blocks.1.depthwise.weight: [16, 16, 3, 3]
+        # blocks.1.project.weight: [8, 16, 1, 1]
+        ---
+        x = image.permute(0, 3, 1, 2)
+        x = self.stem(x)
+        x = self.block_1(x)
+        for block in self.blocks:
+            x = block(x)
+        x = x.permute(0, 2, 3, 1)
+        return x
+        ");
     }
 
     /// Three sibling residual blocks, the first reading the input permuted to NCHW: the

@@ -17,16 +17,25 @@ from torch import nn
 
 
 class ConvBlock(nn.Module):
-    def __init__(self, in_channels, out_channels, conv3_out_channels):
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        conv3_out_channels,
+        stride=1,
+        conv_shortcut=False,
+    ):
         super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 1, stride=2)
+        self.conv_shortcut = conv_shortcut
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 1, stride=stride)
         self.bn1 = nn.BatchNorm2d(out_channels, eps=1.001e-5)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
         self.bn2 = nn.BatchNorm2d(out_channels, eps=1.001e-5)
         self.conv3 = nn.Conv2d(out_channels, conv3_out_channels, 1)
         self.bn3 = nn.BatchNorm2d(conv3_out_channels, eps=1.001e-5)
-        self.conv0 = nn.Conv2d(in_channels, conv3_out_channels, 1, stride=2)
-        self.bn0 = nn.BatchNorm2d(conv3_out_channels, eps=1.001e-5)
+        if conv_shortcut:
+            self.conv0 = nn.Conv2d(in_channels, conv3_out_channels, 1, stride=stride)
+            self.bn0 = nn.BatchNorm2d(conv3_out_channels, eps=1.001e-5)
 
     def forward(self, inputs):
         x = self.conv1(inputs)
@@ -37,33 +46,11 @@ class ConvBlock(nn.Module):
         x = F.relu(x)
         x = self.conv3(x)
         x = self.bn3(x)
-        conv0 = self.conv0(inputs)
-        bn0 = self.bn0(conv0)
-        x = bn0 + x
-        out = F.relu(x)
-        return out
-
-
-class ConvBlock2(nn.Module):
-    def __init__(self, in_channels, out_channels):
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 1)
-        self.bn1 = nn.BatchNorm2d(out_channels, eps=1.001e-5)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
-        self.bn2 = nn.BatchNorm2d(out_channels, eps=1.001e-5)
-        self.conv3 = nn.Conv2d(out_channels, in_channels, 1)
-        self.bn3 = nn.BatchNorm2d(in_channels, eps=1.001e-5)
-
-    def forward(self, inputs):
-        x = self.conv1(inputs)
-        x = self.bn1(x)
-        x = F.relu(x)
-        x = self.conv2(x)
-        x = self.bn2(x)
-        x = F.relu(x)
-        x = self.conv3(x)
-        x = self.bn3(x)
-        x = inputs + x
+        shortcut = inputs
+        if self.conv_shortcut:
+            shortcut = self.conv0(inputs)
+            shortcut = self.bn0(shortcut)
+        x = shortcut + x
         out = F.relu(x)
         return out
 
@@ -74,21 +61,18 @@ class KerasResnet50(nn.Module):
         self.conv1_conv = nn.Conv2d(3, 64, 7, stride=2)
         self.conv1_bn = nn.BatchNorm2d(64, eps=1.001e-5)
         self.pool1_pool = nn.MaxPool2d(3, 2)
-        self.conv2_block1_1_conv = nn.Conv2d(64, 64, 1)
-        self.conv2_block1_1_bn = nn.BatchNorm2d(64, eps=1.001e-5)
-        self.conv2_block1_2_conv = nn.Conv2d(64, 64, 3, padding=1)
-        self.conv2_block1_2_bn = nn.BatchNorm2d(64, eps=1.001e-5)
-        self.conv2_block1_3_conv = nn.Conv2d(64, 256, 1)
-        self.conv2_block1_3_bn = nn.BatchNorm2d(256, eps=1.001e-5)
-        self.conv2_block1_0_conv = nn.Conv2d(64, 256, 1)
-        self.conv2_block1_0_bn = nn.BatchNorm2d(256, eps=1.001e-5)
-        self.conv2_blocks = nn.ModuleList([ConvBlock2(256, 64) for _ in range(2)])
-        self.conv3_block1 = ConvBlock(256, 128, 512)
-        self.conv3_blocks = nn.ModuleList([ConvBlock2(512, 128) for _ in range(3)])
-        self.conv4_block1 = ConvBlock(512, 256, 1024)
-        self.conv4_blocks = nn.ModuleList([ConvBlock2(1024, 256) for _ in range(5)])
-        self.conv5_block1 = ConvBlock(1024, 512, 2048)
-        self.conv5_blocks = nn.ModuleList([ConvBlock2(2048, 512) for _ in range(2)])
+        self.conv2_block1 = ConvBlock(64, 64, 256, conv_shortcut=True)
+        self.conv2_blocks = nn.ModuleList([ConvBlock(256, 64, 256) for _ in range(2)])
+        self.conv3_block1 = ConvBlock(256, 128, 512, stride=2, conv_shortcut=True)
+        self.conv3_blocks = nn.ModuleList([ConvBlock(512, 128, 512) for _ in range(3)])
+        self.conv4_block1 = ConvBlock(512, 256, 1024, stride=2, conv_shortcut=True)
+        self.conv4_blocks = nn.ModuleList(
+            [ConvBlock(1024, 256, 1024) for _ in range(5)]
+        )
+        self.conv5_block1 = ConvBlock(1024, 512, 2048, stride=2, conv_shortcut=True)
+        self.conv5_blocks = nn.ModuleList(
+            [ConvBlock(2048, 512, 2048) for _ in range(2)]
+        )
         self.predictions = nn.Linear(2048, 1000)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -106,18 +90,7 @@ class KerasResnet50(nn.Module):
         x = F.relu(x)
         x = F.pad(x, (1, 1, 1, 1))
         pool1_pool = self.pool1_pool(x)
-        x = self.conv2_block1_1_conv(pool1_pool)
-        x = self.conv2_block1_1_bn(x)
-        x = F.relu(x)
-        x = self.conv2_block1_2_conv(x)
-        x = self.conv2_block1_2_bn(x)
-        x = F.relu(x)
-        x = self.conv2_block1_3_conv(x)
-        x = self.conv2_block1_3_bn(x)
-        conv2_block1_0_conv = self.conv2_block1_0_conv(pool1_pool)
-        conv2_block1_0_bn = self.conv2_block1_0_bn(conv2_block1_0_conv)
-        x = conv2_block1_0_bn + x
-        x = F.relu(x)
+        x = self.conv2_block1(pool1_pool)
         for block in self.conv2_blocks:
             x = block(x)
         x = self.conv3_block1(x)

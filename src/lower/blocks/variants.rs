@@ -1,0 +1,213 @@
+//! Blocks that differ by an optional part, written as one class with a flag, the way
+//! torchvision's `Bottleneck(downsample=...)` and Keras' own `block1(conv_shortcut=True)` are:
+//!
+//! - a **shortcut** branch: the first block of a ResNet stage adds a projected input
+//!   (`bn0(conv0(inputs))`) where the others add the input itself;
+//! - a **residual** add: MobileNetV2's blocks that keep their size end in `inputs + x`, the
+//!   others do not.
+//!
+//! The smaller block must be the larger one with that part taken out, the part passing its
+//! input through: found by aligning the two blocks' canonical statements.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+
+use super::Canonical;
+use crate::py::printer::flat;
+use crate::py::{BinOp, Expr, Ref};
+
+/// What the optional part is, which names its flag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Part {
+    /// Statements computing what is added to the block's result instead of its input.
+    Shortcut,
+    /// The add of the block's input to its result.
+    Residual,
+}
+
+/// How a block without the optional part maps onto the one with it.
+#[derive(Clone, Debug)]
+pub(super) struct Variant {
+    pub part: Part,
+    /// The part's statements, as positions in the full block's statements.
+    pub run: Range<usize>,
+    /// What the part's result is when it is absent: the full block's canonical name.
+    pub pass: String,
+    /// Each layer of the full block: its position in the other block, if it has it.
+    pub layers: Vec<Option<usize>>,
+    /// Each buffer of the full block: its position in the other block.
+    pub buffers: Vec<usize>,
+}
+
+/// Alignments tried before giving up: blocks are tens of statements, and each statement of
+/// the full block either matches the next of the other or is dropped.
+const BUDGET: usize = 4096;
+
+/// The state of an alignment: the full block's names, layers and buffers as the other's.
+#[derive(Clone, Default)]
+struct State {
+    vars: BTreeMap<String, String>,
+    layers: BTreeMap<String, String>,
+    /// (statement, the name it passes through) for each statement dropped.
+    dropped: Vec<(usize, String)>,
+}
+
+/// How `small` is `full` without an optional part, if it is.
+pub(super) fn align(full: &Canonical, small: &Canonical) -> Option<Variant> {
+    let inputs = |c: &Canonical| c.globals.keys().filter(|k| k.starts_with("IN")).count();
+    if full.stmts.len() <= small.stmts.len() || inputs(full) != inputs(small) {
+        return None;
+    }
+    let mut state = State::default();
+    for k in 0..inputs(full) {
+        state.vars.insert(format!("IN{k}"), format!("IN{k}"));
+    }
+    let mut budget = BUDGET;
+    let state = step(full, small, 0, 0, state, &mut budget)?;
+    variant(full, small, state)
+}
+
+/// A statement's value with its layers and buffers replaced by their kinds, and its names by
+/// `names` (unknown names by a marker no statement has).
+fn typed(c: &Canonical, value: &Expr, names: Option<&BTreeMap<String, String>>) -> String {
+    let kind = |a: &str| {
+        let (keys, k) = match a.as_bytes().first() {
+            Some(b'L') => (&c.layer_keys, &a[1..]),
+            _ => (&c.buffer_keys, a.get(1..).unwrap_or_default()),
+        };
+        let key = k.parse::<usize>().ok().and_then(|k| keys.get(k));
+        Expr::self_attr(&crate::py::names::identifier(key.map_or("?", String::as_str)))
+    };
+    let renamed = value.renamed(&|r| match r {
+        Ref::SelfAttr(a) => Some(kind(a)),
+        Ref::Var(v) => match names {
+            Some(map) if c.globals.contains_key(v) => {
+                Some(Expr::name(map.get(v).map_or("__unknown__", String::as_str)))
+            }
+            _ => None,
+        },
+    });
+    flat(&renamed)
+}
+
+fn step(
+    full: &Canonical,
+    small: &Canonical,
+    i: usize,
+    j: usize,
+    state: State,
+    budget: &mut usize,
+) -> Option<State> {
+    *budget = budget.checked_sub(1)?;
+    let Some((targets, value)) = full.stmts.get(i) else {
+        let same_result = state.vars.get(&full.output) == Some(&small.output);
+        return (j == small.stmts.len() && same_result).then_some(state);
+    };
+    // The next statement of `small`, if this one is it.
+    if let Some((theirs, their_value)) = small.stmts.get(j)
+        && theirs.len() == targets.len()
+        && typed(full, value, Some(&state.vars)) == typed(small, their_value, None)
+    {
+        let mut next = state.clone();
+        let mut consistent = true;
+        for (mine, theirs) in value.self_attrs().into_iter().zip(their_value.self_attrs()) {
+            let previous = next.layers.insert(mine.to_string(), theirs.to_string());
+            consistent &= previous.is_none_or(|p| p == theirs);
+        }
+        for (t, u) in targets.iter().zip(theirs) {
+            next.vars.insert(t.clone(), u.clone());
+        }
+        if consistent && let Some(done) = step(full, small, i + 1, j + 1, next, budget) {
+            return Some(done);
+        }
+    }
+    // Or it is part of what `small` leaves out, passing one of its inputs through: the part
+    // is consecutive statements, each reading the one before.
+    let [target] = targets.as_slice() else { return None };
+    let previous = state.dropped.last().map(|&(k, _)| (k, &full.stmts[k].0[0]));
+    if state.dropped.len() >= full.stmts.len() - small.stmts.len()
+        || previous.is_some_and(|(k, _)| k + 1 != i)
+    {
+        return None;
+    }
+    let mut read: Vec<&str> = value.names();
+    read.retain(|n| state.vars.contains_key(*n) && previous.is_none_or(|(_, t)| t == n));
+    read.dedup();
+    for pass in read {
+        let mut next = state.clone();
+        next.vars.insert(target.clone(), state.vars[pass].clone());
+        next.dropped.push((i, pass.to_string()));
+        if let Some(done) = step(full, small, i + 1, j, next, budget) {
+            return Some(done);
+        }
+    }
+    None
+}
+
+/// The alignment as a [`Variant`], if what it drops is one optional part: consecutive
+/// statements each reading the one before (a chain from an input of the part to its
+/// result), only layers of their own, and a shortcut or a residual add.
+fn variant(full: &Canonical, small: &Canonical, state: State) -> Option<Variant> {
+    let first = state.dropped.first()?.0;
+    let last = state.dropped.last()?.0;
+    let run = first..last + 1;
+    if state.dropped.len() != run.len() || state.vars.get(&full.output) != Some(&small.output) {
+        return None;
+    }
+    let target = |i: usize| full.stmts[i].0[0].clone();
+    for w in state.dropped.windows(2) {
+        if w[1].1 != target(w[0].0) {
+            return None;
+        }
+    }
+    // Only the part's result is read after it; its layers are its own.
+    let inner: BTreeSet<String> = run.clone().take(run.len() - 1).map(target).collect();
+    let outside = |i: &usize| !run.contains(i);
+    let outside_stmts = || (0..full.stmts.len()).filter(outside).map(|i| &full.stmts[i].1);
+    if outside_stmts().any(|v| v.names().iter().any(|n| inner.contains(*n))) {
+        return None;
+    }
+    let part_attrs: BTreeSet<&str> =
+        run.clone().flat_map(|i| full.stmts[i].1.self_attrs()).collect();
+    if part_attrs.iter().any(|a| !a.starts_with('L'))
+        || outside_stmts().any(|v| v.self_attrs().iter().any(|a| part_attrs.contains(a)))
+    {
+        return None;
+    }
+    let result = target(last);
+    let pass = state.dropped[0].1.clone();
+    let is_add = |v: &Expr| matches!(v, Expr::Binary(_, BinOp::Add, _));
+    let part = if run.len() == 1 && is_add(&full.stmts[first].1) {
+        Part::Residual
+    } else if outside_stmts().any(|v| is_add(v) && v.names().contains(&result.as_str()))
+        // A branch beside the block's own path, from the same value: what the part reads is
+        // read outside it too (a part that alone reads the input is a different block).
+        && outside_stmts().any(|v| v.names().contains(&pass.as_str()))
+    {
+        Part::Shortcut
+    } else {
+        return None;
+    };
+    // Every layer and buffer of `small` is one of `full`'s.
+    let position = |a: &str| a.get(1..).and_then(|k| k.parse::<usize>().ok());
+    let mut layers = vec![None; full.layer_keys.len()];
+    let mut buffers = vec![usize::MAX; full.buffer_keys.len()];
+    for (mine, theirs) in &state.layers {
+        let (m, t) = (position(mine)?, position(theirs)?);
+        match mine.as_bytes().first() {
+            Some(b'L') => *layers.get_mut(m)? = Some(t),
+            _ => *buffers.get_mut(m)? = t,
+        }
+    }
+    let mapped: BTreeSet<usize> = layers.iter().flatten().copied().collect();
+    let buffer_set: BTreeSet<usize> = buffers.iter().copied().collect();
+    let all_buffers = (0..small.buffer_keys.len()).collect::<BTreeSet<_>>();
+    if mapped.len() != small.layer_keys.len()
+        || mapped.len() != layers.iter().flatten().count()
+        || buffers.len() != small.buffer_keys.len()
+        || buffer_set != all_buffers
+    {
+        return None;
+    }
+    Some(Variant { part, run, pass, layers, buffers })
+}
