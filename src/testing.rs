@@ -179,6 +179,9 @@ impl TestGraph {
                 })
                 .collect();
             s.push_str(&format!("class {}({}):\n", c.name, params.join(", ")));
+            for a in &c.attributes {
+                s.push_str(&format!("  self.{a} = {a}\n"));
+            }
             for l in &c.layers {
                 s.push_str(&format!("  self.{} = {}\n", l.name, flat(&l.ctor)));
             }
@@ -188,7 +191,8 @@ impl TestGraph {
             };
             c.body.iter().for_each(|st| s.push_str(&line(st, "  ")));
             if let Some(part) = &c.optional {
-                s.push_str(&format!("  if self.{} ({}):\n", part.flag, part.layers.join(", ")));
+                let test = flat(&part.test);
+                s.push_str(&format!("  if {test} ({}):\n", part.layers.join(", ")));
                 part.body.iter().for_each(|st| s.push_str(&line(st, "    ")));
                 part.after.iter().for_each(|st| s.push_str(&line(st, "  ")));
             }

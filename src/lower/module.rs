@@ -39,19 +39,23 @@ pub struct BlockClass {
     pub body: Vec<Assign>,
     /// What only some instances run, after `body`.
     pub optional: Option<OptionalPart>,
+    /// Parameters `forward` reads, kept as `self.<name>` (`self.pad`).
+    pub attributes: Vec<String>,
     pub inputs: Vec<String>,
     pub output: String,
 }
 
-/// The part of a block class only the instances passing its flag have: torchvision's
-/// `downsample`, Keras' `conv_shortcut`.
+/// The part of a block class only some instances have: torchvision's `downsample`, Keras'
+/// `conv_shortcut`, the padding of a strided convolution.
 #[derive(Clone, Debug)]
 pub struct OptionalPart {
-    /// The `__init__` parameter, kept as `self.<flag>` for `forward`.
-    pub flag: String,
-    /// Layers built only with the flag.
+    /// The `__init__` parameter saying whether the instance has it (kept as `self.<param>`).
+    pub param: String,
+    /// Whether it does, in terms of the parameter: `conv_shortcut`, `pad is not None`.
+    pub test: Expr,
+    /// Layers built only with it.
     pub layers: Vec<String>,
-    /// What `forward` runs only with the flag.
+    /// What `forward` runs only with it.
     pub body: Vec<Assign>,
     /// What it runs after that, with or without.
     pub after: Vec<Assign>,
@@ -131,12 +135,18 @@ impl BlockClass {
         let assigns = |b: &[Assign]| b.iter().cloned().map(Stmt::Assign).collect::<Vec<_>>();
         let mut body = assigns(&self.body);
         let mut init = init(&self.params, &self.layers, &self.buffers);
+        let kept = self.attributes.iter().map(|a| Stmt::assign(Expr::self_attr(a), Expr::name(a)));
+        let kept: Vec<Stmt> = kept.collect();
         if let Some(part) = &self.optional {
-            let flag = Expr::self_attr(&part.flag);
-            body.push(Stmt::If { test: flag.clone(), body: assigns(&part.body), orelse: vec![] });
+            // `forward` tests the kept parameter as `__init__` tests the argument.
+            let on_self = |r: crate::py::Ref<'_>| match r {
+                crate::py::Ref::Var(v) if v == part.param => Some(Expr::self_attr(v)),
+                _ => None,
+            };
+            let test = part.test.renamed(&on_self);
+            body.push(Stmt::If { test, body: assigns(&part.body), orelse: vec![] });
             body.extend(assigns(&part.after));
-            // `self.<flag> = <flag>` first, the optional layers under `if <flag>:` where the
-            // first of them was.
+            // The optional layers under `if <test>:` where the first of them was.
             let is_optional = |s: &Stmt| match s {
                 Stmt::Assign(a) => {
                     a.target.as_self_attr().is_some_and(|n| part.layers.iter().any(|l| l == n))
@@ -147,12 +157,14 @@ impl BlockClass {
             let (optional, mut rest): (Vec<Stmt>, Vec<Stmt>) =
                 init.body.into_iter().partition(is_optional);
             if let Some(at) = at {
-                let test = Expr::name(&part.flag);
-                rest.insert(at, Stmt::If { test, body: optional, orelse: vec![] });
+                rest.insert(
+                    at,
+                    Stmt::If { test: part.test.clone(), body: optional, orelse: vec![] },
+                );
             }
-            rest.insert(1, Stmt::assign(flag, Expr::name(&part.flag)));
             init.body = rest;
         }
+        init.body.splice(1..1, kept);
         body.push(Stmt::ret(Expr::name(&self.output)));
         let forward = FunctionDef::method("forward", &self.inputs, body);
         module_class(&self.name, vec![init, forward])

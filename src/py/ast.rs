@@ -95,6 +95,8 @@ pub enum BinOp {
     GtE,
     Eq,
     NotEq,
+    /// `is not` (`pad is not None`).
+    IsNot,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,13 +123,20 @@ impl BinOp {
             BinOp::GtE => ">=",
             BinOp::Eq => "==",
             BinOp::NotEq => "!=",
+            BinOp::IsNot => "is not",
         }
     }
 
     /// Python's binding strength (higher binds tighter); comparisons are the weakest.
     pub fn precedence(self) -> u8 {
         match self {
-            BinOp::Lt | BinOp::LtE | BinOp::Gt | BinOp::GtE | BinOp::Eq | BinOp::NotEq => 0,
+            BinOp::Lt
+            | BinOp::LtE
+            | BinOp::Gt
+            | BinOp::GtE
+            | BinOp::Eq
+            | BinOp::NotEq
+            | BinOp::IsNot => 0,
             BinOp::BitOr => 1,
             BinOp::BitAnd => 2,
             BinOp::Add | BinOp::Sub => 3,

@@ -8,7 +8,7 @@ use super::{Group, Member, kind_and_counter, kwarg_default, local_names, positio
 use crate::lower::module::{BlockClass, Buffer, Layer, Module, OptionalPart};
 use crate::py::names::{Scope, identifier};
 use crate::py::printer::flat;
-use crate::py::{Assign, Call, Expr, Param, Ref};
+use crate::py::{Assign, BinOp, Call, Expr, Param, Ref};
 
 /// A constructor parameter of a class: its name, the value each instance passes (`None` for
 /// an instance without the layer that reads it), and its default (PyTorch's own, for a
@@ -66,6 +66,19 @@ impl Params {
         };
         self.0.push(ParamSlot { name: name.clone(), values, default: default.cloned() });
         Some(Expr::name(name))
+    }
+
+    /// A parameter for what only some instances have (`None` for the others, the default).
+    fn add_optional(&mut self, label: &str, values: Vec<Option<Expr>>) -> String {
+        let mut name = identifier(label);
+        let mut k = 2;
+        while self.0.iter().any(|p| p.name == name) {
+            name = format!("{}_{k}", identifier(label));
+            k += 1;
+        }
+        let values = values.into_iter().map(|v| v.or_else(|| Some(Expr::none()))).collect();
+        self.0.push(ParamSlot { name: name.clone(), values, default: Some(Expr::none()) });
+        name
     }
 
     /// The `__init__` parameters: those without a default first (Python's rule), each group
@@ -211,6 +224,21 @@ impl Positions<'_> {
         }
     }
 
+    /// Member `i`'s padding at the first member's padding `p` (`None` where it is in the
+    /// optional part the member lacks).
+    fn pad(&self, i: usize, p: usize) -> Option<Expr> {
+        let full = &self.members[self.group.members[0]].canon.pads;
+        let Some(v) = self.variant(i) else {
+            return self.members[i].canon.pads.get(p).map(|(_, e)| e.clone());
+        };
+        let in_part = |q: usize| full.get(q).is_some_and(|(s, _)| v.run.contains(s));
+        if in_part(p) {
+            return None;
+        }
+        let before = (0..p).filter(|&q| in_part(q)).count();
+        self.members[i].canon.pads.get(p - before).map(|(_, e)| e.clone())
+    }
+
     fn buffer(&self, i: usize, k: usize) -> usize {
         match self.variant(i) {
             Some(v) => self.members[i].buffers[v.buffers[k]],
@@ -262,21 +290,63 @@ pub(super) fn build_class(
             .collect(),
         None => Vec::new(),
     };
-    let flag = group.variant.as_ref().map(|v| {
+    // Whether an instance has the optional part: a flag (`conv_shortcut=True`), or for a
+    // padding, the padding itself (`pad=(0, 1, 0, 1)`, `None` without).
+    let mut switch = group.variant.as_ref().filter(|v| v.part != Part::Pad).map(|v| {
         let name = flag_name(v.part, &layers, &optional_layers);
         let values = group.members.iter().map(|i| Some(Expr::boolean(!group.without.contains(i))));
         let keep = Expr::boolean(true);
         params.slot(name, "", values.collect(), &keep, Some(&Expr::boolean(false)));
-        name
+        (name.to_string(), Expr::name(name))
     });
+    // Paddings: a literal every instance shares, else a parameter `forward` reads.
+    let mut attributes: Vec<String> = Vec::new();
+    let mut pads = Vec::new();
+    for (p, (stmt, literal)) in first.canon.pads.iter().enumerate() {
+        let values: Vec<Option<Expr>> = group.members.iter().map(|&i| at.pad(i, p)).collect();
+        let optional =
+            group.variant.as_ref().is_some_and(|v| v.part == Part::Pad && v.run.contains(stmt));
+        let value = if optional {
+            let name = params.add_optional("pad", values);
+            switch = Some((name.clone(), Expr::name(&name).binop(BinOp::IsNot, Expr::none())));
+            Expr::name(name)
+        } else {
+            params.slot("pad", "", values, literal, None).unwrap_or_else(|| literal.clone())
+        };
+        pads.push(match value.as_name() {
+            Some(name) => {
+                if !attributes.iter().any(|a| a == name) {
+                    attributes.push(name.to_string());
+                }
+                Expr::self_attr(name)
+            }
+            None => value,
+        });
+    }
     let locals = Locals { layers: &local_layers, buffers: &local_buffers };
-    let forward = class_forward(first, module, stmts, &locals, group.variant.as_ref());
+    let mut forward = class_forward(first, module, stmts, &locals, group.variant.as_ref());
+    let mut next = pads.into_iter();
+    let mut fill = |stmts: &mut Vec<Assign>| {
+        for s in stmts.iter_mut() {
+            s.value = super::abstract_pads(&s.value, &mut |literal| {
+                next.next().unwrap_or_else(|| literal.clone())
+            });
+        }
+    };
+    fill(&mut forward.body);
+    if let Some((part, after)) = &mut forward.optional {
+        fill(part);
+        fill(after);
+    }
     params.order();
-    let optional = flag.zip(forward.optional).map(|(flag, (body, after))| OptionalPart {
-        flag: flag.to_string(),
-        layers: optional_layers,
-        body,
-        after,
+    // `forward` tests the part's parameter on `self`.
+    if let Some((param, _)) = &switch
+        && !attributes.contains(param)
+    {
+        attributes.insert(0, param.clone());
+    }
+    let optional = switch.zip(forward.optional).map(|((param, test), (body, after))| {
+        OptionalPart { param, test, layers: optional_layers, body, after }
     });
     module.classes.push(BlockClass {
         name: name.to_string(),
@@ -285,6 +355,7 @@ pub(super) fn build_class(
         buffers,
         body: forward.body,
         optional,
+        attributes,
         inputs: forward.inputs,
         output: forward.output,
     });
@@ -321,6 +392,8 @@ fn flag_name(part: Part, layers: &[Layer], optional: &[String]) -> &'static str 
         Part::Residual => "residual",
         Part::Shortcut if conv => "conv_shortcut",
         Part::Shortcut => "shortcut",
+        // Not a flag: the padding itself says.
+        Part::Pad => "pad",
     }
 }
 

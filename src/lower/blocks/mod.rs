@@ -552,11 +552,18 @@ impl Forward<'_> {
         // Every assignment gets a fresh canonical name (SSA), so reusing `x` does not matter.
         let mut next = 0;
         let mut stmts = Vec::new();
-        for s in &self.stmts[range.clone()] {
+        let mut pads = Vec::new();
+        for (k, s) in self.stmts[range.clone()].iter().enumerate() {
             let value = s.value.renamed(&|r| match r {
                 Ref::Var(v) => vars.get(v).map(Expr::name),
                 Ref::SelfAttr(a) => attrs.get(a).map(|c| Expr::self_attr(c)),
             });
+            let mut found = Vec::new();
+            let value = abstract_pads(&value, &mut |p| {
+                found.push(p.clone());
+                Expr::name(PAD)
+            });
+            pads.extend(found.into_iter().map(|p| (k, p)));
             let mut names = Vec::new();
             for t in s.target.bound_names() {
                 vars.insert(t.to_string(), format!("V{next}"));
@@ -574,7 +581,7 @@ impl Forward<'_> {
                 format!("buffer {} rank {}", buf.torch_dtype, buf.shape.len())
             })
             .collect();
-        Canonical { stmts, output: vars[output].clone(), layer_keys, buffer_keys, globals }
+        Canonical { stmts, output: vars[output].clone(), layer_keys, buffer_keys, globals, pads }
     }
 }
 
@@ -606,6 +613,31 @@ pub(super) struct Canonical {
     pub buffer_keys: Vec<String>,
     /// Canonical name → the member's own.
     pub globals: BTreeMap<String, String>,
+    /// The paddings `F.pad` applies (statement, literal), in order: `PAD` in `stmts`, so
+    /// blocks padding differently (the kernel sizes differ) share a class.
+    pub pads: Vec<(usize, Expr)>,
+}
+
+/// What stands for a literal padding in canonical statements.
+pub(super) const PAD: &str = "PAD";
+
+/// `e` with the literal padding of each `F.pad(x, (0, 1, 0, 1))` in it replaced by `with`
+/// (called in evaluation order).
+pub(super) fn abstract_pads(e: &Expr, with: &mut impl FnMut(&Expr) -> Expr) -> Expr {
+    let Expr::Call(c) = e else {
+        return match e {
+            Expr::Attribute(v, a) => Expr::Attribute(Box::new(abstract_pads(v, with)), a.clone()),
+            other => other.clone(),
+        };
+    };
+    let func = abstract_pads(&c.func, with);
+    let mut args: Vec<Expr> = c.args.iter().map(|a| abstract_pads(a, with)).collect();
+    let literal = |t: &Expr| matches!(t, Expr::Tuple(items) if items.iter().all(Expr::is_literal));
+    if flat(&c.func) == "F.pad" && args.len() == 2 && literal(&args[1]) {
+        args[1] = with(&args[1]);
+    }
+    let kwargs = c.kwargs.iter().map(|(k, v)| (k.clone(), abstract_pads(v, with))).collect();
+    Expr::Call(Box::new(crate::py::Call { func, args, kwargs }))
 }
 
 impl Canonical {
@@ -657,6 +689,18 @@ fn lone_outlier(group: &[usize], members: &[Member], module: &Module) -> Option<
                 if others.iter().all(|o| *o == others[0]) && others[0] != v && !plain {
                     return Some(group[j]);
                 }
+            }
+        }
+    }
+    // Paddings too: one block padding differently is an edit.
+    for p in 0..first.canon.pads.len() {
+        let values: Vec<Option<&Expr>> =
+            group.iter().map(|&i| members[i].canon.pads.get(p).map(|(_, e)| e)).collect();
+        for (j, v) in values.iter().enumerate() {
+            let others: Vec<&Option<&Expr>> =
+                values.iter().enumerate().filter(|&(o, _)| o != j).map(|(_, o)| o).collect();
+            if others.iter().all(|o| *o == others[0]) && others[0] != v {
+                return Some(group[j]);
             }
         }
     }
@@ -806,6 +850,15 @@ fn rewrite(module: &mut Module, stmts: &mut Vec<Assign>, members: &[Member], ins
     }
 }
 
+/// Whether the block's result is its input added to what it computed.
+fn ends_in_residual(canon: &Canonical) -> bool {
+    let Some((_, value)) = canon.stmts.iter().rev().find(|(t, _)| t.contains(&canon.output)) else {
+        return false;
+    };
+    let Expr::Binary(a, crate::py::BinOp::Add, b) = value else { return false };
+    [a, b].iter().any(|e| e.as_name() == Some("IN0"))
+}
+
 /// Finds repeated blocks, moves them into classes; returns (class, instance count) pairs.
 pub fn extract(
     module: &mut Module,
@@ -866,6 +919,11 @@ pub fn extract(
     for group in &chosen {
         let base = class_name(&members[group.members[0]].title);
         let mut name = base.clone();
+        // A second class of the same name that ends adding its input back is the residual
+        // kind (MobileNet's blocks that keep their size): so named, not numbered.
+        if class_names.contains(&name) && ends_in_residual(&members[group.members[0]].canon) {
+            name = format!("Residual{base}");
+        }
         let mut k = 2;
         while class_names.contains(&name) || !crate::py::names::is_valid_class_name(&name) {
             name = format!("{base}{k}");
@@ -1012,6 +1070,7 @@ mod tests {
         }
         assert_snapshot!(g.lower(&[x]), @"
         class Block(in_channels, stride=1, conv_shortcut=False):
+          self.conv_shortcut = conv_shortcut
           self.conv1 = nn.Conv2d(in_channels, 8, 1, stride=stride, bias=False)
           self.conv2 = nn.Conv2d(8, 8, 3, padding=1, bias=False)
           self.conv0 = nn.Conv2d(in_channels, 8, 1, stride=stride, bias=False)
@@ -1019,7 +1078,7 @@ mod tests {
           x = F.relu(x)
           x = self.conv2(x)
           shortcut = inputs
-          if self.conv_shortcut (conv0):
+          if conv_shortcut (conv0):
             shortcut = self.conv0(inputs)
           x = shortcut + x
           out = F.relu(x)
@@ -1065,6 +1124,7 @@ mod tests {
         }
         assert_snapshot!(g.lower(&[x]), @"
         class Block(in_channels, residual=False):
+          self.residual = residual
           self.expand = nn.Conv2d(in_channels, 16, 1, bias=False)
           self.depthwise = nn.Conv2d(16, 16, 3, padding=1, bias=False)
           self.project = nn.Conv2d(16, 8, 1, bias=False)
@@ -1072,7 +1132,7 @@ mod tests {
           x = F.relu6(x)
           x = self.depthwise(x)
           x = self.project(x)
-          if self.residual ():
+          if residual ():
             x = inputs + x
           return x (from inputs)
         self.stem = nn.Conv2d(4, 4, 1, bias=False)
@@ -1095,6 +1155,73 @@ mod tests {
         for block in self.blocks:
             x = block(x)
         x = x.permute(0, 2, 3, 1)
+        return x
+        ");
+    }
+
+    /// Blocks whose 3×3 convolution strides after padding its input as TF's SAME would, more
+    /// after than before (Keras' MobileNetV2 and EfficientNet: a `ZeroPadding2D`, then a VALID
+    /// convolution), and blocks whose convolution pads itself: one class, the padding an
+    /// argument that is `None` where there is none.
+    #[test]
+    fn a_padding_before_a_strided_conv_is_an_optional_part() {
+        let mut g = TestGraph::new();
+        let image = g.input("image", &[-1, 16, 16, 4]);
+        let mut x = conv(&mut g, "stem", image, 1, [4, 4], 1);
+        let pads = g.constant("pads", int_tensor(&[4, 2], &[0, 0, 0, 1, 0, 1, 0, 0]));
+        for (b, stride) in [(1, 2), (2, 1), (3, 2), (4, 1)] {
+            let scope = |n: &str| format!("block_{b}_{n}");
+            let c = [4 * b, 4 * b + 4];
+            let y = conv(&mut g, &scope("expand"), x, 1, [c[0], c[1]], 1);
+            let y = g.op(&format!("m/{}/Relu6", scope("expand_relu")), "Relu6", &[y], &[]);
+            let y = if stride == 2 {
+                let y = g.op(&format!("m/{}/Pad", scope("pad")), "Pad", &[y, pads], &[]);
+                let w = g.constant(&format!("w/{b}"), weights(&[3, 3, c[1], c[1]]));
+                let attrs = [("strides", ints(&[1, 2, 2, 1])), ("padding", string("VALID"))];
+                g.op(&format!("m/{}/Conv2D", scope("depthwise")), "Conv2D", &[y, w], &attrs)
+            } else {
+                conv(&mut g, &scope("depthwise"), y, 3, [c[1], c[1]], 1)
+            };
+            x = conv(&mut g, &scope("project"), y, 1, [c[1], c[1]], 1);
+        }
+        assert_snapshot!(g.lower(&[x]), @"
+        class Block(in_channels, out_channels, stride=1, padding=0, pad=None):
+          self.pad = pad
+          self.expand = nn.Conv2d(in_channels, out_channels, 1, bias=False)
+          self.depthwise = nn.Conv2d(out_channels, out_channels, 3, stride=stride, padding=padding, bias=False)
+          self.project = nn.Conv2d(out_channels, out_channels, 1, bias=False)
+          x = self.expand(x)
+          x = F.relu6(x)
+          if pad is not None ():
+            x = F.pad(x, self.pad)
+          x = self.depthwise(x)
+          x = self.project(x)
+          return x (from x)
+        self.stem = nn.Conv2d(4, 4, 1, bias=False)
+        self.block_1 = Block(4, 8, stride=2, pad=(0, 1, 0, 1))
+        self.block_2 = Block(8, 12, padding=1)
+        self.block_3 = Block(12, 16, stride=2, pad=(0, 1, 0, 1))
+        self.block_4 = Block(16, 20, padding=1)
+        # stem.weight: [4, 4, 1, 1]
+        # block_1.expand.weight: [8, 4, 1, 1]
+        # block_1.depthwise.weight: [8, 8, 3, 3]
+        # block_1.project.weight: [8, 8, 1, 1]
+        # block_2.expand.weight: [12, 8, 1, 1]
+        # block_2.depthwise.weight: [12, 12, 3, 3]
+        # block_2.project.weight: [12, 12, 1, 1]
+        # block_3.expand.weight: [16, 12, 1, 1]
+        # block_3.depthwise.weight: [16, 16, 3, 3]
+        # block_3.project.weight: [16, 16, 1, 1]
+        # block_4.expand.weight: [20, 16, 1, 1]
+        # block_4.depthwise.weight: [20, 20, 3, 3]
+        # block_4.project.weight: [20, 20, 1, 1]
+        ---
+        x = image.permute(0, 3, 1, 2)
+        x = self.stem(x)
+        x = self.block_1(x)
+        x = self.block_2(x)
+        x = self.block_3(x)
+        x = self.block_4(x).permute(0, 2, 3, 1)
         return x
         ");
     }

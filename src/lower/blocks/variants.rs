@@ -4,7 +4,9 @@
 //! - a **shortcut** branch: the first block of a ResNet stage adds a projected input
 //!   (`bn0(conv0(inputs))`) where the others add the input itself;
 //! - a **residual** add: MobileNetV2's blocks that keep their size end in `inputs + x`, the
-//!   others do not.
+//!   others do not;
+//! - a **padding**: the blocks whose depthwise convolution has a stride pad its input first
+//!   (`F.pad(x, (0, 1, 0, 1))`, TF's SAME), the others let the convolution pad.
 //!
 //! The smaller block must be the larger one with that part taken out, the part passing its
 //! input through: found by aligning the two blocks' canonical statements.
@@ -23,6 +25,8 @@ pub(super) enum Part {
     Shortcut,
     /// The add of the block's input to its result.
     Residual,
+    /// The padding before a strided convolution (TF's SAME pads after more than before).
+    Pad,
 }
 
 /// How a block without the optional part maps onto the one with it.
@@ -177,8 +181,19 @@ fn variant(full: &Canonical, small: &Canonical, state: State) -> Option<Variant>
     let result = target(last);
     let pass = state.dropped[0].1.clone();
     let is_add = |v: &Expr| matches!(v, Expr::Binary(_, BinOp::Add, _));
+    let is_pad = |v: &Expr| match v {
+        Expr::Call(c) => {
+            flat(&c.func) == "F.pad"
+                && c.args.len() == 2
+                && c.args[0].as_name() == Some(pass.as_str())
+                && c.args[1].as_name() == Some(super::PAD)
+        }
+        _ => false,
+    };
     let part = if run.len() == 1 && is_add(&full.stmts[first].1) {
         Part::Residual
+    } else if run.len() == 1 && is_pad(&full.stmts[first].1) {
+        Part::Pad
     } else if outside_stmts().any(|v| is_add(v) && v.names().contains(&result.as_str()))
         // A branch beside the block's own path, from the same value: what the part reads is
         // read outside it too (a part that alone reads the input is a different block).
