@@ -32,10 +32,20 @@ impl Lowerer<'_> {
                 self.remaining.insert(out, 0);
                 self.alias_of.insert(out, root);
             }
-            Lowered::Layer { ctor, params, args, layout, post } => {
+            Lowered::Layer { ctor, params, mut args, layout, post } => {
                 let layer = self.add_layer(n, ctor, params);
                 self.consume_inputs(n);
                 let target = self.target_for(out);
+                // TF's SAME padding the layer cannot do itself is a statement of its own, as
+                // Keras' `ZeroPadding2D` is: blocks then differ from their unstrided siblings
+                // by that statement only (chaining puts it back in the call where it can).
+                if let Some(first) = args.first_mut()
+                    && let Expr::Call(c) = first
+                    && crate::py::printer::flat(&c.func) == "F.pad"
+                {
+                    let pad = std::mem::replace(first, Expr::name(&target));
+                    self.push_line(Expr::name(&target), pad);
+                }
                 self.push_line(Expr::name(&target), access(layer.called(args, vec![]), post));
                 self.values.insert(out, Val { expr: Expr::name(target), layout });
             }

@@ -481,7 +481,8 @@ mod tests {
         # conv.weight: [8, 3, 3, 3]
         ---
         x = x.permute(0, 3, 1, 2)
-        x = self.conv(F.pad(x, (0, 1, 0, 1))).permute(0, 2, 3, 1)
+        x = F.pad(x, (0, 1, 0, 1))
+        x = self.conv(x).permute(0, 2, 3, 1)
         return x
         ");
     }
@@ -603,7 +604,8 @@ mod tests {
         # conv.weight: [2, 3, 3, 3]
         ---
         x = x.permute(0, 3, 1, 2)
-        x = self.conv(F.pad(x, (0, 1, 1, 2))).permute(0, 2, 3, 1)
+        x = F.pad(x, (0, 1, 1, 2))
+        x = self.conv(x).permute(0, 2, 3, 1)
         return x
         ");
     }
@@ -657,7 +659,8 @@ mod tests {
         # dw.weight: [6, 1, 3, 3]
         ---
         x = x.permute(0, 3, 1, 2)
-        x = self.dw(F.pad(x, (0, 1, 0, 1))).permute(0, 2, 3, 1)
+        x = F.pad(x, (0, 1, 0, 1))
+        x = self.dw(x).permute(0, 2, 3, 1)
         return x
         ");
     }

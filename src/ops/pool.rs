@@ -223,7 +223,8 @@ mod tests {
         self.pool = nn.MaxPool2d(3, 2)
         ---
         x = x.permute(0, 3, 1, 2)
-        x = self.pool(F.pad(x, (0, 1, 1, 1), value=float("-inf"))).permute(0, 2, 3, 1)
+        x = F.pad(x, (0, 1, 1, 1), value=float("-inf"))
+        x = self.pool(x).permute(0, 2, 3, 1)
         return x
         "#);
         assert_snapshot!(pool("MaxPool", 3, 1, "SAME"), @"

@@ -41,11 +41,13 @@ class SmallCnn(nn.Module):
             1: float32 [None, 10]
         """
         x = input_0.permute(0, 3, 1, 2)
-        x = self.conv1(F.pad(x, (1, 2, 1, 2)))
+        x = F.pad(x, (1, 2, 1, 2))
+        x = self.conv1(x)
         x = self.fused_batch_norm_v3(x)
         x = F.relu(x)
         x = self.lrn(x)
-        x = self.max_pool2d(F.pad(x, (0, 1, 0, 1), value=float("-inf")))
+        x = F.pad(x, (0, 1, 0, 1), value=float("-inf"))
+        x = self.max_pool2d(x)
         x = self.depthwise(x)
         x = self.fused_batch_norm_v3_1(x)
         x = F.relu6(x)
