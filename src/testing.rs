@@ -190,7 +190,7 @@ impl TestGraph {
                 format!("{indent}{target} = {}\n", flat(&st.value))
             };
             c.body.iter().for_each(|st| s.push_str(&line(st, "  ")));
-            if let Some(part) = &c.optional {
+            for part in &c.optional {
                 let test = flat(&part.test);
                 s.push_str(&format!("  if {test} ({}):\n", part.layers.join(", ")));
                 part.body.iter().for_each(|st| s.push_str(&line(st, "    ")));

@@ -381,7 +381,7 @@ impl<'a> Lowerer<'a> {
         for class in &mut self.module.classes {
             let mut live = vec![Expr::name(&class.output)];
             let mut segments = vec![(&mut class.body, 8)];
-            if let Some(part) = &mut class.optional {
+            for part in &mut class.optional {
                 segments.push((&mut part.body, 12));
                 segments.push((&mut part.after, 8));
             }

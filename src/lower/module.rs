@@ -37,8 +37,8 @@ pub struct BlockClass {
     pub layers: Vec<Layer>,
     pub buffers: Vec<Buffer>,
     pub body: Vec<Assign>,
-    /// What only some instances run, after `body`.
-    pub optional: Option<OptionalPart>,
+    /// What only some instances run, after `body`, in order.
+    pub optional: Vec<OptionalPart>,
     /// Parameters `forward` reads, kept as `self.<name>` (`self.pad`).
     pub attributes: Vec<String>,
     pub inputs: Vec<String>,
@@ -137,7 +137,7 @@ impl BlockClass {
         let mut init = init(&self.params, &self.layers, &self.buffers);
         let kept = self.attributes.iter().map(|a| Stmt::assign(Expr::self_attr(a), Expr::name(a)));
         let kept: Vec<Stmt> = kept.collect();
-        if let Some(part) = &self.optional {
+        for part in &self.optional {
             // `forward` tests the kept parameter as `__init__` tests the argument.
             let on_self = |r: crate::py::Ref<'_>| match r {
                 crate::py::Ref::Var(v) if v == part.param => Some(Expr::self_attr(v)),

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::variants::{Part, Variant};
+use super::variants::{Optional, Part, Variant};
 use super::{Group, Member, kind_and_counter, kwarg_default, local_names, positional_names};
 use crate::lower::module::{BlockClass, Buffer, Layer, Module, OptionalPart};
 use crate::py::names::{Scope, identifier};
@@ -213,7 +213,12 @@ struct Positions<'a> {
 
 impl Positions<'_> {
     fn variant(&self, i: usize) -> Option<&Variant> {
-        self.group.variant.as_ref().filter(|_| self.group.without.contains(&i))
+        self.group.variants.get(&i)
+    }
+
+    /// Whether member `i` has optional part `part`.
+    fn has(&self, i: usize, part: &Optional) -> bool {
+        self.variant(i).is_none_or(|v| !v.lacks.contains(part))
     }
 
     /// Member `i`'s layer at the class's layer `k`.
@@ -231,7 +236,8 @@ impl Positions<'_> {
         let Some(v) = self.variant(i) else {
             return self.members[i].canon.pads.get(p).map(|(_, e)| e.clone());
         };
-        let in_part = |q: usize| full.get(q).is_some_and(|(s, _)| v.run.contains(s));
+        let in_part =
+            |q: usize| full.get(q).is_some_and(|(s, _)| v.lacks.iter().any(|o| o.run.contains(s)));
         if in_part(p) {
             return None;
         }
@@ -283,35 +289,46 @@ pub(super) fn build_class(
         .map(|&b| attrs.fresh(&names[module.buffers[b].name.as_str()]))
         .collect();
     let buffers = class_buffers(&at, module, &local_buffers, &mut params);
-    let optional_layers: Vec<String> = match &group.variant {
-        Some(v) => (0..layers.len())
-            .filter(|&k| v.layers[k].is_none())
-            .map(|k| local_layers[k].clone())
-            .collect(),
-        None => Vec::new(),
-    };
-    // Whether an instance has the optional part: a flag (`conv_shortcut=True`), or for a
+    // Each optional part's layers: those its statements call.
+    let part_layers: Vec<Vec<String>> = group
+        .parts
+        .iter()
+        .map(|o| {
+            let attrs: BTreeSet<&str> =
+                o.run.clone().flat_map(|i| first.canon.stmts[i].1.self_attrs()).collect();
+            let k = |a: &&str| a.strip_prefix('L').and_then(|k| k.parse::<usize>().ok());
+            attrs.iter().filter_map(k).map(|k| local_layers[k].clone()).collect()
+        })
+        .collect();
+    // Whether an instance has an optional part: a flag (`conv_shortcut=True`), or for a
     // padding, the padding itself (`pad=(0, 1, 0, 1)`, `None` without).
-    let mut switch = group.variant.as_ref().filter(|v| v.part != Part::Pad).map(|v| {
-        let name = flag_name(v.part, &layers, &optional_layers);
-        let values = group.members.iter().map(|i| Some(Expr::boolean(!group.without.contains(i))));
-        let keep = Expr::boolean(true);
-        params.slot(name, "", values.collect(), &keep, Some(&Expr::boolean(false)));
-        (name.to_string(), Expr::name(name))
-    });
+    let mut switches: Vec<Option<(String, Expr)>> = Vec::new();
+    for (o, own) in group.parts.iter().zip(&part_layers) {
+        switches.push((o.part != Part::Pad).then(|| {
+            let name = flag_name(o.part, &layers, own);
+            let values = group.members.iter().map(|&i| Some(Expr::boolean(at.has(i, o))));
+            let keep = Expr::boolean(true);
+            let param = params.slot(name, "", values.collect(), &keep, Some(&Expr::boolean(false)));
+            let name = param.as_ref().and_then(|p| p.as_name()).unwrap_or(name).to_string();
+            (name.clone(), Expr::name(name))
+        }));
+    }
     // Paddings: a literal every instance shares, else a parameter `forward` reads.
     let mut attributes: Vec<String> = Vec::new();
     let mut pads = Vec::new();
     for (p, (stmt, literal)) in first.canon.pads.iter().enumerate() {
         let values: Vec<Option<Expr>> = group.members.iter().map(|&i| at.pad(i, p)).collect();
-        let optional =
-            group.variant.as_ref().is_some_and(|v| v.part == Part::Pad && v.run.contains(stmt));
-        let value = if optional {
-            let name = params.add_optional("pad", values);
-            switch = Some((name.clone(), Expr::name(&name).binop(BinOp::IsNot, Expr::none())));
-            Expr::name(name)
-        } else {
-            params.slot("pad", "", values, literal, None).unwrap_or_else(|| literal.clone())
+        let part = group.parts.iter().position(|o| o.part == Part::Pad && o.run.contains(stmt));
+        let value = match part {
+            Some(k) => {
+                let name = params.add_optional("pad", values);
+                let test = Expr::name(&name).binop(BinOp::IsNot, Expr::none());
+                switches[k] = Some((name.clone(), test));
+                Expr::name(name)
+            }
+            None => {
+                params.slot("pad", "", values, literal, None).unwrap_or_else(|| literal.clone())
+            }
         };
         pads.push(match value.as_name() {
             Some(name) => {
@@ -324,7 +341,7 @@ pub(super) fn build_class(
         });
     }
     let locals = Locals { layers: &local_layers, buffers: &local_buffers };
-    let mut forward = class_forward(first, module, stmts, &locals, group.variant.as_ref());
+    let mut forward = class_forward(first, module, stmts, &locals, &group.parts);
     let mut next = pads.into_iter();
     let mut fill = |stmts: &mut Vec<Assign>| {
         for s in stmts.iter_mut() {
@@ -334,20 +351,26 @@ pub(super) fn build_class(
         }
     };
     fill(&mut forward.body);
-    if let Some((part, after)) = &mut forward.optional {
+    for (part, after) in &mut forward.parts {
         fill(part);
         fill(after);
     }
     params.order();
-    // `forward` tests the part's parameter on `self`.
-    if let Some((param, _)) = &switch
-        && !attributes.contains(param)
-    {
-        attributes.insert(0, param.clone());
+    // `forward` tests the parts' parameters on `self`.
+    for (param, _) in switches.iter().flatten().rev() {
+        if !attributes.contains(param) {
+            attributes.insert(0, param.clone());
+        }
     }
-    let optional = switch.zip(forward.optional).map(|((param, test), (body, after))| {
-        OptionalPart { param, test, layers: optional_layers, body, after }
-    });
+    let optional = switches
+        .into_iter()
+        .zip(forward.parts)
+        .zip(part_layers)
+        .filter_map(|((switch, (body, after)), layers)| {
+            let (param, test) = switch?;
+            Some(OptionalPart { param, test, layers, body, after })
+        })
+        .collect();
     module.classes.push(BlockClass {
         name: name.to_string(),
         params: params.params(),
@@ -437,20 +460,20 @@ struct Locals<'a> {
 /// The class's `forward`, with local names.
 struct Forward {
     body: Vec<Assign>,
-    /// The optional part and what follows it.
-    optional: Option<(Vec<Assign>, Vec<Assign>)>,
+    /// Each optional part and what follows it up to the next.
+    parts: Vec<(Vec<Assign>, Vec<Assign>)>,
     inputs: Vec<String>,
     output: String,
 }
 
 /// The class's `forward`: the first member's statements with local names, its inputs and its
-/// output; with a variant, split around its optional part.
+/// output; split around its optional parts.
 fn class_forward(
     first: &Member,
     module: &Module,
     stmts: &[Assign],
     locals_of: &Locals,
-    variant: Option<&Variant>,
+    parts: &[Optional],
 ) -> Forward {
     let mut attrs: BTreeMap<&str, &str> = BTreeMap::new();
     for (k, &l) in first.layers.iter().enumerate() {
@@ -469,7 +492,7 @@ fn class_forward(
     vars.insert(main.clone(), input_local.to_string());
     let mut inputs = vec![input_local.to_string()];
     // A shortcut's statements all assign `shortcut`, unless their names are used elsewhere.
-    if let Some(v) = variant.filter(|v| v.part == Part::Shortcut) {
+    for v in parts.iter().filter(|v| v.part == Part::Shortcut) {
         let part: BTreeSet<&str> =
             own[v.run.clone()].iter().flat_map(|s| s.target.bound_names()).collect();
         let elsewhere = own
@@ -519,39 +542,57 @@ fn class_forward(
         .iter()
         .map(|s| Assign::new(s.target.renamed(&rename), s.value.renamed(&rename)))
         .collect();
-    let output = vars[&first.output].clone();
-    let split = variant.map(|v| {
+    let mut output = vars[&first.output].clone();
+    // Split from the last part back: each part, and what follows it up to the next.
+    let mut split = Vec::new();
+    for v in parts.iter().rev() {
         let after = body.split_off(v.run.end);
         let part = body.split_off(v.run.start);
-        // Without the part, its result is what it passes through.
-        let pass = &vars[&first.canon.globals[&v.pass]];
-        let result = part.last().and_then(|s| s.target.as_name()).unwrap_or(pass).to_string();
-        // A residual add keeps the running name where nothing after reads the value it
-        // passes through: `if self.residual: x = inputs + x`.
-        let (mut part, mut after, mut output) = (part, after, output.clone());
-        let reads_pass = after.iter().any(|s| s.value.reads(pass) > 0 || s.target.reads(pass) > 0);
-        let mut result = result;
-        if v.part == Part::Residual && result != *pass && !reads_pass {
-            let to_pass = |r: Ref<'_>| match r {
-                Ref::Var(n) if n == result => Some(Expr::name(pass)),
+        split.push((v, part, after));
+    }
+    split.reverse();
+    let mut segments: Vec<(Vec<Assign>, Vec<Assign>)> = Vec::new();
+    // Names an earlier residual part gave back to what it passed through.
+    let mut renamed: Vec<(String, String)> = Vec::new();
+    for (k, (v, mut part, mut after)) in split.into_iter().enumerate() {
+        for (from, to) in &renamed {
+            let map = |r: Ref<'_>| match r {
+                Ref::Var(n) if n == from => Some(Expr::name(to)),
                 _ => None,
             };
             for s in part.iter_mut().chain(after.iter_mut()) {
-                *s = Assign::new(s.target.renamed(&to_pass), s.value.renamed(&to_pass));
+                *s = Assign::new(s.target.renamed(&map), s.value.renamed(&map));
             }
+        }
+        // Without the part, its result is what it passes through.
+        let pass = vars[&first.canon.globals[&v.pass]].clone();
+        let mut result = part.last().and_then(|s| s.target.as_name()).unwrap_or(&pass).to_string();
+        // A residual add keeps the running name where nothing after reads the value it
+        // passes through: `if self.residual: x = inputs + x`.
+        let reads = |s: &Assign| s.value.reads(&pass) > 0 || s.target.reads(&pass) > 0;
+        if v.part == Part::Residual && result != pass && !after.iter().any(reads) {
+            let to_pass = |r: Ref<'_>| match r {
+                Ref::Var(n) if n == result => Some(Expr::name(&pass)),
+                _ => None,
+            };
+            let rename = |s: &mut Assign| {
+                *s = Assign::new(s.target.renamed(&to_pass), s.value.renamed(&to_pass));
+            };
+            part.iter_mut().chain(after.iter_mut()).for_each(rename);
+            renamed.push((result.clone(), pass.clone()));
             if output == result {
                 output = pass.clone();
             }
             result = pass.clone();
         }
-        if result != *pass {
-            body.push(Assign::new(Expr::name(&result), Expr::name(pass)));
+        if result != pass {
+            let pre = Assign::new(Expr::name(&result), Expr::name(&pass));
+            match segments.last_mut() {
+                Some((_, previous_after)) if k > 0 => previous_after.push(pre),
+                _ => body.push(pre),
+            }
         }
-        (part, after, output)
-    });
-    let (optional, output) = match split {
-        Some((part, after, output)) => (Some((part, after)), output),
-        None => (None, output),
-    };
-    Forward { body, optional, inputs, output }
+        segments.push((part, after));
+    }
+    Forward { body, parts: segments, inputs, output }
 }

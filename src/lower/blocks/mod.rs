@@ -22,7 +22,7 @@ mod variants;
 pub use hoist::hoist_foreign;
 
 use self::class::{Instances, build_class};
-use self::variants::Variant;
+use self::variants::{Optional, Variant};
 use super::Span;
 use super::chain::read_later;
 use super::module::Module;
@@ -707,12 +707,13 @@ fn lone_outlier(group: &[usize], members: &[Member], module: &Module) -> Option<
     None
 }
 
-/// Members that share a class: the first has every part of the class; `variant` says how
-/// the members in `without` lack its optional part.
+/// Members that share a class: the first has every part of the class; `variants` says how
+/// the others that lack some map onto it.
 struct Group {
     members: Vec<usize>,
-    variant: Option<Variant>,
-    without: BTreeSet<usize>,
+    /// The class's optional parts, in statement order.
+    parts: Vec<Optional>,
+    variants: BTreeMap<usize, Variant>,
 }
 
 /// Groups of members that share a class: same signature, or the same but for an optional
@@ -737,45 +738,62 @@ fn choose(members: &[Member], module: &Module) -> Vec<Group> {
             g.retain(|&i| i != odd);
         }
     }
-    let mut merged: Vec<Group> = Vec::new();
-    let mut absorbed = vec![false; groups.len()];
-    // Only groups whose classes would have the same name may merge.
+    // Only groups whose classes would have the same name may merge; the larger blocks are
+    // the templates the smaller ones lack parts of.
     let mut by_name: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (k, (_, g)) in groups.iter().enumerate() {
         by_name.entry(class_name(&members[g[0]].title)).or_default().push(k);
     }
+    let size = |k: usize| members[groups[k].1[0]].canon.stmts.len();
+    let mut templates: Vec<usize> = (0..groups.len()).collect();
+    templates.sort_by_key(|&k| std::cmp::Reverse(size(k)));
+    let mut merged: Vec<Option<Group>> = (0..groups.len()).map(|_| None).collect();
+    let mut absorbed = vec![false; groups.len()];
     let mut attempts = MAX_ALIGNMENTS;
-    for a in 0..groups.len() {
+    for a in templates {
         if absorbed[a] {
             continue;
         }
+        absorbed[a] = true;
         let mut group =
-            Group { members: groups[a].1.clone(), variant: None, without: BTreeSet::new() };
+            Group { members: groups[a].1.clone(), parts: Vec::new(), variants: BTreeMap::new() };
         let full = &members[groups[a].1[0]];
         for &b in &by_name[&class_name(&full.title)] {
-            let small = &members[groups[b].1[0]];
-            if a == b || absorbed[b] || full.canon.stmts.len() <= small.canon.stmts.len() {
+            if absorbed[b] || size(a) <= size(b) || attempts == 0 {
                 continue;
             }
-            attempts = attempts.saturating_sub(1);
-            if attempts == 0 {
-                break;
+            attempts -= 1;
+            let Some(v) = variants::align(&full.canon, &members[groups[b].1[0]].canon) else {
+                continue;
+            };
+            // Parts of different variants are the same part or apart.
+            let clash = v.lacks.iter().any(|o| {
+                group
+                    .parts
+                    .iter()
+                    .any(|p| p != o && p.run.start < o.run.end && o.run.start < p.run.end)
+            });
+            if clash {
+                continue;
             }
-            if let Some(v) = variants::align(&full.canon, &small.canon) {
-                absorbed[b] = true;
-                group.members.extend(&groups[b].1);
-                group.without.extend(&groups[b].1);
-                group.variant = Some(v);
-                break;
+            absorbed[b] = true;
+            for o in &v.lacks {
+                if !group.parts.contains(o) {
+                    group.parts.push(o.clone());
+                }
+            }
+            for &m in &groups[b].1 {
+                group.members.push(m);
+                group.variants.insert(m, v.clone());
             }
         }
-        absorbed[a] = true;
-        merged.push(group);
+        group.parts.sort_by_key(|p| p.run.start);
+        merged[a] = Some(group);
     }
     let mut taken: BTreeSet<usize> = BTreeSet::new();
     let mut chosen = Vec::new();
-    for mut group in merged {
-        // Members of one group may overlap where the optional part brought in another
+    for mut group in merged.into_iter().flatten() {
+        // Members of one group may overlap where an optional part brought in another
         // signature's: the earlier (larger) one wins.
         let mut mine: BTreeSet<usize> = BTreeSet::new();
         group.members.retain(|&i| {
@@ -785,13 +803,21 @@ fn choose(members: &[Member], module: &Module) -> Vec<Group> {
             }
             free
         });
-        // The class is written from its first member, which must have the optional part.
-        if group.members.first().is_some_and(|i| group.without.contains(i)) {
-            group.variant = None;
+        // The class is written from its first member, which must have every part: without
+        // it, the members lacking parts go.
+        if group.members.first().is_some_and(|i| group.variants.contains_key(i)) {
+            let variants = std::mem::take(&mut group.variants);
+            group.members.retain(|i| !variants.contains_key(i));
+            group.parts.clear();
         }
-        if group.variant.is_none() {
-            group.without.clear();
-        }
+        // A part no remaining member lacks is no part.
+        let lacked: Vec<&Optional> = group
+            .members
+            .iter()
+            .filter_map(|i| group.variants.get(i))
+            .flat_map(|v| &v.lacks)
+            .collect();
+        group.parts.retain(|p| lacked.contains(&p));
         if group.members.len() < 2 {
             continue;
         }
@@ -1222,6 +1248,90 @@ mod tests {
         x = self.block_2(x)
         x = self.block_3(x)
         x = self.block_4(x).permute(0, 2, 3, 1)
+        return x
+        ");
+    }
+
+    /// keras-hub's ResNet: the first block of each stage projects its input; the first block
+    /// of a later stage also strides its 3×3 convolution after padding; the other blocks do
+    /// neither. One class with both parts optional.
+    #[test]
+    fn a_block_may_lack_several_parts() {
+        let mut g = TestGraph::new();
+        let image = g.input("image", &[-1, 16, 16, 4]);
+        let mut x = conv(&mut g, "stem", image, 1, [4, 4], 1);
+        let pads = g.constant("pads", int_tensor(&[4, 2], &[0, 0, 1, 1, 1, 1, 0, 0]));
+        for (s, b) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+            let scope = |n: &str| format!("stack{s}_block{b}_{n}");
+            let c = [8, 16][s];
+            let cin = if b == 0 { [4, 8][s] } else { c };
+            let y = conv(&mut g, &scope("1_conv"), x, 1, [cin, c], 1);
+            let y = g.op(&format!("m/{}/Relu", scope("1_relu")), "Relu", &[y], &[]);
+            let strided = s == 1 && b == 0;
+            let y = if strided {
+                let y = g.op(&format!("m/{}/Pad", scope("2_pad")), "Pad", &[y, pads], &[]);
+                let w = g.constant(&format!("w/{s}{b}"), weights(&[3, 3, c, c]));
+                let attrs = [("strides", ints(&[1, 2, 2, 1])), ("padding", string("VALID"))];
+                g.op(&format!("m/{}/Conv2D", scope("2_conv")), "Conv2D", &[y, w], &attrs)
+            } else {
+                conv(&mut g, &scope("2_conv"), y, 3, [c, c], 1)
+            };
+            let y = conv(&mut g, &scope("3_conv"), y, 1, [c, c], 1);
+            let shortcut = if b == 0 {
+                conv(&mut g, &scope("0_conv"), x, 1, [cin, c], if strided { 2 } else { 1 })
+            } else {
+                x
+            };
+            let y = g.op(&format!("m/{}/add", scope("add")), "AddV2", &[shortcut, y], &[]);
+            x = g.op(&format!("m/{}/Relu", scope("out")), "Relu", &[y], &[]);
+        }
+        assert_snapshot!(g.lower(&[x]), @"
+        class StackBlock(in_channels, out_channels, stride=1, padding=0, conv_shortcut=False, pad=None):
+          self.conv_shortcut = conv_shortcut
+          self.pad = pad
+          self.conv1 = nn.Conv2d(in_channels, out_channels, 1, bias=False)
+          self.conv2 = nn.Conv2d(out_channels, out_channels, 3, stride=stride, padding=padding, bias=False)
+          self.conv3 = nn.Conv2d(out_channels, out_channels, 1, bias=False)
+          self.conv0 = nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
+          x = self.conv1(inputs)
+          x = F.relu(x)
+          if pad is not None ():
+            x = F.pad(x, self.pad)
+          x = self.conv2(x)
+          x = self.conv3(x)
+          shortcut = inputs
+          if conv_shortcut (conv0):
+            shortcut = self.conv0(inputs)
+          x = shortcut + x
+          out = F.relu(x)
+          return out (from inputs)
+        self.stem = nn.Conv2d(4, 4, 1, bias=False)
+        self.stack0_block0 = StackBlock(4, 8, padding=1, conv_shortcut=True)
+        self.stack0_block1 = StackBlock(8, 8, padding=1)
+        self.stack1_block0 = StackBlock(8, 16, stride=2, conv_shortcut=True, pad=(1, 1, 1, 1))
+        self.stack1_block1 = StackBlock(16, 16, padding=1)
+        # stem.weight: [4, 4, 1, 1]
+        # stack0_block0.conv1.weight: [8, 4, 1, 1]
+        # stack0_block0.conv2.weight: [8, 8, 3, 3]
+        # stack0_block0.conv3.weight: [8, 8, 1, 1]
+        # stack0_block0.conv0.weight: [8, 4, 1, 1]
+        # stack0_block1.conv1.weight: [8, 8, 1, 1]
+        # stack0_block1.conv2.weight: [8, 8, 3, 3]
+        # stack0_block1.conv3.weight: [8, 8, 1, 1]
+        # stack1_block0.conv1.weight: [16, 8, 1, 1]
+        # stack1_block0.conv2.weight: [16, 16, 3, 3]
+        # stack1_block0.conv3.weight: [16, 16, 1, 1]
+        # stack1_block0.conv0.weight: [16, 8, 1, 1]
+        # stack1_block1.conv1.weight: [16, 16, 1, 1]
+        # stack1_block1.conv2.weight: [16, 16, 3, 3]
+        # stack1_block1.conv3.weight: [16, 16, 1, 1]
+        ---
+        x = image.permute(0, 3, 1, 2)
+        stem = self.stem(x)
+        stack0_block0_out = self.stack0_block0(stem)
+        stack0_block1_out = self.stack0_block1(stack0_block0_out)
+        stack1_block0_out = self.stack1_block0(stack0_block1_out)
+        x = self.stack1_block1(stack1_block0_out).permute(0, 2, 3, 1)
         return x
         ");
     }

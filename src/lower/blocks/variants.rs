@@ -29,19 +29,30 @@ pub(super) enum Part {
     Pad,
 }
 
-/// How a block without the optional part maps onto the one with it.
+/// One optional part of a block: where it is in the full block and what it passes through.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct Optional {
+    pub part: Part,
+    /// Its statements, as positions in the full block's statements.
+    pub run: Range<usize>,
+    /// What its result is when it is absent: the full block's canonical name.
+    pub pass: String,
+}
+
+/// How a block without some optional parts maps onto the one with all of them.
 #[derive(Clone, Debug)]
 pub(super) struct Variant {
-    pub part: Part,
-    /// The part's statements, as positions in the full block's statements.
-    pub run: Range<usize>,
-    /// What the part's result is when it is absent: the full block's canonical name.
-    pub pass: String,
+    /// The parts it lacks, in statement order.
+    pub lacks: Vec<Optional>,
     /// Each layer of the full block: its position in the other block, if it has it.
     pub layers: Vec<Option<usize>>,
     /// Each buffer of the full block: its position in the other block.
     pub buffers: Vec<usize>,
 }
+
+/// A block lacks at most this many parts of another (ResNet's: the padding of its strided
+/// convolution and its projecting shortcut).
+const MAX_PARTS: usize = 3;
 
 /// Alignments tried before giving up: blocks are tens of statements, and each statement of
 /// the full block either matches the next of the other or is dropped.
@@ -125,12 +136,15 @@ fn step(
             return Some(done);
         }
     }
-    // Or it is part of what `small` leaves out, passing one of its inputs through: the part
+    // Or it is part of what `small` leaves out, passing one of its inputs through: a part
     // is consecutive statements, each reading the one before.
     let [target] = targets.as_slice() else { return None };
     let previous = state.dropped.last().map(|&(k, _)| (k, &full.stmts[k].0[0]));
+    let previous = previous.filter(|&(k, _)| k + 1 == i);
+    let runs = state.dropped.windows(2).filter(|w| w[0].0 + 1 != w[1].0).count()
+        + usize::from(!state.dropped.is_empty());
     if state.dropped.len() >= full.stmts.len() - small.stmts.len()
-        || previous.is_some_and(|(k, _)| k + 1 != i)
+        || (previous.is_none() && runs >= MAX_PARTS)
     {
         return None;
     }
@@ -148,61 +162,25 @@ fn step(
     None
 }
 
-/// The alignment as a [`Variant`], if what it drops is one optional part: consecutive
-/// statements each reading the one before (a chain from an input of the part to its
-/// result), only layers of their own, and a shortcut or a residual add.
+/// The alignment as a [`Variant`], if what it drops is optional parts: each consecutive
+/// statements each reading the one before (a chain from an input of the part to its result),
+/// with layers of their own, and a shortcut, a residual add or a padding.
 fn variant(full: &Canonical, small: &Canonical, state: State) -> Option<Variant> {
-    let first = state.dropped.first()?.0;
-    let last = state.dropped.last()?.0;
-    let run = first..last + 1;
-    if state.dropped.len() != run.len() || state.vars.get(&full.output) != Some(&small.output) {
+    if state.vars.get(&full.output) != Some(&small.output) || state.dropped.is_empty() {
         return None;
     }
-    let target = |i: usize| full.stmts[i].0[0].clone();
-    for w in state.dropped.windows(2) {
-        if w[1].1 != target(w[0].0) {
-            return None;
+    let mut runs: Vec<Vec<(usize, String)>> = Vec::new();
+    for d in &state.dropped {
+        match runs.last_mut() {
+            Some(run) if run.last().is_some_and(|l| l.0 + 1 == d.0) => run.push(d.clone()),
+            _ => runs.push(vec![d.clone()]),
         }
     }
-    // Only the part's result is read after it; its layers are its own.
-    let inner: BTreeSet<String> = run.clone().take(run.len() - 1).map(target).collect();
-    let outside = |i: &usize| !run.contains(i);
-    let outside_stmts = || (0..full.stmts.len()).filter(outside).map(|i| &full.stmts[i].1);
-    if outside_stmts().any(|v| v.names().iter().any(|n| inner.contains(*n))) {
-        return None;
+    let dropped: BTreeSet<usize> = state.dropped.iter().map(|d| d.0).collect();
+    let mut lacks = Vec::new();
+    for run in &runs {
+        lacks.push(optional(full, run, &dropped)?);
     }
-    let part_attrs: BTreeSet<&str> =
-        run.clone().flat_map(|i| full.stmts[i].1.self_attrs()).collect();
-    if part_attrs.iter().any(|a| !a.starts_with('L'))
-        || outside_stmts().any(|v| v.self_attrs().iter().any(|a| part_attrs.contains(a)))
-    {
-        return None;
-    }
-    let result = target(last);
-    let pass = state.dropped[0].1.clone();
-    let is_add = |v: &Expr| matches!(v, Expr::Binary(_, BinOp::Add, _));
-    let is_pad = |v: &Expr| match v {
-        Expr::Call(c) => {
-            flat(&c.func) == "F.pad"
-                && c.args.len() == 2
-                && c.args[0].as_name() == Some(pass.as_str())
-                && c.args[1].as_name() == Some(super::PAD)
-        }
-        _ => false,
-    };
-    let part = if run.len() == 1 && is_add(&full.stmts[first].1) {
-        Part::Residual
-    } else if run.len() == 1 && is_pad(&full.stmts[first].1) {
-        Part::Pad
-    } else if outside_stmts().any(|v| is_add(v) && v.names().contains(&result.as_str()))
-        // A branch beside the block's own path, from the same value: what the part reads is
-        // read outside it too (a part that alone reads the input is a different block).
-        && outside_stmts().any(|v| v.names().contains(&pass.as_str()))
-    {
-        Part::Shortcut
-    } else {
-        return None;
-    };
     // Every layer and buffer of `small` is one of `full`'s.
     let position = |a: &str| a.get(1..).and_then(|k| k.parse::<usize>().ok());
     let mut layers = vec![None; full.layer_keys.len()];
@@ -224,5 +202,56 @@ fn variant(full: &Canonical, small: &Canonical, state: State) -> Option<Variant>
     {
         return None;
     }
-    Some(Variant { part, run, pass, layers, buffers })
+    Some(Variant { lacks, layers, buffers })
+}
+
+/// One dropped run as an optional part, if it is one: only its result is read after it, its
+/// layers are its own, and it is a shortcut, a residual add or a padding.
+fn optional(
+    full: &Canonical,
+    run: &[(usize, String)],
+    dropped: &BTreeSet<usize>,
+) -> Option<Optional> {
+    let (first, last) = (run.first()?.0, run.last()?.0);
+    let range = first..last + 1;
+    let target = |i: usize| full.stmts[i].0[0].clone();
+    let inner: BTreeSet<String> = range.clone().take(range.len() - 1).map(target).collect();
+    let kept = || (0..full.stmts.len()).filter(|i| !dropped.contains(i)).map(|i| &full.stmts[i].1);
+    let outside = || (0..full.stmts.len()).filter(|i| !range.contains(i)).map(|i| &full.stmts[i].1);
+    if outside().any(|v| v.names().iter().any(|n| inner.contains(*n))) {
+        return None;
+    }
+    let part_attrs: BTreeSet<&str> =
+        range.clone().flat_map(|i| full.stmts[i].1.self_attrs()).collect();
+    if part_attrs.iter().any(|a| !a.starts_with('L'))
+        || outside().any(|v| v.self_attrs().iter().any(|a| part_attrs.contains(a)))
+    {
+        return None;
+    }
+    let result = target(last);
+    let pass = run[0].1.clone();
+    let is_add = |v: &Expr| matches!(v, Expr::Binary(_, BinOp::Add, _));
+    let is_pad = |v: &Expr| match v {
+        Expr::Call(c) => {
+            flat(&c.func) == "F.pad"
+                && c.args.len() == 2
+                && c.args[0].as_name() == Some(pass.as_str())
+                && c.args[1].as_name() == Some(super::PAD)
+        }
+        _ => false,
+    };
+    let part = if range.len() == 1 && is_add(&full.stmts[first].1) {
+        Part::Residual
+    } else if range.len() == 1 && is_pad(&full.stmts[first].1) {
+        Part::Pad
+    } else if kept().any(|v| is_add(v) && v.names().contains(&result.as_str()))
+        // A branch beside the block's own path, from the same value: what the part reads is
+        // read outside it too (a part that alone reads the input is a different block).
+        && kept().any(|v| v.names().contains(&pass.as_str()))
+    {
+        Part::Shortcut
+    } else {
+        return None;
+    };
+    Some(Optional { part, run: range, pass })
 }
