@@ -682,13 +682,8 @@ fn lone_outlier(group: &[usize], members: &[Member], module: &Module) -> Option<
             // One block passing PyTorch's default where the others do not is their plain
             // version (the first stage's `stride=1`), not an edit.
             let default = key.and_then(|k| kwarg_default(&func, &k));
-            for (j, v) in values.iter().enumerate() {
-                let others: Vec<&Expr> =
-                    values.iter().enumerate().filter(|&(o, _)| o != j).map(|(_, o)| o).collect();
-                let plain = default.as_ref() == Some(v);
-                if others.iter().all(|o| *o == others[0]) && others[0] != v && !plain {
-                    return Some(group[j]);
-                }
+            if let Some(j) = odd_one(&values).filter(|&j| default.as_ref() != Some(&values[j])) {
+                return Some(group[j]);
             }
         }
     }
@@ -696,15 +691,20 @@ fn lone_outlier(group: &[usize], members: &[Member], module: &Module) -> Option<
     for p in 0..first.canon.pads.len() {
         let values: Vec<Option<&Expr>> =
             group.iter().map(|&i| members[i].canon.pads.get(p).map(|(_, e)| e)).collect();
-        for (j, v) in values.iter().enumerate() {
-            let others: Vec<&Option<&Expr>> =
-                values.iter().enumerate().filter(|&(o, _)| o != j).map(|(_, o)| o).collect();
-            if others.iter().all(|o| *o == others[0]) && others[0] != v {
-                return Some(group[j]);
-            }
+        if let Some(j) = odd_one(&values) {
+            return Some(group[j]);
         }
     }
     None
+}
+
+/// The one of `values` that differs from all the others, which agree.
+fn odd_one<T: PartialEq>(values: &[T]) -> Option<usize> {
+    (0..values.len()).find(|&j| {
+        let mut others = values.iter().enumerate().filter(|&(o, _)| o != j).map(|(_, v)| v);
+        let first = others.next();
+        first.is_some_and(|f| f != &values[j] && others.all(|o| o == f))
+    })
 }
 
 /// Members that share a class: the first has every part of the class; `variants` says how
@@ -1185,6 +1185,13 @@ mod tests {
         ");
     }
 
+    /// A 3×3 VALID convolution of `x` on `c` channels with `stride`, after an explicit pad.
+    fn valid_conv(g: &mut TestGraph, scope: &str, x: ValueRef, c: usize, stride: i64) -> ValueRef {
+        let w = g.constant(&format!("w/{scope}"), weights(&[3, 3, c, c]));
+        let attrs = [("strides", ints(&[1, stride, stride, 1])), ("padding", string("VALID"))];
+        g.op(&format!("m/{scope}/Conv2D"), "Conv2D", &[x, w], &attrs)
+    }
+
     /// Blocks whose 3×3 convolution strides after padding its input as TF's SAME would, more
     /// after than before (Keras' MobileNetV2 and EfficientNet: a `ZeroPadding2D`, then a VALID
     /// convolution), and blocks whose convolution pads itself: one class, the padding an
@@ -1202,9 +1209,7 @@ mod tests {
             let y = g.op(&format!("m/{}/Relu6", scope("expand_relu")), "Relu6", &[y], &[]);
             let y = if stride == 2 {
                 let y = g.op(&format!("m/{}/Pad", scope("pad")), "Pad", &[y, pads], &[]);
-                let w = g.constant(&format!("w/{b}"), weights(&[3, 3, c[1], c[1]]));
-                let attrs = [("strides", ints(&[1, 2, 2, 1])), ("padding", string("VALID"))];
-                g.op(&format!("m/{}/Conv2D", scope("depthwise")), "Conv2D", &[y, w], &attrs)
+                valid_conv(&mut g, &scope("depthwise"), y, c[1], 2)
             } else {
                 conv(&mut g, &scope("depthwise"), y, 3, [c[1], c[1]], 1)
             };
@@ -1270,9 +1275,7 @@ mod tests {
             let strided = s == 1 && b == 0;
             let y = if strided {
                 let y = g.op(&format!("m/{}/Pad", scope("2_pad")), "Pad", &[y, pads], &[]);
-                let w = g.constant(&format!("w/{s}{b}"), weights(&[3, 3, c, c]));
-                let attrs = [("strides", ints(&[1, 2, 2, 1])), ("padding", string("VALID"))];
-                g.op(&format!("m/{}/Conv2D", scope("2_conv")), "Conv2D", &[y, w], &attrs)
+                valid_conv(&mut g, &scope("2_conv"), y, c, 2)
             } else {
                 conv(&mut g, &scope("2_conv"), y, 3, [c, c], 1)
             };
