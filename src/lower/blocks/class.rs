@@ -543,6 +543,7 @@ fn class_forward(
         .map(|s| Assign::new(s.target.renamed(&rename), s.value.renamed(&rename)))
         .collect();
     let mut output = vars[&first.output].clone();
+    let whole = body.clone();
     // Split from the last part back: each part, and what follows it up to the next.
     let mut split = Vec::new();
     for v in parts.iter().rev() {
@@ -570,7 +571,7 @@ fn class_forward(
         // A residual add keeps the running name where nothing after reads the value it
         // passes through: `if self.residual: x = inputs + x`.
         let reads = |s: &Assign| s.value.reads(&pass) > 0 || s.target.reads(&pass) > 0;
-        if v.part == Part::Residual && result != pass && !after.iter().any(reads) {
+        if v.part == Part::Residual && result != pass && !whole[v.run.end..].iter().any(reads) {
             let to_pass = |r: Ref<'_>| match r {
                 Ref::Var(n) if n == result => Some(Expr::name(&pass)),
                 _ => None,
