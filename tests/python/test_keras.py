@@ -58,12 +58,13 @@ def test_keras_model(name, tmp_path):
         # `Blocka(..., stride=2, pad=(0, 1, 0, 1))`; the blocks after it another.
         assert classes == 2 and "stride=2, pad=(1, 2, 1, 2))" in src, src
     if name == "keras_mobilenet_v2":
-        # Inverted residual blocks: those that change size are one class whether they
-        # stride (TF's SAME padding first) or not; those adding their input back are named
-        # for it, not numbered.
+        # Inverted residual blocks are one class, as torchvision's InvertedResidual: strided
+        # ones pad first (TF's SAME), those that keep their size add their input back.
         assert "        if self.pad is not None:\n            x = F.pad(x, self.pad)\n" in src, src
-        assert "stride=2, pad=(0, 1, 0, 1))" in src and "class ResidualBlock(" in src, src
-        assert classes == 2 and "Block2" not in src, classes
+        assert "        if self.residual:\n            x = inputs + x\n" in src, src
+        assert "Block(16, 96, 24, stride=2, pad=(0, 1, 0, 1))" in src, src
+        assert "Block(24, 144, 24, padding=1, residual=True)" in src, src
+        assert classes == 1, classes
 
 
 @pytest.mark.parametrize("name", ["keras_mobilenet_v2", "keras_resnet50"])

@@ -137,6 +137,9 @@ pub(super) fn ctor_slots(ctors: &[&Expr]) -> Vec<(Option<String>, Vec<Expr>)> {
             keys.insert(at.unwrap_or(keys.len()), key);
         }
     }
+    // In PyTorch's own order where one constructor passes what another does not.
+    const ORDER: [&str; 6] = ["stride", "padding", "output_padding", "dilation", "groups", "bias"];
+    keys.sort_by_key(|k| ORDER.iter().position(|o| o == k).unwrap_or(ORDER.len()));
     let mut slots: Vec<(Option<String>, Vec<Expr>)> = (0..first.args.len())
         .map(|j| {
             let values = calls
@@ -216,9 +219,19 @@ impl Positions<'_> {
         self.group.variants.get(&i)
     }
 
-    /// Whether member `i` has optional part `part`.
+    /// Whether member `i` has optional part `part` (a part the first member lacks, where
+    /// `run` is empty, only where its variant adds it).
     fn has(&self, i: usize, part: &Optional) -> bool {
+        if part.run.is_empty() {
+            return self.variant(i).is_some_and(|v| v.adds.iter().any(|(o, _)| o == part));
+        }
         self.variant(i).is_none_or(|v| !v.lacks.contains(part))
+    }
+
+    /// Member `i`'s padding for a part the first member lacks.
+    fn added_pad(&self, i: usize, part: &Optional) -> Option<Expr> {
+        let (_, index) = self.variant(i)?.adds.iter().find(|(o, _)| o == part)?;
+        self.members[i].canon.pads.get(*index).map(|(_, e)| e.clone())
     }
 
     /// Member `i`'s layer at the class's layer `k`.
@@ -242,7 +255,10 @@ impl Positions<'_> {
             return None;
         }
         let before = (0..p).filter(|&q| in_part(q)).count();
-        self.members[i].canon.pads.get(p - before).map(|(_, e)| e.clone())
+        // Its own paddings before this one come first.
+        let stmt = full.get(p).map_or(usize::MAX, |(s, _)| *s);
+        let added = v.adds.iter().filter(|(o, _)| o.run.start <= stmt).count();
+        self.members[i].canon.pads.get(p - before + added).map(|(_, e)| e.clone())
     }
 
     fn buffer(&self, i: usize, k: usize) -> usize {
@@ -313,8 +329,17 @@ pub(super) fn build_class(
             (name.clone(), Expr::name(name))
         }));
     }
-    // Paddings: a literal every instance shares, else a parameter `forward` reads.
+    // Paddings only some members that lack the first member's structure have.
     let mut attributes: Vec<String> = Vec::new();
+    let mut inserted: BTreeMap<usize, String> = BTreeMap::new();
+    for (k, o) in group.parts.iter().enumerate().filter(|(_, o)| o.run.is_empty()) {
+        let values = group.members.iter().map(|&i| at.added_pad(i, o)).collect();
+        let name = params.add_optional("pad", values);
+        switches[k] = Some((name.clone(), Expr::name(&name).binop(BinOp::IsNot, Expr::none())));
+        attributes.push(name.clone());
+        inserted.insert(k, name);
+    }
+    // Paddings: a literal every instance shares, else a parameter `forward` reads.
     let mut pads = Vec::new();
     for (p, (stmt, literal)) in first.canon.pads.iter().enumerate() {
         let values: Vec<Option<Expr>> = group.members.iter().map(|&i| at.pad(i, p)).collect();
@@ -354,6 +379,12 @@ pub(super) fn build_class(
     for (part, after) in &mut forward.parts {
         fill(part);
         fill(after);
+    }
+    // An inserted padding pads its value in place: `x = F.pad(x, self.pad)`.
+    for (k, name) in &inserted {
+        let x = Expr::name(&forward.passes[*k]);
+        let pad = Expr::call("F.pad", vec![x.clone(), Expr::self_attr(name)]);
+        forward.parts[*k].0.push(Assign::new(x, pad));
     }
     params.order();
     // `forward` tests the parts' parameters on `self`.
@@ -462,6 +493,8 @@ struct Forward {
     body: Vec<Assign>,
     /// Each optional part and what follows it up to the next.
     parts: Vec<(Vec<Assign>, Vec<Assign>)>,
+    /// The local name each part passes through.
+    passes: Vec<String>,
     inputs: Vec<String>,
     output: String,
 }
@@ -555,6 +588,7 @@ fn class_forward(
     let mut segments: Vec<(Vec<Assign>, Vec<Assign>)> = Vec::new();
     // Names an earlier residual part gave back to what it passed through.
     let mut renamed: Vec<(String, String)> = Vec::new();
+    let mut passes = Vec::new();
     for (k, (v, mut part, mut after)) in split.into_iter().enumerate() {
         for (from, to) in &renamed {
             let map = |r: Ref<'_>| match r {
@@ -567,6 +601,7 @@ fn class_forward(
         }
         // Without the part, its result is what it passes through.
         let pass = vars[&first.canon.globals[&v.pass]].clone();
+        passes.push(pass.clone());
         let mut result = part.last().and_then(|s| s.target.as_name()).unwrap_or(&pass).to_string();
         // A residual add keeps the running name where nothing after reads the value it
         // passes through: `if self.residual: x = inputs + x`.
@@ -595,5 +630,5 @@ fn class_forward(
         }
         segments.push((part, after));
     }
-    Forward { body, parts: segments, inputs, output }
+    Forward { body, parts: segments, passes, inputs, output }
 }

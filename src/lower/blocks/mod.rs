@@ -746,7 +746,8 @@ fn choose(members: &[Member], module: &Module) -> Vec<Group> {
     }
     let size = |k: usize| members[groups[k].1[0]].canon.stmts.len();
     let mut templates: Vec<usize> = (0..groups.len()).collect();
-    templates.sort_by_key(|&k| std::cmp::Reverse(size(k)));
+    // Ties to the structure most blocks have (MobileNet's residual blocks, not its strided).
+    templates.sort_by_key(|&k| (std::cmp::Reverse(size(k)), std::cmp::Reverse(groups[k].1.len())));
     let mut merged: Vec<Option<Group>> = (0..groups.len()).map(|_| None).collect();
     let mut absorbed = vec![false; groups.len()];
     let mut attempts = MAX_ALIGNMENTS;
@@ -759,7 +760,8 @@ fn choose(members: &[Member], module: &Module) -> Vec<Group> {
             Group { members: groups[a].1.clone(), parts: Vec::new(), variants: BTreeMap::new() };
         let full = &members[groups[a].1[0]];
         for &b in &by_name[&class_name(&full.title)] {
-            if absorbed[b] || size(a) <= size(b) || attempts == 0 {
+            // A smaller block lacks parts; one a little larger may pad where `a` does not.
+            if absorbed[b] || size(a) + variants::MAX_PARTS <= size(b) || attempts == 0 {
                 continue;
             }
             attempts -= 1;
@@ -777,7 +779,7 @@ fn choose(members: &[Member], module: &Module) -> Vec<Group> {
                 continue;
             }
             absorbed[b] = true;
-            for o in &v.lacks {
+            for o in v.lacks.iter().chain(v.adds.iter().map(|(o, _)| o)) {
                 if !group.parts.contains(o) {
                     group.parts.push(o.clone());
                 }
@@ -787,7 +789,8 @@ fn choose(members: &[Member], module: &Module) -> Vec<Group> {
                 group.variants.insert(m, v.clone());
             }
         }
-        group.parts.sort_by_key(|p| p.run.start);
+        // A padding inserted before statement `i` comes before a part starting there.
+        group.parts.sort_by_key(|p| (p.run.start, p.run.end));
         merged[a] = Some(group);
     }
     let mut taken: BTreeSet<usize> = BTreeSet::new();
@@ -815,7 +818,7 @@ fn choose(members: &[Member], module: &Module) -> Vec<Group> {
             .members
             .iter()
             .filter_map(|i| group.variants.get(i))
-            .flat_map(|v| &v.lacks)
+            .flat_map(|v| v.lacks.iter().chain(v.adds.iter().map(|(o, _)| o)))
             .collect();
         group.parts.retain(|p| lacked.contains(&p));
         if group.members.len() < 2 {
@@ -1253,6 +1256,73 @@ mod tests {
         x = self.block_2(x)
         x = self.block_3(x)
         x = self.block_4(x).permute(0, 2, 3, 1)
+        return x
+        ");
+    }
+
+    /// MobileNetV2: a strided block pads first and adds nothing back; the blocks after it
+    /// add their input back and do not pad. The common structure is the template; the
+    /// strided block lacks its residual add and has a padding it does not: one class.
+    #[test]
+    fn a_block_may_have_a_padding_the_others_lack() {
+        let mut g = TestGraph::new();
+        let image = g.input("image", &[-1, 16, 16, 4]);
+        let mut x = conv(&mut g, "stem", image, 1, [4, 4], 1);
+        let pads = g.constant("pads", int_tensor(&[4, 2], &[0, 0, 0, 1, 0, 1, 0, 0]));
+        for b in 1..=3 {
+            let scope = |n: &str| format!("block_{b}_{n}");
+            let cin = if b == 1 { 4 } else { 8 };
+            let y = conv(&mut g, &scope("expand"), x, 1, [cin, 8], 1);
+            let y = g.op(&format!("m/{}/Relu6", scope("expand_relu")), "Relu6", &[y], &[]);
+            let y = if b == 1 {
+                let y = g.op(&format!("m/{}/Pad", scope("pad")), "Pad", &[y, pads], &[]);
+                valid_conv(&mut g, &scope("depthwise"), y, 8, 2)
+            } else {
+                conv(&mut g, &scope("depthwise"), y, 3, [8, 8], 1)
+            };
+            let y = conv(&mut g, &scope("project"), y, 1, [8, 8], 1);
+            x = if b == 1 {
+                y
+            } else {
+                g.op(&format!("m/{}/add", scope("add")), "AddV2", &[x, y], &[])
+            };
+        }
+        assert_snapshot!(g.lower(&[x]), @"
+        class Block(in_channels, stride=1, padding=0, residual=False, pad=None):
+          self.residual = residual
+          self.pad = pad
+          self.expand = nn.Conv2d(in_channels, 8, 1, bias=False)
+          self.depthwise = nn.Conv2d(8, 8, 3, stride=stride, padding=padding, bias=False)
+          self.project = nn.Conv2d(8, 8, 1, bias=False)
+          x = self.expand(inputs)
+          x = F.relu6(x)
+          if pad is not None ():
+            x = F.pad(x, self.pad)
+          x = self.depthwise(x)
+          x = self.project(x)
+          if residual ():
+            x = inputs + x
+          return x (from inputs)
+        self.stem = nn.Conv2d(4, 4, 1, bias=False)
+        self.block_1 = Block(4, stride=2, pad=(0, 1, 0, 1))
+        self.blocks = nn.ModuleList([Block(8, padding=1, residual=True) for _ in range(2)])
+        # stem.weight: [4, 4, 1, 1]
+        # block_1.expand.weight: [8, 4, 1, 1]
+        # block_1.depthwise.weight: [8, 8, 3, 3]
+        # block_1.project.weight: [8, 8, 1, 1]
+        # blocks.0.expand.weight: [8, 8, 1, 1]
+        # blocks.0.depthwise.weight: [8, 8, 3, 3]
+        # blocks.0.project.weight: [8, 8, 1, 1]
+        # blocks.1.expand.weight: [8, 8, 1, 1]
+        # blocks.1.depthwise.weight: [8, 8, 3, 3]
+        # blocks.1.project.weight: [8, 8, 1, 1]
+        ---
+        x = image.permute(0, 3, 1, 2)
+        x = self.stem(x)
+        x = self.block_1(x)
+        for block in self.blocks:
+            x = block(x)
+        x = x.permute(0, 2, 3, 1)
         return x
         ");
     }

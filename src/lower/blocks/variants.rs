@@ -44,6 +44,9 @@ pub(super) struct Optional {
 pub(super) struct Variant {
     /// The parts it lacks, in statement order.
     pub lacks: Vec<Optional>,
+    /// The paddings it has that the full block lacks (an empty `run` where it goes), and the
+    /// index of each in its own paddings.
+    pub adds: Vec<(Optional, usize)>,
     /// Each layer of the full block: its position in the other block, if it has it.
     pub layers: Vec<Option<usize>>,
     /// Each buffer of the full block: its position in the other block.
@@ -52,7 +55,7 @@ pub(super) struct Variant {
 
 /// A block lacks at most this many parts of another (ResNet's: the padding of its strided
 /// convolution and its projecting shortcut).
-const MAX_PARTS: usize = 3;
+pub(super) const MAX_PARTS: usize = 3;
 
 /// Alignments tried before giving up: blocks are tens of statements, and each statement of
 /// the full block either matches the next of the other or is dropped.
@@ -65,12 +68,15 @@ struct State {
     layers: BTreeMap<String, String>,
     /// (statement, the name it passes through) for each statement dropped.
     dropped: Vec<(usize, String)>,
+    /// (statement of `full` it comes before, the name it pads, `small`'s statement) for each
+    /// padding only `small` has.
+    inserted: Vec<(usize, String, usize)>,
 }
 
 /// How `small` is `full` without an optional part, if it is.
 pub(super) fn align(full: &Canonical, small: &Canonical) -> Option<Variant> {
     let inputs = |c: &Canonical| c.globals.keys().filter(|k| k.starts_with("IN")).count();
-    if full.stmts.len() <= small.stmts.len() || inputs(full) != inputs(small) {
+    if full.stmts.len() + MAX_PARTS < small.stmts.len() || inputs(full) != inputs(small) {
         return None;
     }
     let mut state = State::default();
@@ -136,14 +142,30 @@ fn step(
             return Some(done);
         }
     }
+    let runs = state.dropped.windows(2).filter(|w| w[0].0 + 1 != w[1].0).count()
+        + usize::from(!state.dropped.is_empty())
+        + state.inserted.len();
+    // Or `small` pads a value here that `full` does not (its convolution strides).
+    if let Some((theirs, their_value)) = small.stmts.get(j)
+        && let [padded] = theirs.as_slice()
+        && let Some(u) = padding_of(their_value)
+        && runs < MAX_PARTS
+        && state.inserted.len() + full.stmts.len() < small.stmts.len() + MAX_PARTS
+        && let Some(f) = state.vars.iter().find(|(_, v)| *v == u).map(|(f, _)| f.clone())
+    {
+        let mut next = state.clone();
+        next.vars.insert(f.clone(), padded.clone());
+        next.inserted.push((i, f, j));
+        if let Some(done) = step(full, small, i, j + 1, next, budget) {
+            return Some(done);
+        }
+    }
     // Or it is part of what `small` leaves out, passing one of its inputs through: a part
     // is consecutive statements, each reading the one before.
     let [target] = targets.as_slice() else { return None };
     let previous = state.dropped.last().map(|&(k, _)| (k, &full.stmts[k].0[0]));
     let previous = previous.filter(|&(k, _)| k + 1 == i);
-    let runs = state.dropped.windows(2).filter(|w| w[0].0 + 1 != w[1].0).count()
-        + usize::from(!state.dropped.is_empty());
-    if state.dropped.len() >= full.stmts.len() - small.stmts.len()
+    if state.dropped.len() + small.stmts.len() >= full.stmts.len() + MAX_PARTS
         || (previous.is_none() && runs >= MAX_PARTS)
     {
         return None;
@@ -166,7 +188,9 @@ fn step(
 /// statements each reading the one before (a chain from an input of the part to its result),
 /// with layers of their own, and a shortcut, a residual add or a padding.
 fn variant(full: &Canonical, small: &Canonical, state: State) -> Option<Variant> {
-    if state.vars.get(&full.output) != Some(&small.output) || state.dropped.is_empty() {
+    if state.vars.get(&full.output) != Some(&small.output)
+        || (state.dropped.is_empty() && state.inserted.is_empty())
+    {
         return None;
     }
     let mut runs: Vec<Vec<(usize, String)>> = Vec::new();
@@ -180,6 +204,18 @@ fn variant(full: &Canonical, small: &Canonical, state: State) -> Option<Variant>
     let mut lacks = Vec::new();
     for run in &runs {
         lacks.push(optional(full, run, &dropped)?);
+    }
+    // A padding only `small` has pads a value its one reader reads right after.
+    let mut adds = Vec::new();
+    for (at, padded, j) in &state.inserted {
+        let readers: Vec<usize> =
+            (0..full.stmts.len()).filter(|&k| full.stmts[k].1.reads(padded) > 0).collect();
+        if readers != [*at] || dropped.contains(at) {
+            return None;
+        }
+        let index = small.pads.iter().position(|(s, _)| s == j)?;
+        let part = Optional { part: Part::Pad, run: *at..*at, pass: padded.clone() };
+        adds.push((part, index));
     }
     // Every layer and buffer of `small` is one of `full`'s.
     let position = |a: &str| a.get(1..).and_then(|k| k.parse::<usize>().ok());
@@ -202,7 +238,14 @@ fn variant(full: &Canonical, small: &Canonical, state: State) -> Option<Variant>
     {
         return None;
     }
-    Some(Variant { lacks, layers, buffers })
+    Some(Variant { lacks, adds, layers, buffers })
+}
+
+/// What `value` pads, if it is `F.pad(u, PAD)`.
+fn padding_of(value: &Expr) -> Option<&str> {
+    let Expr::Call(c) = value else { return None };
+    let padding = flat(&c.func) == "F.pad" && c.args.len() == 2 && c.kwargs.is_empty();
+    (padding && c.args[1].as_name() == Some(super::PAD)).then(|| c.args[0].as_name()).flatten()
 }
 
 /// One dropped run as an optional part, if it is one: only its result is read after it, its
