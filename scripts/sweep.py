@@ -234,8 +234,12 @@ def check(out, npz, keys):
     spec.loader.exec_module(module)
     m = module.load_model()
     data = np.load(npz)
-    by_name = {k: torch.from_numpy(data[f"input_{i}"]) for i, k in enumerate(keys)}
     params = list(inspect.signature(m.forward).parameters)
+    if sorted(params) == sorted(keys):
+        # `general.frozen` saved the inputs in the graph's placeholder order, which TF may
+        # change between runs and which is `forward`'s.
+        keys = params
+    by_name = {k: torch.from_numpy(data[f"input_{i}"]) for i, k in enumerate(keys)}
     with torch.no_grad():
         got = m(*[by_name[p] for p in params])
     got = list(got) if isinstance(got, (tuple, list)) else [got]
