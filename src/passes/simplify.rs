@@ -49,18 +49,25 @@ fn reshape_back(g: &Graph, n: petgraph::stable_graph::NodeIndex) -> Option<Value
         _ => i[0],
     };
     let shape = g.info(x).shape?;
+    let target: Vec<Dim> = target.into_iter().map(Dim::Known).collect();
+    let same = provably(&shape, &target, |_, _| false);
+    (same && g.info(x).dtype == g.info(ValueRef { node: n, port: 0 }).dtype).then_some(x)
+}
+
+/// Whether `target` provably is `shape`: each size known and equal or known `same` (the
+/// size of an axis read at run time), except at most one left to `-1` (the element count
+/// then fixes it).
+fn provably(shape: &[Option<usize>], target: &[Dim], same: impl Fn(usize, Dim) -> bool) -> bool {
     let mut free = 0;
-    let same = shape.len() == target.len()
-        && shape.iter().zip(&target).all(|(&d, &t)| match (d, t) {
-            (Some(d), t) if t == d as i64 => true,
-            (_, -1) => {
-                free += 1;
-                true
-            }
-            _ => false,
-        });
-    (same && free <= 1 && g.info(x).dtype == g.info(ValueRef { node: n, port: 0 }).dtype)
-        .then_some(x)
+    let each = shape.iter().zip(target).enumerate().all(|(k, (&d, &t))| match (d, t) {
+        (Some(d), Dim::Known(t)) if t == d as i64 => true,
+        (_, Dim::Known(-1)) => {
+            free += 1;
+            true
+        }
+        (_, t) => same(k, t),
+    });
+    shape.len() == target.len() && each && free <= 1
 }
 
 /// `Reshape(Mean(x, axes), target)` (or another reduction) with `target` provably what the
@@ -101,20 +108,13 @@ fn reduce_keeping_dims(g: &mut Graph, n: petgraph::stable_graph::NodeIndex) -> b
         .collect();
     // Where each axis of the reduced value is in what the reduction keeps.
     let kept_axes: Vec<usize> = (0..shape.len()).filter(|k| !axes.contains(k)).collect();
-    let mut free = 0;
-    let same = kept.len() == target.len()
-        && kept.iter().zip(&target).enumerate().all(|(k, (&d, &t))| match (d, t) {
-            (Some(d), Dim::Known(t)) if t == d as i64 => true,
-            // The size of the reduced value's own axis, which the reduction keeps.
-            (_, Dim::Of(v, axis)) if v == x && axis == k && !axes.contains(&k) => true,
-            (_, Dim::Of(v, axis)) if v == reduced && kept_axes.get(axis) == Some(&k) => true,
-            (_, Dim::Known(-1)) => {
-                free += 1;
-                true
-            }
-            _ => false,
-        });
-    if !same || free > 1 || g.info(reduced).dtype != g.info(ValueRef { node: n, port: 0 }).dtype {
+    let same = provably(&kept, &target, |k, t| match t {
+        // The size of the reduced value's own axis, which the reduction keeps.
+        Dim::Of(v, axis) if v == x => axis == k && !axes.contains(&k),
+        Dim::Of(v, axis) => v == reduced && kept_axes.get(axis) == Some(&k),
+        _ => false,
+    });
+    if !same || g.info(reduced).dtype != g.info(ValueRef { node: n, port: 0 }).dtype {
         return false;
     }
     let node = g.node_mut(r);
