@@ -54,9 +54,17 @@ def test_keras_model(name, tmp_path):
         # `.reshape(-1, 480, 1, 1)`: blocks that differ only in channels share a class.
         assert "x = activation.mean((2, 3), keepdim=True)" in src, src
         assert ".reshape(-1" not in src, src
-        # The first block of a stage, strided (TF's SAME padding first) or not, is one class:
-        # `Blocka(..., stride=2, pad=(0, 1, 0, 1))`; the blocks after it another.
-        assert classes == 2 and "stride=2, pad=(1, 2, 1, 2))" in src, src
+        # Every block is one class, as torchvision's MBConv and Keras' own `block()`: the
+        # first of a stage strides (TF's SAME padding first), the others add their input
+        # back, and the very first has no expansion (`block1a`, `block2a`, `block2b`: Keras
+        # numbers them by stage and letter).
+        assert classes == 1, classes
+        assert "Block(24, 144, 5, 6, 40, stride=2, pad=(1, 2, 1, 2))" in src, src
+        assert "Block(24, 144, 3, 6, 24, padding=1, residual=True)" in src, src
+        assert "Block(32, 32, 3, 8, 16, padding=1, use_expand=False)" in src, src
+        assert "        if self.use_expand:\n            x = self.expand_conv(inputs)\n" in src
+        # The blocks' outputs are the running value: `x = self.block2a(x)`.
+        assert "x = self.block2b(x)" in src and "block2a_project_bn" not in src, src
     if name == "keras_mobilenet_v2":
         # Inverted residual blocks are one class, as torchvision's InvertedResidual: strided
         # ones pad first (TF's SAME), those that keep their size add their input back.

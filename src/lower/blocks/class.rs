@@ -99,6 +99,17 @@ impl Params {
 
     /// The arguments instance `k` passes: positionally, then by keyword where it differs from
     /// the default (`ConvBlock(256, 128, 512, stride=2)`).
+    /// Gives parameter `input` the value of parameter `output` in instance `k`, where it has
+    /// none.
+    fn pass_through(&mut self, input: &Expr, output: &Expr, k: usize) {
+        let value =
+            |name: &Expr| self.0.iter().position(|p| Some(p.name.as_str()) == name.as_name());
+        let (Some(i), Some(o)) = (value(input), value(output)) else { return };
+        if self.0[i].values[k].is_none() {
+            self.0[i].values[k] = self.0[o].values[k].clone();
+        }
+    }
+
     fn call(&self, k: usize) -> (Vec<Expr>, Vec<(&str, Expr)>) {
         let mut args = Vec::new();
         let mut kwargs = Vec::new();
@@ -322,9 +333,13 @@ pub(super) fn build_class(
     for (o, own) in group.parts.iter().zip(&part_layers) {
         switches.push((o.part != Part::Pad).then(|| {
             let name = flag_name(o.part, &layers, own);
+            let name = name.as_str();
             let values = group.members.iter().map(|&i| Some(Expr::boolean(at.has(i, o))));
             let keep = Expr::boolean(true);
-            let param = params.slot(name, "", values.collect(), &keep, Some(&Expr::boolean(false)));
+            // A stage is there unless an instance says otherwise (`use_expand=False` on
+            // EfficientNet's first block); shortcuts and adds where an instance asks for them.
+            let default = Expr::boolean(o.part == Part::Stage);
+            let param = params.slot(name, "", values.collect(), &keep, Some(&default));
             let name = param.as_ref().and_then(|p| p.as_name()).unwrap_or(name).to_string();
             (name.clone(), Expr::name(name))
         }));
@@ -386,6 +401,27 @@ pub(super) fn build_class(
         let pad = Expr::call("F.pad", vec![x.clone(), Expr::self_attr(name)]);
         forward.parts[*k].0.push(Assign::new(x, pad));
     }
+    // A stage an instance skips passes its input through: its input features are its output
+    // features (EfficientNet's first block, without expansion, takes `in_channels` equal to
+    // `out_channels`), not whatever another instance passes.
+    for (o, own) in group.parts.iter().zip(&part_layers) {
+        let ctor = |name: &String| layers.iter().find(|l| &l.name == name).map(|l| &l.ctor);
+        let (Some(first), Some(last)) = (own.first().and_then(ctor), own.last().and_then(ctor))
+        else {
+            continue;
+        };
+        if o.part != Part::Stage {
+            continue;
+        }
+        let (Some(input), Some(output)) = (features(first, false), features(last, true)) else {
+            continue;
+        };
+        for (k, &i) in group.members.iter().enumerate() {
+            if !at.has(i, o) {
+                params.pass_through(input, output, k);
+            }
+        }
+    }
     params.order();
     // `forward` tests the parts' parameters on `self`.
     for (param, _) in switches.iter().flatten().rev() {
@@ -437,18 +473,24 @@ pub(super) fn build_class(
 
 /// The flag of an optional part: Keras' own name for a projecting shortcut
 /// (`conv_shortcut`), `shortcut` for another, `residual` for the residual add.
-fn flag_name(part: Part, layers: &[Layer], optional: &[String]) -> &'static str {
+fn flag_name(part: Part, layers: &[Layer], optional: &[String]) -> String {
     let conv = layers.iter().filter(|l| optional.contains(&l.name)).any(|l| match &l.ctor {
         Expr::Call(c) => flat(&c.func).starts_with("nn.Conv"),
         _ => false,
     });
-    match part {
+    let name = match part {
         Part::Residual => "residual",
         Part::Shortcut if conv => "conv_shortcut",
         Part::Shortcut => "shortcut",
         // Not a flag: the padding itself says.
         Part::Pad => "pad",
-    }
+        // torchvision's `use_se`.
+        Part::Stage => {
+            let stage = super::variants::stage_name(optional.iter().map(String::as_str));
+            return format!("use_{}", stage.as_deref().unwrap_or("stage"));
+        }
+    };
+    name.to_string()
 }
 
 /// Buffers: one per position; dims that differ between instances are parameters.
@@ -621,6 +663,27 @@ fn class_forward(
             }
             result = pass.clone();
         }
+        // A padding only some instances have pads a copy where later statements read the
+        // value unpadded: `x = inputs`, `if self.pad is not None: x = F.pad(x, self.pad)`.
+        // (Read in the canonical statements: locals reuse `x`.)
+        let later = |s: &(Vec<String>, Expr)| s.1.reads(&v.pass) > 0;
+        let canon = &first.canon.stmts;
+        if v.run.is_empty() && canon.get(v.run.end + 1..).is_some_and(|w| w.iter().any(later)) {
+            let own = after.first().and_then(|s| s.target.as_name());
+            let copy = match own {
+                Some(n) if after[0].value.reads(n) == 0 => n.to_string(),
+                _ => locals.fresh("padded"),
+            };
+            let to_copy = |r: Ref<'_>| match r {
+                Ref::Var(n) if n == pass => Some(Expr::name(&copy)),
+                _ => None,
+            };
+            if let Some(reader) = after.first_mut() {
+                reader.value = reader.value.renamed(&to_copy);
+            }
+            *passes.last_mut().expect("pushed above") = copy.clone();
+            result = copy;
+        }
         if result != pass {
             let pre = Assign::new(Expr::name(&result), Expr::name(&pass));
             match segments.last_mut() {
@@ -631,4 +694,19 @@ fn class_forward(
         segments.push((part, after));
     }
     Forward { body, parts: segments, passes, inputs, output }
+}
+
+/// A layer's input features (`in_channels` of a convolution, `in_features` of a linear layer,
+/// the features of a norm), or its output features.
+fn features(ctor: &Expr, output: bool) -> Option<&Expr> {
+    let Expr::Call(c) = ctor else { return None };
+    let func = flat(&c.func);
+    let k = if func.starts_with("nn.Conv") || func == "nn.Linear" {
+        usize::from(output)
+    } else if func.starts_with("nn.BatchNorm") {
+        0
+    } else {
+        return None;
+    };
+    c.args.get(k)
 }

@@ -192,6 +192,12 @@ fn class_name(family: &str) -> String {
         // Numbers at the end of a word number the block (`conv2`, `block#`); inside one
         // they are part of it (`pooling2d`).
         let w = t.trim_end_matches(|c: char| c.is_ascii_digit() || c == '#');
+        // So does one letter after a number (Keras' EfficientNet numbers its blocks
+        // `block2a`, `block2b`: stage, then block within it).
+        let w = match w.strip_suffix(|c: char| c.is_ascii_lowercase()) {
+            Some(stem) if stem.ends_with('#') => stem.trim_end_matches('#'),
+            _ => w,
+        };
         let w: String = w.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
         let w = if w.starts_with(|c: char| c.is_ascii_digit()) { String::new() } else { w };
         if !w.is_empty() && words.last() != Some(&w) {
@@ -500,7 +506,7 @@ impl Forward<'_> {
             return None;
         }
         let output = outputs[0].clone();
-        let canon = self.canonical(&range, &layers, &buffers, &inputs, &output);
+        let canon = self.canonical(tag, &range, &layers, &buffers, &inputs, &output);
         let signature = canon.signature();
         let (instance, title) = match tag {
             Tag::Prefix(p) => (identifier(p), candidate.family.clone()),
@@ -529,6 +535,7 @@ impl Forward<'_> {
     /// argument layout (constructor argument values aside).
     fn canonical(
         &self,
+        tag: &Tag,
         range: &std::ops::Range<usize>,
         layers: &[usize],
         buffers: &[usize],
@@ -574,6 +581,9 @@ impl Forward<'_> {
             stmts.push((names, value));
         }
         let layer_keys = layers.iter().map(|&l| layer_key(&module.layers[l].ctor)).collect();
+        // Empty for layers outside the block's scope (the unnamed ones before it).
+        let layer_names =
+            layers.iter().map(|&l| tag.strip(&module.layers[l].name).unwrap_or_default()).collect();
         let buffer_keys = buffers
             .iter()
             .map(|&b| {
@@ -581,7 +591,15 @@ impl Forward<'_> {
                 format!("buffer {} rank {}", buf.torch_dtype, buf.shape.len())
             })
             .collect();
-        Canonical { stmts, output: vars[output].clone(), layer_keys, buffer_keys, globals, pads }
+        Canonical {
+            stmts,
+            output: vars[output].clone(),
+            layer_keys,
+            layer_names,
+            buffer_keys,
+            globals,
+            pads,
+        }
     }
 }
 
@@ -610,6 +628,9 @@ pub(super) struct Canonical {
     pub stmts: Vec<(Vec<String>, Expr)>,
     pub output: String,
     pub layer_keys: Vec<String>,
+    /// The layers' names in the block (`expand_conv`), which name optional parts; empty for
+    /// layers not named in its scope.
+    pub layer_names: Vec<String>,
     pub buffer_keys: Vec<String>,
     /// Canonical name → the member's own.
     pub globals: BTreeMap<String, String>,
@@ -755,13 +776,20 @@ fn choose(members: &[Member], module: &Module) -> Vec<Group> {
         if absorbed[a] {
             continue;
         }
-        absorbed[a] = true;
         let mut group =
             Group { members: groups[a].1.clone(), parts: Vec::new(), variants: BTreeMap::new() };
         let full = &members[groups[a].1[0]];
         for &b in &by_name[&class_name(&full.title)] {
             // A smaller block lacks parts; one a little larger may pad where `a` does not.
-            if absorbed[b] || size(a) + variants::MAX_PARTS <= size(b) || attempts == 0 {
+            if b == a || absorbed[b] || size(a) + variants::MAX_PARTS <= size(b) || attempts == 0 {
+                continue;
+            }
+            // The same block with and without the unnamed layers before it is no variant.
+            let overlap = |i: usize, j: usize| {
+                let (x, y) = (&members[i].spans, &members[j].spans);
+                x.start < y.end && y.start < x.end
+            };
+            if groups[a].1.iter().any(|&i| groups[b].1.iter().any(|&j| overlap(i, j))) {
                 continue;
             }
             attempts -= 1;
@@ -789,9 +817,21 @@ fn choose(members: &[Member], module: &Module) -> Vec<Group> {
                 group.variants.insert(m, v.clone());
             }
         }
+        // A template that took no other may still be taken by a later one (of the same
+        // size: EfficientNetV2's strided blocks lack the residual add its others have).
+        if group.variants.is_empty() {
+            continue;
+        }
+        absorbed[a] = true;
         // A padding inserted before statement `i` comes before a part starting there.
         group.parts.sort_by_key(|p| (p.run.start, p.run.end));
         merged[a] = Some(group);
+    }
+    for (k, (_, g)) in groups.iter().enumerate() {
+        if !absorbed[k] {
+            merged[k] =
+                Some(Group { members: g.clone(), parts: Vec::new(), variants: BTreeMap::new() });
+        }
     }
     let mut taken: BTreeSet<usize> = BTreeSet::new();
     let mut chosen = Vec::new();
@@ -949,8 +989,13 @@ pub fn extract(
         let base = class_name(&members[group.members[0]].title);
         let mut name = base.clone();
         // A second class of the same name that ends adding its input back is the residual
-        // kind (MobileNet's blocks that keep their size): so named, not numbered.
-        if class_names.contains(&name) && ends_in_residual(&members[group.members[0]].canon) {
+        // kind (MobileNet's blocks that keep their size): so named, not numbered. Not where
+        // the add is optional: then it is not what sets the class apart.
+        let optional_add = group.parts.iter().any(|p| p.part == variants::Part::Residual);
+        if class_names.contains(&name)
+            && !optional_add
+            && ends_in_residual(&members[group.members[0]].canon)
+        {
             name = format!("Residual{base}");
         }
         let mut k = 2;
@@ -984,6 +1029,8 @@ mod tests {
         assert_eq!(super::class_name("dense_blocks_#"), "DenseBlock");
         assert_eq!(super::class_name("max_pooling2d_#"), "MaxPooling2d");
         assert_eq!(super::class_name("mixed#"), "Mixed");
+        assert_eq!(super::class_name("block#a"), "Block");
+        assert_eq!(super::class_name("block#b"), "Block");
     }
 
     #[test]
@@ -1184,6 +1231,149 @@ mod tests {
         for block in self.blocks:
             x = block(x)
         x = x.permute(0, 2, 3, 1)
+        return x
+        ");
+    }
+
+    /// EfficientNet's blocks, named `block1a`, `block2a`, `block2b` (stage, then block): the
+    /// first has no expansion convolution, the later ones of a stage add their input back. One
+    /// `Block` class, as torchvision's `MBConv`: the expansion a stage that is there unless an
+    /// instance says `use_expand=False`, whose `in_channels` then is its `out_channels`.
+    #[test]
+    fn a_skipped_stage_is_an_optional_part() {
+        let mut g = TestGraph::new();
+        let image = g.input("image", &[-1, 8, 8, 4]);
+        let mut x = conv(&mut g, "stem", image, 1, [4, 4], 1);
+        for (name, cin) in [("block1a", 4), ("block2a", 8), ("block2b", 8), ("block3a", 8)] {
+            let scope = |n: &str| format!("{name}_{n}");
+            let c = match name {
+                "block1a" => 4,
+                "block3a" => 24,
+                _ => 16,
+            };
+            let y = if name == "block1a" {
+                x
+            } else {
+                let y = conv(&mut g, &scope("expand_conv"), x, 1, [cin, c], 1);
+                g.op(&format!("m/{}/Relu", scope("expand_activation")), "Relu", &[y], &[])
+            };
+            let y = conv(&mut g, &scope("dwconv"), y, 3, [c, c], 1);
+            let y = g.op(&format!("m/{}/Relu", scope("activation")), "Relu", &[y], &[]);
+            let y = conv(&mut g, &scope("project_conv"), y, 1, [c, 8], 1);
+            let y = g.op(&format!("m/{}/Relu", scope("project_activation")), "Relu", &[y], &[]);
+            x = if name == "block2b" {
+                g.op(&format!("m/{}/add", scope("add")), "AddV2", &[y, x], &[])
+            } else {
+                y
+            };
+        }
+        assert_snapshot!(g.lower(&[x]), @"
+        class Block(out_channels, use_expand=True, residual=False):
+          self.use_expand = use_expand
+          self.residual = residual
+          self.expand_conv = nn.Conv2d(8, out_channels, 1, bias=False)
+          self.dwconv = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
+          self.project_conv = nn.Conv2d(out_channels, 8, 1, bias=False)
+          x = inputs
+          if use_expand (expand_conv):
+            x = self.expand_conv(inputs)
+            x = F.relu(x)
+          x = self.dwconv(x)
+          x = F.relu(x)
+          x = self.project_conv(x)
+          x = F.relu(x)
+          if residual ():
+            x = x + inputs
+          return x (from inputs)
+        self.stem = nn.Conv2d(4, 4, 1, bias=False)
+        self.block1a = Block(4, use_expand=False)
+        self.block2a = Block(16)
+        self.block2b = Block(16, residual=True)
+        self.block3a = Block(24)
+        # stem.weight: [4, 4, 1, 1]
+        # block1a.dwconv.weight: [4, 4, 3, 3]
+        # block1a.project_conv.weight: [8, 4, 1, 1]
+        # block2a.expand_conv.weight: [16, 8, 1, 1]
+        # block2a.dwconv.weight: [16, 16, 3, 3]
+        # block2a.project_conv.weight: [8, 16, 1, 1]
+        # block2b.expand_conv.weight: [16, 8, 1, 1]
+        # block2b.dwconv.weight: [16, 16, 3, 3]
+        # block2b.project_conv.weight: [8, 16, 1, 1]
+        # block3a.expand_conv.weight: [24, 8, 1, 1]
+        # block3a.dwconv.weight: [24, 24, 3, 3]
+        # block3a.project_conv.weight: [8, 24, 1, 1]
+        ---
+        x = image.permute(0, 3, 1, 2)
+        x = self.stem(x)
+        x = self.block1a(x)
+        x = self.block2a(x)
+        x = self.block2b(x)
+        x = self.block3a(x).permute(0, 2, 3, 1)
+        return x
+        ");
+    }
+
+    /// EfficientNetV2's fused blocks: the strided ones pad the block's input (TF's SAME) and
+    /// add nothing back; the others add back their input, unpadded. One class, whose padding
+    /// pads a copy (`x = inputs`) so that the add still reads the input.
+    #[test]
+    fn a_padding_of_the_input_leaves_the_input_to_the_residual_add() {
+        let mut g = TestGraph::new();
+        let image = g.input("image", &[-1, 16, 16, 4]);
+        let mut x = conv(&mut g, "stem", image, 1, [4, 8], 1);
+        let pads = g.constant("pads", int_tensor(&[4, 2], &[0, 0, 0, 1, 0, 1, 0, 0]));
+        for (name, stride) in [("block1a", 2), ("block1b", 1), ("block2a", 2), ("block2b", 1)] {
+            let scope = |n: &str| format!("{name}_{n}");
+            let y = if stride == 2 {
+                let y = g.op(&format!("m/{}/Pad", scope("pad")), "Pad", &[x, pads], &[]);
+                valid_conv(&mut g, &scope("expand_conv"), y, 8, 2)
+            } else {
+                conv(&mut g, &scope("expand_conv"), x, 3, [8, 8], 1)
+            };
+            let y = g.op(&format!("m/{}/Relu", scope("expand_activation")), "Relu", &[y], &[]);
+            let y = conv(&mut g, &scope("project_conv"), y, 1, [8, 8], 1);
+            x = if stride == 1 {
+                g.op(&format!("m/{}/add", scope("add")), "AddV2", &[y, x], &[])
+            } else {
+                y
+            };
+        }
+        assert_snapshot!(g.lower(&[x]), @"
+        class Block(stride=1, padding=0, residual=False, pad=None):
+          self.residual = residual
+          self.pad = pad
+          self.expand_conv = nn.Conv2d(8, 8, 3, stride=stride, padding=padding, bias=False)
+          self.project_conv = nn.Conv2d(8, 8, 1, bias=False)
+          x = inputs
+          if pad is not None ():
+            x = F.pad(x, self.pad)
+          x = self.expand_conv(x)
+          x = F.relu(x)
+          x = self.project_conv(x)
+          if residual ():
+            x = x + inputs
+          return x (from inputs)
+        self.stem = nn.Conv2d(4, 8, 1, bias=False)
+        self.block1a = Block(stride=2, pad=(0, 1, 0, 1))
+        self.block1b = Block(padding=1, residual=True)
+        self.block2a = Block(stride=2, pad=(0, 1, 0, 1))
+        self.block2b = Block(padding=1, residual=True)
+        # stem.weight: [8, 4, 1, 1]
+        # block1a.expand_conv.weight: [8, 8, 3, 3]
+        # block1a.project_conv.weight: [8, 8, 1, 1]
+        # block1b.expand_conv.weight: [8, 8, 3, 3]
+        # block1b.project_conv.weight: [8, 8, 1, 1]
+        # block2a.expand_conv.weight: [8, 8, 3, 3]
+        # block2a.project_conv.weight: [8, 8, 1, 1]
+        # block2b.expand_conv.weight: [8, 8, 3, 3]
+        # block2b.project_conv.weight: [8, 8, 1, 1]
+        ---
+        x = image.permute(0, 3, 1, 2)
+        x = self.stem(x)
+        x = self.block1a(x)
+        x = self.block1b(x)
+        x = self.block2a(x)
+        x = self.block2b(x).permute(0, 2, 3, 1)
         return x
         ");
     }
@@ -1400,11 +1590,11 @@ mod tests {
         # stack1_block1.conv3.weight: [16, 16, 1, 1]
         ---
         x = image.permute(0, 3, 1, 2)
-        stem = self.stem(x)
-        stack0_block0_out = self.stack0_block0(stem)
-        stack0_block1_out = self.stack0_block1(stack0_block0_out)
-        stack1_block0_out = self.stack1_block0(stack0_block1_out)
-        x = self.stack1_block1(stack1_block0_out).permute(0, 2, 3, 1)
+        x = self.stem(x)
+        x = self.stack0_block0(x)
+        x = self.stack0_block1(x)
+        x = self.stack1_block0(x)
+        x = self.stack1_block1(x).permute(0, 2, 3, 1)
         return x
         ");
     }

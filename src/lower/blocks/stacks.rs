@@ -68,7 +68,8 @@ fn runs(module: &Module, stmts: &[Assign], returns: &[Expr]) -> Vec<(usize, usiz
                 && next.ctor == prev.ctor
                 && next.rest == prev.rest
                 && !next.rest.iter().any(|r| r.reads(&prev.output) > 0)
-                && !read_later(&prev.output, stmts, end + 1, returns);
+                // (`x = block(x)` binds it again: what reads `x` after reads its own.)
+                && (next.output == prev.output || !read_later(&prev.output, stmts, end + 1, returns));
             if !chained {
                 break;
             }

@@ -6,7 +6,10 @@
 //! - a **residual** add: MobileNetV2's blocks that keep their size end in `inputs + x`, the
 //!   others do not;
 //! - a **padding**: the blocks whose depthwise convolution has a stride pad its input first
-//!   (`F.pad(x, (0, 1, 0, 1))`, TF's SAME), the others let the convolution pad.
+//!   (`F.pad(x, (0, 1, 0, 1))`, TF's SAME), the others let the convolution pad;
+//! - a named **stage** of the block's own path: EfficientNet's first blocks have no
+//!   expansion convolution (`expand_conv`, `expand_bn`), some of MobileNetV3's no
+//!   squeeze-and-excitation; torchvision's `MBConv` and `InvertedResidual` test the same.
 //!
 //! The smaller block must be the larger one with that part taken out, the part passing its
 //! input through: found by aligning the two blocks' canonical statements.
@@ -27,6 +30,35 @@ pub(super) enum Part {
     Residual,
     /// The padding before a strided convolution (TF's SAME pads after more than before).
     Pad,
+    /// Statements of the block's own path with layers named for what they do (see
+    /// [`stage_name`]), which some blocks skip.
+    Stage,
+}
+
+/// Words that say a layer's kind, not its role: `expand_conv` and `expand_bn` are the
+/// `expand` stage.
+const KIND_WORDS: &[&str] = &["conv", "bn", "norm", "dense", "linear", "act", "activation"];
+
+/// The name of a stage made of layers so named: their common leading words, without kind
+/// words (`se_reduce`, `se_expand` → `se`). None where nothing names it, or where it is one of
+/// numbered layers (VGG's `conv3` is the third convolution, not an optional stage).
+pub(super) fn stage_name<'a>(layers: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let mut common: Option<Vec<&str>> = None;
+    for name in layers {
+        let words: Vec<&str> = name.split('_').collect();
+        common = Some(match common {
+            None => words,
+            Some(c) => c.iter().zip(&words).take_while(|(a, b)| a == b).map(|(a, _)| *a).collect(),
+        });
+    }
+    let mut words = common?;
+    while words.last().is_some_and(|w| KIND_WORDS.contains(w)) {
+        words.pop();
+    }
+    let last = words.last()?;
+    let named = last.starts_with(|c: char| c.is_ascii_lowercase())
+        && !last.ends_with(|c: char| c.is_ascii_digit());
+    named.then(|| words.join("_"))
 }
 
 /// One optional part of a block: where it is in the full block and what it passes through.
@@ -84,8 +116,7 @@ pub(super) fn align(full: &Canonical, small: &Canonical) -> Option<Variant> {
         state.vars.insert(format!("IN{k}"), format!("IN{k}"));
     }
     let mut budget = BUDGET;
-    let state = step(full, small, 0, 0, state, &mut budget)?;
-    variant(full, small, state)
+    step(full, small, 0, 0, state, &mut budget)
 }
 
 /// A statement's value with its layers and buffers replaced by their kinds, and its names by
@@ -118,11 +149,13 @@ fn step(
     j: usize,
     state: State,
     budget: &mut usize,
-) -> Option<State> {
+) -> Option<Variant> {
     *budget = budget.checked_sub(1)?;
     let Some((targets, value)) = full.stmts.get(i) else {
-        let same_result = state.vars.get(&full.output) == Some(&small.output);
-        return (j == small.stmts.len() && same_result).then_some(state);
+        // What is left out must be optional parts, else another alignment may be (the
+        // expansion convolution may match the depthwise one, leaving out the depthwise stage,
+        // which is no stage the names say).
+        return if j == small.stmts.len() { variant(full, small, &state) } else { None };
     };
     // The next statement of `small`, if this one is it.
     if let Some((theirs, their_value)) = small.stmts.get(j)
@@ -134,6 +167,9 @@ fn step(
         for (mine, theirs) in value.self_attrs().into_iter().zip(their_value.self_attrs()) {
             let previous = next.layers.insert(mine.to_string(), theirs.to_string());
             consistent &= previous.is_none_or(|p| p == theirs);
+            // A layer is the one of the same name (a fused block's `expand_conv` is no
+            // depthwise `dwconv`, though both are convolutions).
+            consistent &= layer_name(full, mine) == layer_name(small, theirs);
         }
         for (t, u) in targets.iter().zip(theirs) {
             next.vars.insert(t.clone(), u.clone());
@@ -187,7 +223,7 @@ fn step(
 /// The alignment as a [`Variant`], if what it drops is optional parts: each consecutive
 /// statements each reading the one before (a chain from an input of the part to its result),
 /// with layers of their own, and a shortcut, a residual add or a padding.
-fn variant(full: &Canonical, small: &Canonical, state: State) -> Option<Variant> {
+fn variant(full: &Canonical, small: &Canonical, state: &State) -> Option<Variant> {
     if state.vars.get(&full.output) != Some(&small.output)
         || (state.dropped.is_empty() && state.inserted.is_empty())
     {
@@ -205,11 +241,14 @@ fn variant(full: &Canonical, small: &Canonical, state: State) -> Option<Variant>
     for run in &runs {
         lacks.push(optional(full, run, &dropped)?);
     }
-    // A padding only `small` has pads a value its one reader reads right after.
+    // A padding only `small` has pads a value its one reader reads right after; what
+    // `small` leaves out may read the value unpadded (EfficientNetV2's residual add of the
+    // block's input, which its strided blocks pad).
     let mut adds = Vec::new();
     for (at, padded, j) in &state.inserted {
-        let readers: Vec<usize> =
-            (0..full.stmts.len()).filter(|&k| full.stmts[k].1.reads(padded) > 0).collect();
+        let readers: Vec<usize> = (0..full.stmts.len())
+            .filter(|&k| !dropped.contains(&k) && full.stmts[k].1.reads(padded) > 0)
+            .collect();
         if readers != [*at] || dropped.contains(at) {
             return None;
         }
@@ -293,8 +332,25 @@ fn optional(
         && kept().any(|v| v.names().contains(&pass.as_str()))
     {
         Part::Shortcut
+    } else if !part_attrs.is_empty() && stage_name(part_layer_names(full, &part_attrs)).is_some() {
+        Part::Stage
     } else {
         return None;
     };
     Some(Optional { part, run: range, pass })
+}
+
+/// The names of the layers `attrs` (`L3`) are.
+fn part_layer_names<'a>(
+    full: &'a Canonical,
+    attrs: &'a BTreeSet<&str>,
+) -> impl Iterator<Item = &'a str> + 'a {
+    let index = |a: &&str| a.strip_prefix('L').and_then(|k| k.parse::<usize>().ok());
+    attrs.iter().filter_map(index).filter_map(|k| full.layer_names.get(k)).map(String::as_str)
+}
+
+/// The name of layer `attr` (`L3`) in the block; None for a buffer.
+fn layer_name<'a>(c: &'a Canonical, attr: &str) -> Option<&'a str> {
+    let k = attr.strip_prefix('L')?.parse::<usize>().ok()?;
+    c.layer_names.get(k).map(String::as_str)
 }

@@ -89,8 +89,8 @@ class KerasResnet50(nn.Module):
         x = self.conv1_bn(x)
         x = F.relu(x)
         x = F.pad(x, (1, 1, 1, 1))
-        pool1_pool = self.pool1_pool(x)
-        x = self.conv2_block1(pool1_pool)
+        x = self.pool1_pool(x)
+        x = self.conv2_block1(x)
         for block in self.conv2_blocks:
             x = block(x)
         x = self.conv3_block1(x)
