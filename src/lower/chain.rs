@@ -71,13 +71,44 @@ pub fn chain(stmts: &mut Vec<Assign>, indent: usize, returns: &[Expr]) {
     }
 }
 
-/// Block outputs that read as the running value: after block classes replace their layers,
+/// Names longer than this are temporaries a person would not write
+/// (`separable_conv_1_reduction_right1_stem_1_pointwise`).
+const LONG_NAME: usize = 30;
+
+/// Keras' names for layers nobody named, which it numbers (`activation_4`, `conv2d_25`).
+const KERAS_KINDS: &[&str] = &[
+    "activation",
+    "add",
+    "average_pooling2d",
+    "batch_normalization",
+    "concatenate",
+    "conv2d",
+    "dense",
+    "depthwise_conv2d",
+    "dropout",
+    "max_pooling2d",
+    "multiply",
+    "re_lu",
+    "separable_conv2d",
+    "zero_padding2d",
+];
+
+/// Whether `name` is a Keras kind and a counter: a layer its author did not name.
+fn keras_counted(name: &str) -> bool {
+    name.rsplit_once('_').is_some_and(|(kind, n)| {
+        KERAS_KINDS.contains(&kind) && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
+/// Values that read as a running value. After block classes replace their layers,
 /// `block2a_project_bn = self.block2a(x)` (named because `block2b`'s add read it too) is read
-/// once, by the next call, and becomes `x = self.block2a(x)` where `x` is not read again.
-pub fn running_block_outputs(stmts: &mut [Assign], returns: &[Expr]) {
+/// once, by the next call, and becomes `x = self.block2a(x)` where `x` is not read again. And a
+/// long or counted temporary read once, by the next statement, is `x` or else `y` (NASNet's
+/// right branches run beside the left one's `x`).
+pub fn running_values(stmts: &mut [Assign], returns: &[Expr]) {
     // Counted once (a chain may be 100k statements long): reads and bindings of each name,
-    // and from each statement, whether `x` is next read or bound (renaming only adds reads
-    // and bindings of `x` before the statements asked about).
+    // and from each statement, whether a running name is next read (true) or bound; renaming
+    // only adds reads and bindings before the statements asked about.
     let mut reads: BTreeMap<String, usize> = BTreeMap::new();
     let mut binds: BTreeMap<String, usize> = BTreeMap::new();
     for s in stmts.iter() {
@@ -88,39 +119,115 @@ pub fn running_block_outputs(stmts: &mut [Assign], returns: &[Expr]) {
             *binds.entry(n.to_string()).or_default() += 1;
         }
     }
-    let x_returned = returns.iter().any(|r| r.reads("x") > 0);
-    let mut x_read_next = vec![x_returned; stmts.len() + 1];
-    for k in (0..stmts.len()).rev() {
-        x_read_next[k] = if stmts[k].value.reads("x") > 0 {
-            true
-        } else if stmts[k].target.bound_names().contains(&"x") {
-            false
-        } else {
-            x_read_next[k + 1]
-        };
-    }
+    let read_next = |r: &str| {
+        let mut next = vec![returns.iter().any(|e| e.reads(r) > 0); stmts.len() + 1];
+        for k in (0..stmts.len()).rev() {
+            next[k] = if stmts[k].value.reads(r) > 0 {
+                true
+            } else if stmts[k].target.bound_names().contains(&r) {
+                false
+            } else {
+                next[k + 1]
+            };
+        }
+        next
+    };
+    let running = [("x", read_next("x")), ("y", read_next("y"))];
     for k in 0..stmts.len().saturating_sub(1) {
         let Some(var) = stmts[k].target.as_name().map(str::to_string) else { continue };
+        let next = &stmts[k + 1];
+        let once = reads.get(&var) == Some(&1)
+            && binds.get(&var) == Some(&1)
+            && next.value.reads(&var) == 1
+            && !returns.iter().any(|r| r.reads(&var) > 0);
         let layer_call =
             matches!(&stmts[k].value, Expr::Call(c) if c.func.as_self_attr().is_some());
-        let next = &stmts[k + 1];
         let first_arg = matches!(&next.value,
             Expr::Call(c) if c.args.first().and_then(Expr::as_name) == Some(var.as_str()));
-        if var == "x"
-            || !layer_call
-            || !first_arg
-            || reads.get(&var) != Some(&1)
-            || binds.get(&var) != Some(&1)
-            || returns.iter().any(|r| r.reads(&var) > 0)
-            || x_read_next[k + 1]
-        {
+        let block_output = layer_call && first_arg;
+        // Long names, and Keras' counters (`activation_4`), which say nothing the code does not.
+        let temporary = var.len() > LONG_NAME || keras_counted(&var);
+        let names: &[(&str, Vec<bool>)] = if temporary {
+            &running
+        } else if block_output {
+            &running[..1]
+        } else {
+            continue;
+        };
+        if !once || running.iter().any(|(r, _)| *r == var) {
             continue;
         }
-        let to_x = |r: Ref<'_>| match r {
-            Ref::Var(n) if n == var => Some(Expr::name("x")),
+        let Some((r, _)) = names.iter().find(|(_, read)| !read[k + 1]) else { continue };
+        let to_r = |n: Ref<'_>| match n {
+            Ref::Var(n) if n == var => Some(Expr::name(*r)),
             _ => None,
         };
-        stmts[k].target = Expr::name("x");
-        stmts[k + 1].value = stmts[k + 1].value.renamed(&to_x);
+        stmts[k].target = Expr::name(*r);
+        stmts[k + 1].value = stmts[k + 1].value.renamed(&to_r);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::running_values;
+    use crate::py::printer::flat;
+    use crate::py::{Assign, BinOp, Expr};
+
+    fn layer(attr: &str, arg: &str) -> Expr {
+        Expr::self_attr(attr).called(vec![Expr::name(arg)], vec![])
+    }
+
+    fn lines(stmts: &[Assign]) -> Vec<String> {
+        stmts.iter().map(|s| format!("{} = {}", flat(&s.target), flat(&s.value))).collect()
+    }
+
+    /// NASNet's right branch beside the left one's `x`: long and counted temporaries, each
+    /// read once by the next statement, are `y`; what is read twice keeps its name, and so
+    /// does what is returned.
+    #[test]
+    fn temporaries_beside_x_run_as_y() {
+        let long = "separable_conv_1_reduction_right1_stem_1_depthwise";
+        let mut stmts = vec![
+            Assign::new(Expr::name("x"), layer("left", "stem_bn1")),
+            Assign::new(
+                Expr::name("activation_3"),
+                Expr::call("F.relu", vec![Expr::name("stem_bn1")]),
+            ),
+            Assign::new(Expr::name(long), layer(long, "activation_3")),
+            Assign::new(Expr::name("right"), layer("pointwise", long)),
+            Assign::new(
+                Expr::name("total"),
+                Expr::name("x").binop(BinOp::Add, Expr::name("right")),
+            ),
+        ];
+        running_values(&mut stmts, &[Expr::name("total")]);
+        assert_eq!(
+            lines(&stmts),
+            [
+                "x = self.left(stem_bn1)",
+                "y = F.relu(stem_bn1)",
+                &format!("y = self.{long}(y)"),
+                "right = self.pointwise(y)",
+                "total = x + right",
+            ]
+        );
+    }
+
+    /// A block's output read once by the next block is the running `x`; not where `x` is
+    /// still read after (the model's other output).
+    #[test]
+    fn block_outputs_run_as_x_where_x_is_dead() {
+        let mut stmts = vec![
+            Assign::new(Expr::name("pool"), layer("pool", "x")),
+            Assign::new(Expr::name("x"), layer("block1", "pool")),
+        ];
+        running_values(&mut stmts, &[Expr::name("x")]);
+        assert_eq!(lines(&stmts), ["x = self.pool(x)", "x = self.block1(x)"]);
+        let mut stmts = vec![
+            Assign::new(Expr::name("pool"), layer("pool", "x")),
+            Assign::new(Expr::name("out"), layer("block1", "pool")),
+        ];
+        running_values(&mut stmts, &[Expr::name("out"), Expr::name("x")]);
+        assert_eq!(lines(&stmts), ["pool = self.pool(x)", "out = self.block1(pool)"]);
     }
 }

@@ -374,7 +374,7 @@ impl<'a> Lowerer<'a> {
         self.summary.blocks = blocks::extract(&mut self.module, &mut stmts, &self.spans, &outs);
         let (body, stacks) =
             blocks::stacks::extract(&mut self.module, stmts, &mut outs, |segment, live| {
-                chain::running_block_outputs(segment, live);
+                chain::running_values(segment, live);
                 gated::fold_gates(segment, 8, live);
                 chain::chain(segment, 8, live)
             });
