@@ -109,6 +109,12 @@ def test_blocks_hold_the_layers_keras_named_after_their_kind(tmp_path):
     top = code.split("class KerasMobilenetV3Small")[1]
     assert top.count("self.expanded_conv_") < 80, top
     assert "activation_" not in code.split("class KerasMobilenetV3Small")[0], code
+    # One block class, as torchvision's InvertedResidual: the activation an argument (the
+    # first blocks ReLU, the later hard swish) and squeeze-and-excitation a stage some skip.
+    assert code.count("\nclass ") == 2, code
+    assert "        x = self.activation(x)\n" in code, code
+    assert "F.relu,\n" in code and "F.hardswish, padding=2, residual=True)" in code, code
+    assert "use_squeeze_excite=False," in code, code
 
 
 def test_cells_numbered_at_the_end_of_their_names_are_classes(tmp_path):

@@ -114,9 +114,9 @@ impl Params {
         let mut args = Vec::new();
         let mut kwargs = Vec::new();
         for p in &self.0 {
-            // A value no layer of this instance reads: any will do, the default reads best.
+            // A value no layer of this instance reads (a part it lacks): the default, else
+            // `None` rather than another instance's value, which would read as its own.
             let value = p.values[k].clone().or_else(|| p.default.clone());
-            let value = value.or_else(|| p.values.iter().flatten().next().cloned());
             let value = value.unwrap_or_else(Expr::none);
             match &p.default {
                 Some(d) if *d == value => {}
@@ -367,7 +367,8 @@ pub(super) fn build_class(
                 Expr::name(name)
             }
             None => {
-                params.slot("pad", "", values, literal, None).unwrap_or_else(|| literal.clone())
+                let label = if matches!(literal, Expr::Tuple(_)) { "pad" } else { "activation" };
+                params.slot(label, "", values, literal, None).unwrap_or_else(|| literal.clone())
             }
         };
         pads.push(match value.as_name() {

@@ -568,7 +568,7 @@ impl Forward<'_> {
             let mut found = Vec::new();
             let value = abstract_pads(&value, &mut |p| {
                 found.push(p.clone());
-                Expr::name(PAD)
+                Expr::name(if matches!(p, Expr::Tuple(_)) { PAD } else { ACT })
             });
             pads.extend(found.into_iter().map(|p| (k, p)));
             let mut names = Vec::new();
@@ -634,16 +634,23 @@ pub(super) struct Canonical {
     pub buffer_keys: Vec<String>,
     /// Canonical name → the member's own.
     pub globals: BTreeMap<String, String>,
-    /// The paddings `F.pad` applies (statement, literal), in order: `PAD` in `stmts`, so
-    /// blocks padding differently (the kernel sizes differ) share a class.
+    /// The paddings `F.pad` applies and the activations (statement, literal), in order:
+    /// `PAD` and `ACT` in `stmts`, so    /// blocks padding differently (the kernel sizes differ) share a class.
     pub pads: Vec<(usize, Expr)>,
 }
 
 /// What stands for a literal padding in canonical statements.
 pub(super) const PAD: &str = "PAD";
 
-/// `e` with the literal padding of each `F.pad(x, (0, 1, 0, 1))` in it replaced by `with`
-/// (called in evaluation order).
+/// What stands for an activation function in canonical statements.
+const ACT: &str = "ACT";
+
+/// Activations a block may take as an argument, as torchvision's `InvertedResidual` takes
+/// `activation_layer` (MobileNetV3's first blocks are ReLU, the later hard swish).
+const ACTIVATIONS: &[&str] = &["F.relu", "F.relu6", "F.hardswish", "F.silu", "F.gelu", "F.elu"];
+
+/// `e` with the literal padding of each `F.pad(x, (0, 1, 0, 1))` in it, and the function of
+/// each activation `F.relu(x)`, replaced by `with` (called in evaluation order).
 pub(super) fn abstract_pads(e: &Expr, with: &mut impl FnMut(&Expr) -> Expr) -> Expr {
     let Expr::Call(c) = e else {
         return match e {
@@ -651,7 +658,9 @@ pub(super) fn abstract_pads(e: &Expr, with: &mut impl FnMut(&Expr) -> Expr) -> E
             other => other.clone(),
         };
     };
-    let func = abstract_pads(&c.func, with);
+    let activation =
+        ACTIVATIONS.contains(&flat(&c.func).as_str()) && c.args.len() == 1 && c.kwargs.is_empty();
+    let func = if activation { with(&c.func) } else { abstract_pads(&c.func, with) };
     let mut args: Vec<Expr> = c.args.iter().map(|a| abstract_pads(a, with)).collect();
     let literal = |t: &Expr| matches!(t, Expr::Tuple(items) if items.iter().all(Expr::is_literal));
     if flat(&c.func) == "F.pad" && args.len() == 2 && literal(&args[1]) {
@@ -1374,6 +1383,61 @@ mod tests {
         x = self.block1b(x)
         x = self.block2a(x)
         x = self.block2b(x).permute(0, 2, 3, 1)
+        return x
+        ");
+    }
+
+    /// MobileNetV3's blocks: the first ones ReLU, the later ones another activation. One class
+    /// taking the activation, as torchvision's `InvertedResidual(activation_layer=...)`.
+    #[test]
+    fn blocks_differing_in_activation_take_it_as_an_argument() {
+        let mut g = TestGraph::new();
+        let image = g.input("image", &[-1, 8, 8, 4]);
+        let mut x = conv(&mut g, "stem", image, 1, [4, 4], 1);
+        for (b, act) in [(1, "Relu"), (2, "Relu"), (3, "Relu6"), (4, "Relu6")] {
+            let scope = |n: &str| format!("block_{b}_{n}");
+            let y = conv(&mut g, &scope("expand"), x, 1, [4, 8], 1);
+            let y = g.op(&format!("m/{}/{act}", scope("expand_act")), act, &[y], &[]);
+            let y = conv(&mut g, &scope("depthwise"), y, 3, [8, 8], 1);
+            let y = g.op(&format!("m/{}/{act}", scope("depthwise_act")), act, &[y], &[]);
+            x = conv(&mut g, &scope("project"), y, 1, [8, 4], 1);
+        }
+        assert_snapshot!(g.lower(&[x]), @"
+        class Block(activation):
+          self.activation = activation
+          self.expand = nn.Conv2d(4, 8, 1, bias=False)
+          self.depthwise = nn.Conv2d(8, 8, 3, padding=1, bias=False)
+          self.project = nn.Conv2d(8, 4, 1, bias=False)
+          x = self.expand(x)
+          x = self.activation(x)
+          x = self.depthwise(x)
+          x = self.activation(x)
+          x = self.project(x)
+          return x (from x)
+        self.stem = nn.Conv2d(4, 4, 1, bias=False)
+        self.blocks = nn.ModuleList([Block(F.relu) for _ in range(2)])
+        self.blocks_2 = nn.ModuleList([Block(F.relu6) for _ in range(2)])
+        # stem.weight: [4, 4, 1, 1]
+        # blocks.0.expand.weight: [8, 4, 1, 1]
+        # blocks.0.depthwise.weight: [8, 8, 3, 3]
+        # blocks.0.project.weight: [4, 8, 1, 1]
+        # blocks.1.expand.weight: [8, 4, 1, 1]
+        # blocks.1.depthwise.weight: [8, 8, 3, 3]
+        # blocks.1.project.weight: [4, 8, 1, 1]
+        # blocks_2.0.expand.weight: [8, 4, 1, 1]
+        # blocks_2.0.depthwise.weight: [8, 8, 3, 3]
+        # blocks_2.0.project.weight: [4, 8, 1, 1]
+        # blocks_2.1.expand.weight: [8, 4, 1, 1]
+        # blocks_2.1.depthwise.weight: [8, 8, 3, 3]
+        # blocks_2.1.project.weight: [4, 8, 1, 1]
+        ---
+        x = image.permute(0, 3, 1, 2)
+        x = self.stem(x)
+        for block in self.blocks:
+            x = block(x)
+        for block in self.blocks_2:
+            x = block(x)
+        x = x.permute(0, 2, 3, 1)
         return x
         ");
     }
