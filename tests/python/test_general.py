@@ -115,6 +115,8 @@ def test_blocks_hold_the_layers_keras_named_after_their_kind(tmp_path):
     assert "        x = self.activation(x)\n" in code, code
     assert "F.relu,\n" in code and "F.hardswish, padding=2, residual=True)" in code, code
     assert "use_squeeze_excite=False," in code, code
+    # The strided ReLU block without squeeze-and-excitation too (three parts it lacks or adds).
+    assert "self.expanded_conv_1 = ExpandedConv(" in code, code
 
 
 def test_cells_numbered_at_the_end_of_their_names_are_classes(tmp_path):

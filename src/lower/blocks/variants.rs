@@ -186,7 +186,7 @@ fn step(
         && let [padded] = theirs.as_slice()
         && let Some(u) = padding_of(their_value)
         && runs < MAX_PARTS
-        && state.inserted.len() + full.stmts.len() < small.stmts.len() + MAX_PARTS
+        && state.inserted.len() < MAX_PARTS
         && let Some(f) = state.vars.iter().find(|(_, v)| *v == u).map(|(f, _)| f.clone())
     {
         let mut next = state.clone();
