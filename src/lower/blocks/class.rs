@@ -97,8 +97,6 @@ impl Params {
             .collect()
     }
 
-    /// The arguments instance `k` passes: positionally, then by keyword where it differs from
-    /// the default (`ConvBlock(256, 128, 512, stride=2)`).
     /// Gives parameter `input` the value of parameter `output` in instance `k`, where it has
     /// none.
     fn pass_through(&mut self, input: &Expr, output: &Expr, k: usize) {
@@ -110,6 +108,8 @@ impl Params {
         }
     }
 
+    /// The arguments instance `k` passes: positionally, then by keyword where it differs from
+    /// the default (`ConvBlock(256, 128, 512, stride=2)`).
     fn call(&self, k: usize) -> (Vec<Expr>, Vec<(&str, Expr)>) {
         let mut args = Vec::new();
         let mut kwargs = Vec::new();
@@ -405,18 +405,11 @@ pub(super) fn build_class(
     // A stage an instance skips passes its input through: its input features are its output
     // features (EfficientNet's first block, without expansion, takes `in_channels` equal to
     // `out_channels`), not whatever another instance passes.
-    for (o, own) in group.parts.iter().zip(&part_layers) {
-        let ctor = |name: &String| layers.iter().find(|l| &l.name == name).map(|l| &l.ctor);
-        let (Some(first), Some(last)) = (own.first().and_then(ctor), own.last().and_then(ctor))
-        else {
-            continue;
-        };
-        if o.part != Part::Stage {
-            continue;
-        }
-        let (Some(input), Some(output)) = (features(first, false), features(last, true)) else {
-            continue;
-        };
+    let ctor = |name: &String| layers.iter().find(|l| &l.name == name).map(|l| &l.ctor);
+    for (o, own) in group.parts.iter().zip(&part_layers).filter(|(o, _)| o.part == Part::Stage) {
+        let input = own.first().and_then(ctor).and_then(|c| features(c, false));
+        let output = own.last().and_then(ctor).and_then(|c| features(c, true));
+        let (Some(input), Some(output)) = (input, output) else { continue };
         for (k, &i) in group.members.iter().enumerate() {
             if !at.has(i, o) {
                 params.pass_through(input, output, k);
