@@ -142,7 +142,7 @@ mod tests {
         x = F.relu(self.gate(ln)) * self.up(ln)
         down = self.down(x)
         x = self.down(down)
-        gate2_act = F.relu(x)
+        gate2_act = F.relu(x, inplace=True)
         x = self.down(down)
         x = gate2_act * x
         x = x + gate2_act

@@ -13,6 +13,7 @@ mod conds;
 mod dead;
 mod gated;
 mod host;
+mod inplace;
 mod loops;
 mod methods;
 pub mod module;
@@ -372,14 +373,17 @@ impl<'a> Lowerer<'a> {
         }
         blocks::hoist_foreign(&mut stmts, &mut self.spans);
         self.summary.blocks = blocks::extract(&mut self.module, &mut stmts, &self.spans, &outs);
+        let fresh = inplace::fresh_layers(self.module.layers.iter().map(|l| (&*l.name, &l.ctor)));
         let (body, stacks) =
             blocks::stacks::extract(&mut self.module, stmts, &mut outs, |segment, live| {
                 chain::running_values(segment, live);
                 gated::fold_gates(segment, 8, live);
-                chain::chain(segment, 8, live)
+                chain::chain(segment, 8, live);
+                inplace::activations_in_place(segment, live, &fresh);
             });
         self.summary.stacks = stacks;
         for class in &mut self.module.classes {
+            let fresh = inplace::fresh_layers(class.layers.iter().map(|l| (&*l.name, &l.ctor)));
             let mut live = vec![Expr::name(&class.output)];
             let mut segments = vec![(&mut class.body, 8)];
             for part in &mut class.optional {
@@ -390,6 +394,7 @@ impl<'a> Lowerer<'a> {
             for (segment, indent) in segments.into_iter().rev() {
                 gated::fold_gates(segment, indent, &live);
                 chain::chain(segment, indent, &live);
+                inplace::activations_in_place(segment, &live, &fresh);
                 live.extend(segment.iter().flat_map(|s| s.value.names()).map(Expr::name));
             }
         }

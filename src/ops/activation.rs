@@ -120,7 +120,7 @@ mod tests {
         ---
         x = image.permute(0, 3, 1, 2)
         x = self.conv(x)
-        x = F.leaky_relu(x, 0.2)
+        x = F.leaky_relu(x, 0.2, inplace=True)
         act2 = F.leaky_relu(vec, 0.2)
         x = x.permute(0, 2, 3, 1)
         return x, act2
@@ -131,7 +131,7 @@ mod tests {
         ---
         x = image.permute(0, 3, 1, 2)
         x = self.conv(x)
-        x = F.leaky_relu(x, 0.3)
+        x = F.leaky_relu(x, 0.3, inplace=True)
         act2 = F.leaky_relu(vec, 0.3)
         x = x.permute(0, 2, 3, 1)
         return x, act2

@@ -1094,7 +1094,7 @@ mod tests {
           h = torch.sigmoid(h)
           h = h * mask
           h = x + h
-          relu = F.relu(h)
+          relu = F.relu(h, inplace=True)
           return relu (from x, mask)
         self.layers = nn.ModuleList([Layer() for _ in range(2)])
         # layers.0.dense.weight: [8, 8]
@@ -1160,13 +1160,13 @@ mod tests {
           self.conv2 = nn.Conv2d(8, 8, 3, padding=1, bias=False)
           self.conv0 = nn.Conv2d(in_channels, 8, 1, stride=stride, bias=False)
           x = self.conv1(inputs)
-          x = F.relu(x)
+          x = F.relu(x, inplace=True)
           x = self.conv2(x)
           shortcut = inputs
           if conv_shortcut (conv0):
             shortcut = self.conv0(inputs)
           x = shortcut + x
-          out = F.relu(x)
+          out = F.relu(x, inplace=True)
           return out (from inputs)
         self.block1 = Block(4, stride=2, conv_shortcut=True)
         self.blocks = nn.ModuleList([Block(8) for _ in range(2)])
@@ -1214,7 +1214,7 @@ mod tests {
           self.depthwise = nn.Conv2d(16, 16, 3, padding=1, bias=False)
           self.project = nn.Conv2d(16, 8, 1, bias=False)
           x = self.expand(inputs)
-          x = F.relu6(x)
+          x = F.relu6(x, inplace=True)
           x = self.depthwise(x)
           x = self.project(x)
           if residual ():
@@ -1286,11 +1286,11 @@ mod tests {
           x = inputs
           if use_expand (expand_conv):
             x = self.expand_conv(inputs)
-            x = F.relu(x)
+            x = F.relu(x, inplace=True)
           x = self.dwconv(x)
-          x = F.relu(x)
+          x = F.relu(x, inplace=True)
           x = self.project_conv(x)
-          x = F.relu(x)
+          x = F.relu(x, inplace=True)
           if residual ():
             x = x + inputs
           return x (from inputs)
@@ -1357,7 +1357,7 @@ mod tests {
           if pad is not None ():
             x = F.pad(x, self.pad)
           x = self.expand_conv(x)
-          x = F.relu(x)
+          x = F.relu(x, inplace=True)
           x = self.project_conv(x)
           if residual ():
             x = x + inputs
@@ -1479,7 +1479,7 @@ mod tests {
           self.depthwise = nn.Conv2d(out_channels, out_channels, 3, stride=stride, padding=padding, bias=False)
           self.project = nn.Conv2d(out_channels, out_channels, 1, bias=False)
           x = self.expand(x)
-          x = F.relu6(x)
+          x = F.relu6(x, inplace=True)
           if pad is not None ():
             x = F.pad(x, self.pad)
           x = self.depthwise(x)
@@ -1549,7 +1549,7 @@ mod tests {
           self.depthwise = nn.Conv2d(8, 8, 3, stride=stride, padding=padding, bias=False)
           self.project = nn.Conv2d(8, 8, 1, bias=False)
           x = self.expand(inputs)
-          x = F.relu6(x)
+          x = F.relu6(x, inplace=True)
           if pad is not None ():
             x = F.pad(x, self.pad)
           x = self.depthwise(x)
@@ -1621,7 +1621,7 @@ mod tests {
           self.conv3 = nn.Conv2d(out_channels, out_channels, 1, bias=False)
           self.conv0 = nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
           x = self.conv1(inputs)
-          x = F.relu(x)
+          x = F.relu(x, inplace=True)
           if pad is not None ():
             x = F.pad(x, self.pad)
           x = self.conv2(x)
@@ -1630,7 +1630,7 @@ mod tests {
           if conv_shortcut (conv0):
             shortcut = self.conv0(inputs)
           x = shortcut + x
-          out = F.relu(x)
+          out = F.relu(x, inplace=True)
           return out (from inputs)
         self.stem = nn.Conv2d(4, 4, 1, bias=False)
         self.stack0_block0 = StackBlock(4, 8, padding=1, conv_shortcut=True)
@@ -1678,10 +1678,10 @@ mod tests {
           self.conv1 = nn.Conv2d(4, 4, 3, padding=1, bias=False)
           self.conv2 = nn.Conv2d(4, 4, 1, bias=False)
           x = self.conv1(inputs)
-          x = F.relu(x)
+          x = F.relu(x, inplace=True)
           x = self.conv2(x)
           x = inputs + x
-          out = F.relu(x)
+          out = F.relu(x, inplace=True)
           return out (from inputs)
         self.blocks = nn.ModuleList([Block() for _ in range(3)])
         # blocks.0.conv1.weight: [4, 4, 3, 3]
@@ -1723,10 +1723,10 @@ mod tests {
           self.normal_conv_1 = nn.Conv2d(4, 4, 3, padding=1, bias=False)
           self.normal_conv_2 = nn.Conv2d(4, 4, 1, bias=False)
           x = self.normal_conv_1(inputs)
-          x = F.relu(x)
+          x = F.relu(x, inplace=True)
           x = self.normal_conv_2(x)
           x = inputs + x
-          normal_out = F.relu(x)
+          normal_out = F.relu(x, inplace=True)
           return normal_out (from inputs)
         self.normal_cells = nn.ModuleList([NormalCell() for _ in range(3)])
         # normal_cells.0.normal_conv_1.weight: [4, 4, 3, 3]

@@ -40,10 +40,10 @@ class ConvBlock(nn.Module):
     def forward(self, inputs):
         x = self.conv1(inputs)
         x = self.bn1(x)
-        x = F.relu(x)
+        x = F.relu(x, inplace=True)
         x = self.conv2(x)
         x = self.bn2(x)
-        x = F.relu(x)
+        x = F.relu(x, inplace=True)
         x = self.conv3(x)
         x = self.bn3(x)
         shortcut = inputs
@@ -51,7 +51,7 @@ class ConvBlock(nn.Module):
             shortcut = self.conv0(inputs)
             shortcut = self.bn0(shortcut)
         x = shortcut + x
-        out = F.relu(x)
+        out = F.relu(x, inplace=True)
         return out
 
 
@@ -87,7 +87,7 @@ class KerasResnet50(nn.Module):
         x = F.pad(images, (0, 0, 3, 3, 3, 3)).permute(0, 3, 1, 2)
         x = self.conv1_conv(x)
         x = self.conv1_bn(x)
-        x = F.relu(x)
+        x = F.relu(x, inplace=True)
         x = F.pad(x, (1, 1, 1, 1))
         x = self.pool1_pool(x)
         x = self.conv2_block1(x)

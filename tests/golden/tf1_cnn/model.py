@@ -44,13 +44,13 @@ class SmallCnn(nn.Module):
         x = F.pad(x, (1, 2, 1, 2))
         x = self.conv1(x)
         x = self.fused_batch_norm_v3(x)
-        x = F.relu(x)
+        x = F.relu(x, inplace=True)
         x = self.lrn(x)
         x = F.pad(x, (0, 1, 0, 1), value=float("-inf"))
         x = self.max_pool2d(x)
         x = self.depthwise(x)
         x = self.fused_batch_norm_v3_1(x)
-        x = F.relu6(x)
+        x = F.relu6(x, inplace=True)
         x = (
             F.avg_pool2d(F.pad(x, (0, 1, 0, 1)), 3, 2, divisor_override=1)
             / self.avg_pool2d_count
