@@ -373,6 +373,7 @@ impl<'a> Lowerer<'a> {
         }
         blocks::hoist_foreign(&mut stmts, &mut self.spans);
         self.summary.blocks = blocks::extract(&mut self.module, &mut stmts, &self.spans, &outs);
+        self.hint_block_tensors(&stmts);
         let fresh = inplace::fresh_layers(self.module.layers.iter().map(|l| (&*l.name, &l.ctor)));
         let (body, stacks) =
             blocks::stacks::extract(&mut self.module, stmts, &mut outs, |segment, live| {
@@ -406,6 +407,49 @@ impl<'a> Lowerer<'a> {
         self.module.stubs = stubs;
         self.summary.stubs = reports;
         Ok((self.module, self.summary))
+    }
+}
+
+impl Lowerer<'_> {
+    /// Marks the block classes' inputs and output that are tensors in every instance's call:
+    /// names that only ever hold tensors, not sizes held as Python ints.
+    fn hint_block_tensors(&mut self, stmts: &[Assign]) {
+        let mut tensor: BTreeMap<&str, bool> = BTreeMap::new();
+        for val in self.values.values() {
+            if let Some(n) = val.expr.as_name() {
+                let t = val.layout != Layout::Host;
+                tensor.entry(n).and_modify(|e| *e &= t).or_insert(t);
+            }
+        }
+        let is_tensor = |e: &Expr| e.as_name().and_then(|n| tensor.get(n)) == Some(&true);
+        let class_of: BTreeMap<&str, usize> = self
+            .module
+            .layers
+            .iter()
+            .filter_map(|l| {
+                let Expr::Call(c) = &l.ctor else { return None };
+                let class = c.func.as_name()?;
+                let k = self.module.classes.iter().position(|bc| bc.name == class)?;
+                Some((l.name.as_str(), k))
+            })
+            .collect();
+        // Per class: inputs, output, and whether any call was seen.
+        let mut hints: BTreeMap<usize, (Vec<bool>, bool)> = BTreeMap::new();
+        for s in stmts {
+            let Expr::Call(c) = &s.value else { continue };
+            let Some(&k) = c.func.as_self_attr().and_then(|i| class_of.get(i)) else { continue };
+            let n = self.module.classes[k].inputs.len();
+            let (inputs, output) = hints.entry(k).or_insert((vec![true; n], true));
+            for (t, arg) in inputs.iter_mut().zip(&c.args) {
+                *t &= is_tensor(arg);
+            }
+            *output &= is_tensor(&s.target);
+        }
+        for (k, (inputs, output)) in hints {
+            let class = &mut self.module.classes[k];
+            class.tensor_inputs = inputs;
+            class.tensor_output = output;
+        }
     }
 }
 

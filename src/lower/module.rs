@@ -43,6 +43,10 @@ pub struct BlockClass {
     pub attributes: Vec<String>,
     pub inputs: Vec<String>,
     pub output: String,
+    /// Which of `inputs`, and whether the output, every instance passes a tensor (not a
+    /// size held as a Python int): those get `torch.Tensor` hints.
+    pub tensor_inputs: Vec<bool>,
+    pub tensor_output: bool,
 }
 
 /// The part of a block class only some instances have: torchvision's `downsample`, Keras'
@@ -166,7 +170,12 @@ impl BlockClass {
         }
         init.body.splice(1..1, kept);
         body.push(Stmt::ret(Expr::name(&self.output)));
-        let forward = FunctionDef::method("forward", &self.inputs, body);
+        let mut forward = FunctionDef::method("forward", &self.inputs, body);
+        let tensor = Expr::path("torch.Tensor");
+        for (p, _) in forward.params[1..].iter_mut().zip(&self.tensor_inputs).filter(|(_, t)| **t) {
+            p.annotation = Some(tensor.clone());
+        }
+        forward.returns = self.tensor_output.then_some(tensor);
         module_class(&self.name, vec![init, forward])
     }
 }

@@ -113,7 +113,9 @@ def test_blocks_hold_the_layers_keras_named_after_their_kind(tmp_path):
     # first blocks ReLU, the later hard swish) and squeeze-and-excitation a stage some skip.
     assert code.count("\nclass ") == 2, code
     assert "        x = self.activation(x)\n" in code, code
-    assert "F.relu,\n" in code and "F.hardswish, padding=2, residual=True)" in code, code
+    # passed by keyword, as torchvision's `activation_layer=`
+    assert "activation=F.relu,\n" in code and "activation=F.hardswish, padding=2, residual=True\n" in code
+    assert "        activation,\n        stride=1," in code, code
     assert "use_squeeze_excite=False," in code, code
     # The strided ReLU block without squeeze-and-excitation too (three parts it lacks or adds).
     assert "self.expanded_conv_1 = ExpandedConv(" in code, code

@@ -19,6 +19,17 @@ struct ParamSlot {
     default: Option<Expr>,
 }
 
+impl ParamSlot {
+    /// A function (`F.hardswish`) is passed by keyword, as torchvision passes
+    /// `activation_layer=`: a bare function among sizes does not say what it is for.
+    fn by_keyword(&self) -> bool {
+        let function = |e: &Expr| matches!(e, Expr::Attribute(m, _) if m.as_name() == Some("F"));
+        self.default.is_none()
+            && self.values.iter().any(Option::is_some)
+            && self.values.iter().flatten().all(function)
+    }
+}
+
 /// Constructor parameters of a class.
 #[derive(Default)]
 struct Params(Vec<ParamSlot>);
@@ -81,10 +92,10 @@ impl Params {
         name
     }
 
-    /// The `__init__` parameters: those without a default first (Python's rule), each group
-    /// in the order the layers need them.
+    /// The `__init__` parameters: those without a default first (Python's rule), those
+    /// passed by keyword last among them, each group in the order the layers need them.
     fn order(&mut self) {
-        self.0.sort_by_key(|p| p.default.is_some());
+        self.0.sort_by_key(|p| (p.default.is_some(), p.by_keyword()));
     }
 
     fn params(&self) -> Vec<Param> {
@@ -109,7 +120,8 @@ impl Params {
     }
 
     /// The arguments instance `k` passes: positionally, then by keyword where it differs from
-    /// the default (`ConvBlock(256, 128, 512, stride=2)`).
+    /// the default or is a function (`ConvBlock(256, 128, 512, stride=2)`,
+    /// `ExpandedConv(16, 64, 3, 16, 24, activation=F.relu)`).
     fn call(&self, k: usize) -> (Vec<Expr>, Vec<(&str, Expr)>) {
         let mut args = Vec::new();
         let mut kwargs = Vec::new();
@@ -120,8 +132,8 @@ impl Params {
             let value = value.unwrap_or_else(Expr::none);
             match &p.default {
                 Some(d) if *d == value => {}
-                Some(_) => kwargs.push((p.name.as_str(), value)),
-                None => args.push(value),
+                None if !p.by_keyword() => args.push(value),
+                _ => kwargs.push((p.name.as_str(), value)),
             }
         }
         (args, kwargs)
@@ -440,8 +452,10 @@ pub(super) fn build_class(
         body: forward.body,
         optional,
         attributes,
+        tensor_inputs: vec![false; forward.inputs.len()],
         inputs: forward.inputs,
         output: forward.output,
+        tensor_output: false,
     });
     for (gi, &i) in group.members.iter().enumerate() {
         let m = &members[i];

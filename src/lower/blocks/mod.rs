@@ -635,7 +635,8 @@ pub(super) struct Canonical {
     /// Canonical name → the member's own.
     pub globals: BTreeMap<String, String>,
     /// The paddings `F.pad` applies and the activations (statement, literal), in order:
-    /// `PAD` and `ACT` in `stmts`, so    /// blocks padding differently (the kernel sizes differ) share a class.
+    /// `PAD` and `ACT` in `stmts`, so blocks padding differently (the kernel sizes differ) or
+    /// activating differently share a class.
     pub pads: Vec<(usize, Expr)>,
 }
 
@@ -1415,8 +1416,8 @@ mod tests {
           x = self.project(x)
           return x (from x)
         self.stem = nn.Conv2d(4, 4, 1, bias=False)
-        self.blocks = nn.ModuleList([Block(F.relu) for _ in range(2)])
-        self.blocks_2 = nn.ModuleList([Block(F.relu6) for _ in range(2)])
+        self.blocks = nn.ModuleList([Block(activation=F.relu) for _ in range(2)])
+        self.blocks_2 = nn.ModuleList([Block(activation=F.relu6) for _ in range(2)])
         # stem.weight: [4, 4, 1, 1]
         # blocks.0.expand.weight: [8, 4, 1, 1]
         # blocks.0.depthwise.weight: [8, 8, 3, 3]

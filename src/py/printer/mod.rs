@@ -404,12 +404,12 @@ fn collection(
 /// clause, each on its own line inside the brackets.
 fn comprehension(indent: usize, head: &str, c: &ListComp, tail: &str) -> Vec<String> {
     let (p, inner) = (pad(indent), pad(indent + INDENT));
-    vec![
-        format!("{p}{head}["),
-        format!("{inner}{}", flat(&c.elt)),
-        format!("{inner}for {} in {}", flat(&c.target), flat(&c.iter)),
-        format!("{p}]{tail}"),
-    ]
+    let mut lines = vec![format!("{p}{head}[")];
+    // The element breaks as a value of its own where it is still too long.
+    lines.extend(layout(indent + INDENT, "", &c.elt, ""));
+    lines.push(format!("{inner}for {} in {}", flat(&c.target), flat(&c.iter)));
+    lines.push(format!("{p}]{tail}"));
+    lines
 }
 
 /// `a, b = x, y`: on one line when it fits; else the values one per line, and the targets
@@ -616,6 +616,30 @@ mod tests {
         let lines = statement(&s, 8);
         assert_eq!(lines[0], "        x = torch.cat(");
         assert_eq!(lines.last().unwrap(), "        )");
+    }
+
+    /// A comprehension's element too long for its line breaks as a call of its own
+    /// (`nn.ModuleList([Block(...) for _ in range(2)])`, checked against `ruff format`).
+    #[test]
+    fn a_long_comprehension_element_breaks_like_ruff() {
+        let kwargs =
+            vec![("activation", Expr::path("F.hardswish")), ("residual", Expr::boolean(true))];
+        let elt =
+            Expr::call_kw("ExpandedConv", [40, 240, 5, 64, 40, 2].map(Expr::int).to_vec(), kwargs);
+        let comp = Expr::ListComp(Box::new(ListComp {
+            elt,
+            target: n("_"),
+            iter: Expr::call("range", vec![Expr::int(2)]),
+        }));
+        let value = Expr::call("nn.ModuleList", vec![comp]);
+        let text = print(&[Stmt::assign(Expr::self_attr("expanded_convs"), value)], 8);
+        assert_eq!(
+            text,
+            "        self.expanded_convs = nn.ModuleList(\n            [\n                \
+             ExpandedConv(\n                    40, 240, 5, 64, 40, 2, activation=F.hardswish, \
+             residual=True\n                )\n                for _ in range(2)\n            \
+             ],\n        )\n"
+        );
     }
 
     /// A long subscript breaks inside its brackets, a conditional slice bound inside its

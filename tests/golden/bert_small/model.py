@@ -28,7 +28,7 @@ class TransformerLayer(nn.Module):
         self.feedforward_output_dense = nn.Linear(1024, 256)
         self.feedforward_layer_norm = nn.LayerNorm(256, eps=1e-12)
 
-    def forward(self, inputs, padding_mask):
+    def forward(self, inputs: torch.Tensor, padding_mask: torch.Tensor) -> torch.Tensor:
         x = self.self_attention_layer_query(inputs).reshape(-1, 32, 4, 64)
         q = x.permute(0, 2, 1, 3)
         x = self.self_attention_layer_key(inputs).reshape(-1, 32, 4, 64)

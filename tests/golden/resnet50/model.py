@@ -37,7 +37,7 @@ class ConvBlock(nn.Module):
             self.conv0 = nn.Conv2d(in_channels, conv3_out_channels, 1, stride=stride)
             self.bn0 = nn.BatchNorm2d(conv3_out_channels, eps=1.001e-5)
 
-    def forward(self, inputs):
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         x = self.conv1(inputs)
         x = self.bn1(x)
         x = F.relu(x, inplace=True)
