@@ -215,6 +215,37 @@ fn class_name(family: &str) -> String {
     if name.is_empty() { "Block".into() } else { name }
 }
 
+/// The base class name of each group: `plain` ([`class_name`] of its first member's family),
+/// except that groups whose names collide keep the numbers in their family's words where
+/// every member shares its family and that tells them apart (Keras' InceptionResNetV2:
+/// `block35_#`, `block17_#`, `block8_#` are `Block35`, `Block17`, `Block8`, as Keras' and
+/// timm's own code names them, not `Block`, `Block2`, `Block3`; a group across stages,
+/// `conv2_block#` and `conv3_block#`, is not named after one of them).
+fn class_bases(titles: &[Option<&str>], plain: &[String]) -> Vec<String> {
+    let kept = |t: &str| {
+        let words = t.split('_').filter(|w| !w.is_empty() && !w.contains('#'));
+        words.map(|w| w.to_upper_camel_case()).collect::<String>()
+    };
+    (0..plain.len())
+        .map(|i| {
+            let rivals: Vec<usize> = (0..plain.len()).filter(|&j| plain[j] == plain[i]).collect();
+            let names: Option<BTreeSet<String>> =
+                rivals.iter().map(|&j| titles[j].map(kept)).collect();
+            let distinct = rivals.len() > 1 && names.is_some_and(|n| n.len() == rivals.len());
+            match titles[i].map(kept) {
+                Some(name)
+                    if distinct
+                        && name != plain[i]
+                        && crate::py::names::is_valid_class_name(&name) =>
+                {
+                    name
+                }
+                _ => plain[i].clone(),
+            }
+        })
+        .collect()
+}
+
 /// A candidate block: its family (`conv2_block#`; [`CELL_FAMILY`] for cells numbered by a
 /// suffix), and the spans it names.
 struct Candidate {
@@ -995,8 +1026,26 @@ pub fn extract(
             .collect();
     let mut report = Vec::new();
     let mut instances = Instances { by_member: BTreeMap::new(), renames: BTreeMap::new() };
-    for group in &chosen {
-        let base = class_name(&members[group.members[0]].title);
+    let titles: Vec<Option<&str>> = chosen
+        .iter()
+        .map(|g| {
+            // `block35_#` and `block35_##` (the tenth) are one family.
+            let family = |m: usize| {
+                let mut t = members[m].title.clone();
+                while t.contains("##") {
+                    t = t.replace("##", "#");
+                }
+                t
+            };
+            let title = members[g.members[0]].title.as_str();
+            g.members.iter().all(|&m| family(m) == family(g.members[0])).then_some(title)
+        })
+        .collect();
+    let bases = class_bases(
+        &titles,
+        &chosen.iter().map(|g| class_name(&members[g.members[0]].title)).collect::<Vec<_>>(),
+    );
+    for (group, base) in chosen.iter().zip(bases) {
         let mut name = base.clone();
         // A second class of the same name that ends adding its input back is the residual
         // kind (MobileNet's blocks that keep their size): so named, not numbered. Not where
@@ -1033,6 +1082,17 @@ mod tests {
     #[test]
     fn class_names_from_scope_families() {
         assert_eq!(super::class_name("conv2_block#"), "ConvBlock");
+        // Families that collide keep their numbers where each group is one family.
+        let titles = [Some("block35_#"), Some("block17_#"), Some("block8_#"), Some("conv2_block#")];
+        let plain: Vec<String> = titles.iter().map(|t| super::class_name(t.unwrap())).collect();
+        assert_eq!(
+            super::class_bases(&titles, &plain),
+            ["Block35", "Block17", "Block8", "ConvBlock"]
+        );
+        // Not after one stage of a group across stages.
+        let titles = [None, Some("conv4_block#")];
+        let plain = ["ConvBlock".to_string(), "ConvBlock".to_string()];
+        assert_eq!(super::class_bases(&titles, &plain), ["ConvBlock", "ConvBlock"]);
         assert_eq!(super::class_name("transformer_layer_#"), "TransformerLayer");
         assert_eq!(super::class_name("###"), "Block");
         assert_eq!(super::class_name("encoder_layers_#"), "EncoderLayer");
