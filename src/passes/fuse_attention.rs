@@ -132,6 +132,8 @@ struct Match {
     mask: Option<(ValueRef, AttentionMask)>,
     /// A bias added to the scores under a boolean mask: the two become one float mask.
     bias: Option<ValueRef>,
+    /// What scales the bias (or the additive mask) with the scores, after their sum.
+    bias_factor: f64,
     scale: f64,
     gqa: bool,
     /// The value matmul, whose output the fused node takes over.
@@ -143,11 +145,26 @@ fn from_matmul(g: &Graph, v: ValueRef) -> bool {
     peel(g, v, true, true).is_some_and(|w| MATMULS.contains(&g.node(w.source.node).op.as_str()))
 }
 
-/// `(scores, bias)` when `v` is `scores + bias`, the scores a product of q and k and the bias
-/// a float tensor.
-fn split_bias(g: &Graph, v: ValueRef) -> Option<(ValueRef, ValueRef)> {
+/// `(scores, bias, factor)` when `v` is `(scores + bias) · factor`, the scores a product of
+/// q and k, the bias a float tensor and the factor a product of scalar constants (1 when
+/// there are none; Falcon scales the scores after adding its ALiBi bias).
+fn split_bias(g: &Graph, v: ValueRef) -> Option<(ValueRef, ValueRef, f64)> {
     single_consumer(g, v)?;
-    let (a, b) = binary(g, v, &["Add", "AddV2"])?;
+    let (mut sum, mut factor) = (v, 1.0);
+    let is_const = |u: ValueRef| const_scalar(g, u).is_some();
+    loop {
+        if let Some((c, x)) = operands(g, sum, &["Mul"], is_const) {
+            factor *= const_scalar(g, c)?;
+            sum = x;
+        } else if let Some((x, c)) = binary(g, sum, &["RealDiv"]) {
+            factor /= const_scalar(g, c).filter(|c| *c != 0.0)?;
+            sum = x;
+        } else {
+            break;
+        }
+        single_consumer(g, sum)?;
+    }
+    let (a, b) = binary(g, sum, &["Add", "AddV2"])?;
     let (s, m) = if from_matmul(g, a) {
         (a, b)
     } else if from_matmul(g, b) {
@@ -155,7 +172,7 @@ fn split_bias(g: &Graph, v: ValueRef) -> Option<(ValueRef, ValueRef)> {
     } else {
         return None;
     };
-    is_float(g, m).then_some((s, m))
+    (is_float(g, m) && factor.is_finite()).then_some((s, m, factor))
 }
 
 fn matmul_adjoints(g: &Graph, n: NodeIndex) -> Option<(bool, bool)> {
@@ -191,28 +208,28 @@ fn match_attention(g: &Graph, softmax: NodeIndex) -> Option<Match> {
         return None;
     }
     // Before the softmax: the mask.
-    let (scores, mask, bias) = if let Some(i) = inputs_of(g, logits, &["SelectV2"]) {
+    let (scores, mask, bias, factor) = if let Some(i) = inputs_of(g, logits, &["SelectV2"]) {
         let c = const_scalar(g, *i.get(2)?)?;
         if c > LARGE_NEGATIVE || zeroed_by != Some(i[0]) {
             return None;
         }
         // Scores with a bias added (DeBERTa's relative positions) under the mask too.
         match split_bias(g, i[1]) {
-            Some((s, b)) if !from_matmul(g, i[1]) => {
-                (s, Some((i[0], AttentionMask::Bool)), Some(b))
+            Some((s, b, f)) if !from_matmul(g, i[1]) => {
+                (s, Some((i[0], AttentionMask::Bool)), Some(b), f)
             }
-            _ => (i[1], Some((i[0], AttentionMask::Bool)), None),
+            _ => (i[1], Some((i[0], AttentionMask::Bool)), None, 1.0),
         }
-    } else if let Some((s, m)) = split_bias(g, logits) {
+    } else if let Some((s, m, f)) = split_bias(g, logits) {
         if zeroed_by.is_some() {
             return None;
         }
-        (s, Some((m, AttentionMask::Additive)), None)
+        (s, Some((m, AttentionMask::Additive)), None, f)
     } else {
         if zeroed_by.is_some() {
             return None;
         }
-        (logits, None, None)
+        (logits, None, None, 1.0)
     };
     // The scores: a matmul of q and k, seen through transposes and scalar factors.
     let s = peel(g, scores, true, true)?;
@@ -261,7 +278,8 @@ fn match_attention(g: &Graph, softmax: NodeIndex) -> Option<Match> {
     if !gqa && !same_batch(g, &q, &k) {
         return None;
     }
-    Some(Match { q, k, v, mask, bias, scale: s.scale * qv.scale * kv.scale, gqa, out })
+    let scale = s.scale * qv.scale * kv.scale * factor;
+    Some(Match { q, k, v, mask, bias, bias_factor: factor, scale, gqa, out })
 }
 
 /// `(source, repeats)` when `x` is its source with each head (SDPA axis 1) repeated.
@@ -349,6 +367,28 @@ fn masked_bias(
     ValueRef { node: select, port: 0 }
 }
 
+/// `v · factor` (`v` itself for 1): a bias scaled as the scores it was added to.
+fn scaled(g: &mut Graph, base: &str, v: ValueRef, factor: f64, ordinal: usize) -> ValueRef {
+    if factor == 1.0 {
+        return v;
+    }
+    let info = g.info(v);
+    let dtype = info.dtype.unwrap_or(DType::F32);
+    let t = match dtype {
+        DType::F64 => Tensor::from_f64(vec![], &[factor]),
+        _ => Tensor::from_f32(vec![], &[factor as f32]),
+    };
+    let c = g.add_node(Node::constant(format!("{base}/bias_scale"), t, ordinal));
+    let c_dtype = if dtype == DType::F64 { DType::F64 } else { DType::F32 };
+    g.node_mut(c).outputs = vec![ValueInfo { dtype: Some(c_dtype), shape: Some(vec![]) }];
+    let mut mul = Node::new(format!("{base}/scaled_bias"), "Mul", ordinal);
+    mul.outputs = vec![info];
+    let mul = g.add_node(mul);
+    g.connect(v, mul, 0);
+    g.connect(ValueRef { node: c, port: 0 }, mul, 1);
+    ValueRef { node: mul, port: 0 }
+}
+
 fn install(g: &mut Graph, m: Match) {
     let (base, ordinal) = (g.node(m.out).name.clone(), g.node(m.out).ordinal);
     let q = arranged(g, m.q, &base, "q", ordinal);
@@ -358,7 +398,11 @@ fn install(g: &mut Graph, m: Match) {
     // (a masked key gets no weight, a query with no key left gets zeros, as in TF).
     let mask = match (m.mask, m.bias) {
         (Some((mask, AttentionMask::Bool)), Some(bias)) => {
+            let bias = scaled(g, &base, bias, m.bias_factor, ordinal);
             Some((masked_bias(g, &base, mask, bias, ordinal), AttentionMask::Additive))
+        }
+        (Some((mask, AttentionMask::Additive)), None) => {
+            Some((scaled(g, &base, mask, m.bias_factor, ordinal), AttentionMask::Additive))
         }
         (mask, _) => mask,
     };
@@ -501,6 +545,35 @@ mod tests {
         ---
         bias = torch.where(mask, rel, float("-inf"))
         x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=1.0)
+        return x
+        "#);
+    }
+
+    /// Falcon adds its ALiBi bias to the raw scores and scales the sum: the bias is scaled
+    /// with the scores, into the one float mask.
+    #[test]
+    fn a_bias_added_before_the_scale_is_scaled_with_the_scores() {
+        let mut g = TestGraph::new();
+        let q = g.input("q", &[-1, 2, 5, 16]);
+        let k = g.input("k", &[-1, 2, 5, 16]);
+        let v = g.input("v", &[-1, 2, 5, 16]);
+        let alibi = g.input("alibi", &[-1, 2, 1, 5]);
+        let mask = g.typed_input("mask", &[-1, 1, 5, 5], DType::Bool);
+        let mm = g.op("att/MatMul", "BatchMatMulV2", &[q, k], &[("adj_y", boolean(true))]);
+        let s = g.op("att/add", "AddV2", &[mm, alibi], &[]);
+        let c = scalar(&mut g, "att/scale", 0.5);
+        let s = g.op("att/mul", "Mul", &[s, c], &[]);
+        let big = scalar(&mut g, "att/big", -1e9);
+        let masked = g.op("att/SelectV2", "SelectV2", &[mask, s, big], &[]);
+        let p = g.op("att/Softmax", "Softmax", &[masked], &[]);
+        let zero = scalar(&mut g, "att/zero", 0.0);
+        let pz = g.op("att/SelectV2_1", "SelectV2", &[mask, p, zero], &[]);
+        let o = g.op("att/MatMul_1", "BatchMatMulV2", &[pz, v], &[]);
+        assert_snapshot!(g.lower(&[o]), @r#"
+        ---
+        x = alibi * 0.5
+        bias = torch.where(mask, x, float("-inf"))
+        x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=0.5)
         return x
         "#);
     }

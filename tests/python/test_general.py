@@ -94,6 +94,9 @@ def test_layers_with_a_side_computation_as_deep_as_the_main_stream_are_one_class
     assert "nn.ModuleList([TransformerLayer() for _ in range(2)])" in code, code
     layer = code.split("class TransformerLayer")[1].split("\nclass ")[0]
     assert "padding_mask.cumsum(1)" in layer, code
+    # The bias is added before the scores are scaled: it is scaled with them, into SDPA's mask.
+    assert "F.scaled_dot_product_attention(q, k, v, attn_mask=bias)" in layer, code
+    assert "F.softmax" not in layer, code
 
 
 def test_blocks_hold_the_layers_keras_named_after_their_kind(tmp_path):
