@@ -30,7 +30,8 @@ for m in rnn_lstm_gru rnn_bidirectional rnn_stacked_state rnn_variable_length rn
 done
 [ -f build/fixtures/tf1_dynamic_rnn.npz ] || missing+=(tf1_dynamic_rnn)
 [ -f build/fixtures/cascade_mobilenet_b.npz ] && [ -f build/fixtures/keras_mobilenet_v3_small_b.npz ] && [ -f build/fixtures/keras_hub_dinov3_b.npz ] \
-  && [ -f build/fixtures/keras_nasnet_mobile_b.npz ] && [ -f build/fixtures/keras_hub_t5_b.npz ] || missing+=(general)
+  && [ -f build/fixtures/keras_nasnet_mobile_b.npz ] && [ -f build/fixtures/keras_hub_t5_b.npz ] \
+  && [ -f build/fixtures/keras_hub_bloom_b.npz ] || missing+=(general)
 [ -f build/fixtures/tf1_dynamic_rnn_lengths.npz ] || missing+=(tf1_dynamic_rnn_lengths)
 [ -f build/fixtures/tf1_dynamic_rnn_v1.npz ] || missing+=(tf1_dynamic_rnn_v1)
 [ -f build/fixtures/norms3d_saved_b.npz ] || missing+=(ranks)

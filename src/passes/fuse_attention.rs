@@ -30,7 +30,7 @@ use crate::error::Result;
 use crate::ir::fused::{AttentionMask, Fused};
 use crate::ir::{Graph, Node, ValueInfo, ValueRef};
 use crate::passes::pattern::{
-    binary, const_scalar, inputs_of, operands, replace_with_fused, single_consumer,
+    binary, const_ints, const_scalar, inputs_of, operands, replace_with_fused, single_consumer,
 };
 use crate::tensor::{DType, Tensor};
 
@@ -69,12 +69,15 @@ fn is_float(g: &Graph, v: ValueRef) -> bool {
 }
 
 /// Follows `v` back through `Transpose`s (and, with `scaled`, multiplications or divisions
-/// by a scalar constant). With `sole`, only through values nothing else reads.
+/// by a scalar constant). With `sole`, only through values nothing else reads (but `v`
+/// itself, the scores, whose size `Shape` readers may take: see [`shape_readers`]).
 fn peel(g: &Graph, v: ValueRef, scaled: bool, sole: bool) -> Option<View> {
     let mut view = View { source: v, axes: [0, 1, 2, 3], scale: 1.0 };
     loop {
         let cur = view.source;
-        if !rank4(g, cur) || (sole && single_consumer(g, cur).is_none()) {
+        let others =
+            if cur == v { g.use_count(v) - shape_readers(g, v).len() } else { g.use_count(cur) };
+        if !rank4(g, cur) || (sole && others != 1) {
             return None;
         }
         if let Some((x, perm)) = binary(g, cur, &["Transpose"]) {
@@ -108,6 +111,13 @@ fn peel(g: &Graph, v: ValueRef, scaled: bool, sole: bool) -> Option<View> {
     Some(view)
 }
 
+/// The `Shape` ops reading `v`. The scores' size is what Bloom builds its ALiBi positions
+/// from: after fusion they read it from q and k instead (see [`scores_shape`]).
+fn shape_readers(g: &Graph, v: ValueRef) -> Vec<NodeIndex> {
+    let shapes = g.consumers(v).into_iter().map(|(n, _)| n);
+    shapes.filter(|&n| g.node(n).op == "Shape").collect()
+}
+
 /// The axes of a matmul operand: (batch 0, batch 1, free axis, contracted axis).
 fn operand_axes(adjoint: bool, is_left: bool) -> [usize; 4] {
     // Left operand [.., m, k] (adjoint: [.., k, m]); right [.., k, n] (adjoint: [.., n, k]).
@@ -138,6 +148,8 @@ struct Match {
     gqa: bool,
     /// The value matmul, whose output the fused node takes over.
     out: NodeIndex,
+    /// `Shape` ops reading the scores (in SDPA's layout: `[.., Lq, Lk]`).
+    scores_shapes: Vec<NodeIndex>,
 }
 
 /// Whether `v` is a product of q and k (through transposes and scalar factors).
@@ -279,7 +291,8 @@ fn match_attention(g: &Graph, softmax: NodeIndex) -> Option<Match> {
         return None;
     }
     let scale = s.scale * qv.scale * kv.scale * factor;
-    Some(Match { q, k, v, mask, bias, bias_factor: factor, scale, gqa, out })
+    let scores_shapes = shape_readers(g, scores);
+    Some(Match { q, k, v, mask, bias, bias_factor: factor, scale, gqa, out, scores_shapes })
 }
 
 /// `(source, repeats)` when `x` is its source with each head (SDPA axis 1) repeated.
@@ -367,6 +380,88 @@ fn masked_bias(
     ValueRef { node: select, port: 0 }
 }
 
+/// Points the readers of `shape` (a `Shape` of the scores, in SDPA's layout `[.., Lq, Lk]`)
+/// at `q`'s and `k`'s sizes, so that nothing computes the scores but SDPA: one size taken
+/// (`scores.shape[3]`) is taken from them (`k.shape[2]`); the whole shape is
+/// `(*q.shape[0:3], *k.shape[2:3])`.
+fn reroute_scores_shape(g: &mut Graph, base: &str, shape: NodeIndex, q: ValueRef, k: ValueRef) {
+    let old = g.node(shape);
+    let (attrs, ordinal) = (old.attrs.clone(), old.ordinal);
+    let dtype = old.outputs.first().and_then(|o| o.dtype);
+    let shape_of = |g: &mut Graph, v: ValueRef, role: &str| {
+        let mut node = Node::new(format!("{base}/{role}_shape"), "Shape", ordinal);
+        node.attrs = attrs.clone();
+        node.outputs = vec![ValueInfo { dtype, shape: Some(vec![Some(4)]) }];
+        let n = g.add_node(node);
+        g.connect(v, n, 0);
+        ValueRef { node: n, port: 0 }
+    };
+    // Scores axis `i` is q's axis `i`, but the last, which is k's keys (its axis 2).
+    let source = |i: i64| if i == 3 { (k, 2, "k") } else { (q, i, "q") };
+    let sizes = ValueRef { node: shape, port: 0 };
+    for (reader, slot) in g.consumers(sizes) {
+        let Some(i) = single_index(g, reader).filter(|_| slot == 0) else { continue };
+        let (src, j, role) = source(i);
+        let new_shape = shape_of(g, src, role);
+        let begin = int_const(g, format!("{base}/{role}_size/begin"), &[j as i32], ordinal);
+        let end = int_const(g, format!("{base}/{role}_size/end"), &[j as i32 + 1], ordinal);
+        g.set_input(reader, 0, new_shape);
+        g.set_input(reader, 1, begin);
+        g.set_input(reader, 2, end);
+    }
+    if g.use_count(sizes) == 0 {
+        return;
+    }
+    let range = |g: &mut Graph, v: ValueRef, role: &str, from: i32, to: i32| {
+        let whole = shape_of(g, v, role);
+        let begin = int_const(g, format!("{base}/{role}_sizes/begin"), &[from], ordinal);
+        let end = int_const(g, format!("{base}/{role}_sizes/end"), &[to], ordinal);
+        let strides = int_const(g, format!("{base}/{role}_sizes/strides"), &[1], ordinal);
+        let mut node = Node::new(format!("{base}/{role}_sizes"), "StridedSlice", ordinal);
+        let len = usize::try_from(to - from).unwrap_or(0);
+        node.outputs = vec![ValueInfo { dtype, shape: Some(vec![Some(len)]) }];
+        let n = g.add_node(node);
+        for (slot, v) in [whole, begin, end, strides].into_iter().enumerate() {
+            g.connect(v, n, slot);
+        }
+        ValueRef { node: n, port: 0 }
+    };
+    let qs = range(g, q, "q", 0, 3);
+    let ks = range(g, k, "k", 2, 3);
+    let t = Tensor::from_i32(vec![], &[0]);
+    let mut axis = Node::constant(format!("{base}/scores_sizes/axis"), t, ordinal);
+    axis.outputs = vec![ValueInfo { dtype: Some(DType::I32), shape: Some(vec![]) }];
+    let axis = ValueRef { node: g.add_node(axis), port: 0 };
+    let mut cat = Node::new(format!("{base}/scores_sizes"), "ConcatV2", ordinal);
+    cat.outputs = vec![ValueInfo { dtype, shape: Some(vec![Some(4)]) }];
+    let cat = g.add_node(cat);
+    for (slot, v) in [qs, ks, axis].into_iter().enumerate() {
+        g.connect(v, cat, slot);
+    }
+    g.replace_uses(sizes, ValueRef { node: cat, port: 0 });
+}
+
+/// The axis a `StridedSlice` takes one size of (`shape[3]`, `shape[-1]`), made
+/// non-negative against the scores' rank 4.
+fn single_index(g: &Graph, reader: NodeIndex) -> Option<i64> {
+    let node = g.node(reader);
+    if node.op != "StridedSlice" {
+        return None;
+    }
+    let mask = |k: &str| node.attr_int_or(k, 0).ok();
+    if mask("shrink_axis_mask")? != 1
+        || [mask("begin_mask")?, mask("end_mask")?, mask("ellipsis_mask")?, mask("new_axis_mask")?]
+            != [0, 0, 0, 0]
+    {
+        return None;
+    }
+    let i = g.inputs(reader);
+    let [begin] = const_ints(g, *i.get(1)?)?[..] else { return None };
+    let [strides] = const_ints(g, *i.get(3)?)?[..] else { return None };
+    let begin = if begin < 0 { begin + 4 } else { begin };
+    ((0..4).contains(&begin) && strides == 1).then_some(begin)
+}
+
 /// `v · factor` (`v` itself for 1): a bias scaled as the scores it was added to.
 fn scaled(g: &mut Graph, base: &str, v: ValueRef, factor: f64, ordinal: usize) -> ValueRef {
     if factor == 1.0 {
@@ -406,6 +501,9 @@ fn install(g: &mut Graph, m: Match) {
         }
         (mask, _) => mask,
     };
+    for &shape in &m.scores_shapes {
+        reroute_scores_shape(g, &base, shape, q, k);
+    }
     let kind = mask.as_ref().map(|(_, kind)| *kind);
     let op = Fused::Attention { scale: m.scale as f32, mask: kind, gqa: m.gqa };
     let mut inputs = vec![q, k, v];
@@ -576,6 +674,38 @@ mod tests {
         x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=0.5)
         return x
         "#);
+    }
+
+    /// Bloom builds its ALiBi positions from the scores' size: it is read from k (and q)
+    /// instead, and nothing computes the scores but SDPA.
+    #[test]
+    fn sizes_read_from_the_scores_come_from_q_and_k() {
+        let mut g = TestGraph::new();
+        let q = g.input("q", &[-1, 2, 5, 16]);
+        let k = g.input("k", &[-1, 2, -1, 16]);
+        let v = g.input("v", &[-1, 2, -1, 16]);
+        let mm = g.op("att/MatMul", "BatchMatMulV2", &[q, k], &[("adj_y", boolean(true))]);
+        let c = scalar(&mut g, "att/scale", 0.25);
+        let s = g.op("att/mul", "Mul", &[mm, c], &[]);
+        let shape = g.op("att/Shape", "Shape", &[s], &[]);
+        let (b, e, st) = (
+            g.constant("att/b", int_tensor(&[1], &[-1])),
+            g.constant("att/e", int_tensor(&[1], &[0])),
+            g.constant("att/s", int_tensor(&[1], &[1])),
+        );
+        let keys =
+            g.op("att/keys", "StridedSlice", &[shape, b, e, st], &[("shrink_axis_mask", int(1))]);
+        let bias = g.input("bias", &[-1, 2, 5, -1]);
+        let s = g.op("att/add", "AddV2", &[s, bias], &[]);
+        let p = g.op("att/Softmax", "Softmax", &[s], &[]);
+        let o = g.op("att/MatMul_1", "BatchMatMulV2", &[p, v], &[]);
+        assert_snapshot!(g.lower(&[o, keys]), @"
+        ---
+        x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        keys = k.shape[2]
+        keys_t = torch.tensor(keys, dtype=torch.int32)
+        return x, keys_t
+        ");
     }
 
     /// Scores the model also returns (Keras' `return_attention_scores`) stay as they are.

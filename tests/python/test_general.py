@@ -13,7 +13,7 @@ COND = ["cond_function", "cond_function_saved", "cond_keras_layer", "cond_keras_
 COND += ["case_function", "case_function_saved"]
 # keras-hub backbones with a run-time batch and sequence length.
 DECODERS = ["keras_hub_gpt2", "keras_hub_llama", "keras_hub_gemma", "keras_hub_deberta", "keras_hub_fnet", "keras_hub_esm2"]
-DECODERS += ["keras_hub_falcon", "keras_hub_smollm3", "keras_hub_dinov3", "keras_hub_t5"]
+DECODERS += ["keras_hub_falcon", "keras_hub_smollm3", "keras_hub_dinov3", "keras_hub_t5", "keras_hub_bloom"]
 DYNAMIC = ["dyn_class_token", "dyn_reshape", "dyn_fill_pack", "dyn_data_sizes", "dyn_resize_like", "dyn_pad_slice", "dyn_upsample", "dtypes_kept", "any_size_mobilenet"]
 DYNAMIC += ["keras_mobilenet_v3_small", "keras_nasnet_mobile"]
 
@@ -97,6 +97,17 @@ def test_layers_with_a_side_computation_as_deep_as_the_main_stream_are_one_class
     # The bias is added before the scores are scaled: it is scaled with them, into SDPA's mask.
     assert "F.scaled_dot_product_attention(q, k, v, attn_mask=bias)" in layer, code
     assert "F.softmax" not in layer, code
+
+
+def test_alibi_from_the_scores_size_is_fused_attention(tmp_path):
+    """BLOOM builds its ALiBi positions from the attention scores' own size: the size is read
+    from `k`, so nothing computes the scores but SDPA (parity is the decoder test)."""
+    out = tmp_path / "out"
+    run_cli("convert", source("keras_hub_bloom"), "-o", out)
+    code = (out / "model.py").read_text()
+    layer = code.split("class TransformerLayer")[1].split("\nclass ")[0]
+    assert "F.scaled_dot_product_attention(q, k, v, attn_mask=bias)" in layer, code
+    assert "k.shape[2]" in layer and "F.softmax" not in layer and " @ " not in layer, code
 
 
 def test_blocks_hold_the_layers_keras_named_after_their_kind(tmp_path):
