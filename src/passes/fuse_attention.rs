@@ -112,7 +112,7 @@ fn peel(g: &Graph, v: ValueRef, scaled: bool, sole: bool) -> Option<View> {
 }
 
 /// The `Shape` ops reading `v`. The scores' size is what Bloom builds its ALiBi positions
-/// from: after fusion they read it from q and k instead (see [`scores_shape`]).
+/// from: after fusion they read it from q and k instead (see [`reroute_scores_shape`]).
 fn shape_readers(g: &Graph, v: ValueRef) -> Vec<NodeIndex> {
     let shapes = g.consumers(v).into_iter().map(|(n, _)| n);
     shapes.filter(|&n| g.node(n).op == "Shape").collect()
@@ -484,6 +484,14 @@ fn scaled(g: &mut Graph, base: &str, v: ValueRef, factor: f64, ordinal: usize) -
     ValueRef { node: mul, port: 0 }
 }
 
+/// Names what `mask` is, where nothing else named it (Keras' scope would call it `softmax`).
+fn name_mask(g: &mut Graph, mask: ValueRef) {
+    let producer = g.node_mut(mask.node);
+    if producer.role.is_none() && producer.op != "Placeholder" && producer.value.is_none() {
+        producer.role = Some("mask");
+    }
+}
+
 fn install(g: &mut Graph, m: Match) {
     let (base, ordinal) = (g.node(m.out).name.clone(), g.node(m.out).ordinal);
     let q = arranged(g, m.q, &base, "q", ordinal);
@@ -493,6 +501,7 @@ fn install(g: &mut Graph, m: Match) {
     // (a masked key gets no weight, a query with no key left gets zeros, as in TF).
     let mask = match (m.mask, m.bias) {
         (Some((mask, AttentionMask::Bool)), Some(bias)) => {
+            name_mask(g, mask);
             let bias = scaled(g, &base, bias, m.bias_factor, ordinal);
             Some((masked_bias(g, &base, mask, bias, ordinal), AttentionMask::Additive))
         }
@@ -509,10 +518,7 @@ fn install(g: &mut Graph, m: Match) {
     let mut inputs = vec![q, k, v];
     if let Some((mask, _)) = mask {
         inputs.push(mask);
-        let producer = g.node_mut(mask.node);
-        if producer.role.is_none() && producer.op != "Placeholder" && producer.value.is_none() {
-            producer.role = Some("mask");
-        }
+        name_mask(g, mask);
     }
     // What only the old matmul read is left for `prune`.
     replace_with_fused(g, m.out, op, &inputs);

@@ -108,6 +108,8 @@ def test_alibi_from_the_scores_size_is_fused_attention(tmp_path):
     layer = code.split("class TransformerLayer")[1].split("\nclass ")[0]
     assert "F.scaled_dot_product_attention(q, k, v, attn_mask=bias)" in layer, code
     assert "k.shape[2]" in layer and "F.softmax" not in layer and " @ " not in layer, code
+    # the boolean mask under the bias is named for what it is, not for Keras' softmax scope
+    assert "bias = torch.where(mask, " in layer, code
 
 
 def test_blocks_hold_the_layers_keras_named_after_their_kind(tmp_path):
