@@ -145,8 +145,10 @@ pub fn running_values(stmts: &mut [Assign], returns: &[Expr]) {
         let first_arg = matches!(&next.value,
             Expr::Call(c) if c.args.first().and_then(Expr::as_name) == Some(var.as_str()));
         let block_output = layer_call && first_arg;
-        // Long names, and Keras' counters (`activation_4`), which say nothing the code does not.
-        let temporary = var.len() > LONG_NAME || keras_counted(&var);
+        // Long names, and Keras' kinds and counters (`activation_4`), which say nothing the
+        // code does not.
+        let temporary =
+            var.len() > LONG_NAME || keras_counted(&var) || KERAS_KINDS.contains(&var.as_str());
         let names: &[(&str, Vec<bool>)] = if temporary {
             &running
         } else if block_output {

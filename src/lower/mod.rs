@@ -393,6 +393,7 @@ impl<'a> Lowerer<'a> {
             }
             // Each segment keeps what the ones after it read: the last first.
             for (segment, indent) in segments.into_iter().rev() {
+                chain::running_values(segment, &live);
                 gated::fold_gates(segment, indent, &live);
                 chain::chain(segment, indent, &live);
                 inplace::activations_in_place(segment, &live, &fresh);

@@ -160,19 +160,34 @@ fn without_counter(name: &str) -> Option<&str> {
 }
 
 /// [`local_name`] of each of `globals`, except that names which would lose their counters to
-/// the same kind (`rotary_embedding_2`, `rotary_embedding_3`) keep them: the counters tell
-/// them apart better than fresh ones would.
+/// the same kind (`rotary_embedding_2`, `rotary_embedding_3`) are told apart by counting
+/// them afresh in the block, in order (`rotary_embedding_1`, `rotary_embedding_2`): Keras'
+/// counters run over the whole model (InceptionV3's `conv2d_241` inside one `Mixed` block).
 fn local_names<'a>(globals: &[&'a str], tag: &Tag) -> BTreeMap<&'a str, String> {
+    // A layer Keras named after its kind and a counter, outside the block's scope.
+    let auto = |g: &'a str| kind_and_counter(g).filter(|k| tag.strip(g).is_none() && is_kind(k));
+    let base = |g: &'a str| auto(g).map_or_else(|| local_name(g, tag), str::to_string);
     let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
     for g in globals {
-        *kinds.entry(local_name(g, tag)).or_default() += 1;
+        *kinds.entry(base(g)).or_default() += 1;
     }
+    let mut counted: BTreeMap<&str, usize> = BTreeMap::new();
     globals
         .iter()
         .map(|&g| {
-            let local = local_name(g, tag);
+            let local = base(g);
             let shared = kinds[&local] > 1 || (local != g && globals.contains(&local.as_str()));
-            (g, if shared { tag.strip(g).unwrap_or_else(|| g.to_string()) } else { local })
+            if !shared {
+                return (g, local);
+            }
+            match auto(g) {
+                Some(kind) => {
+                    let n = counted.entry(kind).or_default();
+                    *n += 1;
+                    (g, format!("{kind}_{n}"))
+                }
+                None => (g, tag.strip(g).unwrap_or_else(|| g.to_string())),
+            }
         })
         .collect()
 }
@@ -1118,6 +1133,26 @@ mod tests {
         assert!(!super::is_auto_named("block35_1") && !super::is_auto_named("conv2d_95_2"));
         assert!(
             super::is_unnamed_layer("average_pooling2d") && !super::is_unnamed_layer("conv1_bn")
+        );
+    }
+
+    /// Keras' model-wide counters (InceptionV3's `conv2d_241` in one `Mixed` block) are
+    /// counted afresh inside a block; one of a kind is its kind.
+    #[test]
+    fn layers_keras_counted_are_numbered_in_their_block() {
+        let globals = [
+            "conv2d_241",
+            "batch_normalization_241",
+            "conv2d_242",
+            "average_pooling2d_4",
+            "conv2d",
+            "mixed7_out",
+        ];
+        let names = super::local_names(&globals, &Tag::Prefix("mixed7".into()));
+        let locals: Vec<&str> = globals.iter().map(|g| names[g].as_str()).collect();
+        assert_eq!(
+            locals,
+            ["conv2d_1", "batch_normalization", "conv2d_2", "average_pooling2d", "conv2d", "out"]
         );
     }
 
