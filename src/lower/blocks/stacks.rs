@@ -9,6 +9,10 @@
 //!     x = layer(x, padding_mask)
 //! ```
 //!
+//! Blocks whose sizes grow by a constant step (DenseNet's, by its growth rate) are one list
+//! too: `nn.ModuleList([ConvBlock(64 + 32 * i) for i in range(6)])`, as torchvision's
+//! `_DenseBlock` builds its layers.
+//!
 //! The instances' weights move from `transformer_layer_3.*` to `transformer_layers.3.*`.
 //! Runs on the statements after block classes are made, before chaining.
 
@@ -18,13 +22,13 @@ use super::super::chain::read_later;
 use crate::lower::module::{Layer, Module};
 use crate::py::names::Scope;
 use crate::py::printer::flat;
-use crate::py::{Assign, Expr, ListComp, Ref, Stmt};
+use crate::py::{Assign, BinOp, Call, Expr, ListComp, Ref, Stmt};
 
 /// A call `out = self.<instance>(input, rest...)` of a block class instance.
 struct BlockCall {
     instance: String,
-    /// The instance's constructor, as printed (`TransformerLayer()`).
-    ctor: String,
+    /// The instance's constructor (`TransformerLayer()`).
+    ctor: Call,
     input: String,
     output: String,
     rest: Vec<Expr>,
@@ -40,7 +44,54 @@ fn block_call(s: &Assign, module: &Module, classes: &BTreeSet<&str>) -> Option<B
         return None;
     }
     let input = c.args.first()?.as_name()?.to_string();
-    Some(BlockCall { instance, ctor: flat(&layer.ctor), input, output, rest: c.args[1..].to_vec() })
+    let ctor = (**ctor).clone();
+    Some(BlockCall { instance, ctor, input, output, rest: c.args[1..].to_vec() })
+}
+
+/// Fewer blocks than this do not make a progression of sizes (two sizes are no pattern).
+const MIN_PROGRESSION: usize = 3;
+
+/// How each positional argument of `ctors` (one constructor, the same keywords) goes: the
+/// same in all (`None`), or integers growing by a constant step (`Some((first, step))`),
+/// as DenseNet's blocks grow by the growth rate: `ConvBlock(64)`, `ConvBlock(96)`, ...
+/// `None` overall when the constructors are not one call or an argument varies otherwise.
+fn progression(ctors: &[&Call]) -> Option<Vec<Option<(i64, i64)>>> {
+    let first = ctors.first()?;
+    let same_call = |c: &&Call| {
+        flat(&c.func) == flat(&first.func)
+            && c.kwargs == first.kwargs
+            && c.args.len() == first.args.len()
+    };
+    if !ctors.iter().all(same_call) {
+        return None;
+    }
+    (0..first.args.len())
+        .map(|j| {
+            if ctors.iter().all(|c| c.args[j] == first.args[j]) {
+                return Some(None);
+            }
+            let values: Vec<i64> =
+                ctors.iter().map(|c| c.args[j].as_int()).collect::<Option<_>>()?;
+            let (a, d) = (values[0], values[1].checked_sub(values[0])?);
+            let steady = values
+                .iter()
+                .enumerate()
+                .all(|(i, &v)| (i as i64).checked_mul(d).and_then(|x| x.checked_add(a)) == Some(v));
+            steady.then_some(Some((a, d)))
+        })
+        .collect()
+}
+
+/// `a + d * i` (`64 + 32 * i`), as written for the `i`-th block of a progression.
+fn term(a: i64, d: i64) -> Expr {
+    let i = Expr::name("i");
+    let step = if d.abs() == 1 { i } else { Expr::int(d.abs()).binop(BinOp::Mul, i) };
+    match (a, d < 0) {
+        (0, false) => step,
+        (0, true) => step.negated(),
+        (_, false) => Expr::int(a).binop(BinOp::Add, step),
+        (_, true) => Expr::int(a).binop(BinOp::Sub, step),
+    }
 }
 
 /// The runs: (first statement, number of calls), each at least two calls long.
@@ -64,8 +115,9 @@ fn runs(module: &Module, stmts: &[Assign], returns: &[Expr]) -> Vec<(usize, usiz
         {
             let prev = run.last().expect("a run is never empty");
             let end = k + run.len();
+            let ctors: Vec<&Call> = run.iter().chain([&next]).map(|c| &c.ctor).collect();
             let chained = next.input == prev.output
-                && next.ctor == prev.ctor
+                && progression(&ctors).is_some()
                 && next.rest == prev.rest
                 && !next.rest.iter().any(|r| r.reads(&prev.output) > 0)
                 // (`x = block(x)` binds it again: what reads `x` after reads its own.)
@@ -76,10 +128,14 @@ fn runs(module: &Module, stmts: &[Assign], returns: &[Expr]) -> Vec<(usize, usiz
             run.push(next);
         }
         let len = run.len();
-        if len >= 2 {
+        let ctors: Vec<&Call> = run.iter().map(|c| &c.ctor).collect();
+        let varies = progression(&ctors).is_some_and(|p| p.iter().any(Option::is_some));
+        if len >= 2 && (!varies || len >= MIN_PROGRESSION) {
             out.push((k, len));
+            k += len;
+        } else {
+            k += 1;
         }
-        k += len;
     }
     out
 }
@@ -209,11 +265,18 @@ pub fn extract(
             body: vec![Stmt::Assign(call)],
         };
         // The list replaces the first instance; the weights move under it.
-        let first_layer = module.layers.iter().position(|l| l.name == run[0].instance);
-        let elt = module.layers[first_layer.expect("a block call's layer exists")].ctor.clone();
+        let ctors: Vec<&Call> = run.iter().map(|c| &c.ctor).collect();
+        let steps = progression(&ctors).expect("a run's constructors are a progression");
+        let varies = steps.iter().any(Option::is_some);
+        let mut elt = run[0].ctor.clone();
+        for (arg, step) in elt.args.iter_mut().zip(&steps) {
+            if let Some((a, d)) = step {
+                *arg = term(*a, *d);
+            }
+        }
         let comp = ListComp {
-            elt,
-            target: Expr::name("_"),
+            elt: Expr::Call(Box::new(elt)),
+            target: Expr::name(if varies { "i" } else { "_" }),
             iter: Expr::name("range").called(vec![Expr::int(run.len() as i64)], vec![]),
         };
         let ctor = Expr::path("nn.ModuleList").called(vec![Expr::ListComp(Box::new(comp))], vec![]);
