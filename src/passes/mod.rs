@@ -3,6 +3,7 @@
 pub mod conds;
 mod constant_switches;
 mod fold;
+mod fold_pads;
 mod fuse_1d;
 mod fuse_activation;
 mod fuse_attention;
@@ -50,7 +51,7 @@ pub fn run_all(g: &mut Graph) -> Result<()> {
 type Pass = fn(&mut Graph) -> Result<()>;
 
 /// After recurrent layers are fused (see [`run_observed`]).
-const LATE: [(&str, Pass); 20] = [
+const LATE: [(&str, Pass); 21] = [
     ("simplify", simplify),
     ("prune", prune),
     ("fuse_bidirectional", fuse_bidirectional::fuse_bidirectional),
@@ -60,6 +61,7 @@ const LATE: [(&str, Pass); 20] = [
     ("fuse_activations", fuse_activations),
     ("fuse_1d", fuse_1d),
     ("fuse_dilated", fuse_dilated::fuse_dilated),
+    ("fold_pads", fold_pads::fold_pads),
     ("fuse_repeat", fuse_repeat::fuse_repeat),
     ("fuse_tensordot", fuse_tensordot),
     ("fuse_time_distributed", fuse_time_distributed::fuse_time_distributed),

@@ -1685,7 +1685,7 @@ mod tests {
         let mut g = TestGraph::new();
         let image = g.input("image", &[-1, 16, 16, 4]);
         let mut x = conv(&mut g, "stem", image, 1, [4, 4], 1);
-        let pads = g.constant("pads", int_tensor(&[4, 2], &[0, 0, 1, 1, 1, 1, 0, 0]));
+        let pads = g.constant("pads", int_tensor(&[4, 2], &[0, 0, 0, 1, 0, 1, 0, 0]));
         for (s, b) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
             let scope = |n: &str| format!("stack{s}_block{b}_{n}");
             let c = [8, 16][s];
@@ -1731,7 +1731,7 @@ mod tests {
         self.stem = nn.Conv2d(4, 4, 1, bias=False)
         self.stack0_block0 = StackBlock(4, 8, padding=1, conv_shortcut=True)
         self.stack0_block1 = StackBlock(8, 8, padding=1)
-        self.stack1_block0 = StackBlock(8, 16, stride=2, conv_shortcut=True, pad=(1, 1, 1, 1))
+        self.stack1_block0 = StackBlock(8, 16, stride=2, conv_shortcut=True, pad=(0, 1, 0, 1))
         self.stack1_block1 = StackBlock(16, 16, padding=1)
         # stem.weight: [4, 4, 1, 1]
         # stack0_block0.conv1.weight: [8, 4, 1, 1]

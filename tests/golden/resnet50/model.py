@@ -58,7 +58,7 @@ class ConvBlock(nn.Module):
 class KerasResnet50(nn.Module):
     def __init__(self):
         super().__init__()
-        self.conv1_conv = nn.Conv2d(3, 64, 7, stride=2)
+        self.conv1_conv = nn.Conv2d(3, 64, 7, stride=2, padding=3)
         self.conv1_bn = nn.BatchNorm2d(64, eps=1.001e-5)
         self.pool1_pool = nn.MaxPool2d(3, 2)
         self.conv2_block1 = ConvBlock(64, 64, 256, conv_shortcut=True)
@@ -84,7 +84,7 @@ class KerasResnet50(nn.Module):
         Returns:
             float32 [None, 1000]
         """
-        x = F.pad(images, (0, 0, 3, 3, 3, 3)).permute(0, 3, 1, 2)
+        x = images.permute(0, 3, 1, 2)
         x = self.conv1_conv(x)
         x = self.conv1_bn(x)
         x = F.relu(x, inplace=True)
