@@ -3,6 +3,10 @@
 //! it pads each side of an axis alike: `nn.Conv2d(3, 64, 7, stride=2, padding=3)`, as
 //! torchvision writes the stem, instead of an `F.pad` before the layer. An uneven padding
 //! stays an `F.pad` (PyTorch's convolutions pad both sides alike).
+//!
+//! A max pooling is padded with `-inf` in PyTorch, not zeros: a zero padding folds into it
+//! only where what is padded is never negative (ResNet's stem pads a ReLU's output, then
+//! pools: `nn.MaxPool2d(3, 2, padding=1)`, as torchvision's), and no window is all padding.
 
 use petgraph::stable_graph::NodeIndex;
 
@@ -12,9 +16,15 @@ use crate::passes::pattern::{const_ints, const_scalar, single_consumer};
 
 const CONVS: &[&str] = &["Conv2D", "DepthwiseConv2dNative"];
 
+/// Ops whose output is never negative.
+const NON_NEGATIVE: &[&str] = &["Relu", "Relu6"];
+
 pub fn fold_pads(g: &mut Graph) -> Result<()> {
-    let mut convs: Vec<NodeIndex> =
-        g.g.node_indices().filter(|&n| CONVS.contains(&g.node(n).op.as_str())).collect();
+    let windowed = |g: &Graph, n: NodeIndex| {
+        let op = g.node(n).op.as_str();
+        CONVS.contains(&op) || op == "MaxPool"
+    };
+    let mut convs: Vec<NodeIndex> = g.g.node_indices().filter(|&n| windowed(g, n)).collect();
     convs.sort_by_key(|&n| g.node(n).ordinal);
     for conv in convs {
         if let Some((x, pad, explicit)) = plan(g, conv) {
@@ -30,8 +40,9 @@ pub fn fold_pads(g: &mut Graph) -> Result<()> {
     Ok(())
 }
 
-/// `(the padded input, the pad node, the convolution's explicit paddings)` when `conv` reads
-/// a zero padding of height and width only, which with its own padding pads each side alike.
+/// `(the padded input, the pad node, the convolution's explicit paddings)` when `conv` (or a
+/// max pooling) reads a zero padding of height and width only, which with its own padding
+/// pads each side alike.
 fn plan(g: &Graph, conv: NodeIndex) -> Option<(ValueRef, NodeIndex, Vec<i64>)> {
     let c = g.node(conv);
     if c.attr_str_or("data_format", "NHWC").ok()? != "NHWC" {
@@ -61,6 +72,14 @@ fn plan(g: &Graph, conv: NodeIndex) -> Option<(ValueRef, NodeIndex, Vec<i64>)> {
         sizes.iter().zip(&own).map(|(a, b)| a.checked_add(*b)).collect::<Option<_>>()?;
     let spatial_only = total[..2] == [0, 0] && total[6..] == [0, 0];
     let even = total[2] == total[3] && total[4] == total[5];
+    if c.op == "MaxPool" {
+        // Zeros never win over what is never negative; torch pads at most half a window.
+        let kernel = c.attr_ints("ksize").ok()?;
+        let half = kernel.len() == 4 && total[2] * 2 <= kernel[1] && total[4] * 2 <= kernel[2];
+        if !NON_NEGATIVE.contains(&g.node(ins[0].node).op.as_str()) || !half {
+            return None;
+        }
+    }
     (spatial_only && even && total.iter().all(|&p| p >= 0)).then(|| (ins[0], padded.node, total))
 }
 
@@ -88,6 +107,43 @@ mod tests {
         ---
         x = x.permute(0, 3, 1, 2)
         x = self.conv2d(x).permute(0, 2, 3, 1)
+        return x
+        ");
+    }
+
+    /// ResNet's stem: a ReLU's output padded with zeros, then max pooled; a value that may be
+    /// negative keeps its zero padding.
+    fn pool_after_pad(relu: bool) -> String {
+        let mut g = TestGraph::new();
+        let mut x = g.input("x", &[-1, 8, 8, 3]);
+        if relu {
+            x = g.op("relu/Relu", "Relu", &[x], &[]);
+        }
+        let p = g.constant("pad/paddings", int_tensor(&[4, 2], &[0, 0, 1, 1, 1, 1, 0, 0]));
+        let y = g.op("pad/Pad", "Pad", &[x, p], &[]);
+        let a = [
+            ("ksize", ints(&[1, 3, 3, 1])),
+            ("strides", ints(&[1, 2, 2, 1])),
+            ("padding", string("VALID")),
+        ];
+        let y = g.op("pool/MaxPool", "MaxPool", &[y], &a);
+        g.lower(&[y])
+    }
+
+    #[test]
+    fn a_zero_padding_of_a_relu_is_the_max_poolings_own() {
+        assert_snapshot!(pool_after_pad(true), @"
+        self.pool = nn.MaxPool2d(3, 2, padding=1)
+        ---
+        x = F.relu(x).permute(0, 3, 1, 2)
+        x = self.pool(x).permute(0, 2, 3, 1)
+        return x
+        ");
+        assert_snapshot!(pool_after_pad(false), @"
+        self.pool = nn.MaxPool2d(3, 2)
+        ---
+        x = F.pad(x, (0, 0, 1, 1, 1, 1)).permute(0, 3, 1, 2)
+        x = self.pool(x).permute(0, 2, 3, 1)
         return x
         ");
     }

@@ -60,7 +60,7 @@ class KerasResnet50(nn.Module):
         super().__init__()
         self.conv1_conv = nn.Conv2d(3, 64, 7, stride=2, padding=3)
         self.conv1_bn = nn.BatchNorm2d(64, eps=1.001e-5)
-        self.pool1_pool = nn.MaxPool2d(3, 2)
+        self.pool1_pool = nn.MaxPool2d(3, 2, padding=1)
         self.conv2_block1 = ConvBlock(64, 64, 256, conv_shortcut=True)
         self.conv2_blocks = nn.ModuleList([ConvBlock(256, 64, 256) for _ in range(2)])
         self.conv3_block1 = ConvBlock(256, 128, 512, stride=2, conv_shortcut=True)
@@ -88,7 +88,6 @@ class KerasResnet50(nn.Module):
         x = self.conv1_conv(x)
         x = self.conv1_bn(x)
         x = F.relu(x, inplace=True)
-        x = F.pad(x, (1, 1, 1, 1))
         x = self.pool1_pool(x)
         x = self.conv2_block1(x)
         for block in self.conv2_blocks:
