@@ -434,7 +434,8 @@ impl Lowerer<'_> {
                 Some((l.name.as_str(), k))
             })
             .collect();
-        // Per class: inputs, output, and whether any call was seen.
+        // Per class whose instances are called: which inputs, and whether the output, are
+        // tensors in every call.
         let mut hints: BTreeMap<usize, (Vec<bool>, bool)> = BTreeMap::new();
         for s in stmts {
             let Expr::Call(c) = &s.value else { continue };
