@@ -72,7 +72,9 @@ fn progression(ctors: &[&Call]) -> Option<Vec<Option<(i64, i64)>>> {
             }
             let values: Vec<i64> =
                 ctors.iter().map(|c| c.args[j].as_int()).collect::<Option<_>>()?;
-            let (a, d) = (values[0], values[1].checked_sub(values[0])?);
+            // (A step `term` can write: its magnitude fits an i64.)
+            let d = values[1].checked_sub(values[0]).filter(|d| d.checked_abs().is_some())?;
+            let a = values[0];
             let steady = values
                 .iter()
                 .enumerate()
