@@ -75,7 +75,8 @@ fn plan(g: &Graph, conv: NodeIndex) -> Option<(ValueRef, NodeIndex, Vec<i64>)> {
     if c.op == "MaxPool" {
         // Zeros never win over what is never negative; torch pads at most half a window.
         let kernel = c.attr_ints("ksize").ok()?;
-        let half = kernel.len() == 4 && total[2] * 2 <= kernel[1] && total[4] * 2 <= kernel[2];
+        let within = |p: i64, k: i64| p.checked_mul(2).is_some_and(|p| p <= k);
+        let half = kernel.len() == 4 && within(total[2], kernel[1]) && within(total[4], kernel[2]);
         if !NON_NEGATIVE.contains(&g.node(ins[0].node).op.as_str()) || !half {
             return None;
         }
