@@ -24,9 +24,9 @@ pub fn fold_pads(g: &mut Graph) -> Result<()> {
         let op = g.node(n).op.as_str();
         CONVS.contains(&op) || op == "MaxPool"
     };
-    let mut convs: Vec<NodeIndex> = g.g.node_indices().filter(|&n| windowed(g, n)).collect();
-    convs.sort_by_key(|&n| g.node(n).ordinal);
-    for conv in convs {
+    let mut layers: Vec<NodeIndex> = g.g.node_indices().filter(|&n| windowed(g, n)).collect();
+    layers.sort_by_key(|&n| g.node(n).ordinal);
+    for conv in layers {
         if let Some((x, pad, explicit)) = plan(g, conv) {
             g.set_input(conv, 0, x);
             let node = g.node_mut(conv);

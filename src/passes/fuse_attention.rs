@@ -535,6 +535,17 @@ mod tests {
         g.constant(name, Tensor::from_f32(vec![], &[x]))
     }
 
+    /// Keras 3's masked softmax and value product: `where(mask, scores, -1e9)`, softmax,
+    /// `where(mask, probs, 0)`, then `@ v`.
+    fn masked_attention(g: &mut TestGraph, mask: ValueRef, s: ValueRef, v: ValueRef) -> ValueRef {
+        let big = scalar(g, "att/big", -1e9);
+        let masked = g.op("att/SelectV2", "SelectV2", &[mask, s, big], &[]);
+        let p = g.op("att/Softmax", "Softmax", &[masked], &[]);
+        let zero = scalar(g, "att/zero", 0.0);
+        let pz = g.op("att/SelectV2_1", "SelectV2", &[mask, p, zero], &[]);
+        g.op("att/MatMul_1", "BatchMatMulV2", &[pz, v], &[])
+    }
+
     fn transpose(g: &mut TestGraph, name: &str, x: ValueRef, perm: &[i64]) -> ValueRef {
         let p = g.constant(&format!("{name}/perm"), int_tensor(&[4], perm));
         g.op(name, "Transpose", &[x, p], &[])
@@ -555,13 +566,8 @@ mod tests {
         let kt = transpose(&mut g, "att/transpose", k, &[0, 2, 1, 3]);
         let mm = g.op("att/MatMul", "BatchMatMulV2", &[kt, qt], &[]);
         let s = transpose(&mut g, "att/transpose_2", mm, &[0, 1, 3, 2]);
-        let big = scalar(&mut g, "att/big", -1e9);
-        let masked = g.op("att/SelectV2", "SelectV2", &[mask, s, big], &[]);
-        let p = g.op("att/Softmax", "Softmax", &[masked], &[]);
-        let zero = scalar(&mut g, "att/zero", 0.0);
-        let pz = g.op("att/SelectV2_1", "SelectV2", &[mask, p, zero], &[]);
         let vt = transpose(&mut g, "att/transpose_3", v, &[0, 2, 1, 3]);
-        let o = g.op("att/MatMul_1", "BatchMatMulV2", &[pz, vt], &[]);
+        let o = masked_attention(&mut g, mask, s, vt);
         let y = transpose(&mut g, "att/transpose_4", o, &[0, 2, 1, 3]);
         assert_snapshot!(g.lower(&[y]), @"
         ---
@@ -639,12 +645,7 @@ mod tests {
         let mask = g.typed_input("mask", &[-1, 1, 1, 5], DType::Bool);
         let mm = g.op("att/MatMul", "BatchMatMulV2", &[q, k], &[("adj_y", boolean(true))]);
         let s = g.op("att/add", "AddV2", &[mm, rel], &[]);
-        let big = scalar(&mut g, "att/big", -1e9);
-        let masked = g.op("att/SelectV2", "SelectV2", &[mask, s, big], &[]);
-        let p = g.op("att/Softmax", "Softmax", &[masked], &[]);
-        let zero = scalar(&mut g, "att/zero", 0.0);
-        let pz = g.op("att/SelectV2_1", "SelectV2", &[mask, p, zero], &[]);
-        let o = g.op("att/MatMul_1", "BatchMatMulV2", &[pz, v], &[]);
+        let o = masked_attention(&mut g, mask, s, v);
         assert_snapshot!(g.lower(&[o]), @r#"
         ---
         bias = torch.where(mask, rel, float("-inf"))
@@ -667,12 +668,7 @@ mod tests {
         let s = g.op("att/add", "AddV2", &[mm, alibi], &[]);
         let c = scalar(&mut g, "att/scale", 0.5);
         let s = g.op("att/mul", "Mul", &[s, c], &[]);
-        let big = scalar(&mut g, "att/big", -1e9);
-        let masked = g.op("att/SelectV2", "SelectV2", &[mask, s, big], &[]);
-        let p = g.op("att/Softmax", "Softmax", &[masked], &[]);
-        let zero = scalar(&mut g, "att/zero", 0.0);
-        let pz = g.op("att/SelectV2_1", "SelectV2", &[mask, p, zero], &[]);
-        let o = g.op("att/MatMul_1", "BatchMatMulV2", &[pz, v], &[]);
+        let o = masked_attention(&mut g, mask, s, v);
         assert_snapshot!(g.lower(&[o]), @r#"
         ---
         x = alibi * 0.5
