@@ -31,6 +31,18 @@ impl Node {
         self.attrs.insert(attr.into(), crate::proto::AttrValue { value });
     }
 
+    /// Sets an integer attribute (`shrink_axis_mask`).
+    pub fn set_attr_int(&mut self, attr: &str, v: i64) {
+        let value = Some(Value::I(v));
+        self.attrs.insert(attr.into(), crate::proto::AttrValue { value });
+    }
+
+    /// Sets a type attribute (`out_type`).
+    pub fn set_attr_type(&mut self, attr: &str, t: DType) {
+        let value = Some(Value::Type(t.to_tf()));
+        self.attrs.insert(attr.into(), crate::proto::AttrValue { value });
+    }
+
     pub fn has_attr(&self, attr: &str) -> bool {
         self.attr_value(attr).is_some()
     }

@@ -107,6 +107,9 @@ pub struct Node {
     /// A constant computed from single values and integers only (`range`, `pow`, shapes): a
     /// table the model computes, such as sinusoid frequencies, not a weight it stores.
     pub generated: bool,
+    /// A computation several scopes share, computed once for all (`passes::cse`): `forward`
+    /// computes it before the first of them, not inside it.
+    pub shared: bool,
 }
 
 impl Node {
@@ -123,6 +126,7 @@ impl Node {
             role: None,
             assumed: false,
             generated: false,
+            shared: false,
         }
     }
 
@@ -295,8 +299,17 @@ impl Graph {
 
     /// Removes all incoming edges of `n` (used when a node is folded into a constant).
     pub fn clear_inputs(&mut self, n: NodeIndex) {
-        let edges: Vec<EdgeIndex> =
-            self.g.edges_directed(n, Direction::Incoming).map(|e| e.id()).collect();
+        self.clear_inputs_from(n, 0);
+    }
+
+    /// Removes the incoming edges of `n` into slots `from` and after.
+    pub fn clear_inputs_from(&mut self, n: NodeIndex, from: usize) {
+        let edges: Vec<EdgeIndex> = self
+            .g
+            .edges_directed(n, Direction::Incoming)
+            .filter(|e| e.weight().slot >= from)
+            .map(|e| e.id())
+            .collect();
         for e in edges {
             self.g.remove_edge(e);
         }

@@ -119,31 +119,37 @@ mod tests {
         let w1 = g.constant("gate/kernel", weights(&[8, 16]));
         let w2 = g.constant("up/kernel", weights(&[8, 16]));
         let w3 = g.constant("down/kernel", weights(&[16, 8]));
+        let w4 = g.constant("gate2/kernel", weights(&[8, 16]));
+        let w5 = g.constant("up2/kernel", weights(&[8, 16]));
         let gate = g.op("gate/MatMul", "MatMul", &[h, w1], &[]);
         let gate = g.op("gate_act/Relu", "Relu", &[gate], &[]);
         let up = g.op("up/MatMul", "MatMul", &[h, w2], &[]);
         let y = g.op("mul/mul", "Mul", &[gate, up], &[]);
         let y = g.op("down/MatMul", "MatMul", &[y, w3], &[]);
         // The same shape, but the gate is read again: nothing to fold.
-        let gate2 = g.op("gate2/MatMul", "MatMul", &[y, w3], &[]);
+        let gate2 = g.op("gate2/MatMul", "MatMul", &[y, w4], &[]);
         let gate2 = g.op("gate2_act/Relu", "Relu", &[gate2], &[]);
-        let up2 = g.op("up2/MatMul", "MatMul", &[y, w3], &[]);
+        let up2 = g.op("up2/MatMul", "MatMul", &[y, w5], &[]);
         let z = g.op("mul2/mul", "Mul", &[gate2, up2], &[]);
         let z = g.op("out/add", "AddV2", &[z, gate2], &[]);
         assert_snapshot!(g.lower(&[z]), @"
         self.gate = nn.Linear(8, 16, bias=False)
         self.up = nn.Linear(8, 16, bias=False)
         self.down = nn.Linear(16, 8, bias=False)
+        self.gate2 = nn.Linear(8, 16, bias=False)
+        self.up2 = nn.Linear(8, 16, bias=False)
         # gate.weight: [16, 8]
         # up.weight: [16, 8]
         # down.weight: [8, 16]
+        # gate2.weight: [16, 8]
+        # up2.weight: [16, 8]
         ---
         ln = torch.tanh(h)
         x = F.relu(self.gate(ln)) * self.up(ln)
         down = self.down(x)
-        x = self.down(down)
+        x = self.gate2(down)
         gate2_act = F.relu(x, inplace=True)
-        x = self.down(down)
+        x = self.up2(down)
         x = gate2_act * x
         x = x + gate2_act
         return x

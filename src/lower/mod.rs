@@ -51,6 +51,8 @@ pub struct Span {
     pub buffers: std::ops::Range<usize>,
     /// No stubs: the node can move into a block class.
     pub movable: bool,
+    /// Computed once for several scopes (`Node::shared`): part of none of them.
+    pub shared: bool,
 }
 
 /// Counts for the end-of-conversion summary.
@@ -184,6 +186,7 @@ fn lower_once(
             layers: layers..low.module.layers.len(),
             buffers: buffers..low.module.buffers.len(),
             movable: low.summary.stubs_seen == stubs,
+            shared: graph.node(n).shared,
         });
     }
     low.finish()

@@ -234,6 +234,11 @@ pub fn lookup(op: &str) -> Option<&'static OpDef> {
     FAMILIES.iter().flat_map(|f| f.iter()).find(|d| d.name == op)
 }
 
+/// Whether `op` draws random numbers (two draws are never the same value).
+pub fn is_random(op: &str) -> bool {
+    random::OPS.iter().any(|d| d.name == op)
+}
+
 /// Every supported op name, sorted (for `inspect` and docs).
 pub fn supported() -> Vec<&'static str> {
     let mut v: Vec<&str> = FAMILIES.iter().flat_map(|f| f.iter()).map(|d| d.name).collect();

@@ -131,6 +131,21 @@ fn within_budget(
     }
 }
 
+/// The ops whose size input may become a constant known in part (see
+/// [`constant_reshape_target`]): that input's slot and the op's own input count (the values
+/// the sizes are read from follow).
+pub(crate) fn target_slot(op: &str) -> Option<(usize, usize)> {
+    Some(match op {
+        // -1 cannot stand for a new leading axis in `expand`: run-time sizes are always named.
+        "Reshape" | "BroadcastTo" => (1, 2),
+        "Fill" => (0, 2),
+        "Slice" => (2, 3),
+        "Conv2DBackpropInput" => (0, 3),
+        "ResizeBilinear" | "ResizeNearestNeighbor" => (1, 2),
+        _ => return None,
+    })
+}
+
 /// A Reshape whose target is computed from `Shape` (e.g. `[batch, 1, 1, C]` with a dynamic
 /// batch) gets a constant target, so the shape arithmetic is not emitted at all: `-1` for a
 /// single unknown entry; with several, the unknown entries stay marked on the constant's
@@ -139,16 +154,8 @@ fn within_budget(
 fn constant_reshape_target(g: &mut Graph, n: NodeIndex) {
     // A conv-transpose reads only the known entries of its output shape (its height and
     // width; an unknown batch becomes -1); a resize's size becomes a constant only when known.
-    let (slot, arity, reshape) = match g.node(n).op.as_str() {
-        "Reshape" => (1, 2, true),
-        // -1 cannot stand for a new leading axis in `expand`: always name run-time sizes.
-        "BroadcastTo" => (1, 2, true),
-        "Fill" => (0, 2, true),
-        "Slice" => (2, 3, true),
-        "Conv2DBackpropInput" => (0, 3, false),
-        "ResizeBilinear" | "ResizeNearestNeighbor" => (1, 2, false),
-        _ => return,
-    };
+    let Some((slot, arity)) = target_slot(&g.node(n).op) else { return };
+    let reshape = matches!(g.node(n).op.as_str(), "Reshape" | "BroadcastTo" | "Fill" | "Slice");
     let inputs = g.inputs(n);
     let Some(&target) = inputs.get(slot) else { return };
     if g.const_value(target).is_some() || target.port != 0 || inputs.len() != arity {

@@ -2,6 +2,7 @@
 
 pub mod conds;
 mod constant_switches;
+mod cse;
 mod fold;
 mod fold_pads;
 mod fuse_1d;
@@ -26,6 +27,7 @@ mod pattern;
 mod prune;
 mod rnn;
 mod simplify;
+mod sizes;
 mod tensor_arrays;
 
 pub use fold::fold_and_infer;
@@ -51,7 +53,7 @@ pub fn run_all(g: &mut Graph) -> Result<()> {
 type Pass = fn(&mut Graph) -> Result<()>;
 
 /// After recurrent layers are fused (see [`run_observed`]).
-const LATE: [(&str, Pass); 21] = [
+const LATE: [(&str, Pass); 23] = [
     ("simplify", simplify),
     ("prune", prune),
     ("fuse_bidirectional", fuse_bidirectional::fuse_bidirectional),
@@ -71,6 +73,9 @@ const LATE: [(&str, Pass); 21] = [
     ("fuse_causal", fuse_causal::fuse_causal),
     ("fuse_wrap", fuse_wrap::fuse_wrap),
     ("fuse_attention", fuse_attention::fuse_attention),
+    // Only what is still read is compared (a fusion leaves the nodes it replaced).
+    ("prune", prune),
+    ("common_subexpressions", cse::common_subexpressions),
     ("prune", prune),
     ("optimize_loop_bodies", loops::optimize_bodies),
 ];

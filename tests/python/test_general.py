@@ -84,16 +84,18 @@ def test_a_mask_every_layer_reads_is_computed_before_the_layers(tmp_path):
 
 
 def test_layers_with_a_side_computation_as_deep_as_the_main_stream_are_one_class(tmp_path):
-    """Falcon's ALiBi bias is built in every layer from the padding mask: in the first layer
-    that side computation is as deep as the main stream, in the second far shallower. The
-    statements still come in one order in both (the main stream, which passes through weighted
-    layers, first), so both layers are instances of one class (parity is the decoder test)."""
+    """Falcon's ALiBi positions are built in every layer from the padding mask, as is its
+    causal mask: both are computed once, before the layers, which read them; the slopes stay
+    in each layer (weights, as far as a frozen graph tells). Both layers are instances of one
+    class (parity is the decoder test)."""
     out = tmp_path / "out"
     run_cli("convert", source("keras_hub_falcon"), "-o", out)
     code = (out / "model.py").read_text()
     assert "nn.ModuleList([TransformerLayer() for _ in range(2)])" in code, code
     layer = code.split("class TransformerLayer")[1].split("\nclass ")[0]
-    assert "padding_mask.cumsum(1)" in layer, code
+    top = code.split("class KerasHubFalcon")[1]
+    assert "padding_mask.cumsum(1)" in top and "cumsum" not in layer, code
+    assert "tril" in top and "tril" not in layer, code
     # The bias is added before the scores are scaled: it is scaled with them, into SDPA's mask.
     assert "F.scaled_dot_product_attention(q, k, v, attn_mask=bias)" in layer, code
     assert "F.softmax" not in layer, code
@@ -196,7 +198,7 @@ def test_decoder_attention_reads_as_pytorch(name, tmp_path):
     assert "nn.ModuleList([TransformerLayer() for _ in range(2)])" in code, code
     assert "for layer in self.transformer_layers:" in code, code
     # The causal mask as a person builds it, not from two aranges compared.
-    assert ", dtype=torch.bool).tril()" in code, code
+    assert ",dtype=torch.bool).tril()" in re.sub(r"\s+", "", code), code
     assert not any(">=" in line and "range" in line for line in code.splitlines()), code
     # Keras' wrap of ids counted from the end, in one line before the token embedding.
     assert "torch.where(token_ids < 0, token_ids + 500, token_ids)" in code, code
@@ -218,6 +220,16 @@ def test_decoder_attention_reads_as_pytorch(name, tmp_path):
         # Rotary embeddings: one helper pair, applied to the queries and to the keys.
         assert code.count("def rotate_half(") == 1 and code.count("def apply_rotary(") == 1
         assert code.count("= apply_rotary(") == 2 and "torch.cos" not in code.split("class ")[1], code
+        # Computed once, before the layers, which take them as inputs (Hugging Face's
+        # `position_embeddings` and 4-D mask): each layer built its own angles for the queries
+        # and again for the keys, and its own causal mask.
+        layer = code.split("class TransformerLayer")[1].split("\nclass ")[0]
+        top = code.split("class KerasHubLlama")[1]
+        assert "angles: torch.Tensor, mask: torch.Tensor" in layer, layer
+        assert "torch.arange" not in layer and "tril" not in layer, layer
+        assert top.count("torch.einsum(") == 1 and top.count(".tril()") == 1, top
+        assert "layer(token_embedding, angles, mask)" in top, top
+        assert code.count("register_buffer(") == 1, code
 
 
 def test_an_encoder_decoder_reads_as_pytorch(tmp_path):
@@ -231,7 +243,7 @@ def test_an_encoder_decoder_reads_as_pytorch(tmp_path):
     flat = re.sub(r"\s+", "", code)
     assert "nn.ModuleList([TransformerEncoderLayer()for_inrange(2)])" in flat, code
     assert "nn.ModuleList([TransformerDecoderLayer()for_inrange(2)])" in flat, code
-    assert "x = layer(x, mask_2, encoder_output_layer_norm, strided_slice)" in code, code
+    assert "x = layer(x, mask_2, encoder_output_layer_norm, mul_2)" in code, code
     decoder = code.split("class TransformerDecoderLayer")[1].split("\nclass ")[0]
     assert "F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=1.0)" in decoder, decoder
     assert "F.scaled_dot_product_attention(q_2, k_2, v_2, attn_mask=mask_2, scale=1.0)" in decoder, decoder

@@ -31,11 +31,14 @@ def test_generated_code_is_ruff_clean(name, tmp_path):
 
 def test_hard_activations_read_as_torch_calls(tmp_path):
     """MobileNetV3's and Keras' hard sigmoid and hard swish are `F.hardsigmoid` and
-    `F.hardswish`; look-alikes with other constants stay as written (parity above)."""
+    `F.hardswish`; look-alikes with other constants stay as written (parity above). The
+    fixture computes each of the two on `y` twice: one computation, written once, returned
+    twice."""
     out = tmp_path / "out"
     run_cli("convert", OPS_DIR / "ops_hard_activation.pb", "-o", out)
     code = (out / "model.py").read_text()
-    assert code.count("F.hardsigmoid(") == 3 and code.count("F.hardswish(") == 2, code
+    assert code.count("F.hardsigmoid(") == 2 and code.count("F.hardswish(") == 1, code
+    assert "return mul_nhwc, mul_2_nhwc, mul_nhwc, mul_2_nhwc," in code, code
     assert code.count("F.relu6(") == 2 and "/ 5.0" in code and "+ 2.0" in code, code
 
 

@@ -473,6 +473,7 @@ impl Forward<'_> {
         while !auto_named
             && start > 0
             && spans[start - 1].movable
+            && !spans[start - 1].shared
             && !sibling(start - 1)
             && is_unnamed_layer(&spans[start - 1].scope)
         {

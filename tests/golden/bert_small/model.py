@@ -28,14 +28,13 @@ class TransformerLayer(nn.Module):
         self.feedforward_output_dense = nn.Linear(1024, 256)
         self.feedforward_layer_norm = nn.LayerNorm(256, eps=1e-12)
 
-    def forward(self, inputs: torch.Tensor, padding_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, inputs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         x = self.self_attention_layer_query(inputs).reshape(-1, 32, 4, 64)
         q = x.permute(0, 2, 1, 3)
         x = self.self_attention_layer_key(inputs).reshape(-1, 32, 4, 64)
         k = x.permute(0, 2, 1, 3)
         x = self.self_attention_layer_value(inputs).reshape(-1, 32, 4, 64)
         v = x.permute(0, 2, 1, 3)
-        mask = padding_mask.unsqueeze(1).to(torch.bool).unsqueeze(1)
         x = F.scaled_dot_product_attention(q, k, v, attn_mask=mask).permute(0, 2, 1, 3)
         x = x.reshape(-1, 32, 256)
         x = self.self_attention_layer_attention_output(x)
@@ -76,6 +75,7 @@ class KerasHubBertSmall(nn.Module):
             0: float32 [None, 32, 256]
             1: float32 [None, 256]
         """
+        mask = padding_mask.unsqueeze(1).to(torch.bool).unsqueeze(1)
         x = torch.where(token_ids < 0, token_ids + 1000, token_ids)
         token_embedding = self.token_embedding(x.long())
         x = self.position_embedding.weight[:32]
@@ -86,7 +86,7 @@ class KerasHubBertSmall(nn.Module):
         x = x + segment_embedding_2
         h = self.embeddings_layer_norm(x)
         for layer in self.transformer_layers:
-            h = layer(h, padding_mask)
+            h = layer(h, mask)
         x = h[:, 0]
         x = self.pooled_dense(x)
         x = torch.tanh(x)
