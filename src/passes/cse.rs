@@ -33,7 +33,9 @@ const MAX_TABLE_BYTES: usize = 1 << 16;
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum SizeKey {
     Known(i64),
-    Root(Axis),
+    /// The root's node by its class (two copies of the value it is read from are one
+    /// value), its port and axis.
+    Root(usize, usize, usize),
 }
 
 /// What a node computes, for comparison.
@@ -80,7 +82,10 @@ pub fn common_subexpressions(g: &mut Graph) -> Result<()> {
         order.iter().enumerate().map(|(i, &n)| (n, i)).collect();
     groups.sort_by_key(|m| position[&m[0]]);
     let invariant = invariant_nodes(g, &order);
-    let mut names: BTreeSet<String> = g.g.node_weights().map(|n| n.name.clone()).collect();
+    let mut names = Names {
+        taken: g.g.node_weights().map(|n| n.name.clone()).collect(),
+        next: BTreeMap::new(),
+    };
     let mut hoisted = BTreeSet::new();
     for group in groups {
         if g.node(group[0]).value.is_some() {
@@ -157,7 +162,7 @@ fn key(
         && p.scalar
         && let [Dim::Of(v, a)] = p.values[..]
     {
-        return Some(Key::Size(dtypes(), SizeKey::Root(forest.root((v, a)))));
+        return Some(Key::Size(dtypes(), size_key(forest, class_of, &Dim::Of(v, a))?));
     }
     let fused = match &node.fused {
         None if crate::ops::lookup(&node.op).is_some() && !crate::ops::is_random(&node.op) => {
@@ -179,7 +184,11 @@ fn key(
     for (slot, v) in all.iter().enumerate() {
         if let Some((at, arity, p)) = target {
             if slot == at {
-                target_key = p.values.iter().map(|d| size_key(forest, d)).collect::<Option<_>>()?;
+                target_key = p
+                    .values
+                    .iter()
+                    .map(|d| size_key(forest, class_of, d))
+                    .collect::<Option<_>>()?;
                 continue;
             }
             if slot >= arity {
@@ -203,10 +212,17 @@ fn key(
     })
 }
 
-fn size_key(forest: &SizeForest, d: &Dim) -> Option<SizeKey> {
+fn size_key(
+    forest: &SizeForest,
+    class_of: &BTreeMap<NodeIndex, usize>,
+    d: &Dim,
+) -> Option<SizeKey> {
     match *d {
         Dim::Known(k) => Some(SizeKey::Known(k)),
-        Dim::Of(v, a) => Some(SizeKey::Root(forest.root((v, a)))),
+        Dim::Of(v, a) => {
+            let (root, axis) = forest.root((v, a));
+            Some(SizeKey::Root(*class_of.get(&root.node)?, root.port, axis))
+        }
         Dim::Unknown => None,
     }
 }
@@ -237,11 +253,15 @@ fn merge(
     g: &mut Graph,
     forest: &SizeForest,
     group: &[NodeIndex],
-    names: &mut BTreeSet<String>,
+    names: &mut Names,
     hoisted: &mut BTreeSet<NodeIndex>,
 ) {
     let mut survivor = group[0];
-    let common = shared_scope(group.iter().map(|&n| g.node(n).name.as_str()));
+    let common = common_scope(group.iter().map(|&n| g.node(n).name.as_str()));
+    // Tables keep the layer's scope below where the copies part: a buffer named after the
+    // layer that made it (`self_attention_llama_rotary_embedding_const`), not after TF's op
+    // (`truediv_1_const`).
+    let tables = shared_scope(group.iter().map(|&n| g.node(n).name.as_str()));
     let shared = group.iter().any(|&n| scope(&g.node(n).name) != scope(&g.node(survivor).name));
     let base = if shared {
         fresh(names, &common, last(&g.node(survivor).name))
@@ -275,7 +295,7 @@ fn merge(
     }
     if shared {
         // Ordered as soon as what it reads is computed: before the scopes that share it.
-        hoist(g, survivor, &common, names, hoisted);
+        hoist(g, survivor, (&common, &tables), names, hoisted);
     }
 }
 
@@ -285,8 +305,8 @@ fn merge(
 fn hoist(
     g: &mut Graph,
     n: NodeIndex,
-    common: &str,
-    names: &mut BTreeSet<String>,
+    (common, tables): (&str, &str),
+    names: &mut Names,
     hoisted: &mut BTreeSet<NodeIndex>,
 ) {
     let mut stack = vec![(n, false)];
@@ -297,8 +317,9 @@ fn hoist(
         let inputs = g.inputs(m);
         if inputs_done {
             let at = inputs.iter().map(|v| g.node(v.node).ordinal).max().unwrap_or(0);
-            if m != n && scope(&g.node(m).name) != common {
-                rename(g, m, common, names);
+            let to = if g.node(m).value.is_some() { tables } else { common };
+            if m != n && scope(&g.node(m).name) != to {
+                rename(g, m, to, names);
             }
             let node = g.node_mut(m);
             node.ordinal = node.ordinal.min(at);
@@ -497,21 +518,28 @@ fn last(name: &str) -> &str {
     name.rsplit('/').next().unwrap_or(name)
 }
 
+/// Node names taken, and for each name asked for, the next counter to try: naming stays
+/// linear however many nodes ask for one name.
+struct Names {
+    taken: BTreeSet<String>,
+    next: BTreeMap<String, usize>,
+}
+
 /// `scope/last`, made unique among `names` (and taken).
-fn fresh(names: &mut BTreeSet<String>, scope: &str, last: &str) -> String {
+fn fresh(names: &mut Names, scope: &str, last: &str) -> String {
     let base = if scope.is_empty() { last.to_string() } else { format!("{scope}/{last}") };
     let mut name = base.clone();
-    let mut k = 1;
-    while names.contains(&name) {
+    let k = names.next.entry(base.clone()).or_insert(1);
+    while names.taken.contains(&name) {
         name = format!("{base}_{k}");
-        k += 1;
+        *k += 1;
     }
-    names.insert(name.clone());
+    names.taken.insert(name.clone());
     name
 }
 
 /// Renames `n` to its last name component under `scope`.
-fn rename(g: &mut Graph, n: NodeIndex, scope: &str, names: &mut BTreeSet<String>) {
+fn rename(g: &mut Graph, n: NodeIndex, scope: &str, names: &mut Names) {
     let name = fresh(names, scope, last(&g.node(n).name));
     g.node_mut(n).name = name;
 }
@@ -589,26 +617,26 @@ mod tests {
         let h = layer(&mut g, 1, h);
         assert_snapshot!(g.lower(&[h]), @"
             class Layer():
-              self.dense1 = nn.Linear(8, 8, bias=False)
-              self.out1 = nn.Linear(8, 8, bias=False)
-              h = self.dense1(x)
-              h = h + table
+              self.dense = nn.Linear(8, 8, bias=False)
+              self.out = nn.Linear(8, 8, bias=False)
+              h = self.dense(x)
+              h = h + mul
               h = F.relu(h, inplace=True)
-              h = self.out1(h)
+              h = self.out(h)
               residual = h + x
-              return residual (from x, table)
+              return residual (from x, mul)
             self.layers = nn.ModuleList([Layer() for _ in range(2)])
             self.table_const: [8] float32
             # table_const: [8]
-            # layers.0.dense1.weight: [8, 8]
-            # layers.0.out1.weight: [8, 8]
-            # layers.1.dense1.weight: [8, 8]
-            # layers.1.out1.weight: [8, 8]
+            # layers.0.dense.weight: [8, 8]
+            # layers.0.out.weight: [8, 8]
+            # layers.1.dense.weight: [8, 8]
+            # layers.1.out.weight: [8, 8]
             ---
             h = torch.arange(0.0, float(x.shape[0]), 1.0).unsqueeze(1)
-            table = h * self.table_const
+            mul = h * self.table_const
             for layer in self.layers:
-                x = layer(x, table)
+                x = layer(x, mul)
             return x
             ");
     }

@@ -8,7 +8,7 @@
 //!
 //! Built once in topological order (no recursion: a deep graph cannot exhaust the stack).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use petgraph::stable_graph::NodeIndex;
 
@@ -97,7 +97,13 @@ const BROADCASTING: &[&str] = &[
 #[derive(Default)]
 pub struct SizeForest {
     parent: BTreeMap<Axis, Axis>,
+    /// Each axis's root and its distance from it (absent: its own root, depth 0), kept as
+    /// the forest grows so that no question walks a long chain more than once.
+    root: BTreeMap<Axis, (Axis, usize)>,
 }
+
+/// Steps [`SizeForest::nearest_common`] may take: a hostile graph can chain many sizes.
+const MAX_STEPS: usize = 1 << 20;
 
 impl SizeForest {
     pub fn build(g: &Graph) -> SizeForest {
@@ -112,7 +118,9 @@ impl SizeForest {
                     continue;
                 }
                 if let Some(p) = forest.source(g, n, axis, r) {
+                    let (root, depth) = forest.root.get(&p).copied().unwrap_or((p, 0));
                     forest.parent.insert((out, axis), p);
+                    forest.root.insert((out, axis), (root, depth + 1));
                 }
             }
         }
@@ -120,32 +128,44 @@ impl SizeForest {
     }
 
     /// The earliest axis `a` is known to equal.
-    pub fn root(&self, mut a: Axis) -> Axis {
-        while let Some(&p) = self.parent.get(&a) {
-            a = p;
-        }
-        a
+    pub fn root(&self, a: Axis) -> Axis {
+        self.root.get(&a).map_or(a, |r| r.0)
     }
 
-    /// `a`, then its ancestors up to its root.
-    fn chain(&self, mut a: Axis) -> Vec<Axis> {
-        let mut v = vec![a];
-        while let Some(&p) = self.parent.get(&a) {
-            v.push(p);
-            a = p;
-        }
-        v
+    fn depth(&self, a: Axis) -> usize {
+        self.root.get(&a).map_or(0, |r| r.1)
     }
 
     /// The latest axis every one of `axes` is known to equal (they must share a root) that
-    /// `allowed` accepts.
+    /// `allowed` accepts; `None` past [`MAX_STEPS`] steps.
     pub fn nearest_common(&self, axes: &[Axis], allowed: impl Fn(Axis) -> bool) -> Option<Axis> {
-        let (first, rest) = axes.split_first()?;
-        let others: Vec<BTreeSet<Axis>> =
-            rest.iter().map(|&a| self.chain(a).into_iter().collect()).collect();
-        self.chain(*first)
-            .into_iter()
-            .find(|&a| others.iter().all(|s| s.contains(&a)) && allowed(a))
+        let mut steps = 0usize;
+        let mut up = |a: Axis| {
+            steps += 1;
+            (steps <= MAX_STEPS).then(|| self.parent.get(&a).copied()).flatten()
+        };
+        let (&first, rest) = axes.split_first()?;
+        let mut common = first;
+        for &b in rest {
+            if self.root(b) != self.root(common) {
+                return None;
+            }
+            let mut b = b;
+            while self.depth(b) > self.depth(common) {
+                b = up(b)?;
+            }
+            while self.depth(common) > self.depth(b) {
+                common = up(common)?;
+            }
+            while common != b {
+                common = up(common)?;
+                b = up(b)?;
+            }
+        }
+        while !allowed(common) {
+            common = up(common)?;
+        }
+        Some(common)
     }
 
     /// The axis that output axis `axis` (of rank `rank`) of node `n` provably equals.
