@@ -234,9 +234,11 @@ pub fn lookup(op: &str) -> Option<&'static OpDef> {
     FAMILIES.iter().flat_map(|f| f.iter()).find(|d| d.name == op)
 }
 
-/// Whether `op` draws random numbers (two draws are never the same value).
+/// Whether `op` draws random numbers (two draws are never the same value): our random
+/// family, and anything TF names as random or stateful (`RandomShuffle`,
+/// `StatefulUniform`).
 pub fn is_random(op: &str) -> bool {
-    random::OPS.iter().any(|d| d.name == op)
+    random::OPS.iter().any(|d| d.name == op) || op.contains("Random") || op.starts_with("Stateful")
 }
 
 /// Every supported op name, sorted (for `inspect` and docs).
