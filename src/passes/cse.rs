@@ -679,4 +679,30 @@ mod tests {
             u2 = RandomUniform(shape:0) {dtype=float32} -> float32 [2, 8]
             ");
     }
+
+    /// A hostile chain: thousands of steps, each reading its input's run-time length. All
+    /// the reads are one size; finding where to read it from is bounded, and the pass ends
+    /// at once with one read.
+    #[test]
+    fn a_long_chain_of_size_reads_stays_cheap() {
+        let mut g = TestGraph::new();
+        let mut x = g.input("x", &[-1, 8]);
+        let (b, e, one) = (int(&mut g, "b", &[0]), int(&mut g, "e", &[1]), int(&mut g, "o", &[1]));
+        let mut sizes = Vec::new();
+        for i in 0..3000 {
+            x = g.op(&format!("s{i}/Relu"), "Relu", &[x], &[]);
+            let shape = g.op(&format!("s{i}/Shape"), "Shape", &[x], &[]);
+            let n = g.op(
+                &format!("s{i}/n"),
+                "StridedSlice",
+                &[shape, b, e, one],
+                &[("shrink_axis_mask", int_attr(1))],
+            );
+            sizes.push(n);
+        }
+        let start = std::time::Instant::now();
+        let dump = g.after_passes(&sizes, &[fold_and_infer, super::common_subexpressions]);
+        assert!(start.elapsed().as_secs() < 10, "{:?}", start.elapsed());
+        assert_eq!(dump.matches("StridedSlice(").count(), 1, "{dump}");
+    }
 }
