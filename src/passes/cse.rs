@@ -556,7 +556,7 @@ mod tests {
         g.constant(name, Tensor::from_f32(vec![], &[v]))
     }
 
-    fn int(g: &mut TestGraph, name: &str, v: &[i64]) -> ValueRef {
+    fn index(g: &mut TestGraph, name: &str, v: &[i64]) -> ValueRef {
         g.constant(name, int_tensor(&[v.len()], v))
     }
 
@@ -569,15 +569,15 @@ mod tests {
         let d = g.op(&format!("{s}/dense/MatMul"), "MatMul", &[x, w], &[]);
         let shape = g.op(&format!("{s}/table/Shape"), "Shape", &[d], &[]);
         let (b, e, one) = (
-            int(g, &format!("{s}/b"), &[0]),
-            int(g, &format!("{s}/e"), &[1]),
-            int(g, &format!("{s}/o"), &[1]),
+            index(g, &format!("{s}/b"), &[0]),
+            index(g, &format!("{s}/e"), &[1]),
+            index(g, &format!("{s}/o"), &[1]),
         );
         let n = g.op(
             &format!("{s}/table/strided_slice"),
             "StridedSlice",
             &[shape, b, e, one],
-            &[("shrink_axis_mask", int_attr(1))],
+            &[("shrink_axis_mask", int(1))],
         );
         let n = g.op(&format!("{s}/table/Cast"), "Cast", &[n], &[("DstT", dtype_attr())]);
         let (zero, step, eight) = (
@@ -595,10 +595,6 @@ mod tests {
         let w2 = g.constant(&format!("{s}/out/kernel"), weights(&[8, 8]));
         let y = g.op(&format!("{s}/out/MatMul"), "MatMul", &[y, w2], &[]);
         g.op(&format!("{s}/residual"), "AddV2", &[y, x], &[])
-    }
-
-    fn int_attr(v: i64) -> crate::proto::AttrValue {
-        super::super::super::testing::int(v)
     }
 
     fn dtype_attr() -> crate::proto::AttrValue {
@@ -687,7 +683,8 @@ mod tests {
     fn a_long_chain_of_size_reads_stays_cheap() {
         let mut g = TestGraph::new();
         let mut x = g.input("x", &[-1, 8]);
-        let (b, e, one) = (int(&mut g, "b", &[0]), int(&mut g, "e", &[1]), int(&mut g, "o", &[1]));
+        let (b, e, one) =
+            (index(&mut g, "b", &[0]), index(&mut g, "e", &[1]), index(&mut g, "o", &[1]));
         let mut sizes = Vec::new();
         for i in 0..3000 {
             x = g.op(&format!("s{i}/Relu"), "Relu", &[x], &[]);
@@ -696,7 +693,7 @@ mod tests {
                 &format!("s{i}/n"),
                 "StridedSlice",
                 &[shape, b, e, one],
-                &[("shrink_axis_mask", int_attr(1))],
+                &[("shrink_axis_mask", int(1))],
             );
             sizes.push(n);
         }
