@@ -137,6 +137,14 @@ def test_blocks_hold_the_layers_keras_named_after_their_kind(tmp_path):
     assert "use_squeeze_excite=False," in code, code
     # The strided ReLU block without squeeze-and-excitation too (three parts it lacks or adds).
     assert "self.expanded_conv_1 = ExpandedConv(" in code, code
+    # Squeeze-and-excitation scales the running value, its own steps beside it (no copy of
+    # the activation before the switch, as torchvision's SqueezeExcitation reads).
+    squeeze = (
+        "        x = self.activation(x)\n"
+        "        if self.use_squeeze_excite:\n"
+        "            y = x.mean((2, 3), keepdim=True)\n"
+    )
+    assert squeeze in code and "            x = x * y\n" in code, code
 
 
 def test_cells_numbered_at_the_end_of_their_names_are_classes(tmp_path):

@@ -692,7 +692,37 @@ fn class_forward(
             *passes.last_mut().expect("pushed above") = copy.clone();
             result = copy;
         }
-        if result != pass {
+        // An optional part ending in the running name, on a value computed just before it
+        // and read nowhere after (MobileNetV3's squeeze-and-excite on its activation): the
+        // value takes the running name and the part's own steps another, so no copy
+        // precedes the part (`x = self.activation(x)`, then `y = x.mean(...)` ...
+        // `x = x * y`), as one writes it by hand.
+        let previous = match segments.last_mut() {
+            Some((_, previous_after)) if k > 0 => previous_after.last_mut(),
+            _ => body.last_mut(),
+        };
+        if result != pass
+            && v.part != Part::Residual
+            && !whole[v.run.end..].iter().any(reads)
+            && let Some(producer) = previous.filter(|s| s.target.as_name() == Some(pass.as_str()))
+            && let Some(steps) = steps_name(&part, &result, &mut locals)
+        {
+            let map = |r: Ref<'_>| match r {
+                Ref::Var(n) if n == result => Some(Expr::name(&steps)),
+                Ref::Var(n) if n == pass => Some(Expr::name(&result)),
+                _ => None,
+            };
+            let last = part.len() - 1;
+            for (i, s) in part.iter_mut().enumerate() {
+                let target = if i == last { s.target.clone() } else { s.target.renamed(&map) };
+                *s = Assign::new(target, s.value.renamed(&map));
+            }
+            producer.target = Expr::name(&result);
+            *passes.last_mut().expect("pushed above") = result.clone();
+            if output == pass {
+                output = result.clone();
+            }
+        } else if result != pass {
             let pre = Assign::new(Expr::name(&result), Expr::name(&pass));
             match segments.last_mut() {
                 Some((_, previous_after)) if k > 0 => previous_after.push(pre),
@@ -702,6 +732,27 @@ fn class_forward(
         segments.push((part, after));
     }
     Forward { body, parts: segments, passes, inputs, output }
+}
+
+/// A name for an optional part's intermediate steps where the part ends binding `result`
+/// and each step binds `result` before reading it (so the steps read only their own
+/// values under it): `y`, or a fresh one. `None` when a step reads the outer `result`.
+fn steps_name(part: &[Assign], result: &str, locals: &mut Scope) -> Option<String> {
+    let (last, steps) = part.split_last()?;
+    if last.target.as_name() != Some(result) || steps.is_empty() {
+        return None;
+    }
+    let mut bound = false;
+    for s in steps {
+        if !bound && s.value.reads(result) > 0 {
+            return None;
+        }
+        bound |= s.target.bound_names().contains(&result);
+    }
+    if !bound {
+        return None;
+    }
+    Some(if locals.claim("y") { "y".to_string() } else { locals.fresh("y") })
 }
 
 /// A layer's input features (`in_channels` of a convolution, `in_features` of a linear layer,
