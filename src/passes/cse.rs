@@ -317,9 +317,8 @@ fn hoist(
         let inputs = g.inputs(m);
         if inputs_done {
             let at = inputs.iter().map(|v| g.node(v.node).ordinal).max().unwrap_or(0);
-            // Only a table (a buffer) needs a name; literals are written in place.
-            let table =
-                g.node(m).value.as_ref().is_some_and(|t| t.numel() > 1 && !t.dtype.is_int());
+            // Only what may be a buffer needs a name; integers are written in place.
+            let table = g.node(m).value.as_ref().is_some_and(|t| !t.dtype.is_int());
             let to = if table { tables } else { common };
             if m != n && scope(&g.node(m).name) != to {
                 rename(g, m, to, names);

@@ -68,8 +68,10 @@ struct Table {
     chain: Vec<NodeIndex>,
 }
 
-/// The reshapes that may follow a cos or sin table, each with a constant second input.
-const TABLE_RESHAPES: &[&str] = &["ExpandDims", "Reshape"];
+/// The reshapes and slices that may follow a cos or sin table (ESM's `cos[None, :, None]`
+/// cut to the sequence, `[:, :n]`): each acts on positions alone, so it may as well act on
+/// the angles before the cos and sin.
+const TABLE_RESHAPES: &[&str] = &["ExpandDims", "Reshape", "StridedSlice"];
 
 /// `v` as `func(angles)` reshaped.
 fn table(g: &Graph, mut v: ValueRef, func: &str) -> Option<Table> {
@@ -80,18 +82,37 @@ fn table(g: &Graph, mut v: ValueRef, func: &str) -> Option<Table> {
             return Some(Table { angles, chain });
         }
         let i = inputs_of(g, v, TABLE_RESHAPES)?;
-        let [data, shape] = i[..] else { return None };
-        g.const_value(shape)?;
+        let (&data, operands) = i.split_first()?;
+        // A reshape's target is a constant; a slice's bounds may be run-time sizes.
+        let sliced = g.node(v.node).op == "StridedSlice";
+        if operands.is_empty() || (!sliced && operands.iter().any(|&o| g.const_value(o).is_none()))
+        {
+            return None;
+        }
         chain.push(v.node);
         v = data;
     }
 }
 
-/// One reshape of a table: the op and its constant operand.
-type Step = (String, Option<Vec<i64>>);
+/// One step of a table's chain: the op, its attributes, and each operand (a constant by
+/// value; else sizes known in part, by what they are; else the value itself).
+type Step = (String, String, Vec<Result<Vec<i64>, String>>);
 
 fn steps(g: &Graph, t: &Table) -> Vec<Step> {
-    t.chain.iter().map(|&n| (g.node(n).op.clone(), const_ints(g, g.inputs(n)[1]))).collect()
+    t.chain
+        .iter()
+        .map(|&n| {
+            let node = g.node(n);
+            let operand = |o: ValueRef| {
+                const_ints(g, o).ok_or_else(|| match &g.node(o.node).partial {
+                    Some(p) => format!("{p:?}"),
+                    None => format!("{o:?}"),
+                })
+            };
+            let operands = g.inputs(n).iter().skip(1).map(|&o| operand(o)).collect();
+            (node.op.clone(), format!("{:?}", node.attrs), operands)
+        })
+        .collect()
 }
 
 /// Whether two tables reshape the same angles the same way.
@@ -106,13 +127,15 @@ fn reshaped_angles(g: &mut Graph, table: &Table) -> ValueRef {
     let mut v = table.angles;
     let base = g.node(table.angles.node).name.clone();
     for (k, &n) in table.chain.iter().enumerate() {
-        let shape = g.inputs(n)[1];
+        let operands = g.inputs(n);
         let mut node = g.node(n).clone();
         node.name = format!("{base}/angles_{k}");
         node.role = None;
         let new = g.add_node(node);
         g.connect(v, new, 0);
-        g.connect(shape, new, 1);
+        for (slot, &o) in operands.iter().enumerate().skip(1) {
+            g.connect(o, new, slot);
+        }
         v = ValueRef { node: new, port: 0 };
     }
     v

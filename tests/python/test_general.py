@@ -81,6 +81,12 @@ def test_a_mask_every_layer_reads_is_computed_before_the_layers(tmp_path):
     assert "nn.ModuleList([TransformerLayer() for _ in range(2)])" in code, code
     top = code.split("class KerasHubEsm2")[1]
     assert "token_ids != 0" in top and "transformer_layer_0" not in top, code
+    # ESM cuts its cos and sin tables to the sequence (`cos[None, :, None][:, :n]`): the cut
+    # moves onto the angles, the rotations are `apply_rotary`, and the angles are computed
+    # once, before the layers.
+    layer = code.split("class TransformerLayer")[1].split("\nclass ")[0]
+    assert layer.count("= apply_rotary(") == 2 and "torch.cos" not in layer, layer
+    assert "angles: torch.Tensor" in layer and "angles = " in top, code
 
 
 def test_layers_with_a_side_computation_as_deep_as_the_main_stream_are_one_class(tmp_path):
