@@ -379,6 +379,49 @@ mod tests {
         ");
     }
 
+    /// ESM's tables, cut to the sequence after being computed for the longest one
+    /// (`cos[:n]`, `n` read from `x`): each table's own cut reads the same size, so the cut
+    /// moves onto the angles.
+    #[test]
+    fn tables_cut_to_the_sequence() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, -1, 2, 8]);
+        let angles = g.input("angles", &[64, 1, 8]);
+        let (x1, x2) = split_halves(&mut g, x);
+        let neg = g.op("rot/Neg", "Neg", &[x2], &[]);
+        let half = concat_last(&mut g, neg, x1);
+        let cut = |g: &mut TestGraph, func: &str| {
+            let t = g.op(&format!("rot/{func}"), func, &[angles], &[]);
+            let shape = g.op(&format!("rot/{func}/Shape"), "Shape", &[x], &[]);
+            let one = g.constant(&format!("rot/{func}/1"), int_tensor(&[1], &[1]));
+            let two = g.constant(&format!("rot/{func}/2"), int_tensor(&[1], &[2]));
+            let shrink = [("shrink_axis_mask", int(1))];
+            let n =
+                g.op(&format!("rot/{func}/n"), "StridedSlice", &[shape, one, two, one], &shrink);
+            let zero = g.constant(&format!("rot/{func}/0"), int_tensor(&[], &[0]));
+            let end =
+                g.op(&format!("rot/{func}/end"), "Pack", &[n], &[("N", int(1)), ("axis", int(0))]);
+            let begin = g.op(
+                &format!("rot/{func}/begin"),
+                "Pack",
+                &[zero],
+                &[("N", int(1)), ("axis", int(0))],
+            );
+            g.op(&format!("rot/{func}/cut"), "StridedSlice", &[t, begin, end, one], &[])
+        };
+        let cos = cut(&mut g, "Cos");
+        let sin = cut(&mut g, "Sin");
+        let a = g.op("rot/mul", "Mul", &[x, cos], &[]);
+        let b = g.op("rot/mul_1", "Mul", &[half, sin], &[]);
+        let y = g.op("rot/add", "AddV2", &[a, b], &[]);
+        assert_snapshot!(g.lower(&[y]), @"
+            ---
+            angles_2 = angles[0 : x.shape[1]]
+            h = apply_rotary(x, angles_2)
+            return h
+            ");
+    }
+
     /// Halves joined in their own order are not a rotation.
     #[test]
     fn unswapped_halves_are_left_alone() {
