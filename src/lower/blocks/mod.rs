@@ -756,7 +756,16 @@ fn lone_outlier(group: &[usize], members: &[Member], module: &Module) -> Option<
             Expr::Call(c) => flat(&c.func),
             _ => String::new(),
         };
-        for (key, values) in class::ctor_slots(&ctors) {
+        for (j, (key, values)) in class::ctor_slots(&ctors).into_iter().enumerate() {
+            // Widths change from stage to stage (VGG's third block is 256 wide, the two
+            // after it 512): a width is no edit.
+            let width = key.is_none()
+                && positional_names(&func)
+                    .get(j)
+                    .is_some_and(|n| n.ends_with("channels") || n.ends_with("features"));
+            if width {
+                continue;
+            }
             // One block passing PyTorch's default where the others do not is their plain
             // version (the first stage's `stride=1`), not an edit.
             let default = key.and_then(|k| kwarg_default(&func, &k));
@@ -1229,6 +1238,24 @@ mod tests {
         let w = g.constant(&format!("w/{scope}"), weights(&[k, k, c[0], c[1]]));
         let attrs = [("strides", ints(&[1, stride, stride, 1])), ("padding", string("SAME"))];
         g.op(&format!("m/{scope}/Conv2D"), "Conv2D", &[x, w], &attrs)
+    }
+
+    /// VGG's last three blocks: the first 16 wide, the two after it 32: widths change from
+    /// stage to stage, so the odd width is no edit keeping that block inline; one class.
+    #[test]
+    fn a_block_of_another_width_is_an_instance_too() {
+        let mut g = TestGraph::new();
+        let mut x = g.input("image", &[-1, 8, 8, 4]);
+        for (b, [cin, c]) in [(3, [4, 16]), (4, [16, 32]), (5, [32, 32])] {
+            let scope = |n: &str| format!("block{b}_{n}");
+            let y = conv(&mut g, &scope("conv1"), x, 3, [cin, c], 1);
+            let y = g.op(&format!("m/{}/Relu", scope("conv1")), "Relu", &[y], &[]);
+            let y = conv(&mut g, &scope("conv2"), y, 3, [c, c], 1);
+            x = g.op(&format!("m/{}/Relu", scope("conv2")), "Relu", &[y], &[]);
+        }
+        let code = g.lower(&[x]);
+        assert!(code.contains("self.block3 = Block(4, 16)\n"), "{code}");
+        assert!(code.contains("self.block5 = Block(32, 32)\n"), "{code}");
     }
 
     /// A stage of three residual blocks, the first halving the size and projecting its input
