@@ -20,11 +20,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use petgraph::stable_graph::NodeIndex;
 
 use super::fold::target_slot;
+use super::pattern::int_const;
 use super::sizes::{Axis, SizeForest};
 use crate::error::Result;
 use crate::ir::fused::Fused;
 use crate::ir::{Dim, Graph, Node, Partial, ValueInfo, ValueRef};
-use crate::tensor::{DType, Tensor};
+use crate::tensor::DType;
 
 /// Constants compared by content up to this size (bytes); larger ones never merge.
 const MAX_TABLE_BYTES: usize = 1 << 16;
@@ -263,18 +264,15 @@ fn merge(
     // (`truediv_1_const`).
     let tables = shared_scope(group.iter().map(|&n| g.node(n).name.as_str()));
     let shared = group.iter().any(|&n| scope(&g.node(n).name) != scope(&g.node(survivor).name));
-    let base = if shared {
-        fresh(names, &common, last(&g.node(survivor).name))
-    } else {
-        fresh(names, scope(&g.node(survivor).name), last(&g.node(survivor).name))
-    };
+    // Where the one computation lives: the members' common scope, or their own.
+    let home = if shared { common.clone() } else { scope(&g.node(survivor).name).to_string() };
     // A size shared by several scopes is read from a value outside all of them.
-    let parted: Vec<String> = if shared { parting_scopes(g, group) } else { Vec::new() };
+    let parted: Vec<String> = if shared { parting_scopes(g, group, &common) } else { Vec::new() };
     let outside = |g: &Graph, (v, _): Axis| {
         let name = &g.node(v.node).name;
         !parted.iter().any(|p| name.starts_with(p.as_str()))
     };
-    if let Some(new) = resourced_size(g, forest, group, &base, &outside) {
+    if let Some(new) = resourced_size(g, forest, group, &outside, (names, &home)) {
         survivor = new;
     }
     resource_target(g, forest, group, &outside);
@@ -291,7 +289,7 @@ fn merge(
         }
     }
     if shared && survivor == group[0] {
-        g.node_mut(survivor).name = base;
+        rename(g, survivor, &common, names);
     }
     if shared {
         // Ordered as soon as what it reads is computed: before the scopes that share it.
@@ -348,8 +346,8 @@ fn resourced_size(
     g: &mut Graph,
     forest: &SizeForest,
     group: &[NodeIndex],
-    base: &str,
     outside: &dyn Fn(&Graph, Axis) -> bool,
+    (names, home): (&mut Names, &str),
 ) -> Option<NodeIndex> {
     let read = |g: &Graph, n: NodeIndex| match g.node(n).partial.as_ref()?.values[..] {
         [Dim::Of(v, a)] => Some((v, a)),
@@ -357,10 +355,12 @@ fn resourced_size(
     };
     let axes: Vec<Axis> = group.iter().map(|&n| read(g, n)).collect::<Option<_>>()?;
     let (source, axis) = forest.nearest_common(&axes, |a| outside(g, a))?;
+    let at = i32::try_from(axis).ok()?;
     if axes[0] == (source, axis) {
         return None;
     }
     let first = g.node(group[0]);
+    let base = fresh(names, home, last(&first.name));
     let (ordinal, dtype) = (first.ordinal, first.outputs.first().and_then(|o| o.dtype));
     let index_type = dtype.unwrap_or(DType::I32);
     let rank = g.info(source).shape.map_or(0, |s| s.len());
@@ -375,16 +375,14 @@ fn resourced_size(
         .map(|i| g.info(source).dim(i).map_or(Dim::Of(source, i), |d| Dim::Known(d as i64)))
         .collect();
     g.set_partial(shape, Partial { scalar: false, values: whole });
-    let mut slice = Node::new(base, "StridedSlice", ordinal);
+    let mut slice = Node::new(base.clone(), "StridedSlice", ordinal);
     slice.set_attr_int("shrink_axis_mask", 1);
     slice.outputs = vec![ValueInfo { dtype: Some(index_type), shape: Some(vec![]) }];
     let slice = g.add_node(slice);
-    let at = i32::try_from(axis).ok()?;
     g.connect(ValueRef { node: shape, port: 0 }, slice, 0);
-    for (slot, v) in [at, at + 1, 1].into_iter().enumerate() {
-        let c = Node::constant(format!("{base}/{slot}"), Tensor::from_i32(vec![1], &[v]), ordinal);
-        let c = g.add_node(c);
-        g.connect(ValueRef { node: c, port: 0 }, slice, slot + 1);
+    for (slot, v) in [at, at.saturating_add(1), 1].into_iter().enumerate() {
+        let c = int_const(g, format!("{base}/{slot}"), &[v], ordinal);
+        g.connect(c, slice, slot + 1);
     }
     g.set_partial(slice, Partial { scalar: true, values: vec![Dim::Of(source, axis)] });
     Some(slice)
@@ -452,10 +450,9 @@ fn resource_target(
     }
 }
 
-/// The scopes `group`'s members part into below the scope they share (`layer_0/`,
-/// `layer_1/`), each as a name prefix.
-fn parting_scopes(g: &Graph, group: &[NodeIndex]) -> Vec<String> {
-    let common = common_scope(group.iter().map(|&n| g.node(n).name.as_str()));
+/// The scopes `group`'s members part into below `common`, the scope they share
+/// (`layer_0/`, `layer_1/`), each as a name prefix.
+fn parting_scopes(g: &Graph, group: &[NodeIndex], common: &str) -> Vec<String> {
     let depth = common.split('/').filter(|c| !c.is_empty()).count();
     let mut parted: Vec<String> = group
         .iter()

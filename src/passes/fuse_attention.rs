@@ -30,7 +30,8 @@ use crate::error::Result;
 use crate::ir::fused::{AttentionMask, Fused};
 use crate::ir::{Graph, Node, ValueInfo, ValueRef};
 use crate::passes::pattern::{
-    binary, const_ints, const_scalar, inputs_of, operands, replace_with_fused, single_consumer,
+    binary, const_ints, const_scalar, inputs_of, int_const, operands, replace_with_fused,
+    single_consumer,
 };
 use crate::tensor::{DType, Tensor};
 
@@ -314,14 +315,6 @@ fn same_batch(g: &Graph, q: &(ValueRef, [usize; 4]), k: &(ValueRef, [usize; 4]))
         (Some(x), Some(y)) => x == y,
         _ => true,
     })
-}
-
-fn int_const(g: &mut Graph, name: String, values: &[i32], ordinal: usize) -> ValueRef {
-    let t = Tensor::from_i32(vec![values.len()], values);
-    let mut node = Node::constant(name, t, ordinal);
-    node.outputs =
-        vec![ValueInfo { dtype: Some(DType::I32), shape: Some(vec![Some(values.len())]) }];
-    ValueRef { node: g.add_node(node), port: 0 }
 }
 
 /// `source` in SDPA's layout: itself, or a transpose named after its role.

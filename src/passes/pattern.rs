@@ -5,6 +5,13 @@
 use petgraph::stable_graph::NodeIndex;
 
 use crate::ir::{Graph, Node, ValueRef};
+use crate::tensor::Tensor;
+
+/// A new constant int32 vector (slice bounds, a permutation) at `ordinal`.
+pub fn int_const(g: &mut Graph, name: String, values: &[i32], ordinal: usize) -> ValueRef {
+    let t = Tensor::from_i32(vec![values.len()], values);
+    ValueRef { node: g.add_node(Node::constant(name, t, ordinal)), port: 0 }
+}
 
 /// The node producing `v`.
 pub fn producer(g: &Graph, v: ValueRef) -> &Node {
