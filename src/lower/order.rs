@@ -78,7 +78,98 @@ impl Lowerer<'_> {
                 }
             }
         }
-        shared_first(g, order)
+        let order = shared_first(g, order);
+        self.align_siblings(order)
+    }
+
+    /// `order` with the nodes of repeated scopes (`encoder_layer_0`, `encoder_layer_1`, ...)
+    /// in one order: the last sibling's, matched node for node by structure. The demand
+    /// order ranks a node's inputs by how deep they are, and in a stack's first layer a side
+    /// input (DeBERTa's relative embeddings, weights of their own) can be as deep as the main
+    /// stream, which it never is later: the first layer would be written in another order
+    /// and could not share the layers' class.
+    fn align_siblings(&self, mut order: Vec<NodeIndex>) -> Vec<NodeIndex> {
+        let g = self.graph;
+        // Each sibling (family, instance prefix) and its nodes, in order.
+        let mut families: BTreeMap<String, BTreeMap<String, Vec<usize>>> = BTreeMap::new();
+        let mut firsts: BTreeMap<(String, String), usize> = BTreeMap::new();
+        for (i, &n) in order.iter().enumerate() {
+            // Inputs and constants are values, not statements: they stay where they are.
+            if g.node(n).shared || super::is_source(g, n) {
+                continue;
+            }
+            let scope = self.scope_of(n);
+            for (family, prefix) in sibling_tags(&scope) {
+                firsts.entry((family.clone(), prefix.clone())).or_insert(i);
+                families.entry(family).or_default().entry(prefix).or_default().push(i);
+            }
+        }
+        for (family, members) in families {
+            if members.len() < 2 || members.values().map(Vec::len).sum::<usize>() > MAX_ALIGNED {
+                continue;
+            }
+            // Siblings in the order they appear; the last is the reference.
+            let mut siblings: Vec<(&String, &Vec<usize>)> = members.iter().collect();
+            siblings.sort_by_key(|(p, _)| firsts[&(family.clone(), (*p).clone())]);
+            let Some(&(ref_prefix, ref_positions)) = siblings.last() else { continue };
+            let ref_keys = self.structure_keys(&order, ref_positions, ref_prefix);
+            for &(prefix, positions) in &siblings[..siblings.len() - 1] {
+                if positions.len() != ref_positions.len() {
+                    continue;
+                }
+                let keys = self.structure_keys(&order, positions, prefix);
+                let mut by_key: BTreeMap<u64, std::collections::VecDeque<NodeIndex>> =
+                    BTreeMap::new();
+                for (&p, &k) in positions.iter().zip(&keys) {
+                    by_key.entry(k).or_default().push_back(order[p]);
+                }
+                let Some(nodes) = ref_keys
+                    .iter()
+                    .map(|k| by_key.get_mut(k).and_then(|q| q.pop_front()))
+                    .collect::<Option<Vec<NodeIndex>>>()
+                else {
+                    continue;
+                };
+                let before: Vec<NodeIndex> = positions.iter().map(|&p| order[p]).collect();
+                for (&p, &n) in positions.iter().zip(&nodes) {
+                    order[p] = n;
+                }
+                let (first, last) = (positions[0], positions[positions.len() - 1]);
+                if !is_topological(g, &order, first..last + 1) {
+                    for (&p, &n) in positions.iter().zip(&before) {
+                        order[p] = n;
+                    }
+                }
+            }
+        }
+        order
+    }
+
+    /// A key per node at `positions` of `order`: its op, attributes, scope below the
+    /// sibling's `prefix` and its inputs' keys (inputs from outside the sibling alike), so
+    /// nodes of two siblings computing the same thing in the same place share a key.
+    fn structure_keys(&self, order: &[NodeIndex], positions: &[usize], prefix: &str) -> Vec<u64> {
+        use std::hash::{Hash, Hasher};
+        let g = self.graph;
+        let mut keys: BTreeMap<NodeIndex, u64> = BTreeMap::new();
+        let mut out = Vec::with_capacity(positions.len());
+        for &p in positions {
+            let n = order[p];
+            let node = g.node(n);
+            // Fixed keys: the same graph gives the same hashes on every run.
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            node.op.hash(&mut h);
+            format!("{:?}", node.attrs).hash(&mut h);
+            self.scope_of(n).strip_prefix(prefix).hash(&mut h);
+            for v in g.inputs(n) {
+                keys.get(&v.node).copied().unwrap_or(0).hash(&mut h);
+                v.port.hash(&mut h);
+            }
+            let key = h.finish();
+            keys.insert(n, key);
+            out.push(key);
+        }
+        out
     }
 
     /// Records how many readers each value has (names are freed by them).
@@ -93,6 +184,47 @@ impl Lowerer<'_> {
             }
         }
     }
+}
+
+/// Siblings aligned by [`Lowerer::align_siblings`] have at most this many nodes in all (the
+/// keys hash attributes).
+const MAX_ALIGNED: usize = 200_000;
+
+/// Each scope prefix ending in a numbered token, with its family (`encoder_layer_#`):
+/// `encoder_layer_0_attention` → (`encoder_layer_#`, `encoder_layer_0`).
+fn sibling_tags(scope: &str) -> Vec<(String, String)> {
+    let tokens: Vec<&str> = scope.split('_').collect();
+    let mut out = Vec::new();
+    for k in 1..=tokens.len() {
+        let last = tokens[k - 1];
+        if !last.bytes().any(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let numbered: String =
+            last.chars().map(|c| if c.is_ascii_digit() { '#' } else { c }).collect();
+        let family: Vec<&str> = tokens[..k - 1].iter().copied().chain([&*numbered]).collect();
+        out.push((family.join("_"), tokens[..k].join("_")));
+    }
+    out
+}
+
+/// Whether every node in `range` of `order` comes after the computed values it reads from
+/// `range` (those before it were computed before; inputs and constants are always there).
+fn is_topological(
+    g: &crate::ir::Graph,
+    order: &[NodeIndex],
+    range: std::ops::Range<usize>,
+) -> bool {
+    let position: BTreeMap<NodeIndex, usize> = order[range.clone()]
+        .iter()
+        .enumerate()
+        .filter(|&(_, &n)| !super::is_source(g, n))
+        .map(|(i, &n)| (n, i))
+        .collect();
+    order[range]
+        .iter()
+        .enumerate()
+        .all(|(i, &n)| g.inputs(n).iter().all(|v| position.get(&v.node).is_none_or(|&p| p < i)))
 }
 
 /// `order` with each computation several scopes share (`Node::shared`) moved up to just after
@@ -141,4 +273,65 @@ fn shared_first(g: &crate::ir::Graph, order: Vec<NodeIndex>) -> Vec<NodeIndex> {
         out.extend(after.remove(&(i + 1)).unwrap_or_default());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use insta::assert_snapshot;
+
+    use crate::testing::{TestGraph, weights};
+
+    /// A layer of two branches joined: one from the main stream, one from a side input that
+    /// three projections made. In the first layer the side branch is the deeper one, in the
+    /// second the main one: both are written in the second's order, and are one class.
+    #[test]
+    fn a_stack_whose_first_layer_has_a_deep_side_input_is_one_class() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 8]);
+        let mut side = g.input("pos", &[-1, 8]);
+        for i in 0..3 {
+            let w = g.constant(&format!("pos/proj{i}/kernel"), weights(&[8, 8]));
+            side = g.op(&format!("pos/proj{i}/MatMul"), "MatMul", &[side, w], &[]);
+        }
+        let mut h = x;
+        for layer in 0..2 {
+            let s = format!("layer_{layer}");
+            let wq = g.constant(&format!("{s}/q/kernel"), weights(&[8, 8]));
+            let q = g.op(&format!("{s}/q/MatMul"), "MatMul", &[h, wq], &[]);
+            let q = g.op(&format!("{s}/q/Relu"), "Relu", &[q], &[]);
+            let wp = g.constant(&format!("{s}/p/kernel"), weights(&[8, 8]));
+            let p = g.op(&format!("{s}/p/MatMul"), "MatMul", &[side, wp], &[]);
+            let p = g.op(&format!("{s}/p/Tanh"), "Tanh", &[p], &[]);
+            h = g.op(&format!("{s}/add"), "AddV2", &[q, p], &[]);
+        }
+        assert_snapshot!(g.lower(&[h]), @"
+            class Layer():
+              self.q = nn.Linear(8, 8, bias=False)
+              self.p = nn.Linear(8, 8, bias=False)
+              x = self.q(x)
+              x = F.relu(x, inplace=True)
+              p = self.p(proj2)
+              p_1 = torch.tanh(p)
+              x = x + p_1
+              return x (from x, proj2)
+            self.pos_proj0 = nn.Linear(8, 8, bias=False)
+            self.pos_proj1 = nn.Linear(8, 8, bias=False)
+            self.pos_proj2 = nn.Linear(8, 8, bias=False)
+            self.layers = nn.ModuleList([Layer() for _ in range(2)])
+            # pos_proj0.weight: [8, 8]
+            # pos_proj1.weight: [8, 8]
+            # pos_proj2.weight: [8, 8]
+            # layers.0.q.weight: [8, 8]
+            # layers.0.p.weight: [8, 8]
+            # layers.1.q.weight: [8, 8]
+            # layers.1.p.weight: [8, 8]
+            ---
+            proj0 = self.pos_proj0(pos)
+            proj1 = self.pos_proj1(proj0)
+            proj2 = self.pos_proj2(proj1)
+            for layer in self.layers:
+                x = layer(x, proj2)
+            return x
+            ");
+    }
 }

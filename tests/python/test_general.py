@@ -185,6 +185,18 @@ def test_hugging_face_rotary_embeddings_are_the_helpers(tmp_path):
     assert "torch.cos" not in layer and "torch.sin" not in layer and ":, 8:]" not in layer, layer
 
 
+def test_a_first_layer_whose_side_inputs_are_deep_is_one_of_the_stack(tmp_path):
+    """DeBERTa's layers read the relative embeddings (weights through a layer norm, as deep
+    as the main stream in the first layer only) and four other values: the first layer is
+    written in the others' order and all are one class (parity is the decoder test above)."""
+    out = tmp_path / "out"
+    run_cli("convert", source("keras_hub_deberta"), "-o", out)
+    code = (out / "model.py").read_text()
+    flat = "".join(code.split())
+    assert "nn.ModuleList([DisentangledAttentionEncoderLayer()for_inrange(2)])" in flat, code
+    assert code.count("F.scaled_dot_product_attention(") == 1, code
+
+
 def test_an_angle_table_every_layer_reshapes_is_made_once(tmp_path):
     """DINOv3's layers each unsqueeze the one cos and sin table: the rotations read one
     `angles` value made before the layers, and the layers are one class (parity above)."""

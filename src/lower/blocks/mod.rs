@@ -31,7 +31,7 @@ use crate::py::printer::flat;
 use crate::py::{Assign, Expr, Ref};
 
 /// A block reads at most this many outside values.
-const MAX_INPUTS: usize = 4;
+const MAX_INPUTS: usize = 6;
 
 /// Pairs of block groups tried as variants of one class, at most (a hostile graph may have
 /// many groups of one name).
