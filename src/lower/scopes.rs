@@ -110,7 +110,16 @@ impl<'a> Lowerer<'a> {
                 if is_implementation_scope(c) {
                     break;
                 }
-                path.push(strip(c));
+                let c = strip(c);
+                // A layer named after the layer holding it (keras-hub's HGNetV2:
+                // `encoder_stage_1/encoder_stage_1_block_0/encoder_stage_1_block_0_conv`)
+                // says the whole path itself.
+                match path.last_mut() {
+                    Some(last) if c.strip_prefix(*last).is_some_and(|r| r.starts_with('_')) => {
+                        *last = c
+                    }
+                    _ => path.push(c),
+                }
             }
             if rest[rest.len() - 1] == "separable_conv2d" && path.len() == rest.len() - 1 {
                 path.push("pointwise");
@@ -240,6 +249,19 @@ impl<'a> Lowerer<'a> {
                     .collect(),
             });
         }
+        // A counter is no name (`block_0_conv` stays, not `0_conv`): the word it counts stays.
+        if let Some(c) = common.as_mut() {
+            let counted = |k: usize| {
+                scopes.iter().any(|s| {
+                    s.split('_')
+                        .nth(k)
+                        .is_some_and(|t| t.starts_with(|ch: char| ch.is_ascii_digit()))
+                })
+            };
+            while !c.is_empty() && counted(c.len()) {
+                c.pop();
+            }
+        }
         // A shared first word in a small graph (`stem_conv`, `stem_act`) is a name, not a
         // model prefix: strip only multi-word prefixes, or shared words across many layers.
         common
@@ -302,6 +324,29 @@ mod tests {
         x = x + emb_2
         return x
         ");
+    }
+
+    /// keras-hub's HGNetV2 names each nested layer after the one holding it: the innermost
+    /// name already says the path, which is not repeated.
+    #[test]
+    fn layers_named_after_their_holders_say_the_path_once() {
+        let mut g = TestGraph::new();
+        let mut y = g.input("x", &[-1, 8]);
+        for b in 0..2 {
+            let scope = format!("m/stage_1/stage_1_block_{b}/stage_1_block_{b}_conv");
+            let w = g.constant(&format!("{scope}/kernel"), weights(&[8, 8]));
+            y = g.op(&format!("{scope}/MatMul"), "MatMul", &[y, w], &[]);
+        }
+        assert_snapshot!(g.lower(&[y]), @"
+            self.block_0_conv = nn.Linear(8, 8, bias=False)
+            self.block_1_conv = nn.Linear(8, 8, bias=False)
+            # block_0_conv.weight: [8, 8]
+            # block_1_conv.weight: [8, 8]
+            ---
+            x = self.block_0_conv(x)
+            x = self.block_1_conv(x)
+            return x
+            ");
     }
 
     /// Encoder and decoder layers share every scope name but one word: no tail tells
