@@ -98,6 +98,14 @@ impl Node {
         }
     }
 
+    pub fn attr_floats(&self, attr: &str) -> Result<Vec<f32>> {
+        match self.attr_value(attr) {
+            Some(Value::List(l)) => Ok(l.f.clone()),
+            Some(_) => Err(self.attr_err(attr, "is not a list of floats")),
+            None => Err(self.attr_err(attr, "is missing")),
+        }
+    }
+
     /// A list of strings (each UTF-8).
     pub fn attr_strs(&self, attr: &str) -> Result<Vec<String>> {
         match self.attr_value(attr) {

@@ -18,7 +18,8 @@ pub const OPS: &[OpDef] = &[
     op("Squeeze", squeeze).infer(squeeze_infer).fold(squeeze_fold),
     op("ExpandDims", expand_dims).infer(expand_infer).fold(expand_fold),
     op("Transpose", transpose).infer(transpose_infer).fold(transpose_fold),
-    op("BroadcastTo", broadcast_to).infer(broadcast_to_infer),
+    op("BroadcastTo", broadcast_to).infer(broadcast_to_infer).fold(broadcast_to_fold),
+    op("BroadcastArgs", broadcast_args).infer(broadcast_args_infer).fold(broadcast_args_fold),
 ];
 
 /// The target shape with at most one `-1`: an unknown entry (dynamic batch) becomes `-1`.
@@ -32,13 +33,81 @@ fn reshape_target(inp_target: Vec<Option<i64>>) -> OpResult<Vec<i64>> {
 
 /// BroadcastTo(x, shape) = `x.expand(...)` (numpy broadcasting, as TF).
 fn broadcast_to(ctx: &mut Ctx) -> OpResult<Lowered> {
-    let args = sizes(ctx, 1)?.args();
+    let target = sizes(ctx, 1)?;
     let x = ctx.input_tf(0)?;
-    Ok(Lowered::Expr { expr: x.method("expand", args), layout: Layout::Tf })
+    if x.is_literal() {
+        // A constant scalar written as a number: `torch.full(sizes, value)`.
+        let mut kwargs = Vec::new();
+        if let Some(d) = ctx.info(0).dtype.filter(|d| *d != DType::F32) {
+            let name = d.torch_name().ok_or_else(|| format!("BroadcastTo of dtype {d}"))?;
+            kwargs.push(("dtype", crate::ops::util::torch_attr(name)));
+        }
+        let expr = Expr::call_kw("torch.full", vec![target.tuple(), x], kwargs);
+        return Ok(Lowered::Expr { expr, layout: Layout::Tf });
+    }
+    Ok(Lowered::Expr { expr: x.method("expand", target.args()), layout: Layout::Tf })
+}
+
+/// A constant of one value broadcast to a known shape (`tf.linspace`'s bounds), or to its
+/// own; a larger result stays `torch.full` (see `tensor::MAX_EXPANDED_BYTES`).
+fn broadcast_to_fold(inp: &OpInputs) -> Option<Folded> {
+    let x = inp.consts.first().copied().flatten()?;
+    let dims: Vec<usize> =
+        inp.const_ints(1)?.into_iter().map(|d| usize::try_from(d).ok()).collect::<Option<_>>()?;
+    if x.shape == dims {
+        return Some(Folded::Tensor(x.clone()));
+    }
+    if x.numel() != 1 || x.shape.len() > dims.len() {
+        return None;
+    }
+    let esize = x.dtype.size()?;
+    let n = checked_numel(&dims)
+        .filter(|&n| n.saturating_mul(esize) <= crate::tensor::MAX_EXPANDED_BYTES)?;
+    let values = match x.values()? {
+        Values::F(f) => Values::F(vec![*f.first()?; n]),
+        Values::I(i) => Values::I(vec![*i.first()?; n]),
+    };
+    Tensor::with_values_like(x.dtype, dims, &values).map(Folded::Tensor)
 }
 
 fn broadcast_to_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     Some(vec![ValueInfo { dtype: inp.infos.first()?.dtype, shape: Some(inp.sizes(1)?) }])
+}
+
+/// The shape two shapes broadcast to (`tf.linspace` and `tf.broadcast_dynamic_shape` build
+/// it): `torch.broadcast_shapes(a, b)`, Python ints; folded where the sizes say it.
+fn broadcast_args(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let a = sizes(ctx, 0)?.tuple();
+    let b = sizes(ctx, 1)?.tuple();
+    Ok(Lowered::Expr {
+        expr: Expr::call("torch.broadcast_shapes", vec![a, b]),
+        layout: Layout::Host,
+    })
+}
+
+fn broadcast_args_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let (a, b) = (inp.ints(0)?.len(), inp.ints(1)?.len());
+    let dtype = inp.infos.first()?.dtype;
+    Some(vec![ValueInfo { dtype, shape: Some(vec![Some(a.max(b))]) }])
+}
+
+fn broadcast_args_fold(inp: &OpInputs) -> Option<Folded> {
+    let (a, b) = (inp.dims(0)?, inp.dims(1)?);
+    let rank = a.len().max(b.len());
+    // Aligned from the last axis; a missing axis is 1.
+    let at = |v: &[Dim], k: usize| (k + v.len()).checked_sub(rank).map_or(Dim::Known(1), |i| v[i]);
+    let mut out = Vec::with_capacity(rank);
+    for k in 0..rank {
+        out.push(match (at(&a, k), at(&b, k)) {
+            (Dim::Known(1), d) | (d, Dim::Known(1)) => d,
+            (Dim::Known(x), Dim::Known(y)) if x != y => return None,
+            // A size other than 1 is what the other must be, for the two to broadcast.
+            (Dim::Known(x), _) | (_, Dim::Known(x)) => Dim::Known(x),
+            (Dim::Of(v, i), Dim::Of(w, j)) if (v, i) == (w, j) => Dim::Of(v, i),
+            _ => return None,
+        });
+    }
+    int_vector(inp.infos.first()?.dtype?, out, false)
 }
 
 /// The target as literals, when known: a constant, or what inference resolved (one unknown
@@ -367,6 +436,37 @@ pub(crate) fn int_vector(dtype: DType, values: Vec<Dim>, scalar: bool) -> Option
 mod tests {
     use crate::testing::*;
     use insta::assert_snapshot;
+
+    /// Shapes broadcast together: where the sizes say the result (a 1 beside a run-time size,
+    /// a constant's one value spread to a known shape) it is folded; two run-time sizes are
+    /// broadcast by `torch.broadcast_shapes`.
+    #[test]
+    fn shapes_broadcast_together() {
+        let mut g = TestGraph::new();
+        let col = g.input("col", &[-1, 1]);
+        let row = g.input("row", &[1, -1]);
+        let v = g.input("v", &[-1]);
+        let w = g.input("w", &[-1]);
+        let (sc, sr) = (g.op("sc", "Shape", &[col], &[]), g.op("sr", "Shape", &[row], &[]));
+        let both = g.op("both", "BroadcastArgs", &[sc, sr], &[]);
+        let grid = g.op("grid", "BroadcastTo", &[col, both], &[]);
+        let (sv, sw) = (g.op("sv", "Shape", &[v], &[]), g.op("sw", "Shape", &[w], &[]));
+        let vw = g.op("vw", "BroadcastArgs", &[sv, sw], &[]);
+        let line = g.op("line", "BroadcastTo", &[v, vw], &[]);
+        let one = g.constant("one", weights(&[]));
+        let three = g.constant("three", int_tensor(&[1], &[3]));
+        let filled = g.op("filled", "BroadcastTo", &[one, three], &[]);
+        let filled = g.op("filled_row", "Mul", &[filled, row], &[]);
+        assert_snapshot!(g.lower(&[grid, line, filled]), @"
+            self.filled_const: [3] float32
+            # filled_const: [3]
+            ---
+            x = col.expand(col.shape[0], row.shape[1])
+            line = v.expand(torch.broadcast_shapes(v.shape, w.shape))
+            filled_row = self.filled_const * row
+            return x, line, filled_row
+            ");
+    }
 
     /// Shapes known only at run time: an unranked squeeze of every unit axis, and an
     /// ExpandDims whose axis is data (one entry of a vector).

@@ -227,3 +227,37 @@ pub(super) fn fold_unary(inp: &OpInputs, op: Un) -> Option<Folded> {
     };
     Tensor::with_values_like(a.dtype, a.shape.clone(), &v).map(Folded::Tensor)
 }
+
+/// `Select`/`SelectV2` of constants (a size or axis chosen by a constant condition, as
+/// `tf.signal.linear_to_mel_weight_matrix` computes its own): one condition for both
+/// values, or one per element of values of one shape.
+pub(super) fn fold_select(inp: &OpInputs) -> Option<Folded> {
+    let cond = inp.consts.first().copied().flatten()?.to_i64()?;
+    let t = inp.consts.get(1).copied().flatten()?;
+    let e = inp.consts.get(2).copied().flatten()?;
+    if t.shape != e.shape || t.dtype != e.dtype {
+        return None;
+    }
+    if let [c] = cond.as_slice() {
+        return Some(Folded::Tensor(if *c != 0 { t.clone() } else { e.clone() }));
+    }
+    if cond.len() != t.numel() {
+        return None;
+    }
+    let v = match (t.values()?, e.values()?) {
+        (Values::F(a), Values::F(b)) => Values::F(
+            cond.iter()
+                .zip(a.iter().zip(b))
+                .map(|(&c, (&x, y))| if c != 0 { x } else { y })
+                .collect(),
+        ),
+        (Values::I(a), Values::I(b)) => Values::I(
+            cond.iter()
+                .zip(a.iter().zip(b))
+                .map(|(&c, (&x, y))| if c != 0 { x } else { y })
+                .collect(),
+        ),
+        _ => return None,
+    };
+    Tensor::with_values_like(t.dtype, t.shape.clone(), &v).map(Folded::Tensor)
+}

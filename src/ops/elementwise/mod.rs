@@ -6,7 +6,7 @@
 
 mod fold;
 
-use fold::{fold_binary, fold_compare, fold_unary};
+use fold::{fold_binary, fold_compare, fold_select, fold_unary};
 
 use crate::ops::contract::OpResult;
 use crate::ops::contract::{Ctx, Layout, Lowered, channels_first_rank, to_channels_first};
@@ -102,6 +102,7 @@ pub const OPS: &[OpDef] = &[
     op("Expm1", |c| function(c, "torch.expm1")).infer(same_as_input),
     // Round half to even, like torch.round.
     op("Rint", |c| function(c, "torch.round")).infer(same_as_input),
+    op("Bucketize", bucketize).infer(int32_like),
     op("IsNan", |c| function(c, "torch.isnan")).infer(bool_like),
     op("IsInf", |c| function(c, "torch.isinf")).infer(bool_like),
     op("IsFinite", |c| function(c, "torch.isfinite")).infer(bool_like),
@@ -120,8 +121,8 @@ pub const OPS: &[OpDef] = &[
     op("Div", divide).infer(broadcast_infer),
     op("TruncateDiv", divide).infer(broadcast_infer),
     op("DivNoNan", div_no_nan).infer(broadcast_infer),
-    op("SelectV2", select).infer(select_infer),
-    op("Select", select).infer(select_infer),
+    op("SelectV2", select).infer(select_infer).fold(fold_select),
+    op("Select", select).infer(select_infer).fold(fold_select),
     op("Rsqrt", |c| unary(c, Un::Rsqrt)).infer(same_as_input).fold(|i| fold_unary(i, Un::Rsqrt)),
     op("Sqrt", |c| unary(c, Un::Sqrt)).infer(same_as_input).fold(|i| fold_unary(i, Un::Sqrt)),
     op("Square", |c| unary(c, Un::Square)).infer(same_as_input).fold(|i| fold_unary(i, Un::Square)),
@@ -317,6 +318,27 @@ fn function(ctx: &mut Ctx, func: &str) -> OpResult<Lowered> {
     Ok(Lowered::Expr { expr: Expr::call(func, vec![x.expr]), layout: x.layout })
 }
 
+/// TF's bucket `i` holds `boundaries[i - 1] <= x < boundaries[i]` (Keras' `Discretization`):
+/// `torch.bucketize(x, boundaries, right=True)`, int32 as TF's.
+fn bucketize(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let boundaries = ctx.node().attr_floats("boundaries")?;
+    // NaN boundaries are unsorted too.
+    if !boundaries.windows(2).all(|w| w[0].partial_cmp(&w[1]).is_some_and(|o| o.is_le())) {
+        return Err("boundaries are not sorted".into());
+    }
+    let x = ctx.input(0)?;
+    let (x, layout) = match x.layout {
+        Layout::Host => (ctx.input_tf(0)?, Layout::Tf),
+        layout => (x.expr, layout),
+    };
+    let table = Expr::call(
+        "torch.tensor",
+        vec![Expr::List(boundaries.into_iter().map(Expr::f32).collect())],
+    );
+    let kwargs = vec![("right", Expr::boolean(true)), ("out_int32", Expr::boolean(true))];
+    Ok(Lowered::Expr { expr: Expr::call_kw("torch.bucketize", vec![x, table], kwargs), layout })
+}
+
 /// A broadcasting `func(a, b)`.
 fn binary_function(ctx: &mut Ctx, func: &str) -> OpResult<Lowered> {
     let (a, b, layout) = operands(ctx)?;
@@ -371,6 +393,12 @@ fn bool_like(inp: &OpInputs) -> Option<Vec<crate::ir::ValueInfo>> {
     Some(v)
 }
 
+fn int32_like(inp: &OpInputs) -> Option<Vec<crate::ir::ValueInfo>> {
+    let mut v = same_as_input(inp)?;
+    v[0].dtype = Some(crate::tensor::DType::I32);
+    Some(v)
+}
+
 fn bool_infer(inp: &OpInputs) -> Option<Vec<crate::ir::ValueInfo>> {
     let mut v = broadcast_infer(inp)?;
     v[0].dtype = Some(crate::tensor::DType::Bool);
@@ -415,6 +443,35 @@ mod tests {
     /// A convolution's output (channels-first) plus a tensor of the same shape computed in
     /// TF's layout: the sum is taken in TF's layout (one permute of the convolution's output),
     /// not by taking the other tensor to channels-first and the sum back.
+    /// Keras' `Discretization`: TF's bucket `i` holds `boundaries[i - 1] <= x <
+    /// boundaries[i]`, torch's `bucketize` with `right=True`; an axis chosen by a Select of
+    /// constants is a constant.
+    #[test]
+    fn buckets_and_a_select_of_constants() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 4]);
+        let boundaries = crate::proto::AttrValue {
+            value: Some(crate::proto::attr_value::Value::List(Box::new(crate::proto::ListValue {
+                f: vec![-0.5, 0.0, 0.25],
+                ..Default::default()
+            }))),
+        };
+        let b = g.op("b", "Bucketize", &[x], &[("boundaries", boundaries)]);
+        let yes = g.constant("yes", Tensor::from_bool(vec![], &[true]));
+        let (one, zero) =
+            (g.constant("one", int_tensor(&[], &[1])), g.constant("zero", int_tensor(&[], &[0])));
+        let axis = g.op("axis", "SelectV2", &[yes, one, zero], &[]);
+        let c = g.op("c", "ConcatV2", &[x, x, axis], &[("N", int(2))]);
+        assert_snapshot!(g.lower(&[b, c]), @"
+            ---
+            h = torch.bucketize(
+                x, torch.tensor([-0.5, 0.0, 0.25]), right=True, out_int32=True
+            )
+            c = torch.cat([x, x], dim=1)
+            return h, c
+            ");
+    }
+
     #[test]
     fn a_full_tensor_in_tf_layout_keeps_the_sum_in_tf_layout() {
         let mut g = TestGraph::new();
