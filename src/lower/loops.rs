@@ -106,7 +106,7 @@ impl<'a> Lowerer<'a> {
             self.values.insert(input, Val { expr: Expr::name(&name), layout: Layout::Tf });
             params.push(name);
         }
-        // The condition's inputs come first in demand order (it is output 0).
+        // The condition and what it reads.
         let mut cond_nodes = std::collections::BTreeSet::new();
         let mut stack = vec![g.outputs[0].node];
         while let Some(m) = stack.pop() {
@@ -114,6 +114,11 @@ impl<'a> Lowerer<'a> {
                 stack.extend(g.inputs(m).iter().map(|v| v.node));
             }
         }
+        // Written first: a computation shared by scopes of the body that reads only the loop
+        // variables may have been moved before the condition's (see `shared_first`).
+        let (mut order, rest): (Vec<_>, Vec<_>) =
+            order.into_iter().partition(|m| cond_nodes.contains(m));
+        order.extend(rest);
         let mut split = None;
         for &m in &order {
             let node = g.node(m);
@@ -141,9 +146,11 @@ impl PendingLoop {
     /// The method, with `stmts` turning body items into statements.
     pub(super) fn method(self, stmts: &dyn Fn(Vec<BodyItem>) -> Vec<Assign>) -> FunctionDef {
         let cond_stmts = stmts(self.cond_items);
-        let body = stmts(self.body_items);
+        let mut body = stmts(self.body_items);
         let state: Vec<Expr> = self.params[..self.vars].iter().map(Expr::name).collect();
         let (cond, mut nexts) = (self.cond, self.nexts);
+        // What the next iteration does not read (a slice's unused end) is not computed.
+        super::dead::remove_dead(&mut body, &nexts);
         let next = if self.vars == 1 { nexts.remove(0) } else { Expr::Tuple(nexts.clone()) };
         let target = if self.vars == 1 { state[0].clone() } else { Expr::Tuple(state.clone()) };
         // `while <cond>:` when the condition is one expression of the loop variables.

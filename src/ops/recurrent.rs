@@ -41,12 +41,17 @@ pub const OPS: &[OpDef] = &[
 /// An element (or the stack of all elements) of a list whose `element_shape` is input `slot`
 /// (`-1` entries unknown), of the node's `element_dtype`.
 fn element_info(inp: &OpInputs, slot: usize, stacked: bool) -> Option<Vec<ValueInfo>> {
-    let dims = inp.const_ints(slot)?;
+    let dtype = inp.node.attr_type("element_dtype").ok();
+    // A scalar `-1` is an element of unknown rank (pfor's lists), not a vector.
+    let element = inp.consts.get(slot).copied().flatten()?;
+    if element.shape.is_empty() {
+        return Some(vec![ValueInfo { dtype, shape: None }]);
+    }
+    let dims = element.to_i64()?;
     let mut shape: Vec<Option<usize>> = dims.iter().map(|&d| usize::try_from(d).ok()).collect();
     if stacked {
         shape.insert(0, None);
     }
-    let dtype = inp.node.attr_type("element_dtype").ok();
     Some(vec![ValueInfo { dtype, shape: Some(shape) }])
 }
 
