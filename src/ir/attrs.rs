@@ -9,6 +9,10 @@ use crate::tensor::{DType, Tensor};
 
 use super::Node;
 
+/// A bool attribute `passes::channels_first` sets on the transposes it makes into the
+/// channels-last form: their input is channels-first already, as PyTorch's layers want it.
+pub const CHANNELS_LAST: &str = "_tf2torch_channels_last";
+
 impl Node {
     fn attr_err(&self, attr: &str, what: &str) -> Error {
         Error::node(&self.name, &self.op, format!("attribute '{attr}' {what}"))
@@ -28,6 +32,11 @@ impl Node {
     /// Sets a string attribute (`padding`).
     pub fn set_attr_str(&mut self, attr: &str, v: &str) {
         let value = Some(Value::S(v.as_bytes().to_vec()));
+        self.attrs.insert(attr.into(), crate::proto::AttrValue { value });
+    }
+
+    pub fn set_attr_bool(&mut self, attr: &str, v: bool) {
+        let value = Some(Value::B(v));
         self.attrs.insert(attr.into(), crate::proto::AttrValue { value });
     }
 

@@ -317,6 +317,13 @@ fn transpose(ctx: &mut Ctx) -> OpResult<Lowered> {
     let perm = perm_of(raw, rank)?;
     let cf = crate::ops::contract::channels_first_rank(Some(rank));
     let layout = if cf { ctx.layout(0)? } else { Layout::Tf };
+    // A channels-first tensor seen channels-last for a TF op in NCHW (see
+    // `passes::channels_first`) is stored as PyTorch's layers want it already.
+    let to_last: Vec<usize> = [0].into_iter().chain(2..rank).chain([1]).collect();
+    let marked = ctx.node().attr_bool_or(crate::ir::attrs::CHANNELS_LAST, false).unwrap_or(false);
+    if cf && marked && layout == Layout::Tf && perm == to_last {
+        return Ok(Lowered::Relabel(0, Layout::ChannelsFirst));
+    }
     let x = ctx.input_in(0, layout)?;
     // Compose with the layout so that a channels-first input needs one permute, not two.
     let phys: Vec<i64> = perm.iter().map(|&p| phys_axis(p, layout, rank) as i64).collect();

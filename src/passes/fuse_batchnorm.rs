@@ -20,21 +20,44 @@ use crate::proto::AttrValue;
 use crate::proto::attr_value::Value;
 use crate::tensor::{DType, Tensor};
 
-/// A per-channel f32 constant (`[C]` or `[1, .., 1, C]`, maybe behind a constant Reshape),
-/// returned as `[C]`.
-fn channel_vector(g: &Graph, v: ValueRef) -> Option<Tensor> {
-    let t = match g.const_value(v) {
-        Some(t) => t,
-        None if is_one_of(g, v, &["Reshape"]) => g.const_value(*g.inputs(v.node).first()?)?,
+/// Where a per-channel constant broadcasts: along the last axis, or along axis 1 of a value
+/// of this rank (Keras' `BatchNormalization(axis=1)` on channels-first data).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Channels {
+    Last,
+    First(usize),
+}
+
+/// A per-channel f32 constant (`[C]` or `[1, .., 1, C]`, maybe behind a constant Reshape to
+/// such a shape or to `[1, C, 1, 1]`), returned as `[C]`, with the axis it broadcasts along.
+fn channel_vector(g: &Graph, v: ValueRef) -> Option<(Tensor, Channels)> {
+    let (t, shape) = match g.const_value(v) {
+        Some(t) => (t, t.shape.clone()),
+        None if is_one_of(g, v, &["Reshape"]) => {
+            let inputs = g.inputs(v.node);
+            let t = g.const_value(*inputs.first()?)?;
+            let target = g.const_value(*inputs.get(1)?)?.to_i64()?;
+            let target: Vec<usize> =
+                target.iter().map(|&d| if d == -1 { t.numel() } else { d as usize }).collect();
+            (t, target)
+        }
         None => return None,
     };
-    let c = *t.shape.last()?;
-    let ok = t.dtype == DType::F32 && c > 0 && t.shape.iter().rev().skip(1).all(|&d| d == 1);
-    ok.then(|| t.reshaped(vec![c]))
+    let c = t.numel();
+    let ones = |dims: &[usize]| dims.iter().all(|&d| d == 1);
+    let channels = match shape.as_slice() {
+        [rest @ .., last] if *last == c && ones(rest) => Channels::Last,
+        [1, k, rest @ ..] if *k == c && ones(rest) && matches!(shape.len(), 4 | 5) => {
+            Channels::First(shape.len())
+        }
+        _ => return None,
+    };
+    (t.dtype == DType::F32 && c > 0).then(|| (t.reshaped(vec![c]), channels))
 }
 
 struct BatchNorm {
     x: ValueRef,
+    channels: Channels,
     gamma: Option<Tensor>,
     beta: Tensor,
     mean: Tensor,
@@ -43,7 +66,10 @@ struct BatchNorm {
 }
 
 /// `inv` = `Rsqrt(var + eps) [* gamma]` → `(var, eps, gamma)`.
-fn match_inv(g: &Graph, inv: ValueRef) -> Option<(Tensor, f32, Option<Tensor>)> {
+fn match_inv(
+    g: &Graph,
+    inv: ValueRef,
+) -> Option<((Tensor, Channels), f32, Option<(Tensor, Channels)>)> {
     let (rsqrt, gamma) = if let Some((a, b)) = binary(g, inv, &["Mul"]) {
         if is_one_of(g, a, &["Rsqrt"]) {
             (a, Some(b))
@@ -96,12 +122,12 @@ fn match_at(g: &Graph, out: ValueRef) -> Option<BatchNorm> {
             else {
                 continue;
             };
+            let (var, channels) = var;
             let c = var.numel();
-            let sizes_agree = mean.numel() == c
-                && beta.numel() == c
-                && gamma.as_ref().is_none_or(|t| t.numel() == c);
-            if sizes_agree {
-                return Some(BatchNorm { x, gamma, beta, mean, var, eps });
+            let agree = |(t, at): &(Tensor, Channels)| t.numel() == c && *at == channels;
+            if agree(&mean) && agree(&beta) && gamma.as_ref().is_none_or(agree) {
+                let (gamma, beta, mean) = (gamma.map(|g| g.0), beta.0, mean.0);
+                return Some(BatchNorm { x, channels, gamma, beta, mean, var, eps });
             }
         }
     }
@@ -132,7 +158,13 @@ pub fn fuse_batchnorm(g: &mut Graph) -> Result<()> {
         let mut node = Node::new(name, "FusedBatchNormV3", ordinal);
         node.attrs.insert("epsilon".into(), attr(Value::F(bn.eps)));
         node.attrs.insert("is_training".into(), attr(Value::B(false)));
-        node.attrs.insert("data_format".into(), attr(Value::S(b"NHWC".to_vec())));
+        // A channels-first one is made channels-last by `passes::channels_first`, next.
+        let format: &[u8] = match bn.channels {
+            Channels::Last => b"NHWC",
+            Channels::First(4) => b"NCHW",
+            Channels::First(_) => b"NCDHW",
+        };
+        node.attrs.insert("data_format".into(), attr(Value::S(format.to_vec())));
         let fused = g.add_node(node);
         for (slot, v) in std::iter::once(bn.x).chain(params).enumerate() {
             g.connect(v, fused, slot);

@@ -1,5 +1,6 @@
 //! Graph passes, each `fn(&mut Graph) -> Result<()>`, run in this order by [`run_all`].
 
+mod channels_first;
 pub mod conds;
 mod constant_switches;
 mod cse;
@@ -106,6 +107,7 @@ pub fn run_observed(g: &mut Graph, after: &mut dyn FnMut(&str, &Graph)) -> Resul
     step(after, "tensor_arrays", g, tensor_arrays::tensor_arrays)?;
     step(after, "extract_control_flow", g, extract_control_flow)?;
     step(after, "fuse_batchnorm", g, fuse_batchnorm)?;
+    step(after, "channels_first", g, channels_first::channels_first)?;
     step(after, "fold_and_infer", g, fold_and_infer)?;
     // A recurrent layer's output shape is known only once it is fused: infer again, so the
     // next layer's loop body can be matched too.

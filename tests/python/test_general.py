@@ -16,7 +16,7 @@ DECODERS = ["keras_hub_gpt2", "keras_hub_llama", "keras_hub_gemma", "keras_hub_d
 DECODERS += ["keras_hub_falcon", "keras_hub_smollm3", "keras_hub_dinov3", "keras_hub_t5", "keras_hub_bloom"]
 DYNAMIC = ["dyn_class_token", "dyn_reshape", "dyn_fill_pack", "dyn_data_sizes", "dyn_resize_like", "dyn_pad_slice", "dyn_upsample", "dtypes_kept", "any_size_mobilenet"]
 DYNAMIC += ["keras_mobilenet_v3_small", "keras_nasnet_mobile", "audio_features"]
-DYNAMIC += ["seq2seq_attention"]
+DYNAMIC += ["seq2seq_attention", "keras_channels_first"]
 
 
 def source(name):
@@ -196,6 +196,18 @@ def test_a_first_layer_whose_side_inputs_are_deep_is_one_of_the_stack(tmp_path):
     flat = "".join(code.split())
     assert "nn.ModuleList([DisentangledAttentionEncoderLayer()for_inrange(2)])" in flat, code
     assert code.count("F.scaled_dot_product_attention(") == 1, code
+
+
+def test_channels_first_layers_read_their_input_as_it_is(tmp_path):
+    """Keras' channels_first layers are TF's NCHW ops: PyTorch's layers take NCHW, so the
+    code has no permute at all, and batch normalization on axis 1 is `nn.BatchNorm2d`
+    (parity is the dynamic test above)."""
+    out = tmp_path / "out"
+    run_cli("convert", source("keras_channels_first"), "-o", out)
+    code = (out / "model.py").read_text()
+    forward = code.split("def forward")[1].split("\n_DTYPES")[0]
+    assert "permute" not in forward, code
+    assert "nn.BatchNorm2d(8, eps=0.001)" in code and "groups=8" in code, code
 
 
 def test_an_angle_table_every_layer_reshapes_is_made_once(tmp_path):
