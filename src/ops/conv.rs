@@ -611,19 +611,18 @@ mod tests {
     }
 
     #[test]
-    fn conv_nchw_data_format_becomes_a_stub() {
+    fn conv_nchw_data_format_reads_its_input_as_it_is() {
         let a = [
             ("strides", ints(&[1, 1, 1, 1])),
             ("padding", string("VALID")),
             ("data_format", string("NCHW")),
         ];
         assert_snapshot!(conv(&a, &[1, 1, 3, 2], &[-1, 3, 5, 5]), @"
-        self.w_const: [1, 1, 3, 2] float32
-        # w_const: [1, 1, 3, 2]
+        self.conv = nn.Conv2d(3, 2, 1, bias=False)
+        # conv.weight: [2, 3, 1, 1]
         ---
-        x = custom_ops.conv2d(x, self.w_const)
+        x = self.conv(x)
         return x
-        stub conv2d
         ");
     }
 

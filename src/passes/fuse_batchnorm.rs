@@ -30,7 +30,7 @@ enum Channels {
 
 /// A per-channel f32 constant (`[C]` or `[1, .., 1, C]`, maybe behind a constant Reshape to
 /// such a shape or to `[1, C, 1, 1]`), returned as `[C]`, with the axis it broadcasts along.
-fn channel_vector(g: &Graph, v: ValueRef) -> Option<(Tensor, Channels)> {
+fn channel_vector(g: &Graph, v: ValueRef) -> Option<ChannelVector> {
     let (t, shape) = match g.const_value(v) {
         Some(t) => (t, t.shape.clone()),
         None if is_one_of(g, v, &["Reshape"]) => {
@@ -65,11 +65,11 @@ struct BatchNorm {
     eps: f32,
 }
 
+/// A per-channel constant and the axis it broadcasts along.
+type ChannelVector = (Tensor, Channels);
+
 /// `inv` = `Rsqrt(var + eps) [* gamma]` → `(var, eps, gamma)`.
-fn match_inv(
-    g: &Graph,
-    inv: ValueRef,
-) -> Option<((Tensor, Channels), f32, Option<(Tensor, Channels)>)> {
+fn match_inv(g: &Graph, inv: ValueRef) -> Option<(ChannelVector, f32, Option<ChannelVector>)> {
     let (rsqrt, gamma) = if let Some((a, b)) = binary(g, inv, &["Mul"]) {
         if is_one_of(g, a, &["Rsqrt"]) {
             (a, Some(b))
