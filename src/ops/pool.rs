@@ -149,7 +149,26 @@ fn avg_pool(ctx: &mut Ctx) -> OpResult<Lowered> {
         .filter(|s| s.len() == spatial + 2)
         .and_then(|s| s[1..=spatial].iter().copied().collect());
     let Some(sizes) = sizes else {
-        return Err("asymmetric SAME average pooling needs static spatial sizes".into());
+        if !g.same_at_run_time {
+            return Err("asymmetric average pooling needs static spatial sizes".into());
+        }
+        // Padded by size at run time: the sums over the zero-padded input divided by those
+        // over padded ones (how many input elements each window covers).
+        let x = ctx.input_channels_first(0)?;
+        let first = || Expr::slice(None, Some(Expr::int(1)), None);
+        let ones = Expr::call(
+            "torch.ones_like",
+            vec![x.clone().index(Expr::index_of(vec![first(), first()]))],
+        );
+        let mut sum = |v: Expr| {
+            Expr::call_kw(
+                &format!("F.avg_pool{spatial}d"),
+                vec![g.padded(ctx, v, None), dims(&g.kernel), dims(&g.strides)],
+                vec![("divisor_override", Expr::int(1))],
+            )
+        };
+        let expr = sum(x).binop(BinOp::Div, sum(ones));
+        return Ok(Lowered::Expr { expr, layout: Layout::ChannelsFirst });
     };
     let outs: Vec<usize> = g
         .out_sizes(&sizes.iter().map(|&n| Some(n)).collect::<Vec<_>>())
@@ -244,7 +263,7 @@ mod tests {
     }
 
     /// On images of any size the SAME pads are computed in `forward`; what they add never
-    /// wins a max.
+    /// wins a max, and an average counts only the input's elements (sums over padded ones).
     #[test]
     fn max_pool_same_on_run_time_sizes() {
         assert_snapshot!(pool_on(&[-1, -1, -1, 2], "MaxPool", 3, 2, "SAME"), @r#"
@@ -255,8 +274,21 @@ mod tests {
         x = x.permute(0, 2, 3, 1)
         return x
         "#);
-        let avg = pool_on(&[-1, -1, -1, 2], "AvgPool", 3, 2, "SAME");
-        assert!(avg.contains("stub avg_pool"), "{avg}");
+        assert_snapshot!(pool_on(&[-1, -1, -1, 2], "AvgPool", 3, 2, "SAME"), @"
+            ---
+            x = x.permute(0, 3, 1, 2)
+            x = (
+                F.avg_pool2d(pad_same(x, (3, 3), (2, 2)), 3, 2, divisor_override=1)
+                / F.avg_pool2d(
+                    pad_same(torch.ones_like(x[:1, :1]), (3, 3), (2, 2)),
+                    3,
+                    2,
+                    divisor_override=1,
+                )
+            )
+            x = x.permute(0, 2, 3, 1)
+            return x
+            ");
     }
 
     #[test]

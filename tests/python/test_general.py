@@ -16,7 +16,7 @@ DECODERS = ["keras_hub_gpt2", "keras_hub_llama", "keras_hub_gemma", "keras_hub_d
 DECODERS += ["keras_hub_falcon", "keras_hub_smollm3", "keras_hub_dinov3", "keras_hub_t5", "keras_hub_bloom"]
 DYNAMIC = ["dyn_class_token", "dyn_reshape", "dyn_fill_pack", "dyn_data_sizes", "dyn_resize_like", "dyn_pad_slice", "dyn_upsample", "dtypes_kept", "any_size_mobilenet"]
 DYNAMIC += ["keras_mobilenet_v3_small", "keras_nasnet_mobile", "audio_features"]
-DYNAMIC += ["seq2seq_attention", "keras_channels_first"]
+DYNAMIC += ["seq2seq_attention", "keras_channels_first", "dyn_pools"]
 
 
 def source(name):
