@@ -301,8 +301,26 @@ impl<'a> Lowerer<'a> {
         if self.graph.use_count(v) == 0 {
             return "_".into();
         }
-        let hint = self.local_hint(v.node);
+        let hint = self.size_hint(v).map_or_else(|| self.local_hint(v.node), String::from);
         self.locals.fresh(&hint)
+    }
+
+    /// What a person calls a size read off a value's shape: `batch_size` (axis 0), `seq_len`
+    /// (axis 1 of a sequence); None for other sizes (axes of rank-4 values are image rows as
+    /// often as attention heads).
+    fn size_hint(&self, v: ValueRef) -> Option<&'static str> {
+        let p = self.graph.node(v.node).partial.as_ref().filter(|p| p.scalar && v.port == 0)?;
+        let [crate::ir::Dim::Of(source, axis)] = p.values.as_slice() else { return None };
+        // The value read may be gone (a pass replaced it): nothing to name it by then.
+        if !self.graph.g.contains_node(source.node) {
+            return None;
+        }
+        let rank = self.graph.info(*source).shape?.len();
+        match (rank, axis) {
+            (2.., 0) => Some("batch_size"),
+            (2 | 3, 1) => Some("seq_len"),
+            _ => None,
+        }
     }
 
     fn num_outputs(&self, n: NodeIndex) -> usize {

@@ -269,6 +269,8 @@ def test_decoder_attention_reads_as_pytorch(name, tmp_path):
         assert top.count("torch.einsum(") == 1 and top.count(".tril()") == 1, top
         assert "layer(token_embedding, angles, mask)" in top, top
         assert code.count("register_buffer(") == 1, code
+        # The length they are built for is named as a person names it.
+        assert "seq_len = token_embedding.shape[1]" in top, top
 
 
 def test_an_encoder_decoder_reads_as_pytorch(tmp_path):
