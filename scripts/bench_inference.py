@@ -97,6 +97,9 @@ def main():
         model = module.load_model(fuse_batch_norms=True)
         t_fused = best_of(run_torch, args.runs)
         print(f"  load_model(fuse_batch_norms=True): {t_fused * 1000:.1f} ms  ratio: {t_fused / t_tf:.2f}")
+        model = module.load_model(fuse_batch_norms=True, channels_last=True)
+        t_last = best_of(run_torch, args.runs)
+        print(f"  load_model(fuse_batch_norms=True, channels_last=True): {t_last * 1000:.1f} ms  ratio: {t_last / t_tf:.2f}")
     sys.exit(0)
 
 

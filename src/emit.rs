@@ -29,6 +29,8 @@ struct ModelTemplate<'a> {
     sharded: bool,
     /// The model has batch norms, which `load_model` can fold into the convs before them.
     batch_norms: bool,
+    /// 2-D convolutions: `load_model(channels_last=True)` is offered.
+    convs: bool,
 }
 
 #[derive(Template)]
@@ -54,6 +56,7 @@ pub fn render_model(module: &Module, sharded: bool) -> Result<String> {
         classes: printer::block(&classes, 0).join("\n"),
         sharded,
         batch_norms: module.uses_layer("nn.BatchNorm"),
+        convs: module.uses_layer("nn.Conv2d"),
     };
     let mut s = t.render().map_err(|e| Error::msg(format!("rendering model.py: {e}")))?;
     s.push('\n');

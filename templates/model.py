@@ -102,7 +102,7 @@ def _read_shards(index):
 
 
 {% endif -%}
-def load_model(weights=None, device="cpu"{% if batch_norms %}, fuse_batch_norms=False{% endif %}):
+def load_model(weights=None, device="cpu"{% if batch_norms %}, fuse_batch_norms=False{% endif %}{% if convs %}, channels_last=False{% endif %}):
     """Builds {{ class_name }}, loads its weights (strict) and puts it in eval mode.
 {%- if sharded %}
 
@@ -113,7 +113,13 @@ def load_model(weights=None, device="cpu"{% if batch_norms %}, fuse_batch_norms=
     `fuse_batch_norms=True` folds each batch norm into the conv before it (torch.fx), for
     inference only: the result is a traced GraphModule without the BatchNorm layers.
 {%- endif %}
-{%- if sharded || batch_norms %}
+{%- if convs %}
+
+    `channels_last=True` stores the weights channels-last (`torch.channels_last`,
+    the order the convolutions read their inputs in already): faster on CPU, most
+    with `fuse_batch_norms=True`, for the same results.
+{%- endif %}
+{%- if sharded || batch_norms || convs %}
     """
 {%- else %}"""
 {%- endif %}
@@ -122,12 +128,18 @@ def load_model(weights=None, device="cpu"{% if batch_norms %}, fuse_batch_norms=
         weights = os.path.join(here, "model.safetensors{% if sharded %}.index.json{% endif %}")
     model = {{ class_name }}()
     model.load_state_dict({% if sharded %}_read_shards{% else %}_read_safetensors{% endif %}(weights), strict=True)
-{%- if batch_norms %}
+{%- if batch_norms || convs %}
     model = model.to(device).eval()
+{%- if batch_norms %}
     if fuse_batch_norms:
         from torch.fx.experimental.optimization import fuse
 
         model = fuse(model)
+{%- endif %}
+{%- if convs %}
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+{%- endif %}
     return model
 {%- else %}
     return model.to(device).eval()

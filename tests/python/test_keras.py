@@ -110,6 +110,13 @@ def test_batch_norms_fold_into_convs_on_request(name, tmp_path):
     with torch.no_grad():
         got = fused(torch.from_numpy(ref["input_0"]))
     assert rel_error(got.numpy(), ref["output_0"]) <= TOLERANCE
+    # Channels-last weights too (`load_model(channels_last=True)`): the same results.
+    fast = module.load_model(fuse_batch_norms=True, channels_last=True)
+    conv = next(m for m in fast.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        got = fast(torch.from_numpy(ref["input_0"]))
+    assert rel_error(got.numpy(), ref["output_0"]) <= TOLERANCE
 
 
 SEQUENCE = ["keras_text_cnn", "keras_unet", "keras_convnext_tiny", "keras_hub_bert_small", "keras_hub_bert_base"]

@@ -105,11 +105,15 @@ def _read_with_torch(path):
     return tensors
 
 
-def load_model(weights=None, device="cpu", fuse_batch_norms=False):
+def load_model(weights=None, device="cpu", fuse_batch_norms=False, channels_last=False):
     """Builds SmallCnn, loads its weights (strict) and puts it in eval mode.
 
     `fuse_batch_norms=True` folds each batch norm into the conv before it (torch.fx), for
     inference only: the result is a traced GraphModule without the BatchNorm layers.
+
+    `channels_last=True` stores the weights channels-last (`torch.channels_last`,
+    the order the convolutions read their inputs in already): faster on CPU, most
+    with `fuse_batch_norms=True`, for the same results.
     """
     if weights is None:
         here = os.path.dirname(os.path.abspath(__file__))
@@ -121,4 +125,6 @@ def load_model(weights=None, device="cpu", fuse_batch_norms=False):
         from torch.fx.experimental.optimization import fuse
 
         model = fuse(model)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
     return model
