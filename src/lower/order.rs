@@ -135,7 +135,10 @@ impl Lowerer<'_> {
                     order[p] = n;
                 }
                 let (first, last) = (positions[0], positions[positions.len() - 1]);
-                if !is_topological(g, &order, first..last + 1) {
+                // A sibling spread over much of `forward` is no block (and checking it would
+                // cost as much as the whole order, for each one).
+                let spread = last - first + 1 > 4 * positions.len() + 64;
+                if spread || !is_topological(g, &order, first..last + 1) {
                     for (&p, &n) in positions.iter().zip(&before) {
                         order[p] = n;
                     }
@@ -195,7 +198,7 @@ const MAX_ALIGNED: usize = 200_000;
 fn sibling_tags(scope: &str) -> Vec<(String, String)> {
     let tokens: Vec<&str> = scope.split('_').collect();
     let mut out = Vec::new();
-    for k in 1..=tokens.len() {
+    for k in 1..=tokens.len().min(crate::lower::blocks::MAX_PREFIX_TOKENS) {
         let last = tokens[k - 1];
         if !last.bytes().any(|b| b.is_ascii_digit()) {
             continue;
@@ -333,5 +336,21 @@ mod tests {
                 x = layer(x, proj2)
             return x
             ");
+    }
+
+    /// Scope names of thousands of numbered words (a hostile file) make no thousands of
+    /// thousand-word prefixes: a chain of them converts at once (minutes without the bound).
+    #[test]
+    fn scopes_of_thousands_of_words_stay_cheap() {
+        let mut g = TestGraph::new();
+        let mut y = g.input("x", &[-1, 4]);
+        for i in 0..200 {
+            let scope: Vec<String> = (0..3000).map(|j| format!("l{}", (i + j) % 7)).collect();
+            y = g.op(&format!("{}/Relu_{i}", scope.join("_")), "Relu", &[y], &[]);
+        }
+        let start = std::time::Instant::now();
+        let code = g.lower(&[y]);
+        assert!(start.elapsed().as_secs() < 5, "{:?}", start.elapsed());
+        assert!(code.contains("F.relu"), "{code}");
     }
 }

@@ -274,6 +274,11 @@ const CELL_FAMILY: &str = "#cell";
 /// A cell numbered by a suffix has at least this many differently named layers.
 const MIN_CELL_SCOPES: usize = 3;
 
+/// Candidate prefixes end within this many `_`-separated words of a scope: real blocks are
+/// a few words deep (`conv3_block2`, `transformer_layer_0`), and a hostile name of thousands
+/// of words would make thousands of prefixes of thousands of words each.
+pub const MAX_PREFIX_TOKENS: usize = 32;
+
 /// Every candidate, found in one walk over the spans: each scope prefix ending in a
 /// numbered token (`conv2_block1` of `conv2_block1_1_conv`), and each cell id ending names
 /// (see [`cell_id`]).
@@ -282,7 +287,7 @@ fn candidates(spans: &[Span]) -> BTreeMap<Tag, Candidate> {
     for (i, s) in spans.iter().enumerate() {
         let tokens: Vec<&str> = s.scope.split('_').collect();
         // Whole scopes too: `transformer_layer_0` is a block of its own nested ops.
-        for k in 1..=tokens.len() {
+        for k in 1..=tokens.len().min(MAX_PREFIX_TOKENS) {
             if !tokens[k - 1].chars().any(|c| c.is_ascii_digit()) {
                 continue;
             }
