@@ -34,18 +34,35 @@ const OPS: &[&str] = &[
 /// Attributes listing one entry per axis, in the data format's order.
 const PER_AXIS: &[&str] = &["strides", "ksize", "dilations"];
 
+/// Ops whose data has the rank their format says (a `BiasAdd` in NCHW may add to any rank).
+const WINDOWED: &[&str] = &["Conv2D", "Conv3D", "DepthwiseConv2dNative"];
+
 pub fn channels_first(g: &mut Graph) -> Result<()> {
-    let mut nodes: Vec<NodeIndex> =
-        g.g.node_indices()
-            .filter(|&n| {
-                OPS.contains(&g.node(n).op.as_str()) && channels_first_rank(g.node(n)).is_some()
-            })
-            .collect();
+    // Chosen before any is rewritten: a BiasAdd qualifies by what produces its input.
+    let mut nodes: Vec<NodeIndex> = g.g.node_indices().filter(|&n| qualifies(g, n)).collect();
     nodes.sort_by_key(|&n| g.node(n).ordinal);
     for n in nodes {
         rewrite(g, n);
     }
     Ok(())
+}
+
+/// Whether node `n` is rewritten: one of [`OPS`] in a channels-first format, and for a
+/// `BiasAdd`, on data of the format's rank (a convolution's output, or a known shape).
+fn qualifies(g: &Graph, n: NodeIndex) -> bool {
+    let node = g.node(n);
+    let Some(rank) = channels_first_rank(node) else { return false };
+    if !OPS.contains(&node.op.as_str()) {
+        return false;
+    }
+    if node.op != "BiasAdd" {
+        return true;
+    }
+    let Some(&x) = g.inputs(n).first() else { return false };
+    let producer = g.node(x.node);
+    let from_conv =
+        WINDOWED.contains(&producer.op.as_str()) && channels_first_rank(producer) == Some(rank);
+    from_conv || g.info(x).shape.is_some_and(|s| s.len() == rank)
 }
 
 /// The rank of the node's data if its format is channels-first (`NCHW` → 4, `NCDHW` → 5).
@@ -161,6 +178,22 @@ mod tests {
             x = F.relu(x, inplace=True)
             x = self.pool(x)
             x = self.bn(x)
+            return x
+            ");
+    }
+
+    /// A BiasAdd in NCHW on a matrix adds along axis 1 as it is (not a 4-D transpose).
+    #[test]
+    fn a_bias_on_a_matrix_stays() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 4]);
+        let b = g.constant("b", weights(&[4]));
+        let y = g.op("bias", "BiasAdd", &[x, b], &[("data_format", string("NCHW"))]);
+        assert_snapshot!(g.lower(&[y]), @"
+            self.bias_bias: [4] float32
+            # bias_bias: [4]
+            ---
+            x = x + self.bias_bias
             return x
             ");
     }
