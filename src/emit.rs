@@ -31,6 +31,8 @@ struct ModelTemplate<'a> {
     batch_norms: bool,
     /// 2-D convolutions: `load_model(channels_last=True)` is offered.
     convs: bool,
+    /// The TF model is channels first: so are its inputs and outputs.
+    tf_channels_first: bool,
 }
 
 #[derive(Template)]
@@ -57,6 +59,7 @@ pub fn render_model(module: &Module, sharded: bool) -> Result<String> {
         sharded,
         batch_norms: module.uses_layer("nn.BatchNorm"),
         convs: module.uses_layer("nn.Conv2d"),
+        tf_channels_first: module.tf_channels_first,
     };
     let mut s = t.render().map_err(|e| Error::msg(format!("rendering model.py: {e}")))?;
     s.push('\n');

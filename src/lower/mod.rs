@@ -28,6 +28,7 @@ use petgraph::stable_graph::NodeIndex;
 pub use module::Module;
 
 use crate::error::{Error, Result, UntranslatedOp};
+use crate::ir::attrs::CHANNELS_LAST;
 use crate::ir::fused::{COND, LOOP};
 use crate::ir::{Graph, ValueRef};
 use crate::ops::contract::{Ctx, Layout, TranslateError, Val};
@@ -148,6 +149,7 @@ fn lower_once(
         Lowerer::new(graph, Module::default(), Scope::for_attributes(), stubs::Stubs::new(user));
     low.module.class_name = class_name.to_string();
     low.module.source_name = source_name.to_string();
+    low.module.tf_channels_first = graph.g.node_weights().any(|n| n.has_attr(CHANNELS_LAST));
     low.prefix = scopes::common_prefix(graph, &order);
     low.strip_call_suffix = low.every_scope_has_call_suffix(&order);
     low.name_prefix = low.common_name_prefix(&order);

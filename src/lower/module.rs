@@ -103,6 +103,9 @@ pub struct Module {
     pub classes: Vec<BlockClass>,
     /// `state_dict` key → weight, in module order.
     pub weights: Vec<(String, Weight)>,
+    /// The TF model computes channels first (Keras' `channels_first`: NCHW ops), so its
+    /// inputs and outputs are channels first too.
+    pub tf_channels_first: bool,
 }
 
 /// `self.register_buffer("name", torch.empty(shape, dtype=torch.<dtype>))`.
@@ -212,8 +215,12 @@ impl Module {
     /// `Args:` and `Returns:` with TF's dtypes and shapes (channels last, as TF has them).
     fn forward_docstring(&self) -> Vec<String> {
         let mut doc = vec![
-            "Runs the model on TF's inputs, with their dtypes and shapes (channels last)."
-                .to_string(),
+            if self.tf_channels_first {
+                "Runs the model on TF's inputs, with their dtypes and shapes (channels first)."
+            } else {
+                "Runs the model on TF's inputs, with their dtypes and shapes (channels last)."
+            }
+            .to_string(),
             String::new(),
         ];
         if !self.params.is_empty() {

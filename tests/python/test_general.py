@@ -208,6 +208,8 @@ def test_channels_first_layers_read_their_input_as_it_is(tmp_path):
     forward = code.split("def forward")[1].split("\n_DTYPES")[0]
     assert "permute" not in forward, code
     assert "nn.BatchNorm2d(8, eps=0.001)" in code and "groups=8" in code, code
+    # The docstrings say the inputs are channels first, as TF's are.
+    assert "(channels first" in code and "(channels last" not in code, code
 
 
 def test_an_angle_table_every_layer_reshapes_is_made_once(tmp_path):
