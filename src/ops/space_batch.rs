@@ -47,12 +47,26 @@ fn geometry(block: &Tensor, pairs: &Tensor, rank: usize) -> Result<Blocks, Strin
     Ok((b, p.chunks(2).map(|c| (c[0], c[1])).collect()))
 }
 
+/// The shape when the block or its pads (crops) are known only at run time: the batch and
+/// the `M` block axes unknown, the axes after them (channels) as the input's.
+fn run_time_blocks(inp: &OpInputs, shape: &[Option<usize>]) -> Vec<Option<usize>> {
+    let m = inp.infos.get(1).and_then(|b| b.shape.as_ref()?.first().copied().flatten());
+    match m {
+        Some(m) if m < shape.len() => {
+            let mut out = vec![None; m + 1];
+            out.extend_from_slice(&shape[m + 1..]);
+            out
+        }
+        _ => vec![None; shape.len()],
+    }
+}
+
 fn space_to_batch_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let x = inp.infos.first()?;
     let shape = x.shape.as_ref()?;
     let (Some(block), Some(pads)) = (inp.consts.get(1).copied()?, inp.consts.get(2).copied()?)
     else {
-        return Some(vec![ValueInfo { dtype: x.dtype, shape: Some(vec![None; shape.len()]) }]);
+        return Some(vec![ValueInfo { dtype: x.dtype, shape: Some(run_time_blocks(inp, shape)) }]);
     };
     let (b, p) = geometry(block, pads, shape.len()).ok()?;
     let mut out = shape.clone();
@@ -72,7 +86,7 @@ fn batch_to_space_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let shape = x.shape.as_ref()?;
     let (Some(block), Some(crops)) = (inp.consts.get(1).copied()?, inp.consts.get(2).copied()?)
     else {
-        return Some(vec![ValueInfo { dtype: x.dtype, shape: Some(vec![None; shape.len()]) }]);
+        return Some(vec![ValueInfo { dtype: x.dtype, shape: Some(run_time_blocks(inp, shape)) }]);
     };
     let (b, c) = geometry(block, crops, shape.len()).ok()?;
     let mut out = shape.clone();

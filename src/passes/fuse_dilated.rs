@@ -53,6 +53,32 @@ fn pairs(g: &Graph, v: ValueRef, m: usize) -> Option<Vec<(i64, i64)>> {
     (t.shape == [m, 2]).then(|| p.chunks(2).map(|c| (c[0], c[1])).collect())
 }
 
+/// How deep [`same_value`] compares: TF's run-time paddings are a few ops from the shape.
+const SAME_DEPTH: usize = 16;
+
+/// Whether `a` and `b` are one value or computed alike (same ops, attributes and inputs;
+/// constants by value), looking `depth` nodes up at most.
+fn same_value(g: &Graph, a: ValueRef, b: ValueRef, depth: usize) -> bool {
+    if a == b {
+        return true;
+    }
+    if depth == 0 || a.port != b.port {
+        return false;
+    }
+    let (x, y) = (g.node(a.node), g.node(b.node));
+    if let (Some(s), Some(t)) = (g.const_value(a), g.const_value(b)) {
+        return s == t;
+    }
+    let (xs, ys) = (g.inputs(a.node), g.inputs(b.node));
+    x.op == y.op
+        && x.value.is_none()
+        && y.value.is_none()
+        && x.op != "Placeholder"
+        && x.attrs == y.attrs
+        && xs.len() == ys.len()
+        && xs.iter().zip(&ys).all(|(&p, &q)| same_value(g, p, q, depth - 1))
+}
+
 fn plan(g: &Graph, n: NodeIndex) -> Option<Plan> {
     let ins = g.inputs(n);
     let conv_out = *ins.first()?;
@@ -62,7 +88,7 @@ fn plan(g: &Graph, n: NodeIndex) -> Option<Plan> {
         return None;
     }
     let block = const_ints(g, *ins.get(1)?)?;
-    let crops = pairs(g, *ins.get(2)?, spatial)?;
+    let crops_ref = *ins.get(2)?;
     let c = g.node(conv);
     let unit = vec![1; spatial + 2];
     let undilated = c.attr_ints_or("dilations", &unit).ok()? == unit;
@@ -82,12 +108,18 @@ fn plan(g: &Graph, n: NodeIndex) -> Option<Plan> {
     {
         return None;
     }
-    let pads = pairs(g, *s_ins.get(2)?, spatial)?;
-    let net: Vec<(i64, i64)> = pads
-        .iter()
-        .zip(&crops)
-        .map(|(&(pb, pa), &(cb, ca))| Some((pb.checked_sub(cb)?, pa.checked_sub(ca)?)))
-        .collect::<Option<_>>()?;
+    let pads_ref = *s_ins.get(2)?;
+    let net: Vec<(i64, i64)> = if same_value(g, pads_ref, crops_ref, SAME_DEPTH) {
+        // One value for both, computed at run time from the input's size (a VALID dilated
+        // conv on a sequence of any length): what is padded is cropped again.
+        vec![(0, 0); spatial]
+    } else {
+        let (pads, crops) = (pairs(g, pads_ref, spatial)?, pairs(g, crops_ref, spatial)?);
+        pads.iter()
+            .zip(&crops)
+            .map(|(&(pb, pa), &(cb, ca))| Some((pb.checked_sub(cb)?, pa.checked_sub(ca)?)))
+            .collect::<Option<_>>()?
+    };
     if net.iter().any(|&(b, a)| b < 0 || a < 0) {
         return None;
     }
@@ -173,5 +205,47 @@ mod tests {
         )
         return x
         ");
+    }
+
+    /// On an image of any size TF computes the paddings from the size, once for the pads and
+    /// once, alike, for the crops (a VALID dilated conv): what is padded is cropped, and the
+    /// three are one dilated conv.
+    #[test]
+    fn run_time_pads_cropped_alike_are_one_dilated_conv() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, -1, -1, 4]);
+        let block = g.constant("block", int_tensor(&[2], &[2, 2]));
+        let extra = |g: &mut TestGraph, name: &str| {
+            let shape = g.op(&format!("{name}/Shape"), "Shape", &[x], &[]);
+            let two = g.constant(&format!("{name}/two"), int_tensor(&[], &[2]));
+            let r = g.op(&format!("{name}/mod"), "FloorMod", &[shape, two], &[]);
+            let zero = g.constant(&format!("{name}/zero"), int_tensor(&[4], &[0, 0, 0, 0]));
+            let both = g.op(
+                &format!("{name}/pack"),
+                "Pack",
+                &[zero, r],
+                &[("N", int(2)), ("axis", int(1))],
+            );
+            let (b, e) = (int_tensor(&[2], &[1, 0]), int_tensor(&[2], &[3, 0]));
+            let (b, e) = (g.constant(&format!("{name}/b"), b), g.constant(&format!("{name}/e"), e));
+            let one = g.constant(&format!("{name}/s"), int_tensor(&[2], &[1, 1]));
+            let attrs = [("begin_mask", int(2)), ("end_mask", int(2))];
+            g.op(&format!("{name}/slice"), "StridedSlice", &[both, b, e, one], &attrs)
+        };
+        let pads = extra(&mut g, "paddings");
+        let crops = extra(&mut g, "crops");
+        let w = g.constant("conv/kernel", weights(&[3, 3, 4, 4]));
+        let s2b = g.op("conv/SpaceToBatchND", "SpaceToBatchND", &[x, block, pads], &[]);
+        let a = [("strides", ints(&[1, 1, 1, 1])), ("padding", string("VALID"))];
+        let c = g.op("conv/Conv2D", "Conv2D", &[s2b, w], &a);
+        let y = g.op("conv/BatchToSpaceND", "BatchToSpaceND", &[c, block, crops], &[]);
+        assert_snapshot!(g.lower(&[y]), @"
+            self.conv2d = nn.Conv2d(4, 4, 3, dilation=2, bias=False)
+            # conv2d.weight: [4, 4, 3, 3]
+            ---
+            x = x.permute(0, 3, 1, 2)
+            x = self.conv2d(x).permute(0, 2, 3, 1)
+            return x
+            ");
     }
 }

@@ -16,7 +16,7 @@ DECODERS = ["keras_hub_gpt2", "keras_hub_llama", "keras_hub_gemma", "keras_hub_d
 DECODERS += ["keras_hub_falcon", "keras_hub_smollm3", "keras_hub_dinov3", "keras_hub_t5", "keras_hub_bloom"]
 DYNAMIC = ["dyn_class_token", "dyn_reshape", "dyn_fill_pack", "dyn_data_sizes", "dyn_resize_like", "dyn_pad_slice", "dyn_upsample", "dtypes_kept", "any_size_mobilenet"]
 DYNAMIC += ["keras_mobilenet_v3_small", "keras_nasnet_mobile", "audio_features"]
-DYNAMIC += ["seq2seq_attention", "keras_channels_first", "dyn_pools"]
+DYNAMIC += ["seq2seq_attention", "keras_channels_first", "dyn_pools", "dyn_tcn"]
 
 
 def source(name):
@@ -210,6 +210,17 @@ def test_channels_first_layers_read_their_input_as_it_is(tmp_path):
     assert "nn.BatchNorm2d(8, eps=0.001)" in code and "groups=8" in code, code
     # The docstrings say the inputs are channels first, as TF's are.
     assert "(channels first" in code and "(channels last" not in code, code
+
+
+def test_dilated_convolutions_on_any_length_are_one_layer(tmp_path):
+    """TF pads a dilated Conv1D's input to a multiple of the rate and crops as much again,
+    both computed from the length: each is one `nn.Conv1d(dilation=...)`, with no batch
+    reshuffling left (parity is the dynamic test above)."""
+    out = tmp_path / "out"
+    run_cli("convert", source("dyn_tcn"), "-o", out)
+    code = (out / "model.py").read_text()
+    assert "dilation=2" in code and "dilation=4" in code, code
+    assert "remainder" not in code and "tolist" not in code, code
 
 
 def test_an_angle_table_every_layer_reshapes_is_made_once(tmp_path):
