@@ -421,9 +421,9 @@ mod tests {
             )
         )
         x = (
-            x.reshape(2, 2, -1, x.shape[1], x.shape[2], x.shape[3])
+            x.reshape(2, 2, -1, x.shape[1], x.shape[2], 3)
             .permute(2, 3, 0, 4, 1, 5)
-            .reshape(-1, x.shape[1] * 2, x.shape[2] * 2, x.shape[3])[
+            .reshape(-1, x.shape[1] * 2, x.shape[2] * 2, 3)[
                 :,
                 pads_sizes[0][0] : x.shape[1] * 2 - pads_sizes[0][1],
                 pads_sizes[1][0] : x.shape[2] * 2 - pads_sizes[1][1],
