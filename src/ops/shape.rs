@@ -319,9 +319,9 @@ fn transpose(ctx: &mut Ctx) -> OpResult<Lowered> {
     let layout = if cf { ctx.layout(0)? } else { Layout::Tf };
     // A channels-first tensor seen channels-last for a TF op in NCHW (see
     // `passes::channels_first`) is stored as PyTorch's layers want it already.
-    let to_last: Vec<usize> = [0].into_iter().chain(2..rank).chain([1]).collect();
     let marked = ctx.node().attr_bool_or(crate::ir::attrs::CHANNELS_LAST, false).unwrap_or(false);
-    if cf && marked && layout == Layout::Tf && perm == to_last {
+    let to_last = || crate::ops::contract::to_channels_last(rank).into_iter().map(|a| a as usize);
+    if cf && marked && layout == Layout::Tf && perm.iter().copied().eq(to_last()) {
         return Ok(Lowered::Relabel(0, Layout::ChannelsFirst));
     }
     let x = ctx.input_in(0, layout)?;

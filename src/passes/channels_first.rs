@@ -12,6 +12,7 @@ use petgraph::stable_graph::NodeIndex;
 use crate::error::Result;
 use crate::ir::attrs::CHANNELS_LAST;
 use crate::ir::{Graph, Node, ValueInfo, ValueRef};
+use crate::ops::contract::{to_channels_first, to_channels_last};
 use crate::passes::pattern::int_const;
 
 /// Ops whose channels-first form is their channels-last one between transposes: the data is
@@ -78,8 +79,8 @@ fn rewrite(g: &mut Graph, n: NodeIndex) {
     let Some(rank) = channels_first_rank(g.node(n)) else { return };
     let Some(&x) = g.inputs(n).first() else { return };
     // Channels-last axis `i` is channels-first axis `to_last[i]`.
-    let to_last: Vec<usize> = [0].into_iter().chain(2..rank).chain([1]).collect();
-    let to_first: Vec<usize> = [0, rank - 1].into_iter().chain(1..rank - 1).collect();
+    let axes = |perm: Vec<i64>| -> Vec<usize> { perm.into_iter().map(|a| a as usize).collect() };
+    let (to_last, to_first) = (axes(to_channels_last(rank)), axes(to_channels_first(rank)));
     let node = g.node_mut(n);
     for attr in PER_AXIS {
         if let Ok(v) = node.attr_ints(attr)
