@@ -279,6 +279,19 @@ impl Tensor {
         }
     }
 
+    /// A tensor of `dims` holding this tensor's first value everywhere (a constant fill),
+    /// if it takes at most [`MAX_EXPANDED_BYTES`]: a larger one stays `torch.full`.
+    pub fn filled(&self, dims: Vec<usize>) -> Option<Tensor> {
+        let n = checked_numel(&dims).filter(|&n| {
+            n.saturating_mul(self.dtype.size().unwrap_or(usize::MAX)) <= MAX_EXPANDED_BYTES
+        })?;
+        let values = match self.values()? {
+            Values::F(f) => Values::F(vec![*f.first()?; n]),
+            Values::I(i) => Values::I(vec![*i.first()?; n]),
+        };
+        Tensor::with_values_like(self.dtype, dims, &values)
+    }
+
     /// A tensor of the same dtype holding `values` (given as f64/i64 by the caller's dtype).
     pub fn with_values_like(dtype: DType, shape: Vec<usize>, values: &Values) -> Option<Tensor> {
         Some(match (dtype, values) {

@@ -486,15 +486,7 @@ fn fill_fold(inp: &OpInputs) -> Option<Folded> {
     let dims: Vec<usize> =
         inp.const_ints(0)?.into_iter().map(|d| usize::try_from(d).ok()).collect::<Option<_>>()?;
     let v = inp.consts.get(1).copied().flatten()?;
-    // A larger fill stays `torch.full` (see `tensor::MAX_EXPANDED_BYTES`).
-    let esize = v.dtype.size()?;
-    let n = crate::tensor::checked_numel(&dims)
-        .filter(|&n| n.saturating_mul(esize) <= crate::tensor::MAX_EXPANDED_BYTES)?;
-    let values = match v.values()? {
-        Values::F(f) => Values::F(vec![*f.first()?; n]),
-        Values::I(i) => Values::I(vec![*i.first()?; n]),
-    };
-    Tensor::with_values_like(v.dtype, dims, &values).map(Folded::Tensor)
+    v.filled(dims).map(Folded::Tensor)
 }
 
 /// `torch.arange(start, limit, delta)` with Python numbers (bounds may be data), in TF's

@@ -60,14 +60,7 @@ fn broadcast_to_fold(inp: &OpInputs) -> Option<Folded> {
     if x.numel() != 1 || x.shape.len() > dims.len() {
         return None;
     }
-    let esize = x.dtype.size()?;
-    let n = checked_numel(&dims)
-        .filter(|&n| n.saturating_mul(esize) <= crate::tensor::MAX_EXPANDED_BYTES)?;
-    let values = match x.values()? {
-        Values::F(f) => Values::F(vec![*f.first()?; n]),
-        Values::I(i) => Values::I(vec![*i.first()?; n]),
-    };
-    Tensor::with_values_like(x.dtype, dims, &values).map(Folded::Tensor)
+    x.filled(dims).map(Folded::Tensor)
 }
 
 fn broadcast_to_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {

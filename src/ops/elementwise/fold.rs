@@ -244,19 +244,12 @@ pub(super) fn fold_select(inp: &OpInputs) -> Option<Folded> {
     if cond.len() != t.numel() {
         return None;
     }
+    fn pick<T: Copy>(cond: &[i64], a: &[T], b: &[T]) -> Vec<T> {
+        cond.iter().zip(a.iter().zip(b)).map(|(&c, (&x, &y))| if c != 0 { x } else { y }).collect()
+    }
     let v = match (t.values()?, e.values()?) {
-        (Values::F(a), Values::F(b)) => Values::F(
-            cond.iter()
-                .zip(a.iter().zip(b))
-                .map(|(&c, (&x, y))| if c != 0 { x } else { y })
-                .collect(),
-        ),
-        (Values::I(a), Values::I(b)) => Values::I(
-            cond.iter()
-                .zip(a.iter().zip(b))
-                .map(|(&c, (&x, y))| if c != 0 { x } else { y })
-                .collect(),
-        ),
+        (Values::F(a), Values::F(b)) => Values::F(pick(&cond, &a, &b)),
+        (Values::I(a), Values::I(b)) => Values::I(pick(&cond, &a, &b)),
         _ => return None,
     };
     Tensor::with_values_like(t.dtype, t.shape.clone(), &v).map(Folded::Tensor)
