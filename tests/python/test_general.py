@@ -302,6 +302,11 @@ def test_an_encoder_decoder_reads_as_pytorch(tmp_path):
     assert "F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=1.0)" in decoder, decoder
     assert "F.scaled_dot_product_attention(q_2, k_2, v_2, attn_mask=mask_2, scale=1.0)" in decoder, decoder
     assert "nn.RMSNorm(32, eps=1e-6, elementwise_affine=False)" in code, code
+    # Keras counts its unnamed norms over the whole model (`t5_layer_norm_5`, `_7` in one
+    # layer, `_6`, `_8` in the next): a class counts its own.
+    encoder = code.split("class TransformerEncoderLayer")[1].split("\nclass ")[0]
+    norms = re.findall(r"self\.(t5_layer_norm\w*) = nn\.RMSNorm", encoder)
+    assert norms == ["t5_layer_norm_1", "t5_layer_norm_2"], encoder
     # T5's gated ReLU feed-forward: the activation around its projection, times the other.
     assert "F.relu(self.input_projector(" in decoder and "x = x * self.gate_projector(" in decoder, decoder
     tree = ast.parse(code)

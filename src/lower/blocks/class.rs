@@ -292,6 +292,38 @@ impl Positions<'_> {
     }
 }
 
+/// The class's name for each of its layers (or buffers), given what each instance calls it
+/// (the first instance first): that name where they agree; where they differ only in a
+/// trailing counter (Keras counts `t5_layer_norm_2`, `t5_layer_norm_4` over the whole model),
+/// the kind, counted afresh in the class (`t5_layer_norm_1`, `t5_layer_norm_2`) if it has
+/// more than one; else the first instance's.
+fn uncounted(each: Vec<Vec<String>>) -> Vec<String> {
+    let kind = |names: &[String]| -> Option<String> {
+        let first = kind_and_counter(names.first()?)?;
+        let differ = names.iter().any(|n| n != &names[0]);
+        let same_kind = names.iter().all(|n| kind_and_counter(n) == Some(first));
+        (differ && same_kind).then(|| first.to_string())
+    };
+    let kinds: Vec<Option<String>> = each.iter().map(|names| kind(names)).collect();
+    let mut total: BTreeMap<&str, usize> = BTreeMap::new();
+    for k in kinds.iter().flatten() {
+        *total.entry(k).or_default() += 1;
+    }
+    let mut counted: BTreeMap<&str, usize> = BTreeMap::new();
+    each.iter()
+        .zip(&kinds)
+        .map(|(names, kind)| match kind {
+            Some(k) if total[k.as_str()] == 1 => k.clone(),
+            Some(k) => {
+                let n = counted.entry(k).or_default();
+                *n += 1;
+                format!("{k}_{n}")
+            }
+            None => names.first().cloned().unwrap_or_default(),
+        })
+        .collect()
+}
+
 /// Builds the class of `group` (its first member's statements with local names) into
 /// `module.classes`, and the instances that replace the members.
 pub(super) fn build_class(
@@ -313,8 +345,40 @@ pub(super) fn build_class(
         .chain(first.buffers.iter().map(|&b| module.buffers[b].name.as_str()))
         .collect();
     let names = local_names(&globals, &first.tag);
-    let local_layers: Vec<String> =
-        first.layers.iter().map(|&l| attrs.fresh(&names[module.layers[l].name.as_str()])).collect();
+    // What each instance calls each of the class's layers and buffers, to see which names
+    // only count them over the whole model.
+    let own_names: Vec<BTreeMap<&str, String>> = group
+        .members
+        .iter()
+        .map(|&i| {
+            let m = &members[i];
+            let layers = m.layers.iter().map(|&l| module.layers[l].name.as_str());
+            let buffers = m.buffers.iter().map(|&b| module.buffers[b].name.as_str());
+            local_names(&layers.chain(buffers).collect::<Vec<_>>(), &m.tag)
+        })
+        .collect();
+    let named = |gi: usize, global: &str| own_names[gi].get(global).cloned();
+    let layer_names = (0..first.layers.len()).map(|k| {
+        let each = group.members.iter().enumerate();
+        each.filter_map(|(gi, &i)| named(gi, &module.layers[at.layer(i, k)?].name)).collect()
+    });
+    let buffer_names = (0..first.buffers.len()).map(|k| {
+        let each = group.members.iter().enumerate();
+        each.filter_map(|(gi, &i)| named(gi, &module.buffers[at.buffer(i, k)].name)).collect()
+    });
+    let shared = uncounted(layer_names.chain(buffer_names).collect());
+    let (shared_layers, shared_buffers) = shared.split_at(first.layers.len());
+    // The first instance's names the class replaces, for the values named after them.
+    let mut relabel: BTreeMap<String, String> = BTreeMap::new();
+    let local_layers: Vec<String> = first
+        .layers
+        .iter()
+        .zip(shared_layers)
+        .map(|(&l, name)| {
+            relabel.insert(names[module.layers[l].name.as_str()].clone(), name.clone());
+            attrs.fresh(name)
+        })
+        .collect();
     let mut params = Params::default();
     let mut layers = Vec::new();
     for (k, local) in local_layers.iter().enumerate() {
@@ -325,8 +389,13 @@ pub(super) fn build_class(
     let local_buffers: Vec<String> = first
         .buffers
         .iter()
-        .map(|&b| attrs.fresh(&names[module.buffers[b].name.as_str()]))
+        .zip(shared_buffers)
+        .map(|(&b, name)| {
+            relabel.insert(names[module.buffers[b].name.as_str()].clone(), name.clone());
+            attrs.fresh(name)
+        })
         .collect();
+    relabel.retain(|old, new| old != new);
     let buffers = class_buffers(&at, module, &local_buffers, &mut params);
     // Each optional part's layers: those its statements call.
     let part_layers: Vec<Vec<String>> = group
@@ -393,7 +462,7 @@ pub(super) fn build_class(
             None => value,
         });
     }
-    let locals = Locals { layers: &local_layers, buffers: &local_buffers };
+    let locals = Locals { layers: &local_layers, buffers: &local_buffers, relabel: &relabel };
     let mut forward = class_forward(first, module, stmts, &locals, &group.parts);
     let mut next = pads.into_iter();
     let mut fill = |stmts: &mut Vec<Assign>| {
@@ -536,6 +605,9 @@ fn class_buffers(
 struct Locals<'a> {
     layers: &'a [String],
     buffers: &'a [String],
+    /// Names of the first instance the class does not keep (`t5_layer_norm_2` →
+    /// `t5_layer_norm_1`): its values named after its layers follow them.
+    relabel: &'a BTreeMap<String, String>,
 }
 
 /// The class's `forward`, with local names.
@@ -598,6 +670,9 @@ fn class_forward(
         let base = kind_and_counter(global).unwrap_or(global);
         if crate::ir::ROLES.contains(&base) {
             *local = base.to_string();
+        }
+        if let Some(shared) = locals_of.relabel.get(local.as_str()) {
+            *local = shared.clone();
         }
     }
     for other in &first.inputs[1..] {
@@ -768,4 +843,32 @@ fn features(ctor: &Expr, output: bool) -> Option<&Expr> {
         return None;
     };
     c.args.get(k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uncounted;
+
+    fn names(each: &[&[&str]]) -> Vec<Vec<String>> {
+        each.iter().map(|n| n.iter().map(|s| s.to_string()).collect()).collect()
+    }
+
+    #[test]
+    fn names_counted_over_the_model_are_counted_in_the_class() {
+        // Two norms per layer, numbered by Keras across three layers; the layers' own names
+        // agree and stay; a name that differs in more than a counter stays the first's.
+        let each = names(&[
+            &["t5_layer_norm_2", "t5_layer_norm_4", "t5_layer_norm_6"],
+            &["query", "query", "query"],
+            &["t5_layer_norm_3", "t5_layer_norm_5", "t5_layer_norm_7"],
+            &["dense_1", "dense_1", "dense_1"],
+            &["conv_a", "conv_b", "conv_c"],
+            &["pool_3", "norm_4", "pool_5"],
+        ]);
+        let got = uncounted(each);
+        let want = ["t5_layer_norm_1", "query", "t5_layer_norm_2", "dense_1", "conv_a", "pool_3"];
+        assert_eq!(got, want);
+        // Only one of its kind: the kind alone.
+        assert_eq!(uncounted(names(&[&["activation_7", "activation_9"]])), ["activation"]);
+    }
 }
