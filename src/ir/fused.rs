@@ -37,6 +37,8 @@ pub const ROTATE_HALF: &str = "_RotateHalf";
 pub const APPLY_ROTARY: &str = "_ApplyRotary";
 pub const CAUSAL_MASK: &str = "_CausalMask";
 pub const WRAP_NEGATIVE: &str = "_WrapNegative";
+pub const LOG_SUM_EXP: &str = "_LogSumExp";
+pub const L2_NORMALIZE: &str = "_L2Normalize";
 
 /// A synthetic op and its parameters.
 #[derive(Clone, Debug)]
@@ -78,6 +80,12 @@ pub enum Fused {
     /// Indices counted from the end when negative, made non-negative: `where(i < 0, i + size,
     /// i)` (Keras' `take` before a gather; see `passes::fuse_wrap`). Input: the indices.
     WrapNegative { size: i64 },
+    /// `log(sum(exp(x)))` over constant axes, computed stably (see `passes::fuse_logsumexp`).
+    /// Inputs: `x`, the axes (TF's, as `Sum` reads them).
+    LogSumExp { keep_dims: bool },
+    /// `x / max(‖x‖₂, epsilon)` along one axis (see `passes::fuse_l2norm`). Inputs: `x`, the
+    /// axis (TF's, a one-element vector).
+    L2Normalize { epsilon: f32 },
     /// A recurrent layer over a whole sequence; inputs as [`Recurrent`] describes.
     Recurrent(Recurrent),
     /// A loop (see `passes::loops`): its body is a graph whose inputs are the loop variables
@@ -262,6 +270,8 @@ impl Fused {
             Fused::ApplyRotary => APPLY_ROTARY,
             Fused::CausalMask => CAUSAL_MASK,
             Fused::WrapNegative { .. } => WRAP_NEGATIVE,
+            Fused::LogSumExp { .. } => LOG_SUM_EXP,
+            Fused::L2Normalize { .. } => L2_NORMALIZE,
             Fused::Recurrent(r) => r.cell.op_name(),
             Fused::Loop(_) => LOOP,
             Fused::Cond(_) => COND,
@@ -293,6 +303,8 @@ impl Fused {
                 put("gqa", Value::B(*gqa));
             }
             Fused::WrapNegative { size } => put("size", Value::I(*size)),
+            Fused::LogSumExp { keep_dims } => put("keep_dims", Value::B(*keep_dims)),
+            Fused::L2Normalize { epsilon } => put("epsilon", Value::F(*epsilon)),
             Fused::RepeatInterleave { axis, repeats } => {
                 put("axis", Value::I(*axis as i64));
                 put("repeats", Value::I(*repeats));

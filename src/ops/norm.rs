@@ -5,7 +5,7 @@
 
 use crate::ir::fused::{self, Fused};
 use crate::ops::contract::{Ctx, Layout, Lowered, OpResult, TranslateError};
-use crate::ops::util::same_as_input;
+use crate::ops::util::{norm_axis, phys_axis, same_as_input};
 use crate::ops::window::layer;
 use crate::ops::{OpDef, op};
 use crate::py::Expr;
@@ -22,7 +22,29 @@ pub const OPS: &[OpDef] = &[
     op(fused::RMS_NORM, rms_norm).infer(same_as_input),
     // Produced by passes::fuse_groupnorm.
     op(fused::GROUP_NORM, group_norm).infer(same_as_input),
+    // Produced by passes::fuse_l2norm.
+    op(fused::L2_NORMALIZE, l2_normalize).infer(same_as_input),
 ];
+
+/// `F.normalize(x, dim=d, eps=e)`: `x` over its L2 norm along one axis, the norm at least
+/// `e`; in `x`'s layout.
+fn l2_normalize(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let Fused::L2Normalize { epsilon } = *ctx.fused()? else {
+        return Err("expected an L2Normalize node".into());
+    };
+    let axis = match ctx.const_ints(1)?[..] {
+        [a] => a,
+        _ => return Err("L2 normalisation along more than one axis".into()),
+    };
+    let x = ctx.input(0)?;
+    let dim = match ctx.rank(0) {
+        Some(rank) => phys_axis(norm_axis(axis, rank)?, x.layout, rank) as i64,
+        None if axis < 0 && x.layout == Layout::Tf => axis,
+        None => return Err("L2 normalisation of an input of unknown rank".into()),
+    };
+    let kwargs = vec![("dim", Expr::int(dim)), ("eps", Expr::f32(epsilon))];
+    Ok(Lowered::Expr { expr: Expr::call_kw("F.normalize", vec![x.expr], kwargs), layout: x.layout })
+}
 
 fn batch_norm(ctx: &mut Ctx) -> OpResult<Lowered> {
     let node = ctx.node();

@@ -3,6 +3,7 @@
 //! [2, 3]) the result is already in TF layout.
 
 use crate::ir::ValueInfo;
+use crate::ir::fused::{self, Fused};
 use crate::ops::contract::OpResult;
 use crate::ops::contract::{Ctx, Layout, Lowered};
 use crate::ops::sizes::{Sizes, scalar, sizes};
@@ -19,6 +20,7 @@ pub const OPS: &[OpDef] = &[
     // Logical and / or over axes (tf.case ORs its conditions with these).
     op("All", |c| reduce(c, "all")).infer(reduce_infer),
     op("Any", |c| reduce(c, "any")).infer(reduce_infer),
+    op(fused::LOG_SUM_EXP, |c| reduce(c, "logsumexp")).infer(reduce_infer),
 ];
 
 fn axes(node: &crate::ir::Node, raw: &[i64], rank: usize) -> OpResult<Vec<usize>> {
@@ -30,6 +32,9 @@ fn axes(node: &crate::ir::Node, raw: &[i64], rank: usize) -> OpResult<Vec<usize>
 }
 
 fn keep_dims(node: &crate::ir::Node) -> OpResult<bool> {
+    if let Some(Fused::LogSumExp { keep_dims }) = node.fused {
+        return Ok(keep_dims);
+    }
     Ok(node.attr_bool_or("keep_dims", false)?)
 }
 

@@ -243,7 +243,9 @@ fn mergeable(f: &Fused) -> Option<&Fused> {
         | Fused::RotateHalf
         | Fused::ApplyRotary
         | Fused::CausalMask
-        | Fused::WrapNegative { .. } => Some(f),
+        | Fused::WrapNegative { .. }
+        | Fused::LogSumExp { .. }
+        | Fused::L2Normalize { .. } => Some(f),
         _ => None,
     }
 }

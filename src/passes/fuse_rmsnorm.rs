@@ -14,17 +14,8 @@ use super::fuse_layernorm::features;
 use crate::error::Result;
 use crate::ir::fused::Fused;
 use crate::ir::{Graph, ValueRef};
-use crate::passes::pattern::{binary, both_orders, inputs_of, is_scalar, replace_with_fused};
+use crate::passes::pattern::{binary, both_orders, inputs_of, replace_with_fused, squared};
 use crate::tensor::Tensor;
-
-/// `x²`: `Square(x)` or `Pow(x, 2)` → `x`.
-fn squared(g: &Graph, v: ValueRef) -> Option<ValueRef> {
-    if let Some(i) = inputs_of(g, v, &["Square"]) {
-        return i.first().copied();
-    }
-    let (x, p) = binary(g, v, &["Pow"])?;
-    is_scalar(g, p, 2.0, 0.0).then_some(x)
-}
 
 /// `Rsqrt(ms)` or `Reciprocal(Sqrt(ms))` (Gemma) → `ms`.
 fn inverse_sqrt(g: &Graph, v: ValueRef) -> Option<ValueRef> {

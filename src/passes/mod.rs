@@ -15,7 +15,9 @@ mod fuse_bidirectional;
 mod fuse_causal;
 mod fuse_dilated;
 mod fuse_groupnorm;
+mod fuse_l2norm;
 mod fuse_layernorm;
+mod fuse_logsumexp;
 mod fuse_repeat;
 mod fuse_rmsnorm;
 mod fuse_rotary;
@@ -54,7 +56,7 @@ pub fn run_all(g: &mut Graph) -> Result<()> {
 type Pass = fn(&mut Graph) -> Result<()>;
 
 /// After recurrent layers are fused (see [`run_observed`]).
-const LATE: [(&str, Pass); 23] = [
+const LATE: [(&str, Pass); 25] = [
     ("simplify", simplify),
     ("prune", prune),
     ("fuse_bidirectional", fuse_bidirectional::fuse_bidirectional),
@@ -73,6 +75,8 @@ const LATE: [(&str, Pass); 23] = [
     ("fuse_rotary", fuse_rotary::fuse_rotary),
     ("fuse_causal", fuse_causal::fuse_causal),
     ("fuse_wrap", fuse_wrap::fuse_wrap),
+    ("fuse_logsumexp", fuse_logsumexp::fuse_logsumexp),
+    ("fuse_l2norm", fuse_l2norm::fuse_l2norm),
     ("fuse_attention", fuse_attention::fuse_attention),
     // Only what is still read is compared (a fusion leaves the nodes it replaced).
     ("prune", prune),

@@ -110,6 +110,18 @@ pub fn const_ints(g: &Graph, v: ValueRef) -> Option<Vec<i64>> {
     g.const_value(v).and_then(|t| t.to_i64())
 }
 
+/// `x²`: `Square(x)`, `Pow(x, 2)` or `x * x` → `x`.
+pub fn squared(g: &Graph, v: ValueRef) -> Option<ValueRef> {
+    if let Some(i) = inputs_of(g, v, &["Square"]) {
+        return i.first().copied();
+    }
+    if let Some((a, b)) = binary(g, v, &["Mul"]) {
+        return (a == b).then_some(a);
+    }
+    let (x, p) = binary(g, v, &["Pow"])?;
+    is_scalar(g, p, 2.0, 0.0).then_some(x)
+}
+
 /// Whether every element of the constant `v` is zero.
 pub fn is_zeros(g: &Graph, v: ValueRef) -> bool {
     g.const_value(v).is_some_and(|t| t.to_f64().is_some_and(|x| x.iter().all(|&x| x == 0.0)))

@@ -42,6 +42,30 @@ def test_hard_activations_read_as_torch_calls(tmp_path):
     assert code.count("F.relu6(") == 2 and "/ 5.0" in code and "+ 2.0" in code, code
 
 
+def test_logsumexp_is_one_call(tmp_path):
+    """`tf.reduce_logsumexp` (a max made 0 where not finite, exp, sum, log, the max added
+    back: eight statements) is `x.logsumexp(dims)`, on the channels-first axes of a conv's
+    output too; rows of -inf stay -inf (parity above)."""
+    out = tmp_path / "out"
+    run_cli("convert", OPS_DIR / "ops_reduce.pb", "-o", out)
+    code = (out / "model.py").read_text()
+    assert code.count(".logsumexp(") == 3, code
+    assert ".logsumexp(1, keepdim=True)" in code and ".logsumexp((2, 3))" in code, code
+    assert "isfinite" not in code, code
+
+
+def test_l2_normalize_is_f_normalize(tmp_path):
+    """`tf.math.l2_normalize` (its epsilon on the squared norm) and Keras 3's normalize (a
+    ceiling on the inverse norm) are `F.normalize` with the epsilon on the norm, along the
+    channels-first axis of a conv's output too (parity above, tiny norms included)."""
+    out = tmp_path / "out"
+    run_cli("convert", OPS_DIR / "ops_norm.pb", "-o", out)
+    code = (out / "model.py").read_text()
+    assert code.count("F.normalize(") == 3, code
+    assert "dim=1, eps=1e-6)" in code and "eps=1e-7)" in code, code
+    assert "rsqrt" not in code, code
+
+
 def test_a_table_the_model_computes_is_not_a_layer(tmp_path):
     """Sinusoid frequencies computed from `range` and `pow`, multiplied by the positions, are
     a product (a buffer), not a trainable `nn.Linear`; the real kernel beside them is one
