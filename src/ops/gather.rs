@@ -722,20 +722,48 @@ fn einsum_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     Some(vec![ValueInfo { dtype: inp.infos.first()?.dtype, shape: Some(shape) }])
 }
 
-/// TopKV2(input, k) → (values, indices int32) along the last axis, largest first.
+/// TopKV2(input, k) → (values, indices int32) along the last axis, largest first. TF breaks
+/// ties by position (the first of equal values first); `torch.topk` does not say how it
+/// does (it differs on CPU), so where the indices are read the order is a stable sort's:
+/// `torch.sort(x, descending=True, stable=True)`, cut to `k` unless `k` is the whole axis
+/// (`tf.argsort`, `tf.sort`).
 fn top_k(ctx: &mut Ctx) -> OpResult<Lowered> {
     // k may be data: a Python int.
     let k = crate::ops::sizes::scalar(ctx, 1)?.expr;
     let sorted = ctx.node().attr_bool_or("sorted", true)?;
     let x = ctx.input_tf(0)?;
-    let mut kwargs = vec![];
-    if !sorted {
-        kwargs.push(("sorted", Expr::boolean(false)));
-    }
     // torch's indices are int64; TF's int32.
-    let expr = Expr::call_kw("torch.topk", vec![x, k], kwargs);
     let to_int32 = Access::Method("to", vec![torch_attr("int32")]);
-    Ok(Lowered::MultiViews { expr, views: vec![vec![], vec![to_int32]] })
+    if !ctx.output_used(1) {
+        // The values are the same whichever equal element comes first.
+        let kwargs = if sorted { vec![] } else { vec![("sorted", Expr::boolean(false))] };
+        let expr = Expr::call_kw("torch.topk", vec![x, k], kwargs);
+        return Ok(Lowered::MultiViews { expr, views: vec![vec![], vec![to_int32]] });
+    }
+    let whole = whole_last_axis(ctx, &x, &k);
+    let kwargs = vec![("descending", Expr::boolean(true)), ("stable", Expr::boolean(true))];
+    let expr = Expr::call_kw("torch.sort", vec![x], kwargs);
+    let cut = |mut view: Vec<Access>| {
+        if !whole {
+            let first_k = Expr::slice(None, Some(k.clone()), None);
+            view.insert(0, Access::Item(Expr::Tuple(vec![Expr::Lit(Lit::Ellipsis), first_k])));
+        }
+        view
+    };
+    Ok(Lowered::MultiViews { expr, views: vec![cut(vec![]), cut(vec![to_int32])] })
+}
+
+/// Whether `k` is the size of `x`'s last axis: the same constant, or `x.shape[-1]` read at
+/// run time.
+fn whole_last_axis(ctx: &Ctx, x: &Expr, k: &Expr) -> bool {
+    let last = ctx.info(0).shape.and_then(|s| s.last().copied().flatten());
+    let known = |e: &Expr| e.as_int().and_then(|v| usize::try_from(v).ok());
+    if let (Some(n), Some(k)) = (last, known(k)) {
+        return n == k;
+    }
+    let rank = ctx.rank(0);
+    let read = |axis: i64| x.clone().attr("shape").index(Expr::int(axis));
+    *k == read(-1) || rank.is_some_and(|r| *k == read(r as i64 - 1))
 }
 
 fn top_k_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
