@@ -206,6 +206,11 @@ impl Tensor {
         Tensor { dtype: DType::F64, shape, data: Bytes::from(bytes) }
     }
 
+    /// A 16-bit float tensor (`F16` or `BF16`) from its values' bytes.
+    fn from_halves(dtype: DType, shape: Vec<usize>, v: impl Iterator<Item = [u8; 2]>) -> Tensor {
+        Tensor { dtype, shape, data: Bytes::from(v.flatten().collect::<Vec<u8>>()) }
+    }
+
     pub fn from_i32(shape: Vec<usize>, v: &[i32]) -> Tensor {
         let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
         Tensor { dtype: DType::I32, shape, data: Bytes::from(bytes) }
@@ -261,6 +266,14 @@ impl Tensor {
             DType::F64 => {
                 d.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect()
             }
+            // Mixed-precision models keep their constants (Gelu's, a norm's epsilon) in these.
+            DType::F16 => {
+                d.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f64()).collect()
+            }
+            DType::BF16 => d
+                .chunks_exact(2)
+                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f64())
+                .collect(),
             _ => {
                 return self.to_i64().map(|v| v.into_iter().map(|x| x as f64).collect());
             }
@@ -299,6 +312,17 @@ impl Tensor {
                 Tensor::from_f32(shape, &v.iter().map(|&x| x as f32).collect::<Vec<_>>())
             }
             (DType::F64, Values::F(v)) => Tensor::from_f64(shape, v),
+            // Rounded to nearest even, as TF casts.
+            (DType::F16, Values::F(v)) => Tensor::from_halves(
+                DType::F16,
+                shape,
+                v.iter().map(|&x| half::f16::from_f64(x).to_le_bytes()),
+            ),
+            (DType::BF16, Values::F(v)) => Tensor::from_halves(
+                DType::BF16,
+                shape,
+                v.iter().map(|&x| half::bf16::from_f64(x).to_le_bytes()),
+            ),
             (DType::I32, Values::I(v)) => {
                 Tensor::from_i32(shape, &v.iter().map(|&x| x as i32).collect::<Vec<_>>())
             }

@@ -6,7 +6,7 @@ use crate::ops::contract::{Ctx, Layout, Lowered, OpResult};
 use crate::ops::util::{same_as_input, torch_attr};
 use crate::ops::{Folded, OpDef, OpInputs, op, passthrough};
 use crate::py::Expr;
-use crate::tensor::{Tensor, Values};
+use crate::tensor::{DType, Tensor, Values};
 
 pub const OPS: &[OpDef] = &[
     op("Cast", cast).infer(cast_infer).fold(cast_fold),
@@ -49,6 +49,12 @@ fn cast_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
 fn cast_fold(inp: &OpInputs) -> Option<Folded> {
     let dst = inp.node.attr_type("DstT").ok()?;
     if let Some(t) = inp.consts.first().copied().flatten() {
+        // Weights a mixed-precision model casts to 16 bits stay its float32 parameters, cast
+        // where used (as Keras keeps them); a scalar (Gelu's constant) becomes a literal.
+        let half = matches!(dst, DType::F16 | DType::BF16);
+        if half && t.numel() != 1 {
+            return None;
+        }
         let v = match (t.values()?, dst.is_float()) {
             (Values::F(f), false) => Values::I(f.into_iter().map(|x| x.trunc() as i64).collect()),
             (Values::I(i), true) => Values::F(i.into_iter().map(|x| x as f64).collect()),

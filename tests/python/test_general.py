@@ -35,6 +35,19 @@ def test_converts_once_and_matches_for_every_input_size(name, tmp_path):
         assert_parity(out, GENERATED_DIR / f"{name}{suffix}.npz")
 
 
+def test_a_mixed_precision_model_computes_in_float16(tmp_path):
+    """Keras' mixed_float16: the float16 parts stay float16 (weights cast where used, as
+    Keras keeps float32 ones), float16 constants are literals of their float16 value. float16
+    has 11 significant bits and TF and torch round its sums differently: parity within 2e-3."""
+    out = tmp_path / "out"
+    run_cli("convert", source("keras_mixed_precision"), "-o", out, "--strict")
+    assert ruff("check", "--no-cache", str(out / "model.py")).returncode == 0
+    code = (out / "model.py").read_text()
+    assert ".to(torch.float16)" in code and "* 0.70703125" in code, code
+    for suffix in ("", "_b"):
+        assert_parity(out, GENERATED_DIR / f"keras_mixed_precision{suffix}.npz", tolerance=2e-3)
+
+
 def test_one_unknown_op_in_a_real_model_is_one_stub(tmp_path):
     """MobileNetV2 with one Relu6 renamed to an op nothing translates: exactly one stub (what
     follows is translated, its rank taken from the stub's input, as its docstring says); filled
