@@ -124,7 +124,8 @@ impl Lowerer<'_> {
     /// built like one before it from the very same weights (one TF variable read twice:
     /// T5's token embedding for the encoder and the decoder) is that layer again, so the
     /// weights stay tied in training, and stored once.
-    fn add_layer(&mut self, n: NodeIndex, ctor: Expr, params: Vec<(&str, Weight)>) -> Expr {
+    fn add_layer(&mut self, n: NodeIndex, mut ctor: Expr, params: Vec<(&str, Weight)>) -> Expr {
+        with_weights_dtype(&mut ctor, &params);
         let key = shared_weights_key(&ctor, &params);
         if let Some(layer) = key.as_ref().and_then(|k| self.shared_layers.get(k)) {
             return layer.clone();
@@ -157,6 +158,19 @@ impl Lowerer<'_> {
             }
         }
         names
+    }
+}
+
+/// A layer whose weights are not float32 (a bfloat16 or float16 model) is made in their
+/// dtype: `nn.Linear(32, 64, dtype=torch.bfloat16)`, as torch spells it.
+fn with_weights_dtype(ctor: &mut Expr, params: &[(&str, Weight)]) {
+    let Some((_, first)) = params.first() else { return };
+    let dtype = first.tensor.dtype;
+    if dtype == crate::tensor::DType::F32 || !dtype.is_float() {
+        return;
+    }
+    if let (Expr::Call(call), Some(name)) = (ctor, dtype.torch_name()) {
+        call.kwargs.push(("dtype".to_string(), crate::ops::util::torch_attr(name)));
     }
 }
 

@@ -55,7 +55,12 @@ fn cast_fold(inp: &OpInputs) -> Option<Folded> {
         if half && t.numel() != 1 {
             return None;
         }
-        let v = match (t.values()?, dst.is_float()) {
+        // Widening a 16-bit float is exact (a bfloat16 model's norm weights, which Keras
+        // applies in float32): folded, though no arithmetic is folded in 16 bits.
+        let widened =
+            matches!(t.dtype, DType::F16 | DType::BF16) && matches!(dst, DType::F32 | DType::F64);
+        let values = if widened { Values::F(t.to_f64()?) } else { t.values()? };
+        let v = match (values, dst.is_float()) {
             (Values::F(f), false) => Values::I(f.into_iter().map(|x| x.trunc() as i64).collect()),
             (Values::I(i), true) => Values::F(i.into_iter().map(|x| x as f64).collect()),
             (v, _) => v,

@@ -547,7 +547,7 @@ fn batch_matmul(ctx: &mut Ctx) -> OpResult<Lowered> {
     if !adj_x
         && let Ok(w) = ctx.const_input(1)
         && w.rank() == 2
-        && w.dtype == DType::F32
+        && w.dtype.is_float()
     {
         let w = w.clone();
         return crate::ops::util::linear_layer(ctx, w, adj_y);
@@ -636,7 +636,7 @@ fn einsum(ctx: &mut Ctx) -> OpResult<Lowered> {
         && (ctx.is_weight(1) || ctx.has_bias())
         && let Ok(t) = ctx.const_input(1)
         && t.rank() == order.len()
-        && t.dtype == DType::F32
+        && t.dtype.is_float()
     {
         let t = t.clone();
         return einsum_linear(ctx, t, c, &order);
@@ -725,8 +725,8 @@ fn einsum_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
 /// TopKV2(input, k) → (values, indices int32) along the last axis, largest first. TF breaks
 /// ties by position (the first of equal values first); `torch.topk` does not say how it
 /// does (it differs on CPU), so where the indices are read the order is a stable sort's:
-/// `torch.sort(x, descending=True, stable=True)`, cut to `k` unless `k` is the whole axis
-/// (`tf.argsort`, `tf.sort`).
+/// `torch.sort(x, descending=True, stable=True)` where `k` is the whole axis (`tf.argsort`,
+/// `tf.sort`), else its first `k` (templates/top_k.py).
 fn top_k(ctx: &mut Ctx) -> OpResult<Lowered> {
     // k may be data: a Python int.
     let k = crate::ops::sizes::scalar(ctx, 1)?.expr;
@@ -740,17 +740,14 @@ fn top_k(ctx: &mut Ctx) -> OpResult<Lowered> {
         let expr = Expr::call_kw("torch.topk", vec![x, k], kwargs);
         return Ok(Lowered::MultiViews { expr, views: vec![vec![], vec![to_int32]] });
     }
-    let whole = whole_last_axis(ctx, &x, &k);
-    let kwargs = vec![("descending", Expr::boolean(true)), ("stable", Expr::boolean(true))];
-    let expr = Expr::call_kw("torch.sort", vec![x], kwargs);
-    let cut = |mut view: Vec<Access>| {
-        if !whole {
-            let first_k = Expr::slice(None, Some(k.clone()), None);
-            view.insert(0, Access::Item(Expr::Tuple(vec![Expr::Lit(Lit::Ellipsis), first_k])));
-        }
-        view
+    let expr = if whole_last_axis(ctx, &x, &k) {
+        let kwargs = vec![("descending", Expr::boolean(true)), ("stable", Expr::boolean(true))];
+        Expr::call_kw("torch.sort", vec![x], kwargs)
+    } else {
+        ctx.require_class("top_k", include_str!("../../templates/top_k.py"));
+        Expr::call("top_k", vec![x, k])
     };
-    Ok(Lowered::MultiViews { expr, views: vec![cut(vec![]), cut(vec![to_int32])] })
+    Ok(Lowered::MultiViews { expr, views: vec![vec![], vec![to_int32]] })
 }
 
 /// Whether `k` is the size of `x`'s last axis: the same constant, or `x.shape[-1]` read at

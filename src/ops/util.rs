@@ -155,8 +155,9 @@ pub fn broadcast_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
 
 pub(crate) fn float_weight(ctx: &Ctx, i: usize, rank: usize) -> OpResult<Tensor> {
     let w = ctx.const_input(i)?;
-    if w.rank() != rank || w.dtype != DType::F32 {
-        return Err(format!("weight input #{i} must be a float32 tensor of rank {rank}").into());
+    // Layers of another float dtype (a bfloat16 keras-hub preset) say so in their constructor.
+    if w.rank() != rank || !w.dtype.is_float() {
+        return Err(format!("weight input #{i} must be a float tensor of rank {rank}").into());
     }
     Ok(w.clone())
 }

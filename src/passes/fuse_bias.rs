@@ -54,7 +54,7 @@ pub fn fuse_bias(g: &mut Graph) -> Result<()> {
         // projection (an einsum into `[.., heads, dim]`), one per output feature.
         let per_channel = bias.numel() == channels
             && bias.shape.last() == Some(&channels)
-            && bias.dtype == crate::tensor::DType::F32;
+            && bias.dtype.is_float();
         let per_feature = || {
             let eq = g.node(n).attr_str("equation").ok()?;
             let (_, free) = crate::ops::einsum_dense_form(&eq)?;
@@ -62,7 +62,7 @@ pub fn fuse_bias(g: &mut Graph) -> Result<()> {
             let tail = out.get(out.len().checked_sub(free)?..)?;
             let fits = bias.rank() == free
                 && tail.iter().zip(&bias.shape).all(|(o, b)| *o == Some(*b))
-                && bias.dtype == crate::tensor::DType::F32;
+                && bias.dtype.is_float();
             fits.then_some(())
         };
         let per_channel = if g.node(n).op == "Einsum" {
@@ -126,7 +126,7 @@ pub fn fuse_head_bias(g: &mut Graph) -> Result<()> {
                 && bias.shape.iter().rev().zip(out_shape.iter().rev()).all(|(a, b)| Some(*a) == *b)
                 && trailing == features
                 && features == Some(bias.numel())
-                && bias.dtype == crate::tensor::DType::F32;
+                && bias.dtype.is_float();
             if !is_projection || !fits {
                 continue;
             }

@@ -16,7 +16,7 @@ use crate::error::Result;
 use crate::ir::fused::{Affine, Fused};
 use crate::ir::{Graph, ValueRef};
 use crate::passes::pattern::{binary, both_orders, inputs_of, replace_with_fused};
-use crate::tensor::{DType, Tensor};
+use crate::tensor::Tensor;
 
 /// A per-feature f32 constant as `[C]`: `[C]`, or `[1, .., 1, d1, .., dk]` with `k =
 /// trailing` dims making up the features (a group norm's `[1, 1, G, C/G]`), or a `[C]`
@@ -27,12 +27,12 @@ pub(super) fn features(g: &Graph, v: ValueRef, trailing: usize) -> Option<Tensor
         None => {
             let t = g.const_value(*inputs_of(g, v, &["Reshape"])?.first()?)?;
             let vector = t.shape.iter().filter(|&&d| d != 1).count() <= 1;
-            return (t.dtype == DType::F32 && vector).then(|| t.reshaped(vec![t.numel()]));
+            return (t.dtype.is_float() && vector).then(|| t.reshaped(vec![t.numel()]));
         }
     };
     let split = t.shape.len().checked_sub(trailing)?;
     let c: usize = t.shape[split..].iter().product();
-    let ok = t.dtype == DType::F32 && t.shape[..split].iter().all(|&d| d == 1);
+    let ok = t.dtype.is_float() && t.shape[..split].iter().all(|&d| d == 1);
     ok.then(|| t.reshaped(vec![c]))
 }
 

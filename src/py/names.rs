@@ -84,6 +84,7 @@ const HELPERS: &[&str] = &[
     "set_operation",
     "sparse_fill_empty_rows",
     "sparse_reshape",
+    "top_k",
     "GRUResetBefore",
     "MaskedLSTM",
 ];

@@ -48,6 +48,24 @@ def test_a_mixed_precision_model_computes_in_float16(tmp_path):
         assert_parity(out, GENERATED_DIR / f"keras_mixed_precision{suffix}.npz", tolerance=2e-3)
 
 
+def test_a_bfloat16_model_computes_in_bfloat16(tmp_path):
+    """A keras-hub preset loaded in bfloat16: its layers are made in bfloat16
+    (`nn.Linear(..., dtype=torch.bfloat16)`, an embedding too), its norms computed in float32
+    as Keras does. bfloat16 keeps 8 significant bits; parity within 1e-2 (measured: exact)."""
+    out = tmp_path / "out"
+    run_cli("convert", source("keras_hub_llama_bf16"), "-o", out, "--strict")
+    assert ruff("check", "--no-cache", str(out / "model.py")).returncode == 0
+    code = (out / "model.py").read_text()
+    flat = re.sub(r"\s+", "", code)
+    assert "nn.Linear(32,64,bias=False,dtype=torch.bfloat16)" in flat, code
+    assert "nn.Embedding(500,32,dtype=torch.bfloat16)" in flat, code
+    # Its RMSNorm weights, which Keras applies in float32, are the norms' weights.
+    assert "nn.RMSNorm(32,eps=1e-6)" in flat, code
+    assert not re.search(r"register_buffer\([^)]*bfloat16", flat), code
+    for suffix in ("", "_b"):
+        assert_parity(out, GENERATED_DIR / f"keras_hub_llama_bf16{suffix}.npz", tolerance=1e-2)
+
+
 def test_one_unknown_op_in_a_real_model_is_one_stub(tmp_path):
     """MobileNetV2 with one Relu6 renamed to an op nothing translates: exactly one stub (what
     follows is translated, its rank taken from the stub's input, as its docstring says); filled
