@@ -49,12 +49,9 @@ fn cast_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
 fn cast_fold(inp: &OpInputs) -> Option<Folded> {
     let dst = inp.node.attr_type("DstT").ok()?;
     if let Some(t) = inp.consts.first().copied().flatten() {
-        // Weights a mixed-precision model casts to 16 bits stay its float32 parameters, cast
-        // where used (as Keras keeps them); a scalar (Gelu's constant) becomes a literal.
-        let half = matches!(dst, DType::F16 | DType::BF16);
-        if half && t.numel() != 1 {
-            return None;
-        }
+        // Weights a mixed-precision model casts to 16 bits where used (Keras keeps float32
+        // ones) are rounded once, as TF rounds them each time: its layers are then layers in
+        // that dtype (`nn.Conv2d(..., dtype=torch.float16)`), its constants literals.
         // Widening a 16-bit float is exact (a bfloat16 model's norm weights, which Keras
         // applies in float32): folded, though no arithmetic is folded in 16 bits.
         let widened =

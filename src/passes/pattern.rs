@@ -5,6 +5,7 @@
 use petgraph::stable_graph::NodeIndex;
 
 use crate::ir::{Graph, Node, ValueRef};
+use crate::tensor::DType;
 use crate::tensor::Tensor;
 
 /// A new constant int32 vector (slice bounds, a permutation) at `ordinal`.
@@ -100,9 +101,17 @@ pub fn const_scalar(g: &Graph, v: ValueRef) -> Option<f64> {
     g.const_value(v)?.scalar_f64()
 }
 
-/// Whether `v` is a one-element constant within `tol` of `x`.
+/// Whether `v` is a one-element constant within `tol` of `x`, or in a 16-bit float type, `x`
+/// rounded to it (GELU's `0.7071` is `0.70703125` in float16).
 pub fn is_scalar(g: &Graph, v: ValueRef, x: f64, tol: f64) -> bool {
-    const_scalar(g, v).is_some_and(|c| (c - x).abs() <= tol)
+    let Some(t) = g.const_value(v) else { return false };
+    let Some(c) = t.scalar_f64() else { return false };
+    let rounding = match t.dtype {
+        DType::F16 => x.abs() * f64::powi(2.0, -11),
+        DType::BF16 => x.abs() * f64::powi(2.0, -8),
+        _ => 0.0,
+    };
+    (c - x).abs() <= tol.max(rounding)
 }
 
 /// The integer values of a constant.

@@ -144,7 +144,13 @@ pub fn simplify(g: &mut Graph) -> Result<()> {
         for &slot in slots {
             let (c, other) = (inputs[slot], inputs[1 - slot]);
             let Some(t) = g.const_value(c) else { continue };
-            let is_neutral = t.values().is_some_and(|v| match v {
+            // Read in any float width: a 16-bit 1.0 (a mixed-precision swish's) is exactly 1.
+            let values = if t.dtype.is_float() {
+                t.to_f64().map(crate::tensor::Values::F)
+            } else {
+                t.values()
+            };
+            let is_neutral = values.is_some_and(|v| match v {
                 crate::tensor::Values::F(f) => f.iter().all(|&x| x == value),
                 crate::tensor::Values::I(i) => i.iter().all(|&x| x as f64 == value),
             });
