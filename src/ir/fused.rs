@@ -39,6 +39,8 @@ pub const CAUSAL_MASK: &str = "_CausalMask";
 pub const WRAP_NEGATIVE: &str = "_WrapNegative";
 pub const LOG_SUM_EXP: &str = "_LogSumExp";
 pub const L2_NORMALIZE: &str = "_L2Normalize";
+pub const MISH: &str = "_Mish";
+pub const LOG_SIGMOID: &str = "_LogSigmoid";
 
 /// A synthetic op and its parameters.
 #[derive(Clone, Debug)]
@@ -56,6 +58,10 @@ pub enum Fused {
     RmsNorm { epsilon: f32, weight: Option<Tensor> },
     /// `x · sigmoid(x)`. Input: `x`.
     SiLU,
+    /// `x · tanh(softplus(x))` (YOLOv4's, Keras' mish). Input: `x`.
+    Mish,
+    /// `−softplus(−x)`, the log of the sigmoid (Keras' log_sigmoid). Input: `x`.
+    LogSigmoid,
     /// `relu6(x + 3) / 6` (MobileNetV3's and Keras' hard sigmoid). Input: `x`.
     HardSigmoid,
     /// `x · relu6(x + 3) / 6` (MobileNetV3's hard swish). Input: `x`.
@@ -261,6 +267,8 @@ impl Fused {
             Fused::GroupNorm { .. } => GROUP_NORM,
             Fused::RmsNorm { .. } => RMS_NORM,
             Fused::SiLU => SILU,
+            Fused::Mish => MISH,
+            Fused::LogSigmoid => LOG_SIGMOID,
             Fused::HardSigmoid => HARD_SIGMOID,
             Fused::HardSwish => HARD_SWISH,
             Fused::Gelu { .. } => GELU,
@@ -322,6 +330,8 @@ impl Fused {
                 }
             }
             Fused::SiLU
+            | Fused::Mish
+            | Fused::LogSigmoid
             | Fused::HardSigmoid
             | Fused::HardSwish
             | Fused::RotateHalf

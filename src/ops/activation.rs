@@ -18,6 +18,9 @@ pub const OPS: &[OpDef] = &[
     op("Softsign", |c| unary(c, "F.softsign")).infer(same_as_input).per_row(always),
     // Produced by passes::fuse_activations from Mul(x, Sigmoid(x)).
     op(fused::SILU, |c| unary(c, "F.silu")).infer(same_as_input).per_row(always),
+    // Produced by passes::fuse_activations from `x · tanh(softplus(x))` and `−softplus(−x)`.
+    op(fused::MISH, |c| unary(c, "F.mish")).infer(same_as_input).per_row(always),
+    op(fused::LOG_SIGMOID, |c| unary(c, "F.logsigmoid")).infer(same_as_input).per_row(always),
     // Produced by passes::fuse_activations from `relu6(x + 3) / 6` (and `x ·` it).
     op(fused::HARD_SIGMOID, |c| unary(c, "F.hardsigmoid")).infer(same_as_input).per_row(always),
     op(fused::HARD_SWISH, |c| unary(c, "F.hardswish")).infer(same_as_input).per_row(always),

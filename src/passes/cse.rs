@@ -235,6 +235,8 @@ fn mergeable(f: &Fused) -> Option<&Fused> {
         | Fused::GroupNorm { affine: None, .. }
         | Fused::RmsNorm { weight: None, .. }
         | Fused::SiLU
+        | Fused::Mish
+        | Fused::LogSigmoid
         | Fused::HardSigmoid
         | Fused::HardSwish
         | Fused::Gelu { .. }

@@ -4,13 +4,16 @@
 //! exact `0.5·x·erfc(−x·0.7071)`, exact `0.5·x·(1 + erf(x·0.7071))`, and
 //! `0.5·x·(1 + tanh(0.7978846·(x + 0.044715·x³)))`. MobileNetV3's and Keras' hard sigmoid,
 //! `relu6(x + 3) / 6` (or `· (1/6)`), → [`Fused::HardSigmoid`] → `F.hardsigmoid(x)`, and
-//! `x · hard_sigmoid(x)` → [`Fused::HardSwish`] → `F.hardswish(x)`.
+//! `x · hard_sigmoid(x)` → [`Fused::HardSwish`] → `F.hardswish(x)`. Also `x · tanh(softplus(x))`
+//! → [`Fused::Mish`], `−softplus(−x)` → [`Fused::LogSigmoid`], and a clip written as a
+//! `Minimum` then a `Maximum` (`tf.clip_by_value`, Keras' hard_tanh) → one `ClipByValue`,
+//! `x.clamp(lo, hi)`.
 
 use crate::error::Result;
 use crate::ir::fused::{Fused, HARD_SIGMOID};
 use crate::ir::{Graph, Node, ValueRef};
 use crate::passes::pattern::{
-    binary, is_scalar, replace_with_fused, sole_binary, sole_unary_input,
+    binary, const_scalar, inputs_of, is_scalar, replace_with_fused, sole_binary, sole_unary_input,
 };
 
 /// `c · y` or `y · c` with the scalar `c` → `y`.
@@ -110,7 +113,83 @@ fn replace(g: &mut Graph, out: ValueRef, op: Fused, x: ValueRef) {
     g.g.remove_node(out.node);
 }
 
+/// `x · tanh(softplus(x))` on `out` (its intermediate values read by nothing else) → `x`.
+fn match_mish(g: &Graph, out: ValueRef) -> Option<ValueRef> {
+    let (a, b) = binary(g, out, &["Mul"])?;
+    [(a, b), (b, a)].into_iter().find_map(|(x, t)| {
+        let sp = sole_unary_input(g, t, "Tanh")?;
+        (sole_unary_input(g, sp, "Softplus")? == x).then_some(x)
+    })
+}
+
+/// `−softplus(−x)` on `out` → `x`.
+fn match_log_sigmoid(g: &Graph, out: ValueRef) -> Option<ValueRef> {
+    let sp = *inputs_of(g, out, &["Neg"])?.first()?;
+    let neg = sole_unary_input(g, sp, "Softplus")?;
+    sole_unary_input(g, neg, "Neg")
+}
+
+/// `Maximum(Minimum(x, hi), lo)` or `Minimum(Maximum(x, lo), hi)` with scalar constants
+/// `lo ≤ hi`, the inner value read by nothing else → `(x, lo, hi)`.
+fn match_clip(g: &Graph, out: ValueRef) -> Option<(ValueRef, ValueRef, ValueRef)> {
+    let outer = g.node(out.node).op.as_str();
+    let inner_op = match outer {
+        "Maximum" => "Minimum",
+        "Minimum" => "Maximum",
+        _ => return None,
+    };
+    let scalar = |v: ValueRef| const_scalar(g, v).map(|c| (v, c));
+    let (a, b) = binary(g, out, &[outer])?;
+    let (inner, (c_out, v_out)) =
+        [(a, b), (b, a)].into_iter().find_map(|(i, c)| Some((i, scalar(c)?)))?;
+    let (p, q) = sole_binary(g, inner, &[inner_op])?;
+    let (x, (c_in, v_in)) =
+        [(p, q), (q, p)].into_iter().find_map(|(x, c)| Some((x, scalar(c)?)))?;
+    let ((lo, lo_v), (hi, hi_v)) = if outer == "Maximum" {
+        ((c_out, v_out), (c_in, v_in))
+    } else {
+        ((c_in, v_in), (c_out, v_out))
+    };
+    let float = g.info(x).dtype.is_some_and(|d| d.is_float());
+    let same_shape = g.info(x).shape.is_some() && g.info(x).shape == g.info(out).shape;
+    (lo_v <= hi_v && float && same_shape).then_some((x, lo, hi))
+}
+
 pub fn fuse_activations(g: &mut Graph) -> Result<()> {
+    let clips: Vec<_> =
+        g.g.node_indices()
+            .filter(|&n| matches!(g.node(n).op.as_str(), "Maximum" | "Minimum"))
+            .collect();
+    for n in clips {
+        if !g.g.contains_node(n) {
+            continue;
+        }
+        let out = ValueRef { node: n, port: 0 };
+        if let Some((x, lo, hi)) = match_clip(g, out) {
+            let old = g.node(n);
+            let mut node = Node::new(old.name.clone(), "ClipByValue", old.ordinal);
+            node.outputs = old.outputs.clone();
+            let clip = g.add_node(node);
+            for (slot, v) in [x, lo, hi].into_iter().enumerate() {
+                g.connect(v, clip, slot);
+            }
+            g.replace_uses(out, ValueRef { node: clip, port: 0 });
+            g.g.remove_node(n);
+        }
+    }
+    let softpluses: Vec<_> =
+        g.g.node_indices().filter(|&n| matches!(g.node(n).op.as_str(), "Mul" | "Neg")).collect();
+    for n in softpluses {
+        if !g.g.contains_node(n) {
+            continue;
+        }
+        let out = ValueRef { node: n, port: 0 };
+        if let Some(x) = match_mish(g, out) {
+            replace(g, out, Fused::Mish, x);
+        } else if let Some(x) = match_log_sigmoid(g, out) {
+            replace(g, out, Fused::LogSigmoid, x);
+        }
+    }
     let muls: Vec<_> = g.g.node_indices().filter(|&n| g.node(n).op == "Mul").collect();
     for n in muls {
         if !g.g.contains_node(n) {

@@ -59,6 +59,8 @@ const SAME_SHAPE: &[&str] = &[
     fused::GROUP_NORM,
     fused::RMS_NORM,
     fused::SILU,
+    fused::MISH,
+    fused::LOG_SIGMOID,
     fused::HARD_SIGMOID,
     fused::HARD_SWISH,
     fused::GELU,

@@ -42,6 +42,18 @@ def test_hard_activations_read_as_torch_calls(tmp_path):
     assert code.count("F.relu6(") == 2 and "/ 5.0" in code and "+ 2.0" in code, code
 
 
+def test_activations_spelled_out_are_torch_calls(tmp_path):
+    """Mish (`x * tanh(softplus(x))`) is `F.mish`, `-softplus(-x)` is `F.logsigmoid`, a clip
+    (a minimum then a maximum, either way round) is one `clamp(lo, hi)`; bounds that cross
+    stay two clamps, as TF computes them (parity above)."""
+    out = tmp_path / "out"
+    run_cli("convert", OPS_DIR / "ops_activation.pb", "-o", out)
+    code = (out / "model.py").read_text()
+    assert "F.mish(" in code and "F.logsigmoid(" in code, code
+    assert ".clamp(-0.5, 0.75)" in code and ".clamp(-1.0, 1.0)" in code, code
+    assert ".clamp(min=0.5)" in code and "clamp(max=-0.5)" in code, code
+
+
 def test_logsumexp_is_one_call(tmp_path):
     """`tf.reduce_logsumexp` (a max made 0 where not finite, exp, sum, log, the max added
     back: eight statements) is `x.logsumexp(dims)`, on the channels-first axes of a conv's

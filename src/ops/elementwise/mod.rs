@@ -49,6 +49,8 @@ pub const OPS: &[OpDef] = &[
         .infer(broadcast_infer)
         .fold(|i| fold_binary(i, Bin::Min))
         .per_row(always),
+    // `tf.raw_ops.ClipByValue`, and a Minimum then a Maximum (passes::fuse_activations).
+    op("ClipByValue", clip_by_value).infer(same_as_input).per_row(always),
     // Keras' Add layer on three or more inputs; TF's inputs all have the same shape.
     op("AddN", add_n).infer(same_as_input).per_row(always),
     op("SquaredDifference", |c| binary(c, Bin::SqDiff))
@@ -295,6 +297,26 @@ fn binary(ctx: &mut Ctx, op: Bin) -> OpResult<Lowered> {
         }
     };
     Ok(Lowered::Expr { expr, layout })
+}
+
+/// `ClipByValue(x, lo, hi)` → `x.clamp(lo, hi)`; bounds that are tensors (of `x`'s shape or
+/// broadcast to it) → `x.clamp(min=lo).clamp(max=hi)` in TF's layout.
+fn clip_by_value(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let literal = |ctx: &mut Ctx, i: usize| -> OpResult<Option<Expr>> {
+        let e = ctx.input_tf(i)?;
+        Ok(e.is_literal().then_some(e))
+    };
+    if let (Some(lo), Some(hi)) = (literal(ctx, 1)?, literal(ctx, 2)?) {
+        let x = ctx.input(0)?;
+        return Ok(Lowered::Expr { expr: x.expr.method("clamp", vec![lo, hi]), layout: x.layout });
+    }
+    let (x, lo, hi) = (ctx.input_tf(0)?, ctx.input_tf(1)?, ctx.input_tf(2)?);
+    let expr = x.method_kw("clamp", vec![], vec![("min", lo)]).method_kw(
+        "clamp",
+        vec![],
+        vec![("max", hi)],
+    );
+    Ok(Lowered::Expr { expr, layout: Layout::Tf })
 }
 
 /// `AddN(a, b, c)` → `a + b + c`.
