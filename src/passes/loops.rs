@@ -397,13 +397,82 @@ pub fn optimize_bodies(g: &mut Graph) -> Result<()> {
     let loops: Vec<NodeIndex> = g.g.node_indices().filter(|&n| g.node(n).op == LOOP).collect();
     for l in loops {
         if let Some(mut body) = g.node_mut(l).take_loop_body() {
-            let result = super::run_all(&mut body);
+            let mut result = super::run_all(&mut body);
+            if result.is_ok() && merge_twins(g, l, &mut body) {
+                // Their duplicate conditions and steps are one now.
+                result = super::run_all(&mut body);
+            }
             g.node_mut(l).set_loop_body(body);
             result?;
             trim_variables(g, l)?;
         }
     }
     Ok(())
+}
+
+/// Makes the body read one of each pair of twins: invariants fed the same outer value (TF's
+/// `map_fn` and `scan` pass their length twice), and counters that start from the same value
+/// and step by the same constant (the user's `i` beside `while_loop`'s own iteration count).
+/// Their conditions (`i < n and step < n`) then are one, and [`trim_variables`] drops the
+/// twin no one reads. Returns whether any pair was merged.
+fn merge_twins(g: &mut Graph, l: NodeIndex, body: &mut Graph) -> bool {
+    let vars = body.outputs.len() - 1;
+    let outer = g.inputs(l);
+    if outer.len() != body.inputs.len() {
+        return false;
+    }
+    let same = |a: usize, b: usize| {
+        outer[a] == outer[b]
+            || matches!((g.const_value(outer[a]), g.const_value(outer[b])),
+                (Some(x), Some(y)) if x.dtype == y.dtype && x.shape == y.shape && x.data == y.data)
+    };
+    let n = outer.len();
+    let starts: Vec<Vec<bool>> = (0..n).map(|a| (0..n).map(|b| same(a, b)).collect()).collect();
+    let same_start = |a: usize, b: usize| starts[a][b];
+    // `input + c` as the next value of variable `k`: the constant step `c`.
+    let step = |body: &Graph, k: usize| -> Option<f64> {
+        let next = body.outputs[1 + k];
+        let n = body.node(next.node);
+        let i = body.inputs(next.node);
+        let adds = matches!(n.op.as_str(), "AddV2" | "Add") && next.port == 0 && i.len() == 2;
+        let c =
+            [(i.first()?, i.get(1)?), (i.get(1)?, i.first()?)].into_iter().find_map(|(v, c)| {
+                (*v == body.inputs[k]).then(|| body.const_value(*c)?.scalar_f64()).flatten()
+            });
+        adds.then_some(c).flatten()
+    };
+    let mut merged = false;
+    let mut read_as = |body: &mut Graph, from: usize, to: usize| {
+        let inputs = body.inputs.clone();
+        // A variable passed on unchanged stays so (it is an invariant to be).
+        let passed_on = from < vars && body.outputs[1 + from] == inputs[from];
+        body.replace_uses(inputs[from], inputs[to]);
+        body.inputs = inputs;
+        if passed_on {
+            body.outputs[1 + from] = body.inputs[from];
+        }
+        merged = true;
+    };
+    // Invariants, and variables the body passes on unchanged (invariants to be).
+    let fixed: Vec<usize> = (0..body.inputs.len())
+        .filter(|&k| k >= vars || body.outputs[1 + k] == body.inputs[k])
+        .collect();
+    for (i, &k) in fixed.iter().enumerate() {
+        if let Some(&j) = fixed[..i].iter().find(|&&j| same_start(j, k)) {
+            read_as(body, k, j);
+            if k < vars && j < vars {
+                g.replace_uses(ValueRef { node: l, port: k }, ValueRef { node: l, port: j });
+            }
+        }
+    }
+    for k in 0..vars {
+        let Some(s) = step(body, k) else { continue };
+        if let Some(j) = (0..k).find(|&j| same_start(j, k) && step(body, j) == Some(s)) {
+            read_as(body, k, j);
+            g.replace_uses(ValueRef { node: l, port: k }, ValueRef { node: l, port: j });
+        }
+    }
+    merged
 }
 
 fn trim_variables(g: &mut Graph, l: NodeIndex) -> Result<()> {

@@ -56,7 +56,7 @@ pub fn run_all(g: &mut Graph) -> Result<()> {
 type Pass = fn(&mut Graph) -> Result<()>;
 
 /// After recurrent layers are fused (see [`run_observed`]).
-const LATE: [(&str, Pass); 25] = [
+const LATE: [(&str, Pass); 26] = [
     ("simplify", simplify),
     ("prune", prune),
     ("fuse_bidirectional", fuse_bidirectional::fuse_bidirectional),
@@ -81,6 +81,8 @@ const LATE: [(&str, Pass); 25] = [
     // Only what is still read is compared (a fusion leaves the nodes it replaced).
     ("prune", prune),
     ("common_subexpressions", cse::common_subexpressions),
+    // What merging made trivial (`x & x` once both sides are one).
+    ("simplify", simplify),
     ("prune", prune),
     ("optimize_loop_bodies", loops::optimize_bodies),
 ];

@@ -34,6 +34,14 @@ fn transpose_pair(g: &Graph, n: petgraph::stable_graph::NodeIndex) -> Option<Val
     identity.then_some(x)
 }
 
+/// `x & x`, `x | x`, `min(x, x)`, `max(x, x)`: `x` (a loop's condition on twin counters,
+/// once they are one).
+fn idempotent(g: &Graph, n: petgraph::stable_graph::NodeIndex) -> Option<ValueRef> {
+    let ops = ["LogicalAnd", "LogicalOr", "Minimum", "Maximum", "BitwiseAnd", "BitwiseOr"];
+    let i = g.inputs(n);
+    (ops.contains(&g.node(n).op.as_str()) && i.len() == 2 && i[0] == i[1]).then(|| i[0])
+}
+
 /// `Reshape(r(x), target)` with `r` a Reshape, ExpandDims or Squeeze (or none) and `target`
 /// provably `x`'s own shape: `x` itself. Provably: every size known and equal, except at
 /// most one that the target leaves to `-1` (the element count then fixes it).
@@ -130,7 +138,7 @@ fn reduce_keeping_dims(g: &mut Graph, n: petgraph::stable_graph::NodeIndex) -> b
 pub fn simplify(g: &mut Graph) -> Result<()> {
     let nodes: Vec<_> = g.g.node_indices().collect();
     for n in nodes {
-        if let Some(x) = transpose_pair(g, n) {
+        if let Some(x) = transpose_pair(g, n).or_else(|| idempotent(g, n)) {
             g.replace_uses(ValueRef { node: n, port: 0 }, x);
             continue;
         }
