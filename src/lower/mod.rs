@@ -308,8 +308,9 @@ impl<'a> Lowerer<'a> {
     }
 
     /// What a person calls a size read off a value's shape: `batch_size` (axis 0), `seq_len`
-    /// (axis 1 of a sequence); None for other sizes (axes of rank-4 values are image rows as
-    /// often as attention heads).
+    /// (axis 1 of a sequence), `num_steps` (axis 0 of a loop's stacked outputs), the axis
+    /// followed back through transposes; None for other sizes (axes of rank-4 values are
+    /// image rows as often as attention heads).
     fn size_hint(&self, v: ValueRef) -> Option<&'static str> {
         let p = self.graph.node(v.node).partial.as_ref().filter(|p| p.scalar && v.port == 0)?;
         let [crate::ir::Dim::Of(source, axis)] = p.values.as_slice() else { return None };
@@ -318,6 +319,24 @@ impl<'a> Lowerer<'a> {
             return None;
         }
         let rank = self.graph.info(*source).shape?.len();
+        // Through transposes, to the axis it was (a time-major copy's axis 0 is the
+        // sequence's length, not the batch).
+        let (mut value, mut axis) = (*source, *axis);
+        for _ in 0..8 {
+            let node = self.graph.node(value.node);
+            let inputs = self.graph.inputs(value.node);
+            let perm = (node.op == "Transpose" && inputs.len() == 2)
+                .then(|| self.graph.const_value(inputs[1])?.to_i64())
+                .flatten();
+            let Some(from) = perm.and_then(|p| p.get(axis).copied()) else { break };
+            (value, axis) = (inputs[0], usize::try_from(from).ok()?);
+        }
+        // A loop's outputs stacked have its steps on axis 0; a pack, its parts.
+        match self.graph.node(value.node).op.as_str() {
+            "TensorListStack" if axis == 0 => return Some("num_steps"),
+            "Pack" if axis == 0 => return None,
+            _ => {}
+        }
         match (rank, axis) {
             (2.., 0) => Some("batch_size"),
             (2 | 3, 1) => Some("seq_len"),

@@ -227,6 +227,8 @@ def test_tf1_tensor_array_loops(tmp_path):
     # dynamic_rnn's time step and while_loop's own count, twins, are one counter; where
     # both are tested against the same length the loop reads `while step < 7:`.
     assert code.count("while step < 7:") == 2 and "step_2" not in code, code
+    # The LSTM's stacked outputs are time major: their first size is the steps, not a batch.
+    assert "num_steps = " in code and "batch_size" not in code, code
     report(f"tf1_dynamic_rnn_v1 (pb, TensorArrayV3): rel. error {max(errors):.2e}")
 
 
