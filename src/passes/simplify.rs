@@ -185,11 +185,55 @@ pub fn simplify(g: &mut Graph) -> Result<()> {
     for n in nodes {
         if let Some(x) = reshape_back(g, n) {
             g.replace_uses(ValueRef { node: n, port: 0 }, x);
-        } else {
-            reduce_keeping_dims(g, n);
+        } else if !reduce_keeping_dims(g, n) {
+            stack_then_merge(g, n);
         }
     }
     Ok(())
+}
+
+/// `Reshape(Pack([x1, .., xn], axis=a), target)` with `target` provably the stack's shape
+/// with axes `a` and `a + 1` merged: `ConcatV2([x1, .., xn], a)`, what it computes
+/// (keras-hub's rotary embeddings stack the frequencies twice and flatten them:
+/// `torch.cat([freqs, freqs], dim=-1)`). Returns whether it replaced `n`.
+fn stack_then_merge(g: &mut Graph, n: petgraph::stable_graph::NodeIndex) -> bool {
+    let i = g.inputs(n);
+    if g.node(n).op != "Reshape" || i.len() != 2 || g.use_count(i[0]) != 1 {
+        return false;
+    }
+    let pack = g.node(i[0].node);
+    let parts = g.inputs(i[0].node);
+    let Some(&first) = parts.first().filter(|_| pack.op == "Pack") else { return false };
+    let (Some(target), Some(shape)) = (const_ints(g, i[1]), g.info(first).shape) else {
+        return false;
+    };
+    let axis = pack.attr_int_or("axis", 0).ok().and_then(|a| {
+        let a = if a < 0 { a + shape.len() as i64 + 1 } else { a };
+        usize::try_from(a).ok()
+    });
+    let Some(a) = axis.filter(|&a| a < shape.len()) else { return false };
+    let same_parts = parts.iter().all(|&p| g.info(p).shape.as_ref() == Some(&shape));
+    let merged = shape[a].and_then(|d| d.checked_mul(parts.len()));
+    let mut want = shape.clone();
+    want[a] = merged;
+    let target: Vec<Dim> = target.into_iter().map(Dim::Known).collect();
+    if !same_parts || merged.is_none() || !provably(&want, &target, |_, _| false) {
+        return false;
+    }
+    let (name, ordinal) = (g.node(n).name.clone(), g.node(n).ordinal);
+    let axis_t = crate::tensor::Tensor::from_i32(vec![], &[a as i32]);
+    let axis_v = ValueRef {
+        node: g.add_node(crate::ir::Node::constant(format!("{name}/axis"), axis_t, ordinal)),
+        port: 0,
+    };
+    let mut cat = crate::ir::Node::new(name, "ConcatV2", ordinal);
+    cat.outputs = g.node(n).outputs.clone();
+    let cat = g.add_node(cat);
+    for (slot, &p) in parts.iter().chain([&axis_v]).enumerate() {
+        g.connect(p, cat, slot);
+    }
+    g.replace_uses(ValueRef { node: n, port: 0 }, ValueRef { node: cat, port: 0 });
+    true
 }
 
 #[cfg(test)]
@@ -200,6 +244,26 @@ mod tests {
     use crate::tensor::Tensor;
     use crate::testing::*;
     use insta::assert_snapshot;
+
+    /// keras-hub's rotary frequencies: stacked twice on axis 2, the stack's last two axes
+    /// merged, is a concatenation; merged with the axis before, an interleave, it is not.
+    #[test]
+    fn a_stack_flattened_is_a_concatenation() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 5, 8]);
+        let s = g.op("s", "Pack", &[x, x], &[("axis", int(2)), ("N", int(2))]);
+        let to = g.constant("to", int_tensor(&[3], &[-1, 5, 16]));
+        let cat = g.op("cat", "Reshape", &[s, to], &[]);
+        let t = g.op("t", "Pack", &[x, x], &[("axis", int(2)), ("N", int(2))]);
+        let mixed = g.constant("mixed", int_tensor(&[2], &[-1, 16]));
+        let interleaved = g.op("interleaved", "Reshape", &[t, mixed], &[]);
+        assert_snapshot!(g.lower(&[cat, interleaved]), @"
+            ---
+            h = torch.cat([x, x], dim=2)
+            interleaved = torch.stack([x, x], dim=2).reshape(-1, 16)
+            return h, interleaved
+            ");
+    }
 
     #[test]
     fn neutral_arithmetic_and_inverse_transposes_go() {
