@@ -336,17 +336,10 @@ pub(super) fn build_class(
 ) {
     let at = Positions { group, members };
     let first = &members[group.members[0]];
-    // Local names from the first instance.
+    // The class's attribute names, unique in it.
     let mut attrs = Scope::for_attributes();
-    let globals: Vec<&str> = first
-        .layers
-        .iter()
-        .map(|&l| module.layers[l].name.as_str())
-        .chain(first.buffers.iter().map(|&b| module.buffers[b].name.as_str()))
-        .collect();
-    let names = local_names(&globals, &first.tag);
     // What each instance calls each of the class's layers and buffers, to see which names
-    // only count them over the whole model.
+    // only count them over the whole model (the first instance's come first).
     let own_names: Vec<BTreeMap<&str, String>> = group
         .members
         .iter()
@@ -367,18 +360,21 @@ pub(super) fn build_class(
         each.filter_map(|(gi, &i)| named(gi, &module.buffers[at.buffer(i, k)].name)).collect()
     });
     let shared = uncounted(layer_names.chain(buffer_names).collect());
-    let (shared_layers, shared_buffers) = shared.split_at(first.layers.len());
     // The first instance's names the class replaces, for the values named after them.
     let mut relabel: BTreeMap<String, String> = BTreeMap::new();
-    let local_layers: Vec<String> = first
-        .layers
-        .iter()
-        .zip(shared_layers)
-        .map(|(&l, name)| {
-            relabel.insert(names[module.layers[l].name.as_str()].clone(), name.clone());
+    let globals = first.layers.iter().map(|&l| module.layers[l].name.as_str());
+    let globals = globals.chain(first.buffers.iter().map(|&b| module.buffers[b].name.as_str()));
+    let mut locals: Vec<String> = globals
+        .zip(&shared)
+        .map(|(global, name)| {
+            if let Some(old) = own_names[0].get(global).filter(|old| *old != name) {
+                relabel.insert(old.clone(), name.clone());
+            }
             attrs.fresh(name)
         })
         .collect();
+    let local_buffers = locals.split_off(first.layers.len());
+    let local_layers = locals;
     let mut params = Params::default();
     let mut layers = Vec::new();
     for (k, local) in local_layers.iter().enumerate() {
@@ -386,16 +382,6 @@ pub(super) fn build_class(
             group.members.iter().map(|&i| at.layer(i, k).map(|l| &module.layers[l].ctor)).collect();
         layers.push(class_layer(local, &ctors, &mut params));
     }
-    let local_buffers: Vec<String> = first
-        .buffers
-        .iter()
-        .zip(shared_buffers)
-        .map(|(&b, name)| {
-            relabel.insert(names[module.buffers[b].name.as_str()].clone(), name.clone());
-            attrs.fresh(name)
-        })
-        .collect();
-    relabel.retain(|old, new| old != new);
     let buffers = class_buffers(&at, module, &local_buffers, &mut params);
     // Each optional part's layers: those its statements call.
     let part_layers: Vec<Vec<String>> = group
