@@ -13,7 +13,8 @@ use crate::error::Result;
 use crate::ir::fused::{Fused, HARD_SIGMOID};
 use crate::ir::{Graph, Node, ValueRef};
 use crate::passes::pattern::{
-    binary, const_scalar, inputs_of, is_scalar, replace_with_fused, sole_binary, sole_unary_input,
+    binary, const_scalar, inputs_of, is_scalar, replace_with_fused, replace_with_op, sole_binary,
+    sole_unary_input,
 };
 
 /// `c · y` or `y · c` with the scalar `c` → `y`.
@@ -166,15 +167,7 @@ pub fn fuse_activations(g: &mut Graph) -> Result<()> {
         }
         let out = ValueRef { node: n, port: 0 };
         if let Some((x, lo, hi)) = match_clip(g, out) {
-            let old = g.node(n);
-            let mut node = Node::new(old.name.clone(), "ClipByValue", old.ordinal);
-            node.outputs = old.outputs.clone();
-            let clip = g.add_node(node);
-            for (slot, v) in [x, lo, hi].into_iter().enumerate() {
-                g.connect(v, clip, slot);
-            }
-            g.replace_uses(out, ValueRef { node: clip, port: 0 });
-            g.g.remove_node(n);
+            replace_with_op(g, n, "ClipByValue", &[x, lo, hi]);
         }
     }
     let softpluses: Vec<_> =

@@ -145,13 +145,23 @@ pub fn replace_with_fused(
     inputs: &[ValueRef],
 ) {
     let (name, ordinal) = (g.node(n).name.clone(), g.node(n).ordinal);
-    let mut node = crate::ir::Node::fused(name, op, ordinal);
+    replace_with(g, n, crate::ir::Node::fused(name, op, ordinal), inputs);
+}
+
+/// Replaces node `n` by one node of the TF op `op` (a `ClipByValue` for a min-then-max, a
+/// `ConcatV2` for a stack flattened), as [`replace_with_fused`] does.
+pub fn replace_with_op(g: &mut Graph, n: NodeIndex, op: &str, inputs: &[ValueRef]) {
+    let (name, ordinal) = (g.node(n).name.clone(), g.node(n).ordinal);
+    replace_with(g, n, Node::new(name, op, ordinal), inputs);
+}
+
+fn replace_with(g: &mut Graph, n: NodeIndex, mut node: Node, inputs: &[ValueRef]) {
     node.outputs = g.node(n).outputs.clone();
-    let fused = g.add_node(node);
+    let new = g.add_node(node);
     for (slot, &input) in inputs.iter().enumerate() {
-        g.connect(input, fused, slot);
+        g.connect(input, new, slot);
     }
-    g.replace_uses(ValueRef { node: n, port: 0 }, ValueRef { node: fused, port: 0 });
+    g.replace_uses(ValueRef { node: n, port: 0 }, ValueRef { node: new, port: 0 });
     g.g.remove_node(n);
 }
 

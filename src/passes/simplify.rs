@@ -9,7 +9,7 @@
 
 use crate::error::Result;
 use crate::ir::{Dim, Graph, ValueRef};
-use crate::passes::pattern::const_ints;
+use crate::passes::pattern::{const_ints, replace_with_op};
 
 /// Which operand slot may hold the neutral constant, and its value (from the registry).
 fn neutral(op: &str) -> Option<(&'static [usize], f64)> {
@@ -222,17 +222,10 @@ fn stack_then_merge(g: &mut Graph, n: petgraph::stable_graph::NodeIndex) -> bool
     }
     let (name, ordinal) = (g.node(n).name.clone(), g.node(n).ordinal);
     let axis_t = crate::tensor::Tensor::from_i32(vec![], &[a as i32]);
-    let axis_v = ValueRef {
-        node: g.add_node(crate::ir::Node::constant(format!("{name}/axis"), axis_t, ordinal)),
-        port: 0,
-    };
-    let mut cat = crate::ir::Node::new(name, "ConcatV2", ordinal);
-    cat.outputs = g.node(n).outputs.clone();
-    let cat = g.add_node(cat);
-    for (slot, &p) in parts.iter().chain([&axis_v]).enumerate() {
-        g.connect(p, cat, slot);
-    }
-    g.replace_uses(ValueRef { node: n, port: 0 }, ValueRef { node: cat, port: 0 });
+    let axis = g.add_node(crate::ir::Node::constant(format!("{name}/axis"), axis_t, ordinal));
+    let inputs: Vec<ValueRef> =
+        parts.into_iter().chain([ValueRef { node: axis, port: 0 }]).collect();
+    replace_with_op(g, n, "ConcatV2", &inputs);
     true
 }
 
