@@ -78,6 +78,7 @@ impl Lowerer<'_> {
                 }
             }
         }
+        let order = sink_to_readers(g, order, |n| sibling_tags(&self.scope_of(n)));
         let order = shared_first(g, order);
         self.align_siblings(order)
     }
@@ -193,6 +194,18 @@ impl Lowerer<'_> {
 /// keys hash attributes).
 const MAX_ALIGNED: usize = 200_000;
 
+/// Statements a layer must be held across before [`sink_to_readers`] moves it.
+const MIN_SINK: usize = 4;
+
+/// Whether `n` applies weights: reads a float constant of two or more axes (a projection's
+/// kernel). Only layers are sunk: other statements moved past a mask computed inside a layer
+/// would leave that mask chained to the layer's own statements, where it cannot be moved out.
+fn applies_weights(g: &crate::ir::Graph, n: NodeIndex) -> bool {
+    g.inputs(n).iter().any(|v| {
+        g.node(v.node).value.as_ref().is_some_and(|t| t.dtype.is_float() && t.shape.len() >= 2)
+    })
+}
+
 /// Each scope prefix ending in a numbered token, with its family (`encoder_layer_#`):
 /// `encoder_layer_0_attention` → (`encoder_layer_#`, `encoder_layer_0`).
 fn sibling_tags(scope: &str) -> Vec<(String, String)> {
@@ -278,6 +291,111 @@ fn shared_first(g: &crate::ir::Graph, order: Vec<NodeIndex>) -> Vec<NodeIndex> {
     out
 }
 
+/// `order` with a layer (a statement applying weights) moved down to just before its first
+/// reader where that makes no other value live longer (each value it reads is read again
+/// later, or is an input or constant). The demand order writes a node's inputs one after the other, and an input one
+/// statement away from values long computed (a cross-attention key projected from the
+/// finished encoder) would otherwise hold its name across the other inputs' whole
+/// computation (the decoder layer's self-attention), which then all get names of their own.
+/// Only statements whose inputs and first reader stay where they are move, so every value
+/// is still computed before it is read; and only within their numbered scope (`layer_3`;
+/// `blocks` of a statement) past some of its own statements: a statement of another scope
+/// inside a layer (a mask from the model input, computed where the first layer needs it) is
+/// moved out of it later, if its name is not one the layer uses, and a statement sunk past
+/// it alone would only trade names with it.
+fn sink_to_readers(
+    g: &crate::ir::Graph,
+    order: Vec<NodeIndex>,
+    blocks: impl Fn(NodeIndex) -> Vec<(String, String)>,
+) -> Vec<NodeIndex> {
+    let position: BTreeMap<NodeIndex, usize> =
+        order.iter().enumerate().map(|(i, &n)| (n, i)).collect();
+    // Each statement's numbered scope, and where the next statement of that scope is.
+    let mut ids: BTreeMap<Vec<(String, String)>, usize> = BTreeMap::new();
+    let block: Vec<usize> = order
+        .iter()
+        .map(|&n| {
+            let next = ids.len();
+            *ids.entry(blocks(n)).or_insert(next)
+        })
+        .collect();
+    let mut next_of_block = vec![usize::MAX; order.len()];
+    let mut upcoming: BTreeMap<usize, usize> = BTreeMap::new();
+    for i in (0..order.len()).rev() {
+        next_of_block[i] = upcoming.get(&block[i]).copied().unwrap_or(usize::MAX);
+        if !super::is_source(g, order[i]) {
+            upcoming.insert(block[i], i);
+        }
+    }
+    // Statements before each position (inputs and constants are values, not statements).
+    let statements: Vec<usize> = order
+        .iter()
+        .scan(0, |count, &n| {
+            let before = *count;
+            *count += usize::from(!super::is_source(g, n));
+            Some(before)
+        })
+        .collect();
+    let first_reader = |n: NodeIndex| {
+        g.g.neighbors_directed(n, petgraph::Direction::Outgoing)
+            .filter_map(|r| position.get(&r).copied())
+            .min()
+    };
+    let read_after = |v: NodeIndex, at: usize| {
+        g.g.neighbors_directed(v, petgraph::Direction::Outgoing)
+            .any(|r| position.get(&r).is_some_and(|&p| p > at))
+    };
+    // Statements that could move: to the position of their first reader.
+    let mut movable: BTreeMap<usize, usize> = BTreeMap::new();
+    for (i, &n) in order.iter().enumerate() {
+        if super::is_source(g, n) || g.node(n).shared || !applies_weights(g, n) {
+            continue;
+        }
+        let Some(first) = first_reader(n) else { continue };
+        // Past a handful of statements (the key's projection beside the query's) a move
+        // would only swap two layers' order.
+        if statements[first] > statements[i] + MIN_SINK
+            && block[first] == block[i]
+            && next_of_block[i] < first
+            && g.inputs(n).iter().all(|v| super::is_source(g, v.node) || read_after(v.node, first))
+        {
+            movable.insert(i, first);
+        }
+    }
+    let moves = |i: usize, n: NodeIndex| {
+        movable.get(&i).is_some_and(|first| {
+            !movable.contains_key(first)
+                && g.inputs(n).iter().all(|v| !movable.contains_key(&position[&v.node]))
+        })
+    };
+    let mut before: BTreeMap<usize, Vec<NodeIndex>> = BTreeMap::new();
+    let mut stays = Vec::with_capacity(order.len());
+    for (i, &n) in order.iter().enumerate() {
+        if moves(i, n) {
+            if std::env::var("DBG_SINK").is_ok() {
+                eprintln!(
+                    "sink {} {i} -> before {} {}",
+                    g.node(n).name,
+                    g.node(order[movable[&i]]).name,
+                    movable[&i]
+                );
+            }
+            before.entry(movable[&i]).or_default().push(n);
+        } else {
+            stays.push(i);
+        }
+    }
+    if before.is_empty() {
+        return order;
+    }
+    let mut out = Vec::with_capacity(order.len());
+    for i in stays {
+        out.extend(before.remove(&i).unwrap_or_default());
+        out.push(order[i]);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use insta::assert_snapshot;
@@ -334,6 +452,48 @@ mod tests {
             proj2 = self.pos_proj2(proj1)
             for layer in self.layers:
                 x = layer(x, proj2)
+            return x
+            ");
+    }
+
+    /// A projection of a value long computed (a cross-attention key from the finished
+    /// encoder), read only after a long computation of the other stream: written just
+    /// before its reader, so it does not hold a name across that computation.
+    #[test]
+    fn a_projection_of_a_finished_value_is_written_where_it_is_read() {
+        let mut g = TestGraph::new();
+        let enc = g.input("enc", &[-1, 8]);
+        let w = g.constant("enc/proj/kernel", weights(&[8, 8]));
+        let encoded = g.op("enc/proj/MatMul", "MatMul", &[enc, w], &[]);
+        let wk = g.constant("dec/key/kernel", weights(&[8, 8]));
+        let key = g.op("dec/key/MatMul", "MatMul", &[encoded, wk], &[]);
+        let mut h = g.input("x", &[-1, 8]);
+        for (i, op) in ["Relu", "Tanh", "Sigmoid", "Relu", "Tanh", "Sigmoid"].iter().enumerate() {
+            h = g.op(&format!("dec/act{i}"), op, &[h], &[]);
+        }
+        let scores = g.op("dec/add", "AddV2", &[key, h], &[]);
+        let wv = g.constant("dec/value/kernel", weights(&[8, 8]));
+        let value = g.op("dec/value/MatMul", "MatMul", &[encoded, wv], &[]);
+        let out = g.op("dec/out", "Mul", &[scores, value], &[]);
+        assert_snapshot!(g.lower(&[out]), @"
+            self.enc_proj = nn.Linear(8, 8, bias=False)
+            self.dec_key = nn.Linear(8, 8, bias=False)
+            self.dec_value = nn.Linear(8, 8, bias=False)
+            # enc_proj.weight: [8, 8]
+            # dec_key.weight: [8, 8]
+            # dec_value.weight: [8, 8]
+            ---
+            proj = self.enc_proj(enc)
+            x = F.relu(x)
+            x = torch.tanh(x)
+            x = torch.sigmoid(x)
+            x = F.relu(x)
+            x = torch.tanh(x)
+            x = torch.sigmoid(x)
+            key = self.dec_key(proj)
+            x = key + x
+            value = self.dec_value(proj)
+            x = x * value
             return x
             ");
     }
