@@ -195,7 +195,7 @@ impl Lowerer<'_> {
 const MAX_ALIGNED: usize = 200_000;
 
 /// Statements a layer must be held across before [`sink_to_readers`] moves it.
-const MIN_SINK: usize = 4;
+const MIN_SINK: usize = 12;
 
 /// Whether `n` applies weights: reads a float constant of two or more axes (a projection's
 /// kernel). Only layers are sunk: other statements moved past a mask computed inside a layer
@@ -291,8 +291,8 @@ fn shared_first(g: &crate::ir::Graph, order: Vec<NodeIndex>) -> Vec<NodeIndex> {
     out
 }
 
-/// `order` with a layer (a statement applying weights) moved down to just before its first
-/// reader where that makes no other value live longer (each value it reads is read again
+/// `order` with a layer (a statement applying weights, with what only reshapes its output)
+/// moved down to just before its first reader where that makes no other value live longer (each value it reads is read again
 /// later, or is an input or constant). The demand order writes a node's inputs one after the other, and an input one
 /// statement away from values long computed (a cross-attention key projected from the
 /// finished encoder) would otherwise hold its name across the other inputs' whole
@@ -345,46 +345,56 @@ fn sink_to_readers(
         g.g.neighbors_directed(v, petgraph::Direction::Outgoing)
             .any(|r| position.get(&r).is_some_and(|&p| p > at))
     };
-    // Statements that could move: to the position of their first reader.
-    let mut movable: BTreeMap<usize, usize> = BTreeMap::new();
+    // A layer and what only reshapes its output for one reader (a projection, its split
+    // into heads, their transpose): the statements that move together, at their positions.
+    let chain_from = |i: usize| -> Vec<usize> {
+        let mut chain = vec![i];
+        let mut end = order[i];
+        loop {
+            let mut readers = g.g.neighbors_directed(end, petgraph::Direction::Outgoing);
+            let (Some(r), None) = (readers.next(), readers.next()) else { break };
+            let alone = g.inputs(r).iter().all(|v| v.node == end || super::is_source(g, v.node));
+            match position.get(&r) {
+                Some(&p) if alone && !g.node(r).shared && block[p] == block[i] => {
+                    chain.push(p);
+                    end = r;
+                }
+                _ => break,
+            }
+        }
+        chain
+    };
+    // Chains that could move: to the position of their last node's first reader.
+    let mut chains: BTreeMap<usize, (Vec<usize>, usize)> = BTreeMap::new();
     for (i, &n) in order.iter().enumerate() {
         if super::is_source(g, n) || g.node(n).shared || !applies_weights(g, n) {
             continue;
         }
-        let Some(first) = first_reader(n) else { continue };
-        // Past a handful of statements (the key's projection beside the query's) a move
-        // would only swap two layers' order.
-        if statements[first] > statements[i] + MIN_SINK
+        let chain = chain_from(i);
+        let last = chain[chain.len() - 1];
+        let Some(first) = first_reader(order[last]) else { continue };
+        // Past a few statements (the key's and value's projections, beside the query's) a
+        // move would only swap the order in which a person reads them.
+        if statements[first] > statements[last] + MIN_SINK
             && block[first] == block[i]
-            && next_of_block[i] < first
+            && next_of_block[last] < first
             && g.inputs(n).iter().all(|v| super::is_source(g, v.node) || read_after(v.node, first))
         {
-            movable.insert(i, first);
+            chains.insert(i, (chain, first));
         }
     }
-    let moves = |i: usize, n: NodeIndex| {
-        movable.get(&i).is_some_and(|first| {
-            !movable.contains_key(first)
-                && g.inputs(n).iter().all(|v| !movable.contains_key(&position[&v.node]))
-        })
-    };
+    let moving: BTreeSet<usize> = chains.values().flat_map(|(c, _)| c.iter().copied()).collect();
     let mut before: BTreeMap<usize, Vec<NodeIndex>> = BTreeMap::new();
-    let mut stays = Vec::with_capacity(order.len());
-    for (i, &n) in order.iter().enumerate() {
-        if moves(i, n) {
-            if std::env::var("DBG_SINK").is_ok() {
-                eprintln!(
-                    "sink {} {i} -> before {} {}",
-                    g.node(n).name,
-                    g.node(order[movable[&i]]).name,
-                    movable[&i]
-                );
-            }
-            before.entry(movable[&i]).or_default().push(n);
-        } else {
-            stays.push(i);
+    let mut moved = BTreeSet::new();
+    for (&head, (chain, first)) in &chains {
+        let inputs_stay =
+            g.inputs(order[head]).iter().all(|v| !moving.contains(&position[&v.node]));
+        if !moving.contains(first) && inputs_stay && chain.iter().all(|p| !moved.contains(p)) {
+            before.entry(*first).or_default().extend(chain.iter().map(|&p| order[p]));
+            moved.extend(chain.iter().copied());
         }
     }
+    let stays: Vec<usize> = (0..order.len()).filter(|i| !moved.contains(i)).collect();
     if before.is_empty() {
         return order;
     }
@@ -468,7 +478,8 @@ mod tests {
         let wk = g.constant("dec/key/kernel", weights(&[8, 8]));
         let key = g.op("dec/key/MatMul", "MatMul", &[encoded, wk], &[]);
         let mut h = g.input("x", &[-1, 8]);
-        for (i, op) in ["Relu", "Tanh", "Sigmoid", "Relu", "Tanh", "Sigmoid"].iter().enumerate() {
+        for i in 0..14 {
+            let op = ["Relu", "Tanh", "Sigmoid"][i % 3];
             h = g.op(&format!("dec/act{i}"), op, &[h], &[]);
         }
         let scores = g.op("dec/add", "AddV2", &[key, h], &[]);
@@ -490,6 +501,14 @@ mod tests {
             x = F.relu(x)
             x = torch.tanh(x)
             x = torch.sigmoid(x)
+            x = F.relu(x)
+            x = torch.tanh(x)
+            x = torch.sigmoid(x)
+            x = F.relu(x)
+            x = torch.tanh(x)
+            x = torch.sigmoid(x)
+            x = F.relu(x)
+            x = torch.tanh(x)
             key = self.dec_key(proj)
             x = key + x
             value = self.dec_value(proj)

@@ -76,8 +76,11 @@ fn peel(g: &Graph, v: ValueRef, scaled: bool, sole: bool) -> Option<View> {
     let mut view = View { source: v, axes: [0, 1, 2, 3], scale: 1.0 };
     loop {
         let cur = view.source;
-        let others =
-            if cur == v { g.use_count(v) - shape_readers(g, v).len() } else { g.use_count(cur) };
+        let others = if cur == v {
+            g.use_count(v) - shape_readers(g, v).len() - size_readers(g, v).len()
+        } else {
+            g.use_count(cur)
+        };
         if !rank4(g, cur) || (sole && others != 1) {
             return None;
         }
@@ -119,6 +122,18 @@ fn shape_readers(g: &Graph, v: ValueRef) -> Vec<NodeIndex> {
     shapes.filter(|&n| g.node(n).op == "Shape").collect()
 }
 
+/// The readers of `v` that take run-time sizes from it (a `Fill` of the scores' shape whose
+/// size input became a constant with `Dim::Of` entries reads the scores as an extra input):
+/// `(reader, slot)`.
+fn size_readers(g: &Graph, v: ValueRef) -> Vec<(NodeIndex, usize)> {
+    g.consumers(v)
+        .into_iter()
+        .filter(|&(n, slot)| {
+            crate::passes::fold::target_slot(&g.node(n).op).is_some_and(|(_, arity)| slot >= arity)
+        })
+        .collect()
+}
+
 /// The axes of a matmul operand: (batch 0, batch 1, free axis, contracted axis).
 fn operand_axes(adjoint: bool, is_left: bool) -> [usize; 4] {
     // Left operand [.., m, k] (adjoint: [.., k, m]); right [.., k, n] (adjoint: [.., n, k]).
@@ -145,17 +160,26 @@ struct Match {
     bias: Option<ValueRef>,
     /// What scales the bias (or the additive mask) with the scores, after their sum.
     bias_factor: f64,
+    /// The value a boolean mask selects for masked scores, where TF does not zero their
+    /// probabilities afterwards: the mask becomes a float one of 0 and this value.
+    fill: Option<f64>,
     scale: f64,
     gqa: bool,
     /// The value matmul, whose output the fused node takes over.
     out: NodeIndex,
+    /// The value product's output axis `j` is SDPA's output axis `out_axes[j]` (an einsum
+    /// may write `[B, Lq, N, Ev]` directly).
+    out_axes: [usize; 4],
     /// `Shape` ops reading the scores (in SDPA's layout: `[.., Lq, Lk]`).
     scores_shapes: Vec<NodeIndex>,
+    /// The scores, and the readers taking run-time sizes from them (see [`size_readers`]).
+    scores: ValueRef,
+    scores_sizes: Vec<(NodeIndex, usize)>,
 }
 
 /// Whether `v` is a product of q and k (through transposes and scalar factors).
 fn from_matmul(g: &Graph, v: ValueRef) -> bool {
-    peel(g, v, true, true).is_some_and(|w| MATMULS.contains(&g.node(w.source.node).op.as_str()))
+    peel(g, v, true, true).is_some_and(|w| product(g, w.source.node).is_some())
 }
 
 /// `(scores, bias, factor)` when `v` is `(scores + bias) · factor`, the scores a product of
@@ -188,9 +212,92 @@ fn split_bias(g: &Graph, v: ValueRef) -> Option<(ValueRef, ValueRef, f64)> {
     (is_float(g, m) && factor.is_finite()).then_some((s, m, factor))
 }
 
-fn matmul_adjoints(g: &Graph, n: NodeIndex) -> Option<(bool, bool)> {
+/// A batched matmul of two 4-axis operands, written as `BatchMatMul` or as an `Einsum`
+/// whose equation is one (`BTNH,BSNH->BNTS`: two batch letters, one free letter per operand,
+/// one contracted): `out = po(x' @ y')` with `x'` axis `i` being `x` axis `px[i]` (`[batch,
+/// batch, rows, contracted]`, or adjoint), `y'` likewise, and output axis `j` the product's
+/// axis `po[j]`.
+struct Product {
+    x: ValueRef,
+    y: ValueRef,
+    adj_x: bool,
+    adj_y: bool,
+    px: [usize; 4],
+    py: [usize; 4],
+    po: [usize; 4],
+}
+
+const IDENTITY: [usize; 4] = [0, 1, 2, 3];
+
+fn product(g: &Graph, n: NodeIndex) -> Option<Product> {
     let node = g.node(n);
-    Some((node.attr_bool_or("adj_x", false).ok()?, node.attr_bool_or("adj_y", false).ok()?))
+    let [x, y] = g.inputs(n)[..] else { return None };
+    if MATMULS.contains(&node.op.as_str()) {
+        let adj_x = node.attr_bool_or("adj_x", false).ok()?;
+        let adj_y = node.attr_bool_or("adj_y", false).ok()?;
+        return Some(Product { x, y, adj_x, adj_y, px: IDENTITY, py: IDENTITY, po: IDENTITY });
+    }
+    if node.op != "Einsum" {
+        return None;
+    }
+    let eq = node.attr_str("equation").ok()?;
+    let (ins, out) = eq.split_once("->")?;
+    let (a, b) = ins.split_once(',')?;
+    let letters = |t: &str| -> Option<[char; 4]> {
+        let v: Vec<char> = t.trim().chars().collect();
+        let arr: [char; 4] = v.try_into().ok()?;
+        let distinct = arr.iter().collect::<std::collections::BTreeSet<_>>().len() == 4;
+        (distinct && arr.iter().all(char::is_ascii_alphabetic)).then_some(arr)
+    };
+    let (a, b, o) = (letters(a)?, letters(b)?, letters(out)?);
+    // Each letter once, in order of appearance; those in the operands and output given,
+    // in the output's order (the batch axes keep the output's order).
+    let only = |inx: bool, iny: bool, ino: bool| -> Vec<char> {
+        let mut found: Vec<char> = Vec::new();
+        for &c in a.iter().chain(&b).chain(&o) {
+            if !found.contains(&c)
+                && a.contains(&c) == inx
+                && b.contains(&c) == iny
+                && o.contains(&c) == ino
+            {
+                found.push(c);
+            }
+        }
+        found.sort_by_key(|c| o.iter().position(|d| d == c));
+        found
+    };
+    let (batch, fx, fy, k) = (
+        only(true, true, true),
+        only(true, false, true),
+        only(false, true, true),
+        only(true, true, false),
+    );
+    let ([b0, b1], [fx], [fy], [k]) = (&batch[..], &fx[..], &fy[..], &k[..]) else {
+        return None;
+    };
+    let axes = |t: &[char; 4], order: [char; 4]| -> Option<[usize; 4]> {
+        let mut p = [0; 4];
+        for (i, c) in order.iter().enumerate() {
+            p[i] = t.iter().position(|d| d == c)?;
+        }
+        Some(p)
+    };
+    Some(Product {
+        x,
+        y,
+        adj_x: false,
+        adj_y: false,
+        px: axes(&a, [*b0, *b1, *fx, *k])?,
+        py: axes(&b, [*b0, *b1, *k, *fy])?,
+        // Output axis j is the product's axis po[j]: where o[j] sits in [b0, b1, fx, fy].
+        po: axes(&[*b0, *b1, *fx, *fy], o)?,
+    })
+}
+
+/// `view` (of an operand) seen as the product's operand `x'`, whose axis `i` is the
+/// operand's axis `p[i]`.
+fn through(view: View, p: [usize; 4]) -> View {
+    View { axes: p.map(|i| view.axes[i]), ..view }
 }
 
 fn match_attention(g: &Graph, softmax: NodeIndex) -> Option<Match> {
@@ -213,18 +320,23 @@ fn match_attention(g: &Graph, softmax: NodeIndex) -> Option<Match> {
         weights = ValueRef { node: next, port: 0 };
     }
     let out = single_consumer(g, weights)?;
-    if !MATMULS.contains(&g.node(out).op.as_str()) || g.inputs(out).first() != Some(&weights) {
-        return None;
-    }
-    let (adj_p, adj_v) = matmul_adjoints(g, out)?;
-    if adj_p || g.inputs(out).len() != 2 {
+    let pv = product(g, out)?;
+    // The probabilities as they are, the left operand: `[S0, S1, Lq, Lk]`.
+    if pv.x != weights || pv.adj_x || pv.px != IDENTITY {
         return None;
     }
     // Before the softmax: the mask.
+    let mut fill = None;
     let (scores, mask, bias, factor) = if let Some(i) = inputs_of(g, logits, &["SelectV2"]) {
         let c = const_scalar(g, *i.get(2)?)?;
-        if c > LARGE_NEGATIVE || zeroed_by != Some(i[0]) {
+        if c > LARGE_NEGATIVE || zeroed_by.is_some_and(|z| z != i[0]) {
             return None;
+        }
+        if zeroed_by.is_none() {
+            // No zeroing after: a query with every key masked averages all values in TF,
+            // as it does with `c` added to every score. The scores are far smaller than
+            // `c`'s float spacing, so adding `c` gives `c` exactly, as selecting it does.
+            fill = Some(c);
         }
         // Scores with a bias added (DeBERTa's relative positions) under the mask too.
         match split_bias(g, i[1]) {
@@ -246,35 +358,32 @@ fn match_attention(g: &Graph, softmax: NodeIndex) -> Option<Match> {
     };
     // The scores: a matmul of q and k, seen through transposes and scalar factors.
     let s = peel(g, scores, true, true)?;
-    let mm = s.source.node;
-    if !MATMULS.contains(&g.node(mm).op.as_str()) || s.source.port != 0 {
-        return None;
-    }
-    let (adj_x, adj_y) = matmul_adjoints(g, mm)?;
-    let [x, y] = g.inputs(mm)[..] else { return None };
+    let ps = product(g, s.source.node).filter(|_| s.source.port == 0)?;
+    // Scores axis a is the product's axis po[s.axes[a]].
+    let s = View { axes: s.axes.map(|a| ps.po[a]), ..s };
+    let (adj_x, adj_y, x, y) = (ps.adj_x, ps.adj_y, ps.x, ps.y);
     // Scores axis a is matmul axis s.axes[a]: batch axes first, then rows and columns.
     let batch = [s.axes[0], s.axes[1]];
     if !batch.iter().all(|&b| b < 2) || batch[0] == batch[1] {
         return None;
     }
     let (q_op, k_op, q_left) = match (s.axes[2], s.axes[3]) {
-        (2, 3) => (x, y, true),
-        (3, 2) => (y, x, false),
+        (2, 3) => ((x, ps.px), (y, ps.py), true),
+        (3, 2) => ((y, ps.py), (x, ps.px), false),
         _ => return None,
     };
     let (q_adj, k_adj) = if q_left { (adj_x, adj_y) } else { (adj_y, adj_x) };
     let qa = operand_axes(q_adj, q_left);
     let ka = operand_axes(k_adj, !q_left);
-    let qv = peel(g, q_op, true, false)?;
-    let kv = peel(g, k_op, true, false)?;
+    let qv = through(peel(g, q_op.0, true, false)?, q_op.1);
+    let kv = through(peel(g, k_op.0, true, false)?, k_op.1);
     let q = (qv.source, layout(&qv, batch, qa[2], qa[3]));
     let mut k = (kv.source, layout(&kv, batch, ka[2], ka[3]));
     // The values: the right operand of the output matmul; its batch axes are the scores'.
-    let vop = g.inputs(out)[1];
-    let va = operand_axes(adj_v, false);
+    let va = operand_axes(pv.adj_y, false);
     // Output [S0, S1, Lq, Ev] = probs [S0, S1, Lq, Lk] @ v [S0, S1, Lk, Ev]: v's free axis is
     // Ev, its contracted axis Lk.
-    let vv = peel(g, vop, false, false)?;
+    let vv = through(peel(g, pv.y, false, false)?, pv.py);
     let mut v = (vv.source, layout(&vv, [0, 1], va[3], va[2]));
     for (src, _) in [&q, &k, &v] {
         if !rank4(g, *src) || !is_float(g, *src) {
@@ -293,7 +402,30 @@ fn match_attention(g: &Graph, softmax: NodeIndex) -> Option<Match> {
     }
     let scale = s.scale * qv.scale * kv.scale * factor;
     let scores_shapes = shape_readers(g, scores);
-    Some(Match { q, k, v, mask, bias, bias_factor: factor, scale, gqa, out, scores_shapes })
+    let scores_sizes = size_readers(g, scores);
+    // What reads the scores' sizes reads them from q and k, in SDPA's layout: the scores
+    // must be in it too.
+    let sdpa_layout = if q_left { [0, 1, 2, 3] } else { [0, 1, 3, 2] };
+    if (!scores_shapes.is_empty() || !scores_sizes.is_empty()) && s.axes != sdpa_layout {
+        return None;
+    }
+    let out_axes = pv.po;
+    Some(Match {
+        q,
+        k,
+        v,
+        mask,
+        bias,
+        bias_factor: factor,
+        fill,
+        scale,
+        gqa,
+        out,
+        out_axes,
+        scores_shapes,
+        scores,
+        scores_sizes,
+    })
 }
 
 /// `(source, repeats)` when `x` is its source with each head (SDPA axis 1) repeated.
@@ -344,32 +476,44 @@ fn arranged(
     ValueRef { node: t, port: 0 }
 }
 
+/// `where(mask, bias, fill)`: a boolean mask and what it lets through (a bias, or 0) as one
+/// float mask, of the scores' float type.
 fn masked_bias(
     g: &mut Graph,
     base: &str,
     mask: ValueRef,
-    bias: ValueRef,
+    bias: Option<ValueRef>,
+    fill: f64,
+    dtype: DType,
     ordinal: usize,
 ) -> ValueRef {
-    let inf = Node::constant(
-        format!("{base}/masked"),
-        Tensor::from_f32(vec![], &[f32::NEG_INFINITY]),
-        ordinal,
-    );
-    let inf = g.add_node(inf);
-    g.node_mut(inf).outputs = vec![ValueInfo { dtype: Some(DType::F32), shape: Some(vec![]) }];
+    let scalar = |g: &mut Graph, name: &str, x: f64| {
+        let t = match dtype {
+            DType::F64 => Tensor::from_f64(vec![], &[x]),
+            _ => Tensor::from_f32(vec![], &[x as f32]),
+        };
+        let c = g.add_node(Node::constant(format!("{base}/{name}"), t, ordinal));
+        let c_dtype = if dtype == DType::F64 { DType::F64 } else { DType::F32 };
+        g.node_mut(c).outputs = vec![ValueInfo { dtype: Some(c_dtype), shape: Some(vec![]) }];
+        ValueRef { node: c, port: 0 }
+    };
+    let fill = scalar(g, "masked", fill);
+    let kept = match bias {
+        Some(b) => b,
+        None => scalar(g, "kept", 0.0),
+    };
     let mut select = Node::new(format!("{base}/bias"), "SelectV2", ordinal);
-    select.role = Some("bias");
-    let (mi, bi) = (g.info(mask), g.info(bias));
+    select.role = Some(if bias.is_some() { "bias" } else { "mask" });
+    let (mi, bi) = (g.info(mask), g.info(kept));
     let shape = match (mi.shape, bi.shape) {
         (Some(a), Some(b)) => crate::ops::util::broadcast(&Some(a), &Some(b)),
         _ => None,
     };
-    select.outputs = vec![ValueInfo { dtype: bi.dtype, shape }];
+    select.outputs = vec![ValueInfo { dtype: Some(dtype), shape }];
     let select = g.add_node(select);
     g.connect(mask, select, 0);
-    g.connect(bias, select, 1);
-    g.connect(ValueRef { node: inf, port: 0 }, select, 2);
+    g.connect(kept, select, 1);
+    g.connect(fill, select, 2);
     ValueRef { node: select, port: 0 }
 }
 
@@ -434,6 +578,42 @@ fn reroute_scores_shape(g: &mut Graph, base: &str, shape: NodeIndex, q: ValueRef
     g.replace_uses(sizes, ValueRef { node: cat, port: 0 });
 }
 
+/// Points `reader`, which takes run-time sizes of `scores` (SDPA's layout) through its size
+/// constant's `Dim::Of` entries and reads them at `slot`, at `q`'s and `k`'s sizes instead.
+fn reroute_scores_sizes(
+    g: &mut Graph,
+    reader: NodeIndex,
+    slot: usize,
+    scores: ValueRef,
+    q: ValueRef,
+    k: ValueRef,
+) {
+    use crate::ir::Dim;
+    let Some((target_slot, _)) = crate::passes::fold::target_slot(&g.node(reader).op) else {
+        return;
+    };
+    let Some(&target) = g.inputs(reader).get(target_slot) else { return };
+    let Some(mut partial) = g.node(target.node).partial.clone() else { return };
+    let (mut reads_q, mut reads_k) = (false, false);
+    for d in &mut partial.values {
+        if let Dim::Of(v, a) = *d
+            && v == scores
+        {
+            // Scores axis `a` is q's axis `a`, but the last, which is k's keys (its axis 2).
+            *d = if a == 3 { Dim::Of(k, 2) } else { Dim::Of(q, a) };
+            reads_q |= a != 3;
+            reads_k |= a == 3;
+        }
+    }
+    g.set_partial(target.node, partial);
+    let source = if reads_q { q } else { k };
+    g.set_input(reader, slot, source);
+    if reads_q && reads_k {
+        let next = g.inputs(reader).len();
+        g.connect(k, reader, next);
+    }
+}
+
 /// The axis a `StridedSlice` takes one size of (`shape[3]`, `shape[-1]`), made
 /// non-negative against the scores' rank 4.
 fn single_index(g: &Graph, reader: NodeIndex) -> Option<i64> {
@@ -477,6 +657,26 @@ fn scaled(g: &mut Graph, base: &str, v: ValueRef, factor: f64, ordinal: usize) -
     ValueRef { node: mul, port: 0 }
 }
 
+/// `mask` without an all-true operand: Keras ands its mask with `ones_like(scores)` to give
+/// it the scores' shape, which SDPA broadcasts it to anyway.
+fn without_all_true(g: &Graph, mask: ValueRef) -> ValueRef {
+    let Some((a, b)) = binary(g, mask, &["LogicalAnd"]) else { return mask };
+    let all_true = |v: ValueRef| {
+        let n = g.node(v.node);
+        n.op == "Fill"
+            && g.inputs(v.node)
+                .get(1)
+                .and_then(|&c| g.const_value(c))
+                .is_some_and(|t| t.dtype == DType::Bool && t.data.iter().all(|&b| b != 0))
+    };
+    let fits = |v: ValueRef| g.info(v).shape.is_some_and(|s| s.len() <= 4);
+    match (all_true(a), all_true(b)) {
+        (true, false) if fits(b) => b,
+        (false, true) if fits(a) => a,
+        _ => mask,
+    }
+}
+
 /// Names what `mask` is, where nothing else named it (Keras' scope would call it `softmax`).
 fn name_mask(g: &mut Graph, mask: ValueRef) {
     let producer = g.node_mut(mask.node);
@@ -492,11 +692,15 @@ fn install(g: &mut Graph, m: Match) {
     let v = arranged(g, m.v, &base, "v", ordinal);
     // A bias under a boolean mask: `where(mask, bias, -inf)`, added like any float mask
     // (a masked key gets no weight, a query with no key left gets zeros, as in TF).
-    let mask = match (m.mask, m.bias) {
-        (Some((mask, AttentionMask::Bool)), Some(bias)) => {
+    let dtype = g.info(v).dtype.unwrap_or(DType::F32);
+    let mask = m.mask.map(|(mask, kind)| (without_all_true(g, mask), kind));
+    let mask = match (mask, m.bias) {
+        (Some((mask, AttentionMask::Bool)), bias) if bias.is_some() || m.fill.is_some() => {
             name_mask(g, mask);
-            let bias = scaled(g, &base, bias, m.bias_factor, ordinal);
-            Some((masked_bias(g, &base, mask, bias, ordinal), AttentionMask::Additive))
+            let bias = bias.map(|b| scaled(g, &base, b, m.bias_factor, ordinal));
+            let fill = m.fill.unwrap_or(f64::NEG_INFINITY);
+            let float = masked_bias(g, &base, mask, bias, fill, dtype, ordinal);
+            Some((float, AttentionMask::Additive))
         }
         (Some((mask, AttentionMask::Additive)), None) => {
             Some((scaled(g, &base, mask, m.bias_factor, ordinal), AttentionMask::Additive))
@@ -506,6 +710,9 @@ fn install(g: &mut Graph, m: Match) {
     for &shape in &m.scores_shapes {
         reroute_scores_shape(g, &base, shape, q, k);
     }
+    for &(reader, slot) in &m.scores_sizes {
+        reroute_scores_sizes(g, reader, slot, m.scores, q, k);
+    }
     let kind = mask.as_ref().map(|(_, kind)| *kind);
     let op = Fused::Attention { scale: m.scale as f32, mask: kind, gqa: m.gqa };
     let mut inputs = vec![q, k, v];
@@ -514,7 +721,33 @@ fn install(g: &mut Graph, m: Match) {
         name_mask(g, mask);
     }
     // What only the old matmul read is left for `prune`.
-    replace_with_fused(g, m.out, op, &inputs);
+    if m.out_axes == IDENTITY {
+        replace_with_fused(g, m.out, op, &inputs);
+        return;
+    }
+    // An einsum that wrote another layout: SDPA's output, transposed to it.
+    let info = g.info(ValueRef { node: m.out, port: 0 });
+    let mut sdpa_shape = info.shape.clone();
+    if let (Some(sdpa), Some(out)) = (sdpa_shape.as_mut(), info.shape.as_ref()) {
+        for (j, &a) in m.out_axes.iter().enumerate() {
+            sdpa[a] = out[j];
+        }
+    }
+    let mut node = Node::fused(format!("{base}/attention"), op, ordinal);
+    node.outputs = vec![ValueInfo { dtype: info.dtype, shape: sdpa_shape }];
+    let fused = g.add_node(node);
+    for (slot, &input) in inputs.iter().enumerate() {
+        g.connect(input, fused, slot);
+    }
+    let perm: Vec<i32> = m.out_axes.iter().map(|&a| a as i32).collect();
+    let perm = int_const(g, format!("{base}/perm"), &perm, ordinal);
+    let mut t = Node::new(base, "Transpose", ordinal);
+    t.outputs = vec![info];
+    let t = g.add_node(t);
+    g.connect(ValueRef { node: fused, port: 0 }, t, 0);
+    g.connect(perm, t, 1);
+    g.replace_uses(ValueRef { node: m.out, port: 0 }, ValueRef { node: t, port: 0 });
+    g.g.remove_node(m.out);
 }
 
 #[cfg(test)]
@@ -701,6 +934,38 @@ mod tests {
         keys_t = torch.tensor(keys, dtype=torch.int32)
         return x, keys_t
         ");
+    }
+
+    /// Keras' einsum spelling (ViT, ALBERT, ESM): `BTNH,BSNH->BNTS` scores, a mask that
+    /// selects a large negative score with nothing zeroing the probabilities after, and
+    /// `BNTS,BSNH->BTNH` values: one call on q, k, v transposed to SDPA's layout, its output
+    /// transposed back, the mask a float one (a query with every key masked averages every
+    /// value, in TF and here).
+    #[test]
+    fn einsum_form_with_a_selected_mask_and_no_zeroing() {
+        let mut g = TestGraph::new();
+        let q = g.input("q", &[-1, 5, 2, 8]);
+        let k = g.input("k", &[-1, 5, 2, 8]);
+        let v = g.input("v", &[-1, 5, 2, 8]);
+        let mask = g.typed_input("mask", &[-1, 1, 1, 5], DType::Bool);
+        let eq = |e: &str| ("equation", string(e));
+        let s = g.op("att/einsum", "Einsum", &[q, k], &[eq("BTNH,BSNH->BNTS"), ("N", int(2))]);
+        let c = scalar(&mut g, "att/scale", 0.25);
+        let s = g.op("att/Mul", "Mul", &[s, c], &[]);
+        let big = scalar(&mut g, "att/min", -2.372671e38);
+        let masked = g.op("att/SelectV2", "SelectV2", &[mask, s, big], &[]);
+        let p = g.op("att/Softmax", "Softmax", &[masked], &[]);
+        let o = g.op("att/einsum_1", "Einsum", &[p, v], &[eq("BNTS,BSNH->BTNH"), ("N", int(2))]);
+        assert_snapshot!(g.lower(&[o]), @"
+            ---
+            q_2 = q.permute(0, 2, 1, 3)
+            k_2 = k.permute(0, 2, 1, 3)
+            v_2 = v.permute(0, 2, 1, 3)
+            mask_2 = torch.where(mask, 0.0, -2.372671e38)
+            x = F.scaled_dot_product_attention(q_2, k_2, v_2, attn_mask=mask_2, scale=0.25)
+            x = x.permute(0, 2, 1, 3)
+            return x
+            ");
     }
 
     /// Scores the model also returns (Keras' `return_attention_scores`) stay as they are.

@@ -14,6 +14,7 @@ COND += ["case_function", "case_function_saved"]
 # keras-hub backbones with a run-time batch and sequence length.
 DECODERS = ["keras_hub_gpt2", "keras_hub_llama", "keras_hub_gemma", "keras_hub_deberta", "keras_hub_fnet", "keras_hub_esm2"]
 DECODERS += ["keras_hub_falcon", "keras_hub_smollm3", "keras_hub_dinov3", "keras_hub_t5", "keras_hub_bloom"]
+DECODERS += ["keras_hub_albert"]
 DYNAMIC = ["dyn_class_token", "dyn_reshape", "dyn_fill_pack", "dyn_data_sizes", "dyn_resize_like", "dyn_pad_slice", "dyn_upsample", "dtypes_kept", "any_size_mobilenet"]
 DYNAMIC += ["keras_mobilenet_v3_small", "keras_nasnet_mobile", "audio_features"]
 DYNAMIC += ["seq2seq_attention", "keras_channels_first", "dyn_pools", "dyn_tcn"]
@@ -266,6 +267,24 @@ def test_an_angle_table_every_layer_reshapes_is_made_once(tmp_path):
     assert "nn.ModuleList([EncoderLayer() for _ in range(2)])" in code, code
     top = code.split("class KerasHubDinov3")[1]
     assert top.count("angles = ") == 1 and "layer(x, angles)" in top, code
+
+
+@pytest.mark.parametrize("name", ["keras_hub_albert", "keras_hub_esm2", "keras_hub_dinov3"])
+def test_einsum_attention_is_one_sdpa_call(name, tmp_path):
+    """Keras' attention written as einsums (`BTNH,BSNH->BNTS`, then `BNTS,BSNH->BTNH`) is one
+    `F.scaled_dot_product_attention` call, its output transposed back. ALBERT's and ESM's
+    masks select a large negative score and nothing zeroes the probabilities after: a
+    sequence of padding only averages every value in TF, as the float mask `where(mask, 0,
+    min)` added to the scores does (parity on such a sequence: the decoder test)."""
+    out = tmp_path / "out"
+    run_cli("convert", source(name), "-o", out)
+    code = (out / "model.py").read_text()
+    assert "F.softmax" not in code and "torch.einsum" not in code, code
+    assert "F.scaled_dot_product_attention(q, k, v" in code, code
+    if name != "keras_hub_dinov3":
+        assert "torch.where(mask, 0.0, -2.372671e38)" in code, code
+        # The all-true `ones_like(scores)` Keras ands the mask with is gone.
+        assert "torch.full(" not in code, code
 
 
 @pytest.mark.parametrize("name", ["keras_hub_gpt2", "keras_hub_llama"])

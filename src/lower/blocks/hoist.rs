@@ -21,17 +21,6 @@ fn contiguous_count(spans: &[Span]) -> usize {
         .count()
 }
 
-/// Names a run of statements binds, and names it reads.
-fn bound_and_read(stmts: &[Assign]) -> (BTreeSet<&str>, BTreeSet<&str>) {
-    let mut bound = BTreeSet::new();
-    let mut read = BTreeSet::new();
-    for s in stmts {
-        read.extend(s.value.names());
-        bound.extend(s.target.bound_names());
-    }
-    (bound, read)
-}
-
 /// The spans in `order`, their statements moved with them (ranges renumbered).
 fn reordered(stmts: &[Assign], spans: &[Span], order: &[usize]) -> (Vec<Assign>, Vec<Span>) {
     let mut out_stmts = Vec::with_capacity(stmts.len());
@@ -89,21 +78,38 @@ fn hoisted_order(stmts: &[Assign], spans: &[Span], idx: &[usize]) -> Option<Vec<
         if !span.movable || !span.layers.is_empty() || !span.buffers.is_empty() {
             return None;
         }
-        // The block's statements it moves above.
-        let passed: Vec<Assign> = (first..f)
-            .filter(|i| inside.contains(i))
-            .flat_map(|i| stmts[spans[i].stmts.clone()].iter().cloned())
-            .collect();
-        let (block_bound, block_read) = bound_and_read(&passed);
-        let (bound, read) = bound_and_read(&stmts[span.stmts.clone()]);
-        if !(read.is_disjoint(&block_bound)
-            && bound.is_disjoint(&block_bound)
-            && bound.is_disjoint(&block_read))
-        {
-            return None;
-        }
     }
-    Some(
-        (0..first).chain(foreign).chain(idx.iter().copied()).chain(last + 1..spans.len()).collect(),
-    )
+    let moved: Vec<usize> = foreign.iter().chain(idx).copied().collect();
+    let before: Vec<usize> = (first..=last).collect();
+    if !same_meaning(stmts, spans, &before, &moved) {
+        return None;
+    }
+    Some((0..first).chain(moved).chain(last + 1..spans.len()).collect())
+}
+
+/// Whether the spans `a` and `b` (the same spans in two orders) give every name read the
+/// same statement's value, and leave each name bound to the same statement's value after
+/// them. A mask computed inside a layer may take the name `x` the layer uses too: it moves
+/// up as long as the layer binds `x` again before it reads it.
+fn same_meaning(stmts: &[Assign], spans: &[Span], a: &[usize], b: &[usize]) -> bool {
+    /// For each statement (by index), the statement each name it reads was bound by (None:
+    /// before the spans); and each name's last binder.
+    type Reaching<'s> = (BTreeSet<(usize, &'s str, Option<usize>)>, Vec<(&'s str, usize)>);
+    let reaching = |order: &[usize]| -> Reaching<'_> {
+        let mut bound_by: std::collections::BTreeMap<&str, usize> = Default::default();
+        let mut reads = BTreeSet::new();
+        for &span in order {
+            for i in spans[span].stmts.clone() {
+                let s = &stmts[i];
+                for name in s.value.names() {
+                    reads.insert((i, name, bound_by.get(name).copied()));
+                }
+                for name in s.target.bound_names() {
+                    bound_by.insert(name, i);
+                }
+            }
+        }
+        (reads, bound_by.into_iter().collect())
+    };
+    reaching(a) == reaching(b)
 }
