@@ -14,6 +14,7 @@ mod fuse_bias;
 mod fuse_bidirectional;
 mod fuse_causal;
 mod fuse_dilated;
+mod fuse_grouped_attention;
 mod fuse_groupnorm;
 mod fuse_l2norm;
 mod fuse_layernorm;
@@ -56,7 +57,7 @@ pub fn run_all(g: &mut Graph) -> Result<()> {
 type Pass = fn(&mut Graph) -> Result<()>;
 
 /// After recurrent layers are fused (see [`run_observed`]).
-const LATE: [(&str, Pass); 26] = [
+const LATE: [(&str, Pass); 27] = [
     ("simplify", simplify),
     ("prune", prune),
     ("fuse_bidirectional", fuse_bidirectional::fuse_bidirectional),
@@ -77,6 +78,7 @@ const LATE: [(&str, Pass); 26] = [
     ("fuse_wrap", fuse_wrap::fuse_wrap),
     ("fuse_logsumexp", fuse_logsumexp::fuse_logsumexp),
     ("fuse_l2norm", fuse_l2norm::fuse_l2norm),
+    ("fuse_grouped_attention", fuse_grouped_attention::fuse_grouped_attention),
     ("fuse_attention", fuse_attention::fuse_attention),
     // Only what is still read is compared (a fusion leaves the nodes it replaced).
     ("prune", prune),

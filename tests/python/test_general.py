@@ -287,6 +287,17 @@ def test_einsum_attention_is_one_sdpa_call(name, tmp_path):
         assert "torch.full(" not in code, code
 
 
+def test_attention_with_a_group_axis_is_grouped_query_attention(tmp_path):
+    """Gemma splits its query heads into groups of the key/value heads and writes attention
+    as 5-D einsums (`abcde,afce->acdbf`): one SDPA call with `enable_gqa=True` on the query
+    before its split (parity, with left padding: the decoder test)."""
+    out = tmp_path / "out"
+    run_cli("convert", source("keras_hub_gemma"), "-o", out)
+    code = (out / "model.py").read_text()
+    assert "F.softmax" not in code and "abcde" not in code, code
+    assert "F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True)" in code, code
+
+
 @pytest.mark.parametrize("name", ["keras_hub_gpt2", "keras_hub_llama"])
 def test_decoder_attention_reads_as_pytorch(name, tmp_path):
     """Attention is one `F.scaled_dot_product_attention` call on tensors named q, k, v (Llama's

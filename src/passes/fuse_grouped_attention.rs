@@ -1,0 +1,296 @@
+//! Grouped-query attention written with a group axis (keras-hub's Gemma family): the query
+//! split into `[B, T, K, G, H]` (K key/value heads, G query heads per key head), scores
+//! `einsum("BTKGH,BSKH->BKGTS")`, a mask `[B, 1, 1, T, S]`, the softmax, the values
+//! `einsum("BKGTS,BSKH->BTKGH")`, and the heads merged again into `[B, T, K·G, H]`.
+//!
+//! The same computation over 4-D tensors: the query as it was before the split, the key and
+//! value heads repeated G times (`repeat_interleave`, which [`super::fuse_attention`] makes
+//! `enable_gqa=True`), the scores `[B, K·G, T, S]` and the mask without its group axis. The
+//! attention fusion then finds its usual form. Each score is the same dot product of the
+//! same vectors, so the values are exactly TF's.
+
+use petgraph::stable_graph::NodeIndex;
+
+use crate::error::Result;
+use crate::ir::fused::Fused;
+use crate::ir::{Graph, Node, ValueInfo, ValueRef};
+use crate::passes::pattern::{const_scalar, inputs_of, single_consumer};
+
+pub fn fuse_grouped_attention(g: &mut Graph) -> Result<()> {
+    let softmaxes: Vec<NodeIndex> =
+        g.g.node_indices().filter(|&n| g.node(n).op == "Softmax").collect();
+    for s in softmaxes {
+        if let Some(m) = match_grouped(g, s) {
+            install(g, m);
+        }
+    }
+    Ok(())
+}
+
+/// `x,y->o` as three strings of letters.
+fn equation(g: &Graph, n: NodeIndex) -> Option<(Vec<char>, Vec<char>, Vec<char>)> {
+    let node = g.node(n);
+    if node.op != "Einsum" || g.inputs(n).len() != 2 {
+        return None;
+    }
+    let eq = node.attr_str("equation").ok()?;
+    let (ins, out) = eq.split_once("->")?;
+    let (a, b) = ins.split_once(',')?;
+    let letters = |t: &str| t.trim().chars().collect::<Vec<char>>();
+    Some((letters(a), letters(b), letters(out)))
+}
+
+/// The scores einsum `[B, T, K, G, H] · [B, S, K, H] -> [B, K, G, T, S]` (letters any).
+fn score_letters(x: &[char], y: &[char], o: &[char]) -> Option<()> {
+    let ([batch, query, kv, group, dim], [b2, key, k2, d2], [b3, k3, g3, q3, s3]) = (x, y, o)
+    else {
+        return None;
+    };
+    let all = [*batch, *query, *kv, *group, *dim, *key];
+    let distinct = all.iter().collect::<std::collections::BTreeSet<_>>().len() == 6;
+    let same = (b2, k2, d2, b3, k3, g3, q3, s3) == (batch, kv, dim, batch, kv, group, query, key);
+    (distinct && same).then_some(())
+}
+
+/// Whether the values einsum is `[B, K, G, T, S] · [B, S, K, H] -> [B, T, K, G, H]`, in the
+/// scores' letters (renamed at will).
+fn value_letters(x: &[char], y: &[char], o: &[char]) -> bool {
+    let ([b, k, gr, t, s], [b2, s2, k2, h], [b3, t3, k3, g3, h3]) = (x, y, o) else {
+        return false;
+    };
+    let distinct = [b, k, gr, t, s, h].iter().collect::<std::collections::BTreeSet<_>>().len() == 6;
+    distinct && (b2, s2, k2, b3, t3, k3, g3, h3) == (b, s, k, b, t, k, gr, h)
+}
+
+struct Grouped {
+    /// The query before its split into groups, `[B, T, K·G, H]`.
+    query: ValueRef,
+    key: ValueRef,
+    value: ValueRef,
+    groups: i64,
+    scores: NodeIndex,
+    /// The mask `[B, 1, 1, T, S]` (selected before the softmax, and maybe after).
+    mask: Option<ValueRef>,
+    select: Option<NodeIndex>,
+    softmax: NodeIndex,
+    zeroing: Option<NodeIndex>,
+    values: NodeIndex,
+    /// The heads merged again: its readers read the 4-D output.
+    merged: NodeIndex,
+}
+
+fn static_shape(g: &Graph, v: ValueRef) -> Option<Vec<Option<usize>>> {
+    g.info(v).shape
+}
+
+fn match_grouped(g: &Graph, softmax: NodeIndex) -> Option<Grouped> {
+    let logits = *g.inputs(softmax).first()?;
+    single_consumer(g, logits)?;
+    // Before the softmax: `where(mask, scores, -big)`, or the scores themselves.
+    let (scores, mask, select) = match inputs_of(g, logits, &["SelectV2"]) {
+        Some(i) if const_scalar(g, *i.get(2)?)? <= -1e4 => (i[1], Some(i[0]), Some(logits.node)),
+        Some(_) => return None,
+        None => (logits, None, None),
+    };
+    single_consumer(g, scores)?;
+    let (x, y, o) = equation(g, scores.node)?;
+    score_letters(&x, &y, &o)?;
+    let [q5, key] = g.inputs(scores.node)[..] else { return None };
+    // The query as split: a reshape of `[B, T, K·G, H]`.
+    let query = *inputs_of(g, q5, &["Reshape"])?.first()?;
+    let (qs, q5s) = (static_shape(g, query)?, static_shape(g, q5)?);
+    let [_, _, Some(heads), Some(dim)] = qs[..] else { return None };
+    let [_, _, Some(kv), Some(groups), Some(d5)] = q5s[..] else { return None };
+    if kv * groups != heads || d5 != dim || static_shape(g, key)?.len() != 4 {
+        return None;
+    }
+    // After it: maybe TF's zeroing of masked keys, then the values einsum.
+    let probs = ValueRef { node: softmax, port: 0 };
+    let mut weights = probs;
+    let mut zeroing = None;
+    let next = single_consumer(g, probs)?;
+    if g.node(next).op == "SelectV2" {
+        let i = g.inputs(next);
+        if Some(i[0]) != mask || i[1] != probs || const_scalar(g, *i.get(2)?)? != 0.0 {
+            return None;
+        }
+        zeroing = Some(next);
+        weights = ValueRef { node: next, port: 0 };
+    }
+    let values = single_consumer(g, weights)?;
+    let (px, vy, vo) = equation(g, values)?;
+    if !value_letters(&px, &vy, &vo) || g.inputs(values).first() != Some(&weights) {
+        return None;
+    }
+    let value = g.inputs(values)[1];
+    let out = ValueRef { node: values, port: 0 };
+    let merged = single_consumer(g, out)?;
+    let merged_shape = static_shape(g, ValueRef { node: merged, port: 0 })?;
+    if g.node(merged).op != "Reshape"
+        || merged_shape.len() != 4
+        || merged_shape[2..] != [Some(heads), Some(dim)]
+    {
+        return None;
+    }
+    // The mask broadcast over the key/value heads and groups.
+    if let Some(m) = mask {
+        let s = static_shape(g, m)?;
+        if s.len() != 5 || s[1] != Some(1) || s[2] != Some(1) {
+            return None;
+        }
+    }
+    Some(Grouped {
+        query,
+        key,
+        value,
+        groups: i64::try_from(groups).ok()?,
+        scores: scores.node,
+        mask,
+        select,
+        softmax,
+        zeroing,
+        values,
+        merged,
+    })
+}
+
+/// A new node of `op` reading `inputs`, with one output `info`.
+fn add(
+    g: &mut Graph,
+    name: String,
+    op: &str,
+    inputs: &[ValueRef],
+    info: ValueInfo,
+    ordinal: usize,
+) -> ValueRef {
+    let mut node = Node::new(name, op, ordinal);
+    node.outputs = vec![info];
+    let n = g.add_node(node);
+    for (slot, &v) in inputs.iter().enumerate() {
+        g.connect(v, n, slot);
+    }
+    ValueRef { node: n, port: 0 }
+}
+
+/// `v` `[B, S, K, H]` with each head repeated `groups` times.
+fn repeated(g: &mut Graph, name: String, v: ValueRef, groups: i64, ordinal: usize) -> ValueRef {
+    let info = g.info(v);
+    let shape = info.shape.clone().map(|mut s| {
+        s[2] = s[2].map(|k| k * groups as usize);
+        s
+    });
+    let op = Fused::RepeatInterleave { axis: 2, repeats: groups };
+    let mut node = Node::fused(name, op, ordinal);
+    node.outputs = vec![ValueInfo { dtype: info.dtype, shape }];
+    let n = g.add_node(node);
+    g.connect(v, n, 0);
+    ValueRef { node: n, port: 0 }
+}
+
+fn install(g: &mut Graph, m: Grouped) {
+    // The new nodes take the old ones' names; the old, read by nothing once the merged
+    // output's readers read the new, are left to `prune`.
+    let olds = [Some(m.scores), m.select, Some(m.softmax), m.zeroing, Some(m.values)];
+    let mut names = std::collections::BTreeMap::new();
+    for n in olds.into_iter().flatten() {
+        names.insert(n, g.node(n).name.clone());
+        g.node_mut(n).name.push_str("/grouped");
+    }
+    let (base, ordinal) = (names[&m.scores].clone(), g.node(m.scores).ordinal);
+    let dtype = g.info(ValueRef { node: m.scores, port: 0 }).dtype;
+    let key = repeated(g, format!("{base}/key_heads"), m.key, m.groups, ordinal);
+    let value = repeated(g, format!("{base}/value_heads"), m.value, m.groups, ordinal);
+    let (qs, ks) = (g.info(m.query).shape, g.info(key).shape);
+    let scores_shape = match (&qs, &ks) {
+        (Some(q), Some(k)) => Some(vec![q[0], q[2], q[1], k[1]]),
+        _ => None,
+    };
+    let scores_info = ValueInfo { dtype, shape: scores_shape.clone() };
+    let mut scores = Node::new(base.clone(), "Einsum", ordinal);
+    scores.attrs = g.node(m.scores).attrs.clone();
+    scores.set_attr_str("equation", "BTNH,BSNH->BNTS");
+    scores.outputs = vec![scores_info.clone()];
+    let scores = g.add_node(scores);
+    g.connect(m.query, scores, 0);
+    g.connect(key, scores, 1);
+    let mut logits = ValueRef { node: scores, port: 0 };
+    // The mask without its group axis: `[B, 1, T, S]`.
+    let mask4 = m.mask.map(|mask| {
+        let info = g.info(mask);
+        let shape = info.shape.clone().map(|mut s| {
+            s.remove(2);
+            s
+        });
+        let mut node = Node::new(format!("{base}/mask"), "Squeeze", ordinal);
+        node.set_attr_ints("squeeze_dims", &[2]);
+        node.outputs = vec![ValueInfo { dtype: info.dtype, shape }];
+        let n = g.add_node(node);
+        g.connect(mask, n, 0);
+        ValueRef { node: n, port: 0 }
+    });
+    if let (Some(select), Some(mask)) = (m.select, mask4) {
+        let big = g.inputs(select)[2];
+        let name = names[&select].clone();
+        logits = add(g, name, "SelectV2", &[mask, logits, big], scores_info.clone(), ordinal);
+    }
+    let softmax_name = names[&m.softmax].clone();
+    let mut probs = add(g, softmax_name, "Softmax", &[logits], scores_info.clone(), ordinal);
+    if let (Some(zeroing), Some(mask)) = (m.zeroing, mask4) {
+        let zero = g.inputs(zeroing)[2];
+        let name = names[&zeroing].clone();
+        probs = add(g, name, "SelectV2", &[mask, probs, zero], scores_info, ordinal);
+    }
+    let merged = ValueRef { node: m.merged, port: 0 };
+    let out_info = g.info(merged);
+    let mut out = Node::new(names[&m.values].clone(), "Einsum", ordinal);
+    out.attrs = g.node(m.values).attrs.clone();
+    out.set_attr_str("equation", "BNTS,BSNH->BTNH");
+    out.outputs = vec![out_info];
+    let out = g.add_node(out);
+    g.connect(probs, out, 0);
+    g.connect(value, out, 1);
+    g.replace_uses(merged, ValueRef { node: out, port: 0 });
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::tensor::{DType, Tensor};
+    use crate::testing::*;
+    use insta::assert_snapshot;
+
+    /// keras-hub Gemma's grouped form: 4 query heads in 2 groups of the 2 key/value heads,
+    /// a causal-and-padding mask `[B, 1, 1, T, S]` selected before the softmax and after.
+    /// One SDPA call with `enable_gqa=True` on the query before its split.
+    #[test]
+    fn a_query_split_into_groups_is_grouped_query_attention() {
+        let mut g = TestGraph::new();
+        let q = g.input("q", &[-1, 5, 4, 8]);
+        let k = g.input("k", &[-1, 5, 2, 8]);
+        let v = g.input("v", &[-1, 5, 2, 8]);
+        let mask = g.typed_input("mask", &[-1, 1, 1, 5, 5], DType::Bool);
+        let shape5 = g.constant("att/shape", int_tensor(&[5], &[-1, 5, 2, 2, 8]));
+        let q5 = g.op("att/Reshape", "Reshape", &[q, shape5], &[]);
+        let eq = |e: &str| ("equation", string(e));
+        let s = g.op("att/einsum", "Einsum", &[q5, k], &[eq("abcde,afce->acdbf"), ("N", int(2))]);
+        let big = g.constant("att/big", Tensor::from_f32(vec![], &[-1e9]));
+        let masked = g.op("att/SelectV2", "SelectV2", &[mask, s, big], &[]);
+        let p = g.op("att/Softmax", "Softmax", &[masked], &[]);
+        let zero = g.constant("att/zero", Tensor::from_f32(vec![], &[0.0]));
+        let pz = g.op("att/SelectV2_1", "SelectV2", &[mask, p, zero], &[]);
+        let o = g.op("att/einsum_1", "Einsum", &[pz, v], &[eq("abcde,aebf->adbcf"), ("N", int(2))]);
+        let shape4 = g.constant("att/shape_1", int_tensor(&[4], &[-1, 5, 4, 8]));
+        let y = g.op("att/Reshape_1", "Reshape", &[o, shape4], &[]);
+        assert_snapshot!(g.lower(&[y]), @"
+            ---
+            mask_2 = mask.squeeze(2)
+            q_2 = q.permute(0, 2, 1, 3)
+            k_2 = k.permute(0, 2, 1, 3)
+            v_2 = v.permute(0, 2, 1, 3)
+            x = F.scaled_dot_product_attention(
+                q_2, k_2, v_2, attn_mask=mask_2, scale=1.0, enable_gqa=True
+            )
+            x = x.permute(0, 2, 1, 3)
+            return x
+            ");
+    }
+}
