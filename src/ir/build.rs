@@ -177,7 +177,8 @@ fn default_inputs(graph: &Graph) -> Vec<ValueRef> {
     v.into_iter().map(|(_, r)| r).collect()
 }
 
-/// Every value nothing reads, in file order, but bookkeeping.
+/// Every value nothing reads, in file order, but bookkeeping and what a function body
+/// computed for nothing (unless that is all there is).
 fn default_outputs(graph: &Graph, awaited: &BTreeSet<NodeIndex>) -> Vec<ValueRef> {
     let mut v: Vec<_> = graph
         .g
@@ -190,6 +191,10 @@ fn default_outputs(graph: &Graph, awaited: &BTreeSet<NodeIndex>) -> Vec<ValueRef
         .map(|n| (graph.g[n].ordinal, ValueRef { node: n, port: 0 }))
         .collect();
     v.sort();
+    let inlined = |r: &ValueRef| graph.node(r.node).has_attr(crate::proto::INLINED_ATTR);
+    if v.iter().any(|(_, r)| !inlined(r)) {
+        v.retain(|(_, r)| !inlined(r));
+    }
     v.into_iter().map(|(_, r)| r).collect()
 }
 

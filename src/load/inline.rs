@@ -412,6 +412,9 @@ pub(super) fn inline_body(
     for b in &f.node_def {
         let mut inner = b.clone();
         inner.name = format!("{prefix}{}", b.name);
+        // Marked: what a function body computes for nothing is no model output.
+        let marker = AttrValue { value: Some(Value::B(true)) };
+        inner.attr.insert(crate::proto::INLINED_ATTR.into(), marker);
         inner.input = Vec::with_capacity(b.input.len());
         for s in &b.input {
             if let Some(t) = translate(s)? {

@@ -76,6 +76,8 @@ impl<'a> Lowerer<'a> {
             boolean,
         }));
         *self.summary.translated.entry("cond".into()).or_default() += 1;
+        // A branch reads its inputs as tensors (TF's are): a constant is passed as one.
+        let args = self.literals_as_tensors(&outer, args);
         let expr = Expr::self_attr(&name).called(args, vec![]);
         Ok(if outputs == 1 {
             Lowered::Expr { expr, layout: Layout::Tf }

@@ -62,18 +62,7 @@ impl<'a> Lowerer<'a> {
         *self.summary.translated.entry("loop".into()).or_default() += 1;
         // A loop variable is a tensor in the body (TF's is); one starting from a literal is
         // passed as a tensor too, or `torch.stack([step, ...])` would meet a Python int.
-        let args = outer
-            .iter()
-            .zip(args)
-            .map(|(&v, a)| match a {
-                Expr::Lit(Lit::Int(_) | Lit::F32(_) | Lit::F64(_) | Lit::Bool(_)) => {
-                    let dtype = self.graph.info(v).dtype.and_then(|d| d.torch_name());
-                    let kwargs = dtype.map(|d| vec![("dtype", crate::ops::util::torch_attr(d))]);
-                    Expr::call_kw("torch.tensor", vec![a], kwargs.unwrap_or_default())
-                }
-                a => a,
-            })
-            .collect();
+        let args = self.literals_as_tensors(&outer, args);
         let expr = Expr::self_attr(&name).called(args, vec![]);
         // One variable comes back alone, not as a 1-tuple (`return x`).
         if vars == 1 {

@@ -200,6 +200,27 @@ fn is_source(graph: &Graph, n: NodeIndex) -> bool {
     node.op == "Placeholder" || node.value.is_some()
 }
 
+impl Lowerer<'_> {
+    /// `args`, the values `outer` passed to a loop or a conditional method, with each Python
+    /// number written as a tensor of its value's dtype: the method's body reads its
+    /// parameters as tensors (`.item()`, `torch.stack`), as TF's are.
+    fn literals_as_tensors(&self, outer: &[ValueRef], args: Vec<Expr>) -> Vec<Expr> {
+        use crate::py::Lit;
+        outer
+            .iter()
+            .zip(args)
+            .map(|(&v, a)| match a {
+                Expr::Lit(Lit::Int(_) | Lit::F32(_) | Lit::F64(_) | Lit::Bool(_)) => {
+                    let dtype = self.graph.info(v).dtype.and_then(|d| d.torch_name());
+                    let kwargs = dtype.map(|d| vec![("dtype", crate::ops::util::torch_attr(d))]);
+                    Expr::call_kw("torch.tensor", vec![a], kwargs.unwrap_or_default())
+                }
+                a => a,
+            })
+            .collect()
+    }
+}
+
 impl<'a> Lowerer<'a> {
     /// A lowerer for `graph` that adds to `module` (shared with the caller for loop bodies).
     fn new(graph: &'a Graph, module: Module, attr_names: Scope, stubs: stubs::Stubs) -> Self {

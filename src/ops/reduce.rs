@@ -10,6 +10,7 @@ use crate::ops::sizes::{Sizes, scalar, sizes};
 use crate::ops::util::{norm_axis, phys_axis};
 use crate::ops::{OpDef, OpInputs, op};
 use crate::py::Expr;
+use crate::tensor::DType;
 
 pub const OPS: &[OpDef] = &[
     op("Mean", |c| reduce(c, "mean")).infer(reduce_infer),
@@ -38,7 +39,22 @@ fn keep_dims(node: &crate::ir::Node) -> OpResult<bool> {
     Ok(node.attr_bool_or("keep_dims", false)?)
 }
 
+/// `x.sum(axes)` and the like. torch sums and multiplies integers narrower than 64 bits
+/// into int64; TF keeps their type (wrapping as the int64 result truncated does): cast back.
 fn reduce(ctx: &mut Ctx, method: &str) -> OpResult<Lowered> {
+    let lowered = reduce_in_torch_type(ctx, method)?;
+    let dtype = ctx.info(0).dtype.filter(|d| d.is_int() && *d != DType::I64);
+    match (lowered, dtype) {
+        (Lowered::Expr { expr, layout }, Some(d)) if matches!(method, "sum" | "prod") => {
+            let name = d.torch_name().ok_or("an integer of unknown type")?;
+            let expr = expr.method("to", vec![crate::ops::util::torch_attr(name)]);
+            Ok(Lowered::Expr { expr, layout })
+        }
+        (other, _) => Ok(other),
+    }
+}
+
+fn reduce_in_torch_type(ctx: &mut Ctx, method: &str) -> OpResult<Lowered> {
     if !ctx.is_const(1) {
         return reduce_run_time_axes(ctx, method);
     }
@@ -222,6 +238,23 @@ mod tests {
         prod = x.prod(-3).prod(-1)
         return h, prod
         ");
+    }
+
+    /// torch sums and multiplies int32 into int64; TF keeps int32 (a count of boxes kept
+    /// stays int32): cast back.
+    #[test]
+    fn integer_sums_keep_their_type() {
+        let mut g = TestGraph::new();
+        let x = g.typed_input("x", &[-1, 4], crate::tensor::DType::I32);
+        let axes = g.constant("axes", int_tensor(&[1], &[1]));
+        let s = g.op("sum", "Sum", &[x, axes], &[]);
+        let p = g.op("prod", "Prod", &[x, axes], &[]);
+        assert_snapshot!(g.lower(&[s, p]), @"
+            ---
+            h = x.sum(1).to(torch.int32)
+            prod = x.prod(1).to(torch.int32)
+            return h, prod
+            ");
     }
 
     fn reduce(op: &str, axes: &[i64], keep: bool) -> String {

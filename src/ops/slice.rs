@@ -407,6 +407,10 @@ fn slice(ctx: &mut Ctx) -> OpResult<Lowered> {
                     b.checked_add(s).ok_or_else(|| format!("slice end {b} + {s} overflows"))?;
                 Expr::slice(start, Some(Expr::int(end)), None)
             }
+            // A run-time start and a known size: no test whether the size is -1.
+            (None, Some(s)) if s >= 0 => {
+                Expr::slice(start, Some(b.expr.clone().binop(BinOp::Add, Expr::int(s))), None)
+            }
             // A size known only at run time may be -1 too (to the end).
             _ => {
                 let end = match b.known {

@@ -4,7 +4,7 @@
 use crate::ir::{Dim, Partial, ValueInfo};
 use crate::ops::contract::{Ctx, Layout, Lowered, OpResult};
 use crate::ops::sizes::{is_host, is_host_value};
-use crate::ops::util::{norm_axis, phys_axis, torch_attr};
+use crate::ops::util::{as_tensor, norm_axis, phys_axis};
 use crate::ops::{Folded, OpDef, OpInputs, op};
 use crate::py::Expr;
 use crate::tensor::Tensor;
@@ -169,12 +169,7 @@ fn host_tuple(ctx: &mut Ctx, item_rank: usize) -> OpResult<Option<Expr>> {
 /// Input `i` as a tensor, a scalar constant included (`torch.stack` takes no Python numbers).
 fn tensor_input(ctx: &mut Ctx, i: usize) -> OpResult<Expr> {
     let e = ctx.input_tf(i)?;
-    if !e.is_literal() {
-        return Ok(e);
-    }
-    let dtype =
-        ctx.info(i).dtype.and_then(|d| d.torch_name()).ok_or("a constant of unknown dtype")?;
-    Ok(Expr::call_kw("torch.tensor", vec![e], vec![("dtype", torch_attr(dtype))]))
+    as_tensor(ctx, i, e)
 }
 
 fn pack_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {

@@ -171,6 +171,18 @@ pub(crate) fn known_ints(ctx: &Ctx, i: usize) -> OpResult<Vec<Option<i64>>> {
     Ok(p.values.iter().map(|d| d.known()).collect())
 }
 
+/// `e`, input `i`'s expression, as a tensor: a scalar constant written as a Python number
+/// becomes `torch.tensor(number, dtype=...)` of input `i`'s dtype (`torch.ceil`, `torch.stack`
+/// and most torch functions take no Python numbers).
+pub fn as_tensor(ctx: &Ctx, i: usize, e: Expr) -> OpResult<Expr> {
+    if !e.is_literal() {
+        return Ok(e);
+    }
+    let dtype =
+        ctx.info(i).dtype.and_then(|d| d.torch_name()).ok_or("a constant of unknown dtype")?;
+    Ok(Expr::call_kw("torch.tensor", vec![e], vec![("dtype", torch_attr(dtype))]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

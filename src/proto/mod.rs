@@ -10,6 +10,11 @@ mod saved_model;
 pub mod text;
 pub use saved_model::*;
 
+/// A `NodeDef` attribute of ours: the node was inlined from a function body (TF's own
+/// attributes that start with `_` are internal too). A value of a function body nothing
+/// reads is dead code there, not a model output.
+pub const INLINED_ATTR: &str = "_tf2torch_inlined";
+
 /// `tensorflow.GraphDef`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct GraphDef {

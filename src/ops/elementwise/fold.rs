@@ -228,6 +228,17 @@ pub(super) fn fold_unary(inp: &OpInputs, op: Un) -> Option<Folded> {
     Tensor::with_values_like(a.dtype, a.shape.clone(), &v).map(Folded::Tensor)
 }
 
+/// `Floor`, `Ceil`, `Round` of a constant (a size TF computes as `ceil(n / 512) * 512`):
+/// exact in f64 for any f32 value; an integer is its own rounding.
+pub(super) fn fold_rounding(inp: &OpInputs, round: fn(f64) -> f64) -> Option<Folded> {
+    let a = inp.consts.first().copied().flatten()?;
+    let v = match a.values()? {
+        Values::F(x) => Values::F(x.into_iter().map(round).collect()),
+        ints @ Values::I(_) => ints,
+    };
+    Tensor::with_values_like(a.dtype, a.shape.clone(), &v).map(Folded::Tensor)
+}
+
 /// `Select`/`SelectV2` of constants (a size or axis chosen by a constant condition, as
 /// `tf.signal.linear_to_mel_weight_matrix` computes its own): one condition for both
 /// values, or one per element of values of one shape.

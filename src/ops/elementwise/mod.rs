@@ -6,7 +6,7 @@
 
 mod fold;
 
-use fold::{fold_binary, fold_compare, fold_select, fold_unary};
+use fold::{fold_binary, fold_compare, fold_rounding, fold_select, fold_unary};
 
 use crate::ops::contract::OpResult;
 use crate::ops::contract::{Ctx, Layout, Lowered, channels_first_rank, to_channels_first};
@@ -84,10 +84,16 @@ pub const OPS: &[OpDef] = &[
     op("LogicalNot", |c| function(c, "torch.logical_not")).infer(same_as_input),
     op("Erf", |c| function(c, "torch.erf")).infer(same_as_input),
     op("Erfc", |c| function(c, "torch.erfc")).infer(same_as_input),
-    op("Floor", |c| function(c, "torch.floor")).infer(same_as_input),
-    op("Ceil", |c| function(c, "torch.ceil")).infer(same_as_input),
+    op("Floor", |c| function(c, "torch.floor"))
+        .infer(same_as_input)
+        .fold(|i| fold_rounding(i, f64::floor)),
+    op("Ceil", |c| function(c, "torch.ceil"))
+        .infer(same_as_input)
+        .fold(|i| fold_rounding(i, f64::ceil)),
     // TF rounds half to even, as torch.round does.
-    op("Round", |c| function(c, "torch.round")).infer(same_as_input),
+    op("Round", |c| function(c, "torch.round"))
+        .infer(same_as_input)
+        .fold(|i| fold_rounding(i, f64::round_ties_even)),
     op("Sign", |c| function(c, "torch.sign")).infer(same_as_input),
     op("Sin", |c| function(c, "torch.sin")).infer(same_as_input),
     op("Cos", |c| function(c, "torch.cos")).infer(same_as_input),
@@ -103,7 +109,9 @@ pub const OPS: &[OpDef] = &[
     op("Log1p", |c| function(c, "torch.log1p")).infer(same_as_input),
     op("Expm1", |c| function(c, "torch.expm1")).infer(same_as_input),
     // Round half to even, like torch.round.
-    op("Rint", |c| function(c, "torch.round")).infer(same_as_input),
+    op("Rint", |c| function(c, "torch.round"))
+        .infer(same_as_input)
+        .fold(|i| fold_rounding(i, f64::round_ties_even)),
     op("Bucketize", bucketize).infer(int32_like),
     op("IsNan", |c| function(c, "torch.isnan")).infer(bool_like),
     op("IsInf", |c| function(c, "torch.isinf")).infer(bool_like),
@@ -337,7 +345,8 @@ fn compare(ctx: &mut Ctx, op: BinOp) -> OpResult<Lowered> {
 /// A layout-agnostic `func(x)`.
 fn function(ctx: &mut Ctx, func: &str) -> OpResult<Lowered> {
     let x = ctx.input(0)?;
-    Ok(Lowered::Expr { expr: Expr::call(func, vec![x.expr]), layout: x.layout })
+    let arg = crate::ops::util::as_tensor(ctx, 0, x.expr)?;
+    Ok(Lowered::Expr { expr: Expr::call(func, vec![arg]), layout: x.layout })
 }
 
 /// TF's bucket `i` holds `boundaries[i - 1] <= x < boundaries[i]` (Keras' `Discretization`):
@@ -626,6 +635,25 @@ mod tests {
         x = x + vec
         return x
         ");
+    }
+
+    /// A rounding of a constant folds (`ceil(20 / 512)`, a size TF computes); a torch
+    /// function of a scalar constant gets a tensor (`torch.sin` takes no Python number).
+    #[test]
+    fn functions_of_scalar_constants() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 3]);
+        let c = g.constant("c", Tensor::from_f32(vec![], &[0.0390625]));
+        let up = g.op("ceil", "Ceil", &[c], &[]);
+        let sin = g.op("sin", "Sin", &[c], &[]);
+        let y = g.op("mul", "Mul", &[x, up], &[]);
+        let z = g.op("add", "AddV2", &[y, sin], &[]);
+        assert_snapshot!(g.lower(&[z]), @"
+            ---
+            sin = torch.sin(torch.tensor(0.0390625, dtype=torch.float32))
+            x = x + sin
+            return x
+            ");
     }
 
     #[test]

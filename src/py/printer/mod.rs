@@ -83,6 +83,13 @@ fn layout(indent: usize, head: &str, value: &Expr, tail: &str) -> Vec<String> {
         Expr::Subscript(v, i) => subscript(indent, head, v, i, tail),
         Expr::Slice(sl) => slice(indent, head, sl, tail).unwrap_or(vec![one]),
         Expr::IfElse(_) if !head.is_empty() => parenthesized(indent, head, value, tail),
+        // Inside brackets already: ruff breaks before `if` and `else`.
+        Expr::IfElse(c) => {
+            let mut lines = layout(indent, "", &c.body, "");
+            lines.extend(layout(indent, "if ", &c.test, ""));
+            lines.extend(layout(indent, "else ", &c.orelse, tail));
+            lines
+        }
         _ => vec![one],
     }
 }
