@@ -1,8 +1,9 @@
 //! Image adjustments (`tf.image.adjust_*`) on `[.., height, width, channels]` images, in TF
 //! layout: `AdjustContrastv2` → each channel's mean over the image, the image moved away
 //! from it by the factor; `AdjustHue` and `AdjustSaturation` → `adjust_hsv`
-//! (templates/adjust_hsv.py: RGB to HSV and back with TF's formulas); `ExtractImagePatches`
-//! → `Tensor.unfold` over height and width.
+//! (templates/adjust_hsv.py: RGB to HSV and back with TF's formulas); `RGBToHSV` and
+//! `HSVToRGB` → `rgb_to_hsv`, `hsv_to_rgb` (templates/, the kernels' arithmetic);
+//! `ExtractImagePatches` → `Tensor.unfold` over height and width.
 
 use crate::ir::{Node, Shape, ValueInfo};
 use crate::ops::contract::{Ctx, Layout, Lowered, OpResult};
@@ -15,6 +16,14 @@ pub const OPS: &[OpDef] = &[
     op("AdjustContrastv2", adjust_contrast).infer(same_as_input),
     op("AdjustHue", |c| adjust_hsv(c, "hue")).infer(same_as_input),
     op("AdjustSaturation", |c| adjust_hsv(c, "saturation")).infer(same_as_input),
+    op("RGBToHSV", |c| {
+        colour_space(c, "rgb_to_hsv", include_str!("../../templates/rgb_to_hsv.py"))
+    })
+    .infer(same_as_input),
+    op("HSVToRGB", |c| {
+        colour_space(c, "hsv_to_rgb", include_str!("../../templates/hsv_to_rgb.py"))
+    })
+    .infer(same_as_input),
     op("ExtractImagePatches", extract_patches).infer(extract_patches_infer),
 ];
 
@@ -79,12 +88,26 @@ fn adjust_contrast(ctx: &mut Ctx) -> OpResult<Lowered> {
     Ok(Lowered::Expr { expr, layout: Layout::Tf })
 }
 
-/// `adjust_hsv(images, hue=delta)` or `adjust_hsv(images, saturation=scale)`.
-fn adjust_hsv(ctx: &mut Ctx, what: &'static str) -> OpResult<Lowered> {
+/// An error unless input 0 has 3 channels (or an unknown number) in its last axis.
+fn three_channels(ctx: &Ctx) -> OpResult<()> {
     let shape = ctx.info(0).shape;
     if shape.as_ref().and_then(|s| s.last().copied().flatten()).is_some_and(|c| c != 3) {
-        return Err("images must have 3 channels (RGB) in the last axis".into());
+        return Err("images must have 3 channels (RGB or HSV) in the last axis".into());
     }
+    Ok(())
+}
+
+/// `rgb_to_hsv(images)` or `hsv_to_rgb(images)`: `helper`, defined by `source`.
+fn colour_space(ctx: &mut Ctx, helper: &'static str, source: &'static str) -> OpResult<Lowered> {
+    three_channels(ctx)?;
+    ctx.require_class(helper, source);
+    let expr = Expr::call(helper, vec![ctx.input_tf(0)?]);
+    Ok(Lowered::Expr { expr, layout: Layout::Tf })
+}
+
+/// `adjust_hsv(images, hue=delta)` or `adjust_hsv(images, saturation=scale)`.
+fn adjust_hsv(ctx: &mut Ctx, what: &'static str) -> OpResult<Lowered> {
+    three_channels(ctx)?;
     ctx.require_class("adjust_hsv", include_str!("../../templates/adjust_hsv.py"));
     let (x, amount) = (ctx.input_tf(0)?, ctx.input_tf(1)?);
     let expr = Expr::call_kw("adjust_hsv", vec![x], vec![(what, amount)]);

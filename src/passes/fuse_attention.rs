@@ -158,7 +158,8 @@ struct Match {
     mask: Option<(ValueRef, AttentionMask)>,
     /// A bias added to the scores under a boolean mask: the two become one float mask.
     bias: Option<ValueRef>,
-    /// What scales the bias (or the additive mask) with the scores, after their sum.
+    /// What scales the bias (or the additive mask) with the scores, after their sum (and
+    /// -1 where it was subtracted from them).
     bias_factor: f64,
     /// The value a boolean mask selects for masked scores, where TF does not zero their
     /// probabilities afterwards: the mask becomes a float one of 0 and this value.
@@ -182,10 +183,11 @@ fn from_matmul(g: &Graph, v: ValueRef) -> bool {
     peel(g, v, true, true).is_some_and(|w| product(g, w.source.node).is_some())
 }
 
-/// `(scores, bias, factor)` when `v` is `(scores + bias) · factor`, the scores a product of
-/// q and k, the bias a float tensor and the factor a product of scalar constants (1 when
-/// there are none; Falcon scales the scores after adding its ALiBi bias).
-fn split_bias(g: &Graph, v: ValueRef) -> Option<(ValueRef, ValueRef, f64)> {
+/// `(scores, bias, factor, sign)` when `v` is `(scores ± bias) · factor`, the scores a
+/// product of q and k, the bias a float tensor and the factor a product of scalar constants
+/// (1 when there are none; Falcon scales the scores after adding its ALiBi bias); `sign` is
+/// -1 where the bias is subtracted (`scores - 1e9 * (1 - mask)`).
+fn split_bias(g: &Graph, v: ValueRef) -> Option<(ValueRef, ValueRef, f64, f64)> {
     single_consumer(g, v)?;
     let (mut sum, mut factor) = (v, 1.0);
     let is_const = |u: ValueRef| const_scalar(g, u).is_some();
@@ -201,15 +203,22 @@ fn split_bias(g: &Graph, v: ValueRef) -> Option<(ValueRef, ValueRef, f64)> {
         }
         single_consumer(g, sum)?;
     }
-    let (a, b) = binary(g, sum, &["Add", "AddV2"])?;
-    let (s, m) = if from_matmul(g, a) {
-        (a, b)
-    } else if from_matmul(g, b) {
-        (b, a)
+    let (s, m, sign) = if let Some((a, b)) = binary(g, sum, &["Add", "AddV2"]) {
+        if from_matmul(g, a) {
+            (a, b, 1.0)
+        } else if from_matmul(g, b) {
+            (b, a, 1.0)
+        } else {
+            return None;
+        }
     } else {
-        return None;
+        let (a, b) = binary(g, sum, &["Sub"])?;
+        if !from_matmul(g, a) {
+            return None;
+        }
+        (a, b, -1.0)
     };
-    (is_float(g, m) && factor.is_finite()).then_some((s, m, factor))
+    (is_float(g, m) && factor.is_finite()).then_some((s, m, factor, sign))
 }
 
 /// A batched matmul of two 4-axis operands, written as `BatchMatMul` or as an `Einsum`
@@ -327,7 +336,7 @@ fn match_attention(g: &Graph, softmax: NodeIndex) -> Option<Match> {
     }
     // Before the softmax: the mask.
     let mut fill = None;
-    let (scores, mask, bias, factor) = if let Some(i) = inputs_of(g, logits, &["SelectV2"]) {
+    let (scores, mask, bias, factor, sign) = if let Some(i) = inputs_of(g, logits, &["SelectV2"]) {
         let c = const_scalar(g, *i.get(2)?)?;
         if c > LARGE_NEGATIVE || zeroed_by.is_some_and(|z| z != i[0]) {
             return None;
@@ -340,21 +349,21 @@ fn match_attention(g: &Graph, softmax: NodeIndex) -> Option<Match> {
         }
         // Scores with a bias added (DeBERTa's relative positions) under the mask too.
         match split_bias(g, i[1]) {
-            Some((s, b, f)) if !from_matmul(g, i[1]) => {
-                (s, Some((i[0], AttentionMask::Bool)), Some(b), f)
+            Some((s, b, f, sign)) if !from_matmul(g, i[1]) => {
+                (s, Some((i[0], AttentionMask::Bool)), Some(b), f, sign)
             }
-            _ => (i[1], Some((i[0], AttentionMask::Bool)), None, 1.0),
+            _ => (i[1], Some((i[0], AttentionMask::Bool)), None, 1.0, 1.0),
         }
-    } else if let Some((s, m, f)) = split_bias(g, logits) {
+    } else if let Some((s, m, f, sign)) = split_bias(g, logits) {
         if zeroed_by.is_some() {
             return None;
         }
-        (s, Some((m, AttentionMask::Additive)), None, f)
+        (s, Some((m, AttentionMask::Additive)), None, f, sign)
     } else {
         if zeroed_by.is_some() {
             return None;
         }
-        (logits, None, None, 1.0)
+        (logits, None, None, 1.0, 1.0)
     };
     // The scores: a matmul of q and k, seen through transposes and scalar factors.
     let s = peel(g, scores, true, true)?;
@@ -416,7 +425,7 @@ fn match_attention(g: &Graph, softmax: NodeIndex) -> Option<Match> {
         v,
         mask,
         bias,
-        bias_factor: factor,
+        bias_factor: factor * sign,
         fill,
         scale,
         gqa,
@@ -641,6 +650,13 @@ fn scaled(g: &mut Graph, base: &str, v: ValueRef, factor: f64, ordinal: usize) -
         return v;
     }
     let info = g.info(v);
+    if factor == -1.0 {
+        let mut neg = Node::new(format!("{base}/negated_bias"), "Neg", ordinal);
+        neg.outputs = vec![info];
+        let neg = g.add_node(neg);
+        g.connect(v, neg, 0);
+        return ValueRef { node: neg, port: 0 };
+    }
     let dtype = info.dtype.unwrap_or(DType::F32);
     let t = match dtype {
         DType::F64 => Tensor::from_f64(vec![], &[factor]),
@@ -964,6 +980,29 @@ mod tests {
             mask_2 = torch.where(mask, 0.0, -2.372671e38)
             x = F.scaled_dot_product_attention(q_2, k_2, v_2, attn_mask=mask_2, scale=0.25)
             x = x.permute(0, 2, 1, 3)
+            return x
+            ");
+    }
+
+    /// A mask subtracted from the scores (`scores - 1e9 * (1 - mask)`, as hand-written TF
+    /// code has it): its negation is the additive mask.
+    #[test]
+    fn a_subtracted_mask_is_an_additive_one() {
+        let mut g = TestGraph::new();
+        let q = g.input("q", &[-1, 2, 5, 16]);
+        let k = g.input("k", &[-1, 2, 5, 16]);
+        let v = g.input("v", &[-1, 2, 5, 16]);
+        let penalty = g.input("penalty", &[-1, 1, 1, 5]);
+        let mm = g.op("att/MatMul", "BatchMatMulV2", &[q, k], &[("adj_y", boolean(true))]);
+        let c = scalar(&mut g, "att/scale", 0.25);
+        let s = g.op("att/mul", "Mul", &[mm, c], &[]);
+        let masked = g.op("att/sub", "Sub", &[s, penalty], &[]);
+        let p = g.op("att/Softmax", "Softmax", &[masked], &[]);
+        let o = g.op("att/MatMul_1", "BatchMatMulV2", &[p, v], &[]);
+        assert_snapshot!(g.lower(&[o]), @"
+            ---
+            mask = -penalty
+            x = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
             return x
             ");
     }
