@@ -40,21 +40,22 @@ fn equation(g: &Graph, n: NodeIndex) -> Option<(Vec<char>, Vec<char>, Vec<char>)
     Some((letters(a), letters(b), letters(out)))
 }
 
-/// The scores einsum `[B, T, K, G, H] · [B, S, K, H] -> [B, K, G, T, S]` (letters any).
-fn score_letters(x: &[char], y: &[char], o: &[char]) -> Option<()> {
+/// Whether the scores einsum is `[B, T, K, G, H] · [B, S, K, H] -> [B, K, G, T, S]` (in
+/// letters of its own).
+fn is_grouped_scores(x: &[char], y: &[char], o: &[char]) -> bool {
     let ([batch, query, kv, group, dim], [b2, key, k2, d2], [b3, k3, g3, q3, s3]) = (x, y, o)
     else {
-        return None;
+        return false;
     };
     let all = [*batch, *query, *kv, *group, *dim, *key];
     let distinct = all.iter().collect::<std::collections::BTreeSet<_>>().len() == 6;
     let same = (b2, k2, d2, b3, k3, g3, q3, s3) == (batch, kv, dim, batch, kv, group, query, key);
-    (distinct && same).then_some(())
+    distinct && same
 }
 
-/// Whether the values einsum is `[B, K, G, T, S] · [B, S, K, H] -> [B, T, K, G, H]`, in the
-/// scores' letters (renamed at will).
-fn value_letters(x: &[char], y: &[char], o: &[char]) -> bool {
+/// Whether the values einsum is `[B, K, G, T, S] · [B, S, K, H] -> [B, T, K, G, H]` (in
+/// letters of its own).
+fn is_grouped_values(x: &[char], y: &[char], o: &[char]) -> bool {
     let ([b, k, gr, t, s], [b2, s2, k2, h], [b3, t3, k3, g3, h3]) = (x, y, o) else {
         return false;
     };
@@ -79,7 +80,7 @@ struct Grouped {
     merged: NodeIndex,
 }
 
-fn static_shape(g: &Graph, v: ValueRef) -> Option<Vec<Option<usize>>> {
+fn shape_of(g: &Graph, v: ValueRef) -> Option<Vec<Option<usize>>> {
     g.info(v).shape
 }
 
@@ -94,14 +95,16 @@ fn match_grouped(g: &Graph, softmax: NodeIndex) -> Option<Grouped> {
     };
     single_consumer(g, scores)?;
     let (x, y, o) = equation(g, scores.node)?;
-    score_letters(&x, &y, &o)?;
+    if !is_grouped_scores(&x, &y, &o) {
+        return None;
+    }
     let [q5, key] = g.inputs(scores.node)[..] else { return None };
     // The query as split: a reshape of `[B, T, K·G, H]`.
     let query = *inputs_of(g, q5, &["Reshape"])?.first()?;
-    let (qs, q5s) = (static_shape(g, query)?, static_shape(g, q5)?);
+    let (qs, q5s) = (shape_of(g, query)?, shape_of(g, q5)?);
     let [_, _, Some(heads), Some(dim)] = qs[..] else { return None };
     let [_, _, Some(kv), Some(groups), Some(d5)] = q5s[..] else { return None };
-    if kv * groups != heads || d5 != dim || static_shape(g, key)?.len() != 4 {
+    if kv.checked_mul(groups) != Some(heads) || d5 != dim || shape_of(g, key)?.len() != 4 {
         return None;
     }
     // After it: maybe TF's zeroing of masked keys, then the values einsum.
@@ -110,8 +113,8 @@ fn match_grouped(g: &Graph, softmax: NodeIndex) -> Option<Grouped> {
     let mut zeroing = None;
     let next = single_consumer(g, probs)?;
     if g.node(next).op == "SelectV2" {
-        let i = g.inputs(next);
-        if Some(i[0]) != mask || i[1] != probs || const_scalar(g, *i.get(2)?)? != 0.0 {
+        let [kept, p, zero] = g.inputs(next)[..] else { return None };
+        if Some(kept) != mask || p != probs || const_scalar(g, zero)? != 0.0 {
             return None;
         }
         zeroing = Some(next);
@@ -119,13 +122,13 @@ fn match_grouped(g: &Graph, softmax: NodeIndex) -> Option<Grouped> {
     }
     let values = single_consumer(g, weights)?;
     let (px, vy, vo) = equation(g, values)?;
-    if !value_letters(&px, &vy, &vo) || g.inputs(values).first() != Some(&weights) {
+    if !is_grouped_values(&px, &vy, &vo) || g.inputs(values).first() != Some(&weights) {
         return None;
     }
     let value = g.inputs(values)[1];
     let out = ValueRef { node: values, port: 0 };
     let merged = single_consumer(g, out)?;
-    let merged_shape = static_shape(g, ValueRef { node: merged, port: 0 })?;
+    let merged_shape = shape_of(g, ValueRef { node: merged, port: 0 })?;
     if g.node(merged).op != "Reshape"
         || merged_shape.len() != 4
         || merged_shape[2..] != [Some(heads), Some(dim)]
@@ -134,7 +137,7 @@ fn match_grouped(g: &Graph, softmax: NodeIndex) -> Option<Grouped> {
     }
     // The mask broadcast over the key/value heads and groups.
     if let Some(m) = mask {
-        let s = static_shape(g, m)?;
+        let s = shape_of(g, m)?;
         if s.len() != 5 || s[1] != Some(1) || s[2] != Some(1) {
             return None;
         }
@@ -176,7 +179,7 @@ fn add(
 fn repeated(g: &mut Graph, name: String, v: ValueRef, groups: i64, ordinal: usize) -> ValueRef {
     let info = g.info(v);
     let shape = info.shape.clone().map(|mut s| {
-        s[2] = s[2].map(|k| k * groups as usize);
+        s[2] = s[2].and_then(|k| k.checked_mul(usize::try_from(groups).ok()?));
         s
     });
     let op = Fused::RepeatInterleave { axis: 2, repeats: groups };
