@@ -35,7 +35,8 @@ done
   && [ -f build/fixtures/seq2seq_attention_b.npz ] && [ -f build/fixtures/keras_channels_first_b.npz ] \
   && [ -f build/fixtures/dyn_pools_b.npz ] && [ -f build/fixtures/dyn_tcn_b.npz ] \
   && [ -f build/fixtures/keras_mixed_precision_b.npz ] && [ -f build/fixtures/keras_hub_llama_bf16_b.npz ] \
-  && [ -f build/fixtures/keras_hub_albert_b.npz ] || missing+=(general)
+  && [ -f build/fixtures/keras_hub_albert_b.npz ] && [ -f build/fixtures/single_head_attention_b.npz ] \
+  || missing+=(general)
 [ -f build/fixtures/tf1_dynamic_rnn_lengths.npz ] || missing+=(tf1_dynamic_rnn_lengths)
 [ -f build/fixtures/tf1_dynamic_rnn_v1.npz ] || missing+=(tf1_dynamic_rnn_v1)
 [ -f build/fixtures/norms3d_saved_b.npz ] || missing+=(ranks)

@@ -44,16 +44,46 @@ const LARGE_NEGATIVE: f64 = -1e4;
 pub fn fuse_attention(g: &mut Graph) -> Result<()> {
     let softmaxes: Vec<NodeIndex> =
         g.g.node_indices().filter(|&n| g.node(n).op == "Softmax").collect();
+    let mut fused = Vec::new();
     for s in softmaxes {
         if let Some(m) = match_attention(g, s) {
-            install(g, m);
+            fused.push(install(g, m));
+        }
+    }
+    if !fused.is_empty() {
+        // Once what the fusions replaced is gone, an operand read only by SDPA is named for
+        // its role there.
+        crate::passes::prune(g)?;
+        for n in fused {
+            if g.g.contains_node(n) {
+                name_operands(g, n);
+            }
         }
     }
     Ok(())
 }
 
+/// Names `q`, `k` and `v` what computes them for the attention `n` alone (a layer's output,
+/// a reshape), where nothing else named them.
+fn name_operands(g: &mut Graph, n: NodeIndex) {
+    let inputs = g.inputs(n);
+    for (&v, role) in inputs.iter().zip(["q", "k", "v"]) {
+        let unnamed = {
+            let p = g.node(v.node);
+            p.role.is_none() && p.op != "Placeholder" && p.value.is_none() && p.outputs.len() == 1
+        };
+        if unnamed && v.port == 0 && g.use_count(v) == 1 {
+            g.node_mut(v.node).role = Some(role);
+        }
+    }
+}
+
 /// A value seen through transposes (and scalar factors): axis `a` of the value is axis
 /// `axes[a]` of `source`, and the value is `source` times `scale`.
+///
+/// Axes are counted in four dimensions whatever the attention's rank: a rank-3 tensor
+/// (single-head attention, `[B, T, E]`) is seen as `[1, B, T, E]`, its axis `i` being axis
+/// `i + 1`, so that one set of rules covers both; [`Rank::real`] turns a permutation back.
 #[derive(Clone, Copy, Debug)]
 struct View {
     source: ValueRef,
@@ -61,8 +91,48 @@ struct View {
     scale: f64,
 }
 
-fn rank4(g: &Graph, v: ValueRef) -> bool {
-    g.info(v).shape.is_some_and(|s| s.len() == 4)
+/// The rank of every tensor of one attention: 4 (`[B, N, T, E]`) or 3 (`[B, T, E]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Rank(usize);
+
+impl Rank {
+    /// The axes a rank-3 tensor lacks in the four-dimensional count: 0 or 1.
+    fn missing(self) -> usize {
+        4 - self.0
+    }
+
+    fn of(self, g: &Graph, v: ValueRef) -> bool {
+        g.info(v).shape.is_some_and(|s| s.len() == self.0)
+    }
+
+    /// A permutation of this rank's axes, in the four-dimensional count.
+    fn lifted(self, perm: &[i64]) -> Option<[usize; 4]> {
+        if perm.len() != self.0 {
+            return None;
+        }
+        let mut out = IDENTITY;
+        for (i, &p) in perm.iter().enumerate() {
+            let p = usize::try_from(p).ok().filter(|&p| p < self.0)?;
+            out[i + self.missing()] = p + self.missing();
+        }
+        Some(out)
+    }
+
+    /// A four-dimensional permutation as one of this rank's axes: `None` where it moves
+    /// the axis a rank-3 tensor does not have.
+    fn real(self, perm: [usize; 4]) -> Option<Vec<usize>> {
+        let m = self.missing();
+        if perm[..m].iter().enumerate().any(|(i, &p)| p != i) {
+            return None;
+        }
+        Some(perm[m..].iter().map(|&p| p - m).collect())
+    }
+
+    /// `v`'s static shape in the four-dimensional count (a missing axis has size 1).
+    fn shape(self, g: &Graph, v: ValueRef) -> Option<Vec<Option<usize>>> {
+        let s = g.info(v).shape?;
+        (s.len() == self.0).then(|| std::iter::repeat_n(Some(1), self.missing()).chain(s).collect())
+    }
 }
 
 fn is_float(g: &Graph, v: ValueRef) -> bool {
@@ -70,9 +140,10 @@ fn is_float(g: &Graph, v: ValueRef) -> bool {
 }
 
 /// Follows `v` back through `Transpose`s (and, with `scaled`, multiplications or divisions
-/// by a scalar constant). With `sole`, only through values nothing else reads (but `v`
-/// itself, the scores, whose size `Shape` readers may take: see [`shape_readers`]).
-fn peel(g: &Graph, v: ValueRef, scaled: bool, sole: bool) -> Option<View> {
+/// by a scalar constant). With `uses`, only through values nothing else reads, `v` itself
+/// read that many times (the scores: their size `Shape` readers may take besides, see
+/// [`shape_readers`]).
+fn peel(g: &Graph, v: ValueRef, rank: Rank, scaled: bool, uses: Option<usize>) -> Option<View> {
     let mut view = View { source: v, axes: [0, 1, 2, 3], scale: 1.0 };
     loop {
         let cur = view.source;
@@ -81,17 +152,16 @@ fn peel(g: &Graph, v: ValueRef, scaled: bool, sole: bool) -> Option<View> {
         } else {
             g.use_count(cur)
         };
-        if !rank4(g, cur) || (sole && others != 1) {
+        let expected = if cur == v { uses } else { uses.map(|_| 1) };
+        if !rank.of(g, cur) || expected.is_some_and(|n| others != n) {
             return None;
         }
         if let Some((x, perm)) = binary(g, cur, &["Transpose"]) {
             let perm = g.const_value(perm)?.to_i64()?;
-            if perm.len() != 4 || !rank4(g, x) {
-                break;
-            }
+            let Some(perm) = rank.lifted(&perm).filter(|_| rank.of(g, x)) else { break };
             let mut axes = view.axes;
             for a in &mut axes {
-                *a = usize::try_from(perm[*a]).ok().filter(|&p| p < 4)?;
+                *a = perm[*a];
             }
             view = View { source: x, axes, ..view };
             continue;
@@ -151,6 +221,9 @@ fn layout(view: &View, batch: [usize; 2], free: usize, contracted: usize) -> [us
 }
 
 struct Match {
+    rank: Rank,
+    /// The boolean mask is true where a key is masked (`where(masked, c, 0)` is added).
+    negate_mask: bool,
     /// Each of q, k, v: its source and the permutation that gives SDPA's layout.
     q: (ValueRef, [usize; 4]),
     k: (ValueRef, [usize; 4]),
@@ -179,15 +252,15 @@ struct Match {
 }
 
 /// Whether `v` is a product of q and k (through transposes and scalar factors).
-fn from_matmul(g: &Graph, v: ValueRef) -> bool {
-    peel(g, v, true, true).is_some_and(|w| product(g, w.source.node).is_some())
+fn from_matmul(g: &Graph, v: ValueRef, rank: Rank) -> bool {
+    peel(g, v, rank, true, Some(1)).is_some_and(|w| product(g, w.source.node, rank).is_some())
 }
 
 /// `(scores, bias, factor, sign)` when `v` is `(scores ± bias) · factor`, the scores a
 /// product of q and k, the bias a float tensor and the factor a product of scalar constants
 /// (1 when there are none; Falcon scales the scores after adding its ALiBi bias); `sign` is
 /// -1 where the bias is subtracted (`scores - 1e9 * (1 - mask)`).
-fn split_bias(g: &Graph, v: ValueRef) -> Option<(ValueRef, ValueRef, f64, f64)> {
+fn split_bias(g: &Graph, v: ValueRef, rank: Rank) -> Option<(ValueRef, ValueRef, f64, f64)> {
     single_consumer(g, v)?;
     let (mut sum, mut factor) = (v, 1.0);
     let is_const = |u: ValueRef| const_scalar(g, u).is_some();
@@ -204,16 +277,16 @@ fn split_bias(g: &Graph, v: ValueRef) -> Option<(ValueRef, ValueRef, f64, f64)> 
         single_consumer(g, sum)?;
     }
     let (s, m, sign) = if let Some((a, b)) = binary(g, sum, &["Add", "AddV2"]) {
-        if from_matmul(g, a) {
+        if from_matmul(g, a, rank) {
             (a, b, 1.0)
-        } else if from_matmul(g, b) {
+        } else if from_matmul(g, b, rank) {
             (b, a, 1.0)
         } else {
             return None;
         }
     } else {
         let (a, b) = binary(g, sum, &["Sub"])?;
-        if !from_matmul(g, a) {
+        if !from_matmul(g, a, rank) {
             return None;
         }
         (a, b, -1.0)
@@ -238,7 +311,7 @@ struct Product {
 
 const IDENTITY: [usize; 4] = [0, 1, 2, 3];
 
-fn product(g: &Graph, n: NodeIndex) -> Option<Product> {
+fn product(g: &Graph, n: NodeIndex, rank: Rank) -> Option<Product> {
     let node = g.node(n);
     let [x, y] = g.inputs(n)[..] else { return None };
     if MATMULS.contains(&node.op.as_str()) {
@@ -252,11 +325,17 @@ fn product(g: &Graph, n: NodeIndex) -> Option<Product> {
     let eq = node.attr_str("equation").ok()?;
     let (ins, out) = eq.split_once("->")?;
     let (a, b) = ins.split_once(',')?;
+    // A rank-3 equation gets a batch letter for the missing axis (see [`View`]).
     let letters = |t: &str| -> Option<[char; 4]> {
         let v: Vec<char> = t.trim().chars().collect();
-        let arr: [char; 4] = v.try_into().ok()?;
+        if v.len() != rank.0 {
+            return None;
+        }
+        let missing = std::iter::repeat_n('#', rank.missing());
+        let arr: [char; 4] = missing.chain(v).collect::<Vec<_>>().try_into().ok()?;
         let distinct = arr.iter().collect::<std::collections::BTreeSet<_>>().len() == 4;
-        (distinct && arr.iter().all(char::is_ascii_alphabetic)).then_some(arr)
+        let letter = |c: &char| c.is_ascii_alphabetic() || *c == '#';
+        (distinct && arr.iter().all(letter)).then_some(arr)
     };
     let (a, b, o) = (letters(a)?, letters(b)?, letters(out)?);
     // Each letter once, in order of appearance; those in the operands and output given,
@@ -312,7 +391,8 @@ fn through(view: View, p: [usize; 4]) -> View {
 fn match_attention(g: &Graph, softmax: NodeIndex) -> Option<Match> {
     let probs = ValueRef { node: softmax, port: 0 };
     let logits = *g.inputs(softmax).first()?;
-    if !rank4(g, probs) || !is_float(g, probs) || single_consumer(g, logits).is_none() {
+    let rank = [Rank(4), Rank(3)].into_iter().find(|r| r.of(g, probs))?;
+    if !is_float(g, probs) || single_consumer(g, logits).is_none() {
         return None;
     }
     // After the softmax: TF's zeroing of masked keys, then the value matmul.
@@ -329,14 +409,23 @@ fn match_attention(g: &Graph, softmax: NodeIndex) -> Option<Match> {
         weights = ValueRef { node: next, port: 0 };
     }
     let out = single_consumer(g, weights)?;
-    let pv = product(g, out)?;
+    let pv = product(g, out, rank)?;
     // The probabilities as they are, the left operand: `[S0, S1, Lq, Lk]`.
     if pv.x != weights || pv.adj_x || pv.px != IDENTITY {
         return None;
     }
     // Before the softmax: the mask.
     let mut fill = None;
-    let (scores, mask, bias, factor, sign) = if let Some(i) = inputs_of(g, logits, &["SelectV2"]) {
+    let (mut scores_uses, mut negate_mask) = (1, false);
+    let (scores, mask, bias, factor, sign) = if let Some(offset) = selected_offset(g, logits) {
+        // `where(mask, scores, scores + c)`: the scores read twice.
+        if zeroed_by.is_some() {
+            return None;
+        }
+        (fill, scores_uses, negate_mask) = (Some(offset.c), 2, offset.negate);
+        let kind = AttentionMask::Bool;
+        (offset.scores, Some((offset.keep, kind)), None, 1.0, 1.0)
+    } else if let Some(i) = inputs_of(g, logits, &["SelectV2"]) {
         let c = const_scalar(g, *i.get(2)?)?;
         if c > LARGE_NEGATIVE || zeroed_by.is_some_and(|z| z != i[0]) {
             return None;
@@ -348,13 +437,13 @@ fn match_attention(g: &Graph, softmax: NodeIndex) -> Option<Match> {
             fill = Some(c);
         }
         // Scores with a bias added (DeBERTa's relative positions) under the mask too.
-        match split_bias(g, i[1]) {
-            Some((s, b, f, sign)) if !from_matmul(g, i[1]) => {
+        match split_bias(g, i[1], rank) {
+            Some((s, b, f, sign)) if !from_matmul(g, i[1], rank) => {
                 (s, Some((i[0], AttentionMask::Bool)), Some(b), f, sign)
             }
             _ => (i[1], Some((i[0], AttentionMask::Bool)), None, 1.0, 1.0),
         }
-    } else if let Some((s, m, f, sign)) = split_bias(g, logits) {
+    } else if let Some((s, m, f, sign)) = split_bias(g, logits, rank) {
         if zeroed_by.is_some() {
             return None;
         }
@@ -366,8 +455,8 @@ fn match_attention(g: &Graph, softmax: NodeIndex) -> Option<Match> {
         (logits, None, None, 1.0, 1.0)
     };
     // The scores: a matmul of q and k, seen through transposes and scalar factors.
-    let s = peel(g, scores, true, true)?;
-    let ps = product(g, s.source.node).filter(|_| s.source.port == 0)?;
+    let s = peel(g, scores, rank, true, Some(scores_uses))?;
+    let ps = product(g, s.source.node, rank).filter(|_| s.source.port == 0)?;
     // Scores axis a is the product's axis po[s.axes[a]].
     let s = View { axes: s.axes.map(|a| ps.po[a]), ..s };
     let (adj_x, adj_y, x, y) = (ps.adj_x, ps.adj_y, ps.x, ps.y);
@@ -384,18 +473,18 @@ fn match_attention(g: &Graph, softmax: NodeIndex) -> Option<Match> {
     let (q_adj, k_adj) = if q_left { (adj_x, adj_y) } else { (adj_y, adj_x) };
     let qa = operand_axes(q_adj, q_left);
     let ka = operand_axes(k_adj, !q_left);
-    let qv = through(peel(g, q_op.0, true, false)?, q_op.1);
-    let kv = through(peel(g, k_op.0, true, false)?, k_op.1);
+    let qv = through(peel(g, q_op.0, rank, true, None)?, q_op.1);
+    let kv = through(peel(g, k_op.0, rank, true, None)?, k_op.1);
     let q = (qv.source, layout(&qv, batch, qa[2], qa[3]));
     let mut k = (kv.source, layout(&kv, batch, ka[2], ka[3]));
     // The values: the right operand of the output matmul; its batch axes are the scores'.
     let va = operand_axes(pv.adj_y, false);
     // Output [S0, S1, Lq, Ev] = probs [S0, S1, Lq, Lk] @ v [S0, S1, Lk, Ev]: v's free axis is
     // Ev, its contracted axis Lk.
-    let vv = through(peel(g, pv.y, false, false)?, pv.py);
+    let vv = through(peel(g, pv.y, rank, false, None)?, pv.py);
     let mut v = (vv.source, layout(&vv, [0, 1], va[3], va[2]));
-    for (src, _) in [&q, &k, &v] {
-        if !rank4(g, *src) || !is_float(g, *src) {
+    for (src, perm) in [&q, &k, &v] {
+        if !rank.of(g, *src) || !is_float(g, *src) || rank.real(*perm).is_none() {
             return None;
         }
     }
@@ -403,10 +492,11 @@ fn match_attention(g: &Graph, softmax: NodeIndex) -> Option<Match> {
     let mut gqa = false;
     if let (Some((k0, kr)), Some((v0, vr))) = (repeated_heads(g, k), repeated_heads(g, v))
         && kr == vr
+        && rank == Rank(4)
     {
         (k.0, v.0, gqa) = (k0, v0, true);
     }
-    if !gqa && !same_batch(g, &q, &k) {
+    if !gqa && !same_batch(g, rank, &q, &k) {
         return None;
     }
     let scale = s.scale * qv.scale * kv.scale * factor;
@@ -415,11 +505,15 @@ fn match_attention(g: &Graph, softmax: NodeIndex) -> Option<Match> {
     // What reads the scores' sizes reads them from q and k, in SDPA's layout: the scores
     // must be in it too.
     let sdpa_layout = if q_left { [0, 1, 2, 3] } else { [0, 1, 3, 2] };
-    if (!scores_shapes.is_empty() || !scores_sizes.is_empty()) && s.axes != sdpa_layout {
+    let reads_sizes = !scores_shapes.is_empty() || !scores_sizes.is_empty();
+    if reads_sizes && (s.axes != sdpa_layout || rank != Rank(4)) {
         return None;
     }
     let out_axes = pv.po;
+    rank.real(out_axes)?;
     Some(Match {
+        rank,
+        negate_mask,
         q,
         k,
         v,
@@ -437,6 +531,49 @@ fn match_attention(g: &Graph, softmax: NodeIndex) -> Option<Match> {
     })
 }
 
+/// A boolean mask applied by adding a large negative constant to the scores it selects:
+/// `where(keep, scores, scores + c)`, or `where(masked, scores + c, scores)` (Keras'
+/// `Attention` layer, `scores - 1e9` where the mask is false).
+struct SelectedOffset {
+    scores: ValueRef,
+    c: f64,
+    /// True where a key is attended to, or with `negate`, where it is masked.
+    keep: ValueRef,
+    negate: bool,
+}
+
+fn selected_offset(g: &Graph, logits: ValueRef) -> Option<SelectedOffset> {
+    let [cond, a, b] = inputs_of(g, logits, &["SelectV2"])?[..] else { return None };
+    // `x + c` (or `x - c`) for a large negative `c`, read only here: `(x, c)`.
+    let offset = |v: ValueRef| -> Option<(ValueRef, f64)> {
+        single_consumer(g, v)?;
+        let is_const = |u: ValueRef| const_scalar(g, u).is_some();
+        let (x, c) = match operands(g, v, &["Add", "AddV2"], is_const) {
+            Some((c, x)) => (x, const_scalar(g, c)?),
+            None => {
+                let (x, c) = binary(g, v, &["Sub"])?;
+                (x, -const_scalar(g, c)?)
+            }
+        };
+        (c <= LARGE_NEGATIVE).then_some((x, c))
+    };
+    let (scores, c, masked_when_true) = match (offset(a), offset(b)) {
+        (Some((x, c)), _) if x == b => (b, c, true),
+        (_, Some((x, c))) if x == a => (a, c, false),
+        _ => return None,
+    };
+    if g.use_count(scores) != 2 || g.info(cond).dtype != Some(DType::Bool) {
+        return None;
+    }
+    let negated = inputs_of(g, cond, &["LogicalNot"]).and_then(|i| i.first().copied());
+    let (keep, negate) = match (masked_when_true, negated) {
+        (true, Some(m)) => (m, false),
+        (true, None) => (cond, true),
+        (false, _) => (cond, false),
+    };
+    Some(SelectedOffset { scores, c, keep, negate })
+}
+
 /// `(source, repeats)` when `x` is its source with each head (SDPA axis 1) repeated.
 fn repeated_heads(g: &Graph, (src, perm): (ValueRef, [usize; 4])) -> Option<(ValueRef, i64)> {
     let n = g.node(src.node);
@@ -450,8 +587,13 @@ fn repeated_heads(g: &Graph, (src, perm): (ValueRef, [usize; 4])) -> Option<(Val
 
 /// Whether q and k have the same static batch and head sizes where both are known (SDPA
 /// broadcasts less than BatchMatMul does).
-fn same_batch(g: &Graph, q: &(ValueRef, [usize; 4]), k: &(ValueRef, [usize; 4])) -> bool {
-    let (Some(qs), Some(ks)) = (g.info(q.0).shape, g.info(k.0).shape) else { return false };
+fn same_batch(
+    g: &Graph,
+    rank: Rank,
+    q: &(ValueRef, [usize; 4]),
+    k: &(ValueRef, [usize; 4]),
+) -> bool {
+    let (Some(qs), Some(ks)) = (rank.shape(g, q.0), rank.shape(g, k.0)) else { return false };
     (0..2).all(|a| match (qs[q.1[a]], ks[k.1[a]]) {
         (Some(x), Some(y)) => x == y,
         _ => true,
@@ -461,12 +603,15 @@ fn same_batch(g: &Graph, q: &(ValueRef, [usize; 4]), k: &(ValueRef, [usize; 4]))
 /// `source` in SDPA's layout: itself, or a transpose named after its role.
 fn arranged(
     g: &mut Graph,
+    rank: Rank,
     (src, perm): (ValueRef, [usize; 4]),
     base: &str,
     role: &'static str,
     ordinal: usize,
 ) -> ValueRef {
-    if perm == [0, 1, 2, 3] {
+    // `match_attention` saw that the permutation is one of the rank's.
+    let perm = rank.real(perm).unwrap_or_default();
+    if perm.iter().enumerate().all(|(i, &p)| i == p) {
         return src;
     }
     let p: Vec<i32> = perm.iter().map(|&a| a as i32).collect();
@@ -485,17 +630,20 @@ fn arranged(
     ValueRef { node: t, port: 0 }
 }
 
-/// `where(mask, bias, fill)`: a boolean mask and what it lets through (a bias, or 0) as one
-/// float mask, of the scores' float type.
-fn masked_bias(
-    g: &mut Graph,
-    base: &str,
+/// A boolean mask and what it lets through (a bias, or 0) as one float mask.
+struct MaskSelect {
     mask: ValueRef,
     bias: Option<ValueRef>,
+    /// What a masked key's score becomes (-inf, or TF's large negative constant).
     fill: f64,
-    dtype: DType,
-    ordinal: usize,
-) -> ValueRef {
+    /// The mask is true where keys are masked.
+    masked: bool,
+}
+
+/// `where(mask, bias, fill)` (`where(mask, fill, bias)` for a mask true where keys are
+/// masked), of the scores' float type.
+fn masked_bias(g: &mut Graph, base: &str, m: MaskSelect, dtype: DType, ordinal: usize) -> ValueRef {
+    let MaskSelect { mask, bias, fill, masked } = m;
     let scalar = |g: &mut Graph, name: &str, x: f64| {
         let t = match dtype {
             DType::F64 => Tensor::from_f64(vec![], &[x]),
@@ -520,9 +668,10 @@ fn masked_bias(
     };
     select.outputs = vec![ValueInfo { dtype: Some(dtype), shape }];
     let select = g.add_node(select);
+    let (a, b) = if masked { (fill, kept) } else { (kept, fill) };
     g.connect(mask, select, 0);
-    g.connect(kept, select, 1);
-    g.connect(fill, select, 2);
+    g.connect(a, select, 1);
+    g.connect(b, select, 2);
     ValueRef { node: select, port: 0 }
 }
 
@@ -701,11 +850,12 @@ fn name_mask(g: &mut Graph, mask: ValueRef) {
     }
 }
 
-fn install(g: &mut Graph, m: Match) {
+/// Installs the fused node: what it returns.
+fn install(g: &mut Graph, m: Match) -> NodeIndex {
     let (base, ordinal) = (g.node(m.out).name.clone(), g.node(m.out).ordinal);
-    let q = arranged(g, m.q, &base, "q", ordinal);
-    let k = arranged(g, m.k, &base, "k", ordinal);
-    let v = arranged(g, m.v, &base, "v", ordinal);
+    let q = arranged(g, m.rank, m.q, &base, "q", ordinal);
+    let k = arranged(g, m.rank, m.k, &base, "k", ordinal);
+    let v = arranged(g, m.rank, m.v, &base, "v", ordinal);
     // A bias under a boolean mask: `where(mask, bias, -inf)`, added like any float mask
     // (a masked key gets no weight, a query with no key left gets zeros, as in TF).
     let dtype = g.info(v).dtype.unwrap_or(DType::F32);
@@ -715,7 +865,8 @@ fn install(g: &mut Graph, m: Match) {
             name_mask(g, mask);
             let bias = bias.map(|b| scaled(g, &base, b, m.bias_factor, ordinal));
             let fill = m.fill.unwrap_or(f64::NEG_INFINITY);
-            let float = masked_bias(g, &base, mask, bias, fill, dtype, ordinal);
+            let select = MaskSelect { mask, bias, fill, masked: m.negate_mask };
+            let float = masked_bias(g, &base, select, dtype, ordinal);
             Some((float, AttentionMask::Additive))
         }
         (Some((mask, AttentionMask::Additive)), None) => {
@@ -737,15 +888,15 @@ fn install(g: &mut Graph, m: Match) {
         name_mask(g, mask);
     }
     // What only the old matmul read is left for `prune`.
-    if m.out_axes == IDENTITY {
-        replace_with_fused(g, m.out, op, &inputs);
-        return;
+    let out_axes = m.rank.real(m.out_axes).unwrap_or_default();
+    if out_axes.iter().enumerate().all(|(i, &a)| i == a) {
+        return replace_with_fused(g, m.out, op, &inputs);
     }
     // An einsum that wrote another layout: SDPA's output, transposed to it.
     let info = g.info(ValueRef { node: m.out, port: 0 });
     let mut sdpa_shape = info.shape.clone();
     if let (Some(sdpa), Some(out)) = (sdpa_shape.as_mut(), info.shape.as_ref()) {
-        for (j, &a) in m.out_axes.iter().enumerate() {
+        for (j, &a) in out_axes.iter().enumerate() {
             sdpa[a] = out[j];
         }
     }
@@ -755,7 +906,7 @@ fn install(g: &mut Graph, m: Match) {
     for (slot, &input) in inputs.iter().enumerate() {
         g.connect(input, fused, slot);
     }
-    let perm: Vec<i32> = m.out_axes.iter().map(|&a| a as i32).collect();
+    let perm: Vec<i32> = out_axes.iter().map(|&a| a as i32).collect();
     let perm = int_const(g, format!("{base}/perm"), &perm, ordinal);
     let mut t = Node::new(base, "Transpose", ordinal);
     t.outputs = vec![info];
@@ -764,6 +915,7 @@ fn install(g: &mut Graph, m: Match) {
     g.connect(perm, t, 1);
     g.replace_uses(ValueRef { node: m.out, port: 0 }, ValueRef { node: t, port: 0 });
     g.g.remove_node(m.out);
+    fused
 }
 
 #[cfg(test)]
@@ -1005,6 +1157,85 @@ mod tests {
             x = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
             return x
             ");
+    }
+
+    /// Single-head attention on `[B, T, E]` tensors (Keras' `Attention` layer, a
+    /// hand-written `softmax(q @ transpose(k)) @ v`): SDPA takes rank 3 as it is.
+    #[test]
+    fn single_head_attention_of_rank_three() {
+        let mut g = TestGraph::new();
+        let q = g.input("q", &[-1, 5, 16]);
+        let k = g.input("k", &[-1, 7, 16]);
+        let v = g.input("v", &[-1, 7, 8]);
+        let penalty = g.input("penalty", &[-1, 1, 7]);
+        let p = g.constant("att/kt/perm", int_tensor(&[3], &[0, 2, 1]));
+        let kt = g.op("att/kt", "Transpose", &[k, p], &[]);
+        let mm = g.op("att/MatMul", "BatchMatMulV2", &[q, kt], &[]);
+        let c = scalar(&mut g, "att/scale", 0.5);
+        let s = g.op("att/mul", "Mul", &[mm, c], &[]);
+        let masked = g.op("att/sub", "Sub", &[s, penalty], &[]);
+        let p = g.op("att/Softmax", "Softmax", &[masked], &[]);
+        let o = g.op("att/MatMul_1", "BatchMatMulV2", &[p, v], &[]);
+        assert_snapshot!(g.lower(&[o]), @"
+        ---
+        mask = -penalty
+        x = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=0.5)
+        return x
+        ");
+    }
+
+    /// Keras' `Attention` layer: `where(masked, scores - 1e9, scores)`, the mask true where
+    /// a key is masked; and the other way round, `where(kept, scores, scores + c)`.
+    #[test]
+    fn a_large_negative_offset_selected_by_a_mask() {
+        for kept in [false, true] {
+            let mut g = TestGraph::new();
+            let q = g.input("q", &[-1, 5, 16]);
+            let k = g.input("k", &[-1, 7, 16]);
+            let v = g.input("v", &[-1, 7, 8]);
+            let m = g.typed_input("m", &[-1, 1, 7], DType::Bool);
+            let s = g.op("att/MatMul", "BatchMatMulV2", &[q, k], &[("adj_y", boolean(true))]);
+            let big = scalar(&mut g, "att/big", 1e9);
+            let off = if kept {
+                let neg = scalar(&mut g, "att/neg", -1e9);
+                g.op("att/add", "AddV2", &[neg, s], &[])
+            } else {
+                g.op("att/sub", "Sub", &[s, big], &[])
+            };
+            let ins = if kept { [m, s, off] } else { [m, off, s] };
+            let sel = g.op("att/select", "SelectV2", &ins, &[]);
+            let p = g.op("att/Softmax", "Softmax", &[sel], &[]);
+            let o = g.op("att/MatMul_1", "BatchMatMulV2", &[p, v], &[]);
+            let code = g.lower(&[o]);
+            let mask = if kept {
+                "torch.where(m, 0.0, -1000000000.0)"
+            } else {
+                "torch.where(m, -1000000000.0, 0.0)"
+            };
+            assert!(code.contains(mask), "{code}");
+            assert!(
+                code.contains("F.scaled_dot_product_attention(q, k, v, attn_mask=mask"),
+                "{code}"
+            );
+        }
+    }
+
+    /// A rank-3 einsum writing the output transposed (`bts,bse->bet`).
+    #[test]
+    fn single_head_einsum_with_a_transposed_output() {
+        let mut g = TestGraph::new();
+        let q = g.input("q", &[-1, 5, 16]);
+        let k = g.input("k", &[-1, 7, 16]);
+        let v = g.input("v", &[-1, 7, 16]);
+        let eq = |e: &str| [("equation", string(e))];
+        let s = g.op("att/scores", "Einsum", &[q, k], &eq("bte,bse->bts"));
+        let p = g.op("att/Softmax", "Softmax", &[s], &[]);
+        let o = g.op("att/out", "Einsum", &[p, v], &eq("bts,bse->bet"));
+        assert_snapshot!(g.lower(&[o]), @"
+        ---
+        x = F.scaled_dot_product_attention(q, k, v, scale=1.0).permute(0, 2, 1)
+        return x
+        ");
     }
 
     /// Scores the model also returns (Keras' `return_attention_scores`) stay as they are.

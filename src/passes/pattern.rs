@@ -143,9 +143,9 @@ pub fn replace_with_fused(
     n: NodeIndex,
     op: crate::ir::fused::Fused,
     inputs: &[ValueRef],
-) {
+) -> NodeIndex {
     let (name, ordinal) = (g.node(n).name.clone(), g.node(n).ordinal);
-    replace_with(g, n, crate::ir::Node::fused(name, op, ordinal), inputs);
+    replace_with(g, n, crate::ir::Node::fused(name, op, ordinal), inputs)
 }
 
 /// Replaces node `n` by one node of the TF op `op` (a `ClipByValue` for a min-then-max, a
@@ -155,7 +155,7 @@ pub fn replace_with_op(g: &mut Graph, n: NodeIndex, op: &str, inputs: &[ValueRef
     replace_with(g, n, Node::new(name, op, ordinal), inputs);
 }
 
-fn replace_with(g: &mut Graph, n: NodeIndex, mut node: Node, inputs: &[ValueRef]) {
+fn replace_with(g: &mut Graph, n: NodeIndex, mut node: Node, inputs: &[ValueRef]) -> NodeIndex {
     node.outputs = g.node(n).outputs.clone();
     let new = g.add_node(node);
     for (slot, &input) in inputs.iter().enumerate() {
@@ -163,6 +163,7 @@ fn replace_with(g: &mut Graph, n: NodeIndex, mut node: Node, inputs: &[ValueRef]
     }
     g.replace_uses(ValueRef { node: n, port: 0 }, ValueRef { node: new, port: 0 });
     g.g.remove_node(n);
+    new
 }
 
 #[cfg(test)]

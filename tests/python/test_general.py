@@ -17,7 +17,7 @@ DECODERS += ["keras_hub_falcon", "keras_hub_smollm3", "keras_hub_dinov3", "keras
 DECODERS += ["keras_hub_albert"]
 DYNAMIC = ["dyn_class_token", "dyn_reshape", "dyn_fill_pack", "dyn_data_sizes", "dyn_resize_like", "dyn_pad_slice", "dyn_upsample", "dtypes_kept", "any_size_mobilenet"]
 DYNAMIC += ["keras_mobilenet_v3_small", "keras_nasnet_mobile", "audio_features"]
-DYNAMIC += ["seq2seq_attention", "keras_channels_first", "dyn_pools", "dyn_tcn"]
+DYNAMIC += ["seq2seq_attention", "keras_channels_first", "dyn_pools", "dyn_tcn", "single_head_attention"]
 
 
 def source(name):
@@ -285,6 +285,19 @@ def test_einsum_attention_is_one_sdpa_call(name, tmp_path):
         assert "torch.where(mask, 0.0, -2.372671e38)" in code, code
         # The all-true `ones_like(scores)` Keras ands the mask with is gone.
         assert "torch.full(" not in code, code
+
+
+def test_single_head_attention_is_one_sdpa_call(tmp_path):
+    """Attention on `[B, T, E]` tensors is SDPA too: Keras' `Attention` layer, whose padding
+    mask subtracts 1e9 from the scores it selects (`where(masked, 1e9 offset, 0)` added),
+    and a hand-written non-local block over a feature map's positions; q, k and v named as
+    such (parity, a sequence of padding only included: the parametrized test above)."""
+    out = tmp_path / "out"
+    run_cli("convert", source("single_head_attention"), "-o", out)
+    code = (out / "model.py").read_text()
+    assert "F.softmax" not in code and " @ " not in code, code
+    assert code.count("F.scaled_dot_product_attention(q") == 2, code
+    assert "torch.where(mask, -1000000000.0, 0.0)" in code, code
 
 
 def test_attention_with_a_group_axis_is_grouped_query_attention(tmp_path):
