@@ -144,6 +144,14 @@ impl Node {
         }
     }
 
+    /// A type attribute, `default` where the node has none.
+    pub fn attr_type_or(&self, attr: &str, default: DType) -> Result<DType> {
+        if self.attr_value(attr).is_none() {
+            return Ok(default);
+        }
+        self.attr_type(attr)
+    }
+
     pub fn attr_tensor(&self, attr: &str) -> Result<Tensor> {
         match self.attr_value(attr) {
             Some(Value::Tensor(t)) => Tensor::from_proto(t)

@@ -3,8 +3,9 @@
 //! `diag_part`, `set_diag`: `MatrixDiag*`, `MatrixDiagPart*`, `MatrixSetDiag*` with `k = 0`)
 //! → `torch.diag_embed`, `torch.diagonal`, `diagonal_scatter`; any other diagonals, sizes,
 //! padding or alignment (V2/V3), and bounds known only at run time, → small helpers
-//! (templates/matrix_diag.py) with TF's exact layout; `MatrixInverse`, `MatrixDeterminant` →
-//! `torch.linalg`; `InvertPermutation` → `argsort`.
+//! (templates/matrix_diag.py) with TF's exact layout; `MatrixInverse`, `MatrixDeterminant`,
+//! `Cholesky`, `MatrixSolve`, `MatrixTriangularSolve` and `Cross` → `torch.linalg`;
+//! `InvertPermutation` → `argsort`.
 
 use crate::ops::contract::{Ctx, Layout, Lowered, OpResult};
 use crate::ops::sizes::scalar;
@@ -37,6 +38,21 @@ pub const OPS: &[OpDef] = &[
         Ok(Lowered::Expr { expr: Expr::call("torch.linalg.det", vec![x]), layout: Layout::Tf })
     })
     .infer(det_infer),
+    // TF's Cholesky factor is the lower one, as torch's.
+    op("Cholesky", |c| {
+        let x = c.input_tf(0)?;
+        let expr = Expr::call("torch.linalg.cholesky", vec![x]);
+        Ok(Lowered::Expr { expr, layout: Layout::Tf })
+    })
+    .infer(same_as_input),
+    op("MatrixSolve", solve).infer(solve_infer),
+    op("MatrixTriangularSolve", triangular_solve).infer(solve_infer),
+    op("Cross", |c| {
+        let (a, b) = (c.input_tf(0)?, c.input_tf(1)?);
+        let expr = Expr::call_kw("torch.linalg.cross", vec![a, b], vec![("dim", Expr::int(-1))]);
+        Ok(Lowered::Expr { expr, layout: Layout::Tf })
+    })
+    .infer(same_as_input),
     op("InvertPermutation", |c| {
         let p = c.input_tf(0)?;
         let expr = Expr::call("torch.argsort", vec![p.clone()]).method("to", vec![p.attr("dtype")]);
@@ -44,6 +60,45 @@ pub const OPS: &[OpDef] = &[
     })
     .infer(same_as_input),
 ];
+
+/// `matrix @ x = rhs` (`adjoint`: `matrix^H @ x = rhs`) → `torch.linalg.solve`.
+fn solve(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let (mut a, b) = (ctx.input_tf(0)?, ctx.input_tf(1)?);
+    if ctx.node().attr_bool_or("adjoint", false)? {
+        a = a.attr("mH");
+    }
+    Ok(Lowered::Expr { expr: Expr::call("torch.linalg.solve", vec![a, b]), layout: Layout::Tf })
+}
+
+/// The same with a triangular matrix, of which TF reads only the `lower` (or upper)
+/// triangle, as torch does: the adjoint of a lower matrix is an upper one.
+fn triangular_solve(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let (mut a, b) = (ctx.input_tf(0)?, ctx.input_tf(1)?);
+    let lower = ctx.node().attr_bool_or("lower", true)?;
+    let adjoint = ctx.node().attr_bool_or("adjoint", false)?;
+    if adjoint {
+        a = a.attr("mH");
+    }
+    let upper = Expr::boolean(lower == adjoint);
+    let expr = Expr::call_kw("torch.linalg.solve_triangular", vec![a, b], vec![("upper", upper)]);
+    Ok(Lowered::Expr { expr, layout: Layout::Tf })
+}
+
+/// The right-hand side's matrices, over the batch axes of both broadcast.
+fn solve_infer(inp: &crate::ops::OpInputs) -> Option<Vec<crate::ir::ValueInfo>> {
+    let (a, b) = (inp.infos.first()?, inp.infos.get(1)?);
+    let shape = match (&a.shape, &b.shape) {
+        (Some(sa), Some(sb)) if sa.len() >= 2 && sb.len() >= 2 => {
+            let batch = |s: &[Option<usize>]| Some(s[..s.len() - 2].to_vec());
+            crate::ops::util::broadcast(&batch(sa), &batch(sb)).map(|mut out| {
+                out.extend_from_slice(&sb[sb.len() - 2..]);
+                out
+            })
+        }
+        _ => None,
+    };
+    Some(vec![crate::ir::ValueInfo { dtype: b.dtype, shape }])
+}
 
 /// A determinant per matrix: the two matrix axes dropped.
 fn det_infer(inp: &crate::ops::OpInputs) -> Option<Vec<crate::ir::ValueInfo>> {

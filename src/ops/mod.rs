@@ -206,6 +206,7 @@ const FAMILIES: &[&[OpDef]] = &[
     ctc::OPS,
     activation::OPS,
     elementwise::OPS,
+    elementwise::special::OPS,
     fft::OPS,
     reduce::OPS,
     pad::OPS,

@@ -5,6 +5,7 @@
 //! to TF layout for every operand.
 
 mod fold;
+pub mod special;
 
 use fold::{fold_binary, fold_compare, fold_rounding, fold_select, fold_unary};
 
