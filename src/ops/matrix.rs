@@ -4,7 +4,7 @@
 //! → `torch.diag_embed`, `torch.diagonal`, `diagonal_scatter`; any other diagonals, sizes,
 //! padding or alignment (V2/V3), and bounds known only at run time, → small helpers
 //! (templates/matrix_diag.py) with TF's exact layout; `MatrixInverse`, `MatrixDeterminant`,
-//! `Cholesky`, `MatrixSolve`, `MatrixTriangularSolve` and `Cross` → `torch.linalg`;
+//! `Cholesky`, `Qr`, `MatrixSolve`, `MatrixTriangularSolve` and `Cross` → `torch.linalg`;
 //! `InvertPermutation` → `argsort`.
 
 use crate::ops::contract::{Ctx, Layout, Lowered, OpResult};
@@ -45,6 +45,14 @@ pub const OPS: &[OpDef] = &[
         Ok(Lowered::Expr { expr, layout: Layout::Tf })
     })
     .infer(same_as_input),
+    // Householder reflections, as Eigen's (TF's) and LAPACK's (torch's): the same signs.
+    op("Qr", |c| {
+        let full = c.node().attr_bool_or("full_matrices", false)?;
+        let mode = Expr::str_lit(if full { "complete" } else { "reduced" });
+        let expr = Expr::call_kw("torch.linalg.qr", vec![c.input_tf(0)?], vec![("mode", mode)]);
+        Ok(Lowered::Multi { expr, layout: Layout::Tf })
+    })
+    .infer(qr_infer),
     op("MatrixSolve", solve).infer(solve_infer),
     op("MatrixTriangularSolve", triangular_solve).infer(solve_infer),
     op("Cross", |c| {
@@ -98,6 +106,22 @@ fn solve_infer(inp: &crate::ops::OpInputs) -> Option<Vec<crate::ir::ValueInfo>> 
         _ => None,
     };
     Some(vec![crate::ir::ValueInfo { dtype: b.dtype, shape }])
+}
+
+/// `Q [.., M, K]` and `R [.., K, N]` of `[.., M, N]`, `K` being `M` for full matrices and
+/// `min(M, N)` otherwise.
+fn qr_infer(inp: &crate::ops::OpInputs) -> Option<Vec<crate::ir::ValueInfo>> {
+    let x = inp.infos.first()?;
+    let full = inp.node.attr_bool_or("full_matrices", false).ok()?;
+    let shapes = x.shape.as_ref().filter(|s| s.len() >= 2).map(|s| {
+        let (batch, m, n) = (&s[..s.len() - 2], s[s.len() - 2], s[s.len() - 1]);
+        let k = if full { m } else { m.zip(n).map(|(m, n)| m.min(n)) };
+        let with = |a, b| batch.iter().copied().chain([a, b]).collect::<Vec<_>>();
+        (with(m, k), with(k, n))
+    });
+    let (q, r) = shapes.map_or((None, None), |(q, r)| (Some(q), Some(r)));
+    let info = |shape| crate::ir::ValueInfo { dtype: x.dtype, shape };
+    Some(vec![info(q), info(r)])
 }
 
 /// A determinant per matrix: the two matrix axes dropped.
