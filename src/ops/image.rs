@@ -3,14 +3,15 @@
 //! from it by the factor; `AdjustHue` and `AdjustSaturation` → `adjust_hsv`
 //! (templates/adjust_hsv.py: RGB to HSV and back with TF's formulas); `RGBToHSV` and
 //! `HSVToRGB` → `rgb_to_hsv`, `hsv_to_rgb` (templates/, the kernels' arithmetic);
-//! `ExtractImagePatches` → `Tensor.unfold` over height and width.
+//! `ExtractImagePatches` → `Tensor.unfold` over height and width, and so `Dilation2D`
+//! (grayscale morphological dilation): the max of each window plus the filter.
 
 use crate::ir::{Node, Shape, ValueInfo};
 use crate::ops::contract::{Ctx, Layout, Lowered, OpResult};
 use crate::ops::util::same_as_input;
 use crate::ops::window::{Window, spatial_attr};
 use crate::ops::{OpDef, OpInputs, op};
-use crate::py::{Expr, Lit};
+use crate::py::{BinOp, Expr, Lit};
 
 pub const OPS: &[OpDef] = &[
     op("AdjustContrastv2", adjust_contrast).infer(same_as_input),
@@ -25,7 +26,48 @@ pub const OPS: &[OpDef] = &[
     })
     .infer(same_as_input),
     op("ExtractImagePatches", extract_patches).infer(extract_patches_infer),
+    op("Dilation2D", dilation).infer(dilation_infer),
 ];
+
+/// The window of a grayscale dilation: the filter's `[kh, kw, C]` sizes, `rates` apart.
+fn dilation_window(node: &Node, shape: &Shape, filter: &Shape) -> OpResult<Window> {
+    let Some([Some(kh), Some(kw), _]) = filter.as_deref() else {
+        return Err("the filter needs a static [height, width, channels] shape".into());
+    };
+    let kernel = vec![*kh as i64, *kw as i64];
+    let rates = spatial_attr(node, "rates", 2, true)?;
+    Window::dilated(node, shape, kernel, rates)
+}
+
+/// `tf.nn.dilation2d` (morphological dilation): the max over each window of the image plus
+/// the filter, `x[y·s + dy·r, x·s + dx·r, c] + filter[dy, dx, c]`. Channels-first patches as
+/// for [`extract_patches`] (`[N, C, OH, OW, kh, kw]`), padded with -inf, which no max takes.
+fn dilation(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let shape = ctx.info(0).shape;
+    if shape.as_ref().is_some_and(|s| s.len() != 4) {
+        return Err("images must be [batch, height, width, channels]".into());
+    }
+    let g = dilation_window(ctx.node(), &shape, &ctx.info(1).shape)?;
+    let x = ctx.input_channels_first(0)?;
+    let x = windows(ctx, &g, x, Some(Expr::f32(f32::NEG_INFINITY)));
+    // The filter `[kh, kw, C]` as `[C, 1, 1, kh, kw]`.
+    let filter = ctx.input_tf(1)?.method("permute", [2, 0, 1].map(Expr::int).to_vec());
+    let none = || Expr::Lit(Lit::None);
+    let filter = filter.index(Expr::index_of(vec![Expr::slice(None, None, None), none(), none()]));
+    let window = Expr::Tuple(vec![Expr::int(-2), Expr::int(-1)]);
+    let expr = x.binop(BinOp::Add, filter).method("amax", vec![window]);
+    Ok(Lowered::Expr { expr, layout: Layout::ChannelsFirst })
+}
+
+fn dilation_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let (x, f) = (inp.infos.first()?, inp.infos.get(1)?);
+    let shape = x.shape.as_ref().filter(|s| s.len() == 4)?;
+    let g = dilation_window(inp.node, &x.shape, &f.shape).ok()?;
+    let mut out = vec![shape[0]];
+    out.extend(g.out_sizes(&shape[1..3]));
+    out.push(shape[3]);
+    Some(vec![ValueInfo { dtype: x.dtype, shape: Some(out) }])
+}
 
 /// The patch geometry: sizes `ksizes`, strides, dilations `rates`, TF's padding.
 fn patch_window(node: &Node, shape: &Shape) -> OpResult<Window> {
@@ -45,7 +87,16 @@ fn extract_patches(ctx: &mut Ctx) -> OpResult<Lowered> {
     }
     let g = patch_window(ctx.node(), &shape)?;
     let x = ctx.input_channels_first(0)?;
-    let mut x = g.padded(ctx, x, None);
+    let x = windows(ctx, &g, x, None);
+    let to_last = [0, 2, 3, 4, 5, 1].map(Expr::int).to_vec();
+    let expr = x.method("permute", to_last).method("flatten", vec![Expr::int(3)]);
+    Ok(Lowered::Expr { expr, layout: Layout::Tf })
+}
+
+/// The windows of channels-first `x` (padded with `pad`, zeros by default), taps `rates`
+/// apart: `[N, C, OH, OW, kh, kw]`.
+fn windows(ctx: &mut Ctx, g: &Window, x: Expr, pad: Option<Expr>) -> Expr {
+    let mut x = g.padded(ctx, x, pad);
     for axis in 0..2 {
         let span = (g.kernel[axis] - 1) * g.dilations[axis] + 1;
         let args = vec![Expr::int(axis as i64 + 2), Expr::int(span), Expr::int(g.strides[axis])];
@@ -58,9 +109,7 @@ fn extract_patches(ctx: &mut Ctx) -> OpResult<Lowered> {
         parts.extend(g.dilations.iter().map(|&d| Expr::slice(None, None, step(d))));
         x = x.index(Expr::index_of(parts));
     }
-    let to_last = [0, 2, 3, 4, 5, 1].map(Expr::int).to_vec();
-    let expr = x.method("permute", to_last).method("flatten", vec![Expr::int(3)]);
-    Ok(Lowered::Expr { expr, layout: Layout::Tf })
+    x
 }
 
 fn extract_patches_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
