@@ -2,7 +2,8 @@
 //! `TensorScatterUpdate/Add/Sub` → `index_put`, segment reductions (`SegmentSum/Mean/Max/Min/
 //! Prod`, sorted ids; `UnsortedSegmentSum/Max/Min/Prod`, with a segment count) →
 //! `index_add` / `scatter_reduce` over the first axis, and counts into bins (`Bincount`,
-//! `DenseBincount` of a vector or by rows) → `torch.bincount`. Sparse tensors' parts: `SparseToDense` →
+//! `DenseBincount` of a vector or by rows; `HistogramFixedWidth` with TF's bins) →
+//! `torch.bincount`. Sparse tensors' parts: `SparseToDense` →
 //! `index_put` into a filled tensor, `SparseReshape` and `SparseFillEmptyRows` → helpers.
 //!
 //! Index tuples (`[..., K]`, the last axis addressing the first K axes) become
@@ -35,6 +36,7 @@ pub const OPS: &[OpDef] = &[
     op("UnsortedSegmentMin", |c| segment(c, Reduce::Min, true)).infer(segment_infer),
     op("UnsortedSegmentProd", |c| segment(c, Reduce::Prod, true)).infer(segment_infer),
     op("Bincount", bincount),
+    op("HistogramFixedWidth", histogram).infer(histogram_infer),
     op("DenseBincount", bincount).infer(bincount_infer),
     op("SparseSegmentSum", |c| segment(c, Reduce::Sum, false)).infer(segment_infer),
     op("SparseSegmentMean", |c| segment(c, Reduce::Mean, false)).infer(segment_infer),
@@ -348,6 +350,26 @@ fn segment_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
 }
 
 /// `[size]` of a vector, `[rows, size]` of a matrix; the dtype of the weights.
+/// `tf.histogram_fixed_width` → `histogram_fixed_width` (templates/): the kernel's bins,
+/// counted by `torch.bincount`.
+fn histogram(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let dtype = ctx.node().attr_type_or("dtype", DType::I32)?;
+    let dtype = dtype.torch_name().ok_or("the counts' dtype has no torch equivalent")?;
+    ctx.require_class(
+        "histogram_fixed_width",
+        include_str!("../../templates/histogram_fixed_width.py"),
+    );
+    let args = vec![ctx.input_tf(0)?, ctx.input_tf(1)?, scalar(ctx, 2)?.expr, torch_attr(dtype)];
+    let expr = Expr::call("histogram_fixed_width", args);
+    Ok(Lowered::Expr { expr, layout: Layout::Tf })
+}
+
+fn histogram_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let bins = inp.scalar_int(2).and_then(|n| usize::try_from(n).ok());
+    let dtype = inp.node.attr_type_or("dtype", DType::I32).ok();
+    Some(vec![ValueInfo { dtype, shape: Some(vec![bins]) }])
+}
+
 fn bincount_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     let values = inp.infos.first()?.shape.as_ref()?;
     let size = inp.scalar_int(1).and_then(|n| usize::try_from(n).ok());

@@ -68,6 +68,7 @@ const HELPERS: &[&str] = &[
     "crop_and_resize",
     "ctc_greedy_decoder",
     "dynamic_update_slice",
+    "histogram_fixed_width",
     "hsv_to_rgb",
     "matrix_diag",
     "matrix_diag_part",
