@@ -233,7 +233,15 @@ pub fn extract_conds(g: &mut Graph) -> Result<bool> {
     merges.sort_by_key(|&m| g.node(m).ordinal);
     let classified: Vec<Merged> = merges.iter().filter_map(|&m| classify(g, m)).collect();
     let mut progressed = false;
+    // The nodes extraction removed or made this round (StableGraph reuses indices).
+    let mut touched = BTreeSet::new();
     for c in group(g, classified) {
+        // Extracting one conditional removes its nodes, which another may read (Swin's
+        // predicate computed from an earlier conditional's result): that one waits for the
+        // next round, which finds it on the graph as it is then.
+        if referenced(&c).any(|n| touched.contains(&n)) {
+            break;
+        }
         if let Some(why) = obstacle(g, &c) {
             return Err(err(
                 g,
@@ -241,10 +249,20 @@ pub fn extract_conds(g: &mut Graph) -> Result<bool> {
                 format!("a conditional that cannot be extracted: {why}"),
             ));
         }
-        extract(g, c)?;
+        touched.extend(extract(g, c)?);
         progressed = true;
     }
     Ok(progressed)
+}
+
+/// Every node `c` names.
+fn referenced(c: &Conditional) -> impl Iterator<Item = NodeIndex> + '_ {
+    let merges = c.merges.iter().flat_map(|m| {
+        let inputs = m.inputs.iter().map(|v| v.node);
+        std::iter::once(m.merge).chain(std::iter::once(m.pred.node)).chain(inputs)
+    });
+    let members = c.members.iter().flatten().copied();
+    std::iter::once(c.pred.node).chain(merges).chain(c.switches.iter().copied()).chain(members)
 }
 
 /// `cond/output/_6` → `cond`; TF1's `cond/Merge` → `cond`; a case's
@@ -260,7 +278,8 @@ fn cond_name(g: &Graph, merge: NodeIndex) -> String {
     scope.to_string()
 }
 
-fn extract(g: &mut Graph, c: Conditional) -> Result<()> {
+/// Replaces `c` by one node: the nodes it removed and the one it made.
+fn extract(g: &mut Graph, c: Conditional) -> Result<Vec<NodeIndex>> {
     // The values the branches read: switch inputs and values read directly, in a stable order.
     let mut args: Vec<ValueRef> = Vec::new();
     let read = |v: ValueRef, args: &mut Vec<ValueRef>| {
@@ -310,10 +329,10 @@ fn extract(g: &mut Graph, c: Conditional) -> Result<()> {
         .chain(switches)
         .chain(c.members.iter().flatten().copied())
         .collect();
-    for n in gone {
-        g.g.remove_node(n);
+    for &gone in &gone {
+        g.g.remove_node(gone);
     }
-    Ok(())
+    Ok(gone.into_iter().chain([n]).collect())
 }
 
 /// Branch `side` (for a bool: 1 then, 0 else) as a graph over `args`.
