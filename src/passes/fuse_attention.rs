@@ -251,6 +251,21 @@ struct Match {
     scores_sizes: Vec<(NodeIndex, usize)>,
 }
 
+/// `v` without constants added to it alone: Hugging Face's `stable_softmax` adds 1e-9 to
+/// every score, which changes no probability (softmax is the same for scores shifted alike).
+fn unshifted(g: &Graph, mut v: ValueRef) -> ValueRef {
+    let is_const = |u: ValueRef| const_scalar(g, u).is_some();
+    while single_consumer(g, v).is_some() {
+        match operands(g, v, &["Add", "AddV2"], is_const)
+            .or_else(|| binary(g, v, &["Sub"]).filter(|&(_, c)| is_const(c)).map(|(x, c)| (c, x)))
+        {
+            Some((_, x)) if single_consumer(g, x).is_some() => v = x,
+            _ => break,
+        }
+    }
+    v
+}
+
 /// Whether `v` is a product of q and k (through transposes and scalar factors).
 fn from_matmul(g: &Graph, v: ValueRef, rank: Rank) -> bool {
     peel(g, v, rank, true, Some(1)).is_some_and(|w| product(g, w.source.node, rank).is_some())
@@ -291,7 +306,9 @@ fn split_bias(g: &Graph, v: ValueRef, rank: Rank) -> Option<(ValueRef, ValueRef,
         }
         (a, b, -1.0)
     };
-    (is_float(g, m) && factor.is_finite()).then_some((s, m, factor, sign))
+    // A scalar is no mask (a shift of every score, which softmax ignores).
+    let scalar = g.info(m).shape.is_none_or(|s| s.is_empty());
+    (is_float(g, m) && !scalar && factor.is_finite()).then_some((s, m, factor, sign))
 }
 
 /// A batched matmul of two 4-axis operands, written as `BatchMatMul` or as an `Einsum`
@@ -390,7 +407,7 @@ fn through(view: View, p: [usize; 4]) -> View {
 
 fn match_attention(g: &Graph, softmax: NodeIndex) -> Option<Match> {
     let probs = ValueRef { node: softmax, port: 0 };
-    let logits = *g.inputs(softmax).first()?;
+    let logits = unshifted(g, *g.inputs(softmax).first()?);
     let rank = [Rank(4), Rank(3)].into_iter().find(|r| r.of(g, probs))?;
     if !is_float(g, probs) || single_consumer(g, logits).is_none() {
         return None;
@@ -1218,6 +1235,27 @@ mod tests {
                 "{code}"
             );
         }
+    }
+
+    /// Hugging Face's `stable_softmax` (ViT): 1e-9 added to every score, no mask.
+    #[test]
+    fn a_constant_added_to_every_score_is_no_mask() {
+        let mut g = TestGraph::new();
+        let q = g.input("q", &[-1, 2, 5, 16]);
+        let k = g.input("k", &[-1, 2, 5, 16]);
+        let v = g.input("v", &[-1, 2, 5, 16]);
+        let s = g.op("att/MatMul", "BatchMatMulV2", &[q, k], &[("adj_y", boolean(true))]);
+        let c = scalar(&mut g, "att/scale", 0.25);
+        let s = g.op("att/mul", "Mul", &[s, c], &[]);
+        let tiny = scalar(&mut g, "att/tiny", 1e-9);
+        let shifted = g.op("att/add", "AddV2", &[s, tiny], &[]);
+        let p = g.op("att/Softmax", "Softmax", &[shifted], &[]);
+        let o = g.op("att/MatMul_1", "BatchMatMulV2", &[p, v], &[]);
+        assert_snapshot!(g.lower(&[o]), @"
+        ---
+        x = F.scaled_dot_product_attention(q, k, v)
+        return x
+        ");
     }
 
     /// A rank-3 einsum writing the output transposed (`bts,bse->bet`).

@@ -291,13 +291,16 @@ def test_single_head_attention_is_one_sdpa_call(tmp_path):
     """Attention on `[B, T, E]` tensors is SDPA too: Keras' `Attention` layer, whose padding
     mask subtracts 1e9 from the scores it selects (`where(masked, 1e9 offset, 0)` added),
     and a hand-written non-local block over a feature map's positions; q, k and v named as
-    such (parity, a sequence of padding only included: the parametrized test above)."""
+    such. Hugging Face's attention adds 1e-9 to the scores before the softmax, which is no
+    mask (parity, a sequence of padding only included: the parametrized test above)."""
     out = tmp_path / "out"
     run_cli("convert", source("single_head_attention"), "-o", out)
     code = (out / "model.py").read_text()
     assert "F.softmax" not in code and " @ " not in code, code
-    assert code.count("F.scaled_dot_product_attention(q") == 2, code
+    assert code.count("F.scaled_dot_product_attention(q") == 3, code
     assert "torch.where(mask, -1000000000.0, 0.0)" in code, code
+    # Hugging Face's 1e-9 added to every score changes no probability: no such mask.
+    assert "1e-09" not in code and "attn_mask=mask_3" in code, code
 
 
 def test_attention_with_a_group_axis_is_grouped_query_attention(tmp_path):
