@@ -160,13 +160,7 @@ fn avg_pool(ctx: &mut Ctx) -> OpResult<Lowered> {
             "torch.ones_like",
             vec![x.clone().index(Expr::index_of(vec![first(), first()]))],
         );
-        let mut sum = |v: Expr| {
-            Expr::call_kw(
-                &format!("F.avg_pool{spatial}d"),
-                vec![g.padded(ctx, v, None), dims(&g.kernel), dims(&g.strides)],
-                vec![("divisor_override", Expr::int(1))],
-            )
-        };
+        let mut sum = |v: Expr| window_sums(g.padded(ctx, v, None), &g);
         let expr = sum(x).binop(BinOp::Div, sum(ones));
         return Ok(Lowered::Expr { expr, layout: Layout::ChannelsFirst });
     };
@@ -183,12 +177,21 @@ fn avg_pool(ctx: &mut Ctx) -> OpResult<Lowered> {
     let counts = window_counts(&sizes, &g);
     let x = ctx.input_channels_first(0)?;
     let div = ctx.buffer("count", counts)?;
-    let sum = Expr::call_kw(
-        &format!("F.avg_pool{spatial}d"),
-        vec![f_pad(x, &g.pads, None), dims(&g.kernel), dims(&g.strides)],
-        vec![("divisor_override", Expr::int(1))],
-    );
+    let sum = window_sums(f_pad(x, &g.pads, None), &g);
     Ok(Lowered::Expr { expr: sum.binop(BinOp::Div, div), layout: Layout::ChannelsFirst })
+}
+
+/// The sum over each window of channels-first `x` (padded already): an average pooling
+/// that divides by 1; `F.avg_pool1d` has no divisor to set, so a 1-D window is unfolded and
+/// summed.
+fn window_sums(x: Expr, g: &Window) -> Expr {
+    if let ([k], [s]) = (&g.kernel[..], &g.strides[..]) {
+        let unfolded = x.method("unfold", vec![Expr::int(2), Expr::int(*k), Expr::int(*s)]);
+        return unfolded.method("sum", vec![Expr::int(-1)]);
+    }
+    let func = format!("F.avg_pool{}d", g.kernel.len());
+    let args = vec![x, dims(&g.kernel), dims(&g.strides)];
+    Expr::call_kw(&func, args, vec![("divisor_override", Expr::int(1))])
 }
 
 /// Number of unpadded input elements under each pooling window, shape `[1, 1, out..]`.
