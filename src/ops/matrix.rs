@@ -15,9 +15,9 @@ use crate::py::Expr;
 
 pub const OPS: &[OpDef] = &[
     op("MatrixBandPart", band_part).infer(same_as_input),
-    op("MatrixDiag", diag),
-    op("MatrixDiagV2", diag),
-    op("MatrixDiagV3", diag),
+    op("MatrixDiag", diag).infer(diag_infer),
+    op("MatrixDiagV2", diag).infer(diag_infer),
+    op("MatrixDiagV3", diag).infer(diag_infer),
     op("MatrixDiagPart", diag_part),
     op("MatrixDiagPartV2", diag_part),
     op("MatrixDiagPartV3", diag_part),
@@ -220,6 +220,36 @@ fn diag(ctx: &mut Ctx) -> OpResult<Lowered> {
     let padding = ctx.input_tf(4)?;
     let kwargs = align(ctx)?;
     helper(ctx, "matrix_diag", vec![v, k, rows, cols, padding], kwargs)
+}
+
+/// Matrices from diagonals: one diagonal `k` of `[.., n]` gives `[.., rows, cols]`, a band
+/// `(lo, hi)` of `[.., d, n]` the same; the sizes are the given ones, or for `tf.eye` and
+/// `tf.linalg.diag` (both derived) the square that holds the diagonal, `n + |k|`. A rank is
+/// kept where sizes are known only at run time (XLNet's `tf.eye(n)`), so what follows it has
+/// one too.
+fn diag_infer(inp: &crate::ops::OpInputs) -> Option<Vec<crate::ir::ValueInfo>> {
+    let x = inp.infos.first()?;
+    let shape = x.shape.as_ref()?;
+    let k = if inp.infos.len() > 1 { inp.const_ints(1)? } else { vec![0] };
+    let (batch, n, single) = match k.as_slice() {
+        [k] => (shape.len().checked_sub(1)?, Some(*k), true),
+        [lo, hi] if lo == hi => (shape.len().checked_sub(1)?, Some(*lo), true),
+        [_, _] => (shape.len().checked_sub(2)?, None, false),
+        _ => return None,
+    };
+    let given = |i: usize| inp.scalar_int(i).filter(|&v| v >= 0).map(|v| v as usize);
+    let derived = |i: usize| inp.infos.len() <= i || inp.scalar_int(i) == Some(-1);
+    let square = match (single, n, shape.last().copied().flatten()) {
+        (true, Some(k), Some(len)) if derived(2) && derived(3) => {
+            len.checked_add(usize::try_from(k.unsigned_abs()).ok()?)
+        }
+        _ => None,
+    };
+    let rows = given(2).or(square);
+    let cols = given(3).or(square);
+    let mut out = shape[..batch].to_vec();
+    out.extend([rows, cols]);
+    Some(vec![crate::ir::ValueInfo { dtype: x.dtype, shape: Some(out) }])
 }
 
 /// `tf.linalg.diag_part(x)`: the main diagonal of each matrix, `torch.diagonal`; other
