@@ -27,7 +27,8 @@ fn unused_lowering_artifact(graph: &Graph, n: petgraph::stable_graph::NodeIndex)
 
 /// Builds the IR. `inputs`/`outputs` are tensor names (`name` or `name:k`); empty means the
 /// defaults: every `Placeholder` in file order, and every value nothing consumes.
-pub fn build(gd: GraphDef, inputs: &[String], outputs: &[String]) -> Result<Graph> {
+pub fn build(mut gd: GraphDef, inputs: &[String], outputs: &[String]) -> Result<Graph> {
+    super::constant_conds::select_constant_merges(&mut gd.node);
     let mut graph = Graph::default();
     let mut by_name: BTreeMap<String, NodeIndex> = BTreeMap::new();
     let mut pending: Vec<(NodeIndex, Vec<String>)> = Vec::new();

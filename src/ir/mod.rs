@@ -6,6 +6,7 @@
 
 pub mod attrs;
 mod build;
+mod constant_conds;
 mod dump;
 pub mod fused;
 

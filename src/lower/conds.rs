@@ -115,6 +115,9 @@ impl<'a> Lowerer<'a> {
         }
         let outs =
             g.outputs.iter().map(|&v| self.value_in(v, Layout::Tf)).collect::<Result<_, _>>()?;
+        // A branch returning a constant returns a tensor, as TF's does (Swin's window size:
+        // `return 4` would reach a `torch.stack` as an int).
+        let outs = self.literals_as_tensors(&g.outputs, outs);
         Ok((params, std::mem::take(&mut self.body), outs))
     }
 }
