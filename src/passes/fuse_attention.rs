@@ -125,7 +125,7 @@ impl Rank {
         if perm[..m].iter().enumerate().any(|(i, &p)| p != i) {
             return None;
         }
-        Some(perm[m..].iter().map(|&p| p - m).collect())
+        perm[m..].iter().map(|&p| p.checked_sub(m)).collect()
     }
 
     /// `v`'s static shape in the four-dimensional count (a missing axis has size 1).
