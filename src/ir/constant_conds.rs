@@ -33,8 +33,18 @@ pub fn select_constant_merges(nodes: &mut [NodeDef]) {
         if a.switch != b.switch || a.port == b.port || a.kind != b.kind {
             continue;
         }
-        let Some(pred) = nodes[a.switch].input.get(1).filter(|p| !p.starts_with('^')) else {
+        let switch = &nodes[a.switch];
+        let Some(pred) = switch.input.get(1).filter(|p| !p.starts_with('^')) else {
             continue;
+        };
+        // TF1's cond also keeps `scope/pred_id = Identity(pred)`, which only its switches
+        // read: read it here, or it would be taken for a model output.
+        let scope = switch.name.rsplit_once('/').map_or("", |(s, _)| s);
+        let pred_id = format!("{scope}/pred_id");
+        let by_id = index.get(pred_id.as_str()).map(|&k| &nodes[k]);
+        let pred = match by_id {
+            Some(id) if id.op == "Identity" && id.input.first() == Some(pred) => &id.name,
+            _ => pred,
         };
         // The branch results themselves (the constants through their identities): what
         // only the Merge read stays read.
