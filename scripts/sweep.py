@@ -385,14 +385,19 @@ def main():
     p.add_argument("--out", default=os.path.join(ROOT, "build", "sweep"))
     p.add_argument("models", nargs="*", default=TEXT_MODELS + list(VISION))
     args = p.parse_args()
-    os.makedirs(args.out, exist_ok=True)
-    for name in args.models:
+    run_all(sweep, args.models, args.out, 26)
+
+
+def run_all(sweep_one, names, out_dir, width):
+    """`sweep_one(name, out_dir)` for each model, one line each; a model that cannot be built
+    here, or any error running it, is reported, and the sweep goes on."""
+    os.makedirs(out_dir, exist_ok=True)
+    for name in names:
         try:
-            result = sweep(name, args.out)
-        # A model keras-hub cannot build here, or any error running it: reported, and on.
+            result = sweep_one(name, out_dir)
         except Exception as e:  # noqa: BLE001
             result = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:160]}"
-        print(f"{name:26s} {result}", flush=True)
+        print(f"{name:{width}s} {result}", flush=True)
 
 
 if __name__ == "__main__":

@@ -248,14 +248,9 @@ def main():
     p.add_argument("--out", default=os.path.join(ROOT, "build", "sweep_hf"))
     p.add_argument("models", nargs="*")
     args = p.parse_args()
-    os.makedirs(args.out, exist_ok=True)
-    for name in args.models or list(models()):
-        try:
-            result = sweep(name, args.out)
-        # A model transformers cannot build here, or any error running it: reported, and on.
-        except Exception as e:  # noqa: BLE001
-            result = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:160]}"
-        print(f"{name:12s} {result}", flush=True)
+    from sweep import run_all
+
+    run_all(sweep, args.models or list(models()), args.out, 12)
 
 
 if __name__ == "__main__":

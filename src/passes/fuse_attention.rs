@@ -957,6 +957,17 @@ mod tests {
         g.op("att/MatMul_1", "BatchMatMulV2", &[pz, v], &[])
     }
 
+    /// `q @ k^T` (`adj_y`): the scores most tests start from.
+    fn scores(g: &mut TestGraph, q: ValueRef, k: ValueRef) -> ValueRef {
+        g.op("att/MatMul", "BatchMatMulV2", &[q, k], &[("adj_y", boolean(true))])
+    }
+
+    /// `softmax(logits) @ v`.
+    fn attend(g: &mut TestGraph, logits: ValueRef, v: ValueRef) -> ValueRef {
+        let p = g.op("att/Softmax", "Softmax", &[logits], &[]);
+        g.op("att/MatMul_1", "BatchMatMulV2", &[p, v], &[])
+    }
+
     fn transpose(g: &mut TestGraph, name: &str, x: ValueRef, perm: &[i64]) -> ValueRef {
         let p = g.constant(&format!("{name}/perm"), int_tensor(&[4], perm));
         g.op(name, "Transpose", &[x, p], &[])
@@ -1000,12 +1011,11 @@ mod tests {
         let k = g.input("k", &[-1, 2, 5, 16]);
         let v = g.input("v", &[-1, 2, 5, 16]);
         let bias = g.input("bias", &[-1, 1, 1, 5]);
-        let mm = g.op("att/MatMul", "BatchMatMulV2", &[q, k], &[("adj_y", boolean(true))]);
+        let mm = scores(&mut g, q, k);
         let c = scalar(&mut g, "att/sqrt_d", 4.0);
         let s = g.op("att/truediv", "RealDiv", &[mm, c], &[]);
         let masked = g.op("att/add", "AddV2", &[bias, s], &[]);
-        let p = g.op("att/Softmax", "Softmax", &[masked], &[]);
-        let o = g.op("att/MatMul_1", "BatchMatMulV2", &[p, v], &[]);
+        let o = attend(&mut g, masked, v);
         assert_snapshot!(g.lower(&[o]), @"
         ---
         x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
@@ -1054,7 +1064,7 @@ mod tests {
         let v = g.input("v", &[-1, 2, 5, 16]);
         let rel = g.input("rel", &[-1, 2, 5, 5]);
         let mask = g.typed_input("mask", &[-1, 1, 1, 5], DType::Bool);
-        let mm = g.op("att/MatMul", "BatchMatMulV2", &[q, k], &[("adj_y", boolean(true))]);
+        let mm = scores(&mut g, q, k);
         let s = g.op("att/add", "AddV2", &[mm, rel], &[]);
         let o = masked_attention(&mut g, mask, s, v);
         assert_snapshot!(g.lower(&[o]), @r#"
@@ -1075,7 +1085,7 @@ mod tests {
         let v = g.input("v", &[-1, 2, 5, 16]);
         let alibi = g.input("alibi", &[-1, 2, 1, 5]);
         let mask = g.typed_input("mask", &[-1, 1, 5, 5], DType::Bool);
-        let mm = g.op("att/MatMul", "BatchMatMulV2", &[q, k], &[("adj_y", boolean(true))]);
+        let mm = scores(&mut g, q, k);
         let s = g.op("att/add", "AddV2", &[mm, alibi], &[]);
         let c = scalar(&mut g, "att/scale", 0.5);
         let s = g.op("att/mul", "Mul", &[s, c], &[]);
@@ -1097,7 +1107,7 @@ mod tests {
         let q = g.input("q", &[-1, 2, 5, 16]);
         let k = g.input("k", &[-1, 2, -1, 16]);
         let v = g.input("v", &[-1, 2, -1, 16]);
-        let mm = g.op("att/MatMul", "BatchMatMulV2", &[q, k], &[("adj_y", boolean(true))]);
+        let mm = scores(&mut g, q, k);
         let c = scalar(&mut g, "att/scale", 0.25);
         let s = g.op("att/mul", "Mul", &[mm, c], &[]);
         let shape = g.op("att/Shape", "Shape", &[s], &[]);
@@ -1110,8 +1120,7 @@ mod tests {
             g.op("att/keys", "StridedSlice", &[shape, b, e, st], &[("shrink_axis_mask", int(1))]);
         let bias = g.input("bias", &[-1, 2, 5, -1]);
         let s = g.op("att/add", "AddV2", &[s, bias], &[]);
-        let p = g.op("att/Softmax", "Softmax", &[s], &[]);
-        let o = g.op("att/MatMul_1", "BatchMatMulV2", &[p, v], &[]);
+        let o = attend(&mut g, s, v);
         assert_snapshot!(g.lower(&[o, keys]), @"
         ---
         x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
@@ -1162,12 +1171,11 @@ mod tests {
         let k = g.input("k", &[-1, 2, 5, 16]);
         let v = g.input("v", &[-1, 2, 5, 16]);
         let penalty = g.input("penalty", &[-1, 1, 1, 5]);
-        let mm = g.op("att/MatMul", "BatchMatMulV2", &[q, k], &[("adj_y", boolean(true))]);
+        let mm = scores(&mut g, q, k);
         let c = scalar(&mut g, "att/scale", 0.25);
         let s = g.op("att/mul", "Mul", &[mm, c], &[]);
         let masked = g.op("att/sub", "Sub", &[s, penalty], &[]);
-        let p = g.op("att/Softmax", "Softmax", &[masked], &[]);
-        let o = g.op("att/MatMul_1", "BatchMatMulV2", &[p, v], &[]);
+        let o = attend(&mut g, masked, v);
         assert_snapshot!(g.lower(&[o]), @"
             ---
             mask = -penalty
@@ -1191,8 +1199,7 @@ mod tests {
         let c = scalar(&mut g, "att/scale", 0.5);
         let s = g.op("att/mul", "Mul", &[mm, c], &[]);
         let masked = g.op("att/sub", "Sub", &[s, penalty], &[]);
-        let p = g.op("att/Softmax", "Softmax", &[masked], &[]);
-        let o = g.op("att/MatMul_1", "BatchMatMulV2", &[p, v], &[]);
+        let o = attend(&mut g, masked, v);
         assert_snapshot!(g.lower(&[o]), @"
         ---
         mask = -penalty
@@ -1211,7 +1218,7 @@ mod tests {
             let k = g.input("k", &[-1, 7, 16]);
             let v = g.input("v", &[-1, 7, 8]);
             let m = g.typed_input("m", &[-1, 1, 7], DType::Bool);
-            let s = g.op("att/MatMul", "BatchMatMulV2", &[q, k], &[("adj_y", boolean(true))]);
+            let s = scores(&mut g, q, k);
             let big = scalar(&mut g, "att/big", 1e9);
             let off = if kept {
                 let neg = scalar(&mut g, "att/neg", -1e9);
@@ -1221,8 +1228,7 @@ mod tests {
             };
             let ins = if kept { [m, s, off] } else { [m, off, s] };
             let sel = g.op("att/select", "SelectV2", &ins, &[]);
-            let p = g.op("att/Softmax", "Softmax", &[sel], &[]);
-            let o = g.op("att/MatMul_1", "BatchMatMulV2", &[p, v], &[]);
+            let o = attend(&mut g, sel, v);
             let code = g.lower(&[o]);
             let mask = if kept {
                 "torch.where(m, 0.0, -1000000000.0)"
@@ -1244,13 +1250,12 @@ mod tests {
         let q = g.input("q", &[-1, 2, 5, 16]);
         let k = g.input("k", &[-1, 2, 5, 16]);
         let v = g.input("v", &[-1, 2, 5, 16]);
-        let s = g.op("att/MatMul", "BatchMatMulV2", &[q, k], &[("adj_y", boolean(true))]);
+        let s = scores(&mut g, q, k);
         let c = scalar(&mut g, "att/scale", 0.25);
         let s = g.op("att/mul", "Mul", &[s, c], &[]);
         let tiny = scalar(&mut g, "att/tiny", 1e-9);
         let shifted = g.op("att/add", "AddV2", &[s, tiny], &[]);
-        let p = g.op("att/Softmax", "Softmax", &[shifted], &[]);
-        let o = g.op("att/MatMul_1", "BatchMatMulV2", &[p, v], &[]);
+        let o = attend(&mut g, shifted, v);
         assert_snapshot!(g.lower(&[o]), @"
         ---
         x = F.scaled_dot_product_attention(q, k, v)
@@ -1283,7 +1288,7 @@ mod tests {
         let q = g.input("q", &[-1, 2, 5, 16]);
         let k = g.input("k", &[-1, 2, 5, 16]);
         let v = g.input("v", &[-1, 2, 5, 16]);
-        let mm = g.op("att/MatMul", "BatchMatMulV2", &[q, k], &[("adj_y", boolean(true))]);
+        let mm = scores(&mut g, q, k);
         let p = g.op("att/Softmax", "Softmax", &[mm], &[]);
         let o = g.op("att/MatMul_1", "BatchMatMulV2", &[p, v], &[]);
         let code = g.lower(&[o, p]);
