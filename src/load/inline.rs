@@ -5,7 +5,8 @@
 //! results under the call's own name, so readers of `call:k` need no change.
 //!
 //! Also fills attributes stripped because they equal their OpDef default, and turns
-//! `ReadVariableOp` into `Identity` (variables are constants by then).
+//! `ReadVariableOp` into `Identity` and `ResourceGather` into `GatherV2` (variables are
+//! constants by then).
 
 use std::collections::BTreeMap;
 
@@ -297,9 +298,18 @@ pub(super) fn emit(
     }
     let Some(fname) = lib.callee(&n) else {
         lib.fill_defaults(&mut n);
-        if n.op == "ReadVariableOp" {
-            // Variables are constants by now: reading one is the identity.
-            n.op = "Identity".into();
+        // Variables are constants by now: reading one is the identity, and gathering from
+        // one (`tf.gather(variable, ids)` is `ResourceGather`) is gathering from a tensor.
+        match n.op.as_str() {
+            "ReadVariableOp" => n.op = "Identity".into(),
+            "ResourceGatherNd" => n.op = "GatherNd".into(),
+            "ResourceGather" => {
+                let axis = gather_axis(&n.name);
+                n.op = "GatherV2".into();
+                n.input.insert(2.min(n.input.len()), axis.name.clone());
+                out.push(axis);
+            }
+            _ => {}
         }
         out.push(n);
         return Ok(());
@@ -317,6 +327,17 @@ pub(super) fn emit(
     identity.attr.insert("T".into(), AttrValue { value: Some(Value::List(Box::new(types))) });
     out.push(identity);
     Ok(())
+}
+
+/// The axis `ResourceGather` gathers along, always 0, as the constant `GatherV2` reads.
+fn gather_axis(gather: &str) -> NodeDef {
+    use crate::proto::TensorProto;
+    let mut axis =
+        NodeDef { name: format!("{gather}/axis"), op: "Const".into(), ..Default::default() };
+    axis.attr.insert("dtype".into(), AttrValue { value: Some(Value::Type(3)) });
+    let t = TensorProto { dtype: 3, int_val: vec![0], ..Default::default() };
+    axis.attr.insert("value".into(), AttrValue { value: Some(Value::Tensor(Box::new(t))) });
+    axis
 }
 
 /// How names inside a function body map to the graph it is inlined into.

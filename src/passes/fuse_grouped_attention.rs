@@ -3,6 +3,10 @@
 //! `einsum("BTKGH,BSKH->BKGTS")`, a mask `[B, 1, 1, T, S]`, the softmax, the values
 //! `einsum("BKGTS,BSKH->BTKGH")`, and the heads merged again into `[B, T, K·G, H]`.
 //!
+//! keras-hub's Gemma 4 writes the same two products as rank-5 `matmul`s of transposed
+//! operands (the key and value with a unit group axis that broadcasts, the output transposed
+//! back): read as the einsums they are (see [`contraction`]), they match alike.
+//!
 //! The same computation over 4-D tensors: the query as it was before the split, the key and
 //! value heads repeated G times (`repeat_interleave`, which [`super::fuse_attention`] makes
 //! `enable_gqa=True`), the scores `[B, K·G, T, S]` and the mask without its group axis. The
@@ -14,7 +18,7 @@ use petgraph::stable_graph::NodeIndex;
 use crate::error::Result;
 use crate::ir::fused::Fused;
 use crate::ir::{Graph, Node, ValueInfo, ValueRef};
-use crate::passes::pattern::{const_scalar, inputs_of, single_consumer};
+use crate::passes::pattern::{const_ints, const_scalar, inputs_of, single_consumer};
 
 pub fn fuse_grouped_attention(g: &mut Graph) -> Result<()> {
     let softmaxes: Vec<NodeIndex> =
@@ -27,17 +31,132 @@ pub fn fuse_grouped_attention(g: &mut Graph) -> Result<()> {
     Ok(())
 }
 
-/// `x,y->o` as three strings of letters.
-fn equation(g: &Graph, n: NodeIndex) -> Option<(Vec<char>, Vec<char>, Vec<char>)> {
+/// A product of two tensors read as an einsum `x,y->o` over `inputs` (letters per axis),
+/// its result being `out`'s output.
+struct Contraction {
+    inputs: [ValueRef; 2],
+    x: Vec<char>,
+    y: Vec<char>,
+    o: Vec<char>,
+    out: NodeIndex,
+}
+
+/// The contraction at `n`: an `Einsum` of two operands, or a rank-5 `BatchMatMul` of
+/// transposed (and unit-axis-expanded) operands, maybe transposed after, as keras-hub's
+/// Gemma 4 writes the same grouped product with `matmul`.
+fn contraction(g: &Graph, n: NodeIndex) -> Option<Contraction> {
     let node = g.node(n);
-    if node.op != "Einsum" || g.inputs(n).len() != 2 {
+    if node.op == "Einsum" {
+        let [a, b] = g.inputs(n)[..] else { return None };
+        let eq = node.attr_str("equation").ok()?;
+        let (ins, out) = eq.split_once("->")?;
+        let (x, y) = ins.split_once(',')?;
+        let letters = |t: &str| t.trim().chars().collect::<Vec<char>>();
+        return Some(Contraction {
+            inputs: [a, b],
+            x: letters(x),
+            y: letters(y),
+            o: letters(out),
+            out: n,
+        });
+    }
+    matmul_contraction(g, n)
+}
+
+/// Stands for an axis of size 1 inserted by `ExpandDims`, which broadcasts in a matmul.
+const UNIT: char = '1';
+
+/// `v` followed back through `Transpose`s and `ExpandDims` to the tensor they rearrange:
+/// (source, the letter of each of `v`'s axes, the source's own axes lettered from `first`).
+fn arranged(g: &Graph, mut v: ValueRef, first: char) -> Option<(ValueRef, Vec<char>, Vec<char>)> {
+    // Steps from `v` back to the source, undone from the source forwards.
+    let mut steps: Vec<(bool, Vec<i64>)> = Vec::new();
+    loop {
+        let node = g.node(v.node);
+        match node.op.as_str() {
+            "Transpose" | "ExpandDims" if steps.len() < 4 => {
+                let [src, arg] = g.inputs(v.node)[..] else { return None };
+                steps.push((node.op == "Transpose", const_ints(g, arg)?));
+                v = src;
+            }
+            _ => break,
+        }
+    }
+    let rank = shape_of(g, v)?.len();
+    let own: Vec<char> =
+        (0..rank).map(|i| char::from_u32(first as u32 + i as u32)).collect::<Option<_>>()?;
+    let mut letters = own.clone();
+    for (transpose, arg) in steps.into_iter().rev() {
+        if transpose {
+            let perm: Vec<usize> =
+                arg.iter().map(|&a| usize::try_from(a).ok()).collect::<Option<_>>()?;
+            if perm.len() != letters.len() || perm.iter().any(|&a| a >= letters.len()) {
+                return None;
+            }
+            letters = perm.iter().map(|&a| letters[a]).collect();
+        } else {
+            let [axis] = arg[..] else { return None };
+            let len = letters.len() as i64 + 1;
+            let at = usize::try_from(if axis < 0 { axis + len } else { axis }).ok()?;
+            if at > letters.len() {
+                return None;
+            }
+            letters.insert(at, UNIT);
+        }
+    }
+    Some((v, letters, own))
+}
+
+fn matmul_contraction(g: &Graph, n: NodeIndex) -> Option<Contraction> {
+    let node = g.node(n);
+    if !matches!(node.op.as_str(), "BatchMatMulV2" | "BatchMatMulV3") {
         return None;
     }
-    let eq = node.attr_str("equation").ok()?;
-    let (ins, out) = eq.split_once("->")?;
-    let (a, b) = ins.split_once(',')?;
-    let letters = |t: &str| t.trim().chars().collect::<Vec<char>>();
-    Some((letters(a), letters(b), letters(out)))
+    let adjoint = |a: &str| node.attr_bool_or(a, false).ok();
+    if adjoint("adj_x")? || adjoint("adj_y")? {
+        return None;
+    }
+    let [a, b] = g.inputs(n)[..] else { return None };
+    let (xs, xl, x) = arranged(g, a, 'a')?;
+    let (ys, yl, y) = arranged(g, b, 'n')?;
+    if xl.len() != 5 || yl.len() != 5 {
+        return None;
+    }
+    // `[batch.., m, k] @ [batch.., k, n]`: the contracted axis and each batch axis both
+    // operands have are one letter (x's); a unit batch axis takes the other's letter.
+    let (m, k, k2, cols) = (xl[3], xl[4], yl[3], yl[4]);
+    if [m, k, k2, cols].contains(&UNIT) {
+        return None;
+    }
+    let mut same = vec![(k2, k)];
+    let mut o = Vec::new();
+    for (&p, &q) in xl[..3].iter().zip(&yl[..3]) {
+        o.push(match (p, q) {
+            (UNIT, UNIT) => return None,
+            (UNIT, l) | (l, UNIT) => l,
+            (p, q) => {
+                same.push((q, p));
+                p
+            }
+        });
+    }
+    o.extend([m, cols]);
+    let rename = |l: char| same.iter().find(|(q, _)| *q == l).map_or(l, |&(_, p)| p);
+    let y: Vec<char> = y.into_iter().map(rename).collect();
+    let mut out = n;
+    if let Some(t) = single_consumer(g, ValueRef { node: n, port: 0 })
+        && g.node(t).op == "Transpose"
+    {
+        let perm = const_ints(g, *g.inputs(t).get(1)?)?;
+        if perm.len() == 5 {
+            o = perm
+                .iter()
+                .map(|&i| o.get(usize::try_from(i).ok()?).copied())
+                .collect::<Option<_>>()?;
+            out = t;
+        }
+    }
+    Some(Contraction { inputs: [xs, ys], x, y, o, out })
 }
 
 /// Whether the scores einsum is `[B, T, K, G, H] · [B, S, K, H] -> [B, K, G, T, S]` (in
@@ -94,11 +213,11 @@ fn match_grouped(g: &Graph, softmax: NodeIndex) -> Option<Grouped> {
         None => (logits, None, None),
     };
     single_consumer(g, scores)?;
-    let (x, y, o) = equation(g, scores.node)?;
-    if !is_grouped_scores(&x, &y, &o) {
+    let c = contraction(g, scores.node)?;
+    if c.out != scores.node || !is_grouped_scores(&c.x, &c.y, &c.o) {
         return None;
     }
-    let [q5, key] = g.inputs(scores.node)[..] else { return None };
+    let [q5, key] = c.inputs;
     // The query as split: a reshape of `[B, T, K·G, H]`.
     let query = *inputs_of(g, q5, &["Reshape"])?.first()?;
     let (qs, q5s) = (shape_of(g, query)?, shape_of(g, q5)?);
@@ -121,12 +240,12 @@ fn match_grouped(g: &Graph, softmax: NodeIndex) -> Option<Grouped> {
         weights = ValueRef { node: next, port: 0 };
     }
     let values = single_consumer(g, weights)?;
-    let (px, vy, vo) = equation(g, values)?;
-    if !is_grouped_values(&px, &vy, &vo) || g.inputs(values).first() != Some(&weights) {
+    let c = contraction(g, values)?;
+    if !is_grouped_values(&c.x, &c.y, &c.o) || c.inputs[0] != weights {
         return None;
     }
-    let value = g.inputs(values)[1];
-    let out = ValueRef { node: values, port: 0 };
+    let value = c.inputs[1];
+    let out = ValueRef { node: c.out, port: 0 };
     let merged = single_consumer(g, out)?;
     let merged_shape = shape_of(g, ValueRef { node: merged, port: 0 })?;
     if g.node(merged).op != "Reshape"
@@ -210,7 +329,6 @@ fn install(g: &mut Graph, m: Grouped) {
     };
     let scores_info = ValueInfo { dtype, shape: scores_shape.clone() };
     let mut scores = Node::new(base.clone(), "Einsum", ordinal);
-    scores.attrs = g.node(m.scores).attrs.clone();
     scores.set_attr_str("equation", "BTNH,BSNH->BNTS");
     scores.outputs = vec![scores_info.clone()];
     let scores = g.add_node(scores);
@@ -246,7 +364,6 @@ fn install(g: &mut Graph, m: Grouped) {
     let merged = ValueRef { node: m.merged, port: 0 };
     let out_info = g.info(merged);
     let mut out = Node::new(names[&m.values].clone(), "Einsum", ordinal);
-    out.attrs = g.node(m.values).attrs.clone();
     out.set_attr_str("equation", "BNTS,BSNH->BTNH");
     out.outputs = vec![out_info];
     let out = g.add_node(out);
@@ -291,6 +408,52 @@ mod tests {
             v_2 = v.permute(0, 2, 1, 3)
             x = F.scaled_dot_product_attention(
                 q_2, k_2, v_2, attn_mask=mask_2, scale=1.0, enable_gqa=True
+            )
+            x = x.permute(0, 2, 1, 3)
+            return x
+            ");
+    }
+
+    /// Gemma 4's spelling of the same: `matmul`s of rank 5, the key and value transposed
+    /// with a unit group axis inserted, the output transposed back before the heads merge.
+    #[test]
+    fn grouped_matmuls_of_transposed_operands_are_grouped_query_attention() {
+        let mut g = TestGraph::new();
+        let q = g.input("q", &[-1, 5, 4, 8]);
+        let k = g.input("k", &[-1, 5, 2, 8]);
+        let v = g.input("v", &[-1, 5, 2, 8]);
+        let mask = g.typed_input("mask", &[-1, 1, 1, 5, 5], DType::Bool);
+        let shape5 = g.constant("att/shape", int_tensor(&[5], &[-1, 5, 2, 2, 8]));
+        let q5 = g.op("att/Reshape", "Reshape", &[q, shape5], &[]);
+        let perm =
+            |g: &mut TestGraph, name: &str, p: &[i64]| g.constant(name, int_tensor(&[p.len()], p));
+        let pq = perm(&mut g, "att/pq", &[0, 2, 3, 1, 4]);
+        let qt = g.op("att/q_t", "Transpose", &[q5, pq], &[]);
+        let pk = perm(&mut g, "att/pk", &[0, 2, 3, 1]);
+        let kt = g.op("att/k_t", "Transpose", &[k, pk], &[]);
+        let two = g.constant("att/two", int_tensor(&[], &[2]));
+        let k5 = g.op("att/k_e", "ExpandDims", &[kt, two], &[]);
+        let s = g.op("att/scores", "BatchMatMulV2", &[qt, k5], &[]);
+        let big = g.constant("att/big", Tensor::from_f32(vec![], &[-1e9]));
+        let masked = g.op("att/SelectV2", "SelectV2", &[mask, s, big], &[]);
+        let p = g.op("att/Softmax", "Softmax", &[masked], &[]);
+        let pv = perm(&mut g, "att/pv", &[0, 2, 1, 3]);
+        let vt = g.op("att/v_t", "Transpose", &[v, pv], &[]);
+        let v5 = g.op("att/v_e", "ExpandDims", &[vt, two], &[]);
+        let o = g.op("att/values", "BatchMatMulV2", &[p, v5], &[]);
+        let po = perm(&mut g, "att/po", &[0, 3, 1, 2, 4]);
+        let ot = g.op("att/o_t", "Transpose", &[o, po], &[]);
+        let shape4 = g.constant("att/shape_1", int_tensor(&[4], &[-1, 5, 4, 8]));
+        let y = g.op("att/Reshape_1", "Reshape", &[ot, shape4], &[]);
+        assert_snapshot!(g.lower(&[y]), @"
+            ---
+            mask_2 = mask.squeeze(2)
+            mask_3 = torch.where(mask_2, 0.0, -1000000000.0)
+            q_2 = q.permute(0, 2, 1, 3)
+            k_2 = k.permute(0, 2, 1, 3)
+            v_2 = v.permute(0, 2, 1, 3)
+            x = F.scaled_dot_product_attention(
+                q_2, k_2, v_2, attn_mask=mask_3, scale=1.0, enable_gqa=True
             )
             x = x.permute(0, 2, 1, 3)
             return x

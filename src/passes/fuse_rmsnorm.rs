@@ -14,13 +14,18 @@ use super::fuse_layernorm::features;
 use crate::error::Result;
 use crate::ir::fused::Fused;
 use crate::ir::{Graph, ValueRef};
-use crate::passes::pattern::{binary, both_orders, inputs_of, replace_with_fused, squared};
+use crate::passes::pattern::{
+    binary, both_orders, inputs_of, is_scalar, replace_with_fused, squared,
+};
 use crate::tensor::Tensor;
 
-/// `Rsqrt(ms)` or `Reciprocal(Sqrt(ms))` (Gemma) → `ms`.
+/// `Rsqrt(ms)`, `Reciprocal(Sqrt(ms))` (Gemma) or `Pow(ms, -0.5)` (Gemma 4) → `ms`.
 fn inverse_sqrt(g: &Graph, v: ValueRef) -> Option<ValueRef> {
     if let Some(i) = inputs_of(g, v, &["Rsqrt"]) {
         return i.first().copied();
+    }
+    if let Some((ms, p)) = binary(g, v, &["Pow"]) {
+        return is_scalar(g, p, -0.5, 0.0).then_some(ms);
     }
     let s = *inputs_of(g, v, &["Reciprocal", "Inv"])?.first()?;
     inputs_of(g, s, &["Sqrt"])?.first().copied()
@@ -123,6 +128,27 @@ mod tests {
         # mul_1.weight: [8]
         ---
         x = self.mul_1(x)
+        return x
+        ");
+    }
+
+    /// Gemma 4's query norm: `x * pow(mean(square(x), -1) + eps, -0.5)`, no weight.
+    #[test]
+    fn power_minus_half_is_an_inverse_root() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 7, 2, 16]);
+        let sq = g.op("norm/Square", "Square", &[x], &[]);
+        let axes = g.constant("norm/axes", int_tensor(&[1], &[3]));
+        let mean = g.op("norm/Mean", "Mean", &[sq, axes], &[("keep_dims", boolean(true))]);
+        let eps = g.constant("norm/eps", Tensor::from_f32(vec![], &[1e-6]));
+        let add = g.op("norm/add", "AddV2", &[mean, eps], &[]);
+        let half = g.constant("norm/half", Tensor::from_f32(vec![], &[-0.5]));
+        let inv = g.op("norm/Pow", "Pow", &[add, half], &[]);
+        let y = g.op("norm/mul", "Mul", &[x, inv], &[]);
+        assert_snapshot!(g.lower(&[y]), @"
+        self.mul = nn.RMSNorm(16, eps=1e-6, elementwise_affine=False)
+        ---
+        x = self.mul(x)
         return x
         ");
     }

@@ -111,16 +111,17 @@ def test_state_outputs_read_naturally(tmp_path):
 
 
 # Loops no recurrent layer matches: a method with a Python `while` loop over the translated body.
-LOOPS = ["rnn_masked", "tf_while_refine", "tf_while_growing", "tf_nested_while"]
+LOOPS = ["rnn_masked", "tf_while_refine", "tf_while_growing", "tf_nested_while", "tf_while_decode"]
 
 
 @pytest.mark.parametrize("form", ["pb", "saved"])
 @pytest.mark.parametrize("name", LOOPS)
 def test_other_loops_become_python_loops(name, form, tmp_path):
     """A masked GRU (masked steps keep the state: nn.GRU cannot), a loop whose variable grows
-    and reads its own width (which must not be folded to the first iteration's), a hand-written tf.while_loop with a data-dependent exit, and a loop
-    inside a loop: explicit loops, translated op by op, same
-    results as TensorFlow."""
+    and reads its own width (which must not be folded to the first iteration's), a
+    hand-written tf.while_loop with a data-dependent exit, a loop inside a loop, and greedy
+    decoding (an embedding variable gathered inside the loop, tokens in a TensorArray):
+    explicit loops, translated op by op, same results as TensorFlow."""
     src = fixture(f"{name}.pb" if form == "pb" else f"{name}_saved")
     out = convert(src, tmp_path, "--strict")
     npz = GENERATED_DIR / (f"{name}.npz" if form == "pb" else f"{name}_saved.npz")
