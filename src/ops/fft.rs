@@ -110,9 +110,18 @@ fn real_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     Some(vec![ValueInfo { dtype, shape: x.shape.clone() }])
 }
 
-/// `Complex(real, imag)` → `torch.complex(real, imag)` (both broadcast, as in TF).
+/// `Complex(real, imag)` → `torch.complex(real, imag)` (both broadcast, as in TF). A
+/// constant scalar part (`mfccs_from_log_mel_spectrograms`' zero real part) is written as a
+/// literal, which `torch.complex` does not take: it becomes a tensor like the other part.
 fn complex(ctx: &mut Ctx) -> OpResult<Lowered> {
     let (re, im) = (ctx.input_tf(0)?, ctx.input_tf(1)?);
+    let scalar = |i: usize| ctx.is_const(i) && ctx.const_input(i).is_ok_and(|t| t.numel() == 1);
+    let like = |part: Expr, other: &Expr| Expr::call("torch.full_like", vec![other.clone(), part]);
+    let (re, im) = match (scalar(0), scalar(1)) {
+        (true, false) => (like(re, &im), im),
+        (false, true) => (re.clone(), like(im, &re)),
+        _ => (re, im),
+    };
     Ok(Lowered::Expr { expr: Expr::call("torch.complex", vec![re, im]), layout: Layout::Tf })
 }
 

@@ -1,5 +1,6 @@
-//! Running reductions along an axis: `Cumsum` → `cumsum`, `Cumprod` → `cumprod`, with TF's
-//! `exclusive` (each position leaves itself out) and `reverse` (from the end).
+//! Running reductions along an axis: `Cumsum` → `cumsum`, `Cumprod` → `cumprod`,
+//! `CumulativeLogsumexp` → `logcumsumexp`, with TF's `exclusive` (each position leaves itself
+//! out) and `reverse` (from the end).
 
 use crate::ops::contract::{Ctx, Layout, Lowered, OpResult};
 use crate::ops::util::{norm_axis, same_as_input};
@@ -9,6 +10,7 @@ use crate::py::{BinOp, Expr};
 pub const OPS: &[OpDef] = &[
     op("Cumsum", |c| scan(c, "cumsum")).infer(same_as_input),
     op("Cumprod", |c| scan(c, "cumprod")).infer(same_as_input),
+    op("CumulativeLogsumexp", |c| scan(c, "logcumsumexp")).infer(same_as_input),
 ];
 
 fn scan(ctx: &mut Ctx, method: &str) -> OpResult<Lowered> {
@@ -30,13 +32,15 @@ fn scan(ctx: &mut Ctx, method: &str) -> OpResult<Lowered> {
         expr = if method == "cumsum" {
             expr.binop(BinOp::Sub, x)
         } else {
-            // Shift by one: the identity (1) first, the last product dropped. (Dividing by
-            // `x` would fail on zeros.)
+            // Shift by one: the identity first (1 for a product, -inf for a log-sum-exp),
+            // the last value dropped. (Dividing by `x` would fail on zeros.)
             let n = x.clone().attr("shape").index(Expr::int(axis));
-            let head = Expr::call(
-                "torch.ones_like",
-                vec![x.method("narrow", vec![Expr::int(axis), Expr::int(0), Expr::int(1)])],
-            );
+            let first = x.method("narrow", vec![Expr::int(axis), Expr::int(0), Expr::int(1)]);
+            let head = if method == "cumprod" {
+                Expr::call("torch.ones_like", vec![first])
+            } else {
+                Expr::call("torch.full_like", vec![first, Expr::f64(f64::NEG_INFINITY)])
+            };
             let body = expr.method(
                 "narrow",
                 vec![Expr::int(axis), Expr::int(0), n.binop(BinOp::Sub, Expr::int(1))],
