@@ -36,6 +36,7 @@ mod shape;
 pub mod sizes;
 mod slice;
 mod space_batch;
+mod sparse;
 mod stack;
 mod update_slice;
 pub mod util;
@@ -221,6 +222,7 @@ const FAMILIES: &[&[OpDef]] = &[
     scan::OPS,
     partition::OPS,
     scatter::OPS,
+    sparse::OPS,
     update_slice::OPS,
     sets::OPS,
     quantize::OPS,
