@@ -1,5 +1,6 @@
 //! `Cast` → `.to(torch.<dtype>)`, folded on constants and shape vectors; and the ops whose
-//! outputs are their inputs (`Identity`, ...), which `passes::identity` removes.
+//! outputs are their inputs (`Identity`, ...), which `passes::identity` removes, and
+//! `EnsureShape`, which only tells shapes.
 
 use crate::ir::ValueInfo;
 use crate::ops::contract::{Ctx, Layout, Lowered, OpResult};
@@ -18,7 +19,23 @@ pub const OPS: &[OpDef] = &[
     // An input with a default (Keras' learning phase): its default unless named with
     // `--inputs`, which makes it a Placeholder.
     passthrough("PlaceholderWithDefault").infer(same_as_input),
+    // `tf.ensure_shape`: a check at run time in TF, here what it says about the shape.
+    op("EnsureShape", |_| Ok(Lowered::Alias(0))).infer(ensure_shape_infer),
 ];
+
+/// The input's shape, each size it leaves unknown taken from the `shape` attribute.
+fn ensure_shape_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let x = inp.infos.first()?;
+    let declared = inp.node.attr_shape("shape").ok().flatten();
+    let shape = match (&x.shape, declared) {
+        (Some(s), Some(d)) if s.len() == d.len() => {
+            Some(s.iter().zip(d).map(|(&a, b)| a.or(b)).collect())
+        }
+        (None, Some(d)) => Some(d),
+        (s, _) => s.clone(),
+    };
+    Some(vec![ValueInfo { dtype: x.dtype, shape }])
+}
 
 fn cast(ctx: &mut Ctx) -> OpResult<Lowered> {
     let dst = ctx.node().attr_type("DstT")?;

@@ -1,6 +1,8 @@
 //! Training losses TF graphs keep as ops: `SoftmaxCrossEntropyWithLogits` and its sparse form
 //! → `F.cross_entropy(logits, target, reduction="none")` (probabilities or class ids), with
-//! TF's second output, the gradient with respect to the logits (`softmax - target`).
+//! TF's second output, the gradient with respect to the logits (`softmax - target`);
+//! `L2Loss` (`tf.nn.l2_loss`, weight decay) → `x.square().sum() / 2`; `InTopKV2` (whether
+//! each target's score is among the k best) → a count of better scores.
 
 use crate::ir::ValueInfo;
 use crate::ops::contract::{Ctx, Layout, Lowered, OpResult};
@@ -10,7 +12,25 @@ use crate::py::{BinOp, Expr};
 pub const OPS: &[OpDef] = &[
     op("SoftmaxCrossEntropyWithLogits", |c| cross_entropy(c, false)).infer(loss_infer),
     op("SparseSoftmaxCrossEntropyWithLogits", |c| cross_entropy(c, true)).infer(loss_infer),
+    op("L2Loss", |c| {
+        let x = c.input_tf(0)?;
+        let sum = x.method("square", vec![]).method("sum", vec![]);
+        Ok(Lowered::Expr { expr: sum.binop(BinOp::Div, Expr::int(2)), layout: Layout::Tf })
+    })
+    .infer(|inp| Some(vec![ValueInfo { dtype: inp.infos.first()?.dtype, shape: Some(vec![]) }])),
+    op("InTopKV2", in_top_k).infer(|inp| {
+        let n = inp.infos.first()?.dim(0);
+        Some(vec![ValueInfo { dtype: Some(crate::tensor::DType::Bool), shape: Some(vec![n]) }])
+    }),
 ];
+
+/// `in_top_k(scores, targets, k)` (templates/in_top_k.py).
+fn in_top_k(ctx: &mut Ctx) -> OpResult<Lowered> {
+    ctx.require_class("in_top_k", include_str!("../../templates/in_top_k.py"));
+    let (scores, targets) = (ctx.input_tf(0)?, ctx.input_tf(1)?);
+    let k = crate::ops::sizes::scalar(ctx, 2)?.expr;
+    Ok(Lowered::Expr { expr: Expr::call("in_top_k", vec![scores, targets, k]), layout: Layout::Tf })
+}
 
 /// `(loss, backprop)` for logits `[batch, classes]` and targets: probabilities of the same
 /// shape, or (sparse) class ids `[batch]`.

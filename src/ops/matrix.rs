@@ -5,7 +5,8 @@
 //! padding or alignment (V2/V3), and bounds known only at run time, → small helpers
 //! (templates/matrix_diag.py) with TF's exact layout; `MatrixInverse`, `MatrixDeterminant`,
 //! `Cholesky`, `Qr`, `MatrixSolve`, `MatrixTriangularSolve` and `Cross` → `torch.linalg`;
-//! `InvertPermutation` → `argsort`.
+//! `InvertPermutation` → `argsort`; `Diag`/`DiagPart` (`tf.linalg.tensor_diag`, of any even
+//! rank) → `torch.diag`/`torch.diagonal`.
 
 use crate::ops::contract::{Ctx, Layout, Lowered, OpResult};
 use crate::ops::sizes::scalar;
@@ -61,6 +62,8 @@ pub const OPS: &[OpDef] = &[
         Ok(Lowered::Expr { expr, layout: Layout::Tf })
     })
     .infer(same_as_input),
+    op("Diag", tensor_diag).infer(tensor_diag_infer),
+    op("DiagPart", tensor_diag_part).infer(tensor_diag_part_infer),
     op("InvertPermutation", |c| {
         let p = c.input_tf(0)?;
         let expr = Expr::call("torch.argsort", vec![p.clone()]).method("to", vec![p.attr("dtype")]);
@@ -68,6 +71,55 @@ pub const OPS: &[OpDef] = &[
     })
     .infer(same_as_input),
 ];
+
+/// `tf.linalg.tensor_diag`: a tensor of shape `s` on the diagonal of one of shape `s + s`
+/// (`torch.diag` of a vector; of its flattening, reshaped, for higher ranks).
+fn tensor_diag(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let x = ctx.input_tf(0)?;
+    let expr = if ctx.rank(0) == Some(1) {
+        Expr::call("torch.diag", vec![x])
+    } else {
+        let shape = x.clone().attr("shape");
+        let both = shape.clone().binop(crate::py::BinOp::Add, shape);
+        Expr::call("torch.diag", vec![x.method("flatten", vec![])]).method("reshape", vec![both])
+    };
+    Ok(Lowered::Expr { expr, layout: Layout::Tf })
+}
+
+fn tensor_diag_infer(inp: &crate::ops::OpInputs) -> Option<Vec<crate::ir::ValueInfo>> {
+    let x = inp.infos.first()?;
+    let shape = x.shape.as_ref().map(|s| s.iter().chain(s).copied().collect());
+    Some(vec![crate::ir::ValueInfo { dtype: x.dtype, shape }])
+}
+
+/// `tf.linalg.tensor_diag_part`, the inverse: of a tensor of shape `s + s`, the entries at
+/// `[i.., i..]`, shape `s`.
+fn tensor_diag_part(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let rank = ctx.rank(0).ok_or("input rank must be known")?;
+    if rank % 2 != 0 || rank == 0 {
+        return Err(format!("input rank {rank} is not even").into());
+    }
+    let x = ctx.input_tf(0)?;
+    let expr = if rank == 2 {
+        Expr::call("torch.diagonal", vec![x])
+    } else {
+        let half = x.clone().attr("shape").index(Expr::slice(
+            None,
+            Some(Expr::int(rank as i64 / 2)),
+            None,
+        ));
+        let side = half.clone().method("numel", vec![]);
+        let square = x.method("reshape", vec![side.clone(), side]);
+        Expr::call("torch.diagonal", vec![square]).method("reshape", vec![half])
+    };
+    Ok(Lowered::Expr { expr, layout: Layout::Tf })
+}
+
+fn tensor_diag_part_infer(inp: &crate::ops::OpInputs) -> Option<Vec<crate::ir::ValueInfo>> {
+    let x = inp.infos.first()?;
+    let shape = x.shape.as_ref().map(|s| s[..s.len() / 2].to_vec());
+    Some(vec![crate::ir::ValueInfo { dtype: x.dtype, shape }])
+}
 
 /// `matrix @ x = rhs` (`adjoint`: `matrix^H @ x = rhs`) → `torch.linalg.solve`.
 fn solve(ctx: &mut Ctx) -> OpResult<Lowered> {

@@ -17,6 +17,7 @@ mod elementwise;
 mod fft;
 mod gather;
 mod image;
+mod linalg;
 mod loss;
 mod matrix;
 mod norm;
@@ -219,6 +220,7 @@ const FAMILIES: &[&[OpDef]] = &[
     gather::OPS,
     loss::OPS,
     matrix::OPS,
+    linalg::OPS,
     scan::OPS,
     partition::OPS,
     scatter::OPS,

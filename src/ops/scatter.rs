@@ -3,7 +3,8 @@
 //! Prod`, sorted ids; `UnsortedSegmentSum/Max/Min/Prod`, with a segment count) →
 //! `index_add` / `scatter_reduce` over the first axis, and counts into bins (`Bincount`,
 //! `DenseBincount` of a vector or by rows; `HistogramFixedWidth` with TF's bins) →
-//! `torch.bincount`. Sparse tensors' parts: `SparseToDense` →
+//! `torch.bincount`; flat positions as coordinates (`UnravelIndex`) → `torch.unravel_index`.
+//! Sparse tensors' parts: `SparseToDense` →
 //! `index_put` into a filled tensor, `SparseReshape` and `SparseFillEmptyRows` → helpers.
 //!
 //! Index tuples (`[..., K]`, the last axis addressing the first K axes) become
@@ -20,6 +21,7 @@ use crate::tensor::DType;
 pub const OPS: &[OpDef] = &[
     op("GatherNd", gather_nd).infer(gather_nd_infer),
     op("ScatterNd", scatter_nd).infer(scatter_nd_infer),
+    op("UnravelIndex", unravel_index).infer(unravel_index_infer),
     op("SparseToDense", sparse_to_dense).infer(sparse_to_dense_infer),
     op("SparseReshape", sparse_reshape).infer(sparse_reshape_infer),
     op("SparseFillEmptyRows", fill_empty_rows).infer(fill_empty_rows_infer),
@@ -93,6 +95,30 @@ fn scatter_nd_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
 /// `SparseToDense(indices, shape, values, default)`: `default` everywhere but at the
 /// indices (`[N, R]` tuples, or `[N]` positions of a vector, or one scalar position), which
 /// take `values` (one per index, or one for all). Repeated indices keep one of their values.
+/// Flat positions as coordinates in `dims`: `[len(dims)]` for one position, `[len(dims), n]`
+/// for `n` (torch gives one tensor per axis).
+fn unravel_index(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let dims = sizes(ctx, 1)?.tuple();
+    // A Python int (a size, a literal) is made a tensor first.
+    let ids = ctx.input(0)?;
+    let ids = if ids.layout == Layout::Host || ids.expr.is_literal() {
+        Expr::call("torch.as_tensor", vec![ids.expr])
+    } else {
+        ctx.input_tf(0)?
+    };
+    let dtype = ctx.info(0).dtype.and_then(|d| d.torch_name()).unwrap_or("int32");
+    let axes = Expr::call("torch.unravel_index", vec![ids.method("long", vec![]), dims]);
+    let expr = Expr::call("torch.stack", vec![axes]).method("to", vec![torch_attr(dtype)]);
+    Ok(Lowered::Expr { expr, layout: Layout::Tf })
+}
+
+fn unravel_index_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let ids = inp.infos.first()?;
+    let axes = inp.infos.get(1)?.dim(0);
+    let shape = ids.shape.as_ref().map(|s| [axes].into_iter().chain(s.iter().copied()).collect());
+    Some(vec![ValueInfo { dtype: ids.dtype, shape }])
+}
+
 fn sparse_to_dense(ctx: &mut Ctx) -> OpResult<Lowered> {
     let shape = sizes(ctx, 1)?.tuple();
     let index = match ctx.rank(0) {

@@ -30,6 +30,7 @@ pub mod loops;
 mod pattern;
 mod prune;
 mod rnn;
+mod shape_n;
 mod simplify;
 mod sizes;
 mod tensor_arrays;
@@ -111,6 +112,7 @@ fn step<T>(
 pub fn run_observed(g: &mut Graph, after: &mut dyn FnMut(&str, &Graph)) -> Result<()> {
     step(after, "prune", g, prune)?;
     step(after, "remove_identities", g, remove_identities)?;
+    step(after, "split_shape_n", g, shape_n::split_shape_n)?;
     step(after, "fold_constant_switches", g, constant_switches::fold_constant_switches)?;
     step(after, "tensor_arrays", g, tensor_arrays::tensor_arrays)?;
     step(after, "extract_control_flow", g, extract_control_flow)?;
