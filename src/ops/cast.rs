@@ -1,6 +1,6 @@
 //! `Cast` → `.to(torch.<dtype>)`, folded on constants and shape vectors; and the ops whose
 //! outputs are their inputs (`Identity`, ...), which `passes::identity` removes, and
-//! `EnsureShape`, which only tells shapes.
+//! `EnsureShape`, which only tells shapes; `Bitcast` → `view(dtype)`.
 
 use crate::ir::ValueInfo;
 use crate::ops::contract::{Ctx, Layout, Lowered, OpResult};
@@ -19,9 +19,49 @@ pub const OPS: &[OpDef] = &[
     // An input with a default (Keras' learning phase): its default unless named with
     // `--inputs`, which makes it a Placeholder.
     passthrough("PlaceholderWithDefault").infer(same_as_input),
+    op("Bitcast", bitcast).infer(bitcast_infer),
     // `tf.ensure_shape`: a check at run time in TF, here what it says about the shape.
     op("EnsureShape", |_| Ok(Lowered::Alias(0))).infer(ensure_shape_infer),
 ];
+
+/// The element sizes of `Bitcast`'s input and output types (`T`, `type`).
+fn bitcast_sizes(node: &crate::ir::Node) -> Option<(DType, usize, usize)> {
+    let (from, to) = (node.attr_type("T").ok()?, node.attr_type("type").ok()?);
+    Some((to, from.size()?, to.size()?))
+}
+
+/// The same bits read as another type (`x.view(dtype)`): to a narrower type TF adds an axis
+/// of the ratio's size; to a wider one it drops the last axis, of that size.
+fn bitcast(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let (to, from_size, to_size) = bitcast_sizes(ctx.node()).ok_or("types of unknown size")?;
+    let dtype = torch_attr(to.torch_name().ok_or_else(|| format!("bitcast to {to:?}"))?);
+    let x = ctx.input_tf(0)?;
+    let expr = match from_size.cmp(&to_size) {
+        std::cmp::Ordering::Equal => x.method("view", vec![dtype]),
+        std::cmp::Ordering::Greater => {
+            x.method("unsqueeze", vec![Expr::int(-1)]).method("view", vec![dtype])
+        }
+        std::cmp::Ordering::Less => {
+            x.method("view", vec![dtype]).method("squeeze", vec![Expr::int(-1)])
+        }
+    };
+    Ok(Lowered::Expr { expr, layout: Layout::Tf })
+}
+
+fn bitcast_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let (to, from_size, to_size) = bitcast_sizes(inp.node)?;
+    let shape = inp.infos.first()?.shape.clone().map(|mut s| {
+        match from_size.cmp(&to_size) {
+            std::cmp::Ordering::Greater => s.push(Some(from_size / to_size)),
+            std::cmp::Ordering::Less => {
+                s.pop();
+            }
+            std::cmp::Ordering::Equal => {}
+        }
+        s
+    });
+    Some(vec![ValueInfo { dtype: Some(to), shape }])
+}
 
 /// The input's shape, each size it leaves unknown taken from the `shape` attribute.
 fn ensure_shape_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {

@@ -78,6 +78,7 @@ const HELPERS: &[&str] = &[
     "mirror_pad",
     "non_max_suppression",
     "pad_same",
+    "population_count",
     "ragged_gather",
     "ragged_range",
     "ragged_to_dense",

@@ -118,6 +118,14 @@ pub const OPS: &[OpDef] = &[
     op("IsInf", |c| function(c, "torch.isinf")).infer(bool_like),
     op("IsFinite", |c| function(c, "torch.isfinite")).infer(bool_like),
     op("Invert", |c| function(c, "torch.bitwise_not")).infer(same_as_input),
+    op("PopulationCount", |c| {
+        c.require_class("population_count", include_str!("../../../templates/population_count.py"));
+        function(c, "population_count")
+    })
+    .infer(|inp| {
+        let shape = inp.infos.first()?.shape.clone();
+        Some(vec![crate::ir::ValueInfo { dtype: Some(crate::tensor::DType::U8), shape }])
+    }),
     op("Atan2", |c| binary_function(c, "torch.atan2")).infer(broadcast_infer),
     op("BitwiseAnd", |c| binary_function(c, "torch.bitwise_and")).infer(broadcast_infer),
     op("BitwiseOr", |c| binary_function(c, "torch.bitwise_or")).infer(broadcast_infer),
