@@ -12,7 +12,8 @@ from conftest import GENERATED_DIR, assert_parity, ruff, run_cli
 COND = ["cond_function", "cond_function_saved", "cond_keras_layer", "cond_keras_layer_saved", "cond_tf1"]
 COND += ["case_function", "case_function_saved"]
 # keras-hub backbones with a run-time batch and sequence length.
-DECODERS = ["keras_hub_gpt2", "keras_hub_llama", "keras_hub_gemma", "keras_hub_deberta", "keras_hub_fnet", "keras_hub_esm2"]
+DECODERS = ["keras_hub_gpt2", "keras_hub_llama", "keras_hub_gemma", "keras_hub_gemma4", "keras_hub_deberta", "keras_hub_fnet"]
+DECODERS += ["keras_hub_esm2"]
 DECODERS += ["keras_hub_falcon", "keras_hub_smollm3", "keras_hub_dinov3", "keras_hub_t5", "keras_hub_bloom"]
 DECODERS += ["keras_hub_albert"]
 DYNAMIC = ["dyn_class_token", "dyn_reshape", "dyn_fill_pack", "dyn_data_sizes", "dyn_resize_like", "dyn_pad_slice", "dyn_upsample", "dtypes_kept", "any_size_mobilenet"]
@@ -312,6 +313,19 @@ def test_attention_with_a_group_axis_is_grouped_query_attention(tmp_path):
     code = (out / "model.py").read_text()
     assert "F.softmax" not in code and "abcde" not in code, code
     assert "F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True)" in code, code
+
+
+def test_grouped_matmuls_are_grouped_query_attention(tmp_path):
+    """Gemma 4 writes the same grouped attention as rank-5 matmuls of transposed operands:
+    one SDPA call with `enable_gqa=True`; its `pow(..., -0.5)` norms (the value's without a
+    scale) are `nn.RMSNorm` layers (parity: the decoder test)."""
+    out = tmp_path / "out"
+    run_cli("convert", source("keras_hub_gemma4"), "-o", out)
+    code = (out / "model.py").read_text()
+    assert "F.softmax" not in code and "torch.pow" not in code, code
+    assert code.count("F.scaled_dot_product_attention(") == 1 and "enable_gqa=True" in code, code
+    assert "nn.RMSNorm(16, eps=1e-6, elementwise_affine=False)" in code, code
+    assert code.count("nn.RMSNorm(") == 8, code
 
 
 @pytest.mark.parametrize("name", ["keras_hub_gpt2", "keras_hub_llama"])
