@@ -17,7 +17,11 @@ impl Lowerer<'_> {
         let out = ValueRef { node: n, port: 0 };
         match lowered {
             Lowered::Alias(i) | Lowered::Relabel(i, _) => {
-                let src = self.graph.inputs(n)[i];
+                // A malformed node (an op given no inputs) aliases nothing: an error, not a panic.
+                let src = *self.graph.inputs(n).get(i).ok_or_else(|| {
+                    let node = self.graph.node(n);
+                    Error::node(&node.name, &node.op, format!("has no input {i}"))
+                })?;
                 let mut val = self.value(src).map_err(|e| Error::msg(e.to_string()))?;
                 if let Lowered::Relabel(_, layout) = lowered {
                     val.layout = layout;

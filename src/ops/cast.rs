@@ -21,7 +21,13 @@ pub const OPS: &[OpDef] = &[
     passthrough("PlaceholderWithDefault").infer(same_as_input),
     op("Bitcast", bitcast).infer(bitcast_infer),
     // `tf.ensure_shape`: a check at run time in TF, here what it says about the shape.
-    op("EnsureShape", |_| Ok(Lowered::Alias(0))).infer(ensure_shape_infer),
+    op("EnsureShape", |c| {
+        if c.num_inputs() != 1 {
+            return Err("takes one input".into());
+        }
+        Ok(Lowered::Alias(0))
+    })
+    .infer(ensure_shape_infer),
 ];
 
 /// The element sizes of `Bitcast`'s input and output types (`T`, `type`).

@@ -374,6 +374,7 @@ fn install(g: &mut Graph, m: Grouped) {
 
 #[cfg(test)]
 mod tests {
+    use crate::ir::ValueRef;
     use crate::tensor::{DType, Tensor};
     use crate::testing::*;
     use insta::assert_snapshot;
@@ -381,15 +382,28 @@ mod tests {
     /// keras-hub Gemma's grouped form: 4 query heads in 2 groups of the 2 key/value heads,
     /// a causal-and-padding mask `[B, 1, 1, T, S]` selected before the softmax and after.
     /// One SDPA call with `enable_gqa=True` on the query before its split.
-    #[test]
-    fn a_query_split_into_groups_is_grouped_query_attention() {
-        let mut g = TestGraph::new();
+    /// The query `[B, 5, 4, 8]` split into 2 groups of the 2 key/value heads
+    /// (`[B, 5, 2, 2, 8]`), the key, the value and a mask `[B, 1, 1, 5, 5]`.
+    fn grouped_operands(g: &mut TestGraph) -> [ValueRef; 4] {
         let q = g.input("q", &[-1, 5, 4, 8]);
         let k = g.input("k", &[-1, 5, 2, 8]);
         let v = g.input("v", &[-1, 5, 2, 8]);
         let mask = g.typed_input("mask", &[-1, 1, 1, 5, 5], DType::Bool);
         let shape5 = g.constant("att/shape", int_tensor(&[5], &[-1, 5, 2, 2, 8]));
         let q5 = g.op("att/Reshape", "Reshape", &[q, shape5], &[]);
+        [q5, k, v, mask]
+    }
+
+    /// The heads merged again: `[B, 5, 4, 8]`.
+    fn merged(g: &mut TestGraph, o: ValueRef) -> ValueRef {
+        let shape4 = g.constant("att/shape_1", int_tensor(&[4], &[-1, 5, 4, 8]));
+        g.op("att/Reshape_1", "Reshape", &[o, shape4], &[])
+    }
+
+    #[test]
+    fn a_query_split_into_groups_is_grouped_query_attention() {
+        let mut g = TestGraph::new();
+        let [q5, k, v, mask] = grouped_operands(&mut g);
         let eq = |e: &str| ("equation", string(e));
         let s = g.op("att/einsum", "Einsum", &[q5, k], &[eq("abcde,afce->acdbf"), ("N", int(2))]);
         let big = g.constant("att/big", Tensor::from_f32(vec![], &[-1e9]));
@@ -398,8 +412,7 @@ mod tests {
         let zero = g.constant("att/zero", Tensor::from_f32(vec![], &[0.0]));
         let pz = g.op("att/SelectV2_1", "SelectV2", &[mask, p, zero], &[]);
         let o = g.op("att/einsum_1", "Einsum", &[pz, v], &[eq("abcde,aebf->adbcf"), ("N", int(2))]);
-        let shape4 = g.constant("att/shape_1", int_tensor(&[4], &[-1, 5, 4, 8]));
-        let y = g.op("att/Reshape_1", "Reshape", &[o, shape4], &[]);
+        let y = merged(&mut g, o);
         assert_snapshot!(g.lower(&[y]), @"
             ---
             mask_2 = mask.squeeze(2)
@@ -419,12 +432,7 @@ mod tests {
     #[test]
     fn grouped_matmuls_of_transposed_operands_are_grouped_query_attention() {
         let mut g = TestGraph::new();
-        let q = g.input("q", &[-1, 5, 4, 8]);
-        let k = g.input("k", &[-1, 5, 2, 8]);
-        let v = g.input("v", &[-1, 5, 2, 8]);
-        let mask = g.typed_input("mask", &[-1, 1, 1, 5, 5], DType::Bool);
-        let shape5 = g.constant("att/shape", int_tensor(&[5], &[-1, 5, 2, 2, 8]));
-        let q5 = g.op("att/Reshape", "Reshape", &[q, shape5], &[]);
+        let [q5, k, v, mask] = grouped_operands(&mut g);
         let perm =
             |g: &mut TestGraph, name: &str, p: &[i64]| g.constant(name, int_tensor(&[p.len()], p));
         let pq = perm(&mut g, "att/pq", &[0, 2, 3, 1, 4]);
@@ -443,8 +451,7 @@ mod tests {
         let o = g.op("att/values", "BatchMatMulV2", &[p, v5], &[]);
         let po = perm(&mut g, "att/po", &[0, 3, 1, 2, 4]);
         let ot = g.op("att/o_t", "Transpose", &[o, po], &[]);
-        let shape4 = g.constant("att/shape_1", int_tensor(&[4], &[-1, 5, 4, 8]));
-        let y = g.op("att/Reshape_1", "Reshape", &[ot, shape4], &[]);
+        let y = merged(&mut g, ot);
         assert_snapshot!(g.lower(&[y]), @"
             ---
             mask_2 = mask.squeeze(2)
