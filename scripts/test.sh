@@ -36,7 +36,7 @@ done
   && [ -f build/fixtures/dyn_pools_b.npz ] && [ -f build/fixtures/dyn_tcn_b.npz ] \
   && [ -f build/fixtures/keras_mixed_precision_b.npz ] && [ -f build/fixtures/keras_hub_llama_bf16_b.npz ] \
   && [ -f build/fixtures/keras_hub_albert_b.npz ] && [ -f build/fixtures/single_head_attention_b.npz ] \
-  && [ -f build/fixtures/keras_hub_gemma4_b.npz ] \
+  && [ -f build/fixtures/keras_hub_gemma4_b.npz ] && [ -f build/fixtures/video_frames_b.npz ] \
   || missing+=(general)
 [ -f build/fixtures/tf1_dynamic_rnn_lengths.npz ] || missing+=(tf1_dynamic_rnn_lengths)
 [ -f build/fixtures/tf1_dynamic_rnn_v1.npz ] || missing+=(tf1_dynamic_rnn_v1)

@@ -30,9 +30,25 @@ pub const OPS: &[OpDef] = &[
         expr(l.index(i))
     })
     .infer(|i| element_info(i, 2, false)),
-    op("TensorListSetItem", list_set),
-    op("TensorListStack", |c| expr(Expr::call("torch.stack", vec![c.input_tf(0)?])))
-        .infer(|i| element_info(i, 1, true)),
+    // A list's own info is that of its stack, `[n, *element]`: what a loop learns of the
+    // elements it sets (pfor's lists declare no element rank) reaches the stack after it.
+    op("TensorListSetItem", list_set).infer(|i| {
+        let dtype = i.node.attr_type("element_dtype").ok();
+        let item = i.infos.get(2)?.shape.as_ref()?;
+        Some(vec![ValueInfo {
+            dtype,
+            shape: Some([None].into_iter().chain(item.clone()).collect()),
+        }])
+    }),
+    op("TensorListStack", |c| expr(Expr::call("torch.stack", vec![c.input_tf(0)?]))).infer(|i| {
+        let declared = element_info(i, 1, true)?;
+        match (&declared[0].shape, i.infos.first()) {
+            (None, Some(list)) if list.shape.is_some() => {
+                Some(vec![ValueInfo { dtype: declared[0].dtype, shape: list.shape.clone() }])
+            }
+            _ => Some(declared),
+        }
+    }),
     op("TensorListLength", |c| {
         Ok(Lowered::Expr { expr: Expr::call("len", vec![c.input_tf(0)?]), layout: Layout::Host })
     }),

@@ -30,7 +30,10 @@ pub fn fold_and_infer(g: &mut Graph) -> Result<()> {
             let consts: Vec<Option<Tensor>> =
                 inputs.iter().map(|&v| g.const_value(v).cloned()).collect();
             let consts: Vec<Option<&Tensor>> = consts.iter().map(Option::as_ref).collect();
-            let outputs = super::loops::infer_loop(g.node_mut(n), &infos, &consts)?;
+            // Lists reserved without an element rank (pfor's) take the rank the body sets.
+            let lists: Vec<bool> =
+                inputs.iter().map(|&v| g.node(v.node).op == "TensorListReserve").collect();
+            let outputs = super::loops::infer_loop(g.node_mut(n), &infos, &consts, &lists)?;
             g.node_mut(n).outputs = outputs;
             continue;
         }

@@ -335,6 +335,7 @@ pub fn infer_loop(
     node: &mut Node,
     infos: &[ValueInfo],
     consts: &[Option<&crate::tensor::Tensor>],
+    lists: &[bool],
 ) -> Result<Vec<ValueInfo>> {
     let (name, op) = (node.name.clone(), node.op.clone());
     let Some(body) = node.loop_body_mut() else {
@@ -365,8 +366,14 @@ pub fn infer_loop(
         super::fold_and_infer(&mut trial)?;
         super::simplify(&mut trial)?;
         let next: Vec<ValueInfo> = trial.outputs[1..].iter().map(|&v| trial.info(v)).collect();
-        let merged: Vec<ValueInfo> =
-            var_infos.iter().zip(&next).map(|(a, b)| merge(a, b)).collect();
+        // A list reserved with no element rank: its first known stack shape is the start.
+        let unranked = |k: usize| lists.get(k) == Some(&true) && var_infos[k].shape.is_none();
+        let merged: Vec<ValueInfo> = var_infos
+            .iter()
+            .zip(&next)
+            .enumerate()
+            .map(|(k, (a, b))| if unranked(k) { b.clone() } else { merge(a, b) })
+            .collect();
         if merged == var_infos {
             *body = trial;
             return Ok(var_infos);
