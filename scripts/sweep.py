@@ -241,6 +241,14 @@ TEXT_MODELS = [
     "ESM2Backbone",
     "ElectraBackbone",
     "XLNetBackbone",
+    "OPTBackbone",
+    "Phi3Backbone",
+    "MistralBackbone",
+    "QwenBackbone",
+    "Gemma4Backbone",
+    "RobertaBackbone",
+    "DistilBertBackbone",
+    "ESMBackbone",
 ]
 
 
@@ -327,9 +335,7 @@ def check(out, npz, keys):
             )
         # Float64, so that boolean outputs (a padding mask passed through) compare too.
         got_, want_ = g.numpy().astype(np.float64), want.astype(np.float64)
-        errors.append(
-            float(np.abs(got_ - want_).max() / (np.abs(want_).max() + 1e-12))
-        )
+        errors.append(float(np.abs(got_ - want_).max() / (np.abs(want_).max() + 1e-12)))
     return max(errors)
 
 
