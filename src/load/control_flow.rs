@@ -165,11 +165,8 @@ fn emit_case_from(
         input,
         ..Default::default()
     };
-    let mut kth = node(format!("{c}/index"), "Const", vec![]);
-    kth.attr.insert("dtype".into(), AttrValue { value: Some(Value::Type(3)) });
-    let t = crate::proto::TensorProto { dtype: 3, int_val: vec![k as i32], ..Default::default() };
-    kth.attr.insert("value".into(), AttrValue { value: Some(Value::Tensor(Box::new(t))) });
-    out.push(kth);
+    let k32 = i32::try_from(k).map_err(|_| Error::node(&n.name, &n.op, "too many branches"))?;
+    out.push(int32_scalar(format!("{c}/index"), k32));
     let pred = format!("{c}/is_{k}");
     out.push(node(pred.clone(), "Equal", vec![index.to_string(), format!("{c}/index")]));
     for (i, arg) in args.iter().enumerate() {

@@ -304,7 +304,8 @@ pub(super) fn emit(
             "ReadVariableOp" => n.op = "Identity".into(),
             "ResourceGatherNd" => n.op = "GatherNd".into(),
             "ResourceGather" => {
-                let axis = gather_axis(&n.name);
+                // Always along axis 0, the input `GatherV2` reads third.
+                let axis = int32_scalar(format!("{}/axis", n.name), 0);
                 n.op = "GatherV2".into();
                 n.input.insert(2.min(n.input.len()), axis.name.clone());
                 out.push(axis);
@@ -329,15 +330,14 @@ pub(super) fn emit(
     Ok(())
 }
 
-/// The axis `ResourceGather` gathers along, always 0, as the constant `GatherV2` reads.
-fn gather_axis(gather: &str) -> NodeDef {
+/// A `Const` node holding the int32 scalar `v` (a gather's axis, a `Case` branch's index).
+pub(super) fn int32_scalar(name: String, v: i32) -> NodeDef {
     use crate::proto::TensorProto;
-    let mut axis =
-        NodeDef { name: format!("{gather}/axis"), op: "Const".into(), ..Default::default() };
-    axis.attr.insert("dtype".into(), AttrValue { value: Some(Value::Type(3)) });
-    let t = TensorProto { dtype: 3, int_val: vec![0], ..Default::default() };
-    axis.attr.insert("value".into(), AttrValue { value: Some(Value::Tensor(Box::new(t))) });
-    axis
+    let mut n = NodeDef { name, op: "Const".into(), ..Default::default() };
+    n.attr.insert("dtype".into(), AttrValue { value: Some(Value::Type(3)) });
+    let t = TensorProto { dtype: 3, int_val: vec![v], ..Default::default() };
+    n.attr.insert("value".into(), AttrValue { value: Some(Value::Tensor(Box::new(t))) });
+    n
 }
 
 /// How names inside a function body map to the graph it is inlined into.
