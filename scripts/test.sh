@@ -4,9 +4,12 @@
 # 6000-variable checkpoint) are generated with TensorFlow into build/fixtures first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Everything Rust builds in the release profile only: a second (debug) profile's artifacts
+# are ~3 GB more disk, which a CI machine has run out of.
+df -h . | tail -n 1 | awk '{print "disk: " $4 " free"}'
 WITH_TF=1 scripts/setup.sh
 cargo fmt --all -- --check
-cargo clippy --all-targets --quiet -- -D warnings
+cargo clippy --release --all-targets --quiet -- -D warnings
 
 mkdir -p build/fixtures
 missing=()
@@ -54,7 +57,7 @@ rm -rf build/wheels
 .venv/bin/maturin build --release --quiet --out build/wheels >build/maturin.log 2>&1 || { cat build/maturin.log; exit 1; }
 
 export TF2TORCH_REQUIRE_FIXTURES=1
-cargo test --quiet 2>&1 | grep -E '^(test result|error|failures|---- )|panicked' || true
-cargo test --quiet >/dev/null 2>&1 || { cargo test --quiet 2>&1 | tail -n 40; exit 1; }
+cargo test --release --quiet 2>&1 | grep -E '^(test result|error|failures|---- )|panicked' || true
+cargo test --release --quiet >/dev/null 2>&1 || { cargo test --release --quiet 2>&1 | tail -n 40; exit 1; }
 cd tests/python
 ../../.venv/bin/python -m pytest -q -p no:cacheprovider
