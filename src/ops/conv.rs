@@ -133,40 +133,53 @@ fn conv_layer(
 }
 
 /// A filter computed at run time whose shape is unknown here: `F.conv2d` with TF's strides
-/// and dilations, groups from the channel counts then (`x.shape[1] // w.shape[2]`); VALID or
-/// explicit padding only (SAME's pads depend on the kernel size).
-fn conv_of_unknown_filter(ctx: &mut Ctx, spatial: usize) -> OpResult<Lowered> {
+/// and dilations, groups from the channel counts then (`x.shape[1] // w.shape[2]`, or the
+/// channels for a depthwise filter, its `[k.., C, M]` made `[C·M, 1, k..]`). SAME padding
+/// is `padding="same"`, which pads as TF does (the odd pixel after) but only at stride 1:
+/// at other strides the pads depend on the kernel size, so that is an error.
+fn conv_of_unknown_filter(ctx: &mut Ctx, spatial: usize, depthwise: bool) -> OpResult<Lowered> {
     if ctx.has_bias() {
         return Err("a fused bias on a filter of unknown shape".into());
     }
     let g = Window::of(ctx.node(), &ctx.info(0).shape, vec![1; spatial], true)?;
-    if ctx.node().attr_str("padding")? == "SAME" {
-        return Err("SAME padding with a filter of unknown shape".into());
+    let same = ctx.node().attr_str("padding")? == "SAME";
+    if same && g.strides.iter().any(|&s| s != 1) {
+        return Err("SAME padding at a stride above 1 with a filter of unknown shape".into());
     }
     let x = ctx.input_channels_first(0)?;
     let channels = x.clone().attr("shape").index(Expr::int(1));
-    let x = if g.pads.iter().all(|&p| p == (0, 0)) { x } else { f_pad(x, &g.pads, None) };
+    let x = if same || g.pads.iter().all(|&p| p == (0, 0)) { x } else { f_pad(x, &g.pads, None) };
     let w = ctx.input_tf(1)?;
     let mut kwargs: Vec<(&str, Expr)> = Vec::new();
     if g.strides.iter().any(|&s| s != 1) {
         kwargs.push(("stride", dims(&g.strides)));
     }
+    if same {
+        kwargs.push(("padding", Expr::str_lit("same")));
+    }
     if g.dilations.iter().any(|&d| d != 1) {
         kwargs.push(("dilation", dims(&g.dilations)));
     }
-    let filter_channels = w.clone().attr("shape").index(Expr::int(spatial as i64));
-    let groups = channels.binop(BinOp::FloorDiv, filter_channels);
-    kwargs.push(("groups", groups));
-    let perm = oi_first(spatial).into_iter().map(|a| Expr::int(a as i64)).collect();
-    let args = vec![x, w.method("permute", perm)];
-    let expr = Expr::call_kw(&format!("F.conv{spatial}d"), args, kwargs);
+    let w = if depthwise {
+        kwargs.push(("groups", channels));
+        let perm = [spatial, spatial + 1].into_iter().chain(0..spatial);
+        let w = w.method("permute", perm.map(|a| Expr::int(a as i64)).collect());
+        w.method("flatten", vec![Expr::int(0), Expr::int(1)])
+            .method("unsqueeze", vec![Expr::int(1)])
+    } else {
+        let filter_channels = w.clone().attr("shape").index(Expr::int(spatial as i64));
+        kwargs.push(("groups", channels.binop(BinOp::FloorDiv, filter_channels)));
+        let perm = oi_first(spatial).into_iter().map(|a| Expr::int(a as i64)).collect();
+        w.method("permute", perm)
+    };
+    let expr = Expr::call_kw(&format!("F.conv{spatial}d"), vec![x, w], kwargs);
     Ok(Lowered::Expr { expr, layout: Layout::ChannelsFirst })
 }
 
 fn conv(ctx: &mut Ctx, spatial: usize) -> OpResult<Lowered> {
     require_channels_last(ctx.node(), spatial)?;
     if !ctx.is_const(1) && filter_shape(ctx, spatial).is_err() {
-        return conv_of_unknown_filter(ctx, spatial);
+        return conv_of_unknown_filter(ctx, spatial, false);
     }
     let wshape = filter_shape(ctx, spatial)?;
     let (ci, co) = (wshape[spatial], wshape[spatial + 1]);
@@ -194,6 +207,9 @@ fn conv(ctx: &mut Ctx, spatial: usize) -> OpResult<Lowered> {
 
 fn depthwise(ctx: &mut Ctx, spatial: usize) -> OpResult<Lowered> {
     require_channels_last(ctx.node(), spatial)?;
+    if !ctx.is_const(1) && filter_shape(ctx, spatial).is_err() {
+        return conv_of_unknown_filter(ctx, spatial, true);
+    }
     let wshape = filter_shape(ctx, spatial)?;
     let (c, m) = (wshape[spatial], wshape[spatial + 1]);
     let kernel: Vec<i64> = wshape[..spatial].iter().map(|&k| k as i64).collect();
@@ -457,6 +473,41 @@ mod tests {
         x = x.permute(0, 2, 3, 1)
         return x
         ");
+    }
+
+    /// A depthwise filter computed at run time (Keras' `gaussian_blur` from a traced sigma):
+    /// `[k.., C, M]` made `[C·M, 1, k..]` in forward, SAME at stride 1 as torch's "same".
+    #[test]
+    fn a_depthwise_filter_of_unknown_shape_is_functional() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 9, 9, 3]);
+        let w = g.unranked_input("w");
+        let a = [("strides", ints(&[1, 1, 1, 1])), ("padding", string("SAME"))];
+        let y = g.op("blur", "DepthwiseConv2dNative", &[x, w], &a);
+        assert_snapshot!(g.lower(&[y]), @r#"
+        ---
+        x = x.permute(0, 3, 1, 2)
+        x = F.conv2d(
+            x,
+            w.permute(2, 3, 0, 1).flatten(0, 1).unsqueeze(1),
+            padding="same",
+            groups=x.shape[1],
+        )
+        x = x.permute(0, 2, 3, 1)
+        return x
+        "#);
+    }
+
+    /// SAME's pads depend on the kernel size at a stride above 1: refused, not guessed.
+    #[test]
+    fn same_at_stride_2_with_a_filter_of_unknown_shape_is_a_stub() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 9, 9, 3]);
+        let w = g.unranked_input("w");
+        let a = [("strides", ints(&[1, 2, 2, 1])), ("padding", string("SAME"))];
+        let y = g.op("conv", "Conv2D", &[x, w], &a);
+        let code = g.lower(&[y]);
+        assert!(code.contains("custom_ops.conv2d(x, w)"), "{code}");
     }
 
     /// Found by fuzzing: an input with no channels made zero groups (a division by zero).

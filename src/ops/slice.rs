@@ -292,10 +292,12 @@ fn strided_slice_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     Some(vec![ValueInfo { dtype: x.dtype, shape: Some(out) }])
 }
 
-/// Folds slices of 1-D (partly) known integer vectors: the shape arithmetic of TF graphs.
+/// Folds slices of constants, and of 1-D (partly) known integer vectors: the shape
+/// arithmetic of TF graphs, which may start from a float constant (Keras' `gaussian_blur`
+/// casts `kernel_size[0]` of a float vector to size its filter).
 fn strided_slice_fold(inp: &OpInputs) -> Option<Folded> {
     if let Some(t) = inp.consts.first().copied().flatten()
-        && t.rank() > 1
+        && (t.rank() > 1 || !t.dtype.is_int())
     {
         return slice_constant(inp, t).map(Folded::Tensor);
     }
@@ -529,6 +531,28 @@ mod tests {
         let b = g.typed_input("b", &[1 << 40], crate::tensor::DType::I32);
         let y = g.op("slice", "StridedSlice", &[x, b, b, b], &[]);
         assert!(g.lower(&[y]).contains("stub strided_slice"));
+    }
+
+    /// A size read from a float constant (Keras' `gaussian_blur`: `int(kernel_size[0])` of
+    /// a float vector) folds, so what it sizes is known at conversion.
+    #[test]
+    fn a_float_constant_slice_folds_into_the_sizes_it_gives() {
+        use crate::tensor::Tensor;
+        use crate::testing::*;
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[9]);
+        let sizes = g.constant("sizes", Tensor::from_f32(vec![2], &[3.0, 3.0]));
+        let (b, e, s) = (int_tensor(&[1], &[1]), int_tensor(&[1], &[2]), int_tensor(&[1], &[1]));
+        let (b, e, s) = (g.constant("b", b), g.constant("e", e), g.constant("s", s));
+        let mask = [("shrink_axis_mask", int(1))];
+        let n = g.op("n", "StridedSlice", &[sizes, b, e, s], &mask);
+        let i32_type = crate::proto::attr_value::Value::Type(3); // DT_INT32
+        let cast = [("DstT", crate::proto::AttrValue { value: Some(i32_type) })];
+        let n = g.op("cast", "Cast", &[n], &cast);
+        let minus_one = g.constant("minus_one", int_tensor(&[], &[-1]));
+        let shape = g.op("shape", "Pack", &[n, minus_one], &[("N", int(2))]);
+        let y = g.op("y", "Reshape", &[x, shape], &[]);
+        assert!(g.lower(&[y]).contains("x.reshape(3, -1)"));
     }
 
     /// Fuzzing found a shape inference listing every index of a 2^40-long axis.

@@ -205,7 +205,15 @@ fn write_literal(out: &mut String, l: &Lit) {
         }
         // Rust's `{:?}` gives the shortest text that reads back to the same value in that
         // precision (`0.001`, `1e-5`, `1.0`): all valid Python float literals.
-        Lit::F32(x) => write_float(out, f64::from(*x), &format!("{x:?}")),
+        // Except that the shortest text of float32's largest values reads back (as Python's
+        // double) past float32's range, which torch refuses to convert (`3.4028235e38`, TF's
+        // `nan_to_num` bound): those print exactly.
+        Lit::F32(x) => {
+            let shortest = format!("{x:?}");
+            let exact = shortest.parse::<f64>().is_ok_and(|d| d.abs() > f64::from(f32::MAX));
+            let text = if exact { format!("{:?}", f64::from(*x)) } else { shortest };
+            write_float(out, f64::from(*x), &text)
+        }
         Lit::F64(x) => write_float(out, *x, &format!("{x:?}")),
         Lit::Str(s) => out.push_str(&string_literal(s)),
         Lit::Bool(b) => out.push_str(if *b { "True" } else { "False" }),
@@ -297,6 +305,10 @@ mod tests {
         assert_eq!(flat(&Expr::f64(f64::from(0.001f32))), "0.0010000000474974513");
         assert_eq!(flat(&Expr::f32(f32::NEG_INFINITY)), "float(\"-inf\")");
         assert_eq!(flat(&Expr::f64(f64::NAN)), "float(\"nan\")");
+        // Within float32's range when read as a double, so torch takes it.
+        assert_eq!(flat(&Expr::f32(f32::MAX)), "3.4028234663852886e38");
+        assert_eq!(flat(&Expr::f32(f32::MIN)), "-3.4028234663852886e38");
+        assert_eq!(flat(&Expr::f32(3.4e38)), "3.4e38");
     }
 
     #[test]
