@@ -17,6 +17,7 @@ mod elementwise;
 mod fft;
 mod gather;
 mod image;
+mod image_transform;
 mod linalg;
 mod loss;
 mod matrix;
@@ -204,6 +205,7 @@ const FAMILIES: &[&[OpDef]] = &[
     pool::OPS,
     resize::OPS,
     image::OPS,
+    image_transform::OPS,
     detection::OPS,
     ctc::OPS,
     activation::OPS,

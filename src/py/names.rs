@@ -79,6 +79,7 @@ const HELPERS: &[&str] = &[
     "non_max_suppression",
     "pad_same",
     "population_count",
+    "projective_transform",
     "ragged_gather",
     "ragged_range",
     "ragged_to_dense",
