@@ -1,7 +1,8 @@
 //! Matrix decompositions and functions over the last two axes: log-determinants
 //! (`tf.linalg.slogdet`, `logdet`), symmetric eigenproblems (`eigh`, `eigvalsh`), singular
-//! values (`svd`, `pinv`), LU factors, the matrix exponential and least squares →
-//! `torch.linalg`, in TF's output order (`svd` and `lu` through small helpers).
+//! values (`svd`, `pinv`), LU factors, the matrix exponential, least squares and
+//! tridiagonal systems →
+//! `torch.linalg`, in TF's output order (`svd`, `lu` and `tridiagonal_solve` through small helpers).
 
 use crate::ir::ValueInfo;
 use crate::ops::contract::{Ctx, Layout, Lowered, OpResult};
@@ -18,7 +19,24 @@ pub const OPS: &[OpDef] = &[
     op("Svd", svd).infer(svd_infer),
     op("Lu", lu).infer(lu_infer),
     op("MatrixSolveLs", solve_ls).infer(solve_ls_infer),
+    op("TridiagonalSolve", tridiagonal_solve).infer(tridiagonal_infer),
 ];
+
+/// `tf.linalg.tridiagonal_solve` (its Python wrapper turns the other formats into the
+/// compact one): the dense system, solved by `torch.linalg.solve`. TF without pivoting
+/// (the Thomas algorithm) and with it agree up to rounding on the systems it solves.
+fn tridiagonal_solve(ctx: &mut Ctx) -> OpResult<Lowered> {
+    if ctx.node().attr_bool_or("perturb_singular", false)? {
+        return Err("perturb_singular is not supported".into());
+    }
+    ctx.require_class("tridiagonal_solve", include_str!("../../templates/tridiagonal_solve.py"));
+    let expr = Expr::call("tridiagonal_solve", vec![ctx.input_tf(0)?, ctx.input_tf(1)?]);
+    Ok(Lowered::Expr { expr, layout: Layout::Tf })
+}
+
+fn tridiagonal_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    Some(vec![inp.infos.get(1)?.clone()])
+}
 
 /// `func(x)`, one output or several.
 fn call(ctx: &mut Ctx, func: &str, multi: bool) -> OpResult<Lowered> {

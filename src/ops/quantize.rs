@@ -14,6 +14,7 @@ use crate::py::{BinOp, Expr};
 pub const OPS: &[OpDef] = &[
     op("FakeQuantWithMinMaxArgs", fake_quant).infer(same_as_input),
     op("FakeQuantWithMinMaxVars", fake_quant).infer(same_as_input),
+    op("FakeQuantWithMinMaxVarsPerChannel", fake_quant_per_channel).infer(same_as_input),
     op("QuantizeAndDequantizeV2", quantize_dequantize).infer(same_as_input),
     op("QuantizeAndDequantizeV3", quantize_dequantize).infer(same_as_input),
     op("QuantizeAndDequantizeV4", quantize_dequantize).infer(same_as_input),
@@ -79,6 +80,45 @@ fn fake_quant(ctx: &mut Ctx) -> OpResult<Lowered> {
     let rounded = Expr::call("torch.floor", vec![steps.binop(BinOp::Add, Expr::f32(0.5))]);
     let expr = plus(rounded.binop(BinOp::Mul, Expr::f32(scale)), lo);
     Ok(Lowered::Expr { expr, layout: x.layout })
+}
+
+/// Per channel (the last axis), each channel's range nudged as [`fake_quant`]'s is: the
+/// bounds, scales and their inverses are buffers, the arithmetic the same.
+fn fake_quant_per_channel(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let bound = |i: usize, what: &str| -> OpResult<Vec<f32>> {
+        let t = ctx.const_input(i).map_err(|_| format!("{what} must be a constant"))?;
+        Ok(t.to_f64().ok_or(format!("{what} must be float"))?.iter().map(|&v| v as f32).collect())
+    };
+    let (min, max) = (bound(1, "min")?, bound(2, "max")?);
+    if min.len() != max.len() || min.is_empty() {
+        return Err(format!("{} minima for {} maxima", min.len(), max.len()).into());
+    }
+    let narrow = ctx.node().attr_bool_or("narrow_range", false)?;
+    let bits = num_bits(ctx, 8)?;
+    let quant_min = if narrow { 1.0 } else { 0.0 };
+    let quant_max = ((1u32 << bits) - 1) as f32;
+    let mut grids: [Vec<f32>; 4] = Default::default();
+    for (&lo, &hi) in min.iter().zip(&max) {
+        if lo.partial_cmp(&hi) != Some(std::cmp::Ordering::Less) {
+            return Err(format!("range [{lo}, {hi}] is empty").into());
+        }
+        let (lo, hi, scale, inv) = nudge(lo, hi, quant_min, quant_max);
+        for (grid, v) in grids.iter_mut().zip([lo, hi, scale, inv]) {
+            grid.push(v);
+        }
+    }
+    let mut vectors = Vec::new();
+    for (name, values) in ["min", "max", "scale", "inv_scale"].into_iter().zip(grids) {
+        let t = crate::tensor::Tensor::from_f32(vec![values.len()], &values);
+        vectors.push(ctx.buffer(name, t)?);
+    }
+    let [lo, hi, scale, inv] = <[Expr; 4]>::try_from(vectors).map_err(|_| "four grids")?;
+    let x = ctx.input_tf(0)?;
+    let steps = x.method("clamp", vec![lo.clone(), hi]).binop(BinOp::Sub, lo.clone());
+    let steps = steps.binop(BinOp::Mul, inv).binop(BinOp::Add, Expr::f32(0.5));
+    let rounded = Expr::call("torch.floor", vec![steps]);
+    let expr = rounded.binop(BinOp::Mul, scale).binop(BinOp::Add, lo);
+    Ok(Lowered::Expr { expr, layout: crate::ops::contract::Layout::Tf })
 }
 
 fn quantize_dequantize(ctx: &mut Ctx) -> OpResult<Lowered> {

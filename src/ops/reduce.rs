@@ -22,7 +22,24 @@ pub const OPS: &[OpDef] = &[
     op("All", |c| reduce(c, "all")).infer(reduce_infer),
     op("Any", |c| reduce(c, "any")).infer(reduce_infer),
     op(fused::LOG_SUM_EXP, |c| reduce(c, "logsumexp")).infer(reduce_infer),
+    // `tf.math.reduce_euclidean_norm`: the square root of the sum of squares.
+    op("EuclideanNorm", |c| reduce(c, VECTOR_NORM)).infer(reduce_infer),
 ];
+
+/// The reduction written as a function of the input rather than one of its methods.
+const VECTOR_NORM: &str = "torch.linalg.vector_norm";
+
+/// `x.sum(dim, keepdim=True)`, or `torch.linalg.vector_norm(x, dim, ...)`.
+fn reduction(x: Expr, method: &str, dim: Expr, kwargs: Vec<(&str, Expr)>) -> Expr {
+    if method == VECTOR_NORM {
+        // Its second parameter is the order: the axes go by name.
+        let mut kwargs = kwargs;
+        kwargs.insert(0, ("dim", dim));
+        Expr::call_kw(method, vec![x], kwargs)
+    } else {
+        x.method_kw(method, vec![dim], kwargs)
+    }
+}
 
 fn axes(node: &crate::ir::Node, raw: &[i64], rank: usize) -> OpResult<Vec<usize>> {
     let _ = node;
@@ -87,7 +104,7 @@ fn reduce_in_torch_type(ctx: &mut Ctx, method: &str) -> OpResult<Lowered> {
         dims.iter().rev().fold(x, |e, &d| e.method_kw("prod", vec![Expr::int(d)], kwargs.clone()))
     } else {
         let dim = if dims.len() == 1 { Expr::int(dims[0]) } else { Expr::ints(&dims) };
-        x.method_kw(method, vec![dim], kwargs)
+        reduction(x, method, dim, kwargs)
     };
     let out_layout = if keep { layout } else { Layout::Tf };
     Ok(Lowered::Expr { expr, layout: out_layout })
@@ -109,7 +126,7 @@ fn reduce_from_the_end(ctx: &mut Ctx, method: &str, raw: &[i64]) -> OpResult<Low
         dims.iter().fold(x, |e, &d| e.method_kw("prod", vec![Expr::int(d)], kwargs.clone()))
     } else {
         let dim = if dims.len() == 1 { Expr::int(dims[0]) } else { Expr::ints(&dims) };
-        x.method_kw(method, vec![dim], kwargs)
+        reduction(x, method, dim, kwargs)
     };
     Ok(Lowered::Expr { expr, layout: Layout::Tf })
 }
@@ -135,7 +152,7 @@ fn reduce_run_time_axes(ctx: &mut Ctx, method: &str) -> OpResult<Lowered> {
     };
     let x = ctx.input_tf(0)?;
     let kwargs = if keep { vec![("keepdim", Expr::boolean(true))] } else { vec![] };
-    let reduced = x.clone().method_kw(method, vec![axes.clone()], kwargs);
+    let reduced = reduction(x.clone(), method, axes.clone(), kwargs);
     let expr = if maybe_empty { reduced.if_else(axes, x) } else { reduced };
     Ok(Lowered::Expr { expr, layout: Layout::Tf })
 }

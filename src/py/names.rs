@@ -95,6 +95,7 @@ const HELPERS: &[&str] = &[
     "sparse_reshape",
     "svd",
     "top_k",
+    "tridiagonal_solve",
     "GRUResetBefore",
     "MaskedLSTM",
 ];

@@ -134,6 +134,7 @@ pub const OPS: &[OpDef] = &[
     // Arithmetic shift for signed integers, as TF's.
     op("RightShift", |c| binary_function(c, "torch.bitwise_right_shift")).infer(broadcast_infer),
     op("Xlogy", |c| binary_function(c, "torch.xlogy")).infer(broadcast_infer),
+    op("Xlog1py", |c| binary_function(c, "torch.special.xlog1py")).infer(broadcast_infer),
     // C's remainder (the sign of the dividend), TF's `Mod` and `TruncateMod`.
     op("Mod", |c| binary_function(c, "torch.fmod")).infer(broadcast_infer),
     op("TruncateMod", |c| binary_function(c, "torch.fmod")).infer(broadcast_infer),

@@ -1,5 +1,5 @@
 //! Special functions, elementwise: the error function's inverse, the gamma family, the
-//! Hurwitz zeta and exponentially scaled Bessel functions → `torch.special`, whose
+//! Hurwitz zeta and Bessel functions (plain, modified and exponentially scaled) → `torch.special`, whose
 //! definitions are TF's (`Igamma` is the regularized lower incomplete gamma, as
 //! `gammainc`); and the sorted search of `tf.searchsorted` (`LowerBound`, `UpperBound`) →
 //! `torch.searchsorted`.
@@ -21,6 +21,16 @@ pub const OPS: &[OpDef] = &[
     op("BesselI1", |c| function(c, "torch.special.i1")).infer(same_as_input),
     op("BesselI0e", |c| function(c, "torch.special.i0e")).infer(same_as_input),
     op("BesselI1e", |c| function(c, "torch.special.i1e")).infer(same_as_input),
+    op("BesselJ0", |c| function(c, "torch.special.bessel_j0")).infer(same_as_input),
+    op("BesselJ1", |c| function(c, "torch.special.bessel_j1")).infer(same_as_input),
+    op("BesselY0", |c| function(c, "torch.special.bessel_y0")).infer(same_as_input),
+    op("BesselY1", |c| function(c, "torch.special.bessel_y1")).infer(same_as_input),
+    op("BesselK0", |c| function(c, "torch.special.modified_bessel_k0")).infer(same_as_input),
+    op("BesselK1", |c| function(c, "torch.special.modified_bessel_k1")).infer(same_as_input),
+    op("BesselK0e", |c| function(c, "torch.special.scaled_modified_bessel_k0"))
+        .infer(same_as_input),
+    op("BesselK1e", |c| function(c, "torch.special.scaled_modified_bessel_k1"))
+        .infer(same_as_input),
     op("Igamma", |c| binary_function(c, "torch.special.gammainc")).infer(broadcast_infer),
     op("Igammac", |c| binary_function(c, "torch.special.gammaincc")).infer(broadcast_infer),
     op("Zeta", |c| binary_function(c, "torch.special.zeta")).infer(broadcast_infer),

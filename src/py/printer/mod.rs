@@ -237,6 +237,13 @@ fn chain_lines(indent: usize, lead: &str, value: &Expr) -> Vec<String> {
         };
         if text == flat(operand) {
             lines.extend(chain_lines(indent, &lead, operand));
+        } else if !fits(&format!("{}{lead}{text}", pad(indent)))
+            && matches!(operand, Expr::Binary(..))
+        {
+            // Parenthesised here and too long: its own chain inside its parentheses.
+            lines.push(format!("{}{lead}(", pad(indent)));
+            lines.extend(chain_lines(indent + INDENT, "", operand));
+            lines.push(format!("{})", pad(indent)));
         } else {
             // Parenthesised here: kept whole.
             lines.push(format!("{}{lead}{text}", pad(indent)));
@@ -720,6 +727,29 @@ mod tests {
             ["        x = torch.stack(", "            [", "                per_step_0,"]
         );
         assert_eq!(lines[lines.len() - 3..], ["            ],", "            dim=0,", "        )"]);
+    }
+
+    /// An operand parenthesised for precedence that does not fit breaks inside its own
+    /// parentheses, as ruff does (a per-channel fake-quant's `(x.clamp(lo, hi) - lo) * inv`).
+    #[test]
+    fn a_long_parenthesised_operand_breaks_inside_its_parentheses() {
+        let long = |s: &str| n(&s.repeat(40));
+        let diff =
+            n("x").method("clamp", vec![long("lo"), long("hi")]).binop(BinOp::Sub, long("lo"));
+        let e = diff.binop(BinOp::Mul, long("inv"));
+        let lines = statement(&Stmt::assign(n("y"), e), 8);
+        let text: Vec<&str> = lines.iter().map(|l| l.trim_start()).collect();
+        assert_eq!(
+            text[..4],
+            [
+                "y = (",
+                "(",
+                "x.clamp(",
+                "lolololololololololololololololololololololololololololololololololololololololo,"
+            ]
+        );
+        assert!(lines.iter().all(|l| l.len() <= 88 || !l.contains('(')), "{lines:#?}");
+        assert!(text.contains(&")") && text.iter().any(|l| l.starts_with("* inv")), "{lines:#?}");
     }
 
     #[test]
