@@ -1,7 +1,8 @@
 //! Index tuples and segments: `GatherNd` → advanced indexing, `ScatterNd` and
-//! `TensorScatterUpdate/Add/Sub` → `index_put`, segment reductions (`SegmentSum/Mean/Max/Min/
-//! Prod`, sorted ids; `UnsortedSegmentSum/Max/Min/Prod`, with a segment count) →
-//! `index_add` / `scatter_reduce` over the first axis, and counts into bins (`Bincount`,
+//! `TensorScatterUpdate/Add/Sub` → `index_put` (`Max/Min` → `index_reduce`, a helper),
+//! segment reductions (`SegmentSum/Mean/Max/Min/Prod`, sorted ids;
+//! `UnsortedSegmentSum/Max/Min/Prod`, with a segment count) → `index_add` /
+//! `scatter_reduce` over the first axis, and counts into bins (`Bincount`,
 //! `DenseBincount` of a vector or by rows; `HistogramFixedWidth` with TF's bins) →
 //! `torch.bincount`; flat positions as coordinates (`UnravelIndex`) → `torch.unravel_index`.
 //! Sparse tensors' parts: `SparseToDense` →
@@ -28,6 +29,8 @@ pub const OPS: &[OpDef] = &[
     op("TensorScatterUpdate", |c| tensor_scatter(c, None)).infer(same_as_input),
     op("TensorScatterAdd", |c| tensor_scatter(c, Some(false))).infer(same_as_input),
     op("TensorScatterSub", |c| tensor_scatter(c, Some(true))).infer(same_as_input),
+    op("TensorScatterMax", |c| tensor_scatter_reduce(c, "amax")).infer(same_as_input),
+    op("TensorScatterMin", |c| tensor_scatter_reduce(c, "amin")).infer(same_as_input),
     op("SegmentSum", |c| segment(c, Reduce::Sum, false)).infer(segment_infer),
     op("SegmentMean", |c| segment(c, Reduce::Mean, false)).infer(segment_infer),
     op("SegmentMax", |c| segment(c, Reduce::Max, false)).infer(segment_infer),
@@ -189,6 +192,21 @@ fn tensor_scatter(ctx: &mut Ctx, accumulate: Option<bool>) -> OpResult<Lowered> 
         kwargs.push(("accumulate", Expr::boolean(true)));
     }
     let expr = x.method_kw("index_put", vec![index_tuple(indices), updates], kwargs);
+    Ok(Lowered::Expr { expr, layout: Layout::Tf })
+}
+
+/// `TensorScatterMax/Min`: each slice the max (min) of itself and the updates sent to it,
+/// duplicates included, through `index_reduce` on the leading axes flattened (a helper).
+fn tensor_scatter_reduce(ctx: &mut Ctx, reduce: &str) -> OpResult<Lowered> {
+    if ctx.info(1).shape.and_then(|s| s.last().copied().flatten()) == Some(0) {
+        return Err("indices of depth 0 are not supported".into());
+    }
+    let args = vec![ctx.input_tf(0)?, ctx.input_tf(1)?, ctx.input_tf(2)?, Expr::str_lit(reduce)];
+    ctx.require_class(
+        "tensor_scatter_reduce",
+        include_str!("../../templates/tensor_scatter_reduce.py"),
+    );
+    let expr = Expr::call("tensor_scatter_reduce", args);
     Ok(Lowered::Expr { expr, layout: Layout::Tf })
 }
 

@@ -94,6 +94,7 @@ const HELPERS: &[&str] = &[
     "sparse_reorder",
     "sparse_reshape",
     "svd",
+    "tensor_scatter_reduce",
     "top_k",
     "tridiagonal_solve",
     "GRUResetBefore",
