@@ -40,7 +40,7 @@ pub const OPS: &[OpDef] = &[
             shape: Some([None].into_iter().chain(item.clone()).collect()),
         }])
     }),
-    op("TensorListStack", |c| expr(Expr::call("torch.stack", vec![c.input_tf(0)?]))).infer(|i| {
+    op("TensorListStack", list_stack).infer(|i| {
         let declared = element_info(i, 1, true)?;
         match (&declared[0].shape, i.infos.first()) {
             (None, Some(list)) if list.shape.is_some() => {
@@ -78,6 +78,18 @@ fn item(k: usize) -> Access {
 
 fn expr(e: Expr) -> OpResult<Lowered> {
     Ok(Lowered::Expr { expr: e, layout: Layout::Tf })
+}
+
+/// `torch.stack(items)`; of a list a loop filled, `stack_written(items)`: a loop may end
+/// before the last item (a TF 1 `dynamic_rnn` stops after the longest sequence), and TF
+/// stacks the items never written as zeros.
+fn list_stack(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let items = ctx.input_tf(0)?;
+    if ctx.producer(0).is_some_and(|p| p.op == crate::ir::fused::LOOP) {
+        ctx.require_class("stack_written", include_str!("../../templates/stack_written.py"));
+        return expr(Expr::call("stack_written", vec![items]));
+    }
+    expr(Expr::call("torch.stack", vec![items]))
 }
 
 fn list_reserve(ctx: &mut Ctx) -> OpResult<Lowered> {

@@ -93,6 +93,7 @@ const HELPERS: &[&str] = &[
     "sparse_fill_empty_rows",
     "sparse_reorder",
     "sparse_reshape",
+    "stack_written",
     "svd",
     "tensor_scatter_reduce",
     "top_k",
