@@ -5,7 +5,8 @@
 //! by 1 along an axis: `ExpandDims → Tile by ones → Reshape`), and a reduction reshaped to
 //! the shape it would keep with `keep_dims` (Keras' squeeze-and-excitation: global pooling,
 //! then `Reshape((1, 1, C))`), which becomes that reduction (`x.mean((2, 3), keepdim=True)`
-//! rather than `.reshape(-1, 480, 1, 1)`, a size a block class would have to take).
+//! rather than `.reshape(-1, 480, 1, 1)`, a size a block class would have to take), and a
+//! reshape of a reshape, which is one.
 
 use crate::error::Result;
 use crate::ir::{Dim, Graph, ValueRef};
@@ -185,11 +186,25 @@ pub fn simplify(g: &mut Graph) -> Result<()> {
     for n in nodes {
         if let Some(x) = reshape_back(g, n) {
             g.replace_uses(ValueRef { node: n, port: 0 }, x);
-        } else if !reduce_keeping_dims(g, n) {
-            stack_then_merge(g, n);
+        } else if !reduce_keeping_dims(g, n) && !stack_then_merge(g, n) {
+            reshape_of_reshape(g, n);
         }
     }
     Ok(())
+}
+
+/// `Reshape(Reshape(x, s1), s2)`: `Reshape(x, s2)`, one reshape (a reshape keeps the
+/// elements' order whatever the shape before it: ViT-style patching reshapes twice in a
+/// row). The inner reshape stays for whatever else reads it, else it is pruned.
+fn reshape_of_reshape(g: &mut Graph, n: petgraph::stable_graph::NodeIndex) {
+    let i = g.inputs(n);
+    if g.node(n).op != "Reshape" || i.len() != 2 || g.node(i[0].node).op != "Reshape" {
+        return;
+    }
+    let Some(&x) = g.inputs(i[0].node).first() else { return };
+    if g.info(x).dtype == g.info(i[0]).dtype {
+        g.set_input(n, 0, x);
+    }
 }
 
 /// `Reshape(Pack([x1, .., xn], axis=a), target)` with `target` provably the stack's shape
@@ -279,6 +294,24 @@ mod tests {
     }
 
     /// `x + zeros` that broadcasts `x` to a larger shape is not neutral.
+    /// ViT patching's reshape of a reshape is one reshape.
+    #[test]
+    fn a_reshape_of_a_reshape_is_one() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 4, 6]);
+        let flat = g.constant("flat", int_tensor(&[2], &[-1, 24]));
+        let grid = g.constant("grid", int_tensor(&[3], &[-1, 2, 12]));
+        let a = g.op("a", "Reshape", &[x, flat], &[]);
+        let b = g.op("b", "Reshape", &[a, grid], &[]);
+        assert_snapshot!(g.after_passes(&[b], &[fold_and_infer, simplify]), @"
+        inputs: x:0
+        outputs: b:0
+        x = Placeholder -> float32 [?, 4, 6]
+        grid = Const -> int32 [3]
+        b = Reshape(x:0, grid:0) -> float32 [?, 2, 12]
+        ");
+    }
+
     #[test]
     fn broadcasting_arithmetic_stays() {
         let mut g = TestGraph::new();
