@@ -9,5 +9,6 @@ def tensor_scatter_reduce(x, indices, updates, reduce):
         step *= size
     rows = (indices.long() * torch.tensor(strides, device=x.device)).sum(-1).reshape(-1)
     source = updates.reshape(-1, *x.shape[depth:])
-    out = x.flatten(0, depth - 1).index_reduce(0, rows, source, reduce)
+    rows = rows.reshape(-1, *[1] * (source.dim() - 1)).expand_as(source)
+    out = x.flatten(0, depth - 1).scatter_reduce(0, rows, source, reduce)
     return out.reshape(x.shape)

@@ -1,5 +1,5 @@
 //! Index tuples and segments: `GatherNd` → advanced indexing, `ScatterNd` and
-//! `TensorScatterUpdate/Add/Sub` → `index_put` (`Max/Min` → `index_reduce`, a helper),
+//! `TensorScatterUpdate/Add/Sub` → `index_put` (`Max/Min` → `scatter_reduce`, a helper),
 //! segment reductions (`SegmentSum/Mean/Max/Min/Prod`, sorted ids;
 //! `UnsortedSegmentSum/Max/Min/Prod`, with a segment count) → `index_add` /
 //! `scatter_reduce` over the first axis, and counts into bins (`Bincount`,
@@ -196,7 +196,7 @@ fn tensor_scatter(ctx: &mut Ctx, accumulate: Option<bool>) -> OpResult<Lowered> 
 }
 
 /// `TensorScatterMax/Min`: each slice the max (min) of itself and the updates sent to it,
-/// duplicates included, through `index_reduce` on the leading axes flattened (a helper).
+/// duplicates included, through `scatter_reduce` on the leading axes flattened (a helper).
 fn tensor_scatter_reduce(ctx: &mut Ctx, reduce: &str) -> OpResult<Lowered> {
     if ctx.info(1).shape.and_then(|s| s.last().copied().flatten()) == Some(0) {
         return Err("indices of depth 0 are not supported".into());
