@@ -42,6 +42,16 @@ fn oi_first(spatial: usize) -> Vec<usize> {
     [spatial + 1, spatial].into_iter().chain(0..spatial).collect()
 }
 
+/// `[C, M, k..]` from a depthwise filter's `[k.., C, M]`: output channel c·M + m once `C`
+/// and `M` are merged.
+fn cm_first(spatial: usize) -> Vec<usize> {
+    [spatial, spatial + 1].into_iter().chain(0..spatial).collect()
+}
+
+fn ints_of(v: Vec<usize>) -> Vec<Expr> {
+    v.into_iter().map(|a| Expr::int(a as i64)).collect()
+}
+
 /// A filter: constant weights (a layer's parameter), or a value computed at run time (an
 /// input, a dequantized weight), used as it is by the functional op.
 enum Filter {
@@ -70,8 +80,7 @@ fn filter(ctx: &mut Ctx, spatial: usize) -> OpResult<Result<crate::tensor::Tenso
     if ctx.is_const(1) {
         return Ok(Ok(float_weight(ctx, 1, spatial + 2)?));
     }
-    let perm = oi_first(spatial).into_iter().map(|a| Expr::int(a as i64)).collect();
-    Ok(Err(ctx.input_tf(1)?.method("permute", perm)))
+    Ok(Err(ctx.input_tf(1)?.method("permute", ints_of(oi_first(spatial)))))
 }
 
 /// The filter's shape: the constant's, or the run-time value's when known.
@@ -162,15 +171,13 @@ fn conv_of_unknown_filter(ctx: &mut Ctx, spatial: usize, depthwise: bool) -> OpR
     }
     let w = if depthwise {
         kwargs.push(("groups", channels));
-        let perm = [spatial, spatial + 1].into_iter().chain(0..spatial);
-        let w = w.method("permute", perm.map(|a| Expr::int(a as i64)).collect());
+        let w = w.method("permute", ints_of(cm_first(spatial)));
         w.method("flatten", vec![Expr::int(0), Expr::int(1)])
             .method("unsqueeze", vec![Expr::int(1)])
     } else {
         let filter_channels = w.clone().attr("shape").index(Expr::int(spatial as i64));
         kwargs.push(("groups", channels.binop(BinOp::FloorDiv, filter_channels)));
-        let perm = oi_first(spatial).into_iter().map(|a| Expr::int(a as i64)).collect();
-        w.method("permute", perm)
+        w.method("permute", ints_of(oi_first(spatial)))
     };
     let expr = Expr::call_kw(&format!("F.conv{spatial}d"), vec![x, w], kwargs);
     Ok(Lowered::Expr { expr, layout: Layout::ChannelsFirst })
@@ -214,17 +221,15 @@ fn depthwise(ctx: &mut Ctx, spatial: usize) -> OpResult<Lowered> {
     let (c, m) = (wshape[spatial], wshape[spatial + 1]);
     let kernel: Vec<i64> = wshape[..spatial].iter().map(|&k| k as i64).collect();
     let g = Window::of(ctx.node(), &ctx.info(0).shape, kernel, true)?;
-    // Output channel c·M + m is filter [.., c, m]: permute to [C, M, k..], then merge C, M.
     let mut shape = vec![c * m, 1];
     shape.extend(&wshape[..spatial]);
-    let permute: Vec<usize> = [spatial, spatial + 1].into_iter().chain(0..spatial).collect();
+    let permute = cm_first(spatial);
     let filter = if ctx.is_const(1) {
         let w = float_weight(ctx, 1, spatial + 2)?;
         Filter::Weight(Weight { tensor: w, permute: Some(permute), reshape: Some(shape) })
     } else {
-        let perm = permute.into_iter().map(|a| Expr::int(a as i64)).collect();
-        let w = ctx.input_tf(1)?.method("permute", perm);
-        Filter::Data(w.method("reshape", shape.into_iter().map(|d| Expr::int(d as i64)).collect()))
+        let w = ctx.input_tf(1)?.method("permute", ints_of(permute));
+        Filter::Data(w.method("reshape", ints_of(shape)))
     };
     conv_layer(ctx, (c, c * m, c), g, filter)
 }
