@@ -58,6 +58,22 @@ fn nudge(min: f32, max: f32, quant_min: f32, quant_max: f32) -> (f32, f32, f32, 
     ((quant_min - zero) * scale, (quant_max - zero) * scale, scale, inv_scale)
 }
 
+/// A fake-quant's integer grid, `(quant_min, quant_max)`: `num_bits` wide, from 1 when
+/// `narrow_range`.
+fn fake_quant_grid(ctx: &Ctx) -> OpResult<(f32, f32)> {
+    let narrow = ctx.node().attr_bool_or("narrow_range", false)?;
+    let bits = num_bits(ctx, 8)?;
+    Ok((if narrow { 1.0 } else { 0.0 }, ((1u32 << bits) - 1) as f32))
+}
+
+/// [`nudge`] of a range that is not empty (which also refuses NaN bounds).
+fn nudge_range(min: f32, max: f32, (qmin, qmax): (f32, f32)) -> OpResult<(f32, f32, f32, f32)> {
+    if min.partial_cmp(&max) != Some(std::cmp::Ordering::Less) {
+        return Err(format!("range [{min}, {max}] is empty").into());
+    }
+    Ok(nudge(min, max, qmin, qmax))
+}
+
 fn fake_quant(ctx: &mut Ctx) -> OpResult<Lowered> {
     let node = ctx.node();
     let (min, max) = if node.op == "FakeQuantWithMinMaxArgs" {
@@ -65,15 +81,7 @@ fn fake_quant(ctx: &mut Ctx) -> OpResult<Lowered> {
     } else {
         (scalar_input(ctx, 1, "min")?, scalar_input(ctx, 2, "max")?)
     };
-    // Also refuses NaN bounds.
-    if min.partial_cmp(&max) != Some(std::cmp::Ordering::Less) {
-        return Err(format!("range [{min}, {max}] is empty").into());
-    }
-    let narrow = ctx.node().attr_bool_or("narrow_range", false)?;
-    let bits = num_bits(ctx, 8)?;
-    let quant_min = if narrow { 1.0 } else { 0.0 };
-    let quant_max = ((1u32 << bits) - 1) as f32;
-    let (lo, hi, scale, inv) = nudge(min, max, quant_min, quant_max);
+    let (lo, hi, scale, inv) = nudge_range(min, max, fake_quant_grid(ctx)?)?;
     let x = ctx.input(0)?;
     let shifted = x.expr.method_kw("clamp", vec![Expr::f32(lo), Expr::f32(hi)], vec![]);
     let steps = plus(shifted, -lo).binop(BinOp::Mul, Expr::f32(inv));
@@ -93,16 +101,10 @@ fn fake_quant_per_channel(ctx: &mut Ctx) -> OpResult<Lowered> {
     if min.len() != max.len() || min.is_empty() {
         return Err(format!("{} minima for {} maxima", min.len(), max.len()).into());
     }
-    let narrow = ctx.node().attr_bool_or("narrow_range", false)?;
-    let bits = num_bits(ctx, 8)?;
-    let quant_min = if narrow { 1.0 } else { 0.0 };
-    let quant_max = ((1u32 << bits) - 1) as f32;
+    let grid = fake_quant_grid(ctx)?;
     let mut grids: [Vec<f32>; 4] = Default::default();
     for (&lo, &hi) in min.iter().zip(&max) {
-        if lo.partial_cmp(&hi) != Some(std::cmp::Ordering::Less) {
-            return Err(format!("range [{lo}, {hi}] is empty").into());
-        }
-        let (lo, hi, scale, inv) = nudge(lo, hi, quant_min, quant_max);
+        let (lo, hi, scale, inv) = nudge_range(lo, hi, grid)?;
         for (grid, v) in grids.iter_mut().zip([lo, hi, scale, inv]) {
             grid.push(v);
         }
