@@ -47,6 +47,10 @@ enum BodyItem {
 #[derive(Clone, Debug)]
 pub struct Span {
     pub scope: String,
+    /// The outermost layer of a nested scope (`transformer_layer_0` of
+    /// `transformer_layer_0/self_attention/query`): a composite layer, a candidate block even
+    /// when it is not numbered.
+    pub head: Option<String>,
     pub stmts: std::ops::Range<usize>,
     pub layers: std::ops::Range<usize>,
     pub buffers: std::ops::Range<usize>,
@@ -182,8 +186,10 @@ fn lower_once(
         let stubs = low.summary.stubs_seen;
         low.lower_node(n)?;
         let scope = low.scope_of(n);
+        let head = low.head_of(n);
         low.spans.push(Span {
             scope,
+            head,
             stmts: stmts..low.body.len(),
             layers: layers..low.module.layers.len(),
             buffers: buffers..low.module.buffers.len(),

@@ -67,6 +67,21 @@ impl<'a> Lowerer<'a> {
         }
     }
 
+    /// The outermost of the layer scopes [`Self::scope_of`] joins, where there are several
+    /// (`transformer_layer_0` of `transformer_layer_0/self_attention/query`), as that
+    /// joined name begins.
+    pub(super) fn head_of(&self, n: NodeIndex) -> Option<String> {
+        let (path, single) = self.scope_parts(n);
+        if single || path.len() < 2 {
+            return None;
+        }
+        let head = path[0];
+        match head.strip_prefix(self.name_prefix.as_str()) {
+            Some(h) if !self.name_prefix.is_empty() && !h.is_empty() => Some(h.to_string()),
+            _ => Some(head.to_string()),
+        }
+    }
+
     /// The components [`Self::scope_of`] joins, and whether the name had a single
     /// component past the common prefix.
     fn scope_parts(&self, n: NodeIndex) -> (Vec<&'a str>, bool) {

@@ -223,6 +223,22 @@ def test_hugging_face_rotary_embeddings_are_the_helpers(tmp_path):
     assert "torch.cos" not in layer and "torch.sin" not in layer and ":, 8:]" not in layer, layer
 
 
+def test_a_layer_that_occurs_once_is_a_class_of_its_own(tmp_path):
+    """SmolLM3's last layer has no rotary embedding, so no other layer repeats it: it is a
+    class all the same, as a person would write it, and its layers are named inside it
+    (`self.self_attn_q_proj`), not with the whole scope under the model
+    (`self.transformer_layer_2_self_attn_q_proj`)."""
+    out = tmp_path / "out"
+    run_cli("convert", source("keras_hub_smollm3"), "-o", out)
+    code = (out / "model.py").read_text()
+    assert "self.transformer_layer_2 = TransformerLayer2()" in code, code
+    nope = code.split("class TransformerLayer2(nn.Module):")[1].split("\nclass ")[0]
+    assert "self.self_attn_q_proj = nn.Linear(" in nope, nope
+    assert "apply_rotary" not in nope and "F.scaled_dot_product_attention(" in nope, nope
+    names = set(re.findall(r"\bself\.(\w+)", code))
+    assert max(map(len, names)) <= 30, sorted(names, key=len)[-5:]
+
+
 def test_a_first_layer_whose_side_inputs_are_deep_is_one_of_the_stack(tmp_path):
     """DeBERTa's layers read the relative embeddings (weights through a layer norm, as deep
     as the main stream in the first layer only) and four other values: the first layer is

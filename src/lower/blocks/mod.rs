@@ -9,6 +9,9 @@
 //! at most [`MAX_INPUTS`] outside values and leaves exactly one value live. Candidates with
 //! the same structure (statements and layer types, constructor arguments aside) share a
 //! class; constructor arguments that differ between instances become class parameters.
+//! A composite layer that occurs once (a transformer's one layer without rotary embedding,
+//! ViTDet's one global-attention block) is a class too where its layers' names would
+//! otherwise carry its whole scope (see [`alone`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -81,6 +84,8 @@ struct Member {
     output: String,
     signature: String,
     canon: Canonical,
+    /// Whether it begins with unnamed layers before its scope's first (see `analyse`).
+    extended: bool,
 }
 
 /// How a block's layers are named: under a scope prefix (`conv2_block1_1_conv`), or, in
@@ -303,6 +308,18 @@ fn candidates(spans: &[Span]) -> BTreeMap<Tag, Candidate> {
                 Candidate { family: fam.join("_"), spans: Vec::new() }
             });
             candidate.spans.push(i);
+        }
+        // A composite layer (`windowed_transformer_encoder` around its `attention`), numbered
+        // or not: a block of its own even where no sibling repeats it (see [`alone`]).
+        if let Some(head) = &s.head
+            && s.scope.strip_prefix(head.as_str()).is_some_and(|r| r.starts_with('_'))
+            && !head.split('_').next_back().is_some_and(|t| t.chars().any(|c| c.is_ascii_digit()))
+            && head.split('_').count() <= MAX_PREFIX_TOKENS
+        {
+            out.entry(Tag::Prefix(head.clone()))
+                .or_insert_with(|| Candidate { family: head.clone(), spans: Vec::new() })
+                .spans
+                .push(i);
         }
     }
     // Cells: the spans whose scopes end in the same id, if they are several layers.
@@ -568,6 +585,7 @@ impl Forward<'_> {
                 (identifier(&format!("{title}_{id}")), title)
             }
         };
+        let extended = first < candidate.spans[0];
         Some(Member {
             tag: tag.clone(),
             instance,
@@ -580,6 +598,7 @@ impl Forward<'_> {
             output,
             signature,
             canon,
+            extended,
         })
     }
 
@@ -906,6 +925,7 @@ fn choose(members: &[Member], module: &Module) -> Vec<Group> {
     }
     let mut taken: BTreeSet<usize> = BTreeSet::new();
     let mut chosen = Vec::new();
+    let mut lone = Vec::new();
     for mut group in merged.into_iter().flatten() {
         // Members of one group may overlap where an optional part brought in another
         // signature's: the earlier (larger) one wins.
@@ -933,6 +953,7 @@ fn choose(members: &[Member], module: &Module) -> Vec<Group> {
             .collect();
         group.parts.retain(|p| lacked.contains(&p));
         if group.members.len() < 2 {
+            lone.extend(group.members.iter().copied().filter(|&i| alone(&members[i], module)));
             continue;
         }
         for &i in &group.members {
@@ -940,7 +961,46 @@ fn choose(members: &[Member], module: &Module) -> Vec<Group> {
         }
         chosen.push(group);
     }
+    // Then the composite layers that occur once, where the repeated blocks left room: the
+    // outermost first (a layer, not the attention inside it).
+    lone.sort_by_key(|&i| (std::cmp::Reverse(members[i].spans.len()), members[i].spans.start));
+    for i in lone {
+        if members[i].spans.clone().any(|s| taken.contains(&s)) {
+            continue;
+        }
+        taken.extend(members[i].spans.clone());
+        chosen.push(Group { members: vec![i], parts: Vec::new(), variants: BTreeMap::new() });
+    }
     chosen
+}
+
+/// Layer names longer than this inside a composite layer make it a class even if it occurs
+/// once: under the model, its layers are named with its whole scope
+/// (`transformer_layer_0_self_attention_query`); in a class of their own, by the rest.
+const LONG_NAME: usize = 30;
+
+/// Whether a block no other repeats is worth a class of its own: a composite layer (a
+/// named scope holding layers, not a cell numbered by a suffix or an unnamed layer), every
+/// layer of which is its own, which has several layers and long names for them. A ResNet's
+/// stem (`conv1_conv`, `conv1_bn`) stays in `forward`, as torchvision writes it.
+fn alone(member: &Member, module: &Module) -> bool {
+    let Tag::Prefix(p) = &member.tag else { return false };
+    // A nested Keras container (`sequential_2`) is a list of layers, no layer of its own to
+    // name a class after.
+    let kind = kind_and_counter(p).unwrap_or(p);
+    if matches!(kind, "sequential" | "functional" | "model") {
+        return false;
+    }
+    let names = member
+        .layers
+        .iter()
+        .map(|&l| module.layers[l].name.as_str())
+        .chain(member.buffers.iter().map(|&b| module.buffers[b].name.as_str()));
+    !member.extended
+        && member.layers.len() >= 2
+        && member.canon.stmts.len() >= 2 * MIN_STATEMENTS
+        && member.canon.layer_names.iter().all(|n| !n.is_empty())
+        && names.clone().any(|n| n.len() > LONG_NAME)
 }
 
 /// Replaces the members' statements, layers and buffers by the instances, and renames the
@@ -1043,6 +1103,21 @@ pub fn extract(
         .collect();
     members.retain(|m| {
         matches!(m.tag, Tag::Prefix(_)) || !scoped.contains(&(m.stmts.start, m.stmts.end))
+    });
+    // One block under two scopes (a stage of one block, `encoder_0` around `encoder_0_0`) is
+    // the inner one's: its name says more and leaves its layers' names shorter.
+    let mut deepest: BTreeMap<(usize, usize), usize> = BTreeMap::new();
+    for (k, m) in members.iter().enumerate() {
+        let Tag::Prefix(p) = &m.tag else { continue };
+        let slot = deepest.entry((m.stmts.start, m.stmts.end)).or_insert(k);
+        if matches!(&members[*slot].tag, Tag::Prefix(q) if q.len() < p.len()) {
+            *slot = k;
+        }
+    }
+    let mut k = 0;
+    members.retain(|m| {
+        k += 1;
+        !matches!(m.tag, Tag::Prefix(_)) || deepest[&(m.stmts.start, m.stmts.end)] == k - 1
     });
     let chosen = choose(&members, module);
     if chosen.is_empty() {
@@ -1824,6 +1899,63 @@ mod tests {
         for block in self.blocks:
             x = block(x)
         x = x.permute(0, 2, 3, 1)
+        return x
+        ");
+    }
+
+    /// A composite layer no other repeats (`image_encoder`, nested scopes, names past
+    /// [`super::LONG_NAME`] under the model) is a class of its own, its layers named inside
+    /// it; the stem before it, short-named, stays in `forward`.
+    #[test]
+    fn a_composite_layer_that_occurs_once_is_a_class() {
+        let mut g = TestGraph::new();
+        let x = g.input("image", &[-1, 8, 8, 4]);
+        let x = residual_block(
+            &mut g,
+            x,
+            0,
+            ["stem_conv", "stem_relu", "stem_conv2", "stem_add", "stem_out"].map(String::from),
+        );
+        let mut x = x;
+        for (k, part) in ["first", "second"].iter().enumerate() {
+            let scopes = ["conv_in", "relu", "conv_out", "add", "out"];
+            let scopes = scopes.map(|s| format!("image_encoder/{part}_residual_unit/{s}"));
+            x = residual_block(&mut g, x, k + 1, scopes);
+        }
+        assert_snapshot!(g.lower(&[x]), @"
+        class ImageEncoder():
+          self.first_residual_unit_conv_in = nn.Conv2d(4, 4, 3, padding=1, bias=False)
+          self.first_residual_unit_conv_out = nn.Conv2d(4, 4, 1, bias=False)
+          self.second_residual_unit_conv_in = nn.Conv2d(4, 4, 3, padding=1, bias=False)
+          self.second_residual_unit_conv_out = nn.Conv2d(4, 4, 1, bias=False)
+          x = self.first_residual_unit_conv_in(inputs)
+          x = F.relu(x, inplace=True)
+          x = self.first_residual_unit_conv_out(x)
+          x = inputs + x
+          first_residual_unit_out = F.relu(x, inplace=True)
+          x = self.second_residual_unit_conv_in(first_residual_unit_out)
+          x = F.relu(x, inplace=True)
+          x = self.second_residual_unit_conv_out(x)
+          x = first_residual_unit_out + x
+          x = F.relu(x, inplace=True)
+          return x (from inputs)
+        self.stem_conv = nn.Conv2d(4, 4, 3, padding=1, bias=False)
+        self.stem_conv2 = nn.Conv2d(4, 4, 1, bias=False)
+        self.image_encoder = ImageEncoder()
+        # stem_conv.weight: [4, 4, 3, 3]
+        # stem_conv2.weight: [4, 4, 1, 1]
+        # image_encoder.first_residual_unit_conv_in.weight: [4, 4, 3, 3]
+        # image_encoder.first_residual_unit_conv_out.weight: [4, 4, 1, 1]
+        # image_encoder.second_residual_unit_conv_in.weight: [4, 4, 3, 3]
+        # image_encoder.second_residual_unit_conv_out.weight: [4, 4, 1, 1]
+        ---
+        image_nchw = image.permute(0, 3, 1, 2)
+        x = self.stem_conv(image_nchw)
+        x = F.relu(x, inplace=True)
+        x = self.stem_conv2(x)
+        x = image_nchw + x
+        stem_out = F.relu(x, inplace=True)
+        x = self.image_encoder(stem_out).permute(0, 2, 3, 1)
         return x
         ");
     }
