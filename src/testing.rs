@@ -196,7 +196,13 @@ impl TestGraph {
                 part.body.iter().for_each(|st| s.push_str(&line(st, "    ")));
                 part.after.iter().for_each(|st| s.push_str(&line(st, "  ")));
             }
-            s.push_str(&format!("  return {} (from {})\n", c.output, c.inputs.join(", ")));
+            let returned: Vec<&str> =
+                std::iter::once(&c.output).chain(&c.extra_outputs).map(String::as_str).collect();
+            s.push_str(&format!(
+                "  return {} (from {})\n",
+                returned.join(", "),
+                c.inputs.join(", ")
+            ));
         }
         for l in &m.layers {
             s.push_str(&format!("self.{} = {}\n", l.name, flat(&l.ctor)));

@@ -47,9 +47,9 @@ enum BodyItem {
 #[derive(Clone, Debug)]
 pub struct Span {
     pub scope: String,
-    /// The outermost layer of a nested scope (`transformer_layer_0` of
-    /// `transformer_layer_0/self_attention/query`): a composite layer, a candidate block even
-    /// when it is not numbered.
+    /// The outermost layer scope (`transformer_layer_0` of
+    /// `transformer_layer_0/self_attention/query`): where it holds other layers, a composite
+    /// layer, a candidate block even when it is not numbered.
     pub head: Option<String>,
     pub stmts: std::ops::Range<usize>,
     pub layers: std::ops::Range<usize>,
@@ -454,7 +454,8 @@ impl<'a> Lowerer<'a> {
         self.summary.stacks = stacks;
         for class in &mut self.module.classes {
             let fresh = inplace::fresh_layers(class.layers.iter().map(|l| (&*l.name, &l.ctor)));
-            let mut live = vec![Expr::name(&class.output)];
+            let returned = std::iter::once(&class.output).chain(&class.extra_outputs);
+            let mut live: Vec<Expr> = returned.map(Expr::name).collect();
             let mut segments = vec![(&mut class.body, 8)];
             for part in &mut class.optional {
                 segments.push((&mut part.body, 12));
@@ -514,7 +515,10 @@ impl Lowerer<'_> {
             for (t, arg) in inputs.iter_mut().zip(&c.args) {
                 *t &= is_tensor(arg);
             }
-            *output &= is_tensor(&s.target);
+            *output &= match &s.target {
+                Expr::Tuple(items) => items.iter().all(is_tensor),
+                target => is_tensor(target),
+            };
         }
         for (k, (inputs, output)) in hints {
             let class = &mut self.module.classes[k];

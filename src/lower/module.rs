@@ -43,6 +43,8 @@ pub struct BlockClass {
     pub attributes: Vec<String>,
     pub inputs: Vec<String>,
     pub output: String,
+    /// What it returns after `output` (see `blocks::Member::extra_outputs`).
+    pub extra_outputs: Vec<String>,
     /// Which of `inputs`, and whether the output, every instance passes a tensor (not a
     /// size held as a Python int): those get `torch.Tensor` hints.
     pub tensor_inputs: Vec<bool>,
@@ -172,13 +174,19 @@ impl BlockClass {
             init.body = rest;
         }
         init.body.splice(1..1, kept);
-        body.push(Stmt::ret(Expr::name(&self.output)));
+        let outputs: Vec<Expr> =
+            std::iter::once(&self.output).chain(&self.extra_outputs).map(Expr::name).collect();
+        let n = outputs.len();
+        body.push(Stmt::return_values(outputs));
         let mut forward = FunctionDef::method("forward", &self.inputs, body);
         let tensor = Expr::path("torch.Tensor");
         for (p, _) in forward.params[1..].iter_mut().zip(&self.tensor_inputs).filter(|(_, t)| **t) {
             p.annotation = Some(tensor.clone());
         }
-        forward.returns = self.tensor_output.then_some(tensor);
+        forward.returns = self.tensor_output.then(|| match n {
+            1 => tensor.clone(),
+            _ => Expr::name("tuple").index(Expr::Tuple(vec![tensor.clone(); n])),
+        });
         module_class(&self.name, vec![init, forward])
     }
 }

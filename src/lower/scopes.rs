@@ -67,12 +67,12 @@ impl<'a> Lowerer<'a> {
         }
     }
 
-    /// The outermost of the layer scopes [`Self::scope_of`] joins, where there are several
-    /// (`transformer_layer_0` of `transformer_layer_0/self_attention/query`), as that
-    /// joined name begins.
+    /// The outermost of the layer scopes [`Self::scope_of`] joins (`transformer_layer_0` of
+    /// `transformer_layer_0/self_attention/query`, and of `transformer_layer_0/add`), as
+    /// that joined name begins.
     pub(super) fn head_of(&self, n: NodeIndex) -> Option<String> {
         let (path, single) = self.scope_parts(n);
-        if single || path.len() < 2 {
+        if single {
             return None;
         }
         let head = path[0];

@@ -411,6 +411,14 @@ def test_an_encoder_decoder_reads_as_pytorch(tmp_path):
     assert "nn.ModuleList([TransformerEncoderLayer()for_inrange(2)])" in flat, code
     assert "nn.ModuleList([TransformerDecoderLayer()for_inrange(2)])" in flat, code
     assert "x = layer(x, mask_2, encoder_output_layer_norm, mul_2)" in code, code
+    # Each stack's first layer computes the position bias the others read: a class of its
+    # own, called for both values (`x, mask = ...`), its layers named inside it.
+    assert "self.transformer_encoder_layer_0 = TransformerEncoderLayer2()" in code, code
+    assert "x, mask = self.transformer_encoder_layer_0(" in code, code
+    attributes = set(re.findall(r"\bself\.(\w+)", code))
+    assert not [a for a in attributes if a.startswith("transformer_encoder_layer_0_")], sorted(attributes)
+    # The longest are Keras' own two-word names (`cross_attention_output_projector`).
+    assert max(map(len, attributes)) <= 32, sorted(attributes, key=len)[-3:]
     decoder = code.split("class TransformerDecoderLayer")[1].split("\nclass ")[0]
     assert "F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=1.0)" in decoder, decoder
     assert "F.scaled_dot_product_attention(q_2, k_2, v_2, attn_mask=mask_2, scale=1.0)" in decoder, decoder

@@ -510,6 +510,7 @@ pub(super) fn build_class(
         tensor_inputs: vec![false; forward.inputs.len()],
         inputs: forward.inputs,
         output: forward.output,
+        extra_outputs: forward.extra_outputs,
         tensor_output: false,
     });
     for (gi, &i) in group.members.iter().enumerate() {
@@ -517,8 +518,12 @@ pub(super) fn build_class(
         let inst = m.instance.clone();
         let (args, kwargs) = params.call(gi);
         let layer = Layer { name: inst.clone(), ctor: Expr::name(name).called(args, kwargs) };
+        let target = match m.extra_outputs.as_slice() {
+            [] => Expr::name(&m.output),
+            extra => Expr::Tuple(std::iter::once(&m.output).chain(extra).map(Expr::name).collect()),
+        };
         let call = Assign::new(
-            Expr::name(&m.output),
+            target,
             Expr::self_attr(&inst).called(m.inputs.iter().map(Expr::name).collect(), vec![]),
         );
         out.by_member.insert(i, (layer, call));
@@ -605,6 +610,7 @@ struct Forward {
     passes: Vec<String>,
     inputs: Vec<String>,
     output: String,
+    extra_outputs: Vec<String>,
 }
 
 /// The class's `forward`: the first member's statements with local names, its inputs and its
@@ -792,7 +798,8 @@ fn class_forward(
         }
         segments.push((part, after));
     }
-    Forward { body, parts: segments, passes, inputs, output }
+    let extra_outputs = first.extra_outputs.iter().map(|o| vars[o].clone()).collect();
+    Forward { body, parts: segments, passes, inputs, output, extra_outputs }
 }
 
 /// A name for an optional part's intermediate steps where the part ends binding `result`

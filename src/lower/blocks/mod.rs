@@ -36,6 +36,9 @@ use crate::py::{Assign, Expr, Ref};
 /// A block reads at most this many outside values.
 const MAX_INPUTS: usize = 6;
 
+/// A block that occurs once leaves at most this many values live.
+const MAX_OUTPUTS: usize = 3;
+
 /// Pairs of block groups tried as variants of one class, at most (a hostile graph may have
 /// many groups of one name).
 const MAX_ALIGNMENTS: usize = 10_000;
@@ -82,6 +85,10 @@ struct Member {
     /// Outside values read, in order of first use.
     inputs: Vec<String>,
     output: String,
+    /// Other values it leaves live, in the order it makes them (T5's first layer also
+    /// gives the position bias every later layer reads): only a block that occurs once
+    /// may, its class returning them after `output`.
+    extra_outputs: Vec<String>,
     signature: String,
     canon: Canonical,
     /// Whether it begins with unnamed layers before its scope's first (see `analyse`).
@@ -289,6 +296,7 @@ pub const MAX_PREFIX_TOKENS: usize = 32;
 /// (see [`cell_id`]).
 fn candidates(spans: &[Span]) -> BTreeMap<Tag, Candidate> {
     let mut out: BTreeMap<Tag, Candidate> = BTreeMap::new();
+    let mut heads: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, s) in spans.iter().enumerate() {
         let tokens: Vec<&str> = s.scope.split('_').collect();
         // Whole scopes too: `transformer_layer_0` is a block of its own nested ops.
@@ -312,14 +320,23 @@ fn candidates(spans: &[Span]) -> BTreeMap<Tag, Candidate> {
         // A composite layer (`windowed_transformer_encoder` around its `attention`), numbered
         // or not: a block of its own even where no sibling repeats it (see [`alone`]).
         if let Some(head) = &s.head
-            && s.scope.strip_prefix(head.as_str()).is_some_and(|r| r.starts_with('_'))
+            && s.scope
+                .strip_prefix(head.as_str())
+                .is_some_and(|r| r.is_empty() || r.starts_with('_'))
             && !head.split('_').next_back().is_some_and(|t| t.chars().any(|c| c.is_ascii_digit()))
             && head.split('_').count() <= MAX_PREFIX_TOKENS
         {
-            out.entry(Tag::Prefix(head.clone()))
-                .or_insert_with(|| Candidate { family: head.clone(), spans: Vec::new() })
+            heads.entry(head.as_str()).or_default().push(i);
+        }
+    }
+    // Only a layer holding layers: one of its spans is named with more than its own name.
+    for (head, idx) in heads {
+        if idx.iter().any(|&i| spans[i].scope != head) {
+            let family = head.to_string();
+            out.entry(Tag::Prefix(family.clone()))
+                .or_insert_with(|| Candidate { family, spans: Vec::new() })
                 .spans
-                .push(i);
+                .extend(idx);
         }
     }
     // Cells: the spans whose scopes end in the same id, if they are several layers.
@@ -557,6 +574,7 @@ impl Forward<'_> {
         }
         // A few values in (a transformer layer reads its input and the mask), one value out.
         let mut defined = BTreeSet::new();
+        let mut made: Vec<String> = Vec::new();
         let mut inputs: Vec<String> = Vec::new();
         for s in &self.stmts[range.clone()] {
             for id in s.value.names() {
@@ -567,16 +585,28 @@ impl Forward<'_> {
                     inputs.push(id.to_string());
                 }
             }
-            defined.extend(s.target.bound_names().into_iter().map(String::from));
+            for t in s.target.bound_names() {
+                defined.insert(t.to_string());
+                made.retain(|m| m != t);
+                made.push(t.to_string());
+            }
         }
-        let outputs: Vec<&String> =
-            defined.iter().filter(|v| read_later(v, self.stmts, range.end, self.returns)).collect();
-        if !(1..=MAX_INPUTS).contains(&inputs.len()) || outputs.len() != 1 {
+        // In the order they are made (last bound): the last is the block's result.
+        let mut outputs: Vec<String> = made
+            .into_iter()
+            .filter(|v| read_later(v, self.stmts, range.end, self.returns))
+            .collect();
+        if !(1..=MAX_INPUTS).contains(&inputs.len()) || !(1..=MAX_OUTPUTS).contains(&outputs.len())
+        {
             return None;
         }
-        let output = outputs[0].clone();
+        let output = outputs.pop().expect("one at least");
+        let extra_outputs = outputs;
         let canon = self.canonical(tag, &range, &layers, &buffers, &inputs, &output);
-        let signature = canon.signature();
+        let mut signature = canon.signature();
+        if !extra_outputs.is_empty() {
+            signature.push_str(&format!("and {}\n", extra_outputs.len()));
+        }
         let (instance, title) = match tag {
             Tag::Prefix(p) => (identifier(p), candidate.family.clone()),
             Tag::Suffix(id) => {
@@ -596,6 +626,7 @@ impl Forward<'_> {
             buffers,
             inputs,
             output,
+            extra_outputs,
             signature,
             canon,
             extended,
@@ -830,7 +861,9 @@ struct Group {
 /// Groups of members that share a class: same signature, or the same but for an optional
 /// part (see [`variants`]); no overlaps, larger blocks first.
 fn choose(members: &[Member], module: &Module) -> Vec<Group> {
-    let mut order: Vec<usize> = (0..members.len()).collect();
+    // A block leaving several values live is no instance of a shared class.
+    let mut order: Vec<usize> =
+        (0..members.len()).filter(|&i| members[i].extra_outputs.is_empty()).collect();
     // Larger blocks first; ties by position.
     order.sort_by_key(|&i| (std::cmp::Reverse(members[i].spans.len()), members[i].spans.start));
     let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
@@ -961,6 +994,10 @@ fn choose(members: &[Member], module: &Module) -> Vec<Group> {
         }
         chosen.push(group);
     }
+    lone.extend(
+        (0..members.len())
+            .filter(|&i| !members[i].extra_outputs.is_empty() && alone(&members[i], module)),
+    );
     // Then the composite layers that occur once, where the repeated blocks left room: the
     // outermost first (a layer, not the attention inside it).
     lone.sort_by_key(|&i| (std::cmp::Reverse(members[i].spans.len()), members[i].spans.start));
@@ -1956,6 +1993,50 @@ mod tests {
         x = image_nchw + x
         stem_out = F.relu(x, inplace=True)
         x = self.image_encoder(stem_out).permute(0, 2, 3, 1)
+        return x
+        ");
+    }
+
+    /// A composite layer that occurs once may leave two values live (T5's first layer, its
+    /// output and the position bias the later layers read): its class returns both.
+    #[test]
+    fn a_layer_that_occurs_once_may_give_two_values() {
+        let mut g = TestGraph::new();
+        let mut x = g.input("image", &[-1, 8, 8, 4]);
+        let mut firsts = Vec::new();
+        for (k, part) in ["first", "second"].iter().enumerate() {
+            let scopes = ["conv_in", "relu", "conv_out", "add", "out"];
+            let scopes = scopes.map(|s| format!("image_encoder/{part}_residual_unit/{s}"));
+            x = residual_block(&mut g, x, k + 1, scopes);
+            firsts.push(x);
+        }
+        let y = g.op("m/head/add", "AddV2", &[x, firsts[0]], &[]);
+        assert_snapshot!(g.lower(&[y]), @"
+        class ImageEncoder():
+          self.first_residual_unit_conv_in = nn.Conv2d(4, 4, 3, padding=1, bias=False)
+          self.first_residual_unit_conv_out = nn.Conv2d(4, 4, 1, bias=False)
+          self.second_residual_unit_conv_in = nn.Conv2d(4, 4, 3, padding=1, bias=False)
+          self.second_residual_unit_conv_out = nn.Conv2d(4, 4, 1, bias=False)
+          x = self.first_residual_unit_conv_in(inputs)
+          x = F.relu(x, inplace=True)
+          x = self.first_residual_unit_conv_out(x)
+          x = inputs + x
+          first_residual_unit_out = F.relu(x, inplace=True)
+          x = self.second_residual_unit_conv_in(first_residual_unit_out)
+          x = F.relu(x, inplace=True)
+          x = self.second_residual_unit_conv_out(x)
+          x = first_residual_unit_out + x
+          x = F.relu(x, inplace=True)
+          return x, first_residual_unit_out (from inputs)
+        self.image_encoder = ImageEncoder()
+        # image_encoder.first_residual_unit_conv_in.weight: [4, 4, 3, 3]
+        # image_encoder.first_residual_unit_conv_out.weight: [4, 4, 1, 1]
+        # image_encoder.second_residual_unit_conv_in.weight: [4, 4, 3, 3]
+        # image_encoder.second_residual_unit_conv_out.weight: [4, 4, 1, 1]
+        ---
+        image_nchw = image.permute(0, 3, 1, 2)
+        x, first_residual_unit_out = self.image_encoder(image_nchw)
+        x = (x + first_residual_unit_out).permute(0, 2, 3, 1)
         return x
         ");
     }

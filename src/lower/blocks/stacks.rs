@@ -229,12 +229,17 @@ pub fn extract(
                 && input_dies
                 && input != r
                 && start > 0
-                && stmts[start - 1].target.as_name() == Some(input.as_str())
+                && stmts[start - 1].target.bound_names().contains(&input.as_str())
                 && !read_later(r, &stmts, start, returns)
                 && rename_is_safe(&stmts, end, &output, r, returns)
         });
         if let Some(running) = running {
-            stmts[start - 1].target = Expr::name(running);
+            // The name alone, or its place in a tuple (`x, mask = self.layer_0(...)`).
+            let to_running = |r: Ref<'_>| match r {
+                Ref::Var(n) if n == input => Some(Expr::name(running)),
+                _ => None,
+            };
+            stmts[start - 1].target = stmts[start - 1].target.renamed(&to_running);
             stmts[start].value = rename_reads(&stmts[start].value, &input, running);
             input = running.to_string();
             locals.insert(running.to_string());
