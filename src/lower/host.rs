@@ -41,7 +41,8 @@ impl<'a> Lowerer<'a> {
                 return Ok(Expr::int(t.to_i64().ok_or("unreadable scalar")?[0]));
             }
         }
-        self.buffer_named(&format!("{}_const", self.scope_of(v.node)), t.clone())
+        let what = if is_inverse_frequencies(t) { "inv_freq" } else { "const" };
+        self.buffer_named(&format!("{}_{what}", self.scope_of(v.node)), t.clone())
     }
 
     /// Registers `t` as a buffer named after `hint`; returns `self.<name>`.
@@ -180,5 +181,44 @@ impl<'a> Host<'a> for Lowerer<'a> {
         if !support.iter().any(|(n, _)| *n == name) {
             support.push((name, source));
         }
+    }
+}
+
+/// Whether `t` is a rotary or sinusoid embedding's inverse frequencies, `base^(-2i/d)`: a
+/// float vector (other axes of size 1) falling from 1 by a constant ratio. Named so
+/// (`inv_freq`, as the models' own code names it) rather than `const`.
+fn is_inverse_frequencies(t: &Tensor) -> bool {
+    if !t.dtype.is_float() || t.shape.iter().filter(|&&d| d != 1).count() != 1 {
+        return false;
+    }
+    let Some(v) = t.to_f64() else { return false };
+    if v.len() < 4 || v[0] != 1.0 {
+        return false;
+    }
+    let ratio = v[1];
+    (0.0..1.0).contains(&ratio)
+        && ratio > 0.0
+        && v.iter().enumerate().all(|(i, &x)| {
+            let want = ratio.powi(i as i32);
+            (x - want).abs() <= 1e-5 * want.max(1e-30) + 1e-12
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_inverse_frequencies;
+    use crate::tensor::Tensor;
+
+    #[test]
+    fn inverse_frequencies_are_told_by_their_values() {
+        let freq: Vec<f32> = (0..8).map(|i| 10000f32.powf(-(2 * i) as f32 / 16.0)).collect();
+        assert!(is_inverse_frequencies(&Tensor::from_f32(vec![8], &freq)));
+        assert!(is_inverse_frequencies(&Tensor::from_f32(vec![1, 8, 1], &freq)));
+        // Not from 1, not geometric, or not a vector: other constants.
+        let halves: Vec<f32> = freq.iter().map(|f| f / 2.0).collect();
+        assert!(!is_inverse_frequencies(&Tensor::from_f32(vec![8], &halves)));
+        let linear: Vec<f32> = (0..8).map(|i| 1.0 - i as f32 / 8.0).collect();
+        assert!(!is_inverse_frequencies(&Tensor::from_f32(vec![8], &linear)));
+        assert!(!is_inverse_frequencies(&Tensor::from_f32(vec![2, 4], &freq)));
     }
 }

@@ -562,12 +562,15 @@ impl Forward<'_> {
         let read_outside = |a: &&str| {
             self.attr_readers.get(*a).is_some_and(|ks| ks.iter().any(|k| !range.contains(k)))
         };
+        // Nor may it call the model's own methods (a loop's or a `tf.cond`'s branches),
+        // which its class would not have.
+        let method = |a: &str| module.methods.iter().any(|m| m.name == a);
         let foreign = |k: usize| {
             self.stmts[k]
                 .value
                 .self_attrs()
                 .iter()
-                .any(|a| self.attr_readers.contains_key(a) && !own.contains(a))
+                .any(|a| (self.attr_readers.contains_key(a) && !own.contains(a)) || method(a))
         };
         if own.iter().any(read_outside) || range.clone().any(foreign) {
             return None;
@@ -1001,13 +1004,22 @@ fn choose(members: &[Member], module: &Module) -> Vec<Group> {
     // Then the composite layers that occur once, where the repeated blocks left room: the
     // outermost first (a layer, not the attention inside it).
     lone.sort_by_key(|&i| (std::cmp::Reverse(members[i].spans.len()), members[i].spans.start));
+    let mut alone_chosen = Vec::new();
     for i in lone {
         if members[i].spans.clone().any(|s| taken.contains(&s)) {
             continue;
         }
         taken.extend(members[i].spans.clone());
-        chosen.push(Group { members: vec![i], parts: Vec::new(), variants: BTreeMap::new() });
+        alone_chosen.push(i);
     }
+    // Named in the order they run (`TransformerLayer` for layer 0, `TransformerLayer2` for
+    // layer 1).
+    alone_chosen.sort_by_key(|&i| members[i].spans.start);
+    chosen.extend(alone_chosen.into_iter().map(|i| Group {
+        members: vec![i],
+        parts: Vec::new(),
+        variants: BTreeMap::new(),
+    }));
     chosen
 }
 
@@ -1141,13 +1153,18 @@ pub fn extract(
     members.retain(|m| {
         matches!(m.tag, Tag::Prefix(_)) || !scoped.contains(&(m.stmts.start, m.stmts.end))
     });
-    // One block under two scopes (a stage of one block, `encoder_0` around `encoder_0_0`) is
-    // the inner one's: its name says more and leaves its layers' names shorter.
+    // One block under two scopes, a stage of one block (`encoder_0` around `encoder_0_0`), is
+    // the block's: its name says more and leaves its layers' names shorter.
     let mut deepest: BTreeMap<(usize, usize), usize> = BTreeMap::new();
     for (k, m) in members.iter().enumerate() {
         let Tag::Prefix(p) = &m.tag else { continue };
         let slot = deepest.entry((m.stmts.start, m.stmts.end)).or_insert(k);
-        if matches!(&members[*slot].tag, Tag::Prefix(q) if q.len() < p.len()) {
+        let numbered_within = |q: &str| {
+            p.strip_prefix(q).and_then(|r| r.strip_prefix('_')).is_some_and(|r| {
+                !r.is_empty() && r.split('_').all(|t| t.bytes().all(|b| b.is_ascii_digit()))
+            })
+        };
+        if matches!(&members[*slot].tag, Tag::Prefix(q) if numbered_within(q)) {
             *slot = k;
         }
     }
