@@ -70,11 +70,18 @@ impl Params {
             return Some(Expr::name(&p.name));
         }
         let base = identifier(label);
-        let name = if self.0.iter().any(|p| p.name == base) {
+        let taken = |n: &str| self.0.iter().any(|p| p.name == n);
+        let mut name = if taken(&base) && !layer.is_empty() {
             identifier(&format!("{layer}_{base}"))
         } else {
-            base
+            base.clone()
         };
+        // A second slot of one label and no layer (two activations): counted.
+        let mut k = 2;
+        while taken(&name) {
+            name = format!("{base}_{k}");
+            k += 1;
+        }
         self.0.push(ParamSlot { name: name.clone(), values, default: default.cloned() });
         Some(Expr::name(name))
     }
@@ -840,7 +847,24 @@ fn features(ctor: &Expr, output: bool) -> Option<&Expr> {
 
 #[cfg(test)]
 mod tests {
-    use super::uncounted;
+    use super::{Params, uncounted};
+    use crate::py::Expr;
+
+    /// Two activations that differ between instances independently (in MobileNetV3's first
+    /// block, the stem's hard swish before it and ReLU inside it; hard swish in both of a
+    /// later block) are two parameters, not one name given twice (a syntax error).
+    #[test]
+    fn two_slots_of_one_label_are_two_parameters() {
+        let mut params = Params::default();
+        let (swish, relu) = (Expr::path("F.hardswish"), Expr::path("F.relu"));
+        let first = vec![Some(swish.clone()), Some(relu.clone())];
+        let second = vec![Some(relu.clone()), Some(swish.clone())];
+        let keep = Expr::none();
+        let a = params.slot("activation", "", first, &keep, None);
+        let b = params.slot("activation", "", second, &keep, None);
+        assert_eq!(a.and_then(|e| e.as_name().map(String::from)).as_deref(), Some("activation"));
+        assert_eq!(b.and_then(|e| e.as_name().map(String::from)).as_deref(), Some("activation_2"));
+    }
 
     fn names(each: &[&[&str]]) -> Vec<Vec<String>> {
         each.iter().map(|n| n.iter().map(|s| s.to_string()).collect()).collect()
