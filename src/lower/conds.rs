@@ -65,7 +65,8 @@ impl<'a> Lowerer<'a> {
             branches.push((items, outs));
         }
         let scope = self.scope_of(n);
-        let hint = if scope.ends_with("cond") { scope } else { format!("{scope}_cond") };
+        let hint =
+            if scope.split('_').any(|t| t == "cond") { scope } else { format!("{scope}_cond") };
         let name = self.attr_names.fresh(&hint);
         let outputs = first.outputs.len();
         self.methods.push(Pending::Cond(PendingCond {

@@ -41,7 +41,7 @@ pub(super) fn common_prefix(graph: &Graph, order: &[NodeIndex]) -> Vec<String> {
         if node.op == "Placeholder" || node.value.is_some() {
             continue;
         }
-        let parts: Vec<&str> = node.name.split('/').collect();
+        let parts: Vec<&str> = inlined_name(&node.name).split('/').collect();
         let scope = &parts[..parts.len() - 1];
         prefix = Some(match prefix {
             None => scope.to_vec(),
@@ -49,6 +49,27 @@ pub(super) fn common_prefix(graph: &Graph, order: &[NodeIndex]) -> Vec<String> {
         });
     }
     prefix.unwrap_or_default().into_iter().map(String::from).collect()
+}
+
+/// A node of an inlined function body as that body named it: TF's inliner prefixes the
+/// call (`.../cond_3/then/_24/model/layer/mod` → `model/layer/mod`; a loop's body,
+/// `.../while/body/_1/...`, likewise), and the call's name says only where it was called.
+fn inlined_name(name: &str) -> &str {
+    let mut cut = 0;
+    for marker in ["then/_", "else/_", "body/_", "cond/_"] {
+        for (i, _) in name.match_indices(marker) {
+            if i > 0 && name.as_bytes()[i - 1] != b'/' {
+                continue;
+            }
+            let rest = &name[i + marker.len()..];
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            if digits > 0 && rest.as_bytes().get(digits) == Some(&b'/') {
+                cut = cut.max(i + marker.len() + digits + 1);
+            }
+        }
+    }
+    // Nothing after the marker names the node: keep the whole name.
+    if cut < name.len() { &name[cut..] } else { name }
 }
 
 /// The longest scope-derived name hint that is still a short name (a counter may follow).
@@ -85,7 +106,7 @@ impl<'a> Lowerer<'a> {
     /// The components [`Self::scope_of`] joins, and whether the name had a single
     /// component past the common prefix.
     fn scope_parts(&self, n: NodeIndex) -> (Vec<&'a str>, bool) {
-        let mut name = self.graph.node(n).name.as_str();
+        let mut name = inlined_name(&self.graph.node(n).name);
         if !self.loop_name.is_empty() {
             // `model/gru/while/body/_1/model/gru/while/gru_cell/MatMul` → `gru_cell/MatMul`,
             // `model/while/body/add` → `add`, `loop/add` → `add`: what the loop's own code
@@ -96,13 +117,16 @@ impl<'a> Lowerer<'a> {
                 .max();
             if let Some(i) = cut {
                 name = &name[i..];
-            } else if let Some(rest) = name.strip_prefix(&format!("{}/", self.loop_name)) {
+            } else if let Some(rest) =
+                name.strip_prefix(&format!("{}/", inlined_name(&self.loop_name)))
+            {
                 name = rest;
             }
         }
         let parts: Vec<&str> = name.split('/').collect();
-        let rest =
-            if parts.len() > self.prefix.len() { &parts[self.prefix.len()..] } else { &parts[..] };
+        let prefixed = parts.len() > self.prefix.len()
+            && parts.iter().zip(&self.prefix).all(|(p, q)| *p == q.as_str());
+        let rest = if prefixed { &parts[self.prefix.len()..] } else { &parts[..] };
         // Nested layer scopes name the layer (`transformer_layer_0/self_attention/query`),
         // up to where TF's own implementation scopes begin (`Tensordot`, `batchnorm`, ...).
         let strip = |c: &'a str| match c.strip_suffix("_1") {
@@ -307,6 +331,7 @@ impl<'a> Lowerer<'a> {
 
 #[cfg(test)]
 mod tests {
+    use super::inlined_name;
     use crate::tensor::DType;
     use crate::testing::*;
     use insta::assert_snapshot;
@@ -389,5 +414,19 @@ mod tests {
         x = x * self_attention_2
         return x
         ");
+    }
+
+    #[test]
+    fn an_inlined_body_node_is_named_as_its_body_named_it() {
+        let node = "m/blocks.0/cond_3/then/_24/m/blocks.0/cond_3/cond_1/then/_318/m/blocks.0/ones";
+        assert_eq!(inlined_name(node), "m/blocks.0/ones");
+        assert_eq!(
+            inlined_name("m/gru/while/body/_1/m/gru/while/gru_cell/MatMul"),
+            "m/gru/while/gru_cell/MatMul"
+        );
+        // Not markers: a layer named `then`, a counter without its slash, nothing after.
+        assert_eq!(inlined_name("m/then/dense/MatMul"), "m/then/dense/MatMul");
+        assert_eq!(inlined_name("m/xthen/_2/add"), "m/xthen/_2/add");
+        assert_eq!(inlined_name("m/cond/then/_3/"), "m/cond/then/_3/");
     }
 }

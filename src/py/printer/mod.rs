@@ -313,6 +313,10 @@ fn method_on_call(indent: usize, head: &str, value: &Expr, tail: &str) -> Option
     let Expr::Call(outer) = value else { return None };
     let Expr::Attribute(receiver, method) = &outer.func else { return None };
     let Expr::Call(inner) = &**receiver else { return None };
+    // Nothing to break inside `x.long()` (an empty line would be all it held).
+    if inner.args.is_empty() && inner.kwargs.is_empty() {
+        return None;
+    }
     let open = format!("{head}{}(", flat_primary(&inner.func));
     if !fits(&format!("{p}{open}")) {
         return None;
@@ -760,6 +764,26 @@ mod tests {
         assert_eq!(lines.len(), 5, "{lines:#?}");
         assert!(lines[2].trim_start().starts_with("+ b"));
         assert!(lines[3].trim_start().starts_with("- c"));
+    }
+
+    /// A method on an argument-less call (`ids.long().unbind(-1)`) that does not fit breaks
+    /// elsewhere: `()` holds nothing to put on a line of its own.
+    #[test]
+    fn an_empty_call_is_never_broken_open() {
+        let ids = n("then_24_tf_swin_model_swin_encoder_layers_0_blocks_0_25");
+        let unbound = ids.attr("long").called(vec![], vec![]).attr("unbind");
+        let unbound = unbound.called(vec![Expr::int(-1)], vec![]);
+        let index = Expr::call("tuple", vec![unbound]);
+        let value = n("x").attr("index_put").called(vec![index, n("ones")], vec![]);
+        let text = print(&[Stmt::assign(n("x"), value)], 12);
+        assert!(text.lines().all(|l| !l.trim().is_empty()), "{text}");
+        // Checked against `ruff format`.
+        assert_eq!(
+            text,
+            "            x = x.index_put(\n                tuple(\n                    \
+             then_24_tf_swin_model_swin_encoder_layers_0_blocks_0_25.long().unbind(\n                        \
+             -1\n                    ),\n                ),\n                ones,\n            )\n"
+        );
     }
 
     /// Two or more calls after dots break one link per line, as ruff's fluent style does
