@@ -225,6 +225,86 @@ VISION = {
         max_encoder_sequence_length=32,
         max_decoder_sequence_length=32,
     ),
+    "SmolLMBackbone": {
+        "vocabulary_size": 500,
+        "hidden_dim": 32,
+        "intermediate_dim": 64,
+        "num_layers": 2,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "attention_bias": False,
+        "attention_dropout": 0.0,
+        "rope_layer_enabled_list": [True, False],
+        "layer_types": ["attention", "attention"],
+        "mlp_bias": False,
+        "layer_norm_epsilon": 1e-6,
+        "max_position_embeddings": 64,
+        "rope_theta": 10000.0,
+        "partial_rotary_factor": 1.0,
+    },
+    "T5Gemma2Backbone": {
+        "vocabulary_size": 500,
+        "encoder_hidden_dim": 32,
+        "encoder_intermediate_dim": 64,
+        "encoder_num_layers": 2,
+        "encoder_num_attention_heads": 2,
+        "encoder_num_key_value_heads": 1,
+        "encoder_head_dim": 16,
+        "encoder_layer_types": ["sliding_attention", "full_attention"],
+        "decoder_hidden_dim": 32,
+        "decoder_intermediate_dim": 64,
+        "decoder_num_layers": 2,
+        "decoder_num_attention_heads": 2,
+        "decoder_num_key_value_heads": 1,
+        "decoder_head_dim": 16,
+        "decoder_layer_types": ["sliding_attention", "full_attention"],
+        "sliding_window": 4,
+    },
+    "Gemma3nBackbone": {
+        "text_vocab_size": 500,
+        "text_hidden_size": 32,
+        "num_hidden_layers": 2,
+        "pad_token_id": 0,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "head_dim": 16,
+        "intermediate_size": [64, 64],
+        "hidden_activation": "gelu_approximate",
+        "layer_types": ["sliding_attention", "full_attention"],
+        "sliding_window": 4,
+        "rope_theta": 10000.0,
+        "max_position_embeddings": 64,
+        "vocab_size_per_layer_input": 500,
+        "hidden_size_per_layer_input": 8,
+        "altup_num_inputs": 2,
+        "laurel_rank": 4,
+    },
+    # Gemma 3n's vision tower: inverted residuals, universal inverted bottlenecks with
+    # start/end depthwise convs, multi-query attention with strided keys, RMS norms, layer
+    # scale, the multi-scale fusion head.
+    "MobileNetV5Backbone": {
+        "stackwise_block_types": [["er"], ["uir", "uir"], ["uir", "mqa"]],
+        "stackwise_num_blocks": [1, 2, 2],
+        "stackwise_num_filters": [[16], [24, 24], [32, 32]],
+        "stackwise_strides": [[2], [2, 1], [2, 1]],
+        "stackwise_act_layers": [["relu"], ["gelu", "gelu"], ["gelu", "gelu"]],
+        "stackwise_exp_ratios": [[4.0], [4.0, 2.0], [4.0, 0.0]],
+        "stackwise_se_ratios": [[0.0], [0.0, 0.0], [0.0, 0.0]],
+        "stackwise_dw_kernel_sizes": [[0], [5, 3], [3, 0]],
+        "stackwise_dw_start_kernel_sizes": [[0], [3, 0], [0, 0]],
+        "stackwise_dw_end_kernel_sizes": [[0], [0, 3], [0, 0]],
+        "stackwise_exp_kernel_sizes": [[3], [0, 0], [0, 0]],
+        "stackwise_pw_kernel_sizes": [[1], [0, 0], [0, 0]],
+        "stackwise_num_heads": [[0], [0, 0], [0, 2]],
+        "stackwise_key_dims": [[0], [0, 0], [0, 16]],
+        "stackwise_value_dims": [[0], [0, 0], [0, 16]],
+        "stackwise_kv_strides": [[0], [0, 0], [0, 2]],
+        "stackwise_use_cpe": [[False], [False, False], [False, False]],
+        "num_features": 64,
+        "msfa_output_resolution": 2,
+        "image_shape": (64, 64, 3),
+        "layer_scale_init_value": 1e-5,
+    },
 }
 TEXT_MODELS = [
     "GPTNeoXBackbone",
@@ -287,6 +367,8 @@ def feeds(model, keys, r):
             if "padding_mask" in key:
                 a = np.ones(shape, np.int32)
                 a[-1, length // 2 :] = 0
+                if "bool" in str(t.dtype):
+                    a = a.astype(bool)
             elif "int" in str(t.dtype):
                 a = r.randint(0, 2 if "segment" in key else 500, shape).astype(np.int32)
             else:
@@ -298,11 +380,9 @@ def feeds(model, keys, r):
 
 
 def model_inputs(model):
-    return (
-        [model.input[k] for k in model.input]
-        if isinstance(model.input, dict)
-        else [model.input]
-    )
+    if isinstance(model.input, dict):
+        return [model.input[k] for k in model.input]
+    return list(model.input) if isinstance(model.input, list) else [model.input]
 
 
 def check(out, npz, keys):
@@ -347,14 +427,22 @@ def sweep(name, out_dir):
     model = build(name)
     randomise(model, np.random.RandomState(7))
     dict_input = isinstance(model.input, dict)
-    keys = list(model.input) if dict_input else ["images"]
+    # Gemma3n takes a list of named inputs.
+    list_input = isinstance(model.input, list)
+    if dict_input:
+        keys = list(model.input)
+    else:
+        keys = [t.name for t in model.input] if list_input else ["images"]
     specs = [
         general.spec(None, *t.shape[1:], dtype=tf.as_dtype(t.dtype), name=k)
         for k, t in zip(keys, model_inputs(model))
     ]
 
     def fn(*args):
-        o = model(dict(zip(keys, args)) if dict_input else args[0], training=False)
+        if dict_input:
+            o = model(dict(zip(keys, args)), training=False)
+        else:
+            o = model(list(args) if list_input else args[0], training=False)
         return [o[k] for k in sorted(o)] if isinstance(o, dict) else o
 
     stem = name.removesuffix("Backbone").lower()
