@@ -1957,6 +1957,19 @@ mod tests {
         ");
     }
 
+    /// A composite layer, `image_encoder`, of two residual units (nested scopes, names past
+    /// [`super::LONG_NAME`] under the model): each unit's output.
+    fn image_encoder(g: &mut TestGraph, mut x: ValueRef) -> [ValueRef; 2] {
+        let mut outs = [x; 2];
+        for (k, part) in ["first", "second"].iter().enumerate() {
+            let scopes = ["conv_in", "relu", "conv_out", "add", "out"];
+            let scopes = scopes.map(|s| format!("image_encoder/{part}_residual_unit/{s}"));
+            x = residual_block(g, x, k + 1, scopes);
+            outs[k] = x;
+        }
+        outs
+    }
+
     /// A composite layer no other repeats (`image_encoder`, nested scopes, names past
     /// [`super::LONG_NAME`] under the model) is a class of its own, its layers named inside
     /// it; the stem before it, short-named, stays in `forward`.
@@ -1970,12 +1983,7 @@ mod tests {
             0,
             ["stem_conv", "stem_relu", "stem_conv2", "stem_add", "stem_out"].map(String::from),
         );
-        let mut x = x;
-        for (k, part) in ["first", "second"].iter().enumerate() {
-            let scopes = ["conv_in", "relu", "conv_out", "add", "out"];
-            let scopes = scopes.map(|s| format!("image_encoder/{part}_residual_unit/{s}"));
-            x = residual_block(&mut g, x, k + 1, scopes);
-        }
+        let [_, x] = image_encoder(&mut g, x);
         assert_snapshot!(g.lower(&[x]), @"
         class ImageEncoder():
           self.first_residual_unit_conv_in = nn.Conv2d(4, 4, 3, padding=1, bias=False)
@@ -2019,15 +2027,9 @@ mod tests {
     #[test]
     fn a_layer_that_occurs_once_may_give_two_values() {
         let mut g = TestGraph::new();
-        let mut x = g.input("image", &[-1, 8, 8, 4]);
-        let mut firsts = Vec::new();
-        for (k, part) in ["first", "second"].iter().enumerate() {
-            let scopes = ["conv_in", "relu", "conv_out", "add", "out"];
-            let scopes = scopes.map(|s| format!("image_encoder/{part}_residual_unit/{s}"));
-            x = residual_block(&mut g, x, k + 1, scopes);
-            firsts.push(x);
-        }
-        let y = g.op("m/head/add", "AddV2", &[x, firsts[0]], &[]);
+        let x = g.input("image", &[-1, 8, 8, 4]);
+        let [first, x] = image_encoder(&mut g, x);
+        let y = g.op("m/head/add", "AddV2", &[x, first], &[]);
         assert_snapshot!(g.lower(&[y]), @"
         class ImageEncoder():
           self.first_residual_unit_conv_in = nn.Conv2d(4, 4, 3, padding=1, bias=False)
