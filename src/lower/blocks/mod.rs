@@ -575,30 +575,32 @@ impl Forward<'_> {
         if own.iter().any(read_outside) || range.clone().any(foreign) {
             return None;
         }
-        // A few values in (a transformer layer reads its input and the mask), one value out.
-        let mut defined = BTreeSet::new();
-        let mut made: Vec<String> = Vec::new();
+        // A few values in (a transformer layer reads its input and the mask), one value out
+        // (a few where the block occurs once, see `Member::extra_outputs`).
+        // Where each name was last bound, to order the outputs by it.
+        let mut made: BTreeMap<String, usize> = BTreeMap::new();
         let mut inputs: Vec<String> = Vec::new();
-        for s in &self.stmts[range.clone()] {
+        for (k, s) in self.stmts[range.clone()].iter().enumerate() {
             for id in s.value.names() {
                 if self.universe.contains(id)
-                    && !defined.contains(id)
+                    && !made.contains_key(id)
                     && !inputs.iter().any(|i| i == id)
                 {
                     inputs.push(id.to_string());
                 }
             }
             for t in s.target.bound_names() {
-                defined.insert(t.to_string());
-                made.retain(|m| m != t);
-                made.push(t.to_string());
+                made.insert(t.to_string(), k);
             }
         }
         // In the order they are made (last bound): the last is the block's result.
-        let mut outputs: Vec<String> = made
+        let mut live: Vec<(usize, String)> = made
             .into_iter()
-            .filter(|v| read_later(v, self.stmts, range.end, self.returns))
+            .filter(|(v, _)| read_later(v, self.stmts, range.end, self.returns))
+            .map(|(v, k)| (k, v))
             .collect();
+        live.sort();
+        let mut outputs: Vec<String> = live.into_iter().map(|(_, v)| v).collect();
         if !(1..=MAX_INPUTS).contains(&inputs.len()) || !(1..=MAX_OUTPUTS).contains(&outputs.len())
         {
             return None;
@@ -1040,7 +1042,7 @@ fn alone(member: &Member, module: &Module) -> bool {
     if matches!(kind, "sequential" | "functional" | "model") {
         return false;
     }
-    let names = member
+    let mut names = member
         .layers
         .iter()
         .map(|&l| module.layers[l].name.as_str())
@@ -1049,7 +1051,7 @@ fn alone(member: &Member, module: &Module) -> bool {
         && member.layers.len() >= 2
         && member.canon.stmts.len() >= 2 * MIN_STATEMENTS
         && member.canon.layer_names.iter().all(|n| !n.is_empty())
-        && names.clone().any(|n| n.len() > LONG_NAME)
+        && names.any(|n| n.len() > LONG_NAME)
 }
 
 /// Replaces the members' statements, layers and buffers by the instances, and renames the
