@@ -185,8 +185,7 @@ fn lower_once(
             (low.body.len(), low.module.layers.len(), low.module.buffers.len());
         let stubs = low.summary.stubs_seen;
         low.lower_node(n)?;
-        let scope = low.scope_of(n);
-        let head = low.head_of(n);
+        let (scope, head) = low.scope_and_head(n);
         low.spans.push(Span {
             scope,
             head,

@@ -79,27 +79,26 @@ impl<'a> Lowerer<'a> {
     /// The layer-ish part of a TF node name: `model/conv1_bn/batchnorm/add_1` → `conv1_bn`.
     pub(super) fn scope_of(&self, n: NodeIndex) -> String {
         let (path, single) = self.scope_parts(n);
-        let joined = path.join("_");
-        let scope = if !single { joined.as_str() } else { path[0] };
-        // `convnext_tiny_stem`, `convnext_tiny_stage_0_...` → `stem`, `stage_0_...`.
-        match scope.strip_prefix(self.name_prefix.as_str()) {
-            Some(s) if !self.name_prefix.is_empty() && !s.is_empty() && !single => s.to_string(),
-            _ => scope.to_string(),
-        }
+        if single { path[0].to_string() } else { self.without_name_prefix(&path.join("_")) }
     }
 
-    /// The outermost of the layer scopes [`Self::scope_of`] joins (`transformer_layer_0` of
-    /// `transformer_layer_0/self_attention/query`, and of `transformer_layer_0/add`), as
-    /// that joined name begins.
-    pub(super) fn head_of(&self, n: NodeIndex) -> Option<String> {
+    /// [`Self::scope_of`], and the outermost of the layer scopes it joins
+    /// (`transformer_layer_0` of `transformer_layer_0/self_attention/query`, and of
+    /// `transformer_layer_0/add`), as that joined name begins; none for a single one.
+    pub(super) fn scope_and_head(&self, n: NodeIndex) -> (String, Option<String>) {
         let (path, single) = self.scope_parts(n);
         if single {
-            return None;
+            return (path[0].to_string(), None);
         }
-        let head = path[0];
-        match head.strip_prefix(self.name_prefix.as_str()) {
-            Some(h) if !self.name_prefix.is_empty() && !h.is_empty() => Some(h.to_string()),
-            _ => Some(head.to_string()),
+        let scope = self.without_name_prefix(&path.join("_"));
+        (scope, Some(self.without_name_prefix(path[0])))
+    }
+
+    /// `convnext_tiny_stem`, `convnext_tiny_stage_0_...` → `stem`, `stage_0_...`.
+    fn without_name_prefix(&self, scope: &str) -> String {
+        match scope.strip_prefix(self.name_prefix.as_str()) {
+            Some(s) if !self.name_prefix.is_empty() && !s.is_empty() => s.to_string(),
+            _ => scope.to_string(),
         }
     }
 
