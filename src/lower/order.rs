@@ -78,9 +78,31 @@ impl Lowerer<'_> {
                 }
             }
         }
-        let order = sink_to_readers(g, order, |n| sibling_tags(&self.scope_of(n)));
-        let order = shared_first(g, order);
+        let layer = self.layer_of(&order);
+        let order = sink_to_readers(g, order, &layer);
+        let order = shared_first(g, order, &layer);
         self.align_siblings(order)
+    }
+
+    /// The layer a node belongs to: its outermost numbered scope with a sibling
+    /// (`decoder_layer_0` of `decoder_layer_0/merged_attention/key_3`, where `decoder_layer_1`
+    /// exists; not `key_3`, nor `encoder_1` alone, the suffix Keras gives a second call).
+    fn layer_of(&self, order: &[NodeIndex]) -> impl Fn(NodeIndex) -> Option<String> + '_ {
+        let g = self.graph;
+        let mut members: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for &n in order {
+            if !super::is_source(g, n) && !g.node(n).shared {
+                for (family, prefix) in sibling_tags(&self.scope_of(n)) {
+                    members.entry(family).or_default().insert(prefix);
+                }
+            }
+        }
+        move |n| {
+            sibling_tags(&self.scope_of(n))
+                .into_iter()
+                .find(|(family, _)| members.get(family).is_some_and(|m| m.len() >= 2))
+                .map(|(_, prefix)| prefix)
+        }
     }
 
     /// `order` with the nodes of repeated scopes (`encoder_layer_0`, `encoder_layer_1`, ...)
@@ -246,7 +268,14 @@ fn is_topological(
 /// `order` with each computation several scopes share (`Node::shared`) moved up to just after
 /// the last value it reads: the scopes read it as an input, so it is computed before the
 /// first of them rather than inside it. Shared nodes keep their order among themselves.
-fn shared_first(g: &crate::ir::Graph, order: Vec<NodeIndex>) -> Vec<NodeIndex> {
+/// One shared by parts of a single `layer` (Gemma's query and key reading one table of
+/// rotary angles, made per layer as the layers' frequencies differ) moves no higher than
+/// that layer's first statement: it is computed inside that layer, not before all of them.
+fn shared_first(
+    g: &crate::ir::Graph,
+    order: Vec<NodeIndex>,
+    layer: impl Fn(NodeIndex) -> Option<String>,
+) -> Vec<NodeIndex> {
     let is_shared = |n: NodeIndex| g.node(n).shared;
     if !order.iter().any(|&n| is_shared(n)) {
         return order;
@@ -260,6 +289,23 @@ fn shared_first(g: &crate::ir::Graph, order: Vec<NodeIndex>) -> Vec<NodeIndex> {
     let mut after: BTreeMap<usize, Vec<NodeIndex>> = BTreeMap::new();
     let mut anchor: BTreeMap<NodeIndex, usize> = BTreeMap::new();
     let shared: Vec<NodeIndex> = order.iter().copied().filter(|&n| is_shared(n)).collect();
+    // Where each layer's first statement is (shared nodes go before it).
+    let mut layer_start: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, &n) in base.iter().enumerate() {
+        if let Some(l) = layer(n).filter(|_| !source(n)) {
+            layer_start.entry(l).or_insert(i);
+        }
+    }
+    // No later than its first reader, nor than what its shared readers must precede.
+    let mut before: BTreeMap<NodeIndex, usize> = BTreeMap::new();
+    for &n in shared.iter().rev() {
+        let latest =
+            g.g.neighbors_directed(n, petgraph::Direction::Outgoing)
+                .filter_map(|r| position.get(&r).map(|p| p - 1).or_else(|| before.get(&r).copied()))
+                .min()
+                .unwrap_or(usize::MAX);
+        before.insert(n, latest);
+    }
     for &n in &shared {
         let at = g
             .inputs(n)
@@ -267,7 +313,8 @@ fn shared_first(g: &crate::ir::Graph, order: Vec<NodeIndex>) -> Vec<NodeIndex> {
             .filter_map(|v| position.get(&v.node).or_else(|| anchor.get(&v.node)).copied())
             .max()
             .unwrap_or(0);
-        anchor.insert(n, at);
+        let floor = layer(n).and_then(|l| layer_start.get(&l).copied()).unwrap_or(0);
+        anchor.insert(n, at.max(floor.min(before[&n])));
     }
     // What reads only the model's inputs waits for the first shared computation that reads
     // it (the padding mask's reshape sits with the causal mask it is combined with).
@@ -306,12 +353,12 @@ fn shared_first(g: &crate::ir::Graph, order: Vec<NodeIndex>) -> Vec<NodeIndex> {
 fn sink_to_readers(
     g: &crate::ir::Graph,
     order: Vec<NodeIndex>,
-    blocks: impl Fn(NodeIndex) -> Vec<(String, String)>,
+    blocks: impl Fn(NodeIndex) -> Option<String>,
 ) -> Vec<NodeIndex> {
     let position: BTreeMap<NodeIndex, usize> =
         order.iter().enumerate().map(|(i, &n)| (n, i)).collect();
     // Each statement's numbered scope, and where the next statement of that scope is.
-    let mut ids: BTreeMap<Vec<(String, String)>, usize> = BTreeMap::new();
+    let mut ids: BTreeMap<Option<String>, usize> = BTreeMap::new();
     let block: Vec<usize> = order
         .iter()
         .map(|&n| {
@@ -410,6 +457,7 @@ fn sink_to_readers(
 mod tests {
     use insta::assert_snapshot;
 
+    use crate::tensor::Tensor;
     use crate::testing::{TestGraph, weights};
 
     /// A layer of two branches joined: one from the main stream, one from a side input that
@@ -513,6 +561,65 @@ mod tests {
             x = key + x
             value = self.dec_value(proj)
             x = x * value
+            return x
+            ");
+    }
+
+    /// Two layers whose query and key each scale by a table made from the layer's own
+    /// frequencies (Gemma's rotary angles, whose base differs between sliding-window and
+    /// global layers): the two tables of a layer are one computation, shared by two of its
+    /// parts but by no other layer, so each layer computes its table, not `forward` before
+    /// them all.
+    #[test]
+    fn a_table_shared_within_one_layer_is_computed_in_that_layer() {
+        let mut g = TestGraph::new();
+        let pos = g.input("pos", &[-1, 8]);
+        let mut h = g.input("x", &[-1, 8]);
+        for layer in 0..3 {
+            let s = format!("layer_{layer}");
+            // Computed by the model (folded), as tables are: weights never merge.
+            let scalar = |g: &mut TestGraph, name: &str, v: f32| {
+                g.constant(&format!("{s}/{name}"), Tensor::from_f32(vec![], &[v]))
+            };
+            let start = scalar(&mut g, "start", (1 + 10 * layer) as f32);
+            let limit = scalar(&mut g, "limit", (9 + 10 * layer) as f32);
+            let delta = scalar(&mut g, "delta", 1.0);
+            let steps = g.op(&format!("{s}/steps"), "Range", &[start, limit, delta], &[]);
+            let one = g.constant(&format!("{s}/one"), Tensor::from_f32(vec![], &[1.0]));
+            let freq = g.op(&format!("{s}/freq"), "RealDiv", &[one, steps], &[]);
+            let mut parts = Vec::new();
+            for part in ["q", "k"] {
+                let table = g.op(&format!("{s}/{part}/table"), "Mul", &[pos, freq], &[]);
+                let w = g.constant(&format!("{s}/{part}/kernel"), weights(&[8, 8]));
+                let y = g.op(&format!("{s}/{part}/MatMul"), "MatMul", &[h, w], &[]);
+                parts.push(g.op(&format!("{s}/{part}/mul"), "Mul", &[y, table], &[]));
+            }
+            h = g.op(&format!("{s}/add"), "AddV2", &[parts[0], parts[1]], &[]);
+        }
+        assert_snapshot!(g.lower(&[h]), @"
+            class Layer():
+              self.q = nn.Linear(8, 8, bias=False)
+              self.k = nn.Linear(8, 8, bias=False)
+              table = pos * self.const
+              h = self.q(x)
+              h = h * table
+              k = self.k(x)
+              k_2 = k * table
+              add = h + k_2
+              return add (from x, pos)
+            self.layers = nn.ModuleList([Layer() for _ in range(3)])
+            # layers.0.const: [8]
+            # layers.0.q.weight: [8, 8]
+            # layers.0.k.weight: [8, 8]
+            # layers.1.const: [8]
+            # layers.1.q.weight: [8, 8]
+            # layers.1.k.weight: [8, 8]
+            # layers.2.const: [8]
+            # layers.2.q.weight: [8, 8]
+            # layers.2.k.weight: [8, 8]
+            ---
+            for layer in self.layers:
+                x = layer(x, pos)
             return x
             ");
     }

@@ -310,7 +310,8 @@ impl<'a> Lowerer<'a> {
 
     /// Keras 3 traced inside a `tf.function` names every layer scope `<layer>_1` (`_2` for a
     /// layer's second call: T5's shared token embedding); when every layer scope carries such
-    /// a call number, `_1` is noise, and layer names read as in Keras without it.
+    /// a call number, `_1` is noise, and layer names read as in Keras without it. A scope
+    /// numbered 0 says the numbers are the model's own.
     pub(super) fn every_scope_has_call_suffix(&self, order: &[NodeIndex]) -> bool {
         let numbered = |s: &str| {
             s.rsplit_once('_').is_some_and(|(base, k)| {
@@ -319,7 +320,9 @@ impl<'a> Lowerer<'a> {
         };
         let mut first_call = false;
         for (_, layer) in self.scoped_nodes(order) {
-            if !numbered(layer) {
+            // Calls count from 1: scopes numbered from 0 (`layer_0`, `layer_1`) are a
+            // model's own indices, and `layer_1` is no second name of `layer`.
+            if !numbered(layer) || layer.ends_with("_0") {
                 return false;
             }
             first_call |= layer.ends_with("_1");
@@ -363,6 +366,20 @@ mod tests {
         x = x + emb_2
         return x
         ");
+    }
+
+    /// Layers numbered from 0 (`layer_0`, `layer_1`) are a model's own indices, not
+    /// Keras's call numbers, though every scope carries a number: `layer_1` keeps its name.
+    #[test]
+    fn scopes_numbered_from_zero_keep_their_numbers() {
+        let mut g = TestGraph::new();
+        let mut y = g.input("x", &[-1, 8]);
+        for i in 0..2 {
+            let w = g.constant(&format!("m/layer_{i}/kernel"), weights(&[8, 8]));
+            y = g.op(&format!("m/layer_{i}/MatMul"), "MatMul", &[y, w], &[]);
+        }
+        let code = g.lower(&[y]);
+        assert!(code.contains("self.layer_1 = nn.Linear"), "{code}");
     }
 
     /// keras-hub's HGNetV2 names each nested layer after the one holding it: the innermost

@@ -34,7 +34,7 @@ use crate::py::printer::flat;
 use crate::py::{Assign, Expr, Ref};
 
 /// A block reads at most this many outside values.
-const MAX_INPUTS: usize = 6;
+const MAX_INPUTS: usize = 8;
 
 /// A block that occurs once leaves at most this many values live.
 const MAX_OUTPUTS: usize = 3;
@@ -592,6 +592,22 @@ impl Forward<'_> {
             for t in s.target.bound_names() {
                 made.insert(t.to_string(), k);
             }
+        }
+        // The main stream first, as a person writes `layer(x, mask)`: the input the first
+        // of its layers reads (a table the block makes from a side input before may read
+        // that one first), so a stack's loop passes it along.
+        let layer_names: BTreeSet<&str> =
+            layers.iter().map(|&l| module.layers[l].name.as_str()).collect();
+        let main = self.stmts[range.clone()]
+            .iter()
+            .find(|s| s.value.self_attrs().iter().any(|a| layer_names.contains(a)))
+            .and_then(|s| {
+                let names = s.value.names();
+                inputs.iter().position(|i| names.contains(&i.as_str()))
+            });
+        if let Some(at) = main {
+            let stream = inputs.remove(at);
+            inputs.insert(0, stream);
         }
         // In the order they are made (last bound): the last is the block's result.
         let mut live: Vec<(usize, String)> = made

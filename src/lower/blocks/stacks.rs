@@ -142,16 +142,38 @@ fn runs(module: &Module, stmts: &[Assign], returns: &[Expr]) -> Vec<(usize, usiz
     out
 }
 
-/// `transformer_layer_3` → `transformer_layer`, `conv2_block3` → `conv2_block`.
-fn family(instance: &str) -> &str {
-    instance.trim_end_matches(|c: char| c.is_ascii_digit()).trim_end_matches('_')
+/// What the instances' names share up to where they part, without the number that parts
+/// them: `transformer_layer` of `transformer_layer_0`, `transformer_layer_1`; of
+/// `decoder_layer_0_1`, `decoder_layer_1_1` too (Keras's `_1` of a second call after the
+/// number); `conv2_block` of `conv2_block1`, `conv2_block2`.
+fn shared_family(instances: &[&str]) -> String {
+    let words: Vec<Vec<&str>> = instances.iter().map(|i| i.split('_').collect()).collect();
+    let first = &words[0];
+    let parts = (0..first.len())
+        .find(|&k| words.iter().any(|w| w.get(k) != Some(&first[k])))
+        .unwrap_or(first.len());
+    let mut out: Vec<&str> = first[..parts].to_vec();
+    if let Some(word) = first.get(parts) {
+        let stem = word.trim_end_matches(|c: char| c.is_ascii_digit());
+        let same = words.iter().all(|w| {
+            w.get(parts).is_some_and(|v| v.trim_end_matches(|c: char| c.is_ascii_digit()) == stem)
+        });
+        if same && !stem.is_empty() {
+            out.push(stem);
+        }
+    }
+    out.join("_")
 }
 
-/// A name for the list: the instances' family in the plural (`transformer_layers`).
+/// A name for the list: the instances' family in the plural (`transformer_layers`; not
+/// `encoder_layerss` of `encoder_layers_0`).
 fn list_name(run: &[BlockCall], attrs: &mut Scope) -> String {
-    let fam = family(&run[0].instance);
-    let same = run.iter().all(|c| family(&c.instance) == fam);
-    attrs.fresh(&if same && !fam.is_empty() { format!("{fam}s") } else { "blocks".into() })
+    let instances: Vec<&str> = run.iter().map(|c| c.instance.as_str()).collect();
+    let fam = shared_family(&instances);
+    let fam = fam.trim_end_matches('_');
+    let plural = if fam.ends_with('s') { fam.to_string() } else { format!("{fam}s") };
+    let named = fam.bytes().any(|b| b.is_ascii_alphabetic());
+    attrs.fresh(if named { &plural } else { "blocks" })
 }
 
 /// Whether renaming reads of `from` to `to` in `stmts[start..]` and `returns` is safe: `to`
@@ -211,7 +233,9 @@ pub fn extract(
         let (mut input, output) = (run[0].input.clone(), run[run.len() - 1].output.clone());
         let list = list_name(&run, &mut attrs);
         // `for block in self.conv2_blocks`, `for layer in self.transformer_layers`.
-        let word = family(&run[0].instance).rsplit('_').next().unwrap_or_default();
+        let instances: Vec<&str> = run.iter().map(|c| c.instance.as_str()).collect();
+        let fam = shared_family(&instances);
+        let word = fam.rsplit('_').next().unwrap_or_default();
         let var = ["block", "layer", "cell", "stage"]
             .into_iter()
             .filter(|n| !locals.contains(*n))
@@ -340,4 +364,23 @@ pub fn extract(
         k += 1;
     }
     (out, made)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shared_family;
+
+    /// The list is named after what its instances' names share, whatever follows the number
+    /// that parts them, and a family already plural stays as it is (see `list_name`).
+    #[test]
+    fn a_stack_is_named_after_its_instances_shared_words() {
+        assert_eq!(
+            shared_family(&["transformer_layer_0", "transformer_layer_1"]),
+            "transformer_layer"
+        );
+        assert_eq!(shared_family(&["decoder_layer_0_1", "decoder_layer_1_1"]), "decoder_layer");
+        assert_eq!(shared_family(&["conv2_block1", "conv2_block2"]), "conv2_block");
+        assert_eq!(shared_family(&["encoder_layers_0", "encoder_layers_1"]), "encoder_layers");
+        assert_eq!(shared_family(&["a_0", "b_1"]), "");
+    }
 }
