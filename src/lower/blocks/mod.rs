@@ -215,10 +215,18 @@ fn scoped_local_name(rest: &str) -> String {
 
 fn class_name(family: &str) -> String {
     let mut words: Vec<String> = Vec::new();
+    // A layer that occurs once is named by its scope, numbers and all: a version there
+    // (`hg_net_v2_backbone`) is part of the name, not a block's number.
+    let once = !family.contains('#');
     for t in family.split('_') {
+        let version = once
+            && t.trim_end_matches(|c: char| c.is_ascii_digit()).len() == 1
+            && t.len() > 1
+            && t.starts_with(|c: char| c.is_ascii_alphabetic());
         // Numbers at the end of a word number the block (`conv2`, `block#`); inside one
         // they are part of it (`pooling2d`).
-        let w = t.trim_end_matches(|c: char| c.is_ascii_digit() || c == '#');
+        let w =
+            if version { t } else { t.trim_end_matches(|c: char| c.is_ascii_digit() || c == '#') };
         // So does one letter after a number (Keras' EfficientNet numbers its blocks
         // `block2a`, `block2b`: stage, then block within it).
         let w = match w.strip_suffix(|c: char| c.is_ascii_lowercase()) {
@@ -1278,6 +1286,9 @@ mod tests {
         assert_eq!(super::class_name("mixed#"), "Mixed");
         assert_eq!(super::class_name("block#a"), "Block");
         assert_eq!(super::class_name("block#b"), "Block");
+        // A layer that occurs once keeps its version.
+        assert_eq!(super::class_name("hg_net_v2_backbone"), "HgNetV2Backbone");
+        assert_eq!(super::class_name("transformer_layer_0"), "TransformerLayer");
     }
 
     #[test]
