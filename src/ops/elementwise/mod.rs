@@ -189,6 +189,27 @@ fn operands(ctx: &mut Ctx) -> OpResult<(Expr, Expr, Layout)> {
     Ok((a, b, layout))
 }
 
+/// A tensor and a size held as a Python number (`x - seq_len`), as they are: a Python
+/// number keeps the tensor's dtype in PyTorch as TF's operands share one, so it needs no
+/// `torch.tensor(seq_len, dtype=torch.int32)` of its own. `None` unless one operand is
+/// such a number (an integer or float scalar) and the other a tensor.
+fn with_python_scalar(ctx: &mut Ctx) -> OpResult<Option<(Expr, Expr, Layout)>> {
+    let number = |ctx: &mut Ctx, i: usize| -> OpResult<bool> {
+        let numeric = ctx.info(i).dtype.is_some_and(|d| d.is_int() || d.is_float());
+        Ok(numeric && ctx.rank(i) == Some(0) && ctx.layout(i)? == Layout::Host)
+    };
+    for (held, tensor) in [(1, 0), (0, 1)] {
+        // (A constant is written as a literal, no tensor either: `n > 0` would be a bool.)
+        if number(ctx, held)? && !ctx.is_const(tensor) && ctx.layout(tensor)? != Layout::Host {
+            let n = ctx.input(held)?.expr;
+            let t = ctx.input(tensor)?;
+            let (a, b) = if held == 0 { (n, t.expr) } else { (t.expr, n) };
+            return Ok(Some((a, b, t.layout)));
+        }
+    }
+    Ok(None)
+}
+
 /// The first `n` inputs in one layout: channels-first when a computed input of rank 3 to 5 is
 /// held so and every other input can follow (the same rank, a scalar, or a constant re-laid
 /// out here), else TF's.
@@ -288,7 +309,13 @@ fn binary(ctx: &mut Ctx, op: Bin) -> OpResult<Lowered> {
     if let Some(l) = host_arithmetic(ctx, op)? {
         return Ok(l);
     }
-    let (a, b, layout) = operands(ctx)?;
+    // (`torch.maximum` and `torch.minimum` take tensors only.)
+    let numbers_work = !matches!(op, Bin::Max | Bin::Min);
+    let scalar = if numbers_work { with_python_scalar(ctx)? } else { None };
+    let (a, b, layout) = match scalar {
+        Some(operands) => operands,
+        None => operands(ctx)?,
+    };
     let expr = match op {
         Bin::Add => a.binop(BinOp::Add, b),
         Bin::Sub => a.binop(BinOp::Sub, b),
@@ -348,7 +375,10 @@ fn add_n(ctx: &mut Ctx) -> OpResult<Lowered> {
 
 /// Comparisons and logical and/or: Python operators, bool result, same broadcasting.
 fn compare(ctx: &mut Ctx, op: BinOp) -> OpResult<Lowered> {
-    let (a, b, layout) = operands(ctx)?;
+    let (a, b, layout) = match with_python_scalar(ctx)? {
+        Some(operands) => operands,
+        None => operands(ctx)?,
+    };
     Ok(Lowered::Expr { expr: a.binop(op, b), layout })
 }
 
@@ -644,6 +674,34 @@ mod tests {
         x = self.conv(x).permute(0, 2, 3, 1)
         x = x + vec
         return x
+        ");
+    }
+
+    /// A size held as a Python number meets a tensor as it is (`positions - n`, GPT-2's
+    /// causal mask built from the scores' size): PyTorch keeps the tensor's dtype, and
+    /// `torch.tensor(n, dtype=torch.int32)` would only add a line. Not against a constant:
+    /// `n > 0` of two numbers is a Python bool.
+    #[test]
+    fn a_size_and_a_tensor_combine_as_a_python_number() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, -1]);
+        let shape = g.op("shape", "Shape", &[x], &[]);
+        let idx = |g: &mut TestGraph, name: &str, v: i64| g.constant(name, int_tensor(&[1], &[v]));
+        let (b, e, s) = (idx(&mut g, "b", 1), idx(&mut g, "e", 2), idx(&mut g, "s", 1));
+        let n = g.op("n", "StridedSlice", &[shape, b, e, s], &[("shrink_axis_mask", int(1))]);
+        let zero = g.constant("zero", int_tensor(&[], &[0]));
+        let one = g.constant("one", int_tensor(&[], &[1]));
+        let positions = g.op("positions", "Range", &[zero, n, one], &[]);
+        let back = g.op("back", "Sub", &[positions, n], &[]);
+        let past = g.op("past", "GreaterEqual", &[back, n], &[]);
+        assert_snapshot!(g.lower(&[back, past]), @"
+        ---
+        shape = x.shape
+        seq_len = shape[1]
+        x = torch.arange(0, seq_len, 1, dtype=torch.int32)
+        back = x - seq_len
+        x = back >= seq_len
+        return back, x
         ");
     }
 
