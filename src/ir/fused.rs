@@ -34,6 +34,7 @@ pub const LOOP: &str = "_Loop";
 pub const COND: &str = "_Cond";
 pub const ATTENTION: &str = "_Attention";
 pub const ROTATE_HALF: &str = "_RotateHalf";
+pub const ROTATE_EVERY_TWO: &str = "_RotateEveryTwo";
 pub const APPLY_ROTARY: &str = "_ApplyRotary";
 pub const CAUSAL_MASK: &str = "_CausalMask";
 pub const WRAP_NEGATIVE: &str = "_WrapNegative";
@@ -78,6 +79,9 @@ pub enum Fused {
     /// Rotary embeddings' `[x1, x2]` → `[-x2, x1]` over the last axis (see
     /// `passes::fuse_rotary`). Input: `x`.
     RotateHalf,
+    /// Interleaved rotary embeddings' `[x0, x1, x2, x3, ..]` → `[-x1, x0, -x3, x2, ..]` over
+    /// the last axis (RoFormer's pairs of neighbours; see `passes::fuse_rotary`). Input: `x`.
+    RotateEveryTwo,
     /// `x * cos(angles) + rotate_half(x) * sin(angles)`. Inputs: `x`, `angles`.
     ApplyRotary,
     /// `[n, n]` booleans, true on and below the diagonal (see `passes::fuse_causal`).
@@ -275,6 +279,7 @@ impl Fused {
             Fused::RepeatInterleave { .. } => REPEAT_INTERLEAVE,
             Fused::Attention { .. } => ATTENTION,
             Fused::RotateHalf => ROTATE_HALF,
+            Fused::RotateEveryTwo => ROTATE_EVERY_TWO,
             Fused::ApplyRotary => APPLY_ROTARY,
             Fused::CausalMask => CAUSAL_MASK,
             Fused::WrapNegative { .. } => WRAP_NEGATIVE,
@@ -335,6 +340,7 @@ impl Fused {
             | Fused::HardSigmoid
             | Fused::HardSwish
             | Fused::RotateHalf
+            | Fused::RotateEveryTwo
             | Fused::ApplyRotary
             | Fused::CausalMask
             | Fused::Loop(_)

@@ -243,6 +243,7 @@ fn mergeable(f: &Fused) -> Option<&Fused> {
         | Fused::RepeatInterleave { .. }
         | Fused::Attention { .. }
         | Fused::RotateHalf
+        | Fused::RotateEveryTwo
         | Fused::ApplyRotary
         | Fused::CausalMask
         | Fused::WrapNegative { .. }

@@ -11,6 +11,9 @@
 //! that every attention layer calls (Llama, Mistral, Gemma, GPT-NeoX...). The rotation
 //! itself, `x * cos(angles) + rotate_half(x) * sin(angles)` (operands in any order), then
 //! becomes one [`Fused::ApplyRotary`] node reading `x` and `angles`: `apply_rotary(x, angles)`.
+//!
+//! RoFormer pairs neighbours instead of halves: `stack([-x[..., 1::2], x[..., ::2]], -1)`
+//! reshaped back to `x`'s shape is one [`Fused::RotateEveryTwo`] node, `rotate_every_two(x)`.
 
 use std::collections::BTreeMap;
 
@@ -27,8 +30,11 @@ pub fn fuse_rotary(g: &mut Graph) -> Result<()> {
             .filter(|&n| matches!(g.node(n).op.as_str(), "ConcatV2" | "Reshape"))
             .collect();
     for n in joins {
-        if let Some(x) = rotated_half(g, ValueRef { node: n, port: 0 }) {
+        let v = ValueRef { node: n, port: 0 };
+        if let Some(x) = rotated_half(g, v) {
             replace_with_fused(g, n, Fused::RotateHalf, &[x]);
+        } else if let Some(x) = rotated_pairs(g, v) {
+            replace_with_fused(g, n, Fused::RotateEveryTwo, &[x]);
         }
     }
     let adds: Vec<NodeIndex> =
@@ -172,6 +178,20 @@ fn axis(g: &Graph, v: ValueRef, rank: usize) -> Option<usize> {
 /// `(x, start, stop)` when `v` is `x[..., start:stop]`: a unit-stride slice of the last axis
 /// alone (`stop` is `None` up to the end).
 fn last_axis_slice(g: &Graph, v: ValueRef) -> Option<(ValueRef, i64, Option<i64>)> {
+    let (x, start, stop, step) = last_axis_strided(g, v)?;
+    (step == 1).then_some((x, start, stop))
+}
+
+/// `(x, start)` when `v` is `x[..., start::2]`, every other feature from `start`.
+fn every_other(g: &Graph, v: ValueRef) -> Option<(ValueRef, i64)> {
+    let (x, start, stop, step) = last_axis_strided(g, v)?;
+    let d = split_total(g, x)?;
+    (step == 2 && d % 2 == 0 && stop.is_none_or(|s| s >= d)).then_some((x, start))
+}
+
+/// `(x, start, stop, step)` when `v` is `x[..., start:stop:step]`: a slice of the last axis
+/// alone (`stop` is `None` up to the end).
+fn last_axis_strided(g: &Graph, v: ValueRef) -> Option<(ValueRef, i64, Option<i64>, i64)> {
     let i = inputs_of(g, v, &["StridedSlice"])?;
     let [x, b, e, s] = i[..] else { return None };
     let (b, e, s) = (const_ints(g, b)?, const_ints(g, e)?, const_ints(g, s)?);
@@ -179,7 +199,8 @@ fn last_axis_slice(g: &Graph, v: ValueRef) -> Option<(ValueRef, i64, Option<i64>
     let mask = |a: &str| node.attr_int_or(a, 0).ok();
     let (bm, em, ellipsis) = (mask("begin_mask")?, mask("end_mask")?, mask("ellipsis_mask")?);
     let n = b.len();
-    if n == 0 || e.len() != n || s.iter().any(|&s| s != 1) {
+    if n == 0 || e.len() != n || s.len() != n || s[..n - 1].iter().any(|&s| s != 1) || s[n - 1] < 1
+    {
         return None;
     }
     if mask("new_axis_mask")? != 0 || mask("shrink_axis_mask")? != 0 {
@@ -194,7 +215,8 @@ fn last_axis_slice(g: &Graph, v: ValueRef) -> Option<(ValueRef, i64, Option<i64>
         n == r && (0..n - 1).all(|k| bit(bm, k) && bit(em, k))
     };
     let k = n - 1;
-    leading_whole.then(|| (x, if bit(bm, k) { 0 } else { b[k] }, (!bit(em, k)).then_some(e[k])))
+    let start = if bit(bm, k) { 0 } else { b[k] };
+    leading_whole.then(|| (x, start, (!bit(em, k)).then_some(e[k]), s[k]))
 }
 
 /// `(x, half)` when `first` and `second` are the two equal halves of `x`'s last axis.
@@ -264,6 +286,28 @@ fn rotated_half(g: &Graph, v: ValueRef) -> Option<ValueRef> {
     same.then_some(x)
 }
 
+/// `x` when `v` is `rotate_every_two(x)`: RoFormer's `stack([-x[..., 1::2], x[..., ::2]],
+/// axis=-1)` reshaped back to `x`'s shape, each pair of neighbours turned.
+fn rotated_pairs(g: &Graph, v: ValueRef) -> Option<ValueRef> {
+    let i = inputs_of(g, v, &["Reshape"])?;
+    let packed = *i.first()?;
+    let parts = inputs_of(g, packed, &["Pack"])?;
+    let [a, b] = parts[..] else { return None };
+    let (x, 1) = every_other(g, unary_input(g, a, "Neg")?)? else { return None };
+    let (x2, 0) = every_other(g, b)? else { return None };
+    let r = rank(g, x)?;
+    let pack_axis = g.node(packed.node).attr_int_or("axis", 0).ok()?;
+    let pack_axis = if pack_axis < 0 { pack_axis + r as i64 + 1 } else { pack_axis };
+    // Stacked on a new last axis, then merged back: `[.., d/2, 2]` → `[.., d]`.
+    if x != x2 || pack_axis != r as i64 || g.use_count(packed) != 1 {
+        return None;
+    }
+    let (xs, ys) = (g.info(x).shape?, g.info(v).shape?);
+    let same = xs.len() == ys.len()
+        && xs.iter().zip(&ys).all(|(a, b)| a.is_none() || b.is_none() || a == b);
+    same.then_some(x)
+}
+
 #[cfg(test)]
 mod tests {
     use crate::ir::ValueRef;
@@ -298,6 +342,32 @@ mod tests {
         x = rotate_half(x)
         return x
         ");
+    }
+
+    /// RoFormer's interleaved pairs: `stack([-x[..., 1::2], x[..., ::2]], -1)` reshaped
+    /// back is `rotate_every_two(x)`; the halves' slices of another step are not.
+    #[test]
+    fn neighbours_stacked_are_rotate_every_two() {
+        for (step, helper) in [(2, true), (3, false)] {
+            let mut g = TestGraph::new();
+            let x = g.input("x", &[-1, 5, 2, 8]);
+            let every = |g: &mut TestGraph, name: &str, start: i64| {
+                let b = g.constant(&format!("{name}/b"), int_tensor(&[2], &[0, start]));
+                let e = g.constant(&format!("{name}/e"), int_tensor(&[2], &[0, 0]));
+                let s = g.constant(&format!("{name}/s"), int_tensor(&[2], &[1, step]));
+                let attrs = [("ellipsis_mask", int(1)), ("end_mask", int(2))];
+                g.op(name, "StridedSlice", &[x, b, e, s], &attrs)
+            };
+            let odd = every(&mut g, "rot/odd", 1);
+            let even = every(&mut g, "rot/even", 0);
+            let neg = g.op("rot/Neg", "Neg", &[odd], &[]);
+            let packed =
+                g.op("rot/stack", "Pack", &[neg, even], &[("axis", int(-1)), ("N", int(2))]);
+            let shape = g.constant("rot/shape", int_tensor(&[4], &[-1, 5, 2, 8]));
+            let y = g.op("rot/Reshape", "Reshape", &[packed, shape], &[]);
+            let code = g.lower(&[y]);
+            assert_eq!(code.contains("rotate_every_two(x)"), helper, "{code}");
+        }
     }
 
     /// `concat([-x2, x1], -1)` with SplitV: the same helper.

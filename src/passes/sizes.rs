@@ -65,6 +65,7 @@ const SAME_SHAPE: &[&str] = &[
     fused::HARD_SWISH,
     fused::GELU,
     fused::ROTATE_HALF,
+    fused::ROTATE_EVERY_TWO,
     fused::APPLY_ROTARY,
     fused::WRAP_NEGATIVE,
 ];

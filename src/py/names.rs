@@ -87,6 +87,7 @@ const HELPERS: &[&str] = &[
     "resize_bicubic",
     "resize_legacy",
     "rgb_to_hsv",
+    "rotate_every_two",
     "rotate_half",
     "set_operation",
     "sparse_dense_matmul",

@@ -15,7 +15,7 @@ COND += ["case_function", "case_function_saved"]
 DECODERS = ["keras_hub_gpt2", "keras_hub_llama", "keras_hub_gemma", "keras_hub_gemma4", "keras_hub_deberta", "keras_hub_fnet"]
 DECODERS += ["keras_hub_esm2"]
 DECODERS += ["keras_hub_falcon", "keras_hub_smollm3", "keras_hub_dinov3", "keras_hub_t5", "keras_hub_bloom"]
-DECODERS += ["keras_hub_albert"]
+DECODERS += ["keras_hub_albert", "keras_hub_roformer_v2"]
 DYNAMIC = ["dyn_class_token", "dyn_reshape", "dyn_fill_pack", "dyn_data_sizes", "dyn_resize_like", "dyn_pad_slice", "dyn_upsample", "dtypes_kept", "any_size_mobilenet"]
 DYNAMIC += ["keras_mobilenet_v3_small", "keras_nasnet_mobile", "audio_features"]
 DYNAMIC += ["seq2seq_attention", "keras_channels_first", "dyn_pools", "dyn_tcn", "single_head_attention"]
@@ -143,6 +143,19 @@ def test_layers_with_a_side_computation_as_deep_as_the_main_stream_are_one_class
     # The bias is added before the scores are scaled: it is scaled with them, into SDPA's mask.
     assert "F.scaled_dot_product_attention(q, k, v, attn_mask=bias)" in layer, code
     assert "F.softmax" not in layer, code
+
+
+def test_rotary_pairs_of_neighbours_are_one_helper(tmp_path):
+    """RoFormer turns pairs of neighbouring features (`[x0, x1] -> [-x1, x0]`), not the two
+    halves: the query's and key's turns are one `rotate_every_two` helper call each, the
+    slices and stack it is made of gone (parity is the decoder test)."""
+    out = tmp_path / "out"
+    run_cli("convert", source("keras_hub_roformer_v2"), "-o", out)
+    code = (out / "model.py").read_text()
+    layer = code.split("class TransformerLayer")[1].split("\nclass ")[0]
+    assert layer.count("= rotate_every_two(") == 2, code
+    assert "::2]" not in layer and "torch.stack" not in layer, code
+    assert "def rotate_every_two(x):" in code, code
 
 
 def test_alibi_from_the_scores_size_is_fused_attention(tmp_path):
