@@ -82,7 +82,7 @@ impl Dim {
 }
 
 /// The names passes give values (`Node::role`): attention's query, key, value, mask and bias.
-pub const ROLES: [&str; 5] = ["q", "k", "v", "mask", "bias"];
+pub const ROLES: [&str; 7] = ["q", "k", "v", "mask", "bias", "cos", "sin"];
 
 #[derive(Clone, Debug)]
 pub struct Node {

@@ -58,13 +58,41 @@ pub fn fuse_rotary(g: &mut Graph) -> Result<()> {
                 }
             };
             replace_with_fused(g, n, Fused::ApplyRotary, &[x, angles]);
-            let producer = g.node_mut(angles.node);
-            if producer.value.is_none() && producer.op != "Placeholder" {
-                producer.role.get_or_insert("angles");
-            }
+            name_table(g, angles, "angles");
+        }
+    }
+    // A rotation left written out (its tables not `cos` and `sin` of angles the graph
+    // shows: RoFormer's, each repeated per pair) still names them for what they are.
+    let adds: Vec<NodeIndex> =
+        g.g.node_indices().filter(|&n| matches!(g.node(n).op.as_str(), "Add" | "AddV2")).collect();
+    for n in adds {
+        if let Some((cos, sin)) = written_rotation(g, ValueRef { node: n, port: 0 }) {
+            name_table(g, cos, "cos");
+            name_table(g, sin, "sin");
         }
     }
     Ok(())
+}
+
+/// Names the computed value `v` by its `role` unless a pass named it already.
+fn name_table(g: &mut Graph, v: ValueRef, role: &'static str) {
+    let producer = g.node_mut(v.node);
+    if producer.value.is_none() && producer.op != "Placeholder" {
+        producer.role.get_or_insert(role);
+    }
+}
+
+/// `(cos, sin)` when `v` is `x * cos + turned(x) * sin`, `turned` a fused half or pair turn.
+fn written_rotation(g: &Graph, v: ValueRef) -> Option<(ValueRef, ValueRef)> {
+    both_orders(g, v, &["Add", "AddV2"]).into_iter().find_map(|(a, b)| {
+        both_orders(g, a, &["Mul"]).into_iter().find_map(|(x, cos)| {
+            both_orders(g, b, &["Mul"]).into_iter().find_map(|(turned, sin)| {
+                let node = g.node(turned.node);
+                let turn = matches!(node.fused, Some(Fused::RotateHalf | Fused::RotateEveryTwo));
+                (turn && g.inputs(turned.node).first() == Some(&x)).then_some((cos, sin))
+            })
+        })
+    })
 }
 
 /// A cos or sin table as a rotation reads it: `cos(angles)`, then reshaped (`ExpandDims`,

@@ -156,6 +156,8 @@ def test_rotary_pairs_of_neighbours_are_one_helper(tmp_path):
     assert layer.count("= rotate_every_two(") == 2, code
     assert "::2]" not in layer and "torch.stack" not in layer, code
     assert "def rotate_every_two(x):" in code, code
+    # Its tables (each sin and cos repeated for the pair) are named for what they are.
+    assert "sin: torch.Tensor" in layer and "cos: torch.Tensor" in layer, code
 
 
 def test_alibi_from_the_scores_size_is_fused_attention(tmp_path):
