@@ -155,10 +155,15 @@ fn shared_family(instances: &[&str]) -> String {
     let mut out: Vec<&str> = first[..parts].to_vec();
     if let Some(word) = first.get(parts) {
         let stem = word.trim_end_matches(|c: char| c.is_ascii_digit());
+        // They part in that number alone: what follows it is the same in each.
         let same = words.iter().all(|w| {
             w.get(parts).is_some_and(|v| v.trim_end_matches(|c: char| c.is_ascii_digit()) == stem)
+                && w[parts + 1..] == first[parts + 1..]
         });
-        if same && !stem.is_empty() {
+        if !same {
+            return String::new();
+        }
+        if !stem.is_empty() {
             out.push(stem);
         }
     }
@@ -382,5 +387,7 @@ mod tests {
         assert_eq!(shared_family(&["conv2_block1", "conv2_block2"]), "conv2_block");
         assert_eq!(shared_family(&["encoder_layers_0", "encoder_layers_1"]), "encoder_layers");
         assert_eq!(shared_family(&["a_0", "b_1"]), "");
+        // Instances that part in more than one number are no one family.
+        assert_eq!(shared_family(&["conv2_block3", "conv3_block1"]), "");
     }
 }
