@@ -305,6 +305,186 @@ VISION = {
         "image_shape": (64, 64, 3),
         "layer_scale_init_value": 1e-5,
     },
+    "PaliGemmaBackbone": {
+        "vocabulary_size": 500,
+        "image_size": 32,
+        "num_layers": 2,
+        "num_query_heads": 2,
+        "num_key_value_heads": 1,
+        "hidden_dim": 32,
+        "intermediate_dim": 64,
+        "head_dim": 16,
+        "vit_patch_size": 8,
+        "vit_num_heads": 2,
+        "vit_hidden_dim": 32,
+        "vit_num_layers": 2,
+        "vit_intermediate_dim": 64,
+    },
+    # Full attention only: TF cannot trace Qwen 3.5's linear-attention layers.
+    "Qwen3_5Backbone": dict(
+        TEXT,
+        num_query_heads=2,
+        num_key_value_heads=1,
+        head_dim=16,
+        layer_types=["full_attention", "full_attention"],
+        linear_num_key_heads=2,
+        linear_num_value_heads=2,
+        linear_key_head_dim=16,
+        linear_value_head_dim=16,
+        linear_conv_kernel_dim=4,
+    ),
+    "FluxBackbone": {
+        "input_channels": 16,
+        "hidden_size": 32,
+        "mlp_ratio": 2.0,
+        "num_heads": 2,
+        "depth": 1,
+        "depth_single_blocks": 1,
+        "axes_dim": [4, 6, 6],
+        "theta": 10000,
+        "use_bias": True,
+        "guidance_embed": False,
+        "image_shape": (16, 16),
+        "text_shape": (8, 16),
+        "image_ids_shape": (16, 3),
+        "text_ids_shape": (8, 3),
+        "y_shape": (16,),
+    },
+}
+
+
+def _mit(M):
+    return M.MiTBackbone(
+        layerwise_depths=[1, 1],
+        num_layers=2,
+        layerwise_num_heads=[1, 2],
+        layerwise_sr_ratios=[2, 1],
+        max_drop_path_rate=0.0,
+        layerwise_patch_sizes=[7, 3],
+        layerwise_strides=[4, 2],
+        hidden_dims=[16, 32],
+        image_shape=(64, 64, 3),
+    )
+
+
+def _sam(M):
+    from keras_hub.src.models.sam.sam_mask_decoder import SAMMaskDecoder
+    from keras_hub.src.models.sam.sam_prompt_encoder import SAMPromptEncoder
+
+    encoder = M.ViTDetBackbone(
+        hidden_size=32,
+        num_layers=2,
+        intermediate_dim=64,
+        num_heads=2,
+        global_attention_layer_indices=[1],
+        patch_size=8,
+        window_size=2,
+        image_shape=(64, 64, 3),
+    )
+    prompts = SAMPromptEncoder(
+        hidden_size=32,
+        image_embedding_size=(8, 8),
+        input_image_size=(64, 64),
+        mask_in_channels=16,
+    )
+    masks = SAMMaskDecoder(
+        num_layers=2,
+        hidden_size=32,
+        intermediate_dim=64,
+        num_heads=2,
+        embedding_dim=32,
+        num_multimask_outputs=3,
+        iou_head_depth=2,
+        iou_head_hidden_dim=32,
+    )
+    return M.SAMBackbone(
+        image_encoder=encoder, prompt_encoder=prompts, mask_decoder=masks
+    )
+
+
+def _dfine(M):
+    hgnetv2 = M.HGNetV2Backbone(
+        stem_channels=[3, 16, 16],
+        stackwise_stage_filters=[
+            [16, 16, 64, 1, 3, 3],
+            [64, 32, 256, 1, 3, 3],
+            [256, 64, 512, 2, 3, 5],
+            [512, 128, 1024, 1, 3, 5],
+        ],
+        apply_downsample=[False, True, True, True],
+        use_lightweight_conv_block=[False, False, True, True],
+        depths=[1, 1, 2, 1],
+        hidden_sizes=[64, 256, 512, 1024],
+        embedding_size=16,
+        use_learnable_affine_block=True,
+        hidden_act="relu",
+        image_shape=(None, None, 3),
+        out_features=["stage3", "stage4"],
+        data_format="channels_last",
+    )
+    return M.DFineBackbone(
+        backbone=hgnetv2,
+        decoder_in_channels=[32, 32],
+        encoder_hidden_dim=32,
+        num_denoising=0,
+        num_labels=10,
+        hidden_dim=32,
+        learn_initial_query=False,
+        num_queries=20,
+        anchor_image_size=(64, 64),
+        feat_strides=[16, 32],
+        num_feature_levels=2,
+        encoder_in_channels=[512, 1024],
+        encode_proj_layers=[1],
+        num_attention_heads=2,
+        encoder_ffn_dim=64,
+        num_encoder_layers=1,
+        hidden_expansion=0.34,
+        depth_multiplier=0.5,
+        eval_idx=-1,
+        num_decoder_layers=2,
+        decoder_attention_heads=2,
+        decoder_ffn_dim=64,
+        decoder_n_points=[2, 2],
+        lqe_hidden_dim=16,
+        num_lqe_layers=2,
+        out_features=["stage3", "stage4"],
+        image_shape=(64, 64, 3),
+        data_format="channels_last",
+        seed=0,
+    )
+
+
+def _metaclip2(M):
+    vision = M.MetaCLIP2VisionEncoder(
+        patch_size=8,
+        hidden_dim=32,
+        num_layers=2,
+        num_heads=2,
+        intermediate_dim=64,
+        image_shape=(32, 32, 3),
+    )
+    text = M.MetaCLIP2TextEncoder(
+        vocabulary_size=500,
+        embedding_dim=32,
+        hidden_dim=32,
+        num_layers=2,
+        num_heads=2,
+        intermediate_dim=64,
+    )
+    return M.MetaCLIP2Backbone(
+        vision_encoder=vision, text_encoder=text, projection_dim=16
+    )
+
+
+# Backbones built from others (`keras_hub.models` in, the model out).
+COMPOSITE = {
+    "SegFormerBackbone": lambda M: M.SegFormerBackbone(
+        image_encoder=_mit(M), projection_filters=16
+    ),
+    "SAMBackbone": _sam,
+    "DFineBackbone": _dfine,
+    "MetaCLIP2Backbone": _metaclip2,
 }
 TEXT_MODELS = [
     "GPTNeoXBackbone",
@@ -337,6 +517,8 @@ def build(name):
     import keras_hub
 
     keras.utils.set_random_seed(1234)
+    if name in COMPOSITE:
+        return COMPOSITE[name](keras_hub.models)
     cls = getattr(keras_hub.models, name)
     if name in VISION:
         return cls(**VISION[name])
@@ -479,7 +661,9 @@ def sweep(name, out_dir):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default=os.path.join(ROOT, "build", "sweep"))
-    p.add_argument("models", nargs="*", default=TEXT_MODELS + list(VISION))
+    p.add_argument(
+        "models", nargs="*", default=TEXT_MODELS + list(VISION) + list(COMPOSITE)
+    )
     args = p.parse_args()
     run_all(sweep, args.models, args.out, 26)
 
