@@ -114,13 +114,23 @@ fn gather(ctx: &mut Ctx) -> OpResult<Lowered> {
             "nn.Embedding",
             vec![Expr::int(table.shape[0] as i64), Expr::int(table.shape[1] as i64)],
         );
+        let params = vec![("weight", Weight::plain(table.clone()))];
+        if let Some(index) = first_rows(ctx, table.shape[0]) {
+            // Every position's vector in order: the table itself, no lookup of a stored
+            // `arange` (ViT's and SigLIP's learned position embeddings).
+            let call: crate::ops::contract::LayerUse = Box::new(move |layer: Expr| {
+                let weight = layer.attr("weight");
+                if index.is_empty() { weight } else { weight.index(Expr::index_of(index)) }
+            });
+            return Ok(Lowered::LayerWith { ctor, params, call, layout: Layout::Tf });
+        }
         let ids = ctx.input_tf(1)?;
         let ids =
             if ctx.info(1).dtype == Some(DType::I64) { ids } else { ids.method("long", vec![]) };
         return Ok(Lowered::Layer {
             post: vec![],
             ctor,
-            params: vec![("weight", Weight::plain(table))],
+            params,
             args: vec![ids],
             layout: Layout::Tf,
         });
@@ -130,6 +140,24 @@ fn gather(ctx: &mut Ctx) -> OpResult<Lowered> {
     let mut index = vec![Expr::full_slice(); axis];
     index.push(ids);
     Ok(Lowered::Expr { expr: params.index(Expr::index_of(index)), layout: Layout::Tf })
+}
+
+/// When the indices are the constant `0, 1, .., k - 1` (of a table of `rows` rows), shaped
+/// `[1, .., 1, k]`: the index that reads those rows off the table (`[None, :k]`; none for
+/// the whole table under no new axis).
+fn first_rows(ctx: &Ctx, rows: usize) -> Option<Vec<Expr>> {
+    let ids = ctx.const_input(1).ok()?;
+    let (&k, leading) = ids.shape.split_last()?;
+    let values = ids.to_i64()?;
+    let in_order = values.iter().enumerate().all(|(i, &v)| i64::try_from(i) == Ok(v));
+    if !in_order || k == 0 || k > rows || leading.iter().any(|&d| d != 1) {
+        return None;
+    }
+    let mut index = vec![Expr::none(); leading.len()];
+    if k < rows {
+        index.push(Expr::slice(None, Some(Expr::int(k as i64)), None));
+    }
+    Some(index)
 }
 
 /// Params of unknown rank: the axis counted from the front (`x[:, ids]`) or from the end
@@ -789,6 +817,37 @@ mod tests {
     use super::einsum_dense_form;
     use crate::testing::*;
     use insta::assert_snapshot;
+
+    /// Keras' learned position embedding reads its table at a stored `arange` (`[1, 17]` of
+    /// 17 rows): that is the table itself, `weight[None]`, and the stored indices go; the
+    /// first 5 rows are `weight[None, :5]`; indices in another order stay a lookup.
+    #[test]
+    fn a_lookup_of_every_row_in_order_is_the_table() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 17, 8]);
+        let table = g.constant("pos/embeddings", weights(&[17, 8]));
+        let axis = g.constant("pos/axis", int_tensor(&[], &[0]));
+        let all: Vec<i64> = (0..17).collect();
+        let ids = g.constant("pos/ids", int_tensor(&[1, 17], &all));
+        let rows = g.op("pos/GatherV2", "GatherV2", &[table, ids, axis], &[]);
+        let y = g.op("add", "AddV2", &[x, rows], &[]);
+        let first = g.constant("pos/first", int_tensor(&[1, 5], &[0, 1, 2, 3, 4]));
+        let head = g.op("head/GatherV2", "GatherV2", &[table, first, axis], &[]);
+        let odd = g.constant("pos/odd", int_tensor(&[2], &[1, 0]));
+        let swapped = g.op("odd/GatherV2", "GatherV2", &[table, odd, axis], &[]);
+        assert_snapshot!(g.lower(&[y, head, swapped]), @"
+        self.pos = nn.Embedding(17, 8)
+        self.pos_const: [2] int32
+        # pos.weight: [17, 8]
+        # pos_const: [2]
+        ---
+        pos = self.pos.weight[None]
+        x = x + pos
+        head = self.pos.weight[None, :5]
+        odd = self.pos(self.pos_const.long())
+        return x, head, odd
+        ");
+    }
 
     #[test]
     fn projection_forms() {

@@ -15,7 +15,7 @@ COND += ["case_function", "case_function_saved"]
 DECODERS = ["keras_hub_gpt2", "keras_hub_llama", "keras_hub_gemma", "keras_hub_gemma4", "keras_hub_deberta", "keras_hub_fnet"]
 DECODERS += ["keras_hub_esm2"]
 DECODERS += ["keras_hub_falcon", "keras_hub_smollm3", "keras_hub_dinov3", "keras_hub_t5", "keras_hub_bloom"]
-DECODERS += ["keras_hub_albert", "keras_hub_roformer_v2"]
+DECODERS += ["keras_hub_albert", "keras_hub_roformer_v2", "keras_hub_vit"]
 DYNAMIC = ["dyn_class_token", "dyn_reshape", "dyn_fill_pack", "dyn_data_sizes", "dyn_resize_like", "dyn_pad_slice", "dyn_upsample", "dtypes_kept", "any_size_mobilenet"]
 DYNAMIC += ["keras_mobilenet_v3_small", "keras_nasnet_mobile", "audio_features"]
 DYNAMIC += ["seq2seq_attention", "keras_channels_first", "dyn_pools", "dyn_tcn", "single_head_attention"]
@@ -158,6 +158,17 @@ def test_rotary_pairs_of_neighbours_are_one_helper(tmp_path):
     assert "def rotate_every_two(x):" in code, code
     # Its tables (each sin and cos repeated for the pair) are named for what they are.
     assert "sin: torch.Tensor" in layer and "cos: torch.Tensor" in layer, code
+
+
+def test_position_embeddings_read_whole_are_the_table(tmp_path):
+    """ViT's position embedding gathers every row of its table at a stored `arange`: that is
+    the table itself, `self.position_embedding.weight[None]`, with no index buffer in the
+    weights (parity is the decoder test)."""
+    out = tmp_path / "out"
+    run_cli("convert", source("keras_hub_vit"), "-o", out)
+    code = (out / "model.py").read_text()
+    assert re.search(r"= self\.\w*position_embedding\.weight\[None\]", code), code
+    assert "_const.long()" not in code and "torch.int32)" not in code.split("def forward")[0], code
 
 
 def test_alibi_from_the_scores_size_is_fused_attention(tmp_path):
