@@ -78,31 +78,34 @@ impl Lowerer<'_> {
                 }
             }
         }
-        let layer = self.layer_of(&order);
-        let order = sink_to_readers(g, order, &layer);
-        let order = shared_first(g, order, &layer);
+        let layers = self.layers_of(&order);
+        let layer = |n: NodeIndex| layers.get(&n).cloned();
+        let order = sink_to_readers(g, order, layer);
+        let order = shared_first(g, order, layer);
         self.align_siblings(order)
     }
 
-    /// The layer a node belongs to: its outermost numbered scope with a sibling
+    /// The layer each node belongs to: its outermost numbered scope with a sibling
     /// (`decoder_layer_0` of `decoder_layer_0/merged_attention/key_3`, where `decoder_layer_1`
     /// exists; not `key_3`, nor `encoder_1` alone, the suffix Keras gives a second call).
-    fn layer_of(&self, order: &[NodeIndex]) -> impl Fn(NodeIndex) -> Option<String> + '_ {
+    fn layers_of(&self, order: &[NodeIndex]) -> BTreeMap<NodeIndex, String> {
         let g = self.graph;
-        let mut members: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for &n in order {
-            if !super::is_source(g, n) && !g.node(n).shared {
-                for (family, prefix) in sibling_tags(&self.scope_of(n)) {
+        let tags: Vec<(NodeIndex, Vec<(String, String)>)> =
+            order.iter().map(|&n| (n, sibling_tags(&self.scope_of(n)))).collect();
+        let mut members: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        for (n, tags) in &tags {
+            if !super::is_source(g, *n) && !g.node(*n).shared {
+                for (family, prefix) in tags {
                     members.entry(family).or_default().insert(prefix);
                 }
             }
         }
-        move |n| {
-            sibling_tags(&self.scope_of(n))
-                .into_iter()
-                .find(|(family, _)| members.get(family).is_some_and(|m| m.len() >= 2))
-                .map(|(_, prefix)| prefix)
-        }
+        let layer = |tags: &[(String, String)]| {
+            tags.iter()
+                .find(|(family, _)| members.get(family.as_str()).is_some_and(|m| m.len() >= 2))
+                .map(|(_, prefix)| prefix.clone())
+        };
+        tags.iter().filter_map(|(n, t)| Some((*n, layer(t)?))).collect()
     }
 
     /// `order` with the nodes of repeated scopes (`encoder_layer_0`, `encoder_layer_1`, ...)

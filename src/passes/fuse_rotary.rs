@@ -59,14 +59,9 @@ pub fn fuse_rotary(g: &mut Graph) -> Result<()> {
             };
             replace_with_fused(g, n, Fused::ApplyRotary, &[x, angles]);
             name_table(g, angles, "angles");
-        }
-    }
-    // A rotation left written out (its tables not `cos` and `sin` of angles the graph
-    // shows: RoFormer's, each repeated per pair) still names them for what they are.
-    let adds: Vec<NodeIndex> =
-        g.g.node_indices().filter(|&n| matches!(g.node(n).op.as_str(), "Add" | "AddV2")).collect();
-    for n in adds {
-        if let Some((cos, sin)) = written_rotation(g, ValueRef { node: n, port: 0 }) {
+        } else if let Some((cos, sin)) = written_rotation(g, ValueRef { node: n, port: 0 }) {
+            // A rotation left written out (its tables not `cos` and `sin` of angles the graph
+            // shows: RoFormer's, each repeated per pair) still names them for what they are.
             name_table(g, cos, "cos");
             name_table(g, sin, "sin");
         }
@@ -296,38 +291,39 @@ fn rotated_half(g: &Graph, v: ValueRef) -> Option<ValueRef> {
         let r = rank(g, x)?;
         return (axis(g, ax, r)? == r - 1).then_some(x);
     }
-    let i = inputs_of(g, v, &["Reshape"])?;
-    let packed = *i.first()?;
-    let parts = inputs_of(g, packed, &["Pack"])?;
-    let [a, b] = parts[..] else { return None };
-    let x = swapped(g, a, b)?;
-    let r = rank(g, x)?;
-    let pack_axis = g.node(packed.node).attr_int_or("axis", 0).ok()?;
-    let pack_axis = if pack_axis < 0 { pack_axis + r as i64 + 1 } else { pack_axis };
     // Stacked before the last axis, then merged back: `[.., 2, half]` → `[.., 2·half]`.
-    if pack_axis != r as i64 - 1 || g.use_count(packed) != 1 {
-        return None;
-    }
-    let (xs, ys) = (g.info(x).shape?, g.info(v).shape?);
-    let same = xs.len() == ys.len()
-        && xs.iter().zip(&ys).all(|(a, b)| a.is_none() || b.is_none() || a == b);
-    same.then_some(x)
+    restacked(g, v, 1, |a, b| swapped(g, a, b))
 }
 
 /// `x` when `v` is `rotate_every_two(x)`: RoFormer's `stack([-x[..., 1::2], x[..., ::2]],
 /// axis=-1)` reshaped back to `x`'s shape, each pair of neighbours turned.
 fn rotated_pairs(g: &Graph, v: ValueRef) -> Option<ValueRef> {
+    // Stacked on a new last axis, then merged back: `[.., d/2, 2]` → `[.., d]`.
+    restacked(g, v, 0, |a, b| {
+        let (x, 1) = every_other(g, unary_input(g, a, "Neg")?)? else { return None };
+        let (x2, 0) = every_other(g, b)? else { return None };
+        (x == x2).then_some(x)
+    })
+}
+
+/// `x` when `v` is `Reshape(Pack([a, b]))` back to `x`'s shape, with `x = parts(a, b)` and
+/// the pair stacked on axis `rank(x) - before_last` (of the stack's `rank(x) + 1`), the
+/// stack read by the reshape alone.
+fn restacked(
+    g: &Graph,
+    v: ValueRef,
+    before_last: i64,
+    parts: impl Fn(ValueRef, ValueRef) -> Option<ValueRef>,
+) -> Option<ValueRef> {
     let i = inputs_of(g, v, &["Reshape"])?;
     let packed = *i.first()?;
-    let parts = inputs_of(g, packed, &["Pack"])?;
-    let [a, b] = parts[..] else { return None };
-    let (x, 1) = every_other(g, unary_input(g, a, "Neg")?)? else { return None };
-    let (x2, 0) = every_other(g, b)? else { return None };
-    let r = rank(g, x)?;
+    let pair = inputs_of(g, packed, &["Pack"])?;
+    let [a, b] = pair[..] else { return None };
+    let x = parts(a, b)?;
+    let r = rank(g, x)? as i64;
     let pack_axis = g.node(packed.node).attr_int_or("axis", 0).ok()?;
-    let pack_axis = if pack_axis < 0 { pack_axis + r as i64 + 1 } else { pack_axis };
-    // Stacked on a new last axis, then merged back: `[.., d/2, 2]` → `[.., d]`.
-    if x != x2 || pack_axis != r as i64 || g.use_count(packed) != 1 {
+    let pack_axis = if pack_axis < 0 { pack_axis + r + 1 } else { pack_axis };
+    if pack_axis != r - before_last || g.use_count(packed) != 1 {
         return None;
     }
     let (xs, ys) = (g.info(x).shape?, g.info(v).shape?);

@@ -172,10 +172,8 @@ fn shared_family(instances: &[&str]) -> String {
 
 /// A name for the list: the instances' family in the plural (`transformer_layers`; not
 /// `encoder_layerss` of `encoder_layers_0`).
-fn list_name(run: &[BlockCall], attrs: &mut Scope) -> String {
-    let instances: Vec<&str> = run.iter().map(|c| c.instance.as_str()).collect();
-    let fam = shared_family(&instances);
-    let fam = fam.trim_end_matches('_');
+fn list_name(family: &str, attrs: &mut Scope) -> String {
+    let fam = family.trim_end_matches('_');
     let plural = if fam.ends_with('s') { fam.to_string() } else { format!("{fam}s") };
     let named = fam.bytes().any(|b| b.is_ascii_alphabetic());
     attrs.fresh(if named { &plural } else { "blocks" })
@@ -236,10 +234,10 @@ pub fn extract(
             .collect();
         let end = start + run.len();
         let (mut input, output) = (run[0].input.clone(), run[run.len() - 1].output.clone());
-        let list = list_name(&run, &mut attrs);
-        // `for block in self.conv2_blocks`, `for layer in self.transformer_layers`.
         let instances: Vec<&str> = run.iter().map(|c| c.instance.as_str()).collect();
         let fam = shared_family(&instances);
+        let list = list_name(&fam, &mut attrs);
+        // `for block in self.conv2_blocks`, `for layer in self.transformer_layers`.
         let word = fam.rsplit('_').next().unwrap_or_default();
         let var = ["block", "layer", "cell", "stage"]
             .into_iter()
