@@ -48,6 +48,7 @@ pub fn build(mut gd: GraphDef, inputs: &[String], outputs: &[String]) -> Result<
         }
     }
     connect_inputs(&mut graph, &by_name, &pending)?;
+    mark_variables(&mut graph);
     let lookup = |what: &str, s: &String| -> Result<ValueRef> {
         let (name, port) = parse_tensor_name(s)
             .ok_or_else(|| Error::msg(format!("{what} '{s}' is not a tensor name")))?;
@@ -166,6 +167,38 @@ fn connect_inputs(
     Ok(())
 }
 
+/// Marks the float constants that were variables: TF reads a variable through
+/// `ReadVariableOp` (an `Identity` of that name once frozen, or once a SavedModel's
+/// variables are loaded as constants) or, in TF1, through `<variable>/read`. A weight the
+/// model trained is no table it computes, whatever its size.
+fn mark_variables(graph: &mut Graph) {
+    let variables: Vec<NodeIndex> = graph
+        .g
+        .node_indices()
+        .filter(|&n| {
+            let node = &graph.g[n];
+            node.op == "Const"
+                && node.value.as_ref().is_some_and(|t| t.dtype.is_float())
+                && graph
+                    .g
+                    .neighbors_directed(n, petgraph::Direction::Outgoing)
+                    .any(|r| reads_variable(&graph.g[r], &node.name))
+        })
+        .collect();
+    for n in variables {
+        let node = &mut graph.g[n];
+        node.variable = true;
+        node.generated = false;
+    }
+}
+
+/// Whether `reader` is how TF reads the variable `name` (see [`mark_variables`]).
+fn reads_variable(reader: &Node, name: &str) -> bool {
+    let leaf = reader.name.rsplit('/').next().unwrap_or_default();
+    matches!(reader.op.as_str(), "Identity" | "ReadVariableOp")
+        && (leaf.starts_with("ReadVariableOp") || reader.name.strip_prefix(name) == Some("/read"))
+}
+
 /// Every Placeholder, in file order.
 fn default_inputs(graph: &Graph) -> Vec<ValueRef> {
     let mut v: Vec<_> = graph
@@ -213,5 +246,65 @@ fn cut_at_inputs(graph: &mut Graph) {
             let new = graph.add_node(ph);
             graph.replace_uses(v, ValueRef { node: new, port: 0 });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::proto::attr_value::Value;
+    use crate::proto::{AttrValue, GraphDef, NodeDef, TensorProto, TensorShapeProto};
+
+    fn node(name: &str, op: &str, inputs: &[&str]) -> NodeDef {
+        NodeDef {
+            name: name.into(),
+            op: op.into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    /// A float32 scalar constant (DT_FLOAT is 1).
+    fn scalar(name: &str, v: f32) -> NodeDef {
+        let mut n = node(name, "Const", &[]);
+        let t = TensorProto {
+            dtype: 1,
+            tensor_shape: Some(TensorShapeProto::default()),
+            float_val: vec![v],
+            ..Default::default()
+        };
+        n.attr.insert("dtype".into(), AttrValue { value: Some(Value::Type(1)) });
+        n.attr.insert("value".into(), AttrValue { value: Some(Value::Tensor(Box::new(t))) });
+        n
+    }
+
+    /// Variables as TF2 freezes them (read through an `Identity` named `ReadVariableOp`) and
+    /// as TF1 does (`<name>/read`) are marked; a constant read otherwise is not.
+    #[test]
+    fn variables_are_told_from_constants_by_how_they_are_read() {
+        let mut x = node("x", "Placeholder", &[]);
+        x.attr.insert("dtype".into(), AttrValue { value: Some(Value::Type(1)) });
+        let gd = GraphDef {
+            node: vec![
+                x,
+                scalar("lab/Mul/ReadVariableOp/resource", 2.0),
+                node("lab/Mul/ReadVariableOp", "Identity", &["lab/Mul/ReadVariableOp/resource"]),
+                node("lab/Mul", "Mul", &["lab/Mul/ReadVariableOp", "x"]),
+                scalar("conv1/weights", 3.0),
+                node("conv1/weights/read", "Identity", &["conv1/weights"]),
+                node("conv1/Mul", "Mul", &["conv1/weights/read", "lab/Mul"]),
+                scalar("half", 0.5),
+                node("half_copy", "Identity", &["half"]),
+                node("y", "Mul", &["half_copy", "conv1/Mul"]),
+            ],
+            ..Default::default()
+        };
+        let g = super::build(gd, &[], &[]).unwrap();
+        let flag = |name: &str| {
+            let n = g.g.node_indices().find(|&n| g.node(n).name == name).unwrap();
+            (g.node(n).variable, g.node(n).generated)
+        };
+        assert_eq!(flag("lab/Mul/ReadVariableOp/resource"), (true, false));
+        assert_eq!(flag("conv1/weights"), (true, false));
+        assert_eq!(flag("half"), (false, true));
     }
 }

@@ -111,6 +111,10 @@ pub struct Node {
     /// A computation several scopes share, computed once for all (`passes::cse`): `forward`
     /// computes it before the first of them, not inside it.
     pub shared: bool,
+    /// A constant the model trained: a variable, frozen or restored (see `build`). What
+    /// `forward` reads of it directly is an `nn.Parameter`, never a literal, and two equal
+    /// ones stay two.
+    pub variable: bool,
 }
 
 impl Node {
@@ -128,6 +132,7 @@ impl Node {
             assumed: false,
             generated: false,
             shared: false,
+            variable: false,
         }
     }
 

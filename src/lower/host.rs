@@ -2,6 +2,8 @@
 //! permute a value gets when an op needs it in the other layout. This is what translators
 //! reach through `ops::Ctx` (the [`Host`] implementation).
 
+use std::collections::BTreeMap;
+
 use petgraph::stable_graph::NodeIndex;
 
 use super::Lowerer;
@@ -31,8 +33,12 @@ impl<'a> Lowerer<'a> {
             .into())
     }
 
-    /// A constant as a Python expression: a literal for scalars, else a registered buffer.
+    /// A constant as a Python expression: a parameter for a variable, a literal for other
+    /// scalars, else a registered buffer.
     fn constant(&mut self, v: ValueRef, t: &Tensor) -> OpResult<Expr> {
+        if self.graph.node(v.node).variable {
+            return self.stored(v.node, t.clone());
+        }
         if t.rank() == 0 {
             if t.dtype.is_float() {
                 return Ok(crate::ops::util::float_literal(t).ok_or("unreadable scalar")?);
@@ -47,6 +53,10 @@ impl<'a> Lowerer<'a> {
 
     /// Registers `t` as a buffer named after `hint`; returns `self.<name>`.
     pub(super) fn buffer_named(&mut self, hint: &str, t: Tensor) -> OpResult<Expr> {
+        self.register(hint, t, false)
+    }
+
+    fn register(&mut self, hint: &str, t: Tensor, trainable: bool) -> OpResult<Expr> {
         let dtype =
             t.dtype.torch_name().ok_or_else(|| format!("constant of dtype {:?}", t.dtype))?;
         let name = self.attr_names.fresh(hint);
@@ -54,9 +64,38 @@ impl<'a> Lowerer<'a> {
             name: name.clone(),
             torch_dtype: dtype,
             shape: t.shape.iter().map(|&d| Expr::int(d as i64)).collect(),
+            trainable,
         });
         self.module.weights.push((name.clone(), Weight::plain(t)));
         Ok(Expr::self_attr(&name))
+    }
+
+    /// Variable `n`'s value, `t` (laid out as `forward` reads it), as what a person declares
+    /// for a trained weight: an `nn.Parameter` named after its layer, and after the variable
+    /// too where the layer has several (`lab_scale`, `lab_bias`; ConvNeXt's one is
+    /// `layer_scale`). Running statistics stay buffers, as `nn.BatchNorm2d` keeps them.
+    pub(super) fn stored(&mut self, n: NodeIndex, t: Tensor) -> OpResult<Expr> {
+        let scope = self.scope_of(n);
+        let node = self.graph.node(n);
+        let vector = node.value.as_ref().is_some_and(|v| v.rank() <= 1);
+        let word = variable_word(&node.name, vector);
+        let statistic = word.as_deref().is_some_and(|w| {
+            ["moving", "mean", "variance", "count", "running"].iter().any(|s| w.contains(s))
+        });
+        if self.variable_scopes.is_none() {
+            let graph = self.graph;
+            let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+            for m in graph.g.node_indices().filter(|&m| graph.node(m).variable) {
+                *counts.entry(self.scope_of(m)).or_default() += 1;
+            }
+            self.variable_scopes = Some(counts);
+        }
+        let several = self.variable_scopes.as_ref().and_then(|c| c.get(&scope)) > Some(&1);
+        let hint = match word {
+            Some(w) if several && !scope.ends_with(&w) => format!("{scope}_{w}"),
+            _ => scope,
+        };
+        self.register(&hint, t, !statistic)
     }
 
     /// `v` in `layout`, emitting one conversion the first time it is needed: a permute between
@@ -72,10 +111,9 @@ impl<'a> Lowerer<'a> {
         if let Some(t) = self.graph.const_value(v) {
             // Constants change layout at conversion time.
             if layout == Layout::ChannelsFirst && (3..=5).contains(&t.rank()) {
-                let hint = format!("{}_const", self.scope_of(v.node));
                 let perm: Vec<usize> =
                     to_channels_first(t.rank()).into_iter().map(|p| p as usize).collect();
-                let e = self.buffer_named(&hint, t.permute(&perm))?;
+                let e = self.constant_as(v.node, v, "const", t.permute(&perm))?;
                 self.converted.insert((v, layout), e.clone());
                 return Ok(e);
             }
@@ -176,6 +214,20 @@ impl<'a> Host<'a> for Lowerer<'a> {
         self.buffer_named(&hint, t)
     }
 
+    fn constant_as(
+        &mut self,
+        owner: NodeIndex,
+        v: ValueRef,
+        suffix: &str,
+        t: Tensor,
+    ) -> OpResult<Expr> {
+        if self.graph.node(v.node).variable {
+            self.stored(v.node, t)
+        } else {
+            self.buffer(owner, suffix, t)
+        }
+    }
+
     fn require_class(&mut self, name: &'static str, source: &'static str) {
         let support = &mut self.module.support;
         if !support.iter().any(|(n, _)| *n == name) {
@@ -204,6 +256,33 @@ fn is_inverse_frequencies(t: &Tensor) -> bool {
         })
 }
 
+/// The variable's own name where the constant keeps it (`gamma` of a loaded
+/// `layer_norm/gamma_1`, `weights` of TF1's `conv1/weights`), or what it is to the op
+/// reading it in a frozen TF2 graph, whose constants are named after that read: a scalar or
+/// a `vector` read by `lab/Mul/ReadVariableOp/resource` is a scale, by `lab/add/...` a bias
+/// (a table added is no bias: a position embedding).
+fn variable_word(name: &str, vector: bool) -> Option<String> {
+    let parts: Vec<&str> = name.split('/').collect();
+    let leaf = *parts.last()?;
+    let word = if leaf == "resource" {
+        if !vector {
+            return None;
+        }
+        let read = parts.iter().position(|p| p.starts_with("ReadVariableOp"))?;
+        match parts.get(read.checked_sub(1)?)?.to_ascii_lowercase().as_str() {
+            "mul" => "scale".to_string(),
+            "add" | "addv2" | "biasadd" => "bias".to_string(),
+            _ => return None,
+        }
+    } else {
+        // A loaded variable's constant carries TF's `_1` (the object graph's counter).
+        let bare = leaf.trim_end_matches(|c: char| c.is_ascii_digit());
+        let bare = if bare.len() < leaf.len() { bare.strip_suffix('_')? } else { leaf };
+        identifier(bare)
+    };
+    (!word.is_empty()).then_some(word)
+}
+
 #[cfg(test)]
 mod tests {
     use super::is_inverse_frequencies;
@@ -220,5 +299,17 @@ mod tests {
         let linear: Vec<f32> = (0..8).map(|i| 1.0 - i as f32 / 8.0).collect();
         assert!(!is_inverse_frequencies(&Tensor::from_f32(vec![8], &linear)));
         assert!(!is_inverse_frequencies(&Tensor::from_f32(vec![2, 4], &freq)));
+    }
+
+    #[test]
+    fn variables_are_named_by_what_they_are() {
+        use super::variable_word;
+        let word = |name: &str| variable_word(name, true);
+        assert_eq!(word("stage_1/lab/Mul/ReadVariableOp/resource").unwrap(), "scale");
+        assert_eq!(word("stage_1/lab/add/ReadVariableOp/resource").unwrap(), "bias");
+        assert_eq!(word("layer/Tile/ReadVariableOp/resource"), None);
+        assert_eq!(variable_word("embeddings/add/ReadVariableOp/resource", false), None);
+        assert_eq!(word("layer_norm/gamma_1").unwrap(), "gamma");
+        assert_eq!(variable_word("conv1/weights", false).unwrap(), "weights");
     }
 }

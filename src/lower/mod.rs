@@ -104,6 +104,8 @@ pub struct Lowerer<'a> {
     methods: Vec<methods::Pending>,
     /// Full scope → short local name hint (see `scopes::short_scope_names`).
     short_names: BTreeMap<String, String>,
+    /// How many variables each scope holds, counted when first needed (see `stored`).
+    variable_scopes: Option<BTreeMap<String, usize>>,
 }
 
 /// Lowers the graph into a Python module named `class_name`.
@@ -251,6 +253,7 @@ impl<'a> Lowerer<'a> {
             summary: Summary::default(),
             methods: Vec::new(),
             short_names: BTreeMap::new(),
+            variable_scopes: None,
         }
     }
 

@@ -11,13 +11,15 @@ pub struct Layer {
     pub ctor: Expr,
 }
 
-/// A constant tensor `forward` reads, registered as a buffer: `name`, torch dtype, and shape
-/// (entries may be constructor parameters in a block class).
+/// A constant tensor `forward` reads: `name`, torch dtype, and shape (entries may be
+/// constructor parameters in a block class). A buffer, or an `nn.Parameter` where the model
+/// trained it (a TF variable: ConvNeXt's layer scale).
 #[derive(Clone, Debug)]
 pub struct Buffer {
     pub name: String,
     pub torch_dtype: &'static str,
     pub shape: Vec<Expr>,
+    pub trainable: bool,
 }
 
 impl Buffer {
@@ -110,13 +112,17 @@ pub struct Module {
     pub tf_channels_first: bool,
 }
 
-/// `self.register_buffer("name", torch.empty(shape, dtype=torch.<dtype>))`.
+/// `self.register_buffer("name", torch.empty(shape, dtype=torch.<dtype>))`, or
+/// `self.name = nn.Parameter(torch.empty(...))` for a trained one.
 fn register_buffer(b: &Buffer) -> Stmt {
     let empty = Expr::call_kw(
         "torch.empty",
         vec![Expr::Tuple(b.shape.clone())],
         vec![("dtype", Expr::path("torch").attr(b.torch_dtype))],
     );
+    if b.trainable {
+        return Stmt::assign(Expr::self_attr(&b.name), Expr::call("nn.Parameter", vec![empty]));
+    }
     Stmt::Expr(Expr::call("self.register_buffer", vec![Expr::str_lit(&b.name), empty]))
 }
 

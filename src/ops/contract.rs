@@ -168,6 +168,16 @@ pub trait Host<'g> {
     fn held_in(&self, v: ValueRef, layout: Layout) -> bool;
     /// Registers `t` as a buffer named after node `owner`'s scope and `suffix`: `self.<name>`.
     fn buffer(&mut self, owner: NodeIndex, suffix: &str, t: Tensor) -> OpResult<Expr>;
+    /// Constant `v` held as `t` (its values laid out as an op reads them): an
+    /// `nn.Parameter` where the model trained it (see `ir::Node::variable`), else a buffer
+    /// named after node `owner`'s scope and `suffix`.
+    fn constant_as(
+        &mut self,
+        owner: NodeIndex,
+        v: ValueRef,
+        suffix: &str,
+        t: Tensor,
+    ) -> OpResult<Expr>;
     /// Makes `model.py` define the fixed helper class `name` (once).
     fn require_class(&mut self, name: &'static str, source: &'static str);
 }
@@ -332,5 +342,17 @@ impl<'h, 'g> Ctx<'h, 'g> {
     /// Registers a constant tensor as a buffer named after this node's scope.
     pub fn buffer(&mut self, suffix: &str, t: Tensor) -> OpResult<Expr> {
         self.host.buffer(self.id, suffix, t)
+    }
+
+    /// Constant input `i` held as `t`, its values laid out as this op reads them (see
+    /// [`Host::constant_as`]).
+    pub fn constant_as(&mut self, i: usize, t: Tensor) -> OpResult<Expr> {
+        let v = self.input_ref(i)?;
+        self.host.constant_as(self.id, v, "const", t)
+    }
+
+    /// Whether input `i` is a constant the model trained (see `ir::Node::variable`).
+    pub fn is_variable(&self, i: usize) -> bool {
+        self.inputs.get(i).is_some_and(|&v| self.graph().node(v.node).variable)
     }
 }

@@ -7,7 +7,7 @@ import ast
 import re
 
 import pytest
-from conftest import GENERATED_DIR, assert_parity, ruff, run_cli
+from conftest import GENERATED_DIR, assert_parity, import_model, ruff, run_cli
 
 COND = ["cond_function", "cond_function_saved", "cond_keras_layer", "cond_keras_layer_saved", "cond_tf1"]
 COND += ["case_function", "case_function_saved"]
@@ -15,7 +15,7 @@ COND += ["case_function", "case_function_saved"]
 DECODERS = ["keras_hub_gpt2", "keras_hub_llama", "keras_hub_gemma", "keras_hub_gemma4", "keras_hub_deberta", "keras_hub_fnet"]
 DECODERS += ["keras_hub_esm2"]
 DECODERS += ["keras_hub_falcon", "keras_hub_smollm3", "keras_hub_dinov3", "keras_hub_t5", "keras_hub_bloom"]
-DECODERS += ["keras_hub_albert", "keras_hub_roformer_v2", "keras_hub_vit"]
+DECODERS += ["keras_hub_albert", "keras_hub_roformer_v2", "keras_hub_vit", "keras_hub_hgnetv2"]
 DYNAMIC = ["dyn_class_token", "dyn_reshape", "dyn_fill_pack", "dyn_data_sizes", "dyn_resize_like", "dyn_pad_slice", "dyn_upsample", "dtypes_kept", "any_size_mobilenet"]
 DYNAMIC += ["keras_mobilenet_v3_small", "keras_nasnet_mobile", "audio_features"]
 DYNAMIC += ["seq2seq_attention", "keras_channels_first", "dyn_pools", "dyn_tcn", "single_head_attention"]
@@ -169,6 +169,30 @@ def test_position_embeddings_read_whole_are_the_table(tmp_path):
     code = (out / "model.py").read_text()
     assert re.search(r"= self\.\w*position_embedding\.weight\[None\]", code), code
     assert "_const.long()" not in code and "torch.int32)" not in code.split("def forward")[0], code
+
+
+def test_trained_values_are_parameters(tmp_path):
+    """HGNetV2's learnable affine blocks scale and shift each convolution's output by two
+    trained scalars, variables in TF: they are `nn.Parameter`s a training loop updates, not
+    numbers written into `forward`, and blocks that differ only in their values share a class
+    (parity is the decoder test)."""
+    import numpy as np
+    import torch
+
+    out = tmp_path / "out"
+    run_cli("convert", source("keras_hub_hgnetv2"), "-o", out)
+    code = (out / "model.py").read_text()
+    assert "self.agg_squeeze_lab_scale = nn.Parameter(torch.empty((), dtype=torch.float32))" in code, code
+    assert not re.search(r"= -?\d+\.\d+(e-?\d+)? \* x\b", code), code
+    # The second stage's two blocks are one class, the second adding its input back.
+    assert "self.encoder_stage_1_block_0 = EncoderStageBlock(" in code, code
+    assert re.search(r"self\.encoder_stage_1_block_1 = EncoderStageBlock\([^)]*residual=True\)", code), code
+    model = import_model(out).load_model().train()
+    ref = np.load(GENERATED_DIR / "keras_hub_hgnetv2.npz")
+    outputs = model(torch.from_numpy(ref["input_0"]))
+    sum(o.square().mean() for o in (outputs if isinstance(outputs, tuple) else (outputs,))).backward()
+    scales = {n: p for n, p in model.named_parameters() if n.endswith("lab_scale")}
+    assert len(scales) >= 10 and all(p.grad is not None for p in scales.values()), sorted(scales)
 
 
 def test_alibi_from_the_scores_size_is_fused_attention(tmp_path):

@@ -144,7 +144,8 @@ def test_issue4_models(name, tmp_path):
         "keras_unet": ["nn.ConvTranspose2d(", "nn.LayerNorm(", "F.gelu(", "F.interpolate("],
         # The first block of the first stage reads the stem's output converted to NCHW: the
         # conversion stays outside, and the block is an instance like its siblings.
-        "keras_convnext_tiny": ["nn.LayerNorm(", "F.gelu(", "self.stage_0_block_0 = StageBlock(96, 384)"],
+        # Its layer scale is a trained weight, a parameter as torchvision's.
+        "keras_convnext_tiny": ["nn.LayerNorm(", "F.gelu(", "self.stage_0_block_0 = StageBlock(96, 384)", "self.layer_scale = nn.Parameter("],
         # 4 layers, hidden 256: one TransformerLayer class with q/k/v as nn.Linear.
         "keras_hub_bert_small": ["nn.Embedding(", "class TransformerLayer(", "_query = nn.Linear(", "F.scaled_dot_product_attention("],
         # 12 layers, hidden 768, sequence 128 (the peer pipeline: a 1,439-line flat forward).

@@ -594,6 +594,7 @@ fn class_buffers(
             name: local_buffers[k].clone(),
             torch_dtype: buf.torch_dtype,
             shape,
+            trainable: buf.trainable,
         });
     }
     buffers

@@ -113,7 +113,17 @@ impl Tag {
     fn strip(&self, global: &str) -> Option<String> {
         match self {
             Tag::Prefix(prefix) => {
-                global.strip_prefix(&format!("{}_", identifier(prefix))).map(scoped_local_name)
+                // Values are named by the shortest tail of their scope that tells them apart
+                // (`encoder_stage_2_block_1_...` under `hg_net_v2_backbone_1_encoder_...`):
+                // the block's own scope may begin further in, but no less than two words.
+                let prefix = identifier(prefix);
+                // And the rest must name something (`transformer_block_1_2` is no `2`).
+                let strip = |p: &str| global.strip_prefix(p)?.strip_prefix('_');
+                let tails = prefix.match_indices('_').map(|(i, _)| &prefix[i + 1..]);
+                let mut inner = tails.take_while(|tail| tail.contains('_')).filter_map(strip);
+                strip(&prefix)
+                    .or_else(|| inner.find(|rest| rest.chars().any(|c| c.is_ascii_alphabetic())))
+                    .map(scoped_local_name)
             }
             Tag::Suffix(id) => {
                 let tail = format!("_{id}");
@@ -719,7 +729,8 @@ impl Forward<'_> {
             .iter()
             .map(|&b| {
                 let buf = &module.buffers[b];
-                format!("buffer {} rank {}", buf.torch_dtype, buf.shape.len())
+                let kind = if buf.trainable { "parameter" } else { "buffer" };
+                format!("{kind} {} rank {}", buf.torch_dtype, buf.shape.len())
             })
             .collect();
         Canonical {
@@ -1078,6 +1089,42 @@ fn alone(member: &Member, module: &Module) -> bool {
         && names.any(|n| n.len() > LONG_NAME)
 }
 
+/// Names blocks within the model that holds them where it is one called once inside another
+/// (D-FINE's backbone, `hg_net_v2_backbone_1`, numbered by the call): its blocks are
+/// `EncoderStageBlock`s, as they are in the backbone alone, not
+/// `HgNetVBackboneEncoderStageBlock`s. Not within a named part (`decoder` around
+/// `decoder_layer_0`), nor down to one word.
+fn name_within_containers(members: &mut [Member], candidates: &BTreeMap<Tag, Candidate>) {
+    let mut family_size: BTreeMap<&str, usize> = BTreeMap::new();
+    for c in candidates.values() {
+        *family_size.entry(c.family.as_str()).or_default() += 1;
+    }
+    let containers: Vec<String> = candidates
+        .iter()
+        .filter_map(|(t, c)| match t {
+            Tag::Prefix(p) if family_size[c.family.as_str()] == 1 && c.family.ends_with("_#") => {
+                Some(format!("{p}_"))
+            }
+            _ => None,
+        })
+        .collect();
+    for m in members.iter_mut() {
+        let inner = containers
+            .iter()
+            .filter(|c| m.title.len() > c.len() && m.title.starts_with(c.as_str()))
+            .max_by_key(|c| c.len());
+        if let Some(c) = inner
+            && m.title[c.len()..]
+                .split('_')
+                .filter(|w| w.chars().any(|ch| ch.is_ascii_alphabetic()))
+                .count()
+                >= 2
+        {
+            m.title = m.title[c.len()..].to_string();
+        }
+    }
+}
+
 /// Replaces the members' statements, layers and buffers by the instances, and renames the
 /// moved weights.
 fn rewrite(module: &mut Module, stmts: &mut Vec<Assign>, members: &[Member], inst: &Instances) {
@@ -1199,6 +1246,7 @@ pub fn extract(
         k += 1;
         !matches!(m.tag, Tag::Prefix(_)) || deepest[&(m.stmts.start, m.stmts.end)] == k - 1
     });
+    name_within_containers(&mut members, &candidates);
     let chosen = choose(&members, module);
     if chosen.is_empty() {
         return Vec::new();
@@ -1302,6 +1350,14 @@ mod tests {
         );
         assert_eq!(local_name("mask_3", &Tag::Prefix("layer_1".into())), "mask");
         assert_eq!(local_name("conv2d_95_2", &Tag::Prefix("layer_1".into())), "conv2d_95_2");
+        // Values named by a shorter tail of the block's scope than its layers are.
+        let inner = Tag::Prefix("hg_net_v2_backbone_1_encoder_stage_2_block_1".into());
+        assert_eq!(local_name("encoder_stage_2_block_1_agg_lab", &inner), "agg_lab");
+        // Not down to a number, nor to one word.
+        let vit = Tag::Prefix("encoder_transformer_block_1".into());
+        assert_eq!(local_name("transformer_block_1_2", &vit), "transformer_block_1_2");
+        let resnet = Tag::Prefix("conv2_block2".into());
+        assert_eq!(local_name("block2_out", &resnet), "block2_out");
         assert!(super::is_auto_named("conv2d_25") && super::is_auto_named("activation_247"));
         assert!(!super::is_auto_named("block35_1") && !super::is_auto_named("conv2d_95_2"));
         assert!(
