@@ -101,14 +101,13 @@ impl<'a> Lowerer<'a> {
     /// `v` in `layout`, emitting one conversion the first time it is needed: a permute between
     /// TF's layout and NCHW, `torch.tensor(...)` from Python ints, `.tolist()` (`.item()` for a scalar) to them.
     pub(super) fn value_in(&mut self, v: ValueRef, layout: Layout) -> OpResult<Expr> {
-        let val = self.value(v)?;
-        if val.layout == layout {
-            return Ok(val.expr);
-        }
         if let Some(e) = self.converted.get(&(v, layout)) {
             return Ok(e.clone());
         }
-        if let Some(t) = self.graph.const_value(v) {
+        // A constant wanted in another layout is registered (or written) in that one only.
+        if layout != Layout::Tf
+            && let Some(t) = self.graph.const_value(v)
+        {
             // Constants change layout at conversion time.
             if layout == Layout::ChannelsFirst && (3..=5).contains(&t.rank()) {
                 let perm: Vec<usize> =
@@ -128,6 +127,10 @@ impl<'a> Lowerer<'a> {
                 self.converted.insert((v, layout), e.clone());
                 return Ok(e);
             }
+        }
+        let val = self.value(v)?;
+        if val.layout == layout {
+            return Ok(val.expr);
         }
         let expr = match (val.layout, layout) {
             (Layout::Host, Layout::Tf) => {
