@@ -92,7 +92,9 @@ impl<'a> Lowerer<'a> {
         }
         let several = self.variable_scopes.as_ref().and_then(|c| c.get(&scope)) > Some(&1);
         let hint = match word {
-            Some(w) if several && !scope.ends_with(&w) => format!("{scope}_{w}"),
+            Some(w) if several && scope != w && !scope.ends_with(&format!("_{w}")) => {
+                format!("{scope}_{w}")
+            }
             _ => scope,
         };
         self.register(&hint, t, !statistic)
@@ -272,7 +274,13 @@ fn variable_word(name: &str, vector: bool) -> Option<String> {
             return None;
         }
         let read = parts.iter().position(|p| p.starts_with("ReadVariableOp"))?;
-        match parts.get(read.checked_sub(1)?)?.to_ascii_lowercase().as_str() {
+        // TF numbers a second read in one scope (`mul_1`).
+        let op = parts.get(read.checked_sub(1)?)?.to_ascii_lowercase();
+        let op = match op.rsplit_once('_') {
+            Some((base, n)) if n.bytes().all(|b| b.is_ascii_digit()) => base.to_string(),
+            _ => op,
+        };
+        match op.as_str() {
             "mul" => "scale".to_string(),
             "add" | "addv2" | "biasadd" => "bias".to_string(),
             _ => return None,
@@ -310,6 +318,7 @@ mod tests {
         let word = |name: &str| variable_word(name, true);
         assert_eq!(word("stage_1/lab/Mul/ReadVariableOp/resource").unwrap(), "scale");
         assert_eq!(word("stage_1/lab/add/ReadVariableOp/resource").unwrap(), "bias");
+        assert_eq!(word("ls/mul_1/ReadVariableOp/resource").unwrap(), "scale");
         assert_eq!(word("layer/Tile/ReadVariableOp/resource"), None);
         assert_eq!(variable_word("embeddings/add/ReadVariableOp/resource", false), None);
         assert_eq!(word("layer_norm/gamma_1").unwrap(), "gamma");

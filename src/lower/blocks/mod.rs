@@ -1089,17 +1089,14 @@ fn alone(member: &Member, module: &Module) -> bool {
         && names.any(|n| n.len() > LONG_NAME)
 }
 
-/// Names blocks within the model that holds them where it is one called once inside another
-/// (D-FINE's backbone, `hg_net_v2_backbone_1`, numbered by the call): its blocks are
-/// `EncoderStageBlock`s, as they are in the backbone alone, not
-/// `HgNetVBackboneEncoderStageBlock`s. Not within a named part (`decoder` around
-/// `decoder_layer_0`), nor down to one word.
-fn name_within_containers(members: &mut [Member], candidates: &BTreeMap<Tag, Candidate>) {
+/// The scopes of models called once inside another (`hg_net_v2_backbone_1`: numbered, by
+/// the call, and alone in their family), each with a trailing `_`.
+fn nested_models(candidates: &BTreeMap<Tag, Candidate>) -> Vec<String> {
     let mut family_size: BTreeMap<&str, usize> = BTreeMap::new();
     for c in candidates.values() {
         *family_size.entry(c.family.as_str()).or_default() += 1;
     }
-    let containers: Vec<String> = candidates
+    candidates
         .iter()
         .filter_map(|(t, c)| match t {
             Tag::Prefix(p) if family_size[c.family.as_str()] == 1 && c.family.ends_with("_#") => {
@@ -1107,7 +1104,15 @@ fn name_within_containers(members: &mut [Member], candidates: &BTreeMap<Tag, Can
             }
             _ => None,
         })
-        .collect();
+        .collect()
+}
+
+/// Names blocks within the model that holds them where it is one called once inside another
+/// (D-FINE's backbone, `hg_net_v2_backbone_1`, numbered by the call): its blocks are
+/// `EncoderStageBlock`s, as they are in the backbone alone, not
+/// `HgNetVBackboneEncoderStageBlock`s. Not within a named part (`decoder` around
+/// `decoder_layer_0`), nor down to one word.
+fn name_within_containers(members: &mut [Member], containers: &[String]) {
     for m in members.iter_mut() {
         let inner = containers
             .iter()
@@ -1193,6 +1198,8 @@ pub fn extract(
         universe.extend(s.target.bound_names().into_iter().map(String::from));
     }
     let mut candidates = candidates(spans);
+    // Before a nested model made only of blocks goes as a stage of them.
+    let containers = nested_models(&candidates);
     drop_stages(&mut candidates, spans);
     let mut families = vec![BTreeSet::new(); spans.len()];
     for c in candidates.values() {
@@ -1246,7 +1253,7 @@ pub fn extract(
         k += 1;
         !matches!(m.tag, Tag::Prefix(_)) || deepest[&(m.stmts.start, m.stmts.end)] == k - 1
     });
-    name_within_containers(&mut members, &candidates);
+    name_within_containers(&mut members, &containers);
     let chosen = choose(&members, module);
     if chosen.is_empty() {
         return Vec::new();
@@ -2040,6 +2047,26 @@ mod tests {
         x = x.permute(0, 2, 3, 1)
         return x
         ");
+    }
+
+    /// Blocks inside a model called once inside another (`backbone_1`, numbered by the call)
+    /// are named within it, as the inner model alone names them; blocks inside a named part
+    /// (`decoder`) keep its name.
+    #[test]
+    fn blocks_are_named_within_a_nested_model() {
+        for (outer, class) in [("backbone_1/", "StageBlock"), ("decoder/", "DecoderStageBlock")] {
+            let mut g = TestGraph::new();
+            let mut x = g.input("image", &[-1, 8, 8, 4]);
+            for b in 1..=3 {
+                let scopes = ["1_conv", "1_relu", "2_conv", "add", "out"];
+                let scopes = scopes.map(|s| format!("{outer}stage_block{b}_{s}"));
+                x = residual_block(&mut g, x, b, scopes);
+            }
+            // A head outside it, so the nested model is not the whole model's name prefix.
+            let x = conv(&mut g, "head_conv", x, 1, [4, 4], 1);
+            let code = g.lower(&[x]);
+            assert!(code.contains(&format!("class {class}()")), "{code}");
+        }
     }
 
     /// A composite layer, `image_encoder`, of two residual units (nested scopes, names past
