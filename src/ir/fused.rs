@@ -35,6 +35,7 @@ pub const COND: &str = "_Cond";
 pub const ATTENTION: &str = "_Attention";
 pub const ROTATE_HALF: &str = "_RotateHalf";
 pub const ROTATE_EVERY_TWO: &str = "_RotateEveryTwo";
+pub const ROTATE_PAIRS: &str = "_RotatePairs";
 pub const APPLY_ROTARY: &str = "_ApplyRotary";
 pub const CAUSAL_MASK: &str = "_CausalMask";
 pub const WRAP_NEGATIVE: &str = "_WrapNegative";
@@ -82,6 +83,10 @@ pub enum Fused {
     /// Interleaved rotary embeddings' `[x0, x1, x2, x3, ..]` → `[-x1, x0, -x3, x2, ..]` over
     /// the last axis (RoFormer's pairs of neighbours; see `passes::fuse_rotary`). Input: `x`.
     RotateEveryTwo,
+    /// Each pair of neighbouring features `(x0, x1)` of the last axis turned by the angle
+    /// whose cosine and sine are `cos` and `sin` (one per pair): `(x0 * cos - x1 * sin,
+    /// x0 * sin + x1 * cos)` (Flux's rotary embeddings). Inputs: `x`, `cos`, `sin`.
+    RotatePairs,
     /// `x * cos(angles) + rotate_half(x) * sin(angles)`. Inputs: `x`, `angles`.
     ApplyRotary,
     /// `[n, n]` booleans, true on and below the diagonal (see `passes::fuse_causal`).
@@ -280,6 +285,7 @@ impl Fused {
             Fused::Attention { .. } => ATTENTION,
             Fused::RotateHalf => ROTATE_HALF,
             Fused::RotateEveryTwo => ROTATE_EVERY_TWO,
+            Fused::RotatePairs => ROTATE_PAIRS,
             Fused::ApplyRotary => APPLY_ROTARY,
             Fused::CausalMask => CAUSAL_MASK,
             Fused::WrapNegative { .. } => WRAP_NEGATIVE,
@@ -341,6 +347,7 @@ impl Fused {
             | Fused::HardSwish
             | Fused::RotateHalf
             | Fused::RotateEveryTwo
+            | Fused::RotatePairs
             | Fused::ApplyRotary
             | Fused::CausalMask
             | Fused::Loop(_)

@@ -1,7 +1,7 @@
 //! Attention: the [`Fused::Attention`] node `passes::fuse_attention` builds →
 //! `F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=...)`, and rotary
 //! embeddings' half turn → a `rotate_half(x)` helper (`rotate_every_two(x)` where the pairs
-//! are neighbours).
+//! are neighbours, `rotate_pairs(x, cos, sin)` where the whole turn of each pair is written).
 
 use crate::ir::fused::{self, Fused};
 use crate::ops::contract::{Ctx, Layout, Lowered, OpResult};
@@ -15,6 +15,7 @@ pub const OPS: &[OpDef] = &[
     // Produced by passes::fuse_rotary.
     op(fused::ROTATE_HALF, rotate_half).infer(same_as_input),
     op(fused::ROTATE_EVERY_TWO, rotate_every_two).infer(same_as_input),
+    op(fused::ROTATE_PAIRS, rotate_pairs).infer(same_as_input),
     op(fused::APPLY_ROTARY, apply_rotary),
     // Produced by passes::fuse_causal; its output shape is the comparison's it replaced.
     op(fused::CAUSAL_MASK, causal_mask),
@@ -46,6 +47,12 @@ fn rotate_every_two(ctx: &mut Ctx) -> OpResult<Lowered> {
     ctx.require_class("rotate_every_two", include_str!("../../templates/rotate_every_two.py"));
     let expr = Expr::call("rotate_every_two", vec![ctx.input_tf(0)?]);
     Ok(Lowered::Expr { expr, layout: Layout::Tf })
+}
+
+fn rotate_pairs(ctx: &mut Ctx) -> OpResult<Lowered> {
+    ctx.require_class("rotate_pairs", include_str!("../../templates/rotate_pairs.py"));
+    let args = vec![ctx.input_tf(0)?, ctx.input_tf(1)?, ctx.input_tf(2)?];
+    Ok(Lowered::Expr { expr: Expr::call("rotate_pairs", args), layout: Layout::Tf })
 }
 
 fn attention(ctx: &mut Ctx) -> OpResult<Lowered> {

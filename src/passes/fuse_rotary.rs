@@ -14,6 +14,9 @@
 //!
 //! RoFormer pairs neighbours instead of halves: `stack([-x[..., 1::2], x[..., ::2]], -1)`
 //! reshaped back to `x`'s shape is one [`Fused::RotateEveryTwo`] node, `rotate_every_two(x)`.
+//! Flux writes each pair's whole turn: `x` viewed as pairs `[.., d/2, 2]`, `x0, x1` its two
+//! columns, `stack([x0 * cos - x1 * sin, x0 * sin + x1 * cos], -1)` reshaped back is one
+//! [`Fused::RotatePairs`] node, `rotate_pairs(x, cos, sin)`.
 
 use std::collections::BTreeMap;
 
@@ -35,6 +38,10 @@ pub fn fuse_rotary(g: &mut Graph) -> Result<()> {
             replace_with_fused(g, n, Fused::RotateHalf, &[x]);
         } else if let Some(x) = rotated_pairs(g, v) {
             replace_with_fused(g, n, Fused::RotateEveryTwo, &[x]);
+        } else if let Some((x, cos, sin)) = turned_pairs(g, v) {
+            replace_with_fused(g, n, Fused::RotatePairs, &[x, cos, sin]);
+            name_table(g, cos, "cos");
+            name_table(g, sin, "sin");
         }
     }
     let adds: Vec<NodeIndex> =
@@ -306,6 +313,71 @@ fn rotated_pairs(g: &Graph, v: ValueRef) -> Option<ValueRef> {
     })
 }
 
+/// `(x, cos, sin)` when `v` is Flux's turn of `x`'s neighbouring pairs (see the module's
+/// documentation), products and sums in any order.
+fn turned_pairs(g: &Graph, v: ValueRef) -> Option<(ValueRef, ValueRef, ValueRef)> {
+    let tables = std::cell::Cell::new(None);
+    let x = restacked(g, v, 0, |a, b| {
+        // a = x0 * cos - x1 * sin
+        let [p, q] = inputs_of(g, a, &["Sub"])?[..] else { return None };
+        let (x0, cos, x) = both_orders(g, p, &["Mul"])
+            .into_iter()
+            .find_map(|(x0, cos)| Some((x0, cos, pair_column(g, x0, 0)?)))?;
+        let (x1, sin) = both_orders(g, q, &["Mul"])
+            .into_iter()
+            .find(|&(x1, _)| pair_column(g, x1, 1) == Some(x))?;
+        // b = x0 * sin + x1 * cos
+        let products = |s: ValueRef, c: ValueRef| {
+            let is = |m: ValueRef, u: ValueRef, w: ValueRef| {
+                both_orders(g, m, &["Mul"]).contains(&(u, w))
+            };
+            is(s, x0, sin) && is(c, x1, cos)
+        };
+        both_orders(g, b, &["Add", "AddV2"]).into_iter().find(|&(s, c)| products(s, c))?;
+        tables.set(Some((cos, sin)));
+        Some(x)
+    })?;
+    let (cos, sin) = tables.get()?;
+    Some((x, cos, sin))
+}
+
+/// `x` when `v` is column `k` of `x` viewed as pairs: `Reshape(x, [.., d/2, 2])[.., k]`, the
+/// last axis taken away.
+fn pair_column(g: &Graph, v: ValueRef, k: i64) -> Option<ValueRef> {
+    let i = inputs_of(g, v, &["StridedSlice"])?;
+    let [pairs, b, e, s] = i[..] else { return None };
+    let (b, e, s) = (const_ints(g, b)?, const_ints(g, e)?, const_ints(g, s)?);
+    let node = g.node(v.node);
+    let mask = |a: &str| node.attr_int_or(a, 0).ok();
+    let n = b.len();
+    let r = rank(g, pairs)?;
+    if n == 0 || e.len() != n || s.iter().any(|&s| s != 1) || mask("new_axis_mask")? != 0 {
+        return None;
+    }
+    let bit = |m: i64, a: usize| a < 63 && (m >> a) & 1 == 1;
+    let (bm, em, ellipsis) = (mask("begin_mask")?, mask("end_mask")?, mask("ellipsis_mask")?);
+    // Every axis before the last taken whole, the last one shrunk to element `k`.
+    let leading_whole = if ellipsis != 0 {
+        ellipsis == 1 && n == 2
+    } else {
+        n == r && (0..n - 1).all(|a| bit(bm, a) && bit(em, a))
+    };
+    if !leading_whole || mask("shrink_axis_mask")? != 1 << (n - 1) || b[n - 1] != k {
+        return None;
+    }
+    // The target may be read at run time (more inputs, the values it reads sizes from).
+    let x = *inputs_of(g, pairs, &["Reshape"])?.first()?;
+    let (xs, ps) = (g.info(x).shape?, g.info(pairs).shape?);
+    let halves =
+        xs.last().copied().flatten().zip(ps.get(ps.len().checked_sub(2)?).copied().flatten());
+    let fits = !xs.is_empty()
+        && ps.len() == xs.len() + 1
+        && ps.last() == Some(&Some(2))
+        && halves.is_none_or(|(d, h)| d == 2 * h)
+        && xs[..xs.len() - 1].iter().zip(&ps).all(|(a, b)| a.is_none() || b.is_none() || a == b);
+    fits.then_some(x)
+}
+
 /// `x` when `v` is `Reshape(Pack([a, b]))` back to `x`'s shape, with `x = parts(a, b)` and
 /// the pair stacked on axis `rank(x) - before_last` (of the stack's `rank(x) + 1`), the
 /// stack read by the reshape alone.
@@ -391,6 +463,41 @@ mod tests {
             let y = g.op("rot/Reshape", "Reshape", &[packed, shape], &[]);
             let code = g.lower(&[y]);
             assert_eq!(code.contains("rotate_every_two(x)"), helper, "{code}");
+        }
+    }
+
+    /// Flux's turn of each pair written whole: `x` viewed as pairs, `(x0 * cos - x1 * sin,
+    /// x0 * sin + x1 * cos)` stacked and merged back is `rotate_pairs(x, cos, sin)`; with the
+    /// sign of the sine's product swapped it is another rotation, and stays written.
+    #[test]
+    fn a_whole_turn_of_pairs_is_rotate_pairs() {
+        for (sub, helper) in [("Sub", true), ("AddV2", false)] {
+            let mut g = TestGraph::new();
+            let x = g.input("x", &[-1, 2, 6, 8]);
+            let cos = g.input("cos", &[1, 1, 6, 4]);
+            let sin = g.input("sin", &[1, 1, 6, 4]);
+            let target = g.constant("rot/pairs_shape", int_tensor(&[5], &[-1, 2, 6, 4, 2]));
+            let pairs = g.op("rot/Reshape", "Reshape", &[x, target], &[]);
+            let column = |g: &mut TestGraph, name: &str, k: i64| {
+                let b = g.constant(&format!("{name}/b"), int_tensor(&[2], &[0, k]));
+                let e = g.constant(&format!("{name}/e"), int_tensor(&[2], &[0, k + 1]));
+                let s = g.constant(&format!("{name}/s"), int_tensor(&[2], &[1, 1]));
+                let attrs = [("ellipsis_mask", int(1)), ("shrink_axis_mask", int(2))];
+                g.op(name, "StridedSlice", &[pairs, b, e, s], &attrs)
+            };
+            let x0 = column(&mut g, "rot/x0", 0);
+            let x1 = column(&mut g, "rot/x1", 1);
+            let x0c = g.op("rot/mul", "Mul", &[x0, cos], &[]);
+            let x1s = g.op("rot/mul_1", "Mul", &[sin, x1], &[]);
+            let a = g.op("rot/sub", sub, &[x0c, x1s], &[]);
+            let x0s = g.op("rot/mul_2", "Mul", &[x0, sin], &[]);
+            let x1c = g.op("rot/mul_3", "Mul", &[x1, cos], &[]);
+            let b = g.op("rot/add", "AddV2", &[x1c, x0s], &[]);
+            let packed = g.op("rot/stack", "Pack", &[a, b], &[("axis", int(-1)), ("N", int(2))]);
+            let shape = g.constant("rot/shape", int_tensor(&[4], &[-1, 2, 6, 8]));
+            let y = g.op("rot/Reshape_1", "Reshape", &[packed, shape], &[]);
+            let code = g.lower(&[y]);
+            assert_eq!(code.contains("rotate_pairs(x, cos, sin)"), helper, "{code}");
         }
     }
 

@@ -89,6 +89,7 @@ const HELPERS: &[&str] = &[
     "rgb_to_hsv",
     "rotate_every_two",
     "rotate_half",
+    "rotate_pairs",
     "set_operation",
     "sparse_dense_matmul",
     "sparse_fill_empty_rows",

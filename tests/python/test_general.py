@@ -15,7 +15,7 @@ COND += ["case_function", "case_function_saved"]
 DECODERS = ["keras_hub_gpt2", "keras_hub_llama", "keras_hub_gemma", "keras_hub_gemma4", "keras_hub_deberta", "keras_hub_fnet"]
 DECODERS += ["keras_hub_esm2"]
 DECODERS += ["keras_hub_falcon", "keras_hub_smollm3", "keras_hub_dinov3", "keras_hub_t5", "keras_hub_bloom"]
-DECODERS += ["keras_hub_albert", "keras_hub_roformer_v2", "keras_hub_vit", "keras_hub_hgnetv2"]
+DECODERS += ["keras_hub_albert", "keras_hub_roformer_v2", "keras_hub_vit", "keras_hub_hgnetv2", "keras_hub_flux"]
 DYNAMIC = ["dyn_class_token", "dyn_reshape", "dyn_fill_pack", "dyn_data_sizes", "dyn_resize_like", "dyn_pad_slice", "dyn_upsample", "dtypes_kept", "any_size_mobilenet"]
 DYNAMIC += ["keras_mobilenet_v3_small", "keras_nasnet_mobile", "audio_features"]
 DYNAMIC += ["seq2seq_attention", "keras_channels_first", "dyn_pools", "dyn_tcn", "single_head_attention"]
@@ -169,6 +169,19 @@ def test_position_embeddings_read_whole_are_the_table(tmp_path):
     code = (out / "model.py").read_text()
     assert re.search(r"= self\.\w*position_embedding\.weight\[None\]", code), code
     assert "_const.long()" not in code and "torch.int32)" not in code.split("def forward")[0], code
+
+
+def test_a_whole_turn_of_pairs_is_one_helper(tmp_path):
+    """Flux turns each pair of neighbouring features by its own angle, written out in full
+    (two columns, four products, a difference and a sum, stacked and merged back): one
+    `rotate_pairs(x, cos, sin)` helper for the queries and one for the keys of each block,
+    with the tables named for what they are (parity is the decoder test)."""
+    out = tmp_path / "out"
+    run_cli("convert", source("keras_hub_flux"), "-o", out)
+    code = (out / "model.py").read_text()
+    assert code.count("def rotate_pairs(") == 1, code
+    assert code.count("= rotate_pairs(x, cos, sin)") == 4, code
+    assert "torch.stack" not in code.split("def rotate_pairs(")[1].split("\nclass ")[1], code
 
 
 def test_trained_values_are_parameters(tmp_path):
