@@ -260,6 +260,43 @@ fn class_name(family: &str) -> String {
     if name.is_empty() { "Block".into() } else { name }
 }
 
+/// What the members' families share, word by word from each end, numbers aside: a class
+/// whose instances are the encoder's and the decoder's mid blocks (`encoder_mid_block_#`,
+/// `decoder_mid_block_#`) is a `MidBlock`, not an `EncoderMidBlock`, and one of D-FINE's
+/// `hybrid_encoder_fpn_block_#` and `hybrid_encoder_pan_block_#` a `HybridEncoderBlock`;
+/// ResNet's stages (`conv2_block#`, `conv3_block#`) share every word (`ConvBlock`). The
+/// first member's family where nothing is shared.
+fn shared_title(titles: &[&str]) -> String {
+    let Some((first, rest)) = titles.split_first() else { return String::new() };
+    // A word without the numbers a class name drops (`block2a` is a `block`).
+    let bare = |w: &str| {
+        let w = match w.strip_suffix(|c: char| c.is_ascii_lowercase()) {
+            Some(stem) if stem.ends_with(|c: char| c.is_ascii_digit() || c == '#') => stem,
+            _ => w,
+        };
+        w.trim_end_matches(|c: char| c.is_ascii_digit() || c == '#').to_string()
+    };
+    let words =
+        |t: &str| -> Vec<String> { t.split('_').map(bare).filter(|w| !w.is_empty()).collect() };
+    let mine = words(first);
+    let (mut head, mut tail) = (mine.len(), mine.len());
+    for t in rest {
+        let theirs = words(t);
+        let front = mine.iter().zip(&theirs).take_while(|(a, b)| a == b).count();
+        let back = mine.iter().rev().zip(theirs.iter().rev()).take_while(|(a, b)| a == b).count();
+        head = head.min(front);
+        tail = tail.min(back);
+    }
+    if head + tail >= mine.len() {
+        return first.to_string();
+    }
+    let kept: Vec<&String> = mine[..head].iter().chain(&mine[mine.len() - tail..]).collect();
+    if kept.is_empty() {
+        return first.to_string();
+    }
+    kept.iter().map(|w| w.as_str()).collect::<Vec<_>>().join("_")
+}
+
 /// The base class name of each group: `plain` ([`class_name`] of its first member's family),
 /// except that groups whose names collide keep the numbers in their family's words where
 /// every member shares its family and that tells them apart (Keras' InceptionResNetV2:
@@ -1283,7 +1320,14 @@ pub fn extract(
         .collect();
     let bases = class_bases(
         &titles,
-        &chosen.iter().map(|g| class_name(&members[g.members[0]].title)).collect::<Vec<_>>(),
+        &chosen
+            .iter()
+            .map(|g| {
+                let titles: Vec<&str> =
+                    g.members.iter().map(|&m| members[m].title.as_str()).collect();
+                class_name(&shared_title(&titles))
+            })
+            .collect::<Vec<_>>(),
     );
     for (group, base) in chosen.iter().zip(bases) {
         let mut name = base.clone();
@@ -1344,6 +1388,19 @@ mod tests {
         // A layer that occurs once keeps its version.
         assert_eq!(super::class_name("hg_net_v2_backbone"), "HgNetV2Backbone");
         assert_eq!(super::class_name("transformer_layer_0"), "TransformerLayer");
+    }
+
+    #[test]
+    fn classes_are_named_after_what_their_instances_share() {
+        let name = |t: &[&str]| super::class_name(&super::shared_title(t));
+        assert_eq!(name(&["encoder_mid_block_#", "decoder_mid_block_#"]), "MidBlock");
+        assert_eq!(name(&["conv2_block#", "conv3_block#"]), "ConvBlock");
+        assert_eq!(name(&["transformer_layer_#"]), "TransformerLayer");
+        assert_eq!(name(&["stem_#", "head_#"]), "Stem");
+        let dfine = ["hybrid_encoder_fpn_block_#", "hybrid_encoder_pan_block_#"];
+        assert_eq!(name(&dfine), "HybridEncoderBlock");
+        assert_eq!(name(&["embedder_stem#", "embedder_stem#a"]), "EmbedderStem");
+        assert_eq!(name(&["encoder_mid_block_#", "decoder_block_0_#"]), "Block");
     }
 
     #[test]
