@@ -208,20 +208,20 @@ fn axis(g: &Graph, v: ValueRef, rank: usize) -> Option<usize> {
 /// `(x, start, stop)` when `v` is `x[..., start:stop]`: a unit-stride slice of the last axis
 /// alone (`stop` is `None` up to the end).
 fn last_axis_slice(g: &Graph, v: ValueRef) -> Option<(ValueRef, i64, Option<i64>)> {
-    let (x, start, stop, step) = last_axis_strided(g, v)?;
+    let (x, start, stop, step, false) = last_axis_strided(g, v)? else { return None };
     (step == 1).then_some((x, start, stop))
 }
 
 /// `(x, start)` when `v` is `x[..., start::2]`, every other feature from `start`.
 fn every_other(g: &Graph, v: ValueRef) -> Option<(ValueRef, i64)> {
-    let (x, start, stop, step) = last_axis_strided(g, v)?;
+    let (x, start, stop, step, false) = last_axis_strided(g, v)? else { return None };
     let d = split_total(g, x)?;
     (step == 2 && d % 2 == 0 && stop.is_none_or(|s| s >= d)).then_some((x, start))
 }
 
-/// `(x, start, stop, step)` when `v` is `x[..., start:stop:step]`: a slice of the last axis
-/// alone (`stop` is `None` up to the end).
-fn last_axis_strided(g: &Graph, v: ValueRef) -> Option<(ValueRef, i64, Option<i64>, i64)> {
+/// `(x, start, stop, step, shrunk)` when `v` is `x[..., start:stop:step]`, or `x[..., start]`
+/// when `shrunk`: a slice of the last axis alone (`stop` is `None` up to the end).
+fn last_axis_strided(g: &Graph, v: ValueRef) -> Option<(ValueRef, i64, Option<i64>, i64, bool)> {
     let i = inputs_of(g, v, &["StridedSlice"])?;
     let [x, b, e, s] = i[..] else { return None };
     let (b, e, s) = (const_ints(g, b)?, const_ints(g, e)?, const_ints(g, s)?);
@@ -233,7 +233,8 @@ fn last_axis_strided(g: &Graph, v: ValueRef) -> Option<(ValueRef, i64, Option<i6
     {
         return None;
     }
-    if mask("new_axis_mask")? != 0 || mask("shrink_axis_mask")? != 0 {
+    let shrink = mask("shrink_axis_mask")?;
+    if mask("new_axis_mask")? != 0 || (shrink != 0 && shrink != 1 << (n - 1)) {
         return None;
     }
     let bit = |m: i64, k: usize| k < 63 && (m >> k) & 1 == 1;
@@ -246,7 +247,7 @@ fn last_axis_strided(g: &Graph, v: ValueRef) -> Option<(ValueRef, i64, Option<i6
     };
     let k = n - 1;
     let start = if bit(bm, k) { 0 } else { b[k] };
-    leading_whole.then(|| (x, start, (!bit(em, k)).then_some(e[k]), s[k]))
+    leading_whole.then(|| (x, start, (!bit(em, k)).then_some(e[k]), s[k], shrink != 0))
 }
 
 /// `(x, half)` when `first` and `second` are the two equal halves of `x`'s last axis.
@@ -344,25 +345,8 @@ fn turned_pairs(g: &Graph, v: ValueRef) -> Option<(ValueRef, ValueRef, ValueRef)
 /// `x` when `v` is column `k` of `x` viewed as pairs: `Reshape(x, [.., d/2, 2])[.., k]`, the
 /// last axis taken away.
 fn pair_column(g: &Graph, v: ValueRef, k: i64) -> Option<ValueRef> {
-    let i = inputs_of(g, v, &["StridedSlice"])?;
-    let [pairs, b, e, s] = i[..] else { return None };
-    let (b, e, s) = (const_ints(g, b)?, const_ints(g, e)?, const_ints(g, s)?);
-    let node = g.node(v.node);
-    let mask = |a: &str| node.attr_int_or(a, 0).ok();
-    let n = b.len();
-    let r = rank(g, pairs)?;
-    if n == 0 || e.len() != n || s.iter().any(|&s| s != 1) || mask("new_axis_mask")? != 0 {
-        return None;
-    }
-    let bit = |m: i64, a: usize| a < 63 && (m >> a) & 1 == 1;
-    let (bm, em, ellipsis) = (mask("begin_mask")?, mask("end_mask")?, mask("ellipsis_mask")?);
-    // Every axis before the last taken whole, the last one shrunk to element `k`.
-    let leading_whole = if ellipsis != 0 {
-        ellipsis == 1 && n == 2
-    } else {
-        n == r && (0..n - 1).all(|a| bit(bm, a) && bit(em, a))
-    };
-    if !leading_whole || mask("shrink_axis_mask")? != 1 << (n - 1) || b[n - 1] != k {
+    let (pairs, start, _, 1, true) = last_axis_strided(g, v)? else { return None };
+    if start != k {
         return None;
     }
     // The target may be read at run time (more inputs, the values it reads sizes from).
