@@ -394,6 +394,21 @@ mod tests {
     use crate::testing::*;
     use insta::assert_snapshot;
 
+    /// `x[..., begin:end:step]` (a StridedSlice after an ellipsis), with `attrs` saying which
+    /// bounds count and whether the axis goes.
+    fn last_axis(
+        g: &mut TestGraph,
+        name: &str,
+        x: ValueRef,
+        [begin, end, step]: [i64; 3],
+        attrs: &[(&str, crate::proto::AttrValue)],
+    ) -> ValueRef {
+        let b = g.constant(&format!("{name}/b"), int_tensor(&[2], &[0, begin]));
+        let e = g.constant(&format!("{name}/e"), int_tensor(&[2], &[0, end]));
+        let s = g.constant(&format!("{name}/s"), int_tensor(&[2], &[1, step]));
+        g.op(name, "StridedSlice", &[x, b, e, s], attrs)
+    }
+
     /// `x`'s last axis split in two by `Split`: `(x1, x2)`.
     fn split_halves(g: &mut TestGraph, x: ValueRef) -> (ValueRef, ValueRef) {
         let axis = g.constant("rot/axis", int_tensor(&[], &[-1]));
@@ -432,11 +447,8 @@ mod tests {
             let mut g = TestGraph::new();
             let x = g.input("x", &[-1, 5, 2, 8]);
             let every = |g: &mut TestGraph, name: &str, start: i64| {
-                let b = g.constant(&format!("{name}/b"), int_tensor(&[2], &[0, start]));
-                let e = g.constant(&format!("{name}/e"), int_tensor(&[2], &[0, 0]));
-                let s = g.constant(&format!("{name}/s"), int_tensor(&[2], &[1, step]));
                 let attrs = [("ellipsis_mask", int(1)), ("end_mask", int(2))];
-                g.op(name, "StridedSlice", &[x, b, e, s], &attrs)
+                last_axis(g, name, x, [start, 0, step], &attrs)
             };
             let odd = every(&mut g, "rot/odd", 1);
             let even = every(&mut g, "rot/even", 0);
@@ -463,11 +475,8 @@ mod tests {
             let target = g.constant("rot/pairs_shape", int_tensor(&[5], &[-1, 2, 6, 4, 2]));
             let pairs = g.op("rot/Reshape", "Reshape", &[x, target], &[]);
             let column = |g: &mut TestGraph, name: &str, k: i64| {
-                let b = g.constant(&format!("{name}/b"), int_tensor(&[2], &[0, k]));
-                let e = g.constant(&format!("{name}/e"), int_tensor(&[2], &[0, k + 1]));
-                let s = g.constant(&format!("{name}/s"), int_tensor(&[2], &[1, 1]));
                 let attrs = [("ellipsis_mask", int(1)), ("shrink_axis_mask", int(2))];
-                g.op(name, "StridedSlice", &[pairs, b, e, s], &attrs)
+                last_axis(g, name, pairs, [k, k + 1, 1], &attrs)
             };
             let x0 = column(&mut g, "rot/x0", 0);
             let x1 = column(&mut g, "rot/x1", 1);
