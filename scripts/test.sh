@@ -42,6 +42,7 @@ done
   && [ -f build/fixtures/keras_hub_gemma4_b.npz ] && [ -f build/fixtures/video_frames_b.npz ] \
   && [ -f build/fixtures/keras_hub_vit_b.npz ] && [ -f build/fixtures/keras_hub_roformer_v2_b.npz ] \
   && [ -f build/fixtures/keras_hub_hgnetv2_b.npz ] && [ -f build/fixtures/keras_hub_flux_b.npz ] \
+  && [ -f build/fixtures/keras_hub_mmdit_b.npz ] \
   || missing+=(general)
 [ -f build/fixtures/tf1_dynamic_rnn_lengths.npz ] || missing+=(tf1_dynamic_rnn_lengths)
 [ -f build/fixtures/tf1_dynamic_rnn_v1.npz ] || missing+=(tf1_dynamic_rnn_v1)

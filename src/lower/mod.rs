@@ -443,7 +443,8 @@ impl<'a> Lowerer<'a> {
                 .push(pending.method(&|items| Self::statements(items, &stub_kwargs)));
         }
         blocks::hoist_foreign(&mut stmts, &mut self.spans);
-        self.summary.blocks = blocks::extract(&mut self.module, &mut stmts, &self.spans, &outs);
+        self.summary.blocks =
+            blocks::extract(&mut self.module, &mut stmts, &self.spans, &outs, &self.locals);
         self.hint_block_tensors(&stmts);
         let fresh = inplace::fresh_layers(self.module.layers.iter().map(|l| (&*l.name, &l.ctor)));
         let (body, stacks) =

@@ -82,6 +82,16 @@ impl Lowerer<'_> {
         let layer = |n: NodeIndex| layers.get(&n).cloned();
         let order = sink_to_readers(g, order, layer);
         let order = shared_first(g, order, layer);
+        // Layers that are scopes of their own (`joint_block_0/...`, `joint_block_0_1/...`
+        // where Keras numbered the call), not a numbered word inside one (NASNet's
+        // `separable_conv_1_normal_left1_5`: its branches interleave).
+        let called = |c: &str, l: &str| {
+            let suffix = c.strip_prefix(l).map(|r| r.strip_prefix('_').unwrap_or(r));
+            suffix.is_some_and(|r| r.bytes().all(|b| b.is_ascii_digit()))
+        };
+        let whole =
+            |n: NodeIndex| layer(n).filter(|l| g.node(n).name.split('/').any(|c| called(c, l)));
+        let order = layers_in_turn(g, order, whole);
         self.align_siblings(order)
     }
 
@@ -134,13 +144,25 @@ impl Lowerer<'_> {
             if members.len() < 2 || members.values().map(Vec::len).sum::<usize>() > MAX_ALIGNED {
                 continue;
             }
-            // Siblings in the order they appear; the last is the reference.
+            // Siblings in the order they appear; the reference is the last of the size most
+            // have (Stable Diffusion 3's last joint block has no text stream after its
+            // attention: the others are one class, and the first must follow them).
             let mut siblings: Vec<(&String, &Vec<usize>)> = members.iter().collect();
             siblings.sort_by_key(|(p, _)| firsts[&(family.clone(), (*p).clone())]);
-            let Some(&(ref_prefix, ref_positions)) = siblings.last() else { continue };
+            let mut sizes: BTreeMap<usize, usize> = BTreeMap::new();
+            for (_, positions) in &siblings {
+                *sizes.entry(positions.len()).or_default() += 1;
+            }
+            let common = |len: usize| sizes[&len];
+            let Some(reference) = (0..siblings.len()).rev().max_by_key(|&k| {
+                (common(siblings[k].1.len()), std::cmp::Reverse(siblings.len() - k))
+            }) else {
+                continue;
+            };
+            let (ref_prefix, ref_positions) = siblings[reference];
             let ref_keys = self.structure_keys(&order, ref_positions, ref_prefix);
-            for &(prefix, positions) in &siblings[..siblings.len() - 1] {
-                if positions.len() != ref_positions.len() {
+            for (k, &(prefix, positions)) in siblings.iter().enumerate() {
+                if k == reference || positions.len() != ref_positions.len() {
                     continue;
                 }
                 let keys = self.structure_keys(&order, positions, prefix);
@@ -189,7 +211,14 @@ impl Lowerer<'_> {
             let mut h = std::collections::hash_map::DefaultHasher::new();
             node.op.hash(&mut h);
             format!("{:?}", node.attrs).hash(&mut h);
-            self.scope_of(n).strip_prefix(prefix).hash(&mut h);
+            // Counters aside: Keras numbers the unnamed layers over the whole model (the
+            // first joint block's `activation` is the third's `activation_5`).
+            let scope = self.scope_of(n);
+            let within = scope.strip_prefix(prefix).map(|s| {
+                let words = s.split('_').filter(|w| !w.bytes().all(|b| b.is_ascii_digit()));
+                words.collect::<Vec<_>>().join("_")
+            });
+            within.hash(&mut h);
             for v in g.inputs(n) {
                 keys.get(&v.node).copied().unwrap_or(0).hash(&mut h);
                 v.port.hash(&mut h);
@@ -339,6 +368,115 @@ fn shared_first(
         out.extend(after.remove(&(i + 1)).unwrap_or_default());
     }
     out
+}
+
+/// `order` with each layer's statements together: what a later layer computes inside an
+/// earlier one's statements, and no statement of the earlier one reads, moves to just after
+/// the earlier layer's last statement, in its order. Two streams that meet in every layer
+/// (Stable Diffusion 3's and Flux's image and text streams) finish one after the other, so
+/// the demand order starts the next layer's text stream (and its modulation, read from the
+/// conditioning vector alone) before the image stream of this one has ended: no layer's
+/// statements were contiguous, and none could be a class.
+fn layers_in_turn(
+    g: &crate::ir::Graph,
+    mut order: Vec<NodeIndex>,
+    layer: impl Fn(NodeIndex) -> Option<String>,
+) -> Vec<NodeIndex> {
+    // Each statement's layer, ranked by where the layer's first statement is, and where
+    // each layer's first and last statements are.
+    let mut ranks: BTreeMap<String, usize> = BTreeMap::new();
+    let mut rank: BTreeMap<NodeIndex, usize> = BTreeMap::new();
+    let (mut first, mut last): (Vec<usize>, Vec<usize>) = (Vec::new(), Vec::new());
+    for (i, &n) in order.iter().enumerate() {
+        if let Some(l) = layer(n).filter(|_| !super::is_source(g, n)) {
+            let next = ranks.len();
+            let r = *ranks.entry(l).or_insert(next);
+            if r == first.len() {
+                first.push(i);
+                last.push(i);
+            }
+            last[r] = i;
+            rank.insert(n, r);
+        }
+    }
+    for k in 0..first.len() {
+        let (start, end) = (first[k], last[k]);
+        // Statements of no layer in the span that read nothing of this layer's (the text
+        // embedding the first joint block reads, computed where it first needs it) go
+        // before it, as inputs the layer reads: else its siblings' order cannot be its own.
+        let mut tied: BTreeSet<NodeIndex> = BTreeSet::new();
+        let mut lifted: BTreeSet<NodeIndex> = BTreeSet::new();
+        for &n in &order[start..=end] {
+            if super::is_source(g, n) {
+                continue;
+            }
+            let reads_layer = g.inputs(n).iter().any(|v| tied.contains(&v.node));
+            if rank.contains_key(&n) || reads_layer {
+                tied.insert(n);
+            } else {
+                lifted.insert(n);
+            }
+        }
+        if !lifted.is_empty() {
+            let span: Vec<NodeIndex> = order.drain(start..=end).collect();
+            let (mut before, rest): (Vec<NodeIndex>, Vec<NodeIndex>) =
+                span.into_iter().partition(|n| lifted.contains(n));
+            before.extend(rest);
+            order.splice(start..start, before);
+            bounds_in(&order, start..=end, &rank, k, &mut first, &mut last);
+        }
+        let (start, end) = (first[k], last[k]);
+        let position: BTreeMap<NodeIndex, usize> =
+            order[start..=end].iter().enumerate().map(|(i, &n)| (n, start + i)).collect();
+        // Statements of later layers in the span that nothing staying in it reads, from the
+        // end back: a reader that stays pins what it reads.
+        let mut moving: BTreeSet<NodeIndex> = BTreeSet::new();
+        for i in (start..end).rev() {
+            let n = order[i];
+            if rank.get(&n).is_none_or(|&r| r <= k) {
+                continue;
+            }
+            let pinned =
+                g.g.neighbors_directed(n, petgraph::Direction::Outgoing)
+                    .any(|r| position.get(&r).is_some_and(|&p| p > i) && !moving.contains(&r));
+            if !pinned {
+                moving.insert(n);
+            }
+        }
+        if moving.is_empty() {
+            continue;
+        }
+        let span: Vec<NodeIndex> = order.drain(start..=end).collect();
+        let (mut kept, moved): (Vec<NodeIndex>, Vec<NodeIndex>) =
+            span.into_iter().partition(|n| !moving.contains(n));
+        kept.extend(moved);
+        order.splice(start..start, kept);
+        bounds_in(&order, start..=end, &rank, k + 1, &mut first, &mut last);
+    }
+    order
+}
+
+/// After `order`'s `span` was rearranged: the first and last statements of layers ranked
+/// `from` on that were in it, where they now are.
+fn bounds_in(
+    order: &[NodeIndex],
+    span: std::ops::RangeInclusive<usize>,
+    rank: &BTreeMap<NodeIndex, usize>,
+    from: usize,
+    first: &mut [usize],
+    last: &mut [usize],
+) {
+    let (start, end) = (*span.start(), *span.end());
+    let mut seen: BTreeSet<usize> = BTreeSet::new();
+    for i in span {
+        let Some(&r) = rank.get(&order[i]).filter(|&&r| r >= from) else { continue };
+        if seen.insert(r) && first[r] >= start {
+            first[r] = i;
+        }
+        if last[r] <= end {
+            last[r] = i;
+        }
+    }
 }
 
 /// `order` with a layer (a statement applying weights, with what only reshapes its output)
@@ -493,8 +631,8 @@ mod tests {
               x = self.q(x)
               x = F.relu(x, inplace=True)
               p = self.p(proj2)
-              p_1 = torch.tanh(p)
-              x = x + p_1
+              p_2 = torch.tanh(p)
+              x = x + p_2
               return x (from x, proj2)
             self.pos_proj0 = nn.Linear(8, 8, bias=False)
             self.pos_proj1 = nn.Linear(8, 8, bias=False)

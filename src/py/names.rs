@@ -4,7 +4,7 @@
 //! identifiers that cannot clash with keywords, builtins, `nn.Module` attributes, the names the
 //! template itself uses, or each other.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use heck::ToSnakeCase;
 
@@ -166,11 +166,13 @@ pub struct Scope {
     used: BTreeSet<String>,
     /// Whether names must avoid `nn.Module` attributes (for `self.<name>`).
     module_attrs: bool,
+    /// Names [`fresh`](Self::fresh) numbered apart from an earlier one → the name they number.
+    counted: BTreeMap<String, String>,
 }
 
 impl Scope {
     pub fn for_attributes() -> Scope {
-        Scope { used: BTreeSet::new(), module_attrs: true }
+        Scope { module_attrs: true, ..Scope::default() }
     }
 
     pub fn for_locals() -> Scope {
@@ -203,8 +205,17 @@ impl Scope {
             name = format!("{base}_{k}");
             k += 1;
         }
+        if name != base {
+            self.counted.insert(name.clone(), base);
+        }
         self.used.insert(name.clone());
         name
+    }
+
+    /// What [`fresh`](Self::fresh) numbered `name` apart from (`self_attention_12` →
+    /// `self_attention`), or `name` itself: a block class numbers its values afresh.
+    pub fn uncounted<'a>(&'a self, name: &'a str) -> &'a str {
+        self.counted.get(name).map_or(name, String::as_str)
     }
 
     /// A name for a `forward` parameter: the input's own name wherever Python allows it

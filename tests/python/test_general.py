@@ -16,6 +16,7 @@ DECODERS = ["keras_hub_gpt2", "keras_hub_llama", "keras_hub_gemma", "keras_hub_g
 DECODERS += ["keras_hub_esm2"]
 DECODERS += ["keras_hub_falcon", "keras_hub_smollm3", "keras_hub_dinov3", "keras_hub_t5", "keras_hub_bloom"]
 DECODERS += ["keras_hub_albert", "keras_hub_roformer_v2", "keras_hub_vit", "keras_hub_hgnetv2", "keras_hub_flux"]
+DECODERS += ["keras_hub_mmdit"]
 DYNAMIC = ["dyn_class_token", "dyn_reshape", "dyn_fill_pack", "dyn_data_sizes", "dyn_resize_like", "dyn_pad_slice", "dyn_upsample", "dtypes_kept", "any_size_mobilenet"]
 DYNAMIC += ["keras_mobilenet_v3_small", "keras_nasnet_mobile", "audio_features"]
 DYNAMIC += ["seq2seq_attention", "keras_channels_first", "dyn_pools", "dyn_tcn", "single_head_attention"]
@@ -182,6 +183,22 @@ def test_a_whole_turn_of_pairs_is_one_helper(tmp_path):
     assert code.count("def rotate_pairs(") == 1, code
     assert code.count("= rotate_pairs(x, cos, sin)") == 4, code
     assert "torch.stack" not in code.split("def rotate_pairs(")[1].split("\nclass ")[1], code
+
+
+def test_layers_of_two_streams_are_block_classes(tmp_path):
+    """Stable Diffusion 3's joint blocks carry an image and a text stream that meet in each
+    block's attention: the blocks are one class returning both streams, stacked in one loop
+    that carries both; the last (no text stream after its attention) is another class, and
+    none is written out inline (parity is the decoder test)."""
+    out = tmp_path / "out"
+    run_cli("convert", source("keras_hub_mmdit"), "-o", out)
+    code = (out / "model.py").read_text()
+    model = code.split("\nclass KerasHubMmdit(")[1]
+    assert "self.joint_blocks = nn.ModuleList([JointBlock() for _ in range(2)])" in model, code
+    assert re.search(r"for block in self\.joint_blocks:\n +(\w+), (\w+) = block\(", model), code
+    assert "self.joint_block_2 = JointBlock2()" in model, code
+    assert "self.joint_block_0" not in model, code
+    assert "-> tuple[torch.Tensor, torch.Tensor]:" in code.split("\nclass JointBlock2(")[0], code
 
 
 def test_trained_values_are_parameters(tmp_path):

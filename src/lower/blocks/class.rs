@@ -339,6 +339,7 @@ pub(super) fn build_class(
     members: &[Member],
     module: &mut Module,
     stmts: &[Assign],
+    names: &Scope,
     out: &mut Instances,
 ) {
     let at = Positions { group, members };
@@ -456,7 +457,7 @@ pub(super) fn build_class(
         });
     }
     let locals = Locals { layers: &local_layers, buffers: &local_buffers, relabel: &relabel };
-    let mut forward = class_forward(first, module, stmts, &locals, &group.parts);
+    let mut forward = class_forward(first, module, stmts, names, &locals, &group.parts);
     let mut next = pads.into_iter();
     let mut fill = |stmts: &mut Vec<Assign>| {
         for s in stmts.iter_mut() {
@@ -627,6 +628,7 @@ fn class_forward(
     first: &Member,
     module: &Module,
     stmts: &[Assign],
+    numbered: &Scope,
     locals_of: &Locals,
     parts: &[Optional],
 ) -> Forward {
@@ -661,9 +663,16 @@ fn class_forward(
             vars.extend(part.iter().map(|n| (n.to_string(), shortcut.clone())));
         }
     }
+    // Named as the code would have been had the block been the model's first: without the
+    // numbers `forward` gave values to tell them from the model's others of the name
+    // (`self_attention_12` is this class's first `self_attention`), numbered afresh below.
     let globals: Vec<&str> =
         first.inputs[1..].iter().map(String::as_str).chain(assigned.iter().copied()).collect();
-    let mut names = local_names(&globals, &first.tag);
+    let bases: BTreeSet<&str> = globals.iter().map(|g| numbered.uncounted(g)).collect();
+    let bases: Vec<&str> = bases.into_iter().collect();
+    let by_base = local_names(&bases, &first.tag);
+    let mut names: BTreeMap<&str, String> =
+        globals.iter().map(|&g| (g, by_base[numbered.uncounted(g)].clone())).collect();
     // Names a pass gave (`q`, `mask`) carry counters only `forward`'s many layers needed
     // (`q_6`, `q_7`): inside the class they are numbered afresh.
     for (global, local) in names.iter_mut() {

@@ -29,7 +29,7 @@ use self::variants::{Optional, Variant};
 use super::Span;
 use super::chain::read_later;
 use super::module::Module;
-use crate::py::names::identifier;
+use crate::py::names::{Scope, identifier};
 use crate::py::printer::flat;
 use crate::py::{Assign, Expr, Ref};
 
@@ -935,12 +935,21 @@ struct Group {
     variants: BTreeMap<usize, Variant>,
 }
 
+/// Whether `group`'s members, in order, each read all that the one before leaves live.
+fn is_stack(group: &[usize], members: &[Member]) -> bool {
+    let mut ordered = group.to_vec();
+    ordered.sort_by_key(|&i| members[i].stmts.start);
+    ordered.windows(2).all(|w| {
+        let (before, after) = (&members[w[0]], &members[w[1]]);
+        let mut left = std::iter::once(&before.output).chain(&before.extra_outputs);
+        left.all(|v| after.inputs.contains(v))
+    })
+}
+
 /// Groups of members that share a class: same signature, or the same but for an optional
 /// part (see [`variants`]); no overlaps, larger blocks first.
 fn choose(members: &[Member], module: &Module) -> Vec<Group> {
-    // A block leaving several values live is no instance of a shared class.
-    let mut order: Vec<usize> =
-        (0..members.len()).filter(|&i| members[i].extra_outputs.is_empty()).collect();
+    let mut order: Vec<usize> = (0..members.len()).collect();
     // Larger blocks first; ties by position.
     order.sort_by_key(|&i| (std::cmp::Reverse(members[i].spans.len()), members[i].spans.start));
     let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
@@ -950,6 +959,14 @@ fn choose(members: &[Member], module: &Module) -> Vec<Group> {
             None => groups.push((&members[i].signature, vec![i])),
         }
     }
+    // Blocks leaving several values live share a class only as a stack of layers of several
+    // streams (Stable Diffusion 3's image and text streams): each reads every value the one
+    // before leaves. Pieces of layers that happen to give two values (a rotary embedding's
+    // query and key), or that take in the unnamed layers before them, stay as they were.
+    groups.retain(|(_, g)| {
+        members[g[0]].extra_outputs.is_empty()
+            || (g.iter().all(|&i| !members[i].extended) && is_stack(g, members))
+    });
     // A member that alone differs from all the others in some argument (one changed kernel
     // size among twelve blocks) stays inline: making it a parameter would change every
     // instance's line, and a regenerated model should differ only where the model did.
@@ -1229,6 +1246,7 @@ pub fn extract(
     stmts: &mut Vec<Assign>,
     spans: &[Span],
     returns: &[Expr],
+    names: &Scope,
 ) -> Vec<(String, usize)> {
     let mut universe: BTreeSet<String> = module.params.iter().cloned().collect();
     for s in stmts.iter() {
@@ -1347,7 +1365,7 @@ pub fn extract(
             k += 1;
         }
         class_names.insert(name.clone());
-        build_class(&name, group, &members, module, stmts, &mut instances);
+        build_class(&name, group, &members, module, stmts, names, &mut instances);
         report.push((name, group.members.len()));
     }
     rewrite(module, stmts, &members, &instances);
@@ -1489,9 +1507,9 @@ mod tests {
         # layers.0.dense.weight: [8, 8]
         # layers.1.dense.weight: [8, 8]
         ---
-        mask_3 = (ids != 0).to(torch.float32).unsqueeze(2)
+        mask = (ids != 0).to(torch.float32).unsqueeze(2)
         for layer in self.layers:
-            x = layer(x, mask_3)
+            x = layer(x, mask)
         return x
         ");
     }
@@ -2103,6 +2121,133 @@ mod tests {
             x = block(x)
         x = x.permute(0, 2, 3, 1)
         return x
+        ");
+    }
+
+    /// Values are named by their scope's short name (`attn`), numbered over the whole model:
+    /// the class of the second and third layers names them as if it were the first
+    /// (`attn`, `attn_2`), not after the first layer's values, which came before
+    /// (`attn_4`, `attn_5`).
+    #[test]
+    fn values_of_a_class_are_numbered_in_it() {
+        let mut g = TestGraph::new();
+        let mut h = g.input("x", &[-1, 8]);
+        for layer in 0..3 {
+            let s = format!("layer_{layer}/attn");
+            let w = g.constant(&format!("{s}/proj/kernel"), weights(&[8, 8]));
+            let p = g.op(&format!("{s}/proj/MatMul"), "MatMul", &[h, w], &[]);
+            let mut a = g.op(&format!("{s}/Tanh"), "Tanh", &[p], &[]);
+            if layer == 0 {
+                // The first layer is another kind, and names the first values.
+                a = g.op(&format!("{s}/Relu"), "Relu", &[a], &[]);
+                a = g.op(&format!("{s}/Mul"), "Mul", &[a, a], &[]);
+            }
+            let b = g.op(&format!("{s}/mul"), "Mul", &[a, a], &[]);
+            let c = g.op(&format!("{s}/Sigmoid"), "Sigmoid", &[b], &[]);
+            let d = g.op(&format!("{s}/mul_1"), "Mul", &[c, c], &[]);
+            h = g.op(&format!("layer_{layer}/add"), "AddV2", &[d, h], &[]);
+        }
+        assert_snapshot!(g.lower(&[h]), @"
+        class Layer():
+          self.attn_proj = nn.Linear(8, 8, bias=False)
+          h = self.attn_proj(x)
+          attn = torch.tanh(h)
+          h = attn * attn
+          attn_2 = torch.sigmoid(h)
+          h = attn_2 * attn_2
+          add = h + x
+          return add (from x)
+        self.layer_0_attn_proj = nn.Linear(8, 8, bias=False)
+        self.layers = nn.ModuleList([Layer() for _ in range(2)])
+        # layer_0_attn_proj.weight: [8, 8]
+        # layers.0.attn_proj.weight: [8, 8]
+        # layers.1.attn_proj.weight: [8, 8]
+        ---
+        h = self.layer_0_attn_proj(x)
+        h = torch.tanh(h)
+        attn = F.relu(h)
+        attn_2 = attn * attn
+        h = attn_2 * attn_2
+        attn_3 = torch.sigmoid(h)
+        h = attn_3 * attn_3
+        x = h + x
+        for layer in self.layers:
+            x = layer(x)
+        return x
+        ");
+    }
+
+    /// Layers of two streams that meet in each (Stable Diffusion 3's joint blocks: image and
+    /// text, modulated by a conditioning vector) are one class returning both streams, though
+    /// the demand order starts each layer's text stream and modulation before the previous
+    /// layer's image stream is done; their stack is one loop carrying both.
+    #[test]
+    fn layers_of_two_streams_are_one_class() {
+        let mut g = TestGraph::new();
+        let mut x = g.input("image", &[-1, 8]);
+        let mut ctx = g.input("text", &[-1, 8]);
+        let c = g.input("cond", &[-1, 8]);
+        for layer in 0..3 {
+            let s = format!("joint_{layer}");
+            let linear = |g: &mut TestGraph, name: &str, input: ValueRef| {
+                let w = g.constant(&format!("{s}/{name}/kernel"), weights(&[8, 8]));
+                g.op(&format!("{s}/{name}/MatMul"), "MatMul", &[input, w], &[])
+            };
+            let m = linear(&mut g, "modulation", c);
+            let m = g.op(&format!("{s}/modulation/Sigmoid"), "Sigmoid", &[m], &[]);
+            let xm = g.op(&format!("{s}/image/mul"), "Mul", &[x, m], &[]);
+            let a = linear(&mut g, "image_in", xm);
+            let b = linear(&mut g, "text_in", ctx);
+            let joined = g.op(&format!("{s}/join/add"), "AddV2", &[a, b], &[]);
+            let joined = g.op(&format!("{s}/join/Tanh"), "Tanh", &[joined], &[]);
+            let dx = linear(&mut g, "image_out", joined);
+            let dx = g.op(&format!("{s}/image_out/Relu"), "Relu", &[dx], &[]);
+            x = g.op(&format!("{s}/image/add"), "AddV2", &[x, dx], &[]);
+            let dc = linear(&mut g, "text_out", joined);
+            let dc = g.op(&format!("{s}/text_out/Relu"), "Relu", &[dc], &[]);
+            ctx = g.op(&format!("{s}/text/add"), "AddV2", &[ctx, dc], &[]);
+        }
+        assert_snapshot!(g.lower(&[x, ctx]), @"
+        class Joint():
+          self.modulation = nn.Linear(8, 8, bias=False)
+          self.image_in = nn.Linear(8, 8, bias=False)
+          self.text_in = nn.Linear(8, 8, bias=False)
+          self.image_out = nn.Linear(8, 8, bias=False)
+          self.text_out = nn.Linear(8, 8, bias=False)
+          x = self.modulation(inputs)
+          x = torch.sigmoid(x)
+          x = image * x
+          x = self.image_in(x)
+          text_in = self.text_in(text)
+          x = x + text_in
+          join = torch.tanh(x)
+          x = self.image_out(join)
+          x = F.relu(x, inplace=True)
+          image_2 = image + x
+          x = self.text_out(join)
+          x = F.relu(x, inplace=True)
+          text_2 = text + x
+          return text_2, image_2 (from inputs, image, text)
+        self.joints = nn.ModuleList([Joint() for _ in range(3)])
+        # joints.0.modulation.weight: [8, 8]
+        # joints.0.image_in.weight: [8, 8]
+        # joints.0.text_in.weight: [8, 8]
+        # joints.0.image_out.weight: [8, 8]
+        # joints.0.text_out.weight: [8, 8]
+        # joints.1.modulation.weight: [8, 8]
+        # joints.1.image_in.weight: [8, 8]
+        # joints.1.text_in.weight: [8, 8]
+        # joints.1.image_out.weight: [8, 8]
+        # joints.1.text_out.weight: [8, 8]
+        # joints.2.modulation.weight: [8, 8]
+        # joints.2.image_in.weight: [8, 8]
+        # joints.2.text_in.weight: [8, 8]
+        # joints.2.image_out.weight: [8, 8]
+        # joints.2.text_out.weight: [8, 8]
+        ---
+        for layer in self.joints:
+            text, image = layer(cond, image, text)
+        return image, text
         ");
     }
 

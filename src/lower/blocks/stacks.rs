@@ -16,8 +16,11 @@
 //! The instances' weights move from `transformer_layer_3.*` to `transformer_layers.3.*`.
 //! Runs on the statements after block classes are made, before chaining.
 
+mod streams;
+
 use std::collections::BTreeSet;
 
+use self::streams::StreamCall;
 use super::super::chain::read_later;
 use crate::lower::module::{Layer, Module};
 use crate::py::names::Scope;
@@ -201,6 +204,52 @@ fn rename_reads(e: &Expr, from: &str, to: &str) -> Expr {
     })
 }
 
+/// The instances as one `nn.ModuleList` named `list`, in place of the first: the others'
+/// attributes go and every weight moves under it (`transformer_layer_3.*` to
+/// `transformer_layers.3.*`).
+fn into_list(module: &mut Module, instances: &[&str], ctors: &[&Call], list: &str) {
+    let steps = progression(ctors).expect("a run's constructors are a progression");
+    let varies = steps.iter().any(Option::is_some);
+    let mut elt = ctors[0].clone();
+    for (arg, step) in elt.args.iter_mut().zip(&steps) {
+        if let Some((a, d)) = step {
+            *arg = term(*a, *d);
+        }
+    }
+    let comp = ListComp {
+        elt: Expr::Call(Box::new(elt)),
+        target: Expr::name(if varies { "i" } else { "_" }),
+        iter: Expr::name("range").called(vec![Expr::int(instances.len() as i64)], vec![]),
+    };
+    let ctor = Expr::path("nn.ModuleList").called(vec![Expr::ListComp(Box::new(comp))], vec![]);
+    let mut layers = Vec::with_capacity(module.layers.len());
+    for l in module.layers.drain(..) {
+        if l.name == instances[0] {
+            layers.push(Layer { name: list.to_string(), ctor: ctor.clone() });
+        } else if !instances.contains(&l.name.as_str()) {
+            layers.push(l);
+        }
+    }
+    module.layers = layers;
+    for (key, _) in module.weights.iter_mut() {
+        let (head, rest) = key.split_once('.').unwrap_or((key.as_str(), ""));
+        if let Some(i) = instances.iter().position(|n| *n == head) {
+            *key = format!("{list}.{i}.{rest}");
+        }
+    }
+}
+
+/// The loop variable: what the family's last word names (`block`, `layer`), else `layer`.
+fn loop_var(family: &str, locals: &BTreeSet<String>) -> &'static str {
+    let word = family.rsplit('_').next().unwrap_or_default();
+    ["block", "layer", "cell", "stage"]
+        .into_iter()
+        .filter(|n| !locals.contains(*n))
+        .find(|n| word.trim_end_matches(|c: char| c.is_ascii_digit()) == *n)
+        .or_else(|| ["layer", "block"].into_iter().find(|n| !locals.contains(*n)))
+        .unwrap_or("layer_")
+}
+
 /// Replaces each run by a loop over a new `nn.ModuleList`; returns `forward`'s statements
 /// (the remaining assignments, chained, and the loops) and the stacks made (list, length).
 pub fn extract(
@@ -209,7 +258,12 @@ pub fn extract(
     returns: &mut [Expr],
     chain: impl Fn(&mut Vec<Assign>, &[Expr]),
 ) -> (Vec<Stmt>, Vec<(String, usize)>) {
-    let found = runs(module, &stmts, returns);
+    // Runs of blocks carrying one value, and of blocks carrying several (tuple targets, so
+    // never the same statements).
+    let mut found: Vec<(usize, usize, bool)> =
+        runs(module, &stmts, returns).into_iter().map(|(s, l)| (s, l, false)).collect();
+    found.extend(streams::runs(module, &stmts, returns).into_iter().map(|(s, l)| (s, l, true)));
+    found.sort();
     let classes: BTreeSet<String> = module.classes.iter().map(|c| c.name.clone()).collect();
     let classes: BTreeSet<&str> = classes.iter().map(String::as_str).collect();
     let mut attrs = Scope::for_attributes();
@@ -227,7 +281,30 @@ pub fn extract(
     let mut made = Vec::new();
     // In order: renaming a run's output is seen by the runs after it, whose calls are read
     // again here.
-    for (start, len) in found {
+    for (start, len, several) in found {
+        if several {
+            let run: Vec<StreamCall> = stmts[start..start + len]
+                .iter()
+                .filter_map(|s| streams::stream_call(s, module, &classes))
+                .collect();
+            // (A run before may have renamed what this one reads.)
+            let Some(carried) = streams::plan(&stmts, returns, start, &run) else { continue };
+            let instances: Vec<&str> = run.iter().map(|c| c.instance.as_str()).collect();
+            let fam = shared_family(&instances);
+            let list = list_name(&fam, &mut attrs);
+            let var = loop_var(&fam, &locals);
+            let call = streams::loop_call(&mut stmts, returns, start, &run, &carried, var);
+            let for_loop = Stmt::For {
+                target: Expr::name(var),
+                iter: Expr::self_attr(&list),
+                body: vec![Stmt::Assign(call)],
+            };
+            let ctors: Vec<&Call> = run.iter().map(|c| &c.ctor).collect();
+            into_list(module, &instances, &ctors, &list);
+            made.push((list, len));
+            loops.push((start, len, Vec::new(), for_loop));
+            continue;
+        }
         let run: Vec<BlockCall> = stmts[start..start + len]
             .iter()
             .map(|s| block_call(s, module, &classes).expect("a run's statements are block calls"))
@@ -238,13 +315,7 @@ pub fn extract(
         let fam = shared_family(&instances);
         let list = list_name(&fam, &mut attrs);
         // `for block in self.conv2_blocks`, `for layer in self.transformer_layers`.
-        let word = fam.rsplit('_').next().unwrap_or_default();
-        let var = ["block", "layer", "cell", "stage"]
-            .into_iter()
-            .filter(|n| !locals.contains(*n))
-            .find(|n| word.trim_end_matches(|c: char| c.is_ascii_digit()) == *n)
-            .or_else(|| ["layer", "block"].into_iter().find(|n| !locals.contains(*n)))
-            .unwrap_or("layer_");
+        let var = loop_var(&fam, &locals);
         // The loop carries the first input's name when nothing else reads it and the
         // output's reads can take it; else the output's name, set from the input first.
         let mut before = Vec::new();
@@ -298,38 +369,9 @@ pub fn extract(
             iter: Expr::self_attr(&list),
             body: vec![Stmt::Assign(call)],
         };
-        // The list replaces the first instance; the weights move under it.
         let ctors: Vec<&Call> = run.iter().map(|c| &c.ctor).collect();
-        let steps = progression(&ctors).expect("a run's constructors are a progression");
-        let varies = steps.iter().any(Option::is_some);
-        let mut elt = run[0].ctor.clone();
-        for (arg, step) in elt.args.iter_mut().zip(&steps) {
-            if let Some((a, d)) = step {
-                *arg = term(*a, *d);
-            }
-        }
-        let comp = ListComp {
-            elt: Expr::Call(Box::new(elt)),
-            target: Expr::name(if varies { "i" } else { "_" }),
-            iter: Expr::name("range").called(vec![Expr::int(run.len() as i64)], vec![]),
-        };
-        let ctor = Expr::path("nn.ModuleList").called(vec![Expr::ListComp(Box::new(comp))], vec![]);
         let instances: Vec<&str> = run.iter().map(|c| c.instance.as_str()).collect();
-        let mut layers = Vec::with_capacity(module.layers.len());
-        for l in module.layers.drain(..) {
-            if l.name == run[0].instance {
-                layers.push(Layer { name: list.clone(), ctor: ctor.clone() });
-            } else if !instances.contains(&l.name.as_str()) {
-                layers.push(l);
-            }
-        }
-        module.layers = layers;
-        for (key, _) in module.weights.iter_mut() {
-            let (head, rest) = key.split_once('.').unwrap_or((key.as_str(), ""));
-            if let Some(i) = instances.iter().position(|n| *n == head) {
-                *key = format!("{list}.{i}.{rest}");
-            }
-        }
+        into_list(module, &instances, &ctors, &list);
         made.push((list, run.len()));
         loops.push((start, run.len(), before, for_loop));
     }
