@@ -99,50 +99,62 @@ fn term(a: i64, d: i64) -> Expr {
     }
 }
 
-/// The runs: (first statement, number of calls), each at least two calls long.
-fn runs(module: &Module, stmts: &[Assign], returns: &[Expr]) -> Vec<(usize, usize)> {
-    let classes: BTreeSet<&str> = module.classes.iter().map(|c| c.name.as_str()).collect();
+/// Runs of consecutive statements that `call` reads as calls of block instances: grown while
+/// `extends(run, next, end)` (`end`: the statement after the run), kept where `keep(run)`.
+/// (first statement, number of calls) each.
+fn scan<C>(
+    stmts: &[Assign],
+    call: impl Fn(&Assign) -> Option<C>,
+    extends: impl Fn(&[C], &C, usize) -> bool,
+    keep: impl Fn(&[C], usize) -> bool,
+) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     let mut k = 0;
     while k < stmts.len() {
-        let Some(first) = block_call(&stmts[k], module, &classes) else {
+        let Some(first) = call(&stmts[k]) else {
             k += 1;
             continue;
         };
-        // The loop passes the same other arguments to every layer.
-        if first.rest.iter().any(|r| r.reads(&first.input) > 0) {
-            k += 1;
-            continue;
-        }
         let mut run = vec![first];
-        while let Some(next) =
-            stmts.get(k + run.len()).and_then(|s| block_call(s, module, &classes))
-        {
-            let prev = run.last().expect("a run is never empty");
-            let end = k + run.len();
-            let ctors: Vec<&Call> = run.iter().chain([&next]).map(|c| &c.ctor).collect();
-            let chained = next.input == prev.output
-                && progression(&ctors).is_some()
-                && next.rest == prev.rest
-                && !next.rest.iter().any(|r| r.reads(&prev.output) > 0)
-                // (`x = block(x)` binds it again: what reads `x` after reads its own.)
-                && (next.output == prev.output || !read_later(&prev.output, stmts, end + 1, returns));
-            if !chained {
+        while let Some(next) = stmts.get(k + run.len()).and_then(&call) {
+            if !extends(&run, &next, k + run.len()) {
                 break;
             }
             run.push(next);
         }
-        let len = run.len();
-        let ctors: Vec<&Call> = run.iter().map(|c| &c.ctor).collect();
-        let varies = progression(&ctors).is_some_and(|p| p.iter().any(Option::is_some));
-        if len >= 2 && (!varies || len >= MIN_PROGRESSION) {
-            out.push((k, len));
-            k += len;
+        if keep(&run, k) {
+            out.push((k, run.len()));
+            k += run.len();
         } else {
             k += 1;
         }
     }
     out
+}
+
+/// The runs: (first statement, number of calls), each at least two calls long.
+fn runs(module: &Module, stmts: &[Assign], returns: &[Expr]) -> Vec<(usize, usize)> {
+    let classes: BTreeSet<&str> = module.classes.iter().map(|c| c.name.as_str()).collect();
+    let extends = |run: &[BlockCall], next: &BlockCall, end: usize| {
+        let prev = run.last().expect("a run is never empty");
+        let ctors: Vec<&Call> = run.iter().chain([next]).map(|c| &c.ctor).collect();
+        next.input == prev.output
+            && progression(&ctors).is_some()
+            && next.rest == prev.rest
+            && !next.rest.iter().any(|r| r.reads(&prev.output) > 0)
+            // (`x = block(x)` binds it again: what reads `x` after reads its own.)
+            && (next.output == prev.output || !read_later(&prev.output, stmts, end + 1, returns))
+    };
+    let keep = |run: &[BlockCall], _: usize| {
+        // The loop passes the same other arguments to every layer.
+        let first = &run[0];
+        let ctors: Vec<&Call> = run.iter().map(|c| &c.ctor).collect();
+        let varies = progression(&ctors).is_some_and(|p| p.iter().any(Option::is_some));
+        !first.rest.iter().any(|r| r.reads(&first.input) > 0)
+            && run.len() >= 2
+            && (!varies || run.len() >= MIN_PROGRESSION)
+    };
+    scan(stmts, |s| block_call(s, module, &classes), extends, keep)
 }
 
 /// What the instances' names share up to where they part, without the number that parts

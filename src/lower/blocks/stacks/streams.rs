@@ -10,7 +10,7 @@
 use std::collections::BTreeSet;
 
 use super::super::super::chain::read_later;
-use super::{progression, rename_is_safe, rename_reads};
+use super::{progression, rename_is_safe, rename_reads, scan};
 use crate::lower::module::Module;
 use crate::py::{Assign, Call, Expr};
 
@@ -68,38 +68,19 @@ fn feeds(prev: &StreamCall, next: &StreamCall) -> Option<Vec<Option<usize>>> {
 /// before the same way, whose outputs nothing else reads.
 pub(super) fn runs(module: &Module, stmts: &[Assign], returns: &[Expr]) -> Vec<(usize, usize)> {
     let classes: BTreeSet<&str> = module.classes.iter().map(|c| c.name.as_str()).collect();
-    let mut out = Vec::new();
-    let mut k = 0;
-    while k < stmts.len() {
-        let Some(first) = stream_call(&stmts[k], module, &classes) else {
-            k += 1;
-            continue;
-        };
-        let mut run = vec![first];
-        let mut wiring: Option<Vec<Option<usize>>> = None;
-        while let Some(next) =
-            stmts.get(k + run.len()).and_then(|s| stream_call(s, module, &classes))
-        {
-            let prev = run.last().expect("a run is never empty");
-            let end = k + run.len();
-            let ctors: Vec<&Call> = run.iter().chain([&next]).map(|c| &c.ctor).collect();
-            let Some(w) = feeds(prev, &next) else { break };
-            let same = wiring.as_ref().is_none_or(|x| *x == w);
-            let read_once = prev.outputs.iter().all(|o| !read_later(o, stmts, end + 1, returns));
-            if !same || !read_once || progression(&ctors).is_none() {
-                break;
-            }
-            wiring = Some(w);
-            run.push(next);
-        }
-        if run.len() >= 2 && plan(stmts, returns, k, &run).is_some() {
-            out.push((k, run.len()));
-            k += run.len();
-        } else {
-            k += 1;
-        }
-    }
-    out
+    let extends = |run: &[StreamCall], next: &StreamCall, end: usize| {
+        let prev = run.last().expect("a run is never empty");
+        let ctors: Vec<&Call> = run.iter().chain([next]).map(|c| &c.ctor).collect();
+        let Some(wiring) = feeds(prev, next) else { return false };
+        // Fed as the second call was by the first.
+        let same = run.len() < 2 || feeds(&run[0], &run[1]).as_ref() == Some(&wiring);
+        let read_once = prev.outputs.iter().all(|o| !read_later(o, stmts, end + 1, returns));
+        same && read_once && progression(&ctors).is_some()
+    };
+    let keep = |run: &[StreamCall], start: usize| {
+        run.len() >= 2 && plan(stmts, returns, start, run).is_some()
+    };
+    scan(stmts, |s| stream_call(s, module, &classes), extends, keep)
 }
 
 /// The names the loop carries, in output order: the first call's arguments the streams
