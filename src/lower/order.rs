@@ -401,11 +401,13 @@ fn layers_in_turn(
     }
     for k in 0..first.len() {
         let (start, end) = (first[k], last[k]);
-        // Statements of no layer in the span that read nothing of this layer's (the text
-        // embedding the first joint block reads, computed where it first needs it) go
-        // before it, as inputs the layer reads: else its siblings' order cannot be its own.
+        // Statements of no layer in the span that read nothing of this layer's and compute
+        // with weights or from them (the text embedding the first joint block reads,
+        // computed where it first needs it) go before it, as inputs the layer reads: else
+        // its siblings' order cannot be its own. A mask made from a model input alone stays
+        // where it is needed.
         let mut tied: BTreeSet<NodeIndex> = BTreeSet::new();
-        let mut lifted: BTreeSet<NodeIndex> = BTreeSet::new();
+        let mut free: Vec<NodeIndex> = Vec::new();
         for &n in &order[start..=end] {
             if super::is_source(g, n) {
                 continue;
@@ -414,9 +416,10 @@ fn layers_in_turn(
             if rank.contains_key(&n) || reads_layer {
                 tied.insert(n);
             } else {
-                lifted.insert(n);
+                free.push(n);
             }
         }
+        let lifted = weighted_parts(g, &free);
         if !lifted.is_empty() {
             let span: Vec<NodeIndex> = order.drain(start..=end).collect();
             let (mut before, rest): (Vec<NodeIndex>, Vec<NodeIndex>) =
@@ -454,6 +457,33 @@ fn layers_in_turn(
         bounds_in(&order, start..=end, &rank, k + 1, &mut first, &mut last);
     }
     order
+}
+
+/// Of `free` (in order, each reading only earlier ones among them), those that apply
+/// weights, read what does, or feed what does, with everything they read among `free`.
+fn weighted_parts(g: &crate::ir::Graph, free: &[NodeIndex]) -> BTreeSet<NodeIndex> {
+    let among: BTreeSet<NodeIndex> = free.iter().copied().collect();
+    let mut from_weights: BTreeSet<NodeIndex> = BTreeSet::new();
+    for &n in free {
+        if applies_weights(g, n) || g.inputs(n).iter().any(|v| from_weights.contains(&v.node)) {
+            from_weights.insert(n);
+        }
+    }
+    let mut kept: BTreeSet<NodeIndex> = from_weights.clone();
+    let mut to_weights: BTreeSet<NodeIndex> = BTreeSet::new();
+    for &n in free.iter().rev() {
+        let feeds =
+            g.g.neighbors_directed(n, petgraph::Direction::Outgoing)
+                .any(|r| to_weights.contains(&r));
+        if applies_weights(g, n) || feeds {
+            to_weights.insert(n);
+            kept.insert(n);
+        }
+        if kept.contains(&n) {
+            kept.extend(g.inputs(n).iter().map(|v| v.node).filter(|m| among.contains(m)));
+        }
+    }
+    kept
 }
 
 /// After `order`'s `span` was rearranged: the first and last statements of layers ranked

@@ -1507,9 +1507,9 @@ mod tests {
         # layers.0.dense.weight: [8, 8]
         # layers.1.dense.weight: [8, 8]
         ---
-        mask = (ids != 0).to(torch.float32).unsqueeze(2)
+        mask_3 = (ids != 0).to(torch.float32).unsqueeze(2)
         for layer in self.layers:
-            x = layer(x, mask)
+            x = layer(x, mask_3)
         return x
         ");
     }
