@@ -37,17 +37,27 @@ struct BlockCall {
     rest: Vec<Expr>,
 }
 
-fn block_call(s: &Assign, module: &Module, classes: &BTreeSet<&str>) -> Option<BlockCall> {
-    let output = s.target.as_name()?.to_string();
-    let Expr::Call(c) = &s.value else { return None };
+/// `value` as a call of a block class instance with positional arguments only: the call,
+/// the instance and its constructor (`TransformerLayer()`).
+fn instance_call<'a>(
+    value: &'a Expr,
+    module: &Module,
+    classes: &BTreeSet<&str>,
+) -> Option<(&'a Call, String, Call)> {
+    let Expr::Call(c) = value else { return None };
     let instance = c.func.as_self_attr()?.to_string();
     let layer = module.layers.iter().find(|l| l.name == instance)?;
     let Expr::Call(ctor) = &layer.ctor else { return None };
     if !ctor.func.as_name().is_some_and(|n| classes.contains(n)) || !c.kwargs.is_empty() {
         return None;
     }
+    Some((c, instance, (**ctor).clone()))
+}
+
+fn block_call(s: &Assign, module: &Module, classes: &BTreeSet<&str>) -> Option<BlockCall> {
+    let output = s.target.as_name()?.to_string();
+    let (c, instance, ctor) = instance_call(&s.value, module, classes)?;
     let input = c.args.first()?.as_name()?.to_string();
-    let ctor = (**ctor).clone();
     Some(BlockCall { instance, ctor, input, output, rest: c.args[1..].to_vec() })
 }
 

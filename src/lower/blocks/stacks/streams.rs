@@ -30,14 +30,8 @@ pub(super) fn stream_call(
 ) -> Option<StreamCall> {
     let Expr::Tuple(targets) = &s.target else { return None };
     let outputs = targets.iter().map(|t| t.as_name().map(str::to_string)).collect::<Option<_>>()?;
-    let Expr::Call(c) = &s.value else { return None };
-    let instance = c.func.as_self_attr()?.to_string();
-    let layer = module.layers.iter().find(|l| l.name == instance)?;
-    let Expr::Call(ctor) = &layer.ctor else { return None };
-    if !ctor.func.as_name().is_some_and(|n| classes.contains(n)) || !c.kwargs.is_empty() {
-        return None;
-    }
-    Some(StreamCall { instance, ctor: (**ctor).clone(), args: c.args.clone(), outputs })
+    let (c, instance, ctor) = super::instance_call(&s.value, module, classes)?;
+    Some(StreamCall { instance, ctor, args: c.args.clone(), outputs })
 }
 
 /// For each argument of `next`, the output of `prev` it is (`None`: the same argument as
