@@ -776,8 +776,8 @@ mod tests {
               h = h * table
               k = self.k(x)
               k_2 = k * table
-              add = h + k_2
-              return add (from x, pos)
+              x = h + k_2
+              return x (from x, pos)
             self.layers = nn.ModuleList([Layer() for _ in range(3)])
             # layers.0.const: [8]
             # layers.0.q.weight: [8, 8]

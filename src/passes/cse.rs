@@ -623,8 +623,8 @@ mod tests {
               h = h + mul
               h = F.relu(h, inplace=True)
               h = self.out(h)
-              residual = h + x
-              return residual (from x, mul)
+              x = h + x
+              return x (from x, mul)
             self.layers = nn.ModuleList([Layer() for _ in range(2)])
             self.table_const: [8] float32
             # table_const: [8]

@@ -816,7 +816,45 @@ fn class_forward(
         segments.push((part, after));
     }
     let extra_outputs = first.extra_outputs.iter().map(|o| vars[o].clone()).collect();
-    Forward { body, parts: segments, passes, inputs, output, extra_outputs }
+    let mut forward = Forward { body, parts: segments, passes, inputs, output, extra_outputs };
+    return_running_value(&mut forward);
+    forward
+}
+
+/// The value a block gives back takes the running name where its last statement makes it
+/// and nothing else holds it: `x = x + add` and `return x`, not `add_2 = x + add` and
+/// `return add_2` (the name `forward` needed because the next block and its residual both
+/// read the value).
+fn return_running_value(f: &mut Forward) {
+    let output = f.output.clone();
+    // A block of several streams keeps each stream's name.
+    if output == "x"
+        || !f.extra_outputs.is_empty()
+        || f.inputs.contains(&output)
+        || f.passes.contains(&output)
+    {
+        return;
+    }
+    // The last statement, unless it is inside an optional part.
+    let last_is_unconditional = match f.parts.last() {
+        Some((_, after)) => !after.is_empty(),
+        None => !f.body.is_empty(),
+    };
+    let segments = f.parts.iter_mut().flat_map(|(part, after)| [part, after]);
+    let mut all: Vec<&mut Assign> =
+        std::iter::once(&mut f.body).chain(segments).flat_map(|s| s.iter_mut()).collect();
+    let Some((last, earlier)) = all.split_last_mut() else { return };
+    let mentions = |s: &Assign| s.value.reads(&output) > 0 || s.target.reads(&output) > 0;
+    let binds = |s: &Assign| s.target.bound_names().contains(&output.as_str());
+    if !last_is_unconditional
+        || last.target.as_name() != Some(output.as_str())
+        || last.value.reads(&output) > 0
+        || earlier.iter().any(|s| mentions(s) || binds(s))
+    {
+        return;
+    }
+    last.target = Expr::name("x");
+    f.output = "x".to_string();
 }
 
 /// A name for an optional part's intermediate steps where the part ends binding `result`

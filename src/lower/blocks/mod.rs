@@ -1501,8 +1501,8 @@ mod tests {
           h = torch.sigmoid(h)
           h = h * mask
           h = x + h
-          relu = F.relu(h, inplace=True)
-          return relu (from x, mask)
+          x = F.relu(h, inplace=True)
+          return x (from x, mask)
         self.layers = nn.ModuleList([Layer() for _ in range(2)])
         # layers.0.dense.weight: [8, 8]
         # layers.1.dense.weight: [8, 8]
@@ -1591,8 +1591,8 @@ mod tests {
           if conv_shortcut (conv0):
             shortcut = self.conv0(inputs)
           x = shortcut + x
-          out = F.relu(x, inplace=True)
-          return out (from inputs)
+          x = F.relu(x, inplace=True)
+          return x (from inputs)
         self.block1 = Block(4, stride=2, conv_shortcut=True)
         self.blocks = nn.ModuleList([Block(8) for _ in range(2)])
         # block1.conv1.weight: [8, 4, 1, 1]
@@ -2055,8 +2055,8 @@ mod tests {
           if conv_shortcut (conv0):
             shortcut = self.conv0(inputs)
           x = shortcut + x
-          out = F.relu(x, inplace=True)
-          return out (from inputs)
+          x = F.relu(x, inplace=True)
+          return x (from inputs)
         self.stem = nn.Conv2d(4, 4, 1, bias=False)
         self.stack0_block0 = StackBlock(4, 8, padding=1, conv_shortcut=True)
         self.stack0_block1 = StackBlock(8, 8, padding=1)
@@ -2106,8 +2106,8 @@ mod tests {
           x = F.relu(x, inplace=True)
           x = self.conv2(x)
           x = inputs + x
-          out = F.relu(x, inplace=True)
-          return out (from inputs)
+          x = F.relu(x, inplace=True)
+          return x (from inputs)
         self.blocks = nn.ModuleList([Block() for _ in range(3)])
         # blocks.0.conv1.weight: [4, 4, 3, 3]
         # blocks.0.conv2.weight: [4, 4, 1, 1]
@@ -2155,8 +2155,8 @@ mod tests {
           h = attn * attn
           attn_2 = torch.sigmoid(h)
           h = attn_2 * attn_2
-          add = h + x
-          return add (from x)
+          x = h + x
+          return x (from x)
         self.layer_0_attn_proj = nn.Linear(8, 8, bias=False)
         self.layers = nn.ModuleList([Layer() for _ in range(2)])
         # layer_0_attn_proj.weight: [8, 8]
@@ -2401,8 +2401,8 @@ mod tests {
           x = F.relu(x, inplace=True)
           x = self.normal_conv_2(x)
           x = inputs + x
-          normal_out = F.relu(x, inplace=True)
-          return normal_out (from inputs)
+          x = F.relu(x, inplace=True)
+          return x (from inputs)
         self.normal_cells = nn.ModuleList([NormalCell() for _ in range(3)])
         # normal_cells.0.normal_conv_1.weight: [4, 4, 3, 3]
         # normal_cells.0.normal_conv_2.weight: [4, 4, 1, 1]

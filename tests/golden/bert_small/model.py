@@ -44,8 +44,8 @@ class TransformerLayer(nn.Module):
         x = F.gelu(x, approximate="tanh")
         x = self.feedforward_output_dense(x)
         x = x + self_attention_layer_norm
-        feedforward_layer_norm = self.feedforward_layer_norm(x)
-        return feedforward_layer_norm
+        x = self.feedforward_layer_norm(x)
+        return x
 
 
 class KerasHubBertSmall(nn.Module):

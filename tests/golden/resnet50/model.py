@@ -51,8 +51,8 @@ class ConvBlock(nn.Module):
             shortcut = self.conv0(inputs)
             shortcut = self.bn0(shortcut)
         x = shortcut + x
-        out = F.relu(x, inplace=True)
-        return out
+        x = F.relu(x, inplace=True)
+        return x
 
 
 class KerasResnet50(nn.Module):
