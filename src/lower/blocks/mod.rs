@@ -396,7 +396,9 @@ fn candidates(spans: &[Span]) -> BTreeMap<Tag, Candidate> {
     }
     // Cells: the spans whose scopes end in the same id, if they are several layers.
     let worded = worded_ids(spans);
-    let ids: Vec<Option<String>> = spans.iter().map(|s| cell_id(&s.scope, &worded)).collect();
+    let scopes: BTreeSet<&str> = spans.iter().map(|s| s.scope.as_str()).collect();
+    let ids: Vec<Option<String>> =
+        spans.iter().map(|s| cell_id(&s.scope, &worded, &scopes)).collect();
     let mut cells: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, id) in ids.iter().enumerate() {
         if let Some(id) = id {
@@ -490,9 +492,34 @@ fn worded_ids(spans: &[Span]) -> BTreeSet<String> {
 /// counter (`activation_5` numbers activations, not cells; `zero_padding2d_1_2` is such a
 /// name made unique by TF): `normal_conv_1_5` is in cell `5`, `reduction_conv_1_reduce_4`
 /// in cell `reduce_4` (one of `worded`).
-fn cell_id(scope: &str, worded: &BTreeSet<String>) -> Option<String> {
+///
+/// A layer named after another and one word (Keras MobileNet's `conv_dw_1_bn` and
+/// `conv_dw_1_relu` after the convolution `conv_dw_1`) is in that layer's cell; and that
+/// layer was named by its author, even if its name looks like Keras' own (`conv_dw`).
+fn cell_id(scope: &str, worded: &BTreeSet<String>, scopes: &BTreeSet<&str>) -> Option<String> {
+    if let Some(layer) = parent_layer(scope, scopes) {
+        return own_cell_id(layer, worded, true);
+    }
+    let children = format!("{scope}_");
+    let has_children = scopes
+        .range(children.as_str()..)
+        .take_while(|s| s.starts_with(&children))
+        .any(|s| parent_layer(s, scopes) == Some(scope));
+    own_cell_id(scope, worded, has_children)
+}
+
+/// The layer `name` is named after with one more word, if that is a layer's name.
+fn parent_layer<'a>(name: &'a str, scopes: &BTreeSet<&str>) -> Option<&'a str> {
+    let (layer, word) = name.rsplit_once('_')?;
+    let is_word = !word.is_empty() && word.bytes().all(|b| b.is_ascii_lowercase());
+    (is_word && scopes.contains(layer)).then_some(layer)
+}
+
+/// The cell `scope`'s own last token numbers it in (see [`cell_id`]); `named` where its
+/// author named it.
+fn own_cell_id(scope: &str, worded: &BTreeSet<String>, named: bool) -> Option<String> {
     let (head, num) = scope.rsplit_once('_')?;
-    if head.is_empty() || !is_number(num) || is_auto_named(scope) {
+    if head.is_empty() || !is_number(num) || (!named && is_auto_named(scope)) {
         return None;
     }
     let word = head.rsplit_once('_').map_or(head, |(_, w)| w);
@@ -1001,16 +1028,22 @@ fn choose(members: &[Member], module: &Module) -> Vec<Group> {
             if b == a || absorbed[b] || size(a) + variants::MAX_PARTS <= size(b) || attempts == 0 {
                 continue;
             }
-            // The same block with and without the unnamed layers before it is no variant.
+            // The same block with and without the unnamed layers before it is no variant
+            // (MobileNet's strided blocks with their padding, `conv_pad_2`, and without): the
+            // others may be.
             let overlap = |i: usize, j: usize| {
                 let (x, y) = (&members[i].spans, &members[j].spans);
                 x.start < y.end && y.start < x.end
             };
-            if groups[a].1.iter().any(|&i| groups[b].1.iter().any(|&j| overlap(i, j))) {
-                continue;
-            }
+            let others: Vec<usize> = groups[b]
+                .1
+                .iter()
+                .copied()
+                .filter(|&j| !groups[a].1.iter().any(|&i| overlap(i, j)))
+                .collect();
+            let Some(&other) = others.first() else { continue };
             attempts -= 1;
-            let Some(v) = variants::align(&full.canon, &members[groups[b].1[0]].canon) else {
+            let Some(v) = variants::align(&full.canon, &members[other].canon) else {
                 continue;
             };
             // Parts of different variants are the same part or apart.
@@ -1029,7 +1062,7 @@ fn choose(members: &[Member], module: &Module) -> Vec<Group> {
                     group.parts.push(o.clone());
                 }
             }
-            for &m in &groups[b].1 {
+            for &m in &others {
                 group.members.push(m);
                 group.variants.insert(m, v.clone());
             }
@@ -1935,6 +1968,72 @@ mod tests {
         x = self.block_2(x)
         x = self.block_3(x)
         x = self.block_4(x).permute(0, 2, 3, 1)
+        return x
+        ");
+    }
+
+    /// Keras' MobileNet names each depthwise-separable block's layers with its number inside
+    /// (`conv_dw_2`, then `conv_dw_2_bn`, `conv_dw_2_relu`, `conv_pw_2`, ...), the strided
+    /// ones padding first (`conv_pad_2`): the blocks are cells of one class.
+    #[test]
+    fn cells_numbered_inside_their_layers_names_share_a_class() {
+        let mut g = TestGraph::new();
+        let image = g.input("image", &[-1, 16, 16, 4]);
+        let mut x = conv(&mut g, "conv1", image, 1, [4, 4], 1);
+        let pads = g.constant("pads", int_tensor(&[4, 2], &[0, 0, 0, 1, 0, 1, 0, 0]));
+        for (b, stride) in [(1, 1), (2, 2), (3, 1), (4, 2), (5, 1), (6, 1)] {
+            let c = 4 * b;
+            let y = if stride == 2 {
+                let y = g.op(&format!("m/conv_pad_{b}/Pad"), "Pad", &[x, pads], &[]);
+                valid_conv(&mut g, &format!("conv_dw_{b}"), y, c, 2)
+            } else {
+                conv(&mut g, &format!("conv_dw_{b}"), x, 3, [c, c], 1)
+            };
+            let y = g.op(&format!("m/conv_dw_{b}_relu/Relu6"), "Relu6", &[y], &[]);
+            let y = conv(&mut g, &format!("conv_pw_{b}"), y, 1, [c, c + 4], 1);
+            x = g.op(&format!("m/conv_pw_{b}_relu/Relu6"), "Relu6", &[y], &[]);
+        }
+        assert_snapshot!(g.lower(&[x]), @"
+        class ConvCell(in_channels, out_channels, stride=1, padding=0, pad=None):
+          self.pad = pad
+          self.conv_dw = nn.Conv2d(in_channels, in_channels, 3, stride=stride, padding=padding, bias=False)
+          self.conv_pw = nn.Conv2d(in_channels, out_channels, 1, bias=False)
+          if pad is not None ():
+            x = F.pad(x, self.pad)
+          x = self.conv_dw(x)
+          x = F.relu6(x, inplace=True)
+          x = self.conv_pw(x)
+          x = F.relu6(x, inplace=True)
+          return x (from x)
+        self.conv1 = nn.Conv2d(4, 4, 1, bias=False)
+        self.conv_cell_1 = ConvCell(4, 8, padding=1)
+        self.conv_cell_2 = ConvCell(8, 12, stride=2, pad=(0, 1, 0, 1))
+        self.conv_cell_3 = ConvCell(12, 16, padding=1)
+        self.conv_cell_4 = ConvCell(16, 20, stride=2, pad=(0, 1, 0, 1))
+        self.conv_cell_5 = ConvCell(20, 24, padding=1)
+        self.conv_cell_6 = ConvCell(24, 28, padding=1)
+        # conv1.weight: [4, 4, 1, 1]
+        # conv_cell_1.conv_dw.weight: [4, 4, 3, 3]
+        # conv_cell_1.conv_pw.weight: [8, 4, 1, 1]
+        # conv_cell_2.conv_dw.weight: [8, 8, 3, 3]
+        # conv_cell_2.conv_pw.weight: [12, 8, 1, 1]
+        # conv_cell_3.conv_dw.weight: [12, 12, 3, 3]
+        # conv_cell_3.conv_pw.weight: [16, 12, 1, 1]
+        # conv_cell_4.conv_dw.weight: [16, 16, 3, 3]
+        # conv_cell_4.conv_pw.weight: [20, 16, 1, 1]
+        # conv_cell_5.conv_dw.weight: [20, 20, 3, 3]
+        # conv_cell_5.conv_pw.weight: [24, 20, 1, 1]
+        # conv_cell_6.conv_dw.weight: [24, 24, 3, 3]
+        # conv_cell_6.conv_pw.weight: [28, 24, 1, 1]
+        ---
+        x = image.permute(0, 3, 1, 2)
+        x = self.conv1(x)
+        x = self.conv_cell_1(x)
+        x = self.conv_cell_2(x)
+        x = self.conv_cell_3(x)
+        x = self.conv_cell_4(x)
+        x = self.conv_cell_5(x)
+        x = self.conv_cell_6(x).permute(0, 2, 3, 1)
         return x
         ");
     }
