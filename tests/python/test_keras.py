@@ -17,7 +17,7 @@ from conftest import (
     run_cli,
 )
 
-MODELS = ["keras_mobilenet_v2", "keras_resnet50", "keras_efficientnet_b0", "keras_inception_v3", "keras_densenet121"]
+MODELS = ["keras_mobilenet", "keras_mobilenet_v2", "keras_resnet50", "keras_efficientnet_b0", "keras_inception_v3", "keras_densenet121"]
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -82,6 +82,15 @@ def test_keras_model(name, tmp_path):
         assert "Block(16, 96, 24, stride=2, pad=(0, 1, 0, 1))" in src, src
         assert "Block(24, 144, 24, padding=1, residual=True)" in src, src
         assert classes == 1, classes
+    if name == "keras_mobilenet":
+        # Keras numbers MobileNet's depthwise-separable blocks inside its layers' names
+        # (`conv_dw_2`, `conv_dw_2_bn`, `conv_pw_2`, ...), the strided ones padding first
+        # (`conv_pad_2`): one class, as torchvision's `DepthwiseSeparableConv`; not 13
+        # blocks written out.
+        assert classes == 1 and lines < 200, (classes, lines)
+        assert "        if self.pad is not None:\n            x = F.pad(x, self.pad)\n" in src, src
+        assert "ConvCell(64, 128, stride=2, pad=(0, 1, 0, 1))" in src, src
+        assert "[ConvCell(512, 512, padding=1) for _ in range(5)]" in src, src
     if name == "keras_densenet121":
         # Dense blocks grow by the growth rate: one list per stage, as torchvision's
         # `_DenseBlock` makes its layers (`num_input_features + i * growth_rate`).
