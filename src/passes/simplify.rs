@@ -10,7 +10,7 @@
 
 use crate::error::Result;
 use crate::ir::{Dim, Graph, ValueRef};
-use crate::passes::pattern::{const_ints, replace_with_op};
+use crate::passes::pattern::{const_ints, replace_with_op, single_consumer};
 
 /// Which operand slot may hold the neutral constant, and its value (from the registry).
 fn neutral(op: &str) -> Option<(&'static [usize], f64)> {
@@ -181,6 +181,10 @@ pub fn simplify(g: &mut Graph) -> Result<()> {
             }
         }
     }
+    let nodes: Vec<_> = g.g.node_indices().collect();
+    for n in nodes {
+        broadcast_by_the_op(g, n);
+    }
     // After the Tiles by ones are gone.
     let nodes: Vec<_> = g.g.node_indices().collect();
     for n in nodes {
@@ -191,6 +195,58 @@ pub fn simplify(g: &mut Graph) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Binary ops that broadcast their operands to a common shape, as `torch` does.
+const BROADCASTING: &[&str] = &[
+    "Add",
+    "AddV2",
+    "Sub",
+    "Mul",
+    "RealDiv",
+    "Div",
+    "Maximum",
+    "Minimum",
+    "SquaredDifference",
+    "Less",
+    "LessEqual",
+    "Greater",
+    "GreaterEqual",
+    "Equal",
+    "NotEqual",
+];
+
+/// `a + BroadcastTo(v, shape)` where `shape` provably is `a`'s own shape: `a + v`, the add
+/// broadcasting `v` itself (keras-hub's position embeddings, broadcast to the token
+/// embeddings' shape before the add: `x + self.position_embedding.weight[:n]`, not
+/// `.expand(x.shape[0], n, 768)` first).
+fn broadcast_by_the_op(g: &mut Graph, n: petgraph::stable_graph::NodeIndex) {
+    let i = g.inputs(n);
+    if !BROADCASTING.contains(&g.node(n).op.as_str()) || i.len() != 2 {
+        return;
+    }
+    for slot in 0..2 {
+        let (b, a) = (i[slot], i[1 - slot]);
+        if g.node(b.node).op != "BroadcastTo" || single_consumer(g, b) != Some(n) {
+            continue;
+        }
+        // (Inputs after the target are the values its run-time sizes are read from.)
+        let [v, target, ..] = g.inputs(b.node)[..] else { continue };
+        // Sizes read at run time are in the target's partial value (a constant holds -1).
+        let partial = g.node(target.node).partial.as_ref().filter(|_| target.port == 0);
+        let target: Option<Vec<Dim>> = match partial {
+            Some(p) => Some(p.values.clone()),
+            None => const_ints(g, target).map(|t| t.into_iter().map(Dim::Known).collect()),
+        };
+        let (Some(target), Some(shape)) = (target, g.info(a).shape) else { continue };
+        let own = |k: usize, t: Dim| matches!(t, Dim::Of(x, axis) if x == a && axis == k);
+        let no_free = !target.contains(&Dim::Known(-1));
+        let rank = g.info(v).shape.map(|s| s.len());
+        if no_free && rank.is_some_and(|r| r <= target.len()) && provably(&shape, &target, own) {
+            g.set_input(n, slot, v);
+            return;
+        }
+    }
 }
 
 /// `Reshape(Reshape(x, s1), s2)`: `Reshape(x, s2)`, one reshape (a reshape keeps the
@@ -271,6 +327,42 @@ mod tests {
             interleaved = torch.stack([x, x], dim=2).reshape(-1, 16)
             return h, interleaved
             ");
+    }
+
+    /// keras-hub's position embeddings: a table broadcast to the token embeddings' shape
+    /// (read at run time) before the add is added as it is; broadcast to more than the
+    /// other operand's shape, it stays.
+    #[test]
+    fn a_broadcast_to_the_other_operands_shape_is_the_ops_own() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 4, 8]);
+        let table = g.input("table", &[4, 8]);
+        let shape = g.op("shape", "Shape", &[x], &[]);
+        let (b, e, st) = (
+            g.constant("b", int_tensor(&[1], &[0])),
+            g.constant("e", int_tensor(&[1], &[1])),
+            g.constant("st", int_tensor(&[1], &[1])),
+        );
+        let batch =
+            g.op("batch", "StridedSlice", &[shape, b, e, st], &[("shrink_axis_mask", int(1))]);
+        let (four, eight) =
+            (g.constant("four", int_tensor(&[], &[4])), g.constant("eight", int_tensor(&[], &[8])));
+        let target =
+            g.op("target", "Pack", &[batch, four, eight], &[("axis", int(0)), ("N", int(3))]);
+        let wide = g.op("wide", "BroadcastTo", &[table, target], &[]);
+        let sum = g.op("sum", "AddV2", &[x, wide], &[]);
+        let two = g.constant("two", int_tensor(&[], &[2]));
+        let more =
+            g.op("more", "Pack", &[two, batch, four, eight], &[("axis", int(0)), ("N", int(4))]);
+        let wider = g.op("wider", "BroadcastTo", &[table, more], &[]);
+        let grown = g.op("grown", "Mul", &[x, wider], &[]);
+        assert_snapshot!(g.lower(&[sum, grown]), @"
+            ---
+            h = x + table
+            wider = table.expand(2, x.shape[0], 4, 8)
+            grown = x * wider
+            return h, grown
+");
     }
 
     #[test]

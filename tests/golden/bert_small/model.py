@@ -77,10 +77,9 @@ class KerasHubBertSmall(nn.Module):
         """
         mask = padding_mask.unsqueeze(1).to(torch.bool).unsqueeze(1)
         x = torch.where(token_ids < 0, token_ids + 1000, token_ids)
-        token_embedding = self.token_embedding(x.long())
-        x = self.position_embedding.weight[:32]
-        x = x.expand(token_embedding.shape[0], 32, 256)
-        x = token_embedding + x
+        x = self.token_embedding(x.long())
+        position_embedding = self.position_embedding.weight[:32]
+        x = x + position_embedding
         segment_embedding = torch.where(segment_ids < 0, segment_ids + 2, segment_ids)
         segment_embedding_2 = self.segment_embedding(segment_embedding.long())
         x = x + segment_embedding_2
