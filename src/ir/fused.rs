@@ -358,6 +358,18 @@ impl Fused {
     }
 }
 
+impl Fused {
+    /// What its value is called where the running `x` is taken, if its role is clearer than
+    /// its scope's name: wrapped indices are `ids` (`segment_embedding(ids.long())`), not
+    /// the embedding's own name a second time.
+    pub fn value_name(&self) -> Option<&'static str> {
+        match self {
+            Fused::WrapNegative { .. } => Some("ids"),
+            _ => None,
+        }
+    }
+}
+
 impl Node {
     /// A node of a synthetic op, named and ordered like the node(s) it replaces.
     pub fn fused(name: impl Into<String>, op: Fused, ordinal: usize) -> Node {

@@ -302,7 +302,11 @@ impl<'a> Lowerer<'a> {
             self.x_holder = Some(v);
             return self.running.clone();
         }
-        let hint = self.local_hint(v.node);
+        let fused = self.graph.node(v.node).fused.as_ref();
+        let hint = match fused.and_then(|f| f.value_name()) {
+            Some(name) => name.to_string(),
+            None => self.local_hint(v.node),
+        };
         let hint = if v.port > 0 { format!("{hint}_{}", v.port) } else { hint };
         self.locals.fresh(&hint)
     }

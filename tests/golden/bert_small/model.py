@@ -80,9 +80,9 @@ class KerasHubBertSmall(nn.Module):
         x = self.token_embedding(x.long())
         position_embedding = self.position_embedding.weight[:32]
         x = x + position_embedding
-        segment_embedding = torch.where(segment_ids < 0, segment_ids + 2, segment_ids)
-        segment_embedding_2 = self.segment_embedding(segment_embedding.long())
-        x = x + segment_embedding_2
+        ids = torch.where(segment_ids < 0, segment_ids + 2, segment_ids)
+        segment_embedding = self.segment_embedding(ids.long())
+        x = x + segment_embedding
         h = self.embeddings_layer_norm(x)
         for layer in self.transformer_layers:
             h = layer(h, mask)
