@@ -38,6 +38,21 @@ fn plumbing_on<'e>(value: &'e Expr, var: &str) -> Option<&'e str> {
     }
 }
 
+/// An index of whole axes and new ones only (`[:, :, None]`): a view with axes added.
+fn is_view_index(index: &Expr) -> bool {
+    let view = |e: &Expr| match e {
+        Expr::Lit(crate::py::Lit::None) => true,
+        Expr::Slice(s) => s.lower.is_none() && s.upper.is_none() && s.step.is_none(),
+        _ => false,
+    };
+    match index {
+        Expr::Tuple(items) => {
+            items.iter().all(view) && items.iter().any(|e| !matches!(e, Expr::Slice(_)))
+        }
+        single => matches!(single, Expr::Lit(crate::py::Lit::None)),
+    }
+}
+
 /// Merges plumbing statements into the statement before them, in place.
 pub fn chain(stmts: &mut Vec<Assign>, indent: usize, returns: &[Expr]) {
     let mut k = 0;
@@ -55,6 +70,15 @@ pub fn chain(stmts: &mut Vec<Assign>, indent: usize, returns: &[Expr]) {
             {
                 let func = stmts[k].value.clone().attr(method);
                 Some(Expr::Call(Box::new(Call { func, ..(**c).clone() })))
+            }
+            // A new axis indexed in (`mask[:, :, None]`) re-views the value too.
+            (Expr::Subscript(recv, index), _)
+                if recv.as_name() == Some(var.as_str())
+                    && is_view_index(index)
+                    && (next.target.bound_names().contains(&var.as_str())
+                        || !read_later(&var, stmts, k + 2, returns)) =>
+            {
+                Some(Expr::Subscript(Box::new(stmts[k].value.clone()), index.clone()))
             }
             _ => None,
         };

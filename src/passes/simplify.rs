@@ -184,6 +184,7 @@ pub fn simplify(g: &mut Graph) -> Result<()> {
     let nodes: Vec<_> = g.g.node_indices().collect();
     for n in nodes {
         broadcast_by_the_op(g, n);
+        zero_of_a_select(g, n);
     }
     // After the Tiles by ones are gone.
     let nodes: Vec<_> = g.g.node_indices().collect();
@@ -195,6 +196,38 @@ pub fn simplify(g: &mut Graph) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `where(c, zeros_like(y), y)` (either way round): `where(c, 0.0, y)`, the scalar
+/// broadcast by the select to `y`'s shape, which `y` already gives the result (Gemma's
+/// attention zeroes fully masked rows: `torch.where(fully_masked, 0.0, x)`).
+fn zero_of_a_select(g: &mut Graph, n: petgraph::stable_graph::NodeIndex) {
+    let i = g.inputs(n);
+    if g.node(n).op != "SelectV2" || i.len() != 3 {
+        return;
+    }
+    for (slot, other) in [(1, 2), (2, 1)] {
+        let zeros = i[slot];
+        let like = g.node(zeros.node);
+        if like.op != "ZerosLike" || g.inputs(zeros.node).first() != Some(&i[other]) {
+            continue;
+        }
+        let Some(dtype) = g.info(zeros).dtype else { continue };
+        let zero = match dtype {
+            d if d.is_float() => crate::tensor::Values::F(vec![0.0]),
+            d if d.is_int() => crate::tensor::Values::I(vec![0]),
+            _ => continue,
+        };
+        let Some(value) = crate::tensor::Tensor::with_values_like(dtype, vec![], &zero) else {
+            continue;
+        };
+        let mut node =
+            crate::ir::Node::constant(format!("{}/zero", like.name), value, like.ordinal);
+        node.generated = true;
+        let c = g.add_node(node);
+        g.set_input(n, slot, ValueRef { node: c, port: 0 });
+        return;
+    }
 }
 
 /// Binary ops that broadcast their operands to a common shape, as `torch` does.
@@ -362,6 +395,32 @@ mod tests {
             wider = table.expand(2, x.shape[0], 4, 8)
             grown = x * wider
             return h, grown
+");
+    }
+
+    /// Gemma zeroes the attention of fully masked rows: `where(c, zeros_like(y), y)` is
+    /// `where(c, 0.0, y)`; and a new axis indexed into a reduction's result chains onto it.
+    #[test]
+    fn a_select_of_zeros_like_its_other_side_selects_a_zero() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 4]);
+        let c = g.input("c", &[-1, 4]);
+        let y = g.op("y", "Relu", &[x], &[]);
+        let zeros = g.op("zeros", "ZerosLike", &[y], &[]);
+        let kept = g.op("kept", "SelectV2", &[c, zeros, y], &[]);
+        let axis = g.constant("axis", int_tensor(&[], &[1]));
+        let all = g.op("all", "All", &[c, axis], &[]);
+        let at = |g: &mut TestGraph, name: &str| g.constant(name, int_tensor(&[2], &[0, 0]));
+        let (b, e) = (at(&mut g, "b"), at(&mut g, "e"));
+        let st = g.constant("st", int_tensor(&[2], &[1, 1]));
+        let masks = [("begin_mask", int(1)), ("end_mask", int(1)), ("new_axis_mask", int(2))];
+        let col = g.op("col", "StridedSlice", &[all, b, e, st], &masks);
+        assert_snapshot!(g.lower(&[kept, col]), @"
+            ---
+            x = F.relu(x)
+            x = torch.where(c, 0.0, x)
+            col = c.all(1)[:, None]
+            return x, col
 ");
     }
 
