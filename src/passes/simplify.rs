@@ -230,32 +230,15 @@ fn zero_of_a_select(g: &mut Graph, n: petgraph::stable_graph::NodeIndex) {
     }
 }
 
-/// Binary ops that broadcast their operands to a common shape, as `torch` does.
-const BROADCASTING: &[&str] = &[
-    "Add",
-    "AddV2",
-    "Sub",
-    "Mul",
-    "RealDiv",
-    "Div",
-    "Maximum",
-    "Minimum",
-    "SquaredDifference",
-    "Less",
-    "LessEqual",
-    "Greater",
-    "GreaterEqual",
-    "Equal",
-    "NotEqual",
-];
-
 /// `a + BroadcastTo(v, shape)` where `shape` provably is `a`'s own shape: `a + v`, the add
 /// broadcasting `v` itself (keras-hub's position embeddings, broadcast to the token
 /// embeddings' shape before the add: `x + self.position_embedding.weight[:n]`, not
 /// `.expand(x.shape[0], n, 768)` first).
 fn broadcast_by_the_op(g: &mut Graph, n: petgraph::stable_graph::NodeIndex) {
     let i = g.inputs(n);
-    if !BROADCASTING.contains(&g.node(n).op.as_str()) || i.len() != 2 {
+    // Not `AddN`, whose operands have one shape.
+    let op = g.node(n).op.as_str();
+    if !super::sizes::BROADCASTING.contains(&op) || op == "AddN" || i.len() != 2 {
         return;
     }
     for slot in 0..2 {

@@ -71,7 +71,7 @@ const SAME_SHAPE: &[&str] = &[
 ];
 
 /// Broadcasting elementwise ops: an output axis is each operand's (those not of size 1).
-const BROADCASTING: &[&str] = &[
+pub(super) const BROADCASTING: &[&str] = &[
     "Add",
     "AddV2",
     "Sub",
