@@ -378,7 +378,7 @@ mod tests {
             wider = table.expand(2, x.shape[0], 4, 8)
             grown = x * wider
             return h, grown
-");
+            ");
     }
 
     /// Gemma zeroes the attention of fully masked rows: `where(c, zeros_like(y), y)` is
@@ -404,7 +404,7 @@ mod tests {
             x = torch.where(c, 0.0, x)
             col = c.all(1)[:, None]
             return x, col
-");
+            ");
     }
 
     #[test]
