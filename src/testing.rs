@@ -77,6 +77,13 @@ impl TestGraph {
         ValueRef { node: self.g.add_node(Node::constant(name, t, ord)), port: 0 }
     }
 
+    /// A constant that was a trained variable (as `ir::build` marks those read so).
+    pub fn variable(&mut self, name: &str, t: Tensor) -> ValueRef {
+        let v = self.constant(name, t);
+        self.g.node_mut(v.node).variable = true;
+        v
+    }
+
     pub fn op(
         &mut self,
         name: &str,

@@ -42,6 +42,7 @@ impl<'a> Lowerer<'a> {
         );
         inner.strip_call_suffix = self.strip_call_suffix;
         inner.loop_name = source.to_string();
+        inner.tf_named_layers = inner.layer_scopes_named_like_tf();
         let marks =
             (inner.module.layers.len(), inner.module.buffers.len(), inner.module.weights.len());
         let result = lower(&mut inner);

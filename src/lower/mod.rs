@@ -104,6 +104,8 @@ pub struct Lowerer<'a> {
     methods: Vec<methods::Pending>,
     /// Full scope → short local name hint (see `scopes::short_scope_names`).
     short_names: BTreeMap<String, String>,
+    /// Capitalised scopes that name layers, as paths (see `scopes::layer_scopes_named_like_tf`).
+    tf_named_layers: BTreeSet<String>,
     /// How many variables each scope holds, counted when first needed (see `stored`).
     variable_scopes: Option<BTreeMap<String, usize>>,
 }
@@ -157,6 +159,7 @@ fn lower_once(
     low.module.source_name = source_name.to_string();
     low.module.tf_channels_first = graph.g.node_weights().any(|n| n.has_attr(CHANNELS_LAST));
     low.prefix = scopes::common_prefix(graph, &order);
+    low.tf_named_layers = low.layer_scopes_named_like_tf();
     low.strip_call_suffix = low.every_scope_has_call_suffix(&order);
     low.name_prefix = low.common_name_prefix(&order);
     low.short_names = low.short_scope_names(&order);
@@ -253,6 +256,7 @@ impl<'a> Lowerer<'a> {
             summary: Summary::default(),
             methods: Vec::new(),
             short_names: BTreeMap::new(),
+            tf_named_layers: BTreeSet::new(),
             variable_scopes: None,
         }
     }

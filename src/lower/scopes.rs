@@ -15,21 +15,42 @@ fn is_implementation_scope(c: &str) -> bool {
     let cond = c.strip_prefix("cond").is_some_and(|k| {
         k.is_empty() || k.strip_prefix('_').is_some_and(|d| d.bytes().all(|b| b.is_ascii_digit()))
     });
-    cond || c.starts_with(|ch: char| ch.is_ascii_uppercase())
+    cond || is_named_like_tf(c)
         || matches!(
             c,
             "batchnorm"
-                | "moments"
                 | "convolution"
-                | "depthwise"
+                | "moments"
                 | "conv_transpose"
                 | "resize"
                 | "einsum"
+                | "pfor"
                 | "truediv"
                 | "mul"
                 | "add"
                 | "sub"
         )
+}
+
+/// Scope components named as TF names its own ops and scopes: an op's name (`depthwise`,
+/// `Conv2D` of `Conv2D/ReadVariableOp`) or any capitalised one (`Tensordot`). They may
+/// also be an author's names (TF-Slim's `Conv2d_1/BatchNorm`, Keras 2's
+/// `expanded_conv/depthwise/BatchNorm`): see [`Lowerer::layer_scopes_named_like_tf`].
+fn is_named_like_tf(c: &str) -> bool {
+    c.starts_with(|ch: char| ch.is_ascii_uppercase()) || c == "depthwise"
+}
+
+/// Capitalised scopes TF's own functions open around what they compute (`tf.tensordot`'s
+/// `Tensordot`, a `tf.function` call's `PartitionedCall`, an RNN's `LSTMCellZeroState`), and
+/// scopes named after an op.
+fn is_tf_function_scope(c: &str) -> bool {
+    let base = c.trim_end_matches(|ch: char| ch.is_ascii_digit() || ch == '_');
+    crate::ops::lookup(base).is_some()
+        || base.ends_with("ZeroState")
+        || base.starts_with("TensorArray")
+        || base.starts_with("TensorList")
+        || base.ends_with("PartitionedCall")
+        || matches!(base, "Tensordot" | "Repeat" | "Assert" | "ReadVariableOp" | "Gelu")
 }
 
 /// Name components shared by every computing node (`model/` in `model/conv1/Conv2D`), dropped
@@ -105,27 +126,20 @@ impl<'a> Lowerer<'a> {
     /// The components [`Self::scope_of`] joins, and whether the name had a single
     /// component past the common prefix.
     fn scope_parts(&self, n: NodeIndex) -> (Vec<&'a str>, bool) {
-        let mut name = inlined_name(&self.graph.node(n).name);
-        if !self.loop_name.is_empty() {
-            // `model/gru/while/body/_1/model/gru/while/gru_cell/MatMul` → `gru_cell/MatMul`,
-            // `model/while/body/add` → `add`, `loop/add` → `add`: what the loop's own code
-            // named it.
-            let cut = ["/while/", "/body/", "/cond/"]
-                .iter()
-                .filter_map(|m| name.rfind(m).map(|i| i + m.len()))
-                .max();
-            if let Some(i) = cut {
-                name = &name[i..];
-            } else if let Some(rest) =
-                name.strip_prefix(&format!("{}/", inlined_name(&self.loop_name)))
-            {
-                name = rest;
-            }
-        }
+        let name = self.scoped_name(n);
         let parts: Vec<&str> = name.split('/').collect();
         let prefixed = parts.len() > self.prefix.len()
             && parts.iter().zip(&self.prefix).all(|(p, q)| *p == q.as_str());
-        let rest = if prefixed { &parts[self.prefix.len()..] } else { &parts[..] };
+        let mut skipped = if prefixed { self.prefix.len() } else { 0 };
+        // A scope opened again inside itself (TF-Slim's `InceptionV3/InceptionV3/Mixed_5b`,
+        // beside `InceptionV3/Logits`) says nothing more the second time.
+        if prefixed
+            && parts.len() > skipped + 2
+            && self.prefix.last().map(String::as_str) == Some(parts[skipped])
+        {
+            skipped += 1;
+        }
+        let rest = &parts[skipped..];
         // Nested layer scopes name the layer (`transformer_layer_0/self_attention/query`),
         // up to where TF's own implementation scopes begin (`Tensordot`, `batchnorm`, ...).
         let strip = |c: &'a str| match c.strip_suffix("_1") {
@@ -145,7 +159,10 @@ impl<'a> Lowerer<'a> {
                     });
                     break;
                 }
-                if is_implementation_scope(c) {
+                if is_implementation_scope(c)
+                    && !(is_named_like_tf(c)
+                        && self.tf_named_layers.contains(&parts[..skipped + i + 2].join("/")))
+                {
                     break;
                 }
                 let c = strip(c);
@@ -164,6 +181,66 @@ impl<'a> Lowerer<'a> {
             }
         }
         if rest.len() > 1 { (path, false) } else { (vec![rest[0]], true) }
+    }
+
+    /// Scopes named like TF's own that name layers, as paths of [`Self::scoped_name`]: such a
+    /// component is taken for TF's (`Tensordot`, `Conv2D/ReadVariableOp`, `depthwise`),
+    /// unless it holds an op reading a trained weight (TF-Slim's
+    /// `InceptionV3/Mixed_5b/Branch_1/Conv2d_0b_5x5/BatchNorm`, Hugging Face's
+    /// `SelfAttention`, Keras 2's `expanded_conv/depthwise`) and is neither an op itself
+    /// (`MatMul` of `dense/MatMul/ReadVariableOp`) nor a scope TF's own functions open.
+    pub(super) fn layer_scopes_named_like_tf(&self) -> BTreeSet<String> {
+        let graph = self.graph;
+        let ops: BTreeSet<&str> = graph.g.node_indices().map(|n| self.scoped_name(n)).collect();
+        let mut layers = BTreeSet::new();
+        for n in graph.g.node_indices() {
+            let reads_weight = graph.inputs(n).iter().any(|v| graph.node(v.node).variable);
+            if graph.node(n).value.is_some() || !reads_weight {
+                continue;
+            }
+            let name = self.scoped_name(n);
+            let parts: Vec<&str> = name.split('/').collect();
+            for (i, c) in parts[..parts.len() - 1].iter().enumerate() {
+                // An op's name as a scope holds the op reading the weight itself (Keras 2's
+                // `expanded_conv/depthwise/depthwise`), not only deeper ones (a vectorized
+                // loop's `depthwise/pfor/DepthwiseConv2dNative`).
+                let op_named = !c.starts_with(|ch: char| ch.is_ascii_uppercase());
+                if !is_named_like_tf(c)
+                    || is_tf_function_scope(c)
+                    || op_named && i + 2 < parts.len()
+                {
+                    continue;
+                }
+                let path = parts[..=i].join("/");
+                if !ops.contains(path.as_str()) {
+                    layers.insert(path);
+                }
+            }
+        }
+        layers
+    }
+
+    /// The name of node `n` that names its scopes: as its inlined function body named it,
+    /// and inside a loop, past the loop's own scopes.
+    fn scoped_name(&self, n: NodeIndex) -> &'a str {
+        let mut name = inlined_name(&self.graph.node(n).name);
+        if !self.loop_name.is_empty() {
+            // `model/gru/while/body/_1/model/gru/while/gru_cell/MatMul` → `gru_cell/MatMul`,
+            // `model/while/body/add` → `add`, `loop/add` → `add`: what the loop's own code
+            // named it.
+            let cut = ["/while/", "/body/", "/cond/"]
+                .iter()
+                .filter_map(|m| name.rfind(m).map(|i| i + m.len()))
+                .max();
+            if let Some(i) = cut {
+                name = &name[i..];
+            } else if let Some(rest) =
+                name.strip_prefix(&format!("{}/", inlined_name(&self.loop_name)))
+            {
+                name = rest;
+            }
+        }
+        name
     }
 
     /// Short names for values: of each layer scope, the fewest trailing components that no
@@ -430,6 +507,60 @@ mod tests {
         x = x * self_attention_2
         return x
         ");
+    }
+
+    /// TF-Slim's scopes are capitalised as TF's own are (`Tensordot`): one holding an op that
+    /// reads a trained weight names a layer (`Block_1/Dense`), unless it is an op
+    /// (`MatMul/ReadVariableOp`) or a TF function's scope. The model's scope opened again
+    /// inside itself (`M/M/Block_1`, beside `M/Logits`) is said once.
+    #[test]
+    fn capitalised_scopes_holding_weights_name_layers() {
+        let mut g = TestGraph::new();
+        let mut y = g.input("x", &[-1, 8]);
+        for i in 1..3 {
+            let w = g.variable(&format!("M/Block_{i}/Dense/weights"), weights(&[8, 8]));
+            y = g.op(&format!("M/M/Block_{i}/Dense/MatMul"), "MatMul", &[y, w], &[]);
+        }
+        let w = g.variable("M/Logits/weights", weights(&[8, 8]));
+        let w = g.op("M/Logits/MatMul/ReadVariableOp", "Identity", &[w], &[]);
+        y = g.op("M/Logits/MatMul", "MatMul", &[y, w], &[]);
+        let w = g.variable("M/Proj/Tensordot/ReadVariableOp", weights(&[8, 8]));
+        y = g.op("M/Proj/Tensordot/MatMul", "MatMul", &[y, w], &[]);
+        assert_snapshot!(g.lower(&[y]), @"
+            self.block_1_dense = nn.Linear(8, 8, bias=False)
+            self.block_2_dense = nn.Linear(8, 8, bias=False)
+            self.logits = nn.Linear(8, 8, bias=False)
+            self.proj = nn.Linear(8, 8, bias=False)
+            # block_1_dense.weight: [8, 8]
+            # block_2_dense.weight: [8, 8]
+            # logits.weight: [8, 8]
+            # proj.weight: [8, 8]
+            ---
+            x = self.block_1_dense(x)
+            x = self.block_2_dense(x)
+            x = self.logits(x)
+            x = self.proj(x)
+            return x
+            ");
+    }
+
+    /// Keras 2 names a depthwise conv layer `depthwise` inside its block, as TF names its
+    /// op: a `depthwise` scope holding the op reading the weights is that layer, and what
+    /// it holds is named after it (`depthwise/BatchNorm`); TF's own `depthwise` op stays TF's.
+    #[test]
+    fn a_layer_named_depthwise_names_what_it_holds() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 8]);
+        let w = g.variable("m/block/depthwise/depthwise_kernel", weights(&[8, 8]));
+        let y = g.op("m/block/depthwise/depthwise", "MatMul", &[x, w], &[]);
+        let s = g.variable("m/block/depthwise/BatchNorm/gamma", weights(&[8]));
+        let y = g.op("m/block/depthwise/BatchNorm/mul", "Mul", &[y, s], &[]);
+        let w = g.variable("m/other/depthwise/ReadVariableOp", weights(&[8, 8]));
+        let y = g.op("m/other/depthwise", "MatMul", &[y, w], &[]);
+        let code = g.lower(&[y]);
+        for layer in ["block_depthwise = ", "block_depthwise_batch_norm:", "other = "] {
+            assert!(code.contains(&format!("self.{layer}")), "{layer}: {code}");
+        }
     }
 
     #[test]

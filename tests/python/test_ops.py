@@ -54,6 +54,22 @@ def test_activations_spelled_out_are_torch_calls(tmp_path):
     assert ".clamp(min=0.5)" in code and "clamp(max=-0.5)" in code, code
 
 
+def test_slim_scopes_name_the_layers(tmp_path):
+    """TF-Slim capitalises its scopes as TF capitalises its own (`Tensordot`): the layers
+    are named after them (`conv2d_1a_3x3_batch_norm`, not `inception_v3_2`), the model's
+    scope opened twice (`InceptionV3/InceptionV3/`) is said once, and the three identical
+    Mixed blocks are one class in a loop (parity above)."""
+    out = tmp_path / "out"
+    run_cli("convert", OPS_DIR / "tf1_slim.pb", "-o", out)
+    code = (out / "model.py").read_text()
+    assert "self.conv2d_1a_3x3 = nn.Conv2d(3, 16, 3, stride=2" in code, code
+    assert "self.conv2d_1a_3x3_batch_norm = nn.BatchNorm2d(16" in code, code
+    assert "self.branch_1_conv2d_0b_5x5 = nn.Conv2d(6, 8, 5" in code, code
+    assert "class Mixed(nn.Module)" in code and "nn.ModuleList([Mixed() for _ in range(3)])" in code, code
+    assert "self.logits_conv2d_1c_1x1 = nn.Conv2d(24, 10, 1)" in code, code
+    assert "inception_v3" not in code, code
+
+
 def test_logsumexp_is_one_call(tmp_path):
     """`tf.reduce_logsumexp` (a max made 0 where not finite, exp, sum, log, the max added
     back: eight statements) is `x.logsumexp(dims)`, on the channels-first axes of a conv's

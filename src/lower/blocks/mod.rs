@@ -225,14 +225,14 @@ fn scoped_local_name(rest: &str) -> String {
 
 fn class_name(family: &str) -> String {
     let mut words: Vec<String> = Vec::new();
-    // A layer that occurs once is named by its scope, numbers and all: a version there
-    // (`hg_net_v2_backbone`) is part of the name, not a block's number.
-    let once = !family.contains('#');
+    // A version (`hg_net_v2_backbone`, TF-Slim's `MobilenetV1`) is part of the name, not a
+    // block's number.
     for t in family.split('_') {
-        let version = once
-            && t.trim_end_matches(|c: char| c.is_ascii_digit()).len() == 1
-            && t.len() > 1
-            && t.starts_with(|c: char| c.is_ascii_alphabetic());
+        // A version is a letter and a number, as a word (`v2`) or ending a capitalised one.
+        let letters = t.trim_end_matches(|c: char| c.is_ascii_digit());
+        let version = letters.len() < t.len()
+            && (letters.len() == 1 && letters.starts_with(|c: char| c.is_ascii_alphabetic())
+                || letters.len() > 1 && letters.ends_with(|c: char| c.is_ascii_uppercase()));
         // Numbers at the end of a word number the block (`conv2`, `block#`); inside one
         // they are part of it (`pooling2d`).
         let w =
@@ -1436,8 +1436,10 @@ mod tests {
         assert_eq!(super::class_name("mixed#"), "Mixed");
         assert_eq!(super::class_name("block#a"), "Block");
         assert_eq!(super::class_name("block#b"), "Block");
-        // A layer that occurs once keeps its version.
+        // A version stays, as a word or ending a capitalised one.
         assert_eq!(super::class_name("hg_net_v2_backbone"), "HgNetV2Backbone");
+        assert_eq!(super::class_name("hg_net_v2_stage_#"), "HgNetV2Stage");
+        assert_eq!(super::class_name("MobilenetV1_Conv2d_#"), "MobilenetV1Conv2d");
         assert_eq!(super::class_name("transformer_layer_0"), "TransformerLayer");
     }
 
