@@ -160,6 +160,35 @@ pub fn is_valid_class_name(s: &str) -> bool {
         && !FILE_NAMES.contains(&s)
 }
 
+/// Whether `s` names a `torch.nn` layer class: a generated block class of that name
+/// (`class Conv2d` beside `nn.Conv2d`) would read as the layer it is not.
+pub fn is_torch_layer_class(s: &str) -> bool {
+    let base = s.trim_end_matches(|c: char| c.is_ascii_digit() || c == 'd');
+    base.len() < s.len()
+        && matches!(
+            base,
+            "Conv" | "ConvTranspose" | "BatchNorm" | "InstanceNorm" | "MaxPool" | "AvgPool"
+        )
+        || matches!(
+            s,
+            "Linear"
+                | "Embedding"
+                | "LayerNorm"
+                | "RMSNorm"
+                | "GroupNorm"
+                | "Dropout"
+                | "Identity"
+                | "Sequential"
+                | "ModuleList"
+                | "MultiheadAttention"
+                | "LSTM"
+                | "GRU"
+                | "Upsample"
+                | "Flatten"
+                | "Softmax"
+        )
+}
+
 /// A set of names in one Python scope; hands out unique, safe identifiers.
 #[derive(Default, Debug)]
 pub struct Scope {
@@ -295,6 +324,12 @@ mod tests {
         for shadowing in ["__file__", "__builtins__", "_DTYPES", "_read_safetensors", "load_model"]
         {
             assert!(!is_valid_class_name(shadowing), "{shadowing}");
+        }
+        for layer in ["Conv2d", "Conv1d", "ConvTranspose2d", "BatchNorm2d", "Linear", "RMSNorm"] {
+            assert!(is_torch_layer_class(layer), "{layer}");
+        }
+        for block in ["Conv2dBlock", "ConvBlock", "Conv", "Mixed", "LinearAttention"] {
+            assert!(!is_torch_layer_class(block), "{block}");
         }
     }
 

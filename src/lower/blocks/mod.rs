@@ -1381,6 +1381,12 @@ pub fn extract(
             .collect::<Vec<_>>(),
     );
     for (group, base) in chosen.iter().zip(bases) {
+        // TF-Slim's `Conv2d_1_depthwise`, `Conv2d_1_pointwise` are a `Conv2dBlock`.
+        let base = if crate::py::names::is_torch_layer_class(&base) {
+            format!("{base}Block")
+        } else {
+            base
+        };
         let mut name = base.clone();
         // A second class of the same name that ends adding its input back is the residual
         // kind (MobileNet's blocks that keep their size): so named, not numbered. Not where
