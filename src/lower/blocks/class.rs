@@ -4,7 +4,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::variants::{Optional, Part, Variant};
-use super::{Group, Member, kind_and_counter, kwarg_default, local_names, positional_names};
+use super::{
+    Group, Member, kind_and_counter, kwarg_default, local_names, positional_names,
+    without_shared_words,
+};
 use crate::lower::module::{BlockClass, Buffer, Layer, Module, OptionalPart};
 use crate::py::names::{Scope, identifier};
 use crate::py::printer::flat;
@@ -355,7 +358,7 @@ pub(super) fn build_class(
             let m = &members[i];
             let layers = m.layers.iter().map(|&l| module.layers[l].name.as_str());
             let buffers = m.buffers.iter().map(|&b| module.buffers[b].name.as_str());
-            local_names(&layers.chain(buffers).collect::<Vec<_>>(), &m.tag)
+            without_shared_words(local_names(&layers.chain(buffers).collect::<Vec<_>>(), &m.tag))
         })
         .collect();
     let named = |gi: usize, global: &str| own_names[gi].get(global).cloned();

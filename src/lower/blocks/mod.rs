@@ -214,6 +214,41 @@ fn local_names<'a>(globals: &[&'a str], tag: &Tag) -> BTreeMap<&'a str, String> 
         .collect()
 }
 
+/// Layer names that all begin with the same words up to a number say them once, in the
+/// class's name, not on each layer: an instance's tag the block's own missed (Keras'
+/// EfficientNet names each layer of block 3b `block3b_expand_conv`, `block3b_se_reduce`,
+/// ...), or one scope around all of a block's layers (TF-Slim's `bottleneck_v1_conv1`,
+/// `bottleneck_v1_conv2`). Words without a number name layers (`conv_dw`, `conv_pw`) and
+/// stay. Every name keeps a word, and no name starts with a digit.
+fn without_shared_words(names: BTreeMap<&str, String>) -> BTreeMap<&str, String> {
+    if names.len() < 2 {
+        return names;
+    }
+    let words: Vec<Vec<&str>> = names.values().map(|n| n.split('_').collect()).collect();
+    let first = &words[0];
+    let mut shared = 0;
+    while shared < first.len()
+        && words.iter().all(|w| {
+            w.len() > shared + 1
+                && w[shared] == first[shared]
+                && !w[shared + 1].starts_with(|c: char| c.is_ascii_digit())
+        })
+    {
+        shared += 1;
+    }
+    let numbered = |w: &str| w.bytes().any(|b| b.is_ascii_digit());
+    let Some(cut) = first[..shared].iter().rposition(|w| numbered(w)).map(|i| i + 1) else {
+        return names;
+    };
+    names
+        .into_iter()
+        .map(|(global, local)| {
+            let rest: Vec<&str> = local.split('_').skip(cut).collect();
+            (global, rest.join("_"))
+        })
+        .collect()
+}
+
 fn scoped_local_name(rest: &str) -> String {
     match rest.split_once('_') {
         Some((num, tail)) if num.chars().all(|c| c.is_ascii_digit()) && !tail.is_empty() => {
@@ -1460,6 +1495,29 @@ mod tests {
         assert_eq!(name(&dfine), "HybridEncoderBlock");
         assert_eq!(name(&["embedder_stem#", "embedder_stem#a"]), "EmbedderStem");
         assert_eq!(name(&["encoder_mid_block_#", "decoder_block_0_#"]), "Block");
+    }
+
+    /// Words every layer of a block shares up to a number are the instance's tag or one scope
+    /// around the block: said by the class. Words without a number name the layers.
+    #[test]
+    fn words_every_layer_shares_up_to_a_number_are_dropped() {
+        let strip = |names: &[&'static str]| -> Vec<String> {
+            let map = names.iter().map(|&n| (n, n.to_string())).collect();
+            super::without_shared_words(map).into_values().collect()
+        };
+        assert_eq!(
+            strip(&["block3b_expand_conv", "block3b_se_reduce"]),
+            ["expand_conv", "se_reduce"]
+        );
+        assert_eq!(
+            strip(&["bottleneck_v1_conv1", "bottleneck_v1_conv1_batch_norm"]),
+            ["conv1", "conv1_batch_norm"]
+        );
+        assert_eq!(strip(&["conv_dw", "conv_pw"]), ["conv_dw", "conv_pw"]);
+        // Every name keeps a word, none starts with a digit, one name says its whole self.
+        assert_eq!(strip(&["block1_conv", "block1_conv_2"]), ["conv", "conv_2"]);
+        assert_eq!(strip(&["stage2_1", "stage2_2"]), ["stage2_1", "stage2_2"]);
+        assert_eq!(strip(&["block3b_conv"]), ["block3b_conv"]);
     }
 
     #[test]
