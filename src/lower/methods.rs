@@ -40,9 +40,14 @@ impl<'a> Lowerer<'a> {
             std::mem::take(&mut self.attr_names),
             std::mem::take(&mut self.stubs),
         );
-        inner.strip_call_suffix = self.strip_call_suffix;
         inner.loop_name = source.to_string();
         inner.tf_named_layers = inner.layer_scopes_named_like_tf();
+        // Values in a loop's body are named as `forward`'s are: by the shortest tail of their
+        // scope that tells them apart (`lstm_cell`, not `stacked_rnn_cells_lstm_cell`).
+        let nodes: Vec<_> = graph.g.node_indices().collect();
+        inner.strip_call_suffix =
+            self.strip_call_suffix || inner.every_scope_has_call_suffix(&nodes);
+        inner.short_names = inner.short_scope_names(&nodes);
         let marks =
             (inner.module.layers.len(), inner.module.buffers.len(), inner.module.weights.len());
         let result = lower(&mut inner);
