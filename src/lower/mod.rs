@@ -106,6 +106,9 @@ pub struct Lowerer<'a> {
     short_names: BTreeMap<String, String>,
     /// Capitalised scopes that name layers, as paths (see `scopes::layer_scopes_named_like_tf`).
     tf_named_layers: BTreeSet<String>,
+    /// Inner layers named with their holder's number (see
+    /// `scopes::inner_layers_numbered_as_holders`).
+    numbered_as_holders: BTreeSet<(String, String, bool)>,
     /// How many variables each scope holds, counted when first needed (see `stored`).
     variable_scopes: Option<BTreeMap<String, usize>>,
 }
@@ -161,6 +164,7 @@ fn lower_once(
     low.prefix = scopes::common_prefix(graph, &order);
     low.tf_named_layers = low.layer_scopes_named_like_tf();
     low.strip_call_suffix = low.every_scope_has_call_suffix(&order);
+    low.numbered_as_holders = low.inner_layers_numbered_as_holders(&order);
     low.name_prefix = low.common_name_prefix(&order);
     low.short_names = low.short_scope_names(&order);
     let order = low.demand_order(&order);
@@ -257,6 +261,7 @@ impl<'a> Lowerer<'a> {
             methods: Vec::new(),
             short_names: BTreeMap::new(),
             tf_named_layers: BTreeSet::new(),
+            numbered_as_holders: BTreeSet::new(),
             variable_scopes: None,
         }
     }

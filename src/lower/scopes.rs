@@ -53,6 +53,51 @@ fn is_tf_function_scope(c: &str) -> bool {
         || matches!(base, "Tensordot" | "Repeat" | "Assert" | "ReadVariableOp" | "Gelu")
 }
 
+/// Layer `c` without what its holder's name says: Keras names a block's layers after the
+/// model and the block (ConvNeXt's `downsampling_block_0/convnext_tiny_downsampling_conv_0`),
+/// and `conv` is what the inner name adds. Only where both a word and the block's number
+/// repeat (`up_block_0/up_sampling2d` keeps its name), and (see
+/// [`Lowerer::inner_layers_numbered_as_holders`]) the number is the block's.
+fn without_holder_words<'c>(c: &'c str, holder: &str, model_prefix: &str) -> &'c str {
+    let own = match c.strip_prefix(model_prefix) {
+        Some(rest) if !model_prefix.is_empty() && !rest.is_empty() => rest,
+        _ => c,
+    };
+    let said: Vec<&str> = holder.split('_').collect();
+    let words: Vec<&str> = own.split('_').collect();
+    let number = |w: &str| !w.is_empty() && w.bytes().all(|b| b.is_ascii_digit());
+    let lead = words.iter().take_while(|w| !number(w) && said.contains(w)).count();
+    let trail = words[lead..].iter().rev().take_while(|w| number(w) && said.contains(w)).count();
+    let rest = &words[lead..words.len() - trail];
+    if lead == 0
+        || trail == 0
+        || rest.is_empty()
+        || rest[0].starts_with(|ch: char| ch.is_ascii_digit())
+    {
+        return c;
+    }
+    let start: usize = words[..lead].iter().map(|w| w.len() + 1).sum();
+    let len = rest.iter().map(|w| w.len()).sum::<usize>() + rest.len() - 1;
+    &own[start..start + len]
+}
+
+/// Holder and inner component with their last number words made `#`
+/// (`downsampling_block_#`, `convnext_tiny_downsampling_conv_#`), and whether both had one
+/// and it was the same.
+fn numbered_kinds(holder: &str, c: &str) -> (String, String, bool) {
+    let split = |s: &str| -> (String, Option<String>) {
+        match s.rsplit_once('_') {
+            Some((base, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+                (format!("{base}_#"), Some(n.to_string()))
+            }
+            _ => (s.to_string(), None),
+        }
+    };
+    let ((h, hn), (k, kn)) = (split(holder), split(c));
+    let same = hn.is_some() && hn == kn;
+    (h, k, same)
+}
+
 /// Name components shared by every computing node (`model/` in `model/conv1/Conv2D`), dropped
 /// from layer and variable names.
 pub(super) fn common_prefix(graph: &Graph, order: &[NodeIndex]) -> Vec<String> {
@@ -142,10 +187,7 @@ impl<'a> Lowerer<'a> {
         let rest = &parts[skipped..];
         // Nested layer scopes name the layer (`transformer_layer_0/self_attention/query`),
         // up to where TF's own implementation scopes begin (`Tensordot`, `batchnorm`, ...).
-        let strip = |c: &'a str| match c.strip_suffix("_1") {
-            Some(s) if self.strip_call_suffix && !s.is_empty() => s,
-            _ => c,
-        };
+        let strip = |c: &'a str| self.without_call_suffix(c);
         let mut path = vec![strip(rest[0])];
         if rest.len() > 1 {
             for (i, c) in rest[1..rest.len() - 1].iter().enumerate() {
@@ -166,6 +208,14 @@ impl<'a> Lowerer<'a> {
                     break;
                 }
                 let c = strip(c);
+                let c = match path.last() {
+                    Some(holder)
+                        if self.numbered_as_holders.contains(&numbered_kinds(holder, c)) =>
+                    {
+                        without_holder_words(c, holder, &self.name_prefix)
+                    }
+                    _ => c,
+                };
                 // A layer named after the layer holding it (keras-hub's HGNetV2:
                 // `encoder_stage_1/encoder_stage_1_block_0/encoder_stage_1_block_0_conv`)
                 // says the whole path itself.
@@ -218,6 +268,45 @@ impl<'a> Lowerer<'a> {
             }
         }
         layers
+    }
+
+    /// Pairs of holder and inner layer kinds ([`numbered_kinds`]) whose inner layers carry
+    /// their holder's number in every instance, of at least two: ConvNeXt's
+    /// `downsampling_block_1/convnext_tiny_downsampling_conv_1`, `..._2/..._2`. One instance
+    /// shows no such rule (ALBERT's one `albert_layer_groups_0/albert_layers_0`).
+    pub(super) fn inner_layers_numbered_as_holders(
+        &self,
+        nodes: &[NodeIndex],
+    ) -> BTreeSet<(String, String, bool)> {
+        let mut seen: BTreeMap<(String, String), (bool, BTreeSet<String>)> = BTreeMap::new();
+        for &n in nodes {
+            let name = self.scoped_name(n);
+            let parts: Vec<&str> = name.split('/').collect();
+            for pair in parts[..parts.len() - 1].windows(2) {
+                let (h, k, same) = numbered_kinds(
+                    self.without_call_suffix(pair[0]),
+                    self.without_call_suffix(pair[1]),
+                );
+                if h.ends_with('#') && k.ends_with('#') {
+                    let entry = seen.entry((h, k)).or_insert((true, BTreeSet::new()));
+                    entry.0 &= same;
+                    entry.1.insert(pair[0].to_string());
+                }
+            }
+        }
+        seen.into_iter()
+            .filter(|(_, (all_same, holders))| *all_same && holders.len() >= 2)
+            .map(|((h, k), _)| (h, k, true))
+            .collect()
+    }
+
+    /// Scope component `c` without Keras' call number, where every scope has one (see
+    /// [`Self::every_scope_has_call_suffix`]).
+    fn without_call_suffix<'c>(&self, c: &'c str) -> &'c str {
+        match c.strip_suffix("_1") {
+            Some(s) if self.strip_call_suffix && !s.is_empty() => s,
+            _ => c,
+        }
     }
 
     /// The name of node `n` that names its scopes: as its inlined function body named it,
@@ -599,6 +688,31 @@ mod tests {
         let out = g.op("rnn_1/while/exit_x", "Exit", &[sx], &[]);
         let code = g.lower(&[out]);
         assert!(code.contains("lstm_cell = torch.sigmoid(") && !code.contains("stacked"), "{code}");
+    }
+
+    /// Keras' ConvNeXt names a downsampling block's layers after the block and its number
+    /// (`downsampling_block_1/downsampling_conv_1`): the inner name says `conv`. Where one
+    /// instance cannot show the number is the block's (ALBERT's one group 0 holding its
+    /// layer 0), the name stays whole.
+    #[test]
+    fn layers_numbered_as_their_blocks_say_only_what_they_add() {
+        let mut g = TestGraph::new();
+        let mut y = g.input("x", &[-1, 8]);
+        for b in 0..2 {
+            let scope = format!("m/downsampling_block_{b}/downsampling_conv_{b}");
+            let w = g.variable(&format!("{scope}/kernel"), weights(&[8, 8]));
+            y = g.op(&format!("{scope}/MatMul"), "MatMul", &[y, w], &[]);
+        }
+        let w = g.variable("m/layer_group_0/group_dense_0/kernel", weights(&[8, 8]));
+        y = g.op("m/layer_group_0/group_dense_0/MatMul", "MatMul", &[y, w], &[]);
+        let code = g.lower(&[y]);
+        for layer in [
+            "downsampling_block_0_conv",
+            "downsampling_block_1_conv",
+            "layer_group_0_group_dense_0",
+        ] {
+            assert!(code.contains(&format!("self.{layer} = nn.Linear")), "{layer}: {code}");
+        }
     }
 
     #[test]
