@@ -58,7 +58,7 @@ def test_slim_scopes_name_the_layers(tmp_path):
     """TF-Slim capitalises its scopes as TF capitalises its own (`Tensordot`): the layers
     are named after them (`conv2d_1a_3x3_batch_norm`, not `inception_v3_2`), the model's
     scope opened twice (`InceptionV3/InceptionV3/`) is said once, and the three identical
-    Mixed blocks are one class in a loop (parity above)."""
+    Mixed blocks are one class in a loop, as are three MobileNet units (parity above)."""
     out = tmp_path / "out"
     run_cli("convert", OPS_DIR / "tf1_slim.pb", "-o", out)
     code = (out / "model.py").read_text()
@@ -68,6 +68,9 @@ def test_slim_scopes_name_the_layers(tmp_path):
     assert "class Mixed(nn.Module)" in code and "nn.ModuleList([Mixed() for _ in range(3)])" in code, code
     assert "self.logits_conv2d_1c_1x1 = nn.Conv2d(24, 10, 1)" in code, code
     assert "inception_v3" not in code, code
+    # MobileNet's units are a class not named as torch's own layer, its layers as slim's.
+    assert "nn.ModuleList([Conv2dBlock() for _ in range(3)])" in code, code
+    assert "self.depthwise_batch_norm = nn.BatchNorm2d(24" in code, code
 
 
 def test_logsumexp_is_one_call(tmp_path):
