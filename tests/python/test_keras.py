@@ -74,6 +74,8 @@ def test_keras_model(name, tmp_path):
         assert "        if self.use_expand:\n            x = self.expand_conv(inputs)\n" in src
         # The blocks' outputs are the running value: `x = self.block2a(x)`.
         assert "x = self.block2b(x)" in src and "block2a_project_bn" not in src, src
+        # The lettered blocks after a stage's first are a list named after the stage.
+        assert "        self.block4 = nn.ModuleList(\n" in src and "for block in self.block4:" in src, src
     if name == "keras_mobilenet_v2":
         # Inverted residual blocks are one class, as torchvision's InvertedResidual: strided
         # ones pad first (TF's SAME), those that keep their size add their input back.

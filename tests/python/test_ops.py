@@ -65,7 +65,7 @@ def test_slim_scopes_name_the_layers(tmp_path):
     assert "self.conv2d_1a_3x3 = nn.Conv2d(3, 16, 3, stride=2" in code, code
     assert "self.conv2d_1a_3x3_batch_norm = nn.BatchNorm2d(16" in code, code
     assert "self.branch_1_conv2d_0b_5x5 = nn.Conv2d(6, 8, 5" in code, code
-    assert "class Mixed(nn.Module)" in code and "nn.ModuleList([Mixed() for _ in range(3)])" in code, code
+    assert "class Mixed(nn.Module)" in code and "self.mixed_5 = nn.ModuleList([Mixed() for _ in range(3)])" in code, code
     assert "self.logits_conv2d_1c_1x1 = nn.Conv2d(24, 10, 1)" in code, code
     assert "inception_v3" not in code, code
     # MobileNet's units are a class not named as torch's own layer, its layers as slim's.

@@ -179,6 +179,21 @@ fn shared_family(instances: &[&str]) -> String {
         .unwrap_or(first.len());
     let mut out: Vec<&str> = first[..parts].to_vec();
     if let Some(word) = first.get(parts) {
+        // Lettered after a number (Keras' EfficientNet `block3b`, `block3c`; TF-Slim's
+        // `Mixed_5b`, `Mixed_5c`): the family is the numbered stage (`block3`, `mixed_5`).
+        fn lettered(w: &str) -> Option<&str> {
+            let stem = w.strip_suffix(|c: char| c.is_ascii_lowercase())?;
+            stem.ends_with(|c: char| c.is_ascii_digit()).then_some(stem)
+        }
+        if let Some(stem) = lettered(word)
+            && words.iter().all(|w| {
+                w.get(parts).and_then(|v| lettered(v)) == Some(stem)
+                    && w[parts + 1..] == first[parts + 1..]
+            })
+        {
+            out.push(stem);
+            return out.join("_");
+        }
         let stem = word.trim_end_matches(|c: char| c.is_ascii_digit());
         // They part in that number alone: what follows it is the same in each.
         let same = words.iter().all(|w| {
@@ -199,6 +214,10 @@ fn shared_family(instances: &[&str]) -> String {
 /// `encoder_layerss` of `encoder_layers_0`).
 fn list_name(family: &str, attrs: &mut Scope) -> String {
     let fam = family.trim_end_matches('_');
+    // A numbered stage of lettered blocks (`block3` of `block3b`, `block3c`) is its name.
+    if fam.ends_with(|c: char| c.is_ascii_digit()) {
+        return attrs.fresh(fam);
+    }
     let plural = if fam.ends_with('s') { fam.to_string() } else { format!("{fam}s") };
     let named = fam.bytes().any(|b| b.is_ascii_alphabetic());
     attrs.fresh(if named { &plural } else { "blocks" })
@@ -449,6 +468,10 @@ mod tests {
         assert_eq!(shared_family(&["conv2_block1", "conv2_block2"]), "conv2_block");
         assert_eq!(shared_family(&["encoder_layers_0", "encoder_layers_1"]), "encoder_layers");
         assert_eq!(shared_family(&["a_0", "b_1"]), "");
+        // Blocks lettered within a numbered stage are the stage.
+        assert_eq!(shared_family(&["block3b", "block3c"]), "block3");
+        assert_eq!(shared_family(&["mixed_5b", "mixed_5c", "mixed_5d"]), "mixed_5");
+        assert_eq!(shared_family(&["block3b", "block4c"]), "");
         // Instances that part in more than one number are no one family.
         assert_eq!(shared_family(&["conv2_block3", "conv3_block1"]), "");
     }
