@@ -255,32 +255,43 @@ pub fn after_conv(f: impl FnOnce(&mut TestGraph, ValueRef) -> ValueRef) -> Strin
 /// A TF1 loop frame by hand, `i, x = 0, x; while i < 3: i, x = i + 1, f(x)`, with `f` a `Mul`
 /// by 2.0 or the one-input op `step_op`; returns the graph and the `Exit` of `x`.
 pub fn tf1_frame(step_op: &str) -> (TestGraph, ValueRef) {
+    tf1_frame_named("loop", |g, x| {
+        if step_op == "Mul" {
+            let two = g.constant("loop/two", Tensor::from_f32(vec![], &[2.0]));
+            g.op("loop/mul", "Mul", &[x, two], &[])
+        } else {
+            g.op("loop/custom", step_op, &[x], &[("scale", float(2.0))])
+        }
+    })
+}
+
+/// A TF1 loop frame named `frame` (its nodes in that scope) of three steps over `x`, each
+/// computing `step(graph, x)`; the graph and the frame's `Exit` of `x`.
+pub fn tf1_frame_named(
+    frame: &str,
+    step: impl FnOnce(&mut TestGraph, ValueRef) -> ValueRef,
+) -> (TestGraph, ValueRef) {
     let mut g = TestGraph::new();
     let x0 = g.input("x", &[-1, 4]);
     let zero = g.constant("zero", Tensor::from_i32(vec![], &[0]));
-    let frame = [("frame_name", string("loop"))];
-    let ei = g.op("loop/enter_i", "Enter", &[zero], &frame);
-    let ex = g.op("loop/enter_x", "Enter", &[x0], &frame);
-    let mi = g.op("loop/merge_i", "Merge", &[ei], &[]);
-    let mx = g.op("loop/merge_x", "Merge", &[ex], &[]);
-    let three = g.constant("loop/three", Tensor::from_i32(vec![], &[3]));
-    let less = g.op("loop/Less", "Less", &[mi, three], &[]);
-    let lc = g.op("loop/LoopCond", "LoopCond", &[less], &[]);
-    let si = g.op("loop/switch_i", "Switch", &[mi, lc], &[]);
-    let sx = g.op("loop/switch_x", "Switch", &[mx, lc], &[]);
-    let one = g.constant("loop/one", Tensor::from_i32(vec![], &[1]));
-    let two = g.constant("loop/two", Tensor::from_f32(vec![], &[2.0]));
-    let i1 = g.op("loop/add", "AddV2", &[TestGraph::port(si, 1), one], &[]);
-    let x1 = if step_op == "Mul" {
-        g.op("loop/mul", "Mul", &[TestGraph::port(sx, 1), two], &[])
-    } else {
-        g.op("loop/custom", step_op, &[TestGraph::port(sx, 1)], &[("scale", float(2.0))])
-    };
-    let ni = g.op("loop/next_i", "NextIteration", &[i1], &[]);
-    let nx = g.op("loop/next_x", "NextIteration", &[x1], &[]);
+    let attrs = [("frame_name", string(frame))];
+    let ei = g.op(&format!("{frame}/enter_i"), "Enter", &[zero], &attrs);
+    let ex = g.op(&format!("{frame}/enter_x"), "Enter", &[x0], &attrs);
+    let mi = g.op(&format!("{frame}/merge_i"), "Merge", &[ei], &[]);
+    let mx = g.op(&format!("{frame}/merge_x"), "Merge", &[ex], &[]);
+    let three = g.constant(&format!("{frame}/three"), Tensor::from_i32(vec![], &[3]));
+    let less = g.op(&format!("{frame}/Less"), "Less", &[mi, three], &[]);
+    let lc = g.op(&format!("{frame}/LoopCond"), "LoopCond", &[less], &[]);
+    let si = g.op(&format!("{frame}/switch_i"), "Switch", &[mi, lc], &[]);
+    let sx = g.op(&format!("{frame}/switch_x"), "Switch", &[mx, lc], &[]);
+    let one = g.constant(&format!("{frame}/one"), Tensor::from_i32(vec![], &[1]));
+    let i1 = g.op(&format!("{frame}/add"), "AddV2", &[TestGraph::port(si, 1), one], &[]);
+    let x1 = step(&mut g, TestGraph::port(sx, 1));
+    let ni = g.op(&format!("{frame}/next_i"), "NextIteration", &[i1], &[]);
+    let nx = g.op(&format!("{frame}/next_x"), "NextIteration", &[x1], &[]);
     g.connect(ni, mi, 1);
     g.connect(nx, mx, 1);
-    let _ = g.op("loop/exit_i", "Exit", &[si], &[]);
-    let out = g.op("loop/exit_x", "Exit", &[sx], &[]);
+    let _ = g.op(&format!("{frame}/exit_i"), "Exit", &[si], &[]);
+    let out = g.op(&format!("{frame}/exit_x"), "Exit", &[sx], &[]);
     (g, out)
 }

@@ -504,7 +504,7 @@ impl<'a> Lowerer<'a> {
 #[cfg(test)]
 mod tests {
     use super::inlined_name;
-    use crate::tensor::{DType, Tensor};
+    use crate::tensor::DType;
     use crate::testing::*;
     use insta::assert_snapshot;
 
@@ -661,31 +661,12 @@ mod tests {
     /// `stacked_rnn_cells_1_lstm_cell_1`).
     #[test]
     fn a_loop_body_names_values_by_their_short_scopes() {
-        let mut g = TestGraph::new();
-        let x0 = g.input("x", &[-1, 4]);
-        let zero = g.constant("zero", Tensor::from_i32(vec![], &[0]));
-        let frame = [("frame_name", string("loop"))];
-        let ei = g.op("rnn_1/while/enter_i", "Enter", &[zero], &frame);
-        let ex = g.op("rnn_1/while/enter_x", "Enter", &[x0], &frame);
-        let mi = g.op("rnn_1/while/merge_i", "Merge", &[ei], &[]);
-        let mx = g.op("rnn_1/while/merge_x", "Merge", &[ex], &[]);
-        let three = g.constant("rnn_1/while/three", Tensor::from_i32(vec![], &[3]));
-        let less = g.op("rnn_1/while/Less", "Less", &[mi, three], &[]);
-        let lc = g.op("rnn_1/while/LoopCond", "LoopCond", &[less], &[]);
-        let si = g.op("rnn_1/while/switch_i", "Switch", &[mi, lc], &[]);
-        let sx = g.op("rnn_1/while/switch_x", "Switch", &[mx, lc], &[]);
-        let one = g.constant("rnn_1/while/one", Tensor::from_i32(vec![], &[1]));
-        let i1 = g.op("rnn_1/while/add", "AddV2", &[TestGraph::port(si, 1), one], &[]);
-        let cell = "rnn_1/while/stacked_rnn_cells_1/lstm_cell_1";
-        let a = g.op(&format!("{cell}/Sigmoid"), "Sigmoid", &[TestGraph::port(sx, 1)], &[]);
-        let b = g.op(&format!("{cell}/Tanh"), "Tanh", &[a], &[]);
-        let x1 = g.op(&format!("{cell}/mul"), "Mul", &[a, b], &[]);
-        let ni = g.op("rnn_1/while/next_i", "NextIteration", &[i1], &[]);
-        let nx = g.op("rnn_1/while/next_x", "NextIteration", &[x1], &[]);
-        g.connect(ni, mi, 1);
-        g.connect(nx, mx, 1);
-        let _ = g.op("rnn_1/while/exit_i", "Exit", &[si], &[]);
-        let out = g.op("rnn_1/while/exit_x", "Exit", &[sx], &[]);
+        let (g, out) = tf1_frame_named("rnn_1/while", |g, x| {
+            let cell = "rnn_1/while/stacked_rnn_cells_1/lstm_cell_1";
+            let a = g.op(&format!("{cell}/Sigmoid"), "Sigmoid", &[x], &[]);
+            let b = g.op(&format!("{cell}/Tanh"), "Tanh", &[a], &[]);
+            g.op(&format!("{cell}/mul"), "Mul", &[a, b], &[])
+        });
         let code = g.lower(&[out]);
         assert!(code.contains("lstm_cell = torch.sigmoid(") && !code.contains("stacked"), "{code}");
     }

@@ -595,8 +595,8 @@ mod tests {
             loop/three = Const -> int32 []
             loop/Less = Less(loop/var_0:0, loop/three:0) -> bool []
             loop/one = Const -> int32 []
-            loop/two = Const -> float32 []
             loop/add = AddV2(loop/var_0:0, loop/one:0) -> int32 []
+            loop/two = Const -> float32 []
             loop/mul = Mul(loop/var_1:0, loop/two:0) -> float32 [?, 4]
         ");
     }
