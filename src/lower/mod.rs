@@ -108,7 +108,7 @@ pub struct Lowerer<'a> {
     tf_named_layers: BTreeSet<String>,
     /// Inner layers named with their holder's number (see
     /// `scopes::inner_layers_numbered_as_holders`).
-    numbered_as_holders: BTreeSet<(String, String, bool)>,
+    numbered_as_holders: BTreeSet<(String, String)>,
     /// How many variables each scope holds, counted when first needed (see `stored`).
     variable_scopes: Option<BTreeMap<String, usize>>,
 }

@@ -82,20 +82,17 @@ fn without_holder_words<'c>(c: &'c str, holder: &str, model_prefix: &str) -> &'c
 }
 
 /// Holder and inner component with their last number words made `#`
-/// (`downsampling_block_#`, `convnext_tiny_downsampling_conv_#`), and whether both had one
-/// and it was the same.
-fn numbered_kinds(holder: &str, c: &str) -> (String, String, bool) {
-    let split = |s: &str| -> (String, Option<String>) {
-        match s.rsplit_once('_') {
-            Some((base, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
-                (format!("{base}_#"), Some(n.to_string()))
-            }
-            _ => (s.to_string(), None),
+/// (`downsampling_block_#`, `convnext_tiny_downsampling_conv_#`), and whether that number
+/// was the same; none unless both end in one.
+fn numbered_kinds(holder: &str, c: &str) -> Option<((String, String), bool)> {
+    let split = |s: &str| match s.rsplit_once('_') {
+        Some((base, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+            Some((format!("{base}_#"), n.to_string()))
         }
+        _ => None,
     };
-    let ((h, hn), (k, kn)) = (split(holder), split(c));
-    let same = hn.is_some() && hn == kn;
-    (h, k, same)
+    let ((h, hn), (k, kn)) = (split(holder)?, split(c)?);
+    Some(((h, k), hn == kn))
 }
 
 /// Name components shared by every computing node (`model/` in `model/conv1/Conv2D`), dropped
@@ -210,7 +207,9 @@ impl<'a> Lowerer<'a> {
                 let c = strip(c);
                 let c = match path.last() {
                     Some(holder)
-                        if self.numbered_as_holders.contains(&numbered_kinds(holder, c)) =>
+                        if numbered_kinds(holder, c).is_some_and(|(kinds, same)| {
+                            same && self.numbered_as_holders.contains(&kinds)
+                        }) =>
                     {
                         without_holder_words(c, holder, &self.name_prefix)
                     }
@@ -277,26 +276,24 @@ impl<'a> Lowerer<'a> {
     pub(super) fn inner_layers_numbered_as_holders(
         &self,
         nodes: &[NodeIndex],
-    ) -> BTreeSet<(String, String, bool)> {
+    ) -> BTreeSet<(String, String)> {
         let mut seen: BTreeMap<(String, String), (bool, BTreeSet<String>)> = BTreeMap::new();
         for &n in nodes {
             let name = self.scoped_name(n);
             let parts: Vec<&str> = name.split('/').collect();
             for pair in parts[..parts.len() - 1].windows(2) {
-                let (h, k, same) = numbered_kinds(
-                    self.without_call_suffix(pair[0]),
-                    self.without_call_suffix(pair[1]),
-                );
-                if h.ends_with('#') && k.ends_with('#') {
-                    let entry = seen.entry((h, k)).or_insert((true, BTreeSet::new()));
+                let (holder, c) =
+                    (self.without_call_suffix(pair[0]), self.without_call_suffix(pair[1]));
+                if let Some((kinds, same)) = numbered_kinds(holder, c) {
+                    let entry = seen.entry(kinds).or_insert((true, BTreeSet::new()));
                     entry.0 &= same;
-                    entry.1.insert(pair[0].to_string());
+                    entry.1.insert(holder.to_string());
                 }
             }
         }
         seen.into_iter()
             .filter(|(_, (all_same, holders))| *all_same && holders.len() >= 2)
-            .map(|((h, k), _)| (h, k, true))
+            .map(|(kinds, _)| kinds)
             .collect()
     }
 
