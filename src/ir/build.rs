@@ -199,12 +199,16 @@ fn reads_variable(reader: &Node, name: &str) -> bool {
         && (leaf.starts_with("ReadVariableOp") || reader.name.strip_prefix(name) == Some("/read"))
 }
 
-/// Every Placeholder, in file order.
+/// Every Placeholder, in file order, but handles: a frozen graph keeps a lookup table as a
+/// `Placeholder` of a resource (freezing drops its contents), which no tensor can stand for.
 fn default_inputs(graph: &Graph) -> Vec<ValueRef> {
+    let handle = |n: NodeIndex| graph.g[n].attr_type("dtype").is_ok_and(|d| d == DType::Resource);
     let mut v: Vec<_> = graph
         .g
         .node_indices()
-        .filter(|&n| graph.g[n].op == "Placeholder" && !unused_lowering_artifact(graph, n))
+        .filter(|&n| {
+            graph.g[n].op == "Placeholder" && !unused_lowering_artifact(graph, n) && !handle(n)
+        })
         .map(|n| (graph.g[n].ordinal, ValueRef { node: n, port: 0 }))
         .collect();
     v.sort();

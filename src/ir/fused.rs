@@ -43,6 +43,7 @@ pub const LOG_SUM_EXP: &str = "_LogSumExp";
 pub const L2_NORMALIZE: &str = "_L2Normalize";
 pub const MISH: &str = "_Mish";
 pub const LOG_SIGMOID: &str = "_LogSigmoid";
+pub const TABLE_LOOKUP: &str = "_TableLookup";
 
 /// A synthetic op and its parameters.
 #[derive(Clone, Debug)]
@@ -95,6 +96,10 @@ pub enum Fused {
     /// Indices counted from the end when negative, made non-negative: `where(i < 0, i + size,
     /// i)` (Keras' `take` before a gather; see `passes::fuse_wrap`). Input: the indices.
     WrapNegative { size: i64 },
+    /// A static hash table's lookup: where a key equals `x`, its value, else `default` (see
+    /// `passes::tables`). Inputs: `keys` (1-D, sorted ascending, distinct), `values` (1-D, in
+    /// the keys' order), `x`, `default` (a scalar).
+    TableLookup,
     /// `log(sum(exp(x)))` over constant axes, computed stably (see `passes::fuse_logsumexp`).
     /// Inputs: `x`, the axes (TF's, as `Sum` reads them).
     LogSumExp { keep_dims: bool },
@@ -288,6 +293,7 @@ impl Fused {
             Fused::RotatePairs => ROTATE_PAIRS,
             Fused::ApplyRotary => APPLY_ROTARY,
             Fused::CausalMask => CAUSAL_MASK,
+            Fused::TableLookup => TABLE_LOOKUP,
             Fused::WrapNegative { .. } => WRAP_NEGATIVE,
             Fused::LogSumExp { .. } => LOG_SUM_EXP,
             Fused::L2Normalize { .. } => L2_NORMALIZE,
@@ -350,6 +356,7 @@ impl Fused {
             | Fused::RotatePairs
             | Fused::ApplyRotary
             | Fused::CausalMask
+            | Fused::TableLookup
             | Fused::Loop(_)
             | Fused::Cond(_)
             | Fused::Window1D(_) => {}

@@ -272,7 +272,7 @@ pub fn load(path: &Path, sel: &Selection) -> Result<Flattened> {
     // TF2: the trailing inputs of each signature call are its captured variables. TF1: the
     // graph reads variables nodes a saver restores.
     let replacements = match &mg.object_graph_def {
-        Some(objects) => captured_variables(&dir, objects, &calls)?,
+        Some(objects) => captured_variables(&dir, objects, &calls, &by_name)?,
         None => tf1::restore_variables(
             &graph,
             &outputs,
@@ -281,8 +281,11 @@ pub fn load(path: &Path, sel: &Selection) -> Result<Flattened> {
         )?,
     };
 
-    // Keep what the signature needs, with variables as constants.
-    let nodes = needed_nodes(&graph, &outputs, &replacements);
+    // Keep what the signature needs, with variables as constants, and what fills the tables
+    // it looks up in (see `table_initializers`).
+    let mut roots = outputs.clone();
+    roots.extend(table_initializers(&graph, &calls, &replacements));
+    let nodes = needed_nodes(&graph, &roots, &replacements);
 
     let (nodes, inputs) = name_inputs_by_key(&graph, sig, nodes, &order);
 
@@ -302,6 +305,7 @@ fn captured_variables(
     dir: &Path,
     objects: &SavedObjectGraph,
     calls: &[&NodeDef],
+    by_name: &BTreeMap<&str, &NodeDef>,
 ) -> Result<BTreeMap<String, NodeDef>> {
     let prefix = dir.join("variables").join("variables");
     let mut replacements: BTreeMap<String, NodeDef> = BTreeMap::new();
@@ -340,6 +344,9 @@ fn captured_variables(
                     replacements.insert(name.to_string(), const_node(name, t, v.dtype));
                 }
                 Some(Kind::Constant(_)) => {}
+                // A lookup table (Keras' `IntegerLookup`): the graph's own `HashTableV2` node,
+                // filled by the initializer call `table_initializers` keeps.
+                Some(Kind::Resource(_)) if is_table(by_name, name) => {}
                 _ => {
                     return Err(Error::Unsupported(format!(
                         "{}: captured input '{name}' of {fname} is neither a variable nor a constant",
@@ -350,6 +357,50 @@ fn captured_variables(
         }
     }
     Ok(replacements)
+}
+
+/// Ops that create a lookup table whose contents an initializer imports.
+const TABLES: &[&str] = &["HashTableV2", "HashTable"];
+
+/// Whether top-level node `name` creates a lookup table.
+fn is_table(by_name: &BTreeMap<&str, &NodeDef>, name: &str) -> bool {
+    by_name.get(name).is_some_and(|n| TABLES.contains(&n.op.as_str()))
+}
+
+/// The top-level calls that fill the tables the signature's calls capture: TF2 saves each
+/// table's initializer as a function the SavedModel's init op calls with the table and its
+/// keys and values (`StatefulPartitionedCall_2(hash_table, Const_1, Const)`). Kept beside the
+/// outputs, so that `passes::tables` finds the contents; a table no call fills stays unknown.
+fn table_initializers(
+    graph: &GraphDef,
+    calls: &[&NodeDef],
+    replacements: &BTreeMap<String, NodeDef>,
+) -> Vec<String> {
+    let by_name: BTreeMap<&str, &NodeDef> =
+        graph.node.iter().map(|n| (n.name.as_str(), n)).collect();
+    let data = |n: &NodeDef| -> Vec<String> {
+        n.input
+            .iter()
+            .filter(|i| !i.starts_with('^'))
+            .filter_map(|i| parse_tensor_name(i).map(|t| t.0.to_string()))
+            .collect()
+    };
+    let tables: BTreeSet<String> = calls
+        .iter()
+        .flat_map(|c| data(c))
+        .filter(|i| !replacements.contains_key(i) && is_table(&by_name, i))
+        .collect();
+    if tables.is_empty() {
+        return Vec::new();
+    }
+    let signature: BTreeSet<&str> = calls.iter().map(|c| c.name.as_str()).collect();
+    graph
+        .node
+        .iter()
+        .filter(|n| n.op.ends_with("PartitionedCall") && !signature.contains(n.name.as_str()))
+        .filter(|n| data(n).iter().any(|i| tables.contains(i)))
+        .map(|n| n.name.clone())
+        .collect()
 }
 
 /// The variables' checkpoint, and the key of each variable object's value in it.

@@ -13,7 +13,7 @@ use crate::ops::contract::{Host, Layout, OpResult, Val, to_channels_first, to_ch
 use crate::ops::util::torch_attr;
 use crate::py::Expr;
 use crate::py::names::identifier;
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 use crate::weights::Weight;
 
 impl<'a> Lowerer<'a> {
@@ -27,6 +27,11 @@ impl<'a> Lowerer<'a> {
             let val = Val { expr, layout: Layout::Tf };
             self.values.insert(v, val.clone());
             return Ok(val);
+        }
+        // A handle that is no input (see `ir::build`): the stub reading it gets `None`.
+        let node = self.graph.node(v.node);
+        if node.op == "Placeholder" && node.attr_type("dtype").is_ok_and(|d| d == DType::Resource) {
+            return Ok(Val { expr: Expr::none(), layout: Layout::Tf });
         }
         let node = self.graph.node(v.node);
         Err(format!("input '{}:{}' ({}) has no value in forward", node.name, v.port, node.op)
@@ -231,6 +236,16 @@ impl<'a> Host<'a> for Lowerer<'a> {
         } else {
             self.buffer(owner, suffix, t)
         }
+    }
+
+    fn constant_named(&mut self, owner: NodeIndex, v: ValueRef, suffix: &str) -> OpResult<Expr> {
+        if let Some(e) = self.converted.get(&(v, Layout::Tf)) {
+            return Ok(e.clone());
+        }
+        let t = self.graph.const_value(v).ok_or("not a constant")?.clone();
+        let e = self.buffer(owner, suffix, t)?;
+        self.converted.insert((v, Layout::Tf), e.clone());
+        Ok(e)
     }
 
     fn require_class(&mut self, name: &'static str, source: &'static str) {

@@ -217,8 +217,9 @@ impl Stubs {
         doc.extend(e.reasons.iter().map(|r| format!("Reason: {r}.")));
         if e.sites.iter().any(|&n| self.sites[n].assumed) {
             doc.push(
-                "Assumed: the result has the rank and dtype of input_0; the code after this \
-                 op was translated that way."
+                "Assumed: the result has the rank of its first tensor input (a handle is \
+                 none) and the dtype its attributes give (else that input's); the code after \
+                 this op was translated that way."
                     .into(),
             );
         }

@@ -178,6 +178,9 @@ pub trait Host<'g> {
         suffix: &str,
         t: Tensor,
     ) -> OpResult<Expr>;
+    /// Constant `v` as it is, registered the first time as a buffer named after node
+    /// `owner`'s scope and `suffix` (`self.id_lookup_keys`), the same buffer after.
+    fn constant_named(&mut self, owner: NodeIndex, v: ValueRef, suffix: &str) -> OpResult<Expr>;
     /// Makes `model.py` define the fixed helper class `name` (once).
     fn require_class(&mut self, name: &'static str, source: &'static str);
 }
@@ -349,6 +352,13 @@ impl<'h, 'g> Ctx<'h, 'g> {
     pub fn constant_as(&mut self, i: usize, t: Tensor) -> OpResult<Expr> {
         let v = self.input_ref(i)?;
         self.host.constant_as(self.id, v, "const", t)
+    }
+
+    /// Constant input `i` as a buffer named after this node's scope and `suffix` (see
+    /// [`Host::constant_named`]).
+    pub fn constant_named(&mut self, i: usize, suffix: &str) -> OpResult<Expr> {
+        let v = self.input_ref(i)?;
+        self.host.constant_named(self.id, v, suffix)
     }
 
     /// Whether input `i` is a constant the model trained (see `ir::Node::variable`).

@@ -40,6 +40,7 @@ mod slice;
 mod space_batch;
 mod sparse;
 mod stack;
+mod table;
 mod update_slice;
 pub mod util;
 mod window;
@@ -234,6 +235,7 @@ const FAMILIES: &[&[OpDef]] = &[
     random::OPS,
     recurrent::OPS,
     attention::OPS,
+    table::OPS,
 ];
 
 /// The row for a TF op, if we translate it.

@@ -246,6 +246,7 @@ fn mergeable(f: &Fused) -> Option<&Fused> {
         | Fused::RotateEveryTwo
         | Fused::ApplyRotary
         | Fused::CausalMask
+        | Fused::TableLookup
         | Fused::WrapNegative { .. }
         | Fused::LogSumExp { .. }
         | Fused::L2Normalize { .. } => Some(f),

@@ -6,7 +6,7 @@ use petgraph::stable_graph::NodeIndex;
 
 use crate::ir::{Dim, Graph, Node, ValueInfo, ValueRef};
 use crate::ops::{self, Folded, OpInputs};
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 
 pub fn fold_and_infer(g: &mut Graph) -> Result<()> {
     let order = g.topo_order().map_err(|n| {
@@ -91,14 +91,17 @@ pub fn fold_and_infer(g: &mut Graph) -> Result<()> {
 }
 
 /// The outputs of an op without a translation: what the file says (`_output_shapes`, which
-/// TF1 writes), else output 0 taken to have the rank and dtype of input 0, its sizes unknown
-/// (so nothing is folded from them). The stub's docstring states the assumption.
+/// TF1 writes), else output 0 taken to have the rank and dtype of its first tensor input, its
+/// sizes unknown (so nothing is folded from them); the dtype is the op's own where an
+/// attribute gives it (`T`, or `Tout` of `LookupTableFindV2`). A handle (a table's, a
+/// queue's) is no tensor to take a shape from: the keys looked up in a table are. The stub's
+/// docstring states the assumption.
 fn untranslated_outputs(g: &Graph, n: NodeIndex) -> Option<Vec<ValueInfo>> {
     let node = g.node(n);
     if node.fused.is_some() || matches!(node.op.as_str(), "Placeholder" | "Const") {
         return None;
     }
-    let dtype = node.attr_type("T").ok();
+    let dtype = ["T", "Tout", "dtype", "out_type"].iter().find_map(|a| node.attr_type(a).ok());
     if let Some(crate::proto::attr_value::Value::List(l)) =
         node.attrs.get("_output_shapes").and_then(|a| a.value.as_ref())
         && !l.shape.is_empty()
@@ -108,7 +111,8 @@ fn untranslated_outputs(g: &Graph, n: NodeIndex) -> Option<Vec<ValueInfo>> {
         };
         return Some(l.shape.iter().map(|s| ValueInfo { dtype, shape: shape(s) }).collect());
     }
-    let first = g.info(*g.inputs(n).first()?);
+    let handle = |d: Option<DType>| matches!(d, Some(DType::Resource | DType::Variant));
+    let first = g.inputs(n).into_iter().map(|v| g.info(v)).find(|i| !handle(i.dtype))?;
     let rank = first.shape?.len();
     Some(vec![ValueInfo { dtype: dtype.or(first.dtype), shape: Some(vec![None; rank]) }])
 }

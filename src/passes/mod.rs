@@ -33,6 +33,7 @@ mod rnn;
 mod shape_n;
 mod simplify;
 mod sizes;
+mod tables;
 mod tensor_arrays;
 
 pub use fold::fold_and_infer;
@@ -110,6 +111,8 @@ fn step<T>(
 
 /// [`run_all`], calling `after(pass, graph)` after each pass (`tf2torch debug passes`).
 pub fn run_observed(g: &mut Graph, after: &mut dyn FnMut(&str, &Graph)) -> Result<()> {
+    // Before pruning drops the tables' initializers, which no output reads.
+    step(after, "fuse_table_lookups", g, tables::fuse_table_lookups)?;
     step(after, "prune", g, prune)?;
     step(after, "remove_identities", g, remove_identities)?;
     step(after, "split_shape_n", g, shape_n::split_shape_n)?;

@@ -134,7 +134,7 @@ pub struct SavedObjectGraph {
 pub struct SavedObject {
     #[prost(message, repeated, tag = "1")]
     pub children: Vec<ObjectReference>,
-    #[prost(oneof = "saved_object::Kind", tags = "4, 7, 9")]
+    #[prost(oneof = "saved_object::Kind", tags = "4, 7, 9, 10")]
     pub kind: Option<saved_object::Kind>,
 }
 
@@ -148,6 +148,9 @@ pub mod saved_object {
         Variable(super::SavedVariable),
         #[prost(message, tag = "9")]
         Constant(super::SavedConstant),
+        /// A resource other than a variable: a lookup table, a queue.
+        #[prost(message, tag = "10")]
+        Resource(super::SavedResource),
     }
 }
 
@@ -165,6 +168,12 @@ pub struct SavedVariable {
     pub shape: Option<TensorShapeProto>,
     #[prost(string, tag = "6")]
     pub name: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SavedResource {
+    #[prost(string, tag = "1")]
+    pub device: String,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

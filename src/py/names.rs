@@ -97,6 +97,7 @@ const HELPERS: &[&str] = &[
     "sparse_reshape",
     "stack_written",
     "svd",
+    "table_lookup",
     "tensor_scatter_reduce",
     "top_k",
     "tridiagonal_solve",
@@ -226,12 +227,15 @@ impl Scope {
     }
 
     /// A fresh identifier derived from `raw`: `conv1`, then `conv1_2`, `conv1_3`, ...
+    /// (a reserved `weights` is `weights_`, then `weights_2`: a number tells it apart too).
     pub fn fresh(&mut self, raw: &str) -> String {
         let base = self.base(raw);
+        let stem = base.strip_suffix('_').filter(|_| self.clashes(&identifier(raw)));
+        let stem = stem.unwrap_or(&base).to_string();
         let mut name = base.clone();
         let mut k = 2;
         while self.used.contains(&name) {
-            name = format!("{base}_{k}");
+            name = format!("{stem}_{k}");
             k += 1;
         }
         if name != base {
@@ -251,7 +255,8 @@ impl Scope {
     /// (a builtin such as `input` included), else with a trailing `_`. Names in `avoid` (the
     /// builtins the generated code calls) count as taken.
     pub fn param(&mut self, raw: &str, avoid: &BTreeSet<String>) -> String {
-        let mut base = identifier(raw);
+        let stem = identifier(raw);
+        let mut base = stem.clone();
         if KEYWORDS.contains(&base.as_str())
             || FORWARD_GLOBALS.contains(&base.as_str())
             || avoid.contains(&base)
@@ -261,7 +266,7 @@ impl Scope {
         let mut name = base.clone();
         let mut k = 2;
         while self.used.contains(&name) {
-            name = format!("{base}_{k}");
+            name = format!("{stem}_{k}");
             k += 1;
         }
         self.used.insert(name.clone());

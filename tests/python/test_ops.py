@@ -1,10 +1,12 @@
 """Per-op-family graphs built by TensorFlow: convert through the CLI, compare with TF."""
 
+import inspect
+
 import pytest
 
 from conftest import OPS_DIR, assert_parity, import_model, ruff, run_cli
 
-STUB_FIXTURES = ("unknown_op", "loop_unknown_op")
+STUB_FIXTURES = ("unknown_op", "loop_unknown_op", "frozen_table")
 OP_FIXTURES = sorted(p.stem for p in OPS_DIR.glob("*.pb") if p.stem not in STUB_FIXTURES)
 # Samples from torch's generator: compared by shape, dtype and range, not values.
 RANDOM_FIXTURES = ("ops_random",)
@@ -139,6 +141,41 @@ def test_unknown_op_becomes_a_stub_the_user_can_fill(tmp_path):
     run_cli("convert", OPS_DIR / "unknown_op.pb", "-o", out)
     assert (out / "custom_ops.py").read_text() == filled
     assert_parity(out, OPS_DIR / "unknown_op.npz")
+
+
+def test_tables_are_looked_up_in_their_keys(tmp_path):
+    """A TF1 graph frozen with its table initializer: each table's keys and values are two
+    buffers, read by every lookup in it; the lookups are `table_lookup` calls (parity
+    above)."""
+    out = tmp_path / "out"
+    run_cli("convert", OPS_DIR / "ops_table.pb", "-o", out, "--strict")
+    code = (out / "model.py").read_text()
+    assert code.count("= table_lookup(self.") == 3, code
+    assert code.count('_keys", torch.empty') == 2, code
+    assert "table_lookup(self.weights_keys, self.weights_values, y, -1.0)" in code, code
+
+
+def test_a_frozen_table_is_a_stub_without_a_handle_input(tmp_path):
+    """Freezing a Keras model drops its lookup table's contents and leaves a resource
+    `Placeholder`: the lookup is a stub saying so, `forward` takes only the ids (the handle
+    is no tensor), and what follows has the keys' shape, so the stub filled in with the
+    vocabulary matches TF at any batch size (the stub's shape was once taken from the
+    handle, a scalar, and a batch size of 4 folded into the code after it)."""
+    out = tmp_path / "out"
+    proc = run_cli("convert", OPS_DIR / "frozen_table.pb", "-o", out)
+    assert "freezing drops them" in proc.stdout, proc.stdout
+    assert list(inspect.signature(import_model(out).load_model().forward).parameters) == ["ids"]
+    code = (out / "model.py").read_text()
+    assert "custom_ops.lookup_table_find_v2(None, ids, 0)" in code, code
+    stub = (out / "custom_ops.py").read_text()
+    vocabulary = "    keys = torch.tensor([3, 7, 11, 42, 100])\n    hit = input_1.unsqueeze(-1) == keys\n"
+    filled = stub.replace(
+        "    raise NotImplementedError(",
+        vocabulary + "    return torch.where(hit.any(-1), hit.int().argmax(-1) + 1, input_2)\n    raise NotImplementedError(",
+        1,
+    )
+    (out / "custom_ops.py").write_text(filled)
+    assert_parity(out, OPS_DIR / "frozen_table.npz")
 
 
 def test_stub_inside_a_loop_is_called_each_step(tmp_path):

@@ -4,7 +4,7 @@ with TensorFlow's outputs; and bad SavedModels, each refused with a clear error.
 import shutil
 
 import pytest
-from conftest import GENERATED_DIR, assert_parity, convert_fails, import_model, run_cli
+from conftest import GENERATED_DIR, assert_parity, convert_fails, import_model, ruff, run_cli
 
 
 def forward_params(out):
@@ -41,6 +41,24 @@ def test_bert_saved_model_with_dynamic_batch_and_length(seq, tmp_path):
     run_cli("convert", fixture("sm_bert_dynamic"), "-o", out, "--strict")
     assert forward_params(out) == ["padding_mask", "segment_ids", "token_ids"]
     assert_parity(out, GENERATED_DIR / f"sm_bert_dynamic_{seq}.npz")
+
+
+@pytest.mark.parametrize("name", ["sm_lookup_keras", "sm_lookup_table"])
+def test_lookup_tables_are_read_from_their_initializers(name, tmp_path):
+    """A SavedModel's static hash table (Keras' `IntegerLookup`, `tf.lookup.StaticHashTable`)
+    is filled by an initializer the signature does not call: its keys and values are read
+    from there into two buffers per table, however often it is looked up in, and the lookup
+    is translated (was: 'captured input hash_table is neither a variable nor a constant')."""
+    out = tmp_path / "out"
+    run_cli("convert", fixture(name), "-o", out, "--strict")
+    assert_parity(out, GENERATED_DIR / f"{name}.npz")
+    code = (out / "model.py").read_text()
+    tables = {"sm_lookup_keras": ["id_lookup", "kind_lookup", "id_back"], "sm_lookup_table": ["lookup"]}[name]
+    for t in tables:
+        assert f'"{t}_keys"' in code and f'"{t}_values"' in code, code
+    assert code.count('_keys"') == len(tables), code
+    assert code.count("= table_lookup(") == {"sm_lookup_keras": 3, "sm_lookup_table": 2}[name], code
+    assert ruff("check", "--no-cache", str(out / "model.py")).returncode == 0
 
 
 def test_frozen_graph_with_function_library(tmp_path):

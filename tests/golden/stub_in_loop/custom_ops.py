@@ -14,7 +14,7 @@ def my_fancy_activation(input_0, *, t="float32"):
     """TensorFlow op `MyFancyActivation`, which tf2torch did not translate.
 
     Reason: no translation for this op.
-    Assumed: the result has the rank and dtype of input_0; the code after this op was translated that way.
+    Assumed: the result has the rank of its first tensor input (a handle is none) and the dtype its attributes give (else that input's); the code after this op was translated that way.
 
     Used by:
       - while/body/_1/while/fancy: inputs (float32 [?, 4]) -> float32 [?, ?]
