@@ -136,10 +136,56 @@ fn reduce_keeping_dims(g: &mut Graph, n: petgraph::stable_graph::NodeIndex) -> b
     true
 }
 
+/// `min(max(x, a), b)` with `a >= b` (or `max(min(x, b), a)` with `a >= b`) on an integer
+/// scalar: the constant `b` (`a`), whatever `x` is. `tf.math.bincount` clamps its size so,
+/// and Keras' `CategoryEncoding` passes one number of tokens as both bounds: its size is
+/// that number, and what computed `x` (the largest id, the element count) goes.
+fn clamped_to_constant(g: &mut Graph, n: petgraph::stable_graph::NodeIndex) -> Option<ValueRef> {
+    let scalar = |v: ValueRef| -> Option<i64> {
+        let t = g.const_value(v).filter(|t| t.rank() == 0 && t.dtype.is_int())?;
+        t.to_i64()?.first().copied()
+    };
+    let bound = |n: petgraph::stable_graph::NodeIndex, op: &str| -> Option<(ValueRef, i64)> {
+        let i = g.inputs(n);
+        if g.node(n).op != op || i.len() != 2 {
+            return None;
+        }
+        scalar(i[1]).map(|c| (i[0], c)).or_else(|| scalar(i[0]).map(|c| (i[1], c)))
+    };
+    let out = ValueRef { node: n, port: 0 };
+    let info = g.info(out);
+    if info.shape.as_deref() != Some(&[]) || !info.dtype.is_some_and(|d| d.is_int()) {
+        return None;
+    }
+    let value = match g.node(n).op.as_str() {
+        "Minimum" => {
+            let (inner, b) = bound(n, "Minimum")?;
+            let (_, a) = bound(inner.node, "Maximum")?;
+            (a >= b).then_some(b)?
+        }
+        "Maximum" => {
+            let (inner, a) = bound(n, "Maximum")?;
+            let (_, b) = bound(inner.node, "Minimum")?;
+            (a >= b).then_some(a)?
+        }
+        _ => return None,
+    };
+    let t = crate::tensor::Tensor::with_values_like(
+        info.dtype?,
+        vec![],
+        &crate::tensor::Values::I(vec![value]),
+    )?;
+    let node = g.node(n);
+    let mut c = crate::ir::Node::constant(format!("{}/clamped", node.name), t, node.ordinal);
+    c.outputs = vec![info];
+    Some(ValueRef { node: g.add_node(c), port: 0 })
+}
+
 pub fn simplify(g: &mut Graph) -> Result<()> {
     let nodes: Vec<_> = g.g.node_indices().collect();
     for n in nodes {
-        if let Some(x) = transpose_pair(g, n).or_else(|| idempotent(g, n)) {
+        let same = transpose_pair(g, n).or_else(|| idempotent(g, n));
+        if let Some(x) = same.or_else(|| clamped_to_constant(g, n)) {
             g.replace_uses(ValueRef { node: n, port: 0 }, x);
             continue;
         }
@@ -327,6 +373,32 @@ mod tests {
 
     /// keras-hub's rotary frequencies: stacked twice on axis 2, the stack's last two axes
     /// merged, is a concatenation; merged with the axis before, an interleave, it is not.
+    /// Keras' `CategoryEncoding(num_tokens=4)`: the bincount size `min(max(n, 4), 4)` is 4,
+    /// whatever `n` (the largest id plus one) is; a clamp that leaves a range stays.
+    #[test]
+    fn a_clamp_to_one_value_is_that_value() {
+        let mut g = TestGraph::new();
+        let x = g.typed_input("x", &[-1, 3], crate::tensor::DType::I32);
+        let axes = g.constant("axes", int_tensor(&[2], &[0, 1]));
+        let largest = g.op("largest", "Max", &[x, axes], &[]);
+        let (four, six) =
+            (g.constant("four", int_tensor(&[], &[4])), g.constant("six", int_tensor(&[], &[6])));
+        let low = g.op("low", "Maximum", &[largest, four], &[]);
+        let size = g.op("size", "Minimum", &[low, four], &[]);
+        let ranged = g.op("ranged", "Minimum", &[low, six], &[]);
+        let y = g.op("y", "Mul", &[x, size], &[]);
+        let z = g.op("z", "Mul", &[x, ranged], &[]);
+        assert_snapshot!(g.lower(&[y, z]), @"
+            ---
+            h = x * 4
+            largest = x.amax((0, 1))
+            low = largest.clamp(min=4)
+            ranged = low.clamp(max=6)
+            z = x * ranged
+            return h, z
+            ");
+    }
+
     #[test]
     fn a_stack_flattened_is_a_concatenation() {
         let mut g = TestGraph::new();
