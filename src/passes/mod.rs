@@ -27,6 +27,7 @@ mod fuse_time_distributed;
 mod fuse_wrap;
 mod identity;
 pub mod loops;
+mod mask_blend;
 mod pattern;
 mod prune;
 mod rnn;
@@ -59,7 +60,7 @@ pub fn run_all(g: &mut Graph) -> Result<()> {
 type Pass = fn(&mut Graph) -> Result<()>;
 
 /// After recurrent layers are fused (see [`run_observed`]).
-const LATE: [(&str, Pass); 27] = [
+const LATE: [(&str, Pass); 28] = [
     ("simplify", simplify),
     ("prune", prune),
     ("fuse_bidirectional", fuse_bidirectional::fuse_bidirectional),
@@ -80,6 +81,7 @@ const LATE: [(&str, Pass); 27] = [
     ("fuse_wrap", fuse_wrap::fuse_wrap),
     ("fuse_logsumexp", fuse_logsumexp::fuse_logsumexp),
     ("fuse_l2norm", fuse_l2norm::fuse_l2norm),
+    ("select_by_masks", mask_blend::select_by_masks),
     ("fuse_grouped_attention", fuse_grouped_attention::fuse_grouped_attention),
     ("fuse_attention", fuse_attention::fuse_attention),
     // Only what is still read is compared (a fusion leaves the nodes it replaced).

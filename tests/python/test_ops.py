@@ -155,6 +155,17 @@ def test_tables_are_looked_up_in_their_keys(tmp_path):
     assert "table_lookup(self.weights_keys, self.weights_values, y, -1.0)" in code, code
 
 
+def test_a_mask_applied_in_arithmetic_is_attention_too(tmp_path):
+    """GPT-2 (OpenAI's code and Hugging Face's TF port) masks its scores with a float mask,
+    `w * b - 1e10 * (1 - b)`: that is `where(mask, w, -1e10)`, and both attentions are
+    `F.scaled_dot_product_attention` (were: an explicit softmax); parity above."""
+    out = tmp_path / "out"
+    run_cli("convert", OPS_DIR / "gpt2_attention.pb", "-o", out, "--strict")
+    code = (out / "model.py").read_text()
+    assert code.count("F.scaled_dot_product_attention(q") == 2, code
+    assert "softmax" not in code and "1.0 -" not in code, code
+
+
 def test_a_frozen_table_is_a_stub_without_a_handle_input(tmp_path):
     """Freezing a Keras model drops its lookup table's contents and leaves a resource
     `Placeholder`: the lookup is a stub saying so, `forward` takes only the ids (the handle
