@@ -284,7 +284,7 @@ pub fn load(path: &Path, sel: &Selection) -> Result<Flattened> {
     // Keep what the signature needs, with variables as constants, and what fills the tables
     // it looks up in (see `table_initializers`).
     let mut roots = outputs.clone();
-    roots.extend(table_initializers(&graph, &calls, &replacements));
+    roots.extend(table_initializers(&graph, &outputs, &replacements));
     let nodes = needed_nodes(&graph, &roots, &replacements);
 
     let (nodes, inputs) = name_inputs_by_key(&graph, sig, nodes, &order);
@@ -359,46 +359,50 @@ fn captured_variables(
     Ok(replacements)
 }
 
-/// Ops that create a lookup table whose contents an initializer imports.
+/// Ops that create a lookup table, and ops that fill one from keys and values (as
+/// `passes::tables` reads them).
 const TABLES: &[&str] = &["HashTableV2", "HashTable"];
+const IMPORTS: &[&str] = &["LookupTableImportV2", "InitializeTableV2", "InitializeTable"];
 
 /// Whether top-level node `name` creates a lookup table.
 fn is_table(by_name: &BTreeMap<&str, &NodeDef>, name: &str) -> bool {
     by_name.get(name).is_some_and(|n| TABLES.contains(&n.op.as_str()))
 }
 
-/// The top-level calls that fill the tables the signature's calls capture: TF2 saves each
-/// table's initializer as a function the SavedModel's init op calls with the table and its
-/// keys and values (`StatefulPartitionedCall_2(hash_table, Const_1, Const)`). Kept beside the
-/// outputs, so that `passes::tables` finds the contents; a table no call fills stays unknown.
+/// What fills the tables the outputs look up in, which nothing the outputs need runs (the
+/// SavedModel's init op does): TF2 saves each table's initializer as a function called with
+/// the table and its keys and values (`StatefulPartitionedCall_2(hash_table, Const_1,
+/// Const)`); a TF1 graph holds `LookupTableImportV2(table, keys, values)` itself. Kept beside
+/// the outputs, so that `passes::tables` finds the contents; a table nothing fills stays
+/// unknown.
 fn table_initializers(
     graph: &GraphDef,
-    calls: &[&NodeDef],
+    outputs: &[String],
     replacements: &BTreeMap<String, NodeDef>,
 ) -> Vec<String> {
     let by_name: BTreeMap<&str, &NodeDef> =
         graph.node.iter().map(|n| (n.name.as_str(), n)).collect();
-    let data = |n: &NodeDef| -> Vec<String> {
-        n.input
-            .iter()
-            .filter(|i| !i.starts_with('^'))
-            .filter_map(|i| parse_tensor_name(i).map(|t| t.0.to_string()))
-            .collect()
-    };
-    let tables: BTreeSet<String> = calls
+    let needed = needed_nodes(graph, outputs, replacements);
+    let tables: BTreeSet<&str> = needed
         .iter()
-        .flat_map(|c| data(c))
-        .filter(|i| !replacements.contains_key(i) && is_table(&by_name, i))
+        .map(|n| n.name.as_str())
+        .filter(|n| !replacements.contains_key(*n) && is_table(&by_name, n))
         .collect();
     if tables.is_empty() {
         return Vec::new();
     }
-    let signature: BTreeSet<&str> = calls.iter().map(|c| c.name.as_str()).collect();
+    let needed: BTreeSet<&str> = needed.iter().map(|n| n.name.as_str()).collect();
+    let reads_table = |n: &NodeDef| {
+        n.input
+            .iter()
+            .filter(|i| !i.starts_with('^'))
+            .any(|i| parse_tensor_name(i).is_some_and(|(t, _)| tables.contains(t)))
+    };
+    let fills = |n: &NodeDef| n.op.ends_with("PartitionedCall") || IMPORTS.contains(&n.op.as_str());
     graph
         .node
         .iter()
-        .filter(|n| n.op.ends_with("PartitionedCall") && !signature.contains(n.name.as_str()))
-        .filter(|n| data(n).iter().any(|i| tables.contains(i)))
+        .filter(|n| !needed.contains(n.name.as_str()) && fills(n) && reads_table(n))
         .map(|n| n.name.clone())
         .collect()
 }

@@ -18,6 +18,14 @@ pub const OPS: &[OpDef] = &[
 /// `table_lookup(keys, values, x, default)` (templates/table_lookup.py).
 fn table_lookup(ctx: &mut Ctx) -> OpResult<Lowered> {
     ctx.require_class("table_lookup", include_str!("../../templates/table_lookup.py"));
+    // `passes::tables` sorted constant keys, unless one had two values.
+    if !ctx.is_const(0) || !ctx.is_const(1) {
+        return Err("the table's keys and values are computed at run time".into());
+    }
+    let sorted = ctx.const_input(0)?.to_i64().is_some_and(|k| k.windows(2).all(|w| w[0] < w[1]));
+    if !sorted {
+        return Err("a key of the table has two values (TF refuses to fill it)".into());
+    }
     // Buffers named for the lookup's layer (`self.id_lookup_keys`), one pair per table.
     let keys = ctx.constant_named(0, "keys")?;
     let values = ctx.constant_named(1, "values")?;

@@ -124,6 +124,7 @@ pub fn run_observed(g: &mut Graph, after: &mut dyn FnMut(&str, &Graph)) -> Resul
     step(after, "fuse_batchnorm", g, fuse_batchnorm)?;
     step(after, "channels_first", g, channels_first::channels_first)?;
     step(after, "fold_and_infer", g, fold_and_infer)?;
+    step(after, "sort_table_keys", g, tables::sort_table_keys)?;
     // A recurrent layer's output shape is known only once it is fused: infer again, so the
     // next layer's loop body can be matched too.
     while step(after, "fuse_rnn", g, rnn::fuse_rnn)? {

@@ -1,10 +1,11 @@
 //! Static lookup tables (Keras' `IntegerLookup`, `tf.lookup.StaticHashTable`): a
-//! `LookupTableFindV2` reading a `HashTableV2` that one `LookupTableImportV2` fills with
-//! constant keys and values (the table's initializer, which a SavedModel keeps beside the
-//! signature and a TF1 graph beside its outputs) becomes one [`Fused::TableLookup`] reading
-//! the keys sorted, the values in their order, the looked-up keys and the default. Runs
-//! before anything prunes the initializer, which no output reads. A table filled otherwise
-//! (from a vocabulary file, with string keys, or twice) keeps its lookup as a stub.
+//! `LookupTableFindV2` reading a `HashTableV2` that one `LookupTableImportV2` fills with keys
+//! and values (the table's initializer, which a SavedModel keeps beside the signature and a
+//! TF1 graph beside its outputs) becomes one [`Fused::TableLookup`] reading the keys, the
+//! values, the looked-up keys and the default. Runs before anything prunes the initializer,
+//! which no output reads; once folding has made keys and values constants,
+//! [`sort_table_keys`] sorts them. A table filled otherwise (from a vocabulary file, with
+//! string keys, or twice) keeps its lookup as a stub.
 
 use std::collections::BTreeMap;
 
@@ -23,30 +24,47 @@ const IMPORTS: &[&str] = &["LookupTableImportV2", "InitializeTableV2", "Initiali
 pub fn fuse_table_lookups(g: &mut Graph) -> Result<()> {
     let finds: Vec<NodeIndex> =
         g.g.node_indices().filter(|&n| g.node(n).op == "LookupTableFindV2").collect();
-    // Each table's contents, once however often it is looked up in.
-    let mut read: BTreeMap<ValueRef, (ValueRef, ValueRef)> = BTreeMap::new();
     for n in finds {
         let [table, x, default] = g.inputs(n)[..] else { continue };
         let table = through_identities(g, table);
         if !TABLES.contains(&g.node(table.node).op.as_str()) {
             continue;
         }
-        let (keys, values) = match read.get(&table) {
-            Some(&kv) => kv,
-            None => {
-                let Some((keys, values)) = contents(g, table).and_then(|(k, v)| sorted(k, v))
-                else {
-                    continue;
-                };
-                let (base, ordinal) = (g.node(table.node).name.clone(), g.node(n).ordinal);
-                let keys = constant(g, format!("{base}/keys"), keys, ordinal);
-                let values = constant(g, format!("{base}/values"), values, ordinal);
-                *read.entry(table).or_insert((keys, values))
-            }
-        };
+        let Some((keys, values)) = contents(g, table) else { continue };
         let name = layer_name(&g.node(n).name);
         let fused = replace_with_fused(g, n, Fused::TableLookup, &[keys, values, x, default]);
         g.node_mut(fused).name = name;
+    }
+    Ok(())
+}
+
+/// Once folding has made the keys and values constants (a TF1 vocabulary's values are often
+/// `range(n)`), each table's are sorted by key: two new constants, shared by every lookup in
+/// the same table. Keys that stay run-time values, or a key given two values, are left for
+/// the translator to refuse.
+pub fn sort_table_keys(g: &mut Graph) -> Result<()> {
+    let lookups: Vec<NodeIndex> =
+        g.g.node_indices()
+            .filter(|&n| matches!(g.node(n).fused, Some(Fused::TableLookup)))
+            .collect();
+    let mut sorted_once: BTreeMap<(ValueRef, ValueRef), (ValueRef, ValueRef)> = BTreeMap::new();
+    for n in lookups {
+        let [keys, values, ..] = g.inputs(n)[..] else { continue };
+        let (keys, values) = match sorted_once.get(&(keys, values)) {
+            Some(&kv) => kv,
+            None => {
+                let (Some(k), Some(v)) = (g.const_value(keys), g.const_value(values)) else {
+                    continue;
+                };
+                let Some((k, v)) = sorted(k, v) else { continue };
+                let (base, ordinal) = (g.node(n).name.clone(), g.node(n).ordinal);
+                let k = constant(g, format!("{base}/keys"), k, ordinal);
+                let v = constant(g, format!("{base}/values"), v, ordinal);
+                *sorted_once.entry((keys, values)).or_insert((k, v))
+            }
+        };
+        g.set_input(n, 0, keys);
+        g.set_input(n, 1, values);
     }
     Ok(())
 }
@@ -83,8 +101,8 @@ fn through_identities(g: &Graph, mut v: ValueRef) -> ValueRef {
     v
 }
 
-/// The keys and values the table's one initializer imports, where both are constants.
-fn contents(g: &Graph, table: ValueRef) -> Option<(&Tensor, &Tensor)> {
+/// The keys and values the table's one initializer imports (constants or not yet).
+fn contents(g: &Graph, table: ValueRef) -> Option<(ValueRef, ValueRef)> {
     let mut imports = g.g.node_indices().filter(|&n| {
         IMPORTS.contains(&g.node(n).op.as_str())
             && g.inputs(n).first().is_some_and(|&t| through_identities(g, t) == table)
@@ -94,9 +112,10 @@ fn contents(g: &Graph, table: ValueRef) -> Option<(&Tensor, &Tensor)> {
         return None;
     }
     let [_, keys, values] = g.inputs(import)[..] else { return None };
-    let keys = g.const_value(through_identities(g, keys))?;
-    let values = g.const_value(through_identities(g, values))?;
-    Some((keys, values))
+    // String keys have no tensor in PyTorch: that lookup stays a stub saying so.
+    let strings = g.info(keys).dtype == Some(DType::String)
+        || g.node(import).attr_type("Tin").is_ok_and(|d| d == DType::String);
+    (!strings).then(|| (through_identities(g, keys), through_identities(g, values)))
 }
 
 /// Integer keys in ascending order, each once, with their values (1-D both): `None` where
@@ -192,11 +211,12 @@ mod tests {
         assert_eq!((k.to_i64(), v.to_f64()), (Some(vec![-2, 7, 30]), Some(vec![1.5, 2.5, 0.5])));
     }
 
-    /// A key imported twice with two values is an error in TF: the lookup stays a stub.
+    /// A key imported twice with two values is an error in TF: the lookup stays a stub,
+    /// given the keys and values as they are.
     #[test]
     fn a_key_with_two_values_leaves_a_stub() {
         let code = lookup(&[4, 9, 4], &[0.5, 1.5, 2.5]);
-        assert!(code.contains("stub lookup_table_find_v2"), "{code}");
+        assert!(code.contains("stub table_lookup_"), "{code}");
     }
 
     /// A frozen graph keeps no table: the lookup's stub takes the keys' rank (not the

@@ -140,3 +140,15 @@ def test_partitioned_variables(tmp_path):
     state = import_model(out).load_model().state_dict()
     rows = sorted(v.shape[0] for k, v in state.items() if k.startswith("embedding_lookup"))
     assert rows == [3, 4, 4], state.keys()
+
+
+def test_vocabulary_table_filled_by_the_init_op(tmp_path):
+    """A TF1 SavedModel's table is filled by its init op (`tables_initializer`), which the
+    signature does not run, with values TF computes (`range(5)`): both are read, the lookup
+    is `table_lookup` over the sorted vocabulary, unknown ids go to the default bucket (was:
+    two stubs, HashTableV2 and LookupTableFindV2)."""
+    out = tmp_path / "out"
+    run_cli("convert", fixture("tf1_table"), "-o", out, "--strict")
+    assert_parity(out, GENERATED_DIR / "tf1_table.npz")
+    code = (out / "model.py").read_text()
+    assert "table_lookup(self.hash_table_keys, self.hash_table_values, ids, 5)" in code, code
