@@ -16,7 +16,7 @@ missing=()
 for m in keras_mobilenet keras_mobilenet_v2 keras_resnet50 keras_efficientnet_b0 keras_inception_v3 keras_densenet121; do
   [ -f "build/fixtures/$m.npz" ] && [ -d "build/fixtures/${m}_saved" ] || missing+=("$m")
 done
-for m in sm_module sm_input_names sm_shared_variable sm_sharded frozen_with_function sm_no_variables sm_keras_export sm_lookup_keras sm_lookup_table \
+for m in sm_module sm_input_names sm_shared_variable sm_sharded frozen_with_function sm_no_variables sm_keras_export sm_lookup_keras sm_lookup_table sm_string_lookup \
   sm_export_archive many_variables; do
   [ -f "build/fixtures/$m.npz" ] || missing+=("$m")
 done

@@ -199,10 +199,16 @@ fn reads_variable(reader: &Node, name: &str) -> bool {
         && (leaf.starts_with("ReadVariableOp") || reader.name.strip_prefix(name) == Some("/read"))
 }
 
-/// Every Placeholder, in file order, but handles: a frozen graph keeps a lookup table as a
-/// `Placeholder` of a resource (freezing drops its contents), which no tensor can stand for.
+/// Every Placeholder, in file order, but a table's handle: a frozen graph keeps a lookup
+/// table as a `Placeholder` of a resource (freezing drops its contents), which no tensor can
+/// stand for. (A variable's handle stays an input: the weights can be fed.)
 fn default_inputs(graph: &Graph) -> Vec<ValueRef> {
-    let handle = |n: NodeIndex| graph.g[n].attr_type("dtype").is_ok_and(|d| d == DType::Resource);
+    let handle = |n: NodeIndex| {
+        let mut readers = graph.g.neighbors_directed(n, petgraph::Direction::Outgoing).peekable();
+        graph.g[n].attr_type("dtype").is_ok_and(|d| d == DType::Resource)
+            && readers.peek().is_some()
+            && readers.all(|r| graph.g[r].op.starts_with("LookupTable"))
+    };
     let mut v: Vec<_> = graph
         .g
         .node_indices()
@@ -236,14 +242,28 @@ fn default_outputs(graph: &Graph, awaited: &BTreeSet<NodeIndex>) -> Vec<ValueRef
     v.into_iter().map(|(_, r)| r).collect()
 }
 
-/// A requested input that is not a Placeholder becomes one: the graph is cut there.
+/// A requested input that is not a Placeholder becomes one: the graph is cut there. It
+/// declares no `dtype` attribute (the file's placeholders do): lowering names it after its
+/// layer rather than by its whole TF name.
 fn cut_at_inputs(graph: &mut Graph) {
     for &v in &graph.inputs.clone() {
         let n = graph.node(v.node);
         if n.op != "Placeholder" {
-            // Its declared dtype and shape where it has them (PlaceholderWithDefault does).
-            let dtype = n.attr_type("dtype").or_else(|_| n.attr_type("T")).unwrap_or(DType::F32);
-            let shape = n.attr_shape("shape").ok().flatten();
+            // Its declared dtype and shape where it has them (PlaceholderWithDefault does), or
+            // the dtype its op says it makes (a table lookup's `Tout`, a cast's `DstT`).
+            let dtype = ["dtype", "T", "Tout", "DstT", "out_type"]
+                .iter()
+                .find_map(|a| n.attr_type(a).ok())
+                .unwrap_or(DType::F32);
+            let written = || match n.attrs.get("_output_shapes").and_then(|a| a.value.as_ref()) {
+                Some(crate::proto::attr_value::Value::List(l)) => l
+                    .shape
+                    .first()
+                    .filter(|s| !s.unknown_rank)
+                    .and_then(|s| crate::tensor::shape_from_proto(Some(s)).ok()),
+                _ => None,
+            };
+            let shape = n.attr_shape("shape").ok().flatten().or_else(written);
             let info = ValueInfo { dtype: Some(dtype), shape };
             let mut ph = Node::new(n.name.clone(), "Placeholder", n.ordinal);
             ph.outputs = vec![info];
@@ -310,5 +330,31 @@ mod tests {
         assert_eq!(flag("lab/Mul/ReadVariableOp/resource"), (true, false));
         assert_eq!(flag("conv1/weights"), (true, false));
         assert_eq!(flag("half"), (false, true));
+    }
+
+    /// A frozen table's handle is no input (no tensor stands for it); an unfrozen variable's
+    /// handle is one (its weights can be fed).
+    #[test]
+    fn a_table_handle_is_no_input_but_a_variable_handle_is() {
+        let placeholder = |name: &str, dtype: i32| {
+            let mut n = node(name, "Placeholder", &[]);
+            n.attr.insert("dtype".into(), AttrValue { value: Some(Value::Type(dtype)) });
+            n
+        };
+        let gd = GraphDef {
+            node: vec![
+                placeholder("ids", 9),
+                placeholder("table", 20),
+                placeholder("weights", 20),
+                scalar("default", 0.0),
+                node("found", "LookupTableFindV2", &["table", "ids", "default"]),
+                node("read", "ReadVariableOp", &["weights"]),
+                node("y", "Mul", &["found", "read"]),
+            ],
+            ..Default::default()
+        };
+        let g = super::build(gd, &[], &[]).unwrap();
+        let names: Vec<&str> = g.inputs.iter().map(|v| g.node(v.node).name.as_str()).collect();
+        assert_eq!(names, ["ids", "weights"]);
     }
 }

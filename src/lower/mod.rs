@@ -173,7 +173,13 @@ fn lower_once(
     // `forward`), so the code's own names yield to them.
     for &input in &graph.inputs {
         let tf_name = &graph.node(input.node).name;
-        let name = low.locals.param(tf_name, avoid);
+        // An input cut from inside the graph (`--inputs model/lookup/LookupTableFindV2`) is
+        // named as the value would be, after its layer; the file's own placeholders keep
+        // their names (`ir::build` declares no `dtype` on a cut, as the file's do).
+        let cut = !graph.node(input.node).attrs.contains_key("dtype");
+        let hint =
+            if cut && tf_name.contains('/') { low.local_hint(input.node) } else { tf_name.clone() };
+        let name = low.locals.param(&hint, avoid);
         if name == "x" && graph.use_count(input) == 1 {
             // The chain starts from it.
             low.x_holder = Some(input);

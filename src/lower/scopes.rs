@@ -15,7 +15,11 @@ fn is_implementation_scope(c: &str) -> bool {
     let cond = c.strip_prefix("cond").is_some_and(|k| {
         k.is_empty() || k.strip_prefix('_').is_some_and(|d| d.bytes().all(|b| b.is_ascii_digit()))
     });
-    cond || is_named_like_tf(c)
+    // `tf.lookup`'s scope for a lookup in table `hash_table`: `hash_table_Lookup`.
+    let lookup =
+        c.trim_end_matches(|ch: char| ch.is_ascii_digit() || ch == '_').ends_with("_Lookup");
+    cond || lookup
+        || is_named_like_tf(c)
         || matches!(
             c,
             "batchnorm"

@@ -44,13 +44,20 @@ fn values_for_keys(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
 fn unread_lookup(ctx: &mut Ctx) -> OpResult<Lowered> {
     let keys = ctx.info(1).dtype;
     let reason = if keys == Some(DType::String) {
-        "string keys: PyTorch has no string tensors (map the strings to ids before the model)"
+        // The ids it looks up can be the model's input instead.
+        format!(
+            "string keys: PyTorch has no string tensors (map the strings to ids before the \
+             model, and convert from the ids: --inputs {})",
+            ctx.node().name
+        )
     } else if ctx.producer(0).is_some_and(|p| p.op == "Placeholder") {
         "the table's contents are not in the graph (freezing drops them; the SavedModel has \
          them)"
+            .to_string()
     } else {
         "the table's contents could not be read from its initializer (a vocabulary file, or \
          keys and values computed at run time)"
+            .to_string()
     };
     Err(reason.into())
 }

@@ -61,6 +61,21 @@ def test_lookup_tables_are_read_from_their_initializers(name, tmp_path):
     assert ruff("check", "--no-cache", str(out / "model.py")).returncode == 0
 
 
+def test_a_string_lookup_says_where_to_cut_and_the_cut_model_matches(tmp_path):
+    """PyTorch has no strings: a `StringLookup`'s lookup is a stub whose reason names the
+    `--inputs` to convert from the ids instead; so converted, `forward` takes the ids (int64,
+    named after the lookup, not its 100-character TF name) and matches TF on the ids TF's own
+    lookup gave."""
+    out = tmp_path / "out"
+    proc = run_cli("convert", fixture("sm_string_lookup"), "-o", out)
+    assert "string keys: PyTorch has no string tensors" in proc.stdout, proc.stdout
+    cut = proc.stdout.split("--inputs ")[1].split(")")[0]
+    assert cut.endswith("LookupTableFindV2"), cut
+    run_cli("convert", fixture("sm_string_lookup"), "-o", out, "--inputs", cut, "--strict")
+    assert forward_params(out) == ["vocab"], forward_params(out)
+    assert_parity(out, GENERATED_DIR / "sm_string_lookup.npz")
+
+
 def test_frozen_graph_with_function_library(tmp_path):
     out = tmp_path / "out"
     run_cli("convert", fixture("frozen_with_function.pb"), "-o", out)
