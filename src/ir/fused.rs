@@ -90,8 +90,9 @@ pub enum Fused {
     RotatePairs,
     /// `x * cos(angles) + rotate_half(x) * sin(angles)`. Inputs: `x`, `angles`.
     ApplyRotary,
-    /// `[n, n]` booleans, true on and below the diagonal (see `passes::fuse_causal`).
-    /// Input: `n`, an integer scalar.
+    /// `[n, n]` booleans, true on and below the diagonal (see `passes::fuse_causal`); with
+    /// `m`, `[n, m]` true on and below diagonal `m - n` (the last `n` of `m` keys are the
+    /// queries'). Inputs: `n` (and `m`), integer scalars.
     CausalMask,
     /// Indices counted from the end when negative, made non-negative: `where(i < 0, i + size,
     /// i)` (Keras' `take` before a gather; see `passes::fuse_wrap`). Input: the indices.

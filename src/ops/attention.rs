@@ -7,7 +7,7 @@ use crate::ir::fused::{self, Fused};
 use crate::ops::contract::{Ctx, Layout, Lowered, OpResult};
 use crate::ops::util::same_as_input;
 use crate::ops::{OpDef, op};
-use crate::py::Expr;
+use crate::py::{BinOp, Expr};
 
 pub const OPS: &[OpDef] = &[
     // Produced by passes::fuse_attention; its output shape is the matmul's it replaced.
@@ -21,12 +21,19 @@ pub const OPS: &[OpDef] = &[
     op(fused::CAUSAL_MASK, causal_mask),
 ];
 
-/// `torch.ones(n, n, dtype=torch.bool).tril()`.
+/// `torch.ones(n, n, dtype=torch.bool).tril()`, or with `m` keys for `n` queries,
+/// `torch.ones(n, m, dtype=torch.bool).tril(m - n)`.
 fn causal_mask(ctx: &mut Ctx) -> OpResult<Lowered> {
     let n = ctx.input_in(0, Layout::Host)?;
-    let ones =
-        Expr::call_kw("torch.ones", vec![n.clone(), n], vec![("dtype", Expr::path("torch.bool"))]);
-    Ok(Lowered::Expr { expr: ones.method("tril", vec![]), layout: Layout::Tf })
+    let (m, diagonal) = match ctx.num_inputs() {
+        2 => {
+            let m = ctx.input_in(1, Layout::Host)?;
+            (m.clone(), vec![m.binop(BinOp::Sub, n.clone())])
+        }
+        _ => (n.clone(), vec![]),
+    };
+    let ones = Expr::call_kw("torch.ones", vec![n, m], vec![("dtype", Expr::path("torch.bool"))]);
+    Ok(Lowered::Expr { expr: ones.method("tril", diagonal), layout: Layout::Tf })
 }
 
 /// Its output shape is the addition's it replaced (`x`'s, broadcast with the angles').

@@ -1,7 +1,9 @@
 //! A causal mask built from two ranges, `range(n)[:, None] >= range(n)` (Keras' and
 //! keras-hub's `compute_causal_mask`, in any number type, each range on its own cast of the
 //! same size), becomes one [`Fused::CausalMask`] node reading `n`:
-//! `torch.ones(n, n, dtype=torch.bool).tril()`, as a person writes it.
+//! `torch.ones(n, n, dtype=torch.bool).tril()`, as a person writes it. GPT-2's mask of `n`
+//! queries over `m` keys, `range(n)[:, None] >= range(m) - m + n`, reads `n` and `m`:
+//! `torch.ones(n, m, dtype=torch.bool).tril(m - n)`.
 
 use petgraph::stable_graph::NodeIndex;
 
@@ -14,8 +16,8 @@ pub fn fuse_causal(g: &mut Graph) -> Result<()> {
     let compares: Vec<NodeIndex> =
         g.g.node_indices().filter(|&n| g.node(n).op == "GreaterEqual").collect();
     for n in compares {
-        if let Some(size) = causal_size(g, ValueRef { node: n, port: 0 }) {
-            replace_with_fused(g, n, Fused::CausalMask, &[size]);
+        if let Some(sizes) = causal_sizes(g, ValueRef { node: n, port: 0 }) {
+            replace_with_fused(g, n, Fused::CausalMask, &sizes);
         }
     }
     Ok(())
@@ -39,18 +41,42 @@ fn range_size(g: &Graph, v: ValueRef) -> Option<ValueRef> {
     (int && scalar).then_some(limit)
 }
 
-/// `n` when `v` is `range(n)[:, None] >= range(n)` (the right side maybe `[None, :]`).
-fn causal_size(g: &Graph, v: ValueRef) -> Option<ValueRef> {
+/// The sizes when `v` is `range(n)[:, None] >= range(n)` (the right side maybe `[None, :]`):
+/// `[n]`; or when it is `range(n)[:, None] >= range(m) - m + n` (GPT-2's mask of `n` new
+/// queries over `m` keys, the last `n` of which are theirs): `[n, m]`.
+fn causal_sizes(g: &Graph, v: ValueRef) -> Option<Vec<ValueRef>> {
     let (rows, cols) = binary(g, v, &["GreaterEqual"])?;
     let expanded = |x: ValueRef, axes: &[i64]| -> Option<ValueRef> {
         let (inner, axis) = binary(g, x, &["ExpandDims"])?;
         let a = *const_ints(g, axis)?.first()?;
         axes.contains(&a).then_some(inner)
     };
-    let n = range_size(g, expanded(rows, &[1, -1])?)?;
-    let m = range_size(g, expanded(cols, &[0, -2]).unwrap_or(cols))?;
-    let rank2 = g.info(v).shape.is_some_and(|s| s.len() == 2);
-    (n == m && rank2).then_some(n)
+    if g.info(v).shape.is_none_or(|s| s.len() != 2) {
+        return None;
+    }
+    // `x[:, None]` is a strided slice adding axis 1 (all of axis 0, strides 1).
+    let column = |x: ValueRef| -> Option<ValueRef> {
+        let node = g.node(x.node);
+        let i = g.inputs(x.node);
+        let attr = |k: &str| node.attr_int_or(k, 0).ok();
+        let masks =
+            ["begin_mask", "end_mask", "new_axis_mask", "shrink_axis_mask", "ellipsis_mask"];
+        let ok = node.op == "StridedSlice"
+            && i.len() == 4
+            && masks.map(attr) == [Some(1), Some(1), Some(2), Some(0), Some(0)]
+            && const_ints(g, i[3]).is_some_and(|s| s.iter().all(|&s| s == 1));
+        ok.then_some(i[0])
+    };
+    let n = range_size(g, expanded(rows, &[1, -1]).or_else(|| column(rows))?)?;
+    let cols = expanded(cols, &[0, -2]).unwrap_or(cols);
+    if let Some(m) = range_size(g, cols) {
+        return (n == m).then(|| vec![n]);
+    }
+    // `(range(m) - m) + n`.
+    let (shifted, plus) = binary(g, cols, &["Add", "AddV2"])?;
+    let (keys, minus) = binary(g, shifted, &["Sub"])?;
+    let m = range_size(g, keys)?;
+    (minus == m && plus == n).then(|| vec![n, m])
 }
 
 #[cfg(test)]
@@ -81,6 +107,38 @@ mod tests {
         ---
         n_value = n.item()
         x = torch.ones(n_value, n_value, dtype=torch.bool).tril()
+        return x
+        ");
+    }
+    /// GPT-2's mask of `n` queries over `m` keys: `range(n)[:, None] >= range(m) - m + n`,
+    /// the column made by a strided slice (`[:, None]`).
+    #[test]
+    fn queries_over_more_keys_are_a_shifted_triangle() {
+        let mut g = TestGraph::new();
+        let n = g.typed_input("n", &[], DType::I32);
+        let m = g.typed_input("m", &[], DType::I32);
+        let range = |g: &mut TestGraph, name: &str, limit| {
+            let start = g.constant(&format!("{name}/start"), int_tensor(&[], &[0]));
+            let delta = g.constant(&format!("{name}/delta"), int_tensor(&[], &[1]));
+            g.op(name, "Range", &[start, limit, delta], &[])
+        };
+        let rows = range(&mut g, "rows", n);
+        let (b, e, st) = (
+            g.constant("b", int_tensor(&[2], &[0, 0])),
+            g.constant("e", int_tensor(&[2], &[0, 0])),
+            g.constant("st", int_tensor(&[2], &[1, 1])),
+        );
+        let masks = [("begin_mask", int(1)), ("end_mask", int(1)), ("new_axis_mask", int(2))];
+        let column = g.op("column", "StridedSlice", &[rows, b, e, st], &masks);
+        let cols = range(&mut g, "cols", m);
+        let back = g.op("back", "Sub", &[cols, m], &[]);
+        let shifted = g.op("shifted", "AddV2", &[back, n], &[]);
+        let y = g.op("mask", "GreaterEqual", &[column, shifted], &[]);
+        assert_snapshot!(g.lower(&[y]), @"
+        ---
+        n_value = n.item()
+        m_value = m.item()
+        x = torch.ones(n_value, m_value, dtype=torch.bool).tril(m_value - n_value)
         return x
         ");
     }

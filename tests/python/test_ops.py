@@ -164,6 +164,10 @@ def test_a_mask_applied_in_arithmetic_is_attention_too(tmp_path):
     code = (out / "model.py").read_text()
     assert code.count("F.scaled_dot_product_attention(q") == 2, code
     assert "softmax" not in code and "1.0 -" not in code, code
+    # The mask of n queries over m keys: a triangle shifted by m - n (was eight lines of
+    # ranges).
+    assert "dtype=torch.bool).tril(\n            k.shape[2] - q.shape[2]\n        )" in code, code
+    assert "torch.arange" not in code, code
 
 
 def test_a_frozen_table_is_a_stub_without_a_handle_input(tmp_path):
