@@ -65,7 +65,7 @@ fn causal_sizes(g: &Graph, v: ValueRef) -> Option<Vec<ValueRef>> {
             && i.len() == 4
             && masks.map(attr) == [Some(1), Some(1), Some(2), Some(0), Some(0)]
             && const_ints(g, i[3]).is_some_and(|s| s.iter().all(|&s| s == 1));
-        ok.then_some(i[0])
+        ok.then(|| i[0])
     };
     let n = range_size(g, expanded(rows, &[1, -1]).or_else(|| column(rows))?)?;
     let cols = expanded(cols, &[0, -2]).unwrap_or(cols);
@@ -141,5 +141,15 @@ mod tests {
         x = torch.ones(n_value, m_value, dtype=torch.bool).tril(m_value - n_value)
         return x
         ");
+    }
+    /// Any other comparison stays one (its operands made by ops without inputs, which the
+    /// matcher must not index into).
+    #[test]
+    fn a_comparison_of_inputs_is_no_mask() {
+        let mut g = TestGraph::new();
+        let a = g.input("a", &[2, 3]);
+        let b = g.input("b", &[2, 3]);
+        let y = g.op("y", "GreaterEqual", &[a, b], &[]);
+        assert!(g.lower(&[y]).contains("x = a >= b"));
     }
 }
