@@ -144,6 +144,13 @@ impl Node {
         }
     }
 
+    /// The type of what the op makes, as its attributes say, for an op nothing translates
+    /// or infers: a type for the output (`Tout` of a table lookup, `DstT` of a cast,
+    /// `out_type`), else the declared `dtype`, else the operands' `T`.
+    pub fn output_type(&self) -> Option<DType> {
+        ["Tout", "DstT", "out_type", "dtype", "T"].iter().find_map(|a| self.attr_type(a).ok())
+    }
+
     /// A type attribute, `default` where the node has none.
     pub fn attr_type_or(&self, attr: &str, default: DType) -> Result<DType> {
         if self.attr_value(attr).is_none() {

@@ -251,10 +251,7 @@ fn cut_at_inputs(graph: &mut Graph) {
         if n.op != "Placeholder" {
             // Its declared dtype and shape where it has them (PlaceholderWithDefault does), or
             // the dtype its op says it makes (a table lookup's `Tout`, a cast's `DstT`).
-            let dtype = ["dtype", "T", "Tout", "DstT", "out_type"]
-                .iter()
-                .find_map(|a| n.attr_type(a).ok())
-                .unwrap_or(DType::F32);
+            let dtype = n.output_type().unwrap_or(DType::F32);
             let written = || match n.attrs.get("_output_shapes").and_then(|a| a.value.as_ref()) {
                 Some(crate::proto::attr_value::Value::List(l)) => l
                     .shape

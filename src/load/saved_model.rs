@@ -380,13 +380,15 @@ fn table_initializers(
     outputs: &[String],
     replacements: &BTreeMap<String, NodeDef>,
 ) -> Vec<String> {
-    let by_name: BTreeMap<&str, &NodeDef> =
-        graph.node.iter().map(|n| (n.name.as_str(), n)).collect();
+    // Most models have no table: no second walk of the graph for them.
+    if !graph.node.iter().any(|n| TABLES.contains(&n.op.as_str())) {
+        return Vec::new();
+    }
     let needed = needed_nodes(graph, outputs, replacements);
     let tables: BTreeSet<&str> = needed
         .iter()
+        .filter(|n| !replacements.contains_key(&n.name) && TABLES.contains(&n.op.as_str()))
         .map(|n| n.name.as_str())
-        .filter(|n| !replacements.contains_key(*n) && is_table(&by_name, n))
         .collect();
     if tables.is_empty() {
         return Vec::new();

@@ -101,7 +101,7 @@ fn untranslated_outputs(g: &Graph, n: NodeIndex) -> Option<Vec<ValueInfo>> {
     if node.fused.is_some() || matches!(node.op.as_str(), "Placeholder" | "Const") {
         return None;
     }
-    let dtype = ["T", "Tout", "dtype", "out_type"].iter().find_map(|a| node.attr_type(a).ok());
+    let dtype = node.output_type();
     if let Some(crate::proto::attr_value::Value::List(l)) =
         node.attrs.get("_output_shapes").and_then(|a| a.value.as_ref())
         && !l.shape.is_empty()
