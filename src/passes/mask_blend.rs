@@ -104,8 +104,7 @@ fn install(g: &mut Graph, n: NodeIndex, blend: Blend) {
         Some(DType::F64) => Tensor::from_f64(vec![], &[blend.fill]),
         _ => Tensor::from_f32(vec![], &[blend.fill as f32]),
     };
-    let mut c = Node::constant(format!("{name}/masked"), fill, ordinal);
-    c.outputs = vec![ValueInfo { dtype: out.dtype, shape: Some(vec![]) }];
+    let c = Node::constant(format!("{name}/masked"), fill, ordinal);
     let c = ValueRef { node: g.add_node(c), port: 0 };
     crate::passes::pattern::replace_with_op(g, n, "SelectV2", &[mask, blend.x, c]);
 }

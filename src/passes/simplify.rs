@@ -176,8 +176,7 @@ fn clamped_to_constant(g: &mut Graph, n: petgraph::stable_graph::NodeIndex) -> O
         &crate::tensor::Values::I(vec![value]),
     )?;
     let node = g.node(n);
-    let mut c = crate::ir::Node::constant(format!("{}/clamped", node.name), t, node.ordinal);
-    c.outputs = vec![info];
+    let c = crate::ir::Node::constant(format!("{}/clamped", node.name), t, node.ordinal);
     Some(ValueRef { node: g.add_node(c), port: 0 })
 }
 

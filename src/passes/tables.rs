@@ -13,7 +13,7 @@ use petgraph::stable_graph::NodeIndex;
 
 use crate::error::Result;
 use crate::ir::fused::Fused;
-use crate::ir::{Graph, Node, ValueInfo, ValueRef};
+use crate::ir::{Graph, Node, ValueRef};
 use crate::passes::pattern::replace_with_fused;
 use crate::tensor::{DType, Tensor};
 
@@ -24,13 +24,18 @@ const IMPORTS: &[&str] = &["LookupTableImportV2", "InitializeTableV2", "Initiali
 pub fn fuse_table_lookups(g: &mut Graph) -> Result<()> {
     let finds: Vec<NodeIndex> =
         g.g.node_indices().filter(|&n| g.node(n).op == "LookupTableFindV2").collect();
+    if finds.is_empty() {
+        return Ok(());
+    }
+    let imports: Vec<NodeIndex> =
+        g.g.node_indices().filter(|&n| IMPORTS.contains(&g.node(n).op.as_str())).collect();
     for n in finds {
         let [table, x, default] = g.inputs(n)[..] else { continue };
         let table = through_identities(g, table);
         if !TABLES.contains(&g.node(table.node).op.as_str()) {
             continue;
         }
-        let Some((keys, values)) = contents(g, table) else { continue };
+        let Some((keys, values)) = contents(g, &imports, table) else { continue };
         let name = layer_name(&g.node(n).name);
         let fused = replace_with_fused(g, n, Fused::TableLookup, &[keys, values, x, default]);
         g.node_mut(fused).name = name;
@@ -102,11 +107,11 @@ fn through_identities(g: &Graph, mut v: ValueRef) -> ValueRef {
 }
 
 /// The keys and values the table's one initializer imports (constants or not yet).
-fn contents(g: &Graph, table: ValueRef) -> Option<(ValueRef, ValueRef)> {
-    let mut imports = g.g.node_indices().filter(|&n| {
-        IMPORTS.contains(&g.node(n).op.as_str())
-            && g.inputs(n).first().is_some_and(|&t| through_identities(g, t) == table)
-    });
+fn contents(g: &Graph, imports: &[NodeIndex], table: ValueRef) -> Option<(ValueRef, ValueRef)> {
+    let mut imports = imports
+        .iter()
+        .copied()
+        .filter(|&n| g.inputs(n).first().is_some_and(|&t| through_identities(g, t) == table));
     let import = imports.next()?;
     if imports.next().is_some() {
         return None;
@@ -152,11 +157,7 @@ fn sorted(keys: &Tensor, values: &Tensor) -> Option<(Tensor, Tensor)> {
 }
 
 fn constant(g: &mut Graph, name: String, t: Tensor, ordinal: usize) -> ValueRef {
-    let info =
-        ValueInfo { dtype: Some(t.dtype), shape: Some(t.shape.iter().map(|&d| Some(d)).collect()) };
-    let mut node = Node::constant(name, t, ordinal);
-    node.outputs = vec![info];
-    ValueRef { node: g.add_node(node), port: 0 }
+    ValueRef { node: g.add_node(Node::constant(name, t, ordinal)), port: 0 }
 }
 
 #[cfg(test)]
