@@ -4,7 +4,7 @@
 //! nowhere else and the chain fits on one line.
 
 use crate::py::printer::{self, LINE_WIDTH};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::py::{Assign, Call, Expr, Ref, Stmt};
 
@@ -128,8 +128,9 @@ fn keras_counted(name: &str) -> bool {
 /// `block2a_project_bn = self.block2a(x)` (named because `block2b`'s add read it too) is read
 /// once, by the next call, and becomes `x = self.block2a(x)` where `x` is not read again. And a
 /// long or counted temporary read once, by the next statement, is `x` or else `y` (NASNet's
-/// right branches run beside the left one's `x`).
-pub fn running_values(stmts: &mut [Assign], returns: &[Expr]) {
+/// right branches run beside the left one's `x`); so is one whose long name was `shortened`
+/// (see `py::names::Scope::shortened`).
+pub fn running_values(stmts: &mut [Assign], returns: &[Expr], shortened: &BTreeSet<String>) {
     // Counted once (a chain may be 100k statements long): reads and bindings of each name,
     // and from each statement, whether a running name is next read (true) or bound; renaming
     // only adds reads and bindings before the statements asked about.
@@ -171,8 +172,10 @@ pub fn running_values(stmts: &mut [Assign], returns: &[Expr]) {
         let block_output = layer_call && first_arg;
         // Long names, and Keras' kinds and counters (`activation_4`), which say nothing the
         // code does not.
-        let temporary =
-            var.len() > LONG_NAME || keras_counted(&var) || KERAS_KINDS.contains(&var.as_str());
+        let temporary = var.len() > LONG_NAME
+            || shortened.contains(&var)
+            || keras_counted(&var)
+            || KERAS_KINDS.contains(&var.as_str());
         let names: &[(&str, Vec<bool>)] = if temporary {
             &running
         } else if block_output {
@@ -198,6 +201,7 @@ mod tests {
     use super::running_values;
     use crate::py::printer::flat;
     use crate::py::{Assign, BinOp, Expr};
+    use std::collections::BTreeSet;
 
     fn layer(attr: &str, arg: &str) -> Expr {
         Expr::self_attr(attr).called(vec![Expr::name(arg)], vec![])
@@ -226,7 +230,7 @@ mod tests {
                 Expr::name("x").binop(BinOp::Add, Expr::name("right")),
             ),
         ];
-        running_values(&mut stmts, &[Expr::name("total")]);
+        running_values(&mut stmts, &[Expr::name("total")], &BTreeSet::new());
         assert_eq!(
             lines(&stmts),
             [
@@ -239,6 +243,29 @@ mod tests {
         );
     }
 
+    /// A name cut down from a layer's long one runs as `y` as the long one did; a name as
+    /// short that the layer gave keeps it.
+    #[test]
+    fn shortened_temporaries_run_as_y() {
+        let stmts = |name: &str| {
+            vec![
+                Assign::new(Expr::name("x"), layer("left", "h")),
+                Assign::new(Expr::name(name), Expr::call("F.gelu", vec![Expr::name("h")])),
+                Assign::new(
+                    Expr::name("total"),
+                    Expr::name("x").binop(BinOp::Add, Expr::name(name)),
+                ),
+            ]
+        };
+        let shortened = BTreeSet::from(["intermediate_dense_2".to_string()]);
+        let mut cut = stmts("intermediate_dense_2");
+        running_values(&mut cut, &[Expr::name("total")], &shortened);
+        assert_eq!(lines(&cut)[1..], ["y = F.gelu(h)", "total = x + y"]);
+        let mut kept = stmts("intermediate");
+        running_values(&mut kept, &[Expr::name("total")], &shortened);
+        assert_eq!(lines(&kept)[1..], ["intermediate = F.gelu(h)", "total = x + intermediate"]);
+    }
+
     /// A block's output read once by the next block is the running `x`; not where `x` is
     /// still read after (the model's other output).
     #[test]
@@ -247,13 +274,13 @@ mod tests {
             Assign::new(Expr::name("pool"), layer("pool", "x")),
             Assign::new(Expr::name("x"), layer("block1", "pool")),
         ];
-        running_values(&mut stmts, &[Expr::name("x")]);
+        running_values(&mut stmts, &[Expr::name("x")], &BTreeSet::new());
         assert_eq!(lines(&stmts), ["x = self.pool(x)", "x = self.block1(x)"]);
         let mut stmts = vec![
             Assign::new(Expr::name("pool"), layer("pool", "x")),
             Assign::new(Expr::name("out"), layer("block1", "pool")),
         ];
-        running_values(&mut stmts, &[Expr::name("out"), Expr::name("x")]);
+        running_values(&mut stmts, &[Expr::name("out"), Expr::name("x")], &BTreeSet::new());
         assert_eq!(lines(&stmts), ["pool = self.pool(x)", "out = self.block1(pool)"]);
     }
 }

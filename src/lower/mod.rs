@@ -468,7 +468,7 @@ impl<'a> Lowerer<'a> {
         let fresh = inplace::fresh_layers(self.module.layers.iter().map(|l| (&*l.name, &l.ctor)));
         let (body, stacks) =
             blocks::stacks::extract(&mut self.module, stmts, &mut outs, |segment, live| {
-                chain::running_values(segment, live);
+                chain::running_values(segment, live, self.locals.shortened());
                 gated::fold_gates(segment, 8, live);
                 chain::chain(segment, 8, live);
                 inplace::activations_in_place(segment, live, &fresh);
@@ -485,7 +485,7 @@ impl<'a> Lowerer<'a> {
             }
             // Each segment keeps what the ones after it read: the last first.
             for (segment, indent) in segments.into_iter().rev() {
-                chain::running_values(segment, &live);
+                chain::running_values(segment, &live, &class.shortened);
                 gated::fold_gates(segment, indent, &live);
                 chain::chain(segment, indent, &live);
                 inplace::activations_in_place(segment, &live, &fresh);

@@ -1,6 +1,8 @@
 //! What lowering produces: the `nn.Module` as parts (layers, buffers, `forward`'s statements,
 //! block classes, loop methods, stubs, weights), and the syntax trees of its classes.
 
+use std::collections::BTreeSet;
+
 use crate::py::{Assign, ClassDef, Expr, FunctionDef, Lit, Param, Stmt};
 use crate::weights::Weight;
 
@@ -51,6 +53,8 @@ pub struct BlockClass {
     /// size held as a Python int): those get `torch.Tensor` hints.
     pub tensor_inputs: Vec<bool>,
     pub tensor_output: bool,
+    /// Locals named with fewer words than their layers' names (`py::names::Scope::shortened`).
+    pub shortened: BTreeSet<String>,
 }
 
 /// The part of a block class only some instances have: torchvision's `downsample`, Keras'

@@ -190,14 +190,25 @@ pub fn is_torch_layer_class(s: &str) -> bool {
         )
 }
 
+/// The longest local name: a longer one keeps its last words
+/// (`add_relative_positional_embedding` → `relative_positional_embedding`), as the last word
+/// of an English compound names the thing and the first ones qualify it; where the code
+/// stands says most of what they said.
+const LOCAL_NAME_MAX: usize = 30;
+
 /// A set of names in one Python scope; hands out unique, safe identifiers.
 #[derive(Default, Debug)]
 pub struct Scope {
     used: BTreeSet<String>,
     /// Whether names must avoid `nn.Module` attributes (for `self.<name>`).
     module_attrs: bool,
+    /// The longest name [`fresh`](Self::fresh) hands out, where it shortens names (locals;
+    /// attributes are state-dict keys and keep their layers' whole names).
+    max_len: Option<usize>,
     /// Names [`fresh`](Self::fresh) numbered apart from an earlier one → the name they number.
     counted: BTreeMap<String, String>,
+    /// Names [`fresh`](Self::fresh) cut down to [`Self::max_len`].
+    shortened: BTreeSet<String>,
 }
 
 impl Scope {
@@ -206,7 +217,7 @@ impl Scope {
     }
 
     pub fn for_locals() -> Scope {
-        Scope::default()
+        Scope { max_len: Some(LOCAL_NAME_MAX), ..Scope::default() }
     }
 
     fn clashes(&self, s: &str) -> bool {
@@ -232,17 +243,45 @@ impl Scope {
         let base = self.base(raw);
         let stem = base.strip_suffix('_').filter(|_| self.clashes(&identifier(raw)));
         let stem = stem.unwrap_or(&base).to_string();
-        let mut name = base.clone();
+        let (mut name, mut cut) = self.fitted(&base, "");
         let mut k = 2;
         while self.used.contains(&name) {
-            name = format!("{stem}_{k}");
+            (name, cut) = self.fitted(&stem, &format!("_{k}"));
             k += 1;
+        }
+        if cut {
+            self.shortened.insert(name.clone());
         }
         if name != base {
             self.counted.insert(name.clone(), base);
         }
         self.used.insert(name.clone());
         name
+    }
+
+    /// `stem` + `suffix`, within [`Self::max_len`]: the fewest leading words of `stem` left
+    /// out for it to fit, so long as what is left starts with a letter and clashes with
+    /// nothing; failing that, its last such words. And whether words were left out.
+    fn fitted(&self, stem: &str, suffix: &str) -> (String, bool) {
+        let Some(max) = self.max_len.filter(|&m| stem.len() + suffix.len() > m) else {
+            return (format!("{stem}{suffix}"), false);
+        };
+        let words: Vec<&str> = stem.split('_').collect();
+        let tails: Vec<String> = (1..words.len())
+            .map(|i| words[i..].join("_"))
+            .filter(|t| t.starts_with(|c: char| c.is_ascii_alphabetic()) && !self.clashes(t))
+            .collect();
+        let fitting = tails.iter().find(|t| t.len() + suffix.len() <= max);
+        match fitting.or(tails.last()) {
+            Some(short) => (format!("{short}{suffix}"), true),
+            None => (format!("{stem}{suffix}"), false),
+        }
+    }
+
+    /// The names [`fresh`](Self::fresh) made shorter than what it was asked for: what the
+    /// layers' whole names said of them is lost, and a running `x` or `y` says as much.
+    pub fn shortened(&self) -> &BTreeSet<String> {
+        &self.shortened
     }
 
     /// What [`fresh`](Self::fresh) numbered `name` apart from (`self_attention_12` →
@@ -347,6 +386,15 @@ mod tests {
         assert_eq!(s.fresh("conv"), "conv_2");
         let mut l = Scope::for_locals();
         assert_eq!(l.fresh("input"), "input_");
+        // Long locals keep their last words, numbered within the limit too; attributes
+        // (state-dict keys) keep their whole names.
+        let long = "add_relative_positional_embedding";
+        assert_eq!(l.fresh(long), "relative_positional_embedding");
+        assert_eq!(l.fresh(long), "positional_embedding_2");
+        assert_eq!(l.uncounted("positional_embedding_2"), long);
+        assert!(l.shortened().contains("positional_embedding_2"));
+        assert_eq!(l.fresh("encoder_stage_2_block_1_add_residual"), "stage_2_block_1_add_residual");
+        assert_eq!(s.fresh(long), long);
         // Every nn.Module attribute, not a hand-kept few.
         for m in ["bfloat16", "compile", "ipu", "xpu", "mtia", "to_empty", "register_forward_hook"]
         {

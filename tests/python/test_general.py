@@ -514,3 +514,21 @@ def test_an_encoder_decoder_reads_as_pytorch(tmp_path):
     forwards = [f for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) and f.name == "forward"]
     local = {n.id for f in forwards for n in ast.walk(f) if isinstance(n, ast.Name)}
     assert max(map(len, local)) <= 30, sorted(local, key=len)[-3:]
+
+
+@pytest.mark.parametrize("name", ["keras_hub_flux", "keras_hub_hgnetv2", "keras_nasnet_mobile", "audio_features"])
+def test_long_layer_names_make_short_locals(name, tmp_path):
+    """A local named after a layer whose name is long (Flux's
+    `rotary_positional_embedding_3_2`, NASNet's `separable_conv_2_bn_reduction_right2_stem_1`,
+    tf.signal's `mfccs_from_log_mel_spectrograms`) keeps the last words that fit in 30
+    characters, or runs as `x` or `y` where it is read once (parity is the test above);
+    `self.` attributes, the state-dict keys, keep the layers' whole names."""
+    out = tmp_path / "out"
+    run_cli("convert", source(name), "-o", out)
+    code = (out / "model.py").read_text()
+    tree = ast.parse(code)
+    forwards = [f for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) and f.name == "forward"]
+    local = {n.id for f in forwards for n in ast.walk(f) if isinstance(n, ast.Name)}
+    assert max(map(len, local)) <= 30, sorted(local, key=len)[-3:]
+    if name == "keras_nasnet_mobile":
+        assert "self.separable_conv_2_bn_reduction_right2_stem_1(" in code, code

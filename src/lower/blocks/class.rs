@@ -523,6 +523,7 @@ pub(super) fn build_class(
         output: forward.output,
         extra_outputs: forward.extra_outputs,
         tensor_output: false,
+        shortened: forward.shortened,
     });
     for (gi, &i) in group.members.iter().enumerate() {
         let m = &members[i];
@@ -623,6 +624,7 @@ struct Forward {
     inputs: Vec<String>,
     output: String,
     extra_outputs: Vec<String>,
+    shortened: BTreeSet<String>,
 }
 
 /// The class's `forward`: the first member's statements with local names, its inputs and its
@@ -819,7 +821,9 @@ fn class_forward(
         segments.push((part, after));
     }
     let extra_outputs = first.extra_outputs.iter().map(|o| vars[o].clone()).collect();
-    let mut forward = Forward { body, parts: segments, passes, inputs, output, extra_outputs };
+    let shortened = locals.shortened().clone();
+    let mut forward =
+        Forward { body, parts: segments, passes, inputs, output, extra_outputs, shortened };
     return_running_value(&mut forward);
     forward
 }
