@@ -99,9 +99,9 @@ pub struct Node {
     pub outputs: Vec<ValueInfo>,
     /// What a synthetic op (one the passes created) computes; see [`fused`].
     pub fused: Option<fused::Fused>,
-    /// A short name a pass gave the value (`q`, `mask`): its local name in `forward`. One
-    /// of [`ROLES`].
-    pub role: Option<&'static str>,
+    /// Short names a pass gave the values, by output port (`q`, `mask`; `q`, `k`, `v` of a
+    /// split): their local names in `forward`. Each one of [`ROLES`]. See [`Node::role`].
+    pub roles: Vec<Option<&'static str>>,
     /// `outputs` is an assumption: an op without a translation taken to keep its first
     /// input's rank and dtype (`passes::fold`).
     pub assumed: bool,
@@ -128,12 +128,26 @@ impl Node {
             partial: None,
             outputs: Vec::new(),
             fused: None,
-            role: None,
+            roles: Vec::new(),
             assumed: false,
             generated: false,
             shared: false,
             variable: false,
         }
+    }
+
+    /// The name a pass gave output `port` (see [`ROLES`]).
+    pub fn role(&self, port: usize) -> Option<&'static str> {
+        self.roles.get(port).copied().flatten()
+    }
+
+    /// Names output `port` `role`, one of [`ROLES`]; `None` forgets its name.
+    pub fn set_role(&mut self, port: usize, role: Option<&'static str>) {
+        debug_assert!(role.is_none_or(|r| ROLES.contains(&r)), "{role:?}");
+        if self.roles.len() <= port {
+            self.roles.resize(port + 1, None);
+        }
+        self.roles[port] = role;
     }
 
     pub fn constant(name: impl Into<String>, value: Tensor, ordinal: usize) -> Node {

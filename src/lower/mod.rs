@@ -310,7 +310,7 @@ impl<'a> Lowerer<'a> {
         if uses == 0 {
             return "_".into();
         }
-        if let Some(role) = self.graph.node(v.node).role.filter(|_| v.port == 0) {
+        if let Some(role) = self.graph.node(v.node).role(v.port) {
             return self.locals.fresh(role);
         }
         if uses == 1 && self.x_is_free() {

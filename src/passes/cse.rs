@@ -283,9 +283,12 @@ fn merge(
     }
     resource_target(g, forest, group, &outside);
     // A name a pass gave one of them (`k`) names the one computation.
-    let role = group.iter().find_map(|&m| g.node(m).role);
-    let kept = g.node_mut(survivor);
-    kept.role = kept.role.or(role);
+    for port in 0..g.node(survivor).outputs.len() {
+        let role = group.iter().find_map(|&m| g.node(m).role(port));
+        let kept = g.node_mut(survivor);
+        let role = kept.role(port).or(role);
+        kept.set_role(port, role);
+    }
     for &m in group {
         if m == survivor {
             continue;

@@ -35,7 +35,7 @@ use crate::passes::pattern::{
 };
 use crate::tensor::{DType, Tensor};
 
-const MATMULS: &[&str] = &["BatchMatMulV2", "BatchMatMulV3", "BatchMatMul"];
+pub(super) const MATMULS: &[&str] = &["BatchMatMulV2", "BatchMatMulV3", "BatchMatMul"];
 
 /// A masking constant at or below this leaves an exactly zero weight after softmax (the
 /// exponent underflows in every float type SDPA supports).
@@ -70,10 +70,10 @@ fn name_operands(g: &mut Graph, n: NodeIndex) {
     for (&v, role) in inputs.iter().zip(["q", "k", "v"]) {
         let unnamed = {
             let p = g.node(v.node);
-            p.role.is_none() && p.op != "Placeholder" && p.value.is_none() && p.outputs.len() == 1
+            p.role(v.port).is_none() && p.op != "Placeholder" && p.value.is_none()
         };
-        if unnamed && v.port == 0 && g.use_count(v) == 1 {
-            g.node_mut(v.node).role = Some(role);
+        if unnamed && g.use_count(v) == 1 {
+            g.node_mut(v.node).set_role(v.port, Some(role));
         }
     }
 }
@@ -93,7 +93,7 @@ struct View {
 
 /// The rank of every tensor of one attention: 4 (`[B, N, T, E]`) or 3 (`[B, T, E]`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Rank(usize);
+pub(super) struct Rank(pub(super) usize);
 
 impl Rank {
     /// The axes a rank-3 tensor lacks in the four-dimensional count: 0 or 1.
@@ -101,7 +101,7 @@ impl Rank {
         4 - self.0
     }
 
-    fn of(self, g: &Graph, v: ValueRef) -> bool {
+    pub(super) fn of(self, g: &Graph, v: ValueRef) -> bool {
         g.info(v).shape.is_some_and(|s| s.len() == self.0)
     }
 
@@ -316,19 +316,19 @@ fn split_bias(g: &Graph, v: ValueRef, rank: Rank) -> Option<(ValueRef, ValueRef,
 /// one contracted): `out = po(x' @ y')` with `x'` axis `i` being `x` axis `px[i]` (`[batch,
 /// batch, rows, contracted]`, or adjoint), `y'` likewise, and output axis `j` the product's
 /// axis `po[j]`.
-struct Product {
-    x: ValueRef,
-    y: ValueRef,
+pub(super) struct Product {
+    pub(super) x: ValueRef,
+    pub(super) y: ValueRef,
     adj_x: bool,
     adj_y: bool,
     px: [usize; 4],
     py: [usize; 4],
-    po: [usize; 4],
+    pub(super) po: [usize; 4],
 }
 
 const IDENTITY: [usize; 4] = [0, 1, 2, 3];
 
-fn product(g: &Graph, n: NodeIndex, rank: Rank) -> Option<Product> {
+pub(super) fn product(g: &Graph, n: NodeIndex, rank: Rank) -> Option<Product> {
     let node = g.node(n);
     let [x, y] = g.inputs(n)[..] else { return None };
     if MATMULS.contains(&node.op.as_str()) {
@@ -635,8 +635,7 @@ fn arranged(
     let pv = int_const(g, format!("{base}/{role}/perm"), &p, ordinal);
     let info = g.info(src);
     let mut node = Node::new(format!("{base}/{role}"), "Transpose", ordinal);
-    debug_assert!(crate::ir::ROLES.contains(&role));
-    node.role = Some(role);
+    node.set_role(0, Some(role));
     node.outputs = vec![ValueInfo {
         dtype: info.dtype,
         shape: info.shape.map(|s| perm.iter().map(|&a| s[a]).collect()),
@@ -677,7 +676,7 @@ fn masked_bias(g: &mut Graph, base: &str, m: MaskSelect, dtype: DType, ordinal: 
         None => scalar(g, "kept", 0.0),
     };
     let mut select = Node::new(format!("{base}/bias"), "SelectV2", ordinal);
-    select.role = Some(if bias.is_some() { "bias" } else { "mask" });
+    select.set_role(0, Some(if bias.is_some() { "bias" } else { "mask" }));
     let (mi, bi) = (g.info(mask), g.info(kept));
     let shape = match (mi.shape, bi.shape) {
         (Some(a), Some(b)) => crate::ops::util::broadcast(&Some(a), &Some(b)),
@@ -862,8 +861,11 @@ fn without_all_true(g: &Graph, mask: ValueRef) -> ValueRef {
 /// Names what `mask` is, where nothing else named it (Keras' scope would call it `softmax`).
 fn name_mask(g: &mut Graph, mask: ValueRef) {
     let producer = g.node_mut(mask.node);
-    if producer.role.is_none() && producer.op != "Placeholder" && producer.value.is_none() {
-        producer.role = Some("mask");
+    if producer.role(mask.port).is_none()
+        && producer.op != "Placeholder"
+        && producer.value.is_none()
+    {
+        producer.set_role(mask.port, Some("mask"));
     }
 }
 

@@ -79,8 +79,8 @@ pub fn fuse_rotary(g: &mut Graph) -> Result<()> {
 /// Names the computed value `v` by its `role` unless a pass named it already.
 fn name_table(g: &mut Graph, v: ValueRef, role: &'static str) {
     let producer = g.node_mut(v.node);
-    if producer.value.is_none() && producer.op != "Placeholder" {
-        producer.role.get_or_insert(role);
+    if producer.value.is_none() && producer.op != "Placeholder" && producer.role(v.port).is_none() {
+        producer.set_role(v.port, Some(role));
     }
 }
 
@@ -166,7 +166,7 @@ fn reshaped_angles(g: &mut Graph, table: &Table) -> ValueRef {
         let operands = g.inputs(n);
         let mut node = g.node(n).clone();
         node.name = format!("{base}/angles_{k}");
-        node.role = None;
+        node.set_role(0, None);
         let new = g.add_node(node);
         g.connect(v, new, 0);
         for (slot, &o) in operands.iter().enumerate().skip(1) {

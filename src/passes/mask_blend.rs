@@ -89,7 +89,7 @@ fn install(g: &mut Graph, n: NodeIndex, blend: Blend) {
         let old = g.node(reshape);
         let mut node = Node::new(format!("{name}/mask"), old.op.clone(), ordinal);
         node.attrs = old.attrs.clone();
-        node.role = Some("mask");
+        node.set_role(0, Some("mask"));
         node.attrs.insert("T".into(), AttrValue { value: Some(Value::Type(DType::Bool.to_tf())) });
         node.outputs = vec![ValueInfo { dtype: Some(DType::Bool), shape: g.info(blend.b).shape }];
         let sizes: Vec<ValueRef> = g.inputs(reshape).into_iter().skip(1).collect();

@@ -1,5 +1,6 @@
 //! Graph passes, each `fn(&mut Graph) -> Result<()>`, run in this order by [`run_all`].
 
+mod attention_roles;
 mod channels_first;
 pub mod conds;
 mod constant_switches;
@@ -60,7 +61,7 @@ pub fn run_all(g: &mut Graph) -> Result<()> {
 type Pass = fn(&mut Graph) -> Result<()>;
 
 /// After recurrent layers are fused (see [`run_observed`]).
-const LATE: [(&str, Pass); 28] = [
+const LATE: [(&str, Pass); 29] = [
     ("simplify", simplify),
     ("prune", prune),
     ("fuse_bidirectional", fuse_bidirectional::fuse_bidirectional),
@@ -86,6 +87,7 @@ const LATE: [(&str, Pass); 28] = [
     ("fuse_attention", fuse_attention::fuse_attention),
     // Only what is still read is compared (a fusion leaves the nodes it replaced).
     ("prune", prune),
+    ("name_attention_operands", attention_roles::name_attention_operands),
     ("common_subexpressions", cse::common_subexpressions),
     // What merging made trivial (`x & x` once both sides are one).
     ("simplify", simplify),

@@ -69,6 +69,9 @@ def test_a_bfloat16_model_computes_in_bfloat16(tmp_path):
     # Its RMSNorm weights, which Keras applies in float32, are the norms' weights.
     assert "nn.RMSNorm(32,eps=1e-6)" in flat, code
     assert not re.search(r"register_buffer\([^)]*bfloat16", flat), code
+    # Its attention stays a softmax (scores cast to float32 for it): q, k and v are named
+    # for what they are all the same.
+    assert "x = q @ k" in code and "x = (x @ v)" in code, code
     for suffix in ("", "_b"):
         assert_parity(out, GENERATED_DIR / f"keras_hub_llama_bf16{suffix}.npz", tolerance=1e-2)
 
