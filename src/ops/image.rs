@@ -210,6 +210,30 @@ mod tests {
         ");
     }
 
+    /// ViT's patches ('VALID', strides the size of the patch): nothing to pad.
+    #[test]
+    fn valid_patches_pad_nothing() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 32, 32, 3]);
+        let y = g.op(
+            "patches",
+            "ExtractImagePatches",
+            &[x],
+            &[
+                ("ksizes", ints(&[1, 8, 8, 1])),
+                ("strides", ints(&[1, 8, 8, 1])),
+                ("rates", ints(&[1, 1, 1, 1])),
+                ("padding", string("VALID")),
+            ],
+        );
+        assert_snapshot!(g.lower(&[y]), @"
+        ---
+        x = x.permute(0, 3, 1, 2)
+        x = x.unfold(2, 8, 8).unfold(3, 8, 8).permute(0, 2, 3, 4, 5, 1).flatten(3)
+        return x
+        ");
+    }
+
     #[test]
     fn hue_and_saturation_go_through_hsv() {
         for (op, out) in [("AdjustHue", "hue"), ("AdjustSaturation", "saturation")] {

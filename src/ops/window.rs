@@ -150,9 +150,13 @@ impl Window {
 
     /// `x` (channels first) padded as the window needs before a layer that pads nothing:
     /// `F.pad` with the static pads, or `pad_same(...)` (templates/pad_same.py) when they are
-    /// computed at run time. `value` fills the border (`-inf` for max pooling).
+    /// computed at run time; `x` itself where they are all zero ('VALID' patches). `value`
+    /// fills the border (`-inf` for max pooling).
     pub fn padded(&self, ctx: &mut Ctx, x: Expr, value: Option<Expr>) -> Expr {
         if !self.same_at_run_time {
+            if self.pads.iter().all(|&p| p == (0, 0)) {
+                return x;
+            }
             return f_pad(x, &self.pads, value);
         }
         ctx.require_class("pad_same", include_str!("../../templates/pad_same.py"));
