@@ -29,6 +29,7 @@ use petgraph::stable_graph::NodeIndex;
 use crate::error::Result;
 use crate::ir::fused::{AttentionMask, Fused};
 use crate::ir::{Graph, Node, ValueInfo, ValueRef};
+use crate::ops::util::broadcast;
 use crate::passes::pattern::{
     binary, const_ints, const_scalar, inputs_of, int_const, operands, replace_with_fused,
     single_consumer,
@@ -231,6 +232,9 @@ struct Match {
     mask: Option<(ValueRef, AttentionMask)>,
     /// A bias added to the scores under a boolean mask: the two become one float mask.
     bias: Option<ValueRef>,
+    /// More terms added to the scores with the bias (or the additive mask): Hugging Face's
+    /// CLIP adds its causal mask, then the padding mask. Summed into it.
+    more_terms: Vec<ValueRef>,
     /// What scales the bias (or the additive mask) with the scores, after their sum (and
     /// -1 where it was subtracted from them).
     bias_factor: f64,
@@ -271,11 +275,12 @@ fn from_matmul(g: &Graph, v: ValueRef, rank: Rank) -> bool {
     peel(g, v, rank, true, Some(1)).is_some_and(|w| product(g, w.source.node, rank).is_some())
 }
 
-/// `(scores, bias, factor, sign)` when `v` is `(scores ± bias) · factor`, the scores a
-/// product of q and k, the bias a float tensor and the factor a product of scalar constants
-/// (1 when there are none; Falcon scales the scores after adding its ALiBi bias); `sign` is
-/// -1 where the bias is subtracted (`scores - 1e9 * (1 - mask)`).
-fn split_bias(g: &Graph, v: ValueRef, rank: Rank) -> Option<(ValueRef, ValueRef, f64, f64)> {
+/// `(scores, bias terms, factor, sign)` when `v` is `(scores ± bias) · factor`, the scores
+/// a product of q and k, the bias a float tensor (or a sum of them, `scores + b1 + b2`) and
+/// the factor a product of scalar constants (1 when there are none; Falcon scales the scores
+/// after adding its ALiBi bias); `sign` is -1 where the bias is subtracted
+/// (`scores - 1e9 * (1 - mask)`).
+fn split_bias(g: &Graph, v: ValueRef, rank: Rank) -> Option<(ValueRef, Vec<ValueRef>, f64, f64)> {
     single_consumer(g, v)?;
     let (mut sum, mut factor) = (v, 1.0);
     let is_const = |u: ValueRef| const_scalar(g, u).is_some();
@@ -291,24 +296,47 @@ fn split_bias(g: &Graph, v: ValueRef, rank: Rank) -> Option<(ValueRef, ValueRef,
         }
         single_consumer(g, sum)?;
     }
-    let (s, m, sign) = if let Some((a, b)) = binary(g, sum, &["Add", "AddV2"]) {
-        if from_matmul(g, a, rank) {
-            (a, b, 1.0)
-        } else if from_matmul(g, b, rank) {
-            (b, a, 1.0)
-        } else {
-            return None;
-        }
+    let (s, terms, sign) = if binary(g, sum, &["Add", "AddV2"]).is_some() {
+        let (s, terms) = added_terms(g, sum, rank)?;
+        (s, terms, 1.0)
     } else {
         let (a, b) = binary(g, sum, &["Sub"])?;
         if !from_matmul(g, a, rank) {
             return None;
         }
-        (a, b, -1.0)
+        (a, vec![b], -1.0)
     };
     // A scalar is no mask (a shift of every score, which softmax ignores).
-    let scalar = g.info(m).shape.is_none_or(|s| s.is_empty());
-    (is_float(g, m) && !scalar && factor.is_finite()).then_some((s, m, factor, sign))
+    let mask_like =
+        |m: &ValueRef| is_float(g, *m) && g.info(*m).shape.is_some_and(|s| !s.is_empty());
+    (terms.iter().all(mask_like) && factor.is_finite()).then_some((s, terms, factor, sign))
+}
+
+/// The scores and the terms added to them in `sum` (`(scores + b1) + b2`, in any order),
+/// each partial sum read only by the next; the terms in the order they are added.
+fn added_terms(g: &Graph, mut sum: ValueRef, rank: Rank) -> Option<(ValueRef, Vec<ValueRef>)> {
+    let mut terms = Vec::new();
+    loop {
+        let (a, b) = binary(g, sum, &["Add", "AddV2"])?;
+        let scores = [(a, b), (b, a)].into_iter().find(|&(s, _)| from_matmul(g, s, rank));
+        if let Some((s, term)) = scores {
+            terms.push(term);
+            terms.reverse();
+            return Some((s, terms));
+        }
+        let partial = |x: ValueRef| {
+            binary(g, x, &["Add", "AddV2"]).is_some() && single_consumer(g, x).is_some()
+        };
+        let (rest, term) = if partial(a) {
+            (a, b)
+        } else if partial(b) {
+            (b, a)
+        } else {
+            return None;
+        };
+        terms.push(term);
+        sum = rest;
+    }
 }
 
 /// A batched matmul of two 4-axis operands, written as `BatchMatMul` or as an `Einsum`
@@ -433,6 +461,7 @@ fn match_attention(g: &Graph, softmax: NodeIndex) -> Option<Match> {
     }
     // Before the softmax: the mask.
     let mut fill = None;
+    let mut more_terms = Vec::new();
     let (mut scores_uses, mut negate_mask) = (1, false);
     let (scores, mask, bias, factor, sign) = if let Some(offset) = selected_offset(g, logits) {
         // `where(mask, scores, scores + c)`: the scores read twice.
@@ -455,16 +484,18 @@ fn match_attention(g: &Graph, softmax: NodeIndex) -> Option<Match> {
         }
         // Scores with a bias added (DeBERTa's relative positions) under the mask too.
         match split_bias(g, i[1], rank) {
-            Some((s, b, f, sign)) if !from_matmul(g, i[1], rank) => {
-                (s, Some((i[0], AttentionMask::Bool)), Some(b), f, sign)
+            Some((s, mut b, f, sign)) if !from_matmul(g, i[1], rank) => {
+                more_terms = b.split_off(1);
+                (s, Some((i[0], AttentionMask::Bool)), Some(b[0]), f, sign)
             }
             _ => (i[1], Some((i[0], AttentionMask::Bool)), None, 1.0, 1.0),
         }
-    } else if let Some((s, m, f, sign)) = split_bias(g, logits, rank) {
+    } else if let Some((s, mut m, f, sign)) = split_bias(g, logits, rank) {
         if zeroed_by.is_some() {
             return None;
         }
-        (s, Some((m, AttentionMask::Additive)), None, f, sign)
+        more_terms = m.split_off(1);
+        (s, Some((m[0], AttentionMask::Additive)), None, f, sign)
     } else {
         if zeroed_by.is_some() {
             return None;
@@ -536,6 +567,7 @@ fn match_attention(g: &Graph, softmax: NodeIndex) -> Option<Match> {
         v,
         mask,
         bias,
+        more_terms,
         bias_factor: factor * sign,
         fill,
         scale,
@@ -810,6 +842,28 @@ fn single_index(g: &Graph, reader: NodeIndex) -> Option<i64> {
 }
 
 /// `v · factor` (`v` itself for 1): a bias scaled as the scores it was added to.
+/// `first` plus each of `more`, in order: the terms added to the scores, as one mask.
+fn summed(
+    g: &mut Graph,
+    base: &str,
+    first: ValueRef,
+    more: &[ValueRef],
+    ordinal: usize,
+) -> ValueRef {
+    let mut sum = first;
+    for (k, &term) in more.iter().enumerate() {
+        let (a, b) = (g.info(sum), g.info(term));
+        let suffix = if k == 0 { String::new() } else { format!("_{k}") };
+        let mut add = Node::new(format!("{base}/mask_sum{suffix}"), "AddV2", ordinal);
+        add.outputs = vec![ValueInfo { dtype: a.dtype, shape: broadcast(&a.shape, &b.shape) }];
+        let add = g.add_node(add);
+        g.connect(sum, add, 0);
+        g.connect(term, add, 1);
+        sum = ValueRef { node: add, port: 0 };
+    }
+    sum
+}
+
 fn scaled(g: &mut Graph, base: &str, v: ValueRef, factor: f64, ordinal: usize) -> ValueRef {
     if factor == 1.0 {
         return v;
@@ -882,6 +936,7 @@ fn install(g: &mut Graph, m: Match) -> NodeIndex {
     let mask = match (mask, m.bias) {
         (Some((mask, AttentionMask::Bool)), bias) if bias.is_some() || m.fill.is_some() => {
             name_mask(g, mask);
+            let bias = bias.map(|b| summed(g, &base, b, &m.more_terms, ordinal));
             let bias = bias.map(|b| scaled(g, &base, b, m.bias_factor, ordinal));
             let fill = m.fill.unwrap_or(f64::NEG_INFINITY);
             let select = MaskSelect { mask, bias, fill, masked: m.negate_mask };
@@ -889,6 +944,7 @@ fn install(g: &mut Graph, m: Match) -> NodeIndex {
             Some((float, AttentionMask::Additive))
         }
         (Some((mask, AttentionMask::Additive)), None) => {
+            let mask = summed(g, &base, mask, &m.more_terms, ordinal);
             Some((scaled(g, &base, mask, m.bias_factor, ordinal), AttentionMask::Additive))
         }
         (mask, _) => mask,
@@ -1261,6 +1317,32 @@ mod tests {
         assert_snapshot!(g.lower(&[o]), @"
         ---
         x = F.scaled_dot_product_attention(q, k, v)
+        return x
+        ");
+    }
+
+    /// Hugging Face's CLIP: the causal mask added to the scaled scores, then the padding
+    /// mask, then `stable_softmax`'s 1e-9: the two masks are one, summed.
+    #[test]
+    fn masks_added_one_after_the_other_are_summed() {
+        let mut g = TestGraph::new();
+        let q = g.input("q", &[-1, 2, 5, 16]);
+        let k = g.input("k", &[-1, 2, 5, 16]);
+        let v = g.input("v", &[-1, 2, 5, 16]);
+        let causal = g.input("causal", &[1, 1, 5, 5]);
+        let padding = g.input("padding", &[-1, 1, 1, 5]);
+        let s = scores(&mut g, q, k);
+        let c = scalar(&mut g, "att/scale", 0.25);
+        let s = g.op("att/mul", "Mul", &[s, c], &[]);
+        let s = g.op("att/add", "AddV2", &[s, causal], &[]);
+        let s = g.op("att/add_1", "AddV2", &[s, padding], &[]);
+        let tiny = scalar(&mut g, "att/tiny", 1e-9);
+        let s = g.op("att/add_2", "AddV2", &[s, tiny], &[]);
+        let o = attend(&mut g, s, v);
+        assert_snapshot!(g.lower(&[o]), @"
+        ---
+        mask = causal + padding
+        x = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return x
         ");
     }

@@ -170,6 +170,17 @@ def test_a_mask_applied_in_arithmetic_is_attention_too(tmp_path):
     assert "torch.arange" not in code, code
 
 
+def test_masks_added_one_after_the_other_are_one_sdpa_mask(tmp_path):
+    """Hugging Face's CLIP adds its causal mask to the scores, then the padding mask: the two
+    are summed into one `attn_mask` for `F.scaled_dot_product_attention` (was an explicit
+    softmax); parity above."""
+    out = tmp_path / "out"
+    run_cli("convert", OPS_DIR / "clip_attention.pb", "-o", out, "--strict")
+    code = (out / "model.py").read_text()
+    assert "F.scaled_dot_product_attention(q, k, v, attn_mask=mask)" in code, code
+    assert "mask = h + mul" in code and "softmax" not in code, code
+
+
 def test_a_frozen_table_is_a_stub_without_a_handle_input(tmp_path):
     """Freezing a Keras model drops its lookup table's contents and leaves a resource
     `Placeholder`: the lookup is a stub saying so, `forward` takes only the ids (the handle
