@@ -270,6 +270,11 @@ fn header(weights: &[(String, Weight)], dtypes: &[Dtype], order: &[usize]) -> Re
         infos.push((weights[i].0.clone(), info));
         offset += n;
     }
+    // Two tensors of one name would be one key (the `safetensors` crate panics on it).
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some((name, _)) = infos.iter().find(|(name, _)| !seen.insert(name.as_str())) {
+        return Err(Error::msg(format!("two weights have the key '{name}'")));
+    }
     let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
     let bad = |e: String| Error::msg(format!("writing the weights' header: {e}"));
     let metadata = Metadata::new(Some(meta), infos).map_err(|e| bad(e.to_string()))?;
@@ -408,6 +413,19 @@ mod tests {
         let n = shape.iter().product::<usize>() * dtype.size().unwrap();
         let data: Vec<u8> = (0..n).map(|i| (i * 7 % 253) as u8).collect();
         Tensor { dtype, shape: shape.to_vec(), data: Bytes::from(data) }
+    }
+
+    /// Two weights of one key are an error, not a panic in the `safetensors` crate.
+    #[test]
+    fn two_weights_of_one_key_are_an_error() {
+        let weights = vec![
+            ("block.weight".to_string(), Weight::plain(tensor(DType::F32, &[2]))),
+            ("block.weight".to_string(), Weight::plain(tensor(DType::F32, &[3]))),
+        ];
+        let path = std::env::temp_dir().join(format!("dup_keys_{}.st", std::process::id()));
+        let err = write(&weights, &path, &|_| {}).unwrap_err();
+        assert!(err.to_string().contains("two weights have the key 'block.weight'"), "{err}");
+        let _ = std::fs::remove_file(&path);
     }
 
     #[test]

@@ -20,7 +20,7 @@ DECODERS += ["keras_hub_mmdit"]
 DYNAMIC = ["dyn_class_token", "dyn_reshape", "dyn_fill_pack", "dyn_data_sizes", "dyn_resize_like", "dyn_pad_slice", "dyn_upsample", "dtypes_kept", "any_size_mobilenet"]
 DYNAMIC += ["keras_mobilenet_v3_small", "keras_nasnet_mobile", "audio_features"]
 DYNAMIC += ["seq2seq_attention", "keras_channels_first", "dyn_pools", "dyn_tcn", "single_head_attention"]
-DYNAMIC += ["video_frames"]
+DYNAMIC += ["video_frames", "keras_flat_transformer"]
 
 
 def source(name):
@@ -535,3 +535,18 @@ def test_long_layer_names_make_short_locals(name, tmp_path):
     assert max(map(len, local)) <= 30, sorted(local, key=len)[-3:]
     if name == "keras_nasnet_mobile":
         assert "self.separable_conv_2_bn_reduction_right2_stem_1(" in code, code
+
+
+def test_blocks_no_name_marks_are_found_by_structure(tmp_path):
+    """keras.io's vision transformer names no block: its layers are `layer_normalization_3`,
+    `multi_head_attention_1`, `dense_5`, one after the other. The three blocks are found by
+    what they compute, one class run by a loop, its layers counted within it (parity is the
+    test above)."""
+    out = tmp_path / "out"
+    run_cli("convert", source("keras_flat_transformer"), "-o", out)
+    code = (out / "model.py").read_text()
+    assert "self.blocks = nn.ModuleList([Block() for _ in range(3)])" in code, code
+    assert "for block in self.blocks:\n            x = block(x)" in code, code
+    block = code.split("class Block(nn.Module):")[1].split("\nclass ")[0]
+    assert "self.dense_1 = nn.Linear(32, 64)" in block and "self.dense_2 = nn.Linear(64, 32)" in block, block
+    assert "F.scaled_dot_product_attention(q, k, v)" in block, block

@@ -19,6 +19,7 @@ use heck::ToUpperCamelCase;
 
 mod class;
 mod hoist;
+mod runs;
 pub mod stacks;
 mod variants;
 
@@ -49,8 +50,12 @@ const MIN_STATEMENTS: usize = 4;
 /// Names of the positional arguments of the layers we emit, to name class parameters.
 fn positional_names(func: &str) -> &'static [&'static str] {
     match func {
-        "nn.Conv2d" => &["in_channels", "out_channels", "kernel_size"],
-        "nn.BatchNorm2d" | "nn.BatchNorm1d" => &["num_features"],
+        "nn.Conv1d" | "nn.Conv2d" | "nn.Conv3d" | "nn.ConvTranspose1d" | "nn.ConvTranspose2d"
+        | "nn.ConvTranspose3d" => &["in_channels", "out_channels", "kernel_size"],
+        "nn.BatchNorm1d" | "nn.BatchNorm2d" | "nn.BatchNorm3d" => &["num_features"],
+        "nn.LayerNorm" | "nn.RMSNorm" => &["normalized_shape"],
+        "nn.GroupNorm" => &["num_groups", "num_channels"],
+        "nn.Embedding" => &["num_embeddings", "embedding_dim"],
         "nn.Linear" => &["in_features", "out_features"],
         "nn.MaxPool2d" | "nn.AvgPool2d" => &["kernel_size", "stride"],
         "nn.LocalResponseNorm" => &["size"],
@@ -103,6 +108,9 @@ struct Member {
 enum Tag {
     Prefix(String),
     Suffix(String),
+    /// Repetition `2` of run `0` of layers no name groups, starting `1` spans into the
+    /// stretch that repeats (see [`runs`]).
+    Run(usize, usize, usize),
 }
 
 impl Tag {
@@ -125,6 +133,7 @@ impl Tag {
                     .or_else(|| inner.find(|rest| rest.chars().any(|c| c.is_ascii_alphabetic())))
                     .map(scoped_local_name)
             }
+            Tag::Run(..) => None,
             Tag::Suffix(id) => {
                 let tail = format!("_{id}");
                 let at = global.rmatch_indices(&tail).map(|(i, _)| i).find(|&i| {
@@ -187,7 +196,12 @@ fn without_counter(name: &str) -> Option<&str> {
 /// counters run over the whole model (InceptionV3's `conv2d_241` inside one `Mixed` block).
 fn local_names<'a>(globals: &[&'a str], tag: &Tag) -> BTreeMap<&'a str, String> {
     // A layer Keras named after its kind and a counter, outside the block's scope.
-    let auto = |g: &'a str| kind_and_counter(g).filter(|k| tag.strip(g).is_none() && is_kind(k));
+    // In a block found by structure every layer is one Keras named so (`layer_normalization_1_2`
+    // is the block's second layer norm).
+    let auto = |g: &'a str| match tag {
+        Tag::Run(..) => runs::keras_kind(g),
+        _ => kind_and_counter(g).filter(|k| tag.strip(g).is_none() && is_kind(k)),
+    };
     let base = |g: &'a str| auto(g).map_or_else(|| local_name(g, tag), str::to_string);
     let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
     for g in globals {
@@ -369,6 +383,9 @@ struct Candidate {
     family: String,
     spans: Vec<usize>,
 }
+
+/// What the class of a block found by structure is called after (see [`runs`]).
+const RUN_TITLE: &str = "block";
 
 /// The family of every cell numbered by a suffix: cells of other ids are its siblings.
 const CELL_FAMILY: &str = "#cell";
@@ -625,7 +642,9 @@ impl Forward<'_> {
         // begins with branches of `conv2d_25`, `batch_normalization_25`, `activation_247`
         // that only its `block35_3_mixed` reads.
         let mut start = first;
-        let auto_named = matches!(tag, Tag::Prefix(p) if is_auto_named(p));
+        // A run's blocks are as long as they repeat: nothing before them is theirs.
+        let auto_named =
+            matches!(tag, Tag::Prefix(p) if is_auto_named(p)) || matches!(tag, Tag::Run(..));
         while !auto_named
             && start > 0
             && spans[start - 1].movable
@@ -738,6 +757,11 @@ impl Forward<'_> {
         {
             return None;
         }
+        // A block found by structure hands one value on: a stretch handing on two is cut
+        // where no block ends.
+        if matches!(tag, Tag::Run(..)) && outputs.len() > 1 {
+            return None;
+        }
         let output = outputs.pop().expect("one at least");
         let extra_outputs = outputs;
         let canon = self.canonical(tag, &range, &layers, &buffers, &inputs, &output);
@@ -747,6 +771,19 @@ impl Forward<'_> {
         }
         let (instance, title) = match tag {
             Tag::Prefix(p) => (identifier(p), candidate.family.clone()),
+            Tag::Run(run, _, r) => {
+                // `block_1`, ...; a second run's `block2_1`, ...: no name of the model's.
+                let run = if *run == 0 { String::new() } else { (run + 1).to_string() };
+                let mut instance = format!("{RUN_TITLE}{run}_{}", r + 1);
+                let taken = |n: &str| {
+                    module.layers.iter().any(|l| l.name == n)
+                        || module.buffers.iter().any(|b| b.name == n)
+                };
+                while taken(&instance) {
+                    instance.push('_');
+                }
+                (instance, RUN_TITLE.to_string())
+            }
             Tag::Suffix(id) => {
                 let scopes: Vec<&str> = (first..=last).map(|i| spans[i].scope.as_str()).collect();
                 let title = cell_title(&scopes, id);
@@ -1324,6 +1361,7 @@ pub fn extract(
     // Before a nested model made only of blocks goes as a stage of them.
     let containers = nested_models(&candidates);
     drop_stages(&mut candidates, spans);
+    candidates.extend(runs::structural_runs(spans, stmts, module));
     let mut families = vec![BTreeSet::new(); spans.len()];
     for c in candidates.values() {
         for &i in &c.spans {
