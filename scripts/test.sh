@@ -45,6 +45,7 @@ done
   && [ -f build/fixtures/keras_hub_mmdit_b.npz ] \
   || missing+=(general)
 [ -f build/fixtures/keras_flat_transformer_b.npz ] || missing+=(keras_flat_transformer)
+[ -f build/fixtures/keras_conv_mixer_b.npz ] || missing+=(keras_conv_mixer)
 [ -f build/fixtures/tf1_dynamic_rnn_lengths.npz ] || missing+=(tf1_dynamic_rnn_lengths)
 [ -f build/fixtures/tf1_dynamic_rnn_v1.npz ] || missing+=(tf1_dynamic_rnn_v1)
 [ -f build/fixtures/norms3d_saved_b.npz ] || missing+=(ranks)

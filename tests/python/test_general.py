@@ -20,7 +20,7 @@ DECODERS += ["keras_hub_mmdit"]
 DYNAMIC = ["dyn_class_token", "dyn_reshape", "dyn_fill_pack", "dyn_data_sizes", "dyn_resize_like", "dyn_pad_slice", "dyn_upsample", "dtypes_kept", "any_size_mobilenet"]
 DYNAMIC += ["keras_mobilenet_v3_small", "keras_nasnet_mobile", "audio_features"]
 DYNAMIC += ["seq2seq_attention", "keras_channels_first", "dyn_pools", "dyn_tcn", "single_head_attention"]
-DYNAMIC += ["video_frames", "keras_flat_transformer"]
+DYNAMIC += ["video_frames", "keras_flat_transformer", "keras_conv_mixer"]
 
 
 def source(name):
@@ -550,3 +550,17 @@ def test_blocks_no_name_marks_are_found_by_structure(tmp_path):
     block = code.split("class Block(nn.Module):")[1].split("\nclass ")[0]
     assert "self.dense_1 = nn.Linear(32, 64)" in block and "self.dense_2 = nn.Linear(64, 32)" in block, block
     assert "F.scaled_dot_product_attention(q, k, v)" in block, block
+
+
+def test_a_block_found_by_structure_starts_where_it_adds_its_input_back(tmp_path):
+    """ConvMixer's stretch of blocks could be cut at any layer; the cut whose blocks add
+    their input back is the block as Keras' example writes it: the depthwise convolution
+    first, the stem's activation and norm left in the stem (parity is the test above)."""
+    out = tmp_path / "out"
+    run_cli("convert", source("keras_conv_mixer"), "-o", out)
+    code = (out / "model.py").read_text()
+    assert "nn.ModuleList([Block() for _ in range(3)])" in code, code
+    block = code.split("class Block(nn.Module):")[1].split("\nclass ")[0]
+    body = block.split("def forward")[1]
+    assert body.split("\n")[1].strip() == "x = self.depthwise_conv2d(inputs)", block
+    assert "x = x + inputs" in body, block

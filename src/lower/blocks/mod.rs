@@ -1414,6 +1414,7 @@ pub fn extract(
         k += 1;
         !matches!(m.tag, Tag::Prefix(_)) || deepest[&(m.stmts.start, m.stmts.end)] == k - 1
     });
+    runs::one_phase_per_run(&mut members);
     name_within_containers(&mut members, &containers);
     let chosen = choose(&members, module);
     if chosen.is_empty() {

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Candidate, Tag, kind_and_counter, layer_key};
+use super::{Candidate, Member, Tag, kind_and_counter, layer_key};
 use crate::lower::Span;
 use crate::lower::module::Module;
 use crate::py::printer::flat;
@@ -80,6 +80,34 @@ pub(super) fn structural_runs(
         }
     }
     out
+}
+
+/// Of the phases a run's blocks may start at, the one whose blocks most passed the checks;
+/// among those, one whose blocks read their input twice (a residual block adds its input
+/// back: ConvMixer's block starts at its depthwise convolution, not at the activation
+/// before it), then the earliest. The members of the other phases go.
+pub(super) fn one_phase_per_run(members: &mut Vec<Member>) {
+    let mut phases: BTreeMap<usize, BTreeMap<usize, (usize, bool)>> = BTreeMap::new();
+    for m in members.iter() {
+        let Tag::Run(run, phase, _) = m.tag else { continue };
+        let residual = m.canon.stmts.iter().map(|(_, e)| e.reads("IN0")).sum::<usize>() >= 2;
+        let entry = phases.entry(run).or_default().entry(phase).or_insert((0, true));
+        entry.0 += 1;
+        entry.1 &= residual;
+    }
+    let best: BTreeMap<usize, usize> = phases
+        .into_iter()
+        .filter_map(|(run, by_phase)| {
+            let key = |(phase, (n, residual)): (&usize, &(usize, bool))| {
+                (*n, *residual, usize::MAX - phase)
+            };
+            by_phase.iter().max_by_key(|p| key(*p)).map(|(&phase, _)| (run, phase))
+        })
+        .collect();
+    members.retain(|m| match m.tag {
+        Tag::Run(run, phase, _) => best.get(&run) == Some(&phase),
+        _ => true,
+    });
 }
 
 /// Keras' layer kinds, as it names the first layer of each (the next ones get a counter).
