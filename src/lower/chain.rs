@@ -6,6 +6,7 @@
 use crate::py::printer::{self, LINE_WIDTH};
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::lower::keras_names::keras_kind;
 use crate::py::{Assign, Call, Expr, Ref, Stmt};
 
 /// Methods that only re-view or re-type a tensor.
@@ -99,31 +100,6 @@ pub fn chain(stmts: &mut Vec<Assign>, indent: usize, returns: &[Expr]) {
 /// (`separable_conv_1_reduction_right1_stem_1_pointwise`).
 const LONG_NAME: usize = 30;
 
-/// Keras' names for layers nobody named, which it numbers (`activation_4`, `conv2d_25`).
-const KERAS_KINDS: &[&str] = &[
-    "activation",
-    "add",
-    "average_pooling2d",
-    "batch_normalization",
-    "concatenate",
-    "conv2d",
-    "dense",
-    "depthwise_conv2d",
-    "dropout",
-    "max_pooling2d",
-    "multiply",
-    "re_lu",
-    "separable_conv2d",
-    "zero_padding2d",
-];
-
-/// Whether `name` is a Keras kind and a counter: a layer its author did not name.
-fn keras_counted(name: &str) -> bool {
-    name.rsplit_once('_').is_some_and(|(kind, n)| {
-        KERAS_KINDS.contains(&kind) && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
-    })
-}
-
 /// Values that read as a running value. After block classes replace their layers,
 /// `block2a_project_bn = self.block2a(x)` (named because `block2b`'s add read it too) is read
 /// once, by the next call, and becomes `x = self.block2a(x)` where `x` is not read again. And a
@@ -172,10 +148,8 @@ pub fn running_values(stmts: &mut [Assign], returns: &[Expr], shortened: &BTreeS
         let block_output = layer_call && first_arg;
         // Long names, and Keras' kinds and counters (`activation_4`), which say nothing the
         // code does not.
-        let temporary = var.len() > LONG_NAME
-            || shortened.contains(&var)
-            || keras_counted(&var)
-            || KERAS_KINDS.contains(&var.as_str());
+        let temporary =
+            var.len() > LONG_NAME || shortened.contains(&var) || keras_kind(&var).is_some();
         let names: &[(&str, Vec<bool>)] = if temporary {
             &running
         } else if block_output {

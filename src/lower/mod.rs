@@ -14,6 +14,7 @@ mod dead;
 mod gated;
 mod host;
 mod inplace;
+mod keras_names;
 mod loops;
 mod methods;
 pub mod module;

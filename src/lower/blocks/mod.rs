@@ -160,7 +160,7 @@ fn is_auto_named(scope: &str) -> bool {
 }
 
 /// `activation_190` → `activation`: what comes before a trailing counter.
-fn kind_and_counter(name: &str) -> Option<&str> {
+pub(super) fn kind_and_counter(name: &str) -> Option<&str> {
     let (kind, n) = name.rsplit_once('_')?;
     (!kind.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then_some(kind)
 }
@@ -199,7 +199,7 @@ fn local_names<'a>(globals: &[&'a str], tag: &Tag) -> BTreeMap<&'a str, String> 
     // In a block found by structure every layer is one Keras named so (`layer_normalization_1_2`
     // is the block's second layer norm).
     let auto = |g: &'a str| match tag {
-        Tag::Run(..) => runs::keras_kind(g),
+        Tag::Run(..) => crate::lower::keras_names::keras_kind(g),
         _ => kind_and_counter(g).filter(|k| tag.strip(g).is_none() && is_kind(k)),
     };
     let base = |g: &'a str| auto(g).map_or_else(|| local_name(g, tag), str::to_string);

@@ -10,8 +10,9 @@
 
 use std::collections::BTreeMap;
 
-use super::{Candidate, Member, Tag, kind_and_counter, layer_key};
+use super::{Candidate, Member, Tag, layer_key};
 use crate::lower::Span;
+use crate::lower::keras_names::keras_kind;
 use crate::lower::module::Module;
 use crate::py::printer::flat;
 use crate::py::{Assign, Expr, Ref};
@@ -46,7 +47,8 @@ pub(super) fn structural_runs(
     for (i, s) in spans.iter().enumerate() {
         // A layer Keras named after its kind, or one inside such a layer (`query` of
         // `multi_head_attention_1`); not a kind-like name a model gave (`image_encoder`).
-        let unnamed = keras_named(&s.scope) || s.head.as_deref().is_some_and(keras_named);
+        let unnamed =
+            keras_kind(&s.scope).is_some() || s.head.as_deref().and_then(keras_kind).is_some();
         let id = if s.movable && !s.shared && unnamed {
             let next = ids.len();
             *ids.entry(fingerprint(s, stmts, &kinds)).or_insert(next)
@@ -110,55 +112,6 @@ pub(super) fn one_phase_per_run(members: &mut Vec<Member>) {
     });
 }
 
-/// Keras' layer kinds, as it names the first layer of each (the next ones get a counter).
-const KERAS_KINDS: &[&str] = &[
-    "activation",
-    "add",
-    "average",
-    "batch_normalization",
-    "concatenate",
-    "conv1d",
-    "conv2d",
-    "conv3d",
-    "conv2d_transpose",
-    "dense",
-    "depthwise_conv2d",
-    "dropout",
-    "einsum_dense",
-    "embedding",
-    "flatten",
-    "global_average_pooling1d",
-    "global_average_pooling2d",
-    "group_normalization",
-    "layer_normalization",
-    "max_pooling2d",
-    "multi_head_attention",
-    "multiply",
-    "permute",
-    "re_lu",
-    "reshape",
-    "separable_conv2d",
-    "subtract",
-    "up_sampling2d",
-    "zero_padding2d",
-];
-
-/// Whether Keras named layer `scope` after its kind (see [`keras_kind`]).
-fn keras_named(scope: &str) -> bool {
-    keras_kind(scope).is_some()
-}
-
-/// The kind Keras named layer `name` after: a kind, or a kind and its counters (`dense_5`;
-/// `permute_1_2`, a counter TF made unique), not a name of the model's (`image_encoder`,
-/// `transformer_layer_0`).
-pub(super) fn keras_kind(name: &str) -> Option<&str> {
-    let mut kind = name;
-    for _ in 0..2 {
-        kind = kind_and_counter(kind).unwrap_or(kind);
-    }
-    KERAS_KINDS.contains(&kind).then_some(kind)
-}
-
 /// `(start, period, repetitions, slack)` of the stretch repeated back to back that covers
 /// most spans (ties: the shorter period, then the earlier start); the repetitions may start
 /// up to `slack` spans later.
@@ -201,7 +154,7 @@ fn fingerprint(span: &Span, stmts: &[Assign], kinds: &BTreeMap<&str, String>) ->
 
 #[cfg(test)]
 mod tests {
-    use super::{keras_kind, longest_repetition};
+    use super::longest_repetition;
 
     /// A stem, three blocks of four layers, a head that repeats the blocks' first layer:
     /// three repetitions from the first block, which may also start one span later.
@@ -211,14 +164,5 @@ mod tests {
         assert_eq!(longest_repetition(&sig), Some((1, 4, 3, 1)));
         // Nothing repeats back to back: no run.
         assert_eq!(longest_repetition(&[1, 2, 3, 4, 5, 6, 7]), None);
-    }
-
-    #[test]
-    fn keras_kinds_without_their_counters() {
-        assert_eq!(keras_kind("dense_5"), Some("dense"));
-        assert_eq!(keras_kind("permute_1_2"), Some("permute"));
-        assert_eq!(keras_kind("layer_normalization"), Some("layer_normalization"));
-        assert_eq!(keras_kind("image_encoder"), None);
-        assert_eq!(keras_kind("transformer_layer_0"), None);
     }
 }
