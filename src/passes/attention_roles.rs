@@ -13,8 +13,8 @@ use petgraph::stable_graph::NodeIndex;
 
 use crate::error::Result;
 use crate::ir::{Graph, ValueRef};
-use crate::passes::fuse_attention::{MATMULS, Product, Rank, product};
-use crate::passes::pattern::{binary, const_scalar, operands, single_consumer};
+use crate::passes::fuse_attention::{MATMULS, Product, Rank, product, scalar_factor};
+use crate::passes::pattern::{binary, single_consumer};
 
 /// How far back from the softmax the scores' product may be (terms added, reshapes).
 const MAX_DEPTH: usize = 12;
@@ -64,16 +64,10 @@ fn roles_of(g: &Graph, s: NodeIndex) -> Option<Vec<(ValueRef, &'static str)>> {
 
 /// `v` without the scalar factors it was made with.
 fn unscaled_only(g: &Graph, mut v: ValueRef) -> ValueRef {
-    let is_const = |u: ValueRef| const_scalar(g, u).is_some();
-    loop {
-        if let Some((_, x)) = operands(g, v, &["Mul"], is_const) {
-            v = x;
-        } else if let Some((x, _)) = binary(g, v, &["RealDiv"]).filter(|&(_, c)| is_const(c)) {
-            v = x;
-        } else {
-            return v;
-        }
+    while let Some((x, _)) = scalar_factor(g, v) {
+        v = x;
     }
+    v
 }
 
 /// What `v` transposes, where it swaps only the last two axes.

@@ -167,23 +167,41 @@ fn peel(g: &Graph, v: ValueRef, rank: Rank, scaled: bool, uses: Option<usize>) -
             view = View { source: x, axes, ..view };
             continue;
         }
-        if scaled {
-            let is_const = |u: ValueRef| const_scalar(g, u).is_some();
-            if let Some((c, x)) = operands(g, cur, &["Mul"], is_const) {
-                view = View { source: x, scale: view.scale * const_scalar(g, c)?, ..view };
-                continue;
-            }
-            if let Some((x, c)) = binary(g, cur, &["RealDiv"]) {
-                let c = const_scalar(g, c).filter(|c| *c != 0.0);
-                if let Some(c) = c {
-                    view = View { source: x, scale: view.scale / c, ..view };
-                    continue;
-                }
-            }
+        if scaled && let Some((x, factor)) = scalar_factor(g, cur) {
+            view = View { source: x, scale: factor.apply(view.scale), ..view };
+            continue;
         }
         break;
     }
     Some(view)
+}
+
+/// A scalar constant `v` is multiplied or divided by.
+#[derive(Clone, Copy)]
+pub(super) enum Factor {
+    Times(f64),
+    Over(f64),
+}
+
+impl Factor {
+    /// `scale` times the factor (divided, for a divisor: the same rounding as TF's).
+    fn apply(self, scale: f64) -> f64 {
+        match self {
+            Factor::Times(c) => scale * c,
+            Factor::Over(c) => scale / c,
+        }
+    }
+}
+
+/// `(x, factor)` where `v` is `x * c`, `c * x` or `x / c` for a scalar constant `c` (not 0).
+pub(super) fn scalar_factor(g: &Graph, v: ValueRef) -> Option<(ValueRef, Factor)> {
+    let is_const = |u: ValueRef| const_scalar(g, u).is_some();
+    if let Some((c, x)) = operands(g, v, &["Mul"], is_const) {
+        return Some((x, Factor::Times(const_scalar(g, c)?)));
+    }
+    let (x, c) = binary(g, v, &["RealDiv"])?;
+    let c = const_scalar(g, c).filter(|c| *c != 0.0)?;
+    Some((x, Factor::Over(c)))
 }
 
 /// The `Shape` ops reading `v`. The scores' size is what Bloom builds its ALiBi positions
@@ -283,17 +301,9 @@ fn from_matmul(g: &Graph, v: ValueRef, rank: Rank) -> bool {
 fn split_bias(g: &Graph, v: ValueRef, rank: Rank) -> Option<(ValueRef, Vec<ValueRef>, f64, f64)> {
     single_consumer(g, v)?;
     let (mut sum, mut factor) = (v, 1.0);
-    let is_const = |u: ValueRef| const_scalar(g, u).is_some();
-    loop {
-        if let Some((c, x)) = operands(g, sum, &["Mul"], is_const) {
-            factor *= const_scalar(g, c)?;
-            sum = x;
-        } else if let Some((x, c)) = binary(g, sum, &["RealDiv"]) {
-            factor /= const_scalar(g, c).filter(|c| *c != 0.0)?;
-            sum = x;
-        } else {
-            break;
-        }
+    while let Some((x, f)) = scalar_factor(g, sum) {
+        factor = f.apply(factor);
+        sum = x;
         single_consumer(g, sum)?;
     }
     let (s, terms, sign) = if binary(g, sum, &["Add", "AddV2"]).is_some() {
