@@ -46,6 +46,7 @@ done
   || missing+=(general)
 [ -f build/fixtures/keras_flat_transformer_b.npz ] || missing+=(keras_flat_transformer)
 [ -f build/fixtures/keras_conv_mixer_b.npz ] || missing+=(keras_conv_mixer)
+[ -f build/fixtures/cond_static_shapes_saved_b.npz ] || missing+=(cond_static_shapes)
 [ -f build/fixtures/tf1_dynamic_rnn_lengths.npz ] || missing+=(tf1_dynamic_rnn_lengths)
 [ -f build/fixtures/tf1_dynamic_rnn_v1.npz ] || missing+=(tf1_dynamic_rnn_v1)
 [ -f build/fixtures/norms3d_saved_b.npz ] || missing+=(ranks)

@@ -119,6 +119,28 @@ fn concat_fold(inp: &OpInputs) -> Option<Folded> {
     Some(Folded::Partial(Partial { scalar: false, values }))
 }
 
+/// `Pack` of constants of one dtype and shape: for each index before the axis, one slice of
+/// each input in turn.
+fn pack_constants(inp: &OpInputs) -> Option<Tensor> {
+    let ts: Vec<&Tensor> = inp.consts.iter().copied().collect::<Option<_>>()?;
+    let first = *ts.first()?;
+    if ts.iter().any(|t| t.dtype != first.dtype || t.shape != first.shape) {
+        return None;
+    }
+    let axis = norm_axis(inp.node.attr_int_or("axis", 0).ok()?, first.rank() + 1).ok()?;
+    let outer: usize = first.shape[..axis].iter().product();
+    let chunk = first.data.len().checked_div(outer)?;
+    let mut data = Vec::with_capacity(first.data.len() * ts.len());
+    for o in 0..outer {
+        for t in &ts {
+            data.extend_from_slice(&t.data[o * chunk..(o + 1) * chunk]);
+        }
+    }
+    let mut shape = first.shape.clone();
+    shape.insert(axis, ts.len());
+    Some(Tensor { dtype: first.dtype, shape, data: data.into() })
+}
+
 fn pack(ctx: &mut Ctx) -> OpResult<Lowered> {
     let n = ctx.num_inputs();
     let axis = ctx.node().attr_int_or("axis", 0)?;
@@ -181,8 +203,12 @@ fn pack_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     Some(vec![ValueInfo { dtype: first.dtype, shape: Some(shape) }])
 }
 
-/// Packs scalars into a vector (shape arithmetic), known or partly known.
+/// Packs constants (a pad's `[[0, 0], [0, p], ...]`), or scalars into a vector (shape
+/// arithmetic) known or partly known.
 fn pack_fold(inp: &OpInputs) -> Option<Folded> {
+    if let Some(t) = pack_constants(inp) {
+        return Some(Folded::Tensor(t));
+    }
     let mut values = Vec::new();
     for i in 0..inp.infos.len() {
         // An integer scalar computed at run time is an unknown entry.
@@ -219,6 +245,22 @@ mod tests {
         x = torch.cat([conv, x], dim=1).permute(0, 2, 3, 1)
         return x
         ");
+    }
+
+    /// Constants packed fold, on any axis: `[[0, 0], [1, 2]]` (a pad's sizes), and on axis 1
+    /// the same rows interleaved.
+    #[test]
+    fn pack_of_constants_folds() {
+        for (axis, want) in [(0, [0, 0, 1, 2]), (1, [0, 1, 0, 2])] {
+            let mut g = TestGraph::new();
+            let a = g.constant("a", int_tensor(&[2], &[0, 0]));
+            let b = g.constant("b", int_tensor(&[2], &[1, 2]));
+            let p = g.op("p", "Pack", &[a, b], &[("axis", int(axis)), ("N", int(2))]);
+            let mut graph = g.build(&[p]);
+            crate::passes::fold_and_infer(&mut graph).expect("folds");
+            let t = graph.const_value(graph.outputs[0]).expect("a constant");
+            assert_eq!((t.shape.as_slice(), t.to_i64()), (&[2, 2][..], Some(want.to_vec())));
+        }
     }
 
     #[test]

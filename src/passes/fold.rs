@@ -9,6 +9,15 @@ use crate::ops::{self, Folded, OpInputs};
 use crate::tensor::{DType, Tensor};
 
 pub fn fold_and_infer(g: &mut Graph) -> Result<()> {
+    // A conditional taken for certain is inlined: its nodes are walked again, now with what is
+    // known of its inputs (their values too).
+    while walk(g)? {}
+    Ok(())
+}
+
+/// One walk in topological order; whether a conditional was inlined.
+fn walk(g: &mut Graph) -> Result<bool> {
+    let mut inlined = false;
     let order = g.topo_order().map_err(|n| {
         let node = g.node(n);
         Error::node(&node.name, &node.op, "is part of a cycle that is not a loop frame")
@@ -23,6 +32,10 @@ pub fn fold_and_infer(g: &mut Graph) -> Result<()> {
             let infos: Vec<ValueInfo> = inputs.iter().map(|&v| g.info(v)).collect();
             let outputs = super::conds::infer_cond(g.node_mut(n), &infos)?;
             g.node_mut(n).outputs = outputs;
+            if let Some(k) = super::taken_branches::constant_branch(g, n) {
+                super::taken_branches::inline_branch(g, n, k)?;
+                inlined = true;
+            }
             continue;
         }
         if node.op == crate::ir::fused::LOOP {
@@ -87,7 +100,7 @@ pub fn fold_and_infer(g: &mut Graph) -> Result<()> {
             }
         }
     }
-    Ok(())
+    Ok(inlined)
 }
 
 /// The outputs of an op without a translation: what the file says (`_output_shapes`, which

@@ -36,6 +36,7 @@ mod shape_n;
 mod simplify;
 mod sizes;
 mod tables;
+mod taken_branches;
 mod tensor_arrays;
 
 pub use fold::fold_and_infer;

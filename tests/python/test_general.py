@@ -10,7 +10,7 @@ import pytest
 from conftest import GENERATED_DIR, assert_parity, import_model, ruff, run_cli
 
 COND = ["cond_function", "cond_function_saved", "cond_keras_layer", "cond_keras_layer_saved", "cond_tf1"]
-COND += ["case_function", "case_function_saved"]
+COND += ["case_function", "case_function_saved", "cond_static_shapes", "cond_static_shapes_saved"]
 # keras-hub backbones with a run-time batch and sequence length.
 DECODERS = ["keras_hub_gpt2", "keras_hub_llama", "keras_hub_gemma", "keras_hub_gemma4", "keras_hub_deberta", "keras_hub_fnet"]
 DECODERS += ["keras_hub_esm2"]
@@ -37,6 +37,19 @@ def test_converts_once_and_matches_for_every_input_size(name, tmp_path):
     assert ruff("check", "--no-cache", str(out / "model.py")).returncode == 0
     for suffix in ("", "_b"):
         assert_parity(out, GENERATED_DIR / f"{name}{suffix}.npz")
+
+
+@pytest.mark.parametrize("name", ["cond_static_shapes", "cond_static_shapes_saved"])
+def test_a_condition_known_from_shapes_is_straight_line_code(name, tmp_path):
+    """Swin's window size, shift and padding are `tf.cond`s on sizes: once shapes are known
+    each runs one branch, so the module pads, rolls and crops by constants (parity with TF for
+    two batch sizes is in the test above)."""
+    out = tmp_path / "out"
+    run_cli("convert", source(name), "-o", out)
+    code = (out / "model.py").read_text()
+    assert "if pred" not in code and "def cond" not in code, code
+    assert "F.pad(x, (0, 0, 0, 2, 0, 2))" in code, code
+    assert "torch.roll(x, (-2, -2), dims=(1, 2))" in code, code
 
 
 def test_a_mixed_precision_model_computes_in_float16(tmp_path):

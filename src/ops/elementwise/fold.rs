@@ -28,12 +28,12 @@ pub(super) fn fold_compare(inp: &OpInputs, op: BinOp) -> Option<Folded> {
 }
 
 /// Numpy broadcasting of `a` and `b` element by element.
-fn broadcast_apply<T: Copy, R>(
+fn broadcast_apply<A: Copy, B: Copy, R>(
     sa: &[usize],
-    a: &[T],
+    a: &[A],
     sb: &[usize],
-    b: &[T],
-    f: impl Fn(T, T) -> R,
+    b: &[B],
+    f: impl Fn(A, B) -> R,
 ) -> Option<(Vec<usize>, Vec<R>)> {
     let to_opt = |s: &[usize]| Some(s.iter().map(|&d| Some(d)).collect::<Vec<_>>());
     let out: Vec<usize> =
@@ -240,28 +240,46 @@ pub(super) fn fold_rounding(inp: &OpInputs, round: fn(f64) -> f64) -> Option<Fol
 }
 
 /// `Select`/`SelectV2` of constants (a size or axis chosen by a constant condition, as
-/// `tf.signal.linear_to_mel_weight_matrix` computes its own): one condition for both
-/// values, or one per element of values of one shape.
+/// `tf.signal.linear_to_mel_weight_matrix` computes its own; Swin's attention mask, `-100`
+/// where windows differ): one condition for both values, one per element, or (`SelectV2`)
+/// condition and values broadcast as numpy does.
 pub(super) fn fold_select(inp: &OpInputs) -> Option<Folded> {
-    let cond = inp.consts.first().copied().flatten()?.to_i64()?;
+    let c = inp.consts.first().copied().flatten()?;
+    let cond = c.to_i64()?;
     let t = inp.consts.get(1).copied().flatten()?;
     let e = inp.consts.get(2).copied().flatten()?;
-    if t.shape != e.shape || t.dtype != e.dtype {
+    if t.dtype != e.dtype {
         return None;
     }
-    if let [c] = cond.as_slice() {
+    if let ([c], true) = (cond.as_slice(), t.shape == e.shape) {
         return Some(Folded::Tensor(if *c != 0 { t.clone() } else { e.clone() }));
     }
-    if cond.len() != t.numel() {
+    // `Select` (v1) picks whole rows by a vector condition: only the elementwise case here.
+    let elementwise = c.shape == t.shape && t.shape == e.shape;
+    if inp.node.op != "SelectV2" && !elementwise {
         return None;
     }
-    fn pick<T: Copy>(cond: &[i64], a: &[T], b: &[T]) -> Vec<T> {
-        cond.iter().zip(a.iter().zip(b)).map(|(&c, (&x, &y))| if c != 0 { x } else { y }).collect()
+    fn pick<T: Copy>(
+        sc: &[usize],
+        c: &[i64],
+        st: &[usize],
+        a: &[T],
+        se: &[usize],
+        b: &[T],
+    ) -> Option<(Vec<usize>, Vec<T>)> {
+        let (shape, pairs) = broadcast_apply(st, a, se, b, |x, y| (x, y))?;
+        broadcast_apply(sc, c, &shape, &pairs, |c, (x, y)| if c != 0 { x } else { y })
     }
-    let v = match (t.values()?, e.values()?) {
-        (Values::F(a), Values::F(b)) => Values::F(pick(&cond, &a, &b)),
-        (Values::I(a), Values::I(b)) => Values::I(pick(&cond, &a, &b)),
+    let (shape, v) = match (t.values()?, e.values()?) {
+        (Values::F(a), Values::F(b)) => {
+            let (shape, v) = pick(&c.shape, &cond, &t.shape, &a, &e.shape, &b)?;
+            (shape, Values::F(v))
+        }
+        (Values::I(a), Values::I(b)) => {
+            let (shape, v) = pick(&c.shape, &cond, &t.shape, &a, &e.shape, &b)?;
+            (shape, Values::I(v))
+        }
         _ => return None,
     };
-    Tensor::with_values_like(t.dtype, t.shape.clone(), &v).map(Folded::Tensor)
+    Tensor::with_values_like(t.dtype, shape, &v).map(Folded::Tensor)
 }

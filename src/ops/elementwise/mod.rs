@@ -543,6 +543,21 @@ mod tests {
             ");
     }
 
+    /// `tf.where(mask != 0, -100.0, mask)` of constants folds, the scalar broadcast.
+    #[test]
+    fn a_select_of_constants_broadcasts() {
+        let mut g = TestGraph::new();
+        let cond = g.constant("cond", Tensor::from_bool(vec![1, 3], &[true, false, true]));
+        let low = g.constant("low", Tensor::from_f32(vec![], &[-100.0]));
+        let mask = g.constant("mask", Tensor::from_f32(vec![2, 1], &[1.0, 2.0]));
+        let s = g.op("s", "SelectV2", &[cond, low, mask], &[]);
+        let mut graph = g.build(&[s]);
+        crate::passes::fold_and_infer(&mut graph).expect("folds");
+        let t = graph.const_value(graph.outputs[0]).expect("a constant");
+        assert_eq!(t.shape, [2, 3]);
+        assert_eq!(t.to_f64(), Some(vec![-100.0, 1.0, -100.0, -100.0, 2.0, -100.0]));
+    }
+
     #[test]
     fn a_full_tensor_in_tf_layout_keeps_the_sum_in_tf_layout() {
         let mut g = TestGraph::new();
