@@ -69,8 +69,19 @@ pub fn chain(stmts: &mut Vec<Assign>, indent: usize, returns: &[Expr]) {
                     && (next.target.bound_names().contains(&var.as_str())
                         || !read_later(&var, stmts, k + 2, returns)) =>
             {
-                let func = stmts[k].value.clone().attr(method);
-                Some(Expr::Call(Box::new(Call { func, ..(**c).clone() })))
+                // Two permutes in a row are one (`.permute(0, 1, 3, 2).permute(2, 3, 0, 1)`).
+                let perm: Option<Vec<i64>> = (method == "permute" && c.kwargs.is_empty())
+                    .then(|| c.args.iter().map(Expr::as_int).collect())
+                    .flatten();
+                match perm.map(|p| stmts[k].value.clone().permuted(&p)) {
+                    // Not when they cancel out on a name: `y = x` would only rename it.
+                    Some(Expr::Name(_)) => None,
+                    Some(composed) => Some(composed),
+                    None => {
+                        let func = stmts[k].value.clone().attr(method);
+                        Some(Expr::Call(Box::new(Call { func, ..(**c).clone() })))
+                    }
+                }
             }
             // A new axis indexed in (`mask[:, :, None]`) re-views the value too.
             (Expr::Subscript(recv, index), _)
@@ -172,7 +183,7 @@ pub fn running_values(stmts: &mut [Assign], returns: &[Expr], shortened: &BTreeS
 
 #[cfg(test)]
 mod tests {
-    use super::running_values;
+    use super::{chain, running_values};
     use crate::py::printer::flat;
     use crate::py::{Assign, BinOp, Expr};
     use std::collections::BTreeSet;
@@ -183,6 +194,26 @@ mod tests {
 
     fn lines(stmts: &[Assign]) -> Vec<String> {
         stmts.iter().map(|s| format!("{} = {}", flat(&s.target), flat(&s.value))).collect()
+    }
+
+    /// Two permutes chained are one; two that cancel out on a name stay apart (a statement
+    /// `y = x` would only rename `x`).
+    #[test]
+    fn permutes_in_a_row_compose() {
+        let permute = |recv: Expr, p: [i64; 4]| recv.method("permute", p.map(Expr::int).to_vec());
+        let mut stmts = vec![
+            Assign::new(Expr::name("s"), layer("scores", "x")),
+            Assign::new(Expr::name("t"), permute(Expr::name("s"), [0, 1, 3, 2])),
+            Assign::new(Expr::name("u"), permute(Expr::name("t"), [2, 3, 0, 1])),
+        ];
+        chain(&mut stmts, 8, &[Expr::name("u")]);
+        assert_eq!(lines(&stmts), ["u = self.scores(x).permute(3, 2, 0, 1)"]);
+        let mut stmts = vec![
+            Assign::new(Expr::name("t"), permute(Expr::name("x"), [0, 2, 3, 1])),
+            Assign::new(Expr::name("u"), permute(Expr::name("t"), [0, 3, 1, 2])),
+        ];
+        chain(&mut stmts, 8, &[Expr::name("u")]);
+        assert_eq!(lines(&stmts), ["t = x.permute(0, 2, 3, 1)", "u = t.permute(0, 3, 1, 2)"]);
     }
 
     /// NASNet's right branch beside the left one's `x`: long and counted temporaries, each

@@ -135,6 +135,15 @@ impl<'a> Lowerer<'a> {
                 return Ok(e);
             }
         }
+        // A transpose to channels-last (Hugging Face's vision models transpose their NCHW
+        // pixels for TF's NHWC convolutions), channels first, is the value it transposed.
+        if layout == Layout::ChannelsFirst
+            && let Some(source) = self.transposed_to_channels_last(v)
+        {
+            let e = self.value_in(source, Layout::Tf)?;
+            self.converted.insert((v, layout), e.clone());
+            return Ok(e);
+        }
         let val = self.value(v)?;
         if val.layout == layout {
             return Ok(val.expr);
@@ -154,12 +163,10 @@ impl<'a> Lowerer<'a> {
             }
             (Layout::Tf, Layout::Host) => val.expr.method("tolist", vec![]),
             (Layout::Tf, Layout::ChannelsFirst) => {
-                let perm = to_channels_first(self.rank_of(v)?);
-                val.expr.method("permute", perm.into_iter().map(Expr::int).collect())
+                val.expr.permuted(&to_channels_first(self.rank_of(v)?))
             }
             (Layout::ChannelsFirst, Layout::Tf) => {
-                let perm = to_channels_last(self.rank_of(v)?);
-                val.expr.method("permute", perm.into_iter().map(Expr::int).collect())
+                val.expr.permuted(&to_channels_last(self.rank_of(v)?))
             }
             (from, to) => return Err(format!("a value in {from:?} layout cannot be {to:?}").into()),
         };
@@ -195,6 +202,20 @@ impl<'a> Lowerer<'a> {
 
 impl Lowerer<'_> {
     /// The rank of `v`, which a layout change needs.
+    /// What `v` transposes, when `v` is a `Transpose` of a rank-3 to 5 value to channels-last.
+    fn transposed_to_channels_last(&self, v: ValueRef) -> Option<ValueRef> {
+        let node = self.graph.node(v.node);
+        if node.op != "Transpose" || v.port != 0 {
+            return None;
+        }
+        let [source, perm] = self.graph.inputs(v.node)[..] else { return None };
+        let rank = self.graph.info(source).shape?.len();
+        let perm = self.graph.const_value(perm)?.to_i64()?;
+        let wanted =
+            crate::ops::contract::channels_first_rank(Some(rank)) && perm == to_channels_last(rank);
+        wanted.then_some(source)
+    }
+
     fn rank_of(&self, v: ValueRef) -> OpResult<usize> {
         let rank = self.graph.info(v).shape.map(|s| s.len());
         rank.ok_or_else(|| "a layout change of a value of unknown rank".into())

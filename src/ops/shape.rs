@@ -323,10 +323,7 @@ fn transpose(ctx: &mut Ctx) -> OpResult<Lowered> {
     if phys.iter().enumerate().all(|(i, &p)| i as i64 == p) {
         return Ok(Lowered::Relabel(0, Layout::Tf));
     }
-    Ok(Lowered::Expr {
-        expr: x.method("permute", phys.into_iter().map(Expr::int).collect()),
-        layout: Layout::Tf,
-    })
+    Ok(Lowered::Expr { expr: x.permuted(&phys), layout: Layout::Tf })
 }
 
 fn transpose_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
@@ -579,6 +576,26 @@ mod tests {
         }), @"
         x = image.permute(0, 3, 1, 2)
         x = self.conv(x).permute(0, 3, 2, 1)
+        return x
+        ");
+    }
+
+    /// Hugging Face's vision models take NCHW pixels and transpose them to NHWC for TF's
+    /// convolution: the convolution reads the pixels as they come.
+    #[test]
+    fn pixels_transposed_to_channels_last_are_read_as_they_come() {
+        let mut g = TestGraph::new();
+        let x = g.input("pixel_values", &[-1, 3, 8, 8]);
+        let p = g.constant("perm", int_tensor(&[4], &[0, 2, 3, 1]));
+        let t = g.op("t", "Transpose", &[x, p], &[]);
+        let w = g.constant("w", weights(&[1, 1, 3, 4]));
+        let pad = [("strides", ints(&[1, 1, 1, 1])), ("padding", string("VALID"))];
+        let conv = g.op("conv", "Conv2D", &[t, w], &pad);
+        assert_snapshot!(g.lower(&[conv]), @"
+        self.conv = nn.Conv2d(3, 4, 1, bias=False)
+        # conv.weight: [4, 3, 1, 1]
+        ---
+        x = self.conv(pixel_values).permute(0, 2, 3, 1)
         return x
         ");
     }

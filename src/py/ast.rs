@@ -229,6 +229,37 @@ impl Expr {
         Expr::Attribute(Box::new(self), name.to_string())
     }
 
+    /// `self.permute(perm)`, composed with a permute `self` ends in (`x.permute(0, 2, 3, 1)`
+    /// then to channels first is `x`, not two permutes that cancel); nothing for the identity.
+    pub fn permuted(self, perm: &[i64]) -> Expr {
+        let inner = match &self {
+            Expr::Call(c) if c.kwargs.is_empty() && c.args.len() == perm.len() => match &c.func {
+                Expr::Attribute(base, m) if m == "permute" => {
+                    c.args.iter().map(Expr::as_int).collect::<Option<Vec<i64>>>().map(|p| (base, p))
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        let (base, perm) = match inner {
+            Some((base, p)) => {
+                let composed = perm
+                    .iter()
+                    .map(|&a| usize::try_from(a).ok().and_then(|a| p.get(a).copied()))
+                    .collect::<Option<Vec<i64>>>();
+                match composed {
+                    Some(c) => ((**base).clone(), c),
+                    None => (self, perm.to_vec()),
+                }
+            }
+            None => (self, perm.to_vec()),
+        };
+        if perm.iter().enumerate().all(|(i, &a)| i64::try_from(i) == Ok(a)) {
+            return base;
+        }
+        base.method("permute", perm.into_iter().map(Expr::int).collect())
+    }
+
     /// `self[index]`; an entry of a tuple written out is that entry (`(0, n, 0)[1]` is `n`).
     pub fn index(self, index: Expr) -> Expr {
         if let (Expr::Tuple(items), Some(k)) = (&self, index.as_int()) {
