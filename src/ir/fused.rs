@@ -269,6 +269,15 @@ impl Recurrent {
 
 impl Fused {
     /// The op name nodes of this kind carry (the registry's key).
+    /// Whether it holds trained weights of its own (a norm's scale and offset).
+    pub fn holds_weights(&self) -> bool {
+        match self {
+            Fused::LayerNorm { affine, .. } | Fused::GroupNorm { affine, .. } => affine.is_some(),
+            Fused::RmsNorm { weight, .. } => weight.is_some(),
+            _ => false,
+        }
+    }
+
     pub fn op_name(&self) -> &'static str {
         match self {
             Fused::Window1D(w) => match w {

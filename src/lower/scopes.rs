@@ -18,7 +18,12 @@ fn is_implementation_scope(c: &str) -> bool {
     // `tf.lookup`'s scope for a lookup in table `hash_table`: `hash_table_Lookup`.
     let lookup =
         c.trim_end_matches(|ch: char| ch.is_ascii_digit() || ch == '_').ends_with("_Lookup");
+    // A norm's second call opens its scopes again, counted: `batchnorm_1`, `moments_1`.
+    let norm = c.rsplit_once('_').is_some_and(|(base, n)| {
+        matches!(base, "batchnorm" | "moments") && n.parse::<u32>().is_ok()
+    });
     cond || lookup
+        || norm
         || is_named_like_tf(c)
         || matches!(
             c,
@@ -247,7 +252,11 @@ impl<'a> Lowerer<'a> {
         let ops: BTreeSet<&str> = graph.g.node_indices().map(|n| self.scoped_name(n)).collect();
         let mut layers = BTreeSet::new();
         for n in graph.g.node_indices() {
-            let reads_weight = graph.inputs(n).iter().any(|v| graph.node(v.node).variable);
+            // A fused norm holds its trained scale and offset itself (Hugging Face's
+            // `LayerNorm` scopes).
+            let holds_weights = graph.node(n).fused.as_ref().is_some_and(|f| f.holds_weights());
+            let reads_weight =
+                holds_weights || graph.inputs(n).iter().any(|v| graph.node(v.node).variable);
             if graph.node(n).value.is_some() || !reads_weight {
                 continue;
             }
@@ -636,6 +645,30 @@ mod tests {
             x = self.proj(x)
             return x
             ");
+    }
+
+    /// Hugging Face names its norms `LayerNorm` (`attention/output/LayerNorm`, as PyTorch's
+    /// BERT does): a fused norm holds its weights itself, and its scope names it, on its
+    /// second call too (`batchnorm_1`).
+    #[test]
+    fn norms_in_capitalised_scopes_name_layers() {
+        use crate::ir::fused::{Affine, Fused};
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 4]);
+        let mut y = g.op("bert/embeddings/Relu", "Relu", &[x], &[]);
+        let norm = || Fused::LayerNorm {
+            epsilon: 1e-12,
+            affine: Some(Affine { gamma: weights(&[4]), beta: weights(&[4]) }),
+        };
+        for name in
+            ["bert/output/LayerNorm/batchnorm/add_1", "bert/output/LayerNorm/batchnorm_1/add_1"]
+        {
+            y = g.fused(name, norm(), &[y]);
+            g.set_shape(y, &[-1, 4]);
+        }
+        let text = g.lower(&[y]);
+        assert!(text.contains("self.output_layer_norm = nn.LayerNorm(4, eps=1e-12)"), "{text}");
+        assert!(text.contains("self.output_layer_norm_2 = nn.LayerNorm"), "{text}");
     }
 
     /// Keras 2 names a depthwise conv layer `depthwise` inside its block, as TF names its
