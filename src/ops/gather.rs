@@ -495,15 +495,8 @@ fn fill(ctx: &mut Ctx) -> OpResult<Lowered> {
     // Sizes known only at run time (a zero state sized by the batch) read them from shapes.
     let dims = crate::ops::sizes::sizes(ctx, 0)?.tuple();
     let v = ctx.input_tf(1)?;
-    let mut kwargs = Vec::new();
-    if let Some(d) = ctx.info(1).dtype.filter(|d| *d != crate::tensor::DType::F32) {
-        let name = d.torch_name().ok_or_else(|| format!("Fill of dtype {d}"))?;
-        kwargs.push(("dtype", torch_attr(name)));
-    }
-    Ok(Lowered::Expr {
-        expr: Expr::call_kw("torch.full", vec![dims, v], kwargs),
-        layout: Layout::Tf,
-    })
+    let expr = crate::ops::util::filled(dims, v, ctx.info(1).dtype)?;
+    Ok(Lowered::Expr { expr, layout: Layout::Tf })
 }
 
 fn fill_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
@@ -817,6 +810,32 @@ mod tests {
     use super::einsum_dense_form;
     use crate::testing::*;
     use insta::assert_snapshot;
+
+    /// A tensor filled with zeros or ones is `torch.zeros`/`torch.ones`, of the fill's dtype;
+    /// another value is `torch.full`.
+    #[test]
+    fn fills_of_zeros_and_ones() {
+        use crate::tensor::Tensor;
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 4]);
+        let shape = g.op("shape", "Shape", &[x], &[]);
+        let mut outs = Vec::new();
+        for (name, value) in [
+            ("zero", Tensor::from_f32(vec![], &[0.0])),
+            ("one", Tensor::from_i32(vec![], &[1])),
+            ("half", Tensor::from_f32(vec![], &[0.5])),
+        ] {
+            let v = g.constant(&format!("{name}/value"), value);
+            outs.push(g.op(name, "Fill", &[shape, v], &[]));
+        }
+        assert_snapshot!(g.lower(&outs), @"
+        ---
+        h = torch.zeros((x.shape[0], 4))
+        one = torch.ones((x.shape[0], 4), dtype=torch.int32)
+        half = torch.full((x.shape[0], 4), 0.5)
+        return h, one, half
+        ");
+    }
 
     /// Keras' learned position embedding reads its table at a stored `arange` (`[1, 17]` of
     /// 17 rows): that is the table itself, `weight[None]`, and the stored indices go; the

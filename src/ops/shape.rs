@@ -37,12 +37,7 @@ fn broadcast_to(ctx: &mut Ctx) -> OpResult<Lowered> {
     let x = ctx.input_tf(0)?;
     if x.is_literal() {
         // A constant scalar written as a number: `torch.full(sizes, value)`.
-        let mut kwargs = Vec::new();
-        if let Some(d) = ctx.info(0).dtype.filter(|d| *d != DType::F32) {
-            let name = d.torch_name().ok_or_else(|| format!("BroadcastTo of dtype {d}"))?;
-            kwargs.push(("dtype", crate::ops::util::torch_attr(name)));
-        }
-        let expr = Expr::call_kw("torch.full", vec![target.tuple(), x], kwargs);
+        let expr = crate::ops::util::filled(target.tuple(), x, ctx.info(0).dtype)?;
         return Ok(Lowered::Expr { expr, layout: Layout::Tf });
     }
     Ok(Lowered::Expr { expr: x.method("expand", target.args()), layout: Layout::Tf })

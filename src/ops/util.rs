@@ -12,6 +12,39 @@ pub fn torch_attr(name: &str) -> Expr {
     Expr::name("torch").attr(name)
 }
 
+/// `torch.full(sizes, value, dtype=...)` of a known dtype, as a person writes it:
+/// `torch.zeros(sizes)` and `torch.ones(sizes)` for those values.
+pub fn filled(sizes: Expr, value: Expr, dtype: Option<DType>) -> OpResult<Expr> {
+    let mut kwargs = Vec::new();
+    if let Some(d) = dtype.filter(|d| *d != DType::F32) {
+        let name = d.torch_name().ok_or_else(|| format!("a filled tensor of dtype {d}"))?;
+        kwargs.push(("dtype", torch_attr(name)));
+    }
+    let number = match &value {
+        Expr::Lit(crate::py::Lit::Int(i)) => Some(*i as f64),
+        Expr::Lit(crate::py::Lit::F32(f)) => Some(f64::from(*f)),
+        Expr::Lit(crate::py::Lit::F64(f)) => Some(*f),
+        Expr::Lit(crate::py::Lit::Bool(b)) => Some(f64::from(u8::from(*b))),
+        _ => None,
+    };
+    // Without a dtype, `torch.full` takes the value's and `torch.zeros` float32's.
+    let func = match (number, dtype) {
+        (Some(v), Some(_)) if v == 0.0 && !is_negative_zero(&value) => "zeros",
+        (Some(v), Some(_)) if v == 1.0 => "ones",
+        _ => return Ok(Expr::call_kw("torch.full", vec![sizes, value], kwargs)),
+    };
+    Ok(torch_attr(func).called(vec![sizes], kwargs))
+}
+
+/// `-0.0` is a value of its own (`1 / -0.0` is `-inf`): no `torch.zeros` for it.
+fn is_negative_zero(value: &Expr) -> bool {
+    match value {
+        Expr::Lit(crate::py::Lit::F32(f)) => f.is_sign_negative(),
+        Expr::Lit(crate::py::Lit::F64(f)) => f.is_sign_negative(),
+        _ => false,
+    }
+}
+
 /// Most outputs an op may declare in an attribute (`num_split`, `num`): inference keeps one
 /// entry per output, and a hostile file may ask for 2^40.
 pub const MAX_OUTPUTS: usize = 1 << 16;
