@@ -30,7 +30,7 @@ pub fn filled(sizes: Expr, value: Expr, dtype: Option<DType>) -> OpResult<Expr> 
     // Without a dtype, `torch.full` takes the value's and `torch.zeros` float32's.
     let func = match (number, dtype) {
         (Some(v), Some(_)) if v == 0.0 && !is_negative_zero(&value) => "zeros",
-        (Some(v), Some(_)) if v == 1.0 => "ones",
+        (Some(1.0), Some(_)) => "ones",
         _ => return Ok(Expr::call_kw("torch.full", vec![sizes, value], kwargs)),
     };
     Ok(torch_attr(func).called(vec![sizes], kwargs))
