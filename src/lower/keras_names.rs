@@ -31,6 +31,7 @@ const KERAS_KINDS: &[&str] = &[
     "multiply",
     "permute",
     "re_lu",
+    "rms_normalization",
     "reshape",
     "separable_conv2d",
     "subtract",
@@ -49,9 +50,29 @@ pub fn keras_kind(name: &str) -> Option<&str> {
     KERAS_KINDS.contains(&kind).then_some(kind)
 }
 
+/// The Keras kind a layer path ends in (`modulation_2_dense_38` → `dense`), counters and all.
+pub fn keras_kind_at_end(name: &str) -> Option<&'static str> {
+    let mut rest = name;
+    for _ in 0..2 {
+        rest = kind_and_counter(rest).unwrap_or(rest);
+    }
+    KERAS_KINDS
+        .iter()
+        .copied()
+        .find(|k| rest.strip_suffix(k).is_some_and(|head| head.is_empty() || head.ends_with('_')))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::keras_kind;
+    use super::{keras_kind, keras_kind_at_end};
+
+    #[test]
+    fn keras_kinds_at_the_end_of_a_path() {
+        assert_eq!(keras_kind_at_end("modulation_2_dense_38"), Some("dense"));
+        assert_eq!(keras_kind_at_end("qk_norm_2_rms_normalization_8"), Some("rms_normalization"));
+        assert_eq!(keras_kind_at_end("attention_output"), None);
+        assert_eq!(keras_kind_at_end("condense_3"), None);
+    }
 
     #[test]
     fn keras_kinds_without_their_counters() {

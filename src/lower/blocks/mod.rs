@@ -202,12 +202,14 @@ fn local_names<'a>(globals: &[&'a str], tag: &Tag) -> BTreeMap<&'a str, String> 
         Tag::Run(..) => crate::lower::keras_names::keras_kind(g),
         _ => kind_and_counter(g).filter(|k| tag.strip(g).is_none() && is_kind(k)),
     };
-    let base = |g: &'a str| auto(g).map_or_else(|| local_name(g, tag), str::to_string);
+    let base =
+        |g: &'a str| auto(g).map_or_else(|| keras_uncounted(&local_name(g, tag)), str::to_string);
     let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
     for g in globals {
         *kinds.entry(base(g)).or_default() += 1;
     }
     let mut counted: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut recounted: BTreeMap<String, usize> = BTreeMap::new();
     globals
         .iter()
         .map(|&g| {
@@ -222,10 +224,43 @@ fn local_names<'a>(globals: &[&'a str], tag: &Tag) -> BTreeMap<&'a str, String> 
                     *n += 1;
                     (g, format!("{kind}_{n}"))
                 }
+                // Keras' counters dropped: the block's own count.
+                None if local != local_name(g, tag) => {
+                    let n = recounted.entry(local.clone()).or_default();
+                    *n += 1;
+                    (g, format!("{local}_{n}"))
+                }
                 None => (g, tag.strip(g).unwrap_or_else(|| g.to_string())),
             }
         })
         .collect()
+}
+
+/// A layer's path in a block without the counters Keras gives its own kinds of layers over
+/// the whole model (FLUX's `layer_normalization_19` → `layer_normalization`,
+/// `modulation_2_dense_38` → `modulation_2_dense`). Other numbers may be the model's own
+/// (Hugging Face's `ffn_0`, `ffn_1`; `stage_0`): they stay.
+fn keras_uncounted(name: &str) -> String {
+    if crate::lower::keras_names::keras_kind_at_end(name).is_none() {
+        return name.to_string();
+    }
+    let mut kept: Vec<&str> = Vec::new();
+    let mut run: Vec<&str> = Vec::new();
+    let number = |w: &str| !w.is_empty() && w.bytes().all(|b| b.is_ascii_digit());
+    for w in name.split('_') {
+        if number(w) {
+            let counter = run.is_empty() && kept.last().is_some_and(|k| !number(k))
+                || crate::lower::keras_names::keras_kind(&run.join("_")).is_some();
+            kept.append(&mut run);
+            if !counter {
+                kept.push(w);
+            }
+        } else {
+            run.push(w);
+        }
+    }
+    kept.append(&mut run);
+    if kept.is_empty() { name.to_string() } else { kept.join("_") }
 }
 
 /// Layer names that all begin with the same words up to a number say them once, in the
@@ -1493,6 +1528,19 @@ mod tests {
     use crate::proto::attr_value::Value;
     use crate::testing::*;
     use insta::assert_snapshot;
+
+    /// Keras counts its own kinds of layers over the whole model: inside a block those
+    /// counters go; the model's own numbers stay.
+    #[test]
+    fn keras_counters_leave_layer_paths_in_blocks() {
+        let uncounted = super::keras_uncounted;
+        assert_eq!(uncounted("layer_normalization_19"), "layer_normalization");
+        assert_eq!(uncounted("modulation_2_dense_38"), "modulation_2_dense");
+        assert_eq!(uncounted("conv_norm_act_1_2_conv2d_8"), "conv_norm_act_1_2_conv2d");
+        assert_eq!(uncounted("ffn_0_intermediate_dense"), "ffn_0_intermediate_dense");
+        assert_eq!(uncounted("stage_1_block_0"), "stage_1_block_0");
+        assert_eq!(uncounted("normal_add_5"), "normal_add_5");
+    }
 
     #[test]
     fn class_names_from_scope_families() {
