@@ -523,7 +523,42 @@ fn range(ctx: &mut Ctx) -> OpResult<Lowered> {
     {
         kwargs.push(("dtype", torch_attr("float32")));
     }
+    let args = arange_args(args, !kwargs.is_empty());
     Ok(Lowered::Expr { expr: Expr::call_kw("torch.arange", args, kwargs), layout: Layout::Tf })
+}
+
+/// `torch.arange(start, limit, delta)` without what it takes by default, as a person writes
+/// it (`torch.arange(n)`): a delta of 1, then a start of 0, where dropping them leaves the
+/// dtype `torch.arange` infers (a float 1.0 or 0.0 makes it float unless a dtype is given or
+/// another argument is a float).
+fn arange_args(mut args: Vec<Expr>, dtype_given: bool) -> Vec<Expr> {
+    use crate::py::Lit;
+    let float = |e: &Expr| match e {
+        Expr::Lit(Lit::F32(_) | Lit::F64(_)) => true,
+        Expr::Call(c) => c.func.as_name() == Some("float"),
+        _ => false,
+    };
+    let value = |e: &Expr| match e {
+        Expr::Lit(Lit::Int(i)) => Some(*i as f64),
+        Expr::Lit(Lit::F32(f)) => Some(f64::from(*f)),
+        Expr::Lit(Lit::F64(f)) => Some(*f),
+        _ => None,
+    };
+    let [start, limit, delta] = &args[..] else { return args };
+    // Whether the call stays float (or keeps its dtype) without `e`.
+    let typed_without =
+        |e: &Expr, others: &[&Expr]| !float(e) || dtype_given || others.iter().any(|o| float(o));
+    if value(delta) == Some(1.0) && typed_without(delta, &[start, limit]) {
+        args.pop();
+        let [start, limit] = &args[..] else { return args };
+        if value(start) == Some(0.0)
+            && !matches!(start, Expr::Lit(Lit::F32(f)) if f.is_sign_negative())
+            && typed_without(start, &[limit])
+        {
+            args.remove(0);
+        }
+    }
+    args
 }
 
 fn range_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
@@ -810,6 +845,26 @@ mod tests {
     use super::einsum_dense_form;
     use crate::testing::*;
     use insta::assert_snapshot;
+
+    /// `torch.arange` without its default start and step, where that keeps its dtype.
+    #[test]
+    fn aranges_without_their_defaults() {
+        use crate::py::{Expr, printer::flat};
+        let n = || Expr::name("n");
+        let float_n = || Expr::call("float", vec![n()]);
+        let show = |args: Vec<Expr>, dtype| {
+            flat(&Expr::call("torch.arange", super::arange_args(args, dtype)))
+        };
+        assert_eq!(show(vec![Expr::int(0), n(), Expr::int(1)], true), "torch.arange(n)");
+        assert_eq!(
+            show(vec![Expr::f64(0.0), float_n(), Expr::f64(1.0)], false),
+            "torch.arange(float(n))"
+        );
+        // A float start or step is what makes `arange(0.0, n, 1.0)` float.
+        assert_eq!(show(vec![Expr::f64(0.0), n(), Expr::f64(1.0)], false), "torch.arange(0.0, n)");
+        assert_eq!(show(vec![Expr::int(2), n(), Expr::int(1)], false), "torch.arange(2, n)");
+        assert_eq!(show(vec![Expr::int(0), n(), Expr::int(2)], false), "torch.arange(0, n, 2)");
+    }
 
     /// A tensor filled with zeros or ones is `torch.zeros`/`torch.ones`, of the fill's dtype;
     /// another value is `torch.full`.
