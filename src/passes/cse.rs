@@ -637,7 +637,7 @@ mod tests {
             # layers.1.dense.weight: [8, 8]
             # layers.1.out.weight: [8, 8]
             ---
-            h = torch.arange(0.0, float(x.shape[0]), 1.0).unsqueeze(1)
+            h = torch.arange(float(x.shape[0])).unsqueeze(1)
             mul = h * self.table_const
             for layer in self.layers:
                 x = layer(x, mul)

@@ -713,7 +713,7 @@ mod tests {
         ---
         shape = x.shape
         seq_len = shape[1]
-        x = torch.arange(0, seq_len, 1, dtype=torch.int32)
+        x = torch.arange(seq_len, dtype=torch.int32)
         back = x - seq_len
         x = back >= seq_len
         return back, x
