@@ -2,8 +2,8 @@
 //! synthetic repeat-interleave,
 //! Split/SplitV/Unpack, ArgMax/ArgMin, OneHot, Fill, Range, BatchMatMul.
 
-use crate::ir::ValueInfo;
 use crate::ir::fused::{self, Fused};
+use crate::ir::{Dim, ValueInfo};
 use crate::ops::contract::{Access, Ctx, Layout, Lowered};
 use crate::ops::contract::{OpResult, TranslateError};
 use crate::ops::sizes::{scalar, sizes};
@@ -495,8 +495,41 @@ fn fill(ctx: &mut Ctx) -> OpResult<Lowered> {
     // Sizes known only at run time (a zero state sized by the batch) read them from shapes.
     let dims = crate::ops::sizes::sizes(ctx, 0)?.tuple();
     let v = ctx.input_tf(1)?;
+    if let Some(lowered) = filled_like(ctx, &v)? {
+        return Ok(lowered);
+    }
     let expr = crate::ops::util::filled(dims, v, ctx.info(1).dtype)?;
     Ok(Lowered::Expr { expr, layout: Layout::Tf })
+}
+
+/// A fill the size of a tensor it reads the shape of, in that tensor's dtype:
+/// `torch.zeros_like(input_ids)` (BERT's token types), `ones_like`, `full_like`.
+fn filled_like(ctx: &mut Ctx, value: &Expr) -> OpResult<Option<Lowered>> {
+    let Some(p) = ctx.partial(0) else { return Ok(None) };
+    let Some(Dim::Of(source, _)) = p.values.first().copied() else { return Ok(None) };
+    let whole = p.values.iter().enumerate().all(|(k, d)| *d == Dim::Of(source, k));
+    let Some(slot) = ctx.slot_of(source) else { return Ok(None) };
+    let info = ctx.info(slot);
+    let same = info.shape.as_ref().is_some_and(|s| s.len() == p.values.len())
+        && info.dtype.is_some()
+        && info.dtype == ctx.info(1).dtype;
+    if !whole || !same || !value.is_literal() {
+        return Ok(None);
+    }
+    let number = match value {
+        Expr::Lit(Lit::Int(i)) => Some(*i as f64),
+        Expr::Lit(Lit::F32(f)) if !f.is_sign_negative() => Some(f64::from(*f)),
+        Expr::Lit(Lit::F64(f)) if !f.is_sign_negative() => Some(*f),
+        Expr::Lit(Lit::Bool(b)) => Some(f64::from(u8::from(*b))),
+        _ => None,
+    };
+    let x = ctx.input(slot)?;
+    let expr = match number {
+        Some(0.0) => torch_attr("zeros_like").called(vec![x.expr], vec![]),
+        Some(1.0) => torch_attr("ones_like").called(vec![x.expr], vec![]),
+        _ => torch_attr("full_like").called(vec![x.expr, value.clone()], vec![]),
+    };
+    Ok(Some(Lowered::Expr { expr, layout: x.layout }))
 }
 
 fn fill_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
@@ -867,7 +900,7 @@ mod tests {
     }
 
     /// A tensor filled with zeros or ones is `torch.zeros`/`torch.ones`, of the fill's dtype;
-    /// another value is `torch.full`.
+    /// another value is `torch.full`; one of another tensor's shape and dtype `zeros_like`.
     #[test]
     fn fills_of_zeros_and_ones() {
         use crate::tensor::Tensor;
@@ -883,12 +916,18 @@ mod tests {
             let v = g.constant(&format!("{name}/value"), value);
             outs.push(g.op(name, "Fill", &[shape, v], &[]));
         }
+        // BERT's token types: zeros of the ids' shape and dtype.
+        let ids = g.typed_input("ids", &[-1, -1], crate::tensor::DType::I32);
+        let shape = g.op("ids_shape", "Shape", &[ids], &[]);
+        let zero = g.constant("types/value", Tensor::from_i32(vec![], &[0]));
+        outs.push(g.op("types", "Fill", &[shape, zero], &[]));
         assert_snapshot!(g.lower(&outs), @"
         ---
         h = torch.zeros((x.shape[0], 4))
         one = torch.ones((x.shape[0], 4), dtype=torch.int32)
         half = torch.full((x.shape[0], 4), 0.5)
-        return h, one, half
+        types = torch.zeros_like(ids)
+        return h, one, half, types
         ");
     }
 
