@@ -49,6 +49,11 @@ fn broadcast_apply<A: Copy, B: Copy, R>(
         }
         st
     };
+    // Sizes come from the file: checked before anything is allocated (two constants of
+    // `[n, 1]` and `[1, n]` broadcast to `n²` values).
+    if !crate::tensor::computed_fits(&out) {
+        return None;
+    }
     let total: usize = out.iter().product();
     // The common cases (equal shapes, one side a single value) without index arithmetic.
     if a.len() == total && b.len() == total {

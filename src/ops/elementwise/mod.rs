@@ -543,6 +543,21 @@ mod tests {
             ");
     }
 
+    /// Constants that would broadcast to more values than the converter computes itself
+    /// (`[n, 1] + [1, m]`, sizes from the file) stay an op: nothing that large is allocated.
+    #[test]
+    fn a_huge_broadcast_of_constants_is_not_folded() {
+        let mut g = TestGraph::new();
+        // 2^32 values: computed, 32 GiB; the machine would run out of memory.
+        let n = 1 << 16;
+        let a = g.constant("a", Tensor::from_f32(vec![n, 1], &vec![1.0; n]));
+        let b = g.constant("b", Tensor::from_f32(vec![1, n], &vec![1.0; n]));
+        let sum = g.op("sum", "AddV2", &[a, b], &[]);
+        let mut graph = g.build(&[sum]);
+        crate::passes::fold_and_infer(&mut graph).expect("infers");
+        assert!(graph.const_value(graph.outputs[0]).is_none());
+    }
+
     /// `tf.where(mask != 0, -100.0, mask)` of constants folds, the scalar broadcast.
     #[test]
     fn a_select_of_constants_broadcasts() {
