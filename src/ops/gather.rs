@@ -516,13 +516,7 @@ fn filled_like(ctx: &mut Ctx, value: &Expr) -> OpResult<Option<Lowered>> {
     if !whole || !same || !value.is_literal() {
         return Ok(None);
     }
-    let number = match value {
-        Expr::Lit(Lit::Int(i)) => Some(*i as f64),
-        Expr::Lit(Lit::F32(f)) if !f.is_sign_negative() => Some(f64::from(*f)),
-        Expr::Lit(Lit::F64(f)) if !f.is_sign_negative() => Some(*f),
-        Expr::Lit(Lit::Bool(b)) => Some(f64::from(u8::from(*b))),
-        _ => None,
-    };
+    let number = value.as_number().filter(|_| !crate::ops::util::is_negative_zero(value));
     let x = ctx.input(slot)?;
     let expr = match number {
         Some(0.0) => torch_attr("zeros_like").called(vec![x.expr], vec![]),
@@ -571,21 +565,16 @@ fn arange_args(mut args: Vec<Expr>, dtype_given: bool) -> Vec<Expr> {
         Expr::Call(c) => c.func.as_name() == Some("float"),
         _ => false,
     };
-    let value = |e: &Expr| match e {
-        Expr::Lit(Lit::Int(i)) => Some(*i as f64),
-        Expr::Lit(Lit::F32(f)) => Some(f64::from(*f)),
-        Expr::Lit(Lit::F64(f)) => Some(*f),
-        _ => None,
-    };
     let [start, limit, delta] = &args[..] else { return args };
     // Whether the call stays float (or keeps its dtype) without `e`.
     let typed_without =
         |e: &Expr, others: &[&Expr]| !float(e) || dtype_given || others.iter().any(|o| float(o));
+    let value = |e: &Expr| e.as_number().filter(|_| !matches!(e, Expr::Lit(Lit::Bool(_))));
     if value(delta) == Some(1.0) && typed_without(delta, &[start, limit]) {
         args.pop();
         let [start, limit] = &args[..] else { return args };
         if value(start) == Some(0.0)
-            && !matches!(start, Expr::Lit(Lit::F32(f)) if f.is_sign_negative())
+            && !crate::ops::util::is_negative_zero(start)
             && typed_without(start, &[limit])
         {
             args.remove(0);

@@ -20,15 +20,8 @@ pub fn filled(sizes: Expr, value: Expr, dtype: Option<DType>) -> OpResult<Expr> 
         let name = d.torch_name().ok_or_else(|| format!("a filled tensor of dtype {d}"))?;
         kwargs.push(("dtype", torch_attr(name)));
     }
-    let number = match &value {
-        Expr::Lit(crate::py::Lit::Int(i)) => Some(*i as f64),
-        Expr::Lit(crate::py::Lit::F32(f)) => Some(f64::from(*f)),
-        Expr::Lit(crate::py::Lit::F64(f)) => Some(*f),
-        Expr::Lit(crate::py::Lit::Bool(b)) => Some(f64::from(u8::from(*b))),
-        _ => None,
-    };
     // Without a dtype, `torch.full` takes the value's and `torch.zeros` float32's.
-    let func = match (number, dtype) {
+    let func = match (value.as_number(), dtype) {
         (Some(v), Some(_)) if v == 0.0 && !is_negative_zero(&value) => "zeros",
         (Some(1.0), Some(_)) => "ones",
         _ => return Ok(Expr::call_kw("torch.full", vec![sizes, value], kwargs)),
@@ -37,7 +30,7 @@ pub fn filled(sizes: Expr, value: Expr, dtype: Option<DType>) -> OpResult<Expr> 
 }
 
 /// `-0.0` is a value of its own (`1 / -0.0` is `-inf`): no `torch.zeros` for it.
-fn is_negative_zero(value: &Expr) -> bool {
+pub fn is_negative_zero(value: &Expr) -> bool {
     match value {
         Expr::Lit(crate::py::Lit::F32(f)) => f.is_sign_negative(),
         Expr::Lit(crate::py::Lit::F64(f)) => f.is_sign_negative(),

@@ -317,6 +317,17 @@ impl Expr {
         }
     }
 
+    /// The value of a number literal (an int, a float, a bool as 0 or 1).
+    pub fn as_number(&self) -> Option<f64> {
+        match self {
+            Expr::Lit(Lit::Int(i)) => Some(*i as f64),
+            Expr::Lit(Lit::F32(f)) => Some(f64::from(*f)),
+            Expr::Lit(Lit::F64(f)) => Some(*f),
+            Expr::Lit(Lit::Bool(b)) => Some(f64::from(u8::from(*b))),
+            _ => None,
+        }
+    }
+
     /// The integer, when this is an integer literal.
     pub fn as_int(&self) -> Option<i64> {
         match self {
