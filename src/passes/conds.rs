@@ -438,7 +438,7 @@ pub fn is_cond(node: &Node) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use crate::passes::{extract_control_flow, fold_and_infer, prune, remove_identities};
     use crate::tensor::DType;
     use crate::testing::*;
@@ -446,7 +446,7 @@ mod tests {
 
     /// TF1's form: `Merge(else, then)`, each branch reading `x` through a `Switch` of its own,
     /// a constant inside a branch.
-    fn tf1_cond(g: &mut TestGraph) -> crate::ir::ValueRef {
+    pub(crate) fn tf1_cond(g: &mut TestGraph) -> crate::ir::ValueRef {
         let x = g.input("x", &[-1, 4]);
         let zero = g.constant("zero", weights(&[]));
         let p = g.op("p", "Greater", &[x, zero], &[]);

@@ -126,15 +126,7 @@ mod tests {
     #[test]
     fn a_run_time_predicate_keeps_its_conditional() {
         let mut g = TestGraph::new();
-        let x = g.input("x", &[-1, 4]);
-        let zero = g.constant("zero", weights(&[]));
-        let p = g.op("p", "Greater", &[x, zero], &[]);
-        g.set_shape(p, &[]);
-        let st = g.op("cond/Relu/Switch", "Switch", &[x, p], &[]);
-        let relu = g.op("cond/Relu", "Relu", &[TestGraph::port(st, 1)], &[]);
-        let sf = g.op("cond/Tanh/Switch", "Switch", &[x, p], &[]);
-        let tanh = g.op("cond/Tanh", "Tanh", &[TestGraph::port(sf, 0)], &[]);
-        let merged = g.op("cond/Merge", "Merge", &[tanh, relu], &[]);
+        let merged = crate::passes::conds::tests::tf1_cond(&mut g);
         let passes: [fn(&mut crate::ir::Graph) -> crate::error::Result<()>; 2] =
             [extract_control_flow, fold_and_infer];
         let text = g.after_passes(&[merged], &passes);
