@@ -494,12 +494,23 @@ fn like(ctx: &mut Ctx, f: &str) -> OpResult<Lowered> {
 fn fill(ctx: &mut Ctx) -> OpResult<Lowered> {
     // Sizes known only at run time (a zero state sized by the batch) read them from shapes.
     let dims = crate::ops::sizes::sizes(ctx, 0)?.tuple();
-    let v = ctx.input_tf(1)?;
+    let v = match bool_scalar(ctx, 1) {
+        Some(b) => Expr::boolean(b),
+        None => ctx.input_tf(1)?,
+    };
     if let Some(lowered) = filled_like(ctx, &v)? {
         return Ok(lowered);
     }
     let expr = crate::ops::util::filled(dims, v, ctx.info(1).dtype)?;
     Ok(Lowered::Expr { expr, layout: Layout::Tf })
+}
+
+/// Input `i` as a constant boolean scalar: a literal where a value fills a tensor (a causal
+/// mask's `torch.ones(..., dtype=torch.bool)`), not a buffer holding `True`. Other scalars
+/// are literals already; a bool one is not everywhere, as `torch.where` wants a tensor.
+fn bool_scalar(ctx: &Ctx, i: usize) -> Option<bool> {
+    let t = ctx.const_input(i).ok().filter(|t| t.dtype == DType::Bool && t.rank() == 0)?;
+    Some(t.to_i64()?.first()? != &0)
 }
 
 /// A fill the size of a tensor it reads the shape of, in that tensor's dtype:
@@ -917,6 +928,32 @@ mod tests {
         half = torch.full((x.shape[0], 4), 0.5)
         types = torch.zeros_like(ids)
         return h, one, half, types
+        ");
+    }
+
+    /// CLIP's causal mask fills `[n, n]` with a constant `True` and keeps the lower
+    /// triangle: `torch.ones(..., dtype=torch.bool).tril()`, no buffer holding `True`.
+    #[test]
+    fn a_causal_mask_of_a_true_fill() {
+        use crate::tensor::Tensor;
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, -1, 8]);
+        let shape = g.op("shape", "Shape", &[x], &[]);
+        let b = g.constant("b", int_tensor(&[1], &[1]));
+        let e = g.constant("e", int_tensor(&[1], &[2]));
+        let st = g.constant("st", int_tensor(&[1], &[1]));
+        let n = g.op("n", "StridedSlice", &[shape, b, e, st], &[("shrink_axis_mask", int(1))]);
+        let sizes = g.op("sizes", "Pack", &[n, n], &[("N", int(2))]);
+        let t = g.constant("mask/value", Tensor::from_bool(vec![], &[true]));
+        let fill = g.op("mask/fill", "Fill", &[sizes, t], &[]);
+        let lower = g.constant("lower", Tensor::from_i64(vec![], &[-1]));
+        let upper = g.constant("upper", Tensor::from_i64(vec![], &[0]));
+        let mask = g.op("mask", "MatrixBandPart", &[fill, lower, upper], &[]);
+        assert_snapshot!(g.lower(&[mask]), @"
+        ---
+        x = torch.ones((x.shape[1], x.shape[1]), dtype=torch.bool)
+        x = x.tril()
+        return x
         ");
     }
 

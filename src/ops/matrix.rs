@@ -198,12 +198,14 @@ fn band_part(ctx: &mut Ctx) -> OpResult<Lowered> {
         let (lower, upper) = (scalar(ctx, 1)?.expr, scalar(ctx, 2)?.expr);
         return helper(ctx, "band_part", vec![x, lower, upper], vec![]);
     };
+    // The main diagonal is `tril`'s and `triu`'s default: `x.tril()`.
+    let diagonal = |d: i64| if d == 0 { vec![] } else { vec![Expr::int(d)] };
     let mut expr = ctx.input_tf(0)?;
     if upper >= 0 {
-        expr = expr.method("tril", vec![Expr::int(upper)]);
+        expr = expr.method("tril", diagonal(upper));
     }
     if lower >= 0 {
-        expr = expr.method("triu", vec![Expr::int(-lower)]);
+        expr = expr.method("triu", diagonal(-lower));
     }
     Ok(Lowered::Expr { expr, layout: Layout::Tf })
 }
