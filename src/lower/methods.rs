@@ -48,6 +48,7 @@ impl<'a> Lowerer<'a> {
         inner.strip_call_suffix =
             self.strip_call_suffix || inner.every_scope_has_call_suffix(&nodes);
         inner.numbered_as_holders = inner.inner_layers_numbered_as_holders(&nodes);
+        inner.unnamed_containers = inner.unnamed_containers(&nodes);
         inner.short_names = inner.short_scope_names(&nodes);
         let marks =
             (inner.module.layers.len(), inner.module.buffers.len(), inner.module.weights.len());

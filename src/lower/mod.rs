@@ -110,6 +110,8 @@ pub struct Lowerer<'a> {
     /// Inner layers named with their holder's number (see
     /// `scopes::inner_layers_numbered_as_holders`).
     numbered_as_holders: BTreeSet<(String, String)>,
+    /// Unnamed containers names go without (see `scopes::unnamed_containers`).
+    unnamed_containers: BTreeSet<String>,
     /// How many variables each scope holds, counted when first needed (see `stored`).
     variable_scopes: Option<BTreeMap<String, usize>>,
 }
@@ -166,6 +168,7 @@ fn lower_once(
     low.tf_named_layers = low.layer_scopes_named_like_tf();
     low.strip_call_suffix = low.every_scope_has_call_suffix(&order);
     low.numbered_as_holders = low.inner_layers_numbered_as_holders(&order);
+    low.unnamed_containers = low.unnamed_containers(&order);
     low.name_prefix = low.common_name_prefix(&order);
     low.short_names = low.short_scope_names(&order);
     let order = low.demand_order(&order);
@@ -269,6 +272,7 @@ impl<'a> Lowerer<'a> {
             short_names: BTreeMap::new(),
             tf_named_layers: BTreeSet::new(),
             numbered_as_holders: BTreeSet::new(),
+            unnamed_containers: BTreeSet::new(),
             variable_scopes: None,
         }
     }

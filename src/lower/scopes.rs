@@ -90,6 +90,14 @@ fn without_holder_words<'c>(c: &'c str, holder: &str, model_prefix: &str) -> &'c
     &own[start..start + len]
 }
 
+/// A name Keras gives a container its author did not name: `sequential`, `sequential_7`,
+/// `functional_1` (Keras 3), `model_2` (Keras 2).
+fn is_unnamed_container(c: &str) -> bool {
+    let mut words = c.split('_');
+    matches!(words.next(), Some("sequential" | "functional" | "model"))
+        && words.all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// Holder and inner component with their last number words made `#`
 /// (`downsampling_block_#`, `convnext_tiny_downsampling_conv_#`), and whether that number
 /// was the same; none unless both end in one.
@@ -174,9 +182,8 @@ impl<'a> Lowerer<'a> {
         }
     }
 
-    /// The components [`Self::scope_of`] joins, and whether the name had a single
-    /// component past the common prefix.
-    fn scope_parts(&self, n: NodeIndex) -> (Vec<&'a str>, bool) {
+    /// The components of node `n`'s name, and how many of them the common prefix takes.
+    fn unprefixed(&self, n: NodeIndex) -> (Vec<&'a str>, usize) {
         let name = self.scoped_name(n);
         let parts: Vec<&str> = name.split('/').collect();
         let prefixed = parts.len() > self.prefix.len()
@@ -190,17 +197,87 @@ impl<'a> Lowerer<'a> {
         {
             skipped += 1;
         }
+        (parts, skipped)
+    }
+
+    /// The key of container `c` under the scopes `holders` in [`Self::unnamed_containers`].
+    fn container_key(&self, holders: &[&str], c: &str) -> String {
+        let mut key: Vec<&str> = holders.iter().map(|h| self.without_call_suffix(h)).collect();
+        key.push(c);
+        key.join("/")
+    }
+
+    /// Whether scope component `c` under `holders` is an unnamed container that names go
+    /// without (see [`Self::unnamed_containers`]).
+    fn is_dropped_container(&self, holders: &[&str], c: &str) -> bool {
+        is_unnamed_container(c) && self.unnamed_containers.contains(&self.container_key(holders, c))
+    }
+
+    /// Keras' unnamed containers (`sequential_7`, `functional_1`: a `keras.Sequential` or a
+    /// nested model its author did not name), as scope paths, that layer names can go
+    /// without: those whose layers' names stay apart from their holder's other layers and
+    /// other containers' without them (SAM's `mlp_2/sequential_7/dense_1` is `mlp_2_dense_1`;
+    /// two Sequentials each holding a `dense` keep their names).
+    pub(super) fn unnamed_containers(&self, nodes: &[NodeIndex]) -> BTreeSet<String> {
+        // Holder path → a name below it → the containers it is in ("" for none).
+        let mut below: BTreeMap<String, BTreeMap<&'a str, BTreeSet<&'a str>>> = BTreeMap::new();
+        let mut found = BTreeSet::new();
+        for &n in nodes {
+            let (parts, skipped) = self.unprefixed(n);
+            let scopes: Vec<&'a str> = parts[skipped..parts.len().saturating_sub(1).max(skipped)]
+                .iter()
+                .map(|c| self.without_call_suffix(c))
+                .collect();
+            for i in 0..scopes.len() {
+                let holder = scopes[..i].join("/");
+                let names = below.entry(holder.clone()).or_default();
+                names.entry(scopes[i]).or_default().insert("");
+                if i + 1 < scopes.len() && is_unnamed_container(scopes[i]) {
+                    names.entry(scopes[i + 1]).or_default().insert(scopes[i]);
+                    found.insert((holder, scopes[i]));
+                }
+            }
+        }
+        found
+            .into_iter()
+            .filter(|(holder, c)| {
+                below[holder].values().filter(|within| within.contains(c)).all(|w| w.len() == 1)
+            })
+            .map(
+                |(holder, c)| {
+                    if holder.is_empty() { c.to_string() } else { format!("{holder}/{c}") }
+                },
+            )
+            .collect()
+    }
+
+    /// The components [`Self::scope_of`] joins, and whether the name had a single
+    /// component past the common prefix.
+    fn scope_parts(&self, n: NodeIndex) -> (Vec<&'a str>, bool) {
+        let (parts, skipped) = self.unprefixed(n);
         let rest = &parts[skipped..];
         // Nested layer scopes name the layer (`transformer_layer_0/self_attention/query`),
         // up to where TF's own implementation scopes begin (`Tensordot`, `batchnorm`, ...).
         let strip = |c: &'a str| self.without_call_suffix(c);
-        let mut path = vec![strip(rest[0])];
+        let mut first = 0;
+        while first + 2 < rest.len()
+            && self.is_dropped_container(&rest[..first], strip(rest[first]))
+        {
+            first += 1;
+        }
+        let mut dropped = first;
+        let mut path = vec![strip(rest[first])];
         if rest.len() > 1 {
-            for (i, c) in rest[1..rest.len() - 1].iter().enumerate() {
+            for j in first + 1..rest.len() - 1 {
+                let c = &rest[j];
+                if self.is_dropped_container(&rest[..j], strip(c)) {
+                    dropped += 1;
+                    continue;
+                }
                 if *c == "separable_conv2d" {
                     // `tf.nn.separable_conv2d` names its depthwise half `separable_conv2d/
                     // depthwise` and its pointwise half `separable_conv2d`: name them so.
-                    path.push(if rest.get(i + 2) == Some(&"depthwise") {
+                    path.push(if rest.get(j + 1) == Some(&"depthwise") {
                         "depthwise"
                     } else {
                         "pointwise"
@@ -209,7 +286,7 @@ impl<'a> Lowerer<'a> {
                 }
                 if is_implementation_scope(c)
                     && !(is_named_like_tf(c)
-                        && self.tf_named_layers.contains(&parts[..skipped + i + 2].join("/")))
+                        && self.tf_named_layers.contains(&parts[..skipped + j + 1].join("/")))
                 {
                     break;
                 }
@@ -234,7 +311,8 @@ impl<'a> Lowerer<'a> {
                     _ => path.push(c),
                 }
             }
-            if rest[rest.len() - 1] == "separable_conv2d" && path.len() == rest.len() - 1 {
+            if rest[rest.len() - 1] == "separable_conv2d" && path.len() + dropped == rest.len() - 1
+            {
                 path.push("pointwise");
             }
         }
@@ -709,6 +787,35 @@ mod tests {
     /// (`downsampling_block_1/downsampling_conv_1`): the inner name says `conv`. Where one
     /// instance cannot show the number is the block's (ALBERT's one group 0 holding its
     /// layer 0), the name stays whole.
+    /// Keras' unnamed `keras.Sequential`s and nested models (`sequential_7`,
+    /// `functional_1`) leave layer names where their layers stay apart without them; two
+    /// Sequentials each holding a `dense` keep them.
+    #[test]
+    fn unnamed_containers_leave_layer_names() {
+        let mut g = TestGraph::new();
+        let mut y = g.input("x", &[-1, 8]);
+        for scope in [
+            "m/mlp_2/sequential_7/dense_1",
+            "m/mlp_2/sequential_7/dense_2",
+            "m/functional_1/conv1",
+            "m/pool/sequential_3/dense",
+            "m/pool/sequential_4/dense",
+        ] {
+            let w = g.variable(&format!("{scope}/kernel"), weights(&[8, 8]));
+            y = g.op(&format!("{scope}/MatMul"), "MatMul", &[y, w], &[]);
+        }
+        let code = g.lower(&[y]);
+        for layer in [
+            "mlp_2_dense_1",
+            "mlp_2_dense_2",
+            "conv1",
+            "pool_sequential_3_dense",
+            "pool_sequential_4_dense",
+        ] {
+            assert!(code.contains(&format!("self.{layer} = nn.Linear")), "{layer}: {code}");
+        }
+    }
+
     #[test]
     fn layers_numbered_as_their_blocks_say_only_what_they_add() {
         let mut g = TestGraph::new();
