@@ -153,11 +153,12 @@ def test_issue4_models(name, tmp_path):
     expected = {
         "keras_text_cnn": ["nn.Embedding(", "nn.Conv1d("],
         "keras_unet": ["nn.ConvTranspose2d(", "nn.LayerNorm(", "F.gelu(", "F.interpolate("],
-        # The first block of the first stage reads the stem's output converted to NCHW: the
-        # conversion stays outside, and the block is an instance like its siblings.
+        # Each block adds its input back after its layers (Keras' `inputs + x`, outside the
+        # block's scope): that add is the block's, so a stage is a loop. A block converts its
+        # input to NCHW for its convolution itself, as its residual reads it as it came.
         # Its layer scale is a trained weight, a parameter as torchvision's. A downsampling
         # block's layers, which Keras names after the model and the block, say what they add.
-        "keras_convnext_tiny": ["nn.LayerNorm(", "F.gelu(", "self.stage_0_block_0 = StageBlock(96, 384)", "self.layer_scale = nn.Parameter(", "self.downsampling_block_0_conv = nn.Conv2d(96, 192, 2, stride=2)"],
+        "keras_convnext_tiny": ["nn.LayerNorm(", "F.gelu(", "self.stage_0_blocks = nn.ModuleList([StageBlock(96, 384) for _ in range(3)])", "for block in self.stage_0_blocks:", "x = inputs + x", "self.layer_scale = nn.Parameter(", "self.downsampling_block_0_conv = nn.Conv2d(96, 192, 2, stride=2)"],
         # 4 layers, hidden 256: one TransformerLayer class with q/k/v as nn.Linear.
         "keras_hub_bert_small": ["nn.Embedding(", "class TransformerLayer(", "_query = nn.Linear(", "F.scaled_dot_product_attention("],
         # 12 layers, hidden 768, sequence 128 (the peer pipeline: a 1,439-line flat forward).

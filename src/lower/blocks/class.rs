@@ -629,6 +629,20 @@ struct Forward {
 
 /// The class's `forward`: the first member's statements with local names, its inputs and its
 /// output; split around its optional parts.
+/// A layout conversion of a value the class has named already, named after it
+/// (`inputs_nchw`): its name in `forward` came from whichever layer made the value for the
+/// first instance (`stem_layernorm_nchw`).
+fn converted_name(s: &Assign, vars: &BTreeMap<String, String>) -> Option<String> {
+    let target = s.target.as_name()?;
+    let layout = ["nchw", "nhwc"].into_iter().find(|l| target.contains(&format!("_{l}")))?;
+    let Expr::Call(c) = &s.value else { return None };
+    let Expr::Attribute(source, _) = &c.func else { return None };
+    if !super::is_layout_conversion(s) {
+        return None;
+    }
+    Some(format!("{}_{layout}", vars.get(source.as_name()?)?))
+}
+
 fn class_forward(
     first: &Member,
     module: &Module,
@@ -695,16 +709,20 @@ fn class_forward(
         inputs.push(local);
     }
     // In the order the code makes them, so that fresh numbers count up through the body.
-    for v in own.iter().flat_map(|s| s.target.bound_names()) {
-        if vars.contains_key(v) {
-            continue;
+    for s in own {
+        for v in s.target.bound_names() {
+            if vars.contains_key(v) {
+                continue;
+            }
+            let local = if v == "x" {
+                if locals.claim("x") { "x".to_string() } else { locals.fresh("y") }
+            } else if let Some(converted) = converted_name(s, &vars) {
+                locals.fresh(&converted)
+            } else {
+                locals.fresh(&names[v])
+            };
+            vars.insert(v.to_string(), local);
         }
-        let local = if v == "x" {
-            if locals.claim("x") { "x".to_string() } else { locals.fresh("y") }
-        } else {
-            locals.fresh(&names[v])
-        };
-        vars.insert(v.to_string(), local);
     }
     let rename = |r: Ref<'_>| match r {
         Ref::Var(v) => vars.get(v).map(Expr::name),

@@ -44,6 +44,9 @@ const MAX_OUTPUTS: usize = 3;
 /// many groups of one name).
 const MAX_ALIGNMENTS: usize = 10_000;
 
+/// Unnamed adds after a block's last layer that may end it, at most (its residual).
+const MAX_TRAILING: usize = 1;
+
 /// Fewer statements than this do not make a block class.
 const MIN_STATEMENTS: usize = 4;
 
@@ -183,6 +186,13 @@ fn is_kind(kind: &str) -> bool {
     let words = kind.split('_').all(word);
     let structure = ["block", "layer", "stage", "cell", "unit"].iter().any(|w| kind.contains(w));
     words && !structure
+}
+
+/// An add no layer of the model's own names: a Keras `Add` layer its author did not name
+/// (`add_3`), or `inputs + x` in a model's own function, named by TF after the op (`Add_1`).
+fn is_residual_add(span: &Span) -> bool {
+    let kind = kind_and_counter(&span.scope).unwrap_or(&span.scope);
+    kind == "add" || (span.head.is_none() && matches!(kind, "Add" | "AddV2"))
 }
 
 /// `activation_190` → `activation`: a kind without digits, then a counter.
@@ -689,14 +699,41 @@ impl Forward<'_> {
         {
             start -= 1;
         }
-        let mut members = Vec::new();
-        if start < first {
-            members.extend(self.analyse_range(tag, candidate, start, last));
+        // And an unnamed add just after its last one may end it: Keras' ConvNeXt adds each
+        // block's input back outside the block's layers (`Add_1`).
+        let mut end = last;
+        while !auto_named
+            && end + 1 < spans.len()
+            && end < last + MAX_TRAILING
+            && spans[end + 1].movable
+            && !spans[end + 1].shared
+            && !sibling(end + 1)
+            && is_residual_add(&spans[end + 1])
+        {
+            end += 1;
         }
-        // A block of one named layer is one only with the unnamed ones before it (InceptionV3's
-        // `mixed1` is the concat of its branches).
-        if idx.len() >= 2 {
-            members.extend(self.analyse_range(tag, candidate, first, last));
+        let mut members = Vec::new();
+        for stop in if end > last { vec![last, end] } else { vec![last] } {
+            let mut found = Vec::new();
+            if start < first {
+                found.extend(self.analyse_range(tag, candidate, start, stop));
+            }
+            // A block of one named layer is one only with the unnamed ones before it
+            // (InceptionV3's `mixed1` is the concat of its branches).
+            if idx.len() >= 2 || stop > last {
+                found.extend(self.analyse_range(tag, candidate, first, stop));
+            }
+            // An add after it is its own residual only where it adds the block's input back
+            // (not Xception's add of a whole stage's input after its last separable conv).
+            let adds_input = |m: &Member| {
+                let input = m.inputs[0].as_str();
+                let add = spans[stop].stmts.clone();
+                let rebound = self.stmts[m.stmts.start..add.start]
+                    .iter()
+                    .any(|s| s.target.bound_names().contains(&input));
+                !rebound && self.stmts[add].iter().any(|s| s.value.reads(input) > 0)
+            };
+            members.extend(found.into_iter().filter(|m| stop == last || adds_input(m)));
         }
         members
     }
@@ -713,7 +750,19 @@ impl Forward<'_> {
         // A block whose input arrives in the other layout starts by converting it
         // (`nchw = inputs.permute(0, 3, 1, 2)`, ConvNeXt's first block after the stem): the
         // conversion stays outside, so the block is the same as its siblings.
+        // Unless the block reads what it converts too (its residual adds it back as it came).
         while range.start < range.end && is_layout_conversion(&self.stmts[range.start]) {
+            let conversion = &self.stmts[range.start];
+            let source = conversion.value.names();
+            let rebinds = conversion.target.bound_names().iter().any(|t| source.contains(t));
+            let rest = range.start + 1..range.end;
+            if !rebinds
+                && rest
+                    .clone()
+                    .any(|k| self.stmts[k].value.names().iter().any(|n| source.contains(n)))
+            {
+                break;
+            }
             range.start += 1;
         }
         let layers: Vec<usize> = (first..=last).flat_map(|i| spans[i].layers.clone()).collect();
@@ -2373,6 +2422,45 @@ mod tests {
             x = block(x)
         x = x.permute(0, 2, 3, 1)
         return x
+        ");
+    }
+
+    /// Keras' ConvNeXt adds each block's input back outside the block's layers (a bare
+    /// `Add_1`): that add ends the block, and the stage is a loop. The block converts its
+    /// input for the convolution itself, as its residual reads the input as it came.
+    #[test]
+    fn a_residual_add_after_the_blocks_layers_is_the_blocks() {
+        let mut g = TestGraph::new();
+        let mut x = g.input("image", &[-1, 8, 8, 4]);
+        for b in 0..3 {
+            let y = conv(&mut g, &format!("stage_block_{b}_conv"), x, 3, [4, 4], 1);
+            let w = g.constant(&format!("w/dense{b}"), weights(&[4, 4]));
+            let y = g.op(&format!("m/stage_block_{b}_dense/MatMul"), "BatchMatMulV2", &[y, w], &[]);
+            let y = g.op(&format!("m/stage_block_{b}_gelu/Relu"), "Relu", &[y], &[]);
+            let add = if b == 0 { "Add".to_string() } else { format!("Add_{b}") };
+            x = g.op(&format!("m/{add}"), "AddV2", &[x, y], &[]);
+        }
+        assert_snapshot!(g.lower(&[x]), @"
+        class StageBlock():
+          self.conv = nn.Conv2d(4, 4, 3, padding=1, bias=False)
+          self.dense = nn.Linear(4, 4, bias=False)
+          inputs_nchw = inputs.permute(0, 3, 1, 2)
+          x = self.conv(inputs_nchw).permute(0, 2, 3, 1)
+          x = self.dense(x)
+          x = F.relu(x, inplace=True)
+          x = inputs + x
+          return x (from inputs)
+        self.stage_blocks = nn.ModuleList([StageBlock() for _ in range(3)])
+        # stage_blocks.0.conv.weight: [4, 4, 3, 3]
+        # stage_blocks.0.dense.weight: [4, 4]
+        # stage_blocks.1.conv.weight: [4, 4, 3, 3]
+        # stage_blocks.1.dense.weight: [4, 4]
+        # stage_blocks.2.conv.weight: [4, 4, 3, 3]
+        # stage_blocks.2.dense.weight: [4, 4]
+        ---
+        for block in self.stage_blocks:
+            image = block(image)
+        return image
         ");
     }
 
