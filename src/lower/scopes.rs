@@ -90,6 +90,16 @@ fn without_holder_words<'c>(c: &'c str, holder: &str, model_prefix: &str) -> &'c
     &own[start..start + len]
 }
 
+/// tf_keras wraps a TF function called on Keras tensors in a layer named after the function
+/// (`tf.__operators__.add_26`, `tf.math.multiply_3`, `tf.nn.relu`): the function's own name
+/// says what it is, as a Keras layer of that kind would be named (`add_26`).
+fn op_layer_name(c: &str) -> &str {
+    match c.strip_prefix("tf.") {
+        Some(_) => c.rsplit('.').next().filter(|n| !n.is_empty()).unwrap_or(c),
+        None => c,
+    }
+}
+
 /// A name Keras gives a container its author did not name: `sequential`, `sequential_7`,
 /// `functional_1` (Keras 3), `model_2` (Keras 2).
 fn is_unnamed_container(c: &str) -> bool {
@@ -391,6 +401,7 @@ impl<'a> Lowerer<'a> {
     /// Scope component `c` without Keras' call number, where every scope has one (see
     /// [`Self::every_scope_has_call_suffix`]).
     fn without_call_suffix<'c>(&self, c: &'c str) -> &'c str {
+        let c = op_layer_name(c);
         match c.strip_suffix("_1") {
             Some(s) if self.strip_call_suffix && !s.is_empty() => s,
             _ => c,
@@ -525,7 +536,9 @@ impl<'a> Lowerer<'a> {
     pub(super) fn common_name_prefix(&self, order: &[NodeIndex]) -> String {
         let mut common: Option<Vec<String>> = None;
         let mut scopes = std::collections::BTreeSet::new();
-        for (n, _) in self.scoped_nodes(order) {
+        // A tf_keras op layer (`tf.__operators__.add_26`) is named after its function, never
+        // after the model: it does not say the model's layers share no prefix.
+        for (n, _) in self.scoped_nodes(order).filter(|(_, first)| !first.starts_with("tf.")) {
             let scope = self.scope_of(n);
             scopes.insert(scope.clone());
             let tokens: Vec<String> = scope.split('_').map(String::from).collect();
@@ -787,6 +800,26 @@ mod tests {
     /// (`downsampling_block_1/downsampling_conv_1`): the inner name says `conv`. Where one
     /// instance cannot show the number is the block's (ALBERT's one group 0 holding its
     /// layer 0), the name stays whole.
+    /// tf_keras' op layers (`tf.__operators__.add_3`) are named after their function, and
+    /// do not keep the model's name from leaving its other layers' names.
+    #[test]
+    fn op_layers_are_named_after_their_function() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 8]);
+        let mut y = x;
+        for scope in ["m/conv_next_stem_dense", "m/conv_next_head_dense"] {
+            let w = g.variable(&format!("{scope}/kernel"), weights(&[8, 8]));
+            y = g.op(&format!("{scope}/MatMul"), "MatMul", &[y, w], &[]);
+        }
+        let y = g.op("m/tf.__operators__.add_3/AddV2", "AddV2", &[x, y], &[]);
+        let y = g.op("m/tf.math.multiply_2/Mul", "Mul", &[y, y], &[]);
+        let code = g.lower(&[y]);
+        for expected in ["self.stem_dense = nn.Linear", "self.head_dense = nn.Linear", "add_3 = "] {
+            assert!(code.contains(expected), "{expected}: {code}");
+        }
+        assert!(!code.contains("tf_"), "{code}");
+    }
+
     /// Keras' unnamed `keras.Sequential`s and nested models (`sequential_7`,
     /// `functional_1`) leave layer names where their layers stay apart without them; two
     /// Sequentials each holding a `dense` keep them.
