@@ -448,8 +448,127 @@ def _metaclip2(M):
     )
 
 
+def _resnet(M, block_type="bottleneck_block", filters=(64, 32, 32, 32)):
+    return M.ResNetBackbone(
+        input_conv_filters=[16],
+        input_conv_kernel_sizes=[7],
+        stackwise_num_filters=list(filters),
+        stackwise_num_blocks=[1, 1, 1, 1],
+        stackwise_num_strides=[1, 2, 2, 2],
+        block_type=block_type,
+        use_pre_activation=False,
+        image_shape=(64, 64, 3),
+    )
+
+
+def _mobilenet(M):
+    return M.MobileNetBackbone(
+        stackwise_expansion=[[1], [4, 3], [4, 6]],
+        stackwise_num_blocks=[1, 2, 2],
+        stackwise_num_filters=[[16], [24, 24], [40, 40]],
+        stackwise_kernel_size=[[3], [3, 3], [5, 5]],
+        stackwise_num_strides=[[2], [2, 1], [2, 1]],
+        stackwise_se_ratio=[[0.25], [None, None], [0.25, 0.25]],
+        stackwise_activation=[["relu"], ["relu", "relu"], ["hard_swish", "hard_swish"]],
+        stackwise_padding=[[1], [1, 1], [2, 2]],
+        output_num_filters=64,
+        depthwise_filters=16,
+        depthwise_stride=2,
+        depthwise_residual=False,
+        last_layer_filter=64,
+        squeeze_and_excite=0.5,
+        image_shape=(32, 32, 3),
+    )
+
+
+def _two_towers(M, kind, **extra):
+    vision = getattr(M, f"{kind}VisionEncoder")(
+        patch_size=8,
+        hidden_dim=32,
+        num_layers=2,
+        num_heads=2,
+        intermediate_dim=64,
+        image_shape=(32, 32, 3),
+    )
+    text = getattr(M, f"{kind}TextEncoder")(
+        vocabulary_size=500,
+        embedding_dim=32,
+        hidden_dim=32,
+        num_layers=2,
+        num_heads=2,
+        intermediate_dim=64,
+        max_sequence_length=12,
+    )
+    return getattr(M, f"{kind}Backbone")(
+        vision_encoder=vision, text_encoder=text, **extra
+    )
+
+
+def _depth_anything(M):
+    dinov2 = M.DINOV2Backbone(
+        patch_size=14,
+        num_layers=4,
+        hidden_dim=32,
+        num_heads=2,
+        intermediate_dim=64,
+        image_shape=(112, 112, 3),
+        position_embedding_shape=(518, 518),
+    )
+    return M.DepthAnythingBackbone(
+        image_encoder=dinov2,
+        reassemble_factors=[4, 2, 1, 0.5],
+        neck_hidden_dims=[16, 32, 64, 128],
+        fusion_hidden_dim=32,
+        head_hidden_dim=16,
+        head_in_index=-1,
+        feature_keys=["stage1", "stage2", "stage3", "stage4"],
+    )
+
+
+# Text towers whose learned positions read sequences of exactly this length.
+FIXED_LENGTH = {"SigLIPBackbone": 12}
+
 # Backbones built from others (`keras_hub.models` in, the model out).
 COMPOSITE = {
+    "MobileNetBackbone": _mobilenet,
+    "CLIPBackbone": lambda M: _two_towers(M, "CLIP", projection_dim=16),
+    "SigLIPBackbone": lambda M: _two_towers(M, "SigLIP"),
+    "VideoPrismBackbone": lambda M: M.VideoPrismBackbone(
+        num_frames=2,
+        patch_size=8,
+        hidden_dim=32,
+        intermediate_dim=64,
+        num_heads=2,
+        num_spatial_layers=1,
+        num_temporal_layers=1,
+        num_auxiliary_layers=0,
+        image_shape=(16, 16, 3),
+    ),
+    "DepthAnythingBackbone": _depth_anything,
+    "DeepLabV3Backbone": lambda M: M.DeepLabV3Backbone(
+        image_encoder=_resnet(M),
+        projection_filters=16,
+        low_level_feature_key="P2",
+        spatial_pyramid_pooling_key="P5",
+        upsampling_size=8,
+        dilation_rates=[6, 12, 18],
+        image_shape=(64, 64, 3),
+    ),
+    "RetinaNetBackbone": lambda M: M.RetinaNetBackbone(
+        image_encoder=_resnet(M),
+        min_level=3,
+        max_level=5,
+        use_p5=False,
+        image_shape=(64, 64, 3),
+    ),
+    "EdRecBackbone": lambda M: M.EdRecBackbone(
+        vocab_size=500,
+        num_layers_enc=2,
+        num_layers_dec=2,
+        hidden_dim=32,
+        intermediate_dim=64,
+        num_heads=2,
+    ),
     "SegFormerBackbone": lambda M: M.SegFormerBackbone(
         image_encoder=_mit(M), projection_filters=16
     ),
@@ -510,7 +629,7 @@ def randomise(model, r):
             v.assign(r.uniform(0.5, 1.5, v.shape).astype(np.float32))
 
 
-def feeds(model, keys, r):
+def feeds(model, keys, r, short=7):
     import numpy as np
 
     def one(batch, length):
@@ -529,7 +648,7 @@ def feeds(model, keys, r):
             out.append(a)
         return out
 
-    return [one(2, 12), one(1, 7)]
+    return [one(2, 12), one(1, short)]
 
 
 def model_inputs(model):
@@ -600,7 +719,11 @@ def sweep(name, out_dir):
 
     stem = name.removesuffix("Backbone").lower()
     general.frozen(
-        out_dir, stem, fn, specs, feeds(model, keys, np.random.RandomState(8))
+        out_dir,
+        stem,
+        fn,
+        specs,
+        feeds(model, keys, np.random.RandomState(8), FIXED_LENGTH.get(name, 7)),
     )
     out = os.path.join(out_dir, f"out_{stem}")
     binary = os.path.join(ROOT, "target", "release", "tf2torch")

@@ -631,9 +631,9 @@ mod tests {
         # dense.weight: [8, 8]
         # emb_2.weight: [10, 8]
         ---
-        x = self.emb(ids.long())
+        x = self.emb(ids)
         x = self.dense(x)
-        emb_2 = self.emb_2(ids.long())
+        emb_2 = self.emb_2(ids)
         x = x + emb_2
         return x
         ");

@@ -124,9 +124,7 @@ fn gather(ctx: &mut Ctx) -> OpResult<Lowered> {
             });
             return Ok(Lowered::LayerWith { ctor, params, call, layout: Layout::Tf });
         }
-        let ids = ctx.input_tf(1)?;
-        let ids =
-            if ctx.info(1).dtype == Some(DType::I64) { ids } else { ids.method("long", vec![]) };
+        let ids = index_ids(ctx)?;
         return Ok(Lowered::Layer {
             post: vec![],
             ctor,
@@ -136,10 +134,20 @@ fn gather(ctx: &mut Ctx) -> OpResult<Lowered> {
         });
     }
     let params = ctx.input_tf(0)?;
-    let ids = ctx.input_tf(1)?.method("long", vec![]);
+    let ids = index_ids(ctx)?;
     let mut index = vec![Expr::full_slice(); axis];
     index.push(ids);
     Ok(Lowered::Expr { expr: params.index(Expr::index_of(index)), layout: Layout::Tf })
+}
+
+/// The indices (input 1) as a lookup or an index takes them: int32 and int64 as they are
+/// (`self.token_embedding(token_ids)`), other integers widened (`.long()`).
+fn index_ids(ctx: &mut Ctx) -> OpResult<Expr> {
+    let ids = ctx.input_tf(1)?;
+    Ok(match ctx.info(1).dtype {
+        Some(DType::I32 | DType::I64) => ids,
+        _ => ids.method("long", vec![]),
+    })
 }
 
 /// When the indices are the constant `0, 1, .., k - 1` (of a table of `rows` rows), shaped
@@ -168,7 +176,7 @@ fn gather_unranked(ctx: &mut Ctx) -> OpResult<Lowered> {
     }
     let axis = tf_layout_axis(scalar_int(ctx, 2, "axis")?, None)?;
     let params = ctx.input_tf(0)?;
-    let ids = ctx.input_tf(1)?.method("long", vec![]);
+    let ids = index_ids(ctx)?;
     let index = if axis >= 0 {
         let mut index = vec![Expr::full_slice(); axis as usize];
         index.push(ids);
@@ -983,7 +991,7 @@ mod tests {
         pos = self.pos.weight[None]
         x = x + pos
         head = self.pos.weight[None, :5]
-        odd = self.pos(self.pos_const.long())
+        odd = self.pos(self.pos_const)
         return x, head, odd
         ");
     }
@@ -1044,8 +1052,8 @@ mod tests {
         self.ids_const: [2] int32
         # ids_const: [2]
         ---
-        h = x[..., self.ids_const.long(), :]
-        b = x[:, self.ids_const.long()]
+        h = x[..., self.ids_const, :]
+        b = x[:, self.ids_const]
         c = x.argmax(-2)
         d, _ = torch.split(x, [1, 2], dim=-2)
         return h, b, c, d

@@ -77,11 +77,11 @@ class KerasHubBertSmall(nn.Module):
         """
         mask = padding_mask.unsqueeze(1).to(torch.bool).unsqueeze(1)
         x = torch.where(token_ids < 0, token_ids + 1000, token_ids)
-        x = self.token_embedding(x.long())
+        x = self.token_embedding(x)
         position_embedding = self.position_embedding.weight[:32]
         x = x + position_embedding
         ids = torch.where(segment_ids < 0, segment_ids + 2, segment_ids)
-        segment_embedding = self.segment_embedding(ids.long())
+        segment_embedding = self.segment_embedding(ids)
         x = x + segment_embedding
         h = self.embeddings_layer_norm(x)
         for layer in self.transformer_layers:
