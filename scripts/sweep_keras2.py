@@ -61,7 +61,10 @@ def sweep(name, out_dir):
     ctor, size, extra = MODELS[name]
     tf_keras.utils.set_random_seed(1)
     model = getattr(tf_keras.applications, ctor)(
-        weights=None, input_shape=(size, size, 3), **extra
+        weights=None,
+        input_shape=(size, size, 3),
+        classifier_activation=None,  # logits: a saturated softmax would hide errors
+        **extra,
     )
     randomise(model, np.random.RandomState(3))
     r = np.random.RandomState(4)
