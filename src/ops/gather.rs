@@ -62,7 +62,11 @@ fn batch_dims(node: &crate::ir::Node, ids_rank: usize) -> OpResult<usize> {
 fn batched_gather(ctx: &mut Ctx, b: usize, axis: usize, rank: usize) -> OpResult<Lowered> {
     let ids_rank = ctx.rank(1).ok_or("indices rank must be known")?;
     let params = ctx.input_tf(0)?;
-    let ids = ctx.input_tf(1)?.method("long", vec![]);
+    // `torch.gather` takes int64 indices only.
+    let ids = match ctx.info(1).dtype {
+        Some(DType::I64) => ctx.input_tf(1)?,
+        _ => ctx.input_tf(1)?.method("long", vec![]),
+    };
     let between = axis.checked_sub(b).ok_or("batch_dims past the gather axis")?;
     if between > 0 {
         // Axes between the batch axes and the gather axis are indexed by aranges too, the
