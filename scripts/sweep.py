@@ -426,28 +426,6 @@ def _dfine(M):
     )
 
 
-def _metaclip2(M):
-    vision = M.MetaCLIP2VisionEncoder(
-        patch_size=8,
-        hidden_dim=32,
-        num_layers=2,
-        num_heads=2,
-        intermediate_dim=64,
-        image_shape=(32, 32, 3),
-    )
-    text = M.MetaCLIP2TextEncoder(
-        vocabulary_size=500,
-        embedding_dim=32,
-        hidden_dim=32,
-        num_layers=2,
-        num_heads=2,
-        intermediate_dim=64,
-    )
-    return M.MetaCLIP2Backbone(
-        vision_encoder=vision, text_encoder=text, projection_dim=16
-    )
-
-
 def _resnet(M, block_type="bottleneck_block", filters=(64, 32, 32, 32)):
     return M.ResNetBackbone(
         input_conv_filters=[16],
@@ -482,6 +460,7 @@ def _mobilenet(M):
 
 
 def _two_towers(M, kind, **extra):
+    """A CLIP-like backbone: a ViT and a text transformer, each tiny."""
     vision = getattr(M, f"{kind}VisionEncoder")(
         patch_size=8,
         hidden_dim=32,
@@ -574,7 +553,7 @@ COMPOSITE = {
     ),
     "SAMBackbone": _sam,
     "DFineBackbone": _dfine,
-    "MetaCLIP2Backbone": _metaclip2,
+    "MetaCLIP2Backbone": lambda M: _two_towers(M, "MetaCLIP2", projection_dim=16),
 }
 TEXT_MODELS = [
     "GPTNeoXBackbone",
@@ -725,18 +704,22 @@ def sweep(name, out_dir):
         specs,
         feeds(model, keys, np.random.RandomState(8), FIXED_LENGTH.get(name, 7)),
     )
+    result = convert_and_compare(out_dir, stem, keys)
+    if isinstance(result, str):
+        return result
+    error, code = result
+    return f"{verdict(error)}  ({code.count(chr(10))} lines, {code.count(chr(10) + 'class ')} classes)"
+
+
+def convert_and_compare(out_dir, stem, keys):
+    """Converts `out_dir/stem.pb` (strict) into `out_dir/out_stem` and compares it with
+    TensorFlow's outputs at both sizes: `(max relative error, model.py)`, or why the
+    conversion failed."""
     out = os.path.join(out_dir, f"out_{stem}")
     binary = os.path.join(ROOT, "target", "release", "tf2torch")
+    pb = os.path.join(out_dir, stem + ".pb")
     proc = subprocess.run(
-        [
-            binary,
-            "convert",
-            os.path.join(out_dir, stem + ".pb"),
-            "-o",
-            out,
-            "--strict",
-            "-q",
-        ],
+        [binary, "convert", pb, "-o", out, "--strict", "-q"],
         capture_output=True,
         text=True,
         check=False,
@@ -747,9 +730,11 @@ def sweep(name, out_dir):
         check(out, os.path.join(out_dir, stem + s + ".npz"), keys) for s in ("", "_b")
     )
     with open(os.path.join(out, "model.py")) as f:
-        code = f.read()
-    status = "ok" if error <= 1e-4 else "MISMATCH"
-    return f"{status} {error:.2g}  ({code.count(chr(10))} lines, {code.count(chr(10) + 'class ')} classes)"
+        return error, f.read()
+
+
+def verdict(error):
+    return f"{'ok' if error <= 1e-4 else 'MISMATCH'} {error:.2g}"
 
 
 def main():

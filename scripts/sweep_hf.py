@@ -13,7 +13,6 @@ it failed, the size of the generated model.py, and its SDPA calls and softmaxes 
 
 import argparse
 import os
-import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -214,33 +213,17 @@ def sweep(name, out_dir):
         return [v for v in out.values() if v is not None and not isinstance(v, tuple)]
 
     general.frozen(out_dir, name, fn, specs, [[f[k] for k in keys] for f in two])
-    out = os.path.join(out_dir, f"out_{name}")
-    binary = os.path.join(ROOT, "target", "release", "tf2torch")
-    cmd = [
-        binary,
-        "convert",
-        os.path.join(out_dir, name + ".pb"),
-        "-o",
-        out,
-        "--strict",
-        "-q",
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if proc.returncode:
-        return f"convert failed: {proc.stderr.strip().splitlines()[-1]}"
-    from sweep import check
+    from sweep import convert_and_compare, verdict
 
-    error = max(
-        check(out, os.path.join(out_dir, name + s + ".npz"), keys) for s in ("", "_b")
-    )
-    with open(os.path.join(out, "model.py")) as f:
-        code = f.read()
-    status = "ok" if error <= 1e-4 else "MISMATCH"
+    result = convert_and_compare(out_dir, name, keys)
+    if isinstance(result, str):
+        return result
+    error, code = result
     sdpa, softmax = (
         code.count("scaled_dot_product_attention("),
         code.count("F.softmax("),
     )
-    return f"{status} {error:.2g}  ({code.count(chr(10))} lines, {sdpa} SDPA, {softmax} softmax)"
+    return f"{verdict(error)}  ({code.count(chr(10))} lines, {sdpa} SDPA, {softmax} softmax)"
 
 
 def main():

@@ -12,7 +12,6 @@ it failed, and the size of the generated model.py (lines, classes).
 
 import argparse
 import os
-import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -71,25 +70,14 @@ def sweep(name, out_dir):
     two = [[r.uniform(0, 255, (b, size, size, 3)).astype(np.float32)] for b in (2, 1)]
     spec = general.spec(None, size, size, 3, dtype=tf.float32, name="images")
     general.frozen(out_dir, name, lambda x: model(x, training=False), [spec], two)
-    out = os.path.join(out_dir, f"out_{name}")
-    binary = os.path.join(ROOT, "target", "release", "tf2torch")
-    cmd = [binary, "convert", os.path.join(out_dir, name + ".pb"), "-o", out]
-    proc = subprocess.run(
-        cmd + ["--strict", "-q"], capture_output=True, text=True, check=False
-    )
-    if proc.returncode:
-        return f"convert failed: {proc.stderr.strip().splitlines()[-1]}"
-    from sweep import check
+    from sweep import convert_and_compare, verdict
 
-    error = max(
-        check(out, os.path.join(out_dir, name + s + ".npz"), ["images"])
-        for s in ("", "_b")
-    )
-    with open(os.path.join(out, "model.py")) as f:
-        code = f.read()
-    status = "ok" if error <= 1e-4 else "MISMATCH"
+    result = convert_and_compare(out_dir, name, ["images"])
+    if isinstance(result, str):
+        return result
+    error, code = result
     lines, classes = code.count("\n"), code.count("\nclass ")
-    return f"{status} {error:.2g}  ({lines} lines, {classes} classes)"
+    return f"{verdict(error)}  ({lines} lines, {classes} classes)"
 
 
 def main():
