@@ -100,6 +100,10 @@ fn op_layer_name(c: &str) -> &str {
     }
 }
 
+/// Scope depth below which unnamed containers may leave names (a hostile name may have a
+/// million components; each container's key is its path).
+const MAX_CONTAINER_DEPTH: usize = 16;
+
 /// A name Keras gives a container its author did not name: `sequential`, `sequential_7`,
 /// `functional_1` (Keras 3), `model_2` (Keras 2).
 fn is_unnamed_container(c: &str) -> bool {
@@ -220,7 +224,9 @@ impl<'a> Lowerer<'a> {
     /// Whether scope component `c` under `holders` is an unnamed container that names go
     /// without (see [`Self::unnamed_containers`]).
     fn is_dropped_container(&self, holders: &[&str], c: &str) -> bool {
-        is_unnamed_container(c) && self.unnamed_containers.contains(&self.container_key(holders, c))
+        holders.len() < MAX_CONTAINER_DEPTH
+            && is_unnamed_container(c)
+            && self.unnamed_containers.contains(&self.container_key(holders, c))
     }
 
     /// Keras' unnamed containers (`sequential_7`, `functional_1`: a `keras.Sequential` or a
@@ -238,7 +244,7 @@ impl<'a> Lowerer<'a> {
                 .iter()
                 .map(|c| self.without_call_suffix(c))
                 .collect();
-            for i in 0..scopes.len() {
+            for i in 0..scopes.len().min(MAX_CONTAINER_DEPTH) {
                 let holder = scopes[..i].join("/");
                 let names = below.entry(holder.clone()).or_default();
                 names.entry(scopes[i]).or_default().insert("");
@@ -818,6 +824,20 @@ mod tests {
             assert!(code.contains(expected), "{expected}: {code}");
         }
         assert!(!code.contains("tf_"), "{code}");
+    }
+
+    /// A hostile name of 20,000 nested unnamed containers is named as quickly as any.
+    #[test]
+    fn deeply_nested_containers_are_cheap() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 8]);
+        let deep = vec!["sequential_1"; 20_000].join("/");
+        let w = g.variable(&format!("{deep}/dense/kernel"), weights(&[8, 8]));
+        let y = g.op(&format!("{deep}/dense/MatMul"), "MatMul", &[x, w], &[]);
+        let start = std::time::Instant::now();
+        let code = g.lower(&[y]);
+        assert!(code.contains("nn.Linear(8, 8"), "{code}");
+        assert!(start.elapsed().as_secs() < 5, "{:?}", start.elapsed());
     }
 
     /// Keras' unnamed `keras.Sequential`s and nested models (`sequential_7`,

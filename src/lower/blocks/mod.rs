@@ -44,9 +44,6 @@ const MAX_OUTPUTS: usize = 3;
 /// many groups of one name).
 const MAX_ALIGNMENTS: usize = 10_000;
 
-/// Unnamed adds after a block's last layer that may end it, at most (its residual).
-const MAX_TRAILING: usize = 1;
-
 /// Fewer statements than this do not make a block class.
 const MIN_STATEMENTS: usize = 4;
 
@@ -701,19 +698,11 @@ impl Forward<'_> {
         }
         // And an unnamed add just after its last one may end it: Keras' ConvNeXt adds each
         // block's input back outside the block's layers (`Add_1`).
-        let mut end = last;
-        while !auto_named
-            && end + 1 < spans.len()
-            && end < last + MAX_TRAILING
-            && spans[end + 1].movable
-            && !spans[end + 1].shared
-            && !sibling(end + 1)
-            && is_residual_add(&spans[end + 1])
-        {
-            end += 1;
-        }
+        let residual = !auto_named
+            && spans.get(last + 1).is_some_and(|s| s.movable && !s.shared && is_residual_add(s))
+            && !sibling(last + 1);
         let mut members = Vec::new();
-        for stop in if end > last { vec![last, end] } else { vec![last] } {
+        for stop in if residual { vec![last, last + 1] } else { vec![last] } {
             let mut found = Vec::new();
             if start < first {
                 found.extend(self.analyse_range(tag, candidate, start, stop));
