@@ -169,6 +169,9 @@ fn inlined_name(name: &str) -> &str {
 /// The longest scope-derived name hint that is still a short name (a counter may follow).
 const SHORT_NAME_MAX: usize = 26;
 
+/// Most components of a short name: each takes a character and a `_` at least.
+const MAX_TAIL_PARTS: usize = SHORT_NAME_MAX / 2 + 1;
+
 impl<'a> Lowerer<'a> {
     /// The layer-ish part of a TF node name: `model/conv1_bn/batchnorm/add_1` → `conv1_bn`.
     pub(super) fn scope_of(&self, n: NodeIndex) -> String {
@@ -456,12 +459,14 @@ impl<'a> Lowerer<'a> {
                 scopes.entry(self.scope_of(n)).or_insert(parts);
             }
         }
-        // Trailing components (joined) → the kinds of scope ending so.
+        // Trailing components (joined) → the kinds of scope ending so. Only tails that may
+        // be short names: a hostile name of 20,000 components has 20,000 tails.
         let mut kinds: BTreeMap<(usize, String), BTreeSet<String>> = BTreeMap::new();
         for parts in scopes.values() {
-            for k in 1..=parts.len() {
+            let whole = kind(parts);
+            for k in 1..=parts.len().min(MAX_TAIL_PARTS) {
                 let tail = &parts[parts.len() - k..];
-                kinds.entry((k, tail.join("_"))).or_default().insert(kind(parts));
+                kinds.entry((k, tail.join("_"))).or_default().insert(whole.clone());
             }
         }
         let mut out = BTreeMap::new();
@@ -476,7 +481,7 @@ impl<'a> Lowerer<'a> {
         }
         for (full, parts) in &scopes {
             let tail = |k: usize| parts[parts.len() - k..].join("_");
-            let unique = (1..parts.len())
+            let unique = (1..parts.len().min(MAX_TAIL_PARTS + 1))
                 .map(|k| (k, tail(k)))
                 .find(|(k, t)| kinds[&(*k, t.clone())].len() == 1)
                 .map(|(_, t)| t);
@@ -492,7 +497,7 @@ impl<'a> Lowerer<'a> {
             // synthetic `depthwise`/`pointwise` halves names no layer, so it is not one.
             let synthetic = matches!(parts[parts.len() - 1], "depthwise" | "pointwise");
             let least = if synthetic { 2 } else { 1 };
-            let short = (least..parts.len()).rev().map(tail).find(fits);
+            let short = (least..parts.len().min(MAX_TAIL_PARTS + 1)).rev().map(tail).find(fits);
             let short = short.or_else(|| (least < parts.len()).then(|| tail(least)));
             if let Some(short) = short {
                 out.insert(full.clone(), short);
@@ -834,6 +839,8 @@ mod tests {
         let deep = vec!["sequential_1"; 20_000].join("/");
         let w = g.variable(&format!("{deep}/dense/kernel"), weights(&[8, 8]));
         let y = g.op(&format!("{deep}/dense/MatMul"), "MatMul", &[x, w], &[]);
+        // Outside the containers: no common prefix takes them.
+        let y = g.op("add/AddV2", "AddV2", &[y, x], &[]);
         let start = std::time::Instant::now();
         let code = g.lower(&[y]);
         assert!(code.contains("nn.Linear(8, 8"), "{code}");
