@@ -708,7 +708,7 @@ def sweep(name, out_dir):
     if isinstance(result, str):
         return result
     error, code = result
-    return f"{verdict(error)}  ({code.count(chr(10))} lines, {code.count(chr(10) + 'class ')} classes)"
+    return f"{verdict(error)}  ({size(code)})"
 
 
 def convert_and_compare(out_dir, stem, keys):
@@ -738,13 +738,21 @@ def verdict(error):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default=os.path.join(ROOT, "build", "sweep"))
-    p.add_argument(
-        "models", nargs="*", default=TEXT_MODELS + list(VISION) + list(COMPOSITE)
-    )
+    cli(__doc__, sweep, TEXT_MODELS + list(VISION) + list(COMPOSITE), "sweep", 26)
+
+
+def cli(doc, sweep_one, names, out_name, width):
+    """A sweep script's command line: `[--out DIR] [MODEL ...]`, every model by default."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--out", default=os.path.join(ROOT, "build", out_name))
+    p.add_argument("models", nargs="*")
     args = p.parse_args()
-    run_all(sweep, args.models, args.out, 26)
+    run_all(sweep_one, args.models or names, args.out, width)
+
+
+def size(code):
+    """A generated model.py's size: its lines and classes."""
+    return f"{code.count(chr(10))} lines, {code.count(chr(10) + 'class ')} classes"
 
 
 def run_all(sweep_one, names, out_dir, width):

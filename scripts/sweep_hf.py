@@ -11,7 +11,6 @@ Prints one line per model: parity (max relative error over outputs and sizes) or
 it failed, the size of the generated model.py, and its SDPA calls and softmaxes left.
 """
 
-import argparse
 import os
 import sys
 
@@ -227,13 +226,9 @@ def sweep(name, out_dir):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default=os.path.join(ROOT, "build", "sweep_hf"))
-    p.add_argument("models", nargs="*")
-    args = p.parse_args()
-    from sweep import run_all
+    from sweep import cli
 
-    run_all(sweep, args.models or list(models()), args.out, 12)
+    cli(__doc__, sweep, list(models()), "sweep_hf", 12)
 
 
 if __name__ == "__main__":

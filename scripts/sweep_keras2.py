@@ -10,7 +10,6 @@ Prints one line per model: parity (max relative error over outputs and sizes) or
 it failed, and the size of the generated model.py (lines, classes).
 """
 
-import argparse
 import os
 import sys
 
@@ -70,24 +69,19 @@ def sweep(name, out_dir):
     two = [[r.uniform(0, 255, (b, size, size, 3)).astype(np.float32)] for b in (2, 1)]
     spec = general.spec(None, size, size, 3, dtype=tf.float32, name="images")
     general.frozen(out_dir, name, lambda x: model(x, training=False), [spec], two)
-    from sweep import convert_and_compare, verdict
+    from sweep import convert_and_compare, size, verdict
 
     result = convert_and_compare(out_dir, name, ["images"])
     if isinstance(result, str):
         return result
     error, code = result
-    lines, classes = code.count("\n"), code.count("\nclass ")
-    return f"{verdict(error)}  ({lines} lines, {classes} classes)"
+    return f"{verdict(error)}  ({size(code)})"
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default=os.path.join(ROOT, "build", "sweep_keras2"))
-    p.add_argument("models", nargs="*")
-    args = p.parse_args()
-    from sweep import run_all
+    from sweep import cli
 
-    run_all(sweep, args.models or list(MODELS), args.out, 20)
+    cli(__doc__, sweep, list(MODELS), "sweep_keras2", 20)
 
 
 if __name__ == "__main__":
