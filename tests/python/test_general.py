@@ -314,9 +314,9 @@ def test_hugging_face_rotary_embeddings_are_the_helpers(tmp_path):
     out = tmp_path / "out"
     run_cli("convert", source("keras_hub_smollm3"), "-o", out)
     code = (out / "model.py").read_text()
-    assert "nn.ModuleList([TransformerLayer() for _ in range(2)])" in code, code
+    assert "[TransformerLayerWithRotary() for _ in range(2)]" in code, code
     assert code.count("apply_rotary(") == 3, code
-    layer = code.split("class TransformerLayer")[1].split("\nclass ")[0]
+    layer = code.split("class TransformerLayerWithRotary")[1].split("\nclass ")[0]
     assert "torch.cos" not in layer and "torch.sin" not in layer and ":, 8:]" not in layer, layer
 
 
@@ -324,12 +324,14 @@ def test_a_layer_that_occurs_once_is_a_class_of_its_own(tmp_path):
     """SmolLM3's last layer has no rotary embedding, so no other layer repeats it: it is a
     class all the same, as a person would write it, and its layers are named inside it
     (`self.self_attn_q_proj`), not with the whole scope under the model
-    (`self.transformer_layer_2_self_attn_q_proj`)."""
+    (`self.transformer_layer_2_self_attn_q_proj`). The two classes' names say which has the
+    rotary embedding (`TransformerLayerWithRotary`), not `TransformerLayer2`."""
     out = tmp_path / "out"
     run_cli("convert", source("keras_hub_smollm3"), "-o", out)
     code = (out / "model.py").read_text()
-    assert "self.transformer_layer_2 = TransformerLayer2()" in code, code
-    nope = code.split("class TransformerLayer2(nn.Module):")[1].split("\nclass ")[0]
+    assert "self.transformer_layer_2 = TransformerLayer()" in code, code
+    assert "TransformerLayer2" not in code, code
+    nope = code.split("class TransformerLayer(nn.Module):")[1].split("\nclass ")[0]
     assert "self.self_attn_q_proj = nn.Linear(" in nope, nope
     assert "apply_rotary" not in nope and "F.scaled_dot_product_attention(" in nope, nope
     names = set(re.findall(r"\bself\.(\w+)", code))

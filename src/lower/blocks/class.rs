@@ -334,23 +334,17 @@ fn uncounted(each: Vec<Vec<String>>) -> Vec<String> {
         .collect()
 }
 
-/// Builds the class of `group` (its first member's statements with local names) into
-/// `module.classes`, and the instances that replace the members.
-pub(super) fn build_class(
-    name: &str,
+/// What each member calls each of the class's layers and buffers (the first member's
+/// first), and the class's name for each: its layers', then its buffers', in order (names
+/// that only count layers over the whole model go; see [`uncounted`]).
+#[allow(clippy::type_complexity)]
+pub(super) fn attribute_names<'m>(
     group: &Group,
     members: &[Member],
-    module: &mut Module,
-    stmts: &[Assign],
-    names: &Scope,
-    out: &mut Instances,
-) {
+    module: &'m Module,
+) -> (Vec<BTreeMap<&'m str, String>>, Vec<String>) {
     let at = Positions { group, members };
     let first = &members[group.members[0]];
-    // The class's attribute names, unique in it.
-    let mut attrs = Scope::for_attributes();
-    // What each instance calls each of the class's layers and buffers, to see which names
-    // only count them over the whole model (the first instance's come first).
     let own_names: Vec<BTreeMap<&str, String>> = group
         .members
         .iter()
@@ -371,6 +365,25 @@ pub(super) fn build_class(
         each.filter_map(|(gi, &i)| named(gi, &module.buffers[at.buffer(i, k)].name)).collect()
     });
     let shared = uncounted(layer_names.chain(buffer_names).collect());
+    (own_names, shared)
+}
+
+/// Builds the class of `group` (its first member's statements with local names) into
+/// `module.classes`, and the instances that replace the members.
+pub(super) fn build_class(
+    name: &str,
+    group: &Group,
+    members: &[Member],
+    module: &mut Module,
+    stmts: &[Assign],
+    names: &Scope,
+    out: &mut Instances,
+) {
+    let at = Positions { group, members };
+    let first = &members[group.members[0]];
+    // The class's attribute names, unique in it.
+    let mut attrs = Scope::for_attributes();
+    let (own_names, shared) = attribute_names(group, members, module);
     // The first instance's names the class replaces, for the values named after them.
     let mut relabel: BTreeMap<String, String> = BTreeMap::new();
     let globals = first.layers.iter().map(|&l| module.layers[l].name.as_str());

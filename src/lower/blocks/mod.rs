@@ -19,6 +19,7 @@ use heck::ToUpperCamelCase;
 
 mod class;
 mod hoist;
+mod naming;
 mod runs;
 pub mod stacks;
 mod variants;
@@ -1527,22 +1528,31 @@ pub fn extract(
             })
             .collect::<Vec<_>>(),
     );
-    for (group, base) in chosen.iter().zip(bases) {
-        // TF-Slim's `Conv2d_1_depthwise`, `Conv2d_1_pointwise` are a `Conv2dBlock`.
-        let base = if crate::py::names::is_torch_layer_class(&base) {
-            format!("{base}Block")
-        } else {
-            base
-        };
-        let mut name = base.clone();
-        // A second class of the same name that ends adding its input back is the residual
-        // kind (MobileNet's blocks that keep their size): so named, not numbered. Not where
-        // the add is optional: then it is not what sets the class apart.
-        let optional_add = group.parts.iter().any(|p| p.part == variants::Part::Residual);
-        if class_names.contains(&name)
-            && !optional_add
-            && ends_in_residual(&members[group.members[0]].canon)
-        {
+    // TF-Slim's `Conv2d_1_depthwise`, `Conv2d_1_pointwise` are a `Conv2dBlock`.
+    let bases: Vec<String> = bases
+        .into_iter()
+        .map(|b| if crate::py::names::is_torch_layer_class(&b) { format!("{b}Block") } else { b })
+        .collect();
+    // A second class of the same name that ends adding its input back is the residual
+    // kind (MobileNet's blocks that keep their size): so named, not numbered. Not where
+    // the add is optional: then it is not what sets the class apart.
+    let residual_kind = |g: &Group| {
+        let optional_add = g.parts.iter().any(|p| p.part == variants::Part::Residual);
+        !optional_add && ends_in_residual(&members[g.members[0]].canon)
+    };
+    // Else a part one has and the other lacks names it (`EncoderLayerWithDownsample`).
+    let attributes: Vec<Vec<String>> =
+        chosen.iter().map(|g| class::attribute_names(g, &members, module).1).collect();
+    let mut named: BTreeMap<usize, String> = BTreeMap::new();
+    for (plain, extra, name) in
+        naming::by_difference(&bases, &attributes, |j| residual_kind(&chosen[j]))
+    {
+        named.insert(plain, bases[plain].clone());
+        named.insert(extra, name);
+    }
+    for (k, (group, base)) in chosen.iter().zip(bases).enumerate() {
+        let mut name = named.get(&k).cloned().unwrap_or_else(|| base.clone());
+        if class_names.contains(&name) && !named.contains_key(&k) && residual_kind(group) {
             name = format!("Residual{base}");
         }
         let mut k = 2;
