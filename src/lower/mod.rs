@@ -467,6 +467,7 @@ impl<'a> Lowerer<'a> {
                 .push(pending.method(&|items| Self::statements(items, &stub_kwargs)));
         }
         blocks::hoist_foreign(&mut stmts, &mut self.spans);
+        blocks::inputs_as_siblings(&mut stmts, &mut self.spans);
         self.summary.blocks =
             blocks::extract(&mut self.module, &mut stmts, &self.spans, &outs, &self.locals);
         self.hint_block_tensors(&stmts);

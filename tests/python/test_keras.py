@@ -155,10 +155,12 @@ def test_issue4_models(name, tmp_path):
         "keras_unet": ["nn.ConvTranspose2d(", "nn.LayerNorm(", "F.gelu(", "F.interpolate("],
         # Each block adds its input back after its layers (Keras' `inputs + x`, outside the
         # block's scope): that add is the block's, so a stage is a loop. A block converts its
-        # input to NCHW for its convolution itself, as its residual reads it as it came.
+        # input to NCHW for its convolution itself, as its residual reads it as it came; the
+        # first block of a stage too (the downsampling conv hands it NHWC), so each stage is
+        # one loop over one class.
         # Its layer scale is a trained weight, a parameter as torchvision's. A downsampling
         # block's layers, which Keras names after the model and the block, say what they add.
-        "keras_convnext_tiny": ["nn.LayerNorm(", "F.gelu(", "self.stage_0_blocks = nn.ModuleList([StageBlock(96, 384) for _ in range(3)])", "for block in self.stage_0_blocks:", "x = inputs + x", "self.layer_scale = nn.Parameter(", "self.downsampling_block_0_conv = nn.Conv2d(96, 192, 2, stride=2)"],
+        "keras_convnext_tiny": ["nn.LayerNorm(", "F.gelu(", "self.stage_0_blocks = nn.ModuleList([StageBlock(96, 384) for _ in range(3)])", "for block in self.stage_0_blocks:", "self.stage_1_blocks = nn.ModuleList([StageBlock(192, 768) for _ in range(3)])", "x = self.downsampling_block_0_conv(x).permute(0, 2, 3, 1)\n        for block in self.stage_1_blocks:", "x = inputs + x", "self.layer_scale = nn.Parameter(", "self.downsampling_block_0_conv = nn.Conv2d(96, 192, 2, stride=2)"],
         # 4 layers, hidden 256: one TransformerLayer class with q/k/v as nn.Linear.
         "keras_hub_bert_small": ["nn.Embedding(", "class TransformerLayer(", "_query = nn.Linear(", "F.scaled_dot_product_attention("],
         # 12 layers, hidden 768, sequence 128 (the peer pipeline: a 1,439-line flat forward).

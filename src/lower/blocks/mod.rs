@@ -19,12 +19,14 @@ use heck::ToUpperCamelCase;
 
 mod class;
 mod hoist;
+mod layouts;
 mod naming;
 mod runs;
 pub mod stacks;
 mod variants;
 
 pub use hoist::hoist_foreign;
+pub use layouts::inputs_as_siblings;
 
 use self::class::{Instances, build_class};
 use self::variants::{Optional, Variant};
