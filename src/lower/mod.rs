@@ -19,6 +19,7 @@ mod loops;
 mod methods;
 pub mod module;
 mod order;
+mod roles;
 mod scopes;
 mod stubs;
 
@@ -482,6 +483,13 @@ impl<'a> Lowerer<'a> {
         self.summary.stacks = stacks;
         for class in &mut self.module.classes {
             let fresh = inplace::fresh_layers(class.layers.iter().map(|l| (&*l.name, &l.ctor)));
+            let norms: BTreeSet<String> = class
+                .layers
+                .iter()
+                .filter(|l| matches!(&l.ctor, Expr::Call(c)
+                    if matches!(crate::py::printer::flat(&c.func).as_str(), "nn.LayerNorm" | "nn.RMSNorm")))
+                .map(|l| l.name.clone())
+                .collect();
             let returned = std::iter::once(&class.output).chain(&class.extra_outputs);
             let mut live: Vec<Expr> = returned.map(Expr::name).collect();
             let mut segments = vec![(&mut class.body, 8)];
@@ -491,6 +499,7 @@ impl<'a> Lowerer<'a> {
             }
             // Each segment keeps what the ones after it read: the last first.
             for (segment, indent) in segments.into_iter().rev() {
+                roles::role_names(segment, &live, &norms);
                 chain::running_values(segment, &live, &class.shortened);
                 gated::fold_gates(segment, indent, &live);
                 chain::chain(segment, indent, &live);

@@ -477,8 +477,12 @@ def test_decoder_attention_reads_as_pytorch(name, tmp_path):
     if name == "keras_hub_llama":
         # SwiGLU as a person writes it: the gate's activation around its projection, times
         # the up projection.
-        assert "x = F.silu(self.feedforward_gate_dense(feedforward_layernorm))" in code, code
-        assert "x = x * self.feedforward_intermediate_dense(feedforward_layernorm)" in code, code
+        # The normalized input both projections read is `h`, the stream the skip
+        # connections add to is `residual` (not the norm's 21-character name, nor `add`).
+        assert "h = self.feedforward_layernorm(residual)" in code, code
+        assert "x = F.silu(self.feedforward_gate_dense(h))" in code, code
+        assert "x = x * self.feedforward_intermediate_dense(h)" in code, code
+        assert "x = x + residual\n        return x" in code, code
         # Rotary embeddings: one helper pair, applied to the queries and to the keys.
         assert code.count("def rotate_half(") == 1 and code.count("def apply_rotary(") == 1
         assert code.count("= apply_rotary(") == 2 and "torch.cos" not in code.split("class ")[1], code
@@ -528,7 +532,9 @@ def test_an_encoder_decoder_reads_as_pytorch(tmp_path):
     norms = re.findall(r"self\.(t5_layer_norm\w*) = nn\.RMSNorm", encoder)
     assert norms == ["t5_layer_norm_1", "t5_layer_norm_2"], encoder
     # T5's gated ReLU feed-forward: the activation around its projection, times the other.
-    assert "F.relu(self.input_projector(" in decoder and "x = x * self.gate_projector(" in decoder, decoder
+    assert "x = F.relu(self.input_projector(h)) * self.gate_projector(h)" in decoder, decoder
+    # Each skip connection adds back the stream the one before left: `residual`.
+    assert "residual = x + residual\n" in decoder and "x = x + residual\n" in decoder, decoder
     tree = ast.parse(code)
     forwards = [f for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) and f.name == "forward"]
     local = {n.id for f in forwards for n in ast.walk(f) if isinstance(n, ast.Name)}

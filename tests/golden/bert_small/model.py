@@ -39,11 +39,11 @@ class TransformerLayer(nn.Module):
         x = x.reshape(-1, 32, 256)
         x = self.self_attention_layer_attention_output(x)
         x = x + inputs
-        self_attention_layer_norm = self.self_attention_layer_norm(x)
-        x = self.feedforward_intermediate_dense(self_attention_layer_norm)
+        residual = self.self_attention_layer_norm(x)
+        x = self.feedforward_intermediate_dense(residual)
         x = F.gelu(x, approximate="tanh")
         x = self.feedforward_output_dense(x)
-        x = x + self_attention_layer_norm
+        x = x + residual
         x = self.feedforward_layer_norm(x)
         return x
 

@@ -1,0 +1,179 @@
+//! Names that say a value's role in a block, where the graph's names only say where it
+//! came from. Inside a transformer layer the value both branches of a skip connection read
+//! is the `residual` (`residual = x + inputs` ... `x = x + residual`), and a normalized input
+//! several projections read is `h` (`h = self.self_attention_layernorm(inputs)`, then
+//! `self.self_attention_query(h)`), as Hugging Face's and torchvision's code write them,
+//! not `add` or `self_attention_layernorm` (the layer's name again, 24 characters).
+
+use std::collections::BTreeSet;
+
+use crate::py::{Assign, BinOp, Expr, Ref};
+
+/// The role name of the value statement `k` binds, if it has one: read by one branch and
+/// then by the add that ends it (a skip connection), or the output of a normalization layer
+/// read more than once.
+fn role(stmts: &[Assign], k: usize, var: &str, norms: &BTreeSet<String>) -> Option<&'static str> {
+    let readers: Vec<&Assign> = stmts[k + 1..]
+        .iter()
+        .take_while(|s| !s.target.bound_names().contains(&var))
+        .filter(|s| s.value.reads(var) > 0)
+        .collect();
+    if readers.len() < 2 {
+        return None;
+    }
+    // A branch that starts from it and an add that takes it back: of a cell's several
+    // branches (NASNet's), one adding it back makes it no more a residual than the others.
+    let skip = readers.len() == 2 && ends_branch(stmts, k, var);
+    if skip {
+        return Some("residual");
+    }
+    let normalized = matches!(&stmts[k].value, Expr::Call(c)
+        if c.func.as_self_attr().is_some_and(|a| norms.contains(a)));
+    normalized.then_some("h")
+}
+
+/// Whether the second statement after `k` that reads `var` adds it to what the first one
+/// computed from it: `x = self.dense(v)`, ..., `x = x + v`; not an index arithmetic's
+/// `a = v * 4`, `b = a + c` that happens to read it twice.
+fn ends_branch(stmts: &[Assign], k: usize, var: &str) -> bool {
+    let mut readers = (k + 1..stmts.len()).filter(|&j| stmts[j].value.reads(var) > 0);
+    let (Some(first), Some(add)) = (readers.next(), readers.next()) else { return false };
+    let Expr::Binary(a, BinOp::Add, b) = &stmts[add].value else { return false };
+    let other = match (a.as_name(), b.as_name()) {
+        (Some(x), _) if x == var => b.as_name(),
+        (_, Some(x)) if x == var => a.as_name(),
+        _ => None,
+    };
+    let Some(other) = other else { return false };
+    // The values computed from the first reader's, up to the add.
+    let mut branch: BTreeSet<&str> = stmts[first].target.bound_names().into_iter().collect();
+    for s in &stmts[first + 1..add] {
+        let from_branch = s.value.names().iter().any(|n| branch.contains(n));
+        for t in s.target.bound_names() {
+            if from_branch {
+                branch.insert(t);
+            } else {
+                branch.remove(t);
+            }
+        }
+    }
+    branch.contains(other)
+}
+
+/// Renames the values of `stmts` (one block's body) that have a role (see [`role`]) to it,
+/// where the name is free: nothing else in the body, nor `live` (what is read after it),
+/// uses it, and no other value of that name is live where it is bound. `norms` are the
+/// block's normalization layers.
+pub fn role_names(stmts: &mut [Assign], live: &[Expr], norms: &BTreeSet<String>) {
+    let mut used: BTreeSet<String> =
+        live.iter().flat_map(|e| e.names()).map(String::from).collect();
+    for s in stmts.iter() {
+        used.extend(s.value.names().into_iter().map(String::from));
+        used.extend(s.target.bound_names().into_iter().map(String::from));
+    }
+    let binds = |n: &str| stmts.iter().filter(|s| s.target.bound_names().contains(&n)).count();
+    let last_read = |n: &str, from: usize| {
+        (from + 1..stmts.len()).filter(|&j| stmts[j].value.reads(n) > 0).max().unwrap_or(from)
+    };
+    // (statement, old name, role, last read).
+    let mut renames: Vec<(usize, String, &str, usize)> = Vec::new();
+    for k in 0..stmts.len() {
+        let Some(var) = stmts[k].target.as_name() else { continue };
+        if binds(var) != 1 || live.iter().any(|e| e.reads(var) > 0) {
+            continue;
+        }
+        let Some(name) = role(stmts, k, var, norms) else { continue };
+        // A name the body already uses for something else is not free; one an earlier
+        // renamed value held is, once that value's last read has passed.
+        let earlier: Vec<&(usize, String, &str, usize)> =
+            renames.iter().filter(|r| r.2 == name).collect();
+        // (`residual = x + residual` reads the old before it binds the new.)
+        if (used.contains(name) && earlier.is_empty()) || earlier.iter().any(|r| r.3 > k) {
+            continue;
+        }
+        renames.push((k, var.to_string(), name, last_read(var, k)));
+    }
+    for (k, old, name, last) in renames {
+        let rename = |n: Ref<'_>| matches!(n, Ref::Var(v) if v == old).then(|| Expr::name(name));
+        stmts[k].target = Expr::name(name);
+        for s in &mut stmts[k + 1..=last] {
+            s.value = s.value.renamed(&rename);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::role_names;
+    use crate::py::printer::flat;
+    use crate::py::{Assign, BinOp, Expr};
+    use std::collections::BTreeSet;
+
+    fn layer(attr: &str, arg: &str) -> Expr {
+        Expr::self_attr(attr).called(vec![Expr::name(arg)], vec![])
+    }
+
+    fn add(a: &str, b: &str) -> Expr {
+        Expr::name(a).binop(BinOp::Add, Expr::name(b))
+    }
+
+    fn assign(target: &str, value: Expr) -> Assign {
+        Assign::new(Expr::name(target), value)
+    }
+
+    fn lines(stmts: &[Assign]) -> String {
+        stmts.iter().map(|s| format!("{} = {}\n", flat(&s.target), flat(&s.value))).collect()
+    }
+
+    /// A pre-norm layer (Llama's): two normalized inputs, each read by two projections, and
+    /// the stream between skip connections, one name for each kind as its values follow.
+    #[test]
+    fn a_pre_norm_layer_reads_h_and_residual() {
+        let mut stmts = vec![
+            assign("attention_norm", layer("attention_norm", "inputs")),
+            assign("q", layer("query", "attention_norm")),
+            assign("x", layer("key", "attention_norm")),
+            assign("x", add("x", "q")),
+            assign("add", add("x", "inputs")),
+            assign("ffn_norm", layer("ffn_norm", "add")),
+            assign("x", layer("gate", "ffn_norm")),
+            assign("y", layer("up", "ffn_norm")),
+            assign("x", add("x", "y")),
+            assign("add_2", add("x", "add")),
+            assign("x", layer("out", "add_2")),
+            assign("x", add("x", "add_2")),
+        ];
+        let norms: BTreeSet<String> =
+            ["attention_norm", "ffn_norm"].iter().map(|s| s.to_string()).collect();
+        role_names(&mut stmts, &[Expr::name("x")], &norms);
+        insta::assert_snapshot!(lines(&stmts), @r"
+        h = self.attention_norm(inputs)
+        q = self.query(h)
+        x = self.key(h)
+        x = x + q
+        residual = x + inputs
+        h = self.ffn_norm(residual)
+        x = self.gate(h)
+        y = self.up(h)
+        x = x + y
+        residual = x + residual
+        x = self.out(residual)
+        x = x + residual
+        ");
+    }
+
+    /// A name the block uses already, or a value read after the body, keeps its name.
+    #[test]
+    fn names_in_use_are_not_taken() {
+        let mut stmts = vec![
+            assign("residual", layer("proj", "inputs")),
+            assign("add", add("residual", "inputs")),
+            assign("x", layer("dense", "add")),
+            assign("x", add("x", "add")),
+            assign("x", add("x", "residual")),
+        ];
+        let before = lines(&stmts);
+        role_names(&mut stmts, &[Expr::name("x")], &BTreeSet::new());
+        assert_eq!(lines(&stmts), before);
+    }
+}
