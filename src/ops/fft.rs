@@ -5,7 +5,7 @@
 use crate::ir::ValueInfo;
 use crate::ops::contract::{Ctx, Layout, Lowered, OpResult};
 use crate::ops::sizes::sizes;
-use crate::ops::util::{broadcast_infer, same_as_input};
+use crate::ops::util::{broadcast_infer, same_as_input, torch_attr};
 use crate::ops::{OpDef, OpInputs, op};
 use crate::py::Expr;
 use crate::tensor::DType;
@@ -112,10 +112,19 @@ fn real_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
 
 /// `Complex(real, imag)` → `torch.complex(real, imag)` (both broadcast, as in TF). A
 /// constant scalar part (`mfccs_from_log_mel_spectrograms`' zero real part) is written as a
-/// literal, which `torch.complex` does not take: it becomes a tensor like the other part.
+/// literal, which `torch.complex` does not take: it becomes a tensor like the other part;
+/// two are one complex number (a filter's constant gain, `tf.complex(0.5, -0.25)`):
+/// `torch.tensor(complex(0.5, -0.25), dtype=torch.complex64)`.
 fn complex(ctx: &mut Ctx) -> OpResult<Lowered> {
     let (re, im) = (ctx.input_tf(0)?, ctx.input_tf(1)?);
     let scalar = |i: usize| ctx.is_const(i) && ctx.const_input(i).is_ok_and(|t| t.numel() == 1);
+    if scalar(0) && scalar(1) && re.is_literal() && im.is_literal() {
+        let dtype = ctx.node().attr_type("Tout").unwrap_or(DType::C64);
+        let dtype = dtype.torch_name().ok_or("a complex dtype torch has no name for")?;
+        let number = Expr::call("complex", vec![re, im]);
+        let expr = Expr::call_kw("torch.tensor", vec![number], vec![("dtype", torch_attr(dtype))]);
+        return Ok(Lowered::Expr { expr, layout: Layout::Tf });
+    }
     let like = |part: Expr, other: &Expr| Expr::call("torch.full_like", vec![other.clone(), part]);
     let (re, im) = match (scalar(0), scalar(1)) {
         (true, false) => (like(re, &im), im),
