@@ -141,6 +141,7 @@ pub const OPS: &[OpDef] = &[
     op("Div", divide).infer(broadcast_infer),
     op("TruncateDiv", divide).infer(broadcast_infer),
     op("DivNoNan", div_no_nan).infer(broadcast_infer),
+    op("Xdivy", xdivy).infer(broadcast_infer),
     op("SelectV2", select).infer(select_infer).fold(fold_select),
     op("Select", select).infer(select_infer).fold(fold_select),
     op("Rsqrt", |c| unary(c, Un::Rsqrt)).infer(same_as_input).fold(|i| fold_unary(i, Un::Rsqrt)),
@@ -432,6 +433,14 @@ fn divide(ctx: &mut Ctx) -> OpResult<Lowered> {
 fn div_no_nan(ctx: &mut Ctx) -> OpResult<Lowered> {
     let (a, b, layout) = operands(ctx)?;
     let zero = b.clone().binop(BinOp::Eq, Expr::int(0));
+    let expr = Expr::call("torch.where", vec![zero, Expr::f32(0.0), a.binop(BinOp::Div, b)]);
+    Ok(Lowered::Expr { expr, layout })
+}
+
+/// `Xdivy(x, y)`: `x / y`, but zero where `x` is zero (even where `y` is too).
+fn xdivy(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let (a, b, layout) = operands(ctx)?;
+    let zero = a.clone().binop(BinOp::Eq, Expr::int(0));
     let expr = Expr::call("torch.where", vec![zero, Expr::f32(0.0), a.binop(BinOp::Div, b)]);
     Ok(Lowered::Expr { expr, layout })
 }
