@@ -2649,11 +2649,11 @@ mod tests {
           x = F.relu(x, inplace=True)
           x = self.first_residual_unit_conv_out(x)
           x = inputs + x
-          first_residual_unit_out = F.relu(x, inplace=True)
-          x = self.second_residual_unit_conv_in(first_residual_unit_out)
+          residual = F.relu(x, inplace=True)
+          x = self.second_residual_unit_conv_in(residual)
           x = F.relu(x, inplace=True)
           x = self.second_residual_unit_conv_out(x)
-          x = first_residual_unit_out + x
+          x = residual + x
           x = F.relu(x, inplace=True)
           return x (from inputs)
         self.stem_conv = nn.Conv2d(4, 4, 3, padding=1, bias=False)
@@ -2695,11 +2695,11 @@ mod tests {
           x = F.relu(x, inplace=True)
           x = self.first_residual_unit_conv_out(x)
           x = inputs + x
-          first_residual_unit_out = F.relu(x, inplace=True)
-          x = self.second_residual_unit_conv_in(first_residual_unit_out)
+          residual = F.relu(x, inplace=True)
+          x = self.second_residual_unit_conv_in(residual)
           x = F.relu(x, inplace=True)
           x = self.second_residual_unit_conv_out(x)
-          x = first_residual_unit_out + x
+          x = residual + x
           x = F.relu(x, inplace=True)
           return x, first_residual_unit_out (from inputs)
         self.image_encoder = ImageEncoder()
