@@ -2695,11 +2695,11 @@ mod tests {
           x = F.relu(x, inplace=True)
           x = self.first_residual_unit_conv_out(x)
           x = inputs + x
-          residual = F.relu(x, inplace=True)
-          x = self.second_residual_unit_conv_in(residual)
+          first_residual_unit_out = F.relu(x, inplace=True)
+          x = self.second_residual_unit_conv_in(first_residual_unit_out)
           x = F.relu(x, inplace=True)
           x = self.second_residual_unit_conv_out(x)
-          x = residual + x
+          x = first_residual_unit_out + x
           x = F.relu(x, inplace=True)
           return x, first_residual_unit_out (from inputs)
         self.image_encoder = ImageEncoder()
