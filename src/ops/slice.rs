@@ -3,7 +3,9 @@
 //! swapped around) → `torch.roll`.
 
 use crate::ir::{Dim, Node, ValueInfo};
-use crate::ops::contract::{Ctx, Layout, Lowered, OpResult, TranslateError};
+use crate::ops::contract::{
+    Ctx, Layout, Lowered, OpResult, TranslateError, channels_first_rank, to_channels_first,
+};
 use crate::ops::sizes::{Item, is_host_value, items};
 use crate::ops::{Folded, OpDef, OpInputs, op};
 use crate::py::{BinOp, Expr};
@@ -172,6 +174,17 @@ fn strided_slice(ctx: &mut Ctx) -> OpResult<Lowered> {
         .then(|| (0..n).filter(|&i| i >= 63 || (new_axes >> i) & 1 == 0).count());
     let rank = ctx.rank(0).or(consumed).ok_or(TranslateError::UnknownRank)?;
     let spec = slice_spec(ctx.node(), rank, &b, &e, &strides)?;
+    // A value held channels-first (a convolution's output) is sliced as it is held: its
+    // entries in its axes' order (NASNet's `[:, 1:, 1:]` of NHWC is `[:, :, 1:, 1:]`), not
+    // permuted to NHWC and back around the slice.
+    if channels_first_rank(Some(rank))
+        && ctx.layout(0)? == Layout::ChannelsFirst
+        && let Some(parts) = channels_first_parts(&spec, rank)?
+    {
+        let x = ctx.input_in(0, Layout::ChannelsFirst)?;
+        let expr = if parts.is_empty() { x } else { x.index(Expr::index_of(parts)) };
+        return Ok(Lowered::Expr { expr, layout: Layout::ChannelsFirst });
+    }
     let shape = ctx.info(0).shape.unwrap_or_default();
     // A list index beside an integer one makes both advanced indices, which can move the
     // listed axis to the front: such slices stay a stub rather than come out transposed.
@@ -229,6 +242,33 @@ fn strided_slice(ctx: &mut Ctx) -> OpResult<Lowered> {
         return Ok(Lowered::Expr { expr: x, layout: Layout::Tf });
     }
     Ok(Lowered::Expr { expr: x.index(Expr::index_of(parts)), layout: Layout::Tf })
+}
+
+/// The index entries of `spec` (on a value of TF's `rank`) in channels-first order, the
+/// trailing whole axes dropped: only for slices that keep every axis with a forward step
+/// (`None` otherwise, for the TF-layout path).
+fn channels_first_parts(spec: &[Index<Item>], rank: usize) -> OpResult<Option<Vec<Expr>>> {
+    let forward = |i: &Index<Item>| match i {
+        Index::Full => true,
+        Index::Range(_, _, s) => s.known.is_some_and(|s| s > 0),
+        _ => false,
+    };
+    if spec.len() > rank || !spec.iter().all(forward) {
+        return Ok(None);
+    }
+    let mut tf_order: Vec<Index<Item>> = spec.to_vec();
+    tf_order.resize(rank, Index::Full);
+    let mut parts = Vec::with_capacity(rank);
+    for axis in to_channels_first(rank) {
+        let Some(entry) = usize::try_from(axis).ok().and_then(|a| tf_order.get(a)) else {
+            return Ok(None);
+        };
+        parts.push(host_part(entry.clone())?);
+    }
+    while parts.last().is_some_and(|p| *p == Expr::full_slice()) {
+        parts.pop();
+    }
+    Ok(Some(parts))
 }
 
 /// One index entry as Python writes it (`:`, `None`, `i`, `a:b:s`).
@@ -553,6 +593,34 @@ mod tests {
         let shape = g.op("shape", "Pack", &[n, minus_one], &[("N", int(2))]);
         let y = g.op("y", "Reshape", &[x, shape], &[]);
         assert!(g.lower(&[y]).contains("x.reshape(3, -1)"));
+    }
+
+    /// A convolution's output (held NCHW) cropped as Keras' `Cropping2D` and NASNet's
+    /// adjust path do, `[:, 1:, 1:]` in TF's NHWC, is sliced as it is held: no permutes
+    /// around the slice. A shrunk axis still slices in TF's layout.
+    #[test]
+    fn a_channels_first_value_is_sliced_as_it_is_held() {
+        use crate::testing::*;
+        let crop = |shrink: i64| {
+            after_conv(|g, x| {
+                let b = g.constant("b", int_tensor(&[4], &[0, 1, 1, 0]));
+                let e = g.constant("e", int_tensor(&[4], &[0, 0, -1, 0]));
+                let s = g.constant("s", int_tensor(&[4], &[1, 1, 1, 1]));
+                let masks = [
+                    ("begin_mask", int(9)),
+                    ("end_mask", int(11)),
+                    ("shrink_axis_mask", int(shrink)),
+                ];
+                g.op("crop", "StridedSlice", &[x, b, e, s], &masks)
+            })
+        };
+        insta::assert_snapshot!(crop(0), @r"
+        x = image.permute(0, 3, 1, 2)
+        x = self.conv(x)
+        x = x[:, :, 1:, 1:-1].permute(0, 2, 3, 1)
+        return x
+        ");
+        assert!(crop(2).contains("x = x[:, 1, 1:-1]\n"), "{}", crop(2));
     }
 
     /// Fuzzing found a shape inference listing every index of a 2^40-long axis.

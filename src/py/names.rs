@@ -21,7 +21,16 @@ const RESERVED: &[&str] = &[
     "all",
     "any",
     "bool",
+    "complex",
     "dict",
+    "divmod",
+    "enumerate",
+    "getattr",
+    "isinstance",
+    "iter",
+    "next",
+    "reversed",
+    "sorted",
     "float",
     "id",
     "input",
@@ -386,6 +395,11 @@ mod tests {
         assert_eq!(s.fresh("conv"), "conv_2");
         let mut l = Scope::for_locals();
         assert_eq!(l.fresh("input"), "input_");
+        // Builtins `forward` calls (a constant `tf.complex` is `complex(re, im)`; run-time
+        // slices `list(range(n))`): a TF node named `Complex` must not shadow them.
+        for builtin in ["complex", "range", "list", "len", "sorted"] {
+            assert_eq!(l.fresh(builtin), format!("{builtin}_"));
+        }
         // Long locals keep their last words, numbered within the limit too; attributes
         // (state-dict keys) keep their whole names.
         let long = "add_relative_positional_embedding";
