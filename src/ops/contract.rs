@@ -221,6 +221,13 @@ impl<'h, 'g> Ctx<'h, 'g> {
         self.graph().const_value(v).ok_or(TranslateError::NotConstant(i))
     }
 
+    /// What reads this node's first output: each reader's op and the input slot it reads.
+    pub fn readers(&self) -> Vec<(&'g str, usize)> {
+        let g = self.graph();
+        let out = crate::ir::ValueRef { node: self.id, port: 0 };
+        g.consumers(out).into_iter().map(|(n, slot)| (g.node(n).op.as_str(), slot)).collect()
+    }
+
     pub fn is_const(&self, i: usize) -> bool {
         self.inputs.get(i).is_some_and(|&v| self.graph().const_value(v).is_some())
     }

@@ -42,6 +42,27 @@ fn pad(ctx: &mut Ctx) -> OpResult<Lowered> {
         None
     };
     let layout = if channels_first_rank(Some(rank)) { ctx.layout(0)? } else { Layout::Tf };
+    // An image padded for the convolution or pool after it (Keras' `correct_pad` before a
+    // strided conv, the stem of MobileNetV2 and EfficientNet) is padded channels-first, as
+    // that reader takes it: `F.pad(x, (0, 1, 0, 1))` after the permute, not a pad of NHWC
+    // data permuted after.
+    let spatial_only = pairs.first() == Some(&(0, 0)) && pairs.last() == Some(&(0, 0));
+    let for_windows = {
+        let readers = ctx.readers();
+        !readers.is_empty()
+            && readers.iter().all(|&(op, slot)| slot == 0 && WINDOWED_READERS.contains(&op))
+    };
+    let layout = if layout == Layout::Tf
+        && channels_first_rank(Some(rank))
+        && spatial_only
+        && for_windows
+        && value.is_none()
+        && mode == "CONSTANT"
+    {
+        Layout::ChannelsFirst
+    } else {
+        layout
+    };
     // Physical pairs, then F.pad's order: last dim first, trailing unpadded dims dropped.
     let mut phys = vec![(0, 0); rank];
     for (a, p) in pairs.iter().enumerate() {
@@ -74,6 +95,10 @@ fn pad(ctx: &mut Ctx) -> OpResult<Lowered> {
     }
     Ok(Lowered::Expr { expr: Expr::call_kw("F.pad", args, kwargs), layout })
 }
+
+/// Ops that read their data channels-first (see [`pad`]'s layout).
+const WINDOWED_READERS: &[&str] =
+    &["Conv2D", "Conv3D", "DepthwiseConv2dNative", "MaxPool", "AvgPool", "MaxPool3D", "AvgPool3D"];
 
 /// Paddings computed at run time (pad to a multiple of 8): `F.pad(x, (*p[2], *p[1], *p[0]))`
 /// with `p` as Python ints, TF layout; mirrored, `mirror_pad(x, p, symmetric)`
@@ -194,5 +219,28 @@ mod tests {
         x = x.permute(0, 2, 3, 1)
         return x
         ");
+    }
+
+    /// An image padded for the strided convolution after it (Keras' `correct_pad`) is padded
+    /// as the convolution reads it, channels-first; padded for anything else, as TF holds it.
+    #[test]
+    fn an_image_padded_for_a_convolution_is_padded_channels_first() {
+        let padded = |conv: bool| {
+            let mut g = TestGraph::new();
+            let x = g.input("image", &[-1, 8, 8, 3]);
+            let p = g.constant("p", int_tensor(&[4, 2], &[0, 0, 0, 1, 0, 1, 0, 0]));
+            let y = g.op("pad", "Pad", &[x, p], &[]);
+            let y = if conv {
+                let w = g.constant("w", weights(&[3, 3, 3, 2]));
+                let attrs = [("strides", ints(&[1, 2, 2, 1])), ("padding", string("VALID"))];
+                g.op("conv", "Conv2D", &[y, w], &attrs)
+            } else {
+                g.op("relu", "Relu", &[y], &[])
+            };
+            g.lower(&[y])
+        };
+        let code = padded(true);
+        assert!(code.contains("F.pad(x, (0, 1, 0, 1))") && !code.contains("(0, 0, 0, 1"), "{code}");
+        assert!(padded(false).contains("F.pad(image, (0, 0, 0, 1, 0, 1))"), "{}", padded(false));
     }
 }
