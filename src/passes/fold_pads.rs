@@ -143,7 +143,8 @@ mod tests {
         assert_snapshot!(pool_after_pad(false), @"
         self.pool = nn.MaxPool2d(3, 2)
         ---
-        x = F.pad(x, (0, 0, 1, 1, 1, 1)).permute(0, 3, 1, 2)
+        x = x.permute(0, 3, 1, 2)
+        x = F.pad(x, (1, 1, 1, 1))
         x = self.pool(x).permute(0, 2, 3, 1)
         return x
         ");
@@ -155,7 +156,8 @@ mod tests {
         self.conv = nn.Conv2d(3, 4, 7, stride=2, bias=False)
         # conv.weight: [4, 3, 7, 7]
         ---
-        x = F.pad(x, (0, 0, 0, 1, 0, 1)).permute(0, 3, 1, 2)
+        x = x.permute(0, 3, 1, 2)
+        x = F.pad(x, (0, 1, 0, 1))
         x = self.conv(x).permute(0, 2, 3, 1)
         return x
         ");
