@@ -5,26 +5,61 @@
 //! `self.self_attention_query(h)`), as Hugging Face's and torchvision's code write them,
 //! not `add` or `self_attention_layernorm` (the layer's name again, 24 characters).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::py::{Assign, BinOp, Expr, Ref};
 
-/// The role name of the value statement `k` binds, if it has one: read by one branch and
-/// then by the add that ends it (a skip connection), or the output of a normalization layer
-/// read more than once.
-fn role(stmts: &[Assign], k: usize, var: &str, norms: &BTreeSet<String>) -> Option<&'static str> {
-    let readers: Vec<&Assign> = stmts[k + 1..]
-        .iter()
-        .take_while(|s| !s.target.bound_names().contains(&var))
-        .filter(|s| s.value.reads(var) > 0)
-        .collect();
+/// A skip connection's branch is at most this many statements: a longer stretch between a
+/// value's two reads is no branch a person would read as one (and a body may be 100k
+/// statements long, so the walk must stay short).
+const MAX_BRANCH: usize = 256;
+
+/// Each name's readers (statement indices, in order) and how many statements bind it,
+/// counted in one pass.
+struct Uses<'s> {
+    readers: BTreeMap<&'s str, Vec<usize>>,
+    binds: BTreeMap<&'s str, usize>,
+}
+
+impl<'s> Uses<'s> {
+    fn of(stmts: &'s [Assign]) -> Uses<'s> {
+        let mut readers: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        let mut binds: BTreeMap<&str, usize> = BTreeMap::new();
+        for (j, s) in stmts.iter().enumerate() {
+            for n in s.value.names().into_iter().collect::<BTreeSet<_>>() {
+                readers.entry(n).or_default().push(j);
+            }
+            for n in s.target.bound_names() {
+                *binds.entry(n).or_default() += 1;
+            }
+        }
+        Uses { readers, binds }
+    }
+
+    fn readers(&self, n: &str) -> &[usize] {
+        self.readers.get(n).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// The role name of the value statement `k` binds (bound nowhere else), if it has one: read
+/// by one branch and then by the add that ends it (a skip connection), or the output of a
+/// normalization layer read more than once.
+fn role(
+    stmts: &[Assign],
+    uses: &Uses,
+    k: usize,
+    var: &str,
+    norms: &BTreeSet<String>,
+) -> Option<&'static str> {
+    let readers = uses.readers(var);
     if readers.len() < 2 {
         return None;
     }
     // A branch that starts from it and an add that takes it back: of a cell's several
     // branches (NASNet's), one adding it back makes it no more a residual than the others.
-    let skip = readers.len() == 2 && ends_branch(stmts, k, var);
-    if skip {
+    if let [first, add] = readers
+        && ends_branch(stmts, *first, *add, var)
+    {
         return Some("residual");
     }
     let normalized = matches!(&stmts[k].value, Expr::Call(c)
@@ -32,12 +67,13 @@ fn role(stmts: &[Assign], k: usize, var: &str, norms: &BTreeSet<String>) -> Opti
     normalized.then_some("h")
 }
 
-/// Whether the second statement after `k` that reads `var` adds it to what the first one
-/// computed from it: `x = self.dense(v)`, ..., `x = x + v`; not an index arithmetic's
-/// `a = v * 4`, `b = a + c` that happens to read it twice.
-fn ends_branch(stmts: &[Assign], k: usize, var: &str) -> bool {
-    let mut readers = (k + 1..stmts.len()).filter(|&j| stmts[j].value.reads(var) > 0);
-    let (Some(first), Some(add)) = (readers.next(), readers.next()) else { return false };
+/// Whether statement `add` adds `var` to what statement `first` computed from it:
+/// `x = self.dense(v)`, ..., `x = x + v`; not an index arithmetic's `a = v * 4`,
+/// `b = a + c` that happens to read it twice.
+fn ends_branch(stmts: &[Assign], first: usize, add: usize, var: &str) -> bool {
+    if add <= first || add - first > MAX_BRANCH {
+        return false;
+    }
     let Expr::Binary(a, BinOp::Add, b) = &stmts[add].value else { return false };
     let other = match (a.as_name(), b.as_name()) {
         (Some(x), _) if x == var => b.as_name(),
@@ -65,33 +101,35 @@ fn ends_branch(stmts: &[Assign], k: usize, var: &str) -> bool {
 /// uses it, and no other value of that name is live where it is bound. `norms` are the
 /// block's normalization layers.
 pub fn role_names(stmts: &mut [Assign], live: &[Expr], norms: &BTreeSet<String>) {
-    let mut used: BTreeSet<String> =
-        live.iter().flat_map(|e| e.names()).map(String::from).collect();
-    for s in stmts.iter() {
-        used.extend(s.value.names().into_iter().map(String::from));
-        used.extend(s.target.bound_names().into_iter().map(String::from));
-    }
-    let binds = |n: &str| stmts.iter().filter(|s| s.target.bound_names().contains(&n)).count();
-    let last_read = |n: &str, from: usize| {
-        (from + 1..stmts.len()).filter(|&j| stmts[j].value.reads(n) > 0).max().unwrap_or(from)
-    };
+    let live: BTreeSet<String> = live.iter().flat_map(|e| e.names()).map(String::from).collect();
     // (statement, old name, role, last read).
     let mut renames: Vec<(usize, String, &str, usize)> = Vec::new();
-    for k in 0..stmts.len() {
-        let Some(var) = stmts[k].target.as_name() else { continue };
-        if binds(var) != 1 || live.iter().any(|e| e.reads(var) > 0) {
-            continue;
+    {
+        let uses = Uses::of(stmts);
+        let used = |n: &str| {
+            live.contains(n) || uses.readers.contains_key(n) || uses.binds.contains_key(n)
+        };
+        for k in 0..stmts.len() {
+            let Some(var) = stmts[k].target.as_name() else { continue };
+            if uses.binds.get(var) != Some(&1) || live.contains(var) {
+                continue;
+            }
+            // Bound once: every read is of this value, and after it.
+            if uses.readers(var).first().is_some_and(|&j| j <= k) {
+                continue;
+            }
+            let Some(name) = role(stmts, &uses, k, var, norms) else { continue };
+            // A name the body already uses for something else is not free; one an earlier
+            // renamed value held is, once that value's last read has passed
+            // (`residual = x + residual` reads the old before it binds the new).
+            let earlier = renames.iter().filter(|r| r.2 == name);
+            let taken = used(name) && !renames.iter().any(|r| r.2 == name);
+            if taken || earlier.clone().any(|r| r.3 > k) {
+                continue;
+            }
+            let last = uses.readers(var).last().copied().unwrap_or(k);
+            renames.push((k, var.to_string(), name, last));
         }
-        let Some(name) = role(stmts, k, var, norms) else { continue };
-        // A name the body already uses for something else is not free; one an earlier
-        // renamed value held is, once that value's last read has passed.
-        let earlier: Vec<&(usize, String, &str, usize)> =
-            renames.iter().filter(|r| r.2 == name).collect();
-        // (`residual = x + residual` reads the old before it binds the new.)
-        if (used.contains(name) && earlier.is_empty()) || earlier.iter().any(|r| r.3 > k) {
-            continue;
-        }
-        renames.push((k, var.to_string(), name, last_read(var, k)));
     }
     for (k, old, name, last) in renames {
         let rename = |n: Ref<'_>| matches!(n, Ref::Var(v) if v == old).then(|| Expr::name(name));

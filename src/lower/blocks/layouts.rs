@@ -105,12 +105,22 @@ fn rewrite_for(
     }
     let body = &stmts[range.clone()];
     let binds = |s: &Assign, n: &str| s.target.bound_names().contains(&n);
-    // A conversion of the block's input: of a name nothing in the block bound before.
-    let (at, (target, source, axes)) = body.iter().enumerate().find_map(|(k, s)| {
-        let c = conversion(s)?;
-        let input = !body[..=k].iter().any(|s| binds(s, c.1));
-        (input && c.2 == to_channels_last(c.2.len())).then_some((k, c))
-    })?;
+    // A conversion of the block's input: of a name nothing in the block bound before (one
+    // walk, bound names gathered on the way: a block may be the whole model).
+    let mut bound: BTreeSet<&str> = BTreeSet::new();
+    let mut found = None;
+    for (k, s) in body.iter().enumerate() {
+        if let Some(c) = conversion(s)
+            && !bound.contains(c.1)
+            && c.1 != c.0
+            && c.2 == to_channels_last(c.2.len())
+        {
+            found = Some((k, c));
+            break;
+        }
+        bound.extend(s.target.bound_names());
+    }
+    let (at, (target, source, axes)) = found?;
     let back = to_channels_first(axes.len());
     if !siblings.iter().any(|r| r != range && begins_converting(stmts, r, &back)) {
         return None;
