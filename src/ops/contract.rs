@@ -211,7 +211,7 @@ impl<'h, 'g> Ctx<'h, 'g> {
         self.inputs.len()
     }
 
-    fn input_ref(&self, i: usize) -> OpResult<ValueRef> {
+    pub(crate) fn input_ref(&self, i: usize) -> OpResult<ValueRef> {
         self.inputs.get(i).copied().ok_or(TranslateError::MissingInput(i))
     }
 

@@ -114,6 +114,9 @@ fn static_target(ctx: &Ctx) -> Option<Vec<i64>> {
 }
 
 fn reshape(ctx: &mut Ctx) -> OpResult<Lowered> {
+    if let Some(expr) = flattened_positions(ctx)? {
+        return Ok(Lowered::Expr { expr, layout: Layout::Tf });
+    }
     let Some(mut target) = static_target(ctx) else {
         // Read at run time: `x.reshape(x.shape[0], -1)`, `x.reshape(n, 2, 2)`, `x.reshape(s)`.
         let args = sizes(ctx, 1)?.args();
@@ -136,6 +139,45 @@ fn reshape(ctx: &mut Ctx) -> OpResult<Lowered> {
         target.iter().map(|&d| Expr::int(d)).collect()
     };
     Ok(Lowered::Expr { expr: x.method("reshape", args), layout })
+}
+
+/// A feature map held channels-first reshaped to `[batch, positions, channels]` (ViT's
+/// patch embedding, attention over a conv's positions): `x.flatten(2).transpose(1, 2)`,
+/// the same order as TF's reshape of NHWC, without permuting to NHWC first. Only where the
+/// target is that shape for sure: its batch the input's own (`tf.shape(x)[0]` or the same
+/// number), then `-1` or `H * W`, then the channel count.
+fn flattened_positions(ctx: &mut Ctx) -> OpResult<Option<Expr>> {
+    if ctx.rank(0) != Some(4) || ctx.layout(0)? != Layout::ChannelsFirst {
+        return Ok(None);
+    }
+    let shape = ctx.info(0).shape.unwrap_or_default();
+    let (Some(c), Some(p)) = (shape.get(3).copied().flatten(), ctx.partial(1)) else {
+        return Ok(None);
+    };
+    let input = ctx.input_ref(0)?;
+    let [b, n, last] = p.values.as_slice() else { return Ok(None) };
+    let batch = match *b {
+        Dim::Of(v, 0) => v == input,
+        Dim::Known(k) => {
+            shape.first().copied().flatten().and_then(|d| i64::try_from(d).ok()) == Some(k)
+        }
+        _ => false,
+    };
+    let positions = shape.get(1).copied().flatten().zip(shape.get(2).copied().flatten());
+    let rest = match *n {
+        Dim::Known(-1) => true,
+        Dim::Known(k) => {
+            positions.and_then(|(h, w)| h.checked_mul(w)).and_then(|n| i64::try_from(n).ok())
+                == Some(k)
+        }
+        _ => false,
+    };
+    if !(batch && rest && i64::try_from(c).is_ok_and(|c| *last == Dim::Known(c))) {
+        return Ok(None);
+    }
+    let x = ctx.input_in(0, Layout::ChannelsFirst)?;
+    let flat = x.method("flatten", vec![Expr::int(2)]);
+    Ok(Some(flat.method("transpose", vec![Expr::int(1), Expr::int(2)])))
 }
 
 fn reshape_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
@@ -432,6 +474,33 @@ mod tests {
     /// Shapes broadcast together: where the sizes say the result (a 1 beside a run-time size,
     /// a constant's one value spread to a known shape) it is folded; two run-time sizes are
     /// broadcast by `torch.broadcast_shapes`.
+    /// A conv's output reshaped to `[batch, positions, channels]` (ViT's patch embedding) is
+    /// `flatten(2).transpose(1, 2)` of the NCHW map; to other sizes, TF's reshape of NHWC.
+    #[test]
+    fn positions_of_a_feature_map_are_its_flattened_axes() {
+        let flat = |channels: i64| {
+            after_conv(|g, y| {
+                let shape = g.op("shape", "Shape", &[y], &[]);
+                let (b, e) = (int_tensor(&[1], &[0]), int_tensor(&[1], &[1]));
+                let (b, e) = (g.constant("b", b), g.constant("e", e));
+                let one = g.constant("one", int_tensor(&[1], &[1]));
+                let batch = g.op(
+                    "batch",
+                    "StridedSlice",
+                    &[shape, b, e, one],
+                    &[("shrink_axis_mask", int(1))],
+                );
+                let rest = g.constant("rest", int_tensor(&[], &[-1]));
+                let c = g.constant("c", int_tensor(&[], &[channels]));
+                let target = g.op("target", "Pack", &[batch, rest, c], &[("N", int(3))]);
+                g.op("flat", "Reshape", &[y, target], &[])
+            })
+        };
+        assert!(flat(2).contains("x = conv.flatten(2).transpose(1, 2)"), "{}", flat(2));
+        let other = flat(1);
+        assert!(!other.contains("flatten(2)") && other.contains(".permute(0, 2, 3, 1)"), "{other}");
+    }
+
     #[test]
     fn shapes_broadcast_together() {
         let mut g = TestGraph::new();

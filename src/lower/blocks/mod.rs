@@ -50,6 +50,10 @@ const MAX_ALIGNMENTS: usize = 10_000;
 /// Fewer statements than this do not make a block class.
 const MIN_STATEMENTS: usize = 4;
 
+/// Nor, for a composite layer no other repeats, fewer than this (a ViT's patch embedding,
+/// conv, class token, flatten, concat and position embedding, is seven).
+const MIN_ALONE_STATEMENTS: usize = 7;
+
 /// Names of the positional arguments of the layers we emit, to name class parameters.
 fn positional_names(func: &str) -> &'static [&'static str] {
     match func {
@@ -1319,7 +1323,7 @@ fn alone(member: &Member, module: &Module) -> bool {
         .chain(member.buffers.iter().map(|&b| module.buffers[b].name.as_str()));
     !member.extended
         && member.layers.len() >= 2
-        && member.canon.stmts.len() >= 2 * MIN_STATEMENTS
+        && member.canon.stmts.len() >= MIN_ALONE_STATEMENTS
         && member.canon.layer_names.iter().all(|n| !n.is_empty())
         && names.any(|n| n.len() > LONG_NAME)
 }
