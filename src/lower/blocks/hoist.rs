@@ -34,14 +34,18 @@ fn reordered(stmts: &[Assign], spans: &[Span], order: &[usize]) -> (Vec<Assign>,
     (out_stmts, out_spans)
 }
 
+/// Whether the spans cover the statements in order, each statement in one span.
+pub(super) fn tiles(stmts: &[Assign], spans: &[Span]) -> bool {
+    spans.first().is_some_and(|s| s.stmts.start == 0)
+        && spans.windows(2).all(|w| w[0].stmts.end == w[1].stmts.start)
+        && spans.last().is_some_and(|s| s.stmts.end == stmts.len())
+}
+
 /// For each block split by foreign statements, moves those before it where that is safe and
 /// leaves more blocks whole than before.
 pub fn hoist_foreign(stmts: &mut Vec<Assign>, spans: &mut Vec<Span>) {
     // Spans must tile the statements for a reorder to keep every statement.
-    let tiles = spans.first().is_some_and(|s| s.stmts.start == 0)
-        && spans.windows(2).all(|w| w[0].stmts.end == w[1].stmts.start)
-        && spans.last().is_some_and(|s| s.stmts.end == stmts.len());
-    if !tiles {
+    if !tiles(stmts, spans) {
         return;
     }
     let mut whole = contiguous_count(spans);

@@ -15,8 +15,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::hoist::tiles;
 use super::{candidates, is_layout_conversion, is_residual_add};
 use crate::lower::Span;
+use crate::ops::contract::{to_channels_first, to_channels_last};
 use crate::py::{Assign, Expr, Ref};
 
 /// A layout conversion's parts: `(target, source, axes)` of `target = source.permute(axes)`.
@@ -28,18 +30,6 @@ fn conversion(stmt: &Assign) -> Option<(&str, &str, Vec<i64>)> {
     let Expr::Attribute(recv, _) = &c.func else { return None };
     let axes = c.args.iter().map(Expr::as_int).collect::<Option<Vec<i64>>>()?;
     Some((stmt.target.as_name()?, recv.as_name()?, axes))
-}
-
-/// The axes that take channels-last data channels-first (`0, 3, 1, 2` for rank 4).
-fn to_channels_first(rank: usize) -> Vec<i64> {
-    let r = i64::try_from(rank).unwrap_or(0);
-    std::iter::once(0).chain(std::iter::once(r - 1)).chain(1..r - 1).collect()
-}
-
-/// The axes that take channels-first data channels-last (`0, 2, 3, 1` for rank 4).
-fn to_channels_last(rank: usize) -> Vec<i64> {
-    let r = i64::try_from(rank).unwrap_or(0);
-    std::iter::once(0).chain(2..r).chain(std::iter::once(1)).collect()
 }
 
 /// Each candidate block's statements: its spans', and an unnamed add right after them (the
@@ -145,10 +135,7 @@ fn rewrite_for(
 /// takes it channels-last (see the module's comment); spans keep their statements.
 pub fn inputs_as_siblings(stmts: &mut Vec<Assign>, spans: &mut [Span]) {
     // Spans must tile the statements for each to keep its own.
-    let tiles = spans.first().is_some_and(|s| s.stmts.start == 0)
-        && spans.windows(2).all(|w| w[0].stmts.end == w[1].stmts.start)
-        && spans.last().is_some_and(|s| s.stmts.end == stmts.len());
-    if !tiles {
+    if !tiles(stmts, spans) {
         return;
     }
     let mut taken: BTreeSet<String> = BTreeSet::new();
