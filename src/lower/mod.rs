@@ -483,13 +483,7 @@ impl<'a> Lowerer<'a> {
         self.summary.stacks = stacks;
         for class in &mut self.module.classes {
             let fresh = inplace::fresh_layers(class.layers.iter().map(|l| (&*l.name, &l.ctor)));
-            let norms: BTreeSet<String> = class
-                .layers
-                .iter()
-                .filter(|l| matches!(&l.ctor, Expr::Call(c)
-                    if matches!(crate::py::printer::flat(&c.func).as_str(), "nn.LayerNorm" | "nn.RMSNorm")))
-                .map(|l| l.name.clone())
-                .collect();
+            let norms = roles::norm_layers(&class.layers);
             let returned = std::iter::once(&class.output).chain(&class.extra_outputs);
             let mut live: Vec<Expr> = returned.map(Expr::name).collect();
             let mut segments = vec![(&mut class.body, 8)];

@@ -7,6 +7,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::lower::module::Layer;
+use crate::py::printer::flat;
 use crate::py::{Assign, BinOp, Expr, Ref};
 
 /// A skip connection's branch is at most this many statements: a longer stretch between a
@@ -94,6 +96,12 @@ fn ends_branch(stmts: &[Assign], first: usize, add: usize, var: &str) -> bool {
         }
     }
     branch.contains(other)
+}
+
+/// The names of a block's layer and RMS norms (the layers whose outputs may be `h`).
+pub fn norm_layers(layers: &[Layer]) -> BTreeSet<String> {
+    let is_norm = |ctor: &Expr| matches!(ctor, Expr::Call(c) if matches!(flat(&c.func).as_str(), "nn.LayerNorm" | "nn.RMSNorm"));
+    layers.iter().filter(|l| is_norm(&l.ctor)).map(|l| l.name.clone()).collect()
 }
 
 /// Renames the values of `stmts` (one block's body) that have a role (see [`role`]) to it,
