@@ -107,6 +107,63 @@ pub fn chain(stmts: &mut Vec<Assign>, indent: usize, returns: &[Expr]) {
     }
 }
 
+/// Whether every read of `var` in `e` is `var[i]` with a literal `i` below `n`.
+fn only_indexed(e: &Expr, var: &str, n: usize) -> bool {
+    match e {
+        Expr::Subscript(v, i) if v.as_name() == Some(var) => {
+            i.as_int().is_some_and(|i| usize::try_from(i).is_ok_and(|i| i < n))
+        }
+        Expr::Name(x) => x != var,
+        _ => e.children().into_iter().all(|c| only_indexed(c, var, n)),
+    }
+}
+
+/// A tuple of sizes bound to a name that is only ever indexed by a number
+/// (`s = (x.shape[0], x.shape[2], x.shape[3], x.shape[1])`, then `s[0]`: TF's `tf.shape` of
+/// an NHWC value whose other entries went unread) is its entries where they are read:
+/// `x.shape[0]`, and the tuple goes. Only while nothing rebinds what the entries read.
+pub fn inline_size_tuples(stmts: &mut Vec<Assign>, returns: &[Expr]) {
+    let mut k = 0;
+    while k < stmts.len() {
+        let (Some(var), Expr::Tuple(items)) = (stmts[k].target.as_name(), &stmts[k].value) else {
+            k += 1;
+            continue;
+        };
+        let sizes = items.iter().all(|i| i.is_literal() || is_size(i));
+        // Its reads, up to where it is bound again.
+        let mut end = stmts.len();
+        for (j, s) in stmts.iter().enumerate().skip(k + 1) {
+            if s.target.bound_names().contains(&var) {
+                end = j + 1;
+                break;
+            }
+        }
+        let reads: BTreeSet<&str> = items.iter().flat_map(|i| i.names()).collect();
+        let rebinds = stmts[k + 1..end]
+            .iter()
+            .any(|s| s.target.bound_names().iter().any(|n| reads.contains(n)));
+        let indexed = stmts[k + 1..end].iter().all(|s| only_indexed(&s.value, var, items.len()));
+        let read_after = end == stmts.len() && returns.iter().any(|r| r.reads(var) > 0);
+        if !sizes || rebinds || !indexed || read_after {
+            k += 1;
+            continue;
+        }
+        let (var, tuple) = (var.to_string(), stmts[k].value.clone());
+        let to_tuple = |n: Ref<'_>| matches!(n, Ref::Var(v) if v == var).then(|| tuple.clone());
+        for s in &mut stmts[k + 1..end] {
+            s.value = s.value.renamed(&to_tuple);
+        }
+        stmts.remove(k);
+    }
+}
+
+/// `x.shape[i]` with a literal `i`.
+fn is_size(e: &Expr) -> bool {
+    matches!(e, Expr::Subscript(v, i)
+        if i.as_int().is_some()
+            && matches!(&**v, Expr::Attribute(x, a) if a == "shape" && x.as_name().is_some()))
+}
+
 /// Names longer than this are temporaries a person would not write
 /// (`separable_conv_1_reduction_right1_stem_1_pointwise`).
 const LONG_NAME: usize = 30;
@@ -183,7 +240,7 @@ pub fn running_values(stmts: &mut [Assign], returns: &[Expr], shortened: &BTreeS
 
 #[cfg(test)]
 mod tests {
-    use super::{chain, running_values};
+    use super::{chain, inline_size_tuples, running_values};
     use crate::py::printer::flat;
     use crate::py::{Assign, BinOp, Expr};
     use std::collections::BTreeSet;
@@ -287,5 +344,33 @@ mod tests {
         ];
         running_values(&mut stmts, &[Expr::name("out"), Expr::name("x")], &BTreeSet::new());
         assert_eq!(lines(&stmts), ["pool = self.pool(x)", "out = self.block1(pool)"]);
+    }
+
+    /// TF's `tf.shape` of an NHWC value, only its batch read: the entry where it is read.
+    /// Read whole, or after what it reads is rebound, the tuple stays.
+    #[test]
+    fn a_size_tuple_read_by_index_is_its_entries() {
+        let size = |axis: i64| Expr::name("p").attr("shape").index(Expr::int(axis));
+        let tuple = Expr::Tuple(vec![size(0), size(2), size(3), size(1)]);
+        let repeat = |arg: Expr| Expr::name("token").method("repeat", vec![arg, Expr::int(1)]);
+        let mut stmts = vec![
+            Assign::new(Expr::name("s"), tuple.clone()),
+            Assign::new(Expr::name("x"), repeat(Expr::name("s").index(Expr::int(0)))),
+        ];
+        inline_size_tuples(&mut stmts, &[Expr::name("x")]);
+        assert_eq!(lines(&stmts), ["x = token.repeat(p.shape[0], 1)"]);
+        let mut whole = vec![
+            Assign::new(Expr::name("s"), tuple.clone()),
+            Assign::new(Expr::name("x"), repeat(Expr::name("s"))),
+        ];
+        inline_size_tuples(&mut whole, &[Expr::name("x")]);
+        assert_eq!(whole.len(), 2);
+        let mut rebound = vec![
+            Assign::new(Expr::name("s"), tuple),
+            Assign::new(Expr::name("p"), Expr::name("q")),
+            Assign::new(Expr::name("x"), repeat(Expr::name("s").index(Expr::int(0)))),
+        ];
+        inline_size_tuples(&mut rebound, &[Expr::name("x")]);
+        assert_eq!(rebound.len(), 3);
     }
 }

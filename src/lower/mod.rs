@@ -477,6 +477,7 @@ impl<'a> Lowerer<'a> {
             blocks::stacks::extract(&mut self.module, stmts, &mut outs, |segment, live| {
                 chain::running_values(segment, live, self.locals.shortened());
                 gated::fold_gates(segment, 8, live);
+                chain::inline_size_tuples(segment, live);
                 chain::chain(segment, 8, live);
                 inplace::activations_in_place(segment, live, &fresh);
             });
@@ -496,6 +497,7 @@ impl<'a> Lowerer<'a> {
                 roles::role_names(segment, &live, &norms);
                 chain::running_values(segment, &live, &class.shortened);
                 gated::fold_gates(segment, indent, &live);
+                chain::inline_size_tuples(segment, &live);
                 chain::chain(segment, indent, &live);
                 inplace::activations_in_place(segment, &live, &fresh);
                 live.extend(segment.iter().flat_map(|s| s.value.names()).map(Expr::name));

@@ -452,7 +452,8 @@ impl Expr {
                 args: c.args.iter().map(r).collect(),
                 kwargs: c.kwargs.iter().map(|(k, v)| (k.clone(), r(v))).collect(),
             })),
-            Expr::Subscript(v, i) => Expr::Subscript(rb(v), rb(i)),
+            // A name renamed to a tuple written out and indexed by a number is that entry.
+            Expr::Subscript(v, i) => r(v).index(r(i)),
             Expr::Slice(s) => Expr::Slice(Box::new(Slice {
                 lower: s.lower.as_ref().map(r),
                 upper: s.upper.as_ref().map(r),
