@@ -130,7 +130,7 @@ def test_batch_norms_fold_into_convs_on_request(name, tmp_path):
     assert rel_error(got.numpy(), ref["output_0"]) <= TOLERANCE
 
 
-SEQUENCE = ["keras_text_cnn", "keras_unet", "keras_convnext_tiny", "keras_hub_bert_small", "keras_hub_bert_base"]
+SEQUENCE = ["keras_text_cnn", "keras_unet", "keras_convnext_tiny", "keras_vgg16_small", "keras_hub_bert_small", "keras_hub_bert_base"]
 
 
 @pytest.mark.parametrize("name", SEQUENCE)
@@ -161,6 +161,9 @@ def test_issue4_models(name, tmp_path):
         # Its layer scale is a trained weight, a parameter as torchvision's. A downsampling
         # block's layers, which Keras names after the model and the block, say what they add.
         "keras_convnext_tiny": ["nn.LayerNorm(", "F.gelu(", "self.stage_0_blocks = nn.ModuleList([StageBlock(96, 384) for _ in range(3)])", "for block in self.stage_0_blocks:", "self.stage_1_blocks = nn.ModuleList([StageBlock(192, 768) for _ in range(3)])", "x = self.downsampling_block_0_conv(x).permute(0, 2, 3, 1)\n        for block in self.stage_1_blocks:", "x = inputs + x", "self.layer_scale = nn.Parameter(", "self.downsampling_block_0_conv = nn.Conv2d(96, 192, 2, stride=2)"],
+        # VGG16's blocks of two and of three convolutions are classes named after that
+        # count, not `Block` and `Block2`.
+        "keras_vgg16_small": ["class TwoConvBlock(", "class ThreeConvBlock(", "self.block1 = TwoConvBlock(3, 64)", "self.block5 = ThreeConvBlock(512, 512)", "x = self.block5(x)"],
         # 4 layers, hidden 256: one TransformerLayer class with q/k/v as nn.Linear.
         "keras_hub_bert_small": ["nn.Embedding(", "class TransformerLayer(", "_query = nn.Linear(", "F.scaled_dot_product_attention("],
         # 12 layers, hidden 768, sequence 128 (the peer pipeline: a 1,439-line flat forward).

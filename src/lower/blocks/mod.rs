@@ -1546,15 +1546,13 @@ pub fn extract(
         let optional_add = g.parts.iter().any(|p| p.part == variants::Part::Residual);
         !optional_add && ends_in_residual(&members[g.members[0]].canon)
     };
-    // Else a part one has and the other lacks names it (`EncoderLayerWithDownsample`).
+    // Else a part one has and the other lacks names it (`EncoderLayerWithDownsample`), or
+    // how many layers of a kind each has (`TwoConvBlock`, `ThreeConvBlock`).
     let attributes: Vec<Vec<String>> =
         chosen.iter().map(|g| class::attribute_names(g, &members, module).1).collect();
     let mut named: BTreeMap<usize, String> = BTreeMap::new();
-    for (plain, extra, name) in
-        naming::by_difference(&bases, &attributes, |j| residual_kind(&chosen[j]))
-    {
-        named.insert(plain, bases[plain].clone());
-        named.insert(extra, name);
+    for (k, name) in naming::by_difference(&bases, &attributes, |j| residual_kind(&chosen[j])) {
+        named.insert(k, name);
     }
     for (k, (group, base)) in chosen.iter().zip(bases).enumerate() {
         let mut name = named.get(&k).cloned().unwrap_or_else(|| base.clone());

@@ -4,7 +4,10 @@
 //! downsampling and one without) would otherwise be `EncoderLayer` and `EncoderLayer2`, a
 //! name that says nothing. Where one class has every layer the other has and more, and those
 //! layers' names begin with a word the other's never use, the plainer class keeps the name
-//! and the other is named after that word: `EncoderLayerWithDownsample`.
+//! and the other is named after that word: `EncoderLayerWithDownsample`. Where they differ
+//! only in how many layers of a numbered kind they have (VGG's blocks of two and of three
+//! convolutions: `conv1`, `conv2`, `conv3`), each is named after its count:
+//! `TwoConvBlock`, `ThreeConvBlock`.
 
 use std::collections::BTreeSet;
 
@@ -39,15 +42,56 @@ pub(super) fn extra_part(more: &[String], fewer: &[String]) -> Option<String> {
     })
 }
 
-/// For the groups of each base name only two classes share, which is plain and which is
-/// named after its extra part: `(plain, extra, name)` triples, the plain one keeping the
-/// base name. `skip(i)` leaves out a class named otherwise unless it is the first of its
-/// name (the residual kind: `ResidualBlock` beside two other `Block`s).
+/// Count words for class names (`ThreeConvBlock`); a longer run of layers is no name.
+const COUNTS: [&str; 9] = ["One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine"];
+
+/// The kind of a numbered layer (`conv` of `conv3`): a word of at least two letters before
+/// the number.
+fn numbered_kind(name: &str) -> Option<&str> {
+    let kind = name.trim_end_matches(|c: char| c.is_ascii_digit());
+    let numbered = kind.len() < name.len() && kind.len() >= 2;
+    (numbered && kind.bytes().all(|b| b.is_ascii_lowercase())).then_some(kind)
+}
+
+/// Where two classes' layers differ only in how many of one numbered kind each has (VGG's
+/// `conv1`, `conv2` beside `conv1`, `conv2`, `conv3`): the kind, for names by count. Other
+/// numbered kinds may differ along (a `bn3` with each `conv3`); the kind of the first layer
+/// one has and the other lacks names both.
+fn counted_kind<'a>(a: &'a [String], b: &'a [String]) -> Option<&'a str> {
+    let a_set: BTreeSet<&str> = a.iter().map(String::as_str).collect();
+    let b_set: BTreeSet<&str> = b.iter().map(String::as_str).collect();
+    // In the order the layers are made (`conv3` before its `bn3`).
+    let only_a = a.iter().filter(|n| !b_set.contains(n.as_str()));
+    let only_b = b.iter().filter(|n| !a_set.contains(n.as_str()));
+    let mut differing = only_a.chain(only_b).map(String::as_str);
+    let first = differing.next()?;
+    let kind = numbered_kind(first)?;
+    let both_have = |k: &str| {
+        let of_kind = |set: &BTreeSet<&str>| set.iter().any(|n| numbered_kind(n) == Some(k));
+        of_kind(&a_set) && of_kind(&b_set)
+    };
+    let all_numbered =
+        std::iter::once(first).chain(differing).all(|n| numbered_kind(n).is_some_and(both_have));
+    (all_numbered && both_have(kind)).then_some(kind)
+}
+
+/// `ThreeConvBlock`: `base` named after how many layers of `kind` `attributes` has.
+fn by_count(base: &str, kind: &str, attributes: &[String]) -> Option<String> {
+    let count = attributes.iter().filter(|n| numbered_kind(n) == Some(kind)).count();
+    let word = COUNTS.get(count.checked_sub(1)?)?;
+    Some(format!("{word}{}{base}", kind.to_upper_camel_case()))
+}
+
+/// For the groups of each base name only two classes share, their names where their layers
+/// tell them apart: the plain one keeps the base name and the other is named after its
+/// extra part, or each is named after its count of a kind. `skip(i)` leaves out a class
+/// named otherwise unless it is the first of its name (the residual kind: `ResidualBlock`
+/// beside two other `Block`s).
 pub(super) fn by_difference(
     bases: &[String],
     attributes: &[Vec<String>],
     skip: impl Fn(usize) -> bool,
-) -> Vec<(usize, usize, String)> {
+) -> Vec<(usize, String)> {
     let mut found = Vec::new();
     for (j, base) in bases.iter().enumerate() {
         let mut same: Vec<usize> = (0..bases.len()).filter(|&k| &bases[k] == base).collect();
@@ -59,9 +103,14 @@ pub(super) fn by_difference(
         }
         let i = same[0];
         if let Some(part) = extra_part(&attributes[i], &attributes[j]) {
-            found.push((j, i, format!("{base}With{part}")));
+            found.extend([(j, base.clone()), (i, format!("{base}With{part}"))]);
         } else if let Some(part) = extra_part(&attributes[j], &attributes[i]) {
-            found.push((i, j, format!("{base}With{part}")));
+            found.extend([(i, base.clone()), (j, format!("{base}With{part}"))]);
+        } else if let Some(kind) = counted_kind(&attributes[i], &attributes[j]) {
+            let counted = [i, j].map(|k| by_count(base, kind, &attributes[k]));
+            if let [Some(a), Some(b)] = counted {
+                found.extend([(i, a), (j, b)]);
+            }
         }
     }
     found
@@ -104,6 +153,29 @@ mod tests {
     }
 
     #[test]
+    fn blocks_of_more_layers_of_a_kind_are_named_by_count() {
+        // VGG19's blocks of two and of four convolutions.
+        let bases = names(&["Block", "Block"]);
+        let four = names(&["conv1", "conv2", "conv3", "conv4", "pool"]);
+        let two = names(&["conv1", "conv2", "pool"]);
+        let found = by_difference(&bases, &[four.clone(), two.clone()], |_| false);
+        let expected = [(0, "FourConvBlock".to_string()), (1, "TwoConvBlock".to_string())];
+        assert_eq!(found, expected);
+        // A norm along with each conv: named after the conv, which comes first.
+        let three = names(&["conv1", "bn1", "conv2", "bn2", "conv3", "bn3"]);
+        let two = names(&["conv1", "bn1", "conv2", "bn2"]);
+        let found = by_difference(&bases, &[two, three], |_| false);
+        let expected = [(0, "TwoConvBlock".to_string()), (1, "ThreeConvBlock".to_string())];
+        assert_eq!(found, expected);
+        // Not where the other layers differ too, nor for a kind only one has.
+        let other = names(&["conv1", "conv2", "conv3", "max_pooling2d"]);
+        assert!(by_difference(&bases, &[four.clone(), other], |_| false).is_empty());
+        let head = names(&["conv1", "conv2", "pool", "head1"]);
+        let found = by_difference(&bases, &[head, names(&["conv1", "conv2", "pool"])], |_| false);
+        assert_eq!(found, [(1, "Block".to_string()), (0, "BlockWithHead".to_string())]);
+    }
+
+    #[test]
     fn the_plain_class_keeps_the_name() {
         let bases = names(&["StageBlock", "EncoderLayer", "EncoderLayer"]);
         let attributes = vec![
@@ -112,7 +184,9 @@ mod tests {
             names(&["attn_qkv"]),
         ];
         let found = by_difference(&bases, &attributes, |_| false);
-        assert_eq!(found, [(2, 1, "EncoderLayerWithProjection".to_string())]);
+        let expected =
+            [(2, "EncoderLayer".to_string()), (1, "EncoderLayerWithProjection".to_string())];
+        assert_eq!(found, expected);
         assert!(by_difference(&bases, &attributes, |k| k == 2).is_empty());
         // One named otherwise leaves two.
         let mut bases = bases;
@@ -120,7 +194,7 @@ mod tests {
         let mut attributes = attributes;
         attributes.push(names(&["attn_qkv", "x"]));
         let found = by_difference(&bases, &attributes, |k| k == 3);
-        assert_eq!(found, [(2, 1, "EncoderLayerWithProjection".to_string())]);
+        assert_eq!(found, expected);
         // Three classes of one name stay numbered.
         let bases = names(&["Block", "Block", "Block"]);
         let attributes = vec![names(&["a", "se_x"]), names(&["a"]), names(&["a"])];
