@@ -472,6 +472,8 @@ impl<'a> Lowerer<'a> {
         self.summary.blocks =
             blocks::extract(&mut self.module, &mut stmts, &self.spans, &outs, &self.locals);
         self.hint_block_tensors(&stmts);
+        let units = blocks::units::extract(&mut self.module, &mut stmts, &outs);
+        self.summary.blocks.extend(units);
         let fresh = inplace::fresh_layers(self.module.layers.iter().map(|l| (&*l.name, &l.ctor)));
         let (body, stacks) =
             blocks::stacks::extract(&mut self.module, stmts, &mut outs, |segment, live| {

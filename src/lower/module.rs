@@ -55,6 +55,8 @@ pub struct BlockClass {
     pub tensor_output: bool,
     /// Locals named with fewer words than their layers' names (`py::names::Scope::shortened`).
     pub shortened: BTreeSet<String>,
+    /// A unit (see `blocks::units`): its instances keep their names, never a list.
+    pub unit: bool,
 }
 
 /// The part of a block class only some instances have: torchvision's `downsample`, Keras'

@@ -35,7 +35,7 @@ impl ParamSlot {
 
 /// Constructor parameters of a class.
 #[derive(Default)]
-struct Params(Vec<ParamSlot>);
+pub(super) struct Params(Vec<ParamSlot>);
 
 impl Params {
     /// `keep` when every instance passes the same value (nothing when that is the default),
@@ -54,7 +54,10 @@ impl Params {
         };
         // A keyword may share a parameter without a default (`groups=out_channels`).
         let compatible = |p: &ParamSlot| p.default.is_none() || p.default.as_ref() == default;
-        if present.iter().all(|v| *v == present[0]) {
+        // A value naming a parameter of an enclosing class (a unit's `out_channels` inside
+        // a cell) is passed even where every instance agrees.
+        let free = |v: &&Expr| v.names().iter().any(|n| !matches!(*n, "F" | "torch" | "nn"));
+        if present.iter().all(|v| *v == present[0]) && !present.first().is_some_and(free) {
             // A layer only some instances have takes the parameter that agrees with it
             // (`conv0` reads `in_channels` and `stride` as `conv1` does), else its value.
             let partial = present.len() < values.len();
@@ -104,11 +107,19 @@ impl Params {
 
     /// The `__init__` parameters: those without a default first (Python's rule), those
     /// passed by keyword last among them, each group in the order the layers need them.
-    fn order(&mut self) {
+    pub(super) fn order(&mut self) {
         self.0.sort_by_key(|p| (p.default.is_some(), p.by_keyword()));
     }
 
-    fn params(&self) -> Vec<Param> {
+    /// As [`Params::order`], the sizes first in the order PyTorch's layers take them
+    /// (`in_channels, out_channels, kernel_size`), for a class that is one such layer.
+    pub(super) fn order_sizes_first(&mut self) {
+        const SIZES: [&str; 3] = ["in_channels", "out_channels", "kernel_size"];
+        let size = |p: &ParamSlot| SIZES.iter().position(|s| *s == p.name).unwrap_or(SIZES.len());
+        self.0.sort_by_key(|p| (p.default.is_some(), p.by_keyword(), size(p)));
+    }
+
+    pub(super) fn params(&self) -> Vec<Param> {
         self.0
             .iter()
             .map(|p| match &p.default {
@@ -132,7 +143,7 @@ impl Params {
     /// The arguments instance `k` passes: positionally, then by keyword where it differs from
     /// the default or is a function (`ConvBlock(256, 128, 512, stride=2)`,
     /// `ExpandedConv(16, 64, 3, 16, 24, activation=F.relu)`).
-    fn call(&self, k: usize) -> (Vec<Expr>, Vec<(&str, Expr)>) {
+    pub(super) fn call(&self, k: usize) -> (Vec<Expr>, Vec<(&str, Expr)>) {
         let mut args = Vec::new();
         let mut kwargs = Vec::new();
         for p in &self.0 {
@@ -199,7 +210,7 @@ pub(super) fn ctor_slots(ctors: &[&Expr]) -> Vec<(Option<String>, Vec<Expr>)> {
 
 /// A layer of the class: the first instance's constructor with the arguments that differ
 /// between instances replaced by parameters. `ctors` has `None` for instances without it.
-fn class_layer(name: &str, ctors: &[Option<&Expr>], params: &mut Params) -> Layer {
+pub(super) fn class_layer(name: &str, ctors: &[Option<&Expr>], params: &mut Params) -> Layer {
     let present: Vec<&Expr> = ctors.iter().flatten().copied().collect();
     let Expr::Call(first) = present[0] else {
         return Layer { name: name.to_string(), ctor: present[0].clone() };
@@ -537,6 +548,7 @@ pub(super) fn build_class(
         extra_outputs: forward.extra_outputs,
         tensor_output: false,
         shortened: forward.shortened,
+        unit: false,
     });
     for (gi, &i) in group.members.iter().enumerate() {
         let m = &members[i];

@@ -23,6 +23,7 @@ mod layouts;
 mod naming;
 mod runs;
 pub mod stacks;
+pub mod units;
 mod variants;
 
 pub use hoist::hoist_foreign;

@@ -144,7 +144,10 @@ fn scan<C>(
 
 /// The runs: (first statement, number of calls), each at least two calls long.
 fn runs(module: &Module, stmts: &[Assign], returns: &[Expr]) -> Vec<(usize, usize)> {
-    let classes: BTreeSet<&str> = module.classes.iter().map(|c| c.name.as_str()).collect();
+    // Not units: NASNet's two `SeparableConv`s of a branch are `separable_conv_1_..._left1`
+    // and `separable_conv_2_..._left1`, names a list would lose.
+    let classes: BTreeSet<&str> =
+        module.classes.iter().filter(|c| !c.unit).map(|c| c.name.as_str()).collect();
     let extends = |run: &[BlockCall], next: &BlockCall, end: usize| {
         let prev = run.last().expect("a run is never empty");
         let ctors: Vec<&Call> = run.iter().chain([next]).map(|c| &c.ctor).collect();
