@@ -102,9 +102,16 @@ def test_keras_model(name, tmp_path):
         # Keras counts its unnamed layers over the whole model (`conv2d_241`); inside a block
         # they are counted afresh, and the branches beside the first run as `y`.
         mixed = src.split("class Mixed(nn.Module):")[1].split("\nclass ")[0]
-        assert "self.conv2d_1 = nn.Conv2d(" in mixed and "self.batch_normalization_2 =" in mixed
         assert not re.search(r"conv2d_\d{3}", mixed), mixed
         assert "        y = self.conv2d_" in mixed, mixed
+        # Keras' `conv2d_bn` (conv, batch norm, ReLU), which every branch repeats, is one
+        # class, as torchvision's `BasicConv2d`; a pooling branch pools, then calls one.
+        unit = src.split("class ConvBnRelu(nn.Module):")[1].split("\nclass ")[0]
+        assert "self.conv = nn.Conv2d(" in unit and "self.bn = nn.BatchNorm2d(" in unit, unit
+        assert "self.conv2d_1 = ConvBnRelu(768, out_channels, 1)" in mixed, mixed
+        assert "self.conv2d_2 = ConvBnRelu(out_channels, out_channels, (7, 1), padding=(3, 0))" in mixed, mixed
+        assert "y = self.average_pooling2d(inputs)\n" in mixed, mixed
+        assert lines < 320, lines
 
 
 @pytest.mark.parametrize("name", ["keras_mobilenet_v2", "keras_resnet50"])

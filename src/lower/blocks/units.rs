@@ -20,13 +20,17 @@
 //! and a cell calls `self.separable_conv_1_normal_left1(x)`. A unit is a chain of statements
 //! each reading only the one before (a layer call, or a function of it with literal
 //! arguments), or one period of a chain that repeats a period (`relu, depthwise, pointwise,
-//! bn` twice); units of the same structure (constructor arguments aside, which become
-//! parameters) found at least twice in the code share a class. Layer names say what the unit
-//! is: the words all its layers share name the instance (`separable_conv_1_normal_left1`),
-//! the rest name its layers (`depthwise`, `pointwise`, `bn`), and the words every instance
-//! shares name the class. Where names do not say (Keras' counters, `conv2d_5`,
-//! `batch_normalization_5`), there is no unit: a class called `Unit3` would say less than
-//! the layers it hides.
+//! bn` twice), or a kind of unit that occurs so often found inside a longer chain; units of
+//! the same structure (constructor arguments aside, which become parameters) found at least
+//! [`MIN_OCCURRENCES`] times in the code share a class. Layer names say what the unit is:
+//! the words all its layers share name the instance (`separable_conv_1_normal_left1`), the
+//! rest name its layers (`depthwise`, `pointwise`, `bn`), and the words every instance shares
+//! name the class. Where Keras named the layers after their kinds (`conv2d_5`,
+//! `batch_normalization_5`: InceptionV3's `conv2d_bn`), the class is named after what it
+//! does (`ConvBnRelu`, torchvision's `BasicConv2d`), its layers after their kinds (`conv`,
+//! `bn`) and the instance after its first layer. Where names say neither, there is no unit:
+//! a class called `Unit3` would say less than the layers it hides. Nor is a transformer's
+//! MLP of linear layers one: people spell it out.
 //!
 //! Runs after block classes are made, on the model's statements and on each class's, so a
 //! unit may sit inside a block; the weights move under the instance
@@ -38,6 +42,7 @@ use heck::ToUpperCamelCase;
 
 use super::class::{Params, class_layer};
 use super::layer_key;
+use crate::lower::keras_names::keras_kind;
 use crate::lower::module::{BlockClass, Layer, Module};
 use crate::py::names::{is_torch_layer_class, is_valid_class_name};
 use crate::py::printer::flat;
@@ -46,8 +51,8 @@ use crate::py::{Assign, Call, Expr, Ref};
 /// A unit has at least this many statements,
 const MIN_STATEMENTS: usize = 3;
 
-/// and this many layers (a transformer's two-layer MLP reads better spelled out),
-const MIN_LAYERS: usize = 3;
+/// and this many layers,
+const MIN_LAYERS: usize = 2;
 
 /// and occurs at least this often in the code (fewer would not save what the class costs).
 const MIN_OCCURRENCES: usize = 3;
@@ -107,9 +112,9 @@ fn step<'a>(stmt: &'a Assign, layers: &BTreeMap<&str, &Expr>) -> Option<Step<'a>
     })
 }
 
-/// The units of one body: chains of steps each reading only the one before, which nothing
-/// else reads; a chain that repeats a period gives one unit per period.
-fn units_of(body: Body, stmts: &[Assign], layers: &[Layer], live: &[&str]) -> Vec<Occurrence> {
+/// The chains of one body: steps each reading only the one before, which nothing else
+/// reads.
+fn chains_of(body: Body, stmts: &[Assign], layers: &[Layer], live: &[&str]) -> Vec<Chain> {
     let ctors: BTreeMap<&str, &Expr> = layers.iter().map(|l| (l.name.as_str(), &l.ctor)).collect();
     // How often each statement's value is read: names may be rebound (`x = f(x)`), so
     // counted backwards, the reads after a binding up to the next.
@@ -154,33 +159,95 @@ fn units_of(body: Body, stmts: &[Assign], layers: &[Layer], live: &[&str]) -> Ve
             last = next.output;
             end += 1;
         }
-        let chain = &steps[i..end];
-        // (A period shorter than a unit would split a chain of layers of one kind.)
-        let period = (MIN_STATEMENTS..=chain.len() / 2)
-            .filter(|&p| chain.len().is_multiple_of(p))
-            .find(|&p| (p..chain.len()).all(|k| fingerprint(chain, k) == fingerprint(chain, k - p)))
-            .unwrap_or(chain.len());
-        for start in (i..end).step_by(period) {
-            let unit = &steps[start..start + period];
-            let layers: Vec<String> =
-                unit.iter().flatten().filter_map(|s| s.layer).map(String::from).collect();
-            if period >= MIN_STATEMENTS && layers.len() >= MIN_LAYERS {
-                found.push(Occurrence { body, stmts: start..start + period, layers });
-            }
-        }
+        let steps = steps[i..end].iter().flatten();
+        let (fingerprints, layers) =
+            steps.map(|s| (s.fingerprint.clone(), s.layer.map(String::from))).unzip();
+        found.push(Chain { body, start: i, fingerprints, layers });
         i = end;
     }
     found
 }
 
-fn fingerprint<'a>(chain: &'a [Option<Step>], k: usize) -> Option<&'a str> {
-    chain[k].as_ref().map(|s| s.fingerprint.as_str())
+/// A chain of steps: the statements from `start` of `body`, each reading only the one before.
+struct Chain {
+    body: Body,
+    start: usize,
+    fingerprints: Vec<String>,
+    /// The layer each statement calls, if it calls one.
+    layers: Vec<Option<String>>,
+}
+
+impl Chain {
+    /// The units a chain is on its own: one per period where it repeats one (`relu,
+    /// depthwise, pointwise, bn` twice), else the whole chain.
+    fn own_units(&self) -> Vec<std::ops::Range<usize>> {
+        let n = self.fingerprints.len();
+        let f = &self.fingerprints;
+        // (A period shorter than a unit would split a chain of layers of one kind.)
+        let period = (MIN_STATEMENTS..=n / 2)
+            .filter(|&p| n.is_multiple_of(p))
+            .find(|&p| (p..n).all(|k| f[k] == f[k - p]))
+            .unwrap_or(n);
+        (0..n).step_by(period).map(|s| s..s + period).collect()
+    }
+
+    /// Statements `r` as a unit, where they are long enough and call enough layers.
+    fn unit(&self, r: std::ops::Range<usize>) -> Option<Occurrence> {
+        let layers: Vec<String> = self.layers[r.clone()].iter().flatten().cloned().collect();
+        let stmts = self.start + r.start..self.start + r.end;
+        (r.len() >= MIN_STATEMENTS && layers.len() >= MIN_LAYERS).then_some(Occurrence {
+            body: self.body,
+            stmts,
+            layers,
+        })
+    }
+}
+
+/// The units of all chains. A kind of unit that occurs often enough on its own is looked
+/// for in every chain (InceptionV3's pooling branch is a pool, then the `conv, bn, relu`
+/// every other branch repeats), the smallest kinds only: a kind holding another is cut.
+fn units(chains: &[Chain]) -> Vec<Occurrence> {
+    let mut counts: BTreeMap<&[String], usize> = BTreeMap::new();
+    for c in chains {
+        for r in c.own_units() {
+            if c.unit(r.clone()).is_some() {
+                *counts.entry(&c.fingerprints[r]).or_default() += 1;
+            }
+        }
+    }
+    let frequent: Vec<&[String]> =
+        counts.into_iter().filter(|(_, n)| *n >= MIN_OCCURRENCES).map(|(k, _)| k).collect();
+    let holds = |big: &[String], small: &[String]| {
+        big.len() > small.len() && big.windows(small.len()).any(|w| w == small)
+    };
+    let mut kinds: Vec<&[String]> =
+        frequent.iter().copied().filter(|k| !frequent.iter().any(|s| holds(k, s))).collect();
+    // Longest first where two start alike.
+    kinds.sort_by_key(|k| std::cmp::Reverse(k.len()));
+    let mut found = Vec::new();
+    for c in chains {
+        let mut i = 0;
+        while i < c.fingerprints.len() {
+            let rest = &c.fingerprints[i..];
+            match kinds.iter().find(|k| rest.starts_with(k)) {
+                Some(k) => {
+                    found.extend(c.unit(i..i + k.len()));
+                    i += k.len();
+                }
+                None => i += 1,
+            }
+        }
+    }
+    found
 }
 
 /// How a unit is named: its instance in the body, its layers in the class.
 struct Names {
     instance: String,
     layers: Vec<String>,
+    /// The class's name, for a unit of layers Keras named after their kinds (see
+    /// [`kind_names`]); else the words its instances share name it.
+    class: Option<String>,
 }
 
 /// The words all of a unit's layers share name it (`separable_conv_1_normal_left1` of
@@ -203,8 +270,70 @@ fn unit_names(layers: &[String]) -> Option<Names> {
         .map(|ws| ws.join("_"))
         .collect();
     let distinct: BTreeSet<&String> = layers.iter().collect();
-    (distinct.len() == layers.len() && layers.iter().all(|l| named(l)))
-        .then_some(Names { instance, layers })
+    (distinct.len() == layers.len() && layers.iter().all(|l| named(l))).then_some(Names {
+        instance,
+        layers,
+        class: None,
+    })
+}
+
+/// What a layer of a PyTorch class is called in a unit of layers Keras named after their
+/// kinds (torchvision's names: `conv`, `bn`).
+fn kind_name(ctor: &Expr) -> Option<&'static str> {
+    let Expr::Call(c) = ctor else { return None };
+    let func = flat(&c.func);
+    let kind = func.strip_prefix("nn.")?.trim_end_matches(|c: char| c.is_ascii_digit() || c == 'd');
+    Some(match kind {
+        "Conv" => "conv",
+        "ConvTranspose" => "conv_transpose",
+        "BatchNorm" => "bn",
+        "LayerNorm" | "GroupNorm" | "RMSNorm" | "InstanceNorm" => "norm",
+        "Linear" => "linear",
+        "MaxPool" | "AvgPool" => "pool",
+        "Embedding" => "embedding",
+        _ => return None,
+    })
+}
+
+/// Names for a unit of layers Keras named after their kinds and a counter (Keras' own
+/// InceptionV3 builds each with `conv2d_bn`: `conv2d_5`, `batch_normalization_5`, then a
+/// ReLU): the instance is named after its first layer (`conv2d_5`), its layers after their
+/// kinds (`conv`, `bn`), the class after what its statements do (`ConvBnRelu`). `steps` are
+/// the unit's statements: a layer's constructor, or a function's name.
+fn kind_names(globals: &[String], steps: &[Result<&Expr, String>]) -> Option<Names> {
+    if !globals.iter().all(|l| keras_kind(l).is_some()) {
+        return None;
+    }
+    let mut class = String::new();
+    let mut own = Vec::new();
+    for step in steps {
+        match step {
+            Ok(ctor) => {
+                let kind = kind_name(ctor)?;
+                class.push_str(&kind.to_upper_camel_case());
+                own.push(kind);
+            }
+            Err(func) => {
+                let name = func.rsplit('.').next().unwrap_or(func);
+                class.push_str(&name.to_upper_camel_case());
+            }
+        }
+    }
+    // Two of a kind are numbered (`conv1`, `conv2`).
+    let layers = own
+        .iter()
+        .enumerate()
+        .map(|(k, kind)| {
+            let same: Vec<usize> = (0..own.len()).filter(|&j| own[j] == *kind).collect();
+            match same.iter().position(|&j| j == k) {
+                Some(i) if same.len() > 1 => format!("{kind}{}", i + 1),
+                _ => kind.to_string(),
+            }
+        })
+        .collect();
+    let class = if is_torch_layer_class(&class) { format!("{class}Block") } else { class };
+    let instance = globals[0].clone();
+    is_valid_class_name(&class).then_some(Names { instance, layers, class: Some(class) })
 }
 
 /// The class name: the words (numbers dropped) every instance's name has
@@ -243,9 +372,9 @@ pub fn extract(
     stmts: &mut Vec<Assign>,
     outs: &[Expr],
 ) -> Vec<(String, usize)> {
-    let mut all = Vec::new();
+    let mut chains = Vec::new();
     let model_live: Vec<&str> = outs.iter().flat_map(|e| e.names()).collect();
-    all.extend(units_of(Body::Model, stmts, &module.layers, &model_live));
+    chains.extend(chains_of(Body::Model, stmts, &module.layers, &model_live));
     for (k, class) in module.classes.iter().enumerate() {
         if !class.optional.is_empty() {
             continue;
@@ -253,8 +382,9 @@ pub fn extract(
         let live: Vec<&str> = std::iter::once(class.output.as_str())
             .chain(class.extra_outputs.iter().map(String::as_str))
             .collect();
-        all.extend(units_of(Body::Class(k), &class.body, &class.layers, &live));
+        chains.extend(chains_of(Body::Class(k), &class.body, &class.layers, &live));
     }
+    let all = units(&chains);
     if std::env::var_os("TF2TORCH_DEBUG_UNITS").is_some() {
         for o in &all {
             eprintln!("unit {:?} {:?} {:?}", o.body, o.stmts, o.layers);
@@ -266,12 +396,29 @@ pub fn extract(
         let (body_stmts, layers) = parts(module, stmts, occ.body);
         let ctors: BTreeMap<&str, &Expr> =
             layers.iter().map(|l| (l.name.as_str(), &l.ctor)).collect();
+        // A transformer's MLP (`dense`, activation, `dense`) reads better spelled out, as
+        // people write it: a unit of linear layers only is none.
+        let linear = |l: &String| matches!(ctors.get(l.as_str()), Some(Expr::Call(c)) if flat(&c.func) == "nn.Linear");
+        if occ.layers.iter().all(linear) {
+            continue;
+        }
         let key: Vec<String> = body_stmts[occ.stmts.clone()]
             .iter()
             .filter_map(|s| step(s, &ctors))
             .map(|s| s.fingerprint)
             .collect();
-        let Some(names) = unit_names(&occ.layers) else { continue };
+        let unit: Vec<Result<&Expr, String>> = body_stmts[occ.stmts.clone()]
+            .iter()
+            .filter_map(|s| {
+                let Expr::Call(c) = &s.value else { return None };
+                Some(match c.func.as_self_attr() {
+                    Some(a) => Ok(*ctors.get(a)?),
+                    None => Err(flat(&c.func)),
+                })
+            })
+            .collect();
+        let names = unit_names(&occ.layers).or_else(|| kind_names(&occ.layers, &unit));
+        let Some(names) = names else { continue };
         groups.entry(key.join("\n")).or_default().push((occ, names));
     }
     // One class per name: the kind that occurs most keeps it.
@@ -288,7 +435,11 @@ pub fn extract(
             continue;
         }
         let instances: Vec<&str> = group.iter().map(|(_, n)| n.instance.as_str()).collect();
-        let Some(name) = class_name(&instances) else { continue };
+        let named = match &group[0].1.class {
+            Some(kinds) => group.iter().all(|(_, n)| n.class.is_some()).then(|| kinds.clone()),
+            None => class_name(&instances),
+        };
+        let Some(name) = named else { continue };
         if taken.contains(&name) {
             continue;
         }
@@ -575,6 +726,24 @@ mod tests {
         assert!(super::unit_names(&names(&["conv2d_4", "conv2d_5"])).is_none());
         // Two layers that would be named alike.
         assert!(super::unit_names(&names(&["a_x_conv", "a_y_conv", "a_conv"])).is_none());
+        // Layers Keras named after their kinds: named after what they do.
+        let conv = crate::py::Expr::call("nn.Conv2d", vec![]);
+        let bn = crate::py::Expr::call("nn.BatchNorm2d", vec![]);
+        let counted = names(&["conv2d_5", "batch_normalization_5"]);
+        let steps = [Ok(&conv), Ok(&bn), Err("F.relu".to_string())];
+        let unit = super::kind_names(&counted, &steps).expect("named by kinds");
+        assert_eq!(
+            (unit.instance.as_str(), unit.class.as_deref()),
+            ("conv2d_5", Some("ConvBnRelu"))
+        );
+        assert_eq!(unit.layers, ["conv", "bn"]);
+        let two = names(&["conv2d_5", "conv2d_6"]);
+        let unit = super::kind_names(&two, &[Ok(&conv), Ok(&conv)]).expect("named by kinds");
+        assert_eq!(unit.layers, ["conv1", "conv2"]);
+        assert!(
+            super::kind_names(&names(&["branch_conv", "conv2d_6"]), &[Ok(&conv), Ok(&conv)])
+                .is_none()
+        );
         // A class that would read as PyTorch's layer.
         assert_eq!(super::class_name(&["conv2d_a", "conv2d_b"]).as_deref(), Some("Conv2dBlock"));
     }
