@@ -1070,11 +1070,12 @@ fn lone_outlier(group: &[usize], members: &[Member], module: &Module) -> Option<
         };
         for (j, (key, values)) in class::ctor_slots(&ctors).into_iter().enumerate() {
             // Widths change from stage to stage (VGG's third block is 256 wide, the two
-            // after it 512): a width is no edit.
+            // after it 512): a width is no edit, nor a depthwise conv's `groups`, its width.
             let width = key.is_none()
                 && positional_names(&func)
                     .get(j)
-                    .is_some_and(|n| n.ends_with("channels") || n.ends_with("features"));
+                    .is_some_and(|n| n.ends_with("channels") || n.ends_with("features"))
+                || key.as_deref() == Some("groups");
             if width {
                 continue;
             }
