@@ -13,7 +13,9 @@
 //! becomes one [`Fused::ApplyRotary`] node reading `x` and `angles`: `apply_rotary(x, angles)`.
 //!
 //! RoFormer pairs neighbours instead of halves: `stack([-x[..., 1::2], x[..., ::2]], -1)`
-//! reshaped back to `x`'s shape is one [`Fused::RotateEveryTwo`] node, `rotate_every_two(x)`.
+//! reshaped back to `x`'s shape is one [`Fused::RotateEveryTwo`] node, `rotate_every_two(x)`;
+//! so is Moonshine's spelling, the columns of `x` viewed as pairs (`x.reshape(.., d/2, 2)`)
+//! for `x[..., 1::2]` and `x[..., ::2]`.
 //! Flux writes each pair's whole turn: `x` viewed as pairs `[.., d/2, 2]`, `x0, x1` its two
 //! columns, `stack([x0 * cos - x1 * sin, x0 * sin + x1 * cos], -1)` reshaped back is one
 //! [`Fused::RotatePairs`] node, `rotate_pairs(x, cos, sin)`.
@@ -308,7 +310,12 @@ fn rotated_half(g: &Graph, v: ValueRef) -> Option<ValueRef> {
 fn rotated_pairs(g: &Graph, v: ValueRef) -> Option<ValueRef> {
     // Stacked on a new last axis, then merged back: `[.., d/2, 2]` → `[.., d]`.
     restacked(g, v, 0, |a, b| {
-        let (x, 1) = every_other(g, unary_input(g, a, "Neg")?)? else { return None };
+        let odd = unary_input(g, a, "Neg")?;
+        // Or Moonshine's: the columns of `x` viewed as pairs, `x.reshape(.., d/2, 2)[..., 1]`.
+        if let (Some(x), Some(x2)) = (pair_column(g, odd, 1), pair_column(g, b, 0)) {
+            return (x == x2).then_some(x);
+        }
+        let (x, 1) = every_other(g, odd)? else { return None };
         let (x2, 0) = every_other(g, b)? else { return None };
         (x == x2).then_some(x)
     })
@@ -465,6 +472,31 @@ mod tests {
     /// Flux's turn of each pair written whole: `x` viewed as pairs, `(x0 * cos - x1 * sin,
     /// x0 * sin + x1 * cos)` stacked and merged back is `rotate_pairs(x, cos, sin)`; with the
     /// sign of the sine's product swapped it is another rotation, and stays written.
+    #[test]
+    fn columns_of_pairs_stacked_are_rotate_every_two() {
+        // Moonshine: `x` viewed as pairs, `stack([-pairs[..., 1], pairs[..., 0]], -1)`; the
+        // columns the other way round are no rotation.
+        for (first, helper) in [(1, true), (0, false)] {
+            let mut g = TestGraph::new();
+            let x = g.input("x", &[-1, 5, 2, 8]);
+            let target = g.constant("rot/pairs_shape", int_tensor(&[5], &[-1, 5, 2, 4, 2]));
+            let pairs = g.op("rot/Reshape", "Reshape", &[x, target], &[]);
+            let column = |g: &mut TestGraph, name: &str, k: i64| {
+                let attrs = [("ellipsis_mask", int(1)), ("shrink_axis_mask", int(2))];
+                last_axis(g, name, pairs, [k, k + 1, 1], &attrs)
+            };
+            let odd = column(&mut g, "rot/odd", first);
+            let even = column(&mut g, "rot/even", 1 - first);
+            let neg = g.op("rot/Neg", "Neg", &[odd], &[]);
+            let packed =
+                g.op("rot/stack", "Pack", &[neg, even], &[("axis", int(-1)), ("N", int(2))]);
+            let shape = g.constant("rot/shape", int_tensor(&[4], &[-1, 5, 2, 8]));
+            let y = g.op("rot/Reshape_1", "Reshape", &[packed, shape], &[]);
+            let code = g.lower(&[y]);
+            assert_eq!(code.contains("rotate_every_two(x)"), helper, "{code}");
+        }
+    }
+
     #[test]
     fn a_whole_turn_of_pairs_is_rotate_pairs() {
         for (sub, helper) in [("Sub", true), ("AddV2", false)] {
