@@ -16,7 +16,7 @@ DECODERS = ["keras_hub_gpt2", "keras_hub_llama", "keras_hub_gemma", "keras_hub_g
 DECODERS += ["keras_hub_esm2"]
 DECODERS += ["keras_hub_falcon", "keras_hub_smollm3", "keras_hub_dinov3", "keras_hub_t5", "keras_hub_bloom"]
 DECODERS += ["keras_hub_albert", "keras_hub_roformer_v2", "keras_hub_vit", "keras_hub_hgnetv2", "keras_hub_flux"]
-DECODERS += ["keras_hub_mmdit"]
+DECODERS += ["keras_hub_mmdit", "keras_hub_moonshine"]
 DYNAMIC = ["dyn_class_token", "dyn_reshape", "dyn_fill_pack", "dyn_data_sizes", "dyn_resize_like", "dyn_pad_slice", "dyn_upsample", "dtypes_kept", "any_size_mobilenet"]
 DYNAMIC += ["keras_mobilenet_v3_small", "keras_nasnet_mobile", "audio_features"]
 DYNAMIC += ["seq2seq_attention", "keras_channels_first", "dyn_pools", "dyn_tcn", "single_head_attention"]
@@ -311,6 +311,20 @@ def test_cells_numbered_at_the_end_of_their_names_are_classes(tmp_path):
     # Inside the cells too, the right branches run as `y` beside the left one's `x`.
     cell = code.split("class NormalCell(nn.Module):")[1].split("\nclass ")[0]
     assert "        y = self.separable_conv_2_normal_right1(y)\n" in cell, cell
+
+
+def test_rotations_of_pairs_viewed_as_pairs_are_the_helper(tmp_path):
+    """Moonshine turns the neighbouring pairs of part of each head through a view of the
+    features as pairs (`x.reshape(.., d / 2, 2)`, its columns stacked turned): the
+    `rotate_every_two` helper, as RoFormer's strided slices are (parity is the test above)."""
+    out = tmp_path / "out"
+    run_cli("convert", source("keras_hub_moonshine"), "-o", out)
+    code = (out / "model.py").read_text()
+    assert "def rotate_every_two(" in code, code
+    # The helper, and the query and key of each encoder layer.
+    assert code.count("rotate_every_two(") >= 5, code
+    layer = code.split("class EncoderBlock(nn.Module):")[1].split("\nclass ")[0]
+    assert "torch.stack(" not in layer and "// 2" not in layer, layer
 
 
 def test_hugging_face_rotary_embeddings_are_the_helpers(tmp_path):
