@@ -60,6 +60,9 @@ const MIN_OCCURRENCES: usize = 3;
 /// Longer chains are not searched for a period (a hostile graph may be one long chain).
 const MAX_CHAIN: usize = 256;
 
+/// Kinds of unit looked for in every chain, at most (a hostile graph may have thousands).
+const MAX_KINDS: usize = 64;
+
 /// Where a body's statements and layers are: the model's, or class `k`'s.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Body {
@@ -215,8 +218,12 @@ fn units(chains: &[Chain]) -> Vec<Occurrence> {
             }
         }
     }
-    let frequent: Vec<&[String]> =
-        counts.into_iter().filter(|(_, n)| *n >= MIN_OCCURRENCES).map(|(k, _)| k).collect();
+    let mut frequent: Vec<(&[String], usize)> =
+        counts.into_iter().filter(|(_, n)| *n >= MIN_OCCURRENCES).collect();
+    // The most frequent first, and only so many: each kind is looked for in every chain.
+    frequent.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+    frequent.truncate(MAX_KINDS);
+    let frequent: Vec<&[String]> = frequent.into_iter().map(|(k, _)| k).collect();
     let holds = |big: &[String], small: &[String]| {
         big.len() > small.len() && big.windows(small.len()).any(|w| w == small)
     };
