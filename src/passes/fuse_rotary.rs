@@ -423,6 +423,21 @@ mod tests {
         (TestGraph::port(split, 0), TestGraph::port(split, 1))
     }
 
+    /// Columns 0 and 1 of `x` viewed as pairs: `x.reshape(pairs)[..., k]`.
+    fn pair_columns(g: &mut TestGraph, x: ValueRef, pairs: &[i64]) -> [ValueRef; 2] {
+        let target = g.constant("rot/pairs_shape", int_tensor(&[pairs.len()], pairs));
+        let viewed = g.op("rot/pairs", "Reshape", &[x, target], &[]);
+        let attrs = [("ellipsis_mask", int(1)), ("shrink_axis_mask", int(2))];
+        [0, 1].map(|k| last_axis(g, &format!("rot/x{k}"), viewed, [k, k + 1, 1], &attrs))
+    }
+
+    /// `stack([a, b], -1)` reshaped back to `shape`.
+    fn stacked_back(g: &mut TestGraph, a: ValueRef, b: ValueRef, shape: &[i64]) -> ValueRef {
+        let packed = g.op("rot/stack", "Pack", &[a, b], &[("axis", int(-1)), ("N", int(2))]);
+        let shape = g.constant("rot/shape", int_tensor(&[shape.len()], shape));
+        g.op("rot/Reshape", "Reshape", &[packed, shape], &[])
+    }
+
     /// `concat([a, b], -1)`.
     fn concat_last(g: &mut TestGraph, a: ValueRef, b: ValueRef) -> ValueRef {
         let cat_axis = g.constant("rot/cat_axis", int_tensor(&[], &[-1]));
@@ -460,10 +475,7 @@ mod tests {
             let odd = every(&mut g, "rot/odd", 1);
             let even = every(&mut g, "rot/even", 0);
             let neg = g.op("rot/Neg", "Neg", &[odd], &[]);
-            let packed =
-                g.op("rot/stack", "Pack", &[neg, even], &[("axis", int(-1)), ("N", int(2))]);
-            let shape = g.constant("rot/shape", int_tensor(&[4], &[-1, 5, 2, 8]));
-            let y = g.op("rot/Reshape", "Reshape", &[packed, shape], &[]);
+            let y = stacked_back(&mut g, neg, even, &[-1, 5, 2, 8]);
             let code = g.lower(&[y]);
             assert_eq!(code.contains("rotate_every_two(x)"), helper, "{code}");
         }
@@ -476,22 +488,12 @@ mod tests {
     fn columns_of_pairs_stacked_are_rotate_every_two() {
         // Moonshine: `x` viewed as pairs, `stack([-pairs[..., 1], pairs[..., 0]], -1)`; the
         // columns the other way round are no rotation.
-        for (first, helper) in [(1, true), (0, false)] {
+        for (first, helper) in [(1usize, true), (0, false)] {
             let mut g = TestGraph::new();
             let x = g.input("x", &[-1, 5, 2, 8]);
-            let target = g.constant("rot/pairs_shape", int_tensor(&[5], &[-1, 5, 2, 4, 2]));
-            let pairs = g.op("rot/Reshape", "Reshape", &[x, target], &[]);
-            let column = |g: &mut TestGraph, name: &str, k: i64| {
-                let attrs = [("ellipsis_mask", int(1)), ("shrink_axis_mask", int(2))];
-                last_axis(g, name, pairs, [k, k + 1, 1], &attrs)
-            };
-            let odd = column(&mut g, "rot/odd", first);
-            let even = column(&mut g, "rot/even", 1 - first);
-            let neg = g.op("rot/Neg", "Neg", &[odd], &[]);
-            let packed =
-                g.op("rot/stack", "Pack", &[neg, even], &[("axis", int(-1)), ("N", int(2))]);
-            let shape = g.constant("rot/shape", int_tensor(&[4], &[-1, 5, 2, 8]));
-            let y = g.op("rot/Reshape_1", "Reshape", &[packed, shape], &[]);
+            let columns = pair_columns(&mut g, x, &[-1, 5, 2, 4, 2]);
+            let neg = g.op("rot/Neg", "Neg", &[columns[first]], &[]);
+            let y = stacked_back(&mut g, neg, columns[1 - first], &[-1, 5, 2, 8]);
             let code = g.lower(&[y]);
             assert_eq!(code.contains("rotate_every_two(x)"), helper, "{code}");
         }
@@ -504,23 +506,14 @@ mod tests {
             let x = g.input("x", &[-1, 2, 6, 8]);
             let cos = g.input("cos", &[1, 1, 6, 4]);
             let sin = g.input("sin", &[1, 1, 6, 4]);
-            let target = g.constant("rot/pairs_shape", int_tensor(&[5], &[-1, 2, 6, 4, 2]));
-            let pairs = g.op("rot/Reshape", "Reshape", &[x, target], &[]);
-            let column = |g: &mut TestGraph, name: &str, k: i64| {
-                let attrs = [("ellipsis_mask", int(1)), ("shrink_axis_mask", int(2))];
-                last_axis(g, name, pairs, [k, k + 1, 1], &attrs)
-            };
-            let x0 = column(&mut g, "rot/x0", 0);
-            let x1 = column(&mut g, "rot/x1", 1);
+            let [x0, x1] = pair_columns(&mut g, x, &[-1, 2, 6, 4, 2]);
             let x0c = g.op("rot/mul", "Mul", &[x0, cos], &[]);
             let x1s = g.op("rot/mul_1", "Mul", &[sin, x1], &[]);
             let a = g.op("rot/sub", sub, &[x0c, x1s], &[]);
             let x0s = g.op("rot/mul_2", "Mul", &[x0, sin], &[]);
             let x1c = g.op("rot/mul_3", "Mul", &[x1, cos], &[]);
             let b = g.op("rot/add", "AddV2", &[x1c, x0s], &[]);
-            let packed = g.op("rot/stack", "Pack", &[a, b], &[("axis", int(-1)), ("N", int(2))]);
-            let shape = g.constant("rot/shape", int_tensor(&[4], &[-1, 2, 6, 8]));
-            let y = g.op("rot/Reshape_1", "Reshape", &[packed, shape], &[]);
+            let y = stacked_back(&mut g, a, b, &[-1, 2, 6, 8]);
             let code = g.lower(&[y]);
             assert_eq!(code.contains("rotate_pairs(x, cos, sin)"), helper, "{code}");
         }

@@ -409,21 +409,22 @@ pub fn extract(
         if occ.layers.iter().all(linear) {
             continue;
         }
-        let key: Vec<String> = body_stmts[occ.stmts.clone()]
-            .iter()
-            .filter_map(|s| step(s, &ctors))
-            .map(|s| s.fingerprint)
-            .collect();
-        let unit: Vec<Result<&Expr, String>> = body_stmts[occ.stmts.clone()]
+        // Each statement's fingerprint, and what it calls: a layer's constructor, or a
+        // function by name.
+        let (key, unit): (Vec<String>, Vec<Result<&Expr, String>>) = body_stmts[occ.stmts.clone()]
             .iter()
             .filter_map(|s| {
-                let Expr::Call(c) = &s.value else { return None };
-                Some(match c.func.as_self_attr() {
+                let st = step(s, &ctors)?;
+                let called = match st.layer {
                     Some(a) => Ok(*ctors.get(a)?),
-                    None => Err(flat(&c.func)),
-                })
+                    None => Err(match &s.value {
+                        Expr::Call(c) => flat(&c.func),
+                        _ => return None,
+                    }),
+                };
+                Some((st.fingerprint, called))
             })
-            .collect();
+            .unzip();
         let names = unit_names(&occ.layers).or_else(|| kind_names(&occ.layers, &unit));
         let Some(names) = names else { continue };
         groups.entry(key.join("\n")).or_default().push((occ, names));
