@@ -89,8 +89,12 @@ impl Lowerer<'_> {
             let suffix = c.strip_prefix(l).map(|r| r.strip_prefix('_').unwrap_or(r));
             suffix.is_some_and(|r| r.bytes().all(|b| b.is_ascii_digit()))
         };
-        let whole =
-            |n: NodeIndex| layer(n).filter(|l| g.node(n).name.split('/').any(|c| called(c, l)));
+        // A scope, not the op's own name (`Cast_2` and `Cast_2_1`, two casts TF numbered).
+        let whole = |n: NodeIndex| {
+            let name = &g.node(n).name;
+            let scopes = name.rsplit_once('/').map_or("", |(s, _)| s);
+            layer(n).filter(|l| scopes.split('/').any(|c| called(c, l)))
+        };
         let order = layers_in_turn(g, order, whole);
         self.align_siblings(order)
     }

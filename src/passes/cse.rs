@@ -92,7 +92,7 @@ pub fn common_subexpressions(g: &mut Graph) -> Result<()> {
         if g.node(group[0]).value.is_some() {
             continue; // constants stay: their readers merge
         }
-        if invariant.contains(&group[0]) {
+        if invariant.contains(&group[0]) && !is_slice_bounds(g, group[0]) {
             merge(g, &forest, &group, &mut names, &mut hoisted);
             continue;
         }
@@ -108,6 +108,39 @@ pub fn common_subexpressions(g: &mut Graph) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The bounds of slices (`[0, d]` of `x[..., :d]`), packed from sizes: part of the slices
+/// that read them, so shared only within a scope (shared between layers, they would be a
+/// tuple the layers take and index: `x[..., : bounds[1]]`). Their sizes are shared.
+fn is_slice_bounds(g: &Graph, n: NodeIndex) -> bool {
+    g.node(n).op == "Pack"
+        && g.inputs(n).iter().all(|&v| from_sizes(g, v, SIZE_DEPTH))
+        && g.consumers(ValueRef { node: n, port: 0 }).iter().all(|&(r, slot)| {
+            slot >= 1 && matches!(g.node(r).op.as_str(), "StridedSlice" | "Slice")
+        })
+}
+
+/// How far [`from_sizes`] looks back.
+const SIZE_DEPTH: usize = 6;
+
+/// Whether `v` is a constant, a size, or integer arithmetic on those (a length less one):
+/// numbers `forward` holds as Python ints, not tensors.
+fn from_sizes(g: &Graph, v: ValueRef, depth: usize) -> bool {
+    let node = g.node(v.node);
+    if node.value.is_some() || node.op == "Shape" {
+        return true;
+    }
+    if let Some(p) = &node.partial
+        && p.values.iter().all(|d| !matches!(d, Dim::Unknown))
+    {
+        return true;
+    }
+    const ARITHMETIC: &[&str] =
+        &["Add", "AddV2", "Sub", "Mul", "FloorDiv", "Maximum", "Minimum", "StridedSlice", "Pack"];
+    depth > 0
+        && ARITHMETIC.contains(&node.op.as_str())
+        && g.inputs(v.node).iter().all(|&u| from_sizes(g, u, depth - 1))
 }
 
 /// Nodes whose value does not depend on the layers' activations, only on the model's

@@ -10,8 +10,6 @@
 
 use std::collections::BTreeMap;
 
-use petgraph::stable_graph::NodeIndex;
-
 use crate::ir::fused;
 use crate::ir::{Dim, Graph, ValueRef};
 
@@ -70,6 +68,9 @@ const SAME_SHAPE: &[&str] = &[
     fused::WRAP_NEGATIVE,
 ];
 
+/// Ops with several outputs that each carry axes of the input.
+const SPLITTING: &[&str] = &["Split", "SplitV", "Unpack"];
+
 /// Broadcasting elementwise ops: an output axis is each operand's (those not of size 1).
 pub(super) const BROADCASTING: &[&str] = &[
     "Add",
@@ -113,17 +114,24 @@ impl SizeForest {
         let mut forest = SizeForest::default();
         let Ok(order) = g.topo_order() else { return forest };
         for n in order {
-            let rank = |port: usize| g.info(ValueRef { node: n, port }).shape.map(|s| s.len());
-            let Some(r) = rank(0) else { continue };
-            let out = ValueRef { node: n, port: 0 };
-            for axis in 0..r {
-                if g.info(out).dim(axis).is_some() {
-                    continue;
-                }
-                if let Some(p) = forest.source(g, n, axis, r) {
-                    let (root, depth) = forest.root.get(&p).copied().unwrap_or((p, 0));
-                    forest.parent.insert((out, axis), p);
-                    forest.root.insert((out, axis), (root, depth + 1));
+            // Only the ops that split a value have more than one output a size reaches.
+            let ports = if SPLITTING.contains(&g.node(n).op.as_str()) {
+                g.node(n).outputs.len()
+            } else {
+                1
+            };
+            for port in 0..ports {
+                let out = ValueRef { node: n, port };
+                let Some(r) = g.info(out).shape.map(|s| s.len()) else { continue };
+                for axis in 0..r {
+                    if g.info(out).dim(axis).is_some() {
+                        continue;
+                    }
+                    if let Some(p) = forest.source(g, out, axis, r) {
+                        let (root, depth) = forest.root.get(&p).copied().unwrap_or((p, 0));
+                        forest.parent.insert((out, axis), p);
+                        forest.root.insert((out, axis), (root, depth + 1));
+                    }
                 }
             }
         }
@@ -171,11 +179,13 @@ impl SizeForest {
         Some(common)
     }
 
-    /// The axis that output axis `axis` (of rank `rank`) of node `n` provably equals.
-    fn source(&self, g: &Graph, n: NodeIndex, axis: usize, rank: usize) -> Option<Axis> {
+    /// The axis that axis `axis` of `out` (of rank `rank`) provably equals.
+    fn source(&self, g: &Graph, out: ValueRef, axis: usize, rank: usize) -> Option<Axis> {
+        let n = out.node;
         let node = g.node(n);
         let inputs = g.inputs(n);
         let input_rank = |i: usize| inputs.get(i).and_then(|&v| g.info(v).shape).map(|s| s.len());
+        let constant = |i: usize| inputs.get(i).and_then(|&v| g.const_value(v)?.to_i64());
         let op = node.op.as_str();
         if SAME_SHAPE.contains(&op) {
             let x = *inputs.first()?;
@@ -186,13 +196,12 @@ impl SizeForest {
         }
         match op {
             "Transpose" => {
-                let perm = g.const_value(*inputs.get(1)?)?.to_i64()?;
+                let perm = constant(1)?;
                 let from = usize::try_from(*perm.get(axis)?).ok()?;
                 (input_rank(0)? == rank && from < rank).then_some((inputs[0], from))
             }
             "ExpandDims" => {
-                let at = g.const_value(*inputs.get(1)?)?.to_i64()?;
-                let at = normalized(*at.first()?, rank)?;
+                let at = normalized(*constant(1)?.first()?, rank)?;
                 match axis.cmp(&at) {
                     std::cmp::Ordering::Less => Some((inputs[0], axis)),
                     std::cmp::Ordering::Equal => None,
@@ -207,8 +216,7 @@ impl SizeForest {
                 }
             }
             "GatherV2" => {
-                let along = g.const_value(*inputs.get(2)?)?.to_i64()?;
-                let along = normalized(*along.first()?, input_rank(0)?)?;
+                let along = normalized(*constant(2)?.first()?, input_rank(0)?)?;
                 let indices = input_rank(1)?;
                 if node.attr_int_or("batch_dims", 0).ok()? != 0 {
                     return None;
@@ -263,8 +271,126 @@ impl SizeForest {
             // SDPA's output: q's axes but the last, v's.
             fused::ATTENTION if axis + 1 < rank => Some((*inputs.first()?, axis)),
             fused::ATTENTION => Some((*inputs.get(2)?, axis)),
+            // Every part of a split has its input's other axes (the MLP's gate and value).
+            "Split" => {
+                let along = normalized(*constant(0)?.first()?, rank)?;
+                (axis != along && input_rank(1)? == rank).then_some((inputs[1], axis))
+            }
+            "SplitV" => {
+                let along = normalized(*constant(2)?.first()?, rank)?;
+                (axis != along && input_rank(0)? == rank).then_some((inputs[0], axis))
+            }
+            // Stacked parts: each part's axis, one axis further where the new one is before.
+            "Unpack" => {
+                let along = normalized(node.attr_int_or("axis", 0).ok()?, rank + 1)?;
+                (input_rank(0)? == rank + 1)
+                    .then_some((inputs[0], if axis < along { axis } else { axis + 1 }))
+            }
+            "Pack" => {
+                let along = normalized(node.attr_int_or("axis", 0).ok()?, rank)?;
+                let first = *inputs.first()?;
+                match axis.cmp(&along) {
+                    _ if g.info(first).shape?.len() + 1 != rank => None,
+                    std::cmp::Ordering::Less => Some((first, axis)),
+                    std::cmp::Ordering::Equal => None,
+                    std::cmp::Ordering::Greater => Some((first, axis - 1)),
+                }
+            }
+            // TF requires every part of a concatenation to agree on the other axes.
+            "ConcatV2" => {
+                let along = normalized(*constant(inputs.len().checked_sub(1)?)?.first()?, rank)?;
+                let first = *inputs.first()?;
+                (axis != along && g.info(first).shape?.len() == rank).then_some((first, axis))
+            }
+            // Padding or tiling nothing along the axis keeps it.
+            "Pad" | "PadV2" | "MirrorPad" => {
+                let pads = constant(1)?;
+                let untouched = pads.get(2 * axis..2 * axis + 2)? == [0, 0];
+                (untouched && pads.len() == 2 * rank && input_rank(0)? == rank)
+                    .then_some((inputs[0], axis))
+            }
+            "Tile" => {
+                let multiples = constant(1)?;
+                (multiples.len() == rank && multiples[axis] == 1 && input_rank(0)? == rank)
+                    .then_some((inputs[0], axis))
+            }
+            // A slice that takes the whole axis.
+            "Slice" => {
+                let (begin, size) = (constant(1)?, constant(2)?);
+                let whole = *begin.get(axis)? == 0 && *size.get(axis)? == -1;
+                (whole && begin.len() == rank && input_rank(0)? == rank)
+                    .then_some((inputs[0], axis))
+            }
+            "StridedSlice" => self.strided_slice_axis(g, out, axis),
             _ => None,
         }
+    }
+
+    /// Output axis `axis` of a `StridedSlice` without new axes: the input axis it comes
+    /// from (shrunk axes skipped) when the slice takes all of it (`x[..., :d]` keeps the
+    /// leading axes).
+    fn strided_slice_axis(&self, g: &Graph, out: ValueRef, axis: usize) -> Option<Axis> {
+        let node = g.node(out.node);
+        let inputs = g.inputs(out.node);
+        let mask = |name: &str| node.attr_int_or(name, 0).ok();
+        if mask("new_axis_mask")? != 0 {
+            return None;
+        }
+        let (begin_mask, end_mask, shrink, ellipsis) = (
+            mask("begin_mask")?,
+            mask("end_mask")?,
+            mask("shrink_axis_mask")?,
+            mask("ellipsis_mask")?,
+        );
+        // Entry `j` of spec vector `i`, constant or partly known (a begin built by `Pack`).
+        let entry = |i: usize, j: usize| -> Option<Option<i64>> {
+            let v = *inputs.get(i)?;
+            if let Some(t) = g.const_value(v) {
+                return Some(t.to_i64()?.get(j).copied());
+            }
+            let p = g.node(v.node).partial.as_ref()?;
+            (!p.scalar).then(|| p.values.get(j).and_then(|d| d.known()))
+        };
+        let spec_len = match g.info(*inputs.get(1)?).shape?.as_slice() {
+            [Some(n)] => *n,
+            _ => return None,
+        };
+        let input_rank = g.info(*inputs.first()?).shape?.len();
+        let bit = |m: i64, j: usize| j < 63 && (m >> j) & 1 == 1;
+        // The spec entry of each input axis; `None` where an ellipsis or the end of the spec
+        // takes it whole.
+        let spec_of = |from: usize| -> Option<Option<usize>> {
+            if ellipsis == 0 {
+                return Some((from < spec_len).then_some(from));
+            }
+            let at = ellipsis.trailing_zeros() as usize;
+            if ellipsis.count_ones() != 1 || at >= spec_len {
+                return None;
+            }
+            let covered = (input_rank + 1).checked_sub(spec_len)?;
+            Some(match from {
+                f if f < at => Some(f),
+                f if f < at + covered => None,
+                f => Some(f + 1 - covered),
+            })
+        };
+        let mut kept = Vec::with_capacity(input_rank);
+        for from in 0..input_rank {
+            let j = spec_of(from)?;
+            if !j.is_some_and(|j| bit(shrink, j)) {
+                kept.push((from, j));
+            }
+        }
+        let (from, j) = *kept.get(axis)?;
+        let whole = match j {
+            None => true,
+            Some(j) => {
+                (bit(begin_mask, j) || entry(1, j)? == Some(0))
+                    && bit(end_mask, j)
+                    && entry(3, j)? == Some(1)
+            }
+        };
+        whole.then_some((inputs[0], from))
     }
 
     /// Output axis `axis` of a broadcasting op: the operands' (right-aligned), when every
@@ -325,5 +451,45 @@ mod tests {
         assert_eq!(f.root((sum, 1)), (other, 1));
         assert_eq!(f.root((mixed, 1)), (mixed, 1));
         assert_eq!(f.nearest_common(&[(q, 1), (kt, 2)], |_| true), Some((x, 1)));
+    }
+
+    /// A sequence's length carries through what keeps that axis: a split's parts (the MLP's
+    /// gate), a concatenation on the features, `x[..., :d]` (an ellipsis), a slice of every
+    /// position, a stack of parts; a slice that cuts the axis does not carry it.
+    #[test]
+    fn lengths_pass_through_splits_concatenations_and_whole_slices() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, -1, 8]);
+        let dim = g.constant("dim", int_tensor(&[], &[2]));
+        let split = g.op("split", "Split", &[dim, x], &[("num_split", int(2))]);
+        let (gate, up) = (split, TestGraph::port(split, 1));
+        let mul = g.op("mul", "Mul", &[gate, up], &[]);
+        let axis = g.constant("axis", int_tensor(&[], &[-1]));
+        let cat = g.op("cat", "ConcatV2", &[mul, x, axis], &[("N", int(2))]);
+        let spec = |g: &mut TestGraph, name: &str, v: &[i64]| g.constant(name, int_tensor(&[2], v));
+        let (b0, e2, s1) =
+            (spec(&mut g, "b0", &[0, 0]), spec(&mut g, "e2", &[0, 2]), spec(&mut g, "s1", &[1, 1]));
+        // `cat[..., :2]`: the ellipsis keeps the batch and the length.
+        let head = g.op("head", "StridedSlice", &[cat, b0, e2, s1], &[("ellipsis_mask", int(1))]);
+        // `x[:, 1:]`: the length is cut.
+        let b1 = spec(&mut g, "b1", &[0, 1]);
+        let tail = g.op(
+            "tail",
+            "StridedSlice",
+            &[x, b1, e2, s1],
+            &[("begin_mask", int(1)), ("end_mask", int(3))],
+        );
+        let stacked = g.op("stacked", "Pack", &[head, head], &[("axis", int(1)), ("N", int(2))]);
+        let mut graph = g.build(&[head, tail, stacked]);
+        fold_and_infer(&mut graph).expect("infer");
+        let f = SizeForest::build(&graph);
+        assert_eq!(f.root((up, 1)), (x, 1));
+        assert_eq!(f.root((cat, 1)), (x, 1));
+        assert_eq!(f.root((head, 1)), (x, 1));
+        assert_eq!(f.root((head, 0)), (x, 0));
+        assert_eq!(f.root((tail, 1)), (tail, 1));
+        assert_eq!(f.root((tail, 0)), (x, 0));
+        assert_eq!(f.root((stacked, 2)), (x, 1));
+        assert_eq!(f.root((stacked, 1)), (stacked, 1));
     }
 }

@@ -606,3 +606,19 @@ def test_a_block_found_by_structure_starts_where_it_adds_its_input_back(tmp_path
     body = block.split("def forward")[1]
     assert body.split("\n")[1].strip() == "x = self.depthwise_conv2d(inputs)", block
     assert "x = x + inputs" in body, block
+
+
+def test_an_encoder_decoder_runs_each_stack_in_a_loop(tmp_path):
+    """Moonshine's first encoder and decoder layers read the sequence length the embeddings
+    have, the later ones their own input's: the same length, carried through the split of
+    the gated MLP, the concatenation of the turned and the kept features and `x[..., :d]`.
+    So every layer of a stack is one class, run in a loop, and the decoder's causal mask is
+    built once, before its layers (parity is the decoder test above)."""
+    out = tmp_path / "out"
+    run_cli("convert", source("keras_hub_moonshine"), "-o", out)
+    code = (out / "model.py").read_text()
+    assert "nn.ModuleList([EncoderBlock() for _ in range(2)])" in code, code
+    assert "nn.ModuleList([DecoderBlock() for _ in range(2)])" in code, code
+    assert code.count(".tril()") == 1, code
+    layer = code.split("class DecoderBlock(nn.Module):")[1].split("\nclass ")[0]
+    assert ".tril()" not in layer and "stack_" not in layer, layer

@@ -736,10 +736,10 @@ mod tests {
         assert_snapshot!(g.lower(&[back, past]), @"
         ---
         shape = x.shape
-        seq_len = shape[1]
-        x = torch.arange(seq_len, dtype=torch.int32)
-        back = x - seq_len
-        x = back >= seq_len
+        n = shape[1]
+        x = torch.arange(n, dtype=torch.int32)
+        back = x - n
+        x = back >= n
         return back, x
         ");
     }
