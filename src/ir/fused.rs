@@ -37,6 +37,7 @@ pub const ROTATE_HALF: &str = "_RotateHalf";
 pub const ROTATE_EVERY_TWO: &str = "_RotateEveryTwo";
 pub const ROTATE_PAIRS: &str = "_RotatePairs";
 pub const APPLY_ROTARY: &str = "_ApplyRotary";
+pub const APPLY_ROTARY_EVERY_TWO: &str = "_ApplyRotaryEveryTwo";
 pub const CAUSAL_MASK: &str = "_CausalMask";
 pub const WRAP_NEGATIVE: &str = "_WrapNegative";
 pub const LOG_SUM_EXP: &str = "_LogSumExp";
@@ -90,6 +91,9 @@ pub enum Fused {
     RotatePairs,
     /// `x * cos(angles) + rotate_half(x) * sin(angles)`. Inputs: `x`, `angles`.
     ApplyRotary,
+    /// `x * cos(angles) + rotate_every_two(x) * sin(angles)`: the rotation in the interleaved
+    /// layout (RoFormer's, Moonshine's). Inputs: `x`, `angles`.
+    ApplyRotaryEveryTwo,
     /// `[n, n]` booleans, true on and below the diagonal (see `passes::fuse_causal`); with
     /// `m`, `[n, m]` true on and below diagonal `m - n` (the last `n` of `m` keys are the
     /// queries'). Inputs: `n` (and `m`), integer scalars.
@@ -302,6 +306,7 @@ impl Fused {
             Fused::RotateEveryTwo => ROTATE_EVERY_TWO,
             Fused::RotatePairs => ROTATE_PAIRS,
             Fused::ApplyRotary => APPLY_ROTARY,
+            Fused::ApplyRotaryEveryTwo => APPLY_ROTARY_EVERY_TWO,
             Fused::CausalMask => CAUSAL_MASK,
             Fused::TableLookup => TABLE_LOOKUP,
             Fused::WrapNegative { .. } => WRAP_NEGATIVE,
@@ -365,6 +370,7 @@ impl Fused {
             | Fused::RotateEveryTwo
             | Fused::RotatePairs
             | Fused::ApplyRotary
+            | Fused::ApplyRotaryEveryTwo
             | Fused::CausalMask
             | Fused::TableLookup
             | Fused::Loop(_)

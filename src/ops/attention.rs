@@ -17,6 +17,7 @@ pub const OPS: &[OpDef] = &[
     op(fused::ROTATE_EVERY_TWO, rotate_every_two).infer(same_as_input),
     op(fused::ROTATE_PAIRS, rotate_pairs).infer(same_as_input),
     op(fused::APPLY_ROTARY, apply_rotary),
+    op(fused::APPLY_ROTARY_EVERY_TWO, apply_rotary_every_two),
     // Produced by passes::fuse_causal; its output shape is the comparison's it replaced.
     op(fused::CAUSAL_MASK, causal_mask),
 ];
@@ -41,6 +42,15 @@ fn apply_rotary(ctx: &mut Ctx) -> OpResult<Lowered> {
     ctx.require_class("rotate_half", include_str!("../../templates/rotate_half.py"));
     ctx.require_class("apply_rotary", include_str!("../../templates/apply_rotary.py"));
     let expr = Expr::call("apply_rotary", vec![ctx.input_tf(0)?, ctx.input_tf(1)?]);
+    Ok(Lowered::Expr { expr, layout: Layout::Tf })
+}
+
+/// As [`apply_rotary`], in the interleaved layout.
+fn apply_rotary_every_two(ctx: &mut Ctx) -> OpResult<Lowered> {
+    ctx.require_class("rotate_every_two", include_str!("../../templates/rotate_every_two.py"));
+    let source = include_str!("../../templates/apply_rotary_every_two.py");
+    ctx.require_class("apply_rotary_every_two", source);
+    let expr = Expr::call("apply_rotary_every_two", vec![ctx.input_tf(0)?, ctx.input_tf(1)?]);
     Ok(Lowered::Expr { expr, layout: Layout::Tf })
 }
 

@@ -92,7 +92,8 @@ pub fn common_subexpressions(g: &mut Graph) -> Result<()> {
         if g.node(group[0]).value.is_some() {
             continue; // constants stay: their readers merge
         }
-        if invariant.contains(&group[0]) && !is_slice_bounds(g, group[0]) {
+        let bounds = group.iter().any(|&m| layer_slice_bounds(g, m, &invariant));
+        if invariant.contains(&group[0]) && !bounds {
             merge(g, &forest, &group, &mut names, &mut hoisted);
             continue;
         }
@@ -110,15 +111,21 @@ pub fn common_subexpressions(g: &mut Graph) -> Result<()> {
     Ok(())
 }
 
-/// The bounds of slices (`[0, d]` of `x[..., :d]`), packed from sizes: part of the slices
-/// that read them, so shared only within a scope (shared between layers, they would be a
-/// tuple the layers take and index: `x[..., : bounds[1]]`). Their sizes are shared.
-fn is_slice_bounds(g: &Graph, n: NodeIndex) -> bool {
+/// The bounds of slices of a layer's values (`[0, d]` of `x[..., :d]`), packed from sizes:
+/// part of those slices, so shared only within a scope (shared between layers, they would
+/// be a tuple the layers take and index: `x[..., : bounds[1]]`). Their sizes are shared, and
+/// so are bounds whose slices all cut values shared too (a table of rotary angles cut to the
+/// sequence's length, computed once before the layers).
+fn layer_slice_bounds(g: &Graph, n: NodeIndex, invariant: &BTreeSet<NodeIndex>) -> bool {
+    let readers = g.consumers(ValueRef { node: n, port: 0 });
     g.node(n).op == "Pack"
         && g.inputs(n).iter().all(|&v| from_sizes(g, v, SIZE_DEPTH))
-        && g.consumers(ValueRef { node: n, port: 0 }).iter().all(|&(r, slot)| {
+        && readers.iter().all(|&(r, slot)| {
             slot >= 1 && matches!(g.node(r).op.as_str(), "StridedSlice" | "Slice")
         })
+        && readers
+            .iter()
+            .any(|&(r, _)| g.inputs(r).first().is_some_and(|data| !invariant.contains(&data.node)))
 }
 
 /// How far [`from_sizes`] looks back.
@@ -151,7 +158,7 @@ fn invariant_nodes(g: &Graph, order: &[NodeIndex]) -> BTreeSet<NodeIndex> {
     for &n in order {
         let node = g.node(n);
         let yes = match (&node.value, node.op.as_str()) {
-            (Some(_), _) => node.generated,
+            (Some(t), _) => node.generated || is_index(node, t),
             (None, "Placeholder" | "Shape" | "Size" | "Rank") => true,
             _ if node.partial.as_ref().is_some_and(|p| p.scalar) => true,
             _ => {
@@ -175,6 +182,12 @@ fn invariant_nodes(g: &Graph, order: &[NodeIndex]) -> BTreeSet<NodeIndex> {
     invariant
 }
 
+/// Whether constant `t` of `node` holds indices or sizes written in the graph (a slice's
+/// `[0, 0]`, an axis), not weights.
+fn is_index(node: &Node, t: &crate::tensor::Tensor) -> bool {
+    !node.variable && t.dtype.is_int() && t.rank() <= 1 && t.data.len() <= 512
+}
+
 /// `n`'s key, or `None` when it must stay unique (inputs, weights, random or unknown ops,
 /// control flow).
 fn key(
@@ -188,7 +201,12 @@ fn key(
         return None;
     }
     if let Some(t) = &node.value {
-        let table = node.generated && node.partial.is_none() && t.data.len() <= MAX_TABLE_BYTES;
+        // Indices and sizes written in the graph (a slice's `[0, 0]`, an axis) are the same
+        // by value too; sizes known only in part are not constants.
+        let known =
+            node.partial.as_ref().is_none_or(|p| p.values.iter().all(|d| d.known().is_some()));
+        let table = (node.generated && node.partial.is_none() || is_index(node, t) && known)
+            && t.data.len() <= MAX_TABLE_BYTES;
         return table.then(|| Key::Table(t.dtype.to_string(), t.shape.clone(), t.data.to_vec()));
     }
     let dtypes = || node.outputs.iter().map(ValueInfo::describe).collect::<Vec<_>>().join(";");
@@ -278,6 +296,7 @@ fn mergeable(f: &Fused) -> Option<&Fused> {
         | Fused::RotateHalf
         | Fused::RotateEveryTwo
         | Fused::ApplyRotary
+        | Fused::ApplyRotaryEveryTwo
         | Fused::CausalMask
         | Fused::TableLookup
         | Fused::WrapNegative { .. }

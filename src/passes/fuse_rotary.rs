@@ -15,7 +15,8 @@
 //! RoFormer pairs neighbours instead of halves: `stack([-x[..., 1::2], x[..., ::2]], -1)`
 //! reshaped back to `x`'s shape is one [`Fused::RotateEveryTwo`] node, `rotate_every_two(x)`;
 //! so is Moonshine's spelling, the columns of `x` viewed as pairs (`x.reshape(.., d/2, 2)`)
-//! for `x[..., 1::2]` and `x[..., ::2]`.
+//! for `x[..., 1::2]` and `x[..., ::2]`. Its rotation, with `rotate_every_two(x)`, is one
+//! [`Fused::ApplyRotaryEveryTwo`] node: `apply_rotary_every_two(x, angles)`.
 //! Flux writes each pair's whole turn: `x` viewed as pairs `[.., d/2, 2]`, `x0, x1` its two
 //! columns, `stack([x0 * cos - x1 * sin, x0 * sin + x1 * cos], -1)` reshaped back is one
 //! [`Fused::RotatePairs`] node, `rotate_pairs(x, cos, sin)`.
@@ -52,7 +53,7 @@ pub fn fuse_rotary(g: &mut Graph) -> Result<()> {
     // reshapes the same angles the same way.
     let mut shaped: BTreeMap<(ValueRef, Vec<Step>), ValueRef> = BTreeMap::new();
     for n in adds {
-        if let Some((x, table)) = rotation(g, ValueRef { node: n, port: 0 }) {
+        if let Some((x, table, layout)) = rotation(g, ValueRef { node: n, port: 0 }) {
             let angles = if table.chain.is_empty() {
                 table.angles
             } else {
@@ -66,7 +67,7 @@ pub fn fuse_rotary(g: &mut Graph) -> Result<()> {
                     }
                 }
             };
-            replace_with_fused(g, n, Fused::ApplyRotary, &[x, angles]);
+            replace_with_fused(g, n, layout, &[x, angles]);
             name_table(g, angles, "angles");
         } else if let Some((cos, sin)) = written_rotation(g, ValueRef { node: n, port: 0 }) {
             // A rotation left written out (its tables not `cos` and `sin` of angles the graph
@@ -179,9 +180,9 @@ fn reshaped_angles(g: &mut Graph, table: &Table) -> ValueRef {
     v
 }
 
-/// `(x, table)` when `v` is `x * cos(angles) + rotate_half(x) * sin(angles)` (cos and sin
-/// reshaped alike).
-fn rotation(g: &Graph, v: ValueRef) -> Option<(ValueRef, Table)> {
+/// `(x, table, rotation)` when `v` is `x * cos(angles) + rotate_half(x) * sin(angles)` (cos
+/// and sin reshaped alike), or the same with `rotate_every_two`: which fused rotation it is.
+fn rotation(g: &Graph, v: ValueRef) -> Option<(ValueRef, Table, Fused)> {
     both_orders(g, v, &["Add", "AddV2"]).into_iter().find_map(|(a, b)| {
         let (x, cos) = both_orders(g, a, &["Mul"])
             .into_iter()
@@ -189,10 +190,16 @@ fn rotation(g: &Graph, v: ValueRef) -> Option<(ValueRef, Table)> {
         let (half, sin) = both_orders(g, b, &["Mul"])
             .into_iter()
             .find_map(|(h, s)| Some((h, table(g, s, "Sin")?)))?;
-        let rotated = g.g.contains_node(half.node)
-            && matches!(g.node(half.node).fused, Some(Fused::RotateHalf))
-            && g.inputs(half.node).first() == Some(&x);
-        (rotated && same_table(g, &cos, &sin)).then_some((x, cos))
+        if !g.g.contains_node(half.node) {
+            return None;
+        }
+        let layout = match g.node(half.node).fused {
+            Some(Fused::RotateHalf) => Fused::ApplyRotary,
+            Some(Fused::RotateEveryTwo) => Fused::ApplyRotaryEveryTwo,
+            _ => return None,
+        };
+        let rotated = g.inputs(half.node).first() == Some(&x);
+        (rotated && same_table(g, &cos, &sin)).then_some((x, cos, layout))
     })
 }
 
@@ -481,9 +488,6 @@ mod tests {
         }
     }
 
-    /// Flux's turn of each pair written whole: `x` viewed as pairs, `(x0 * cos - x1 * sin,
-    /// x0 * sin + x1 * cos)` stacked and merged back is `rotate_pairs(x, cos, sin)`; with the
-    /// sign of the sine's product swapped it is another rotation, and stays written.
     #[test]
     fn columns_of_pairs_stacked_are_rotate_every_two() {
         // Moonshine: `x` viewed as pairs, `stack([-pairs[..., 1], pairs[..., 0]], -1)`; the
@@ -499,6 +503,9 @@ mod tests {
         }
     }
 
+    /// Flux's turn of each pair written whole: `x` viewed as pairs, `(x0 * cos - x1 * sin,
+    /// x0 * sin + x1 * cos)` stacked and merged back is `rotate_pairs(x, cos, sin)`; with the
+    /// sign of the sine's product swapped it is another rotation, and stays written.
     #[test]
     fn a_whole_turn_of_pairs_is_rotate_pairs() {
         for (sub, helper) in [("Sub", true), ("AddV2", false)] {
@@ -554,6 +561,28 @@ mod tests {
         assert_snapshot!(g.lower(&[y]), @"
         ---
         x = apply_rotary(x, angles)
+        return x
+        ");
+    }
+
+    /// The rotation in the interleaved layout (Moonshine's, RoFormer's): `x * cos(t) +
+    /// rotate_every_two(x) * sin(t)` is one helper call too.
+    #[test]
+    fn the_rotation_of_neighbours_is_apply_rotary_every_two() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 5, 2, 8]);
+        let angles = g.input("angles", &[1, 5, 1, 8]);
+        let columns = pair_columns(&mut g, x, &[-1, 5, 2, 4, 2]);
+        let neg = g.op("rot/Neg", "Neg", &[columns[1]], &[]);
+        let turned = stacked_back(&mut g, neg, columns[0], &[-1, 5, 2, 8]);
+        let cos = g.op("rot/Cos", "Cos", &[angles], &[]);
+        let sin = g.op("rot/Sin", "Sin", &[angles], &[]);
+        let a = g.op("rot/mul", "Mul", &[x, cos], &[]);
+        let b = g.op("rot/mul_1", "Mul", &[sin, turned], &[]);
+        let y = g.op("rot/add", "AddV2", &[b, a], &[]);
+        assert_snapshot!(g.lower(&[y]), @"
+        ---
+        x = apply_rotary_every_two(x, angles)
         return x
         ");
     }

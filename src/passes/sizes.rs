@@ -65,6 +65,7 @@ const SAME_SHAPE: &[&str] = &[
     fused::ROTATE_HALF,
     fused::ROTATE_EVERY_TWO,
     fused::APPLY_ROTARY,
+    fused::APPLY_ROTARY_EVERY_TWO,
     fused::WRAP_NEGATIVE,
 ];
 
@@ -298,7 +299,8 @@ impl SizeForest {
             }
             // TF requires every part of a concatenation to agree on the other axes.
             "ConcatV2" => {
-                let along = normalized(*constant(inputs.len().checked_sub(1)?)?.first()?, rank)?;
+                let parts = usize::try_from(node.attr_int("N").ok()?).ok()?;
+                let along = normalized(*constant(parts)?.first()?, rank)?;
                 let first = *inputs.first()?;
                 (axis != along && g.info(first).shape?.len() == rank).then_some((first, axis))
             }

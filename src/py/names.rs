@@ -71,6 +71,7 @@ const RESERVED: &[&str] = &[
 const HELPERS: &[&str] = &[
     "adjust_hsv",
     "apply_rotary",
+    "apply_rotary_every_two",
     "band_part",
     "combined_non_max_suppression",
     "conv_transpose_sized",

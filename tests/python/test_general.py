@@ -316,13 +316,16 @@ def test_cells_numbered_at_the_end_of_their_names_are_classes(tmp_path):
 def test_rotations_of_pairs_viewed_as_pairs_are_the_helper(tmp_path):
     """Moonshine turns the neighbouring pairs of part of each head through a view of the
     features as pairs (`x.reshape(.., d / 2, 2)`, its columns stacked turned): the
-    `rotate_every_two` helper, as RoFormer's strided slices are (parity is the test above)."""
+    `rotate_every_two` helper, as RoFormer's strided slices are, and the rotation
+    `apply_rotary_every_two(x, angles)` (parity is the test above)."""
     out = tmp_path / "out"
     run_cli("convert", source("keras_hub_moonshine"), "-o", out)
     code = (out / "model.py").read_text()
     assert "def rotate_every_two(" in code, code
-    # The helper, and the query and key of each encoder layer.
-    assert code.count("rotate_every_two(") >= 5, code
+    # The rotations of the query and the key, one call each in the encoder's and the
+    # decoder's layer classes.
+    assert "def apply_rotary_every_two(x, angles):" in code, code
+    assert code.count("= apply_rotary_every_two(") == 4, code
     layer = code.split("class EncoderBlock(nn.Module):")[1].split("\nclass ")[0]
     assert "torch.stack(" not in layer and "// 2" not in layer, layer
 
