@@ -482,6 +482,9 @@ def test_decoder_attention_reads_as_pytorch(name, tmp_path):
     assert ("enable_gqa=True" in code) == (name == "keras_hub_llama"), code
     assert "nn.ModuleList([TransformerLayer() for _ in range(2)])" in code, code
     assert "for layer in self.transformer_layers:" in code, code
+    # The stream the layers carry is `h` (the embeddings, whose sizes the mask reads
+    # first), not the layers' outputs named after the embedding.
+    assert "            h = layer(h, " in code, code
     # The causal mask as a person builds it, not from two aranges compared.
     assert ",dtype=torch.bool).tril()" in re.sub(r"\s+", "", code), code
     assert not any(">=" in line and "range" in line for line in code.splitlines()), code
@@ -519,10 +522,10 @@ def test_decoder_attention_reads_as_pytorch(name, tmp_path):
         assert "angles: torch.Tensor, mask: torch.Tensor" in layer, layer
         assert "torch.arange" not in layer and "tril" not in layer, layer
         assert top.count("torch.einsum(") == 1 and top.count(".tril()") == 1, top
-        assert "layer(token_embedding, angles, mask)" in top, top
+        assert "h = layer(h, angles, mask)" in top, top
         assert code.count("register_buffer(") == 1, code
         # The length they are built for is named as a person names it.
-        assert "seq_len = token_embedding.shape[1]" in top, top
+        assert "seq_len = h.shape[1]" in top, top
 
 
 def test_an_encoder_decoder_reads_as_pytorch(tmp_path):

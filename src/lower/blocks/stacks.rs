@@ -364,25 +364,32 @@ pub fn extract(
         // output's reads can take it; else the output's name, set from the input first.
         let mut before = Vec::new();
         let input_dies = !read_later(&input, &stmts, start + 1, returns);
-        // `x` reads best: the statement before the run can bind it when its current value
-        // is dead there (or `h`, a name nothing else uses).
+        // `x` reads best, else `h`: the statement that binds the input can bind it instead
+        // when its current value is dead from there on and nothing between binds it. The
+        // embeddings, whose sizes the mask reads before the layers, become `h =
+        // self.token_embedding(x)`, `h.shape[1]`, `h = layer(h, mask)`, rather than the
+        // layers' outputs being named `token_embedding`.
+        let bound_at =
+            (0..start).rev().find(|&k| stmts[k].target.bound_names().contains(&input.as_str()));
         let running = ["x", "h"].into_iter().find(|&r| {
-            (r == "x" || !locals.contains(r))
-                && input_dies
+            let Some(b) = bound_at else { return false };
+            input_dies
                 && input != r
-                && start > 0
-                && stmts[start - 1].target.bound_names().contains(&input.as_str())
+                && !read_later(r, &stmts, b + 1, returns)
+                && !stmts[b + 1..start].iter().any(|s| s.target.bound_names().contains(&r))
                 && !read_later(r, &stmts, start, returns)
                 && rename_is_safe(&stmts, end, &output, r, returns)
         });
-        if let Some(running) = running {
+        if let (Some(running), Some(b)) = (running, bound_at) {
             // The name alone, or its place in a tuple (`x, mask = self.layer_0(...)`).
             let to_running = |r: Ref<'_>| match r {
                 Ref::Var(n) if n == input => Some(Expr::name(running)),
                 _ => None,
             };
-            stmts[start - 1].target = stmts[start - 1].target.renamed(&to_running);
-            stmts[start].value = rename_reads(&stmts[start].value, &input, running);
+            stmts[b].target = stmts[b].target.renamed(&to_running);
+            for s in &mut stmts[b + 1..=start] {
+                s.value = rename_reads(&s.value, &input, running);
+            }
             input = running.to_string();
             locals.insert(running.to_string());
         }
