@@ -23,7 +23,7 @@ done
 [ -f build/fixtures/diff_added.npz ] || missing+=(diff_variants)
 [ -f build/fixtures/diff_resnet.npz ] || missing+=(diff_resnet)
 [ -f build/fixtures/sm_bert_dynamic_16.npz ] || missing+=(sm_bert_dynamic)
-for m in keras_text_cnn keras_unet keras_convnext_tiny keras_vgg16_small keras_hub_bert_small keras_hub_bert_base; do
+for m in keras_text_cnn keras_unet keras_convnext_tiny keras_vgg16_small keras_xception_small keras_hub_bert_small keras_hub_bert_base; do
   [ -f "build/fixtures/$m.npz" ] || missing+=("$m")
 done
 for m in rnn_lstm_gru rnn_bidirectional rnn_stacked_state rnn_variable_length rnn_conv_lstm \

@@ -137,7 +137,8 @@ def test_batch_norms_fold_into_convs_on_request(name, tmp_path):
     assert rel_error(got.numpy(), ref["output_0"]) <= TOLERANCE
 
 
-SEQUENCE = ["keras_text_cnn", "keras_unet", "keras_convnext_tiny", "keras_vgg16_small", "keras_hub_bert_small", "keras_hub_bert_base"]
+SEQUENCE = ["keras_text_cnn", "keras_unet", "keras_convnext_tiny", "keras_vgg16_small", "keras_xception_small"]
+SEQUENCE += ["keras_hub_bert_small", "keras_hub_bert_base"]
 
 
 @pytest.mark.parametrize("name", SEQUENCE)
@@ -171,6 +172,10 @@ def test_issue4_models(name, tmp_path):
         # VGG16's blocks of two and of three convolutions are classes named after that
         # count, not `Block` and `Block2`.
         "keras_vgg16_small": ["class TwoConvBlock(", "class ThreeConvBlock(", "self.block1 = TwoConvBlock(3, 64)", "self.block5 = ThreeConvBlock(512, 512)", "x = self.block5(x)"],
+        # Xception's middle blocks end in an add of their input that Keras leaves outside
+        # their scope (`add_3`): a residual block each, one class, run by a loop; their
+        # separable convolutions, and the entry blocks', are one small class.
+        "keras_xception_small": ["self.blocks = nn.ModuleList([Block() for _ in range(8)])", "for block in self.blocks:", "class Sepconv(", "self.sepconv3 = Sepconv(728, 728)", "x = x + inputs"],
         # 4 layers, hidden 256: one TransformerLayer class with q/k/v as nn.Linear.
         "keras_hub_bert_small": ["nn.Embedding(", "class TransformerLayer(", "_query = nn.Linear(", "F.scaled_dot_product_attention("],
         # 12 layers, hidden 768, sequence 128 (the peer pipeline: a 1,439-line flat forward).

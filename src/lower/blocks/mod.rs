@@ -547,7 +547,9 @@ fn candidates(spans: &[Span]) -> BTreeMap<Tag, Candidate> {
 
 /// Drops the candidates that are only a sequence of smaller blocks: a ResNet stage
 /// (`conv2`) made of its blocks (`conv2_block1`, ...) is those blocks, which share their
-/// class with every other stage's, and not a class of its own.
+/// class with every other stage's, and not a class of its own. One whose input an unnamed
+/// add puts back after it (Xception's middle blocks: three separable convolutions, then
+/// `add_3`) is a residual block of its own, and stays.
 fn drop_stages(candidates: &mut BTreeMap<Tag, Candidate>, spans: &[Span]) {
     let size = |c: &Candidate| c.spans.iter().map(|&i| spans[i].stmts.len()).sum::<usize>();
     let mut stages = Vec::new();
@@ -562,7 +564,12 @@ fn drop_stages(candidates: &mut BTreeMap<Tag, Candidate>, spans: &[Span]) {
             .map(|(_, b)| b)
             .collect();
         let covered = |i: &usize| blocks.iter().any(|b| b.spans.contains(i));
-        if blocks.len() >= 2 && c.spans.iter().all(covered) {
+        let residual = c
+            .spans
+            .last()
+            .and_then(|&l| spans.get(l + 1))
+            .is_some_and(|s| s.movable && !s.shared && is_residual_add(s));
+        if blocks.len() >= 2 && c.spans.iter().all(covered) && !residual {
             stages.push(tag.clone());
         }
     }
@@ -2473,6 +2480,30 @@ mod tests {
             image = block(image)
         return image
         ");
+    }
+
+    /// Xception's middle blocks: each of its separable convolutions is a block of its own
+    /// (`block5_sepconv1`, ...), and the block (`block5`) only their sequence, but for the
+    /// unnamed `add_3` after it that puts its input back: a residual block, a loop of them.
+    #[test]
+    fn a_stage_of_blocks_whose_input_is_added_back_is_a_block() {
+        let mut g = TestGraph::new();
+        let mut x = g.input("image", &[-1, 8, 8, 4]);
+        for b in 5..8 {
+            let input = x;
+            let mut y = x;
+            for c in 1..=2 {
+                let scope = format!("block{b}_sepconv{c}");
+                y = g.op(&format!("m/{scope}_act/Relu"), "Relu", &[y], &[]);
+                y = conv(&mut g, &format!("{scope}_depthwise"), y, 3, [4, 4], 1);
+                y = conv(&mut g, &format!("{scope}_pointwise"), y, 1, [4, 4], 1);
+                y = g.op(&format!("m/{scope}_bn/Tanh"), "Tanh", &[y], &[]);
+            }
+            x = g.op(&format!("m/add_{b}/add"), "AddV2", &[y, input], &[]);
+        }
+        let code = g.lower(&[x]);
+        assert!(code.contains("for block in self.blocks:"), "{code}");
+        assert!(code.contains("x = x + inputs"), "{code}");
     }
 
     /// Values are named by their scope's short name (`attn`), numbered over the whole model:
