@@ -297,7 +297,7 @@ def test_cells_numbered_at_the_end_of_their_names_are_classes(tmp_path):
     run_cli("convert", source("keras_nasnet_mobile"), "-o", out)
     code = (out / "model.py").read_text()
     assert "class NormalCell(nn.Module):" in code and "class ReductionCell(nn.Module):" in code, code
-    assert code.count("= NormalCell(") + code.count("= NormalCell2(") >= 11, code
+    assert code.count("= NormalCell(") + code.count("= NormalCellWithProjection(") >= 11, code
     assert code.count("= ReductionCell(") == 2, code
     assert "self.normal_conv_1 = nn.Conv2d(" in code, code
     assert "self.reduction_cell_reduce_4 = ReductionCell(" in code, code

@@ -174,8 +174,9 @@ def test_issue4_models(name, tmp_path):
         "keras_vgg16_small": ["class TwoConvBlock(", "class ThreeConvBlock(", "self.block1 = TwoConvBlock(3, 64)", "self.block5 = ThreeConvBlock(512, 512)", "x = self.block5(x)"],
         # Xception's middle blocks end in an add of their input that Keras leaves outside
         # their scope (`add_3`): a residual block each, one class, run by a loop; their
-        # separable convolutions, and the entry blocks', are one small class.
-        "keras_xception_small": ["self.blocks = nn.ModuleList([Block() for _ in range(8)])", "for block in self.blocks:", "class Sepconv(", "self.sepconv3 = Sepconv(728, 728)", "x = x + inputs"],
+        # separable convolutions, and the entry blocks', are one small class. The entry
+        # blocks, which pool, are named so (not `Block2`).
+        "keras_xception_small": ["self.blocks = nn.ModuleList([Block() for _ in range(8)])", "for block in self.blocks:", "class Sepconv(", "self.sepconv3 = Sepconv(728, 728)", "x = x + inputs", "self.block3 = BlockWithPool(128, 256, 256)"],
         # 4 layers, hidden 256: one TransformerLayer class with q/k/v as nn.Linear.
         "keras_hub_bert_small": ["nn.Embedding(", "class TransformerLayer(", "_query = nn.Linear(", "F.scaled_dot_product_attention("],
         # 12 layers, hidden 768, sequence 128 (the peer pipeline: a 1,439-line flat forward).

@@ -7,7 +7,9 @@
 //! and the other is named after that word: `EncoderLayerWithDownsample`. Where they differ
 //! only in how many layers of a numbered kind they have (VGG's blocks of two and of three
 //! convolutions: `conv1`, `conv2`, `conv3`), each is named after its count:
-//! `TwoConvBlock`, `ThreeConvBlock`.
+//! `TwoConvBlock`, `ThreeConvBlock`. Where each has layers the other lacks but only one a
+//! kind of layer the other has none of, that one is named after it: Xception's
+//! `BlockWithPool` beside its middle `Block`.
 
 use std::collections::BTreeSet;
 
@@ -25,6 +27,15 @@ pub(super) fn extra_part(more: &[String], fewer: &[String]) -> Option<String> {
     if fewer_set.is_empty() || !fewer_set.is_subset(&more_set) || fewer_set == more_set {
         return None;
     }
+    own_part(more, fewer, false)
+}
+
+/// The first word of a layer `more` has and `fewer` lacks that no name of `fewer`'s uses,
+/// as a class-name suffix, whatever else either has (see [`extra_part`]); with `whole`,
+/// only where that word is all the layer's name says beyond the words they share (`pool`,
+/// not `max` of `max_pooling2d`).
+fn own_part(more: &[String], fewer: &[String], whole: bool) -> Option<String> {
+    let fewer_set: BTreeSet<&str> = fewer.iter().map(String::as_str).collect();
     let uncounted =
         |w: &'_ str| -> String { w.trim_end_matches(|c: char| c.is_ascii_digit()).to_string() };
     let known: BTreeSet<String> = fewer.iter().flat_map(|n| n.split('_')).map(uncounted).collect();
@@ -37,8 +48,14 @@ pub(super) fn extra_part(more: &[String], fewer: &[String]) -> Option<String> {
             .max()
             .unwrap_or(0);
         let word = uncounted(words.get(shared)?);
+        if whole && words.len() > shared + 1 {
+            return None;
+        }
         let worded = word.len() >= 2 && word.chars().all(|c| c.is_ascii_lowercase());
-        (worded && !known.contains(&word)).then(|| word.to_upper_camel_case())
+        // A whole word may be another's short form (`pool` of `max_pooling2d`).
+        let kin = |k: &String| whole && (k.starts_with(&word) || word.starts_with(k.as_str()));
+        let new = !known.contains(&word) && !known.iter().any(|k| k.len() >= 2 && kin(k));
+        (worded && new).then(|| word.to_upper_camel_case())
     })
 }
 
@@ -110,6 +127,20 @@ pub(super) fn by_difference(
             let counted = [i, j].map(|k| by_count(base, kind, &attributes[k]));
             if let [Some(a), Some(b)] = counted {
                 found.extend([(i, a), (j, b)]);
+            }
+        } else {
+            // Each has layers the other lacks, but only one a part of a kind the other has
+            // none of (Xception's entry blocks' `pool`, beside the middle blocks' third
+            // separable convolution): that one is named after it.
+            let (a, b) = (&attributes[i], &attributes[j]);
+            match (own_part(a, b, true), own_part(b, a, true)) {
+                (Some(part), None) => {
+                    found.extend([(j, base.clone()), (i, format!("{base}With{part}"))])
+                }
+                (None, Some(part)) => {
+                    found.extend([(i, base.clone()), (j, format!("{base}With{part}"))])
+                }
+                _ => {}
             }
         }
     }
@@ -198,6 +229,22 @@ mod tests {
         // Three classes of one name stay numbered.
         let bases = names(&["Block", "Block", "Block"]);
         let attributes = vec![names(&["a", "se_x"]), names(&["a"]), names(&["a"])];
+        assert!(by_difference(&bases, &attributes, |_| false).is_empty());
+    }
+
+    /// Xception: the middle blocks' third separable convolution is of a kind the entry
+    /// blocks have too; the entry blocks' pool is of none the middle ones have. Where both
+    /// have a kind the other lacks, neither name says more.
+    #[test]
+    fn only_one_with_a_kind_of_its_own_is_named_after_it() {
+        let bases = names(&["Block", "Block"]);
+        let attributes = vec![
+            names(&["sepconv1", "sepconv2", "sepconv3"]),
+            names(&["sepconv1", "sepconv2", "pool"]),
+        ];
+        let found = by_difference(&bases, &attributes, |_| false);
+        assert_eq!(found, [(0, "Block".to_string()), (1, "BlockWithPool".to_string())]);
+        let attributes = vec![names(&["conv", "norm"]), names(&["conv", "pool"])];
         assert!(by_difference(&bases, &attributes, |_| false).is_empty());
     }
 }
