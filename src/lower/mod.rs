@@ -391,13 +391,15 @@ impl<'a> Lowerer<'a> {
             "Pack" if axis == 0 => return None,
             _ => {}
         }
-        // Axis 1 of ids or a mask (`[batch, seq]`), or of a sequence of features; not of a
-        // float matrix, which may be a table (rotary angles are `[positions, dim]`).
+        // Axis 1 of ids or a mask (`[batch, seq]`), or of a sequence of features; a float
+        // matrix's is its width, unknown where it is a table (rotary angles, `[positions,
+        // dim]`).
         let ids = self.graph.info(*source).dtype.is_some_and(|d| !d.is_float());
         match (rank, axis) {
             (2.., 0) => Some("batch_size"),
             (3, 1) => Some("seq_len"),
             (2, 1) if ids => Some("seq_len"),
+            (2, 1) => Some("dim"),
             _ => None,
         }
     }

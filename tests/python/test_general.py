@@ -628,3 +628,5 @@ def test_an_encoder_decoder_runs_each_stack_in_a_loop(tmp_path):
     assert code.count(".tril()") == 1, code
     layer = code.split("class DecoderBlock(nn.Module):")[1].split("\nclass ")[0]
     assert ".tril()" not in layer and "stack_" not in layer, layer
+    # The rotated part of each head is cut at the rotary table's width, a size named so.
+    assert "x = query[:, :, :, :dim]" in layer, layer

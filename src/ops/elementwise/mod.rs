@@ -736,10 +736,10 @@ mod tests {
         assert_snapshot!(g.lower(&[back, past]), @"
         ---
         shape = x.shape
-        n = shape[1]
-        x = torch.arange(n, dtype=torch.int32)
-        back = x - n
-        x = back >= n
+        dim = shape[1]
+        x = torch.arange(dim, dtype=torch.int32)
+        back = x - dim
+        x = back >= dim
         return back, x
         ");
     }
