@@ -119,7 +119,7 @@ pub fn common_subexpressions(g: &mut Graph) -> Result<()> {
 fn layer_slice_bounds(g: &Graph, n: NodeIndex, invariant: &BTreeSet<NodeIndex>) -> bool {
     let readers = g.consumers(ValueRef { node: n, port: 0 });
     g.node(n).op == "Pack"
-        && g.inputs(n).iter().all(|&v| from_sizes(g, v, SIZE_DEPTH))
+        && g.inputs(n).iter().all(|&v| from_sizes(g, v))
         && readers.iter().all(|&(r, slot)| {
             slot >= 1 && matches!(g.node(r).op.as_str(), "StridedSlice" | "Slice")
         })
@@ -128,26 +128,37 @@ fn layer_slice_bounds(g: &Graph, n: NodeIndex, invariant: &BTreeSet<NodeIndex>) 
             .any(|&(r, _)| g.inputs(r).first().is_some_and(|data| !invariant.contains(&data.node)))
 }
 
-/// How far [`from_sizes`] looks back.
-const SIZE_DEPTH: usize = 6;
+/// How many values [`from_sizes`] looks at, at most: a hostile graph can fan out widely.
+const SIZE_BUDGET: usize = 64;
 
 /// Whether `v` is a constant, a size, or integer arithmetic on those (a length less one):
 /// numbers `forward` holds as Python ints, not tensors.
-fn from_sizes(g: &Graph, v: ValueRef, depth: usize) -> bool {
-    let node = g.node(v.node);
-    if node.value.is_some() || node.op == "Shape" {
-        return true;
-    }
-    if let Some(p) = &node.partial
-        && p.values.iter().all(|d| !matches!(d, Dim::Unknown))
-    {
-        return true;
-    }
+fn from_sizes(g: &Graph, v: ValueRef) -> bool {
     const ARITHMETIC: &[&str] =
         &["Add", "AddV2", "Sub", "Mul", "FloorDiv", "Maximum", "Minimum", "StridedSlice", "Pack"];
-    depth > 0
-        && ARITHMETIC.contains(&node.op.as_str())
-        && g.inputs(v.node).iter().all(|&u| from_sizes(g, u, depth - 1))
+    let mut todo = vec![v.node];
+    let mut seen = BTreeSet::new();
+    while let Some(n) = todo.pop() {
+        if !seen.insert(n) {
+            continue;
+        }
+        if seen.len() > SIZE_BUDGET {
+            return false;
+        }
+        let node = g.node(n);
+        let known = node
+            .partial
+            .as_ref()
+            .is_some_and(|p| p.values.iter().all(|d| !matches!(d, Dim::Unknown)));
+        if node.value.is_some() || node.op == "Shape" || known {
+            continue;
+        }
+        if !ARITHMETIC.contains(&node.op.as_str()) {
+            return false;
+        }
+        todo.extend(g.inputs(n).iter().map(|u| u.node));
+    }
+    true
 }
 
 /// Nodes whose value does not depend on the layers' activations, only on the model's
