@@ -117,9 +117,11 @@ pub fn common_subexpressions(g: &mut Graph) -> Result<()> {
 /// so are bounds whose slices all cut values shared too (a table of rotary angles cut to the
 /// sequence's length, computed once before the layers).
 fn layer_slice_bounds(g: &Graph, n: NodeIndex, invariant: &BTreeSet<NodeIndex>) -> bool {
+    if g.node(n).op != "Pack" {
+        return false;
+    }
     let readers = g.consumers(ValueRef { node: n, port: 0 });
-    g.node(n).op == "Pack"
-        && g.inputs(n).iter().all(|&v| from_sizes(g, v))
+    g.inputs(n).iter().all(|&v| from_sizes(g, v))
         && readers.iter().all(|&(r, slot)| {
             slot >= 1 && matches!(g.node(r).op.as_str(), "StridedSlice" | "Slice")
         })

@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 
+use super::pattern::const_ints;
 use crate::ir::fused;
 use crate::ir::{Dim, Graph, ValueRef};
 
@@ -186,7 +187,7 @@ impl SizeForest {
         let node = g.node(n);
         let inputs = g.inputs(n);
         let input_rank = |i: usize| inputs.get(i).and_then(|&v| g.info(v).shape).map(|s| s.len());
-        let constant = |i: usize| inputs.get(i).and_then(|&v| g.const_value(v)?.to_i64());
+        let constant = |i: usize| const_ints(g, *inputs.get(i)?);
         let op = node.op.as_str();
         if SAME_SHAPE.contains(&op) {
             let x = *inputs.first()?;
@@ -347,8 +348,8 @@ impl SizeForest {
         // Entry `j` of spec vector `i`, constant or partly known (a begin built by `Pack`).
         let entry = |i: usize, j: usize| -> Option<Option<i64>> {
             let v = *inputs.get(i)?;
-            if let Some(t) = g.const_value(v) {
-                return Some(t.to_i64()?.get(j).copied());
+            if let Some(ints) = const_ints(g, v) {
+                return Some(ints.get(j).copied());
             }
             let p = g.node(v.node).partial.as_ref()?;
             (!p.scalar).then(|| p.values.get(j).and_then(|d| d.known()))
