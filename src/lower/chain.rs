@@ -172,9 +172,9 @@ const LONG_NAME: usize = 30;
 /// `block2a_project_bn = self.block2a(x)` (named because `block2b`'s add read it too) is read
 /// once, by the next call, and becomes `x = self.block2a(x)` where `x` is not read again. And a
 /// long or counted temporary read once, by the next statement, is `x` or else `y` (NASNet's
-/// right branches run beside the left one's `x`); so is one whose long name was `shortened`
-/// (see `py::names::Scope::shortened`).
-pub fn running_values(stmts: &mut [Assign], returns: &[Expr], shortened: &BTreeSet<String>) {
+/// right branches run beside the left one's `x`); so is one of the `temporaries`, whose name
+/// was cut down or numbered (see `py::names::Scope::temporaries`).
+pub fn running_values(stmts: &mut [Assign], returns: &[Expr], temporaries: &BTreeSet<String>) {
     // Counted once (a chain may be 100k statements long): reads and bindings of each name,
     // and from each statement, whether a running name is next read (true) or bound; renaming
     // only adds reads and bindings before the statements asked about.
@@ -217,7 +217,7 @@ pub fn running_values(stmts: &mut [Assign], returns: &[Expr], shortened: &BTreeS
         // Long names, and Keras' kinds and counters (`activation_4`), which say nothing the
         // code does not.
         let temporary =
-            var.len() > LONG_NAME || shortened.contains(&var) || keras_kind(&var).is_some();
+            var.len() > LONG_NAME || temporaries.contains(&var) || keras_kind(&var).is_some();
         let names: &[(&str, Vec<bool>)] = if temporary {
             &running
         } else if block_output {

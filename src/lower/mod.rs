@@ -317,19 +317,17 @@ impl<'a> Lowerer<'a> {
             return "_".into();
         }
         if let Some(role) = self.graph.node(v.node).role(v.port) {
-            return self.locals.fresh(role);
+            return self.locals.fresh_for_role(role);
         }
         if uses == 1 && self.x_is_free() {
             self.x_holder = Some(v);
             return self.running.clone();
         }
         let fused = self.graph.node(v.node).fused.as_ref();
-        let hint = match fused.and_then(|f| f.value_name()) {
-            Some(name) => name.to_string(),
-            None => self.local_hint(v.node),
-        };
+        let role = fused.and_then(|f| f.value_name());
+        let hint = role.map_or_else(|| self.local_hint(v.node), str::to_string);
         let hint = if v.port > 0 { format!("{hint}_{}", v.port) } else { hint };
-        self.locals.fresh(&hint)
+        if role.is_some() { self.locals.fresh_for_role(&hint) } else { self.locals.fresh(&hint) }
     }
 
     /// A parameter named like `hint` for `input` (the code's own names yield to it); an input
@@ -357,8 +355,10 @@ impl<'a> Lowerer<'a> {
         if self.graph.use_count(v) == 0 {
             return "_".into();
         }
-        let hint = self.size_hint(v).map_or_else(|| self.local_hint(v.node), String::from);
-        self.locals.fresh(&hint)
+        match self.size_hint(v) {
+            Some(size) => self.locals.fresh_for_role(size),
+            None => self.locals.fresh(&self.local_hint(v.node)),
+        }
     }
 
     /// What a person calls a size read off a value's shape: `batch_size` (axis 0), `seq_len`
@@ -481,9 +481,10 @@ impl<'a> Lowerer<'a> {
         let units = blocks::units::extract(&mut self.module, &mut stmts, &outs);
         self.summary.blocks.extend(units);
         let fresh = inplace::fresh_layers(self.module.layers.iter().map(|l| (&*l.name, &l.ctor)));
+        let temporaries = self.locals.temporaries();
         let (body, stacks) =
             blocks::stacks::extract(&mut self.module, stmts, &mut outs, |segment, live| {
-                chain::running_values(segment, live, self.locals.shortened());
+                chain::running_values(segment, live, &temporaries);
                 gated::fold_gates(segment, 8, live);
                 chain::inline_size_tuples(segment, live);
                 chain::chain(segment, 8, live);
@@ -503,7 +504,7 @@ impl<'a> Lowerer<'a> {
             // Each segment keeps what the ones after it read: the last first.
             for (segment, indent) in segments.into_iter().rev() {
                 roles::role_names(segment, &live, &norms);
-                chain::running_values(segment, &live, &class.shortened);
+                chain::running_values(segment, &live, &class.temporaries);
                 gated::fold_gates(segment, indent, &live);
                 chain::inline_size_tuples(segment, &live);
                 chain::chain(segment, indent, &live);

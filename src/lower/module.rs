@@ -53,8 +53,8 @@ pub struct BlockClass {
     /// size held as a Python int): those get `torch.Tensor` hints.
     pub tensor_inputs: Vec<bool>,
     pub tensor_output: bool,
-    /// Locals named with fewer words than their layers' names (`py::names::Scope::shortened`).
-    pub shortened: BTreeSet<String>,
+    /// Locals whose names say less than their layers' did (`py::names::Scope::temporaries`).
+    pub temporaries: BTreeSet<String>,
     /// A unit (see `blocks::units`): its instances keep their names, never a list.
     pub unit: bool,
 }

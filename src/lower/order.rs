@@ -665,8 +665,8 @@ mod tests {
               x = self.q(x)
               x = F.relu(x, inplace=True)
               p = self.p(proj2)
-              p_2 = torch.tanh(p)
-              x = x + p_2
+              y = torch.tanh(p)
+              x = x + y
               return x (from x, proj2)
             self.pos_proj0 = nn.Linear(8, 8, bias=False)
             self.pos_proj1 = nn.Linear(8, 8, bias=False)
@@ -779,8 +779,8 @@ mod tests {
               h = self.q(x)
               h = h * table
               k = self.k(x)
-              k_2 = k * table
-              x = h + k_2
+              x = k * table
+              x = h + x
               return x (from x, pos)
             self.layers = nn.ModuleList([Layer() for _ in range(3)])
             # layers.0.const: [8]

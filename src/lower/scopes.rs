@@ -644,8 +644,8 @@ mod tests {
         ---
         x = self.emb(ids)
         x = self.dense(x)
-        emb_2 = self.emb_2(ids)
-        x = x + emb_2
+        y = self.emb_2(ids)
+        x = x + y
         return x
         ");
     }

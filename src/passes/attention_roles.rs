@@ -169,8 +169,8 @@ mod tests {
         x = x.permute(2, 0, 1, 3)
         q, k, v = torch.unbind(x, dim=0)
         x = q * 0.25
-        transpose_1 = k.permute(0, 2, 1)
-        x = (x @ transpose_1).reshape(-1, 2, 2, 4)
+        y = k.permute(0, 2, 1)
+        x = (x @ y).reshape(-1, 2, 2, 4)
         x = (x + rel).reshape(-1, 4, 4)
         x = F.softmax(x, dim=-1)
         x = x @ v

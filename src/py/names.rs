@@ -219,6 +219,8 @@ pub struct Scope {
     counted: BTreeMap<String, String>,
     /// Names [`fresh`](Self::fresh) cut down to [`Self::max_len`].
     shortened: BTreeSet<String>,
+    /// Names given for what a value is (see [`Self::fresh_for_role`]).
+    roles: BTreeSet<String>,
 }
 
 impl Scope {
@@ -292,6 +294,33 @@ impl Scope {
     /// layers' whole names said of them is lost, and a running `x` or `y` says as much.
     pub fn shortened(&self) -> &BTreeSet<String> {
         &self.shortened
+    }
+
+    /// A fresh identifier for what a value is (`mask`, `q`, `seq_len`), which a pass
+    /// recognised, rather than for the layer it came from: numbered, it still says that.
+    pub fn fresh_for_role(&mut self, raw: &str) -> String {
+        let name = self.fresh(raw);
+        self.roles.insert(name.clone());
+        name
+    }
+
+    /// Whether [`Self::fresh_for_role`] gave `name`.
+    pub fn is_role(&self, name: &str) -> bool {
+        self.roles.contains(name)
+    }
+
+    /// Names that say less of their values than the layers they came from: cut down
+    /// ([`Self::shortened`]), or numbered (`double_stream_block_17`, the seventeenth value
+    /// computed in a layer whose own code named none; TF's `cast_4`; a block's own name,
+    /// `context_block_3`, on a value inside it), unless given for a role. A running `x` or
+    /// `y` says as much, where the next statement reads it.
+    pub fn temporaries(&self) -> BTreeSet<String> {
+        let numbered = |n: &&String| {
+            n.rsplit_once('_')
+                .is_some_and(|(_, k)| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()))
+        };
+        let numbered = self.used.iter().filter(numbered).filter(|n| !self.roles.contains(*n));
+        self.shortened.iter().chain(numbered).cloned().collect()
     }
 
     /// What [`fresh`](Self::fresh) numbered `name` apart from (`self_attention_12` →
@@ -385,6 +414,24 @@ mod tests {
         for block in ["Conv2dBlock", "ConvBlock", "Conv", "Mixed", "LinearAttention"] {
             assert!(!is_torch_layer_class(block), "{block}");
         }
+    }
+
+    /// Numbered names say less than the layer or op they came from (`double_stream_block_17`,
+    /// TF's `cast_4`) and may run as `x` or `y`; a number on a name given for a role does not
+    /// make it one.
+    #[test]
+    fn numbered_names_are_temporaries_unless_given_for_roles() {
+        let mut l = Scope::for_locals();
+        assert_eq!(l.fresh("double_stream_block"), "double_stream_block");
+        assert_eq!(l.fresh("double_stream_block"), "double_stream_block_2");
+        assert_eq!(l.fresh("cast_4"), "cast_4");
+        assert_eq!(l.fresh("residual"), "residual");
+        assert_eq!(l.fresh_for_role("mask"), "mask");
+        assert_eq!(l.fresh_for_role("mask"), "mask_2");
+        let temporaries = l.temporaries();
+        let expected = ["cast_4", "double_stream_block_2"].map(String::from);
+        assert_eq!(temporaries, BTreeSet::from(expected));
+        assert!(l.is_role("mask_2") && !l.is_role("cast_4"));
     }
 
     #[test]

@@ -585,6 +585,52 @@ def test_long_layer_names_make_short_locals(name, tmp_path):
         assert "self.separable_conv_1_bn_reduction_right2_stem_2(" in code, code
 
 
+def numbered_read_once_by_the_next(body):
+    """Assignments in `body` of a numbered name (`double_stream_block_17`) that only the next
+    assignment reads, where `x` or `y` was free to hold the value instead."""
+
+    def uses(stmt, name):
+        names = [n for n in ast.walk(stmt) if isinstance(n, ast.Name) and n.id == name]
+        return sum(isinstance(n.ctx, ast.Load) for n in names), len(names)
+
+    def free(name, start):
+        for stmt in body[start:]:
+            loads, all_uses = uses(stmt, name)
+            if loads:
+                return False
+            if all_uses:
+                return True
+        return True
+
+    found = []
+    for k, stmt in enumerate(body[:-1]):
+        if not (isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], ast.Name)):
+            continue
+        name = stmt.targets[0].id
+        if not re.search(r"_\d+$", name) or not isinstance(body[k + 1], ast.Assign):
+            continue
+        loads = [uses(s, name)[0] for s in body]
+        if sum(loads) == 1 and loads[k + 1] == 1 and (free("x", k + 1) or free("y", k + 1)):
+            found.append(ast.unparse(stmt))
+    return found
+
+
+@pytest.mark.parametrize("name", ["keras_hub_flux", "keras_hub_mmdit", "audio_features", "keras_hub_t5"])
+def test_values_a_layer_named_no_further_run_as_x_or_y(name, tmp_path):
+    """Values computed inside a layer whose own code named none of them are numbered after
+    the layer (Flux's `double_stream_block_17 = 1.0 + modulation_4`). Read once, by the next
+    statement, they run as `x` or `y`, as a person writes `y = 1.0 + scale`,
+    `y = y * h`; names a pass gave for a role (`mask_2`) stay. Parity is
+    test_converts_once_and_matches_for_every_input_size."""
+    out = tmp_path / "out"
+    run_cli("convert", source(name), "-o", out)
+    tree = ast.parse((out / "model.py").read_text())
+    forwards = [f for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) and f.name == "forward"]
+    found = [s for f in forwards for s in numbered_read_once_by_the_next(f.body)]
+    roles = ("mask", "q_", "k_", "v_", "bias", "cos", "sin", "ids", "seq_len", "batch_size", "dim")
+    assert [s for s in found if not s.startswith(roles)] == []
+
+
 def test_blocks_no_name_marks_are_found_by_structure(tmp_path):
     """keras.io's vision transformer names no block: its layers are `layer_normalization_3`,
     `multi_head_attention_1`, `dense_5`, one after the other. The three blocks are found by

@@ -547,7 +547,7 @@ pub(super) fn build_class(
         output: forward.output,
         extra_outputs: forward.extra_outputs,
         tensor_output: false,
-        shortened: forward.shortened,
+        temporaries: forward.temporaries,
         unit: false,
     });
     for (gi, &i) in group.members.iter().enumerate() {
@@ -649,7 +649,7 @@ struct Forward {
     inputs: Vec<String>,
     output: String,
     extra_outputs: Vec<String>,
-    shortened: BTreeSet<String>,
+    temporaries: BTreeSet<String>,
 }
 
 /// The class's `forward`: the first member's statements with local names, its inputs and its
@@ -728,8 +728,12 @@ fn class_forward(
             *local = shared.clone();
         }
     }
+    // A name `forward` gave for a role keeps saying it, numbered or not.
+    let fresh = |locals: &mut Scope, global: &str, local: &str| {
+        if numbered.is_role(global) { locals.fresh_for_role(local) } else { locals.fresh(local) }
+    };
     for other in &first.inputs[1..] {
-        let local = locals.fresh(&names[other.as_str()]);
+        let local = fresh(&mut locals, other, &names[other.as_str()]);
         vars.insert(other.clone(), local.clone());
         inputs.push(local);
     }
@@ -744,7 +748,7 @@ fn class_forward(
             } else if let Some(converted) = converted_name(s, &vars) {
                 locals.fresh(&converted)
             } else {
-                locals.fresh(&names[v])
+                fresh(&mut locals, v, &names[v])
             };
             vars.insert(v.to_string(), local);
         }
@@ -864,9 +868,9 @@ fn class_forward(
         segments.push((part, after));
     }
     let extra_outputs = first.extra_outputs.iter().map(|o| vars[o].clone()).collect();
-    let shortened = locals.shortened().clone();
+    let temporaries = locals.temporaries();
     let mut forward =
-        Forward { body, parts: segments, passes, inputs, output, extra_outputs, shortened };
+        Forward { body, parts: segments, passes, inputs, output, extra_outputs, temporaries };
     return_running_value(&mut forward);
     forward
 }

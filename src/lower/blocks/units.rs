@@ -588,7 +588,7 @@ fn build(
         extra_outputs: Vec::new(),
         tensor_inputs: vec![true],
         tensor_output: true,
-        shortened: BTreeSet::new(),
+        temporaries: BTreeSet::new(),
         unit: true,
     };
     let calls = group
