@@ -218,6 +218,20 @@ def test_layers_of_two_streams_are_block_classes(tmp_path):
     assert "-> tuple[torch.Tensor, torch.Tensor]:" in code.split("\nclass JointBlock2(")[0], code
 
 
+def test_a_block_amid_which_the_model_made_its_inputs_is_a_class(tmp_path):
+    """Flux's first double-stream block is where the text projection (`txt_in`) and the
+    rotary tables are first read, so the code makes them amid the block's own: they move
+    before it, and the block is a class taking them, not 100 lines of `forward` (parity is
+    the decoder test)."""
+    out = tmp_path / "out"
+    run_cli("convert", source("keras_hub_flux"), "-o", out)
+    code = (out / "model.py").read_text()
+    model = code.split("\nclass KerasHubFlux(")[1]
+    assert "self.double_stream_block = DoubleStreamBlock()" in model, code
+    assert re.search(r"= self\.double_stream_block\(\n? *add, \w+, \w+, cos, sin\n? *\)", model), code
+    assert "self.double_stream_block_" not in model, code
+
+
 def test_trained_values_are_parameters(tmp_path):
     """HGNetV2's learnable affine blocks scale and shift each convolution's output by two
     trained scalars, variables in TF: they are `nn.Parameter`s a training loop updates, not

@@ -77,9 +77,17 @@ fn hoisted_order(stmts: &[Assign], spans: &[Span], idx: &[usize]) -> Option<Vec<
     let (first, last) = (idx[0], idx[idx.len() - 1]);
     let inside: BTreeSet<usize> = idx.iter().copied().collect();
     let foreign: Vec<usize> = (first..=last).filter(|i| !inside.contains(i)).collect();
+    // A composite layer's own code is all under its scope, so a layer of another scope
+    // amid it is another's (FLUX's `txt_in` projection, its rotary tables' `embed_nd`,
+    // made where the first double-stream block first reads them). In a model whose blocks
+    // are only a prefix on flat layer names, an unnamed layer amid one is its own
+    // (Keras' `conv2d_5` shortcut inside `block_3`), and stays.
+    let head = spans[first].head.as_deref();
+    let composite = head.is_some() && idx.iter().all(|&i| spans[i].head.as_deref() == head);
     for &f in &foreign {
         let span = &spans[f];
-        if !span.movable || !span.layers.is_empty() || !span.buffers.is_empty() {
+        let holds = !span.layers.is_empty() || !span.buffers.is_empty();
+        if !span.movable || (holds && !composite) {
             return None;
         }
     }

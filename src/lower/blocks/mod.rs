@@ -1295,9 +1295,23 @@ fn choose(members: &[Member], module: &Module) -> Vec<Group> {
     // Then the composite layers that occur once, where the repeated blocks left room: the
     // outermost first (a layer, not the attention inside it).
     lone.sort_by_key(|&i| (std::cmp::Reverse(members[i].spans.len()), members[i].spans.start));
+    // Not a model of numbered layers (Gemma3n's `text_model` around `decoder_block_0`,
+    // `decoder_block_1`): its layers are the classes to read, where they qualify.
+    let holds_numbered = |i: usize| {
+        let within = |j: usize| {
+            j != i
+                && members[i].spans.start <= members[j].spans.start
+                && members[j].spans.end <= members[i].spans.end
+        };
+        let mut families: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        for j in (0..members.len()).filter(|&j| within(j) && members[j].title.contains('#')) {
+            families.entry(&members[j].title).or_default().insert(&members[j].instance);
+        }
+        families.values().any(|n| n.len() >= 2)
+    };
     let mut alone_chosen = Vec::new();
     for i in lone {
-        if members[i].spans.clone().any(|s| taken.contains(&s)) {
+        if members[i].spans.clone().any(|s| taken.contains(&s)) || holds_numbered(i) {
             continue;
         }
         taken.extend(members[i].spans.clone());
@@ -2752,6 +2766,96 @@ mod tests {
         image_nchw = image.permute(0, 3, 1, 2)
         x, first_residual_unit_out = self.image_encoder(image_nchw)
         x = (x + first_residual_unit_out).permute(0, 2, 3, 1)
+        return x
+        ");
+    }
+
+    /// A model of numbered layers that occurs once (Gemma3n's `text_model` around
+    /// `decoder_block_0` and `decoder_block_1`, which differ) is no class: its layers are.
+    #[test]
+    fn a_model_of_numbered_layers_is_its_layers() {
+        let mut g = TestGraph::new();
+        let mut x = g.input("tokens", &[-1, 8]);
+        let dense = |g: &mut TestGraph, x, scope: &str| {
+            let w = g.constant(&format!("w/{scope}"), weights(&[8, 8]));
+            g.op(&format!("m/{scope}/MatMul"), "MatMul", &[x, w], &[])
+        };
+        x = dense(&mut g, x, "embedding");
+        for k in 0..2 {
+            let block = format!("text_model/decoder_block_{k}");
+            let mut y = x;
+            for (j, layer) in
+                ["attention_query", "attention_output", "feedforward_up"].iter().enumerate()
+            {
+                y = dense(&mut g, y, &format!("{block}/{layer}"));
+                // The second block's activations differ: two classes, each alone.
+                let act = if k == 0 || j == 0 { "Tanh" } else { "Sigmoid" };
+                y = g.op(&format!("m/{block}/act_{j}/{act}"), act, &[y], &[]);
+            }
+            x = g.op(&format!("m/{block}/add/add"), "AddV2", &[x, y], &[]);
+        }
+        let x = dense(&mut g, x, "text_model/final_projection");
+        let x = dense(&mut g, x, "head");
+        let lowered = g.lower(&[x]);
+        assert!(lowered.contains("self.text_model_decoder_block_0 = "), "{lowered}");
+        assert!(lowered.contains("self.text_model_decoder_block_1 = "), "{lowered}");
+        assert!(!lowered.contains("class TextModel()"), "{lowered}");
+    }
+
+    /// A layer of another scope made amid a composite layer, where the layer first reads
+    /// it (FLUX's text projection and rotary tables inside its first double-stream block),
+    /// moves before it: the composite layer is a class without it.
+    #[test]
+    fn another_layer_made_amid_a_composite_layer_moves_before_it() {
+        let mut g = TestGraph::new();
+        let x = g.input("tokens", &[-1, 8]);
+        let side = g.input("side", &[-1, 8]);
+        let dense = |g: &mut TestGraph, x, scope: &str| {
+            let w = g.constant(&format!("w/{scope}"), weights(&[8, 8]));
+            g.op(&format!("m/{scope}/MatMul"), "MatMul", &[x, w], &[])
+        };
+        let mut y = dense(&mut g, x, "double_stream_block/image_attention_query");
+        y = g.op("m/double_stream_block/image_act/Tanh", "Tanh", &[y], &[]);
+        y = dense(&mut g, y, "double_stream_block/image_attention_output");
+        y = g.op("m/double_stream_block/image_act_2/Tanh", "Tanh", &[y], &[]);
+        y = dense(&mut g, y, "double_stream_block/image_feedforward");
+        let side = dense(&mut g, side, "text_in");
+        let mut t = dense(&mut g, side, "double_stream_block/text_attention_query");
+        t = g.op("m/double_stream_block/text_act/Tanh", "Tanh", &[t], &[]);
+        t = dense(&mut g, t, "double_stream_block/text_attention_output");
+        let y = g.op("m/double_stream_block/mix/add", "AddV2", &[t, y], &[]);
+        let y = g.op("m/double_stream_block/out/Tanh", "Tanh", &[y], &[]);
+        let y = g.op("m/head/add", "AddV2", &[y, side], &[]);
+        assert_snapshot!(g.lower(&[y]), @"
+        class DoubleStreamBlock():
+          self.image_attention_query = nn.Linear(8, 8, bias=False)
+          self.image_attention_output = nn.Linear(8, 8, bias=False)
+          self.image_feedforward = nn.Linear(8, 8, bias=False)
+          self.text_attention_query = nn.Linear(8, 8, bias=False)
+          self.text_attention_output = nn.Linear(8, 8, bias=False)
+          x = self.image_attention_query(inputs)
+          x = torch.tanh(x)
+          x = self.image_attention_output(x)
+          x = torch.tanh(x)
+          x = self.image_feedforward(x)
+          text_attention_query = self.text_attention_query(text_in)
+          text_act = torch.tanh(text_attention_query)
+          text_attention_output = self.text_attention_output(text_act)
+          x = text_attention_output + x
+          x = torch.tanh(x)
+          return x (from inputs, text_in)
+        self.double_stream_block = DoubleStreamBlock()
+        self.text_in = nn.Linear(8, 8, bias=False)
+        # double_stream_block.image_attention_query.weight: [8, 8]
+        # double_stream_block.image_attention_output.weight: [8, 8]
+        # double_stream_block.image_feedforward.weight: [8, 8]
+        # text_in.weight: [8, 8]
+        # double_stream_block.text_attention_query.weight: [8, 8]
+        # double_stream_block.text_attention_output.weight: [8, 8]
+        ---
+        text_in = self.text_in(side)
+        x = self.double_stream_block(tokens, text_in)
+        x = x + text_in
         return x
         ");
     }
