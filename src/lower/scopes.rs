@@ -90,6 +90,22 @@ fn without_holder_words<'c>(c: &'c str, holder: &str, model_prefix: &str) -> &'c
     &own[start..start + len]
 }
 
+/// `c` past its first word where `holder` ends with that word and more follows it
+/// (`attention_output` under `self_attention` → `output`), unless `c` is a Keras kind;
+/// else `c`.
+fn past_shared_word<'c>(holder: &str, c: &'c str) -> &'c str {
+    // Not inside a Keras kind: `last_layer/layer_normalization` keeps its norm's name.
+    if crate::lower::keras_names::keras_kind(c).is_some() {
+        return c;
+    }
+    let Some((word, rest)) = c.split_once('_') else { return c };
+    let shared = word.len() >= 3
+        && word.bytes().all(|b| b.is_ascii_lowercase())
+        && holder.rsplit('_').next() == Some(word)
+        && holder != word;
+    if shared && rest.starts_with(|ch: char| ch.is_ascii_alphabetic()) { rest } else { c }
+}
+
 /// tf_keras wraps a TF function called on Keras tensors in a layer named after the function
 /// (`tf.__operators__.add_26`, `tf.math.multiply_3`, `tf.nn.relu`): the function's own name
 /// says what it is, as a Keras layer of that kind would be named (`add_26`).
@@ -327,7 +343,14 @@ impl<'a> Lowerer<'a> {
                     Some(last) if c.strip_prefix(*last).is_some_and(|r| r.starts_with('_')) => {
                         *last = c
                     }
-                    _ => path.push(c),
+                    // One whose name begins with the word its holder's ends with
+                    // (`self_attention/attention_output`) says that word once:
+                    // `self_attention_output`.
+                    Some(last) => {
+                        let own = past_shared_word(last, c);
+                        path.push(own)
+                    }
+                    None => path.push(c),
                 }
             }
             if rest[rest.len() - 1] == "separable_conv2d" && path.len() + dropped == rest.len() - 1
@@ -685,6 +708,29 @@ mod tests {
             x = self.block_1_conv(x)
             return x
             ");
+    }
+
+    /// A layer whose name begins with the word its holder's ends with says it once
+    /// (Keras' `self_attention/attention_output` → `self_attention_output`); a Keras kind
+    /// keeps its name (`last_layer/layer_normalization`), as does a short shared word.
+    #[test]
+    fn a_word_holder_and_layer_share_is_said_once() {
+        use super::past_shared_word;
+        assert_eq!(past_shared_word("self_attention", "attention_output"), "output");
+        assert_eq!(past_shared_word("last_layer", "layer_normalization"), "layer_normalization");
+        assert_eq!(past_shared_word("attention", "attention_output"), "attention_output");
+        assert_eq!(past_shared_word("qk_norm", "norm_2"), "norm_2");
+        assert_eq!(past_shared_word("up_in", "in_proj"), "in_proj");
+        let mut g = TestGraph::new();
+        let mut y = g.input("x", &[-1, 8]);
+        for layer in ["query", "attention_output"] {
+            let scope = format!("m/block/self_attention/{layer}");
+            let w = g.constant(&format!("{scope}/kernel"), weights(&[8, 8]));
+            y = g.op(&format!("{scope}/MatMul"), "MatMul", &[y, w], &[]);
+        }
+        let y = g.op("m/head/Tanh", "Tanh", &[y], &[]);
+        let lowered = g.lower(&[y]);
+        assert!(lowered.contains("self.block_self_attention_output = nn.Linear("), "{lowered}");
     }
 
     /// Encoder and decoder layers share every scope name but one word: no tail tells

@@ -540,6 +540,8 @@ def test_decoder_attention_reads_as_pytorch(name, tmp_path):
         assert code.count("register_buffer(") == 1, code
         # The length they are built for is named as a person names it.
         assert "seq_len = h.shape[1]" in top, top
+        # Keras' `self_attention/attention_output` says `attention` once.
+        assert "self.self_attention_output = nn.Linear(" in layer, layer
 
 
 def test_an_encoder_decoder_reads_as_pytorch(tmp_path):
