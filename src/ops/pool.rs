@@ -280,14 +280,13 @@ mod tests {
         assert_snapshot!(pool_on(&[-1, -1, -1, 2], "AvgPool", 3, 2, "SAME"), @"
             ---
             x = x.permute(0, 3, 1, 2)
-            x = (
-                F.avg_pool2d(pad_same(x, (3, 3), (2, 2)), 3, 2, divisor_override=1)
-                / F.avg_pool2d(
-                    pad_same(torch.ones_like(x[:1, :1]), (3, 3), (2, 2)),
-                    3,
-                    2,
-                    divisor_override=1,
-                )
+            x = F.avg_pool2d(
+                pad_same(x, (3, 3), (2, 2)), 3, 2, divisor_override=1
+            ) / F.avg_pool2d(
+                pad_same(torch.ones_like(x[:1, :1]), (3, 3), (2, 2)),
+                3,
+                2,
+                divisor_override=1,
             )
             x = x.permute(0, 2, 3, 1)
             return x

@@ -34,6 +34,12 @@ fn layout(indent: usize, head: &str, value: &Expr, tail: &str) -> Vec<String> {
     if fits(&one) {
         return vec![one];
     }
+    if matches!(value, Expr::Binary(..))
+        && !head.is_empty()
+        && let Some(lines) = hugged_operands(indent, head, value, tail)
+    {
+        return lines;
+    }
     let fluent = match (head, tail) {
         ("", "") => fluent::chain(indent, value),
         _ => fluent::parenthesized(indent, head, value, tail),
@@ -79,7 +85,11 @@ fn layout(indent: usize, head: &str, value: &Expr, tail: &str) -> Vec<String> {
         Expr::Attribute(..) | Expr::Unary(..) => {
             parenthesized_if_fits(indent, head, value, tail).unwrap_or(vec![one])
         }
-        Expr::Call(_) => call(indent, head, value, tail).unwrap_or(vec![one]),
+        // `self.stage_2 = LongClassName()`: nothing inside `()` to break, so ruff
+        // parenthesises the value where that makes it fit.
+        Expr::Call(_) => call(indent, head, value, tail)
+            .or_else(|| parenthesized_if_fits(indent, head, value, tail))
+            .unwrap_or(vec![one]),
         Expr::Subscript(v, i) => subscript(indent, head, v, i, tail),
         Expr::Slice(sl) => slice(indent, head, sl, tail).unwrap_or(vec![one]),
         Expr::IfElse(_) if !head.is_empty() => parenthesized(indent, head, value, tail),
@@ -189,6 +199,53 @@ fn flat_primary(e: &Expr) -> String {
     let mut s = String::new();
     write_primary(&mut s, e, false);
     s
+}
+
+/// A call whose arguments can go on lines of their own, and nothing else: an operand ruff
+/// breaks inside its own brackets rather than parenthesise the operation around it.
+fn breaks_in_own_brackets(e: &Expr) -> bool {
+    // Not a chain of calls (`x.unfold(2, 2, 2).sum(-1)`), which ruff breaks its own way.
+    matches!(e, Expr::Call(c)
+        if !(flat(&c.func).contains(['(', '[']) || c.args.is_empty() && c.kwargs.is_empty()))
+}
+
+/// One operator between two operands, the last a call (`y * self.proj(...)`,
+/// `F.avg_pool2d(...) / F.avg_pool2d(...)`): ruff omits the parentheses it would put around
+/// the operation and breaks the calls' own brackets instead, left to right, each only where
+/// the rest of the line overflows.
+fn hugged_operands(indent: usize, head: &str, value: &Expr, tail: &str) -> Option<Vec<String>> {
+    let Expr::Binary(left, op, right) = value else { return None };
+    let primary = |e: &Expr| !matches!(e, Expr::Binary(..) | Expr::Unary(..) | Expr::IfElse(_));
+    if !primary(left) || !primary(right) {
+        return None;
+    }
+    if !breaks_in_own_brackets(right) {
+        return None;
+    }
+    let p = pad(indent);
+    let sep = format!(" {} ", op.symbol());
+    let (l, r) = (flat(left), flat(right));
+    let mut lines: Vec<String> = Vec::new();
+    // The line so far, past the indent.
+    let mut current = head.to_string();
+    // The first operand stays whole if the line fits up to where the last can break.
+    let Expr::Call(last) = &**right else { return None };
+    let right_open = format!("{sep}{}(", flat_primary(&last.func));
+    for (k, (operand, text, rest)) in
+        [(left, &l, right_open), (right, &r, tail.to_string())].into_iter().enumerate()
+    {
+        let lead = if k == 0 { String::new() } else { sep.clone() };
+        if fits(&format!("{p}{current}{lead}{text}{rest}")) || !breaks_in_own_brackets(operand) {
+            current = format!("{current}{lead}{text}");
+            continue;
+        }
+        let mut broken = call(indent, &format!("{current}{lead}"), operand, "")?;
+        let last = broken.pop()?;
+        lines.extend(broken);
+        current = last.strip_prefix(&p)?.to_string();
+    }
+    lines.push(format!("{p}{current}{tail}"));
+    lines.iter().all(|l| fits(l) || !l.contains('(')).then_some(lines)
 }
 
 /// An operator chain that does not fit: parenthesised on one indented line if it fits there,
@@ -754,6 +811,42 @@ mod tests {
         );
         assert!(lines.iter().all(|l| l.len() <= 88 || !l.contains('(')), "{lines:#?}");
         assert!(text.contains(&")") && text.iter().any(|l| l.starts_with("* inv")), "{lines:#?}");
+    }
+
+    /// One operator whose last operand is a call: ruff leaves the operation bare and breaks
+    /// the calls' own brackets, left to right (checked against `ruff format`).
+    #[test]
+    fn an_operation_ending_in_a_call_breaks_inside_the_calls() {
+        let pool = |x: Expr| {
+            let padded = Expr::call("pad_same", vec![x, n("(3, 3)"), n("(2, 2)")]);
+            let args = vec![padded, Expr::int(3), Expr::int(2)];
+            Expr::call_kw("F.avg_pool2d", args, vec![("divisor_override", Expr::int(1))])
+        };
+        let ones = Expr::call("torch.ones_like", vec![n("x_nchw[:1, :1]")]);
+        let value = pool(n("x_nchw")).binop(BinOp::Div, pool(ones));
+        assert_eq!(
+            print(&[Stmt::assign(n("h"), value)], 8),
+            "        h = F.avg_pool2d(\n            pad_same(x_nchw, (3, 3), (2, 2)), 3, 2, \
+             divisor_override=1\n        ) / F.avg_pool2d(\n            \
+             pad_same(torch.ones_like(x_nchw[:1, :1]), (3, 3), (2, 2)),\n            3,\n            \
+             2,\n            divisor_override=1,\n        )\n"
+        );
+        let args = vec![n("argument_one"), n("argu")];
+        let value =
+            n("yyyyyyyyyy").binop(BinOp::Mul, Expr::call("self.some_long_function_name", args));
+        assert_eq!(
+            print(&[Stmt::assign(n("xxxxxxxxxxxxxxxxxxxxxx"), value)], 8),
+            "        xxxxxxxxxxxxxxxxxxxxxx = yyyyyyyyyy * self.some_long_function_name(\n            \
+             argument_one, argu\n        )\n"
+        );
+        // An empty call cannot break: the value is parenthesised.
+        let value = Expr::call("ResidualNeckFusionStageResidualLayer", vec![]);
+        let target = Expr::self_attr("neck_fusion_stage_1_residual_layer2");
+        assert_eq!(
+            print(&[Stmt::assign(target, value)], 8),
+            "        self.neck_fusion_stage_1_residual_layer2 = (\n            \
+             ResidualNeckFusionStageResidualLayer()\n        )\n"
+        );
     }
 
     #[test]
