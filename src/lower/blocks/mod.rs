@@ -2770,16 +2770,18 @@ mod tests {
         ");
     }
 
+    /// An 8-wide bias-free dense layer under `scope`.
+    fn dense(g: &mut TestGraph, x: ValueRef, scope: &str) -> ValueRef {
+        let w = g.constant(&format!("w/{scope}"), weights(&[8, 8]));
+        g.op(&format!("m/{scope}/MatMul"), "MatMul", &[x, w], &[])
+    }
+
     /// A model of numbered layers that occurs once (Gemma3n's `text_model` around
     /// `decoder_block_0` and `decoder_block_1`, which differ) is no class: its layers are.
     #[test]
     fn a_model_of_numbered_layers_is_its_layers() {
         let mut g = TestGraph::new();
         let mut x = g.input("tokens", &[-1, 8]);
-        let dense = |g: &mut TestGraph, x, scope: &str| {
-            let w = g.constant(&format!("w/{scope}"), weights(&[8, 8]));
-            g.op(&format!("m/{scope}/MatMul"), "MatMul", &[x, w], &[])
-        };
         x = dense(&mut g, x, "embedding");
         for k in 0..2 {
             let block = format!("text_model/decoder_block_{k}");
@@ -2810,10 +2812,6 @@ mod tests {
         let mut g = TestGraph::new();
         let x = g.input("tokens", &[-1, 8]);
         let side = g.input("side", &[-1, 8]);
-        let dense = |g: &mut TestGraph, x, scope: &str| {
-            let w = g.constant(&format!("w/{scope}"), weights(&[8, 8]));
-            g.op(&format!("m/{scope}/MatMul"), "MatMul", &[x, w], &[])
-        };
         let mut y = dense(&mut g, x, "double_stream_block/image_attention_query");
         y = g.op("m/double_stream_block/image_act/Tanh", "Tanh", &[y], &[]);
         y = dense(&mut g, y, "double_stream_block/image_attention_output");
