@@ -22,6 +22,7 @@ mod order;
 mod roles;
 mod scopes;
 mod stubs;
+mod towers;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -475,6 +476,7 @@ impl<'a> Lowerer<'a> {
         }
         blocks::hoist_foreign(&mut stmts, &mut self.spans);
         blocks::inputs_as_siblings(&mut stmts, &mut self.spans);
+        let heads = towers::Heads::new(&self.module, &self.spans);
         self.summary.blocks =
             blocks::extract(&mut self.module, &mut stmts, &self.spans, &outs, &self.locals);
         self.hint_block_tensors(&stmts);
@@ -514,6 +516,10 @@ impl<'a> Lowerer<'a> {
         }
         self.module.body = body;
         self.module.outputs = outs;
+        let tensors = self.tensor_names();
+        let is_tensor = |n: &str| tensors.get(n) == Some(&true);
+        let towers = towers::extract(&mut self.module, &heads, is_tensor);
+        self.summary.blocks.extend(towers.into_iter().map(|t| (t, 1)));
         self.module.output_types =
             self.graph.outputs.iter().map(|&o| describe(&self.graph.info(o))).collect();
         let (stubs, reports) = self.stubs.finish();
@@ -524,16 +530,22 @@ impl<'a> Lowerer<'a> {
 }
 
 impl Lowerer<'_> {
-    /// Marks the block classes' inputs and output that are tensors in every instance's call:
-    /// names that only ever hold tensors, not sizes held as Python ints.
-    fn hint_block_tensors(&mut self, stmts: &[Assign]) {
-        let mut tensor: BTreeMap<&str, bool> = BTreeMap::new();
+    /// Names that only ever hold tensors (true), or some time a size held as a Python int.
+    fn tensor_names(&self) -> BTreeMap<String, bool> {
+        let mut tensor: BTreeMap<String, bool> = BTreeMap::new();
         for val in self.values.values() {
             if let Some(n) = val.expr.as_name() {
                 let t = val.layout != Layout::Host;
-                tensor.entry(n).and_modify(|e| *e &= t).or_insert(t);
+                tensor.entry(n.to_string()).and_modify(|e| *e &= t).or_insert(t);
             }
         }
+        tensor
+    }
+
+    /// Marks the block classes' inputs and output that are tensors in every instance's call:
+    /// names that only ever hold tensors, not sizes held as Python ints.
+    fn hint_block_tensors(&mut self, stmts: &[Assign]) {
+        let tensor = self.tensor_names();
         let is_tensor = |e: &Expr| e.as_name().and_then(|n| tensor.get(n)) == Some(&true);
         let class_of: BTreeMap<&str, usize> = self
             .module

@@ -59,6 +59,40 @@ pub struct BlockClass {
     pub unit: bool,
 }
 
+/// A part of the model that holds blocks, called once (see `lower::towers`): its statements
+/// as `forward` had them, loops included.
+#[derive(Clone, Debug)]
+pub struct Tower {
+    pub name: String,
+    pub layers: Vec<Layer>,
+    pub buffers: Vec<Buffer>,
+    pub body: Vec<Stmt>,
+    pub inputs: Vec<String>,
+    pub outputs: Vec<String>,
+    /// Which of `inputs`, and whether every output, always holds a tensor.
+    pub tensor_inputs: Vec<bool>,
+    pub tensor_output: bool,
+}
+
+impl Tower {
+    pub fn class_def(&self) -> ClassDef {
+        let mut body = self.body.clone();
+        let outputs: Vec<Expr> = self.outputs.iter().map(Expr::name).collect();
+        let n = outputs.len();
+        body.push(Stmt::return_values(outputs));
+        let mut forward = FunctionDef::method("forward", &self.inputs, body);
+        let tensor = Expr::path("torch.Tensor");
+        for (p, _) in forward.params[1..].iter_mut().zip(&self.tensor_inputs).filter(|(_, t)| **t) {
+            p.annotation = Some(tensor.clone());
+        }
+        forward.returns = self.tensor_output.then(|| match n {
+            1 => tensor.clone(),
+            _ => Expr::name("tuple").index(Expr::Tuple(vec![tensor.clone(); n])),
+        });
+        module_class(&self.name, vec![init(&[], &self.layers, &self.buffers), forward])
+    }
+}
+
 /// The part of a block class only some instances have: torchvision's `downsample`, Keras'
 /// `conv_shortcut`, the padding of a strided convolution.
 #[derive(Clone, Debug)]
@@ -111,6 +145,8 @@ pub struct Module {
     pub methods: Vec<FunctionDef>,
     /// Classes for repeated blocks, defined before the model class.
     pub classes: Vec<BlockClass>,
+    /// Classes for parts that hold blocks, after the block classes.
+    pub towers: Vec<Tower>,
     /// `state_dict` key → weight, in module order.
     pub weights: Vec<(String, Weight)>,
     /// The TF model computes channels first (Keras' `channels_first`: NCHW ops), so its
@@ -266,6 +302,7 @@ impl Module {
     /// starts with `prefix` (`nn.BatchNorm`).
     pub fn uses_layer(&self, prefix: &str) -> bool {
         let layers = self.layers.iter().chain(self.classes.iter().flat_map(|c| &c.layers));
+        let layers = layers.chain(self.towers.iter().flat_map(|t| &t.layers));
         layers.map(|l| crate::py::printer::flat(&l.ctor)).any(|c| c.starts_with(prefix))
     }
 
@@ -274,10 +311,11 @@ impl Module {
         crate::py::printer::block(&self.body, 8).len()
     }
 
-    /// Every class `model.py` defines, in file order: block classes, then the model.
+    /// Every class `model.py` defines, in file order: block classes, towers, then the model.
     pub fn class_defs(&self) -> Vec<Stmt> {
         let mut out: Vec<Stmt> =
             self.classes.iter().map(|c| Stmt::ClassDef(c.class_def())).collect();
+        out.extend(self.towers.iter().map(|t| Stmt::ClassDef(t.class_def())));
         out.push(Stmt::ClassDef(self.class_def()));
         out
     }

@@ -16,7 +16,7 @@ DECODERS = ["keras_hub_gpt2", "keras_hub_llama", "keras_hub_gemma", "keras_hub_g
 DECODERS += ["keras_hub_esm2"]
 DECODERS += ["keras_hub_falcon", "keras_hub_smollm3", "keras_hub_dinov3", "keras_hub_t5", "keras_hub_bloom"]
 DECODERS += ["keras_hub_albert", "keras_hub_roformer_v2", "keras_hub_vit", "keras_hub_hgnetv2", "keras_hub_flux"]
-DECODERS += ["keras_hub_mmdit", "keras_hub_moonshine"]
+DECODERS += ["keras_hub_mmdit", "keras_hub_moonshine", "keras_hub_siglip"]
 DYNAMIC = ["dyn_class_token", "dyn_reshape", "dyn_fill_pack", "dyn_data_sizes", "dyn_resize_like", "dyn_pad_slice", "dyn_upsample", "dtypes_kept", "any_size_mobilenet"]
 DYNAMIC += ["keras_mobilenet_v3_small", "keras_nasnet_mobile", "audio_features"]
 DYNAMIC += ["seq2seq_attention", "keras_channels_first", "dyn_pools", "dyn_tcn", "single_head_attention"]
@@ -230,6 +230,30 @@ def test_a_block_amid_which_the_model_made_its_inputs_is_a_class(tmp_path):
     assert "self.double_stream_block = DoubleStreamBlock()" in model, code
     assert re.search(r"= self\.double_stream_block\(\n? *add, \w+, \w+, cos, sin\n? *\)", model), code
     assert "self.double_stream_block_" not in model, code
+
+
+def test_a_part_holding_blocks_is_a_class_called_once(tmp_path):
+    """SigLIP's vision and text encoders each hold their embeddings, a stack of blocks, a
+    final norm and a head: each is a class of its own, its layers named within it
+    (`self.post_layer_norm`, state-dict key `sig_lip_vision_encoder.post_layer_norm.weight`),
+    called once from the model, as Hugging Face writes CLIP's towers (parity is the decoder
+    test)."""
+    out = tmp_path / "out"
+    run_cli("convert", source("keras_hub_siglip"), "-o", out)
+    code = (out / "model.py").read_text()
+    model = code.split("\nclass KerasHubSiglip(")[1]
+    for tower in ("SigLipVisionEncoder", "SigLipTextEncoder"):
+        tower_code = code.split(f"\nclass {tower}(nn.Module):")[1].split("\nclass ")[0]
+        assert "self.blocks = nn.ModuleList(" in tower_code, code
+        assert "for block in self.blocks:" in tower_code, code
+        assert "self.post_layer_norm = nn.LayerNorm(" in tower_code, code
+        assert "sig_lip" not in tower_code, code
+    assert "self.sig_lip_vision_encoder = SigLipVisionEncoder()" in model, code
+    assert "self.sig_lip_text_encoder = SigLipTextEncoder()" in model, code
+    assert "for block in" not in model and "self.sig_lip_vision_encoder_" not in model, code
+    keys = import_model(out).load_model().state_dict()
+    assert "sig_lip_vision_encoder.post_layer_norm.weight" in keys, list(keys)
+    assert "sig_lip_text_encoder.blocks.1.layer_norm1.weight" in keys, list(keys)
 
 
 def test_trained_values_are_parameters(tmp_path):
