@@ -164,6 +164,23 @@ fn is_size(e: &Expr) -> bool {
             && matches!(&**v, Expr::Attribute(x, a) if a == "shape" && x.as_name().is_some()))
 }
 
+/// Locals named like a layer whose output they are not: the value a layer's scope computed
+/// before the layer (`self_attn_attention_output = y.reshape(..)`, then
+/// `self.self_attn_attention_output(self_attn_attention_output)`) reads as that layer's
+/// output; such a local is a temporary (see [`running_values`]).
+pub fn named_like_other_layers(stmts: &[Assign], attrs: &BTreeSet<&str>) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for s in stmts {
+        let layers = s.value.self_attrs();
+        for n in s.target.bound_names() {
+            if attrs.contains(n) && !layers.contains(&n) {
+                out.insert(n.to_string());
+            }
+        }
+    }
+    out
+}
+
 /// Names longer than this are temporaries a person would not write
 /// (`separable_conv_1_reduction_right1_stem_1_pointwise`).
 const LONG_NAME: usize = 30;
@@ -271,6 +288,29 @@ mod tests {
         ];
         chain(&mut stmts, 8, &[Expr::name("u")]);
         assert_eq!(lines(&stmts), ["t = x.permute(0, 2, 3, 1)", "u = t.permute(0, 3, 1, 2)"]);
+    }
+
+    /// SigLIP's attention output: the heads merged in the output layer's scope took that
+    /// layer's name. It is no layer's output, so it runs as `y`; a layer's own output, even
+    /// taken apart (`self.head(x)[:, 0]`), keeps the layer's name.
+    #[test]
+    fn values_named_like_a_layer_they_are_not_run_as_y() {
+        let out = "self_attn_attention_output";
+        let mut stmts = vec![
+            Assign::new(Expr::name("x"), layer("norm", "inputs")),
+            Assign::new(Expr::name(out), Expr::name("y").method("reshape", vec![Expr::int(-1)])),
+            Assign::new(Expr::name("y"), layer(out, out)),
+            Assign::new(Expr::name("head"), layer("head", "y").index(Expr::int(0))),
+            Assign::new(Expr::name("z"), Expr::name("x").binop(BinOp::Add, Expr::name("head"))),
+        ];
+        let attrs: BTreeSet<&str> = ["norm", out, "head"].into_iter().collect();
+        let misnamed = super::named_like_other_layers(&stmts, &attrs);
+        assert_eq!(misnamed, BTreeSet::from([out.to_string()]));
+        running_values(&mut stmts, &[Expr::name("z")], &misnamed);
+        assert_eq!(
+            lines(&stmts)[1..3],
+            ["y = y.reshape(-1)".to_string(), format!("y = self.{out}(y)")]
+        );
     }
 
     /// NASNet's right branch beside the left one's `x`: long and counted temporaries, each

@@ -483,7 +483,11 @@ impl<'a> Lowerer<'a> {
         let units = blocks::units::extract(&mut self.module, &mut stmts, &outs);
         self.summary.blocks.extend(units);
         let fresh = inplace::fresh_layers(self.module.layers.iter().map(|l| (&*l.name, &l.ctor)));
-        let temporaries = self.locals.temporaries();
+        let mut temporaries = self.locals.temporaries();
+        let attrs = self.module.layers.iter().map(|l| &l.name);
+        let attrs: BTreeSet<&str> =
+            attrs.chain(self.module.buffers.iter().map(|b| &b.name)).map(String::as_str).collect();
+        temporaries.extend(chain::named_like_other_layers(&stmts, &attrs));
         let (body, stacks) =
             blocks::stacks::extract(&mut self.module, stmts, &mut outs, |segment, live| {
                 chain::running_values(segment, live, &temporaries);
@@ -494,6 +498,13 @@ impl<'a> Lowerer<'a> {
             });
         self.summary.stacks = stacks;
         for class in &mut self.module.classes {
+            let attrs = class.layers.iter().map(|l| &l.name);
+            let attrs: BTreeSet<&str> =
+                attrs.chain(class.buffers.iter().map(|b| &b.name)).map(String::as_str).collect();
+            let all = class.optional.iter().flat_map(|p| p.body.iter().chain(&p.after));
+            let all: Vec<Assign> = class.body.iter().chain(all).cloned().collect();
+            let misnamed = chain::named_like_other_layers(&all, &attrs);
+            class.temporaries.extend(misnamed);
             let fresh = inplace::fresh_layers(class.layers.iter().map(|l| (&*l.name, &l.ctor)));
             let norms = roles::norm_layers(&class.layers);
             let returned = std::iter::once(&class.output).chain(&class.extra_outputs);
