@@ -27,6 +27,9 @@ const MIN_STATEMENTS: usize = 4;
 /// What a tower's class returns at most, as for block classes.
 const MAX_OUTPUTS: usize = 3;
 
+/// Towers a model may have: a few parts of it, not a stack (and a bound on the work).
+const MAX_TOWERS: usize = 16;
+
 /// Which scope each layer and buffer came from, taken before blocks are made, and for each
 /// weight (in `Module::weights` order, which blocks and stacks keep while they rename keys).
 pub struct Heads {
@@ -52,20 +55,28 @@ impl Heads {
         Heads { by_name, by_weight }
     }
 
-    /// The scope an attribute's layers came from: its own, or that of every weight under it
-    /// (a block instance, a list of them); `None` where they differ or none says.
-    fn of(&self, attr: &str, module: &Module) -> Option<String> {
-        if let Some(head) = self.by_name.get(attr) {
-            return head.clone();
+    /// The scope each attribute's layers came from: its own, or that of every weight under
+    /// it (a block instance, a list of them); none where they differ or none says.
+    fn of_attributes(&self, module: &Module) -> BTreeMap<String, String> {
+        // (the head, whether every weight under the attribute agrees)
+        let mut under: BTreeMap<&str, (Option<&String>, bool)> = BTreeMap::new();
+        for ((key, _), head) in module.weights.iter().zip(&self.by_weight) {
+            let entry = under.entry(attribute_of(key)).or_insert((head.as_ref(), true));
+            entry.1 &= entry.0 == head.as_ref();
         }
-        let mut heads = module
-            .weights
-            .iter()
-            .zip(&self.by_weight)
-            .filter(|((key, _), _)| attribute_of(key) == attr)
-            .map(|(_, h)| h.clone());
-        let first = heads.next()??;
-        heads.all(|h| h.as_deref() == Some(first.as_str())).then_some(first)
+        let names = module.layers.iter().map(|l| &l.name);
+        let names = names.chain(module.buffers.iter().map(|b| &b.name));
+        names
+            .filter_map(|a| {
+                let head = match self.by_name.get(a) {
+                    Some(head) => head.clone(),
+                    None => {
+                        under.get(a.as_str()).and_then(|(h, agree)| h.filter(|_| *agree)).cloned()
+                    }
+                };
+                Some((a.clone(), head?))
+            })
+            .collect()
     }
 }
 
@@ -169,9 +180,14 @@ pub fn extract(
         .map(|l| l.name.clone())
         .chain(module.buffers.iter().map(|b| b.name.clone()))
         .collect();
-    let mut by_head: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    // What a branch binds it may not: the liveness below takes every binding as made.
+    if module.body.iter().any(|s| matches!(s, Stmt::If { .. } | Stmt::While { .. })) {
+        return Vec::new();
+    }
+    let head_of = heads.of_attributes(module);
+    let mut by_head: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for a in &attrs {
-        if let Some(h) = heads.of(a, module) {
+        if let Some(h) = head_of.get(a) {
             by_head.entry(h).or_default().push(a.clone());
         }
     }
@@ -181,16 +197,67 @@ pub fn extract(
     for h in by_head.keys() {
         *families.entry(uncounted(h)).or_default() += 1;
     }
-    let found: Vec<Found> = by_head
+    // Whose attributes each statement reads: one scope's, none, or several (`Err`).
+    let owners: Vec<Result<Option<&str>, ()>> = module
+        .body
         .iter()
-        .filter(|(h, _)| families[uncounted(h)] == 1)
-        .filter_map(|(h, group)| tower(module, h, group, &attrs))
+        .map(|s| {
+            let mut owner = None;
+            for a in stmt_attrs(s) {
+                let h = head_of.get(a).map(String::as_str);
+                if h.is_none() || owner.is_some_and(|o| Some(o) != h) {
+                    return Err(());
+                }
+                owner = h;
+            }
+            Ok(owner)
+        })
+        .collect();
+    let mut runs: BTreeMap<&str, std::ops::Range<usize>> = BTreeMap::new();
+    for (k, o) in owners.iter().enumerate() {
+        if let Ok(Some(h)) = o {
+            runs.entry(h).and_modify(|r| r.end = k + 1).or_insert(k..k + 1);
+        }
+    }
+    // A run no other scope's statement interrupts: each is scanned up to the first such
+    // statement, after which another scope's run starts (scans do not overlap).
+    let unbroken = |h: &str, run: &std::ops::Range<usize>| {
+        owners[run.clone()].iter().all(|o| matches!(o, Ok(None)) || *o == Ok(Some(h)))
+    };
+    // Several blocks: a list of them, or two; one block and its scope's layers are a block.
+    let classes: BTreeSet<&str> = module.classes.iter().map(|c| c.name.as_str()).collect();
+    let blocks_in: BTreeMap<&str, usize> = module
+        .layers
+        .iter()
+        .map(|l| {
+            let Expr::Call(c) = &l.ctor else { return (l.name.as_str(), 0) };
+            let func = crate::py::printer::flat(&c.func);
+            let n = if func == "nn.ModuleList" {
+                2
+            } else {
+                usize::from(classes.contains(func.as_str()))
+            };
+            (l.name.as_str(), n)
+        })
+        .collect();
+    let holds_blocks = |group: &[String]| {
+        group.iter().filter_map(|a| blocks_in.get(a.as_str())).sum::<usize>() >= 2
+    };
+    let in_methods: BTreeSet<&str> =
+        module.methods.iter().flat_map(|m| &m.body).flat_map(stmt_attrs).collect();
+    let mut found: Vec<Found> = by_head
+        .iter()
+        .filter(|(h, group)| families[uncounted(h)] == 1 && holds_blocks(group))
+        .filter(|(_, group)| group.iter().all(|a| !in_methods.contains(a.as_str())))
+        .filter_map(|(h, group)| Some((h, group, runs.get(h)?.clone())))
+        .filter(|(h, _, run)| run.len() >= MIN_STATEMENTS && unbroken(h, run))
+        .take(MAX_TOWERS)
+        .filter_map(|(h, group, run)| tower(module, h, group, &attrs, run))
         .collect();
     let mut class_names: BTreeSet<String> = module.classes.iter().map(|c| c.name.clone()).collect();
     class_names.insert(module.class_name.clone());
     let mut made = Vec::new();
     // From the last run, so that the earlier ones' statement indices hold.
-    let mut found = found;
     found.sort_by_key(|f| std::cmp::Reverse(f.run.start));
     for f in found {
         // Keras' counter on a nested model (`hg_net_v2_backbone_1`) is no part of its name.
@@ -224,43 +291,17 @@ fn uncounted(name: &str) -> &str {
 }
 
 /// The tower a scope's attributes make, if they do (see the module's doc).
-fn tower(module: &Module, head: &str, group: &[String], all: &[String]) -> Option<Found> {
-    let classes: BTreeSet<&str> = module.classes.iter().map(|c| c.name.as_str()).collect();
-    // Several blocks: a list of them, or two; one block and its scope's layers are a block.
-    let blocks: usize = module
-        .layers
-        .iter()
-        .filter(|l| group.contains(&l.name))
-        .map(|l| {
-            let Expr::Call(c) = &l.ctor else { return 0 };
-            let func = crate::py::printer::flat(&c.func);
-            if func == "nn.ModuleList" { 2 } else { usize::from(classes.contains(func.as_str())) }
-        })
-        .sum();
-    if blocks < 2 || group.len() < 2 || group.len() == all.len() {
-        return None;
-    }
-    // What a branch binds it may not: the liveness below takes every binding as made.
-    if module.body.iter().any(|s| matches!(s, Stmt::If { .. } | Stmt::While { .. })) {
+fn tower(
+    module: &Module,
+    head: &str,
+    group: &[String],
+    all: &[String],
+    run: std::ops::Range<usize>,
+) -> Option<Found> {
+    if group.len() < 2 || group.len() == all.len() {
         return None;
     }
     let attrs: BTreeSet<String> = group.iter().cloned().collect();
-    // Loop and branch methods read the model's own attributes.
-    let in_methods = module
-        .methods
-        .iter()
-        .any(|m| m.body.iter().any(|s| stmt_attrs(s).iter().any(|a| attrs.contains(*a))));
-    if in_methods {
-        return None;
-    }
-    let reading: Vec<usize> = (0..module.body.len())
-        .filter(|&k| stmt_attrs(&module.body[k]).iter().any(|a| attrs.contains(*a)))
-        .collect();
-    let run = *reading.first()?..*reading.last()? + 1;
-    let own = |k: usize| stmt_attrs(&module.body[k]).iter().all(|a| attrs.contains(*a));
-    if run.len() < MIN_STATEMENTS || !run.clone().all(own) {
-        return None;
-    }
     // The scope's own name where its layers' names begin with it, else what they share.
     let scoped = |a: &String| a.strip_prefix(head).is_some_and(|r| r.starts_with('_'));
     let prefix = if group.iter().all(scoped) {
@@ -594,6 +635,31 @@ mod tests {
             keys,
             ["text_encoder.embedding.weight", "text_encoder.blocks.0.fc.weight", "head.weight"]
         );
+    }
+
+    /// Thousands of scopes that could each be a tower: a few are, found in time linear in
+    /// the statements (a hostile graph must not make this quadratic).
+    #[test]
+    fn towers_are_few_however_many_scopes_could_be() {
+        let mut module = Module { class_name: "Model".to_string(), ..Module::default() };
+        module.params = vec!["x".to_string()];
+        let mut by_name = BTreeMap::new();
+        for k in 0..4000 {
+            let (list, norm) = (format!("enc{k}_blocks"), format!("enc{k}_norm"));
+            module.layers.push(layer(&list, "nn.ModuleList"));
+            module.layers.push(layer(&norm, "nn.LayerNorm"));
+            by_name.insert(list.clone(), Some(format!("enc{k}")));
+            by_name.insert(norm.clone(), Some(format!("enc{k}")));
+            for _ in 0..3 {
+                module.body.push(assign("x", layer_call(&list, "x")));
+            }
+            module.body.push(assign("x", layer_call(&norm, "x")));
+        }
+        module.outputs = vec![Expr::name("x")];
+        let heads = Heads { by_name, by_weight: Vec::new() };
+        let made = extract(&mut module, &heads, |_| true);
+        assert_eq!(made.len(), MAX_TOWERS);
+        assert_eq!(made[..2], ["Enc0", "Enc1"]);
     }
 
     /// Not where another layer's statement falls amid the scope's, nor for a scope of one
