@@ -314,16 +314,34 @@ impl Positions<'_> {
 }
 
 /// The class's name for each of its layers (or buffers), given what each instance calls it
-/// (the first instance first): that name where they agree; where they differ only in a
-/// trailing counter (Keras counts `t5_layer_norm_2`, `t5_layer_norm_4` over the whole model),
-/// the kind, counted afresh in the class (`t5_layer_norm_1`, `t5_layer_norm_2`) if it has
-/// more than one; else the first instance's.
+/// (the first instance first): that name where they agree; where they differ only in
+/// counters (Keras counts `t5_layer_norm_2`, `t5_layer_norm_4` over the whole model, and
+/// scopes too: `mha_2_dense`, `mha_3_dense`), the name without them, counted afresh in the
+/// class (`t5_layer_norm_1`, `t5_layer_norm_2`) if it has more than one; else the first
+/// instance's.
 fn uncounted(each: Vec<Vec<String>>) -> Vec<String> {
     let kind = |names: &[String]| -> Option<String> {
-        let first = kind_and_counter(names.first()?)?;
-        let differ = names.iter().any(|n| n != &names[0]);
-        let same_kind = names.iter().all(|n| kind_and_counter(n) == Some(first));
-        (differ && same_kind).then(|| first.to_string())
+        let first = names.first()?;
+        if names.iter().all(|n| n == first) {
+            return None;
+        }
+        // Word by word: the same word in each, or numbers that differ, which count scopes
+        // over the whole model (SAM's `multi_head_attention_with_relative_pe_2_dense_1`
+        // beside `_3_dense_1`) and go.
+        let words: Vec<Vec<&str>> = names.iter().map(|n| n.split('_').collect()).collect();
+        let number = |w: &str| !w.is_empty() && w.bytes().all(|b| b.is_ascii_digit());
+        let mut kept: Vec<&str> = Vec::new();
+        for i in 0..words[0].len() {
+            let column: Vec<&str> =
+                words.iter().map(|w| w.get(i).copied()).collect::<Option<_>>()?;
+            if column.iter().all(|w| *w == column[0]) {
+                kept.push(column[0]);
+            } else if i == 0 || !column.iter().all(|w| number(w)) {
+                return None;
+            }
+        }
+        let same_length = words.iter().all(|w| w.len() == words[0].len());
+        (same_length && !kept.is_empty()).then(|| kept.join("_"))
     };
     let kinds: Vec<Option<String>> = each.iter().map(|names| kind(names)).collect();
     let mut total: BTreeMap<&str, usize> = BTreeMap::new();
@@ -989,5 +1007,14 @@ mod tests {
         assert_eq!(got, want);
         // Only one of its kind: the kind alone.
         assert_eq!(uncounted(names(&[&["activation_7", "activation_9"]])), ["activation"]);
+        // A scope Keras counted, inside the block: its counter goes, the layers' stay.
+        let each = names(&[
+            &["multi_head_attention_1_query", "multi_head_attention_2_query"],
+            &["mlp_1_dense_1", "mlp_2_dense_1"],
+            &["mlp_1_dense_2", "mlp_2_dense_2"],
+            &["stage_1_conv", "stage_x_conv"],
+        ]);
+        let want = ["multi_head_attention_query", "mlp_dense_1", "mlp_dense_2", "stage_1_conv"];
+        assert_eq!(uncounted(each), want);
     }
 }
