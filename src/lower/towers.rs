@@ -375,7 +375,7 @@ fn tower(
 /// Locals the tower binds named after its scope, without the scope's words, which its class
 /// says (`sig_lip_text_encoder_head` → `head`; the scope's name alone → `x`), where the name
 /// is free in its statements.
-fn local_renames(body: &[Stmt], prefix: &str) -> BTreeMap<String, String> {
+fn local_renames(body: &[Stmt], prefix: &str, inputs: &[String]) -> BTreeMap<String, String> {
     let mut used: BTreeSet<String> = BTreeSet::new();
     let mut bound: Vec<String> = Vec::new();
     walk(
@@ -388,7 +388,7 @@ fn local_renames(body: &[Stmt], prefix: &str) -> BTreeMap<String, String> {
     used.extend(bound.iter().cloned());
     let locals = Scope::for_locals();
     let mut renames = BTreeMap::new();
-    for name in bound {
+    for name in inputs.iter().cloned().chain(bound) {
         // The value the scope itself computed (no layer of it named it) runs as `x`.
         let rest = if name == prefix {
             ["x", "y", "h", "out"].into_iter().find(|n| !used.contains(*n))
@@ -491,7 +491,7 @@ fn build(module: &mut Module, f: &Found, name: &str, is_tensor: &impl Fn(&str) -
         Ref::SelfAttr(a) if f.attrs.contains(a) => Some(Expr::self_attr(&strip(a))),
         _ => None,
     };
-    let locals = local_renames(&module.body[f.run.clone()], &f.prefix);
+    let locals = local_renames(&module.body[f.run.clone()], &f.prefix, &f.inputs);
     let own = |r: Ref<'_>| match r {
         Ref::Var(v) => locals.get(v).map(Expr::name),
         other => own(other),
@@ -507,8 +507,8 @@ fn build(module: &mut Module, f: &Found, name: &str, is_tensor: &impl Fn(&str) -
     let known = module.params.iter().cloned().collect();
     let before = tensor_locals(&module.body[..f.run.start], known);
     let tensor = |n: &String| before.contains(n) || is_tensor(n);
-    let tensors = tensor_locals(&body, f.inputs.iter().filter(|n| tensor(n)).cloned().collect());
     let inner = |n: &String| locals.get(n).cloned().unwrap_or_else(|| n.clone());
+    let tensors = tensor_locals(&body, f.inputs.iter().filter(|n| tensor(n)).map(inner).collect());
     module.towers.insert(
         0,
         Tower {
@@ -518,7 +518,7 @@ fn build(module: &mut Module, f: &Found, name: &str, is_tensor: &impl Fn(&str) -
             body,
             tensor_inputs: f.inputs.iter().map(tensor).collect(),
             tensor_output: f.outputs.iter().map(inner).all(|n| tensors.contains(&n)),
-            inputs: f.inputs.clone(),
+            inputs: f.inputs.iter().map(inner).collect(),
             outputs: f.outputs.iter().map(inner).collect(),
         },
     );
