@@ -134,7 +134,8 @@ impl Lowerer<'_> {
         if let Some(layer) = key.as_ref().and_then(|k| self.shared_layers.get(k)) {
             return layer.clone();
         }
-        let name = self.attr_names.fresh(&self.scope_of(n));
+        let scope = crate::py::names::identifier(&self.scope_of(n));
+        let name = self.attr_names.fresh(conventional_name(&scope));
         for (pname, w) in params {
             self.module.weights.push((format!("{name}.{pname}"), w));
         }
@@ -223,6 +224,21 @@ fn unpack_target(pattern: &Unpack, names: &[String]) -> Expr {
     }
 }
 
+/// A layer named by TF after its op, in a graph whose author named no scope (`MatMul_1`,
+/// `FusedBatchNormV3`), as PyTorch code names such layers: `fc`, `bn`.
+fn conventional_name(scope: &str) -> &str {
+    let counted = scope.rsplit_once('_').filter(|(_, n)| n.bytes().all(|b| b.is_ascii_digit()));
+    let op = match counted {
+        Some((op, n)) if !n.is_empty() => op,
+        _ => scope,
+    };
+    match op {
+        "mat_mul" => "fc",
+        "fused_batch_norm" | "fused_batch_norm_v2" | "fused_batch_norm_v3" => "bn",
+        _ => scope,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::testing::*;
@@ -249,6 +265,30 @@ mod tests {
         x = torch.tanh(x)
         x = self.a(x)
         x = self.c(x)
+        return x
+        ");
+    }
+
+    /// Layers in a graph whose author named no scope take the names PyTorch code gives
+    /// such layers, not TF's op names: `fc`, `fc_2`, not `mat_mul`, `mat_mul_1`.
+    #[test]
+    fn unscoped_layers_are_named_as_pytorch_names_them() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 4]);
+        let w = g.constant("w", weights(&[4, 4]));
+        let v = g.constant("v", weights(&[4, 4]));
+        let a = g.op("MatMul", "MatMul", &[x, w], &[]);
+        let a = g.op("Tanh", "Tanh", &[a], &[]);
+        let b = g.op("MatMul_1", "MatMul", &[a, v], &[]);
+        assert_snapshot!(g.lower(&[b]), @"
+        self.fc = nn.Linear(4, 4, bias=False)
+        self.fc_2 = nn.Linear(4, 4, bias=False)
+        # fc.weight: [4, 4]
+        # fc_2.weight: [4, 4]
+        ---
+        x = self.fc(x)
+        x = torch.tanh(x)
+        x = self.fc_2(x)
         return x
         ");
     }

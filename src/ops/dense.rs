@@ -104,11 +104,11 @@ mod tests {
         let y = g.op("dense/MatMul", "MatMul", &[x, w], &[("transpose_b", boolean(true))]);
         let y = g.op("dense/add", "AddV2", &[y, b], &[]);
         assert_snapshot!(g.lower(&[y]), @"
-        self.mat_mul = nn.Linear(5, 3)
-        # mat_mul.weight: [3, 5]
-        # mat_mul.bias: [3]
+        self.fc = nn.Linear(5, 3)
+        # fc.weight: [3, 5]
+        # fc.bias: [3]
         ---
-        x = self.mat_mul(x)
+        x = self.fc(x)
         return x
         ");
     }
