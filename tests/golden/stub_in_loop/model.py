@@ -32,7 +32,7 @@ custom_ops = _load_custom_ops()
 class LoopUnknownOp(nn.Module):
     def __init__(self):
         super().__init__()
-        self.mat_mul = nn.Linear(4, 4, bias=False)
+        self.fc = nn.Linear(4, 4, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Runs the model on TF's inputs, with their dtypes and shapes (channels last).
@@ -50,7 +50,7 @@ class LoopUnknownOp(nn.Module):
         """TF loop `while`: runs its body while the condition holds."""
         while step < 3:
             add = step + 1
-            mat_mul = self.mat_mul(state_1)
+            mat_mul = self.fc(state_1)
             add_1 = mat_mul + 1.0
             fancy = custom_ops.my_fancy_activation(add_1)
             mul = fancy * 0.5

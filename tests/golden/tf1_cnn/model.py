@@ -20,12 +20,12 @@ class SmallCnn(nn.Module):
     def __init__(self):
         super().__init__()
         self.conv1 = nn.Conv2d(3, 16, 5, stride=2, bias=False)
-        self.fused_batch_norm_v3 = nn.BatchNorm2d(16, eps=0.001)
+        self.bn = nn.BatchNorm2d(16, eps=0.001)
         self.lrn = nn.LocalResponseNorm(5, alpha=0.005, beta=0.75, k=1.0)
         self.max_pool2d = nn.MaxPool2d(3, 2)
         self.depthwise = nn.Conv2d(16, 16, 3, padding=1, groups=16, bias=False)
-        self.fused_batch_norm_v3_1 = nn.BatchNorm2d(16, eps=0.001)
-        self.mat_mul = nn.Linear(256, 10)
+        self.bn_2 = nn.BatchNorm2d(16, eps=0.001)
+        self.fc = nn.Linear(256, 10)
         self.register_buffer(
             "avg_pool2d_count", torch.empty((1, 1, 4, 4), dtype=torch.float32)
         )
@@ -43,20 +43,20 @@ class SmallCnn(nn.Module):
         x = input_0.permute(0, 3, 1, 2)
         x = F.pad(x, (1, 2, 1, 2))
         x = self.conv1(x)
-        x = self.fused_batch_norm_v3(x)
+        x = self.bn(x)
         x = F.relu(x, inplace=True)
         x = self.lrn(x)
         x = F.pad(x, (0, 1, 0, 1), value=float("-inf"))
         x = self.max_pool2d(x)
         x = self.depthwise(x)
-        x = self.fused_batch_norm_v3_1(x)
+        x = self.bn_2(x)
         x = F.relu6(x, inplace=True)
         x = (
             F.avg_pool2d(F.pad(x, (0, 1, 0, 1)), 3, 2, divisor_override=1)
             / self.avg_pool2d_count
         )
         x = x.permute(0, 2, 3, 1).reshape(-1, 256)
-        mat_mul = self.mat_mul(x)
+        mat_mul = self.fc(x)
         x = F.softmax(mat_mul, dim=-1)
         return x, mat_mul
 
