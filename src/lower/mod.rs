@@ -35,7 +35,7 @@ use crate::ir::attrs::CHANNELS_LAST;
 use crate::ir::fused::{COND, LOOP};
 use crate::ir::{Graph, ValueRef};
 use crate::ops::contract::{Ctx, Layout, TranslateError, Val};
-use crate::py::names::Scope;
+use crate::py::names::{Scope, identifier};
 use crate::py::user_code::UserModule;
 use crate::py::{Assign, Call, Expr};
 
@@ -327,8 +327,15 @@ impl<'a> Lowerer<'a> {
         let fused = self.graph.node(v.node).fused.as_ref();
         let role = fused.and_then(|f| f.value_name());
         let hint = role.map_or_else(|| self.local_hint(v.node), str::to_string);
+        let op_named = role.is_none() && self.named_after_op(v.node, &hint);
         let hint = if v.port > 0 { format!("{hint}_{}", v.port) } else { hint };
-        if role.is_some() { self.locals.fresh_for_role(&hint) } else { self.locals.fresh(&hint) }
+        if role.is_some() {
+            self.locals.fresh_for_role(&hint)
+        } else if op_named {
+            self.locals.fresh_for_op(&hint)
+        } else {
+            self.locals.fresh(&hint)
+        }
     }
 
     /// A parameter named like `hint` for `input` (the code's own names yield to it); an input
@@ -360,6 +367,16 @@ impl<'a> Lowerer<'a> {
             Some(size) => self.locals.fresh_for_role(size),
             None => self.locals.fresh(&self.local_hint(v.node)),
         }
+    }
+
+    /// Whether `hint`, the name node `n` gives its value, is TF's default for the op alone
+    /// (`ExpandDims` → `expand_dims`; `ConcatV2` → `concat`; `AddV2` → `add`).
+    fn named_after_op(&self, n: NodeIndex, hint: &str) -> bool {
+        let (op, hint) = (identifier(&self.graph.node(n).op), identifier(hint));
+        let unversioned = op
+            .rsplit_once("_v")
+            .filter(|(_, v)| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()));
+        hint == op || unversioned.is_some_and(|(base, _)| hint == base)
     }
 
     /// What a person calls a size read off a value's shape: `batch_size` (axis 0), `seq_len`

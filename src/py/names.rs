@@ -221,6 +221,8 @@ pub struct Scope {
     shortened: BTreeSet<String>,
     /// Names given for what a value is (see [`Self::fresh_for_role`]).
     roles: BTreeSet<String>,
+    /// Names that only say which op made the value (see [`Self::fresh_for_op`]).
+    op_named: BTreeSet<String>,
 }
 
 impl Scope {
@@ -309,18 +311,32 @@ impl Scope {
         self.roles.contains(name)
     }
 
+    /// A fresh name for a value TF named after its op alone (`expand_dims`, `add`: the
+    /// graph's author named nothing), which says no more than the code that computes it.
+    pub fn fresh_for_op(&mut self, raw: &str) -> String {
+        let name = self.fresh(raw);
+        self.op_named.insert(name.clone());
+        name
+    }
+
+    /// Whether [`Self::fresh_for_op`] gave `name`.
+    pub fn is_op_named(&self, name: &str) -> bool {
+        self.op_named.contains(name)
+    }
+
     /// Names that say less of their values than the layers they came from: cut down
     /// ([`Self::shortened`]), or numbered (`double_stream_block_17`, the seventeenth value
     /// computed in a layer whose own code named none; TF's `cast_4`; a block's own name,
-    /// `context_block_3`, on a value inside it), unless given for a role. A running `x` or
-    /// `y` says as much, where the next statement reads it.
+    /// `context_block_3`, on a value inside it), unless given for a role; or named after
+    /// their op alone ([`Self::fresh_for_op`]). A running `x` or `y` says as much, where the
+    /// next statement reads it.
     pub fn temporaries(&self) -> BTreeSet<String> {
         let numbered = |n: &&String| {
             n.rsplit_once('_')
                 .is_some_and(|(_, k)| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()))
         };
         let numbered = self.used.iter().filter(numbered).filter(|n| !self.roles.contains(*n));
-        self.shortened.iter().chain(numbered).cloned().collect()
+        self.shortened.iter().chain(numbered).chain(&self.op_named).cloned().collect()
     }
 
     /// What [`fresh`](Self::fresh) numbered `name` apart from (`self_attention_12` →
@@ -417,8 +433,8 @@ mod tests {
     }
 
     /// Numbered names say less than the layer or op they came from (`double_stream_block_17`,
-    /// TF's `cast_4`) and may run as `x` or `y`; a number on a name given for a role does not
-    /// make it one.
+    /// TF's `cast_4`) and may run as `x` or `y`, as may names of the op alone; a number on a
+    /// name given for a role does not make it one.
     #[test]
     fn numbered_names_are_temporaries_unless_given_for_roles() {
         let mut l = Scope::for_locals();
@@ -428,8 +444,9 @@ mod tests {
         assert_eq!(l.fresh("residual"), "residual");
         assert_eq!(l.fresh_for_role("mask"), "mask");
         assert_eq!(l.fresh_for_role("mask"), "mask_2");
+        assert_eq!(l.fresh_for_op("expand_dims"), "expand_dims");
         let temporaries = l.temporaries();
-        let expected = ["cast_4", "double_stream_block_2"].map(String::from);
+        let expected = ["cast_4", "double_stream_block_2", "expand_dims"].map(String::from);
         assert_eq!(temporaries, BTreeSet::from(expected));
         assert!(l.is_role("mask_2") && !l.is_role("cast_4"));
     }

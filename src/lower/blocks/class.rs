@@ -746,9 +746,16 @@ fn class_forward(
             *local = shared.clone();
         }
     }
-    // A name `forward` gave for a role keeps saying it, numbered or not.
+    // A name `forward` gave for a role keeps saying it, numbered or not; one that named the
+    // op alone says no more in the class.
     let fresh = |locals: &mut Scope, global: &str, local: &str| {
-        if numbered.is_role(global) { locals.fresh_for_role(local) } else { locals.fresh(local) }
+        if numbered.is_role(global) {
+            locals.fresh_for_role(local)
+        } else if numbered.is_op_named(global) {
+            locals.fresh_for_op(local)
+        } else {
+            locals.fresh(local)
+        }
     };
     for other in &first.inputs[1..] {
         let local = fresh(&mut locals, other, &names[other.as_str()]);

@@ -757,8 +757,8 @@ mod tests {
         let z = g.op("add", "AddV2", &[y, sin], &[]);
         assert_snapshot!(g.lower(&[z]), @"
             ---
-            sin = torch.sin(torch.tensor(0.0390625, dtype=torch.float32))
-            x = x + sin
+            y = torch.sin(torch.tensor(0.0390625, dtype=torch.float32))
+            x = x + y
             return x
             ");
     }
