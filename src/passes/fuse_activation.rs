@@ -131,7 +131,8 @@ fn match_log_sigmoid(g: &Graph, out: ValueRef) -> Option<ValueRef> {
 }
 
 /// `Maximum(Minimum(x, hi), lo)` or `Minimum(Maximum(x, lo), hi)` with scalar constants
-/// `lo ≤ hi`, the inner value read by nothing else → `(x, lo, hi)`.
+/// `lo ≤ hi` (Keras' `ops.clip`, float or integer), the inner value read by nothing else →
+/// `(x, lo, hi)`.
 fn match_clip(g: &Graph, out: ValueRef) -> Option<(ValueRef, ValueRef, ValueRef)> {
     let outer = g.node(out.node).op.as_str();
     let inner_op = match outer {
@@ -151,9 +152,13 @@ fn match_clip(g: &Graph, out: ValueRef) -> Option<(ValueRef, ValueRef, ValueRef)
     } else {
         ((c_in, v_in), (c_out, v_out))
     };
-    let float = g.info(x).dtype.is_some_and(|d| d.is_float());
+    let numeric = g.info(x).dtype.is_some_and(|d| d.is_float() || d.is_int());
+    // The bounds must not broadcast `x` to more axes: one-element constants of no more axes
+    // than `x` leave its shape as it is, known or not.
+    let rank = |v: ValueRef| g.info(v).shape.as_ref().map(Vec::len);
+    let within = |c: ValueRef| rank(c).zip(rank(x)).is_some_and(|(c, x)| c <= x);
     let same_shape = g.info(x).shape.is_some() && g.info(x).shape == g.info(out).shape;
-    (lo_v <= hi_v && float && same_shape).then_some((x, lo, hi))
+    (lo_v <= hi_v && numeric && (same_shape || within(lo) && within(hi))).then_some((x, lo, hi))
 }
 
 pub fn fuse_activations(g: &mut Graph) -> Result<()> {
@@ -316,6 +321,35 @@ mod tests {
         x = Placeholder -> float32 [2, 3]
         gelu/mul_2 = _Gelu(x:0) {approximate="none"} -> float32 [2, 3]
         "#);
+    }
+
+    /// Keras' `ops.clip` on integers of unknown sizes (T5's and DeBERTa's relative position
+    /// buckets) is one clamp; bounds the wrong way round, or of more axes than `x` (which
+    /// broadcast it), stay a minimum and a maximum.
+    #[test]
+    fn min_then_max_is_one_clamp() {
+        let mut g = TestGraph::new();
+        let x = g.typed_input("x", &[-1, -1], crate::tensor::DType::I64);
+        let hi = g.constant("hi", Tensor::from_i64(vec![], &[15]));
+        let lo = g.constant("lo", Tensor::from_i64(vec![], &[0]));
+        let m = g.op("clip/Minimum", "Minimum", &[x, hi], &[]);
+        let clip = g.op("clip/Maximum", "Maximum", &[m, lo], &[]);
+        let m = g.op("wrong/Minimum", "Minimum", &[x, lo], &[]);
+        let wrong = g.op("wrong/Maximum", "Maximum", &[m, hi], &[]);
+        let wide = g.constant("wide", Tensor::from_i64(vec![1, 1, 1], &[0]));
+        let m = g.op("wide/Minimum", "Minimum", &[x, hi], &[]);
+        let wide = g.op("wide/Maximum", "Maximum", &[m, wide], &[]);
+        assert_snapshot!(g.lower(&[clip, wrong, wide]), @"
+        self.wide_const: [1, 1, 1] int64
+        # wide_const: [1, 1, 1]
+        ---
+        h = x.clamp(0, 15)
+        wrong = x.clamp(max=0)
+        wrong_2 = wrong.clamp(min=15)
+        wide = x.clamp(max=15)
+        wide_2 = torch.maximum(wide, self.wide_const)
+        return h, wrong_2, wide_2
+        ");
     }
 
     /// A sigmoid read twice is not fused away.

@@ -391,8 +391,7 @@ mod tests {
             ---
             h = x * 4
             largest = x.amax((0, 1))
-            low = largest.clamp(min=4)
-            ranged = low.clamp(max=6)
+            ranged = largest.clamp(4, 6)
             z = x * ranged
             return h, z
             ");
