@@ -81,8 +81,9 @@ impl Dim {
     }
 }
 
-/// The names passes give values (`Node::role`): attention's query, key, value, mask and bias.
-pub const ROLES: [&str; 7] = ["q", "k", "v", "mask", "bias", "cos", "sin"];
+/// The names passes give values (`Node::role`): attention's query, key, value, mask and bias,
+/// rotary embeddings' cos and sin, a classifier's logits.
+pub const ROLES: [&str; 8] = ["q", "k", "v", "mask", "bias", "cos", "sin", "logits"];
 
 #[derive(Clone, Debug)]
 pub struct Node {

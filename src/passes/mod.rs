@@ -27,6 +27,7 @@ mod fuse_tensordot;
 mod fuse_time_distributed;
 mod fuse_wrap;
 mod identity;
+mod logits;
 pub mod loops;
 mod mask_blend;
 mod pattern;
@@ -62,7 +63,7 @@ pub fn run_all(g: &mut Graph) -> Result<()> {
 type Pass = fn(&mut Graph) -> Result<()>;
 
 /// After recurrent layers are fused (see [`run_observed`]).
-const LATE: [(&str, Pass); 29] = [
+const LATE: [(&str, Pass); 30] = [
     ("simplify", simplify),
     ("prune", prune),
     ("fuse_bidirectional", fuse_bidirectional::fuse_bidirectional),
@@ -89,6 +90,7 @@ const LATE: [(&str, Pass); 29] = [
     // Only what is still read is compared (a fusion leaves the nodes it replaced).
     ("prune", prune),
     ("name_attention_operands", attention_roles::name_attention_operands),
+    ("name_logits", logits::name_logits),
     ("common_subexpressions", cse::common_subexpressions),
     // What merging made trivial (`x & x` once both sides are one).
     ("simplify", simplify),

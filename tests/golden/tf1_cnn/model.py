@@ -56,9 +56,9 @@ class SmallCnn(nn.Module):
             / self.avg_pool2d_count
         )
         x = x.permute(0, 2, 3, 1).reshape(-1, 256)
-        mat_mul = self.fc(x)
-        x = F.softmax(mat_mul, dim=-1)
-        return x, mat_mul
+        logits = self.fc(x)
+        x = F.softmax(logits, dim=-1)
+        return x, logits
 
 
 _DTYPES = {
