@@ -227,12 +227,7 @@ fn unpack_target(pattern: &Unpack, names: &[String]) -> Expr {
 /// A layer named by TF after its op, in a graph whose author named no scope (`MatMul_1`,
 /// `FusedBatchNormV3`), as PyTorch code names such layers: `fc`, `bn`.
 fn conventional_name(scope: &str) -> &str {
-    let counted = scope.rsplit_once('_').filter(|(_, n)| n.bytes().all(|b| b.is_ascii_digit()));
-    let op = match counted {
-        Some((op, n)) if !n.is_empty() => op,
-        _ => scope,
-    };
-    match op {
+    match super::blocks::kind_and_counter(scope).unwrap_or(scope) {
         "mat_mul" => "fc",
         "fused_batch_norm" | "fused_batch_norm_v2" | "fused_batch_norm_v3" => "bn",
         _ => scope,

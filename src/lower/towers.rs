@@ -280,12 +280,8 @@ pub fn extract(
 /// without the numbers that end it.
 fn uncounted(name: &str) -> &str {
     let mut rest = name;
-    while let Some((head, n)) = rest.rsplit_once('_')
-        && !head.is_empty()
-        && !n.is_empty()
-        && n.bytes().all(|b| b.is_ascii_digit())
-    {
-        rest = head;
+    while let Some(kind) = super::blocks::kind_and_counter(rest) {
+        rest = kind;
     }
     rest
 }
