@@ -111,7 +111,11 @@ def test_keras_model(name, tmp_path):
         assert "self.conv2d_1 = ConvBnRelu(768, out_channels, 1)" in mixed, mixed
         assert "self.conv2d_2 = ConvBnRelu(out_channels, out_channels, (7, 1), padding=(3, 0))" in mixed, mixed
         assert "y = self.average_pooling2d(inputs)\n" in mixed, mixed
-        assert lines < 320, lines
+        # The stem is unnamed layers too, but `mixed0` starts where its branches fork: it is
+        # an instance of the class `mixed1` and `mixed2` are (torchvision's `InceptionA`).
+        first_three = {re.search(rf"self\.mixed{i} = (\w+)\(", src)[1] for i in range(3)}
+        assert len(first_three) == 1, first_three
+        assert lines < 300, lines
 
 
 @pytest.mark.parametrize("name", ["keras_mobilenet_v2", "keras_resnet50"])

@@ -33,6 +33,7 @@ use self::class::{Instances, build_class};
 use self::variants::{Optional, Variant};
 use super::Span;
 use super::chain::read_later;
+use super::keras_names::keras_kind;
 use super::module::Module;
 use crate::py::names::{Scope, identifier};
 use crate::py::printer::flat;
@@ -162,9 +163,10 @@ fn local_name(global: &str, tag: &Tag) -> String {
 }
 
 /// A scope Keras named after the layer's kind and a counter (`conv2d_25`, `activation_247`):
-/// a layer its author did not name, which belongs to the block it feeds.
+/// a layer its author did not name, which belongs to the block it feeds. TF's name scopes
+/// may add a second counter where Keras' name was taken already (`average_pooling2d_1_2`).
 fn is_auto_named(scope: &str) -> bool {
-    kind_and_counter(scope).is_some_and(is_kind)
+    kind_and_counter(scope).is_some_and(|k| is_kind(k) || keras_kind(k).is_some())
 }
 
 /// `activation_190` → `activation`: what comes before a trailing counter.
@@ -721,6 +723,13 @@ impl Forward<'_> {
             let mut found = Vec::new();
             if start < first {
                 found.extend(self.analyse_range(tag, candidate, start, stop));
+                // Or from where it reads fewest values, nearest its own layers: the stem
+                // before InceptionV3's `mixed0` is unnamed too, but its four branches fork
+                // from the stem's last pooling.
+                let cut = self.narrowest_start(start..first, stop);
+                if start < cut && cut < first {
+                    found.extend(self.analyse_range(tag, candidate, cut, stop));
+                }
             }
             // A block of one named layer is one only with the unnamed ones before it
             // (InceptionV3's `mixed1` is the concat of its branches).
@@ -740,6 +749,34 @@ impl Forward<'_> {
             members.extend(found.into_iter().filter(|m| stop == last || adds_input(m)));
         }
         members
+    }
+
+    /// Of the spans in `starts` and the one after, the last from which the statements up to
+    /// span `stop`'s end read fewest values made before them.
+    fn narrowest_start(&self, starts: std::ops::Range<usize>, stop: usize) -> usize {
+        let mut live: BTreeSet<String> = BTreeSet::new();
+        let mut k = self.spans[stop].stmts.end;
+        let mut take_in = |from: usize, live: &mut BTreeSet<String>| {
+            while k > from {
+                k -= 1;
+                let s = &self.stmts[k];
+                for t in s.target.bound_names() {
+                    live.remove(t);
+                }
+                let read = s.value.names().into_iter().filter(|v| self.universe.contains(*v));
+                live.extend(read.map(String::from));
+            }
+        };
+        take_in(self.spans[starts.end].stmts.start, &mut live);
+        let mut best = (live.len(), starts.end);
+        for i in starts.rev() {
+            take_in(self.spans[i].stmts.start, &mut live);
+            // Ties to the later start.
+            if live.len() < best.0 {
+                best = (live.len(), i);
+            }
+        }
+        best.1
     }
 
     fn analyse_range(
@@ -1708,7 +1745,9 @@ mod tests {
         let resnet = Tag::Prefix("conv2_block2".into());
         assert_eq!(local_name("block2_out", &resnet), "block2_out");
         assert!(super::is_auto_named("conv2d_25") && super::is_auto_named("activation_247"));
-        assert!(!super::is_auto_named("block35_1") && !super::is_auto_named("conv2d_95_2"));
+        assert!(!super::is_auto_named("block35_1") && !super::is_auto_named("normal_conv_1_5"));
+        // TF's second counter where Keras' name was taken.
+        assert!(super::is_auto_named("average_pooling2d_1_2"));
         assert!(
             super::is_unnamed_layer("average_pooling2d") && !super::is_unnamed_layer("conv1_bn")
         );
@@ -2452,6 +2491,67 @@ mod tests {
         x = image.permute(0, 3, 1, 2)
         for block in self.blocks:
             x = block(x)
+        x = x.permute(0, 2, 3, 1)
+        return x
+        ");
+    }
+
+    /// InceptionV3: layers its author did not name (`conv2d_5`, `activation_5`) in the stem
+    /// and in the branches of each block, whose concat alone is named (`mixed0`). Each block
+    /// starts where its branches fork, not at the model's input: the stem stays in
+    /// `forward`, and all three blocks are one class.
+    #[test]
+    fn a_block_of_unnamed_branches_starts_where_they_fork() {
+        let mut g = TestGraph::new();
+        let mut x = g.input("image", &[-1, 8, 8, 4]);
+        x = conv(&mut g, "conv2d", x, 3, [4, 4], 1);
+        x = g.op("m/activation/Relu", "Relu", &[x], &[]);
+        let mut n = 1;
+        for b in 0..3 {
+            let mut unnamed = |g: &mut TestGraph, x: ValueRef, c: [usize; 2]| {
+                let y = conv(g, &format!("conv2d_{n}"), x, 1, c, 1);
+                let y = g.op(&format!("m/activation_{n}/Relu"), "Relu", &[y], &[]);
+                n += 1;
+                y
+            };
+            let left = unnamed(&mut g, x, [4, 2]);
+            let right = unnamed(&mut g, x, [4, 2]);
+            let right = unnamed(&mut g, right, [2, 2]);
+            let axis = g.constant(&format!("axis{b}"), int_tensor(&[], &[3]));
+            let attrs = [("N", int(2))];
+            x = g.op(&format!("m/mixed{b}/concat"), "ConcatV2", &[left, right, axis], &attrs);
+        }
+        assert_snapshot!(g.lower(&[x]), @"
+        class Mixed():
+          self.conv2d_1 = nn.Conv2d(4, 2, 1, bias=False)
+          self.conv2d_2 = nn.Conv2d(2, 2, 1, bias=False)
+          self.conv2d_3 = nn.Conv2d(4, 2, 1, bias=False)
+          x = self.conv2d_1(inputs)
+          x = F.relu(x, inplace=True)
+          x = self.conv2d_2(x)
+          x = F.relu(x, inplace=True)
+          y = self.conv2d_3(inputs)
+          y = F.relu(y, inplace=True)
+          x = torch.cat([y, x], dim=1)
+          return x (from inputs)
+        self.conv2d = nn.Conv2d(4, 4, 3, padding=1, bias=False)
+        self.mixeds = nn.ModuleList([Mixed() for _ in range(3)])
+        # conv2d.weight: [4, 4, 3, 3]
+        # mixeds.0.conv2d_1.weight: [2, 4, 1, 1]
+        # mixeds.0.conv2d_2.weight: [2, 2, 1, 1]
+        # mixeds.0.conv2d_3.weight: [2, 4, 1, 1]
+        # mixeds.1.conv2d_1.weight: [2, 4, 1, 1]
+        # mixeds.1.conv2d_2.weight: [2, 2, 1, 1]
+        # mixeds.1.conv2d_3.weight: [2, 4, 1, 1]
+        # mixeds.2.conv2d_1.weight: [2, 4, 1, 1]
+        # mixeds.2.conv2d_2.weight: [2, 2, 1, 1]
+        # mixeds.2.conv2d_3.weight: [2, 4, 1, 1]
+        ---
+        x = image.permute(0, 3, 1, 2)
+        x = self.conv2d(x)
+        x = F.relu(x, inplace=True)
+        for layer in self.mixeds:
+            x = layer(x)
         x = x.permute(0, 2, 3, 1)
         return x
         ");
