@@ -213,9 +213,10 @@ def test_layers_of_two_streams_are_block_classes(tmp_path):
     model = code.split("\nclass KerasHubMmdit(")[1]
     assert "self.joint_blocks = nn.ModuleList([JointBlock() for _ in range(2)])" in model, code
     assert re.search(r"for block in self\.joint_blocks:\n +(\w+), (\w+) = block\(", model), code
-    assert "self.joint_block_2 = JointBlock2()" in model, code
+    # Named for where it runs, not numbered (`JointBlock2` beside `joint_block_2`).
+    assert "self.joint_block_2 = LastJointBlock()" in model, code
     assert "self.joint_block_0" not in model, code
-    assert "-> tuple[torch.Tensor, torch.Tensor]:" in code.split("\nclass JointBlock2(")[0], code
+    assert "-> tuple[torch.Tensor, torch.Tensor]:" in code.split("\nclass LastJointBlock(")[0], code
 
 
 def test_a_block_amid_which_the_model_made_its_inputs_is_a_class(tmp_path):
@@ -582,7 +583,10 @@ def test_an_encoder_decoder_reads_as_pytorch(tmp_path):
     assert "x = layer(x, mask_2, encoder_output_layer_norm, mul_2)" in code, code
     # Each stack's first layer computes the position bias the others read: a class of its
     # own, called for both values (`x, mask = ...`), its layers named inside it.
-    assert "self.transformer_encoder_layer_0 = TransformerEncoderLayer2()" in code, code
+    assert "self.transformer_encoder_layer_0 = FirstTransformerEncoderLayer()" in code, code
+    # Classes are written in the order they run.
+    classes = re.findall(r"^class (\w+)\(", code, re.M)
+    assert classes[:2] == ["FirstTransformerEncoderLayer", "TransformerEncoderLayer"], classes
     assert "x, mask = self.transformer_encoder_layer_0(" in code, code
     attributes = set(re.findall(r"\bself\.(\w+)", code))
     assert not [a for a in attributes if a.startswith("transformer_encoder_layer_0_")], sorted(attributes)

@@ -101,7 +101,10 @@ def test_keras_model(name, tmp_path):
     if name == "keras_inception_v3":
         # Keras counts its unnamed layers over the whole model (`conv2d_241`); inside a block
         # they are counted afresh, and the branches beside the first run as `y`.
-        mixed = src.split("class Mixed(nn.Module):")[1].split("\nclass ")[0]
+        # Three kinds of block Keras names alike (`mixed0`, `mixed4`): lettered in the order
+        # they run, as torchvision's `InceptionA` to `InceptionE`, not `Mixed2` beside `mixed2`.
+        assert re.findall(r"^class (Mixed\w*)\(", src, re.M) == ["MixedA", "MixedB", "MixedC"]
+        mixed = src.split("class MixedB(nn.Module):")[1].split("\nclass ")[0]
         assert not re.search(r"conv2d_\d{3}", mixed), mixed
         assert "        y = self.conv2d_" in mixed, mixed
         # Keras' `conv2d_bn` (conv, batch norm, ReLU), which every branch repeats, is one

@@ -89,8 +89,8 @@ def test_blocks_take_the_unnamed_layers_that_feed_them(tmp_path):
     out = tmp_path / "out"
     run_cli("convert", fixture("keras_inception_v3.pb"), "-o", out)
     code = (out / "model.py").read_text()
-    assert "class Mixed(nn.Module):" in code, code
-    assert "nn.ModuleList([Mixed(160) for _ in range(2)])" in code, code
+    assert "class MixedB(nn.Module):" in code, code
+    assert "nn.ModuleList([MixedB(160) for _ in range(2)])" in code, code
 
 
 def test_a_variable_two_layers_read_is_one_layer(tmp_path):

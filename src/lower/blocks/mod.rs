@@ -1620,17 +1620,68 @@ pub fn extract(
     for (k, name) in naming::by_difference(&bases, &attributes, |j| residual_kind(&chosen[j])) {
         named.insert(k, name);
     }
-    for (k, (group, base)) in chosen.iter().zip(bases).enumerate() {
+    // Classes still sharing a name are told apart by where they run (`FirstEncoderLayer`,
+    // `MixedA`), numbered only where that fails.
+    let valid = crate::py::names::is_valid_class_name;
+    let mut class_of: Vec<Option<String>> = vec![None; chosen.len()];
+    let mut plain: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut alike: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (k, (group, base)) in chosen.iter().zip(&bases).enumerate() {
         let mut name = named.get(&k).cloned().unwrap_or_else(|| base.clone());
         if class_names.contains(&name) && !named.contains_key(&k) && residual_kind(group) {
             name = format!("Residual{base}");
         }
-        let mut k = 2;
-        while class_names.contains(&name) || !crate::py::names::is_valid_class_name(&name) {
-            name = format!("{base}{k}");
-            k += 1;
+        if class_names.contains(&name) || !valid(&name) {
+            alike.entry(base).or_default().push(k);
+            continue;
+        }
+        if name == *base {
+            plain.insert(base, k);
         }
         class_names.insert(name.clone());
+        class_of[k] = Some(name);
+    }
+    let place = |g: &Group| {
+        let starts = g.members.iter().map(|&m| members[m].spans.start);
+        let (first, last) = (starts.clone().min().unwrap_or(0), starts.max().unwrap_or(0));
+        naming::Place { first, last, instances: g.members.len() }
+    };
+    for (base, mut ks) in alike {
+        // With the class that took the name first, which gives it up.
+        let holder = plain.get(base).copied();
+        ks.extend(holder);
+        let classes: Vec<(usize, naming::Place)> =
+            ks.iter().map(|&k| (k, place(&chosen[k]))).collect();
+        let placed = naming::by_place(base, &classes).unwrap_or_default();
+        let free =
+            |n: &String| (holder.is_some() && n == base) || (!class_names.contains(n) && valid(n));
+        if !placed.is_empty() && placed.iter().all(|(_, n)| free(n)) {
+            if holder.is_some() {
+                class_names.remove(base);
+            }
+            for (k, name) in placed {
+                class_names.insert(name.clone());
+                class_of[k] = Some(name);
+            }
+        }
+        for k in ks {
+            if class_of[k].is_some() {
+                continue;
+            }
+            let mut n = 2;
+            let mut name = format!("{base}{n}");
+            while class_names.contains(&name) || !valid(&name) {
+                n += 1;
+                name = format!("{base}{n}");
+            }
+            class_names.insert(name.clone());
+            class_of[k] = Some(name);
+        }
+    }
+    let mut order: Vec<(&Group, Option<String>)> = chosen.iter().zip(class_of).collect();
+    order.sort_by_key(|(g, _)| place(g).first);
+    for (group, name) in order {
+        let name = name.expect("every class is named");
         build_class(&name, group, &members, module, stmts, names, &mut instances);
         report.push((name, group.members.len()));
     }

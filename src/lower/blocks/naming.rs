@@ -147,9 +147,65 @@ pub(super) fn by_difference(
     found
 }
 
+/// Where a class runs: where its first and last instances are, and how many it has.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Place {
+    pub first: usize,
+    pub last: usize,
+    pub instances: usize,
+}
+
+/// Names for classes that share `base` and that nothing else told apart (`(index, place)`
+/// each, in any order), said by where they run rather than numbered: `Mixed2` beside
+/// `mixed2`, an instance of another class, would mislead. Of two, one that occurs once, as
+/// the first or the last of them all, is `First…` or `Last…` (T5's first layer, which also
+/// computes the position bias; MMDiT's last joint block, which drops the context stream),
+/// and the other keeps `base`; else each is lettered in the order they first run, as
+/// torchvision's `InceptionA` to `InceptionE`. `None` beyond 26.
+pub(super) fn by_place(base: &str, classes: &[(usize, Place)]) -> Option<Vec<(usize, String)>> {
+    let mut classes = classes.to_vec();
+    classes.sort_by_key(|(k, p)| (p.first, *k));
+    if let [(a, pa), (b, pb)] = classes[..] {
+        let last = pa.last.max(pb.last);
+        if pa.instances == 1 {
+            return Some(vec![(a, format!("First{base}")), (b, base.to_string())]);
+        }
+        if pb.instances == 1 && pb.last == last {
+            return Some(vec![(a, base.to_string()), (b, format!("Last{base}"))]);
+        }
+    }
+    if classes.len() > 26 {
+        return None;
+    }
+    let letters = (b'A'..=b'Z').map(char::from);
+    Some(classes.iter().zip(letters).map(|((k, _), l)| (*k, format!("{base}{l}"))).collect())
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{by_difference, extra_part};
+    use super::{Place, by_difference, by_place, extra_part};
+
+    #[test]
+    fn classes_of_one_name_are_told_apart_by_where_they_run() {
+        let place = |first, last, instances| Place { first, last, instances };
+        // T5: layer 0 computes the position bias the others read.
+        let found = by_place("EncoderLayer", &[(0, place(10, 30, 2)), (1, place(5, 5, 1))]);
+        let expected = [(1, "FirstEncoderLayer".to_string()), (0, "EncoderLayer".to_string())];
+        assert_eq!(found.unwrap(), expected);
+        // MMDiT: the last joint block.
+        let found = by_place("JointBlock", &[(0, place(10, 20, 2)), (1, place(30, 30, 1))]);
+        let expected = [(0, "JointBlock".to_string()), (1, "LastJointBlock".to_string())];
+        assert_eq!(found.unwrap(), expected);
+        // InceptionV3: lettered in the order they run, whatever their own order.
+        let classes = [(0, place(40, 70, 4)), (1, place(10, 30, 3)), (2, place(90, 95, 2))];
+        let found = by_place("Mixed", &classes).unwrap();
+        let names: Vec<&str> = found.iter().map(|(_, n)| n.as_str()).collect();
+        assert_eq!(names, ["MixedA", "MixedB", "MixedC"]);
+        assert_eq!(found[0].0, 1);
+        // One of two that occurs once in the middle is no first or last.
+        let found = by_place("Block", &[(0, place(0, 20, 3)), (1, place(10, 10, 1))]);
+        assert_eq!(found.unwrap()[1].1, "BlockB");
+    }
 
     fn names(s: &[&str]) -> Vec<String> {
         s.iter().map(|n| n.to_string()).collect()
