@@ -82,8 +82,10 @@ impl Dim {
 }
 
 /// The names passes give values (`Node::role`): attention's query, key, value, mask and bias,
-/// rotary embeddings' cos and sin, a classifier's logits.
-pub const ROLES: [&str; 8] = ["q", "k", "v", "mask", "bias", "cos", "sin", "logits"];
+/// rotary embeddings' cos and sin, their angles and the frequencies doubled into them, a
+/// classifier's logits.
+pub const ROLES: [&str; 10] =
+    ["q", "k", "v", "mask", "bias", "cos", "sin", "angles", "freqs", "logits"];
 
 #[derive(Clone, Debug)]
 pub struct Node {

@@ -52,8 +52,13 @@ impl<'a> Lowerer<'a> {
                 return Ok(Expr::int(t.to_i64().ok_or("unreadable scalar")?[0]));
             }
         }
-        let what = if is_inverse_frequencies(t) { "inv_freq" } else { "const" };
-        self.buffer_named(&format!("{}_{what}", self.scope_of(v.node)), t.clone())
+        let scope = self.scope_of(v.node);
+        let hint = if is_inverse_frequencies(t) {
+            inverse_frequencies_name(&scope)
+        } else {
+            format!("{scope}_const")
+        };
+        self.buffer_named(&hint, t.clone())
     }
 
     /// Registers `t` as a buffer named after `hint`; returns `self.<name>`.
@@ -277,6 +282,26 @@ impl<'a> Host<'a> for Lowerer<'a> {
     }
 }
 
+/// The name of a rotary or sinusoid embedding's inverse frequencies made in `scope`: from
+/// the words that say which embedding on (`rotary_embedding_inv_freq` in keras-hub Llama's
+/// `self_attention_llama_rotary_embedding`, as Hugging Face's `rotary_emb.inv_freq`), its
+/// counter left out; the whole scope where no word says.
+fn inverse_frequencies_name(scope: &str) -> String {
+    let words: Vec<&str> = scope.split('_').collect();
+    let says = |w: &&str| matches!(*w, "rotary" | "rope" | "positional" | "position" | "sinusoid");
+    let Some(from) = words.iter().rposition(|w| says(&w)) else {
+        return format!("{scope}_inv_freq");
+    };
+    let mut kept = &words[from..];
+    while let [rest @ .., last] = kept
+        && !rest.is_empty()
+        && last.bytes().all(|b| b.is_ascii_digit())
+    {
+        kept = rest;
+    }
+    format!("{}_inv_freq", kept.join("_"))
+}
+
 /// Whether `t` is a rotary or sinusoid embedding's inverse frequencies, `base^(-2i/d)`: a
 /// float vector (other axes of size 1) falling from 1 by a constant ratio. Named so
 /// (`inv_freq`, as the models' own code names it) rather than `const`.
@@ -346,6 +371,16 @@ mod tests {
         let linear: Vec<f32> = (0..8).map(|i| 1.0 - i as f32 / 8.0).collect();
         assert!(!is_inverse_frequencies(&Tensor::from_f32(vec![8], &linear)));
         assert!(!is_inverse_frequencies(&Tensor::from_f32(vec![2, 4], &freq)));
+    }
+
+    #[test]
+    fn inverse_frequencies_are_named_after_their_embedding() {
+        use super::inverse_frequencies_name as name;
+        assert_eq!(name("self_attention_llama_rotary_embedding"), "rotary_embedding_inv_freq");
+        let roformer = "attention_layer_roformr_positional_embedding_2";
+        assert_eq!(name(roformer), "positional_embedding_inv_freq");
+        assert_eq!(name("rotary_2"), "rotary_inv_freq");
+        assert_eq!(name("encoder_sine_table"), "encoder_sine_table_inv_freq");
     }
 
     #[test]

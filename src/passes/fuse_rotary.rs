@@ -69,6 +69,9 @@ pub fn fuse_rotary(g: &mut Graph) -> Result<()> {
             };
             replace_with_fused(g, n, layout, &[x, angles]);
             name_table(g, angles, "angles");
+            if let Some(freqs) = doubled(g, angles) {
+                name_table(g, freqs, "freqs");
+            }
         } else if let Some((cos, sin)) = written_rotation(g, ValueRef { node: n, port: 0 }) {
             // A rotation left written out (its tables not `cos` and `sin` of angles the graph
             // shows: RoFormer's, each repeated per pair) still names them for what they are.
@@ -85,6 +88,24 @@ fn name_table(g: &mut Graph, v: ValueRef, role: &'static str) {
     if producer.value.is_none() && producer.op != "Placeholder" && producer.role(v.port).is_none() {
         producer.set_role(v.port, Some(role));
     }
+}
+
+/// `f` where `angles` is `f` concatenated with itself (then reshaped), as Hugging Face's
+/// rotary embedding builds them: `emb = torch.cat((freqs, freqs), dim=-1)`.
+fn doubled(g: &Graph, mut angles: ValueRef) -> Option<ValueRef> {
+    for _ in 0..4 {
+        let node = g.node(angles.node);
+        let inputs = g.inputs(angles.node);
+        match node.op.as_str() {
+            "ExpandDims" | "Reshape" | "Squeeze" => angles = *inputs.first()?,
+            "ConcatV2" => {
+                let [a, b, _axis] = inputs[..] else { return None };
+                return (a == b).then_some(a);
+            }
+            _ => return None,
+        }
+    }
+    None
 }
 
 /// `(cos, sin)` when `v` is `x * cos + turned(x) * sin`, `turned` a fused half or pair turn.

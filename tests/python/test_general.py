@@ -552,7 +552,10 @@ def test_decoder_attention_reads_as_pytorch(name, tmp_path):
         assert code.count("def rotate_half(") == 1 and code.count("def apply_rotary(") == 1
         assert code.count("= apply_rotary(") == 2 and "torch.cos" not in code.split("class ")[1], code
         # The frequencies stacked twice and flattened are what they are, a concatenation.
-        assert "torch.cat([einsum, einsum], dim=2)" in code and "torch.stack" not in code, code
+        # Named as Hugging Face's rotary embedding names them: `inv_freq` (not the scope's
+        # `self_attention_llama_rotary_embedding_inv_freq`), `freqs` doubled into `angles`.
+        assert "angles = torch.cat([freqs, freqs], dim=2)" in code and "torch.stack" not in code, code
+        assert 'freqs = torch.einsum("ab,c->abc", x, self.rotary_embedding_inv_freq)' in code, code
         # Computed once, before the layers, which take them as inputs (Hugging Face's
         # `position_embeddings` and 4-D mask): each layer built its own angles for the queries
         # and again for the keys, and its own causal mask.
