@@ -289,7 +289,7 @@ impl<'a> Host<'a> for Lowerer<'a> {
 fn inverse_frequencies_name(scope: &str) -> String {
     let words: Vec<&str> = scope.split('_').collect();
     let says = |w: &&str| matches!(*w, "rotary" | "rope" | "positional" | "position" | "sinusoid");
-    let Some(from) = words.iter().rposition(|w| says(&w)) else {
+    let Some(from) = words.iter().rposition(says) else {
         return format!("{scope}_inv_freq");
     };
     let mut kept = &words[from..];
