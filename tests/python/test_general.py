@@ -591,6 +591,8 @@ def test_an_encoder_decoder_reads_as_pytorch(tmp_path):
     classes = re.findall(r"^class (\w+)\(", code, re.M)
     assert classes[:2] == ["FirstTransformerEncoderLayer", "TransformerEncoderLayer"], classes
     assert "x, mask = self.transformer_encoder_layer_0(" in code, code
+    # It gives back the running value as the others do, beside the bias (not `add_2`).
+    assert "        x = x + residual\n        return x, mask\n" in code, code
     attributes = set(re.findall(r"\bself\.(\w+)", code))
     assert not [a for a in attributes if a.startswith("transformer_encoder_layer_0_")], sorted(attributes)
     # The longest are Keras' own two-word names (`cross_attention_output_projector`).

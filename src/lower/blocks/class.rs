@@ -900,15 +900,16 @@ fn class_forward(
     forward
 }
 
-/// The value a block gives back takes the running name where its last statement makes it
-/// and nothing else holds it: `x = x + add` and `return x`, not `add_2 = x + add` and
-/// `return add_2` (the name `forward` needed because the next block and its residual both
-/// read the value).
+/// The value a block gives back (the first, where it gives several) takes the running name
+/// where its last statement makes it and nothing else holds it: `x = x + add` and `return
+/// x`, not `add_2 = x + add` and `return add_2` (the name `forward` needed because the next
+/// block and its residual both read the value).
 fn return_running_value(f: &mut Forward) {
     let output = f.output.clone();
-    // A block of several streams keeps each stream's name.
+    // Beside other values given back (T5's first layer's position bias: `return x, mask`),
+    // unless one of them is `x` already.
     if output == "x"
-        || !f.extra_outputs.is_empty()
+        || f.extra_outputs.iter().any(|o| o == "x")
         || f.inputs.contains(&output)
         || f.passes.contains(&output)
     {
