@@ -907,8 +907,17 @@ fn class_forward(
 fn return_running_value(f: &mut Forward) {
     let output = f.output.clone();
     // Beside other values given back (T5's first layer's position bias: `return x, mask`),
-    // unless one of them is `x` already.
+    // unless one of them is `x` already, or the value carries on a stream it takes in
+    // (`text_2` of `text`): a block of several streams keeps each stream's name.
+    let uncounted = |mut n: &str| {
+        while let Some(k) = super::kind_and_counter(n) {
+            n = k;
+        }
+        n.to_string()
+    };
+    let stream = f.inputs.iter().any(|i| uncounted(i) == uncounted(&output));
     if output == "x"
+        || (!f.extra_outputs.is_empty() && stream)
         || f.extra_outputs.iter().any(|o| o == "x")
         || f.inputs.contains(&output)
         || f.passes.contains(&output)
