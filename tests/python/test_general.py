@@ -35,6 +35,8 @@ def test_converts_once_and_matches_for_every_input_size(name, tmp_path):
     out = tmp_path / "out"
     run_cli("convert", source(name), "-o", out, "--strict")
     assert ruff("check", "--no-cache", str(out / "model.py")).returncode == 0
+    # Laid out as `ruff format` lays it out (long sizes computed at run time included).
+    assert ruff("format", "--no-cache", "--check", str(out / "model.py")).returncode == 0
     for suffix in ("", "_b"):
         assert_parity(out, GENERATED_DIR / f"{name}{suffix}.npz")
 

@@ -4,7 +4,7 @@
 
 use super::expr::flat;
 use super::{INDENT, bracketed, fits, layout, pad};
-use crate::py::ast::Expr;
+use crate::py::ast::{Call, Expr};
 
 /// The chain's links, ends first-to-last: each is the expression up to and including that
 /// link. `None` unless the chain has at least two break points (ruff's threshold).
@@ -72,6 +72,21 @@ pub(super) fn chain(indent: usize, e: &Expr) -> Option<Vec<String>> {
             };
             let items: Vec<(String, &Expr)> =
                 entries.into_iter().map(|e| (String::new(), e)).collect();
+            // A call before the index too long for its line breaks first, the index after
+            // its `)`: `.reshape(` + arguments + `)[` + entries + `]`.
+            if let Expr::Call(c) = &**v
+                && !fits(&format!("{inner}{head}"))
+            {
+                let func = flat(&c.func);
+                let call_head = format!("{}(", &func[prev.min(func.len())..]);
+                let mut broken = bracketed(indent, &call_head, ")[", &arguments(c), "");
+                let opened = broken.pop().unwrap_or_default();
+                lines.extend(broken);
+                let mut index_lines = bracketed(indent, "", "]", &items, "");
+                index_lines[0] = opened;
+                lines.extend(index_lines);
+                continue;
+            }
             lines.extend(bracketed(indent, &head, "]", &items, ""));
             continue;
         }
@@ -82,15 +97,18 @@ pub(super) fn chain(indent: usize, e: &Expr) -> Option<Vec<String>> {
         };
         let func = flat(&c.func);
         let head = format!("{}(", &func[text.len() - link.len()..]);
-        let items: Vec<(String, &Expr)> = c
-            .args
-            .iter()
-            .map(|a| (String::new(), a))
-            .chain(c.kwargs.iter().map(|(k, v)| (format!("{k}="), v)))
-            .collect();
-        lines.extend(bracketed(indent, &head, ")", &items, ""));
+        lines.extend(bracketed(indent, &head, ")", &arguments(c), ""));
     }
     Some(lines)
+}
+
+/// A call's arguments as bracketed items (keywords with their `key=`).
+fn arguments(c: &Call) -> Vec<(String, &Expr)> {
+    c.args
+        .iter()
+        .map(|a| (String::new(), a))
+        .chain(c.kwargs.iter().map(|(k, v)| (format!("{k}="), v)))
+        .collect()
 }
 
 /// `<head>(` + the chain one link per line + `)<tail>`, or `None` when `e` is not a fluent

@@ -37,6 +37,7 @@ fn layout(indent: usize, head: &str, value: &Expr, tail: &str) -> Vec<String> {
     if matches!(value, Expr::Binary(..))
         && !head.is_empty()
         && let Some(lines) = hugged_operands(indent, head, value, tail)
+            .or_else(|| hugged_chain(indent, head, value, tail))
     {
         return lines;
     }
@@ -70,12 +71,11 @@ fn layout(indent: usize, head: &str, value: &Expr, tail: &str) -> Vec<String> {
         {
             subscript(indent, head, v, i, tail)
         }
-        Expr::Subscript(v, _)
+        Expr::Subscript(v, i)
             if matches!(**v, Expr::Call(_))
                 && fits(&format!("{p}{head}{}(", call_func_text(v))) =>
         {
-            let index = &flat(value)[flat(v).len()..];
-            call(indent, head, v, &format!("{index}{tail}")).unwrap_or(vec![one])
+            call_then_index(indent, head, v, i, tail).unwrap_or(vec![one])
         }
         Expr::Subscript(v, i) if !fits(&format!("{p}{head}{}[", flat_primary(v))) => {
             parenthesized_if_fits(indent, head, value, tail)
@@ -172,6 +172,33 @@ fn subscript_of_call(indent: usize, head: &str, v: &Expr, index: &Expr, tail: &s
     subscript(indent, head, v, index, tail)
 }
 
+/// `f(args)[index]` with the call's arguments broken: the index on the closing line, or,
+/// too long there, broken after `)[` one entry per line.
+fn call_then_index(
+    indent: usize,
+    head: &str,
+    v: &Expr,
+    index: &Expr,
+    tail: &str,
+) -> Option<Vec<String>> {
+    let whole = flat(&Expr::Subscript(Box::new(v.clone()), Box::new(index.clone())));
+    let index_text = &whole[flat(v).len()..];
+    let mut lines = call(indent, head, v, &format!("{index_text}{tail}"))?;
+    if lines.last().is_some_and(|l| !fits(l)) {
+        lines.pop();
+        let entries: Vec<(String, &Expr)> = match index {
+            Expr::Tuple(items) if items.len() > 1 => {
+                items.iter().map(|e| (String::new(), e)).collect()
+            }
+            other => vec![(String::new(), other)],
+        };
+        let mut broken = bracketed(indent, "", "]", &entries, tail);
+        broken[0] = format!("{})[", pad(indent));
+        lines.extend(broken);
+    }
+    Some(lines)
+}
+
 /// A slice whose bound is a parenthesised conditional: `lower : (` + the conditional on its
 /// own line + `)`.
 fn slice(indent: usize, head: &str, sl: &super::ast::Slice, tail: &str) -> Option<Vec<String>> {
@@ -185,6 +212,23 @@ fn slice(indent: usize, head: &str, sl: &super::ast::Slice, tail: &str) -> Optio
     lines.extend(layout(indent + INDENT, "", upper, ""));
     lines.push(format!("{p}){tail}"));
     Some(lines)
+}
+
+/// A slice item whose upper bound is an operation too long for its line: broken before that
+/// bound's operators, as the item is in brackets already (`lower : a * 2` then `- b,`).
+fn slice_of_long_bound(
+    indent: usize,
+    key: &str,
+    v: &Expr,
+    sl: &super::ast::Slice,
+) -> Option<Vec<String>> {
+    let upper @ Expr::Binary(..) = sl.upper.as_ref()? else { return None };
+    if sl.step.is_some() {
+        return None;
+    }
+    let text = flat(v);
+    let before = text.strip_suffix(flat(upper).as_str())?;
+    Some(chain_lines_before(indent, &format!("{key}{before}"), upper, ","))
 }
 
 /// The text of a call's function (`F.conv2d` in `F.conv2d(x, w)`).
@@ -248,6 +292,23 @@ fn hugged_operands(indent: usize, head: &str, value: &Expr, tail: &str) -> Optio
     lines.iter().all(|l| fits(l) || !l.contains('(')).then_some(lines)
 }
 
+/// One operator between an operand and a call chain too long for its line (`a / b.f().g()`):
+/// ruff parenthesises the chain, broken a link per line, after the operator on the first
+/// line when that fits, rather than the whole operation.
+fn hugged_chain(indent: usize, head: &str, value: &Expr, tail: &str) -> Option<Vec<String>> {
+    let Expr::Binary(left, op, right) = value else { return None };
+    let primary = |e: &Expr| !matches!(e, Expr::Binary(..) | Expr::Unary(..) | Expr::IfElse(_));
+    if !primary(left) || !primary(right) {
+        return None;
+    }
+    let lead = format!("{head}{} {} ", flat(left), op.symbol());
+    if !fits(&format!("{}{lead}(", pad(indent))) {
+        return None;
+    }
+    let lines = fluent::parenthesized(indent, &lead, right, tail)?;
+    lines.iter().all(|l| fits(l)).then_some(lines)
+}
+
 /// An operator chain that does not fit: parenthesised on one indented line if it fits there,
 /// else broken before its operators (see [`chain_lines`]).
 fn operator_chain(indent: usize, head: &str, value: &Expr, tail: &str) -> Vec<String> {
@@ -262,10 +323,26 @@ fn operator_chain(indent: usize, head: &str, value: &Expr, tail: &str) -> Vec<St
 /// the top-level chain per line, operators leading; an operand still too long breaks the same
 /// way at its own (stronger) operators, or inside its own brackets (Black's delimiter split).
 fn chain_lines(indent: usize, lead: &str, value: &Expr) -> Vec<String> {
-    let line = format!("{}{lead}{}", pad(indent), flat(value));
+    chain_lines_before(indent, lead, value, "")
+}
+
+/// [`chain_lines`] with `tail` (an item's comma) after the last line, counted where the
+/// lines must fit.
+fn chain_lines_before(indent: usize, lead: &str, value: &Expr, tail: &str) -> Vec<String> {
+    let line = format!("{}{lead}{}{tail}", pad(indent), flat(value));
     if fits(&line) {
         return vec![line];
     }
+    let mut lines = chain_parts(indent, lead, value, tail);
+    if let Some(last) = lines.last_mut() {
+        last.push_str(tail);
+    }
+    lines
+}
+
+/// [`chain_lines_before`] past its check for one line; the tail is not written.
+fn chain_parts(indent: usize, lead: &str, value: &Expr, tail: &str) -> Vec<String> {
+    let line = format!("{}{lead}{}", pad(indent), flat(value));
     let op = match value {
         Expr::Binary(_, op, _) => *op,
         Expr::Call(_) | Expr::Subscript(..) => return layout(indent, lead, value, ""),
@@ -287,12 +364,17 @@ fn chain_lines(indent: usize, lead: &str, value: &Expr) -> Vec<String> {
     parts.push((None, cur, first));
     parts.reverse();
     let mut lines = Vec::new();
-    for (o, operand, text) in parts {
+    let count = parts.len();
+    for (k, (o, operand, text)) in parts.into_iter().enumerate() {
         let lead = match o {
             Some(o) => format!("{} ", o.symbol()),
             None => lead.to_string(),
         };
-        if text == flat(operand) {
+        let last = k + 1 == count;
+        if text == flat(operand) && last && !fits(&format!("{}{lead}{text}{tail}", pad(indent))) {
+            // The last operand, too long with the tail after it.
+            lines.extend(chain_parts(indent, &lead, operand, tail));
+        } else if text == flat(operand) {
             lines.extend(chain_lines(indent, &lead, operand));
         } else if !fits(&format!("{}{lead}{text}", pad(indent)))
             && matches!(operand, Expr::Binary(..))
@@ -438,7 +520,9 @@ fn item(indent: usize, key: &str, v: &Expr) -> Vec<String> {
         Expr::Call(_) => method_on_call(indent, key, v, ",")
             .or_else(|| call(indent, key, v, ","))
             .unwrap_or(vec![one]),
-        Expr::Slice(sl) => slice(indent, key, sl, ",").unwrap_or(vec![one]),
+        Expr::Slice(sl) => slice(indent, key, sl, ",")
+            .or_else(|| slice_of_long_bound(indent, key, v, sl))
+            .unwrap_or(vec![one]),
         // Inside brackets an operator chain needs no parentheses of its own.
         Expr::Binary(..) => {
             let mut lines = chain_lines(indent, key, v);
@@ -877,6 +961,95 @@ mod tests {
              then_24_tf_swin_model_swin_encoder_layers_0_blocks_0_25.long().unbind(\n                        \
              -1\n                    ),\n                ),\n                ones,\n            )\n"
         );
+    }
+
+    /// `a / b.f().g()` too long: the chain in parentheses after the operator, not the whole
+    /// operation (ruff keeps the first line when it fits).
+    #[test]
+    fn a_chain_after_one_operator_hugs_it() {
+        let chain = |x: &str| {
+            n("pad_same")
+                .called(vec![n(x), n("kernel_size"), n("strides")], vec![])
+                .attr("unfold")
+                .called(vec![Expr::int(2), Expr::int(3), Expr::int(2)], vec![])
+                .attr("sum")
+                .called(vec![Expr::int(-1)], vec![])
+        };
+        let value = chain("a").binop(BinOp::Div, chain("torch_ones_like_strided_slice_ncw"));
+        let text = print(&[Stmt::assign(n("avg_pool1d"), value)], 8);
+        let want = [
+            "        avg_pool1d = pad_same(a, kernel_size, strides).unfold(2, 3, 2).sum(-1) / (",
+            "            pad_same(torch_ones_like_strided_slice_ncw, kernel_size, strides)",
+            "            .unfold(2, 3, 2)",
+            "            .sum(-1)",
+            "        )",
+        ];
+        assert_eq!(text, want.join("\n") + "\n");
+    }
+
+    /// An index after a call too long for its line, in a chain or not: the call's arguments
+    /// break, then the entries after `)[`, a slice's long bound before its operator.
+    #[test]
+    fn a_long_call_and_index_break_like_ruff() {
+        let size = |k: i64| n("depthwise_conv2d_nhwc").attr("shape").index(Expr::int(k));
+        let twice = |k: i64| size(k).binop(BinOp::Mul, Expr::int(2));
+        let pads = |k: i64| n("depthwise_conv2d_sizes_2").index(Expr::int(k));
+        let bound = |k: i64| {
+            let end = twice(k + 1).binop(BinOp::Sub, pads(k).index(Expr::int(1)));
+            Expr::slice(Some(pads(k).index(Expr::int(0))), Some(end), None)
+        };
+        let index = Expr::Tuple(vec![Expr::slice(None, None, None), bound(0), bound(1)]);
+        let reshape = |x: Expr| {
+            x.attr("reshape").called(vec![Expr::int(-1), twice(1), twice(2), Expr::int(3)], vec![])
+        };
+        let entries = [
+            "            :,",
+            "            depthwise_conv2d_sizes_2[0][0] : depthwise_conv2d_nhwc.shape[1] * 2",
+            "            - depthwise_conv2d_sizes_2[0][1],",
+            "            depthwise_conv2d_sizes_2[1][0] : depthwise_conv2d_nhwc.shape[2] * 2",
+            "            - depthwise_conv2d_sizes_2[1][1],",
+        ];
+        let text = print(&[Stmt::assign(n("y"), reshape(n("x")).index(index.clone()))], 8);
+        let mut want = vec![
+            "        y = x.reshape(",
+            "            -1,",
+            "            depthwise_conv2d_nhwc.shape[1] * 2,",
+            "            depthwise_conv2d_nhwc.shape[2] * 2,",
+            "            3,",
+            "        )[",
+        ];
+        want.extend(entries);
+        want.push("        ]");
+        assert_eq!(text, want.join("\n") + "\n");
+        // In a chain broken per link.
+        let permuted = n("x").attr("permute").called((0..6).map(Expr::int).collect(), vec![]);
+        let chain = reshape(reshape(permuted).attr("permute").called(vec![], vec![]));
+        let text = print(&[Stmt::assign(n("y"), chain.index(index))], 8);
+        let want = [
+            "        y = (",
+            "            x.permute(0, 1, 2, 3, 4, 5)",
+            "            .reshape(",
+            "                -1,",
+            "                depthwise_conv2d_nhwc.shape[1] * 2,",
+            "                depthwise_conv2d_nhwc.shape[2] * 2,",
+            "                3,",
+            "            )",
+            "            .permute()",
+            "            .reshape(",
+            "                -1,",
+            "                depthwise_conv2d_nhwc.shape[1] * 2,",
+            "                depthwise_conv2d_nhwc.shape[2] * 2,",
+            "                3,",
+            "            )[",
+            "                :,",
+            "                depthwise_conv2d_sizes_2[0][0] : depthwise_conv2d_nhwc.shape[1] * 2",
+            "                - depthwise_conv2d_sizes_2[0][1],",
+            "                depthwise_conv2d_sizes_2[1][0] : depthwise_conv2d_nhwc.shape[2] * 2",
+            "                - depthwise_conv2d_sizes_2[1][1],",
+            "            ]",
+            "        )",
+        ];
+        assert_eq!(text, want.join("\n") + "\n");
     }
 
     /// Two or more calls after dots break one link per line, as ruff's fluent style does
