@@ -922,15 +922,46 @@ fn without_all_true(g: &Graph, mask: ValueRef) -> ValueRef {
     }
 }
 
-/// Names what `mask` is, where nothing else named it (Keras' scope would call it `softmax`).
+/// Names what `mask` is, where nothing else named it (Keras' scope would call it `softmax`):
+/// a learned position bias plus the padding mask (T5's relative attention bias) is the
+/// `bias`, as Hugging Face's `position_bias`, and only its other operand the `mask`.
 fn name_mask(g: &mut Graph, mask: ValueRef) {
-    let producer = g.node_mut(mask.node);
-    if producer.role(mask.port).is_none()
-        && producer.op != "Placeholder"
-        && producer.value.is_none()
-    {
-        producer.set_role(mask.port, Some("mask"));
+    if let Some((a, b)) = binary(g, mask, &["Add", "AddV2"]) {
+        let padding = if looked_up(g, a) {
+            Some(b)
+        } else if looked_up(g, b) {
+            Some(a)
+        } else {
+            None
+        };
+        if let Some(padding) = padding {
+            name_value(g, mask, "bias");
+            name_value(g, padding, "mask");
+            return;
+        }
     }
+    name_value(g, mask, "mask");
+}
+
+fn name_value(g: &mut Graph, v: ValueRef, role: &'static str) {
+    let producer = g.node_mut(v.node);
+    if producer.role(v.port).is_none() && producer.op != "Placeholder" && producer.value.is_none() {
+        producer.set_role(v.port, Some(role));
+    }
+}
+
+/// Whether `v` is rows of a trained table, laid out anew: an embedding's lookup.
+fn looked_up(g: &Graph, mut v: ValueRef) -> bool {
+    for _ in 0..4 {
+        let node = g.node(v.node);
+        let Some(&first) = g.inputs(v.node).first() else { return false };
+        match node.op.as_str() {
+            "GatherV2" | "ResourceGather" => return g.node(first.node).variable,
+            "ExpandDims" | "Transpose" | "Reshape" | "Squeeze" | "Identity" => v = first,
+            _ => return false,
+        }
+    }
+    false
 }
 
 /// Installs the fused node: what it returns.
@@ -1012,6 +1043,31 @@ mod tests {
 
     fn scalar(g: &mut TestGraph, name: &str, x: f32) -> ValueRef {
         g.constant(name, Tensor::from_f32(vec![], &[x]))
+    }
+
+    /// T5: a trained table's rows (the relative position bias) plus the padding mask. The
+    /// sum is the `bias`; only the padding term is the `mask`. A sum of two computed values
+    /// neither of which is looked up is the mask, as any other.
+    #[test]
+    fn a_looked_up_bias_plus_a_mask_is_the_bias() {
+        let mut g = TestGraph::new();
+        let ids = g.typed_input("buckets", &[4, 4], DType::I32);
+        let padding = g.input("padding", &[-1, 1, 1, 4]);
+        let table = g.variable("table", weights(&[32, 2]));
+        let axis = g.constant("axis", int_tensor(&[], &[0]));
+        let rows = g.op("t/Gather", "GatherV2", &[table, ids, axis], &[]);
+        let perm = g.constant("perm", int_tensor(&[3], &[2, 0, 1]));
+        let rows = g.op("t/transpose", "Transpose", &[rows, perm], &[]);
+        let big = scalar(&mut g, "big", -1e9);
+        let additive = g.op("t/mul", "Mul", &[padding, big], &[]);
+        let sum = g.op("t/add", "AddV2", &[rows, additive], &[]);
+        let other = g.op("t/add_1", "AddV2", &[additive, padding], &[]);
+        let mut graph = g.build(&[sum, other]);
+        super::name_mask(&mut graph, sum);
+        super::name_mask(&mut graph, other);
+        let role = |v: ValueRef| graph.node(v.node).role(v.port);
+        assert_eq!((role(sum), role(additive)), (Some("bias"), Some("mask")));
+        assert_eq!(role(other), Some("mask"));
     }
 
     /// Keras 3's masked softmax and value product: `where(mask, scores, -1e9)`, softmax,

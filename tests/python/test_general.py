@@ -585,16 +585,18 @@ def test_an_encoder_decoder_reads_as_pytorch(tmp_path):
     flat = re.sub(r"\s+", "", code)
     assert "nn.ModuleList([TransformerEncoderLayer()for_inrange(2)])" in flat, code
     assert "nn.ModuleList([TransformerDecoderLayer()for_inrange(2)])" in flat, code
-    assert "x = layer(x, mask_2, encoder_output_layer_norm, mul_2)" in code, code
+    # The padding mask is `mask`; the relative position bias plus it, which each stack's
+    # first layer gives the others, is `bias` (Hugging Face's `position_bias`), not `mul_2`.
+    assert "x = layer(x, bias_2, encoder_output_layer_norm, mask)" in code, code
     # Each stack's first layer computes the position bias the others read: a class of its
-    # own, called for both values (`x, mask = ...`), its layers named inside it.
+    # own, called for both values (`x, bias = ...`), its layers named inside it.
     assert "self.transformer_encoder_layer_0 = FirstTransformerEncoderLayer()" in code, code
     # Classes are written in the order they run.
     classes = re.findall(r"^class (\w+)\(", code, re.M)
     assert classes[:2] == ["FirstTransformerEncoderLayer", "TransformerEncoderLayer"], classes
-    assert "x, mask = self.transformer_encoder_layer_0(" in code, code
+    assert "x, bias = self.transformer_encoder_layer_0(token_embedding, mask)" in code, code
     # It gives back the running value as the others do, beside the bias (not `add_2`).
-    assert "        x = x + residual\n        return x, mask\n" in code, code
+    assert "        x = x + residual\n        return x, bias\n" in code, code
     attributes = set(re.findall(r"\bself\.(\w+)", code))
     assert not [a for a in attributes if a.startswith("transformer_encoder_layer_0_")], sorted(attributes)
     # The longest are Keras' own two-word names (`cross_attention_output_projector`).
