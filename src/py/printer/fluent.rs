@@ -3,8 +3,8 @@
 //! is broken before each such access, one link per line.
 
 use super::expr::flat;
-use super::{INDENT, bracketed, fits, layout, pad};
-use crate::py::ast::{Call, Expr};
+use super::{INDENT, bracketed, call_items, fits, layout, pad};
+use crate::py::ast::Expr;
 
 /// The chain's links, ends first-to-last: each is the expression up to and including that
 /// link. `None` unless the chain has at least two break points (ruff's threshold).
@@ -79,7 +79,7 @@ pub(super) fn chain(indent: usize, e: &Expr) -> Option<Vec<String>> {
             {
                 let func = flat(&c.func);
                 let call_head = format!("{}(", &func[prev.min(func.len())..]);
-                let mut broken = bracketed(indent, &call_head, ")[", &arguments(c), "");
+                let mut broken = bracketed(indent, &call_head, ")[", &call_items(c), "");
                 let opened = broken.pop().unwrap_or_default();
                 lines.extend(broken);
                 let mut index_lines = bracketed(indent, "", "]", &items, "");
@@ -97,18 +97,9 @@ pub(super) fn chain(indent: usize, e: &Expr) -> Option<Vec<String>> {
         };
         let func = flat(&c.func);
         let head = format!("{}(", &func[text.len() - link.len()..]);
-        lines.extend(bracketed(indent, &head, ")", &arguments(c), ""));
+        lines.extend(bracketed(indent, &head, ")", &call_items(c), ""));
     }
     Some(lines)
-}
-
-/// A call's arguments as bracketed items (keywords with their `key=`).
-fn arguments(c: &Call) -> Vec<(String, &Expr)> {
-    c.args
-        .iter()
-        .map(|a| (String::new(), a))
-        .chain(c.kwargs.iter().map(|(k, v)| (format!("{k}="), v)))
-        .collect()
 }
 
 /// `<head>(` + the chain one link per line + `)<tail>`, or `None` when `e` is not a fluent

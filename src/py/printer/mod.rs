@@ -410,7 +410,7 @@ fn call(indent: usize, head: &str, value: &Expr, tail: &str) -> Option<Vec<Strin
 }
 
 /// A call's arguments as `(key=, value)` items.
-fn call_items(c: &Call) -> Vec<(String, &Expr)> {
+pub(super) fn call_items(c: &Call) -> Vec<(String, &Expr)> {
     c.args
         .iter()
         .map(|a| (String::new(), a))
