@@ -319,15 +319,56 @@ fn tower(
     {
         return None;
     }
-    // Inputs: what `forward` has bound before the run (or takes) and the run reads before
-    // binding it; module names (`torch`, `F`, helpers) are read too, and bound nowhere.
+    let (mut run, (mut inputs, mut binds, mut outputs)) = (run.clone(), interface(module, run));
+    // Statements after the run that read only what it made and leave fewer values to hand
+    // out are the tower's too (SigLIP's vision head adds its attention's output back after
+    // its last layer): its class gives back what the model reads, not a half-done sum.
+    // Each step hands out fewer: a few steps at most, however long the model.
+    let mut steps = MAX_OUTPUTS;
+    while let Some(next) = module.body.get(run.end)
+        && steps > 0
+        && stmt_attrs(next).is_empty()
+        && reads_only(next, &binds)
+    {
+        let longer = run.start..run.end + 1;
+        let (i, b, o) = interface(module, longer.clone());
+        if o.len() >= outputs.len() || o.is_empty() {
+            break;
+        }
+        (run, inputs, binds, outputs) = (longer, i, b, o);
+        steps -= 1;
+    }
+    if outputs.is_empty() || outputs.len() > MAX_OUTPUTS || inputs.is_empty() {
+        return None;
+    }
+    Some(Found { prefix, attrs, run, inputs, outputs })
+}
+
+/// Whether `s` reads no local but those in `names` (module names, `torch` and `F`, aside:
+/// they are bound nowhere).
+fn reads_only(s: &Stmt, names: &[String]) -> bool {
+    let mut ok = true;
+    walk(
+        std::slice::from_ref(s),
+        &mut |n| ok &= names.iter().any(|m| m == n) || matches!(n, "torch" | "F" | "nn"),
+        &mut |_| {},
+    );
+    ok
+}
+
+/// What statements `run` of `forward` take in (bound before it, or `forward`'s parameters,
+/// read before it binds them), bind, and hand out (read after it, or returned), in order.
+fn interface(
+    module: &Module,
+    run: std::ops::Range<usize>,
+) -> (Vec<String>, Vec<String>, Vec<String>) {
     let mut before: BTreeSet<&str> = module.params.iter().map(String::as_str).collect();
     walk(&module.body[..run.start], &mut |_| {}, &mut |n| {
         before.insert(n);
     });
     let bound = std::cell::RefCell::new(BTreeSet::new());
     let mut inputs: Vec<String> = Vec::new();
-    let mut binds: Vec<&str> = Vec::new();
+    let mut binds: Vec<String> = Vec::new();
     walk(
         &module.body[run.clone()],
         &mut |n| {
@@ -338,8 +379,8 @@ fn tower(
         },
         &mut |n| {
             bound.borrow_mut().insert(n);
-            if !binds.contains(&n) {
-                binds.push(n);
+            if !binds.iter().any(|b| b == n) {
+                binds.push(n.to_string());
             }
         },
     );
@@ -361,11 +402,8 @@ fn tower(
     let returned = module.outputs.iter().flat_map(|e| e.names());
     read_after.extend(returned.filter(|n| !rebound.contains(n)));
     let outputs: Vec<String> =
-        binds.iter().filter(|n| read_after.contains(**n)).map(|n| n.to_string()).collect();
-    if outputs.is_empty() || outputs.len() > MAX_OUTPUTS || inputs.is_empty() {
-        return None;
-    }
-    Some(Found { prefix, attrs, run, inputs, outputs })
+        binds.iter().filter(|n| read_after.contains(n.as_str())).cloned().collect();
+    (inputs, binds, outputs)
 }
 
 /// Locals the tower binds named after its scope, without the scope's words, which its class
@@ -631,6 +669,22 @@ mod tests {
             keys,
             ["text_encoder.embedding.weight", "text_encoder.blocks.0.fc.weight", "head.weight"]
         );
+    }
+
+    /// SigLIP's vision head adds its attention's output back after its last layer: that
+    /// sum reads only what the tower made and leaves it one value to give back, not two.
+    #[test]
+    fn a_sum_of_the_towers_values_after_its_layers_is_its_own() {
+        let sum = Expr::name("text_encoder").binop(crate::py::BinOp::Add, Expr::name("h"));
+        let after = vec![assign("y", sum), assign("x", layer_call("head", "y"))];
+        let (mut module, heads) = model(after);
+        assert_eq!(extract(&mut module, &heads, |n| n == "h"), ["TextEncoder"]);
+        let forward = module.body.iter().map(|s| print(std::slice::from_ref(s), 0));
+        let forward: String = forward.collect();
+        insta::assert_snapshot!(forward, @"
+        y = self.text_encoder(ids)
+        x = self.head(y)
+        ");
     }
 
     /// Thousands of scopes that could each be a tower: a few are, found in time linear in

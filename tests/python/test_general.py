@@ -254,6 +254,9 @@ def test_a_part_holding_blocks_is_a_class_called_once(tmp_path):
     assert "self.sig_lip_vision_encoder = SigLipVisionEncoder()" in model, code
     assert "self.sig_lip_text_encoder = SigLipTextEncoder()" in model, code
     assert "for block in" not in model and "self.sig_lip_vision_encoder_" not in model, code
+    # The vision head adds its attention's output back inside the tower, which gives back
+    # one value, not a half-done sum and its other term.
+    assert "x = self.sig_lip_vision_encoder(images_nchw, images)\n" in model, code
     keys = import_model(out).load_model().state_dict()
     assert "sig_lip_vision_encoder.post_layer_norm.weight" in keys, list(keys)
     assert "sig_lip_text_encoder.blocks.1.layer_norm1.weight" in keys, list(keys)
