@@ -328,6 +328,12 @@ impl<'a> Lowerer<'a> {
         let role = fused.and_then(|f| f.value_name());
         let hint = role.map_or_else(|| self.local_hint(v.node), str::to_string);
         let op_named = role.is_none() && self.named_after_op(v.node, &hint);
+        // A model input only laid out anew is named after it (`padding_mask.unsqueeze(1)`
+        // read by every layer: `padding_mask_2`, not `expand_dims`).
+        let hint = match op_named.then(|| self.relaid_input(v)).flatten() {
+            Some(input) => input,
+            None => hint,
+        };
         let hint = if v.port > 0 { format!("{hint}_{}", v.port) } else { hint };
         if role.is_some() {
             self.locals.fresh_for_role(&hint)
@@ -366,6 +372,24 @@ impl<'a> Lowerer<'a> {
         match self.size_hint(v) {
             Some(size) => self.locals.fresh_for_role(size),
             None => self.locals.fresh(&self.local_hint(v.node)),
+        }
+    }
+
+    /// The name of the model input `v` only adds axes of size one to, drops them from, or
+    /// casts, if it is one (a reshape makes something else of it).
+    fn relaid_input(&self, v: ValueRef) -> Option<String> {
+        let node = self.graph.node(v.node);
+        let layout = ["ExpandDims", "Squeeze", "Cast"];
+        if v.port != 0 || !layout.contains(&node.op.as_str()) {
+            return None;
+        }
+        let source = *self.graph.inputs(v.node).first()?;
+        if !self.graph.inputs.contains(&source) {
+            return None;
+        }
+        match &self.values.get(&source)?.expr {
+            Expr::Name(name) => Some(name.clone()),
+            _ => None,
         }
     }
 

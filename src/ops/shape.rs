@@ -547,6 +547,25 @@ mod tests {
         ");
     }
 
+    /// A model input given an axis, read twice, keeps the input's name rather than the op's
+    /// (`expand_dims`): Gemma's padding mask, which every layer reads.
+    #[test]
+    fn an_input_given_an_axis_keeps_its_name() {
+        let mut g = TestGraph::new();
+        let mask = g.input("padding_mask", &[-1, 4]);
+        let axis = g.constant("axis", int_tensor(&[], &[1]));
+        let wide = g.op("ExpandDims", "ExpandDims", &[mask, axis], &[]);
+        let a = g.op("a", "Mul", &[wide, wide], &[]);
+        let b = g.op("b", "AddV2", &[a, wide], &[]);
+        assert_snapshot!(g.lower(&[b]), @"
+        ---
+        padding_mask_2 = padding_mask.unsqueeze(1)
+        x = padding_mask_2 * padding_mask_2
+        x = x + padding_mask_2
+        return x
+        ");
+    }
+
     #[test]
     fn flatten_goes_back_to_tf_order() {
         assert_snapshot!(after_conv(|g, y| {

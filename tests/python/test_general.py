@@ -495,6 +495,10 @@ def test_attention_with_a_group_axis_is_grouped_query_attention(tmp_path):
     run_cli("convert", source("keras_hub_gemma"), "-o", out)
     code = (out / "model.py").read_text()
     assert "F.softmax" not in code and "abcde" not in code, code
+    # The padding mask every layer reads, only given an axis, keeps the input's name (in the
+    # layer's signature too), not the op's (`expand_dims`).
+    assert "padding_mask_2 = padding_mask.unsqueeze(1)" in code and "expand_dims" not in code, code
+    assert "def forward(self, inputs: torch.Tensor, padding_mask: torch.Tensor)" in code, code
     assert "F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True)" in code, code
 
 
