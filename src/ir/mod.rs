@@ -225,6 +225,20 @@ impl ExpansionBudget {
 }
 
 impl Graph {
+    /// Whether `v` is a value the graph computes that no pass has named yet: what a pass
+    /// may name by its role (not a model input, a constant, or a value named already).
+    pub fn is_unnamed_computed(&self, v: ValueRef) -> bool {
+        let p = self.node(v.node);
+        p.role(v.port).is_none() && p.op != "Placeholder" && p.value.is_none()
+    }
+
+    /// Names `v` by `role` (see [`ROLES`]) where [`Self::is_unnamed_computed`].
+    pub fn name_computed(&mut self, v: ValueRef, role: &'static str) {
+        if self.is_unnamed_computed(v) {
+            self.node_mut(v.node).set_role(v.port, Some(role));
+        }
+    }
+
     pub fn node(&self, n: NodeIndex) -> &Node {
         &self.g[n]
     }

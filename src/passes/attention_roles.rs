@@ -55,11 +55,8 @@ fn roles_of(g: &Graph, s: NodeIndex) -> Option<Vec<(ValueRef, &'static str)>> {
     if !distinct {
         return None;
     }
-    let nameable = |v: &ValueRef| {
-        let p = g.node(v.node);
-        p.op != "Placeholder" && p.value.is_none() && p.role(v.port).is_none()
-    };
-    Some(sources.into_iter().zip(["q", "k", "v"]).filter(|(v, _)| nameable(v)).collect())
+    let named = sources.into_iter().zip(["q", "k", "v"]);
+    Some(named.filter(|(v, _)| g.is_unnamed_computed(*v)).collect())
 }
 
 /// `v` without the scalar factors it was made with.

@@ -69,12 +69,8 @@ pub fn fuse_attention(g: &mut Graph) -> Result<()> {
 fn name_operands(g: &mut Graph, n: NodeIndex) {
     let inputs = g.inputs(n);
     for (&v, role) in inputs.iter().zip(["q", "k", "v"]) {
-        let unnamed = {
-            let p = g.node(v.node);
-            p.role(v.port).is_none() && p.op != "Placeholder" && p.value.is_none()
-        };
-        if unnamed && g.use_count(v) == 1 {
-            g.node_mut(v.node).set_role(v.port, Some(role));
+        if g.use_count(v) == 1 {
+            g.name_computed(v, role);
         }
     }
 }
@@ -935,19 +931,12 @@ fn name_mask(g: &mut Graph, mask: ValueRef) {
             None
         };
         if let Some(padding) = padding {
-            name_value(g, mask, "bias");
-            name_value(g, padding, "mask");
+            g.name_computed(mask, "bias");
+            g.name_computed(padding, "mask");
             return;
         }
     }
-    name_value(g, mask, "mask");
-}
-
-fn name_value(g: &mut Graph, v: ValueRef, role: &'static str) {
-    let producer = g.node_mut(v.node);
-    if producer.role(v.port).is_none() && producer.op != "Placeholder" && producer.value.is_none() {
-        producer.set_role(v.port, Some(role));
-    }
+    g.name_computed(mask, "mask");
 }
 
 /// Whether `v` is rows of a trained table, laid out anew: an embedding's lookup.

@@ -43,8 +43,8 @@ pub fn fuse_rotary(g: &mut Graph) -> Result<()> {
             replace_with_fused(g, n, Fused::RotateEveryTwo, &[x]);
         } else if let Some((x, cos, sin)) = turned_pairs(g, v) {
             replace_with_fused(g, n, Fused::RotatePairs, &[x, cos, sin]);
-            name_table(g, cos, "cos");
-            name_table(g, sin, "sin");
+            g.name_computed(cos, "cos");
+            g.name_computed(sin, "sin");
         }
     }
     let adds: Vec<NodeIndex> =
@@ -68,26 +68,18 @@ pub fn fuse_rotary(g: &mut Graph) -> Result<()> {
                 }
             };
             replace_with_fused(g, n, layout, &[x, angles]);
-            name_table(g, angles, "angles");
+            g.name_computed(angles, "angles");
             if let Some(freqs) = doubled(g, angles) {
-                name_table(g, freqs, "freqs");
+                g.name_computed(freqs, "freqs");
             }
         } else if let Some((cos, sin)) = written_rotation(g, ValueRef { node: n, port: 0 }) {
             // A rotation left written out (its tables not `cos` and `sin` of angles the graph
             // shows: RoFormer's, each repeated per pair) still names them for what they are.
-            name_table(g, cos, "cos");
-            name_table(g, sin, "sin");
+            g.name_computed(cos, "cos");
+            g.name_computed(sin, "sin");
         }
     }
     Ok(())
-}
-
-/// Names the computed value `v` by its `role` unless a pass named it already.
-fn name_table(g: &mut Graph, v: ValueRef, role: &'static str) {
-    let producer = g.node_mut(v.node);
-    if producer.value.is_none() && producer.op != "Placeholder" && producer.role(v.port).is_none() {
-        producer.set_role(v.port, Some(role));
-    }
 }
 
 /// `f` where `angles` is `f` concatenated with itself (then reshaped), as Hugging Face's

@@ -13,9 +13,7 @@ pub fn name_logits(g: &mut Graph) -> Result<()> {
     let mut named: Vec<ValueRef> = Vec::new();
     for s in softmaxes {
         let Some(&scores) = g.inputs(s).first() else { continue };
-        let producer = g.node(scores.node);
-        let computed = producer.op != "Placeholder" && producer.value.is_none();
-        if computed && producer.role(scores.port).is_none() && g.outputs.contains(&scores) {
+        if g.is_unnamed_computed(scores) && g.outputs.contains(&scores) {
             named.push(scores);
         }
     }
