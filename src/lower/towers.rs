@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use heck::ToUpperCamelCase;
 
 use super::Span;
+use super::blocks::uncounted;
 use super::module::{Buffer, Layer, Module, Tower};
 use crate::py::names::{Scope, is_valid_class_name};
 use crate::py::{Assign, Expr, Ref, Stmt};
@@ -274,16 +275,6 @@ pub fn extract(
     }
     made.reverse();
     made
-}
-
-/// `stage` of `stage_1`, `universal_inverted_residual` of `universal_inverted_residual_1_2`:
-/// without the numbers that end it.
-fn uncounted(name: &str) -> &str {
-    let mut rest = name;
-    while let Some(kind) = super::blocks::kind_and_counter(rest) {
-        rest = kind;
-    }
-    rest
 }
 
 /// The tower a scope's attributes make, if they do (see the module's doc).

@@ -909,12 +909,7 @@ fn return_running_value(f: &mut Forward) {
     // Beside other values given back (T5's first layer's position bias: `return x, mask`),
     // unless one of them is `x` already, or the value carries on a stream it takes in
     // (`text_2` of `text`): a block of several streams keeps each stream's name.
-    let uncounted = |mut n: &str| {
-        while let Some(k) = super::kind_and_counter(n) {
-            n = k;
-        }
-        n.to_string()
-    };
+    let uncounted = super::uncounted;
     let stream = f.inputs.iter().any(|i| uncounted(i) == uncounted(&output));
     if output == "x"
         || (!f.extra_outputs.is_empty() && stream)

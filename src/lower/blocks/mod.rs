@@ -175,6 +175,16 @@ pub(super) fn kind_and_counter(name: &str) -> Option<&str> {
     (!kind.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then_some(kind)
 }
 
+/// `stage` of `stage_1`, `universal_inverted_residual` of `universal_inverted_residual_1_2`:
+/// without the numbers that end it.
+pub(super) fn uncounted(name: &str) -> &str {
+    let mut rest = name;
+    while let Some(kind) = kind_and_counter(rest) {
+        rest = kind;
+    }
+    rest
+}
+
 /// An unnamed layer as [`is_auto_named`] says, or the first of its kind, which Keras names
 /// without a counter (`average_pooling2d`).
 fn is_unnamed_layer(scope: &str) -> bool {
