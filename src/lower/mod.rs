@@ -32,7 +32,7 @@ pub use module::Module;
 
 use crate::error::{Error, Result, UntranslatedOp};
 use crate::ir::attrs::CHANNELS_LAST;
-use crate::ir::fused::{COND, LOOP};
+use crate::ir::fused::{COND, Fused, LOOP};
 use crate::ir::{Graph, ValueRef};
 use crate::ops::contract::{Ctx, Layout, TranslateError, Val};
 use crate::py::names::{Scope, identifier};
@@ -375,8 +375,8 @@ impl<'a> Lowerer<'a> {
         }
     }
 
-    /// The name of the model input `v` only adds axes of size one to, drops them from, or
-    /// casts, if it is one (a reshape makes something else of it).
+    /// The name of the model input (or `causal_mask`, for the causal mask) `v` only adds axes of size one to, drops them from, or casts, if it is one (a
+    /// reshape makes something else of it).
     fn relaid_input(&self, v: ValueRef) -> Option<String> {
         let node = self.graph.node(v.node);
         let layout = ["ExpandDims", "Squeeze", "Cast"];
@@ -384,6 +384,9 @@ impl<'a> Lowerer<'a> {
             return None;
         }
         let source = *self.graph.inputs(v.node).first()?;
+        if matches!(self.graph.node(source.node).fused, Some(Fused::CausalMask)) {
+            return Some("causal_mask".to_string());
+        }
         if !self.graph.inputs.contains(&source) {
             return None;
         }
@@ -394,9 +397,15 @@ impl<'a> Lowerer<'a> {
     }
 
     /// Whether `hint`, the name node `n` gives its value, is TF's default for the op alone
-    /// (`ExpandDims` → `expand_dims`; `ConcatV2` → `concat`; `AddV2` → `add`).
+    /// (`ExpandDims` → `expand_dims`; `ConcatV2` → `concat`; `AddV2` → `add`), TF's
+    /// uniquifying counter aside (`ExpandDims_2`).
     fn named_after_op(&self, n: NodeIndex, hint: &str) -> bool {
         let (op, hint) = (identifier(&self.graph.node(n).op), identifier(hint));
+        let counted = |h: &str| h.bytes().all(|b| b.is_ascii_digit()) && !h.is_empty();
+        let hint = match hint.rsplit_once('_') {
+            Some((base, n)) if counted(n) && !counted(base) => base.to_string(),
+            _ => hint,
+        };
         let unversioned = op
             .rsplit_once("_v")
             .filter(|(_, v)| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()));

@@ -273,7 +273,7 @@ fn last_axis_strided(g: &Graph, v: ValueRef) -> Option<(ValueRef, i64, Option<i6
 }
 
 /// `(x, half)` when `first` and `second` are the two equal halves of `x`'s last axis.
-fn halves(g: &Graph, first: ValueRef, second: ValueRef) -> Option<ValueRef> {
+pub(super) fn halves(g: &Graph, first: ValueRef, second: ValueRef) -> Option<ValueRef> {
     // Hugging Face's `x[..., : d // 2]` and `x[..., d // 2 :]`.
     if let (Some((x, 0, Some(h))), Some((x2, h2, stop))) =
         (last_axis_slice(g, first), last_axis_slice(g, second))

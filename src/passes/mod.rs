@@ -34,6 +34,7 @@ mod pattern;
 mod prune;
 mod rnn;
 mod shape_n;
+mod shared_feature_order;
 mod simplify;
 mod sizes;
 mod tables;
@@ -63,7 +64,7 @@ pub fn run_all(g: &mut Graph) -> Result<()> {
 type Pass = fn(&mut Graph) -> Result<()>;
 
 /// After recurrent layers are fused (see [`run_observed`]).
-const LATE: [(&str, Pass); 30] = [
+const LATE: [(&str, Pass); 31] = [
     ("simplify", simplify),
     ("prune", prune),
     ("fuse_bidirectional", fuse_bidirectional::fuse_bidirectional),
@@ -87,6 +88,7 @@ const LATE: [(&str, Pass); 30] = [
     ("select_by_masks", mask_blend::select_by_masks),
     ("fuse_grouped_attention", fuse_grouped_attention::fuse_grouped_attention),
     ("fuse_attention", fuse_attention::fuse_attention),
+    ("drop_shared_feature_order", shared_feature_order::drop_shared_feature_order),
     // Only what is still read is compared (a fusion leaves the nodes it replaced).
     ("prune", prune),
     ("name_attention_operands", attention_roles::name_attention_operands),

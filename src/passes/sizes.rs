@@ -325,6 +325,20 @@ impl SizeForest {
                     .then_some((inputs[0], axis))
             }
             "StridedSlice" => self.strided_slice_axis(g, out, axis),
+            // A reduction keeps the axes it does not reduce (Gemma's fully masked rows:
+            // `mask.all(2, keepdim=True)`).
+            "Sum" | "Mean" | "Max" | "Min" | "Prod" | "All" | "Any" => {
+                let r = input_rank(0)?;
+                let reduced: Vec<usize> =
+                    constant(1)?.into_iter().map(|a| normalized(a, r)).collect::<Option<_>>()?;
+                let kept = (0..r).filter(|a| !reduced.contains(a));
+                let from = if node.attr_bool_or("keep_dims", false).ok()? {
+                    (r == rank && !reduced.contains(&axis)).then_some(axis)?
+                } else {
+                    kept.clone().nth(axis).filter(|_| kept.count() == rank)?
+                };
+                Some((inputs[0], from))
+            }
             _ => None,
         }
     }
@@ -336,14 +350,12 @@ impl SizeForest {
         let node = g.node(out.node);
         let inputs = g.inputs(out.node);
         let mask = |name: &str| node.attr_int_or(name, 0).ok();
-        if mask("new_axis_mask")? != 0 {
-            return None;
-        }
-        let (begin_mask, end_mask, shrink, ellipsis) = (
+        let (begin_mask, end_mask, shrink, ellipsis, new_axis) = (
             mask("begin_mask")?,
             mask("end_mask")?,
             mask("shrink_axis_mask")?,
             mask("ellipsis_mask")?,
+            mask("new_axis_mask")?,
         );
         // Entry `j` of spec vector `i`, constant or partly known (a begin built by `Pack`).
         let entry = |i: usize, j: usize| -> Option<Option<i64>> {
@@ -360,31 +372,31 @@ impl SizeForest {
         };
         let input_rank = g.info(*inputs.first()?).shape?.len();
         let bit = |m: i64, j: usize| j < 63 && (m >> j) & 1 == 1;
-        // The spec entry of each input axis; `None` where an ellipsis or the end of the spec
-        // takes it whole.
-        let spec_of = |from: usize| -> Option<Option<usize>> {
-            if ellipsis == 0 {
-                return Some((from < spec_len).then_some(from));
-            }
-            let at = ellipsis.trailing_zeros() as usize;
-            if ellipsis.count_ones() != 1 || at >= spec_len {
-                return None;
-            }
-            let covered = (input_rank + 1).checked_sub(spec_len)?;
-            Some(match from {
-                f if f < at => Some(f),
-                f if f < at + covered => None,
-                f => Some(f + 1 - covered),
-            })
-        };
-        let mut kept = Vec::with_capacity(input_rank);
-        for from in 0..input_rank {
-            let j = spec_of(from)?;
-            if !j.is_some_and(|j| bit(shrink, j)) {
-                kept.push((from, j));
+        if ellipsis.count_ones() > 1 || ellipsis & new_axis != 0 {
+            return None;
+        }
+        // Each output axis: the input axis it comes from and the spec entry that takes it
+        // (`None`: an ellipsis or the end of the spec takes it whole), or nothing for a new
+        // axis of size 1 (`x[:, None]`).
+        let named = (0..spec_len).filter(|&j| !bit(new_axis, j) && !bit(ellipsis, j)).count();
+        let covered = input_rank.checked_sub(named)?;
+        let mut outs: Vec<Option<(usize, Option<usize>)>> = Vec::with_capacity(input_rank + 1);
+        let mut from = 0;
+        for j in 0..spec_len {
+            if bit(new_axis, j) {
+                outs.push(None);
+            } else if bit(ellipsis, j) {
+                outs.extend((from..from + covered).map(|f| Some((f, None))));
+                from += covered;
+            } else {
+                if !bit(shrink, j) {
+                    outs.push(Some((from, Some(j))));
+                }
+                from += 1;
             }
         }
-        let (from, j) = *kept.get(axis)?;
+        outs.extend((from..input_rank).map(|f| Some((f, None))));
+        let (from, j) = (*outs.get(axis)?)?;
         let whole = match j {
             None => true,
             Some(j) => {
@@ -494,5 +506,31 @@ mod tests {
         assert_eq!(f.root((tail, 0)), (x, 0));
         assert_eq!(f.root((stacked, 2)), (x, 1));
         assert_eq!(f.root((stacked, 1)), (stacked, 1));
+    }
+
+    /// Gemma's mask of fully masked rows, `mask.all(2, keepdim=True)[:, :, :, None]`, has the
+    /// mask's batch and length: a reduction keeps the axes it does not reduce (with or
+    /// without `keep_dims`), and a slice adding an axis keeps the others.
+    #[test]
+    fn lengths_pass_through_reductions_and_new_axes() {
+        let mut g = TestGraph::new();
+        let x = g.typed_input("x", &[-1, -1, -1], crate::tensor::DType::Bool);
+        let two = g.constant("two", int_tensor(&[1], &[2]));
+        let kept = g.op("kept", "All", &[x, two], &[("keep_dims", boolean(true))]);
+        let one = g.constant("one", int_tensor(&[1], &[1]));
+        let dropped = g.op("dropped", "Any", &[x, one], &[]);
+        let spec = |g: &mut TestGraph, name: &str, v: &[i64]| g.constant(name, int_tensor(&[4], v));
+        let (b, e, s) =
+            (spec(&mut g, "b", &[0; 4]), spec(&mut g, "e", &[0; 4]), spec(&mut g, "s", &[1; 4]));
+        let masks = [("begin_mask", int(7)), ("end_mask", int(7)), ("new_axis_mask", int(8))];
+        let widened = g.op("widened", "StridedSlice", &[kept, b, e, s], &masks);
+        let mut graph = g.build(&[widened, dropped]);
+        fold_and_infer(&mut graph).expect("infer");
+        let f = SizeForest::build(&graph);
+        assert_eq!(f.root((kept, 1)), (x, 1));
+        assert_eq!(f.root((dropped, 1)), (x, 2));
+        assert_eq!(f.root((widened, 0)), (x, 0));
+        assert_eq!(f.root((widened, 1)), (x, 1));
+        assert_eq!(graph.info(widened).shape.map(|s| s.len()), Some(4));
     }
 }

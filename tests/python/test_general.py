@@ -496,10 +496,18 @@ def test_attention_with_a_group_axis_is_grouped_query_attention(tmp_path):
     code = (out / "model.py").read_text()
     assert "F.softmax" not in code and "abcde" not in code, code
     # The padding mask every layer reads, only given an axis, keeps the input's name (in the
-    # layer's signature too), not the op's (`expand_dims`).
+    # layer's signature too), not the op's (`expand_dims`); so does the causal mask.
     assert "padding_mask_2 = padding_mask.unsqueeze(1)" in code and "expand_dims" not in code, code
-    assert "def forward(self, inputs: torch.Tensor, padding_mask: torch.Tensor)" in code, code
+    assert "causal_mask = x.unsqueeze(0)" in code, code
+    assert "causal_mask: torch.Tensor,\n        padding_mask: torch.Tensor," in code, code
     assert "F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True)" in code, code
+    # Gemma interleaves the halves of each head of q and of k after the rotary embedding,
+    # which leaves q·k as it was: not written out (`torch.stack`, a reshape back).
+    assert "torch.stack" not in code and "q = apply_rotary(x, angles).permute(0, 2, 1, 3)" in code
+    # The rotary angles are computed once, before the layers (not in each layer, from its own
+    # input's length: the layers' lengths are one through their fully masked rows' `all`).
+    assert code.count("inv_freq") == 2 and "for block in self.decoder_blocks:" in code, code
+    assert "h = block(h, angles, causal_mask, padding_mask_2)" in code, code
 
 
 def test_grouped_matmuls_are_grouped_query_attention(tmp_path):
