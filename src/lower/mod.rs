@@ -529,6 +529,8 @@ impl<'a> Lowerer<'a> {
         let heads = towers::Heads::new(&self.module, &self.spans);
         self.summary.blocks =
             blocks::extract(&mut self.module, &mut stmts, &self.spans, &outs, &self.locals);
+        let nested = blocks::nested::extract(&mut self.module);
+        self.summary.blocks.extend(nested);
         self.hint_block_tensors(&stmts);
         let units = blocks::units::extract(&mut self.module, &mut stmts, &outs);
         self.summary.blocks.extend(units);

@@ -16,7 +16,7 @@ DECODERS = ["keras_hub_gpt2", "keras_hub_llama", "keras_hub_gemma", "keras_hub_g
 DECODERS += ["keras_hub_esm2"]
 DECODERS += ["keras_hub_falcon", "keras_hub_smollm3", "keras_hub_dinov3", "keras_hub_t5", "keras_hub_bloom"]
 DECODERS += ["keras_hub_albert", "keras_hub_roformer_v2", "keras_hub_vit", "keras_hub_hgnetv2", "keras_hub_flux"]
-DECODERS += ["keras_hub_mmdit", "keras_hub_moonshine", "keras_hub_siglip"]
+DECODERS += ["keras_hub_mmdit", "keras_hub_moonshine", "keras_hub_siglip", "keras_hub_qwen_moe"]
 DYNAMIC = ["dyn_class_token", "dyn_reshape", "dyn_fill_pack", "dyn_data_sizes", "dyn_resize_like", "dyn_pad_slice", "dyn_upsample", "dtypes_kept", "any_size_mobilenet"]
 DYNAMIC += ["keras_mobilenet_v3_small", "keras_nasnet_mobile", "audio_features"]
 DYNAMIC += ["seq2seq_attention", "keras_channels_first", "dyn_pools", "dyn_tcn", "single_head_attention"]
@@ -116,6 +116,28 @@ def test_projections_are_linear_layers_whatever_the_kernel_layout(tmp_path):
     for name in ("query", "key", "value"):
         assert f"self.attention_{name} = nn.Linear(32, " in code, code
     assert '"abc,dce->abde"' not in code, code
+
+
+def test_a_mixture_of_experts_is_a_class_of_its_own(tmp_path):
+    """Qwen-MoE's sparse mixture of experts (router, top-k experts, shared expert) is a class
+    nested in the transformer layer's, as Hugging Face nests it, not twenty statements among
+    the attention's with its scope on every layer's name (parity: the decoder test)."""
+    out = tmp_path / "out"
+    run_cli("convert", source("keras_hub_qwen_moe"), "-o", out)
+    code = (out / "model.py").read_text()
+    assert "class QwenSparseMoeBlock(nn.Module):" in code, code
+    assert "self.qwen_sparse_moe_block = QwenSparseMoeBlock()" in code, code
+    assert "x = self.qwen_sparse_moe_block(x)" in code, code
+    assert "self.shared_expert_gate_dense = nn.Linear(32, 1, bias=False)" in code, code
+    assert "self.qwen_sparse_moe_block_" not in code, code
+    assert code.index("class QwenSparseMoeBlock") < code.index("class TransformerLayer"), code
+    assert "def forward(self, h: torch.Tensor) -> torch.Tensor:" in code, code
+    # The weights sit under the nested instance, in the layers' list.
+    from safetensors.numpy import load_file
+
+    keys = load_file(str(out / "model.safetensors"))
+    assert "transformer_layers.1.qwen_sparse_moe_block.experts" in keys, sorted(keys)
+    assert "transformer_layers.0.qwen_sparse_moe_block.sparse_feedforward_gate_dense.weight" in keys
 
 
 def test_llama_norms_are_rms_norm_layers(tmp_path):

@@ -21,6 +21,7 @@ mod class;
 mod hoist;
 mod layouts;
 mod naming;
+pub mod nested;
 mod runs;
 pub mod stacks;
 pub mod units;

@@ -1,0 +1,400 @@
+//! Composite layers inside a block class, as classes of their own: Mixtral's
+//! `MixtralSparseMoeBlock` inside each transformer layer. Its layers would otherwise carry
+//! its whole scope in the layer's class (`self.mixtral_sparse_moe_block_sparse_feedforward_
+//! gate_dense`, `self.qwen_sparse_moe_block_shared_expert_dense_feedforward_output_dense`)
+//! and its twenty statements would sit among the attention's. Hugging Face nests it
+//! (`self.block_sparse_moe = MixtralSparseMoeBlock(config)`), and so do we:
+//!
+//! ```python
+//! class MixtralSparseMoeBlock(nn.Module):
+//!     def __init__(self):
+//!         ...
+//!         self.sparse_feedforward_gate_dense = nn.Linear(32, 4, bias=False)
+//!         self.experts = nn.Parameter(torch.empty((4, 32, 64), dtype=torch.float32))
+//!
+//!     def forward(self, h):
+//!         ...
+//!
+//! class TransformerLayer(nn.Module):
+//!     ...
+//!     x = self.mixtral_sparse_moe_block(h)
+//! ```
+//!
+//! A composite layer is a group of the class's layers (and buffers) whose names begin with
+//! the same words, the rest of each naming a layer of its own (not a number), some of them
+//! long ([`NESTED_NAME`]): a layer whose name is short (a transformer's
+//! `self_attention_query`) stays where it is, as people write attention. Its statements are
+//! those that call its layers and what lies between, with what only they read before them
+//! and what they leave to give back one value after them; they read no other layer of the
+//! class. The layers' weights move under the instance
+//! (`transformer_layer_0.mixtral_sparse_moe_block.experts`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use heck::ToUpperCamelCase;
+
+use super::{MAX_INPUTS, MIN_ALONE_STATEMENTS, uncounted};
+use crate::lower::module::{BlockClass, Layer, Module};
+use crate::py::names::is_valid_class_name;
+use crate::py::{Assign, Expr, Ref};
+
+/// A composite layer whose members' names in its class reach this length is a class of its
+/// own: a transformer's attention (`self_attention_layer_attention_output`, 37 characters)
+/// reads as people write it spelled out in the layer, a mixture of experts
+/// (`mixtral_sparse_moe_block_sparse_feedforward_gate_dense`, 52) does not.
+const NESTED_NAME: usize = 45;
+
+/// Composite layers moved out of one class, at most.
+const MAX_PER_CLASS: usize = 4;
+
+/// A composite layer of class `class`: its name (the words its members share), its members
+/// (layers and buffers) and statements.
+struct Composite {
+    prefix: String,
+    members: BTreeSet<String>,
+    stmts: std::ops::Range<usize>,
+    inputs: Vec<String>,
+    output: String,
+}
+
+/// Moves composite layers of block classes into classes of their own; returns (class,
+/// instance count) pairs.
+pub fn extract(module: &mut Module) -> Vec<(String, usize)> {
+    let mut report: Vec<(String, usize)> = Vec::new();
+    let mut nested_classes = Vec::new();
+    let count = module.classes.len();
+    // A name two classes' composites would both take is neither's: the two differ (one
+    // attends within windows, the other globally), and one nested beside one spelled out
+    // would read as if they did not.
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for class in &module.classes {
+        if let Some(found) =
+            (!class.unit && class.optional.is_empty()).then(|| composite(class)).flatten()
+        {
+            *seen.entry(uncounted(&found.prefix).to_upper_camel_case()).or_default() += 1;
+        }
+    }
+    for k in 0..count {
+        // A class may hold several (Qwen3-MoE's attention and its experts), each its own.
+        for _ in 0..MAX_PER_CLASS {
+            let class = &module.classes[k];
+            if class.unit || !class.optional.is_empty() {
+                break;
+            }
+            let Some(found) = composite(class) else { break };
+            let name = uncounted(&found.prefix).to_upper_camel_case();
+            let taken = module.classes.iter().chain(nested_classes.iter().map(|(_, c)| c));
+            let taken = taken.map(|c| c.name.as_str()).any(|c| c == name);
+            let torch = crate::py::names::is_torch_layer_class(&name);
+            let shared = seen.get(&name).is_some_and(|&n| n > 1);
+            if taken || shared || module.class_name == name || !is_valid_class_name(&name) || torch
+            {
+                break;
+            }
+            let nested = nest(module, k, &found, &name);
+            let outer = &module.classes[k].name;
+            report.push((name, module.layers.iter().filter(|l| calls(l, outer)).count()));
+            nested_classes.push((k, nested));
+        }
+    }
+    // Each before the class that uses it, in the order they were found.
+    for (k, nested) in nested_classes.into_iter().rev() {
+        module.classes.insert(k, nested);
+    }
+    report
+}
+
+/// Whether layer `l` is an instance of class `class`.
+fn calls(l: &Layer, class: &str) -> bool {
+    matches!(&l.ctor, Expr::Call(c) if c.func.as_name() == Some(class))
+}
+
+/// The class's composite layer, if it has one (the largest, where several would do).
+fn composite(class: &BlockClass) -> Option<Composite> {
+    let names: Vec<&str> = class
+        .layers
+        .iter()
+        .map(|l| l.name.as_str())
+        .chain(class.buffers.iter().map(|b| b.name.as_str()))
+        .collect();
+    // Each prefix of words, with the members it groups; the longest prefix of each group.
+    let mut groups: BTreeMap<BTreeSet<&str>, &str> = BTreeMap::new();
+    for name in &names {
+        for (cut, _) in name.match_indices('_') {
+            let prefix = &name[..cut];
+            let members: BTreeSet<&str> = names
+                .iter()
+                .copied()
+                .filter(|n| {
+                    n.strip_prefix(prefix)
+                        .and_then(|r| r.strip_prefix('_'))
+                        .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_lowercase()))
+                })
+                .collect();
+            if members.len() < 2 || members.len() == names.len() || names.contains(&prefix) {
+                continue;
+            }
+            let slot = groups.entry(members).or_insert(prefix);
+            if prefix.len() > slot.len() {
+                *slot = prefix;
+            }
+        }
+    }
+    let mut candidates: Vec<(BTreeSet<&str>, &str)> = groups
+        .into_iter()
+        .filter(|(members, _)| members.iter().any(|n| n.len() > NESTED_NAME))
+        .collect();
+    candidates.sort_by_key(|(members, prefix)| (std::cmp::Reverse(members.len()), *prefix));
+    // Not one of two sibling layers of a kind (Moonshine's cross-attention beside its
+    // self-attention, `moonshine_multi_head_attention_1_2` and `moonshine_multi_head_attention`):
+    // both or neither would be classes.
+    let sibling = |members: &BTreeSet<&str>, prefix: &str| {
+        let kind = format!("{}_", uncounted(prefix));
+        names.iter().any(|n| !members.contains(n) && n.starts_with(&kind))
+    };
+    candidates.retain(|(members, prefix)| !sibling(members, prefix));
+    candidates.into_iter().find_map(|(members, prefix)| {
+        let members: BTreeSet<String> = members.into_iter().map(String::from).collect();
+        statements(class, prefix, members)
+    })
+}
+
+/// The composite layer of `members`, where its statements can move into a class.
+fn statements(class: &BlockClass, prefix: &str, members: BTreeSet<String>) -> Option<Composite> {
+    // Built alike by every instance: no constructor reads a class parameter.
+    let fixed = class.layers.iter().filter(|l| members.contains(&l.name)).all(|l| {
+        l.ctor
+            .names()
+            .iter()
+            .all(|n| is_module(n) || n.starts_with(|c: char| c.is_ascii_uppercase()))
+    }) && class
+        .buffers
+        .iter()
+        .filter(|b| members.contains(&b.name))
+        .all(|b| b.shape.iter().all(|d| d.as_int().is_some()));
+    if !fixed {
+        return None;
+    }
+    let body = &class.body;
+    let reads = |s: &Assign| -> (bool, bool) {
+        let attrs = s.value.self_attrs();
+        (attrs.iter().any(|a| members.contains(*a)), attrs.iter().any(|a| !members.contains(*a)))
+    };
+    let own: Vec<usize> = (0..body.len()).filter(|&i| reads(&body[i]).0).collect();
+    let (&first, &last) = (own.first()?, own.last()?);
+    if (first..=last).any(|i| reads(&body[i]).1) {
+        return None;
+    }
+    let returned: Vec<&str> = std::iter::once(class.output.as_str())
+        .chain(class.extra_outputs.iter().map(String::as_str))
+        .collect();
+    let (mut a, mut b) = (first, last + 1);
+    // Before: what only the composite reads.
+    while a > 0 && !reads(&body[a - 1]).1 {
+        let (_, now) = interface(body, a, b, &returned);
+        let (_, wider) = interface(body, a - 1, b, &returned);
+        if wider.len() > now.len() {
+            break;
+        }
+        a -= 1;
+    }
+    // After: until it gives back one value, then what reads only that and its inputs.
+    while interface(body, a, b, &returned).1.len() > 1 && b < body.len() && !reads(&body[b]).1 {
+        b += 1;
+    }
+    loop {
+        let (inputs, live) = interface(body, a, b, &returned);
+        let Some(next) = body.get(b).filter(|s| !reads(s).1 && live.len() == 1) else { break };
+        let own: BTreeSet<&str> = inputs.iter().chain(&live).map(String::as_str).collect();
+        let names = next.value.names();
+        let called = next.value.called_names();
+        if !names
+            .iter()
+            .all(|n| *n == "self" || own.contains(n) || is_module(n) || called.contains(n))
+        {
+            break;
+        }
+        if interface(body, a, b + 1, &returned).1.len() != 1 {
+            break;
+        }
+        b += 1;
+    }
+    let (inputs, live) = interface(body, a, b, &returned);
+    let [output] = live.as_slice() else { return None };
+    let worth = b - a >= MIN_ALONE_STATEMENTS;
+    (worth && inputs.len() <= MAX_INPUTS).then(|| Composite {
+        prefix: prefix.to_string(),
+        members,
+        stmts: a..b,
+        inputs,
+        output: output.clone(),
+    })
+}
+
+/// `torch`, `F`, `nn`: names every body reads, no value of its own.
+fn is_module(name: &str) -> bool {
+    matches!(name, "torch" | "F" | "nn")
+}
+
+/// What statements `a..b` of `body` read from before them (in order of first read), and
+/// which of their values is read after them (or returned).
+fn interface(body: &[Assign], a: usize, b: usize, returned: &[&str]) -> (Vec<String>, Vec<String>) {
+    let mut bound: BTreeSet<&str> = BTreeSet::new();
+    let mut inputs: Vec<String> = Vec::new();
+    for s in &body[a..b] {
+        // A function the file defines (`top_k`, `apply_rotary`) is no value either.
+        let called = s.value.called_names();
+        for n in s.value.names() {
+            let value = n != "self" && !is_module(n) && !called.contains(&n);
+            if value && !bound.contains(n) && !inputs.iter().any(|i| i == n) {
+                inputs.push(n.to_string());
+            }
+        }
+        bound.extend(s.target.bound_names());
+    }
+    // A value bound in the range is live where a later statement reads it before binding
+    // it again, or the class returns it.
+    let mut live: Vec<String> = Vec::new();
+    for name in &bound {
+        let mut read = returned.contains(name);
+        for s in &body[b..] {
+            if s.value.names().contains(name) {
+                read = true;
+                break;
+            }
+            if s.target.bound_names().contains(name) {
+                read = false;
+                break;
+            }
+        }
+        if read || (b == body.len() && returned.contains(name)) {
+            live.push(name.to_string());
+        }
+    }
+    (inputs, live)
+}
+
+/// The nested class for `found` in class `k`, which calls an instance of it instead; the
+/// weights' keys move under the instance.
+fn nest(module: &mut Module, k: usize, found: &Composite, name: &str) -> BlockClass {
+    let prefix = format!("{}_", found.prefix);
+    let local = |n: &str| n.strip_prefix(&prefix).map(str::to_string);
+    let outer = &mut module.classes[k];
+    let at = outer.layers.iter().position(|l| found.members.contains(&l.name)).unwrap_or(0);
+    let layers: Vec<Layer> = outer
+        .layers
+        .iter()
+        .filter(|l| found.members.contains(&l.name))
+        .map(|l| Layer { name: local(&l.name).unwrap_or_default(), ctor: l.ctor.clone() })
+        .collect();
+    let buffers = outer
+        .buffers
+        .iter()
+        .filter(|b| found.members.contains(&b.name))
+        .map(|b| crate::lower::module::Buffer {
+            name: local(&b.name).unwrap_or_default(),
+            ..b.clone()
+        })
+        .collect();
+    let body: Vec<Assign> = outer.body[found.stmts.clone()]
+        .iter()
+        .map(|s| {
+            let value = s.value.renamed(&|r| match r {
+                Ref::SelfAttr(a) => local(a).map(|l| Expr::self_attr(&l)),
+                Ref::Var(_) => None,
+            });
+            Assign::new(s.target.clone(), value)
+        })
+        .collect();
+    // Values named after the composite's scope (`mixtral_sparse_moe_block_3`) say nothing
+    // inside it.
+    let temporaries: BTreeSet<String> = body
+        .iter()
+        .flat_map(|s| s.target.bound_names())
+        .filter(|n| *n == found.prefix || n.starts_with(&prefix))
+        .map(String::from)
+        .collect();
+    // An input named after the outer class's layer that made it (`feedforward_layernorm`) is
+    // `h` inside, as a norm's output is.
+    let outer_layers: BTreeSet<&str> = outer.layers.iter().map(|l| l.name.as_str()).collect();
+    let used: BTreeSet<&str> = body
+        .iter()
+        .flat_map(|s| s.value.names().into_iter().chain(s.target.bound_names()))
+        .collect();
+    let bound: BTreeSet<&str> = body.iter().flat_map(|s| s.target.bound_names()).collect();
+    let renamed = found
+        .inputs
+        .iter()
+        .find(|i| outer_layers.contains(i.as_str()) && !bound.contains(i.as_str()));
+    let (inputs, body) = match renamed.filter(|_| !used.contains("h")) {
+        Some(old) => {
+            let to_h = |r: Ref<'_>| (r == Ref::Var(old)).then(|| Expr::name("h"));
+            let body = body
+                .iter()
+                .map(|s| Assign::new(s.target.clone(), s.value.renamed(&to_h)))
+                .collect();
+            let inputs =
+                found.inputs.iter().map(|i| if i == old { "h".to_string() } else { i.clone() });
+            (inputs.collect(), body)
+        }
+        None => (found.inputs.clone(), body),
+    };
+    // A layer's output is a tensor; so is what a composite of tensors gives back.
+    let tensor_inputs: Vec<bool> = inputs.iter().map(|i| i == "h" && renamed.is_some()).collect();
+    let tensor_output = tensor_inputs.iter().all(|t| *t);
+    // The instance is named without Keras' counters where that name is free in the class
+    // (`moonshine_multi_head_attention`, not `moonshine_multi_head_attention_1_2`).
+    let short = uncounted(&found.prefix);
+    let free = |n: &str| {
+        !outer.layers.iter().any(|l| l.name == n) && !outer.buffers.iter().any(|b| b.name == n)
+    };
+    let free = free(short)
+        && !outer.attributes.iter().any(|a| a == short)
+        && !outer.params.iter().any(|p| p.name == short);
+    let instance_name = if free { short.to_string() } else { found.prefix.clone() };
+    let call = Assign::new(
+        Expr::name(&found.output),
+        Expr::self_attr(&instance_name)
+            .called(found.inputs.iter().map(Expr::name).collect(), vec![]),
+    );
+    outer.body.splice(found.stmts.clone(), [call]);
+    outer.layers.retain(|l| !found.members.contains(&l.name));
+    outer.buffers.retain(|b| !found.members.contains(&b.name));
+    let instance =
+        Layer { name: instance_name.clone(), ctor: Expr::name(name).called(vec![], vec![]) };
+    outer.layers.insert(at.min(outer.layers.len()), instance);
+    let outer_name = outer.name.clone();
+    // Each instance's weights, under the composite's instance.
+    let instances: Vec<String> = module
+        .layers
+        .iter()
+        .filter(|l| calls(l, &outer_name))
+        .map(|l| format!("{}.", l.name))
+        .collect();
+    for (key, _) in &mut module.weights {
+        let Some(inst) = instances.iter().find(|i| key.starts_with(i.as_str())) else { continue };
+        let rest = &key[inst.len()..];
+        let (member, tail) = rest.split_once('.').map_or((rest, ""), |(m, t)| (m, t));
+        if found.members.contains(member) {
+            let moved = local(member).unwrap_or_default();
+            let dot = if tail.is_empty() { "" } else { "." };
+            *key = format!("{inst}{instance_name}.{moved}{dot}{tail}");
+        }
+    }
+    BlockClass {
+        name: name.to_string(),
+        params: Vec::new(),
+        layers,
+        buffers,
+        body,
+        optional: Vec::new(),
+        attributes: Vec::new(),
+        tensor_inputs,
+        inputs,
+        output: found.output.clone(),
+        extra_outputs: Vec::new(),
+        tensor_output,
+        temporaries,
+        unit: false,
+    }
+}
