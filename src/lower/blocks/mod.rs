@@ -2938,6 +2938,63 @@ mod tests {
         g.op(&format!("m/{scope}/MatMul"), "MatMul", &[x, w], &[])
     }
 
+    /// A composite layer in each block whose layers' names in the block's class would be long
+    /// (a mixture of experts) is a class nested in the block's, its weights under the
+    /// instance; the block's own short-named layer stays in it.
+    #[test]
+    fn a_long_named_composite_layer_in_a_block_is_a_nested_class() {
+        let mut g = TestGraph::new();
+        let mut x = g.input("x", &[-1, 8]);
+        for b in 0..3 {
+            let scope = format!("layer_{b}");
+            let h = dense(&mut g, x, &format!("{scope}/input_projection"));
+            let moe = format!("{scope}/sparse_mixture_of_experts_block");
+            let gate = dense(&mut g, h, &format!("{moe}/gate_projection_dense"));
+            let gate = g.op(&format!("m/{moe}/Relu"), "Relu", &[gate], &[]);
+            let up = dense(&mut g, h, &format!("{moe}/up_projection_dense"));
+            let y = g.op(&format!("m/{moe}/mul"), "Mul", &[gate, up], &[]);
+            let y = g.op(&format!("m/{moe}/Tanh"), "Tanh", &[y], &[]);
+            let y = dense(&mut g, y, &format!("{moe}/down_projection_dense"));
+            let y = g.op(&format!("m/{moe}/Sigmoid"), "Sigmoid", &[y], &[]);
+            x = g.op(&format!("m/{scope}/add"), "AddV2", &[x, y], &[]);
+        }
+        assert_snapshot!(g.lower(&[x]), @"
+        class SparseMixtureOfExpertsBlock():
+          self.gate_projection_dense = nn.Linear(8, 8, bias=False)
+          self.up_projection_dense = nn.Linear(8, 8, bias=False)
+          self.down_projection_dense = nn.Linear(8, 8, bias=False)
+          h = F.relu(self.gate_projection_dense(x)) * self.up_projection_dense(x)
+          h = torch.tanh(h)
+          h = self.down_projection_dense(h)
+          h = torch.sigmoid(h)
+          return h (from x)
+        class Layer():
+          self.input_projection = nn.Linear(8, 8, bias=False)
+          self.sparse_mixture_of_experts_block = SparseMixtureOfExpertsBlock()
+          input_projection = self.input_projection(x)
+          h = self.sparse_mixture_of_experts_block(input_projection)
+          x = x + h
+          return x (from x)
+        self.layers = nn.ModuleList([Layer() for _ in range(3)])
+        # layers.0.input_projection.weight: [8, 8]
+        # layers.0.sparse_mixture_of_experts_block.gate_projection_dense.weight: [8, 8]
+        # layers.0.sparse_mixture_of_experts_block.up_projection_dense.weight: [8, 8]
+        # layers.0.sparse_mixture_of_experts_block.down_projection_dense.weight: [8, 8]
+        # layers.1.input_projection.weight: [8, 8]
+        # layers.1.sparse_mixture_of_experts_block.gate_projection_dense.weight: [8, 8]
+        # layers.1.sparse_mixture_of_experts_block.up_projection_dense.weight: [8, 8]
+        # layers.1.sparse_mixture_of_experts_block.down_projection_dense.weight: [8, 8]
+        # layers.2.input_projection.weight: [8, 8]
+        # layers.2.sparse_mixture_of_experts_block.gate_projection_dense.weight: [8, 8]
+        # layers.2.sparse_mixture_of_experts_block.up_projection_dense.weight: [8, 8]
+        # layers.2.sparse_mixture_of_experts_block.down_projection_dense.weight: [8, 8]
+        ---
+        for layer in self.layers:
+            x = layer(x)
+        return x
+        ");
+    }
+
     /// A model of numbered layers that occurs once (Gemma3n's `text_model` around
     /// `decoder_block_0` and `decoder_block_1`, which differ) is no class: its layers are.
     #[test]

@@ -315,7 +315,7 @@ fn nest(module: &mut Module, k: usize, found: &Composite, name: &str) -> BlockCl
         .map(String::from)
         .collect();
     // An input named after the outer class's layer that made it (`feedforward_layernorm`) is
-    // `h` inside, as a norm's output is.
+    // `h` inside, as a norm's output is (or `x`, where the body uses `h`).
     let outer_layers: BTreeSet<&str> = outer.layers.iter().map(|l| l.name.as_str()).collect();
     let used: BTreeSet<&str> = body
         .iter()
@@ -326,21 +326,24 @@ fn nest(module: &mut Module, k: usize, found: &Composite, name: &str) -> BlockCl
         .inputs
         .iter()
         .find(|i| outer_layers.contains(i.as_str()) && !bound.contains(i.as_str()));
-    let (inputs, body) = match renamed.filter(|_| !used.contains("h")) {
-        Some(old) => {
-            let to_h = |r: Ref<'_>| (r == Ref::Var(old)).then(|| Expr::name("h"));
+    let fresh =
+        ["h", "x"].into_iter().find(|n| !used.contains(n) && !found.inputs.iter().any(|i| i == n));
+    let (inputs, body): (Vec<String>, Vec<Assign>) = match renamed.zip(fresh) {
+        Some((old, new)) => {
+            let rename = |r: Ref<'_>| (r == Ref::Var(old)).then(|| Expr::name(new));
             let body = body
                 .iter()
-                .map(|s| Assign::new(s.target.clone(), s.value.renamed(&to_h)))
+                .map(|s| Assign::new(s.target.clone(), s.value.renamed(&rename)))
                 .collect();
             let inputs =
-                found.inputs.iter().map(|i| if i == old { "h".to_string() } else { i.clone() });
+                found.inputs.iter().map(|i| if i == old { new.to_string() } else { i.clone() });
             (inputs.collect(), body)
         }
         None => (found.inputs.clone(), body),
     };
     // A layer's output is a tensor; so is what a composite of tensors gives back.
-    let tensor_inputs: Vec<bool> = inputs.iter().map(|i| i == "h" && renamed.is_some()).collect();
+    let tensor_inputs: Vec<bool> =
+        found.inputs.iter().map(|i| renamed.is_some_and(|r| r == i)).collect();
     let tensor_output = tensor_inputs.iter().all(|t| *t);
     // The instance is named without Keras' counters where that name is free in the class
     // (`moonshine_multi_head_attention`, not `moonshine_multi_head_attention_1_2`).
