@@ -320,6 +320,9 @@ impl<'a> Lowerer<'a> {
         if let Some(role) = self.graph.node(v.node).role(v.port) {
             return self.locals.fresh_for_role(role);
         }
+        if let Some(name) = self.output_name(v) {
+            return self.locals.fresh_for_role(name);
+        }
         if uses == 1 && self.x_is_free() {
             self.x_holder = Some(v);
             return self.running.clone();
@@ -342,6 +345,19 @@ impl<'a> Lowerer<'a> {
         } else {
             self.locals.fresh(&hint)
         }
+    }
+
+    /// What TF calls output `v` of an op whose outputs say more by their own names than by
+    /// the layer around them (`values, indices = top_k(y, 2)`, not `router, router_1`), where
+    /// the op was not named (`TopKV2`, `TopKV2_1`).
+    fn output_name(&self, v: ValueRef) -> Option<&'static str> {
+        let node = self.graph.node(v.node);
+        let names: &[&str] = match node.op.as_str() {
+            "TopKV2" | "TopK" => &["values", "indices"],
+            _ => return None,
+        };
+        let own = node.name.rsplit('/').next().unwrap_or(&node.name);
+        self.named_after_op(v.node, own).then(|| names.get(v.port).copied()).flatten()
     }
 
     /// A parameter named like `hint` for `input` (the code's own names yield to it); an input

@@ -132,6 +132,8 @@ def test_a_mixture_of_experts_is_a_class_of_its_own(tmp_path):
     assert "self.qwen_sparse_moe_block_" not in code, code
     assert code.index("class QwenSparseMoeBlock") < code.index("class TransformerLayer"), code
     assert "def forward(self, h: torch.Tensor) -> torch.Tensor:" in code, code
+    # The router's choice is named as TF names the outputs of its unnamed `top_k`.
+    assert "values, indices = top_k(" in code, code
     # The weights sit under the nested instance, in the layers' list.
     from safetensors.numpy import load_file
 
