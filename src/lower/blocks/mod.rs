@@ -416,8 +416,11 @@ fn shared_title(titles: &[&str]) -> String {
 /// timm's own code names them, not `Block`, `Block2`, `Block3`; a group across stages,
 /// `conv2_block#` and `conv3_block#`, is not named after one of them).
 fn class_bases(titles: &[Option<&str>], plain: &[String]) -> Vec<String> {
+    // A number that is a word of its own is a counter (Keras' and TF's second one:
+    // `windowed_transformer_encoder_1_2`), not part of a name as in `block35`.
     let kept = |t: &str| {
-        let words = t.split('_').filter(|w| !w.is_empty() && !w.contains('#'));
+        let counter = |w: &str| w.bytes().all(|b| b.is_ascii_digit());
+        let words = t.split('_').filter(|w| !w.is_empty() && !w.contains('#') && !counter(w));
         words.map(|w| w.to_upper_camel_case()).collect::<String>()
     };
     (0..plain.len())
@@ -1736,6 +1739,13 @@ mod tests {
         let titles = [None, Some("conv4_block#")];
         let plain = ["ConvBlock".to_string(), "ConvBlock".to_string()];
         assert_eq!(super::class_bases(&titles, &plain), ["ConvBlock", "ConvBlock"]);
+        // Nor after a counter (SAM's `windowed_transformer_encoder` and, counted twice by
+        // Keras and TF, `windowed_transformer_encoder_1_2`): not `WindowedTransformerEncoder1`.
+        let titles =
+            [Some("windowed_transformer_encoder"), Some("windowed_transformer_encoder_1_#")];
+        let plain = ["WindowedTransformerEncoder".to_string(), "WindowedTransformerEncoder".into()];
+        let bases = super::class_bases(&titles, &plain);
+        assert_eq!(bases, ["WindowedTransformerEncoder", "WindowedTransformerEncoder"]);
         assert_eq!(super::class_name("transformer_layer_#"), "TransformerLayer");
         assert_eq!(super::class_name("###"), "Block");
         assert_eq!(super::class_name("encoder_layers_#"), "EncoderLayer");
