@@ -21,6 +21,7 @@ use crate::error::Result;
 use crate::ir::{Dim, Graph, ValueRef, fused};
 use crate::passes::fuse_rotary::halves;
 use crate::passes::pattern::{const_ints, inputs_of, single_consumer};
+use crate::passes::simplify::{provably, target_dims};
 
 pub fn drop_shared_feature_order(g: &mut Graph) -> Result<()> {
     let attentions: Vec<NodeIndex> =
@@ -91,21 +92,11 @@ fn interleave_of(g: &Graph, v: ValueRef) -> Option<ValueRef> {
     is_shape_of(g, target, x, &shape).then_some(x)
 }
 
-/// Whether the reshape target `target` is `x`'s shape: each entry `x`'s size at run time or a
-/// known size equal to it.
+/// Whether the reshape target `target` is `x`'s shape (`shape`): each entry `x`'s size at
+/// run time or a known size equal to it (or one -1, which the element count fixes).
 fn is_shape_of(g: &Graph, target: ValueRef, x: ValueRef, shape: &[Option<usize>]) -> bool {
-    let partial = g.node(target.node).partial.as_ref().filter(|_| target.port == 0);
-    let dims: Option<Vec<Dim>> = match partial {
-        Some(p) => Some(p.values.clone()),
-        None => const_ints(g, target).map(|t| t.into_iter().map(Dim::Known).collect()),
-    };
-    let Some(dims) = dims else { return false };
-    dims.len() == shape.len()
-        && dims.iter().zip(shape).enumerate().all(|(k, (d, s))| match (*d, *s) {
-            (Dim::Known(d), Some(s)) => d == s as i64,
-            (Dim::Of(u, axis), _) => u == x && axis == k,
-            _ => false,
-        })
+    let own = |k: usize, d: Dim| matches!(d, Dim::Of(u, axis) if u == x && axis == k);
+    target_dims(g, target).is_some_and(|dims| provably(shape, &dims, own))
 }
 
 #[cfg(test)]

@@ -63,10 +63,23 @@ fn reshape_back(g: &Graph, n: petgraph::stable_graph::NodeIndex) -> Option<Value
     (same && g.info(x).dtype == g.info(ValueRef { node: n, port: 0 }).dtype).then_some(x)
 }
 
+/// The sizes a reshape-like target holds, those read at run time included (they are in its
+/// partial value; the constant holds -1 there).
+pub(super) fn target_dims(g: &Graph, target: ValueRef) -> Option<Vec<Dim>> {
+    match g.node(target.node).partial.as_ref().filter(|_| target.port == 0) {
+        Some(p) => Some(p.values.clone()),
+        None => const_ints(g, target).map(|t| t.into_iter().map(Dim::Known).collect()),
+    }
+}
+
 /// Whether `target` provably is `shape`: each size known and equal or known `same` (the
 /// size of an axis read at run time), except at most one left to `-1` (the element count
 /// then fixes it).
-fn provably(shape: &[Option<usize>], target: &[Dim], same: impl Fn(usize, Dim) -> bool) -> bool {
+pub(super) fn provably(
+    shape: &[Option<usize>],
+    target: &[Dim],
+    same: impl Fn(usize, Dim) -> bool,
+) -> bool {
     let mut free = 0;
     let each = shape.iter().zip(target).enumerate().all(|(k, (&d, &t))| match (d, t) {
         (Some(d), Dim::Known(t)) if t == d as i64 => true,
@@ -293,13 +306,9 @@ fn broadcast_by_the_op(g: &mut Graph, n: petgraph::stable_graph::NodeIndex) {
         }
         // (Inputs after the target are the values its run-time sizes are read from.)
         let [v, target, ..] = g.inputs(b.node)[..] else { continue };
-        // Sizes read at run time are in the target's partial value (a constant holds -1).
-        let partial = g.node(target.node).partial.as_ref().filter(|_| target.port == 0);
-        let target: Option<Vec<Dim>> = match partial {
-            Some(p) => Some(p.values.clone()),
-            None => const_ints(g, target).map(|t| t.into_iter().map(Dim::Known).collect()),
+        let (Some(target), Some(shape)) = (target_dims(g, target), g.info(a).shape) else {
+            continue;
         };
-        let (Some(target), Some(shape)) = (target, g.info(a).shape) else { continue };
         let own = |k: usize, t: Dim| matches!(t, Dim::Of(x, axis) if x == a && axis == k);
         let no_free = !target.contains(&Dim::Known(-1));
         let rank = g.info(v).shape.map(|s| s.len());
