@@ -47,6 +47,13 @@ const NESTED_NAME: usize = 45;
 /// Composite layers moved out of one class, at most.
 const MAX_PER_CLASS: usize = 4;
 
+/// Classes with more layers and buffers than this, or more statements, or names of more
+/// words, are not searched (a hostile graph may make one of thousands; the search is
+/// quadratic in them).
+const MAX_MEMBERS: usize = 256;
+const MAX_STATEMENTS: usize = 1024;
+const MAX_WORDS: usize = super::MAX_PREFIX_TOKENS;
+
 /// A composite layer of class `class`: its name (the words its members share), its members
 /// (layers and buffers) and statements.
 struct Composite {
@@ -75,7 +82,7 @@ pub fn extract(module: &mut Module) -> Vec<(String, usize)> {
         }
     }
     for k in 0..count {
-        // A class may hold several (Qwen3-MoE's attention and its experts), each its own.
+        // A class may hold several composite layers, each its own class.
         for _ in 0..MAX_PER_CLASS {
             let class = &module.classes[k];
             if class.unit || !class.optional.is_empty() {
@@ -117,10 +124,13 @@ fn composite(class: &BlockClass) -> Option<Composite> {
         .map(|l| l.name.as_str())
         .chain(class.buffers.iter().map(|b| b.name.as_str()))
         .collect();
+    if names.len() > MAX_MEMBERS || class.body.len() > MAX_STATEMENTS {
+        return None;
+    }
     // Each prefix of words, with the members it groups; the longest prefix of each group.
     let mut groups: BTreeMap<BTreeSet<&str>, &str> = BTreeMap::new();
     for name in &names {
-        for (cut, _) in name.match_indices('_') {
+        for (cut, _) in name.match_indices('_').take(MAX_WORDS) {
             let prefix = &name[..cut];
             let members: BTreeSet<&str> = names
                 .iter()
