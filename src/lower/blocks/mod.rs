@@ -1116,8 +1116,14 @@ fn is_layout_conversion(stmt: &Assign) -> bool {
 }
 
 /// The one member whose constructor arguments differ, somewhere, from all the others (which
-/// agree there).
-fn lone_outlier(group: &[usize], members: &[Member], module: &Module) -> Option<usize> {
+/// agree there), and from those of the same layer in every block of its `kin` (the
+/// members of every structure that may share its class) outside `group`.
+fn lone_outlier(
+    group: &[usize],
+    kin: &[usize],
+    members: &[Member],
+    module: &Module,
+) -> Option<usize> {
     let first = &members[*group.first()?];
     for k in 0..first.layers.len() {
         let ctors: Vec<&Expr> =
@@ -1126,12 +1132,12 @@ fn lone_outlier(group: &[usize], members: &[Member], module: &Module) -> Option<
             Expr::Call(c) => flat(&c.func),
             _ => String::new(),
         };
-        for (j, (key, values)) in class::ctor_slots(&ctors).into_iter().enumerate() {
+        for (slot, (key, values)) in class::ctor_slots(&ctors).into_iter().enumerate() {
             // Widths change from stage to stage (VGG's third block is 256 wide, the two
             // after it 512): a width is no edit, nor a depthwise conv's `groups`, its width.
             let width = key.is_none()
                 && positional_names(&func)
-                    .get(j)
+                    .get(slot)
                     .is_some_and(|n| n.ends_with("channels") || n.ends_with("features"))
                 || key.as_deref() == Some("groups");
             if width {
@@ -1139,9 +1145,11 @@ fn lone_outlier(group: &[usize], members: &[Member], module: &Module) -> Option<
             }
             // One block passing PyTorch's default where the others do not is their plain
             // version (the first stage's `stride=1`), not an edit.
-            let default = key.and_then(|k| kwarg_default(&func, &k));
-            if let Some(j) = odd_one(&values).filter(|&j| default.as_ref() != Some(&values[j])) {
-                return Some(group[j]);
+            let default = key.as_ref().and_then(|k| kwarg_default(&func, k));
+            let odd = odd_one(&values).filter(|&i| default.as_ref() != Some(&values[i]));
+            let at = |i: usize| Slot { member: group[i], layer: k, key: key.as_deref(), slot };
+            if let Some(i) = odd.filter(|&i| !shared_by_kin(at(i), group, kin, members, module)) {
+                return Some(group[i]);
             }
         }
     }
@@ -1160,6 +1168,43 @@ fn lone_outlier(group: &[usize], members: &[Member], module: &Module) -> Option<
         }
     }
     None
+}
+
+/// One constructor argument of one member's layer: the member, the layer's place in it, the
+/// keyword (`None`: positional) and the argument's place in the call.
+#[derive(Clone, Copy)]
+struct Slot<'a> {
+    member: usize,
+    layer: usize,
+    key: Option<&'a str>,
+    slot: usize,
+}
+
+/// Whether a block of `kin` outside `group` passes the same value at `at` to its layer of
+/// the same name.
+fn shared_by_kin(
+    at: Slot,
+    group: &[usize],
+    kin: &[usize],
+    members: &[Member],
+    module: &Module,
+) -> bool {
+    let odd = &members[at.member];
+    let Some(name) = odd.canon.layer_names.get(at.layer).filter(|n| !n.is_empty()) else {
+        return false;
+    };
+    let ctor = &module.layers[odd.layers[at.layer]].ctor;
+    kin.iter().filter(|m| !group.contains(m)).any(|&m| {
+        let other = &members[m];
+        let Some(l) = other.canon.layer_names.iter().position(|n| n == name) else { return false };
+        let slots = class::ctor_slots(&[ctor, &module.layers[other.layers[l]].ctor]);
+        slots.iter().enumerate().any(|(i, (key, values))| {
+            key.as_deref() == at.key
+                && (at.key.is_some() || i == at.slot)
+                && values.len() == 2
+                && values[0] == values[1]
+        })
+    })
 }
 
 /// The one of `values` that differs from all the others, which agree.
@@ -1214,10 +1259,18 @@ fn choose(members: &[Member], module: &Module) -> Vec<Group> {
     });
     // A member that alone differs from all the others in some argument (one changed kernel
     // size among twelve blocks) stays inline: making it a parameter would change every
-    // instance's line, and a regenerated model should differ only where the model did.
+    // instance's line, and a regenerated model should differ only where the model did. Not
+    // where a block of another structure that would share its class has that value too
+    // (MobileNetV3-Large's one 3x3 block with squeeze-excite and a residual add, beside
+    // four 5x5 ones, is 3x3 as its blocks without squeeze-excite are).
+    let mut family: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (_, g) in &groups {
+        family.entry(class_name(&members[g[0]].title)).or_default().extend(g);
+    }
     for (_, g) in groups.iter_mut() {
+        let kin = &family[&class_name(&members[g[0]].title)];
         while g.len() >= 3 {
-            let Some(odd) = lone_outlier(g, members, module) else { break };
+            let Some(odd) = lone_outlier(g, kin, members, module) else { break };
             g.retain(|&i| i != odd);
         }
     }
@@ -1917,6 +1970,30 @@ mod tests {
         let w = g.constant(&format!("w/{scope}"), weights(&[k, k, c[0], c[1]]));
         let attrs = [("strides", ints(&[1, stride, stride, 1])), ("padding", string("SAME"))];
         g.op(&format!("m/{scope}/Conv2D"), "Conv2D", &[x, w], &attrs)
+    }
+
+    /// One residual block with a 3x3 conv among 5x5 ones is not an edit to keep inline where
+    /// blocks of the same class without the residual add are 3x3 too (MobileNetV3-Large):
+    /// every block is an instance, the kernel size a parameter.
+    #[test]
+    fn an_odd_value_the_class_has_elsewhere_is_no_edit() {
+        let mut g = TestGraph::new();
+        let mut x = g.input("image", &[-1, 8, 8, 4]);
+        let blocks = [(3, false), (3, false), (5, true), (5, true), (3, true), (5, true)];
+        for (b, (k, residual)) in blocks.into_iter().enumerate() {
+            let y = conv(&mut g, &format!("block{b}_conv1"), x, k, [4, 4], 1);
+            let y = g.op(&format!("m/block{b}_relu/Relu"), "Relu", &[y], &[]);
+            let y = conv(&mut g, &format!("block{b}_conv2"), y, 1, [4, 4], 1);
+            let y = g.op(&format!("m/block{b}_tanh/Tanh"), "Tanh", &[y], &[]);
+            x = if residual {
+                g.op(&format!("m/block{b}_add/add"), "AddV2", &[x, y], &[])
+            } else {
+                y
+            };
+        }
+        let code = g.lower(&[x]);
+        assert!(code.contains("self.block4 = Block("), "{code}");
+        assert!(!code.contains("self.block4_conv1"), "{code}");
     }
 
     /// VGG's last three blocks: the first 16 wide, the two after it 32: widths change from
