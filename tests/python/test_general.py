@@ -243,6 +243,12 @@ def test_layers_of_two_streams_are_block_classes(tmp_path):
     assert "self.joint_block_2 = LastJointBlock()" in model, code
     assert "self.joint_block_0" not in model, code
     assert "-> tuple[torch.Tensor, torch.Tensor]:" in code.split("\nclass LastJointBlock(")[0], code
+    # Each stream's block scope is entered before the attention and again after it, which
+    # TF numbers apart (`context_block_3_attention_proj`): in the class it is one scope.
+    block = code.split("\nclass JointBlock(")[1].split("\nclass ")[0]
+    assert "self.context_block_attention_proj = nn.Linear(" in block, block
+    assert "self.x_block_mlp_dense1 = nn.Linear(" in block, block
+    assert not re.search(r"self\.(context|x)_block_\d", block), block
 
 
 def test_a_block_amid_which_the_model_made_its_inputs_is_a_class(tmp_path):
@@ -649,6 +655,11 @@ def test_an_encoder_decoder_reads_as_pytorch(tmp_path):
     encoder = code.split("class TransformerEncoderLayer")[1].split("\nclass ")[0]
     norms = re.findall(r"self\.(t5_layer_norm\w*) = nn\.RMSNorm", encoder)
     assert norms == ["t5_layer_norm_1", "t5_layer_norm_2"], encoder
+    # So does the first layer, where Keras and TF gave `t5_layer_norm`, `t5_layer_norm_1_2`:
+    # the two classes' norms read alike.
+    first = code.split("class FirstTransformerEncoderLayer")[1].split("\nclass ")[0]
+    norms = re.findall(r"self\.(t5_layer_norm\w*) = nn\.RMSNorm", first)
+    assert norms == ["t5_layer_norm_1", "t5_layer_norm_2"], first
     # T5's gated ReLU feed-forward: the activation around its projection, times the other.
     assert "x = F.relu(self.input_projector(h)) * self.gate_projector(h)" in decoder, decoder
     # Each skip connection adds back the stream the one before left: `residual`.

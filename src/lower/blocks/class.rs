@@ -393,7 +393,7 @@ pub(super) fn attribute_names<'m>(
         let each = group.members.iter().enumerate();
         each.filter_map(|(gi, &i)| named(gi, &module.buffers[at.buffer(i, k)].name)).collect()
     });
-    let shared = uncounted(layer_names.chain(buffer_names).collect());
+    let shared = super::counters::renumbered(uncounted(layer_names.chain(buffer_names).collect()));
     (own_names, shared)
 }
 

@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use heck::ToUpperCamelCase;
 
 mod class;
+mod counters;
 mod hoist;
 mod layouts;
 mod naming;
