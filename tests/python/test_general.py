@@ -373,7 +373,9 @@ def test_cells_numbered_at_the_end_of_their_names_are_classes(tmp_path):
     assert "class NormalCell(nn.Module):" in code and "class ReductionCell(nn.Module):" in code, code
     assert code.count("= NormalCell(") + code.count("= NormalCellWithProjection(") >= 11, code
     assert code.count("= ReductionCell(") == 2, code
-    assert "self.normal_conv_1 = nn.Conv2d(" in code, code
+    # The cell's one 1x1 conv: `normal_conv_1_5` without the cell's number, nor the `1`
+    # that tells no other conv of the cell apart.
+    assert "self.normal_conv = nn.Conv2d(" in code, code
     assert "self.reduction_cell_reduce_4 = ReductionCell(" in code, code
     # Keras' `_separable_conv_block` (ReLU, separable conv, batch norm), which every branch
     # of every cell repeats, is a class too, its instances named after their layers.

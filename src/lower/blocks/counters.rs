@@ -124,7 +124,9 @@ pub(super) fn renumbered(names: Vec<String>) -> Vec<String> {
                     distinct.push(numbers);
                 }
             }
-            let keep = words.is_empty() || numbered_as_people_do(&distinct);
+            // One of a kind says nothing by its number, however it reads (`mlp_1_dense_1`).
+            let one = matches!(distinct.as_slice(), [n] if !n.is_empty());
+            let keep = words.is_empty() || (!one && numbered_as_people_do(&distinct));
             // One layer's scope entered twice, which TF numbers apart (MMDiT's
             // `context_block` before the attention, `context_block_3` after): what each
             // holds has names the other's lack, and the number goes.
@@ -180,6 +182,7 @@ mod tests {
             ["t5_layer_norm_1", "t5_layer_norm_2"]
         );
         // One of a kind: its number goes, the numbers inside it stay.
+        assert_eq!(renamed(&["mlp_1_dense_1", "mlp_1_dense_2"]), ["mlp_dense_1", "mlp_dense_2"]);
         assert_eq!(
             renamed(&["mix_ffn_2_dense_1", "mix_ffn_2_depthwise_conv2d", "mix_ffn_2_dense_2"]),
             ["mix_ffn_dense_1", "mix_ffn_depthwise_conv2d", "mix_ffn_dense_2"]
