@@ -168,14 +168,42 @@ fn register_buffer(b: &Buffer) -> Stmt {
     Stmt::Expr(Expr::call("self.register_buffer", vec![Expr::str_lit(&b.name), empty]))
 }
 
-/// `def __init__(self, params): super().__init__(); layers; buffers`.
+/// `def __init__(self, params): super().__init__(); layers; buffers`, each trained
+/// parameter beside the layers of its scope (see [`beside`]).
 fn init(params: &[Param], layers: &[Layer], buffers: &[Buffer]) -> FunctionDef {
     let mut body = vec![Stmt::Expr(Expr::call("super", vec![]).method("__init__", vec![]))];
-    body.extend(layers.iter().map(|l| Stmt::assign(Expr::self_attr(&l.name), l.ctor.clone())));
-    body.extend(buffers.iter().map(register_buffer));
+    let mut after: Vec<Vec<&Buffer>> = vec![Vec::new(); layers.len()];
+    let mut last: Vec<&Buffer> = Vec::new();
+    for b in buffers {
+        match beside(&b.name, layers).filter(|_| b.trainable) {
+            Some(k) => after[k].push(b),
+            None => last.push(b),
+        }
+    }
+    for (layer, params) in layers.iter().zip(&after) {
+        body.push(Stmt::assign(Expr::self_attr(&layer.name), layer.ctor.clone()));
+        body.extend(params.iter().copied().map(register_buffer));
+    }
+    body.extend(last.into_iter().map(register_buffer));
     let mut all = vec![Param::new("self")];
     all.extend(params.iter().cloned());
     FunctionDef::new("__init__", all, body)
+}
+
+/// The last of `layers` that shares the most leading words with parameter `name`, all but
+/// its last two (`lab_scale`) at least: HGNetV2's `agg_squeeze_lab_scale` after
+/// `agg_squeeze_bn`, where its `forward` reads it, not after every layer of the class.
+fn beside(name: &str, layers: &[Layer]) -> Option<usize> {
+    let words: Vec<&str> = name.split('_').collect();
+    let shared =
+        |layer: &str| words.iter().zip(layer.split('_')).take_while(|(a, b)| **a == *b).count();
+    let (k, n) = layers
+        .iter()
+        .enumerate()
+        .map(|(k, l)| (k, shared(&l.name)))
+        .filter(|&(_, n)| n > 0)
+        .max_by_key(|&(k, n)| (n, k))?;
+    (n + 2 >= words.len()).then_some(k)
 }
 
 fn module_class(name: &str, methods: Vec<FunctionDef>) -> ClassDef {
@@ -318,5 +346,25 @@ impl Module {
         out.extend(self.towers.iter().map(|t| Stmt::ClassDef(t.class_def())));
         out.push(Stmt::ClassDef(self.class_def()));
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Layer, beside};
+    use crate::py::Expr;
+
+    #[test]
+    fn a_trained_parameter_sits_beside_the_layers_of_its_scope() {
+        let layers: Vec<Layer> = ["agg_squeeze_conv", "agg_squeeze_bn", "agg_excite_conv"]
+            .iter()
+            .map(|n| Layer { name: n.to_string(), ctor: Expr::name("nn.Identity") })
+            .collect();
+        assert_eq!(beside("agg_squeeze_lab_scale", &layers), Some(1));
+        assert_eq!(beside("agg_excite_lab_bias", &layers), Some(2));
+        // ConvNeXt's layer scale shares no scope with a layer: after them all.
+        assert_eq!(beside("layer_scale", &layers), None);
+        // Nor does one that only begins alike (`agg` of four words).
+        assert_eq!(beside("agg_gamma_scale_bias", &layers), None);
     }
 }
