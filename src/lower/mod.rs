@@ -22,6 +22,7 @@ mod order;
 mod roles;
 mod scopes;
 mod stubs;
+mod tables;
 mod towers;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -540,6 +541,7 @@ impl<'a> Lowerer<'a> {
                 .methods
                 .push(pending.method(&|items| Self::statements(items, &stub_kwargs)));
         }
+        tables::name_tables_in_holders(&mut self.module, &mut stmts);
         blocks::hoist_foreign(&mut stmts, &mut self.spans);
         blocks::inputs_as_siblings(&mut stmts, &mut self.spans);
         let heads = towers::Heads::new(&self.module, &self.spans);

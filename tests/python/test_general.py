@@ -636,11 +636,16 @@ def test_an_encoder_decoder_reads_as_pytorch(tmp_path):
     # first layer gives the others, is `bias` (Hugging Face's `position_bias`), not `mul_2`.
     assert "x = layer(x, bias_2, encoder_output_layer_norm, mask)" in code, code
     # Each stack's first layer computes the position bias the others read: a class of its
-    # own, called for both values (`x, bias = ...`), its layers named inside it.
-    assert "self.transformer_encoder_layer_0 = FirstTransformerEncoderLayer()" in code, code
+    # own, called for both values (`x, bias = ...`), its layers named inside it, and named
+    # after the part the others lack: the bias table. A frozen graph names that table after
+    # the attention it is looked up in; as the attention's, not the attention itself
+    # (`self.self_attention = nn.Embedding(...)` read as if it were).
+    assert "self.transformer_encoder_layer_0 = TransformerEncoderLayerWithEmbedding()" in code, code
+    assert "self.self_attention_embedding = nn.Embedding(32, 2)" in code, code
+    assert "self.self_attention = " not in code, code
     # Classes are written in the order they run.
     classes = re.findall(r"^class (\w+)\(", code, re.M)
-    assert classes[:2] == ["FirstTransformerEncoderLayer", "TransformerEncoderLayer"], classes
+    assert classes[:2] == ["TransformerEncoderLayerWithEmbedding", "TransformerEncoderLayer"], classes
     assert "x, bias = self.transformer_encoder_layer_0(token_embedding, mask)" in code, code
     # It gives back the running value as the others do, beside the bias (not `add_2`).
     assert "        x = x + residual\n        return x, bias\n" in code, code
@@ -648,18 +653,18 @@ def test_an_encoder_decoder_reads_as_pytorch(tmp_path):
     assert not [a for a in attributes if a.startswith("transformer_encoder_layer_0_")], sorted(attributes)
     # The longest are Keras' own two-word names (`cross_attention_output_projector`).
     assert max(map(len, attributes)) <= 32, sorted(attributes, key=len)[-3:]
-    decoder = code.split("class TransformerDecoderLayer")[1].split("\nclass ")[0]
+    decoder = code.split("class TransformerDecoderLayer(")[1].split("\nclass ")[0]
     assert "F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=1.0)" in decoder, decoder
     assert "F.scaled_dot_product_attention(q_2, k_2, v_2, attn_mask=mask_2, scale=1.0)" in decoder, decoder
     assert "nn.RMSNorm(32, eps=1e-6, elementwise_affine=False)" in code, code
     # Keras counts its unnamed norms over the whole model (`t5_layer_norm_5`, `_7` in one
     # layer, `_6`, `_8` in the next): a class counts its own.
-    encoder = code.split("class TransformerEncoderLayer")[1].split("\nclass ")[0]
+    encoder = code.split("class TransformerEncoderLayer(")[1].split("\nclass ")[0]
     norms = re.findall(r"self\.(t5_layer_norm\w*) = nn\.RMSNorm", encoder)
     assert norms == ["t5_layer_norm_1", "t5_layer_norm_2"], encoder
     # So does the first layer, where Keras and TF gave `t5_layer_norm`, `t5_layer_norm_1_2`:
     # the two classes' norms read alike.
-    first = code.split("class FirstTransformerEncoderLayer")[1].split("\nclass ")[0]
+    first = code.split("class TransformerEncoderLayerWithEmbedding")[1].split("\nclass ")[0]
     norms = re.findall(r"self\.(t5_layer_norm\w*) = nn\.RMSNorm", first)
     assert norms == ["t5_layer_norm_1", "t5_layer_norm_2"], first
     # T5's gated ReLU feed-forward: the activation around its projection, times the other.
