@@ -11,6 +11,7 @@ mod blocks;
 mod chain;
 mod conds;
 mod dead;
+mod devices;
 mod gated;
 mod host;
 mod inplace;

@@ -345,6 +345,11 @@ impl Module {
             self.classes.iter().map(|c| Stmt::ClassDef(c.class_def())).collect();
         out.extend(self.towers.iter().map(|t| Stmt::ClassDef(t.class_def())));
         out.push(Stmt::ClassDef(self.class_def()));
+        for class in &mut out {
+            if let Stmt::ClassDef(c) = class {
+                super::devices::on_inputs_device(c);
+            }
+        }
         out
     }
 }

@@ -379,6 +379,47 @@ impl Expr {
         }
     }
 
+    /// The direct sub-expressions, mutable, in source order (see [`Expr::children`]).
+    pub fn children_mut(&mut self) -> Vec<&mut Expr> {
+        match self {
+            Expr::Name(_) | Expr::Lit(_) => Vec::new(),
+            Expr::Attribute(v, _) => vec![v],
+            Expr::Call(c) => {
+                let c = &mut **c;
+                let mut v = vec![&mut c.func];
+                v.extend(c.args.iter_mut());
+                v.extend(c.kwargs.iter_mut().map(|(_, e)| e));
+                v
+            }
+            Expr::Subscript(v, i) => vec![v, i],
+            Expr::Slice(s) => {
+                let s = &mut **s;
+                [&mut s.lower, &mut s.upper, &mut s.step].into_iter().flatten().collect()
+            }
+            Expr::Binary(l, _, r) => vec![l, r],
+            Expr::Unary(_, e) | Expr::Starred(e) => vec![e],
+            Expr::Tuple(items) | Expr::List(items) => items.iter_mut().collect(),
+            Expr::IfElse(c) => {
+                let c = &mut **c;
+                vec![&mut c.body, &mut c.test, &mut c.orelse]
+            }
+            Expr::ListComp(c) => {
+                let c = &mut **c;
+                vec![&mut c.elt, &mut c.target, &mut c.iter]
+            }
+        }
+    }
+
+    /// Calls `f` on every call in this expression, innermost first.
+    pub fn for_each_call_mut(&mut self, f: &mut dyn FnMut(&mut Call)) {
+        for child in self.children_mut() {
+            child.for_each_call_mut(f);
+        }
+        if let Expr::Call(c) = self {
+            f(c);
+        }
+    }
+
     /// Every variable this expression reads, in order of appearance (with repeats). `self` and
     /// module names count like any other name; attribute names do not.
     pub fn names(&self) -> Vec<&str> {
@@ -629,6 +670,29 @@ impl Stmt {
             }
             Stmt::ClassDef(c) => c.bases.iter().collect(),
             Stmt::Comment(_) | Stmt::Pass => Vec::new(),
+        }
+    }
+
+    /// Calls `f` on every call anywhere in this statement and the ones nested in it.
+    pub fn for_each_call_mut(&mut self, f: &mut dyn FnMut(&mut Call)) {
+        let (exprs, children): (Vec<&mut Expr>, Vec<&mut Stmt>) = match self {
+            Stmt::Assign(a) => (vec![&mut a.target, &mut a.value], Vec::new()),
+            Stmt::Expr(e) | Stmt::Raise(e) => (vec![e], Vec::new()),
+            Stmt::Return(e) => (e.iter_mut().collect(), Vec::new()),
+            Stmt::If { test, body, orelse } => {
+                (vec![test], body.iter_mut().chain(orelse.iter_mut()).collect())
+            }
+            Stmt::While { test, body } => (vec![test], body.iter_mut().collect()),
+            Stmt::For { target, iter, body } => (vec![target, iter], body.iter_mut().collect()),
+            Stmt::FunctionDef(d) => (Vec::new(), d.body.iter_mut().collect()),
+            Stmt::ClassDef(c) => (Vec::new(), c.body.iter_mut().collect()),
+            Stmt::Comment(_) | Stmt::Pass => (Vec::new(), Vec::new()),
+        };
+        for e in exprs {
+            e.for_each_call_mut(f);
+        }
+        for c in children {
+            c.for_each_call_mut(f);
         }
     }
 

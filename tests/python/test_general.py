@@ -5,6 +5,8 @@ input sizes. Fixtures: tests/fixtures/general.py (make_fixtures.py general build
 
 import ast
 import re
+import subprocess
+import sys
 
 import pytest
 from conftest import GENERATED_DIR, assert_parity, import_model, ruff, run_cli
@@ -555,6 +557,34 @@ def test_grouped_matmuls_are_grouped_query_attention(tmp_path):
     assert code.count("nn.RMSNorm(") == 8, code
 
 
+@pytest.mark.parametrize(
+    "name", ["keras_hub_gpt2", "keras_hub_llama", "keras_hub_t5", "keras_hub_gemma4", "keras_hub_moonshine"]
+)
+def test_a_model_moved_to_another_device_runs_there(name, tmp_path):
+    """What `forward` makes from sizes alone (rotary positions, causal masks, T5's relative
+    positions, a band of a matrix) is made on the inputs' device, as Hugging Face writes
+    `torch.arange(n, device=x.device)`, so a model moved with `.to(device)` runs there. No
+    GPU here: the `meta` device, where a tensor made on the CPU meets the inputs and fails
+    as it would on `cuda` (in a process of its own: meta attention loads triton, which
+    aborts beside TensorFlow)."""
+    out = tmp_path / "out"
+    run_cli("convert", source(name), "-o", out)
+    script = f"""
+import sys, numpy as np, torch
+sys.path.insert(0, {str(out)!r})
+import model
+m = model.load_model().to("meta")
+data = np.load({str(GENERATED_DIR / f"{name}.npz")!r})
+keys = sorted((k for k in data.files if k.startswith("input_")), key=lambda k: int(k.split("_")[1]))
+with torch.no_grad():
+    got = m(*[torch.from_numpy(data[k]).to("meta") for k in keys])
+got = got if isinstance(got, (tuple, list)) else [got]
+assert all(t.device.type == "meta" for t in got), [t.device for t in got]
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
 @pytest.mark.parametrize("name", ["keras_hub_gpt2", "keras_hub_llama"])
 def test_decoder_attention_reads_as_pytorch(name, tmp_path):
     """Attention is one `F.scaled_dot_product_attention` call on tensors named q, k, v (Llama's
@@ -574,7 +604,7 @@ def test_decoder_attention_reads_as_pytorch(name, tmp_path):
     # first), not the layers' outputs named after the embedding.
     assert "            h = layer(h, " in code, code
     # The causal mask as a person builds it, not from two aranges compared.
-    assert ",dtype=torch.bool).tril()" in re.sub(r"\s+", "", code), code
+    assert re.search(r",dtype=torch.bool,device=\w+\.device\)\.tril\(\)", re.sub(r"\s+", "", code)), code
     assert not any(">=" in line and "range" in line for line in code.splitlines()), code
     # Keras' wrap of ids counted from the end, in one line before the token embedding.
     assert "torch.where(token_ids < 0, token_ids + 500, token_ids)" in code, code

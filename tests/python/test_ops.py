@@ -167,7 +167,7 @@ def test_a_mask_applied_in_arithmetic_is_attention_too(tmp_path):
     assert "softmax" not in code and "1.0 -" not in code, code
     # The mask of n queries over m keys: a triangle shifted by m - n (was eight lines of
     # ranges).
-    assert "dtype=torch.bool).tril(\n            k.shape[2] - q.shape[2]\n        )" in code, code
+    assert "dtype=torch.bool, device=q.device).tril(\n            k.shape[2] - q.shape[2]\n        )" in code, code
     assert "torch.arange" not in code, code
 
 
