@@ -5,6 +5,8 @@
 //! nn.Embedding(32, 2)`, read as if it were the attention. It is the holder's embedding:
 //! `self.self_attention_embedding`.
 
+use std::collections::BTreeSet;
+
 use crate::lower::module::Module;
 use crate::py::printer::flat;
 use crate::py::{Assign, Expr, Ref};
@@ -17,9 +19,9 @@ pub fn name_tables_in_holders(module: &mut Module, stmts: &mut [Assign]) {
     if !module.methods.is_empty() {
         return;
     }
-    let names: Vec<String> = module.layers.iter().map(|l| l.name.clone()).collect();
-    let taken =
-        |n: &str| names.iter().any(|m| m == n) || module.buffers.iter().any(|b| b.name == n);
+    // Sorted, so that the layers a name begins are found by range, not by a scan of all.
+    let names: BTreeSet<&str> = module.layers.iter().map(|l| l.name.as_str()).collect();
+    let buffers: BTreeSet<&str> = module.buffers.iter().map(|b| b.name.as_str()).collect();
     let mut renames: Vec<(String, String)> = Vec::new();
     for layer in &module.layers {
         let Expr::Call(c) = &layer.ctor else { continue };
@@ -27,12 +29,12 @@ pub fn name_tables_in_holders(module: &mut Module, stmts: &mut [Assign]) {
             continue;
         }
         let prefix = format!("{}_", layer.name);
-        let holds = names.iter().any(|n| {
-            n.strip_prefix(&prefix)
-                .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_lowercase()))
-        });
+        let holds = names
+            .range(prefix.as_str()..)
+            .take_while(|n| n.starts_with(&prefix))
+            .any(|n| n[prefix.len()..].starts_with(|c: char| c.is_ascii_lowercase()));
         let new = format!("{}_embedding", layer.name);
-        if holds && !taken(&new) {
+        if holds && !names.contains(new.as_str()) && !buffers.contains(new.as_str()) {
             renames.push((layer.name.clone(), new));
         }
     }

@@ -20,6 +20,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+/// Classes with more attributes than this keep their names.
+const MAX_NAMES: usize = 1024;
+
 /// Words, then the numbers after them (`mix_ffn`, `[2]`); words may be none where a name
 /// begins with a number (ResNet's `1_conv`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -101,6 +104,11 @@ fn numbered_as_people_do(distinct: &[&[&str]]) -> bool {
 /// The class's attribute names (in the order the class uses them) with the model's counters
 /// gone, as the module documentation says.
 pub(super) fn renumbered(names: Vec<String>) -> Vec<String> {
+    // (The search is quadratic in a kind's members: a hostile graph's class of thousands
+    // keeps its names.)
+    if names.len() > MAX_NAMES {
+        return names;
+    }
     let mut parsed: Vec<Vec<Segment>> = names.iter().map(|n| segments(n)).collect();
     // Each name as rewritten so far, segment by segment.
     let mut written: Vec<Vec<String>> = vec![Vec::new(); names.len()];
