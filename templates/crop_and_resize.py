@@ -9,7 +9,10 @@ def crop_and_resize(image, boxes, indices, size, method="bilinear", extrapolate=
     def grid(start, end, n, count):
         if count > 1:
             step = (end - start) * (n - 1) / (count - 1)
-            pos = start[:, None] * (n - 1) + torch.arange(count) * step[:, None]
+            pos = (
+                start[:, None] * (n - 1)
+                + torch.arange(count, device=start.device) * step[:, None]
+            )
         else:
             pos = (0.5 * (start + end) * (n - 1))[:, None].expand(-1, count)
         return pos, (pos >= 0) & (pos <= n - 1)
@@ -32,4 +35,4 @@ def crop_and_resize(image, boxes, indices, size, method="bilinear", extrapolate=
         lower = at(bottom, left) + (at(bottom, right) - at(bottom, left)) * dx
         values = upper + (lower - upper) * dy
     inside = (y_inside[:, :, None] & x_inside[:, None, :])[..., None]
-    return torch.where(inside, values, torch.tensor(extrapolate))
+    return torch.where(inside, values, values.new_tensor(extrapolate))

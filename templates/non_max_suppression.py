@@ -24,7 +24,7 @@ def non_max_suppression(
         if score_threshold is not None and not scores[i] > score_threshold:
             break
         if keep:
-            k = torch.tensor(keep)
+            k = torch.tensor(keep, device=boxes.device)
             high = torch.minimum(bottom[k], bottom[i]) - torch.maximum(top[k], top[i])
             wide = torch.minimum(right[k], right[i]) - torch.maximum(left[k], left[i])
             inter = high.clamp(min=0) * wide.clamp(min=0)
@@ -35,9 +35,9 @@ def non_max_suppression(
         keep.append(i)
     count = torch.tensor(len(keep), dtype=torch.int32)
     padding = [0] * (max_output - len(keep)) if pad else []
-    indices = torch.tensor(keep + padding, dtype=torch.int64)
+    indices = torch.tensor(keep + padding, dtype=torch.int64, device=boxes.device)
     if with_scores:
-        kept = torch.zeros(len(indices), dtype=scores.dtype)
+        kept = torch.zeros(len(indices), dtype=scores.dtype, device=scores.device)
         kept[: len(keep)] = scores[indices[: len(keep)]]
         return indices.int(), kept, count
     return indices.int(), count
