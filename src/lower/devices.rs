@@ -28,10 +28,7 @@ pub fn on_inputs_device(class: &mut ClassDef) {
             .map(|p| p.name.clone())
             .collect();
         let Some(first) = tensors.first().cloned() else { continue };
-        let mut bound = BTreeSet::new();
-        for s in &f.body {
-            bound_anywhere(s, &mut bound);
-        }
+        let bound: BTreeSet<&str> = f.body.iter().flat_map(|s| s.all_bound_names()).collect();
         let kept = tensors.iter().find(|t| !bound.contains(t.as_str())).cloned();
         let used: BTreeSet<String> =
             f.body.iter().flat_map(|s| s.all_names()).map(String::from).collect();
@@ -78,18 +75,6 @@ fn shaped(e: &Expr) -> Option<String> {
         return Some(n.clone());
     }
     e.children().into_iter().find_map(shaped)
-}
-
-/// The names `s` and the statements nested in it bind.
-fn bound_anywhere<'a>(s: &'a Stmt, out: &mut BTreeSet<&'a str>) {
-    match s {
-        Stmt::Assign(a) => out.extend(a.target.bound_names()),
-        Stmt::For { target, .. } => out.extend(target.bound_names()),
-        _ => {}
-    }
-    for c in s.children() {
-        bound_anywhere(c, out);
-    }
 }
 
 #[cfg(test)]

@@ -334,6 +334,21 @@ impl Module {
         layers.map(|l| crate::py::printer::flat(&l.ctor)).any(|c| c.starts_with(prefix))
     }
 
+    /// Moves each weight whose key's first part (a layer or buffer of the model's) `new_head`
+    /// renames: `conv2_block2.conv1.weight` → `conv2_blocks.0.conv1.weight`.
+    pub fn rename_weight_heads(&mut self, new_head: impl Fn(&str) -> Option<String>) {
+        for (key, _) in self.weights.iter_mut() {
+            let (head, rest) =
+                key.split_once('.').map_or((key.as_str(), None), |(h, r)| (h, Some(r)));
+            if let Some(new) = new_head(head) {
+                *key = match rest {
+                    Some(rest) => format!("{new}.{rest}"),
+                    None => new,
+                };
+            }
+        }
+    }
+
     /// How many lines `forward` has before its `return`, as printed.
     pub fn forward_lines(&self) -> usize {
         crate::py::printer::block(&self.body, 8).len()

@@ -42,12 +42,7 @@ pub fn name_tables_in_holders(module: &mut Module, stmts: &mut [Assign]) {
         for layer in module.layers.iter_mut().filter(|l| &l.name == old) {
             layer.name = new.clone();
         }
-        let dotted = format!("{old}.");
-        for (key, _) in &mut module.weights {
-            if let Some(rest) = key.strip_prefix(&dotted) {
-                *key = format!("{new}.{rest}");
-            }
-        }
+        module.rename_weight_heads(|head| (head == old).then(|| new.clone()));
         let rename = |r: Ref<'_>| match r {
             Ref::SelfAttr(a) if a == old => Some(Expr::self_attr(new)),
             _ => None,

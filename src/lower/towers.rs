@@ -503,15 +503,9 @@ fn build(module: &mut Module, f: &Found, name: &str, is_tensor: &impl Fn(&str) -
     module.buffers = kept;
     let buffers: Vec<Buffer> =
         buffers.into_iter().map(|b| Buffer { name: strip(&b.name), ..b }).collect();
-    for (key, _) in module.weights.iter_mut() {
-        let (head, rest) = key.split_once('.').map_or((key.as_str(), None), |(h, r)| (h, Some(r)));
-        if f.attrs.contains(head) {
-            *key = match rest {
-                Some(rest) => format!("{}.{}.{rest}", f.prefix, strip(head)),
-                None => format!("{}.{}", f.prefix, strip(head)),
-            };
-        }
-    }
+    module.rename_weight_heads(|head| {
+        f.attrs.contains(head).then(|| format!("{}.{}", f.prefix, strip(head)))
+    });
     let own = |r: Ref<'_>| match r {
         Ref::SelfAttr(a) if f.attrs.contains(a) => Some(Expr::self_attr(&strip(a))),
         _ => None,

@@ -716,6 +716,20 @@ impl Stmt {
         out
     }
 
+    /// Every name an assignment or a `for` binds anywhere in this statement and the ones
+    /// nested in it.
+    pub fn all_bound_names(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = match self {
+            Stmt::Assign(a) => a.target.bound_names(),
+            Stmt::For { target, .. } => target.bound_names(),
+            _ => Vec::new(),
+        };
+        for c in self.children() {
+            out.extend(c.all_bound_names());
+        }
+        out
+    }
+
     /// Every name read or bound anywhere in this statement and the ones nested in it.
     pub fn all_names(&self) -> Vec<&str> {
         let mut out: Vec<&str> = self.exprs().into_iter().flat_map(|e| e.names()).collect();

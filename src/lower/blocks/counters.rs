@@ -144,7 +144,6 @@ pub(super) fn renumbered(names: Vec<String>) -> Vec<String> {
                 .collect();
             let reentered = rests.iter().all(|r| !r.is_empty())
                 && rests.iter().collect::<BTreeSet<_>>().len() == rests.len();
-            let mut text_of: Vec<(usize, String)> = Vec::new();
             for &i in &at {
                 let seg = &parsed[i][d];
                 let mut text: Vec<&str> = seg.words.clone();
@@ -156,10 +155,7 @@ pub(super) fn renumbered(names: Vec<String>) -> Vec<String> {
                     fresh = (k.unwrap_or(0) + 1).to_string();
                     text.push(&fresh);
                 }
-                text_of.push((i, text.join("_")));
-            }
-            for (i, text) in text_of {
-                written[i].push(text);
+                written[i].push(text.join("_"));
             }
         }
     }

@@ -1539,15 +1539,7 @@ fn rewrite(module: &mut Module, stmts: &mut Vec<Assign>, members: &[Member], ins
         k += 1;
         !moved_buffers.contains(&(k - 1))
     });
-    for (key, _) in module.weights.iter_mut() {
-        let (head, rest) = key.split_once('.').map_or((key.as_str(), None), |(h, r)| (h, Some(r)));
-        if let Some(new) = inst.renames.get(head) {
-            *key = match rest {
-                Some(r) => format!("{new}.{r}"),
-                None => new.clone(),
-            };
-        }
-    }
+    module.rename_weight_heads(|head| inst.renames.get(head).cloned());
 }
 
 /// Whether the block's result is its input added to what it computed.

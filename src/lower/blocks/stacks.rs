@@ -275,12 +275,9 @@ fn into_list(module: &mut Module, instances: &[&str], ctors: &[&Call], list: &st
         }
     }
     module.layers = layers;
-    for (key, _) in module.weights.iter_mut() {
-        let (head, rest) = key.split_once('.').unwrap_or((key.as_str(), ""));
-        if let Some(i) = instances.iter().position(|n| *n == head) {
-            *key = format!("{list}.{i}.{rest}");
-        }
-    }
+    module.rename_weight_heads(|head| {
+        instances.iter().position(|n| *n == head).map(|i| format!("{list}.{i}"))
+    });
 }
 
 /// The loop variable: what the family's last word names (`block`, `layer`), else `layer`.
