@@ -546,11 +546,18 @@ impl<'a> Lowerer<'a> {
         blocks::hoist_foreign(&mut stmts, &mut self.spans);
         blocks::inputs_as_siblings(&mut stmts, &mut self.spans);
         let heads = towers::Heads::new(&self.module, &self.spans);
-        self.summary.blocks =
-            blocks::extract(&mut self.module, &mut stmts, &self.spans, &outs, &self.locals);
+        let tensors = self.tensor_names();
+        self.summary.blocks = blocks::extract(
+            &mut self.module,
+            &mut stmts,
+            &self.spans,
+            &outs,
+            &self.locals,
+            &tensors,
+        );
         let nested = blocks::nested::extract(&mut self.module);
         self.summary.blocks.extend(nested);
-        self.hint_block_tensors(&stmts);
+        blocks::hint_tensors(&mut self.module, &stmts, &tensors);
         let units = blocks::units::extract(&mut self.module, &mut stmts, &outs);
         self.summary.blocks.extend(units);
         let fresh = inplace::fresh_layers(self.module.layers.iter().map(|l| (&*l.name, &l.ctor)));
@@ -622,45 +629,6 @@ impl Lowerer<'_> {
             }
         }
         tensor
-    }
-
-    /// Marks the block classes' inputs and output that are tensors in every instance's call:
-    /// names that only ever hold tensors, not sizes held as Python ints.
-    fn hint_block_tensors(&mut self, stmts: &[Assign]) {
-        let tensor = self.tensor_names();
-        let is_tensor = |e: &Expr| e.as_name().and_then(|n| tensor.get(n)) == Some(&true);
-        let class_of: BTreeMap<&str, usize> = self
-            .module
-            .layers
-            .iter()
-            .filter_map(|l| {
-                let Expr::Call(c) = &l.ctor else { return None };
-                let class = c.func.as_name()?;
-                let k = self.module.classes.iter().position(|bc| bc.name == class)?;
-                Some((l.name.as_str(), k))
-            })
-            .collect();
-        // Per class whose instances are called: which inputs, and whether the output, are
-        // tensors in every call.
-        let mut hints: BTreeMap<usize, (Vec<bool>, bool)> = BTreeMap::new();
-        for s in stmts {
-            let Expr::Call(c) = &s.value else { continue };
-            let Some(&k) = c.func.as_self_attr().and_then(|i| class_of.get(i)) else { continue };
-            let n = self.module.classes[k].inputs.len();
-            let (inputs, output) = hints.entry(k).or_insert((vec![true; n], true));
-            for (t, arg) in inputs.iter_mut().zip(&c.args) {
-                *t &= is_tensor(arg);
-            }
-            *output &= match &s.target {
-                Expr::Tuple(items) => items.iter().all(is_tensor),
-                target => is_tensor(target),
-            };
-        }
-        for (k, (inputs, output)) in hints {
-            let class = &mut self.module.classes[k];
-            class.tensor_inputs = inputs;
-            class.tensor_output = output;
-        }
     }
 }
 

@@ -6,6 +6,9 @@ use std::collections::BTreeSet;
 use crate::py::{Assign, ClassDef, Expr, FunctionDef, Lit, Param, Stmt};
 use crate::weights::Weight;
 
+/// Block classes inside block classes, levels at most (see [`Module::instance_paths`]).
+const MAX_CLASS_NESTING: usize = 16;
+
 /// `self.<name> = <ctor>` in `__init__`.
 #[derive(Clone, Debug)]
 pub struct Layer {
@@ -347,6 +350,32 @@ impl Module {
                 };
             }
         }
+    }
+
+    /// Where the instances of block class `class` are in the state dict, each with a trailing
+    /// `.`: model layers (`conv2_block1.`), and layers of the classes holding one, under
+    /// each of their instances (`hybrid_encoder_fpn_block_1.csp_rep1.`).
+    pub fn instance_paths(&self, class: &str) -> Vec<String> {
+        self.paths_within(class, 0)
+    }
+
+    fn paths_within(&self, class: &str, depth: usize) -> Vec<String> {
+        let calls =
+            |l: &&Layer| matches!(&l.ctor, Expr::Call(c) if c.func.as_name() == Some(class));
+        let mut paths: Vec<String> =
+            self.layers.iter().filter(calls).map(|l| format!("{}.", l.name)).collect();
+        // Classes hold classes made before them, so this ends; bounded all the same.
+        if depth >= MAX_CLASS_NESTING {
+            return paths;
+        }
+        for holder in self.classes.iter().filter(|h| h.name != class) {
+            for l in holder.layers.iter().filter(calls) {
+                for outer in self.paths_within(&holder.name, depth + 1) {
+                    paths.push(format!("{outer}{}.", l.name));
+                }
+            }
+        }
+        paths
     }
 
     /// How many lines `forward` has before its `return`, as printed.

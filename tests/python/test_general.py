@@ -318,6 +318,25 @@ def test_trained_values_are_parameters(tmp_path):
     assert len(scales) >= 10 and all(p.grad is not None for p in scales.values()), sorted(scales)
 
 
+def test_blocks_inside_blocks_are_classes_they_hold(tmp_path):
+    """HGNetV2's blocks each run three light blocks (a 1x1 conv, a depthwise conv, the
+    affine): the light block is a class the block class holds three of, as Hugging Face's
+    `HGNetV2BasicLayer` holds its layers, not twenty-one layers spelled out under
+    `light_block_0_conv1_conv`; weights load strict under both instances, outputs match TF."""
+    out = tmp_path / "out"
+    run_cli("convert", source("keras_hub_hgnetv2"), "-o", out)
+    code = (out / "model.py").read_text()
+    block = code.split("class EncoderStageBlock(")[1].split("\nclass ")[0]
+    for k in range(3):
+        assert re.search(rf"self\.light_block_{k} = LightBlock\(", block), block
+    assert "light_block_0_conv1" not in block, block
+    assert "class LightBlock(nn.Module):" in code, code
+    model = import_model(out).load_model()
+    keys = set(model.state_dict())
+    assert "encoder_stage_1_block_1.light_block_2.conv1_conv.weight" in keys, sorted(keys)
+    assert_parity(out, GENERATED_DIR / "keras_hub_hgnetv2.npz")
+
+
 def test_alibi_from_the_scores_size_is_fused_attention(tmp_path):
     """BLOOM builds its ALiBi positions from the attention scores' own size: the size is read
     from `k`, so nothing computes the scores but SDPA (parity is the decoder test)."""

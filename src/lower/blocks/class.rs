@@ -33,11 +33,45 @@ impl ParamSlot {
     }
 }
 
-/// Constructor parameters of a class.
+/// The constructors a class's layers may call: PyTorch's layers we emit, and the block
+/// classes made before (an outer block holds inner blocks' instances, `CspRep(32)`): the
+/// names of their positional parameters, which name the outer class's, and their defaults.
+#[derive(Clone, Default)]
+pub(super) struct Signatures(BTreeMap<String, Vec<Param>>);
+
+impl Signatures {
+    pub(super) fn of(classes: &[BlockClass]) -> Signatures {
+        Signatures(classes.iter().map(|c| (c.name.clone(), c.params.clone())).collect())
+    }
+
+    /// The name of positional argument `slot` of constructor `func`, if known.
+    pub(super) fn positional(&self, func: &str, slot: usize) -> Option<&str> {
+        match self.0.get(func) {
+            Some(params) => {
+                params.iter().filter(|p| p.default.is_none()).nth(slot).map(|p| p.name.as_str())
+            }
+            None => positional_names(func).get(slot).copied(),
+        }
+    }
+
+    /// What `func` takes for keyword `key` when a call does not pass it.
+    pub(super) fn default(&self, func: &str, key: &str) -> Option<Expr> {
+        match self.0.get(func) {
+            Some(params) => params.iter().find(|p| p.name == key)?.default.clone(),
+            None => kwarg_default(func, key),
+        }
+    }
+}
+
+/// Constructor parameters of a class, and the signatures of the constructors its layers call.
 #[derive(Default)]
-pub(super) struct Params(Vec<ParamSlot>);
+pub(super) struct Params(Vec<ParamSlot>, Signatures);
 
 impl Params {
+    pub(super) fn calling(signatures: Signatures) -> Params {
+        Params(Vec::new(), signatures)
+    }
+
     /// `keep` when every instance passes the same value (nothing when that is the default),
     /// else the parameter (shared by every slot with the same values), named after `label`.
     fn slot(
@@ -164,7 +198,10 @@ impl Params {
 /// Each constructor's argument values, in the same slots: positional arguments, then every
 /// keyword any of them passes (in the order they pass them), a constructor without it
 /// passing PyTorch's default.
-pub(super) fn ctor_slots(ctors: &[&Expr]) -> Vec<(Option<String>, Vec<Expr>)> {
+pub(super) fn ctor_slots(
+    ctors: &[&Expr],
+    signatures: &Signatures,
+) -> Vec<(Option<String>, Vec<Expr>)> {
     let calls: Vec<Option<&Call>> =
         ctors.iter().map(|c| if let Expr::Call(c) = c { Some(c.as_ref()) } else { None }).collect();
     let Some(first) = calls.iter().flatten().next() else { return Vec::new() };
@@ -199,7 +236,7 @@ pub(super) fn ctor_slots(ctors: &[&Expr]) -> Vec<(Option<String>, Vec<Expr>)> {
             .map(|c| {
                 c.and_then(|c| c.kwargs.iter().find(|(k, _)| k == key))
                     .map(|(_, v)| v.clone())
-                    .or_else(|| kwarg_default(&func, key))
+                    .or_else(|| signatures.default(&func, key))
                     .unwrap_or(Expr::none())
             })
             .collect();
@@ -216,8 +253,7 @@ pub(super) fn class_layer(name: &str, ctors: &[Option<&Expr>], params: &mut Para
         return Layer { name: name.to_string(), ctor: present[0].clone() };
     };
     let func = flat(&first.func);
-    let names = positional_names(&func);
-    let slots = ctor_slots(&present);
+    let slots = ctor_slots(&present, &params.1);
     let mut args = Vec::new();
     let mut kwargs = Vec::new();
     for (j, (key, values)) in slots.into_iter().enumerate() {
@@ -227,12 +263,12 @@ pub(super) fn class_layer(name: &str, ctors: &[Option<&Expr>], params: &mut Para
         let keep = values.iter().flatten().next().cloned().unwrap_or(Expr::none());
         match key {
             None => {
-                let label = names.get(j).copied().unwrap_or("arg");
-                let arg = params.slot(label, name, values, &keep, None);
+                let label = params.1.positional(&func, j).unwrap_or("arg").to_string();
+                let arg = params.slot(&label, name, values, &keep, None);
                 args.push(arg.unwrap_or(keep));
             }
             Some(key) => {
-                let default = kwarg_default(&func, &key);
+                let default = params.1.default(&func, &key);
                 if let Some(v) = params.slot(&key, name, values, &keep, default.as_ref()) {
                     kwargs.push((key, v));
                 }
@@ -428,7 +464,7 @@ pub(super) fn build_class(
         .collect();
     let local_buffers = locals.split_off(first.layers.len());
     let local_layers = locals;
-    let mut params = Params::default();
+    let mut params = Params::calling(Signatures::of(&module.classes));
     let mut layers = Vec::new();
     for (k, local) in local_layers.iter().enumerate() {
         let ctors: Vec<Option<&Expr>> =

@@ -20,6 +20,7 @@ use heck::ToUpperCamelCase;
 mod class;
 mod counters;
 mod hoist;
+mod inner;
 mod layouts;
 mod naming;
 pub mod nested;
@@ -32,6 +33,7 @@ pub use hoist::hoist_foreign;
 pub use layouts::inputs_as_siblings;
 
 use self::class::{Instances, build_class};
+use self::inner::{innermost, respan};
 use self::variants::{Optional, Variant};
 use super::Span;
 use super::chain::read_later;
@@ -50,6 +52,9 @@ const MAX_OUTPUTS: usize = 3;
 /// Pairs of block groups tried as variants of one class, at most (a hostile graph may have
 /// many groups of one name).
 const MAX_ALIGNMENTS: usize = 10_000;
+
+/// Levels of blocks inside blocks made classes, at most.
+const MAX_NESTING: usize = 8;
 
 /// Fewer statements than this do not make a block class.
 const MIN_STATEMENTS: usize = 4;
@@ -695,6 +700,8 @@ struct Forward<'a> {
     families: Vec<BTreeSet<String>>,
     /// Each layer and buffer, and the statements that read it.
     attr_readers: BTreeMap<&'a str, Vec<usize>>,
+    /// Instances of block classes made before, and how many statements each runs.
+    inner_sizes: BTreeMap<&'a str, usize>,
     returns: &'a [Expr],
 }
 
@@ -823,8 +830,19 @@ impl Forward<'_> {
         }
         let layers: Vec<usize> = (first..=last).flat_map(|i| spans[i].layers.clone()).collect();
         let buffers: Vec<usize> = (first..=last).flat_map(|i| spans[i].buffers.clone()).collect();
-        // A class must be worth reading: a conv + batch-norm pair stays inline.
-        if range.len() < MIN_STATEMENTS || layers.is_empty() {
+        // A class must be worth reading: a conv + batch-norm pair stays inline. An inner
+        // block's call counts as what it runs (HGNetV2's light block: a conv, a batch norm
+        // and a `LightBlockConv`).
+        let size: usize = self.stmts[range.clone()]
+            .iter()
+            .map(|s| {
+                let attrs = s.value.self_attrs();
+                let inner = attrs.iter().filter_map(|a| self.inner_sizes.get(a));
+                inner.sum::<usize>().max(1)
+            })
+            .sum();
+        // One call of an inner block is that block already.
+        if size < MIN_STATEMENTS || range.len() < 2 || layers.is_empty() {
             return None;
         }
         // Its statements call its own layers, and only they do: a layer shared with code
@@ -1027,11 +1045,13 @@ fn layer_key(ctor: &Expr) -> String {
     match ctor {
         Expr::Call(c) => {
             let func = flat(&c.func);
+            // A block class's instance passes by keyword only what has a default.
+            let block = c.func.as_name().is_some();
             let keys: Vec<&str> = c
                 .kwargs
                 .iter()
                 .map(|(k, _)| k.as_str())
-                .filter(|k| kwarg_default(&func, k).is_none())
+                .filter(|k| !block && kwarg_default(&func, k).is_none())
                 .collect();
             format!("{func}/{}/{keys:?}", c.args.len())
         }
@@ -1126,6 +1146,7 @@ fn lone_outlier(
     module: &Module,
 ) -> Option<usize> {
     let first = &members[*group.first()?];
+    let signatures = class::Signatures::of(&module.classes);
     for k in 0..first.layers.len() {
         let ctors: Vec<&Expr> =
             group.iter().map(|&i| &module.layers[members[i].layers[k]].ctor).collect();
@@ -1133,12 +1154,13 @@ fn lone_outlier(
             Expr::Call(c) => flat(&c.func),
             _ => String::new(),
         };
-        for (slot, (key, values)) in class::ctor_slots(&ctors).into_iter().enumerate() {
+        for (slot, (key, values)) in class::ctor_slots(&ctors, &signatures).into_iter().enumerate()
+        {
             // Widths change from stage to stage (VGG's third block is 256 wide, the two
             // after it 512): a width is no edit, nor a depthwise conv's `groups`, its width.
             let width = key.is_none()
-                && positional_names(&func)
-                    .get(slot)
+                && signatures
+                    .positional(&func, slot)
                     .is_some_and(|n| n.ends_with("channels") || n.ends_with("features"))
                 || key.as_deref() == Some("groups");
             if width {
@@ -1198,7 +1220,10 @@ fn shared_by_kin(
     kin.iter().filter(|m| !group.contains(m)).any(|&m| {
         let other = &members[m];
         let Some(l) = other.canon.layer_names.iter().position(|n| n == name) else { return false };
-        let slots = class::ctor_slots(&[ctor, &module.layers[other.layers[l]].ctor]);
+        let slots = class::ctor_slots(
+            &[ctor, &module.layers[other.layers[l]].ctor],
+            &class::Signatures::of(&module.classes),
+        );
         slots.iter().enumerate().any(|(i, (key, values))| {
             key.as_deref() == at.key
                 && (at.key.is_some() || i == at.slot)
@@ -1219,6 +1244,7 @@ fn odd_one<T: PartialEq>(values: &[T]) -> Option<usize> {
 
 /// Members that share a class: the first has every part of the class; `variants` says how
 /// the others that lack some map onto it.
+#[derive(Clone)]
 struct Group {
     members: Vec<usize>,
     /// The class's optional parts, in statement order.
@@ -1239,8 +1265,8 @@ fn is_stack(group: &[usize], members: &[Member]) -> bool {
 
 /// Groups of members that share a class: same signature, or the same but for an optional
 /// part (see [`variants`]); no overlaps, larger blocks first.
-fn choose(members: &[Member], module: &Module) -> Vec<Group> {
-    let mut order: Vec<usize> = (0..members.len()).collect();
+fn choose(members: &[Member], eligible: &[bool], module: &Module) -> Vec<Group> {
+    let mut order: Vec<usize> = (0..members.len()).filter(|&i| eligible[i]).collect();
     // Larger blocks first; ties by position.
     order.sort_by_key(|&i| (std::cmp::Reverse(members[i].spans.len()), members[i].spans.start));
     let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
@@ -1393,10 +1419,9 @@ fn choose(members: &[Member], module: &Module) -> Vec<Group> {
         }
         chosen.push(group);
     }
-    lone.extend(
-        (0..members.len())
-            .filter(|&i| !members[i].extra_outputs.is_empty() && alone(&members[i], module)),
-    );
+    lone.extend((0..members.len()).filter(|&i| {
+        eligible[i] && !members[i].extra_outputs.is_empty() && alone(&members[i], module)
+    }));
     // Then the composite layers that occur once, where the repeated blocks left room: the
     // outermost first (a layer, not the attention inside it).
     lone.sort_by_key(|&i| (std::cmp::Reverse(members[i].spans.len()), members[i].spans.start));
@@ -1552,13 +1577,86 @@ fn ends_in_residual(canon: &Canonical) -> bool {
 }
 
 /// Finds repeated blocks, moves them into classes; returns (class, instance count) pairs.
+/// Blocks repeated inside the blocks (D-FINE's RepVGG bottlenecks, two in each CSP layer of
+/// each encoder block) go first, into classes of their own, so each outer class holds
+/// their instances rather than their layers spelled out under the whole inner scope
+/// (`csp_rep1_bottleneck_0_conv1_convolution`).
 pub fn extract(
     module: &mut Module,
     stmts: &mut Vec<Assign>,
     spans: &[Span],
     returns: &[Expr],
     names: &Scope,
+    tensors: &BTreeMap<String, bool>,
 ) -> Vec<(String, usize)> {
+    let mut report = Vec::new();
+    let mut spans = spans.to_vec();
+    // Each round makes the classes of the innermost repeated blocks, until none is left
+    // inside another (bounded: a hostile graph may nest scopes thousands deep).
+    for _ in 0..MAX_NESTING {
+        let (mut members, chosen) = find(module, stmts, &spans, returns);
+        let inner = innermost(&mut members, &chosen, module);
+        if inner.is_empty() {
+            report.extend(emit(module, stmts, names, &members, &chosen));
+            return report;
+        }
+        let sizes = (stmts.len(), module.layers.len(), module.buffers.len());
+        report.extend(emit(module, stmts, names, &members, &inner));
+        // Their instances are called from `forward` only until the outer blocks move.
+        hint_tensors(module, stmts, tensors);
+        let moved: Vec<&Member> =
+            inner.iter().flat_map(|g| &g.members).map(|&i| &members[i]).collect();
+        spans = respan(&spans, &moved, sizes);
+    }
+    let (members, chosen) = find(module, stmts, &spans, returns);
+    report.extend(emit(module, stmts, names, &members, &chosen));
+    report
+}
+
+/// Marks the block classes' inputs and output that are tensors in every instance's call in
+/// `stmts`: names that only ever hold tensors (`tensors`), not sizes held as Python ints.
+pub fn hint_tensors(module: &mut Module, stmts: &[Assign], tensors: &BTreeMap<String, bool>) {
+    let is_tensor = |e: &Expr| e.as_name().and_then(|n| tensors.get(n)) == Some(&true);
+    let class_of: BTreeMap<&str, usize> = module
+        .layers
+        .iter()
+        .filter_map(|l| {
+            let Expr::Call(c) = &l.ctor else { return None };
+            let class = c.func.as_name()?;
+            let k = module.classes.iter().position(|bc| bc.name == class)?;
+            Some((l.name.as_str(), k))
+        })
+        .collect();
+    // Per class whose instances are called: which inputs, and whether the output, are
+    // tensors in every call.
+    let mut hints: BTreeMap<usize, (Vec<bool>, bool)> = BTreeMap::new();
+    for s in stmts {
+        let Expr::Call(c) = &s.value else { continue };
+        let Some(&k) = c.func.as_self_attr().and_then(|i| class_of.get(i)) else { continue };
+        let n = module.classes[k].inputs.len();
+        let (inputs, output) = hints.entry(k).or_insert((vec![true; n], true));
+        for (t, arg) in inputs.iter_mut().zip(&c.args) {
+            *t &= is_tensor(arg);
+        }
+        *output &= match &s.target {
+            Expr::Tuple(items) => items.iter().all(is_tensor),
+            target => is_tensor(target),
+        };
+    }
+    for (k, (inputs, output)) in hints {
+        let class = &mut module.classes[k];
+        class.tensor_inputs = inputs;
+        class.tensor_output = output;
+    }
+}
+
+/// The block members and the groups chosen to share classes.
+fn find(
+    module: &Module,
+    stmts: &[Assign],
+    spans: &[Span],
+    returns: &[Expr],
+) -> (Vec<Member>, Vec<Group>) {
     let mut universe: BTreeSet<String> = module.params.iter().cloned().collect();
     for s in stmts.iter() {
         universe.extend(s.target.bound_names().into_iter().map(String::from));
@@ -1588,7 +1686,20 @@ pub fn extract(
             }
         }
     }
-    let forward = Forward { spans, stmts, module, universe, families, attr_readers, returns };
+    // A call of an inner block's instance stands for the statements its class runs.
+    let inner_sizes: BTreeMap<&str, usize> = module
+        .layers
+        .iter()
+        .filter_map(|l| {
+            let Expr::Call(c) = &l.ctor else { return None };
+            let class =
+                module.classes.iter().find(|k| Some(k.name.as_str()) == c.func.as_name())?;
+            let parts = class.optional.iter().map(|p| p.body.len() + p.after.len());
+            Some((l.name.as_str(), class.body.len() + parts.sum::<usize>()))
+        })
+        .collect();
+    let forward =
+        Forward { spans, stmts, module, universe, families, attr_readers, inner_sizes, returns };
     let mut members: Vec<Member> =
         candidates.iter().flat_map(|(t, c)| forward.analyse(t, c)).collect();
     // A cell that is also a scope (`transformer_layer_0` ends in its id) is the scope's block.
@@ -1622,15 +1733,28 @@ pub fn extract(
     });
     runs::one_phase_per_run(&mut members);
     name_within_containers(&mut members, &containers);
-    let chosen = choose(&members, module);
+    let chosen = choose(&members, &vec![true; members.len()], module);
+    (members, chosen)
+}
+
+/// Makes the classes of the `chosen` groups and puts their instances in place.
+fn emit(
+    module: &mut Module,
+    stmts: &mut Vec<Assign>,
+    names: &Scope,
+    members: &[Member],
+    chosen: &[Group],
+) -> Vec<(String, usize)> {
     if chosen.is_empty() {
         return Vec::new();
     }
-    // Class names must not shadow the model class or what the file imports (`F`, `nn`, ...).
+    // Class names must not shadow the model class, the classes made before, or what the
+    // file imports (`F`, `nn`, ...).
     let mut class_names: BTreeSet<String> =
         [module.class_name.as_str(), "F", "Nn", "Torch", "Json", "Os", "Struct"]
             .iter()
             .map(|s| s.to_string())
+            .chain(module.classes.iter().map(|c| c.name.clone()))
             .collect();
     let mut report = Vec::new();
     let mut instances = Instances { by_member: BTreeMap::new(), renames: BTreeMap::new() };
@@ -1675,7 +1799,7 @@ pub fn extract(
     // Else a part one has and the other lacks names it (`EncoderLayerWithDownsample`), or
     // how many layers of a kind each has (`TwoConvBlock`, `ThreeConvBlock`).
     let attributes: Vec<Vec<String>> =
-        chosen.iter().map(|g| class::attribute_names(g, &members, module).1).collect();
+        chosen.iter().map(|g| class::attribute_names(g, members, module).1).collect();
     let mut named: BTreeMap<usize, String> = BTreeMap::new();
     for (k, name) in naming::by_difference(&bases, &attributes, |j| residual_kind(&chosen[j])) {
         named.insert(k, name);
@@ -1742,10 +1866,10 @@ pub fn extract(
     order.sort_by_key(|(g, _)| place(g).first);
     for (group, name) in order {
         let name = name.expect("every class is named");
-        build_class(&name, group, &members, module, stmts, names, &mut instances);
+        build_class(&name, group, members, module, stmts, names, &mut instances);
         report.push((name, group.members.len()));
     }
-    rewrite(module, stmts, &members, &instances);
+    rewrite(module, stmts, members, &instances);
     report
 }
 

@@ -378,12 +378,7 @@ fn nest(module: &mut Module, k: usize, found: &Composite, name: &str) -> BlockCl
     outer.layers.insert(at.min(outer.layers.len()), instance);
     let outer_name = outer.name.clone();
     // Each instance's weights, under the composite's instance.
-    let instances: Vec<String> = module
-        .layers
-        .iter()
-        .filter(|l| calls(l, &outer_name))
-        .map(|l| format!("{}.", l.name))
-        .collect();
+    let instances = module.instance_paths(&outer_name);
     for (key, _) in &mut module.weights {
         let Some(inst) = instances.iter().find(|i| key.starts_with(i.as_str())) else { continue };
         let rest = &key[inst.len()..];

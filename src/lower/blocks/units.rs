@@ -623,15 +623,7 @@ fn rename_weights(module: &mut Module, renames: &[(Body, Vec<(String, String)>)]
     for (body, pairs) in renames {
         let prefixes: Vec<String> = match body {
             Body::Model => vec![String::new()],
-            Body::Class(k) => {
-                let class = &module.classes[*k].name;
-                module
-                    .layers
-                    .iter()
-                    .filter(|l| matches!(&l.ctor, Expr::Call(c) if c.func.as_name() == Some(class)))
-                    .map(|l| format!("{}.", l.name))
-                    .collect()
-            }
+            Body::Class(k) => module.instance_paths(&module.classes[*k].name),
         };
         for prefix in &prefixes {
             for (old, new) in pairs {
@@ -640,8 +632,9 @@ fn rename_weights(module: &mut Module, renames: &[(Body, Vec<(String, String)>)]
         }
     }
     for (key, _) in &mut module.weights {
-        // A layer of the model's is the key's first part; of a class's, its first two.
-        let dots: Vec<usize> = key.match_indices('.').map(|(i, _)| i).take(2).collect();
+        // A layer of the model's is the key's first part; of a class's, the path of an
+        // instance and its own name: the longest that is a layer of a unit.
+        let dots: Vec<usize> = key.match_indices('.').map(|(i, _)| i).collect();
         let hit = dots.iter().rev().find_map(|&d| by_prefix.get(&key[..=d]).map(|new| (d, new)));
         if let Some((d, new)) = hit {
             *key = format!("{new}{}", &key[d + 1..]);

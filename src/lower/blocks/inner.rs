@@ -1,0 +1,264 @@
+//! Blocks repeated inside repeated blocks, made classes first: D-FINE's encoder blocks each
+//! hold two CSP layers of two RepVGG bottlenecks. With one level of classes, the encoder
+//! block spelled out its four bottlenecks under their whole scopes
+//! (`self.csp_rep1_bottleneck_0_conv1_convolution`, thirty-odd statements); with the inner
+//! ones first, it holds `self.csp_rep1_bottleneck_0 = CspRepBottleneck(5)` and calls it, as
+//! Hugging Face's `RTDetrCSPRepLayer` holds its `RTDetrRepVggBlock`s.
+//!
+//! The inner groups are chosen as the outer ones are, among the blocks inside a chosen one;
+//! a group goes only where every instance of each outer class holds as many of its members,
+//! so the outer blocks stay alike once their inner ones are calls. Then the spans are made
+//! anew (each inner block one span, named by its scope, calling its instance) for the
+//! search of the outer blocks.
+
+use std::collections::BTreeSet;
+
+use super::{Group, Member, Tag, choose};
+use crate::lower::Span;
+use crate::lower::module::Module;
+
+/// The groups of blocks repeated inside the `chosen` ones and inside no other repeated
+/// block there: those to make classes of first.
+pub(super) fn innermost(members: &mut [Member], chosen: &[Group], module: &Module) -> Vec<Group> {
+    let mut outer = chosen.to_vec();
+    let mut level = inner_groups(members, chosen, true, module);
+    // Each level's blocks lie strictly inside the last's: this ends.
+    loop {
+        let deeper = inner_groups(members, &level, false, module);
+        if deeper.is_empty() {
+            break;
+        }
+        outer = std::mem::replace(&mut level, deeper);
+    }
+    // Named as the outer block names them: D-FINE's `csp_rep1` of `hybrid_encoder_fpn_
+    // block_1` is a `CspRep`, Xception's `block5_sepconv1` a `Sepconv`.
+    for g in &level {
+        for &i in &g.members {
+            let mut holders = outer.iter().flat_map(|o| &o.members);
+            let Some(&o) = holders.find(|&&o| within(members, i, o)) else { continue };
+            let words = members[o].instance.split('_').count();
+            let title: Vec<&str> = members[i].title.split('_').collect();
+            if title.len() > words {
+                members[i].title = title[words..].join("_");
+            }
+        }
+    }
+    level
+}
+
+/// Whether member `i` lies inside member `o`, under a scope of its own (not the same block
+/// with or without its residual add).
+fn within(members: &[Member], i: usize, o: usize) -> bool {
+    let (inner, outer) = (&members[i], &members[o]);
+    let nested = match (&inner.tag, &outer.tag) {
+        (Tag::Prefix(i), Tag::Prefix(o)) => {
+            i.strip_prefix(o.as_str()).is_some_and(|rest| rest.starts_with('_'))
+        }
+        (i, o) => i != o,
+    };
+    nested
+        && outer.spans.start <= inner.spans.start
+        && inner.spans.end <= outer.spans.end
+        && outer.stmts.start <= inner.stmts.start
+        && inner.stmts.end <= outer.stmts.end
+}
+
+/// The groups of blocks repeated inside the `chosen` ones, of which every outer block of one
+/// class holds as many, more than one. With `outside_too`, a group takes the blocks of its
+/// structure outside every chosen one too (Xception's `block2_sepconv2` beside the
+/// `sepconv`s of its middle blocks), which share its class.
+fn inner_groups(
+    members: &[Member],
+    chosen: &[Group],
+    outside_too: bool,
+    module: &Module,
+) -> Vec<Group> {
+    let within = |i: usize, o: usize| within(members, i, o);
+    let outer: Vec<usize> = chosen.iter().flat_map(|g| g.members.iter().copied()).collect();
+    let candidate =
+        |i: usize| matches!(members[i].tag, Tag::Prefix(_)) && members[i].extra_outputs.is_empty();
+    let mut eligible: Vec<bool> =
+        (0..members.len()).map(|i| candidate(i) && outer.iter().any(|&o| within(i, o))).collect();
+    if !eligible.contains(&true) {
+        return Vec::new();
+    }
+    if outside_too {
+        let inside: BTreeSet<&str> = (0..members.len())
+            .filter(|&i| eligible[i])
+            .map(|i| members[i].signature.as_str())
+            .collect();
+        let overlaps = |i: usize, o: usize| {
+            let (a, b) = (&members[i].spans, &members[o].spans);
+            a.start < b.end && b.start < a.end
+        };
+        for i in 0..members.len() {
+            if candidate(i)
+                && inside.contains(members[i].signature.as_str())
+                && !outer.iter().any(|&o| overlaps(i, o))
+            {
+                eligible[i] = true;
+            }
+        }
+    }
+    let mut inner = choose(members, &eligible, module);
+    // A block repeated inside its outer block (D-FINE's two bottlenecks in each CSP layer),
+    // as many times in each: one that occurs once in each (an Inception block's branch, a
+    // transformer layer's attention) reads better spelled out there, as torchvision and
+    // Hugging Face write them.
+    inner.retain(|g| {
+        g.members.iter().any(|&i| outer.iter().any(|&o| within(i, o)))
+            && chosen.iter().all(|o| {
+                let held = |outer: usize| g.members.iter().filter(|&&i| within(i, outer)).count();
+                let n = held(o.members[0]);
+                o.members.iter().all(|&m| held(m) == n) && n != 1
+            })
+    });
+    inner
+}
+
+/// The spans once the `moved` blocks are calls of their instances: each block one span of
+/// one statement and one layer, the others where their statements, layers and buffers now
+/// are. `sizes` are the numbers of statements, layers and buffers before.
+pub(super) fn respan(
+    spans: &[Span],
+    moved: &[&Member],
+    (statements, layers, buffers): (usize, usize, usize),
+) -> Vec<Span> {
+    let mut gone_stmts = vec![false; statements];
+    let mut gone_layers = vec![false; layers];
+    let mut gone_buffers = vec![false; buffers];
+    // Each block keeps its first statement (now the call) and first layer (the instance).
+    for m in moved {
+        for k in m.stmts.clone().skip(1) {
+            gone_stmts[k] = true;
+        }
+        for &l in m.layers.iter().skip(1) {
+            gone_layers[l] = true;
+        }
+        for &b in &m.buffers {
+            gone_buffers[b] = true;
+        }
+    }
+    let (si, li, bi) =
+        (new_places(&gone_stmts), new_places(&gone_layers), new_places(&gone_buffers));
+    let mut out = Vec::with_capacity(spans.len());
+    let mut i = 0;
+    while i < spans.len() {
+        let span = &spans[i];
+        let Some(m) = moved.iter().find(|m| m.spans.start == i) else {
+            out.push(Span {
+                stmts: si[span.stmts.start]..si[span.stmts.end],
+                layers: li[span.layers.start]..li[span.layers.end],
+                buffers: bi[span.buffers.start]..bi[span.buffers.end],
+                ..span.clone()
+            });
+            i += 1;
+            continue;
+        };
+        let (no_layers, no_buffers) = (li[span.layers.start], bi[span.buffers.start]);
+        // The layout conversions a block leaves before it stay, under their own scope.
+        if span.stmts.start < m.stmts.start {
+            out.push(Span {
+                stmts: si[span.stmts.start]..si[m.stmts.start],
+                layers: no_layers..no_layers,
+                buffers: no_buffers..no_buffers,
+                ..span.clone()
+            });
+        }
+        let scope = match &m.tag {
+            Tag::Prefix(p) => p.clone(),
+            _ => m.instance.clone(),
+        };
+        let (call, instance) = (si[m.stmts.start], li[m.layers[0]]);
+        out.push(Span {
+            scope,
+            head: spans[m.spans.end - 1].head.clone(),
+            stmts: call..call + 1,
+            layers: instance..instance + 1,
+            buffers: no_buffers..no_buffers,
+            movable: true,
+            shared: false,
+        });
+        i = m.spans.end.max(i + 1);
+    }
+    out
+}
+
+/// Where each item is once those `gone` are removed (one more entry, for range ends).
+fn new_places(gone: &[bool]) -> Vec<usize> {
+    let mut places = Vec::with_capacity(gone.len() + 1);
+    let mut kept = 0;
+    for &g in gone {
+        places.push(kept);
+        kept += usize::from(!g);
+    }
+    places.push(kept);
+    places
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ir::ValueRef;
+    use crate::testing::*;
+    use insta::assert_snapshot;
+
+    fn conv(g: &mut TestGraph, scope: &str, x: ValueRef, k: usize) -> ValueRef {
+        let w = g.constant(&format!("w/{scope}"), weights(&[k, k, 4, 4]));
+        let attrs = [("strides", ints(&[1, 1, 1, 1])), ("padding", string("SAME"))];
+        g.op(&format!("m/{scope}/Conv2D"), "Conv2D", &[x, w], &attrs)
+    }
+
+    /// D-FINE's encoder blocks, each a projection and two RepVGG bottlenecks (a 3x3 and a
+    /// 1x1 convolution of one input, added): the bottlenecks are a class of their own, which
+    /// the block class holds, their weights under both instances.
+    #[test]
+    fn blocks_repeated_inside_repeated_blocks_are_classes_they_hold() {
+        let mut g = TestGraph::new();
+        let mut x = g.input("image", &[-1, 8, 8, 4]);
+        for b in 1..=2 {
+            x = conv(&mut g, &format!("block_{b}_proj"), x, 1);
+            for r in 1..=2 {
+                let scope = format!("block_{b}_rep_{r}");
+                let wide = conv(&mut g, &format!("{scope}_conv1"), x, 3);
+                let narrow = conv(&mut g, &format!("{scope}_conv2"), x, 1);
+                let sum = g.op(&format!("m/{scope}_add/add"), "AddV2", &[wide, narrow], &[]);
+                x = g.op(&format!("m/{scope}_act/Relu"), "Relu", &[sum], &[]);
+            }
+        }
+        assert_snapshot!(g.lower(&[x]), @"
+        class Rep():
+          self.conv1 = nn.Conv2d(4, 4, 3, padding=1, bias=False)
+          self.conv2 = nn.Conv2d(4, 4, 1, bias=False)
+          x = self.conv1(inputs)
+          conv2 = self.conv2(inputs)
+          x = x + conv2
+          x = F.relu(x, inplace=True)
+          return x (from inputs)
+        class Block():
+          self.proj = nn.Conv2d(4, 4, 1, bias=False)
+          self.rep_1 = Rep()
+          self.rep_2 = Rep()
+          x = self.proj(x)
+          x = self.rep_1(x)
+          x = self.rep_2(x)
+          return x (from x)
+        self.blocks = nn.ModuleList([Block() for _ in range(2)])
+        # blocks.0.proj.weight: [4, 4, 1, 1]
+        # blocks.0.rep_1.conv1.weight: [4, 4, 3, 3]
+        # blocks.0.rep_1.conv2.weight: [4, 4, 1, 1]
+        # blocks.0.rep_2.conv1.weight: [4, 4, 3, 3]
+        # blocks.0.rep_2.conv2.weight: [4, 4, 1, 1]
+        # blocks.1.proj.weight: [4, 4, 1, 1]
+        # blocks.1.rep_1.conv1.weight: [4, 4, 3, 3]
+        # blocks.1.rep_1.conv2.weight: [4, 4, 1, 1]
+        # blocks.1.rep_2.conv1.weight: [4, 4, 3, 3]
+        # blocks.1.rep_2.conv2.weight: [4, 4, 1, 1]
+        ---
+        x = image.permute(0, 3, 1, 2)
+        for block in self.blocks:
+            x = block(x)
+        x = x.permute(0, 2, 3, 1)
+        return x
+        ");
+    }
+}
