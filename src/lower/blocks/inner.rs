@@ -128,16 +128,15 @@ pub(super) fn respan(
     let mut gone_layers = vec![false; layers];
     let mut gone_buffers = vec![false; buffers];
     // Each block keeps its first statement (now the call) and first layer (the instance).
+    let mark = |gone: &mut Vec<bool>, k: usize| {
+        if let Some(g) = gone.get_mut(k) {
+            *g = true;
+        }
+    };
     for m in moved {
-        for k in m.stmts.clone().skip(1) {
-            gone_stmts[k] = true;
-        }
-        for &l in m.layers.iter().skip(1) {
-            gone_layers[l] = true;
-        }
-        for &b in &m.buffers {
-            gone_buffers[b] = true;
-        }
+        m.stmts.clone().skip(1).for_each(|k| mark(&mut gone_stmts, k));
+        m.layers.iter().skip(1).for_each(|&l| mark(&mut gone_layers, l));
+        m.buffers.iter().for_each(|&b| mark(&mut gone_buffers, b));
     }
     let (si, li, bi) =
         (new_places(&gone_stmts), new_places(&gone_layers), new_places(&gone_buffers));
@@ -147,19 +146,19 @@ pub(super) fn respan(
         let span = &spans[i];
         let Some(m) = moved.iter().find(|m| m.spans.start == i) else {
             out.push(Span {
-                stmts: si[span.stmts.start]..si[span.stmts.end],
-                layers: li[span.layers.start]..li[span.layers.end],
-                buffers: bi[span.buffers.start]..bi[span.buffers.end],
+                stmts: si.at(span.stmts.start)..si.at(span.stmts.end),
+                layers: li.at(span.layers.start)..li.at(span.layers.end),
+                buffers: bi.at(span.buffers.start)..bi.at(span.buffers.end),
                 ..span.clone()
             });
             i += 1;
             continue;
         };
-        let (no_layers, no_buffers) = (li[span.layers.start], bi[span.buffers.start]);
+        let (no_layers, no_buffers) = (li.at(span.layers.start), bi.at(span.buffers.start));
         // The layout conversions a block leaves before it stay, under their own scope.
         if span.stmts.start < m.stmts.start {
             out.push(Span {
-                stmts: si[span.stmts.start]..si[m.stmts.start],
+                stmts: si.at(span.stmts.start)..si.at(m.stmts.start),
                 layers: no_layers..no_layers,
                 buffers: no_buffers..no_buffers,
                 ..span.clone()
@@ -169,10 +168,11 @@ pub(super) fn respan(
             Tag::Prefix(p) => p.clone(),
             _ => m.instance.clone(),
         };
-        let (call, instance) = (si[m.stmts.start], li[m.layers[0]]);
+        let first_layer = m.layers.first().copied().unwrap_or(span.layers.start);
+        let (call, instance) = (si.at(m.stmts.start), li.at(first_layer));
         out.push(Span {
             scope,
-            head: spans[m.spans.end - 1].head.clone(),
+            head: spans.get(m.spans.end.saturating_sub(1)).unwrap_or(span).head.clone(),
             stmts: call..call + 1,
             layers: instance..instance + 1,
             buffers: no_buffers..no_buffers,
@@ -184,8 +184,17 @@ pub(super) fn respan(
     out
 }
 
-/// Where each item is once those `gone` are removed (one more entry, for range ends).
-fn new_places(gone: &[bool]) -> Vec<usize> {
+/// Where each item is once those `gone` are removed.
+struct Places(Vec<usize>);
+
+impl Places {
+    fn at(&self, i: usize) -> usize {
+        // One entry past the last, for range ends; a span out of range (none is) at the end.
+        self.0.get(i).or(self.0.last()).copied().unwrap_or(0)
+    }
+}
+
+fn new_places(gone: &[bool]) -> Places {
     let mut places = Vec::with_capacity(gone.len() + 1);
     let mut kept = 0;
     for &g in gone {
@@ -193,7 +202,7 @@ fn new_places(gone: &[bool]) -> Vec<usize> {
         kept += usize::from(!g);
     }
     places.push(kept);
-    places
+    Places(places)
 }
 
 #[cfg(test)]
