@@ -9,7 +9,10 @@
 //! a group goes only where every instance of each outer class holds as many of its members,
 //! so the outer blocks stay alike once their inner ones are calls. Then the spans are made
 //! anew (each inner block one span, named by its scope, calling its instance) for the
-//! search of the outer blocks.
+//! search of the outer blocks. A composite layer that occurs once but holds blocks of a
+//! class the model uses elsewhere (HGNetV2's first block, around one of its stem's
+//! `EmbedderStem`s) is an outer block too: a class holding an instance, where before the
+//! instance kept it spelled out under the model.
 
 use std::collections::BTreeSet;
 
@@ -19,12 +22,20 @@ use crate::lower::module::Module;
 
 /// The groups of blocks repeated inside the `chosen` ones and inside no other repeated
 /// block there: those to make classes of first.
-pub(super) fn innermost(members: &mut [Member], chosen: &[Group], module: &Module) -> Vec<Group> {
-    let mut outer = chosen.to_vec();
-    let mut level = inner_groups(members, chosen, true, module);
+pub(super) fn innermost(
+    members: &mut [Member],
+    chosen: &[Group],
+    holders: &[usize],
+    module: &Module,
+) -> Vec<Group> {
+    let lone =
+        |i: &usize| Group { members: vec![*i], parts: Vec::new(), variants: Default::default() };
+    let mut outer: Vec<Group> = chosen.iter().cloned().chain(holders.iter().map(lone)).collect();
+    let grouped: BTreeSet<usize> = chosen.iter().flat_map(|g| g.members.iter().copied()).collect();
+    let mut level = inner_groups(members, &outer, Some(&grouped), module);
     // Each level's blocks lie strictly inside the last's: this ends.
     loop {
-        let deeper = inner_groups(members, &level, false, module);
+        let deeper = inner_groups(members, &level, None, module);
         if deeper.is_empty() {
             break;
         }
@@ -48,7 +59,7 @@ pub(super) fn innermost(members: &mut [Member], chosen: &[Group], module: &Modul
 
 /// Whether member `i` lies inside member `o`, under a scope of its own (not the same block
 /// with or without its residual add).
-fn within(members: &[Member], i: usize, o: usize) -> bool {
+pub(super) fn within(members: &[Member], i: usize, o: usize) -> bool {
     let (inner, outer) = (&members[i], &members[o]);
     let nested = match (&inner.tag, &outer.tag) {
         (Tag::Prefix(i), Tag::Prefix(o)) => {
@@ -64,13 +75,14 @@ fn within(members: &[Member], i: usize, o: usize) -> bool {
 }
 
 /// The groups of blocks repeated inside the `chosen` ones, of which every outer block of one
-/// class holds as many, more than one. With `outside_too`, a group takes the blocks of its
-/// structure outside every chosen one too (Xception's `block2_sepconv2` beside the
-/// `sepconv`s of its middle blocks), which share its class.
+/// class holds as many, more than one. With `grouped` (the blocks of the model's repeated
+/// blocks), a group takes the blocks of its structure outside every chosen one too
+/// (Xception's `block2_sepconv2` beside the `sepconv`s of its middle blocks), which share
+/// its class, and an outer block may hold one block only where that is one of `grouped`.
 fn inner_groups(
     members: &[Member],
     chosen: &[Group],
-    outside_too: bool,
+    grouped: Option<&BTreeSet<usize>>,
     module: &Module,
 ) -> Vec<Group> {
     let within = |i: usize, o: usize| within(members, i, o);
@@ -82,14 +94,16 @@ fn inner_groups(
     if !eligible.contains(&true) {
         return Vec::new();
     }
-    if outside_too {
+    if grouped.is_some() {
         let inside: BTreeSet<&str> = (0..members.len())
             .filter(|&i| eligible[i])
             .map(|i| members[i].signature.as_str())
             .collect();
+        // Not part of an outer block (but it may be one: the model's other `EmbedderStem`s
+        // beside the one HGNetV2's first block holds).
         let overlaps = |i: usize, o: usize| {
             let (a, b) = (&members[i].spans, &members[o].spans);
-            a.start < b.end && b.start < a.end
+            i != o && a.start < b.end && b.start < a.end
         };
         for i in 0..members.len() {
             if candidate(i)
@@ -100,17 +114,24 @@ fn inner_groups(
             }
         }
     }
-    let mut inner = choose(members, &eligible, module);
+    let (mut inner, _) = choose(members, &eligible, module);
     // A block repeated inside its outer block (D-FINE's two bottlenecks in each CSP layer),
     // as many times in each: one that occurs once in each (an Inception block's branch, a
     // transformer layer's attention) reads better spelled out there, as torchvision and
-    // Hugging Face write them.
+    // Hugging Face write them, unless it is an instance of a class anyway (HGNetV2's first
+    // block holds one of the model's `EmbedderStem`s).
+    let instance = |i: usize| grouped.is_some_and(|g| g.contains(&i));
     inner.retain(|g| {
         g.members.iter().any(|&i| outer.iter().any(|&o| within(i, o)))
             && chosen.iter().all(|o| {
-                let held = |outer: usize| g.members.iter().filter(|&&i| within(i, outer)).count();
-                let n = held(o.members[0]);
-                o.members.iter().all(|&m| held(m) == n) && n != 1
+                let held: Vec<Vec<usize>> = o
+                    .members
+                    .iter()
+                    .map(|&m| g.members.iter().copied().filter(|&i| within(i, m)).collect())
+                    .collect();
+                let n = held[0].len();
+                held.iter().all(|h| h.len() == n)
+                    && (n != 1 || held.iter().flatten().all(|&i| instance(i)))
             })
     });
     inner
@@ -267,6 +288,76 @@ mod tests {
         for block in self.blocks:
             x = block(x)
         x = x.permute(0, 2, 3, 1)
+        return x
+        ");
+    }
+}
+
+#[cfg(test)]
+mod holder_tests {
+    use crate::ir::ValueRef;
+    use crate::testing::*;
+    use insta::assert_snapshot;
+
+    fn conv_relu(g: &mut TestGraph, scope: &str, x: ValueRef) -> ValueRef {
+        let w = g.constant(&format!("w/{scope}"), weights(&[1, 1, 4, 4]));
+        let attrs = [("strides", ints(&[1, 1, 1, 1])), ("padding", string("SAME"))];
+        let y = g.op(&format!("m/{scope}/Conv2D"), "Conv2D", &[x, w], &attrs);
+        g.op(&format!("m/{scope}/Relu"), "Relu", &[y], &[])
+    }
+
+    /// HGNetV2's first block: one conv block like the stem's, then its own layers. It occurs
+    /// once, and is a class holding an instance of the stem's class.
+    #[test]
+    fn a_layer_that_occurs_once_may_hold_an_instance_of_a_class() {
+        let mut g = TestGraph::new();
+        let mut x = g.input("image", &[-1, 8, 8, 4]);
+        for s in 1..=2 {
+            x = conv_relu(&mut g, &format!("stem_{s}_conv1"), x);
+            x = conv_relu(&mut g, &format!("stem_{s}_conv2"), x);
+        }
+        let block = "encoder_first_stage";
+        let y = conv_relu(&mut g, &format!("{block}/conv_block_0/conv1"), x);
+        let y = conv_relu(&mut g, &format!("{block}/conv_block_0/conv2"), y);
+        let y = g.op(&format!("m/{block}/add/add"), "AddV2", &[x, y], &[]);
+        let y = conv_relu(&mut g, &format!("{block}/aggregation_squeeze"), y);
+        let y = conv_relu(&mut g, &format!("{block}/aggregation_excite"), y);
+        assert_snapshot!(g.lower(&[y]), @"
+        class Stem():
+          self.conv1 = nn.Conv2d(4, 4, 1, bias=False)
+          self.conv2 = nn.Conv2d(4, 4, 1, bias=False)
+          x = self.conv1(x)
+          x = F.relu(x, inplace=True)
+          x = self.conv2(x)
+          x = F.relu(x, inplace=True)
+          return x (from x)
+        class EncoderFirstStage():
+          self.conv_block = Stem()
+          self.aggregation_squeeze = nn.Conv2d(4, 4, 1, bias=False)
+          self.aggregation_excite = nn.Conv2d(4, 4, 1, bias=False)
+          x = self.conv_block(inputs)
+          x = inputs + x
+          x = self.aggregation_squeeze(x)
+          x = F.relu(x, inplace=True)
+          x = self.aggregation_excite(x)
+          x = F.relu(x, inplace=True)
+          return x (from inputs)
+        self.stems = nn.ModuleList([Stem() for _ in range(2)])
+        self.encoder_first_stage = EncoderFirstStage()
+        # stems.0.conv1.weight: [4, 4, 1, 1]
+        # stems.0.conv2.weight: [4, 4, 1, 1]
+        # stems.1.conv1.weight: [4, 4, 1, 1]
+        # stems.1.conv2.weight: [4, 4, 1, 1]
+        # encoder_first_stage.conv_block.conv1.weight: [4, 4, 1, 1]
+        # encoder_first_stage.conv_block.conv2.weight: [4, 4, 1, 1]
+        # encoder_first_stage.aggregation_squeeze.weight: [4, 4, 1, 1]
+        # encoder_first_stage.aggregation_excite.weight: [4, 4, 1, 1]
+        ---
+        x = image.permute(0, 3, 1, 2)
+        stem_2_conv2 = x
+        for layer in self.stems:
+            stem_2_conv2 = layer(stem_2_conv2)
+        x = self.encoder_first_stage(stem_2_conv2).permute(0, 2, 3, 1)
         return x
         ");
     }

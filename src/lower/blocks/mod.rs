@@ -114,6 +114,8 @@ struct Member {
     canon: Canonical,
     /// Whether it begins with unnamed layers before its scope's first (see `analyse`).
     extended: bool,
+    /// How many statements it runs, those of the inner blocks it calls included.
+    size: usize,
 }
 
 /// How a block's layers are named: under a scope prefix (`conv2_block1_1_conv`), or, in
@@ -963,6 +965,7 @@ impl Forward<'_> {
             signature,
             canon,
             extended,
+            size,
         })
     }
 
@@ -1264,8 +1267,10 @@ fn is_stack(group: &[usize], members: &[Member]) -> bool {
 }
 
 /// Groups of members that share a class: same signature, or the same but for an optional
-/// part (see [`variants`]); no overlaps, larger blocks first.
-fn choose(members: &[Member], eligible: &[bool], module: &Module) -> Vec<Group> {
+/// part (see [`variants`]); no overlaps, larger blocks first. And the composite layers that
+/// occur once that would be classes but for the repeated blocks inside them (HGNetV2's first
+/// block, around one of the model's `EmbedderStem`s): classes once those are (see [`inner`]).
+fn choose(members: &[Member], eligible: &[bool], module: &Module) -> (Vec<Group>, Vec<usize>) {
     let mut order: Vec<usize> = (0..members.len()).filter(|&i| eligible[i]).collect();
     // Larger blocks first; ties by position.
     order.sort_by_key(|&i| (std::cmp::Reverse(members[i].spans.len()), members[i].spans.start));
@@ -1382,6 +1387,8 @@ fn choose(members: &[Member], eligible: &[bool], module: &Module) -> Vec<Group> 
         }
     }
     let mut taken: BTreeSet<usize> = BTreeSet::new();
+    // The member of a repeated block's group that took each span.
+    let mut owner: BTreeMap<usize, usize> = BTreeMap::new();
     let mut chosen = Vec::new();
     let mut lone = Vec::new();
     for mut group in merged.into_iter().flatten() {
@@ -1416,6 +1423,7 @@ fn choose(members: &[Member], eligible: &[bool], module: &Module) -> Vec<Group> 
         }
         for &i in &group.members {
             taken.extend(members[i].spans.clone());
+            owner.extend(members[i].spans.clone().map(|s| (s, i)));
         }
         chosen.push(group);
     }
@@ -1439,9 +1447,22 @@ fn choose(members: &[Member], eligible: &[bool], module: &Module) -> Vec<Group> 
         }
         families.values().any(|n| n.len() >= 2)
     };
+    // Whether what the repeated blocks took of it are whole blocks inside it.
+    let holds_whole = |i: usize, taken: &BTreeSet<usize>| {
+        let mut inside = members[i].spans.clone().filter(|s| taken.contains(s)).peekable();
+        inside.peek().is_some()
+            && inside.all(|s| owner.get(&s).is_some_and(|&m| inner::within(members, m, i)))
+    };
     let mut alone_chosen = Vec::new();
+    let mut holders = Vec::new();
     for i in lone {
-        if members[i].spans.clone().any(|s| taken.contains(&s)) || holds_numbered(i) {
+        if holds_numbered(i) {
+            continue;
+        }
+        if members[i].spans.clone().any(|s| taken.contains(&s)) {
+            if holds_whole(i, &taken) {
+                holders.push(i);
+            }
             continue;
         }
         taken.extend(members[i].spans.clone());
@@ -1455,7 +1476,7 @@ fn choose(members: &[Member], eligible: &[bool], module: &Module) -> Vec<Group> 
         parts: Vec::new(),
         variants: BTreeMap::new(),
     }));
-    chosen
+    (chosen, holders)
 }
 
 /// Layer names longer than this inside a composite layer make it a class even if it occurs
@@ -1482,7 +1503,7 @@ fn alone(member: &Member, module: &Module) -> bool {
         .chain(member.buffers.iter().map(|&b| module.buffers[b].name.as_str()));
     !member.extended
         && member.layers.len() >= 2
-        && member.canon.stmts.len() >= MIN_ALONE_STATEMENTS
+        && member.size >= MIN_ALONE_STATEMENTS
         && member.canon.layer_names.iter().all(|n| !n.is_empty())
         && names.any(|n| n.len() > LONG_NAME)
 }
@@ -1594,8 +1615,8 @@ pub fn extract(
     // Each round makes the classes of the innermost repeated blocks, until none is left
     // inside another (bounded: a hostile graph may nest scopes thousands deep).
     for _ in 0..MAX_NESTING {
-        let (mut members, chosen) = find(module, stmts, &spans, returns);
-        let inner = innermost(&mut members, &chosen, module);
+        let (mut members, chosen, holders) = find(module, stmts, &spans, returns);
+        let inner = innermost(&mut members, &chosen, &holders, module);
         if inner.is_empty() {
             report.extend(emit(module, stmts, names, &members, &chosen));
             return report;
@@ -1608,7 +1629,7 @@ pub fn extract(
             inner.iter().flat_map(|g| &g.members).map(|&i| &members[i]).collect();
         spans = respan(&spans, &moved, sizes);
     }
-    let (members, chosen) = find(module, stmts, &spans, returns);
+    let (members, chosen, _) = find(module, stmts, &spans, returns);
     report.extend(emit(module, stmts, names, &members, &chosen));
     report
 }
@@ -1656,7 +1677,7 @@ fn find(
     stmts: &[Assign],
     spans: &[Span],
     returns: &[Expr],
-) -> (Vec<Member>, Vec<Group>) {
+) -> (Vec<Member>, Vec<Group>, Vec<usize>) {
     let mut universe: BTreeSet<String> = module.params.iter().cloned().collect();
     for s in stmts.iter() {
         universe.extend(s.target.bound_names().into_iter().map(String::from));
@@ -1733,8 +1754,8 @@ fn find(
     });
     runs::one_phase_per_run(&mut members);
     name_within_containers(&mut members, &containers);
-    let chosen = choose(&members, &vec![true; members.len()], module);
-    (members, chosen)
+    let (chosen, holders) = choose(&members, &vec![true; members.len()], module);
+    (members, chosen, holders)
 }
 
 /// Makes the classes of the `chosen` groups and puts their instances in place.
