@@ -361,4 +361,56 @@ mod holder_tests {
         return x
         ");
     }
+
+    /// MobileNetV5's inverted residual blocks hold blocks Keras numbered with its counters
+    /// over the whole model (`conv_norm_act_4`, `conv_norm_act_5`): not a model of numbered
+    /// layers, whose layers are the classes to read, but a block holding two.
+    #[test]
+    fn a_layer_holding_blocks_keras_counted_is_a_class() {
+        let mut g = TestGraph::new();
+        let x = g.input("image", &[-1, 8, 8, 4]);
+        let x = conv_relu(&mut g, "stem", x);
+        let block = "universal_inverted_residual";
+        let mut y = x;
+        for k in 4..=5 {
+            y = conv_relu(&mut g, &format!("{block}/conv_norm_act_{k}/expand"), y);
+            y = conv_relu(&mut g, &format!("{block}/conv_norm_act_{k}/reduce"), y);
+        }
+        let y = g.op(&format!("m/{block}/add/add"), "AddV2", &[x, y], &[]);
+        let y = conv_relu(&mut g, &format!("{block}/projection_convolution"), y);
+        assert_snapshot!(g.lower(&[y]), @"
+        class ConvNormAct():
+          self.expand = nn.Conv2d(4, 4, 1, bias=False)
+          self.reduce = nn.Conv2d(4, 4, 1, bias=False)
+          x = self.expand(inputs)
+          x = F.relu(x, inplace=True)
+          x = self.reduce(x)
+          x = F.relu(x, inplace=True)
+          return x (from inputs)
+        class UniversalInvertedResidual():
+          self.conv_norm_act_1 = ConvNormAct()
+          self.conv_norm_act_2 = ConvNormAct()
+          self.projection_convolution = nn.Conv2d(4, 4, 1, bias=False)
+          x = self.conv_norm_act_1(inputs)
+          x = self.conv_norm_act_2(x)
+          x = inputs + x
+          x = self.projection_convolution(x)
+          x = F.relu(x, inplace=True)
+          return x (from inputs)
+        self.stem = nn.Conv2d(4, 4, 1, bias=False)
+        self.universal_inverted_residual = UniversalInvertedResidual()
+        # stem.weight: [4, 4, 1, 1]
+        # universal_inverted_residual.conv_norm_act_1.expand.weight: [4, 4, 1, 1]
+        # universal_inverted_residual.conv_norm_act_1.reduce.weight: [4, 4, 1, 1]
+        # universal_inverted_residual.conv_norm_act_2.expand.weight: [4, 4, 1, 1]
+        # universal_inverted_residual.conv_norm_act_2.reduce.weight: [4, 4, 1, 1]
+        # universal_inverted_residual.projection_convolution.weight: [4, 4, 1, 1]
+        ---
+        x = image.permute(0, 3, 1, 2)
+        x = self.stem(x)
+        x = F.relu(x, inplace=True)
+        x = self.universal_inverted_residual(x).permute(0, 2, 3, 1)
+        return x
+        ");
+    }
 }

@@ -1445,7 +1445,19 @@ fn choose(members: &[Member], eligible: &[bool], module: &Module) -> (Vec<Group>
         for j in (0..members.len()).filter(|&j| within(j) && members[j].title.contains('#')) {
             families.entry(&members[j].title).or_default().insert(&members[j].instance);
         }
-        families.values().any(|n| n.len() >= 2)
+        // Numbered by the model (`decoder_block_0`, `decoder_block_1`), not by Keras'
+        // counters over the whole model (MobileNetV5's `conv_norm_act_2` to `_5` inside its
+        // first inverted residual block).
+        let numbered = |n: &BTreeSet<&str>| {
+            let numbers: BTreeSet<usize> = n
+                .iter()
+                .filter_map(|i| i.rsplit('_').next().and_then(|w| w.parse().ok()))
+                .collect();
+            let k = numbers.len();
+            k == n.len()
+                && (numbers.iter().copied().eq(0..k) || numbers.iter().copied().eq(1..k + 1))
+        };
+        families.values().any(|n| n.len() >= 2 && numbered(n))
     };
     // Whether what the repeated blocks took of it are whole blocks inside it.
     let holds_whole = |i: usize, taken: &BTreeSet<usize>| {
