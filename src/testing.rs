@@ -84,6 +84,13 @@ impl TestGraph {
         v
     }
 
+    /// A `k`x`k` convolution of four channels to four, `SAME` padded, under `m/<scope>`.
+    pub fn conv4(&mut self, scope: &str, x: ValueRef, k: usize) -> ValueRef {
+        let w = self.constant(&format!("w/{scope}"), weights(&[k, k, 4, 4]));
+        let attrs = [("strides", ints(&[1, 1, 1, 1])), ("padding", string("SAME"))];
+        self.op(&format!("m/{scope}/Conv2D"), "Conv2D", &[x, w], &attrs)
+    }
+
     pub fn op(
         &mut self,
         name: &str,

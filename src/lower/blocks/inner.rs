@@ -232,10 +232,9 @@ mod tests {
     use crate::testing::*;
     use insta::assert_snapshot;
 
-    fn conv(g: &mut TestGraph, scope: &str, x: ValueRef, k: usize) -> ValueRef {
-        let w = g.constant(&format!("w/{scope}"), weights(&[k, k, 4, 4]));
-        let attrs = [("strides", ints(&[1, 1, 1, 1])), ("padding", string("SAME"))];
-        g.op(&format!("m/{scope}/Conv2D"), "Conv2D", &[x, w], &attrs)
+    fn conv_relu(g: &mut TestGraph, scope: &str, x: ValueRef) -> ValueRef {
+        let y = g.conv4(scope, x, 1);
+        g.op(&format!("m/{scope}/Relu"), "Relu", &[y], &[])
     }
 
     /// D-FINE's encoder blocks, each a projection and two RepVGG bottlenecks (a 3x3 and a
@@ -246,11 +245,11 @@ mod tests {
         let mut g = TestGraph::new();
         let mut x = g.input("image", &[-1, 8, 8, 4]);
         for b in 1..=2 {
-            x = conv(&mut g, &format!("block_{b}_proj"), x, 1);
+            x = g.conv4(&format!("block_{b}_proj"), x, 1);
             for r in 1..=2 {
                 let scope = format!("block_{b}_rep_{r}");
-                let wide = conv(&mut g, &format!("{scope}_conv1"), x, 3);
-                let narrow = conv(&mut g, &format!("{scope}_conv2"), x, 1);
+                let wide = g.conv4(&format!("{scope}_conv1"), x, 3);
+                let narrow = g.conv4(&format!("{scope}_conv2"), x, 1);
                 let sum = g.op(&format!("m/{scope}_add/add"), "AddV2", &[wide, narrow], &[]);
                 x = g.op(&format!("m/{scope}_act/Relu"), "Relu", &[sum], &[]);
             }
@@ -290,20 +289,6 @@ mod tests {
         x = x.permute(0, 2, 3, 1)
         return x
         ");
-    }
-}
-
-#[cfg(test)]
-mod holder_tests {
-    use crate::ir::ValueRef;
-    use crate::testing::*;
-    use insta::assert_snapshot;
-
-    fn conv_relu(g: &mut TestGraph, scope: &str, x: ValueRef) -> ValueRef {
-        let w = g.constant(&format!("w/{scope}"), weights(&[1, 1, 4, 4]));
-        let attrs = [("strides", ints(&[1, 1, 1, 1])), ("padding", string("SAME"))];
-        let y = g.op(&format!("m/{scope}/Conv2D"), "Conv2D", &[x, w], &attrs);
-        g.op(&format!("m/{scope}/Relu"), "Relu", &[y], &[])
     }
 
     /// HGNetV2's first block: one conv block like the stem's, then its own layers. It occurs

@@ -649,9 +649,7 @@ mod tests {
     use insta::assert_snapshot;
 
     fn conv(g: &mut TestGraph, scope: &str, x: ValueRef, k: usize) -> ValueRef {
-        let w = g.constant(&format!("w/{scope}"), weights(&[k, k, 4, 4]));
-        let attrs = [("strides", ints(&[1, 1, 1, 1])), ("padding", string("SAME"))];
-        g.op(&format!("m/{scope}/Conv2D"), "Conv2D", &[x, w], &attrs)
+        g.conv4(scope, x, k)
     }
 
     /// Three branches of ReLU and three convolutions (one with a wider kernel): `name(b, k)`
