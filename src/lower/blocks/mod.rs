@@ -3232,6 +3232,32 @@ mod tests {
         ");
     }
 
+    /// SegFormer's attention reads the output of a layer Keras named by kind and counter
+    /// (`layer_normalization_22`, `layer_normalization_1` in the layer's class): inside the
+    /// nested class that is `h`, not the counted name.
+    #[test]
+    fn a_nested_class_input_keras_counted_is_h() {
+        let mut g = TestGraph::new();
+        let mut x = g.input("x", &[-1, 8]);
+        for b in 0..3 {
+            let scope = format!("layer_{b}");
+            let h = dense(&mut g, x, &format!("{scope}/dense_{}", 10 + 2 * b));
+            let moe = format!("{scope}/sparse_mixture_of_experts_block");
+            let gate = dense(&mut g, h, &format!("{moe}/gate_projection_dense"));
+            let gate = g.op(&format!("m/{moe}/Relu"), "Relu", &[gate], &[]);
+            let up = dense(&mut g, h, &format!("{moe}/up_projection_dense"));
+            let y = g.op(&format!("m/{moe}/mul"), "Mul", &[gate, up], &[]);
+            let y = g.op(&format!("m/{moe}/Tanh"), "Tanh", &[y], &[]);
+            let y = dense(&mut g, y, &format!("{moe}/down_projection_dense"));
+            let y = g.op(&format!("m/{moe}/Sigmoid"), "Sigmoid", &[y], &[]);
+            let y = dense(&mut g, y, &format!("{scope}/dense_{}", 11 + 2 * b));
+            x = g.op(&format!("m/{scope}/add"), "AddV2", &[x, y], &[]);
+        }
+        let code = g.lower(&[x]);
+        let nested = code.split("class Layer").next().unwrap_or_default();
+        assert!(nested.contains("(from x)") && !nested.contains("dense_10"), "{code}");
+    }
+
     /// A model of numbered layers that occurs once (Gemma3n's `text_model` around
     /// `decoder_block_0` and `decoder_block_1`, which differ) is no class: its layers are.
     #[test]

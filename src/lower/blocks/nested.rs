@@ -324,20 +324,25 @@ fn nest(module: &mut Module, k: usize, found: &Composite, name: &str) -> BlockCl
         .filter(|n| *n == found.prefix || n.starts_with(&prefix))
         .map(String::from)
         .collect();
-    // An input named after the outer class's layer that made it (`feedforward_layernorm`) is
-    // `h` inside, as a norm's output is (or `x`, where the body uses `h`).
+    // An input named after the outer class's layer that made it (`feedforward_layernorm`),
+    // or after a layer Keras named by its kind (`layer_normalization_22`, which the outer
+    // class calls `layer_normalization_1`; `dense`), is `h` inside, as a norm's output is (or
+    // `x`, where the body uses `h`; `x` or `inputs` where it has a norm of its own).
     let outer_layers: BTreeSet<&str> = outer.layers.iter().map(|l| l.name.as_str()).collect();
+    let auto_named = |i: &str| super::is_unnamed_layer(i);
     let used: BTreeSet<&str> = body
         .iter()
         .flat_map(|s| s.value.names().into_iter().chain(s.target.bound_names()))
         .collect();
     let bound: BTreeSet<&str> = body.iter().flat_map(|s| s.target.bound_names()).collect();
-    let renamed = found
-        .inputs
-        .iter()
-        .find(|i| outer_layers.contains(i.as_str()) && !bound.contains(i.as_str()));
+    let renamed = found.inputs.iter().find(|i| {
+        (outer_layers.contains(i.as_str()) || auto_named(i)) && !bound.contains(i.as_str())
+    });
+    // Not `h` where a norm inside will want it for its own output.
+    let norm_inside = !crate::lower::roles::norm_layers(&layers).is_empty();
+    let order = if norm_inside { ["x", "inputs", "h"] } else { ["h", "x", "inputs"] };
     let fresh =
-        ["h", "x"].into_iter().find(|n| !used.contains(n) && !found.inputs.iter().any(|i| i == n));
+        order.into_iter().find(|n| !used.contains(n) && !found.inputs.iter().any(|i| i == n));
     let (inputs, body): (Vec<String>, Vec<Assign>) = match renamed.zip(fresh) {
         Some((old, new)) => {
             let rename = |r: Ref<'_>| (r == Ref::Var(old)).then(|| Expr::name(new));
