@@ -3175,6 +3175,18 @@ mod tests {
         g.op(&format!("m/{scope}/MatMul"), "MatMul", &[x, w], &[])
     }
 
+    /// A gated mixture of experts (two projections of `h` multiplied, then one back) under
+    /// scope `moe`.
+    fn mixture_of_experts(g: &mut TestGraph, h: ValueRef, moe: &str) -> ValueRef {
+        let gate = dense(g, h, &format!("{moe}/gate_projection_dense"));
+        let gate = g.op(&format!("m/{moe}/Relu"), "Relu", &[gate], &[]);
+        let up = dense(g, h, &format!("{moe}/up_projection_dense"));
+        let y = g.op(&format!("m/{moe}/mul"), "Mul", &[gate, up], &[]);
+        let y = g.op(&format!("m/{moe}/Tanh"), "Tanh", &[y], &[]);
+        let y = dense(g, y, &format!("{moe}/down_projection_dense"));
+        g.op(&format!("m/{moe}/Sigmoid"), "Sigmoid", &[y], &[])
+    }
+
     /// A composite layer in each block whose layers' names in the block's class would be long
     /// (a mixture of experts) is a class nested in the block's, its weights under the
     /// instance; the block's own short-named layer stays in it.
@@ -3186,13 +3198,7 @@ mod tests {
             let scope = format!("layer_{b}");
             let h = dense(&mut g, x, &format!("{scope}/input_projection"));
             let moe = format!("{scope}/sparse_mixture_of_experts_block");
-            let gate = dense(&mut g, h, &format!("{moe}/gate_projection_dense"));
-            let gate = g.op(&format!("m/{moe}/Relu"), "Relu", &[gate], &[]);
-            let up = dense(&mut g, h, &format!("{moe}/up_projection_dense"));
-            let y = g.op(&format!("m/{moe}/mul"), "Mul", &[gate, up], &[]);
-            let y = g.op(&format!("m/{moe}/Tanh"), "Tanh", &[y], &[]);
-            let y = dense(&mut g, y, &format!("{moe}/down_projection_dense"));
-            let y = g.op(&format!("m/{moe}/Sigmoid"), "Sigmoid", &[y], &[]);
+            let y = mixture_of_experts(&mut g, h, &moe);
             x = g.op(&format!("m/{scope}/add"), "AddV2", &[x, y], &[]);
         }
         assert_snapshot!(g.lower(&[x]), @"
@@ -3243,13 +3249,7 @@ mod tests {
             let scope = format!("layer_{b}");
             let h = dense(&mut g, x, &format!("{scope}/dense_{}", 10 + 2 * b));
             let moe = format!("{scope}/sparse_mixture_of_experts_block");
-            let gate = dense(&mut g, h, &format!("{moe}/gate_projection_dense"));
-            let gate = g.op(&format!("m/{moe}/Relu"), "Relu", &[gate], &[]);
-            let up = dense(&mut g, h, &format!("{moe}/up_projection_dense"));
-            let y = g.op(&format!("m/{moe}/mul"), "Mul", &[gate, up], &[]);
-            let y = g.op(&format!("m/{moe}/Tanh"), "Tanh", &[y], &[]);
-            let y = dense(&mut g, y, &format!("{moe}/down_projection_dense"));
-            let y = g.op(&format!("m/{moe}/Sigmoid"), "Sigmoid", &[y], &[]);
+            let y = mixture_of_experts(&mut g, h, &moe);
             let y = dense(&mut g, y, &format!("{scope}/dense_{}", 11 + 2 * b));
             x = g.op(&format!("m/{scope}/add"), "AddV2", &[x, y], &[]);
         }
