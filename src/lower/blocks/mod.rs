@@ -1174,7 +1174,9 @@ fn lone_outlier(
             let default = key.as_ref().and_then(|k| kwarg_default(&func, k));
             let odd = odd_one(&values).filter(|&i| default.as_ref() != Some(&values[i]));
             let at = |i: usize| Slot { member: group[i], layer: k, key: key.as_deref(), slot };
-            if let Some(i) = odd.filter(|&i| !shared_by_kin(at(i), group, kin, members, module)) {
+            if let Some(i) =
+                odd.filter(|&i| !shared_by_kin(at(i), group, kin, members, module, &signatures))
+            {
                 return Some(group[i]);
             }
         }
@@ -1214,6 +1216,7 @@ fn shared_by_kin(
     kin: &[usize],
     members: &[Member],
     module: &Module,
+    signatures: &class::Signatures,
 ) -> bool {
     let odd = &members[at.member];
     let Some(name) = odd.canon.layer_names.get(at.layer).filter(|n| !n.is_empty()) else {
@@ -1223,10 +1226,7 @@ fn shared_by_kin(
     kin.iter().filter(|m| !group.contains(m)).any(|&m| {
         let other = &members[m];
         let Some(l) = other.canon.layer_names.iter().position(|n| n == name) else { return false };
-        let slots = class::ctor_slots(
-            &[ctor, &module.layers[other.layers[l]].ctor],
-            &class::Signatures::of(&module.classes),
-        );
+        let slots = class::ctor_slots(&[ctor, &module.layers[other.layers[l]].ctor], signatures);
         slots.iter().enumerate().any(|(i, (key, values))| {
             key.as_deref() == at.key
                 && (at.key.is_some() || i == at.slot)
