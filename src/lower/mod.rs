@@ -622,9 +622,12 @@ impl Lowerer<'_> {
     /// Names that only ever hold tensors (true), or some time a size held as a Python int.
     fn tensor_names(&self) -> BTreeMap<String, bool> {
         let mut tensor: BTreeMap<String, bool> = BTreeMap::new();
-        for val in self.values.values() {
-            if let Some(n) = val.expr.as_name() {
-                let t = val.layout != Layout::Host;
+        let values = self.values.values().map(|val| (&val.expr, val.layout));
+        // And the conversions made on the way (`fpn_block_1_2_nchw`).
+        let converted = self.converted.iter().map(|((_, layout), e)| (e, *layout));
+        for (expr, layout) in values.chain(converted) {
+            if let Some(n) = expr.as_name() {
+                let t = layout != Layout::Host;
                 tensor.entry(n.to_string()).and_modify(|e| *e &= t).or_insert(t);
             }
         }

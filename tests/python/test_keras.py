@@ -175,7 +175,8 @@ def test_issue4_models(name, tmp_path):
         # one loop over one class.
         # Its layer scale is a trained weight, a parameter as torchvision's. A downsampling
         # block's layers, which Keras names after the model and the block, say what they add.
-        "keras_convnext_tiny": ["nn.LayerNorm(", "F.gelu(", "self.stage_0_blocks = nn.ModuleList([StageBlock(96, 384) for _ in range(3)])", "for block in self.stage_0_blocks:", "self.stage_1_blocks = nn.ModuleList([StageBlock(192, 768) for _ in range(3)])", "x = self.downsampling_block_0_conv(x).permute(0, 2, 3, 1)\n        for block in self.stage_1_blocks:", "x = inputs + x", "self.layer_scale = nn.Parameter(", "self.downsampling_block_0_conv = nn.Conv2d(96, 192, 2, stride=2)"],
+        # The block's input is hinted a tensor though `forward` converted it on the way.
+        "keras_convnext_tiny": ["nn.LayerNorm(", "F.gelu(", "self.stage_0_blocks = nn.ModuleList([StageBlock(96, 384) for _ in range(3)])", "for block in self.stage_0_blocks:", "self.stage_1_blocks = nn.ModuleList([StageBlock(192, 768) for _ in range(3)])", "x = self.downsampling_block_0_conv(x).permute(0, 2, 3, 1)\n        for block in self.stage_1_blocks:", "x = inputs + x", "self.layer_scale = nn.Parameter(", "self.downsampling_block_0_conv = nn.Conv2d(96, 192, 2, stride=2)", "    def forward(self, inputs: torch.Tensor) -> torch.Tensor:\n        inputs_nchw = inputs.permute(0, 3, 1, 2)"],
         # VGG16's blocks of two and of three convolutions are classes named after that
         # count, not `Block` and `Block2`.
         "keras_vgg16_small": ["class TwoConvBlock(", "class ThreeConvBlock(", "self.block1 = TwoConvBlock(3, 64)", "self.block5 = ThreeConvBlock(512, 512)", "x = self.block5(x)"],
