@@ -2,8 +2,9 @@
 //! hold two CSP layers of two RepVGG bottlenecks. With one level of classes, the encoder
 //! block spelled out its four bottlenecks under their whole scopes
 //! (`self.csp_rep1_bottleneck_0_conv1_convolution`, thirty-odd statements); with the inner
-//! ones first, it holds `self.csp_rep1_bottleneck_0 = CspRepBottleneck(5)` and calls it, as
-//! Hugging Face's `RTDetrCSPRepLayer` holds its `RTDetrRepVggBlock`s.
+//! ones first, it holds `self.csp_rep1 = CspRep(32)`, which holds `self.bottleneck_0 =
+//! CspRepBottleneck()`, as Hugging Face's `RTDetrCSPRepLayer` holds its `RTDetrRepVggBlock`s.
+//! Each round makes the innermost level's classes; the next finds the level around them.
 //!
 //! The inner groups are chosen as the outer ones are, among the blocks inside a chosen one;
 //! a group goes only where every instance of each outer class holds as many of its members,
