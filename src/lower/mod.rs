@@ -13,6 +13,7 @@ mod conds;
 mod dead;
 mod devices;
 mod gated;
+mod holder_names;
 mod host;
 mod inplace;
 mod keras_names;
@@ -116,6 +117,8 @@ pub struct Lowerer<'a> {
     numbered_as_holders: BTreeSet<(String, String)>,
     /// Unnamed containers names go without (see `scopes::unnamed_containers`).
     unnamed_containers: BTreeSet<String>,
+    /// Holders layer names go without (see `holder_names`).
+    long_holders: BTreeSet<String>,
     /// How many variables each scope holds, counted when first needed (see `stored`).
     variable_scopes: Option<BTreeMap<String, usize>>,
 }
@@ -174,6 +177,7 @@ fn lower_once(
     low.numbered_as_holders = low.inner_layers_numbered_as_holders(&order);
     low.unnamed_containers = low.unnamed_containers(&order);
     low.name_prefix = low.common_name_prefix(&order);
+    low.long_holders = low.long_holders(&order);
     low.short_names = low.short_scope_names(&order);
     let order = low.demand_order(&order);
     low.count_uses(&order);
@@ -277,6 +281,7 @@ impl<'a> Lowerer<'a> {
             tf_named_layers: BTreeSet::new(),
             numbered_as_holders: BTreeSet::new(),
             unnamed_containers: BTreeSet::new(),
+            long_holders: BTreeSet::new(),
             variable_scopes: None,
         }
     }

@@ -10,7 +10,7 @@ use super::Lowerer;
 use crate::ir::Graph;
 
 /// Scopes TF and Keras create inside a layer's implementation, which name no layer.
-fn is_implementation_scope(c: &str) -> bool {
+pub(super) fn is_implementation_scope(c: &str) -> bool {
     // `tf.cond` inside a layer (TF1 batch norm and dropout on `is_training`): `cond`, `cond_1`.
     let cond = c.strip_prefix("cond").is_some_and(|k| {
         k.is_empty() || k.strip_prefix('_').is_some_and(|d| d.bytes().all(|b| b.is_ascii_digit()))
@@ -183,7 +183,7 @@ fn inlined_name(name: &str) -> &str {
 }
 
 /// The longest scope-derived name hint that is still a short name (a counter may follow).
-const SHORT_NAME_MAX: usize = 26;
+pub(super) const SHORT_NAME_MAX: usize = 26;
 
 /// Most components of a short name: each takes a character and a `_` at least.
 const MAX_TAIL_PARTS: usize = SHORT_NAME_MAX / 2 + 1;
@@ -208,7 +208,7 @@ impl<'a> Lowerer<'a> {
     }
 
     /// `convnext_tiny_stem`, `convnext_tiny_stage_0_...` → `stem`, `stage_0_...`.
-    fn without_name_prefix(&self, scope: &str) -> String {
+    pub(super) fn without_name_prefix(&self, scope: &str) -> String {
         match scope.strip_prefix(self.name_prefix.as_str()) {
             Some(s) if !self.name_prefix.is_empty() && !s.is_empty() => s.to_string(),
             _ => scope.to_string(),
@@ -287,8 +287,19 @@ impl<'a> Lowerer<'a> {
     }
 
     /// The components [`Self::scope_of`] joins, and whether the name had a single
-    /// component past the common prefix.
+    /// component past the common prefix; holders whose names go (see
+    /// [`Self::long_holders`]) left out.
     fn scope_parts(&self, n: NodeIndex) -> (Vec<&'a str>, bool) {
+        let (path, single, own) = self.scope_paths(n);
+        if single || self.long_holders.is_empty() {
+            return (path, single);
+        }
+        (self.without_long_holders(path, &own), single)
+    }
+
+    /// [`Self::scope_parts`] with every holder, and each component as its scope wrote it
+    /// (before [`past_shared_word`]).
+    pub(super) fn scope_paths(&self, n: NodeIndex) -> (Vec<&'a str>, bool, Vec<&'a str>) {
         let (parts, skipped) = self.unprefixed(n);
         let rest = &parts[skipped..];
         // Nested layer scopes name the layer (`transformer_layer_0/self_attention/query`),
@@ -302,6 +313,7 @@ impl<'a> Lowerer<'a> {
         }
         let mut dropped = first;
         let mut path = vec![strip(rest[first])];
+        let mut own = path.clone();
         if rest.len() > 1 {
             for j in first + 1..rest.len() - 1 {
                 let c = &rest[j];
@@ -312,11 +324,13 @@ impl<'a> Lowerer<'a> {
                 if *c == "separable_conv2d" {
                     // `tf.nn.separable_conv2d` names its depthwise half `separable_conv2d/
                     // depthwise` and its pointwise half `separable_conv2d`: name them so.
-                    path.push(if rest.get(j + 1) == Some(&"depthwise") {
+                    let half = if rest.get(j + 1) == Some(&"depthwise") {
                         "depthwise"
                     } else {
                         "pointwise"
-                    });
+                    };
+                    path.push(half);
+                    own.push(half);
                     break;
                 }
                 if is_implementation_scope(c)
@@ -341,24 +355,32 @@ impl<'a> Lowerer<'a> {
                 // says the whole path itself.
                 match path.last_mut() {
                     Some(last) if c.strip_prefix(*last).is_some_and(|r| r.starts_with('_')) => {
-                        *last = c
+                        *last = c;
+                        if let Some(o) = own.last_mut() {
+                            *o = c;
+                        }
                     }
                     // One whose name begins with the word its holder's ends with
                     // (`self_attention/attention_output`) says that word once:
                     // `self_attention_output`.
                     Some(last) => {
-                        let own = past_shared_word(last, c);
-                        path.push(own)
+                        let said_once = past_shared_word(last, c);
+                        path.push(said_once);
+                        own.push(c);
                     }
-                    None => path.push(c),
+                    None => {
+                        path.push(c);
+                        own.push(c);
+                    }
                 }
             }
             if rest[rest.len() - 1] == "separable_conv2d" && path.len() + dropped == rest.len() - 1
             {
                 path.push("pointwise");
+                own.push("pointwise");
             }
         }
-        if rest.len() > 1 { (path, false) } else { (vec![rest[0]], true) }
+        if rest.len() > 1 { (path, false, own) } else { (vec![rest[0]], true, vec![rest[0]]) }
     }
 
     /// Scopes named like TF's own that name layers, as paths of [`Self::scoped_name`]: such a

@@ -186,7 +186,7 @@ def test_issue4_models(name, tmp_path):
         # blocks, which pool, are named so (not `Block2`).
         "keras_xception_small": ["self.blocks = nn.ModuleList([Block() for _ in range(8)])", "for block in self.blocks:", "class Sepconv(", "self.sepconv3 = Sepconv(728, 728)", "x = x + inputs", "self.block3 = BlockWithPool(128, 256, 256)"],
         # 4 layers, hidden 256: one TransformerLayer class with q/k/v as nn.Linear.
-        "keras_hub_bert_small": ["nn.Embedding(", "class TransformerLayer(", "_query = nn.Linear(", "F.scaled_dot_product_attention("],
+        "keras_hub_bert_small": ["nn.Embedding(", "class TransformerLayer(", "self.query = nn.Linear(", "F.scaled_dot_product_attention("],
         # 12 layers, hidden 768, sequence 128 (the peer pipeline: a 1,439-line flat forward).
         "keras_hub_bert_base": ["class TransformerLayer(", "nn.ModuleList([TransformerLayer() for _ in range(12)])", "for layer in self.transformer_layers:"],
     }[name]

@@ -39,7 +39,7 @@ use crate::py::names::is_valid_class_name;
 use crate::py::{Assign, Expr, Ref};
 
 /// A composite layer with a member whose name in its class is longer than this is a class
-/// of its own: a transformer's attention (`self_attention_layer_attention_output`, 37
+/// of its own: a decoder's attention (`cross_attention_layer_attention_output`, 38
 /// characters) reads as people write it spelled out in the layer, a mixture of experts
 /// (`mixtral_sparse_moe_block_sparse_feedforward_gate_dense`, 52) does not.
 const NESTED_NAME: usize = 45;

@@ -19,25 +19,22 @@ from torch import nn
 class TransformerLayer(nn.Module):
     def __init__(self):
         super().__init__()
-        self.self_attention_layer_query = nn.Linear(256, 256)
-        self.self_attention_layer_key = nn.Linear(256, 256)
-        self.self_attention_layer_value = nn.Linear(256, 256)
-        self.self_attention_layer_attention_output = nn.Linear(256, 256)
+        self.query = nn.Linear(256, 256)
+        self.key = nn.Linear(256, 256)
+        self.value = nn.Linear(256, 256)
+        self.attention_output = nn.Linear(256, 256)
         self.self_attention_layer_norm = nn.LayerNorm(256, eps=1e-12)
         self.feedforward_intermediate_dense = nn.Linear(256, 1024)
         self.feedforward_output_dense = nn.Linear(1024, 256)
         self.feedforward_layer_norm = nn.LayerNorm(256, eps=1e-12)
 
     def forward(self, inputs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        x = self.self_attention_layer_query(inputs).reshape(-1, 32, 4, 64)
-        q = x.permute(0, 2, 1, 3)
-        x = self.self_attention_layer_key(inputs).reshape(-1, 32, 4, 64)
-        k = x.permute(0, 2, 1, 3)
-        x = self.self_attention_layer_value(inputs).reshape(-1, 32, 4, 64)
-        v = x.permute(0, 2, 1, 3)
+        q = self.query(inputs).reshape(-1, 32, 4, 64).permute(0, 2, 1, 3)
+        k = self.key(inputs).reshape(-1, 32, 4, 64).permute(0, 2, 1, 3)
+        v = self.value(inputs).reshape(-1, 32, 4, 64).permute(0, 2, 1, 3)
         x = F.scaled_dot_product_attention(q, k, v, attn_mask=mask).permute(0, 2, 1, 3)
         x = x.reshape(-1, 32, 256)
-        x = self.self_attention_layer_attention_output(x)
+        x = self.attention_output(x)
         x = x + inputs
         residual = self.self_attention_layer_norm(x)
         x = self.feedforward_intermediate_dense(residual)
