@@ -237,6 +237,27 @@ mod tests {
         );
     }
 
+    /// A hostile graph of a thousand holders side by side, each holding a layer of one
+    /// name, is named as quickly as any, and every holder keeps its name.
+    #[test]
+    fn many_holders_side_by_side_are_cheap() {
+        let letters = |mut i: usize| {
+            let mut s = String::new();
+            for _ in 0..3 {
+                s.push((b'a' + (i % 26) as u8) as char);
+                i /= 26;
+            }
+            s
+        };
+        let scopes: Vec<String> =
+            (0..1000).map(|i| format!("m/attention_holder_{}/query", letters(i))).collect();
+        let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
+        let started = std::time::Instant::now();
+        let code = dense_chain(&scopes);
+        assert!(started.elapsed().as_secs() < 20, "{:?}", started.elapsed());
+        has_layers(&code, &["aaa_query", "lla_query"]);
+    }
+
     /// The holder goes in every instance of a block or in none, so the instances keep one
     /// class; inside another holder it stays (`embeddings/patch_embeddings/projection`).
     #[test]
