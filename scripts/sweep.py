@@ -304,6 +304,23 @@ VISION = {
         linear_value_head_dim=16,
         linear_conv_kernel_dim=4,
     ),
+    # Full attention only, as Qwen 3.5's: a mixture of experts with a shared expert.
+    "Qwen3_5MoeBackbone": dict(
+        TEXT,
+        num_query_heads=2,
+        num_key_value_heads=1,
+        head_dim=16,
+        moe_intermediate_dim=32,
+        num_experts=4,
+        top_k=2,
+        shared_expert_intermediate_size=32,
+        layer_types=["full_attention", "full_attention"],
+        linear_num_key_heads=2,
+        linear_num_value_heads=2,
+        linear_key_head_dim=16,
+        linear_value_head_dim=16,
+        linear_conv_kernel_dim=4,
+    ),
     "FluxBackbone": {
         "input_channels": 16,
         "hidden_size": 32,
@@ -426,16 +443,22 @@ def _dfine(M):
     )
 
 
-def _resnet(M, block_type="bottleneck_block", filters=(64, 32, 32, 32)):
+def _resnet(
+    M,
+    block_type="bottleneck_block",
+    filters=(64, 32, 32, 32),
+    stem=16,
+    shape=(64, 64, 3),
+):
     return M.ResNetBackbone(
-        input_conv_filters=[16],
+        input_conv_filters=[stem],
         input_conv_kernel_sizes=[7],
         stackwise_num_filters=list(filters),
         stackwise_num_blocks=[1, 1, 1, 1],
         stackwise_num_strides=[1, 2, 2, 2],
         block_type=block_type,
         use_pre_activation=False,
-        image_shape=(64, 64, 3),
+        image_shape=shape,
     )
 
 
@@ -532,6 +555,31 @@ COMPOSITE = {
         upsampling_size=8,
         dilation_rates=[6, 12, 18],
         image_shape=(64, 64, 3),
+    ),
+    "BASNetBackbone": lambda M: M.BASNetBackbone(
+        image_encoder=_resnet(
+            M, "basic_block", (64, 64, 64, 64), stem=64, shape=(None, None, 3)
+        ),
+        num_classes=1,
+        projection_filters=64,
+        image_shape=(64, 64, 3),
+    ),
+    "PARSeqBackbone": lambda M: M.PARSeqBackbone(
+        image_encoder=M.ViTBackbone(
+            image_shape=(32, 128, 3),
+            patch_size=(8, 8),
+            num_layers=1,
+            num_heads=2,
+            hidden_dim=32,
+            mlp_dim=64,
+            use_class_token=False,
+        ),
+        vocabulary_size=500,
+        max_label_length=12,
+        decoder_hidden_dim=32,
+        num_decoder_layers=1,
+        num_decoder_heads=2,
+        decoder_mlp_dim=64,
     ),
     "RetinaNetBackbone": lambda M: M.RetinaNetBackbone(
         image_encoder=_resnet(M),
