@@ -462,6 +462,48 @@ def _resnet(
     )
 
 
+def _blip2(M):
+    """BLIP-2: a ViT, the Q-Former's query tokens attending to it, and OPT reading them."""
+    from keras_hub.src.models.blip2 import blip2_custom_opt as opt
+    from keras_hub.src.models.blip2 import blip2_qformer as qformer
+    from keras_hub.src.models.blip2 import blip2_vision_encoder as vision
+
+    common = {"num_heads": 2, "hidden_dim": 32, "intermediate_dim": 64}
+    return M.BLIP2Backbone(
+        vision_encoder=vision.BLIP2VisionEncoder(
+            image_size=32,
+            patch_size=8,
+            num_layers=1,
+            use_patch_bias=True,
+            use_class_token=True,
+            use_mha_bias=True,
+            use_mlp_bias=True,
+            dropout_rate=0.0,
+            layer_norm_epsilon=1e-6,
+            initializer_range=0.02,
+            **common,
+        ),
+        qformer=qformer.BLIP2QFormer(
+            num_query_tokens=4,
+            num_layers=2,
+            vision_dim=32,
+            cross_attention_frequency=2,
+            dropout=0.0,
+            layer_norm_epsilon=1e-12,
+            **common,
+        ),
+        language_model=opt.BLIP2CustomOPT(
+            vocabulary_size=500,
+            num_layers=2,
+            num_query_tokens=4,
+            dropout=0.0,
+            max_sequence_length=64,
+            qformer_hidden_dim=32,
+            **common,
+        ),
+    )
+
+
 def _mobilenet(M):
     return M.MobileNetBackbone(
         stackwise_expansion=[[1], [4, 3], [4, 6]],
@@ -581,6 +623,7 @@ COMPOSITE = {
         num_decoder_heads=2,
         decoder_mlp_dim=64,
     ),
+    "BLIP2Backbone": _blip2,
     "RetinaNetBackbone": lambda M: M.RetinaNetBackbone(
         image_encoder=_resnet(M),
         min_level=3,
