@@ -1,5 +1,6 @@
-//! Names `q`, `k` and `v` in attention that stays a softmax (relative position terms added
-//! to the scores at another rank, as in SAM, ViTDet and Swin; scores clamped by `tanh`):
+//! Names `q`, `k` and `v` in attention that stays a softmax (terms added to the scores at
+//! another rank that leave an axis to the scores alone, which no mask of SDPA's shape can
+//! be; scores clamped by `tanh`):
 //! the code a person writes, `q, k, v = torch.unbind(qkv, dim=0)`, not three outputs named
 //! after the layer's scope.
 //!
@@ -137,14 +138,15 @@ mod tests {
     use crate::testing::*;
     use insta::assert_snapshot;
 
-    /// SAM's windowed attention: q, k and v unstacked from one projection, a relative
-    /// position term added to the scores at another rank, so no SDPA: the three are named
-    /// for their roles all the same, the key before its transpose for the product.
+    /// SAM's windowed attention: q, k and v unstacked from one projection, a position term
+    /// added to the scores at another rank that leaves an axis to them alone (SAM's own
+    /// terms fill every axis and are SDPA's mask), so no SDPA: the three are named for their
+    /// roles all the same, the key before its transpose for the product.
     #[test]
     fn attention_left_a_softmax_names_q_k_v() {
         let mut g = TestGraph::new();
         let x = g.input("x", &[-1, 4, 3, 16]);
-        let bias = g.input("rel", &[-1, 2, 2, 4]);
+        let bias = g.input("rel", &[-1, 2, 1, 4]);
         let perm = g.constant("attn/perm", int_tensor(&[4], &[2, 0, 1, 3]));
         let qkv = g.op("attn/transpose", "Transpose", &[x, perm], &[]);
         let qkv = g.op("attn/unstack", "Unpack", &[qkv], &[("axis", int(0)), ("num", int(3))]);

@@ -64,12 +64,18 @@ pub fn fuse_attention(g: &mut Graph) -> Result<()> {
     Ok(())
 }
 
-/// Names `q`, `k` and `v` what computes them for the attention `n` alone (a layer's output,
-/// a reshape), where nothing else named them.
+/// Names `q`, `k` and `v` what computes them for the attention `n` (a layer's output, a
+/// reshape), where nothing else named them and no other attention reads them in another
+/// role; other readers may read them as what they are (ViTDet's relative positions read
+/// `q` too).
 fn name_operands(g: &mut Graph, n: NodeIndex) {
     let inputs = g.inputs(n);
-    for (&v, role) in inputs.iter().zip(["q", "k", "v"]) {
-        if g.use_count(v) == 1 {
+    for (slot, (&v, role)) in inputs.iter().zip(["q", "k", "v"]).enumerate() {
+        let elsewhere = g.consumers(v).into_iter().any(|(reader, s)| {
+            let attends = matches!(g.node(reader).fused, Some(Fused::Attention { .. }));
+            (reader != n || s != slot) && attends
+        }) || g.outputs.contains(&v);
+        if !elsewhere {
             g.name_computed(v, role);
         }
     }
@@ -249,6 +255,9 @@ struct Match {
     /// More terms added to the scores with the bias (or the additive mask): Hugging Face's
     /// CLIP adds its causal mask, then the padding mask. Summed into it.
     more_terms: Vec<ValueRef>,
+    /// The shape the additive mask's terms, summed, are reshaped to: the terms were added
+    /// to the scores seen in another shape (see [`reshaped_bias`]).
+    mask_shape: Option<ValueRef>,
     /// What scales the bias (or the additive mask) with the scores, after their sum (and
     /// -1 where it was subtracted from them).
     bias_factor: f64,
@@ -316,6 +325,99 @@ fn split_bias(g: &Graph, v: ValueRef, rank: Rank) -> Option<(ValueRef, Vec<Value
     let mask_like =
         |m: &ValueRef| is_float(g, *m) && g.info(*m).shape.is_some_and(|s| !s.is_empty());
     (terms.iter().all(mask_like) && factor.is_finite()).then_some((s, terms, factor, sign))
+}
+
+/// `(scores, bias terms, shape)` when `logits` is `reshape(reshape(scores) + b1 + b2, shape)`
+/// back to the scores' shape, the scores a product of q and k: ViTDet's and SAM's relative
+/// positions, added to the scores seen as `[B, h, w, h, w]`
+/// (`attn.view(B, h, w, h, w) + rel_h[..., None] + rel_w[..., None, :]`). The terms, summed,
+/// must fill that shape (no axis of it left for the scores alone to give), so their sum
+/// reshaped as the logits are is the additive mask.
+fn reshaped_bias(
+    g: &Graph,
+    logits: ValueRef,
+    rank: Rank,
+) -> Option<(ValueRef, Vec<ValueRef>, ValueRef)> {
+    let outer = inputs_of(g, logits, &["Reshape"])?;
+    let (sum, shape) = (*outer.first()?, *outer.get(1)?);
+    single_consumer(g, sum)?;
+    let viewed = |x: ValueRef| {
+        single_consumer(g, x).is_some()
+            && inputs_of(g, x, &["Reshape"])
+                .and_then(|i| i.first().copied())
+                .is_some_and(|s| from_matmul(g, s, rank))
+    };
+    let (mut cur, mut terms) = (sum, Vec::new());
+    let view = loop {
+        let (a, b) = binary(g, cur, &["Add", "AddV2"])?;
+        if viewed(a) {
+            terms.push(b);
+            break a;
+        }
+        if viewed(b) {
+            terms.push(a);
+            break b;
+        }
+        let partial = |x: ValueRef| {
+            binary(g, x, &["Add", "AddV2"]).is_some() && single_consumer(g, x).is_some()
+        };
+        let (rest, term) = if partial(a) {
+            (a, b)
+        } else if partial(b) {
+            (b, a)
+        } else {
+            return None;
+        };
+        terms.push(term);
+        cur = rest;
+    };
+    terms.reverse();
+    let scores = *g.inputs(view.node).first()?;
+    // Back to the scores' own shape, and every axis of the viewed shape filled by the terms.
+    let known = |v: ValueRef| g.info(v).shape;
+    let (scores_shape, logits_shape) = (known(scores)?, known(logits)?);
+    if scores_shape != logits_shape {
+        return None;
+    }
+    let viewed_shape = known(view)?;
+    let mut filled: Option<Vec<Option<usize>>> = None;
+    for &t in &terms {
+        if !is_float(g, t) {
+            return None;
+        }
+        let s = known(t)?;
+        filled = Some(match filled {
+            None => s,
+            Some(f) => broadcast(&Some(f), &Some(s))?,
+        });
+    }
+    let filled = filled?;
+    let fills = filled.len() == viewed_shape.len()
+        && filled.iter().zip(&viewed_shape).all(|(t, v)| match (t, v) {
+            (Some(t), Some(v)) => t == v,
+            // A size known at run time only: the terms' (q's batch) is the scores'.
+            (None, None) => true,
+            _ => false,
+        });
+    fills.then_some((scores, terms, shape))
+}
+
+/// `mask` (the summed bias terms) reshaped by `shape` to the scores' shape.
+fn reshaped(
+    g: &mut Graph,
+    base: &str,
+    mask: ValueRef,
+    shape: ValueRef,
+    scores: ValueRef,
+    ordinal: usize,
+) -> ValueRef {
+    let info = ValueInfo { dtype: g.info(mask).dtype, shape: g.info(scores).shape };
+    let mut node = Node::new(format!("{base}/mask_reshaped"), "Reshape", ordinal);
+    node.outputs = vec![info];
+    let node = g.add_node(node);
+    g.connect(mask, node, 0);
+    g.connect(shape, node, 1);
+    ValueRef { node, port: 0 }
 }
 
 /// The scores and the terms added to them in `sum` (`(scores + b1) + b2`, in any order),
@@ -468,6 +570,7 @@ fn match_attention(g: &Graph, softmax: NodeIndex) -> Option<Match> {
     // Before the softmax: the mask.
     let mut fill = None;
     let mut more_terms = Vec::new();
+    let mut mask_shape = None;
     let (mut scores_uses, mut negate_mask) = (1, false);
     let (scores, mask, bias, factor, sign) = if let Some(offset) = selected_offset(g, logits) {
         // `where(mask, scores, scores + c)`: the scores read twice.
@@ -502,6 +605,13 @@ fn match_attention(g: &Graph, softmax: NodeIndex) -> Option<Match> {
         }
         more_terms = m.split_off(1);
         (s, Some((m[0], AttentionMask::Additive)), None, f, sign)
+    } else if let Some((s, mut m, shape)) = reshaped_bias(g, logits, rank) {
+        if zeroed_by.is_some() {
+            return None;
+        }
+        more_terms = m.split_off(1);
+        mask_shape = Some(shape);
+        (s, Some((m[0], AttentionMask::Additive)), None, 1.0, 1.0)
     } else {
         if zeroed_by.is_some() {
             return None;
@@ -574,6 +684,7 @@ fn match_attention(g: &Graph, softmax: NodeIndex) -> Option<Match> {
         mask,
         bias,
         more_terms,
+        mask_shape,
         bias_factor: factor * sign,
         fill,
         scale,
@@ -975,6 +1086,10 @@ fn install(g: &mut Graph, m: Match) -> NodeIndex {
         }
         (Some((mask, AttentionMask::Additive)), None) => {
             let mask = summed(g, &base, mask, &m.more_terms, ordinal);
+            let mask = match m.mask_shape {
+                Some(shape) => reshaped(g, &base, mask, shape, m.scores, ordinal),
+                None => mask,
+            };
             Some((scaled(g, &base, mask, m.bias_factor, ordinal), AttentionMask::Additive))
         }
         (mask, _) => mask,
@@ -1134,6 +1249,44 @@ mod tests {
         x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
         return x
         ");
+    }
+
+    /// ViTDet and SAM: relative positions added to the scores seen as `[B, h, w, h, w]`,
+    /// then back to `[B, hw, hw]`. The terms fill that shape: their sum, reshaped, is the
+    /// mask. A term that leaves an axis to the scores alone is no mask.
+    #[test]
+    fn a_bias_added_to_the_scores_in_another_shape_is_a_reshaped_mask() {
+        let reshaped_attention = |w_shape: &[i64]| {
+            let mut g = TestGraph::new();
+            let q = g.input("q", &[-1, 4, 16]);
+            let k = g.input("k", &[-1, 4, 16]);
+            let v = g.input("v", &[-1, 4, 16]);
+            let rel_h = g.input("rel_h", &[-1, 2, 2, 2, 1]);
+            let rel_w = g.input("rel_w", &[-1, 2, 2, 1, 2]);
+            let ws = shape(&mut g, "att/ws", w_shape);
+            let rel_w = g.op("att/w", "Reshape", &[rel_w, ws], &[]);
+            let mm = scores(&mut g, q, k);
+            let view = shape(&mut g, "att/view", &[-1, 2, 2, 2, 2]);
+            let viewed = g.op("att/Reshape", "Reshape", &[mm, view], &[]);
+            let s = g.op("att/add", "AddV2", &[viewed, rel_h], &[]);
+            let s = g.op("att/add_1", "AddV2", &[s, rel_w], &[]);
+            let back = shape(&mut g, "att/back", &[-1, 4, 4]);
+            let logits = g.op("att/Reshape_1", "Reshape", &[s, back], &[]);
+            let o = attend(&mut g, logits, v);
+            g.lower(&[o])
+        };
+        assert_snapshot!(reshaped_attention(&[-1, 2, 2, 1, 2]), @"
+        ---
+        mask = (rel_h + rel_w).reshape(-1, 4, 4)
+        x = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=1.0)
+        return x
+        ");
+        let partial = reshaped_attention(&[-1, 2, 2, 1, 1]);
+        assert!(!partial.contains("scaled_dot_product_attention"), "{partial}");
+    }
+
+    fn shape(g: &mut TestGraph, name: &str, dims: &[i64]) -> ValueRef {
+        g.constant(name, int_tensor(&[dims.len()], dims))
     }
 
     /// Llama: key and value heads repeated for grouped-query attention, no mask, a scale

@@ -19,6 +19,7 @@ DECODERS += ["keras_hub_esm2"]
 DECODERS += ["keras_hub_falcon", "keras_hub_smollm3", "keras_hub_dinov3", "keras_hub_t5", "keras_hub_bloom"]
 DECODERS += ["keras_hub_albert", "keras_hub_roformer_v2", "keras_hub_vit", "keras_hub_hgnetv2", "keras_hub_flux"]
 DECODERS += ["keras_hub_mmdit", "keras_hub_moonshine", "keras_hub_siglip", "keras_hub_qwen_moe"]
+DECODERS += ["keras_hub_vitdet"]
 DYNAMIC = ["dyn_class_token", "dyn_reshape", "dyn_fill_pack", "dyn_data_sizes", "dyn_resize_like", "dyn_pad_slice", "dyn_upsample", "dtypes_kept", "any_size_mobilenet"]
 DYNAMIC += ["keras_mobilenet_v3_small", "keras_nasnet_mobile", "audio_features"]
 DYNAMIC += ["seq2seq_attention", "keras_channels_first", "dyn_pools", "dyn_tcn", "single_head_attention"]
@@ -215,6 +216,20 @@ def test_position_embeddings_read_whole_are_the_table(tmp_path):
     assert re.search(r"= self\.\w*position_embedding\.weight\[None\]", code), code
     assert not re.search(r"position_embedding\(self\.\w*_const", code), code
     assert "torch.int32)" not in code.split("def forward")[0], code
+
+
+def test_relative_positions_added_in_another_shape_are_the_attention_mask(tmp_path):
+    """ViTDet adds its relative positions to the scores seen as `[B, h, w, h, w]` and
+    reshapes them back: the sum of the two terms, reshaped, is SDPA's float mask, and no
+    softmax is left in any layer (parity is the decoder test)."""
+    out = tmp_path / "out"
+    run_cli("convert", source("keras_hub_vitdet"), "-o", out)
+    code = (out / "model.py").read_text()
+    assert code.count("F.scaled_dot_product_attention(") == 2, code
+    assert code.count("attn_mask=mask") == 2, code
+    assert "softmax" not in code, code
+    assert re.search(r"mask = \(\w+ \+ \w+\)\.reshape\(-1, \d+, \d+\)", code), code
+    assert "= F.scaled_dot_product_attention(q, k, v, attn_mask=mask)" in code, code
 
 
 def test_a_whole_turn_of_pairs_is_one_helper(tmp_path):
