@@ -52,6 +52,10 @@ impl<'a> Lowerer<'a> {
                 return Ok(Expr::int(t.to_i64().ok_or("unreadable scalar")?[0]));
             }
         }
+        // Read once: computed where it is read (a buffer read thrice is not three aranges).
+        if let Some(arange) = arange_of(t).filter(|_| self.graph.use_count(v) == 1) {
+            return Ok(arange);
+        }
         let scope = self.scope_of(v.node);
         let hint = if is_inverse_frequencies(t) {
             inverse_frequencies_name(&scope)
@@ -282,6 +286,20 @@ impl<'a> Host<'a> for Lowerer<'a> {
     }
 }
 
+/// `torch.arange(n, dtype=...)` where float constant `t` is `0, 1, ..., n - 1`: the
+/// coordinates TF folded into a constant (ViTDet's and SAM's relative positions, from
+/// `ops.arange(q_size)`), as a person computes them rather than stores them. Integer ones
+/// stay buffers: they are indices, which some ops read more than once (a partition's).
+fn arange_of(t: &Tensor) -> Option<Expr> {
+    if t.rank() != 1 || t.numel() < 2 || !matches!(t.dtype, DType::F32 | DType::F64) {
+        return None;
+    }
+    let counts = t.to_f64()?.iter().enumerate().all(|(i, &x)| x == i as f64);
+    let n = Expr::int(i64::try_from(t.numel()).ok()?);
+    let dtype = torch_attr(t.dtype.torch_name()?);
+    counts.then(|| Expr::call_kw("torch.arange", vec![n], vec![("dtype", dtype)]))
+}
+
 /// The name of a rotary or sinusoid embedding's inverse frequencies made in `scope`: from
 /// the words that say which embedding on (`rotary_embedding_inv_freq` in keras-hub Llama's
 /// `self_attention_llama_rotary_embedding`, as Hugging Face's `rotary_emb.inv_freq`), its
@@ -394,5 +412,20 @@ mod tests {
         assert_eq!(variable_word("embeddings/add/ReadVariableOp/resource", false), None);
         assert_eq!(word("layer_norm/gamma_1").unwrap(), "gamma");
         assert_eq!(variable_word("conv1/weights", false).unwrap(), "weights");
+    }
+
+    /// Float coordinates `0..n` are `torch.arange(n)`; anything else, and integer indices,
+    /// stay stored.
+    #[test]
+    fn float_coordinates_are_an_arange() {
+        use super::arange_of;
+        use crate::py::printer::flat;
+        let show = |v: &[f32]| arange_of(&Tensor::from_f32(vec![v.len()], v)).map(|e| flat(&e));
+        let three = show(&[0.0, 1.0, 2.0]);
+        assert_eq!(three.as_deref(), Some("torch.arange(3, dtype=torch.float32)"));
+        assert_eq!(show(&[0.0, 2.0, 4.0]), None);
+        assert_eq!(show(&[1.0, 2.0]), None);
+        assert_eq!(show(&[0.0]), None);
+        assert!(arange_of(&crate::testing::int_tensor(&[3], &[0, 1, 2])).is_none());
     }
 }

@@ -695,15 +695,13 @@ mod tests {
               x = h + x
               return x (from x, mul)
             self.layers = nn.ModuleList([Layer() for _ in range(2)])
-            self.table_const: [8] float32
-            # table_const: [8]
             # layers.0.dense.weight: [8, 8]
             # layers.0.out.weight: [8, 8]
             # layers.1.dense.weight: [8, 8]
             # layers.1.out.weight: [8, 8]
             ---
             h = torch.arange(float(x.shape[0])).unsqueeze(1)
-            mul = h * self.table_const
+            mul = h * torch.arange(8, dtype=torch.float32)
             for layer in self.layers:
                 x = layer(x, mul)
             return x

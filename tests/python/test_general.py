@@ -221,7 +221,8 @@ def test_position_embeddings_read_whole_are_the_table(tmp_path):
 def test_relative_positions_added_in_another_shape_are_the_attention_mask(tmp_path):
     """ViTDet adds its relative positions to the scores seen as `[B, h, w, h, w]` and
     reshapes them back: the sum of the two terms, reshaped, is SDPA's float mask, and no
-    softmax is left in any layer (parity is the decoder test)."""
+    softmax is left in any layer; the positions' coordinates are aranges (parity is the
+    decoder test)."""
     out = tmp_path / "out"
     run_cli("convert", source("keras_hub_vitdet"), "-o", out)
     code = (out / "model.py").read_text()
@@ -230,6 +231,10 @@ def test_relative_positions_added_in_another_shape_are_the_attention_mask(tmp_pa
     assert "softmax" not in code, code
     assert re.search(r"mask = \(\w+ \+ \w+\)\.reshape\(-1, \d+, \d+\)", code), code
     assert "= F.scaled_dot_product_attention(q, k, v, attn_mask=mask)" in code, code
+    # The query and key coordinates TF folded into constants are computed, not stored.
+    layers = code.split("\nclass KerasHubVitdet(")[0]
+    assert "register_buffer" not in layers, layers
+    assert layers.count("= torch.arange(8, dtype=torch.float32, device=inputs.device)") == 2
 
 
 def test_a_whole_turn_of_pairs_is_one_helper(tmp_path):
