@@ -347,31 +347,7 @@ fn reshaped_bias(
                 .and_then(|i| i.first().copied())
                 .is_some_and(|s| from_matmul(g, s, rank))
     };
-    let (mut cur, mut terms) = (sum, Vec::new());
-    let view = loop {
-        let (a, b) = binary(g, cur, &["Add", "AddV2"])?;
-        if viewed(a) {
-            terms.push(b);
-            break a;
-        }
-        if viewed(b) {
-            terms.push(a);
-            break b;
-        }
-        let partial = |x: ValueRef| {
-            binary(g, x, &["Add", "AddV2"]).is_some() && single_consumer(g, x).is_some()
-        };
-        let (rest, term) = if partial(a) {
-            (a, b)
-        } else if partial(b) {
-            (b, a)
-        } else {
-            return None;
-        };
-        terms.push(term);
-        cur = rest;
-    };
-    terms.reverse();
+    let (view, terms) = terms_added_to(g, sum, viewed)?;
     let scores = *g.inputs(view.node).first()?;
     // Back to the scores' own shape, and every axis of the viewed shape filled by the terms.
     let known = |v: ValueRef| g.info(v).shape;
@@ -422,11 +398,20 @@ fn reshaped(
 
 /// The scores and the terms added to them in `sum` (`(scores + b1) + b2`, in any order),
 /// each partial sum read only by the next; the terms in the order they are added.
-fn added_terms(g: &Graph, mut sum: ValueRef, rank: Rank) -> Option<(ValueRef, Vec<ValueRef>)> {
+fn added_terms(g: &Graph, sum: ValueRef, rank: Rank) -> Option<(ValueRef, Vec<ValueRef>)> {
+    terms_added_to(g, sum, |s| from_matmul(g, s, rank))
+}
+
+/// [`added_terms`] with what the scores are given by `is_scores`.
+fn terms_added_to(
+    g: &Graph,
+    mut sum: ValueRef,
+    is_scores: impl Fn(ValueRef) -> bool,
+) -> Option<(ValueRef, Vec<ValueRef>)> {
     let mut terms = Vec::new();
     loop {
         let (a, b) = binary(g, sum, &["Add", "AddV2"])?;
-        let scores = [(a, b), (b, a)].into_iter().find(|&(s, _)| from_matmul(g, s, rank));
+        let scores = [(a, b), (b, a)].into_iter().find(|&(s, _)| is_scores(s));
         if let Some((s, term)) = scores {
             terms.push(term);
             terms.reverse();
