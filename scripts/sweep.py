@@ -81,6 +81,20 @@ SMOLLM = dict(
     partial_rotary_factor=1.0,
 )
 
+# Full attention only: TF cannot trace Qwen 3.5's linear-attention layers.
+QWEN3_5 = dict(
+    TEXT,
+    num_query_heads=2,
+    num_key_value_heads=1,
+    head_dim=16,
+    layer_types=["full_attention", "full_attention"],
+    linear_num_key_heads=2,
+    linear_num_value_heads=2,
+    linear_key_head_dim=16,
+    linear_value_head_dim=16,
+    linear_conv_kernel_dim=4,
+)
+
 VISION = {
     "ViTBackbone": {
         "image_shape": IMAGE,
@@ -291,35 +305,14 @@ VISION = {
         "vit_num_layers": 2,
         "vit_intermediate_dim": 64,
     },
-    # Full attention only: TF cannot trace Qwen 3.5's linear-attention layers.
-    "Qwen3_5Backbone": dict(
-        TEXT,
-        num_query_heads=2,
-        num_key_value_heads=1,
-        head_dim=16,
-        layer_types=["full_attention", "full_attention"],
-        linear_num_key_heads=2,
-        linear_num_value_heads=2,
-        linear_key_head_dim=16,
-        linear_value_head_dim=16,
-        linear_conv_kernel_dim=4,
-    ),
-    # Full attention only, as Qwen 3.5's: a mixture of experts with a shared expert.
+    "Qwen3_5Backbone": QWEN3_5,
+    # A mixture of experts with a shared expert in each layer.
     "Qwen3_5MoeBackbone": dict(
-        TEXT,
-        num_query_heads=2,
-        num_key_value_heads=1,
-        head_dim=16,
+        QWEN3_5,
         moe_intermediate_dim=32,
         num_experts=4,
         top_k=2,
         shared_expert_intermediate_size=32,
-        layer_types=["full_attention", "full_attention"],
-        linear_num_key_heads=2,
-        linear_num_value_heads=2,
-        linear_key_head_dim=16,
-        linear_value_head_dim=16,
-        linear_conv_kernel_dim=4,
     ),
     "FluxBackbone": {
         "input_channels": 16,

@@ -37,6 +37,17 @@ pub fn weights(shape: &[usize]) -> Tensor {
     Tensor::from_f32(shape.to_vec(), &v)
 }
 
+/// Three letters for `i` (below 26³), no digit: a name Keras would take for an author's,
+/// for graphs of thousands of distinct scopes (`aaa`, `baa`, ...).
+pub fn letters(mut i: usize) -> String {
+    let mut s = String::new();
+    for _ in 0..3 {
+        s.push((b'a' + (i % 26) as u8) as char);
+        i /= 26;
+    }
+    s
+}
+
 pub fn int_tensor(shape: &[usize], v: &[i64]) -> Tensor {
     Tensor::from_i32(shape.to_vec(), &v.iter().map(|&x| x as i32).collect::<Vec<_>>())
 }

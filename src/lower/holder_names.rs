@@ -179,7 +179,7 @@ impl<'a> Lowerer<'a> {
 
 #[cfg(test)]
 mod tests {
-    use crate::testing::{TestGraph, weights};
+    use crate::testing::{TestGraph, letters, weights};
 
     /// Dense layers at `scopes`, one after another; the generated code.
     fn dense_chain(scopes: &[&str]) -> String {
@@ -241,14 +241,6 @@ mod tests {
     /// name, is named as quickly as any, and every holder keeps its name.
     #[test]
     fn many_holders_side_by_side_are_cheap() {
-        let letters = |mut i: usize| {
-            let mut s = String::new();
-            for _ in 0..3 {
-                s.push((b'a' + (i % 26) as u8) as char);
-                i /= 26;
-            }
-            s
-        };
         let scopes: Vec<String> =
             (0..1000).map(|i| format!("m/attention_holder_{}/query", letters(i))).collect();
         let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();

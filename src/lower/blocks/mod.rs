@@ -2012,14 +2012,6 @@ mod tests {
     /// they stay inline.
     #[test]
     fn a_long_chain_of_kind_named_layers_is_quick() {
-        let letters = |mut i: usize| {
-            let mut s = String::new();
-            for _ in 0..3 {
-                s.push((b'a' + (i % 26) as u8) as char);
-                i /= 26;
-            }
-            s
-        };
         let mut g = TestGraph::new();
         let mut y = g.input("x", &[-1, 8]);
         for i in 0..5000 {
