@@ -1,10 +1,15 @@
 //! Layer names without a holder's name where it only makes them long: keras-hub's
 //! `token_and_position_embedding/token_embedding` is `token_embedding`, DistilBERT's
 //! `self_attention_layer/attention_output` is `attention_output`. A holder goes only where
-//! its layers' own names say what they are (none is a Keras kind and counter, as SAM's
-//! `multi_head_attention_with_relative_pe/dense_1` is) and stay apart from every other
-//! name without it (a decoder's `self_attention/query` beside `cross_attention/query` keeps
-//! both), so a prefix stays where it disambiguates.
+//! - its layers' own names say what they are (none is a Keras kind and counter, as SAM's
+//!   `multi_head_attention_with_relative_pe/dense_1` is);
+//! - they stay apart from every other name without it (a decoder's `self_attention/query`
+//!   beside `cross_attention/query` keeps both): a prefix stays where it disambiguates;
+//! - it sits right below the model or a block's instance, whose class reads the names
+//!   (inside another holder, `embeddings/patch_embeddings/projection` would read as the
+//!   outer one's);
+//! - it is no layer itself (reads no weights, holds no composites), and a name it makes
+//!   is longer than a short name (Llama's `self_attention_query` stays).
 
 use std::collections::{BTreeMap, BTreeSet};
 
