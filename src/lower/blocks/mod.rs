@@ -194,9 +194,10 @@ pub(super) fn uncounted(name: &str) -> &str {
     rest
 }
 
-/// Spans of unnamed layers a block may take in before its first own one, at most: a
-/// stem's worth (InceptionV3's before `mixed0` is 17). Without a bound, a chain of
-/// thousands of layers named by kind alone makes each block reach back over all of them.
+/// Spans of unnamed layers a block may take in before its first own one, at most: more
+/// than a stem's worth (InceptionV3's unnamed stem, five convolutions and two pools before
+/// `mixed0`). Without a bound, a chain of thousands of layers named by kind alone makes
+/// each block reach back over all of them.
 const MAX_UNNAMED_LEAD: usize = 256;
 
 /// An unnamed layer as [`is_auto_named`] says, or the first of its kind, which Keras names
