@@ -127,7 +127,7 @@ impl Params {
     }
 
     /// A parameter for what only some instances have (`None` for the others, the default).
-    fn add_optional(&mut self, label: &str, values: Vec<Option<Expr>>) -> String {
+    pub(super) fn add_optional(&mut self, label: &str, values: Vec<Option<Expr>>) -> String {
         let mut name = identifier(label);
         let mut k = 2;
         while self.0.iter().any(|p| p.name == name) {

@@ -32,6 +32,11 @@
 //! a class called `Unit3` would say less than the layers it hides. Nor is a transformer's
 //! MLP of linear layers one: people spell it out.
 //!
+//! A unit that pads with zeros before a layer where the others do not (NASNet's separable
+//! convolutions that downsample: TF's SAME padding, uneven on an even size, is Keras'
+//! `ZeroPadding2D` there) is an instance of the same class, told its padding
+//! (`SeparableConv(22, 22, 5, stride=2, pad=(1, 2, 1, 2))`), as a block's is.
+//!
 //! Runs after block classes are made, on the model's statements and on each class's, so a
 //! unit may sit inside a block; the weights move under the instance
 //! (`normal_cell_5.separable_conv_1_normal_left1.depthwise.weight`).
@@ -43,10 +48,10 @@ use heck::ToUpperCamelCase;
 use super::class::{Params, class_layer};
 use super::layer_key;
 use crate::lower::keras_names::keras_kind;
-use crate::lower::module::{BlockClass, Layer, Module};
+use crate::lower::module::{BlockClass, Layer, Module, OptionalPart};
 use crate::py::names::{is_torch_layer_class, is_valid_class_name};
 use crate::py::printer::flat;
-use crate::py::{Assign, Call, Expr, Ref};
+use crate::py::{Assign, BinOp, Call, Expr, Ref};
 
 /// A unit has at least this many statements,
 const MIN_STATEMENTS: usize = 3;
@@ -76,6 +81,9 @@ struct Occurrence {
     body: Body,
     stmts: std::ops::Range<usize>,
     layers: Vec<String>,
+    /// Where among `stmts` a zero padding stands that the unit's kind lacks (see
+    /// [`padded_fit`]).
+    pad: Option<usize>,
 }
 
 /// One statement of a chain: what it reads, and what it computes with that name left out.
@@ -84,6 +92,8 @@ struct Step<'a> {
     output: &'a str,
     fingerprint: String,
     layer: Option<&'a str>,
+    /// `F.pad(x, (...))`: zeros around it, by literal amounts.
+    zero_pad: bool,
 }
 
 /// `y = self.layer(x)` with `layer` a PyTorch layer, or `y = F.relu(x)` (any `F.` or
@@ -100,7 +110,7 @@ fn step<'a>(stmt: &'a Assign, layers: &BTreeMap<&str, &Expr>) -> Option<Step<'a>
             return None;
         }
         let fingerprint = format!("layer {}", layer_key(ctor));
-        return Some(Step { input, output, fingerprint, layer: Some(attr) });
+        return Some(Step { input, output, fingerprint, layer: Some(attr), zero_pad: false });
     }
     let func = flat(&c.func);
     let function = func.starts_with("F.") || func.starts_with("torch.");
@@ -109,9 +119,10 @@ fn step<'a>(stmt: &'a Assign, layers: &BTreeMap<&str, &Expr>) -> Option<Step<'a>
         e => e.is_literal(),
     };
     let literals = c.args[1..].iter().all(literal) && c.kwargs.iter().all(|(_, v)| literal(v));
+    let zero_pad = func == "F.pad" && c.args.len() == 2 && c.kwargs.is_empty();
     (function && literals).then(|| {
         let value = stmt.value.renamed(&|r| (r == Ref::Var(input)).then(|| Expr::name("IN")));
-        Step { input, output, fingerprint: flat(&value), layer: None }
+        Step { input, output, fingerprint: flat(&value), layer: None, zero_pad }
     })
 }
 
@@ -162,10 +173,11 @@ fn chains_of(body: Body, stmts: &[Assign], layers: &[Layer], live: &[&str]) -> V
             last = next.output;
             end += 1;
         }
-        let steps = steps[i..end].iter().flatten();
+        let steps: Vec<&Step> = steps[i..end].iter().flatten().collect();
         let (fingerprints, layers) =
-            steps.map(|s| (s.fingerprint.clone(), s.layer.map(String::from))).unzip();
-        found.push(Chain { body, start: i, fingerprints, layers });
+            steps.iter().map(|s| (s.fingerprint.clone(), s.layer.map(String::from))).unzip();
+        let pads = steps.iter().map(|s| s.zero_pad).collect();
+        found.push(Chain { body, start: i, fingerprints, layers, pads });
         i = end;
     }
     found
@@ -178,6 +190,8 @@ struct Chain {
     fingerprints: Vec<String>,
     /// The layer each statement calls, if it calls one.
     layers: Vec<Option<String>>,
+    /// Which statements pad with zeros (see [`Step::zero_pad`]).
+    pads: Vec<bool>,
 }
 
 impl Chain {
@@ -202,8 +216,28 @@ impl Chain {
             body: self.body,
             stmts,
             layers,
+            pad: None,
         })
     }
+}
+
+/// Where statements `rest` hold a unit of `kind` with one zero padding more, just before a
+/// layer (TF's SAME padding of a strided convolution, uneven where the input's size is even,
+/// so spelled out: NASNet's reduction cells pad only the separable convolutions that
+/// downsample): the padding's place.
+fn padded_fit(
+    kind: &[String],
+    rest: &[String],
+    pads: &[bool],
+    layers: &[Option<String>],
+) -> Option<usize> {
+    if rest.len() <= kind.len() {
+        return None;
+    }
+    let j = pads.iter().take(kind.len()).position(|&p| p)?;
+    let fits =
+        layers[j + 1].is_some() && rest[..j] == kind[..j] && rest[j + 1..=kind.len()] == kind[j..];
+    fits.then_some(j)
 }
 
 /// The units of all chains. A kind of unit that occurs often enough on its own is looked
@@ -236,10 +270,19 @@ fn units(chains: &[Chain]) -> Vec<Occurrence> {
         let mut i = 0;
         while i < c.fingerprints.len() {
             let rest = &c.fingerprints[i..];
-            match kinds.iter().find(|k| rest.starts_with(k)) {
-                Some(k) => {
-                    found.extend(c.unit(i..i + k.len()));
-                    i += k.len();
+            if let Some(k) = kinds.iter().find(|k| rest.starts_with(k)) {
+                found.extend(c.unit(i..i + k.len()));
+                i += k.len();
+                continue;
+            }
+            let padded = kinds.iter().find_map(|k| {
+                let j = padded_fit(k, rest, &c.pads[i..], &c.layers[i..])?;
+                Some((k.len() + 1, j))
+            });
+            match padded {
+                Some((n, j)) => {
+                    found.extend(c.unit(i..i + n).map(|o| Occurrence { pad: Some(j), ..o }));
+                    i += n;
                 }
                 None => i += 1,
             }
@@ -411,9 +454,12 @@ pub fn extract(
         }
         // Each statement's fingerprint, and what it calls: a layer's constructor, or a
         // function by name.
+        // An inserted padding aside: it is the class's optional part.
         let (key, unit): (Vec<String>, Vec<Result<&Expr, String>>) = body_stmts[occ.stmts.clone()]
             .iter()
-            .filter_map(|s| {
+            .enumerate()
+            .filter(|&(k, _)| Some(k) != occ.pad)
+            .filter_map(|(_, s)| {
                 let st = step(s, &ctors)?;
                 let called = match st.layer {
                     Some(a) => Ok(*ctors.get(a)?),
@@ -552,6 +598,21 @@ fn build(
         }
         layers.push(class_layer(local, &ctors, &mut params));
     }
+    // A padding some instances insert (see [`padded_fit`]): a parameter, `None` for the
+    // others, tested where the padded ones pad.
+    let pad_at = padding_place(group)?;
+    let pad_param = pad_at.map(|_| {
+        let values = group
+            .iter()
+            .map(|(occ, _)| {
+                let (body_stmts, _) = parts(module, stmts, occ.body);
+                let pad = &body_stmts[occ.stmts.start + occ.pad?];
+                let Expr::Call(c) = &pad.value else { return None };
+                c.args.get(1).cloned()
+            })
+            .collect();
+        params.add_optional("pad", values)
+    });
     params.order_sizes_first();
     let local: BTreeMap<&str, &str> = first
         .layers
@@ -565,9 +626,11 @@ fn build(
     if let Expr::Call(c) = &unit[0].value {
         values.extend(c.args[0].as_name());
     }
-    let body: Vec<Assign> = unit
+    let mut body: Vec<Assign> = unit
         .iter()
-        .map(|s| {
+        .enumerate()
+        .filter(|&(k, _)| Some(k) != first.pad)
+        .map(|(_, s)| {
             let value = s.value.renamed(&|r| match r {
                 Ref::Var(v) => values.contains(v).then(|| Expr::name("x")),
                 Ref::SelfAttr(a) => local.get(a).map(|l| Expr::self_attr(l)),
@@ -575,14 +638,26 @@ fn build(
             Assign::new(Expr::name("x"), value)
         })
         .collect();
+    let mut optional = Vec::new();
+    if let (Some(at), Some(param)) = (pad_at, &pad_param) {
+        let x = Expr::name("x");
+        let pad = Expr::call("F.pad", vec![x.clone(), Expr::self_attr(param)]);
+        optional.push(OptionalPart {
+            param: param.to_string(),
+            test: Expr::name(param).binop(BinOp::IsNot, Expr::none()),
+            layers: Vec::new(),
+            body: vec![Assign::new(x, pad)],
+            after: body.split_off(at),
+        });
+    }
     let class = BlockClass {
         name: name.to_string(),
         params: params.params(),
         layers,
         buffers: Vec::new(),
         body,
-        optional: Vec::new(),
-        attributes: Vec::new(),
+        optional,
+        attributes: pad_param.into_iter().collect(),
         inputs: vec!["x".to_string()],
         output: "x".to_string(),
         extra_outputs: Vec::new(),
@@ -613,6 +688,17 @@ fn build(
         })
         .collect();
     Some((class, calls))
+}
+
+/// Where the instances of a unit that pad do so (see [`padded_fit`]): `Some(None)` where none
+/// does, `None` where they disagree (no class then).
+fn padding_place(group: &[(Occurrence, Names)]) -> Option<Option<usize>> {
+    let places: BTreeSet<usize> = group.iter().filter_map(|(occ, _)| occ.pad).collect();
+    match places.len() {
+        0 => Some(None),
+        1 => Some(places.first().copied()),
+        _ => None,
+    }
 }
 
 /// Moves the weights of the units' layers under their instances: a layer of the model's
@@ -704,6 +790,47 @@ mod tests {
         x = (x + branch_top_expand).permute(0, 2, 3, 1)
         return x
         ");
+    }
+
+    #[test]
+    fn a_unit_that_pads_unevenly_before_a_layer_is_the_same_class_told_its_padding() {
+        // Three branches of three convolutions; the fourth pads before its second, unevenly
+        // (as Keras' `ZeroPadding2D` before a strided convolution), which convolves without
+        // SAME.
+        let mut g = TestGraph::new();
+        let x = g.input("image", &[-1, 8, 8, 4]);
+        let x = conv(&mut g, "stem", x, 3);
+        let mut outs = Vec::new();
+        for b in ["left", "right", "top", "down"] {
+            let y = conv(&mut g, &format!("branch_{b}_reduce"), x, 1);
+            let y = if b == "down" {
+                let amounts = int_tensor(&[4, 2], &[0, 0, 0, 1, 0, 1, 0, 0]);
+                let amounts = g.constant(&format!("m/branch_{b}_pad/paddings"), amounts);
+                let y = g.op(&format!("m/branch_{b}_pad/Pad"), "Pad", &[y, amounts], &[]);
+                let w = g.constant(&format!("w/branch_{b}_mid"), weights(&[3, 3, 4, 4]));
+                let attrs = [("strides", ints(&[1, 1, 1, 1])), ("padding", string("VALID"))];
+                g.op(&format!("m/branch_{b}_mid/Conv2D"), "Conv2D", &[y, w], &attrs)
+            } else {
+                conv(&mut g, &format!("branch_{b}_mid"), y, 3)
+            };
+            outs.push(conv(&mut g, &format!("branch_{b}_expand"), y, 1));
+        }
+        let code = g.lower(&outs);
+        let class = code.split("self.stem").next().unwrap_or_default();
+        assert_snapshot!(class, @"
+        class Branch(padding=0, pad=None):
+          self.pad = pad
+          self.reduce = nn.Conv2d(4, 4, 1, bias=False)
+          self.mid = nn.Conv2d(4, 4, 3, padding=padding, bias=False)
+          self.expand = nn.Conv2d(4, 4, 1, bias=False)
+          x = self.reduce(x)
+          if pad is not None ():
+            x = F.pad(x, self.pad)
+          x = self.mid(x)
+          x = self.expand(x)
+          return x (from x)
+        ");
+        assert!(code.contains("self.branch_down = Branch(pad=(0, 1, 0, 1))"), "{code}");
     }
 
     #[test]
