@@ -90,7 +90,7 @@ pub fn chain(stmts: &mut Vec<Assign>, indent: usize, returns: &[Expr]) {
                     && (next.target.bound_names().contains(&var.as_str())
                         || !read_later(&var, stmts, k + 2, returns)) =>
             {
-                Some(Expr::Subscript(Box::new(stmts[k].value.clone()), index.clone()))
+                Some(stmts[k].value.clone().index((**index).clone()))
             }
             _ => None,
         };

@@ -57,6 +57,44 @@ pub struct ListComp {
     pub iter: Expr,
 }
 
+/// `x[first][second]` as one index, where both only slice axes and add new ones (`None`) and
+/// no axis is sliced by both: `x[:, :n][:, None, None]` is `x[:, None, None, :n]`,
+/// `x[:, None][:, None]` is `x[:, None, None]`. Only a tuple or `None` indexes a tensor (a
+/// list or a shape takes neither), so a lone slice is left alone.
+fn merged_index(first: &Expr, second: &Expr) -> Option<Expr> {
+    fn parts(index: &Expr) -> Option<&[Expr]> {
+        let parts = match index {
+            Expr::Tuple(items) => items.as_slice(),
+            Expr::Lit(Lit::None) => std::slice::from_ref(index),
+            _ => return None,
+        };
+        let basic = |e: &Expr| matches!(e, Expr::Slice(_) | Expr::Lit(Lit::None));
+        parts.iter().all(basic).then_some(parts)
+    }
+    let full = |e: &Expr| matches!(e, Expr::Slice(s) if s.lower.is_none() && s.upper.is_none() && s.step.is_none());
+    let (first, second) = (parts(first)?, parts(second)?);
+    let mut merged = Vec::new();
+    let mut axes = first.iter();
+    for item in second {
+        if matches!(item, Expr::Lit(Lit::None)) {
+            merged.push(item.clone());
+            continue;
+        }
+        // The axis of `x[first]` this item indexes: one `first` kept or added, or past them.
+        merged.push(match axes.next() {
+            None => item.clone(),
+            Some(axis) if full(item) => axis.clone(),
+            Some(axis) if full(axis) => item.clone(),
+            Some(_) => return None,
+        });
+    }
+    merged.extend(axes.cloned());
+    while merged.len() > 1 && merged.last().is_some_and(full) {
+        merged.pop();
+    }
+    Some(Expr::index_of(merged))
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Slice {
     pub lower: Option<Expr>,
@@ -260,13 +298,19 @@ impl Expr {
         base.method("permute", perm.into_iter().map(Expr::int).collect())
     }
 
-    /// `self[index]`; an entry of a tuple written out is that entry (`(0, n, 0)[1]` is `n`).
+    /// `self[index]`; an entry of a tuple written out is that entry (`(0, n, 0)[1]` is `n`);
+    /// a tensor's axes added or sliced twice, once (see [`merged_index`]).
     pub fn index(self, index: Expr) -> Expr {
         if let (Expr::Tuple(items), Some(k)) = (&self, index.as_int()) {
             let k = if k < 0 { k + items.len() as i64 } else { k };
             if let Some(item) = usize::try_from(k).ok().and_then(|k| items.get(k)) {
                 return item.clone();
             }
+        }
+        if let Expr::Subscript(value, first) = &self
+            && let Some(merged) = merged_index(first, &index)
+        {
+            return Expr::Subscript(value.clone(), Box::new(merged));
         }
         Expr::Subscript(Box::new(self), Box::new(index))
     }
@@ -780,6 +824,34 @@ mod tests {
         // Out of range, or read at run time: indexing stays (and fails as Python would).
         assert!(matches!(t().index(Expr::int(3)), Expr::Subscript(..)));
         assert!(matches!(t().index(Expr::name("k")), Expr::Subscript(..)));
+    }
+
+    #[test]
+    fn a_tensor_indexed_twice_by_slices_and_new_axes_is_indexed_once() {
+        let show = |e: Expr| crate::py::printer::flat(&e);
+        let all = Expr::full_slice;
+        let upto = |n: &str| Expr::slice(None, Some(Expr::name(n)), None);
+        let x = || Expr::name("x");
+        let new_axis = || Expr::Tuple(vec![all(), Expr::none()]);
+        // Axes added after an axis added.
+        assert_eq!(show(x().index(new_axis()).index(new_axis())), "x[:, None, None]");
+        // Axes added before one sliced: the slice moves to its axis.
+        let sliced = x().index(Expr::Tuple(vec![all(), upto("n")]));
+        let twice = sliced.index(Expr::Tuple(vec![all(), Expr::none(), Expr::none()]));
+        assert_eq!(show(twice), "x[:, None, None, :n]");
+        // One axis sliced by both: two subscripts (their composition needs the sizes).
+        let both = x()
+            .index(Expr::Tuple(vec![all(), upto("n")]))
+            .index(Expr::Tuple(vec![all(), upto("m")]));
+        assert_eq!(show(both), "x[:, :n][:, :m]");
+        // A lone slice may index a list or a shape, which take no tuple: left alone.
+        assert_eq!(
+            show(x().index(upto("n")).index(Expr::Tuple(vec![all(), Expr::none()]))),
+            "x[:n][:, None]"
+        );
+        // A number picks an axis away: left alone.
+        let picked = x().index(Expr::Tuple(vec![all(), Expr::int(0)])).index(new_axis());
+        assert_eq!(show(picked), "x[:, 0][:, None]");
     }
 
     #[test]

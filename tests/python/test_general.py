@@ -731,6 +731,9 @@ def test_an_encoder_decoder_reads_as_pytorch(tmp_path):
     assert "F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=1.0)" in decoder, decoder
     assert "F.scaled_dot_product_attention(q_2, k_2, v_2, attn_mask=mask_2, scale=1.0)" in decoder, decoder
     assert "nn.RMSNorm(32, eps=1e-6, elementwise_affine=False)" in code, code
+    # The padding mask's two new axes, one subscript (`mask[:, None, None]`, not
+    # `mask[:, None][:, None]`).
+    assert "encoder_padding_mask[:, None, None]" in code and "][:, None" not in code, code
     # Keras counts its unnamed norms over the whole model (`t5_layer_norm_5`, `_7` in one
     # layer, `_6`, `_8` in the next): a class counts its own.
     encoder = code.split("class TransformerEncoderLayer(")[1].split("\nclass ")[0]
