@@ -497,6 +497,44 @@ def _blip2(M):
     )
 
 
+def _sam3(M):
+    """SAM 3: a windowed ViT with an FPN, a text encoder, a box-prompt encoder (ROI-aligned
+    features), a DETR encoder-decoder fusing them and a mask decoder (keras-hub's own tiny
+    example, at 112 pixels)."""
+    import keras_hub
+
+    L = keras_hub.layers
+    common = {"hidden_dim": 32, "intermediate_dim": 64, "num_heads": 2}
+    return M.SAM3PromptableConceptBackbone(
+        vision_encoder=L.SAM3VisionEncoder(
+            image_shape=(112, 112, 3),
+            patch_size=14,
+            num_layers=2,
+            fpn_hidden_dim=32,
+            fpn_scale_factors=[4.0, 2.0, 1.0, 0.5],
+            pretrain_image_shape=(56, 56, 3),
+            window_size=2,
+            global_attn_indexes=[1],
+            **common,
+        ),
+        text_encoder=L.SAM3TextEncoder(
+            vocabulary_size=500, embedding_dim=32, num_layers=1, **common
+        ),
+        geometry_encoder=L.SAM3GeometryEncoder(num_layers=1, roi_size=7, **common),
+        detr_encoder=L.SAM3DetrEncoder(num_layers=1, **common),
+        detr_decoder=L.SAM3DetrDecoder(
+            image_shape=(112, 112, 3),
+            patch_size=14,
+            num_layers=1,
+            num_queries=10,
+            **common,
+        ),
+        mask_decoder=L.SAM3MaskDecoder(
+            num_upsampling_stages=3, hidden_dim=32, num_heads=2
+        ),
+    )
+
+
 def _mobilenet(M):
     return M.MobileNetBackbone(
         stackwise_expansion=[[1], [4, 3], [4, 6]],
@@ -636,6 +674,7 @@ COMPOSITE = {
         image_encoder=_mit(M), projection_filters=16
     ),
     "SAMBackbone": _sam,
+    "SAM3PromptableConceptBackbone": _sam3,
     "DFineBackbone": _dfine,
     "MetaCLIP2Backbone": lambda M: _two_towers(M, "MetaCLIP2", projection_dim=16),
 }
@@ -698,14 +737,22 @@ def feeds(model, keys, r, short=7):
     def one(batch, length):
         out = []
         for key, t in zip(keys, model_inputs(model)):
-            shape = [batch] + [d if d is not None else length for d in t.shape[1:]]
+            # One box prompt: SAM 3's geometry encoder hands its self-attention a [B, S] mask,
+            # which Keras broadcasts as [1, B, S], so only B == S (a box and the CLS token)
+            # runs at batch 2.
+            n = 1 if "box" in key else length
+            shape = [batch] + [d if d is not None else n for d in t.shape[1:]]
             if "padding_mask" in key:
                 a = np.ones(shape, np.int32)
                 a[-1, length // 2 :] = 0
                 if "bool" in str(t.dtype):
                     a = a.astype(bool)
             elif "int" in str(t.dtype):
-                a = r.randint(0, 2 if "segment" in key else 500, shape).astype(np.int32)
+                classes = 2 if "segment" in key or "label" in key else 500
+                a = r.randint(0, classes, shape).astype(np.int32)
+            elif "boxes" in key:
+                # Box corners inside the image.
+                a = r.uniform(0.1, 0.5, shape).astype(np.float32)
             else:
                 a = r.uniform(-1, 1, shape).astype(np.float32)
             out.append(a)
