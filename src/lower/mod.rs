@@ -12,6 +12,7 @@ mod chain;
 mod conds;
 mod dead;
 mod devices;
+mod family_names;
 mod gated;
 mod holder_names;
 mod host;
@@ -119,6 +120,8 @@ pub struct Lowerer<'a> {
     unnamed_containers: BTreeSet<String>,
     /// Holders layer names go without (see `holder_names`).
     long_holders: BTreeSet<String>,
+    /// Top-level layers' leading bytes that name the model's family (see `family_names`).
+    family_prefixed: BTreeMap<String, usize>,
     /// How many variables each scope holds, counted when first needed (see `stored`).
     variable_scopes: Option<BTreeMap<String, usize>>,
 }
@@ -177,6 +180,7 @@ fn lower_once(
     low.numbered_as_holders = low.inner_layers_numbered_as_holders(&order);
     low.unnamed_containers = low.unnamed_containers(&order);
     low.name_prefix = low.common_name_prefix(&order);
+    low.family_prefixed = low.family_prefixed(&order);
     low.long_holders = low.long_holders(&order);
     low.short_names = low.short_scope_names(&order);
     let order = low.demand_order(&order);
@@ -282,6 +286,7 @@ impl<'a> Lowerer<'a> {
             numbered_as_holders: BTreeSet::new(),
             unnamed_containers: BTreeSet::new(),
             long_holders: BTreeSet::new(),
+            family_prefixed: BTreeMap::new(),
             variable_scopes: None,
         }
     }

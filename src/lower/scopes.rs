@@ -313,6 +313,11 @@ impl<'a> Lowerer<'a> {
         }
         let mut dropped = first;
         let mut path = vec![strip(rest[first])];
+        if first == 0
+            && let Some(&cut) = self.family_prefixed.get(path[0])
+        {
+            path[0] = &path[0][cut..];
+        }
         let mut own = path.clone();
         if rest.len() > 1 {
             for j in first + 1..rest.len() - 1 {
@@ -454,7 +459,7 @@ impl<'a> Lowerer<'a> {
 
     /// Scope component `c` without Keras' call number, where every scope has one (see
     /// [`Self::every_scope_has_call_suffix`]).
-    fn without_call_suffix<'c>(&self, c: &'c str) -> &'c str {
+    pub(super) fn without_call_suffix<'c>(&self, c: &'c str) -> &'c str {
         let c = op_layer_name(c);
         match c.strip_suffix("_1") {
             Some(s) if self.strip_call_suffix && !s.is_empty() => s,
@@ -573,7 +578,7 @@ impl<'a> Lowerer<'a> {
 
     /// Computing nodes whose name has a layer scope below the common prefix, with that scope's
     /// first component as written in the file.
-    fn scoped_nodes<'o>(
+    pub(super) fn scoped_nodes<'o>(
         &'o self,
         order: &'o [NodeIndex],
     ) -> impl Iterator<Item = (NodeIndex, &'a str)> + 'o {

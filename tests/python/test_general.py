@@ -290,28 +290,29 @@ def test_a_block_amid_which_the_model_made_its_inputs_is_a_class(tmp_path):
 def test_a_part_holding_blocks_is_a_class_called_once(tmp_path):
     """SigLIP's vision and text encoders each hold their embeddings, a stack of blocks, a
     final norm and a head: each is a class of its own, its layers named within it
-    (`self.post_layer_norm`, state-dict key `sig_lip_vision_encoder.post_layer_norm.weight`),
+    (`self.post_layer_norm`, state-dict key `vision_encoder.post_layer_norm.weight`),
     called once from the model, as Hugging Face writes CLIP's towers (parity is the decoder
-    test)."""
+    test). keras-hub names them after the family (`sig_lip_vision_encoder`, in the model
+    `sig_lip_backbone`): inside SigLIP, they are its `vision_encoder` and `text_encoder`."""
     out = tmp_path / "out"
     run_cli("convert", source("keras_hub_siglip"), "-o", out)
     code = (out / "model.py").read_text()
     model = code.split("\nclass KerasHubSiglip(")[1]
-    for tower in ("SigLipVisionEncoder", "SigLipTextEncoder"):
+    for tower in ("VisionEncoder", "TextEncoder"):
         tower_code = code.split(f"\nclass {tower}(nn.Module):")[1].split("\nclass ")[0]
         assert "self.blocks = nn.ModuleList(" in tower_code, code
         assert "for block in self.blocks:" in tower_code, code
         assert "self.post_layer_norm = nn.LayerNorm(" in tower_code, code
         assert "sig_lip" not in tower_code, code
-    assert "self.sig_lip_vision_encoder = SigLipVisionEncoder()" in model, code
-    assert "self.sig_lip_text_encoder = SigLipTextEncoder()" in model, code
-    assert "for block in" not in model and "self.sig_lip_vision_encoder_" not in model, code
+    assert "self.vision_encoder = VisionEncoder()" in model, code
+    assert "self.text_encoder = TextEncoder()" in model, code
+    assert "for block in" not in model and "sig_lip" not in model, code
     # The vision head adds its attention's output back inside the tower, which gives back
     # one value, not a half-done sum and its other term.
-    assert "x = self.sig_lip_vision_encoder(images_nchw, images)\n" in model, code
+    assert "x = self.vision_encoder(images_nchw, images)\n" in model, code
     keys = import_model(out).load_model().state_dict()
-    assert "sig_lip_vision_encoder.post_layer_norm.weight" in keys, list(keys)
-    assert "sig_lip_text_encoder.blocks.1.layer_norm1.weight" in keys, list(keys)
+    assert "vision_encoder.post_layer_norm.weight" in keys, list(keys)
+    assert "text_encoder.blocks.1.layer_norm1.weight" in keys, list(keys)
 
 
 def test_trained_values_are_parameters(tmp_path):
