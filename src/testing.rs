@@ -259,6 +259,17 @@ impl TestGraph {
     }
 }
 
+/// Dense layers at `scopes` (full scope paths), one after another: the generated code.
+pub fn dense_chain(scopes: &[&str]) -> String {
+    let mut g = TestGraph::new();
+    let mut y = g.input("x", &[-1, 8]);
+    for scope in scopes {
+        let w = g.variable(&format!("{scope}/kernel"), weights(&[8, 8]));
+        y = g.op(&format!("{scope}/MatMul"), "MatMul", &[y, w], &[]);
+    }
+    g.lower(&[y])
+}
+
 /// `forward` of `image → 1×1 Conv2D (NCHW inside) → f(...)`: how an op treats an NCHW input.
 pub fn after_conv(f: impl FnOnce(&mut TestGraph, ValueRef) -> ValueRef) -> String {
     let mut g = TestGraph::new();

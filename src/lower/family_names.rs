@@ -65,18 +65,13 @@ impl Lowerer<'_> {
 
 #[cfg(test)]
 mod tests {
-    use crate::testing::*;
+    use crate::testing::dense_chain;
     use insta::assert_snapshot;
 
     /// Dense layers in a row, named `scopes`, in model scope `sam3_backbone`.
     fn family(scopes: &[&str]) -> String {
-        let mut g = TestGraph::new();
-        let mut x = g.input("x", &[-1, 4]);
-        for scope in scopes {
-            let w = g.constant(&format!("m/{scope}/kernel"), weights(&[4, 4]));
-            x = g.op(&format!("sam3_backbone/{scope}/MatMul"), "MatMul", &[x, w], &[]);
-        }
-        g.lower(&[x])
+        let paths: Vec<String> = scopes.iter().map(|s| format!("sam3_backbone/{s}")).collect();
+        dense_chain(&paths.iter().map(String::as_str).collect::<Vec<_>>())
     }
 
     #[test]

@@ -184,18 +184,7 @@ impl<'a> Lowerer<'a> {
 
 #[cfg(test)]
 mod tests {
-    use crate::testing::{TestGraph, letters, weights};
-
-    /// Dense layers at `scopes`, one after another; the generated code.
-    fn dense_chain(scopes: &[&str]) -> String {
-        let mut g = TestGraph::new();
-        let mut y = g.input("x", &[-1, 8]);
-        for scope in scopes {
-            let w = g.variable(&format!("{scope}/kernel"), weights(&[8, 8]));
-            y = g.op(&format!("{scope}/MatMul"), "MatMul", &[y, w], &[]);
-        }
-        g.lower(&[y])
-    }
+    use crate::testing::{dense_chain, letters};
 
     fn has_layers(code: &str, layers: &[&str]) {
         for layer in layers {
