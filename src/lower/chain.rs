@@ -69,11 +69,21 @@ pub fn chain(stmts: &mut Vec<Assign>, indent: usize, returns: &[Expr]) {
                     && (next.target.bound_names().contains(&var.as_str())
                         || !read_later(&var, stmts, k + 2, returns)) =>
             {
-                // Two permutes in a row are one (`.permute(0, 1, 3, 2).permute(2, 3, 0, 1)`).
-                let perm: Option<Vec<i64>> = (method == "permute" && c.kwargs.is_empty())
+                // Two permutes in a row are one (`.permute(0, 1, 3, 2).permute(2, 3, 0, 1)`);
+                // an axis indexed in and squeezed out is not added (`[:, None, None]`
+                // squeezed at 2 is `[:, None]`).
+                let ints: Option<Vec<i64>> = c
+                    .kwargs
+                    .is_empty()
                     .then(|| c.args.iter().map(Expr::as_int).collect())
                     .flatten();
-                match perm.map(|p| stmts[k].value.clone().permuted(&p)) {
+                let value = stmts[k].value.clone();
+                let composed = match (method, ints.as_deref()) {
+                    ("permute", Some(p)) => Some(value.permuted(p)),
+                    ("squeeze", Some(&[d])) => Some(value.squeezed(d)),
+                    _ => None,
+                };
+                match composed {
                     // Not when they cancel out on a name: `y = x` would only rename it.
                     Some(Expr::Name(_)) => None,
                     Some(composed) => Some(composed),

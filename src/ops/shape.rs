@@ -249,8 +249,11 @@ fn squeeze(ctx: &mut Ctx) -> OpResult<Lowered> {
     let rank = shape.len();
     let mut dims: Vec<i64> = axes.iter().map(|&a| phys_axis(a, layout, rank) as i64).collect();
     dims.sort_unstable();
-    let dim = if dims.len() == 1 { Expr::int(dims[0]) } else { Expr::ints(&dims) };
-    Ok(Lowered::Expr { expr: x.method("squeeze", vec![dim]), layout: Layout::Tf })
+    let expr = match dims.as_slice() {
+        [d] => x.squeezed(*d),
+        _ => x.method("squeeze", vec![Expr::ints(&dims)]),
+    };
+    Ok(Lowered::Expr { expr, layout: Layout::Tf })
 }
 
 fn squeeze_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {

@@ -309,6 +309,54 @@ fn repeated(g: &mut Graph, name: String, v: ValueRef, groups: i64, ordinal: usiz
     ValueRef { node: n, port: 0 }
 }
 
+/// A 5-d mask `[B, 1, 1, T, S]` without its group axis. A comparison, cast or negation of
+/// one 5-d value (the rest rank 2 at most, untouched by the axis) is made again of that
+/// value squeezed: the axis Keras added for the groups goes where it was added
+/// (`m[:, None, None] > 0` is `m[:, None] > 0`, not `(m[:, None, None] > 0).squeeze(2)`).
+fn without_group_axis(g: &mut Graph, mask: ValueRef, base: &str, ordinal: usize) -> ValueRef {
+    let squeeze = |g: &mut Graph, v: ValueRef, name: String| {
+        let info = g.info(v);
+        let shape = info.shape.clone().map(|mut s| {
+            s.remove(2);
+            s
+        });
+        let mut node = Node::new(name, "Squeeze", ordinal);
+        node.set_attr_ints("squeeze_dims", &[2]);
+        node.outputs = vec![ValueInfo { dtype: info.dtype, shape }];
+        let n = g.add_node(node);
+        g.connect(v, n, 0);
+        ValueRef { node: n, port: 0 }
+    };
+    let elementwise = ["Greater", "GreaterEqual", "Less", "LessEqual", "Equal", "NotEqual"];
+    let producer = g.node(mask.node);
+    let inputs = g.inputs(mask.node);
+    let rank = |g: &Graph, v: ValueRef| g.info(v).shape.map(|s| s.len());
+    let fits = mask.port == 0
+        && (elementwise.contains(&producer.op.as_str())
+            || matches!(producer.op.as_str(), "Cast" | "LogicalNot"))
+        && producer.outputs.len() == 1
+        && inputs.iter().all(|&v| matches!(rank(g, v), Some(0..=2 | 5)))
+        && inputs.iter().filter(|&&v| rank(g, v) == Some(5)).count() == 1;
+    if !fits {
+        return squeeze(g, mask, format!("{base}/mask"));
+    }
+    let mut node = g.node(mask.node).clone();
+    node.name = format!("{base}/mask");
+    node.outputs[0].shape = node.outputs[0].shape.take().map(|mut s| {
+        s.remove(2);
+        s
+    });
+    let n = g.add_node(node);
+    for (slot, &v) in inputs.iter().enumerate() {
+        let v = match rank(g, v) {
+            Some(5) => squeeze(g, v, format!("{base}/mask_input")),
+            _ => v,
+        };
+        g.connect(v, n, slot);
+    }
+    ValueRef { node: n, port: 0 }
+}
+
 fn install(g: &mut Graph, m: Grouped) {
     // The new nodes take the old ones' names; the old, read by nothing once the merged
     // output's readers read the new, are left to `prune`.
@@ -336,19 +384,7 @@ fn install(g: &mut Graph, m: Grouped) {
     g.connect(key, scores, 1);
     let mut logits = ValueRef { node: scores, port: 0 };
     // The mask without its group axis: `[B, 1, T, S]`.
-    let mask4 = m.mask.map(|mask| {
-        let info = g.info(mask);
-        let shape = info.shape.clone().map(|mut s| {
-            s.remove(2);
-            s
-        });
-        let mut node = Node::new(format!("{base}/mask"), "Squeeze", ordinal);
-        node.set_attr_ints("squeeze_dims", &[2]);
-        node.outputs = vec![ValueInfo { dtype: info.dtype, shape }];
-        let n = g.add_node(node);
-        g.connect(mask, n, 0);
-        ValueRef { node: n, port: 0 }
-    });
+    let mask4 = m.mask.map(|mask| without_group_axis(g, mask, &base, ordinal));
     if let (Some(select), Some(mask)) = (m.select, mask4) {
         let big = g.inputs(select)[2];
         let name = names[&select].clone();
@@ -455,6 +491,42 @@ mod tests {
         assert_snapshot!(g.lower(&[y]), @"
             ---
             mask_2 = mask.squeeze(2)
+            mask_3 = torch.where(mask_2, 0.0, -1000000000.0)
+            q_2 = q.permute(0, 2, 1, 3)
+            k_2 = k.permute(0, 2, 1, 3)
+            v_2 = v.permute(0, 2, 1, 3)
+            x = F.scaled_dot_product_attention(
+                q_2, k_2, v_2, attn_mask=mask_3, scale=1.0, enable_gqa=True
+            )
+            x = x.permute(0, 2, 1, 3)
+            return x
+            ");
+    }
+    /// Gemma 3's mask, `padding[:, None, None] > 0` for the groups' axis: without that axis
+    /// it is `padding[:, None] > 0`, the axis never added, rather than added and squeezed.
+    #[test]
+    fn a_compared_mask_is_compared_without_the_groups_axis() {
+        let mut g = TestGraph::new();
+        let [q5, k, v, _] = grouped_operands(&mut g);
+        let padding = g.typed_input("padding", &[-1, 5, 5], DType::I32);
+        let b = g.constant("att/b", int_tensor(&[3], &[0, 0, 0]));
+        let e = g.constant("att/e", int_tensor(&[3], &[0, 0, 0]));
+        let st = g.constant("att/st", int_tensor(&[3], &[1, 1, 1]));
+        let masks = [("begin_mask", int(1)), ("end_mask", int(1)), ("new_axis_mask", int(6))];
+        let wide = g.op("att/strided_slice", "StridedSlice", &[padding, b, e, st], &masks);
+        let zero_i = g.constant("att/zero_i", int_tensor(&[], &[0]));
+        let mask = g.op("att/Greater", "Greater", &[wide, zero_i], &[]);
+        let eq = |e: &str| ("equation", string(e));
+        let s = g.op("att/einsum", "Einsum", &[q5, k], &[eq("abcde,afce->acdbf"), ("N", int(2))]);
+        let big = g.constant("att/big", Tensor::from_f32(vec![], &[-1e9]));
+        let masked = g.op("att/SelectV2", "SelectV2", &[mask, s, big], &[]);
+        let p = g.op("att/Softmax", "Softmax", &[masked], &[]);
+        let o = g.op("att/einsum_1", "Einsum", &[p, v], &[eq("abcde,aebf->adbcf"), ("N", int(2))]);
+        let y = merged(&mut g, o);
+        assert_snapshot!(g.lower(&[y]), @"
+            ---
+            x = padding[:, None]
+            mask_2 = x > 0
             mask_3 = torch.where(mask_2, 0.0, -1000000000.0)
             q_2 = q.permute(0, 2, 1, 3)
             k_2 = k.permute(0, 2, 1, 3)

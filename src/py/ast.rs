@@ -61,18 +61,25 @@ pub struct ListComp {
 /// no axis is sliced by both: `x[:, :n][:, None, None]` is `x[:, None, None, :n]`,
 /// `x[:, None][:, None]` is `x[:, None, None]`. Only a tuple or `None` indexes a tensor (a
 /// list or a shape takes neither), so a lone slice is left alone.
+/// The items of an index made only of slices and new axes (`None`), each giving one axis of
+/// the result in order; a lone slice is not one (it may index a list or a shape).
+fn basic_parts(index: &Expr) -> Option<&[Expr]> {
+    let parts = match index {
+        Expr::Tuple(items) => items.as_slice(),
+        Expr::Lit(Lit::None) => std::slice::from_ref(index),
+        _ => return None,
+    };
+    let basic = |e: &Expr| matches!(e, Expr::Slice(_) | Expr::Lit(Lit::None));
+    parts.iter().all(basic).then_some(parts)
+}
+
+/// `:`, which keeps its axis whole.
+fn full(e: &Expr) -> bool {
+    matches!(e, Expr::Slice(s) if s.lower.is_none() && s.upper.is_none() && s.step.is_none())
+}
+
 fn merged_index(first: &Expr, second: &Expr) -> Option<Expr> {
-    fn parts(index: &Expr) -> Option<&[Expr]> {
-        let parts = match index {
-            Expr::Tuple(items) => items.as_slice(),
-            Expr::Lit(Lit::None) => std::slice::from_ref(index),
-            _ => return None,
-        };
-        let basic = |e: &Expr| matches!(e, Expr::Slice(_) | Expr::Lit(Lit::None));
-        parts.iter().all(basic).then_some(parts)
-    }
-    let full = |e: &Expr| matches!(e, Expr::Slice(s) if s.lower.is_none() && s.upper.is_none() && s.step.is_none());
-    let (first, second) = (parts(first)?, parts(second)?);
+    let (first, second) = (basic_parts(first)?, basic_parts(second)?);
     let mut merged = Vec::new();
     let mut axes = first.iter();
     for item in second {
@@ -313,6 +320,27 @@ impl Expr {
             return Expr::Subscript(value.clone(), Box::new(merged));
         }
         Expr::Subscript(Box::new(self), Box::new(index))
+    }
+
+    /// `self.squeeze(dim)`, or, when `self` is `x[...]` whose item for axis `dim` only adds
+    /// that axis (`None`), `x[...]` without it: `m[:, None, None].squeeze(2)` is `m[:, None]`.
+    pub fn squeezed(self, dim: i64) -> Expr {
+        if let Expr::Subscript(value, index) = &self
+            && let Some(parts) = basic_parts(index)
+            && let Some(d) = usize::try_from(dim).ok().filter(|&d| d < parts.len())
+            && matches!(parts[d], Expr::Lit(Lit::None))
+        {
+            let mut rest = parts.to_vec();
+            rest.remove(d);
+            while rest.last().is_some_and(full) {
+                rest.pop();
+            }
+            return match rest.is_empty() {
+                true => (**value).clone(),
+                false => Expr::Subscript(value.clone(), Box::new(Expr::index_of(rest))),
+            };
+        }
+        self.method("squeeze", vec![Expr::int(dim)])
     }
 
     pub fn binop(self, op: BinOp, right: Expr) -> Expr {
@@ -852,6 +880,25 @@ mod tests {
         // A number picks an axis away: left alone.
         let picked = x().index(Expr::Tuple(vec![all(), Expr::int(0)])).index(new_axis());
         assert_eq!(show(picked), "x[:, 0][:, None]");
+    }
+
+    /// An axis indexed in and squeezed out is never added; any other squeeze stays one.
+    #[test]
+    fn a_new_axis_squeezed_out_is_not_indexed_in() {
+        let show = |e: Expr| crate::py::printer::flat(&e);
+        let (all, none) = (Expr::full_slice, Expr::none);
+        let x = || Expr::name("x");
+        let added = || x().index(Expr::Tuple(vec![all(), none(), none(), all()]));
+        assert_eq!(show(added().squeezed(2)), "x[:, None]");
+        assert_eq!(show(x().index(none()).squeezed(0)), "x");
+        // Axis 3 is kept, not added; axis 4 is past the index; a negative axis counts from
+        // an end the index does not show.
+        assert_eq!(show(added().squeezed(3)), "x[:, None, None, :].squeeze(3)");
+        assert_eq!(show(added().squeezed(4)), "x[:, None, None, :].squeeze(4)");
+        assert_eq!(show(added().squeezed(-1)), "x[:, None, None, :].squeeze(-1)");
+        // A number picks an axis away: the positions no longer match the result's axes.
+        let picked = x().index(Expr::Tuple(vec![Expr::int(0), none()]));
+        assert_eq!(show(picked.squeezed(1)), "x[0, None].squeeze(1)");
     }
 
     #[test]

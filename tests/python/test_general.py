@@ -580,6 +580,8 @@ def test_attention_with_a_group_axis_is_grouped_query_attention(tmp_path):
     assert "causal_mask = x.unsqueeze(0)" in code, code
     assert "causal_mask: torch.Tensor,\n        padding_mask: torch.Tensor," in code, code
     assert "F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True)" in code, code
+    # The mask's axis for the groups is never added (`[:, None, None]`, then squeezed).
+    assert "x = minimum[:, None]\n        mask = x > 0" in code and ".squeeze(2)" not in code, code
     # Gemma interleaves the halves of each head of q and of k after the rotary embedding,
     # which leaves q·k as it was: not written out (`torch.stack`, a reshape back).
     assert "torch.stack" not in code and "q = apply_rotary(x, angles).permute(0, 2, 1, 3)" in code
