@@ -1014,6 +1014,29 @@ fn without_all_true(g: &Graph, mask: ValueRef) -> ValueRef {
     }
 }
 
+/// An additive `mask` without zeros added to it: T5 adds its cross-attention mask to a
+/// position bias of zeros `[1, heads, T, S]`, a broadcast SDPA does itself.
+fn without_zeros(g: &Graph, mask: ValueRef) -> ValueRef {
+    let Some((a, b)) = binary(g, mask, &["Add", "AddV2"]) else { return mask };
+    let zeros = |v: ValueRef| {
+        let zero =
+            |t: &crate::tensor::Tensor| t.to_f64().is_some_and(|v| v.iter().all(|&x| x == 0.0));
+        match g.node(v.node).op.as_str() {
+            "Fill" => g.inputs(v.node).get(1).and_then(|&c| g.const_value(c)).is_some_and(zero),
+            "ZerosLike" => true,
+            _ => g.const_value(v).is_some_and(zero),
+        }
+    };
+    let fits = |v: ValueRef| {
+        g.info(v).dtype == g.info(mask).dtype && g.info(v).shape.is_some_and(|s| s.len() <= 4)
+    };
+    match (zeros(a), zeros(b)) {
+        (true, false) if fits(b) => b,
+        (false, true) if fits(a) => a,
+        _ => mask,
+    }
+}
+
 /// Names what `mask` is, where nothing else named it (Keras' scope would call it `softmax`):
 /// a learned position bias plus the padding mask (T5's relative attention bias) is the
 /// `bias`, as Hugging Face's `position_bias`, and only its other operand the `mask`.
@@ -1070,7 +1093,7 @@ fn install(g: &mut Graph, m: Match) -> NodeIndex {
             Some((float, AttentionMask::Additive))
         }
         (Some((mask, AttentionMask::Additive)), None) => {
-            let mask = summed(g, &base, mask, &m.more_terms, ordinal);
+            let mask = summed(g, &base, without_zeros(g, mask), &m.more_terms, ordinal);
             let mask = match m.mask_shape {
                 Some(shape) => reshaped(g, &base, mask, shape, m.scores, ordinal),
                 None => mask,
@@ -1234,6 +1257,41 @@ mod tests {
         x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
         return x
         ");
+    }
+
+    /// T5's cross-attention: the mask added to a position bias of zeros `[1, heads, T, S]`
+    /// (made at run time), then to the scores. SDPA broadcasts the mask itself: the mask
+    /// alone. Zeros of another dtype than the mask's stay (the sum would promote).
+    #[test]
+    fn a_mask_added_to_zeros_is_the_mask() {
+        let lower = |zero_dtype: DType| {
+            let mut g = TestGraph::new();
+            let q = g.input("q", &[-1, 2, 5, 16]);
+            let k = g.input("k", &[-1, 2, 7, 16]);
+            let v = g.input("v", &[-1, 2, 7, 16]);
+            let mask = g.input("mask", &[-1, 1, 1, 7]);
+            let n = g.typed_input("n", &[], DType::I32);
+            let dims = [1, 2, 5].map(|d| g.constant(&format!("d{d}"), int_tensor(&[], &[d])));
+            let shape =
+                g.op("zeros/shape", "Pack", &[dims[0], dims[1], dims[2], n], &[("N", int(4))]);
+            let zero = match zero_dtype {
+                DType::F32 => Tensor::from_f32(vec![], &[0.0]),
+                _ => Tensor::from_f64(vec![], &[0.0]),
+            };
+            let zero = g.constant("zeros/value", zero);
+            let zeros = g.op("zeros", "Fill", &[shape, zero], &[]);
+            let bias = g.op("bias", "AddV2", &[zeros, mask], &[]);
+            let s = scores(&mut g, q, k);
+            let masked = g.op("att/add", "AddV2", &[s, bias], &[]);
+            let o = attend(&mut g, masked, v);
+            g.lower(&[o])
+        };
+        assert_snapshot!(lower(DType::F32), @"
+        ---
+        x = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=1.0)
+        return x
+        ");
+        assert!(lower(DType::F64).contains("torch.zeros"));
     }
 
     /// ViTDet and SAM: relative positions added to the scores seen as `[B, h, w, h, w]`,

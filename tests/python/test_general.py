@@ -732,7 +732,9 @@ def test_an_encoder_decoder_reads_as_pytorch(tmp_path):
     assert max(map(len, attributes)) <= 32, sorted(attributes, key=len)[-3:]
     decoder = code.split("class TransformerDecoderLayer(")[1].split("\nclass ")[0]
     assert "F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=1.0)" in decoder, decoder
-    assert "F.scaled_dot_product_attention(q_2, k_2, v_2, attn_mask=mask_2, scale=1.0)" in decoder, decoder
+    # Cross-attention's mask as it is given, not added to a position bias of zeros first.
+    assert "F.scaled_dot_product_attention(q_2, k_2, v_2, attn_mask=mask, scale=1.0)" in decoder, decoder
+    assert "torch.zeros" not in decoder, decoder
     assert "nn.RMSNorm(32, eps=1e-6, elementwise_affine=False)" in code, code
     # The padding mask's two new axes, one subscript (`mask[:, None, None]`, not
     # `mask[:, None][:, None]`).
