@@ -56,6 +56,9 @@ pub struct BlockClass {
     /// size held as a Python int): those get `torch.Tensor` hints.
     pub tensor_inputs: Vec<bool>,
     pub tensor_output: bool,
+    /// Which of `inputs` every instance passes a size read from a shape (`seq_len`): those
+    /// get `int` hints.
+    pub size_inputs: Vec<bool>,
     /// Locals whose names say less than their layers' did (`py::names::Scope::temporaries`).
     pub temporaries: BTreeSet<String>,
     /// A unit (see `blocks::units`): its instances keep their names, never a list.
@@ -261,6 +264,9 @@ impl BlockClass {
         let tensor = Expr::path("torch.Tensor");
         for (p, _) in forward.params[1..].iter_mut().zip(&self.tensor_inputs).filter(|(_, t)| **t) {
             p.annotation = Some(tensor.clone());
+        }
+        for (p, _) in forward.params[1..].iter_mut().zip(&self.size_inputs).filter(|(_, s)| **s) {
+            p.annotation = Some(Expr::name("int"));
         }
         forward.returns = self.tensor_output.then(|| match n {
             1 => tensor.clone(),

@@ -432,7 +432,7 @@ fn local_renames(body: &[Stmt], prefix: &str, inputs: &[String]) -> BTreeMap<Str
 
 /// Names the statements bind to tensors, from `known` ones: what a layer, a block, a torch
 /// function or a tensor's method returns (not its sizes), and arithmetic on tensors.
-fn tensor_locals(body: &[Stmt], mut known: BTreeSet<String>) -> BTreeSet<String> {
+pub(crate) fn tensor_locals(body: &[Stmt], mut known: BTreeSet<String>) -> BTreeSet<String> {
     fn is_tensor(e: &Expr, known: &BTreeSet<String>) -> bool {
         match e {
             Expr::Name(n) => known.contains(n),

@@ -868,3 +868,7 @@ def test_an_encoder_decoder_runs_each_stack_in_a_loop(tmp_path):
     assert ".tril()" not in layer and "stack_" not in layer, layer
     # The rotated part of each head is cut at the rotary table's width, a size named so.
     assert "x = query[:, :, :, :dim]" in layer, layer
+    # Sizes passed to the layers are hinted as such, tensors as tensors.
+    for stack in ("EncoderBlock", "DecoderBlock"):
+        block = code.split(f"class {stack}(nn.Module):")[1].split("\nclass ")[0]
+        assert "dim: int," in block and "seq_len: int," in block and "inputs: torch.Tensor," in block, block

@@ -601,6 +601,7 @@ pub(super) fn build_class(
         output: forward.output,
         extra_outputs: forward.extra_outputs,
         tensor_output: false,
+        size_inputs: Vec::new(),
         temporaries: forward.temporaries,
         unit: false,
     });

@@ -1667,27 +1667,65 @@ pub fn hint_tensors(module: &mut Module, stmts: &[Assign], tensors: &BTreeMap<St
             Some((l.name.as_str(), k))
         })
         .collect();
-    // Per class whose instances are called: which inputs, and whether the output, are
-    // tensors in every call.
-    let mut hints: BTreeMap<usize, (Vec<bool>, bool)> = BTreeMap::new();
+    let sizes = size_names(stmts);
+    let is_size = |e: &Expr| e.as_name().is_some_and(|n| sizes.contains(n));
+    // Per class whose instances are called: which inputs are tensors, which sizes, and
+    // whether the output is a tensor, in every call.
+    let mut hints: BTreeMap<usize, (Vec<bool>, Vec<bool>, bool)> = BTreeMap::new();
     for s in stmts {
         let Expr::Call(c) = &s.value else { continue };
         let Some(&k) = c.func.as_self_attr().and_then(|i| class_of.get(i)) else { continue };
         let n = module.classes[k].inputs.len();
-        let (inputs, output) = hints.entry(k).or_insert((vec![true; n], true));
-        for (t, arg) in inputs.iter_mut().zip(&c.args) {
+        let (inputs, size_inputs, output) =
+            hints.entry(k).or_insert((vec![true; n], vec![true; n], true));
+        for ((t, z), arg) in inputs.iter_mut().zip(size_inputs.iter_mut()).zip(&c.args) {
             *t &= is_tensor(arg);
+            *z &= is_size(arg);
         }
         *output &= match &s.target {
             Expr::Tuple(items) => items.iter().all(is_tensor),
             target => is_tensor(target),
         };
     }
-    for (k, (inputs, output)) in hints {
+    for (k, (inputs, size_inputs, output)) in hints {
         let class = &mut module.classes[k];
         class.tensor_inputs = inputs;
+        class.size_inputs = size_inputs;
         class.tensor_output = output;
     }
+}
+
+/// Names `stmts` only ever bind to a size read from a shape (`seq_len = x.shape[1]`, or an
+/// entry of `shape = x.shape` or of a tuple of such sizes).
+fn size_names(stmts: &[Assign]) -> BTreeSet<&str> {
+    let is_shape = |e: &Expr| matches!(e, Expr::Attribute(_, a) if a == "shape");
+    let entry =
+        |e: &Expr| matches!(e, Expr::Subscript(v, i) if i.as_int().is_some() && is_shape(v));
+    let shapes: BTreeSet<&str> = stmts
+        .iter()
+        .filter(|s| match &s.value {
+            Expr::Tuple(items) => items.iter().all(entry),
+            v => is_shape(v),
+        })
+        .filter_map(|s| s.target.as_name())
+        .collect();
+    let from_shape = |e: &Expr| {
+        entry(e)
+            || matches!(e, Expr::Subscript(v, i)
+                if i.as_int().is_some() && v.as_name().is_some_and(|n| shapes.contains(n)))
+    };
+    let mut sizes = BTreeSet::new();
+    let mut other = BTreeSet::new();
+    for s in stmts {
+        match s.target.as_name() {
+            Some(n) if from_shape(&s.value) => {
+                sizes.insert(n);
+            }
+            _ => other.extend(s.target.bound_names()),
+        }
+    }
+    sizes.retain(|n| !other.contains(n));
+    sizes
 }
 
 /// The block members and the groups chosen to share classes.
@@ -1933,6 +1971,24 @@ mod tests {
         assert_eq!(uncounted("ffn_0_intermediate_dense"), "ffn_0_intermediate_dense");
         assert_eq!(uncounted("stage_1_block_0"), "stage_1_block_0");
         assert_eq!(uncounted("normal_add_5"), "normal_add_5");
+    }
+
+    /// A size passed to a block (`seq_len = x.shape[1]`, or an entry of a tuple of sizes)
+    /// is hinted `int`; a name also bound to a tensor, or an entry of a tensor, is not.
+    #[test]
+    fn sizes_read_from_shapes_are_known_as_sizes() {
+        use crate::py::{Assign, Expr};
+        let shape = |x: &str, i| Expr::name(x).attr("shape").index(Expr::int(i));
+        let stmts = vec![
+            Assign::new(Expr::name("seq_len"), shape("x", 1)),
+            Assign::new(Expr::name("dims"), Expr::Tuple(vec![shape("x", 0), shape("x", 2)])),
+            Assign::new(Expr::name("width"), Expr::name("dims").index(Expr::int(1))),
+            Assign::new(Expr::name("n"), shape("x", 0)),
+            Assign::new(Expr::name("n"), Expr::name("x").method("sum", vec![])),
+            Assign::new(Expr::name("h"), Expr::name("x").index(Expr::int(0))),
+        ];
+        let sizes: Vec<&str> = super::size_names(&stmts).into_iter().collect();
+        assert_eq!(sizes, ["seq_len", "width"]);
     }
 
     #[test]

@@ -33,10 +33,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use heck::ToUpperCamelCase;
 
+use crate::lower::towers::tensor_locals;
+
 use super::{MAX_INPUTS, MIN_ALONE_STATEMENTS, uncounted};
 use crate::lower::module::{BlockClass, Layer, Module};
 use crate::py::names::is_valid_class_name;
-use crate::py::{Assign, Expr, Ref};
+use crate::py::{Assign, Expr, Ref, Stmt};
 
 /// A composite layer with a member whose name in its class is longer than this is a class
 /// of its own: a decoder's attention (`cross_attention_layer_attention_output`, 38
@@ -356,10 +358,21 @@ fn nest(module: &mut Module, k: usize, found: &Composite, name: &str) -> BlockCl
         }
         None => (found.inputs.clone(), body),
     };
-    // A layer's output is a tensor; so is what a composite of tensors gives back.
-    let tensor_inputs: Vec<bool> =
-        found.inputs.iter().map(|i| renamed.is_some_and(|r| r == i)).collect();
-    let tensor_output = tensor_inputs.iter().all(|t| *t);
+    // A layer's output is a tensor, and so is what the outer class computed as one before
+    // the call (`patch_embedding.flatten(2)`, `self.position_embedding.weight[None]`); the
+    // output is a tensor where the body makes one of those.
+    let outer_known = outer.inputs.iter().zip(&outer.tensor_inputs).filter(|(_, t)| **t);
+    let before: Vec<Stmt> =
+        outer.body[..found.stmts.start].iter().cloned().map(Stmt::Assign).collect();
+    let before = tensor_locals(&before, outer_known.map(|(i, _)| i.clone()).collect());
+    let tensor_inputs: Vec<bool> = found
+        .inputs
+        .iter()
+        .map(|i| renamed.is_some_and(|r| r == i) || before.contains(i))
+        .collect();
+    let known = inputs.iter().zip(&tensor_inputs).filter(|(_, t)| **t).map(|(i, _)| i.clone());
+    let inner: Vec<Stmt> = body.iter().cloned().map(Stmt::Assign).collect();
+    let tensor_output = tensor_locals(&inner, known.collect()).contains(&found.output);
     // The instance is named without Keras' counters where that name is free in the class
     // (`moonshine_multi_head_attention`, not `moonshine_multi_head_attention_1_2`).
     let short = uncounted(&found.prefix);
@@ -407,7 +420,54 @@ fn nest(module: &mut Module, k: usize, found: &Composite, name: &str) -> BlockCl
         output: found.output.clone(),
         extra_outputs: Vec::new(),
         tensor_output,
+        size_inputs: Vec::new(),
         temporaries,
         unit: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::tensor::Tensor;
+    use crate::testing::*;
+
+    /// A composite reading a tensor its block computed before calling it (`pre * 2.0`, not
+    /// a layer's output) is told it is one, and gives one back: its `forward` is hinted.
+    #[test]
+    fn a_composite_of_tensors_computed_before_it_is_hinted() {
+        let mut g = TestGraph::new();
+        let mut x = g.input("x", &[-1, 8]);
+        let dense = |g: &mut TestGraph, scope: &str, y| {
+            let w = g.variable(&format!("{scope}/kernel"), weights(&[8, 8]));
+            g.op(&format!("{scope}/MatMul"), "MatMul", &[y, w], &[])
+        };
+        // The block's own layers share the composite's layers' names: those keep its scope,
+        // 50 characters, and it becomes a class.
+        let moe = "sparse_mixture_of_experts_block";
+        for i in 0..2 {
+            let layer = format!("m/encoder_layer_{i}");
+            let pre = dense(&mut g, &format!("{layer}/first_expert_dense"), x);
+            let two = g.constant(&format!("{layer}/two"), Tensor::from_f32(vec![], &[2.0]));
+            let twice = g.op(&format!("{layer}/mul"), "Mul", &[pre, two], &[]);
+            // Seven statements, the block's own product read after them too.
+            let mut a = dense(&mut g, &format!("{layer}/{moe}/first_expert_dense"), pre);
+            let mut b = dense(&mut g, &format!("{layer}/{moe}/second_expert_dense"), twice);
+            for k in 0..2 {
+                a = g.op(&format!("{layer}/{moe}/relu_{k}"), "Relu", &[a], &[]);
+                b = g.op(&format!("{layer}/{moe}/tanh_{k}"), "Tanh", &[b], &[]);
+            }
+            let sum = g.op(&format!("{layer}/{moe}/add"), "AddV2", &[a, b], &[]);
+            let sum = g.op(&format!("{layer}/add"), "AddV2", &[sum, twice], &[]);
+            x = dense(&mut g, &format!("{layer}/second_expert_dense"), sum);
+        }
+        let graph = g.finish(&[x]);
+        let (m, _) = crate::lower::lower(&graph, "M", "test").expect("lowers");
+        let names: Vec<&str> = m.classes.iter().map(|c| c.name.as_str()).collect();
+        let class = m.classes.iter().find(|c| c.name == "SparseMixtureOfExpertsBlock");
+        let class = class.unwrap_or_else(|| panic!("no composite class: {names:?}"));
+        assert_eq!(
+            (class.tensor_inputs.as_slice(), class.tensor_output),
+            (&[true, true][..], true)
+        );
     }
 }

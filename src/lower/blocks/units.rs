@@ -663,6 +663,7 @@ fn build(
         extra_outputs: Vec::new(),
         tensor_inputs: vec![true],
         tensor_output: true,
+        size_inputs: Vec::new(),
         temporaries: BTreeSet::new(),
         unit: true,
     };
