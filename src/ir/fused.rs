@@ -28,6 +28,7 @@ pub const LSTM: &str = "_LSTM";
 pub const GRU: &str = "_GRU";
 pub const RNN: &str = "_RNN";
 pub const MASKED_LSTM: &str = "_MaskedLSTM";
+pub const MASKED_GRU: &str = "_MaskedGRU";
 pub const GRU_RESET_BEFORE: &str = "_GRUResetBefore";
 pub const REPEAT_INTERLEAVE: &str = "_RepeatInterleave";
 pub const LOOP: &str = "_Loop";
@@ -201,6 +202,8 @@ pub enum Cell {
     Rnn { relu: bool },
     /// Keras' masked LSTM: the `MaskedLSTM` helper module.
     MaskedLstm { zero_output: bool },
+    /// Keras' masked GRU (`reset_after=True`): the `MaskedGRU` helper module.
+    MaskedGru { zero_output: bool },
     /// Keras `GRU(reset_after=False)` and TF1's `GRUCell`: the `GRUResetBefore` helper module.
     GruResetBefore,
 }
@@ -212,6 +215,7 @@ impl Cell {
             Cell::Gru => GRU,
             Cell::Rnn { .. } => RNN,
             Cell::MaskedLstm { .. } => MASKED_LSTM,
+            Cell::MaskedGru { .. } => MASKED_GRU,
             Cell::GruResetBefore => GRU_RESET_BEFORE,
         }
     }
@@ -225,7 +229,7 @@ impl Cell {
     pub fn kind(self) -> &'static str {
         match self {
             Cell::Lstm | Cell::MaskedLstm { .. } => "lstm",
-            Cell::Gru | Cell::GruResetBefore => "gru",
+            Cell::Gru | Cell::MaskedGru { .. } | Cell::GruResetBefore => "gru",
             Cell::Rnn { .. } => "rnn",
         }
     }
@@ -233,7 +237,7 @@ impl Cell {
     /// The four weights' roles (their state_dict names in the PyTorch module).
     pub fn param_names(self) -> [&'static str; 4] {
         match self {
-            Cell::MaskedLstm { .. } => {
+            Cell::MaskedLstm { .. } | Cell::MaskedGru { .. } => {
                 ["cell.weight_ih", "cell.weight_hh", "cell.bias_ih", "cell.bias_hh"]
             }
             Cell::GruResetBefore => {
@@ -247,7 +251,7 @@ impl Cell {
 impl Recurrent {
     /// The input holding Keras' mask sequence.
     pub fn mask_input(&self) -> Option<usize> {
-        matches!(self.cell, Cell::MaskedLstm { .. }).then_some(1)
+        matches!(self.cell, Cell::MaskedLstm { .. } | Cell::MaskedGru { .. }).then_some(1)
     }
 
     /// The inputs holding the initial states (empty when they are zeros).
@@ -357,7 +361,9 @@ impl Fused {
                 }
                 match r.cell {
                     Cell::Rnn { relu: true } => put("nonlinearity", Value::S("relu".into())),
-                    Cell::MaskedLstm { zero_output } => put("zero_output", Value::B(zero_output)),
+                    Cell::MaskedLstm { zero_output } | Cell::MaskedGru { zero_output } => {
+                        put("zero_output", Value::B(zero_output))
+                    }
                     _ => {}
                 }
             }

@@ -19,6 +19,7 @@ pub const OPS: &[OpDef] = &[
     op(fused::RNN, recurrent),
     op(fused::GRU_RESET_BEFORE, recurrent),
     op(fused::MASKED_LSTM, recurrent),
+    op(fused::MASKED_GRU, recurrent),
     op("ReverseV2", reverse).infer(same_as_input),
     op("ReverseSequence", reverse_sequence).infer(same_as_input),
     op("TensorListFromTensor", |c| {
@@ -119,15 +120,16 @@ fn layer<'g>(ctx: &Ctx<'_, 'g>) -> OpResult<&'g Recurrent> {
     }
 }
 
-/// `nn.LSTM` / `nn.GRU` / `nn.RNN`, or `MaskedLSTM` (templates/masked_lstm.py, called like
-/// nn.LSTM with the mask after the input).
+/// `nn.LSTM` / `nn.GRU` / `nn.RNN`, or `MaskedLSTM` / `MaskedGRU` (templates/masked_*.py,
+/// called like nn.LSTM / nn.GRU with the mask after the input).
 fn recurrent(ctx: &mut Ctx) -> OpResult<Lowered> {
     let r = layer(ctx)?;
-    let (class, masked) = match r.cell {
-        Cell::Lstm => ("nn.LSTM", false),
-        Cell::MaskedLstm { .. } => ("MaskedLSTM", true),
-        Cell::Gru => ("nn.GRU", false),
-        Cell::Rnn { .. } => ("nn.RNN", false),
+    let class = match r.cell {
+        Cell::Lstm => "nn.LSTM",
+        Cell::MaskedLstm { .. } => "MaskedLSTM",
+        Cell::MaskedGru { .. } => "MaskedGRU",
+        Cell::Gru => "nn.GRU",
+        Cell::Rnn { .. } => "nn.RNN",
         Cell::GruResetBefore => return gru_reset_before(ctx, r),
     };
     let (last_only, bidirectional, cell_state) =
@@ -139,10 +141,10 @@ fn recurrent(ctx: &mut Ctx) -> OpResult<Lowered> {
         kwargs.push(("nonlinearity", Expr::str_lit("relu")));
     }
     match r.cell {
-        Cell::MaskedLstm { zero_output: true } => {
+        Cell::MaskedLstm { zero_output: true } | Cell::MaskedGru { zero_output: true } => {
             kwargs.push(("zero_output", Expr::boolean(true)));
         }
-        Cell::MaskedLstm { .. } => {}
+        Cell::MaskedLstm { .. } | Cell::MaskedGru { .. } => {}
         _ if r.batch_first => kwargs.push(("batch_first", Expr::boolean(true))),
         _ => {}
     }
@@ -155,8 +157,14 @@ fn recurrent(ctx: &mut Ctx) -> OpResult<Lowered> {
     for (names, weights) in [r.cell.param_names(), REVERSE].into_iter().zip(&r.weights) {
         params.extend(names.into_iter().zip(weights.iter().cloned().map(Weight::plain)));
     }
-    if masked {
-        ctx.require_class("MaskedLSTM", include_str!("../../templates/masked_lstm.py"));
+    match r.cell {
+        Cell::MaskedLstm { .. } => {
+            ctx.require_class("MaskedLSTM", include_str!("../../templates/masked_lstm.py"));
+        }
+        Cell::MaskedGru { .. } => {
+            ctx.require_class("MaskedGRU", include_str!("../../templates/masked_gru.py"));
+        }
+        _ => {}
     }
     let mut args = vec![ctx.input_tf(0)?];
     if let Some(m) = r.mask_input() {

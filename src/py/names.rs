@@ -113,6 +113,7 @@ const HELPERS: &[&str] = &[
     "tridiagonal_solve",
     "GRUResetBefore",
     "MaskedLSTM",
+    "MaskedGRU",
 ];
 
 /// Module-level names `forward` and its methods read besides builtins: no parameter may take

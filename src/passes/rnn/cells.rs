@@ -134,6 +134,55 @@ pub(super) fn lstm_cell(
     torch_layer_cell(Cell::Lstm, [&kx, &kh], units, [&order, &order], [Some(&bias), None])
 }
 
+/// `where(mask_t, then, else)` in a masked step (the mask possibly tiled to the state's
+/// width): `(then, else)`.
+fn masked_select(body: &Graph, mask_t: ValueRef, v: ValueRef) -> Option<(ValueRef, ValueRef)> {
+    let i = body.inputs(v.node);
+    let [cond, then, other] = i.as_slice() else { return None };
+    let cond = if is_op(body, *cond, "Tile") { *body.inputs(cond.node).first()? } else { *cond };
+    (matches!(producer(body, v).op.as_str(), "Select" | "SelectV2") && cond == mask_t)
+        .then_some((*then, *other))
+}
+
+/// The output a masked step writes, `where(mask_t, h_new, previous output | zeros)`: the
+/// previous output kept in a state of its own that starts at zeros and is read by nothing
+/// after the loop, or zeros written directly (Keras' `zero_output_for_mask`, which
+/// `Bidirectional` sets). Returns that state's slot if any, `h_new`, and whether masked
+/// steps output zeros.
+fn masked_output(
+    g: &Graph,
+    l: NodeIndex,
+    body: &Graph,
+    mask_t: ValueRef,
+    states: &[usize],
+    y: ValueRef,
+) -> Option<(Option<usize>, ValueRef, bool)> {
+    let outer = g.inputs(l);
+    let vars = body.outputs.len() - 1;
+    let next = |slot: usize| body.outputs[1 + slot];
+    let zeros_outside = |v: ValueRef| {
+        let k = body.inputs.iter().position(|&p| p == v)?;
+        (k >= vars || body.outputs[1 + k] == v).then(|| outer[k])
+    };
+    let zero = |v: ValueRef| {
+        is_zeros(body, v) || zeros_outside(v).is_some_and(|o| g.node(o.node).op == "ZerosLike")
+    };
+    let Some(out) = states.iter().copied().find(|&s| next(s) == y) else {
+        let (h_new, other) = masked_select(body, mask_t, y)?;
+        return zero(other).then_some((None, h_new, true));
+    };
+    let (h_new, previous) = masked_select(body, mask_t, next(out))?;
+    let zero_output = if previous == body.inputs[out] {
+        false
+    } else if zero(previous) {
+        true
+    } else {
+        return None;
+    };
+    let unread = g.use_count(ValueRef { node: l, port: out }) == 0;
+    (g.node(outer[out].node).op == "ZerosLike" && unread).then_some((Some(out), h_new, zero_output))
+}
+
 /// A Keras LSTM step under a mask: each state's next value is `where(mask_t, new, old)` and
 /// the output `where(mask_t, h_new, previous output | zeros)`. Returns the cell, the `[h, c]`
 /// slots and whether masked steps output zeros.
@@ -146,47 +195,14 @@ pub(super) fn masked_lstm(
     states: &[usize],
     y: ValueRef,
 ) -> Option<(CellMatch, Vec<usize>)> {
-    let outer = g.inputs(l);
-    let vars = body.outputs.len() - 1;
     let next = |slot: usize| body.outputs[1 + slot];
-    // `where(mask_t, then, else)`, the mask possibly tiled to the state's width.
-    let select = |v: ValueRef| -> Option<(ValueRef, ValueRef)> {
-        let n = producer(body, v);
-        let i = body.inputs(v.node);
-        let [cond, then, other] = i.as_slice() else { return None };
-        let cond =
-            if is_op(body, *cond, "Tile") { *body.inputs(cond.node).first()? } else { *cond };
-        (matches!(n.op.as_str(), "Select" | "SelectV2") && cond == mask_t)
-            .then_some((*then, *other))
-    };
-    let [a, b, o] = states else { return None };
-    // The output state is the one written; its next value is the masked new `h`.
-    let (out, rest) = [(*a, [*b, *o]), (*b, [*a, *o]), (*o, [*a, *b])]
-        .into_iter()
-        .find(|(s, _)| next(*s) == y)?;
-    let (h_new, previous) = select(next(out))?;
-    let zeros_outside = |v: ValueRef| {
-        let k = body.inputs.iter().position(|&p| p == v)?;
-        (k >= vars || body.outputs[1 + k] == v).then(|| outer[k])
-    };
-    let zero = |v: ValueRef| {
-        is_zeros(body, v) || zeros_outside(v).is_some_and(|o| g.node(o.node).op == "ZerosLike")
-    };
-    let zero_output = if previous == body.inputs[out] {
-        false
-    } else if zero(previous) {
-        true
-    } else {
-        return None;
-    };
-    // The previous output starts at zeros and is not read after the loop.
-    if g.node(outer[out].node).op != "ZerosLike" || g.use_count(ValueRef { node: l, port: out }) > 0
-    {
-        return None;
-    }
-    let (h, c) = match (select(next(rest[0]))?, select(next(rest[1]))?) {
-        ((t, _), _) if t == h_new => (rest[0], rest[1]),
-        (_, (t, _)) if t == h_new => (rest[1], rest[0]),
+    let select = |v: ValueRef| masked_select(body, mask_t, v);
+    let (out, h_new, zero_output) = masked_output(g, l, body, mask_t, states, y)?;
+    let rest: Vec<usize> = states.iter().copied().filter(|&s| Some(s) != out).collect();
+    let [a, b] = rest[..] else { return None };
+    let (h, c) = match (select(next(a))?, select(next(b))?) {
+        ((t, _), _) if t == h_new => (a, b),
+        (_, (t, _)) if t == h_new => (b, a),
         _ => return None,
     };
     let (h_then, h_old) = select(next(h))?;
@@ -197,6 +213,29 @@ pub(super) fn masked_lstm(
     let cell = lstm_cell(body, x_t, body.inputs[h], body.inputs[c], h_new, c_new)?;
     let cell = CellMatch { cell: Cell::MaskedLstm { zero_output }, weights: cell.weights };
     Some((cell, vec![h, c]))
+}
+
+/// A Keras GRU step (`reset_after=True`) under a mask: `h' = where(mask_t, h_new, h)` and the
+/// output as [`masked_lstm`]'s. Returns the cell and the `[h]` slot.
+pub(super) fn masked_gru(
+    g: &Graph,
+    l: NodeIndex,
+    body: &Graph,
+    x_t: ValueRef,
+    mask_t: ValueRef,
+    states: &[usize],
+    y: ValueRef,
+) -> Option<(CellMatch, Vec<usize>)> {
+    let (out, h_new, zero_output) = masked_output(g, l, body, mask_t, states, y)?;
+    let rest: Vec<usize> = states.iter().copied().filter(|&s| Some(s) != out).collect();
+    let [h] = rest[..] else { return None };
+    let (h_then, h_old) = masked_select(body, mask_t, body.outputs[1 + h])?;
+    if h_then != h_new || h_old != body.inputs[h] {
+        return None;
+    }
+    let cell = gru_cell(body, x_t, body.inputs[h], h_new)?;
+    let cell = CellMatch { cell: Cell::MaskedGru { zero_output }, weights: cell.weights };
+    Some((cell, vec![h]))
 }
 
 /// Every GRU's last step, `h' = z·h + (1−z)·n`: `(z, n)`.

@@ -192,11 +192,18 @@ fn match_rnn(g: &Graph, l: NodeIndex) -> Option<Match> {
         })
     };
     if let Some((mask_seq, mask_t)) = w.mask {
-        // Both batch-major before Keras made them time-major (the helper class is batch first).
-        if !rewrite::is_time_swap(g, w.seq) || !rewrite::is_time_swap(g, mask_seq) {
-            return None;
+        // Both batch-major before Keras made them time-major (the helper class is batch
+        // first), both reversed in time or neither (`go_backwards`).
+        let batch_major = |v: ValueRef| {
+            let reversed = rewrite::time_reversed(g, v);
+            rewrite::is_time_swap(g, reversed.unwrap_or(v)).then_some(reversed.is_some())
+        };
+        match (batch_major(w.seq), batch_major(mask_seq)) {
+            (Some(a), Some(b)) if a == b => {}
+            _ => return None,
         }
-        let (cell, states) = cells::masked_lstm(g, l, body, w.x_t, mask_t, &states, w.y)?;
+        let (cell, states) = cells::masked_lstm(g, l, body, w.x_t, mask_t, &states, w.y)
+            .or_else(|| cells::masked_gru(g, l, body, w.x_t, mask_t, &states, w.y))?;
         return found(cell, states);
     }
     match *states.as_slice() {

@@ -15,7 +15,7 @@ pub(super) fn is_time_swap(g: &Graph, v: ValueRef) -> bool {
 }
 
 /// `ReverseV2(x, [0])`: the input of the time reversal.
-fn time_reversed(g: &Graph, v: ValueRef) -> Option<ValueRef> {
+pub(super) fn time_reversed(g: &Graph, v: ValueRef) -> Option<ValueRef> {
     let i = g.inputs(v.node);
     (is_op(g, v, "ReverseV2") && const_ints(g, *i.get(1)?)? == [0]).then_some(i[0])
 }
@@ -97,7 +97,9 @@ pub(super) fn rewrite(g: &mut Graph, l: NodeIndex, m: Match) {
     g.connect(seq, f, 0);
     let mut slot = 1;
     if let Some(mask) = m.mask {
-        g.connect(g.inputs(mask.node)[0], f, slot);
+        // Batch-major, and reversed in time as the sequence is (`go_backwards`).
+        let (mask, _) = sequence(g, mask, &format!("{name}/mask"), ordinal);
+        g.connect(mask, f, slot);
         slot += 1;
     }
     if initial_state {
