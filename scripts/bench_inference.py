@@ -1,7 +1,7 @@
 """Inference time of a converted model against TensorFlow running the same frozen graph,
 one thread each, on the fixture's inputs (a benchmark, not a test).
 
-    python scripts/bench_inference.py build/fixtures/keras_hub_bert_base [--runs 20]
+    python scripts/bench_inference.py build/fixtures/keras_hub_bert_base [--runs 20] [--compile]
     python scripts/bench_inference.py build/fixtures/rnn_bench_lstm   # 2-layer LSTM
     (rnn_bench_gru_loop: GRU(reset_after=False); rnn_bench_masked: a masked LSTM)
 """
@@ -31,10 +31,21 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("fixture", help="path without extension: FIXTURE.pb and FIXTURE.npz")
     p.add_argument("--runs", type=int, default=20)
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="also time torch.compile(model) (the first call, which compiles, is not timed)",
+    )
+    # The compiled module is timed in a process of its own: inductor's LLVM and TensorFlow's
+    # cannot be loaded in one process.
+    p.add_argument("--compiled-module", help=argparse.SUPPRESS)
     args = p.parse_args()
     import numpy as np
-    import tensorflow as tf
     import torch
+
+    if args.compiled_module:
+        return time_compiled(args.compiled_module, args.fixture, args.runs)
+    import tensorflow as tf
 
     ref = np.load(args.fixture + ".npz")
     inputs = [ref[k] for k in sorted(k for k in ref if k.startswith("input_"))]
@@ -79,7 +90,8 @@ def main():
     outputs = [
         n.name + ":0"
         for n in graph_def.node
-        if n.name not in consumed and n.op not in ("NoOp", "Const", "Placeholder", "Exit")
+        if n.name not in consumed
+        and n.op not in ("NoOp", "Const", "Placeholder", "Exit")
     ]
     config = tf.compat.v1.ConfigProto(
         intra_op_parallelism_threads=1, inter_op_parallelism_threads=1
@@ -93,14 +105,64 @@ def main():
     )
     # The opt-in inference path: batch norms folded into the convs at load time (what TF's
     # own graph optimizer does to the frozen graph before running it).
-    if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+    if any(
+        isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()
+    ):
         model = module.load_model(fuse_batch_norms=True)
         t_fused = best_of(run_torch, args.runs)
-        print(f"  load_model(fuse_batch_norms=True): {t_fused * 1000:.1f} ms  ratio: {t_fused / t_tf:.2f}")
+        print(
+            f"  load_model(fuse_batch_norms=True): {t_fused * 1000:.1f} ms  ratio: {t_fused / t_tf:.2f}"
+        )
         model = module.load_model(fuse_batch_norms=True, channels_last=True)
         t_last = best_of(run_torch, args.runs)
-        print(f"  load_model(fuse_batch_norms=True, channels_last=True): {t_last * 1000:.1f} ms  ratio: {t_last / t_tf:.2f}")
+        print(
+            f"  load_model(fuse_batch_norms=True, channels_last=True): {t_last * 1000:.1f} ms  ratio: {t_last / t_tf:.2f}"
+        )
+    if args.compile:
+        command = [sys.executable, __file__, args.fixture, "--runs", str(args.runs)]
+        timed = subprocess.run(
+            command + ["--compiled-module", out],
+            check=False,
+            capture_output=True,
+            text=True,
+        )
+        if timed.returncode:
+            print(f"  torch.compile(model): failed\n{timed.stderr[-2000:]}")
+        else:
+            took, t_compiled = map(float, timed.stdout.split())
+            print(
+                f"  torch.compile(model): {t_compiled * 1000:.1f} ms  ratio: {t_compiled / t_tf:.2f}"
+                f"  (compiling took {took:.0f} s)"
+            )
     sys.exit(0)
+
+
+def time_compiled(out, fixture, runs):
+    """Prints how long compiling took and the best time of `torch.compile` of the module
+    converted into `out`, on the fixture's inputs, one thread."""
+    import numpy as np
+    import torch
+
+    spec = importlib.util.spec_from_file_location(
+        "converted", os.path.join(out, "model.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    torch.set_num_threads(1)
+    ref = np.load(fixture + ".npz")
+    tensors = [
+        torch.from_numpy(ref[k])
+        for k in sorted(k for k in ref if k.startswith("input_"))
+    ]
+    compiled = torch.compile(module.load_model())
+
+    def run():
+        with torch.no_grad():
+            compiled(*tensors)
+
+    started = time.perf_counter()
+    run()
+    print(time.perf_counter() - started, best_of(run, runs))
 
 
 if __name__ == "__main__":
