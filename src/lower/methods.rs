@@ -47,6 +47,7 @@ impl<'a> Lowerer<'a> {
         let nodes: Vec<_> = graph.g.node_indices().collect();
         inner.strip_call_suffix =
             self.strip_call_suffix || inner.every_scope_has_call_suffix(&nodes);
+        inner.call_collisions = inner.call_collisions(&nodes);
         inner.numbered_as_holders = inner.inner_layers_numbered_as_holders(&nodes);
         inner.unnamed_containers = inner.unnamed_containers(&nodes);
         inner.short_names = inner.short_scope_names(&nodes);

@@ -99,6 +99,8 @@ pub struct Lowerer<'a> {
     x_holder: Option<ValueRef>,
     prefix: Vec<String>,
     strip_call_suffix: bool,
+    /// Scopes TF numbered `_2` for want of `_1` (see `scopes::call_collisions`).
+    call_collisions: BTreeSet<String>,
     name_prefix: String,
     /// The `_Loop` whose body this lowers (empty for `forward`): names are read past the
     /// loop's own scopes (see `scope_of`).
@@ -177,6 +179,7 @@ fn lower_once(
     low.prefix = scopes::common_prefix(graph, &order);
     low.tf_named_layers = low.layer_scopes_named_like_tf();
     low.strip_call_suffix = low.every_scope_has_call_suffix(&order);
+    low.call_collisions = low.call_collisions(&order);
     low.numbered_as_holders = low.inner_layers_numbered_as_holders(&order);
     low.unnamed_containers = low.unnamed_containers(&order);
     low.name_prefix = low.common_name_prefix(&order);
@@ -274,6 +277,7 @@ impl<'a> Lowerer<'a> {
             x_holder: None,
             prefix: Vec::new(),
             strip_call_suffix: false,
+            call_collisions: BTreeSet::new(),
             name_prefix: String::new(),
             loop_name: String::new(),
             body: Vec::new(),

@@ -120,6 +120,9 @@ fn op_layer_name(c: &str) -> &str {
 /// million components; each container's key is its path).
 const MAX_CONTAINER_DEPTH: usize = 16;
 
+/// Layer scopes looked at for TF's numbering, at most (a hostile graph may have millions).
+const MAX_SCOPES: usize = 100_000;
+
 /// A name Keras gives a container its author did not name: `sequential`, `sequential_7`,
 /// `functional_1` (Keras 3), `model_2` (Keras 2).
 fn is_unnamed_container(c: &str) -> bool {
@@ -461,6 +464,9 @@ impl<'a> Lowerer<'a> {
     /// [`Self::every_scope_has_call_suffix`]).
     pub(super) fn without_call_suffix<'c>(&self, c: &'c str) -> &'c str {
         let c = op_layer_name(c);
+        if self.strip_call_suffix && self.call_collisions.contains(c) {
+            return &c[..c.len() - 2];
+        }
         match c.strip_suffix("_1") {
             Some(s) if self.strip_call_suffix && !s.is_empty() => s,
             _ => c,
@@ -636,6 +642,30 @@ impl<'a> Lowerer<'a> {
             .unwrap_or_default()
     }
 
+    /// Scopes of layers whose own name ends in a number (`mixed9_1`, InceptionV3's; Keras'
+    /// `conv2d_1`): TF numbers their call `_2` (`mixed9_1_2`), as `mixed9_1` is already the
+    /// call of layer `mixed9`. Without `_2` they read as Keras named them.
+    pub(super) fn call_collisions(&self, order: &[NodeIndex]) -> BTreeSet<String> {
+        if !self.strip_call_suffix {
+            return BTreeSet::new();
+        }
+        let layers: BTreeSet<&str> = self
+            .scoped_nodes(order)
+            .map(|(_, layer)| op_layer_name(layer))
+            .take(MAX_SCOPES)
+            .collect();
+        let numbered = |s: &str| {
+            s.rsplit_once('_').is_some_and(|(base, k)| {
+                !base.is_empty() && !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit())
+            })
+        };
+        layers
+            .iter()
+            .filter(|l| l.strip_suffix("_2").is_some_and(|s| numbered(s) && layers.contains(s)))
+            .map(|l| l.to_string())
+            .collect()
+    }
+
     /// Keras 3 traced inside a `tf.function` names every layer scope `<layer>_1` (`_2` for a
     /// layer's second call: T5's shared token embedding); when every layer scope carries such
     /// a call number, `_1` is noise, and layer names read as in Keras without it. A scope
@@ -669,6 +699,19 @@ mod tests {
     use crate::tensor::DType;
     use crate::testing::*;
     use insta::assert_snapshot;
+
+    /// A layer whose Keras name ends in a number (`mixed9_1`) has its call numbered `_2` by
+    /// TF (`mixed9_1_2`: `mixed9_1` is layer `mixed9`'s call): it keeps its Keras name.
+    #[test]
+    fn a_numbered_layer_keeps_its_keras_name() {
+        let code = crate::testing::dense_chain(&["m/mixed9_1", "m/mixed9_1_2", "m/head_1"]);
+        for layer in ["mixed9", "mixed9_1", "head"] {
+            assert!(code.contains(&format!("self.{layer} = nn.Linear")), "{layer}: {code}");
+        }
+        // Without a layer `mixed9`, `_2` is a second call of `mixed9_1`: its number stays.
+        let code = crate::testing::dense_chain(&["m/mixed9_1", "m/mixed9_2", "m/head_1"]);
+        assert!(code.contains("self.mixed9_2 = nn.Linear"), "{code}");
+    }
 
     /// Keras 3 numbers each call of a layer (`_1`, and `_2` for a shared embedding's second
     /// call): the first call's `_1` is dropped from every name, the second's number stays.
