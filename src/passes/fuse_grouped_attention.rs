@@ -314,12 +314,16 @@ fn repeated(g: &mut Graph, name: String, v: ValueRef, groups: i64, ordinal: usiz
 /// value squeezed: the axis Keras added for the groups goes where it was added
 /// (`m[:, None, None] > 0` is `m[:, None] > 0`, not `(m[:, None, None] > 0).squeeze(2)`).
 fn without_group_axis(g: &mut Graph, mask: ValueRef, base: &str, ordinal: usize) -> ValueRef {
-    let squeeze = |g: &mut Graph, v: ValueRef, name: String| {
-        let info = g.info(v);
-        let shape = info.shape.clone().map(|mut s| {
+    // Without axis 2 (a shape of fewer axes, which the matcher never gives, stays unknown).
+    let without_axis = |s: Option<Vec<Option<usize>>>| {
+        s.filter(|s| s.len() > 2).map(|mut s| {
             s.remove(2);
             s
-        });
+        })
+    };
+    let squeeze = |g: &mut Graph, v: ValueRef, name: String| {
+        let info = g.info(v);
+        let shape = without_axis(info.shape.clone());
         let mut node = Node::new(name, "Squeeze", ordinal);
         node.set_attr_ints("squeeze_dims", &[2]);
         node.outputs = vec![ValueInfo { dtype: info.dtype, shape }];
@@ -342,10 +346,7 @@ fn without_group_axis(g: &mut Graph, mask: ValueRef, base: &str, ordinal: usize)
     }
     let mut node = g.node(mask.node).clone();
     node.name = format!("{base}/mask");
-    node.outputs[0].shape = node.outputs[0].shape.take().map(|mut s| {
-        s.remove(2);
-        s
-    });
+    node.outputs[0].shape = without_axis(node.outputs[0].shape.take());
     let n = g.add_node(node);
     for (slot, &v) in inputs.iter().enumerate() {
         let v = match rank(g, v) {
