@@ -134,106 +134,102 @@ pub(super) fn lstm_cell(
     torch_layer_cell(Cell::Lstm, [&kx, &kh], units, [&order, &order], [Some(&bias), None])
 }
 
-/// `where(mask_t, then, else)` in a masked step (the mask possibly tiled to the state's
-/// width): `(then, else)`.
-fn masked_select(body: &Graph, mask_t: ValueRef, v: ValueRef) -> Option<(ValueRef, ValueRef)> {
-    let i = body.inputs(v.node);
-    let [cond, then, other] = i.as_slice() else { return None };
-    let cond = if is_op(body, *cond, "Tile") { *body.inputs(cond.node).first()? } else { *cond };
-    (matches!(producer(body, v).op.as_str(), "Select" | "SelectV2") && cond == mask_t)
-        .then_some((*then, *other))
+/// One step of a loop under Keras masking, as the walk found it: the step's input and mask
+/// elements, the recurrent states' slots and the value written to the output list.
+pub(super) struct MaskedStep<'a> {
+    pub g: &'a Graph,
+    pub l: NodeIndex,
+    pub body: &'a Graph,
+    pub x_t: ValueRef,
+    pub mask_t: ValueRef,
+    pub states: &'a [usize],
+    pub y: ValueRef,
 }
 
-/// The output a masked step writes, `where(mask_t, h_new, previous output | zeros)`: the
-/// previous output kept in a state of its own that starts at zeros and is read by nothing
-/// after the loop, or zeros written directly (Keras' `zero_output_for_mask`, which
-/// `Bidirectional` sets). Returns that state's slot if any, `h_new`, and whether masked
-/// steps output zeros.
-fn masked_output(
-    g: &Graph,
-    l: NodeIndex,
-    body: &Graph,
-    mask_t: ValueRef,
-    states: &[usize],
-    y: ValueRef,
-) -> Option<(Option<usize>, ValueRef, bool)> {
-    let outer = g.inputs(l);
-    let vars = body.outputs.len() - 1;
-    let next = |slot: usize| body.outputs[1 + slot];
-    let zeros_outside = |v: ValueRef| {
-        let k = body.inputs.iter().position(|&p| p == v)?;
-        (k >= vars || body.outputs[1 + k] == v).then(|| outer[k])
-    };
-    let zero = |v: ValueRef| {
-        is_zeros(body, v) || zeros_outside(v).is_some_and(|o| g.node(o.node).op == "ZerosLike")
-    };
-    let Some(out) = states.iter().copied().find(|&s| next(s) == y) else {
-        let (h_new, other) = masked_select(body, mask_t, y)?;
-        return zero(other).then_some((None, h_new, true));
-    };
-    let (h_new, previous) = masked_select(body, mask_t, next(out))?;
-    let zero_output = if previous == body.inputs[out] {
-        false
-    } else if zero(previous) {
-        true
-    } else {
-        return None;
-    };
-    let unread = g.use_count(ValueRef { node: l, port: out }) == 0;
-    (g.node(outer[out].node).op == "ZerosLike" && unread).then_some((Some(out), h_new, zero_output))
+impl MaskedStep<'_> {
+    /// `where(mask_t, then, else)` (the mask possibly tiled to the state's width):
+    /// `(then, else)`.
+    fn select(&self, v: ValueRef) -> Option<(ValueRef, ValueRef)> {
+        let body = self.body;
+        let i = body.inputs(v.node);
+        let [cond, then, other] = i.as_slice() else { return None };
+        let cond =
+            if is_op(body, *cond, "Tile") { *body.inputs(cond.node).first()? } else { *cond };
+        (matches!(producer(body, v).op.as_str(), "Select" | "SelectV2") && cond == self.mask_t)
+            .then_some((*then, *other))
+    }
+
+    /// The next value of state `slot`.
+    fn next(&self, slot: usize) -> ValueRef {
+        self.body.outputs[1 + slot]
+    }
+
+    /// The output the step writes, `where(mask_t, h_new, previous output | zeros)`: the
+    /// previous output kept in a state of its own that starts at zeros and is read by nothing
+    /// after the loop, or zeros written directly (Keras' `zero_output_for_mask`, which
+    /// `Bidirectional` sets). Returns the other states' slots, `h_new`, and whether masked
+    /// steps output zeros.
+    fn output(&self) -> Option<(Vec<usize>, ValueRef, bool)> {
+        let (g, body) = (self.g, self.body);
+        let outer = g.inputs(self.l);
+        let vars = body.outputs.len() - 1;
+        let zeros_outside = |v: ValueRef| {
+            let k = body.inputs.iter().position(|&p| p == v)?;
+            (k >= vars || body.outputs[1 + k] == v).then(|| outer[k])
+        };
+        let zero = |v: ValueRef| {
+            is_zeros(body, v) || zeros_outside(v).is_some_and(|o| g.node(o.node).op == "ZerosLike")
+        };
+        let Some(out) = self.states.iter().copied().find(|&s| self.next(s) == self.y) else {
+            let (h_new, other) = self.select(self.y)?;
+            return zero(other).then(|| (self.states.to_vec(), h_new, true));
+        };
+        let (h_new, previous) = self.select(self.next(out))?;
+        let zero_output = if previous == body.inputs[out] {
+            false
+        } else if zero(previous) {
+            true
+        } else {
+            return None;
+        };
+        let unread = g.use_count(ValueRef { node: self.l, port: out }) == 0;
+        let rest = self.states.iter().copied().filter(|&s| s != out).collect();
+        (g.node(outer[out].node).op == "ZerosLike" && unread).then_some((rest, h_new, zero_output))
+    }
 }
 
 /// A Keras LSTM step under a mask: each state's next value is `where(mask_t, new, old)` and
-/// the output `where(mask_t, h_new, previous output | zeros)`. Returns the cell, the `[h, c]`
-/// slots and whether masked steps output zeros.
-pub(super) fn masked_lstm(
-    g: &Graph,
-    l: NodeIndex,
-    body: &Graph,
-    x_t: ValueRef,
-    mask_t: ValueRef,
-    states: &[usize],
-    y: ValueRef,
-) -> Option<(CellMatch, Vec<usize>)> {
-    let next = |slot: usize| body.outputs[1 + slot];
-    let select = |v: ValueRef| masked_select(body, mask_t, v);
-    let (out, h_new, zero_output) = masked_output(g, l, body, mask_t, states, y)?;
-    let rest: Vec<usize> = states.iter().copied().filter(|&s| Some(s) != out).collect();
+/// the output `where(mask_t, h_new, previous output | zeros)`. Returns the cell and the
+/// `[h, c]` slots.
+pub(super) fn masked_lstm(step: &MaskedStep) -> Option<(CellMatch, Vec<usize>)> {
+    let body = step.body;
+    let (rest, h_new, zero_output) = step.output()?;
     let [a, b] = rest[..] else { return None };
-    let (h, c) = match (select(next(a))?, select(next(b))?) {
+    let (h, c) = match (step.select(step.next(a))?, step.select(step.next(b))?) {
         ((t, _), _) if t == h_new => (a, b),
         (_, (t, _)) if t == h_new => (b, a),
         _ => return None,
     };
-    let (h_then, h_old) = select(next(h))?;
-    let (c_new, c_old) = select(next(c))?;
+    let (h_then, h_old) = step.select(step.next(h))?;
+    let (c_new, c_old) = step.select(step.next(c))?;
     if h_then != h_new || h_old != body.inputs[h] || c_old != body.inputs[c] {
         return None;
     }
-    let cell = lstm_cell(body, x_t, body.inputs[h], body.inputs[c], h_new, c_new)?;
+    let cell = lstm_cell(body, step.x_t, body.inputs[h], body.inputs[c], h_new, c_new)?;
     let cell = CellMatch { cell: Cell::MaskedLstm { zero_output }, weights: cell.weights };
     Some((cell, vec![h, c]))
 }
 
 /// A Keras GRU step (`reset_after=True`) under a mask: `h' = where(mask_t, h_new, h)` and the
 /// output as [`masked_lstm`]'s. Returns the cell and the `[h]` slot.
-pub(super) fn masked_gru(
-    g: &Graph,
-    l: NodeIndex,
-    body: &Graph,
-    x_t: ValueRef,
-    mask_t: ValueRef,
-    states: &[usize],
-    y: ValueRef,
-) -> Option<(CellMatch, Vec<usize>)> {
-    let (out, h_new, zero_output) = masked_output(g, l, body, mask_t, states, y)?;
-    let rest: Vec<usize> = states.iter().copied().filter(|&s| Some(s) != out).collect();
+pub(super) fn masked_gru(step: &MaskedStep) -> Option<(CellMatch, Vec<usize>)> {
+    let (rest, h_new, zero_output) = step.output()?;
     let [h] = rest[..] else { return None };
-    let (h_then, h_old) = masked_select(body, mask_t, body.outputs[1 + h])?;
-    if h_then != h_new || h_old != body.inputs[h] {
+    let (h_then, h_old) = step.select(step.next(h))?;
+    if h_then != h_new || h_old != step.body.inputs[h] {
         return None;
     }
-    let cell = gru_cell(body, x_t, body.inputs[h], h_new)?;
+    let cell = gru_cell(step.body, step.x_t, step.body.inputs[h], h_new)?;
     let cell = CellMatch { cell: Cell::MaskedGru { zero_output }, weights: cell.weights };
     Some((cell, vec![h]))
 }

@@ -202,8 +202,8 @@ fn match_rnn(g: &Graph, l: NodeIndex) -> Option<Match> {
             (Some(a), Some(b)) if a == b => {}
             _ => return None,
         }
-        let (cell, states) = cells::masked_lstm(g, l, body, w.x_t, mask_t, &states, w.y)
-            .or_else(|| cells::masked_gru(g, l, body, w.x_t, mask_t, &states, w.y))?;
+        let step = cells::MaskedStep { g, l, body, x_t: w.x_t, mask_t, states: &states, y: w.y };
+        let (cell, states) = cells::masked_lstm(&step).or_else(|| cells::masked_gru(&step))?;
         return found(cell, states);
     }
     match *states.as_slice() {
