@@ -168,7 +168,7 @@ pub fn inline_size_tuples(stmts: &mut Vec<Assign>, returns: &[Expr]) {
 }
 
 /// `x.shape[i]` with a literal `i`.
-fn is_size(e: &Expr) -> bool {
+pub(super) fn is_size(e: &Expr) -> bool {
     matches!(e, Expr::Subscript(v, i)
         if i.as_int().is_some()
             && matches!(&**v, Expr::Attribute(x, a) if a == "shape" && x.as_name().is_some()))

@@ -123,6 +123,13 @@ const MAX_CONTAINER_DEPTH: usize = 16;
 /// Layer scopes looked at for TF's numbering, at most (a hostile graph may have millions).
 const MAX_SCOPES: usize = 100_000;
 
+/// `<name>_<number>`: a scope Keras or TF numbered (`dense_5`, `mixed9_1`).
+fn numbered(s: &str) -> bool {
+    s.rsplit_once('_').is_some_and(|(base, k)| {
+        !base.is_empty() && !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
 /// A name Keras gives a container its author did not name: `sequential`, `sequential_7`,
 /// `functional_1` (Keras 3), `model_2` (Keras 2).
 fn is_unnamed_container(c: &str) -> bool {
@@ -654,11 +661,6 @@ impl<'a> Lowerer<'a> {
             .map(|(_, layer)| op_layer_name(layer))
             .take(MAX_SCOPES)
             .collect();
-        let numbered = |s: &str| {
-            s.rsplit_once('_').is_some_and(|(base, k)| {
-                !base.is_empty() && !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit())
-            })
-        };
         layers
             .iter()
             .filter(|l| l.strip_suffix("_2").is_some_and(|s| numbered(s) && layers.contains(s)))
@@ -671,11 +673,6 @@ impl<'a> Lowerer<'a> {
     /// a call number, `_1` is noise, and layer names read as in Keras without it. A scope
     /// numbered 0 says the numbers are the model's own.
     pub(super) fn every_scope_has_call_suffix(&self, order: &[NodeIndex]) -> bool {
-        let numbered = |s: &str| {
-            s.rsplit_once('_').is_some_and(|(base, k)| {
-                !base.is_empty() && !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit())
-            })
-        };
         let mut first_call = false;
         for (_, layer) in self.scoped_nodes(order) {
             // TF's own scopes are no layers' (a loop body's `TensorArrayV2Write`).

@@ -1698,14 +1698,12 @@ pub fn hint_tensors(module: &mut Module, stmts: &[Assign], tensors: &BTreeMap<St
 /// Names `stmts` only ever bind to a size read from a shape (`seq_len = x.shape[1]`, or an
 /// entry of `shape = x.shape` or of a tuple of such sizes).
 fn size_names(stmts: &[Assign]) -> BTreeSet<&str> {
-    let is_shape = |e: &Expr| matches!(e, Expr::Attribute(_, a) if a == "shape");
-    let entry =
-        |e: &Expr| matches!(e, Expr::Subscript(v, i) if i.as_int().is_some() && is_shape(v));
+    let entry = crate::lower::chain::is_size;
     let shapes: BTreeSet<&str> = stmts
         .iter()
         .filter(|s| match &s.value {
             Expr::Tuple(items) => items.iter().all(entry),
-            v => is_shape(v),
+            v => matches!(v, Expr::Attribute(_, a) if a == "shape"),
         })
         .filter_map(|s| s.target.as_name())
         .collect();
