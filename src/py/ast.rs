@@ -78,6 +78,21 @@ fn full(e: &Expr) -> bool {
     matches!(e, Expr::Slice(s) if s.lower.is_none() && s.upper.is_none() && s.step.is_none())
 }
 
+/// Item `k` of a tuple display (negative from the end), when it is one entry: a starred item
+/// stands for any number of entries, so it and every position past it (before it, from the
+/// end) are unknown: `(*s[:1], 1, *s[1:])[2]` is not `*s[1:]`.
+fn tuple_item(items: &[Expr], k: i64) -> Option<&Expr> {
+    let starred = |e: &Expr| matches!(e, Expr::Starred(_));
+    let (k, before) = match usize::try_from(k) {
+        Ok(k) => (k, items.get(..=k)?),
+        Err(_) => {
+            let k = items.len().checked_sub(usize::try_from(-k).ok()?)?;
+            (k, items.get(k..)?)
+        }
+    };
+    (!before.iter().any(starred)).then(|| &items[k])
+}
+
 fn merged_index(first: &Expr, second: &Expr) -> Option<Expr> {
     let (first, second) = (basic_parts(first)?, basic_parts(second)?);
     let mut merged = Vec::new();
@@ -308,11 +323,10 @@ impl Expr {
     /// `self[index]`; an entry of a tuple written out is that entry (`(0, n, 0)[1]` is `n`);
     /// a tensor's axes added or sliced twice, once (see [`merged_index`]).
     pub fn index(self, index: Expr) -> Expr {
-        if let (Expr::Tuple(items), Some(k)) = (&self, index.as_int()) {
-            let k = if k < 0 { k + items.len() as i64 } else { k };
-            if let Some(item) = usize::try_from(k).ok().and_then(|k| items.get(k)) {
-                return item.clone();
-            }
+        if let (Expr::Tuple(items), Some(k)) = (&self, index.as_int())
+            && let Some(item) = tuple_item(items, k)
+        {
+            return item.clone();
         }
         if let Expr::Subscript(value, first) = &self
             && let Some(merged) = merged_index(first, &index)
@@ -852,6 +866,19 @@ mod tests {
         // Out of range, or read at run time: indexing stays (and fails as Python would).
         assert!(matches!(t().index(Expr::int(3)), Expr::Subscript(..)));
         assert!(matches!(t().index(Expr::name("k")), Expr::Subscript(..)));
+        // A starred entry holds any number of entries: only those before it (or, from the
+        // end, after it) are known. TF's 1-D transposed conv sizes `(*s[:1], 1, *s[1:])`.
+        let s = |a: Option<i64>, b: Option<i64>| {
+            Expr::name("s").index(Expr::slice(a.map(Expr::int), b.map(Expr::int), None)).starred()
+        };
+        let sizes = || Expr::Tuple(vec![s(None, Some(1)), Expr::int(1), s(Some(1), None)]);
+        assert!(matches!(sizes().index(Expr::int(2)), Expr::Subscript(..)));
+        assert!(matches!(sizes().index(Expr::int(0)), Expr::Subscript(..)));
+        assert!(matches!(sizes().index(Expr::int(-2)), Expr::Subscript(..)));
+        let known = Expr::Tuple(vec![Expr::name("n"), s(Some(1), None)]);
+        assert_eq!(known.clone().index(Expr::int(0)), Expr::name("n"));
+        let tail = Expr::Tuple(vec![s(None, Some(1)), Expr::name("n")]);
+        assert_eq!(tail.index(Expr::int(-1)), Expr::name("n"));
     }
 
     #[test]
