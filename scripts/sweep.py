@@ -314,6 +314,18 @@ VISION = {
         top_k=2,
         shared_expert_intermediate_size=32,
     ),
+    # RWKV-7: token shift, low-rank gates and a linear-attention state carried over time.
+    "RWKV7Backbone": {
+        "hidden_size": 32,
+        "head_size": 16,
+        "num_layers": 2,
+        "vocabulary_size": 500,
+        "intermediate_dim": 64,
+        "gate_lora": 16,
+        "mv_lora": 8,
+        "aaa_lora": 8,
+        "decay_lora": 8,
+    },
     "FluxBackbone": {
         "input_channels": 16,
         "hidden_size": 32,
@@ -601,7 +613,9 @@ def _depth_anything(M):
 
 
 # Text towers whose learned positions read sequences of exactly this length.
-FIXED_LENGTH = {"SigLIPBackbone": 12}
+FIXED_LENGTH = {"SigLIPBackbone": 12, "RWKV7Backbone": 12}
+# Backbones that loop over the sequence in Python: traced for one length only.
+TRACED_LENGTH = {"RWKV7Backbone"}
 
 # Backbones built from others (`keras_hub.models` in, the model out).
 COMPOSITE = {
@@ -819,6 +833,12 @@ def sweep(name, out_dir):
         general.spec(None, *t.shape[1:], dtype=tf.as_dtype(t.dtype), name=k)
         for k, t in zip(keys, model_inputs(model))
     ]
+    if name in TRACED_LENGTH:
+        fixed = FIXED_LENGTH[name]
+        specs = [
+            general.spec(None, fixed, *s.shape[2:], dtype=s.dtype, name=s.name)
+            for s in specs
+        ]
 
     def fn(*args):
         if dict_input:
