@@ -299,6 +299,14 @@ impl Scope {
         &self.shortened
     }
 
+    /// A fresh identifier for `raw` that already lost words its value's whole name had: a
+    /// temporary, as one [`fresh`](Self::fresh) cut down is.
+    pub fn fresh_cut(&mut self, raw: &str) -> String {
+        let name = self.fresh(raw);
+        self.shortened.insert(name.clone());
+        name
+    }
+
     /// A fresh identifier for what a value is (`mask`, `q`, `seq_len`), which a pass
     /// recognised, rather than for the layer it came from: numbered, it still says that.
     pub fn fresh_for_role(&mut self, raw: &str) -> String {

@@ -420,13 +420,16 @@ def test_cells_numbered_at_the_end_of_their_names_are_classes(tmp_path):
     assert "self.normal_cell_0 = NormalCell(" in code, code
     assert code.count("= ReductionCell(") == 2, code
     # The cell's one 1x1 conv: `normal_conv_1_5` without the cell's number, nor the `1`
-    # that tells no other conv of the cell apart.
-    assert "self.normal_conv = nn.Conv2d(" in code, code
+    # that tells no other conv of the cell apart, nor the cell's kind, which the class says.
+    normal = code.split("class NormalCell(nn.Module):")[1].split("\nclass ")[0]
+    reduction = code.split("class ReductionCell(nn.Module):")[1].split("\nclass ")[0]
+    assert "self.conv = nn.Conv2d(" in normal and "self.conv = nn.Conv2d(" in reduction, code
+    assert "normal_" not in normal and "reduction_" not in reduction, code
     assert "self.reduction_cell_reduce_4 = ReductionCell(" in code, code
     # Keras' `_separable_conv_block` (ReLU, separable conv, batch norm), which every branch
     # of every cell repeats, is a class too, its instances named after their layers.
     assert "class SeparableConv(nn.Module):" in code, code
-    assert "self.separable_conv_1_normal_left1 = SeparableConv(" in code, code
+    assert "self.separable_conv_1_left1 = SeparableConv(" in normal, normal
     sep = code.split("class SeparableConv(nn.Module):")[1].split("\nclass ")[0]
     assert "self.depthwise = nn.Conv2d(" in sep and "self.bn = nn.BatchNorm2d(" in sep, sep
     # The separable convolutions that downsample pad unevenly first (TF's SAME padding of an
@@ -436,8 +439,7 @@ def test_cells_numbered_at_the_end_of_their_names_are_classes(tmp_path):
     assert "_depthwise = nn.Conv2d(" not in code, code
     assert code.count("\n") < 560, code.count("\n")
     # Inside the cells too, the right branches run as `y` beside the left one's `x`.
-    cell = code.split("class NormalCell(nn.Module):")[1].split("\nclass ")[0]
-    assert "        y = self.separable_conv_2_normal_right1(y)\n" in cell, cell
+    assert "        y = self.separable_conv_2_right1(y)\n" in normal, normal
 
 
 def test_rotations_of_pairs_viewed_as_pairs_are_the_helper(tmp_path):

@@ -417,7 +417,12 @@ pub(super) fn attribute_names<'m>(
             let m = &members[i];
             let layers = m.layers.iter().map(|&l| module.layers[l].name.as_str());
             let buffers = m.buffers.iter().map(|&b| module.buffers[b].name.as_str());
-            without_shared_words(local_names(&layers.chain(buffers).collect::<Vec<_>>(), &m.tag))
+            let names = local_names(&layers.chain(buffers).collect::<Vec<_>>(), &m.tag);
+            let names = without_shared_words(names);
+            match m.tag {
+                super::Tag::Suffix(_) => super::without_title_word(names, &m.title),
+                _ => names,
+            }
         })
         .collect();
     let named = |gi: usize, global: &str| own_names[gi].get(global).cloned();
@@ -772,6 +777,14 @@ fn class_forward(
     let by_base = local_names(&bases, &first.tag);
     let mut names: BTreeMap<&str, String> =
         globals.iter().map(|&g| (g, by_base[numbered.uncounted(g)].clone())).collect();
+    // A cell's names without its kind, as its attributes (see `without_title_word`): those
+    // that lost it are temporaries.
+    let mut cut: BTreeSet<&str> = BTreeSet::new();
+    if let super::Tag::Suffix(_) = first.tag {
+        let short = super::without_title_word(names.clone(), &first.title);
+        cut = short.iter().filter(|(g, n)| names[**g] != **n).map(|(&g, _)| g).collect();
+        names = short;
+    }
     // Names a pass gave (`q`, `mask`) carry counters only `forward`'s many layers needed
     // (`q_6`, `q_7`): inside the class they are numbered afresh.
     for (global, local) in names.iter_mut() {
@@ -786,7 +799,9 @@ fn class_forward(
     // A name `forward` gave for a role keeps saying it, numbered or not; one that named the
     // op alone says no more in the class.
     let fresh = |locals: &mut Scope, global: &str, local: &str| {
-        if numbered.is_role(global) {
+        if cut.contains(global) {
+            locals.fresh_cut(local)
+        } else if numbered.is_role(global) {
             locals.fresh_for_role(local)
         } else if numbered.is_op_named(global) {
             locals.fresh_for_op(local)

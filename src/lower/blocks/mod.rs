@@ -305,6 +305,52 @@ fn keras_uncounted(name: &str) -> String {
     if kept.is_empty() { name.to_string() } else { kept.join("_") }
 }
 
+/// In a cell found by its id, layers named after the cell's kind say it once, in the class's
+/// name: NASNet's `ReductionCell` holds `conv`, `left4` and `separable_conv_1_left1`, not
+/// `reduction_conv`, `reduction_left4`, `separable_conv_1_reduction_left1`. A name that
+/// would be left empty, start with a digit or become another's keeps the word. Where every
+/// name begins with it, it names their kind, as [`without_shared_words`] keeps such words
+/// (MobileNet's `conv_dw`, `conv_pw`, in cells its `conv` names).
+fn without_title_word<'a>(
+    names: BTreeMap<&'a str, String>,
+    title: &str,
+) -> BTreeMap<&'a str, String> {
+    let word = title.strip_suffix("_cell").unwrap_or(title);
+    if names.values().all(|n| n.split('_').next() == Some(word)) {
+        return names;
+    }
+    let dropped = |n: &str| -> Option<String> {
+        let words: Vec<&str> = n.split('_').collect();
+        let at = words.iter().position(|w| *w == word)?;
+        let rest: Vec<&str> =
+            words.iter().enumerate().filter(|&(i, _)| i != at).map(|(_, w)| *w).collect();
+        let rest = rest.join("_");
+        let valid = rest.starts_with(|c: char| c.is_ascii_alphabetic())
+            && rest.contains(|c: char| c.is_ascii_alphabetic());
+        valid.then_some(rest)
+    };
+    let mut out: BTreeMap<&str, String> =
+        names.iter().map(|(&g, n)| (g, dropped(n).unwrap_or_else(|| n.clone()))).collect();
+    // Names that now collide keep the word, until none do.
+    loop {
+        let mut count: BTreeMap<&str, usize> = BTreeMap::new();
+        for n in out.values() {
+            *count.entry(n.as_str()).or_default() += 1;
+        }
+        let clashing: Vec<&str> = out
+            .iter()
+            .filter(|(g, n)| count[n.as_str()] > 1 && **n != names[**g])
+            .map(|(&g, _)| g)
+            .collect();
+        if clashing.is_empty() {
+            return out;
+        }
+        for g in clashing {
+            out.insert(g, names[g].clone());
+        }
+    }
+}
+
 /// Layer names that all begin with the same words up to a number say them once, in the
 /// class's name, not on each layer: an instance's tag the block's own missed (Keras'
 /// EfficientNet names each layer of block 3b `block3b_expand_conv`, `block3b_se_reduce`,
@@ -2078,6 +2124,32 @@ mod tests {
         let code = g.lower(&[y]);
         assert!(started.elapsed().as_secs() < 10, "{:?}", started.elapsed());
         assert!(!code.contains("class ") && code.contains("self.zzd_proj = nn.Linear"), "{code}");
+    }
+
+    #[test]
+    fn a_cells_kind_is_said_by_its_class_not_its_layers() {
+        let names = |pairs: &[&'static str]| -> std::collections::BTreeMap<&'static str, String> {
+            pairs.iter().map(|&n| (n, n.to_string())).collect()
+        };
+        let short = |m: std::collections::BTreeMap<&str, String>| -> Vec<String> {
+            m.into_values().collect()
+        };
+        // NASNet's reduction cell: `reduction` goes wherever it stands; `adjust_bn` has none.
+        let cell = names(&["reduction_conv", "separable_conv_1_reduction_left1", "adjust_bn"]);
+        let got = short(super::without_title_word(cell, "reduction_cell"));
+        assert_eq!(got, ["adjust_bn", "conv", "separable_conv_1_left1"]);
+        // Names left empty, numbered or clashing with another keep it.
+        let cell = names(&["reduction", "reduction_2", "reduction_bn", "bn", "normal_x"]);
+        let got = super::without_title_word(cell, "reduction_cell");
+        assert_eq!(got["reduction"], "reduction");
+        assert_eq!(got["reduction_2"], "reduction_2");
+        assert_eq!(got["reduction_bn"], "reduction_bn");
+        // A word every name begins with names their kind: MobileNet's `conv_dw`, `conv_pw`.
+        let cell = names(&["conv_dw", "conv_dw_bn", "conv_pw"]);
+        assert_eq!(
+            short(super::without_title_word(cell, "conv_cell")),
+            ["conv_dw", "conv_dw_bn", "conv_pw"]
+        );
     }
 
     #[test]
