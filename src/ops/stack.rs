@@ -165,6 +165,12 @@ fn pack(ctx: &mut Ctx) -> OpResult<Lowered> {
     for i in 0..n {
         items.push(tensor_input(ctx, i)?);
     }
+    // One tensor stacked is that tensor with a new axis (Keras stacks a decoder's only layer's
+    // outputs: `torch.stack([x], dim=1)`).
+    if let [item] = items.as_slice() {
+        let expr = item.clone().method("unsqueeze", vec![Expr::int(axis as i64)]);
+        return Ok(Lowered::Expr { expr, layout: Layout::Tf });
+    }
     let expr =
         Expr::call_kw("torch.stack", vec![list(items)], vec![("dim", Expr::int(axis as i64))]);
     Ok(Lowered::Expr { expr, layout: Layout::Tf })
@@ -273,6 +279,19 @@ mod tests {
         assert_snapshot!(g.lower(&[p]), @"
         ---
         x = torch.stack([a, b], dim=1)
+        return x
+        ");
+    }
+
+    /// One tensor stacked: a new axis, as a person writes it.
+    #[test]
+    fn pack_of_one_tensor_adds_an_axis() {
+        let mut g = TestGraph::new();
+        let a = g.input("a", &[-1, 3]);
+        let p = g.op("stack", "Pack", &[a], &[("axis", int(-1)), ("N", int(1))]);
+        assert_snapshot!(g.lower(&[p]), @"
+        ---
+        x = a.unsqueeze(2)
         return x
         ");
     }

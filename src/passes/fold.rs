@@ -35,6 +35,8 @@ fn walk(g: &mut Graph) -> Result<bool> {
             if let Some(k) = super::taken_branches::constant_branch(g, n) {
                 super::taken_branches::inline_branch(g, n, k)?;
                 inlined = true;
+            } else {
+                super::taken_branches::pass_through(g, n);
             }
             continue;
         }

@@ -43,6 +43,40 @@ fn idempotent(g: &Graph, n: petgraph::stable_graph::NodeIndex) -> Option<ValueRe
     (ops.contains(&g.node(n).op.as_str()) && i.len() == 2 && i[0] == i[1]).then(|| i[0])
 }
 
+/// `where(c, a, a)`: `a`, where the select grows it to no larger shape (SAM 3 clamps a
+/// coordinate to the same value on both sides).
+fn same_either_way(g: &Graph, n: petgraph::stable_graph::NodeIndex) -> Option<ValueRef> {
+    let i = g.inputs(n);
+    if !matches!(g.node(n).op.as_str(), "Select" | "SelectV2") || i.len() != 3 || i[1] != i[2] {
+        return None;
+    }
+    let (a, out) = (g.info(i[1]), g.info(ValueRef { node: n, port: 0 }));
+    (a.shape.is_some() && a.shape == out.shape && a.dtype == out.dtype).then_some(i[1])
+}
+
+/// `Cast(where(c, v, 0), bool)` with `v` a non-zero constant: `c` itself, where the select
+/// grows it to no larger shape (Keras casts a boolean mask to numbers and back).
+fn indicator_cast(g: &Graph, n: petgraph::stable_graph::NodeIndex) -> Option<ValueRef> {
+    let node = g.node(n);
+    if node.op != "Cast" || node.attr_type("DstT").ok()? != crate::tensor::DType::Bool {
+        return None;
+    }
+    let select = *g.inputs(n).first()?;
+    let i = g.inputs(select.node);
+    if !matches!(g.node(select.node).op.as_str(), "Select" | "SelectV2") || i.len() != 3 {
+        return None;
+    }
+    let all = |v: ValueRef, f: fn(f64) -> bool| {
+        let t = g.const_value(v)?;
+        let values = t.to_f64()?;
+        (!values.is_empty() && values.iter().all(|&x| f(x))).then_some(())
+    };
+    all(i[1], |x| x != 0.0)?;
+    all(i[2], |x| x == 0.0)?;
+    let (c, out) = (g.info(i[0]), g.info(ValueRef { node: n, port: 0 }));
+    (c.shape.is_some() && c.shape == out.shape && c.dtype == out.dtype).then_some(i[0])
+}
+
 /// `Reshape(r(x), target)` with `r` a Reshape, ExpandDims or Squeeze (or none) and `target`
 /// provably `x`'s own shape: `x` itself. Provably: every size known and equal, except at
 /// most one that the target leaves to `-1` (the element count then fixes it).
@@ -197,6 +231,7 @@ pub fn simplify(g: &mut Graph) -> Result<()> {
     let nodes: Vec<_> = g.g.node_indices().collect();
     for n in nodes {
         let same = transpose_pair(g, n).or_else(|| idempotent(g, n));
+        let same = same.or_else(|| same_either_way(g, n)).or_else(|| indicator_cast(g, n));
         if let Some(x) = same.or_else(|| clamped_to_constant(g, n)) {
             g.replace_uses(ValueRef { node: n, port: 0 }, x);
             continue;
@@ -484,6 +519,32 @@ mod tests {
             col = c.all(1)[:, None]
             return x, col
             ");
+    }
+
+    /// `where(c, a, a)` is `a`; a mask cast to numbers by a select and back to bool is the
+    /// mask. A select that broadcasts its operands to a larger shape stays.
+    #[test]
+    fn selects_that_choose_nothing_go() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 4]);
+        let c = g.typed_input("c", &[-1, 4], crate::tensor::DType::Bool);
+        let wide = g.typed_input("wide", &[3, 1, 4], crate::tensor::DType::Bool);
+        let same = g.op("same", "SelectV2", &[c, x, x], &[]);
+        let grown = g.op("grown", "SelectV2", &[wide, x, x], &[]);
+        let one = g.constant("one", int_tensor(&[], &[1]));
+        let zero = g.constant("zero", int_tensor(&[], &[0]));
+        let ints = g.op("ints", "SelectV2", &[c, one, zero], &[]);
+        let bool_type = crate::proto::attr_value::Value::Type(10); // DT_BOOL
+        let cast = [("DstT", crate::proto::AttrValue { value: Some(bool_type) })];
+        let back = g.op("back", "Cast", &[ints], &cast);
+        let swapped = g.op("swapped", "SelectV2", &[c, zero, one], &[]);
+        let not = g.op("not", "Cast", &[swapped], &cast);
+        assert_snapshot!(g.lower(&[same, grown, back, not]), @"
+        ---
+        h = torch.where(wide, x, x)
+        not_ = torch.where(c, 0, 1).to(torch.bool)
+        return x, h, c, not_
+        ");
     }
 
     #[test]

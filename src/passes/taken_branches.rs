@@ -30,6 +30,31 @@ pub fn constant_branch(g: &Graph, n: NodeIndex) -> Option<usize> {
     Some(usize::try_from(k).ok().filter(|&k| k < branches).unwrap_or(branches - 1))
 }
 
+/// Outputs of the `_Cond` `n` that every branch hands back as one same argument, unchanged:
+/// whichever runs, it is that argument (SAM 3's geometry encoder passes its box labels
+/// through both sides of a `tf.cond`). Their readers read the argument instead; a
+/// conditional left with no reader is pruned.
+pub fn pass_through(g: &mut Graph, n: NodeIndex) {
+    let Some(cond) = g.node(n).cond() else { return };
+    let args = g.inputs(n);
+    let mut through = Vec::new();
+    for port in 0..cond.branches.first().map_or(0, |b| b.outputs.len()) {
+        let argument = |b: &crate::ir::Graph| {
+            let out = *b.outputs.get(port)?;
+            b.inputs.iter().position(|&i| i == out)
+        };
+        let Some(j) = cond.branches.first().and_then(argument) else { continue };
+        if cond.branches.iter().all(|b| argument(b) == Some(j))
+            && let Some(&arg) = args.get(j + 1)
+        {
+            through.push((port, arg));
+        }
+    }
+    for (port, arg) in through {
+        g.replace_uses(ValueRef { node: n, port }, arg);
+    }
+}
+
 /// Replaces the `_Cond` `n` by the nodes of its branch `k`, reading the `_Cond`'s inputs where
 /// the branch read its placeholders. The branch's shapes must be inferred already.
 pub fn inline_branch(g: &mut Graph, n: NodeIndex, k: usize) -> Result<()> {
@@ -119,6 +144,45 @@ mod tests {
         x = Placeholder -> float32 [?, 4]
         cond/Relu = Relu(x:0) -> float32 [?, 4]
         cond/Rank = Const -> int32 []
+        ");
+    }
+
+    /// A value both branches hand back unchanged is read from outside the conditional.
+    #[test]
+    fn a_value_every_branch_passes_through_is_read_directly() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 4]);
+        let y = g.input("y", &[-1, 2]);
+        let p = g.typed_input("p", &[], crate::tensor::DType::Bool);
+        let sx = g.op("cond/Switch", "Switch", &[x, p], &[]);
+        let relu = g.op("cond/Relu", "Relu", &[TestGraph::port(sx, 1)], &[]);
+        let tanh = g.op("cond/Tanh", "Tanh", &[TestGraph::port(sx, 0)], &[]);
+        let merged = g.op("cond/Merge", "Merge", &[tanh, relu], &[]);
+        let sy = g.op("cond/Switch_1", "Switch", &[y, p], &[]);
+        let yt = g.op("cond/y_then", "Identity", &[TestGraph::port(sy, 1)], &[]);
+        let ye = g.op("cond/y_else", "Identity", &[TestGraph::port(sy, 0)], &[]);
+        let merged_y = g.op("cond/Merge_1", "Merge", &[ye, yt], &[]);
+        let z = g.op("z", "Neg", &[merged_y], &[]);
+        let passes: [fn(&mut crate::ir::Graph) -> crate::error::Result<()>; 4] =
+            [prune, remove_identities, extract_control_flow, fold_and_infer];
+        assert_snapshot!(g.after_passes(&[merged, z], &passes), @"
+        inputs: x:0, y:0, p:0
+        outputs: cond:0, z:0
+        x = Placeholder -> float32 [?, 4]
+        y = Placeholder -> float32 [?, 2]
+        p = Placeholder -> bool []
+        cond = _Cond(p:0, x:0) -> float32 [?, 4]
+          branch 0:
+            inputs: cond/else/input_0:0
+            outputs: cond/Tanh:0
+            cond/else/input_0 = Placeholder -> float32 [?, 4]
+            cond/Tanh = Tanh(cond/else/input_0:0) -> float32 [?, 4]
+          branch 1:
+            inputs: cond/then/input_0:0
+            outputs: cond/Relu:0
+            cond/then/input_0 = Placeholder -> float32 [?, 4]
+            cond/Relu = Relu(cond/then/input_0:0) -> float32 [?, 4]
+        z = Neg(y:0) -> float32 [?, 2]
         ");
     }
 
