@@ -1550,16 +1550,23 @@ fn choose(members: &[Member], eligible: &[bool], module: &Module) -> (Vec<Group>
 const LONG_NAME: usize = 30;
 
 /// Whether a block no other repeats is worth a class of its own: a composite layer (a
-/// named scope holding layers, not a cell numbered by a suffix or an unnamed layer), every
-/// layer of which is its own, which has several layers and long names for them. A ResNet's
-/// stem (`conv1_conv`, `conv1_bn`) stays in `forward`, as torchvision writes it.
+/// named scope holding layers) or a cell its layers' names number (NASNet's two stem cells,
+/// `separable_conv_1_reduction_left1_stem_1`, each unlike any other cell), not a stretch
+/// that only repeats, every layer of which is its own, which has several layers and long
+/// names for them. A ResNet's stem (`conv1_conv`, `conv1_bn`) stays in `forward`, as
+/// torchvision writes it.
 fn alone(member: &Member, module: &Module) -> bool {
-    let Tag::Prefix(p) = &member.tag else { return false };
-    // A nested Keras container (`sequential_2`) is a list of layers, no layer of its own to
-    // name a class after.
-    let kind = kind_and_counter(p).unwrap_or(p);
-    if matches!(kind, "sequential" | "functional" | "model") {
-        return false;
+    match &member.tag {
+        // A nested Keras container (`sequential_2`) is a list of layers, no layer of its own
+        // to name a class after.
+        Tag::Prefix(p) => {
+            let kind = kind_and_counter(p).unwrap_or(p);
+            if matches!(kind, "sequential" | "functional" | "model") {
+                return false;
+            }
+        }
+        Tag::Suffix(_) => {}
+        Tag::Run(..) => return false,
     }
     let mut names = member
         .layers
