@@ -118,7 +118,12 @@ def test_keras_model(name, tmp_path):
         # an instance of the class `mixed1` and `mixed2` are (torchvision's `InceptionA`).
         first_three = {re.search(rf"self\.mixed{i} = (\w+)\(", src)[1] for i in range(3)}
         assert len(first_three) == 1, first_three
-        assert lines < 300, lines
+        # The last two blocks (torchvision's `InceptionE`) are one class too, though the
+        # concatenations inside them are Keras' `mixed9_0` and `mixed9_1`: named after
+        # `mixed9` with a counter, not layers of block 9 (`mixed9_1` is block 10's).
+        assert "self.mixed9 = MixedC(1280)" in src and "self.mixed10 = MixedC(2048)" in src, src
+        assert "x = self.mixed9(x)\n        x = self.mixed10(x)\n" in src, src
+        assert lines < 275, lines
 
 
 @pytest.mark.parametrize("name", ["keras_mobilenet_v2", "keras_resnet50"])

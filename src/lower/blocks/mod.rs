@@ -503,6 +503,12 @@ fn class_bases(titles: &[Option<&str>], plain: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// Whether `scope` is `layer` with a counter after it (`mixed9_1` of `mixed9`), as Keras
+/// names a layer whose name is taken.
+fn is_counted_sibling(scope: &str, layer: &str) -> bool {
+    scope.strip_prefix(layer).and_then(|r| r.strip_prefix('_')).is_some_and(is_number)
+}
+
 /// A candidate block: its family (`conv2_block#`; [`CELL_FAMILY`] for cells numbered by a
 /// suffix), and the spans it names.
 struct Candidate {
@@ -562,6 +568,17 @@ fn candidates(spans: &[Span]) -> BTreeMap<Tag, Candidate> {
             heads.entry(head.as_str()).or_default().push(i);
         }
     }
+    // A layer of its own (InceptionV3's concatenation `mixed9`) holds no layer Keras named
+    // after it with a counter (`mixed9_0`, `mixed9_1`, the concatenations inside blocks 9
+    // and 10): those are its siblings, each in the block that reads it.
+    let leaves: BTreeSet<&str> = spans.iter().map(|s| s.scope.as_str()).collect();
+    for (tag, candidate) in out.iter_mut() {
+        let Tag::Prefix(p) = tag else { continue };
+        if leaves.contains(p.as_str()) {
+            candidate.spans.retain(|&i| !is_counted_sibling(&spans[i].scope, p));
+        }
+    }
+    out.retain(|_, c| !c.spans.is_empty());
     // Only a layer holding layers: one of its spans is named with more than its own name.
     for (head, idx) in heads {
         if idx.iter().any(|&i| spans[i].scope != head) {
@@ -752,6 +769,8 @@ struct Forward<'a> {
     universe: BTreeSet<String>,
     /// The candidate families each span belongs to.
     families: Vec<BTreeSet<String>>,
+    /// The same by the span's scope, for scopes that name one layer (`mixed9`).
+    leaf_families: BTreeMap<&'a str, BTreeSet<String>>,
     /// Each layer and buffer, and the statements that read it.
     attr_readers: BTreeMap<&'a str, Vec<usize>>,
     /// Instances of block classes made before, and how many statements each runs.
@@ -780,8 +799,24 @@ impl Forward<'_> {
         // A run's blocks are as long as they repeat: nothing before them is theirs.
         let auto_named =
             matches!(tag, Tag::Prefix(p) if is_auto_named(p)) || matches!(tag, Tag::Run(..));
+        // Or named after a layer of a block of its family with a counter (`mixed9_1`, inside
+        // InceptionV3's `mixed10`): named for lack of a name of its own, as those are.
+        // (`mixed9` and `mixed10` are of one family, numbers of any length.)
+        let numbered = |f: &str| f.replace("##", "#").replace("##", "#");
+        let family = numbered(&candidate.family);
+        let counted = |scope: &str| {
+            kind_and_counter(scope).is_some_and(|layer| {
+                self.leaf_families
+                    .get(layer)
+                    .is_some_and(|fs| fs.iter().any(|f| numbered(f) == family))
+            })
+        };
         let unnamed = |i: usize| {
-            spans[i].movable && !spans[i].shared && !sibling(i) && is_unnamed_layer(&spans[i].scope)
+            let scope = &spans[i].scope;
+            spans[i].movable
+                && !spans[i].shared
+                && !sibling(i)
+                && (is_unnamed_layer(scope) || counted(scope))
         };
         while !auto_named && start > 0 && first - start <= MAX_UNNAMED_LEAD && unnamed(start - 1) {
             start -= 1;
@@ -1827,8 +1862,19 @@ fn find(
             Some((l.name.as_str(), class.body.len() + parts.sum::<usize>()))
         })
         .collect();
-    let forward =
-        Forward { spans, stmts, module, universe, families, attr_readers, inner_sizes, returns };
+    let leaf_families =
+        spans.iter().map(|s| s.scope.as_str()).zip(families.iter().cloned()).collect();
+    let forward = Forward {
+        spans,
+        stmts,
+        module,
+        universe,
+        families,
+        leaf_families,
+        attr_readers,
+        inner_sizes,
+        returns,
+    };
     let mut members: Vec<Member> =
         candidates.iter().flat_map(|(t, c)| forward.analyse(t, c)).collect();
     // A cell that is also a scope (`transformer_layer_0` ends in its id) is the scope's block.
