@@ -503,6 +503,7 @@ mod tests {
             return x
             ");
     }
+
     /// Gemma 3's mask, `padding[:, None, None] > 0` for the groups' axis: without that axis
     /// it is `padding[:, None] > 0`, the axis never added, rather than added and squeezed.
     #[test]

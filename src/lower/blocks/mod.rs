@@ -509,6 +509,18 @@ fn is_counted_sibling(scope: &str, layer: &str) -> bool {
     scope.strip_prefix(layer).and_then(|r| r.strip_prefix('_')).is_some_and(is_number)
 }
 
+/// A family with its numbers of any length: `mixed9` (`mixed#`) and `mixed10` (`mixed##`)
+/// are both `mixed#`.
+fn any_length(family: &str) -> String {
+    let mut out = String::with_capacity(family.len());
+    for c in family.chars() {
+        if !(c == '#' && out.ends_with('#')) {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// A candidate block: its family (`conv2_block#`; [`CELL_FAMILY`] for cells numbered by a
 /// suffix), and the spans it names.
 struct Candidate {
@@ -769,8 +781,8 @@ struct Forward<'a> {
     universe: BTreeSet<String>,
     /// The candidate families each span belongs to.
     families: Vec<BTreeSet<String>>,
-    /// The same by the span's scope, for scopes that name one layer (`mixed9`).
-    leaf_families: BTreeMap<&'a str, BTreeSet<String>>,
+    /// The same by each span's scope (`mixed9`'s).
+    scope_families: BTreeMap<&'a str, BTreeSet<String>>,
     /// Each layer and buffer, and the statements that read it.
     attr_readers: BTreeMap<&'a str, Vec<usize>>,
     /// Instances of block classes made before, and how many statements each runs.
@@ -801,14 +813,12 @@ impl Forward<'_> {
             matches!(tag, Tag::Prefix(p) if is_auto_named(p)) || matches!(tag, Tag::Run(..));
         // Or named after a layer of a block of its family with a counter (`mixed9_1`, inside
         // InceptionV3's `mixed10`): named for lack of a name of its own, as those are.
-        // (`mixed9` and `mixed10` are of one family, numbers of any length.)
-        let numbered = |f: &str| f.replace("##", "#").replace("##", "#");
-        let family = numbered(&candidate.family);
+        let family = any_length(&candidate.family);
         let counted = |scope: &str| {
             kind_and_counter(scope).is_some_and(|layer| {
-                self.leaf_families
+                self.scope_families
                     .get(layer)
-                    .is_some_and(|fs| fs.iter().any(|f| numbered(f) == family))
+                    .is_some_and(|fs| fs.iter().any(|f| any_length(f) == family))
             })
         };
         let unnamed = |i: usize| {
@@ -1862,7 +1872,7 @@ fn find(
             Some((l.name.as_str(), class.body.len() + parts.sum::<usize>()))
         })
         .collect();
-    let leaf_families =
+    let scope_families =
         spans.iter().map(|s| s.scope.as_str()).zip(families.iter().cloned()).collect();
     let forward = Forward {
         spans,
@@ -1870,7 +1880,7 @@ fn find(
         module,
         universe,
         families,
-        leaf_families,
+        scope_families,
         attr_readers,
         inner_sizes,
         returns,
