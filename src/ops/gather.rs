@@ -833,13 +833,20 @@ fn top_k(ctx: &mut Ctx) -> OpResult<Lowered> {
     let k = crate::ops::sizes::scalar(ctx, 1)?.expr;
     let sorted = ctx.node().attr_bool_or("sorted", true)?;
     let x = ctx.input_tf(0)?;
-    // torch's indices are int64; TF's int32.
-    let to_int32 = Access::Method("to", vec![torch_attr("int32")]);
+    // torch's indices are int64; TF's int32 unless the node says (`passes::simplify` widens
+    // those the graph casts to int64 anyway).
+    let index_type = top_k_index_type(ctx.node());
+    let to_int32 = match index_type.torch_name() {
+        Some(name) if index_type != DType::I64 => {
+            vec![Access::Method("to", vec![torch_attr(name)])]
+        }
+        _ => vec![],
+    };
     if !ctx.output_used(1) {
         // The values are the same whichever equal element comes first.
         let kwargs = if sorted { vec![] } else { vec![("sorted", Expr::boolean(false))] };
         let expr = Expr::call_kw("torch.topk", vec![x, k], kwargs);
-        return Ok(Lowered::MultiViews { expr, views: vec![vec![], vec![to_int32]] });
+        return Ok(Lowered::MultiViews { expr, views: vec![vec![], to_int32] });
     }
     let expr = if whole_last_axis(ctx, &x, &k) {
         let kwargs = vec![("descending", Expr::boolean(true)), ("stable", Expr::boolean(true))];
@@ -848,7 +855,12 @@ fn top_k(ctx: &mut Ctx) -> OpResult<Lowered> {
         ctx.require_class("top_k", include_str!("../../templates/top_k.py"));
         Expr::call("top_k", vec![x, k])
     };
-    Ok(Lowered::MultiViews { expr, views: vec![vec![], vec![to_int32]] })
+    Ok(Lowered::MultiViews { expr, views: vec![vec![], to_int32] })
+}
+
+/// The dtype of TopKV2's indices: its `index_type`, int32 by default.
+fn top_k_index_type(node: &crate::ir::Node) -> DType {
+    node.attr_type("index_type").unwrap_or(DType::I32)
 }
 
 /// Whether `k` is the size of `x`'s last axis: the same constant, or `x.shape[-1]` read at
@@ -872,7 +884,7 @@ fn top_k_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     });
     Some(vec![
         ValueInfo { dtype: inp.infos.first()?.dtype, shape: s.clone() },
-        ValueInfo { dtype: Some(DType::I32), shape: s },
+        ValueInfo { dtype: Some(top_k_index_type(inp.node)), shape: s },
     ])
 }
 

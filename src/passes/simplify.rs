@@ -77,6 +77,44 @@ fn indicator_cast(g: &Graph, n: petgraph::stable_graph::NodeIndex) -> Option<Val
     (c.shape.is_some() && c.shape == out.shape && c.dtype == out.dtype).then_some(i[0])
 }
 
+/// An index op whose int32 result every reader casts to int64 (Keras' mixture-of-experts
+/// routers: `top_k`'s indices, then `cast(.., "int64")`) makes int64 indices itself, as
+/// its `index_type` (`output_type` for ArgMax/ArgMin) allows: torch's own indices, not
+/// `indices.to(torch.int32).to(torch.int64)`. Exact: an index fits in int32 wherever TF's
+/// int32 index is right. Returns the casts it made unneeded, each with the indices.
+fn widened_indices(
+    g: &mut Graph,
+    n: petgraph::stable_graph::NodeIndex,
+) -> Vec<(ValueRef, ValueRef)> {
+    use crate::tensor::DType;
+    let (attr, port) = match g.node(n).op.as_str() {
+        "TopKV2" => ("index_type", 1),
+        "ArgMax" | "ArgMin" => ("output_type", 0),
+        _ => return Vec::new(),
+    };
+    let indices = ValueRef { node: n, port };
+    let node = g.node(n);
+    let narrow = node.attr_type(attr).unwrap_or(DType::I32) == DType::I32;
+    let widened = |c: petgraph::stable_graph::NodeIndex| {
+        let cast = g.node(c);
+        cast.op == "Cast" && cast.attr_type("DstT").ok() == Some(DType::I64)
+    };
+    let readers = g.consumers(indices);
+    if !narrow || readers.is_empty() || g.outputs.contains(&indices) {
+        return Vec::new();
+    }
+    if !readers.iter().all(|&(c, _)| widened(c)) {
+        return Vec::new();
+    }
+    let i64_type = crate::proto::attr_value::Value::Type(DType::I64.to_tf());
+    let node = g.node_mut(n);
+    node.attrs.insert(attr.to_string(), crate::proto::AttrValue { value: Some(i64_type) });
+    if let Some(info) = node.outputs.get_mut(port) {
+        info.dtype = Some(DType::I64);
+    }
+    readers.into_iter().map(|(c, _)| (ValueRef { node: c, port: 0 }, indices)).collect()
+}
+
 /// `Reshape(r(x), target)` with `r` a Reshape, ExpandDims or Squeeze (or none) and `target`
 /// provably `x`'s own shape: `x` itself. Provably: every size known and equal, except at
 /// most one that the target leaves to `-1` (the element count then fixes it).
@@ -278,6 +316,17 @@ pub fn simplify(g: &mut Graph) -> Result<()> {
     for n in nodes {
         broadcast_by_the_op(g, n);
         zero_of_a_select(g, n);
+    }
+    let nodes: Vec<_> = g.g.node_indices().collect();
+    for n in nodes {
+        // A cast removed here is never visited after.
+        if !g.g.contains_node(n) {
+            continue;
+        }
+        for (cast, indices) in widened_indices(g, n) {
+            g.replace_uses(cast, indices);
+            g.g.remove_node(cast.node);
+        }
     }
     // After the Tiles by ones are gone.
     let nodes: Vec<_> = g.g.node_indices().collect();
@@ -545,6 +594,30 @@ mod tests {
         not_ = torch.where(c, 0, 1).to(torch.bool)
         return x, h, c, not_
         ");
+    }
+
+    /// Top-k indices every reader casts to int64 are torch's int64 indices; read as int32
+    /// anywhere, they stay TF's int32.
+    #[test]
+    fn indices_cast_to_int64_are_made_so() {
+        let i64_type = crate::proto::attr_value::Value::Type(9); // DT_INT64
+        let cast = [("DstT", crate::proto::AttrValue { value: Some(i64_type) })];
+        let k = |g: &mut TestGraph| g.constant("k", int_tensor(&[], &[2]));
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 4]);
+        let kk = k(&mut g);
+        let top = g.op("top", "TopKV2", &[x, kk], &[]);
+        let wide = g.op("wide", "Cast", &[TestGraph::port(top, 1)], &cast);
+        let widened = g.lower(&[wide]);
+        assert!(!widened.contains("torch.int"), "{widened}");
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 4]);
+        let kk = k(&mut g);
+        let top = g.op("top", "TopKV2", &[x, kk], &[]);
+        let wide = g.op("wide", "Cast", &[TestGraph::port(top, 1)], &cast);
+        let neg = g.op("neg", "Neg", &[TestGraph::port(top, 1)], &[]);
+        let kept = g.lower(&[wide, neg]);
+        assert!(kept.contains(".to(torch.int32)") && kept.contains(".to(torch.int64)"), "{kept}");
     }
 
     #[test]

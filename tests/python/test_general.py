@@ -135,8 +135,10 @@ def test_a_mixture_of_experts_is_a_class_of_its_own(tmp_path):
     assert "self.qwen_sparse_moe_block_" not in code, code
     assert code.index("class QwenSparseMoeBlock") < code.index("class TransformerLayer"), code
     assert "def forward(self, h: torch.Tensor) -> torch.Tensor:" in code, code
-    # The router's choice is named as TF names the outputs of its unnamed `top_k`.
+    # The router's choice is named as TF names the outputs of its unnamed `top_k`; Keras
+    # casts the int32 indices TF gives to int64, which torch's already are.
     assert "values, indices = top_k(" in code, code
+    assert "indices.to(" not in code and "indices.unsqueeze(-1) == torch.arange(" in code, code
     # The weights sit under the nested instance, in the layers' list.
     from safetensors.numpy import load_file
 
