@@ -836,7 +836,7 @@ fn top_k(ctx: &mut Ctx) -> OpResult<Lowered> {
     // torch's indices are int64; TF's int32 unless the node says (`passes::simplify` widens
     // those the graph casts to int64 anyway).
     let index_type = top_k_index_type(ctx.node());
-    let to_int32 = match index_type.torch_name() {
+    let index_view = match index_type.torch_name() {
         Some(name) if index_type != DType::I64 => {
             vec![Access::Method("to", vec![torch_attr(name)])]
         }
@@ -846,7 +846,7 @@ fn top_k(ctx: &mut Ctx) -> OpResult<Lowered> {
         // The values are the same whichever equal element comes first.
         let kwargs = if sorted { vec![] } else { vec![("sorted", Expr::boolean(false))] };
         let expr = Expr::call_kw("torch.topk", vec![x, k], kwargs);
-        return Ok(Lowered::MultiViews { expr, views: vec![vec![], to_int32] });
+        return Ok(Lowered::MultiViews { expr, views: vec![vec![], index_view] });
     }
     let expr = if whole_last_axis(ctx, &x, &k) {
         let kwargs = vec![("descending", Expr::boolean(true)), ("stable", Expr::boolean(true))];
@@ -855,7 +855,7 @@ fn top_k(ctx: &mut Ctx) -> OpResult<Lowered> {
         ctx.require_class("top_k", include_str!("../../templates/top_k.py"));
         Expr::call("top_k", vec![x, k])
     };
-    Ok(Lowered::MultiViews { expr, views: vec![vec![], to_int32] })
+    Ok(Lowered::MultiViews { expr, views: vec![vec![], index_view] })
 }
 
 /// The dtype of TopKV2's indices: its `index_type`, int32 by default.

@@ -87,14 +87,14 @@ fn widened_indices(
     n: petgraph::stable_graph::NodeIndex,
 ) -> Vec<(ValueRef, ValueRef)> {
     use crate::tensor::DType;
-    let (attr, port) = match g.node(n).op.as_str() {
-        "TopKV2" => ("index_type", 1),
-        "ArgMax" | "ArgMin" => ("output_type", 0),
+    // The attribute, its default (TF's), and the port it types.
+    let (attr, default, port) = match g.node(n).op.as_str() {
+        "TopKV2" => ("index_type", DType::I32, 1),
+        "ArgMax" | "ArgMin" => ("output_type", DType::I64, 0),
         _ => return Vec::new(),
     };
     let indices = ValueRef { node: n, port };
-    let node = g.node(n);
-    let narrow = node.attr_type(attr).unwrap_or(DType::I32) == DType::I32;
+    let narrow = g.node(n).attr_type(attr).unwrap_or(default) == DType::I32;
     let widened = |c: petgraph::stable_graph::NodeIndex| {
         let cast = g.node(c);
         cast.op == "Cast" && cast.attr_type("DstT").ok() == Some(DType::I64)

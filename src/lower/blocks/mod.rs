@@ -1947,13 +1947,7 @@ fn emit(
         .iter()
         .map(|g| {
             // `block35_#` and `block35_##` (the tenth) are one family.
-            let family = |m: usize| {
-                let mut t = members[m].title.clone();
-                while t.contains("##") {
-                    t = t.replace("##", "#");
-                }
-                t
-            };
+            let family = |m: usize| any_length(&members[m].title);
             let title = members[g.members[0]].title.as_str();
             g.members.iter().all(|&m| family(m) == family(g.members[0])).then_some(title)
         })
