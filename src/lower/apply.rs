@@ -134,7 +134,10 @@ impl Lowerer<'_> {
         if let Some(layer) = key.as_ref().and_then(|k| self.shared_layers.get(k)) {
             return layer.clone();
         }
-        let scope = crate::py::names::identifier(&self.scope_of(n));
+        // Only weights that are one variable's make a layer called twice (equal constants of
+        // ones, merged, are two layers' norms).
+        let scope = if key.is_some() { self.first_call_scope(n) } else { self.scope_of(n) };
+        let scope = crate::py::names::identifier(&scope);
         let name = self.attr_names.fresh(conventional_name(&scope));
         for (pname, w) in params {
             self.module.weights.push((format!("{name}.{pname}"), w));
@@ -144,6 +147,36 @@ impl Lowerer<'_> {
             self.shared_layers.insert(k, Expr::self_attr(&name));
         }
         Expr::self_attr(&name)
+    }
+
+    /// The scope of node `n`'s layer, as its first call names it: a layer whose weights
+    /// other nodes of its op read too, in scopes that differ from `n`'s only by the number
+    /// Keras gives each call (`token_embedding_3`, `token_embedding`), is named after the
+    /// lowest, whichever call `forward` makes first (PARSeq embeds its last tokens first).
+    fn first_call_scope(&self, n: NodeIndex) -> String {
+        let own = self.scope_of(n);
+        let op = &self.graph.node(n).op;
+        let mut best = own.clone();
+        // Weights, not the scalars (an axis) every gather may read; and a bounded look, as a
+        // hostile graph may read one constant from a million nodes.
+        let weights = self.graph.inputs(n).into_iter().filter(|&v| {
+            let node = self.graph.node(v.node);
+            node.value.as_ref().is_some_and(|t| !t.shape.is_empty())
+                && self.graph.use_count(v) <= MAX_CALLS_LOOKED_AT
+        });
+        for v in weights {
+            for (m, _) in self.graph.consumers(v) {
+                if m == n || &self.graph.node(m).op != op {
+                    continue;
+                }
+                let other = self.scope_of(m);
+                if call_base(&other) == call_base(&own) && call_number(&other) < call_number(&best)
+                {
+                    best = other;
+                }
+            }
+        }
+        best
     }
 
     /// A fresh name for each slot of a tuple result some output reads (`_` for the others):
@@ -234,8 +267,29 @@ fn conventional_name(scope: &str) -> &str {
     }
 }
 
+/// The most readers of one weight searched for the first call of its layer.
+const MAX_CALLS_LOOKED_AT: usize = 256;
+
+/// A scope without its trailing call number (`token_embedding` of `token_embedding_3`).
+fn call_base(scope: &str) -> &str {
+    match scope.rsplit_once('_') {
+        Some((base, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => base,
+        _ => scope,
+    }
+}
+
+/// A scope's trailing call number; none (a first call, its `_1` dropped) is 0. A number too
+/// long for `u64` is as late as any.
+fn call_number(scope: &str) -> u64 {
+    if call_base(scope).len() == scope.len() {
+        return 0;
+    }
+    scope[call_base(scope).len() + 1..].parse().unwrap_or(u64::MAX)
+}
+
 #[cfg(test)]
 mod tests {
+    use crate::tensor::DType;
     use crate::testing::*;
     use insta::assert_snapshot;
 
@@ -262,6 +316,24 @@ mod tests {
         x = self.c(x)
         return x
         ");
+    }
+
+    /// A layer Keras calls twice is named after its first call (`emb`, the call numbered
+    /// `_1`), though `forward` makes its second call (`emb_3`) first.
+    #[test]
+    fn a_shared_layer_is_named_after_its_first_call() {
+        let mut g = TestGraph::new();
+        let ids = g.typed_input("ids", &[-1, 4], DType::I32);
+        let table = g.constant("m/emb_1/ReadVariableOp/resource", weights(&[10, 8]));
+        let axis = g.constant("axis", int_tensor(&[], &[0]));
+        let late = g.op("m/emb_3/GatherV2", "GatherV2", &[table, ids, axis], &[]);
+        let w = g.constant("m/dense_1/kernel", weights(&[8, 8]));
+        let late = g.op("m/dense_1/MatMul", "BatchMatMulV2", &[late, w], &[]);
+        let early = g.op("m/emb_1/GatherV2", "GatherV2", &[table, ids, axis], &[]);
+        let y = g.op("m/add_1/add", "AddV2", &[late, early], &[]);
+        let code = g.lower(&[y]);
+        assert!(code.contains("self.emb = nn.Embedding(10, 8)"), "{code}");
+        assert!(!code.contains("emb_3"), "{code}");
     }
 
     /// Layers in a graph whose author named no scope take the names PyTorch code gives
