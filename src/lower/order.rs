@@ -600,11 +600,23 @@ fn sink_to_readers(
         if statements[first] > statements[last] + MIN_SINK
             && block[first] == block[i]
             && next_of_block[last] < first
-            && g.inputs(n).iter().all(|v| super::is_source(g, v.node) || read_after(v.node, first))
         {
             chains.insert(i, (chain, first));
         }
     }
+    // A chain moves where what it reads stays live until its reader anyway, or where all
+    // that reads it moves: the cross-attention key and value of a finished encoder, which
+    // only they read, are written by the query's attention, the encoder's output held
+    // instead of both.
+    let heads: BTreeSet<NodeIndex> = chains.keys().map(|&i| order[i]).collect();
+    let only_moving_readers = |v: NodeIndex| {
+        g.g.neighbors_directed(v, petgraph::Direction::Outgoing).all(|r| heads.contains(&r))
+    };
+    chains.retain(|&i, (_, first)| {
+        g.inputs(order[i]).iter().all(|v| {
+            super::is_source(g, v.node) || read_after(v.node, *first) || only_moving_readers(v.node)
+        })
+    });
     let moving: BTreeSet<usize> = chains.values().flat_map(|(c, _)| c.iter().copied()).collect();
     let mut before: BTreeMap<usize, Vec<NodeIndex>> = BTreeMap::new();
     let mut moved = BTreeSet::new();
@@ -738,6 +750,35 @@ mod tests {
             x = x * value
             return x
             ");
+    }
+
+    /// The key and the value of a finished encoder, which only they read, both read only
+    /// where the attention joins them with a long-computed query: written there, the
+    /// encoder's output held across the query's computation instead of both.
+    #[test]
+    fn projections_of_a_value_only_they_read_are_written_where_they_are_read() {
+        let mut g = TestGraph::new();
+        let enc = g.input("enc", &[-1, 8]);
+        let w = g.constant("enc/proj/kernel", weights(&[8, 8]));
+        let encoded = g.op("enc/proj/MatMul", "MatMul", &[enc, w], &[]);
+        let wk = g.constant("dec/key/kernel", weights(&[8, 8]));
+        let key = g.op("dec/key/MatMul", "MatMul", &[encoded, wk], &[]);
+        let wv = g.constant("dec/value/kernel", weights(&[8, 8]));
+        let value = g.op("dec/value/MatMul", "MatMul", &[encoded, wv], &[]);
+        let mut h = g.input("x", &[-1, 8]);
+        for i in 0..14 {
+            let op = ["Relu", "Tanh", "Sigmoid"][i % 3];
+            h = g.op(&format!("dec/act{i}"), op, &[h], &[]);
+        }
+        let n = crate::testing::int(3);
+        let out = g.op("dec/join", "AddN", &[key, value, h], &[("N", n)]);
+        let code = g.lower(&[out]);
+        let body = code.split("---").nth(1).unwrap_or_default();
+        let at = |s: &str| body.find(s).unwrap_or_else(|| panic!("{s}: {code}"));
+        // After the query's last step (the 14th, a tanh).
+        let last_step = body.rfind("torch.tanh(").unwrap_or_else(|| panic!("{code}"));
+        assert!(at("self.dec_key(") > last_step, "{code}");
+        assert!(at("self.dec_value(") > at("self.dec_key("), "{code}");
     }
 
     /// Two layers whose query and key each scale by a table made from the layer's own

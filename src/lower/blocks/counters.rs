@@ -75,6 +75,22 @@ fn split_at_kinds(parsed: &mut [Vec<Segment>], written: &[Vec<String>], d: usize
             splits.push((i, k));
         }
     }
+    // A segment without numbers splits only as a numbered one of its words does (T5Gemma2's
+    // `key_norm` beside `key_norm_3`, both after `merged_attention_key`): alone it has no
+    // counter to tell apart (`layer_norm` beside `layer_0_ln_1` is no `layer`, then `norm`).
+    let numbered: BTreeSet<(&[String], &[&str], usize)> = splits
+        .iter()
+        .filter(|&&(i, _)| !parsed[i][d].numbers.is_empty())
+        .map(|&(i, k)| (written[i].as_slice(), parsed[i][d].words.as_slice(), k))
+        .collect();
+    let splits: Vec<(usize, usize)> = splits
+        .iter()
+        .copied()
+        .filter(|&(i, k)| {
+            let seg = &parsed[i][d];
+            !seg.numbers.is_empty() || numbered.contains(&(written[i].as_slice(), &seg.words, k))
+        })
+        .collect();
     for (i, k) in splits {
         let seg = &mut parsed[i][d];
         let rest =
@@ -216,6 +232,21 @@ mod tests {
         // ResNet's `1_conv` has no words to count, and names without numbers stay.
         let resnet = ["conv1", "bn1", "conv2"];
         assert_eq!(renamed(&resnet), resnet);
+    }
+
+    /// A name of no numbers is not split at a kind another name begins with: PARSeq's
+    /// decoder's `layer_norm` beside its one layer's `layer_0_ln_1` is no `layer_2_norm`.
+    #[test]
+    fn a_name_without_counters_is_one_kind() {
+        let decoder = ["layer_0_ln_1", "layer_0_ln_2", "layer_0_mlp_dense_1", "layer_norm"];
+        let renamed = renamed(&decoder);
+        assert_eq!(renamed, ["layer_ln_1", "layer_ln_2", "layer_mlp_dense", "layer_norm"]);
+        // Beside a numbered one of its words, it splits as that one does.
+        let t5gemma2 = ["attention_key", "attention_key_norm", "attention_key_norm_3"];
+        assert_eq!(
+            super::renumbered(t5gemma2.iter().map(|n| n.to_string()).collect()),
+            ["attention_key", "attention_key_norm_1", "attention_key_norm_2"]
+        );
     }
 
     #[test]
