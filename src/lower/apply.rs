@@ -272,19 +272,16 @@ const MAX_CALLS_LOOKED_AT: usize = 256;
 
 /// A scope without its trailing call number (`token_embedding` of `token_embedding_3`).
 fn call_base(scope: &str) -> &str {
-    match scope.rsplit_once('_') {
-        Some((base, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => base,
-        _ => scope,
-    }
+    super::blocks::kind_and_counter(scope).unwrap_or(scope)
 }
 
 /// A scope's trailing call number; none (a first call, its `_1` dropped) is 0. A number too
 /// long for `u64` is as late as any.
 fn call_number(scope: &str) -> u64 {
-    if call_base(scope).len() == scope.len() {
-        return 0;
+    match super::blocks::kind_and_counter(scope) {
+        Some(base) => scope[base.len() + 1..].parse().unwrap_or(u64::MAX),
+        None => 0,
     }
-    scope[call_base(scope).len() + 1..].parse().unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

@@ -644,6 +644,7 @@ fn sink_to_readers(
 mod tests {
     use insta::assert_snapshot;
 
+    use crate::ir::ValueRef;
     use crate::tensor::Tensor;
     use crate::testing::{TestGraph, weights};
 
@@ -701,6 +702,22 @@ mod tests {
             ");
     }
 
+    /// `x` times the weights of scope `scope`.
+    fn projection(g: &mut TestGraph, x: ValueRef, scope: &str) -> ValueRef {
+        let w = g.constant(&format!("{scope}/kernel"), weights(&[8, 8]));
+        g.op(&format!("{scope}/MatMul"), "MatMul", &[x, w], &[])
+    }
+
+    /// Fourteen activations of input `x`: the other stream's long computation.
+    fn long_query(g: &mut TestGraph) -> ValueRef {
+        let mut h = g.input("x", &[-1, 8]);
+        for i in 0..14 {
+            let op = ["Relu", "Tanh", "Sigmoid"][i % 3];
+            h = g.op(&format!("dec/act{i}"), op, &[h], &[]);
+        }
+        h
+    }
+
     /// A projection of a value long computed (a cross-attention key from the finished
     /// encoder), read only after a long computation of the other stream: written just
     /// before its reader, so it does not hold a name across that computation.
@@ -708,18 +725,11 @@ mod tests {
     fn a_projection_of_a_finished_value_is_written_where_it_is_read() {
         let mut g = TestGraph::new();
         let enc = g.input("enc", &[-1, 8]);
-        let w = g.constant("enc/proj/kernel", weights(&[8, 8]));
-        let encoded = g.op("enc/proj/MatMul", "MatMul", &[enc, w], &[]);
-        let wk = g.constant("dec/key/kernel", weights(&[8, 8]));
-        let key = g.op("dec/key/MatMul", "MatMul", &[encoded, wk], &[]);
-        let mut h = g.input("x", &[-1, 8]);
-        for i in 0..14 {
-            let op = ["Relu", "Tanh", "Sigmoid"][i % 3];
-            h = g.op(&format!("dec/act{i}"), op, &[h], &[]);
-        }
+        let encoded = projection(&mut g, enc, "enc/proj");
+        let key = projection(&mut g, encoded, "dec/key");
+        let h = long_query(&mut g);
         let scores = g.op("dec/add", "AddV2", &[key, h], &[]);
-        let wv = g.constant("dec/value/kernel", weights(&[8, 8]));
-        let value = g.op("dec/value/MatMul", "MatMul", &[encoded, wv], &[]);
+        let value = projection(&mut g, encoded, "dec/value");
         let out = g.op("dec/out", "Mul", &[scores, value], &[]);
         assert_snapshot!(g.lower(&[out]), @"
             self.enc_proj = nn.Linear(8, 8, bias=False)
@@ -759,17 +769,10 @@ mod tests {
     fn projections_of_a_value_only_they_read_are_written_where_they_are_read() {
         let mut g = TestGraph::new();
         let enc = g.input("enc", &[-1, 8]);
-        let w = g.constant("enc/proj/kernel", weights(&[8, 8]));
-        let encoded = g.op("enc/proj/MatMul", "MatMul", &[enc, w], &[]);
-        let wk = g.constant("dec/key/kernel", weights(&[8, 8]));
-        let key = g.op("dec/key/MatMul", "MatMul", &[encoded, wk], &[]);
-        let wv = g.constant("dec/value/kernel", weights(&[8, 8]));
-        let value = g.op("dec/value/MatMul", "MatMul", &[encoded, wv], &[]);
-        let mut h = g.input("x", &[-1, 8]);
-        for i in 0..14 {
-            let op = ["Relu", "Tanh", "Sigmoid"][i % 3];
-            h = g.op(&format!("dec/act{i}"), op, &[h], &[]);
-        }
+        let encoded = projection(&mut g, enc, "enc/proj");
+        let key = projection(&mut g, encoded, "dec/key");
+        let value = projection(&mut g, encoded, "dec/value");
+        let h = long_query(&mut g);
         let n = crate::testing::int(3);
         let out = g.op("dec/join", "AddN", &[key, value, h], &[("N", n)]);
         let code = g.lower(&[out]);
