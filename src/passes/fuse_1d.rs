@@ -66,9 +66,10 @@ fn unit_axis_input(g: &Graph, v: ValueRef) -> Option<ValueRef> {
     matches!(dim.as_slice(), [1] | [-3]).then_some(ins[0])
 }
 
-/// A per-axis attribute without its unit axis (index 1): `[1, 1, s, 1]` → `[1, s, 1]`.
-fn drop_unit(v: &[i64], unit: &[i64]) -> Option<Vec<i64>> {
-    (v.len() == 4 && unit.contains(&v[1])).then(|| vec![v[0], v[2], v[3]])
+/// A per-axis attribute without its unit axis (index 1): `[1, 1, s, 1]` → `[1, s, 1]`, when
+/// its entry for that axis is one `unit` allows.
+fn drop_unit(v: &[i64], unit: impl Fn(i64) -> bool) -> Option<Vec<i64>> {
+    (v.len() == 4 && unit(v[1])).then(|| vec![v[0], v[2], v[3]])
 }
 
 /// The input slot a window op reads its data from.
@@ -85,7 +86,16 @@ fn window_step(g: &Graph, n: NodeIndex) -> Option<WindowStep> {
     }
     let ins = g.inputs(n);
     let mut attrs = Vec::new();
-    for (name, unit) in [("strides", &[1][..]), ("dilations", &[1]), ("ksize", &[1])] {
+    // A window one element tall on an axis one element long reads that element whatever its
+    // stride or dilation there: Keras' `SeparableConv1D(strides=2)` strides its unit axis by
+    // 2 too. A transposed conv's stride would grow that axis, so it must be 1.
+    let any_step = kind != Window1D::ConvTranspose;
+    for name in ["strides", "dilations", "ksize"] {
+        let unit = |u: i64| match name {
+            "strides" => u == 1 || (any_step && u > 1),
+            "dilations" => u >= 1,
+            _ => u == 1,
+        };
         if let Some(v) = node.attrs.contains_key(name).then(|| node.attr_ints(name).ok()).flatten()
         {
             let one_d = drop_unit(&v, unit)?;
@@ -271,5 +281,44 @@ mod tests {
         x = self.max_pool(x).permute(0, 2, 1)
         return x
         ");
+    }
+    /// Keras' `SeparableConv1D`: a depthwise conv, then a pointwise one, on a unit axis the
+    /// depthwise conv strides by `unit_stride` (Keras 3 gives it the sequence's stride).
+    fn separable(unit_stride: i64, kernel_height: usize) -> String {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 12, 3]);
+        let dim = g.constant("sep/dim", int_tensor(&[], &[1]));
+        let dw = g.constant("sep/depthwise_kernel", weights(&[kernel_height, 3, 3, 1]));
+        let pw = g.constant("sep/pointwise_kernel", weights(&[1, 1, 3, 8]));
+        let e = g.op("sep/ExpandDims", "ExpandDims", &[x, dim], &[]);
+        let a = [("strides", ints(&[1, unit_stride, 2, 1])), ("padding", string("VALID"))];
+        let d = g.op("sep/depthwise", "DepthwiseConv2dNative", &[e, dw], &a);
+        let a = [("strides", ints(&[1, 1, 1, 1])), ("padding", string("VALID"))];
+        let c = g.op("sep/pointwise", "Conv2D", &[d, pw], &a);
+        let y = g.op("sep/Squeeze", "Squeeze", &[c], &[("squeeze_dims", ints(&[1]))]);
+        g.lower(&[y])
+    }
+
+    #[test]
+    fn a_separable_conv_striding_its_unit_axis_is_two_conv1ds() {
+        assert_snapshot!(separable(2, 1), @"
+        self.depthwise = nn.Conv1d(3, 3, 3, stride=2, groups=3, bias=False)
+        self.pointwise = nn.Conv1d(3, 8, 1, bias=False)
+        # depthwise.weight: [3, 1, 3]
+        # pointwise.weight: [8, 3, 1]
+        ---
+        x = x.permute(0, 2, 1)
+        x = self.depthwise(x)
+        x = self.pointwise(x).permute(0, 2, 1)
+        return x
+        ");
+        assert_eq!(separable(2, 1), separable(1, 1));
+    }
+
+    #[test]
+    fn a_window_taller_than_the_unit_axis_stays_2d() {
+        // A kernel two rows tall on a one-row axis is not a 1-D op (TF would reject it; we
+        // leave it to the 2-D translation rather than drop a row).
+        assert!(separable(2, 2).contains("nn.Conv2d"));
     }
 }

@@ -12,6 +12,7 @@ use petgraph::stable_graph::NodeIndex;
 use crate::error::Result;
 use crate::ir::fused::{CONV_1D, DEPTHWISE_1D};
 use crate::ir::{Graph, ValueRef};
+use crate::passes::difference::constant_difference;
 use crate::passes::pattern::{const_ints, single_consumer};
 
 /// Convolutions and their spatial rank.
@@ -46,39 +47,6 @@ struct Plan {
     pads: Vec<(i64, i64)>,
 }
 
-/// `[M, 2]` integer pairs of a constant.
-fn pairs(g: &Graph, v: ValueRef, m: usize) -> Option<Vec<(i64, i64)>> {
-    let t = g.const_value(v)?;
-    let p = t.to_i64()?;
-    (t.shape == [m, 2]).then(|| p.chunks(2).map(|c| (c[0], c[1])).collect())
-}
-
-/// How deep [`same_value`] compares: TF's run-time paddings are a few ops from the shape.
-const SAME_DEPTH: usize = 16;
-
-/// Whether `a` and `b` are one value or computed alike (same ops, attributes and inputs;
-/// constants by value), looking `depth` nodes up at most.
-fn same_value(g: &Graph, a: ValueRef, b: ValueRef, depth: usize) -> bool {
-    if a == b {
-        return true;
-    }
-    if depth == 0 || a.port != b.port {
-        return false;
-    }
-    let (x, y) = (g.node(a.node), g.node(b.node));
-    if let (Some(s), Some(t)) = (g.const_value(a), g.const_value(b)) {
-        return s == t;
-    }
-    let (xs, ys) = (g.inputs(a.node), g.inputs(b.node));
-    x.op == y.op
-        && x.value.is_none()
-        && y.value.is_none()
-        && x.op != "Placeholder"
-        && x.attrs == y.attrs
-        && xs.len() == ys.len()
-        && xs.iter().zip(&ys).all(|(&p, &q)| same_value(g, p, q, depth - 1))
-}
-
 fn plan(g: &Graph, n: NodeIndex) -> Option<Plan> {
     let ins = g.inputs(n);
     let conv_out = *ins.first()?;
@@ -109,17 +77,14 @@ fn plan(g: &Graph, n: NodeIndex) -> Option<Plan> {
         return None;
     }
     let pads_ref = *s_ins.get(2)?;
-    let net: Vec<(i64, i64)> = if same_value(g, pads_ref, crops_ref, SAME_DEPTH) {
-        // One value for both, computed at run time from the input's size (a VALID dilated
-        // conv on a sequence of any length): what is padded is cropped again.
-        vec![(0, 0); spatial]
-    } else {
-        let (pads, crops) = (pairs(g, pads_ref, spatial)?, pairs(g, crops_ref, spatial)?);
-        pads.iter()
-            .zip(&crops)
-            .map(|(&(pb, pa), &(cb, ca))| Some((pb.checked_sub(cb)?, pa.checked_sub(ca)?)))
-            .collect::<Option<_>>()?
-    };
+    // Pads minus crops, also when both are computed from the input's size at run time (an
+    // image or sequence of any size): what is padded only to make the size divisible by the
+    // block is cropped again.
+    let net = constant_difference(g, pads_ref, crops_ref)?;
+    if net.shape != [spatial, 2] {
+        return None;
+    }
+    let net: Vec<(i64, i64)> = net.to_i64()?.chunks(2).map(|c| (c[0], c[1])).collect();
     if net.iter().any(|&(b, a)| b < 0 || a < 0) {
         return None;
     }
@@ -151,6 +116,7 @@ fn apply(g: &mut Graph, b2s: NodeIndex, p: Plan) {
 
 #[cfg(test)]
 mod tests {
+    use crate::ir::ValueRef;
     use crate::testing::*;
     use insta::assert_snapshot;
 
@@ -247,5 +213,119 @@ mod tests {
             x = self.conv2d(x).permute(0, 2, 3, 1)
             return x
             ");
+    }
+    /// TF's `required_space_to_batch_paddings` on an image of any size, as a SAME dilated
+    /// conv (Keras' `Conv2D(dilation_rate=2, padding="same")` on `(None, None, C)`): pads are
+    /// the base padding plus a run-time remainder, crops that remainder. `remainder_block`
+    /// is the block the crops' remainder is computed for.
+    fn same_padded_any_size(remainder_block: i64) -> String {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, -1, -1, 4]);
+        let c = |g: &mut TestGraph, name: &str, shape: &[usize], v: &[i64]| {
+            g.constant(name, int_tensor(shape, v))
+        };
+        let (block, base) = (c(&mut g, "block", &[2], &[2, 2]), c(&mut g, "base", &[2], &[2, 2]));
+        let shape = g.op("Shape", "Shape", &[x], &[]);
+        let (b, e, one) =
+            (c(&mut g, "b", &[1], &[1]), c(&mut g, "e", &[1], &[3]), c(&mut g, "s", &[1], &[1]));
+        let hw = g.op("hw", "StridedSlice", &[shape, b, e, one], &[]);
+        let start = g.op("full/start", "AddV2", &[hw, base], &[]);
+        let full = g.op("full", "AddV2", &[start, base], &[]);
+        let remainder = |g: &mut TestGraph, name: &str, block: ValueRef| {
+            let m = g.op(&format!("{name}/mod"), "FloorMod", &[full, block], &[]);
+            let s = g.op(&format!("{name}/sub"), "Sub", &[block, m], &[]);
+            g.op(&format!("{name}/extra"), "FloorMod", &[s, block], &[])
+        };
+        let extra = remainder(&mut g, "pads", block);
+        let pad_end = g.op("pad_end", "AddV2", &[base, extra], &[]);
+        let crop_block = c(&mut g, "crop_block", &[2], &[remainder_block; 2]);
+        let crop_extra = remainder(&mut g, "crops", crop_block);
+        let element = |g: &mut TestGraph, name: &str, v: ValueRef, i: i64| {
+            let (b, e) = (
+                c(g, &format!("{name}/b"), &[1], &[i]),
+                c(g, &format!("{name}/e"), &[1], &[i + 1]),
+            );
+            let one = c(g, &format!("{name}/s"), &[1], &[1]);
+            g.op(name, "StridedSlice", &[v, b, e, one], &[("shrink_axis_mask", int(1))])
+        };
+        let pair = |g: &mut TestGraph, name: &str, a: ValueRef, b: ValueRef| {
+            g.op(name, "Pack", &[a, b], &[("N", int(2)), ("axis", int(0))])
+        };
+        let zero = c(&mut g, "zero", &[], &[0]);
+        let mut pads = Vec::new();
+        let mut crops = Vec::new();
+        for i in 0..2 {
+            let s = element(&mut g, &format!("pads/{i}/start"), base, i);
+            let e = element(&mut g, &format!("pads/{i}/end"), pad_end, i);
+            pads.push(pair(&mut g, &format!("pads/{i}"), s, e));
+            let e = element(&mut g, &format!("crops/{i}/end"), crop_extra, i);
+            crops.push(pair(&mut g, &format!("crops/{i}"), zero, e));
+        }
+        let pads = pair(&mut g, "paddings", pads[0], pads[1]);
+        let crops = pair(&mut g, "crops", crops[0], crops[1]);
+        let w = g.constant("conv/kernel", weights(&[3, 3, 4, 4]));
+        let s2b = g.op("conv/SpaceToBatchND", "SpaceToBatchND", &[x, block, pads], &[]);
+        let a = [("strides", ints(&[1, 1, 1, 1])), ("padding", string("VALID"))];
+        let conv = g.op("conv/Conv2D", "Conv2D", &[s2b, w], &a);
+        let y = g.op("conv/BatchToSpaceND", "BatchToSpaceND", &[conv, block, crops], &[]);
+        g.lower(&[y])
+    }
+
+    #[test]
+    fn run_time_same_padding_is_a_padded_dilated_conv() {
+        assert_snapshot!(same_padded_any_size(2), @"
+        self.conv2d = nn.Conv2d(4, 4, 3, padding=2, dilation=2, bias=False)
+        # conv2d.weight: [4, 4, 3, 3]
+        ---
+        x = x.permute(0, 3, 1, 2)
+        x = self.conv2d(x).permute(0, 2, 3, 1)
+        return x
+        ");
+    }
+
+    #[test]
+    fn crops_that_do_not_undo_the_pads_leave_the_three_ops() {
+        // The crops' remainder is for a block of 3: pads minus crops depends on the size.
+        let code = same_padded_any_size(3);
+        assert!(code.contains("reshape"), "{code}");
+        assert!(!code.contains("dilation=2"), "{code}");
+    }
+    /// Keras' dilated `SeparableConv1D` on a sequence of any length: the space-to-batch
+    /// (block `[1, 2]`, sizes from the expanded value's shape) sits inside the unit axis the
+    /// 1-D pass drops, so that pass can only match once this one has run.
+    #[test]
+    fn a_dilated_separable_conv1d_is_two_conv1ds() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, -1, 3]);
+        let dim = g.constant("sep/dim", int_tensor(&[], &[1]));
+        let e = g.op("sep/ExpandDims", "ExpandDims", &[x, dim], &[]);
+        let block = g.constant("block", int_tensor(&[2], &[1, 2]));
+        let shape = g.op("sep/Shape", "Shape", &[e], &[]);
+        let (b, end) = (int_tensor(&[1], &[1]), int_tensor(&[1], &[3]));
+        let (b, end) = (g.constant("hw/b", b), g.constant("hw/e", end));
+        let one = g.constant("hw/s", int_tensor(&[1], &[1]));
+        let hw = g.op("hw", "StridedSlice", &[shape, b, end, one], &[]);
+        let r = g.op("mod", "FloorMod", &[hw, block], &[]);
+        let zero = g.constant("zero", int_tensor(&[2], &[0, 0]));
+        let pads = g.op("pads", "Pack", &[zero, r], &[("N", int(2)), ("axis", int(1))]);
+        let dw = g.constant("sep/depthwise_kernel", weights(&[1, 3, 3, 1]));
+        let pw = g.constant("sep/pointwise_kernel", weights(&[1, 1, 3, 8]));
+        let s2b = g.op("sep/SpaceToBatchND", "SpaceToBatchND", &[e, block, pads], &[]);
+        let a = [("strides", ints(&[1, 1, 1, 1])), ("padding", string("VALID"))];
+        let d = g.op("sep/depthwise", "DepthwiseConv2dNative", &[s2b, dw], &a);
+        let d = g.op("sep/BatchToSpaceND", "BatchToSpaceND", &[d, block, pads], &[]);
+        let c = g.op("sep/pointwise", "Conv2D", &[d, pw], &a);
+        let y = g.op("sep/Squeeze", "Squeeze", &[c], &[("squeeze_dims", ints(&[1]))]);
+        assert_snapshot!(g.lower(&[y]), @"
+        self.depthwise = nn.Conv1d(3, 3, 3, dilation=2, groups=3, bias=False)
+        self.pointwise = nn.Conv1d(3, 8, 1, bias=False)
+        # depthwise.weight: [3, 1, 3]
+        # pointwise.weight: [8, 3, 1]
+        ---
+        x = x.permute(0, 2, 1)
+        x = self.depthwise(x)
+        x = self.pointwise(x).permute(0, 2, 1)
+        return x
+        ");
     }
 }

@@ -5,6 +5,7 @@ mod channels_first;
 pub mod conds;
 mod constant_switches;
 mod cse;
+mod difference;
 mod fold;
 mod fold_pads;
 mod fuse_1d;
@@ -64,7 +65,7 @@ pub fn run_all(g: &mut Graph) -> Result<()> {
 type Pass = fn(&mut Graph) -> Result<()>;
 
 /// After recurrent layers are fused (see [`run_observed`]).
-const LATE: [(&str, Pass); 31] = [
+const LATE: [(&str, Pass); 33] = [
     ("simplify", simplify),
     ("prune", prune),
     ("fuse_bidirectional", fuse_bidirectional::fuse_bidirectional),
@@ -74,6 +75,11 @@ const LATE: [(&str, Pass); 31] = [
     ("fuse_activations", fuse_activations),
     ("fuse_1d", fuse_1d),
     ("fuse_dilated", fuse_dilated::fuse_dilated),
+    // Keras' dilated `SeparableConv1D` dilates inside the unit axis: its depthwise conv is one
+    // op, and so 1-D, only once its space-to-batch is folded into the dilation (and the size
+    // the paddings were computed from no longer reads the value).
+    ("prune", prune),
+    ("fuse_1d", fuse_1d),
     ("fold_pads", fold_pads::fold_pads),
     ("fuse_repeat", fuse_repeat::fuse_repeat),
     ("fuse_tensordot", fuse_tensordot),

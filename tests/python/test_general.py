@@ -23,7 +23,7 @@ DECODERS += ["keras_hub_vitdet"]
 DYNAMIC = ["dyn_class_token", "dyn_reshape", "dyn_fill_pack", "dyn_data_sizes", "dyn_resize_like", "dyn_pad_slice", "dyn_upsample", "dtypes_kept", "any_size_mobilenet"]
 DYNAMIC += ["keras_mobilenet_v3_small", "keras_nasnet_mobile", "audio_features"]
 DYNAMIC += ["seq2seq_attention", "keras_channels_first", "dyn_pools", "dyn_tcn", "single_head_attention"]
-DYNAMIC += ["video_frames", "keras_flat_transformer", "keras_conv_mixer"]
+DYNAMIC += ["video_frames", "keras_flat_transformer", "keras_conv_mixer", "dyn_dilated"]
 
 
 def source(name):
@@ -536,6 +536,27 @@ def test_dilated_convolutions_on_any_length_are_one_layer(tmp_path):
     assert "dilation=2" in code and "dilation=4" in code, code
     assert "remainder" not in code and "tolist" not in code, code
 
+
+
+def test_dilated_same_convolutions_on_any_size_are_one_layer(tmp_path):
+    """A SAME dilated conv on an image or sequence of any size: TF pads by the base padding
+    plus a remainder computed from the size, and crops the remainder. Pads minus crops is
+    the base padding whatever the size, so each is one padded `nn.Conv2d`/`nn.Conv1d`; the
+    separable 1-D convs, dilated or strided, are two `nn.Conv1d` (parity: the dynamic test
+    above)."""
+    out = tmp_path / "out"
+    run_cli("convert", source("dyn_dilated"), "-o", out)
+    code = (out / "model.py").read_text()
+    forward = code.split("def forward")[1].split("\n_DTYPES")[0]
+    flat = re.sub(r"\(\s+", "(", re.sub(r"\s+", " ", code))  # calls ruff wrapped, unwrapped
+    assert "nn.Conv2d(3, 3, 3, padding=2, dilation=2, groups=3" in flat, code
+    assert "nn.Conv2d(8, 8, 3, padding=3, dilation=3, groups=8)" in flat, code
+    assert "nn.Conv2d(8, 4, 3, padding=2, dilation=2)" in flat, code
+    assert "nn.Conv1d(8, 8, 3, padding=4, dilation=4, groups=8" in flat, code
+    assert "nn.Conv1d(8, 8, 3, stride=2, groups=8" in flat, code
+    assert "nn.Conv2d" not in flat.split("nn.Conv1d(3, 8")[1], code
+    for spelled_out in ("remainder", "tolist", "reshape", "F.pad", "unsqueeze"):
+        assert spelled_out not in forward, code
 
 def test_an_angle_table_every_layer_reshapes_is_made_once(tmp_path):
     """DINOv3's layers each unsqueeze the one cos and sin table: the rotations read one
