@@ -138,7 +138,7 @@ impl Lowerer<'_> {
         // ones, merged, are two layers' norms).
         let scope = if key.is_some() { self.first_call_scope(n) } else { self.scope_of(n) };
         let scope = crate::py::names::identifier(&scope);
-        let name = self.attr_names.fresh(conventional_name(&scope));
+        let name = self.attr_names.fresh(conventional_name(&scope, &ctor));
         for (pname, w) in params {
             self.module.weights.push((format!("{name}.{pname}"), w));
         }
@@ -258,13 +258,34 @@ fn unpack_target(pattern: &Unpack, names: &[String]) -> Expr {
 }
 
 /// A layer named by TF after its op, in a graph whose author named no scope (`MatMul_1`,
-/// `FusedBatchNormV3`), as PyTorch code names such layers: `fc`, `bn`.
-fn conventional_name(scope: &str) -> &str {
-    match super::blocks::kind_and_counter(scope).unwrap_or(scope) {
-        "mat_mul" => "fc",
+/// `FusedBatchNormV3`, a hand-written layer norm's last `add_1`), as PyTorch code names such
+/// layers: `fc`, `bn`, `layer_norm`.
+fn conventional_name<'s>(scope: &'s str, ctor: &Expr) -> &'s str {
+    let base = super::blocks::kind_and_counter(scope).unwrap_or(scope);
+    match base {
         "fused_batch_norm" | "fused_batch_norm_v2" | "fused_batch_norm_v3" => "bn",
+        // Outside any scope a node has the name TF gives its op (`matmul`, and the last
+        // `add_1` of a layer norm written out by hand): the layer's kind says more.
+        "mat_mul" | "matmul" | "einsum" | "add" | "add_v2" | "mul" | "sub" | "truediv"
+        | "real_div" | "bias_add" => kind_name(ctor).unwrap_or(scope),
         _ => scope,
     }
+}
+
+/// What a person calls a layer of `ctor`'s class (`fc` for `nn.Linear`).
+fn kind_name(ctor: &Expr) -> Option<&'static str> {
+    let Expr::Call(call) = ctor else { return None };
+    let Expr::Attribute(_, class) = &call.func else { return None };
+    Some(match class.as_str() {
+        "Linear" => "fc",
+        "LayerNorm" => "layer_norm",
+        "RMSNorm" => "rms_norm",
+        "GroupNorm" => "group_norm",
+        "BatchNorm1d" | "BatchNorm2d" | "BatchNorm3d" => "bn",
+        "Conv1d" | "Conv2d" | "Conv3d" => "conv",
+        "Embedding" => "embedding",
+        _ => return None,
+    })
 }
 
 /// The most readers of one weight searched for the first call of its layer.

@@ -78,6 +78,20 @@ fn inverse_std(g: &Graph, inv: ValueRef) -> Option<InverseStd> {
         })?
     };
     let add = *inputs_of(g, rsqrt, &["Rsqrt"])?.first()?;
+    let Variance { x, mean, axes, eps } = variance_plus_eps(g, add)?;
+    Some(InverseStd { x, mean, axes, eps, gamma })
+}
+
+/// A variance plus epsilon, and what it is the variance of.
+struct Variance {
+    x: ValueRef,
+    mean: ValueRef,
+    axes: Vec<i64>,
+    eps: f32,
+}
+
+/// `Mean((x − mean)², axes) + eps` with `mean = Mean(x, axes)`.
+fn variance_plus_eps(g: &Graph, add: ValueRef) -> Option<Variance> {
     let (var, eps) = both_orders(g, add, &["AddV2", "Add"]).into_iter().find_map(|(var, e)| {
         let eps = g.const_value(e).filter(|t| t.numel() == 1)?.scalar_f64()?;
         Some((var, eps as f32))
@@ -85,7 +99,7 @@ fn inverse_std(g: &Graph, inv: ValueRef) -> Option<InverseStd> {
     let (sd, axes) = mean_of(g, var)?;
     let (x, mean) = squared_deviation(g, sd)?;
     let (mx, maxes) = mean_of(g, mean)?;
-    (mx == x && maxes == axes).then_some(InverseStd { x, mean, axes, eps, gamma })
+    (mx == x && maxes == axes).then_some(Variance { x, mean, axes, eps })
 }
 
 /// `x` normalised over `axes` by its moments, then scaled and shifted by constants.
@@ -98,10 +112,44 @@ pub(super) struct Normalized {
     pub beta: Option<ValueRef>,
 }
 
+/// `x` normalised by its moments, in either form below.
+pub(super) fn normalized(g: &Graph, out: ValueRef) -> Option<Normalized> {
+    batch_norm_form(g, out).or_else(|| centered_form(g, out))
+}
+
+/// `(x − mean) · Rsqrt(var + eps)` or `(x − mean) / Sqrt(var + eps)`, then `· gamma` and
+/// `+ beta` (constants, each optional): the layer norm people write by hand (OpenAI's
+/// GPT-2, `tf.nn` code ported from PyTorch).
+fn centered_form(g: &Graph, out: ValueRef) -> Option<Normalized> {
+    let peel = |v: ValueRef, ops: &[&str]| {
+        both_orders(g, v, ops)
+            .into_iter()
+            .find(|&(_, c)| is_constant(g, c))
+            .map_or((v, None), |(rest, c)| (rest, Some(c)))
+    };
+    let (scaled, beta) = peel(out, &["AddV2", "Add"]);
+    let (core, gamma) = peel(scaled, &["Mul"]);
+    let by_inverse = both_orders(g, core, &["Mul"])
+        .into_iter()
+        .find_map(|(c, r)| Some((c, *inputs_of(g, r, &["Rsqrt"])?.first()?)));
+    let (centered, add) = by_inverse.or_else(|| {
+        let (c, s) = binary(g, core, &["RealDiv"])?;
+        Some((c, *inputs_of(g, s, &["Sqrt"])?.first()?))
+    })?;
+    let Variance { x, mean, axes, eps } = variance_plus_eps(g, add)?;
+    (binary(g, centered, &["Sub"])? == (x, mean)).then_some(Normalized {
+        x,
+        axes,
+        eps,
+        gamma,
+        beta,
+    })
+}
+
 /// `out = x · inv + shift` with `inv = Rsqrt(var(x) + eps) [· gamma]` and `shift = -mean · inv
 /// [+ beta]` or `beta - mean · inv`: what `tf.nn.batch_normalization` over moments and Keras
 /// 3's LayerNormalization and GroupNormalization compute.
-pub(super) fn normalized(g: &Graph, out: ValueRef) -> Option<Normalized> {
+fn batch_norm_form(g: &Graph, out: ValueRef) -> Option<Normalized> {
     for (scaled, shift) in both_orders(g, out, &["AddV2", "Add"]) {
         for (x, inv) in both_orders(g, scaled, &["Mul"]) {
             let Some(InverseStd { x: xx, mean, axes, eps, gamma }) = inverse_std(g, inv) else {
@@ -170,13 +218,23 @@ fn match_at(g: &Graph, out: ValueRef) -> Option<LayerNorm> {
 }
 
 pub fn fuse_layernorm(g: &mut Graph) -> Result<()> {
-    let adds: Vec<NodeIndex> =
-        g.g.node_indices().filter(|&n| matches!(g.node(n).op.as_str(), "AddV2" | "Add")).collect();
-    for n in adds {
-        if !g.g.contains_node(n) {
+    // Readers before what they read: a norm is matched at its last op (`+ beta`), before the
+    // same arithmetic without its affine part (`(x − mean) · inv`) could match inside it.
+    let mut order = g.topo_order().unwrap_or_else(|_| {
+        let mut all: Vec<NodeIndex> = g.g.node_indices().collect();
+        all.sort_by_key(|&n| g.node(n).ordinal);
+        all
+    });
+    order.reverse();
+    let ends = ["AddV2", "Add", "Mul", "RealDiv"];
+    for n in order {
+        if !g.g.contains_node(n) || !ends.contains(&g.node(n).op.as_str()) {
             continue;
         }
         let out = ValueRef { node: n, port: 0 };
+        if g.use_count(out) == 0 && !g.outputs.contains(&out) {
+            continue; // inside a norm fused already
+        }
         let Some(ln) = match_at(g, out) else { continue };
         // Both affine parameters or neither (a missing one is the identity: ones / zeros).
         let affine = (ln.gamma.is_some() || ln.beta.is_some()).then(|| {
@@ -224,6 +282,52 @@ mod tests {
         outputs: ln/add_1:0
         x = Placeholder -> float32 [?, 4]
         ln/add_1 = _LayerNorm(x:0) {epsilon=0.000001} -> float32 [?, 4]
+        ");
+    }
+    /// A layer norm written out by hand, as OpenAI's GPT-2 writes it: `(x − u) ·
+    /// rsqrt(mean((x − u)²) + eps) · g + b`, the centring computed twice; or divided by the
+    /// square root, without scale and shift. The names are TF's op names, no scope.
+    fn by_hand(divide: bool) -> String {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 3, 4]);
+        let axes = g.constant("axes", int_tensor(&[1], &[-1]));
+        let eps = g.constant("eps", Tensor::from_f32(vec![], &[1e-5]));
+        let keep = [("keep_dims", boolean(true))];
+        let mean = g.op("Mean", "Mean", &[x, axes], &keep);
+        let centred = g.op("sub", "Sub", &[x, mean], &[]);
+        let square = g.op("Square", "Square", &[centred], &[]);
+        let var = g.op("Mean_1", "Mean", &[square, axes], &keep);
+        let var_eps = g.op("add", "AddV2", &[var, eps], &[]);
+        let centred = g.op("sub_1", "Sub", &[x, mean], &[]);
+        if divide {
+            let std = g.op("Sqrt", "Sqrt", &[var_eps], &[]);
+            let y = g.op("truediv", "RealDiv", &[centred, std], &[]);
+            return g.lower(&[y]);
+        }
+        let inv = g.op("Rsqrt", "Rsqrt", &[var_eps], &[]);
+        let normed = g.op("mul", "Mul", &[centred, inv], &[]);
+        let gamma = g.constant("g", weights(&[4]));
+        let beta = g.constant("b", weights(&[4]));
+        let scaled = g.op("mul_1", "Mul", &[normed, gamma], &[]);
+        let y = g.op("add_1", "AddV2", &[scaled, beta], &[]);
+        g.lower(&[y])
+    }
+
+    #[test]
+    fn a_layer_norm_written_by_hand_is_one_layer_norm() {
+        assert_snapshot!(by_hand(false), @"
+        self.layer_norm = nn.LayerNorm(4)
+        # layer_norm.weight: [4]
+        # layer_norm.bias: [4]
+        ---
+        x = self.layer_norm(x)
+        return x
+        ");
+        assert_snapshot!(by_hand(true), @"
+        self.layer_norm = nn.LayerNorm(4, elementwise_affine=False)
+        ---
+        x = self.layer_norm(x)
+        return x
         ");
     }
 }

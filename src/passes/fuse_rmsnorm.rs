@@ -124,10 +124,10 @@ mod tests {
         let scale = g.constant("norm/scale", weights(&[8]));
         let y = g.op("norm/mul_1", "Mul", &[normed, scale], &[]);
         assert_snapshot!(g.lower(&[y]), @"
-        self.mul_1 = nn.RMSNorm(8, eps=1e-6)
-        # mul_1.weight: [8]
+        self.rms_norm = nn.RMSNorm(8, eps=1e-6)
+        # rms_norm.weight: [8]
         ---
-        x = self.mul_1(x)
+        x = self.rms_norm(x)
         return x
         ");
     }
@@ -146,9 +146,9 @@ mod tests {
         let inv = g.op("norm/Pow", "Pow", &[add, half], &[]);
         let y = g.op("norm/mul", "Mul", &[x, inv], &[]);
         assert_snapshot!(g.lower(&[y]), @"
-        self.mul = nn.RMSNorm(16, eps=1e-6, elementwise_affine=False)
+        self.rms_norm = nn.RMSNorm(16, eps=1e-6, elementwise_affine=False)
         ---
-        x = self.mul(x)
+        x = self.rms_norm(x)
         return x
         ");
     }

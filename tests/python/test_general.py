@@ -23,7 +23,7 @@ DECODERS += ["keras_hub_vitdet"]
 DYNAMIC = ["dyn_class_token", "dyn_reshape", "dyn_fill_pack", "dyn_data_sizes", "dyn_resize_like", "dyn_pad_slice", "dyn_upsample", "dtypes_kept", "any_size_mobilenet"]
 DYNAMIC += ["keras_mobilenet_v3_small", "keras_nasnet_mobile", "audio_features"]
 DYNAMIC += ["seq2seq_attention", "keras_channels_first", "dyn_pools", "dyn_tcn", "single_head_attention"]
-DYNAMIC += ["video_frames", "keras_flat_transformer", "keras_conv_mixer", "dyn_dilated"]
+DYNAMIC += ["video_frames", "keras_flat_transformer", "keras_conv_mixer", "dyn_dilated", "tf_gpt2_block"]
 
 
 def source(name):
@@ -557,6 +557,21 @@ def test_dilated_same_convolutions_on_any_size_are_one_layer(tmp_path):
     assert "nn.Conv2d" not in flat.split("nn.Conv1d(3, 8")[1], code
     for spelled_out in ("remainder", "tolist", "reshape", "F.pad", "unsqueeze"):
         assert spelled_out not in forward, code
+
+
+def test_a_transformer_written_in_raw_tf_reads_as_layers(tmp_path):
+    """OpenAI's GPT-2 written in raw TF, no Keras and no scopes: its hand-written layer norms
+    `(x - u) * rsqrt(s + eps) * g + b` are `nn.LayerNorm`s, named for what they are, not
+    after TF's `add_1`; its attention is one SDPA call and its GELU the tanh one (parity:
+    the dynamic test above)."""
+    out = tmp_path / "out"
+    run_cli("convert", source("tf_gpt2_block"), "-o", out)
+    code = (out / "model.py").read_text()
+    assert code.count("nn.LayerNorm(16)") == 5, code
+    assert "self.layer_norm = nn.LayerNorm(16)" in code, code
+    assert code.count("F.scaled_dot_product_attention(") == 2, code
+    assert code.count('F.gelu(h, approximate="tanh")') == 2, code
+    assert "rsqrt" not in code and "self.add_" not in code, code
 
 def test_an_angle_table_every_layer_reshapes_is_made_once(tmp_path):
     """DINOv3's layers each unsqueeze the one cos and sin table: the rotations read one
