@@ -205,9 +205,19 @@ fn gather_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     Some(vec![ValueInfo { dtype: inp.infos[0].dtype, shape: Some(out) }])
 }
 
+/// The most elements of a constant table a gather of constant indices is folded from: a
+/// mel filter bank's band edges, not a model's embedding table (which stays a layer).
+const MAX_FOLDED_TABLE: usize = 4096;
+
 /// Gathers from a (partly) known integer vector: shape arithmetic (`tf.tensordot` picks the
-/// free dimensions out of `Shape(x)`).
+/// free dimensions out of `Shape(x)`); and small constant tables at constant indices.
 fn gather_fold(inp: &OpInputs) -> Option<Folded> {
+    if let (Some(table), Some(idx)) =
+        (inp.consts.first().copied().flatten(), inp.consts.get(1).copied().flatten())
+        && (table.rank() > 1 || !table.dtype.is_int())
+    {
+        return gather_constant(inp, table, idx).map(Folded::Tensor);
+    }
     let values = inp.dims(0)?;
     if inp.infos.first()?.shape.as_ref()?.len() != 1 || *inp.const_ints(2)?.first()? != 0 {
         return None;
@@ -231,6 +241,32 @@ fn gather_fold(inp: &OpInputs) -> Option<Folded> {
         }
         None => Some(Folded::Partial(crate::ir::Partial { scalar, values: picked })),
     }
+}
+
+/// `table` gathered at `idx` along a constant axis (no batch axes), for a small table.
+fn gather_constant(inp: &OpInputs, table: &Tensor, idx: &Tensor) -> Option<Tensor> {
+    // A trained table (Swin's relative position biases) stays a layer.
+    if inp.reads_variable()
+        || table.numel() > MAX_FOLDED_TABLE
+        || batch_dims(inp.node, idx.rank()).ok()? != 0
+    {
+        return None;
+    }
+    let axis = norm_axis(*inp.const_ints(2)?.first()?, table.rank()).ok()?;
+    let n = i64::try_from(table.shape[axis]).ok()?;
+    let picked: Vec<i64> = idx
+        .to_i64()?
+        .into_iter()
+        .map(|i| Some(if i < 0 { i + n } else { i }).filter(|i| (0..n).contains(i)))
+        .collect::<Option<_>>()?;
+    let mut axes: Vec<Vec<i64>> = table.shape.iter().map(|&d| (0..d as i64).collect()).collect();
+    let mut flat = table.shape.clone();
+    flat[axis] = picked.len();
+    axes[axis] = picked;
+    let mut shape = table.shape[..axis].to_vec();
+    shape.extend(&idx.shape);
+    shape.extend(&table.shape[axis + 1..]);
+    Some(super::slice::pick(table, &axes, flat)?.reshaped(shape))
 }
 
 /// `x.repeat(multiples)`; multiples may be read at run time (a token tiled to the batch).
@@ -988,7 +1024,7 @@ mod tests {
     fn a_lookup_of_every_row_in_order_is_the_table() {
         let mut g = TestGraph::new();
         let x = g.input("x", &[-1, 17, 8]);
-        let table = g.constant("pos/embeddings", weights(&[17, 8]));
+        let table = g.variable("pos/embeddings", weights(&[17, 8]));
         let axis = g.constant("pos/axis", int_tensor(&[], &[0]));
         let all: Vec<i64> = (0..17).collect();
         let ids = g.constant("pos/ids", int_tensor(&[1, 17], &all));

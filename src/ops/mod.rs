@@ -66,9 +66,17 @@ pub struct OpInputs<'a> {
     pub infos: Vec<ValueInfo>,
     pub consts: Vec<Option<&'a Tensor>>,
     pub partials: Vec<Option<&'a Partial>>,
+    /// Per input, whether it is a trained constant (`Node::variable`): what a fold of it would
+    /// make is no longer a parameter, so value-changing folds leave such inputs alone.
+    pub variables: Vec<bool>,
 }
 
 impl OpInputs<'_> {
+    /// Whether any input is a trained constant (see [`OpInputs::variables`]).
+    pub fn reads_variable(&self) -> bool {
+        self.variables.iter().any(|&v| v)
+    }
+
     /// Integer values of input `i`, known or partly known (`None` entries unknown).
     pub fn ints(&self, i: usize) -> Option<Vec<Option<i64>>> {
         if let Some(t) = self.consts.get(i).copied().flatten() {

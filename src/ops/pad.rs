@@ -5,13 +5,13 @@
 use crate::ir::ValueInfo;
 use crate::ops::contract::{Ctx, Layout, Lowered, OpResult, TranslateError, channels_first_rank};
 use crate::ops::util::phys_axis;
-use crate::ops::{OpDef, OpInputs, op};
+use crate::ops::{Folded, OpDef, OpInputs, op};
 use crate::py::Expr;
-use crate::tensor::Tensor;
+use crate::tensor::{Tensor, Values};
 
 pub const OPS: &[OpDef] = &[
-    op("Pad", pad).infer(pad_infer),
-    op("PadV2", pad).infer(pad_infer),
+    op("Pad", pad).infer(pad_infer).fold(pad_fold),
+    op("PadV2", pad).infer(pad_infer).fold(pad_fold),
     op("MirrorPad", pad).infer(pad_infer),
 ];
 
@@ -184,6 +184,57 @@ fn pad_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
         .map(|(d, p)| d.and_then(|d| d.checked_add(usize::try_from(p.0.checked_add(p.1)?).ok()?)))
         .collect();
     Some(vec![ValueInfo { dtype: x.dtype, shape: Some(out) }])
+}
+
+/// The most elements a padded constant is folded to.
+const MAX_FOLDED: usize = 1 << 22;
+
+/// `Pad`/`PadV2` of a constant by constant amounts (a mel filter bank's zero DC row).
+fn pad_fold(inp: &OpInputs) -> Option<Folded> {
+    if inp.reads_variable() {
+        return None;
+    }
+    let t = inp.consts.first().copied().flatten()?;
+    let pairs = pad_pairs(inp.consts.get(1).copied().flatten()?, t.rank()).ok()?;
+    let fill = match inp.consts.get(2).copied().flatten() {
+        Some(v) if v.numel() == 1 => v.values()?,
+        Some(_) => return None,
+        None if t.dtype.is_float() => Values::F(vec![0.0]),
+        None => Values::I(vec![0]),
+    };
+    let shape: Vec<usize> = t
+        .shape
+        .iter()
+        .zip(&pairs)
+        .map(|(&d, &(b, a))| d.checked_add(usize::try_from(b.checked_add(a)?).ok()?))
+        .collect::<Option<_>>()?;
+    let numel = crate::tensor::checked_numel(&shape).filter(|&n| n <= MAX_FOLDED)?;
+    // For each output element, the input element it copies, if any.
+    let source = |mut flat: usize| -> Option<usize> {
+        let mut from = 0;
+        let mut stride = 1;
+        for axis in (0..shape.len()).rev() {
+            let i = (flat % shape[axis]) as i64 - pairs[axis].0;
+            flat /= shape[axis];
+            let n = t.shape[axis] as i64;
+            if !(0..n).contains(&i) {
+                return None;
+            }
+            from += i as usize * stride;
+            stride *= t.shape[axis];
+        }
+        Some(from)
+    };
+    let values = match (t.values()?, fill) {
+        (Values::F(v), Values::F(f)) => {
+            Values::F((0..numel).map(|o| source(o).map_or(f[0], |i| v[i])).collect())
+        }
+        (Values::I(v), Values::I(f)) => {
+            Values::I((0..numel).map(|o| source(o).map_or(f[0], |i| v[i])).collect())
+        }
+        _ => return None,
+    };
+    Tensor::with_values_like(t.dtype, shape, &values).map(Folded::Tensor)
 }
 
 #[cfg(test)]

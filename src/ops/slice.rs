@@ -14,7 +14,7 @@ use crate::tensor::{Tensor, Values};
 pub const OPS: &[OpDef] = &[
     op("Roll", roll).infer(crate::ops::util::same_as_input),
     op("StridedSlice", strided_slice).infer(strided_slice_infer).fold(strided_slice_fold),
-    op("Slice", slice).infer(slice_infer),
+    op("Slice", slice).infer(slice_infer).fold(slice_fold),
 ];
 
 /// One entry of a StridedSlice index after expanding the ellipsis (tf-formats.md §4.6);
@@ -405,6 +405,12 @@ fn slice_constant(inp: &OpInputs, t: &Tensor) -> Option<Tensor> {
             Index::NewAxis => return None,
         }
     }
+    pick(t, &axes, shape)
+}
+
+/// The elements of `t` at the given indices along each axis (each index in range), as a
+/// tensor of `shape`: what a slice of a constant keeps.
+pub(super) fn pick(t: &Tensor, axes: &[Vec<i64>], shape: Vec<usize>) -> Option<Tensor> {
     let numel = crate::tensor::checked_numel(&shape).filter(|&n| n <= 1 << 22)?;
     let strides: Vec<usize> =
         (0..t.rank()).map(|a| t.shape[a + 1..].iter().product::<usize>()).collect();
@@ -415,12 +421,42 @@ fn slice_constant(inp: &OpInputs, t: &Tensor) -> Option<Tensor> {
             .flat_map(|&o| picked.iter().map(move |&i| o + i as usize * stride))
             .collect();
     }
-    debug_assert_eq!(offsets.len(), numel);
+    if offsets.len() != numel {
+        return None;
+    }
     let values = match t.values()? {
-        Values::F(f) => Values::F(offsets.iter().map(|&o| f[o]).collect()),
-        Values::I(i) => Values::I(offsets.iter().map(|&o| i[o]).collect()),
+        Values::F(f) => {
+            Values::F(offsets.iter().map(|&o| f.get(o).copied()).collect::<Option<_>>()?)
+        }
+        Values::I(i) => {
+            Values::I(offsets.iter().map(|&o| i.get(o).copied()).collect::<Option<_>>()?)
+        }
     };
     Tensor::with_values_like(t.dtype, shape, &values)
+}
+
+/// `Slice` of a constant (`tf.linspace` slices its result, so a mel filter bank built from
+/// constants is a constant): from `begin`, `size` elements per axis, `-1` to the end.
+fn slice_fold(inp: &OpInputs) -> Option<Folded> {
+    if inp.reads_variable() {
+        return None; // a trained table sliced stays a layer (`position_embedding.weight[:n]`)
+    }
+    let t = inp.consts.first().copied().flatten()?;
+    let (begin, size) = (inp.const_ints(1)?, inp.const_ints(2)?);
+    if begin.len() != t.rank() || size.len() != t.rank() {
+        return None;
+    }
+    let mut axes = Vec::with_capacity(t.rank());
+    for ((&n, &b), &s) in t.shape.iter().zip(&begin).zip(&size) {
+        let n = i64::try_from(n).ok()?;
+        let end = if s == -1 { n } else { b.checked_add(s)? };
+        if b < 0 || s < -1 || end > n || end < b {
+            return None;
+        }
+        axes.push((b..end).collect::<Vec<i64>>());
+    }
+    let shape = axes.iter().map(Vec::len).collect();
+    pick(t, &axes, shape).map(Folded::Tensor)
 }
 
 /// `Slice(x, begin, size)` → `x[b0:b0 + n0, ...]`; bounds may be read at run time (a
@@ -549,6 +585,35 @@ fn roll(ctx: &mut Ctx) -> OpResult<Lowered> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::passes::fold_and_infer;
+    use crate::testing::*;
+
+    /// A constant sliced (and gathered, and padded) at constant bounds is a constant: the mel
+    /// filter bank `tf.signal.linear_to_mel_weight_matrix` builds from a `tf.linspace`. A
+    /// trained table stays what it was (a position embedding's first rows).
+    #[test]
+    fn constants_sliced_gathered_and_padded_fold_but_trained_tables_do_not() {
+        let mut g = TestGraph::new();
+        let table = g.constant("linspace", Tensor::from_f32(vec![2, 3], &[0., 1., 2., 3., 4., 5.]));
+        let trained = g.variable("pos/embeddings", weights(&[2, 3]));
+        let begin = g.constant("begin", int_tensor(&[2], &[0, 1]));
+        let size = g.constant("size", int_tensor(&[2], &[-1, 2]));
+        let a = g.op("a", "Slice", &[table, begin, size], &[]);
+        let ids = g.constant("ids", int_tensor(&[2, 1], &[1, -2]));
+        let axis = g.constant("axis", int_tensor(&[], &[0]));
+        let b = g.op("b", "GatherV2", &[a, ids, axis], &[]);
+        let pads = g.constant("pads", int_tensor(&[3, 2], &[0, 0, 1, 0, 0, 1]));
+        let c = g.op("c", "Pad", &[b, pads], &[]);
+        let t = g.op("t", "Slice", &[trained, begin, size], &[]);
+        let mut g = g.build(&[c, t]);
+        fold_and_infer(&mut g).unwrap();
+        let value = |name: &str| g.find(name).and_then(|n| g.node(n).value.clone());
+        let c = value("c").expect("folded");
+        assert_eq!(c.shape, [2, 2, 3]);
+        let want = [0., 0., 0., 4., 5., 0., 0., 0., 0., 1., 2., 0.];
+        assert_eq!(c.to_f32().unwrap(), want);
+        assert!(value("t").is_none());
+    }
 
     #[test]
     fn python_slices() {

@@ -179,6 +179,7 @@ fn fold(g: &Graph, v: ValueRef, inputs: &[Tensor]) -> Option<Tensor> {
             .collect(),
         consts: inputs.iter().map(Some).collect(),
         partials: vec![None; inputs.len()],
+        variables: vec![false; inputs.len()],
     };
     match (def.fold?)(&inp)? {
         Folded::Tensor(t) => Some(t),

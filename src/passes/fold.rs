@@ -71,6 +71,7 @@ fn walk(g: &mut Graph) -> Result<bool> {
                     .iter()
                     .map(|&v| if v.port == 0 { g.node(v.node).partial.as_ref() } else { None })
                     .collect(),
+                variables: inputs.iter().map(|&v| g.node(v.node).variable).collect(),
             };
             let infos: Option<Vec<ValueInfo>> = def.infer.and_then(|f| f(&inp));
             // Fold functions check what they need: most need constant inputs, `Shape` only

@@ -573,6 +573,20 @@ def test_a_transformer_written_in_raw_tf_reads_as_layers(tmp_path):
     assert code.count('F.gelu(h, approximate="tanh")') == 2, code
     assert "rsqrt" not in code and "self.add_" not in code, code
 
+
+def test_a_mel_filter_bank_built_from_constants_is_a_constant(tmp_path):
+    """`tf.signal.linear_to_mel_weight_matrix` and the STFT's Hann window are computed in
+    the graph from constants (a linspace sliced, gathered and padded; a cosine): each is one
+    buffer the spectrogram multiplies by, not forty lines `forward` runs on every call
+    (parity: the dynamic test above)."""
+    out = tmp_path / "out"
+    run_cli("convert", source("audio_features"), "-o", out)
+    code = (out / "model.py").read_text()
+    forward = code.split("def forward")[1].split("\n_DTYPES")[0]
+    for computed in ("hertz_to_mel", "linspace", "torch.cos", "torch.minimum", "nn.Embedding"):
+        assert computed not in code, code
+    assert "@ self.linear_to_mel_weight_matrix" in forward, code
+
 def test_an_angle_table_every_layer_reshapes_is_made_once(tmp_path):
     """DINOv3's layers each unsqueeze the one cos and sin table: the rotations read one
     `angles` value made before the layers, and the layers are one class (parity above)."""

@@ -244,6 +244,19 @@ pub(super) fn fold_rounding(inp: &OpInputs, round: fn(f64) -> f64) -> Option<Fol
     Tensor::with_values_like(a.dtype, a.shape.clone(), &v).map(Folded::Tensor)
 }
 
+/// `Sin`, `Cos` of a float constant (the Hann window `tf.signal.stft` builds from a range):
+/// computed in f64 and rounded once to the constant's type, within an ulp of what TF's f32
+/// kernel computes.
+pub(super) fn fold_float_fn(inp: &OpInputs, f: fn(f64) -> f64) -> Option<Folded> {
+    if inp.reads_variable() {
+        return None;
+    }
+    let a = inp.consts.first().copied().flatten()?;
+    let Values::F(x) = a.values()? else { return None };
+    let v = Values::F(x.into_iter().map(f).collect());
+    Tensor::with_values_like(a.dtype, a.shape.clone(), &v).map(Folded::Tensor)
+}
+
 /// `Select`/`SelectV2` of constants (a size or axis chosen by a constant condition, as
 /// `tf.signal.linear_to_mel_weight_matrix` computes its own; Swin's attention mask, `-100`
 /// where windows differ): one condition for both values, one per element, or (`SelectV2`)

@@ -7,7 +7,7 @@
 mod fold;
 pub mod special;
 
-use fold::{fold_binary, fold_compare, fold_rounding, fold_select, fold_unary};
+use fold::{fold_binary, fold_compare, fold_float_fn, fold_rounding, fold_select, fold_unary};
 
 use crate::ops::contract::OpResult;
 use crate::ops::contract::{Ctx, Layout, Lowered, channels_first_rank, to_channels_first};
@@ -96,8 +96,12 @@ pub const OPS: &[OpDef] = &[
         .infer(same_as_input)
         .fold(|i| fold_rounding(i, f64::round_ties_even)),
     op("Sign", |c| function(c, "torch.sign")).infer(same_as_input),
-    op("Sin", |c| function(c, "torch.sin")).infer(same_as_input),
-    op("Cos", |c| function(c, "torch.cos")).infer(same_as_input),
+    op("Sin", |c| function(c, "torch.sin"))
+        .infer(same_as_input)
+        .fold(|i| fold_float_fn(i, f64::sin)),
+    op("Cos", |c| function(c, "torch.cos"))
+        .infer(same_as_input)
+        .fold(|i| fold_float_fn(i, f64::cos)),
     op("Tan", |c| function(c, "torch.tan")).infer(same_as_input),
     op("Asin", |c| function(c, "torch.asin")).infer(same_as_input),
     op("Acos", |c| function(c, "torch.acos")).infer(same_as_input),
@@ -744,8 +748,9 @@ mod tests {
         ");
     }
 
-    /// A rounding of a constant folds (`ceil(20 / 512)`, a size TF computes); a torch
-    /// function of a scalar constant gets a tensor (`torch.sin` takes no Python number).
+    /// A rounding of a constant folds (`ceil(20 / 512)`, a size TF computes), and so do a
+    /// sine and cosine (`tf.signal`'s Hann window); a torch function not folded gets its
+    /// scalar constant as a tensor (`torch.tan` takes no Python number).
     #[test]
     fn functions_of_scalar_constants() {
         let mut g = TestGraph::new();
@@ -753,14 +758,17 @@ mod tests {
         let c = g.constant("c", Tensor::from_f32(vec![], &[0.0390625]));
         let up = g.op("ceil", "Ceil", &[c], &[]);
         let sin = g.op("sin", "Sin", &[c], &[]);
+        let tan = g.op("tan", "Tan", &[c], &[]);
         let y = g.op("mul", "Mul", &[x, up], &[]);
         let z = g.op("add", "AddV2", &[y, sin], &[]);
+        let z = g.op("add_1", "AddV2", &[z, tan], &[]);
         assert_snapshot!(g.lower(&[z]), @"
-            ---
-            y = torch.sin(torch.tensor(0.0390625, dtype=torch.float32))
-            x = x + y
-            return x
-            ");
+        ---
+        x = x + 0.03905257
+        y = torch.tan(torch.tensor(0.0390625, dtype=torch.float32))
+        x = x + y
+        return x
+        ");
     }
 
     #[test]
