@@ -363,7 +363,6 @@ impl Tensor {
         Tensor { dtype: self.dtype, shape, data: self.data.clone() }
     }
 
-    /// The single value of a one-element tensor, as f64.
     /// Elements `start..start + len` along `axis` (same rank).
     pub fn slice_axis(&self, axis: usize, start: usize, len: usize) -> Option<Tensor> {
         let dim = *self.shape.get(axis)?;
@@ -396,6 +395,7 @@ impl Tensor {
         Tensor::with_values_like(self.dtype, shape, &values)
     }
 
+    /// The single value of a one-element tensor, as f64.
     pub fn scalar_f64(&self) -> Option<f64> {
         if self.numel() != 1 {
             return None;
