@@ -121,11 +121,21 @@ mod tests {
     use insta::assert_snapshot;
 
     /// `tf.nn.atrous_conv2d(rate=2)` on a 5×5 input with SAME padding, as TF writes it.
-    fn atrous(g: &mut TestGraph, strides: &[i64]) -> crate::ir::ValueRef {
+    fn atrous(g: &mut TestGraph, strides: &[i64]) -> ValueRef {
         let x = g.input("x", &[-1, 5, 5, 4]);
         let block = g.constant("block", int_tensor(&[2], &[2, 2]));
         let pads = g.constant("pads", int_tensor(&[2, 2], &[2, 3, 2, 3]));
         let crops = g.constant("crops", int_tensor(&[2, 2], &[0, 1, 0, 1]));
+        folded_conv(g, [x, block, pads, crops], strides)
+    }
+
+    /// `SpaceToBatchND(x, block, pads) → Conv2D(3×3, VALID, strides) →
+    /// BatchToSpaceND(·, block, crops)`.
+    fn folded_conv(
+        g: &mut TestGraph,
+        [x, block, pads, crops]: [ValueRef; 4],
+        strides: &[i64],
+    ) -> ValueRef {
         let w = g.constant("conv/kernel", weights(&[3, 3, 4, 4]));
         let s2b = g.op("conv/SpaceToBatchND", "SpaceToBatchND", &[x, block, pads], &[]);
         let a = [("strides", ints(strides)), ("padding", string("VALID"))];
@@ -200,11 +210,7 @@ mod tests {
         };
         let pads = extra(&mut g, "paddings");
         let crops = extra(&mut g, "crops");
-        let w = g.constant("conv/kernel", weights(&[3, 3, 4, 4]));
-        let s2b = g.op("conv/SpaceToBatchND", "SpaceToBatchND", &[x, block, pads], &[]);
-        let a = [("strides", ints(&[1, 1, 1, 1])), ("padding", string("VALID"))];
-        let c = g.op("conv/Conv2D", "Conv2D", &[s2b, w], &a);
-        let y = g.op("conv/BatchToSpaceND", "BatchToSpaceND", &[c, block, crops], &[]);
+        let y = folded_conv(&mut g, [x, block, pads, crops], &[1, 1, 1, 1]);
         assert_snapshot!(g.lower(&[y]), @"
             self.conv2d = nn.Conv2d(4, 4, 3, dilation=2, bias=False)
             # conv2d.weight: [4, 4, 3, 3]
@@ -263,11 +269,7 @@ mod tests {
         }
         let pads = pair(&mut g, "paddings", pads[0], pads[1]);
         let crops = pair(&mut g, "crops", crops[0], crops[1]);
-        let w = g.constant("conv/kernel", weights(&[3, 3, 4, 4]));
-        let s2b = g.op("conv/SpaceToBatchND", "SpaceToBatchND", &[x, block, pads], &[]);
-        let a = [("strides", ints(&[1, 1, 1, 1])), ("padding", string("VALID"))];
-        let conv = g.op("conv/Conv2D", "Conv2D", &[s2b, w], &a);
-        let y = g.op("conv/BatchToSpaceND", "BatchToSpaceND", &[conv, block, crops], &[]);
+        let y = folded_conv(&mut g, [x, block, pads, crops], &[1, 1, 1, 1]);
         g.lower(&[y])
     }
 
