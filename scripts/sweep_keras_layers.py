@@ -1,9 +1,11 @@
 """Converts small Keras 3 models built the way keras.io's examples build them (MLP-Mixer,
 ViT with patch extraction, PointNet, DeepLabV3+, CCT, ConvLSTM, masked and bidirectional
-RNNs, ...) and one model per family of layer kinds the other sweeps leave out (1-D and 3-D
-transposed convolutions, attention over two axes, EinsumDense, RMSNormalization,
-MelSpectrogram, top-k, any-size inputs), and compares each with TensorFlow at two batch
-sizes: a measure of the general case, not a test. Norm statistics, scales and biases are
+RNNs, a diffusion U-Net, EDSR/ESPCN, Perceiver, Switch Transformer, gMLP, involution,
+Zero-DCE, a Siamese network, ViViT, NeRF, structured data, BiT's weight standardisation)
+and one model per family of layer kinds the other sweeps leave out (1-D and 3-D transposed
+convolutions, attention over two axes, EinsumDense, RMSNormalization, MelSpectrogram,
+top-k, any-size inputs), and compares each with TensorFlow at two batch sizes: a measure of
+the general case, not a test. Norm statistics, scales and biases are
 randomised; inputs of masked models hold padded (zero) steps.
 
     .venv/bin/python scripts/sweep_keras_layers.py [--out DIR] [MODEL ...]   # default: all
@@ -413,6 +415,337 @@ def inference_noops():
         layers.PReLU()(layers.LeakyReLU(0.2)(layers.ActivityRegularization(0.01)(x)))
     )
     return Model(inp, layers.Flatten()(layers.Softmax(axis=-1)(x))), [floats(12, 12, 3)]
+
+
+@model
+def ddim_unet():
+    """keras.io's denoising diffusion U-Net: a sinusoidal embedding of the noise variance,
+    residual blocks with unscaled batch norm, average pooling and bilinear upsampling."""
+    import math
+
+    from keras import Input, Model, layers, ops
+
+    def embedding(v):
+        freqs = ops.exp(ops.linspace(math.log(1.0), math.log(1000.0), 8))
+        angles = 2.0 * math.pi * freqs * v
+        return ops.concatenate([ops.sin(angles), ops.cos(angles)], axis=3)
+
+    def residual(x, width):
+        r = x if x.shape[3] == width else layers.Conv2D(width, 1)(x)
+        x = layers.BatchNormalization(center=False, scale=False)(x)
+        x = layers.Conv2D(width, 3, padding="same", activation="swish")(x)
+        return layers.Add()([layers.Conv2D(width, 3, padding="same")(x), r])
+
+    images = Input((16, 16, 3), name="images")
+    variances = Input((1, 1, 1), name="variances")
+    e = layers.UpSampling2D(16, interpolation="nearest")(
+        layers.Lambda(embedding)(variances)
+    )
+    x = layers.Concatenate()([layers.Conv2D(8, 1)(images), e])
+    skips = []
+    for w in (8, 16):
+        x = residual(x, w)
+        skips.append(x)
+        x = layers.AveragePooling2D(2)(x)
+    x = residual(x, 32)
+    for w in (16, 8):
+        x = layers.UpSampling2D(2, interpolation="bilinear")(x)
+        x = residual(layers.Concatenate()([x, skips.pop()]), w)
+    out = layers.Conv2D(3, 1)(x)
+    return Model([images, variances], out), [floats(16, 16, 3), floats(1, 1, 1)]
+
+
+@model
+def espcn_edsr():
+    """keras.io's super-resolution models: EDSR residual blocks scaled by 0.1, then a
+    sub-pixel (depth-to-space) upsampling as ESPCN does it."""
+    import tensorflow as tf
+    from keras import Input, Model, layers
+
+    x = inp = Input((None, None, 3), name="images")
+    x = y = layers.Conv2D(16, 3, padding="same")(layers.Rescaling(1 / 8)(x))
+    for _ in range(2):
+        r = layers.Conv2D(16, 3, padding="same", activation="relu")(y)
+        r = layers.Conv2D(16, 3, padding="same")(r)
+        y = layers.Add()([y, layers.Lambda(lambda t: t * 0.1)(r)])
+    x = layers.Add()([x, layers.Conv2D(16, 3, padding="same")(y)])
+    x = layers.Conv2D(3 * 4, 3, padding="same")(x)
+    x = layers.Lambda(lambda t: tf.nn.depth_to_space(t, 2))(x)
+    return Model(inp, layers.Rescaling(255)(ops_clip(x))), [floats(None, None, 3)]
+
+
+def ops_clip(x):
+    from keras import layers, ops
+
+    return layers.Lambda(lambda t: ops.clip(t, -0.1, 0.1))(x)
+
+
+@model
+def perceiver():
+    """keras.io's Perceiver: a learned latent array cross-attends to the inputs, then a
+    latent transformer; the latents are broadcast to the batch."""
+    from keras import Input, Model, layers, ops
+
+    class Latents(layers.Layer):
+        def build(self, shape):
+            self.latents = self.add_weight(shape=(8, 16), initializer="random_normal")
+
+        def call(self, x):
+            b = ops.shape(x)[0]
+            return ops.broadcast_to(ops.expand_dims(self.latents, 0), (b, 8, 16))
+
+    x = inp = Input((32, 6), name="points")
+    data = layers.Dense(16)(x)
+    q = Latents()(x)
+    a = layers.MultiHeadAttention(1, 16)(
+        layers.LayerNormalization()(q), layers.LayerNormalization()(data)
+    )
+    x = layers.Add()([a, q])
+    for _ in range(2):
+        x = transformer_block(x, 2, 8, 16, 1e-6)
+    x = layers.GlobalAveragePooling1D()(x)
+    return Model(inp, layers.Dense(4)(x)), [floats(32, 6)]
+
+
+@model
+def switch_moe():
+    """keras.io's Switch Transformer: top-1 routing with an expert capacity, a dispatch
+    tensor built from one-hot positions and a cumulative sum, experts as one batched
+    weight."""
+    from keras import Input, Model, layers, ops
+
+    experts, capacity, d = 4, 6, 16
+
+    class Switch(layers.Layer):
+        def build(self, shape):
+            self.router = layers.Dense(experts)
+            self.w1 = self.add_weight(
+                shape=(experts, d, 32), initializer="glorot_uniform"
+            )
+            self.w2 = self.add_weight(
+                shape=(experts, 32, d), initializer="glorot_uniform"
+            )
+
+        def call(self, x):
+            b, n = ops.shape(x)[0], ops.shape(x)[1]
+            tokens = ops.reshape(x, (-1, d))
+            probs = ops.softmax(self.router(tokens), axis=-1)
+            gate = ops.max(probs, axis=-1)
+            index = ops.argmax(probs, axis=-1)
+            mask = ops.one_hot(index, experts)
+            position = ops.cumsum(mask, axis=0) * mask
+            mask = mask * ops.cast(ops.less(position, capacity), "float32")
+            position = ops.cast(ops.sum(position, axis=-1), "int32") - 1
+            slot = ops.one_hot(position, capacity)
+            combine = gate[:, None, None] * mask[:, :, None] * slot[:, None, :]
+            dispatch = ops.cast(combine > 0, "float32")
+            expert_in = ops.einsum("tec,td->ecd", dispatch, tokens)
+            h = ops.relu(ops.einsum("ecd,edh->ech", expert_in, self.w1))
+            expert_out = ops.einsum("ech,ehd->ecd", h, self.w2)
+            out = ops.einsum("tec,ecd->td", combine, expert_out)
+            return ops.reshape(out, (b, n, d))
+
+    x = inp = Input((10,), dtype="int32", name="tokens")
+    x = layers.Embedding(50, d)(x)
+    x = layers.LayerNormalization()(layers.Add()([x, Switch()(x)]))
+    x = layers.GlobalAveragePooling1D()(x)
+    return Model(inp, layers.Dense(3)(x)), [tokens(10)]
+
+
+@model
+def gmlp():
+    """keras.io's gMLP: a spatial gating unit projects across the patches (a Dense on the
+    transposed sequence)."""
+    from keras import Input, Model, layers, ops
+
+    x = inp = Input((16, 12), name="patches")
+    x = layers.Dense(16)(x)
+    for _ in range(2):
+        y = layers.Dense(32, activation="gelu")(
+            layers.LayerNormalization(epsilon=1e-6)(x)
+        )
+        u, v = ops.split(y, 2, axis=2)
+        v = layers.LayerNormalization(epsilon=1e-6)(v)
+        v = layers.Permute((2, 1))(
+            layers.Dense(16, bias_initializer="ones")(layers.Permute((2, 1))(v))
+        )
+        x = layers.Add()([x, layers.Dense(16)(layers.Multiply()([u, v]))])
+    return Model(inp, layers.Dense(5)(layers.GlobalAveragePooling1D()(x))), [
+        floats(16, 12)
+    ]
+
+
+@model
+def involution():
+    """keras.io's involution: a kernel generated per pixel, multiplied with the image's
+    patches (`extract_patches`) and summed."""
+    import tensorflow as tf
+    from keras import Input, Model, layers
+
+    class Involution(layers.Layer):
+        def __init__(self, channel, group, k, **kw):
+            super().__init__(**kw)
+            self.c, self.g, self.k = channel, group, k
+            self.gen = layers.Conv2D(k * k * group, 1)
+            self.bn = layers.BatchNormalization()
+
+        def call(self, x):
+            h, w = x.shape[1], x.shape[2]
+            kernel = self.gen(tf.nn.relu(self.bn(x)))
+            kernel = tf.expand_dims(
+                tf.reshape(kernel, (-1, h, w, self.k * self.k, self.g)), 4
+            )
+            patches = tf.image.extract_patches(
+                x, [1, self.k, self.k, 1], [1, 1, 1, 1], [1, 1, 1, 1], "SAME"
+            )
+            patches = tf.reshape(
+                patches, (-1, h, w, self.k * self.k, self.c // self.g, self.g)
+            )
+            out = tf.reduce_sum(kernel * patches, axis=3)
+            return tf.reshape(out, (-1, h, w, self.c))
+
+    x = inp = Input((12, 12, 4), name="images")
+    x = Involution(4, 2, 3)(x)
+    x = layers.ReLU()(x)
+    x = Involution(4, 1, 3)(layers.MaxPooling2D()(x))
+    return Model(inp, layers.Dense(3)(layers.Flatten()(x))), [floats(12, 12, 4)]
+
+
+@model
+def zero_dce():
+    """keras.io's Zero-DCE: eight curve maps split from one conv, applied in turn as
+    x + r * (x * x - x)."""
+    from keras import Input, Model, layers, ops
+
+    x = inp = Input((None, None, 3), name="images")
+    c1 = layers.Conv2D(8, 3, padding="same", activation="relu")(x)
+    c2 = layers.Conv2D(8, 3, padding="same", activation="relu")(c1)
+    c3 = layers.Conv2D(8, 3, padding="same", activation="relu")(
+        layers.Concatenate()([c1, c2])
+    )
+    r = layers.Conv2D(24, 3, padding="same", activation="tanh")(c3)
+
+    class Enhance(layers.Layer):
+        def call(self, image, r):
+            for part in ops.split(r, 8, axis=-1):
+                image = image + part * (ops.square(image) - image)
+            return image
+
+    return Model(inp, Enhance()(x, r)), [floats(None, None, 3)]
+
+
+@model
+def siamese_distance():
+    """keras.io's Siamese network: one tower applied to two images, the Euclidean distance
+    between the embeddings (clamped before the square root), then a sigmoid."""
+    from keras import Input, Model, layers, ops
+
+    a = Input((16, 16, 1), name="left")
+    b = Input((16, 16, 1), name="right")
+    t = Input((16, 16, 1))
+    y = layers.Conv2D(4, 5, activation="tanh")(layers.BatchNormalization()(t))
+    y = layers.AveragePooling2D(2)(y)
+    tower = Model(t, layers.Dense(10, activation="tanh")(layers.Flatten()(y)))
+
+    def distance(v):
+        s = ops.sum(ops.square(v[0] - v[1]), axis=1, keepdims=True)
+        return ops.sqrt(ops.maximum(s, 1e-7))
+
+    d = layers.Lambda(distance)([tower(a), tower(b)])
+    d = layers.BatchNormalization()(d)
+    return Model([a, b], layers.Dense(1, activation="sigmoid")(d)), [
+        floats(16, 16, 1),
+        floats(16, 16, 1),
+    ]
+
+
+@model
+def vivit():
+    """keras.io's ViViT: tubelets by a strided Conv3D, a position embedding, attention."""
+    from keras import Input, Model, layers, ops
+
+    class Position(layers.Layer):
+        def build(self, shape):
+            self.emb = layers.Embedding(shape[1], shape[2])
+
+        def call(self, x):
+            return x + self.emb(ops.arange(0, ops.shape(x)[1]))
+
+    x = inp = Input((8, 16, 16, 1), name="video")
+    x = layers.Conv3D(16, 4, strides=4)(x)
+    x = Position()(layers.Reshape((-1, 16))(x))
+    x = transformer_block(x, 2, 8, 16, 1e-6)
+    x = layers.GlobalAvgPool1D()(layers.LayerNormalization(epsilon=1e-6)(x))
+    return Model(inp, layers.Dense(4, activation="softmax")(x)), [floats(8, 16, 16, 1)]
+
+
+@model
+def nerf_mlp():
+    """keras.io's NeRF: a positional encoding of sin and cos at doubling frequencies, an MLP
+    with a skip connection."""
+    from keras import Input, Model, layers, ops
+
+    def encode(x):
+        parts = [x]
+        for i in range(4):
+            for fn in (ops.sin, ops.cos):
+                parts.append(fn(2.0**i * x))
+        return ops.concatenate(parts, axis=-1)
+
+    x = inp = Input((None, 3), name="rays")
+    e = layers.Lambda(encode)(x)
+    y = e
+    for i in range(4):
+        y = layers.Dense(32, activation="relu")(y)
+        if i == 1:
+            y = layers.Concatenate()([y, e])
+    return Model(inp, layers.Dense(4)(y)), [floats(None, 3)]
+
+
+@model
+def structured_data():
+    """keras.io's structured-data examples: CategoryEncoding (one-hot and multi-hot), a
+    Discretization into buckets, an adapted Normalization and embeddings."""
+    from keras import Input, Model, layers
+
+    cat = Input((1,), dtype="int32", name="category")
+    tags = Input((3,), dtype="int32", name="tags")
+    num = Input((2,), name="numeric")
+    one = layers.CategoryEncoding(num_tokens=40, output_mode="one_hot")(cat)
+    multi = layers.CategoryEncoding(num_tokens=40, output_mode="multi_hot")(tags)
+    count = layers.CategoryEncoding(num_tokens=40, output_mode="count")(tags)
+    norm = layers.Normalization(mean=[0.5, -0.2], variance=[2.0, 0.3])(num)
+    buckets = layers.Discretization(bin_boundaries=[-0.5, 0.0, 0.5])(num)
+    emb = layers.Flatten()(layers.Embedding(4, 3)(buckets))
+    x = layers.Concatenate()([one, multi, count, norm, emb])
+    x = layers.Dense(8, activation="relu")(x)
+    return Model([cat, tags, num], layers.Dense(1)(x)), [
+        tokens(1),
+        tokens(3),
+        floats(2),
+    ]
+
+
+@model
+def weight_standardized():
+    """BiT's weight-standardised convolution (the kernel normalised on every call) with
+    group norm, as keras.io's BigTransfer builds it."""
+    import tensorflow as tf
+    from keras import Input, Model, layers
+
+    class StdConv(layers.Conv2D):
+        def call(self, x):
+            mean, var = tf.nn.moments(self.kernel, axes=[0, 1, 2], keepdims=True)
+            k = (self.kernel - mean) / tf.sqrt(var + 1e-10)
+            return tf.nn.conv2d(x, k, 1, "SAME") + self.bias
+
+    x = inp = Input((16, 16, 3), name="images")
+    x = StdConv(8, 3, padding="same")(x)
+    x = layers.ReLU()(layers.GroupNormalization(4)(x))
+    y = StdConv(8, 3, padding="same")(x)
+    x = layers.Add()([x, layers.GroupNormalization(2)(y)])
+    x = layers.GlobalAveragePooling2D()(x)
+    return Model(inp, layers.Dense(3)(x)), [floats(16, 16, 3)]
 
 
 def sweep(name, out_dir):

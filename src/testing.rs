@@ -30,6 +30,10 @@ pub fn string(s: &str) -> AttrValue {
     AttrValue { value: Some(Value::S(s.as_bytes().to_vec())) }
 }
 
+pub fn dtype(d: DType) -> AttrValue {
+    AttrValue { value: Some(Value::Type(d.to_tf())) }
+}
+
 /// A float32 tensor of `shape` with small distinct values.
 pub fn weights(shape: &[usize]) -> Tensor {
     let n: usize = shape.iter().product();

@@ -17,6 +17,7 @@ pub const DEPTHWISE_1D: &str = "_DepthwiseConv1D";
 pub const CONV_TRANSPOSE_1D: &str = "_Conv1DBackpropInput";
 pub const MAX_POOL_1D: &str = "_MaxPool1D";
 pub const AVG_POOL_1D: &str = "_AvgPool1D";
+pub const BATCH_NORM_STATISTICS: &str = "_BatchNormStatistics";
 pub const LAYER_NORM: &str = "_LayerNorm";
 pub const GROUP_NORM: &str = "_GroupNorm";
 pub const RMS_NORM: &str = "_RMSNorm";
@@ -45,6 +46,7 @@ pub const LOG_SUM_EXP: &str = "_LogSumExp";
 pub const L2_NORMALIZE: &str = "_L2Normalize";
 pub const MISH: &str = "_Mish";
 pub const LOG_SIGMOID: &str = "_LogSigmoid";
+pub const SIGN_BIT: &str = "_SignBit";
 pub const TABLE_LOOKUP: &str = "_TableLookup";
 
 /// A synthetic op and its parameters.
@@ -54,6 +56,10 @@ pub enum Fused {
     /// The node's attributes are the op's with the unit axis dropped (`strides=[1, s, 1]`);
     /// inputs as the op's, `x [N, W, C]` and filters without the unit axis (`[K, I, O]`).
     Window1D(Window1D),
+    /// Batch normalisation by the moving statistics alone, with no learned scale or offset
+    /// (Keras' `BatchNormalization(center=False, scale=False)`): `nn.BatchNorm2d(c,
+    /// affine=False)` (1-D to 3-D by rank), channels last. Inputs: `x`, `mean`, `variance`.
+    BatchNormStatistics { epsilon: f32 },
     /// Normalisation over the last axis, `nn.LayerNorm`. Input: `x`.
     LayerNorm { epsilon: f32, affine: Option<Affine> },
     /// Normalisation over groups of channels (the last TF axis, split into `groups`) and all
@@ -67,6 +73,9 @@ pub enum Fused {
     Mish,
     /// `−softplus(−x)`, the log of the sigmoid (Keras' log_sigmoid). Input: `x`.
     LogSigmoid,
+    /// Whether a float32's sign bit is set, `-0.0` included (Keras' `signbit`; see
+    /// `passes::fuse_signbit`). Input: `x`.
+    SignBit,
     /// `relu6(x + 3) / 6` (MobileNetV3's and Keras' hard sigmoid). Input: `x`.
     HardSigmoid,
     /// `x · relu6(x + 3) / 6` (MobileNetV3's hard swish). Input: `x`.
@@ -295,12 +304,14 @@ impl Fused {
                 Window1D::MaxPool => MAX_POOL_1D,
                 Window1D::AvgPool => AVG_POOL_1D,
             },
+            Fused::BatchNormStatistics { .. } => BATCH_NORM_STATISTICS,
             Fused::LayerNorm { .. } => LAYER_NORM,
             Fused::GroupNorm { .. } => GROUP_NORM,
             Fused::RmsNorm { .. } => RMS_NORM,
             Fused::SiLU => SILU,
             Fused::Mish => MISH,
             Fused::LogSigmoid => LOG_SIGMOID,
+            Fused::SignBit => SIGN_BIT,
             Fused::HardSigmoid => HARD_SIGMOID,
             Fused::HardSwish => HARD_SWISH,
             Fused::Gelu { .. } => GELU,
@@ -331,6 +342,7 @@ impl Fused {
         };
         match self {
             Fused::LayerNorm { epsilon, .. } => put("epsilon", Value::F(*epsilon)),
+            Fused::BatchNormStatistics { epsilon } => put("epsilon", Value::F(*epsilon)),
             Fused::RmsNorm { epsilon, .. } => put("epsilon", Value::F(*epsilon)),
             Fused::GroupNorm { groups, epsilon, .. } => {
                 put("groups", Value::I(*groups as i64));
@@ -370,6 +382,7 @@ impl Fused {
             Fused::SiLU
             | Fused::Mish
             | Fused::LogSigmoid
+            | Fused::SignBit
             | Fused::HardSigmoid
             | Fused::HardSwish
             | Fused::RotateHalf

@@ -16,6 +16,8 @@ pub const OPS: &[OpDef] = &[
     op("FusedBatchNorm", batch_norm).infer(same_as_input),
     op("FusedBatchNormV3", batch_norm).infer(same_as_input),
     op("LRN", lrn).infer(same_as_input),
+    // Produced by passes::fuse_batchnorm.
+    op(fused::BATCH_NORM_STATISTICS, batch_norm_statistics).infer(same_as_input),
     // Produced by passes::fuse_layernorm.
     op(fused::LAYER_NORM, layer_norm).infer(same_as_input),
     // Produced by passes::fuse_rmsnorm.
@@ -52,7 +54,6 @@ fn batch_norm(ctx: &mut Ctx) -> OpResult<Lowered> {
     if training || (1..=4).any(|i| !ctx.is_const(i)) {
         return batch_norm_functional(ctx, training);
     }
-    let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
     // Channels last, whatever the rank (passes::fuse_batchnorm writes NHWC for all).
     let df = node.attr_str_or("data_format", "NHWC")?;
     if !matches!(df.as_str(), "NWC" | "NHWC" | "NDHWC") {
@@ -69,6 +70,36 @@ fn batch_norm(ctx: &mut Ctx) -> OpResult<Lowered> {
         channels = t.numel();
         params.push((name, Weight::plain(t.clone())));
     }
+    batch_norm_layer(ctx, channels, eps, params, vec![])
+}
+
+/// `nn.BatchNormNd(c, affine=False)`: the moving statistics alone.
+fn batch_norm_statistics(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let Fused::BatchNormStatistics { epsilon } = *ctx.fused()? else {
+        return Err("expected a batch norm by its statistics".into());
+    };
+    let mut params = Vec::new();
+    let mut channels = 0;
+    for (i, name) in [(1, "running_mean"), (2, "running_var")] {
+        let t = ctx.const_input(i)?;
+        if t.rank() != 1 || t.dtype != DType::F32 {
+            return Err(format!("{name} (input #{i}) must be a float32 vector").into());
+        }
+        channels = t.numel();
+        params.push((name, Weight::plain(t.clone())));
+    }
+    batch_norm_layer(ctx, channels, epsilon, params, vec![("affine", Expr::boolean(false))])
+}
+
+/// The batch norm layer over input 0's channels (the last TF axis), holding `params`.
+fn batch_norm_layer(
+    ctx: &mut Ctx,
+    channels: usize,
+    eps: f32,
+    mut params: Vec<(&'static str, Weight)>,
+    extra: Vec<(&'static str, Expr)>,
+) -> OpResult<Lowered> {
+    let rank = ctx.rank(0).ok_or(TranslateError::UnknownRank)?;
     params.push(("num_batches_tracked", Weight::plain(Tensor::from_i64(vec![], &[0]))));
     let (class, x, layout) = match rank {
         // Channels last at rank 2 is already torch's [N, C].
@@ -82,6 +113,7 @@ fn batch_norm(ctx: &mut Ctx) -> OpResult<Lowered> {
     if eps != 1e-5 {
         kwargs.push(("eps", Expr::f32(eps)));
     }
+    kwargs.extend(extra);
     let ctor = Expr::call_kw(&class, vec![Expr::int(channels as i64)], kwargs);
     Ok(Lowered::Layer { post: vec![], ctor, params, args: vec![x], layout })
 }

@@ -301,6 +301,7 @@ fn mergeable(f: &Fused) -> Option<&Fused> {
         | Fused::SiLU
         | Fused::Mish
         | Fused::LogSigmoid
+        | Fused::SignBit
         | Fused::HardSigmoid
         | Fused::HardSwish
         | Fused::Gelu { .. }

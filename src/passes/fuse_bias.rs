@@ -85,6 +85,15 @@ pub fn fuse_bias(g: &mut Graph) -> Result<()> {
     Ok(())
 }
 
+/// An addition whose bias may broadcast along the last axis: Add, or a channels-last BiasAdd.
+fn is_bias_add(node: &crate::ir::Node) -> bool {
+    match node.op.as_str() {
+        "Add" | "AddV2" => true,
+        "BiasAdd" => node.attr_str_or("data_format", "NHWC").is_ok_and(|f| f != "NCHW"),
+        _ => false,
+    }
+}
+
 /// Multi-head projections (Keras EinsumDense, keras-hub attention) add their `[heads, dim]`
 /// bias after splitting the heads: `Reshape(x @ W, [.., H, D]) + b`. The bias moves into the
 /// projection (`b` flattened to `[H·D]`), so the layer is one `nn.Linear` with its bias and
@@ -92,14 +101,17 @@ pub fn fuse_bias(g: &mut Graph) -> Result<()> {
 pub fn fuse_head_bias(g: &mut Graph) -> Result<()> {
     let order = g.topo_order().unwrap_or_default();
     for n in order {
-        if !g.g.contains_node(n) || !matches!(g.node(n).op.as_str(), "Add" | "AddV2") {
+        if !g.g.contains_node(n) || !is_bias_add(g.node(n)) {
             continue;
         }
         let add_inputs = g.inputs(n);
         if add_inputs.len() != 2 {
             continue;
         }
-        for (slot, &r) in add_inputs.iter().enumerate() {
+        // A BiasAdd's bias is its second operand (Keras' one-head attention adds its `[1, D]`
+        // bias squeezed, by BiasAdd); an Add's either.
+        let slots = if g.node(n).op == "BiasAdd" { 0..1 } else { 0..2 };
+        for (slot, &r) in add_inputs.iter().enumerate().take(slots.end).skip(slots.start) {
             let Some(&b) = add_inputs.get(1 - slot) else { continue };
             let Some(bias) = g.const_value(b).cloned() else { continue };
             if g.node(r.node).op != "Reshape" || r.port != 0 || g.use_count(r) != 1 {
@@ -207,6 +219,29 @@ mod tests {
         query/MatMul/bias = Const -> float32 [6]
         query/MatMul = MatMul(x:0, query/kernel:0, query/MatMul/bias:0) -> float32 [?, 6]
         query/Reshape = Reshape(query/MatMul:0, query/shape:0) -> float32 [?, 2, 3]
+        ");
+    }
+
+    /// Keras' one-head attention squeezes its `[1, D]` bias and adds it by BiasAdd.
+    #[test]
+    fn a_one_head_bias_added_by_bias_add_moves_into_the_projection() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 8]);
+        let w = g.constant("query/kernel", weights(&[8, 6]));
+        let shape = g.constant("query/shape", int_tensor(&[3], &[-1, 1, 6]));
+        let b = g.constant("query/bias", weights(&[6]));
+        let m = g.op("query/MatMul", "MatMul", &[x, w], &[]);
+        let r = g.op("query/Reshape", "Reshape", &[m, shape], &[]);
+        let y = g.op("query/BiasAdd", "BiasAdd", &[r, b], &[]);
+        assert_snapshot!(g.after_passes(&[y], &[fold_and_infer, fuse_head_bias]), @"
+        inputs: x:0
+        outputs: query/Reshape:0
+        x = Placeholder -> float32 [?, 8]
+        query/kernel = Const -> float32 [8, 6]
+        query/shape = Const -> int32 [3]
+        query/MatMul/bias = Const -> float32 [6]
+        query/MatMul = MatMul(x:0, query/kernel:0, query/MatMul/bias:0) -> float32 [?, 6]
+        query/Reshape = Reshape(query/MatMul:0, query/shape:0) -> float32 [?, 1, 6]
         ");
     }
 }

@@ -24,6 +24,7 @@ mod fuse_logsumexp;
 mod fuse_repeat;
 mod fuse_rmsnorm;
 mod fuse_rotary;
+mod fuse_signbit;
 mod fuse_tensordot;
 mod fuse_time_distributed;
 mod fuse_wrap;
@@ -65,7 +66,7 @@ pub fn run_all(g: &mut Graph) -> Result<()> {
 type Pass = fn(&mut Graph) -> Result<()>;
 
 /// After recurrent layers are fused (see [`run_observed`]).
-const LATE: [(&str, Pass); 33] = [
+const LATE: [(&str, Pass); 34] = [
     ("simplify", simplify),
     ("prune", prune),
     ("fuse_bidirectional", fuse_bidirectional::fuse_bidirectional),
@@ -91,6 +92,7 @@ const LATE: [(&str, Pass); 33] = [
     ("fuse_wrap", fuse_wrap::fuse_wrap),
     ("fuse_logsumexp", fuse_logsumexp::fuse_logsumexp),
     ("fuse_l2norm", fuse_l2norm::fuse_l2norm),
+    ("fuse_signbit", fuse_signbit::fuse_signbit),
     ("select_by_masks", mask_blend::select_by_masks),
     ("fuse_grouped_attention", fuse_grouped_attention::fuse_grouped_attention),
     ("fuse_attention", fuse_attention::fuse_attention),

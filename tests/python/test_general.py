@@ -24,6 +24,7 @@ DYNAMIC = ["dyn_class_token", "dyn_reshape", "dyn_fill_pack", "dyn_data_sizes", 
 DYNAMIC += ["keras_mobilenet_v3_small", "keras_nasnet_mobile", "audio_features"]
 DYNAMIC += ["seq2seq_attention", "keras_channels_first", "dyn_pools", "dyn_tcn", "single_head_attention"]
 DYNAMIC += ["video_frames", "keras_flat_transformer", "keras_conv_mixer", "dyn_dilated", "tf_gpt2_block"]
+DYNAMIC += ["keras_diffusion_unet", "keras_switch_moe"]
 
 
 def source(name):
@@ -587,6 +588,7 @@ def test_a_mel_filter_bank_built_from_constants_is_a_constant(tmp_path):
         assert computed not in code, code
     assert "@ self.linear_to_mel_weight_matrix" in forward, code
 
+
 def test_an_angle_table_every_layer_reshapes_is_made_once(tmp_path):
     """DINOv3's layers each unsqueeze the one cos and sin table: the rotations read one
     `angles` value made before the layers, and the layers are one class (parity above)."""
@@ -940,3 +942,21 @@ def test_an_encoder_decoder_runs_each_stack_in_a_loop(tmp_path):
     for stack in ("EncoderBlock", "DecoderBlock"):
         block = code.split(f"class {stack}(nn.Module):")[1].split("\nclass ")[0]
         assert "dim: int," in block and "seq_len: int," in block and "inputs: torch.Tensor," in block, block
+
+
+def test_keras_io_layers_read_as_their_keras_source(tmp_path):
+    """A batch norm with neither scale nor offset is `nn.BatchNorm2d(c, affine=False)`, not
+    a multiply and an add by two anonymous buffers; a one-head attention's bias (added by
+    BiasAdd) is its projection's, not a buffer added after the head split; Keras' float
+    `argmax` tells -0.0 from 0.0 by `torch.signbit`, not by reinterpreting the bits as ints
+    (parity: the dynamic test above)."""
+    unet, moe = tmp_path / "unet", tmp_path / "moe"
+    run_cli("convert", source("keras_diffusion_unet"), "-o", unet)
+    run_cli("convert", source("keras_switch_moe"), "-o", moe)
+    code = (unet / "model.py").read_text()
+    flat = re.sub(r"\(\s+", "(", re.sub(r"\s+", " ", code))
+    assert flat.count("nn.BatchNorm2d(num_features, eps=0.001, affine=False)") == 1, code
+    assert "batch_normalization_const" not in code and "_bias" not in code, code
+    assert "self.multi_head_attention_query = nn.Linear(16, 16)" in code, code
+    code = (moe / "model.py").read_text()
+    assert "torch.signbit(" in code and ".view(torch.int32)" not in code, code

@@ -119,6 +119,8 @@ pub const OPS: &[OpDef] = &[
         .fold(|i| fold_rounding(i, f64::round_ties_even)),
     op("Bucketize", bucketize).infer(int32_like),
     op("IsNan", |c| function(c, "torch.isnan")).infer(bool_like),
+    // Produced by passes::fuse_signbit.
+    op(crate::ir::fused::SIGN_BIT, |c| function(c, "torch.signbit")).infer(bool_like),
     op("IsInf", |c| function(c, "torch.isinf")).infer(bool_like),
     op("IsFinite", |c| function(c, "torch.isfinite")).infer(bool_like),
     op("Invert", |c| function(c, "torch.bitwise_not")).infer(same_as_input),
