@@ -46,6 +46,7 @@ pub const LOG_SUM_EXP: &str = "_LogSumExp";
 pub const L2_NORMALIZE: &str = "_L2Normalize";
 pub const MISH: &str = "_Mish";
 pub const LOG_SIGMOID: &str = "_LogSigmoid";
+pub const FRAMES: &str = "_Frames";
 pub const SIGN_BIT: &str = "_SignBit";
 pub const TABLE_LOOKUP: &str = "_TableLookup";
 
@@ -73,6 +74,9 @@ pub enum Fused {
     Mish,
     /// `−softplus(−x)`, the log of the sigmoid (Keras' log_sigmoid). Input: `x`.
     LogSigmoid,
+    /// Overlapping frames of the last axis, `length` samples every `step` (`tf.signal.frame`;
+    /// see `passes::fuse_frames`): `[.., len]` → `[.., frames, length]`. Input: `x`.
+    Frames { length: i64, step: i64 },
     /// Whether a float32's sign bit is set, `-0.0` included (Keras' `signbit`; see
     /// `passes::fuse_signbit`). Input: `x`.
     SignBit,
@@ -312,6 +316,7 @@ impl Fused {
             Fused::Mish => MISH,
             Fused::LogSigmoid => LOG_SIGMOID,
             Fused::SignBit => SIGN_BIT,
+            Fused::Frames { .. } => FRAMES,
             Fused::HardSigmoid => HARD_SIGMOID,
             Fused::HardSwish => HARD_SWISH,
             Fused::Gelu { .. } => GELU,
@@ -361,6 +366,10 @@ impl Fused {
             Fused::WrapNegative { size } => put("size", Value::I(*size)),
             Fused::LogSumExp { keep_dims } => put("keep_dims", Value::B(*keep_dims)),
             Fused::L2Normalize { epsilon } => put("epsilon", Value::F(*epsilon)),
+            Fused::Frames { length, step } => {
+                put("frame_length", Value::I(*length));
+                put("frame_step", Value::I(*step));
+            }
             Fused::RepeatInterleave { axis, repeats } => {
                 put("axis", Value::I(*axis as i64));
                 put("repeats", Value::I(*repeats));

@@ -35,6 +35,7 @@ mod scan;
 mod scatter;
 mod sets;
 mod shape;
+mod signal;
 pub mod sizes;
 mod slice;
 mod space_batch;
@@ -221,6 +222,7 @@ const FAMILIES: &[&[OpDef]] = &[
     elementwise::OPS,
     elementwise::special::OPS,
     fft::OPS,
+    signal::OPS,
     reduce::OPS,
     pad::OPS,
     stack::OPS,

@@ -112,12 +112,29 @@ fn concat_fold(inp: &OpInputs) -> Option<Folded> {
         }
         return Some(Folded::Tensor(Tensor { dtype: ts[0].dtype, shape, data: data.into() }));
     }
-    let mut values = Vec::new();
+    // Entries known or read at run time; a piece known only by its length (a `SplitV` of a
+    // shape, whose later outputs carry no entries) holds that many unknown ones.
+    let (mut values, mut pieces_unknown) = (Vec::new(), false);
     for i in 0..n {
-        values.extend(inp.dims(i)?);
+        match inp.dims(i) {
+            Some(dims) => values.extend(dims),
+            None => match inp.infos.get(i)?.shape.as_deref()? {
+                [Some(len)] if *len <= MAX_UNKNOWN_PIECE => {
+                    values.extend(std::iter::repeat_n(Dim::Unknown, *len));
+                    pieces_unknown = true;
+                }
+                _ => return None,
+            },
+        }
     }
-    Some(Folded::Partial(Partial { scalar: false, values }))
+    // Such pieces are worth entries only beside something known.
+    let worth = !pieces_unknown || values.iter().any(|d| *d != Dim::Unknown);
+    worth.then_some(Folded::Partial(Partial { scalar: false, values }))
 }
+
+/// The longest piece of unknown entries a concatenated shape may hold (a shape's length is
+/// a rank: small).
+const MAX_UNKNOWN_PIECE: usize = 64;
 
 /// `Pack` of constants of one dtype and shape: for each index before the axis, one slice of
 /// each input in turn.
@@ -307,6 +324,35 @@ mod tests {
         x = torch.sin(a)
         x = torch.stack([a, x], dim=-1)
         return x
+        ");
+    }
+
+    /// A shape concatenated from a later output of a split (no entries known, but its
+    /// length) and a constant: the constant's sizes stay known (`tf.signal.frame` reshapes
+    /// to `[outer.., n, 32]` this way).
+    #[test]
+    fn a_piece_known_only_by_its_length_keeps_the_rest_known() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, -1, 64]);
+        let shape = g.op("Shape", "Shape", &[x], &[]);
+        let sizes = g.constant("sizes", int_tensor(&[2], &[2, 1]));
+        let axis = g.constant("axis", int_tensor(&[], &[0]));
+        let split = g.op("split", "SplitV", &[shape, sizes, axis], &[("num_split", int(2))]);
+        let outer = crate::ir::ValueRef { node: split.node, port: 1 };
+        let sub = g.constant("sub", int_tensor(&[2], &[-1, 32]));
+        let target = g.op("target", "ConcatV2", &[outer, sub, axis], &[("N", int(2))]);
+        let y = g.op("Reshape", "Reshape", &[x, target], &[]);
+        assert_snapshot!(g.after_passes(&[y], &[crate::passes::fold_and_infer]), @"
+        inputs: x:0
+        outputs: Reshape:0
+        x = Placeholder -> float32 [?, ?, 64]
+        Shape = Shape(x:0) -> int32 [3] = [x:0.shape[0], x:0.shape[1], 64]
+        sizes = Const -> int32 [2]
+        axis = Const -> int32 []
+        split = SplitV(Shape:0, sizes:0, axis:0) {num_split=2} -> int32 [2], int32 [1]
+        sub = Const -> int32 [2]
+        target = ConcatV2(split:1, sub:0, axis:0) {N=2} -> int32 [3] = [?, -1, 32]
+        Reshape = Reshape(x:0, target:0) -> float32 [?, ?, 32]
         ");
     }
 }

@@ -302,6 +302,7 @@ fn mergeable(f: &Fused) -> Option<&Fused> {
         | Fused::Mish
         | Fused::LogSigmoid
         | Fused::SignBit
+        | Fused::Frames { .. }
         | Fused::HardSigmoid
         | Fused::HardSwish
         | Fused::Gelu { .. }

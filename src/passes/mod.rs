@@ -16,6 +16,7 @@ mod fuse_bias;
 mod fuse_bidirectional;
 mod fuse_causal;
 mod fuse_dilated;
+mod fuse_frames;
 mod fuse_grouped_attention;
 mod fuse_groupnorm;
 mod fuse_l2norm;
@@ -66,7 +67,7 @@ pub fn run_all(g: &mut Graph) -> Result<()> {
 type Pass = fn(&mut Graph) -> Result<()>;
 
 /// After recurrent layers are fused (see [`run_observed`]).
-const LATE: [(&str, Pass); 34] = [
+const LATE: [(&str, Pass); 35] = [
     ("simplify", simplify),
     ("prune", prune),
     ("fuse_bidirectional", fuse_bidirectional::fuse_bidirectional),
@@ -83,6 +84,7 @@ const LATE: [(&str, Pass); 34] = [
     ("fuse_1d", fuse_1d),
     ("fold_pads", fold_pads::fold_pads),
     ("fuse_repeat", fuse_repeat::fuse_repeat),
+    ("fuse_frames", fuse_frames::fuse_frames),
     ("fuse_tensordot", fuse_tensordot),
     ("fuse_time_distributed", fuse_time_distributed::fuse_time_distributed),
     ("fuse_bias", fuse_bias),

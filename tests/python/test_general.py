@@ -589,6 +589,18 @@ def test_a_mel_filter_bank_built_from_constants_is_a_constant(tmp_path):
     assert "@ self.linear_to_mel_weight_matrix" in forward, code
 
 
+def test_a_signal_of_any_length_is_framed_by_unfold(tmp_path):
+    """`tf.signal.stft` frames a waveform of any length by cutting it into subframes and
+    gathering them by an index table built from the length: that is `wave.unfold(-1, 64,
+    32)`, not twenty lines of size arithmetic and `.tolist()` (parity: the dynamic test)."""
+    out = tmp_path / "out"
+    run_cli("convert", source("audio_features"), "-o", out)
+    code = (out / "model.py").read_text()
+    forward = code.split("def forward")[1].split("\n_DTYPES")[0]
+    assert "x = wave.unfold(-1, 64, 32)\n" in forward, code
+    for spelled_out in (".tolist()", "torch.arange", "floor_divide", ".item()"):
+        assert spelled_out not in forward, code
+
 def test_an_angle_table_every_layer_reshapes_is_made_once(tmp_path):
     """DINOv3's layers each unsqueeze the one cos and sin table: the rotations read one
     `angles` value made before the layers, and the layers are one class (parity above)."""
