@@ -118,6 +118,10 @@ pub struct Node {
     /// `forward` reads of it directly is an `nn.Parameter`, never a literal, and two equal
     /// ones stay two.
     pub variable: bool,
+    /// A constant folded from a trained one only laid out anew (`ops.expand_dims(self.latents,
+    /// 0)`, a reshaped scale): still a trained value, an `nn.Parameter` where `forward` reads
+    /// it, but no variable of the graph's for naming scopes and layers.
+    pub relaid_variable: bool,
 }
 
 impl Node {
@@ -136,6 +140,7 @@ impl Node {
             generated: false,
             shared: false,
             variable: false,
+            relaid_variable: false,
         }
     }
 

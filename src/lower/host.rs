@@ -41,7 +41,7 @@ impl<'a> Lowerer<'a> {
     /// A constant as a Python expression: a parameter for a variable, a literal for other
     /// scalars, else a registered buffer.
     fn constant(&mut self, v: ValueRef, t: &Tensor) -> OpResult<Expr> {
-        if self.graph.node(v.node).variable {
+        if self.is_parameter(v, t) {
             return self.stored(v.node, t.clone());
         }
         if t.rank() == 0 {
@@ -63,6 +63,13 @@ impl<'a> Lowerer<'a> {
             format!("{scope}_const")
         };
         self.buffer_named(&hint, t.clone())
+    }
+
+    /// Whether constant `v` (value `t`) is a trained value: a variable, or one laid out anew
+    /// (rotary inverse frequencies Keras keeps as an untrained weight stay a buffer).
+    fn is_parameter(&self, v: ValueRef, t: &Tensor) -> bool {
+        let node = self.graph.node(v.node);
+        node.variable || node.relaid_variable && !is_inverse_frequencies(t)
     }
 
     /// Registers `t` as a buffer named after `hint`; returns `self.<name>`.
@@ -261,7 +268,7 @@ impl<'a> Host<'a> for Lowerer<'a> {
         suffix: &str,
         t: Tensor,
     ) -> OpResult<Expr> {
-        if self.graph.node(v.node).variable {
+        if self.is_parameter(v, &t) {
             self.stored(v.node, t)
         } else {
             self.buffer(owner, suffix, t)
@@ -389,6 +396,33 @@ mod tests {
         let linear: Vec<f32> = (0..8).map(|i| 1.0 - i as f32 / 8.0).collect();
         assert!(!is_inverse_frequencies(&Tensor::from_f32(vec![8], &linear)));
         assert!(!is_inverse_frequencies(&Tensor::from_f32(vec![2, 4], &freq)));
+    }
+
+    /// A trained value expanded to broadcast (Perceiver's latents, a class token) is still
+    /// the trained value: a parameter, where a constant the graph computes is a buffer.
+    #[test]
+    fn a_trained_value_expanded_stays_a_parameter() {
+        use crate::testing::*;
+        let trainable = |trained: bool| {
+            let mut g = TestGraph::new();
+            let x = g.input("x", &[-1, 4, 3]);
+            let t = weights(&[4, 3]);
+            let w = if trained { g.variable("latents", t) } else { g.constant("latents", t) };
+            let axis = g.constant("latents/axis", int_tensor(&[], &[0]));
+            let e = g.op("latents/ExpandDims", "ExpandDims", &[w, axis], &[]);
+            let y = g.op("add", "AddV2", &[x, e], &[]);
+            let (m, _) = crate::lower::lower(&g.finish(&[y]), "M", "test").expect("lower");
+            m.buffers.iter().map(|b| (b.name.clone(), b.dims(), b.trainable)).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            trainable(true),
+            [("latents".to_string(), vec![Some(1), Some(4), Some(3)], true)]
+        );
+        let computed = trainable(false);
+        assert_eq!(
+            computed,
+            [("latents_const".to_string(), vec![Some(1), Some(4), Some(3)], false)]
+        );
     }
 
     #[test]

@@ -71,7 +71,7 @@ fn walk(g: &mut Graph) -> Result<bool> {
                     .iter()
                     .map(|&v| if v.port == 0 { g.node(v.node).partial.as_ref() } else { None })
                     .collect(),
-                variables: inputs.iter().map(|&v| g.node(v.node).variable).collect(),
+                variables: inputs.iter().map(|&v| is_trained(g.node(v.node))).collect(),
             };
             let infos: Option<Vec<ValueInfo>> = def.infer.and_then(|f| f(&inp));
             // Fold functions check what they need: most need constant inputs, `Shape` only
@@ -82,8 +82,15 @@ fn walk(g: &mut Graph) -> Result<bool> {
         constant_reshape_target(g, n);
         let folded = within_budget(g, &inputs, folded);
         let generated = g.all_generated(&inputs);
+        // A trained value only laid out anew (`ops.expand_dims(self.latents, 0)`) is still
+        // that trained value.
+        let relaid = is_relayout(&g.node(n).op)
+            && inputs.first().is_some_and(|&v| v.port == 0 && is_trained(g.node(v.node)));
         match folded {
-            (_, Some(Folded::Tensor(t))) => g.make_const(n, t, generated),
+            (_, Some(Folded::Tensor(t))) => {
+                g.make_const(n, t, generated);
+                g.node_mut(n).relaid_variable = relaid;
+            }
             (_, Some(Folded::Outputs(ts))) => {
                 let (name, ordinal) = (g.node(n).name.clone(), g.node(n).ordinal);
                 for (port, t) in ts.into_iter().enumerate() {
@@ -104,6 +111,16 @@ fn walk(g: &mut Graph) -> Result<bool> {
         }
     }
     Ok(inlined)
+}
+
+/// A trained constant, or one laid out anew from it.
+fn is_trained(node: &Node) -> bool {
+    node.variable || node.relaid_variable
+}
+
+/// Ops that only lay their input 0 out anew, each element kept once.
+fn is_relayout(op: &str) -> bool {
+    matches!(op, "Reshape" | "ExpandDims" | "Squeeze" | "Transpose" | "Identity")
 }
 
 /// The outputs of an op without a translation: what the file says (`_output_shapes`, which

@@ -972,3 +972,19 @@ def test_keras_io_layers_read_as_their_keras_source(tmp_path):
     assert "self.multi_head_attention_query = nn.Linear(16, 16)" in code, code
     code = (moe / "model.py").read_text()
     assert "torch.signbit(" in code and ".view(torch.int32)" not in code, code
+
+
+def test_a_trained_weight_laid_out_anew_stays_trainable(tmp_path):
+    """SigLIP's attention-pooling probe and MMDiT's position embedding are trained weights the
+    graph reshapes (a probe expanded to `[1, 1, 1, D]`, a table cropped and flattened): each
+    is an `nn.Parameter` that training updates, not a buffer folded from it (parity: the
+    dynamic test above)."""
+    for name, weight in [("keras_hub_siglip", "head"), ("keras_hub_mmdit", "position_embedding")]:
+        out = tmp_path / name
+        run_cli("convert", source(name), "-o", out)
+        code = (out / "model.py").read_text()
+        assert f"self.{weight} = nn.Parameter(" in code, code
+        assert f"{weight}_const" not in code, code
+        model = import_model(out).load_model()
+        trained = {k.split(".")[-1]: p for k, p in model.named_parameters()}
+        assert weight in trained and trained[weight].requires_grad, sorted(trained)
