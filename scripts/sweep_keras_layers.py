@@ -1,12 +1,12 @@
 """Converts small Keras 3 models built the way keras.io's examples build them (MLP-Mixer,
 ViT with patch extraction, PointNet, DeepLabV3+, CCT, ConvLSTM, masked and bidirectional
-RNNs, a diffusion U-Net, EDSR/ESPCN, Perceiver, Switch Transformer, gMLP, involution,
-Zero-DCE, a Siamese network, ViViT, NeRF, structured data, BiT's weight standardisation)
-and one model per family of layer kinds the other sweeps leave out (1-D and 3-D transposed
-convolutions, attention over two axes, EinsumDense, RMSNormalization, MelSpectrogram,
-top-k, any-size inputs), and compares each with TensorFlow at two batch sizes: a measure of
-the general case, not a test. Norm statistics, scales and biases are
-randomised; inputs of masked models hold padded (zero) steps.
+RNNs, EDSR/ESPCN, Perceiver, gMLP, involution, Zero-DCE, a Siamese network, ViViT, NeRF,
+structured data, BiT's weight standardisation; keras.io's diffusion U-Net and Switch
+Transformer are test fixtures) and one model per family of layer kinds the other sweeps
+leave out (1-D and 3-D transposed convolutions, attention over two axes, EinsumDense,
+RMSNormalization, MelSpectrogram, top-k, any-size inputs), and compares each with
+TensorFlow at two batch sizes: a measure of the general case, not a test. Norm statistics,
+scales and biases are randomised; inputs of masked models hold padded (zero) steps.
 
     .venv/bin/python scripts/sweep_keras_layers.py [--out DIR] [MODEL ...]   # default: all
 
@@ -418,44 +418,6 @@ def inference_noops():
 
 
 @model
-def ddim_unet():
-    """keras.io's denoising diffusion U-Net: a sinusoidal embedding of the noise variance,
-    residual blocks with unscaled batch norm, average pooling and bilinear upsampling."""
-    import math
-
-    from keras import Input, Model, layers, ops
-
-    def embedding(v):
-        freqs = ops.exp(ops.linspace(math.log(1.0), math.log(1000.0), 8))
-        angles = 2.0 * math.pi * freqs * v
-        return ops.concatenate([ops.sin(angles), ops.cos(angles)], axis=3)
-
-    def residual(x, width):
-        r = x if x.shape[3] == width else layers.Conv2D(width, 1)(x)
-        x = layers.BatchNormalization(center=False, scale=False)(x)
-        x = layers.Conv2D(width, 3, padding="same", activation="swish")(x)
-        return layers.Add()([layers.Conv2D(width, 3, padding="same")(x), r])
-
-    images = Input((16, 16, 3), name="images")
-    variances = Input((1, 1, 1), name="variances")
-    e = layers.UpSampling2D(16, interpolation="nearest")(
-        layers.Lambda(embedding)(variances)
-    )
-    x = layers.Concatenate()([layers.Conv2D(8, 1)(images), e])
-    skips = []
-    for w in (8, 16):
-        x = residual(x, w)
-        skips.append(x)
-        x = layers.AveragePooling2D(2)(x)
-    x = residual(x, 32)
-    for w in (16, 8):
-        x = layers.UpSampling2D(2, interpolation="bilinear")(x)
-        x = residual(layers.Concatenate()([x, skips.pop()]), w)
-    out = layers.Conv2D(3, 1)(x)
-    return Model([images, variances], out), [floats(16, 16, 3), floats(1, 1, 1)]
-
-
-@model
 def espcn_edsr():
     """keras.io's super-resolution models: EDSR residual blocks scaled by 0.1, then a
     sub-pixel (depth-to-space) upsampling as ESPCN does it."""
@@ -505,51 +467,6 @@ def perceiver():
         x = transformer_block(x, 2, 8, 16, 1e-6)
     x = layers.GlobalAveragePooling1D()(x)
     return Model(inp, layers.Dense(4)(x)), [floats(32, 6)]
-
-
-@model
-def switch_moe():
-    """keras.io's Switch Transformer: top-1 routing with an expert capacity, a dispatch
-    tensor built from one-hot positions and a cumulative sum, experts as one batched
-    weight."""
-    from keras import Input, Model, layers, ops
-
-    experts, capacity, d = 4, 6, 16
-
-    class Switch(layers.Layer):
-        def build(self, shape):
-            self.router = layers.Dense(experts)
-            self.w1 = self.add_weight(
-                shape=(experts, d, 32), initializer="glorot_uniform"
-            )
-            self.w2 = self.add_weight(
-                shape=(experts, 32, d), initializer="glorot_uniform"
-            )
-
-        def call(self, x):
-            b, n = ops.shape(x)[0], ops.shape(x)[1]
-            tokens = ops.reshape(x, (-1, d))
-            probs = ops.softmax(self.router(tokens), axis=-1)
-            gate = ops.max(probs, axis=-1)
-            index = ops.argmax(probs, axis=-1)
-            mask = ops.one_hot(index, experts)
-            position = ops.cumsum(mask, axis=0) * mask
-            mask = mask * ops.cast(ops.less(position, capacity), "float32")
-            position = ops.cast(ops.sum(position, axis=-1), "int32") - 1
-            slot = ops.one_hot(position, capacity)
-            combine = gate[:, None, None] * mask[:, :, None] * slot[:, None, :]
-            dispatch = ops.cast(combine > 0, "float32")
-            expert_in = ops.einsum("tec,td->ecd", dispatch, tokens)
-            h = ops.relu(ops.einsum("ecd,edh->ech", expert_in, self.w1))
-            expert_out = ops.einsum("ech,ehd->ecd", h, self.w2)
-            out = ops.einsum("tec,ecd->td", combine, expert_out)
-            return ops.reshape(out, (b, n, d))
-
-    x = inp = Input((10,), dtype="int32", name="tokens")
-    x = layers.Embedding(50, d)(x)
-    x = layers.LayerNormalization()(layers.Add()([x, Switch()(x)]))
-    x = layers.GlobalAveragePooling1D()(x)
-    return Model(inp, layers.Dense(3)(x)), [tokens(10)]
 
 
 @model
