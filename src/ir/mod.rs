@@ -119,9 +119,10 @@ pub struct Node {
     /// ones stay two.
     pub variable: bool,
     /// A constant folded from a trained one only laid out anew (`ops.expand_dims(self.latents,
-    /// 0)`, a reshaped scale): still a trained value, an `nn.Parameter` where `forward` reads
-    /// it, but no variable of the graph's for naming scopes and layers.
-    pub relaid_variable: bool,
+    /// 0)`, a reshaped scale), and that variable's node name: still a trained value, an
+    /// `nn.Parameter` where `forward` reads it (a buffer if the name says it is a running
+    /// statistic), but no variable of the graph's for naming scopes and layers.
+    pub relaid_variable: Option<String>,
 }
 
 impl Node {
@@ -140,7 +141,7 @@ impl Node {
             generated: false,
             shared: false,
             variable: false,
-            relaid_variable: false,
+            relaid_variable: None,
         }
     }
 

@@ -69,7 +69,7 @@ impl<'a> Lowerer<'a> {
     /// (rotary inverse frequencies Keras keeps as an untrained weight stay a buffer).
     fn is_parameter(&self, v: ValueRef, t: &Tensor) -> bool {
         let node = self.graph.node(v.node);
-        node.variable || node.relaid_variable && !is_inverse_frequencies(t)
+        node.variable || node.relaid_variable.is_some() && !is_inverse_frequencies(t)
     }
 
     /// Registers `t` as a buffer named after `hint`; returns `self.<name>`.
@@ -99,7 +99,7 @@ impl<'a> Lowerer<'a> {
         let scope = self.scope_of(n);
         let node = self.graph.node(n);
         let vector = node.value.as_ref().is_some_and(|v| v.rank() <= 1);
-        let word = variable_word(&node.name, vector);
+        let word = variable_word(node.relaid_variable.as_deref().unwrap_or(&node.name), vector);
         let statistic = word.as_deref().is_some_and(|w| {
             ["moving", "mean", "variance", "count", "running"].iter().any(|s| w.contains(s))
         });
@@ -423,6 +423,22 @@ mod tests {
             computed,
             [("latents_const".to_string(), vec![Some(1), Some(4), Some(3)], false)]
         );
+    }
+
+    /// A running statistic laid out anew (a moving mean reshaped to broadcast) stays a
+    /// buffer, as the variable it was folded from would.
+    #[test]
+    fn a_statistic_laid_out_anew_stays_a_buffer() {
+        use crate::testing::*;
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 4]);
+        let mean = g.variable("norm/moving_mean", weights(&[4]));
+        let shape = g.constant("norm/shape", int_tensor(&[2], &[1, 4]));
+        let r = g.op("norm/Reshape", "Reshape", &[mean, shape], &[]);
+        let y = g.op("norm/sub", "Sub", &[x, r], &[]);
+        let (m, _) = crate::lower::lower(&g.finish(&[y]), "M", "test").expect("lower");
+        let trainable: Vec<bool> = m.buffers.iter().map(|b| b.trainable).collect();
+        assert_eq!(trainable, [false]);
     }
 
     #[test]

@@ -84,8 +84,10 @@ fn walk(g: &mut Graph) -> Result<bool> {
         let generated = g.all_generated(&inputs);
         // A trained value only laid out anew (`ops.expand_dims(self.latents, 0)`) is still
         // that trained value.
-        let relaid = is_relayout(&g.node(n).op)
-            && inputs.first().is_some_and(|&v| v.port == 0 && is_trained(g.node(v.node)));
+        let relaid = match inputs.first() {
+            Some(&v) if v.port == 0 && is_relayout(&g.node(n).op) => trained_name(g.node(v.node)),
+            _ => None,
+        };
         match folded {
             (_, Some(Folded::Tensor(t))) => {
                 g.make_const(n, t, generated);
@@ -115,7 +117,12 @@ fn walk(g: &mut Graph) -> Result<bool> {
 
 /// A trained constant, or one laid out anew from it.
 fn is_trained(node: &Node) -> bool {
-    node.variable || node.relaid_variable
+    trained_name(node).is_some()
+}
+
+/// The name of the variable `node` is, or was laid out anew from.
+fn trained_name(node: &Node) -> Option<String> {
+    if node.variable { Some(node.name.clone()) } else { node.relaid_variable.clone() }
 }
 
 /// Ops that only lay their input 0 out anew, each element kept once.
