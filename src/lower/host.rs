@@ -59,6 +59,8 @@ impl<'a> Lowerer<'a> {
         let scope = self.scope_of(v.node);
         let hint = if is_inverse_frequencies(t) {
             inverse_frequencies_name(&scope)
+        } else if let Some(table) = table_made_by(&self.graph.node(v.node).name) {
+            table.to_string()
         } else {
             format!("{scope}_const")
         };
@@ -311,6 +313,30 @@ fn arange_of(t: &Tensor) -> Option<Expr> {
 /// the words that say which embedding on (`rotary_embedding_inv_freq` in keras-hub Llama's
 /// `self_attention_llama_rotary_embedding`, as Hugging Face's `rotary_emb.inv_freq`), its
 /// counter left out; the whole scope where no word says.
+/// TF's functions that compute a constant table in the graph, which people name the tensor
+/// after (`window = tf.signal.hann_window(400)`).
+const TABLE_MAKERS: &[&str] = &[
+    "hann_window",
+    "hamming_window",
+    "kaiser_window",
+    "kaiser_bessel_derived_window",
+    "vorbis_window",
+    "linear_to_mel_weight_matrix",
+];
+
+/// The table-making function whose name scope holds the op node `name` (the last op of a Hann
+/// window, `stft/hann_window/sub_2`), or that names the op it returns (TF's mel matrix is
+/// `linear_to_mel_weight_matrix`), if any: the buffer is `hann_window`, not
+/// `stft_hann_window_const`.
+fn table_made_by(name: &str) -> Option<&'static str> {
+    name.rsplit('/').find_map(|part| {
+        // TF numbers a scope's later uses: `hann_window_1`.
+        let base = part.trim_end_matches(|c: char| c.is_ascii_digit());
+        let base = if base.len() < part.len() { base.strip_suffix('_')? } else { part };
+        TABLE_MAKERS.iter().copied().find(|&m| m == base)
+    })
+}
+
 fn inverse_frequencies_name(scope: &str) -> String {
     let words: Vec<&str> = scope.split('_').collect();
     let says = |w: &&str| matches!(*w, "rotary" | "rope" | "positional" | "position" | "sinusoid");
@@ -439,6 +465,22 @@ mod tests {
         let (m, _) = crate::lower::lower(&g.finish(&[y]), "M", "test").expect("lower");
         let trainable: Vec<bool> = m.buffers.iter().map(|b| b.trainable).collect();
         assert_eq!(trainable, [false]);
+    }
+
+    #[test]
+    fn tables_tf_computes_are_named_after_their_function() {
+        use super::table_made_by;
+        assert_eq!(table_made_by("stft/hann_window/sub_2"), Some("hann_window"));
+        assert_eq!(table_made_by("m/hamming_window_1/Cos"), Some("hamming_window"));
+        let mel = "linear_to_mel_weight_matrix/Pad";
+        assert_eq!(table_made_by(mel), Some("linear_to_mel_weight_matrix"));
+        assert_eq!(
+            table_made_by("linear_to_mel_weight_matrix"),
+            Some(mel.split('/').next().unwrap())
+        );
+        // A scope that only begins alike is no such function.
+        assert_eq!(table_made_by("hann_window_x/mul"), None);
+        assert_eq!(table_made_by("mel_spectrogram/Pad"), None);
     }
 
     #[test]

@@ -598,6 +598,8 @@ def test_a_signal_of_any_length_is_framed_by_unfold(tmp_path):
     code = (out / "model.py").read_text()
     forward = code.split("def forward")[1].split("\n_DTYPES")[0]
     assert "x = wave.unfold(-1, 64, 32)\n" in forward, code
+    # The window is named for the function that computed it (`tf.signal.hann_window`).
+    assert "x = x * self.hann_window\n" in forward, code
     for spelled_out in (".tolist()", "torch.arange", "floor_divide", ".item()"):
         assert spelled_out not in forward, code
 
