@@ -309,10 +309,6 @@ fn arange_of(t: &Tensor) -> Option<Expr> {
     counts.then(|| Expr::call_kw("torch.arange", vec![n], vec![("dtype", dtype)]))
 }
 
-/// The name of a rotary or sinusoid embedding's inverse frequencies made in `scope`: from
-/// the words that say which embedding on (`rotary_embedding_inv_freq` in keras-hub Llama's
-/// `self_attention_llama_rotary_embedding`, as Hugging Face's `rotary_emb.inv_freq`), its
-/// counter left out; the whole scope where no word says.
 /// TF's functions that compute a constant table in the graph, which people name the tensor
 /// after (`window = tf.signal.hann_window(400)`).
 const TABLE_MAKERS: &[&str] = &[
@@ -337,6 +333,10 @@ fn table_made_by(name: &str) -> Option<&'static str> {
     })
 }
 
+/// The name of a rotary or sinusoid embedding's inverse frequencies made in `scope`: from
+/// the words that say which embedding on (`rotary_embedding_inv_freq` in keras-hub Llama's
+/// `self_attention_llama_rotary_embedding`, as Hugging Face's `rotary_emb.inv_freq`), its
+/// counter left out; the whole scope where no word says.
 fn inverse_frequencies_name(scope: &str) -> String {
     let words: Vec<&str> = scope.split('_').collect();
     let says = |w: &&str| matches!(*w, "rotary" | "rope" | "positional" | "position" | "sinusoid");

@@ -117,7 +117,7 @@ fn walk(g: &mut Graph) -> Result<bool> {
 
 /// A trained constant, or one laid out anew from it.
 fn is_trained(node: &Node) -> bool {
-    trained_name(node).is_some()
+    node.variable || node.relaid_variable.is_some()
 }
 
 /// The name of the variable `node` is, or was laid out anew from.

@@ -9,8 +9,8 @@
 //! and rewrites it to one `FusedBatchNormV3(is_training=false)` node, so that the statistics,
 //! scale, offset and epsilon survive exactly (as `nn.BatchNorm2d`) instead of being folded
 //! into two opaque constants. With neither scale nor offset it is a
-//! [`Fused::BatchNormStatistics`], a layer with no affine parameters. Parameters may sit behind a Reshape of a constant (Keras
-//! reshapes them to `[1, 1, 1, C]` for broadcasting).
+//! [`Fused::BatchNormStatistics`], a layer with no affine parameters. Parameters may sit
+//! behind a Reshape of a constant (Keras reshapes them to `[1, 1, 1, C]` for broadcasting).
 
 use petgraph::stable_graph::NodeIndex;
 
@@ -192,7 +192,7 @@ fn constants(g: &mut Graph, n: NodeIndex, params: Vec<(&str, Tensor)>) -> Vec<Va
         .collect()
 }
 
-/// A node `op`, named and ordered like `n`, reading `inputs`.
+/// Adds `node`, reading `inputs` in order.
 fn add_reading(g: &mut Graph, node: Node, inputs: impl IntoIterator<Item = ValueRef>) -> NodeIndex {
     let fused = g.add_node(node);
     for (slot, v) in inputs.into_iter().enumerate() {
