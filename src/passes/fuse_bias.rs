@@ -199,17 +199,28 @@ mod tests {
         ");
     }
 
+    /// `x @ W` (8 features to 6) split into heads by `shape`, then a `bias` of that shape
+    /// added by `add` (name, op).
+    fn head_projection(
+        g: &mut TestGraph,
+        shape: &[i64],
+        bias: &[usize],
+        (name, op): (&str, &str),
+    ) -> crate::ir::ValueRef {
+        let x = g.input("x", &[-1, 8]);
+        let w = g.constant("query/kernel", weights(&[8, 6]));
+        let shape = g.constant("query/shape", int_tensor(&[3], shape));
+        let b = g.constant("query/bias", weights(bias));
+        let m = g.op("query/MatMul", "MatMul", &[x, w], &[]);
+        let r = g.op("query/Reshape", "Reshape", &[m, shape], &[]);
+        g.op(name, op, &[r, b], &[])
+    }
+
     /// `Reshape(x @ W, [.., H, D]) + b[H, D]`: the bias moves into the projection.
     #[test]
     fn a_head_bias_moves_into_the_projection() {
         let mut g = TestGraph::new();
-        let x = g.input("x", &[-1, 8]);
-        let w = g.constant("query/kernel", weights(&[8, 6]));
-        let shape = g.constant("query/shape", int_tensor(&[3], &[-1, 2, 3]));
-        let b = g.constant("query/bias", weights(&[2, 3]));
-        let m = g.op("query/MatMul", "MatMul", &[x, w], &[]);
-        let r = g.op("query/Reshape", "Reshape", &[m, shape], &[]);
-        let y = g.op("query/add", "AddV2", &[r, b], &[]);
+        let y = head_projection(&mut g, &[-1, 2, 3], &[2, 3], ("query/add", "AddV2"));
         assert_snapshot!(g.after_passes(&[y], &[fold_and_infer, fuse_head_bias]), @"
         inputs: x:0
         outputs: query/Reshape:0
@@ -226,13 +237,7 @@ mod tests {
     #[test]
     fn a_one_head_bias_added_by_bias_add_moves_into_the_projection() {
         let mut g = TestGraph::new();
-        let x = g.input("x", &[-1, 8]);
-        let w = g.constant("query/kernel", weights(&[8, 6]));
-        let shape = g.constant("query/shape", int_tensor(&[3], &[-1, 1, 6]));
-        let b = g.constant("query/bias", weights(&[6]));
-        let m = g.op("query/MatMul", "MatMul", &[x, w], &[]);
-        let r = g.op("query/Reshape", "Reshape", &[m, shape], &[]);
-        let y = g.op("query/BiasAdd", "BiasAdd", &[r, b], &[]);
+        let y = head_projection(&mut g, &[-1, 1, 6], &[6], ("query/BiasAdd", "BiasAdd"));
         assert_snapshot!(g.after_passes(&[y], &[fold_and_infer, fuse_head_bias]), @"
         inputs: x:0
         outputs: query/Reshape:0
