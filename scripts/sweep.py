@@ -5,7 +5,9 @@ case, not a test. Needs the venv with TensorFlow and keras-hub (scripts/setup.sh
     .venv/bin/python scripts/sweep.py [--out DIR] [MODEL ...]   # default: every model below
 
 Prints one line per model: parity (max relative error over outputs and sizes) or the reason
-it failed, and the size of the generated model.py (lines, classes).
+it failed, and the size of the generated model.py (lines, classes). With `--saved` every sweep
+writes its models as SavedModel directories (functions, variables and control flow as TF
+keeps them) instead of frozen GraphDefs, and converts those.
 """
 
 import argparse
@@ -848,12 +850,13 @@ def sweep(name, out_dir):
         return [o[k] for k in sorted(o)] if isinstance(o, dict) else o
 
     stem = name.removesuffix("Backbone").lower()
-    general.frozen(
+    write_model(
         out_dir,
         stem,
         fn,
         specs,
         feeds(model, keys, np.random.RandomState(8), FIXED_LENGTH.get(name, 7)),
+        track=model,
     )
     result = convert_and_compare(out_dir, stem, keys)
     if isinstance(result, str):
@@ -862,15 +865,39 @@ def sweep(name, out_dir):
     return f"{verdict(error)}  ({size(code)})"
 
 
+# Set by `--saved`: models are written and converted as SavedModels, not frozen graphs.
+AS_SAVED_MODEL = False
+
+
+def write_model(out_dir, stem, fn, specs, feeds, track=None):
+    """`fn` as the model file the sweep converts (a frozen `stem.pb`, or with `--saved` a
+    SavedModel directory `stem` whose variables are `track`'s, by default the ones `fn`
+    reads), and TensorFlow's outputs on `feeds` beside it."""
+    import general
+    import tensorflow as tf
+
+    if not AS_SAVED_MODEL:
+        return general.frozen(out_dir, stem, fn, specs, feeds)
+    if track is None:
+        track = list(tf.function(fn).get_concrete_function(*specs).variables)
+    try:
+        general.saved(out_dir, stem, fn, specs, feeds, track=track)
+    except TypeError:
+        # Saving a Keras model traces its own serving signature too, which fails for a
+        # model whose call takes more than its inputs (Flux's modulation): its variables
+        # alone, then.
+        general.saved(out_dir, stem, fn, specs, feeds, track=list(track.variables))
+
+
 def convert_and_compare(out_dir, stem, keys):
-    """Converts `out_dir/stem.pb` (strict) into `out_dir/out_stem` and compares it with
-    TensorFlow's outputs at both sizes: `(max relative error, model.py)`, or why the
+    """Converts the model `write_model` wrote (strict) into `out_dir/out_stem` and compares
+    it with TensorFlow's outputs at both sizes: `(max relative error, model.py)`, or why the
     conversion failed."""
     out = os.path.join(out_dir, f"out_{stem}")
     binary = os.path.join(ROOT, "target", "release", "tf2torch")
-    pb = os.path.join(out_dir, stem + ".pb")
+    source = os.path.join(out_dir, stem if AS_SAVED_MODEL else stem + ".pb")
     proc = subprocess.run(
-        [binary, "convert", pb, "-o", out, "--strict", "-q"],
+        [binary, "convert", source, "-o", out, "--strict", "-q"],
         capture_output=True,
         text=True,
         check=False,
@@ -893,11 +920,19 @@ def main():
 
 
 def cli(doc, sweep_one, names, out_name, width):
-    """A sweep script's command line: `[--out DIR] [MODEL ...]`, every model by default."""
+    """A sweep script's command line: `[--saved] [--out DIR] [MODEL ...]`, every model by
+    default."""
+    global AS_SAVED_MODEL
     p = argparse.ArgumentParser(description=doc.splitlines()[0])
     p.add_argument("--out", default=os.path.join(ROOT, "build", out_name))
+    p.add_argument(
+        "--saved",
+        action="store_true",
+        help="write and convert SavedModel directories instead of frozen graphs",
+    )
     p.add_argument("models", nargs="*")
     args = p.parse_args()
+    AS_SAVED_MODEL = args.saved
     run_all(sweep_one, args.models or names, args.out, width)
 
 

@@ -68,8 +68,9 @@ def sweep(name, out_dir):
     r = np.random.RandomState(4)
     two = [[r.uniform(0, 255, (b, size, size, 3)).astype(np.float32)] for b in (2, 1)]
     spec = general.spec(None, size, size, 3, dtype=tf.float32, name="images")
-    general.frozen(out_dir, name, lambda x: model(x, training=False), [spec], two)
-    from sweep import convert_and_compare, size, verdict
+    from sweep import convert_and_compare, size, verdict, write_model
+
+    write_model(out_dir, name, lambda x: model(x, training=False), [spec], two, track=model)
 
     result = convert_and_compare(out_dir, name, ["images"])
     if isinstance(result, str):

@@ -666,11 +666,10 @@ def weight_standardized():
 
 
 def sweep(name, out_dir):
-    import general
     import keras
     import numpy as np
     import tensorflow as tf
-    from sweep import convert_and_compare, randomise, size, verdict
+    from sweep import convert_and_compare, randomise, size, verdict, write_model
 
     keras.utils.set_random_seed(1)
     m, kinds = MODELS[name]()
@@ -692,12 +691,13 @@ def sweep(name, out_dir):
                 v[1:, :2] = 0
             feeds[k].append(v)
     keys = [s.name for s in specs]
-    general.frozen(
+    write_model(
         out_dir,
         name,
         lambda *a: m(list(a) if len(a) > 1 else a[0], training=False),
         specs,
         feeds,
+        track=m,
     )
     result = convert_and_compare(out_dir, name, keys)
     if isinstance(result, str):

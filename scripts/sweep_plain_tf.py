@@ -17,7 +17,6 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "fixtures"))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import general
 import numpy as np
 import tensorflow as tf
 from general import spec
@@ -402,10 +401,10 @@ def keras_separable_1d():
 
 
 def sweep(name, out_dir):
-    from sweep import convert_and_compare, size, verdict
+    from sweep import convert_and_compare, size, verdict, write_model
 
     fn, specs, feeds = MODELS[name]()
-    general.frozen(out_dir, name, fn, specs, feeds)
+    write_model(out_dir, name, fn, specs, feeds)
     result = convert_and_compare(out_dir, name, [s.name for s in specs])
     if isinstance(result, str):
         return result
