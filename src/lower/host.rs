@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use petgraph::stable_graph::NodeIndex;
 
 use super::Lowerer;
+use super::constant_names::{self, is_inverse_frequencies};
 use super::module::Buffer;
 use crate::ir::{Graph, ValueRef};
 use crate::ops::contract::{Host, Layout, OpResult, Val, to_channels_first, to_channels_last};
@@ -56,14 +57,7 @@ impl<'a> Lowerer<'a> {
         if let Some(arange) = arange_of(t).filter(|_| self.graph.use_count(v) == 1) {
             return Ok(arange);
         }
-        let scope = self.scope_of(v.node);
-        let hint = if is_inverse_frequencies(t) {
-            inverse_frequencies_name(&scope)
-        } else if let Some(table) = table_made_by(&self.graph.node(v.node).name) {
-            table.to_string()
-        } else {
-            format!("{scope}_const")
-        };
+        let hint = constant_names::hint(self.graph, v, t, &self.scope_of(v.node));
         self.buffer_named(&hint, t.clone())
     }
 
@@ -309,70 +303,6 @@ fn arange_of(t: &Tensor) -> Option<Expr> {
     counts.then(|| Expr::call_kw("torch.arange", vec![n], vec![("dtype", dtype)]))
 }
 
-/// TF's functions that compute a constant table in the graph, which people name the tensor
-/// after (`window = tf.signal.hann_window(400)`).
-const TABLE_MAKERS: &[&str] = &[
-    "hann_window",
-    "hamming_window",
-    "kaiser_window",
-    "kaiser_bessel_derived_window",
-    "vorbis_window",
-    "linear_to_mel_weight_matrix",
-];
-
-/// The table-making function whose name scope holds the op node `name` (the last op of a Hann
-/// window, `stft/hann_window/sub_2`), or that names the op it returns (TF's mel matrix is
-/// `linear_to_mel_weight_matrix`), if any: the buffer is `hann_window`, not
-/// `stft_hann_window_const`.
-fn table_made_by(name: &str) -> Option<&'static str> {
-    name.rsplit('/').find_map(|part| {
-        // TF numbers a scope's later uses: `hann_window_1`.
-        let base = part.trim_end_matches(|c: char| c.is_ascii_digit());
-        let base = if base.len() < part.len() { base.strip_suffix('_')? } else { part };
-        TABLE_MAKERS.iter().copied().find(|&m| m == base)
-    })
-}
-
-/// The name of a rotary or sinusoid embedding's inverse frequencies made in `scope`: from
-/// the words that say which embedding on (`rotary_embedding_inv_freq` in keras-hub Llama's
-/// `self_attention_llama_rotary_embedding`, as Hugging Face's `rotary_emb.inv_freq`), its
-/// counter left out; the whole scope where no word says.
-fn inverse_frequencies_name(scope: &str) -> String {
-    let words: Vec<&str> = scope.split('_').collect();
-    let says = |w: &&str| matches!(*w, "rotary" | "rope" | "positional" | "position" | "sinusoid");
-    let Some(from) = words.iter().rposition(says) else {
-        return format!("{scope}_inv_freq");
-    };
-    let mut kept = &words[from..];
-    while let [rest @ .., last] = kept
-        && !rest.is_empty()
-        && last.bytes().all(|b| b.is_ascii_digit())
-    {
-        kept = rest;
-    }
-    format!("{}_inv_freq", kept.join("_"))
-}
-
-/// Whether `t` is a rotary or sinusoid embedding's inverse frequencies, `base^(-2i/d)`: a
-/// float vector (other axes of size 1) falling from 1 by a constant ratio. Named so
-/// (`inv_freq`, as the models' own code names it) rather than `const`.
-fn is_inverse_frequencies(t: &Tensor) -> bool {
-    if !t.dtype.is_float() || t.shape.iter().filter(|&&d| d != 1).count() != 1 {
-        return false;
-    }
-    let Some(v) = t.to_f64() else { return false };
-    if v.len() < 4 || v[0] != 1.0 {
-        return false;
-    }
-    let ratio = v[1];
-    (0.0..1.0).contains(&ratio)
-        && ratio > 0.0
-        && v.iter().enumerate().all(|(i, &x)| {
-            let want = ratio.powi(i as i32);
-            (x - want).abs() <= 1e-5 * want.max(1e-30) + 1e-12
-        })
-}
-
 /// The variable's own name where the constant keeps it (`gamma` of a loaded
 /// `layer_norm/gamma_1`, `weights` of TF1's `conv1/weights`), or what it is to the op
 /// reading it in a frozen TF2 graph, whose constants are named after that read: a scalar or
@@ -408,21 +338,7 @@ fn variable_word(name: &str, vector: bool) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::is_inverse_frequencies;
     use crate::tensor::Tensor;
-
-    #[test]
-    fn inverse_frequencies_are_told_by_their_values() {
-        let freq: Vec<f32> = (0..8).map(|i| 10000f32.powf(-(2 * i) as f32 / 16.0)).collect();
-        assert!(is_inverse_frequencies(&Tensor::from_f32(vec![8], &freq)));
-        assert!(is_inverse_frequencies(&Tensor::from_f32(vec![1, 8, 1], &freq)));
-        // Not from 1, not geometric, or not a vector: other constants.
-        let halves: Vec<f32> = freq.iter().map(|f| f / 2.0).collect();
-        assert!(!is_inverse_frequencies(&Tensor::from_f32(vec![8], &halves)));
-        let linear: Vec<f32> = (0..8).map(|i| 1.0 - i as f32 / 8.0).collect();
-        assert!(!is_inverse_frequencies(&Tensor::from_f32(vec![8], &linear)));
-        assert!(!is_inverse_frequencies(&Tensor::from_f32(vec![2, 4], &freq)));
-    }
 
     /// A trained value expanded to broadcast (Perceiver's latents, a class token) is still
     /// the trained value: a parameter, where a constant the graph computes is a buffer.
@@ -465,32 +381,6 @@ mod tests {
         let (m, _) = crate::lower::lower(&g.finish(&[y]), "M", "test").expect("lower");
         let trainable: Vec<bool> = m.buffers.iter().map(|b| b.trainable).collect();
         assert_eq!(trainable, [false]);
-    }
-
-    #[test]
-    fn tables_tf_computes_are_named_after_their_function() {
-        use super::table_made_by;
-        assert_eq!(table_made_by("stft/hann_window/sub_2"), Some("hann_window"));
-        assert_eq!(table_made_by("m/hamming_window_1/Cos"), Some("hamming_window"));
-        let mel = "linear_to_mel_weight_matrix/Pad";
-        assert_eq!(table_made_by(mel), Some("linear_to_mel_weight_matrix"));
-        assert_eq!(
-            table_made_by("linear_to_mel_weight_matrix"),
-            Some(mel.split('/').next().unwrap())
-        );
-        // A scope that only begins alike is no such function.
-        assert_eq!(table_made_by("hann_window_x/mul"), None);
-        assert_eq!(table_made_by("mel_spectrogram/Pad"), None);
-    }
-
-    #[test]
-    fn inverse_frequencies_are_named_after_their_embedding() {
-        use super::inverse_frequencies_name as name;
-        assert_eq!(name("self_attention_llama_rotary_embedding"), "rotary_embedding_inv_freq");
-        let roformer = "attention_layer_roformr_positional_embedding_2";
-        assert_eq!(name(roformer), "positional_embedding_inv_freq");
-        assert_eq!(name("rotary_2"), "rotary_inv_freq");
-        assert_eq!(name("encoder_sine_table"), "encoder_sine_table_inv_freq");
     }
 
     #[test]

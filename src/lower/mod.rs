@@ -10,6 +10,7 @@ mod apply;
 mod blocks;
 mod chain;
 mod conds;
+mod constant_names;
 mod dead;
 mod devices;
 mod family_names;

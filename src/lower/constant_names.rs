@@ -1,0 +1,241 @@
+//! Names for the constants `forward` reads from buffers, where the graph's names only say
+//! which op read them (`Sub/y`, `Maximum`, `const`): what the model's own code calls them
+//! (`mean`, `std`, `hann_window`, `rotary_embedding_inv_freq`).
+
+use crate::ir::{Graph, ValueRef};
+use crate::py::names::identifier;
+use crate::tensor::Tensor;
+
+/// The name hint of the buffer holding constant `v` (value `t`) read in `scope`.
+pub(super) fn hint(graph: &Graph, v: ValueRef, t: &Tensor, scope: &str) -> String {
+    if is_inverse_frequencies(t) {
+        return inverse_frequencies_name(scope);
+    }
+    if let Some(table) = table_made_by(&graph.node(v.node).name) {
+        return table.to_string();
+    }
+    if let Some((role, reader)) = standardization_role(graph, v, t) {
+        // Where the only scope is an op's own name (keras-hub's image converter: `Sub/y` and
+        // `Maximum` at the top level), the role alone says it: `mean`, not `sub_mean`.
+        let leaf = |n| identifier(graph.node(n).name.rsplit('/').next().unwrap_or_default());
+        let scope_id = identifier(scope);
+        return if scope.is_empty() || scope_id == leaf(reader) || scope_id == leaf(v.node) {
+            role.to_string()
+        } else {
+            format!("{scope}_{role}")
+        };
+    }
+    format!("{scope}_const")
+}
+
+/// What constant `v` (value `t`) is to the standardization `(x - mean) / std` (or
+/// `(x - mean) * inv_std`) that reads it, and the op reading it: Keras's `Normalization`
+/// and keras-hub's image converters write their statistics so, as two constants of one
+/// shape. Both must be there: a constant subtracted alone may be anything (an anchor, a
+/// grid).
+fn standardization_role(
+    graph: &Graph,
+    v: ValueRef,
+    t: &Tensor,
+) -> Option<(&'static str, petgraph::stable_graph::NodeIndex)> {
+    if !t.dtype.is_float() || t.rank() == 0 {
+        return None;
+    }
+    let only_reader = |u: ValueRef| match graph.consumers(u)[..] {
+        [one] if graph.use_count(u) == 1 => Some(one),
+        _ => None,
+    };
+    let twin = |u: ValueRef| graph.const_value(u).is_some_and(|c| c.shape == t.shape);
+    let computed = |u: ValueRef| graph.const_value(u).is_none();
+    // The `(x - a)` a scaling reads, and the scaling's other operand.
+    let scaled = |n| {
+        let inputs = graph.inputs(n);
+        let node = graph.node(n);
+        let (diff, by) = match (node.op.as_str(), &inputs[..]) {
+            ("RealDiv" | "Div", [d, b]) => (*d, *b),
+            ("Mul", [a, b]) if graph.node(a.node).op == "Sub" => (*a, *b),
+            ("Mul", [a, b]) => (*b, *a),
+            _ => return None,
+        };
+        let sub = graph.node(diff.node);
+        let [x, a] = graph.inputs(diff.node)[..] else { return None };
+        (sub.op == "Sub" && diff.port == 0 && computed(x) && only_reader(diff).is_some())
+            .then_some((a, by))
+    };
+    let (reader, slot) = only_reader(v)?;
+    let op = graph.node(reader).op.as_str();
+    if op == "Sub" && slot == 1 {
+        let (scaling, _) = only_reader(ValueRef { node: reader, port: 0 })?;
+        let (a, by) = scaled(scaling)?;
+        return (a == v && twin(by)).then_some(("mean", reader));
+    }
+    let (a, by) = scaled(reader)?;
+    if by != v || !twin(a) {
+        return None;
+    }
+    let role = if op == "Mul" { "inv_std" } else { "std" };
+    Some((role, reader))
+}
+
+/// TF's functions that compute a constant table in the graph, which people name the tensor
+/// after (`window = tf.signal.hann_window(400)`).
+const TABLE_MAKERS: &[&str] = &[
+    "hann_window",
+    "hamming_window",
+    "kaiser_window",
+    "kaiser_bessel_derived_window",
+    "vorbis_window",
+    "linear_to_mel_weight_matrix",
+];
+
+/// The table-making function whose name scope holds the op node `name` (the last op of a Hann
+/// window, `stft/hann_window/sub_2`), or that names the op it returns (TF's mel matrix is
+/// `linear_to_mel_weight_matrix`), if any: the buffer is `hann_window`, not
+/// `stft_hann_window_const`.
+fn table_made_by(name: &str) -> Option<&'static str> {
+    name.rsplit('/').find_map(|part| {
+        // TF numbers a scope's later uses: `hann_window_1`.
+        let base = part.trim_end_matches(|c: char| c.is_ascii_digit());
+        let base = if base.len() < part.len() { base.strip_suffix('_')? } else { part };
+        TABLE_MAKERS.iter().copied().find(|&m| m == base)
+    })
+}
+
+/// The name of a rotary or sinusoid embedding's inverse frequencies made in `scope`: from
+/// the words that say which embedding on (`rotary_embedding_inv_freq` in keras-hub Llama's
+/// `self_attention_llama_rotary_embedding`, as Hugging Face's `rotary_emb.inv_freq`), its
+/// counter left out; the whole scope where no word says.
+fn inverse_frequencies_name(scope: &str) -> String {
+    let words: Vec<&str> = scope.split('_').collect();
+    let says = |w: &&str| matches!(*w, "rotary" | "rope" | "positional" | "position" | "sinusoid");
+    let Some(from) = words.iter().rposition(says) else {
+        return format!("{scope}_inv_freq");
+    };
+    let mut kept = &words[from..];
+    while let [rest @ .., last] = kept
+        && !rest.is_empty()
+        && last.bytes().all(|b| b.is_ascii_digit())
+    {
+        kept = rest;
+    }
+    format!("{}_inv_freq", kept.join("_"))
+}
+
+/// Whether `t` is a rotary or sinusoid embedding's inverse frequencies, `base^(-2i/d)`: a
+/// float vector (other axes of size 1) falling from 1 by a constant ratio. Named so
+/// (`inv_freq`, as the models' own code names it) rather than `const`.
+pub(super) fn is_inverse_frequencies(t: &Tensor) -> bool {
+    if !t.dtype.is_float() || t.shape.iter().filter(|&&d| d != 1).count() != 1 {
+        return false;
+    }
+    let Some(v) = t.to_f64() else { return false };
+    if v.len() < 4 || v[0] != 1.0 {
+        return false;
+    }
+    let ratio = v[1];
+    (0.0..1.0).contains(&ratio)
+        && ratio > 0.0
+        && v.iter().enumerate().all(|(i, &x)| {
+            let want = ratio.powi(i as i32);
+            (x - want).abs() <= 1e-5 * want.max(1e-30) + 1e-12
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inverse_frequencies_are_told_by_their_values() {
+        let freq: Vec<f32> = (0..8).map(|i| 10000f32.powf(-(2 * i) as f32 / 16.0)).collect();
+        assert!(is_inverse_frequencies(&Tensor::from_f32(vec![8], &freq)));
+        assert!(is_inverse_frequencies(&Tensor::from_f32(vec![1, 8, 1], &freq)));
+        // Not from 1, not geometric, or not a vector: other constants.
+        let halves: Vec<f32> = freq.iter().map(|f| f / 2.0).collect();
+        assert!(!is_inverse_frequencies(&Tensor::from_f32(vec![8], &halves)));
+        let linear: Vec<f32> = (0..8).map(|i| 1.0 - i as f32 / 8.0).collect();
+        assert!(!is_inverse_frequencies(&Tensor::from_f32(vec![8], &linear)));
+        assert!(!is_inverse_frequencies(&Tensor::from_f32(vec![2, 4], &freq)));
+    }
+
+    #[test]
+    fn tables_tf_computes_are_named_after_their_function() {
+        use super::table_made_by;
+        assert_eq!(table_made_by("stft/hann_window/sub_2"), Some("hann_window"));
+        assert_eq!(table_made_by("m/hamming_window_1/Cos"), Some("hamming_window"));
+        let mel = "linear_to_mel_weight_matrix/Pad";
+        assert_eq!(table_made_by(mel), Some("linear_to_mel_weight_matrix"));
+        assert_eq!(
+            table_made_by("linear_to_mel_weight_matrix"),
+            Some(mel.split('/').next().unwrap())
+        );
+        // A scope that only begins alike is no such function.
+        assert_eq!(table_made_by("hann_window_x/mul"), None);
+        assert_eq!(table_made_by("mel_spectrogram/Pad"), None);
+    }
+
+    #[test]
+    fn inverse_frequencies_are_named_after_their_embedding() {
+        use super::inverse_frequencies_name as name;
+        assert_eq!(name("self_attention_llama_rotary_embedding"), "rotary_embedding_inv_freq");
+        let roformer = "attention_layer_roformr_positional_embedding_2";
+        assert_eq!(name(roformer), "positional_embedding_inv_freq");
+        assert_eq!(name("rotary_2"), "rotary_inv_freq");
+        assert_eq!(name("encoder_sine_table"), "encoder_sine_table_inv_freq");
+    }
+
+    /// The buffers registered for what `build` computes from an input `x`, by name.
+    fn buffer_names(
+        build: impl Fn(&mut crate::testing::TestGraph, ValueRef) -> ValueRef,
+    ) -> Vec<String> {
+        use crate::testing::*;
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 3]);
+        let y = build(&mut g, x);
+        // A layer after it, so that the common name prefix is the model's alone.
+        let y = g.op("m/head/Relu", "Relu", &[y], &[]);
+        let (m, _) = crate::lower::lower(&g.finish(&[y]), "M", "test").expect("lower");
+        m.buffers.iter().map(|b| b.name.clone()).collect()
+    }
+
+    /// Keras's `Normalization` writes `(x - mean) / max(sqrt(variance), eps)` with both
+    /// folded to constants: they are the layer's `mean` and `std`; scaled by a product, the
+    /// inverse std. Where the op's own name is the only scope, the role alone names them.
+    #[test]
+    fn standardization_statistics_are_mean_and_std() {
+        use crate::testing::*;
+        let standardize = |scope: &'static str, scale_op: &'static str| {
+            move |g: &mut TestGraph, x| {
+                let at = |leaf: &str| format!("{scope}{leaf}");
+                let mean = g.constant(&at("Sub/y"), weights(&[3]));
+                let d = g.op(&at("Sub"), "Sub", &[x, mean], &[]);
+                let std = g.constant(&at("Maximum"), weights(&[3]));
+                g.op(&at("truediv"), scale_op, &[d, std], &[])
+            }
+        };
+        let names = buffer_names(standardize("m/normalization/", "RealDiv"));
+        assert_eq!(names, ["normalization_mean", "normalization_std"]);
+        let names = buffer_names(standardize("m/normalization/", "Mul"));
+        assert_eq!(names, ["normalization_mean", "normalization_inv_std"]);
+        assert_eq!(buffer_names(standardize("", "RealDiv")), ["mean", "std"]);
+    }
+
+    /// A constant subtracted with no scaling after it, or scaled by one of another shape,
+    /// may be anything (an anchor, a grid): its scope's `const`.
+    #[test]
+    fn a_constant_merely_subtracted_is_no_mean() {
+        use crate::testing::*;
+        let names = buffer_names(|g, x| {
+            let a = g.constant("m/anchors/Sub/y", weights(&[3]));
+            g.op("m/anchors/Sub", "Sub", &[x, a], &[])
+        });
+        assert_eq!(names, ["anchors_const"]);
+        let names = buffer_names(|g, x| {
+            let a = g.constant("m/grid/Sub/y", weights(&[3]));
+            let d = g.op("m/grid/Sub", "Sub", &[x, a], &[]);
+            let b = g.constant("m/grid/Maximum", weights(&[1, 3]));
+            g.op("m/grid/truediv", "RealDiv", &[d, b], &[])
+        });
+        assert_eq!(names, ["grid_const", "grid_const_2"]);
+    }
+}
