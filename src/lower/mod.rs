@@ -99,6 +99,9 @@ pub struct Lowerer<'a> {
     running: String,
     x_holder: Option<ValueRef>,
     prefix: Vec<String>,
+    /// Constants whose scopes are their first reader's (see
+    /// `scopes::constants_named_by_reader`).
+    named_by_reader: BTreeMap<NodeIndex, NodeIndex>,
     strip_call_suffix: bool,
     /// Scopes TF numbered `_2` for want of `_1` (see `scopes::call_collisions`).
     call_collisions: BTreeSet<String>,
@@ -127,6 +130,20 @@ pub struct Lowerer<'a> {
     family_prefixed: BTreeMap<String, usize>,
     /// How many variables each scope holds, counted when first needed (see `stored`).
     variable_scopes: Option<BTreeMap<String, usize>>,
+}
+
+/// The parameter name for a model input TF calls `tf_name`: Keras 3 names an input its
+/// author did not name after its symbolic tensor (`keras_tensor_247`, the count of tensors
+/// made before it, which `model.export` keys the signature by); such an input is
+/// `inputs`, as Keras' own `call(self, inputs)` names it.
+fn interface_name(tf_name: &str) -> &str {
+    let counted = tf_name.strip_prefix("keras_tensor").is_some_and(|rest| {
+        rest.is_empty()
+            || rest
+                .strip_prefix('_')
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    });
+    if counted { "inputs" } else { tf_name }
 }
 
 /// Lowers the graph into a Python module named `class_name`.
@@ -178,6 +195,7 @@ fn lower_once(
     low.module.source_name = source_name.to_string();
     low.module.tf_channels_first = graph.g.node_weights().any(|n| n.has_attr(CHANNELS_LAST));
     low.prefix = scopes::common_prefix(graph, &order);
+    low.named_by_reader = scopes::constants_named_by_reader(graph, &low.prefix);
     low.tf_named_layers = low.layer_scopes_named_like_tf();
     low.strip_call_suffix = low.every_scope_has_call_suffix(&order);
     low.call_collisions = low.call_collisions(&order);
@@ -197,8 +215,11 @@ fn lower_once(
         // named as the value would be, after its layer; the file's own placeholders keep
         // their names (`ir::build` declares no `dtype` on a cut, as the file's do).
         let cut = !graph.node(input.node).attrs.contains_key("dtype");
-        let hint =
-            if cut && tf_name.contains('/') { low.local_hint(input.node) } else { tf_name.clone() };
+        let hint = if cut && tf_name.contains('/') {
+            low.local_hint(input.node)
+        } else {
+            interface_name(tf_name).to_string()
+        };
         let name = low.locals.param(&hint, avoid);
         if name == "x" && graph.use_count(input) == 1 {
             // The chain starts from it.
@@ -277,6 +298,7 @@ impl<'a> Lowerer<'a> {
             running: "x".to_string(),
             x_holder: None,
             prefix: Vec::new(),
+            named_by_reader: BTreeMap::new(),
             strip_call_suffix: false,
             call_collisions: BTreeSet::new(),
             name_prefix: String::new(),

@@ -18,9 +18,10 @@ pub(super) fn is_implementation_scope(c: &str) -> bool {
     // `tf.lookup`'s scope for a lookup in table `hash_table`: `hash_table_Lookup`.
     let lookup =
         c.trim_end_matches(|ch: char| ch.is_ascii_digit() || ch == '_').ends_with("_Lookup");
-    // A norm's second call opens its scopes again, counted: `batchnorm_1`, `moments_1`.
+    // A norm's second call opens its scopes again, counted: `batchnorm_1`, `moments_1`; so
+    // does a layer's second `ops.einsum` (an MoE's experts: `einsum_1`).
     let norm = c.rsplit_once('_').is_some_and(|(base, n)| {
-        matches!(base, "batchnorm" | "moments") && n.parse::<u32>().is_ok()
+        matches!(base, "batchnorm" | "moments" | "einsum") && n.parse::<u32>().is_ok()
     });
     cond || lookup
         || norm
@@ -169,6 +170,36 @@ pub(super) fn common_prefix(graph: &Graph, order: &[NodeIndex]) -> Vec<String> {
         });
     }
     prefix.unwrap_or_default().into_iter().map(String::from).collect()
+}
+
+/// Constants named outside the traced function's scopes, each with the op that reads it
+/// first: a SavedModel's variables are named by its object graph (Keras' variable paths:
+/// `conv1_conv/kernel` for a layer its nested model holds, `transformer_layer_1/...` without
+/// the call number its ops' scopes carry), and the constants its functions capture after
+/// the capture (`Const_1`), so their scopes are their readers', as a frozen graph names a
+/// variable after the read (`.../conv1_conv_1/convolution/ReadVariableOp`).
+pub(super) fn constants_named_by_reader(
+    graph: &Graph,
+    prefix: &[String],
+) -> BTreeMap<NodeIndex, NodeIndex> {
+    if prefix.is_empty() {
+        return BTreeMap::new();
+    }
+    let under_prefix = |name: &str| {
+        let parts: Vec<&str> = inlined_name(name).split('/').collect();
+        parts.len() > prefix.len() && parts.iter().zip(prefix).all(|(p, q)| *p == q.as_str())
+    };
+    graph
+        .g
+        .node_indices()
+        .filter(|&n| graph.node(n).value.is_some() && !under_prefix(&graph.node(n).name))
+        .filter_map(|n| {
+            let readers = graph.consumers(crate::ir::ValueRef { node: n, port: 0 });
+            let reader =
+                readers.into_iter().map(|(r, _)| r).find(|&r| graph.node(r).value.is_none())?;
+            Some((n, reader))
+        })
+        .collect()
 }
 
 /// A node of an inlined function body as that body named it: TF's inliner prefixes the
@@ -483,6 +514,7 @@ impl<'a> Lowerer<'a> {
     /// The name of node `n` that names its scopes: as its inlined function body named it,
     /// and inside a loop, past the loop's own scopes.
     fn scoped_name(&self, n: NodeIndex) -> &'a str {
+        let n = self.named_by_reader.get(&n).copied().unwrap_or(n);
         let mut name = inlined_name(&self.graph.node(n).name);
         if !self.loop_name.is_empty() {
             // `model/gru/while/body/_1/model/gru/while/gru_cell/MatMul` → `gru_cell/MatMul`,

@@ -452,10 +452,10 @@ mod tests {
         let y = merged(&mut g, o);
         assert_snapshot!(g.lower(&[y]), @"
             ---
+            mask_2 = mask.squeeze(2)
             q_2 = q.permute(0, 2, 1, 3)
             k_2 = k.permute(0, 2, 1, 3)
             v_2 = v.permute(0, 2, 1, 3)
-            mask_2 = mask.squeeze(2)
             x = F.scaled_dot_product_attention(
                 q_2, k_2, v_2, attn_mask=mask_2, scale=1.0, enable_gqa=True
             )

@@ -24,7 +24,7 @@ DYNAMIC = ["dyn_class_token", "dyn_reshape", "dyn_fill_pack", "dyn_data_sizes", 
 DYNAMIC += ["keras_mobilenet_v3_small", "keras_nasnet_mobile", "audio_features"]
 DYNAMIC += ["seq2seq_attention", "keras_channels_first", "dyn_pools", "dyn_tcn", "single_head_attention"]
 DYNAMIC += ["video_frames", "keras_flat_transformer", "keras_conv_mixer", "dyn_dilated", "tf_gpt2_block"]
-DYNAMIC += ["keras_diffusion_unet", "keras_switch_moe"]
+DYNAMIC += ["keras_diffusion_unet", "keras_switch_moe", "keras_nested_backbone", "keras_nested_backbone_saved"]
 
 
 def source(name):

@@ -1,6 +1,7 @@
 """TF2 SavedModels written by TensorFlow and Keras 3, converted without TensorFlow, compared
 with TensorFlow's outputs; and bad SavedModels, each refused with a clear error."""
 
+import re
 import shutil
 
 import pytest
@@ -117,15 +118,45 @@ def test_saved_model_pb_path_works_too(tmp_path):
     assert_parity(out, GENERATED_DIR / "sm_module.npz")
 
 
-@pytest.mark.parametrize("name", KERAS)
-def test_keras_application_saved_model_matches_frozen(name, tmp_path):
+def model_class(out, param="inputs"):
+    """The code of class `Net` in `out/model.py`, its input parameter `param` (and names made
+    from it) called `inputs`, and the docstring's note of inputs TF names otherwise left out."""
+    body = (out / "model.py").read_text().split("class Net", 1)[1]
+    body = re.sub(r"\n\n        Inputs named otherwise in TensorFlow:\n\n(        - .*\n)+", "\n", body)
+    return re.sub(rf"\b{param}", "inputs", body)
+
+
+def assert_saved_reads_as_frozen(name, tmp_path):
+    """`name`'s SavedModel written by Keras 3's `model.export` converts to the code its frozen
+    graph does, but for the input: `inputs` for Keras' `keras_tensor_N` (said in the
+    docstring), where the frozen graph's is `images`."""
     saved, frozen = tmp_path / "saved", tmp_path / "frozen"
-    run_cli("convert", fixture(name + "_saved"), "-o", saved, "--class-name", "Net")
-    run_cli("convert", fixture(name + ".pb"), "-o", frozen, "--class-name", "Net")
+    run_cli("convert", fixture(name + "_saved"), "-o", saved, "--class-name", "Net", "--strict")
+    run_cli("convert", fixture(name + ".pb"), "-o", frozen, "--class-name", "Net", "--strict")
     errors = assert_parity(saved, GENERATED_DIR / f"{name}.npz")
     print(f"{name} (SavedModel): max rel. error {max(errors):.3g}")
-    body = lambda p: (p / "model.py").read_text().split("class Net", 1)[1]  # noqa: E731
-    assert body(saved).count("\n") == body(frozen).count("\n")
+    assert forward_params(saved) == ["inputs"]
+    assert "- `keras_tensor_" in (saved / "model.py").read_text()
+    assert model_class(saved) == model_class(frozen, "images")
+    return saved
+
+
+@pytest.mark.parametrize("name", KERAS)
+def test_keras_application_saved_model_matches_frozen(name, tmp_path):
+    assert_saved_reads_as_frozen(name, tmp_path)
+
+
+def test_a_keras_export_names_layers_as_its_frozen_graph(tmp_path):
+    """Keras 3's SavedModel names its variables by Keras' paths, which are not its ops'
+    scopes: a nested model's layers without the model (`stem_conv/kernel` under
+    `functional_3/stem_conv_1`), a counted layer without the call number its ops carry
+    (`scale_1/gamma` under `scale_1_1`). Each variable is named after the op reading it, as
+    the frozen graph names it: no `functional_stem_conv`, and `scale_1` stays itself."""
+    saved = assert_saved_reads_as_frozen("keras_nested_backbone", tmp_path)
+    assert_parity(saved, GENERATED_DIR / "keras_nested_backbone_saved_b.npz")
+    src = (saved / "model.py").read_text()
+    for layer in ("self.stem_conv = nn.Conv2d(", "x = x * self.scale\n", "x = x * self.scale_1\n"):
+        assert layer in src, src
 
 
 def test_inspect_lists_signatures():
