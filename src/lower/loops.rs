@@ -171,12 +171,42 @@ impl PendingLoop {
         let mut def = FunctionDef::method(self.name, &self.params, method_body);
         def.docstring = vec![format!(
             "TF loop `{}`: runs its body while the condition holds.",
-            doc_safe(&self.source)
+            doc_safe(without_calls(&self.source))
         )];
         def
     }
 }
 
+/// Loop `name` as the model's code named it: a SavedModel's function bodies are inlined
+/// under the calls that ran them (`StatefulPartitionedCall/StatefulPartitionedCall/model/
+/// lstm/while`), which say nothing of the loop.
+fn without_calls(name: &str) -> &str {
+    let mut rest = name;
+    while let Some((first, tail)) = rest.split_once('/') {
+        let base = first.trim_end_matches(|c: char| c.is_ascii_digit());
+        let base = base.strip_suffix('_').unwrap_or(base);
+        if !matches!(base, "StatefulPartitionedCall" | "PartitionedCall") {
+            break;
+        }
+        rest = tail;
+    }
+    rest
+}
+
 pub(super) fn doc_safe(s: &str) -> String {
     s.chars().filter(|c| !c.is_control() && *c != '"' && *c != '\\' && *c != '`').collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_calls;
+
+    #[test]
+    fn a_loop_is_named_without_the_calls_that_ran_it() {
+        let saved = "StatefulPartitionedCall/StatefulPartitionedCall/model/lstm/while";
+        assert_eq!(without_calls(saved), "model/lstm/while");
+        assert_eq!(without_calls("PartitionedCall_1/map/while"), "map/while");
+        assert_eq!(without_calls("model/lstm/while"), "model/lstm/while");
+        assert_eq!(without_calls("StatefulPartitionedCall"), "StatefulPartitionedCall");
+    }
 }

@@ -121,7 +121,8 @@ def test_other_loops_become_python_loops(name, form, tmp_path):
     first iteration's), a
     hand-written tf.while_loop with a data-dependent exit, a loop inside a loop, and greedy
     decoding (an embedding variable gathered inside the loop, tokens in a TensorArray):
-    explicit loops, translated op by op, same results as TensorFlow."""
+    explicit loops, translated op by op, same results as TensorFlow. A SavedModel's loop is
+    named as its code named it, not after the calls that ran its function."""
     src = fixture(f"{name}.pb" if form == "pb" else f"{name}_saved")
     out = convert(src, tmp_path, "--strict")
     npz = GENERATED_DIR / (f"{name}.npz" if form == "pb" else f"{name}_saved.npz")
@@ -129,6 +130,7 @@ def test_other_loops_become_python_loops(name, form, tmp_path):
     text = (out / "model.py").read_text()
     assert re.search(r"    def \w+_loop\(self, ", text), text
     assert "        while " in text
+    assert "PartitionedCall" not in text, text
     model = import_model(out).load_model()
     assert not any(isinstance(m, (torch.nn.GRU, torch.nn.LSTM)) for m in model.modules())
     report(f"{name} ({form}): rel. error {max(errors):.2e}, explicit loop")
