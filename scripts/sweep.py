@@ -880,6 +880,13 @@ def write_model(out_dir, stem, fn, specs, feeds, track=None):
         return general.frozen(out_dir, stem, fn, specs, feeds)
     if track is None:
         track = list(tf.function(fn).get_concrete_function(*specs).variables)
+    # A signature's outputs are flat (D-FINE returns tuples in its list), as a frozen
+    # graph's are.
+    model_fn = fn
+
+    def fn(*args):
+        return tf.nest.flatten(model_fn(*args))
+
     try:
         general.saved(out_dir, stem, fn, specs, feeds, track=track)
     except TypeError:
