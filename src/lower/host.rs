@@ -108,7 +108,12 @@ impl<'a> Lowerer<'a> {
             self.variable_scopes = Some(counts);
         }
         let several = self.variable_scopes.as_ref().and_then(|c| c.get(&scope)) > Some(&1);
+        // A SavedModel's variable read by an op of no layer (a model's own `add_weight`,
+        // scaling by `mul`) is named as its code named it (`channel_scale`), not `mul`.
+        let op_named =
+            self.named_by_reader.get(&n).is_some_and(|&r| self.named_after_op(r, &scope));
         let hint = match word {
+            Some(w) if op_named => w,
             Some(w) if several && scope != w && !scope.ends_with(&format!("_{w}")) => {
                 format!("{scope}_{w}")
             }

@@ -134,16 +134,18 @@ pub struct Lowerer<'a> {
 
 /// The parameter name for a model input TF calls `tf_name`: Keras 3 names an input its
 /// author did not name after its symbolic tensor (`keras_tensor_247`, the count of tensors
-/// made before it, which `model.export` keys the signature by); such an input is
-/// `inputs`, as Keras' own `call(self, inputs)` names it.
+/// made before it, which `model.export` keys the signature by), and TF a traced function's
+/// positional argument `args_0`; such an input is `inputs`, as Keras' own
+/// `call(self, inputs)` names it.
 fn interface_name(tf_name: &str) -> &str {
-    let counted = tf_name.strip_prefix("keras_tensor").is_some_and(|rest| {
-        rest.is_empty()
-            || rest
-                .strip_prefix('_')
-                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-    });
-    if counted { "inputs" } else { tf_name }
+    let numbered = |rest: &str| {
+        rest.strip_prefix('_')
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let keras = tf_name.strip_prefix("keras_tensor").is_some_and(|r| r.is_empty() || numbered(r));
+    // TF's name for a function's positional argument (a subclassed model's `call(x)`).
+    let positional = tf_name.strip_prefix("args").is_some_and(numbered);
+    if keras || positional { "inputs" } else { tf_name }
 }
 
 /// Lowers the graph into a Python module named `class_name`.

@@ -281,3 +281,18 @@ def test_inputs_keep_their_signature_keys(tmp_path):
         got = import_model(out).load_model()(**feeds).numpy()
     want = ref["output_0"]
     assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
+
+
+def test_a_subclassed_keras_model_reads_as_its_code(tmp_path):
+    """A subclassed `keras.Model` exported by `model.export`: its input (TF's positional
+    `args_0`) is `inputs`, and a weight the model added itself, read by a `mul` of no layer,
+    is named as `add_weight` named it, not `mul`; its blocks are one class in a loop."""
+    out = tmp_path / "out"
+    run_cli("convert", fixture("keras_subclassed_saved"), "-o", out, "--strict")
+    for suffix in ("", "_b"):
+        assert_parity(out, GENERATED_DIR / f"keras_subclassed_saved{suffix}.npz")
+    src = (out / "model.py").read_text()
+    assert forward_params(out) == ["inputs"]
+    assert "- `args_0` is `inputs`" in src, src
+    assert "self.channel_scale = nn.Parameter(" in src and "x = x * self.channel_scale\n" in src, src
+    assert "nn.ModuleList([Block() for _ in range(2)])" in src, src
