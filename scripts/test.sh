@@ -55,6 +55,7 @@ done
 [ -f build/fixtures/keras_switch_moe_b.npz ] || missing+=(keras_switch_moe)
 [ -f build/fixtures/keras_nested_backbone_saved_b.npz ] || missing+=(keras_nested_backbone)
 [ -f build/fixtures/keras_subclassed_saved_b.npz ] || missing+=(keras_subclassed)
+[ -f build/fixtures/keras_mel_spectrogram_b.npz ] || missing+=(keras_mel_spectrogram)
 [ -f build/fixtures/cond_static_shapes_saved_b.npz ] || missing+=(cond_static_shapes)
 [ -f build/fixtures/tf1_dynamic_rnn_lengths.npz ] || missing+=(tf1_dynamic_rnn_lengths)
 [ -f build/fixtures/tf1_dynamic_rnn_v1.npz ] || missing+=(tf1_dynamic_rnn_v1)

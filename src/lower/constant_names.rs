@@ -11,7 +11,7 @@ pub(super) fn hint(graph: &Graph, v: ValueRef, t: &Tensor, scope: &str) -> Strin
     if is_inverse_frequencies(t) {
         return inverse_frequencies_name(scope);
     }
-    if let Some(table) = table_made_by(&graph.node(v.node).name) {
+    if let Some(table) = table_made_by(&graph.node(v.node).name).or_else(|| window_of(t)) {
         return table.to_string();
     }
     if let Some((role, reader)) = standardization_role(graph, v, t) {
@@ -101,6 +101,44 @@ fn table_made_by(name: &str) -> Option<&'static str> {
     })
 }
 
+/// Windows longer than this are not looked at (a hostile constant may be huge).
+const MAX_WINDOW: usize = 1 << 16;
+
+/// The window function `t` holds, if it is one, by its values: a periodic or symmetric Hann
+/// or Hamming window, zero-padded on either side as an STFT pads it to its FFT's length. A
+/// window the graph computed and padded is folded into one constant named after the last op
+/// (Keras' `MelSpectrogram`: `Pad`), which says nothing of it.
+fn window_of(t: &Tensor) -> Option<&'static str> {
+    if t.rank() != 1 || !t.dtype.is_float() || !(8..=MAX_WINDOW).contains(&t.numel()) {
+        return None;
+    }
+    let v = t.to_f64()?;
+    let n = v.len();
+    let lead = v.iter().take_while(|&&x| x == 0.0).count();
+    let trail = v.iter().rev().take_while(|&&x| x == 0.0).count();
+    if lead + trail >= n {
+        return None;
+    }
+    // The window's own ends may be zeros too (a Hann window's are).
+    for start in [lead.saturating_sub(1), lead] {
+        for end in [n - trail, (n - trail + 1).min(n)] {
+            let core = &v[start..end];
+            let len = core.len();
+            for (name, a) in [("hann_window", 0.5), ("hamming_window", 0.54)] {
+                // Periodic (TF's default) and symmetric.
+                for period in [len, len - 1] {
+                    let step = 2.0 * std::f64::consts::PI / period as f64;
+                    let cosine = |i: usize| a - (1.0 - a) * (step * i as f64).cos();
+                    if core.iter().enumerate().all(|(i, &x)| (x - cosine(i)).abs() <= 1e-5) {
+                        return Some(name);
+                    }
+                }
+            }
+        }
+    }
+    None
+}
+
 /// The name of a rotary or sinusoid embedding's inverse frequencies made in `scope`: from
 /// the words that say which embedding on (`rotary_embedding_inv_freq` in keras-hub Llama's
 /// `self_attention_llama_rotary_embedding`, as Hugging Face's `rotary_emb.inv_freq`), its
@@ -182,6 +220,30 @@ mod tests {
         assert_eq!(name(roformer), "positional_embedding_inv_freq");
         assert_eq!(name("rotary_2"), "rotary_inv_freq");
         assert_eq!(name("encoder_sine_table"), "encoder_sine_table_inv_freq");
+    }
+
+    /// A Hann or Hamming window is told by its values, padded or not; a ramp or a
+    /// constant is none.
+    #[test]
+    fn windows_are_told_by_their_values() {
+        let window = |a: f64, period: usize, len: usize, pad: (usize, usize)| {
+            let w = (0..len).map(|i| {
+                (a - (1.0 - a) * (2.0 * std::f64::consts::PI * i as f64 / period as f64).cos())
+                    as f32
+            });
+            let v: Vec<f32> = std::iter::repeat_n(0.0, pad.0)
+                .chain(w)
+                .chain(std::iter::repeat_n(0.0, pad.1))
+                .collect();
+            window_of(&Tensor::from_f32(vec![v.len()], &v))
+        };
+        assert_eq!(window(0.5, 16, 16, (0, 0)), Some("hann_window"));
+        assert_eq!(window(0.5, 15, 16, (3, 5)), Some("hann_window"));
+        assert_eq!(window(0.54, 12, 12, (2, 2)), Some("hamming_window"));
+        assert_eq!(window(0.6, 12, 12, (0, 0)), None);
+        let ramp: Vec<f32> = (0..16).map(|i| i as f32).collect();
+        assert_eq!(window_of(&Tensor::from_f32(vec![16], &ramp)), None);
+        assert_eq!(window_of(&Tensor::from_f32(vec![16], &[0.0; 16])), None);
     }
 
     /// The buffers registered for what `build` computes from an input `x`, by name.

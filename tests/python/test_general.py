@@ -25,6 +25,7 @@ DYNAMIC += ["keras_mobilenet_v3_small", "keras_nasnet_mobile", "audio_features"]
 DYNAMIC += ["seq2seq_attention", "keras_channels_first", "dyn_pools", "dyn_tcn", "single_head_attention"]
 DYNAMIC += ["video_frames", "keras_flat_transformer", "keras_conv_mixer", "dyn_dilated", "tf_gpt2_block"]
 DYNAMIC += ["keras_diffusion_unet", "keras_switch_moe", "keras_nested_backbone", "keras_nested_backbone_saved"]
+DYNAMIC += ["keras_mel_spectrogram"]
 
 
 def source(name):
@@ -602,6 +603,16 @@ def test_a_signal_of_any_length_is_framed_by_unfold(tmp_path):
     assert "x = x * self.hann_window\n" in forward, code
     for spelled_out in (".tolist()", "torch.arange", "floor_divide", ".item()"):
         assert spelled_out not in forward, code
+
+def test_a_folded_window_is_named_by_its_values(tmp_path):
+    """Keras' `MelSpectrogram` computes its Hann window in the graph and pads it to the
+    FFT's length; folded, it is one constant named after the `Pad`. Its values say what it
+    is: `self.hann_window`, not `self.mel_spectrogram_const` (parity above)."""
+    out = tmp_path / "out"
+    run_cli("convert", source("keras_mel_spectrogram"), "-o", out)
+    code = (out / "model.py").read_text()
+    assert "x = x * self.hann_window\n" in code, code
+
 
 def test_an_angle_table_every_layer_reshapes_is_made_once(tmp_path):
     """DINOv3's layers each unsqueeze the one cos and sin table: the rotations read one
