@@ -2,6 +2,7 @@
 //! which op read them (`Sub/y`, `Maximum`, `const`): what the model's own code calls them
 //! (`mean`, `std`, `hann_window`, `rotary_embedding_inv_freq`).
 
+use super::scopes::without_counter;
 use crate::ir::{Graph, ValueRef};
 use crate::py::names::identifier;
 use crate::tensor::Tensor;
@@ -95,8 +96,7 @@ const TABLE_MAKERS: &[&str] = &[
 fn table_made_by(name: &str) -> Option<&'static str> {
     name.rsplit('/').find_map(|part| {
         // TF numbers a scope's later uses: `hann_window_1`.
-        let base = part.trim_end_matches(|c: char| c.is_ascii_digit());
-        let base = if base.len() < part.len() { base.strip_suffix('_')? } else { part };
+        let base = without_counter(part)?;
         TABLE_MAKERS.iter().copied().find(|&m| m == base)
     })
 }

@@ -9,6 +9,7 @@ use petgraph::stable_graph::NodeIndex;
 use super::Lowerer;
 use super::constant_names::{self, is_inverse_frequencies};
 use super::module::Buffer;
+use super::scopes::without_counter;
 use crate::ir::{Graph, ValueRef};
 use crate::ops::contract::{Host, Layout, OpResult, Val, to_channels_first, to_channels_last};
 use crate::ops::util::torch_attr;
@@ -334,9 +335,7 @@ fn variable_word(name: &str, vector: bool) -> Option<String> {
         }
     } else {
         // A loaded variable's constant carries TF's `_1` (the object graph's counter).
-        let bare = leaf.trim_end_matches(|c: char| c.is_ascii_digit());
-        let bare = if bare.len() < leaf.len() { bare.strip_suffix('_')? } else { leaf };
-        identifier(bare)
+        identifier(without_counter(leaf)?)
     };
     (!word.is_empty()).then_some(word)
 }

@@ -14,6 +14,7 @@
 use petgraph::stable_graph::NodeIndex;
 
 use super::methods::Pending;
+use super::scopes::without_counter;
 use super::{BodyItem, Lowerer};
 use crate::ops::contract::{Layout, Lowered, OpResult, Val};
 use crate::py::{Assign, Expr, FunctionDef, Lit, Stmt};
@@ -183,9 +184,7 @@ impl PendingLoop {
 fn without_calls(name: &str) -> &str {
     let mut rest = name;
     while let Some((first, tail)) = rest.split_once('/') {
-        let base = first.trim_end_matches(|c: char| c.is_ascii_digit());
-        let base = base.strip_suffix('_').unwrap_or(base);
-        if !matches!(base, "StatefulPartitionedCall" | "PartitionedCall") {
+        if !matches!(without_counter(first), Some("StatefulPartitionedCall" | "PartitionedCall")) {
             break;
         }
         rest = tail;

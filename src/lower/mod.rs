@@ -138,14 +138,13 @@ pub struct Lowerer<'a> {
 /// positional argument `args_0`; such an input is `inputs`, as Keras' own
 /// `call(self, inputs)` names it.
 fn interface_name(tf_name: &str) -> &str {
-    let numbered = |rest: &str| {
-        rest.strip_prefix('_')
-            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    let generated = match scopes::without_counter(tf_name) {
+        Some("keras_tensor") => true,
+        // TF's name for a function's positional argument (a subclassed model's `call(x)`).
+        Some("args") => tf_name != "args",
+        _ => false,
     };
-    let keras = tf_name.strip_prefix("keras_tensor").is_some_and(|r| r.is_empty() || numbered(r));
-    // TF's name for a function's positional argument (a subclassed model's `call(x)`).
-    let positional = tf_name.strip_prefix("args").is_some_and(numbered);
-    if keras || positional { "inputs" } else { tf_name }
+    if generated { "inputs" } else { tf_name }
 }
 
 /// Lowers the graph into a Python module named `class_name`.

@@ -125,6 +125,19 @@ const MAX_CONTAINER_DEPTH: usize = 16;
 const MAX_SCOPES: usize = 100_000;
 
 /// `<name>_<number>`: a scope Keras or TF numbered (`dense_5`, `mixed9_1`).
+/// `name` without the counter TF and Keras append to a name used again (`hann_window_1`,
+/// `keras_tensor_247`); `name` itself where it ends in no number, none where its number is
+/// no counter (`conv2`).
+pub(super) fn without_counter(name: &str) -> Option<&str> {
+    let base = name.trim_end_matches(|c: char| c.is_ascii_digit());
+    if base.len() == name.len() { Some(name) } else { base.strip_suffix('_') }
+}
+
+/// Whether name components `parts` begin with the common `prefix` and go on past it.
+fn under_prefix(parts: &[&str], prefix: &[String]) -> bool {
+    parts.len() > prefix.len() && parts.iter().zip(prefix).all(|(p, q)| *p == q.as_str())
+}
+
 fn numbered(s: &str) -> bool {
     s.rsplit_once('_').is_some_and(|(base, k)| {
         !base.is_empty() && !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit())
@@ -185,14 +198,14 @@ pub(super) fn constants_named_by_reader(
     if prefix.is_empty() {
         return BTreeMap::new();
     }
-    let under_prefix = |name: &str| {
-        let parts: Vec<&str> = inlined_name(name).split('/').collect();
-        parts.len() > prefix.len() && parts.iter().zip(prefix).all(|(p, q)| *p == q.as_str())
+    let outside = |n: NodeIndex| {
+        let parts: Vec<&str> = inlined_name(&graph.node(n).name).split('/').collect();
+        !under_prefix(&parts, prefix)
     };
     graph
         .g
         .node_indices()
-        .filter(|&n| graph.node(n).value.is_some() && !under_prefix(&graph.node(n).name))
+        .filter(|&n| graph.node(n).value.is_some() && outside(n))
         .filter_map(|n| {
             let readers = graph.consumers(crate::ir::ValueRef { node: n, port: 0 });
             let reader =
@@ -260,8 +273,7 @@ impl<'a> Lowerer<'a> {
     fn unprefixed(&self, n: NodeIndex) -> (Vec<&'a str>, usize) {
         let name = self.scoped_name(n);
         let parts: Vec<&str> = name.split('/').collect();
-        let prefixed = parts.len() > self.prefix.len()
-            && parts.iter().zip(&self.prefix).all(|(p, q)| *p == q.as_str());
+        let prefixed = under_prefix(&parts, &self.prefix);
         let mut skipped = if prefixed { self.prefix.len() } else { 0 };
         // A scope opened again inside itself (TF-Slim's `InceptionV3/InceptionV3/Mixed_5b`,
         // beside `InceptionV3/Logits`) says nothing more the second time.
