@@ -304,6 +304,14 @@ pub fn tf1_frame_named(
     frame: &str,
     step: impl FnOnce(&mut TestGraph, ValueRef) -> ValueRef,
 ) -> (TestGraph, ValueRef) {
+    tf1_frame_counting(frame, |g, x, _| step(g, x))
+}
+
+/// [`tf1_frame_named`], `step` also given the loop's counter.
+pub fn tf1_frame_counting(
+    frame: &str,
+    step: impl FnOnce(&mut TestGraph, ValueRef, ValueRef) -> ValueRef,
+) -> (TestGraph, ValueRef) {
     let mut g = TestGraph::new();
     let x0 = g.input("x", &[-1, 4]);
     let zero = g.constant("zero", Tensor::from_i32(vec![], &[0]));
@@ -319,7 +327,7 @@ pub fn tf1_frame_named(
     let sx = g.op(&format!("{frame}/switch_x"), "Switch", &[mx, lc], &[]);
     let one = g.constant(&format!("{frame}/one"), Tensor::from_i32(vec![], &[1]));
     let i1 = g.op(&format!("{frame}/add"), "AddV2", &[TestGraph::port(si, 1), one], &[]);
-    let x1 = step(&mut g, TestGraph::port(sx, 1));
+    let x1 = step(&mut g, TestGraph::port(sx, 1), TestGraph::port(si, 1));
     let ni = g.op(&format!("{frame}/next_i"), "NextIteration", &[i1], &[]);
     let nx = g.op(&format!("{frame}/next_x"), "NextIteration", &[x1], &[]);
     g.connect(ni, mi, 1);

@@ -9,6 +9,7 @@ mod build;
 mod constant_conds;
 mod dump;
 pub mod fused;
+mod packed;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};

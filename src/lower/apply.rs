@@ -104,6 +104,20 @@ impl Lowerer<'_> {
                     }
                 }
             }
+            Lowered::MultiPorts { expr, layout, ports } => {
+                self.consume_inputs(n);
+                let targets: Vec<String> =
+                    ports.iter().map(|&p| self.target_for(ValueRef { node: n, port: p })).collect();
+                let lhs = match &targets[..] {
+                    [one] => Expr::name(one),
+                    _ => tuple_target(&targets),
+                };
+                self.push_line(lhs, expr);
+                for (&p, t) in ports.iter().zip(targets) {
+                    let v = ValueRef { node: n, port: p };
+                    self.values.insert(v, Val { expr: Expr::name(t), layout });
+                }
+            }
             Lowered::Multi { expr, layout } => {
                 self.consume_inputs(n);
                 let count = self.num_outputs(n).max(self.graph.node(n).outputs.len());

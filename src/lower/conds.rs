@@ -136,7 +136,11 @@ impl PendingCond {
             self.branches.into_iter().map(Some).collect();
         for (pos, &k) in order.iter().enumerate() {
             let Some((items, outs)) = branches[k].take() else { continue };
-            let mut stmts_k: Vec<Stmt> = stmts(items).into_iter().map(Stmt::Assign).collect();
+            // What the branch's results do not read (a bound a slice reads entry by entry) is
+            // not computed.
+            let mut assigns = stmts(items);
+            super::dead::remove_dead(&mut assigns, &outs);
+            let mut stmts_k: Vec<Stmt> = assigns.into_iter().map(Stmt::Assign).collect();
             stmts_k.push(Stmt::return_values(outs));
             if pos + 1 == order.len() {
                 last = stmts_k;

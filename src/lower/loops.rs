@@ -13,6 +13,7 @@
 
 use petgraph::stable_graph::NodeIndex;
 
+use super::counted::{Bound, counter};
 use super::methods::Pending;
 use super::scopes::without_counter;
 use super::{BodyItem, Lowerer};
@@ -30,6 +31,9 @@ pub(super) struct PendingLoop {
     body_items: Vec<BodyItem>,
     cond: Expr,
     nexts: Vec<Expr>,
+    /// For a counted loop (see [`super::counted`]): the counter's variable, its twin's and
+    /// the counter's `range`.
+    counted: Option<(usize, Option<usize>, Expr)>,
 }
 
 /// What lowering a loop body gives: parameter names, the condition's and the body's items,
@@ -45,11 +49,36 @@ impl<'a> Lowerer<'a> {
             return Err("loop inputs and body inputs disagree".into());
         }
         let vars = body.outputs.len() - 1;
-        let args: Vec<Expr> =
-            outer.iter().map(|&v| self.value_in(v, Layout::Tf)).collect::<Result<_, _>>()?;
+        let counter = counter(self.graph, n, body, vars);
+        // A bound only `range` reads is passed as a Python int (`seq_len`), not as a tensor.
+        let host_bound = counter.as_ref().and_then(|c| match c.bound {
+            Bound::Input(j) if j >= vars && only_tested(body, body.inputs[j]) => Some(j),
+            _ => None,
+        });
+        let args: Vec<Expr> = outer
+            .iter()
+            .enumerate()
+            .map(|(k, &v)| {
+                let layout = if host_bound == Some(k) { Layout::Host } else { Layout::Tf };
+                self.value_in(v, layout)
+            })
+            .collect::<Result<_, _>>()?;
         let (params, cond_items, body_items, cond, nexts) =
-            self.nested(body, &node.name, |inner| inner.lower_loop_body(&args, vars))?;
+            self.nested(body, &node.name, |inner| {
+                inner.lower_loop_body(&args, vars, counter.as_ref().and_then(|c| c.twin))
+            })?;
         let name = self.attr_names.fresh(&format!("{}_loop", self.scope_of(n)));
+        let counted = counter.as_ref().map(|c| {
+            let bound = match c.bound {
+                Bound::Const(b) => Expr::int(b),
+                Bound::Input(j) => Expr::name(&params[j]),
+            };
+            let range = match c.start {
+                0 => vec![bound],
+                s => vec![Expr::int(s), bound],
+            };
+            (c.var, c.twin, Expr::call("range", range))
+        });
         self.methods.push(Pending::Loop(PendingLoop {
             name: name.clone(),
             source: node.name.clone(),
@@ -59,22 +88,44 @@ impl<'a> Lowerer<'a> {
             body_items,
             cond,
             nexts,
+            counted,
         }));
         *self.summary.translated.entry("loop".into()).or_default() += 1;
         // A loop variable is a tensor in the body (TF's is); one starting from a literal is
-        // passed as a tensor too, or `torch.stack([step, ...])` would meet a Python int.
-        let args = self.literals_as_tensors(&outer, args);
+        // passed as a tensor too, or `torch.stack([step, ...])` would meet a Python int. A
+        // counter is not passed at all: `range` counts.
+        let mut args = self.literals_as_tensors(&outer, args);
+        if let Some(j) = host_bound {
+            args[j] = self.value_in(outer[j], Layout::Host)?;
+        }
+        let counted_vars: Vec<usize> =
+            counter.iter().flat_map(|c| std::iter::once(c.var).chain(c.twin)).collect();
+        let args: Vec<Expr> = args
+            .into_iter()
+            .enumerate()
+            .filter(|(k, _)| !counted_vars.contains(k))
+            .map(|(_, a)| a)
+            .collect();
         let expr = Expr::self_attr(&name).called(args, vec![]);
+        let ports: Vec<usize> = (0..vars).filter(|k| !counted_vars.contains(k)).collect();
         // One variable comes back alone, not as a 1-tuple (`return x`).
-        if vars == 1 {
+        if ports == [0] {
             return Ok(Lowered::Expr { expr, layout: Layout::Tf });
+        }
+        if counter.is_some() {
+            return Ok(Lowered::MultiPorts { expr, layout: Layout::Tf, ports });
         }
         Ok(Lowered::Multi { expr, layout: Layout::Tf })
     }
 
     /// Lowers the body graph: `(parameter names, condition items, body items, condition,
     /// next values)`.
-    fn lower_loop_body(&mut self, args: &[Expr], vars: usize) -> OpResult<LoweredBody> {
+    fn lower_loop_body(
+        &mut self,
+        args: &[Expr],
+        vars: usize,
+        twin: Option<usize>,
+    ) -> OpResult<LoweredBody> {
         let g = self.graph;
         let order = g.topo_order().map_err(|_| "the loop body has a cycle")?;
         let order = self.demand_order(&order);
@@ -87,7 +138,8 @@ impl<'a> Lowerer<'a> {
         for (k, &input) in g.inputs.iter().enumerate() {
             let hint = match &args[k] {
                 Expr::Name(a) if a != "x" => a.clone(),
-                // Counters start from an integer constant.
+                // Counters start from an integer constant; a twin only counts iterations.
+                Expr::Lit(Lit::Int(_)) if twin == Some(k) => "iteration".to_string(),
                 Expr::Lit(Lit::Int(_)) if k < vars => "step".to_string(),
                 _ if k < vars => format!("state_{k}"),
                 _ => format!("invariant_{}", k - vars),
@@ -135,6 +187,9 @@ impl<'a> Lowerer<'a> {
 impl PendingLoop {
     /// The method, with `stmts` turning body items into statements.
     pub(super) fn method(self, stmts: &dyn Fn(Vec<BodyItem>) -> Vec<Assign>) -> FunctionDef {
+        if self.counted.is_some() {
+            return self.counted_method(stmts);
+        }
         let cond_stmts = stmts(self.cond_items);
         let mut body = stmts(self.body_items);
         let state: Vec<Expr> = self.params[..self.vars].iter().map(Expr::name).collect();
@@ -176,6 +231,51 @@ impl PendingLoop {
         )];
         def
     }
+}
+
+impl PendingLoop {
+    /// A counted loop's method: `for step in range(n):` around the body, the counter neither
+    /// a parameter nor returned (the condition is the `range`).
+    fn counted_method(mut self, stmts: &dyn Fn(Vec<BodyItem>) -> Vec<Assign>) -> FunctionDef {
+        let Some((var, twin, range)) = self.counted.take() else { unreachable!("a counted loop") };
+        let counter = self.params[var].clone();
+        let mut dropped: Vec<usize> = std::iter::once(var).chain(twin).collect();
+        dropped.sort_unstable_by(|a, b| b.cmp(a));
+        for k in dropped {
+            self.params.remove(k);
+            self.nexts.remove(k);
+            self.vars -= 1;
+        }
+        let mut body = stmts(self.body_items);
+        let state: Vec<Expr> = self.params[..self.vars].iter().map(Expr::name).collect();
+        let mut nexts = self.nexts;
+        super::dead::remove_dead(&mut body, &nexts);
+        let (target, next) = if self.vars == 1 {
+            (state[0].clone(), nexts.remove(0))
+        } else {
+            (Expr::Tuple(state.clone()), Expr::Tuple(nexts))
+        };
+        let mut steps: Vec<Stmt> = body.into_iter().map(Stmt::Assign).collect();
+        steps.push(Stmt::assign(target, next));
+        let for_loop = Stmt::For { target: Expr::name(counter), iter: range, body: steps };
+        let method_body = vec![for_loop, Stmt::return_values(state)];
+        let mut def = FunctionDef::method(self.name, &self.params, method_body);
+        def.docstring = vec![format!(
+            "TF loop `{}`: runs its body once per step.",
+            doc_safe(without_calls(&self.source))
+        )];
+        def
+    }
+}
+
+/// Whether the loop condition's tests are all that read `v` (a bound only `range` needs).
+fn only_tested(body: &crate::ir::Graph, v: crate::ir::ValueRef) -> bool {
+    let cond = body.outputs[0].node;
+    let tests: Vec<_> = match body.node(cond).op.as_str() {
+        "LogicalAnd" => body.inputs(cond).iter().map(|t| t.node).collect(),
+        _ => vec![cond],
+    };
+    body.consumers(v).iter().all(|(m, _)| tests.contains(m))
 }
 
 /// Loop `name` as the model's code named it: a SavedModel's function bodies are inlined

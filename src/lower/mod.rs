@@ -11,6 +11,7 @@ mod blocks;
 mod chain;
 mod conds;
 mod constant_names;
+mod counted;
 mod dead;
 mod devices;
 mod family_names;

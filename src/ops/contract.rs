@@ -148,6 +148,9 @@ pub enum Lowered {
     Expr { expr: Expr, layout: Layout },
     /// `a, b, ... = expr` for ops with several outputs.
     Multi { expr: Expr, layout: Layout },
+    /// [`Lowered::Multi`] giving only outputs `ports`, in that order (a loop's counter, which
+    /// nothing reads after it, is not returned); one port is `y = expr`.
+    MultiPorts { expr: Expr, layout: Layout, ports: Vec<usize> },
     /// [`Lowered::Multi`], output `p` read through `views[p]` (`indices.int()`: TF's dtype).
     MultiViews { expr: Expr, views: Vec<Vec<Access>> },
     /// Output 0 is input `i` unchanged.
@@ -301,6 +304,11 @@ impl<'h, 'g> Ctx<'h, 'g> {
 
     pub fn input_channels_first(&mut self, i: usize) -> OpResult<Expr> {
         self.input_in(i, Layout::ChannelsFirst)
+    }
+
+    /// The scalars input `i` packs (see `passes::packed_bounds`), in order.
+    pub fn packed_entries(&self, i: usize) -> Option<Vec<ValueRef>> {
+        self.graph().packed_entries(*self.inputs.get(i)?)
     }
 
     /// The node producing input `i`.

@@ -457,13 +457,34 @@ mod tests {
     #[test]
     fn frame_becomes_python_loop() {
         assert_snapshot!(frame("Mul"), @r#"
+        x = self.loop_loop(x)
+        return x
+        def loop_loop(self, state_1):
+            """TF loop `loop`: runs its body once per step."""
+            for step in range(3):
+                mul = state_1 * 2.0
+                state_1 = mul
+            return state_1
+        "#);
+    }
+
+    /// A counter the body computes with as a tensor stays one: `range` would hand it an int.
+    #[test]
+    fn a_counter_read_as_a_tensor_keeps_the_while() {
+        let (g, out) = crate::testing::tf1_frame_counting("loop", |g, x, i| {
+            let f32 = dtype(crate::tensor::DType::F32);
+            let f = g.op("loop/cast", "Cast", &[i], &[("DstT", f32)]);
+            g.op("loop/mul", "Mul", &[x, f], &[])
+        });
+        assert_snapshot!(after_weights(g.lower(&[out])), @r#"
         _, x = self.loop_loop(torch.tensor(0, dtype=torch.int32), x)
         return x
         def loop_loop(self, step, state_1):
             """TF loop `loop`: runs its body while the condition holds."""
             while step < 3:
                 add = step + 1
-                mul = state_1 * 2.0
+                step_2 = step.to(torch.float32)
+                mul = state_1 * step_2
                 step, state_1 = add, mul
             return step, state_1
         "#);
@@ -473,15 +494,14 @@ mod tests {
     #[test]
     fn stub_inside_loop() {
         assert_snapshot!(frame("MyScale"), @r#"
-        _, x = self.loop_loop(torch.tensor(0, dtype=torch.int32), x)
+        x = self.loop_loop(x)
         return x
-        def loop_loop(self, step, state_1):
-            """TF loop `loop`: runs its body while the condition holds."""
-            while step < 3:
-                add = step + 1
+        def loop_loop(self, state_1):
+            """TF loop `loop`: runs its body once per step."""
+            for step in range(3):
                 custom = custom_ops.my_scale(state_1)
-                step, state_1 = add, custom
-            return step, state_1
+                state_1 = custom
+            return state_1
         stub my_scale
         "#);
     }

@@ -121,6 +121,19 @@ pub fn items(ctx: &mut Ctx, i: usize, len: usize) -> OpResult<Vec<Item>> {
     if resolved.iter().all(Option::is_some) {
         return Ok(resolved.into_iter().flatten().collect());
     }
+    // Entries packed from scalars the node reads too (see `passes::packed_bounds`) are those
+    // scalars: `x[:, step]`, not `x[:, sizes[1]]` of the vector read back as ints.
+    let mut resolved = resolved;
+    if let Some(entries) = ctx.packed_entries(i).filter(|e| e.len() == len) {
+        for (item, v) in resolved.iter_mut().zip(entries) {
+            if let (None, Some(slot)) = (&item, ctx.slot_of(v)) {
+                *item = Some(Item { known: None, expr: ctx.input(slot)?.expr });
+            }
+        }
+        if resolved.iter().all(Option::is_some) {
+            return Ok(resolved.into_iter().flatten().collect());
+        }
+    }
     let whole = ctx.input_in(i, Layout::Host)?;
     Ok(resolved
         .into_iter()

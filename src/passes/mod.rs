@@ -33,6 +33,7 @@ mod identity;
 mod logits;
 pub mod loops;
 mod mask_blend;
+mod packed_bounds;
 mod pattern;
 mod prune;
 mod rnn;
@@ -67,7 +68,7 @@ pub fn run_all(g: &mut Graph) -> Result<()> {
 type Pass = fn(&mut Graph) -> Result<()>;
 
 /// After recurrent layers are fused (see [`run_observed`]).
-const LATE: [(&str, Pass); 35] = [
+const LATE: [(&str, Pass); 36] = [
     ("simplify", simplify),
     ("prune", prune),
     ("fuse_bidirectional", fuse_bidirectional::fuse_bidirectional),
@@ -107,6 +108,7 @@ const LATE: [(&str, Pass); 35] = [
     // What merging made trivial (`x & x` once both sides are one).
     ("simplify", simplify),
     ("prune", prune),
+    ("slice_bounds_from_scalars", packed_bounds::slice_bounds_from_scalars),
     ("optimize_loop_bodies", loops::optimize_bodies),
 ];
 

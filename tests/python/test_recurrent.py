@@ -129,11 +129,34 @@ def test_other_loops_become_python_loops(name, form, tmp_path):
     errors = assert_parity(out, npz)
     text = (out / "model.py").read_text()
     assert re.search(r"    def \w+_loop\(self, ", text), text
-    assert "        while " in text
+    # A loop counting to a bound is a `for` over `range` (tf_while_growing's four steps).
+    assert ("        for step in range(4):" in text) == (name == "tf_while_growing"), text
+    assert ("        while " in text) == (name != "tf_while_growing"), text
     assert "PartitionedCall" not in text, text
     model = import_model(out).load_model()
     assert not any(isinstance(m, (torch.nn.GRU, torch.nn.LSTM)) for m in model.modules())
     report(f"{name} ({form}): rel. error {max(errors):.2e}, explicit loop")
+
+
+@pytest.mark.parametrize("form", ["pb", "saved"])
+def test_counted_loops_are_for_loops(form, tmp_path):
+    """A hand-written RNN (`x[:, i]` read, step i of a TensorArray written), `tf.scan` without
+    an initializer (its index starts at 1, beside TF's own iteration count) and `tf.map_fn`:
+    each loop counts to a bound, so each is `for step in range(...)`, the counter a Python
+    int indexing directly (`x[:, step]`, not a stacked vector read back with `.tolist()`),
+    neither passed in nor returned. Same results as TensorFlow."""
+    src = fixture("tf_counted_loops.pb" if form == "pb" else "tf_counted_loops_saved")
+    out = convert(src, tmp_path, "--strict")
+    npz = GENERATED_DIR / ("tf_counted_loops.npz" if form == "pb" else "tf_counted_loops_saved.npz")
+    errors = assert_parity(out, npz)
+    text = (out / "model.py").read_text()
+    assert len(re.findall(r"    def \w+_loop\(self, ", text)) == 3, text
+    assert text.count("        for step in range(") == 3, text
+    assert "        for step in range(1, num_steps):" in text, text
+    assert "while " not in text and "torch.tensor(0, dtype=torch.int32)" not in text, text
+    assert re.search(r" = \w+\[:, step\]\n", text), text
+    assert ".tolist()" not in text and "[step, " not in text, text
+    report(f"tf_counted_loops ({form}): rel. error {max(errors):.2e}, three for loops")
 
 
 @pytest.mark.parametrize("form", ["pb", "saved"])
@@ -247,8 +270,8 @@ def test_tf1_tensor_array_loops(tmp_path):
     code = (out / "model.py").read_text()
     assert "TensorArray" not in code
     # dynamic_rnn's time step and while_loop's own count, twins, are one counter; where
-    # both are tested against the same length the loop reads `while step < 7:`.
-    assert code.count("while step < 7:") == 2 and "step_2" not in code, code
+    # both are tested against the same length the loop reads `for step in range(7):`.
+    assert code.count("for step in range(7):") == 2 and "step_2" not in code, code
     # The LSTM's stacked outputs are time major: their first size is the steps, not a batch.
     assert "num_steps = " in code and "batch_size" not in code, code
     report(f"tf1_dynamic_rnn_v1 (pb, TensorArrayV3): rel. error {max(errors):.2e}")

@@ -43,19 +43,18 @@ class LoopUnknownOp(nn.Module):
         Returns:
             float32 [None, None]
         """
-        _, x = self.while_loop(torch.tensor(0, dtype=torch.int32), x)
+        x = self.while_loop(x)
         return x
 
-    def while_loop(self, step, state_1):
-        """TF loop `while`: runs its body while the condition holds."""
-        while step < 3:
-            add = step + 1
+    def while_loop(self, state_1):
+        """TF loop `while`: runs its body once per step."""
+        for step in range(3):
             mat_mul = self.fc(state_1)
             add_1 = mat_mul + 1.0
             fancy = custom_ops.my_fancy_activation(add_1)
             mul = fancy * 0.5
-            step, state_1 = add, mul
-        return step, state_1
+            state_1 = mul
+        return state_1
 
 
 _DTYPES = {
