@@ -65,7 +65,8 @@ impl<'a> Lowerer<'a> {
             .collect::<Result<_, _>>()?;
         let (params, cond_items, body_items, cond, nexts) =
             self.nested(body, &node.name, |inner| {
-                inner.lower_loop_body(&args, vars, counter.as_ref().and_then(|c| c.twin))
+                let twin = counter.as_ref().and_then(|c| c.twin);
+                inner.lower_loop_body(&args, vars, twin, host_bound)
             })?;
         let name = self.attr_names.fresh(&format!("{}_loop", self.scope_of(n)));
         let counted = counter.as_ref().map(|c| {
@@ -125,6 +126,7 @@ impl<'a> Lowerer<'a> {
         args: &[Expr],
         vars: usize,
         twin: Option<usize>,
+        bound: Option<usize>,
     ) -> OpResult<LoweredBody> {
         let g = self.graph;
         let order = g.topo_order().map_err(|_| "the loop body has a cycle")?;
@@ -142,6 +144,8 @@ impl<'a> Lowerer<'a> {
                 Expr::Lit(Lit::Int(_)) if twin == Some(k) => "iteration".to_string(),
                 Expr::Lit(Lit::Int(_)) if k < vars => "step".to_string(),
                 _ if k < vars => format!("state_{k}"),
+                // The count `range` reads, computed where the loop is called.
+                _ if bound == Some(k) => "num_steps".to_string(),
                 _ => format!("invariant_{}", k - vars),
             };
             let name = self.locals.fresh(&hint);
