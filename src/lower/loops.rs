@@ -95,9 +95,10 @@ impl<'a> Lowerer<'a> {
         // A loop variable is a tensor in the body (TF's is); one starting from a literal is
         // passed as a tensor too, or `torch.stack([step, ...])` would meet a Python int. A
         // counter is not passed at all: `range` counts.
+        let host_arg = host_bound.map(|j| (j, args[j].clone()));
         let mut args = self.literals_as_tensors(&outer, args);
-        if let Some(j) = host_bound {
-            args[j] = self.value_in(outer[j], Layout::Host)?;
+        if let Some((j, a)) = host_arg {
+            args[j] = a;
         }
         let counted_vars: Vec<usize> =
             counter.iter().flat_map(|c| std::iter::once(c.var).chain(c.twin)).collect();
