@@ -140,6 +140,8 @@ impl<'a> Lowerer<'a> {
         let mut params = Vec::new();
         for (k, &input) in g.inputs.iter().enumerate() {
             let hint = match &args[k] {
+                // A state that starts as zeros is not zeros in the body.
+                Expr::Name(a) if k < vars && is_filled(a) => "state".to_string(),
                 Expr::Name(a) if a != "x" => a.clone(),
                 // Counters start from an integer constant; a twin only counts iterations.
                 Expr::Lit(Lit::Int(_)) if twin == Some(k) => "iteration".to_string(),
@@ -271,6 +273,13 @@ impl PendingLoop {
         )];
         def
     }
+}
+
+/// Whether `name` is that of a tensor made filled (`zeros`, `zeros_like_2`, `ones`): a
+/// loop state's first value, not what it holds after a step.
+fn is_filled(name: &str) -> bool {
+    let base = without_counter(name).unwrap_or(name);
+    matches!(base, "zeros" | "zeros_like" | "ones" | "ones_like" | "fill" | "full" | "empty")
 }
 
 /// Whether the loop condition's tests are all that read `v` (a bound only `range` needs).
