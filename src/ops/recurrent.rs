@@ -103,10 +103,26 @@ fn list_reserve(ctx: &mut Ctx) -> OpResult<Lowered> {
 }
 
 fn list_set(ctx: &mut Ctx) -> OpResult<Lowered> {
-    let (l, i, v) = (ctx.input_tf(0)?, ctx.input_tf(1)?, ctx.input_tf(2)?);
-    let before = l.clone().index(Expr::slice(None, Some(i.clone()), None));
-    let after = l.index(Expr::slice(Some(i.binop(BinOp::Add, Expr::int(1))), None, None));
-    expr(Expr::List(vec![before.starred(), v, after.starred()]))
+    let (l, v) = (ctx.input_tf(0)?, ctx.input_tf(2)?);
+    // A constant index is written out: `[v, *l[1:]]`, not `[*l[:0], v, *l[0 + 1 :]]`.
+    let known = match ctx.const_ints(1).as_deref() {
+        Ok(&[k]) if k >= 0 => Some(k),
+        _ => None,
+    };
+    let (before, after) = match known {
+        Some(k) => (Expr::int(k), Expr::int(k.saturating_add(1))),
+        None => {
+            let i = ctx.input_tf(1)?;
+            (i.clone(), i.binop(BinOp::Add, Expr::int(1)))
+        }
+    };
+    let mut items = Vec::new();
+    if known != Some(0) {
+        items.push(l.clone().index(Expr::slice(None, Some(before), None)).starred());
+    }
+    items.push(v);
+    items.push(l.index(Expr::slice(Some(after), None, None)).starred());
+    expr(Expr::List(items))
 }
 
 /// PyTorch's names for the reverse direction's weights.

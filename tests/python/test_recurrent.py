@@ -169,7 +169,12 @@ def test_cell_options(form, tmp_path):
     model = import_model(out).load_model()
     kinds = {k: sum(type(m) is getattr(torch.nn, k) for m in model.modules()) for k in ("LSTM", "GRU", "RNN")}
     assert kinds == {"LSTM": 1, "GRU": 1, "RNN": 1}
-    assert len(re.findall(r"    def \w+_loop\(", (out / "model.py").read_text())) == 1
+    text = (out / "model.py").read_text()
+    assert len(re.findall(r"    def \w+_loop\(", text)) == 1
+    # That loop keeps only its last output: it writes item 0 of its list at every step, as
+    # `[h, *outputs[1:]]`, not `[*outputs[:0], h, *outputs[0 + 1 :]]`.
+    assert re.search(r" = \[\w+, \*\w+\[1:\]\]\n", text), text
+    assert "[:0]" not in text and "0 + 1" not in text, text
     report(f"rnn_variants ({form}): rel. error {max(errors):.2e}, {kinds} + 1 explicit loop")
 
 
