@@ -122,7 +122,10 @@ fn test(outer: &Graph, n: NodeIndex, body: &Graph, vars: usize, less: NodeIndex)
 fn is_increment(body: &Graph, next: ValueRef, step: ValueRef) -> bool {
     let node = body.node(next.node);
     let as_index = |(m, slot)| reads_as_index(body, m, slot, next);
+    // The next count of this counter only: another variable's would become an int too.
+    let nexts = body.outputs.iter().skip(1).filter(|&&o| o == next).count();
     if !matches!(node.op.as_str(), "Add" | "AddV2")
+        || nexts > 1
         || !body.consumers(next).into_iter().all(as_index)
     {
         return false;
@@ -134,9 +137,6 @@ fn is_increment(body: &Graph, next: ValueRef, step: ValueRef) -> bool {
 
 /// Whether node `m` reads `step` (in `slot`) as Python reads an index.
 fn reads_as_index(body: &Graph, m: NodeIndex, slot: usize, step: ValueRef) -> bool {
-    if body.outputs.iter().skip(1).filter(|&&o| o == step).count() > 1 {
-        return false;
-    }
     let op = body.node(m).op.as_str();
     match op {
         "TensorListGetItem" | "TensorListSetItem" => slot == 1,
@@ -145,11 +145,11 @@ fn reads_as_index(body: &Graph, m: NodeIndex, slot: usize, step: ValueRef) -> bo
         // Bounds packed into a vector only slices read, each also reading `step` itself.
         "Pack" => {
             let packed = ValueRef { node: m, port: 0 };
-            let op_of = |s: NodeIndex| body.node(s).op.as_str();
             body.consumers(packed).into_iter().all(|(s, k)| {
-                matches!(body.node(s).op.as_str(), "StridedSlice" | "Slice")
+                let op = body.node(s).op.as_str();
+                matches!(op, "StridedSlice" | "Slice")
                     && (k == 1 || k == 2)
-                    && body.inputs(s).iter().skip(own_inputs(op_of(s))).any(|&v| v == step)
+                    && body.inputs(s).iter().skip(own_inputs(op)).any(|&v| v == step)
             }) && !body.outputs.contains(&packed)
         }
         _ => false,

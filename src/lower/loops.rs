@@ -200,11 +200,9 @@ impl PendingLoop {
         let cond_stmts = stmts(self.cond_items);
         let mut body = stmts(self.body_items);
         let state: Vec<Expr> = self.params[..self.vars].iter().map(Expr::name).collect();
-        let (cond, mut nexts) = (self.cond, self.nexts);
+        let (cond, nexts) = (self.cond, self.nexts);
         // What the next iteration does not read (a slice's unused end) is not computed.
         super::dead::remove_dead(&mut body, &nexts);
-        let next = if self.vars == 1 { nexts.remove(0) } else { Expr::Tuple(nexts.clone()) };
-        let target = if self.vars == 1 { state[0].clone() } else { Expr::Tuple(state.clone()) };
         // `while <cond>:` when the condition is one expression of the loop variables.
         let cond_var = cond_stmts.first().and_then(|s| s.target.as_name());
         let inline_cond = cond_stmts.len() == 1
@@ -226,21 +224,16 @@ impl PendingLoop {
             (Expr::boolean(true), false)
         };
         steps.extend(body.into_iter().map(Stmt::Assign));
-        steps.push(Stmt::assign(target, next));
+        steps.push(advance(&state, &nexts));
         method_body.push(Stmt::While { test, body: steps });
         if exits {
             method_body.push(Stmt::return_values(state));
         }
         let mut def = FunctionDef::method(self.name, &self.params, method_body);
-        def.docstring = vec![format!(
-            "TF loop `{}`: runs its body while the condition holds.",
-            doc_safe(without_calls(&self.source))
-        )];
+        def.docstring = vec![docstring(&self.source, "runs its body while the condition holds")];
         def
     }
-}
 
-impl PendingLoop {
     /// A counted loop's method: `for step in range(n):` around the body, the counter neither
     /// a parameter nor returned (the condition is the `range`).
     fn counted_method(mut self, stmts: &dyn Fn(Vec<BodyItem>) -> Vec<Assign>) -> FunctionDef {
@@ -255,24 +248,29 @@ impl PendingLoop {
         }
         let mut body = stmts(self.body_items);
         let state: Vec<Expr> = self.params[..self.vars].iter().map(Expr::name).collect();
-        let mut nexts = self.nexts;
-        super::dead::remove_dead(&mut body, &nexts);
-        let (target, next) = if self.vars == 1 {
-            (state[0].clone(), nexts.remove(0))
-        } else {
-            (Expr::Tuple(state.clone()), Expr::Tuple(nexts))
-        };
+        super::dead::remove_dead(&mut body, &self.nexts);
         let mut steps: Vec<Stmt> = body.into_iter().map(Stmt::Assign).collect();
-        steps.push(Stmt::assign(target, next));
+        steps.push(advance(&state, &self.nexts));
         let for_loop = Stmt::For { target: Expr::name(counter), iter: range, body: steps };
         let method_body = vec![for_loop, Stmt::return_values(state)];
         let mut def = FunctionDef::method(self.name, &self.params, method_body);
-        def.docstring = vec![format!(
-            "TF loop `{}`: runs its body once per step.",
-            doc_safe(without_calls(&self.source))
-        )];
+        def.docstring = vec![docstring(&self.source, "runs its body once per step")];
         def
     }
+}
+
+/// The statement that moves the loop variables `state` on to `nexts`: `x = x_next`, or
+/// `a, b = a_next, b_next`.
+fn advance(state: &[Expr], nexts: &[Expr]) -> Stmt {
+    match (state, nexts) {
+        ([s], [n]) => Stmt::assign(s.clone(), n.clone()),
+        _ => Stmt::assign(Expr::Tuple(state.to_vec()), Expr::Tuple(nexts.to_vec())),
+    }
+}
+
+/// A loop method's docstring: the loop as the model's code named it, and what it does.
+fn docstring(source: &str, what: &str) -> String {
+    format!("TF loop `{}`: {what}.", doc_safe(without_calls(source)))
 }
 
 /// Whether `name` is that of a tensor made filled (`zeros`, `zeros_like_2`, `ones`): a
