@@ -305,6 +305,26 @@ impl Tensor {
         Tensor::with_values_like(self.dtype, dims, &values)
     }
 
+    /// The one value every element of a non-empty tensor of rank one or more holds, as a
+    /// scalar of its dtype: what `torch.full(shape, value)` makes. Compared bit for bit, so
+    /// `-0.0` and `0.0` (or two NaNs of different payloads) are not one value.
+    pub fn splat_value(&self) -> Option<Tensor> {
+        let size = self.dtype.size().filter(|&s| s > 0)?;
+        if self.rank() == 0
+            || self.numel() == 0
+            || self.data.len() != self.numel().checked_mul(size)?
+        {
+            return None;
+        }
+        let mut elements = self.data.chunks_exact(size);
+        let first = elements.next()?;
+        elements.all(|e| e == first).then(|| Tensor {
+            dtype: self.dtype,
+            shape: vec![],
+            data: Bytes::copy_from_slice(first),
+        })
+    }
+
     /// A tensor of the same dtype holding `values` (given as f64/i64 by the caller's dtype).
     pub fn with_values_like(dtype: DType, shape: Vec<usize>, values: &Values) -> Option<Tensor> {
         Some(match (dtype, values) {

@@ -7,17 +7,19 @@
 use std::collections::BTreeSet;
 
 use crate::py::printer::flat;
-use crate::py::{Call, ClassDef, Expr, Stmt};
+use crate::py::{Call, ClassDef, Expr, Lit, Stmt};
 
 /// Factories that make a tensor on the default device unless told another.
 const FACTORIES: &[&str] =
     &["torch.arange", "torch.ones", "torch.zeros", "torch.full", "torch.empty", "torch.eye"];
 
-/// Passes each factory call in the class's methods that take tensors `device=`: that of the
-/// tensor whose shape it reads (`torch.ones(q.shape[2], k.shape[2], device=q.device)`),
-/// else that of an input the method never binds again, else `device`, bound to the first
-/// tensor input's device on the method's first line.
+/// Passes each factory call in the class's methods `device=`: that of the tensor whose
+/// shape it reads (`torch.ones(q.shape[2], k.shape[2], device=q.device)`), else that of an
+/// input the method never binds again, else `device`, bound to the first tensor input's
+/// device on the method's first line. A method of no tensor inputs (a position encoding
+/// made from nothing but its own tables) takes that of a buffer it reads.
 pub fn on_inputs_device(class: &mut ClassDef) {
+    let buffers = registered_buffers(class);
     for stmt in &mut class.body {
         let Stmt::FunctionDef(f) = stmt else { continue };
         let tensors: Vec<String> = f
@@ -27,7 +29,20 @@ pub fn on_inputs_device(class: &mut ClassDef) {
             .filter(|p| p.annotation.as_ref().is_some_and(|a| flat(a) == "torch.Tensor"))
             .map(|p| p.name.clone())
             .collect();
-        let Some(first) = tensors.first().cloned() else { continue };
+        let Some(first) = tensors.first().cloned() else {
+            let read = f.body.iter().flat_map(all_exprs).flat_map(|e| e.self_attrs());
+            if let Some(buffer) = read.into_iter().find(|a| buffers.contains(*a)) {
+                let device = Expr::self_attr(buffer).attr("device");
+                for s in &mut f.body {
+                    s.for_each_call_mut(&mut |c: &mut Call| {
+                        if needs_device(c) {
+                            c.kwargs.push(("device".to_string(), device.clone()));
+                        }
+                    });
+                }
+            }
+            continue;
+        };
         let bound: BTreeSet<&str> = f.body.iter().flat_map(|s| s.all_bound_names()).collect();
         let kept = tensors.iter().find(|t| !bound.contains(t.as_str())).cloned();
         let used: BTreeSet<String> =
@@ -53,6 +68,33 @@ pub fn on_inputs_device(class: &mut ClassDef) {
             f.body.insert(0, Stmt::assign(Expr::name("device"), Expr::name(&first).attr("device")));
         }
     }
+}
+
+/// The names of the buffers the class registers (`self.register_buffer("inv_freq", ...)`).
+fn registered_buffers(class: &ClassDef) -> BTreeSet<String> {
+    fn visit(e: &Expr, out: &mut BTreeSet<String>) {
+        if let Expr::Call(c) = e
+            && flat(&c.func) == "self.register_buffer"
+            && let Some(Expr::Lit(Lit::Str(name))) = c.args.first()
+        {
+            out.insert(name.clone());
+        }
+        for child in e.children() {
+            visit(child, out);
+        }
+    }
+    let mut out = BTreeSet::new();
+    for e in class.body.iter().flat_map(all_exprs) {
+        visit(e, &mut out);
+    }
+    out
+}
+
+/// The expressions of a statement and of those nested in it.
+fn all_exprs(s: &Stmt) -> Vec<&Expr> {
+    let mut out = s.exprs();
+    out.extend(s.children().into_iter().flat_map(all_exprs));
+    out
 }
 
 /// A factory call that says no device (a `torch.tensor` of a list too; one of a number is a
@@ -145,5 +187,24 @@ mod tests {
             text.contains("device = x.device\n        x = torch.ones(3, device=device)"),
             "{text}"
         );
+    }
+
+    /// A method of no tensor inputs makes its tensors on the device of a buffer it reads.
+    #[test]
+    fn a_method_without_inputs_takes_a_buffers_device() {
+        let register = Expr::self_attr("register_buffer").called(
+            vec![Expr::str_lit("freq"), Expr::call("torch.empty", vec![Expr::int(4)])],
+            vec![],
+        );
+        let init = FunctionDef::method("__init__", &[], vec![Stmt::Expr(register)]);
+        let ones = Expr::call("torch.ones", vec![Expr::int(4)]);
+        let body = vec![Stmt::return_values(vec![
+            ones.binop(crate::py::BinOp::Div, Expr::self_attr("freq")),
+        ])];
+        let mut c = class(&[], body);
+        c.body.insert(0, Stmt::FunctionDef(init));
+        on_inputs_device(&mut c);
+        let text = printed(c);
+        assert!(text.contains("torch.ones(4, device=self.freq.device) / self.freq"), "{text}");
     }
 }

@@ -58,6 +58,11 @@ impl<'a> Lowerer<'a> {
         if let Some(arange) = arange_of(t).filter(|_| self.graph.use_count(v) == 1) {
             return Ok(arange);
         }
+        // One value throughout: made where it is read (`torch.ones((1, 8, 8)).cumsum(1)`), not
+        // stored as a buffer whose name (`const`) says nothing of it.
+        if let Some(filled) = filled_with_one_value(t)? {
+            return Ok(filled);
+        }
         let hint = constant_names::hint(self.graph, v, t, &self.scope_of(v.node));
         self.buffer_named(&hint, t.clone())
     }
@@ -338,6 +343,20 @@ fn variable_word(name: &str, vector: bool) -> Option<String> {
         identifier(without_counter(leaf)?)
     };
     (!word.is_empty()).then_some(word)
+}
+
+/// `torch.full(shape, value)` (or `torch.ones`, `torch.zeros`) where float or bool constant
+/// `t` holds one value throughout. Integer ones stay buffers, as in [`arange_of`].
+fn filled_with_one_value(t: &Tensor) -> OpResult<Option<Expr>> {
+    let Some(value) = t.splat_value() else { return Ok(None) };
+    let literal = match t.dtype {
+        DType::Bool => value.to_i64().and_then(|v| v.first().map(|&b| Expr::boolean(b != 0))),
+        d if d.is_float() => crate::ops::util::float_literal(&value),
+        _ => None,
+    };
+    let Some(literal) = literal else { return Ok(None) };
+    let sizes: Vec<i64> = t.shape.iter().map(|&d| d as i64).collect();
+    crate::ops::util::filled(Expr::ints(&sizes), literal, Some(t.dtype)).map(Some)
 }
 
 #[cfg(test)]

@@ -522,12 +522,10 @@ mod tests {
         let filled = g.op("filled", "BroadcastTo", &[one, three], &[]);
         let filled = g.op("filled_row", "Mul", &[filled, row], &[]);
         assert_snapshot!(g.lower(&[grid, line, filled]), @"
-            self.filled_const: [3] float32
-            # filled_const: [3]
             ---
             x = col.expand(col.shape[0], row.shape[1])
             line = v.expand(torch.broadcast_shapes(v.shape, w.shape))
-            filled_row = self.filled_const * row
+            filled_row = torch.full((3,), 0.5) * row
             return x, line, filled_row
             ");
     }

@@ -41,6 +41,7 @@ mod shape_n;
 mod shared_feature_order;
 mod simplify;
 mod sizes;
+mod splat_operands;
 mod tables;
 mod taken_branches;
 mod tensor_arrays;
@@ -68,7 +69,7 @@ pub fn run_all(g: &mut Graph) -> Result<()> {
 type Pass = fn(&mut Graph) -> Result<()>;
 
 /// After recurrent layers are fused (see [`run_observed`]).
-const LATE: [(&str, Pass); 36] = [
+const LATE: [(&str, Pass); 37] = [
     ("simplify", simplify),
     ("prune", prune),
     ("fuse_bidirectional", fuse_bidirectional::fuse_bidirectional),
@@ -107,6 +108,8 @@ const LATE: [(&str, Pass); 36] = [
     ("common_subexpressions", cse::common_subexpressions),
     // What merging made trivial (`x & x` once both sides are one).
     ("simplify", simplify),
+    // After the fusions, which read constants by their shapes.
+    ("scalar_splat_operands", splat_operands::scalar_splat_operands),
     ("prune", prune),
     ("slice_bounds_from_scalars", packed_bounds::slice_bounds_from_scalars),
     ("optimize_loop_bodies", loops::optimize_bodies),

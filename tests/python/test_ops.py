@@ -110,6 +110,18 @@ def test_a_table_the_model_computes_is_not_a_layer(tmp_path):
     assert code.count("nn.Linear(") == 1, code
 
 
+def test_constants_of_one_value_are_numbers_or_made_where_read(tmp_path):
+    """A `[1, 1, 4]` scale of eights and a `[1]` offset are numbers (`y * 8.0`, `+ 0.5`); a
+    mask of ones is `torch.ones(...)` where it is read: no anonymous `const` buffer holds
+    any of them (parity above)."""
+    out = tmp_path / "out"
+    run_cli("convert", OPS_DIR / "ops_one_value.pb", "-o", out)
+    code = (out / "model.py").read_text()
+    assert "register_buffer" not in code, code
+    assert " * 8.0" in code and " + 0.5" in code, code
+    assert code.count("torch.ones((1, 4, 4), device=input_0.device).cumsum(") == 2, code
+
+
 def test_conversion_is_byte_identical(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     run_cli("convert", OPS_DIR / "tf1_cnn.pb", "-o", a)

@@ -20,9 +20,9 @@
 //!     x = self.mixtral_sparse_moe_block(h)
 //! ```
 //!
-//! A composite layer is a group of the class's layers (and buffers) whose names begin with
-//! the same words, the rest of each naming a layer of its own (not a number), some of them
-//! long ([`NESTED_NAME`]): a layer whose name is short (a transformer's
+//! A composite layer is a group of the class's layers (and buffers), one or more, whose
+//! names begin with the same words, the rest of each naming a layer of its own (not a
+//! number), some of them long ([`NESTED_NAME`]): a layer whose name is short (a transformer's
 //! `self_attention_query`) stays where it is, as people write attention. Its statements are
 //! those that call its layers and what lies between, with what only they read before them
 //! and what they leave to give back one value after them; they read no other layer of the
@@ -143,7 +143,7 @@ fn composite(class: &BlockClass) -> Option<Composite> {
                         .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_lowercase()))
                 })
                 .collect();
-            if members.len() < 2 || members.len() == names.len() || names.contains(&prefix) {
+            if members.is_empty() || members.len() == names.len() || names.contains(&prefix) {
                 continue;
             }
             let slot = groups.entry(members).or_insert(prefix);
@@ -469,5 +469,35 @@ mod tests {
             (class.tensor_inputs.as_slice(), class.tensor_output),
             (&[true, true][..], true)
         );
+    }
+
+    /// A composite of one long-named member (a position encoding's table, read by seven
+    /// statements) is a class too: the table is its own short-named buffer.
+    #[test]
+    fn a_composite_of_one_member_is_a_class() {
+        let mut g = TestGraph::new();
+        let mut x = g.input("x", &[-1, 8]);
+        let scope = "sinusoidal_position_encoding_of_the_image";
+        for i in 0..2 {
+            let layer = format!("m/encoder_layer_{i}");
+            let w = g.variable(&format!("{layer}/dense/kernel"), weights(&[8, 8]));
+            let h = g.op(&format!("{layer}/dense/MatMul"), "MatMul", &[x, w], &[]);
+            let freq = (0..8).map(|k| k as f32 + 1.0).collect::<Vec<_>>();
+            let freq =
+                g.constant(&format!("{layer}/{scope}/freq"), Tensor::from_f32(vec![8], &freq));
+            let mut p = g.op(&format!("{layer}/{scope}/mul"), "Mul", &[h, freq], &[]);
+            for k in 0..3 {
+                p = g.op(&format!("{layer}/{scope}/sin_{k}"), "Sin", &[p], &[]);
+                p = g.op(&format!("{layer}/{scope}/cos_{k}"), "Cos", &[p], &[]);
+            }
+            x = g.op(&format!("{layer}/add"), "AddV2", &[h, p], &[]);
+        }
+        let graph = g.finish(&[x]);
+        let (m, _) = crate::lower::lower(&graph, "M", "test").expect("lowers");
+        let names: Vec<&str> = m.classes.iter().map(|c| c.name.as_str()).collect();
+        let class = m.classes.iter().find(|c| c.name == "SinusoidalPositionEncodingOfTheImage");
+        let class = class.unwrap_or_else(|| panic!("no composite class: {names:?}"));
+        let buffers: Vec<&str> = class.buffers.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(buffers, ["const"]);
     }
 }
