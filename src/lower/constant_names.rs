@@ -9,8 +9,29 @@ use crate::tensor::Tensor;
 
 /// The name hint of the buffer holding constant `v` (value `t`) read in `scope`.
 pub(super) fn hint(graph: &Graph, v: ValueRef, t: &Tensor, scope: &str) -> String {
-    if is_inverse_frequencies(t) {
+    // A tiny rotary embedding's frequencies (a head of 4 has two: `[1.0, 0.01]`) look like
+    // any two numbers: its scope must say what they are.
+    let says_position = scope.split('_').any(|w| POSITION_WORDS.contains(&w));
+    if is_inverse_frequencies(t) || (says_position && falls_from_one(t, 2)) {
         return inverse_frequencies_name(scope);
+    }
+    if is_alibi_slopes(t) {
+        // Not `alibi_bias_alibi_slopes` under BLOOM's `alibi_bias` scope.
+        let words: Vec<&str> = scope.split('_').collect();
+        let own = words
+            .iter()
+            .position(|&w| w == "alibi")
+            .map_or(scope.to_string(), |k| words[..k].join("_"));
+        return scoped(&own, "alibi_slopes");
+    }
+    if is_centered_coordinates(t) {
+        return scoped(scope, "coords");
+    }
+    if is_relative_position_index(t) {
+        return scoped(scope, "relative_position_index");
+    }
+    if is_additive_mask(t) {
+        return scoped(scope, "mask");
     }
     if let Some(table) = table_made_by(&graph.node(v.node).name).or_else(|| window_of(t)) {
         return table.to_string();
@@ -145,8 +166,7 @@ fn window_of(t: &Tensor) -> Option<&'static str> {
 /// counter left out; the whole scope where no word says.
 fn inverse_frequencies_name(scope: &str) -> String {
     let words: Vec<&str> = scope.split('_').collect();
-    let says = |w: &&str| matches!(*w, "rotary" | "rope" | "positional" | "position" | "sinusoid");
-    let Some(from) = words.iter().rposition(says) else {
+    let Some(from) = words.iter().rposition(|w| POSITION_WORDS.contains(w)) else {
         return format!("{scope}_inv_freq");
     };
     let mut kept = &words[from..];
@@ -159,15 +179,33 @@ fn inverse_frequencies_name(scope: &str) -> String {
     format!("{}_inv_freq", kept.join("_"))
 }
 
+/// Scope words that say an embedding of positions.
+const POSITION_WORDS: &[&str] = &["rotary", "rope", "positional", "position", "sinusoid"];
+
+/// `{scope}_{role}`, or the role alone at the top level.
+fn scoped(scope: &str, role: &str) -> String {
+    if scope.is_empty() { role.to_string() } else { format!("{scope}_{role}") }
+}
+
+/// The values of a float vector (other axes of size 1) of at least `min` elements.
+fn vector_values(t: &Tensor, min: usize) -> Option<Vec<f64>> {
+    if !t.dtype.is_float() || t.shape.iter().filter(|&&d| d != 1).count() != 1 {
+        return None;
+    }
+    t.to_f64().filter(|v| v.len() >= min)
+}
+
 /// Whether `t` is a rotary or sinusoid embedding's inverse frequencies, `base^(-2i/d)`: a
 /// float vector (other axes of size 1) falling from 1 by a constant ratio. Named so
 /// (`inv_freq`, as the models' own code names it) rather than `const`.
 pub(super) fn is_inverse_frequencies(t: &Tensor) -> bool {
-    if !t.dtype.is_float() || t.shape.iter().filter(|&&d| d != 1).count() != 1 {
-        return false;
-    }
-    let Some(v) = t.to_f64() else { return false };
-    if v.len() < 4 || v[0] != 1.0 {
+    falls_from_one(t, 4)
+}
+
+/// Whether `t` is a vector of at least `min` elements falling from 1 by a constant ratio.
+fn falls_from_one(t: &Tensor, min: usize) -> bool {
+    let Some(v) = vector_values(t, min) else { return false };
+    if v[0] != 1.0 {
         return false;
     }
     let ratio = v[1];
@@ -179,9 +217,87 @@ pub(super) fn is_inverse_frequencies(t: &Tensor) -> bool {
         })
 }
 
+/// Whether `t` is ALiBi's per-head slopes (BLOOM, Falcon, MPT): for `n` heads, a power of
+/// two, `r, r², ..., rⁿ` with `r = 2^(-8/n)`. Named `alibi_slopes` rather than `const`.
+fn is_alibi_slopes(t: &Tensor) -> bool {
+    let Some(v) = vector_values(t, 1) else { return false };
+    let n = v.len();
+    let r = f64::powf(2.0, -8.0 / n as f64);
+    n.is_power_of_two() && v.iter().enumerate().all(|(i, &x)| close(x, r.powi(i as i32 + 1)))
+}
+
+/// Whether `t` is the centres of `n` equal cells of `[0, 1]`, `(i + 0.5) / n` (DINOv3's
+/// rotary embedding places its patches so): a grid's coordinates, `coords`.
+fn is_centered_coordinates(t: &Tensor) -> bool {
+    let Some(v) = vector_values(t, 2) else { return false };
+    let n = v.len() as f64;
+    v.iter().enumerate().all(|(i, &x)| close(x, (i as f64 + 0.5) / n))
+}
+
+/// Whether `t` is Swin's relative position index: for a window of `w`×`w` tokens, an
+/// `[w², w²]` integer matrix whose entry `(i, j)` is where in the `(2w - 1)²` bias table the
+/// offset from token `j` to token `i` is, `(hᵢ - hⱼ + w - 1)(2w - 1) + wᵢ - wⱼ + w - 1`.
+fn is_relative_position_index(t: &Tensor) -> bool {
+    let [n, m] = t.shape[..] else { return false };
+    let w = n.isqrt();
+    if n != m || w < 2 || w * w != n || !t.dtype.is_int() {
+        return false;
+    }
+    let Some(v) = t.to_i64() else { return false };
+    let side = 2 * w as i64 - 1;
+    let at = |i: usize| ((i / w) as i64, (i % w) as i64);
+    v.iter().enumerate().all(|(k, &x)| {
+        let ((hi, wi), (hj, wj)) = (at(k / n), at(k % n));
+        x == (hi - hj + w as i64 - 1) * side + wi - wj + w as i64 - 1
+    })
+}
+
+/// Whether `t` is an additive attention mask: zeros where attention may look, one large
+/// negative number (`-100.0` in Swin's shifted windows, `-1e9`, `-inf`) elsewhere, both.
+fn is_additive_mask(t: &Tensor) -> bool {
+    if t.rank() < 2 || !t.dtype.is_float() {
+        return false;
+    }
+    let Some(v) = t.to_f64() else { return false };
+    let Some(&blocked) = v.iter().find(|&&x| x != 0.0) else { return false };
+    blocked <= -100.0 && v.contains(&0.0) && v.iter().all(|&x| x == 0.0 || x == blocked)
+}
+
+/// Equal as float32 computes them.
+fn close(x: f64, want: f64) -> bool {
+    (x - want).abs() <= 1e-6 * want.abs().max(1e-30)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// ALiBi's slopes for 2 and 8 heads, the centres of 4 cells, Swin's relative position
+    /// index and mask, and a small rotary embedding's two frequencies under a scope that
+    /// says so, are told by their values.
+    #[test]
+    fn position_tables_are_named_by_their_values() {
+        let slopes = |n: usize| -> Vec<f32> {
+            (1..=n).map(|i| 2f32.powf(-8.0 * i as f32 / n as f32)).collect()
+        };
+        assert!(is_alibi_slopes(&Tensor::from_f32(vec![2, 1], &slopes(2))));
+        assert!(is_alibi_slopes(&Tensor::from_f32(vec![8], &slopes(8))));
+        // Six heads interleave two series; a vector of halves is no slopes either.
+        assert!(!is_alibi_slopes(&Tensor::from_f32(vec![6], &slopes(6))));
+        assert!(!is_alibi_slopes(&Tensor::from_f32(vec![2], &[0.5, 0.25])));
+        let centres = Tensor::from_f32(vec![4, 1, 1], &[0.125, 0.375, 0.625, 0.875]);
+        assert!(is_centered_coordinates(&centres));
+        assert!(!is_centered_coordinates(&Tensor::from_f32(vec![4], &[0.0, 0.25, 0.5, 0.75])));
+        // Swin's index for a window of 2 x 2 (a 3 x 3 table), and its shifted windows' mask.
+        let index = [4, 3, 1, 0, 5, 4, 2, 1, 7, 6, 4, 3, 8, 7, 5, 4];
+        assert!(is_relative_position_index(&crate::testing::int_tensor(&[4, 4], &index)));
+        assert!(!is_relative_position_index(&crate::testing::int_tensor(&[4, 4], &[4; 16])));
+        let mask = Tensor::from_f32(vec![2, 2], &[0.0, -100.0, -100.0, 0.0]);
+        assert!(is_additive_mask(&mask));
+        assert!(!is_additive_mask(&Tensor::from_f32(vec![2, 2], &[0.0, -1.0, -1.0, 0.0])));
+        let two = Tensor::from_f32(vec![2], &[1.0, 0.01]);
+        assert!(!is_inverse_frequencies(&two) && falls_from_one(&two, 2));
+    }
 
     #[test]
     fn inverse_frequencies_are_told_by_their_values() {

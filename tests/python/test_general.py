@@ -193,6 +193,8 @@ def test_layers_with_a_side_computation_as_deep_as_the_main_stream_are_one_class
     # The bias is added before the scores are scaled: it is scaled with them, into SDPA's mask.
     assert "F.scaled_dot_product_attention(q, k, v, attn_mask=bias)" in layer, code
     assert "F.softmax" not in layer, code
+    # The slopes, 2^(-8/n) to the powers 1..n, are named so, not `const`.
+    assert 'self.register_buffer("alibi_slopes", ' in layer and "const" not in code, code
 
 
 def test_rotary_pairs_of_neighbours_are_one_helper(tmp_path):
@@ -252,6 +254,8 @@ def test_a_whole_turn_of_pairs_is_one_helper(tmp_path):
     assert code.count("def rotate_pairs(") == 1, code
     assert code.count("= rotate_pairs(x, cos, sin)") == 4, code
     assert "torch.stack" not in code.split("def rotate_pairs(")[1].split("\nclass ")[1], code
+    # Its tiny heads' two or three frequencies are still the embedding's `inv_freq`.
+    assert "self.positional_embedding_inv_freq_3" in code and "_const" not in code, code
 
 
 def test_layers_of_two_streams_are_block_classes(tmp_path):
@@ -373,6 +377,7 @@ def test_alibi_from_the_scores_size_is_fused_attention(tmp_path):
     assert "k.shape[2]" in layer and "F.softmax" not in layer and " @ " not in layer, code
     # the boolean mask under the bias is named for what it is, not for Keras' softmax scope
     assert "bias = torch.where(mask, " in layer, code
+    assert "self.self_attention_alibi_slopes * " in layer and "const" not in code, code
 
 
 def test_blocks_hold_the_layers_keras_named_after_their_kind(tmp_path):
@@ -623,6 +628,8 @@ def test_an_angle_table_every_layer_reshapes_is_made_once(tmp_path):
     assert "nn.ModuleList([EncoderLayer() for _ in range(2)])" in code, code
     top = code.split("class KerasHubDinov3")[1]
     assert top.count("angles = ") == 1 and "layer(x, angles)" in top, code
+    # The patches' centres, (i + 0.5) / n, are coordinates.
+    assert "self.rope_embedding_coords.repeat(" in top and "const" not in code, code
 
 
 @pytest.mark.parametrize("name", ["keras_hub_albert", "keras_hub_esm2", "keras_hub_dinov3"])
