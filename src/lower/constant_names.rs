@@ -22,13 +22,16 @@ pub(super) fn hint(graph: &Graph, v: ValueRef, t: &Tensor, scope: &str) -> Strin
             .iter()
             .position(|&w| w == "alibi")
             .map_or(scope.to_string(), |k| words[..k].join("_"));
-        return scoped(&own, "alibi_slopes");
+        return scoped(&own, ROLES[1]);
     }
     if is_centered_coordinates(t) {
         return scoped(scope, "coords");
     }
+    if is_paired_temperatures(t) {
+        return scoped(scope, ROLES[2]);
+    }
     if is_relative_position_index(t) {
-        return scoped(scope, "relative_position_index");
+        return scoped(scope, ROLES[3]);
     }
     if is_additive_mask(t) {
         return scoped(scope, "mask");
@@ -179,6 +182,12 @@ fn inverse_frequencies_name(scope: &str) -> String {
     format!("{}_inv_freq", kept.join("_"))
 }
 
+/// The names of more than one word given to a table for what it is, after its scope: a
+/// name is not cut inside one (a composite layer of `position_encoding_dim_t` is
+/// `PositionEncoding` holding `dim_t`, not `PositionEncodingDim` holding `t`).
+pub(super) const ROLES: &[&str] =
+    &["inv_freq", "alibi_slopes", "dim_t", "relative_position_index", "inv_std", "hann_window"];
+
 /// Scope words that say an embedding of positions.
 const POSITION_WORDS: &[&str] = &["rotary", "rope", "positional", "position", "sinusoid"];
 
@@ -263,6 +272,20 @@ fn is_additive_mask(t: &Tensor) -> bool {
     blocked <= -100.0 && v.contains(&0.0) && v.iter().all(|&x| x == 0.0 || x == blocked)
 }
 
+/// Whether `t` is DETR's sine position divisors, `temperature^(2⌊i/2⌋/d)`: each power of a
+/// constant ratio (from 1, rising) twice, once for the sine and once for the cosine. DETR's
+/// code calls it `dim_t`.
+fn is_paired_temperatures(t: &Tensor) -> bool {
+    let Some(v) = vector_values(t, 4) else { return false };
+    let ratio = v[2];
+    v.len() % 2 == 0
+        && v[0] == 1.0
+        && ratio > 1.0
+        && v.chunks_exact(2)
+            .enumerate()
+            .all(|(k, p)| p[0] == p[1] && close(p[0], ratio.powi(k as i32)))
+}
+
 /// Equal as float32 computes them.
 fn close(x: f64, want: f64) -> bool {
     (x - want).abs() <= 1e-6 * want.abs().max(1e-30)
@@ -272,8 +295,8 @@ fn close(x: f64, want: f64) -> bool {
 mod tests {
     use super::*;
 
-    /// ALiBi's slopes for 2 and 8 heads, the centres of 4 cells, Swin's relative position
-    /// index and mask, and a small rotary embedding's two frequencies under a scope that
+    /// ALiBi's slopes for 2 and 8 heads, the centres of 4 cells, DETR's `dim_t`, Swin's
+    /// relative position index and mask, and a small rotary embedding's two frequencies under a scope that
     /// says so, are told by their values.
     #[test]
     fn position_tables_are_named_by_their_values() {
@@ -295,6 +318,9 @@ mod tests {
         let mask = Tensor::from_f32(vec![2, 2], &[0.0, -100.0, -100.0, 0.0]);
         assert!(is_additive_mask(&mask));
         assert!(!is_additive_mask(&Tensor::from_f32(vec![2, 2], &[0.0, -1.0, -1.0, 0.0])));
+        let dim_t: Vec<f32> = (0..8).map(|i| 100f32.powf((i / 2) as f32 / 4.0)).collect();
+        assert!(is_paired_temperatures(&Tensor::from_f32(vec![8], &dim_t)));
+        assert!(!is_paired_temperatures(&Tensor::from_f32(vec![4], &[1.0, 1.0, 3.0, 4.0])));
         let two = Tensor::from_f32(vec![2], &[1.0, 0.01]);
         assert!(!is_inverse_frequencies(&two) && falls_from_one(&two, 2));
     }

@@ -33,6 +33,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use heck::ToUpperCamelCase;
 
+use crate::lower::constant_names::ROLES;
 use crate::lower::towers::tensor_locals;
 
 use super::{MAX_INPUTS, MIN_ALONE_STATEMENTS, uncounted};
@@ -146,6 +147,9 @@ fn composite(class: &BlockClass) -> Option<Composite> {
             if members.is_empty() || members.len() == names.len() || names.contains(&prefix) {
                 continue;
             }
+            if members.len() == 1 && cuts_a_role(name, prefix) {
+                continue;
+            }
             let slot = groups.entry(members).or_insert(prefix);
             if prefix.len() > slot.len() {
                 *slot = prefix;
@@ -168,6 +172,16 @@ fn composite(class: &BlockClass) -> Option<Composite> {
     candidates.into_iter().find_map(|(members, prefix)| {
         let members: BTreeSet<String> = members.into_iter().map(String::from).collect();
         statements(class, prefix, members)
+    })
+}
+
+/// Whether `prefix` cuts `name` inside a table's name of several words (`dim_t`, its
+/// counter aside): a composite of that one table would be named after half of it.
+fn cuts_a_role(name: &str, prefix: &str) -> bool {
+    let base = crate::lower::scopes::without_counter(name).unwrap_or(name);
+    ROLES.iter().any(|role| {
+        base.strip_suffix(role)
+            .is_some_and(|head| head.ends_with('_') && prefix.len() >= head.len())
     })
 }
 
@@ -499,5 +513,15 @@ mod tests {
         let class = class.unwrap_or_else(|| panic!("no composite class: {names:?}"));
         let buffers: Vec<&str> = class.buffers.iter().map(|b| b.name.as_str()).collect();
         assert_eq!(buffers, ["const"]);
+    }
+
+    /// A one-table composite is cut before the table's name of several words, counter aside.
+    #[test]
+    fn a_tables_name_is_not_cut() {
+        use super::cuts_a_role;
+        assert!(cuts_a_role("position_encoding_dim_t", "position_encoding_dim"));
+        assert!(cuts_a_role("position_encoding_inv_freq_2", "position_encoding_inv"));
+        assert!(!cuts_a_role("position_encoding_dim_t", "position_encoding"));
+        assert!(!cuts_a_role("position_encoding_const", "position_encoding"));
     }
 }
