@@ -200,9 +200,10 @@ impl PendingLoop {
         let cond_stmts = stmts(self.cond_items);
         let mut body = stmts(self.body_items);
         let state: Vec<Expr> = self.params[..self.vars].iter().map(Expr::name).collect();
-        let (cond, nexts) = (self.cond, self.nexts);
+        let (cond, mut nexts) = (self.cond, self.nexts);
         // What the next iteration does not read (a slice's unused end) is not computed.
         super::dead::remove_dead(&mut body, &nexts);
+        super::loop_state::update_where_computed(&mut body, &state, &mut nexts);
         // `while <cond>:` when the condition is one expression of the loop variables.
         let cond_var = cond_stmts.first().and_then(|s| s.target.as_name());
         let inline_cond = cond_stmts.len() == 1
@@ -224,7 +225,7 @@ impl PendingLoop {
             (Expr::boolean(true), false)
         };
         steps.extend(body.into_iter().map(Stmt::Assign));
-        steps.push(advance(&state, &nexts));
+        steps.extend(advance(&state, &nexts));
         method_body.push(Stmt::While { test, body: steps });
         if exits {
             method_body.push(Stmt::return_values(state));
@@ -249,8 +250,9 @@ impl PendingLoop {
         let mut body = stmts(self.body_items);
         let state: Vec<Expr> = self.params[..self.vars].iter().map(Expr::name).collect();
         super::dead::remove_dead(&mut body, &self.nexts);
+        super::loop_state::update_where_computed(&mut body, &state, &mut self.nexts);
         let mut steps: Vec<Stmt> = body.into_iter().map(Stmt::Assign).collect();
-        steps.push(advance(&state, &self.nexts));
+        steps.extend(advance(&state, &self.nexts));
         let for_loop = Stmt::For { target: Expr::name(counter), iter: range, body: steps };
         let method_body = vec![for_loop, Stmt::return_values(state)];
         let mut def = FunctionDef::method(self.name, &self.params, method_body);
@@ -260,11 +262,18 @@ impl PendingLoop {
 }
 
 /// The statement that moves the loop variables `state` on to `nexts`: `x = x_next`, or
-/// `a, b = a_next, b_next`.
-fn advance(state: &[Expr], nexts: &[Expr]) -> Stmt {
-    match (state, nexts) {
-        ([s], [n]) => Stmt::assign(s.clone(), n.clone()),
-        _ => Stmt::assign(Expr::Tuple(state.to_vec()), Expr::Tuple(nexts.to_vec())),
+/// `a, b = a_next, b_next`; none for variables the body already bound to their next values.
+fn advance(state: &[Expr], nexts: &[Expr]) -> Option<Stmt> {
+    let (state, nexts): (Vec<Expr>, Vec<Expr>) = state
+        .iter()
+        .zip(nexts)
+        .filter(|(s, n)| s != n)
+        .map(|(s, n)| (s.clone(), n.clone()))
+        .unzip();
+    match (&state[..], &nexts[..]) {
+        ([], _) => None,
+        ([s], [n]) => Some(Stmt::assign(s.clone(), n.clone())),
+        _ => Some(Stmt::assign(Expr::Tuple(state), Expr::Tuple(nexts))),
     }
 }
 

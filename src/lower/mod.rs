@@ -20,6 +20,7 @@ mod holder_names;
 mod host;
 mod inplace;
 mod keras_names;
+mod loop_state;
 mod loops;
 mod methods;
 pub mod module;

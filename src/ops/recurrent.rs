@@ -478,8 +478,7 @@ mod tests {
         def loop_loop(self, state_1):
             """TF loop `loop`: runs its body once per step."""
             for step in range(3):
-                mul = state_1 * 2.0
-                state_1 = mul
+                state_1 = state_1 * 2.0
             return state_1
         "#);
     }
@@ -500,8 +499,8 @@ mod tests {
             while step < 3:
                 add = step + 1
                 step_2 = step.to(torch.float32)
-                mul = state_1 * step_2
-                step, state_1 = add, mul
+                state_1 = state_1 * step_2
+                step = add
             return step, state_1
         "#);
     }
@@ -515,8 +514,7 @@ mod tests {
         def loop_loop(self, state_1):
             """TF loop `loop`: runs its body once per step."""
             for step in range(3):
-                custom = custom_ops.my_scale(state_1)
-                state_1 = custom
+                state_1 = custom_ops.my_scale(state_1)
             return state_1
         stub my_scale
         "#);

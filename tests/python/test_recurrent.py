@@ -156,6 +156,10 @@ def test_counted_loops_are_for_loops(form, tmp_path):
     assert "while " not in text and "torch.tensor(0, dtype=torch.int32)" not in text, text
     assert re.search(r" = \w+\[:, step\]\n", text), text
     assert ".tolist()" not in text and "[step, " not in text, text
+    # Each list written at the step is the loop's own variable, assigned where it is written
+    # (`h = [*h[:step], state, *h[step + 1 :]]`), not a temporary moved into it at the end.
+    assert len(re.findall(r"\n            (\w+) = \[\*\1\[:step\], \w+, \*\1\[step \+ 1 :\]\]\n", text)) == 3, text
+    assert "tensor_array_v2_write" not in text, text
     report(f"tf_counted_loops ({form}): rel. error {max(errors):.2e}, three for loops")
 
 

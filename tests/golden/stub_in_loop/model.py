@@ -52,8 +52,7 @@ class LoopUnknownOp(nn.Module):
             mat_mul = self.fc(state_1)
             add_1 = mat_mul + 1.0
             fancy = custom_ops.my_fancy_activation(add_1)
-            mul = fancy * 0.5
-            state_1 = mul
+            state_1 = fancy * 0.5
         return state_1
 
 
