@@ -46,6 +46,71 @@ pub(super) fn update_where_computed(body: &mut [Assign], state: &[Expr], nexts: 
     }
 }
 
+/// Names TF gives the item a loop reads from a list at its step (`TensorArrayV2Read`).
+const ITEM_READS: &[&str] = &["tensor_array_v2_read", "tensor_list_get_item"];
+
+/// Renames the items the body reads from a list at step `counter` under TF's op names
+/// (`tensor_array_v2_read = xs[step]`) to what a person calls the input at a step: `x_t`
+/// (`x_t_2` for a second list), where no name of the method (`taken`) is that already.
+pub(super) fn name_step_items(
+    body: &mut [Assign],
+    nexts: &mut [Expr],
+    counter: &str,
+    taken: &[String],
+) {
+    let mut used: std::collections::BTreeSet<String> = taken.iter().cloned().collect();
+    used.insert(counter.to_string());
+    for s in body.iter() {
+        used.extend(s.target.bound_names().into_iter().map(String::from));
+        used.extend(s.value.names().into_iter().map(String::from));
+    }
+    for j in 0..body.len() {
+        let Some(old) = body[j].target.as_name().map(String::from) else { continue };
+        let base = crate::lower::scopes::without_counter(&old).unwrap_or(&old);
+        let at_step = matches!(&body[j].value, Expr::Subscript(list, i)
+            if list.as_name().is_some() && i.as_name() == Some(counter));
+        let once =
+            body.iter().filter(|s| s.target.bound_names().contains(&old.as_str())).count() == 1;
+        if !ITEM_READS.contains(&base) || !at_step || !once {
+            continue;
+        }
+        let Some(new) = (1..)
+            .map(|k| if k == 1 { "x_t".to_string() } else { format!("x_t_{k}") })
+            .find(|n| !used.contains(n))
+        else {
+            continue;
+        };
+        // Names made from it follow it (`tensor_array_v2_read_nchw`: `x_t_nchw`).
+        let mut renames = vec![(old.clone(), new.clone())];
+        for s in &body[j + 1..] {
+            let Some(t) = s.target.as_name() else { continue };
+            let Some(rest) = t.strip_prefix(old.as_str()).and_then(|r| r.strip_prefix('_')) else {
+                continue;
+            };
+            let derived = format!("{new}_{rest}");
+            if !rest.bytes().all(|b| b.is_ascii_digit()) && !used.contains(&derived) {
+                renames.push((t.to_string(), derived));
+            }
+        }
+        let rename = |r: Ref<'_>| match r {
+            Ref::Var(n) => renames.iter().find(|(o, _)| o == n).map(|(_, to)| Expr::name(to)),
+            _ => None,
+        };
+        body[j].target = Expr::name(&new);
+        for s in &mut body[j + 1..] {
+            s.value = s.value.renamed(&rename);
+            if let Some(to) = s.target.as_name().and_then(|t| renames.iter().find(|(o, _)| o == t))
+            {
+                s.target = Expr::name(&to.1);
+            }
+        }
+        for e in nexts.iter_mut() {
+            *e = e.renamed(&rename);
+        }
+        used.extend(renames.into_iter().map(|(_, to)| to));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::update_where_computed;
@@ -72,5 +137,38 @@ mod tests {
             body.iter().map(|s| format!("{} = {}", flat(&s.target), flat(&s.value))).collect();
         assert_eq!(lines, ["h = torch.tanh(h)", "add = h + c", "mul = c * h"]);
         assert_eq!(nexts.iter().map(flat).collect::<Vec<_>>(), ["h", "add"]);
+    }
+
+    /// TF's name for the item read at the step is `x_t`, and a name made from it follows;
+    /// an item read at another index keeps its name.
+    #[test]
+    fn the_item_read_at_the_step_is_x_t() {
+        let at = |list: &str, i: &str| Expr::name(list).index(Expr::name(i));
+        let mut body = vec![
+            assign("tensor_array_v2_read", at("xs", "step")),
+            assign(
+                "tensor_array_v2_read_nchw",
+                Expr::name("tensor_array_v2_read").method("relu", vec![]),
+            ),
+            assign("tensor_array_v2_read_2", at("ys", "k")),
+            assign(
+                "h",
+                Expr::name("tensor_array_v2_read_nchw")
+                    .binop(BinOp::Add, Expr::name("tensor_array_v2_read_2")),
+            ),
+        ];
+        let mut nexts = vec![Expr::name("h")];
+        super::name_step_items(&mut body, &mut nexts, "step", &["h".to_string(), "xs".to_string()]);
+        let lines: Vec<String> =
+            body.iter().map(|s| format!("{} = {}", flat(&s.target), flat(&s.value))).collect();
+        assert_eq!(
+            lines,
+            [
+                "x_t = xs[step]",
+                "x_t_nchw = x_t.relu()",
+                "tensor_array_v2_read_2 = ys[k]",
+                "h = x_t_nchw + tensor_array_v2_read_2"
+            ]
+        );
     }
 }

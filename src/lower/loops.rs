@@ -251,6 +251,7 @@ impl PendingLoop {
         let state: Vec<Expr> = self.params[..self.vars].iter().map(Expr::name).collect();
         super::dead::remove_dead(&mut body, &self.nexts);
         super::loop_state::update_where_computed(&mut body, &state, &mut self.nexts);
+        super::loop_state::name_step_items(&mut body, &mut self.nexts, &counter, &self.params);
         let mut steps: Vec<Stmt> = body.into_iter().map(Stmt::Assign).collect();
         steps.extend(advance(&state, &self.nexts));
         let for_loop = Stmt::For { target: Expr::name(counter), iter: range, body: steps };

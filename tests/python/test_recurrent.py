@@ -160,6 +160,8 @@ def test_counted_loops_are_for_loops(form, tmp_path):
     # (`h = [*h[:step], state, *h[step + 1 :]]`), not a temporary moved into it at the end.
     assert len(re.findall(r"\n            (\w+) = \[\*\1\[:step\], \w+, \*\1\[step \+ 1 :\]\]\n", text)) == 3, text
     assert "tensor_array_v2_write" not in text, text
+    # The item a scan or map reads at the step is `x_t`, not TF's `tensor_array_v2_read`.
+    assert text.count("            x_t = ") == 2 and "tensor_array_v2_read" not in text, text
     report(f"tf_counted_loops ({form}): rel. error {max(errors):.2e}, three for loops")
 
 
