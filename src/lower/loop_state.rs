@@ -32,17 +32,26 @@ pub(super) fn update_where_computed(body: &mut [Assign], state: &[Expr], nexts: 
         if rebound || read_later {
             continue;
         }
-        let rename = |r: Ref<'_>| match r {
-            Ref::Var(n) if n == next => Some(Expr::name(&var)),
-            _ => None,
-        };
-        body[j].target = Expr::name(&var);
-        for s in &mut body[j + 1..] {
-            s.value = s.value.renamed(&rename);
+        rename_from(body, j, nexts, &[(next, var)]);
+    }
+}
+
+/// Renames, by `renames` (old, new), what statements `from..` bind and read, and what the
+/// next values read.
+fn rename_from(body: &mut [Assign], from: usize, nexts: &mut [Expr], renames: &[(String, String)]) {
+    let to = |n: &str| renames.iter().find(|(old, _)| old == n).map(|(_, new)| Expr::name(new));
+    let rename = |r: Ref<'_>| match r {
+        Ref::Var(n) => to(n),
+        _ => None,
+    };
+    for s in &mut body[from..] {
+        if let Some(new) = s.target.as_name().and_then(to) {
+            s.target = new;
         }
-        for e in nexts.iter_mut() {
-            *e = e.renamed(&rename);
-        }
+        s.value = s.value.renamed(&rename);
+    }
+    for e in nexts.iter_mut() {
+        *e = e.renamed(&rename);
     }
 }
 
@@ -92,21 +101,7 @@ pub(super) fn name_step_items(
                 renames.push((t.to_string(), derived));
             }
         }
-        let rename = |r: Ref<'_>| match r {
-            Ref::Var(n) => renames.iter().find(|(o, _)| o == n).map(|(_, to)| Expr::name(to)),
-            _ => None,
-        };
-        body[j].target = Expr::name(&new);
-        for s in &mut body[j + 1..] {
-            s.value = s.value.renamed(&rename);
-            if let Some(to) = s.target.as_name().and_then(|t| renames.iter().find(|(o, _)| o == t))
-            {
-                s.target = Expr::name(&to.1);
-            }
-        }
-        for e in nexts.iter_mut() {
-            *e = e.renamed(&rename);
-        }
+        rename_from(body, j, nexts, &renames);
         used.extend(renames.into_iter().map(|(_, to)| to));
     }
 }
