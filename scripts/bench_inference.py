@@ -1,7 +1,7 @@
 """Inference time of a converted model against TensorFlow running the same frozen graph,
 one thread each, on the fixture's inputs (a benchmark, not a test).
 
-    python scripts/bench_inference.py build/fixtures/keras_hub_bert_base [--runs 20] [--compile] [--malloc-kept]
+    python scripts/bench_inference.py build/fixtures/keras_hub_bert_base [--runs 20] [--compile]
     python scripts/bench_inference.py build/fixtures/rnn_bench_lstm   # 2-layer LSTM
     (rnn_bench_gru_loop: GRU(reset_after=False); rnn_bench_masked: a masked LSTM)
 """
@@ -36,24 +36,15 @@ def main():
         action="store_true",
         help="also time torch.compile(model) (the first call, which compiles, is not timed)",
     )
-    p.add_argument(
-        "--malloc-kept",
-        action="store_true",
-        help="also time the eager module with glibc keeping freed memory for reuse "
-        "(MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_), as TensorFlow's own allocator does",
-    )
     # The compiled module is timed in a process of its own: inductor's LLVM and TensorFlow's
     # cannot be loaded in one process.
     p.add_argument("--compiled-module", help=argparse.SUPPRESS)
-    p.add_argument("--eager-module", help=argparse.SUPPRESS)
     args = p.parse_args()
     import numpy as np
     import torch
 
     if args.compiled_module:
         return time_compiled(args.compiled_module, args.fixture, args.runs)
-    if args.eager_module:
-        return time_compiled(args.eager_module, args.fixture, args.runs, compile=False)
     import tensorflow as tf
 
     ref = np.load(args.fixture + ".npz")
@@ -127,31 +118,6 @@ def main():
         print(
             f"  load_model(fuse_batch_norms=True, channels_last=True): {t_last * 1000:.1f} ms  ratio: {t_last / t_tf:.2f}"
         )
-    if args.malloc_kept:
-        # PyTorch takes CPU memory from malloc, and glibc hands large blocks back to the
-        # system when they are freed: every activation then faults its pages in afresh.
-        # TensorFlow keeps its own pool. Set for the child process only.
-        env = dict(
-            os.environ,
-            MALLOC_MMAP_THRESHOLD_="4294967296",
-            MALLOC_TRIM_THRESHOLD_="8589934592",
-        )
-        command = [
-            sys.executable,
-            __file__,
-            args.fixture,
-            "--runs",
-            str(args.runs),
-            "--eager-module",
-            out,
-        ]
-        timed = subprocess.run(
-            command, check=True, capture_output=True, text=True, env=env
-        )
-        t_kept = float(timed.stdout.split()[1])
-        print(
-            f"  eager, freed memory kept by malloc: {t_kept * 1000:.1f} ms  ratio: {t_kept / t_tf:.2f}"
-        )
     if args.compile:
         command = [sys.executable, __file__, args.fixture, "--runs", str(args.runs)]
         timed = subprocess.run(
@@ -171,10 +137,9 @@ def main():
     sys.exit(0)
 
 
-def time_compiled(out, fixture, runs, compile=True):
+def time_compiled(out, fixture, runs):
     """Prints how long compiling took and the best time of `torch.compile` of the module
-    converted into `out` (of the module itself without `compile`), on the fixture's inputs,
-    one thread."""
+    converted into `out`, on the fixture's inputs, one thread."""
     import numpy as np
     import torch
 
@@ -189,7 +154,7 @@ def time_compiled(out, fixture, runs, compile=True):
         torch.from_numpy(ref[k])
         for k in sorted(k for k in ref if k.startswith("input_"))
     ]
-    compiled = torch.compile(module.load_model()) if compile else module.load_model()
+    compiled = torch.compile(module.load_model())
 
     def run():
         with torch.no_grad():
