@@ -29,28 +29,26 @@ pub fn on_inputs_device(class: &mut ClassDef) {
             .filter(|p| p.annotation.as_ref().is_some_and(|a| flat(a) == "torch.Tensor"))
             .map(|p| p.name.clone())
             .collect();
-        let Some(first) = tensors.first().cloned() else {
-            let read = f.body.iter().flat_map(all_exprs).flat_map(|e| e.self_attrs());
-            if let Some(buffer) = read.into_iter().find(|a| buffers.contains(*a)) {
-                let device = Expr::self_attr(buffer).attr("device");
-                for s in &mut f.body {
-                    s.for_each_call_mut(&mut |c: &mut Call| {
-                        if needs_device(c) {
-                            c.kwargs.push(("device".to_string(), device.clone()));
-                        }
-                    });
+        // The device `source` names, and the input to bind `device` to first (if it is that).
+        let (source, bind_first) = match tensors.first() {
+            None => {
+                let read = f.body.iter().flat_map(all_exprs).flat_map(|e| e.self_attrs());
+                let Some(buffer) = read.into_iter().find(|a| buffers.contains(*a)) else {
+                    continue;
+                };
+                (Expr::self_attr(buffer).attr("device"), None)
+            }
+            Some(first) => {
+                let bound: BTreeSet<&str> =
+                    f.body.iter().flat_map(|s| s.all_bound_names()).collect();
+                let used: BTreeSet<String> =
+                    f.body.iter().flat_map(|s| s.all_names()).map(String::from).collect();
+                match tensors.iter().find(|t| !bound.contains(t.as_str())) {
+                    Some(t) => (Expr::name(t).attr("device"), None),
+                    None if !used.contains("device") => (Expr::name("device"), Some(first.clone())),
+                    None => continue,
                 }
             }
-            continue;
-        };
-        let bound: BTreeSet<&str> = f.body.iter().flat_map(|s| s.all_bound_names()).collect();
-        let kept = tensors.iter().find(|t| !bound.contains(t.as_str())).cloned();
-        let used: BTreeSet<String> =
-            f.body.iter().flat_map(|s| s.all_names()).map(String::from).collect();
-        let source = match &kept {
-            Some(t) => Expr::name(t).attr("device"),
-            None if !used.contains("device") => Expr::name("device"),
-            None => continue,
         };
         let mut placed = 0;
         for s in &mut f.body {
@@ -64,7 +62,7 @@ pub fn on_inputs_device(class: &mut ClassDef) {
                 }
             });
         }
-        if placed > 0 && kept.is_none() {
+        if let Some(first) = bind_first.filter(|_| placed > 0) {
             f.body.insert(0, Stmt::assign(Expr::name("device"), Expr::name(&first).attr("device")));
         }
     }
