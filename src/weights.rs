@@ -31,6 +31,34 @@ impl Weight {
         Weight { tensor, permute: None, reshape: None }
     }
 
+    /// The layout change in its simplest form, as merged source sizes and their order:
+    /// size-1 axes dropped, and axes that stay neighbours, in order, merged. `[32, 2, 16]`
+    /// permuted `[1, 2, 0]` is `[32, 32]` permuted `[1, 0]`; an unpermuted tensor is one run
+    /// of its elements. The same bytes laid out with the same simplest form and final shape
+    /// are the same values in the same order, however a graph spelled the relayout.
+    pub fn simplest_layout(&self) -> (Vec<usize>, Vec<usize>) {
+        let shape = &self.tensor.shape;
+        let order: Vec<usize> = match &self.permute {
+            Some(p) => p.clone(),
+            None => (0..shape.len()).collect(),
+        };
+        let kept: Vec<usize> = (0..shape.len()).filter(|&a| shape[a] != 1).collect();
+        let rank_of = |a: usize| kept.iter().position(|&k| k == a);
+        // Runs of source ranks, in output order, each run ascending by one.
+        let mut runs: Vec<Vec<usize>> = Vec::new();
+        for r in order.iter().filter_map(|&a| rank_of(a)) {
+            match runs.last_mut() {
+                Some(run) if r > 0 && run.last() == Some(&(r - 1)) => run.push(r),
+                _ => runs.push(vec![r]),
+            }
+        }
+        let mut by_source: Vec<usize> = (0..runs.len()).collect();
+        by_source.sort_by_key(|&i| runs[i][0]);
+        let sizes = by_source.iter().map(|&i| runs[i].iter().map(|&r| shape[kept[r]]).product());
+        let position = |i: usize| by_source.iter().position(|&j| j == i).unwrap_or(i);
+        (sizes.collect(), (0..runs.len()).map(position).collect())
+    }
+
     pub fn shape(&self) -> Vec<usize> {
         if let Some(r) = &self.reshape {
             return r.clone();
@@ -406,6 +434,29 @@ mod tests {
         fn data_len(&self) -> usize {
             self.2.len()
         }
+    }
+
+    /// One relayout spelled two ways has one simplest form; another relayout has another.
+    #[test]
+    fn a_relayout_has_one_simplest_form() {
+        let kernel = Weight {
+            tensor: tensor(DType::F32, &[4, 2, 3]),
+            permute: Some(vec![1, 2, 0]),
+            reshape: Some(vec![6, 4]),
+        };
+        let flat = Weight {
+            tensor: tensor(DType::F32, &[4, 6]),
+            permute: Some(vec![1, 0]),
+            reshape: None,
+        };
+        assert_eq!(kernel.simplest_layout(), (vec![4, 6], vec![1, 0]));
+        assert_eq!(flat.simplest_layout(), kernel.simplest_layout());
+        let bias = Weight::plain(tensor(DType::F32, &[1, 2, 3]));
+        assert_eq!(bias.simplest_layout(), (vec![6], vec![0]));
+        let turned = Weight { permute: Some(vec![0, 2, 1]), ..bias.clone() };
+        assert_eq!(turned.simplest_layout(), (vec![2, 3], vec![1, 0]));
+        let kept = Weight { permute: Some(vec![1, 0, 2]), ..bias };
+        assert_eq!(kept.simplest_layout(), (vec![6], vec![0]));
     }
 
     /// Bytes that differ per element, so a misplaced element shows.

@@ -179,11 +179,12 @@ impl Window1D {
     }
 }
 
-/// `nn.LayerNorm`'s weight and bias (TF's gamma and beta).
+/// `nn.LayerNorm`'s weight and bias (TF's gamma and beta). A norm without beta (Keras'
+/// `center=False`) has no bias to train: `nn.LayerNorm(d, bias=False)`.
 #[derive(Clone, Debug)]
 pub struct Affine {
     pub gamma: Tensor,
-    pub beta: Tensor,
+    pub beta: Option<Tensor>,
 }
 
 /// A recurrent layer. Inputs: the sequence; Keras' mask sequence for a masked cell; then the

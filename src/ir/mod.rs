@@ -119,11 +119,12 @@ pub struct Node {
     /// `forward` reads of it directly is an `nn.Parameter`, never a literal, and two equal
     /// ones stay two.
     pub variable: bool,
-    /// A constant folded from a trained one only laid out anew (`ops.expand_dims(self.latents,
-    /// 0)`, a reshaped scale), and that variable's node name: still a trained value, an
-    /// `nn.Parameter` where `forward` reads it (a buffer if the name says it is a running
-    /// statistic), but no variable of the graph's for naming scopes and layers.
-    pub relaid_variable: Option<String>,
+    /// A constant folded from a trained one only laid out anew or cut into parts
+    /// (`ops.expand_dims(self.latents, 0)`, a reshaped scale, one gate's quarter of a split
+    /// LSTM bias), or a loop's copy of one, and that variable's node name: still a trained
+    /// value, an `nn.Parameter` where `forward` reads it (a buffer if the name says it is a
+    /// running statistic), but no variable of the graph's for naming scopes and layers.
+    pub trained_from: Option<String>,
 }
 
 impl Node {
@@ -142,8 +143,13 @@ impl Node {
             generated: false,
             shared: false,
             variable: false,
-            relaid_variable: None,
+            trained_from: None,
         }
+    }
+
+    /// A trained constant, or one laid out anew from it: a weight, never a literal.
+    pub fn is_trained(&self) -> bool {
+        self.variable || self.trained_from.is_some()
     }
 
     /// The name a pass gave output `port` (see [`ROLES`]).

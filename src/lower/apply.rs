@@ -248,14 +248,16 @@ fn shared_weights_key(ctor: &Expr, params: &[(&str, Weight)]) -> Option<String> 
     let mut key = crate::py::printer::flat(ctor);
     for (name, w) in params {
         let t = &w.tensor;
+        // The layout in its simplest form: DeBERTa's query projection reads its kernel
+        // `[d, heads, head_dim]` as an einsum for the tokens and reshaped to `[d, d]` for the
+        // relative positions, one layer either way.
+        let (sizes, order) = w.simplest_layout();
         key.push_str(&format!(
-            "|{name}:{:p}:{}:{}:{:?}:{:?}:{:?}",
+            "|{name}:{:p}:{}:{}:{sizes:?}:{order:?}:{:?}",
             t.data.as_ptr(),
             t.data.len(),
             t.dtype,
-            t.shape,
-            w.permute,
-            w.reshape
+            w.shape(),
         ));
     }
     Some(key)

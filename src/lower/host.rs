@@ -44,7 +44,7 @@ impl<'a> Lowerer<'a> {
     /// scalars, else a registered buffer.
     fn constant(&mut self, v: ValueRef, t: &Tensor) -> OpResult<Expr> {
         if self.is_parameter(v, t) {
-            return self.stored(v.node, t.clone());
+            return self.stored(v.node, t.clone(), None);
         }
         if t.rank() == 0 {
             if t.dtype.is_float() {
@@ -71,7 +71,7 @@ impl<'a> Lowerer<'a> {
     /// (rotary inverse frequencies Keras keeps as an untrained weight stay a buffer).
     fn is_parameter(&self, v: ValueRef, t: &Tensor) -> bool {
         let node = self.graph.node(v.node);
-        node.variable || node.relaid_variable.is_some() && !is_inverse_frequencies(t)
+        node.variable || node.trained_from.is_some() && !is_inverse_frequencies(t)
     }
 
     /// Registers `t` as a buffer named after `hint`; returns `self.<name>`.
@@ -96,24 +96,29 @@ impl<'a> Lowerer<'a> {
     /// Variable `n`'s value, `t` (laid out as `forward` reads it), as what a person declares
     /// for a trained weight: an `nn.Parameter` named after its layer, and after the variable
     /// too where the layer has several (`lab_scale`, `lab_bias`; ConvNeXt's one is
-    /// `layer_scale`). Running statistics stay buffers, as `nn.BatchNorm2d` keeps them.
-    pub(super) fn stored(&mut self, n: NodeIndex, t: Tensor) -> OpResult<Expr> {
+    /// `layer_scale`), else after `role`, what the op reading it takes it for. Running
+    /// statistics stay buffers, as `nn.BatchNorm2d` keeps them.
+    pub(super) fn stored(&mut self, n: NodeIndex, t: Tensor, role: Option<&str>) -> OpResult<Expr> {
         let scope = self.scope_of(n);
         let node = self.graph.node(n);
         let vector = node.value.as_ref().is_some_and(|v| v.rank() <= 1);
-        let word = variable_word(node.relaid_variable.as_deref().unwrap_or(&node.name), vector);
+        let word = variable_word(node.trained_from.as_deref().unwrap_or(&node.name), vector);
+        // A role names the weight beside its layer's others (`loop_body_bias`), never alone.
+        let by_role = word.is_none() && role.is_some();
+        let word = word.or_else(|| role.map(str::to_string));
         let statistic = word.as_deref().is_some_and(|w| {
             ["moving", "mean", "variance", "count", "running"].iter().any(|s| w.contains(s))
         });
         if self.variable_scopes.is_none() {
             let graph = self.graph;
             let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-            for m in graph.g.node_indices().filter(|&m| graph.node(m).variable) {
+            for m in graph.g.node_indices().filter(|&m| graph.node(m).is_trained()) {
                 *counts.entry(self.scope_of(m)).or_default() += 1;
             }
             self.variable_scopes = Some(counts);
         }
-        let several = self.variable_scopes.as_ref().and_then(|c| c.get(&scope)) > Some(&1);
+        let several =
+            by_role || self.variable_scopes.as_ref().and_then(|c| c.get(&scope)) > Some(&1);
         // A SavedModel's variable read by an op of no layer (a model's own `add_weight`,
         // scaling by `mul`) is named as its code named it (`channel_scale`), not `mul`.
         let op_named =
@@ -276,7 +281,9 @@ impl<'a> Host<'a> for Lowerer<'a> {
         t: Tensor,
     ) -> OpResult<Expr> {
         if self.is_parameter(v, &t) {
-            self.stored(v.node, t)
+            // What the op reads it as (`bias`) names it if its variable's name does not.
+            let role = (suffix != "const").then_some(suffix);
+            self.stored(v.node, t, role)
         } else {
             self.buffer(owner, suffix, t)
         }

@@ -917,7 +917,7 @@ mod tests {
         let mut y = g.op("bert/embeddings/Relu", "Relu", &[x], &[]);
         let norm = || Fused::LayerNorm {
             epsilon: 1e-12,
-            affine: Some(Affine { gamma: weights(&[4]), beta: weights(&[4]) }),
+            affine: Some(Affine { gamma: weights(&[4]), beta: Some(weights(&[4])) }),
         };
         for name in
             ["bert/output/LayerNorm/batchnorm/add_1", "bert/output/LayerNorm/batchnorm_1/add_1"]

@@ -332,6 +332,14 @@ impl<'h, 'g> Ctx<'h, 'g> {
         Ok(Some(b.reshaped(vec![channels])))
     }
 
+    /// The fused bias of a functional op (one whose weights are no layer's): a parameter if
+    /// the model trained it (see [`Ctx::constant_as`]).
+    pub fn bias_expr(&mut self, channels: usize) -> OpResult<Option<Expr>> {
+        let Some(b) = self.bias(channels)? else { return Ok(None) };
+        let slot = self.bias_slot().ok_or("no bias slot")?;
+        self.constant_as(slot, "bias", b).map(Some)
+    }
+
     /// Whether the node has an input in its op's bias slot.
     pub fn has_bias(&self) -> bool {
         self.bias_slot().is_some()
@@ -362,11 +370,12 @@ impl<'h, 'g> Ctx<'h, 'g> {
         self.host.buffer(self.id, suffix, t)
     }
 
-    /// Constant input `i` held as `t`, its values laid out as this op reads them (see
+    /// Constant input `i` held as `t`, its values laid out as this op reads them: a parameter
+    /// if the model trained it, else a buffer named after this node's scope and `suffix` (see
     /// [`Host::constant_as`]).
-    pub fn constant_as(&mut self, i: usize, t: Tensor) -> OpResult<Expr> {
+    pub fn constant_as(&mut self, i: usize, suffix: &str, t: Tensor) -> OpResult<Expr> {
         let v = self.input_ref(i)?;
-        self.host.constant_as(self.id, v, "const", t)
+        self.host.constant_as(self.id, v, suffix, t)
     }
 
     /// Constant input `i` as a buffer named after this node's scope and `suffix` (see
@@ -376,8 +385,8 @@ impl<'h, 'g> Ctx<'h, 'g> {
         self.host.constant_named(self.id, v, suffix)
     }
 
-    /// Whether input `i` is a constant the model trained (see `ir::Node::variable`).
-    pub fn is_variable(&self, i: usize) -> bool {
-        self.inputs.get(i).is_some_and(|&v| self.graph().node(v.node).variable)
+    /// Whether input `i` is a constant the model trained (see `ir::Node::is_trained`).
+    pub fn is_trained(&self, i: usize) -> bool {
+        self.inputs.get(i).is_some_and(|&v| self.graph().node(v.node).is_trained())
     }
 }

@@ -60,7 +60,7 @@ enum Filter {
 }
 
 /// A conv with a run-time filter: `F.conv2d(x, w.permute(3, 2, 0, 1), ...)`, any fused bias a
-/// buffer.
+/// parameter (a buffer if no variable).
 fn functional(
     ctx: &mut Ctx,
     func: String,
@@ -68,8 +68,8 @@ fn functional(
     mut kwargs: Vec<(&str, Expr)>,
     out_ch: usize,
 ) -> OpResult<Expr> {
-    if let Some(b) = ctx.bias(out_ch)? {
-        kwargs.insert(0, ("bias", ctx.buffer("bias", b)?));
+    if let Some(b) = ctx.bias_expr(out_ch)? {
+        kwargs.insert(0, ("bias", b));
     }
     Ok(Expr::call_kw(&func, vec![x, w], kwargs))
 }
@@ -410,10 +410,7 @@ fn conv_transpose_sized(
     let w = match filter(ctx, spatial)? {
         Ok(w) => w,
         Err(w) => {
-            let b = match bias {
-                Some(b) => ctx.buffer("bias", b)?,
-                None => Expr::none(),
-            };
+            let b = ctx.bias_expr(c_out)?.unwrap_or_else(Expr::none);
             return Ok(Lowered::Expr { expr: call(w, b), layout: Layout::ChannelsFirst });
         }
     };

@@ -37,7 +37,7 @@ fn bias_add(ctx: &mut Ctx) -> OpResult<Lowered> {
         if df != "NHWC" {
             return Err(TranslateError::UnknownRank);
         }
-        let (x, bias) = (ctx.input_tf(0)?, ctx.buffer("bias", b)?);
+        let (x, bias) = (ctx.input_tf(0)?, ctx.constant_as(1, "bias", b)?);
         return Ok(Lowered::Expr { expr: x.binop(BinOp::Add, bias), layout: Layout::Tf });
     };
     let layout = if rank == 4 && df == "NHWC" { ctx.layout(0)? } else { Layout::Tf };
@@ -50,7 +50,7 @@ fn bias_add(ctx: &mut Ctx) -> OpResult<Lowered> {
         b
     };
     let x = ctx.input_in(0, layout)?;
-    let bias = ctx.buffer("bias", b)?;
+    let bias = ctx.constant_as(1, "bias", b)?;
     Ok(Lowered::Expr { expr: x.binop(BinOp::Add, bias), layout })
 }
 

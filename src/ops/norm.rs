@@ -183,8 +183,11 @@ fn group_norm(ctx: &mut Ctx) -> OpResult<Lowered> {
     }
     let mut params = Vec::new();
     if let Some(a) = affine {
+        // nn.GroupNorm has no `bias=False`: a missing shift is a bias of zeros.
+        let c = a.gamma.numel();
+        let beta = a.beta.unwrap_or_else(|| Tensor::from_f32(vec![c], &vec![0.0; c]));
         params.push(("weight", Weight::plain(a.gamma)));
-        params.push(("bias", Weight::plain(a.beta)));
+        params.push(("bias", Weight::plain(beta)));
     } else {
         kwargs.push(("affine", Expr::boolean(false)));
     }
@@ -212,7 +215,10 @@ fn layer_norm(ctx: &mut Ctx) -> OpResult<Lowered> {
     let mut params = Vec::new();
     if let Some(a) = affine {
         params.push(("weight", Weight::plain(a.gamma.clone())));
-        params.push(("bias", Weight::plain(a.beta.clone())));
+        match &a.beta {
+            Some(beta) => params.push(("bias", Weight::plain(beta.clone()))),
+            None => kwargs.push(("bias", Expr::boolean(false))),
+        }
     } else {
         kwargs.push(("elementwise_affine", Expr::boolean(false)));
     }

@@ -45,10 +45,13 @@ fn walk(g: &mut Graph) -> Result<bool> {
             let consts: Vec<Option<Tensor>> =
                 inputs.iter().map(|&v| g.const_value(v).cloned()).collect();
             let consts: Vec<Option<&Tensor>> = consts.iter().map(Option::as_ref).collect();
+            let trained: Vec<Option<String>> =
+                inputs.iter().map(|&v| trained_name(g.node(v.node))).collect();
             // Lists reserved without an element rank (pfor's) take the rank the body sets.
             let lists: Vec<bool> =
                 inputs.iter().map(|&v| g.node(v.node).op == "TensorListReserve").collect();
-            let outputs = super::loops::infer_loop(g.node_mut(n), &infos, &consts, &lists)?;
+            let outputs =
+                super::loops::infer_loop(g.node_mut(n), &infos, &consts, &trained, &lists)?;
             g.node_mut(n).outputs = outputs;
             continue;
         }
@@ -71,7 +74,7 @@ fn walk(g: &mut Graph) -> Result<bool> {
                     .iter()
                     .map(|&v| if v.port == 0 { g.node(v.node).partial.as_ref() } else { None })
                     .collect(),
-                variables: inputs.iter().map(|&v| is_trained(g.node(v.node))).collect(),
+                variables: inputs.iter().map(|&v| g.node(v.node).is_trained()).collect(),
             };
             let infos: Option<Vec<ValueInfo>> = def.infer.and_then(|f| f(&inp));
             // Fold functions check what they need: most need constant inputs, `Shape` only
@@ -82,22 +85,23 @@ fn walk(g: &mut Graph) -> Result<bool> {
         constant_reshape_target(g, n);
         let folded = within_budget(g, &inputs, folded);
         let generated = g.all_generated(&inputs);
-        // A trained value only laid out anew (`ops.expand_dims(self.latents, 0)`) is still
-        // that trained value.
-        let relaid = match inputs.first() {
-            Some(&v) if v.port == 0 && is_relayout(&g.node(n).op) => trained_name(g.node(v.node)),
+        // A trained value only laid out anew or cut into parts (`ops.expand_dims(self.latents,
+        // 0)`, a split bias) is still that trained value.
+        let trained = match kept_input(&g.node(n).op).and_then(|i| inputs.get(i)) {
+            Some(&v) if v.port == 0 => trained_name(g.node(v.node)),
             _ => None,
         };
         match folded {
             (_, Some(Folded::Tensor(t))) => {
                 g.make_const(n, t, generated);
-                g.node_mut(n).relaid_variable = relaid;
+                g.node_mut(n).trained_from = trained;
             }
             (_, Some(Folded::Outputs(ts))) => {
                 let (name, ordinal) = (g.node(n).name.clone(), g.node(n).ordinal);
                 for (port, t) in ts.into_iter().enumerate() {
                     let mut c = Node::constant(format!("{name}/output_{port}"), t, ordinal);
                     c.generated |= generated;
+                    c.trained_from.clone_from(&trained);
                     let c = g.add_node(c);
                     g.replace_uses(ValueRef { node: n, port }, ValueRef { node: c, port: 0 });
                 }
@@ -115,19 +119,21 @@ fn walk(g: &mut Graph) -> Result<bool> {
     Ok(inlined)
 }
 
-/// A trained constant, or one laid out anew from it.
-fn is_trained(node: &Node) -> bool {
-    node.variable || node.relaid_variable.is_some()
+/// The name of the variable `node` is, or was folded from (see [`Node::trained_from`]).
+pub(super) fn trained_name(node: &Node) -> Option<String> {
+    if node.variable { Some(node.name.clone()) } else { node.trained_from.clone() }
 }
 
-/// The name of the variable `node` is, or was laid out anew from.
-fn trained_name(node: &Node) -> Option<String> {
-    if node.variable { Some(node.name.clone()) } else { node.relaid_variable.clone() }
-}
-
-/// Ops that only lay their input 0 out anew, each element kept once.
-fn is_relayout(op: &str) -> bool {
-    matches!(op, "Reshape" | "ExpandDims" | "Squeeze" | "Transpose" | "Identity")
+/// The input whose elements an op only lays out anew or cuts into parts, each element kept
+/// at most once: its results are that input's values, not new ones.
+fn kept_input(op: &str) -> Option<usize> {
+    match op {
+        "Reshape" | "ExpandDims" | "Squeeze" | "Transpose" | "Identity" => Some(0),
+        "Slice" | "StridedSlice" | "SplitV" | "Unpack" => Some(0),
+        // `Split` takes its axis first.
+        "Split" => Some(1),
+        _ => None,
+    }
 }
 
 /// The outputs of an op without a translation: what the file says (`_output_shapes`, which

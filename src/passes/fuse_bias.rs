@@ -145,7 +145,9 @@ pub fn fuse_head_bias(g: &mut Graph) -> Result<()> {
             let flat = bias.reshaped(vec![bias.numel()]);
             let name = format!("{}/bias", g.node(proj.node).name);
             let ordinal = g.node(proj.node).ordinal;
-            let c = g.add_node(crate::ir::Node::constant(name, flat, ordinal));
+            let mut c = crate::ir::Node::constant(name, flat, ordinal);
+            c.trained_from = super::fold::trained_name(g.node(b.node));
+            let c = g.add_node(c);
             g.connect(ValueRef { node: c, port: 0 }, proj.node, 2);
             g.replace_uses(ValueRef { node: n, port: 0 }, ValueRef { node: r.node, port: 0 });
             g.g.remove_node(n);

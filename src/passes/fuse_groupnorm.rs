@@ -64,7 +64,7 @@ fn match_at(g: &Graph, out: ValueRef) -> Option<GroupNorm> {
     let (gamma, beta) = (param(gamma)?, param(beta)?);
     let affine = (gamma.is_some() || beta.is_some()).then(|| Affine {
         gamma: gamma.unwrap_or_else(|| Tensor::from_f32(vec![c], &vec![1.0; c])),
-        beta: beta.unwrap_or_else(|| Tensor::from_f32(vec![c], &vec![0.0; c])),
+        beta,
     });
     Some(GroupNorm { x, groups, eps, affine })
 }

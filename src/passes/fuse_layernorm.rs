@@ -236,12 +236,12 @@ pub fn fuse_layernorm(g: &mut Graph) -> Result<()> {
             continue; // inside a norm fused already
         }
         let Some(ln) = match_at(g, out) else { continue };
-        // Both affine parameters or neither (a missing one is the identity: ones / zeros).
+        // A scale without a shift, or neither; a shift alone has the identity's scale (ones).
         let affine = (ln.gamma.is_some() || ln.beta.is_some()).then(|| {
             let c = ln.gamma.as_ref().or(ln.beta.as_ref()).map_or(0, |t| t.numel());
             Affine {
                 gamma: ln.gamma.unwrap_or_else(|| Tensor::from_f32(vec![c], &vec![1.0; c])),
-                beta: ln.beta.unwrap_or_else(|| Tensor::from_f32(vec![c], &vec![0.0; c])),
+                beta: ln.beta,
             }
         });
         replace_with_fused(g, n, Fused::LayerNorm { epsilon: ln.eps, affine }, &[ln.x]);
@@ -287,7 +287,7 @@ mod tests {
     /// A layer norm written out by hand, as OpenAI's GPT-2 writes it: `(x − u) ·
     /// rsqrt(mean((x − u)²) + eps) · g + b`, the centring computed twice; or divided by the
     /// square root, without scale and shift. The names are TF's op names, no scope.
-    fn by_hand(divide: bool) -> String {
+    fn by_hand(divide: bool, shift: bool) -> String {
         let mut g = TestGraph::new();
         let x = g.input("x", &[-1, 3, 4]);
         let axes = g.constant("axes", int_tensor(&[1], &[-1]));
@@ -309,13 +309,16 @@ mod tests {
         let gamma = g.constant("g", weights(&[4]));
         let beta = g.constant("b", weights(&[4]));
         let scaled = g.op("mul_1", "Mul", &[normed, gamma], &[]);
+        if !shift {
+            return g.lower(&[scaled]);
+        }
         let y = g.op("add_1", "AddV2", &[scaled, beta], &[]);
         g.lower(&[y])
     }
 
     #[test]
     fn a_layer_norm_written_by_hand_is_one_layer_norm() {
-        assert_snapshot!(by_hand(false), @"
+        assert_snapshot!(by_hand(false, true), @"
         self.layer_norm = nn.LayerNorm(4)
         # layer_norm.weight: [4]
         # layer_norm.bias: [4]
@@ -323,8 +326,16 @@ mod tests {
         x = self.layer_norm(x)
         return x
         ");
-        assert_snapshot!(by_hand(true), @"
+        assert_snapshot!(by_hand(true, false), @"
         self.layer_norm = nn.LayerNorm(4, elementwise_affine=False)
+        ---
+        x = self.layer_norm(x)
+        return x
+        ");
+        // Keras' `center=False`: a scale to train, no shift.
+        assert_snapshot!(by_hand(false, false), @"
+        self.layer_norm = nn.LayerNorm(4, bias=False)
+        # layer_norm.weight: [4]
         ---
         x = self.layer_norm(x)
         return x

@@ -328,13 +328,14 @@ fn enter_input(g: &Graph, enter: NodeIndex) -> Result<ValueRef> {
 }
 
 /// Shape inference (and folding) inside a `_Loop`, given what is known of its inputs; returns
-/// the loop's output infos. Constant invariants (weights) are moved into the body, so the body's
-/// own passes see them. Variables start with their initial value's shape; any dimension the body
+/// the loop's output infos. Constant invariants (weights, still trained ones where `trained`
+/// names their variable) are moved into the body, so the body's own passes see them. Variables start with their initial value's shape; any dimension the body
 /// changes is relaxed to unknown and the body re-inferred, until the shapes agree.
 pub fn infer_loop(
     node: &mut Node,
     infos: &[ValueInfo],
     consts: &[Option<&crate::tensor::Tensor>],
+    trained: &[Option<String>],
     lists: &[bool],
 ) -> Result<Vec<ValueInfo>> {
     let (name, op) = (node.name.clone(), node.op.clone());
@@ -351,6 +352,12 @@ pub fn infer_loop(
         let pass_through = slot >= vars || body.outputs[1 + slot] == input;
         if let (true, Some(Some(t))) = (pass_through, consts.get(slot)) {
             body.make_const(input.node, (*t).clone(), false);
+            // A trained one keeps its variable's name, which names its parameter and scope.
+            if let Some(Some(name)) = trained.get(slot) {
+                let node = body.node_mut(input.node);
+                node.name.clone_from(name);
+                node.trained_from = Some(name.clone());
+            }
         }
     }
     let mut var_infos: Vec<ValueInfo> = infos[..vars].to_vec();

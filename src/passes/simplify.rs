@@ -284,6 +284,10 @@ pub fn simplify(g: &mut Graph) -> Result<()> {
         for &slot in slots {
             let (c, other) = (inputs[slot], inputs[1 - slot]);
             let Some(t) = g.const_value(c) else { continue };
+            // A trained scale of ones (a fresh LayerNorm's gamma) is a parameter, not a 1.
+            if g.node(c.node).is_trained() {
+                continue;
+            }
             // Read in any float width: a 16-bit 1.0 (a mixed-precision swish's) is exactly 1.
             let values = if t.dtype.is_float() {
                 t.to_f64().map(crate::tensor::Values::F)
@@ -671,6 +675,23 @@ mod tests {
         x = Placeholder -> float32 [3]
         zeros = Const -> float32 [2, 3]
         y = AddV2(x:0, zeros:0) -> float32 [2, 3]
+        ");
+    }
+
+    /// A trained scale that is all ones (a fresh model's gamma) is a parameter to train, not a
+    /// neutral 1: the multiply stays.
+    #[test]
+    fn a_trained_scale_of_ones_stays() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[2, 3]);
+        let gamma = g.variable("gamma", Tensor::from_f32(vec![3], &[1.0; 3]));
+        let y = g.op("y", "Mul", &[x, gamma], &[]);
+        assert_snapshot!(g.after_passes(&[y], &[fold_and_infer, simplify]), @"
+        inputs: x:0
+        outputs: y:0
+        x = Placeholder -> float32 [2, 3]
+        gamma = Const -> float32 [3]
+        y = Mul(x:0, gamma:0) -> float32 [2, 3]
         ");
     }
 

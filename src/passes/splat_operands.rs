@@ -48,7 +48,7 @@ pub fn scalar_splat_operands(g: &mut Graph) -> Result<()> {
 /// trained) float tensor of one value whose broadcasting they make moot.
 fn scalar_of(g: &Graph, c: ValueRef, others: &[ValueRef]) -> Option<crate::tensor::Tensor> {
     let node = g.node(c.node);
-    if node.variable || node.relaid_variable.is_some() {
+    if node.is_trained() {
         return None;
     }
     let t = g.const_value(c)?;

@@ -269,11 +269,11 @@ fn operands_n(ctx: &mut Ctx, n: usize) -> OpResult<(Vec<Expr>, Layout)> {
                 let perm: Vec<usize> = to_channels_first(r).iter().map(|&a| a as usize).collect();
                 let p = t.reshaped(shape).permute(&perm);
                 let keep = p.shape.iter().position(|&d| d != 1).unwrap_or(r - 1).min(r - 1);
-                if p.numel() == 1 && t.dtype.is_float() && !ctx.is_variable(i) {
+                if p.numel() == 1 && t.dtype.is_float() && !ctx.is_trained(i) {
                     crate::ops::util::float_literal(t).ok_or("unreadable constant")?
                 } else {
                     let s = p.shape[keep..].to_vec();
-                    ctx.constant_as(i, p.reshaped(s))?
+                    ctx.constant_as(i, "const", p.reshaped(s))?
                 }
             }
         } else if ctx.rank(i) == Some(r) {
