@@ -305,6 +305,31 @@ impl Tensor {
         Tensor::with_values_like(self.dtype, dims, &values)
     }
 
+    /// The values of a float vector (other axes of size 1) of at least `min` elements.
+    pub fn vector_values(&self, min: usize) -> Option<Vec<f64>> {
+        if !self.dtype.is_float() || self.shape.iter().filter(|&&d| d != 1).count() != 1 {
+            return None;
+        }
+        self.to_f64().filter(|v| v.len() >= min)
+    }
+
+    /// Whether this is a float vector (other axes of size 1) of at least `min` elements
+    /// falling from 1 by a constant ratio, as a rotary or sinusoid embedding's inverse
+    /// frequencies `base^(-2i/d)` do.
+    pub fn falls_from_one(&self, min: usize) -> bool {
+        let Some(v) = self.vector_values(min) else { return false };
+        if v[0] != 1.0 {
+            return false;
+        }
+        let ratio = v[1];
+        (0.0..1.0).contains(&ratio)
+            && ratio > 0.0
+            && v.iter().enumerate().all(|(i, &x)| {
+                let want = ratio.powi(i as i32);
+                (x - want).abs() <= 1e-5 * want.max(1e-30) + 1e-12
+            })
+    }
+
     /// The one value every element of a non-empty tensor of rank one or more holds, as a
     /// scalar of its dtype: what `torch.full(shape, value)` makes. Compared bit for bit, so
     /// `-0.0` and `0.0` (or two NaNs of different payloads) are not one value.

@@ -12,7 +12,7 @@ pub(super) fn hint(graph: &Graph, v: ValueRef, t: &Tensor, scope: &str) -> Strin
     // A tiny rotary embedding's frequencies (a head of 4 has two: `[1.0, 0.01]`) look like
     // any two numbers: its scope must say what they are.
     let says_position = scope.split('_').any(|w| POSITION_WORDS.contains(&w));
-    if is_inverse_frequencies(t) || (says_position && falls_from_one(t, 2)) {
+    if is_inverse_frequencies(t) || (says_position && t.falls_from_one(2)) {
         return inverse_frequencies_name(scope);
     }
     if is_alibi_slopes(t) {
@@ -196,40 +196,17 @@ fn scoped(scope: &str, role: &str) -> String {
     if scope.is_empty() { role.to_string() } else { format!("{scope}_{role}") }
 }
 
-/// The values of a float vector (other axes of size 1) of at least `min` elements.
-fn vector_values(t: &Tensor, min: usize) -> Option<Vec<f64>> {
-    if !t.dtype.is_float() || t.shape.iter().filter(|&&d| d != 1).count() != 1 {
-        return None;
-    }
-    t.to_f64().filter(|v| v.len() >= min)
-}
-
 /// Whether `t` is a rotary or sinusoid embedding's inverse frequencies, `base^(-2i/d)`: a
 /// float vector (other axes of size 1) falling from 1 by a constant ratio. Named so
 /// (`inv_freq`, as the models' own code names it) rather than `const`.
 pub(super) fn is_inverse_frequencies(t: &Tensor) -> bool {
-    falls_from_one(t, 4)
-}
-
-/// Whether `t` is a vector of at least `min` elements falling from 1 by a constant ratio.
-fn falls_from_one(t: &Tensor, min: usize) -> bool {
-    let Some(v) = vector_values(t, min) else { return false };
-    if v[0] != 1.0 {
-        return false;
-    }
-    let ratio = v[1];
-    (0.0..1.0).contains(&ratio)
-        && ratio > 0.0
-        && v.iter().enumerate().all(|(i, &x)| {
-            let want = ratio.powi(i as i32);
-            (x - want).abs() <= 1e-5 * want.max(1e-30) + 1e-12
-        })
+    t.falls_from_one(4)
 }
 
 /// Whether `t` is ALiBi's per-head slopes (BLOOM, Falcon, MPT): for `n` heads, a power of
 /// two, `r, r², ..., rⁿ` with `r = 2^(-8/n)`. Named `alibi_slopes` rather than `const`.
 fn is_alibi_slopes(t: &Tensor) -> bool {
-    let Some(v) = vector_values(t, 1) else { return false };
+    let Some(v) = t.vector_values(1) else { return false };
     let n = v.len();
     let r = f64::powf(2.0, -8.0 / n as f64);
     n.is_power_of_two() && v.iter().enumerate().all(|(i, &x)| close(x, r.powi(i as i32 + 1)))
@@ -238,7 +215,7 @@ fn is_alibi_slopes(t: &Tensor) -> bool {
 /// Whether `t` is the centres of `n` equal cells of `[0, 1]`, `(i + 0.5) / n` (DINOv3's
 /// rotary embedding places its patches so): a grid's coordinates, `coords`.
 fn is_centered_coordinates(t: &Tensor) -> bool {
-    let Some(v) = vector_values(t, 2) else { return false };
+    let Some(v) = t.vector_values(2) else { return false };
     let n = v.len() as f64;
     v.iter().enumerate().all(|(i, &x)| close(x, (i as f64 + 0.5) / n))
 }
@@ -276,7 +253,7 @@ fn is_additive_mask(t: &Tensor) -> bool {
 /// constant ratio (from 1, rising) twice, once for the sine and once for the cosine. DETR's
 /// code calls it `dim_t`.
 fn is_paired_temperatures(t: &Tensor) -> bool {
-    let Some(v) = vector_values(t, 4) else { return false };
+    let Some(v) = t.vector_values(4) else { return false };
     let ratio = v[2];
     v.len() % 2 == 0
         && v[0] == 1.0
@@ -322,7 +299,7 @@ mod tests {
         assert!(is_paired_temperatures(&Tensor::from_f32(vec![8], &dim_t)));
         assert!(!is_paired_temperatures(&Tensor::from_f32(vec![4], &[1.0, 1.0, 3.0, 4.0])));
         let two = Tensor::from_f32(vec![2], &[1.0, 0.01]);
-        assert!(!is_inverse_frequencies(&two) && falls_from_one(&two, 2));
+        assert!(!is_inverse_frequencies(&two) && two.falls_from_one(2));
     }
 
     #[test]

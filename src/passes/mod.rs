@@ -33,6 +33,7 @@ mod identity;
 mod logits;
 pub mod loops;
 mod mask_blend;
+mod outer_products;
 mod packed_bounds;
 mod pattern;
 mod prune;
@@ -69,7 +70,7 @@ pub fn run_all(g: &mut Graph) -> Result<()> {
 type Pass = fn(&mut Graph) -> Result<()>;
 
 /// After recurrent layers are fused (see [`run_observed`]).
-const LATE: [(&str, Pass); 37] = [
+const LATE: [(&str, Pass); 38] = [
     ("simplify", simplify),
     ("prune", prune),
     ("fuse_bidirectional", fuse_bidirectional::fuse_bidirectional),
@@ -91,6 +92,7 @@ const LATE: [(&str, Pass); 37] = [
     ("fuse_time_distributed", fuse_time_distributed::fuse_time_distributed),
     ("fuse_bias", fuse_bias),
     ("fuse_head_bias", fuse_head_bias),
+    ("outer_products", outer_products::outer_products),
     ("fuse_rotary", fuse_rotary::fuse_rotary),
     ("fuse_causal", fuse_causal::fuse_causal),
     ("fuse_wrap", fuse_wrap::fuse_wrap),

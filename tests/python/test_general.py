@@ -356,7 +356,6 @@ COUNTED += [n for n in DECODERS if n.startswith("keras_hub_")] + ["keras_hub_lla
 # Trained values written as numbers, or untrained ones held as parameters: known, not done.
 NOT_YET_COUNTED = {
     "keras_hub_gemma4": "a layer's scalar Keras does not train is an nn.Parameter",
-    "keras_hub_moonshine": "rotary inverse frequencies (untrained) are an nn.Linear(1, 4)",
     "keras_hub_siglip": "exp(logit_scale) is folded into a number",
     "single_head_attention": "Keras Attention's trained scale is the number `scale=0.7`",
 }
@@ -519,6 +518,10 @@ def test_rotations_of_pairs_viewed_as_pairs_are_the_helper(tmp_path):
     assert code.count("= apply_rotary_every_two(") == 4, code
     layer = code.split("class EncoderBlock(nn.Module):")[1].split("\nclass ")[0]
     assert "torch.stack(" not in layer and "// 2" not in layer, layer
+    # The angles are the positions times the inverse frequencies (`positions[:, None] @
+    # inv_freq[None, :]` in Keras): a product with a table, not an nn.Linear(1, 4) to train.
+    assert "nn.Linear(1," not in code, code
+    assert re.search(r"x \* self\.\w*inv_freq\b", code), code
 
 
 def test_hugging_face_rotary_embeddings_are_the_helpers(tmp_path):
