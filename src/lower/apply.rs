@@ -231,7 +231,7 @@ fn with_weights_dtype(ctor: &mut Expr, params: &[(&str, Weight)]) {
 const SHARED_MIN_ELEMENTS: usize = 1024;
 
 /// What makes two layers one: the same constructor and the same weight buffers (the same
-/// bytes in memory, so the same graph constant, laid out the same way). `None` for layers
+/// bytes in memory, so the same graph constant, laid out to the same values). `None` for layers
 /// whose weights could be equal constants merged by a graph optimizer rather than one
 /// variable: small ones holding a single value (a fresh model's layer-norm scales of ones).
 fn shared_weights_key(ctor: &Expr, params: &[(&str, Weight)]) -> Option<String> {

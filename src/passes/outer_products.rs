@@ -24,12 +24,12 @@ pub fn outer_products(g: &mut Graph) -> Result<()> {
         let inputs = g.inputs(n);
         let [x, w] = inputs[..] else { continue };
         let Some(table) = g.const_value(w) else { continue };
-        let (node_w, x_shape) = (g.node(w.node), g.info(x).shape);
-        let frequencies = table.falls_from_one(4);
+        let x_shape = g.info(x).shape;
         let over_one = table.rank() == 2
             && table.shape[0] == 1
-            && x_shape.as_ref().is_some_and(|s| s.len() >= 2 && s.last() == Some(&Some(1)));
-        if !over_one || !(frequencies || !node_w.is_trained()) {
+            && x_shape.is_some_and(|s| s.len() >= 2 && s.last() == Some(&Some(1)));
+        let no_kernel = table.falls_from_one(4) || !g.node(w.node).is_trained();
+        if !over_one || !no_kernel {
             continue;
         }
         let node = g.node_mut(n);
