@@ -56,18 +56,22 @@ fn rename_from(body: &mut [Assign], from: usize, nexts: &mut [Expr], renames: &[
 }
 
 /// Names TF gives the item a loop reads from a list at its step (`TensorArrayV2Read`).
-const ITEM_READS: &[&str] = &["tensor_array_v2_read", "tensor_list_get_item"];
+const ITEM_READS: &[&str] =
+    &["tensor_array_v2_read", "tensor_array_read_v3", "tensor_list_get_item"];
 
 /// Renames the items the body reads from a list at step `counter` under TF's op names
 /// (`tensor_array_v2_read = xs[step]`) to what a person calls the input at a step: `x_t`
-/// (`x_t_2` for a second list), where no name of the method (`taken`) is that already.
+/// (`x_t_2` for a second list), where no name of the method (its `params`) is that already;
+/// a list passed in under no name of its own (`invariant_0`) becomes `xs` (`xs_2`), unless
+/// a while loop's condition reads it (`kept`).
 pub(super) fn name_step_items(
     body: &mut [Assign],
     nexts: &mut [Expr],
     counter: &str,
-    taken: &[String],
+    params: &mut [String],
+    kept: &[&str],
 ) {
-    let mut used: std::collections::BTreeSet<String> = taken.iter().cloned().collect();
+    let mut used: std::collections::BTreeSet<String> = params.iter().cloned().collect();
     used.insert(counter.to_string());
     for s in body.iter() {
         used.extend(s.target.bound_names().into_iter().map(String::from));
@@ -103,6 +107,23 @@ pub(super) fn name_step_items(
         }
         rename_from(body, j, nexts, &renames);
         used.extend(renames.into_iter().map(|(_, to)| to));
+        // The list itself, where its name says nothing.
+        let list = match &body[j].value {
+            Expr::Subscript(list, _) => list.as_name().map(String::from),
+            _ => None,
+        };
+        let Some(list) =
+            list.filter(|l| l.starts_with("invariant_") && !kept.contains(&l.as_str()))
+        else {
+            continue;
+        };
+        let Some(k) = params.iter().position(|p| *p == list) else { continue };
+        let plural = new.replacen("x_t", "xs", 1);
+        if !used.contains(&plural) {
+            rename_from(body, 0, nexts, &[(list, plural.clone())]);
+            params[k].clone_from(&plural);
+            used.insert(plural);
+        }
     }
 }
 
@@ -146,14 +167,17 @@ mod tests {
                 Expr::name("tensor_array_v2_read").method("relu", vec![]),
             ),
             assign("tensor_array_v2_read_2", at("ys", "k")),
+            assign("tensor_array_v2_read_3", at("invariant_1", "step")),
             assign(
                 "h",
                 Expr::name("tensor_array_v2_read_nchw")
-                    .binop(BinOp::Add, Expr::name("tensor_array_v2_read_2")),
+                    .binop(BinOp::Add, Expr::name("tensor_array_v2_read_2"))
+                    .binop(BinOp::Add, Expr::name("tensor_array_v2_read_3")),
             ),
         ];
         let mut nexts = vec![Expr::name("h")];
-        super::name_step_items(&mut body, &mut nexts, "step", &["h".to_string(), "xs".to_string()]);
+        let mut params = ["h".to_string(), "xs".to_string(), "invariant_1".to_string()];
+        super::name_step_items(&mut body, &mut nexts, "step", &mut params, &[]);
         let lines: Vec<String> =
             body.iter().map(|s| format!("{} = {}", flat(&s.target), flat(&s.value))).collect();
         assert_eq!(
@@ -162,8 +186,10 @@ mod tests {
                 "x_t = xs[step]",
                 "x_t_nchw = x_t.relu()",
                 "tensor_array_v2_read_2 = ys[k]",
-                "h = x_t_nchw + tensor_array_v2_read_2"
+                "x_t_2 = xs_2[step]",
+                "h = x_t_nchw + tensor_array_v2_read_2 + x_t_2"
             ]
         );
+        assert_eq!(params, ["h", "xs", "xs_2"]);
     }
 }

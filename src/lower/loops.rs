@@ -193,7 +193,7 @@ impl<'a> Lowerer<'a> {
 
 impl PendingLoop {
     /// The method, with `stmts` turning body items into statements.
-    pub(super) fn method(self, stmts: &dyn Fn(Vec<BodyItem>) -> Vec<Assign>) -> FunctionDef {
+    pub(super) fn method(mut self, stmts: &dyn Fn(Vec<BodyItem>) -> Vec<Assign>) -> FunctionDef {
         if self.counted.is_some() {
             return self.counted_method(stmts);
         }
@@ -204,6 +204,16 @@ impl PendingLoop {
         // What the next iteration does not read (a slice's unused end) is not computed.
         super::dead::remove_dead(&mut body, &nexts);
         super::loop_state::update_where_computed(&mut body, &state, &mut nexts);
+        // The item read at a counter named `step` is `x_t`, as in a counted loop; what the
+        // condition reads keeps its name.
+        if self.params.iter().any(|p| p == "step") {
+            let read =
+                |p: &String| cond.reads(p) > 0 || cond_stmts.iter().any(|s| s.value.reads(p) > 0);
+            let params = self.params.clone();
+            let kept: Vec<&str> = params.iter().filter(|p| read(p)).map(String::as_str).collect();
+            let params = &mut self.params;
+            super::loop_state::name_step_items(&mut body, &mut nexts, "step", params, &kept);
+        }
         // `while <cond>:` when the condition is one expression of the loop variables.
         let cond_var = cond_stmts.first().and_then(|s| s.target.as_name());
         let inline_cond = cond_stmts.len() == 1
@@ -251,7 +261,8 @@ impl PendingLoop {
         let state: Vec<Expr> = self.params[..self.vars].iter().map(Expr::name).collect();
         super::dead::remove_dead(&mut body, &self.nexts);
         super::loop_state::update_where_computed(&mut body, &state, &mut self.nexts);
-        super::loop_state::name_step_items(&mut body, &mut self.nexts, &counter, &self.params);
+        let (nexts, params) = (&mut self.nexts, &mut self.params);
+        super::loop_state::name_step_items(&mut body, nexts, &counter, params, &[]);
         let mut steps: Vec<Stmt> = body.into_iter().map(Stmt::Assign).collect();
         steps.extend(advance(&state, &self.nexts));
         let for_loop = Stmt::For { target: Expr::name(counter), iter: range, body: steps };

@@ -373,6 +373,19 @@ impl<'a> Lowerer<'a> {
         let role = fused.and_then(|f| f.value_name());
         let hint = role.map_or_else(|| self.local_hint(v.node), str::to_string);
         let op_named = role.is_none() && self.named_after_op(v.node, &hint);
+        // The lists a loop fills and reads, where TF named them after their ops
+        // (`TensorArrayV2_1`, `TensorArrayUnstack`, as Keras' recurrent layers leave them):
+        // `outputs` and `xs`.
+        let list = match self.graph.node(v.node).op.as_str() {
+            "TensorListReserve" => Some("outputs"),
+            "TensorListFromTensor" => Some("xs"),
+            _ => None,
+        };
+        if let Some(list) =
+            list.filter(|_| op_named || identifier(&hint).starts_with("tensor_array"))
+        {
+            return self.locals.fresh(list);
+        }
         // A model input only laid out anew is named after it (`padding_mask.unsqueeze(1)`
         // read by every layer: `padding_mask_2`, not `expand_dims`).
         let hint = match op_named.then(|| self.relaid_input(v)).flatten() {

@@ -285,6 +285,8 @@ def test_tf1_tensor_array_loops(tmp_path):
     assert code.count("for step in range(7):") == 2 and "step_2" not in code, code
     # The LSTM's stacked outputs are time major: their first size is the steps, not a batch.
     assert "num_steps = " in code and "batch_size" not in code, code
+    # TF 1's arrays are named as the TF 2 ones are: the item read at the step is `x_t`.
+    assert code.count("x_t = xs[step]") == 2 and "tensor_array" not in code, code
     report(f"tf1_dynamic_rnn_v1 (pb, TensorArrayV3): rel. error {max(errors):.2e}")
 
 
@@ -298,6 +300,10 @@ def test_tf1_sequence_lengths(tmp_path):
     code = (out / "model.py").read_text()
     assert len(re.findall(r"    def \w+_loop\(", code)) == 1
     assert "stack_written(" in code, code
+    # The lists the loop reads and fills are `xs` and `outputs`, the item at the step `x_t`,
+    # not TF's `tensor_array_unstack`, `tensor_array_v2` and `tensor_array_v2_read`.
+    assert "x_t = xs[step]" in code and "outputs = [*outputs[:step], " in code, code
+    assert "tensor_array" not in code, code
     report(f"tf1_dynamic_rnn_lengths (pb): rel. error {max(errors):.2e}, explicit loop")
 
 
