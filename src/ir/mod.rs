@@ -152,6 +152,11 @@ impl Node {
         self.variable || self.trained_from.is_some()
     }
 
+    /// The name of the variable this constant is, or was folded from (see `trained_from`).
+    pub fn trained_name(&self) -> Option<String> {
+        if self.variable { Some(self.name.clone()) } else { self.trained_from.clone() }
+    }
+
     /// The name a pass gave output `port` (see [`ROLES`]).
     pub fn role(&self, port: usize) -> Option<&'static str> {
         self.roles.get(port).copied().flatten()

@@ -46,7 +46,7 @@ fn walk(g: &mut Graph) -> Result<bool> {
                 inputs.iter().map(|&v| g.const_value(v).cloned()).collect();
             let consts: Vec<Option<&Tensor>> = consts.iter().map(Option::as_ref).collect();
             let trained: Vec<Option<String>> =
-                inputs.iter().map(|&v| trained_name(g.node(v.node))).collect();
+                inputs.iter().map(|&v| g.node(v.node).trained_name()).collect();
             // Lists reserved without an element rank (pfor's) take the rank the body sets.
             let lists: Vec<bool> =
                 inputs.iter().map(|&v| g.node(v.node).op == "TensorListReserve").collect();
@@ -88,7 +88,7 @@ fn walk(g: &mut Graph) -> Result<bool> {
         // A trained value only laid out anew or cut into parts (`ops.expand_dims(self.latents,
         // 0)`, a split bias) is still that trained value.
         let trained = match kept_input(&g.node(n).op).and_then(|i| inputs.get(i)) {
-            Some(&v) if v.port == 0 => trained_name(g.node(v.node)),
+            Some(&v) if v.port == 0 => g.node(v.node).trained_name(),
             _ => None,
         };
         match folded {
@@ -117,11 +117,6 @@ fn walk(g: &mut Graph) -> Result<bool> {
         }
     }
     Ok(inlined)
-}
-
-/// The name of the variable `node` is, or was folded from (see [`Node::trained_from`]).
-pub(super) fn trained_name(node: &Node) -> Option<String> {
-    if node.variable { Some(node.name.clone()) } else { node.trained_from.clone() }
 }
 
 /// The input whose elements an op only lays out anew or cuts into parts, each element kept

@@ -146,7 +146,7 @@ pub fn fuse_head_bias(g: &mut Graph) -> Result<()> {
             let name = format!("{}/bias", g.node(proj.node).name);
             let ordinal = g.node(proj.node).ordinal;
             let mut c = crate::ir::Node::constant(name, flat, ordinal);
-            c.trained_from = super::fold::trained_name(g.node(b.node));
+            c.trained_from = g.node(b.node).trained_name();
             let c = g.add_node(c);
             g.connect(ValueRef { node: c, port: 0 }, proj.node, 2);
             g.replace_uses(ValueRef { node: n, port: 0 }, ValueRef { node: r.node, port: 0 });

@@ -329,8 +329,9 @@ fn enter_input(g: &Graph, enter: NodeIndex) -> Result<ValueRef> {
 
 /// Shape inference (and folding) inside a `_Loop`, given what is known of its inputs; returns
 /// the loop's output infos. Constant invariants (weights, still trained ones where `trained`
-/// names their variable) are moved into the body, so the body's own passes see them. Variables start with their initial value's shape; any dimension the body
-/// changes is relaxed to unknown and the body re-inferred, until the shapes agree.
+/// names their variable) are moved into the body, so the body's own passes see them.
+/// Variables start with their initial value's shape; any dimension the body changes is
+/// relaxed to unknown and the body re-inferred, until the shapes agree.
 pub fn infer_loop(
     node: &mut Node,
     infos: &[ValueInfo],
