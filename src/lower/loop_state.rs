@@ -69,7 +69,7 @@ pub(super) fn name_step_items(
     nexts: &mut [Expr],
     counter: &str,
     params: &mut [String],
-    kept: &[&str],
+    kept: &[String],
 ) {
     let mut used: std::collections::BTreeSet<String> = params.iter().cloned().collect();
     used.insert(counter.to_string());
@@ -112,9 +112,7 @@ pub(super) fn name_step_items(
             Expr::Subscript(list, _) => list.as_name().map(String::from),
             _ => None,
         };
-        let Some(list) =
-            list.filter(|l| l.starts_with("invariant_") && !kept.contains(&l.as_str()))
-        else {
+        let Some(list) = list.filter(|l| l.starts_with("invariant_") && !kept.contains(l)) else {
             continue;
         };
         let Some(k) = params.iter().position(|p| *p == list) else { continue };

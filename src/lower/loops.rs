@@ -208,9 +208,8 @@ impl PendingLoop {
         // condition reads keeps its name.
         if self.params.iter().any(|p| p == "step") {
             let read =
-                |p: &String| cond.reads(p) > 0 || cond_stmts.iter().any(|s| s.value.reads(p) > 0);
-            let params = self.params.clone();
-            let kept: Vec<&str> = params.iter().filter(|p| read(p)).map(String::as_str).collect();
+                |p: &&String| cond.reads(p) > 0 || cond_stmts.iter().any(|s| s.value.reads(p) > 0);
+            let kept: Vec<String> = self.params.iter().filter(read).cloned().collect();
             let params = &mut self.params;
             super::loop_state::name_step_items(&mut body, &mut nexts, "step", params, &kept);
         }
