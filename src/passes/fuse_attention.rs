@@ -82,7 +82,7 @@ fn name_operands(g: &mut Graph, n: NodeIndex) {
 }
 
 /// A value seen through transposes (and scalar factors): axis `a` of the value is axis
-/// `axes[a]` of `source`, and the value is `source` times `scale`.
+/// `axes[a]` of `source`, and the value is `source` times `scale` (and times `learned`).
 ///
 /// Axes are counted in four dimensions whatever the attention's rank: a rank-3 tensor
 /// (single-head attention, `[B, T, E]`) is seen as `[1, B, T, E]`, its axis `i` being axis
@@ -92,6 +92,9 @@ struct View {
     source: ValueRef,
     axes: [usize; 4],
     scale: f64,
+    /// A trained scalar factor (Keras' `Attention(use_scale=True)`): a parameter, which
+    /// SDPA's `scale`, a number, cannot hold.
+    learned: Option<ValueRef>,
 }
 
 /// The rank of every tensor of one attention: 4 (`[B, N, T, E]`) or 3 (`[B, T, E]`).
@@ -147,7 +150,7 @@ fn is_float(g: &Graph, v: ValueRef) -> bool {
 /// read that many times (the scores: their size `Shape` readers may take besides, see
 /// [`shape_readers`]).
 fn peel(g: &Graph, v: ValueRef, rank: Rank, scaled: bool, uses: Option<usize>) -> Option<View> {
-    let mut view = View { source: v, axes: [0, 1, 2, 3], scale: 1.0 };
+    let mut view = View { source: v, axes: [0, 1, 2, 3], scale: 1.0, learned: None };
     loop {
         let cur = view.source;
         let others = if cur == v {
@@ -173,6 +176,13 @@ fn peel(g: &Graph, v: ValueRef, rank: Rank, scaled: bool, uses: Option<usize>) -
             view = View { source: x, scale: factor.apply(view.scale), ..view };
             continue;
         }
+        if scaled
+            && view.learned.is_none()
+            && let Some((c, x)) = operands(g, cur, &["Mul"], |u| trained_scalar(g, u))
+        {
+            view = View { source: x, learned: Some(c), ..view };
+            continue;
+        }
         break;
     }
     Some(view)
@@ -195,15 +205,21 @@ impl Factor {
     }
 }
 
-/// `(x, factor)` where `v` is `x * c`, `c * x` or `x / c` for a scalar constant `c` (not 0).
+/// `(x, factor)` where `v` is `x * c`, `c * x` or `x / c` for a scalar constant `c` (not 0)
+/// that is no trained value: a number to fold into others.
 pub(super) fn scalar_factor(g: &Graph, v: ValueRef) -> Option<(ValueRef, Factor)> {
-    let is_const = |u: ValueRef| const_scalar(g, u).is_some();
-    if let Some((c, x)) = operands(g, v, &["Mul"], is_const) {
+    let number = |u: ValueRef| !g.node(u.node).is_trained() && const_scalar(g, u).is_some();
+    if let Some((c, x)) = operands(g, v, &["Mul"], number) {
         return Some((x, Factor::Times(const_scalar(g, c)?)));
     }
     let (x, c) = binary(g, v, &["RealDiv"])?;
-    let c = const_scalar(g, c).filter(|c| *c != 0.0)?;
-    Some((x, Factor::Over(c)))
+    let c = Some(c).filter(|&c| number(c)).and_then(|c| const_scalar(g, c));
+    Some((x, Factor::Over(c.filter(|c| *c != 0.0)?)))
+}
+
+/// Whether `v` is a trained scalar (a variable of shape `[]` or `[1]`).
+fn trained_scalar(g: &Graph, v: ValueRef) -> bool {
+    g.node(v.node).is_trained() && const_scalar(g, v).is_some()
 }
 
 /// The `Shape` ops reading `v`. The scores' size is what Bloom builds its ALiBi positions
@@ -265,6 +281,8 @@ struct Match {
     /// probabilities afterwards: the mask becomes a float one of 0 and this value.
     fill: Option<f64>,
     scale: f64,
+    /// Trained factors of the scores (see [`View::learned`]): q is multiplied by them.
+    learned: Vec<ValueRef>,
     gqa: bool,
     /// The value matmul, whose output the fused node takes over.
     out: NodeIndex,
@@ -649,6 +667,7 @@ fn match_attention(g: &Graph, softmax: NodeIndex) -> Option<Match> {
         return None;
     }
     let scale = s.scale * qv.scale * kv.scale * factor;
+    let learned = [s.learned, qv.learned, kv.learned].into_iter().flatten().collect();
     let scores_shapes = shape_readers(g, scores);
     let scores_sizes = size_readers(g, scores);
     // What reads the scores' sizes reads them from q and k, in SDPA's layout: the scores
@@ -673,6 +692,7 @@ fn match_attention(g: &Graph, softmax: NodeIndex) -> Option<Match> {
         bias_factor: factor * sign,
         fill,
         scale,
+        learned,
         gqa,
         out,
         out_axes,
@@ -778,6 +798,17 @@ fn arranged(
     g.connect(src, t, 0);
     g.connect(pv, t, 1);
     ValueRef { node: t, port: 0 }
+}
+
+/// `q * c` for a trained scalar `c`: the scores' learned scale, on q (`(c·q)·kᵀ = c·(q·kᵀ)`).
+fn learned_scale(g: &mut Graph, base: &str, q: ValueRef, c: ValueRef, ordinal: usize) -> ValueRef {
+    let mut node = Node::new(format!("{base}/scaled_q"), "Mul", ordinal);
+    node.set_role(0, Some("q"));
+    node.outputs = vec![g.info(q)];
+    let mul = g.add_node(node);
+    g.connect(q, mul, 0);
+    g.connect(c, mul, 1);
+    ValueRef { node: mul, port: 0 }
 }
 
 /// A boolean mask and what it lets through (a bias, or 0) as one float mask.
@@ -1075,7 +1106,10 @@ fn looked_up(g: &Graph, mut v: ValueRef) -> bool {
 /// Installs the fused node: what it returns.
 fn install(g: &mut Graph, m: Match) -> NodeIndex {
     let (base, ordinal) = (g.node(m.out).name.clone(), g.node(m.out).ordinal);
-    let q = arranged(g, m.rank, m.q, &base, "q", ordinal);
+    let mut q = arranged(g, m.rank, m.q, &base, "q", ordinal);
+    for &c in &m.learned {
+        q = learned_scale(g, &base, q, c, ordinal);
+    }
     let k = arranged(g, m.rank, m.k, &base, "k", ordinal);
     let v = arranged(g, m.rank, m.v, &base, "v", ordinal);
     // A bias under a boolean mask: `where(mask, bias, -inf)`, added like any float mask
@@ -1234,6 +1268,31 @@ mod tests {
         v_2 = v.permute(0, 2, 1, 3)
         x = F.scaled_dot_product_attention(q_2, k_2, v_2, attn_mask=mask, scale=0.25)
         x = x.permute(0, 2, 1, 3)
+        return x
+        ");
+    }
+
+    /// Keras' `Attention(use_scale=True)`: the scores times a trained scalar. It stays a
+    /// parameter, on q (SDPA's `scale` is a number); a constant factor still folds into
+    /// `scale`.
+    #[test]
+    fn a_trained_scale_multiplies_q() {
+        let mut g = TestGraph::new();
+        let q = g.input("q", &[-1, 5, 8]);
+        let k = g.input("k", &[-1, 5, 8]);
+        let v = g.input("v", &[-1, 5, 8]);
+        let learned = g.variable("att/scale", Tensor::from_f32(vec![], &[0.7]));
+        let c = scalar(&mut g, "att/half", 0.5);
+        let mm = scores(&mut g, q, k);
+        let s = g.op("att/Mul", "Mul", &[learned, mm], &[]);
+        let s = g.op("att/Mul_1", "Mul", &[s, c], &[]);
+        let o = attend(&mut g, s, v);
+        assert_snapshot!(g.lower(&[o]), @"
+        self.scale: [] float32
+        # scale: []
+        ---
+        q_2 = q * self.scale
+        x = F.scaled_dot_product_attention(q_2, k, v, scale=0.5)
         return x
         ");
     }

@@ -351,13 +351,12 @@ def test_trained_values_are_parameters(tmp_path):
 COUNTED = ["any_size_mobilenet", "cond_keras_layer", "dyn_dilated", "dyn_tcn", "keras_channels_first"]
 COUNTED += ["keras_conv_mixer", "keras_diffusion_unet", "keras_flat_transformer", "keras_mel_spectrogram"]
 COUNTED += ["keras_mixed_precision", "keras_mobilenet_v3_small", "keras_nasnet_mobile", "keras_nested_backbone"]
-COUNTED += ["keras_switch_moe", "seq2seq_attention", "video_frames"]
+COUNTED += ["keras_switch_moe", "seq2seq_attention", "single_head_attention", "video_frames"]
 COUNTED += [n for n in DECODERS if n.startswith("keras_hub_")] + ["keras_hub_llama_bf16"]
 # Trained values written as numbers, or untrained ones held as parameters: known, not done.
 NOT_YET_COUNTED = {
     "keras_hub_gemma4": "a layer's scalar Keras does not train is an nn.Parameter",
     "keras_hub_siglip": "exp(logit_scale) is folded into a number",
-    "single_head_attention": "Keras Attention's trained scale is the number `scale=0.7`",
 }
 COUNTED += [n for n in NOT_YET_COUNTED if n not in COUNTED]
 
@@ -710,6 +709,8 @@ def test_single_head_attention_is_one_sdpa_call(tmp_path):
     assert "F.softmax" not in code and " @ " not in code, code
     assert code.count("F.scaled_dot_product_attention(q") == 3, code
     assert "torch.where(mask, -1000000000.0, 0.0)" in code, code
+    # Keras' learned scale stays the parameter it is, on q; SDPA's `scale` is a number.
+    assert "q = x * self.attention\n" in code and "scale=0.7" not in code, code
     # Hugging Face's 1e-9 added to every score changes no probability: no such mask.
     assert "1e-09" not in code and "attn_mask=mask_3" in code, code
 
