@@ -356,7 +356,6 @@ COUNTED += [n for n in DECODERS if n.startswith("keras_hub_")] + ["keras_hub_lla
 # Trained values written as numbers, or untrained ones held as parameters: known, not done.
 NOT_YET_COUNTED = {
     "keras_hub_gemma4": "a layer's scalar Keras does not train is an nn.Parameter",
-    "keras_hub_siglip": "exp(logit_scale) is folded into a number",
 }
 COUNTED += [n for n in NOT_YET_COUNTED if n not in COUNTED]
 
@@ -1043,6 +1042,19 @@ def test_keras_io_layers_read_as_their_keras_source(tmp_path):
     assert re.search(r"self\.(attention_)?query = nn\.Linear\(16, 16\)\n", code), code
     code = (moe / "model.py").read_text()
     assert "torch.signbit(" in code and ".view(torch.int32)" not in code, code
+
+
+def test_a_scale_trained_in_log_space_is_exponentiated_in_forward(tmp_path):
+    """SigLIP trains its logit scale as a logarithm and multiplies the logits by its `exp`:
+    the parameter is the logarithm and `forward` exponentiates it, so training moves it, not
+    a number folded from it (parity: the decoder test)."""
+    out = tmp_path / "out"
+    run_cli("convert", source("keras_hub_siglip"), "-o", out)
+    code = (out / "model.py").read_text()
+    scale = re.search(r"= torch\.exp\(self\.(\w+)\)", code)
+    assert scale, code
+    model = import_model(out).load_model()
+    assert dict(model.named_parameters())[scale.group(1)].numel() == 1, code
 
 
 def test_a_trained_weight_laid_out_anew_stays_trainable(tmp_path):

@@ -213,6 +213,12 @@ pub(super) fn fold_binary(inp: &OpInputs, op: Bin) -> Option<Folded> {
 
 pub(super) fn fold_unary(inp: &OpInputs, op: Un) -> Option<Folded> {
     let a = inp.consts.first().copied().flatten()?;
+    // A value trained in log space (CLIP's `exp(logit_scale)`, a policy's `exp(log_std)`):
+    // the parameter is what trains, so its `exp` is computed from it. Other functions of a
+    // variable fold: such a variable is as often a non-trainable setting (D-FINE's `up`).
+    if matches!(op, Un::Exp) && inp.reads_variable() {
+        return None;
+    }
     let f32_math = a.dtype == crate::tensor::DType::F32;
     let v = match a.values()? {
         Values::F(x) => Values::F(

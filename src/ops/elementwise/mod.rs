@@ -773,6 +773,29 @@ mod tests {
         ");
     }
 
+    /// A variable's `exp` is computed from it (a logit scale trained as a logarithm): the
+    /// parameter is what trains. Its `abs` folds: such a variable is as often a setting.
+    #[test]
+    fn the_exp_of_a_variable_is_computed() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 3]);
+        let log_scale = g.variable("head/logit_scale", Tensor::from_f32(vec![], &[0.5]));
+        let up = g.variable("head/up", Tensor::from_f32(vec![], &[-2.0]));
+        let scale = g.op("head/Exp", "Exp", &[log_scale], &[]);
+        let size = g.op("head/Abs", "Abs", &[up], &[]);
+        let y = g.op("head/mul", "Mul", &[x, scale], &[]);
+        let z = g.op("head/mul_1", "Mul", &[y, size], &[]);
+        assert_snapshot!(g.lower(&[z]), @"
+        self.logit_scale: [] float32
+        # logit_scale: []
+        ---
+        y = torch.exp(self.logit_scale)
+        x = x * y
+        x = x * 2.0
+        return x
+        ");
+    }
+
     #[test]
     fn unary_ops() {
         let all: Vec<String> =
