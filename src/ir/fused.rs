@@ -46,9 +46,31 @@ pub const LOG_SUM_EXP: &str = "_LogSumExp";
 pub const L2_NORMALIZE: &str = "_L2Normalize";
 pub const MISH: &str = "_Mish";
 pub const LOG_SIGMOID: &str = "_LogSigmoid";
+pub const PRELU: &str = "_PReLU";
 pub const FRAMES: &str = "_Frames";
 pub const SIGN_BIT: &str = "_SignBit";
 pub const TABLE_LOOKUP: &str = "_TableLookup";
+
+/// Where the channels a per-channel weight runs along are in TF's layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChannelAxis {
+    /// One value for every channel.
+    All,
+    /// The last axis (a channels-last map, a dense layer's features).
+    Last,
+    /// Axis 1 of a map of rank 3 or more (channels first).
+    First,
+}
+
+impl ChannelAxis {
+    fn word(self) -> &'static str {
+        match self {
+            ChannelAxis::All => "all",
+            ChannelAxis::Last => "last",
+            ChannelAxis::First => "first",
+        }
+    }
+}
 
 /// A synthetic op and its parameters.
 #[derive(Clone, Debug)]
@@ -74,6 +96,9 @@ pub enum Fused {
     Mish,
     /// `−softplus(−x)`, the log of the sigmoid (Keras' log_sigmoid). Input: `x`.
     LogSigmoid,
+    /// `relu(x) − alpha · relu(−x)` with a trained `alpha` (`[C]`, or `[1]` for all), one per
+    /// channel on `axis` (see `passes::fuse_prelu`): `nn.PReLU(C)`. Input: `x`.
+    PReLU { alpha: Tensor, axis: ChannelAxis },
     /// Overlapping frames of the last axis, `length` samples every `step` (`tf.signal.frame`;
     /// see `passes::fuse_frames`): `[.., len]` → `[.., frames, length]`. Input: `x`.
     Frames { length: i64, step: i64 },
@@ -296,6 +321,7 @@ impl Fused {
         match self {
             Fused::LayerNorm { affine, .. } | Fused::GroupNorm { affine, .. } => affine.is_some(),
             Fused::RmsNorm { weight, .. } => weight.is_some(),
+            Fused::PReLU { .. } => true,
             _ => false,
         }
     }
@@ -316,6 +342,7 @@ impl Fused {
             Fused::SiLU => SILU,
             Fused::Mish => MISH,
             Fused::LogSigmoid => LOG_SIGMOID,
+            Fused::PReLU { .. } => PRELU,
             Fused::SignBit => SIGN_BIT,
             Fused::Frames { .. } => FRAMES,
             Fused::HardSigmoid => HARD_SIGMOID,
@@ -389,6 +416,7 @@ impl Fused {
                     _ => {}
                 }
             }
+            Fused::PReLU { axis, .. } => put("channels", Value::S(axis.word().into())),
             Fused::SiLU
             | Fused::Mish
             | Fused::LogSigmoid

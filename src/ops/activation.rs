@@ -1,11 +1,12 @@
 //! Activations: layout-agnostic, so they keep whatever layout their input has.
 
-use crate::ir::fused::{self, Fused};
+use crate::ir::fused::{self, ChannelAxis, Fused};
 use crate::ops::contract::{Ctx, Lowered};
 use crate::ops::contract::{Layout, OpResult};
 use crate::ops::util::{norm_axis, phys_axis, same_as_input};
 use crate::ops::{OpDef, always, op};
 use crate::py::Expr;
+use crate::weights::Weight;
 
 pub const OPS: &[OpDef] = &[
     op("Relu", |c| unary(c, "F.relu")).infer(same_as_input).per_row(always),
@@ -21,6 +22,8 @@ pub const OPS: &[OpDef] = &[
     // Produced by passes::fuse_activations from `x · tanh(softplus(x))` and `−softplus(−x)`.
     op(fused::MISH, |c| unary(c, "F.mish")).infer(same_as_input).per_row(always),
     op(fused::LOG_SIGMOID, |c| unary(c, "F.logsigmoid")).infer(same_as_input).per_row(always),
+    // Produced by passes::fuse_prelu from Keras' `relu(x) - alpha * relu(-x)`.
+    op(fused::PRELU, prelu).infer(same_as_input).per_row(always),
     // Produced by passes::fuse_activations from `relu6(x + 3) / 6` (and `x ·` it).
     op(fused::HARD_SIGMOID, |c| unary(c, "F.hardsigmoid")).infer(same_as_input).per_row(always),
     op(fused::HARD_SWISH, |c| unary(c, "F.hardswish")).infer(same_as_input).per_row(always),
@@ -42,6 +45,28 @@ fn gelu(ctx: &mut Ctx) -> OpResult<Lowered> {
     let x = ctx.input(0)?;
     let kwargs = if *approximate { vec![("approximate", Expr::str_lit("tanh"))] } else { vec![] };
     Ok(Lowered::Expr { expr: Expr::call_kw("F.gelu", vec![x.expr], kwargs), layout: x.layout })
+}
+
+/// `nn.PReLU(C)` (`nn.PReLU()` for one alpha), which weighs axis 1: a channels-last map is
+/// taken channels first, a `[N, C]` one as it is.
+fn prelu(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let Fused::PReLU { alpha, axis } = ctx.fused()? else { return Err("not a PReLU".into()) };
+    let (alpha, axis) = (alpha.clone(), *axis);
+    let channels = alpha.numel();
+    let args = if channels == 1 { vec![] } else { vec![Expr::int(channels as i64)] };
+    let ctor = Expr::call("nn.PReLU", args);
+    let params = vec![("weight", Weight::plain(alpha))];
+    let (x, layout) = match axis {
+        ChannelAxis::All => {
+            let x = ctx.input(0)?;
+            (x.expr, x.layout)
+        }
+        ChannelAxis::Last if ctx.rank(0) != Some(2) => {
+            (ctx.input_channels_first(0)?, Layout::ChannelsFirst)
+        }
+        ChannelAxis::First | ChannelAxis::Last => (ctx.input_tf(0)?, Layout::Tf),
+    };
+    Ok(Lowered::Layer { post: vec![], ctor, params, args: vec![x], layout })
 }
 
 fn leaky_relu(ctx: &mut Ctx) -> OpResult<Lowered> {

@@ -22,6 +22,7 @@ mod fuse_groupnorm;
 mod fuse_l2norm;
 mod fuse_layernorm;
 mod fuse_logsumexp;
+mod fuse_prelu;
 mod fuse_repeat;
 mod fuse_rmsnorm;
 mod fuse_rotary;
@@ -70,7 +71,7 @@ pub fn run_all(g: &mut Graph) -> Result<()> {
 type Pass = fn(&mut Graph) -> Result<()>;
 
 /// After recurrent layers are fused (see [`run_observed`]).
-const LATE: [(&str, Pass); 38] = [
+const LATE: [(&str, Pass); 39] = [
     ("simplify", simplify),
     ("prune", prune),
     ("fuse_bidirectional", fuse_bidirectional::fuse_bidirectional),
@@ -78,6 +79,7 @@ const LATE: [(&str, Pass); 38] = [
     ("fuse_layernorm", fuse_layernorm),
     ("fuse_rmsnorm", fuse_rmsnorm::fuse_rmsnorm),
     ("fuse_activations", fuse_activations),
+    ("fuse_prelu", fuse_prelu::fuse_prelu),
     ("fuse_1d", fuse_1d),
     ("fuse_dilated", fuse_dilated::fuse_dilated),
     // Keras' dilated `SeparableConv1D` dilates inside the unit axis: its depthwise conv is one

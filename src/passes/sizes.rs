@@ -61,6 +61,7 @@ const SAME_SHAPE: &[&str] = &[
     fused::SILU,
     fused::MISH,
     fused::LOG_SIGMOID,
+    fused::PRELU,
     fused::SIGN_BIT,
     fused::HARD_SIGMOID,
     fused::HARD_SWISH,

@@ -25,7 +25,7 @@ DYNAMIC += ["keras_mobilenet_v3_small", "keras_nasnet_mobile", "audio_features"]
 DYNAMIC += ["seq2seq_attention", "keras_channels_first", "dyn_pools", "dyn_tcn", "single_head_attention"]
 DYNAMIC += ["video_frames", "keras_flat_transformer", "keras_conv_mixer", "dyn_dilated", "tf_gpt2_block"]
 DYNAMIC += ["keras_diffusion_unet", "keras_switch_moe", "keras_nested_backbone", "keras_nested_backbone_saved"]
-DYNAMIC += ["keras_mel_spectrogram"]
+DYNAMIC += ["keras_mel_spectrogram", "keras_prelu"]
 
 
 def source(name):
@@ -351,7 +351,7 @@ def test_trained_values_are_parameters(tmp_path):
 COUNTED = ["any_size_mobilenet", "cond_keras_layer", "dyn_dilated", "dyn_tcn", "keras_channels_first"]
 COUNTED += ["keras_conv_mixer", "keras_diffusion_unet", "keras_flat_transformer", "keras_mel_spectrogram"]
 COUNTED += ["keras_mixed_precision", "keras_mobilenet_v3_small", "keras_nasnet_mobile", "keras_nested_backbone"]
-COUNTED += ["keras_switch_moe", "seq2seq_attention", "single_head_attention", "video_frames"]
+COUNTED += ["keras_prelu", "keras_switch_moe", "seq2seq_attention", "single_head_attention", "video_frames"]
 COUNTED += [n for n in DECODERS if n.startswith("keras_hub_")] + ["keras_hub_llama_bf16"]
 # Trained values written as numbers, or untrained ones held as parameters: known, not done.
 NOT_YET_COUNTED = {
@@ -1042,6 +1042,28 @@ def test_keras_io_layers_read_as_their_keras_source(tmp_path):
     assert re.search(r"self\.(attention_)?query = nn\.Linear\(16, 16\)\n", code), code
     code = (moe / "model.py").read_text()
     assert "torch.signbit(" in code and ".view(torch.int32)" not in code, code
+
+
+def test_keras_prelu_is_nn_prelu_and_trains(tmp_path):
+    """Keras' PReLU with one alpha per channel (of a feature map, of a dense layer's
+    features) or one for all is `nn.PReLU`, called as one layer; one alpha per element of a
+    map, which no `nn.PReLU` holds, stays the formula with its alpha a parameter. Training
+    reaches every alpha (parity, every alpha random: the dynamic test above)."""
+    import numpy as np
+    import torch
+
+    out = tmp_path / "out"
+    run_cli("convert", source("keras_prelu"), "-o", out)
+    code = (out / "model.py").read_text()
+    for ctor in ("nn.PReLU(8)", "nn.PReLU()", "nn.PReLU(6)"):
+        assert ctor in code, code
+    assert "x = self.p_re_lu(x)" in code and "p_re_lu_const" not in code, code
+    model = import_model(out).load_model()
+    ref = np.load(GENERATED_DIR / "keras_prelu.npz")
+    outputs = model(torch.from_numpy(ref["input_0"]), torch.from_numpy(ref["input_1"]))
+    sum(o.square().mean() for o in outputs).backward()
+    alphas = {n: p for n, p in model.named_parameters() if n.startswith("p_re_lu")}
+    assert len(alphas) == 4 and all(p.grad is not None for p in alphas.values()), sorted(alphas)
 
 
 def test_a_scale_trained_in_log_space_is_exponentiated_in_forward(tmp_path):

@@ -213,10 +213,11 @@ pub(super) fn fold_binary(inp: &OpInputs, op: Bin) -> Option<Folded> {
 
 pub(super) fn fold_unary(inp: &OpInputs, op: Un) -> Option<Folded> {
     let a = inp.consts.first().copied().flatten()?;
-    // A value trained in log space (CLIP's `exp(logit_scale)`, a policy's `exp(log_std)`):
-    // the parameter is what trains, so its `exp` is computed from it. Other functions of a
-    // variable fold: such a variable is as often a non-trainable setting (D-FINE's `up`).
-    if matches!(op, Un::Exp) && inp.reads_variable() {
+    // A value trained in log space (CLIP's `exp(logit_scale)`, a policy's `exp(log_std)`)
+    // or negated (Keras' PReLU, `-alpha * relu(-x)`): the parameter is what trains, so what
+    // reads it computes from it. Other functions of a variable fold: such a variable is as
+    // often a non-trainable setting (D-FINE's `up`).
+    if matches!(op, Un::Exp | Un::Neg) && inp.reads_variable() {
         return None;
     }
     let f32_math = a.dtype == crate::tensor::DType::F32;
