@@ -169,8 +169,9 @@ fn connect_inputs(
 
 /// Marks the float constants that were variables: TF reads a variable through
 /// `ReadVariableOp` (an `Identity` of that name once frozen, or once a SavedModel's
-/// variables are loaded as constants) or, in TF1, through `<variable>/read`. A weight the
-/// model trained is no table it computes, whatever its size.
+/// variables are loaded as constants) or, in TF1, through `<variable>/read`; a branch of a
+/// conditional reads it so too, after the `Switch` (and the function input's `Identity`) that
+/// bring it in. A weight the model trained is no table it computes, whatever its size.
 fn mark_variables(graph: &mut Graph) {
     let variables: Vec<NodeIndex> = graph
         .g
@@ -179,10 +180,7 @@ fn mark_variables(graph: &mut Graph) {
             let node = &graph.g[n];
             node.op == "Const"
                 && node.value.as_ref().is_some_and(|t| t.dtype.is_float())
-                && graph
-                    .g
-                    .neighbors_directed(n, petgraph::Direction::Outgoing)
-                    .any(|r| reads_variable(&graph.g[r], &node.name))
+                && read_as_variable(graph, n, &node.name, 4)
         })
         .collect();
     for n in variables {
@@ -190,6 +188,18 @@ fn mark_variables(graph: &mut Graph) {
         node.variable = true;
         node.generated = false;
     }
+}
+
+/// Whether a reader of `n` (or, `depth` steps deep, of a `Switch` or `Identity` passing it on)
+/// reads it as the variable `name`.
+fn read_as_variable(graph: &Graph, n: NodeIndex, name: &str, depth: usize) -> bool {
+    graph.g.neighbors_directed(n, petgraph::Direction::Outgoing).any(|r| {
+        let reader = &graph.g[r];
+        reads_variable(reader, name)
+            || (depth > 0
+                && matches!(reader.op.as_str(), "Switch" | "Identity")
+                && read_as_variable(graph, r, name, depth - 1))
+    })
 }
 
 /// Whether `reader` is how TF reads the variable `name` (see [`mark_variables`]).
@@ -298,15 +308,19 @@ mod tests {
         n
     }
 
-    /// Variables as TF2 freezes them (read through an `Identity` named `ReadVariableOp`) and
-    /// as TF1 does (`<name>/read`) are marked; a constant read otherwise is not.
+    /// Variables as TF2 freezes them (read through an `Identity` named `ReadVariableOp`, in a
+    /// conditional's branch too) and as TF1 does (`<name>/read`) are marked; a constant read
+    /// otherwise is not.
     #[test]
     fn variables_are_told_from_constants_by_how_they_are_read() {
         let mut x = node("x", "Placeholder", &[]);
         x.attr.insert("dtype".into(), AttrValue { value: Some(Value::Type(1)) });
+        let mut p = node("p", "Placeholder", &[]);
+        p.attr.insert("dtype".into(), AttrValue { value: Some(Value::Type(10)) });
         let gd = GraphDef {
             node: vec![
                 x,
+                p,
                 scalar("lab/Mul/ReadVariableOp/resource", 2.0),
                 node("lab/Mul/ReadVariableOp", "Identity", &["lab/Mul/ReadVariableOp/resource"]),
                 node("lab/Mul", "Mul", &["lab/Mul/ReadVariableOp", "x"]),
@@ -316,6 +330,17 @@ mod tests {
                 scalar("half", 0.5),
                 node("half_copy", "Identity", &["half"]),
                 node("y", "Mul", &["half_copy", "conv1/Mul"]),
+                // Read in a branch of a conditional: through its `Switch` and the branch
+                // function's input.
+                scalar("emb/table", 4.0),
+                node("emb/Switch", "Switch", &["emb/table", "p"]),
+                node("Func/cond/then/_0/input/_1", "Identity", &["emb/Switch:1"]),
+                node(
+                    "cond/then/_0/emb/ReadVariableOp",
+                    "Identity",
+                    &["Func/cond/then/_0/input/_1"],
+                ),
+                node("cond/then/_0/emb/Mul", "Mul", &["cond/then/_0/emb/ReadVariableOp", "x"]),
             ],
             ..Default::default()
         };
@@ -327,6 +352,7 @@ mod tests {
         assert_eq!(flag("lab/Mul/ReadVariableOp/resource"), (true, false));
         assert_eq!(flag("conv1/weights"), (true, false));
         assert_eq!(flag("half"), (false, true));
+        assert_eq!(flag("emb/table"), (true, false));
     }
 
     /// A frozen table's handle is no input (no tensor stands for it); an unfrozen variable's

@@ -23,6 +23,7 @@ use crate::error::{Error, Result};
 use crate::ir::fused::{COND, Cond, Fused};
 use crate::ir::{Graph, Node, ValueInfo, ValueRef};
 use crate::natural::natural_cmp;
+use crate::tensor::Tensor;
 
 fn is_switch(op: &str) -> bool {
     matches!(op, "Switch" | "_SwitchN")
@@ -406,6 +407,59 @@ fn branch(g: &Graph, c: &Conditional, side: usize, args: &[ValueRef], name: &str
     Ok(b)
 }
 
+/// Values the branches read that folding made constants a person writes where they are used
+/// (a number; a table computed from single values, `torch.arange(8)`, that nothing else reads
+/// and one branch only) move into the branches: the branch method reads them itself instead
+/// of taking them as parameters. A trained or stored constant read elsewhere too stays a
+/// parameter, stored once. A moved constant keeps its name, which names its buffer.
+pub fn sink_constants(g: &mut Graph, n: NodeIndex) {
+    let inputs = g.inputs(n);
+    let Some(c) = g.node(n).cond() else { return };
+    let reading = |slot: usize| {
+        let read = |b: &Graph| b.inputs.get(slot - 1).is_some_and(|&p| b.use_count(p) > 0);
+        c.branches.iter().filter(|&b| read(b)).count()
+    };
+    let sunk: Vec<(usize, Tensor, Node)> = inputs
+        .iter()
+        .enumerate()
+        .skip(1)
+        .filter_map(|(slot, &v)| {
+            let node = g.node(v.node);
+            let t = g.const_value(v)?;
+            let only_here = g.consumers(v).iter().all(|&(m, _)| m == n) && !g.outputs.contains(&v);
+            let written = t.numel() == 1 || (node.generated && only_here && reading(slot) <= 1);
+            (written && !node.is_trained()).then(|| (slot, t.clone(), node.clone()))
+        })
+        .collect();
+    if sunk.is_empty() {
+        return;
+    }
+    let Some(c) = g.node_mut(n).cond_mut() else { return };
+    for b in &mut c.branches {
+        for (slot, t, outer) in &sunk {
+            if let Some(&input) = b.inputs.get(slot - 1) {
+                b.make_const(input.node, t.clone(), outer.generated);
+                b.node_mut(input.node).name.clone_from(&outer.name);
+            }
+        }
+        let mut k = 0;
+        b.inputs.retain(|_| {
+            k += 1;
+            !sunk.iter().any(|(slot, ..)| *slot == k)
+        });
+    }
+    let kept: Vec<ValueRef> = inputs
+        .into_iter()
+        .enumerate()
+        .filter(|(slot, _)| !sunk.iter().any(|(s, ..)| s == slot))
+        .map(|(_, v)| v)
+        .collect();
+    g.clear_inputs(n);
+    for (slot, v) in kept.into_iter().enumerate() {
+        g.connect(v, n, slot);
+    }
+}
+
 /// Shape inference inside both branches, given what is known of the inputs (the predicate
 /// first); returns the `_Cond`'s output infos: what the branches agree on.
 pub fn infer_cond(node: &mut Node, infos: &[ValueInfo]) -> Result<Vec<ValueInfo>> {
@@ -503,6 +557,39 @@ pub(crate) mod tests {
                 x = F.relu(x)
                 return x
             x = torch.tanh(x)
+            x = x * 0.5
+            return x
+        "#);
+    }
+
+    /// What the graph computes outside the conditional from single values (a number, a
+    /// range only the branch reads) is written in the branch, not passed to its method.
+    #[test]
+    fn constants_computed_outside_are_written_in_the_branch() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 4]);
+        let p = g.typed_input("p", &[], DType::Bool);
+        let int = |g: &mut TestGraph, name: &str, v: i64| g.constant(name, int_tensor(&[], &[v]));
+        let (start, limit, delta) =
+            (int(&mut g, "r/s", 0), int(&mut g, "r/l", 4), int(&mut g, "r/d", 1));
+        let range = g.op("r", "Range", &[start, limit, delta], &[]);
+        let positions = g.op("f", "Cast", &[range], &[("DstT", dtype(DType::F32))]);
+        let two = g.constant("two", weights(&[]));
+        let sx = g.op("c/sx", "Switch", &[x, p], &[]);
+        let sr = g.op("c/sr", "Switch", &[positions, p], &[]);
+        let s2 = g.op("c/s2", "Switch", &[two, p], &[]);
+        let a = g.op("c/a", "Add", &[TestGraph::port(sx, 1), TestGraph::port(sr, 1)], &[]);
+        let b = g.op("c/b", "Mul", &[TestGraph::port(sx, 0), TestGraph::port(s2, 0)], &[]);
+        let m = g.op("c/m", "Merge", &[b, a], &[]);
+        assert_snapshot!(g.lower(&[m]), @r#"
+        ---
+        x = self.c_cond(p, x)
+        return x
+        def c_cond(self, pred, x):
+            """TF conditional `c`: the first branch runs when `pred` holds."""
+            if pred:
+                x = x + torch.arange(4, dtype=torch.float32)
+                return x
             x = x * 0.5
             return x
         "#);

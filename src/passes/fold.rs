@@ -29,6 +29,8 @@ fn walk(g: &mut Graph) -> Result<bool> {
         }
         let inputs = g.inputs(n);
         if node.op == crate::ir::fused::COND {
+            super::conds::sink_constants(g, n);
+            let inputs = g.inputs(n);
             let infos: Vec<ValueInfo> = inputs.iter().map(|&v| g.info(v)).collect();
             let outputs = super::conds::infer_cond(g.node_mut(n), &infos)?;
             g.node_mut(n).outputs = outputs;
