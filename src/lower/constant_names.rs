@@ -36,6 +36,9 @@ pub(super) fn hint(graph: &Graph, v: ValueRef, t: &Tensor, scope: &str) -> Strin
     if is_additive_mask(t) {
         return scoped(scope, "mask");
     }
+    if is_position_ids(graph, v, t) {
+        return position_ids_name(scope);
+    }
     if let Some(table) = table_made_by(&graph.node(v.node).name).or_else(|| window_of(t)) {
         return table.to_string();
     }
@@ -185,8 +188,15 @@ fn inverse_frequencies_name(scope: &str) -> String {
 /// The names of more than one word given to a table for what it is, after its scope: a
 /// name is not cut inside one (a composite layer of `position_encoding_dim_t` is
 /// `PositionEncoding` holding `dim_t`, not `PositionEncodingDim` holding `t`).
-pub(super) const ROLES: &[&str] =
-    &["inv_freq", "alibi_slopes", "dim_t", "relative_position_index", "inv_std", "hann_window"];
+pub(super) const ROLES: &[&str] = &[
+    "inv_freq",
+    "alibi_slopes",
+    "dim_t",
+    "relative_position_index",
+    "inv_std",
+    "hann_window",
+    "position_ids",
+];
 
 /// Scope words that say an embedding of positions.
 const POSITION_WORDS: &[&str] = &["rotary", "rope", "positional", "position", "sinusoid"];
@@ -218,6 +228,37 @@ fn is_centered_coordinates(t: &Tensor) -> bool {
     let Some(v) = t.vector_values(2) else { return false };
     let n = v.len() as f64;
     v.iter().enumerate().all(|(i, &x)| close(x, (i as f64 + 0.5) / n))
+}
+
+/// Whether `t` is consecutive positions `s, s + 1, ...` (other axes of size 1) an embedding
+/// looks up, whole or cut to the sequence's length first: Hugging Face's `position_ids`
+/// buffer (OPT's start after an offset of 2, BLIP-2's after its query tokens too).
+fn is_position_ids(graph: &Graph, v: ValueRef, t: &Tensor) -> bool {
+    if !t.dtype.is_int() || t.numel() < 2 || t.shape.iter().filter(|&&d| d != 1).count() != 1 {
+        return false;
+    }
+    let Some(ids) = t.to_i64() else { return false };
+    if !ids.windows(2).all(|w| w[1] == w[0] + 1) {
+        return false;
+    }
+    let looks_up = |u: ValueRef| {
+        graph.consumers(u).iter().any(|&(n, slot)| {
+            let op = graph.node(n).op.as_str();
+            slot == 1 && matches!(op, "GatherV2" | "ResourceGather")
+        })
+    };
+    let cut = graph.consumers(v).into_iter().filter(|&(n, slot)| {
+        slot == 0 && matches!(graph.node(n).op.as_str(), "StridedSlice" | "Slice")
+    });
+    looks_up(v) || cut.into_iter().any(|(n, _)| looks_up(ValueRef { node: n, port: 0 }))
+}
+
+/// `position_ids` after the scope's words before the one saying position
+/// (`embedding_position_ids` under CLIP's `embedding_position_embedding`).
+fn position_ids_name(scope: &str) -> String {
+    let words: Vec<&str> = scope.split('_').collect();
+    let own = words.iter().position(|w| POSITION_WORDS.contains(w)).map_or(words.len(), |k| k);
+    scoped(&words[..own].join("_"), "position_ids")
 }
 
 /// Whether `t` is Swin's relative position index: for a window of `w`×`w` tokens, an
@@ -300,6 +341,53 @@ mod tests {
         assert!(!is_paired_temperatures(&Tensor::from_f32(vec![4], &[1.0, 1.0, 3.0, 4.0])));
         let two = Tensor::from_f32(vec![2], &[1.0, 0.01]);
         assert!(!is_inverse_frequencies(&two) && two.falls_from_one(2));
+    }
+
+    /// OPT's positions start after an offset of 2: stored, cut to the sequence's length and
+    /// looked up, they are `position_ids` (as Hugging Face's buffer), not `const`. Indices in
+    /// another order are no positions.
+    #[test]
+    fn consecutive_ids_an_embedding_looks_up_are_position_ids() {
+        use crate::testing::*;
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, -1, 8]);
+        let table = g.variable("embeddings/position_embedding/embeddings", weights(&[12, 8]));
+        let axis = g.constant("embeddings/axis", int_tensor(&[], &[0]));
+        let ids: Vec<i64> = (2..12).collect();
+        let ids = g.constant("embeddings/ids", int_tensor(&[1, 10], &ids));
+        let shape = g.op("embeddings/Shape", "Shape", &[x], &[]);
+        let b = vector(&mut g, "embeddings/b", &[1]);
+        let e = vector(&mut g, "embeddings/e", &[2]);
+        let stride = vector(&mut g, "embeddings/s", &[1]);
+        let shrink = [("shrink_axis_mask", int(1))];
+        let len = g.op("embeddings/len", "StridedSlice", &[shape, b, e, stride], &shrink);
+        let zero = vector(&mut g, "embeddings/zero", &[0, 0]);
+        let one = g.constant("embeddings/one", int_tensor(&[], &[1]));
+        let size = g.op("embeddings/size", "Pack", &[one, len], &[]);
+        let cut = g.op("embeddings/Slice", "Slice", &[ids, zero, size], &[]);
+        let rows =
+            g.op("embeddings/position_embedding/GatherV2", "GatherV2", &[table, cut, axis], &[]);
+        let y = g.op("add", "AddV2", &[x, rows], &[]);
+        let odd = g.constant("other/odd", int_tensor(&[2], &[1, 0]));
+        let swapped = g.op("other/GatherV2", "GatherV2", &[table, odd, axis], &[]);
+        insta::assert_snapshot!(g.lower(&[y, swapped]), @"
+        self.position_embedding = nn.Embedding(12, 8)
+        self.embeddings_position_ids: [1, 10] int32
+        self.other_const: [2] int32
+        # embeddings_position_ids: [1, 10]
+        # position_embedding.weight: [12, 8]
+        # other_const: [2]
+        ---
+        h = self.embeddings_position_ids[:1, : x.shape[1]]
+        h = self.position_embedding(h)
+        h = x + h
+        other = self.position_embedding(self.other_const)
+        return h, other
+        ");
+    }
+
+    fn vector(g: &mut crate::testing::TestGraph, name: &str, v: &[i64]) -> crate::ir::ValueRef {
+        g.constant(name, crate::testing::int_tensor(&[v.len()], v))
     }
 
     #[test]
