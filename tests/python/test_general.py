@@ -1046,9 +1046,11 @@ def test_keras_io_layers_read_as_their_keras_source(tmp_path):
 
 def test_keras_prelu_is_nn_prelu_and_trains(tmp_path):
     """Keras' PReLU with one alpha per channel (of a feature map, of a dense layer's
-    features) or one for all is `nn.PReLU`, called as one layer; one alpha per element of a
-    map, which no `nn.PReLU` holds, stays the formula with its alpha a parameter. Training
-    reaches every alpha (parity, every alpha random: the dynamic test above)."""
+    features) or one for all is `nn.PReLU`, called as one layer, and so are the two forms TF
+    code writes by hand (`alpha * minimum(x, 0)`, `alpha * (x - abs(x)) * 0.5`); one alpha
+    per element of a map, which no `nn.PReLU` holds, stays the formula with its alpha a
+    parameter. Training reaches every alpha (parity, every alpha random: the dynamic test
+    above)."""
     import numpy as np
     import torch
 
@@ -1058,12 +1060,13 @@ def test_keras_prelu_is_nn_prelu_and_trains(tmp_path):
     for ctor in ("nn.PReLU(8)", "nn.PReLU()", "nn.PReLU(6)"):
         assert ctor in code, code
     assert "x = self.p_re_lu(x)" in code and "p_re_lu_const" not in code, code
+    assert code.count("nn.PReLU(6)") == 3 and "torch.abs" not in code and ".clamp(" not in code, code
     model = import_model(out).load_model()
     ref = np.load(GENERATED_DIR / "keras_prelu.npz")
     outputs = model(torch.from_numpy(ref["input_0"]), torch.from_numpy(ref["input_1"]))
     sum(o.square().mean() for o in outputs).backward()
-    alphas = {n: p for n, p in model.named_parameters() if n.startswith("p_re_lu")}
-    assert len(alphas) == 4 and all(p.grad is not None for p in alphas.values()), sorted(alphas)
+    alphas = {n: p for n, p in model.named_parameters() if n.startswith(("p_re_lu", "prelu"))}
+    assert len(alphas) == 6 and all(p.grad is not None for p in alphas.values()), sorted(alphas)
 
 
 def test_a_scale_trained_in_log_space_is_exponentiated_in_forward(tmp_path):
