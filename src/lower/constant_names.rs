@@ -250,14 +250,14 @@ fn is_position_ids(graph: &Graph, v: ValueRef, t: &Tensor) -> bool {
     let cut = graph.consumers(v).into_iter().filter(|&(n, slot)| {
         slot == 0 && matches!(graph.node(n).op.as_str(), "StridedSlice" | "Slice")
     });
-    looks_up(v) || cut.into_iter().any(|(n, _)| looks_up(ValueRef { node: n, port: 0 }))
+    looks_up(v) || cut.map(|(n, _)| ValueRef { node: n, port: 0 }).any(looks_up)
 }
 
 /// `position_ids` after the scope's words before the one saying position
 /// (`embedding_position_ids` under CLIP's `embedding_position_embedding`).
 fn position_ids_name(scope: &str) -> String {
     let words: Vec<&str> = scope.split('_').collect();
-    let own = words.iter().position(|w| POSITION_WORDS.contains(w)).map_or(words.len(), |k| k);
+    let own = words.iter().position(|w| POSITION_WORDS.contains(w)).unwrap_or(words.len());
     scoped(&words[..own].join("_"), "position_ids")
 }
 

@@ -22,7 +22,8 @@ pub const OPS: &[OpDef] = &[
     // Produced by passes::fuse_activations from `x · tanh(softplus(x))` and `−softplus(−x)`.
     op(fused::MISH, |c| unary(c, "F.mish")).infer(same_as_input).per_row(always),
     op(fused::LOG_SIGMOID, |c| unary(c, "F.logsigmoid")).infer(same_as_input).per_row(always),
-    // Produced by passes::fuse_prelu from Keras' `relu(x) - alpha * relu(-x)`.
+    // Produced by passes::fuse_prelu from `relu(x) + alpha * min(x, 0)` as Keras and TF code
+    // write it.
     op(fused::PRELU, prelu).infer(same_as_input).per_row(always),
     // Produced by passes::fuse_activations from `relu6(x + 3) / 6` (and `x ·` it).
     op(fused::HARD_SIGMOID, |c| unary(c, "F.hardsigmoid")).infer(same_as_input).per_row(always),

@@ -419,43 +419,37 @@ pub fn sink_constants(g: &mut Graph, n: NodeIndex) {
         let read = |b: &Graph| b.inputs.get(slot - 1).is_some_and(|&p| b.use_count(p) > 0);
         c.branches.iter().filter(|&b| read(b)).count()
     };
-    let sunk: Vec<(usize, Tensor, Node)> = inputs
-        .iter()
-        .enumerate()
-        .skip(1)
-        .filter_map(|(slot, &v)| {
-            let node = g.node(v.node);
-            let t = g.const_value(v)?;
-            let only_here = g.consumers(v).iter().all(|&(m, _)| m == n) && !g.outputs.contains(&v);
-            let written = t.numel() == 1 || (node.generated && only_here && reading(slot) <= 1);
-            (written && !node.is_trained()).then(|| (slot, t.clone(), node.clone()))
-        })
-        .collect();
+    // Per moved input slot: its value, and the name and origin of the constant holding it.
+    let mut sunk: BTreeMap<usize, (Tensor, String, bool)> = BTreeMap::new();
+    for (slot, &v) in inputs.iter().enumerate().skip(1) {
+        let node = g.node(v.node);
+        let Some(t) = g.const_value(v) else { continue };
+        let only_here = g.consumers(v).iter().all(|&(m, _)| m == n) && !g.outputs.contains(&v);
+        let written = t.numel() == 1 || (node.generated && only_here && reading(slot) <= 1);
+        if written && !node.is_trained() {
+            sunk.insert(slot, (t.clone(), node.name.clone(), node.generated));
+        }
+    }
     if sunk.is_empty() {
         return;
     }
     let Some(c) = g.node_mut(n).cond_mut() else { return };
     for b in &mut c.branches {
-        for (slot, t, outer) in &sunk {
+        for (slot, (t, name, generated)) in &sunk {
             if let Some(&input) = b.inputs.get(slot - 1) {
-                b.make_const(input.node, t.clone(), outer.generated);
-                b.node_mut(input.node).name.clone_from(&outer.name);
+                b.make_const(input.node, t.clone(), *generated);
+                b.node_mut(input.node).name.clone_from(name);
             }
         }
-        let mut k = 0;
+        let mut slot = 0;
         b.inputs.retain(|_| {
-            k += 1;
-            !sunk.iter().any(|(slot, ..)| *slot == k)
+            slot += 1;
+            !sunk.contains_key(&slot)
         });
     }
-    let kept: Vec<ValueRef> = inputs
-        .into_iter()
-        .enumerate()
-        .filter(|(slot, _)| !sunk.iter().any(|(s, ..)| s == slot))
-        .map(|(_, v)| v)
-        .collect();
     g.clear_inputs(n);
-    for (slot, v) in kept.into_iter().enumerate() {
+    let kept = inputs.into_iter().enumerate().filter(|(slot, _)| !sunk.contains_key(slot));
+    for (slot, (_, v)) in kept.enumerate() {
         g.connect(v, n, slot);
     }
 }

@@ -129,23 +129,29 @@ fn channel_axis(alpha: &Tensor, shape: &[Option<usize>]) -> Option<ChannelAxis> 
 
 #[cfg(test)]
 mod tests {
+    use crate::ir::ValueRef;
     use crate::tensor::Tensor;
     use crate::testing::*;
     use insta::assert_snapshot;
 
-    /// `relu(x) - alpha * relu(-x)` of a channels-last map, alpha per channel: one
-    /// `nn.PReLU` on the channels-first map; a dense layer's PReLU on its features.
-    #[test]
-    fn keras_prelu_is_a_layer() {
-        let mut g = TestGraph::new();
-        let x = g.input("x", &[-1, 5, 5, 3]);
-        let alpha = g.variable("p_re_lu/alpha", Tensor::from_f32(vec![1, 1, 3], &[0.1, -0.2, 0.3]));
+    /// Keras' PReLU of `x`: `relu(x) + (-alpha) * relu(-x)`.
+    fn keras_prelu(g: &mut TestGraph, x: ValueRef, alpha: Tensor) -> ValueRef {
+        let alpha = g.variable("p_re_lu/alpha", alpha);
         let pos = g.op("p_re_lu/Relu", "Relu", &[x], &[]);
         let minus_alpha = g.op("p_re_lu/Neg", "Neg", &[alpha], &[]);
         let minus_x = g.op("p_re_lu/Neg_1", "Neg", &[x], &[]);
         let r = g.op("p_re_lu/Relu_1", "Relu", &[minus_x], &[]);
         let neg = g.op("p_re_lu/mul", "Mul", &[minus_alpha, r], &[]);
-        let y = g.op("p_re_lu/add", "AddV2", &[pos, neg], &[]);
+        g.op("p_re_lu/add", "AddV2", &[pos, neg], &[])
+    }
+
+    /// Keras' PReLU of a channels-last map, alpha per channel: one `nn.PReLU` on the
+    /// channels-first map.
+    #[test]
+    fn keras_prelu_is_a_layer() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 5, 5, 3]);
+        let y = keras_prelu(&mut g, x, Tensor::from_f32(vec![1, 1, 3], &[0.1, -0.2, 0.3]));
         assert_snapshot!(g.lower(&[y]), @"
         self.add = nn.PReLU(3)
         # add.weight: [3]
@@ -194,13 +200,7 @@ mod tests {
     fn an_alpha_per_element_stays_the_formula() {
         let mut g = TestGraph::new();
         let x = g.input("x", &[-1, 2, 2, 1]);
-        let alpha = g.variable("p_re_lu/alpha", weights(&[2, 2, 1]));
-        let pos = g.op("p_re_lu/Relu", "Relu", &[x], &[]);
-        let minus_alpha = g.op("p_re_lu/Neg", "Neg", &[alpha], &[]);
-        let minus_x = g.op("p_re_lu/Neg_1", "Neg", &[x], &[]);
-        let r = g.op("p_re_lu/Relu_1", "Relu", &[minus_x], &[]);
-        let neg = g.op("p_re_lu/mul", "Mul", &[minus_alpha, r], &[]);
-        let y = g.op("p_re_lu/add", "AddV2", &[pos, neg], &[]);
+        let y = keras_prelu(&mut g, x, weights(&[2, 2, 1]));
         assert_snapshot!(g.lower(&[y]), @"
         self.alpha: [2, 2, 1] float32
         # alpha: [2, 2, 1]
