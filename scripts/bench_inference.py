@@ -15,6 +15,9 @@ import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# TF's CPU kernels as on CPUs with AVX-512, where TF turns oneDNN on by itself: the same
+# TF on every machine.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 
 def best_of(fn, runs):

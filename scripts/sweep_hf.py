@@ -21,6 +21,9 @@ sys.path.insert(
     0, os.path.join(ROOT, "build", "hf")
 )  # before the venv's newer huggingface_hub
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# TF runs channels-first (NCHW) convolutions on the CPU only through oneDNN, which it turns
+# on by itself only on CPUs with AVX-512: on everywhere, so the same models build anywhere.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 os.environ["TF_USE_LEGACY_KERAS"] = "1"  # transformers' TF models are tf_keras models
 
 SMALL = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4}
