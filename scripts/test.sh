@@ -46,6 +46,7 @@ done
   && [ -f build/fixtures/keras_hub_mmdit_b.npz ] && [ -f build/fixtures/keras_hub_moonshine_b.npz ] \
   && [ -f build/fixtures/keras_hub_siglip_b.npz ] \
   || missing+=(general)
+[ -f build/fixtures/keras_hub_gemma4_saved_b.npz ] || missing+=(keras_hub_gemma4)
 [ -f build/fixtures/keras_flat_transformer_b.npz ] || missing+=(keras_flat_transformer)
 [ -f build/fixtures/keras_hub_vitdet_b.npz ] || missing+=(keras_hub_vitdet)
 [ -f build/fixtures/keras_conv_mixer_b.npz ] || missing+=(keras_conv_mixer)

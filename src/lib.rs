@@ -108,6 +108,7 @@ pub fn load_graph_observed(
     let inputs = if inputs.is_empty() { &flat.inputs } else { inputs };
     let outputs = if outputs.is_empty() { &flat.outputs } else { outputs };
     let mut graph = ir::build(flat.graph, inputs, outputs)?;
+    graph.untrained = flat.untrained;
     // Names before the passes rewrite anything (a fused BiasAdd's output is the conv's).
     let name = |v: &ir::ValueRef| format!("{}:{}", graph.node(v.node).name, v.port);
     let io = match (saved_model, overridden) {
@@ -138,6 +139,8 @@ pub fn load_flat(
             outputs: Vec::new(),
             input_keys: Vec::new(),
             output_keys: Vec::new(),
+            // A frozen graph cannot tell: its variables are all constants alike.
+            untrained: Default::default(),
         }),
         load::ModelKind::SavedModel => load::saved_model::load(input, selection),
         load::ModelKind::Checkpoint => load::checkpoint::load(input, selection, outputs),

@@ -12,7 +12,7 @@ pub mod fused;
 mod packed;
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 use petgraph::Direction;
 use petgraph::stable_graph::{EdgeIndex, NodeIndex, StableDiGraph};
@@ -217,6 +217,10 @@ pub struct Graph {
     /// What the converter may still create in constants beyond what the file holds (shared
     /// with loop bodies).
     pub budget: ExpansionBudget,
+    /// Names of the variables the model keeps but does not train (a SavedModel's
+    /// `trainable: false`; a frozen graph cannot tell): what `forward` reads of one, or of a
+    /// constant folded from one (`Node::trained_name`), is a buffer, not an `nn.Parameter`.
+    pub untrained: BTreeSet<String>,
 }
 
 /// Bytes of constants the converter may create that the file does not hold (splats

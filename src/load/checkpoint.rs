@@ -147,5 +147,6 @@ pub fn load(path: &Path, sel: &Selection, outputs: &[String]) -> Result<Flattene
         outputs,
         input_keys: Vec::new(),
         output_keys: Vec::new(),
+        untrained: Default::default(),
     })
 }

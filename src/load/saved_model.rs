@@ -45,6 +45,9 @@ pub struct Flattened {
     /// SavedModel only: the signature's input keys (in `inputs` order) and output keys.
     pub input_keys: Vec<String>,
     pub output_keys: Vec<String>,
+    /// The constants that hold variables the model keeps but does not train (a SavedModel
+    /// variable's `trainable: false`, Keras' non-trainable weights): buffers, not parameters.
+    pub untrained: BTreeSet<String>,
 }
 
 /// The directory of a SavedModel given as the directory or its `saved_model.pb`.
@@ -271,14 +274,13 @@ pub fn load(path: &Path, sel: &Selection) -> Result<Flattened> {
 
     // TF2: the trailing inputs of each signature call are its captured variables. TF1: the
     // graph reads variables nodes a saver restores.
-    let replacements = match &mg.object_graph_def {
+    let (replacements, untrained) = match &mg.object_graph_def {
         Some(objects) => captured_variables(&dir, objects, &calls, &by_name)?,
-        None => tf1::restore_variables(
-            &graph,
-            &outputs,
-            &dir.join("variables").join("variables"),
-            tf1::saver_scope(mg).as_deref(),
-        )?,
+        None => {
+            let prefix = dir.join("variables").join("variables");
+            let scope = tf1::saver_scope(mg);
+            (tf1::restore_variables(&graph, &outputs, &prefix, scope.as_deref())?, BTreeSet::new())
+        }
     };
 
     // Keep what the signature needs, with variables as constants, and what fills the tables
@@ -296,19 +298,22 @@ pub fn load(path: &Path, sel: &Selection) -> Result<Flattened> {
         outputs,
         input_keys: order,
         output_keys: out_keys.into_iter().cloned().collect(),
+        untrained,
     })
 }
 
 /// The variables the signature's calls capture, as constant nodes named like the captured
-/// inputs, with their values from the checkpoint (read only when there is one).
+/// inputs, with their values from the checkpoint (read only when there is one); and the
+/// names of those the model does not train.
 fn captured_variables(
     dir: &Path,
     objects: &SavedObjectGraph,
     calls: &[&NodeDef],
     by_name: &BTreeMap<&str, &NodeDef>,
-) -> Result<BTreeMap<String, NodeDef>> {
+) -> Result<(BTreeMap<String, NodeDef>, BTreeSet<String>)> {
     let prefix = dir.join("variables").join("variables");
     let mut replacements: BTreeMap<String, NodeDef> = BTreeMap::new();
+    let mut untrained = BTreeSet::new();
     let mut checkpoint: Option<(Bundle, BTreeMap<usize, String>)> = None;
     for call in calls {
         let fname = match call.attr.get("f").and_then(|a| a.value.as_ref()) {
@@ -342,6 +347,9 @@ fn captured_variables(
                     })?;
                     let t = bundle.tensor(key)?;
                     replacements.insert(name.to_string(), const_node(name, t, v.dtype));
+                    if !v.trainable {
+                        untrained.insert(name.to_string());
+                    }
                 }
                 Some(Kind::Constant(_)) => {}
                 // A lookup table (Keras' `IntegerLookup`): the graph's own `HashTableV2` node,
@@ -356,7 +364,7 @@ fn captured_variables(
             }
         }
     }
-    Ok(replacements)
+    Ok((replacements, untrained))
 }
 
 /// Ops that create a lookup table, and ops that fill one from keys and values (as

@@ -109,6 +109,9 @@ impl<'a> Lowerer<'a> {
         let statistic = word.as_deref().is_some_and(|w| {
             ["moving", "mean", "variance", "count", "running"].iter().any(|s| w.contains(s))
         });
+        // A weight the model keeps but does not train (Gemma 4's layer scalar) is state,
+        // as Hugging Face's `register_buffer` keeps it.
+        let untrained = node.trained_name().is_some_and(|v| self.graph.untrained.contains(&v));
         if self.variable_scopes.is_none() {
             let graph = self.graph;
             let mut counts: BTreeMap<String, usize> = BTreeMap::new();
@@ -130,7 +133,7 @@ impl<'a> Lowerer<'a> {
             }
             _ => scope,
         };
-        self.register(&hint, t, !statistic)
+        self.register(&hint, t, !statistic && !untrained)
     }
 
     /// `v` in `layout`, emitting one conversion the first time it is needed: a permute between
@@ -411,6 +414,30 @@ mod tests {
         let (m, _) = crate::lower::lower(&g.finish(&[y]), "M", "test").expect("lower");
         let trainable: Vec<bool> = m.buffers.iter().map(|b| b.trainable).collect();
         assert_eq!(trainable, [false]);
+    }
+
+    /// A variable the model keeps but does not train (a SavedModel says so: Gemma 4's layer
+    /// scalar) is a buffer, whether read as it is or laid out anew; a trained one of the same
+    /// name a parameter.
+    #[test]
+    fn a_variable_the_model_does_not_train_is_a_buffer() {
+        use crate::testing::*;
+        let trainable = |untrained: &[&str]| {
+            let mut g = TestGraph::new();
+            let x = g.input("x", &[-1, 4]);
+            let s = g.variable("block/layer_scalar", Tensor::from_f32(vec![], &[0.5]));
+            let y = g.op("block/mul", "Mul", &[x, s], &[]);
+            let m = g.variable("block/offset", weights(&[4]));
+            let shape = g.constant("block/shape", int_tensor(&[2], &[1, 4]));
+            let r = g.op("block/Reshape", "Reshape", &[m, shape], &[]);
+            let y = g.op("block/add", "AddV2", &[y, r], &[]);
+            let mut graph = g.finish(&[y]);
+            graph.untrained = untrained.iter().map(|n| n.to_string()).collect();
+            let (m, _) = crate::lower::lower(&graph, "M", "test").expect("lower");
+            m.buffers.iter().map(|b| b.trainable).collect::<Vec<_>>()
+        };
+        assert_eq!(trainable(&[]), [true, true]);
+        assert_eq!(trainable(&["block/layer_scalar", "block/offset"]), [false, false]);
     }
 
     #[test]

@@ -345,6 +345,7 @@ fn branch(g: &Graph, c: &Conditional, side: usize, args: &[ValueRef], name: &str
     };
     let mut b = Graph::default();
     b.budget = g.budget.clone();
+    b.untrained.clone_from(&g.untrained);
     let mut map: BTreeMap<ValueRef, ValueRef> = BTreeMap::new();
     let mut ordinal = 0;
     for (k, &v) in args.iter().enumerate() {

@@ -266,6 +266,7 @@ fn check_contained(
 fn build_body(g: &Graph, f: &Frame, name: &str) -> Result<(Graph, Vec<ValueRef>, Vec<NodeIndex>)> {
     let mut body = Graph::default();
     body.budget = g.budget.clone();
+    body.untrained.clone_from(&g.untrained);
     // Where each outer value is in the body.
     let mut map: BTreeMap<ValueRef, ValueRef> = BTreeMap::new();
     let mut inputs: Vec<ValueRef> = Vec::new();

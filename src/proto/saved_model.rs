@@ -166,6 +166,9 @@ pub struct SavedVariable {
     pub dtype: i32,
     #[prost(message, optional, tag = "2")]
     pub shape: Option<TensorShapeProto>,
+    /// False for a weight its model keeps but does not train (Keras' `trainable=False`).
+    #[prost(bool, tag = "3")]
+    pub trainable: bool,
     #[prost(string, tag = "6")]
     pub name: String,
 }

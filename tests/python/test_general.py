@@ -353,9 +353,11 @@ COUNTED += ["keras_conv_mixer", "keras_diffusion_unet", "keras_flat_transformer"
 COUNTED += ["keras_mixed_precision", "keras_mobilenet_v3_small", "keras_nasnet_mobile", "keras_nested_backbone"]
 COUNTED += ["keras_prelu", "keras_switch_moe", "seq2seq_attention", "single_head_attention", "video_frames"]
 COUNTED += [n for n in DECODERS if n.startswith("keras_hub_")] + ["keras_hub_llama_bf16"]
+# A SavedModel says which variables are trained (see the test below).
+COUNTED += ["keras_hub_gemma4_saved"]
 # Trained values written as numbers, or untrained ones held as parameters: known, not done.
 NOT_YET_COUNTED = {
-    "keras_hub_gemma4": "a layer's scalar Keras does not train is an nn.Parameter",
+    "keras_hub_gemma4": "a frozen graph cannot tell a weight Keras does not train from one it does",
 }
 COUNTED += [n for n in NOT_YET_COUNTED if n not in COUNTED]
 
@@ -387,6 +389,26 @@ def test_every_trained_value_is_a_parameter_once(name, tmp_path):
     second = sum(p.numel() for m in lstms for n, p in m.named_parameters() if n.startswith("bias_hh"))
     count = sum(p.numel() for p in model.parameters()) - second
     assert count == int(np.load(GENERATED_DIR / f"{name}.npz")["trainable_count"])
+
+
+def test_a_weight_keras_does_not_train_is_a_buffer(tmp_path):
+    """A SavedModel keeps whether each variable is trained: Gemma 4's layer scalar, a weight
+    Keras keeps but does not train (`trainable=False`), is a buffer the state dict holds, as
+    Hugging Face's `register_buffer` keeps it, not an `nn.Parameter` an optimizer moves (the
+    count above is the model's; a frozen graph, whose variables are all constants alike,
+    cannot tell)."""
+    out = tmp_path / "out"
+    run_cli("convert", source("keras_hub_gemma4_saved"), "-o", out, "--strict")
+    code = (out / "model.py").read_text()
+    assert 'self.register_buffer("layer_scalar", torch.empty((), dtype=torch.float32))' in code, code
+    assert "x * self.layer_scalar" in code, code
+    model = import_model(out).load_model()
+    assert "layer_scalar" not in dict(model.named_parameters())
+    scalars = [k for k in model.state_dict() if k.endswith("layer_scalar")]
+    assert len(scalars) == 2, scalars
+    assert float(model.state_dict()[scalars[0]]) != 1.0  # randomised, then loaded
+    for suffix in ("", "_b"):
+        assert_parity(out, GENERATED_DIR / f"keras_hub_gemma4_saved{suffix}.npz")
 
 
 def test_blocks_inside_blocks_are_classes_they_hold(tmp_path):
