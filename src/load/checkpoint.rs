@@ -131,6 +131,7 @@ pub fn load(path: &Path, sel: &Selection, outputs: &[String]) -> Result<Flattene
     };
     let replacements =
         tf1::restore_variables(&graph, &outputs, &prefix, tf1::saver_scope(&mg).as_deref())?;
+    let untrained = tf1::untrained(&mg, replacements.keys());
     let nodes = needed_nodes(&graph, &outputs, &replacements);
     // A signature names the inputs by key, in key order.
     let (nodes, inputs) = match sig {
@@ -147,6 +148,6 @@ pub fn load(path: &Path, sel: &Selection, outputs: &[String]) -> Result<Flattene
         outputs,
         input_keys: Vec::new(),
         output_keys: Vec::new(),
-        untrained: Default::default(),
+        untrained,
     })
 }

@@ -279,7 +279,9 @@ pub fn load(path: &Path, sel: &Selection) -> Result<Flattened> {
         None => {
             let prefix = dir.join("variables").join("variables");
             let scope = tf1::saver_scope(mg);
-            (tf1::restore_variables(&graph, &outputs, &prefix, scope.as_deref())?, BTreeSet::new())
+            let restored = tf1::restore_variables(&graph, &outputs, &prefix, scope.as_deref())?;
+            let untrained = tf1::untrained(mg, restored.keys());
+            (restored, untrained)
         }
     };
 

@@ -10,9 +10,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use prost::Message;
+
 use crate::error::{Error, Result};
 use crate::proto::attr_value::Value;
-use crate::proto::{GraphDef, NodeDef, parse_tensor_name};
+use crate::proto::{GraphDef, MetaGraphDef, NodeDef, VariableDef, parse_tensor_name};
 use crate::tensor::DType;
 
 use super::bundle::Bundle;
@@ -97,6 +99,33 @@ pub fn saver_scope(mg: &crate::proto::MetaGraphDef) -> Option<String> {
     let name = &mg.saver_def.as_ref()?.filename_tensor_name;
     let (scope, _) = name.rsplit_once('/')?;
     Some(format!("{scope}/"))
+}
+
+/// Of the variables `restored` (their node names), those the MetaGraph does not list as
+/// trainable: its `trainable_variables` collection leaves out a `trainable=False` variable,
+/// a global step, a moving average. A MetaGraph without that collection (exported stripped
+/// of collections), or with an entry that does not decode, cannot tell: none is, then.
+pub fn untrained<'a>(
+    mg: &MetaGraphDef,
+    restored: impl IntoIterator<Item = &'a String>,
+) -> BTreeSet<String> {
+    let Some(list) =
+        mg.collection_def.get("trainable_variables").and_then(|c| c.bytes_list.as_ref())
+    else {
+        return BTreeSet::new();
+    };
+    let trainable: Option<BTreeSet<String>> = list
+        .value
+        .iter()
+        .map(|bytes| {
+            let def = VariableDef::decode(bytes.as_slice()).ok()?;
+            parse_tensor_name(&def.variable_name).map(|(name, _)| name.to_string())
+        })
+        .collect();
+    let Some(trainable) = trainable else {
+        return BTreeSet::new();
+    };
+    restored.into_iter().filter(|n| !trainable.contains(*n)).cloned().collect()
 }
 
 /// The names of the nodes `outputs` depend on (data and control inputs).
@@ -279,5 +308,25 @@ mod tests {
         assert!(training_scope("save_1/SaveV2"));
         assert!(!training_scope("saver_net/dense/MatMul"));
         assert!(!training_scope("gradient_clip/Relu"));
+    }
+
+    /// The variables TF1 does not list in `trainable_variables` are untrained; without the
+    /// collection, or with an entry that is no `VariableDef`, none is.
+    #[test]
+    fn variables_left_out_of_the_trainable_collection_are_untrained() {
+        use crate::proto::{BytesList, CollectionDef};
+        let def = |name: &str| VariableDef { variable_name: format!("{name}:0") }.encode_to_vec();
+        let meta = |entries: Vec<Vec<u8>>| {
+            let mut mg = MetaGraphDef::default();
+            let list = CollectionDef { bytes_list: Some(BytesList { value: entries }) };
+            mg.collection_def.insert("trainable_variables".into(), list);
+            mg
+        };
+        let restored: Vec<String> =
+            ["conv/kernel", "temperature", "global_step"].map(String::from).to_vec();
+        let left_out = untrained(&meta(vec![def("conv/kernel")]), &restored);
+        assert_eq!(left_out.into_iter().collect::<Vec<_>>(), ["global_step", "temperature"]);
+        assert!(untrained(&MetaGraphDef::default(), &restored).is_empty());
+        assert!(untrained(&meta(vec![def("conv/kernel"), vec![0xff]]), &restored).is_empty());
     }
 }

@@ -23,10 +23,35 @@ pub struct MetaGraphDef {
     /// TF1 only: which `Saver` restores the variables.
     #[prost(message, optional, tag = "3")]
     pub saver_def: Option<SaverDef>,
+    /// TF1 only: named lists of the graph's objects (`trainable_variables`).
+    #[prost(btree_map = "string, message", tag = "4")]
+    pub collection_def: BTreeMap<String, CollectionDef>,
     #[prost(btree_map = "string, message", tag = "5")]
     pub signature_def: BTreeMap<String, SignatureDef>,
     #[prost(message, optional, tag = "7")]
     pub object_graph_def: Option<SavedObjectGraph>,
+}
+
+/// `tensorflow.CollectionDef`: a oneof of lists, of which the converter reads the list of
+/// serialized protos (a variable collection's `VariableDef`s).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CollectionDef {
+    #[prost(message, optional, tag = "2")]
+    pub bytes_list: Option<BytesList>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct BytesList {
+    #[prost(bytes = "vec", repeated, tag = "1")]
+    pub value: Vec<Vec<u8>>,
+}
+
+/// `tensorflow.VariableDef`, as a TF1 variable collection holds it.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct VariableDef {
+    /// The variable's tensor (`conv1/kernel:0`).
+    #[prost(string, tag = "1")]
+    pub variable_name: String,
 }
 
 /// `tensorflow.SaverDef`; its tensor names say which of a graph's savers is the real one.

@@ -28,14 +28,21 @@ fails = convert_fails
 
 def reads_like_the_layers(out):
     """The layers `tf.compat.v1.layers` made, no conditional on the constant `is_training`,
-    nothing from the training graph."""
+    nothing from the training graph. The temperature the network keeps with
+    `trainable=False`, which the MetaGraph's `trainable_variables` collection leaves out, is
+    a buffer: the parameters are what TF trains."""
     text = (out / "model.py").read_text()
     assert "self.conv1 = nn.Conv2d(3, 6, 3, padding=1)" in text, text
     assert "self.bn1 = nn.BatchNorm2d(6, eps=0.001)" in text, text
+    assert 'self.register_buffer("temperature", torch.empty((), dtype=torch.float32))' in text, text
     for word in ("cond", "is_training", "adam", "gradients", "dropout"):
         assert word not in text.lower(), word
-    state = import_model(out).load_model().state_dict()
-    assert sorted({k.split(".")[0] for k in state}) == ["bn1", "conv1", "conv2", "logits"]
+    model = import_model(out).load_model()
+    state = model.state_dict()
+    assert sorted({k.split(".")[0] for k in state}) == ["bn1", "conv1", "conv2", "logits", "temperature"]
+    assert float(state["temperature"]) == pytest.approx(1.7)
+    trained = {k.split(".")[0] for k, _ in model.named_parameters()}
+    assert sorted(trained) == ["bn1", "conv1", "conv2", "logits"], sorted(trained)
 
 
 def test_simple_save_parity(tmp_path):
