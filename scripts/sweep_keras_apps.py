@@ -72,9 +72,12 @@ def sweep(name, out_dir):
     r = np.random.RandomState(4)
     two = [[r.uniform(0, 255, (b, size, size, 3)).astype(np.float32)] for b in (2, 1)]
     spec = general.spec(None, size, size, 3, dtype=tf.float32, name="images")
-    from sweep import convert_and_compare, size as code_size, verdict, write_model
+    from sweep import convert_and_compare, verdict, write_model
+    from sweep import size as code_size
 
-    write_model(out_dir, name, lambda x: model(x, training=False), [spec], two, track=model)
+    write_model(
+        out_dir, name, lambda x: model(x, training=False), [spec], two, track=model
+    )
     result = convert_and_compare(out_dir, name, ["images"])
     if isinstance(result, str):
         return result
