@@ -921,6 +921,27 @@ def convert_and_compare(out_dir, stem, keys):
         return error, f.read()
 
 
+def sweep_image_model(out_dir, name, model, pixels):
+    """Writes `model` (an image classifier taking `pixels`x`pixels` RGB images) at batches 2
+    and 1 of random pixels, converts it and compares: the sweep's line for it."""
+    import general
+    import numpy as np
+    import tensorflow as tf
+
+    r = np.random.RandomState(4)
+    shape = (pixels, pixels, 3)
+    two = [[r.uniform(0, 255, (b, *shape)).astype(np.float32)] for b in (2, 1)]
+    spec = general.spec(None, *shape, dtype=tf.float32, name="images")
+    write_model(
+        out_dir, name, lambda x: model(x, training=False), [spec], two, track=model
+    )
+    result = convert_and_compare(out_dir, name, ["images"])
+    if isinstance(result, str):
+        return result
+    error, code = result
+    return f"{verdict(error)}  ({size(code)})"
+
+
 def verdict(error):
     return f"{'ok' if error <= 1e-4 else 'MISMATCH'} {error:.2g}"
 

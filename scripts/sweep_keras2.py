@@ -54,10 +54,9 @@ def randomise(model, r):
 
 
 def sweep(name, out_dir):
-    import general
     import numpy as np
-    import tensorflow as tf
     import tf_keras
+    from sweep import sweep_image_model
 
     ctor, size, extra = MODELS[name]
     tf_keras.utils.set_random_seed(1)
@@ -68,18 +67,7 @@ def sweep(name, out_dir):
         **extra,
     )
     randomise(model, np.random.RandomState(3))
-    r = np.random.RandomState(4)
-    two = [[r.uniform(0, 255, (b, size, size, 3)).astype(np.float32)] for b in (2, 1)]
-    spec = general.spec(None, size, size, 3, dtype=tf.float32, name="images")
-    from sweep import convert_and_compare, size, verdict, write_model
-
-    write_model(out_dir, name, lambda x: model(x, training=False), [spec], two, track=model)
-
-    result = convert_and_compare(out_dir, name, ["images"])
-    if isinstance(result, str):
-        return result
-    error, code = result
-    return f"{verdict(error)}  ({size(code)})"
+    return sweep_image_model(out_dir, name, model, size)
 
 
 def main():
