@@ -40,13 +40,12 @@ done
   && [ -f build/fixtures/keras_mixed_precision_b.npz ] && [ -f build/fixtures/keras_hub_llama_bf16_b.npz ] \
   && [ -f build/fixtures/keras_hub_qwen_moe_b.npz ] \
   && [ -f build/fixtures/keras_hub_albert_b.npz ] && [ -f build/fixtures/single_head_attention_b.npz ] \
-  && [ -f build/fixtures/keras_hub_gemma4_b.npz ] && [ -f build/fixtures/video_frames_b.npz ] \
+  && [ -f build/fixtures/keras_hub_gemma4_saved_b.npz ] && [ -f build/fixtures/video_frames_b.npz ] \
   && [ -f build/fixtures/keras_hub_vit_b.npz ] && [ -f build/fixtures/keras_hub_roformer_v2_b.npz ] \
   && [ -f build/fixtures/keras_hub_hgnetv2_b.npz ] && [ -f build/fixtures/keras_hub_flux_b.npz ] \
   && [ -f build/fixtures/keras_hub_mmdit_b.npz ] && [ -f build/fixtures/keras_hub_moonshine_b.npz ] \
   && [ -f build/fixtures/keras_hub_siglip_b.npz ] \
   || missing+=(general)
-[ -f build/fixtures/keras_hub_gemma4_saved_b.npz ] || missing+=(keras_hub_gemma4)
 [ -f build/fixtures/keras_flat_transformer_b.npz ] || missing+=(keras_flat_transformer)
 [ -f build/fixtures/keras_hub_vitdet_b.npz ] || missing+=(keras_hub_vitdet)
 [ -f build/fixtures/keras_conv_mixer_b.npz ] || missing+=(keras_conv_mixer)

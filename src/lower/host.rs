@@ -102,7 +102,8 @@ impl<'a> Lowerer<'a> {
         let scope = self.scope_of(n);
         let node = self.graph.node(n);
         let vector = node.value.as_ref().is_some_and(|v| v.rank() <= 1);
-        let word = variable_word(node.trained_from.as_deref().unwrap_or(&node.name), vector);
+        let word = variable_word(node.trained_from.as_deref().unwrap_or(&node.name), vector)
+            .or_else(|| super::expert_names::word(self.graph, n));
         // A role names the weight beside its layer's others (`loop_body_bias`), never alone.
         let by_role = word.is_none() && role.is_some();
         let word = word.or_else(|| role.map(str::to_string));

@@ -14,6 +14,7 @@ mod constant_names;
 mod counted;
 mod dead;
 mod devices;
+mod expert_names;
 mod family_names;
 mod gated;
 mod holder_names;

@@ -1047,6 +1047,24 @@ def test_an_encoder_decoder_runs_each_stack_in_a_loop(tmp_path):
         assert "dim: int," in block and "seq_len: int," in block and "inputs: torch.Tensor," in block, block
 
 
+def test_stacked_expert_kernels_are_named_by_their_part(tmp_path):
+    """A mixture of experts' stacked kernels, whose variables a frozen graph leaves unnamed
+    (Keras reads them through a `Cast`: `experts/Cast/ReadVariableOp`, `Cast_1`), are named
+    by their part in each expert's feed-forward as Hugging Face names them: Qwen-MoE's fused
+    `gate_up_proj`, whose product is split, and `down_proj`; keras.io's Switch Transformer's
+    `up_proj` and `down_proj`; not `experts` and `experts_2` (parity: the tests above)."""
+    for name, first in [("keras_hub_qwen_moe", "gate_up_proj"), ("keras_switch_moe", "up_proj")]:
+        out = tmp_path / name
+        run_cli("convert", source(name), "-o", out)
+        code = (out / "model.py").read_text()
+        kernels = re.findall(r"self\.(\w+) = nn\.Parameter\(\s*torch\.empty\(\((\d+), \d+, \d+\)", code)
+        words = [k.split("_", 1)[1] if "_" in k else k for k, _ in kernels]
+        assert words[:2] == [first, "down_proj"], kernels
+        assert "self.experts_2" not in code and "self.switch_2" not in code, code
+        keys = import_model(out).load_model().state_dict()
+        assert any(k.endswith(f"_{first}") for k in keys), list(keys)
+
+
 def test_keras_io_layers_read_as_their_keras_source(tmp_path):
     """A batch norm with neither scale nor offset is `nn.BatchNorm2d(c, affine=False)`, not
     a multiply and an add by two anonymous buffers; a one-head attention's bias (added by
