@@ -179,10 +179,23 @@ fn passes_through(graph: &Graph, m: NodeIndex) -> bool {
         || matches!(op, "Minimum" | "Maximum" | "ClipByValue")
 }
 
-/// An activation's op, as the passes leave it (`_SiLU`) or as TF wrote it.
+/// An activation: TF's op, or the one the passes made of its parts (`_SiLU`); no other
+/// synthetic op (a fused norm, attention) is one.
 fn is_activation(graph: &Graph, r: NodeIndex) -> bool {
+    use crate::ir::fused::Fused;
     let node = graph.node(r);
-    node.fused.is_some() && node.op.starts_with('_')
+    let fused = matches!(
+        node.fused,
+        Some(
+            Fused::SiLU
+                | Fused::Mish
+                | Fused::Gelu { .. }
+                | Fused::HardSwish
+                | Fused::HardSigmoid
+                | Fused::PReLU { .. }
+        )
+    );
+    fused
         || matches!(node.op.as_str(), "Relu" | "Relu6" | "Elu" | "Selu" | "Sigmoid" | "Tanh")
         || matches!(node.op.as_str(), "Gelu" | "Softplus" | "Swish")
 }
