@@ -44,7 +44,7 @@ done
   && [ -f build/fixtures/keras_hub_vit_b.npz ] && [ -f build/fixtures/keras_hub_roformer_v2_b.npz ] \
   && [ -f build/fixtures/keras_hub_hgnetv2_b.npz ] && [ -f build/fixtures/keras_hub_flux_b.npz ] \
   && [ -f build/fixtures/keras_hub_mmdit_b.npz ] && [ -f build/fixtures/keras_hub_moonshine_b.npz ] \
-  && [ -f build/fixtures/keras_hub_siglip_b.npz ] \
+  && [ -f build/fixtures/keras_hub_siglip_b.npz ] && [ -f build/fixtures/keras_hub_gemma_int4_b.npz ] \
   || missing+=(general)
 [ -f build/fixtures/keras_flat_transformer_b.npz ] || missing+=(keras_flat_transformer)
 [ -f build/fixtures/keras_hub_vitdet_b.npz ] || missing+=(keras_hub_vitdet)

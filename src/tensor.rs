@@ -372,6 +372,20 @@ impl Tensor {
                 Tensor::from_i32(shape, &v.iter().map(|&x| x as i32).collect::<Vec<_>>())
             }
             (DType::I64, Values::I(v)) => Tensor::from_i64(shape, v),
+            // Narrowed as TF casts integers: modulo the type's range (two's complement).
+            (DType::I8 | DType::U8, Values::I(v)) => Tensor {
+                dtype,
+                shape,
+                data: Bytes::from(v.iter().map(|&x| x as u8).collect::<Vec<u8>>()),
+            },
+            (DType::I16 | DType::U16, Values::I(v)) => {
+                let bytes: Vec<u8> = v.iter().flat_map(|&x| (x as u16).to_le_bytes()).collect();
+                Tensor { dtype, shape, data: Bytes::from(bytes) }
+            }
+            (DType::U32, Values::I(v)) => {
+                let bytes: Vec<u8> = v.iter().flat_map(|&x| (x as u32).to_le_bytes()).collect();
+                Tensor { dtype, shape, data: Bytes::from(bytes) }
+            }
             (DType::Bool, Values::I(v)) => {
                 Tensor::from_bool(shape, &v.iter().map(|&x| x != 0).collect::<Vec<_>>())
             }

@@ -109,9 +109,19 @@ fn cast_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     Some(vec![ValueInfo { dtype: inp.node.attr_type("DstT").ok(), shape: x.shape.clone() }])
 }
 
+/// Elements from which an 8- or 16-bit integer constant is taken for quantized weights, not
+/// folded to floats: more than any lookup table of small codes a graph casts.
+const QUANTIZED_TABLE_MIN: usize = 256;
+
 fn cast_fold(inp: &OpInputs) -> Option<Folded> {
     let dst = inp.node.attr_type("DstT").ok()?;
     if let Some(t) = inp.consts.first().copied().flatten() {
+        // Quantized weights (Keras' int8 kernels and embeddings, cast to float where used)
+        // stay what the model stores, a quarter of their size as float32: cast in forward.
+        let quantized = matches!(t.dtype, DType::I8 | DType::U8 | DType::I16 | DType::U16);
+        if quantized && !dst.is_int() && t.numel() > QUANTIZED_TABLE_MIN {
+            return None;
+        }
         // Weights a mixed-precision model casts to 16 bits where used (Keras keeps float32
         // ones) are rounded once, as TF rounds them each time: its layers are then layers in
         // that dtype (`nn.Conv2d(..., dtype=torch.float16)`), its constants literals.
@@ -129,4 +139,54 @@ fn cast_fold(inp: &OpInputs) -> Option<Folded> {
     }
     let p = inp.partials.first().copied().flatten()?;
     dst.is_int().then(|| Folded::Partial(p.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::tensor::{DType, Tensor};
+    use crate::testing::*;
+    use insta::assert_snapshot;
+
+    /// Keras' int4 unpacking masks int8 weights with int32 constants cast to int8: folded,
+    /// modulo the narrower type's range as TF casts (300 is 44 in int8), into literals.
+    #[test]
+    fn integer_constants_cast_to_a_narrower_type_fold() {
+        let mut g = TestGraph::new();
+        let x = g.typed_input("x", &[-1, 4], DType::I8);
+        let mut outs = Vec::new();
+        for (name, v) in [("mask", 15), ("wrapped", 300)] {
+            let c = g.constant(&format!("{name}/x"), int_tensor(&[], &[v]));
+            let a = [("SrcT", dtype(DType::I32)), ("DstT", dtype(DType::I8))];
+            let c = g.op(name, "Cast", &[c], &a);
+            outs.push(g.op(&format!("{name}/and"), "BitwiseAnd", &[x, c], &[]));
+        }
+        assert_snapshot!(g.lower(&outs), @"
+        ---
+        h = torch.bitwise_and(x, 15)
+        wrapped = torch.bitwise_and(x, 44)
+        return h, wrapped
+        ");
+    }
+
+    /// A quantized model's int8 weights stay int8 (a quarter of their float32 size), cast to
+    /// float where used, as the model does; a small table of int8 codes still folds.
+    #[test]
+    fn int8_weights_cast_to_float_stay_int8() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 32]);
+        let codes: Vec<u8> = (0..32 * 16).map(|i| (i * 7 % 255) as u8).collect();
+        let w = Tensor { dtype: DType::I8, shape: vec![32, 16], data: codes.into() };
+        let w = g.variable("dense/kernel", w);
+        let a = [("SrcT", dtype(DType::I8)), ("DstT", dtype(DType::F32))];
+        let w = g.op("dense/Cast", "Cast", &[w], &a);
+        let y = g.op("dense/MatMul", "MatMul", &[x, w], &[]);
+        assert_snapshot!(g.lower(&[y]), @"
+        self.kernel: [32, 16] int8
+        # kernel: [32, 16]
+        ---
+        y = self.kernel.to(torch.float32)
+        x = x @ y
+        return x
+        ");
+    }
 }

@@ -694,6 +694,17 @@ fn batch_matmul(ctx: &mut Ctx) -> OpResult<Lowered> {
     }
     let mut a = ctx.input_tf(0)?;
     let mut b = ctx.input_tf(1)?;
+    // An output type of its own (Keras' int8 layers multiply int8 by int8 into int32): the
+    // operands are widened first, as torch's product keeps its operands' type (and int8
+    // sums would wrap).
+    if let Ok(out) = ctx.node().attr_type("Tout") {
+        let dtype = out.torch_name().ok_or_else(|| format!("a product of type {out:?}"))?;
+        for (i, x) in [(0, &mut a), (1, &mut b)] {
+            if ctx.info(i).dtype != Some(out) {
+                *x = x.clone().method("to", vec![torch_attr(dtype)]);
+            }
+        }
+    }
     if adj_x {
         a = a.method("transpose", vec![Expr::int(-2), Expr::int(-1)]);
     }
@@ -718,7 +729,8 @@ fn batch_matmul_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
     )?;
     let mut out = batch;
     out.extend([m, n]);
-    Some(vec![ValueInfo { dtype: inp.infos[0].dtype, shape: Some(out) }])
+    let dtype = inp.node.attr_type("Tout").ok().or(inp.infos[0].dtype);
+    Some(vec![ValueInfo { dtype, shape: Some(out) }])
 }
 
 /// `(inputs, output)` subscripts of an einsum equation without ellipses.
@@ -988,6 +1000,23 @@ mod tests {
         half = torch.full((x.shape[0], 4), 0.5)
         types = torch.zeros_like(ids)
         return h, one, half, types
+        ");
+    }
+
+    /// Keras' int8 layers multiply int8 by int8 into int32 (`BatchMatMulV3` with `Tout`):
+    /// torch's product keeps its operands' type, where int8 sums wrap, so both are widened.
+    #[test]
+    fn an_int8_product_into_int32_widens_its_operands() {
+        use crate::tensor::DType;
+        let mut g = TestGraph::new();
+        let x = g.typed_input("x", &[-1, 4], DType::I8);
+        let w = g.typed_input("w", &[4, 3], DType::I8);
+        let a = [("Ta", dtype(DType::I8)), ("Tb", dtype(DType::I8)), ("Tout", dtype(DType::I32))];
+        let y = g.op("dense/MatMul", "BatchMatMulV3", &[x, w], &a);
+        assert_snapshot!(g.lower(&[y]), @"
+        ---
+        x = x.to(torch.int32) @ w.to(torch.int32)
+        return x
         ");
     }
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import GENERATED_DIR, assert_parity, import_model, ruff, run_cli
+from conftest import GENERATED_DIR, assert_parity, import_model, ruff, run_cli, run_generated
 
 COND = ["cond_function", "cond_function_saved", "cond_keras_layer", "cond_keras_layer_saved", "cond_tf1"]
 COND += ["case_function", "case_function_saved", "cond_static_shapes", "cond_static_shapes_saved"]
@@ -78,7 +78,11 @@ def test_a_mixed_precision_model_computes_in_float16(tmp_path):
 def test_a_bfloat16_model_computes_in_bfloat16(tmp_path):
     """A keras-hub preset loaded in bfloat16: its layers are made in bfloat16
     (`nn.Linear(..., dtype=torch.bfloat16)`, an embedding too), its norms computed in float32
-    as Keras does. bfloat16 keeps 8 significant bits; parity within 1e-2 (measured: exact)."""
+    as Keras does. bfloat16 keeps 8 significant bits, and TF and torch round its products'
+    sums apart: through two layers TF's bfloat16 outputs lie 1.0e-2 from the same model's in
+    float32 (`keras_hub_llama`: same seed, weights and inputs), ours 0.7e-2, and the two
+    1.3e-2 from each other (measured). So: parity within 3e-2, and ours at least about as near
+    the float32 model as TF's."""
     out = tmp_path / "out"
     run_cli("convert", source("keras_hub_llama_bf16"), "-o", out, "--strict")
     assert ruff("check", "--no-cache", str(out / "model.py")).returncode == 0
@@ -92,8 +96,50 @@ def test_a_bfloat16_model_computes_in_bfloat16(tmp_path):
     # Its attention stays a softmax (scores cast to float32 for it): q, k and v are named
     # for what they are all the same.
     assert "x = q @ k" in code and "x = (x @ v)" in code, code
+    import numpy as np
+
     for suffix in ("", "_b"):
-        assert_parity(out, GENERATED_DIR / f"keras_hub_llama_bf16{suffix}.npz", tolerance=1e-2)
+        assert_parity(out, GENERATED_DIR / f"keras_hub_llama_bf16{suffix}.npz", tolerance=3e-2)
+        (got,), (tf_bf16,) = run_generated(out, GENERATED_DIR / f"keras_hub_llama_bf16{suffix}.npz")
+        f32 = np.load(GENERATED_DIR / f"keras_hub_llama{suffix}.npz")
+        bf16 = np.load(GENERATED_DIR / f"keras_hub_llama_bf16{suffix}.npz")
+        assert all(np.array_equal(f32[k], bf16[k]) for k in ("input_0", "input_1"))
+        want = f32["output_0"]
+        ours, tfs = (np.abs(np.asarray(v, np.float32) - want).max() for v in (got, tf_bf16))
+        assert ours <= 1.5 * tfs, (ours, tfs)
+
+
+@pytest.mark.parametrize("name", ["keras_hub_llama_int8", "keras_hub_gemma_int4"])
+def test_a_quantized_model_keeps_its_integer_weights(name, tmp_path):
+    """keras-hub backbones after `model.quantize("int8")` and `("int4")`: int8 inputs times
+    int8 kernels summed in int32 (torch keeps int8 products int8, where sums wrap), int4
+    weights unpacked from int8 by shifts and masks. The quantized weights stay int8 buffers
+    (a quarter of their float32 size), cast where used as the model casts them; the float
+    scales are parameters. Parity with TF's quantized model for two input sizes, token by
+    token: each layer rounds each token's activations to int8, and where one lies within
+    float32 rounding of a half step, TF and torch may round it apart, one int8 step (1/127
+    of the token's largest activation) that carries through that token alone. So nearly
+    every token matches to 1e-4 and every one to within such a step."""
+    import numpy as np
+
+    out = tmp_path / "out"
+    run_cli("convert", source(name), "-o", out, "--strict")
+    assert ruff("check", "--no-cache", str(out / "model.py")).returncode == 0
+    code = (out / "model.py").read_text()
+    int8_buffers = re.findall(r'register_buffer\(\s*"\w+",\s*torch\.empty\(\([^)]*\), dtype=torch\.int8\)', code)
+    assert len(int8_buffers) >= 7, code
+    if name.endswith("int8"):
+        assert ".to(torch.int32)" in code, code
+    else:
+        assert "torch.bitwise_right_shift(" in code and "torch.bitwise_and(" in code, code
+    tokens = []
+    for suffix in ("", "_b"):
+        (got,), (want,) = run_generated(out, GENERATED_DIR / f"{name}{suffix}.npz")
+        scale = np.abs(want).max()
+        assert got.shape == want.shape and got.dtype == want.dtype
+        tokens += list(np.abs(got - want).max(axis=-1).reshape(-1) / scale)
+    assert max(tokens) <= 2e-2, max(tokens)
+    assert np.mean(np.array(tokens) <= 1e-4) >= 0.9, sorted(tokens)[-5:]
 
 
 def test_one_unknown_op_in_a_real_model_is_one_stub(tmp_path):
