@@ -1,6 +1,7 @@
 //! `Cast` → `.to(torch.<dtype>)`, folded on constants and shape vectors; and the ops whose
-//! outputs are their inputs (`Identity`, ...), which `passes::identity` removes, and
-//! `EnsureShape`, which only tells shapes; `Bitcast` → `view(dtype)`.
+//! outputs are their inputs (`Identity`, ...; run-time checks such as `CheckNumerics`),
+//! which `passes::identity` removes, and `EnsureShape`, which only tells shapes; `Bitcast` →
+//! `view(dtype)`.
 
 use crate::ir::ValueInfo;
 use crate::ops::contract::{Ctx, Layout, Lowered, OpResult};
@@ -16,6 +17,11 @@ pub const OPS: &[OpDef] = &[
     passthrough("StopGradient").infer(same_as_input),
     passthrough("Snapshot").infer(same_as_input),
     passthrough("PreventGradient").infer(same_as_input),
+    // Checks at run time that pass their first input on (`tf.debugging.check_numerics`,
+    // which Keras' `ops.linalg.solve` adds; TF1's `tf.Print`): the value is what matters.
+    passthrough("CheckNumerics").infer(same_as_input),
+    passthrough("CheckNumericsV2").infer(same_as_input),
+    passthrough("Print").infer(same_as_input),
     // An input with a default (Keras' learning phase): its default unless named with
     // `--inputs`, which makes it a Placeholder.
     passthrough("PlaceholderWithDefault").infer(same_as_input),
