@@ -36,6 +36,12 @@ pub(super) fn hint(graph: &Graph, v: ValueRef, t: &Tensor, scope: &str) -> Strin
     if is_additive_mask(t) {
         return scoped(scope, "mask");
     }
+    if let Some(token) = super::token_names::word(graph, v.node) {
+        // Not after the op reading it (`tile_class_token` for one at the top level).
+        let leaf = |n| identifier(graph.node(n).name.rsplit('/').next().unwrap_or_default());
+        let op_named = graph.consumers(v).iter().any(|&(r, _)| leaf(r) == identifier(scope));
+        return if op_named { token.to_string() } else { scoped(scope, token) };
+    }
     if is_position_ids(graph, v, t) {
         return position_ids_name(scope);
     }

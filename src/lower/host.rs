@@ -104,6 +104,10 @@ impl<'a> Lowerer<'a> {
         let vector = node.value.as_ref().is_some_and(|v| v.rank() <= 1);
         let word = variable_word(node.trained_from.as_deref().unwrap_or(&node.name), vector)
             .or_else(|| super::expert_names::word(self.graph, n));
+        // What the graph's wiring says it is (a class token), beside its layer's name even
+        // where it is the layer's only weight: the layer's name alone says nothing of it.
+        let token = word.is_none().then(|| super::token_names::word(self.graph, n)).flatten();
+        let word = word.or_else(|| token.map(str::to_string));
         // A role names the weight beside its layer's others (`loop_body_bias`), never alone.
         let by_role = word.is_none() && role.is_some();
         let word = word.or_else(|| role.map(str::to_string));
@@ -121,14 +125,16 @@ impl<'a> Lowerer<'a> {
             }
             self.variable_scopes = Some(counts);
         }
-        let several =
-            by_role || self.variable_scopes.as_ref().and_then(|c| c.get(&scope)) > Some(&1);
+        let several = by_role
+            || token.is_some()
+            || self.variable_scopes.as_ref().and_then(|c| c.get(&scope)) > Some(&1);
         // A SavedModel's variable read by an op of no layer (a model's own `add_weight`,
         // scaling by `mul`) is named as its code named it (`channel_scale`), not `mul`.
         let op_named =
             self.named_by_reader.get(&n).is_some_and(|&r| self.named_after_op(r, &scope));
         let hint = match word {
             Some(w) if op_named => w,
+            Some(w) if scope.is_empty() && token.is_some() => w,
             Some(w) if several && scope != w && !scope.ends_with(&format!("_{w}")) => {
                 format!("{scope}_{w}")
             }

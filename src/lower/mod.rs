@@ -30,6 +30,7 @@ mod roles;
 mod scopes;
 mod stubs;
 mod tables;
+mod token_names;
 mod towers;
 
 use std::collections::{BTreeMap, BTreeSet};

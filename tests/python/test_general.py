@@ -270,6 +270,26 @@ def test_position_embeddings_read_whole_are_the_table(tmp_path):
     assert "torch.int32)" not in code.split("def forward")[0], code
 
 
+@pytest.mark.parametrize("name", ["keras_hub_vit", "keras_hub_dinov3", "dyn_class_token"])
+def test_learned_tokens_are_named_for_what_they_are(name, tmp_path):
+    """A frozen graph names a ViT's class token only after the layer holding it
+    (`patching_and_embedding`, DINOv3's `embeddings` and `embeddings_2`): a `[1, 1, d]`
+    weight repeated over the batch and set first along the sequence is the `class_token`,
+    DINOv3's `[1, 4, d]` after it the `register_tokens`, as timm and Hugging Face name them
+    (parity: the decoder and dynamic-shape tests)."""
+    out = tmp_path / "out"
+    run_cli("convert", source(name), "-o", out)
+    code = (out / "model.py").read_text()
+    assert re.search(r"self\.\w*class_token = nn\.Parameter|register_buffer\(\s*\"\w*class_token\"", code), code
+    assert re.search(r"= self\.\w*class_token\.repeat\(", code), code
+    if name == "keras_hub_vit":
+        layer = code.split("class PatchingAndEmbedding")[1].split("\nclass ")[0]
+        assert "self.class_token = nn.Parameter(" in layer, layer
+    if name == "keras_hub_dinov3":
+        assert re.search(r"self\.\w*register_tokens = nn\.Parameter\(", code), code
+        assert "self.embeddings_2" not in code, code
+
+
 def test_relative_positions_added_in_another_shape_are_the_attention_mask(tmp_path):
     """ViTDet adds its relative positions to the scores seen as `[B, h, w, h, w]` and
     reshapes them back: the sum of the two terms, reshaped, is SDPA's float mask, and no

@@ -1,0 +1,129 @@
+//! Names for the learned tokens a vision transformer sets before its patches, where the
+//! graph's names do not say what they are (a frozen graph keeps only the layer's name: ViT's
+//! class token would be `patching_and_embedding`, DINOv3's two `embeddings` and
+//! `embeddings_2`). Named as timm and Hugging Face name them:
+//!
+//! - `class_token`: a `[1, 1, d]` weight repeated over the batch and concatenated first along
+//!   the sequence (ViT, DeiT, DINOv2/3);
+//! - `register_tokens`: a `[1, k, d]` weight (`k > 1`) repeated over the batch and
+//!   concatenated along the sequence (DINOv2/3's registers, after the class token).
+//!
+//! Both must reach the concatenation through ops that only lay them out over the batch
+//! (`tf.tile`, `tf.broadcast_to`, `tf.repeat`'s reshapes), so a `[1, 1, d]` bias or scale
+//! added to the tokens is neither.
+
+use petgraph::stable_graph::NodeIndex;
+
+use crate::ir::{Graph, ValueRef};
+
+/// How many layout ops may lie between the weight and the concatenation: `tf.repeat` is an
+/// expand, a tile and a reshape, with an identity or a cast on the way.
+const REACH: usize = 5;
+
+/// How many readers are looked at in all: a hostile graph may give each op 100k readers.
+const BUDGET: usize = 64;
+
+/// The name of constant `n` (`[1, k, d]`) if it is a learned token (see the module's doc).
+pub(super) fn word(graph: &Graph, n: NodeIndex) -> Option<&'static str> {
+    let t = graph.node(n).value.as_ref()?;
+    let (1, k, _) = (t.shape.first().copied()?, *t.shape.get(1)?, *t.shape.get(2)?) else {
+        return None;
+    };
+    if t.rank() != 3 || !t.dtype.is_float() {
+        return None;
+    }
+    let mut budget = BUDGET;
+    let v = ValueRef { node: n, port: 0 };
+    let (position, _) = concatenated(graph, v, REACH, false, &mut budget)?;
+    match k {
+        1 if position == 0 => Some("class_token"),
+        k if k > 1 => Some("register_tokens"),
+        _ => None,
+    }
+}
+
+/// Where value `v` (rank 3) goes into a concatenation along the sequence axis, through ops
+/// that only lay it out (one of which must repeat it over the batch): the input slot and the
+/// concatenation.
+fn concatenated(
+    graph: &Graph,
+    v: ValueRef,
+    reach: usize,
+    repeated: bool,
+    budget: &mut usize,
+) -> Option<(usize, NodeIndex)> {
+    if reach == 0 {
+        return None;
+    }
+    for (reader, slot) in graph.consumers(v) {
+        *budget = budget.checked_sub(1)?;
+        let node = graph.node(reader);
+        match node.op.as_str() {
+            "ConcatV2" if repeated && sequence_axis(graph, reader) => return Some((slot, reader)),
+            "Tile" | "BroadcastTo" if slot == 0 => {
+                let out = ValueRef { node: reader, port: 0 };
+                if let Some(found) = concatenated(graph, out, reach - 1, true, budget) {
+                    return Some(found);
+                }
+            }
+            "Identity" | "Cast" | "ExpandDims" | "Reshape" if slot == 0 => {
+                let out = ValueRef { node: reader, port: 0 };
+                if let Some(found) = concatenated(graph, out, reach - 1, repeated, budget) {
+                    return Some(found);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Whether concatenation `n` (of rank-3 values) joins them along axis 1, the sequence.
+fn sequence_axis(graph: &Graph, n: NodeIndex) -> bool {
+    let Some(axis) = graph.inputs(n).last().and_then(|&a| graph.const_value(a)) else {
+        return false;
+    };
+    let rank_3 = graph.info(ValueRef { node: n, port: 0 }).shape.is_some_and(|s| s.len() == 3);
+    rank_3 && matches!(axis.to_i64().as_deref(), Some([1] | [-2]))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::*;
+    use insta::assert_snapshot;
+
+    /// A ViT's embedding layer: its class token tiled over the batch and set before the
+    /// patches, then DINOv3's register tokens after it, and a `[1, 1, d]` bias that is no
+    /// token (added, not concatenated). The layer's only name for them is its own.
+    #[test]
+    fn tokens_set_before_the_patches_are_named_for_what_they_are() {
+        let mut g = TestGraph::new();
+        let x = g.input("patches", &[2, 4, 8]);
+        let batch = g.constant("embeddings/multiples", int_tensor(&[3], &[2, 1, 1]));
+        let axis = g.constant("embeddings/axis", int_tensor(&[], &[1]));
+        let cls = g.variable("embeddings/ReadVariableOp/resource", weights(&[1, 1, 8]));
+        let cls = g.op("embeddings/Tile", "Tile", &[cls, batch], &[]);
+        let with_cls = g.op("embeddings/concat", "ConcatV2", &[cls, x, axis], &[("N", int(2))]);
+        let reg = g.variable("embeddings/ReadVariableOp_1/resource", weights(&[1, 3, 8]));
+        let reg = g.op("embeddings/Tile_1", "Tile", &[reg, batch], &[]);
+        let inputs = [with_cls, reg, axis];
+        let all = g.op("embeddings/concat_1", "ConcatV2", &inputs, &[("N", int(2))]);
+        let bias = g.variable("head/add/ReadVariableOp/resource", weights(&[1, 1, 8]));
+        let y = g.op("head/add", "AddV2", &[all, bias], &[]);
+        assert_snapshot!(g.lower(&[y]), @"
+        self.embeddings_class_token: [1, 1, 8] float32
+        self.embeddings_register_tokens: [1, 3, 8] float32
+        self.head: [1, 1, 8] float32
+        # embeddings_class_token: [1, 1, 8]
+        # embeddings_register_tokens: [1, 3, 8]
+        # head: [1, 1, 8]
+        ---
+        x = self.embeddings_class_token.repeat(2, 1, 1)
+        x = torch.cat([x, patches], dim=1)
+        embeddings = self.embeddings_register_tokens.repeat(2, 1, 1)
+        x = torch.cat([x, embeddings], dim=1)
+        x = x + self.head
+        return x
+        ");
+    }
+}
