@@ -50,6 +50,7 @@ pub const PRELU: &str = "_PReLU";
 pub const FRAMES: &str = "_Frames";
 pub const SIGN_BIT: &str = "_SignBit";
 pub const TABLE_LOOKUP: &str = "_TableLookup";
+pub const QUANTIZE_INT8: &str = "_QuantizeInt8";
 
 /// Where the channels a per-channel weight runs along are in TF's layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -150,6 +151,11 @@ pub enum Fused {
     /// `x / max(‖x‖₂, epsilon)` along one axis (see `passes::fuse_l2norm`). Inputs: `x`, the
     /// axis (TF's, a one-element vector).
     L2Normalize { epsilon: f32 },
+    /// Keras' int8 quantization of a layer's input (see `passes::fuse_quantize`): `x` scaled
+    /// so that its largest magnitude along the axes is 127, rounded and clipped to
+    /// `[-127, 127]`, as int8; and the scale, `127 / (max |x| + epsilon)` (kept axes). Inputs:
+    /// `x`, the axes (TF's). Outputs: the codes, the scale.
+    QuantizeInt8 { epsilon: f32 },
     /// A recurrent layer over a whole sequence; inputs as [`Recurrent`] describes.
     Recurrent(Recurrent),
     /// A loop (see `passes::loops`): its body is a graph whose inputs are the loop variables
@@ -360,6 +366,7 @@ impl Fused {
             Fused::WrapNegative { .. } => WRAP_NEGATIVE,
             Fused::LogSumExp { .. } => LOG_SUM_EXP,
             Fused::L2Normalize { .. } => L2_NORMALIZE,
+            Fused::QuantizeInt8 { .. } => QUANTIZE_INT8,
             Fused::Recurrent(r) => r.cell.op_name(),
             Fused::Loop(_) => LOOP,
             Fused::Cond(_) => COND,
@@ -394,6 +401,7 @@ impl Fused {
             Fused::WrapNegative { size } => put("size", Value::I(*size)),
             Fused::LogSumExp { keep_dims } => put("keep_dims", Value::B(*keep_dims)),
             Fused::L2Normalize { epsilon } => put("epsilon", Value::F(*epsilon)),
+            Fused::QuantizeInt8 { epsilon } => put("epsilon", Value::F(*epsilon)),
             Fused::Frames { length, step } => {
                 put("frame_length", Value::I(*length));
                 put("frame_step", Value::I(*step));
@@ -439,12 +447,15 @@ impl Fused {
 }
 
 impl Fused {
-    /// What its value is called where the running `x` is taken, if its role is clearer than
-    /// its scope's name: wrapped indices are `ids` (`segment_embedding(ids.long())`), not
-    /// the embedding's own name a second time.
-    pub fn value_name(&self) -> Option<&'static str> {
-        match self {
-            Fused::WrapNegative { .. } => Some("ids"),
+    /// What its output `port` is called where the running `x` is taken, if its role is
+    /// clearer than its scope's name: wrapped indices are `ids`
+    /// (`segment_embedding(ids.long())`), not the embedding's own name a second time; a
+    /// quantization's outputs are `quantized` and `scale`.
+    pub fn value_name(&self, port: usize) -> Option<&'static str> {
+        match (self, port) {
+            (Fused::WrapNegative { .. }, 0) => Some("ids"),
+            (Fused::QuantizeInt8 { .. }, 0) => Some("quantized"),
+            (Fused::QuantizeInt8 { .. }, 1) => Some("scale"),
             _ => None,
         }
     }

@@ -372,7 +372,7 @@ impl<'a> Lowerer<'a> {
             return self.running.clone();
         }
         let fused = self.graph.node(v.node).fused.as_ref();
-        let role = fused.and_then(|f| f.value_name());
+        let role = fused.and_then(|f| f.value_name(v.port));
         let hint = role.map_or_else(|| self.local_hint(v.node), str::to_string);
         let op_named = role.is_none() && self.named_after_op(v.node, &hint);
         // The lists a loop fills and reads, where TF named them after their ops
@@ -394,7 +394,7 @@ impl<'a> Lowerer<'a> {
             Some(input) => input,
             None => hint,
         };
-        let hint = if v.port > 0 { format!("{hint}_{}", v.port) } else { hint };
+        let hint = if v.port > 0 && role.is_none() { format!("{hint}_{}", v.port) } else { hint };
         if role.is_some() {
             self.locals.fresh_for_role(&hint)
         } else if op_named {

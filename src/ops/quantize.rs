@@ -5,11 +5,16 @@
 //! arithmetic: `torch.floor((x.clamp(lo, hi) - lo) * inv_scale + 0.5) * scale + lo`; a range
 //! from the data (`range_given=false`: the input's min and max, per tensor or per channel)
 //! goes through the same rules on tensors at run time (a helper, `_quantize_dequantize`).
+//! And Keras' int8 quantization of a layer's input (`passes::fuse_quantize`): a helper,
+//! `quantize_int8`, giving the int8 codes and their scale.
 
+use crate::ir::ValueInfo;
+use crate::ir::fused::{self, Fused};
 use crate::ops::contract::{Ctx, Lowered, OpResult};
-use crate::ops::util::same_as_input;
-use crate::ops::{OpDef, op};
+use crate::ops::util::{norm_axis, same_as_input};
+use crate::ops::{OpDef, OpInputs, op};
 use crate::py::{BinOp, Expr};
+use crate::tensor::DType;
 
 pub const OPS: &[OpDef] = &[
     op("FakeQuantWithMinMaxArgs", fake_quant).infer(same_as_input),
@@ -18,7 +23,65 @@ pub const OPS: &[OpDef] = &[
     op("QuantizeAndDequantizeV2", quantize_dequantize).infer(same_as_input),
     op("QuantizeAndDequantizeV3", quantize_dequantize).infer(same_as_input),
     op("QuantizeAndDequantizeV4", quantize_dequantize).infer(same_as_input),
+    op(fused::QUANTIZE_INT8, quantize_int8).infer(quantize_int8_infer),
 ];
+
+/// Keras' default epsilon (`keras.config.epsilon()`), the helper's default.
+const KERAS_EPSILON: f32 = 1e-7;
+
+/// `codes, scale = quantize_int8(x, dim)` (templates/quantize_int8.py), with `eps=` where
+/// the model's epsilon is not Keras' default.
+fn quantize_int8(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let Some(Fused::QuantizeInt8 { epsilon }) = ctx.node().fused else {
+        return Err("not a quantization".into());
+    };
+    let dims = quantized_axes(&ctx.const_ints(1)?, ctx.rank(0))?;
+    let dim = match dims.as_slice() {
+        [one] => Expr::int(*one),
+        many => Expr::Tuple(many.iter().map(|&d| Expr::int(d)).collect()),
+    };
+    let kwargs = if epsilon == KERAS_EPSILON { vec![] } else { vec![("eps", Expr::f32(epsilon))] };
+    ctx.require_class("quantize_int8", include_str!("../../templates/quantize_int8.py"));
+    let expr = Expr::call_kw("quantize_int8", vec![ctx.input_tf(0)?, dim], kwargs);
+    Ok(Lowered::MultiViews { expr, views: vec![vec![], vec![]] })
+}
+
+/// The axes of a quantization's maximum, from 0 where the rank is known (as TF's `Max`
+/// reads them), else as given when all count from the end.
+fn quantized_axes(raw: &[i64], rank: Option<usize>) -> OpResult<Vec<i64>> {
+    let mut dims = match rank {
+        Some(r) => {
+            raw.iter().map(|&a| norm_axis(a, r).map(|a| a as i64)).collect::<OpResult<_>>()?
+        }
+        None if raw.iter().all(|&a| a < 0) => raw.to_vec(),
+        None => return Err("axes of an input of unknown rank".into()),
+    };
+    dims.sort_unstable();
+    dims.dedup();
+    if dims.is_empty() {
+        return Err("no axes".into());
+    }
+    Ok(dims)
+}
+
+/// The codes (int8, the input's shape) and the scale (the input's type, the axes kept at 1).
+fn quantize_int8_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
+    let x = inp.infos.first()?;
+    let scale = x.shape.as_ref().and_then(|s| {
+        let dims = quantized_axes(&inp.const_ints(1)?, Some(s.len())).ok()?;
+        let dims: Vec<usize> = dims.into_iter().map(|d| d as usize).collect();
+        Some(
+            s.iter()
+                .enumerate()
+                .map(|(i, &d)| if dims.contains(&i) { Some(1) } else { d })
+                .collect(),
+        )
+    });
+    Some(vec![
+        ValueInfo { dtype: Some(DType::I8), shape: x.shape.clone() },
+        ValueInfo { dtype: x.dtype, shape: scale },
+    ])
+}
 
 /// A float32 scalar input (a range bound), constant at conversion time.
 fn scalar_input(ctx: &Ctx, i: usize, what: &str) -> OpResult<f32> {

@@ -316,7 +316,8 @@ fn mergeable(f: &Fused) -> Option<&Fused> {
         | Fused::TableLookup
         | Fused::WrapNegative { .. }
         | Fused::LogSumExp { .. }
-        | Fused::L2Normalize { .. } => Some(f),
+        | Fused::L2Normalize { .. }
+        | Fused::QuantizeInt8 { .. } => Some(f),
         _ => None,
     }
 }

@@ -23,6 +23,7 @@ mod fuse_l2norm;
 mod fuse_layernorm;
 mod fuse_logsumexp;
 mod fuse_prelu;
+mod fuse_quantize;
 mod fuse_repeat;
 mod fuse_rmsnorm;
 mod fuse_rotary;
@@ -71,7 +72,7 @@ pub fn run_all(g: &mut Graph) -> Result<()> {
 type Pass = fn(&mut Graph) -> Result<()>;
 
 /// After recurrent layers are fused (see [`run_observed`]).
-const LATE: [(&str, Pass); 39] = [
+const LATE: [(&str, Pass); 40] = [
     ("simplify", simplify),
     ("prune", prune),
     ("fuse_bidirectional", fuse_bidirectional::fuse_bidirectional),
@@ -100,6 +101,7 @@ const LATE: [(&str, Pass); 39] = [
     ("fuse_wrap", fuse_wrap::fuse_wrap),
     ("fuse_logsumexp", fuse_logsumexp::fuse_logsumexp),
     ("fuse_l2norm", fuse_l2norm::fuse_l2norm),
+    ("fuse_quantize", fuse_quantize::fuse_quantize),
     ("fuse_signbit", fuse_signbit::fuse_signbit),
     ("select_by_masks", mask_blend::select_by_masks),
     ("fuse_grouped_attention", fuse_grouped_attention::fuse_grouped_attention),

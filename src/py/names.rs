@@ -90,6 +90,7 @@ const HELPERS: &[&str] = &[
     "pad_same",
     "population_count",
     "projective_transform",
+    "quantize_int8",
     "ragged_gather",
     "ragged_range",
     "ragged_to_dense",

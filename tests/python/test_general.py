@@ -113,7 +113,8 @@ def test_a_bfloat16_model_computes_in_bfloat16(tmp_path):
 def test_a_quantized_model_keeps_its_integer_weights(name, tmp_path):
     """keras-hub backbones after `model.quantize("int8")` and `("int4")`: int8 inputs times
     int8 kernels summed in int32 (torch keeps int8 products int8, where sums wrap), int4
-    weights unpacked from int8 by shifts and masks. The quantized weights stay int8 buffers
+    weights unpacked from int8 by shifts and masks; each int8 layer's input quantized by one
+    helper, `quantize_int8`. The quantized weights stay int8 buffers
     (a quarter of their float32 size), cast where used as the model casts them; the float
     scales are parameters. Parity with TF's quantized model for two input sizes, token by
     token: each layer rounds each token's activations to int8, and where one lies within
@@ -130,6 +131,10 @@ def test_a_quantized_model_keeps_its_integer_weights(name, tmp_path):
     assert len(int8_buffers) >= 7, code
     if name.endswith("int8"):
         assert ".to(torch.int32)" in code, code
+        # Each layer's input quantized (nine TF ops: scaled by its largest magnitude,
+        # rounded, clipped, cast) is one call of one helper.
+        assert code.count("def quantize_int8(") == 1 and "= quantize_int8(h, 2)" in code, code
+        assert "torch.round(" not in code.split("def quantize_int8(")[1].split("\nclass ", 1)[1], code
     else:
         assert "torch.bitwise_right_shift(" in code and "torch.bitwise_and(" in code, code
     tokens = []
