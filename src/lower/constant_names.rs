@@ -2,10 +2,12 @@
 //! which op read them (`Sub/y`, `Maximum`, `const`): what the model's own code calls them
 //! (`mean`, `std`, `hann_window`, `rotary_embedding_inv_freq`).
 
+use petgraph::stable_graph::NodeIndex;
+
 use super::scopes::without_counter;
 use crate::ir::{Graph, ValueRef};
 use crate::py::names::identifier;
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 
 /// The name hint of the buffer holding constant `v` (value `t`) read in `scope`.
 pub(super) fn hint(graph: &Graph, v: ValueRef, t: &Tensor, scope: &str) -> String {
@@ -35,6 +37,9 @@ pub(super) fn hint(graph: &Graph, v: ValueRef, t: &Tensor, scope: &str) -> Strin
     }
     if is_additive_mask(t) {
         return scoped(scope, "mask");
+    }
+    if is_quantized_kernel(graph, v, t) {
+        return scoped(scope, "kernel");
     }
     if let Some(token) = super::token_names::word(graph, v.node) {
         // Not after the op reading it (`tile_class_token` for one at the top level).
@@ -234,6 +239,37 @@ fn is_centered_coordinates(t: &Tensor) -> bool {
     let Some(v) = t.vector_values(2) else { return false };
     let n = v.len() as f64;
     v.iter().enumerate().all(|(i, &x)| close(x, (i as f64 + 0.5) / n))
+}
+
+/// Whether `t` is a quantized weight: 8-bit integers, a matrix or more of them, more than
+/// any table of small codes (Keras' int8 and int4 kernels and embeddings; see
+/// `ops::cast`).
+pub(super) fn is_quantized(t: &Tensor) -> bool {
+    matches!(t.dtype, DType::I8 | DType::U8)
+        && t.rank() >= 2
+        && t.numel() > crate::ops::QUANTIZED_TABLE_MIN
+}
+
+/// The products that read a quantized kernel.
+const CONTRACTIONS: &[&str] =
+    &["MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3", "Einsum"];
+
+/// Whether constant `v` (value `t`) is a quantized layer's kernel: a quantized weight every
+/// reader of which multiplies it, as it is or cast (Keras' int8 `Dense` and `EinsumDense`).
+/// Not an int4 kernel, unpacked by shifts and masks first, nor a zero point, subtracted.
+pub(super) fn is_quantized_kernel(graph: &Graph, v: ValueRef, t: &Tensor) -> bool {
+    let product = |n: NodeIndex| CONTRACTIONS.contains(&graph.node(n).op.as_str());
+    let readers = graph.consumers(v);
+    is_quantized(t)
+        && !readers.is_empty()
+        && readers.iter().all(|&(r, _)| {
+            product(r)
+                || graph.node(r).op == "Cast"
+                    && graph
+                        .consumers(ValueRef { node: r, port: 0 })
+                        .iter()
+                        .all(|&(p, _)| product(p))
+        })
 }
 
 /// Whether `t` is consecutive positions `s, s + 1, ...` (other axes of size 1) an embedding
@@ -512,5 +548,45 @@ mod tests {
             g.op("m/grid/truediv", "RealDiv", &[d, b], &[])
         });
         assert_eq!(names, ["grid_const", "grid_const_2"]);
+    }
+
+    /// A frozen Keras int8 layer names its weights only after their reads: the int8 kernel
+    /// (cast, then multiplied) is the layer's `kernel`, its float scale `scale`; an int8
+    /// zero point subtracted (an int4 layer's) stays what it was.
+    #[test]
+    fn a_quantized_layers_weights_are_its_kernel_and_scale() {
+        use crate::testing::*;
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 32]);
+        let codes: Vec<u8> = (0..32 * 16).map(|i| (i * 7 % 255) as u8).collect();
+        let w = Tensor { dtype: DType::I8, shape: vec![32, 16], data: codes.clone().into() };
+        let w = g.variable("model/dense/ReadVariableOp/resource", w);
+        let to_float = [("SrcT", dtype(DType::I8)), ("DstT", dtype(DType::F32))];
+        let w = g.op("model/dense/Cast", "Cast", &[w], &to_float);
+        let y = g.op("model/dense/MatMul", "MatMul", &[x, w], &[]);
+        let scale = g.variable("model/dense/ReadVariableOp_1/resource", weights(&[16]));
+        let y = g.op("model/dense/truediv", "RealDiv", &[y, scale], &[]);
+        let zero = Tensor { dtype: DType::I8, shape: vec![16, 32], data: codes.into() };
+        let zero = g.variable("model/head/ReadVariableOp/resource", zero);
+        let zero = g.op("model/head/Cast", "Cast", &[zero], &to_float);
+        let w2 = g.input("w2", &[16, 32]);
+        let w2 = g.op("model/head/sub", "Sub", &[w2, zero], &[]);
+        let y = g.op("model/head/MatMul", "MatMul", &[y, w2], &[]);
+        insta::assert_snapshot!(g.lower(&[y]), @"
+        self.dense_kernel: [32, 16] int8
+        self.dense_scale: [16] float32
+        self.head: [16, 32] int8
+        # dense_kernel: [32, 16]
+        # dense_scale: [16]
+        # head: [16, 32]
+        ---
+        y = self.dense_kernel.to(torch.float32)
+        x = x @ y
+        x = x / self.dense_scale
+        head = self.head.to(torch.float32)
+        y = w2 - head
+        x = x @ y
+        return x
+        ");
     }
 }

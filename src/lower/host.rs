@@ -104,9 +104,14 @@ impl<'a> Lowerer<'a> {
         let vector = node.value.as_ref().is_some_and(|v| v.rank() <= 1);
         let word = variable_word(node.trained_from.as_deref().unwrap_or(&node.name), vector)
             .or_else(|| super::expert_names::word(self.graph, n));
-        // What the graph's wiring says it is (a class token), beside its layer's name even
-        // where it is the layer's only weight: the layer's name alone says nothing of it.
-        let token = word.is_none().then(|| super::token_names::word(self.graph, n)).flatten();
+        // What the graph's wiring says it is (a class token, a quantized weight's scale),
+        // beside its layer's name even where it is the layer's only weight: the layer's name
+        // alone says nothing of it.
+        let token = word
+            .is_none()
+            .then(|| super::token_names::word(self.graph, n))
+            .flatten()
+            .or_else(|| self.quantization_word(n, &scope).filter(|_| word.is_none()));
         let word = word.or_else(|| token.map(str::to_string));
         // A role names the weight beside its layer's others (`loop_body_bias`), never alone.
         let by_role = word.is_none() && role.is_some();
@@ -141,6 +146,30 @@ impl<'a> Lowerer<'a> {
             _ => scope,
         };
         self.register(&hint, t, !statistic && !untrained)
+    }
+
+    /// What trained constant `n` in `scope` is to a quantized layer: its int8 `kernel`
+    /// (multiplied), or a float weight beside a quantized one, its `scale` (Keras'
+    /// `kernel_scale`, `embeddings_scale`), as a frozen graph does not say.
+    fn quantization_word(&mut self, n: NodeIndex, scope: &str) -> Option<&'static str> {
+        let t = self.graph.node(n).value.as_ref()?;
+        let v = ValueRef { node: n, port: 0 };
+        if constant_names::is_quantized_kernel(self.graph, v, t) {
+            return Some("kernel");
+        }
+        (t.dtype.is_float() && self.quantized_scope(scope)).then_some("scale")
+    }
+
+    /// Whether `scope` holds a quantized weight (int8 codes).
+    fn quantized_scope(&mut self, scope: &str) -> bool {
+        if self.quantized_scopes.is_none() {
+            let graph = self.graph;
+            let quantized = graph.g.node_indices().filter(|&m| {
+                graph.node(m).value.as_ref().is_some_and(constant_names::is_quantized)
+            });
+            self.quantized_scopes = Some(quantized.map(|m| self.scope_of(m)).collect());
+        }
+        self.quantized_scopes.as_ref().is_some_and(|s| s.contains(scope))
     }
 
     /// `v` in `layout`, emitting one conversion the first time it is needed: a permute between

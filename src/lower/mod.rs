@@ -134,6 +134,9 @@ pub struct Lowerer<'a> {
     family_prefixed: BTreeMap<String, usize>,
     /// How many variables each scope holds, counted when first needed (see `stored`).
     variable_scopes: Option<BTreeMap<String, usize>>,
+    /// The scopes holding a quantized weight (see [`constant_names::is_quantized`]): their
+    /// float weights are its scales.
+    quantized_scopes: Option<BTreeSet<String>>,
 }
 
 /// The parameter name for a model input TF calls `tf_name`: Keras 3 names an input its
@@ -320,6 +323,7 @@ impl<'a> Lowerer<'a> {
             long_holders: BTreeSet::new(),
             family_prefixed: BTreeMap::new(),
             variable_scopes: None,
+            quantized_scopes: None,
         }
     }
 

@@ -117,7 +117,7 @@ fn cast_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
 
 /// Elements from which an 8- or 16-bit integer constant is taken for quantized weights, not
 /// folded to floats: more than any lookup table of small codes a graph casts.
-const QUANTIZED_TABLE_MIN: usize = 256;
+pub(crate) const QUANTIZED_TABLE_MIN: usize = 256;
 
 fn cast_fold(inp: &OpInputs) -> Option<Folded> {
     let dst = inp.node.attr_type("DstT").ok()?;

@@ -46,6 +46,7 @@ mod update_slice;
 pub mod util;
 mod window;
 
+pub(crate) use cast::QUANTIZED_TABLE_MIN;
 pub use contract::{Ctx, Layout, Lowered, OpResult, TranslateError};
 pub use gather::einsum_dense_form;
 

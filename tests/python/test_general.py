@@ -135,6 +135,12 @@ def test_a_quantized_model_keeps_its_integer_weights(name, tmp_path):
         # rounded, clipped, cast) is one call of one helper.
         assert code.count("def quantize_int8(") == 1 and "= quantize_int8(h, 2)" in code, code
         assert "torch.round(" not in code.split("def quantize_int8(")[1].split("\nclass ", 1)[1], code
+        # A frozen graph names neither the int8 kernels nor their float scales: they are
+        # named for what they are to their layer, as Keras names them (`kernel`,
+        # `kernel_scale`), not `self_attention_query_const` and `self_attention_query`.
+        assert '"self_attention_query_kernel", torch.empty((32, 2, 16), dtype=torch.int8)' in code, code
+        assert "self.self_attention_query_scale = nn.Parameter(" in code, code
+        assert "self.token_embedding_scale = nn.Parameter(" in code and "_const" not in code, code
     else:
         assert "torch.bitwise_right_shift(" in code and "torch.bitwise_and(" in code, code
     tokens = []
