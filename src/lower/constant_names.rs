@@ -2,8 +2,6 @@
 //! which op read them (`Sub/y`, `Maximum`, `const`): what the model's own code calls them
 //! (`mean`, `std`, `hann_window`, `rotary_embedding_inv_freq`).
 
-use petgraph::stable_graph::NodeIndex;
-
 use super::scopes::without_counter;
 use crate::ir::{Graph, ValueRef};
 use crate::py::names::identifier;
@@ -38,8 +36,8 @@ pub(super) fn hint(graph: &Graph, v: ValueRef, t: &Tensor, scope: &str) -> Strin
     if is_additive_mask(t) {
         return scoped(scope, "mask");
     }
-    if is_quantized_kernel(graph, v, t) {
-        return scoped(scope, "kernel");
+    if let Some(role) = quantized_role(graph, v, t) {
+        return scoped(scope, role);
     }
     if let Some(token) = super::token_names::word(graph, v.node) {
         // Not after the op reading it (`tile_class_token` for one at the top level).
@@ -254,22 +252,35 @@ pub(super) fn is_quantized(t: &Tensor) -> bool {
 const CONTRACTIONS: &[&str] =
     &["MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3", "Einsum"];
 
-/// Whether constant `v` (value `t`) is a quantized layer's kernel: a quantized weight every
-/// reader of which multiplies it, as it is or cast (Keras' int8 `Dense` and `EinsumDense`).
-/// Not an int4 kernel, unpacked by shifts and masks first, nor a zero point, subtracted.
-pub(super) fn is_quantized_kernel(graph: &Graph, v: ValueRef, t: &Tensor) -> bool {
-    let product = |n: NodeIndex| CONTRACTIONS.contains(&graph.node(n).op.as_str());
-    let readers = graph.consumers(v);
-    is_quantized(t)
-        && !readers.is_empty()
-        && readers.iter().all(|&(r, _)| {
-            product(r)
-                || graph.node(r).op == "Cast"
-                    && graph
-                        .consumers(ValueRef { node: r, port: 0 })
-                        .iter()
-                        .all(|&(p, _)| product(p))
-        })
+/// The ops that unpack two int4 codes from each int8 of a packed kernel.
+const UNPACKING: &[&str] = &["BitwiseAnd", "RightShift", "LeftShift"];
+
+/// What constant `v` (value `t`) is to a quantized layer, where it is a quantized weight:
+/// its `kernel`, which every reader (past a cast) multiplies (Keras' int8 `Dense` and
+/// `EinsumDense`) or unpacks by shifts and masks (int4 codes packed in pairs); or its `zero`
+/// point, which every reader subtracts from the codes.
+pub(super) fn quantized_role(graph: &Graph, v: ValueRef, t: &Tensor) -> Option<&'static str> {
+    if !is_quantized(t) {
+        return None;
+    }
+    let mut readers = Vec::new();
+    for (r, slot) in graph.consumers(v) {
+        if graph.node(r).op == "Cast" {
+            readers.extend(graph.consumers(ValueRef { node: r, port: 0 }));
+        } else {
+            readers.push((r, slot));
+        }
+    }
+    let all = |f: &dyn Fn(&str, usize) -> bool| {
+        !readers.is_empty() && readers.iter().all(|&(r, slot)| f(&graph.node(r).op, slot))
+    };
+    if all(&|op, _| CONTRACTIONS.contains(&op) || UNPACKING.contains(&op)) {
+        Some("kernel")
+    } else if all(&|op, slot| op == "Sub" && slot == 1) {
+        Some("zero")
+    } else {
+        None
+    }
 }
 
 /// Whether `t` is consecutive positions `s, s + 1, ...` (other axes of size 1) an embedding
@@ -552,7 +563,7 @@ mod tests {
 
     /// A frozen Keras int8 layer names its weights only after their reads: the int8 kernel
     /// (cast, then multiplied) is the layer's `kernel`, its float scale `scale`; an int8
-    /// zero point subtracted (an int4 layer's) stays what it was.
+    /// zero point subtracted from the codes (an int4 layer's) its `zero`.
     #[test]
     fn a_quantized_layers_weights_are_its_kernel_and_scale() {
         use crate::testing::*;
@@ -575,15 +586,15 @@ mod tests {
         insta::assert_snapshot!(g.lower(&[y]), @"
         self.dense_kernel: [32, 16] int8
         self.dense_scale: [16] float32
-        self.head: [16, 32] int8
+        self.head_zero: [16, 32] int8
         # dense_kernel: [32, 16]
         # dense_scale: [16]
-        # head: [16, 32]
+        # head_zero: [16, 32]
         ---
         y = self.dense_kernel.to(torch.float32)
         x = x @ y
         x = x / self.dense_scale
-        head = self.head.to(torch.float32)
+        head = self.head_zero.to(torch.float32)
         y = w2 - head
         x = x @ y
         return x

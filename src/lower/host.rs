@@ -148,14 +148,15 @@ impl<'a> Lowerer<'a> {
         self.register(&hint, t, !statistic && !untrained)
     }
 
-    /// What trained constant `n` in `scope` is to a quantized layer: its int8 `kernel`
-    /// (multiplied), or a float weight beside a quantized one, its `scale` (Keras'
-    /// `kernel_scale`, `embeddings_scale`), as a frozen graph does not say.
+    /// What trained constant `n` in `scope` is to a quantized layer: its int8 `kernel` or
+    /// `zero` point (see [`constant_names::quantized_role`]), or a float weight beside a
+    /// quantized one, its `scale` (Keras' `kernel_scale`, `embeddings_scale`), as a frozen
+    /// graph does not say.
     fn quantization_word(&mut self, n: NodeIndex, scope: &str) -> Option<&'static str> {
         let t = self.graph.node(n).value.as_ref()?;
         let v = ValueRef { node: n, port: 0 };
-        if constant_names::is_quantized_kernel(self.graph, v, t) {
-            return Some("kernel");
+        if let Some(role) = constant_names::quantized_role(self.graph, v, t) {
+            return Some(role);
         }
         (t.dtype.is_float() && self.quantized_scope(scope)).then_some("scale")
     }

@@ -143,6 +143,10 @@ def test_a_quantized_model_keeps_its_integer_weights(name, tmp_path):
         assert "self.token_embedding_scale = nn.Parameter(" in code and "_const" not in code, code
     else:
         assert "torch.bitwise_right_shift(" in code and "torch.bitwise_and(" in code, code
+        # The packed int4 kernel (shifted and masked) and its zero point (subtracted) are
+        # named so, not `attention_query_const` and `attention_query_const_2`.
+        assert "torch.bitwise_right_shift(self.attention_query_kernel, 4)" in code, code
+        assert '"attention_query_zero", torch.empty((32, 32), dtype=torch.int8)' in code, code
     tokens = []
     for suffix in ("", "_b"):
         (got,), (want,) = run_generated(out, GENERATED_DIR / f"{name}{suffix}.npz")
