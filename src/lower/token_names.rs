@@ -60,15 +60,12 @@ fn concatenated(
         let node = graph.node(reader);
         match node.op.as_str() {
             "ConcatV2" if repeated && sequence_axis(graph, reader) => return Some((slot, reader)),
-            "Tile" | "BroadcastTo" if slot == 0 => {
+            op @ ("Tile" | "BroadcastTo" | "Identity" | "Cast" | "ExpandDims" | "Reshape")
+                if slot == 0 =>
+            {
+                let repeats = repeated || matches!(op, "Tile" | "BroadcastTo");
                 let out = ValueRef { node: reader, port: 0 };
-                if let Some(found) = concatenated(graph, out, reach - 1, true, budget) {
-                    return Some(found);
-                }
-            }
-            "Identity" | "Cast" | "ExpandDims" | "Reshape" if slot == 0 => {
-                let out = ValueRef { node: reader, port: 0 };
-                if let Some(found) = concatenated(graph, out, reach - 1, repeated, budget) {
+                if let Some(found) = concatenated(graph, out, reach - 1, repeats, budget) {
                     return Some(found);
                 }
             }
