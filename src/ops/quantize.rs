@@ -11,7 +11,7 @@
 use crate::ir::ValueInfo;
 use crate::ir::fused::{self, Fused};
 use crate::ops::contract::{Ctx, Lowered, OpResult};
-use crate::ops::util::{norm_axis, same_as_input};
+use crate::ops::util::same_as_input;
 use crate::ops::{OpDef, OpInputs, op};
 use crate::py::{BinOp, Expr};
 use crate::tensor::DType;
@@ -47,17 +47,18 @@ fn quantize_int8(ctx: &mut Ctx) -> OpResult<Lowered> {
 }
 
 /// The axes of a quantization's maximum, from 0 where the rank is known (as TF's `Max`
-/// reads them), else as given when all count from the end.
+/// reads them, see `reduce::axes`), else as given when all count from the end.
 fn quantized_axes(raw: &[i64], rank: Option<usize>) -> OpResult<Vec<i64>> {
-    let mut dims = match rank {
-        Some(r) => {
-            raw.iter().map(|&a| norm_axis(a, r).map(|a| a as i64)).collect::<OpResult<_>>()?
+    let dims = match rank {
+        Some(r) => super::reduce::axes(raw, r)?.into_iter().map(|a| a as i64).collect(),
+        None if raw.iter().all(|&a| a < 0) => {
+            let mut dims = raw.to_vec();
+            dims.sort_unstable();
+            dims.dedup();
+            dims
         }
-        None if raw.iter().all(|&a| a < 0) => raw.to_vec(),
         None => return Err("axes of an input of unknown rank".into()),
     };
-    dims.sort_unstable();
-    dims.dedup();
     if dims.is_empty() {
         return Err("no axes".into());
     }

@@ -41,8 +41,8 @@ fn reduction(x: Expr, method: &str, dim: Expr, kwargs: Vec<(&str, Expr)>) -> Exp
     }
 }
 
-fn axes(node: &crate::ir::Node, raw: &[i64], rank: usize) -> OpResult<Vec<usize>> {
-    let _ = node;
+/// A reduction's axes (TF's, negative from the end) from 0, sorted, each once.
+pub(super) fn axes(raw: &[i64], rank: usize) -> OpResult<Vec<usize>> {
     let mut v = raw.iter().map(|&a| norm_axis(a, rank)).collect::<OpResult<Vec<_>>>()?;
     v.sort_unstable();
     v.dedup();
@@ -83,7 +83,7 @@ fn reduce_in_torch_type(ctx: &mut Ctx, method: &str) -> OpResult<Lowered> {
         None if raw.iter().all(|&a| a < 0) => return reduce_from_the_end(ctx, method, &raw),
         None => return Err("axes of both signs on an input of unknown rank".into()),
     };
-    let axes = axes(ctx.node(), &raw, rank)?;
+    let axes = axes(&raw, rank)?;
     let keep = keep_dims(ctx.node())?;
     if axes.is_empty() {
         return Ok(Lowered::Alias(0));
@@ -166,7 +166,7 @@ fn reduce_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
         let out = keep.then(|| vec![None; shape.len()]);
         return Some(vec![ValueInfo { dtype: x.dtype, shape: out }]);
     };
-    let axes = axes(inp.node, &raw, shape.len()).ok()?;
+    let axes = axes(&raw, shape.len()).ok()?;
     let out = shape
         .iter()
         .enumerate()

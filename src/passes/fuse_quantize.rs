@@ -15,7 +15,7 @@ use petgraph::stable_graph::NodeIndex;
 
 use crate::error::Result;
 use crate::ir::fused::Fused;
-use crate::ir::{Graph, ValueInfo, ValueRef};
+use crate::ir::{Graph, ValueRef};
 use crate::passes::pattern::{
     both_orders, const_ints, const_scalar, inputs_of, replace_with_fused,
 };
@@ -32,9 +32,9 @@ pub fn fuse_quantize(g: &mut Graph) -> Result<()> {
         .collect();
     for cast in casts {
         let Some(m) = quantized(g, cast) else { continue };
-        let codes = g.node(cast).outputs.first().cloned().unwrap_or_default();
+        // The cast's output (int8 codes), then the scale's.
+        let codes = g.info(ValueRef { node: cast, port: 0 });
         let scale_info = g.info(m.scale);
-        let codes = ValueInfo { dtype: Some(DType::I8), ..codes };
         let node =
             replace_with_fused(g, cast, Fused::QuantizeInt8 { epsilon: m.epsilon }, &[m.x, m.axes]);
         g.node_mut(node).outputs = vec![codes, scale_info];
