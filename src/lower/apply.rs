@@ -283,7 +283,8 @@ fn conventional_name<'s>(scope: &'s str, ctor: &Expr) -> &'s str {
         // Outside any scope a node has the name TF gives its op (`matmul`, and the last
         // `add_1` of a layer norm written out by hand): the layer's kind says more.
         "mat_mul" | "matmul" | "einsum" | "add" | "add_v2" | "mul" | "sub" | "truediv"
-        | "real_div" | "bias_add" => kind_name(ctor).unwrap_or(scope),
+        | "real_div" | "bias_add" | "tensordot" | "gather" | "gather_v2" | "resource_gather"
+        | "embedding_lookup" => kind_name(ctor).unwrap_or(scope),
         _ => scope,
     }
 }
@@ -392,6 +393,20 @@ mod tests {
         x = self.fc_2(x)
         return x
         ");
+    }
+
+    /// So does a table looked up by an unscoped gather (`tf.gather(table, ids)` in a
+    /// hand-written decoder): `embedding`, not `gather_v2`.
+    #[test]
+    fn an_unscoped_lookup_table_is_an_embedding() {
+        let mut g = TestGraph::new();
+        let ids = g.typed_input("ids", &[-1], DType::I32);
+        let table = g.constant("Const", weights(&[10, 8]));
+        let axis = g.constant("axis", int_tensor(&[], &[0]));
+        let y = g.op("GatherV2", "GatherV2", &[table, ids, axis], &[]);
+        let code = g.lower(&[y]);
+        assert!(code.contains("self.embedding = nn.Embedding(10, 8)"), "{code}");
+        assert!(!code.contains("gather"), "{code}");
     }
 
     /// A value read through an alias (a transpose that only relabels the layout) by two
