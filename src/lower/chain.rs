@@ -6,6 +6,7 @@
 use crate::py::printer::{self, LINE_WIDTH};
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::lower::devices::pending_device_width;
 use crate::lower::keras_names::keras_kind;
 use crate::py::{Assign, Call, Expr, Ref, Stmt};
 
@@ -174,6 +175,60 @@ pub(super) fn is_size(e: &Expr) -> bool {
             && matches!(&**v, Expr::Attribute(x, a) if a == "shape" && x.as_name().is_some()))
 }
 
+/// The most statements a temporary read once is carried on to where it is read: further,
+/// the reader would have to look back past more than a few lines anyway.
+const MAX_CARRY: usize = 4;
+
+/// A temporary (see [`running_values`]) bound once and read once, a few statements on, is
+/// written where it is read when that statement still fits on one line:
+/// `y = (1.0 + modulation_2) * y`, not `double_stream_block = 1.0 + modulation_2` two lines
+/// before it (a value the block computed itself, named after the block). Only while nothing
+/// in between rebinds what it reads; a name the next statement reads stays for
+/// [`running_values`] to make `x` or `y`.
+pub fn inline_temporaries(
+    stmts: &mut Vec<Assign>,
+    indent: usize,
+    returns: &[Expr],
+    temporaries: &BTreeSet<String>,
+) {
+    let (reads, binds) = counts(stmts);
+    let mut k = 0;
+    while k < stmts.len() {
+        let Some(var) = stmts[k].target.as_name().map(str::to_string) else {
+            k += 1;
+            continue;
+        };
+        let once = temporaries.contains(&var)
+            && reads.get(&var) == Some(&1)
+            && binds.get(&var) == Some(&1)
+            && !returns.iter().any(|r| r.reads(&var) > 0);
+        let end = stmts.len().min(k + 1 + MAX_CARRY);
+        let reader = (k + 1..end).find(|&j| stmts[j].value.reads(&var) > 0);
+        let Some(j) = reader.filter(|_| once) else {
+            k += 1;
+            continue;
+        };
+        let value = stmts[k].value.clone();
+        // A layer's output is a step of its own, named after the layer.
+        let layer_call = matches!(&value, Expr::Call(c) if c.func.as_self_attr().is_some());
+        let needs: BTreeSet<&str> = value.names().into_iter().collect();
+        let rebound = stmts[k + 1..j]
+            .iter()
+            .any(|s| s.target.bound_names().iter().any(|n| needs.contains(n)));
+        let to_value = |n: Ref<'_>| matches!(n, Ref::Var(v) if v == var).then(|| value.clone());
+        let inlined = stmts[j].value.renamed(&to_value);
+        let lines =
+            printer::statement(&Stmt::assign(stmts[j].target.clone(), inlined.clone()), indent);
+        let width = lines[0].len() + pending_device_width(&inlined);
+        if layer_call || rebound || lines.len() != 1 || width > LINE_WIDTH {
+            k += 1;
+            continue;
+        }
+        stmts[j].value = inlined;
+        stmts.remove(k);
+    }
+}
+
 /// Locals named like a layer whose output they are not: the value a layer's scope computed
 /// before the layer (`self_attn_attention_output = y.reshape(..)`, then
 /// `self.self_attn_attention_output(self_attn_attention_output)`) reads as that layer's
@@ -205,30 +260,8 @@ pub fn running_values(stmts: &mut [Assign], returns: &[Expr], temporaries: &BTre
     // Counted once (a chain may be 100k statements long): reads and bindings of each name,
     // and from each statement, whether a running name is next read (true) or bound; renaming
     // only adds reads and bindings before the statements asked about.
-    let mut reads: BTreeMap<String, usize> = BTreeMap::new();
-    let mut binds: BTreeMap<String, usize> = BTreeMap::new();
-    for s in stmts.iter() {
-        for n in s.value.names() {
-            *reads.entry(n.to_string()).or_default() += 1;
-        }
-        for n in s.target.bound_names() {
-            *binds.entry(n.to_string()).or_default() += 1;
-        }
-    }
-    let read_next = |r: &str| {
-        let mut next = vec![returns.iter().any(|e| e.reads(r) > 0); stmts.len() + 1];
-        for k in (0..stmts.len()).rev() {
-            next[k] = if stmts[k].value.reads(r) > 0 {
-                true
-            } else if stmts[k].target.bound_names().contains(&r) {
-                false
-            } else {
-                next[k + 1]
-            };
-        }
-        next
-    };
-    let running = [("x", read_next("x")), ("y", read_next("y"))];
+    let (reads, binds) = counts(stmts);
+    let running = [("x", read_next(stmts, returns, "x")), ("y", read_next(stmts, returns, "y"))];
     for k in 0..stmts.len().saturating_sub(1) {
         let Some(var) = stmts[k].target.as_name().map(str::to_string) else { continue };
         let next = &stmts[k + 1];
@@ -265,9 +298,70 @@ pub fn running_values(stmts: &mut [Assign], returns: &[Expr], temporaries: &BTre
     }
 }
 
+/// How many times each name is read, and bound, in `stmts`.
+fn counts(stmts: &[Assign]) -> (BTreeMap<String, usize>, BTreeMap<String, usize>) {
+    let mut reads: BTreeMap<String, usize> = BTreeMap::new();
+    let mut binds: BTreeMap<String, usize> = BTreeMap::new();
+    for s in stmts {
+        for n in s.value.names() {
+            *reads.entry(n.to_string()).or_default() += 1;
+        }
+        for n in s.target.bound_names() {
+            *binds.entry(n.to_string()).or_default() += 1;
+        }
+    }
+    (reads, binds)
+}
+
+/// From each statement on, whether `r` is next read (true) or bound (false); at the end,
+/// whether `returns` read it.
+fn read_next(stmts: &[Assign], returns: &[Expr], r: &str) -> Vec<bool> {
+    let mut next = vec![returns.iter().any(|e| e.reads(r) > 0); stmts.len() + 1];
+    for k in (0..stmts.len()).rev() {
+        next[k] = if stmts[k].value.reads(r) > 0 {
+            true
+        } else if stmts[k].target.bound_names().contains(&r) {
+            false
+        } else {
+            next[k + 1]
+        };
+    }
+    next
+}
+
+/// A value a tuple unpacks, named after the block that computes it (`own`), and read once,
+/// by the next statement, is the running `x` or `y`, as [`running_values`] makes one bound
+/// alone: `y, v1, v2 = torch.split(y, ...)`, then `y = y.squeeze(0)`, not
+/// `double_stream_block_8, v1, v2 = ...`. Other unpacked names (`modulation_1`, `split_1`)
+/// say which part each is and stay.
+pub fn running_unpacked(stmts: &mut [Assign], returns: &[Expr], own: &BTreeSet<String>) {
+    let (reads, binds) = counts(stmts);
+    let running = [("x", read_next(stmts, returns, "x")), ("y", read_next(stmts, returns, "y"))];
+    for k in 0..stmts.len().saturating_sub(1) {
+        let Expr::Tuple(items) = &stmts[k].target else { continue };
+        let unpacked: Vec<String> =
+            items.iter().filter_map(Expr::as_name).map(String::from).collect();
+        for var in unpacked.iter().filter(|v| own.contains(*v)) {
+            let once = reads.get(var) == Some(&1)
+                && binds.get(var) == Some(&1)
+                && stmts[k + 1].value.reads(var) == 1
+                && !returns.iter().any(|r| r.reads(var) > 0);
+            let bound = stmts[k].target.bound_names();
+            let free = |(r, read): &&(&str, Vec<bool>)| !read[k + 1] && !bound.contains(r);
+            let Some((r, _)) = running.iter().find(free).filter(|_| once) else { continue };
+            let to_r = |n: Ref<'_>| match n {
+                Ref::Var(n) if n == var => Some(Expr::name(*r)),
+                _ => None,
+            };
+            stmts[k].target = stmts[k].target.renamed(&to_r);
+            stmts[k + 1].value = stmts[k + 1].value.renamed(&to_r);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{chain, inline_size_tuples, running_values};
+    use super::{chain, inline_size_tuples, inline_temporaries, running_unpacked, running_values};
     use crate::py::printer::flat;
     use crate::py::{Assign, BinOp, Expr};
     use std::collections::BTreeSet;
@@ -422,5 +516,72 @@ mod tests {
         ];
         inline_size_tuples(&mut rebound, &[Expr::name("x")]);
         assert_eq!(rebound.len(), 3);
+    }
+
+    /// Flux's modulation: `1.0 + scale`, named after the block that computed it, is read two
+    /// statements on, past the norm that makes the other factor: it is written where it is
+    /// read. Not a layer's output (a step of its own), nor past a statement rebinding what
+    /// it reads, nor where the line would grow too long once a factory gets its device.
+    #[test]
+    fn a_temporary_read_once_a_little_later_is_written_where_it_is_read() {
+        let scale = Expr::f32(1.0).binop(BinOp::Add, Expr::name("shift"));
+        let stmts = |first: Expr, second: Assign| {
+            vec![
+                Assign::new(Expr::name("block"), first),
+                second,
+                Assign::new(
+                    Expr::name("y"),
+                    Expr::name("block").binop(BinOp::Mul, Expr::name("y")),
+                ),
+            ]
+        };
+        let norm = Assign::new(Expr::name("y"), layer("norm", "inputs"));
+        let temporaries = BTreeSet::from(["block".to_string()]);
+        let mut inlined = stmts(scale.clone(), norm.clone());
+        inline_temporaries(&mut inlined, 8, &[Expr::name("y")], &temporaries);
+        assert_eq!(lines(&inlined), ["y = self.norm(inputs)", "y = (1.0 + shift) * y"]);
+        // What it reads is bound anew in between.
+        let shift = Assign::new(Expr::name("shift"), layer("norm", "inputs"));
+        let mut rebound = stmts(scale.clone(), shift);
+        inline_temporaries(&mut rebound, 8, &[Expr::name("y")], &temporaries);
+        assert_eq!(rebound.len(), 3);
+        // A layer's output.
+        let mut called = stmts(layer("scale", "shift"), norm.clone());
+        inline_temporaries(&mut called, 8, &[Expr::name("y")], &temporaries);
+        assert_eq!(called.len(), 3);
+        // Not a temporary.
+        let mut named = stmts(scale.clone(), norm.clone());
+        inline_temporaries(&mut named, 8, &[Expr::name("y")], &BTreeSet::new());
+        assert_eq!(named.len(), 3);
+        // 70 characters, and a device to come: more than a line.
+        let n = Expr::name("a_rather_long_name_for_the_number_of_experts_in_this_layer");
+        let arange = Expr::call("torch.arange", vec![n]);
+        let mut long = stmts(arange, norm);
+        inline_temporaries(&mut long, 8, &[Expr::name("y")], &temporaries);
+        assert_eq!(long.len(), 3);
+    }
+
+    /// A split's part named after the block, read once by the next statement, runs as `y`;
+    /// its other parts keep their names, and so does a part read later.
+    #[test]
+    fn an_unpacked_part_named_after_its_block_runs_as_y() {
+        let split = Expr::call("torch.split", vec![Expr::name("y"), Expr::int(2)]);
+        let target = |a: &str| Expr::Tuple(vec![Expr::name(a), Expr::name("v1"), Expr::name("v2")]);
+        let squeeze = |a: &str| Expr::name(a).method("squeeze", vec![Expr::int(0)]);
+        let mut stmts = vec![
+            Assign::new(target("block_8"), split.clone()),
+            Assign::new(Expr::name("y"), squeeze("block_8")),
+            Assign::new(Expr::name("x"), Expr::name("x").binop(BinOp::Add, Expr::name("y"))),
+        ];
+        let own = BTreeSet::from(["block_8".to_string()]);
+        running_unpacked(&mut stmts, &[Expr::name("x"), Expr::name("v2")], &own);
+        assert_eq!(lines(&stmts)[..2], ["(y, v1, v2) = torch.split(y, 2)", "y = y.squeeze(0)"]);
+        let mut later = vec![
+            Assign::new(target("block_8"), split),
+            Assign::new(Expr::name("y"), squeeze("v1")),
+            Assign::new(Expr::name("x"), Expr::name("y").binop(BinOp::Add, Expr::name("block_8"))),
+        ];
+        running_unpacked(&mut later, &[Expr::name("x"), Expr::name("v2")], &own);
+        assert_eq!(flat(&later[0].target), "(block_8, v1, v2)");
     }
 }

@@ -95,6 +95,19 @@ fn all_exprs(s: &Stmt) -> Vec<&Expr> {
     out
 }
 
+/// About how wide a device argument is once given (`, device=inputs.device`).
+const DEVICE_ARG_WIDTH: usize = 28;
+
+/// How much wider `e` will print once its factory calls are given their devices: code that
+/// fits lines before then (see `chain`) leaves room for them.
+pub fn pending_device_width(e: &Expr) -> usize {
+    let own = match e {
+        Expr::Call(c) if needs_device(c) => DEVICE_ARG_WIDTH,
+        _ => 0,
+    };
+    own + e.children().into_iter().map(pending_device_width).sum::<usize>()
+}
+
 /// A factory call that says no device (a `torch.tensor` of a list too; one of a number is a
 /// scalar, which meets tensors on any device in arithmetic, and a loop's counter is best
 /// kept on the host, where `while step < n` reads it without waiting on the device).

@@ -376,6 +376,21 @@ def test_a_block_amid_which_the_model_made_its_inputs_is_a_class(tmp_path):
     assert "self.double_stream_block_" not in model, code
 
 
+def test_values_a_block_computes_itself_are_not_named_after_it(tmp_path):
+    """Flux's double-stream block computes its modulation (`1 + scale`) and splits its
+    query, key and value outside any layer of its own, so TF names those values after the
+    block: inside the block's class that says nothing. A value read once a little later is
+    written where it is read; one read next, or given back beside `x`, is the running `y`
+    (parity is the decoder test)."""
+    out = tmp_path / "out"
+    run_cli("convert", source("keras_hub_flux"), "-o", out)
+    code = (out / "model.py").read_text()
+    block = code.split("\nclass DoubleStreamBlock(")[1].split("\nclass ")[0]
+    assert not re.search(r"^ +[^=]*\bdouble_stream_block\w* *=", block, re.M), block
+    assert re.search(r"y = \(1\.0 \+ \w+\) \* y\n", block), block
+    assert block.rstrip().endswith("return y, x"), block
+
+
 def test_a_part_holding_blocks_is_a_class_called_once(tmp_path):
     """SigLIP's vision and text encoders each hold their embeddings, a stack of blocks, a
     final norm and a head: each is a class of its own, its layers named within it

@@ -945,7 +945,13 @@ fn class_forward(
         segments.push((part, after));
     }
     let extra_outputs = first.extra_outputs.iter().map(|o| vars[o].clone()).collect();
-    let temporaries = locals.temporaries();
+    let mut temporaries = locals.temporaries();
+    // A value the block computes itself, outside any layer of its own, took the block's
+    // scope for a name (`double_stream_block`): inside the block that says nothing.
+    if let super::Tag::Prefix(prefix) = &first.tag {
+        let own = super::uncounted(&crate::py::names::identifier(prefix)).to_string();
+        temporaries.extend(vars.values().filter(|n| super::uncounted(n) == own).cloned());
+    }
     let mut forward =
         Forward { body, parts: segments, passes, inputs, output, extra_outputs, temporaries };
     return_running_value(&mut forward);
@@ -963,9 +969,16 @@ fn return_running_value(f: &mut Forward) {
     // (`text_2` of `text`): a block of several streams keeps each stream's name.
     let uncounted = super::uncounted;
     let stream = f.inputs.iter().any(|i| uncounted(i) == uncounted(&output));
-    if output == "x"
+    // Beside an `x` given back too, a temporary (a value named after the block itself) is
+    // the second running name: `return y, x`.
+    let taken = |r: &str| f.extra_outputs.iter().any(|o| o == r);
+    let running = match (taken("x"), taken("y") || !f.temporaries.contains(&output)) {
+        (false, _) => "x",
+        (true, false) => "y",
+        (true, true) => return,
+    };
+    if output == running
         || (!f.extra_outputs.is_empty() && stream)
-        || f.extra_outputs.iter().any(|o| o == "x")
         || f.inputs.contains(&output)
         || f.passes.contains(&output)
     {
@@ -989,8 +1002,8 @@ fn return_running_value(f: &mut Forward) {
     {
         return;
     }
-    last.target = Expr::name("x");
-    f.output = "x".to_string();
+    last.target = Expr::name(running);
+    f.output = running.to_string();
 }
 
 /// A name for an optional part's intermediate steps where the part ends binding `result`
@@ -1031,8 +1044,8 @@ fn features(ctor: &Expr, output: bool) -> Option<&Expr> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Params, uncounted};
-    use crate::py::Expr;
+    use super::{Forward, Params, return_running_value, uncounted};
+    use crate::py::{Assign, BinOp, Expr};
 
     /// Two activations that differ between instances independently (in MobileNetV3's first
     /// block, the stem's hard swish before it and ReLU inside it; hard swish in both of a
@@ -1080,5 +1093,31 @@ mod tests {
         ]);
         let want = ["multi_head_attention_query", "mlp_dense_1", "mlp_dense_2", "stage_1_conv"];
         assert_eq!(uncounted(each), want);
+    }
+
+    /// Flux's double-stream block gives back its text stream beside the image stream `x`:
+    /// the last sum, a value named after the block, is the other running name
+    /// (`y = residual + y`, `return y, x`). A value whose name says something keeps it.
+    #[test]
+    fn a_block_giving_back_x_too_returns_a_temporary_as_y() {
+        let forward = |output: &str| Forward {
+            body: vec![Assign::new(
+                Expr::name(output),
+                Expr::name("residual").binop(BinOp::Add, Expr::name("y")),
+            )],
+            parts: Vec::new(),
+            passes: Vec::new(),
+            inputs: vec!["inputs".into(), "text".into()],
+            output: output.into(),
+            extra_outputs: vec!["x".into()],
+            temporaries: ["double_stream_block_21".to_string()].into(),
+        };
+        let mut f = forward("double_stream_block_21");
+        return_running_value(&mut f);
+        assert_eq!(f.output, "y");
+        assert_eq!(f.body[0].target.as_name(), Some("y"));
+        let mut named = forward("text_out");
+        return_running_value(&mut named);
+        assert_eq!(named.output, "text_out");
     }
 }
