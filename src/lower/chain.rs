@@ -265,10 +265,7 @@ pub fn running_values(stmts: &mut [Assign], returns: &[Expr], temporaries: &BTre
     for k in 0..stmts.len().saturating_sub(1) {
         let Some(var) = stmts[k].target.as_name().map(str::to_string) else { continue };
         let next = &stmts[k + 1];
-        let once = reads.get(&var) == Some(&1)
-            && binds.get(&var) == Some(&1)
-            && next.value.reads(&var) == 1
-            && !returns.iter().any(|r| r.reads(&var) > 0);
+        let once = read_once_by_next(stmts, k, &var, (&reads, &binds), returns);
         let layer_call =
             matches!(&stmts[k].value, Expr::Call(c) if c.func.as_self_attr().is_some());
         let first_arg = matches!(&next.value,
@@ -289,13 +286,33 @@ pub fn running_values(stmts: &mut [Assign], returns: &[Expr], temporaries: &BTre
             continue;
         }
         let Some((r, _)) = names.iter().find(|(_, read)| !read[k + 1]) else { continue };
-        let to_r = |n: Ref<'_>| match n {
-            Ref::Var(n) if n == var => Some(Expr::name(*r)),
-            _ => None,
-        };
-        stmts[k].target = Expr::name(*r);
-        stmts[k + 1].value = stmts[k + 1].value.renamed(&to_r);
+        rename_to_next(stmts, k, &var, r);
     }
+}
+
+/// Whether `var`, bound by statement `k` and nowhere else, is read once, by the next
+/// statement, and not after (`counts`: each name's reads and bindings).
+fn read_once_by_next(
+    stmts: &[Assign],
+    k: usize,
+    var: &str,
+    (reads, binds): (&BTreeMap<String, usize>, &BTreeMap<String, usize>),
+    returns: &[Expr],
+) -> bool {
+    reads.get(var) == Some(&1)
+        && binds.get(var) == Some(&1)
+        && stmts[k + 1].value.reads(var) == 1
+        && !returns.iter().any(|r| r.reads(var) > 0)
+}
+
+/// Renames `var` to `to` where statement `k` binds it and the next reads it.
+fn rename_to_next(stmts: &mut [Assign], k: usize, var: &str, to: &str) {
+    let rename = |n: Ref<'_>| match n {
+        Ref::Var(n) if n == var => Some(Expr::name(to)),
+        _ => None,
+    };
+    stmts[k].target = stmts[k].target.renamed(&rename);
+    stmts[k + 1].value = stmts[k + 1].value.renamed(&rename);
 }
 
 /// How many times each name is read, and bound, in `stmts`.
@@ -342,19 +359,11 @@ pub fn running_unpacked(stmts: &mut [Assign], returns: &[Expr], own: &BTreeSet<S
         let unpacked: Vec<String> =
             items.iter().filter_map(Expr::as_name).map(String::from).collect();
         for var in unpacked.iter().filter(|v| own.contains(*v)) {
-            let once = reads.get(var) == Some(&1)
-                && binds.get(var) == Some(&1)
-                && stmts[k + 1].value.reads(var) == 1
-                && !returns.iter().any(|r| r.reads(var) > 0);
+            let once = read_once_by_next(stmts, k, var, (&reads, &binds), returns);
             let bound = stmts[k].target.bound_names();
             let free = |(r, read): &&(&str, Vec<bool>)| !read[k + 1] && !bound.contains(r);
             let Some((r, _)) = running.iter().find(free).filter(|_| once) else { continue };
-            let to_r = |n: Ref<'_>| match n {
-                Ref::Var(n) if n == var => Some(Expr::name(*r)),
-                _ => None,
-            };
-            stmts[k].target = stmts[k].target.renamed(&to_r);
-            stmts[k + 1].value = stmts[k + 1].value.renamed(&to_r);
+            rename_to_next(stmts, k, var, r);
         }
     }
 }
