@@ -346,31 +346,56 @@ fn read_next(stmts: &[Assign], returns: &[Expr], r: &str) -> Vec<bool> {
     next
 }
 
-/// A value a tuple unpacks, named after the block that computes it (`own`), and read once,
-/// by the next statement, is the running `x` or `y`, as [`running_values`] makes one bound
-/// alone: `y, v1, v2 = torch.split(y, ...)`, then `y = y.squeeze(0)`, not
-/// `double_stream_block_8, v1, v2 = ...`. Other unpacked names (`modulation_1`, `split_1`)
-/// say which part each is and stay.
-pub fn running_unpacked(stmts: &mut [Assign], returns: &[Expr], own: &BTreeSet<String>) {
-    let (reads, binds) = counts(stmts);
-    let running = [("x", read_next(stmts, returns, "x")), ("y", read_next(stmts, returns, "y"))];
-    for k in 0..stmts.len().saturating_sub(1) {
-        let Expr::Tuple(items) = &stmts[k].target else { continue };
-        let unpacked: Vec<String> =
-            items.iter().filter_map(Expr::as_name).map(String::from).collect();
-        for var in unpacked.iter().filter(|v| own.contains(*v)) {
-            let once = read_once_by_next(stmts, k, var, (&reads, &binds), returns);
-            let bound = stmts[k].target.bound_names();
-            let free = |(r, read): &&(&str, Vec<bool>)| !read[k + 1] && !bound.contains(r);
-            let Some((r, _)) = running.iter().find(free).filter(|_| once) else { continue };
-            rename_to_next(stmts, k, var, r);
+/// The most statements a running name holds one value over (see [`running_own`]).
+const MAX_HELD: usize = 64;
+
+/// A value named after the block that computes it (`own`: `mixtral_sparse_moe_block =
+/// h.reshape(-1, 32)`, read by each expert and the router), bound once, takes a running
+/// name, `x` or else `y`, where that name holds nothing live from its binding to its last
+/// read. So does a part a tuple unpacks (`y, v1, v2 = torch.split(y, ...)`, then
+/// `y = y.squeeze(0)`); the other parts (`modulation_1`, `split_1`) say which part each is
+/// and stay. A value given back keeps its name, which the block returns.
+pub fn running_own(stmts: &mut [Assign], returns: &[Expr], own: &BTreeSet<String>) {
+    let (_, binds) = counts(stmts);
+    // Where each running name is next read, anew after each rename.
+    let next = |stmts: &[Assign]| ["x", "y"].map(|r| (r, read_next(stmts, returns, r)));
+    let mut running = next(stmts);
+    for k in 0..stmts.len() {
+        let bound: Vec<String> =
+            stmts[k].target.bound_names().into_iter().map(String::from).collect();
+        for var in bound.iter().filter(|v| own.contains(*v) && binds.get(*v) == Some(&1)) {
+            if returns.iter().any(|r| r.reads(var) > 0) {
+                continue;
+            }
+            let Some(last) = (k + 1..stmts.len()).rev().find(|&j| stmts[j].value.reads(var) > 0)
+            else {
+                continue;
+            };
+            // A value held longer than a branch is no running value.
+            if last - k > MAX_HELD {
+                continue;
+            }
+            let free = |(r, read): &&(&str, Vec<bool>)| {
+                let rebound = stmts[k + 1..last].iter().any(|s| s.target.bound_names().contains(r));
+                !read[k + 1] && !rebound && !stmts[k].target.bound_names().contains(r)
+            };
+            let Some(&(r, _)) = running.iter().find(free) else { continue };
+            let rename = |n: Ref<'_>| match n {
+                Ref::Var(n) if n == var => Some(Expr::name(r)),
+                _ => None,
+            };
+            stmts[k].target = stmts[k].target.renamed(&rename);
+            for s in &mut stmts[k + 1..=last] {
+                s.value = s.value.renamed(&rename);
+            }
+            running = next(stmts);
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{chain, inline_size_tuples, inline_temporaries, running_unpacked, running_values};
+    use super::{chain, inline_size_tuples, inline_temporaries, running_own, running_values};
     use crate::py::printer::flat;
     use crate::py::{Assign, BinOp, Expr};
     use std::collections::BTreeSet;
@@ -570,27 +595,46 @@ mod tests {
         assert_eq!(long.len(), 3);
     }
 
-    /// A split's part named after the block, read once by the next statement, runs as `y`;
-    /// its other parts keep their names, and so does a part read later.
+    /// A split's part named after the block, read by the next statement, runs as `y` beside
+    /// a live `x`; a value named so and read twice is `x` where `x` holds nothing live; with
+    /// both running names busy it keeps its name, and so it does where it is given back.
     #[test]
-    fn an_unpacked_part_named_after_its_block_runs_as_y() {
+    fn values_named_after_their_block_run_as_x_or_y() {
         let split = Expr::call("torch.split", vec![Expr::name("y"), Expr::int(2)]);
         let target = |a: &str| Expr::Tuple(vec![Expr::name(a), Expr::name("v1"), Expr::name("v2")]);
         let squeeze = |a: &str| Expr::name(a).method("squeeze", vec![Expr::int(0)]);
-        let mut stmts = vec![
+        let add = |a: &str, b: &str| Expr::name(a).binop(BinOp::Add, Expr::name(b));
+        let own = BTreeSet::from(["block_8".to_string()]);
+        let returns = [Expr::name("x"), Expr::name("v2")];
+        let mut unpacked = vec![
             Assign::new(target("block_8"), split.clone()),
             Assign::new(Expr::name("y"), squeeze("block_8")),
-            Assign::new(Expr::name("x"), Expr::name("x").binop(BinOp::Add, Expr::name("y"))),
+            Assign::new(Expr::name("x"), add("x", "y")),
         ];
-        let own = BTreeSet::from(["block_8".to_string()]);
-        running_unpacked(&mut stmts, &[Expr::name("x"), Expr::name("v2")], &own);
-        assert_eq!(lines(&stmts)[..2], ["(y, v1, v2) = torch.split(y, 2)", "y = y.squeeze(0)"]);
-        let mut later = vec![
-            Assign::new(target("block_8"), split),
-            Assign::new(Expr::name("y"), squeeze("v1")),
-            Assign::new(Expr::name("x"), Expr::name("y").binop(BinOp::Add, Expr::name("block_8"))),
+        running_own(&mut unpacked, &returns, &own);
+        assert_eq!(lines(&unpacked)[..2], ["(y, v1, v2) = torch.split(y, 2)", "y = y.squeeze(0)"]);
+        let flat_tokens = Expr::name("h").method("reshape", vec![Expr::int(-1), Expr::int(32)]);
+        let mut held = vec![
+            Assign::new(Expr::name("block_8"), flat_tokens.clone()),
+            Assign::new(Expr::name("y"), layer("gate", "block_8")),
+            Assign::new(Expr::name("y"), layer("up", "block_8")),
+            Assign::new(Expr::name("x"), add("block_8", "y")),
         ];
-        running_unpacked(&mut later, &[Expr::name("x"), Expr::name("v2")], &own);
-        assert_eq!(flat(&later[0].target), "(block_8, v1, v2)");
+        running_own(&mut held, &[Expr::name("x")], &own);
+        assert_eq!(lines(&held)[0], "x = h.reshape(-1, 32)");
+        assert_eq!(lines(&held)[3], "x = x + y");
+        let mut busy = vec![
+            Assign::new(Expr::name("block_8"), flat_tokens.clone()),
+            Assign::new(Expr::name("y"), layer("gate", "x")),
+            Assign::new(Expr::name("x"), add("block_8", "y")),
+        ];
+        running_own(&mut busy, &[Expr::name("x")], &own);
+        assert_eq!(lines(&busy)[0], "block_8 = h.reshape(-1, 32)");
+        let mut returned = vec![
+            Assign::new(Expr::name("block_8"), add("x", "y")),
+            Assign::new(Expr::name("x"), squeeze("block_8")),
+        ];
+        running_own(&mut returned, &[Expr::name("block_8"), Expr::name("x")], &own);
+        assert_eq!(lines(&returned)[0], "block_8 = x + y");
     }
 }

@@ -663,8 +663,8 @@ impl<'a> Lowerer<'a> {
             for (segment, indent) in segments.into_iter().rev() {
                 roles::role_names(segment, &live, &norms);
                 chain::running_values(segment, &live, &class.temporaries);
-                chain::running_unpacked(segment, &live, &own);
                 chain::inline_temporaries(segment, indent, &live, &class.temporaries);
+                chain::running_own(segment, &live, &own);
                 gated::fold_gates(segment, indent, &live);
                 chain::inline_size_tuples(segment, &live);
                 chain::chain(segment, indent, &live);
