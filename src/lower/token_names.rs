@@ -11,6 +11,11 @@
 //! Both must reach the concatenation through ops that only lay them out over the batch
 //! (`tf.tile`, `tf.broadcast_to`, `tf.repeat`'s reshapes), so a `[1, 1, d]` bias or scale
 //! added to the tokens is neither.
+//!
+//! - `sinks`: an attention's learned logit per head (GPT-OSS), which each query may attend
+//!   to instead of any key: a weight of one value per head (`[h]`, or `[1, h, 1, 1]` as a
+//!   frozen graph keeps it) laid out over the scores, concatenated after them along the
+//!   keys and normalised with them by a softmax, as Hugging Face's `self.sinks`.
 
 use petgraph::stable_graph::NodeIndex;
 
@@ -23,8 +28,85 @@ const REACH: usize = 5;
 /// How many readers are looked at in all: a hostile graph may give each op 100k readers.
 const BUDGET: usize = 64;
 
-/// The name of constant `n` (`[1, k, d]`) if it is a learned token (see the module's doc).
+/// The name of constant `n` if it is a learned token or an attention's sinks (see the
+/// module's doc).
 pub(super) fn word(graph: &Graph, n: NodeIndex) -> Option<&'static str> {
+    token(graph, n).or_else(|| sinks(graph, n))
+}
+
+/// How many ops may lie between a concatenation of scores and their softmax (`x - max(x)`
+/// before it, as keras-hub writes a stable softmax).
+const TO_SOFTMAX: usize = 3;
+
+/// `sinks` where constant `n` is an attention's sinks (see the module's doc).
+fn sinks(graph: &Graph, n: NodeIndex) -> Option<&'static str> {
+    let t = graph.node(n).value.as_ref()?;
+    let per_head = t.shape.iter().filter(|&&d| d != 1).count() <= 1;
+    if !t.dtype.is_float() || !(1..=4).contains(&t.rank()) || !per_head {
+        return None;
+    }
+    let mut budget = BUDGET;
+    let concat = last_along_keys(graph, ValueRef { node: n, port: 0 }, REACH, &mut budget)?;
+    let scores = ValueRef { node: concat, port: 0 };
+    reaches_softmax(graph, scores, TO_SOFTMAX, &mut budget).then_some("sinks")
+}
+
+/// The concatenation value `v` ends along the last axis, reached through ops that only lay
+/// it out.
+fn last_along_keys(
+    graph: &Graph,
+    v: ValueRef,
+    reach: usize,
+    budget: &mut usize,
+) -> Option<NodeIndex> {
+    if reach == 0 {
+        return None;
+    }
+    for (reader, slot) in graph.consumers(v) {
+        *budget = budget.checked_sub(1)?;
+        match graph.node(reader).op.as_str() {
+            "ConcatV2" => {
+                let inputs = graph.inputs(reader);
+                let axis = inputs.last().and_then(|&a| graph.const_value(a))?.to_i64()?;
+                let rank = graph.info(ValueRef { node: reader, port: 0 }).shape.map(|s| s.len());
+                let last_axis = match axis.as_slice() {
+                    [-1] => true,
+                    &[a] => rank.is_some_and(|r| usize::try_from(a).is_ok_and(|a| a + 1 == r)),
+                    _ => false,
+                };
+                if last_axis && slot + 2 == inputs.len() {
+                    return Some(reader);
+                }
+            }
+            "Tile" | "BroadcastTo" | "Identity" | "Cast" | "ExpandDims" | "Reshape"
+                if slot == 0 =>
+            {
+                let out = ValueRef { node: reader, port: 0 };
+                if let Some(found) = last_along_keys(graph, out, reach - 1, budget) {
+                    return Some(found);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Whether value `v` is normalised by a softmax within `reach` ops.
+fn reaches_softmax(graph: &Graph, v: ValueRef, reach: usize, budget: &mut usize) -> bool {
+    if reach == 0 {
+        return false;
+    }
+    graph.consumers(v).into_iter().any(|(reader, _)| {
+        let Some(left) = budget.checked_sub(1) else { return false };
+        *budget = left;
+        graph.node(reader).op == "Softmax"
+            || reaches_softmax(graph, ValueRef { node: reader, port: 0 }, reach - 1, budget)
+    })
+}
+
+/// The name of constant `n` (`[1, k, d]`) if it is a learned token.
+fn token(graph: &Graph, n: NodeIndex) -> Option<&'static str> {
     let t = graph.node(n).value.as_ref()?;
     let (1, k, _) = (t.shape.first().copied()?, *t.shape.get(1)?, *t.shape.get(2)?) else {
         return None;
@@ -122,5 +204,29 @@ mod tests {
         x = x + self.head
         return x
         ");
+    }
+
+    /// GPT-OSS's attention sinks as a frozen graph keeps them, `[1, h, 1, 1]` in the
+    /// attention's scope: laid out over the scores, set after them along the keys and
+    /// normalised with them, they are `sinks`; the same weight set beside values that no
+    /// softmax normalises is not.
+    #[test]
+    fn a_logit_per_head_set_after_the_scores_is_the_sinks() {
+        let lower = |softmax: bool| {
+            let mut g = TestGraph::new();
+            let scores = g.input("scores", &[2, 2, 4, 4]);
+            let shape = g.constant("block/shape", int_tensor(&[4], &[2, 2, 4, 1]));
+            let axis = g.constant("block/axis", int_tensor(&[], &[-1]));
+            let sinks = g.variable("block/ReadVariableOp/resource", weights(&[1, 2, 1, 1]));
+            let sinks = g.op("block/BroadcastTo", "BroadcastTo", &[sinks, shape], &[]);
+            let both = [scores, sinks, axis];
+            let all = g.op("block/concat", "ConcatV2", &both, &[("N", int(2))]);
+            let y = if softmax { g.op("block/Softmax", "Softmax", &[all], &[]) } else { all };
+            g.lower(&[y])
+        };
+        let code = lower(true);
+        assert!(code.contains("_sinks: [1, 2, 1, 1] float32"), "{code}");
+        let code = lower(false);
+        assert!(!code.contains("sinks"), "{code}");
     }
 }
