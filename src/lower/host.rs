@@ -113,6 +113,9 @@ impl<'a> Lowerer<'a> {
             .flatten()
             .or_else(|| self.quantization_word(n, &scope).filter(|_| word.is_none()));
         let word = word.or_else(|| token.map(str::to_string));
+        // A rotary embedding's cosine or sine, stored as a table (a buffer).
+        let table = word.is_none().then(|| super::rotary_tables::word(self.graph, n)).flatten();
+        let word = word.or_else(|| table.map(str::to_string));
         // A role names the weight beside its layer's others (`loop_body_bias`), never alone.
         let by_role = word.is_none() && role.is_some();
         let word = word.or_else(|| role.map(str::to_string));
@@ -132,6 +135,7 @@ impl<'a> Lowerer<'a> {
         }
         let several = by_role
             || token.is_some()
+            || table.is_some()
             || self.variable_scopes.as_ref().and_then(|c| c.get(&scope)) > Some(&1);
         // A SavedModel's variable read by an op of no layer (a model's own `add_weight`,
         // scaling by `mul`) is named as its code named it (`channel_scale`), not `mul`.
@@ -145,7 +149,7 @@ impl<'a> Lowerer<'a> {
             }
             _ => scope,
         };
-        self.register(&hint, t, !statistic && !untrained)
+        self.register(&hint, t, !statistic && !untrained && table.is_none())
     }
 
     /// What trained constant `n` in `scope` is to a quantized layer: its int8 `kernel` or

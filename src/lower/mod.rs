@@ -27,6 +27,7 @@ mod methods;
 pub mod module;
 mod order;
 mod roles;
+mod rotary_tables;
 mod scopes;
 mod stubs;
 mod tables;
