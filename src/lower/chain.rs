@@ -175,6 +175,17 @@ pub(super) fn is_size(e: &Expr) -> bool {
             && matches!(&**v, Expr::Attribute(x, a) if a == "shape" && x.as_name().is_some()))
 }
 
+/// Whether `e` is sizes, not a tensor: a tuple or list (`(n, 4, 4, -1)` for a reshape), or
+/// a number worked out from shapes (`x.shape[0] // 16`). The running `x` and `y` name
+/// tensors.
+fn is_sizes(e: &Expr) -> bool {
+    match e {
+        Expr::Tuple(_) | Expr::List(_) | Expr::Lit(crate::py::Lit::Int(_)) => true,
+        Expr::Binary(a, _, b) => is_sizes(a) && is_sizes(b),
+        _ => is_size(e),
+    }
+}
+
 /// The most statements a temporary read once is carried on to where it is read: further,
 /// the reader would have to look back past more than a few lines anyway.
 const MAX_CARRY: usize = 4;
@@ -275,6 +286,9 @@ pub fn running_values(stmts: &mut [Assign], returns: &[Expr], temporaries: &BTre
         // code does not.
         let temporary =
             var.len() > LONG_NAME || temporaries.contains(&var) || keras_kind(&var).is_some();
+        if is_sizes(&stmts[k].value) {
+            continue;
+        }
         let names: &[(&str, Vec<bool>)] = if temporary {
             &running
         } else if block_output {
@@ -361,6 +375,9 @@ pub fn running_own(stmts: &mut [Assign], returns: &[Expr], own: &BTreeSet<String
     let next = |stmts: &[Assign]| ["x", "y"].map(|r| (r, read_next(stmts, returns, r)));
     let mut running = next(stmts);
     for k in 0..stmts.len() {
+        if is_sizes(&stmts[k].value) {
+            continue;
+        }
         let bound: Vec<String> =
             stmts[k].target.bound_names().into_iter().map(String::from).collect();
         for var in bound.iter().filter(|v| own.contains(*v) && binds.get(*v) == Some(&1)) {
@@ -636,5 +653,20 @@ mod tests {
         ];
         running_own(&mut returned, &[Expr::name("block_8"), Expr::name("x")], &own);
         assert_eq!(lines(&returned)[0], "block_8 = x + y");
+    }
+
+    /// Sizes are no running value: a reshape's tuple of sizes (SAM's windows) is not `x`,
+    /// which names tensors; written where the reshape reads it, it needs no name.
+    #[test]
+    fn sizes_do_not_run_as_x() {
+        let sizes = Expr::Tuple(vec![Expr::name("windows"), Expr::int(4), Expr::int(-1)]);
+        let reshape = Expr::name("dense").method("reshape", vec![Expr::name("block_3")]);
+        let mut stmts =
+            vec![Assign::new(Expr::name("block_3"), sizes), Assign::new(Expr::name("x"), reshape)];
+        let temporaries = BTreeSet::from(["block_3".to_string()]);
+        running_values(&mut stmts, &[Expr::name("x")], &temporaries);
+        assert_eq!(flat(&stmts[0].target), "block_3");
+        inline_temporaries(&mut stmts, 8, &[Expr::name("x")], &temporaries);
+        assert_eq!(lines(&stmts), ["x = dense.reshape((windows, 4, -1))"]);
     }
 }

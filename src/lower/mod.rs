@@ -629,6 +629,7 @@ impl<'a> Lowerer<'a> {
         let (body, stacks) =
             blocks::stacks::extract(&mut self.module, stmts, &mut outs, |segment, live| {
                 chain::running_values(segment, live, &temporaries);
+                chain::inline_temporaries(segment, 8, live, &temporaries);
                 gated::fold_gates(segment, 8, live);
                 chain::inline_size_tuples(segment, live);
                 chain::chain(segment, 8, live);

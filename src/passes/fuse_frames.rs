@@ -202,9 +202,8 @@ mod tests {
         ---
         n_value = n.item()
         y = torch.arange(n_value, dtype=torch.int32).reshape(-1, 1)
-        add_1 = y + self.reshape_3_const
         x = x.reshape(-1, 10, 4)
-        x = x[:, add_1].reshape(-1, 9, 8)
+        x = x[:, y + self.reshape_3_const].reshape(-1, 9, 8)
         return x
         ");
     }

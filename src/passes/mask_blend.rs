@@ -142,8 +142,8 @@ mod tests {
         ---
         mask = m.reshape(1, 3, 4)
         x = torch.where(mask, x, -1000000000.0)
-        b_2 = m.to(torch.float32).reshape(1, 3, 4)
-        other = y * b_2
+        b = m.to(torch.float32)
+        other = y * b.reshape(1, 3, 4)
         weighted = other - y
         return x, weighted
         ");
