@@ -646,14 +646,6 @@ impl<'a> Lowerer<'a> {
             class.temporaries.extend(misnamed);
             let fresh = inplace::fresh_layers(class.layers.iter().map(|l| (&*l.name, &l.ctor)));
             let norms = roles::norm_layers(&class.layers);
-            // Values named after the class itself (`double_stream_block_8`).
-            let own_name = identifier(&class.name);
-            let own: BTreeSet<String> = class
-                .temporaries
-                .iter()
-                .filter(|n| blocks::uncounted(n) == own_name)
-                .cloned()
-                .collect();
             let returned = std::iter::once(&class.output).chain(&class.extra_outputs);
             let mut live: Vec<Expr> = returned.map(Expr::name).collect();
             let mut segments = vec![(&mut class.body, 8)];
@@ -666,7 +658,7 @@ impl<'a> Lowerer<'a> {
                 roles::role_names(segment, &live, &norms);
                 chain::running_values(segment, &live, &class.temporaries);
                 chain::inline_temporaries(segment, indent, &live, &class.temporaries);
-                chain::running_own(segment, &live, &own);
+                chain::running_own(segment, &live, &class.own_values);
                 gated::fold_gates(segment, indent, &live);
                 chain::inline_size_tuples(segment, &live);
                 chain::chain(segment, indent, &live);

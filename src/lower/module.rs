@@ -61,6 +61,9 @@ pub struct BlockClass {
     pub size_inputs: Vec<bool>,
     /// Locals whose names say less than their layers' did (`py::names::Scope::temporaries`).
     pub temporaries: BTreeSet<String>,
+    /// Those of `temporaries` named after the class's own scope: values it computes
+    /// outside any layer of its own (`double_stream_block_8`), whose names say nothing in it.
+    pub own_values: BTreeSet<String>,
     /// A unit (see `blocks::units`): its instances keep their names, never a list.
     pub unit: bool,
 }

@@ -608,6 +608,7 @@ pub(super) fn build_class(
         tensor_output: false,
         size_inputs: Vec::new(),
         temporaries: forward.temporaries,
+        own_values: forward.own_values,
         unit: false,
     });
     for (gi, &i) in group.members.iter().enumerate() {
@@ -710,6 +711,7 @@ struct Forward {
     output: String,
     extra_outputs: Vec<String>,
     temporaries: BTreeSet<String>,
+    own_values: BTreeSet<String>,
 }
 
 /// The class's `forward`: the first member's statements with local names, its inputs and its
@@ -948,12 +950,24 @@ fn class_forward(
     let mut temporaries = locals.temporaries();
     // A value the block computes itself, outside any layer of its own, took the block's
     // scope for a name (`double_stream_block`): inside the block that says nothing.
-    if let super::Tag::Prefix(prefix) = &first.tag {
-        let own = super::uncounted(&crate::py::names::identifier(prefix)).to_string();
-        temporaries.extend(vars.values().filter(|n| super::uncounted(n) == own).cloned());
-    }
-    let mut forward =
-        Forward { body, parts: segments, passes, inputs, output, extra_outputs, temporaries };
+    let own_values: BTreeSet<String> = match &first.tag {
+        super::Tag::Prefix(prefix) => {
+            let own = super::uncounted(&crate::py::names::identifier(prefix)).to_string();
+            vars.values().filter(|n| super::uncounted(n) == own).cloned().collect()
+        }
+        _ => BTreeSet::new(),
+    };
+    temporaries.extend(own_values.iter().cloned());
+    let mut forward = Forward {
+        body,
+        parts: segments,
+        passes,
+        inputs,
+        output,
+        extra_outputs,
+        temporaries,
+        own_values,
+    };
     return_running_value(&mut forward);
     forward
 }
@@ -1111,6 +1125,7 @@ mod tests {
             output: output.into(),
             extra_outputs: vec!["x".into()],
             temporaries: ["double_stream_block_21".to_string()].into(),
+            own_values: ["double_stream_block_21".to_string()].into(),
         };
         let mut f = forward("double_stream_block_21");
         return_running_value(&mut f);

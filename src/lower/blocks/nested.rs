@@ -435,6 +435,7 @@ fn nest(module: &mut Module, k: usize, found: &Composite, name: &str) -> BlockCl
         extra_outputs: Vec::new(),
         tensor_output,
         size_inputs: Vec::new(),
+        own_values: temporaries.clone(),
         temporaries,
         unit: false,
     }

@@ -665,6 +665,7 @@ fn build(
         tensor_output: true,
         size_inputs: Vec::new(),
         temporaries: BTreeSet::new(),
+        own_values: BTreeSet::new(),
         unit: true,
     };
     let calls = group
