@@ -21,6 +21,7 @@ mod holder_names;
 mod host;
 mod inplace;
 mod keras_names;
+mod layout_walk;
 mod loop_state;
 mod loops;
 mod methods;

@@ -7,17 +7,12 @@
 
 use petgraph::stable_graph::NodeIndex;
 
+use super::layout_walk::BUDGET;
 use crate::ir::fused::{ROTATE_EVERY_TWO, ROTATE_HALF, ROTATE_PAIRS};
 use crate::ir::{Graph, ValueRef};
 
 /// How many layout ops may lie between the table and its product (a reshape, a cast).
 const REACH: usize = 3;
-
-/// How many readers are looked at in all: a hostile graph may give each op 100k readers.
-const BUDGET: usize = 64;
-
-/// Ops that only lay a table out for the product.
-const LAYOUT: &[&str] = &["Identity", "Reshape", "ExpandDims", "Cast", "BroadcastTo", "Tile"];
 
 /// `cos` or `sin` where constant `n` is a rotary table (see the module's doc).
 pub(super) fn word(graph: &Graph, n: NodeIndex) -> Option<&'static str> {
@@ -25,43 +20,28 @@ pub(super) fn word(graph: &Graph, n: NodeIndex) -> Option<&'static str> {
     if !t.dtype.is_float() || t.rank() < 2 {
         return None;
     }
-    let mut budget = BUDGET;
-    table_word(graph, ValueRef { node: n, port: 0 }, REACH, &mut budget)
+    table_word(graph, ValueRef { node: n, port: 0 })
 }
 
 fn is_rotation(graph: &Graph, n: NodeIndex) -> bool {
     matches!(graph.node(n).op.as_str(), ROTATE_HALF | ROTATE_EVERY_TWO | ROTATE_PAIRS)
 }
 
-fn table_word(
-    graph: &Graph,
-    v: ValueRef,
-    reach: usize,
-    budget: &mut usize,
-) -> Option<&'static str> {
-    if reach == 0 {
-        return None;
-    }
-    for (reader, slot) in graph.consumers(v) {
-        *budget = budget.checked_sub(1)?;
-        let op = graph.node(reader).op.as_str();
-        if op == "Mul" {
-            let other = graph.inputs(reader).into_iter().nth(1 - slot.min(1))?;
-            if is_rotation(graph, other.node) {
-                return Some("sin");
-            }
-            let rotated = graph.consumers(other).into_iter().any(|(m, _)| is_rotation(graph, m));
-            if rotated {
-                return Some("cos");
-            }
-        } else if LAYOUT.contains(&op) && slot == 0 {
-            let out = ValueRef { node: reader, port: 0 };
-            if let Some(word) = table_word(graph, out, reach - 1, budget) {
-                return Some(word);
-            }
+/// `sin` or `cos` for the product value `v` reaches (see the module's doc).
+fn table_word(graph: &Graph, v: ValueRef) -> Option<&'static str> {
+    let mut at = |reader: NodeIndex, slot: usize| {
+        if graph.node(reader).op != "Mul" {
+            return None;
         }
-    }
-    None
+        let other = graph.inputs(reader).into_iter().nth(1 - slot.min(1))?;
+        if is_rotation(graph, other.node) {
+            return Some("sin");
+        }
+        let rotated = graph.consumers(other).into_iter().any(|(m, _)| is_rotation(graph, m));
+        rotated.then_some("cos")
+    };
+    let mut budget = BUDGET;
+    super::layout_walk::find(graph, v, REACH, &mut budget, &mut at)
 }
 
 #[cfg(test)]

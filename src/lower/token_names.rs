@@ -19,14 +19,12 @@
 
 use petgraph::stable_graph::NodeIndex;
 
+use super::layout_walk::BUDGET;
 use crate::ir::{Graph, ValueRef};
 
 /// How many layout ops may lie between the weight and the concatenation: `tf.repeat` is an
 /// expand, a tile and a reshape, with an identity or a cast on the way.
 const REACH: usize = 5;
-
-/// How many readers are looked at in all: a hostile graph may give each op 100k readers.
-const BUDGET: usize = 64;
 
 /// The name of constant `n` if it is a learned token or an attention's sinks (see the
 /// module's doc).
@@ -46,50 +44,29 @@ fn sinks(graph: &Graph, n: NodeIndex) -> Option<&'static str> {
         return None;
     }
     let mut budget = BUDGET;
-    let concat = last_along_keys(graph, ValueRef { node: n, port: 0 }, REACH, &mut budget)?;
+    let concat = last_along_keys(graph, ValueRef { node: n, port: 0 }, &mut budget)?;
     let scores = ValueRef { node: concat, port: 0 };
     reaches_softmax(graph, scores, TO_SOFTMAX, &mut budget).then_some("sinks")
 }
 
 /// The concatenation value `v` ends along the last axis, reached through ops that only lay
 /// it out.
-fn last_along_keys(
-    graph: &Graph,
-    v: ValueRef,
-    reach: usize,
-    budget: &mut usize,
-) -> Option<NodeIndex> {
-    if reach == 0 {
-        return None;
-    }
-    for (reader, slot) in graph.consumers(v) {
-        *budget = budget.checked_sub(1)?;
-        match graph.node(reader).op.as_str() {
-            "ConcatV2" => {
-                let inputs = graph.inputs(reader);
-                let axis = inputs.last().and_then(|&a| graph.const_value(a))?.to_i64()?;
-                let rank = graph.info(ValueRef { node: reader, port: 0 }).shape.map(|s| s.len());
-                let last_axis = match axis.as_slice() {
-                    [-1] => true,
-                    &[a] => rank.is_some_and(|r| usize::try_from(a).is_ok_and(|a| a + 1 == r)),
-                    _ => false,
-                };
-                if last_axis && slot + 2 == inputs.len() {
-                    return Some(reader);
-                }
-            }
-            "Tile" | "BroadcastTo" | "Identity" | "Cast" | "ExpandDims" | "Reshape"
-                if slot == 0 =>
-            {
-                let out = ValueRef { node: reader, port: 0 };
-                if let Some(found) = last_along_keys(graph, out, reach - 1, budget) {
-                    return Some(found);
-                }
-            }
-            _ => {}
+fn last_along_keys(graph: &Graph, v: ValueRef, budget: &mut usize) -> Option<NodeIndex> {
+    let mut at = |reader: NodeIndex, slot: usize| {
+        if graph.node(reader).op != "ConcatV2" {
+            return None;
         }
-    }
-    None
+        let inputs = graph.inputs(reader);
+        let axis = inputs.last().and_then(|&a| graph.const_value(a))?.to_i64()?;
+        let rank = graph.info(ValueRef { node: reader, port: 0 }).shape.map(|s| s.len());
+        let last_axis = match axis.as_slice() {
+            [-1] => true,
+            &[a] => rank.is_some_and(|r| usize::try_from(a).is_ok_and(|a| a + 1 == r)),
+            _ => false,
+        };
+        (last_axis && slot + 2 == inputs.len()).then_some(reader)
+    };
+    super::layout_walk::find(graph, v, REACH, budget, &mut at)
 }
 
 /// Whether value `v` is normalised by a softmax within `reach` ops.
