@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::lower::devices::pending_device_width;
 use crate::lower::keras_names::keras_kind;
-use crate::py::{Assign, Call, Expr, Ref, Stmt};
+use crate::py::{Assign, BinOp, Call, Expr, Ref, Stmt};
 
 /// Methods that only re-view or re-type a tensor.
 const PLUMBING: &[&str] =
@@ -118,6 +118,11 @@ pub fn chain(stmts: &mut Vec<Assign>, indent: usize, returns: &[Expr]) {
     }
 }
 
+/// A list of slots a loop fills (TF's TensorArray): `[None] * n`.
+fn is_list_buffer(e: &Expr) -> bool {
+    matches!(e, Expr::Binary(l, BinOp::Mul, _) if matches!(**l, Expr::List(_)))
+}
+
 /// Whether every read of `var` in `e` is `var[i]` with a literal `i` below `n`.
 fn only_indexed(e: &Expr, var: &str, n: usize) -> bool {
     match e {
@@ -175,15 +180,49 @@ pub(super) fn is_size(e: &Expr) -> bool {
             && matches!(&**v, Expr::Attribute(x, a) if a == "shape" && x.as_name().is_some()))
 }
 
-/// Whether `e` is sizes, not a tensor: a tuple or list (`(n, 4, 4, -1)` for a reshape), or
-/// a number worked out from shapes (`x.shape[0] // 16`). The running `x` and `y` name
-/// tensors.
-fn is_sizes(e: &Expr) -> bool {
+/// Methods whose result is a Python number or list, not a tensor.
+const TO_PYTHON: &[&str] = &["tolist", "item", "numel", "size", "dim"];
+
+/// Builtins over Python numbers.
+const NUMBER_BUILTINS: &[&str] = &["min", "max", "int", "len"];
+
+/// Whether `e` is sizes, not a tensor: a tuple or list (`(n, 4, 4, -1)` for a reshape), a
+/// shape, a number worked out from shapes (`x.shape[0] // 16`, `min(seq_len, 7)`) or read
+/// off a tensor (`.tolist()`), or one of `sizes` (names bound to such before). The running
+/// `x` and `y` name tensors.
+fn is_sizes(e: &Expr, sizes: &BTreeSet<String>) -> bool {
     match e {
         Expr::Tuple(_) | Expr::List(_) | Expr::Lit(crate::py::Lit::Int(_)) => true,
-        Expr::Binary(a, _, b) => is_sizes(a) && is_sizes(b),
+        Expr::Binary(..) if is_list_buffer(e) => false,
+        Expr::Binary(a, _, b) => is_sizes(a, sizes) && is_sizes(b, sizes),
+        Expr::Name(n) => sizes.contains(n),
+        Expr::Attribute(_, a) => a == "shape",
+        Expr::Call(c) => match &c.func {
+            Expr::Attribute(_, m) => TO_PYTHON.contains(&m.as_str()),
+            Expr::Name(f) => NUMBER_BUILTINS.contains(&f.as_str()),
+            _ => false,
+        },
         _ => is_size(e),
     }
+}
+
+/// For each statement, whether it binds sizes (see [`is_sizes`]); the names it binds count
+/// as sizes from there on.
+fn binds_sizes(stmts: &[Assign]) -> Vec<bool> {
+    let mut sizes = BTreeSet::new();
+    let mut out = Vec::with_capacity(stmts.len());
+    for s in stmts {
+        let is = is_sizes(&s.value, &sizes);
+        for n in s.target.bound_names() {
+            if is {
+                sizes.insert(n.to_string());
+            } else {
+                sizes.remove(n);
+            }
+        }
+        out.push(is);
+    }
+    out
 }
 
 /// The most statements a temporary read once is carried on to where it is read: further,
@@ -220,8 +259,11 @@ pub fn inline_temporaries(
             continue;
         };
         let value = stmts[k].value.clone();
-        // A layer's output is a step of its own, named after the layer.
-        let layer_call = matches!(&value, Expr::Call(c) if c.func.as_self_attr().is_some());
+        // A layer's output is a step of its own, named after the layer; so is a list a loop
+        // fills (TF's TensorArray, `[None] * n`), which read inline would be sliced as
+        // `([None] * n)[1:]`.
+        let layer_call = matches!(&value, Expr::Call(c) if c.func.as_self_attr().is_some())
+            || is_list_buffer(&value);
         let needs: BTreeSet<&str> = value.names().into_iter().collect();
         let rebound = stmts[k + 1..j]
             .iter()
@@ -263,8 +305,8 @@ const LONG_NAME: usize = 30;
 
 /// Values that read as a running value. After block classes replace their layers,
 /// `block2a_project_bn = self.block2a(x)` (named because `block2b`'s add read it too) is read
-/// once, by the next call, and becomes `x = self.block2a(x)` where `x` is not read again. And a
-/// long or counted temporary read once, by the next statement, is `x` or else `y` (NASNet's
+/// by the next call alone, and becomes `x = self.block2a(x)` where `x` is not read again. And
+/// a long or counted temporary read by the next statement alone is `x` or else `y` (NASNet's
 /// right branches run beside the left one's `x`); so is one of the `temporaries`, whose name
 /// was cut down or numbered (see `py::names::Scope::temporaries`).
 pub fn running_values(stmts: &mut [Assign], returns: &[Expr], temporaries: &BTreeSet<String>) {
@@ -272,11 +314,12 @@ pub fn running_values(stmts: &mut [Assign], returns: &[Expr], temporaries: &BTre
     // and from each statement, whether a running name is next read (true) or bound; renaming
     // only adds reads and bindings before the statements asked about.
     let (reads, binds) = counts(stmts);
+    let sizes = binds_sizes(stmts);
     let running = [("x", read_next(stmts, returns, "x")), ("y", read_next(stmts, returns, "y"))];
     for k in 0..stmts.len().saturating_sub(1) {
         let Some(var) = stmts[k].target.as_name().map(str::to_string) else { continue };
         let next = &stmts[k + 1];
-        let once = read_once_by_next(stmts, k, &var, (&reads, &binds), returns);
+        let once = read_only_by_next(stmts, k, &var, (&reads, &binds), returns);
         let layer_call =
             matches!(&stmts[k].value, Expr::Call(c) if c.func.as_self_attr().is_some());
         let first_arg = matches!(&next.value,
@@ -286,7 +329,7 @@ pub fn running_values(stmts: &mut [Assign], returns: &[Expr], temporaries: &BTre
         // code does not.
         let temporary =
             var.len() > LONG_NAME || temporaries.contains(&var) || keras_kind(&var).is_some();
-        if is_sizes(&stmts[k].value) {
+        if sizes[k] {
             continue;
         }
         let names: &[(&str, Vec<bool>)] = if temporary {
@@ -304,18 +347,20 @@ pub fn running_values(stmts: &mut [Assign], returns: &[Expr], temporaries: &BTre
     }
 }
 
-/// Whether `var`, bound by statement `k` and nowhere else, is read once, by the next
-/// statement, and not after (`counts`: each name's reads and bindings).
-fn read_once_by_next(
+/// Whether `var`, bound by statement `k` and nowhere else, is read by the next statement
+/// alone, and not after (`counts`: each name's reads and bindings). The next statement may
+/// read it more than once: the heads merged, `x = y.reshape(y.shape[0], y.shape[1], 32)`.
+fn read_only_by_next(
     stmts: &[Assign],
     k: usize,
     var: &str,
     (reads, binds): (&BTreeMap<String, usize>, &BTreeMap<String, usize>),
     returns: &[Expr],
 ) -> bool {
-    reads.get(var) == Some(&1)
+    let next = stmts[k + 1].value.reads(var);
+    next > 0
+        && reads.get(var) == Some(&next)
         && binds.get(var) == Some(&1)
-        && stmts[k + 1].value.reads(var) == 1
         && !returns.iter().any(|r| r.reads(var) > 0)
 }
 
@@ -371,11 +416,12 @@ const MAX_HELD: usize = 64;
 /// and stay. A value given back keeps its name, which the block returns.
 pub fn running_own(stmts: &mut [Assign], returns: &[Expr], own: &BTreeSet<String>) {
     let (_, binds) = counts(stmts);
+    let sizes = binds_sizes(stmts);
     // Where each running name is next read, anew after each rename.
     let next = |stmts: &[Assign]| ["x", "y"].map(|r| (r, read_next(stmts, returns, r)));
     let mut running = next(stmts);
     for k in 0..stmts.len() {
-        if is_sizes(&stmts[k].value) {
+        if sizes[k] {
             continue;
         }
         let bound: Vec<String> =
@@ -668,5 +714,63 @@ mod tests {
         assert_eq!(flat(&stmts[0].target), "block_3");
         inline_temporaries(&mut stmts, 8, &[Expr::name("x")], &temporaries);
         assert_eq!(lines(&stmts), ["x = dense.reshape((windows, 4, -1))"]);
+    }
+
+    /// Sizes read off a tensor, or worked out from sizes bound before (`n = x.shape[1]`,
+    /// then `n - 1`), are no running value either; a list of slots a loop fills is not
+    /// sizes, and stays a step of its own rather than be sliced inline.
+    #[test]
+    fn sizes_read_off_tensors_do_not_run_as_x() {
+        let temporaries = BTreeSet::from(["sizes_2".to_string(), "n_2".to_string()]);
+        let tolist = Expr::name("shape_t").method("tolist", vec![]);
+        let reshape = Expr::name("dense").method("reshape", vec![Expr::name("sizes_2")]);
+        let mut stmts =
+            vec![Assign::new(Expr::name("sizes_2"), tolist), Assign::new(Expr::name("x"), reshape)];
+        running_values(&mut stmts, &[Expr::name("x")], &temporaries);
+        assert_eq!(flat(&stmts[0].target), "sizes_2");
+        let first = Expr::name("x").attr("shape").index(Expr::int(1));
+        let less = Expr::name("n").binop(BinOp::Sub, Expr::int(1));
+        let slice = Expr::name("x").index(Expr::name("n_2"));
+        let mut derived = vec![
+            Assign::new(Expr::name("n"), first),
+            Assign::new(Expr::name("n_2"), less),
+            Assign::new(Expr::name("y"), slice),
+        ];
+        running_values(&mut derived, &[Expr::name("y")], &temporaries);
+        assert_eq!(flat(&derived[1].target), "n_2");
+        let slots = Expr::List(vec![Expr::none()]).binop(BinOp::Mul, Expr::name("n"));
+        let rest = Expr::name("buf_2").index(Expr::slice(Some(Expr::int(1)), None, None));
+        let mut buffer = vec![
+            Assign::new(Expr::name("buf_2"), slots),
+            Assign::new(
+                Expr::name("y"),
+                Expr::List(vec![Expr::name("x"), Expr::Starred(Box::new(rest))]),
+            ),
+        ];
+        let buffers = BTreeSet::from(["buf_2".to_string()]);
+        inline_temporaries(&mut buffer, 8, &[Expr::name("y")], &buffers);
+        assert_eq!(buffer.len(), 2);
+        running_values(&mut buffer, &[Expr::name("y")], &buffers);
+        assert_eq!(lines(&buffer)[0], "y = [None] * n");
+    }
+
+    /// The heads merged read the value they reshape three times, all in one statement: it
+    /// runs as `x` all the same (`x = x.reshape(x.shape[0], x.shape[1], 32)`).
+    #[test]
+    fn a_temporary_read_only_by_the_next_statement_runs_as_x() {
+        let permute = Expr::name("x").method("permute", [0, 2, 1, 3].map(Expr::int).to_vec());
+        let dim = |i: i64| Expr::name("attention_8").attr("shape").index(Expr::int(i));
+        let merge =
+            Expr::name("attention_8").method("reshape", vec![dim(0), dim(1), Expr::int(32)]);
+        let mut stmts = vec![
+            Assign::new(Expr::name("attention_8"), permute),
+            Assign::new(Expr::name("x"), merge),
+        ];
+        let temporaries = BTreeSet::from(["attention_8".to_string()]);
+        running_values(&mut stmts, &[Expr::name("x")], &temporaries);
+        assert_eq!(
+            lines(&stmts),
+            ["x = x.permute(0, 2, 1, 3)", "x = x.reshape(x.shape[0], x.shape[1], 32)"]
+        );
     }
 }

@@ -594,8 +594,8 @@ mod tests {
         y = self.dense_kernel.to(torch.float32)
         x = x @ y
         x = x / self.dense_scale
-        head = self.head_zero.to(torch.float32)
-        y = w2 - head
+        y = self.head_zero.to(torch.float32)
+        y = w2 - y
         x = x @ y
         return x
         ");

@@ -672,34 +672,34 @@ mod tests {
             h = g.op(&format!("{s}/add"), "AddV2", &[q, p], &[]);
         }
         assert_snapshot!(g.lower(&[h]), @"
-            class Layer():
-              self.q = nn.Linear(8, 8, bias=False)
-              self.p = nn.Linear(8, 8, bias=False)
-              x = self.q(x)
-              x = F.relu(x, inplace=True)
-              p = self.p(proj2)
-              y = torch.tanh(p)
-              x = x + y
-              return x (from x, proj2)
-            self.pos_proj0 = nn.Linear(8, 8, bias=False)
-            self.pos_proj1 = nn.Linear(8, 8, bias=False)
-            self.pos_proj2 = nn.Linear(8, 8, bias=False)
-            self.layers = nn.ModuleList([Layer() for _ in range(2)])
-            # pos_proj0.weight: [8, 8]
-            # pos_proj1.weight: [8, 8]
-            # pos_proj2.weight: [8, 8]
-            # layers.0.q.weight: [8, 8]
-            # layers.0.p.weight: [8, 8]
-            # layers.1.q.weight: [8, 8]
-            # layers.1.p.weight: [8, 8]
-            ---
-            proj0 = self.pos_proj0(pos)
-            proj1 = self.pos_proj1(proj0)
-            proj2 = self.pos_proj2(proj1)
-            for layer in self.layers:
-                x = layer(x, proj2)
-            return x
-            ");
+        class Layer():
+          self.q = nn.Linear(8, 8, bias=False)
+          self.p = nn.Linear(8, 8, bias=False)
+          x = self.q(x)
+          x = F.relu(x, inplace=True)
+          y = self.p(proj2)
+          y = torch.tanh(y)
+          x = x + y
+          return x (from x, proj2)
+        self.pos_proj0 = nn.Linear(8, 8, bias=False)
+        self.pos_proj1 = nn.Linear(8, 8, bias=False)
+        self.pos_proj2 = nn.Linear(8, 8, bias=False)
+        self.layers = nn.ModuleList([Layer() for _ in range(2)])
+        # pos_proj0.weight: [8, 8]
+        # pos_proj1.weight: [8, 8]
+        # pos_proj2.weight: [8, 8]
+        # layers.0.q.weight: [8, 8]
+        # layers.0.p.weight: [8, 8]
+        # layers.1.q.weight: [8, 8]
+        # layers.1.p.weight: [8, 8]
+        ---
+        proj0 = self.pos_proj0(pos)
+        proj1 = self.pos_proj1(proj0)
+        proj2 = self.pos_proj2(proj1)
+        for layer in self.layers:
+            x = layer(x, proj2)
+        return x
+        ");
     }
 
     /// `x` times the weights of scope `scope`.
@@ -816,31 +816,31 @@ mod tests {
             h = g.op(&format!("{s}/add"), "AddV2", &[parts[0], parts[1]], &[]);
         }
         assert_snapshot!(g.lower(&[h]), @"
-            class Layer():
-              self.q = nn.Linear(8, 8, bias=False)
-              self.k = nn.Linear(8, 8, bias=False)
-              table = pos * self.const
-              h = self.q(x)
-              h = h * table
-              k = self.k(x)
-              x = k * table
-              x = h + x
-              return x (from x, pos)
-            self.layers = nn.ModuleList([Layer() for _ in range(3)])
-            # layers.0.const: [8]
-            # layers.0.q.weight: [8, 8]
-            # layers.0.k.weight: [8, 8]
-            # layers.1.const: [8]
-            # layers.1.q.weight: [8, 8]
-            # layers.1.k.weight: [8, 8]
-            # layers.2.const: [8]
-            # layers.2.q.weight: [8, 8]
-            # layers.2.k.weight: [8, 8]
-            ---
-            for layer in self.layers:
-                x = layer(x, pos)
-            return x
-            ");
+        class Layer():
+          self.q = nn.Linear(8, 8, bias=False)
+          self.k = nn.Linear(8, 8, bias=False)
+          table = pos * self.const
+          h = self.q(x)
+          h = h * table
+          x = self.k(x)
+          x = x * table
+          x = h + x
+          return x (from x, pos)
+        self.layers = nn.ModuleList([Layer() for _ in range(3)])
+        # layers.0.const: [8]
+        # layers.0.q.weight: [8, 8]
+        # layers.0.k.weight: [8, 8]
+        # layers.1.const: [8]
+        # layers.1.q.weight: [8, 8]
+        # layers.1.k.weight: [8, 8]
+        # layers.2.const: [8]
+        # layers.2.q.weight: [8, 8]
+        # layers.2.k.weight: [8, 8]
+        ---
+        for layer in self.layers:
+            x = layer(x, pos)
+        return x
+        ");
     }
 
     /// Scope names of thousands of numbered words (a hostile file) make no thousands of

@@ -980,7 +980,9 @@ mod tests {
             y = g.op(&format!("{scope}/MatMul"), "MatMul", &[y, w], &[]);
         }
         let y = g.op("m/tf.__operators__.add_3/AddV2", "AddV2", &[x, y], &[]);
-        let y = g.op("m/tf.math.multiply_2/Mul", "Mul", &[y, y], &[]);
+        let z = g.op("m/tf.math.multiply_2/Mul", "Mul", &[y, y], &[]);
+        // Read again further on, it keeps its name rather than run as `x`.
+        let y = g.op("m/tf.__operators__.add_4/AddV2", "AddV2", &[z, y], &[]);
         let code = g.lower(&[y]);
         for expected in ["self.stem_dense = nn.Linear", "self.head_dense = nn.Linear", "add_3 = "] {
             assert!(code.contains(expected), "{expected}: {code}");

@@ -344,10 +344,10 @@ mod tests {
         # wide_const: [1, 1, 1]
         ---
         h = x.clamp(0, 15)
-        wrong = x.clamp(max=0)
-        wrong_2 = wrong.clamp(min=15)
-        wide = x.clamp(max=15)
-        wide_2 = torch.maximum(wide, self.wide_const)
+        y = x.clamp(max=0)
+        wrong_2 = y.clamp(min=15)
+        x = x.clamp(max=15)
+        wide_2 = torch.maximum(x, self.wide_const)
         return h, wrong_2, wide_2
         ");
     }

@@ -142,8 +142,7 @@ mod tests {
         ---
         mask = m.reshape(1, 3, 4)
         x = torch.where(mask, x, -1000000000.0)
-        b = m.to(torch.float32)
-        other = y * b.reshape(1, 3, 4)
+        other = y * m.to(torch.float32).reshape(1, 3, 4)
         weighted = other - y
         return x, weighted
         ");

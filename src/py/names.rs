@@ -338,15 +338,19 @@ impl Scope {
     /// ([`Self::shortened`]), or numbered (`double_stream_block_17`, the seventeenth value
     /// computed in a layer whose own code named none; TF's `cast_4`; a block's own name,
     /// `context_block_3`, on a value inside it), unless given for a role; or named after
-    /// their op alone ([`Self::fresh_for_op`]). A running `x` or `y` says as much, where the
+    /// their op alone ([`Self::fresh_for_op`]). The first of a numbered run is one too:
+    /// `self_attention` is no more the attention than `self_attention_4` beside it, only
+    /// the first value its scope computed. A running `x` or `y` says as much, where the
     /// next statement reads it.
     pub fn temporaries(&self) -> BTreeSet<String> {
         let numbered = |n: &&String| {
             n.rsplit_once('_')
                 .is_some_and(|(_, k)| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()))
         };
-        let numbered = self.used.iter().filter(numbered).filter(|n| !self.roles.contains(*n));
-        self.shortened.iter().chain(numbered).chain(&self.op_named).cloned().collect()
+        let numbered = self.used.iter().filter(numbered);
+        let firsts = self.counted.values().filter(|b| self.used.contains(*b));
+        let counted = numbered.chain(firsts).filter(|n| !self.roles.contains(*n));
+        self.shortened.iter().chain(counted).chain(&self.op_named).cloned().collect()
     }
 
     /// What [`fresh`](Self::fresh) numbered `name` apart from (`self_attention_12` →
@@ -443,8 +447,8 @@ mod tests {
     }
 
     /// Numbered names say less than the layer or op they came from (`double_stream_block_17`,
-    /// TF's `cast_4`) and may run as `x` or `y`, as may names of the op alone; a number on a
-    /// name given for a role does not make it one.
+    /// TF's `cast_4`) and may run as `x` or `y`, as may the first of their run and names of
+    /// the op alone; a number on a name given for a role does not make it one.
     #[test]
     fn numbered_names_are_temporaries_unless_given_for_roles() {
         let mut l = Scope::for_locals();
@@ -456,7 +460,8 @@ mod tests {
         assert_eq!(l.fresh_for_role("mask"), "mask_2");
         assert_eq!(l.fresh_for_op("expand_dims"), "expand_dims");
         let temporaries = l.temporaries();
-        let expected = ["cast_4", "double_stream_block_2", "expand_dims"].map(String::from);
+        let expected = ["cast_4", "double_stream_block", "double_stream_block_2", "expand_dims"]
+            .map(String::from);
         assert_eq!(temporaries, BTreeSet::from(expected));
         assert!(l.is_role("mask_2") && !l.is_role("cast_4"));
     }

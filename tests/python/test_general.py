@@ -391,6 +391,21 @@ def test_values_a_block_computes_itself_are_not_named_after_it(tmp_path):
     assert block.rstrip().endswith("return y, x"), block
 
 
+def test_values_named_after_a_sublayer_run_as_x(tmp_path):
+    """DeBERTa's attention layer computes its scores and merges the heads outside any layer
+    of its own, so TF names those values after it: `self_attention_layer`,
+    `self_attention_layer_8`. The first of them is no more the attention than the eighth,
+    and one read by the next statement alone, even three times, is the running `x` or `y`:
+    the heads merge as `x = x.reshape(x.shape[0], x.shape[1], 32)` (parity is the encoder
+    test)."""
+    out = tmp_path / "out"
+    run_cli("convert", source("keras_hub_deberta"), "-o", out)
+    code = (out / "model.py").read_text()
+    block = code.split("\nclass DisentangledAttentionEncoderLayer(")[1].split("\nclass ")[0]
+    assert not re.search(r"^ +self_attention_layer\w* *=", block, re.M), block
+    assert "x = x.reshape(x.shape[0], x.shape[1], 32)\n" in block, block
+
+
 def test_a_part_holding_blocks_is_a_class_called_once(tmp_path):
     """SigLIP's vision and text encoders each hold their embeddings, a stack of blocks, a
     final norm and a head: each is a class of its own, its layers named within it

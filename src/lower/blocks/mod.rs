@@ -3149,16 +3149,22 @@ mod tests {
             let b = g.op(&format!("{s}/mul"), "Mul", &[a, a], &[]);
             let c = g.op(&format!("{s}/Sigmoid"), "Sigmoid", &[b], &[]);
             let d = g.op(&format!("{s}/mul_1"), "Mul", &[c, c], &[]);
+            // Both read again further on: held, they keep their names (a value read by the
+            // next statement alone would run as `y`).
+            let d = g.op(&format!("{s}/add"), "AddV2", &[d, a], &[]);
+            let d = g.op(&format!("{s}/add_1"), "AddV2", &[d, c], &[]);
             h = g.op(&format!("layer_{layer}/add"), "AddV2", &[d, h], &[]);
         }
         assert_snapshot!(g.lower(&[h]), @"
         class Layer():
           self.attn_proj = nn.Linear(8, 8, bias=False)
           h = self.attn_proj(x)
-          attn = torch.tanh(h)
-          h = attn * attn
+          residual = torch.tanh(h)
+          h = residual * residual
           attn_2 = torch.sigmoid(h)
           h = attn_2 * attn_2
+          h = h + residual
+          h = h + attn_2
           x = h + x
           return x (from x)
         self.layer_0_attn_proj = nn.Linear(8, 8, bias=False)
@@ -3169,11 +3175,13 @@ mod tests {
         ---
         h = self.layer_0_attn_proj(x)
         h = torch.tanh(h)
-        attn = F.relu(h)
-        attn_2 = attn * attn
+        y = F.relu(h)
+        attn_2 = y * y
         h = attn_2 * attn_2
         attn_3 = torch.sigmoid(h)
         h = attn_3 * attn_3
+        h = h + attn_2
+        h = h + attn_3
         x = h + x
         for layer in self.layers:
             x = layer(x)
