@@ -204,6 +204,28 @@ pub struct ValueRef {
     pub port: usize,
 }
 
+/// The ops whose size input may become a constant known in part (see
+/// `passes::fold`): that input's slot and the op's own input count (the values
+/// the sizes are read from follow).
+pub fn target_slot(op: &str) -> Option<(usize, usize)> {
+    Some(match op {
+        // -1 cannot stand for a new leading axis in `expand`: run-time sizes are always named.
+        "Reshape" | "BroadcastTo" => (1, 2),
+        "Fill" => (0, 2),
+        "Slice" => (2, 3),
+        "Conv2DBackpropInput" => (0, 3),
+        "ResizeBilinear" | "ResizeNearestNeighbor" => (1, 2),
+        _ => return None,
+    })
+}
+
+/// Whether an op `op` reading a value at `slot` takes only its size: a shape op, or an op
+/// whose sizes were read at run time from values after its own inputs (see
+/// [`target_slot`]: a reshape to `concat.shape[0]` reads `concat` so).
+pub fn reads_only_size(op: &str, slot: usize) -> bool {
+    matches!(op, "Shape" | "Size" | "Rank") || target_slot(op).is_some_and(|(_, own)| slot >= own)
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct Graph {
     pub g: StableDiGraph<Node, Edge>,

@@ -27,6 +27,7 @@ mod loops;
 mod methods;
 pub mod module;
 mod order;
+mod role_parts;
 mod roles;
 mod rotary_tables;
 mod scopes;
@@ -372,6 +373,16 @@ impl<'a> Lowerer<'a> {
         }
         if let Some(name) = self.output_name(v) {
             return self.locals.fresh_for_role(name);
+        }
+        // A part of an attention's query, key or value held apart (unpacked beside the
+        // others, or read for its shape too) says which it is (see `role_parts`).
+        let part = matches!(self.graph.node(v.node).op.as_str(), "Unpack" | "Split" | "SplitV");
+        if let Some(role) =
+            (part || uses > 1).then(|| role_parts::role_made_from(self.graph, v)).flatten()
+            && let scope = self.local_hint(v.node)
+            && scope.starts_with(|c: char| c.is_ascii_alphabetic())
+        {
+            return self.locals.fresh(&format!("{scope}_{role}"));
         }
         if uses == 1 && self.x_is_free() {
             self.x_holder = Some(v);

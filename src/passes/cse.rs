@@ -19,11 +19,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use petgraph::stable_graph::NodeIndex;
 
-use super::fold::target_slot;
 use super::pattern::int_const;
 use super::sizes::{Axis, SizeForest};
 use crate::error::Result;
 use crate::ir::fused::Fused;
+use crate::ir::target_slot;
 use crate::ir::{Dim, Graph, Node, Partial, ValueInfo, ValueRef};
 use crate::tensor::DType;
 

@@ -4,7 +4,7 @@
 use crate::error::{Error, Result};
 use petgraph::stable_graph::NodeIndex;
 
-use crate::ir::{Dim, Graph, Node, ValueInfo, ValueRef};
+use crate::ir::{Dim, Graph, Node, ValueInfo, ValueRef, target_slot};
 use crate::ops::{self, Folded, OpInputs};
 use crate::tensor::{DType, Tensor};
 
@@ -179,21 +179,6 @@ fn within_budget(
     } else {
         (folded.0, None)
     }
-}
-
-/// The ops whose size input may become a constant known in part (see
-/// [`constant_reshape_target`]): that input's slot and the op's own input count (the values
-/// the sizes are read from follow).
-pub(crate) fn target_slot(op: &str) -> Option<(usize, usize)> {
-    Some(match op {
-        // -1 cannot stand for a new leading axis in `expand`: run-time sizes are always named.
-        "Reshape" | "BroadcastTo" => (1, 2),
-        "Fill" => (0, 2),
-        "Slice" => (2, 3),
-        "Conv2DBackpropInput" => (0, 3),
-        "ResizeBilinear" | "ResizeNearestNeighbor" => (1, 2),
-        _ => return None,
-    })
 }
 
 /// A Reshape whose target is computed from `Shape` (e.g. `[batch, 1, 1, C]` with a dynamic

@@ -236,7 +236,7 @@ fn size_readers(g: &Graph, v: ValueRef) -> Vec<(NodeIndex, usize)> {
     g.consumers(v)
         .into_iter()
         .filter(|&(n, slot)| {
-            crate::passes::fold::target_slot(&g.node(n).op).is_some_and(|(_, arity)| slot >= arity)
+            crate::ir::target_slot(&g.node(n).op).is_some_and(|(_, arity)| slot >= arity)
         })
         .collect()
 }
@@ -928,7 +928,7 @@ fn reroute_scores_sizes(
     k: ValueRef,
 ) {
     use crate::ir::Dim;
-    let Some((target_slot, _)) = crate::passes::fold::target_slot(&g.node(reader).op) else {
+    let Some((target_slot, _)) = crate::ir::target_slot(&g.node(reader).op) else {
         return;
     };
     let Some(&target) = g.inputs(reader).get(target_slot) else { return };

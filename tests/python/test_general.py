@@ -360,6 +360,10 @@ def test_layers_of_two_streams_are_block_classes(tmp_path):
     assert "self.context_block_attention_proj = nn.Linear(" in block, block
     assert "self.x_block_mlp_dense1 = nn.Linear(" in block, block
     assert not re.search(r"self\.(context|x)_block_\d", block), block
+    # The streams' query, key and value parts, joined for the attention, say which they are.
+    for stream in ("context_block", "x_block"):
+        assert f"{stream}_query, {stream}_key, {stream}_value = torch.unbind(" in block, block
+    assert "torch.cat([context_block_key, x_block_key], dim=1)" in block, block
 
 
 def test_a_block_amid_which_the_model_made_its_inputs_is_a_class(tmp_path):
