@@ -422,12 +422,14 @@ impl<'a> Lowerer<'a> {
     }
 
     /// What TF calls output `v` of an op whose outputs say more by their own names than by
-    /// the layer around them (`values, indices = top_k(y, 2)`, not `router, router_1`), where
-    /// the op was not named (`TopKV2`, `TopKV2_1`).
+    /// the layer around them (`values, indices = top_k(y, 2)`, not `router, router_1`; a
+    /// router's `one_hot`, written as a comparison with every class, not the MoE block's
+    /// name), where the op was not named (`TopKV2`, `TopKV2_1`).
     fn output_name(&self, v: ValueRef) -> Option<&'static str> {
         let node = self.graph.node(v.node);
         let names: &[&str] = match node.op.as_str() {
             "TopKV2" | "TopK" => &["values", "indices"],
+            "OneHot" => &["one_hot"],
             _ => return None,
         };
         let own = node.name.rsplit('/').next().unwrap_or(&node.name);

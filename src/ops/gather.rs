@@ -971,6 +971,31 @@ mod tests {
         assert_eq!(show(vec![Expr::int(0), n(), Expr::int(2)], false), "torch.arange(0, n, 2)");
     }
 
+    /// A router's one-hot, computed in its MoE block's scope (`moe/one_hot`): a comparison
+    /// with every class (TF gives out-of-range ids all zeros, where `F.one_hot` raises),
+    /// named `one_hot` rather than after the block.
+    #[test]
+    fn a_one_hot_is_named_so() {
+        use crate::tensor::{DType, Tensor};
+        let mut g = TestGraph::new();
+        let ids = g.typed_input("ids", &[-1, 2], DType::I32);
+        let x = g.input("x", &[-1, 8]);
+        let kernel = g.variable("m/embed/kernel", weights(&[8, 8]));
+        let x = g.op("m/embed/MatMul", "MatMul", &[x, kernel], &[]);
+        // The block's own layer: values computed in its scope outside it take its name.
+        let kernel = g.variable("m/moe/router/kernel", weights(&[8, 2]));
+        let w = g.op("m/moe/router/MatMul", "MatMul", &[x, kernel], &[]);
+        let depth = g.constant("m/moe/depth", Tensor::from_i32(vec![], &[4]));
+        let on = g.constant("m/moe/on", Tensor::from_f32(vec![], &[1.0]));
+        let off = g.constant("m/moe/off", Tensor::from_f32(vec![], &[0.0]));
+        let hot = g.op("m/moe/one_hot", "OneHot", &[ids, depth, on, off], &[("axis", int(-1))]);
+        let axis = g.constant("m/moe/axis", Tensor::from_i32(vec![], &[-1]));
+        let weights = g.op("m/moe/ExpandDims", "ExpandDims", &[w, axis], &[]);
+        let product = g.op("m/moe/mul", "Mul", &[hot, weights], &[]);
+        let code = g.lower(&[product, hot]);
+        assert!(code.contains("one_hot = (ids.unsqueeze(-1) == torch.arange(4"), "{code}");
+    }
+
     /// A tensor filled with zeros or ones is `torch.zeros`/`torch.ones`, of the fill's dtype;
     /// another value is `torch.full`; one of another tensor's shape and dtype `zeros_like`.
     #[test]
