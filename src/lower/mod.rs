@@ -25,6 +25,7 @@ mod layout_walk;
 mod loop_state;
 mod loops;
 mod methods;
+mod modulation_names;
 pub mod module;
 mod order;
 mod role_parts;
@@ -376,7 +377,14 @@ impl<'a> Lowerer<'a> {
         }
         // A part of an attention's query, key or value held apart (unpacked beside the
         // others, or read for its shape too) says which it is (see `role_parts`).
-        let part = matches!(self.graph.node(v.node).op.as_str(), "Unpack" | "Split" | "SplitV");
+        let part = modulation_names::SPLITS.contains(&self.graph.node(v.node).op.as_str());
+        let modulation = part
+            .then(|| modulation_names::modulation_parts(self.graph, v.node))
+            .flatten()
+            .and_then(|parts| parts.get(v.port).copied().flatten());
+        if let Some(name) = modulation {
+            return self.locals.fresh_for_role(name);
+        }
         if let Some(role) =
             (part || uses > 1).then(|| role_parts::role_made_from(self.graph, v)).flatten()
             && let scope = self.local_hint(v.node)

@@ -364,6 +364,8 @@ def test_layers_of_two_streams_are_block_classes(tmp_path):
     for stream in ("context_block", "x_block"):
         assert f"{stream}_query, {stream}_key, {stream}_value = torch.unbind(" in block, block
     assert "torch.cat([context_block_key, x_block_key], dim=1)" in block, block
+    # The adaptive norms' chunks shift, scale and gate, as diffusers names them.
+    assert "shift, scale, gate, shift_2, scale_2, gate_2 = torch.split(" in block, block
 
 
 def test_a_block_amid_which_the_model_made_its_inputs_is_a_class(tmp_path):
