@@ -1,10 +1,11 @@
 //! Following a weight to where it is used through ops that only lay it out (a reshape, a
 //! broadcast over the batch, a cast): the wiring that names a frozen graph's weights
-//! (`token_names`, `rotary_tables`) looks past them.
+//! (`token_names`, `rotary_tables`) looks past them. The names of an attention's parts and
+//! of a modulation's chunks follow a value to its one reader (`sole_reader`).
 
 use petgraph::stable_graph::NodeIndex;
 
-use crate::ir::{Graph, ValueRef};
+use crate::ir::{Graph, ValueRef, reads_only_size};
 
 /// Ops that only lay a value out.
 const LAYOUT: &[&str] = &["Tile", "BroadcastTo", "Identity", "Cast", "ExpandDims", "Reshape"];
@@ -38,4 +39,16 @@ pub(super) fn find<T>(
         }
     }
     None
+}
+
+/// The one reader of `v` that reads more than its size, with its slot: none where another
+/// reads it too, or the model gives it back.
+pub(super) fn sole_reader(graph: &Graph, v: ValueRef) -> Option<(NodeIndex, usize)> {
+    if graph.outputs.contains(&v) {
+        return None;
+    }
+    let mut readers =
+        graph.consumers(v).into_iter().filter(|&(r, s)| !reads_only_size(&graph.node(r).op, s));
+    let first = readers.next()?;
+    readers.next().is_none().then_some(first)
 }

@@ -7,7 +7,8 @@
 
 use petgraph::stable_graph::NodeIndex;
 
-use crate::ir::{Graph, ValueRef, reads_only_size};
+use super::layout_walk::sole_reader;
+use crate::ir::{Graph, ValueRef};
 
 /// Ops that only lay a chunk out (a new axis for the positions).
 const LAYOUT: &[&str] = &["ExpandDims", "Reshape", "Identity"];
@@ -18,12 +19,19 @@ pub(super) const SPLITS: &[&str] = &["Split", "SplitV", "Unpack"];
 /// How many layout ops a chunk may pass through before its use.
 const REACH: usize = 3;
 
+/// The most chunks a modulation has (Flux's double block: six; a split into more is
+/// something else, and each of its outputs would look at all the others).
+const MAX_CHUNKS: usize = 12;
+
 /// The names of the chunks of split `n` (by output port), where it is a modulation.
 pub(super) fn modulation_parts(graph: &Graph, n: NodeIndex) -> Option<Vec<Option<&'static str>>> {
     if !SPLITS.contains(&graph.node(n).op.as_str()) {
         return None;
     }
     let ports = graph.node(n).outputs.len();
+    if ports > MAX_CHUNKS {
+        return None;
+    }
     let parts: Vec<Option<&'static str>> =
         (0..ports).map(|port| part_role(graph, ValueRef { node: n, port })).collect();
     let has = |r: &str| parts.contains(&Some(r));
@@ -73,14 +81,6 @@ fn use_of(graph: &Graph, v: ValueRef) -> Option<(NodeIndex, ValueRef)> {
         return Some((reader, inputs[1 - slot]));
     }
     None
-}
-
-/// The one reader of `v` that reads more than its size, with its slot.
-fn sole_reader(graph: &Graph, v: ValueRef) -> Option<(NodeIndex, usize)> {
-    let mut readers =
-        graph.consumers(v).into_iter().filter(|&(r, s)| !reads_only_size(&graph.node(r).op, s));
-    let first = readers.next()?;
-    readers.next().is_none().then_some(first)
 }
 
 fn is_mul(graph: &Graph, n: NodeIndex) -> bool {

@@ -6,7 +6,8 @@
 //! T5's key, reshaped and read for its length before its heads go first, is
 //! `self_attention_key`, not `self_attention`.
 
-use crate::ir::{Graph, ValueRef, reads_only_size};
+use super::layout_walk::sole_reader;
+use crate::ir::{Graph, ValueRef};
 
 /// Ops that only lay a value out, on the way to the role's value.
 const LAYOUT: &[&str] = &["Reshape", "Transpose", "ExpandDims", "Squeeze", "Identity"];
@@ -26,14 +27,7 @@ pub(super) fn role_made_from(graph: &Graph, v: ValueRef) -> Option<&'static str>
     let mut at = v;
     let mut concatenated = false;
     for _ in 0..REACH {
-        let mut readers = graph
-            .consumers(at)
-            .into_iter()
-            .filter(|&(r, slot)| !reads_only_size(&graph.node(r).op, slot));
-        let (reader, slot) = readers.next()?;
-        if readers.next().is_some() || graph.outputs.contains(&at) {
-            return None;
-        }
+        let (reader, slot) = sole_reader(graph, at)?;
         let node = graph.node(reader);
         let passes = match node.op.as_str() {
             op if LAYOUT.contains(&op) => slot == 0,
