@@ -782,6 +782,31 @@ impl Stmt {
         }
     }
 
+    /// Renames names by `rename` (see [`Expr::renamed`]) anywhere in this statement and the
+    /// ones nested in it.
+    pub fn rename_all(&mut self, rename: &impl Fn(Ref<'_>) -> Option<Expr>) {
+        let (exprs, children): (Vec<&mut Expr>, Vec<&mut Stmt>) = match self {
+            Stmt::Assign(a) => (vec![&mut a.target, &mut a.value], Vec::new()),
+            Stmt::Expr(e) | Stmt::Raise(e) => (vec![e], Vec::new()),
+            Stmt::Return(e) => (e.iter_mut().collect(), Vec::new()),
+            Stmt::If { test, body, orelse } => {
+                (vec![test], body.iter_mut().chain(orelse.iter_mut()).collect())
+            }
+            Stmt::While { test, body } => (vec![test], body.iter_mut().collect()),
+            Stmt::For { target, iter, body } => (vec![target, iter], body.iter_mut().collect()),
+            // Scopes of their own.
+            Stmt::FunctionDef(_) | Stmt::ClassDef(_) | Stmt::Comment(_) | Stmt::Pass => {
+                (Vec::new(), Vec::new())
+            }
+        };
+        for e in exprs {
+            *e = e.renamed(rename);
+        }
+        for c in children {
+            c.rename_all(rename);
+        }
+    }
+
     /// The statements nested in this one.
     pub fn children(&self) -> Vec<&Stmt> {
         match self {

@@ -366,6 +366,8 @@ def test_layers_of_two_streams_are_block_classes(tmp_path):
     assert "torch.cat([context_block_key, x_block_key], dim=1)" in block, block
     # The adaptive norms' chunks shift, scale and gate, as diffusers names them.
     assert "shift, scale, gate, shift_2, scale_2, gate_2 = torch.split(" in block, block
+    # The model's own final norm numbers its chunks in `forward` alone, not after the blocks'.
+    assert "shift, scale = torch.split(" in model, model
 
 
 def test_a_block_amid_which_the_model_made_its_inputs_is_a_class(tmp_path):
