@@ -759,9 +759,11 @@ impl Stmt {
         }
     }
 
-    /// Calls `f` on every call anywhere in this statement and the ones nested in it.
-    pub fn for_each_call_mut(&mut self, f: &mut dyn FnMut(&mut Call)) {
-        let (exprs, children): (Vec<&mut Expr>, Vec<&mut Stmt>) = match self {
+    /// The expressions directly in this statement and the statements nested in it, to
+    /// change; with `scopes`, also the bodies of functions and classes defined here, which
+    /// are scopes of their own.
+    fn parts_mut(&mut self, scopes: bool) -> (Vec<&mut Expr>, Vec<&mut Stmt>) {
+        match self {
             Stmt::Assign(a) => (vec![&mut a.target, &mut a.value], Vec::new()),
             Stmt::Expr(e) | Stmt::Raise(e) => (vec![e], Vec::new()),
             Stmt::Return(e) => (e.iter_mut().collect(), Vec::new()),
@@ -770,10 +772,17 @@ impl Stmt {
             }
             Stmt::While { test, body } => (vec![test], body.iter_mut().collect()),
             Stmt::For { target, iter, body } => (vec![target, iter], body.iter_mut().collect()),
-            Stmt::FunctionDef(d) => (Vec::new(), d.body.iter_mut().collect()),
-            Stmt::ClassDef(c) => (Vec::new(), c.body.iter_mut().collect()),
-            Stmt::Comment(_) | Stmt::Pass => (Vec::new(), Vec::new()),
-        };
+            Stmt::FunctionDef(d) if scopes => (Vec::new(), d.body.iter_mut().collect()),
+            Stmt::ClassDef(c) if scopes => (Vec::new(), c.body.iter_mut().collect()),
+            Stmt::FunctionDef(_) | Stmt::ClassDef(_) | Stmt::Comment(_) | Stmt::Pass => {
+                (Vec::new(), Vec::new())
+            }
+        }
+    }
+
+    /// Calls `f` on every call anywhere in this statement and the ones nested in it.
+    pub fn for_each_call_mut(&mut self, f: &mut dyn FnMut(&mut Call)) {
+        let (exprs, children) = self.parts_mut(true);
         for e in exprs {
             e.for_each_call_mut(f);
         }
@@ -783,22 +792,9 @@ impl Stmt {
     }
 
     /// Renames names by `rename` (see [`Expr::renamed`]) anywhere in this statement and the
-    /// ones nested in it.
+    /// ones nested in it, but for functions and classes defined here (scopes of their own).
     pub fn rename_all(&mut self, rename: &impl Fn(Ref<'_>) -> Option<Expr>) {
-        let (exprs, children): (Vec<&mut Expr>, Vec<&mut Stmt>) = match self {
-            Stmt::Assign(a) => (vec![&mut a.target, &mut a.value], Vec::new()),
-            Stmt::Expr(e) | Stmt::Raise(e) => (vec![e], Vec::new()),
-            Stmt::Return(e) => (e.iter_mut().collect(), Vec::new()),
-            Stmt::If { test, body, orelse } => {
-                (vec![test], body.iter_mut().chain(orelse.iter_mut()).collect())
-            }
-            Stmt::While { test, body } => (vec![test], body.iter_mut().collect()),
-            Stmt::For { target, iter, body } => (vec![target, iter], body.iter_mut().collect()),
-            // Scopes of their own.
-            Stmt::FunctionDef(_) | Stmt::ClassDef(_) | Stmt::Comment(_) | Stmt::Pass => {
-                (Vec::new(), Vec::new())
-            }
-        };
+        let (exprs, children) = self.parts_mut(false);
         for e in exprs {
             *e = e.renamed(rename);
         }
