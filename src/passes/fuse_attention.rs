@@ -146,9 +146,10 @@ fn is_float(g: &Graph, v: ValueRef) -> bool {
 }
 
 /// Follows `v` back through `Transpose`s (and, with `scaled`, multiplications or divisions
-/// by a scalar constant). With `uses`, only through values nothing else reads, `v` itself
-/// read that many times (the scores: their size `Shape` readers may take besides, see
-/// [`shape_readers`]).
+/// by a scalar constant). With `uses` (the scores), only through values nothing else reads,
+/// `v` itself read that many times (their size `Shape` readers may take besides, see
+/// [`shape_readers`]), and through casts to a wider float type: Keras's bfloat16 layers
+/// widen the scores to float32 for the softmax, as SDPA does within.
 fn peel(g: &Graph, v: ValueRef, rank: Rank, scaled: bool, uses: Option<usize>) -> Option<View> {
     let mut view = View { source: v, axes: [0, 1, 2, 3], scale: 1.0, learned: None };
     loop {
@@ -172,6 +173,12 @@ fn peel(g: &Graph, v: ValueRef, rank: Rank, scaled: bool, uses: Option<usize>) -
             view = View { source: x, axes, ..view };
             continue;
         }
+        if uses.is_some()
+            && let Some(x) = cast_between(g, cur, Width::Wider)
+        {
+            view = View { source: x, ..view };
+            continue;
+        }
         if scaled && let Some((x, factor)) = scalar_factor(g, cur) {
             view = View { source: x, scale: factor.apply(view.scale), ..view };
             continue;
@@ -186,6 +193,28 @@ fn peel(g: &Graph, v: ValueRef, rank: Rank, scaled: bool, uses: Option<usize>) -
         break;
     }
     Some(view)
+}
+
+/// Which way a cast between float types goes.
+#[derive(Clone, Copy, PartialEq)]
+enum Width {
+    Wider,
+    Narrower,
+}
+
+/// `x` where `v` is `x` cast (rounding) from one float type to a `width` one.
+fn cast_between(g: &Graph, v: ValueRef, width: Width) -> Option<ValueRef> {
+    let x = *inputs_of(g, v, &["Cast"])?.first()?;
+    let bits = |v: ValueRef| match g.info(v).dtype? {
+        DType::F16 | DType::BF16 => Some(16),
+        DType::F32 => Some(32),
+        DType::F64 => Some(64),
+        _ => None,
+    };
+    let (from, to) = (bits(x)?, bits(v)?);
+    let rounds = g.node(v.node).attr_bool_or("Truncate", false).ok() == Some(false);
+    let goes = if width == Width::Wider { to > from } else { to < from };
+    (rounds && goes).then_some(x)
 }
 
 /// A scalar constant `v` is multiplied or divided by.
@@ -564,7 +593,13 @@ fn match_attention(g: &Graph, softmax: NodeIndex) -> Option<Match> {
         zeroed_by = Some(i[0]);
         weights = ValueRef { node: next, port: 0 };
     }
-    let out = single_consumer(g, weights)?;
+    let mut out = single_consumer(g, weights)?;
+    // The probabilities narrowed back to the values' type (where the scores were widened).
+    let narrowed = ValueRef { node: out, port: 0 };
+    if cast_between(g, narrowed, Width::Narrower) == Some(weights) {
+        weights = narrowed;
+        out = single_consumer(g, weights)?;
+    }
     let pv = product(g, out, rank)?;
     // The probabilities as they are, the left operand: `[S0, S1, Lq, Lk]`.
     if pv.x != weights || pv.adj_x || pv.px != IDENTITY {
@@ -650,8 +685,11 @@ fn match_attention(g: &Graph, softmax: NodeIndex) -> Option<Match> {
     // Ev, its contracted axis Lk.
     let vv = through(peel(g, pv.y, rank, false, None)?, pv.py);
     let mut v = (vv.source, layout(&vv, [0, 1], va[3], va[2]));
+    // SDPA computes in its operands' type, which its output takes: the value product's.
+    let dtype = g.info(ValueRef { node: out, port: 0 }).dtype;
     for (src, perm) in [&q, &k, &v] {
-        if !rank.of(g, *src) || !is_float(g, *src) || rank.real(*perm).is_none() {
+        let typed = g.info(*src).dtype == dtype;
+        if !rank.of(g, *src) || !is_float(g, *src) || !typed || rank.real(*perm).is_none() {
             return None;
         }
     }
@@ -1183,7 +1221,7 @@ fn install(g: &mut Graph, m: Match) -> NodeIndex {
 #[cfg(test)]
 mod tests {
     use crate::ir::ValueRef;
-    use crate::tensor::{DType, Tensor};
+    use crate::tensor::{DType, Tensor, Values};
     use crate::testing::*;
     use insta::assert_snapshot;
 
@@ -1270,6 +1308,51 @@ mod tests {
         x = x.permute(0, 2, 1, 3)
         return x
         ");
+    }
+
+    /// Keras's bfloat16 layers: the scores widened to float32 for a masked softmax, the
+    /// probabilities narrowed back for the value product. SDPA on the bfloat16 operands
+    /// computes its softmax in float32 too; its output is bfloat16, as the product's is.
+    #[test]
+    fn scores_widened_for_the_softmax() {
+        let mut g = TestGraph::new();
+        let bf16 = |g: &mut TestGraph, name: &str| g.typed_input(name, &[-1, 2, 5, 8], DType::BF16);
+        let (q, k, v) = (bf16(&mut g, "q"), bf16(&mut g, "k"), bf16(&mut g, "v"));
+        let mask = g.typed_input("mask", &[-1, 1, 5, 5], DType::Bool);
+        let quarter = Tensor::with_values_like(DType::BF16, vec![], &Values::F(vec![0.25]));
+        let c = g.constant("att/scale", quarter.unwrap());
+        let s = scores(&mut g, q, k);
+        let s = g.op("att/Mul", "Mul", &[s, c], &[]);
+        let to = |d| [("SrcT", dtype(DType::BF16)), ("DstT", dtype(d))];
+        let s = g.op("att/Cast", "Cast", &[s], &to(DType::F32));
+        let big = scalar(&mut g, "att/big", -1e9);
+        let masked = g.op("att/SelectV2", "SelectV2", &[mask, s, big], &[]);
+        let p = g.op("att/Softmax", "Softmax", &[masked], &[]);
+        let zero = scalar(&mut g, "att/zero", 0.0);
+        let p = g.op("att/SelectV2_1", "SelectV2", &[mask, p, zero], &[]);
+        let narrow = [("SrcT", dtype(DType::F32)), ("DstT", dtype(DType::BF16))];
+        let p = g.op("att/Cast_1", "Cast", &[p], &narrow);
+        let o = g.op("att/MatMul_1", "BatchMatMulV2", &[p, v], &[]);
+        assert_snapshot!(g.lower(&[o]), @"
+        ---
+        x = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=0.25)
+        return x
+        ");
+    }
+
+    /// A product left in float32 after the softmax is not SDPA's on bfloat16 operands.
+    #[test]
+    fn probabilities_left_wide_are_no_bfloat16_attention() {
+        let mut g = TestGraph::new();
+        let bf16 = |g: &mut TestGraph, name: &str| g.typed_input(name, &[-1, 2, 5, 8], DType::BF16);
+        let (q, k) = (bf16(&mut g, "q"), bf16(&mut g, "k"));
+        let v = g.input("v", &[-1, 2, 5, 8]);
+        let s = scores(&mut g, q, k);
+        let to = [("SrcT", dtype(DType::BF16)), ("DstT", dtype(DType::F32))];
+        let s = g.op("att/Cast", "Cast", &[s], &to);
+        let o = attend(&mut g, s, v);
+        let out = g.lower(&[o]);
+        assert!(!out.contains("scaled_dot_product_attention"), "{out}");
     }
 
     /// Keras' `Attention(use_scale=True)`: the scores times a trained scalar. It stays a

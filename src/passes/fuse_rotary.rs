@@ -125,13 +125,24 @@ struct Table {
 /// the angles before the cos and sin.
 const TABLE_RESHAPES: &[&str] = &["ExpandDims", "Reshape", "StridedSlice"];
 
-/// `v` as `func(angles)` reshaped.
+/// `v` as `func(angles)` reshaped, and cast from one float type to another on the way:
+/// Keras's bfloat16 layers make the table in float32 and cast it to the rotated value's
+/// type, which the helper does too (a product's operands share a type).
 fn table(g: &Graph, mut v: ValueRef, func: &str) -> Option<Table> {
     let mut chain = Vec::new();
     loop {
         if let Some(angles) = unary_input(g, v, func) {
             chain.reverse();
             return Some(Table { angles, chain });
+        }
+        if let Some(from) = unary_input(g, v, "Cast") {
+            let float = |v: ValueRef| g.info(v).dtype.is_some_and(|d| d.is_float());
+            let rounds = g.node(v.node).attr_bool_or("Truncate", false).ok() == Some(false);
+            if !(float(from) && float(v) && rounds) {
+                return None;
+            }
+            v = from;
+            continue;
         }
         let i = inputs_of(g, v, TABLE_RESHAPES)?;
         let (&data, operands) = i.split_first()?;
@@ -418,6 +429,7 @@ fn restacked(
 #[cfg(test)]
 mod tests {
     use crate::ir::ValueRef;
+    use crate::tensor::DType;
     use crate::testing::*;
     use insta::assert_snapshot;
 
@@ -569,6 +581,31 @@ mod tests {
         let cos = g.op("rot/Cos", "Cos", &[angles], &[]);
         let sin = g.op("rot/Sin", "Sin", &[angles], &[]);
         let a = g.op("rot/mul", "Mul", &[cos, x], &[]);
+        let b = g.op("rot/mul_1", "Mul", &[half, sin], &[]);
+        let y = g.op("rot/add", "AddV2", &[a, b], &[]);
+        assert_snapshot!(g.lower(&[y]), @"
+        ---
+        x = apply_rotary(x, angles)
+        return x
+        ");
+    }
+
+    /// Keras's bfloat16 layers make the tables in float32 and cast them to the rotated
+    /// value's type: the same helper call (it casts them so).
+    #[test]
+    fn tables_cast_to_bfloat16_are_apply_rotary() {
+        let mut g = TestGraph::new();
+        let x = g.typed_input("x", &[-1, 5, 2, 8], DType::BF16);
+        let angles = g.input("angles", &[1, 5, 1, 8]);
+        let (x1, x2) = split_halves(&mut g, x);
+        let neg = g.op("rot/Neg", "Neg", &[x2], &[]);
+        let half = concat_last(&mut g, neg, x1);
+        let to = [("SrcT", dtype(DType::F32)), ("DstT", dtype(DType::BF16))];
+        let cos = g.op("rot/Cos", "Cos", &[angles], &[]);
+        let cos = g.op("rot/Cast", "Cast", &[cos], &to);
+        let sin = g.op("rot/Sin", "Sin", &[angles], &[]);
+        let sin = g.op("rot/Cast_1", "Cast", &[sin], &to);
+        let a = g.op("rot/mul", "Mul", &[x, cos], &[]);
         let b = g.op("rot/mul_1", "Mul", &[half, sin], &[]);
         let y = g.op("rot/add", "AddV2", &[a, b], &[]);
         assert_snapshot!(g.lower(&[y]), @"

@@ -246,15 +246,35 @@ impl SizeForest {
                     (g.info(v).dim(j).is_none()).then_some((v, j))
                 })
             }
-            // Leading axes of a matrix product by a constant matrix (a dense layer).
+            // A matrix product's rows are `a`'s, its columns `b`'s (each maybe transposed),
+            // its batch axes either's: attention's scores have the query's length and the
+            // key's, its output the query's (a model whose attention stays written out).
             "MatMul" | "BatchMatMulV2" | "BatchMatMulV3" | "BatchMatMul" => {
-                let transposed = ["transpose_a", "adj_x"]
-                    .iter()
-                    .any(|a| node.attr_bool_or(a, false).unwrap_or(true));
-                let weight = g.const_value(*inputs.get(1)?).is_some_and(|w| w.rank() == 2);
-                (weight && !transposed && axis + 1 < rank && input_rank(0)? == rank)
-                    .then_some((inputs[0], axis))
+                let flag = |names: [&str; 2]| {
+                    names
+                        .iter()
+                        .map(|a| node.attr_bool_or(a, false))
+                        .try_fold(false, |t, f| f.ok().map(|f| t || f))
+                };
+                let (ta, tb) = (flag(["transpose_a", "adj_x"])?, flag(["transpose_b", "adj_y"])?);
+                let (ra, rb) = (input_rank(0)?, input_rank(1)?);
+                if ra < 2 || rb < 2 || rank != ra.max(rb) {
+                    return None;
+                }
+                if axis == rank - 2 {
+                    Some((inputs[0], ra - if ta { 1 } else { 2 }))
+                } else if axis == rank - 1 {
+                    Some((*inputs.get(1)?, rb - if tb { 2 } else { 1 }))
+                } else {
+                    self.broadcast_batch(g, &inputs[..2], axis, rank)
+                }
             }
+            fused::REPEAT_INTERLEAVE => match node.fused {
+                Some(fused::Fused::RepeatInterleave { axis: along, .. }) if along != axis => {
+                    (input_rank(0)? == rank).then_some((*inputs.first()?, axis))
+                }
+                _ => None,
+            },
             // `range(0, n)` has `n` entries: positions counted up to a run-time length.
             "Range" => {
                 let is = |i: usize, v: f64| {
@@ -414,10 +434,35 @@ impl SizeForest {
     /// Output axis `axis` of a broadcasting op: the operands' (right-aligned), when every
     /// operand that is not of size 1 there has the same size.
     fn broadcast(&self, g: &Graph, inputs: &[ValueRef], axis: usize, rank: usize) -> Option<Axis> {
+        self.broadcast_from_end(g, inputs, axis, rank, 0)
+    }
+
+    /// As [`Self::broadcast`], for the batch axes of a matrix product (its last two axes
+    /// are each operand's matrix).
+    fn broadcast_batch(
+        &self,
+        g: &Graph,
+        inputs: &[ValueRef],
+        axis: usize,
+        rank: usize,
+    ) -> Option<Axis> {
+        self.broadcast_from_end(g, inputs, axis, rank - 2, 2)
+    }
+
+    /// Axis `axis` of a broadcast over `rank` axes, each operand's last `skip` axes left out.
+    fn broadcast_from_end(
+        &self,
+        g: &Graph,
+        inputs: &[ValueRef],
+        axis: usize,
+        rank: usize,
+        skip: usize,
+    ) -> Option<Axis> {
         let mut found: Option<Axis> = None;
         for &v in inputs {
             let shape = g.info(v).shape?;
-            let Some(j) = (axis + shape.len()).checked_sub(rank) else { continue };
+            let len = shape.len().checked_sub(skip)?;
+            let Some(j) = (axis + len).checked_sub(rank) else { continue };
             if shape[j] == Some(1) {
                 continue;
             }
@@ -441,11 +486,39 @@ fn normalized(axis: i64, rank: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::SizeForest;
+    use crate::ir::fused::Fused;
     use crate::passes::fold_and_infer;
     use crate::testing::*;
 
     /// The query and the key of one input have its length; a sum of two values of unrelated
     /// lengths has no known source (either could broadcast at run time).
+    /// An attention left written out (a bfloat16 model's, say): the scores have the query's
+    /// length and the key's, the output of `probs @ v` the query's again, so the residual
+    /// sum after it keeps the layer input's length; repeated heads keep the others.
+    #[test]
+    fn a_written_attention_keeps_the_lengths() {
+        let mut g = TestGraph::new();
+        let q = g.input("q", &[-1, 2, -1, 8]);
+        let k = g.input("k", &[-1, 1, -1, 8]);
+        let v = g.input("v", &[-1, 1, -1, 8]);
+        let repeat = |g: &mut TestGraph, name: &str, x| {
+            let f = Fused::RepeatInterleave { axis: 1, repeats: 2 };
+            g.fused(name, f, &[x])
+        };
+        let (k2, v2) = (repeat(&mut g, "k2", k), repeat(&mut g, "v2", v));
+        let s = g.op("s", "BatchMatMulV2", &[q, k2], &[("adj_y", boolean(true))]);
+        let p = g.op("p", "Softmax", &[s], &[]);
+        let o = g.op("o", "BatchMatMulV2", &[p, v2], &[]);
+        let sum = g.op("sum", "AddV2", &[o, q], &[]);
+        let mut graph = g.build(&[sum]);
+        fold_and_infer(&mut graph).expect("infer");
+        let f = SizeForest::build(&graph);
+        assert_eq!((f.root((s, 2)), f.root((s, 3))), ((q, 2), (k, 2)));
+        assert_eq!(f.root((o, 2)), (q, 2));
+        assert_eq!(f.root((sum, 2)), (q, 2));
+        assert_eq!(f.root((k2, 2)), (k, 2));
+    }
+
     #[test]
     fn projections_of_one_input_share_its_length() {
         let mut g = TestGraph::new();

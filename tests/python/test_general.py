@@ -93,9 +93,11 @@ def test_a_bfloat16_model_computes_in_bfloat16(tmp_path):
     # Its RMSNorm weights, which Keras applies in float32, are the norms' weights.
     assert "nn.RMSNorm(32,eps=1e-6)" in flat, code
     assert not re.search(r"register_buffer\([^)]*bfloat16", flat), code
-    # Its attention stays a softmax (scores cast to float32 for it): q, k and v are named
-    # for what they are all the same.
-    assert "x = q @ k" in code and "x = (x @ v)" in code, code
+    # Its attention, scores widened to float32 for the softmax, is SDPA's (which computes a
+    # bfloat16 softmax in float32 too), its rotation the float32 model's one helper with the
+    # tables made once for every layer, in float32 as Keras makes them.
+    assert "F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True)" in code, code
+    assert code.count("= apply_rotary(x, angles)") == 2 and code.count("torch.einsum") == 1, code
     import numpy as np
 
     for suffix in ("", "_b"):
