@@ -50,16 +50,52 @@ fn fits(stmt: &Stmt, indent: usize) -> bool {
 /// of the gate's names, so it may come after the gate's assignment.
 pub fn fold_gates(stmts: &mut Vec<Assign>, indent: usize, returns: &[Expr]) {
     let mut k = 0;
-    while k + 3 < stmts.len() {
-        match fold_at(stmts, k, indent, returns) {
-            Some(folded) => {
-                let n = folded.len();
-                stmts.splice(k..k + 4, folded);
-                k += n;
-            }
-            None => k += 1,
+    while k + 2 < stmts.len() {
+        if k + 3 < stmts.len()
+            && let Some(folded) = fold_at(stmts, k, indent, returns)
+        {
+            let n = folded.len();
+            stmts.splice(k..k + 4, folded);
+            k += n;
+        } else if let Some(product) = fold_up_branch(stmts, k, returns) {
+            stmts.splice(k + 1..k + 3, [product]);
+            k += 2;
+        } else {
+            k += 1;
         }
     }
+}
+
+/// What a gate's activation may end with: `F.act(..)`, or a cast (a bfloat16 model computes
+/// the activation in float32: `x = F.silu(x)`, `x = x.to(torch.bfloat16)`).
+fn ends_gate(e: &Expr) -> bool {
+    let Expr::Call(c) = e else { return false };
+    let Expr::Attribute(m, method) = &c.func else { return false };
+    let cast = method == "to"
+        && matches!(&c.args[..], [Expr::Attribute(t, _)] if t.as_name() == Some("torch"));
+    cast || m.as_name() == Some("F")
+}
+
+/// Where a gate's activation stays a statement of its own (cast around it, or too long to
+/// fold): the other branch's layer call into the product, gate first as people write it,
+/// `x = x * self.up(h)`, for `stmts[k + 1..k + 3]` (`u = self.up(h)`, `x = u * x`).
+fn fold_up_branch(stmts: &[Assign], k: usize, returns: &[Expr]) -> Option<Assign> {
+    let [s1, s2, s3] = &stmts[k..k + 3] else { return None };
+    let g = s1.target.as_name()?;
+    let u = s2.target.as_name()?;
+    if !ends_gate(&s1.value) || !is_layer_call(&s2.value) || g == u || s2.value.reads(g) > 0 {
+        return None;
+    }
+    let (l, r) = product_of(&s3.value)?;
+    if !((l == g && r == u) || (l == u && r == g)) {
+        return None;
+    }
+    let target = s3.target.as_name();
+    if target != Some(u) && read_later(u, stmts, k + 3, returns) {
+        return None;
+    }
+    let product = Expr::Binary(Box::new(Expr::name(g)), BinOp::Mul, Box::new(s2.value.clone()));
+    Some(Assign::new(s3.target.clone(), product))
 }
 
 /// The statements replacing `stmts[k..k + 4]` if they are a gate: one when the product fits
@@ -105,12 +141,13 @@ fn fold_at(stmts: &[Assign], k: usize, indent: usize, returns: &[Expr]) -> Optio
 
 #[cfg(test)]
 mod tests {
+    use crate::tensor::{DType, Tensor, Values};
     use crate::testing::*;
     use insta::assert_snapshot;
 
     /// A gated ReLU feed-forward (T5's): the gate's activation wraps its layer call and the
-    /// product reads the other branch's layer call; a product of values read again later
-    /// stays as it is.
+    /// product reads the other branch's layer call; a gate read again later stays a
+    /// statement of its own.
     #[test]
     fn gated_feed_forward_reads_as_one_product() {
         let mut g = TestGraph::new();
@@ -126,7 +163,8 @@ mod tests {
         let up = g.op("up/MatMul", "MatMul", &[h, w2], &[]);
         let y = g.op("mul/mul", "Mul", &[gate, up], &[]);
         let y = g.op("down/MatMul", "MatMul", &[y, w3], &[]);
-        // The same shape, but the gate is read again: nothing to fold.
+        // The same shape, but the gate is read again: it keeps its name, and only the other
+        // branch's layer call goes into the product.
         let gate2 = g.op("gate2/MatMul", "MatMul", &[y, w4], &[]);
         let gate2 = g.op("gate2_act/Relu", "Relu", &[gate2], &[]);
         let up2 = g.op("up2/MatMul", "MatMul", &[y, w5], &[]);
@@ -149,9 +187,38 @@ mod tests {
         down = self.down(x)
         x = self.gate2(down)
         gate2_act = F.relu(x, inplace=True)
-        x = self.up2(down)
-        x = gate2_act * x
+        x = gate2_act * self.up2(down)
         x = x + gate2_act
+        return x
+        ");
+    }
+
+    /// A bfloat16 model's gate: its activation computed in float32 between two casts stays
+    /// two statements, and the other branch's layer call still goes into the product.
+    #[test]
+    fn a_gate_cast_around_its_activation_takes_the_up_branch() {
+        let mut g = TestGraph::new();
+        let h = g.typed_input("h", &[-1, 8], DType::BF16);
+        let bf16 = || {
+            let w = weights(&[8, 16]).to_f64().unwrap_or_default();
+            Tensor::with_values_like(DType::BF16, vec![8, 16], &Values::F(w)).unwrap()
+        };
+        let w1 = g.constant("gate/kernel", bf16());
+        let w2 = g.constant("up/kernel", bf16());
+        let gate = g.op("gate/MatMul", "MatMul", &[h, w1], &[]);
+        let wide = [("SrcT", dtype(DType::BF16)), ("DstT", dtype(DType::F32))];
+        let gate = g.op("gate/Cast", "Cast", &[gate], &wide);
+        let gate = g.op("gate_act/Relu", "Relu", &[gate], &[]);
+        let narrow = [("SrcT", dtype(DType::F32)), ("DstT", dtype(DType::BF16))];
+        let gate = g.op("gate_act/Cast", "Cast", &[gate], &narrow);
+        let up = g.op("up/MatMul", "MatMul", &[h, w2], &[]);
+        let y = g.op("mul/mul", "Mul", &[up, gate], &[]);
+        let code = g.lower(&[y]);
+        let body = code.split("---\n").nth(1).unwrap_or_default();
+        assert_snapshot!(body, @"
+        x = self.gate(h).to(torch.float32)
+        x = F.relu(x).to(torch.bfloat16)
+        x = x * self.up(h)
         return x
         ");
     }

@@ -64,9 +64,26 @@ fn role(
     {
         return Some("residual");
     }
-    let normalized = matches!(&stmts[k].value, Expr::Call(c)
-        if c.func.as_self_attr().is_some_and(|a| norms.contains(a)));
+    let norm_call = |e: &Expr| matches!(e, Expr::Call(c) if c.func.as_self_attr().is_some_and(|a| norms.contains(a)));
+    // A norm's output cast to the layers' type (a bfloat16 model's norms compute in float32)
+    // is still the normalized input: `h = self.norm(x).to(torch.bfloat16)`, or the cast of
+    // what the statement before normalized.
+    let normalized = match cast_of(&stmts[k].value) {
+        Some(Expr::Name(n)) => {
+            k > 0 && stmts[k - 1].target.as_name() == Some(n) && norm_call(&stmts[k - 1].value)
+        }
+        Some(e) => norm_call(e),
+        None => norm_call(&stmts[k].value),
+    };
     normalized.then_some("h")
+}
+
+/// `x` where `e` is `x.to(torch.<dtype>)`.
+fn cast_of(e: &Expr) -> Option<&Expr> {
+    let Expr::Call(c) = e else { return None };
+    let Expr::Attribute(x, method) = &c.func else { return None };
+    let dtype = matches!(&c.args[..], [Expr::Attribute(t, _)] if t.as_name() == Some("torch"));
+    (method == "to" && dtype && c.kwargs.is_empty()).then_some(x)
 }
 
 /// Whether statement `add` adds `var` to what statement `first` computed from it:
@@ -169,6 +186,38 @@ mod tests {
 
     fn lines(stmts: &[Assign]) -> String {
         stmts.iter().map(|s| format!("{} = {}\n", flat(&s.target), flat(&s.value))).collect()
+    }
+
+    /// A bfloat16 model's norms compute in float32: their outputs cast back to bfloat16,
+    /// there or in the next statement, are the normalized inputs all the same.
+    #[test]
+    fn a_norm_cast_back_is_h() {
+        let cast = |e: Expr| e.method("to", vec![Expr::name("torch").attr("bfloat16")]);
+        let mut stmts = vec![
+            assign("x", layer("attention_norm", "inputs")),
+            assign("attention_norm", cast(Expr::name("x"))),
+            assign("q", layer("query", "attention_norm")),
+            assign("x", layer("key", "attention_norm")),
+            assign("x", add("x", "q")),
+            assign("ffn_norm", cast(layer("ffn_norm", "x"))),
+            assign("x", layer("gate", "ffn_norm")),
+            assign("y", layer("up", "ffn_norm")),
+            assign("x", add("x", "y")),
+        ];
+        let norms: BTreeSet<String> =
+            ["attention_norm", "ffn_norm"].iter().map(|s| s.to_string()).collect();
+        role_names(&mut stmts, &[Expr::name("x")], &norms);
+        insta::assert_snapshot!(lines(&stmts), @"
+        x = self.attention_norm(inputs)
+        h = x.to(torch.bfloat16)
+        q = self.query(h)
+        x = self.key(h)
+        x = x + q
+        h = self.ffn_norm(x).to(torch.bfloat16)
+        x = self.gate(h)
+        y = self.up(h)
+        x = x + y
+        ");
     }
 
     /// A pre-norm layer (Llama's): two normalized inputs, each read by two projections, and

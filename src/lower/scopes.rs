@@ -19,9 +19,11 @@ pub(super) fn is_implementation_scope(c: &str) -> bool {
     let lookup =
         c.trim_end_matches(|ch: char| ch.is_ascii_digit() || ch == '_').ends_with("_Lookup");
     // A norm's second call opens its scopes again, counted: `batchnorm_1`, `moments_1`; so
-    // does a layer's second `ops.einsum` (an MoE's experts: `einsum_1`).
+    // does a layer's second `ops.einsum` (an MoE's experts: `einsum_1`), and its second
+    // `ops.multiply` where that opens a scope (a bfloat16 RMSNorm's `mul_1/Mul`).
     let norm = c.rsplit_once('_').is_some_and(|(base, n)| {
-        matches!(base, "batchnorm" | "moments" | "einsum") && n.parse::<u32>().is_ok()
+        matches!(base, "batchnorm" | "moments" | "einsum" | "mul" | "add" | "sub" | "truediv")
+            && n.parse::<u32>().is_ok()
     });
     cond || lookup
         || norm
@@ -177,6 +179,15 @@ pub(super) fn common_prefix(graph: &Graph, order: &[NodeIndex]) -> Vec<String> {
         }
         let parts: Vec<&str> = inlined_name(&node.name).split('/').collect();
         let scope = &parts[..parts.len() - 1];
+        // Glue in no scope around the model's call (its outputs cast to float32, a lookup
+        // table's handle) is no layer's: the layers' shared scope is still the model's.
+        let glue = matches!(
+            node.op.as_str(),
+            "Cast" | "Identity" | "IdentityN" | "HashTableV2" | "MutableHashTableV2"
+        );
+        if scope.is_empty() && glue {
+            continue;
+        }
         prefix = Some(match prefix {
             None => scope.to_vec(),
             Some(p) => p.iter().zip(scope).take_while(|(a, b)| a == b).map(|(a, _)| *a).collect(),
@@ -756,6 +767,21 @@ mod tests {
 
     /// Keras 3 numbers each call of a layer (`_1`, and `_2` for a shared embedding's second
     /// call): the first call's `_1` is dropped from every name, the second's number stays.
+    /// A model's outputs cast outside its scope (a bfloat16 model's, to float32) are glue:
+    /// its layers still go without the model's scope, as they do without the cast.
+    #[test]
+    fn a_cast_outside_the_model_leaves_its_scope_shared() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 8]);
+        let w = g.constant("model/dense/kernel", weights(&[8, 8]));
+        let y = g.op("model/dense/MatMul", "MatMul", &[x, w], &[]);
+        let w2 = g.constant("model/head/kernel", weights(&[8, 4]));
+        let y = g.op("model/head/MatMul", "MatMul", &[y, w2], &[]);
+        let y = g.op("Cast", "Cast", &[y], &[("DstT", dtype(DType::F64))]);
+        let code = g.lower(&[y]);
+        assert!(code.contains("self.dense = nn.Linear") && code.contains("self.head ="), "{code}");
+    }
+
     #[test]
     fn keras_call_numbers_leave_the_names() {
         let mut g = TestGraph::new();

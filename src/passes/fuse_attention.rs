@@ -197,13 +197,13 @@ fn peel(g: &Graph, v: ValueRef, rank: Rank, scaled: bool, uses: Option<usize>) -
 
 /// Which way a cast between float types goes.
 #[derive(Clone, Copy, PartialEq)]
-enum Width {
+pub(super) enum Width {
     Wider,
     Narrower,
 }
 
 /// `x` where `v` is `x` cast (rounding) from one float type to a `width` one.
-fn cast_between(g: &Graph, v: ValueRef, width: Width) -> Option<ValueRef> {
+pub(super) fn cast_between(g: &Graph, v: ValueRef, width: Width) -> Option<ValueRef> {
     let x = *inputs_of(g, v, &["Cast"])?.first()?;
     let bits = |v: ValueRef| match g.info(v).dtype? {
         DType::F16 | DType::BF16 => Some(16),

@@ -11,13 +11,15 @@
 //! value heads repeated G times (`repeat_interleave`, which [`super::fuse_attention`] makes
 //! `enable_gqa=True`), the scores `[B, K·G, T, S]` and the mask without its group axis. The
 //! attention fusion then finds its usual form. Each score is the same dot product of the
-//! same vectors, so the values are exactly TF's.
+//! same vectors, so the values are exactly TF's. Scores widened to float32 for the softmax
+//! and the probabilities narrowed back (a bfloat16 model's) are cast alike in the 4-D form.
 
 use petgraph::stable_graph::NodeIndex;
 
 use crate::error::Result;
 use crate::ir::fused::Fused;
 use crate::ir::{Graph, Node, ValueInfo, ValueRef};
+use crate::passes::fuse_attention::{Width, cast_between};
 use crate::passes::pattern::{const_ints, const_scalar, inputs_of, single_consumer};
 
 pub fn fuse_grouped_attention(g: &mut Graph) -> Result<()> {
@@ -194,6 +196,9 @@ struct Grouped {
     select: Option<NodeIndex>,
     softmax: NodeIndex,
     zeroing: Option<NodeIndex>,
+    /// The casts of the scores to a wider float type, and of the probabilities back.
+    widened: Option<NodeIndex>,
+    narrowed: Option<NodeIndex>,
     values: NodeIndex,
     /// The heads merged again: its readers read the 4-D output.
     merged: NodeIndex,
@@ -211,6 +216,12 @@ fn match_grouped(g: &Graph, softmax: NodeIndex) -> Option<Grouped> {
         Some(i) if const_scalar(g, *i.get(2)?)? <= -1e4 => (i[1], Some(i[0]), Some(logits.node)),
         Some(_) => return None,
         None => (logits, None, None),
+    };
+    single_consumer(g, scores)?;
+    let widened = cast_between(g, scores, Width::Wider).map(|_| scores.node);
+    let scores = match widened {
+        Some(_) => *g.inputs(scores.node).first()?,
+        None => scores,
     };
     single_consumer(g, scores)?;
     let c = contraction(g, scores.node)?;
@@ -239,7 +250,16 @@ fn match_grouped(g: &Graph, softmax: NodeIndex) -> Option<Grouped> {
         zeroing = Some(next);
         weights = ValueRef { node: next, port: 0 };
     }
-    let values = single_consumer(g, weights)?;
+    let mut values = single_consumer(g, weights)?;
+    let mut narrowed = None;
+    let cast = ValueRef { node: values, port: 0 };
+    if widened.is_some() && cast_between(g, cast, Width::Narrower) == Some(weights) {
+        (narrowed, weights) = (Some(values), cast);
+        values = single_consumer(g, weights)?;
+    }
+    if widened.is_some() != narrowed.is_some() {
+        return None;
+    }
     let c = contraction(g, values)?;
     if !is_grouped_values(&c.x, &c.y, &c.o) || c.inputs[0] != weights {
         return None;
@@ -271,6 +291,8 @@ fn match_grouped(g: &Graph, softmax: NodeIndex) -> Option<Grouped> {
         select,
         softmax,
         zeroing,
+        widened,
+        narrowed,
         values,
         merged,
     })
@@ -358,12 +380,23 @@ fn without_group_axis(g: &mut Graph, mask: ValueRef, base: &str, ordinal: usize)
     ValueRef { node: n, port: 0 }
 }
 
+/// Cast node `cast` made again (its types and rounding) on `v`, named `name`.
+fn recast(g: &mut Graph, cast: NodeIndex, name: String, v: ValueRef, info: ValueInfo) -> ValueRef {
+    let mut node = g.node(cast).clone();
+    node.name = name;
+    node.outputs = vec![info];
+    let n = g.add_node(node);
+    g.connect(v, n, 0);
+    ValueRef { node: n, port: 0 }
+}
+
 fn install(g: &mut Graph, m: Grouped) {
     // The new nodes take the old ones' names; the old, read by nothing once the merged
     // output's readers read the new, are left to `prune`.
-    let olds = [Some(m.scores), m.select, Some(m.softmax), m.zeroing, Some(m.values)];
+    let olds = [m.widened, m.narrowed, Some(m.scores), m.select, Some(m.softmax), m.zeroing];
+    let olds = olds.into_iter().chain([Some(m.values)]);
     let mut names = std::collections::BTreeMap::new();
-    for n in olds.into_iter().flatten() {
+    for n in olds.flatten() {
         names.insert(n, g.node(n).name.clone());
         g.node_mut(n).name.push_str("/grouped");
     }
@@ -384,6 +417,11 @@ fn install(g: &mut Graph, m: Grouped) {
     g.connect(m.query, scores, 0);
     g.connect(key, scores, 1);
     let mut logits = ValueRef { node: scores, port: 0 };
+    let mut scores_info = scores_info;
+    if let Some(w) = m.widened {
+        scores_info.dtype = g.info(ValueRef { node: w, port: 0 }).dtype;
+        logits = recast(g, w, names[&w].clone(), logits, scores_info.clone());
+    }
     // The mask without its group axis: `[B, 1, T, S]`.
     let mask4 = m.mask.map(|mask| without_group_axis(g, mask, &base, ordinal));
     if let (Some(select), Some(mask)) = (m.select, mask4) {
@@ -396,7 +434,11 @@ fn install(g: &mut Graph, m: Grouped) {
     if let (Some(zeroing), Some(mask)) = (m.zeroing, mask4) {
         let zero = g.inputs(zeroing)[2];
         let name = names[&zeroing].clone();
-        probs = add(g, name, "SelectV2", &[mask, probs, zero], scores_info, ordinal);
+        probs = add(g, name, "SelectV2", &[mask, probs, zero], scores_info.clone(), ordinal);
+    }
+    if let Some(n) = m.narrowed {
+        let info = ValueInfo { dtype, shape: scores_info.shape };
+        probs = recast(g, n, names[&n].clone(), probs, info);
     }
     let merged = ValueRef { node: m.merged, port: 0 };
     let out_info = g.info(merged);
@@ -462,6 +504,34 @@ mod tests {
             x = x.permute(0, 2, 1, 3)
             return x
             ");
+    }
+
+    /// A bfloat16 Gemma's: the scores widened to float32 for the softmax, the
+    /// probabilities narrowed back for the values. The 4-D form casts alike, and is SDPA's.
+    #[test]
+    fn grouped_scores_widened_for_the_softmax() {
+        let mut g = TestGraph::new();
+        let q = g.typed_input("q", &[-1, 5, 4, 8], DType::BF16);
+        let k = g.typed_input("k", &[-1, 5, 2, 8], DType::BF16);
+        let v = g.typed_input("v", &[-1, 5, 2, 8], DType::BF16);
+        let mask = g.typed_input("mask", &[-1, 1, 1, 5, 5], DType::Bool);
+        let shape5 = g.constant("att/shape", int_tensor(&[5], &[-1, 5, 2, 2, 8]));
+        let q5 = g.op("att/Reshape", "Reshape", &[q, shape5], &[]);
+        let eq = |e: &str| ("equation", string(e));
+        let s = g.op("att/einsum", "Einsum", &[q5, k], &[eq("abcde,afce->acdbf"), ("N", int(2))]);
+        let to = |a, b| [("SrcT", dtype(a)), ("DstT", dtype(b))];
+        let s = g.op("att/Cast", "Cast", &[s], &to(DType::BF16, DType::F32));
+        let big = g.constant("att/big", Tensor::from_f32(vec![], &[-1e9]));
+        let masked = g.op("att/SelectV2", "SelectV2", &[mask, s, big], &[]);
+        let p = g.op("att/Softmax", "Softmax", &[masked], &[]);
+        let zero = g.constant("att/zero", Tensor::from_f32(vec![], &[0.0]));
+        let pz = g.op("att/SelectV2_1", "SelectV2", &[mask, p, zero], &[]);
+        let pz = g.op("att/Cast_1", "Cast", &[pz], &to(DType::F32, DType::BF16));
+        let o = g.op("att/einsum_1", "Einsum", &[pz, v], &[eq("abcde,aebf->adbcf"), ("N", int(2))]);
+        let y = merged(&mut g, o);
+        let code = g.lower(&[y]);
+        assert!(code.contains("F.scaled_dot_product_attention("), "{code}");
+        assert!(code.contains("enable_gqa=True") && !code.contains("softmax"), "{code}");
     }
 
     /// Gemma 4's spelling of the same: `matmul`s of rank 5, the key and value transposed

@@ -5,7 +5,7 @@ use super::{Bin, Un};
 use crate::ops::util::broadcast;
 use crate::ops::{Folded, OpInputs};
 use crate::py::BinOp;
-use crate::tensor::{Tensor, Values};
+use crate::tensor::{DType, Tensor, Values};
 
 pub(super) fn fold_compare(inp: &OpInputs, op: BinOp) -> Option<Folded> {
     let a = inp.consts.first().copied().flatten()?;
@@ -175,6 +175,16 @@ fn floor_div(p: i64, q: i64) -> i64 {
     }
 }
 
+/// A constant's values to fold, and whether TF computes on them in f32: f32 constants, and
+/// 16-bit float ones, whose kernels compute in f32 and round the result to the type once
+/// (Eigen's `bfloat16(logf(float(a)))`), as folding then does.
+fn math_values(t: &Tensor) -> Option<(Values, bool)> {
+    match t.dtype {
+        DType::F16 | DType::BF16 => Some((Values::F(t.to_f64()?), true)),
+        d => Some((t.values()?, d == DType::F32)),
+    }
+}
+
 /// Folds in the tensor's own precision, as TF computes (f32 constants in f32).
 pub(super) fn fold_binary(inp: &OpInputs, op: Bin) -> Option<Folded> {
     let a = inp.consts.first().copied().flatten()?;
@@ -182,8 +192,8 @@ pub(super) fn fold_binary(inp: &OpInputs, op: Bin) -> Option<Folded> {
     if a.dtype != b.dtype {
         return None;
     }
-    let f32_math = a.dtype == crate::tensor::DType::F32;
-    let (shape, values) = match (a.values()?, b.values()?) {
+    let ((x, f32_math), (y, _)) = (math_values(a)?, math_values(b)?);
+    let (shape, values) = match (x, y) {
         (Values::F(x), Values::F(y)) => {
             let (shape, v) = broadcast_apply(&a.shape, &x, &b.shape, &y, |p, q| {
                 if f32_math { f64::from(bin(op, p as f32, q as f32)) } else { bin(op, p, q) }
@@ -220,8 +230,8 @@ pub(super) fn fold_unary(inp: &OpInputs, op: Un) -> Option<Folded> {
     if matches!(op, Un::Exp | Un::Neg) && inp.reads_variable() {
         return None;
     }
-    let f32_math = a.dtype == crate::tensor::DType::F32;
-    let v = match a.values()? {
+    let (values, f32_math) = math_values(a)?;
+    let v = match values {
         Values::F(x) => Values::F(
             x.into_iter()
                 .map(|p| if f32_math { f64::from(un(op, p as f32)) } else { un(op, p) })

@@ -176,7 +176,7 @@ pub(super) enum Bin {
     SqDiff,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq)]
 pub(super) enum Un {
     Rsqrt,
     Sqrt,
@@ -506,7 +506,9 @@ fn select_infer(inp: &OpInputs) -> Option<Vec<crate::ir::ValueInfo>> {
 
 fn unary(ctx: &mut Ctx, op: Un) -> OpResult<Lowered> {
     let x = ctx.input(0)?;
-    let e = x.expr;
+    // A scalar constant left unfolded (a bfloat16 one: TF rounds its results) is a Python
+    // number, which `torch.log` does not take.
+    let e = if op == Un::Neg { x.expr } else { crate::ops::util::as_tensor(ctx, 0, x.expr)? };
     let expr = match op {
         Un::Rsqrt => Expr::call("torch.rsqrt", vec![e]),
         Un::Sqrt => Expr::call("torch.sqrt", vec![e]),
@@ -794,6 +796,24 @@ mod tests {
         x = x * 2.0
         return x
         ");
+    }
+
+    /// A bfloat16 constant's logarithm and product fold as TF computes them: in float32,
+    /// rounded to bfloat16 once (YaRN's `0.1 * log(factor) + 1` for its rotary tables).
+    #[test]
+    fn bfloat16_constants_fold_in_float32() {
+        use crate::tensor::{DType, Values};
+        let mut g = TestGraph::new();
+        let x = g.typed_input("x", &[-1, 3], DType::BF16);
+        let c = |v| Tensor::with_values_like(DType::BF16, vec![], &Values::F(vec![v])).unwrap();
+        let factor = g.constant("factor", c(3.0));
+        let tenth = g.constant("tenth", c(0.1));
+        let log = g.op("log", "Log", &[factor], &[]);
+        let scale = g.op("scale", "Mul", &[tenth, log], &[]);
+        let y = g.op("y", "Mul", &[x, scale], &[]);
+        let code = g.lower(&[y]);
+        // ln 3 = 1.0986 is 1.1015625 in bfloat16; times 0.10009766, 0.11035156 (0.110261...).
+        assert!(code.contains("x * 0.11035156"), "{code}");
     }
 
     #[test]
