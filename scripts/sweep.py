@@ -10,7 +10,8 @@ writes its models as SavedModel directories (functions, variables and control fl
 keeps them) instead of frozen GraphDefs, and converts those. With `--dtype bfloat16` the text
 backbones are built as bfloat16 presets load (`dtype="bfloat16"`: bfloat16 weights and
 arithmetic, norms and softmax in float32), their outputs compared as float32 within
-BFLOAT16_TOLERANCE.
+BFLOAT16_TOLERANCE, or as near the same model computed in float32 as TF's (within half
+again: see `from_float32`).
 """
 
 import argparse
@@ -798,8 +799,9 @@ def model_inputs(model):
     return list(model.input) if isinstance(model.input, list) else [model.input]
 
 
-def check(out, npz, keys):
-    """Max relative error of the module in `out` on the inputs in `npz` (fed by name)."""
+def run(out, npz, keys):
+    """The module in `out` run on the inputs in `npz` (fed by name): its outputs, and the
+    npz's data."""
     import numpy as np
     import torch
 
@@ -819,17 +821,49 @@ def check(out, npz, keys):
     with torch.no_grad():
         got = m(*[by_name[p] for p in params])
     got = list(got) if isinstance(got, (tuple, list)) else [got]
+    # Float64, so that boolean outputs (a padding mask passed through) compare too; numpy
+    # has no bfloat16.
+    wide = [g.float() if g.dtype == torch.bfloat16 else g for g in got]
+    return [g.numpy().astype(np.float64) for g in wide], data
+
+
+def relative(got, want):
+    import numpy as np
+
+    return float(np.abs(got - want).max() / (np.abs(want).max() + 1e-12))
+
+
+def check(out, npz, keys):
+    """Max relative error of the module in `out` on the inputs in `npz` (fed by name)."""
+    got, data = run(out, npz, keys)
     errors = []
     for i, g in enumerate(got):
-        want = data[f"output_{i}"]
+        want = data[f"output_{i}"].astype("float64")
         if g.shape != want.shape:
             raise AssertionError(
                 f"output {i}: shape {tuple(g.shape)}, TF's {want.shape}"
             )
-        # Float64, so that boolean outputs (a padding mask passed through) compare too.
-        got_, want_ = g.numpy().astype(np.float64), want.astype(np.float64)
-        errors.append(float(np.abs(got_ - want_).max() / (np.abs(want_).max() + 1e-12)))
+        errors.append(relative(g, want))
     return max(errors)
+
+
+def from_float32(out, npz, keys):
+    """A bfloat16 model: how far TF's outputs and ours lie from the same model computed in
+    float32 (the generated code with bfloat16 read as float32, on the same weights), as
+    `(TF's, ours)`: where rounding to 8 bits through the layers moves TF's own outputs far,
+    two bfloat16 computations may lie as far apart."""
+    wide = out + "_float32"
+    os.makedirs(wide, exist_ok=True)
+    with open(os.path.join(out, "model.py")) as f:
+        code = f.read().replace("torch.bfloat16", "torch.float32")
+    with open(os.path.join(wide, "model.py"), "w") as f:
+        f.write(code)
+    weights = os.path.join(wide, "model.safetensors")
+    if not os.path.exists(weights):
+        os.symlink(os.path.abspath(os.path.join(out, "model.safetensors")), weights)
+    (truth, *_), data = run(wide, npz, keys)
+    (ours, *_), _ = run(out, npz, keys)
+    return relative(data["output_0"].astype("float64"), truth), relative(ours, truth)
 
 
 def sweep(name, out_dir):
@@ -929,11 +963,18 @@ def convert_and_compare(out_dir, stem, keys):
     )
     if proc.returncode:
         return f"convert failed: {proc.stderr.strip().splitlines()[-1]}"
-    error = max(
-        check(out, os.path.join(out_dir, stem + s + ".npz"), keys) for s in ("", "_b")
-    )
+    npzs = [os.path.join(out_dir, stem + s + ".npz") for s in ("", "_b")]
+    error = max(check(out, npz, keys) for npz in npzs)
     with open(os.path.join(out, "model.py")) as f:
-        return error, f.read()
+        code = f.read()
+    if DTYPE == "bfloat16" and error > BFLOAT16_TOLERANCE:
+        # Ours as near the float32 computation as TF's (within half again) is parity too.
+        tf_err, ours = (
+            max(e) for e in zip(*(from_float32(out, n, keys) for n in npzs))
+        )
+        if ours <= 1.5 * tf_err:
+            error = (error, tf_err, ours)
+    return error, code
 
 
 def sweep_image_model(out_dir, name, model, pixels):
@@ -958,6 +999,9 @@ def sweep_image_model(out_dir, name, model, pixels):
 
 
 def verdict(error):
+    if isinstance(error, tuple):
+        error, tf_err, ours = error
+        return f"ok {error:.2g} (from float32: TF {tf_err:.2g}, ours {ours:.2g})"
     tolerance = BFLOAT16_TOLERANCE if DTYPE == "bfloat16" else 1e-4
     return f"{'ok' if error <= tolerance else 'MISMATCH'} {error:.2g}"
 
