@@ -69,11 +69,11 @@ pub fn fold_gates(stmts: &mut Vec<Assign>, indent: usize, returns: &[Expr]) {
 /// What a gate's activation may end with: `F.act(..)`, or a cast (a bfloat16 model computes
 /// the activation in float32: `x = F.silu(x)`, `x = x.to(torch.bfloat16)`).
 fn ends_gate(e: &Expr) -> bool {
+    if e.as_dtype_cast().is_some() {
+        return true;
+    }
     let Expr::Call(c) = e else { return false };
-    let Expr::Attribute(m, method) = &c.func else { return false };
-    let cast = method == "to"
-        && matches!(&c.args[..], [Expr::Attribute(t, _)] if t.as_name() == Some("torch"));
-    cast || m.as_name() == Some("F")
+    matches!(&c.func, Expr::Attribute(m, _) if m.as_name() == Some("F"))
 }
 
 /// Where a gate's activation stays a statement of its own (cast around it, or too long to

@@ -68,7 +68,7 @@ fn role(
     // A norm's output cast to the layers' type (a bfloat16 model's norms compute in float32)
     // is still the normalized input: `h = self.norm(x).to(torch.bfloat16)`, or the cast of
     // what the statement before normalized.
-    let normalized = match cast_of(&stmts[k].value) {
+    let normalized = match stmts[k].value.as_dtype_cast() {
         Some(Expr::Name(n)) => {
             k > 0 && stmts[k - 1].target.as_name() == Some(n) && norm_call(&stmts[k - 1].value)
         }
@@ -76,14 +76,6 @@ fn role(
         None => norm_call(&stmts[k].value),
     };
     normalized.then_some("h")
-}
-
-/// `x` where `e` is `x.to(torch.<dtype>)`.
-fn cast_of(e: &Expr) -> Option<&Expr> {
-    let Expr::Call(c) = e else { return None };
-    let Expr::Attribute(x, method) = &c.func else { return None };
-    let dtype = matches!(&c.args[..], [Expr::Attribute(t, _)] if t.as_name() == Some("torch"));
-    (method == "to" && dtype && c.kwargs.is_empty()).then_some(x)
 }
 
 /// Whether statement `add` adds `var` to what statement `first` computed from it:

@@ -31,8 +31,8 @@ use crate::ir::fused::{AttentionMask, Fused};
 use crate::ir::{Graph, Node, ValueInfo, ValueRef};
 use crate::ops::util::broadcast;
 use crate::passes::pattern::{
-    binary, const_ints, const_scalar, inputs_of, int_const, operands, replace_with_fused,
-    single_consumer,
+    Width, binary, const_ints, const_scalar, float_cast, inputs_of, int_const, operands,
+    replace_with_fused, single_consumer,
 };
 use crate::tensor::{DType, Tensor};
 
@@ -174,7 +174,7 @@ fn peel(g: &Graph, v: ValueRef, rank: Rank, scaled: bool, uses: Option<usize>) -
             continue;
         }
         if uses.is_some()
-            && let Some(x) = cast_between(g, cur, Width::Wider)
+            && let Some(x) = float_cast(g, cur, Width::Wider)
         {
             view = View { source: x, ..view };
             continue;
@@ -193,28 +193,6 @@ fn peel(g: &Graph, v: ValueRef, rank: Rank, scaled: bool, uses: Option<usize>) -
         break;
     }
     Some(view)
-}
-
-/// Which way a cast between float types goes.
-#[derive(Clone, Copy, PartialEq)]
-pub(super) enum Width {
-    Wider,
-    Narrower,
-}
-
-/// `x` where `v` is `x` cast (rounding) from one float type to a `width` one.
-pub(super) fn cast_between(g: &Graph, v: ValueRef, width: Width) -> Option<ValueRef> {
-    let x = *inputs_of(g, v, &["Cast"])?.first()?;
-    let bits = |v: ValueRef| match g.info(v).dtype? {
-        DType::F16 | DType::BF16 => Some(16),
-        DType::F32 => Some(32),
-        DType::F64 => Some(64),
-        _ => None,
-    };
-    let (from, to) = (bits(x)?, bits(v)?);
-    let rounds = g.node(v.node).attr_bool_or("Truncate", false).ok() == Some(false);
-    let goes = if width == Width::Wider { to > from } else { to < from };
-    (rounds && goes).then_some(x)
 }
 
 /// A scalar constant `v` is multiplied or divided by.
@@ -596,7 +574,7 @@ fn match_attention(g: &Graph, softmax: NodeIndex) -> Option<Match> {
     let mut out = single_consumer(g, weights)?;
     // The probabilities narrowed back to the values' type (where the scores were widened).
     let narrowed = ValueRef { node: out, port: 0 };
-    if cast_between(g, narrowed, Width::Narrower) == Some(weights) {
+    if float_cast(g, narrowed, Width::Narrower) == Some(weights) {
         weights = narrowed;
         out = single_consumer(g, weights)?;
     }

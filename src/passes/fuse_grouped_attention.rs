@@ -19,8 +19,9 @@ use petgraph::stable_graph::NodeIndex;
 use crate::error::Result;
 use crate::ir::fused::Fused;
 use crate::ir::{Graph, Node, ValueInfo, ValueRef};
-use crate::passes::fuse_attention::{Width, cast_between};
-use crate::passes::pattern::{const_ints, const_scalar, inputs_of, single_consumer};
+use crate::passes::pattern::{
+    Width, const_ints, const_scalar, float_cast, inputs_of, single_consumer,
+};
 
 pub fn fuse_grouped_attention(g: &mut Graph) -> Result<()> {
     let softmaxes: Vec<NodeIndex> =
@@ -218,7 +219,7 @@ fn match_grouped(g: &Graph, softmax: NodeIndex) -> Option<Grouped> {
         None => (logits, None, None),
     };
     single_consumer(g, scores)?;
-    let widened = cast_between(g, scores, Width::Wider).map(|_| scores.node);
+    let widened = float_cast(g, scores, Width::Wider).map(|_| scores.node);
     let scores = match widened {
         Some(_) => *g.inputs(scores.node).first()?,
         None => scores,
@@ -253,7 +254,7 @@ fn match_grouped(g: &Graph, softmax: NodeIndex) -> Option<Grouped> {
     let mut values = single_consumer(g, weights)?;
     let mut narrowed = None;
     let cast = ValueRef { node: values, port: 0 };
-    if widened.is_some() && cast_between(g, cast, Width::Narrower) == Some(weights) {
+    if widened.is_some() && float_cast(g, cast, Width::Narrower) == Some(weights) {
         (narrowed, weights) = (Some(values), cast);
         values = single_consumer(g, weights)?;
     }

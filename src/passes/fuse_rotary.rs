@@ -28,7 +28,9 @@ use petgraph::stable_graph::NodeIndex;
 use crate::error::Result;
 use crate::ir::fused::Fused;
 use crate::ir::{Graph, ValueRef};
-use crate::passes::pattern::{both_orders, const_ints, inputs_of, replace_with_fused, unary_input};
+use crate::passes::pattern::{
+    Width, both_orders, const_ints, float_cast, inputs_of, replace_with_fused, unary_input,
+};
 
 pub fn fuse_rotary(g: &mut Graph) -> Result<()> {
     let joins: Vec<NodeIndex> =
@@ -135,12 +137,7 @@ fn table(g: &Graph, mut v: ValueRef, func: &str) -> Option<Table> {
             chain.reverse();
             return Some(Table { angles, chain });
         }
-        if let Some(from) = unary_input(g, v, "Cast") {
-            let float = |v: ValueRef| g.info(v).dtype.is_some_and(|d| d.is_float());
-            let rounds = g.node(v.node).attr_bool_or("Truncate", false).ok() == Some(false);
-            if !(float(from) && float(v) && rounds) {
-                return None;
-            }
+        if let Some(from) = float_cast(g, v, Width::Any) {
             v = from;
             continue;
         }

@@ -39,6 +39,35 @@ pub fn unary_input(g: &Graph, v: ValueRef, op: &str) -> Option<ValueRef> {
     inputs_of(g, v, &[op])?.first().copied()
 }
 
+/// Which float types a cast [`float_cast`] accepts goes between, by their widths.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Width {
+    Any,
+    Wider,
+    Narrower,
+}
+
+/// `x` where `v` is `x` cast, rounding to nearest (not `Truncate`), from one float type to
+/// another of the `width` asked for: a bfloat16 model's casts around what Keras computes in
+/// float32.
+pub fn float_cast(g: &Graph, v: ValueRef, width: Width) -> Option<ValueRef> {
+    let x = unary_input(g, v, "Cast")?;
+    let bits = |v: ValueRef| match g.info(v).dtype? {
+        DType::F16 | DType::BF16 => Some(16),
+        DType::F32 => Some(32),
+        DType::F64 => Some(64),
+        _ => None,
+    };
+    let (from, to) = (bits(x)?, bits(v)?);
+    let rounds = g.node(v.node).attr_bool_or("Truncate", false).ok() == Some(false);
+    let goes = match width {
+        Width::Any => true,
+        Width::Wider => to > from,
+        Width::Narrower => to < from,
+    };
+    (rounds && goes).then_some(x)
+}
+
 /// Like [`unary_input`], only when `v` has no other reader (it can be fused away).
 pub fn sole_unary_input(g: &Graph, v: ValueRef, op: &str) -> Option<ValueRef> {
     if g.use_count(v) != 1 {

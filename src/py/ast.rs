@@ -430,6 +430,14 @@ impl Expr {
         }
     }
 
+    /// `x.to(torch.<dtype>)` → `x`: a cast.
+    pub fn as_dtype_cast(&self) -> Option<&Expr> {
+        let Expr::Call(c) = self else { return None };
+        let Expr::Attribute(x, method) = &c.func else { return None };
+        let dtype = matches!(&c.args[..], [Expr::Attribute(t, _)] if t.as_name() == Some("torch"));
+        (method == "to" && dtype && c.kwargs.is_empty()).then_some(x)
+    }
+
     /// A number, string, boolean or `None`, possibly negated (what `clamp(min=...)` takes).
     pub fn is_literal(&self) -> bool {
         match self {
