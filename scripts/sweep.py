@@ -899,7 +899,7 @@ def sweep(name, out_dir):
         o = [o[k] for k in sorted(o)] if isinstance(o, dict) else o
         # Compared as float32: numpy has no bfloat16.
         widen = lambda t: tf.cast(t, tf.float32) if t.dtype == tf.bfloat16 else t  # noqa: E731
-        return [widen(t) for t in o] if isinstance(o, (list, tuple)) else widen(o)
+        return tf.nest.map_structure(widen, o)
 
     stem = name.removesuffix("Backbone").lower()
     write_model(
