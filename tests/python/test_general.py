@@ -99,17 +99,39 @@ def test_a_bfloat16_model_computes_in_bfloat16(tmp_path):
     # tables made once for every layer, in float32 as Keras makes them.
     assert "F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True)" in code, code
     assert code.count("= apply_rotary(x, angles)") == 2 and code.count("torch.einsum") == 1, code
+    assert_bfloat16_parity(out, "keras_hub_llama_bf16", "keras_hub_llama")
+
+
+def assert_bfloat16_parity(out, name, float32_name):
+    """The bfloat16 model converted into `out` within 3e-2 of TF's outputs, and at least
+    about as near (within half again) the same model's in float32 (`float32_name`: same
+    seed, weights and inputs) as TF's bfloat16 outputs are, at both input sizes."""
     import numpy as np
 
     for suffix in ("", "_b"):
-        assert_parity(out, GENERATED_DIR / f"keras_hub_llama_bf16{suffix}.npz", tolerance=3e-2)
-        (got,), (tf_bf16,) = run_generated(out, GENERATED_DIR / f"keras_hub_llama_bf16{suffix}.npz")
-        f32 = np.load(GENERATED_DIR / f"keras_hub_llama{suffix}.npz")
-        bf16 = np.load(GENERATED_DIR / f"keras_hub_llama_bf16{suffix}.npz")
+        assert_parity(out, GENERATED_DIR / f"{name}{suffix}.npz", tolerance=3e-2)
+        (got,), (tf_bf16,) = run_generated(out, GENERATED_DIR / f"{name}{suffix}.npz")
+        f32 = np.load(GENERATED_DIR / f"{float32_name}{suffix}.npz")
+        bf16 = np.load(GENERATED_DIR / f"{name}{suffix}.npz")
         assert all(np.array_equal(f32[k], bf16[k]) for k in ("input_0", "input_1"))
         want = f32["output_0"]
         ours, tfs = (np.abs(np.asarray(v, np.float32) - want).max() for v in (got, tf_bf16))
         assert ours <= 1.5 * tfs, (ours, tfs)
+
+
+def test_a_bfloat16_grouped_attention_is_sdpa(tmp_path):
+    """Gemma in bfloat16: its grouped-query attention, 5-D einsums around a float32 softmax
+    (the scores widened for it, the probabilities narrowed back), reads as the float32
+    model's: SDPA with `enable_gqa`, no softmax or 5-D einsum left, every layer one class
+    reading one mask and one rotary table."""
+    out = tmp_path / "out"
+    run_cli("convert", source("keras_hub_gemma_bf16"), "-o", out, "--strict")
+    assert ruff("check", "--no-cache", str(out / "model.py")).returncode == 0
+    code = (out / "model.py").read_text()
+    assert "F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True)" in code, code
+    assert "softmax" not in code and "abcde" not in code, code
+    assert "nn.ModuleList" in code and code.count("torch.einsum") == 1, code
+    assert_bfloat16_parity(out, "keras_hub_gemma_bf16", "keras_hub_gemma")
 
 
 @pytest.mark.parametrize("name", ["keras_hub_llama_int8", "keras_hub_gemma_int4"])
@@ -474,7 +496,7 @@ COUNTED = ["any_size_mobilenet", "cond_keras_layer", "dyn_dilated", "dyn_tcn", "
 COUNTED += ["keras_conv_mixer", "keras_diffusion_unet", "keras_flat_transformer", "keras_mel_spectrogram"]
 COUNTED += ["keras_mixed_precision", "keras_mobilenet_v3_small", "keras_nasnet_mobile", "keras_nested_backbone"]
 COUNTED += ["keras_prelu", "keras_switch_moe", "seq2seq_attention", "single_head_attention", "video_frames"]
-COUNTED += [n for n in DECODERS if n.startswith("keras_hub_")] + ["keras_hub_llama_bf16"]
+COUNTED += [n for n in DECODERS if n.startswith("keras_hub_")] + ["keras_hub_llama_bf16", "keras_hub_gemma_bf16"]
 # A SavedModel says which variables are trained (see the test below).
 COUNTED += ["keras_hub_gemma4_saved"]
 # Trained values written as numbers, or untrained ones held as parameters: known, not done.
