@@ -71,10 +71,12 @@ const SAME_SHAPE: &[&str] = &[
     fused::APPLY_ROTARY,
     fused::APPLY_ROTARY_EVERY_TWO,
     fused::WRAP_NEGATIVE,
+    // Both outputs: the int8 values, and their scales (the quantized axes kept, of size 1).
+    fused::QUANTIZE_INT8,
 ];
 
 /// Ops with several outputs that each carry axes of the input.
-const SPLITTING: &[&str] = &["Split", "SplitV", "Unpack"];
+const SPLITTING: &[&str] = &["Split", "SplitV", "Unpack", fused::QUANTIZE_INT8];
 
 /// Broadcasting elementwise ops: an output axis is each operand's (those not of size 1).
 pub(super) const BROADCASTING: &[&str] = &[
@@ -212,6 +214,18 @@ impl SizeForest {
                     std::cmp::Ordering::Equal => None,
                     std::cmp::Ordering::Greater => Some((inputs[0], axis - 1)),
                 }
+            }
+            // The axes a squeeze keeps, in order.
+            "Squeeze" => {
+                let r = input_rank(0)?;
+                let dims = node.attr_ints("squeeze_dims").ok()?;
+                let dims: Vec<usize> =
+                    dims.iter().map(|&d| normalized(d, r)).collect::<Option<_>>()?;
+                if dims.is_empty() || r != rank + dims.len() {
+                    return None;
+                }
+                let kept = (0..r).filter(|i| !dims.contains(i)).nth(axis)?;
+                Some((*inputs.first()?, kept))
             }
             "Reshape" | "BroadcastTo" => {
                 let target = g.node(inputs.get(1)?.node).partial.as_ref()?;
@@ -492,6 +506,23 @@ mod tests {
 
     /// The query and the key of one input have its length; a sum of two values of unrelated
     /// lengths has no known source (either could broadcast at run time).
+    /// A squeeze keeps the axes it does not drop; an int8 quantization's values and scales
+    /// (its quantized axes kept, of size 1) keep their input's.
+    #[test]
+    fn squeezes_and_quantized_scales_keep_the_lengths() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, -1, 1, 8]);
+        let sq = g.op("sq", "Squeeze", &[x], &[("squeeze_dims", ints(&[2]))]);
+        let axes = g.constant("axes", int_tensor(&[1], &[2]));
+        let q = g.fused("q", Fused::QuantizeInt8 { epsilon: 1e-7 }, &[sq, axes]);
+        let scale = TestGraph::port(q, 1);
+        let mut graph = g.build(&[q, scale]);
+        fold_and_infer(&mut graph).expect("infer");
+        let f = SizeForest::build(&graph);
+        assert_eq!((f.root((sq, 0)), f.root((sq, 1))), ((x, 0), (x, 1)));
+        assert_eq!((f.root((q, 1)), f.root((scale, 1))), ((x, 1), (x, 1)));
+    }
+
     /// An attention left written out (a bfloat16 model's, say): the scores have the query's
     /// length and the key's, the output of `probs @ v` the query's again, so the residual
     /// sum after it keeps the layer input's length; repeated heads keep the others.

@@ -154,6 +154,9 @@ def test_a_quantized_model_keeps_its_integer_weights(name, tmp_path):
     code = (out / "model.py").read_text()
     int8_buffers = re.findall(r'register_buffer\(\s*"\w+",\s*torch\.empty\(\([^)]*\), dtype=torch\.int8\)', code)
     assert len(int8_buffers) >= 7, code
+    # Sizes are followed through the quantized products (int8 values, their scales) as
+    # through float ones: one rotary table and one mask for every layer, made once.
+    assert code.count('torch.einsum("ab,c->abc"') == 1 and "inv_freq_2" not in code, code
     if name.endswith("int8"):
         assert ".to(torch.int32)" in code, code
         # Each layer's input quantized (nine TF ops: scaled by its largest magnitude,
