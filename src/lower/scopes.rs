@@ -765,8 +765,6 @@ mod tests {
         assert!(code.contains("self.mixed9_2 = nn.Linear"), "{code}");
     }
 
-    /// Keras 3 numbers each call of a layer (`_1`, and `_2` for a shared embedding's second
-    /// call): the first call's `_1` is dropped from every name, the second's number stays.
     /// A model's outputs cast outside its scope (a bfloat16 model's, to float32) are glue:
     /// its layers still go without the model's scope, as they do without the cast.
     #[test]
@@ -782,6 +780,8 @@ mod tests {
         assert!(code.contains("self.dense = nn.Linear") && code.contains("self.head ="), "{code}");
     }
 
+    /// Keras 3 numbers each call of a layer (`_1`, and `_2` for a shared embedding's second
+    /// call): the first call's `_1` is dropped from every name, the second's number stays.
     #[test]
     fn keras_call_numbers_leave_the_names() {
         let mut g = TestGraph::new();

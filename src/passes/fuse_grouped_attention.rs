@@ -219,10 +219,9 @@ fn match_grouped(g: &Graph, softmax: NodeIndex) -> Option<Grouped> {
         None => (logits, None, None),
     };
     single_consumer(g, scores)?;
-    let widened = float_cast(g, scores, Width::Wider).map(|_| scores.node);
-    let scores = match widened {
-        Some(_) => *g.inputs(scores.node).first()?,
-        None => scores,
+    let (scores, widened) = match float_cast(g, scores, Width::Wider) {
+        Some(x) => (x, Some(scores.node)),
+        None => (scores, None),
     };
     single_consumer(g, scores)?;
     let c = contraction(g, scores.node)?;
@@ -394,10 +393,17 @@ fn recast(g: &mut Graph, cast: NodeIndex, name: String, v: ValueRef, info: Value
 fn install(g: &mut Graph, m: Grouped) {
     // The new nodes take the old ones' names; the old, read by nothing once the merged
     // output's readers read the new, are left to `prune`.
-    let olds = [m.widened, m.narrowed, Some(m.scores), m.select, Some(m.softmax), m.zeroing];
-    let olds = olds.into_iter().chain([Some(m.values)]);
+    let olds = [
+        Some(m.scores),
+        m.widened,
+        m.select,
+        Some(m.softmax),
+        m.zeroing,
+        m.narrowed,
+        Some(m.values),
+    ];
     let mut names = std::collections::BTreeMap::new();
-    for n in olds.flatten() {
+    for n in olds.into_iter().flatten() {
         names.insert(n, g.node(n).name.clone());
         g.node_mut(n).name.push_str("/grouped");
     }

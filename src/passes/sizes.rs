@@ -504,8 +504,6 @@ mod tests {
     use crate::passes::fold_and_infer;
     use crate::testing::*;
 
-    /// The query and the key of one input have its length; a sum of two values of unrelated
-    /// lengths has no known source (either could broadcast at run time).
     /// A squeeze keeps the axes it does not drop; an int8 quantization's values and scales
     /// (its quantized axes kept, of size 1) keep their input's.
     #[test]
@@ -550,6 +548,8 @@ mod tests {
         assert_eq!(f.root((k2, 2)), (k, 2));
     }
 
+    /// The query and the key of one input have its length; a sum of two values of unrelated
+    /// lengths has no known source (either could broadcast at run time).
     #[test]
     fn projections_of_one_input_share_its_length() {
         let mut g = TestGraph::new();
