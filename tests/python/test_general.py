@@ -102,14 +102,16 @@ def test_a_bfloat16_model_computes_in_bfloat16(tmp_path):
     assert_bfloat16_parity(out, "keras_hub_llama_bf16", "keras_hub_llama")
 
 
-def assert_bfloat16_parity(out, name, float32_name):
-    """The bfloat16 model converted into `out` within 3e-2 of TF's outputs, and at least
-    about as near (within half again) the same model's in float32 (`float32_name`: same
-    seed, weights and inputs) as TF's bfloat16 outputs are, at both input sizes."""
+def assert_bfloat16_parity(out, name, float32_name=None):
+    """The bfloat16 model converted into `out` within 3e-2 of TF's outputs at both input
+    sizes; with `float32_name` (the same model in float32: same seed, weights and inputs),
+    at least about as near (within half again) its outputs as TF's bfloat16 outputs are."""
     import numpy as np
 
     for suffix in ("", "_b"):
         assert_parity(out, GENERATED_DIR / f"{name}{suffix}.npz", tolerance=3e-2)
+        if float32_name is None:
+            continue
         (got,), (tf_bf16,) = run_generated(out, GENERATED_DIR / f"{name}{suffix}.npz")
         f32 = np.load(GENERATED_DIR / f"{float32_name}{suffix}.npz")
         bf16 = np.load(GENERATED_DIR / f"{name}{suffix}.npz")
@@ -123,7 +125,9 @@ def test_a_bfloat16_grouped_attention_is_sdpa(tmp_path):
     """Gemma in bfloat16: its grouped-query attention, 5-D einsums around a float32 softmax
     (the scores widened for it, the probabilities narrowed back), reads as the float32
     model's: SDPA with `enable_gqa`, no softmax or 5-D einsum left, every layer one class
-    reading one mask and one rotary table."""
+    reading one mask and one rotary table. Within 3e-2 of TF (2.0e-2 and 0.8e-2 measured, the
+    written-out attention 0.9e-2 and 0.8e-2). keras-hub's Gemma draws other initial weights
+    in bfloat16 than in float32, so `keras_hub_gemma` is no float32 twin to compare with."""
     out = tmp_path / "out"
     run_cli("convert", source("keras_hub_gemma_bf16"), "-o", out, "--strict")
     assert ruff("check", "--no-cache", str(out / "model.py")).returncode == 0
@@ -131,7 +135,7 @@ def test_a_bfloat16_grouped_attention_is_sdpa(tmp_path):
     assert "F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True)" in code, code
     assert "softmax" not in code and "abcde" not in code, code
     assert "nn.ModuleList" in code and code.count("torch.einsum") == 1, code
-    assert_bfloat16_parity(out, "keras_hub_gemma_bf16", "keras_hub_gemma")
+    assert_bfloat16_parity(out, "keras_hub_gemma_bf16")
 
 
 @pytest.mark.parametrize("name", ["keras_hub_llama_int8", "keras_hub_gemma_int4"])
