@@ -176,6 +176,10 @@ mod tests {
         Assign::new(Expr::name(target), value)
     }
 
+    fn norms(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
     fn lines(stmts: &[Assign]) -> String {
         stmts.iter().map(|s| format!("{} = {}\n", flat(&s.target), flat(&s.value))).collect()
     }
@@ -196,9 +200,7 @@ mod tests {
             assign("y", layer("up", "ffn_norm")),
             assign("x", add("x", "y")),
         ];
-        let norms: BTreeSet<String> =
-            ["attention_norm", "ffn_norm"].iter().map(|s| s.to_string()).collect();
-        role_names(&mut stmts, &[Expr::name("x")], &norms);
+        role_names(&mut stmts, &[Expr::name("x")], &norms(&["attention_norm", "ffn_norm"]));
         insta::assert_snapshot!(lines(&stmts), @"
         x = self.attention_norm(inputs)
         h = x.to(torch.bfloat16)
@@ -230,9 +232,7 @@ mod tests {
             assign("x", layer("out", "add_2")),
             assign("x", add("x", "add_2")),
         ];
-        let norms: BTreeSet<String> =
-            ["attention_norm", "ffn_norm"].iter().map(|s| s.to_string()).collect();
-        role_names(&mut stmts, &[Expr::name("x")], &norms);
+        role_names(&mut stmts, &[Expr::name("x")], &norms(&["attention_norm", "ffn_norm"]));
         insta::assert_snapshot!(lines(&stmts), @r"
         h = self.attention_norm(inputs)
         q = self.query(h)

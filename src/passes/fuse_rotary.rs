@@ -473,6 +473,20 @@ mod tests {
         g.op("rot/concat", "ConcatV2", &[a, b, cat_axis], &[("N", int(2))])
     }
 
+    /// `rotate_half(x)` as TF spells it: x's halves split, the second negated, joined first.
+    fn half_turned(g: &mut TestGraph, x: ValueRef) -> ValueRef {
+        let (x1, x2) = split_halves(g, x);
+        let neg = g.op("rot/Neg", "Neg", &[x2], &[]);
+        concat_last(g, neg, x1)
+    }
+
+    /// `a0 * a1 + b0 * b1`, each product's operands in the order given.
+    fn sum_of_products(g: &mut TestGraph, a: [ValueRef; 2], b: [ValueRef; 2]) -> ValueRef {
+        let a = g.op("rot/mul", "Mul", &a, &[]);
+        let b = g.op("rot/mul_1", "Mul", &b, &[]);
+        g.op("rot/add", "AddV2", &[a, b], &[])
+    }
+
     /// keras-hub's RotaryEmbedding: `stack([-x2, x1], axis=-2)` reshaped back to x's shape.
     #[test]
     fn stacked_halves_are_rotate_half() {
@@ -572,14 +586,10 @@ mod tests {
         let mut g = TestGraph::new();
         let x = g.input("x", &[-1, 5, 2, 8]);
         let angles = g.input("angles", &[1, 5, 1, 8]);
-        let (x1, x2) = split_halves(&mut g, x);
-        let neg = g.op("rot/Neg", "Neg", &[x2], &[]);
-        let half = concat_last(&mut g, neg, x1);
+        let half = half_turned(&mut g, x);
         let cos = g.op("rot/Cos", "Cos", &[angles], &[]);
         let sin = g.op("rot/Sin", "Sin", &[angles], &[]);
-        let a = g.op("rot/mul", "Mul", &[cos, x], &[]);
-        let b = g.op("rot/mul_1", "Mul", &[half, sin], &[]);
-        let y = g.op("rot/add", "AddV2", &[a, b], &[]);
+        let y = sum_of_products(&mut g, [cos, x], [half, sin]);
         assert_snapshot!(g.lower(&[y]), @"
         ---
         x = apply_rotary(x, angles)
@@ -594,17 +604,13 @@ mod tests {
         let mut g = TestGraph::new();
         let x = g.typed_input("x", &[-1, 5, 2, 8], DType::BF16);
         let angles = g.input("angles", &[1, 5, 1, 8]);
-        let (x1, x2) = split_halves(&mut g, x);
-        let neg = g.op("rot/Neg", "Neg", &[x2], &[]);
-        let half = concat_last(&mut g, neg, x1);
+        let half = half_turned(&mut g, x);
         let to = [("SrcT", dtype(DType::F32)), ("DstT", dtype(DType::BF16))];
         let cos = g.op("rot/Cos", "Cos", &[angles], &[]);
         let cos = g.op("rot/Cast", "Cast", &[cos], &to);
         let sin = g.op("rot/Sin", "Sin", &[angles], &[]);
         let sin = g.op("rot/Cast_1", "Cast", &[sin], &to);
-        let a = g.op("rot/mul", "Mul", &[x, cos], &[]);
-        let b = g.op("rot/mul_1", "Mul", &[half, sin], &[]);
-        let y = g.op("rot/add", "AddV2", &[a, b], &[]);
+        let y = sum_of_products(&mut g, [x, cos], [half, sin]);
         assert_snapshot!(g.lower(&[y]), @"
         ---
         x = apply_rotary(x, angles)
@@ -663,9 +669,7 @@ mod tests {
         };
         let cos = unsqueezed(&mut g, "Cos");
         let sin = unsqueezed(&mut g, "Sin");
-        let a = g.op("rot/mul", "Mul", &[x, cos], &[]);
-        let b = g.op("rot/mul_1", "Mul", &[sin, half], &[]);
-        let y = g.op("rot/add", "AddV2", &[a, b], &[]);
+        let y = sum_of_products(&mut g, [x, cos], [sin, half]);
         assert_snapshot!(g.lower(&[y]), @"
         ---
         angles_2 = angles.unsqueeze(1)
@@ -682,9 +686,7 @@ mod tests {
         let mut g = TestGraph::new();
         let x = g.input("x", &[-1, -1, 2, 8]);
         let angles = g.input("angles", &[64, 1, 8]);
-        let (x1, x2) = split_halves(&mut g, x);
-        let neg = g.op("rot/Neg", "Neg", &[x2], &[]);
-        let half = concat_last(&mut g, neg, x1);
+        let half = half_turned(&mut g, x);
         let cut = |g: &mut TestGraph, func: &str| {
             let t = g.op(&format!("rot/{func}"), func, &[angles], &[]);
             let shape = g.op(&format!("rot/{func}/Shape"), "Shape", &[x], &[]);
@@ -706,9 +708,7 @@ mod tests {
         };
         let cos = cut(&mut g, "Cos");
         let sin = cut(&mut g, "Sin");
-        let a = g.op("rot/mul", "Mul", &[x, cos], &[]);
-        let b = g.op("rot/mul_1", "Mul", &[half, sin], &[]);
-        let y = g.op("rot/add", "AddV2", &[a, b], &[]);
+        let y = sum_of_products(&mut g, [x, cos], [half, sin]);
         assert_snapshot!(g.lower(&[y]), @"
             ---
             angles_2 = angles[0 : x.shape[1]]
