@@ -7,7 +7,7 @@ suite fails while the list misses a name the installed torch has.
 
 from pathlib import Path
 
-import torch.nn as nn
+from torch import nn
 
 
 def module_attributes():

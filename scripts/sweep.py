@@ -7,11 +7,11 @@ case, not a test. Needs the venv with TensorFlow and keras-hub (scripts/setup.sh
 Prints one line per model: parity (max relative error over outputs and sizes) or the reason
 it failed, and the size of the generated model.py (lines, classes). With `--saved` every sweep
 writes its models as SavedModel directories (functions, variables and control flow as TF
-keeps them) instead of frozen GraphDefs, and converts those. With `--dtype bfloat16` the text
-backbones are built as bfloat16 presets load (`dtype="bfloat16"`: bfloat16 weights and
-arithmetic, norms and softmax in float32), their outputs compared as float32 within
-BFLOAT16_TOLERANCE, or as near the same model computed in float32 as TF's (within half
-again: see `from_float32`).
+keeps them) instead of frozen GraphDefs, and converts those. With `--dtype bfloat16` (or
+`float16`) the text backbones are built as bfloat16 presets load (`dtype="bfloat16"`: 16-bit
+weights and arithmetic, norms and softmax in float32), their outputs compared as float32
+within the dtype's TOLERANCE, or as near the same model computed in float32 as TF's (within
+half again: see `from_float32`).
 """
 
 import argparse
@@ -729,9 +729,10 @@ TEXT_MODELS = [
 
 # Set by `--dtype`: the text backbones' dtype policy (None: float32).
 DTYPE = None
-# bfloat16 keeps 8 significant bits: TF's and torch's sums round apart by about 1e-2 of the
-# outputs through two layers (see test_a_bfloat16_model_computes_in_bfloat16).
-BFLOAT16_TOLERANCE = 5e-2
+# How far a model computed in a 16-bit float may lie from TF's. bfloat16 keeps 8 significant
+# bits: TF's and torch's sums round apart by about 1e-2 of the outputs through two layers
+# (see test_a_bfloat16_model_computes_in_bfloat16); float16 keeps 11.
+TOLERANCE = {None: 1e-4, "bfloat16": 5e-2, "float16": 5e-3}
 
 
 def build(name):
@@ -848,14 +849,14 @@ def check(out, npz, keys):
 
 
 def from_float32(out, npz, keys):
-    """A bfloat16 model: how far TF's outputs and ours lie from the same model computed in
-    float32 (the generated code with bfloat16 read as float32, on the same weights), as
-    `(TF's, ours)`: where rounding to 8 bits through the layers moves TF's own outputs far,
-    two bfloat16 computations may lie as far apart."""
+    """A 16-bit model: how far TF's outputs and ours lie from the same model computed in
+    float32 (the generated code with DTYPE read as float32, on the same weights), as
+    `(TF's, ours)`: where rounding to 8 (or 11) bits through the layers moves TF's own
+    outputs far, two 16-bit computations may lie as far apart."""
     wide = out + "_float32"
     os.makedirs(wide, exist_ok=True)
     with open(os.path.join(out, "model.py")) as f:
-        code = f.read().replace("torch.bfloat16", "torch.float32")
+        code = f.read().replace(f"torch.{DTYPE}", "torch.float32")
     with open(os.path.join(wide, "model.py"), "w") as f:
         f.write(code)
     weights = os.path.join(wide, "model.safetensors")
@@ -898,7 +899,8 @@ def sweep(name, out_dir):
             o = model(list(args) if list_input else args[0], training=False)
         o = [o[k] for k in sorted(o)] if isinstance(o, dict) else o
         # Compared as float32: numpy has no bfloat16.
-        widen = lambda t: tf.cast(t, tf.float32) if t.dtype == tf.bfloat16 else t  # noqa: E731
+        narrow = (tf.bfloat16, tf.float16)
+        widen = lambda t: tf.cast(t, tf.float32) if t.dtype in narrow else t
         return tf.nest.map_structure(widen, o)
 
     stem = name.removesuffix("Backbone").lower()
@@ -967,7 +969,7 @@ def convert_and_compare(out_dir, stem, keys):
     error = max(check(out, npz, keys) for npz in npzs)
     with open(os.path.join(out, "model.py")) as f:
         code = f.read()
-    if DTYPE == "bfloat16" and error > BFLOAT16_TOLERANCE:
+    if DTYPE and error > TOLERANCE[DTYPE]:
         # Ours as near the float32 computation as TF's (within half again) is parity too.
         tf_err, ours = (
             max(e) for e in zip(*(from_float32(out, n, keys) for n in npzs))
@@ -1002,15 +1004,14 @@ def verdict(error):
     if isinstance(error, tuple):
         error, tf_err, ours = error
         return f"ok {error:.2g} (from float32: TF {tf_err:.2g}, ours {ours:.2g})"
-    tolerance = BFLOAT16_TOLERANCE if DTYPE == "bfloat16" else 1e-4
-    return f"{'ok' if error <= tolerance else 'MISMATCH'} {error:.2g}"
+    return f"{'ok' if error <= TOLERANCE[DTYPE] else 'MISMATCH'} {error:.2g}"
 
 
 def main():
     global DTYPE
     dtype = argparse.ArgumentParser(add_help=False)
     dtype.add_argument(
-        "--dtype", choices=["bfloat16"], help="the text backbones' dtype"
+        "--dtype", choices=["bfloat16", "float16"], help="the text backbones' dtype"
     )
     known, rest = dtype.parse_known_args()
     DTYPE = known.dtype
