@@ -38,7 +38,7 @@ done
   && [ -f build/fixtures/seq2seq_attention_b.npz ] && [ -f build/fixtures/keras_channels_first_b.npz ] \
   && [ -f build/fixtures/dyn_pools_b.npz ] && [ -f build/fixtures/dyn_tcn_b.npz ] \
   && [ -f build/fixtures/keras_mixed_precision_b.npz ] && [ -f build/fixtures/keras_hub_llama_bf16_b.npz ] \
-  && [ -f build/fixtures/keras_hub_gemma_bf16_b.npz ] \
+  && [ -f build/fixtures/keras_hub_gemma_bf16_b.npz ] && [ -f build/fixtures/keras_hub_rwkv7_b.npz ] \
   && [ -f build/fixtures/keras_hub_qwen_moe_b.npz ] \
   && [ -f build/fixtures/keras_hub_albert_b.npz ] && [ -f build/fixtures/single_head_attention_b.npz ] \
   && [ -f build/fixtures/keras_hub_gemma4_saved_b.npz ] && [ -f build/fixtures/video_frames_b.npz ] \

@@ -6,6 +6,7 @@ pub mod conds;
 mod constant_switches;
 mod cse;
 mod difference;
+mod filled_lists;
 mod fold;
 mod fold_pads;
 mod fuse_1d;
@@ -72,8 +73,9 @@ pub fn run_all(g: &mut Graph) -> Result<()> {
 type Pass = fn(&mut Graph) -> Result<()>;
 
 /// After recurrent layers are fused (see [`run_observed`]).
-const LATE: [(&str, Pass); 40] = [
+const LATE: [(&str, Pass); 41] = [
     ("simplify", simplify),
+    ("stack_filled_lists", filled_lists::stack_filled_lists),
     ("prune", prune),
     ("fuse_bidirectional", fuse_bidirectional::fuse_bidirectional),
     ("fuse_groupnorm", fuse_groupnorm::fuse_groupnorm),

@@ -179,9 +179,9 @@ pub fn replace_with_fused(
 
 /// Replaces node `n` by one node of the TF op `op` (a `ClipByValue` for a min-then-max, a
 /// `ConcatV2` for a stack flattened), as [`replace_with_fused`] does.
-pub fn replace_with_op(g: &mut Graph, n: NodeIndex, op: &str, inputs: &[ValueRef]) {
+pub fn replace_with_op(g: &mut Graph, n: NodeIndex, op: &str, inputs: &[ValueRef]) -> NodeIndex {
     let (name, ordinal) = (g.node(n).name.clone(), g.node(n).ordinal);
-    replace_with(g, n, Node::new(name, op, ordinal), inputs);
+    replace_with(g, n, Node::new(name, op, ordinal), inputs)
 }
 
 fn replace_with(g: &mut Graph, n: NodeIndex, mut node: Node, inputs: &[ValueRef]) -> NodeIndex {

@@ -19,7 +19,7 @@ DECODERS += ["keras_hub_esm2"]
 DECODERS += ["keras_hub_falcon", "keras_hub_smollm3", "keras_hub_dinov3", "keras_hub_t5", "keras_hub_bloom"]
 DECODERS += ["keras_hub_albert", "keras_hub_roformer_v2", "keras_hub_vit", "keras_hub_hgnetv2", "keras_hub_flux"]
 DECODERS += ["keras_hub_mmdit", "keras_hub_moonshine", "keras_hub_siglip", "keras_hub_qwen_moe"]
-DECODERS += ["keras_hub_vitdet"]
+DECODERS += ["keras_hub_vitdet", "keras_hub_rwkv7"]
 DYNAMIC = ["dyn_class_token", "dyn_reshape", "dyn_fill_pack", "dyn_data_sizes", "dyn_resize_like", "dyn_pad_slice", "dyn_upsample", "dtypes_kept", "any_size_mobilenet"]
 DYNAMIC += ["keras_mobilenet_v3_small", "keras_nasnet_mobile", "audio_features"]
 DYNAMIC += ["seq2seq_attention", "keras_channels_first", "dyn_pools", "dyn_tcn", "single_head_attention"]
@@ -136,6 +136,28 @@ def test_a_bfloat16_grouped_attention_is_sdpa(tmp_path):
     assert "softmax" not in code and "abcde" not in code, code
     assert "nn.ModuleList" in code and code.count("torch.einsum") == 1, code
     assert_bfloat16_parity(out, "keras_hub_gemma_bf16")
+
+
+def test_steps_written_to_a_list_are_stacked(tmp_path):
+    """RWKV-7's delta rule loops over the sequence in Python, so it is traced for one length
+    (12): each step writes its output to a list at a constant index (`TensorListSetItem`), and
+    the list is stacked. A list every index of which is set is the stack of those outputs:
+    one `torch.stack` of 12 values in each layer, not 12 list rebuilds
+    (`[*l[:3], y, *l[4:]]`). Parity with TF for two batch sizes is in the test above."""
+    import ast
+
+    out = tmp_path / "out"
+    run_cli("convert", source("keras_hub_rwkv7"), "-o", out, "--strict")
+    code = (out / "model.py").read_text()
+    assert "[None] *" not in code and not re.search(r"\[\*\w+\[:\d+\]", code), code
+    stacks = [
+        len(node.args[0].elts)
+        for node in ast.walk(ast.parse(code))
+        if isinstance(node, ast.Call)
+        and ast.unparse(node.func) == "torch.stack"
+        and isinstance(node.args[0], ast.List)
+    ]
+    assert stacks == [12, 12], code
 
 
 @pytest.mark.parametrize("name", ["keras_hub_llama_int8", "keras_hub_gemma_int4"])
