@@ -22,6 +22,7 @@ mod host;
 mod inplace;
 mod keras_names;
 mod layout_walk;
+mod local_counters;
 mod loop_state;
 mod loops;
 mod methods;
@@ -50,7 +51,7 @@ use crate::ir::{Graph, ValueRef};
 use crate::ops::contract::{Ctx, Layout, TranslateError, Val};
 use crate::py::names::{Scope, identifier};
 use crate::py::user_code::UserModule;
-use crate::py::{Assign, Call, Expr, Ref, Stmt};
+use crate::py::{Assign, Call, Expr};
 
 /// A statement of `forward`, or a call to a stub whose keyword arguments are only known once
 /// every node using that stub has been seen.
@@ -690,11 +691,11 @@ impl<'a> Lowerer<'a> {
         }
         self.module.body = body;
         self.module.outputs = outs;
-        self.drop_stale_role_counters();
         let tensors = self.tensor_names();
         let is_tensor = |n: &str| tensors.get(n) == Some(&true);
         let towers = towers::extract(&mut self.module, &heads, is_tensor);
         self.summary.blocks.extend(towers.into_iter().map(|t| (t, 1)));
+        local_counters::drop_stale_counters(&mut self.module, &self.locals);
         self.module.output_types =
             self.graph.outputs.iter().map(|&o| describe(&self.graph.info(o))).collect();
         let (stubs, reports) = self.stubs.finish();
@@ -705,42 +706,6 @@ impl<'a> Lowerer<'a> {
 }
 
 impl Lowerer<'_> {
-    /// A name given for a role (`shift_12`, `q_3`) keeps the number that told it from the
-    /// model's other values of that role; once the blocks took those into classes of their
-    /// own, `forward` may hold no other: there it is `shift`, as a block class numbers its
-    /// own afresh. Only where nothing else in `forward` has that role's name.
-    fn drop_stale_role_counters(&mut self) {
-        let body = &self.module.body;
-        let mut used: BTreeSet<&str> = body.iter().flat_map(Stmt::all_names).collect();
-        used.extend(self.module.outputs.iter().flat_map(Expr::names));
-        used.extend(self.module.params.iter().map(String::as_str));
-        let mut bases: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        for &n in &used {
-            bases.entry(self.locals.uncounted(n)).or_default().push(n);
-        }
-        let renames: BTreeMap<String, String> = bases
-            .into_iter()
-            .filter(|(base, names)| {
-                let [n] = names.as_slice() else { return false };
-                n != base && self.locals.is_role(n) && !self.module.params.iter().any(|p| p == n)
-            })
-            .map(|(base, names)| (names[0].to_string(), base.to_string()))
-            .collect();
-        if renames.is_empty() {
-            return;
-        }
-        let rename = |r: Ref<'_>| match r {
-            Ref::Var(n) => renames.get(n).map(Expr::name),
-            _ => None,
-        };
-        for s in &mut self.module.body {
-            s.rename_all(&rename);
-        }
-        for o in &mut self.module.outputs {
-            *o = o.renamed(&rename);
-        }
-    }
-
     /// Names that only ever hold tensors (true), or some time a size held as a Python int.
     fn tensor_names(&self) -> BTreeMap<String, bool> {
         let mut tensor: BTreeMap<String, bool> = BTreeMap::new();

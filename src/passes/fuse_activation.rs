@@ -345,10 +345,10 @@ mod tests {
         ---
         h = x.clamp(0, 15)
         y = x.clamp(max=0)
-        wrong_2 = y.clamp(min=15)
+        wrong = y.clamp(min=15)
         x = x.clamp(max=15)
-        wide_2 = torch.maximum(x, self.wide_const)
-        return h, wrong_2, wide_2
+        wide = torch.maximum(x, self.wide_const)
+        return h, wrong, wide
         ");
     }
 

@@ -2297,9 +2297,9 @@ mod tests {
         # layers.0.dense.weight: [8, 8]
         # layers.1.dense.weight: [8, 8]
         ---
-        mask_3 = (ids != 0).to(torch.float32).unsqueeze(2)
+        mask = (ids != 0).to(torch.float32).unsqueeze(2)
         for layer in self.layers:
-            x = layer(x, mask_3)
+            x = layer(x, mask)
         return x
         ");
     }
@@ -3131,7 +3131,8 @@ mod tests {
     /// Values are named by their scope's short name (`attn`), numbered over the whole model:
     /// the class of the second and third layers names them as if it were the first
     /// (`attn`, `attn_2`), not after the first layer's values, which came before
-    /// (`attn_4`, `attn_5`).
+    /// (`attn_4`, `attn_5`). There the first is the `residual`, and the number of the
+    /// second tells it from nothing: it is `attn`.
     #[test]
     fn values_of_a_class_are_numbered_in_it() {
         let mut g = TestGraph::new();
@@ -3161,10 +3162,10 @@ mod tests {
           h = self.attn_proj(x)
           residual = torch.tanh(h)
           h = residual * residual
-          attn_2 = torch.sigmoid(h)
-          h = attn_2 * attn_2
+          attn = torch.sigmoid(h)
+          h = attn * attn
           h = h + residual
-          h = h + attn_2
+          h = h + attn
           x = h + x
           return x (from x)
         self.layer_0_attn_proj = nn.Linear(8, 8, bias=False)
