@@ -73,7 +73,7 @@ pub fn run_all(g: &mut Graph) -> Result<()> {
 type Pass = fn(&mut Graph) -> Result<()>;
 
 /// After recurrent layers are fused (see [`run_observed`]).
-const LATE: [(&str, Pass); 41] = [
+const LATE: [(&str, Pass); 42] = [
     ("simplify", simplify),
     ("stack_filled_lists", filled_lists::stack_filled_lists),
     ("prune", prune),
@@ -108,6 +108,7 @@ const LATE: [(&str, Pass); 41] = [
     ("select_by_masks", mask_blend::select_by_masks),
     ("fuse_grouped_attention", fuse_grouped_attention::fuse_grouped_attention),
     ("fuse_attention", fuse_attention::fuse_attention),
+    ("stack_on_moved_axes", simplify::stack_on_moved_axes),
     ("drop_shared_feature_order", shared_feature_order::drop_shared_feature_order),
     // Only what is still read is compared (a fusion leaves the nodes it replaced).
     ("prune", prune),

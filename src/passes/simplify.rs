@@ -6,11 +6,14 @@
 //! the shape it would keep with `keep_dims` (Keras' squeeze-and-excitation: global pooling,
 //! then `Reshape((1, 1, C))`), which becomes that reduction (`x.mean((2, 3), keepdim=True)`
 //! rather than `.reshape(-1, 480, 1, 1)`, a size a block class would have to take), and a
-//! reshape of a reshape, which is one.
+//! reshape of a reshape, which is one. After the fusions, a stack transposed is a stack on
+//! another axis ([`stack_on_moved_axes`]).
 
 use crate::error::Result;
 use crate::ir::{Dim, Graph, ValueRef};
 use crate::passes::pattern::{const_ints, replace_with_op, single_consumer};
+use crate::proto::AttrValue;
+use crate::proto::attr_value::Value;
 
 /// Which operand slot may hold the neutral constant, and its value (from the registry).
 fn neutral(op: &str) -> Option<(&'static [usize], f64)> {
@@ -458,6 +461,48 @@ fn stack_then_merge(g: &mut Graph, n: petgraph::stable_graph::NodeIndex) -> bool
     true
 }
 
+/// `Transpose(Pack([x1, .., xn], axis=a), perm)` where `perm` moves axis `a` alone (to `b`),
+/// the others kept in order: `Pack([x1, .., xn], axis=b)`, a stack on the axis the
+/// transpose wanted (steps written to a list, stacked time-major, then made batch-major:
+/// `torch.stack(steps, dim=1)`). A pass of its own, after the fusions, which match the
+/// time-major stack (`TimeDistributed`'s).
+pub fn stack_on_moved_axes(g: &mut Graph) -> Result<()> {
+    let nodes: Vec<_> = g.g.node_indices().collect();
+    for n in nodes {
+        stack_moved(g, n);
+    }
+    Ok(())
+}
+
+/// [`stack_on_moved_axes`] at node `n`.
+fn stack_moved(g: &mut Graph, n: petgraph::stable_graph::NodeIndex) {
+    if !g.g.contains_node(n) {
+        return;
+    }
+    let i = g.inputs(n);
+    if g.node(n).op != "Transpose" || i.len() != 2 || g.use_count(i[0]) != 1 {
+        return;
+    }
+    let pack = g.node(i[0].node);
+    let Some(perm) = const_ints(g, i[1]).filter(|_| pack.op == "Pack") else { return };
+    let rank = perm.len() as i64;
+    let Some(a) = pack.attr_int_or("axis", 0).ok().map(|a| if a < 0 { a + rank } else { a }) else {
+        return;
+    };
+    let Some(b) = perm.iter().position(|&p| p == a) else { return };
+    let others: Vec<i64> = perm.iter().copied().filter(|&p| p != a).collect();
+    let kept = (0..rank).filter(|&p| p != a).eq(others.iter().copied());
+    if !kept || b as i64 == a {
+        return;
+    }
+    let parts = g.inputs(i[0].node);
+    let attrs = pack.attrs.clone();
+    let stack = replace_with_op(g, n, "Pack", &parts);
+    let node = g.node_mut(stack);
+    node.attrs = attrs;
+    node.attrs.insert("axis".into(), AttrValue { value: Some(Value::I(b as i64)) });
+}
+
 #[cfg(test)]
 mod tests {
     use crate::passes::{fold_and_infer, prune, simplify};
@@ -467,8 +512,6 @@ mod tests {
     use crate::testing::*;
     use insta::assert_snapshot;
 
-    /// keras-hub's rotary frequencies: stacked twice on axis 2, the stack's last two axes
-    /// merged, is a concatenation; merged with the axis before, an interleave, it is not.
     /// Keras' `CategoryEncoding(num_tokens=4)`: the bincount size `min(max(n, 4), 4)` is 4,
     /// whatever `n` (the largest id plus one) is; a clamp that leaves a range stays.
     #[test]
@@ -494,6 +537,8 @@ mod tests {
             ");
     }
 
+    /// keras-hub's rotary frequencies: stacked twice on axis 2, the stack's last two axes
+    /// merged, is a concatenation; merged with the axis before, an interleave, it is not.
     #[test]
     fn a_stack_flattened_is_a_concatenation() {
         let mut g = TestGraph::new();
@@ -510,6 +555,28 @@ mod tests {
             interleaved = torch.stack([x, x], dim=2).reshape(-1, 16)
             return h, interleaved
             ");
+    }
+
+    /// Steps stacked time-major, then made batch-major, are stacked on the batch-major axis;
+    /// a transpose that moves another axis too stays.
+    #[test]
+    fn a_stack_transposed_is_a_stack_on_another_axis() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 2, 8]);
+        let stack = |g: &mut TestGraph, name: &str| {
+            g.op(name, "Pack", &[x, x, x], &[("axis", int(0)), ("N", int(3))])
+        };
+        let (s, t) = (stack(&mut g, "s"), stack(&mut g, "t"));
+        let batch_major = g.constant("batch_major", int_tensor(&[4], &[1, 0, 2, 3]));
+        let moved = g.op("moved", "Transpose", &[s, batch_major], &[]);
+        let swapped = g.constant("swapped", int_tensor(&[4], &[1, 0, 3, 2]));
+        let both = g.op("both", "Transpose", &[t, swapped], &[]);
+        assert_snapshot!(g.lower(&[moved, both]), @"
+        ---
+        h = torch.stack([x, x, x], dim=1)
+        both = torch.stack([x, x, x], dim=0).permute(1, 0, 3, 2)
+        return h, both
+        ");
     }
 
     /// keras-hub's position embeddings: a table broadcast to the token embeddings' shape

@@ -141,9 +141,10 @@ def test_a_bfloat16_grouped_attention_is_sdpa(tmp_path):
 def test_steps_written_to_a_list_are_stacked(tmp_path):
     """RWKV-7's delta rule loops over the sequence in Python, so it is traced for one length
     (12): each step writes its output to a list at a constant index (`TensorListSetItem`), and
-    the list is stacked. A list every index of which is set is the stack of those outputs:
-    one `torch.stack` of 12 values in each layer, not 12 list rebuilds
-    (`[*l[:3], y, *l[4:]]`). Parity with TF for two batch sizes is in the test above."""
+    the list is stacked, then made batch-major. A list every index of which is set is the
+    stack of those outputs: one `torch.stack` of 12 values in each layer, on the batch-major
+    axis, not 12 list rebuilds (`[*l[:3], y, *l[4:]]`) and a permute. Parity with TF for two
+    batch sizes is in the test above."""
     import ast
 
     out = tmp_path / "out"
@@ -151,13 +152,14 @@ def test_steps_written_to_a_list_are_stacked(tmp_path):
     code = (out / "model.py").read_text()
     assert "[None] *" not in code and not re.search(r"\[\*\w+\[:\d+\]", code), code
     stacks = [
-        len(node.args[0].elts)
+        (len(node.args[0].elts), [ast.unparse(k) for k in node.keywords])
         for node in ast.walk(ast.parse(code))
         if isinstance(node, ast.Call)
         and ast.unparse(node.func) == "torch.stack"
         and isinstance(node.args[0], ast.List)
     ]
-    assert stacks == [12, 12], code
+    assert stacks == [(12, ["dim=1"])] * 2, code
+    assert ".permute(1, 0, 2, 3)" not in code, code
 
 
 @pytest.mark.parametrize("name", ["keras_hub_llama_int8", "keras_hub_gemma_int4"])
