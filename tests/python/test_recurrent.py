@@ -31,6 +31,8 @@ FUSED = {
     "rnn_simple_time_distributed": {"RNN": 1},
     # Keras 2 (tf_keras): other loop bodies (Split, biases unstacked outside the loop).
     "rnn_keras2": {"LSTM": 1, "GRU": 1},
+    # `unroll=True`: no loop, one copy of the cell per step.
+    "rnn_unrolled": {"LSTM": 1, "GRU": 1, "RNN": 1},
 }
 
 

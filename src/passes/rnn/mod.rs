@@ -10,11 +10,13 @@
 //!
 //! - `dataflow`: affine expressions (`x·K + h·R + b`) and column blocks of them;
 //! - `cells`: one matcher per cell, each giving PyTorch-layout weights;
-//! - `rewrite`: the loop node replaced by the recurrent layer.
+//! - `rewrite`: the loop node replaced by the recurrent layer;
+//! - `unrolled`: the same cells traced step by step (`unroll=True`), as one layer.
 
 mod cells;
 mod dataflow;
 mod rewrite;
+mod unrolled;
 
 use petgraph::stable_graph::NodeIndex;
 
@@ -42,7 +44,7 @@ pub fn fuse_rnn(g: &mut Graph) -> Result<bool> {
             fused = true;
         }
     }
-    Ok(fused)
+    Ok(unrolled::fuse_unrolled(g) | fused)
 }
 
 /// Whether the layer can take the loop's place: after the loop, only the stacked output list

@@ -21,7 +21,7 @@ pub(super) fn time_reversed(g: &Graph, v: ValueRef) -> Option<ValueRef> {
 }
 
 /// A zero initial state: `Fill(dims, 0)` or a constant of zeros.
-fn is_zero_state(g: &Graph, v: ValueRef) -> bool {
+pub(super) fn is_zero_state(g: &Graph, v: ValueRef) -> bool {
     is_zeros(g, v)
         || (is_op(g, v, "Fill") && g.inputs(v.node).get(1).is_some_and(|&x| is_zeros(g, x)))
 }
@@ -69,57 +69,9 @@ pub(super) fn rewrite(g: &mut Graph, l: NodeIndex, m: Match) {
     let outer = g.inputs(l);
     let ordinal = g.node(l).ordinal;
     let name = layer_name(g, l, m.cell.cell.kind());
-    let (seq, batch_first) = sequence(g, m.seq, &name, ordinal);
-    let initial_state = !m.states.iter().all(|&s| is_zero_state(g, outer[s]));
-    let layer = Recurrent {
-        cell: m.cell.cell,
-        last_only: m.last_only,
-        batch_first,
-        weights: vec![m.cell.weights],
-        initial_state,
-    };
-    let units = layer.units();
-    let seq_shape = g.info(seq).shape.filter(|s| s.len() == 3);
-    let (t_axis, b_axis) = if batch_first { (1, 0) } else { (0, 1) };
-    let dim = |a: usize| seq_shape.as_ref().and_then(|s| s[a]);
-    let dtype = g.info(seq).dtype;
-    let info = |shape: Vec<Option<usize>>| ValueInfo { dtype, shape: Some(shape) };
-    let mut seq_out = vec![dim(t_axis), dim(b_axis), Some(units)];
-    if m.last_only {
-        seq_out[0] = Some(1);
-    } else if batch_first {
-        seq_out.swap(0, 1);
-    }
-    let mut node = Node::fused(name.clone(), Fused::Recurrent(layer), ordinal);
-    node.outputs = vec![info(seq_out)];
-    node.outputs.extend(m.states.iter().map(|_| info(vec![dim(b_axis), Some(units)])));
-    let f = g.add_node(node);
-    g.connect(seq, f, 0);
-    let mut slot = 1;
-    if let Some(mask) = m.mask {
-        // Batch-major, and reversed in time as the sequence is (`go_backwards`).
-        let (mask, _) = sequence(g, mask, &format!("{name}/mask"), ordinal);
-        g.connect(mask, f, slot);
-        slot += 1;
-    }
-    if initial_state {
-        for &state in &m.states {
-            g.connect(outer[state], f, slot);
-            slot += 1;
-        }
-    }
-    // Readers of the stacked output list read output 0 (time-major again if need be).
-    let mut stacked = ValueRef { node: f, port: 0 };
-    if batch_first && !m.last_only {
-        let perm = Tensor::from_i32(vec![3], &[1, 0, 2]);
-        let p = g.add_node(Node::constant(format!("{name}/time_major/perm"), perm, ordinal));
-        let mut t = Node::new(format!("{name}/time_major"), "Transpose", ordinal);
-        t.outputs = vec![info(vec![dim(t_axis), dim(b_axis), Some(units)])];
-        let t = g.add_node(t);
-        g.connect(stacked, t, 0);
-        g.connect(ValueRef { node: p, port: 0 }, t, 1);
-        stacked = ValueRef { node: t, port: 0 };
-    }
+    let states: Vec<ValueRef> = m.states.iter().map(|&s| outer[s]).collect();
+    let layer = Layer { name, ordinal, seq: m.seq, mask: m.mask, last_only: m.last_only };
+    let (f, stacked) = install(g, layer, m.cell, &states);
     let out_list = ValueRef { node: l, port: m.output_list };
     for (reader, _) in g.consumers(out_list) {
         if g.node(reader).op == "TensorListStack" {
@@ -129,4 +81,78 @@ pub(super) fn rewrite(g: &mut Graph, l: NodeIndex, m: Match) {
     for (k, &state) in m.states.iter().enumerate() {
         g.replace_uses(ValueRef { node: l, port: state }, ValueRef { node: f, port: 1 + k });
     }
+}
+
+/// Where a recurrent layer goes and what it reads: its node's name and ordinal, the
+/// time-major sequence, Keras' mask sequence, and whether Keras keeps only the last output.
+pub(super) struct Layer {
+    pub name: String,
+    pub ordinal: usize,
+    pub seq: ValueRef,
+    pub mask: Option<ValueRef>,
+    pub last_only: bool,
+}
+
+/// Adds the recurrent node of `cell` reading `layer`'s sequence, from `states` (inputs only
+/// where they are not zeros). Returns the node (output `1 + k` is state `k`'s last value) and
+/// its outputs time-major, as the steps' stack is.
+pub(super) fn install(
+    g: &mut Graph,
+    layer: Layer,
+    cell: super::cells::CellMatch,
+    states: &[ValueRef],
+) -> (NodeIndex, ValueRef) {
+    let Layer { name, ordinal, seq, mask, last_only } = layer;
+    let (seq, batch_first) = sequence(g, seq, &name, ordinal);
+    let initial_state = !states.iter().all(|&s| is_zero_state(g, s));
+    let layer = Recurrent {
+        cell: cell.cell,
+        last_only,
+        batch_first,
+        weights: vec![cell.weights],
+        initial_state,
+    };
+    let units = layer.units();
+    let seq_shape = g.info(seq).shape.filter(|s| s.len() == 3);
+    let (t_axis, b_axis) = if batch_first { (1, 0) } else { (0, 1) };
+    let dim = |a: usize| seq_shape.as_ref().and_then(|s| s[a]);
+    let dtype = g.info(seq).dtype;
+    let info = |shape: Vec<Option<usize>>| ValueInfo { dtype, shape: Some(shape) };
+    let mut seq_out = vec![dim(t_axis), dim(b_axis), Some(units)];
+    if last_only {
+        seq_out[0] = Some(1);
+    } else if batch_first {
+        seq_out.swap(0, 1);
+    }
+    let mut node = Node::fused(name.clone(), Fused::Recurrent(layer), ordinal);
+    node.outputs = vec![info(seq_out)];
+    node.outputs.extend(states.iter().map(|_| info(vec![dim(b_axis), Some(units)])));
+    let f = g.add_node(node);
+    g.connect(seq, f, 0);
+    let mut slot = 1;
+    if let Some(mask) = mask {
+        // Batch-major, and reversed in time as the sequence is (`go_backwards`).
+        let (mask, _) = sequence(g, mask, &format!("{name}/mask"), ordinal);
+        g.connect(mask, f, slot);
+        slot += 1;
+    }
+    if initial_state {
+        for &state in states {
+            g.connect(state, f, slot);
+            slot += 1;
+        }
+    }
+    // Readers of the stacked outputs read output 0 (time-major again if need be).
+    let mut stacked = ValueRef { node: f, port: 0 };
+    if batch_first && !last_only {
+        let perm = Tensor::from_i32(vec![3], &[1, 0, 2]);
+        let p = g.add_node(Node::constant(format!("{name}/time_major/perm"), perm, ordinal));
+        let mut t = Node::new(format!("{name}/time_major"), "Transpose", ordinal);
+        t.outputs = vec![info(vec![dim(t_axis), dim(b_axis), Some(units)])];
+        let t = g.add_node(t);
+        g.connect(stacked, t, 0);
+        g.connect(ValueRef { node: p, port: 0 }, t, 1);
+        stacked = ValueRef { node: t, port: 0 };
+    }
+    (f, stacked)
 }
