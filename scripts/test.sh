@@ -60,6 +60,7 @@ done
 [ -f build/fixtures/cond_static_shapes_saved_b.npz ] || missing+=(cond_static_shapes)
 [ -f build/fixtures/tf1_dynamic_rnn_lengths.npz ] || missing+=(tf1_dynamic_rnn_lengths)
 [ -f build/fixtures/tf1_dynamic_rnn_v1.npz ] || missing+=(tf1_dynamic_rnn_v1)
+[ -f build/fixtures/tf1_static_rnn.npz ] || missing+=(tf1_static_rnn)
 [ -f build/fixtures/norms3d_saved_b.npz ] || missing+=(ranks)
 [ -f build/fixtures/tf1_partitioned.npz ] && [ -f build/fixtures/tf1_table.npz ] || missing+=(tf1)
 [ -f build/fixtures/sm_missing_key.dropped ] || missing+=(sm_keras_export sm_missing_key)

@@ -27,7 +27,7 @@ pub fn fuse_bidirectional(g: &mut Graph) -> Result<()> {
 /// `ReverseV2(x, [1])`: `x`.
 fn reversed_in_time(g: &Graph, v: ValueRef) -> Option<ValueRef> {
     let i = g.inputs(v.node);
-    (is_op(g, v, "ReverseV2") && const_ints(g, *i.get(1)?)? == [1]).then_some(i[0])
+    (is_op(g, v, "ReverseV2") && const_ints(g, *i.get(1)?)? == [1]).then_some(*i.first()?)
 }
 
 /// `v[-1]` (or `v[0]`) of a `[1, B, H]` final state: the state.

@@ -245,6 +245,23 @@ def test_tf1_dynamic_rnn(tmp_path):
     report(f"tf1_dynamic_rnn (pb): rel. error {max(errors):.2e}, 2 nn.LSTM + GRUResetBefore")
 
 
+def test_tf1_static_rnn(tmp_path):
+    """A frozen TF1 graph: `static_rnn` over `tf.unstack(x, axis=1)` has no loop, a copy of
+    the cell per step. The LSTMCell's steps are one nn.LSTM; the GRUCell's, reading the LSTM's
+    outputs one by one, read that layer's output along time, and are one GRUResetBefore: no
+    step left computed, no step's slice of the input read."""
+    out = convert(fixture("tf1_static_rnn.pb"), tmp_path, "--strict")
+    errors = assert_parity(out, GENERATED_DIR / "tf1_static_rnn.npz")
+    model = import_model(out).load_model()
+    assert sum(type(m) is torch.nn.LSTM for m in model.modules()) == 1
+    text = (out / "model.py").read_text()
+    assert "self.gru = GRUResetBefore(7, 4)" in text, text
+    # The model's own forward (GRUResetBefore's comes first).
+    forward = text[text.rindex("    def forward") : text.index("def _read_safetensors")]
+    assert "torch.sigmoid" not in forward and "unbind(input_0" not in forward, forward
+    report(f"tf1_static_rnn (pb): rel. error {max(errors):.2e}, nn.LSTM + GRUResetBefore")
+
+
 def test_loop_whose_output_list_is_read_stays_a_loop(tmp_path):
     """A graph output naming a loop's output list itself (not its stack) keeps the loop: the
     recurrent layer cannot take its place. (Found by fuzzing: fusing it anyway left the loop

@@ -17,7 +17,7 @@ pub(super) fn is_time_swap(g: &Graph, v: ValueRef) -> bool {
 /// `ReverseV2(x, [0])`: the input of the time reversal.
 pub(super) fn time_reversed(g: &Graph, v: ValueRef) -> Option<ValueRef> {
     let i = g.inputs(v.node);
-    (is_op(g, v, "ReverseV2") && const_ints(g, *i.get(1)?)? == [0]).then_some(i[0])
+    (is_op(g, v, "ReverseV2") && const_ints(g, *i.get(1)?)? == [0]).then_some(*i.first()?)
 }
 
 /// A zero initial state: `Fill(dims, 0)` or a constant of zeros.

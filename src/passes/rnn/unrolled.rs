@@ -3,9 +3,9 @@
 //! states the step before left, the first step zeros:
 //!
 //! ```text
-//! x_0, .., x_T-1 = Unpack(Transpose(seq, [1, 0, 2]))
+//! x_0, .., x_T-1 = Unpack(Transpose(seq, [1, 0, 2]))    (or Unpack(seq, axis=1))
 //! h_t, c_t = cell(x_t, h_t-1, c_t-1)                  (h_-1, c_-1 zeros)
-//! Pack([h_0, .., h_T-1]), h_T-1, c_T-1
+//! Pack([h_0, .., h_T-1], axis=0 | 1), h_T-1, c_T-1
 //! ```
 //!
 //! Every step must be the same cell with the same weights (a frozen graph may hold a copy of
@@ -19,8 +19,10 @@ use petgraph::stable_graph::NodeIndex;
 
 use super::cells::{self, CellMatch};
 use super::rewrite::{self, Layer};
-use crate::ir::{Graph, Node, ValueRef};
+use crate::ir::{Graph, Node, ValueInfo, ValueRef};
 use crate::passes::pattern::{operands, unary_input};
+use crate::proto::AttrValue;
+use crate::proto::attr_value::Value;
 use crate::tensor::Tensor;
 
 /// How far (in ops) past its input a step's cell may end: an LSTM's output is nine ops past
@@ -56,6 +58,8 @@ struct Steps {
     outputs: Vec<ValueRef>,
     /// The last step's states (`h`, then `c`).
     last: Vec<ValueRef>,
+    /// The steps' ops.
+    nodes: BTreeSet<NodeIndex>,
     /// The steps run from the sequence's end.
     backwards: bool,
 }
@@ -69,12 +73,16 @@ enum Kind {
 
 fn match_steps(g: &Graph, u: NodeIndex) -> Option<Steps> {
     let node = g.node(u);
-    if node.attr_int_or("axis", 0).ok()? != 0 || node.outputs.is_empty() {
-        return None;
-    }
-    // The batch-major sequence made time-major (and reversed in time: `go_backwards`).
     let seq = *g.inputs(u).first()?;
-    if !rewrite::is_time_swap(g, rewrite::time_reversed(g, seq).unwrap_or(seq)) {
+    let time_major = match node.attr_int_or("axis", 0).ok()? {
+        // The batch-major sequence made time-major (and reversed in time: `go_backwards`).
+        0 => rewrite::is_time_swap(g, rewrite::time_reversed(g, seq).unwrap_or(seq)),
+        // A batch-major sequence unstacked along time (TF 1's `static_rnn` over
+        // `tf.unstack(x, axis=1)`).
+        1 => g.info(seq).shape.is_some_and(|s| s.len() == 3),
+        _ => false,
+    };
+    if !time_major || node.outputs.is_empty() {
         return None;
     }
     let n = g.node(u).outputs.len();
@@ -103,15 +111,37 @@ fn steps_in_order(g: &Graph, n: usize, x: impl Fn(usize) -> ValueRef) -> Option<
                 .find_map(|init| step(g, kind, x(0), &init, &first).map(|s| (kind, init, s)))
         })?;
     let mut outputs = vec![states[0]];
+    let mut nodes = step_nodes(g, &states, x(0), &initial);
     for t in 1..n {
         let (next_cell, next) = step(g, kind, x(t), &states, &cone(g, x(t)))?;
         if next_cell.cell != cell.cell || next_cell.weights != cell.weights {
             return None;
         }
+        nodes.extend(step_nodes(g, &next, x(t), &states));
         states = next;
         outputs.push(states[0]);
     }
-    Some(Steps { cell, initial, outputs, last: states, backwards: false })
+    Some(Steps { cell, initial, outputs, last: states, nodes, backwards: false })
+}
+
+/// The ops of one step: those between its input and states before (`x_t`, `prev`) and the
+/// states it leaves (`next`), constants aside.
+fn step_nodes(
+    g: &Graph,
+    next: &[ValueRef],
+    x_t: ValueRef,
+    prev: &[ValueRef],
+) -> BTreeSet<NodeIndex> {
+    let mut nodes = BTreeSet::new();
+    let mut stack: Vec<ValueRef> = next.to_vec();
+    while let Some(v) = stack.pop() {
+        let stop = v == x_t || prev.contains(&v) || g.const_value(v).is_some();
+        if stop || nodes.len() >= STEP_NODES || !nodes.insert(v.node) {
+            continue;
+        }
+        stack.extend(g.inputs(v.node));
+    }
+    nodes
 }
 
 /// One step's cell: its weights and the states it leaves (`h`, then `c`), the cell's output
@@ -193,29 +223,50 @@ fn zero_states(g: &Graph, cone: &[ValueRef]) -> Vec<ValueRef> {
 /// Installs the layer of `steps` (unstacked by `u`) where its outputs are read: the stack of
 /// the steps' outputs, and the last states. Returns whether anything read them.
 fn install(g: &mut Graph, u: NodeIndex, steps: Steps) -> bool {
-    let stacks: Vec<NodeIndex> = g
+    // The steps' outputs stacked time-major (axis 0), or batch-major (axis 1).
+    let stacks: Vec<(NodeIndex, bool)> = g
         .consumers(steps.outputs[0])
         .into_iter()
-        .map(|(c, _)| c)
-        .filter(|&c| {
+        .filter_map(|(c, _)| {
             let node = g.node(c);
-            node.op == "Pack"
-                && node.attr_int_or("axis", 0).ok() == Some(0)
-                && g.inputs(c) == steps.outputs
+            let axis = node.attr_int_or("axis", 0).ok().map(|a| if a < 0 { a + 3 } else { a });
+            let batch_major = match axis {
+                Some(0) => false,
+                Some(1) => true,
+                _ => return None,
+            };
+            (node.op == "Pack" && g.inputs(c) == steps.outputs).then_some((c, batch_major))
         })
         .collect();
     let read = |v: ValueRef| g.use_count(v) > 0 || g.outputs.contains(&v);
-    let stacks_read = stacks.iter().any(|&p| read(ValueRef { node: p, port: 0 }));
+    let stacks_read = stacks.iter().any(|&(p, _)| read(ValueRef { node: p, port: 0 }));
     // Once installed, the steps' values are read by nothing but each other: a second look
     // finds nothing to take over.
     if !stacks_read && !steps.last.iter().any(|&s| read(s)) {
         return false;
     }
+    // Named in the scope holding the cell's (`lstm/lstm_cell_3/mul_2` → `lstm/lstm`).
+    let cell_op = &g.node(steps.outputs[0].node).name;
+    let cell_scope = cell_op.rsplitn(3, '/').nth(2);
     let node = g.node(u);
-    let scope = node.name.rsplit_once('/').map_or("", |(scope, _)| scope);
+    let scope = cell_scope.unwrap_or_else(|| node.name.rsplit_once('/').map_or("", |p| p.0));
     let kind = steps.cell.cell.kind();
     let name = if scope.is_empty() { kind.to_string() } else { format!("{scope}/{kind}") };
     let (ordinal, mut seq) = (node.ordinal, g.inputs(u)[0]);
+    if node.attr_int_or("axis", 0).ok() == Some(1) {
+        // Time-major, as the layer reads it (and then sees it is batch-major).
+        let perm = Tensor::from_i32(vec![3], &[1, 0, 2]);
+        let perm = g.add_node(Node::constant(format!("{name}/time_major/perm"), perm, ordinal));
+        let mut t = Node::new(format!("{name}/time_major"), "Transpose", ordinal);
+        t.outputs = vec![g.info(seq)];
+        if let Some(s) = t.outputs[0].shape.as_mut() {
+            s.swap(0, 1);
+        }
+        let t = g.add_node(t);
+        g.connect(seq, t, 0);
+        g.connect(ValueRef { node: perm, port: 0 }, t, 1);
+        seq = ValueRef { node: t, port: 0 };
+    }
     if steps.backwards {
         // The time-major sequence reversed in time, as a loop's `go_backwards` reads it.
         let axis = Tensor::from_i32(vec![1], &[0]);
@@ -227,15 +278,44 @@ fn install(g: &mut Graph, u: NodeIndex, steps: Steps) -> bool {
         g.connect(ValueRef { node: axis, port: 0 }, r, 1);
         seq = ValueRef { node: r, port: 0 };
     }
-    let layer = Layer { name, ordinal, seq, mask: None, last_only: false };
+    let layer = Layer { name: name.clone(), ordinal, seq, mask: None, last_only: false };
     let (f, stacked) = rewrite::install(g, layer, steps.cell, &steps.initial);
-    for p in stacks {
-        g.replace_uses(ValueRef { node: p, port: 0 }, stacked);
+    // The sequence was batch-major (a time swap's input, or unstacked along axis 1), so the
+    // layer's output 0 is too.
+    for (p, batch_major) in stacks {
+        let out = if batch_major { ValueRef { node: f, port: 0 } } else { stacked };
+        g.replace_uses(ValueRef { node: p, port: 0 }, out);
+    }
+    // Each step's output read one by one (a `static_rnn` over the last one's outputs, which
+    // reads the last output too): the layer's output along time, not the steps kept alive.
+    let before_last = steps.outputs.len().saturating_sub(1);
+    let read_alone = steps.outputs[..before_last].iter().any(|&h| {
+        g.consumers(h).iter().any(|&(c, _)| !steps.nodes.contains(&c) && g.node(c).op != "Pack")
+    });
+    if read_alone {
+        slice_outputs(g, f, &name, ordinal, &steps.outputs);
     }
     for (k, &s) in steps.last.iter().enumerate() {
         g.replace_uses(s, ValueRef { node: f, port: 1 + k });
     }
     true
+}
+
+/// Readers of the steps' `outputs` read the recurrent node `f`'s output, unstacked along time.
+fn slice_outputs(g: &mut Graph, f: NodeIndex, name: &str, ordinal: usize, steps: &[ValueRef]) {
+    let outputs = ValueRef { node: f, port: 0 };
+    let mut slices = Node::new(format!("{name}/unstack"), "Unpack", ordinal);
+    let info = g.info(outputs);
+    let step = ValueInfo { dtype: info.dtype, shape: info.shape.map(|s| vec![s[0], s[2]]) };
+    slices.outputs = vec![step; steps.len()];
+    let n = steps.len() as i64;
+    slices.attrs.insert("axis".into(), AttrValue { value: Some(Value::I(1)) });
+    slices.attrs.insert("num".into(), AttrValue { value: Some(Value::I(n)) });
+    let slices = g.add_node(slices);
+    g.connect(outputs, slices, 0);
+    for (t, &h) in steps.iter().enumerate() {
+        g.replace_uses(h, ValueRef { node: slices, port: t });
+    }
 }
 
 #[cfg(test)]
@@ -244,23 +324,40 @@ mod tests {
     use crate::testing::*;
     use insta::assert_snapshot;
 
-    /// `SimpleRNN(2, unroll=True, return_sequences=True)` over `[B, 3, 4]`, each step
-    /// `h' = tanh(x_t·K + h·R + b)` from zeros; with `backwards`, the steps take the slices
-    /// from the last; with `other_bias`, the last step's bias differs.
-    fn unrolled(backwards: bool, other_bias: bool) -> String {
+    /// How a test's steps read the sequence and stack their outputs.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Form {
+        /// Keras: made time-major, unstacked along axis 0, stacked time-major and made
+        /// batch-major again.
+        Keras,
+        /// Keras' `go_backwards`: the steps take the slices from the last.
+        Backwards,
+        /// TF 1's `static_rnn`: unstacked along axis 1 of the batch-major sequence, the
+        /// outputs stacked along axis 1.
+        Static,
+        /// The last step's bias differs.
+        OtherBias,
+    }
+
+    /// `SimpleRNN(2, unroll=True, return_sequences=True)` over `[B, 3, 4]` in `form`, each
+    /// step `h' = tanh(x_t·K + h·R + b)` from zeros.
+    fn unrolled(form: Form) -> String {
         let mut g = TestGraph::new();
         let x = g.input("x", &[-1, 3, 4]);
         let perm = g.constant("rnn/perm", int_tensor(&[3], &[1, 0, 2]));
-        let time_major = g.op("rnn/transpose", "Transpose", &[x, perm], &[]);
-        let xs = g.op("rnn/unstack", "Unpack", &[time_major], &[("axis", int(0)), ("num", int(3))]);
+        let (seq, axis) = match form {
+            Form::Static => (x, 1),
+            _ => (g.op("rnn/transpose", "Transpose", &[x, perm], &[]), 0),
+        };
+        let xs = g.op("rnn/unstack", "Unpack", &[seq], &[("axis", int(axis)), ("num", int(3))]);
         let k = g.constant("rnn/kernel", weights(&[4, 2]));
         let r = g.constant("rnn/recurrent_kernel", weights(&[2, 2]));
         let mut h = g.constant("rnn/zeros", Tensor::from_f32(vec![1, 2], &[0.0, 0.0]));
         let mut hs = Vec::new();
         for step in 0..3 {
             let s = format!("rnn/cell_{step}");
-            let t = if backwards { 2 - step } else { step };
-            let bias = if other_bias && step == 2 { 0.5 } else { 0.25 };
+            let t = if form == Form::Backwards { 2 - step } else { step };
+            let bias = if form == Form::OtherBias && step == 2 { 0.5 } else { 0.25 };
             let b = g.constant(&format!("{s}/bias"), Tensor::from_f32(vec![2], &[bias, 0.0]));
             let xk = g.op(&format!("{s}/MatMul"), "MatMul", &[TestGraph::port(xs, t), k], &[]);
             let hr = g.op(&format!("{s}/MatMul_1"), "MatMul", &[h, r], &[]);
@@ -269,14 +366,17 @@ mod tests {
             h = g.op(&format!("{s}/Tanh"), "Tanh", &[pre], &[]);
             hs.push(h);
         }
-        let stack = g.op("rnn/stack", "Pack", &hs, &[("axis", int(0)), ("N", int(3))]);
-        let y = g.op("rnn/transpose_1", "Transpose", &[stack, perm], &[]);
+        let stack = g.op("rnn/stack", "Pack", &hs, &[("axis", int(axis)), ("N", int(3))]);
+        let y = match form {
+            Form::Static => stack,
+            _ => g.op("rnn/transpose_1", "Transpose", &[stack, perm], &[]),
+        };
         g.lower(&[y])
     }
 
     #[test]
     fn steps_of_one_cell_are_one_recurrent_layer() {
-        assert_snapshot!(unrolled(false, false), @"
+        assert_snapshot!(unrolled(Form::Keras), @"
         self.rnn = nn.RNN(4, 2, batch_first=True)
         # rnn.weight_ih_l0: [2, 4]
         # rnn.weight_hh_l0: [2, 2]
@@ -290,7 +390,7 @@ mod tests {
 
     #[test]
     fn steps_from_the_last_slice_run_over_the_sequence_reversed() {
-        assert_snapshot!(unrolled(true, false), @"
+        assert_snapshot!(unrolled(Form::Backwards), @"
         self.rnn = nn.RNN(4, 2, batch_first=True)
         # rnn.weight_ih_l0: [2, 4]
         # rnn.weight_hh_l0: [2, 2]
@@ -304,8 +404,35 @@ mod tests {
     }
 
     #[test]
+    fn steps_over_slices_of_the_batch_major_sequence_are_one_layer() {
+        assert_snapshot!(unrolled(Form::Static), @"
+        self.rnn = nn.RNN(4, 2, batch_first=True)
+        # rnn.weight_ih_l0: [2, 4]
+        # rnn.weight_hh_l0: [2, 2]
+        # rnn.bias_ih_l0: [2]
+        # rnn.bias_hh_l0: [2]
+        ---
+        x = self.rnn(x)[0]
+        return x
+        ");
+    }
+
+    /// An input unstacked as it is (no time swap, no op before it to look into).
+    #[test]
+    fn an_input_unstacked_is_no_layer() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[2, 3]);
+        let xs = g.op("unstack", "Unpack", &[x], &[("axis", int(0)), ("num", int(2))]);
+        assert_snapshot!(g.lower(&[xs, TestGraph::port(xs, 1)]), @"
+        ---
+        x, unstack_1 = torch.unbind(x, dim=0)
+        return x, unstack_1
+        ");
+    }
+
+    #[test]
     fn steps_with_other_weights_stay_steps() {
-        assert_snapshot!(unrolled(false, true), @"
+        assert_snapshot!(unrolled(Form::OtherBias), @"
         self.cell_0 = nn.Linear(4, 2, bias=False)
         self.cell_0_2 = nn.Linear(2, 2, bias=False)
         self.cell_0_bias: [2] float32
