@@ -16,12 +16,9 @@ use crate::py::{Assign, Expr, Ref, Stmt};
 
 /// Drops stale numbers in `forward` and in every block and tower class's `forward`.
 pub(super) fn drop_stale_counters(module: &mut Module, locals: &Scope) {
-    let mut used: BTreeSet<&str> = module.body.iter().flat_map(Stmt::all_names).collect();
-    used.extend(module.outputs.iter().flat_map(Expr::names));
-    let renames = stale(locals, used, &module.params);
-    for s in &mut module.body {
-        s.rename_all(&by(&renames));
-    }
+    let outputs = module.outputs.iter().flat_map(Expr::names);
+    let renames = stale(locals, body_names(&module.body, outputs), &module.params);
+    rename_body(&mut module.body, &renames);
     for o in &mut module.outputs {
         *o = o.renamed(&by(&renames));
     }
@@ -42,15 +39,23 @@ pub(super) fn drop_stale_counters(module: &mut Module, locals: &Scope) {
         }
     }
     for tower in &mut module.towers {
-        let mut used: BTreeSet<&str> = tower.body.iter().flat_map(Stmt::all_names).collect();
-        used.extend(tower.outputs.iter().map(String::as_str));
-        let renames = stale(locals, used, &tower.inputs);
-        for s in &mut tower.body {
-            s.rename_all(&by(&renames));
-        }
+        let outputs = tower.outputs.iter().map(String::as_str);
+        let renames = stale(locals, body_names(&tower.body, outputs), &tower.inputs);
+        rename_body(&mut tower.body, &renames);
         for o in &mut tower.outputs {
             rename_str(o, &renames);
         }
+    }
+}
+
+/// The names a function's `body` and its `outputs` use.
+fn body_names<'a>(body: &'a [Stmt], outputs: impl Iterator<Item = &'a str>) -> BTreeSet<&'a str> {
+    body.iter().flat_map(Stmt::all_names).chain(outputs).collect()
+}
+
+fn rename_body(body: &mut [Stmt], renames: &BTreeMap<String, String>) {
+    for s in body {
+        s.rename_all(&by(renames));
     }
 }
 

@@ -53,16 +53,44 @@ fn sequence(g: &mut Graph, seq: ValueRef, name: &str, ordinal: usize) -> (ValueR
         seq = g.inputs(seq.node)[0];
     }
     if reversed.is_some() {
-        let axis = Tensor::from_i32(vec![1], &[1]);
-        let a = g.add_node(Node::constant(format!("{name}/reverse/axis"), axis, ordinal));
-        let mut r = Node::new(format!("{name}/reverse"), "ReverseV2", ordinal);
-        r.outputs = vec![g.info(seq)];
-        let r = g.add_node(r);
-        g.connect(seq, r, 0);
-        g.connect(ValueRef { node: a, port: 0 }, r, 1);
-        seq = ValueRef { node: r, port: 0 };
+        seq = reverse_in_time(g, seq, 1, name, ordinal);
     }
     (seq, batch_first)
+}
+
+/// A new `ReverseV2(v, [axis])` named `NAME/reverse`: `v` reversed along its time axis.
+pub(super) fn reverse_in_time(
+    g: &mut Graph,
+    v: ValueRef,
+    axis: i32,
+    name: &str,
+    ordinal: usize,
+) -> ValueRef {
+    let axis = Tensor::from_i32(vec![1], &[axis]);
+    let a = g.add_node(Node::constant(format!("{name}/reverse/axis"), axis, ordinal));
+    let mut r = Node::new(format!("{name}/reverse"), "ReverseV2", ordinal);
+    r.outputs = vec![g.info(v)];
+    let r = g.add_node(r);
+    g.connect(v, r, 0);
+    g.connect(ValueRef { node: a, port: 0 }, r, 1);
+    ValueRef { node: r, port: 0 }
+}
+
+/// A new `Transpose(v, [1, 0, 2])` named `NAME/time_major`: a sequence with its batch and
+/// time axes swapped.
+pub(super) fn swap_time(g: &mut Graph, v: ValueRef, name: &str, ordinal: usize) -> ValueRef {
+    let perm = Tensor::from_i32(vec![3], &[1, 0, 2]);
+    let p = g.add_node(Node::constant(format!("{name}/time_major/perm"), perm, ordinal));
+    let mut t = Node::new(format!("{name}/time_major"), "Transpose", ordinal);
+    let mut info = g.info(v);
+    if let Some(s) = info.shape.as_mut().filter(|s| s.len() == 3) {
+        s.swap(0, 1);
+    }
+    t.outputs = vec![info];
+    let t = g.add_node(t);
+    g.connect(v, t, 0);
+    g.connect(ValueRef { node: p, port: 0 }, t, 1);
+    ValueRef { node: t, port: 0 }
 }
 
 pub(super) fn rewrite(g: &mut Graph, l: NodeIndex, m: Match) {
@@ -145,14 +173,7 @@ pub(super) fn install(
     // Readers of the stacked outputs read output 0 (time-major again if need be).
     let mut stacked = ValueRef { node: f, port: 0 };
     if batch_first && !last_only {
-        let perm = Tensor::from_i32(vec![3], &[1, 0, 2]);
-        let p = g.add_node(Node::constant(format!("{name}/time_major/perm"), perm, ordinal));
-        let mut t = Node::new(format!("{name}/time_major"), "Transpose", ordinal);
-        t.outputs = vec![info(vec![dim(t_axis), dim(b_axis), Some(units)])];
-        let t = g.add_node(t);
-        g.connect(stacked, t, 0);
-        g.connect(ValueRef { node: p, port: 0 }, t, 1);
-        stacked = ValueRef { node: t, port: 0 };
+        stacked = swap_time(g, stacked, &name, ordinal);
     }
     (f, stacked)
 }

@@ -23,7 +23,6 @@ use crate::ir::{Graph, Node, ValueInfo, ValueRef};
 use crate::passes::pattern::{operands, unary_input};
 use crate::proto::AttrValue;
 use crate::proto::attr_value::Value;
-use crate::tensor::Tensor;
 
 /// How far (in ops) past its input a step's cell may end: an LSTM's output is nine ops past
 /// `x_t`, a GRU's eleven.
@@ -255,28 +254,11 @@ fn install(g: &mut Graph, u: NodeIndex, steps: Steps) -> bool {
     let (ordinal, mut seq) = (node.ordinal, g.inputs(u)[0]);
     if node.attr_int_or("axis", 0).ok() == Some(1) {
         // Time-major, as the layer reads it (and then sees it is batch-major).
-        let perm = Tensor::from_i32(vec![3], &[1, 0, 2]);
-        let perm = g.add_node(Node::constant(format!("{name}/time_major/perm"), perm, ordinal));
-        let mut t = Node::new(format!("{name}/time_major"), "Transpose", ordinal);
-        t.outputs = vec![g.info(seq)];
-        if let Some(s) = t.outputs[0].shape.as_mut() {
-            s.swap(0, 1);
-        }
-        let t = g.add_node(t);
-        g.connect(seq, t, 0);
-        g.connect(ValueRef { node: perm, port: 0 }, t, 1);
-        seq = ValueRef { node: t, port: 0 };
+        seq = rewrite::swap_time(g, seq, &name, ordinal);
     }
     if steps.backwards {
         // The time-major sequence reversed in time, as a loop's `go_backwards` reads it.
-        let axis = Tensor::from_i32(vec![1], &[0]);
-        let axis = g.add_node(Node::constant(format!("{name}/reverse/axis"), axis, ordinal));
-        let mut r = Node::new(format!("{name}/reverse"), "ReverseV2", ordinal);
-        r.outputs = vec![g.info(seq)];
-        let r = g.add_node(r);
-        g.connect(seq, r, 0);
-        g.connect(ValueRef { node: axis, port: 0 }, r, 1);
-        seq = ValueRef { node: r, port: 0 };
+        seq = rewrite::reverse_in_time(g, seq, 0, &name, ordinal);
     }
     let layer = Layer { name: name.clone(), ordinal, seq, mask: None, last_only: false };
     let (f, stacked) = rewrite::install(g, layer, steps.cell, &steps.initial);
