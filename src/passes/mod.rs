@@ -73,7 +73,7 @@ pub fn run_all(g: &mut Graph) -> Result<()> {
 type Pass = fn(&mut Graph) -> Result<()>;
 
 /// After recurrent layers are fused (see [`run_observed`]).
-const LATE: [(&str, Pass); 42] = [
+const LATE: [(&str, Pass); 43] = [
     ("simplify", simplify),
     ("stack_filled_lists", filled_lists::stack_filled_lists),
     ("prune", prune),
@@ -109,6 +109,7 @@ const LATE: [(&str, Pass); 42] = [
     ("fuse_grouped_attention", fuse_grouped_attention::fuse_grouped_attention),
     ("fuse_attention", fuse_attention::fuse_attention),
     ("stack_on_moved_axes", simplify::stack_on_moved_axes),
+    ("one_slice_of_unstacks", simplify::one_slice_of_unstacks),
     ("drop_shared_feature_order", shared_feature_order::drop_shared_feature_order),
     // Only what is still read is compared (a fusion leaves the nodes it replaced).
     ("prune", prune),

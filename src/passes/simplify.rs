@@ -503,6 +503,48 @@ fn stack_moved(g: &mut Graph, n: petgraph::stable_graph::NodeIndex) {
     node.attrs.insert("axis".into(), AttrValue { value: Some(Value::I(b as i64)) });
 }
 
+/// `Unpack(x, axis)` of which one output `k` alone is read: `GatherV2(x, k, axis)`, that
+/// slice (`x[:, 5]`, not `_, _, _, _, _, x = torch.unbind(x, dim=1)`). After the fusions,
+/// which match unstacked steps.
+pub fn one_slice_of_unstacks(g: &mut Graph) -> Result<()> {
+    let nodes: Vec<_> = g.g.node_indices().filter(|&n| g.node(n).op == "Unpack").collect();
+    for n in nodes {
+        one_slice(g, n);
+    }
+    Ok(())
+}
+
+/// [`one_slice_of_unstacks`] at node `n`.
+fn one_slice(g: &mut Graph, n: petgraph::stable_graph::NodeIndex) {
+    let node = g.node(n);
+    let read = |port: usize| {
+        let v = ValueRef { node: n, port };
+        g.use_count(v) > 0 || g.outputs.contains(&v)
+    };
+    let read_ports: Vec<usize> = (0..node.outputs.len()).filter(|&p| read(p)).collect();
+    let (&[k], Some(&x)) = (read_ports.as_slice(), g.inputs(n).first()) else { return };
+    let Some(rank) = g.info(x).shape.map(|s| s.len() as i64) else { return };
+    let Some(axis) = node.attr_int_or("axis", 0).ok().filter(|a| (-rank..rank).contains(a)) else {
+        return;
+    };
+    let (name, ordinal) = (node.name.clone(), node.ordinal);
+    let out = ValueRef { node: n, port: k };
+    let info = g.info(out);
+    let constant = |g: &mut Graph, what: &str, v: i64| {
+        let t = crate::tensor::Tensor::from_i32(vec![], &[v as i32]);
+        let c = g.add_node(crate::ir::Node::constant(format!("{name}/{what}"), t, ordinal));
+        ValueRef { node: c, port: 0 }
+    };
+    let (index, axis) = (constant(g, "index", k as i64), constant(g, "axis", axis));
+    let mut gather = crate::ir::Node::new(format!("{name}/slice"), "GatherV2", ordinal);
+    gather.outputs = vec![info];
+    let gather = g.add_node(gather);
+    for (slot, v) in [x, index, axis].into_iter().enumerate() {
+        g.connect(v, gather, slot);
+    }
+    g.replace_uses(out, ValueRef { node: gather, port: 0 });
+}
+
 #[cfg(test)]
 mod tests {
     use crate::passes::{fold_and_infer, prune, simplify};
@@ -576,6 +618,26 @@ mod tests {
         h = torch.stack([x, x, x], dim=1)
         both = torch.stack([x, x, x], dim=0).permute(1, 0, 3, 2)
         return h, both
+        ");
+    }
+
+    /// An unstack of which one slice is read is that slice; of which two are, it stays.
+    #[test]
+    fn one_slice_read_of_an_unstack_is_that_slice() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 3, 4]);
+        let unstack = |g: &mut TestGraph, name: &str| {
+            g.op(name, "Unpack", &[x], &[("axis", int(1)), ("num", int(3))])
+        };
+        let (one, two) = (unstack(&mut g, "one"), unstack(&mut g, "two"));
+        let last = TestGraph::port(one, 2);
+        let sum = g.op("sum", "AddV2", &[two, TestGraph::port(two, 1)], &[]);
+        assert_snapshot!(g.lower(&[last, sum]), @"
+        ---
+        h = x[:, 2]
+        two, two_1, _ = torch.unbind(x, dim=1)
+        sum_ = two + two_1
+        return h, sum_
         ");
     }
 

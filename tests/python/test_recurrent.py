@@ -249,7 +249,8 @@ def test_tf1_static_rnn(tmp_path):
     """A frozen TF1 graph: `static_rnn` over `tf.unstack(x, axis=1)` has no loop, a copy of
     the cell per step. The LSTMCell's steps are one nn.LSTM; the GRUCell's, reading the LSTM's
     outputs one by one, read that layer's output along time, and are one GRUResetBefore: no
-    step left computed, no step's slice of the input read."""
+    step left computed, no step's slice of the input read. The LSTM's last state, read as the
+    last of its outputs, is that slice (`lstm[:, 5]`), not an unbind."""
     out = convert(fixture("tf1_static_rnn.pb"), tmp_path, "--strict")
     errors = assert_parity(out, GENERATED_DIR / "tf1_static_rnn.npz")
     model = import_model(out).load_model()
@@ -258,7 +259,8 @@ def test_tf1_static_rnn(tmp_path):
     assert "self.gru = GRUResetBefore(7, 4)" in text, text
     # The model's own forward (GRUResetBefore's comes first).
     forward = text[text.rindex("    def forward") : text.index("def _read_safetensors")]
-    assert "torch.sigmoid" not in forward and "unbind(input_0" not in forward, forward
+    assert "torch.sigmoid" not in forward and "unbind(" not in forward, forward
+    assert "x = lstm[:, 5]" in forward, forward
     report(f"tf1_static_rnn (pb): rel. error {max(errors):.2e}, nn.LSTM + GRUResetBefore")
 
 
