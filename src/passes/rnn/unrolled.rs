@@ -1,6 +1,6 @@
-//! Recurrent layers traced step by step (Keras' `unroll=True`): no loop, but the time-major
-//! sequence unstacked and one copy of the cell per step, each reading its step's slice and the
-//! states the step before left, the first step zeros:
+//! Recurrent layers traced step by step (Keras' `unroll=True`, TF 1's `static_rnn`): no loop,
+//! but the sequence unstacked along time and one copy of the cell per step, each reading its
+//! step's slice and the states the step before left, the first step zeros:
 //!
 //! ```text
 //! x_0, .., x_T-1 = Unpack(Transpose(seq, [1, 0, 2]))    (or Unpack(seq, axis=1))
@@ -10,8 +10,9 @@
 //!
 //! Every step must be the same cell with the same weights (a frozen graph may hold a copy of
 //! a bias for each step) for them to be one recurrent layer: its output is the stack of the
-//! steps' outputs, its final states the last step's. A step's value read anywhere else is
-//! still computed as it was, for that reader.
+//! steps' outputs, its final states the last step's. Steps' outputs read one by one (by the
+//! next layer's steps) read the layer's output along time; any other value of a step read
+//! elsewhere is still computed as it was, for that reader.
 
 use std::collections::{BTreeSet, VecDeque};
 
@@ -84,7 +85,7 @@ fn match_steps(g: &Graph, u: NodeIndex) -> Option<Steps> {
     if !time_major || node.outputs.is_empty() {
         return None;
     }
-    let n = g.node(u).outputs.len();
+    let n = node.outputs.len();
     // Forwards, or backwards (`go_backwards` steps through the slices from the last).
     [false, true].into_iter().find_map(|backwards| {
         let order: Vec<usize> = if backwards { (0..n).rev().collect() } else { (0..n).collect() };
