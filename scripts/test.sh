@@ -28,7 +28,7 @@ for m in keras_text_cnn keras_unet keras_convnext_tiny keras_vgg16_small keras_x
 done
 for m in rnn_lstm_gru rnn_bidirectional rnn_stacked_state rnn_variable_length rnn_conv_lstm \
   rnn_simple_time_distributed rnn_gru_reset_before rnn_masked rnn_masked_bidirectional rnn_keras2 rnn_variants rnn_unrolled tf_while_refine \
-  tf_while_growing tf_nested_while tf_while_decode tf_counted_loops; do
+  tf_while_growing tf_nested_while tf_while_decode tf_counted_loops tf_unrolled_loops; do
   [ -f "build/fixtures/$m.npz" ] && [ -d "build/fixtures/${m}_saved" ] || missing+=("$m")
 done
 [ -f build/fixtures/tf1_dynamic_rnn.npz ] || missing+=(tf1_dynamic_rnn)

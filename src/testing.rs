@@ -250,6 +250,12 @@ impl TestGraph {
             s.push_str(l.get(8..).unwrap_or_default());
             s.push('\n');
         }
+        for function in &m.functions {
+            for l in printer::statement(&Stmt::FunctionDef(function.clone()), 0) {
+                s.push_str(&l);
+                s.push('\n');
+            }
+        }
         for method in &m.methods {
             for l in printer::statement(&Stmt::FunctionDef(method.clone()), 4) {
                 s.push_str(l.get(4..).unwrap_or_default());

@@ -32,6 +32,7 @@ pub const MASKED_LSTM: &str = "_MaskedLSTM";
 pub const MASKED_GRU: &str = "_MaskedGRU";
 pub const GRU_RESET_BEFORE: &str = "_GRUResetBefore";
 pub const REPEAT_INTERLEAVE: &str = "_RepeatInterleave";
+pub const STACK_LIST: &str = "_StackList";
 pub const LOOP: &str = "_Loop";
 pub const COND: &str = "_Cond";
 pub const ATTENTION: &str = "_Attention";
@@ -116,6 +117,10 @@ pub enum Fused {
     /// what TF spells `ExpandDims → Tile → Reshape` (`tf.repeat`, Keras' `UpSampling1D`,
     /// grouped-query attention's key/value heads). Input: `x`.
     RepeatInterleave { axis: usize, repeats: i64 },
+    /// The items of a list a counted loop set one per step, every one of them, stacked on a
+    /// new axis `axis` (see `passes::reroll`): `torch.stack(outputs, dim=axis)`. Input: the
+    /// list. Unlike `TensorListStack` after a loop, no item is missing.
+    StackList { axis: usize },
     /// `F.scaled_dot_product_attention` (see `passes::fuse_attention`). Inputs: `q`, `k`, `v`
     /// in its layout (`[.., L, E]`, heads on axis 1), then the mask if any.
     Attention { scale: f32, mask: Option<AttentionMask>, gqa: bool },
@@ -355,6 +360,7 @@ impl Fused {
             Fused::HardSwish => HARD_SWISH,
             Fused::Gelu { .. } => GELU,
             Fused::RepeatInterleave { .. } => REPEAT_INTERLEAVE,
+            Fused::StackList { .. } => STACK_LIST,
             Fused::Attention { .. } => ATTENTION,
             Fused::RotateHalf => ROTATE_HALF,
             Fused::RotateEveryTwo => ROTATE_EVERY_TWO,
@@ -410,6 +416,7 @@ impl Fused {
                 put("axis", Value::I(*axis as i64));
                 put("repeats", Value::I(*repeats));
             }
+            Fused::StackList { axis } => put("axis", Value::I(*axis as i64)),
             Fused::Recurrent(r) => {
                 put("last_only", Value::B(r.last_only));
                 put("batch_first", Value::B(r.batch_first));

@@ -11,6 +11,8 @@
 //!     return i, x, delta
 //! ```
 
+use std::collections::BTreeSet;
+
 use petgraph::stable_graph::NodeIndex;
 
 use super::counted::{Bound, counter};
@@ -18,7 +20,7 @@ use super::methods::Pending;
 use super::scopes::without_counter;
 use super::{BodyItem, Lowerer};
 use crate::ops::contract::{Layout, Lowered, OpResult, Val};
-use crate::py::{Assign, Expr, FunctionDef, Lit, Stmt};
+use crate::py::{Assign, Expr, FunctionDef, Lit, Ref, Stmt};
 
 /// A loop lowered but not yet written: stub calls in its body get their keyword arguments
 /// only once every stub call of the model is known.
@@ -34,6 +36,9 @@ pub(super) struct PendingLoop {
     /// For a counted loop (see [`super::counted`]): the counter's variable, its twin's and
     /// the counter's `range`.
     counted: Option<(usize, Option<usize>, Expr)>,
+    /// The body's locals that say less than a running `x` would (see
+    /// `py::names::Scope::temporaries`).
+    temporaries: BTreeSet<String>,
 }
 
 /// What lowering a loop body gives: parameter names, the condition's and the body's items,
@@ -63,12 +68,13 @@ impl<'a> Lowerer<'a> {
                 self.value_in(v, layout)
             })
             .collect::<Result<_, _>>()?;
-        let (params, cond_items, body_items, cond, nexts) =
+        let hints = var_hints(self.graph, &outer, body, vars);
+        let ((params, cond_items, body_items, cond, nexts), temporaries) =
             self.nested(body, &node.name, |inner| {
                 let twin = counter.as_ref().and_then(|c| c.twin);
-                inner.lower_loop_body(&args, vars, twin, host_bound)
+                let lowered = inner.lower_loop_body(&args, &hints, twin, host_bound)?;
+                Ok((lowered, inner.locals.temporaries()))
             })?;
-        let name = self.attr_names.fresh(&format!("{}_loop", self.scope_of(n)));
         let counted = counter.as_ref().map(|c| {
             let bound = match c.bound {
                 Bound::Const(b) => Expr::int(b),
@@ -80,8 +86,10 @@ impl<'a> Lowerer<'a> {
             };
             (c.var, c.twin, Expr::call("range", range))
         });
-        self.methods.push(Pending::Loop(PendingLoop {
-            name: name.clone(),
+        let invariants: Vec<String> =
+            (vars..outer.len()).map(|k| leaf_name(&self.graph.node(outer[k].node).name)).collect();
+        let mut pending = PendingLoop {
+            name: String::new(),
             source: node.name.clone(),
             params,
             vars,
@@ -90,7 +98,18 @@ impl<'a> Lowerer<'a> {
             cond,
             nexts,
             counted,
-        }));
+            temporaries,
+        };
+        // A loop that reads none of the model's layers is a function of its inputs, written
+        // once for every loop that computes the same (each layer's time loop).
+        let callee = if pending.is_pure() {
+            Expr::name(self.shared_function(pending, &loop_base(&node.name), &invariants))
+        } else {
+            let name = self.attr_names.fresh(&format!("{}_loop", self.scope_of(n)));
+            pending.name = name.clone();
+            self.methods.push(Pending::Loop(pending));
+            Expr::self_attr(&name)
+        };
         *self.summary.translated.entry("loop".into()).or_default() += 1;
         // A loop variable is a tensor in the body (TF's is); one starting from a literal is
         // passed as a tensor too, or `torch.stack([step, ...])` would meet a Python int. A
@@ -108,7 +127,7 @@ impl<'a> Lowerer<'a> {
             .filter(|(k, _)| !counted_vars.contains(k))
             .map(|(_, a)| a)
             .collect();
-        let expr = Expr::self_attr(&name).called(args, vec![]);
+        let expr = callee.called(args, vec![]);
         let ports: Vec<usize> = (0..vars).filter(|k| !counted_vars.contains(k)).collect();
         // One variable comes back alone, not as a 1-tuple (`return x`).
         if ports == [0] {
@@ -125,10 +144,11 @@ impl<'a> Lowerer<'a> {
     fn lower_loop_body(
         &mut self,
         args: &[Expr],
-        vars: usize,
+        hints: &[Option<&str>],
         twin: Option<usize>,
         bound: Option<usize>,
     ) -> OpResult<LoweredBody> {
+        let vars = hints.len();
         let g = self.graph;
         let order = g.topo_order().map_err(|_| "the loop body has a cycle")?;
         let order = self.demand_order(&order);
@@ -140,6 +160,9 @@ impl<'a> Lowerer<'a> {
         let mut params = Vec::new();
         for (k, &input) in g.inputs.iter().enumerate() {
             let hint = match &args[k] {
+                _ if k < vars && twin != Some(k) && hints[k].is_some() => {
+                    hints[k].unwrap_or_default().to_string()
+                }
                 // A state that starts as zeros is not zeros in the body.
                 Expr::Name(a) if k < vars && is_filled(a) => "state".to_string(),
                 Expr::Name(a) if a != "x" => a.clone(),
@@ -191,7 +214,93 @@ impl<'a> Lowerer<'a> {
     }
 }
 
+impl Lowerer<'_> {
+    /// The module-level function loop `pending` is, its invariant parameters named after
+    /// the values passed (`invariants`, their TF names, the same in every layer): an equal
+    /// one written before (another layer's), else a new one named `<base>_loop`.
+    fn shared_function(
+        &mut self,
+        pending: PendingLoop,
+        base: &str,
+        invariants: &[String],
+    ) -> String {
+        let vars = pending.vars;
+        let old: Vec<String> = pending.params[vars..].to_vec();
+        let lines = |items: Vec<BodyItem>| -> Vec<Assign> {
+            items
+                .into_iter()
+                .filter_map(|i| match i {
+                    BodyItem::Line(a) => Some(a),
+                    BodyItem::StubCall { .. } => None,
+                })
+                .collect()
+        };
+        let mut def = pending.method(&lines);
+        def.params.retain(|p| p.name != "self");
+        // Parameters read by the caller's names say what the first layer called them: the
+        // values' own names instead, free in the function.
+        let mut taken: BTreeSet<String> =
+            def.body.iter().flat_map(Stmt::all_names).map(String::from).collect();
+        taken.extend(def.params.iter().map(|p| p.name.clone()));
+        let mut renames: Vec<(String, String)> = Vec::new();
+        for (from, raw) in old.iter().zip(invariants) {
+            if !def.params.iter().any(|p| &p.name == from) || from == "num_steps" {
+                continue;
+            }
+            let base = crate::py::names::identifier(raw);
+            let mut to = base.clone();
+            let mut k = 2;
+            while taken.contains(&to) && to != *from {
+                to = format!("{base}_{k}");
+                k += 1;
+            }
+            taken.insert(to.clone());
+            renames.push((from.clone(), to));
+        }
+        let rename = |r: Ref<'_>| match r {
+            Ref::Var(v) => renames.iter().find(|(f, _)| f == v).map(|(_, t)| Expr::name(t)),
+            _ => None,
+        };
+        for stmt in &mut def.body {
+            stmt.rename_all(&rename);
+        }
+        for p in &mut def.params {
+            if let Some((_, t)) = renames.iter().find(|(f, _)| *f == p.name) {
+                p.name = t.clone();
+            }
+        }
+        // Equal but for the names of its locals (TF numbers a layer's nodes on from the one
+        // before: `add_12` in one layer is `add_14` in the next).
+        let key = alpha_normal(&def);
+        if let Some(f) = self.module.functions.iter().find(|f| alpha_normal(f) == key) {
+            return f.name.clone();
+        }
+        let mut name = format!("{base}_loop");
+        let mut k = 2;
+        while self.module.functions.iter().any(|f| f.name == name) || !self.locals.claim(&name) {
+            name = format!("{base}_loop_{k}");
+            k += 1;
+        }
+        def.name = name.clone();
+        self.module.functions.push(def);
+        name
+    }
+}
+
 impl PendingLoop {
+    /// Whether the loop reads none of the model's layers or weights, nor untranslated ops:
+    /// a function of its inputs alone.
+    fn is_pure(&self) -> bool {
+        let items = self.cond_items.iter().chain(&self.body_items);
+        let lines_pure = items.into_iter().all(|i| match i {
+            BodyItem::Line(a) => a.value.self_attrs().is_empty(),
+            BodyItem::StubCall { .. } => false,
+        });
+        lines_pure
+            && self.cond.self_attrs().is_empty()
+            && self.nexts.iter().all(|e| e.self_attrs().is_empty())
+    }
+
     /// The method, with `stmts` turning body items into statements.
     pub(super) fn method(mut self, stmts: &dyn Fn(Vec<BodyItem>) -> Vec<Assign>) -> FunctionDef {
         if self.counted.is_some() {
@@ -212,6 +321,13 @@ impl PendingLoop {
             let kept: Vec<String> = self.params.iter().filter(read).cloned().collect();
             let params = &mut self.params;
             super::loop_state::name_step_items(&mut body, &mut nexts, "step", params, &kept);
+        }
+        let bound_by_cond = cond_stmts.iter().flat_map(|s| s.target.bound_names());
+        if !bound_by_cond.into_iter().any(|n| n == "x" || n == "y") {
+            let mut live: Vec<Expr> = nexts.clone();
+            live.extend(state.iter().cloned());
+            live.push(cond.clone());
+            tidy(&mut body, &live, &self.temporaries);
         }
         // `while <cond>:` when the condition is one expression of the loop variables.
         let cond_var = cond_stmts.first().and_then(|s| s.target.as_name());
@@ -262,6 +378,9 @@ impl PendingLoop {
         super::loop_state::update_where_computed(&mut body, &state, &mut self.nexts);
         let (nexts, params) = (&mut self.nexts, &mut self.params);
         super::loop_state::name_step_items(&mut body, nexts, &counter, params, &[]);
+        let mut live: Vec<Expr> = self.nexts.clone();
+        live.extend(state.iter().cloned());
+        tidy(&mut body, &live, &self.temporaries);
         let mut steps: Vec<Stmt> = body.into_iter().map(Stmt::Assign).collect();
         steps.extend(advance(&state, &self.nexts));
         let for_loop = Stmt::For { target: Expr::name(counter), iter: range, body: steps };
@@ -270,6 +389,18 @@ impl PendingLoop {
         def.docstring = vec![docstring(&self.source, "runs its body once per step")];
         def
     }
+}
+
+/// A loop body written as `forward` is: a temporary the next statement alone reads is the
+/// running `x` (or `y`), one read once a few statements on is written where it is read,
+/// and shape plumbing is one chain. `live`: what the next iteration, the condition and the
+/// loop's return read.
+fn tidy(body: &mut Vec<crate::py::Assign>, live: &[Expr], temporaries: &BTreeSet<String>) {
+    /// A loop body's statements are indented three levels (`def`, `for`/`while`).
+    const INDENT: usize = 12;
+    super::chain::running_values(body, live, temporaries);
+    super::chain::inline_temporaries(body, INDENT, live, temporaries);
+    super::chain::chain(body, INDENT, live);
 }
 
 /// The statement that moves the loop variables `state` on to `nexts`: `x = x_next`, or
@@ -286,6 +417,75 @@ fn advance(state: &[Expr], nexts: &[Expr]) -> Option<Stmt> {
         ([s], [n]) => Some(Stmt::assign(s.clone(), n.clone())),
         _ => Some(Stmt::assign(Expr::Tuple(state), Expr::Tuple(nexts))),
     }
+}
+
+/// What each loop variable is called in the body where its start or its next value says
+/// it: `state` for one starting as a tensor filled with one value (its start is not what it
+/// holds after a step), `outputs` for a list the body sets an item of.
+fn var_hints(
+    outer: &crate::ir::Graph,
+    inputs: &[crate::ir::ValueRef],
+    body: &crate::ir::Graph,
+    vars: usize,
+) -> Vec<Option<&'static str>> {
+    (0..vars)
+        .map(|k| {
+            let next = body.outputs.get(1 + k).map(|v| body.node(v.node).op.as_str());
+            let start = inputs.get(k).map(|v| outer.node(v.node).op.as_str());
+            if next == Some("TensorListSetItem") {
+                Some("outputs")
+            } else if matches!(start, Some("Fill" | "ZerosLike" | "OnesLike")) {
+                Some("state")
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+/// Function `def` with its parameters and locals renamed in the order they are first bound
+/// (`_0`, `_1`, ...) and no name or docstring: two functions with the same normal form
+/// compute the same.
+fn alpha_normal(def: &FunctionDef) -> FunctionDef {
+    let mut order: Vec<String> = def.params.iter().map(|p| p.name.clone()).collect();
+    for stmt in &def.body {
+        for n in stmt.all_bound_names() {
+            if !order.iter().any(|o| o == n) {
+                order.push(n.to_string());
+            }
+        }
+    }
+    let rename = |r: Ref<'_>| match r {
+        Ref::Var(v) => order.iter().position(|o| o == v).map(|k| Expr::name(format!("_{k}"))),
+        _ => None,
+    };
+    let mut out = def.clone();
+    out.name.clear();
+    out.docstring.clear();
+    for p in &mut out.params {
+        if let Some(k) = order.iter().position(|o| *o == p.name) {
+            p.name = format!("_{k}");
+        }
+    }
+    for stmt in &mut out.body {
+        stmt.rename_all(&rename);
+    }
+    out
+}
+
+/// The last part of TF name `name` (`Reshape_6` of `layer_0/time_mix/Reshape_6`).
+fn leaf_name(name: &str) -> String {
+    name.rsplit('/').next().unwrap_or(name).to_string()
+}
+
+/// What a loop function is named after: the scope holding the loop, without the call's
+/// counter (`time_mix` of `model/layer_0/time_mix_1/loop`); the loop's own name at the top.
+fn loop_base(name: &str) -> String {
+    let name = without_calls(name);
+    let scope = name.rsplit_once('/').map_or(name, |(scope, _)| scope);
+    let last = scope.rsplit('/').next().unwrap_or(scope);
+    let last = without_counter(last).unwrap_or(last);
+    crate::py::names::identifier(last)
 }
 
 /// A loop method's docstring: the loop as the model's code named it, and what it does.

@@ -152,6 +152,9 @@ pub struct Module {
     pub support: Vec<(&'static str, &'static str)>,
     /// Methods after `forward` (loops).
     pub methods: Vec<FunctionDef>,
+    /// Functions before the classes: loops reading none of the model's layers, shared by
+    /// the layers that run them.
+    pub functions: Vec<FunctionDef>,
     /// Classes for repeated blocks, defined before the model class.
     pub classes: Vec<BlockClass>,
     /// Classes for parts that hold blocks, after the block classes.
@@ -394,8 +397,8 @@ impl Module {
 
     /// Every class `model.py` defines, in file order: block classes, towers, then the model.
     pub fn class_defs(&self) -> Vec<Stmt> {
-        let mut out: Vec<Stmt> =
-            self.classes.iter().map(|c| Stmt::ClassDef(c.class_def())).collect();
+        let mut out: Vec<Stmt> = self.functions.iter().cloned().map(Stmt::FunctionDef).collect();
+        out.extend(self.classes.iter().map(|c| Stmt::ClassDef(c.class_def())));
         out.extend(self.towers.iter().map(|t| Stmt::ClassDef(t.class_def())));
         out.push(Stmt::ClassDef(self.class_def()));
         for class in &mut out {

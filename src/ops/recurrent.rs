@@ -50,6 +50,16 @@ pub const OPS: &[OpDef] = &[
             _ => Some(declared),
         }
     }),
+    op(fused::STACK_LIST, stack_list).infer(|i| {
+        let Some(Fused::StackList { axis }) = i.node.fused else { return None };
+        let mut shape = i.infos.first()?.shape.clone()?;
+        if axis >= shape.len() {
+            return None;
+        }
+        let steps = shape.remove(0);
+        shape.insert(axis, steps);
+        Some(vec![ValueInfo { dtype: i.infos[0].dtype, shape: Some(shape) }])
+    }),
     op("TensorListLength", |c| {
         Ok(Lowered::Expr { expr: Expr::call("len", vec![c.input_tf(0)?]), layout: Layout::Host })
     }),
@@ -91,6 +101,17 @@ fn list_stack(ctx: &mut Ctx) -> OpResult<Lowered> {
         return expr(Expr::call("stack_written", vec![items]));
     }
     expr(Expr::call("torch.stack", vec![items]))
+}
+
+/// `torch.stack(items, dim=axis)`: every item was set (see [`Fused::StackList`]).
+fn stack_list(ctx: &mut Ctx) -> OpResult<Lowered> {
+    let Fused::StackList { axis } = *ctx.fused()? else { return Err("not a list stack".into()) };
+    let items = ctx.input_tf(0)?;
+    if axis == 0 {
+        return expr(Expr::call("torch.stack", vec![items]));
+    }
+    let dim = vec![("dim", Expr::int(axis as i64))];
+    expr(Expr::call_kw("torch.stack", vec![items], dim))
 }
 
 fn list_reserve(ctx: &mut Ctx) -> OpResult<Lowered> {
@@ -473,9 +494,9 @@ mod tests {
     #[test]
     fn frame_becomes_python_loop() {
         assert_snapshot!(frame("Mul"), @r#"
-        x = self.loop_loop(x)
+        x = loop_loop(x)
         return x
-        def loop_loop(self, state_1):
+        def loop_loop(state_1):
             """TF loop `loop`: runs its body once per step."""
             for step in range(3):
                 state_1 = state_1 * 2.0
@@ -492,9 +513,9 @@ mod tests {
             g.op("loop/mul", "Mul", &[x, f], &[])
         });
         assert_snapshot!(after_weights(g.lower(&[out])), @r#"
-        _, x = self.loop_loop(torch.tensor(0, dtype=torch.int32), x)
+        _, x = loop_loop(torch.tensor(0, dtype=torch.int32), x)
         return x
-        def loop_loop(self, step, state_1):
+        def loop_loop(step, state_1):
             """TF loop `loop`: runs its body while the condition holds."""
             while step < 3:
                 add = step + 1

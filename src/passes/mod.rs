@@ -40,6 +40,7 @@ mod outer_products;
 mod packed_bounds;
 mod pattern;
 mod prune;
+mod reroll;
 mod rnn;
 mod shape_n;
 mod shared_feature_order;
@@ -73,7 +74,7 @@ pub fn run_all(g: &mut Graph) -> Result<()> {
 type Pass = fn(&mut Graph) -> Result<()>;
 
 /// After recurrent layers are fused (see [`run_observed`]).
-const LATE: [(&str, Pass); 43] = [
+const LATE: [(&str, Pass); 44] = [
     ("simplify", simplify),
     ("stack_filled_lists", filled_lists::stack_filled_lists),
     ("prune", prune),
@@ -118,6 +119,8 @@ const LATE: [(&str, Pass); 43] = [
     ("common_subexpressions", cse::common_subexpressions),
     // What merging made trivial (`x & x` once both sides are one).
     ("simplify", simplify),
+    // Once the steps' shared values are one (merged above) and every fusion has read them.
+    ("reroll_loops", reroll::reroll_loops),
     // After the fusions, which read constants by their shapes.
     ("scalar_splat_operands", splat_operands::scalar_splat_operands),
     ("prune", prune),
