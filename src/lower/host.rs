@@ -307,6 +307,10 @@ impl<'a> Host<'a> for Lowerer<'a> {
         Lowerer::value_in(self, v, layout)
     }
 
+    fn filled_list(&self, v: ValueRef) -> bool {
+        self.filled_lists.contains(&v)
+    }
+
     fn held_in(&self, v: ValueRef, layout: Layout) -> bool {
         self.values.get(&v).is_some_and(|val| val.layout == layout)
             || self.converted.contains_key(&(v, layout))

@@ -19,6 +19,7 @@ use super::counted::{Bound, counter};
 use super::methods::Pending;
 use super::scopes::without_counter;
 use super::{BodyItem, Lowerer};
+use crate::ir::ValueRef;
 use crate::ops::contract::{Layout, Lowered, OpResult, Val};
 use crate::py::{Assign, Expr, FunctionDef, Lit, Ref, Stmt};
 
@@ -39,6 +40,9 @@ pub(super) struct PendingLoop {
     /// The body's locals that say less than a running `x` would (see
     /// `py::names::Scope::temporaries`).
     temporaries: BTreeSet<String>,
+    /// Lists the loop sets item `step` of at every step (see [`appended_lists`]), by
+    /// parameter name: built in the method by `append`, not passed in.
+    appended: Vec<String>,
 }
 
 /// What lowering a loop body gives: parameter names, the condition's and the body's items,
@@ -86,8 +90,13 @@ impl<'a> Lowerer<'a> {
             };
             (c.var, c.twin, Expr::call("range", range))
         });
+        let appended = match &counter {
+            Some(c) => appended_lists(self.graph, &outer, body, vars, c),
+            None => Vec::new(),
+        };
         let invariants: Vec<String> =
             (vars..outer.len()).map(|k| leaf_name(&self.graph.node(outer[k].node).name)).collect();
+        let appended_names: Vec<String> = appended.iter().map(|&k| params[k].clone()).collect();
         let mut pending = PendingLoop {
             name: String::new(),
             source: node.name.clone(),
@@ -99,11 +108,13 @@ impl<'a> Lowerer<'a> {
             nexts,
             counted,
             temporaries,
+            appended: appended_names,
         };
         // A loop that reads none of the model's layers is a function of its inputs, written
         // once for every loop that computes the same (each layer's time loop).
         let callee = if pending.is_pure() {
-            Expr::name(self.shared_function(pending, &loop_base(&node.name), &invariants))
+            let base = loop_base(&node.name);
+            Expr::name(self.shared_function(pending, &base, &invariants, host_bound))
         } else {
             let name = self.attr_names.fresh(&format!("{}_loop", self.scope_of(n)));
             pending.name = name.clone();
@@ -121,12 +132,16 @@ impl<'a> Lowerer<'a> {
         }
         let counted_vars: Vec<usize> =
             counter.iter().flat_map(|c| std::iter::once(c.var).chain(c.twin)).collect();
+        // A list the loop fills by `append` is made in it, not passed in.
         let args: Vec<Expr> = args
             .into_iter()
             .enumerate()
-            .filter(|(k, _)| !counted_vars.contains(k))
+            .filter(|(k, _)| !counted_vars.contains(k) && !appended.contains(k))
             .map(|(_, a)| a)
             .collect();
+        for &k in &appended {
+            self.filled_lists.insert(ValueRef { node: n, port: k });
+        }
         let expr = callee.called(args, vec![]);
         let ports: Vec<usize> = (0..vars).filter(|k| !counted_vars.contains(k)).collect();
         // One variable comes back alone, not as a 1-tuple (`return x`).
@@ -223,6 +238,7 @@ impl Lowerer<'_> {
         pending: PendingLoop,
         base: &str,
         invariants: &[String],
+        host_bound: Option<usize>,
     ) -> String {
         let vars = pending.vars;
         let old: Vec<String> = pending.params[vars..].to_vec();
@@ -243,11 +259,15 @@ impl Lowerer<'_> {
             def.body.iter().flat_map(Stmt::all_names).map(String::from).collect();
         taken.extend(def.params.iter().map(|p| p.name.clone()));
         let mut renames: Vec<(String, String)> = Vec::new();
-        for (from, raw) in old.iter().zip(invariants) {
-            if !def.params.iter().any(|p| &p.name == from) || from == "num_steps" {
+        for (k, (from, raw)) in old.iter().zip(invariants).enumerate() {
+            if !def.params.iter().any(|p| &p.name == from) {
                 continue;
             }
-            let base = crate::py::names::identifier(raw);
+            // The count `range` reads is `num_steps` wherever it comes from.
+            let base = match host_bound == Some(vars + k) {
+                true => "num_steps".to_string(),
+                false => crate::py::names::identifier(raw),
+            };
             let mut to = base.clone();
             let mut k = 2;
             while taken.contains(&to) && to != *from {
@@ -383,12 +403,112 @@ impl PendingLoop {
         tidy(&mut body, &live, &self.temporaries);
         let mut steps: Vec<Stmt> = body.into_iter().map(Stmt::Assign).collect();
         steps.extend(advance(&state, &self.nexts));
+        // Lists set at every step: `outputs = []` and `outputs.append(y)` where the body
+        // sets item `step` as the lowering writes it, else the list TF reserved.
+        let mut method_body = Vec::new();
+        let bound = match &range {
+            Expr::Call(c) => c.args.last().cloned(),
+            _ => None,
+        };
+        for list in &self.appended {
+            let init = match (as_append(&mut steps, list, &counter), &bound) {
+                (true, _) => Expr::List(Vec::new()),
+                (false, Some(n)) => {
+                    Expr::List(vec![Expr::none()]).binop(crate::py::BinOp::Mul, n.clone())
+                }
+                (false, None) => continue,
+            };
+            method_body.push(Stmt::assign(Expr::name(list), init));
+        }
+        self.params.retain(|p| !self.appended.contains(p));
         let for_loop = Stmt::For { target: Expr::name(counter), iter: range, body: steps };
-        let method_body = vec![for_loop, Stmt::return_values(state)];
+        method_body.extend([for_loop, Stmt::return_values(state)]);
         let mut def = FunctionDef::method(self.name, &self.params, method_body);
         def.docstring = vec![docstring(&self.source, "runs its body once per step")];
         def
     }
+}
+
+/// Rewrites `list = [*list[:step], y, *list[step + 1 :]]`, the only statement of `steps`
+/// reading `list`, as `list.append(y)`; whether it did.
+fn as_append(steps: &mut [Stmt], list: &str, step: &str) -> bool {
+    let reads: usize =
+        steps.iter().map(|s| s.all_names().iter().filter(|n| **n == list).count()).sum();
+    for stmt in steps.iter_mut() {
+        let Stmt::Assign(a) = stmt else { continue };
+        if a.target.as_name() != Some(list) {
+            continue;
+        }
+        let Expr::List(items) = &a.value else { return false };
+        let [Expr::Starred(before), item, Expr::Starred(after)] = &items[..] else { return false };
+        let (head, tail) = (
+            Expr::name(list).index(Expr::slice(None, Some(Expr::name(step)), None)),
+            Expr::name(list).index(Expr::slice(
+                Some(Expr::name(step).binop(crate::py::BinOp::Add, Expr::int(1))),
+                None,
+                None,
+            )),
+        );
+        // The target and the two slices are its only mentions.
+        if **before != head || **after != tail || item.reads(list) > 0 || reads != 3 {
+            return false;
+        }
+        *stmt = Stmt::Expr(Expr::name(list).method("append", vec![item.clone()]));
+        return true;
+    }
+    false
+}
+
+/// The list variables of a counted loop from 0 (counter `c`) that its body sets item
+/// `step` of, reads nowhere else, and that start as a list reserved for as many items as
+/// the loop runs: every item is set, in order, so the list is built by `append`.
+fn appended_lists(
+    g: &crate::ir::Graph,
+    outer: &[ValueRef],
+    body: &crate::ir::Graph,
+    vars: usize,
+    c: &super::counted::Counter,
+) -> Vec<usize> {
+    if c.start != 0 {
+        return Vec::new();
+    }
+    let Some(&step) = body.inputs.get(c.var) else { return Vec::new() };
+    let scalar = |g: &crate::ir::Graph, v: ValueRef| match g.const_value(v)?.to_i64()?[..] {
+        [x] => Some(x),
+        _ => None,
+    };
+    (0..vars)
+        .filter(|&k| {
+            let (Some(&var), Some(&next), Some(&init)) =
+                (body.inputs.get(k), body.outputs.get(1 + k), outer.get(k))
+            else {
+                return false;
+            };
+            let set = body.inputs(next.node);
+            let sets = body.node(next.node).op == "TensorListSetItem"
+                && next.port == 0
+                && set.len() == 3
+                && set[0] == var
+                && set[1] == step
+                && body.use_count(var) == 1;
+            if !sets
+                || k == c.var
+                || c.twin == Some(k)
+                || g.node(init.node).op != "TensorListReserve"
+            {
+                return false;
+            }
+            let Some(&n) = g.inputs(init.node).get(1) else { return false };
+            match c.bound {
+                super::counted::Bound::Const(b) => scalar(g, n) == Some(b),
+                super::counted::Bound::Input(j) => {
+                    outer.get(j) == Some(&n)
+                        || scalar(g, n)
+                            .is_some_and(|x| outer.get(j).and_then(|&v| scalar(g, v)) == Some(x))
+                }
+            }
+        })
+        .collect()
 }
 
 /// A loop body written as `forward` is: a temporary the next statement alone reads is the

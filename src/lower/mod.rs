@@ -97,6 +97,8 @@ pub struct Lowerer<'a> {
     locals: Scope,
     values: BTreeMap<ValueRef, Val>,
     converted: BTreeMap<(ValueRef, Layout), Expr>,
+    /// Lists a counted loop gave back with every item set (see `loops::appended_lists`).
+    filled_lists: BTreeSet<ValueRef>,
     /// Layers registered so far, by constructor and weights (see `add_layer`).
     shared_layers: BTreeMap<String, Expr>,
     remaining: BTreeMap<ValueRef, usize>,
@@ -305,6 +307,7 @@ impl<'a> Lowerer<'a> {
             locals: Scope::for_locals(),
             values: BTreeMap::new(),
             converted: BTreeMap::new(),
+            filled_lists: BTreeSet::new(),
             shared_layers: BTreeMap::new(),
             remaining: BTreeMap::new(),
             alias_of: BTreeMap::new(),

@@ -169,6 +169,8 @@ pub trait Host<'g> {
     fn value_in(&mut self, v: ValueRef, layout: Layout) -> OpResult<Expr>;
     /// Whether `v` is already held in `layout` (as it is, or converted before).
     fn held_in(&self, v: ValueRef, layout: Layout) -> bool;
+    /// Whether `v` is a list a loop set every item of (no item is missing from its stack).
+    fn filled_list(&self, v: ValueRef) -> bool;
     /// Registers `t` as a buffer named after node `owner`'s scope and `suffix`: `self.<name>`.
     fn buffer(&mut self, owner: NodeIndex, suffix: &str, t: Tensor) -> OpResult<Expr>;
     /// Constant `v` held as `t` (its values laid out as an op reads them): an
@@ -273,6 +275,11 @@ impl<'h, 'g> Ctx<'h, 'g> {
     }
 
     /// Whether input `i` is at hand in `layout` without a new conversion.
+    /// Whether input `i` is a list a loop set every item of.
+    pub fn filled_list(&self, i: usize) -> bool {
+        self.inputs.get(i).is_some_and(|&v| self.host.filled_list(v))
+    }
+
     pub fn held_in(&self, i: usize, layout: Layout) -> bool {
         self.inputs.get(i).is_some_and(|&v| self.host.held_in(v, layout))
     }

@@ -96,7 +96,8 @@ fn expr(e: Expr) -> OpResult<Lowered> {
 /// stacks the items never written as zeros.
 fn list_stack(ctx: &mut Ctx) -> OpResult<Lowered> {
     let items = ctx.input_tf(0)?;
-    if ctx.producer(0).is_some_and(|p| p.op == crate::ir::fused::LOOP) {
+    let from_loop = ctx.producer(0).is_some_and(|p| p.op == crate::ir::fused::LOOP);
+    if from_loop && !ctx.filled_list(0) {
         ctx.require_class("stack_written", include_str!("../../templates/stack_written.py"));
         return expr(Expr::call("stack_written", vec![items]));
     }

@@ -160,9 +160,16 @@ def test_counted_loops_are_for_loops(form, tmp_path):
     assert "while " not in text and "torch.tensor(0, dtype=torch.int32)" not in text, text
     assert re.search(r" = \w+\[:, step\]\n", text), text
     assert ".tolist()" not in text and "[step, " not in text, text
-    # Each list written at the step is the loop's own variable, assigned where it is written
-    # (`h = [*h[:step], state, *h[step + 1 :]]`), not a temporary moved into it at the end.
-    assert len(re.findall(r"\n +(\w+) = \[\*\1\[:step\], \w+, \*\1\[step \+ 1 :\]\]\n", text)) == 3, text
+    # A list set at every step from the first is built in the loop by `append` and stacked
+    # as it is (the RNN's and the map's); the scan's, from step 1, is the loop's own
+    # variable, assigned where it is written (`h = [*h[:step], state, *h[step + 1 :]]`),
+    # not a temporary moved into it at the end.
+    assert len(re.findall(r"\n +outputs = \[\]\n", text)) == 2, text
+    assert len(re.findall(r"\n +outputs\.append\(\w+\)\n", text)) == 2, text
+    assert len(re.findall(r"\n +(\w+) = \[\*\1\[:step\], \w+, \*\1\[step \+ 1 :\]\]\n", text)) == 1, text
+    # Only the scan's list is reserved outside its loop and stacked by the helper for lists
+    # with items never set (its definition, one call).
+    assert text.count("[None] *") == 1 and text.count("stack_written(") == 2, text
     assert "tensor_array_v2_write" not in text, text
     # The item a scan or map reads at the step is `x_t`, not TF's `tensor_array_v2_read`.
     assert len(re.findall(r"\n +x_t = ", text)) == 2 and "tensor_array_v2_read" not in text, text

@@ -111,18 +111,18 @@ mod tests {
         self.fc = nn.Linear(3, 2, bias=False)
         # fc.weight: [2, 3]
         ---
-        loop = [None] * 4
-        x, step_2 = self.step_loop(h0, loop, x)
+        x, step_2 = self.step_loop(h0, x)
         stack = torch.stack(step_2, dim=1)
         return stack, x
-        def step_loop(self, h0, outputs, invariant_0):
+        def step_loop(self, h0, invariant_0):
             """TF loop `mix/step_1/loop`: runs its body once per step."""
+            outputs = []
             for step in range(4):
                 x_t = invariant_0[:, step]
                 x = self.fc(x_t)
                 kept = h0 * 0.5
                 h0 = kept + torch.tanh(x)
-                outputs = [*outputs[:step], h0, *outputs[step + 1 :]]
+                outputs.append(h0)
             return h0, outputs
         "#);
     }
@@ -133,18 +133,18 @@ mod tests {
         self.fc = nn.Linear(3, 2, bias=False)
         # fc.weight: [2, 3]
         ---
-        loop = [None] * 4
-        x, step_2 = self.step_loop(h0, loop, x)
+        x, step_2 = self.step_loop(h0, x)
         stack = torch.stack(step_2, dim=1)
         return stack, x
-        def step_loop(self, h0, outputs, invariant_0):
+        def step_loop(self, h0, invariant_0):
             """TF loop `mix/step_1/loop`: runs its body once per step."""
+            outputs = []
             for step in range(4):
                 slice_ = invariant_0[:, step]
                 x = self.fc(slice_)
                 kept = h0 * 0.5
                 h0 = kept + torch.tanh(x)
-                outputs = [*outputs[:step], h0, *outputs[step + 1 :]]
+                outputs.append(h0)
             return h0, outputs
         "#);
     }

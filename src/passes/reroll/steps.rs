@@ -570,6 +570,11 @@ impl<'g> Matching<'g> {
             last_of_stacked.push(stacked.iter().position(|s| (s.chain, s.port) == (k, port))?);
         }
         let counted = counted_inputs(g, &chains)?;
+        // The loop's last step computes what a chain missing its last copy would have: only
+        // from values that step has, never a slice past the end (`x[:, t + 1]`).
+        if counted.iter().any(|c| chains[c.chain].len() != steps) {
+            return None;
+        }
         let unstacks = self.unstacks_read(&chains)?;
         let looped =
             Unrolled { steps, chains, carried, stacked, counted, unstacks, last_of_stacked };
