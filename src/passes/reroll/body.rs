@@ -6,7 +6,8 @@
 //! - body outputs: `step < steps`, `step + 1`, each carried value's next value, each list
 //!   with item `step` set;
 //! - after the loop: a carried value read after the steps is the loop's output; a stack is
-//!   the list stacked, its axis moved where the `Pack` had it.
+//!   the list stacked on the `Pack`'s axis (a `_StackList`: every item is set), and a
+//!   stacked value read alone at the last step is the stack's last item.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -21,12 +22,9 @@ use crate::tensor::{DType, Tensor};
 /// Nothing changes when a stacked value's dtype or rank, or an unstacked value's rank, is
 /// unknown.
 pub(super) fn install(g: &mut Graph, l: &Unrolled) {
-    let Some(stacks) =
-        l.stacked.iter().map(|s| stack_info(g, l, s.chain, s.port, s.pack)).collect()
-    else {
-        return;
-    };
-    let stacks: Vec<StackInfo> = stacks;
+    let stacks: Option<Vec<StackInfo>> =
+        l.stacked.iter().map(|s| stack_info(g, l, s.chain, s.port, s.pack)).collect();
+    let Some(stacks) = stacks else { return };
     let name = loop_name(g, l);
     let ordinal = g.node(l.chains[0][0]).ordinal;
     let Some((body, invariants)) = Builder::new(g, l, &name, &stacks).build() else { return };
@@ -70,9 +68,17 @@ pub(super) fn install(g: &mut Graph, l: &Unrolled) {
         if l.last_of_stacked.contains(&k) {
             let index = outer.int_scalar(&format!("last_{k}"), last as i64);
             let axis = outer.int_scalar(&format!("axis_{k}"), info.axis as i64);
-            let item = outer.op(&format!("last_step_{k}"), "GatherV2", &[stack, index, axis]);
+            // Named and placed as the last step's value it replaces.
             let m = l.chains[s.chain][last];
-            outer.g.replace_uses(ValueRef { node: m, port: s.port }, item);
+            let (m_name, m_ordinal) = (outer.g.node(m).name.clone(), outer.g.node(m).ordinal);
+            let gather = outer.g.add_node(Node::new(m_name, "GatherV2", m_ordinal));
+            for (slot, v) in [stack, index, axis].into_iter().enumerate() {
+                outer.g.connect(v, gather, slot);
+            }
+            outer.g.replace_uses(
+                ValueRef { node: m, port: s.port },
+                ValueRef { node: gather, port: 0 },
+            );
         }
     }
 }
@@ -342,7 +348,7 @@ impl<'a> Builder<'a> {
         let end = bound(self, end, "end");
         let strides =
             self.constant("strides", Some(Tensor::from_i32(vec![rank], &vec![1; rank])))?;
-        let slice = self.op("slice", "StridedSlice", &[x, begin, end, strides], DType::I32);
+        let slice = self.op("x_t", "StridedSlice", &[x, begin, end, strides], DType::I32);
         let others = ((1i64 << rank) - 1) & !(1i64 << axis);
         let node = self.body.node_mut(slice.node);
         node.attrs.remove("T");

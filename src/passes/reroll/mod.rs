@@ -61,6 +61,8 @@ mod tests {
         OneStepRead,
         /// As `Sliced`, the last step reading another constant.
         OtherConstant,
+        /// As `Sliced`, stacking `-h` rather than `h`, and the last `-h` read alone.
+        LastRead,
     }
 
     /// A decaying sum over `[B, 4, 3]`, which no recurrent layer computes: each step
@@ -71,7 +73,7 @@ mod tests {
         let mut h = g.input("h0", &[-1, 2]);
         let k = g.constant("mix/kernel", weights(&[3, 2]));
         let xs = g.op("mix/unstack", "Unpack", &[x], &[("axis", int(1)), ("num", int(4))]);
-        let mut hs = Vec::new();
+        let (mut hs, mut negated) = (Vec::new(), Vec::new());
         for t in 0..4 {
             let s = format!("mix/step_{t}");
             let x_t = match form {
@@ -96,9 +98,14 @@ mod tests {
             let new = g.op(&format!("{s}/Tanh"), "Tanh", &[xk], &[]);
             h = g.op(&format!("{s}/h"), "AddV2", &[kept, new], &[]);
             hs.push(h);
+            negated.push(g.op(&format!("{s}/neg"), "Neg", &[h], &[]));
         }
-        let stack = g.op("mix/stack", "Pack", &hs, &[("axis", int(1)), ("N", int(4))]);
+        let stacked = if form == Form::LastRead { &negated } else { &hs };
+        let stack = g.op("mix/stack", "Pack", stacked, &[("axis", int(1)), ("N", int(4))]);
         let mut outputs = vec![stack, h];
+        if form == Form::LastRead {
+            outputs.push(negated[3]);
+        }
         if form == Form::OneStepRead {
             outputs.push(hs[1]);
         }
@@ -127,24 +134,33 @@ mod tests {
         "#);
     }
 
+    /// The outputs of an `Unpack` are read at the step as slices are.
     #[test]
     fn steps_over_an_unstacked_sequence_are_a_loop() {
-        assert_snapshot!(unrolled(Form::Unstacked), @r#"
+        assert_eq!(unrolled(Form::Unstacked), unrolled(Form::Sliced));
+    }
+
+    /// The last step's value is the stack's last item.
+    #[test]
+    fn a_stacked_value_read_at_the_last_step_is_the_last_item() {
+        assert_snapshot!(unrolled(Form::LastRead), @r#"
         self.fc = nn.Linear(3, 2, bias=False)
         # fc.weight: [2, 3]
         ---
         x, step_2 = self.step_loop(h0, x)
         stack = torch.stack(step_2, dim=1)
-        return stack, x
+        step_3 = stack[:, 3]
+        return stack, x, step_3
         def step_loop(self, h0, invariant_0):
             """TF loop `mix/step_1/loop`: runs its body once per step."""
             outputs = []
             for step in range(4):
-                slice_ = invariant_0[:, step]
-                x = self.fc(slice_)
+                x_t = invariant_0[:, step]
+                x = self.fc(x_t)
                 kept = h0 * 0.5
                 h0 = kept + torch.tanh(x)
-                outputs.append(h0)
+                x = -h0
+                outputs.append(x)
             return h0, outputs
         "#);
     }
