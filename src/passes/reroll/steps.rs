@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use petgraph::Direction;
 use petgraph::stable_graph::NodeIndex;
 
+use crate::ir::fused::Fused;
 use crate::ir::{Graph, ValueRef};
 use crate::tensor::Tensor;
 
@@ -105,7 +106,9 @@ fn counted_sequences(g: &Graph, order: &[NodeIndex]) -> Vec<Vec<NodeIndex>> {
         if indices == 0 || indices == inputs.len() {
             continue;
         }
-        let mut key = format!("{}|{:?}|{:?}", node.op, node.attrs, node.fused);
+        // A synthetic op by its parameters (weights by shape): the links are checked exactly.
+        let fused = node.fused.as_ref().map(|f| f.attrs());
+        let mut key = format!("{}|{:?}|{:?}", node.op, node.attrs, fused);
         for &v in &inputs {
             match g.const_value(v) {
                 Some(t) if is_index(g, v) => key.push_str(&format!("|i{:?}{:?}", t.dtype, t.shape)),
@@ -169,6 +172,20 @@ fn is_index(g: &Graph, v: ValueRef) -> bool {
             && t.numel() <= MAX_INDEX_LEN
             && !g.node(v.node).is_trained()
     })
+}
+
+/// Whether two synthetic ops' payloads are equal (weights included): compared in full only
+/// where their parameters already agree.
+fn same_fused(a: Option<&Fused>, b: Option<&Fused>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(x), Some(y)) => {
+            x.op_name() == y.op_name()
+                && x.attrs() == y.attrs()
+                && format!("{x:?}") == format!("{y:?}")
+        }
+        _ => false,
+    }
 }
 
 /// Two constants of the same content that are not weights (two equal weights stay two).
@@ -315,8 +332,7 @@ impl<'g> Matching<'g> {
             && y.subgraphs().is_empty()
             && x.value.is_none()
             && y.value.is_none()
-            && (x.fused.is_none() && y.fused.is_none()
-                || format!("{:?}", x.fused) == format!("{:?}", y.fused));
+            && same_fused(x.fused.as_ref(), y.fused.as_ref());
         let (ins_a, ins_b) = (g.inputs(a), g.inputs(b));
         if !same || ins_a.len() != ins_b.len() {
             return None;
@@ -451,7 +467,7 @@ impl<'g> Matching<'g> {
             && a.attrs == b.attrs
             && a.outputs.len() == b.outputs.len()
             && a.subgraphs().is_empty()
-            && format!("{:?}", a.fused) == format!("{:?}", b.fused);
+            && same_fused(a.fused.as_ref(), b.fused.as_ref());
         if !same_op || self.step.contains_key(&z) || a.value.is_some() || a.op == "Placeholder" {
             return None;
         }

@@ -49,9 +49,9 @@ class LoopUnknownOp(nn.Module):
     def while_loop(self, state_1):
         """TF loop `while`: runs its body once per step."""
         for step in range(3):
-            mat_mul = self.fc(state_1)
-            add_1 = mat_mul + 1.0
-            fancy = custom_ops.my_fancy_activation(add_1)
+            x = self.fc(state_1)
+            x = x + 1.0
+            fancy = custom_ops.my_fancy_activation(x)
             state_1 = fancy * 0.5
         return state_1
 
