@@ -297,7 +297,12 @@ impl Lowerer<'_> {
         }
         let mut name = format!("{base}_loop");
         let mut k = 2;
-        while self.module.functions.iter().any(|f| f.name == name) || !self.locals.claim(&name) {
+        // Free among the functions, `forward`'s locals and the model's methods (another
+        // loop's `self.<name>` would read as this one).
+        while self.module.functions.iter().any(|f| f.name == name)
+            || !self.locals.claim(&name)
+            || !self.attr_names.claim(&name)
+        {
             name = format!("{base}_loop_{k}");
             k += 1;
         }

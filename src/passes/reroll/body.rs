@@ -426,11 +426,13 @@ fn loop_name(g: &Graph, l: &Unrolled) -> String {
         let same = common.iter().zip(&parts).take_while(|(a, b)| a == b).count();
         common.truncate(same.min(parts.len().saturating_sub(1)));
     }
-    // A loop at the top of the graph is the model's recurrence (`recurrence_loop`).
-    let base = match common.is_empty() {
-        true => "recurrence".to_string(),
-        false => format!("{}/loop", common.join("/")),
+    // A loop at the top of the graph (or of a SavedModel's function calls) is the model's
+    // recurrence (`recurrence_loop`).
+    let call = |c: &&str| {
+        c.trim_end_matches(|d: char| d.is_ascii_digit() || d == '_').ends_with("PartitionedCall")
     };
+    let leaf = if common.iter().all(call) { "recurrence" } else { "loop" };
+    let base = common.iter().chain([&leaf]).copied().collect::<Vec<&str>>().join("/");
     let taken: BTreeSet<&str> = g.g.node_weights().map(|n| n.name.as_str()).collect();
     let mut name = base.clone();
     let mut k = 1;
