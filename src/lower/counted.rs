@@ -162,7 +162,7 @@ fn own_inputs(op: &str) -> usize {
 }
 
 /// The value of an integer scalar constant.
-fn scalar_int(g: &Graph, v: ValueRef) -> Option<i64> {
+pub(super) fn scalar_int(g: &Graph, v: ValueRef) -> Option<i64> {
     match g.const_value(v)?.to_i64()?.as_slice() {
         [x] if g.const_value(v)?.shape.is_empty() => Some(*x),
         _ => None,

@@ -478,10 +478,7 @@ fn appended_lists(
         return Vec::new();
     }
     let Some(&step) = body.inputs.get(c.var) else { return Vec::new() };
-    let scalar = |g: &crate::ir::Graph, v: ValueRef| match g.const_value(v)?.to_i64()?[..] {
-        [x] => Some(x),
-        _ => None,
-    };
+    let scalar = super::counted::scalar_int;
     (0..vars)
         .filter(|&k| {
             let (Some(&var), Some(&next), Some(&init)) =
