@@ -8,22 +8,39 @@
 //! ```
 //!
 //! becomes one [`Fused::GroupNorm`] node, lowered to `nn.GroupNorm(G, C)` on the
-//! channels-first value. `groups = C` is instance normalisation.
+//! channels-first value. `groups = C` is instance normalisation. Where the first reshape also
+//! merged axes (`x.reshape(-1, C)` folded into the split) or the last one goes on to another
+//! shape, the norm reads and writes `[.., C]` between two reshapes of its own.
 
 use petgraph::stable_graph::NodeIndex;
 
 use super::fuse_layernorm::{Normalized, features, normalized};
 use crate::error::Result;
 use crate::ir::fused::{Affine, Fused};
-use crate::ir::{Graph, ValueRef};
-use crate::passes::pattern::{inputs_of, replace_with_fused};
+use crate::ir::{Graph, Node, ValueInfo, ValueRef};
+use crate::passes::pattern::{inputs_of, int_const, replace_with_fused};
 use crate::tensor::Tensor;
 
 struct GroupNorm {
-    x: ValueRef,
+    /// What the normalisation reads: `x` itself, or `x` to be flattened to `[.., C]` first.
+    input: Input,
+    /// `[.., C]`: the shape the normalisation reads and writes.
+    shape: Vec<Option<usize>>,
+    /// Whether the reshape after the moments gives back `shape` (else it reshapes on).
+    restores: bool,
+    /// The split `[.., G, C/G]` the moments are taken over.
+    split: ValueRef,
     groups: usize,
     eps: f32,
     affine: Option<Affine>,
+}
+
+enum Input {
+    /// `[.., C]` already: the reshape before the moments only split the channels.
+    Channels(ValueRef),
+    /// Any other shape, merged into the split by an earlier reshape (keras-hub's RWKV norms
+    /// `x.reshape(-1, C)` of a `[B, T, H, D]` value, and the two reshapes fold into one).
+    Flattened(ValueRef),
 }
 
 /// Whether two shapes agree wherever both are known and are unknown at the same places.
@@ -33,20 +50,25 @@ fn same_sizes(a: &[Option<usize>], b: &[Option<usize>]) -> bool {
 
 fn match_at(g: &Graph, out: ValueRef) -> Option<GroupNorm> {
     let y = *inputs_of(g, out, &["Reshape"])?.first()?;
-    let Normalized { x: r, axes, eps, gamma, beta } = normalized(g, y)?;
-    let x = *inputs_of(g, r, &["Reshape"])?.first()?;
-    let xs = g.info(x).shape?;
-    let rs = g.info(r).shape?;
-    let k = xs.len();
-    // r is x with its channel axis split in two: [.., C] → [.., G, C/G].
-    if k < 2 || rs.len() != k + 1 || !same_sizes(&xs[..k - 1], &rs[..k - 1]) {
+    let Normalized { x: split, axes, eps, gamma, beta } = normalized(g, y)?;
+    let source = *inputs_of(g, split, &["Reshape"])?.first()?;
+    let rs = g.info(split).shape?;
+    // The split is `[.., G, C/G]`; the value normalised is `[.., C]`, of rank k.
+    let k = rs.len().checked_sub(1)?;
+    if k < 2 {
         return None;
     }
-    let (c, groups, per_group) = (xs[k - 1]?, rs[k - 1]?, rs[k]?);
-    if groups.checked_mul(per_group)? != c || !same_sizes(&g.info(out).shape?, &xs) {
-        return None;
-    }
-    // The moments are over every axis of r but the batch (0) and the groups (k - 1).
+    let (groups, per_group) = (rs[k - 1]?, rs[k]?);
+    let c = groups.checked_mul(per_group)?;
+    let mut shape = rs[..k - 1].to_vec();
+    shape.push(Some(c));
+    let input = match g.info(source).shape {
+        Some(xs) if same_sizes(&xs, &shape) => Input::Channels(source),
+        // A new reshape can write at most one unknown size (as -1).
+        _ if shape.iter().filter(|d| d.is_none()).count() <= 1 => Input::Flattened(source),
+        _ => return None,
+    };
+    // The moments are over every axis of the split but the batch (0) and the groups (k - 1).
     let mut axes: Vec<usize> = axes
         .iter()
         .map(|&a| usize::try_from(if a < 0 { a + k as i64 + 1 } else { a }).ok())
@@ -66,7 +88,54 @@ fn match_at(g: &Graph, out: ValueRef) -> Option<GroupNorm> {
         gamma: gamma.unwrap_or_else(|| Tensor::from_f32(vec![c], &vec![1.0; c])),
         beta,
     });
-    Some(GroupNorm { x, groups, eps, affine })
+    let restores = g.info(out).shape.is_some_and(|s| same_sizes(&s, &shape));
+    Some(GroupNorm { input, shape, restores, split, groups, eps, affine })
+}
+
+/// A new node of `op` reading `inputs`, writing `shape` of `like`'s dtype.
+fn add(
+    g: &mut Graph,
+    node: Node,
+    inputs: &[ValueRef],
+    like: ValueRef,
+    shape: &[Option<usize>],
+) -> ValueRef {
+    let mut node = node;
+    node.outputs = vec![ValueInfo { dtype: g.info(like).dtype, shape: Some(shape.to_vec()) }];
+    let n = g.add_node(node);
+    for (slot, &v) in inputs.iter().enumerate() {
+        g.connect(v, n, slot);
+    }
+    ValueRef { node: n, port: 0 }
+}
+
+/// Installs `gn` for the reshape `n` after the moments.
+fn install(g: &mut Graph, n: NodeIndex, gn: GroupNorm) -> Option<()> {
+    let op = Fused::GroupNorm { groups: gn.groups, epsilon: gn.eps, affine: gn.affine };
+    let x = match gn.input {
+        Input::Channels(x) => x,
+        Input::Flattened(source) => {
+            let split = g.node(gn.split.node);
+            let (name, ordinal) = (format!("{}/channels", split.name), split.ordinal);
+            let target: Vec<i32> = gn
+                .shape
+                .iter()
+                .map(|d| d.map_or(Some(-1), |d| i32::try_from(d).ok()))
+                .collect::<Option<_>>()?;
+            let target = int_const(g, format!("{name}/shape"), &target, ordinal);
+            add(g, Node::new(name, "Reshape", ordinal), &[source, target], source, &gn.shape)
+        }
+    };
+    if gn.restores {
+        replace_with_fused(g, n, op, &[x]);
+    } else {
+        // The reshape after the moments stays, reading the normalised `[.., C]`.
+        let (name, ordinal) = (g.node(gn.split.node).name.clone(), g.node(n).ordinal);
+        let name = format!("{}/group_norm", name.rsplit_once('/').map_or("", |(scope, _)| scope));
+        let y = add(g, Node::fused(name, op, ordinal), &[x], x, &gn.shape);
+        g.set_input(n, 0, y);
+    }
+    Some(())
 }
 
 pub fn fuse_groupnorm(g: &mut Graph) -> Result<()> {
@@ -79,8 +148,7 @@ pub fn fuse_groupnorm(g: &mut Graph) -> Result<()> {
         }
         let out = ValueRef { node: n, port: 0 };
         let Some(gn) = match_at(g, out) else { continue };
-        let op = Fused::GroupNorm { groups: gn.groups, epsilon: gn.eps, affine: gn.affine };
-        replace_with_fused(g, n, op, &[gn.x]);
+        install(g, n, gn);
     }
     Ok(())
 }
@@ -125,6 +193,44 @@ mod tests {
         ---
         x = x.permute(0, 2, 1)
         x = self.reshape_1(x).permute(0, 2, 1)
+        return x
+        ");
+    }
+
+    /// keras-hub's RWKV: `GroupNormalization(groups=2)` on `x.reshape(-1, 8)` of a `[N, 5, 2,
+    /// 4]` value, the two reshapes folded into one, and the result reshaped on to `[N, 5, 8]`:
+    /// the norm reads `[N·5, 8]` between reshapes of its own.
+    #[test]
+    fn a_split_folded_into_another_reshape_is_still_one_group_norm() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 5, 2, 4]);
+        let split = g.constant("gn/split", int_tensor(&[3], &[-1, 2, 4]));
+        let r = g.op("gn/Reshape", "Reshape", &[x, split], &[]);
+        let axes = g.constant("gn/axes", int_tensor(&[1], &[2]));
+        let keep = [("keep_dims", boolean(true))];
+        let mean = g.op("gn/Mean", "Mean", &[r, axes], &keep);
+        let d = g.op("gn/SquaredDifference", "SquaredDifference", &[r, mean], &[]);
+        let var = g.op("gn/Mean_1", "Mean", &[d, axes], &keep);
+        let eps = g.constant("gn/eps", Tensor::from_f32(vec![], &[1e-3]));
+        let add = g.op("gn/add", "AddV2", &[var, eps], &[]);
+        let rsqrt = g.op("gn/Rsqrt", "Rsqrt", &[add], &[]);
+        let gamma = g.constant("gn/gamma", weights(&[1, 2, 4]));
+        let inv = g.op("gn/mul", "Mul", &[rsqrt, gamma], &[]);
+        let neg = g.op("gn/Neg", "Neg", &[mean], &[]);
+        let shift = g.op("gn/mul_1", "Mul", &[neg, inv], &[]);
+        let beta = g.constant("gn/beta", weights(&[1, 2, 4]));
+        let shift = g.op("gn/add_1", "AddV2", &[shift, beta], &[]);
+        let scaled = g.op("gn/mul_2", "Mul", &[r, inv], &[]);
+        let y = g.op("gn/add_2", "AddV2", &[scaled, shift], &[]);
+        let back = g.constant("gn/back", int_tensor(&[3], &[-1, 5, 8]));
+        let out = g.op("Reshape_1", "Reshape", &[y, back], &[]);
+        assert_snapshot!(g.lower(&[out]), @"
+        self.gn = nn.GroupNorm(2, 8, eps=0.001)
+        # gn.weight: [8]
+        # gn.bias: [8]
+        ---
+        x = x.reshape(-1, 8)
+        x = self.gn(x).reshape(-1, 5, 8)
         return x
         ");
     }
