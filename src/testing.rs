@@ -147,6 +147,21 @@ impl TestGraph {
             vec![ValueInfo { dtype: Some(DType::F32), shape: Some(shape) }];
     }
 
+    /// `tf.shape(x)[k]`, a run-time size (scope `name`).
+    pub fn size_of(&mut self, name: &str, x: ValueRef, k: i64) -> ValueRef {
+        let shape = self.op(&format!("{name}/Shape"), "Shape", &[x], &[]);
+        let begin = self.constant(&format!("{name}/begin"), int_tensor(&[1], &[k]));
+        let end = self.constant(&format!("{name}/end"), int_tensor(&[1], &[k + 1]));
+        let step = self.constant(&format!("{name}/step"), int_tensor(&[1], &[1]));
+        let shrink = [("shrink_axis_mask", int(1))];
+        self.op(
+            &format!("{name}/strided_slice"),
+            "StridedSlice",
+            &[shape, begin, end, step],
+            &shrink,
+        )
+    }
+
     /// A float32 model input of unknown rank.
     pub fn unranked_input(&mut self, name: &str) -> ValueRef {
         let v = self.input(name, &[]);

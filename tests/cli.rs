@@ -164,12 +164,12 @@ fn debug_passes_shows_the_graph_after_each_pass() {
         .args(["debug", "passes"])
         .arg(fixture("ops_matmul.pb"))
         .args(["--node", "MatMul", "--pass"])
-        .arg("fuse_tensordot")
+        .arg("unflatten_rows")
         .assert()
         .success();
     let before = String::from_utf8_lossy(&out.get_output().stdout).to_string();
     assert!(
-        before.starts_with("== after fuse_tensordot ==\nMatMul = MatMul(input_0:0, Const:0) {")
+        before.starts_with("== after unflatten_rows ==\nMatMul = MatMul(input_0:0, Const:0) {")
     );
     let out = Command::cargo_bin("tf2torch")
         .unwrap()

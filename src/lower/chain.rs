@@ -11,8 +11,19 @@ use crate::lower::keras_names::keras_kind;
 use crate::py::{Assign, BinOp, Call, Expr, Ref, Stmt};
 
 /// Methods that only re-view or re-type a tensor.
-const PLUMBING: &[&str] =
-    &["reshape", "permute", "transpose", "unsqueeze", "squeeze", "to", "flip", "long", "float"];
+const PLUMBING: &[&str] = &[
+    "reshape",
+    "flatten",
+    "unflatten",
+    "permute",
+    "transpose",
+    "unsqueeze",
+    "squeeze",
+    "to",
+    "flip",
+    "long",
+    "float",
+];
 
 /// Whether `var` is read after statement `from` (before being assigned again), or returned.
 pub(super) fn read_later(var: &str, stmts: &[Assign], from: usize, returns: &[Expr]) -> bool {

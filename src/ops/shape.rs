@@ -117,6 +117,12 @@ fn reshape(ctx: &mut Ctx) -> OpResult<Lowered> {
     if let Some(expr) = flattened_positions(ctx)? {
         return Ok(Lowered::Expr { expr, layout: Layout::Tf });
     }
+    if let Some(expr) = new_unit_axes(ctx)? {
+        return Ok(Lowered::Expr { expr, layout: Layout::Tf });
+    }
+    if let Some(expr) = kept_leading_axes(ctx)? {
+        return Ok(Lowered::Expr { expr, layout: Layout::Tf });
+    }
     let Some(mut target) = static_target(ctx) else {
         // Read at run time: `x.reshape(x.shape[0], -1)`, `x.reshape(n, 2, 2)`, `x.reshape(s)`.
         let args = sizes(ctx, 1)?.args();
@@ -178,6 +184,90 @@ fn flattened_positions(ctx: &mut Ctx) -> OpResult<Option<Expr>> {
     let x = ctx.input_in(0, Layout::ChannelsFirst)?;
     let flat = x.method("flatten", vec![Expr::int(2)]);
     Ok(Some(flat.method("transpose", vec![Expr::int(1), Expr::int(2)])))
+}
+
+/// A reshape that only inserts axes of size 1 among the input's own sizes, read at run time:
+/// `mask[None, None]` (a causal mask `[T, T]` made `[1, 1, T, T]`), `x[:, None]`, rather than
+/// `mask.reshape(1, 1, x.shape[1], x.shape[1])`.
+fn new_unit_axes(ctx: &mut Ctx) -> OpResult<Option<Expr>> {
+    let Some(p) = ctx.partial(1) else { return Ok(None) };
+    let values = p.values.clone();
+    let Some(shape) = ctx.info(0).shape else { return Ok(None) };
+    if values.len() <= shape.len() {
+        return Ok(None);
+    }
+    let input = ctx.input_ref(0)?;
+    let (mut index, mut next) = (Vec::new(), 0);
+    for d in &values {
+        let own = match *d {
+            Dim::Of(v, axis) => v == input && axis == next,
+            Dim::Known(n) => shape.get(next).copied().flatten().is_some_and(|s| s as i64 == n),
+            Dim::Unknown => false,
+        };
+        // A 1 the input also has there is its own axis (consumed in order, as reshape keeps it).
+        if own && next < shape.len() {
+            index.push(Expr::full_slice());
+            next += 1;
+        } else if *d == Dim::Known(1) {
+            index.push(Expr::none());
+        } else {
+            return Ok(None);
+        }
+    }
+    if next != shape.len() {
+        return Ok(None);
+    }
+    // Trailing `:` say nothing.
+    while index.last().is_some_and(|e| !matches!(e, Expr::Lit(crate::py::Lit::None))) {
+        index.pop();
+    }
+    let x = ctx.input_tf(0)?;
+    let index = if index.len() == 1 { index.remove(0) } else { Expr::Tuple(index) };
+    Ok(Some(x.index(index)))
+}
+
+/// A reshape keeping the input's leading sizes, read at run time from the input itself, that
+/// only splits its last axis or merges its trailing ones: `x.unflatten(2, (4, 4))` (heads
+/// split off) and `x.flatten(2)` (heads merged), as a person writes them, rather than
+/// `x.reshape(x.shape[0], x.shape[1], 4, 4)`.
+fn kept_leading_axes(ctx: &mut Ctx) -> OpResult<Option<Expr>> {
+    let Some(p) = ctx.partial(1) else { return Ok(None) };
+    let values = p.values.clone();
+    let Some(shape) = ctx.info(0).shape else { return Ok(None) };
+    let input = ctx.input_ref(0)?;
+    let kept = values
+        .iter()
+        .zip(&shape)
+        .enumerate()
+        .take_while(|&(k, (d, s))| match *d {
+            Dim::Of(v, axis) => v == input && axis == k,
+            Dim::Known(n) => s.is_some_and(|s| s as i64 == n),
+            Dim::Unknown => false,
+        })
+        .count();
+    let read = values[..kept].iter().any(|d| matches!(d, Dim::Of(..)));
+    let (rest, tail) = (&values[kept..], &shape[kept..]);
+    let known: Option<Vec<i64>> = rest.iter().map(|d| d.known()).collect();
+    let (Some(rest), true, true) = (known, read, kept > 0) else { return Ok(None) };
+    let numel =
+        |d: &[i64]| d.iter().try_fold(1i64, |p, &v| (v > 0).then(|| p.checked_mul(v)).flatten());
+    let tail_numel = tail.iter().try_fold(1usize, |p, &d| p.checked_mul(d?));
+    let fits = |n: Option<i64>| n.is_some() && n == tail_numel.and_then(|t| i64::try_from(t).ok());
+    let x = ctx.input_tf(0)?;
+    let at = Expr::int(kept as i64);
+    Ok(match (tail.len(), rest.as_slice()) {
+        // One axis split in several, at most one of them -1.
+        (1, [_, _, ..])
+            if rest.iter().filter(|&&v| v == -1).count() <= 1
+                && (rest.contains(&-1) || fits(numel(&rest))) =>
+        {
+            let sizes = Expr::Tuple(rest.iter().map(|&v| Expr::int(v)).collect());
+            Some(x.method("unflatten", vec![at, sizes]))
+        }
+        // Several axes merged into one.
+        (2.., [n]) if *n == -1 || fits(Some(*n)) => Some(x.method("flatten", vec![at])),
+        _ => None,
+    })
 }
 
 fn reshape_infer(inp: &OpInputs) -> Option<Vec<ValueInfo>> {
@@ -623,8 +713,7 @@ mod tests {
             g.op("flat/Reshape", "Reshape", &[y, t], &[])
         }), @"
         x = image.permute(0, 3, 1, 2)
-        conv = self.conv(x)
-        x = conv.permute(0, 2, 3, 1).reshape(conv.shape[0], -1)
+        x = self.conv(x).permute(0, 2, 3, 1).flatten(1)
         return x
         ");
     }

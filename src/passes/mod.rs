@@ -7,6 +7,7 @@ mod constant_switches;
 mod cse;
 mod difference;
 mod filled_lists;
+mod flat_rows;
 mod fold;
 mod fold_pads;
 mod fuse_1d;
@@ -29,7 +30,6 @@ mod fuse_repeat;
 mod fuse_rmsnorm;
 mod fuse_rotary;
 mod fuse_signbit;
-mod fuse_tensordot;
 mod fuse_time_distributed;
 mod fuse_wrap;
 mod identity;
@@ -37,6 +37,7 @@ mod logits;
 pub mod loops;
 mod mask_blend;
 mod outer_products;
+mod own_sizes;
 mod packed_bounds;
 mod pattern;
 mod prune;
@@ -57,7 +58,6 @@ pub use fuse_activation::fuse_activations;
 pub use fuse_batchnorm::fuse_batchnorm;
 pub use fuse_bias::{fuse_bias, fuse_head_bias};
 pub use fuse_layernorm::fuse_layernorm;
-pub use fuse_tensordot::fuse_tensordot;
 pub use identity::remove_identities;
 pub use prune::prune;
 pub use simplify::simplify;
@@ -74,7 +74,7 @@ pub fn run_all(g: &mut Graph) -> Result<()> {
 type Pass = fn(&mut Graph) -> Result<()>;
 
 /// After recurrent layers are fused (see [`run_observed`]).
-const LATE: [(&str, Pass); 44] = [
+const LATE: [(&str, Pass); 45] = [
     ("simplify", simplify),
     ("stack_filled_lists", filled_lists::stack_filled_lists),
     ("prune", prune),
@@ -94,7 +94,7 @@ const LATE: [(&str, Pass); 44] = [
     ("fold_pads", fold_pads::fold_pads),
     ("fuse_repeat", fuse_repeat::fuse_repeat),
     ("fuse_frames", fuse_frames::fuse_frames),
-    ("fuse_tensordot", fuse_tensordot),
+    ("unflatten_rows", flat_rows::unflatten_rows),
     ("fuse_time_distributed", fuse_time_distributed::fuse_time_distributed),
     ("fuse_bias", fuse_bias),
     ("fuse_head_bias", fuse_head_bias),
@@ -123,6 +123,7 @@ const LATE: [(&str, Pass); 44] = [
     ("reroll_loops", reroll::reroll_loops),
     // After the fusions, which read constants by their shapes.
     ("scalar_splat_operands", splat_operands::scalar_splat_operands),
+    ("read_own_sizes", own_sizes::read_own_sizes),
     ("prune", prune),
     ("slice_bounds_from_scalars", packed_bounds::slice_bounds_from_scalars),
     ("optimize_loop_bodies", loops::optimize_bodies),

@@ -227,6 +227,16 @@ impl SizeForest {
                 let kept = (0..r).filter(|i| !dims.contains(i)).nth(axis)?;
                 Some((*inputs.first()?, kept))
             }
+            // `[n, m]` (`[n, n]`) from scalar sizes, each read at run time from an axis.
+            fused::CAUSAL_MASK => {
+                let size = *inputs.get(axis).or(inputs.first())?;
+                let p =
+                    g.node(size.node).partial.as_ref().filter(|p| p.scalar && size.port == 0)?;
+                match p.values.first()? {
+                    Dim::Of(v, a) => Some((*v, *a)),
+                    _ => None,
+                }
+            }
             "Reshape" | "BroadcastTo" => {
                 let target = g.node(inputs.get(1)?.node).partial.as_ref()?;
                 match target.values.get(axis)? {

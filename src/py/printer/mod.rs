@@ -77,6 +77,19 @@ fn layout(indent: usize, head: &str, value: &Expr, tail: &str) -> Vec<String> {
         {
             call_then_index(indent, head, v, i, tail).unwrap_or(vec![one])
         }
+        // `a.f(x).g()[i]`: ruff omits the trailing `.g()[i]` and breaks inside `f(`, as for
+        // a method on a call (the index stays on the closing line).
+        Expr::Subscript(v, _)
+            if matches!(**v, Expr::Call(_))
+                && let Some(lines) = method_on_call(
+                    indent,
+                    head,
+                    v,
+                    &format!("{}{tail}", &flat(value)[flat(v).len()..]),
+                ) =>
+        {
+            lines
+        }
         Expr::Subscript(v, i) if !fits(&format!("{p}{head}{}[", flat_primary(v))) => {
             parenthesized_if_fits(indent, head, value, tail)
                 .unwrap_or_else(|| subscript(indent, head, v, i, tail))
@@ -983,6 +996,24 @@ mod tests {
             "            .unfold(2, 3, 2)",
             "            .sum(-1)",
             "        )",
+        ];
+        assert_eq!(text, want.join("\n") + "\n");
+    }
+
+    /// A causal mask given two new axes, `torch.ones(..).tril()[None, None]`, too long for its
+    /// line: ruff breaks inside `ones(`, the method and the index on the closing line.
+    #[test]
+    fn an_index_after_a_method_on_a_long_call_closes_its_line() {
+        let size = || n("x").attr("shape").index(Expr::int(1));
+        let kwargs = vec![("dtype", n("torch").attr("bool")), ("device", n("x").attr("device"))];
+        let ones = n("torch").attr("ones").called(vec![size(), size()], kwargs);
+        let mask = ones.attr("tril").called(vec![], vec![]);
+        let both = Expr::Tuple(vec![Expr::none(), Expr::none()]);
+        let text = print(&[Stmt::assign(n("mask"), mask.index(both))], 8);
+        let want = [
+            "        mask = torch.ones(",
+            "            x.shape[1], x.shape[1], dtype=torch.bool, device=x.device",
+            "        ).tril()[None, None]",
         ];
         assert_eq!(text, want.join("\n") + "\n");
     }
