@@ -652,8 +652,13 @@ impl<'a> Lowerer<'a> {
         let attrs: BTreeSet<&str> =
             attrs.chain(self.module.buffers.iter().map(|b| &b.name)).map(String::as_str).collect();
         temporaries.extend(chain::named_like_other_layers(&stmts, &attrs));
+        // A model written without scopes (plain TF) has its layers in `forward` itself: its
+        // skip connections and normalized inputs are named for their roles there too, where
+        // their names say less (`add_4`; not Keras' `conv5_block2_out`).
+        let norms = roles::norm_layers(&self.module.layers);
         let (body, stacks) =
             blocks::stacks::extract(&mut self.module, stmts, &mut outs, |segment, live| {
+                roles::role_names(segment, live, &norms, |n| temporaries.contains(n));
                 chain::running_values(segment, live, &temporaries);
                 chain::inline_temporaries(segment, 8, live, &temporaries);
                 gated::fold_gates(segment, 8, live);
@@ -681,7 +686,7 @@ impl<'a> Lowerer<'a> {
             }
             // Each segment keeps what the ones after it read: the last first.
             for (segment, indent) in segments.into_iter().rev() {
-                roles::role_names(segment, &live, &norms);
+                roles::role_names(segment, &live, &norms, |_| true);
                 chain::running_values(segment, &live, &class.temporaries);
                 chain::inline_temporaries(segment, indent, &live, &class.temporaries);
                 chain::running_own(segment, &live, &class.own_values);

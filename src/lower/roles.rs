@@ -92,10 +92,13 @@ fn ends_branch(stmts: &[Assign], first: usize, add: usize, var: &str) -> bool {
         _ => None,
     };
     let Some(other) = other else { return false };
-    // The values computed from the first reader's, up to the add.
+    // The values computed from the first reader's, up to the add; a branch applies weights
+    // (a layer, a scale): `x * x + x` is arithmetic, not a skip connection.
     let mut branch: BTreeSet<&str> = stmts[first].target.bound_names().into_iter().collect();
+    let mut weighted = !stmts[first].value.self_attrs().is_empty();
     for s in &stmts[first + 1..add] {
         let from_branch = s.value.names().iter().any(|n| branch.contains(n));
+        weighted |= from_branch && !s.value.self_attrs().is_empty();
         for t in s.target.bound_names() {
             if from_branch {
                 branch.insert(t);
@@ -104,7 +107,7 @@ fn ends_branch(stmts: &[Assign], first: usize, add: usize, var: &str) -> bool {
             }
         }
     }
-    branch.contains(other)
+    weighted && branch.contains(other)
 }
 
 /// The names of a block's layer and RMS norms (the layers whose outputs may be `h`).
@@ -117,7 +120,12 @@ pub fn norm_layers(layers: &[Layer]) -> BTreeSet<String> {
 /// where the name is free: nothing else in the body, nor `live` (what is read after it),
 /// uses it, and no other value of that name is live where it is bound. `norms` are the
 /// block's normalization layers.
-pub fn role_names(stmts: &mut [Assign], live: &[Expr], norms: &BTreeSet<String>) {
+pub fn role_names(
+    stmts: &mut [Assign],
+    live: &[Expr],
+    norms: &BTreeSet<String>,
+    renamable: impl Fn(&str) -> bool,
+) {
     let live: BTreeSet<String> = live.iter().flat_map(|e| e.names()).map(String::from).collect();
     // (statement, old name, role, last read).
     let mut renames: Vec<(usize, String, &str, usize)> = Vec::new();
@@ -128,7 +136,7 @@ pub fn role_names(stmts: &mut [Assign], live: &[Expr], norms: &BTreeSet<String>)
         };
         for k in 0..stmts.len() {
             let Some(var) = stmts[k].target.as_name() else { continue };
-            if uses.binds.get(var) != Some(&1) || live.contains(var) {
+            if uses.binds.get(var) != Some(&1) || live.contains(var) || !renamable(var) {
                 continue;
             }
             // Bound once: every read is of this value, and after it.
@@ -200,7 +208,9 @@ mod tests {
             assign("y", layer("up", "ffn_norm")),
             assign("x", add("x", "y")),
         ];
-        role_names(&mut stmts, &[Expr::name("x")], &norms(&["attention_norm", "ffn_norm"]));
+        role_names(&mut stmts, &[Expr::name("x")], &norms(&["attention_norm", "ffn_norm"]), |_| {
+            true
+        });
         insta::assert_snapshot!(lines(&stmts), @"
         x = self.attention_norm(inputs)
         h = x.to(torch.bfloat16)
@@ -232,7 +242,9 @@ mod tests {
             assign("x", layer("out", "add_2")),
             assign("x", add("x", "add_2")),
         ];
-        role_names(&mut stmts, &[Expr::name("x")], &norms(&["attention_norm", "ffn_norm"]));
+        role_names(&mut stmts, &[Expr::name("x")], &norms(&["attention_norm", "ffn_norm"]), |_| {
+            true
+        });
         insta::assert_snapshot!(lines(&stmts), @r"
         h = self.attention_norm(inputs)
         q = self.query(h)
@@ -260,7 +272,7 @@ mod tests {
             assign("x", add("x", "residual")),
         ];
         let before = lines(&stmts);
-        role_names(&mut stmts, &[Expr::name("x")], &BTreeSet::new());
+        role_names(&mut stmts, &[Expr::name("x")], &BTreeSet::new(), |_| true);
         assert_eq!(lines(&stmts), before);
     }
 }

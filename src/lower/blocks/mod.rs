@@ -3160,12 +3160,12 @@ mod tests {
         class Layer():
           self.attn_proj = nn.Linear(8, 8, bias=False)
           h = self.attn_proj(x)
-          residual = torch.tanh(h)
-          h = residual * residual
-          attn = torch.sigmoid(h)
+          attn = torch.tanh(h)
           h = attn * attn
-          h = h + residual
+          attn_2 = torch.sigmoid(h)
+          h = attn_2 * attn_2
           h = h + attn
+          h = h + attn_2
           x = h + x
           return x (from x)
         self.layer_0_attn_proj = nn.Linear(8, 8, bias=False)
