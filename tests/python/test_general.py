@@ -144,7 +144,9 @@ def test_a_time_loop_traced_step_by_step_is_a_loop_again(tmp_path):
     the state the step before left, each output written to a list at index `t`, the list
     stacked. Found by structure, the steps are one `for step in range(12):` again, in one
     function both layers call (it reads no layer), the outputs `torch.stack(.., dim=1)`; the
-    layers stay block classes. Parity with TF for two batch sizes is in the test above."""
+    layers stay block classes. The group norm after it, on `x.reshape(-1, C)` of the stacked
+    `[B, T, H, D]` outputs (the two reshapes fold into one), is `nn.GroupNorm` too. Parity
+    with TF for two batch sizes is in the test above."""
     out = tmp_path / "out"
     run_cli("convert", source("keras_hub_rwkv7"), "-o", out, "--strict")
     code = (out / "model.py").read_text()
@@ -155,6 +157,7 @@ def test_a_time_loop_traced_step_by_step_is_a_loop_again(tmp_path):
     assert re.search(r"\[:, ([1-9]|1[01])[],]", code) is None, code
     assert re.search(r"torch\.stack\(\w+, dim=1\)", code), code
     assert ".permute(1, 0, 2, 3)" not in code and "stack_written" not in code, code
+    assert code.count("nn.GroupNorm(2, 32, eps=0.00064)") == 2 and ".mean(" not in code, code
 
 
 @pytest.mark.parametrize("name", ["keras_hub_llama_int8", "keras_hub_gemma_int4"])
@@ -455,14 +458,14 @@ def test_values_named_after_a_sublayer_run_as_x(tmp_path):
     of its own, so TF names those values after it: `self_attention_layer`,
     `self_attention_layer_8`. The first of them is no more the attention than the eighth,
     and one read by the next statement alone, even three times, is the running `x` or `y`:
-    the heads merge as `x = x.reshape(x.shape[0], x.shape[1], 32)` (parity is the encoder
+    the heads merge as `x = x.permute(0, 2, 1, 3).flatten(2)` (parity is the encoder
     test)."""
     out = tmp_path / "out"
     run_cli("convert", source("keras_hub_deberta"), "-o", out)
     code = (out / "model.py").read_text()
     block = code.split("\nclass DisentangledAttentionEncoderLayer(")[1].split("\nclass ")[0]
     assert not re.search(r"^ +self_attention_layer\w* *=", block, re.M), block
-    assert "x = x.reshape(x.shape[0], x.shape[1], 32)\n" in block, block
+    assert "x = x.permute(0, 2, 1, 3).flatten(2)\n" in block, block
 
 
 def test_a_part_holding_blocks_is_a_class_called_once(tmp_path):
@@ -807,11 +810,18 @@ def test_dilated_same_convolutions_on_any_size_are_one_layer(tmp_path):
 def test_a_transformer_written_in_raw_tf_reads_as_layers(tmp_path):
     """OpenAI's GPT-2 written in raw TF, no Keras and no scopes: its hand-written layer norms
     `(x - u) * rsqrt(s + eps) * g + b` are `nn.LayerNorm`s, named for what they are, not
-    after TF's `add_1`; its attention is one SDPA call and its GELU the tanh one (parity:
-    the dynamic test above)."""
+    after TF's `add_1`; its attention is one SDPA call and its GELU the tanh one. Its
+    `conv1d` flattens to a matrix, multiplies and restores `[B, T, F]`: the projection is
+    `self.fc(h)` on the sequence, the heads `unflatten(2, (4, 4))` and `flatten(2)`, not
+    reshapes spelling out `x.shape[0], x.shape[1]`; the skip connections are `residual`
+    (parity: the dynamic test above)."""
     out = tmp_path / "out"
     run_cli("convert", source("tf_gpt2_block"), "-o", out)
     code = (out / "model.py").read_text()
+    forward = code.split("def forward")[1].split("\n_DTYPES")[0]
+    assert "reshape(-1" not in forward and ".shape[0]" not in forward, code
+    assert forward.count(".unflatten(2, (4, 4))") == 6 and forward.count(".flatten(2)") == 2, code
+    assert "h = self.fc(h)\n" in forward and forward.count("residual = residual + h") == 2, code
     assert code.count("nn.LayerNorm(16)") == 5, code
     assert "self.layer_norm = nn.LayerNorm(16)" in code, code
     assert code.count("F.scaled_dot_product_attention(") == 2, code
