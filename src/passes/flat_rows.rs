@@ -15,17 +15,12 @@
 
 use petgraph::stable_graph::NodeIndex;
 
-use super::pattern::const_ints;
+use super::pattern::{add_op, const_ints, read_sizes, row_slot};
 use super::simplify::target_dims;
 use super::sizes::SizeForest;
 use crate::error::Result;
 use crate::ir::{Dim, Graph, Node, Partial, ValueInfo, ValueRef};
 use crate::tensor::Tensor;
-
-/// Ops that act on the last axis only, as the registry declares them.
-fn per_row(node: &Node) -> bool {
-    crate::ops::lookup(&node.op).and_then(|d| d.per_row).is_some_and(|when| when(node))
-}
 
 /// The per-row ops from `v` back to the reshape that flattened their input, last first:
 /// `(node, slot the row value enters by)`, and that reshape. Each value read only by the
@@ -39,23 +34,12 @@ fn rows(g: &Graph, mut v: ValueRef) -> Option<(Vec<(NodeIndex, usize)>, NodeInde
         if node.op == "Reshape" && v.port == 0 && !ops.is_empty() {
             return Some((ops, v.node));
         }
-        if v.port != 0 || g.use_count(v) != 1 || !per_row(node) || ops.len() >= 16 {
+        if v.port != 0 || g.use_count(v) != 1 || ops.len() >= 16 {
             return None;
         }
-        let inputs = g.inputs(v.node);
-        let mut row = None;
-        for (slot, &i) in inputs.iter().enumerate() {
-            match g.const_value(i) {
-                // A MatMul's kernel is a matrix; any other constant broadcasts per feature.
-                Some(t) if t.rank() <= 1 || (node.op == "MatMul" && slot == 1) => {}
-                Some(_) => return None,
-                None if row.is_none() => row = Some(slot),
-                None => return None,
-            }
-        }
-        let slot = row?;
+        let slot = row_slot(g, v.node)?;
         ops.push((v.node, slot));
-        v = inputs[slot];
+        v = g.inputs(v.node)[slot];
     }
 }
 
@@ -157,17 +141,14 @@ fn reshape(
     let t = Tensor::from_i64(vec![values.len()], &values);
     let target = g.add_node(Node::constant(format!("{name}/shape"), t, ordinal));
     if unknown > 1 {
-        g.set_partial(target, Partial { scalar: false, values: dims });
+        g.set_partial(target, Partial { scalar: false, values: dims.clone() });
     }
-    let mut node = Node::new(name, "Reshape", ordinal);
-    node.outputs = vec![info];
-    let n = g.add_node(node);
-    g.connect(x, n, 0);
-    g.connect(ValueRef { node: target, port: 0 }, n, 1);
+    let target_of = ValueRef { node: target, port: 0 };
+    let n = add_op(g, Node::new(name, "Reshape", ordinal), &[x, target_of], info);
     if unknown > 1 {
-        g.connect(x, n, 2);
+        read_sizes(g, n.node, &dims, 2);
     }
-    ValueRef { node: n, port: 0 }
+    n
 }
 
 fn apply(g: &mut Graph, out: NodeIndex, p: Plan) {

@@ -4,6 +4,7 @@
 use crate::error::{Error, Result};
 use petgraph::stable_graph::NodeIndex;
 
+use super::pattern::read_sizes;
 use crate::ir::{Dim, Graph, Node, ValueInfo, ValueRef, target_slot};
 use crate::ops::{self, Folded, OpInputs};
 use crate::tensor::{DType, Tensor};
@@ -226,17 +227,7 @@ fn constant_reshape_target(g: &mut Graph, n: NodeIndex) {
     }
     g.set_input(n, slot, ValueRef { node: c, port: 0 });
     if symbolic {
-        let mut sources: Vec<ValueRef> = Vec::new();
-        for d in &p.values {
-            if let Dim::Of(v, _) = d
-                && !sources.contains(v)
-            {
-                sources.push(*v);
-            }
-        }
-        for (k, v) in sources.into_iter().enumerate() {
-            g.connect(v, n, arity + k);
-        }
+        read_sizes(g, n, &p.values, arity);
     }
 }
 

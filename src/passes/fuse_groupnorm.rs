@@ -18,7 +18,7 @@ use super::fuse_layernorm::{Normalized, features, normalized};
 use crate::error::Result;
 use crate::ir::fused::{Affine, Fused};
 use crate::ir::{Graph, Node, ValueInfo, ValueRef};
-use crate::passes::pattern::{inputs_of, int_const, replace_with_fused};
+use crate::passes::pattern::{add_op, inputs_of, int_const, replace_with_fused};
 use crate::tensor::Tensor;
 
 struct GroupNorm {
@@ -92,23 +92,6 @@ fn match_at(g: &Graph, out: ValueRef) -> Option<GroupNorm> {
     Some(GroupNorm { input, shape, restores, split, groups, eps, affine })
 }
 
-/// A new node of `op` reading `inputs`, writing `shape` of `like`'s dtype.
-fn add(
-    g: &mut Graph,
-    node: Node,
-    inputs: &[ValueRef],
-    like: ValueRef,
-    shape: &[Option<usize>],
-) -> ValueRef {
-    let mut node = node;
-    node.outputs = vec![ValueInfo { dtype: g.info(like).dtype, shape: Some(shape.to_vec()) }];
-    let n = g.add_node(node);
-    for (slot, &v) in inputs.iter().enumerate() {
-        g.connect(v, n, slot);
-    }
-    ValueRef { node: n, port: 0 }
-}
-
 /// Installs `gn` for the reshape `n` after the moments.
 fn install(g: &mut Graph, n: NodeIndex, gn: GroupNorm) -> Option<()> {
     let op = Fused::GroupNorm { groups: gn.groups, epsilon: gn.eps, affine: gn.affine };
@@ -123,7 +106,8 @@ fn install(g: &mut Graph, n: NodeIndex, gn: GroupNorm) -> Option<()> {
                 .map(|d| d.map_or(Some(-1), |d| i32::try_from(d).ok()))
                 .collect::<Option<_>>()?;
             let target = int_const(g, format!("{name}/shape"), &target, ordinal);
-            add(g, Node::new(name, "Reshape", ordinal), &[source, target], source, &gn.shape)
+            let info = ValueInfo { dtype: g.info(source).dtype, shape: Some(gn.shape.clone()) };
+            add_op(g, Node::new(name, "Reshape", ordinal), &[source, target], info)
         }
     };
     if gn.restores {
@@ -132,7 +116,8 @@ fn install(g: &mut Graph, n: NodeIndex, gn: GroupNorm) -> Option<()> {
         // The reshape after the moments stays, reading the normalised `[.., C]`.
         let (name, ordinal) = (g.node(gn.split.node).name.clone(), g.node(n).ordinal);
         let name = format!("{}/group_norm", name.rsplit_once('/').map_or("", |(scope, _)| scope));
-        let y = add(g, Node::fused(name, op, ordinal), &[x], x, &gn.shape);
+        let info = ValueInfo { dtype: g.info(x).dtype, shape: Some(gn.shape) };
+        let y = add_op(g, Node::fused(name, op, ordinal), &[x], info);
         g.set_input(n, 0, y);
     }
     Some(())

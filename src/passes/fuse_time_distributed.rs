@@ -6,14 +6,9 @@
 
 use petgraph::stable_graph::NodeIndex;
 
+use super::pattern::row_slot;
 use crate::error::Result;
 use crate::ir::{Graph, Node, ValueInfo, ValueRef};
-
-/// Ops that act on the last axis only (given their constant operands have rank ≤ 1), as the
-/// registry declares them.
-fn per_row(node: &Node) -> bool {
-    crate::ops::lookup(&node.op).and_then(|d| d.per_row).is_some_and(|when| when(node))
-}
 
 /// One step's ops, last first: `(node, slot the step's value enters by)`.
 type Chain = Vec<(NodeIndex, usize)>;
@@ -51,24 +46,12 @@ fn step_of(g: &Graph, v: ValueRef) -> Option<(ValueRef, i64, usize)> {
 fn chain(g: &Graph, mut v: ValueRef) -> Option<(Chain, ValueRef)> {
     let mut ops = Vec::new();
     while step_of(g, v).is_none() {
-        let node = g.node(v.node);
-        if v.port != 0 || !per_row(node) || ops.len() >= 16 || g.use_count(v) != 1 {
+        if v.port != 0 || ops.len() >= 16 || g.use_count(v) != 1 {
             return None;
         }
-        let inputs = g.inputs(v.node);
-        let mut step = None;
-        for (slot, &i) in inputs.iter().enumerate() {
-            match g.const_value(i) {
-                // MatMul's kernel is a matrix; any other constant must broadcast per feature.
-                Some(t) if t.rank() <= 1 || (node.op == "MatMul" && slot == 1) => {}
-                Some(_) => return None,
-                None if step.is_none() => step = Some(slot),
-                None => return None,
-            }
-        }
-        let slot = step?;
+        let slot = row_slot(g, v.node)?;
         ops.push((v.node, slot));
-        v = inputs[slot];
+        v = g.inputs(v.node)[slot];
     }
     Some((ops, v))
 }

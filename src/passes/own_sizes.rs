@@ -8,6 +8,7 @@
 
 use petgraph::stable_graph::NodeIndex;
 
+use super::pattern::read_sizes;
 use super::sizes::SizeForest;
 use crate::error::Result;
 use crate::ir::{Dim, Graph, Node, Partial, ValueRef};
@@ -96,17 +97,7 @@ pub fn read_own_sizes(g: &mut Graph) -> Result<()> {
         g.set_input(n, 1, ValueRef { node: c, port: 0 });
         // The values sizes are read from, after the data and the target (`ir::target_slot`).
         g.clear_inputs_from(n, 2);
-        let mut sources: Vec<ValueRef> = Vec::new();
-        for d in &values {
-            if let Dim::Of(v, _) = d
-                && !sources.contains(v)
-            {
-                sources.push(*v);
-            }
-        }
-        for (k, v) in sources.into_iter().enumerate() {
-            g.connect(v, n, 2 + k);
-        }
+        read_sizes(g, n, &values, 2);
     }
     Ok(())
 }

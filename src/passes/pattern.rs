@@ -4,7 +4,7 @@
 
 use petgraph::stable_graph::NodeIndex;
 
-use crate::ir::{Graph, Node, ValueRef};
+use crate::ir::{Dim, Graph, Node, ValueInfo, ValueRef};
 use crate::tensor::DType;
 use crate::tensor::Tensor;
 
@@ -12,6 +12,53 @@ use crate::tensor::Tensor;
 pub fn int_const(g: &mut Graph, name: String, values: &[i32], ordinal: usize) -> ValueRef {
     let t = Tensor::from_i32(vec![values.len()], values);
     ValueRef { node: g.add_node(Node::constant(name, t, ordinal)), port: 0 }
+}
+
+/// A new node `node` reading `inputs` (in slot order), with one output `info`.
+pub fn add_op(g: &mut Graph, mut node: Node, inputs: &[ValueRef], info: ValueInfo) -> ValueRef {
+    node.outputs = vec![info];
+    let n = g.add_node(node);
+    for (slot, &v) in inputs.iter().enumerate() {
+        g.connect(v, n, slot);
+    }
+    ValueRef { node: n, port: 0 }
+}
+
+/// Makes `n` read, from slot `from` on, each value whose run-time size `dims` names
+/// (`Dim::Of`), once: what keeps them alive where `forward` reads their `.shape`.
+pub fn read_sizes(g: &mut Graph, n: NodeIndex, dims: &[Dim], from: usize) {
+    let mut sources: Vec<ValueRef> = Vec::new();
+    for d in dims {
+        if let Dim::Of(v, _) = d
+            && !sources.contains(v)
+        {
+            sources.push(*v);
+        }
+    }
+    for (k, v) in sources.into_iter().enumerate() {
+        g.connect(v, n, from + k);
+    }
+}
+
+/// The slot by which an op acting on the last axis only (as the registry declares it) reads
+/// the rows it transforms: its one non-constant input, its constants per feature (rank ≤ 1)
+/// or a MatMul's kernel.
+pub fn row_slot(g: &Graph, n: NodeIndex) -> Option<usize> {
+    let node = g.node(n);
+    let per_row = crate::ops::lookup(&node.op).and_then(|d| d.per_row);
+    if !per_row.is_some_and(|when| when(node)) {
+        return None;
+    }
+    let mut row = None;
+    for (slot, &i) in g.inputs(n).iter().enumerate() {
+        match g.const_value(i) {
+            Some(t) if t.rank() <= 1 || (node.op == "MatMul" && slot == 1) => {}
+            Some(_) => return None,
+            None if row.is_none() => row = Some(slot),
+            None => return None,
+        }
+    }
+    row
 }
 
 /// The node producing `v`.
