@@ -114,10 +114,13 @@ fn plan(g: &Graph, forest: &SizeForest, out: NodeIndex) -> Option<Plan> {
             .collect();
         let splits = rest.is_some_and(|r| product(&r) == Some(fout));
         // With `out`'s leading sizes provably `a`'s, counting elements shows that the rest of
-        // `a` holds `c` even where its sizes are unknown (`a` is `[B, T, ?]`).
+        // `a` holds `c` even where its sizes are unknown (`a` is `[B, T, ?]`). So it does
+        // where one is left to -1 if the rest is one axis a kernel multiplies: `nn.Linear`
+        // checks that it is `c` long (Keras' tensordot, its axis unknown to shape inference,
+        // restored to `[-1, 20, 16]`).
         let row = match product(&a_shape[lead..]) {
             Some(n) => n == c,
-            None => free == 0,
+            None => free == 0 || (a_shape.len() == lead + 1 && kernel().is_some()),
         };
         if free <= 1 && row && splits {
             best = Some(lead);
@@ -311,6 +314,31 @@ mod tests {
         x = Placeholder -> float32 [2, 5, 8]
         dense/kernel = Const -> float32 [8, 4]
         dense/MatMul = MatMul(x:0, dense/kernel:0) -> float32 [2, 5, 4]
+        ");
+    }
+
+    /// Keras' tensordot on `[?, 20, ?]` (the contracted axis unknown to shape inference, its
+    /// flattening computed at run time) restored to `[-1, 20, 16]`: the kernel fixes the
+    /// axis at 20, so the -1 is the batch: one `nn.Linear`.
+    #[test]
+    fn a_kernel_fixes_an_unknown_row_length() {
+        let mut g = TestGraph::new();
+        let x = g.input("x", &[-1, 20, -1]);
+        let (m, c) = (g.size_of("m", x, 0), g.size_of("c", x, 2));
+        let twenty = g.constant("d/twenty", int_tensor(&[], &[20]));
+        let rows = g.op("d/rows", "Mul", &[m, twenty], &[]);
+        let flat = g.op("d/flat", "Pack", &[rows, c], &[("N", int(2))]);
+        let f = g.op("d/Reshape", "Reshape", &[x, flat], &[]);
+        let w = g.variable("d/w", weights(&[20, 16]));
+        let y = g.op("d/MatMul", "MatMul", &[f, w], &[]);
+        let back = g.constant("d/back", int_tensor(&[3], &[-1, 20, 16]));
+        let out = g.op("d/Reshape_1", "Reshape", &[y, back], &[]);
+        assert_snapshot!(g.lower(&[out]), @"
+        self.fc = nn.Linear(20, 16, bias=False)
+        # fc.weight: [16, 20]
+        ---
+        x = self.fc(x)
+        return x
         ");
     }
 
