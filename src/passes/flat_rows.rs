@@ -15,7 +15,7 @@
 
 use petgraph::stable_graph::NodeIndex;
 
-use super::pattern::{add_op, const_ints, read_sizes, row_slot};
+use super::pattern::{add_op, const_ints, read_sizes, row_slot, rows_on};
 use super::simplify::target_dims;
 use super::sizes::SizeForest;
 use crate::error::Result;
@@ -178,23 +178,8 @@ fn apply(g: &mut Graph, out: NodeIndex, p: Plan) {
         let (name, ordinal) = (format!("{}/rows", first.name), first.ordinal);
         v = reshape(g, p.a, dims, info, name, ordinal);
     }
-    // Rebuild the ops on `v`, keeping their names (the layer's); the old ones are left to
-    // `prune`.
-    for &(n, slot) in p.ops.iter().rev() {
-        let mut node = g.node(n).clone();
-        let mut shape = lead.to_vec();
-        shape.push(node.outputs.first().and_then(|i| i.shape.as_ref()?.last().copied()).flatten());
-        node.outputs = vec![ValueInfo {
-            dtype: node.outputs.first().and_then(|i| i.dtype),
-            shape: Some(shape),
-        }];
-        let inputs = g.inputs(n);
-        let new = g.add_node(node);
-        for (s, &i) in inputs.iter().enumerate() {
-            g.connect(if s == slot { v } else { i }, new, s);
-        }
-        v = ValueRef { node: new, port: 0 };
-    }
+    // The ops again on `v`, keeping their names (the layer's).
+    let v = rows_on(g, &p.ops, v, lead);
     let restored = ValueRef { node: out, port: 0 };
     let mut dead: Vec<NodeIndex> = p.ops.iter().map(|o| o.0).collect();
     if g.info(restored).shape.is_some_and(|s| s.len() == p.lead + 1) {

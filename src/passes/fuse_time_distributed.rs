@@ -6,9 +6,9 @@
 
 use petgraph::stable_graph::NodeIndex;
 
-use super::pattern::row_slot;
+use super::pattern::{row_slot, rows_on};
 use crate::error::Result;
-use crate::ir::{Graph, Node, ValueInfo, ValueRef};
+use crate::ir::{Graph, ValueRef};
 
 /// One step's ops, last first: `(node, slot the step's value enters by)`.
 type Chain = Vec<(NodeIndex, usize)>;
@@ -75,27 +75,7 @@ pub fn fuse_time_distributed(g: &mut Graph) -> Result<()> {
         let x_info = g.info(source);
         let Some(x_shape) = x_info.shape.clone() else { continue };
         // Rebuild step 0's ops on the whole sequence, keeping their names (the layer's).
-        let mut v = source;
-        for &(n, slot) in chains[0].iter().rev() {
-            let old = g.node(n);
-            let mut node = Node::new(old.name.clone(), old.op.clone(), old.ordinal);
-            node.attrs = old.attrs.clone();
-            let last = old.outputs.first().and_then(|i| i.shape.as_ref()?.last().copied());
-            let mut shape = x_shape.clone();
-            if let (Some(l), Some(d)) = (shape.last_mut(), last) {
-                *l = d;
-            }
-            node.outputs = vec![ValueInfo {
-                dtype: old.outputs.first().and_then(|i| i.dtype),
-                shape: Some(shape),
-            }];
-            let inputs = g.inputs(n);
-            let new = g.add_node(node);
-            for (s, &i) in inputs.iter().enumerate() {
-                g.connect(if s == slot { v } else { i }, new, s);
-            }
-            v = ValueRef { node: new, port: 0 };
-        }
+        let v = rows_on(g, &chains[0], source, &x_shape[..x_shape.len().saturating_sub(1)]);
         g.replace_uses(ValueRef { node: p, port: 0 }, v);
     }
     Ok(())

@@ -61,6 +61,32 @@ pub fn row_slot(g: &Graph, n: NodeIndex) -> Option<usize> {
     row
 }
 
+/// Per-row ops (`(node, slot of its row input)`, last first) applied again to `v`, whose
+/// leading axes are `lead`: each a copy of the op (its name, attributes and payload), its
+/// output `lead` + its own last size. The last copy's output; the old ops stay for the
+/// caller to drop.
+pub fn rows_on(
+    g: &mut Graph,
+    ops: &[(NodeIndex, usize)],
+    mut v: ValueRef,
+    lead: &[Option<usize>],
+) -> ValueRef {
+    for &(n, slot) in ops.iter().rev() {
+        let mut node = g.node(n).clone();
+        let old = node.outputs.first().cloned().unwrap_or_default();
+        let mut shape = lead.to_vec();
+        shape.push(old.shape.as_ref().and_then(|s| s.last().copied()).flatten());
+        node.outputs = vec![ValueInfo { dtype: old.dtype, shape: Some(shape) }];
+        let inputs = g.inputs(n);
+        let new = g.add_node(node);
+        for (s, &i) in inputs.iter().enumerate() {
+            g.connect(if s == slot { v } else { i }, new, s);
+        }
+        v = ValueRef { node: new, port: 0 };
+    }
+    v
+}
+
 /// The node producing `v`.
 pub fn producer(g: &Graph, v: ValueRef) -> &Node {
     g.node(v.node)
